@@ -1,0 +1,54 @@
+/*
+ * lib/common/common.h - internal helpers shared by every subsystem.
+ *
+ * Contract: header-only helpers (byte order, clocks, branch hints) plus the
+ * error table in error.c.  No state, no allocation.  Everything here is
+ * internal; nothing is exported from the shared library.
+ */
+#ifndef KLOG_COMMON_H
+#define KLOG_COMMON_H
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+
+#include <klog/error.h>
+
+#define KLOG_LIKELY(x)   __builtin_expect(!!(x), 1)
+#define KLOG_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define KLOG_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define KLOG_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define KLOG_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* Little-endian fixed-width loads and stores on unaligned memory.  The
+ * on-disk format is little-endian; on x86-64 these compile to plain moves. */
+static inline void klog__st16(void *p, uint16_t v) { memcpy(p, &v, 2); }
+static inline void klog__st32(void *p, uint32_t v) { memcpy(p, &v, 4); }
+static inline void klog__st64(void *p, uint64_t v) { memcpy(p, &v, 8); }
+static inline uint16_t klog__ld16(const void *p) { uint16_t v; memcpy(&v, p, 2); return v; }
+static inline uint32_t klog__ld32(const void *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static inline uint64_t klog__ld64(const void *p) { uint64_t v; memcpy(&v, p, 8); return v; }
+
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "klog's on-disk format helpers assume a little-endian host"
+#endif
+
+/* Monotonic clock in nanoseconds (for timeouts and latency figures). */
+static inline uint64_t klog__now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Wall clock in milliseconds since the epoch (record timestamps). */
+static inline int64_t klog__wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+#endif /* KLOG_COMMON_H */

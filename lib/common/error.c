@@ -1,0 +1,67 @@
+/* lib/common/error.c - klog_strerror and klog_err_name for the whole code space. */
+#include <string.h>
+#include <klog/error.h>
+
+#include "common.h"
+
+struct errdesc { int code; const char *name; const char *msg; };
+
+static const struct errdesc klog_errs[] = {
+    { KLOG_ECORRUPT, "KLOG_ECORRUPT", "data failed validation (checksum, framing or index)" },
+    { KLOG_EFORMAT, "KLOG_EFORMAT", "unknown or unsupported format version or codec" },
+    { KLOG_ETOOBIG, "KLOG_ETOOBIG", "record or batch larger than the configured maximum" },
+    { KLOG_EREADONLY, "KLOG_EREADONLY", "partition is read-only after a failed fsync" },
+    { KLOG_ELOCKED, "KLOG_ELOCKED", "data directory is locked by another writer" },
+    { KLOG_EOFFSET, "KLOG_EOFFSET", "offset out of range" },
+    { KLOG_EBADNAME, "KLOG_EBADNAME", "invalid name" },
+    { KLOG_ECONF, "KLOG_ECONF", "unknown configuration key or bad value" },
+    { KLOG_ECLOSED, "KLOG_ECLOSED", "handle is closed" },
+    { KLOG_EQUEUEFULL, "KLOG_EQUEUEFULL", "producer queue is full" },
+    { KLOG_EFENCED, "KLOG_EFENCED", "fenced: stale generation or producer epoch" },
+    { KLOG_EDUPLICATE, "KLOG_EDUPLICATE", "duplicate batch from an idempotent producer" },
+    { KLOG_ESEQUENCE, "KLOG_ESEQUENCE", "out-of-order sequence from an idempotent producer" },
+    { KLOG_ECRASHED, "KLOG_ECRASHED", "I/O engine stopped by a simulated crash" },
+    { KLOG_EUNKNOWN_TOPIC, "KLOG_EUNKNOWN_TOPIC", "unknown topic" },
+    { KLOG_EUNKNOWN_PARTITION, "KLOG_EUNKNOWN_PARTITION", "unknown partition" },
+    { KLOG_ESTATE, "KLOG_ESTATE", "operation not valid in the current state" },
+    { KLOG_EDISKFULL, "KLOG_EDISKFULL", "disk budget exhausted" },
+};
+
+static const struct errdesc *find(int err)
+{
+    for (size_t i = 0; i < KLOG_ARRAY_LEN(klog_errs); i++)
+        if (klog_errs[i].code == err)
+            return &klog_errs[i];
+    return NULL;
+}
+
+KLOG_API const char *klog_strerror(int err)
+{
+    if (err >= 0)
+        return "success";
+    const struct errdesc *d = find(err);
+    if (d)
+        return d->msg;
+    if (err > -4096) {
+        /* strerrordesc_np is thread-safe and returns static strings. */
+        const char *s = strerrordesc_np(-err);
+        if (s)
+            return s;
+    }
+    return "unknown error";
+}
+
+KLOG_API const char *klog_err_name(int err)
+{
+    if (err >= 0)
+        return "OK";
+    const struct errdesc *d = find(err);
+    if (d)
+        return d->name;
+    if (err > -4096) {
+        const char *s = strerrorname_np(-err);
+        if (s)
+            return s;
+    }
+    return "KLOG_E?";
+}

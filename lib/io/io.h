@@ -1,0 +1,239 @@
+/*
+ * lib/io/io.h - the I/O engine (contract).
+ *
+ * Everything klog writes to or reads from disk through the storage layer goes
+ * through a `kio` engine.  An engine is a backend (a `struct kio_methods`
+ * vtable, in the shape of SQLite's sqlite3_vfs) plus the state the core
+ * allocated for it.  Backends shipped:
+ *
+ *   uring  - io_uring through liburing: writes, linked write+fdatasync,
+ *            fdatasync, directory fsync and reads go through rings.
+ *   posix  - pwritev / preadv / fdatasync / fsync; used where io_uring cannot
+ *            be set up (ENOSYS, EPERM from seccomp, ...) or is switched off.
+ *   fault  - wraps another engine and injects failures (EIO, ENOSPC, short
+ *            writes) and simulated crashes.  For tests.
+ *
+ * Threading: every kio_* call is thread-safe and blocking; an engine can be
+ * shared by any number of threads.  Calls never call back into klog.
+ *
+ * Files are named by small integer handles (>= 0) that the backend hands out
+ * from open(); for uring and posix they are file descriptors.
+ *
+ * Buffers: the caller owns every buffer; a call does not keep a pointer to
+ * any buffer after it returns.
+ *
+ * Errors: negative errno values from the system and from io_uring
+ * completions are passed through unchanged; KLOG_ECRASHED from the fault
+ * backend after a simulated crash.
+ */
+#ifndef KLOG_IO_H
+#define KLOG_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+typedef struct kio kio;
+
+/* open() flags */
+enum {
+    KIO_O_RDONLY = 0,
+    KIO_O_RDWR = 1 << 0,
+    KIO_O_CREAT = 1 << 1,
+    KIO_O_EXCL = 1 << 2,
+    KIO_O_TRUNC = 1 << 3,
+    KIO_O_DIRECTORY = 1 << 4, /* open a directory (read-only), for dirsync */
+};
+
+/* One write of a vectored batch (see kio_writev_many). */
+typedef struct kio_wreq {
+    int h;                    /* file handle */
+    const struct iovec *iov;  /* caller-owned; not kept after the call */
+    int iovcnt;
+    uint64_t off;             /* file offset */
+} kio_wreq;
+
+/* Flags for kio_writev_many */
+enum {
+    /* Link an fdatasync of the handle of the LAST request after the writes
+     * (IOSQE_IO_LINK on io_uring): the sync never runs ahead of the data and
+     * the call returns only when the data is durable. */
+    KIO_W_DSYNC = 1 << 0,
+};
+
+/* Which backend kio_open picks. */
+enum kio_backend {
+    KIO_BACKEND_AUTO = 0, /* uring unless refused, switched off by env, or not built */
+    KIO_BACKEND_URING = 1,
+    KIO_BACKEND_POSIX = 2,
+};
+
+typedef struct kio_options {
+    enum kio_backend backend; /* KIO_BACKEND_AUTO honours $KLOG_IO_BACKEND=posix|uring */
+    unsigned ring_entries;    /* uring: SQ entries per ring; 0 = default (64) */
+    unsigned max_rings;       /* uring: rings in the pool; 0 = default (4) */
+} kio_options;
+
+/*
+ * The backend vtable.  A backend reports how much per-engine state it needs
+ * (state_size); the core allocates it zeroed and passes it to every op.
+ * init() must leave the state so that fini() is safe even if init failed.
+ * New ops are only ever appended; the core checks `size` before calling
+ * one that a backend built against an older header may lack.
+ *
+ * Each op may block; none keeps a buffer pointer past its return; none may
+ * call back into klog.  The core retries short writes and short reads: a
+ * backend may return fewer bytes than asked.
+ */
+#define KIO_METHODS_MAGIC 0x4b490000u /* "KI" in the upper half */
+#define KIO_METHODS_VERSION (KIO_METHODS_MAGIC | 1u)
+
+struct kio_methods {
+    uint32_t version;   /* KIO_METHODS_VERSION */
+    uint32_t size;      /* sizeof(struct kio_methods) */
+    const char *name;   /* "uring", "posix", "fault", ... */
+    size_t state_size;  /* bytes of per-engine state the core allocates */
+
+    int (*init)(void *st, const void *arg);   /* arg: backend-specific */
+    void (*fini)(void *st);
+
+    int (*open)(void *st, const char *path, unsigned flags, unsigned mode); /* -> handle */
+    int (*close)(void *st, int h);
+    /* Returns bytes read (may be short; 0 at EOF) or -errno. */
+    ssize_t (*readv)(void *st, int h, const struct iovec *iov, int iovcnt, uint64_t off);
+    /* Submit all n writes without waiting between them.  res[i] receives the
+     * bytes written by request i (may be short) or -errno.  With KIO_W_DSYNC,
+     * an fdatasync of reqs[n-1].h is linked after the writes and the return
+     * value is its result.  Returns 0 or -errno (first failure). */
+    int (*writev_many)(void *st, const kio_wreq *reqs, unsigned n, ssize_t *res, unsigned flags);
+    int (*datasync)(void *st, int h);
+    int (*truncate)(void *st, int h, uint64_t len);
+    int (*size)(void *st, int h, uint64_t *len);
+    int (*rename)(void *st, const char *from, const char *to);
+    int (*unlink)(void *st, const char *path);
+    int (*dirsync)(void *st, const char *dir);  /* open dir, fsync it, close */
+    int (*mkdir)(void *st, const char *path, unsigned mode); /* -EEXIST passed through */
+    /* Escape hatch; opcodes below.  Returns -ENOTSUP for unknown ones. */
+    int (*control)(void *st, int op, void *arg);
+};
+
+/* control() opcodes.  0..999 reserved for the core. */
+enum {
+    KIO_CTL_BACKEND_NAME = 1, /* arg: const char ** */
+    KIO_CTL_FAULT_ARM = 100,  /* fault backend: arg: const kio_fault_rule * */
+    KIO_CTL_FAULT_CLEAR = 101,
+    KIO_CTL_FAULT_CRASH = 102, /* arg: const kio_crash * */
+    KIO_CTL_FAULT_COUNT = 103, /* arg: kio_fault_count * */
+};
+
+/* ---- engine lifetime -------------------------------------------------- */
+
+/* Open an engine with a shipped backend.  AUTO tries uring and falls back to
+ * posix where io_uring cannot be set up (ENOSYS, EPERM, ENOMEM, ...) or
+ * where $KLOG_IO_BACKEND=posix.  URING fails rather than falling back. */
+int kio_open(kio **out, const kio_options *opt);
+/* Open an engine on any backend (fault backend, a test's own). */
+int kio_open_methods(kio **out, const struct kio_methods *m, const void *init_arg);
+void kio_close(kio *io);          /* NULL-safe */
+const char *kio_name(const kio *io);
+
+const struct kio_methods *kio_uring_methods(void); /* NULL if built without liburing */
+const struct kio_methods *kio_posix_methods(void);
+const struct kio_methods *kio_fault_methods(void);
+
+/* ---- file operations (thin wrappers: dispatch, retry short I/O, count) -- */
+
+int kio_file_open(kio *io, const char *path, unsigned flags, unsigned mode);
+int kio_file_close(kio *io, int h);
+/* Read exactly len bytes unless EOF comes first: returns bytes read or -errno. */
+ssize_t kio_pread(kio *io, int h, void *buf, size_t len, uint64_t off);
+/* Write all of iov at off (short writes retried; no progress -> -EIO). */
+int kio_pwritev(kio *io, int h, const struct iovec *iov, int iovcnt, uint64_t off);
+/* Write all n requests, queued together; then with KIO_W_DSYNC a linked
+ * fdatasync of the last request's handle.  Returns 0 or the first error.
+ * On error, *done (if not NULL) receives how many leading requests were
+ * written in full. */
+int kio_pwritev_many(kio *io, const kio_wreq *reqs, unsigned n, unsigned flags, unsigned *done);
+int kio_datasync(kio *io, int h);
+int kio_truncate(kio *io, int h, uint64_t len);
+int kio_size(kio *io, int h, uint64_t *len);
+int kio_rename(kio *io, const char *from, const char *to);
+int kio_unlink(kio *io, const char *path);
+int kio_dirsync(kio *io, const char *dir);
+int kio_mkdir(kio *io, const char *path, unsigned mode);
+int kio_control(kio *io, int op, void *arg);
+
+/* Counters kept by the core for every engine (monotonic, thread-safe reads). */
+typedef struct kio_stats {
+    uint64_t writes, bytes_written, reads, bytes_read;
+    uint64_t syncs, sync_ns_total, sync_ns_max; /* datasync + linked syncs */
+} kio_stats;
+void kio_get_stats(const kio *io, kio_stats *out);
+
+/* ---- the fault-injecting backend ------------------------------------- */
+
+/* Operation classes, for rules and counters. */
+enum {
+    KIO_OP_OPEN = 1 << 0,
+    KIO_OP_WRITE = 1 << 1,   /* each request of writev_many counts once */
+    KIO_OP_READ = 1 << 2,
+    KIO_OP_SYNC = 1 << 3,    /* datasync and the linked sync of KIO_W_DSYNC */
+    KIO_OP_TRUNCATE = 1 << 4,
+    KIO_OP_RENAME = 1 << 5,
+    KIO_OP_UNLINK = 1 << 6,
+    KIO_OP_DIRSYNC = 1 << 7,
+    KIO_OP_MKDIR = 1 << 8,
+    KIO_OP_ALL = 0x1ff,
+};
+
+typedef struct kio_fault_init {
+    const struct kio_methods *base; /* backend underneath; NULL = posix */
+    const void *base_arg;
+} kio_fault_init;
+
+/* Fail the nth (1-based) operation whose class is in ops, counting from when
+ * the rule is armed.  err is a negative errno (-EIO, -ENOSPC).  With
+ * KIO_FAULT_SHORT on a write, half the bytes are written and the short count
+ * returned instead of an error (err ignored).  KIO_FAULT_STICKY keeps failing
+ * every matching op after the nth until cleared. */
+enum { KIO_FAULT_SHORT = 1 << 0, KIO_FAULT_STICKY = 1 << 1 };
+typedef struct kio_fault_rule {
+    unsigned ops;
+    uint64_t nth;
+    int err;
+    unsigned flags;
+} kio_fault_rule;
+
+/* Simulated crash: what happens to data and directory entries not yet made
+ * durable.  After the crash every further op on the engine fails with
+ * KLOG_ECRASHED (except close, which succeeds and does nothing to disk);
+ * the files on disk are left in the post-crash state for a fresh engine to
+ * open.  Data is durable once a datasync of its file returned 0; a directory
+ * entry (create, rename, unlink) once a dirsync of its directory did. */
+enum kio_crash_mode {
+    KIO_CRASH_DROP = 1,    /* unsynced writes vanish (files cut back / restored) */
+    KIO_CRASH_PREFIX = 2,  /* per file, a random prefix of the unsynced bytes survives */
+    KIO_CRASH_GARBAGE = 3, /* unsynced bytes replaced by random bytes */
+    KIO_CRASH_ZERO = 4,    /* unsynced bytes replaced by zeros */
+    KIO_CRASH_RANDOM = 5,  /* each file picks one of the four above */
+};
+enum { KIO_CRASH_LOSE_DIRENTS = 1 << 0 }; /* also undo un-dirsynced creates/renames/unlinks */
+typedef struct kio_crash {
+    enum kio_crash_mode mode;
+    unsigned flags;
+    uint64_t seed;
+} kio_crash;
+
+typedef struct kio_fault_count {
+    unsigned ops;     /* in: classes to count */
+    uint64_t count;   /* out: matching ops since the engine opened */
+} kio_fault_count;
+
+/* Typed helpers over kio_control for the fault backend. */
+int kio_fault_arm(kio *io, unsigned ops, uint64_t nth, int err, unsigned flags);
+int kio_fault_clear(kio *io);
+int kio_fault_crash(kio *io, enum kio_crash_mode mode, unsigned flags, uint64_t seed);
+uint64_t kio_fault_ops(kio *io, unsigned ops);
+
+#endif /* KLOG_IO_H */
