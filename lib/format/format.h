@@ -69,7 +69,7 @@
 /* Default maximum record size: key + value + all header keys and values. */
 #define KF_RECORD_MAX_DEFAULT (1024u * 1024)
 
-enum kf_codec {
+enum kf_codec_id {
     KF_CODEC_NONE = 0,
     KF_CODEC_GZIP = 1,   /* Kafka's number; not supported: KLOG_EFORMAT */
     KF_CODEC_SNAPPY = 2, /* Kafka's number; not supported: KLOG_EFORMAT */
@@ -165,7 +165,7 @@ typedef struct kf_batch_meta {
     int16_t producer_epoch;  /* -1 if none */
     int32_t base_sequence;   /* -1 if none */
     uint16_t attributes;     /* flags other than the codec (e.g. KF_ATTR_CONTROL) */
-    enum kf_codec codec;
+    enum kf_codec_id codec;
     int level;               /* zstd level (0 = default 3); ignored otherwise */
 } kf_batch_meta;
 
@@ -173,7 +173,7 @@ typedef struct kf_batch_meta {
  * Seal the batch: compress the records section if meta->codec asks (the
  * result goes to the codec's scratch buffer; if compression does not make it
  * smaller, the batch is stored uncompressed), fill the header (base_offset 0,
- * leader_epoch 0) and the checksum.  *out/*out_len receive the finished
+ * leader_epoch 0) and the checksum.  *out and *out_len receive the finished
  * batch, which is either b->buf or inside c's scratch (valid until the next
  * call on c).  c may be NULL when meta->codec is KF_CODEC_NONE.
  * Returns 0, -EINVAL (empty builder), KLOG_EFORMAT (unsupported codec),

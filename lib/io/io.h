@@ -109,7 +109,7 @@ struct kio_methods {
     int (*writev_many)(void *st, const kio_wreq *reqs, unsigned n, ssize_t *res, unsigned flags);
     int (*datasync)(void *st, int h);
     int (*truncate)(void *st, int h, uint64_t len);
-    int (*size)(void *st, int h, uint64_t *len);
+    int (*filesize)(void *st, int h, uint64_t *len);
     int (*rename)(void *st, const char *from, const char *to);
     int (*unlink)(void *st, const char *path);
     int (*dirsync)(void *st, const char *dir);  /* open dir, fsync it, close */

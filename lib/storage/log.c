@@ -1,0 +1,1122 @@
+/*
+ * lib/storage/log.c - the partition log: recovery, append, group commit,
+ * roll, read, truncate.
+ *
+ * Locks, always taken in this order:
+ *   append_mu  serialises writers: offset assignment, file position, roll,
+ *              truncation, index appends.  Held across the write I/O.
+ *   seg_mu     guards the segment list (array, count).  Held only to look up
+ *              or change the list, never across I/O.
+ *   sync_mu    guards the group-commit state (durable, sync_running) and
+ *              its condvar.  Never held across I/O.
+ *
+ * Visibility: a batch is visible to readers once segment->size covers it;
+ * size is published with release ordering after the bytes are in the page
+ * cache and the indexes updated, and end_offset right after it.
+ */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "common/common.h"
+#include "storage/internal.h"
+
+struct ks_log {
+    kio *io;
+    ks_log_config cfg;
+    char dir[4096];
+    int lock_fd;
+
+    pthread_mutex_t append_mu;
+    pthread_mutex_t seg_mu;
+    ks_segment **segs;         /* sorted by base offset; last is active */
+    unsigned nsegs, segcap;
+
+    pthread_mutex_t sync_mu;
+    pthread_cond_t sync_cv;
+    bool sync_running;
+    _Atomic int64_t durable;   /* offsets below are durable */
+    _Atomic int failed;        /* sticky sync error: read-only */
+    _Atomic int inflight;      /* appenders inside ks_log_append */
+
+    _Atomic int64_t end;       /* next offset */
+    _Atomic int64_t start;     /* log start offset */
+    int64_t recovery_point;    /* last checkpointed */
+    uint64_t unsynced_records; /* INTERVAL policy (under append_mu) */
+    int64_t unsynced_since_ms; /* wall time of the first unsynced append, -1 if none */
+
+    ks_listener_fn listener;
+    void *listener_arg;
+    bool closed;
+};
+
+static int64_t log_now(const ks_log *log)
+{
+    return log->cfg.clock_ms ? log->cfg.clock_ms(log->cfg.clock_arg) : klog__wall_ms();
+}
+
+void ks_log_config_init(ks_log_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->segment_bytes = 1ull << 30;
+    c->index_interval_bytes = 4096;
+    c->max_batch_bytes = KF_RECORD_MAX_DEFAULT + 64 * 1024;
+    c->durability = KS_DURABILITY_NONE;
+}
+
+static ks_segment *active(ks_log *log) { return log->segs[log->nsegs - 1]; }
+
+static size_t map_cap(const ks_log *log)
+{
+    return (size_t)log->cfg.segment_bytes + log->cfg.max_batch_bytes;
+}
+
+/* Append a segment to the list (caller holds append_mu if the log is live). */
+static int list_push(ks_log *log, ks_segment *s)
+{
+    pthread_mutex_lock(&log->seg_mu);
+    if (log->nsegs == log->segcap) {
+        unsigned ncap = log->segcap ? log->segcap * 2 : 8;
+        ks_segment **n = realloc(log->segs, ncap * sizeof *n);
+        if (!n) {
+            pthread_mutex_unlock(&log->seg_mu);
+            return -ENOMEM;
+        }
+        log->segs = n;
+        log->segcap = ncap;
+    }
+    log->segs[log->nsegs++] = s;
+    pthread_mutex_unlock(&log->seg_mu);
+    return 0;
+}
+
+/* Durable offset only moves forward. */
+static void advance_durable(ks_log *log, int64_t to)
+{
+    int64_t cur = atomic_load(&log->durable);
+    while (cur < to && !atomic_compare_exchange_weak(&log->durable, &cur, to))
+        ;
+}
+
+/* A failed fsync is never retried: record it, turn read-only, wake waiters. */
+static int fail_sync(ks_log *log, int err)
+{
+    int zero = 0;
+    atomic_compare_exchange_strong(&log->failed, &zero, err);
+    pthread_mutex_lock(&log->sync_mu);
+    pthread_cond_broadcast(&log->sync_cv);
+    pthread_mutex_unlock(&log->sync_mu);
+    return err;
+}
+
+/* ---- recovery ------------------------------------------------------------ */
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Parse "%020lld.log" etc.  Returns true and *base when name is base+suffix. */
+static bool parse_name(const char *name, const char *suffix, int64_t *base)
+{
+    size_t n = strlen(name), sl = strlen(suffix);
+    if (n != 20 + sl || strcmp(name + 20, suffix) != 0)
+        return false;
+    int64_t v = 0;
+    for (int i = 0; i < 20; i++) {
+        if (name[i] < '0' || name[i] > '9')
+            return false;
+        if (v > (INT64_MAX - 9) / 10)
+            return false;
+        v = v * 10 + (name[i] - '0');
+    }
+    *base = v;
+    return true;
+}
+
+static int unlink_in(ks_log *log, const char *name)
+{
+    char p[4096];
+    if (snprintf(p, sizeof p, "%s/%s", log->dir, name) >= (int)sizeof p)
+        return -ENAMETOOLONG;
+    int rc = kio_unlink(log->io, p);
+    return rc == -ENOENT ? 0 : rc;
+}
+
+static int unlink_segment_files(ks_log *log, int64_t base)
+{
+    static const char *const sfx[] = { ".log", ".index", ".timeindex" };
+    int rc = 0;
+    for (size_t i = 0; i < KLOG_ARRAY_LEN(sfx); i++) {
+        char name[KS_NAME_MAX];
+        ks_segment_name(name, sizeof name, base, sfx[i]);
+        int r = unlink_in(log, name);
+        if (r < 0 && rc == 0)
+            rc = r;
+    }
+    return rc;
+}
+
+/*
+ * Scan and validate a segment from position 0 through kio reads, rebuilding
+ * its indexes.  *valid_end receives the position after the last valid batch;
+ * *first_bad_offset the offset the first invalid batch would have started
+ * at.  Validation: framing, checksum, base offset >= the expected next
+ * offset and < limit (the next segment's base).
+ */
+static int scan_segment(ks_log *log, ks_segment *s, uint64_t fsize, int64_t limit,
+                        uint64_t *valid_end, int64_t *expected_out)
+{
+    size_t bufcap = 1u << 20;
+    uint8_t *buf = malloc(bufcap);
+    if (!buf)
+        return -ENOMEM;
+    ks__seg_reset_indexes(s);
+    uint64_t pos = 0;        /* file position of buf[0] */
+    size_t have = 0, at = 0; /* bytes in buf, parse cursor */
+    int64_t expected = s->base;
+    int rc = 0;
+    for (;;) {
+        kf_batch_info bi;
+        ssize_t len = kf_batch_parse(buf + at, have - at, &bi);
+        if (len == 0 && pos + have < fsize) {
+            /* need more bytes: slide and refill (grow for a large batch) */
+            memmove(buf, buf + at, have - at);
+            pos += at;
+            have -= at;
+            at = 0;
+            if (have >= KF_LOG_OVERHEAD) {
+                size_t need = KF_LOG_OVERHEAD + (size_t)klog__ld32(buf + KF_OFF_LENGTH);
+                if (need > bufcap && need <= (size_t)KF_BATCH_MAX) {
+                    uint8_t *nb = realloc(buf, need);
+                    if (!nb) {
+                        rc = -ENOMEM;
+                        break;
+                    }
+                    buf = nb;
+                    bufcap = need;
+                }
+            }
+            size_t want = KLOG_MIN(bufcap - have, (size_t)(fsize - pos - have));
+            if (want == 0)
+                break; /* batch claims more than the maximum: invalid */
+            ssize_t n = kio_pread(log->io, s->h, buf + have, want, pos + have);
+            if (n < 0) {
+                rc = (int)n;
+                break;
+            }
+            if (n == 0)
+                break;
+            have += (size_t)n;
+            continue;
+        }
+        if (len <= 0)
+            break; /* incomplete at end of file, or insane header */
+        if (kf_batch_verify(buf + at, (size_t)len) != 0 || bi.base_offset < expected ||
+            kf_batch_last_offset(&bi) >= limit)
+            break;
+        atomic_store(&s->size, pos + at); /* note_batch needs positions only */
+        ks__seg_note_batch(s, &bi, pos + at, (uint64_t)len, log->cfg.index_interval_bytes);
+        expected = kf_batch_last_offset(&bi) + 1;
+        at += (size_t)len;
+    }
+    free(buf);
+    if (rc < 0)
+        return rc;
+    *valid_end = pos + at;
+    *expected_out = expected;
+    atomic_store(&s->size, pos + at);
+    atomic_store(&s->next_offset, expected);
+    return 0;
+}
+
+static int recover(ks_log *log)
+{
+    kio *io = log->io;
+    int rc;
+    int64_t rp = 0, start = 0;
+    rc = ks__ckpt_read(io, log->dir, &rp, &start);
+    if (rc == -ENOENT || rc == KLOG_ECORRUPT) {
+        /* No trustworthy checkpoint: re-validate everything (safe, slower). */
+        rp = 0;
+        start = 0;
+    } else if (rc < 0) {
+        return rc;
+    }
+
+    /* List segment files; remove leftovers of interrupted atomic writes. */
+    DIR *d = opendir(log->dir);
+    if (!d)
+        return -errno;
+    int64_t *bases = NULL;
+    size_t nb = 0, cb = 0;
+    struct dirent *de;
+    rc = 0;
+    while ((de = readdir(d)) != NULL) {
+        int64_t b;
+        size_t l = strlen(de->d_name);
+        if (l > 4 && strcmp(de->d_name + l - 4, ".tmp") == 0) {
+            if (!log->cfg.read_only)
+                unlink_in(log, de->d_name);
+            continue;
+        }
+        if (!parse_name(de->d_name, ".log", &b))
+            continue;
+        if (nb == cb) {
+            cb = cb ? cb * 2 : 16;
+            int64_t *n = realloc(bases, cb * sizeof *n);
+            if (!n) {
+                rc = -ENOMEM;
+                break;
+            }
+            bases = n;
+        }
+        bases[nb++] = b;
+    }
+    closedir(d);
+    if (rc < 0)
+        goto out;
+    qsort(bases, nb, sizeof *bases, cmp_i64);
+
+    bool changed = false;  /* truncated or removed something: sync + checkpoint */
+    bool scanned_tail = false;
+    for (size_t i = 0; i < nb; i++) {
+        ks_segment *s;
+        rc = ks__seg_new(&s, io, log->dir, bases[i], map_cap(log), log->cfg.index_interval_bytes, false);
+        if (rc < 0)
+            goto out;
+        uint64_t fsize = 0;
+        if ((rc = kio_size(io, s->h, &fsize)) < 0 || (rc = list_push(log, s)) < 0) {
+            ks__seg_unref(s);
+            goto out;
+        }
+        int64_t limit = i + 1 < nb ? bases[i + 1] : INT64_MAX;
+        bool below_rp = limit <= rp; /* wholly below the recovery point */
+        bool is_last = i + 1 == nb;
+        /* Trusted segments (and a cleanly closed last one) load their
+         * indexes; a missing or corrupt index is rebuilt by a scan. */
+        if (below_rp || is_last) {
+            int lr = ks__seg_load_indexes(s, log->dir, fsize);
+            if (lr == 0 && (below_rp || atomic_load(&s->next_offset) <= rp)) {
+                if (atomic_load(&s->next_offset) > limit) {
+                    rc = KLOG_ECORRUPT;
+                    goto out;
+                }
+                s->sealed = true; /* indexes on disk are good */
+                if (is_last && !log->cfg.read_only) {
+                    /* The active segment's indexes live in memory from now
+                     * on; stale files must not outlive later appends. */
+                    char name[KS_NAME_MAX];
+                    ks_segment_name(name, sizeof name, s->base, ".index");
+                    unlink_in(log, name);
+                    ks_segment_name(name, sizeof name, s->base, ".timeindex");
+                    unlink_in(log, name);
+                    s->sealed = false;
+                }
+                continue;
+            }
+        }
+        uint64_t valid_end;
+        int64_t expected;
+        rc = scan_segment(log, s, fsize, limit, &valid_end, &expected);
+        if (rc < 0)
+            goto out;
+        scanned_tail = true;
+        if (valid_end < fsize) {
+            /* Invalid bytes at valid_end.  Below the recovery point that is
+             * acknowledged, synced data gone bad: refuse to drop it. */
+            if (expected < rp) {
+                rc = KLOG_ECORRUPT;
+                goto out;
+            }
+            if (!log->cfg.read_only && (rc = kio_truncate(io, s->h, valid_end)) < 0)
+                goto out;
+            changed = true;
+            /* Everything after the first invalid byte goes. */
+            for (size_t j = i + 1; j < nb; j++) {
+                if (bases[j] < rp) {
+                    rc = KLOG_ECORRUPT;
+                    goto out;
+                }
+                if (!log->cfg.read_only && (rc = unlink_segment_files(log, bases[j])) < 0)
+                    goto out;
+            }
+            nb = i + 1;
+            break;
+        }
+    }
+
+    if (log->nsegs == 0) {
+        if (log->cfg.read_only) {
+            rc = -ENOENT;
+            goto out;
+        }
+        ks_segment *s;
+        int64_t base = start > rp ? start : rp;
+        rc = ks__seg_new(&s, io, log->dir, base, map_cap(log), log->cfg.index_interval_bytes, true);
+        if (rc < 0)
+            goto out;
+        if ((rc = list_push(log, s)) < 0) {
+            ks__seg_unref(s);
+            goto out;
+        }
+        if ((rc = kio_dirsync(io, log->dir)) < 0)
+            goto out;
+        changed = true;
+    }
+    /* Indexes of sealed segments that were rebuilt are rewritten so the next
+     * open does not scan them again. */
+    for (unsigned i = 0; i + 1 < log->nsegs; i++) {
+        ks_segment *s = log->segs[i];
+        if (!s->sealed && !log->cfg.read_only && (rc = ks__seg_write_indexes(s, log->dir)) < 0)
+            goto out;
+        s->sealed = true;
+        kio_file_close(io, s->h);
+        s->h = -1;
+    }
+    int64_t end = atomic_load(&active(log)->next_offset);
+    if (start < log->segs[0]->base)
+        start = log->segs[0]->base;
+    if (start > end)
+        start = end;
+    atomic_store(&log->end, end);
+    atomic_store(&log->start, start);
+    if (!log->cfg.read_only && (changed || scanned_tail || rp != end)) {
+        /* What survived may sit only in the page cache (a process crash):
+         * make it durable before the checkpoint vouches for it. */
+        if ((rc = kio_datasync(io, active(log)->h)) < 0)
+            goto out;
+        if (changed && (rc = kio_dirsync(io, log->dir)) < 0)
+            goto out;
+        if ((rc = ks__ckpt_write(io, log->dir, end, start)) < 0)
+            goto out;
+    }
+    log->recovery_point = end;
+    atomic_store(&log->durable, end);
+    rc = 0;
+out:
+    free(bases);
+    return rc;
+}
+
+int ks_log_open(ks_log **out, kio *io, const char *dir, const ks_log_config *cfg)
+{
+    *out = NULL;
+    ks_log_config c;
+    if (cfg)
+        c = *cfg;
+    else
+        ks_log_config_init(&c);
+    if (!io || !dir || c.segment_bytes < 1024 || c.segment_bytes > (1ull << 31) - 1 ||
+        c.max_batch_bytes < KF_HDR_SIZE || c.max_batch_bytes > KF_BATCH_MAX ||
+        c.index_interval_bytes == 0 || c.durability > KS_DURABILITY_ALWAYS ||
+        c.segment_ms < 0 || c.flush_ms < 0)
+        return KLOG_ECONF;
+    ks_log *log = calloc(1, sizeof *log);
+    if (!log)
+        return -ENOMEM;
+    log->io = io;
+    log->cfg = c;
+    log->lock_fd = -1;
+    log->unsynced_since_ms = -1;
+    pthread_mutex_init(&log->append_mu, NULL);
+    pthread_mutex_init(&log->seg_mu, NULL);
+    pthread_mutex_init(&log->sync_mu, NULL);
+    pthread_cond_init(&log->sync_cv, NULL);
+    int rc;
+    if (snprintf(log->dir, sizeof log->dir, "%s", dir) >= (int)sizeof log->dir) {
+        rc = -ENAMETOOLONG;
+        goto fail;
+    }
+    if (!c.read_only) {
+        rc = kio_mkdir(io, dir, 0755);
+        if (rc == 0) {
+            /* make the new directory's own entry durable */
+            char parent[4096];
+            snprintf(parent, sizeof parent, "%s", dir);
+            char *slash = strrchr(parent, '/');
+            if (slash == parent)
+                slash[1] = '\0';
+            else if (slash)
+                *slash = '\0';
+            else
+                strcpy(parent, ".");
+            if ((rc = kio_dirsync(io, parent)) < 0)
+                goto fail;
+        } else if (rc != -EEXIST) {
+            goto fail;
+        }
+        rc = ks_dirlock_acquire(dir);
+        if (rc < 0)
+            goto fail;
+        log->lock_fd = rc;
+    }
+    if ((rc = recover(log)) < 0)
+        goto fail;
+    *out = log;
+    return 0;
+fail:
+    log->closed = true; /* no sync, no checkpoint: nothing was validated */
+    ks_log_close(log);
+    return rc;
+}
+
+/* ---- sync ------------------------------------------------------------------ */
+
+/*
+ * Group commit: make offsets below `target` durable.  One thread at a time
+ * runs the fdatasync (the leader); threads arriving meanwhile wait, and the
+ * next leader's sync covers all of them at once.
+ */
+static int group_sync(ks_log *log, int64_t target)
+{
+    pthread_mutex_lock(&log->sync_mu);
+    for (;;) {
+        int f = atomic_load(&log->failed);
+        if (atomic_load(&log->durable) >= target) {
+            pthread_mutex_unlock(&log->sync_mu);
+            return 0;
+        }
+        if (f) {
+            pthread_mutex_unlock(&log->sync_mu);
+            return f;
+        }
+        if (log->sync_running) {
+            pthread_cond_wait(&log->sync_cv, &log->sync_mu);
+            continue;
+        }
+        log->sync_running = true;
+        pthread_mutex_unlock(&log->sync_mu);
+
+        /* Snapshot what this sync will cover: the active segment and the
+         * end offset, consistently (a roll syncs the segment it leaves). */
+        pthread_mutex_lock(&log->append_mu);
+        ks_segment *s = active(log);
+        ks__seg_ref(s);
+        int64_t covers = atomic_load(&log->end);
+        int h = s->h;
+        pthread_mutex_unlock(&log->append_mu);
+        int rc = h >= 0 ? kio_datasync(log->io, h) : 0;
+        ks__seg_unref(s);
+
+        pthread_mutex_lock(&log->sync_mu);
+        log->sync_running = false;
+        if (rc < 0) {
+            int zero = 0;
+            atomic_compare_exchange_strong(&log->failed, &zero, rc);
+        } else {
+            advance_durable(log, covers);
+        }
+        pthread_cond_broadcast(&log->sync_cv);
+    }
+}
+
+int ks_log_sync(ks_log *log)
+{
+    if (!log)
+        return -EINVAL;
+    if (log->closed)
+        return KLOG_ECLOSED;
+    return group_sync(log, atomic_load(&log->end));
+}
+
+/* ---- append ---------------------------------------------------------------- */
+
+/* Seal the active segment and start a new one at `base`.  append_mu held. */
+static int roll(ks_log *log, int64_t base)
+{
+    ks_segment *old = active(log);
+    int rc;
+    if (old->h >= 0) {
+        if ((rc = kio_datasync(log->io, old->h)) < 0)
+            return fail_sync(log, rc);
+    }
+    advance_durable(log, atomic_load(&old->next_offset));
+    pthread_mutex_lock(&log->sync_mu);
+    pthread_cond_broadcast(&log->sync_cv);
+    pthread_mutex_unlock(&log->sync_mu);
+    if ((rc = ks__seg_write_indexes(old, log->dir)) < 0)
+        return rc;
+    ks_segment *s;
+    rc = ks__seg_new(&s, log->io, log->dir, base, map_cap(log), log->cfg.index_interval_bytes, true);
+    if (rc == -EEXIST) {
+        /* A leftover file at this base (an earlier failed roll): it holds no
+         * acknowledged data, start it afresh. */
+        char name[KS_NAME_MAX];
+        ks_segment_name(name, sizeof name, base, ".log");
+        if ((rc = unlink_in(log, name)) == 0)
+            rc = ks__seg_new(&s, log->io, log->dir, base, map_cap(log),
+                             log->cfg.index_interval_bytes, true);
+    }
+    if (rc < 0)
+        return rc;
+    /* The directory entry of the new segment is durable before any data
+     * lands in it. */
+    if ((rc = kio_dirsync(log->io, log->dir)) < 0 || (rc = list_push(log, s)) < 0) {
+        ks__seg_unref(s);
+        unlink_in(log, strrchr(s->path, '/') + 1);
+        return rc;
+    }
+    old->sealed = true;
+    kio_file_close(log->io, old->h);
+    old->h = -1;
+    rc = ks__ckpt_write(log->io, log->dir, base, atomic_load(&log->start));
+    if (rc == 0)
+        log->recovery_point = base;
+    return rc;
+}
+
+static bool need_roll(ks_log *log, ks_segment *s, size_t len, int64_t now)
+{
+    uint64_t size = atomic_load_explicit(&s->size, memory_order_relaxed);
+    if (size == 0)
+        return false;
+    if (size + len > log->cfg.segment_bytes)
+        return true;
+    return log->cfg.segment_ms > 0 && s->first_ts >= 0 && now - s->first_ts >= log->cfg.segment_ms;
+}
+
+/* Offsets the batch uses; a batch's records are numbered densely. */
+static int check_batch(ks_log *log, ks_batch *b, unsigned flags, kf_batch_info *bi)
+{
+    if (!b->batch || b->len < KF_HDR_SIZE)
+        return KLOG_ECORRUPT;
+    if (b->len > log->cfg.max_batch_bytes)
+        return KLOG_ETOOBIG;
+    ssize_t n = kf_batch_parse(b->batch, b->len, bi);
+    if (n < 0)
+        return (int)n;
+    if ((size_t)n != b->len)
+        return KLOG_ECORRUPT;
+    if ((flags & KS_APPEND_VERIFY) && kf_batch_verify(b->batch, b->len) != 0)
+        return KLOG_ECORRUPT;
+    return 0;
+}
+
+#define KS_WRITE_MAX 64 /* batches queued in one submission */
+
+int ks_log_append(ks_log *log, ks_batch *batches, unsigned n, unsigned flags)
+{
+    if (!log || (!batches && n))
+        return -EINVAL;
+    for (unsigned i = 0; i < n; i++) {
+        batches[i].result = KLOG_ESTATE; /* not attempted */
+        batches[i].base_offset = -1;
+    }
+    if (log->closed)
+        return KLOG_ECLOSED;
+    if (log->cfg.read_only)
+        return KLOG_EREADONLY;
+    bool durable = log->cfg.durability == KS_DURABILITY_ALWAYS || (flags & KS_APPEND_SYNC);
+    atomic_fetch_add(&log->inflight, 1);
+    pthread_mutex_lock(&log->append_mu);
+    int rc = 0;
+    bool linked_done = false;
+    unsigned i = 0;
+    int64_t now = log_now(log);
+    while (i < n && rc == 0) {
+        if ((rc = atomic_load(&log->failed)) != 0) {
+            rc = KLOG_EREADONLY;
+            break;
+        }
+        /* Group consecutive batches that fit in the active segment. */
+        kio_wreq req[KS_WRITE_MAX];
+        struct iovec iov[KS_WRITE_MAX];
+        kf_batch_info bi[KS_WRITE_MAX];
+        unsigned k = 0;
+        ks_segment *s = active(log);
+        uint64_t pos0 = atomic_load_explicit(&s->size, memory_order_relaxed);
+        uint64_t pos = pos0;
+        int64_t next = atomic_load(&log->end);
+        while (i + k < n && k < KS_WRITE_MAX) {
+            ks_batch *b = &batches[i + k];
+            int cr = check_batch(log, b, flags, &bi[k]);
+            if (cr < 0) {
+                b->result = cr;
+                rc = cr;
+                break;
+            }
+            if (need_roll(log, s, b->len + (pos - pos0), now)) {
+                if (k > 0)
+                    break; /* write what we have, roll on the next round */
+                if ((cr = roll(log, next)) < 0) {
+                    b->result = cr;
+                    rc = cr;
+                    break;
+                }
+                s = active(log);
+                pos0 = pos = 0;
+            }
+            kf_batch_set_base_offset(b->batch, next);
+            bi[k].base_offset = next;
+            b->base_offset = next;
+            next += bi[k].last_offset_delta + 1;
+            iov[k] = (struct iovec){ b->batch, b->len };
+            req[k] = (kio_wreq){ s->h, &iov[k], 1, pos };
+            pos += b->len;
+            k++;
+        }
+        if (k == 0)
+            break;
+        /* A lone durable appender links its fdatasync to the write: one
+         * submission, and the sync cannot run ahead of the data.  With
+         * company, the write goes alone and the group shares one sync. */
+        bool link = false;
+        if (durable && i + k == n && atomic_load(&log->inflight) == 1) {
+            pthread_mutex_lock(&log->sync_mu);
+            if (!log->sync_running) {
+                log->sync_running = true;
+                link = true;
+            }
+            pthread_mutex_unlock(&log->sync_mu);
+        }
+        unsigned done = 0;
+        int wr = kio_pwritev_many(log->io, req, k, link ? KIO_W_DSYNC : 0, &done);
+        if (link && wr < 0 && done == k) {
+            /* every write landed; the linked sync failed: read-only */
+            pthread_mutex_lock(&log->sync_mu);
+            log->sync_running = false;
+            pthread_mutex_unlock(&log->sync_mu);
+            fail_sync(log, wr);
+            link = false;
+        }
+        if (wr < 0 && done < k) {
+            /* Keep the batches written in full; cut away the partial one so
+             * the next append starts on a clean boundary. */
+            uint64_t keep = req[done].off;
+            int tr = kio_truncate(log->io, s->h, keep);
+            if (tr < 0)
+                fail_sync(log, tr);
+            batches[i + done].result = wr;
+            rc = wr;
+            k = done;
+            if (link) {
+                pthread_mutex_lock(&log->sync_mu);
+                log->sync_running = false;
+                pthread_cond_broadcast(&log->sync_cv);
+                pthread_mutex_unlock(&log->sync_mu);
+                link = false;
+            }
+        } else if (wr < 0) {
+            rc = wr;
+        }
+        for (unsigned j = 0; j < k; j++) {
+            ks__seg_note_batch(s, &bi[j], req[j].off, iov[j].iov_len, log->cfg.index_interval_bytes);
+            batches[i + j].result = 0;
+            log->unsynced_records += (uint64_t)bi[j].record_count;
+        }
+        if (k > 0) {
+            int64_t new_end = bi[k - 1].base_offset + bi[k - 1].last_offset_delta + 1;
+            atomic_store_explicit(&s->next_offset, new_end, memory_order_relaxed);
+            atomic_store_explicit(&s->size, req[k - 1].off + iov[k - 1].iov_len, memory_order_release);
+            atomic_store_explicit(&log->end, new_end, memory_order_release);
+            if (log->unsynced_since_ms < 0)
+                log->unsynced_since_ms = now;
+        }
+        if (link) {
+            pthread_mutex_lock(&log->sync_mu);
+            log->sync_running = false;
+            if (wr == 0)
+                advance_durable(log, atomic_load(&log->end));
+            pthread_cond_broadcast(&log->sync_cv);
+            pthread_mutex_unlock(&log->sync_mu);
+            linked_done = wr == 0;
+        }
+        i += k;
+    }
+    int64_t my_end = atomic_load(&log->end);
+    bool interval_due = false;
+    if (log->cfg.durability == KS_DURABILITY_INTERVAL) {
+        interval_due = (log->cfg.flush_records && log->unsynced_records >= log->cfg.flush_records) ||
+                       (log->cfg.flush_ms && log->unsynced_since_ms >= 0 &&
+                        now - log->unsynced_since_ms >= log->cfg.flush_ms);
+        if (interval_due) {
+            log->unsynced_records = 0;
+            log->unsynced_since_ms = -1;
+        }
+    }
+    pthread_mutex_unlock(&log->append_mu);
+    atomic_fetch_sub(&log->inflight, 1);
+
+    bool appended = n > 0 && batches[0].result == 0;
+    if (appended && (durable || interval_due) && !linked_done) {
+        int sr = group_sync(log, my_end);
+        if (sr < 0 && durable) {
+            /* Not durable: these batches are not acknowledged. */
+            for (unsigned j = 0; j < n; j++)
+                if (batches[j].result == 0)
+                    batches[j].result = sr;
+            rc = sr;
+        }
+    }
+    if (appended && log->listener)
+        log->listener(log->listener_arg, my_end);
+    return rc;
+}
+
+int ks_log_tick(ks_log *log)
+{
+    if (!log)
+        return -EINVAL;
+    if (log->closed)
+        return KLOG_ECLOSED;
+    if (log->cfg.read_only)
+        return 0;
+    int64_t now = log_now(log);
+    bool due = false;
+    int rc = 0;
+    pthread_mutex_lock(&log->append_mu);
+    if (log->cfg.durability == KS_DURABILITY_INTERVAL && log->cfg.flush_ms &&
+        log->unsynced_since_ms >= 0 && now - log->unsynced_since_ms >= log->cfg.flush_ms) {
+        due = true;
+        log->unsynced_records = 0;
+        log->unsynced_since_ms = -1;
+    }
+    ks_segment *s = active(log);
+    if (!atomic_load(&log->failed) && log->cfg.segment_ms > 0 && need_roll(log, s, 0, now))
+        rc = roll(log, atomic_load(&log->end));
+    int64_t end = atomic_load(&log->end);
+    pthread_mutex_unlock(&log->append_mu);
+    if (due) {
+        int sr = group_sync(log, end);
+        if (rc == 0)
+            rc = sr;
+    }
+    return rc;
+}
+
+/* ---- read ------------------------------------------------------------------ */
+
+/* The segment that holds offset (last with base <= offset), referenced. */
+static ks_segment *seg_for(ks_log *log, int64_t offset, unsigned *idx)
+{
+    pthread_mutex_lock(&log->seg_mu);
+    unsigned lo = 0, hi = log->nsegs;
+    while (lo < hi) {
+        unsigned mid = lo + (hi - lo) / 2;
+        if (log->segs[mid]->base <= offset)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    ks_segment *s = NULL;
+    if (lo > 0) {
+        s = log->segs[lo - 1];
+        ks__seg_ref(s);
+        *idx = lo - 1;
+    }
+    pthread_mutex_unlock(&log->seg_mu);
+    return s;
+}
+
+static ks_segment *seg_at(ks_log *log, unsigned idx)
+{
+    ks_segment *s = NULL;
+    pthread_mutex_lock(&log->seg_mu);
+    if (idx < log->nsegs) {
+        s = log->segs[idx];
+        ks__seg_ref(s);
+    }
+    pthread_mutex_unlock(&log->seg_mu);
+    return s;
+}
+
+int ks_log_read(ks_log *log, int64_t offset, size_t max_bytes, ks_view *v)
+{
+    memset(v, 0, sizeof *v);
+    if (!log)
+        return -EINVAL;
+    if (log->closed)
+        return KLOG_ECLOSED;
+    int64_t end = atomic_load_explicit(&log->end, memory_order_acquire);
+    if (offset < atomic_load(&log->start) || offset > end)
+        return KLOG_EOFFSET;
+    v->first_offset = v->next_offset = offset;
+    if (offset == end)
+        return 0;
+    unsigned idx = 0;
+    ks_segment *s = seg_for(log, offset, &idx);
+    uint64_t pos = 0;
+    while (s) {
+        int rc = ks__seg_find(s, offset, &pos);
+        if (rc == 0)
+            break;
+        ks__seg_unref(s);
+        if (rc != KLOG_EOFFSET)
+            return rc;
+        /* offset lies in a gap at the end of this segment: next one */
+        s = seg_at(log, ++idx);
+    }
+    if (!s)
+        return 0; /* raced with a truncation: nothing to read now */
+    uint64_t size = atomic_load_explicit(&s->size, memory_order_acquire);
+    uint64_t p = pos;
+    int64_t first = -1, next = offset;
+    while (p < size) {
+        kf_batch_info bi;
+        ssize_t len = kf_batch_parse(s->map + p, size - p, &bi);
+        if (len <= 0) {
+            if (p == pos) {
+                ks__seg_unref(s);
+                return KLOG_ECORRUPT;
+            }
+            break;
+        }
+        if (p > pos && p - pos + (uint64_t)len > max_bytes)
+            break;
+        if (first < 0)
+            first = bi.base_offset;
+        next = kf_batch_last_offset(&bi) + 1;
+        p += (uint64_t)len;
+    }
+    v->seg = s;
+    v->data = s->map + pos;
+    v->len = (size_t)(p - pos);
+    v->first_offset = first;
+    v->next_offset = next;
+    return 0;
+}
+
+void ks_view_release(ks_view *v)
+{
+    if (v && v->seg) {
+        ks__seg_unref(v->seg);
+        v->seg = NULL;
+        v->data = NULL;
+        v->len = 0;
+    }
+}
+
+int ks_log_offset_for_time(ks_log *log, int64_t ts, int64_t *offset)
+{
+    if (!log || !offset)
+        return -EINVAL;
+    if (log->closed)
+        return KLOG_ECLOSED;
+    *offset = atomic_load(&log->end);
+    kf_codec *codec = NULL;
+    int rc = 0;
+    for (unsigned idx = 0;; idx++) {
+        ks_segment *s = seg_at(log, idx);
+        if (!s)
+            break;
+        uint64_t pos, size = atomic_load_explicit(&s->size, memory_order_acquire);
+        if ((rc = ks__seg_find_time(s, ts, &pos)) < 0 || pos >= size) {
+            ks__seg_unref(s);
+            if (rc < 0)
+                break;
+            continue;
+        }
+        kf_batch_info bi;
+        ssize_t len = kf_batch_parse(s->map + pos, size - pos, &bi);
+        const uint8_t *recs;
+        size_t rlen;
+        rc = len <= 0 ? KLOG_ECORRUPT : kf_batch_verify(s->map + pos, (size_t)len);
+        if (rc == 0 && (bi.attributes & KF_ATTR_CODEC_MASK) && !codec)
+            rc = kf_codec_new(&codec);
+        if (rc == 0)
+            rc = kf_batch_records(s->map + pos, (size_t)len, codec, &recs, &rlen);
+        if (rc == 0) {
+            kf_iter it;
+            kf_record_view r;
+            kf_iter_init(&it, &bi, recs, rlen);
+            int64_t found = kf_batch_last_offset(&bi) + 1;
+            while ((rc = kf_iter_next(&it, &r)) == 1) {
+                if (r.timestamp >= ts) {
+                    found = r.offset;
+                    break;
+                }
+            }
+            if (rc >= 0) {
+                rc = 0;
+                *offset = found;
+            }
+        }
+        ks__seg_unref(s);
+        break;
+    }
+    kf_codec_free(codec);
+    return rc;
+}
+
+/* ---- truncate ---------------------------------------------------------------- */
+
+int ks_log_truncate_to(ks_log *log, int64_t offset, int64_t *new_end)
+{
+    if (!log)
+        return -EINVAL;
+    if (log->closed)
+        return KLOG_ECLOSED;
+    if (log->cfg.read_only)
+        return KLOG_EREADONLY;
+    int rc = 0;
+    pthread_mutex_lock(&log->append_mu);
+    int64_t end = atomic_load(&log->end);
+    if (offset < atomic_load(&log->start) || offset > end) {
+        pthread_mutex_unlock(&log->append_mu);
+        return KLOG_EOFFSET;
+    }
+    if (atomic_load(&log->failed)) {
+        pthread_mutex_unlock(&log->append_mu);
+        return KLOG_EREADONLY;
+    }
+    /* Drop whole segments that start at or above offset (keep at least one). */
+    while (log->nsegs > 1 && active(log)->base >= offset) {
+        pthread_mutex_lock(&log->seg_mu);
+        ks_segment *s = log->segs[--log->nsegs];
+        pthread_mutex_unlock(&log->seg_mu);
+        atomic_store(&log->end, s->base);
+        int r = unlink_segment_files(log, s->base);
+        ks__seg_unref(s); /* readers holding views keep the mapping */
+        if (r < 0 && rc == 0)
+            rc = r;
+    }
+    ks_segment *s = active(log);
+    if (s->sealed) {
+        /* The segment becomes writable again: reopen it, drop its index
+         * files (the in-memory ones stay authoritative). */
+        int h = kio_file_open(log->io, s->path, KIO_O_RDWR, 0);
+        if (h < 0) {
+            pthread_mutex_unlock(&log->append_mu);
+            return h;
+        }
+        s->h = h;
+        s->sealed = false;
+        char name[KS_NAME_MAX];
+        ks_segment_name(name, sizeof name, s->base, ".index");
+        unlink_in(log, name);
+        ks_segment_name(name, sizeof name, s->base, ".timeindex");
+        unlink_in(log, name);
+    }
+    uint64_t cut = atomic_load(&s->size);
+    int64_t cut_offset = atomic_load(&s->next_offset);
+    if (offset < cut_offset) {
+        uint64_t pos;
+        int fr = offset <= s->base ? (pos = 0, 0) : ks__seg_find(s, offset, &pos);
+        if (fr == 0) {
+            cut = pos;
+            if (pos == 0) {
+                cut_offset = s->base;
+            } else {
+                kf_batch_info bi;
+                cut_offset = offset;
+                if (kf_batch_parse(s->map + pos, atomic_load(&s->size) - pos, &bi) > 0)
+                    cut_offset = bi.base_offset;
+            }
+        } else if (fr != KLOG_EOFFSET) {
+            rc = fr;
+        }
+    }
+    if (rc == 0 && cut < atomic_load(&s->size)) {
+        /* Readers stop at the new size first; then the bytes go.  Views that
+         * already cover the cut region keep their pages: ftruncate of a
+         * mapped file only hurts accesses past the new end, and readers
+         * never go past `size`, which we lowered before cutting. */
+        atomic_store_explicit(&s->size, cut, memory_order_release);
+        atomic_store(&s->next_offset, cut_offset);
+        atomic_store(&log->end, cut_offset);
+        ks__seg_truncate_indexes(s, cut);
+        /* Rebuild the timestamp bounds and index counters from what is left. */
+        int64_t first_ts = -1, max_ts = -1;
+        uint64_t p = 0;
+        while (p < cut) {
+            kf_batch_info bi;
+            ssize_t len = kf_batch_parse(s->map + p, cut - p, &bi);
+            if (len <= 0)
+                break;
+            if (first_ts < 0)
+                first_ts = bi.max_timestamp;
+            if (bi.max_timestamp > max_ts)
+                max_ts = bi.max_timestamp;
+            p += (uint64_t)len;
+        }
+        s->first_ts = first_ts;
+        s->max_ts = max_ts;
+        s->since_oidx = s->since_tidx = UINT32_MAX;
+        int tr = kio_truncate(log->io, s->h, cut);
+        if (tr == 0)
+            tr = kio_datasync(log->io, s->h);
+        if (tr < 0)
+            rc = fail_sync(log, tr);
+    }
+    atomic_store(&log->end, atomic_load(&s->next_offset));
+    if (atomic_load(&log->durable) > atomic_load(&log->end))
+        atomic_store(&log->durable, atomic_load(&log->end));
+    if (rc == 0 && log->recovery_point > atomic_load(&log->end)) {
+        rc = kio_dirsync(log->io, log->dir);
+        if (rc == 0)
+            rc = ks__ckpt_write(log->io, log->dir, atomic_load(&log->end), atomic_load(&log->start));
+        if (rc == 0)
+            log->recovery_point = atomic_load(&log->end);
+    }
+    if (new_end)
+        *new_end = atomic_load(&log->end);
+    pthread_mutex_unlock(&log->append_mu);
+    return rc;
+}
+
+/* ---- accessors and close ---------------------------------------------------- */
+
+int64_t ks_log_start_offset(ks_log *log) { return atomic_load(&log->start); }
+int64_t ks_log_end_offset(ks_log *log) { return atomic_load_explicit(&log->end, memory_order_acquire); }
+int64_t ks_log_durable_offset(ks_log *log) { return atomic_load(&log->durable); }
+int ks_log_error(ks_log *log) { return atomic_load(&log->failed); }
+
+uint64_t ks_log_size_bytes(ks_log *log)
+{
+    uint64_t total = 0;
+    pthread_mutex_lock(&log->seg_mu);
+    for (unsigned i = 0; i < log->nsegs; i++)
+        total += atomic_load(&log->segs[i]->size);
+    pthread_mutex_unlock(&log->seg_mu);
+    return total;
+}
+
+unsigned ks_log_segment_count(ks_log *log)
+{
+    pthread_mutex_lock(&log->seg_mu);
+    unsigned n = log->nsegs;
+    pthread_mutex_unlock(&log->seg_mu);
+    return n;
+}
+
+void ks_log_set_listener(ks_log *log, ks_listener_fn fn, void *arg)
+{
+    pthread_mutex_lock(&log->append_mu);
+    log->listener = fn;
+    log->listener_arg = arg;
+    pthread_mutex_unlock(&log->append_mu);
+}
+
+int ks_log_close(ks_log *log)
+{
+    if (!log)
+        return 0;
+    int rc = 0;
+    if (!log->closed && !log->cfg.read_only && log->nsegs > 0) {
+        /* Clean shutdown: sync, write the active segment's indexes and a
+         * checkpoint at the end, so the next open need not scan. */
+        ks_segment *s = active(log);
+        if (atomic_load(&log->failed)) {
+            rc = atomic_load(&log->failed);
+        } else {
+            rc = s->h >= 0 ? kio_datasync(log->io, s->h) : 0;
+            if (rc == 0)
+                rc = ks__seg_write_indexes(s, log->dir);
+            if (rc == 0)
+                rc = ks__ckpt_write(log->io, log->dir, atomic_load(&log->end), atomic_load(&log->start));
+        }
+    }
+    log->closed = true;
+    for (unsigned i = 0; i < log->nsegs; i++)
+        ks__seg_unref(log->segs[i]);
+    free(log->segs);
+    ks_dirlock_release(log->lock_fd);
+    pthread_mutex_destroy(&log->append_mu);
+    pthread_mutex_destroy(&log->seg_mu);
+    pthread_mutex_destroy(&log->sync_mu);
+    pthread_cond_destroy(&log->sync_cv);
+    free(log);
+    return rc;
+}

@@ -1,0 +1,356 @@
+/*
+ * lib/storage/segment.c - one segment: its file, its read mapping, its
+ * reference count, and lookups through its indexes.
+ *
+ * Lifetime: a segment is created with one reference, held by the log's
+ * segment list.  Readers take a reference for as long as they hold a view
+ * into the mapping.  The last unref unmaps and frees; a segment removed from
+ * the log (retention, truncation) may already be unlinked by then, which is
+ * fine: the mapping keeps the pages.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "common/common.h"
+#include "storage/internal.h"
+
+void ks_segment_name(char *out, size_t cap, int64_t base, const char *suffix)
+{
+    snprintf(out, cap, "%020lld%s", (long long)base, suffix);
+}
+
+static int index_alloc(ks_index *ix, uint32_t cap, size_t esize)
+{
+    /* calloc of a large block is an untouched anonymous mapping: pages that
+     * are never indexed into cost nothing. */
+    ix->e = calloc(cap, esize);
+    if (!ix->e)
+        return -ENOMEM;
+    ix->cap = cap;
+    atomic_store(&ix->count, 0);
+    return 0;
+}
+
+int ks__seg_new(ks_segment **out, kio *io, const char *dir, int64_t base,
+                size_t map_cap, uint32_t interval, bool create)
+{
+    ks_segment *s = calloc(1, sizeof *s);
+    if (!s)
+        return -ENOMEM;
+    s->base = base;
+    s->io = io;
+    s->h = -1;
+    s->map = MAP_FAILED;
+    s->first_ts = -1;
+    s->max_ts = -1;
+    atomic_store(&s->refs, 1);
+    atomic_store(&s->next_offset, base);
+    char name[KS_NAME_MAX];
+    ks_segment_name(name, sizeof name, base, ".log");
+    int rc;
+    if (snprintf(s->path, sizeof s->path, "%s/%s", dir, name) >= (int)sizeof s->path) {
+        rc = -ENAMETOOLONG;
+        goto fail;
+    }
+    s->h = kio_file_open(io, s->path, KIO_O_RDWR | (create ? KIO_O_CREAT | KIO_O_EXCL : 0), 0644);
+    if (s->h < 0) {
+        rc = s->h;
+        goto fail;
+    }
+    uint64_t fsize = 0;
+    if ((rc = kio_size(io, s->h, &fsize)) < 0)
+        goto fail;
+    /* The mapping covers the most the segment can ever hold.  Pages past the
+     * end of the file are never touched: readers stop at `size`. */
+    s->map_cap = KLOG_MAX(map_cap, (size_t)fsize);
+    int fd = open(s->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    s->map = mmap(NULL, s->map_cap, PROT_READ, MAP_SHARED, fd, 0);
+    rc = s->map == MAP_FAILED ? -errno : 0;
+    close(fd);
+    if (rc < 0)
+        goto fail;
+    uint32_t step = KLOG_MAX(interval, (uint32_t)KF_HDR_SIZE);
+    uint32_t cap = (uint32_t)KLOG_MIN(s->map_cap / step + 2, (size_t)UINT32_MAX);
+    if ((rc = index_alloc(&s->oidx, cap, sizeof(ks_oentry))) < 0 ||
+        (rc = index_alloc(&s->tidx, cap, sizeof(ks_tentry))) < 0)
+        goto fail;
+    *out = s;
+    return 0;
+fail:
+    ks__seg_unref(s);
+    return rc;
+}
+
+void ks__seg_ref(ks_segment *s)
+{
+    atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+}
+
+void ks__seg_unref(ks_segment *s)
+{
+    if (!s || atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    if (s->map != MAP_FAILED)
+        munmap(s->map, s->map_cap);
+    if (s->h >= 0)
+        kio_file_close(s->io, s->h);
+    free(s->oidx.e);
+    free(s->tidx.e);
+    free(s);
+}
+
+void ks__seg_reset_indexes(ks_segment *s)
+{
+    atomic_store(&s->oidx.count, 0);
+    atomic_store(&s->tidx.count, 0);
+    s->since_oidx = 0;
+    s->since_tidx = 0;
+    s->first_ts = -1;
+    s->max_ts = -1;
+}
+
+void ks__seg_note_batch(ks_segment *s, const kf_batch_info *bi, uint64_t pos,
+                        uint64_t len, uint32_t interval)
+{
+    uint32_t rel = (uint32_t)(bi->base_offset - s->base);
+    uint32_t n = atomic_load_explicit(&s->oidx.count, memory_order_relaxed);
+    if (s->since_oidx >= interval && n < s->oidx.cap) {
+        ((ks_oentry *)s->oidx.e)[n] = (ks_oentry){ rel, (uint32_t)pos };
+        atomic_store_explicit(&s->oidx.count, n + 1, memory_order_release);
+        s->since_oidx = 0;
+    }
+    s->since_oidx += len;
+    if (s->first_ts < 0)
+        s->first_ts = bi->max_timestamp;
+    if (bi->max_timestamp > s->max_ts) {
+        s->max_ts = bi->max_timestamp;
+        n = atomic_load_explicit(&s->tidx.count, memory_order_relaxed);
+        if (s->since_tidx >= interval && n < s->tidx.cap) {
+            ((ks_tentry *)s->tidx.e)[n] = (ks_tentry){ bi->max_timestamp, rel, (uint32_t)pos };
+            atomic_store_explicit(&s->tidx.count, n + 1, memory_order_release);
+            s->since_tidx = 0;
+        }
+    }
+    s->since_tidx += len;
+}
+
+void ks__seg_truncate_indexes(ks_segment *s, uint64_t pos)
+{
+    uint32_t n = atomic_load(&s->oidx.count);
+    const ks_oentry *oe = s->oidx.e;
+    while (n > 0 && oe[n - 1].pos >= pos)
+        n--;
+    atomic_store(&s->oidx.count, n);
+    n = atomic_load(&s->tidx.count);
+    const ks_tentry *te = s->tidx.e;
+    while (n > 0 && te[n - 1].pos >= pos)
+        n--;
+    atomic_store(&s->tidx.count, n);
+}
+
+/* Scan batch headers from pos until pred says stop.  Framing only. */
+int ks__seg_find(ks_segment *s, int64_t offset, uint64_t *pos_out)
+{
+    uint64_t size = atomic_load_explicit(&s->size, memory_order_acquire);
+    uint32_t n = atomic_load_explicit(&s->oidx.count, memory_order_acquire);
+    const ks_oentry *e = s->oidx.e;
+    uint64_t pos = 0;
+    int64_t rel = offset - s->base;
+    /* largest entry with e.rel <= rel */
+    uint32_t lo = 0, hi = n;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if ((int64_t)e[mid].rel <= rel)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo > 0)
+        pos = e[lo - 1].pos;
+    while (pos < size) {
+        kf_batch_info bi;
+        ssize_t len = kf_batch_parse(s->map + pos, size - pos, &bi);
+        if (len <= 0)
+            return KLOG_ECORRUPT; /* whole batches only below size */
+        if (kf_batch_last_offset(&bi) >= offset) {
+            *pos_out = pos;
+            return 0;
+        }
+        pos += (uint64_t)len;
+    }
+    return KLOG_EOFFSET;
+}
+
+int ks__seg_find_time(ks_segment *s, int64_t ts, uint64_t *pos_out)
+{
+    uint64_t size = atomic_load_explicit(&s->size, memory_order_acquire);
+    uint32_t n = atomic_load_explicit(&s->tidx.count, memory_order_acquire);
+    const ks_tentry *e = s->tidx.e;
+    /* Last entry whose running max timestamp is still below ts: no record in
+     * or before that batch can qualify, so the scan may start there. */
+    uint32_t lo = 0, hi = n;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (e[mid].ts < ts)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    uint64_t pos = lo > 0 ? e[lo - 1].pos : 0;
+    while (pos < size) {
+        kf_batch_info bi;
+        ssize_t len = kf_batch_parse(s->map + pos, size - pos, &bi);
+        if (len <= 0)
+            return KLOG_ECORRUPT;
+        if (bi.max_timestamp >= ts)
+            break;
+        pos += (uint64_t)len;
+    }
+    *pos_out = pos;
+    return 0;
+}
+
+/*
+ * Index files.  Both kinds share one layout, little-endian:
+ *   0 magic u32 ("KOIX" offset, "KTIX" time)  4 version u16  6 entry size u16
+ *   8 base i64  16 segment size u64  24 next offset i64  32 first ts i64
+ *  40 max ts i64  48 count u32  52 interval u32  56 XXH3-64 of bytes 0..55 and
+ *  the entries  64 entries
+ * The header records the segment's size and next offset, so a sealed segment
+ * whose indexes load needs no scan at open.
+ */
+#define XXH_STATIC_LINKING_ONLY
+#include <xxhash.h>
+#define IX_HDR 64
+#define IX_MAGIC_O 0x58494f4bu
+#define IX_MAGIC_T 0x5849544bu
+#define IX_VERSION 1
+
+static int write_index(ks_segment *s, const char *dir, const char *suffix, uint32_t magic,
+                       const void *entries, uint32_t count, size_t esize)
+{
+    size_t len = IX_HDR + (size_t)count * esize;
+    uint8_t *b = malloc(len);
+    if (!b)
+        return -ENOMEM;
+    klog__st32(b, magic);
+    klog__st16(b + 4, IX_VERSION);
+    klog__st16(b + 6, (uint16_t)esize);
+    klog__st64(b + 8, (uint64_t)s->base);
+    klog__st64(b + 16, atomic_load(&s->size));
+    klog__st64(b + 24, (uint64_t)atomic_load(&s->next_offset));
+    klog__st64(b + 32, (uint64_t)s->first_ts);
+    klog__st64(b + 40, (uint64_t)s->max_ts);
+    klog__st32(b + 48, count);
+    klog__st32(b + 52, 0);
+    memcpy(b + IX_HDR, entries, (size_t)count * esize);
+    XXH3_state_t st;
+    XXH3_64bits_reset(&st);
+    XXH3_64bits_update(&st, b, 56);
+    XXH3_64bits_update(&st, b + IX_HDR, (size_t)count * esize);
+    klog__st64(b + 56, XXH3_64bits_digest(&st));
+    char name[KS_NAME_MAX];
+    ks_segment_name(name, sizeof name, s->base, suffix);
+    int rc = ks_write_atomic(s->io, dir, name, b, len);
+    free(b);
+    return rc;
+}
+
+int ks__seg_write_indexes(ks_segment *s, const char *dir)
+{
+    int rc = write_index(s, dir, ".index", IX_MAGIC_O, s->oidx.e, atomic_load(&s->oidx.count),
+                         sizeof(ks_oentry));
+    if (rc == 0)
+        rc = write_index(s, dir, ".timeindex", IX_MAGIC_T, s->tidx.e, atomic_load(&s->tidx.count),
+                         sizeof(ks_tentry));
+    return rc;
+}
+
+/* Read one index file into ix (which already has cap entries of room). */
+static int load_index(ks_segment *s, const char *dir, const char *suffix, uint32_t magic,
+                      ks_index *ix, size_t esize, uint64_t seg_size, uint8_t hdr_out[IX_HDR])
+{
+    char name[KS_NAME_MAX], path[4096];
+    ks_segment_name(name, sizeof name, s->base, suffix);
+    if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path)
+        return -ENAMETOOLONG;
+    size_t cap = IX_HDR + (size_t)ix->cap * esize;
+    uint8_t *b = malloc(cap);
+    if (!b)
+        return -ENOMEM;
+    ssize_t n = ks_read_small(s->io, path, b, cap);
+    int rc = 0;
+    if (n < 0) {
+        rc = n == -EFBIG ? KLOG_ECORRUPT : (int)n;
+        goto out;
+    }
+    if (n < IX_HDR || klog__ld32(b) != magic || klog__ld16(b + 4) != IX_VERSION ||
+        klog__ld16(b + 6) != esize || (int64_t)klog__ld64(b + 8) != s->base ||
+        klog__ld64(b + 16) != seg_size) {
+        rc = KLOG_ECORRUPT;
+        goto out;
+    }
+    uint32_t count = klog__ld32(b + 48);
+    if ((size_t)n != IX_HDR + (size_t)count * esize || count > ix->cap) {
+        rc = KLOG_ECORRUPT;
+        goto out;
+    }
+    XXH3_state_t st;
+    XXH3_64bits_reset(&st);
+    XXH3_64bits_update(&st, b, 56);
+    XXH3_64bits_update(&st, b + IX_HDR, (size_t)count * esize);
+    if (XXH3_64bits_digest(&st) != klog__ld64(b + 56)) {
+        rc = KLOG_ECORRUPT;
+        goto out;
+    }
+    memcpy(ix->e, b + IX_HDR, (size_t)count * esize);
+    atomic_store(&ix->count, count);
+    memcpy(hdr_out, b, IX_HDR);
+out:
+    free(b);
+    return rc;
+}
+
+int ks__seg_load_indexes(ks_segment *s, const char *dir, uint64_t seg_size)
+{
+    uint8_t ho[IX_HDR], ht[IX_HDR];
+    int rc = load_index(s, dir, ".index", IX_MAGIC_O, &s->oidx, sizeof(ks_oentry), seg_size, ho);
+    if (rc == 0)
+        rc = load_index(s, dir, ".timeindex", IX_MAGIC_T, &s->tidx, sizeof(ks_tentry), seg_size, ht);
+    if (rc == 0 && memcmp(ho + 8, ht + 8, 40) != 0)
+        rc = KLOG_ECORRUPT; /* the two files describe different states */
+    /* Entries must be in range and strictly increasing. */
+    const ks_oentry *oe = s->oidx.e;
+    int64_t next = rc == 0 ? (int64_t)klog__ld64(ho + 24) : 0;
+    for (uint32_t i = 0; rc == 0 && i < atomic_load(&s->oidx.count); i++)
+        if (oe[i].pos >= seg_size || s->base + oe[i].rel >= next ||
+            (i > 0 && (oe[i].pos <= oe[i - 1].pos || oe[i].rel <= oe[i - 1].rel)))
+            rc = KLOG_ECORRUPT;
+    const ks_tentry *te = s->tidx.e;
+    for (uint32_t i = 0; rc == 0 && i < atomic_load(&s->tidx.count); i++)
+        if (te[i].pos >= seg_size || (i > 0 && (te[i].pos <= te[i - 1].pos || te[i].ts <= te[i - 1].ts)))
+            rc = KLOG_ECORRUPT;
+    if (rc == 0 && (next < s->base || (seg_size == 0) != (next == s->base)))
+        rc = KLOG_ECORRUPT;
+    if (rc < 0) {
+        ks__seg_reset_indexes(s);
+        return rc;
+    }
+    atomic_store(&s->size, seg_size);
+    atomic_store(&s->next_offset, next);
+    s->first_ts = (int64_t)klog__ld64(ho + 32);
+    s->max_ts = (int64_t)klog__ld64(ho + 40);
+    /* The counters that decide the next entries are not stored; a segment
+     * whose indexes load is sealed or about to be rescanned, so start them
+     * where a rebuild would leave them only approximately: force an entry
+     * at the next append. */
+    s->since_oidx = s->since_tidx = UINT32_MAX;
+    return 0;
+}

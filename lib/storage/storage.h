@@ -1,0 +1,187 @@
+/*
+ * lib/storage/storage.h - segments, indexes, the partition log and recovery
+ * (contract).
+ *
+ * A partition log is a directory of segments named by base offset, as Kafka
+ * names them:
+ *
+ *   00000000000000000000.log        record batches (lib/format), back to back
+ *   00000000000000000000.index      sparse offset index (sealed segments)
+ *   00000000000000000000.timeindex  time index (sealed segments)
+ *   recovery.ckpt                   recovery point and log start offset
+ *   .lock                           flock(2)-held while a writer has the log open
+ *
+ * Data flows one way: the caller hands in sealed batches built by lib/format;
+ * the log assigns offsets, writes them through lib/io, keeps the indexes and
+ * makes them durable per the log's policy.  Nothing here knows about
+ * producers, consumers or topics.
+ *
+ * Durability:
+ *   NONE      acknowledged once in the page cache; synced on roll and close.
+ *   INTERVAL  as NONE, plus a sync every flush_records records or flush_ms ms
+ *             (checked on append and by ks_log_tick).
+ *   ALWAYS    acknowledged only after fdatasync.  Concurrent appenders share
+ *             one sync (group commit); a lone appender links its write to its
+ *             fdatasync in one submission.
+ * A failed fsync is never retried: the log turns read-only (KLOG_EREADONLY on
+ * every later append) and keeps serving reads (the PostgreSQL fsync lesson).
+ *
+ * Recovery on open: below the checkpointed recovery point segments are
+ * trusted (their indexes are loaded, or rebuilt when missing or corrupt);
+ * from the segment holding the recovery point on, every batch is re-validated
+ * (framing, checksum, offsets strictly increasing) and the log is truncated at
+ * the first invalid byte; later segments are removed.  Structural damage below
+ * the recovery point fails the open with KLOG_ECORRUPT rather than silently
+ * dropping acknowledged data.
+ *
+ * Threading: a ks_log is thread-safe.  Appends are serialised internally;
+ * syncs run outside the append lock so writes continue during an fsync.
+ * Reads never block appends for longer than a segment-list lookup.  The
+ * listener callback runs on the appending thread, after the append, with no
+ * lock held; it must not call ks_log_append.
+ */
+#ifndef KLOG_STORAGE_H
+#define KLOG_STORAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "io/io.h"
+#include "format/format.h"
+
+typedef struct ks_log ks_log;
+typedef struct ks_segment ks_segment;
+
+enum ks_durability {
+    KS_DURABILITY_NONE = 0,
+    KS_DURABILITY_INTERVAL = 1,
+    KS_DURABILITY_ALWAYS = 2,
+};
+
+typedef struct ks_log_config {
+    uint64_t segment_bytes;       /* roll when the next batch would pass this (default 1 GiB) */
+    int64_t segment_ms;           /* roll when the first batch is older than this; 0 = never */
+    uint32_t index_interval_bytes;/* bytes between index entries (default 4096) */
+    uint32_t max_batch_bytes;     /* largest batch accepted (default 1 MiB + 64 KiB, <= KF_BATCH_MAX) */
+    enum ks_durability durability;
+    uint64_t flush_records;       /* INTERVAL: sync after this many records (0 = off) */
+    int64_t flush_ms;             /* INTERVAL: sync when unsynced data is this old (0 = off) */
+    bool read_only;               /* open for reading only: no lock, no recovery writes */
+    /* Clock for segment age (ms since the epoch); NULL = the wall clock.
+     * Tests inject their own. */
+    int64_t (*clock_ms)(void *arg);
+    void *clock_arg;
+} ks_log_config;
+
+/* Fill defaults. */
+void ks_log_config_init(ks_log_config *c);
+
+/*
+ * Open (creating if needed) the partition log in dir.  io is borrowed and
+ * must outlive the log.  Takes the directory lock unless read_only
+ * (KLOG_ELOCKED if another writer holds it), then recovers.
+ * Returns 0, KLOG_ELOCKED, KLOG_ECORRUPT, KLOG_ECONF (bad config), -errno.
+ */
+int ks_log_open(ks_log **out, kio *io, const char *dir, const ks_log_config *cfg);
+
+/* Sync, write indexes and the recovery checkpoint, release everything.
+ * Returns the first error met while doing so (the log is freed anyway).
+ * NULL-safe.  Views still held keep their segments mapped until released. */
+int ks_log_close(ks_log *log);
+
+/* One batch handed to ks_log_append.  batch is caller-owned, built by
+ * kf_builder_finish (base offset 0); the log writes the assigned base offset
+ * into it.  On return, base_offset and result are filled. */
+typedef struct ks_batch {
+    void *batch;
+    size_t len;
+    int64_t base_offset;  /* out */
+    int result;           /* out: 0 or the error for this batch */
+} ks_batch;
+
+enum {
+    KS_APPEND_SYNC = 1 << 0,   /* wait until durable whatever the policy */
+    KS_APPEND_VERIFY = 1 << 1, /* verify checksums (untrusted input) */
+};
+
+/*
+ * Append n batches in order.  Consecutive batches go to the I/O engine in one
+ * queued submission.  Batches are appended as a prefix: on an error, the
+ * batches before the failing one are appended (and acknowledged per the
+ * policy), it and the ones after are not.  Returns 0 when all are appended,
+ * otherwise the first error: KLOG_ETOOBIG (batch over max_batch_bytes),
+ * KLOG_ECORRUPT (not a well-formed batch), KLOG_EREADONLY, KLOG_ECLOSED,
+ * -ENOSPC, -EIO, ...
+ */
+int ks_log_append(ks_log *log, ks_batch *batches, unsigned n, unsigned flags);
+
+/* Make everything appended so far durable (group commit with appenders).
+ * Returns 0, KLOG_EREADONLY (an earlier sync failed), or the sync error. */
+int ks_log_sync(ks_log *log);
+
+/* Periodic work: INTERVAL syncs by age, segment roll by age.  now_ms from
+ * the log's clock.  Returns 0 or an error. */
+int ks_log_tick(ks_log *log);
+
+int64_t ks_log_start_offset(ks_log *log);   /* first offset readable */
+int64_t ks_log_end_offset(ks_log *log);     /* next offset to be assigned */
+int64_t ks_log_durable_offset(ks_log *log); /* offsets below this are on disk */
+int ks_log_error(ks_log *log);              /* 0, or the error that made it read-only */
+uint64_t ks_log_size_bytes(ks_log *log);    /* sum of segment sizes */
+unsigned ks_log_segment_count(ks_log *log);
+
+/* A zero-copy view of whole batches inside one segment's mapping.  Valid
+ * (the bytes stay mapped and unchanged) until ks_view_release, even if the
+ * segment is deleted or the log closed meanwhile. */
+typedef struct ks_view {
+    ks_segment *seg;        /* reference held */
+    const uint8_t *data;
+    size_t len;             /* whole batches only */
+    int64_t first_offset;   /* base offset of the first batch in data */
+    int64_t next_offset;    /* offset after the last batch in data */
+} ks_view;
+
+/*
+ * Read whole batches starting with the one that holds offset, up to
+ * max_bytes (at least one batch even when it is larger).  At the end of the
+ * log returns 0 with v->len == 0.  Returns 0, KLOG_EOFFSET (offset below the
+ * start or above the end), -errno.  Does not verify checksums (the reader
+ * does, with kf_batch_verify).
+ */
+int ks_log_read(ks_log *log, int64_t offset, size_t max_bytes, ks_view *v);
+void ks_view_release(ks_view *v); /* NULL-safe, idempotent */
+
+/* First offset whose record timestamp is >= ts, or the end offset if none.
+ * Returns 0 with *offset filled, or an error. */
+int ks_log_offset_for_time(ks_log *log, int64_t ts, int64_t *offset);
+
+/* Remove every batch holding an offset >= offset (Kafka truncates whole
+ * batches: the new end may be below offset).  For replication.  Returns 0
+ * with *new_end filled (may be NULL), KLOG_EOFFSET, or an error. */
+int ks_log_truncate_to(ks_log *log, int64_t offset, int64_t *new_end);
+
+/* Called after every successful append with the new end offset, on the
+ * appending thread, no lock held.  One listener; NULL removes it. */
+typedef void (*ks_listener_fn)(void *arg, int64_t end_offset);
+void ks_log_set_listener(ks_log *log, ks_listener_fn fn, void *arg);
+
+/* ---- helpers shared with the layers above ------------------------------ */
+
+/* Write a small file atomically: dir/name.tmp, datasync, rename over
+ * dir/name, dirsync dir. */
+int ks_write_atomic(kio *io, const char *dir, const char *name, const void *data, size_t len);
+/* Read a small file whole (at most cap bytes).  Returns bytes read or -errno
+ * (-EFBIG when larger than cap). */
+ssize_t ks_read_small(kio *io, const char *path, void *buf, size_t cap);
+
+/* Exclusive advisory lock on dir/.lock (flock, non-blocking).  Returns an fd
+ * >= 0 to pass to ks_dirlock_release, or KLOG_ELOCKED / -errno. */
+int ks_dirlock_acquire(const char *dir);
+void ks_dirlock_release(int fd);
+
+/* The segment file name for a base offset: "%020lld" + suffix. */
+#define KS_NAME_MAX 64
+void ks_segment_name(char *out, size_t cap, int64_t base, const char *suffix);
+
+#endif /* KLOG_STORAGE_H */
