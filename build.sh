@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# klog's one entry point for set-up, the demo and the test suite.
+#
+#   ./build.sh demo [DIR]   install missing Debian packages, build, run the demo
+#                           on DIR (default ./klog-data)
+#   ./build.sh test         install, build, run the whole test suite, then
+#                           rebuild with AddressSanitizer+UBSan and run it again
+#   ./build.sh build        install and build only
+#
+# Build trees: build/ (debugoptimized) and build-asan/.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PKGS=(gcc pkg-config meson ninja-build liburing-dev libxxhash-dev libzstd-dev liblz4-dev libcriterion-dev)
+
+install_deps() {
+    local missing=()
+    for p in "${PKGS[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    echo "build.sh: installing ${missing[*]}"
+    local sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+build() {   # build DIR [meson options...]
+    local dir=$1; shift
+    if [ ! -f "$dir/build.ninja" ]; then
+        meson setup "$dir" "$@" >/dev/null
+    fi
+    ninja -C "$dir" >/dev/null
+}
+
+# meson test, then one plain summary line ("N passed, N failed") for CI.
+run_tests() {   # DIR LABEL
+    local dir=$1 label=$2 log rc=0
+    log=$(mktemp)
+    meson test -C "$dir" --print-errorlogs --num-processes 2 2>&1 | tee "$log" || rc=$?
+    local ok fail
+    ok=$(sed -n 's/^Ok: *\([0-9]*\).*/\1/p' "$log" | tail -1)
+    fail=$(awk '/^(Fail|Unexpected Pass|Timeout):/ {s += $2} END {print s+0}' "$log")
+    rm -f "$log"
+    echo "$label: ${ok:-0} passed, ${fail:-0} failed"
+    return $rc
+}
+
+cmd=${1:-build}
+case "$cmd" in
+    build)
+        install_deps
+        build build
+        ;;
+    demo)
+        install_deps
+        build build
+        exec build/examples/klog_demo "${2:-./klog-data}"
+        ;;
+    test)
+        install_deps
+        build build
+        rc=0
+        run_tests build tests || rc=$?
+        build build-asan -Db_sanitize=address,undefined -Db_lundef=false
+        run_tests build-asan "tests (asan+ubsan)" || rc=$?
+        exit $rc
+        ;;
+    *)
+        echo "usage: $0 demo [DIR] | test | build" >&2
+        exit 2
+        ;;
+esac

@@ -1,0 +1,67 @@
+/*
+ * Every function declared in include/klog/ links against the shared library
+ * (as librdkafka's 0006-symbols test does): this file takes the address of
+ * each one, so a declaration without an exported definition fails the link.
+ * It also checks the error-code space the headers promise.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <klog/klog.h>
+
+typedef void (*fnptr)(void);
+static const struct { const char *name; fnptr fn; } public_fns[] = {
+    { "klog_strerror", (fnptr)klog_strerror },
+    { "klog_err_name", (fnptr)klog_err_name },
+    { "klog_version", (fnptr)klog_version },
+};
+
+Test(symbols, every_public_function_links)
+{
+    for (size_t i = 0; i < sizeof public_fns / sizeof public_fns[0]; i++)
+        cr_assert_not_null(public_fns[i].fn, "%s", public_fns[i].name);
+}
+
+Test(version, runtime_matches_headers)
+{
+    const char *v = NULL;
+    cr_assert_eq(klog_version(&v), KLOG_VERSION_NUM);
+    cr_assert_not_null(v);
+    char want[32];
+    snprintf(want, sizeof want, "%d.%d.%d", KLOG_VERSION_MAJOR, KLOG_VERSION_MINOR, KLOG_VERSION_PATCH);
+    cr_assert_str_eq(v, want);
+    cr_assert_eq(klog_version(NULL), KLOG_VERSION_NUM);
+}
+
+Test(errors, own_band_has_distinct_names_and_messages)
+{
+    int named = 0;
+    for (int c = KLOG_ERR_LAST; c >= KLOG_ERR_FIRST; c--) {
+        const char *n = klog_err_name(c);
+        cr_assert_not_null(n);
+        cr_assert_not_null(klog_strerror(c));
+        if (strcmp(n, "KLOG_E?") == 0)
+            continue;
+        named++;
+        cr_assert(strncmp(n, "KLOG_E", 6) == 0, "%d: %s", c, n);
+        for (int d = c - 1; d >= KLOG_ERR_FIRST; d--)
+            cr_assert(strcmp(n, klog_err_name(d)) != 0, "%s named twice", n);
+    }
+    cr_assert_geq(named, 18);
+    cr_assert_str_eq(klog_err_name(KLOG_ECORRUPT), "KLOG_ECORRUPT");
+    cr_assert_str_eq(klog_err_name(KLOG_EREADONLY), "KLOG_EREADONLY");
+}
+
+Test(errors, errno_values_pass_through)
+{
+    cr_assert_str_eq(klog_err_name(-ENOSPC), "ENOSPC");
+    cr_assert_str_eq(klog_err_name(-EIO), "EIO");
+    cr_assert_str_eq(klog_strerror(-ENOSPC), strerror(ENOSPC));
+    cr_assert_str_eq(klog_strerror(0), "success");
+    cr_assert_str_eq(klog_err_name(0), "OK");
+    cr_assert_str_eq(klog_err_name(-31500), "KLOG_E?");
+    cr_assert_str_eq(klog_strerror(-31500), "unknown error");
+    cr_assert_str_eq(klog_err_name(-100000), "KLOG_E?");
+}
