@@ -10,5 +10,6 @@
 
 #include <klog/version.h>
 #include <klog/error.h>
+#include <klog/conf.h>
 
 #endif /* KLOG_KLOG_H */

@@ -16,6 +16,12 @@ static const struct { const char *name; fnptr fn; } public_fns[] = {
     { "klog_strerror", (fnptr)klog_strerror },
     { "klog_err_name", (fnptr)klog_err_name },
     { "klog_version", (fnptr)klog_version },
+    { "klog_conf_new", (fnptr)klog_conf_new },
+    { "klog_conf_free", (fnptr)klog_conf_free },
+    { "klog_conf_dup", (fnptr)klog_conf_dup },
+    { "klog_conf_set", (fnptr)klog_conf_set },
+    { "klog_conf_set_int", (fnptr)klog_conf_set_int },
+    { "klog_conf_get", (fnptr)klog_conf_get },
 };
 
 Test(symbols, every_public_function_links)

@@ -1,0 +1,77 @@
+/*
+ * klog/conf.h - configuration: an opaque object of Kafka-style string keys.
+ *
+ * One klog_conf type serves the instance, topics, producers and consumers,
+ * as librdkafka's does; each reads the keys that concern it.  Keys and
+ * values are Kafka's where Kafka has them ("linger.ms", "batch.size",
+ * "compression.type", "acks", "retention.ms", "segment.bytes", ...).  An
+ * unknown key or a bad value is an error that names the key: nothing is
+ * silently ignored.
+ *
+ * Keys (default in brackets):
+ *   instance   io.backend [auto] auto|uring|posix
+ *   topic      num.partitions [1]; segment.bytes [1073741824]; segment.ms [604800000];
+ *              index.interval.bytes [4096]; max.message.bytes [1048576];
+ *              retention.ms [604800000, -1 = forever]; retention.bytes [-1];
+ *              cleanup.policy [delete] delete|compact|compact,delete;
+ *              flush.messages [0 = off]; flush.ms [0 = off]
+ *   producer   acks [1] 0|1|all|-1; linger.ms [5]; batch.size [1000000];
+ *              batch.num.messages [10000]; compression.type [none] none|lz4|zstd;
+ *              compression.level [-1 = codec default]; buffer.memory [33554432];
+ *              max.block.ms [60000, 0 = fail at once with KLOG_EQUEUEFULL];
+ *              enable.idempotence [true]; partitioner [default]
+ *              default|hash|sticky|round_robin; delivery.report.queue [false]
+ *   consumer   auto.offset.reset [latest] earliest|latest|none;
+ *              fetch.max.bytes [1048576]; max.poll.records [500];
+ *              check.crcs [true]; group.id [""]; client.id [""]
+ *
+ * Threading: a klog_conf is not thread-safe; objects created from it copy
+ * what they need, so it may be changed or freed right after.
+ */
+#ifndef KLOG_CONF_H
+#define KLOG_CONF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <klog/version.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct klog_conf klog_conf;
+
+/* Create a configuration holding every default.  Returns 0 or -ENOMEM. */
+KLOG_API int klog_conf_new(klog_conf **out);
+
+/* Free; NULL-safe. */
+KLOG_API void klog_conf_free(klog_conf *conf);
+
+/* Copy conf into a new object.  Returns 0, -EINVAL, -ENOMEM. */
+KLOG_API int klog_conf_dup(const klog_conf *conf, klog_conf **out);
+
+/*
+ * Set key to a value given as a string ("5", "lz4", "true", "all").
+ * Returns 0, or KLOG_ECONF with a one-line message naming the key in errbuf
+ * (if errbuf is not NULL; truncated to errsize) when the key is unknown or
+ * the value does not parse or is out of range; -EINVAL for NULL arguments.
+ */
+KLOG_API int klog_conf_set(klog_conf *conf, const char *key, const char *value,
+                           char *errbuf, size_t errsize);
+
+/* Typed setter for integer and boolean keys (booleans take 0 or 1). */
+KLOG_API int klog_conf_set_int(klog_conf *conf, const char *key, int64_t value,
+                               char *errbuf, size_t errsize);
+
+/*
+ * Write key's current value (or default) as a string into buf.  Returns the
+ * length of the value (excluding the NUL; if >= bufsize the value was
+ * truncated), KLOG_ECONF for an unknown key, -EINVAL for NULL arguments.
+ */
+KLOG_API int klog_conf_get(const klog_conf *conf, const char *key, char *buf, size_t bufsize);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* KLOG_CONF_H */

@@ -1,0 +1,67 @@
+/*
+ * lib/common/conf.h - internal view of klog_conf: typed reads by key id.
+ * The key table in conf.c is the single source of truth for names, types,
+ * defaults and ranges.
+ */
+#ifndef KLOG_COMMON_CONF_H
+#define KLOG_COMMON_CONF_H
+
+#include <stdint.h>
+#include <klog/conf.h>
+
+enum kc_key {
+    KC_IO_BACKEND,
+    KC_NUM_PARTITIONS,
+    KC_SEGMENT_BYTES,
+    KC_SEGMENT_MS,
+    KC_INDEX_INTERVAL_BYTES,
+    KC_MAX_MESSAGE_BYTES,
+    KC_RETENTION_MS,
+    KC_RETENTION_BYTES,
+    KC_CLEANUP_POLICY,
+    KC_FLUSH_MESSAGES,
+    KC_FLUSH_MS,
+    KC_ACKS,
+    KC_LINGER_MS,
+    KC_BATCH_SIZE,
+    KC_BATCH_NUM_MESSAGES,
+    KC_COMPRESSION_TYPE,
+    KC_COMPRESSION_LEVEL,
+    KC_BUFFER_MEMORY,
+    KC_MAX_BLOCK_MS,
+    KC_ENABLE_IDEMPOTENCE,
+    KC_PARTITIONER,
+    KC_DELIVERY_REPORT_QUEUE,
+    KC_AUTO_OFFSET_RESET,
+    KC_FETCH_MAX_BYTES,
+    KC_MAX_POLL_RECORDS,
+    KC_CHECK_CRCS,
+    KC_GROUP_ID,
+    KC_CLIENT_ID,
+    KC__COUNT
+};
+
+/* Enumerated values, as stored (the index in the key's value list). */
+enum { KC_BACKEND_AUTO, KC_BACKEND_URING, KC_BACKEND_POSIX };
+enum { KC_CLEANUP_DELETE, KC_CLEANUP_COMPACT, KC_CLEANUP_COMPACT_DELETE };
+enum { KC_COMPRESSION_NONE, KC_COMPRESSION_LZ4, KC_COMPRESSION_ZSTD };
+enum { KC_PARTITIONER_DEFAULT, KC_PARTITIONER_HASH, KC_PARTITIONER_STICKY, KC_PARTITIONER_ROUND_ROBIN };
+enum { KC_RESET_LATEST, KC_RESET_EARLIEST, KC_RESET_NONE };
+/* acks is stored as its number: 0, 1, or -1 for "all". */
+
+/* Integer, boolean and enumerated keys; conf NULL gives the default. */
+int64_t klog__conf_int(const klog_conf *conf, enum kc_key key);
+/* String keys; never NULL ("" when unset). */
+const char *klog__conf_str(const klog_conf *conf, enum kc_key key);
+/* Was the key set explicitly? */
+int klog__conf_isset(const klog_conf *conf, enum kc_key key);
+/* Copy every explicitly set key of src into dst (topic overrides). */
+int klog__conf_merge(klog_conf *dst, const klog_conf *src);
+/* Serialise the explicitly set keys as "key=value\n" lines; returns length
+ * or -ENOSPC.  Parsing is klog_conf_set line by line. */
+int klog__conf_dump(const klog_conf *conf, unsigned scope_mask, char *buf, size_t cap);
+
+/* Scopes, for dump. */
+enum { KC_SCOPE_INSTANCE = 1, KC_SCOPE_TOPIC = 2, KC_SCOPE_PRODUCER = 4, KC_SCOPE_CONSUMER = 8 };
+
+#endif
