@@ -11,5 +11,6 @@
 #include <klog/version.h>
 #include <klog/error.h>
 #include <klog/conf.h>
+#include <klog/topic.h>
 
 #endif /* KLOG_KLOG_H */

@@ -265,3 +265,11 @@ int klog__conf_dump(const klog_conf *conf, unsigned scope_mask, char *buf, size_
     }
     return (int)len;
 }
+
+int klog__conf_check_scope(const klog_conf *conf, unsigned scope_mask, char *errbuf, size_t errsize)
+{
+    for (int k = 0; conf && k < KC__COUNT; k++)
+        if (conf->set[k] && !(defs[k].scope & scope_mask))
+            return err(errbuf, errsize, "%s: not a key that applies here", defs[k].name);
+    return 0;
+}

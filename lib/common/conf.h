@@ -61,6 +61,9 @@ int klog__conf_merge(klog_conf *dst, const klog_conf *src);
  * or -ENOSPC.  Parsing is klog_conf_set line by line. */
 int klog__conf_dump(const klog_conf *conf, unsigned scope_mask, char *buf, size_t cap);
 
+/* KLOG_ECONF naming the first explicitly set key outside scope_mask. */
+int klog__conf_check_scope(const klog_conf *conf, unsigned scope_mask, char *errbuf, size_t errsize);
+
 /* Scopes, for dump. */
 enum { KC_SCOPE_INSTANCE = 1, KC_SCOPE_TOPIC = 2, KC_SCOPE_PRODUCER = 4, KC_SCOPE_CONSUMER = 8 };
 

@@ -1089,6 +1089,14 @@ void ks_log_set_listener(ks_log *log, ks_listener_fn fn, void *arg)
     pthread_mutex_unlock(&log->append_mu);
 }
 
+void ks_log_abandon(ks_log *log)
+{
+    if (log) {
+        log->closed = true;
+        ks_log_close(log);
+    }
+}
+
 int ks_log_close(ks_log *log)
 {
     if (!log)

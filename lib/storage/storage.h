@@ -90,6 +90,11 @@ int ks_log_open(ks_log **out, kio *io, const char *dir, const ks_log_config *cfg
  * NULL-safe.  Views still held keep their segments mapped until released. */
 int ks_log_close(ks_log *log);
 
+/* Release the log without writing anything to disk (no sync, no index, no
+ * checkpoint): for a log whose directory was deleted or renamed away.
+ * NULL-safe. */
+void ks_log_abandon(ks_log *log);
+
 /* One batch handed to ks_log_append.  batch is caller-owned, built by
  * kf_builder_finish (base offset 0); the log writes the assigned base offset
  * into it.  On return, base_offset and result are filled. */

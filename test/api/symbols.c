@@ -22,6 +22,15 @@ static const struct { const char *name; fnptr fn; } public_fns[] = {
     { "klog_conf_set", (fnptr)klog_conf_set },
     { "klog_conf_set_int", (fnptr)klog_conf_set_int },
     { "klog_conf_get", (fnptr)klog_conf_get },
+    { "klog_open", (fnptr)klog_open },
+    { "klog_close", (fnptr)klog_close },
+    { "klog_io_backend", (fnptr)klog_io_backend },
+    { "klog_topic_create", (fnptr)klog_topic_create },
+    { "klog_topic_delete", (fnptr)klog_topic_delete },
+    { "klog_topic_add_partitions", (fnptr)klog_topic_add_partitions },
+    { "klog_topic_list", (fnptr)klog_topic_list },
+    { "klog_topic_list_free", (fnptr)klog_topic_list_free },
+    { "klog_topic_describe", (fnptr)klog_topic_describe },
 };
 
 Test(symbols, every_public_function_links)

@@ -1,0 +1,113 @@
+/*
+ * klog/topic.h - the instance and topic administration.
+ *
+ * An instance (klog) owns one data directory: it locks it against a second
+ * writer, recovers every partition log in it, and keeps the topics' metadata.
+ * A topic is a named set of partitions; each partition is an ordered,
+ * durable log of records numbered by offset.
+ *
+ * Threading: a klog handle is thread-safe; every call below may be made from
+ * any thread.  Topic administration calls block while they do file I/O
+ * (creating or removing partition directories).  klog_close must be called
+ * once, after every producer and consumer of the instance is closed.
+ */
+#ifndef KLOG_TOPIC_H
+#define KLOG_TOPIC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <klog/conf.h>
+#include <klog/version.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct klog klog;
+
+/* Longest topic name, as Kafka allows. */
+#define KLOG_TOPIC_NAME_MAX 249
+
+/*
+ * Open (creating if needed) the data directory dir.  conf may be NULL
+ * (defaults); its topic keys become the defaults of topics created later;
+ * "io.backend" picks the I/O backend.  On failure *out is NULL and, if
+ * errbuf is not NULL, a one-line message is written there.
+ * Returns 0, KLOG_ELOCKED (another writer has the directory), KLOG_ECORRUPT
+ * (a partition or the topic metadata is damaged where data was durable),
+ * KLOG_ECONF, -ENOENT, -EACCES, -ENOMEM, other -errno.
+ */
+KLOG_API int klog_open(klog **out, const char *dir, const klog_conf *conf,
+                       char *errbuf, size_t errsize);
+
+/*
+ * Sync and close every partition, stop background work, release the
+ * directory lock.  NULL-safe.  Returns 0 or the first error met (the handle
+ * is freed regardless).
+ */
+KLOG_API int klog_close(klog *k);
+
+/* The I/O backend in use: "uring" or "posix".  Never NULL for a valid k. */
+KLOG_API const char *klog_io_backend(const klog *k);
+
+/*
+ * Create a topic with `partitions` partitions (>= 1; 0 takes
+ * "num.partitions" from topic_conf or the instance).  topic_conf (may be
+ * NULL) overrides the instance's topic keys for this topic.  Names follow
+ * Kafka's rules: 1..249 characters of [a-zA-Z0-9._-], not "." or "..".
+ * Returns 0, KLOG_EBADNAME, -EEXIST, KLOG_ECONF (a key that is not a topic
+ * key, message in errbuf), -EINVAL, -errno from the file system.
+ */
+KLOG_API int klog_topic_create(klog *k, const char *name, int partitions,
+                               const klog_conf *topic_conf, char *errbuf, size_t errsize);
+
+/*
+ * Delete a topic and all its data.  Producers and consumers still holding
+ * it get KLOG_EUNKNOWN_TOPIC from then on.  Returns 0, KLOG_EUNKNOWN_TOPIC,
+ * KLOG_EBADNAME, -errno.
+ */
+KLOG_API int klog_topic_delete(klog *k, const char *name);
+
+/*
+ * Grow a topic to `total` partitions (Kafka never shrinks a topic).
+ * Returns 0, KLOG_EUNKNOWN_TOPIC, -EINVAL (total not above the current
+ * count), -errno.
+ */
+KLOG_API int klog_topic_add_partitions(klog *k, const char *name, int total);
+
+/*
+ * List topic names, sorted.  *names receives an array of *count strings,
+ * freed with klog_topic_list_free.  Returns 0 or -ENOMEM.
+ */
+KLOG_API int klog_topic_list(klog *k, char ***names, size_t *count);
+KLOG_API void klog_topic_list_free(char **names, size_t count);
+
+/* What klog_topic_describe reports per partition.  The caller sets
+ * struct_size = sizeof(klog_partition_info) in every element; fields added
+ * later go at the end and are filled only when struct_size covers them. */
+typedef struct klog_partition_info {
+    uint32_t struct_size;
+    int32_t partition;
+    int64_t start_offset;   /* first offset still stored */
+    int64_t end_offset;     /* next offset to be written */
+    int64_t durable_offset; /* offsets below are on disk */
+    uint64_t size_bytes;    /* bytes in segments */
+    uint32_t segments;
+    int32_t error;          /* 0, or why the partition is read-only */
+} klog_partition_info;
+
+/*
+ * Describe a topic: fills up to max elements of parts (may be NULL when max
+ * is 0) and, if config is not NULL, the topic's explicitly set keys as
+ * "key=value\n" lines (truncated to config_size).  Returns the topic's
+ * partition count (call with max 0 to size the array), KLOG_EUNKNOWN_TOPIC,
+ * -EINVAL (struct_size of parts[0] too small).
+ */
+KLOG_API int klog_topic_describe(klog *k, const char *name, klog_partition_info *parts,
+                                 size_t max, char *config, size_t config_size);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* KLOG_TOPIC_H */

@@ -1,0 +1,105 @@
+/*
+ * lib/format/internal.h - private to lib/format: inline zigzag varints for the
+ * hot paths (kf_builder_add, kf_iter_next) and the codec entry points that
+ * batch.c calls in codec.c.  Nothing outside lib/format includes this; the
+ * contract is format.h.
+ */
+#ifndef KLOG_FORMAT_INTERNAL_H
+#define KLOG_FORMAT_INTERNAL_H
+
+#include "common/common.h"
+#include "format/format.h"
+
+/* ---- zigzag varints ------------------------------------------------------
+ * Kafka's encoding: zigzag (0, -1, 1, -2, ... -> 0, 1, 2, 3, ...), then 7 bits
+ * per byte, least significant group first, high bit = "more follows".  A
+ * 64-bit value takes at most 10 bytes; the 10th byte may only carry bit 63,
+ * so anything longer, or a 10th byte above 1, is malformed.  Non-minimal
+ * encodings (0x80 0x00) are accepted, as Kafka accepts them. */
+
+#define KF_VARINT_MAX 10
+
+static inline uint64_t kf__zz(int64_t v)
+{
+    return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+}
+
+static inline int64_t kf__unzz(uint64_t u)
+{
+    return (int64_t)((u >> 1) ^ (~(u & 1) + 1));
+}
+
+/* Bytes needed for an unsigned (already zigzagged) value: 1..10. */
+static inline size_t kf__usize(uint64_t u)
+{
+    return (size_t)(((unsigned)(63 - __builtin_clzll(u | 1)) * 9 + 73) / 64);
+}
+
+/* Write u; p must have kf__usize(u) bytes.  Returns the byte after it. */
+static inline uint8_t *kf__uput(uint8_t *p, uint64_t u)
+{
+    while (u >= 0x80) {
+        *p++ = (uint8_t)(u | 0x80);
+        u >>= 7;
+    }
+    *p++ = (uint8_t)u;
+    return p;
+}
+
+/* Out of line: varints of three bytes or more, truncation, overlong forms. */
+const uint8_t *kf__uget_slow(const uint8_t *p, const uint8_t *end, uint64_t *out);
+
+/* Read an unsigned varint from [p, end).  Returns the byte after it, or NULL
+ * when it is truncated or malformed (*out is then unspecified).  One- and
+ * two-byte values, the common case for lengths and deltas, stay inline. */
+static inline const uint8_t *kf__uget(const uint8_t *p, const uint8_t *end, uint64_t *out)
+{
+    if (KLOG_LIKELY(p < end && p[0] < 0x80)) {
+        *out = p[0];
+        return p + 1;
+    }
+    if (KLOG_LIKELY(end - p >= 2 && p[1] < 0x80)) {
+        *out = (uint64_t)(p[0] & 0x7f) | (uint64_t)p[1] << 7;
+        return p + 2;
+    }
+    return kf__uget_slow(p, end, out);
+}
+
+/* A zigzag varint that must fit an int32 (Kafka "varint", as opposed to
+ * "varlong").  Zigzag maps exactly the int32 range onto 0..UINT32_MAX. */
+static inline const uint8_t *kf__get32(const uint8_t *p, const uint8_t *end, int32_t *out)
+{
+    uint64_t u;
+    p = kf__uget(p, end, &u);
+    if (KLOG_UNLIKELY(!p || u > UINT32_MAX))
+        return NULL;
+    *out = (int32_t)kf__unzz(u);
+    return p;
+}
+
+static inline const uint8_t *kf__get64(const uint8_t *p, const uint8_t *end, int64_t *out)
+{
+    uint64_t u;
+    p = kf__uget(p, end, &u);
+    if (KLOG_UNLIKELY(!p))
+        return NULL;
+    *out = kf__unzz(u);
+    return p;
+}
+
+/* ---- codec (codec.c) ---------------------------------------------------- */
+
+/*
+ * Compress src (the records section, slen bytes) with codec id into c's
+ * compression scratch, after KF_HDR_SIZE + 4 bytes left free for the batch
+ * header and the u32 uncompressed length.  Output is only accepted if it
+ * makes the section smaller (4 + clen < slen); otherwise *clen = 0 and the
+ * caller stores the section uncompressed.  On success *batch points at the
+ * start of the scratch (where the header goes).  The scratch is valid until
+ * the next kf__codec_compress on c.
+ * Returns 0, -EINVAL (bad zstd level), -ENOMEM.
+ */
+int kf__codec_compress(kf_codec *c, enum kf_codec_id id, int level, const uint8_t *src,
+                       size_t slen, uint8_t **batch, size_t *clen);
+
+#endif /* KLOG_FORMAT_INTERNAL_H */

@@ -1,0 +1,1160 @@
+/*
+ * lib/io/io_fault.c - the fault-injecting backend, for tests.
+ *
+ * Wraps a base backend (posix unless told otherwise) and adds two things:
+ *
+ * 1. Injected failures (SQLite's test VFS): rules armed through
+ *    KIO_CTL_FAULT_ARM fail the nth op of some classes with an errno, or
+ *    turn a write (or read) short.  Several rules may be armed at once;
+ *    each counts from when it was armed, and a non-sticky rule is spent
+ *    once it fired.  KIO_CTL_FAULT_CLEAR disarms all.
+ *
+ * 2. Simulated crashes (SQLite's crash test, with ALICE's rules about what
+ *    a file system may lose).  The backend remembers what is not durable
+ *    yet and, on KIO_CTL_FAULT_CRASH, rewrites the real files on disk into
+ *    one state the disk could be in after power loss:
+ *
+ *    - per file (tracked by path, across close and reopen): `synced`, the
+ *      length a successful datasync made durable, and undo copies of the
+ *      durable bytes that were overwritten or truncated away since.  Bytes
+ *      beyond `synced` are what the crash mode plays with; undo copies are
+ *      always put back (an overwrite may not have reached the disk).
+ *    - per directory entry change (create, mkdir, rename, unlink) not yet
+ *      covered by a dirsync of its directory: a record, in order, so that
+ *      KIO_CRASH_LOSE_DIRENTS can undo them newest first.  What an undo
+ *      needs is kept alive without a visible file: an unlinked file, or a
+ *      file a rename replaced, is held open by a backup descriptor and
+ *      copied back to its name on crash.  The descriptors are closed once
+ *      a dirsync makes the change durable, or at crash, or at close of the
+ *      engine: nothing is ever left in the directories.
+ *
+ *    A file that existed before the engine first saw it counts as durable
+ *    at its size then.  After the crash every op fails with KLOG_ECRASHED,
+ *    except close, which releases the handle and touches nothing on disk.
+ *
+ * The base must work on the real file system under the names it is given
+ * (posix and uring do): the crash rewrite and the bookkeeping use plain
+ * syscalls on those names.  Handles are the base's handles, passed through.
+ *
+ * Locking: one mutex covers all state and is held across each whole op,
+ * base call included, so a write and the undo copy taken before it are
+ * atomic with respect to other threads.  The engine stays thread-safe; it
+ * is just not concurrent.
+ */
+#include <fcntl.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/common.h"
+#include "io/io_internal.h"
+
+#define FF_MAX_RULES 16
+#define FF_NCLASS 9 /* KIO_OP_OPEN .. KIO_OP_MKDIR */
+
+typedef struct ff_undo {
+    uint64_t off;
+    size_t len;
+    uint8_t *data;
+} ff_undo;
+
+/* What the backend knows about one file.  Lives until the engine closes
+ * (or a dirsync sweep finds it nameless and unreferenced). */
+typedef struct ff_file {
+    char *path;        /* canonical absolute name; meaningless while gone */
+    bool gone;         /* has no name now (unlinked, replaced, undone) */
+    dev_t dev;
+    ino_t ino;
+    uint64_t synced;   /* durable length */
+    ff_undo *undo;     /* oldest first; restored newest first */
+    size_t nundo, cundo;
+    struct ff_file *next;
+} ff_file;
+
+typedef enum { DE_CREATE, DE_MKDIR, DE_RENAME, DE_UNLINK } de_kind;
+
+/* One directory entry change not yet durable. */
+typedef struct ff_dirent {
+    de_kind kind;
+    char *path;        /* the name created / made / unlinked; rename: from */
+    char *to;          /* rename: to */
+    dev_t pdev[2];     /* parent directory of path, of to */
+    ino_t pino[2];
+    unsigned pending;  /* bit k: parent k not yet dirsynced */
+    int backup;        /* fd on the inode that lost its name, or -1 */
+    bool backup_dir;   /* rename replaced an empty directory */
+    mode_t mode;       /* of the inode behind backup */
+    ff_file *victim;   /* unlink, rename: record of the file that lost its
+                        * name (may be NULL: untracked) */
+} ff_dirent;
+
+typedef struct ff_rule {
+    kio_fault_rule r;
+    uint64_t seen;
+} ff_rule;
+
+typedef struct ff_handle {
+    bool open;
+    ff_file *f;        /* NULL for directories */
+} ff_handle;
+
+typedef struct ff_state {
+    pthread_mutex_t mu;
+    bool lock_ok;
+    const struct kio_methods *bm;
+    void *bst;
+    bool binited;
+
+    ff_rule rules[FF_MAX_RULES];
+    unsigned nrules;
+    uint64_t counts[FF_NCLASS];
+    bool crashed;
+
+    ff_file *files, *files_tail;    /* in order of first sight */
+    ff_dirent *de;
+    size_t nde, cde;
+    ff_handle *h;
+    int hcap;
+} ff_state;
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static uint64_t rng_next(uint64_t *s)
+{
+    /* splitmix64: any seed, including 0, gives a good stream */
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* Lexically canonical absolute path ("//", ".", ".." folded; no symlinks
+ * resolved).  Two spellings of one name then compare equal as strings. */
+static char *canon(const char *path)
+{
+    char *full;
+    if (path[0] == '/') {
+        full = strdup(path);
+    } else {
+        char *cwd = getcwd(NULL, 0);
+        if (!cwd)
+            return NULL;
+        if (asprintf(&full, "%s/%s", cwd, path) < 0)
+            full = NULL;
+        free(cwd);
+    }
+    if (!full)
+        return NULL;
+    size_t n = strlen(full);
+    char *out = malloc(n + 2);
+    if (!out) {
+        free(full);
+        return NULL;
+    }
+    size_t o = 0;
+    char *save = NULL;
+    for (char *c = strtok_r(full, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+        if (strcmp(c, ".") == 0)
+            continue;
+        if (strcmp(c, "..") == 0) {
+            while (o > 0 && out[o - 1] != '/')
+                o--;
+            if (o > 0)
+                o--; /* drop the slash too */
+            continue;
+        }
+        out[o++] = '/';
+        size_t l = strlen(c);
+        memcpy(out + o, c, l);
+        o += l;
+    }
+    if (o == 0)
+        out[o++] = '/';
+    out[o] = '\0';
+    free(full);
+    return out;
+}
+
+/* Parent directory of a canonical path (malloc'd). */
+static char *parent_of(const char *cp)
+{
+    const char *sl = strrchr(cp, '/');
+    size_t n = sl && sl != cp ? (size_t)(sl - cp) : 1;
+    return strndup(cp, n);
+}
+
+static bool parent_id(const char *cp, dev_t *dev, ino_t *ino)
+{
+    char *p = parent_of(cp);
+    struct stat sb;
+    bool ok = p && stat(p, &sb) == 0;
+    if (ok) {
+        *dev = sb.st_dev;
+        *ino = sb.st_ino;
+    }
+    free(p);
+    return ok;
+}
+
+/* Is `p` equal to `dir` or below it? */
+static bool under(const char *p, const char *dir)
+{
+    size_t n = strlen(dir);
+    return strncmp(p, dir, n) == 0 && (p[n] == '\0' || p[n] == '/');
+}
+
+static int pread_full(int fd, void *buf, size_t len, uint64_t off)
+{
+    size_t got = 0;
+    while (got < len) {
+        ssize_t r = pread(fd, (char *)buf + got, len - got, (off_t)(off + got));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -errno;
+        if (r == 0)
+            break;
+        got += (size_t)r;
+    }
+    return (int)(got == len ? 0 : -EIO);
+}
+
+static int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
+{
+    size_t put = 0;
+    while (put < len) {
+        ssize_t r = pwrite(fd, (const char *)buf + put, len - put, (off_t)(off + put));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return r < 0 ? -errno : -EIO;
+        put += (size_t)r;
+    }
+    return 0;
+}
+
+/* ---- file records ----------------------------------------------------- */
+
+static ff_file *file_find(ff_state *s, const char *cp)
+{
+    for (ff_file *f = s->files; f; f = f->next)
+        if (!f->gone && strcmp(f->path, cp) == 0)
+            return f;
+    return NULL;
+}
+
+static void undo_clear(ff_file *f)
+{
+    for (size_t i = 0; i < f->nundo; i++)
+        free(f->undo[i].data);
+    f->nundo = 0;
+}
+
+static ff_file *file_new(ff_state *s, const char *cp, uint64_t synced)
+{
+    ff_file *f = calloc(1, sizeof *f);
+    if (!f || !(f->path = strdup(cp))) {
+        free(f);
+        return NULL;
+    }
+    f->synced = synced;
+    if (s->files_tail)
+        s->files_tail->next = f;
+    else
+        s->files = f;
+    s->files_tail = f;
+    return f;
+}
+
+static void file_free(ff_file *f)
+{
+    undo_clear(f);
+    free(f->undo);
+    free(f->path);
+    free(f);
+}
+
+static void file_set_id(ff_file *f, const char *cp)
+{
+    struct stat sb;
+    if (stat(cp, &sb) == 0) {
+        f->dev = sb.st_dev;
+        f->ino = sb.st_ino;
+    }
+}
+
+/* Remember bytes [off, off+len) of the file, as they are now.  Takes
+ * ownership of data. */
+static int undo_push(ff_file *f, uint64_t off, uint8_t *data, size_t len)
+{
+    if (f->nundo == f->cundo) {
+        size_t c = f->cundo ? f->cundo * 2 : 4;
+        ff_undo *u = realloc(f->undo, c * sizeof *u);
+        if (!u) {
+            free(data);
+            return -ENOMEM;
+        }
+        f->undo = u;
+        f->cundo = c;
+    }
+    f->undo[f->nundo++] = (ff_undo){ off, len, data };
+    return 0;
+}
+
+/* Before bytes [off, off+len) of handle h change: keep a copy of those of
+ * them that are durable (below `synced`) and exist.  Reads through the base
+ * so that any base works. */
+static int capture(ff_state *s, ff_file *f, int h, uint64_t off, uint64_t len)
+{
+    if (!f || off >= f->synced || len == 0)
+        return 0;
+    uint64_t cur;
+    int rc = s->bm->filesize(s->bst, h, &cur);
+    if (rc < 0)
+        return rc;
+    uint64_t end = KLOG_MIN(KLOG_MIN(off + len, f->synced), cur);
+    if (end <= off)
+        return 0;
+    size_t n = (size_t)(end - off);
+    uint8_t *buf = malloc(n);
+    if (!buf)
+        return -ENOMEM;
+    size_t got = 0;
+    while (got < n) {
+        struct iovec v = { buf + got, n - got };
+        ssize_t r = s->bm->readv(s->bst, h, &v, 1, off + got);
+        if (r <= 0) {
+            free(buf);
+            return r < 0 ? (int)r : -EIO;
+        }
+        got += (size_t)r;
+    }
+    return undo_push(f, off, buf, n);
+}
+
+static void mark_synced(ff_state *s, ff_file *f, int h)
+{
+    uint64_t len;
+    if (!f || s->bm->filesize(s->bst, h, &len) < 0)
+        return;
+    f->synced = len;
+    undo_clear(f);
+}
+
+/* A rename moved `from` (and all below it) to `to`: follow it. */
+static void rename_paths(ff_state *s, const char *from, const char *to)
+{
+    size_t fl = strlen(from);
+    for (ff_file *f = s->files; f; f = f->next) {
+        if (f->gone || !under(f->path, from))
+            continue;
+        char *np;
+        if (asprintf(&np, "%s%s", to, f->path + fl) < 0)
+            continue; /* out of memory: the record keeps a stale name */
+        free(f->path);
+        f->path = np;
+    }
+}
+
+/* The name `p` (and all below it) stopped existing. */
+static void drop_names(ff_state *s, const char *p)
+{
+    for (ff_file *f = s->files; f; f = f->next)
+        if (!f->gone && under(f->path, p))
+            f->gone = true;
+}
+
+/* ---- handles ---------------------------------------------------------- */
+
+static int handle_set(ff_state *s, int h, ff_file *f)
+{
+    if (h >= s->hcap) {
+        int c = s->hcap ? s->hcap : 64;
+        while (c <= h)
+            c *= 2;
+        ff_handle *n = realloc(s->h, (size_t)c * sizeof *n);
+        if (!n)
+            return -ENOMEM;
+        memset(n + s->hcap, 0, (size_t)(c - s->hcap) * sizeof *n);
+        s->h = n;
+        s->hcap = c;
+    }
+    s->h[h] = (ff_handle){ true, f };
+    return 0;
+}
+
+static ff_file *handle_file(ff_state *s, int h)
+{
+    return h >= 0 && h < s->hcap && s->h[h].open ? s->h[h].f : NULL;
+}
+
+/* ---- directory entry records ---------------------------------------- */
+
+static void de_free(ff_dirent *d)
+{
+    if (d->backup >= 0)
+        close(d->backup);
+    free(d->path);
+    free(d->to);
+}
+
+/* Append a record; takes ownership of path, to and backup, even on
+ * failure. */
+static int de_push(ff_state *s, ff_dirent d)
+{
+    if (s->nde == s->cde) {
+        size_t c = s->cde ? s->cde * 2 : 16;
+        ff_dirent *n = realloc(s->de, c * sizeof *n);
+        if (!n) {
+            de_free(&d);
+            return -ENOMEM;
+        }
+        s->de = n;
+        s->cde = c;
+    }
+    s->de[s->nde++] = d;
+    return 0;
+}
+
+/* Free records of files that have no name and that nothing can give one
+ * back to: no pending dirent names them as its victim, no handle is open
+ * on them. */
+static void sweep_files(ff_state *s)
+{
+    ff_file **pp = &s->files, *prev = NULL;
+    while (*pp) {
+        ff_file *f = *pp;
+        bool keep = !f->gone;
+        for (size_t i = 0; !keep && i < s->nde; i++)
+            keep = s->de[i].victim == f;
+        for (int h = 0; !keep && h < s->hcap; h++)
+            keep = s->h[h].open && s->h[h].f == f;
+        if (keep) {
+            prev = f;
+            pp = &f->next;
+            continue;
+        }
+        *pp = f->next;
+        if (s->files_tail == f)
+            s->files_tail = prev;
+        file_free(f);
+    }
+}
+
+/* ---- rules and counters ----------------------------------------------- */
+
+/*
+ * Count one op of class `cls` and see whether a rule fires on it.  Returns
+ * the error to inject (negative), or 0; *shorten is set instead when the op
+ * is to be cut short (writes and reads only).  Every armed rule matching the
+ * class counts the op, even if an earlier one already fired.
+ */
+static int hit(ff_state *s, unsigned cls, bool *shorten)
+{
+    s->counts[__builtin_ctz(cls)]++;
+    int out = 0;
+    bool sh = false;
+    unsigned k = 0;
+    for (unsigned i = 0; i < s->nrules; i++) {
+        ff_rule *r = &s->rules[i];
+        bool keep = true;
+        if (r->r.ops & cls) {
+            r->seen++;
+            bool sticky = r->r.flags & KIO_FAULT_STICKY;
+            bool fire = r->seen == r->r.nth || (sticky && r->seen > r->r.nth);
+            if (fire) {
+                keep = sticky;
+                if (!out && !sh) {
+                    if ((r->r.flags & KIO_FAULT_SHORT) && (cls == KIO_OP_WRITE || cls == KIO_OP_READ))
+                        sh = true;
+                    else
+                        out = r->r.err < 0 ? r->r.err : -EIO;
+                }
+            }
+        }
+        if (keep)
+            s->rules[k++] = *r;
+    }
+    s->nrules = k;
+    if (shorten)
+        *shorten = sh;
+    else if (sh)
+        out = -EIO; /* cannot happen: only reads and writes pass shorten */
+    return out;
+}
+
+/* ---- ops -------------------------------------------------------------- */
+
+#define ENTER(s)                                                               \
+    do {                                                                       \
+        pthread_mutex_lock(&(s)->mu);                                          \
+        if ((s)->crashed) {                                                    \
+            pthread_mutex_unlock(&(s)->mu);                                    \
+            return KLOG_ECRASHED;                                              \
+        }                                                                      \
+    } while (0)
+
+static int ff_open(void *st, const char *path, unsigned flags, unsigned mode)
+{
+    ff_state *s = st;
+    ENTER(s);
+    int rc = hit(s, KIO_OP_OPEN, NULL);
+    char *cp = NULL;
+    uint8_t *tbuf = NULL;
+    size_t tlen = 0;
+    if (rc < 0)
+        goto out;
+    if (!(cp = canon(path))) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    struct stat sb;
+    bool existed = stat(cp, &sb) == 0;
+    bool is_dir = flags & KIO_O_DIRECTORY;
+    ff_file *f = NULL;
+    if (!is_dir && existed && S_ISREG(sb.st_mode)) {
+        f = file_find(s, cp);
+        if (f && (f->dev != sb.st_dev || f->ino != sb.st_ino)) {
+            /* replaced behind the engine's back: start over from what
+             * is there now */
+            f->gone = true;
+            f = NULL;
+        }
+        /* O_TRUNC destroys durable bytes: copy them first */
+        uint64_t keep = f ? KLOG_MIN(f->synced, (uint64_t)sb.st_size) : (uint64_t)sb.st_size;
+        if ((flags & KIO_O_TRUNC) && keep > 0) {
+            int fd = open(cp, O_RDONLY | O_CLOEXEC);
+            tlen = (size_t)keep;
+            tbuf = malloc(tlen);
+            rc = fd < 0 ? -errno : !tbuf ? -ENOMEM : pread_full(fd, tbuf, tlen, 0);
+            if (fd >= 0)
+                close(fd);
+            if (rc < 0)
+                goto out;
+        }
+    }
+    int h = s->bm->open(s->bst, path, flags, mode);
+    if (h < 0) {
+        rc = h;
+        goto out;
+    }
+    if (!is_dir) {
+        bool created = !existed && (flags & KIO_O_CREAT);
+        if (!f && (f = file_new(s, cp, existed ? (uint64_t)sb.st_size : 0)) == NULL) {
+            s->bm->close(s->bst, h);
+            rc = -ENOMEM;
+            goto out;
+        }
+        file_set_id(f, cp);
+        if (tbuf) {
+            (void)undo_push(f, 0, tbuf, tlen);
+            tbuf = NULL;
+        }
+        if (created) {
+            ff_dirent d = { .kind = DE_CREATE, .backup = -1, .pending = 1 };
+            if (parent_id(cp, &d.pdev[0], &d.pino[0]) && (d.path = strdup(cp)))
+                (void)de_push(s, d);
+        }
+    }
+    if ((rc = handle_set(s, h, f)) < 0) {
+        s->bm->close(s->bst, h);
+        goto out;
+    }
+    rc = h;
+out:
+    free(tbuf);
+    free(cp);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+static int ff_close(void *st, int h)
+{
+    ff_state *s = st;
+    pthread_mutex_lock(&s->mu);
+    int rc = s->bm->close(s->bst, h);
+    if (h >= 0 && h < s->hcap)
+        s->h[h] = (ff_handle){ false, NULL };
+    if (s->crashed)
+        rc = 0; /* after a crash close only releases the handle */
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+static ssize_t ff_readv(void *st, int h, const struct iovec *iov, int iovcnt, uint64_t off)
+{
+    ff_state *s = st;
+    ENTER(s);
+    bool sh = false;
+    ssize_t rc = hit(s, KIO_OP_READ, &sh);
+    if (rc == 0 && sh && iovcnt > 0) {
+        struct iovec *v = malloc(sizeof *v * (size_t)iovcnt);
+        if (!v) {
+            rc = -ENOMEM;
+        } else {
+            /* rounded up, unlike writes: a read of 0 bytes means EOF */
+            size_t half = (kio__iov_len(iov, iovcnt) + 1) / 2;
+            int cnt = kio__iov_slice(v, iov, iovcnt, 0, half);
+            rc = cnt ? s->bm->readv(s->bst, h, v, cnt, off) : 0;
+            free(v);
+        }
+    } else if (rc == 0) {
+        rc = s->bm->readv(s->bst, h, iov, iovcnt, off);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+/*
+ * Faults are decided per request before anything is written: a failed
+ * request is not passed to the base; a short one is passed with half its
+ * bytes.  The linked sync counts as a SYNC op only if every write is
+ * clean (otherwise it would be cancelled and never run).  If the sync is
+ * the op to fail, the writes still go (without the link) and the sync's
+ * error is returned.
+ */
+static int ff_writev_many(void *st, const kio_wreq *reqs, unsigned n, ssize_t *res, unsigned flags)
+{
+    ff_state *s = st;
+    pthread_mutex_lock(&s->mu);
+    if (s->crashed) {
+        for (unsigned i = 0; i < n; i++)
+            res[i] = KLOG_ECRASHED;
+        pthread_mutex_unlock(&s->mu);
+        return KLOG_ECRASHED;
+    }
+    bool dsync = flags & KIO_W_DSYNC;
+    int rc = 0;
+    size_t niov = 0;
+    for (unsigned i = 0; i < n; i++)
+        niov += reqs[i].iovcnt > 0 ? (size_t)reqs[i].iovcnt : 0;
+    int *fault = calloc(n ? n : 1, sizeof *fault);
+    unsigned *map = calloc(n ? n : 1, sizeof *map);
+    kio_wreq *fwd = calloc(n ? n : 1, sizeof *fwd);
+    ssize_t *fres = calloc(n ? n : 1, sizeof *fres);
+    struct iovec *pool = calloc(niov ? niov : 1, sizeof *pool);
+    if (!fault || !map || !fwd || !fres || !pool) {
+        rc = -ENOMEM;
+        for (unsigned i = 0; i < n; i++)
+            res[i] = rc;
+        goto out;
+    }
+
+    bool clean = true;
+    for (unsigned i = 0; i < n; i++) {
+        bool sh = false;
+        int e = hit(s, KIO_OP_WRITE, &sh);
+        fault[i] = e ? e : sh ? 1 : 0;
+        clean = clean && fault[i] == 0;
+    }
+    int sync_fault = dsync && clean && n > 0 ? hit(s, KIO_OP_SYNC, NULL) : 0;
+
+    unsigned m = 0;
+    size_t used = 0;
+    for (unsigned i = 0; i < n; i++) {
+        const kio_wreq *q = &reqs[i];
+        if (fault[i] < 0) {
+            res[i] = fault[i];
+            continue;
+        }
+        kio_wreq w = *q;
+        if (fault[i] == 1) {
+            struct iovec *v = pool + used;
+            size_t half = kio__iov_len(q->iov, q->iovcnt) / 2;
+            w.iovcnt = kio__iov_slice(v, q->iov, q->iovcnt, 0, half);
+            w.iov = v;
+            used += (size_t)w.iovcnt;
+            if (w.iovcnt == 0) {
+                res[i] = 0; /* half of one byte: nothing written */
+                continue;
+            }
+        }
+        int cr = capture(s, handle_file(s, q->h), q->h, q->off, kio__iov_len(w.iov, w.iovcnt));
+        if (cr < 0) {
+            res[i] = cr;
+            fault[i] = cr;
+            continue;
+        }
+        map[m] = i;
+        fwd[m++] = w;
+    }
+    bool link = dsync && clean && sync_fault == 0;
+    int brc = m ? s->bm->writev_many(s->bst, fwd, m, fres, link ? KIO_W_DSYNC : 0) : 0;
+    bool all_full = true;
+    for (unsigned j = 0; j < m; j++) {
+        unsigned i = map[j];
+        res[i] = fres[j];
+        if (fres[j] < 0 || (size_t)fres[j] != kio__iov_len(reqs[i].iov, reqs[i].iovcnt))
+            all_full = false;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        if (res[i] < 0) {
+            rc = (int)res[i];
+            break;
+        }
+    }
+    if (rc == 0 && dsync && clean && all_full) {
+        if (sync_fault) {
+            rc = sync_fault;
+        } else {
+            rc = brc;
+            if (brc == 0)
+                mark_synced(s, handle_file(s, reqs[n - 1].h), reqs[n - 1].h);
+        }
+    }
+out:
+    free(fault);
+    free(map);
+    free(fwd);
+    free(fres);
+    free(pool);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+static int ff_datasync(void *st, int h)
+{
+    ff_state *s = st;
+    ENTER(s);
+    int rc = hit(s, KIO_OP_SYNC, NULL);
+    if (rc == 0 && (rc = s->bm->datasync(s->bst, h)) == 0)
+        mark_synced(s, handle_file(s, h), h);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+static int ff_truncate(void *st, int h, uint64_t len)
+{
+    ff_state *s = st;
+    ENTER(s);
+    int rc = hit(s, KIO_OP_TRUNCATE, NULL);
+    ff_file *f = handle_file(s, h);
+    if (rc == 0 && f && len < f->synced)
+        rc = capture(s, f, h, len, f->synced - len);
+    if (rc == 0)
+        rc = s->bm->truncate(s->bst, h, len);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+static int ff_filesize(void *st, int h, uint64_t *len)
+{
+    ff_state *s = st;
+    ENTER(s);
+    int rc = s->bm->filesize(s->bst, h, len);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+static int ff_rename(void *st, const char *from, const char *to)
+{
+    ff_state *s = st;
+    ENTER(s);
+    int rc = hit(s, KIO_OP_RENAME, NULL);
+    char *cf = NULL, *ct = NULL;
+    int backup = -1;
+    if (rc < 0)
+        goto out;
+    if (!(cf = canon(from)) || !(ct = canon(to))) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    struct stat sb;
+    bool replaced = lstat(ct, &sb) == 0;
+    bool backup_dir = replaced && S_ISDIR(sb.st_mode);
+    ff_file *victim = replaced ? file_find(s, ct) : NULL;
+    if (replaced && S_ISREG(sb.st_mode))
+        backup = open(ct, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if ((rc = s->bm->rename(s->bst, from, to)) < 0)
+        goto out;
+    if (strcmp(cf, ct) == 0)
+        goto out; /* same name: nothing happened */
+    if (victim)
+        victim->gone = true;
+    rename_paths(s, cf, ct);
+    ff_dirent d = { .kind = DE_RENAME, .path = cf, .to = ct, .backup = backup,
+                    .backup_dir = backup_dir, .mode = sb.st_mode & 07777,
+                    .victim = victim, .pending = 0 };
+    if (parent_id(cf, &d.pdev[0], &d.pino[0]))
+        d.pending |= 1;
+    if (parent_id(ct, &d.pdev[1], &d.pino[1]))
+        d.pending |= 2;
+    cf = ct = NULL;
+    backup = -1;
+    (void)de_push(s, d);
+out:
+    if (backup >= 0)
+        close(backup);
+    free(cf);
+    free(ct);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+static int ff_unlink(void *st, const char *path)
+{
+    ff_state *s = st;
+    ENTER(s);
+    int rc = hit(s, KIO_OP_UNLINK, NULL);
+    char *cp = NULL;
+    int backup = -1;
+    if (rc < 0)
+        goto out;
+    if (!(cp = canon(path))) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    struct stat sb;
+    bool is_reg = lstat(cp, &sb) == 0 && S_ISREG(sb.st_mode);
+    if (is_reg)
+        backup = open(cp, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if ((rc = s->bm->unlink(s->bst, path)) < 0)
+        goto out;
+    ff_file *victim = file_find(s, cp);
+    if (victim)
+        victim->gone = true;
+    ff_dirent d = { .kind = DE_UNLINK, .path = cp, .backup = backup,
+                    .mode = is_reg ? sb.st_mode & 07777 : 0644, .victim = victim };
+    if (parent_id(cp, &d.pdev[0], &d.pino[0]))
+        d.pending = 1;
+    cp = NULL;
+    backup = -1;
+    (void)de_push(s, d);
+out:
+    if (backup >= 0)
+        close(backup);
+    free(cp);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+static int ff_dirsync(void *st, const char *dir)
+{
+    ff_state *s = st;
+    ENTER(s);
+    int rc = hit(s, KIO_OP_DIRSYNC, NULL);
+    if (rc == 0)
+        rc = s->bm->dirsync(s->bst, dir);
+    struct stat sb;
+    if (rc == 0 && stat(dir, &sb) == 0) {
+        size_t k = 0;
+        for (size_t i = 0; i < s->nde; i++) {
+            ff_dirent *d = &s->de[i];
+            for (unsigned side = 0; side < 2; side++)
+                if ((d->pending & (1u << side)) && d->pdev[side] == sb.st_dev &&
+                    d->pino[side] == sb.st_ino)
+                    d->pending &= ~(1u << side);
+            if (d->pending)
+                s->de[k++] = *d;
+            else
+                de_free(d); /* durable: the backup is not needed any more */
+        }
+        s->nde = k;
+        sweep_files(s);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+static int ff_mkdir(void *st, const char *path, unsigned mode)
+{
+    ff_state *s = st;
+    ENTER(s);
+    int rc = hit(s, KIO_OP_MKDIR, NULL);
+    if (rc == 0 && (rc = s->bm->mkdir(s->bst, path, mode)) == 0) {
+        ff_dirent d = { .kind = DE_MKDIR, .backup = -1, .pending = 1 };
+        if ((d.path = canon(path)) && parent_id(d.path, &d.pdev[0], &d.pino[0]))
+            (void)de_push(s, d);
+        else
+            free(d.path);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+/* ---- the crash -------------------------------------------------------- */
+
+static int rm_one(const char *p, const struct stat *sb, int type, struct FTW *ftw)
+{
+    (void)remove(p);
+    return 0;
+}
+
+/* Give `path` the content of the inode behind backup (a fresh inode: the
+ * old one cannot be linked back once its last name is gone). */
+static int restore_copy(int backup, const char *path, mode_t mode, ff_file *victim)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode ? mode : 0644);
+    if (fd < 0)
+        return -errno;
+    uint8_t buf[65536];
+    uint64_t off = 0;
+    int rc = 0;
+    for (;;) {
+        ssize_t r = pread(backup, buf, sizeof buf, (off_t)off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            rc = r < 0 ? -errno : 0;
+            break;
+        }
+        if ((rc = pwrite_full(fd, buf, (size_t)r, off)) < 0)
+            break;
+        off += (uint64_t)r;
+    }
+    close(fd);
+    if (victim) {
+        free(victim->path);
+        victim->path = strdup(path);
+        victim->gone = victim->path == NULL;
+        if (!victim->gone)
+            file_set_id(victim, path);
+    }
+    return rc;
+}
+
+/* Undo one directory entry change (they go newest first, so the names
+ * it refers to are as they were right after the change). */
+static void de_undo(ff_state *s, ff_dirent *d)
+{
+    switch (d->kind) {
+    case DE_CREATE:
+        (void)unlink(d->path);
+        drop_names(s, d->path);
+        break;
+    case DE_MKDIR:
+        (void)nftw(d->path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+        drop_names(s, d->path);
+        break;
+    case DE_RENAME:
+        if (rename(d->to, d->path) == 0)
+            rename_paths(s, d->to, d->path);
+        if (d->backup >= 0)
+            (void)restore_copy(d->backup, d->to, d->mode, d->victim);
+        else if (d->backup_dir)
+            (void)mkdir(d->to, d->mode ? d->mode : 0755);
+        break;
+    case DE_UNLINK:
+        if (d->backup >= 0)
+            (void)restore_copy(d->backup, d->path, d->mode, d->victim);
+        break;
+    }
+}
+
+static int fill_random(int fd, uint64_t from, uint64_t to, uint64_t *rng, bool zero)
+{
+    uint8_t buf[65536];
+    if (zero)
+        memset(buf, 0, sizeof buf);
+    for (uint64_t off = from; off < to;) {
+        size_t n = (size_t)KLOG_MIN((uint64_t)sizeof buf, to - off);
+        for (size_t i = 0; !zero && i < n; i += 8) {
+            uint64_t r = rng_next(rng);
+            memcpy(buf + i, &r, KLOG_MIN((size_t)8, n - i));
+        }
+        int rc = pwrite_full(fd, buf, n, off);
+        if (rc < 0)
+            return rc;
+        off += n;
+    }
+    return 0;
+}
+
+/* Put one file into its post-crash state: durable bytes as they were at
+ * the last datasync, the bytes beyond as the mode says. */
+static int crash_file(ff_file *f, enum kio_crash_mode mode, uint64_t *rng)
+{
+    int fd = open(f->path, O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : -errno;
+    struct stat sb;
+    int rc = fstat(fd, &sb) < 0 ? -errno : 0;
+    uint64_t cur = rc == 0 ? (uint64_t)sb.st_size : 0;
+    for (size_t i = f->nundo; rc == 0 && i-- > 0;)
+        rc = pwrite_full(fd, f->undo[i].data, f->undo[i].len, f->undo[i].off);
+    uint64_t extra = cur > f->synced ? cur - f->synced : 0;
+    if (mode == KIO_CRASH_RANDOM)
+        mode = (enum kio_crash_mode)(KIO_CRASH_DROP + rng_next(rng) % 4);
+    uint64_t end = cur;
+    if (rc == 0) {
+        switch (mode) {
+        case KIO_CRASH_DROP:
+            end = f->synced;
+            break;
+        case KIO_CRASH_PREFIX:
+            end = f->synced + (extra ? rng_next(rng) % (extra + 1) : 0);
+            break;
+        case KIO_CRASH_GARBAGE:
+        case KIO_CRASH_ZERO:
+            rc = fill_random(fd, f->synced, cur, rng, mode == KIO_CRASH_ZERO);
+            break;
+        default:
+            break;
+        }
+        /* Never shorter than what was durable (a truncation of durable
+         * bytes was undone above; this covers the length). */
+        if (end < f->synced)
+            end = f->synced;
+        if (rc == 0 && ftruncate(fd, (off_t)end) < 0)
+            rc = -errno;
+    }
+    close(fd);
+    return rc;
+}
+
+static int do_crash(ff_state *s, const kio_crash *c)
+{
+    if (!c || c->mode < KIO_CRASH_DROP || c->mode > KIO_CRASH_RANDOM ||
+        (c->flags & ~(unsigned)KIO_CRASH_LOSE_DIRENTS))
+        return -EINVAL;
+    s->crashed = true;
+    uint64_t rng = c->seed;
+    if (c->flags & KIO_CRASH_LOSE_DIRENTS)
+        for (size_t i = s->nde; i-- > 0;)
+            de_undo(s, &s->de[i]);
+    for (size_t i = 0; i < s->nde; i++)
+        de_free(&s->de[i]);
+    s->nde = 0;
+    int rc = 0;
+    for (ff_file *f = s->files; f; f = f->next) {
+        if (f->gone)
+            continue;
+        int r = crash_file(f, c->mode, &rng);
+        if (r < 0 && rc == 0)
+            rc = r;
+        undo_clear(f);
+    }
+    return rc;
+}
+
+/* ---- control, lifetime ------------------------------------------------- */
+
+static int ff_control(void *st, int op, void *arg)
+{
+    ff_state *s = st;
+    pthread_mutex_lock(&s->mu);
+    int rc = 0;
+    switch (op) {
+    case KIO_CTL_FAULT_ARM: {
+        const kio_fault_rule *r = arg;
+        const unsigned fl = KIO_FAULT_SHORT | KIO_FAULT_STICKY;
+        if (!r || !r->ops || (r->ops & ~(unsigned)KIO_OP_ALL) || r->nth == 0 ||
+            (r->flags & ~fl) || r->err > 0)
+            rc = -EINVAL;
+        else if (s->nrules == FF_MAX_RULES)
+            rc = -ENOSPC;
+        else
+            s->rules[s->nrules++] = (ff_rule){ *r, 0 };
+        break;
+    }
+    case KIO_CTL_FAULT_CLEAR:
+        s->nrules = 0;
+        break;
+    case KIO_CTL_FAULT_COUNT: {
+        kio_fault_count *c = arg;
+        if (!c) {
+            rc = -EINVAL;
+            break;
+        }
+        c->count = 0;
+        for (unsigned i = 0; i < FF_NCLASS; i++)
+            if (c->ops & (1u << i))
+                c->count += s->counts[i];
+        break;
+    }
+    case KIO_CTL_FAULT_CRASH:
+        rc = s->crashed ? KLOG_ECRASHED : do_crash(s, arg);
+        break;
+    case KIO_CTL_BACKEND_NAME:
+        /* name what does the I/O underneath ("fault" is kio_name's) */
+        rc = s->bm->control ? s->bm->control(s->bst, op, arg) : -ENOTSUP;
+        if (rc == -ENOTSUP && arg) {
+            *(const char **)arg = s->bm->name;
+            rc = 0;
+        }
+        break;
+    default:
+        if (s->crashed)
+            rc = KLOG_ECRASHED;
+        else
+            rc = s->bm->control ? s->bm->control(s->bst, op, arg) : -ENOTSUP;
+        break;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+static int ff_init(void *st, const void *arg)
+{
+    ff_state *s = st;
+    const kio_fault_init *fi = arg;
+    s->bm = fi && fi->base ? fi->base : kio_posix_methods();
+    int rc = kio__check_methods(s->bm);
+    if (rc < 0) {
+        s->bm = NULL;
+        return rc;
+    }
+    if (!(s->bst = calloc(1, s->bm->state_size ? s->bm->state_size : 1)))
+        return -ENOMEM;
+    if (pthread_mutex_init(&s->mu, NULL) != 0)
+        return -ENOMEM;
+    s->lock_ok = true;
+    s->binited = true; /* the base's fini is due from here on, as in the core */
+    return s->bm->init ? s->bm->init(s->bst, fi ? fi->base_arg : NULL) : 0;
+}
+
+/* Safe after a failed init.  Handles still open are closed (the caller
+ * forgot them, or a crash test dropped the engine). */
+static void ff_fini(void *st)
+{
+    ff_state *s = st;
+    if (s->bm && s->binited) {
+        for (int h = 0; h < s->hcap; h++)
+            if (s->h[h].open)
+                s->bm->close(s->bst, h);
+        if (s->bm->fini)
+            s->bm->fini(s->bst);
+    }
+    free(s->bst);
+    free(s->h);
+    for (size_t i = 0; i < s->nde; i++)
+        de_free(&s->de[i]);
+    free(s->de);
+    for (ff_file *f = s->files, *n; f; f = n) {
+        n = f->next;
+        file_free(f);
+    }
+    if (s->lock_ok)
+        pthread_mutex_destroy(&s->mu);
+}
+
+static const struct kio_methods fault_methods = {
+    .version = KIO_METHODS_VERSION,
+    .size = sizeof(struct kio_methods),
+    .name = "fault",
+    .state_size = sizeof(ff_state),
+    .init = ff_init,
+    .fini = ff_fini,
+    .open = ff_open,
+    .close = ff_close,
+    .readv = ff_readv,
+    .writev_many = ff_writev_many,
+    .datasync = ff_datasync,
+    .truncate = ff_truncate,
+    .filesize = ff_filesize,
+    .rename = ff_rename,
+    .unlink = ff_unlink,
+    .dirsync = ff_dirsync,
+    .mkdir = ff_mkdir,
+    .control = ff_control,
+};
+
+const struct kio_methods *kio_fault_methods(void)
+{
+    return &fault_methods;
+}

@@ -1,0 +1,707 @@
+/*
+ * lib/topic/instance.c - klog_open/klog_close, topic administration, the
+ * topic metadata file and the instance's background thread.
+ *
+ * Locks: k->mu guards the topic table and the metadata file (every change
+ * rewrites it under mu).  It is never held while a partition log appends;
+ * producers and consumers hold topic references instead.
+ */
+#include <dirent.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include <klog/klog.h>
+
+#include "common/common.h"
+#include "topic/topic.h"
+
+#define META_NAME "topics.meta"
+#define META_MAX (4u << 20)
+#define TICK_MS 100
+
+struct klog {
+    char dir[4096];
+    int lock_fd;
+    kio *io;
+    klog_conf *conf;
+
+    pthread_mutex_t mu;
+    kt_topic **topics;   /* sorted by name */
+    size_t ntopics, cap;
+    uint64_t tomb_seq;
+
+    pthread_t bg;
+    bool bg_running;
+    bool stopping;        /* under bg_mu */
+    pthread_mutex_t bg_mu;
+    pthread_cond_t bg_cv;
+};
+
+kio *klog__io(struct klog *k) { return k->io; }
+const klog_conf *klog__conf(struct klog *k) { return k->conf; }
+
+static int errf(char *errbuf, size_t errsize, int rc, const char *fmt, ...)
+{
+    if (errbuf && errsize) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(errbuf, errsize, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
+}
+
+int klog__topic_name_check(const char *name)
+{
+    if (!name)
+        return KLOG_EBADNAME;
+    size_t n = strlen(name);
+    if (n == 0 || n > KLOG_TOPIC_NAME_MAX || !strcmp(name, ".") || !strcmp(name, ".."))
+        return KLOG_EBADNAME;
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+              c == '_' || c == '-'))
+            return KLOG_EBADNAME;
+    }
+    return 0;
+}
+
+/* snprintf into a path buffer; -ENAMETOOLONG instead of a silent cut. */
+__attribute__((format(printf, 3, 4))) static int pathf(char *out, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(out, cap, fmt, ap);
+    va_end(ap);
+    return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
+}
+
+static int part_dir(char *out, size_t cap, const klog *k, const char *topic, int p, const char *tomb)
+{
+    return pathf(out, cap, "%s/%s-%d%s", k->dir, topic, p, tomb ? tomb : "");
+}
+
+/* Log configuration of a topic's partitions, from its merged conf. */
+static void log_config(const klog_conf *c, ks_log_config *lc)
+{
+    ks_log_config_init(lc);
+    lc->segment_bytes = (uint64_t)klog__conf_int(c, KC_SEGMENT_BYTES);
+    lc->segment_ms = klog__conf_int(c, KC_SEGMENT_MS);
+    lc->index_interval_bytes = (uint32_t)klog__conf_int(c, KC_INDEX_INTERVAL_BYTES);
+    /* max.message.bytes bounds a batch, as in Kafka; leave room for the
+     * batch header and one record's framing. */
+    lc->max_batch_bytes = (uint32_t)klog__conf_int(c, KC_MAX_MESSAGE_BYTES) + KF_HDR_SIZE + 1024;
+    lc->flush_records = (uint64_t)klog__conf_int(c, KC_FLUSH_MESSAGES);
+    lc->flush_ms = klog__conf_int(c, KC_FLUSH_MS);
+    lc->durability = (lc->flush_records || lc->flush_ms) ? KS_DURABILITY_INTERVAL : KS_DURABILITY_NONE;
+}
+
+/* ---- topics ---------------------------------------------------------------- */
+
+static void topic_free(kt_topic *t)
+{
+    int n = atomic_load(&t->nparts);
+    for (int p = 0; p < n; p++) {
+        if (!atomic_load(&t->deleted)) {
+            ks_log_close(t->parts[p]);
+            continue;
+        }
+        /* Deleted: its directories were renamed aside; drop them unwritten. */
+        ks_log_abandon(t->parts[p]);
+        char d[4400];
+        part_dir(d, sizeof d, t->k, t->name, p, t->tomb);
+        char cmd[4500];
+        /* Files of a partition directory are flat: remove them, then it. */
+        DIR *dd = opendir(d);
+        if (dd) {
+            struct dirent *de;
+            while ((de = readdir(dd)) != NULL) {
+                if (de->d_name[0] == '.' && (!de->d_name[1] || (de->d_name[1] == '.' && !de->d_name[2])))
+                    continue;
+                if (pathf(cmd, sizeof cmd, "%s/%s", d, de->d_name) == 0)
+                    kio_unlink(t->k->io, cmd);
+            }
+            closedir(dd);
+            rmdir(d);
+        }
+    }
+    free(t->parts);
+    klog_conf_free(t->conf);
+    klog_conf_free(t->overrides);
+    free(t);
+}
+
+kt_topic *klog__topic_get(klog *k, const char *name)
+{
+    if (!k || !name)
+        return NULL;
+    kt_topic *t = NULL;
+    pthread_mutex_lock(&k->mu);
+    for (size_t i = 0; i < k->ntopics; i++)
+        if (!strcmp(k->topics[i]->name, name)) {
+            t = k->topics[i];
+            atomic_fetch_add(&t->refs, 1);
+            break;
+        }
+    pthread_mutex_unlock(&k->mu);
+    return t;
+}
+
+void klog__topic_put(kt_topic *t)
+{
+    if (t && atomic_fetch_sub(&t->refs, 1) == 1)
+        topic_free(t);
+}
+
+/* Open partitions [from, to) of t. */
+static int open_parts(klog *k, kt_topic *t, int from, int to)
+{
+    ks_log_config lc;
+    log_config(t->conf, &lc);
+    for (int p = from; p < to; p++) {
+        char d[4400];
+        int rc = part_dir(d, sizeof d, k, t->name, p, NULL);
+        if (rc == 0)
+            rc = ks_log_open(&t->parts[p], k->io, d, &lc);
+        if (rc < 0) {
+            for (int q = from; q < p; q++) {
+                ks_log_close(t->parts[q]);
+                t->parts[q] = NULL;
+            }
+            return rc;
+        }
+    }
+    atomic_store_explicit(&t->nparts, to, memory_order_release);
+    return 0;
+}
+
+static int topic_new(klog *k, const char *name, const klog_conf *overrides, kt_topic **out)
+{
+    kt_topic *t = calloc(1, sizeof *t);
+    if (!t)
+        return -ENOMEM;
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->k = k;
+    atomic_store(&t->refs, 1); /* the table's */
+    int rc = -ENOMEM;
+    if (!(t->parts = calloc(KT_MAX_PARTITIONS, sizeof *t->parts)) || klog_conf_dup(k->conf, &t->conf) < 0 ||
+        klog_conf_new(&t->overrides) < 0)
+        goto fail;
+    klog__conf_merge(t->overrides, overrides);
+    klog__conf_merge(t->conf, overrides);
+    *out = t;
+    return 0;
+fail:
+    topic_free(t);
+    return rc;
+}
+
+/* Insert into the sorted table (mu held). */
+static int table_insert(klog *k, kt_topic *t)
+{
+    if (k->ntopics == k->cap) {
+        size_t nc = k->cap ? k->cap * 2 : 16;
+        kt_topic **n = realloc(k->topics, nc * sizeof *n);
+        if (!n)
+            return -ENOMEM;
+        k->topics = n;
+        k->cap = nc;
+    }
+    size_t i = k->ntopics;
+    while (i > 0 && strcmp(k->topics[i - 1]->name, t->name) > 0) {
+        k->topics[i] = k->topics[i - 1];
+        i--;
+    }
+    k->topics[i] = t;
+    k->ntopics++;
+    return 0;
+}
+
+/* ---- metadata file -------------------------------------------------------------- */
+
+/* Serialise the table (mu held) and write it atomically. */
+static int meta_write(klog *k)
+{
+    size_t cap = 4096 + k->ntopics * 1024;
+    char *buf = malloc(cap);
+    if (!buf)
+        return -ENOMEM;
+    size_t len = (size_t)snprintf(buf, cap, "klog-topics 1\n");
+    for (size_t i = 0; i < k->ntopics; i++) {
+        kt_topic *t = k->topics[i];
+        len += (size_t)snprintf(buf + len, cap - len, "topic %s %d\n", t->name, atomic_load(&t->nparts));
+        char kv[2048];
+        int n = klog__conf_dump(t->overrides, KC_SCOPE_TOPIC, kv, sizeof kv);
+        for (char *line = n > 0 ? kv : NULL, *nl; line && *line; line = nl + 1) {
+            nl = strchr(line, '\n');
+            *nl = '\0';
+            len += (size_t)snprintf(buf + len, cap - len, "  %s\n", line);
+        }
+    }
+    len += (size_t)snprintf(buf + len, cap - len, "end %016" PRIx64 "\n", (uint64_t)XXH3_64bits(buf, len));
+    int rc = len < cap ? ks_write_atomic(k->io, k->dir, META_NAME, buf, len) : -ENOSPC;
+    free(buf);
+    return rc;
+}
+
+/* Load the table from topics.meta and open every partition. */
+static int meta_load(klog *k, char *errbuf, size_t errsize)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", k->dir, META_NAME);
+    char *buf = malloc(META_MAX + 1);
+    if (!buf)
+        return -ENOMEM;
+    ssize_t n = ks_read_small(k->io, path, buf, META_MAX);
+    if (n == -ENOENT) {
+        free(buf);
+        return 0;
+    }
+    if (n < 0) {
+        free(buf);
+        return errf(errbuf, errsize, (int)n, "%s: %s", path, klog_strerror((int)n));
+    }
+    buf[n] = '\0';
+    int rc = 0;
+    char *end = strstr(buf, "\nend ");
+    uint64_t want;
+    if (strncmp(buf, "klog-topics 1\n", 14) != 0 || !end || sscanf(end + 5, "%" SCNx64, &want) != 1 ||
+        XXH3_64bits(buf, (size_t)(end + 1 - buf)) != want) {
+        free(buf);
+        return errf(errbuf, errsize, KLOG_ECORRUPT, "%s: damaged topic metadata", path);
+    }
+    end[1] = '\0';
+    kt_topic *cur = NULL;
+    klog_conf *ov = NULL;
+    int parts = 0;
+    char *save = NULL;
+    for (char *line = strtok_r(buf + 14, "\n", &save);; line = strtok_r(NULL, "\n", &save)) {
+        if (!line || !strncmp(line, "topic ", 6)) {
+            if (ov) {
+                /* finish the previous topic */
+                kt_topic *t = NULL;
+                if (rc == 0)
+                    rc = topic_new(k, cur ? cur->name : "", ov, &t);
+                if (rc == 0 && (rc = open_parts(k, t, 0, parts)) < 0)
+                    errf(errbuf, errsize, rc, "topic %s: %s", t->name, klog_strerror(rc));
+                if (rc == 0 && (rc = table_insert(k, t)) == 0)
+                    t = NULL;
+                if (t)
+                    topic_free(t);
+                klog_conf_free(ov);
+                ov = NULL;
+                free(cur);
+                cur = NULL;
+            }
+            if (!line || rc < 0)
+                break;
+            char name[KLOG_TOPIC_NAME_MAX + 2];
+            if (sscanf(line + 6, "%250s %d", name, &parts) != 2 || klog__topic_name_check(name) < 0 || parts < 1 ||
+                parts > KT_MAX_PARTITIONS) {
+                rc = errf(errbuf, errsize, KLOG_ECORRUPT, "%s: bad line \"%s\"", path, line);
+                break;
+            }
+            cur = calloc(1, sizeof *cur);
+            if (!cur || klog_conf_new(&ov) < 0) {
+                rc = -ENOMEM;
+                break;
+            }
+            memcpy(cur->name, name, strlen(name) + 1); /* checked: <= 249 */
+        } else if (line[0] == ' ' && ov) {
+            char *kv = line + 2, *eq = strchr(kv, '=');
+            if (!eq) {
+                rc = errf(errbuf, errsize, KLOG_ECORRUPT, "%s: bad line \"%s\"", path, line);
+                break;
+            }
+            *eq = '\0';
+            if ((rc = klog_conf_set(ov, kv, eq + 1, errbuf, errsize)) < 0)
+                break;
+        } else {
+            rc = errf(errbuf, errsize, KLOG_ECORRUPT, "%s: bad line \"%s\"", path, line);
+            break;
+        }
+    }
+    klog_conf_free(ov);
+    free(cur);
+    free(buf);
+    return rc;
+}
+
+/* Remove partition directories that belong to no topic: left by a delete
+ * that crashed before it finished, or renamed aside (".deleted-N"). */
+static void sweep_orphans(klog *k)
+{
+    DIR *d = opendir(k->dir);
+    if (!d)
+        return;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        const char *nm = de->d_name;
+        if (nm[0] == '.' || de->d_type != DT_DIR)
+            continue;
+        bool owned = false;
+        for (size_t i = 0; i < k->ntopics && !owned; i++) {
+            kt_topic *t = k->topics[i];
+            size_t tl = strlen(t->name);
+            if (strncmp(nm, t->name, tl) || nm[tl] != '-')
+                continue;
+            char *e;
+            long p = strtol(nm + tl + 1, &e, 10);
+            owned = *e == '\0' && e != nm + tl + 1 && p >= 0 && p < atomic_load(&t->nparts);
+        }
+        bool looks_ours = strstr(nm, ".deleted-") != NULL;
+        const char *dash = strrchr(nm, '-');
+        if (!looks_ours && dash && dash[1]) {
+            char *e;
+            strtol(dash + 1, &e, 10);
+            looks_ours = *e == '\0';
+        }
+        if (owned || !looks_ours)
+            continue;
+        char sub[4400], f[4700];
+        /* Only a directory that looks like a partition log is removed. */
+        struct stat stt;
+        char f2[4700];
+        if (pathf(sub, sizeof sub, "%s/%s", k->dir, nm) < 0 || pathf(f, sizeof f, "%s/recovery.ckpt", sub) < 0 ||
+            pathf(f2, sizeof f2, "%s/.lock", sub) < 0)
+            continue;
+        if (stat(f, &stt) != 0 && stat(f2, &stt) != 0 && !strstr(nm, ".deleted-"))
+            continue;
+        DIR *dd = opendir(sub);
+        if (!dd)
+            continue;
+        struct dirent *fe;
+        while ((fe = readdir(dd)) != NULL) {
+            if (!strcmp(fe->d_name, ".") || !strcmp(fe->d_name, ".."))
+                continue;
+            if (pathf(f, sizeof f, "%s/%s", sub, fe->d_name) == 0)
+                kio_unlink(k->io, f);
+        }
+        closedir(dd);
+        rmdir(sub);
+    }
+    closedir(d);
+}
+
+/* ---- background work ---------------------------------------------------------------- */
+
+static void *bg_main(void *arg)
+{
+    klog *k = arg;
+    pthread_mutex_lock(&k->bg_mu);
+    while (!k->stopping) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_nsec += TICK_MS * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&k->bg_cv, &k->bg_mu, &ts);
+        if (k->stopping)
+            break;
+        pthread_mutex_unlock(&k->bg_mu);
+        /* Tick every partition: interval syncs and roll by age. */
+        pthread_mutex_lock(&k->mu);
+        size_t n = k->ntopics;
+        kt_topic **snap = malloc(n * sizeof *snap);
+        for (size_t i = 0; snap && i < n; i++) {
+            snap[i] = k->topics[i];
+            atomic_fetch_add(&snap[i]->refs, 1);
+        }
+        pthread_mutex_unlock(&k->mu);
+        for (size_t i = 0; snap && i < n; i++) {
+            int np = atomic_load_explicit(&snap[i]->nparts, memory_order_acquire);
+            for (int p = 0; p < np; p++)
+                (void)ks_log_tick(snap[i]->parts[p]); /* errors stick in the log */
+            klog__topic_put(snap[i]);
+        }
+        free(snap);
+        pthread_mutex_lock(&k->bg_mu);
+    }
+    pthread_mutex_unlock(&k->bg_mu);
+    return NULL;
+}
+
+/* ---- public: instance ------------------------------------------------------------------- */
+
+KLOG_API int klog_open(klog **out, const char *dir, const klog_conf *conf, char *errbuf, size_t errsize)
+{
+    if (!out)
+        return -EINVAL;
+    *out = NULL;
+    if (!dir || !*dir)
+        return errf(errbuf, errsize, -EINVAL, "no data directory given");
+    klog *k = calloc(1, sizeof *k);
+    if (!k)
+        return -ENOMEM;
+    k->lock_fd = -1;
+    pthread_mutex_init(&k->mu, NULL);
+    pthread_mutex_init(&k->bg_mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&k->bg_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    int rc;
+    if (snprintf(k->dir, sizeof k->dir, "%s", dir) >= (int)sizeof k->dir) {
+        rc = errf(errbuf, errsize, -ENAMETOOLONG, "%s: path too long", dir);
+        goto fail;
+    }
+    if ((rc = conf ? klog_conf_dup(conf, &k->conf) : klog_conf_new(&k->conf)) < 0)
+        goto fail;
+    static const enum kio_backend backends[] = { KIO_BACKEND_AUTO, KIO_BACKEND_URING, KIO_BACKEND_POSIX };
+    kio_options opt = { .backend = backends[klog__conf_int(k->conf, KC_IO_BACKEND)] };
+    if ((rc = kio_open(&k->io, &opt)) < 0) {
+        errf(errbuf, errsize, rc, "I/O engine: %s", klog_strerror(rc));
+        goto fail;
+    }
+    if (mkdir(dir, 0755) == 0) {
+        char parent[4200];
+        snprintf(parent, sizeof parent, "%s/..", dir);
+        kio_dirsync(k->io, parent);
+    } else if (errno != EEXIST) {
+        rc = errf(errbuf, errsize, -errno, "%s: %s", dir, strerror(errno));
+        goto fail;
+    }
+    if ((rc = ks_dirlock_acquire(dir)) < 0) {
+        errf(errbuf, errsize, rc, "%s: %s", dir,
+             rc == KLOG_ELOCKED ? "locked by another writer (another process or instance has it open)"
+                                : klog_strerror(rc));
+        goto fail;
+    }
+    k->lock_fd = rc;
+    if ((rc = meta_load(k, errbuf, errsize)) < 0)
+        goto fail;
+    sweep_orphans(k);
+    if (pthread_create(&k->bg, NULL, bg_main, k) != 0) {
+        rc = -EAGAIN;
+        goto fail;
+    }
+    k->bg_running = true;
+    *out = k;
+    return 0;
+fail:
+    klog_close(k);
+    return rc;
+}
+
+KLOG_API int klog_close(klog *k)
+{
+    if (!k)
+        return 0;
+    if (k->bg_running) {
+        pthread_mutex_lock(&k->bg_mu);
+        k->stopping = true;
+        pthread_cond_broadcast(&k->bg_cv);
+        pthread_mutex_unlock(&k->bg_mu);
+        pthread_join(k->bg, NULL);
+    }
+    int rc = 0;
+    for (size_t i = 0; i < k->ntopics; i++) {
+        kt_topic *t = k->topics[i];
+        /* close the logs now (the table's reference), reporting errors */
+        int np = atomic_load(&t->nparts);
+        for (int p = 0; p < np; p++) {
+            int r = ks_log_close(t->parts[p]);
+            t->parts[p] = NULL;
+            if (r < 0 && rc == 0)
+                rc = r;
+        }
+        atomic_store(&t->nparts, 0);
+        klog__topic_put(t);
+    }
+    free(k->topics);
+    ks_dirlock_release(k->lock_fd);
+    kio_close(k->io);
+    klog_conf_free(k->conf);
+    pthread_mutex_destroy(&k->mu);
+    pthread_mutex_destroy(&k->bg_mu);
+    pthread_cond_destroy(&k->bg_cv);
+    free(k);
+    return rc;
+}
+
+KLOG_API const char *klog_io_backend(const klog *k)
+{
+    return k ? kio_name(k->io) : "none";
+}
+
+/* ---- public: topics ---------------------------------------------------------------------- */
+
+KLOG_API int klog_topic_create(klog *k, const char *name, int partitions, const klog_conf *topic_conf,
+                               char *errbuf, size_t errsize)
+{
+    if (!k)
+        return -EINVAL;
+    if (klog__topic_name_check(name) < 0)
+        return errf(errbuf, errsize, KLOG_EBADNAME,
+                    "invalid topic name \"%s\": 1 to 249 characters of a-z A-Z 0-9 . _ -", name ? name : "(null)");
+    if (partitions < 0 || partitions > KT_MAX_PARTITIONS)
+        return errf(errbuf, errsize, -EINVAL, "%s: partitions must be 1 to %d", name, KT_MAX_PARTITIONS);
+    kt_topic *t;
+    int rc = klog__conf_check_scope(topic_conf, KC_SCOPE_TOPIC, errbuf, errsize);
+    if (rc < 0)
+        return rc;
+    rc = topic_new(k, name, topic_conf, &t);
+    if (rc < 0)
+        return rc;
+    if (partitions == 0)
+        partitions = (int)klog__conf_int(t->conf, KC_NUM_PARTITIONS);
+    pthread_mutex_lock(&k->mu);
+    for (size_t i = 0; i < k->ntopics; i++)
+        if (!strcmp(k->topics[i]->name, name)) {
+            pthread_mutex_unlock(&k->mu);
+            topic_free(t);
+            return errf(errbuf, errsize, -EEXIST, "topic %s already exists", name);
+        }
+    if ((rc = open_parts(k, t, 0, partitions)) < 0) {
+        errf(errbuf, errsize, rc, "topic %s: %s", name, klog_strerror(rc));
+    } else if ((rc = table_insert(k, t)) == 0) {
+        if ((rc = meta_write(k)) < 0) {
+            /* not recorded: undo */
+            for (size_t i = 0; i < k->ntopics; i++)
+                if (k->topics[i] == t) {
+                    memmove(&k->topics[i], &k->topics[i + 1], (k->ntopics - i - 1) * sizeof *k->topics);
+                    k->ntopics--;
+                    break;
+                }
+            errf(errbuf, errsize, rc, "topic metadata: %s", klog_strerror(rc));
+        }
+    }
+    pthread_mutex_unlock(&k->mu);
+    if (rc < 0)
+        topic_free(t); /* its empty partition dirs are swept at the next open */
+    return rc;
+}
+
+KLOG_API int klog_topic_delete(klog *k, const char *name)
+{
+    if (!k)
+        return -EINVAL;
+    if (klog__topic_name_check(name) < 0)
+        return KLOG_EBADNAME;
+    pthread_mutex_lock(&k->mu);
+    size_t i;
+    for (i = 0; i < k->ntopics; i++)
+        if (!strcmp(k->topics[i]->name, name))
+            break;
+    if (i == k->ntopics) {
+        pthread_mutex_unlock(&k->mu);
+        return KLOG_EUNKNOWN_TOPIC;
+    }
+    kt_topic *t = k->topics[i];
+    memmove(&k->topics[i], &k->topics[i + 1], (k->ntopics - i - 1) * sizeof *k->topics);
+    k->ntopics--;
+    int rc = meta_write(k);
+    if (rc < 0) {
+        table_insert(k, t); /* still there on disk: keep it */
+        pthread_mutex_unlock(&k->mu);
+        return rc;
+    }
+    /* Recorded as gone.  Rename the partition directories aside so the name
+     * can be reused at once; their files go when the last user lets go (or
+     * at the next open, if we crash first). */
+    snprintf(t->tomb, sizeof t->tomb, ".deleted-%" PRIu64, ++k->tomb_seq);
+    int np = atomic_load(&t->nparts);
+    for (int p = 0; p < np; p++) {
+        char from[4400], to[4400];
+        part_dir(from, sizeof from, k, name, p, NULL);
+        part_dir(to, sizeof to, k, name, p, t->tomb);
+        kio_rename(k->io, from, to);
+    }
+    kio_dirsync(k->io, k->dir);
+    atomic_store(&t->deleted, true);
+    pthread_mutex_unlock(&k->mu);
+    klog__topic_put(t);
+    return 0;
+}
+
+KLOG_API int klog_topic_add_partitions(klog *k, const char *name, int total)
+{
+    if (!k)
+        return -EINVAL;
+    kt_topic *t = klog__topic_get(k, name);
+    if (!t)
+        return klog__topic_name_check(name) < 0 ? KLOG_EBADNAME : KLOG_EUNKNOWN_TOPIC;
+    pthread_mutex_lock(&k->mu);
+    int cur = atomic_load(&t->nparts), rc;
+    if (total <= cur || total > KT_MAX_PARTITIONS)
+        rc = -EINVAL;
+    else if ((rc = open_parts(k, t, cur, total)) == 0 && (rc = meta_write(k)) < 0) {
+        /* Partitions exist but are not recorded: keep serving them; the
+         * next open will not know them (their dirs are swept). */
+    }
+    pthread_mutex_unlock(&k->mu);
+    klog__topic_put(t);
+    return rc;
+}
+
+KLOG_API int klog_topic_list(klog *k, char ***names, size_t *count)
+{
+    if (!k || !names || !count)
+        return -EINVAL;
+    pthread_mutex_lock(&k->mu);
+    size_t n = k->ntopics;
+    char **v = calloc(n ? n : 1, sizeof *v);
+    for (size_t i = 0; v && i < n; i++)
+        if (!(v[i] = strdup(k->topics[i]->name))) {
+            klog_topic_list_free(v, i);
+            v = NULL;
+        }
+    pthread_mutex_unlock(&k->mu);
+    if (!v)
+        return -ENOMEM;
+    *names = v;
+    *count = n;
+    return 0;
+}
+
+KLOG_API void klog_topic_list_free(char **names, size_t count)
+{
+    if (!names)
+        return;
+    for (size_t i = 0; i < count; i++)
+        free(names[i]);
+    free(names);
+}
+
+KLOG_API int klog_topic_describe(klog *k, const char *name, klog_partition_info *parts, size_t max,
+                                 char *config, size_t config_size)
+{
+    if (!k || (max && !parts))
+        return -EINVAL;
+    if (max && parts[0].struct_size < sizeof(klog_partition_info))
+        return -EINVAL;
+    kt_topic *t = klog__topic_get(k, name);
+    if (!t)
+        return klog__topic_name_check(name) < 0 ? KLOG_EBADNAME : KLOG_EUNKNOWN_TOPIC;
+    int np = atomic_load_explicit(&t->nparts, memory_order_acquire);
+    for (int p = 0; p < np && (size_t)p < max; p++) {
+        ks_log *l = t->parts[p];
+        parts[p] = (klog_partition_info){
+            .struct_size = sizeof(klog_partition_info),
+            .partition = p,
+            .start_offset = ks_log_start_offset(l),
+            .end_offset = ks_log_end_offset(l),
+            .durable_offset = ks_log_durable_offset(l),
+            .size_bytes = ks_log_size_bytes(l),
+            .segments = ks_log_segment_count(l),
+            .error = ks_log_error(l),
+        };
+    }
+    if (config && config_size) {
+        char tmp[4096];
+        int n = klog__conf_dump(t->overrides, KC_SCOPE_TOPIC, tmp, sizeof tmp);
+        snprintf(config, config_size, "%s", n > 0 ? tmp : "");
+    }
+    klog__topic_put(t);
+    return np;
+}

@@ -1,0 +1,57 @@
+/*
+ * lib/topic/topic.h - the instance and its topics (contract for the layers
+ * above: producer, consumer, groups).
+ *
+ * The instance owns the data directory lock, the I/O engine, the topic
+ * table and a background thread for periodic work (interval syncs, segment
+ * roll by age).  Topics are reference counted: a producer or consumer that
+ * looked one up keeps it usable even if it is deleted meanwhile; the
+ * deleted topic's partition directories were renamed aside at deletion and
+ * are removed when the last reference goes.
+ *
+ * Topic metadata lives in DIR/topics.meta, rewritten atomically on every
+ * change:
+ *     klog-topics 1
+ *     topic <name> <partitions>
+ *       <key>=<value>            (the topic's explicitly set keys)
+ *     ...
+ *     end <xxh3-64 of everything above, hex>
+ */
+#ifndef KLOG_TOPIC_INTERNAL_H
+#define KLOG_TOPIC_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include <klog/topic.h>
+#include "common/conf.h"
+#include "io/io.h"
+#include "storage/storage.h"
+
+#define KT_MAX_PARTITIONS 10000
+
+typedef struct kt_topic {
+    char name[KLOG_TOPIC_NAME_MAX + 1];
+    /* parts has room for KT_MAX_PARTITIONS pointers and never moves, so
+     * readers may load nparts (acquire) and index below it without a lock. */
+    ks_log **parts;
+    _Atomic int nparts;
+    klog_conf *conf;          /* instance defaults merged with overrides */
+    klog_conf *overrides;     /* what was set for this topic explicitly */
+    _Atomic int refs;
+    _Atomic bool deleted;
+    char tomb[64];            /* suffix of the renamed-aside dirs once deleted */
+    struct klog *k;
+} kt_topic;
+
+/* Look a topic up by name and take a reference.  NULL if unknown. */
+kt_topic *klog__topic_get(struct klog *k, const char *name);
+void klog__topic_put(kt_topic *t);
+/* Kafka's naming rule; 0 or KLOG_EBADNAME. */
+int klog__topic_name_check(const char *name);
+/* The instance's I/O engine and defaults. */
+kio *klog__io(struct klog *k);
+const klog_conf *klog__conf(struct klog *k);
+
+#endif

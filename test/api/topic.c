@@ -1,0 +1,222 @@
+/* The instance and topic administration, through the public API only. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <klog/klog.h>
+
+static char dir[256];
+
+static void mkdir_tmp(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/klog-topic-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+}
+
+static void rm_tmp(void)
+{
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(topic, .init = mkdir_tmp, .fini = rm_tmp);
+
+static klog *open_ok(void)
+{
+    klog *k = NULL;
+    char err[256] = "";
+    int rc = klog_open(&k, dir, NULL, err, sizeof err);
+    cr_assert_eq(rc, 0, "klog_open: %s (%s)", klog_strerror(rc), err);
+    cr_assert_not_null(k);
+    return k;
+}
+
+static int count_topics(klog *k)
+{
+    char **names;
+    size_t n;
+    cr_assert_eq(klog_topic_list(k, &names, &n), 0);
+    klog_topic_list_free(names, n);
+    return (int)n;
+}
+
+Test(topic, create_list_describe_delete)
+{
+    klog *k = open_ok();
+    cr_assert(strcmp(klog_io_backend(k), "uring") == 0 || strcmp(klog_io_backend(k), "posix") == 0);
+    cr_assert_eq(klog_topic_create(k, "orders", 3, NULL, NULL, 0), 0);
+    cr_assert_eq(klog_topic_create(k, "audit.log_v2", 1, NULL, NULL, 0), 0);
+    char **names;
+    size_t n;
+    cr_assert_eq(klog_topic_list(k, &names, &n), 0);
+    cr_assert_eq(n, 2);
+    cr_assert_str_eq(names[0], "audit.log_v2"); /* sorted */
+    cr_assert_str_eq(names[1], "orders");
+    klog_topic_list_free(names, n);
+
+    cr_assert_eq(klog_topic_describe(k, "orders", NULL, 0, NULL, 0), 3);
+    klog_partition_info pi[3];
+    for (int i = 0; i < 3; i++)
+        pi[i].struct_size = sizeof pi[i];
+    cr_assert_eq(klog_topic_describe(k, "orders", pi, 3, NULL, 0), 3);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(pi[i].partition, i);
+        cr_assert_eq(pi[i].start_offset, 0);
+        cr_assert_eq(pi[i].end_offset, 0);
+        cr_assert_eq(pi[i].segments, 1);
+        cr_assert_eq(pi[i].error, 0);
+    }
+    cr_assert_eq(klog_topic_create(k, "orders", 1, NULL, NULL, 0), -EEXIST);
+    cr_assert_eq(klog_topic_delete(k, "orders"), 0);
+    cr_assert_eq(klog_topic_describe(k, "orders", NULL, 0, NULL, 0), KLOG_EUNKNOWN_TOPIC);
+    cr_assert_eq(klog_topic_delete(k, "orders"), KLOG_EUNKNOWN_TOPIC);
+    cr_assert_eq(count_topics(k), 1);
+    /* the name is free again at once */
+    cr_assert_eq(klog_topic_create(k, "orders", 2, NULL, NULL, 0), 0);
+    cr_assert_eq(klog_topic_describe(k, "orders", NULL, 0, NULL, 0), 2);
+    cr_assert_eq(klog_close(k), 0);
+}
+
+Test(topic, metadata_and_config_survive_reopen)
+{
+    klog *k = open_ok();
+    klog_conf *tc;
+    cr_assert_eq(klog_conf_new(&tc), 0);
+    cr_assert_eq(klog_conf_set(tc, "segment.bytes", "1048576", NULL, 0), 0);
+    cr_assert_eq(klog_conf_set(tc, "cleanup.policy", "compact", NULL, 0), 0);
+    cr_assert_eq(klog_topic_create(k, "sensors", 4, tc, NULL, 0), 0);
+    klog_conf_free(tc);
+    cr_assert_eq(klog_topic_create(k, "gone", 2, NULL, NULL, 0), 0);
+    cr_assert_eq(klog_topic_delete(k, "gone"), 0);
+    cr_assert_eq(klog_topic_add_partitions(k, "sensors", 6), 0);
+    cr_assert_eq(klog_close(k), 0);
+
+    k = open_ok();
+    cr_assert_eq(count_topics(k), 1);
+    char cfg[512];
+    cr_assert_eq(klog_topic_describe(k, "sensors", NULL, 0, cfg, sizeof cfg), 6);
+    cr_assert(strstr(cfg, "segment.bytes=1048576\n") != NULL, "%s", cfg);
+    cr_assert(strstr(cfg, "cleanup.policy=compact\n") != NULL, "%s", cfg);
+    cr_assert_eq(klog_topic_describe(k, "gone", NULL, 0, NULL, 0), KLOG_EUNKNOWN_TOPIC);
+    cr_assert_eq(klog_close(k), 0);
+    /* the deleted topic's directories are gone from disk */
+    char p[400];
+    struct stat st;
+    snprintf(p, sizeof p, "%s/gone-0", dir);
+    cr_assert_neq(stat(p, &st), 0);
+    snprintf(p, sizeof p, "%s/sensors-5", dir);
+    cr_assert_eq(stat(p, &st), 0);
+}
+
+Test(topic, bad_names_are_rejected)
+{
+    klog *k = open_ok();
+    char longname[300];
+    memset(longname, 'a', 250);
+    longname[250] = '\0';
+    const char *bad[] = { "", ".", "..", "a/b", "with space", "tab\t", "uni\xc3\xa9", longname, "a:b", "star*" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char err[300] = "";
+        cr_assert_eq(klog_topic_create(k, bad[i], 1, NULL, err, sizeof err), KLOG_EBADNAME, "%s", bad[i]);
+        cr_assert(strstr(err, "invalid topic name") != NULL);
+        cr_assert_eq(klog_topic_delete(k, bad[i]), KLOG_EBADNAME);
+    }
+    cr_assert_eq(klog_topic_create(k, NULL, 1, NULL, NULL, 0), KLOG_EBADNAME);
+    longname[249] = '\0';
+    cr_assert_eq(klog_topic_create(k, longname, 1, NULL, NULL, 0), 0, "249 characters are allowed");
+    cr_assert_eq(count_topics(k), 1);
+    klog_close(k);
+}
+
+Test(topic, bad_arguments_and_config)
+{
+    klog *k = open_ok();
+    cr_assert_eq(klog_topic_create(k, "t", -1, NULL, NULL, 0), -EINVAL);
+    cr_assert_eq(klog_topic_create(k, "t", 10001, NULL, NULL, 0), -EINVAL);
+    klog_conf *pc;
+    klog_conf_new(&pc);
+    cr_assert_eq(klog_conf_set(pc, "linger.ms", "1", NULL, 0), 0);
+    char err[256] = "";
+    cr_assert_eq(klog_topic_create(k, "t", 1, pc, err, sizeof err), KLOG_ECONF);
+    cr_assert(strstr(err, "linger.ms") != NULL, "%s", err);
+    klog_conf_free(pc);
+    cr_assert_eq(klog_topic_create(NULL, "t", 1, NULL, NULL, 0), -EINVAL);
+    cr_assert_eq(klog_topic_create(k, "t", 0, NULL, NULL, 0), 0); /* 0 = num.partitions */
+    cr_assert_eq(klog_topic_describe(k, "t", NULL, 0, NULL, 0), 1);
+    cr_assert_eq(klog_topic_add_partitions(k, "t", 1), -EINVAL);
+    cr_assert_eq(klog_topic_add_partitions(k, "nope", 3), KLOG_EUNKNOWN_TOPIC);
+    klog_partition_info pi = { .struct_size = 4 };
+    cr_assert_eq(klog_topic_describe(k, "t", &pi, 1, NULL, 0), -EINVAL);
+    cr_assert_eq(klog_topic_list(k, NULL, NULL), -EINVAL);
+    cr_assert_eq(klog_close(NULL), 0);
+    klog_close(k);
+    klog *k2 = (klog *)1;
+    cr_assert_eq(klog_open(&k2, "", NULL, NULL, 0), -EINVAL);
+    cr_assert_null(k2);
+    cr_assert_eq(klog_open(NULL, dir, NULL, NULL, 0), -EINVAL);
+}
+
+Test(topic, second_writer_is_refused)
+{
+    klog *k = open_ok();
+    klog *k2 = NULL;
+    char err[256] = "";
+    cr_assert_eq(klog_open(&k2, dir, NULL, err, sizeof err), KLOG_ELOCKED);
+    cr_assert_null(k2);
+    cr_assert(strstr(err, "locked") != NULL, "%s", err);
+    klog_close(k);
+    k2 = open_ok(); /* free again once closed */
+    klog_close(k2);
+}
+
+Test(topic, two_instances_do_not_interfere)
+{
+    char dir2[300];
+    snprintf(dir2, sizeof dir2, "%s/second", dir);
+    klog *a = open_ok(), *b = NULL;
+    cr_assert_eq(klog_open(&b, dir2, NULL, NULL, 0), 0);
+    cr_assert_eq(klog_topic_create(a, "x", 2, NULL, NULL, 0), 0);
+    cr_assert_eq(klog_topic_create(b, "x", 5, NULL, NULL, 0), 0);
+    cr_assert_eq(klog_topic_describe(a, "x", NULL, 0, NULL, 0), 2);
+    cr_assert_eq(klog_topic_describe(b, "x", NULL, 0, NULL, 0), 5);
+    cr_assert_eq(klog_topic_delete(b, "x"), 0);
+    cr_assert_eq(klog_topic_describe(a, "x", NULL, 0, NULL, 0), 2);
+    cr_assert_eq(klog_close(b), 0);
+    cr_assert_eq(klog_close(a), 0);
+}
+
+Test(topic, io_backend_can_be_forced)
+{
+    klog_conf *c;
+    klog_conf_new(&c);
+    cr_assert_eq(klog_conf_set(c, "io.backend", "posix", NULL, 0), 0);
+    klog *k;
+    cr_assert_eq(klog_open(&k, dir, c, NULL, 0), 0);
+    cr_assert_str_eq(klog_io_backend(k), "posix");
+    klog_close(k);
+    klog_conf_free(c);
+}
+
+Test(topic, damaged_metadata_is_reported_not_ignored)
+{
+    klog *k = open_ok();
+    cr_assert_eq(klog_topic_create(k, "t", 1, NULL, NULL, 0), 0);
+    klog_close(k);
+    char p[400];
+    snprintf(p, sizeof p, "%s/topics.meta", dir);
+    FILE *f = fopen(p, "r+");
+    cr_assert_not_null(f);
+    fseek(f, 20, SEEK_SET);
+    fputc('Z', f);
+    fclose(f);
+    k = NULL;
+    char err[256] = "";
+    cr_assert_eq(klog_open(&k, dir, NULL, err, sizeof err), KLOG_ECORRUPT);
+    cr_assert(strstr(err, "topics.meta") != NULL, "%s", err);
+    cr_assert_null(k);
+}
