@@ -12,5 +12,7 @@
 #include <klog/error.h>
 #include <klog/conf.h>
 #include <klog/topic.h>
+#include <klog/producer.h>
+#include <klog/consumer.h>
 
 #endif /* KLOG_KLOG_H */

@@ -132,6 +132,12 @@ static void topic_free(kt_topic *t)
             rmdir(d);
         }
     }
+    for (int p = 0; p < KT_MAX_PARTITIONS && t->wq && t->wq[p]; p++) {
+        pthread_mutex_destroy(&t->wq[p]->mu);
+        free(t->wq[p]->w);
+        free(t->wq[p]);
+    }
+    free(t->wq);
     free(t->parts);
     klog_conf_free(t->conf);
     klog_conf_free(t->overrides);
@@ -168,8 +174,17 @@ static int open_parts(klog *k, kt_topic *t, int from, int to)
     for (int p = from; p < to; p++) {
         char d[4400];
         int rc = part_dir(d, sizeof d, k, t->name, p, NULL);
+        if (rc == 0 && !t->wq[p]) {
+            t->wq[p] = calloc(1, sizeof *t->wq[p]);
+            if (t->wq[p])
+                pthread_mutex_init(&t->wq[p]->mu, NULL);
+            else
+                rc = -ENOMEM;
+        }
         if (rc == 0)
             rc = ks_log_open(&t->parts[p], k->io, d, &lc);
+        if (rc == 0)
+            ks_log_set_listener(t->parts[p], klog__waitq_notify, t->wq[p]);
         if (rc < 0) {
             for (int q = from; q < p; q++) {
                 ks_log_close(t->parts[q]);
@@ -191,7 +206,8 @@ static int topic_new(klog *k, const char *name, const klog_conf *overrides, kt_t
     t->k = k;
     atomic_store(&t->refs, 1); /* the table's */
     int rc = -ENOMEM;
-    if (!(t->parts = calloc(KT_MAX_PARTITIONS, sizeof *t->parts)) || klog_conf_dup(k->conf, &t->conf) < 0 ||
+    if (!(t->parts = calloc(KT_MAX_PARTITIONS, sizeof *t->parts)) ||
+        !(t->wq = calloc(KT_MAX_PARTITIONS, sizeof *t->wq)) || klog_conf_dup(k->conf, &t->conf) < 0 ||
         klog_conf_new(&t->overrides) < 0)
         goto fail;
     klog__conf_merge(t->overrides, overrides);

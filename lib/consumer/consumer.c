@@ -1,0 +1,579 @@
+/*
+ * lib/consumer/consumer.c - assigned partitions, zero-copy polls, seeks,
+ * blocking waits with wakeup and an eventfd.
+ *
+ * Per partition the consumer keeps a view into the segment mapping
+ * (ks_view) and, while a batch is half consumed, an iterator into it.
+ * Messages returned by a poll point into those views (uncompressed
+ * batches) or into the partition's decompression buffer (compressed
+ * batches).  Lifetime rule: everything a poll returned stays valid until
+ * the next poll; so a poll first releases the views the previous poll left
+ * in `held`, and a partition decompresses at most one batch per poll into
+ * its buffer (a second compressed batch waits for the next poll).
+ *
+ * Threading: one thread at a time (no lock on the hot path).  wakeup and fd
+ * touch only the eventfd and an atomic flag.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <klog/klog.h>
+
+#include "common/common.h"
+#include "consumer/consumer.h"
+#include "topic/topic.h"
+
+typedef struct kc_part {
+    kt_topic *t;
+    int32_t partition;
+    ks_log *log;
+    int64_t pos;             /* next offset to return */
+    int err;                 /* sticky KLOG_EOFFSET until a seek */
+    ks_view view;            /* current view (reference held) */
+    size_t off;              /* next batch within view */
+    bool used_view;          /* a message of this poll points into view */
+    bool in_batch;           /* it is mid-batch */
+    kf_batch_info bi;
+    size_t batch_len;
+    kf_iter it;
+    uint8_t *dbuf;           /* decompressed records of the current batch */
+    size_t dcap;
+    bool dbuf_used;          /* decompressed into dbuf during this poll */
+    bool registered;         /* waiter registered with the partition */
+} kc_part;
+
+struct klog_consumer {
+    klog *k;
+    int reset;               /* KC_RESET_* */
+    size_t fetch_max;
+    size_t max_poll;
+    bool check_crcs;
+
+    kc_part *parts;
+    size_t nparts, pcap;
+    size_t rr;
+
+    klog_message *msgs;
+    ks_view *held;
+    size_t nheld, hcap;
+    kf_codec *codec;
+
+    kt_waiter waiter;
+    _Atomic bool wakeup;
+    bool fd_armed;           /* armed at the end of an empty poll, for the fd */
+};
+
+static int errf(char *errbuf, size_t errsize, int rc, const char *fmt, ...)
+{
+    if (errbuf && errsize) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(errbuf, errsize, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
+}
+
+KLOG_API int klog_consumer_new(klog *k, const klog_conf *conf, klog_consumer **out, char *errbuf, size_t errsize)
+{
+    if (!out)
+        return -EINVAL;
+    *out = NULL;
+    if (!k)
+        return errf(errbuf, errsize, -EINVAL, "no klog instance");
+    if (klog__conf_isset(conf, KC_GROUP_ID) && klog__conf_str(conf, KC_GROUP_ID)[0])
+        return errf(errbuf, errsize, KLOG_ECONF,
+                    "group.id: consumer groups are not available in this version; assign partitions explicitly");
+    klog_consumer *c = calloc(1, sizeof *c);
+    if (!c)
+        return -ENOMEM;
+    c->k = k;
+    c->reset = (int)klog__conf_int(conf, KC_AUTO_OFFSET_RESET);
+    c->fetch_max = (size_t)klog__conf_int(conf, KC_FETCH_MAX_BYTES);
+    c->max_poll = (size_t)klog__conf_int(conf, KC_MAX_POLL_RECORDS);
+    c->check_crcs = klog__conf_int(conf, KC_CHECK_CRCS) != 0;
+    c->waiter.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    int rc = c->waiter.efd < 0 ? -errno : 0;
+    if (rc == 0 && !(c->msgs = calloc(c->max_poll, sizeof *c->msgs)))
+        rc = -ENOMEM;
+    if (rc == 0)
+        rc = kf_codec_new(&c->codec);
+    if (rc < 0) {
+        klog_consumer_close(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+static kc_part *find_part(klog_consumer *c, const char *topic, int32_t partition)
+{
+    for (size_t i = 0; i < c->nparts; i++)
+        if (c->parts[i].partition == partition && !strcmp(c->parts[i].t->name, topic))
+            return &c->parts[i];
+    return NULL;
+}
+
+/* Make room to hold one more view until the next poll. */
+static int held_reserve(klog_consumer *c)
+{
+    if (c->nheld < c->hcap)
+        return 0;
+    size_t nc = c->hcap ? c->hcap * 2 : 8;
+    ks_view *nh = realloc(c->held, nc * sizeof *nh);
+    if (!nh)
+        return -ENOMEM;
+    c->held = nh;
+    c->hcap = nc;
+    return 0;
+}
+
+/* Drop the partition's read state (views, iterator).  A view that messages
+ * of this poll point into is kept until the next poll (callers made room
+ * with held_reserve; without room it is released only if unused). */
+static void part_reset_view(klog_consumer *c, kc_part *p)
+{
+    if (p->view.seg) {
+        if (p->used_view && held_reserve(c) == 0)
+            c->held[c->nheld++] = p->view; /* still pointed to by this poll */
+        else
+            ks_view_release(&p->view);
+    }
+    memset(&p->view, 0, sizeof p->view);
+    p->off = 0;
+    p->used_view = false;
+    p->in_batch = false;
+}
+
+/* Resolve a requested position against the log and the reset policy. */
+static int resolve(klog_consumer *c, kc_part *p, int64_t offset, bool explicit_seek)
+{
+    int64_t start = ks_log_start_offset(p->log), end = ks_log_end_offset(p->log);
+    if (offset == KLOG_OFFSET_BEGINNING)
+        offset = start;
+    else if (offset == KLOG_OFFSET_END)
+        offset = end;
+    else if (offset == KLOG_OFFSET_DEFAULT || offset < start || offset > end) {
+        if (offset < 0 && offset != KLOG_OFFSET_DEFAULT)
+            return -EINVAL;
+        if (c->reset == KC_RESET_NONE)
+            return KLOG_EOFFSET;
+        offset = c->reset == KC_RESET_EARLIEST ? start : end;
+    }
+    (void)explicit_seek;
+    p->pos = offset;
+    p->err = 0;
+    return 0;
+}
+
+KLOG_API int klog_consumer_assign(klog_consumer *c, const char *topic, int32_t partition, int64_t offset)
+{
+    if (!c || !topic)
+        return -EINVAL;
+    kc_part *p = find_part(c, topic, partition);
+    if (p) {
+        part_reset_view(c, p);
+        return resolve(c, p, offset, true);
+    }
+    kt_topic *t = klog__topic_get(c->k, topic);
+    if (!t)
+        return klog__topic_name_check(topic) < 0 ? KLOG_EBADNAME : KLOG_EUNKNOWN_TOPIC;
+    if (partition < 0 || partition >= atomic_load_explicit(&t->nparts, memory_order_acquire)) {
+        klog__topic_put(t);
+        return KLOG_EUNKNOWN_PARTITION;
+    }
+    if (c->nparts == c->pcap) {
+        size_t nc = c->pcap ? c->pcap * 2 : 8;
+        kc_part *np = realloc(c->parts, nc * sizeof *np);
+        if (!np) {
+            klog__topic_put(t);
+            return -ENOMEM;
+        }
+        c->parts = np;
+        c->pcap = nc;
+    }
+    if (c->fd_armed) /* the new partition joins the armed set */
+        klog__waitq_arm(t, partition, 1);
+    p = &c->parts[c->nparts];
+    memset(p, 0, sizeof *p);
+    p->t = t;
+    p->partition = partition;
+    p->log = t->parts[partition];
+    int rc = resolve(c, p, offset, true);
+    if (rc == 0 && (rc = klog__waitq_add(t, partition, &c->waiter)) == 0)
+        p->registered = true;
+    if (rc < 0) {
+        klog__topic_put(t);
+        return rc;
+    }
+    c->nparts++;
+    return 0;
+}
+
+static void part_free(klog_consumer *c, kc_part *p)
+{
+    part_reset_view(c, p);
+    if (c->fd_armed)
+        klog__waitq_arm(p->t, p->partition, -1);
+    if (p->registered)
+        klog__waitq_remove(p->t, p->partition, &c->waiter);
+    free(p->dbuf);
+    klog__topic_put(p->t);
+}
+
+KLOG_API int klog_consumer_unassign(klog_consumer *c, const char *topic, int32_t partition)
+{
+    if (!c || !topic)
+        return -EINVAL;
+    kc_part *p = find_part(c, topic, partition);
+    if (!p)
+        return -ENOENT;
+    part_free(c, p);
+    size_t i = (size_t)(p - c->parts);
+    memmove(p, p + 1, (c->nparts - i - 1) * sizeof *p);
+    c->nparts--;
+    return 0;
+}
+
+/* Load the batch at p->off into the iterator.  Returns 1 (ready), 0 (stop
+ * this partition for this poll), or an error. */
+static int load_batch(klog_consumer *c, kc_part *p)
+{
+    const uint8_t *b = p->view.data + p->off;
+    ssize_t len = kf_batch_parse(b, p->view.len - p->off, &p->bi);
+    if (len <= 0)
+        return KLOG_ECORRUPT;
+    p->batch_len = (size_t)len;
+    if (kf_batch_last_offset(&p->bi) < p->pos) {
+        p->off += (size_t)len; /* wholly before the position */
+        return 2;
+    }
+    if (c->check_crcs && kf_batch_verify(b, (size_t)len) != 0)
+        return KLOG_ECORRUPT;
+    const uint8_t *recs;
+    size_t rlen;
+    if (p->bi.attributes & KF_ATTR_CODEC_MASK) {
+        if (p->dbuf_used)
+            return 0; /* its buffer still backs messages of this poll */
+        int rc = kf_batch_records(b, (size_t)len, c->codec, &recs, &rlen);
+        if (rc < 0)
+            return rc;
+        if (rlen > p->dcap) {
+            uint8_t *nb = realloc(p->dbuf, rlen);
+            if (!nb)
+                return -ENOMEM;
+            p->dbuf = nb;
+            p->dcap = rlen;
+        }
+        memcpy(p->dbuf, recs, rlen);
+        recs = p->dbuf;
+        p->dbuf_used = true;
+    } else {
+        int rc = kf_batch_records(b, (size_t)len, NULL, &recs, &rlen);
+        if (rc < 0)
+            return rc;
+        p->used_view = true;
+    }
+    kf_iter_init(&p->it, &p->bi, recs, rlen);
+    p->in_batch = true;
+    return 1;
+}
+
+/* Take records from one partition into c->msgs[*n...].  Returns 0 or an
+ * error for this partition. */
+static int fill(klog_consumer *c, kc_part *p, size_t *n)
+{
+    if (p->err)
+        return 0;
+    while (*n < c->max_poll) {
+        if (p->in_batch) {
+            kf_record_view rv;
+            int r = kf_iter_next(&p->it, &rv);
+            if (KLOG_LIKELY(r == 1)) {
+                if (rv.offset < p->pos)
+                    continue;
+                klog_message *m = &c->msgs[(*n)++];
+                m->topic = p->t->name;
+                m->partition = p->partition;
+                m->offset = rv.offset;
+                m->timestamp = rv.timestamp;
+                m->key = rv.key_len >= 0 ? rv.key : NULL;
+                m->key_len = rv.key_len >= 0 ? (size_t)rv.key_len : 0;
+                m->value = rv.value_len >= 0 ? rv.value : NULL;
+                m->value_len = rv.value_len >= 0 ? (size_t)rv.value_len : 0;
+                m->header_count = rv.header_count;
+                m->headers_raw = rv.headers;
+                m->headers_raw_len = rv.headers_len;
+                p->pos = rv.offset + 1;
+                continue;
+            }
+            p->in_batch = false;
+            if (r < 0)
+                return KLOG_ECORRUPT; /* position stays on the bad batch */
+            int64_t next = kf_batch_last_offset(&p->bi) + 1;
+            if (next > p->pos)
+                p->pos = next;
+            p->off += p->batch_len;
+            continue;
+        }
+        if (!p->view.seg || p->off >= p->view.len) {
+            if (p->used_view && held_reserve(c) < 0)
+                return 0; /* cannot keep the old view alive: next poll */
+            part_reset_view(c, p);
+            int rc = ks_log_read(p->log, p->pos, c->fetch_max, &p->view);
+            if (rc == KLOG_EOFFSET) {
+                /* fell off the head (retention) or past the end (truncation) */
+                if (resolve(c, p, p->pos, false) < 0) {
+                    p->err = KLOG_EOFFSET;
+                    return KLOG_EOFFSET;
+                }
+                continue;
+            }
+            if (rc < 0)
+                return rc;
+            if (p->view.len == 0) {
+                ks_view_release(&p->view);
+                return 0; /* caught up */
+            }
+        }
+        int lr = load_batch(c, p);
+        if (lr == 0)
+            return 0;
+        if (lr < 0)
+            return lr;
+    }
+    return 0;
+}
+
+static bool any_available(klog_consumer *c)
+{
+    for (size_t i = 0; i < c->nparts; i++) {
+        kc_part *p = &c->parts[i];
+        if (!p->err && (p->in_batch || (p->view.seg && p->off < p->view.len) ||
+                        ks_log_end_offset(p->log) > p->pos))
+            return true;
+    }
+    return false;
+}
+
+static void arm(klog_consumer *c, int delta)
+{
+    atomic_store(&c->waiter.armed, delta > 0);
+    for (size_t i = 0; i < c->nparts; i++)
+        klog__waitq_arm(c->parts[i].t, c->parts[i].partition, delta);
+}
+
+static void drain_efd(klog_consumer *c)
+{
+    uint64_t v;
+    ssize_t r = read(c->waiter.efd, &v, sizeof v);
+    (void)r;
+}
+
+/* A poll returns no record: stay armed so that the fd turns readable when
+ * one arrives (and make it readable now if one slipped in). */
+static int empty_return(klog_consumer *c)
+{
+    arm(c, 1);
+    c->fd_armed = true;
+    if (any_available(c)) {
+        uint64_t one = 1;
+        ssize_t r = write(c->waiter.efd, &one, sizeof one);
+        (void)r;
+    }
+    return 0;
+}
+
+KLOG_API int klog_consumer_poll(klog_consumer *c, int timeout_ms, const klog_message **msgs)
+{
+    if (!c || !msgs)
+        return -EINVAL;
+    *msgs = c->msgs;
+    if (c->fd_armed) {
+        arm(c, -1);
+        c->fd_armed = false;
+    }
+    /* What the previous poll returned is no longer needed. */
+    for (size_t i = 0; i < c->nheld; i++)
+        ks_view_release(&c->held[i]);
+    c->nheld = 0;
+    for (size_t i = 0; i < c->nparts; i++) {
+        /* A batch left half read by the previous poll is resumed first:
+         * the messages taken from it point into the view (uncompressed) or
+         * into dbuf (compressed), which must then survive this poll. */
+        kc_part *p = &c->parts[i];
+        bool compressed = p->in_batch && (p->bi.attributes & KF_ATTR_CODEC_MASK);
+        p->used_view = p->in_batch && !compressed;
+        p->dbuf_used = compressed;
+    }
+    uint64_t deadline = timeout_ms > 0 ? klog__now_ns() + (uint64_t)timeout_ms * 1000000u : 0;
+    for (;;) {
+        size_t n = 0;
+        int err = 0;
+        for (size_t k = 0; k < c->nparts && n < c->max_poll; k++) {
+            kc_part *p = &c->parts[(c->rr + k) % c->nparts];
+            int rc = fill(c, p, &n);
+            if (rc < 0 && !err)
+                err = rc;
+        }
+        if (c->nparts)
+            c->rr = (c->rr + 1) % c->nparts;
+        if (n > 0)
+            return (int)n;
+        if (err)
+            return err;
+        if (atomic_exchange(&c->wakeup, false))
+            return 0;
+        if (timeout_ms == 0)
+            return empty_return(c);
+        /* Nothing yet: arm, re-check (an append between the fill and the
+         * arm would otherwise be missed), then sleep on the eventfd. */
+        drain_efd(c);
+        arm(c, 1);
+        if (any_available(c) || atomic_load(&c->wakeup)) {
+            arm(c, -1);
+            continue;
+        }
+        int wait_ms = -1;
+        if (timeout_ms > 0) {
+            uint64_t now = klog__now_ns();
+            if (now >= deadline) {
+                arm(c, -1);
+                return empty_return(c);
+            }
+            wait_ms = (int)((deadline - now + 999999) / 1000000u);
+        }
+        struct pollfd pfd = { .fd = c->waiter.efd, .events = POLLIN };
+        int pr = poll(&pfd, 1, wait_ms);
+        arm(c, -1);
+        if (pr < 0 && errno != EINTR)
+            return -errno;
+        drain_efd(c);
+    }
+}
+
+KLOG_API int klog_message_header(const klog_message *m, size_t i, const char **key, size_t *key_len,
+                                 const void **value, size_t *value_len)
+{
+    if (!m || !key || !key_len || !value || !value_len)
+        return -EINVAL;
+    if (i >= m->header_count)
+        return -ENOENT;
+    kf_record_view rv = { .header_count = (uint32_t)m->header_count,
+                          .headers = m->headers_raw,
+                          .headers_len = m->headers_raw_len };
+    size_t pos = 0;
+    kf_header h;
+    for (size_t k = 0;; k++) {
+        int r = kf_header_next(&rv, &pos, &h);
+        if (r < 0)
+            return r;
+        if (r == 0)
+            return -ENOENT;
+        if (k == i)
+            break;
+    }
+    *key = h.key;
+    *key_len = (size_t)h.key_len;
+    *value = h.value_len >= 0 ? h.value : NULL;
+    *value_len = h.value_len >= 0 ? (size_t)h.value_len : 0;
+    return 0;
+}
+
+KLOG_API int klog_consumer_seek(klog_consumer *c, const char *topic, int32_t partition, int64_t offset)
+{
+    if (!c || !topic)
+        return -EINVAL;
+    kc_part *p = find_part(c, topic, partition);
+    if (!p)
+        return -ENOENT;
+    part_reset_view(c, p);
+    return resolve(c, p, offset, true);
+}
+
+KLOG_API int klog_consumer_seek_time(klog_consumer *c, const char *topic, int32_t partition, int64_t ts_ms)
+{
+    if (!c || !topic)
+        return -EINVAL;
+    kc_part *p = find_part(c, topic, partition);
+    if (!p)
+        return -ENOENT;
+    int64_t off;
+    int rc = ks_log_offset_for_time(p->log, ts_ms, &off);
+    if (rc < 0)
+        return rc;
+    part_reset_view(c, p);
+    return resolve(c, p, off, true);
+}
+
+KLOG_API int klog_consumer_position(klog_consumer *c, const char *topic, int32_t partition, int64_t *offset)
+{
+    if (!c || !topic || !offset)
+        return -EINVAL;
+    kc_part *p = find_part(c, topic, partition);
+    if (!p)
+        return -ENOENT;
+    *offset = p->pos;
+    return 0;
+}
+
+KLOG_API int klog_consumer_lag(klog_consumer *c, const char *topic, int32_t partition, int64_t *lag)
+{
+    if (!c || !topic || !lag)
+        return -EINVAL;
+    kc_part *p = find_part(c, topic, partition);
+    if (!p)
+        return -ENOENT;
+    int64_t end = ks_log_end_offset(p->log), start = ks_log_start_offset(p->log);
+    *lag = end - (p->pos < start ? start : p->pos);
+    if (*lag < 0)
+        *lag = 0;
+    return 0;
+}
+
+KLOG_API int klog_consumer_wakeup(klog_consumer *c)
+{
+    if (!c)
+        return -EINVAL;
+    atomic_store(&c->wakeup, true);
+    uint64_t one = 1;
+    ssize_t r = write(c->waiter.efd, &one, sizeof one);
+    (void)r;
+    return 0;
+}
+
+KLOG_API int klog_consumer_fd(klog_consumer *c)
+{
+    if (!c)
+        return -EINVAL;
+    return c->waiter.efd;
+}
+
+KLOG_API int klog_consumer_close(klog_consumer *c)
+{
+    if (!c)
+        return 0;
+    for (size_t i = 0; i < c->nheld; i++)
+        ks_view_release(&c->held[i]);
+    c->nheld = 0;
+    for (size_t i = 0; i < c->nparts; i++)
+        c->parts[i].used_view = false;
+    for (size_t i = 0; i < c->nparts; i++)
+        part_free(c, &c->parts[i]);
+    for (size_t i = 0; i < c->nheld; i++)
+        ks_view_release(&c->held[i]);
+    free(c->parts);
+    free(c->held);
+    free(c->msgs);
+    kf_codec_free(c->codec);
+    if (c->waiter.efd >= 0)
+        close(c->waiter.efd);
+    free(c);
+    return 0;
+}

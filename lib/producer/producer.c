@@ -1,0 +1,913 @@
+/*
+ * lib/producer/producer.c - batching, partitioning, bounded memory,
+ * delivery reports, idempotent sequencing.
+ *
+ * Data flow: klog_producer_send encodes the record straight into the open
+ * batch of its partition's accumulator (kp_acc).  A batch is sealed when it
+ * is full, when linger.ms has passed (the producer's thread), on flush, or
+ * at once with linger.ms=0.  Sealed batches wait in the accumulator's FIFO;
+ * one thread at a time (the drainer) takes them all, compresses them,
+ * appends them to the partition log in one call (one fdatasync for all of
+ * them with acks=all) and reports every record.  One drainer per partition
+ * keeps the partition's order; sequence numbers are assigned at seal time,
+ * in that same order.
+ *
+ * Locks, in order: acc->mu, then p->mem_mu or p->q_mu (never held across I/O
+ * or a callback); p->mu guards the topic and accumulator tables (writers
+ * only: readers walk them lock-free).
+ *
+ * Memory: every batch buffer is charged to buffer.memory while it exists;
+ * released buffers go to a free list of standard-size buffers (bounded by
+ * the same budget), so a steady producer allocates nothing per batch.
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <xxhash.h>
+
+#include <klog/klog.h>
+
+#include "common/common.h"
+#include "producer/producer.h"
+#include "topic/topic.h"
+
+#define KP_BUCKETS 64
+#define KP_HDR_STACK 16
+
+typedef struct kp_topic kp_topic;
+
+typedef struct kp_batch {
+    struct kp_batch *next;
+    uint8_t *buf;
+    size_t cap;
+    kf_builder b;
+    uint64_t created_ns;
+    int32_t base_seq;
+    /* per-record opaque and timestamp, kept only when reports are wanted */
+    void **opaque;
+    int64_t *ts;
+    uint32_t rcap;
+    bool standard;     /* cap == the standard size: goes back to the pool */
+} kp_batch;
+
+typedef struct kp_acc {
+    pthread_mutex_t mu;
+    kp_batch *cur;
+    kp_batch *ready, *ready_tail;
+    bool draining;
+    int32_t next_seq;
+    kp_topic *t;
+    int32_t partition;
+    struct kp_acc *all_next; /* producer-wide list, for linger and flush */
+} kp_acc;
+
+struct kp_topic {
+    struct kp_topic *next;        /* bucket chain */
+    kt_topic *kt;                 /* reference held until the producer closes */
+    size_t max_record;            /* max.message.bytes */
+    _Atomic(kp_acc *) *acc;       /* [KT_MAX_PARTITIONS], created lazily */
+    _Atomic int32_t sticky;       /* current sticky partition, -1 = none */
+    _Atomic uint32_t rr;
+};
+
+struct klog_producer {
+    klog *k;
+    /* configuration, read once */
+    int acks;
+    uint64_t linger_ns;
+    size_t batch_size, batch_cap;
+    int32_t batch_records;
+    int codec;
+    int level;
+    int64_t buffer_memory;
+    int64_t max_block_ms;
+    bool idempotent;
+    int partitioner;
+    bool want_queue;
+    int64_t producer_id;
+    int16_t epoch;
+
+    klog_delivery_fn dr_fn;
+    void *dr_arg;
+    klog_partitioner_fn part_fn;
+    void *part_arg;
+    _Atomic bool started;     /* first send happened: callbacks are fixed */
+
+    pthread_mutex_t mu;       /* table writers */
+    _Atomic(kp_topic *) buckets[KP_BUCKETS];
+    _Atomic(kp_acc *) accs;   /* all accumulators (push-only list) */
+
+    pthread_mutex_t mem_mu;
+    pthread_cond_t mem_cv;
+    int64_t mem_used;
+    kp_batch *pool;           /* free standard-size batches */
+
+    pthread_mutex_t codec_mu;
+    kf_codec *codecs[8];
+    int ncodecs;
+
+    pthread_mutex_t q_mu;     /* delivery queue and flush waits */
+    pthread_cond_t q_cv;
+    pthread_cond_t flush_cv;
+    klog_delivery *q;
+    size_t qcap, qhead, qlen;
+    _Atomic int64_t outstanding;
+
+    pthread_t thread;
+    bool thread_running;
+    bool stopping;
+    _Atomic bool closed;
+};
+
+static int errf(char *errbuf, size_t errsize, int rc, const char *fmt, ...)
+{
+    if (errbuf && errsize) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(errbuf, errsize, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
+}
+
+static void abs_deadline(struct timespec *ts, int64_t ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+static void cond_init_mono(pthread_cond_t *cv)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(cv, &ca);
+    pthread_condattr_destroy(&ca);
+}
+
+/* ---- memory budget and batch buffers ------------------------------------- */
+
+static void batch_free(kp_batch *b)
+{
+    if (b) {
+        free(b->buf);
+        free(b->opaque);
+        free(b->ts);
+        free(b);
+    }
+}
+
+/* Take a batch able to hold at least `need` bytes.  Returns NULL when the
+ * budget is used up (the caller waits or fails).  mem_mu not held. */
+static kp_batch *batch_get(klog_producer *p, size_t need)
+{
+    bool standard = need <= p->batch_cap;
+    size_t cap = standard ? p->batch_cap : need;
+    pthread_mutex_lock(&p->mem_mu);
+    if (standard && p->pool) {
+        kp_batch *b = p->pool;
+        p->pool = b->next;
+        pthread_mutex_unlock(&p->mem_mu);
+        b->next = NULL;
+        return b;
+    }
+    /* A single oversized record is always let through when nothing else is
+     * charged, so a record up to max.message.bytes can always be sent. */
+    if (p->mem_used + (int64_t)cap > p->buffer_memory && p->mem_used > 0) {
+        pthread_mutex_unlock(&p->mem_mu);
+        return NULL;
+    }
+    p->mem_used += (int64_t)cap;
+    pthread_mutex_unlock(&p->mem_mu);
+    kp_batch *b = calloc(1, sizeof *b);
+    if (b && !(b->buf = malloc(cap))) {
+        free(b);
+        b = NULL;
+    }
+    if (!b) {
+        pthread_mutex_lock(&p->mem_mu);
+        p->mem_used -= (int64_t)cap;
+        pthread_mutex_unlock(&p->mem_mu);
+        return NULL;
+    }
+    b->cap = cap;
+    b->standard = standard;
+    return b;
+}
+
+static void batch_put(klog_producer *p, kp_batch *b)
+{
+    pthread_mutex_lock(&p->mem_mu);
+    if (b->standard && !atomic_load(&p->closed)) {
+        b->next = p->pool;
+        p->pool = b;
+        b = NULL;
+    } else {
+        p->mem_used -= (int64_t)b->cap;
+    }
+    pthread_cond_broadcast(&p->mem_cv);
+    pthread_mutex_unlock(&p->mem_mu);
+    batch_free(b);
+}
+
+static void batch_start(klog_producer *p, kp_batch *b, size_t max_record)
+{
+    kf_builder_init(&b->b, b->buf, b->cap, max_record);
+    b->created_ns = klog__now_ns();
+    b->next = NULL;
+    b->base_seq = -1;
+}
+
+/* Remember a record's opaque and timestamp for its report. */
+static int batch_note(kp_batch *b, void *opaque, int64_t ts)
+{
+    uint32_t i = (uint32_t)b->b.count - 1;
+    if (i >= b->rcap) {
+        uint32_t nc = b->rcap ? b->rcap * 2 : 256;
+        void **o = realloc(b->opaque, nc * sizeof *o);
+        if (!o)
+            return -ENOMEM;
+        b->opaque = o;
+        int64_t *t = realloc(b->ts, nc * sizeof *t);
+        if (!t)
+            return -ENOMEM;
+        b->ts = t;
+        b->rcap = nc;
+    }
+    b->opaque[i] = opaque;
+    b->ts[i] = ts;
+    return 0;
+}
+
+/* ---- codecs ---------------------------------------------------------------- */
+
+static kf_codec *codec_get(klog_producer *p)
+{
+    kf_codec *c = NULL;
+    pthread_mutex_lock(&p->codec_mu);
+    if (p->ncodecs > 0)
+        c = p->codecs[--p->ncodecs];
+    pthread_mutex_unlock(&p->codec_mu);
+    if (!c && kf_codec_new(&c) < 0)
+        return NULL;
+    return c;
+}
+
+static void codec_put(klog_producer *p, kf_codec *c)
+{
+    pthread_mutex_lock(&p->codec_mu);
+    if (p->ncodecs < (int)KLOG_ARRAY_LEN(p->codecs)) {
+        p->codecs[p->ncodecs++] = c;
+        c = NULL;
+    }
+    pthread_mutex_unlock(&p->codec_mu);
+    kf_codec_free(c);
+}
+
+/* ---- reports ---------------------------------------------------------------- */
+
+static void report(klog_producer *p, const klog_delivery *d, int64_t n_done)
+{
+    if (p->dr_fn)
+        p->dr_fn(p->dr_arg, d);
+    if (p->want_queue) {
+        pthread_mutex_lock(&p->q_mu);
+        /* the slot was reserved at send: there is room */
+        p->q[(p->qhead + p->qlen) % p->qcap] = *d;
+        p->qlen++;
+        pthread_cond_signal(&p->q_cv);
+        pthread_mutex_unlock(&p->q_mu);
+    }
+    (void)n_done;
+}
+
+static void batch_done(klog_producer *p, kp_acc *a, kp_batch *b, int64_t base, int err)
+{
+    int32_t n = b->b.count;
+    if (p->dr_fn || p->want_queue) {
+        for (int32_t i = 0; i < n; i++) {
+            klog_delivery d = {
+                .topic = a->t->kt->name,
+                .partition = a->partition,
+                .offset = err ? -1 : base + i,
+                .timestamp = b->ts[i],
+                .err = err,
+                .opaque = b->opaque[i],
+            };
+            report(p, &d, 0);
+        }
+    }
+    batch_put(p, b);
+    if (atomic_fetch_sub(&p->outstanding, n) == n) {
+        pthread_mutex_lock(&p->q_mu);
+        pthread_cond_broadcast(&p->flush_cv);
+        pthread_mutex_unlock(&p->q_mu);
+    }
+}
+
+/* ---- sealing and draining ------------------------------------------------------ */
+
+/* Move the open batch to the ready FIFO (acc->mu held). */
+static void seal_locked(klog_producer *p, kp_acc *a)
+{
+    kp_batch *b = a->cur;
+    if (!b)
+        return;
+    a->cur = NULL;
+    if (b->b.count == 0) {
+        batch_put(p, b);
+        return;
+    }
+    if (p->idempotent) {
+        b->base_seq = a->next_seq;
+        a->next_seq = (int32_t)(((uint32_t)a->next_seq + (uint32_t)b->b.count) & 0x7fffffff);
+    }
+    if (a->ready_tail)
+        a->ready_tail->next = b;
+    else
+        a->ready = b;
+    a->ready_tail = b;
+    /* KIP-480: a sealed batch moves the sticky partition on */
+    if (atomic_load_explicit(&a->t->sticky, memory_order_relaxed) == a->partition)
+        atomic_store_explicit(&a->t->sticky, -1, memory_order_relaxed);
+}
+
+#define KP_DRAIN_MAX 64
+
+/*
+ * Append everything in the FIFO, in order, one thread at a time.  Returns
+ * with acc->mu not held.  Called with acc->mu held.
+ */
+static void drain_locked(klog_producer *p, kp_acc *a)
+{
+    if (a->draining || !a->ready) {
+        pthread_mutex_unlock(&a->mu);
+        return;
+    }
+    a->draining = true;
+    kf_codec *codec = NULL;
+    while (a->ready) {
+        kp_batch *list = a->ready;
+        a->ready = a->ready_tail = NULL;
+        pthread_mutex_unlock(&a->mu);
+
+        kt_topic *kt = a->t->kt;
+        ks_log *log = kt->parts[a->partition];
+        while (list) {
+            kp_batch *bs[KP_DRAIN_MAX];
+            ks_batch kb[KP_DRAIN_MAX];
+            int err[KP_DRAIN_MAX];
+            unsigned n = 0;
+            for (; list && n < KP_DRAIN_MAX; list = list->next, n++) {
+                kp_batch *b = bs[n] = list;
+                kf_batch_meta meta = {
+                    .producer_id = p->idempotent ? p->producer_id : -1,
+                    .producer_epoch = p->idempotent ? p->epoch : -1,
+                    .base_sequence = p->idempotent ? b->base_seq : -1,
+                    .attributes = 0,
+                    .codec = (enum kf_codec_id)p->codec,
+                    .level = p->level,
+                };
+                const uint8_t *out;
+                size_t len;
+                int rc = 0;
+                if (p->codec != KF_CODEC_NONE && !codec && !(codec = codec_get(p)))
+                    rc = -ENOMEM;
+                if (rc == 0)
+                    rc = kf_builder_finish(&b->b, &meta, codec, &out, &len);
+                if (rc == 0 && out != b->buf) {
+                    /* compressed into the codec's scratch: it is reused by
+                     * the next batch, so keep the result in the batch's own
+                     * buffer (smaller than what it replaces). */
+                    memcpy(b->buf, out, len);
+                    out = b->buf;
+                }
+                err[n] = rc;
+                kb[n] = (ks_batch){ (void *)out, rc == 0 ? len : 0, -1, rc };
+            }
+            /* Append the well-formed ones as one call (one sync with acks=all). */
+            ks_batch ok[KP_DRAIN_MAX];
+            unsigned map[KP_DRAIN_MAX], m = 0;
+            for (unsigned i = 0; i < n; i++)
+                if (err[i] == 0) {
+                    ok[m] = kb[i];
+                    map[m++] = i;
+                }
+            if (m > 0) {
+                int rc = atomic_load(&kt->deleted) ? KLOG_EUNKNOWN_TOPIC
+                         : ks_log_append(log, ok, m, p->acks < 0 ? KS_APPEND_SYNC : 0);
+                for (unsigned j = 0; j < m; j++) {
+                    int r = ok[j].result;
+                    if (rc == KLOG_EUNKNOWN_TOPIC)
+                        r = rc;
+                    else if (r == KLOG_ESTATE)
+                        r = rc ? rc : KLOG_ESTATE; /* not attempted after a failure */
+                    err[map[j]] = r;
+                    kb[map[j]].base_offset = ok[j].base_offset;
+                }
+            }
+            for (unsigned i = 0; i < n; i++)
+                batch_done(p, a, bs[i], kb[i].base_offset, err[i]);
+        }
+        pthread_mutex_lock(&a->mu);
+    }
+    a->draining = false;
+    pthread_mutex_unlock(&a->mu);
+    if (codec)
+        codec_put(p, codec);
+}
+
+/* ---- topics and accumulators --------------------------------------------------- */
+
+static kp_topic *topic_lookup(klog_producer *p, const char *name, size_t nlen, uint64_t h)
+{
+    for (kp_topic *t = atomic_load_explicit(&p->buckets[h % KP_BUCKETS], memory_order_acquire); t; t = t->next)
+        if (!memcmp(t->kt->name, name, nlen + 1))
+            return t;
+    return NULL;
+}
+
+static int topic_get(klog_producer *p, const char *name, kp_topic **out)
+{
+    size_t nlen = strlen(name);
+    uint64_t h = XXH3_64bits(name, nlen);
+    kp_topic *t = topic_lookup(p, name, nlen, h);
+    if (KLOG_LIKELY(t != NULL)) {
+        *out = t;
+        return 0;
+    }
+    kt_topic *kt = klog__topic_get(p->k, name);
+    if (!kt)
+        return klog__topic_name_check(name) < 0 ? KLOG_EBADNAME : KLOG_EUNKNOWN_TOPIC;
+    pthread_mutex_lock(&p->mu);
+    t = topic_lookup(p, name, nlen, h);
+    if (!t) {
+        t = calloc(1, sizeof *t);
+        if (t && !(t->acc = calloc(KT_MAX_PARTITIONS, sizeof *t->acc))) {
+            free(t);
+            t = NULL;
+        }
+        if (t) {
+            t->kt = kt;
+            kt = NULL;
+            t->max_record = (size_t)klog__conf_int(t->kt->conf, KC_MAX_MESSAGE_BYTES);
+            atomic_store(&t->sticky, -1);
+            t->next = atomic_load(&p->buckets[h % KP_BUCKETS]);
+            atomic_store_explicit(&p->buckets[h % KP_BUCKETS], t, memory_order_release);
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
+    klog__topic_put(kt); /* NULL-safe: only when someone else won the race */
+    if (!t)
+        return -ENOMEM;
+    *out = t;
+    return 0;
+}
+
+static kp_acc *acc_get(klog_producer *p, kp_topic *t, int32_t part)
+{
+    kp_acc *a = atomic_load_explicit(&t->acc[part], memory_order_acquire);
+    if (KLOG_LIKELY(a != NULL))
+        return a;
+    pthread_mutex_lock(&p->mu);
+    a = atomic_load(&t->acc[part]);
+    if (!a && (a = calloc(1, sizeof *a)) != NULL) {
+        pthread_mutex_init(&a->mu, NULL);
+        a->t = t;
+        a->partition = part;
+        a->all_next = atomic_load(&p->accs);
+        atomic_store(&p->accs, a);
+        atomic_store_explicit(&t->acc[part], a, memory_order_release);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return a;
+}
+
+static int32_t choose_partition(klog_producer *p, kp_topic *t, const klog_record *r, int32_t n)
+{
+    if (p->part_fn)
+        return p->part_fn(p->part_arg, t->kt->name, r->key, r->key ? r->key_len : 0, n);
+    int mode = p->partitioner;
+    if (r->key && mode != KC_PARTITIONER_STICKY && mode != KC_PARTITIONER_ROUND_ROBIN)
+        return (int32_t)(XXH3_64bits(r->key, r->key_len) % (uint64_t)n);
+    if (mode == KC_PARTITIONER_HASH)
+        return 0;
+    if (mode == KC_PARTITIONER_ROUND_ROBIN)
+        return (int32_t)(atomic_fetch_add_explicit(&t->rr, 1, memory_order_relaxed) % (uint32_t)n);
+    /* sticky (default for null keys, or everything) */
+    int32_t s = atomic_load_explicit(&t->sticky, memory_order_relaxed);
+    if (s >= 0 && s < n)
+        return s;
+    uint32_t pick = atomic_fetch_add_explicit(&t->rr, 1, memory_order_relaxed) % (uint32_t)n;
+    atomic_store_explicit(&t->sticky, (int32_t)pick, memory_order_relaxed);
+    return (int32_t)pick;
+}
+
+/* ---- public ------------------------------------------------------------------------ */
+
+static void *producer_thread(void *arg);
+
+KLOG_API int klog_producer_new(klog *k, const klog_conf *conf, klog_producer **out, char *errbuf, size_t errsize)
+{
+    if (!out)
+        return -EINVAL;
+    *out = NULL;
+    if (!k)
+        return errf(errbuf, errsize, -EINVAL, "no klog instance");
+    klog_producer *p = calloc(1, sizeof *p);
+    if (!p)
+        return -ENOMEM;
+    p->k = k;
+    p->acks = (int)klog__conf_int(conf, KC_ACKS);
+    p->linger_ns = (uint64_t)klog__conf_int(conf, KC_LINGER_MS) * 1000000u;
+    p->batch_size = (size_t)klog__conf_int(conf, KC_BATCH_SIZE);
+    /* room for the header and one more record's framing past batch.size:
+     * a batch is sealed once it reaches batch.size */
+    p->batch_cap = p->batch_size + KF_HDR_SIZE;
+    p->batch_records = (int32_t)klog__conf_int(conf, KC_BATCH_NUM_MESSAGES);
+    static const int codecs[] = { KF_CODEC_NONE, KF_CODEC_LZ4, KF_CODEC_ZSTD };
+    p->codec = codecs[klog__conf_int(conf, KC_COMPRESSION_TYPE)];
+    p->level = (int)klog__conf_int(conf, KC_COMPRESSION_LEVEL);
+    if (p->level < 0)
+        p->level = 0;
+    p->buffer_memory = klog__conf_int(conf, KC_BUFFER_MEMORY);
+    p->max_block_ms = klog__conf_int(conf, KC_MAX_BLOCK_MS);
+    p->idempotent = klog__conf_int(conf, KC_ENABLE_IDEMPOTENCE) != 0;
+    p->partitioner = (int)klog__conf_int(conf, KC_PARTITIONER);
+    p->want_queue = klog__conf_int(conf, KC_DELIVERY_REPORT_QUEUE) != 0;
+    if (p->codec == KF_CODEC_LZ4 && klog__conf_isset(conf, KC_COMPRESSION_LEVEL)) {
+        free(p);
+        return errf(errbuf, errsize, KLOG_ECONF, "compression.level: lz4 takes no level");
+    }
+    if ((int64_t)p->batch_cap > p->buffer_memory) {
+        size_t bs = p->batch_size;
+        int64_t bm = p->buffer_memory;
+        free(p);
+        return errf(errbuf, errsize, KLOG_ECONF, "batch.size: %zu is larger than buffer.memory (%" PRId64 ")", bs,
+                    bm);
+    }
+    uint64_t id = 0;
+    if (getrandom(&id, sizeof id, 0) != sizeof id)
+        id = klog__now_ns() ^ (uint64_t)(uintptr_t)p;
+    p->producer_id = (int64_t)(id & 0x7fffffffffffffffull);
+    p->epoch = 0;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_mutex_init(&p->mem_mu, NULL);
+    pthread_mutex_init(&p->codec_mu, NULL);
+    pthread_mutex_init(&p->q_mu, NULL);
+    cond_init_mono(&p->mem_cv);
+    cond_init_mono(&p->q_cv);
+    cond_init_mono(&p->flush_cv);
+    if (p->want_queue) {
+        /* one slot per record that can be outstanding: bounded by memory */
+        p->qcap = (size_t)KLOG_MAX(p->buffer_memory / 64, 1024);
+        p->q = calloc(p->qcap, sizeof *p->q);
+        if (!p->q) {
+            klog_producer_close(p);
+            return -ENOMEM;
+        }
+    }
+    if (p->linger_ns > 0) {
+        if (pthread_create(&p->thread, NULL, producer_thread, p) != 0) {
+            klog_producer_close(p);
+            return -EAGAIN;
+        }
+        p->thread_running = true;
+    }
+    *out = p;
+    return 0;
+}
+
+KLOG_API int klog_producer_set_delivery_cb(klog_producer *p, klog_delivery_fn fn, void *arg)
+{
+    if (!p)
+        return -EINVAL;
+    if (atomic_load(&p->started))
+        return KLOG_ESTATE;
+    p->dr_fn = fn;
+    p->dr_arg = arg;
+    return 0;
+}
+
+KLOG_API int klog_producer_set_partitioner(klog_producer *p, klog_partitioner_fn fn, void *arg)
+{
+    if (!p)
+        return -EINVAL;
+    if (atomic_load(&p->started))
+        return KLOG_ESTATE;
+    p->part_fn = fn;
+    p->part_arg = arg;
+    return 0;
+}
+
+/* Reserve a delivery-queue slot for one record, waiting per max.block.ms. */
+static int reserve_report(klog_producer *p)
+{
+    pthread_mutex_lock(&p->q_mu);
+    struct timespec dl;
+    abs_deadline(&dl, p->max_block_ms);
+    int rc = 0;
+    /* outstanding + queued must fit: every outstanding record will queue */
+    while ((size_t)atomic_load(&p->outstanding) + p->qlen >= p->qcap) {
+        if (p->max_block_ms == 0 || pthread_cond_timedwait(&p->q_cv, &p->q_mu, &dl) == ETIMEDOUT) {
+            rc = KLOG_EQUEUEFULL;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&p->q_mu);
+    return rc;
+}
+
+KLOG_API int klog_producer_send(klog_producer *p, const char *topic, const klog_record *r)
+{
+    if (!p || !topic || !r || r->struct_size < sizeof(klog_record) || (r->header_count && !r->headers))
+        return -EINVAL;
+    if (atomic_load_explicit(&p->closed, memory_order_relaxed))
+        return KLOG_ECLOSED;
+    if (KLOG_UNLIKELY(!atomic_load_explicit(&p->started, memory_order_relaxed)))
+        atomic_store(&p->started, true);
+    if ((r->key && r->key_len > INT32_MAX) || (r->value && r->value_len > INT32_MAX) ||
+        r->header_count > 100000)
+        return KLOG_ETOOBIG;
+    kp_topic *t;
+    int rc = topic_get(p, topic, &t);
+    if (rc < 0)
+        return rc;
+    if (atomic_load_explicit(&t->kt->deleted, memory_order_relaxed))
+        return KLOG_EUNKNOWN_TOPIC;
+    int32_t n = atomic_load_explicit(&t->kt->nparts, memory_order_acquire);
+    int32_t part = r->partition;
+    if (part == KLOG_PARTITION_ANY)
+        part = choose_partition(p, t, r, n);
+    if (part < 0 || part >= n)
+        return KLOG_EUNKNOWN_PARTITION;
+    ks_log *log = t->kt->parts[part];
+    if (KLOG_UNLIKELY(ks_log_error(log) != 0))
+        return KLOG_EREADONLY;
+
+    kf_header hstack[KP_HDR_STACK], *hs = hstack;
+    if (r->header_count > KP_HDR_STACK && !(hs = malloc(r->header_count * sizeof *hs)))
+        return -ENOMEM;
+    for (size_t i = 0; i < r->header_count; i++) {
+        const klog_header *h = &r->headers[i];
+        if ((h->key_len && !h->key) || h->key_len > INT32_MAX || (h->value && h->value_len > INT32_MAX)) {
+            rc = h->key_len > INT32_MAX || h->value_len > INT32_MAX ? KLOG_ETOOBIG : -EINVAL;
+            goto out;
+        }
+        hs[i] = (kf_header){ h->key, (int32_t)h->key_len, h->value, h->value ? (int32_t)h->value_len : -1 };
+    }
+    kf_record rec = {
+        .key = r->key,
+        .key_len = r->key ? (int32_t)r->key_len : -1,
+        .value = r->value,
+        .value_len = r->value ? (int32_t)r->value_len : -1,
+        .timestamp = r->timestamp ? r->timestamp : klog__wall_ms(),
+        .headers = hs,
+        .header_count = (uint32_t)r->header_count,
+    };
+    if (kf_record_payload(&rec) > t->max_record) {
+        rc = KLOG_ETOOBIG;
+        goto out;
+    }
+    bool reports = p->dr_fn || p->want_queue;
+    if (p->want_queue && (rc = reserve_report(p)) < 0)
+        goto out;
+    kp_acc *a = acc_get(p, t, part);
+    if (!a) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    atomic_fetch_add_explicit(&p->outstanding, 1, memory_order_relaxed);
+    uint64_t deadline = klog__now_ns() + (uint64_t)p->max_block_ms * 1000000u;
+    pthread_mutex_lock(&a->mu);
+    for (;;) {
+        if (!a->cur) {
+            size_t need = kf_record_size_bound(&rec) + KF_HDR_SIZE;
+            kp_batch *b = batch_get(p, need);
+            if (!b) {
+                /* Budget used up: push out what we have and wait for a
+                 * batch to be written and given back. */
+                seal_locked(p, a);
+                drain_locked(p, a); /* unlocks */
+                pthread_mutex_lock(&p->mem_mu);
+                uint64_t now = klog__now_ns();
+                if (p->max_block_ms == 0 || now >= deadline) {
+                    pthread_mutex_unlock(&p->mem_mu);
+                    rc = KLOG_EQUEUEFULL;
+                    goto undo;
+                }
+                struct timespec dl;
+                abs_deadline(&dl, (int64_t)KLOG_MIN((deadline - now) / 1000000u + 1, 100u));
+                pthread_cond_timedwait(&p->mem_cv, &p->mem_mu, &dl);
+                pthread_mutex_unlock(&p->mem_mu);
+                pthread_mutex_lock(&a->mu);
+                continue;
+            }
+            batch_start(p, b, t->max_record);
+            a->cur = b;
+        }
+        if (reports && (uint32_t)a->cur->b.count >= a->cur->rcap) {
+            /* room for this record's report, before it is encoded */
+            a->cur->b.count++;
+            rc = batch_note(a->cur, NULL, 0);
+            a->cur->b.count--;
+            if (rc < 0) {
+                pthread_mutex_unlock(&a->mu);
+                goto undo;
+            }
+        }
+        rc = kf_builder_add(&a->cur->b, &rec);
+        if (KLOG_LIKELY(rc == 0))
+            break;
+        if (rc == -ENOBUFS && a->cur->b.count > 0) {
+            seal_locked(p, a); /* full: start another */
+            continue;
+        }
+        /* empty batch and still no room: the record needs a bigger one */
+        if (rc == -ENOBUFS) {
+            kp_batch *b = a->cur;
+            a->cur = NULL;
+            batch_put(p, b);
+            size_t need = kf_record_size_bound(&rec) + KF_HDR_SIZE;
+            kp_batch *big = batch_get(p, need);
+            if (!big) {
+                pthread_mutex_unlock(&a->mu);
+                rc = KLOG_EQUEUEFULL;
+                goto undo;
+            }
+            batch_start(p, big, t->max_record);
+            a->cur = big;
+            continue;
+        }
+        pthread_mutex_unlock(&a->mu);
+        goto undo;
+    }
+    if (reports)
+        batch_note(a->cur, r->opaque, rec.timestamp); /* room made above: cannot fail */
+    if (p->linger_ns == 0 || a->cur->b.len >= p->batch_size || a->cur->b.count >= p->batch_records) {
+        seal_locked(p, a);
+        drain_locked(p, a); /* unlocks */
+    } else {
+        pthread_mutex_unlock(&a->mu);
+    }
+    goto out;
+undo:
+    if (atomic_fetch_sub(&p->outstanding, 1) == 1) {
+        pthread_mutex_lock(&p->q_mu);
+        pthread_cond_broadcast(&p->flush_cv);
+        pthread_cond_broadcast(&p->q_cv);
+        pthread_mutex_unlock(&p->q_mu);
+    }
+out:
+    if (hs != hstack)
+        free(hs);
+    return rc;
+}
+
+/* Seal and drain every accumulator whose open batch is at least min_age
+ * old (0 = all). */
+static void seal_all(klog_producer *p, uint64_t min_age_ns)
+{
+    uint64_t now = klog__now_ns();
+    for (kp_acc *a = atomic_load(&p->accs); a; a = a->all_next) {
+        pthread_mutex_lock(&a->mu);
+        if (a->cur && a->cur->b.count > 0 && now - a->cur->created_ns >= min_age_ns)
+            seal_locked(p, a);
+        drain_locked(p, a); /* unlocks */
+    }
+}
+
+static void *producer_thread(void *arg)
+{
+    klog_producer *p = arg;
+    /* Wake at a quarter of linger.ms (at least every 1 ms, at most every
+     * 100 ms): a batch goes out between linger and 1.25 x linger. */
+    int64_t step_ms = KLOG_MAX((int64_t)(p->linger_ns / 4000000u), 1);
+    step_ms = KLOG_MIN(step_ms, 100);
+    pthread_mutex_lock(&p->q_mu);
+    while (!p->stopping) {
+        struct timespec dl;
+        abs_deadline(&dl, step_ms);
+        pthread_cond_timedwait(&p->q_cv, &p->q_mu, &dl);
+        if (p->stopping)
+            break;
+        pthread_mutex_unlock(&p->q_mu);
+        seal_all(p, p->linger_ns);
+        pthread_mutex_lock(&p->q_mu);
+    }
+    pthread_mutex_unlock(&p->q_mu);
+    return NULL;
+}
+
+KLOG_API int klog_producer_flush(klog_producer *p, int timeout_ms)
+{
+    if (!p)
+        return -EINVAL;
+    seal_all(p, 0);
+    struct timespec dl;
+    if (timeout_ms >= 0)
+        abs_deadline(&dl, timeout_ms);
+    int rc = 0;
+    pthread_mutex_lock(&p->q_mu);
+    while (atomic_load(&p->outstanding) > 0) {
+        if (timeout_ms < 0) {
+            pthread_cond_wait(&p->flush_cv, &p->q_mu);
+        } else if (pthread_cond_timedwait(&p->flush_cv, &p->q_mu, &dl) == ETIMEDOUT) {
+            rc = atomic_load(&p->outstanding) > 0 ? -ETIMEDOUT : 0;
+            break;
+        }
+        /* a drainer may be between batches: nudge anything newly sealed */
+        pthread_mutex_unlock(&p->q_mu);
+        seal_all(p, 0);
+        pthread_mutex_lock(&p->q_mu);
+    }
+    pthread_mutex_unlock(&p->q_mu);
+    return rc;
+}
+
+KLOG_API int klog_producer_poll_deliveries(klog_producer *p, klog_delivery *out, size_t max, int timeout_ms)
+{
+    if (!p || (!out && max))
+        return -EINVAL;
+    if (!p->want_queue)
+        return KLOG_ESTATE;
+    struct timespec dl;
+    if (timeout_ms > 0)
+        abs_deadline(&dl, timeout_ms);
+    pthread_mutex_lock(&p->q_mu);
+    while (p->qlen == 0 && timeout_ms != 0) {
+        if (timeout_ms < 0)
+            pthread_cond_wait(&p->q_cv, &p->q_mu);
+        else if (pthread_cond_timedwait(&p->q_cv, &p->q_mu, &dl) == ETIMEDOUT)
+            break;
+    }
+    size_t n = KLOG_MIN(max, p->qlen);
+    for (size_t i = 0; i < n; i++) {
+        out[i] = p->q[p->qhead];
+        p->qhead = (p->qhead + 1) % p->qcap;
+    }
+    p->qlen -= n;
+    if (n)
+        pthread_cond_broadcast(&p->q_cv); /* room for reservations */
+    pthread_mutex_unlock(&p->q_mu);
+    return (int)n;
+}
+
+KLOG_API int64_t klog_producer_outstanding(klog_producer *p)
+{
+    return p ? atomic_load(&p->outstanding) : 0;
+}
+
+KLOG_API int klog_producer_close(klog_producer *p)
+{
+    if (!p)
+        return 0;
+    int rc = 0;
+    if (!atomic_load(&p->closed))
+        rc = klog_producer_flush(p, -1);
+    atomic_store(&p->closed, true);
+    if (p->thread_running) {
+        pthread_mutex_lock(&p->q_mu);
+        p->stopping = true;
+        pthread_cond_broadcast(&p->q_cv);
+        pthread_mutex_unlock(&p->q_mu);
+        pthread_join(p->thread, NULL);
+    }
+    for (kp_acc *a = atomic_load(&p->accs), *next; a; a = next) {
+        next = a->all_next;
+        batch_free(a->cur);
+        pthread_mutex_destroy(&a->mu);
+        free(a);
+    }
+    for (int i = 0; i < KP_BUCKETS; i++)
+        for (kp_topic *t = atomic_load(&p->buckets[i]), *next; t; t = next) {
+            next = t->next;
+            klog__topic_put(t->kt);
+            free(t->acc);
+            free(t);
+        }
+    for (kp_batch *b = p->pool, *next; b; b = next) {
+        next = b->next;
+        batch_free(b);
+    }
+    for (int i = 0; i < p->ncodecs; i++)
+        kf_codec_free(p->codecs[i]);
+    free(p->q);
+    pthread_mutex_destroy(&p->mu);
+    pthread_mutex_destroy(&p->mem_mu);
+    pthread_mutex_destroy(&p->codec_mu);
+    pthread_mutex_destroy(&p->q_mu);
+    pthread_cond_destroy(&p->mem_cv);
+    pthread_cond_destroy(&p->q_cv);
+    pthread_cond_destroy(&p->flush_cv);
+    free(p);
+    return rc;
+}
