@@ -406,6 +406,8 @@ static void drain_locked(klog_producer *p, kp_acc *a)
                          : ks_log_append(log, ok, m, p->acks < 0 ? KS_APPEND_SYNC : 0);
                 for (unsigned j = 0; j < m; j++) {
                     int r = ok[j].result;
+                    if (r == KLOG_EDUPLICATE)
+                        r = 0; /* a retry of a batch already written: it is there */
                     if (rc == KLOG_EUNKNOWN_TOPIC)
                         r = rc;
                     else if (r == KLOG_ESTATE)

@@ -48,7 +48,123 @@ struct ks_log {
     ks_listener_fn listener;
     void *listener_arg;
     bool closed;
+
+    /* Idempotent producers (under append_mu): the last few batches of each
+     * producer id, to refuse a batch the log already holds. */
+    struct ks_pidstate *pids;
+    unsigned npids;
+    uint64_t pid_tick;
 };
+
+/* ---- idempotent producers --------------------------------------------------- */
+
+#define KS_PID_BATCHES 5   /* batches remembered per producer (Kafka keeps 5) */
+#define KS_PID_MAX 1024    /* producers remembered per log; the least recently
+                            * seen is forgotten (its retries are then accepted) */
+
+typedef struct ks_pid_batch {
+    int32_t first_seq, last_seq;
+    int64_t base;
+} ks_pid_batch;
+
+typedef struct ks_pidstate {
+    int64_t pid;
+    int16_t epoch;
+    uint8_t n, head;       /* ring of recent batches; head = newest */
+    ks_pid_batch b[KS_PID_BATCHES];
+    uint64_t tick;
+} ks_pidstate;
+
+/* What a pid_check changed, so that a failed write can undo it. */
+typedef struct ks_pidundo {
+    int slot;              /* -1: nothing changed */
+    unsigned npids;
+    ks_pidstate old;
+} ks_pidundo;
+
+static int32_t seq_last(const kf_batch_info *bi)
+{
+    return (int32_t)(((uint32_t)bi->base_sequence + (uint32_t)bi->last_offset_delta) & 0x7fffffffu);
+}
+
+static void pid_push(ks_pidstate *st, const kf_batch_info *bi, int64_t base)
+{
+    st->head = (uint8_t)((st->head + 1) % KS_PID_BATCHES);
+    st->b[st->head] = (ks_pid_batch){ bi->base_sequence, seq_last(bi), base };
+    if (st->n < KS_PID_BATCHES)
+        st->n++;
+}
+
+/*
+ * Check a batch of an idempotent producer against what the log holds, and
+ * record it.  Returns 0 (new, in sequence), KLOG_EDUPLICATE (*dup_base =
+ * where it already is, or -1 if older than what is remembered),
+ * KLOG_ESEQUENCE (a gap), KLOG_EFENCED (an older epoch), -ENOMEM.
+ */
+static int pid_check(ks_log *log, const kf_batch_info *bi, int64_t base, int64_t *dup_base, ks_pidundo *u)
+{
+    u->slot = -1;
+    u->npids = log->npids;
+    if (bi->producer_id < 0 || bi->base_sequence < 0)
+        return 0;
+    ks_pidstate *st = NULL;
+    for (unsigned i = 0; i < log->npids; i++)
+        if (log->pids[i].pid == bi->producer_id) {
+            st = &log->pids[i];
+            break;
+        }
+    if (st) {
+        if (bi->producer_epoch < st->epoch)
+            return KLOG_EFENCED;
+        if (bi->producer_epoch == st->epoch && st->n > 0) {
+            for (unsigned j = 0; j < st->n; j++) {
+                const ks_pid_batch *r = &st->b[(st->head + KS_PID_BATCHES - j) % KS_PID_BATCHES];
+                if (r->first_seq == bi->base_sequence && r->last_seq == seq_last(bi)) {
+                    *dup_base = r->base;
+                    return KLOG_EDUPLICATE;
+                }
+            }
+            int32_t expect = (int32_t)(((uint32_t)st->b[st->head].last_seq + 1) & 0x7fffffffu);
+            if (bi->base_sequence != expect) {
+                uint32_t behind = ((uint32_t)expect - (uint32_t)bi->base_sequence) & 0x7fffffffu;
+                if (behind > 0 && behind < (1u << 30)) {
+                    *dup_base = -1; /* older than the batches remembered */
+                    return KLOG_EDUPLICATE;
+                }
+                return KLOG_ESEQUENCE;
+            }
+        }
+    } else {
+        if (log->npids == KS_PID_MAX) {
+            unsigned lru = 0;
+            for (unsigned i = 1; i < log->npids; i++)
+                if (log->pids[i].tick < log->pids[lru].tick)
+                    lru = i;
+            st = &log->pids[lru];
+        } else {
+            if (!log->pids && !(log->pids = calloc(KS_PID_MAX, sizeof *log->pids)))
+                return -ENOMEM;
+            st = &log->pids[log->npids++];
+        }
+    }
+    u->slot = (int)(st - log->pids);
+    u->old = *st;
+    if (st->pid != bi->producer_id || st->epoch != bi->producer_epoch || u->npids != log->npids) {
+        memset(st, 0, sizeof *st);
+        st->pid = bi->producer_id;
+        st->epoch = bi->producer_epoch;
+    }
+    pid_push(st, bi, base);
+    st->tick = ++log->pid_tick;
+    return 0;
+}
+
+static void pid_undo(ks_log *log, const ks_pidundo *u)
+{
+    if (u->slot >= 0)
+        log->pids[u->slot] = u->old;
+    log->npids = u->npids;
+}
 
 static int64_t log_now(const ks_log *log)
 {
@@ -216,6 +332,9 @@ static int scan_segment(ks_log *log, ks_segment *s, uint64_t fsize, int64_t limi
         if (kf_batch_verify(buf + at, (size_t)len) != 0 || bi.base_offset < expected ||
             kf_batch_last_offset(&bi) >= limit)
             break;
+        ks_pidundo u;
+        int64_t dup;
+        (void)pid_check(log, &bi, bi.base_offset, &dup, &u); /* rebuild producer state */
         atomic_store(&s->size, pos + at); /* note_batch needs positions only */
         ks__seg_note_batch(s, &bi, pos + at, (uint64_t)len, log->cfg.index_interval_bytes);
         expected = kf_batch_last_offset(&bi) + 1;
@@ -624,6 +743,7 @@ int ks_log_append(ks_log *log, ks_batch *batches, unsigned n, unsigned flags)
         kio_wreq req[KS_WRITE_MAX];
         struct iovec iov[KS_WRITE_MAX];
         kf_batch_info bi[KS_WRITE_MAX];
+        ks_pidundo undo[KS_WRITE_MAX];
         unsigned k = 0;
         ks_segment *s = active(log);
         uint64_t pos0 = atomic_load_explicit(&s->size, memory_order_relaxed);
@@ -647,6 +767,22 @@ int ks_log_append(ks_log *log, ks_batch *batches, unsigned n, unsigned flags)
                 }
                 s = active(log);
                 pos0 = pos = 0;
+            }
+            int64_t dup_base = -1;
+            cr = pid_check(log, &bi[k], next, &dup_base, &undo[k]);
+            if (cr == KLOG_EDUPLICATE) {
+                if (k > 0)
+                    break; /* write the group first; the duplicate next round */
+                /* Already in the log (a retried batch): not written again. */
+                b->result = KLOG_EDUPLICATE;
+                b->base_offset = dup_base;
+                i++;
+                continue;
+            }
+            if (cr < 0) {
+                b->result = cr;
+                rc = cr;
+                break;
             }
             kf_batch_set_base_offset(b->batch, next);
             bi[k].base_offset = next;
@@ -685,6 +821,8 @@ int ks_log_append(ks_log *log, ks_batch *batches, unsigned n, unsigned flags)
             /* Keep the batches written in full; cut away the partial one so
              * the next append starts on a clean boundary. */
             uint64_t keep = req[done].off;
+            for (unsigned j = k; j-- > done;)
+                pid_undo(log, &undo[j]);
             int tr = kio_truncate(log->io, s->h, keep);
             if (tr < 0)
                 fail_sync(log, tr);
@@ -1050,6 +1188,7 @@ int ks_log_truncate_to(ks_log *log, int64_t offset, int64_t *new_end)
         if (rc == 0)
             log->recovery_point = atomic_load(&log->end);
     }
+    log->npids = 0; /* remembered batches may be gone: forget them */
     if (new_end)
         *new_end = atomic_load(&log->end);
     pthread_mutex_unlock(&log->append_mu);
@@ -1120,6 +1259,7 @@ int ks_log_close(ks_log *log)
     for (unsigned i = 0; i < log->nsegs; i++)
         ks__seg_unref(log->segs[i]);
     free(log->segs);
+    free(log->pids);
     ks_dirlock_release(log->lock_fd);
     pthread_mutex_destroy(&log->append_mu);
     pthread_mutex_destroy(&log->seg_mu);

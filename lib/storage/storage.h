@@ -116,8 +116,15 @@ enum {
  * batches before the failing one are appended (and acknowledged per the
  * policy), it and the ones after are not.  Returns 0 when all are appended,
  * otherwise the first error: KLOG_ETOOBIG (batch over max_batch_bytes),
+ * KLOG_ESEQUENCE (an idempotent producer's batch out of sequence),
+ * KLOG_EFENCED (from an older producer epoch),
  * KLOG_ECORRUPT (not a well-formed batch), KLOG_EREADONLY, KLOG_ECLOSED,
  * -ENOSPC, -EIO, ...
+ * Idempotence: a batch with a producer id (>= 0) and base sequence that the
+ * log already holds (one of the last 5 batches of that producer, or older)
+ * is not written again: its result is KLOG_EDUPLICATE and base_offset says
+ * where it is (-1 if too old to know); that does not stop the batches after
+ * it and is not returned as an error.
  */
 int ks_log_append(ks_log *log, ks_batch *batches, unsigned n, unsigned flags);
 
