@@ -15,6 +15,8 @@
 #ifndef KLOG_ERROR_H
 #define KLOG_ERROR_H
 
+#include <errno.h> /* the -errno values klog passes through */
+
 #include <klog/version.h>
 
 #ifdef __cplusplus

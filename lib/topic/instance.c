@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,6 +106,24 @@ static void log_config(const klog_conf *c, ks_log_config *lc)
 
 /* ---- topics ---------------------------------------------------------------- */
 
+/* Remove a (flat) partition directory and its files. */
+static void remove_part_dir(klog *k, const char *d)
+{
+    DIR *dd = opendir(d);
+    if (dd) {
+        struct dirent *de;
+        while ((de = readdir(dd)) != NULL) {
+            char f[4700];
+            if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+                continue;
+            if (pathf(f, sizeof f, "%s/%s", d, de->d_name) == 0)
+                kio_unlink(k->io, f);
+        }
+        closedir(dd);
+    }
+    rmdir(d);
+}
+
 static void topic_free(kt_topic *t)
 {
     int n = atomic_load(&t->nparts);
@@ -116,21 +135,8 @@ static void topic_free(kt_topic *t)
         /* Deleted: its directories were renamed aside; drop them unwritten. */
         ks_log_abandon(t->parts[p]);
         char d[4400];
-        part_dir(d, sizeof d, t->k, t->name, p, t->tomb);
-        char cmd[4500];
-        /* Files of a partition directory are flat: remove them, then it. */
-        DIR *dd = opendir(d);
-        if (dd) {
-            struct dirent *de;
-            while ((de = readdir(dd)) != NULL) {
-                if (de->d_name[0] == '.' && (!de->d_name[1] || (de->d_name[1] == '.' && !de->d_name[2])))
-                    continue;
-                if (pathf(cmd, sizeof cmd, "%s/%s", d, de->d_name) == 0)
-                    kio_unlink(t->k->io, cmd);
-            }
-            closedir(dd);
-            rmdir(d);
-        }
+        if (part_dir(d, sizeof d, t->k, t->name, p, t->tomb) == 0)
+            remove_part_dir(t->k, d);
     }
     for (int p = 0; p < KT_MAX_PARTITIONS && t->wq && t->wq[p]; p++) {
         pthread_mutex_destroy(&t->wq[p]->mu);
@@ -614,26 +620,39 @@ KLOG_API int klog_topic_delete(klog *k, const char *name)
         return KLOG_EUNKNOWN_TOPIC;
     }
     kt_topic *t = k->topics[i];
-    memmove(&k->topics[i], &k->topics[i + 1], (k->ntopics - i - 1) * sizeof *k->topics);
-    k->ntopics--;
-    int rc = meta_write(k);
+    /* Rename the partition directories aside first, so that the name is
+     * free for reuse the moment the deletion is recorded; their files go
+     * when the last user lets go (or at the next open, after a crash). */
+    snprintf(t->tomb, sizeof t->tomb, ".deleted-%" PRIu64, ++k->tomb_seq);
+    int np = atomic_load(&t->nparts), rc = 0, renamed = 0;
+    for (int p = 0; p < np && rc == 0; p++) {
+        char from[4400], to[4400];
+        rc = part_dir(from, sizeof from, k, name, p, NULL);
+        if (rc == 0)
+            rc = part_dir(to, sizeof to, k, name, p, t->tomb);
+        if (rc == 0 && (rc = kio_rename(k->io, from, to)) == 0)
+            renamed++;
+    }
+    if (rc == 0) {
+        memmove(&k->topics[i], &k->topics[i + 1], (k->ntopics - i - 1) * sizeof *k->topics);
+        k->ntopics--;
+        if ((rc = meta_write(k)) < 0)
+            table_insert(k, t); /* still recorded on disk: keep serving it */
+        else
+            kio_dirsync(k->io, k->dir);
+    }
     if (rc < 0) {
-        table_insert(k, t); /* still there on disk: keep it */
+        /* Put back what was renamed aside. */
+        for (int q = 0; q < renamed; q++) {
+            char from[4400], to[4400];
+            if (part_dir(from, sizeof from, k, name, q, NULL) == 0 &&
+                part_dir(to, sizeof to, k, name, q, t->tomb) == 0)
+                kio_rename(k->io, to, from);
+        }
+        t->tomb[0] = '\0';
         pthread_mutex_unlock(&k->mu);
         return rc;
     }
-    /* Recorded as gone.  Rename the partition directories aside so the name
-     * can be reused at once; their files go when the last user lets go (or
-     * at the next open, if we crash first). */
-    snprintf(t->tomb, sizeof t->tomb, ".deleted-%" PRIu64, ++k->tomb_seq);
-    int np = atomic_load(&t->nparts);
-    for (int p = 0; p < np; p++) {
-        char from[4400], to[4400];
-        part_dir(from, sizeof from, k, name, p, NULL);
-        part_dir(to, sizeof to, k, name, p, t->tomb);
-        kio_rename(k->io, from, to);
-    }
-    kio_dirsync(k->io, k->dir);
     atomic_store(&t->deleted, true);
     pthread_mutex_unlock(&k->mu);
     klog__topic_put(t);
@@ -644,19 +663,36 @@ KLOG_API int klog_topic_add_partitions(klog *k, const char *name, int total)
 {
     if (!k)
         return -EINVAL;
-    kt_topic *t = klog__topic_get(k, name);
-    if (!t)
-        return klog__topic_name_check(name) < 0 ? KLOG_EBADNAME : KLOG_EUNKNOWN_TOPIC;
+    if (klog__topic_name_check(name) < 0)
+        return KLOG_EBADNAME;
+    /* Look up under mu, so that a concurrent delete cannot slip between
+     * the lookup and the new partition directories. */
     pthread_mutex_lock(&k->mu);
-    int cur = atomic_load(&t->nparts), rc;
-    if (total <= cur || total > KT_MAX_PARTITIONS)
-        rc = -EINVAL;
-    else if ((rc = open_parts(k, t, cur, total)) == 0 && (rc = meta_write(k)) < 0) {
-        /* Partitions exist but are not recorded: keep serving them; the
-         * next open will not know them (their dirs are swept). */
+    kt_topic *t = NULL;
+    for (size_t i = 0; i < k->ntopics; i++)
+        if (!strcmp(k->topics[i]->name, name))
+            t = k->topics[i];
+    int rc;
+    if (!t) {
+        rc = KLOG_EUNKNOWN_TOPIC;
+    } else {
+        int cur = atomic_load(&t->nparts);
+        if (total <= cur || total > KT_MAX_PARTITIONS)
+            rc = -EINVAL;
+        else if ((rc = open_parts(k, t, cur, total)) == 0 && (rc = meta_write(k)) < 0) {
+            /* Not recorded: the next open would not know these partitions,
+             * so they must not take records now.  Undo them. */
+            atomic_store_explicit(&t->nparts, cur, memory_order_release);
+            for (int p = cur; p < total; p++) {
+                ks_log_abandon(t->parts[p]);
+                t->parts[p] = NULL;
+                char d[4400];
+                if (part_dir(d, sizeof d, k, t->name, p, NULL) == 0)
+                    remove_part_dir(k, d);
+            }
+        }
     }
     pthread_mutex_unlock(&k->mu);
-    klog__topic_put(t);
     return rc;
 }
 
@@ -694,7 +730,10 @@ KLOG_API int klog_topic_describe(klog *k, const char *name, klog_partition_info 
 {
     if (!k || (max && !parts))
         return -EINVAL;
-    if (max && parts[0].struct_size < sizeof(klog_partition_info))
+    /* The caller's struct may be older (smaller) or newer (larger) than
+     * ours: step through its array by its size and fill what both know. */
+    size_t stride = max ? parts[0].struct_size : 0;
+    if (max && stride < offsetof(klog_partition_info, error) + sizeof(int32_t))
         return -EINVAL;
     kt_topic *t = klog__topic_get(k, name);
     if (!t)
@@ -702,8 +741,8 @@ KLOG_API int klog_topic_describe(klog *k, const char *name, klog_partition_info 
     int np = atomic_load_explicit(&t->nparts, memory_order_acquire);
     for (int p = 0; p < np && (size_t)p < max; p++) {
         ks_log *l = t->parts[p];
-        parts[p] = (klog_partition_info){
-            .struct_size = sizeof(klog_partition_info),
+        klog_partition_info pi = {
+            .struct_size = (uint32_t)KLOG_MIN(stride, sizeof(klog_partition_info)),
             .partition = p,
             .start_offset = ks_log_start_offset(l),
             .end_offset = ks_log_end_offset(l),
@@ -712,6 +751,11 @@ KLOG_API int klog_topic_describe(klog *k, const char *name, klog_partition_info 
             .segments = ks_log_segment_count(l),
             .error = ks_log_error(l),
         };
+        uint8_t *dst = (uint8_t *)parts + (size_t)p * stride;
+        memcpy(dst, &pi, KLOG_MIN(stride, sizeof pi));
+        if (stride > sizeof pi)
+            memset(dst + sizeof pi, 0, stride - sizeof pi);
+        ((klog_partition_info *)dst)->struct_size = (uint32_t)stride;
     }
     if (config && config_size) {
         char tmp[4096];
