@@ -56,7 +56,7 @@ case "$cmd" in
     demo)
         install_deps
         build build
-        exec build/examples/klog_demo "${2:-./klog-data}"
+        exec build/examples/event_bus "${2:-./klog-data}"
         ;;
     test)
         install_deps

@@ -396,7 +396,8 @@ static int recover(ks_log *log)
     closedir(d);
     if (rc < 0)
         goto out;
-    qsort(bases, nb, sizeof *bases, cmp_i64);
+    if (nb > 1)
+        qsort(bases, nb, sizeof *bases, cmp_i64);
 
     bool changed = false;  /* truncated or removed something: sync + checkpoint */
     bool scanned_tail = false;
