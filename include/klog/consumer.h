@@ -85,9 +85,12 @@ KLOG_API int klog_consumer_unassign(klog_consumer *c, const char *topic, int32_t
  * *msgs receives an array owned by the consumer, valid until the next poll.
  * Waits up to timeout_ms (0 = do not wait, < 0 = for ever) when nothing is
  * available.  Returns the number of records (0 on timeout or wakeup),
- * KLOG_EOFFSET (a position out of range with auto.offset.reset=none; the
- * partition is skipped until seeked), KLOG_ECORRUPT (a batch failed its
- * checksum, check.crcs=true; the position stays on it), -EINVAL.
+ * KLOG_EOFFSET (a position out of range with auto.offset.reset=none: the
+ * first poll after it happened returns it, before any record; the partition
+ * is then skipped until seeked), KLOG_ECORRUPT (a batch failed its
+ * checksum, check.crcs=true; the position stays on it), KLOG_EFORMAT (a
+ * batch of an unknown format or codec), -ENOMEM, -EINVAL, or -errno from
+ * poll(2).
  */
 KLOG_API int klog_consumer_poll(klog_consumer *c, int timeout_ms, const klog_message **msgs);
 
@@ -116,7 +119,8 @@ KLOG_API int klog_consumer_lag(klog_consumer *c, const char *topic, int32_t part
 KLOG_API int klog_consumer_wakeup(klog_consumer *c);
 
 /* An eventfd that turns readable when records arrive after a poll returned
- * none (or on wakeup).  Owned by the consumer; do not close it.  Any thread. */
+ * none (or on wakeup); every poll clears it.  Owned by the consumer; do not
+ * close it.  Any thread. */
 KLOG_API int klog_consumer_fd(klog_consumer *c);
 
 /* Release views, close the fd, free.  NULL-safe.  Returns 0. */

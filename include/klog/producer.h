@@ -26,6 +26,11 @@
  * Idempotence (enable.idempotence, default true): every batch carries the
  * producer's id, epoch and a per-partition sequence number; the log refuses
  * a batch it already holds, so a retried batch is never written twice.
+ * Sequence numbers advance only past batches the log accepted: a batch that
+ * fails (its records reported with the error) leaves no gap behind it.
+ *
+ * Batch size: a batch is sealed at batch.size or before it would pass the
+ * topic's max.message.bytes, whichever is smaller.
  *
  * Threading: a producer is thread-safe: any number of threads may call
  * klog_producer_send and klog_producer_flush on one handle.  A linger timer
@@ -130,16 +135,19 @@ KLOG_API int klog_producer_set_partitioner(klog_producer *p, klog_partitioner_fn
  * buffers may be reused as soon as this returns.  A successful return means
  * queued, not written: the delivery report says what became of it.  If this
  * returns an error, no report will come for the record.
- * Returns 0; KLOG_EUNKNOWN_TOPIC; KLOG_EUNKNOWN_PARTITION; KLOG_ETOOBIG (key
+ * Returns 0; KLOG_EUNKNOWN_TOPIC; KLOG_EBADNAME (not a valid topic name);
+ * KLOG_EUNKNOWN_PARTITION; KLOG_ETOOBIG (key
  * + value + headers over the topic's max.message.bytes); KLOG_EQUEUEFULL
  * (buffer.memory used up for max.block.ms); KLOG_EREADONLY (the partition
- * failed an fsync); KLOG_ECLOSED; -EINVAL (NULL or a bad struct_size).
+ * failed an fsync); KLOG_ECLOSED; -EINVAL (NULL or a bad struct_size);
+ * -ENOMEM.
  */
 KLOG_API int klog_producer_send(klog_producer *p, const char *topic, const klog_record *rec);
 
 /*
- * Seal every open batch and wait until every record sent before the call has
- * its delivery report (callbacks called or reports queued).
+ * Seal every open batch and wait until no record is outstanding: every
+ * record sent before the call - and any that other threads send while it
+ * waits - has its delivery report (callbacks called or reports queued).
  * timeout_ms < 0 waits for ever.  Returns 0, -ETIMEDOUT, -EINVAL.
  */
 KLOG_API int klog_producer_flush(klog_producer *p, int timeout_ms);
@@ -159,7 +167,9 @@ KLOG_API int64_t klog_producer_outstanding(klog_producer *p);
 /*
  * Flush everything (waiting as long as it takes), stop the producer's
  * thread, free.  Queued reports not yet polled are dropped.  NULL-safe.
- * Returns 0 or the first error a flush met.
+ * Returns 0, or the first error any delivery report of this producer
+ * carried (so a caller that ignores reports still learns that something
+ * was not written).
  */
 KLOG_API int klog_producer_close(klog_producer *p);
 

@@ -63,29 +63,32 @@ KLOG_API int klog_topic_create(klog *k, const char *name, int partitions,
                                const klog_conf *topic_conf, char *errbuf, size_t errsize);
 
 /*
- * Delete a topic and all its data.  Producers and consumers still holding
- * it get KLOG_EUNKNOWN_TOPIC from then on.  Returns 0, KLOG_EUNKNOWN_TOPIC,
- * KLOG_EBADNAME, -errno.
+ * Delete a topic and all its data.  Producers get KLOG_EUNKNOWN_TOPIC from
+ * then on; consumers already assigned to it may read what was there until
+ * they unassign it (the files go when the last of them lets go).  Returns
+ * 0, KLOG_EUNKNOWN_TOPIC, KLOG_EBADNAME, -errno.
  */
 KLOG_API int klog_topic_delete(klog *k, const char *name);
 
 /*
  * Grow a topic to `total` partitions (Kafka never shrinks a topic).
- * Returns 0, KLOG_EUNKNOWN_TOPIC, -EINVAL (total not above the current
- * count), -errno.
+ * Returns 0, KLOG_EUNKNOWN_TOPIC, KLOG_EBADNAME, -EINVAL (total not above
+ * the current count), -errno (the new partitions are undone if the topic
+ * metadata could not be rewritten).
  */
 KLOG_API int klog_topic_add_partitions(klog *k, const char *name, int total);
 
 /*
  * List topic names, sorted.  *names receives an array of *count strings,
- * freed with klog_topic_list_free.  Returns 0 or -ENOMEM.
+ * freed with klog_topic_list_free.  Returns 0, -EINVAL or -ENOMEM.
  */
 KLOG_API int klog_topic_list(klog *k, char ***names, size_t *count);
 KLOG_API void klog_topic_list_free(char **names, size_t count);
 
 /* What klog_topic_describe reports per partition.  The caller sets
- * struct_size = sizeof(klog_partition_info) in every element; fields added
- * later go at the end and are filled only when struct_size covers them. */
+ * parts[0].struct_size = sizeof(klog_partition_info); the array is walked
+ * with that stride, fields added later go at the end and are filled only
+ * when struct_size covers them. */
 typedef struct klog_partition_info {
     uint32_t struct_size;
     int32_t partition;

@@ -35,6 +35,7 @@ typedef struct kc_part {
     ks_log *log;
     int64_t pos;             /* next offset to return */
     int err;                 /* sticky KLOG_EOFFSET until a seek */
+    bool err_reported;       /* err returned by a poll already */
     ks_view view;            /* current view (reference held) */
     size_t off;              /* next batch within view */
     bool used_view;          /* a message of this poll points into view */
@@ -169,6 +170,7 @@ static int resolve(klog_consumer *c, kc_part *p, int64_t offset, bool explicit_s
     (void)explicit_seek;
     p->pos = offset;
     p->err = 0;
+    p->err_reported = false;
     return 0;
 }
 
@@ -399,6 +401,7 @@ KLOG_API int klog_consumer_poll(klog_consumer *c, int timeout_ms, const klog_mes
         arm(c, -1);
         c->fd_armed = false;
     }
+    drain_efd(c); /* the fd tells of records since the last poll: this poll takes them */
     /* What the previous poll returned is no longer needed. */
     for (size_t i = 0; i < c->nheld; i++)
         ks_view_release(&c->held[i]);
@@ -412,6 +415,14 @@ KLOG_API int klog_consumer_poll(klog_consumer *c, int timeout_ms, const klog_mes
         p->used_view = p->in_batch && !compressed;
         p->dbuf_used = compressed;
     }
+    /* A partition that fell out of range is reported by the first poll
+     * after it happened, ahead of any record (so it is never lost behind
+     * records of other partitions); it is then skipped until a seek. */
+    for (size_t i = 0; i < c->nparts; i++)
+        if (c->parts[i].err && !c->parts[i].err_reported) {
+            c->parts[i].err_reported = true;
+            return c->parts[i].err;
+        }
     uint64_t deadline = timeout_ms > 0 ? klog__now_ns() + (uint64_t)timeout_ms * 1000000u : 0;
     for (;;) {
         size_t n = 0;
@@ -424,8 +435,14 @@ KLOG_API int klog_consumer_poll(klog_consumer *c, int timeout_ms, const klog_mes
         }
         if (c->nparts)
             c->rr = (c->rr + 1) % c->nparts;
+        if (err == KLOG_EOFFSET && n == 0) {
+            for (size_t i = 0; i < c->nparts; i++)
+                if (c->parts[i].err && !c->parts[i].err_reported)
+                    c->parts[i].err_reported = true;
+            return err;
+        }
         if (n > 0)
-            return (int)n;
+            return (int)n; /* an out-of-range partition is reported next poll */
         if (err)
             return err;
         if (atomic_exchange(&c->wakeup, false))

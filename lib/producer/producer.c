@@ -9,8 +9,9 @@
  * one thread at a time (the drainer) takes them all, compresses them,
  * appends them to the partition log in one call (one fdatasync for all of
  * them with acks=all) and reports every record.  One drainer per partition
- * keeps the partition's order; sequence numbers are assigned at seal time,
- * in that same order.
+ * keeps the partition's order; sequence numbers are assigned by the drainer,
+ * in that same order, and advance only past batches the log accepted, so a
+ * batch that fails leaves no gap behind it.
  *
  * Locks, in order: acc->mu, then p->mem_mu or p->q_mu (never held across I/O
  * or a callback); p->mu guards the topic and accumulator tables (writers
@@ -68,6 +69,7 @@ struct kp_topic {
     struct kp_topic *next;        /* bucket chain */
     kt_topic *kt;                 /* reference held until the producer closes */
     size_t max_record;            /* max.message.bytes */
+    size_t batch_limit;           /* a batch is sealed before it passes this */
     _Atomic(kp_acc *) *acc;       /* [KT_MAX_PARTITIONS], created lazily */
     _Atomic int32_t sticky;       /* current sticky partition, -1 = none */
     _Atomic uint32_t rr;
@@ -115,6 +117,7 @@ struct klog_producer {
     klog_delivery *q;
     size_t qcap, qhead, qlen;
     _Atomic int64_t outstanding;
+    _Atomic int first_err;    /* first delivery error, returned by close */
 
     pthread_t thread;
     bool thread_running;
@@ -178,6 +181,15 @@ static kp_batch *batch_get(klog_producer *p, size_t need)
         pthread_mutex_unlock(&p->mem_mu);
         b->next = NULL;
         return b;
+    }
+    /* Idle pooled buffers are only a cache: give them back before saying
+     * no, so that a record bigger than a standard batch is not refused for
+     * ever because the pool holds the budget. */
+    while (p->mem_used + (int64_t)cap > p->buffer_memory && p->pool) {
+        kp_batch *idle = p->pool;
+        p->pool = idle->next;
+        p->mem_used -= (int64_t)idle->cap;
+        batch_free(idle);
     }
     /* A single oversized record is always let through when nothing else is
      * charged, so a record up to max.message.bytes can always be sent. */
@@ -292,12 +304,16 @@ static void report(klog_producer *p, const klog_delivery *d, int64_t n_done)
 static void batch_done(klog_producer *p, kp_acc *a, kp_batch *b, int64_t base, int err)
 {
     int32_t n = b->b.count;
+    if (err) {
+        int zero = 0;
+        atomic_compare_exchange_strong(&p->first_err, &zero, err);
+    }
     if (p->dr_fn || p->want_queue) {
         for (int32_t i = 0; i < n; i++) {
             klog_delivery d = {
                 .topic = a->t->kt->name,
                 .partition = a->partition,
-                .offset = err ? -1 : base + i,
+                .offset = err || base < 0 ? -1 : base + i,
                 .timestamp = b->ts[i],
                 .err = err,
                 .opaque = b->opaque[i],
@@ -325,10 +341,6 @@ static void seal_locked(klog_producer *p, kp_acc *a)
     if (b->b.count == 0) {
         batch_put(p, b);
         return;
-    }
-    if (p->idempotent) {
-        b->base_seq = a->next_seq;
-        a->next_seq = (int32_t)(((uint32_t)a->next_seq + (uint32_t)b->b.count) & 0x7fffffff);
     }
     if (a->ready_tail)
         a->ready_tail->next = b;
@@ -366,8 +378,13 @@ static void drain_locked(klog_producer *p, kp_acc *a)
             ks_batch kb[KP_DRAIN_MAX];
             int err[KP_DRAIN_MAX];
             unsigned n = 0;
+            int32_t seq = a->next_seq; /* only the drainer touches it */
             for (; list && n < KP_DRAIN_MAX; list = list->next, n++) {
                 kp_batch *b = bs[n] = list;
+                if (p->idempotent) {
+                    b->base_seq = seq;
+                    seq = (int32_t)(((uint32_t)seq + (uint32_t)b->b.count) & 0x7fffffffu);
+                }
                 kf_batch_meta meta = {
                     .producer_id = p->idempotent ? p->producer_id : -1,
                     .producer_epoch = p->idempotent ? p->epoch : -1,
@@ -416,6 +433,13 @@ static void drain_locked(klog_producer *p, kp_acc *a)
                     kb[map[j]].base_offset = ok[j].base_offset;
                 }
             }
+            /* The sequence moves past the batches the log holds now; the
+             * first failure ends that run (the log appends a prefix). */
+            for (unsigned i = 0; i < n && p->idempotent; i++) {
+                if (err[i] != 0)
+                    break;
+                a->next_seq = (int32_t)(((uint32_t)bs[i]->base_seq + (uint32_t)bs[i]->b.count) & 0x7fffffffu);
+            }
             for (unsigned i = 0; i < n; i++)
                 batch_done(p, a, bs[i], kb[i].base_offset, err[i]);
         }
@@ -461,6 +485,10 @@ static int topic_get(klog_producer *p, const char *name, kp_topic **out)
             t->kt = kt;
             kt = NULL;
             t->max_record = (size_t)klog__conf_int(t->kt->conf, KC_MAX_MESSAGE_BYTES);
+            /* The log takes batches up to max.message.bytes (+ header and
+             * one record's framing): never build a bigger one, whatever
+             * batch.size says. */
+            t->batch_limit = KLOG_MIN(p->batch_size, t->max_record + KF_HDR_SIZE);
             atomic_store(&t->sticky, -1);
             t->next = atomic_load(&p->buckets[h % KP_BUCKETS]);
             atomic_store_explicit(&p->buckets[h % KP_BUCKETS], t, memory_order_release);
@@ -726,6 +754,10 @@ KLOG_API int klog_producer_send(klog_producer *p, const char *topic, const klog_
                 goto undo;
             }
         }
+        if (KLOG_UNLIKELY(a->cur->b.count > 0 && a->cur->b.len + kf_record_size_bound(&rec) > t->batch_limit)) {
+            seal_locked(p, a); /* the topic would refuse the bigger batch */
+            continue;
+        }
         rc = kf_builder_add(&a->cur->b, &rec);
         if (KLOG_LIKELY(rc == 0))
             break;
@@ -754,7 +786,7 @@ KLOG_API int klog_producer_send(klog_producer *p, const char *topic, const klog_
     }
     if (reports)
         batch_note(a->cur, r->opaque, rec.timestamp); /* room made above: cannot fail */
-    if (p->linger_ns == 0 || a->cur->b.len >= p->batch_size || a->cur->b.count >= p->batch_records) {
+    if (p->linger_ns == 0 || a->cur->b.len >= t->batch_limit || a->cur->b.count >= p->batch_records) {
         seal_locked(p, a);
         drain_locked(p, a); /* unlocks */
     } else {
@@ -875,6 +907,8 @@ KLOG_API int klog_producer_close(klog_producer *p)
     int rc = 0;
     if (!atomic_load(&p->closed))
         rc = klog_producer_flush(p, -1);
+    if (rc == 0)
+        rc = atomic_load(&p->first_err);
     atomic_store(&p->closed, true);
     if (p->thread_running) {
         pthread_mutex_lock(&p->q_mu);
