@@ -46,6 +46,7 @@ struct ks_segment {
     uint64_t since_tidx;
     ks_index oidx, tidx;
     _Atomic int refs;             /* the log's list holds one; each view one */
+    int h_users;                  /* group-commit leaders syncing h (append_mu) */
     bool sealed;                  /* no more appends; index files written */
     char path[4096];              /* the .log file */
 };

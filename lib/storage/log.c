@@ -329,7 +329,7 @@ static int scan_segment(ks_log *log, ks_segment *s, uint64_t fsize, int64_t limi
         }
         if (len <= 0)
             break; /* incomplete at end of file, or insane header */
-        if (kf_batch_verify(buf + at, (size_t)len) != 0 || bi.base_offset < expected ||
+        if (kf_batch_verify(buf + at, (size_t)len) != 0 || bi.base_offset != expected ||
             kf_batch_last_offset(&bi) >= limit)
             break;
         ks_pidundo u;
@@ -419,7 +419,7 @@ static int recover(ks_log *log)
         if (below_rp || is_last) {
             int lr = ks__seg_load_indexes(s, log->dir, fsize);
             if (lr == 0 && (below_rp || atomic_load(&s->next_offset) <= rp)) {
-                if (atomic_load(&s->next_offset) > limit) {
+                if (!is_last && atomic_load(&s->next_offset) != limit) {
                     rc = KLOG_ECORRUPT;
                     goto out;
                 }
@@ -443,7 +443,11 @@ static int recover(ks_log *log)
         if (rc < 0)
             goto out;
         scanned_tail = true;
-        if (valid_end < fsize) {
+        if (valid_end == fsize && !is_last && expected != limit && expected < rp) {
+            rc = KLOG_ECORRUPT; /* whole batches missing at the end of a trusted segment */
+            goto out;
+        }
+        if (valid_end < fsize || (!is_last && expected != limit)) {
             /* Invalid bytes at valid_end.  Below the recovery point that is
              * acknowledged, synced data gone bad: refuse to drop it. */
             if (expected < rp) {
@@ -614,10 +618,17 @@ static int group_sync(ks_log *log, int64_t target)
         pthread_mutex_lock(&log->append_mu);
         ks_segment *s = active(log);
         ks__seg_ref(s);
+        s->h_users++; /* keeps s->h open across a roll */
         int64_t covers = atomic_load(&log->end);
         int h = s->h;
         pthread_mutex_unlock(&log->append_mu);
         int rc = h >= 0 ? kio_datasync(log->io, h) : 0;
+        pthread_mutex_lock(&log->append_mu);
+        if (--s->h_users == 0 && s->sealed && s->h >= 0 && s != active(log)) {
+            kio_file_close(log->io, s->h);
+            s->h = -1;
+        }
+        pthread_mutex_unlock(&log->append_mu);
         ks__seg_unref(s);
 
         pthread_mutex_lock(&log->sync_mu);
@@ -674,13 +685,18 @@ static int roll(ks_log *log, int64_t base)
     /* The directory entry of the new segment is durable before any data
      * lands in it. */
     if ((rc = kio_dirsync(log->io, log->dir)) < 0 || (rc = list_push(log, s)) < 0) {
-        ks__seg_unref(s);
         unlink_in(log, strrchr(s->path, '/') + 1);
+        ks__seg_unref(s);
         return rc;
     }
+    /* A group-commit leader may be about to fdatasync the old handle: it
+     * closes it itself when done (a closed fd could be reused by another
+     * file, and the sync would then "succeed" on the wrong one). */
     old->sealed = true;
-    kio_file_close(log->io, old->h);
-    old->h = -1;
+    if (old->h_users == 0 && old->h >= 0) {
+        kio_file_close(log->io, old->h);
+        old->h = -1;
+    }
     rc = ks__ckpt_write(log->io, log->dir, base, atomic_load(&log->start));
     if (rc == 0)
         log->recovery_point = base;
@@ -878,7 +894,9 @@ int ks_log_append(ks_log *log, ks_batch *batches, unsigned n, unsigned flags)
     pthread_mutex_unlock(&log->append_mu);
     atomic_fetch_sub(&log->inflight, 1);
 
-    bool appended = n > 0 && batches[0].result == 0;
+    bool appended = false; /* anything written (a duplicate may come first) */
+    for (unsigned j = 0; j < n; j++)
+        appended = appended || batches[j].result == 0;
     if (appended && (durable || interval_due) && !linked_done) {
         int sr = group_sync(log, my_end);
         if (sr < 0 && durable) {
@@ -990,6 +1008,13 @@ int ks_log_read(ks_log *log, int64_t offset, size_t max_bytes, ks_view *v)
     if (!s)
         return 0; /* raced with a truncation: nothing to read now */
     uint64_t size = atomic_load_explicit(&s->size, memory_order_acquire);
+    {
+        kf_batch_info b0;
+        if (kf_batch_parse(s->map + pos, size - pos, &b0) <= 0 || b0.base_offset > offset) {
+            ks__seg_unref(s);
+            return KLOG_ECORRUPT; /* the log has a hole at offset */
+        }
+    }
     uint64_t p = pos;
     int64_t first = -1, next = offset;
     while (p < size) {
@@ -1004,6 +1029,8 @@ int ks_log_read(ks_log *log, int64_t offset, size_t max_bytes, ks_view *v)
         }
         if (p > pos && p - pos + (uint64_t)len > max_bytes)
             break;
+        if (first >= 0 && bi.base_offset != next)
+            break; /* not dense: the next read reports it */
         if (first < 0)
             first = bi.base_offset;
         next = kf_batch_last_offset(&bi) + 1;
@@ -1081,6 +1108,92 @@ int ks_log_offset_for_time(ks_log *log, int64_t ts, int64_t *offset)
 
 /* ---- truncate ---------------------------------------------------------------- */
 
+/*
+ * Copy the first `cut` bytes of s into a new file that replaces s on disk
+ * (tmp, datasync, rename, dirsync) and swap a new segment object for s in
+ * the list (append_mu held).  The new segment gets s's index entries below
+ * cut.  s itself is sealed and dropped from the list: views keep its
+ * mapping; a syncing leader (h_users) closes its handle when done.
+ */
+/* Recompute a segment's timestamp bounds from its first `cut` bytes and make
+ * the next append start a fresh index run. */
+static void seg_rescan_bounds(ks_segment *s, uint64_t cut)
+{
+    int64_t first_ts = -1, max_ts = -1;
+    for (uint64_t p = 0; p < cut;) {
+        kf_batch_info bi;
+        ssize_t len = kf_batch_parse(s->map + p, cut - p, &bi);
+        if (len <= 0)
+            break;
+        if (first_ts < 0)
+            first_ts = bi.max_timestamp;
+        if (bi.max_timestamp > max_ts)
+            max_ts = bi.max_timestamp;
+        p += (uint64_t)len;
+    }
+    s->first_ts = first_ts;
+    s->max_ts = max_ts;
+    s->since_oidx = s->since_tidx = UINT32_MAX;
+}
+
+static int replace_segment_prefix(ks_log *log, ks_segment *s, uint64_t cut, int64_t cut_offset,
+                                  ks_segment **out)
+{
+    char tmp[4200];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", s->path) >= (int)sizeof tmp)
+        return -ENAMETOOLONG;
+    int h = kio_file_open(log->io, tmp, KIO_O_RDWR | KIO_O_CREAT | KIO_O_TRUNC, 0644);
+    if (h < 0)
+        return h;
+    int rc = 0;
+    for (uint64_t off = 0; off < cut && rc == 0;) {
+        size_t n = (size_t)KLOG_MIN(cut - off, (uint64_t)(8u << 20));
+        struct iovec iov = { (void *)(s->map + off), n };
+        rc = kio_pwritev(log->io, h, &iov, 1, off);
+        off += n;
+    }
+    if (rc == 0)
+        rc = kio_datasync(log->io, h);
+    kio_file_close(log->io, h);
+    if (rc == 0)
+        rc = kio_rename(log->io, tmp, s->path);
+    if (rc == 0)
+        rc = kio_dirsync(log->io, log->dir);
+    if (rc < 0) {
+        kio_unlink(log->io, tmp);
+        return rc;
+    }
+    ks_segment *ns;
+    rc = ks__seg_new(&ns, log->io, log->dir, s->base, map_cap(log), log->cfg.index_interval_bytes, false);
+    if (rc < 0)
+        return fail_sync(log, rc); /* the file on disk changed: stop writing */
+    uint32_t no = atomic_load(&s->oidx.count), nt = atomic_load(&s->tidx.count);
+    const ks_oentry *oe = s->oidx.e;
+    const ks_tentry *te = s->tidx.e;
+    while (no > 0 && oe[no - 1].pos >= cut)
+        no--;
+    while (nt > 0 && te[nt - 1].pos >= cut)
+        nt--;
+    memcpy(ns->oidx.e, oe, (size_t)no * sizeof *oe);
+    memcpy(ns->tidx.e, te, (size_t)nt * sizeof *te);
+    atomic_store(&ns->oidx.count, no);
+    atomic_store(&ns->tidx.count, nt);
+    atomic_store(&ns->size, cut);
+    atomic_store(&ns->next_offset, cut_offset);
+    seg_rescan_bounds(ns, cut);
+    pthread_mutex_lock(&log->seg_mu);
+    log->segs[log->nsegs - 1] = ns;
+    pthread_mutex_unlock(&log->seg_mu);
+    s->sealed = true;
+    if (s->h_users == 0 && s->h >= 0) {
+        kio_file_close(log->io, s->h);
+        s->h = -1;
+    }
+    ks__seg_unref(s); /* the list's reference */
+    *out = ns;
+    return 0;
+}
+
 int ks_log_truncate_to(ks_log *log, int64_t offset, int64_t *new_end)
 {
     if (!log)
@@ -1115,7 +1228,7 @@ int ks_log_truncate_to(ks_log *log, int64_t offset, int64_t *new_end)
     if (s->sealed) {
         /* The segment becomes writable again: reopen it, drop its index
          * files (the in-memory ones stay authoritative). */
-        int h = kio_file_open(log->io, s->path, KIO_O_RDWR, 0);
+        int h = s->h >= 0 ? s->h : kio_file_open(log->io, s->path, KIO_O_RDWR, 0);
         if (h < 0) {
             pthread_mutex_unlock(&log->append_mu);
             return h;
@@ -1147,32 +1260,25 @@ int ks_log_truncate_to(ks_log *log, int64_t offset, int64_t *new_end)
             rc = fr;
         }
     }
+    if (rc == 0 && cut < atomic_load(&s->size) && atomic_load(&s->refs) > 1) {
+        /* Views (or a syncing leader) hold this segment: its bytes must not
+         * change under them, and later appends would overwrite the cut
+         * region in place.  Write the kept prefix to a new file, rename it
+         * over the segment and swap in a new segment object; the old one
+         * keeps its mapping of the old inode until its last view goes. */
+        ks_segment *ns = NULL;
+        rc = replace_segment_prefix(log, s, cut, cut_offset, &ns);
+        if (rc == 0)
+            s = ns;
+    }
     if (rc == 0 && cut < atomic_load(&s->size)) {
-        /* Readers stop at the new size first; then the bytes go.  Views that
-         * already cover the cut region keep their pages: ftruncate of a
-         * mapped file only hurts accesses past the new end, and readers
-         * never go past `size`, which we lowered before cutting. */
+        /* No view holds the segment: cut it in place.  Readers stop at the
+         * new size first, then the bytes go. */
         atomic_store_explicit(&s->size, cut, memory_order_release);
         atomic_store(&s->next_offset, cut_offset);
         atomic_store(&log->end, cut_offset);
         ks__seg_truncate_indexes(s, cut);
-        /* Rebuild the timestamp bounds and index counters from what is left. */
-        int64_t first_ts = -1, max_ts = -1;
-        uint64_t p = 0;
-        while (p < cut) {
-            kf_batch_info bi;
-            ssize_t len = kf_batch_parse(s->map + p, cut - p, &bi);
-            if (len <= 0)
-                break;
-            if (first_ts < 0)
-                first_ts = bi.max_timestamp;
-            if (bi.max_timestamp > max_ts)
-                max_ts = bi.max_timestamp;
-            p += (uint64_t)len;
-        }
-        s->first_ts = first_ts;
-        s->max_ts = max_ts;
-        s->since_oidx = s->since_tidx = UINT32_MAX;
+        seg_rescan_bounds(s, cut);
         int tr = kio_truncate(log->io, s->h, cut);
         if (tr == 0)
             tr = kio_datasync(log->io, s->h);
@@ -1257,8 +1363,14 @@ int ks_log_close(ks_log *log)
         }
     }
     log->closed = true;
-    for (unsigned i = 0; i < log->nsegs; i++)
-        ks__seg_unref(log->segs[i]);
+    for (unsigned i = 0; i < log->nsegs; i++) {
+        ks_segment *s = log->segs[i];
+        if (s->h >= 0) {
+            kio_file_close(log->io, s->h); /* views keep the mapping, not the handle */
+            s->h = -1;
+        }
+        ks__seg_unref(s);
+    }
     free(log->segs);
     free(log->pids);
     ks_dirlock_release(log->lock_fd);

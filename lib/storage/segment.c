@@ -172,13 +172,17 @@ int ks__seg_find(ks_segment *s, int64_t offset, uint64_t *pos_out)
         else
             hi = mid;
     }
-    if (lo > 0)
+    int64_t want = s->base;
+    if (lo > 0) {
         pos = e[lo - 1].pos;
+        want = s->base + e[lo - 1].rel;
+    }
     while (pos < size) {
         kf_batch_info bi;
         ssize_t len = kf_batch_parse(s->map + pos, size - pos, &bi);
-        if (len <= 0)
-            return KLOG_ECORRUPT; /* whole batches only below size */
+        if (len <= 0 || bi.base_offset != want)
+            return KLOG_ECORRUPT; /* whole, dense batches only below size */
+        want = kf_batch_last_offset(&bi) + 1;
         if (kf_batch_last_offset(&bi) >= offset) {
             *pos_out = pos;
             return 0;
