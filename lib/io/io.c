@@ -322,7 +322,7 @@ int kio_pwritev_many(kio *io, const kio_wreq *reqs, unsigned n, unsigned flags, 
         return -EINVAL;
     if (n == 0)
         return 0;
-    ssize_t stackres[16];
+    ssize_t stackres[64]; /* the storage layer's largest group: no malloc */
     ssize_t *res = stackres;
     if (n > KLOG_ARRAY_LEN(stackres)) {
         res = malloc(sizeof *res * n);
@@ -332,7 +332,7 @@ int kio_pwritev_many(kio *io, const kio_wreq *reqs, unsigned n, unsigned flags, 
     for (unsigned i = 0; i < n; i++)
         res[i] = -EIO; /* a backend that forgets one must not look like success */
     bool dsync = flags & KIO_W_DSYNC;
-    uint64_t t0 = klog__now_ns();
+    uint64_t t0 = dsync ? klog__now_ns() : 0; /* only syncs are timed */
     int brc = io->m->writev_many(io->st, reqs, n, res, flags);
 
     /* Walk the results in order: complete short requests, stop at the first

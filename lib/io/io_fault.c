@@ -5,9 +5,13 @@
  *
  * 1. Injected failures (SQLite's test VFS): rules armed through
  *    KIO_CTL_FAULT_ARM fail the nth op of some classes with an errno, or
- *    turn a write (or read) short.  Several rules may be armed at once;
- *    each counts from when it was armed, and a non-sticky rule is spent
- *    once it fired.  KIO_CTL_FAULT_CLEAR disarms all.
+ *    cut a write to half its bytes (rounded down, so a 1-byte write moves
+ *    nothing) or a read to half (rounded up: 0 would read as EOF).
+ *    Several rules (up to 16) may be armed at once; each counts from when
+ *    it was armed, and a non-sticky rule is spent once it fired.
+ *    KIO_CTL_FAULT_CLEAR disarms all.  A failed op never reaches the base.
+ *    KIO_CTL_FAULT_COUNT counts every op of a class since the engine
+ *    opened, failed ones included.
  *
  * 2. Simulated crashes (SQLite's crash test, with ALICE's rules about what
  *    a file system may lose).  The backend remembers what is not durable
@@ -19,9 +23,16 @@
  *      durable bytes that were overwritten or truncated away since.  Bytes
  *      beyond `synced` are what the crash mode plays with; undo copies are
  *      always put back (an overwrite may not have reached the disk).
+ *      The modes: DROP cuts the file back to `synced`; PREFIX keeps a
+ *      random prefix of the bytes beyond; GARBAGE and ZERO keep the length
+ *      and overwrite the bytes beyond with random bytes or zeros; RANDOM
+ *      draws one of these per file.  Files go in order of first sight,
+ *      all draws come from one splitmix64 stream seeded by the caller:
+ *      the same history and seed give the same disk.
  *    - per directory entry change (create, mkdir, rename, unlink) not yet
  *      covered by a dirsync of its directory: a record, in order, so that
- *      KIO_CRASH_LOSE_DIRENTS can undo them newest first.  What an undo
+ *      KIO_CRASH_LOSE_DIRENTS can undo them newest first (a rename between
+ *      two directories is durable once both were dirsynced).  What an undo
  *      needs is kept alive without a visible file: an unlinked file, or a
  *      file a rename replaced, is held open by a backup descriptor and
  *      copied back to its name on crash.  The descriptors are closed once
@@ -31,6 +42,9 @@
  *    A file that existed before the engine first saw it counts as durable
  *    at its size then.  After the crash every op fails with KLOG_ECRASHED,
  *    except close, which releases the handle and touches nothing on disk.
+ *
+ * Names are compared after lexical canonicalisation (absolute, "." and
+ * ".." folded, no symlinks resolved); directories by device and inode.
  *
  * The base must work on the real file system under the names it is given
  * (posix and uring do): the crash rewrite and the bookkeeping use plain
@@ -543,8 +557,10 @@ static int ff_open(void *st, const char *path, unsigned flags, unsigned mode)
         rc = h;
         goto out;
     }
-    if (!is_dir) {
-        bool created = !existed && (flags & KIO_O_CREAT);
+    bool created = !existed && (flags & KIO_O_CREAT);
+    /* Only regular files are tracked: a device or fifo has no durable
+     * length to go back to. */
+    if (!is_dir && (created || (existed && S_ISREG(sb.st_mode)))) {
         if (!f && (f = file_new(s, cp, existed ? (uint64_t)sb.st_size : 0)) == NULL) {
             s->bm->close(s->bst, h);
             rc = -ENOMEM;

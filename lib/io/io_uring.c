@@ -49,43 +49,28 @@ typedef struct ur_state {
     unsigned entries;       /* SQ entries per ring */
     unsigned max;           /* rings allowed alive: max_rings, lowered if the
                              * kernel refuses to create more */
-    unsigned setup_flags;   /* flags the kernel accepted for the first ring */
+    unsigned setup_flags;   /* io_uring_setup flags the kernel accepted; set
+                             * by init, read-only after */
     ur_ring **rings;        /* [max_rings] */
     slot_state *slot;       /* [max_rings], under mu */
     unsigned nslots;        /* max_rings as configured */
 } ur_state;
 
-/* Set up one ring.  The optional flags are tried first: SUBMIT_ALL keeps the
- * kernel from stopping at an SQE that fails at submission (which would
- * leave the rest queued), COOP_TASKRUN spares an IPI per completion.
- * Kernels before 5.19 reject them with -EINVAL, so retry without. */
-static int ring_create(ur_state *s, ur_ring **out)
+/* Set up one ring with the given setup flags. */
+static int ring_create(ur_state *s, unsigned flags, ur_ring **out)
 {
     ur_ring *r = calloc(1, sizeof *r);
     if (!r)
         return -ENOMEM;
-    unsigned want = IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN;
-    unsigned flags = s->setup_flags ? s->setup_flags : want;
-    int rc;
-    for (;;) {
-        struct io_uring_params p;
-        memset(&p, 0, sizeof p);
-        p.flags = flags;
-        rc = io_uring_queue_init_params(s->entries, &r->ring, &p);
-        if (rc == -EINVAL && flags != 0) {
-            flags = 0;
-            continue;
-        }
-        if (rc == 0) {
-            r->cq_cap = p.cq_entries;
-            s->setup_flags = flags ? flags : s->setup_flags;
-        }
-        break;
-    }
+    struct io_uring_params p;
+    memset(&p, 0, sizeof p);
+    p.flags = flags;
+    int rc = io_uring_queue_init_params(s->entries, &r->ring, &p);
     if (rc < 0) {
         free(r);
         return rc;
     }
+    r->cq_cap = p.cq_entries;
     *out = r;
     return 0;
 }
@@ -125,7 +110,7 @@ static ur_ring *ring_get(ur_state *s, unsigned *slot_out, int *err)
             s->slot[empty] = SLOT_CREATING;
             pthread_mutex_unlock(&s->mu);
             ur_ring *r = NULL;
-            int rc = ring_create(s, &r);
+            int rc = ring_create(s, s->setup_flags, &r);
             pthread_mutex_lock(&s->mu);
             if (rc == 0) {
                 s->rings[empty] = r;
@@ -317,19 +302,26 @@ static void batch_res(void *ctx, uint64_t ud, int res)
 
 /*
  * All n writes go into the SQ without waiting between them; one
- * io_uring_submit_and_wait covers the lot unless n exceeds what one ring
- * holds, in which case the ring is refilled as it drains (at most cq_cap
- * requests in flight, so completions can never overflow the CQ).
+ * io_uring_submit_and_wait covers the lot.  If they do not fit in the SQ,
+ * what is queued is submitted (without waiting) and filling goes on; only
+ * past cq_cap requests in flight does the call wait for completions before
+ * queueing more, so the CQ can never overflow.
  *
  * KIO_W_DSYNC: an IORING_OP_FSYNC(DATASYNC) of the last request's file,
- * linked (IOSQE_IO_LINK) to the last write and marked IOSQE_IO_DRAIN.  The
- * link alone orders the sync after the last write only; writes are not
- * ordered among themselves (one punted to io-wq can still be running), so
- * the drain makes the sync, and through the link the last write, wait for
- * every earlier request on this ring, which are exactly this call's writes
- * (the ring is ours alone).  A short or failed last write cancels the sync
- * (-ECANCELED); a failed earlier write does not, but then the sync result
- * is moot: the return value is the first write error.
+ * linked (IOSQE_IO_LINK) to the last write and, when earlier writes are
+ * still in flight, marked IOSQE_IO_DRAIN.  The link alone orders the sync
+ * after the last write only; writes are not ordered among themselves (one
+ * punted to io-wq can still be running), so the drain makes the sync, and
+ * through the link the last write, wait for every earlier request on this
+ * ring, which are exactly this call's writes (the ring is ours alone).
+ * A short or failed last write cancels the sync (-ECANCELED); a failed
+ * earlier write does not, but then the sync result is moot: the return
+ * value is the first write error.
+ *
+ * Cost note: file systems without async buffered writes (ext4 as of 6.x)
+ * make io_uring punt every buffered write to an io-wq worker, a thread
+ * hand-off per request; see bench/bench_io.c for what that costs beside a
+ * plain pwrite.
  */
 static int ur_writev_many(void *st, const kio_wreq *reqs, unsigned n, ssize_t *res, unsigned flags)
 {
@@ -353,12 +345,21 @@ static int ur_writev_many(void *st, const kio_wreq *reqs, unsigned n, ssize_t *r
     unsigned inflight = 0; /* SQEs queued or submitted, CQE not yet reaped */
     int rc = 0;
     while (queued < n || inflight > 0) {
+        int src = 0;
+        unsigned left = 0;
         while (queued < n) {
             /* the last write and its sync must go in the same submission:
              * a link cannot span two */
             unsigned need = (dsync && queued == n - 1) ? 2 : 1;
-            if (io_uring_sq_space_left(ring) < need || inflight + need > r->cq_cap)
-                break;
+            if (inflight + need > r->cq_cap)
+                break; /* reap first: the CQ must never overflow */
+            if (io_uring_sq_space_left(ring) < need) {
+                /* hand what is queued to the kernel, without waiting:
+                 * submission consumes the SQEs and frees the SQ at once */
+                if ((src = submit_wait(r, 0, &left)) < 0)
+                    break;
+                continue;
+            }
             const kio_wreq *q = &reqs[queued];
             struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
             io_uring_prep_writev(sqe, q->h, q->iov, (unsigned)q->iovcnt, q->off);
@@ -367,15 +368,19 @@ static int ur_writev_many(void *st, const kio_wreq *reqs, unsigned n, ssize_t *r
                 io_uring_sqe_set_flags(sqe, IOSQE_IO_LINK);
                 struct io_uring_sqe *fs = io_uring_get_sqe(ring);
                 io_uring_prep_fsync(fs, q->h, IORING_FSYNC_DATASYNC);
-                io_uring_sqe_set_flags(fs, IOSQE_IO_DRAIN);
+                /* drain only if earlier writes may still be running: it
+                 * costs a deferral in the kernel, and a lone write is
+                 * already ordered by the link */
+                if (inflight > 0)
+                    io_uring_sqe_set_flags(fs, IOSQE_IO_DRAIN);
                 fs->user_data = n;
             }
             queued++;
             inflight += need;
         }
-        /* everything queued: wait for all of it; else for room */
-        unsigned left;
-        int src = submit_wait(r, queued == n ? inflight : 1, &left);
+        /* everything queued: wait for all of it; else for room in the CQ */
+        if (src == 0)
+            src = submit_wait(r, queued == n ? inflight : 1, &left);
         if (src < 0) {
             /* The last `left` SQEs never reached the kernel: fail their
              * requests and those not queued yet.  What is in flight still
@@ -497,8 +502,19 @@ static int ur_init(void *st, const void *arg)
         return -ENOMEM;
     }
     s->lock_ok = true;
-    /* The first ring now: if io_uring is refused, say so at open time. */
-    int rc = ring_create(s, &s->rings[0]);
+    /* The first ring now: if io_uring is refused, say so at open time.
+     * The optional flags are tried first: SUBMIT_ALL keeps the kernel from
+     * stopping at an SQE that fails at submission (which would leave the
+     * rest queued), COOP_TASKRUN spares an interrupt per completion (each
+     * op reaps its own CQEs on the thread that submitted them, so it never
+     * misses task work).  Kernels before 5.19 reject them with -EINVAL.
+     * setup_flags is written here only, before the engine is shared. */
+    s->setup_flags = IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN;
+    int rc = ring_create(s, s->setup_flags, &s->rings[0]);
+    if (rc == -EINVAL) {
+        s->setup_flags = 0;
+        rc = ring_create(s, s->setup_flags, &s->rings[0]);
+    }
     if (rc < 0)
         return rc;
     s->slot[0] = SLOT_FREE;
