@@ -74,7 +74,8 @@ typedef struct klog_header {
  * end and default to zero.
  *   key    NULL = a null key (key_len ignored)
  *   value  NULL = a null value, a tombstone for compacted topics
- *   timestamp  ms since the epoch; 0 = the time of the send
+ *   timestamp  ms since the epoch; 0 = the time of the send (the kernel's
+ *              coarse clock: exact to its tick, 1-4 ms)
  *   opaque     handed back in the record's delivery report
  */
 typedef struct klog_record {
@@ -145,9 +146,9 @@ KLOG_API int klog_producer_set_partitioner(klog_producer *p, klog_partitioner_fn
 KLOG_API int klog_producer_send(klog_producer *p, const char *topic, const klog_record *rec);
 
 /*
- * Seal every open batch and wait until no record is outstanding: every
- * record sent before the call - and any that other threads send while it
- * waits - has its delivery report (callbacks called or reports queued).
+ * Seal every open batch and wait until every record sent before the call
+ * has its delivery report (callbacks called or reports queued).  Records
+ * other threads send while it waits are not waited for.
  * timeout_ms < 0 waits for ever.  Returns 0, -ETIMEDOUT, -EINVAL.
  */
 KLOG_API int klog_producer_flush(klog_producer *p, int timeout_ms);

@@ -45,7 +45,7 @@ typedef struct kc_part {
     kf_iter it;
     uint8_t *dbuf;           /* decompressed records of the current batch */
     size_t dcap;
-    bool dbuf_used;          /* decompressed into dbuf during this poll */
+    bool dbuf_used;          /* a message of this poll points into dbuf */
     bool registered;         /* waiter registered with the partition */
 } kc_part;
 
@@ -64,6 +64,12 @@ struct klog_consumer {
     ks_view *held;
     size_t nheld, hcap;
     kf_codec *codec;
+
+    /* What an unassign took away but the last poll's messages may still
+     * point into (a decompression buffer, the topic and its name): freed
+     * at the next poll or at close. */
+    struct kc_retired { uint8_t *dbuf; kt_topic *t; } *retired;
+    size_t nretired, rcap;
 
     kt_waiter waiter;
     _Atomic bool wakeup;
@@ -218,15 +224,44 @@ KLOG_API int klog_consumer_assign(klog_consumer *c, const char *topic, int32_t p
     return 0;
 }
 
-static void part_free(klog_consumer *c, kc_part *p)
+static void release_retired(klog_consumer *c)
 {
+    for (size_t i = 0; i < c->nretired; i++) {
+        free(c->retired[i].dbuf);
+        klog__topic_put(c->retired[i].t);
+    }
+    c->nretired = 0;
+}
+
+/* Drop a partition.  keep_views: the last poll's messages may still point
+ * into it (unassign), so its view, buffer and topic live until the next
+ * poll; at close nothing is kept. */
+static void part_free(klog_consumer *c, kc_part *p, bool keep_views)
+{
+    if (keep_views && c->nretired == c->rcap) {
+        size_t nc = c->rcap ? c->rcap * 2 : 8;
+        struct kc_retired *nr = realloc(c->retired, nc * sizeof *nr);
+        if (nr) {
+            c->retired = nr;
+            c->rcap = nc;
+        }
+    }
+    bool retired = keep_views && c->nretired < c->rcap;
+    if (retired) {
+        p->used_view = p->view.seg != NULL; /* part_reset_view moves it to held */
+        c->retired[c->nretired++] = (struct kc_retired){ p->dbuf, p->t };
+        p->dbuf = NULL; /* and the topic reference goes with it */
+    } else {
+        p->used_view = false;
+    }
     part_reset_view(c, p);
     if (c->fd_armed)
         klog__waitq_arm(p->t, p->partition, -1);
     if (p->registered)
         klog__waitq_remove(p->t, p->partition, &c->waiter);
     free(p->dbuf);
-    klog__topic_put(p->t);
+    if (!retired)
+        klog__topic_put(p->t);
 }
 
 KLOG_API int klog_consumer_unassign(klog_consumer *c, const char *topic, int32_t partition)
@@ -236,7 +271,7 @@ KLOG_API int klog_consumer_unassign(klog_consumer *c, const char *topic, int32_t
     kc_part *p = find_part(c, topic, partition);
     if (!p)
         return -ENOENT;
-    part_free(c, p);
+    part_free(c, p, true);
     size_t i = (size_t)(p - c->parts);
     memmove(p, p + 1, (c->nparts - i - 1) * sizeof *p);
     c->nparts--;
@@ -275,12 +310,10 @@ static int load_batch(klog_consumer *c, kc_part *p)
         }
         memcpy(p->dbuf, recs, rlen);
         recs = p->dbuf;
-        p->dbuf_used = true;
     } else {
         int rc = kf_batch_records(b, (size_t)len, NULL, &recs, &rlen);
         if (rc < 0)
             return rc;
-        p->used_view = true;
     }
     kf_iter_init(&p->it, &p->bi, recs, rlen);
     p->in_batch = true;
@@ -300,6 +333,12 @@ static int fill(klog_consumer *c, kc_part *p, size_t *n)
             if (KLOG_LIKELY(r == 1)) {
                 if (rv.offset < p->pos)
                     continue;
+                /* The message points into dbuf (compressed batch) or the
+                 * view: that buffer must now outlive this poll. */
+                if (p->bi.attributes & KF_ATTR_CODEC_MASK)
+                    p->dbuf_used = true;
+                else
+                    p->used_view = true;
                 klog_message *m = &c->msgs[(*n)++];
                 m->topic = p->t->name;
                 m->partition = p->partition;
@@ -403,17 +442,14 @@ KLOG_API int klog_consumer_poll(klog_consumer *c, int timeout_ms, const klog_mes
     }
     drain_efd(c); /* the fd tells of records since the last poll: this poll takes them */
     /* What the previous poll returned is no longer needed. */
+    release_retired(c);
     for (size_t i = 0; i < c->nheld; i++)
         ks_view_release(&c->held[i]);
     c->nheld = 0;
     for (size_t i = 0; i < c->nparts; i++) {
-        /* A batch left half read by the previous poll is resumed first:
-         * the messages taken from it point into the view (uncompressed) or
-         * into dbuf (compressed), which must then survive this poll. */
-        kc_part *p = &c->parts[i];
-        bool compressed = p->in_batch && (p->bi.attributes & KF_ATTR_CODEC_MASK);
-        p->used_view = p->in_batch && !compressed;
-        p->dbuf_used = compressed;
+        /* Set again as this poll hands out messages pointing into them. */
+        c->parts[i].used_view = false;
+        c->parts[i].dbuf_used = false;
     }
     /* A partition that fell out of range is reported by the first poll
      * after it happened, ahead of any record (so it is never lost behind
@@ -580,9 +616,9 @@ KLOG_API int klog_consumer_close(klog_consumer *c)
         ks_view_release(&c->held[i]);
     c->nheld = 0;
     for (size_t i = 0; i < c->nparts; i++)
-        c->parts[i].used_view = false;
-    for (size_t i = 0; i < c->nparts; i++)
-        part_free(c, &c->parts[i]);
+        part_free(c, &c->parts[i], false);
+    release_retired(c);
+    free(c->retired);
     for (size_t i = 0; i < c->nheld; i++)
         ks_view_release(&c->held[i]);
     free(c->parts);

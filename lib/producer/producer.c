@@ -60,6 +60,8 @@ typedef struct kp_acc {
     kp_batch *ready, *ready_tail;
     bool draining;
     int32_t next_seq;
+    uint64_t sealed;            /* batches sealed so far (under mu) */
+    _Atomic uint64_t done;      /* batches reported so far (drainer, in order) */
     kp_topic *t;
     int32_t partition;
     struct kp_acc *all_next; /* producer-wide list, for linger and flush */
@@ -101,6 +103,7 @@ struct klog_producer {
     pthread_mutex_t mu;       /* table writers */
     _Atomic(kp_topic *) buckets[KP_BUCKETS];
     _Atomic(kp_acc *) accs;   /* all accumulators (push-only list) */
+    _Atomic(kp_topic *) last_topic; /* one-entry cache in front of buckets */
 
     pthread_mutex_t mem_mu;
     pthread_cond_t mem_cv;
@@ -112,12 +115,15 @@ struct klog_producer {
     int ncodecs;
 
     pthread_mutex_t q_mu;     /* delivery queue and flush waits */
-    pthread_cond_t q_cv;
+    pthread_cond_t q_cv;      /* delivery queue: reports and free slots */
     pthread_cond_t flush_cv;
+    pthread_cond_t linger_cv; /* the producer thread's sleep (own cv: a report
+                               * signal must never be taken by it) */
     klog_delivery *q;
     size_t qcap, qhead, qlen;
     _Atomic int64_t outstanding;
     _Atomic int first_err;    /* first delivery error, returned by close */
+    _Atomic int flushers;     /* threads waiting in flush: wake them per batch */
 
     pthread_t thread;
     bool thread_running;
@@ -322,6 +328,12 @@ static void batch_done(klog_producer *p, kp_acc *a, kp_batch *b, int64_t base, i
         }
     }
     batch_put(p, b);
+    atomic_fetch_add_explicit(&a->done, 1, memory_order_release);
+    if (atomic_load(&p->flushers) > 0) {
+        pthread_mutex_lock(&p->q_mu);
+        pthread_cond_broadcast(&p->flush_cv);
+        pthread_mutex_unlock(&p->q_mu);
+    }
     if (atomic_fetch_sub(&p->outstanding, n) == n) {
         pthread_mutex_lock(&p->q_mu);
         pthread_cond_broadcast(&p->flush_cv);
@@ -342,6 +354,7 @@ static void seal_locked(klog_producer *p, kp_acc *a)
         batch_put(p, b);
         return;
     }
+    a->sealed++;
     if (a->ready_tail)
         a->ready_tail->next = b;
     else
@@ -463,10 +476,17 @@ static kp_topic *topic_lookup(klog_producer *p, const char *name, size_t nlen, u
 
 static int topic_get(klog_producer *p, const char *name, kp_topic **out)
 {
+    /* Most senders send to one topic: check the last one found first. */
+    kp_topic *last = atomic_load_explicit(&p->last_topic, memory_order_acquire);
+    if (KLOG_LIKELY(last != NULL) && strcmp(last->kt->name, name) == 0) {
+        *out = last;
+        return 0;
+    }
     size_t nlen = strlen(name);
     uint64_t h = XXH3_64bits(name, nlen);
     kp_topic *t = topic_lookup(p, name, nlen, h);
     if (KLOG_LIKELY(t != NULL)) {
+        atomic_store_explicit(&p->last_topic, t, memory_order_release);
         *out = t;
         return 0;
     }
@@ -596,6 +616,7 @@ KLOG_API int klog_producer_new(klog *k, const klog_conf *conf, klog_producer **o
     cond_init_mono(&p->mem_cv);
     cond_init_mono(&p->q_cv);
     cond_init_mono(&p->flush_cv);
+    cond_init_mono(&p->linger_cv);
     if (p->want_queue) {
         /* one slot per record that can be outstanding: bounded by memory */
         p->qcap = (size_t)KLOG_MAX(p->buffer_memory / 64, 1024);
@@ -699,7 +720,10 @@ KLOG_API int klog_producer_send(klog_producer *p, const char *topic, const klog_
         .key_len = r->key ? (int32_t)r->key_len : -1,
         .value = r->value,
         .value_len = r->value ? (int32_t)r->value_len : -1,
-        .timestamp = r->timestamp ? r->timestamp : klog__wall_ms(),
+        /* The kernel's coarse clock: 5 ns instead of 25-50 ns on this kind
+         * of VM, exact to the clock tick (1-4 ms), which is all a ms
+         * timestamp taken "at send" can promise anyway. */
+        .timestamp = r->timestamp ? r->timestamp : klog__wall_ms_coarse(),
         .headers = hs,
         .header_count = (uint32_t)r->header_count,
     };
@@ -715,8 +739,9 @@ KLOG_API int klog_producer_send(klog_producer *p, const char *topic, const klog_
         rc = -ENOMEM;
         goto out;
     }
+    bool sealed_full = false; /* a full batch was sealed to make room */
     atomic_fetch_add_explicit(&p->outstanding, 1, memory_order_relaxed);
-    uint64_t deadline = klog__now_ns() + (uint64_t)p->max_block_ms * 1000000u;
+    uint64_t deadline = 0; /* set when the buffer is first found full */
     pthread_mutex_lock(&a->mu);
     for (;;) {
         if (!a->cur) {
@@ -729,6 +754,8 @@ KLOG_API int klog_producer_send(klog_producer *p, const char *topic, const klog_
                 drain_locked(p, a); /* unlocks */
                 pthread_mutex_lock(&p->mem_mu);
                 uint64_t now = klog__now_ns();
+                if (deadline == 0)
+                    deadline = now + (uint64_t)p->max_block_ms * 1000000u;
                 if (p->max_block_ms == 0 || now >= deadline) {
                     pthread_mutex_unlock(&p->mem_mu);
                     rc = KLOG_EQUEUEFULL;
@@ -756,6 +783,7 @@ KLOG_API int klog_producer_send(klog_producer *p, const char *topic, const klog_
         }
         if (KLOG_UNLIKELY(a->cur->b.count > 0 && a->cur->b.len + kf_record_size_bound(&rec) > t->batch_limit)) {
             seal_locked(p, a); /* the topic would refuse the bigger batch */
+            sealed_full = true;
             continue;
         }
         rc = kf_builder_add(&a->cur->b, &rec);
@@ -763,6 +791,7 @@ KLOG_API int klog_producer_send(klog_producer *p, const char *topic, const klog_
             break;
         if (rc == -ENOBUFS && a->cur->b.count > 0) {
             seal_locked(p, a); /* full: start another */
+            sealed_full = true;
             continue;
         }
         /* empty batch and still no room: the record needs a bigger one */
@@ -789,6 +818,8 @@ KLOG_API int klog_producer_send(klog_producer *p, const char *topic, const klog_
     if (p->linger_ns == 0 || a->cur->b.len >= t->batch_limit || a->cur->b.count >= p->batch_records) {
         seal_locked(p, a);
         drain_locked(p, a); /* unlocks */
+    } else if (sealed_full) {
+        drain_locked(p, a); /* write the full batch now, not at the next linger tick */
     } else {
         pthread_mutex_unlock(&a->mu);
     }
@@ -830,7 +861,7 @@ static void *producer_thread(void *arg)
     while (!p->stopping) {
         struct timespec dl;
         abs_deadline(&dl, step_ms);
-        pthread_cond_timedwait(&p->q_cv, &p->q_mu, &dl);
+        pthread_cond_timedwait(&p->linger_cv, &p->q_mu, &dl);
         if (p->stopping)
             break;
         pthread_mutex_unlock(&p->q_mu);
@@ -845,25 +876,62 @@ KLOG_API int klog_producer_flush(klog_producer *p, int timeout_ms)
 {
     if (!p)
         return -EINVAL;
+    atomic_fetch_add(&p->flushers, 1);
     seal_all(p, 0);
+    /* Wait for what was sealed by now - not for records other threads send
+     * while we wait, which would starve a flusher among busy senders.  The
+     * accumulator list only grows at its head, so walking it from the head
+     * we snapshot now gives the same accumulators in the same order later. */
+    size_t n = 0;
+    kp_acc *head = atomic_load(&p->accs);
+    for (kp_acc *a = head; a; a = a->all_next)
+        n++;
+    uint64_t stack[64], *target = n <= 64 ? stack : malloc(n * sizeof *target);
+    int rc = 0;
+    if (!target) {
+        atomic_fetch_sub(&p->flushers, 1);
+        return -ENOMEM;
+    }
+    size_t i = 0;
+    for (kp_acc *a = head; a; a = a->all_next, i++) {
+        pthread_mutex_lock(&a->mu);
+        target[i] = a->sealed;
+        pthread_mutex_unlock(&a->mu);
+    }
     struct timespec dl;
     if (timeout_ms >= 0)
         abs_deadline(&dl, timeout_ms);
-    int rc = 0;
     pthread_mutex_lock(&p->q_mu);
-    while (atomic_load(&p->outstanding) > 0) {
+    for (;;) {
+        /* walk from the snapshot's head, not the current one */
+        size_t k = 0;
+        bool ok = true;
+        for (kp_acc *a = head; a && k < n; a = a->all_next, k++)
+            if (atomic_load_explicit(&a->done, memory_order_acquire) < target[k]) {
+                ok = false;
+                break;
+            }
+        if (ok)
+            break;
         if (timeout_ms < 0) {
             pthread_cond_wait(&p->flush_cv, &p->q_mu);
         } else if (pthread_cond_timedwait(&p->flush_cv, &p->q_mu, &dl) == ETIMEDOUT) {
-            rc = atomic_load(&p->outstanding) > 0 ? -ETIMEDOUT : 0;
+            rc = -ETIMEDOUT;
             break;
         }
-        /* a drainer may be between batches: nudge anything newly sealed */
+        /* a drainer may have left sealed batches for the linger thread:
+         * push them out ourselves rather than wait for its tick */
         pthread_mutex_unlock(&p->q_mu);
-        seal_all(p, 0);
+        for (kp_acc *a = head; a; a = a->all_next) {
+            pthread_mutex_lock(&a->mu);
+            drain_locked(p, a); /* unlocks */
+        }
         pthread_mutex_lock(&p->q_mu);
     }
     pthread_mutex_unlock(&p->q_mu);
+    if (target != stack)
+        free(target);
+    atomic_fetch_sub(&p->flushers, 1);
     return rc;
 }
 
@@ -913,7 +981,7 @@ KLOG_API int klog_producer_close(klog_producer *p)
     if (p->thread_running) {
         pthread_mutex_lock(&p->q_mu);
         p->stopping = true;
-        pthread_cond_broadcast(&p->q_cv);
+        pthread_cond_broadcast(&p->linger_cv);
         pthread_mutex_unlock(&p->q_mu);
         pthread_join(p->thread, NULL);
     }
@@ -944,6 +1012,7 @@ KLOG_API int klog_producer_close(klog_producer *p)
     pthread_cond_destroy(&p->mem_cv);
     pthread_cond_destroy(&p->q_cv);
     pthread_cond_destroy(&p->flush_cv);
+    pthread_cond_destroy(&p->linger_cv);
     free(p);
     return rc;
 }
