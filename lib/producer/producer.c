@@ -121,6 +121,8 @@ struct klog_producer {
                                * signal must never be taken by it) */
     klog_delivery *q;
     size_t qcap, qhead, qlen;
+    size_t qresv;             /* slots reserved: records sent and not yet
+                               * polled (includes qlen); never above qcap */
     _Atomic int64_t outstanding;
     _Atomic int first_err;    /* first delivery error, returned by close */
     _Atomic int flushers;     /* threads waiting in flush: wake them per batch */
@@ -128,6 +130,7 @@ struct klog_producer {
     pthread_t thread;
     bool thread_running;
     bool stopping;
+    uint64_t kicks;           /* full batches handed to the thread (under q_mu) */
     _Atomic bool closed;
 };
 
@@ -328,13 +331,11 @@ static void batch_done(klog_producer *p, kp_acc *a, kp_batch *b, int64_t base, i
         }
     }
     batch_put(p, b);
+    /* outstanding first: a flush that sees `done` move must also see the
+     * records gone from outstanding */
+    int64_t left = atomic_fetch_sub(&p->outstanding, n) - n;
     atomic_fetch_add_explicit(&a->done, 1, memory_order_release);
-    if (atomic_load(&p->flushers) > 0) {
-        pthread_mutex_lock(&p->q_mu);
-        pthread_cond_broadcast(&p->flush_cv);
-        pthread_mutex_unlock(&p->q_mu);
-    }
-    if (atomic_fetch_sub(&p->outstanding, n) == n) {
+    if (left == 0 || atomic_load(&p->flushers) > 0) {
         pthread_mutex_lock(&p->q_mu);
         pthread_cond_broadcast(&p->flush_cv);
         pthread_mutex_unlock(&p->q_mu);
@@ -466,10 +467,13 @@ static void drain_locked(klog_producer *p, kp_acc *a)
 
 /* ---- topics and accumulators --------------------------------------------------- */
 
+/* A deleted topic's entry stays in its chain (its accumulators may still
+ * be draining) but is skipped: a topic re-created under the same name gets
+ * an entry of its own, in front. */
 static kp_topic *topic_lookup(klog_producer *p, const char *name, size_t nlen, uint64_t h)
 {
     for (kp_topic *t = atomic_load_explicit(&p->buckets[h % KP_BUCKETS], memory_order_acquire); t; t = t->next)
-        if (!memcmp(t->kt->name, name, nlen + 1))
+        if (!memcmp(t->kt->name, name, nlen + 1) && !atomic_load_explicit(&t->kt->deleted, memory_order_relaxed))
             return t;
     return NULL;
 }
@@ -478,7 +482,8 @@ static int topic_get(klog_producer *p, const char *name, kp_topic **out)
 {
     /* Most senders send to one topic: check the last one found first. */
     kp_topic *last = atomic_load_explicit(&p->last_topic, memory_order_acquire);
-    if (KLOG_LIKELY(last != NULL) && strcmp(last->kt->name, name) == 0) {
+    if (KLOG_LIKELY(last != NULL) && strcmp(last->kt->name, name) == 0 &&
+        !atomic_load_explicit(&last->kt->deleted, memory_order_relaxed)) {
         *out = last;
         return 0;
     }
@@ -564,6 +569,7 @@ static int32_t choose_partition(klog_producer *p, kp_topic *t, const klog_record
 /* ---- public ------------------------------------------------------------------------ */
 
 static void *producer_thread(void *arg);
+static void kick(klog_producer *p);
 
 KLOG_API int klog_producer_new(klog *k, const klog_conf *conf, klog_producer **out, char *errbuf, size_t errsize)
 {
@@ -666,13 +672,16 @@ static int reserve_report(klog_producer *p)
     struct timespec dl;
     abs_deadline(&dl, p->max_block_ms);
     int rc = 0;
-    /* outstanding + queued must fit: every outstanding record will queue */
-    while ((size_t)atomic_load(&p->outstanding) + p->qlen >= p->qcap) {
+    /* Checked and taken under one lock: every record that will report has
+     * its slot before it is sent, so the ring can never overflow. */
+    while (p->qresv >= p->qcap) {
         if (p->max_block_ms == 0 || pthread_cond_timedwait(&p->q_cv, &p->q_mu, &dl) == ETIMEDOUT) {
             rc = KLOG_EQUEUEFULL;
             break;
         }
     }
+    if (rc == 0)
+        p->qresv++;
     pthread_mutex_unlock(&p->q_mu);
     return rc;
 }
@@ -732,13 +741,13 @@ KLOG_API int klog_producer_send(klog_producer *p, const char *topic, const klog_
         goto out;
     }
     bool reports = p->dr_fn || p->want_queue;
-    if (p->want_queue && (rc = reserve_report(p)) < 0)
-        goto out;
     kp_acc *a = acc_get(p, t, part);
     if (!a) {
         rc = -ENOMEM;
         goto out;
     }
+    if (p->want_queue && (rc = reserve_report(p)) < 0)
+        goto out;
     bool sealed_full = false; /* a full batch was sealed to make room */
     atomic_fetch_add_explicit(&p->outstanding, 1, memory_order_relaxed);
     uint64_t deadline = 0; /* set when the buffer is first found full */
@@ -815,16 +824,33 @@ KLOG_API int klog_producer_send(klog_producer *p, const char *topic, const klog_
     }
     if (reports)
         batch_note(a->cur, r->opaque, rec.timestamp); /* room made above: cannot fail */
-    if (p->linger_ns == 0 || a->cur->b.len >= t->batch_limit || a->cur->b.count >= p->batch_records) {
+    if (p->linger_ns == 0) {
         seal_locked(p, a);
-        drain_locked(p, a); /* unlocks */
+        drain_locked(p, a); /* unlocks: written on this thread, for latency */
+    } else if (a->cur->b.len >= t->batch_limit || a->cur->b.count >= p->batch_records) {
+        /* Full: the producer thread writes it (Kafka's sender thread), so
+         * encoding the next batch overlaps writing this one. */
+        seal_locked(p, a);
+        pthread_mutex_unlock(&a->mu);
+        kick(p);
     } else if (sealed_full) {
-        drain_locked(p, a); /* write the full batch now, not at the next linger tick */
+        if (p->thread_running) {
+            pthread_mutex_unlock(&a->mu);
+            kick(p); /* the producer thread writes it while we encode on */
+        } else {
+            drain_locked(p, a); /* unlocks */
+        }
     } else {
         pthread_mutex_unlock(&a->mu);
     }
     goto out;
 undo:
+    if (p->want_queue) { /* give the reserved report slot back */
+        pthread_mutex_lock(&p->q_mu);
+        p->qresv--;
+        pthread_cond_broadcast(&p->q_cv);
+        pthread_mutex_unlock(&p->q_mu);
+    }
     if (atomic_fetch_sub(&p->outstanding, 1) == 1) {
         pthread_mutex_lock(&p->q_mu);
         pthread_cond_broadcast(&p->flush_cv);
@@ -844,10 +870,20 @@ static void seal_all(klog_producer *p, uint64_t min_age_ns)
     uint64_t now = klog__now_ns();
     for (kp_acc *a = atomic_load(&p->accs); a; a = a->all_next) {
         pthread_mutex_lock(&a->mu);
-        if (a->cur && a->cur->b.count > 0 && now - a->cur->created_ns >= min_age_ns)
+        /* created_ns may be after now (a sender raced us): no underflow */
+        if (a->cur && a->cur->b.count > 0 && a->cur->created_ns + min_age_ns <= now)
             seal_locked(p, a);
         drain_locked(p, a); /* unlocks */
     }
+}
+
+/* Wake the producer thread to write sealed batches now. */
+static void kick(klog_producer *p)
+{
+    pthread_mutex_lock(&p->q_mu);
+    p->kicks++;
+    pthread_cond_signal(&p->linger_cv);
+    pthread_mutex_unlock(&p->q_mu);
 }
 
 static void *producer_thread(void *arg)
@@ -858,13 +894,19 @@ static void *producer_thread(void *arg)
     int64_t step_ms = KLOG_MAX((int64_t)(p->linger_ns / 4000000u), 1);
     step_ms = KLOG_MIN(step_ms, 100);
     pthread_mutex_lock(&p->q_mu);
+    uint64_t seen = p->kicks;
     while (!p->stopping) {
         struct timespec dl;
         abs_deadline(&dl, step_ms);
-        pthread_cond_timedwait(&p->linger_cv, &p->q_mu, &dl);
+        bool kicked = p->kicks != seen;
+        while (!kicked && !p->stopping)
+            if (pthread_cond_timedwait(&p->linger_cv, &p->q_mu, &dl) == ETIMEDOUT || (kicked = p->kicks != seen))
+                break;
         if (p->stopping)
             break;
+        seen = p->kicks;
         pthread_mutex_unlock(&p->q_mu);
+        /* Sealed batches go out on a kick; open ones once linger.ms old. */
         seal_all(p, p->linger_ns);
         pthread_mutex_lock(&p->q_mu);
     }
@@ -957,6 +999,7 @@ KLOG_API int klog_producer_poll_deliveries(klog_producer *p, klog_delivery *out,
         p->qhead = (p->qhead + 1) % p->qcap;
     }
     p->qlen -= n;
+    p->qresv -= n;
     if (n)
         pthread_cond_broadcast(&p->q_cv); /* room for reservations */
     pthread_mutex_unlock(&p->q_mu);
