@@ -23,7 +23,11 @@
  *              default|hash|sticky|round_robin; delivery.report.queue [false]
  *   consumer   auto.offset.reset [latest] earliest|latest|none;
  *              fetch.max.bytes [1048576]; max.poll.records [500];
- *              check.crcs [true]; group.id [""]; client.id [""]
+ *              check.crcs [true]; group.id [""]; client.id [""];
+ *              poll.spin.us [0] (klog's own: how long a blocking poll spins
+ *              on the partitions' end offsets before it sleeps; a spin sees
+ *              a record within a microsecond of its append, a sleep needs a
+ *              thread wakeup - Disruptor's "busy spin, then block")
  *
  * Threading: a klog_conf is not thread-safe; objects created from it copy
  * what they need, so it may be changed or freed right after.

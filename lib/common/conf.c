@@ -66,6 +66,7 @@ static const struct kc_def defs[KC__COUNT] = {
     [KC_FETCH_MAX_BYTES] = I("fetch.max.bytes", SC, 1048576, 1024, 64 * 1024 * 1024),
     [KC_MAX_POLL_RECORDS] = I("max.poll.records", SC, 500, 1, 1000000),
     [KC_CHECK_CRCS] = B("check.crcs", SC, 1),
+    [KC_POLL_SPIN_US] = I("poll.spin.us", SC, 0, 0, 1000000),
     [KC_GROUP_ID] = S("group.id", SC),
     [KC_CLIENT_ID] = S("client.id", SP | SC),
 };

@@ -36,6 +36,7 @@ enum kc_key {
     KC_FETCH_MAX_BYTES,
     KC_MAX_POLL_RECORDS,
     KC_CHECK_CRCS,
+    KC_POLL_SPIN_US,
     KC_GROUP_ID,
     KC_CLIENT_ID,
     KC__COUNT

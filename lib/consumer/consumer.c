@@ -55,6 +55,7 @@ struct klog_consumer {
     size_t fetch_max;
     size_t max_poll;
     bool check_crcs;
+    uint64_t spin_ns;        /* poll.spin.us */
 
     kc_part *parts;
     size_t nparts, pcap;
@@ -105,6 +106,7 @@ KLOG_API int klog_consumer_new(klog *k, const klog_conf *conf, klog_consumer **o
     c->fetch_max = (size_t)klog__conf_int(conf, KC_FETCH_MAX_BYTES);
     c->max_poll = (size_t)klog__conf_int(conf, KC_MAX_POLL_RECORDS);
     c->check_crcs = klog__conf_int(conf, KC_CHECK_CRCS) != 0;
+    c->spin_ns = (uint64_t)klog__conf_int(conf, KC_POLL_SPIN_US) * 1000u;
     c->waiter.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     int rc = c->waiter.efd < 0 ? -errno : 0;
     if (rc == 0 && !(c->msgs = calloc(c->max_poll, sizeof *c->msgs)))
@@ -460,6 +462,7 @@ KLOG_API int klog_consumer_poll(klog_consumer *c, int timeout_ms, const klog_mes
             return c->parts[i].err;
         }
     uint64_t deadline = timeout_ms > 0 ? klog__now_ns() + (uint64_t)timeout_ms * 1000000u : 0;
+    bool spun = false;
     for (;;) {
         size_t n = 0;
         int err = 0;
@@ -485,6 +488,26 @@ KLOG_API int klog_consumer_poll(klog_consumer *c, int timeout_ms, const klog_mes
             return 0;
         if (timeout_ms == 0)
             return empty_return(c);
+        if (c->spin_ns && !spun) {
+            /* Busy-spin on the end offsets before paying for a sleep and a
+             * wakeup (bounded by poll.spin.us and the timeout). */
+            spun = true;
+            uint64_t until = klog__now_ns() + c->spin_ns;
+            if (timeout_ms > 0 && until > deadline)
+                until = deadline;
+            bool got = false;
+            for (unsigned i = 0; !got; i++) {
+                if (any_available(c) || atomic_load_explicit(&c->wakeup, memory_order_relaxed)) {
+                    got = true;
+                    break;
+                }
+                __builtin_ia32_pause();
+                if ((i & 63) == 63 && klog__now_ns() >= until)
+                    break;
+            }
+            if (got)
+                continue;
+        }
         /* Nothing yet: arm, re-check (an append between the fill and the
          * arm would otherwise be missed), then sleep on the eventfd. */
         drain_efd(c);
