@@ -74,8 +74,10 @@ typedef struct klog_header {
  * end and default to zero.
  *   key    NULL = a null key (key_len ignored)
  *   value  NULL = a null value, a tombstone for compacted topics
- *   timestamp  ms since the epoch; 0 = the time of the send (the kernel's
- *              coarse clock: exact to its tick, 1-4 ms)
+ *   timestamp  ms since the epoch; 0 = the time of the send, read from the
+ *              kernel's coarse clock (CLOCK_REALTIME_COARSE: it may lag the
+ *              precise clock by a few ms, typically up to two 4 ms ticks);
+ *              pass your own timestamp where that matters
  *   opaque     handed back in the record's delivery report
  */
 typedef struct klog_record {

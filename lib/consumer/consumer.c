@@ -208,16 +208,17 @@ KLOG_API int klog_consumer_assign(klog_consumer *c, const char *topic, int32_t p
         c->parts = np;
         c->pcap = nc;
     }
-    if (c->fd_armed) /* the new partition joins the armed set */
-        klog__waitq_arm(t, partition, 1);
     p = &c->parts[c->nparts];
     memset(p, 0, sizeof *p);
     p->t = t;
     p->partition = partition;
     p->log = t->parts[partition];
     int rc = resolve(c, p, offset, true);
-    if (rc == 0 && (rc = klog__waitq_add(t, partition, &c->waiter)) == 0)
+    if (rc == 0 && (rc = klog__waitq_add(t, partition, &c->waiter)) == 0) {
         p->registered = true;
+        if (c->fd_armed) /* the new partition joins the armed set */
+            klog__waitq_arm(t, partition, 1);
+    }
     if (rc < 0) {
         klog__topic_put(t);
         return rc;

@@ -304,7 +304,9 @@ static void report(klog_producer *p, const klog_delivery *d, int64_t n_done)
         /* the slot was reserved at send: there is room */
         p->q[(p->qhead + p->qlen) % p->qcap] = *d;
         p->qlen++;
-        pthread_cond_signal(&p->q_cv);
+        /* broadcast: senders waiting for a free slot share this condvar and
+         * must not take a poller's wakeup */
+        pthread_cond_broadcast(&p->q_cv);
         pthread_mutex_unlock(&p->q_mu);
     }
     (void)n_done;
