@@ -35,6 +35,10 @@ static inline uint64_t klog__ld64(const void *p) { uint64_t v; memcpy(&v, p, 8);
 #error "klog's on-disk format helpers assume a little-endian host"
 #endif
 
+/* Write a one-line message into a caller's error buffer (if any) and
+ * return rc: the errbuf convention of klog_open, klog_conf_set, ... */
+__attribute__((format(printf, 4, 5))) int klog__errf(char *errbuf, size_t errsize, int rc, const char *fmt, ...);
+
 /* Monotonic clock in nanoseconds (for timeouts and latency figures). */
 static inline uint64_t klog__now_ns(void)
 {

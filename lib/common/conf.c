@@ -108,16 +108,7 @@ static int find(const char *key)
     return -1;
 }
 
-static int err(char *errbuf, size_t errsize, const char *fmt, ...)
-{
-    if (errbuf && errsize) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(errbuf, errsize, fmt, ap);
-        va_end(ap);
-    }
-    return KLOG_ECONF;
-}
+#define err(errbuf, errsize, ...) klog__errf(errbuf, errsize, KLOG_ECONF, __VA_ARGS__)
 
 static int set_int_checked(klog_conf *c, int k, int64_t v, char *errbuf, size_t errsize)
 {

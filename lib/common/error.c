@@ -1,4 +1,6 @@
 /* lib/common/error.c - klog_strerror and klog_err_name for the whole code space. */
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <klog/error.h>
 
@@ -64,4 +66,15 @@ KLOG_API const char *klog_err_name(int err)
             return s;
     }
     return "KLOG_E?";
+}
+
+int klog__errf(char *errbuf, size_t errsize, int rc, const char *fmt, ...)
+{
+    if (errbuf && errsize) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(errbuf, errsize, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
 }

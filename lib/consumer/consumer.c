@@ -77,26 +77,15 @@ struct klog_consumer {
     bool fd_armed;           /* armed at the end of an empty poll, for the fd */
 };
 
-static int errf(char *errbuf, size_t errsize, int rc, const char *fmt, ...)
-{
-    if (errbuf && errsize) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(errbuf, errsize, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
-
 KLOG_API int klog_consumer_new(klog *k, const klog_conf *conf, klog_consumer **out, char *errbuf, size_t errsize)
 {
     if (!out)
         return -EINVAL;
     *out = NULL;
     if (!k)
-        return errf(errbuf, errsize, -EINVAL, "no klog instance");
+        return klog__errf(errbuf, errsize, -EINVAL, "no klog instance");
     if (klog__conf_isset(conf, KC_GROUP_ID) && klog__conf_str(conf, KC_GROUP_ID)[0])
-        return errf(errbuf, errsize, KLOG_ECONF,
+        return klog__errf(errbuf, errsize, KLOG_ECONF,
                     "group.id: consumer groups are not available in this version; assign partitions explicitly");
     klog_consumer *c = calloc(1, sizeof *c);
     if (!c)

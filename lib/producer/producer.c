@@ -134,17 +134,6 @@ struct klog_producer {
     _Atomic bool closed;
 };
 
-static int errf(char *errbuf, size_t errsize, int rc, const char *fmt, ...)
-{
-    if (errbuf && errsize) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(errbuf, errsize, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
-
 static void abs_deadline(struct timespec *ts, int64_t ms)
 {
     clock_gettime(CLOCK_MONOTONIC, ts);
@@ -579,7 +568,7 @@ KLOG_API int klog_producer_new(klog *k, const klog_conf *conf, klog_producer **o
         return -EINVAL;
     *out = NULL;
     if (!k)
-        return errf(errbuf, errsize, -EINVAL, "no klog instance");
+        return klog__errf(errbuf, errsize, -EINVAL, "no klog instance");
     klog_producer *p = calloc(1, sizeof *p);
     if (!p)
         return -ENOMEM;
@@ -603,13 +592,13 @@ KLOG_API int klog_producer_new(klog *k, const klog_conf *conf, klog_producer **o
     p->want_queue = klog__conf_int(conf, KC_DELIVERY_REPORT_QUEUE) != 0;
     if (p->codec == KF_CODEC_LZ4 && klog__conf_isset(conf, KC_COMPRESSION_LEVEL)) {
         free(p);
-        return errf(errbuf, errsize, KLOG_ECONF, "compression.level: lz4 takes no level");
+        return klog__errf(errbuf, errsize, KLOG_ECONF, "compression.level: lz4 takes no level");
     }
     if ((int64_t)p->batch_cap > p->buffer_memory) {
         size_t bs = p->batch_size;
         int64_t bm = p->buffer_memory;
         free(p);
-        return errf(errbuf, errsize, KLOG_ECONF, "batch.size: %zu is larger than buffer.memory (%" PRId64 ")", bs,
+        return klog__errf(errbuf, errsize, KLOG_ECONF, "batch.size: %zu is larger than buffer.memory (%" PRId64 ")", bs,
                     bm);
     }
     uint64_t id = 0;

@@ -47,17 +47,6 @@ struct klog {
 kio *klog__io(struct klog *k) { return k->io; }
 const klog_conf *klog__conf(struct klog *k) { return k->conf; }
 
-static int errf(char *errbuf, size_t errsize, int rc, const char *fmt, ...)
-{
-    if (errbuf && errsize) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(errbuf, errsize, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
-
 int klog__topic_name_check(const char *name)
 {
     if (!name)
@@ -288,7 +277,7 @@ static int meta_load(klog *k, char *errbuf, size_t errsize)
     }
     if (n < 0) {
         free(buf);
-        return errf(errbuf, errsize, (int)n, "%s: %s", path, klog_strerror((int)n));
+        return klog__errf(errbuf, errsize, (int)n, "%s: %s", path, klog_strerror((int)n));
     }
     buf[n] = '\0';
     int rc = 0;
@@ -297,7 +286,7 @@ static int meta_load(klog *k, char *errbuf, size_t errsize)
     if (strncmp(buf, "klog-topics 1\n", 14) != 0 || !end || sscanf(end + 5, "%" SCNx64, &want) != 1 ||
         XXH3_64bits(buf, (size_t)(end + 1 - buf)) != want) {
         free(buf);
-        return errf(errbuf, errsize, KLOG_ECORRUPT, "%s: damaged topic metadata", path);
+        return klog__errf(errbuf, errsize, KLOG_ECORRUPT, "%s: damaged topic metadata", path);
     }
     end[1] = '\0';
     kt_topic *cur = NULL;
@@ -312,7 +301,7 @@ static int meta_load(klog *k, char *errbuf, size_t errsize)
                 if (rc == 0)
                     rc = topic_new(k, cur ? cur->name : "", ov, &t);
                 if (rc == 0 && (rc = open_parts(k, t, 0, parts)) < 0)
-                    errf(errbuf, errsize, rc, "topic %s: %s", t->name, klog_strerror(rc));
+                    klog__errf(errbuf, errsize, rc, "topic %s: %s", t->name, klog_strerror(rc));
                 if (rc == 0 && (rc = table_insert(k, t)) == 0)
                     t = NULL;
                 if (t)
@@ -327,7 +316,7 @@ static int meta_load(klog *k, char *errbuf, size_t errsize)
             char name[KLOG_TOPIC_NAME_MAX + 2];
             if (sscanf(line + 6, "%250s %d", name, &parts) != 2 || klog__topic_name_check(name) < 0 || parts < 1 ||
                 parts > KT_MAX_PARTITIONS) {
-                rc = errf(errbuf, errsize, KLOG_ECORRUPT, "%s: bad line \"%s\"", path, line);
+                rc = klog__errf(errbuf, errsize, KLOG_ECORRUPT, "%s: bad line \"%s\"", path, line);
                 break;
             }
             cur = calloc(1, sizeof *cur);
@@ -339,14 +328,14 @@ static int meta_load(klog *k, char *errbuf, size_t errsize)
         } else if (line[0] == ' ' && ov) {
             char *kv = line + 2, *eq = strchr(kv, '=');
             if (!eq) {
-                rc = errf(errbuf, errsize, KLOG_ECORRUPT, "%s: bad line \"%s\"", path, line);
+                rc = klog__errf(errbuf, errsize, KLOG_ECORRUPT, "%s: bad line \"%s\"", path, line);
                 break;
             }
             *eq = '\0';
             if ((rc = klog_conf_set(ov, kv, eq + 1, errbuf, errsize)) < 0)
                 break;
         } else {
-            rc = errf(errbuf, errsize, KLOG_ECORRUPT, "%s: bad line \"%s\"", path, line);
+            rc = klog__errf(errbuf, errsize, KLOG_ECORRUPT, "%s: bad line \"%s\"", path, line);
             break;
         }
     }
@@ -460,7 +449,7 @@ KLOG_API int klog_open(klog **out, const char *dir, const klog_conf *conf, char 
         return -EINVAL;
     *out = NULL;
     if (!dir || !*dir)
-        return errf(errbuf, errsize, -EINVAL, "no data directory given");
+        return klog__errf(errbuf, errsize, -EINVAL, "no data directory given");
     klog *k = calloc(1, sizeof *k);
     if (!k)
         return -ENOMEM;
@@ -474,7 +463,7 @@ KLOG_API int klog_open(klog **out, const char *dir, const klog_conf *conf, char 
     pthread_condattr_destroy(&ca);
     int rc;
     if (snprintf(k->dir, sizeof k->dir, "%s", dir) >= (int)sizeof k->dir) {
-        rc = errf(errbuf, errsize, -ENAMETOOLONG, "%s: path too long", dir);
+        rc = klog__errf(errbuf, errsize, -ENAMETOOLONG, "%s: path too long", dir);
         goto fail;
     }
     if ((rc = conf ? klog_conf_dup(conf, &k->conf) : klog_conf_new(&k->conf)) < 0)
@@ -482,7 +471,7 @@ KLOG_API int klog_open(klog **out, const char *dir, const klog_conf *conf, char 
     static const enum kio_backend backends[] = { KIO_BACKEND_AUTO, KIO_BACKEND_URING, KIO_BACKEND_POSIX };
     kio_options opt = { .backend = backends[klog__conf_int(k->conf, KC_IO_BACKEND)] };
     if ((rc = kio_open(&k->io, &opt)) < 0) {
-        errf(errbuf, errsize, rc, "I/O engine: %s", klog_strerror(rc));
+        klog__errf(errbuf, errsize, rc, "I/O engine: %s", klog_strerror(rc));
         goto fail;
     }
     if (mkdir(dir, 0755) == 0) {
@@ -490,11 +479,11 @@ KLOG_API int klog_open(klog **out, const char *dir, const klog_conf *conf, char 
         snprintf(parent, sizeof parent, "%s/..", dir);
         kio_dirsync(k->io, parent);
     } else if (errno != EEXIST) {
-        rc = errf(errbuf, errsize, -errno, "%s: %s", dir, strerror(errno));
+        rc = klog__errf(errbuf, errsize, -errno, "%s: %s", dir, strerror(errno));
         goto fail;
     }
     if ((rc = ks_dirlock_acquire(dir)) < 0) {
-        errf(errbuf, errsize, rc, "%s: %s", dir,
+        klog__errf(errbuf, errsize, rc, "%s: %s", dir,
              rc == KLOG_ELOCKED ? "locked by another writer (another process or instance has it open)"
                                 : klog_strerror(rc));
         goto fail;
@@ -564,10 +553,10 @@ KLOG_API int klog_topic_create(klog *k, const char *name, int partitions, const 
     if (!k)
         return -EINVAL;
     if (klog__topic_name_check(name) < 0)
-        return errf(errbuf, errsize, KLOG_EBADNAME,
+        return klog__errf(errbuf, errsize, KLOG_EBADNAME,
                     "invalid topic name \"%s\": 1 to 249 characters of a-z A-Z 0-9 . _ -", name ? name : "(null)");
     if (partitions < 0 || partitions > KT_MAX_PARTITIONS)
-        return errf(errbuf, errsize, -EINVAL, "%s: partitions must be 1 to %d", name, KT_MAX_PARTITIONS);
+        return klog__errf(errbuf, errsize, -EINVAL, "%s: partitions must be 1 to %d", name, KT_MAX_PARTITIONS);
     kt_topic *t;
     int rc = klog__conf_check_scope(topic_conf, KC_SCOPE_TOPIC, errbuf, errsize);
     if (rc < 0)
@@ -582,10 +571,10 @@ KLOG_API int klog_topic_create(klog *k, const char *name, int partitions, const 
         if (!strcmp(k->topics[i]->name, name)) {
             pthread_mutex_unlock(&k->mu);
             topic_free(t);
-            return errf(errbuf, errsize, -EEXIST, "topic %s already exists", name);
+            return klog__errf(errbuf, errsize, -EEXIST, "topic %s already exists", name);
         }
     if ((rc = open_parts(k, t, 0, partitions)) < 0) {
-        errf(errbuf, errsize, rc, "topic %s: %s", name, klog_strerror(rc));
+        klog__errf(errbuf, errsize, rc, "topic %s: %s", name, klog_strerror(rc));
     } else if ((rc = table_insert(k, t)) == 0) {
         if ((rc = meta_write(k)) < 0) {
             /* not recorded: undo */
@@ -595,7 +584,7 @@ KLOG_API int klog_topic_create(klog *k, const char *name, int partitions, const 
                     k->ntopics--;
                     break;
                 }
-            errf(errbuf, errsize, rc, "topic metadata: %s", klog_strerror(rc));
+            klog__errf(errbuf, errsize, rc, "topic metadata: %s", klog_strerror(rc));
         }
     }
     pthread_mutex_unlock(&k->mu);
