@@ -65,6 +65,8 @@
 
 #include <klog/klog.h>
 
+#include "bench_util.h"
+
 #define KEY_LEN 16
 #define NKEYS 100000          /* distinct keys, as bench_store */
 #define VAL_SPREAD 4096       /* values start at varying offsets of a pool */
@@ -102,50 +104,12 @@ static double secs_since(uint64_t t0)
     return (double)(now_ns() - t0) / 1e9;
 }
 
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Sorts v. */
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_d);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-static void rm_rf(const char *path)
-{
-    char cmd[4400];
-    if (snprintf(cmd, sizeof cmd, "rm -rf '%s'", path) >= (int)sizeof cmd || system(cmd) != 0)
-        fprintf(stderr, "bench_api: could not remove %s\n", path);
-}
-
-static void prefault(const void *p, size_t len)
-{
-    const volatile uint8_t *b = p;
-    uint64_t s = 0;
-    for (size_t i = 0; i < len; i += 4096)
-        s += b[i];
-    g_sink += s;
-}
-
-/* See the file comment and bench_store.c. */
+/* See bench_util.h. */
 static void warm_page_cache(uint64_t bytes)
 {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/warm.dat", g_dir);
-    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        die("open warm", -errno);
-    static char chunk[1 << 20];
-    memset(chunk, 1, sizeof chunk);
-    for (uint64_t off = 0; off < bytes; off += sizeof chunk)
-        if (pwrite(fd, chunk, sizeof chunk, (off_t)off) < 0)
-            die("pwrite warm", -errno);
-    close(fd);
-    unlink(path);
+    int rc = bu_warm_page_cache(g_dir, bytes);
+    if (rc < 0)
+        die("warm page cache", rc);
 }
 
 /*
@@ -190,9 +154,9 @@ static const void *val_at(uint64_t i)
 
 static void data_prefault(void)
 {
-    prefault(g_keys, (size_t)NKEYS * KEY_LEN);
-    prefault(g_vals, VAL_SPREAD + 1024);
-    prefault(g_chunk, RAW_CHUNK);
+    bu_prefault(g_keys, (size_t)NKEYS * KEY_LEN);
+    bu_prefault(g_vals, VAL_SPREAD + 1024);
+    bu_prefault(g_chunk, RAW_CHUNK);
 }
 
 /* ---- klog helpers ------------------------------------------------------- */
@@ -318,7 +282,7 @@ static double raw_write(uint64_t total, uint64_t nwrites, bool sync_each)
     warm_page_cache(total);
     if (sync_each)
         settle();
-    prefault(g_chunk, RAW_CHUNK);
+    bu_prefault(g_chunk, RAW_CHUNK);
     uint64_t t0 = now_ns();
     for (uint64_t i = 0; i < nwrites; i++) {
         uint64_t from = total * i / nwrites, to = total * (i + 1) / nwrites;
@@ -378,7 +342,7 @@ static void section_produce(const char *name, uint64_t records, size_t vlen, con
         kl[r] = produce_run(records, vlen, &bytes);
         raw[r] = raw_write(bytes, chunks_of(bytes), false);
     }
-    double tk = median(kl, g_reps), tr = median(raw, g_reps);
+    double tk = bu_median(kl, g_reps), tr = bu_median(raw, g_reps);
     double mb = (double)bytes / 1e6;
     printf("%s: %" PRIu64 " records, %d-byte keys, %zu-byte values, acks=1 linger.ms=5 batch.size=1000000\n",
            name, records, KEY_LEN, vlen);
@@ -421,7 +385,7 @@ static void durable_batches(void)
         topic_drop(topic);
         raw[r] = raw_write(bytes, nb, true);
     }
-    double tk = median(kl, g_reps), tr = median(raw, g_reps);
+    double tk = bu_median(kl, g_reps), tr = bu_median(raw, g_reps);
     printf("durable (a): acks=all, 1 thread, %" PRIu64 " x (send %" PRIu64 " records, flush), %.1f KB per batch\n", nb,
            per, (double)bytes / (double)nb / 1e3);
     char label[64];
@@ -502,7 +466,7 @@ static double raw_sync_loop(size_t bytes, double secs)
     if (fd < 0)
         die("open raw", -errno);
     settle();
-    prefault(g_chunk, RAW_CHUNK);
+    bu_prefault(g_chunk, RAW_CHUNK);
     uint64_t t0 = now_ns(), end = t0 + (uint64_t)(secs * 1e9), n = 0;
     off_t off = 0;
     while (now_ns() < end) {
@@ -537,11 +501,11 @@ static void durable_threads(void)
             v[c][r] = durable_threads_run(threads[t], nparts, shared, secs);
         }
     }
-    printf("  raw pwrite(180 B)+fdatasync, 1 thread         %8.0f rec/s\n", median(v[0], g_reps));
+    printf("  raw pwrite(180 B)+fdatasync, 1 thread         %8.0f rec/s\n", bu_median(v[0], g_reps));
     double base = 0;
     for (int c = 1; c < NCONF; c++) {
         int k = c - 1, t = k % NT, shared = !((k / NT) % 2), nparts = k / (2 * NT) ? 4 : 1;
-        double m = median(v[c], g_reps);
+        double m = bu_median(v[c], g_reps);
         if (t == 0)
             base = m;
         printf("  %d partition%s, %-19s %2d thread%s %8.0f rec/s  %5.2fx of 1 thread\n", nparts,
@@ -588,7 +552,7 @@ static double raw_read(const char *pdir, uint64_t bytes)
         if ((fds[i] = open(path, O_RDONLY | O_CLOEXEC)) < 0)
             die("open segment", -errno);
     }
-    prefault(g_chunk, RAW_CHUNK);
+    bu_prefault(g_chunk, RAW_CHUNK);
     uint64_t left = bytes, s = 0;
     uint64_t t0 = now_ns();
     for (int i = 0; i < n && left > 0; i++)
@@ -672,7 +636,7 @@ static void section_consume(void)
         kd[r] = consume_run(topic, records, deflt);
         kb[r] = consume_run(topic, records, big);
     }
-    double tr = median(raw, g_reps), td = median(kd, g_reps), tb = median(kb, g_reps);
+    double tr = bu_median(raw, g_reps), td = bu_median(kd, g_reps), tb = bu_median(kb, g_reps);
     double mb = (double)bytes / 1e6;
     printf("consume: %" PRIu64 " records, %d-byte keys, 100-byte values, %.1f MB, from the start\n", records, KEY_LEN,
            mb);
@@ -781,7 +745,7 @@ static void latency_run(const char *label, unsigned rate, double warm, double se
     L.lat = malloc(L.cap * sizeof *L.lat);
     if (!L.lat)
         die("malloc", -ENOMEM);
-    prefault(L.lat, L.cap * sizeof *L.lat);
+    bu_prefault(L.lat, L.cap * sizeof *L.lat);
     atomic_store(&L.total, UINT64_MAX);
     char topic[64];
     klog_producer *p = NULL;
@@ -966,7 +930,7 @@ int main(int argc, char **argv)
     rc = klog_close(g_k);
     if (rc)
         die("klog_close", rc);
-    rm_rf(g_dir);
+    bu_rm_rf("bench_api", g_dir);
     if (made_base)
         rmdir(g_base);
     free(g_keys);

@@ -31,6 +31,8 @@
 #include "io/io.h"
 #include "storage/storage.h"
 
+#include "bench_util.h"
+
 static const char *g_dir = "/tmp/klog-bench";
 static int g_reps = 5;
 static bool g_quick = false;
@@ -39,13 +41,6 @@ static void die(const char *what, int rc)
 {
     fprintf(stderr, "bench_store: %s: %s\n", what, klog_strerror(rc));
     exit(1);
-}
-
-static void rm_rf(const char *path)
-{
-    char cmd[4400];
-    if (snprintf(cmd, sizeof cmd, "rm -rf '%s'", path) >= (int)sizeof cmd || system(cmd) != 0)
-        fprintf(stderr, "bench_store: could not remove %s\n", path);
 }
 
 typedef struct { uint8_t *buf; size_t len; } bbuf;
@@ -108,38 +103,12 @@ static void free_set(batchset *bs)
     free(bs->b);
 }
 
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_d);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-/*
- * Page-cache warm-up.  This VM returns idle guest memory to its host, and
- * that includes free pages the page cache is about to take: whichever run
- * writes first into memory freed long ago pays host faults the other does
- * not.  So before every timed run, write and delete a scratch file as large
- * as the run's data: the timed run then gets pages as warm as every other.
- */
+/* See bench_util.h. */
 static void warm_page_cache(size_t bytes)
 {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/warm.dat", g_dir);
-    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        die("open warm", -errno);
-    static char chunk[1 << 20];
-    memset(chunk, 1, sizeof chunk);
-    for (size_t off = 0; off < bytes; off += sizeof chunk)
-        if (pwrite(fd, chunk, sizeof chunk, (off_t)off) < 0)
-            die("pwrite warm", -errno);
-    close(fd);
-    unlink(path);
+    int rc = bu_warm_page_cache(g_dir, bytes);
+    if (rc < 0)
+        die("warm page cache", rc);
 }
 
 /* raw: one pwrite per batch to a fresh file; sync_each: fdatasync after each */
@@ -173,7 +142,7 @@ static ks_log *open_log(kio *io, const char *name, enum ks_durability d)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", g_dir, name);
-    rm_rf(path);
+    bu_rm_rf("bench_store", path);
     ks_log_config cfg;
     ks_log_config_init(&cfg);
     cfg.durability = d;
@@ -248,7 +217,7 @@ static void throughput(kio *io, const char *label, uint64_t records, size_t vlen
         kl[r] = run_klog(io, &bs, bs.n, KS_DURABILITY_NONE);
         enc[r] = run_encode_append(io, records, vlen, per_batch);
     }
-    double tr = median(raw, g_reps), tk = median(kl, g_reps), te = median(enc, g_reps);
+    double tr = bu_median(raw, g_reps), tk = bu_median(kl, g_reps), te = bu_median(enc, g_reps);
     double mb = (double)bs.bytes / 1e6;
     printf("%s: %" PRIu64 " records, %.1f MB in %zu batches of %u\n", label, records, mb, bs.n, per_batch);
     printf("  raw pwrite (same bytes)      %8.2f M rec/s %7.0f MB/s\n", records / tr / 1e6, mb / tr);
@@ -267,7 +236,7 @@ static void durable_single(kio *io, unsigned per_batch, size_t nbatches)
         raw[r] = run_raw(&bs, bs.n, true);
         kl[r] = run_klog(io, &bs, bs.n, KS_DURABILITY_ALWAYS);
     }
-    double tr = median(raw, g_reps), tk = median(kl, g_reps);
+    double tr = bu_median(raw, g_reps), tk = bu_median(kl, g_reps);
     printf("durable, 1 thread, %4u records/batch, %zu batches:\n", per_batch, nbatches);
     printf("  raw pwrite+fdatasync         %8.0f batches/s %9.0f rec/s  %6.1f us/batch\n", nbatches / tr,
            (double)bs.records / tr, tr / (double)nbatches * 1e6);
@@ -320,7 +289,7 @@ static void durable_threads(kio *io, size_t total)
             syncs = s1.syncs - s0.syncs;
             ks_log_close(log);
         }
-        double tm = median(v, g_reps);
+        double tm = bu_median(v, g_reps);
         if (t == 0)
             base = tm;
         printf("  %2d thread(s)                 %8.0f batches/s  %5.2fx of 1 thread  (%" PRIu64
@@ -362,6 +331,6 @@ int main(int argc, char **argv)
     durable_single(io, 1, g_quick ? 20 : 2000);
     durable_threads(io, g_quick ? 64 : 4000);
     kio_close(io);
-    rm_rf(g_dir);
+    bu_rm_rf("bench_store", g_dir);
     return 0;
 }
