@@ -69,10 +69,21 @@ enum kio_backend {
     KIO_BACKEND_POSIX = 2,
 };
 
+/* How the uring backend issues buffered writes. */
+enum kio_uring_writes {
+    KIO_URING_WRITES_AUTO = 0,   /* ring where the file system completes buffered
+                                  * writes without blocking (xfs, btrfs), else
+                                  * pwritev inline + ring fdatasync; honours
+                                  * $KLOG_IO_URING_WRITES=ring|inline|auto */
+    KIO_URING_WRITES_RING = 1,   /* always through the ring (linked write+sync) */
+    KIO_URING_WRITES_INLINE = 2, /* always pwritev on the calling thread */
+};
+
 typedef struct kio_options {
     enum kio_backend backend; /* KIO_BACKEND_AUTO honours $KLOG_IO_BACKEND=posix|uring */
     unsigned ring_entries;    /* uring: SQ entries per ring; 0 = default (64) */
     unsigned max_rings;       /* uring: rings in the pool; 0 = default (4) */
+    enum kio_uring_writes uring_writes;
 } kio_options;
 
 /*

@@ -68,6 +68,7 @@ typedef struct ur_state {
      * thread; durable writes still go through the ring as a linked
      * write + fdatasync, where the sync is asynchronous anyway. */
     _Atomic uint8_t ring_writes[UR_FD_BITS / 8];
+    enum kio_uring_writes write_mode; /* AUTO: the bits above decide */
 } ur_state;
 
 /* Set up one ring with the given setup flags. */
@@ -366,15 +367,19 @@ static void set_ring_writes(ur_state *s, int fd, bool on)
 
 static bool ring_writes(ur_state *s, int fd)
 {
+    if (s->write_mode != KIO_URING_WRITES_AUTO)
+        return s->write_mode == KIO_URING_WRITES_RING;
     return fd >= 0 && fd < UR_FD_BITS && (atomic_load_explicit(&s->ring_writes[fd >> 3], memory_order_relaxed) >> (fd & 7)) & 1;
 }
 
-/* Plain buffered writes on a file system where io_uring would only punt
- * them to a worker: pwritev here and now (see ring_writes above). */
+/* Buffered writes on a file system where io_uring would only punt them to
+ * a worker: pwritev here and now (see ring_writes above).  With KIO_W_DSYNC
+ * the writes are then complete in the page cache before the fdatasync is
+ * submitted, so the sync cannot run ahead of the data: the ordering the
+ * IOSQE_IO_LINK gives on the ring, for one worker handoff instead of two. */
 static bool writes_inline(ur_state *s, const kio_wreq *reqs, unsigned n, unsigned flags)
 {
-    if (flags & KIO_W_DSYNC)
-        return false;
+    (void)flags;
     for (unsigned i = 0; i < n; i++)
         if (ring_writes(s, reqs[i].h))
             return false;
@@ -405,6 +410,19 @@ static int ur_writev_many(void *st, const kio_wreq *reqs, unsigned n, ssize_t *r
                     res[j] = rc; /* not attempted after a failure */
                 break;
             }
+        }
+        /* as the ring does: a short or failed write means no sync (the core
+         * completes the write and syncs once itself) */
+        if (rc == 0 && (flags & KIO_W_DSYNC)) {
+            bool whole = true;
+            for (unsigned i = 0; i < n && whole; i++) {
+                size_t want = 0;
+                for (int v = 0; v < reqs[i].iovcnt; v++)
+                    want += reqs[i].iov[v].iov_len;
+                whole = res[i] == (ssize_t)want;
+            }
+            if (whole)
+                rc = run_one(s, prep_fdatasync, &reqs[n - 1].h);
         }
         return rc;
     }
@@ -569,6 +587,18 @@ static int ur_init(void *st, const void *arg)
     s->nslots = o && o->max_rings ? o->max_rings : KIO_DEFAULT_MAX_RINGS;
     if (s->entries < 2 || s->nslots > 1024)
         return -EINVAL; /* a linked write+sync needs two SQEs */
+    s->write_mode = o ? o->uring_writes : KIO_URING_WRITES_AUTO;
+    const char *wm = getenv("KLOG_IO_URING_WRITES");
+    if (s->write_mode == KIO_URING_WRITES_AUTO && wm && *wm) {
+        if (!strcmp(wm, "ring"))
+            s->write_mode = KIO_URING_WRITES_RING;
+        else if (!strcmp(wm, "inline"))
+            s->write_mode = KIO_URING_WRITES_INLINE;
+        else if (strcmp(wm, "auto") != 0)
+            return -EINVAL;
+    }
+    if (s->write_mode > KIO_URING_WRITES_INLINE)
+        return -EINVAL;
     s->max = s->nslots;
     s->rings = calloc(s->nslots, sizeof *s->rings);
     s->slot = calloc(s->nslots, sizeof *s->slot);
