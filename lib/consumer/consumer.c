@@ -150,7 +150,7 @@ static void part_reset_view(klog_consumer *c, kc_part *p)
 }
 
 /* Resolve a requested position against the log and the reset policy. */
-static int resolve(klog_consumer *c, kc_part *p, int64_t offset, bool explicit_seek)
+static int resolve(klog_consumer *c, kc_part *p, int64_t offset)
 {
     int64_t start = ks_log_start_offset(p->log), end = ks_log_end_offset(p->log);
     if (offset == KLOG_OFFSET_BEGINNING)
@@ -164,7 +164,6 @@ static int resolve(klog_consumer *c, kc_part *p, int64_t offset, bool explicit_s
             return KLOG_EOFFSET;
         offset = c->reset == KC_RESET_EARLIEST ? start : end;
     }
-    (void)explicit_seek;
     p->pos = offset;
     p->err = 0;
     p->err_reported = false;
@@ -178,7 +177,7 @@ KLOG_API int klog_consumer_assign(klog_consumer *c, const char *topic, int32_t p
     kc_part *p = find_part(c, topic, partition);
     if (p) {
         part_reset_view(c, p);
-        return resolve(c, p, offset, true);
+        return resolve(c, p, offset);
     }
     kt_topic *t = klog__topic_get(c->k, topic);
     if (!t)
@@ -202,7 +201,7 @@ KLOG_API int klog_consumer_assign(klog_consumer *c, const char *topic, int32_t p
     p->t = t;
     p->partition = partition;
     p->log = t->parts[partition];
-    int rc = resolve(c, p, offset, true);
+    int rc = resolve(c, p, offset);
     if (rc == 0 && (rc = klog__waitq_add(t, partition, &c->waiter)) == 0) {
         p->registered = true;
         if (c->fd_armed) /* the new partition joins the armed set */
@@ -362,7 +361,7 @@ static int fill(klog_consumer *c, kc_part *p, size_t *n)
             int rc = ks_log_read(p->log, p->pos, c->fetch_max, &p->view);
             if (rc == KLOG_EOFFSET) {
                 /* fell off the head (retention) or past the end (truncation) */
-                if (resolve(c, p, p->pos, false) < 0) {
+                if (resolve(c, p, p->pos) < 0) {
                     p->err = KLOG_EOFFSET;
                     return KLOG_EOFFSET;
                 }
@@ -560,7 +559,7 @@ KLOG_API int klog_consumer_seek(klog_consumer *c, const char *topic, int32_t par
     if (!p)
         return -ENOENT;
     part_reset_view(c, p);
-    return resolve(c, p, offset, true);
+    return resolve(c, p, offset);
 }
 
 KLOG_API int klog_consumer_seek_time(klog_consumer *c, const char *topic, int32_t partition, int64_t ts_ms)
@@ -575,7 +574,7 @@ KLOG_API int klog_consumer_seek_time(klog_consumer *c, const char *topic, int32_
     if (rc < 0)
         return rc;
     part_reset_view(c, p);
-    return resolve(c, p, off, true);
+    return resolve(c, p, off);
 }
 
 KLOG_API int klog_consumer_position(klog_consumer *c, const char *topic, int32_t partition, int64_t *offset)
@@ -632,8 +631,6 @@ KLOG_API int klog_consumer_close(klog_consumer *c)
         part_free(c, &c->parts[i], false);
     release_retired(c);
     free(c->retired);
-    for (size_t i = 0; i < c->nheld; i++)
-        ks_view_release(&c->held[i]);
     free(c->parts);
     free(c->held);
     free(c->msgs);

@@ -377,9 +377,8 @@ static bool ring_writes(ur_state *s, int fd)
  * the writes are then complete in the page cache before the fdatasync is
  * submitted, so the sync cannot run ahead of the data: the ordering the
  * IOSQE_IO_LINK gives on the ring, for one worker handoff instead of two. */
-static bool writes_inline(ur_state *s, const kio_wreq *reqs, unsigned n, unsigned flags)
+static bool writes_inline(ur_state *s, const kio_wreq *reqs, unsigned n)
 {
-    (void)flags;
     for (unsigned i = 0; i < n; i++)
         if (ring_writes(s, reqs[i].h))
             return false;
@@ -396,7 +395,7 @@ static int ur_writev_many(void *st, const kio_wreq *reqs, unsigned n, ssize_t *r
             return -EINVAL;
         res[i] = -ECANCELED; /* overwritten by every request's CQE */
     }
-    if (writes_inline(s, reqs, n, flags)) {
+    if (writes_inline(s, reqs, n)) {
         int rc = 0;
         for (unsigned i = 0; i < n; i++) {
             ssize_t w;

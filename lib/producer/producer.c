@@ -284,7 +284,7 @@ static void codec_put(klog_producer *p, kf_codec *c)
 
 /* ---- reports ---------------------------------------------------------------- */
 
-static void report(klog_producer *p, const klog_delivery *d, int64_t n_done)
+static void report(klog_producer *p, const klog_delivery *d)
 {
     if (p->dr_fn)
         p->dr_fn(p->dr_arg, d);
@@ -298,7 +298,6 @@ static void report(klog_producer *p, const klog_delivery *d, int64_t n_done)
         pthread_cond_broadcast(&p->q_cv);
         pthread_mutex_unlock(&p->q_mu);
     }
-    (void)n_done;
 }
 
 static void batch_done(klog_producer *p, kp_acc *a, kp_batch *b, int64_t base, int err)
@@ -318,7 +317,7 @@ static void batch_done(klog_producer *p, kp_acc *a, kp_batch *b, int64_t base, i
                 .err = err,
                 .opaque = b->opaque[i],
             };
-            report(p, &d, 0);
+            report(p, &d);
         }
     }
     batch_put(p, b);

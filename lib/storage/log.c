@@ -1008,31 +1008,21 @@ int ks_log_read(ks_log *log, int64_t offset, size_t max_bytes, ks_view *v)
     if (!s)
         return 0; /* raced with a truncation: nothing to read now */
     uint64_t size = atomic_load_explicit(&s->size, memory_order_acquire);
-    {
-        kf_batch_info b0;
-        if (kf_batch_parse(s->map + pos, size - pos, &b0) <= 0 || b0.base_offset > offset) {
-            ks__seg_unref(s);
-            return KLOG_ECORRUPT; /* the log has a hole at offset */
-        }
-    }
     uint64_t p = pos;
     int64_t first = -1, next = offset;
     while (p < size) {
         kf_batch_info bi;
         ssize_t len = kf_batch_parse(s->map + p, size - p, &bi);
-        if (len <= 0) {
-            if (p == pos) {
+        if (p == pos) {
+            /* bad framing, or a hole: the batch found starts after offset */
+            if (len <= 0 || bi.base_offset > offset) {
                 ks__seg_unref(s);
                 return KLOG_ECORRUPT;
             }
-            break;
-        }
-        if (p > pos && p - pos + (uint64_t)len > max_bytes)
-            break;
-        if (first >= 0 && bi.base_offset != next)
-            break; /* not dense: the next read reports it */
-        if (first < 0)
             first = bi.base_offset;
+        } else if (len <= 0 || p - pos + (uint64_t)len > max_bytes || bi.base_offset != next) {
+            break; /* whole batches within max_bytes; a gap is the next read's to report */
+        }
         next = kf_batch_last_offset(&bi) + 1;
         p += (uint64_t)len;
     }
