@@ -142,8 +142,11 @@ KLOG_API int klog_producer_set_partitioner(klog_producer *p, klog_partitioner_fn
  * KLOG_EUNKNOWN_PARTITION; KLOG_ETOOBIG (key
  * + value + headers over the topic's max.message.bytes); KLOG_EQUEUEFULL
  * (buffer.memory used up for max.block.ms); KLOG_EREADONLY (the partition
- * failed an fsync); KLOG_ECLOSED; -EINVAL (NULL or a bad struct_size);
- * -ENOMEM.
+ * failed an fsync); KLOG_ECLOSED; -EINVAL (NULL or a bad struct_size,
+ * or a record without a key for a topic whose cleanup.policy compacts);
+ * -ENOMEM.  The delivery report of an appended record may carry
+ * KLOG_EDISKFULL (the instance's disk budget is used up and its policy
+ * refuses, or nothing more can be deleted) or -ENOSPC.
  */
 KLOG_API int klog_producer_send(klog_producer *p, const char *topic, const klog_record *rec);
 

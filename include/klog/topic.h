@@ -32,7 +32,10 @@ typedef struct klog klog;
 /*
  * Open (creating if needed) the data directory dir.  conf may be NULL
  * (defaults); its topic keys become the defaults of topics created later;
- * "io.backend" picks the I/O backend.  On failure *out is NULL and, if
+ * "io.backend" picks the I/O backend; "disk.budget.bytes" and
+ * "disk.budget.policy" bound the disk the instance uses, and the
+ * "log.retention.*" and "log.cleaner.*" keys drive retention and
+ * compaction (klog(7), "Retention, compaction and the disk budget").  On failure *out is NULL and, if
  * errbuf is not NULL, a one-line message is written there.
  * Returns 0, KLOG_ELOCKED (another writer has the directory), KLOG_ECORRUPT
  * (a partition or the topic metadata is damaged where data was durable),
@@ -98,7 +101,29 @@ typedef struct klog_partition_info {
     uint64_t size_bytes;    /* bytes in segments */
     uint32_t segments;
     int32_t error;          /* 0, or why the partition is read-only */
+    uint64_t disk_bytes;    /* segment and index files: what the disk budget counts */
+    int64_t clean_offset;   /* compacted topics: offsets below were cleaned at least once */
 } klog_partition_info;
+
+/*
+ * Kafka's DeleteRecords: make every record of partition `partition` below
+ * before_offset unreadable and free the segments that hold only such
+ * records (at once; the start offset is durable before this returns).
+ * before_offset -1 means the partition's end.  Consumers positioned below
+ * the new start get KLOG_EOFFSET or are reset by auto.offset.reset.
+ * *low_watermark (may be NULL) receives the partition's new start offset.
+ * Returns 0, KLOG_EUNKNOWN_TOPIC, KLOG_EUNKNOWN_PARTITION, KLOG_EBADNAME,
+ * KLOG_EOFFSET (before_offset above the end), KLOG_EREADONLY, -errno.
+ */
+KLOG_API int klog_topic_delete_records(klog *k, const char *name, int32_t partition,
+                                       int64_t before_offset, int64_t *low_watermark);
+
+/*
+ * Bytes the instance's partitions hold on disk (segment and index files)
+ * and the disk budget ("disk.budget.bytes", 0 = none).  Either pointer may
+ * be NULL.  Returns 0 or -EINVAL.
+ */
+KLOG_API int klog_disk_usage(klog *k, uint64_t *used, uint64_t *budget);
 
 /*
  * Describe a topic: fills up to max elements of parts (may be NULL when max

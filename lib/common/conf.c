@@ -17,7 +17,7 @@
 #include "common/common.h"
 #include "common/conf.h"
 
-enum kc_type { KT_INT, KT_BOOL, KT_ENUM, KT_STR, KT_ACKS };
+enum kc_type { KT_INT, KT_BOOL, KT_ENUM, KT_STR, KT_ACKS, KT_RATIO };
 
 struct kc_def {
     const char *name;
@@ -32,6 +32,7 @@ static const char *const v_cleanup[] = { "delete", "compact", "compact,delete", 
 static const char *const v_compress[] = { "none", "lz4", "zstd", NULL };
 static const char *const v_partitioner[] = { "default", "hash", "sticky", "round_robin", NULL };
 static const char *const v_reset[] = { "latest", "earliest", "none", NULL };
+static const char *const v_budget[] = { "delete-oldest", "refuse", NULL };
 
 #define I(n, sc, d, lo, hi) { n, KT_INT, sc, d, lo, hi, NULL }
 #define B(n, sc, d) { n, KT_BOOL, sc, d, 0, 1, NULL }
@@ -69,6 +70,18 @@ static const struct kc_def defs[KC__COUNT] = {
     [KC_POLL_SPIN_US] = I("poll.spin.us", SC, 0, 0, 1000000),
     [KC_GROUP_ID] = S("group.id", SC),
     [KC_CLIENT_ID] = S("client.id", SP | SC),
+    [KC_DELETE_RETENTION_MS] = I("delete.retention.ms", ST, 86400000, 0, INT64_MAX / 2),
+    [KC_MIN_CLEANABLE_DIRTY_RATIO] = { "min.cleanable.dirty.ratio", KT_RATIO, ST, KC_RATIO_ONE / 2, 0,
+                                       KC_RATIO_ONE, NULL },
+    [KC_MIN_COMPACTION_LAG_MS] = I("min.compaction.lag.ms", ST, 0, 0, INT64_MAX / 2),
+    [KC_DISK_BUDGET_BYTES] = I("disk.budget.bytes", SI, 0, 0, INT64_MAX / 2),
+    [KC_DISK_BUDGET_POLICY] = E("disk.budget.policy", SI, KC_BUDGET_DELETE_OLDEST, v_budget),
+    [KC_RETENTION_CHECK_MS] = I("log.retention.check.interval.ms", SI, 1000, 1, INT64_MAX / 2),
+    [KC_CLEANER_ENABLE] = B("log.cleaner.enable", SI, 1),
+    [KC_CLEANER_THREADS] = I("log.cleaner.threads", SI, 1, 1, 16),
+    [KC_CLEANER_BACKOFF_MS] = I("log.cleaner.backoff.ms", SI, 1000, 1, INT64_MAX / 2),
+    [KC_CLEANER_DEDUPE_BYTES] = I("log.cleaner.dedupe.buffer.size", SI, 32 << 20, 65536, 1ll << 36),
+    [KC_CLEANER_IO_RATE] = I("log.cleaner.io.max.bytes.per.second", SI, 0, 0, INT64_MAX / 2),
 };
 
 #define KC_STR_MAX 256
@@ -151,6 +164,11 @@ KLOG_API int klog_conf_set(klog_conf *conf, const char *key, const char *value, 
                 conf->set[k] = true;
                 return 0;
             }
+        if (k == KC_CLEANUP_POLICY && !strcmp(value, "delete,compact")) {
+            conf->ival[k] = KC_CLEANUP_COMPACT_DELETE; /* Kafka takes either order */
+            conf->set[k] = true;
+            return 0;
+        }
         if (k == KC_COMPRESSION_TYPE && (!strcmp(value, "gzip") || !strcmp(value, "snappy")))
             return err(errbuf, errsize, "%s: \"%s\" is not supported (none, lz4, zstd)", key, value);
         return err(errbuf, errsize, "%s: \"%s\" is not one of the accepted values", key, value);
@@ -160,6 +178,14 @@ KLOG_API int klog_conf_set(klog_conf *conf, const char *key, const char *value, 
         if (!strcmp(value, "0") || !strcmp(value, "1"))
             return set_int_checked(conf, k, value[0] - '0', errbuf, errsize);
         return err(errbuf, errsize, "%s: \"%s\" is not 0, 1, all or -1", key, value);
+    case KT_RATIO: {
+        char *end;
+        errno = 0;
+        double v = strtod(value, &end);
+        if (errno || end == value || *end != '\0' || !(v >= 0.0 && v <= 1.0))
+            return err(errbuf, errsize, "%s: \"%s\" is not a number from 0 to 1", key, value);
+        return set_int_checked(conf, k, (int64_t)(v * KC_RATIO_ONE + 0.5), errbuf, errsize);
+    }
     case KT_STR:
         if (strlen(value) >= KC_STR_MAX)
             return err(errbuf, errsize, "%s: value longer than %d bytes", key, KC_STR_MAX - 1);
@@ -177,7 +203,7 @@ KLOG_API int klog_conf_set_int(klog_conf *conf, const char *key, int64_t value, 
     int k = find(key);
     if (k < 0)
         return err(errbuf, errsize, "%s: unknown configuration key", key);
-    if (defs[k].type == KT_ENUM || defs[k].type == KT_STR)
+    if (defs[k].type == KT_ENUM || defs[k].type == KT_STR || defs[k].type == KT_RATIO)
         return err(errbuf, errsize, "%s: takes a string value, not an integer", key);
     if (defs[k].type == KT_ACKS && value != 0 && value != 1 && value != -1)
         return err(errbuf, errsize, "%s: %" PRId64 " is not 0, 1 or -1", key, value);
@@ -199,6 +225,8 @@ static int format_value(const klog_conf *conf, int k, char *buf, size_t bufsize)
         return snprintf(buf, bufsize, "%s", v < 0 ? "all" : v ? "1" : "0");
     case KT_STR:
         return snprintf(buf, bufsize, "%s", conf && conf->set[k] ? conf->sval[k] : "");
+    case KT_RATIO:
+        return snprintf(buf, bufsize, "%g", (double)v / KC_RATIO_ONE);
     }
     return -EINVAL;
 }

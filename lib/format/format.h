@@ -240,6 +240,26 @@ void kf_iter_init(kf_iter *it, const kf_batch_info *bi, const uint8_t *recs, siz
  * or trailing bytes. */
 int kf_iter_next(kf_iter *it, kf_record_view *out);
 
+/*
+ * Rewrite a verified batch keeping only the records whose index i (0 ..
+ * record_count-1, in batch order) has keep[i] != 0: what log compaction
+ * does to a batch.  Every header field stays as it was (base offset, leader
+ * epoch, last_offset_delta, base and max timestamp, producer id, epoch and
+ * base sequence, attributes) except record_count, the length and the
+ * checksum; kept records are copied byte for byte, so their offsets and
+ * timestamps are unchanged and dropped records leave gaps in the offsets.
+ * A compressed batch is compressed again with the same codec (default level)
+ * unless that no longer shrinks it, when it is stored uncompressed.
+ * The kept records are assembled in buf (cap bytes); *out is buf, or for a
+ * compressed result c's compression scratch (valid until the next call on
+ * c).  Returns 0; -ENOBUFS when cap is below KF_HDR_SIZE plus the records
+ * section (*out_len then says how much is needed); -EINVAL when no record
+ * is kept (drop the batch instead) or on NULL arguments; KLOG_ECORRUPT,
+ * KLOG_EFORMAT, -ENOMEM.  c may be NULL for an uncompressed batch.
+ */
+int kf_batch_filter(const void *batch, size_t len, const uint8_t *keep, kf_codec *c,
+                    void *buf, size_t cap, const uint8_t **out, size_t *out_len);
+
 /* Walk the encoded headers of a record: *pos starts at 0.  Returns 1 with
  * *h filled, 0 at the end, KLOG_ECORRUPT on malformed input. */
 int kf_header_next(const kf_record_view *r, size_t *pos, kf_header *h);

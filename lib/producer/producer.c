@@ -71,6 +71,7 @@ struct kp_topic {
     struct kp_topic *next;        /* bucket chain */
     kt_topic *kt;                 /* reference held until the producer closes */
     size_t max_record;            /* max.message.bytes */
+    bool compacted;               /* cleanup.policy has compact: keys required */
     size_t batch_limit;           /* a batch is sealed before it passes this */
     _Atomic(kp_acc *) *acc;       /* [KT_MAX_PARTITIONS], created lazily */
     _Atomic int32_t sticky;       /* current sticky partition, -1 = none */
@@ -500,6 +501,7 @@ static int topic_get(klog_producer *p, const char *name, kp_topic **out)
             t->kt = kt;
             kt = NULL;
             t->max_record = (size_t)klog__conf_int(t->kt->conf, KC_MAX_MESSAGE_BYTES);
+            t->compacted = klog__conf_int(t->kt->conf, KC_CLEANUP_POLICY) != KC_CLEANUP_DELETE;
             /* The log takes batches up to max.message.bytes (+ header and
              * one record's framing): never build a bigger one, whatever
              * batch.size says. */
@@ -693,6 +695,8 @@ KLOG_API int klog_producer_send(klog_producer *p, const char *topic, const klog_
         return rc;
     if (atomic_load_explicit(&t->kt->deleted, memory_order_relaxed))
         return KLOG_EUNKNOWN_TOPIC;
+    if (t->compacted && !r->key)
+        return -EINVAL; /* compaction keeps the latest record per key: Kafka refuses these too */
     int32_t n = atomic_load_explicit(&t->kt->nparts, memory_order_acquire);
     int32_t part = r->partition;
     if (part == KLOG_PARTITION_ANY)

@@ -88,3 +88,38 @@ int ks__ckpt_read(kio *io, const char *dir, int64_t *recovery_point, int64_t *lo
         return KLOG_ECORRUPT;
     return 0;
 }
+
+/* cleaner.ckpt: magic, version, gap limit, clean point, XXH3 of the 24 bytes
+ * before it. */
+#define CCKPT_MAGIC 0x4c43434bu /* "KCCL" */
+#define CCKPT_VERSION 1u
+
+int ks__cleaner_ckpt_write(kio *io, const char *dir, int64_t gap_limit, int64_t clean_point)
+{
+    uint8_t b[CKPT_SIZE];
+    klog__st32(b, CCKPT_MAGIC);
+    klog__st32(b + 4, CCKPT_VERSION);
+    klog__st64(b + 8, (uint64_t)gap_limit);
+    klog__st64(b + 16, (uint64_t)clean_point);
+    klog__st64(b + 24, XXH3_64bits(b, 24));
+    return ks_write_atomic(io, dir, KS_CLEANER_CKPT_NAME, b, sizeof b);
+}
+
+int ks__cleaner_ckpt_read(kio *io, const char *dir, int64_t *gap_limit, int64_t *clean_point)
+{
+    char path[4096];
+    uint8_t b[CKPT_SIZE];
+    if (snprintf(path, sizeof path, "%s/%s", dir, KS_CLEANER_CKPT_NAME) >= (int)sizeof path)
+        return -ENAMETOOLONG;
+    ssize_t n = ks_read_small(io, path, b, sizeof b);
+    if (n < 0)
+        return n == -EFBIG ? KLOG_ECORRUPT : (int)n;
+    if (n != CKPT_SIZE || klog__ld32(b) != CCKPT_MAGIC || klog__ld32(b + 4) != CCKPT_VERSION ||
+        klog__ld64(b + 24) != XXH3_64bits(b, 24))
+        return KLOG_ECORRUPT;
+    *gap_limit = (int64_t)klog__ld64(b + 8);
+    *clean_point = (int64_t)klog__ld64(b + 16);
+    if (*gap_limit < 0 || *clean_point < 0)
+        return KLOG_ECORRUPT;
+    return 0;
+}

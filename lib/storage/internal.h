@@ -10,6 +10,8 @@
 
 #include "storage/storage.h"
 
+struct ks_pidstate;
+
 #define KS_CKPT_NAME "recovery.ckpt"
 
 /* Offset index entry: the batch starting at `pos` has base offset
@@ -48,8 +50,96 @@ struct ks_segment {
     _Atomic int refs;             /* the log's list holds one; each view one */
     int h_users;                  /* group-commit leaders syncing h (append_mu) */
     bool sealed;                  /* no more appends; index files written */
+    uint64_t ix_bytes;            /* bytes of its index files on disk (sealed) */
+    bool gaps;                    /* compaction may have left offset gaps in it; otherwise
+                                   * offsets must be dense (a base offset, outside the
+                                   * checksum, that jumps is damage) */
     char path[4096];              /* the .log file */
 };
+
+/*
+ * The partition log.  Locks, always taken in this order:
+ *   maint_mu   serialises maintenance: retention, DeleteRecords, cleaning
+ *              passes, truncation.  May be held across I/O; appends never
+ *              take it.
+ *   append_mu  serialises writers: offset assignment, file position, roll,
+ *              truncation, index appends.  Held across the write I/O.
+ *   ckpt_mu    recovery.ckpt writes (taken inside append_mu or alone).
+ *   seg_mu     guards the segment list (array, count).  Held only to look up
+ *              or change the list, never across I/O.
+ *   sync_mu    guards the group-commit state (durable, sync_running) and
+ *              its condvar.  Never held across I/O.
+ */
+struct ks_log {
+    kio *io;
+    ks_log_config cfg;
+    char dir[4096];
+    int lock_fd;
+
+    pthread_mutex_t maint_mu;  /* retention, DeleteRecords, cleaning, truncation */
+    pthread_mutex_t append_mu;
+    pthread_mutex_t seg_mu;
+    ks_segment **segs;         /* sorted by base offset; last is active */
+    unsigned nsegs, segcap;
+
+    pthread_mutex_t sync_mu;
+    pthread_cond_t sync_cv;
+    bool sync_running;
+    _Atomic int64_t durable;   /* offsets below are durable */
+    _Atomic int failed;        /* sticky sync error: read-only */
+    _Atomic int inflight;      /* appenders inside ks_log_append */
+
+    _Atomic int64_t end;       /* next offset */
+    _Atomic int64_t start;     /* log start offset */
+    pthread_mutex_t ckpt_mu;   /* recovery.ckpt writes and recovery_point; after append_mu */
+    int64_t recovery_point;    /* last checkpointed */
+    uint64_t unsynced_records; /* INTERVAL policy (under append_mu) */
+    int64_t unsynced_since_ms; /* wall time of the first unsynced append, -1 if none */
+
+    /* Compaction state (cleaner.ckpt; under maint_mu): offsets below
+     * gap_limit may have gaps (recovery relaxes its density checks there);
+     * offsets below clean_point have been cleaned at least once. */
+    int64_t gap_limit;
+    int64_t clean_point;
+
+    _Atomic uint64_t disk;     /* bytes on disk: what this log counts in space */
+    ks_space *space;
+
+    ks_listener_fn listener;
+    void *listener_arg;
+    bool closed;
+
+    /* Idempotent producers (under append_mu): the last few batches of each
+     * producer id, to refuse a batch the log already holds. */
+    struct ks_pidstate *pids;
+    unsigned npids;
+    uint64_t pid_tick;
+};
+
+static inline ks_segment *ks__active(ks_log *log) { return log->segs[log->nsegs - 1]; }
+
+/* log.c, shared with retention.c and clean.c */
+size_t ks__map_cap(const ks_log *log);
+int ks__unlink_in(ks_log *log, const char *name);
+int ks__unlink_segment_files(ks_log *log, int64_t base);
+int ks__fail_sync(ks_log *log, int err);
+int ks__roll(ks_log *log, int64_t base);           /* append_mu held */
+int64_t ks__now(const ks_log *log);                /* the log's clock, ms */
+/* Write recovery.ckpt with this recovery point and the current start
+ * (takes ckpt_mu). */
+int ks__ckpt_write_locked(ks_log *log, int64_t recovery_point);
+/* Account delta bytes (may be negative) to the log and its space. */
+void ks__disk_add(ks_log *log, int64_t delta);
+/* Bytes a segment holds on disk (log file + index files). */
+uint64_t ks__seg_disk(ks_segment *s);
+/* Rebuild a sealed segment's in-memory indexes from its mapping (headers
+ * only; the bytes were verified when written).  Returns 0 or KLOG_ECORRUPT. */
+int ks__seg_index_map(ks_segment *s, uint64_t size, uint32_t interval);
+
+/* checkpoint.c: cleaner.ckpt holds gap_limit and clean_point. */
+#define KS_CLEANER_CKPT_NAME "cleaner.ckpt"
+int ks__cleaner_ckpt_write(kio *io, const char *dir, int64_t gap_limit, int64_t clean_point);
+int ks__cleaner_ckpt_read(kio *io, const char *dir, int64_t *gap_limit, int64_t *clean_point);
 
 /* checkpoint.c */
 int ks__ckpt_write(kio *io, const char *dir, int64_t recovery_point, int64_t log_start);

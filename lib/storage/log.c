@@ -1,60 +1,21 @@
 /*
  * lib/storage/log.c - the partition log: recovery, append, group commit,
- * roll, read, truncate.
- *
- * Locks, always taken in this order:
- *   append_mu  serialises writers: offset assignment, file position, roll,
- *              truncation, index appends.  Held across the write I/O.
- *   seg_mu     guards the segment list (array, count).  Held only to look up
- *              or change the list, never across I/O.
- *   sync_mu    guards the group-commit state (durable, sync_running) and
- *              its condvar.  Never held across I/O.
+ * roll, read, truncate.  Lock order: see struct ks_log in internal.h.
  *
  * Visibility: a batch is visible to readers once segment->size covers it;
  * size is published with release ordering after the bytes are in the page
  * cache and the indexes updated, and end_offset right after it.
  */
 #include <dirent.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "common/common.h"
 #include "storage/internal.h"
-
-struct ks_log {
-    kio *io;
-    ks_log_config cfg;
-    char dir[4096];
-    int lock_fd;
-
-    pthread_mutex_t append_mu;
-    pthread_mutex_t seg_mu;
-    ks_segment **segs;         /* sorted by base offset; last is active */
-    unsigned nsegs, segcap;
-
-    pthread_mutex_t sync_mu;
-    pthread_cond_t sync_cv;
-    bool sync_running;
-    _Atomic int64_t durable;   /* offsets below are durable */
-    _Atomic int failed;        /* sticky sync error: read-only */
-    _Atomic int inflight;      /* appenders inside ks_log_append */
-
-    _Atomic int64_t end;       /* next offset */
-    _Atomic int64_t start;     /* log start offset */
-    int64_t recovery_point;    /* last checkpointed */
-    uint64_t unsynced_records; /* INTERVAL policy (under append_mu) */
-    int64_t unsynced_since_ms; /* wall time of the first unsynced append, -1 if none */
-
-    ks_listener_fn listener;
-    void *listener_arg;
-    bool closed;
-
-    /* Idempotent producers (under append_mu): the last few batches of each
-     * producer id, to refuse a batch the log already holds. */
-    struct ks_pidstate *pids;
-    unsigned npids;
-    uint64_t pid_tick;
-};
 
 /* ---- idempotent producers --------------------------------------------------- */
 
@@ -166,7 +127,7 @@ static void pid_undo(ks_log *log, const ks_pidundo *u)
     log->npids = u->npids;
 }
 
-static int64_t log_now(const ks_log *log)
+int64_t ks__now(const ks_log *log)
 {
     return log->cfg.clock_ms ? log->cfg.clock_ms(log->cfg.clock_arg) : klog__wall_ms();
 }
@@ -180,9 +141,8 @@ void ks_log_config_init(ks_log_config *c)
     c->durability = KS_DURABILITY_NONE;
 }
 
-static ks_segment *active(ks_log *log) { return log->segs[log->nsegs - 1]; }
 
-static size_t map_cap(const ks_log *log)
+size_t ks__map_cap(const ks_log *log)
 {
     return (size_t)log->cfg.segment_bytes + log->cfg.max_batch_bytes;
 }
@@ -206,6 +166,25 @@ static int list_push(ks_log *log, ks_segment *s)
     return 0;
 }
 
+int ks__ckpt_write_locked(ks_log *log, int64_t recovery_point)
+{
+    pthread_mutex_lock(&log->ckpt_mu);
+    int rc = ks__ckpt_write(log->io, log->dir, recovery_point, atomic_load(&log->start));
+    if (rc == 0)
+        log->recovery_point = recovery_point;
+    pthread_mutex_unlock(&log->ckpt_mu);
+    return rc;
+}
+
+void ks__disk_add(ks_log *log, int64_t delta)
+{
+    atomic_fetch_add(&log->disk, (uint64_t)delta);
+    if (log->space)
+        atomic_fetch_add(&log->space->used, (uint64_t)delta);
+}
+
+uint64_t ks__seg_disk(ks_segment *s) { return atomic_load(&s->size) + s->ix_bytes; }
+
 /* Durable offset only moves forward. */
 static void advance_durable(ks_log *log, int64_t to)
 {
@@ -215,7 +194,7 @@ static void advance_durable(ks_log *log, int64_t to)
 }
 
 /* A failed fsync is never retried: record it, turn read-only, wake waiters. */
-static int fail_sync(ks_log *log, int err)
+int ks__fail_sync(ks_log *log, int err)
 {
     int zero = 0;
     atomic_compare_exchange_strong(&log->failed, &zero, err);
@@ -251,7 +230,7 @@ static bool parse_name(const char *name, const char *suffix, int64_t *base)
     return true;
 }
 
-static int unlink_in(ks_log *log, const char *name)
+int ks__unlink_in(ks_log *log, const char *name)
 {
     char p[4096];
     if (snprintf(p, sizeof p, "%s/%s", log->dir, name) >= (int)sizeof p)
@@ -260,14 +239,14 @@ static int unlink_in(ks_log *log, const char *name)
     return rc == -ENOENT ? 0 : rc;
 }
 
-static int unlink_segment_files(ks_log *log, int64_t base)
+int ks__unlink_segment_files(ks_log *log, int64_t base)
 {
     static const char *const sfx[] = { ".log", ".index", ".timeindex" };
     int rc = 0;
     for (size_t i = 0; i < KLOG_ARRAY_LEN(sfx); i++) {
         char name[KS_NAME_MAX];
         ks_segment_name(name, sizeof name, base, sfx[i]);
-        int r = unlink_in(log, name);
+        int r = ks__unlink_in(log, name);
         if (r < 0 && rc == 0)
             rc = r;
     }
@@ -278,10 +257,11 @@ static int unlink_segment_files(ks_log *log, int64_t base)
  * Scan and validate a segment from position 0 through kio reads, rebuilding
  * its indexes.  *valid_end receives the position after the last valid batch;
  * *first_bad_offset the offset the first invalid batch would have started
- * at.  Validation: framing, checksum, base offset >= the expected next
- * offset and < limit (the next segment's base).
+ * at.  Validation: framing, checksum, base offset == the expected next
+ * offset (>= where compaction may have left gaps) and last offset < limit
+ * (the next segment's base).
  */
-static int scan_segment(ks_log *log, ks_segment *s, uint64_t fsize, int64_t limit,
+static int scan_segment(ks_log *log, ks_segment *s, uint64_t fsize, int64_t limit, bool gaps,
                         uint64_t *valid_end, int64_t *expected_out)
 {
     size_t bufcap = 1u << 20;
@@ -329,8 +309,8 @@ static int scan_segment(ks_log *log, ks_segment *s, uint64_t fsize, int64_t limi
         }
         if (len <= 0)
             break; /* incomplete at end of file, or insane header */
-        if (kf_batch_verify(buf + at, (size_t)len) != 0 || bi.base_offset != expected ||
-            kf_batch_last_offset(&bi) >= limit)
+        if (kf_batch_verify(buf + at, (size_t)len) != 0 || bi.base_offset < expected ||
+            (!gaps && bi.base_offset != expected) || kf_batch_last_offset(&bi) >= limit)
             break;
         ks_pidundo u;
         int64_t dup;
@@ -350,6 +330,106 @@ static int scan_segment(ks_log *log, ks_segment *s, uint64_t fsize, int64_t limi
     return 0;
 }
 
+/* Growable array of base offsets. */
+typedef struct base_list { int64_t *v; size_t n, cap; } base_list;
+
+static int base_push(base_list *l, int64_t b)
+{
+    if (l->n == l->cap) {
+        size_t nc = l->cap ? l->cap * 2 : 16;
+        int64_t *nv = realloc(l->v, nc * sizeof *nv);
+        if (!nv)
+            return -ENOMEM;
+        l->v = nv;
+        l->cap = nc;
+    }
+    l->v[l->n++] = b;
+    return 0;
+}
+
+/* The offset after the last batch of a finished swap file (its base if it
+ * is empty), checking every batch: the file was made durable before it was
+ * renamed to .swap, so anything invalid in it is damage, not a torn write. */
+static int swap_next_offset(ks_log *log, const char *path, int64_t base, int64_t *next)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    *next = base;
+    if (st.st_size == 0) {
+        close(fd);
+        return 0;
+    }
+    uint8_t *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+    close(fd);
+    if (m == MAP_FAILED)
+        return -errno;
+    int rc = 0;
+    int64_t expected = base;
+    for (uint64_t p = 0; p < (uint64_t)st.st_size;) {
+        kf_batch_info bi;
+        ssize_t len = kf_batch_parse(m + p, (size_t)st.st_size - p, &bi);
+        if (len <= 0 || kf_batch_verify(m + p, (size_t)len) != 0 || bi.base_offset < expected) {
+            rc = KLOG_ECORRUPT;
+            break;
+        }
+        expected = kf_batch_last_offset(&bi) + 1;
+        p += (uint64_t)len;
+    }
+    munmap(m, (size_t)st.st_size);
+    (void)log;
+    *next = expected;
+    return rc;
+}
+
+/*
+ * Finish a cleaning pass that committed (B.log.swap exists) but did not
+ * complete: delete the group's other segments (bases in (B, swap end)) and
+ * B's index files, then rename the swap over B.log.  bases is updated.
+ */
+static int finish_swap(ks_log *log, int64_t b, base_list *bases)
+{
+    char name[KS_NAME_MAX], from[4200], to[4200];
+    ks_segment_name(name, sizeof name, b, ".log.swap");
+    snprintf(from, sizeof from, "%s/%s", log->dir, name);
+    ks_segment_name(name, sizeof name, b, ".log");
+    snprintf(to, sizeof to, "%s/%s", log->dir, name);
+    int64_t next = b;
+    int rc = swap_next_offset(log, from, b, &next);
+    if (rc < 0)
+        return rc;
+    size_t w = 0;
+    bool have_b = false;
+    for (size_t i = 0; i < bases->n; i++) {
+        int64_t x = bases->v[i];
+        if (x > b && x < next) {
+            if ((rc = ks__unlink_segment_files(log, x)) < 0)
+                return rc;
+            continue;
+        }
+        have_b = have_b || x == b;
+        bases->v[w++] = x;
+    }
+    bases->n = w;
+    ks_segment_name(name, sizeof name, b, ".index");
+    if ((rc = ks__unlink_in(log, name)) < 0)
+        return rc;
+    ks_segment_name(name, sizeof name, b, ".timeindex");
+    if ((rc = ks__unlink_in(log, name)) < 0)
+        return rc;
+    if ((rc = kio_rename(log->io, from, to)) < 0 || (rc = kio_dirsync(log->io, log->dir)) < 0)
+        return rc;
+    if (!have_b && (rc = base_push(bases, b)) < 0)
+        return rc;
+    return 0;
+}
+
 static int recover(ks_log *log)
 {
     kio *io = log->io;
@@ -363,47 +443,72 @@ static int recover(ks_log *log)
     } else if (rc < 0) {
         return rc;
     }
+    rc = ks__cleaner_ckpt_read(io, log->dir, &log->gap_limit, &log->clean_point);
+    if (rc == -ENOENT) {
+        log->gap_limit = log->clean_point = 0;
+    } else if (rc == KLOG_ECORRUPT) {
+        /* Compaction may have left gaps anywhere: accept them rather than
+         * refuse a log that is fine; clean everything again. */
+        log->gap_limit = INT64_MAX;
+        log->clean_point = 0;
+    } else if (rc < 0) {
+        return rc;
+    }
 
-    /* List segment files; remove leftovers of interrupted atomic writes. */
+    /* List segment files; remove leftovers of interrupted atomic writes and
+     * of cleaning passes that did not commit; note committed swaps. */
     DIR *d = opendir(log->dir);
     if (!d)
         return -errno;
-    int64_t *bases = NULL;
-    size_t nb = 0, cb = 0;
+    base_list bases = { 0 }, swaps = { 0 };
     struct dirent *de;
     rc = 0;
-    while ((de = readdir(d)) != NULL) {
+    while ((de = readdir(d)) != NULL && rc == 0) {
         int64_t b;
         size_t l = strlen(de->d_name);
-        if (l > 4 && strcmp(de->d_name + l - 4, ".tmp") == 0) {
+        if ((l > 4 && strcmp(de->d_name + l - 4, ".tmp") == 0) ||
+            parse_name(de->d_name, ".log.cleaned", &b)) {
             if (!log->cfg.read_only)
-                unlink_in(log, de->d_name);
+                ks__unlink_in(log, de->d_name);
             continue;
         }
-        if (!parse_name(de->d_name, ".log", &b))
+        if (parse_name(de->d_name, ".log.swap", &b)) {
+            rc = base_push(&swaps, b);
             continue;
-        if (nb == cb) {
-            cb = cb ? cb * 2 : 16;
-            int64_t *n = realloc(bases, cb * sizeof *n);
-            if (!n) {
-                rc = -ENOMEM;
-                break;
-            }
-            bases = n;
         }
-        bases[nb++] = b;
+        if (parse_name(de->d_name, ".log", &b))
+            rc = base_push(&bases, b);
     }
     closedir(d);
     if (rc < 0)
         goto out;
-    if (nb > 1)
-        qsort(bases, nb, sizeof *bases, cmp_i64);
+    if (swaps.n > 0 && log->cfg.read_only) {
+        rc = KLOG_ESTATE; /* an interrupted cleaning pass: a writer must finish it */
+        goto out;
+    }
+    if (swaps.n > 1)
+        qsort(swaps.v, swaps.n, sizeof *swaps.v, cmp_i64);
+    for (size_t i = 0; i < swaps.n; i++)
+        if ((rc = finish_swap(log, swaps.v[i], &bases)) < 0)
+            goto out;
+    if (bases.n > 1)
+        qsort(bases.v, bases.n, sizeof *bases.v, cmp_i64);
+    /* Segments wholly below the log start (retention or DeleteRecords
+     * checkpointed the start, then stopped before unlinking them). */
+    size_t skip = 0;
+    while (skip + 1 < bases.n && bases.v[skip + 1] <= start) {
+        if (!log->cfg.read_only && (rc = ks__unlink_segment_files(log, bases.v[skip])) < 0)
+            goto out;
+        skip++;
+    }
+    int64_t *bv = bases.v + skip;
+    size_t nb = bases.n - skip;
 
     bool changed = false;  /* truncated or removed something: sync + checkpoint */
     bool scanned_tail = false;
     for (size_t i = 0; i < nb; i++) {
         ks_segment *s;
-        rc = ks__seg_new(&s, io, log->dir, bases[i], map_cap(log), log->cfg.index_interval_bytes, false);
+        rc = ks__seg_new(&s, io, log->dir, bv[i], ks__map_cap(log), log->cfg.index_interval_bytes, false);
         if (rc < 0)
             goto out;
         uint64_t fsize = 0;
@@ -411,15 +516,18 @@ static int recover(ks_log *log)
             ks__seg_unref(s);
             goto out;
         }
-        int64_t limit = i + 1 < nb ? bases[i + 1] : INT64_MAX;
+        int64_t limit = i + 1 < nb ? bv[i + 1] : INT64_MAX;
         bool below_rp = limit <= rp; /* wholly below the recovery point */
         bool is_last = i + 1 == nb;
+        bool gaps = bv[i] < log->gap_limit; /* compaction may have thinned it */
+        s->gaps = gaps;
         /* Trusted segments (and a cleanly closed last one) load their
          * indexes; a missing or corrupt index is rebuilt by a scan. */
         if (below_rp || is_last) {
             int lr = ks__seg_load_indexes(s, log->dir, fsize);
             if (lr == 0 && (below_rp || atomic_load(&s->next_offset) <= rp)) {
-                if (!is_last && atomic_load(&s->next_offset) != limit) {
+                int64_t nx = atomic_load(&s->next_offset);
+                if (!is_last && (nx > limit || (!gaps && nx != limit))) {
                     rc = KLOG_ECORRUPT;
                     goto out;
                 }
@@ -429,25 +537,27 @@ static int recover(ks_log *log)
                      * on; stale files must not outlive later appends. */
                     char name[KS_NAME_MAX];
                     ks_segment_name(name, sizeof name, s->base, ".index");
-                    unlink_in(log, name);
+                    ks__unlink_in(log, name);
                     ks_segment_name(name, sizeof name, s->base, ".timeindex");
-                    unlink_in(log, name);
+                    ks__unlink_in(log, name);
                     s->sealed = false;
+                    s->ix_bytes = 0;
                 }
                 continue;
             }
         }
         uint64_t valid_end;
         int64_t expected;
-        rc = scan_segment(log, s, fsize, limit, &valid_end, &expected);
+        rc = scan_segment(log, s, fsize, limit, gaps, &valid_end, &expected);
         if (rc < 0)
             goto out;
         scanned_tail = true;
-        if (valid_end == fsize && !is_last && expected != limit && expected < rp) {
+        bool short_of_next = !is_last && !gaps && expected != limit;
+        if (valid_end == fsize && short_of_next && expected < rp) {
             rc = KLOG_ECORRUPT; /* whole batches missing at the end of a trusted segment */
             goto out;
         }
-        if (valid_end < fsize || (!is_last && expected != limit)) {
+        if (valid_end < fsize || short_of_next) {
             /* Invalid bytes at valid_end.  Below the recovery point that is
              * acknowledged, synced data gone bad: refuse to drop it. */
             if (expected < rp) {
@@ -459,11 +569,11 @@ static int recover(ks_log *log)
             changed = true;
             /* Everything after the first invalid byte goes. */
             for (size_t j = i + 1; j < nb; j++) {
-                if (bases[j] < rp) {
+                if (bv[j] < rp) {
                     rc = KLOG_ECORRUPT;
                     goto out;
                 }
-                if (!log->cfg.read_only && (rc = unlink_segment_files(log, bases[j])) < 0)
+                if (!log->cfg.read_only && (rc = ks__unlink_segment_files(log, bv[j])) < 0)
                     goto out;
             }
             nb = i + 1;
@@ -478,7 +588,7 @@ static int recover(ks_log *log)
         }
         ks_segment *s;
         int64_t base = start > rp ? start : rp;
-        rc = ks__seg_new(&s, io, log->dir, base, map_cap(log), log->cfg.index_interval_bytes, true);
+        rc = ks__seg_new(&s, io, log->dir, base, ks__map_cap(log), log->cfg.index_interval_bytes, true);
         if (rc < 0)
             goto out;
         if ((rc = list_push(log, s)) < 0) {
@@ -499,28 +609,33 @@ static int recover(ks_log *log)
         kio_file_close(io, s->h);
         s->h = -1;
     }
-    int64_t end = atomic_load(&active(log)->next_offset);
+    int64_t end = atomic_load(&ks__active(log)->next_offset);
     if (start < log->segs[0]->base)
         start = log->segs[0]->base;
     if (start > end)
         start = end;
     atomic_store(&log->end, end);
     atomic_store(&log->start, start);
-    if (!log->cfg.read_only && (changed || scanned_tail || rp != end)) {
+    if (!log->cfg.read_only && (changed || scanned_tail || rp != end || skip > 0)) {
         /* What survived may sit only in the page cache (a process crash):
          * make it durable before the checkpoint vouches for it. */
-        if ((rc = kio_datasync(io, active(log)->h)) < 0)
+        if ((rc = kio_datasync(io, ks__active(log)->h)) < 0)
             goto out;
-        if (changed && (rc = kio_dirsync(io, log->dir)) < 0)
+        if ((changed || skip > 0) && (rc = kio_dirsync(io, log->dir)) < 0)
             goto out;
         if ((rc = ks__ckpt_write(io, log->dir, end, start)) < 0)
             goto out;
     }
     log->recovery_point = end;
     atomic_store(&log->durable, end);
+    uint64_t disk = 0;
+    for (unsigned i = 0; i < log->nsegs; i++)
+        disk += ks__seg_disk(log->segs[i]);
+    ks__disk_add(log, (int64_t)disk);
     rc = 0;
 out:
-    free(bases);
+    free(bases.v);
+    free(swaps.v);
     return rc;
 }
 
@@ -544,6 +659,9 @@ int ks_log_open(ks_log **out, kio *io, const char *dir, const ks_log_config *cfg
     log->cfg = c;
     log->lock_fd = -1;
     log->unsynced_since_ms = -1;
+    log->space = c.space;
+    pthread_mutex_init(&log->maint_mu, NULL);
+    pthread_mutex_init(&log->ckpt_mu, NULL);
     pthread_mutex_init(&log->append_mu, NULL);
     pthread_mutex_init(&log->seg_mu, NULL);
     pthread_mutex_init(&log->sync_mu, NULL);
@@ -616,7 +734,7 @@ static int group_sync(ks_log *log, int64_t target)
         /* Snapshot what this sync will cover: the active segment and the
          * end offset, consistently (a roll syncs the segment it leaves). */
         pthread_mutex_lock(&log->append_mu);
-        ks_segment *s = active(log);
+        ks_segment *s = ks__active(log);
         ks__seg_ref(s);
         s->h_users++; /* keeps s->h open across a roll */
         int64_t covers = atomic_load(&log->end);
@@ -624,7 +742,7 @@ static int group_sync(ks_log *log, int64_t target)
         pthread_mutex_unlock(&log->append_mu);
         int rc = h >= 0 ? kio_datasync(log->io, h) : 0;
         pthread_mutex_lock(&log->append_mu);
-        if (--s->h_users == 0 && s->sealed && s->h >= 0 && s != active(log)) {
+        if (--s->h_users == 0 && s->sealed && s->h >= 0 && s != ks__active(log)) {
             kio_file_close(log->io, s->h);
             s->h = -1;
         }
@@ -655,13 +773,13 @@ int ks_log_sync(ks_log *log)
 /* ---- append ---------------------------------------------------------------- */
 
 /* Seal the active segment and start a new one at `base`.  append_mu held. */
-static int roll(ks_log *log, int64_t base)
+int ks__roll(ks_log *log, int64_t base)
 {
-    ks_segment *old = active(log);
+    ks_segment *old = ks__active(log);
     int rc;
     if (old->h >= 0) {
         if ((rc = kio_datasync(log->io, old->h)) < 0)
-            return fail_sync(log, rc);
+            return ks__fail_sync(log, rc);
     }
     advance_durable(log, atomic_load(&old->next_offset));
     pthread_mutex_lock(&log->sync_mu);
@@ -669,15 +787,16 @@ static int roll(ks_log *log, int64_t base)
     pthread_mutex_unlock(&log->sync_mu);
     if ((rc = ks__seg_write_indexes(old, log->dir)) < 0)
         return rc;
+    ks__disk_add(log, (int64_t)old->ix_bytes);
     ks_segment *s;
-    rc = ks__seg_new(&s, log->io, log->dir, base, map_cap(log), log->cfg.index_interval_bytes, true);
+    rc = ks__seg_new(&s, log->io, log->dir, base, ks__map_cap(log), log->cfg.index_interval_bytes, true);
     if (rc == -EEXIST) {
         /* A leftover file at this base (an earlier failed roll): it holds no
          * acknowledged data, start it afresh. */
         char name[KS_NAME_MAX];
         ks_segment_name(name, sizeof name, base, ".log");
-        if ((rc = unlink_in(log, name)) == 0)
-            rc = ks__seg_new(&s, log->io, log->dir, base, map_cap(log),
+        if ((rc = ks__unlink_in(log, name)) == 0)
+            rc = ks__seg_new(&s, log->io, log->dir, base, ks__map_cap(log),
                              log->cfg.index_interval_bytes, true);
     }
     if (rc < 0)
@@ -685,7 +804,7 @@ static int roll(ks_log *log, int64_t base)
     /* The directory entry of the new segment is durable before any data
      * lands in it. */
     if ((rc = kio_dirsync(log->io, log->dir)) < 0 || (rc = list_push(log, s)) < 0) {
-        unlink_in(log, strrchr(s->path, '/') + 1);
+        ks__unlink_in(log, strrchr(s->path, '/') + 1);
         ks__seg_unref(s);
         return rc;
     }
@@ -697,9 +816,11 @@ static int roll(ks_log *log, int64_t base)
         kio_file_close(log->io, old->h);
         old->h = -1;
     }
+    pthread_mutex_lock(&log->ckpt_mu);
     rc = ks__ckpt_write(log->io, log->dir, base, atomic_load(&log->start));
     if (rc == 0)
         log->recovery_point = base;
+    pthread_mutex_unlock(&log->ckpt_mu);
     return rc;
 }
 
@@ -732,6 +853,27 @@ static int check_batch(ks_log *log, ks_batch *b, unsigned flags, kf_batch_info *
 
 #define KS_WRITE_MAX 64 /* batches queued in one submission */
 
+/* Reserve need bytes of the shared space before writing them, making room
+ * (make_room, no lock held) when the limit would be passed. */
+static int space_reserve(ks_log *log, uint64_t need)
+{
+    ks_space *sp = log->space;
+    for (int tries = 0;; tries++) {
+        uint64_t cur = atomic_load(&sp->used);
+        if (sp->limit == 0 || cur + need <= sp->limit) {
+            if (!atomic_compare_exchange_weak(&sp->used, &cur, cur + need))
+                continue;
+            atomic_fetch_add(&log->disk, need);
+            return 0;
+        }
+        if (!sp->make_room || tries >= 64)
+            return KLOG_EDISKFULL;
+        int rc = sp->make_room(sp->arg, log, need);
+        if (rc < 0)
+            return rc;
+    }
+}
+
 int ks_log_append(ks_log *log, ks_batch *batches, unsigned n, unsigned flags)
 {
     if (!log || (!batches && n))
@@ -745,12 +887,23 @@ int ks_log_append(ks_log *log, ks_batch *batches, unsigned n, unsigned flags)
     if (log->cfg.read_only)
         return KLOG_EREADONLY;
     bool durable = log->cfg.durability == KS_DURABILITY_ALWAYS || (flags & KS_APPEND_SYNC);
+    uint64_t reserved = 0, written = 0;
+    if (log->space) {
+        for (unsigned j = 0; j < n; j++)
+            reserved += batches[j].batch ? batches[j].len : 0;
+        int sr = space_reserve(log, reserved);
+        if (sr < 0) {
+            for (unsigned j = 0; j < n; j++)
+                batches[j].result = sr;
+            return sr;
+        }
+    }
     atomic_fetch_add(&log->inflight, 1);
     pthread_mutex_lock(&log->append_mu);
     int rc = 0;
     bool linked_done = false;
     unsigned i = 0;
-    int64_t now = log_now(log);
+    int64_t now = ks__now(log);
     while (i < n && rc == 0) {
         if ((rc = atomic_load(&log->failed)) != 0) {
             rc = KLOG_EREADONLY;
@@ -762,7 +915,7 @@ int ks_log_append(ks_log *log, ks_batch *batches, unsigned n, unsigned flags)
         kf_batch_info bi[KS_WRITE_MAX];
         ks_pidundo undo[KS_WRITE_MAX];
         unsigned k = 0;
-        ks_segment *s = active(log);
+        ks_segment *s = ks__active(log);
         uint64_t pos0 = atomic_load_explicit(&s->size, memory_order_relaxed);
         uint64_t pos = pos0;
         int64_t next = atomic_load(&log->end);
@@ -777,12 +930,12 @@ int ks_log_append(ks_log *log, ks_batch *batches, unsigned n, unsigned flags)
             if (need_roll(log, s, b->len + (pos - pos0), now)) {
                 if (k > 0)
                     break; /* write what we have, roll on the next round */
-                if ((cr = roll(log, next)) < 0) {
+                if ((cr = ks__roll(log, next)) < 0) {
                     b->result = cr;
                     rc = cr;
                     break;
                 }
-                s = active(log);
+                s = ks__active(log);
                 pos0 = pos = 0;
             }
             int64_t dup_base = -1;
@@ -831,7 +984,7 @@ int ks_log_append(ks_log *log, ks_batch *batches, unsigned n, unsigned flags)
             pthread_mutex_lock(&log->sync_mu);
             log->sync_running = false;
             pthread_mutex_unlock(&log->sync_mu);
-            fail_sync(log, wr);
+            ks__fail_sync(log, wr);
             link = false;
         }
         if (wr < 0 && done < k) {
@@ -842,7 +995,7 @@ int ks_log_append(ks_log *log, ks_batch *batches, unsigned n, unsigned flags)
                 pid_undo(log, &undo[j]);
             int tr = kio_truncate(log->io, s->h, keep);
             if (tr < 0)
-                fail_sync(log, tr);
+                ks__fail_sync(log, tr);
             batches[i + done].result = wr;
             rc = wr;
             k = done;
@@ -857,6 +1010,7 @@ int ks_log_append(ks_log *log, ks_batch *batches, unsigned n, unsigned flags)
             rc = wr;
         }
         for (unsigned j = 0; j < k; j++) {
+            written += iov[j].iov_len;
             ks__seg_note_batch(s, &bi[j], req[j].off, iov[j].iov_len, log->cfg.index_interval_bytes);
             batches[i + j].result = 0;
             log->unsynced_records += (uint64_t)bi[j].record_count;
@@ -893,6 +1047,8 @@ int ks_log_append(ks_log *log, ks_batch *batches, unsigned n, unsigned flags)
     }
     pthread_mutex_unlock(&log->append_mu);
     atomic_fetch_sub(&log->inflight, 1);
+    if (written != reserved)
+        ks__disk_add(log, (int64_t)written - (int64_t)reserved);
 
     bool appended = false; /* anything written (a duplicate may come first) */
     for (unsigned j = 0; j < n; j++)
@@ -920,7 +1076,7 @@ int ks_log_tick(ks_log *log)
         return KLOG_ECLOSED;
     if (log->cfg.read_only)
         return 0;
-    int64_t now = log_now(log);
+    int64_t now = ks__now(log);
     bool due = false;
     int rc = 0;
     pthread_mutex_lock(&log->append_mu);
@@ -930,9 +1086,9 @@ int ks_log_tick(ks_log *log)
         log->unsynced_records = 0;
         log->unsynced_since_ms = -1;
     }
-    ks_segment *s = active(log);
+    ks_segment *s = ks__active(log);
     if (!atomic_load(&log->failed) && log->cfg.segment_ms > 0 && need_roll(log, s, 0, now))
-        rc = roll(log, atomic_load(&log->end));
+        rc = ks__roll(log, atomic_load(&log->end));
     int64_t end = atomic_load(&log->end);
     pthread_mutex_unlock(&log->append_mu);
     if (due) {
@@ -1005,8 +1161,8 @@ int ks_log_read(ks_log *log, int64_t offset, size_t max_bytes, ks_view *v)
         /* offset lies in a gap at the end of this segment: next one */
         s = seg_at(log, ++idx);
     }
-    if (!s)
-        return 0; /* raced with a truncation: nothing to read now */
+    if (!s) /* raced with retention (below the new start) or a truncation */
+        return offset < atomic_load(&log->start) ? KLOG_EOFFSET : 0;
     uint64_t size = atomic_load_explicit(&s->size, memory_order_acquire);
     uint64_t p = pos;
     int64_t first = -1, next = offset;
@@ -1014,14 +1170,16 @@ int ks_log_read(ks_log *log, int64_t offset, size_t max_bytes, ks_view *v)
         kf_batch_info bi;
         ssize_t len = kf_batch_parse(s->map + p, size - p, &bi);
         if (p == pos) {
-            /* bad framing, or a hole: the batch found starts after offset */
-            if (len <= 0 || bi.base_offset > offset) {
-                ks__seg_unref(s);
+            if (len <= 0 || (!s->gaps && bi.base_offset > offset)) {
+                ks__seg_unref(s); /* bad framing, or a hole where none can be */
                 return KLOG_ECORRUPT;
             }
+            /* offset may fall in a gap compaction left: the view then
+             * starts at the first batch after it */
             first = bi.base_offset;
-        } else if (len <= 0 || p - pos + (uint64_t)len > max_bytes || bi.base_offset != next) {
-            break; /* whole batches within max_bytes; a gap is the next read's to report */
+        } else if (len <= 0 || p - pos + (uint64_t)len > max_bytes || bi.base_offset < next ||
+                   (!s->gaps && bi.base_offset != next)) {
+            break; /* whole batches within max_bytes; bad framing is the next read's to report */
         }
         next = kf_batch_last_offset(&bi) + 1;
         p += (uint64_t)len;
@@ -1154,9 +1312,9 @@ static int replace_segment_prefix(ks_log *log, ks_segment *s, uint64_t cut, int6
         return rc;
     }
     ks_segment *ns;
-    rc = ks__seg_new(&ns, log->io, log->dir, s->base, map_cap(log), log->cfg.index_interval_bytes, false);
+    rc = ks__seg_new(&ns, log->io, log->dir, s->base, ks__map_cap(log), log->cfg.index_interval_bytes, false);
     if (rc < 0)
-        return fail_sync(log, rc); /* the file on disk changed: stop writing */
+        return ks__fail_sync(log, rc); /* the file on disk changed: stop writing */
     uint32_t no = atomic_load(&s->oidx.count), nt = atomic_load(&s->tidx.count);
     const ks_oentry *oe = s->oidx.e;
     const ks_tentry *te = s->tidx.e;
@@ -1184,6 +1342,8 @@ static int replace_segment_prefix(ks_log *log, ks_segment *s, uint64_t cut, int6
     return 0;
 }
 
+static int truncate_locked(ks_log *log, int64_t offset, int64_t *new_end);
+
 int ks_log_truncate_to(ks_log *log, int64_t offset, int64_t *new_end)
 {
     if (!log)
@@ -1192,6 +1352,15 @@ int ks_log_truncate_to(ks_log *log, int64_t offset, int64_t *new_end)
         return KLOG_ECLOSED;
     if (log->cfg.read_only)
         return KLOG_EREADONLY;
+    pthread_mutex_lock(&log->maint_mu);
+    int rc = truncate_locked(log, offset, new_end);
+    pthread_mutex_unlock(&log->maint_mu);
+    return rc;
+}
+
+/* ks_log_truncate_to with maint_mu held. */
+static int truncate_locked(ks_log *log, int64_t offset, int64_t *new_end)
+{
     int rc = 0;
     pthread_mutex_lock(&log->append_mu);
     int64_t end = atomic_load(&log->end);
@@ -1204,17 +1373,18 @@ int ks_log_truncate_to(ks_log *log, int64_t offset, int64_t *new_end)
         return KLOG_EREADONLY;
     }
     /* Drop whole segments that start at or above offset (keep at least one). */
-    while (log->nsegs > 1 && active(log)->base >= offset) {
+    while (log->nsegs > 1 && ks__active(log)->base >= offset) {
         pthread_mutex_lock(&log->seg_mu);
         ks_segment *s = log->segs[--log->nsegs];
         pthread_mutex_unlock(&log->seg_mu);
         atomic_store(&log->end, s->base);
-        int r = unlink_segment_files(log, s->base);
+        ks__disk_add(log, -(int64_t)ks__seg_disk(s));
+        int r = ks__unlink_segment_files(log, s->base);
         ks__seg_unref(s); /* readers holding views keep the mapping */
         if (r < 0 && rc == 0)
             rc = r;
     }
-    ks_segment *s = active(log);
+    ks_segment *s = ks__active(log);
     if (s->sealed) {
         /* The segment becomes writable again: reopen it, drop its index
          * files (the in-memory ones stay authoritative). */
@@ -1225,11 +1395,13 @@ int ks_log_truncate_to(ks_log *log, int64_t offset, int64_t *new_end)
         }
         s->h = h;
         s->sealed = false;
+        ks__disk_add(log, -(int64_t)s->ix_bytes);
+        s->ix_bytes = 0;
         char name[KS_NAME_MAX];
         ks_segment_name(name, sizeof name, s->base, ".index");
-        unlink_in(log, name);
+        ks__unlink_in(log, name);
         ks_segment_name(name, sizeof name, s->base, ".timeindex");
-        unlink_in(log, name);
+        ks__unlink_in(log, name);
     }
     uint64_t cut = atomic_load(&s->size);
     int64_t cut_offset = atomic_load(&s->next_offset);
@@ -1257,13 +1429,17 @@ int ks_log_truncate_to(ks_log *log, int64_t offset, int64_t *new_end)
          * over the segment and swap in a new segment object; the old one
          * keeps its mapping of the old inode until its last view goes. */
         ks_segment *ns = NULL;
+        uint64_t before = atomic_load(&s->size);
         rc = replace_segment_prefix(log, s, cut, cut_offset, &ns);
-        if (rc == 0)
+        if (rc == 0) {
             s = ns;
+            ks__disk_add(log, (int64_t)cut - (int64_t)before);
+        }
     }
     if (rc == 0 && cut < atomic_load(&s->size)) {
         /* No view holds the segment: cut it in place.  Readers stop at the
          * new size first, then the bytes go. */
+        ks__disk_add(log, (int64_t)cut - (int64_t)atomic_load(&s->size));
         atomic_store_explicit(&s->size, cut, memory_order_release);
         atomic_store(&s->next_offset, cut_offset);
         atomic_store(&log->end, cut_offset);
@@ -1273,7 +1449,7 @@ int ks_log_truncate_to(ks_log *log, int64_t offset, int64_t *new_end)
         if (tr == 0)
             tr = kio_datasync(log->io, s->h);
         if (tr < 0)
-            rc = fail_sync(log, tr);
+            rc = ks__fail_sync(log, tr);
     }
     atomic_store(&log->end, atomic_load(&s->next_offset));
     if (atomic_load(&log->durable) > atomic_load(&log->end))
@@ -1281,9 +1457,7 @@ int ks_log_truncate_to(ks_log *log, int64_t offset, int64_t *new_end)
     if (rc == 0 && log->recovery_point > atomic_load(&log->end)) {
         rc = kio_dirsync(log->io, log->dir);
         if (rc == 0)
-            rc = ks__ckpt_write(log->io, log->dir, atomic_load(&log->end), atomic_load(&log->start));
-        if (rc == 0)
-            log->recovery_point = atomic_load(&log->end);
+            rc = ks__ckpt_write_locked(log, atomic_load(&log->end));
     }
     log->npids = 0; /* remembered batches may be gone: forget them */
     if (new_end)
@@ -1308,6 +1482,8 @@ uint64_t ks_log_size_bytes(ks_log *log)
     pthread_mutex_unlock(&log->seg_mu);
     return total;
 }
+
+uint64_t ks_log_disk_bytes(ks_log *log) { return atomic_load(&log->disk); }
 
 unsigned ks_log_segment_count(ks_log *log)
 {
@@ -1341,7 +1517,7 @@ int ks_log_close(ks_log *log)
     if (!log->closed && !log->cfg.read_only && log->nsegs > 0) {
         /* Clean shutdown: sync, write the active segment's indexes and a
          * checkpoint at the end, so the next open need not scan. */
-        ks_segment *s = active(log);
+        ks_segment *s = ks__active(log);
         if (atomic_load(&log->failed)) {
             rc = atomic_load(&log->failed);
         } else {
@@ -1353,6 +1529,7 @@ int ks_log_close(ks_log *log)
         }
     }
     log->closed = true;
+    ks__disk_add(log, -(int64_t)atomic_load(&log->disk)); /* leaves the shared space */
     for (unsigned i = 0; i < log->nsegs; i++) {
         ks_segment *s = log->segs[i];
         if (s->h >= 0) {
@@ -1364,6 +1541,8 @@ int ks_log_close(ks_log *log)
     free(log->segs);
     free(log->pids);
     ks_dirlock_release(log->lock_fd);
+    pthread_mutex_destroy(&log->maint_mu);
+    pthread_mutex_destroy(&log->ckpt_mu);
     pthread_mutex_destroy(&log->append_mu);
     pthread_mutex_destroy(&log->seg_mu);
     pthread_mutex_destroy(&log->sync_mu);

@@ -155,7 +155,8 @@ void ks__seg_truncate_indexes(ks_segment *s, uint64_t pos)
     atomic_store(&s->tidx.count, n);
 }
 
-/* Scan batch headers from pos until pred says stop.  Framing only. */
+/* The batch holding offset, or the first one after it when offset falls in
+ * a gap left by compaction.  Framing only. */
 int ks__seg_find(ks_segment *s, int64_t offset, uint64_t *pos_out)
 {
     uint64_t size = atomic_load_explicit(&s->size, memory_order_acquire);
@@ -180,8 +181,8 @@ int ks__seg_find(ks_segment *s, int64_t offset, uint64_t *pos_out)
     while (pos < size) {
         kf_batch_info bi;
         ssize_t len = kf_batch_parse(s->map + pos, size - pos, &bi);
-        if (len <= 0 || bi.base_offset != want)
-            return KLOG_ECORRUPT; /* whole, dense batches only below size */
+        if (len <= 0 || bi.base_offset < want || (!s->gaps && bi.base_offset != want))
+            return KLOG_ECORRUPT; /* whole batches, offsets dense (or increasing), below size */
         want = kf_batch_last_offset(&bi) + 1;
         if (kf_batch_last_offset(&bi) >= offset) {
             *pos_out = pos;
@@ -267,6 +268,12 @@ static int write_index(ks_segment *s, const char *dir, const char *suffix, uint3
     return rc;
 }
 
+static uint64_t index_bytes(const ks_segment *s)
+{
+    return 2 * IX_HDR + (uint64_t)atomic_load(&s->oidx.count) * sizeof(ks_oentry) +
+           (uint64_t)atomic_load(&s->tidx.count) * sizeof(ks_tentry);
+}
+
 int ks__seg_write_indexes(ks_segment *s, const char *dir)
 {
     int rc = write_index(s, dir, ".index", IX_MAGIC_O, s->oidx.e, atomic_load(&s->oidx.count),
@@ -274,7 +281,27 @@ int ks__seg_write_indexes(ks_segment *s, const char *dir)
     if (rc == 0)
         rc = write_index(s, dir, ".timeindex", IX_MAGIC_T, s->tidx.e, atomic_load(&s->tidx.count),
                          sizeof(ks_tentry));
+    if (rc == 0)
+        s->ix_bytes = index_bytes(s);
     return rc;
+}
+
+int ks__seg_index_map(ks_segment *s, uint64_t size, uint32_t interval)
+{
+    ks__seg_reset_indexes(s);
+    int64_t next = s->base;
+    for (uint64_t p = 0; p < size;) {
+        kf_batch_info bi;
+        ssize_t len = kf_batch_parse(s->map + p, size - p, &bi);
+        if (len <= 0 || bi.base_offset < next)
+            return KLOG_ECORRUPT;
+        ks__seg_note_batch(s, &bi, p, (uint64_t)len, interval);
+        next = kf_batch_last_offset(&bi) + 1;
+        p += (uint64_t)len;
+    }
+    atomic_store(&s->size, size);
+    atomic_store(&s->next_offset, next);
+    return 0;
 }
 
 /* Read one index file into ix (which already has cap entries of room). */
@@ -356,5 +383,6 @@ int ks__seg_load_indexes(ks_segment *s, const char *dir, uint64_t seg_size)
      * where a rebuild would leave them only approximately: force an entry
      * at the next append. */
     s->since_oidx = s->since_tidx = UINT32_MAX;
+    s->ix_bytes = index_bytes(s);
     return 0;
 }

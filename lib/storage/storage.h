@@ -72,7 +72,29 @@ typedef struct ks_log_config {
      * Tests inject their own. */
     int64_t (*clock_ms)(void *arg);
     void *clock_arg;
+    /* Disk accounting shared by every log of an instance; NULL = none. */
+    struct ks_space *space;
 } ks_log_config;
+
+/*
+ * Disk space shared by several logs (the instance's disk budget).  `used`
+ * counts the bytes of every segment file plus the index files of sealed
+ * segments (the small checkpoint files are not counted).  An appender
+ * reserves the bytes of its batches before writing them; when that would
+ * take `used` past `limit` (0 = no limit) it calls make_room, with no lock
+ * of any log held, and retries after it returns 0.  make_room frees space
+ * (ks_log_drop_oldest on some log, possibly the caller's) or refuses with
+ * an error that fails the batches (KLOG_EDISKFULL).  It may run on several
+ * appending threads at once: it serialises itself.  `used` can pass `limit`
+ * only through segment rolls' index files (a few KiB) and the cleaner's
+ * temporary file (at most one segment.bytes while a group is rewritten).
+ */
+typedef struct ks_space {
+    _Atomic uint64_t used;
+    uint64_t limit;
+    int (*make_room)(void *arg, ks_log *log, uint64_t need);
+    void *arg;
+} ks_space;
 
 /* Fill defaults. */
 void ks_log_config_init(ks_log_config *c);
@@ -155,7 +177,9 @@ typedef struct ks_view {
 } ks_view;
 
 /*
- * Read whole batches starting with the one that holds offset, up to
+ * Read whole batches starting with the one that holds offset (or, where
+ * compaction left a gap, the first one after it: v->first_offset is then
+ * above offset), up to
  * max_bytes (at least one batch even when it is larger).  At the end of the
  * log returns 0 with v->len == 0.  Returns 0, KLOG_EOFFSET (offset below the
  * start or above the end), -errno.  Does not verify checksums (the reader
@@ -177,6 +201,128 @@ int ks_log_truncate_to(ks_log *log, int64_t offset, int64_t *new_end);
  * appending thread, no lock held.  One listener; NULL removes it. */
 typedef void (*ks_listener_fn)(void *arg, int64_t end_offset);
 void ks_log_set_listener(ks_log *log, ks_listener_fn fn, void *arg);
+
+/* ---- retention and DeleteRecords (retention.c) ---------------------------
+ *
+ * Whole segments leave from the head, never the active one (except that
+ * ks_log_retain rolls an expired active segment first, as Kafka does).  The
+ * new log start offset is checkpointed before any file is unlinked, and
+ * recovery removes segments wholly below the checkpointed start, so a crash
+ * in between leaves no readable data below the start.  Views keep their
+ * segment mapped: a reader inside a deleted segment reads on safely; its
+ * next read below the start gets KLOG_EOFFSET.
+ *
+ * These calls, ks_log_clean and ks_log_truncate_to serialise on the log's
+ * maintenance lock; none holds the append lock across I/O other than the
+ * checkpoint write.
+ */
+
+/* Move the log start offset up to `offset` (Kafka's DeleteRecords):
+ * offsets below it become unreadable at once and segments wholly below it
+ * are deleted.  offset <= start is a no-op; offset == -1 means the end.
+ * Returns 0 with *new_start (may be NULL), KLOG_EOFFSET (offset > end),
+ * KLOG_EREADONLY, KLOG_ECLOSED, -errno. */
+int ks_log_delete_records(ks_log *log, int64_t offset, int64_t *new_start);
+
+typedef struct ks_retention {
+    int64_t retention_ms;     /* < 0: no time limit */
+    int64_t retention_bytes;  /* < 0: no size limit */
+} ks_retention;
+
+/* Apply retention now (the log's clock gives "now").
+ * Time: a segment goes when its largest record timestamp is older than
+ * now - retention_ms; an expired, non-empty active segment is rolled first
+ * so that it can go too.  Size (Kafka's rule): the oldest segment goes
+ * while the log without it still holds at least retention_bytes, so a log
+ * stays below retention_bytes + one segment.  *freed (may be NULL)
+ * receives the bytes released.  Returns 0 or an error. */
+int ks_log_retain(ks_log *log, const ks_retention *r, uint64_t *freed);
+
+/* The oldest deletable segment (sealed, not the active one): its largest
+ * timestamp and its bytes on disk.  Returns false when there is none. */
+bool ks_log_oldest(ks_log *log, int64_t *max_ts, uint64_t *bytes);
+/* When the active segment is the only one and holds records: true, with
+ * its largest timestamp. */
+bool ks_log_active_age(ks_log *log, int64_t *max_ts);
+/* Delete the oldest segment if it is not the active one; with `roll`, a
+ * non-empty active segment that is the only one is rolled first so that
+ * it can go.  Returns the bytes freed (0 if nothing could go) or an error.
+ * Does not block on a running cleaner when `nowait`: returns -EBUSY. */
+int64_t ks_log_drop_oldest(ks_log *log, bool roll, bool nowait);
+/* Seal the active segment and start a new one, if it holds anything. */
+int ks_log_roll(ks_log *log);
+/* Bytes this log holds on disk (what it counts in its ks_space). */
+uint64_t ks_log_disk_bytes(ks_log *log);
+
+/* ---- compaction (clean.c) ---------------------------------------------------
+ *
+ * A cleaning pass keeps the latest record of every key in the part of the
+ * log from its start up to the first uncleanable offset (the active
+ * segment's base, or the first segment holding records younger than
+ * min_compaction_lag_ms).  It reads the dirty section (from the clean point
+ * on) into a bounded key map (XXH3-128 of the key -> latest offset; when
+ * the map fills, the pass covers the dirty section only up to there), then
+ * rewrites the cleanable segments in groups no larger than segment_bytes:
+ *   - a record goes when the map holds a later offset for its key; a record
+ *     with a null key goes (it cannot be compacted; producers refuse them
+ *     for compacted topics);
+ *   - a tombstone (null value) that is the latest for its key goes once it
+ *     lies below the new clean point and its timestamp is older than
+ *     now - delete_retention_ms;
+ *   - a batch whose records all stay is copied byte for byte; one that
+ *     loses some is rebuilt with kf_batch_filter (same base offset, same
+ *     last offset delta, same codec): offsets are kept, gaps appear.
+ * Crash safety, per group (base B = the group's first segment):
+ *   1. write B.log.cleaned, fdatasync;
+ *   2. cleaner.ckpt records that offsets below the pass's end may have gaps;
+ *   3. rename B.log.cleaned -> B.log.swap, dirsync (the commit point);
+ *   4. unlink the group's other segments and B's index files;
+ *   5. rename B.log.swap -> B.log, dirsync; map it, write B's indexes;
+ *   6. swap the segment objects in the list (readers switch atomically;
+ *      until then they read the old segments' mappings, whose pages stay
+ *      while mapped even though the files are gone).
+ * A failure after the commit point turns the log read-only (as a failed
+ * fsync does): the next open finishes the swap.
+ * Open removes every *.cleaned (the pass did not commit) and finishes a
+ * *.swap: segments with a base in (B, the swap's next offset) are deleted
+ * and the swap renamed to B.log.  A segment left over from the group past
+ * the swap's last offset held only superseded records: keeping it changes
+ * no key's latest value.
+ * Appends never wait for the cleaner: it works on sealed segments and takes
+ * only the segment-list lock to swap.
+ */
+typedef struct ks_clean_config {
+    int64_t delete_retention_ms;   /* tombstone lifetime (Kafka default 1 day) */
+    int64_t min_compaction_lag_ms; /* records younger than this stay uncleaned */
+    double min_dirty_ratio;        /* clean only when dirty/cleanable bytes >= this */
+    size_t map_bytes;              /* key map memory (>= 64 KiB) */
+    /* Called after every chunk of I/O (bytes read + written since the last
+     * call); a non-zero return aborts the pass (the rate limiter sleeps in
+     * it; close makes it return non-zero).  May be NULL. */
+    int (*throttle)(void *arg, uint64_t bytes);
+    void *throttle_arg;
+} ks_clean_config;
+
+void ks_clean_config_init(ks_clean_config *c);
+
+typedef struct ks_clean_stats {
+    uint64_t bytes_read, bytes_written;
+    uint64_t records_read, records_kept;
+    uint64_t segments_in, segments_out;
+    int64_t clean_point;           /* after the pass */
+    bool cleaned;                  /* false: below min_dirty_ratio, nothing done */
+} ks_clean_stats;
+
+/* Dirty bytes / cleanable bytes (0 when nothing is cleanable). */
+double ks_log_dirty_ratio(ks_log *log, const ks_clean_config *cfg);
+/* Offsets below this have been cleaned at least once. */
+int64_t ks_log_clean_point(ks_log *log);
+
+/* One cleaning pass.  Returns 0 (st->cleaned says whether anything was
+ * done), -ECANCELED (throttle asked to stop: nothing half-done is left),
+ * KLOG_ECORRUPT (a batch failed its checksum: nothing changed),
+ * KLOG_ECLOSED, KLOG_EREADONLY, -errno.  st may be NULL. */
+int ks_log_clean(ks_log *log, const ks_clean_config *cfg, ks_clean_stats *st);
 
 /* ---- helpers shared with the layers above ------------------------------ */
 

@@ -20,29 +20,11 @@
 #include <klog/klog.h>
 
 #include "common/common.h"
-#include "topic/topic.h"
+#include "topic/internal.h"
 
 #define META_NAME "topics.meta"
 #define META_MAX (4u << 20)
 #define TICK_MS 100
-
-struct klog {
-    char dir[4096];
-    int lock_fd;
-    kio *io;
-    klog_conf *conf;
-
-    pthread_mutex_t mu;
-    kt_topic **topics;   /* sorted by name */
-    size_t ntopics, cap;
-    uint64_t tomb_seq;
-
-    pthread_t bg;
-    bool bg_running;
-    bool stopping;        /* under bg_mu */
-    pthread_mutex_t bg_mu;
-    pthread_cond_t bg_cv;
-};
 
 kio *klog__io(struct klog *k) { return k->io; }
 const klog_conf *klog__conf(struct klog *k) { return k->conf; }
@@ -79,9 +61,12 @@ static int part_dir(char *out, size_t cap, const klog *k, const char *topic, int
 }
 
 /* Log configuration of a topic's partitions, from its merged conf. */
-static void log_config(const klog_conf *c, ks_log_config *lc)
+static void log_config(klog *k, const klog_conf *c, ks_log_config *lc)
 {
     ks_log_config_init(lc);
+    lc->space = &k->space;
+    lc->clock_ms = k->clock_ms;
+    lc->clock_arg = k->clock_arg;
     lc->segment_bytes = (uint64_t)klog__conf_int(c, KC_SEGMENT_BYTES);
     lc->segment_ms = klog__conf_int(c, KC_SEGMENT_MS);
     lc->index_interval_bytes = (uint32_t)klog__conf_int(c, KC_INDEX_INTERVAL_BYTES);
@@ -165,7 +150,7 @@ void klog__topic_put(kt_topic *t)
 static int open_parts(klog *k, kt_topic *t, int from, int to)
 {
     ks_log_config lc;
-    log_config(t->conf, &lc);
+    log_config(k, t->conf, &lc);
     for (int p = from; p < to; p++) {
         char d[4400];
         int rc = part_dir(d, sizeof d, k, t->name, p, NULL);
@@ -435,6 +420,7 @@ static void *bg_main(void *arg)
             klog__topic_put(snap[i]);
         }
         free(snap);
+        klog__maint_retention(k, false);
         pthread_mutex_lock(&k->bg_mu);
     }
     pthread_mutex_unlock(&k->bg_mu);
@@ -468,6 +454,8 @@ KLOG_API int klog_open(klog **out, const char *dir, const klog_conf *conf, char 
     }
     if ((rc = conf ? klog_conf_dup(conf, &k->conf) : klog_conf_new(&k->conf)) < 0)
         goto fail;
+    klog__maint_init(k);
+    k->maint_ready = true;
     static const enum kio_backend backends[] = { KIO_BACKEND_AUTO, KIO_BACKEND_URING, KIO_BACKEND_POSIX };
     kio_options opt = { .backend = backends[klog__conf_int(k->conf, KC_IO_BACKEND)] };
     if ((rc = kio_open(&k->io, &opt)) < 0) {
@@ -492,6 +480,10 @@ KLOG_API int klog_open(klog **out, const char *dir, const klog_conf *conf, char 
     if ((rc = meta_load(k, errbuf, errsize)) < 0)
         goto fail;
     sweep_orphans(k);
+    if ((rc = klog__maint_start(k)) < 0) {
+        klog__errf(errbuf, errsize, rc, "cleaner threads: %s", klog_strerror(rc));
+        goto fail;
+    }
     if (pthread_create(&k->bg, NULL, bg_main, k) != 0) {
         rc = -EAGAIN;
         goto fail;
@@ -508,6 +500,8 @@ KLOG_API int klog_close(klog *k)
 {
     if (!k)
         return 0;
+    if (k->maint_ready)
+        klog__maint_stop(k); /* a pass in progress stops at its next chunk */
     if (k->bg_running) {
         pthread_mutex_lock(&k->bg_mu);
         k->stopping = true;
@@ -536,6 +530,8 @@ KLOG_API int klog_close(klog *k)
     pthread_mutex_destroy(&k->mu);
     pthread_mutex_destroy(&k->bg_mu);
     pthread_cond_destroy(&k->bg_cv);
+    if (k->maint_ready)
+        klog__maint_fini(k);
     free(k);
     return rc;
 }
@@ -739,6 +735,8 @@ KLOG_API int klog_topic_describe(klog *k, const char *name, klog_partition_info 
             .size_bytes = ks_log_size_bytes(l),
             .segments = ks_log_segment_count(l),
             .error = ks_log_error(l),
+            .disk_bytes = ks_log_disk_bytes(l),
+            .clean_offset = ks_log_clean_point(l),
         };
         uint8_t *dst = (uint8_t *)parts + (size_t)p * stride;
         memcpy(dst, &pi, KLOG_MIN(stride, sizeof pi));
@@ -753,4 +751,32 @@ KLOG_API int klog_topic_describe(klog *k, const char *name, klog_partition_info 
     }
     klog__topic_put(t);
     return np;
+}
+
+KLOG_API int klog_topic_delete_records(klog *k, const char *name, int32_t partition, int64_t before_offset,
+                                       int64_t *low_watermark)
+{
+    if (!k)
+        return -EINVAL;
+    kt_topic *t = klog__topic_get(k, name);
+    if (!t)
+        return klog__topic_name_check(name) < 0 ? KLOG_EBADNAME : KLOG_EUNKNOWN_TOPIC;
+    int rc;
+    if (partition < 0 || partition >= atomic_load_explicit(&t->nparts, memory_order_acquire))
+        rc = KLOG_EUNKNOWN_PARTITION;
+    else
+        rc = ks_log_delete_records(t->parts[partition], before_offset, low_watermark);
+    klog__topic_put(t);
+    return rc;
+}
+
+KLOG_API int klog_disk_usage(klog *k, uint64_t *used, uint64_t *budget)
+{
+    if (!k)
+        return -EINVAL;
+    if (used)
+        *used = atomic_load(&k->space.used);
+    if (budget)
+        *budget = k->space.limit;
+    return 0;
 }

@@ -1,0 +1,549 @@
+/*
+ * lib/storage/clean.c - log compaction: one cleaning pass over a partition
+ * log (the contract, with the crash-safety sequence, is in storage.h).
+ *
+ * A pass, with maint_mu held (retention and truncation wait; appends and
+ * reads do not):
+ *   plan     the cleanable segments (sealed, below the first uncleanable
+ *            offset) and the dirty ones among them (holding offsets at or
+ *            after the clean point);
+ *   map      the dirty section's keys -> latest offset, in a fixed-size
+ *            table; when it fills, the pass ends its map there (map_end);
+ *   rewrite  every cleanable segment below map_end, in groups that fit in
+ *            segment_bytes, each into one new segment swapped in whole.
+ *
+ * Memory is bounded: the key map (map_bytes), one output buffer
+ * (KC_OUT_BUF), a filter buffer as large as the largest records section
+ * met, and one codec.  Input is read through the segments' mappings.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "common/common.h"
+#include "storage/internal.h"
+
+#define KC_OUT_BUF (1u << 20)    /* output buffered per write */
+#define KC_THROTTLE_STEP (1u << 20)
+#define KC_MAP_MIN (64u * 1024)
+
+void ks_clean_config_init(ks_clean_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->delete_retention_ms = 86400000;
+    c->min_compaction_lag_ms = 0;
+    c->min_dirty_ratio = 0.5;
+    c->map_bytes = 32u << 20;
+}
+
+/* ---- the key map ------------------------------------------------------------
+ * Open addressing with linear probing over a power-of-two table of
+ * {XXH3-128 of the key, offset + 1}; 0 marks an empty slot, so a fresh
+ * calloc'd table is empty without being touched.  Filled to 3/4 at most.
+ * Two different keys with the same 128-bit hash would be taken for one key
+ * (Kafka's cleaner has the same property with MD5). */
+typedef struct kc_slot { uint64_t lo, hi; int64_t off1; } kc_slot;
+typedef struct kc_map { kc_slot *s; size_t mask, n, max; } kc_map;
+
+static int map_init(kc_map *m, size_t bytes)
+{
+    size_t cap = 1;
+    while (cap * 2 * sizeof(kc_slot) <= bytes)
+        cap *= 2;
+    m->s = calloc(cap, sizeof(kc_slot));
+    if (!m->s)
+        return -ENOMEM;
+    m->mask = cap - 1;
+    m->n = 0;
+    m->max = cap / 4 * 3;
+    return 0;
+}
+
+static kc_slot *map_find(const kc_map *m, XXH128_hash_t h)
+{
+    for (size_t i = (size_t)h.low64 & m->mask;; i = (i + 1) & m->mask) {
+        kc_slot *s = &m->s[i];
+        if (s->off1 == 0 || (s->lo == h.low64 && s->hi == h.high64))
+            return s;
+    }
+}
+
+/* Record off as the latest offset of the key.  Returns false when the key
+ * is new and the map is full. */
+static bool map_put(kc_map *m, XXH128_hash_t h, int64_t off)
+{
+    kc_slot *s = map_find(m, h);
+    if (s->off1 == 0) {
+        if (m->n >= m->max)
+            return false;
+        m->n++;
+        s->lo = h.low64;
+        s->hi = h.high64;
+    }
+    s->off1 = off + 1;
+    return true;
+}
+
+static int64_t map_get(const kc_map *m, XXH128_hash_t h)
+{
+    kc_slot *s = map_find(m, h);
+    return s->off1 - 1; /* -1 when absent */
+}
+
+/* ---- the plan --------------------------------------------------------------- */
+
+typedef struct kc_plan {
+    ks_segment **segs;     /* cleanable segments, referenced */
+    unsigned n;
+    unsigned first_dirty;  /* index of the first dirty one (n if none) */
+    int64_t after;         /* base of the segment after the last cleanable one */
+    uint64_t total, dirty; /* bytes */
+} kc_plan;
+
+static void plan_release(kc_plan *p)
+{
+    for (unsigned i = 0; i < p->n; i++)
+        ks__seg_unref(p->segs[i]);
+    free(p->segs);
+    memset(p, 0, sizeof *p);
+}
+
+/* Cleanable = sealed segments before the active one, stopping at the first
+ * that holds a record younger than the compaction lag. */
+static int plan_make(ks_log *log, const ks_clean_config *cfg, int64_t now, kc_plan *p)
+{
+    memset(p, 0, sizeof *p);
+    pthread_mutex_lock(&log->seg_mu);
+    unsigned m = log->nsegs - 1;
+    if (cfg->min_compaction_lag_ms > 0) {
+        for (unsigned i = 0; i < m; i++)
+            if (log->segs[i]->max_ts > now - cfg->min_compaction_lag_ms) {
+                m = i;
+                break;
+            }
+    }
+    p->segs = m ? malloc(m * sizeof *p->segs) : NULL;
+    if (m && !p->segs) {
+        pthread_mutex_unlock(&log->seg_mu);
+        return -ENOMEM;
+    }
+    p->first_dirty = m;
+    for (unsigned i = 0; i < m; i++) {
+        ks_segment *s = log->segs[i];
+        ks__seg_ref(s);
+        p->segs[i] = s;
+        uint64_t sz = atomic_load(&s->size);
+        p->total += sz;
+        if (atomic_load(&s->next_offset) > log->clean_point) {
+            if (p->first_dirty == m)
+                p->first_dirty = i;
+            p->dirty += sz;
+        }
+    }
+    p->n = m;
+    p->after = log->segs[m]->base;
+    pthread_mutex_unlock(&log->seg_mu);
+    return 0;
+}
+
+double ks_log_dirty_ratio(ks_log *log, const ks_clean_config *cfg)
+{
+    if (!log || log->closed)
+        return 0;
+    ks_clean_config def;
+    if (!cfg) {
+        ks_clean_config_init(&def);
+        cfg = &def;
+    }
+    pthread_mutex_lock(&log->maint_mu);
+    kc_plan p;
+    double r = 0;
+    if (plan_make(log, cfg, ks__now(log), &p) == 0 && p.total > 0)
+        r = (double)p.dirty / (double)p.total;
+    plan_release(&p);
+    pthread_mutex_unlock(&log->maint_mu);
+    return r;
+}
+
+int64_t ks_log_clean_point(ks_log *log)
+{
+    pthread_mutex_lock(&log->maint_mu);
+    int64_t c = log->clean_point;
+    pthread_mutex_unlock(&log->maint_mu);
+    return c;
+}
+
+/* ---- a pass ----------------------------------------------------------------- */
+
+typedef struct kc_pass {
+    ks_log *log;
+    const ks_clean_config *cfg;
+    ks_clean_stats *st;
+    kf_codec *codec;
+    kc_map map;
+    int64_t map_end;       /* records at or after this are not in the map */
+    int64_t now;
+    int64_t start;         /* the log start: records below it go */
+    uint64_t unthrottled;  /* bytes since the last throttle call */
+    uint8_t *keep;         /* per-record flags of one batch */
+    size_t keep_cap;
+    uint8_t *fbuf;         /* kf_batch_filter's buffer */
+    size_t fcap;
+    uint8_t *out;          /* output buffer */
+    size_t out_len;
+    uint64_t out_pos;      /* file position of out[0] */
+    int h;                 /* the .cleaned file */
+} kc_pass;
+
+static int throttle(kc_pass *x, uint64_t bytes, bool force)
+{
+    x->unthrottled += bytes;
+    if (!x->cfg->throttle || (!force && x->unthrottled < KC_THROTTLE_STEP))
+        return 0;
+    uint64_t b = x->unthrottled;
+    x->unthrottled = 0;
+    return x->cfg->throttle(x->cfg->throttle_arg, b) ? -ECANCELED : 0;
+}
+
+/* Verify a batch and open its records (recs and rlen stay valid until the next
+ * call on the codec). */
+static int open_batch(kc_pass *x, const uint8_t *b, uint64_t avail, kf_batch_info *bi, size_t *len,
+                      const uint8_t **recs, size_t *rlen)
+{
+    ssize_t l = kf_batch_parse(b, avail, bi);
+    if (l <= 0 || kf_batch_verify(b, (size_t)l) != 0)
+        return KLOG_ECORRUPT;
+    *len = (size_t)l;
+    return kf_batch_records(b, (size_t)l, x->codec, recs, rlen);
+}
+
+/* Read the dirty section into the map, from the clean point on. */
+static int build_map(kc_pass *x, kc_plan *p)
+{
+    ks_log *log = x->log;
+    int64_t from = log->clean_point;
+    x->map_end = p->after;
+    for (unsigned i = p->first_dirty; i < p->n; i++) {
+        ks_segment *s = p->segs[i];
+        uint64_t size = atomic_load(&s->size);
+        for (uint64_t pos = 0; pos < size;) {
+            kf_batch_info bi;
+            size_t len, rlen;
+            const uint8_t *recs;
+            int rc = open_batch(x, s->map + pos, size - pos, &bi, &len, &recs, &rlen);
+            if (rc < 0)
+                return rc;
+            if (kf_batch_last_offset(&bi) >= from) {
+                kf_iter it;
+                kf_record_view r;
+                kf_iter_init(&it, &bi, recs, rlen);
+                while ((rc = kf_iter_next(&it, &r)) == 1) {
+                    if (r.offset < from || r.key_len < 0)
+                        continue;
+                    if (!map_put(&x->map, XXH3_128bits(r.key, (size_t)r.key_len), r.offset)) {
+                        x->map_end = r.offset; /* full: the pass stops here */
+                        return 0;
+                    }
+                }
+                if (rc < 0)
+                    return rc;
+            }
+            x->st->bytes_read += len;
+            if ((rc = throttle(x, len, false)) < 0)
+                return rc;
+            pos += len;
+        }
+    }
+    return 0;
+}
+
+static int out_flush(kc_pass *x)
+{
+    if (x->out_len == 0)
+        return 0;
+    struct iovec iov = { x->out, x->out_len };
+    int rc = kio_pwritev(x->log->io, x->h, &iov, 1, x->out_pos);
+    if (rc < 0)
+        return rc;
+    x->out_pos += x->out_len;
+    x->st->bytes_written += x->out_len;
+    rc = throttle(x, x->out_len, false);
+    x->out_len = 0;
+    return rc;
+}
+
+static int out_put(kc_pass *x, const uint8_t *b, size_t len)
+{
+    int rc;
+    if (x->out_len + len > KC_OUT_BUF && (rc = out_flush(x)) < 0)
+        return rc;
+    if (len > KC_OUT_BUF) {
+        struct iovec iov = { (void *)b, len };
+        if ((rc = kio_pwritev(x->log->io, x->h, &iov, 1, x->out_pos)) < 0)
+            return rc;
+        x->out_pos += len;
+        x->st->bytes_written += len;
+        return throttle(x, len, false);
+    }
+    memcpy(x->out + x->out_len, b, len);
+    x->out_len += len;
+    return 0;
+}
+
+static int grow(uint8_t **buf, size_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return 0;
+    size_t n = *cap ? *cap : 4096;
+    while (n < need)
+        n *= 2;
+    uint8_t *nb = realloc(*buf, n);
+    if (!nb)
+        return -ENOMEM;
+    *buf = nb;
+    *cap = n;
+    return 0;
+}
+
+/* Filter one segment's batches into the output. */
+static int rewrite_segment(kc_pass *x, ks_segment *s)
+{
+    const int64_t horizon = x->now - x->cfg->delete_retention_ms;
+    uint64_t size = atomic_load(&s->size);
+    for (uint64_t pos = 0; pos < size;) {
+        const uint8_t *b = s->map + pos;
+        kf_batch_info bi;
+        size_t len, rlen;
+        const uint8_t *recs;
+        int rc = open_batch(x, b, size - pos, &bi, &len, &recs, &rlen);
+        if (rc < 0)
+            return rc;
+        x->st->bytes_read += len;
+        if ((rc = grow(&x->keep, &x->keep_cap, (size_t)bi.record_count + 1)) < 0)
+            return rc;
+        kf_iter it;
+        kf_record_view r;
+        kf_iter_init(&it, &bi, recs, rlen);
+        int32_t n = 0, kept = 0;
+        while ((rc = kf_iter_next(&it, &r)) == 1) {
+            bool keep = r.key_len >= 0 && r.offset >= x->start;
+            if (keep) {
+                int64_t latest = map_get(&x->map, XXH3_128bits(r.key, (size_t)r.key_len));
+                if (latest > r.offset)
+                    keep = false; /* superseded */
+                else if (r.value_len < 0 && r.offset < x->map_end && r.timestamp < horizon)
+                    keep = false; /* a tombstone past delete.retention.ms */
+            }
+            x->keep[n++] = keep;
+            kept += keep;
+        }
+        if (rc < 0)
+            return rc;
+        x->st->records_read += (uint64_t)n;
+        x->st->records_kept += (uint64_t)kept;
+        if (kept == n) {
+            rc = out_put(x, b, len);
+        } else if (kept > 0) {
+            const uint8_t *nb;
+            size_t nlen;
+            rc = kf_batch_filter(b, len, x->keep, x->codec, x->fbuf, x->fcap, &nb, &nlen);
+            if (rc == -ENOBUFS) {
+                if ((rc = grow(&x->fbuf, &x->fcap, nlen)) < 0)
+                    return rc;
+                rc = kf_batch_filter(b, len, x->keep, x->codec, x->fbuf, x->fcap, &nb, &nlen);
+            }
+            if (rc == 0)
+                rc = out_put(x, nb, nlen);
+        }
+        if (rc < 0)
+            return rc;
+        pos += len;
+    }
+    return 0;
+}
+
+/* Rewrite segs[a..b) of the plan into one segment and swap it in. */
+static int clean_group(kc_pass *x, kc_plan *p, unsigned a, unsigned b, bool *gaps_noted)
+{
+    ks_log *log = x->log;
+    kio *io = log->io;
+    const int64_t base = p->segs[a]->base;
+    char name[KS_NAME_MAX], cleaned[4200], swap[4200], final[4200];
+    ks_segment_name(name, sizeof name, base, ".log.cleaned");
+    snprintf(cleaned, sizeof cleaned, "%s/%s", log->dir, name);
+    ks_segment_name(name, sizeof name, base, ".log.swap");
+    snprintf(swap, sizeof swap, "%s/%s", log->dir, name);
+    ks_segment_name(name, sizeof name, base, ".log");
+    snprintf(final, sizeof final, "%s/%s", log->dir, name);
+
+    /* 1. the cleaned file, durable */
+    x->h = kio_file_open(io, cleaned, KIO_O_RDWR | KIO_O_CREAT | KIO_O_TRUNC, 0644);
+    if (x->h < 0)
+        return x->h;
+    x->out_len = 0;
+    x->out_pos = 0;
+    int rc = 0;
+    for (unsigned i = a; i < b && rc == 0; i++)
+        rc = rewrite_segment(x, p->segs[i]);
+    if (rc == 0)
+        rc = out_flush(x);
+    if (rc == 0)
+        rc = kio_datasync(io, x->h);
+    int cr = kio_file_close(io, x->h);
+    x->h = -1;
+    if (rc == 0)
+        rc = cr;
+    if (rc < 0) {
+        kio_unlink(io, cleaned);
+        return rc;
+    }
+    /* 2. offsets below the rewritten range may have gaps from now on */
+    if (!*gaps_noted) {
+        int64_t gl = KLOG_MAX(log->gap_limit, p->after);
+        if ((rc = ks__cleaner_ckpt_write(io, log->dir, gl, log->clean_point)) < 0) {
+            kio_unlink(io, cleaned);
+            return rc;
+        }
+        log->gap_limit = gl;
+        *gaps_noted = true;
+    }
+    /* 3. commit */
+    if ((rc = kio_rename(io, cleaned, swap)) < 0) {
+        kio_unlink(io, cleaned);
+        return rc;
+    }
+    if ((rc = kio_dirsync(io, log->dir)) < 0)
+        return ks__fail_sync(log, rc); /* unsure what the directory holds: stop writing */
+    /* From here the pass is committed: a failure leaves the rest to the next
+     * open, which finishes the swap; the log stops taking writes meanwhile
+     * rather than run on a directory it cannot describe. */
+    /* 5. the group's other segments and B's index files go */
+    for (unsigned i = a + 1; i < b && rc == 0; i++)
+        rc = ks__unlink_segment_files(log, p->segs[i]->base);
+    if (rc == 0) {
+        ks_segment_name(name, sizeof name, base, ".index");
+        rc = ks__unlink_in(log, name);
+    }
+    if (rc == 0) {
+        ks_segment_name(name, sizeof name, base, ".timeindex");
+        rc = ks__unlink_in(log, name);
+    }
+    /* 6. the swap becomes B.log */
+    if (rc == 0 && (rc = kio_rename(io, swap, final)) == 0)
+        rc = kio_dirsync(io, log->dir);
+    ks_segment *ns = NULL;
+    if (rc == 0)
+        rc = ks__seg_new(&ns, io, log->dir, base, ks__map_cap(log), log->cfg.index_interval_bytes, false);
+    if (rc == 0) {
+        kio_file_close(io, ns->h);
+        ns->h = -1;
+        ns->sealed = true;
+        ns->gaps = true;
+        rc = ks__seg_index_map(ns, x->out_pos, log->cfg.index_interval_bytes);
+    }
+    if (rc < 0) {
+        if (ns)
+            ks__seg_unref(ns);
+        return ks__fail_sync(log, rc);
+    }
+    (void)ks__seg_write_indexes(ns, log->dir); /* rebuilt at open if this fails */
+    /* 7. readers switch to the new segment; views keep the old mappings
+     * (the old files are gone, their pages stay while mapped) */
+    uint64_t old_bytes = 0;
+    pthread_mutex_lock(&log->seg_mu);
+    unsigned at = 0;
+    while (at < log->nsegs && log->segs[at] != p->segs[a])
+        at++;
+    if (at + (b - a) > log->nsegs - 1) {
+        /* cannot happen: maint_mu keeps every change but appends away */
+        pthread_mutex_unlock(&log->seg_mu);
+        ks__seg_unref(ns);
+        return ks__fail_sync(log, KLOG_ESTATE);
+    }
+    for (unsigned i = a; i < b; i++) {
+        old_bytes += ks__seg_disk(log->segs[at + (i - a)]);
+        ks__seg_unref(log->segs[at + (i - a)]);
+    }
+    log->segs[at] = ns;
+    memmove(log->segs + at + 1, log->segs + at + (b - a), (log->nsegs - at - (b - a)) * sizeof *log->segs);
+    log->nsegs -= b - a - 1;
+    pthread_mutex_unlock(&log->seg_mu);
+    ks__disk_add(log, (int64_t)ks__seg_disk(ns) - (int64_t)old_bytes);
+    x->st->segments_in += b - a;
+    x->st->segments_out++;
+    return 0;
+}
+
+int ks_log_clean(ks_log *log, const ks_clean_config *cfg, ks_clean_stats *st_out)
+{
+    ks_clean_stats st_local;
+    ks_clean_stats *st = st_out ? st_out : &st_local;
+    memset(st, 0, sizeof *st);
+    if (!log)
+        return -EINVAL;
+    if (log->closed)
+        return KLOG_ECLOSED;
+    if (log->cfg.read_only || atomic_load(&log->failed))
+        return KLOG_EREADONLY;
+    ks_clean_config def;
+    if (!cfg) {
+        ks_clean_config_init(&def);
+        cfg = &def;
+    }
+    if (cfg->delete_retention_ms < 0 || cfg->min_compaction_lag_ms < 0 || cfg->min_dirty_ratio < 0 ||
+        cfg->map_bytes < KC_MAP_MIN)
+        return KLOG_ECONF;
+    pthread_mutex_lock(&log->maint_mu);
+    st->clean_point = log->clean_point;
+    kc_pass x = { .log = log, .cfg = cfg, .st = st, .h = -1 };
+    x.now = ks__now(log);
+    x.start = atomic_load(&log->start);
+    kc_plan p;
+    int rc = plan_make(log, cfg, x.now, &p);
+    if (rc < 0 || p.first_dirty >= p.n || p.total == 0 ||
+        (double)p.dirty / (double)p.total < cfg->min_dirty_ratio)
+        goto out; /* nothing to do */
+    if ((rc = kf_codec_new(&x.codec)) < 0 || (rc = map_init(&x.map, cfg->map_bytes)) < 0)
+        goto out;
+    if (!(x.out = malloc(KC_OUT_BUF))) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    if ((rc = build_map(&x, &p)) < 0)
+        goto out;
+    /* Rewrite every cleanable segment that starts below map_end, in groups
+     * whose input fits in one segment. */
+    unsigned r = 0;
+    while (r < p.n && p.segs[r]->base < x.map_end)
+        r++;
+    bool gaps_noted = false;
+    for (unsigned a = 0; a < r && rc == 0;) {
+        unsigned b = a + 1;
+        uint64_t sum = atomic_load(&p.segs[a]->size);
+        while (b < r && sum + atomic_load(&p.segs[b]->size) <= log->cfg.segment_bytes)
+            sum += atomic_load(&p.segs[b++]->size);
+        rc = clean_group(&x, &p, a, b, &gaps_noted);
+        a = b;
+    }
+    if (rc == 0)
+        rc = throttle(&x, 0, true);
+    if (rc == 0 && r > 0) {
+        int64_t cp = KLOG_MAX(log->clean_point, x.map_end);
+        if ((rc = ks__cleaner_ckpt_write(log->io, log->dir, log->gap_limit, cp)) == 0)
+            log->clean_point = cp;
+    }
+    st->cleaned = rc == 0 && r > 0;
+    st->clean_point = log->clean_point;
+out:
+    plan_release(&p);
+    free(x.map.s);
+    free(x.out);
+    free(x.keep);
+    free(x.fbuf);
+    kf_codec_free(x.codec);
+    pthread_mutex_unlock(&log->maint_mu);
+    return rc;
+}
