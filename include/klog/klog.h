@@ -14,5 +14,6 @@
 #include <klog/topic.h>
 #include <klog/producer.h>
 #include <klog/consumer.h>
+#include <klog/group.h>
 
 #endif /* KLOG_KLOG_H */

@@ -33,6 +33,7 @@ static const char *const v_compress[] = { "none", "lz4", "zstd", NULL };
 static const char *const v_partitioner[] = { "default", "hash", "sticky", "round_robin", NULL };
 static const char *const v_reset[] = { "latest", "earliest", "none", NULL };
 static const char *const v_budget[] = { "delete-oldest", "refuse", NULL };
+static const char *const v_assign[] = { "range", "roundrobin", "cooperative-sticky", NULL };
 
 #define I(n, sc, d, lo, hi) { n, KT_INT, sc, d, lo, hi, NULL }
 #define B(n, sc, d) { n, KT_BOOL, sc, d, 0, 1, NULL }
@@ -82,6 +83,15 @@ static const struct kc_def defs[KC__COUNT] = {
     [KC_CLEANER_BACKOFF_MS] = I("log.cleaner.backoff.ms", SI, 1000, 1, INT64_MAX / 2),
     [KC_CLEANER_DEDUPE_BYTES] = I("log.cleaner.dedupe.buffer.size", SI, 32 << 20, 65536, 1ll << 36),
     [KC_CLEANER_IO_RATE] = I("log.cleaner.io.max.bytes.per.second", SI, 0, 0, INT64_MAX / 2),
+    [KC_GROUP_INSTANCE_ID] = S("group.instance.id", SC),
+    [KC_SESSION_TIMEOUT_MS] = I("session.timeout.ms", SC, 45000, 1, 3600000),
+    [KC_HEARTBEAT_INTERVAL_MS] = I("heartbeat.interval.ms", SC, 3000, 1, 3600000),
+    [KC_MAX_POLL_INTERVAL_MS] = I("max.poll.interval.ms", SC, 300000, 1, INT32_MAX),
+    [KC_ASSIGNMENT_STRATEGY] = E("partition.assignment.strategy", SC, KC_ASSIGN_RANGE, v_assign),
+    [KC_ENABLE_AUTO_COMMIT] = B("enable.auto.commit", SC, 1),
+    [KC_AUTO_COMMIT_INTERVAL_MS] = I("auto.commit.interval.ms", SC, 5000, 0, INT32_MAX),
+    [KC_OFFSETS_PARTITIONS] = I("offsets.topic.num.partitions", SI, 1, 1, 100),
+    [KC_INITIAL_REBALANCE_DELAY_MS] = I("group.initial.rebalance.delay.ms", SI, 0, 0, 600000),
 };
 
 #define KC_STR_MAX 256

@@ -26,7 +26,10 @@ static const struct errdesc klog_errs[] = {
     { KLOG_EUNKNOWN_TOPIC, "KLOG_EUNKNOWN_TOPIC", "unknown topic" },
     { KLOG_EUNKNOWN_PARTITION, "KLOG_EUNKNOWN_PARTITION", "unknown partition" },
     { KLOG_ESTATE, "KLOG_ESTATE", "operation not valid in the current state" },
-    { KLOG_EDISKFULL, "KLOG_EDISKFULL", "disk budget exhausted" },
+    { KLOG_EDISKFULL, "KLOG_EDISKFULL", "disk budget exhausted (disk.budget.bytes; see disk.budget.policy)" },
+    { KLOG_EUNKNOWN_MEMBER, "KLOG_EUNKNOWN_MEMBER", "not a member of the group (left, or its session expired)" },
+    { KLOG_EREBALANCE, "KLOG_EREBALANCE", "the group is rebalancing" },
+    { KLOG_EUNKNOWN_GROUP, "KLOG_EUNKNOWN_GROUP", "unknown consumer group" },
 };
 
 static const struct errdesc *find(int err)

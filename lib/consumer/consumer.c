@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <regex.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,7 @@
 
 #include "common/common.h"
 #include "consumer/consumer.h"
+#include "group/group.h"
 #include "topic/topic.h"
 
 typedef struct kc_part {
@@ -75,6 +77,26 @@ struct klog_consumer {
     kt_waiter waiter;
     _Atomic bool wakeup;
     bool fd_armed;           /* armed at the end of an empty poll, for the fd */
+
+    /* Group membership (group.id): see include/klog/group.h. */
+    char group[256];         /* "" = no group */
+    char instance_id[256];
+    char client_id[256];
+    enum kg_strategy strategy;
+    int64_t session_ms, rebalance_ms;
+    bool auto_commit;
+    int64_t auto_commit_ms, last_commit_ms, last_beat_ms;
+    uint64_t seen_seq;       /* kg_seq at the last heartbeat */
+    bool subscribed;         /* partitions come from the group */
+    bool manual;             /* partitions were assigned explicitly */
+    bool joined;             /* a join is outstanding or done for this member id */
+    char **subs;
+    size_t nsubs;
+    char member_id[KG_ID_MAX];
+    int32_t generation;
+    kg_registry *reg;
+    klog_rebalance_fn rb_fn;
+    void *rb_opaque;
 };
 
 KLOG_API int klog_consumer_new(klog *k, const klog_conf *conf, klog_consumer **out, char *errbuf, size_t errsize)
@@ -84,13 +106,23 @@ KLOG_API int klog_consumer_new(klog *k, const klog_conf *conf, klog_consumer **o
     *out = NULL;
     if (!k)
         return klog__errf(errbuf, errsize, -EINVAL, "no klog instance");
-    if (klog__conf_isset(conf, KC_GROUP_ID) && klog__conf_str(conf, KC_GROUP_ID)[0])
-        return klog__errf(errbuf, errsize, KLOG_ECONF,
-                    "group.id: consumer groups are not available in this version; assign partitions explicitly");
+    const char *gid = klog__conf_str(conf, KC_GROUP_ID);
+    if (gid[0] && kg_name_check(gid) < 0)
+        return klog__errf(errbuf, errsize, KLOG_EBADNAME, "group.id: \"%s\" is not a valid group name", gid);
     klog_consumer *c = calloc(1, sizeof *c);
     if (!c)
         return -ENOMEM;
     c->k = k;
+    snprintf(c->group, sizeof c->group, "%s", gid);
+    snprintf(c->instance_id, sizeof c->instance_id, "%s", klog__conf_str(conf, KC_GROUP_INSTANCE_ID));
+    snprintf(c->client_id, sizeof c->client_id, "%s", klog__conf_str(conf, KC_CLIENT_ID));
+    static const enum kg_strategy strat[] = { KG_RANGE, KG_ROUNDROBIN, KG_COOPERATIVE_STICKY };
+    c->strategy = strat[klog__conf_int(conf, KC_ASSIGNMENT_STRATEGY)];
+    c->session_ms = klog__conf_int(conf, KC_SESSION_TIMEOUT_MS);
+    c->rebalance_ms = klog__conf_int(conf, KC_MAX_POLL_INTERVAL_MS);
+    c->auto_commit = klog__conf_int(conf, KC_ENABLE_AUTO_COMMIT) != 0;
+    c->auto_commit_ms = klog__conf_int(conf, KC_AUTO_COMMIT_INTERVAL_MS);
+    c->generation = -1;
     c->reset = (int)klog__conf_int(conf, KC_AUTO_OFFSET_RESET);
     c->fetch_max = (size_t)klog__conf_int(conf, KC_FETCH_MAX_BYTES);
     c->max_poll = (size_t)klog__conf_int(conf, KC_MAX_POLL_RECORDS);
@@ -170,10 +202,22 @@ static int resolve(klog_consumer *c, kc_part *p, int64_t offset)
     return 0;
 }
 
+static int assign_part(klog_consumer *c, const char *topic, int32_t partition, int64_t offset);
+
 KLOG_API int klog_consumer_assign(klog_consumer *c, const char *topic, int32_t partition, int64_t offset)
 {
     if (!c || !topic)
         return -EINVAL;
+    if (c->subscribed)
+        return KLOG_ESTATE; /* the group assigns this consumer's partitions */
+    int rc = assign_part(c, topic, partition, offset);
+    if (rc == 0)
+        c->manual = true;
+    return rc;
+}
+
+static int assign_part(klog_consumer *c, const char *topic, int32_t partition, int64_t offset)
+{
     kc_part *p = find_part(c, topic, partition);
     if (p) {
         part_reset_view(c, p);
@@ -255,10 +299,22 @@ static void part_free(klog_consumer *c, kc_part *p, bool keep_views)
         klog__topic_put(p->t);
 }
 
+static int unassign_part(klog_consumer *c, const char *topic, int32_t partition);
+
 KLOG_API int klog_consumer_unassign(klog_consumer *c, const char *topic, int32_t partition)
 {
     if (!c || !topic)
         return -EINVAL;
+    if (c->subscribed)
+        return KLOG_ESTATE;
+    int rc = unassign_part(c, topic, partition);
+    if (rc == 0 && c->nparts == 0)
+        c->manual = false;
+    return rc;
+}
+
+static int unassign_part(klog_consumer *c, const char *topic, int32_t partition)
+{
     kc_part *p = find_part(c, topic, partition);
     if (!p)
         return -ENOENT;
@@ -422,6 +478,400 @@ static int empty_return(klog_consumer *c)
     return 0;
 }
 
+
+/* ---- group membership ------------------------------------------------------------ */
+
+void klog__partition_list_set_error(klog_partition_list *l, size_t i, int err);
+
+#define KC_BEAT_MS 100 /* heartbeat at least this often while polling */
+
+/* The current assignment as kg_tp (topic strings borrowed from the parts). */
+static kg_tp *current_tps(klog_consumer *c)
+{
+    kg_tp *t = malloc((c->nparts ? c->nparts : 1) * sizeof *t);
+    for (size_t i = 0; t && i < c->nparts; i++)
+        t[i] = (kg_tp){ c->parts[i].t->name, c->parts[i].partition };
+    return t;
+}
+
+static void fire(klog_consumer *c, int event, const kg_tp *tp, size_t n)
+{
+    if (!c->rb_fn || n == 0)
+        return;
+    klog_partition_list *l;
+    if (klog_partition_list_new(&l) < 0)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        kc_part *p = find_part(c, tp[i].topic, tp[i].partition);
+        klog_partition_list_add(l, tp[i].topic, tp[i].partition, p ? p->pos : -1, NULL);
+    }
+    c->rb_fn(c, event, l, c->rb_opaque);
+    klog_partition_list_free(l);
+}
+
+/* Commit the positions of the given assigned partitions (all when tp NULL). */
+static int commit_positions(klog_consumer *c, const kg_tp *tp, size_t n, bool sync)
+{
+    if (!c->reg || !c->group[0])
+        return KLOG_ESTATE;
+    size_t cnt = tp ? n : c->nparts;
+    if (cnt == 0)
+        return 0;
+    kg_offset *o = calloc(cnt, sizeof *o);
+    if (!o)
+        return -ENOMEM;
+    size_t k = 0;
+    for (size_t i = 0; i < cnt; i++) {
+        kc_part *p = tp ? find_part(c, tp[i].topic, tp[i].partition) : &c->parts[i];
+        if (p && !p->err)
+            o[k++] = (kg_offset){ p->t->name, p->partition, p->pos, NULL, 0 };
+    }
+    int rc = k ? kg_commit(c->reg, c->group, c->subscribed ? c->member_id : NULL,
+                           c->subscribed ? c->generation : -1, o, (unsigned)k, sync)
+               : 0;
+    free(o);
+    if (rc == 0)
+        c->last_commit_ms = klog__now_ns() / 1000000;
+    return rc;
+}
+
+/* Let go of every partition (views of this poll's messages stay valid). */
+static void drop_all(klog_consumer *c)
+{
+    while (c->nparts > 0)
+        unassign_part(c, c->parts[c->nparts - 1].t->name, c->parts[c->nparts - 1].partition);
+}
+
+static int do_join(klog_consumer *c)
+{
+    kg_tp *owned = c->strategy == KG_COOPERATIVE_STICKY ? current_tps(c) : NULL;
+    if (c->strategy == KG_COOPERATIVE_STICKY && !owned)
+        return -ENOMEM;
+    kg_join_req q = {
+        .group = c->group,
+        .member_id = c->member_id,
+        .instance_id = c->instance_id[0] ? c->instance_id : NULL,
+        .client_id = c->client_id,
+        .subs = (const char *const *)c->subs,
+        .nsubs = (unsigned)c->nsubs,
+        .strategy = c->strategy,
+        .owned = owned,
+        .nowned = owned ? (unsigned)c->nparts : 0,
+        .generation = c->generation,
+        .session_ms = c->session_ms,
+        .rebalance_ms = c->rebalance_ms,
+        .notify_fd = c->waiter.efd,
+    };
+    int rc = kg_join(c->reg, &q, c->member_id);
+    if (rc == KLOG_EUNKNOWN_MEMBER) {
+        c->member_id[0] = '\0';
+        c->generation = -1;
+        rc = kg_join(c->reg, &q, c->member_id);
+    }
+    free(owned);
+    if (rc == 0) {
+        c->joined = true;
+        c->seen_seq = 0; /* beat at the next step */
+    }
+    return rc;
+}
+
+static bool tp_in(const kg_tp *tp, unsigned n, const char *topic, int32_t partition)
+{
+    for (unsigned i = 0; i < n; i++)
+        if (tp[i].partition == partition && !strcmp(tp[i].topic, topic))
+            return true;
+    return false;
+}
+
+/* Take a new generation's assignment: revoke what left, add what came. */
+static int take_assignment(klog_consumer *c, const kg_beat *b)
+{
+    size_t nrev = 0;
+    kg_tp *rev = malloc((c->nparts ? c->nparts : 1) * sizeof *rev);
+    kg_tp *add = malloc((b->nassign ? b->nassign : 1) * sizeof *add);
+    if (!rev || !add) {
+        free(rev);
+        free(add);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < c->nparts; i++)
+        if (!tp_in(b->assign, b->nassign, c->parts[i].t->name, c->parts[i].partition))
+            rev[nrev++] = (kg_tp){ c->parts[i].t->name, c->parts[i].partition };
+    /* The new generation first: the commit of what goes is made in it (the
+     * coordinator fences commits from any other generation). */
+    c->generation = b->generation;
+    if (nrev) {
+        if (c->auto_commit)
+            (void)commit_positions(c, rev, nrev, true); /* redelivery otherwise */
+        fire(c, KLOG_REBALANCE_REVOKED, rev, nrev);
+        /* the names in rev point into the parts being dropped: copy first */
+        for (size_t i = 0; i < nrev; i++) {
+            char name[KLOG_TOPIC_NAME_MAX + 1];
+            snprintf(name, sizeof name, "%s", rev[i].topic);
+            unassign_part(c, name, rev[i].partition);
+        }
+    }
+    size_t nadd = 0;
+    for (unsigned i = 0; i < b->nassign; i++) {
+        const kg_tp *t = &b->assign[i];
+        if (find_part(c, t->topic, t->partition))
+            continue;
+        int64_t off = -1;
+        (void)kg_committed(c->reg, c->group, t->topic, t->partition, &off, NULL, 0);
+        int rc = assign_part(c, t->topic, t->partition, off >= 0 ? off : KLOG_OFFSET_DEFAULT);
+        if (rc == KLOG_EOFFSET) {
+            /* out of range with auto.offset.reset=none: hold it, report it */
+            rc = assign_part(c, t->topic, t->partition, KLOG_OFFSET_BEGINNING);
+            kc_part *p = rc == 0 ? find_part(c, t->topic, t->partition) : NULL;
+            if (p)
+                p->err = KLOG_EOFFSET;
+        }
+        if (rc == 0)
+            add[nadd++] = *t;
+    }
+    fire(c, KLOG_REBALANCE_ASSIGNED, add, nadd);
+    free(rev);
+    free(add);
+    return 0;
+}
+
+/* One step of the member's state machine; runs inside poll. */
+static int member_step(klog_consumer *c, bool force)
+{
+    if (!c->subscribed)
+        return 0;
+    int64_t now = klog__now_ns() / 1000000;
+    if (!c->joined) {
+        int rc = do_join(c);
+        if (rc < 0)
+            return rc;
+    }
+    uint64_t seq = kg_seq(c->reg);
+    if (!force && seq == c->seen_seq && now - c->last_beat_ms < KC_BEAT_MS)
+        goto autocommit;
+    for (int round = 0; round < 4; round++) {
+        c->seen_seq = kg_seq(c->reg);
+        c->last_beat_ms = now;
+        kg_beat b;
+        int rc = kg_heartbeat(c->reg, c->group, c->member_id, c->generation, &b);
+        if (rc == KLOG_EUNKNOWN_MEMBER) {
+            /* removed (session expired): the partitions are someone else's */
+            kg_tp *all = current_tps(c);
+            if (all)
+                fire(c, KLOG_REBALANCE_LOST, all, c->nparts);
+            free(all);
+            drop_all(c);
+            c->member_id[0] = '\0';
+            c->generation = -1;
+            if ((rc = do_join(c)) < 0)
+                return rc;
+            continue;
+        }
+        if (rc < 0)
+            return rc;
+        if (b.status == KG_REJOIN) {
+            if (c->strategy != KG_COOPERATIVE_STICKY && c->nparts) {
+                /* eager: everything goes back before rejoining */
+                kg_tp *all = current_tps(c);
+                if (c->auto_commit)
+                    (void)commit_positions(c, NULL, 0, true);
+                if (all)
+                    fire(c, KLOG_REBALANCE_REVOKED, all, c->nparts);
+                free(all);
+                drop_all(c);
+            }
+            if ((rc = do_join(c)) < 0)
+                return rc;
+            continue; /* the join may have completed the rebalance */
+        }
+        if (b.status == KG_STABLE && b.new_generation) {
+            rc = take_assignment(c, &b);
+            free(b.assign);
+            if (rc < 0)
+                return rc;
+            if (b.rejoin_after) {
+                if ((rc = do_join(c)) < 0)
+                    return rc;
+                continue;
+            }
+        }
+        break;
+    }
+autocommit:
+    if (c->auto_commit && c->generation >= 0 && c->nparts && now - c->last_commit_ms >= c->auto_commit_ms)
+        (void)commit_positions(c, NULL, 0, false); /* fenced meanwhile: the next owner re-reads */
+    return 0;
+}
+
+/* Leave: auto-commit, revoke, leave (a static member keeps its place). */
+static void member_leave(klog_consumer *c)
+{
+    if (!c->subscribed || !c->joined)
+        return;
+    if (c->auto_commit && c->generation >= 0)
+        (void)commit_positions(c, NULL, 0, true);
+    kg_tp *all = current_tps(c);
+    if (all)
+        fire(c, KLOG_REBALANCE_REVOKED, all, c->nparts);
+    free(all);
+    drop_all(c);
+    (void)kg_leave(c->reg, c->group, c->member_id, c->instance_id[0] != '\0');
+    c->joined = false;
+    c->member_id[0] = '\0';
+    c->generation = -1;
+}
+
+static void subs_free(klog_consumer *c)
+{
+    for (size_t i = 0; i < c->nsubs; i++)
+        free(c->subs[i]);
+    free(c->subs);
+    c->subs = NULL;
+    c->nsubs = 0;
+}
+
+KLOG_API int klog_consumer_subscribe(klog_consumer *c, const char *const *topics, size_t n)
+{
+    if (!c || (n && !topics) || n == 0)
+        return -EINVAL;
+    if (!c->group[0] || c->manual)
+        return KLOG_ESTATE;
+    for (size_t i = 0; i < n; i++) {
+        if (!topics[i])
+            return -EINVAL;
+        if (topics[i][0] != '^' && klog__topic_name_check(topics[i]) < 0)
+            return KLOG_EBADNAME;
+        if (topics[i][0] == '^') {
+            regex_t re;
+            if (regcomp(&re, topics[i], REG_EXTENDED | REG_NOSUB) != 0)
+                return KLOG_ECONF;
+            regfree(&re);
+        }
+    }
+    int rc = kg_registry_get(c->k, true, &c->reg);
+    if (rc < 0)
+        return rc;
+    char **v = calloc(n, sizeof *v);
+    if (!v)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        if (!(v[i] = strdup(topics[i]))) {
+            for (size_t j = 0; j < i; j++)
+                free(v[j]);
+            free(v);
+            return -ENOMEM;
+        }
+    subs_free(c);
+    c->subs = v;
+    c->nsubs = n;
+    c->subscribed = true;
+    if (c->joined)
+        return do_join(c); /* a changed subscription rebalances */
+    return 0;
+}
+
+KLOG_API int klog_consumer_unsubscribe(klog_consumer *c)
+{
+    if (!c)
+        return -EINVAL;
+    if (!c->subscribed)
+        return KLOG_ESTATE;
+    member_leave(c);
+    subs_free(c);
+    c->subscribed = false;
+    return 0;
+}
+
+KLOG_API int klog_consumer_set_rebalance_cb(klog_consumer *c, klog_rebalance_fn fn, void *opaque)
+{
+    if (!c)
+        return -EINVAL;
+    c->rb_fn = fn;
+    c->rb_opaque = opaque;
+    return 0;
+}
+
+KLOG_API int klog_consumer_assignment(klog_consumer *c, klog_partition_list **out)
+{
+    if (!c || !out)
+        return -EINVAL;
+    int rc = klog_partition_list_new(out);
+    for (size_t i = 0; rc == 0 && i < c->nparts; i++)
+        rc = klog_partition_list_add(*out, c->parts[i].t->name, c->parts[i].partition, c->parts[i].pos, NULL);
+    if (rc < 0) {
+        klog_partition_list_free(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+KLOG_API int klog_consumer_commit(klog_consumer *c, const klog_partition_list *offsets, int async)
+{
+    if (!c)
+        return -EINVAL;
+    if (!c->group[0])
+        return KLOG_ESTATE;
+    int rc;
+    if (!c->reg && (rc = kg_registry_get(c->k, true, &c->reg)) < 0)
+        return rc;
+    if (!offsets)
+        return commit_positions(c, NULL, 0, !async);
+    size_t n = klog_partition_list_count(offsets);
+    if (n == 0)
+        return 0;
+    kg_offset *o = calloc(n, sizeof *o);
+    if (!o)
+        return -ENOMEM;
+    rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const char *topic, *meta;
+        int32_t part;
+        int64_t off;
+        klog_partition_list_get(offsets, i, &topic, &part, &off, &meta, NULL);
+        kt_topic *t = klog__topic_get(c->k, topic);
+        if (!t)
+            rc = KLOG_EUNKNOWN_TOPIC;
+        else if (part >= atomic_load(&t->nparts))
+            rc = KLOG_EUNKNOWN_PARTITION;
+        else if (off < 0 || (meta && strlen(meta) > KG_META_MAX))
+            rc = -EINVAL;
+        klog__topic_put(t);
+        o[i] = (kg_offset){ topic, part, off, meta, 0 };
+    }
+    if (rc == 0)
+        rc = kg_commit(c->reg, c->group, c->subscribed ? c->member_id : NULL, c->subscribed ? c->generation : -1,
+                       o, (unsigned)n, !async);
+    for (size_t i = 0; i < n; i++)
+        klog__partition_list_set_error((klog_partition_list *)offsets, i, rc < 0 ? rc : o[i].err);
+    free(o);
+    return rc;
+}
+
+KLOG_API int klog_consumer_committed(klog_consumer *c, const char *topic, int32_t partition, int64_t *offset,
+                                     char *metadata, size_t metadata_size)
+{
+    if (!c || !topic || !offset)
+        return -EINVAL;
+    if (!c->group[0])
+        return KLOG_ESTATE;
+    int rc;
+    if (!c->reg && (rc = kg_registry_get(c->k, true, &c->reg)) < 0)
+        return rc;
+    return kg_committed(c->reg, c->group, topic, partition, offset, metadata, metadata_size);
+}
+
+KLOG_API int klog_consumer_member_id(klog_consumer *c, char *buf, size_t size, int32_t *generation)
+{
+    if (!c)
+        return -EINVAL;
+    if (buf && size)
+        snprintf(buf, size, "%s", c->member_id);
+    if (generation)
+        *generation = c->generation;
+    return 0;
+}
+
 KLOG_API int klog_consumer_poll(klog_consumer *c, int timeout_ms, const klog_message **msgs)
 {
     if (!c || !msgs)
@@ -442,6 +892,9 @@ KLOG_API int klog_consumer_poll(klog_consumer *c, int timeout_ms, const klog_mes
         c->parts[i].used_view = false;
         c->parts[i].dbuf_used = false;
     }
+    int mrc = member_step(c, false);
+    if (mrc < 0)
+        return mrc;
     /* A partition that fell out of range is reported by the first poll
      * after it happened, ahead of any record (so it is never lost behind
      * records of other partitions); it is then skipped until a seek. */
@@ -514,12 +967,16 @@ KLOG_API int klog_consumer_poll(klog_consumer *c, int timeout_ms, const klog_mes
             }
             wait_ms = (int)((deadline - now + 999999) / 1000000u);
         }
+        if (c->subscribed && (wait_ms < 0 || wait_ms > KC_BEAT_MS))
+            wait_ms = KC_BEAT_MS; /* stay alive in the group while waiting */
         struct pollfd pfd = { .fd = c->waiter.efd, .events = POLLIN };
         int pr = poll(&pfd, 1, wait_ms);
         arm(c, -1);
         if (pr < 0 && errno != EINTR)
             return -errno;
         drain_efd(c);
+        if ((mrc = member_step(c, false)) < 0)
+            return mrc;
     }
 }
 
@@ -624,6 +1081,8 @@ KLOG_API int klog_consumer_close(klog_consumer *c)
 {
     if (!c)
         return 0;
+    member_leave(c);
+    subs_free(c);
     for (size_t i = 0; i < c->nheld; i++)
         ks_view_release(&c->held[i]);
     c->nheld = 0;

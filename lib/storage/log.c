@@ -1170,7 +1170,9 @@ int ks_log_read(ks_log *log, int64_t offset, size_t max_bytes, ks_view *v)
         kf_batch_info bi;
         ssize_t len = kf_batch_parse(s->map + p, size - p, &bi);
         if (p == pos) {
-            if (len <= 0 || (!s->gaps && bi.base_offset > offset)) {
+            /* a hole where none can be (offset below this segment's base
+             * means the previous segment ended in a compaction gap) */
+            if (len <= 0 || (!s->gaps && bi.base_offset > offset && offset >= s->base)) {
                 ks__seg_unref(s); /* bad framing, or a hole where none can be */
                 return KLOG_ECORRUPT;
             }

@@ -27,6 +27,21 @@
 #define TICK_MS 100
 
 kio *klog__io(struct klog *k) { return k->io; }
+
+void *klog__ext(klog *k, int slot, void *(*create)(klog *k, int *err), void (*destroy)(void *), int *err)
+{
+    *err = 0;
+    if (slot < 0 || slot >= KT_EXT__COUNT)
+        return NULL;
+    pthread_mutex_lock(&k->ext_mu);
+    if (!k->ext[slot] && create) {
+        k->ext[slot] = create(k, err);
+        k->ext_free[slot] = destroy;
+    }
+    void *p = k->ext[slot];
+    pthread_mutex_unlock(&k->ext_mu);
+    return p;
+}
 const klog_conf *klog__conf(struct klog *k) { return k->conf; }
 
 int klog__topic_name_check(const char *name)
@@ -441,6 +456,7 @@ KLOG_API int klog_open(klog **out, const char *dir, const klog_conf *conf, char 
         return -ENOMEM;
     k->lock_fd = -1;
     pthread_mutex_init(&k->mu, NULL);
+    pthread_mutex_init(&k->ext_mu, NULL);
     pthread_mutex_init(&k->bg_mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -509,6 +525,11 @@ KLOG_API int klog_close(klog *k)
         pthread_mutex_unlock(&k->bg_mu);
         pthread_join(k->bg, NULL);
     }
+    for (int i = 0; i < KT_EXT__COUNT; i++) {
+        if (k->ext[i] && k->ext_free[i])
+            k->ext_free[i](k->ext[i]); /* before the topics it writes to close */
+        k->ext[i] = NULL;
+    }
     int rc = 0;
     for (size_t i = 0; i < k->ntopics; i++) {
         kt_topic *t = k->topics[i];
@@ -529,6 +550,7 @@ KLOG_API int klog_close(klog *k)
     klog_conf_free(k->conf);
     pthread_mutex_destroy(&k->mu);
     pthread_mutex_destroy(&k->bg_mu);
+    pthread_mutex_destroy(&k->ext_mu);
     pthread_cond_destroy(&k->bg_cv);
     if (k->maint_ready)
         klog__maint_fini(k);

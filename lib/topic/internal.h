@@ -56,6 +56,11 @@ struct klog {
     int64_t tokens_at_ns;
     _Atomic uint64_t cleaner_passes, cleaner_bytes_read, cleaner_bytes_written;
 
+    /* subsystems above lib/topic (klog__ext) */
+    pthread_mutex_t ext_mu;
+    void *ext[KT_EXT__COUNT];
+    void (*ext_free[KT_EXT__COUNT])(void *);
+
     /* tests: a clock for retention (ms); NULL = wall clock */
     int64_t (*clock_ms)(void *arg);
     void *clock_arg;

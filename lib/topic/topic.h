@@ -78,6 +78,17 @@ void klog__waitq_arm(kt_topic *t, int part, int delta);
 /* The storage listener: wakes armed waiters of the partition. */
 void klog__waitq_notify(void *wq, int64_t end_offset);
 
+/*
+ * Per-instance state of the subsystems above this one (consumer groups),
+ * which lib/topic must not know: created on first use by `create` (which
+ * may call klog_topic_* but must not call klog__ext for the same slot),
+ * freed by klog_close before any topic closes.  With create NULL, returns
+ * what exists (or NULL).  *err receives create's error.
+ */
+enum { KT_EXT_GROUPS = 0, KT_EXT__COUNT };
+void *klog__ext(struct klog *k, int slot, void *(*create)(struct klog *k, int *err), void (*destroy)(void *),
+                int *err);
+
 /* The instance's I/O engine and defaults. */
 kio *klog__io(struct klog *k);
 const klog_conf *klog__conf(struct klog *k);

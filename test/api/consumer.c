@@ -1000,7 +1000,8 @@ Test(consumer, bad_configuration)
         { "max.poll.records", "-1" },
         { "max.poll.records", "many" },
         { "check.crcs", "2" },
-        { "session.timeout.ms", "1000" },
+        { "session.timeout.ms", "0" },
+        { "partition.assignment.strategy", "sticky" },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char err[256] = "";
@@ -1008,15 +1009,31 @@ Test(consumer, bad_configuration)
                      bad[i].key, bad[i].value);
         cr_assert(strstr(err, bad[i].key) != NULL, "message \"%s\" does not name %s", err, bad[i].key);
     }
-    /* group.id parses, but this consumer is assigned explicitly */
-    cr_assert_eq(klog_conf_set(conf, "group.id", "billing", NULL, 0), 0);
+    /* a group.id that is not a valid group name is refused by name */
+    char bad_group[300];
+    memset(bad_group, 'g', sizeof bad_group - 1);
+    bad_group[sizeof bad_group - 1] = '\0';
+    cr_assert_eq(klog_conf_set(conf, "group.id", bad_group, NULL, 0), KLOG_ECONF, "longer than a string key holds");
+    cr_assert_eq(klog_conf_set(conf, "group.id", "bad\tname", NULL, 0), 0);
     klog *k = ut_open();
     klog_consumer *c = (klog_consumer *)1;
     char err[256] = "";
-    cr_assert_eq(klog_consumer_new(k, conf, &c, err, sizeof err), KLOG_ECONF);
+    cr_assert_eq(klog_consumer_new(k, conf, &c, err, sizeof err), KLOG_EBADNAME);
     cr_assert_null(c);
     cr_assert(strstr(err, "group.id") != NULL, "message: \"%s\"", err);
-    cr_assert_eq(klog_consumer_new(k, conf, &c, NULL, 0), KLOG_ECONF, "no errbuf: still the code");
+    cr_assert_eq(klog_consumer_new(k, conf, &c, NULL, 0), KLOG_EBADNAME, "no errbuf: still the code");
+    /* a group consumer is refused explicit assignment once subscribed, and
+     * subscription once assigned explicitly */
+    cr_assert_eq(klog_conf_set(conf, "group.id", "billing", NULL, 0), 0);
+    cr_assert_eq(klog_consumer_new(k, conf, &c, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(klog_topic_create(k, "bc", 1, NULL, NULL, 0), 0);
+    const char *subs[] = { "bc" };
+    cr_assert_eq(klog_consumer_subscribe(c, subs, 1), 0);
+    cr_assert_eq(klog_consumer_assign(c, "bc", 0, 0), KLOG_ESTATE);
+    cr_assert_eq(klog_consumer_unsubscribe(c), 0);
+    cr_assert_eq(klog_consumer_assign(c, "bc", 0, 0), 0);
+    cr_assert_eq(klog_consumer_subscribe(c, subs, 1), KLOG_ESTATE);
+    klog_consumer_close(c);
     /* an empty group.id is no group */
     cr_assert_eq(klog_conf_set(conf, "group.id", "", NULL, 0), 0);
     cr_assert_eq(klog_consumer_new(k, conf, &c, err, sizeof err), 0, "%s", err);

@@ -1,0 +1,71 @@
+/*
+ * lib/group/internal.h - shared by coordinator.c and offsets.c only.
+ */
+#ifndef KLOG_GROUP_PRIVATE_H
+#define KLOG_GROUP_PRIVATE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "group/group.h"
+#include "format/format.h"
+#include "topic/topic.h"
+
+/* A committed offset in memory. */
+typedef struct kg_committed {
+    struct kg_committed *next;   /* hash chain */
+    char *group, *topic;
+    int32_t partition;
+    int64_t offset;
+    int64_t ts;
+    char *meta;
+} kg_committed_t;
+
+/* The offsets store: a hash table over (group, topic, partition), mirrored
+ * by records in __consumer_offsets.  Guarded by kg_registry.omu. */
+typedef struct kg_store {
+    kg_committed_t **tab;
+    size_t mask, n;
+    kt_topic *t;                 /* __consumer_offsets, referenced; NULL until created */
+    kf_codec *codec;
+    uint8_t *buf;                /* batch builder buffer */
+    size_t cap;
+} kg_store;
+
+/* An interned topic name (lives as long as the registry). */
+typedef struct kg_name { struct kg_name *next; char s[]; } kg_name;
+
+struct kg_member_s;
+struct kg_group_s;
+
+struct kg_registry {
+    struct klog *k;
+    pthread_mutex_t mu;          /* groups and members */
+    _Atomic uint64_t seq;        /* bumped on every group change (kg_seq) */
+    struct kg_group_s **groups;
+    size_t ngroups, gcap;
+    kg_name *names;              /* interned topic names */
+    uint64_t next_member;        /* member id counter */
+
+    pthread_mutex_t omu;         /* the offsets store; after mu */
+    kg_store st;
+
+    pthread_t timer;
+    bool timer_running;
+    pthread_mutex_t tmu;
+    pthread_cond_t tcv;
+    bool stopping;
+};
+
+/* offsets.c */
+int kg__store_open(kg_registry *r, bool create);    /* omu held */
+void kg__store_close(kg_store *st);
+kg_committed_t *kg__store_find(kg_store *st, const char *group, const char *topic, int32_t partition);
+/* Write records (tombstone when offset < 0) for the entries and update the
+ * table.  omu held. */
+int kg__store_put(kg_registry *r, const char *group, kg_offset *o, unsigned n, bool sync);
+/* Calls fn for each committed entry of group (or all when group NULL). */
+void kg__store_each(kg_store *st, const char *group, void (*fn)(void *arg, kg_committed_t *c), void *arg);
+const char *kg__intern(kg_registry *r, const char *s);  /* mu held */
+
+#endif

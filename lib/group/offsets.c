@@ -1,0 +1,332 @@
+/*
+ * lib/group/offsets.c - committed offsets: an in-memory table mirrored by
+ * records in the compacted topic __consumer_offsets.
+ *
+ * Record key   u8 version (1) | u16 group length | group | u16 topic length |
+ *              topic | i32 partition                      (little-endian)
+ * Record value u8 version (1) | i64 offset | i64 commit time (ms) |
+ *              u16 metadata length | metadata
+ *              or null (a tombstone: the offset was deleted)
+ * A group's records all go to partition XXH3(group) % partitions, so its
+ * commits stay in order.  Compaction keeps the latest record per key, which
+ * is exactly the table; the table is rebuilt by reading the topic from its
+ * start at the first use after open.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#define XXH_STATIC_LINKING_ONLY
+#include <xxhash.h>
+
+#include <klog/klog.h>
+
+#include "common/common.h"
+#include "common/conf.h"
+#include "group/internal.h"
+#include "storage/storage.h"
+
+#define KEY_MAX (1 + 2 + 255 + 2 + KLOG_TOPIC_NAME_MAX + 4)
+#define VAL_MAX (1 + 8 + 8 + 2 + KG_META_MAX)
+
+static uint64_t hkey(const char *group, const char *topic, int32_t partition)
+{
+    XXH3_state_t s;
+    XXH3_64bits_reset(&s);
+    XXH3_64bits_update(&s, group, strlen(group) + 1);
+    XXH3_64bits_update(&s, topic, strlen(topic) + 1);
+    XXH3_64bits_update(&s, &partition, sizeof partition);
+    return XXH3_64bits_digest(&s);
+}
+
+kg_committed_t *kg__store_find(kg_store *st, const char *group, const char *topic, int32_t partition)
+{
+    if (!st->tab)
+        return NULL;
+    for (kg_committed_t *c = st->tab[hkey(group, topic, partition) & st->mask]; c; c = c->next)
+        if (c->partition == partition && !strcmp(c->group, group) && !strcmp(c->topic, topic))
+            return c;
+    return NULL;
+}
+
+static void entry_free(kg_committed_t *c)
+{
+    free(c->group);
+    free(c->topic);
+    free(c->meta);
+    free(c);
+}
+
+static int table_grow(kg_store *st)
+{
+    size_t ncap = st->tab ? (st->mask + 1) * 2 : 256;
+    kg_committed_t **nt = calloc(ncap, sizeof *nt);
+    if (!nt)
+        return -ENOMEM;
+    for (size_t i = 0; st->tab && i <= st->mask; i++)
+        for (kg_committed_t *c = st->tab[i], *nx; c; c = nx) {
+            nx = c->next;
+            size_t b = hkey(c->group, c->topic, c->partition) & (ncap - 1);
+            c->next = nt[b];
+            nt[b] = c;
+        }
+    free(st->tab);
+    st->tab = nt;
+    st->mask = ncap - 1;
+    return 0;
+}
+
+/* Set (offset >= 0) or remove (offset < 0) an entry. */
+static int table_set(kg_store *st, const char *group, const char *topic, int32_t partition, int64_t offset,
+                     int64_t ts, const char *meta, size_t mlen)
+{
+    if (offset < 0) {
+        if (!st->tab)
+            return 0;
+        kg_committed_t **pp = &st->tab[hkey(group, topic, partition) & st->mask];
+        for (; *pp; pp = &(*pp)->next)
+            if ((*pp)->partition == partition && !strcmp((*pp)->group, group) && !strcmp((*pp)->topic, topic)) {
+                kg_committed_t *c = *pp;
+                *pp = c->next;
+                entry_free(c);
+                st->n--;
+                return 0;
+            }
+        return 0;
+    }
+    kg_committed_t *c = kg__store_find(st, group, topic, partition);
+    char *m = malloc(mlen + 1);
+    if (!m)
+        return -ENOMEM;
+    memcpy(m, meta ? meta : "", mlen);
+    m[mlen] = '\0';
+    if (c) {
+        free(c->meta);
+    } else {
+        if ((!st->tab || st->n >= st->mask + 1) && table_grow(st) < 0) {
+            free(m);
+            return -ENOMEM;
+        }
+        c = calloc(1, sizeof *c);
+        if (!c || !(c->group = strdup(group)) || !(c->topic = strdup(topic))) {
+            if (c)
+                entry_free(c);
+            free(m);
+            return -ENOMEM;
+        }
+        c->partition = partition;
+        size_t b = hkey(group, topic, partition) & st->mask;
+        c->next = st->tab[b];
+        st->tab[b] = c;
+        st->n++;
+    }
+    c->offset = offset;
+    c->ts = ts;
+    c->meta = m;
+    return 0;
+}
+
+void kg__store_each(kg_store *st, const char *group, void (*fn)(void *arg, kg_committed_t *c), void *arg)
+{
+    for (size_t i = 0; st->tab && i <= st->mask; i++)
+        for (kg_committed_t *c = st->tab[i]; c; c = c->next)
+            if (!group || !strcmp(c->group, group))
+                fn(arg, c);
+}
+
+/* ---- records ------------------------------------------------------------------- */
+
+static size_t key_encode(uint8_t *k, const char *group, const char *topic, int32_t partition)
+{
+    size_t gl = strlen(group), tl = strlen(topic), n = 0;
+    k[n++] = 1;
+    klog__st16(k + n, (uint16_t)gl);
+    memcpy(k + n + 2, group, gl);
+    n += 2 + gl;
+    klog__st16(k + n, (uint16_t)tl);
+    memcpy(k + n + 2, topic, tl);
+    n += 2 + tl;
+    klog__st32(k + n, (uint32_t)partition);
+    return n + 4;
+}
+
+/* Decode a key into NUL-terminated copies in g (256) and t (250). */
+static bool key_decode(const uint8_t *k, size_t len, char *g, char *t, int32_t *partition)
+{
+    if (len < 1 + 2 || k[0] != 1)
+        return false;
+    size_t gl = klog__ld16(k + 1);
+    if (gl > 255 || 3 + gl + 2 > len)
+        return false;
+    memcpy(g, k + 3, gl);
+    g[gl] = '\0';
+    size_t tl = klog__ld16(k + 3 + gl);
+    if (tl > KLOG_TOPIC_NAME_MAX || 3 + gl + 2 + tl + 4 != len)
+        return false;
+    memcpy(t, k + 5 + gl, tl);
+    t[tl] = '\0';
+    *partition = (int32_t)klog__ld32(k + 5 + gl + tl);
+    return true;
+}
+
+static void load_record(kg_store *st, const kf_record_view *r)
+{
+    char g[256], t[KLOG_TOPIC_NAME_MAX + 1];
+    int32_t part;
+    if (r->key_len < 0 || !key_decode(r->key, (size_t)r->key_len, g, t, &part))
+        return; /* not ours: ignore */
+    if (r->value_len < 0) {
+        table_set(st, g, t, part, -1, 0, NULL, 0);
+        return;
+    }
+    const uint8_t *v = r->value;
+    if (r->value_len < 19 || v[0] != 1)
+        return;
+    size_t ml = klog__ld16(v + 17);
+    if (19 + ml != (size_t)r->value_len)
+        return;
+    table_set(st, g, t, part, (int64_t)klog__ld64(v + 1), (int64_t)klog__ld64(v + 9), (const char *)v + 19, ml);
+}
+
+static int load_partition(kg_store *st, ks_log *log)
+{
+    int64_t off = ks_log_start_offset(log);
+    for (;;) {
+        ks_view v;
+        int rc = ks_log_read(log, off, 1u << 20, &v);
+        if (rc < 0)
+            return rc;
+        if (v.len == 0) {
+            ks_view_release(&v);
+            return 0;
+        }
+        for (size_t p = 0; p < v.len;) {
+            kf_batch_info bi;
+            ssize_t len = kf_batch_parse(v.data + p, v.len - p, &bi);
+            const uint8_t *recs;
+            size_t rlen;
+            if (len <= 0 || kf_batch_verify(v.data + p, (size_t)len) != 0 ||
+                kf_batch_records(v.data + p, (size_t)len, st->codec, &recs, &rlen) < 0) {
+                ks_view_release(&v);
+                return KLOG_ECORRUPT;
+            }
+            kf_iter it;
+            kf_record_view r;
+            kf_iter_init(&it, &bi, recs, rlen);
+            while ((rc = kf_iter_next(&it, &r)) == 1)
+                if (r.offset >= off)
+                    load_record(st, &r);
+            if (rc < 0) {
+                ks_view_release(&v);
+                return KLOG_ECORRUPT;
+            }
+            p += (size_t)len;
+        }
+        off = v.next_offset;
+        ks_view_release(&v);
+    }
+}
+
+int kg__store_open(kg_registry *r, bool create)
+{
+    kg_store *st = &r->st;
+    if (st->t)
+        return 0;
+    int rc;
+    if (!st->codec && (rc = kf_codec_new(&st->codec)) < 0)
+        return rc;
+    kt_topic *t = klog__topic_get(r->k, KG_OFFSETS_TOPIC);
+    if (!t && !create)
+        return 0;
+    if (!t) {
+        klog_conf *c;
+        if ((rc = klog_conf_new(&c)) < 0)
+            return rc;
+        char eb[256];
+        klog_conf_set(c, "cleanup.policy", "compact", NULL, 0);
+        klog_conf_set_int(c, "segment.bytes", 16 << 20, NULL, 0);
+        int np = (int)klog__conf_int(klog__conf(r->k), KC_OFFSETS_PARTITIONS);
+        rc = klog_topic_create(r->k, KG_OFFSETS_TOPIC, np, c, eb, sizeof eb);
+        klog_conf_free(c);
+        if (rc < 0 && rc != -EEXIST)
+            return rc;
+        if (!(t = klog__topic_get(r->k, KG_OFFSETS_TOPIC)))
+            return KLOG_EUNKNOWN_TOPIC;
+    }
+    int np = atomic_load_explicit(&t->nparts, memory_order_acquire);
+    for (int p = 0; p < np; p++)
+        if ((rc = load_partition(st, t->parts[p])) < 0) {
+            klog__topic_put(t);
+            return rc;
+        }
+    st->t = t;
+    return 0;
+}
+
+void kg__store_close(kg_store *st)
+{
+    for (size_t i = 0; st->tab && i <= st->mask; i++)
+        for (kg_committed_t *c = st->tab[i], *nx; c; c = nx) {
+            nx = c->next;
+            entry_free(c);
+        }
+    free(st->tab);
+    klog__topic_put(st->t);
+    kf_codec_free(st->codec);
+    free(st->buf);
+    memset(st, 0, sizeof *st);
+}
+
+int kg__store_put(kg_registry *r, const char *group, kg_offset *o, unsigned n, bool sync)
+{
+    kg_store *st = &r->st;
+    int rc = kg__store_open(r, true);
+    if (rc < 0)
+        return rc;
+    size_t need = KF_HDR_SIZE;
+    for (unsigned i = 0; i < n; i++) {
+        const char *m = o[i].metadata ? o[i].metadata : "";
+        if (strlen(m) > KG_META_MAX || strlen(o[i].topic) > KLOG_TOPIC_NAME_MAX)
+            return -EINVAL;
+        need += 64 + KEY_MAX + VAL_MAX;
+    }
+    if (need > st->cap) {
+        uint8_t *nb = realloc(st->buf, need);
+        if (!nb)
+            return -ENOMEM;
+        st->buf = nb;
+        st->cap = need;
+    }
+    kf_builder b;
+    kf_builder_init(&b, st->buf, st->cap, KEY_MAX + VAL_MAX);
+    int64_t now = klog__wall_ms();
+    for (unsigned i = 0; i < n; i++) {
+        uint8_t key[KEY_MAX], val[VAL_MAX];
+        size_t kl = key_encode(key, group, o[i].topic, o[i].partition);
+        const char *m = o[i].metadata ? o[i].metadata : "";
+        size_t ml = strlen(m);
+        val[0] = 1;
+        klog__st64(val + 1, (uint64_t)o[i].offset);
+        klog__st64(val + 9, (uint64_t)now);
+        klog__st16(val + 17, (uint16_t)ml);
+        memcpy(val + 19, m, ml);
+        kf_record rec = { key, (int32_t)kl, o[i].offset >= 0 ? val : NULL,
+                          o[i].offset >= 0 ? (int32_t)(19 + ml) : -1, now, NULL, 0 };
+        if ((rc = kf_builder_add(&b, &rec)) < 0)
+            return rc;
+    }
+    const uint8_t *batch;
+    size_t blen;
+    if ((rc = kf_builder_finish(&b, NULL, NULL, &batch, &blen)) < 0)
+        return rc;
+    int np = atomic_load_explicit(&st->t->nparts, memory_order_acquire);
+    ks_log *log = st->t->parts[XXH3_64bits(group, strlen(group)) % (uint64_t)np];
+    ks_batch kb = { (void *)batch, blen, 0, 0 };
+    rc = ks_log_append(log, &kb, 1, sync ? KS_APPEND_SYNC : 0);
+    if (rc < 0)
+        return rc;
+    for (unsigned i = 0; i < n; i++) {
+        const char *m = o[i].metadata ? o[i].metadata : "";
+        o[i].err = table_set(st, group, o[i].topic, o[i].partition, o[i].offset, now, m, strlen(m));
+    }
+    return 0;
+}
