@@ -44,7 +44,7 @@ extern "C" {
 #define KLOG_EUNKNOWN_TOPIC (-30914) /* no such topic */
 #define KLOG_EUNKNOWN_PARTITION (-30915) /* no such partition */
 #define KLOG_ESTATE        (-30916) /* call not valid in the handle's current state */
-#define KLOG_EDISKFULL     (-30917) /* instance disk budget exhausted (policy: refuse) */
+#define KLOG_EDISKFULL     (-30917) /* instance disk budget exhausted (refuse policy, or nothing left to delete) */
 #define KLOG_EUNKNOWN_MEMBER (-30918) /* not (or no longer) a member of the group */
 #define KLOG_EREBALANCE    (-30919) /* the group is rebalancing: rejoin first */
 #define KLOG_EUNKNOWN_GROUP (-30920) /* no such consumer group */

@@ -113,7 +113,8 @@ typedef struct klog_partition_info {
  * the new start get KLOG_EOFFSET or are reset by auto.offset.reset.
  * *low_watermark (may be NULL) receives the partition's new start offset.
  * Returns 0, KLOG_EUNKNOWN_TOPIC, KLOG_EUNKNOWN_PARTITION, KLOG_EBADNAME,
- * KLOG_EOFFSET (before_offset above the end), KLOG_EREADONLY, -errno.
+ * KLOG_EOFFSET (before_offset above the end, or below -1), KLOG_EREADONLY,
+ * -errno.
  */
 KLOG_API int klog_topic_delete_records(klog *k, const char *name, int32_t partition,
                                        int64_t before_offset, int64_t *low_watermark);

@@ -168,13 +168,7 @@ double ks_log_dirty_ratio(ks_log *log, const ks_clean_config *cfg)
     return r;
 }
 
-int64_t ks_log_clean_point(ks_log *log)
-{
-    pthread_mutex_lock(&log->maint_mu);
-    int64_t c = log->clean_point;
-    pthread_mutex_unlock(&log->maint_mu);
-    return c;
-}
+int64_t ks_log_clean_point(ks_log *log) { return atomic_load(&log->clean_point); }
 
 /* ---- a pass ----------------------------------------------------------------- */
 
@@ -533,7 +527,7 @@ int ks_log_clean(ks_log *log, const ks_clean_config *cfg, ks_clean_stats *st_out
     if (rc == 0 && r > 0) {
         int64_t cp = KLOG_MAX(log->clean_point, x.map_end);
         if ((rc = ks__cleaner_ckpt_write(log->io, log->dir, log->gap_limit, cp)) == 0)
-            log->clean_point = cp;
+            atomic_store(&log->clean_point, cp);
     }
     st->cleaned = rc == 0 && r > 0;
     st->clean_point = log->clean_point;

@@ -100,7 +100,7 @@ struct ks_log {
      * gap_limit may have gaps (recovery relaxes its density checks there);
      * offsets below clean_point have been cleaned at least once. */
     int64_t gap_limit;
-    int64_t clean_point;
+    _Atomic int64_t clean_point; /* read without maint_mu (describe) */
 
     _Atomic uint64_t disk;     /* bytes on disk: what this log counts in space */
     ks_space *space;

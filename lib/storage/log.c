@@ -443,14 +443,17 @@ static int recover(ks_log *log)
     } else if (rc < 0) {
         return rc;
     }
-    rc = ks__cleaner_ckpt_read(io, log->dir, &log->gap_limit, &log->clean_point);
+    int64_t cpt = 0;
+    rc = ks__cleaner_ckpt_read(io, log->dir, &log->gap_limit, &cpt);
+    atomic_store(&log->clean_point, cpt);
     if (rc == -ENOENT) {
-        log->gap_limit = log->clean_point = 0;
+        log->gap_limit = 0;
+        atomic_store(&log->clean_point, 0);
     } else if (rc == KLOG_ECORRUPT) {
         /* Compaction may have left gaps anywhere: accept them rather than
          * refuse a log that is fine; clean everything again. */
         log->gap_limit = INT64_MAX;
-        log->clean_point = 0;
+        atomic_store(&log->clean_point, 0);
     } else if (rc < 0) {
         return rc;
     }
@@ -824,9 +827,12 @@ int ks__roll(ks_log *log, int64_t base)
     return rc;
 }
 
-static bool need_roll(ks_log *log, ks_segment *s, size_t len, int64_t now)
+/* Would a batch of len bytes, after `pending` bytes not yet published in
+ * s, overflow the segment (or is the segment too old)?  An empty segment
+ * takes any one batch. */
+static bool need_roll(ks_log *log, ks_segment *s, uint64_t pending, size_t len, int64_t now)
 {
-    uint64_t size = atomic_load_explicit(&s->size, memory_order_relaxed);
+    uint64_t size = atomic_load_explicit(&s->size, memory_order_relaxed) + pending;
     if (size == 0)
         return false;
     if (size + len > log->cfg.segment_bytes)
@@ -891,6 +897,16 @@ int ks_log_append(ks_log *log, ks_batch *batches, unsigned n, unsigned flags)
     if (log->space) {
         for (unsigned j = 0; j < n; j++)
             reserved += batches[j].batch ? batches[j].len : 0;
+        if (n > 1 && log->space->limit && reserved > log->space->limit / 4) {
+            /* Under a tight budget, room is made (old segments deleted)
+             * for a few batches at a time, not for the whole call. */
+            unsigned h = n / 2;
+            int rc = ks_log_append(log, batches, h, flags);
+            for (unsigned j = 0; j < h; j++)
+                if (batches[j].result != 0 && batches[j].result != KLOG_EDUPLICATE)
+                    return rc;
+            return ks_log_append(log, batches + h, n - h, flags);
+        }
         int sr = space_reserve(log, reserved);
         if (sr < 0) {
             for (unsigned j = 0; j < n; j++)
@@ -927,7 +943,7 @@ int ks_log_append(ks_log *log, ks_batch *batches, unsigned n, unsigned flags)
                 rc = cr;
                 break;
             }
-            if (need_roll(log, s, b->len + (pos - pos0), now)) {
+            if (need_roll(log, s, pos - pos0, b->len, now)) {
                 if (k > 0)
                     break; /* write what we have, roll on the next round */
                 if ((cr = ks__roll(log, next)) < 0) {
@@ -1087,7 +1103,7 @@ int ks_log_tick(ks_log *log)
         log->unsynced_since_ms = -1;
     }
     ks_segment *s = ks__active(log);
-    if (!atomic_load(&log->failed) && log->cfg.segment_ms > 0 && need_roll(log, s, 0, now))
+    if (!atomic_load(&log->failed) && log->cfg.segment_ms > 0 && need_roll(log, s, 0, 0, now))
         rc = ks__roll(log, atomic_load(&log->end));
     int64_t end = atomic_load(&log->end);
     pthread_mutex_unlock(&log->append_mu);
@@ -1346,6 +1362,21 @@ static int replace_segment_prefix(ks_log *log, ks_segment *s, uint64_t cut, int6
 
 static int truncate_locked(ks_log *log, int64_t offset, int64_t *new_end);
 
+/* The offset after the last batch that starts below pos (s->base if none). */
+static int64_t seg_end_before(ks_segment *s, uint64_t pos)
+{
+    int64_t end = s->base;
+    for (uint64_t p = 0; p < pos;) {
+        kf_batch_info bi;
+        ssize_t len = kf_batch_parse(s->map + p, pos - p, &bi);
+        if (len <= 0)
+            break;
+        end = kf_batch_last_offset(&bi) + 1;
+        p += (uint64_t)len;
+    }
+    return end;
+}
+
 int ks_log_truncate_to(ks_log *log, int64_t offset, int64_t *new_end)
 {
     if (!log)
@@ -1419,6 +1450,8 @@ static int truncate_locked(ks_log *log, int64_t offset, int64_t *new_end)
                 cut_offset = offset;
                 if (kf_batch_parse(s->map + pos, atomic_load(&s->size) - pos, &bi) > 0)
                     cut_offset = bi.base_offset;
+                if (cut_offset > offset) /* offset in a compaction gap: end after the batch kept last */
+                    cut_offset = seg_end_before(s, pos);
             }
         } else if (fr != KLOG_EOFFSET) {
             rc = fr;
@@ -1460,6 +1493,13 @@ static int truncate_locked(ks_log *log, int64_t offset, int64_t *new_end)
         rc = kio_dirsync(log->io, log->dir);
         if (rc == 0)
             rc = ks__ckpt_write_locked(log, atomic_load(&log->end));
+    }
+    if (rc == 0 && log->clean_point > atomic_load(&log->end)) {
+        /* offsets appended again above the new end were never cleaned */
+        int64_t cp = atomic_load(&log->end);
+        rc = ks__cleaner_ckpt_write(log->io, log->dir, log->gap_limit, cp);
+        if (rc == 0)
+            atomic_store(&log->clean_point, cp);
     }
     log->npids = 0; /* remembered batches may be gone: forget them */
     if (new_end)

@@ -86,8 +86,11 @@ typedef struct ks_log_config {
  * (ks_log_drop_oldest on some log, possibly the caller's) or refuses with
  * an error that fails the batches (KLOG_EDISKFULL).  It may run on several
  * appending threads at once: it serialises itself.  `used` can pass `limit`
- * only through segment rolls' index files (a few KiB) and the cleaner's
- * temporary file (at most one segment.bytes while a group is rewritten).
+ * only through segment rolls' index files (a few KiB).  The cleaner's
+ * temporary file (at most one segment.bytes while a group is rewritten) is
+ * not counted: the disk holds up to that much more than `used` meanwhile.
+ * An append of many batches reserves a few at a time when they add up to
+ * more than a quarter of the limit.
  */
 typedef struct ks_space {
     _Atomic uint64_t used;
@@ -220,7 +223,8 @@ void ks_log_set_listener(ks_log *log, ks_listener_fn fn, void *arg);
 /* Move the log start offset up to `offset` (Kafka's DeleteRecords):
  * offsets below it become unreadable at once and segments wholly below it
  * are deleted.  offset <= start is a no-op; offset == -1 means the end.
- * Returns 0 with *new_start (may be NULL), KLOG_EOFFSET (offset > end),
+ * Returns 0 with *new_start (may be NULL), KLOG_EOFFSET (offset > end or
+ * below -1),
  * KLOG_EREADONLY, KLOG_ECLOSED, -errno. */
 int ks_log_delete_records(ks_log *log, int64_t offset, int64_t *new_start);
 
