@@ -4,7 +4,8 @@
  *
  * Producer threads publish keyed events ("user-<n>", about 1000 keys) to the
  * topic "events" through one shared klog_producer (a producer is
- * thread-safe); consumer threads, each reading its own partitions, check
+ * thread-safe); consumer threads, members of one consumer group
+ * ("event-bus") that share the topic's partitions among themselves, check
  * every event end to end and time it.  What is checked:
  *   - nothing lost: every record whose delivery was acknowledged is read back;
  *   - no duplicates: a bit per (producer, sequence number) is set once only;
@@ -41,6 +42,7 @@
 #include <klog/klog.h>
 
 #define TOPIC "events"
+#define GROUP "event-bus"
 #define NKEYS 1000
 #define MAX_THREADS 64
 #define FLUSH_TIMEOUT_MS 120000
@@ -297,6 +299,11 @@ typedef struct bus {
     _Atomic uint64_t target;         /* records to wait for; UINT64_MAX until known */
     _Atomic uint64_t where_mismatch, key_moved;
     _Atomic bool stop, consumer_failed;
+    /* the group: per partition the next offset to check (whoever owns it),
+     * and how many partitions are assigned across the members */
+    _Atomic int64_t *next_off;
+    _Atomic int assigned;
+    _Atomic uint64_t rebalances;
 
     pthread_mutex_t mu;              /* progress: consumers wake the main thread */
     pthread_cond_t cv;
@@ -414,6 +421,8 @@ typedef struct consumer_ctx {
     int id;
     pthread_t thread;
     int64_t *last_off;       /* per partition of the topic (only ours used) */
+    bool *owned;             /* per partition: assigned to this member now */
+    _Atomic int nowned;
     int64_t *last_seq;       /* [key][producer]: last sequence number seen */
     hist lat;
     uint64_t read, dups, order_errors, malformed, foreign_part, last_ns;
@@ -466,10 +475,11 @@ static bool check_record(consumer_ctx *cc, const klog_message *m, uint64_t now)
 {
     bus *b = cc->b;
     int32_t part = m->partition;
-    if (part < 0 || part >= b->nparts || part % b->nconsumers != cc->id) {
+    if (part < 0 || part >= b->nparts || !cc->owned[part]) {
         cc->foreign_part++;
         return false;
     }
+    atomic_store_explicit(&b->next_off[part], m->offset + 1, memory_order_relaxed);
     if (m->offset <= cc->last_off[part])
         cc->order_errors++; /* offsets must rise within a partition */
     cc->last_off[part] = m->offset;
@@ -511,6 +521,36 @@ static bool check_record(consumer_ctx *cc, const klog_message *m, uint64_t now)
     *last = (int64_t)seq;
     h_add(&cc->lat, now > sent ? now - sent : 0);
     return true;
+}
+
+/* Rebalance callback: runs on the member's own thread inside its poll.  A
+ * partition that arrives is read from where this run's checking of it
+ * stands (its start, or where its previous owner stopped). */
+static void on_rebalance(klog_consumer *c, int event, const klog_partition_list *parts, void *opaque)
+{
+    consumer_ctx *cc = opaque;
+    bus *b = cc->b;
+    size_t n = klog_partition_list_count(parts);
+    for (size_t i = 0; i < n; i++) {
+        const char *topic;
+        int32_t p;
+        if (klog_partition_list_get(parts, i, &topic, &p, NULL, NULL, NULL) < 0 || strcmp(topic, TOPIC) ||
+            p < 0 || p >= b->nparts)
+            continue;
+        if (event == KLOG_REBALANCE_ASSIGNED) {
+            int64_t next = atomic_load(&b->next_off[p]);
+            klog_consumer_seek(c, TOPIC, p, next);
+            cc->last_off[p] = next - 1;
+            cc->owned[p] = true;
+            atomic_fetch_add(&b->assigned, 1);
+            atomic_fetch_add(&cc->nowned, 1);
+        } else if (cc->owned[p]) {
+            cc->owned[p] = false;
+            atomic_fetch_sub(&b->assigned, 1);
+            atomic_fetch_sub(&cc->nowned, 1);
+        }
+    }
+    atomic_fetch_add(&b->rebalances, 1);
 }
 
 static void *consumer_main(void *arg)
@@ -711,11 +751,14 @@ int main(int argc, char **argv)
     b->seen = calloc(words, sizeof *b->seen);
     b->where = calloc((size_t)b->total, sizeof *b->where);
     b->start_off = calloc((size_t)b->nparts, sizeof *b->start_off);
+    b->next_off = calloc((size_t)b->nparts, sizeof *b->next_off);
     ccs = calloc((size_t)b->nconsumers, sizeof *ccs);
-    if (!b->acked || !b->seen || !b->where || !b->start_off || !ccs)
+    if (!b->acked || !b->seen || !b->where || !b->start_off || !b->next_off || !ccs)
         goto oom;
-    for (int i = 0; i < b->nparts; i++)
+    for (int i = 0; i < b->nparts; i++) {
         b->start_off[i] = ts.parts[i].end_offset;
+        atomic_init(&b->next_off[i], ts.parts[i].end_offset);
+    }
     for (int i = 0; i < NKEYS; i++)
         atomic_init(&b->key_part[i], -1);
     atomic_init(&b->target, UINT64_MAX);
@@ -742,21 +785,24 @@ int main(int argc, char **argv)
         goto out;
     }
 
-    /* Consumers: partition p goes to thread p % nconsumers.  An offset out
-     * of range is an error here, not a silent reset. */
+    /* Consumers: the members of one group; the group shares the partitions
+     * out (cooperative-sticky: a rebalance moves only what it must).  An
+     * offset out of range is an error here, not a silent reset. */
     if ((rc = klog_conf_new(&cconf)) < 0) {
         report_err("klog_conf_new", rc, NULL);
         goto out;
     }
-    if ((rc = set_conf(cconf, "auto.offset.reset", "none")) < 0)
+    if ((rc = set_conf(cconf, "auto.offset.reset", "none")) < 0 || (rc = set_conf(cconf, "group.id", GROUP)) < 0 ||
+        (rc = set_conf(cconf, "partition.assignment.strategy", "cooperative-sticky")) < 0)
         goto out;
     for (int i = 0; i < b->nconsumers; i++, cmade++) {
         consumer_ctx *cc = &ccs[i];
         cc->b = b;
         cc->id = i;
         cc->last_off = malloc((size_t)b->nparts * sizeof *cc->last_off);
+        cc->owned = calloc((size_t)b->nparts, sizeof *cc->owned);
         cc->last_seq = malloc((size_t)NKEYS * (size_t)b->nproducers * sizeof *cc->last_seq);
-        if (!cc->last_off || !cc->last_seq)
+        if (!cc->last_off || !cc->last_seq || !cc->owned)
             goto oom;
         for (int p = 0; p < b->nparts; p++)
             cc->last_off[p] = b->start_off[p] - 1;
@@ -766,20 +812,19 @@ int main(int argc, char **argv)
             report_err("klog_consumer_new", rc, err);
             goto out;
         }
-        for (int p = i; p < b->nparts; p += b->nconsumers)
-            if ((rc = klog_consumer_assign(cc->c, TOPIC, p, b->start_off[p])) < 0) {
-                char what[64];
-                snprintf(what, sizeof what, "klog_consumer_assign(partition %d)", p);
-                report_err(what, rc, NULL);
-                goto out;
-            }
+        const char *topics[] = { TOPIC };
+        if ((rc = klog_consumer_set_rebalance_cb(cc->c, on_rebalance, cc)) < 0 ||
+            (rc = klog_consumer_subscribe(cc->c, topics, 1)) < 0) {
+            report_err("klog_consumer_subscribe", rc, NULL);
+            goto out;
+        }
     }
 
     printf("  %d producer thread%s sharing one producer (acks=%s, compression=%s, linger.ms=%s, batch.size=%s)\n",
            b->nproducers, plural((uint64_t)b->nproducers), o.acks, o.compression, linger, batch);
-    printf("  %d consumer thread%s, each reading %s%d of the %d partition%s, from where this run starts\n",
-           b->nconsumers, plural((uint64_t)b->nconsumers), b->nparts % b->nconsumers ? "up to " : "",
-           (b->nparts + b->nconsumers - 1) / b->nconsumers, b->nparts, plural((uint64_t)b->nparts));
+    printf("  %d consumer thread%s in group \"" GROUP "\" (cooperative-sticky), sharing the %d partition%s,\n"
+           "  reading from where this run starts\n",
+           b->nconsumers, plural((uint64_t)b->nconsumers), b->nparts, plural((uint64_t)b->nparts));
     printf("  publishing %" PRIu64 " events: keys user-0..user-%d, ~100-byte JSON values ...\n", b->total,
            NKEYS - 1);
 
@@ -788,6 +833,23 @@ int main(int argc, char **argv)
             report_err("pthread_create", rc, NULL);
             goto out;
         }
+    /* Producing starts once the group has settled: every partition has an
+     * owner and every member has a share (a member that joins later would
+     * only move partitions mid-run, which the checks also survive). */
+    uint64_t settle0 = now_ns();
+    for (;;) {
+        bool all = atomic_load(&b->assigned) == b->nparts;
+        for (int i = 0; all && i < b->nconsumers; i++)
+            all = atomic_load(&ccs[i].nowned) > 0;
+        if (all || atomic_load(&b->consumer_failed) || interrupted ||
+            now_ns() - settle0 >= (uint64_t)STALL_SECONDS * 1000000000u)
+            break;
+        struct timespec ts1 = { 0, 1000000 };
+        nanosleep(&ts1, NULL);
+    }
+    printf("  group settled in %.1f ms: %d of %d partitions assigned, %" PRIu64 " rebalance callback%s\n",
+           (double)(now_ns() - settle0) / 1e6, atomic_load(&b->assigned), b->nparts,
+           atomic_load(&b->rebalances), plural(atomic_load(&b->rebalances)));
     uint64_t t0 = now_ns();
     for (; pstarted < b->nproducers; pstarted++) {
         pcs[pstarted] = (producer_ctx){ .b = b, .p = producer, .id = pstarted };
@@ -1005,6 +1067,7 @@ out:
         klog_consumer_close(ccs[i].c);
         free(ccs[i].last_off);
         free(ccs[i].last_seq);
+        free(ccs[i].owned);
     }
     if (producer && (rc = klog_producer_close(producer)) < 0)
         report_err("klog_producer_close", rc, NULL);
@@ -1020,6 +1083,7 @@ out:
         free(b->seen);
         free(b->where);
         free(b->start_off);
+        free((void *)b->next_off);
         pthread_mutex_destroy(&b->mu);
         pthread_cond_destroy(&b->cv);
         free(b);

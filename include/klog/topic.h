@@ -68,8 +68,10 @@ KLOG_API int klog_topic_create(klog *k, const char *name, int partitions,
 /*
  * Delete a topic and all its data.  Producers get KLOG_EUNKNOWN_TOPIC from
  * then on; consumers already assigned to it may read what was there until
- * they unassign it (the files go when the last of them lets go).  Returns
- * 0, KLOG_EUNKNOWN_TOPIC, KLOG_EBADNAME, -errno.
+ * they unassign it (the files go when the last of them lets go).  The
+ * internal topic __consumer_offsets cannot be deleted (-EPERM; delete
+ * groups with klog_group_delete).  Returns 0, KLOG_EUNKNOWN_TOPIC,
+ * KLOG_EBADNAME, -EPERM, -errno.
  */
 KLOG_API int klog_topic_delete(klog *k, const char *name);
 

@@ -958,6 +958,14 @@ KLOG_API int klog_consumer_poll(klog_consumer *c, int timeout_ms, const klog_mes
             arm(c, -1);
             continue;
         }
+        if (c->subscribed && c->reg && kg_seq(c->reg) != c->seen_seq) {
+            /* the group changed after the last step (its wakeup was just
+             * drained): take it in now rather than after a sleep */
+            arm(c, -1);
+            if ((mrc = member_step(c, false)) < 0)
+                return mrc;
+            continue;
+        }
         int wait_ms = -1;
         if (timeout_ms > 0) {
             uint64_t now = klog__now_ns();

@@ -617,6 +617,8 @@ KLOG_API int klog_topic_delete(klog *k, const char *name)
         return -EINVAL;
     if (klog__topic_name_check(name) < 0)
         return KLOG_EBADNAME;
+    if (!strcmp(name, "__consumer_offsets"))
+        return -EPERM; /* the consumer groups' committed offsets live there */
     pthread_mutex_lock(&k->mu);
     size_t i;
     for (i = 0; i < k->ntopics; i++)
