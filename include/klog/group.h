@@ -150,9 +150,6 @@ KLOG_API int klog_group_list(klog *k, char ***names, size_t *count);
  */
 KLOG_API int klog_group_describe(klog *k, const char *group, char **json);
 
-/* Free memory klog allocated for the caller (klog_group_describe).  NULL-safe. */
-KLOG_API void klog_free(void *p);
-
 /* The committed offset of a group's partition (-1 if none).  Returns 0,
  * KLOG_EBADNAME, -EINVAL. */
 KLOG_API int klog_group_committed(klog *k, const char *group, const char *topic, int32_t partition,

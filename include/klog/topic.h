@@ -128,6 +128,31 @@ KLOG_API int klog_topic_delete_records(klog *k, const char *name, int32_t partit
  */
 KLOG_API int klog_disk_usage(klog *k, uint64_t *used, uint64_t *budget);
 
+/* Free memory klog allocated for the caller (klog_stats,
+ * klog_group_describe).  NULL-safe. */
+KLOG_API void klog_free(void *p);
+
+enum klog_stats_format {
+    KLOG_STATS_JSON = 0,       /* one JSON document */
+    KLOG_STATS_PROMETHEUS = 1, /* Prometheus text exposition format 0.0.4 */
+};
+
+/*
+ * The instance's statistics (*out, NUL-terminated, freed with klog_free):
+ * the instance (disk use and budget, cleaner passes and bytes), every
+ * partition of every topic (start/end/durable offsets, bytes, segments,
+ * disk bytes, clean offset, records/bytes/batches appended since open,
+ * fdatasync count, total and longest time), every live producer (records,
+ * bytes, batches, compression ratio, delivery errors, queue depth in
+ * records and bytes) and consumer (records, bytes, polls, partitions,
+ * lag).  Counters count since the instance (or handle) was opened.  With
+ * "statistics.interval.ms" set, the instance also writes both formats to
+ * DIR/stats.json and DIR/stats.prom at that interval (for `klog stats`
+ * while an application holds the directory).  Any thread.
+ * Returns 0, -EINVAL, -ENOMEM.
+ */
+KLOG_API int klog_stats(klog *k, int format, char **out);
+
 /*
  * Describe a topic: fills up to max elements of parts (may be NULL when max
  * is 0) and, if config is not NULL, the topic's explicitly set keys as

@@ -92,6 +92,7 @@ static const struct kc_def defs[KC__COUNT] = {
     [KC_AUTO_COMMIT_INTERVAL_MS] = I("auto.commit.interval.ms", SC, 5000, 0, INT32_MAX),
     [KC_OFFSETS_PARTITIONS] = I("offsets.topic.num.partitions", SI, 1, 1, 100),
     [KC_INITIAL_REBALANCE_DELAY_MS] = I("group.initial.rebalance.delay.ms", SI, 0, 0, 600000),
+    [KC_STATISTICS_INTERVAL_MS] = I("statistics.interval.ms", SI, 0, 0, 86400000),
 };
 
 #define KC_STR_MAX 256

@@ -97,7 +97,28 @@ struct klog_consumer {
     kg_registry *reg;
     klog_rebalance_fn rb_fn;
     void *rb_opaque;
+
+    /* statistics (klog_stats reads these from another thread) */
+    kt_handle sh;
+    _Atomic uint64_t st_records, st_bytes, st_polls, st_assigned, st_lag;
+    char st_member[KG_ID_MAX];  /* copy of member_id for stats, under st_mu */
+    pthread_mutex_t st_mu;
 };
+
+static void consumer_stats(void *h, kt_handle_stats *o)
+{
+    klog_consumer *c = h;
+    snprintf(o->client_id, sizeof o->client_id, "%s", c->client_id);
+    snprintf(o->group, sizeof o->group, "%s", c->group);
+    pthread_mutex_lock(&c->st_mu);
+    snprintf(o->member_id, sizeof o->member_id, "%s", c->st_member);
+    pthread_mutex_unlock(&c->st_mu);
+    o->records = atomic_load_explicit(&c->st_records, memory_order_relaxed);
+    o->bytes = atomic_load_explicit(&c->st_bytes, memory_order_relaxed);
+    o->polls = atomic_load_explicit(&c->st_polls, memory_order_relaxed);
+    o->assigned = atomic_load_explicit(&c->st_assigned, memory_order_relaxed);
+    o->lag = atomic_load_explicit(&c->st_lag, memory_order_relaxed);
+}
 
 KLOG_API int klog_consumer_new(klog *k, const klog_conf *conf, klog_consumer **out, char *errbuf, size_t errsize)
 {
@@ -123,6 +144,9 @@ KLOG_API int klog_consumer_new(klog *k, const klog_conf *conf, klog_consumer **o
     c->auto_commit = klog__conf_int(conf, KC_ENABLE_AUTO_COMMIT) != 0;
     c->auto_commit_ms = klog__conf_int(conf, KC_AUTO_COMMIT_INTERVAL_MS);
     c->generation = -1;
+    pthread_mutex_init(&c->st_mu, NULL);
+    c->sh = (kt_handle){ .kind = KT_HANDLE_CONSUMER, .h = c, .fn = consumer_stats };
+    klog__handle_add(k, &c->sh);
     c->reset = (int)klog__conf_int(conf, KC_AUTO_OFFSET_RESET);
     c->fetch_max = (size_t)klog__conf_int(conf, KC_FETCH_MAX_BYTES);
     c->max_poll = (size_t)klog__conf_int(conf, KC_MAX_POLL_RECORDS);
@@ -572,6 +596,9 @@ static int do_join(klog_consumer *c)
     if (rc == 0) {
         c->joined = true;
         c->seen_seq = 0; /* beat at the next step */
+        pthread_mutex_lock(&c->st_mu);
+        snprintf(c->st_member, sizeof c->st_member, "%s", c->member_id);
+        pthread_mutex_unlock(&c->st_mu);
     }
     return rc;
 }
@@ -872,10 +899,27 @@ KLOG_API int klog_consumer_member_id(klog_consumer *c, char *buf, size_t size, i
     return 0;
 }
 
+/* Statistics after a poll that returned n records. */
+static void note_poll(klog_consumer *c, size_t n)
+{
+    uint64_t bytes = 0, lag = 0;
+    for (size_t i = 0; i < n; i++)
+        bytes += c->msgs[i].key_len + c->msgs[i].value_len;
+    for (size_t i = 0; i < c->nparts; i++) {
+        int64_t l = ks_log_end_offset(c->parts[i].log) - c->parts[i].pos;
+        lag += l > 0 ? (uint64_t)l : 0;
+    }
+    atomic_fetch_add_explicit(&c->st_records, n, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->st_bytes, bytes, memory_order_relaxed);
+    atomic_store_explicit(&c->st_assigned, c->nparts, memory_order_relaxed);
+    atomic_store_explicit(&c->st_lag, lag, memory_order_relaxed);
+}
+
 KLOG_API int klog_consumer_poll(klog_consumer *c, int timeout_ms, const klog_message **msgs)
 {
     if (!c || !msgs)
         return -EINVAL;
+    atomic_fetch_add_explicit(&c->st_polls, 1, memory_order_relaxed);
     *msgs = c->msgs;
     if (c->fd_armed) {
         arm(c, -1);
@@ -922,8 +966,10 @@ KLOG_API int klog_consumer_poll(klog_consumer *c, int timeout_ms, const klog_mes
                     c->parts[i].err_reported = true;
             return err;
         }
-        if (n > 0)
+        if (n > 0) {
+            note_poll(c, (size_t)n);
             return (int)n; /* an out-of-range partition is reported next poll */
+        }
         if (err)
             return err;
         if (atomic_exchange(&c->wakeup, false))
@@ -1089,6 +1135,8 @@ KLOG_API int klog_consumer_close(klog_consumer *c)
 {
     if (!c)
         return 0;
+    if (c->sh.fn)
+        klog__handle_remove(c->k, &c->sh);
     member_leave(c);
     subs_free(c);
     for (size_t i = 0; i < c->nheld; i++)
@@ -1104,6 +1152,8 @@ KLOG_API int klog_consumer_close(klog_consumer *c)
     kf_codec_free(c->codec);
     if (c->waiter.efd >= 0)
         close(c->waiter.efd);
+    if (c->sh.fn)
+        pthread_mutex_destroy(&c->st_mu);
     free(c);
     return 0;
 }

@@ -446,7 +446,9 @@ int kg_join(kg_registry *r, const kg_join_req *q, char *id_out)
     }
     kg_member_s *m = NULL;
     bool is_new = false, changed = false;
-    if (q->member_id && *q->member_id) {
+    /* id_out may be the caller's buffer holding q->member_id: decide now */
+    const bool by_id = q->member_id && *q->member_id;
+    if (by_id) {
         if (!(m = member_find(g, q->member_id, NULL))) {
             pthread_mutex_unlock(&r->mu);
             return KLOG_EUNKNOWN_MEMBER;
@@ -520,7 +522,7 @@ int kg_join(kg_registry *r, const kg_join_req *q, char *id_out)
     snprintf(id_out, KG_ID_MAX, "%s", m->id);
     /* A static member taking over a stable place with the same
      * subscription gets its partitions back without a rebalance. */
-    bool static_takeover = !is_new && !(q->member_id && *q->member_id) && !changed && g->state == GS_STABLE;
+    bool static_takeover = !is_new && !by_id && !changed && g->state == GS_STABLE;
     if (!static_takeover) {
         if (is_new || changed || g->state != GS_PREPARING)
             start_rebalance(r, g, now);

@@ -80,6 +80,10 @@ struct kp_topic {
 
 struct klog_producer {
     klog *k;
+    /* statistics (klog_stats): registered with the instance while open */
+    kt_handle sh;
+    char client_id[256];
+    _Atomic uint64_t st_records, st_bytes, st_batches, st_raw, st_out, st_errors;
     /* configuration, read once */
     int acks;
     uint64_t linger_ns;
@@ -307,6 +311,7 @@ static void batch_done(klog_producer *p, kp_acc *a, kp_batch *b, int64_t base, i
     if (err) {
         int zero = 0;
         atomic_compare_exchange_strong(&p->first_err, &zero, err);
+        atomic_fetch_add_explicit(&p->st_errors, (uint64_t)n, memory_order_relaxed);
     }
     if (p->dr_fn || p->want_queue) {
         for (int32_t i = 0; i < n; i++) {
@@ -405,6 +410,11 @@ static void drain_locked(klog_producer *p, kp_acc *a)
                     rc = -ENOMEM;
                 if (rc == 0)
                     rc = kf_builder_finish(&b->b, &meta, codec, &out, &len);
+                if (rc == 0) {
+                    atomic_fetch_add_explicit(&p->st_batches, 1, memory_order_relaxed);
+                    atomic_fetch_add_explicit(&p->st_raw, b->b.len, memory_order_relaxed);
+                    atomic_fetch_add_explicit(&p->st_out, len, memory_order_relaxed);
+                }
                 if (rc == 0 && out != b->buf) {
                     /* compressed into the codec's scratch: it is reused by
                      * the next batch, so keep the result in the batch's own
@@ -563,6 +573,23 @@ static int32_t choose_partition(klog_producer *p, kp_topic *t, const klog_record
 static void *producer_thread(void *arg);
 static void kick(klog_producer *p);
 
+/* klog_stats, on another thread: atomics only. */
+static void producer_stats(void *h, kt_handle_stats *o)
+{
+    klog_producer *p = h;
+    snprintf(o->client_id, sizeof o->client_id, "%s", p->client_id);
+    o->records = atomic_load_explicit(&p->st_records, memory_order_relaxed);
+    o->bytes = atomic_load_explicit(&p->st_bytes, memory_order_relaxed);
+    o->batches = atomic_load_explicit(&p->st_batches, memory_order_relaxed);
+    o->raw_bytes = atomic_load_explicit(&p->st_raw, memory_order_relaxed);
+    o->out_bytes = atomic_load_explicit(&p->st_out, memory_order_relaxed);
+    o->errors = atomic_load_explicit(&p->st_errors, memory_order_relaxed);
+    int64_t q = atomic_load_explicit(&p->outstanding, memory_order_relaxed);
+    o->queue_records = q > 0 ? (uint64_t)q : 0;
+    int64_t m = __atomic_load_n(&p->mem_used, __ATOMIC_RELAXED);
+    o->queue_bytes = m > 0 ? (uint64_t)m : 0;
+}
+
 KLOG_API int klog_producer_new(klog *k, const klog_conf *conf, klog_producer **out, char *errbuf, size_t errsize)
 {
     if (!out)
@@ -631,6 +658,9 @@ KLOG_API int klog_producer_new(klog *k, const klog_conf *conf, klog_producer **o
         }
         p->thread_running = true;
     }
+    snprintf(p->client_id, sizeof p->client_id, "%s", klog__conf_str(conf, KC_CLIENT_ID));
+    p->sh = (kt_handle){ .kind = KT_HANDLE_PRODUCER, .h = p, .fn = producer_stats };
+    klog__handle_add(k, &p->sh);
     *out = p;
     return 0;
 }
@@ -744,6 +774,9 @@ KLOG_API int klog_producer_send(klog_producer *p, const char *topic, const klog_
         goto out;
     bool sealed_full = false; /* a full batch was sealed to make room */
     atomic_fetch_add_explicit(&p->outstanding, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->st_records, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->st_bytes, (r->key ? r->key_len : 0) + (r->value ? r->value_len : 0),
+                              memory_order_relaxed);
     uint64_t deadline = 0; /* set when the buffer is first found full */
     pthread_mutex_lock(&a->mu);
     for (;;) {
@@ -845,6 +878,9 @@ undo:
         pthread_cond_broadcast(&p->q_cv);
         pthread_mutex_unlock(&p->q_mu);
     }
+    atomic_fetch_sub_explicit(&p->st_records, 1, memory_order_relaxed); /* not sent after all */
+    atomic_fetch_sub_explicit(&p->st_bytes, (r->key ? r->key_len : 0) + (r->value ? r->value_len : 0),
+                              memory_order_relaxed);
     if (atomic_fetch_sub(&p->outstanding, 1) == 1) {
         pthread_mutex_lock(&p->q_mu);
         pthread_cond_broadcast(&p->flush_cv);
@@ -1012,6 +1048,8 @@ KLOG_API int klog_producer_close(klog_producer *p)
     int rc = 0;
     if (!atomic_load(&p->closed))
         rc = klog_producer_flush(p, -1);
+    if (p->sh.fn)
+        klog__handle_remove(p->k, &p->sh);
     if (rc == 0)
         rc = atomic_load(&p->first_err);
     atomic_store(&p->closed, true);

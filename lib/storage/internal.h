@@ -103,6 +103,9 @@ struct ks_log {
     _Atomic int64_t clean_point; /* read without maint_mu (describe) */
 
     _Atomic uint64_t disk;     /* bytes on disk: what this log counts in space */
+    struct {
+        _Atomic uint64_t records, bytes, batches, syncs, sync_ns, sync_ns_max, rolls;
+    } st;                      /* ks_log_get_stats */
     ks_space *space;
 
     ks_listener_fn listener;

@@ -185,6 +185,26 @@ void ks__disk_add(ks_log *log, int64_t delta)
 
 uint64_t ks__seg_disk(ks_segment *s) { return atomic_load(&s->size) + s->ix_bytes; }
 
+static void note_sync(ks_log *log, uint64_t ns)
+{
+    atomic_fetch_add_explicit(&log->st.syncs, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&log->st.sync_ns, ns, memory_order_relaxed);
+    uint64_t m = atomic_load_explicit(&log->st.sync_ns_max, memory_order_relaxed);
+    while (ns > m && !atomic_compare_exchange_weak(&log->st.sync_ns_max, &m, ns))
+        ;
+}
+
+void ks_log_get_stats(ks_log *log, ks_log_stats *o)
+{
+    o->records = atomic_load_explicit(&log->st.records, memory_order_relaxed);
+    o->bytes = atomic_load_explicit(&log->st.bytes, memory_order_relaxed);
+    o->batches = atomic_load_explicit(&log->st.batches, memory_order_relaxed);
+    o->syncs = atomic_load_explicit(&log->st.syncs, memory_order_relaxed);
+    o->sync_ns = atomic_load_explicit(&log->st.sync_ns, memory_order_relaxed);
+    o->sync_ns_max = atomic_load_explicit(&log->st.sync_ns_max, memory_order_relaxed);
+    o->rolls = atomic_load_explicit(&log->st.rolls, memory_order_relaxed);
+}
+
 /* Durable offset only moves forward. */
 static void advance_durable(ks_log *log, int64_t to)
 {
@@ -743,7 +763,9 @@ static int group_sync(ks_log *log, int64_t target)
         int64_t covers = atomic_load(&log->end);
         int h = s->h;
         pthread_mutex_unlock(&log->append_mu);
+        uint64_t t0 = klog__now_ns();
         int rc = h >= 0 ? kio_datasync(log->io, h) : 0;
+        note_sync(log, klog__now_ns() - t0);
         pthread_mutex_lock(&log->append_mu);
         if (--s->h_users == 0 && s->sealed && s->h >= 0 && s != ks__active(log)) {
             kio_file_close(log->io, s->h);
@@ -781,9 +803,12 @@ int ks__roll(ks_log *log, int64_t base)
     ks_segment *old = ks__active(log);
     int rc;
     if (old->h >= 0) {
+        uint64_t t0 = klog__now_ns();
         if ((rc = kio_datasync(log->io, old->h)) < 0)
             return ks__fail_sync(log, rc);
+        note_sync(log, klog__now_ns() - t0);
     }
+    atomic_fetch_add_explicit(&log->st.rolls, 1, memory_order_relaxed);
     advance_durable(log, atomic_load(&old->next_offset));
     pthread_mutex_lock(&log->sync_mu);
     pthread_cond_broadcast(&log->sync_cv);
@@ -994,7 +1019,10 @@ int ks_log_append(ks_log *log, ks_batch *batches, unsigned n, unsigned flags)
             pthread_mutex_unlock(&log->sync_mu);
         }
         unsigned done = 0;
+        uint64_t t0 = link ? klog__now_ns() : 0;
         int wr = kio_pwritev_many(log->io, req, k, link ? KIO_W_DSYNC : 0, &done);
+        if (link && wr == 0)
+            note_sync(log, klog__now_ns() - t0); /* write and sync: counts as the sync's time */
         if (link && wr < 0 && done == k) {
             /* every write landed; the linked sync failed: read-only */
             pthread_mutex_lock(&log->sync_mu);
@@ -1025,7 +1053,9 @@ int ks_log_append(ks_log *log, ks_batch *batches, unsigned n, unsigned flags)
         } else if (wr < 0) {
             rc = wr;
         }
+        atomic_fetch_add_explicit(&log->st.batches, k, memory_order_relaxed);
         for (unsigned j = 0; j < k; j++) {
+            atomic_fetch_add_explicit(&log->st.records, (uint64_t)bi[j].record_count, memory_order_relaxed);
             written += iov[j].iov_len;
             ks__seg_note_batch(s, &bi[j], req[j].off, iov[j].iov_len, log->cfg.index_interval_bytes);
             batches[i + j].result = 0;
@@ -1063,6 +1093,7 @@ int ks_log_append(ks_log *log, ks_batch *batches, unsigned n, unsigned flags)
     }
     pthread_mutex_unlock(&log->append_mu);
     atomic_fetch_sub(&log->inflight, 1);
+    atomic_fetch_add_explicit(&log->st.bytes, written, memory_order_relaxed);
     if (written != reserved)
         ks__disk_add(log, (int64_t)written - (int64_t)reserved);
 

@@ -205,6 +205,16 @@ int ks_log_truncate_to(ks_log *log, int64_t offset, int64_t *new_end);
 typedef void (*ks_listener_fn)(void *arg, int64_t end_offset);
 void ks_log_set_listener(ks_log *log, ks_listener_fn fn, void *arg);
 
+/* Counters since open (relaxed reads: each is exact, the set is not a
+ * snapshot). */
+typedef struct ks_log_stats {
+    uint64_t records, bytes, batches; /* appended */
+    uint64_t syncs;                   /* fdatasyncs of segment data */
+    uint64_t sync_ns, sync_ns_max;    /* their total and longest time */
+    uint64_t rolls;
+} ks_log_stats;
+void ks_log_get_stats(ks_log *log, ks_log_stats *out);
+
 /* ---- retention and DeleteRecords (retention.c) ---------------------------
  *
  * Whole segments leave from the head, never the active one (except that

@@ -436,6 +436,7 @@ static void *bg_main(void *arg)
         }
         free(snap);
         klog__maint_retention(k, false);
+        klog__stats_tick(k);
         pthread_mutex_lock(&k->bg_mu);
     }
     pthread_mutex_unlock(&k->bg_mu);
@@ -457,6 +458,7 @@ KLOG_API int klog_open(klog **out, const char *dir, const klog_conf *conf, char 
     k->lock_fd = -1;
     pthread_mutex_init(&k->mu, NULL);
     pthread_mutex_init(&k->ext_mu, NULL);
+    pthread_mutex_init(&k->stats_mu, NULL);
     pthread_mutex_init(&k->bg_mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -551,6 +553,7 @@ KLOG_API int klog_close(klog *k)
     pthread_mutex_destroy(&k->mu);
     pthread_mutex_destroy(&k->bg_mu);
     pthread_mutex_destroy(&k->ext_mu);
+    pthread_mutex_destroy(&k->stats_mu);
     pthread_cond_destroy(&k->bg_cv);
     if (k->maint_ready)
         klog__maint_fini(k);

@@ -61,6 +61,11 @@ struct klog {
     void *ext[KT_EXT__COUNT];
     void (*ext_free[KT_EXT__COUNT])(void *);
 
+    /* statistics: registered producers and consumers (stats.c) */
+    pthread_mutex_t stats_mu;
+    kt_handle *handles;
+    int64_t next_stats_ms;   /* bg thread: statistics.interval.ms */
+
     /* tests: a clock for retention (ms); NULL = wall clock */
     int64_t (*clock_ms)(void *arg);
     void *clock_arg;
@@ -77,6 +82,10 @@ void klog__maint_retention(klog *k, bool force);
  * klog__topics_release).  Returns the count, or -ENOMEM. */
 ssize_t klog__topics_snapshot(klog *k, kt_topic ***out);
 void klog__topics_release(kt_topic **snap, size_t n);
+
+/* stats.c: write DIR/stats.json and DIR/stats.prom when
+ * statistics.interval.ms has passed (bg thread). */
+void klog__stats_tick(klog *k);
 
 /* For tests (not API): set the clock retention uses for every log opened
  * afterwards and for the retention check itself. */

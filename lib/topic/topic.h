@@ -89,6 +89,36 @@ enum { KT_EXT_GROUPS = 0, KT_EXT__COUNT };
 void *klog__ext(struct klog *k, int slot, void *(*create)(struct klog *k, int *err), void (*destroy)(void *),
                 int *err);
 
+/*
+ * Statistics of the handles above this layer: a producer or consumer
+ * registers a kt_handle for as long as it lives; klog_stats calls fn under
+ * the instance's stats lock, so fn must only read atomics (it runs on
+ * another thread than the handle's user) and must not call klog.
+ */
+enum { KT_HANDLE_PRODUCER = 1, KT_HANDLE_CONSUMER = 2 };
+typedef struct kt_handle_stats {
+    char client_id[256];
+    char group[256];          /* consumers: group.id or "" */
+    char member_id[160];
+    uint64_t records, bytes;  /* sent / returned by poll (key + value bytes) */
+    uint64_t batches;         /* producers: batches sealed */
+    uint64_t raw_bytes, out_bytes; /* producers: batch bytes before and after compression */
+    uint64_t errors;          /* producers: records whose delivery failed */
+    uint64_t queue_records;   /* producers: records sent, not yet reported */
+    uint64_t queue_bytes;     /* producers: buffer.memory in use */
+    uint64_t polls;           /* consumers */
+    uint64_t assigned;        /* consumers: partitions */
+    uint64_t lag;             /* consumers: records behind the ends, at the last poll */
+} kt_handle_stats;
+typedef struct kt_handle {
+    struct kt_handle *next;
+    int kind;
+    void *h;
+    void (*fn)(void *h, kt_handle_stats *out);
+} kt_handle;
+void klog__handle_add(struct klog *k, kt_handle *e);
+void klog__handle_remove(struct klog *k, kt_handle *e);
+
 /* The instance's I/O engine and defaults. */
 kio *klog__io(struct klog *k);
 const klog_conf *klog__conf(struct klog *k);
