@@ -308,6 +308,16 @@ static bool clean_one(klog *k, unsigned self)
             k->cleaning[self] = best;
         pthread_mutex_unlock(&k->maint_mu);
         if (claimed) {
+            if (policy_deletes(best_t)) {
+                /* compact,delete: retention first (the background thread
+                 * skips a partition while it is being cleaned, so a busy
+                 * partition gets its retention here) */
+                ks_retention rr = {
+                    .retention_ms = klog__conf_int(best_t->conf, KC_RETENTION_MS),
+                    .retention_bytes = klog__conf_int(best_t->conf, KC_RETENTION_BYTES),
+                };
+                (void)ks_log_retain(best, &rr, NULL);
+            }
             ks_clean_config cc;
             clean_config(k, best_t, &cc);
             ks_clean_stats st;
