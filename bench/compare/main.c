@@ -1,0 +1,1022 @@
+/*
+ * bench/compare/main.c - bench_compare: the same workloads on klog and on
+ * the alternatives, side by side, in one run.  bench/compare/run.sh is the
+ * one command (it starts redis-server and nats-server, runs this, draws the
+ * charts); this program only measures and prints.
+ *
+ * Workloads (sizes of a full run; --quick shrinks them to a few thousand
+ * records and one repetition, to check that everything runs):
+ *   produce-100   1,000,000 records, 16-byte keys, 100-byte values, in
+ *                 batches of 1000, acknowledged in the page cache
+ *   produce-1k    250,000 records with 1 KiB values, the same way
+ *   durable-N     acknowledged only once on disk, batches of 1, 100, 1000
+ *                 records (1000, 300 and 100 batches)
+ *   consume       1,000,000 100-byte records read from the start (written
+ *                 beforehand, the store settled - RocksDB flushed, SQLite
+ *                 checkpointed - read once untimed, then timed)
+ *   latency       one thread sends 100-byte records at 10,000/s, a reader
+ *                 thread tails the store; per record, send timestamp to
+ *                 receipt: p50, p99, p99.9 over 5 segments of 0.4 s (after
+ *                 0.1 s of warm-up each) per back end and repetition
+ *   telemetry     200,000 JSON telemetry values (300-600 bytes, generated
+ *                 deterministically), produced then consumed, with no
+ *                 compression and, where the store has it, lz4 and zstd;
+ *                 stored bytes / raw bytes; also the produce rate counting
+ *                 the time until the store has settled (RocksDB flushed,
+ *                 SQLite checkpointed), since RocksDB compresses only when
+ *                 it flushes a memtable, mostly after its writes returned
+ *
+ * Every timed run gets a fresh store in a fresh directory (or a fresh
+ * stream / key on the servers).  A repetition runs every back end in turn,
+ * so that the drift of this machine hits them alike; each cell reports the
+ * median of --reps repetitions and their spread (min..max).  Buffers are
+ * prefaulted before timing, and before every timed write run a scratch
+ * file as large as the run's data is written and deleted (bench_util.h
+ * says why); runs that sync or measure latency start after a syncfs.
+ *
+ *   bench_compare [--reps N] [--quick] [--dir DIR] [--out DIR]
+ *                 [--redis HOST:PORT] [--nats URL] [--backends a,b,...]
+ *                 [--workloads a,b,...]
+ *
+ * --out DIR receives results.tsv (every cell) and the .dat files that
+ * bench/compare/charts.gp draws.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <poll.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <klog/klog.h>
+
+#include "../bench_util.h"
+#include "backend.h"
+
+#define KEY_LEN 16
+#define NKEYS 100000
+#define VAL_SPREAD 4096
+#define MAX_REPS 15
+#define MAX_BATCH 1000
+#define LAT_RATE 10000
+
+/* ---- helpers the back ends share ---------------------------------------- */
+
+uint64_t bc_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void *bc_alloc_prefaulted(size_t len)
+{
+    void *p = malloc(len ? len : 1);
+    if (!p) {
+        fprintf(stderr, "bench_compare: out of memory (%zu bytes)\n", len);
+        exit(1);
+    }
+    memset(p, 0, len);
+    return p;
+}
+
+int bc_signal_new(void)
+{
+    int fd = eventfd(0, EFD_CLOEXEC);
+    if (fd < 0)
+        fprintf(stderr, "bench_compare: eventfd: %s\n", strerror(errno));
+    return fd;
+}
+
+void bc_signal_post(int fd)
+{
+    uint64_t one = 1;
+    if (fd >= 0 && write(fd, &one, sizeof one) < 0)
+        fprintf(stderr, "bench_compare: eventfd write: %s\n", strerror(errno));
+}
+
+int bc_signal_wait(int fd, int timeout_ms)
+{
+    struct pollfd p = { fd, POLLIN, 0 };
+    int n = poll(&p, 1, timeout_ms);
+    if (n < 0)
+        return errno == EINTR ? 0 : -1;
+    if (n == 0)
+        return 0;
+    uint64_t v;
+    return read(fd, &v, sizeof v) == (ssize_t)sizeof v ? 1 : -1;
+}
+
+/* ---- options and state -------------------------------------------------- */
+
+static int g_reps = 3;
+static bool g_quick;
+static const char *g_base = "/tmp";
+static const char *g_out;
+static char g_dir[4096];
+static bc_env g_env;
+static unsigned g_seq;
+static const char *g_only_be, *g_only_wl;
+
+static const bc_backend *const k_all[] = { &bc_klog, &bc_raw, &bc_sqlite, &bc_lmdb, &bc_rocksdb, &bc_redis, &bc_nats };
+enum { NALL = sizeof k_all / sizeof k_all[0] };
+static const bc_backend *g_be[NALL];
+static int g_nbe;
+
+static char *g_keys, *g_vals;
+static char *g_tel;            /* telemetry values back to back */
+static uint32_t *g_tel_off;    /* g_tel_n + 1 offsets */
+static uint64_t g_tel_n;
+
+static void die(const char *what)
+{
+    fprintf(stderr, "bench_compare: %s failed; stopping\n", what);
+    exit(1);
+}
+
+static bool in_list(const char *list, const char *name)
+{
+    if (!list)
+        return true;
+    size_t l = strlen(name);
+    for (const char *p = list; (p = strstr(p, name)) != NULL; p += l)
+        if ((p == list || p[-1] == ',') && (p[l] == ',' || p[l] == 0))
+            return true;
+    return false;
+}
+
+/* ---- workload data ------------------------------------------------------ */
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15u;
+
+static uint64_t rng(void)
+{
+    uint64_t x = rng_state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    rng_state = x;
+    return x * 0x2545f4914f6cdd1du;
+}
+
+static double rng_unit(void)
+{
+    return (double)(rng() >> 11) / 9007199254740992.0;
+}
+
+/*
+ * Telemetry-like JSON values, 300-600 bytes each: a device id, a site,
+ * timestamps, a firmware version, a few float readings that drift per device
+ * (a random walk, as sensors do), a status string, alarms and a free-text
+ * note of words from a small vocabulary to reach the target length.
+ */
+static void telemetry_init(uint64_t n)
+{
+    static const char *const sites[] = { "plant-berlin-03", "plant-lyon-01", "warehouse-oslo-2", "depot-madrid-07",
+                                         "plant-austin-11", "lab-kyoto-1" };
+    static const char *const status[] = { "ok", "ok", "ok", "ok", "degraded", "ok", "maintenance", "ok" };
+    static const char *const words[] = { "sensor", "reading", "within", "tolerance", "recalibrated", "after",
+                                         "firmware", "update", "door", "opened", "vibration", "nominal", "fan",
+                                         "speed", "increased", "threshold", "exceeded", "briefly", "battery",
+                                         "replaced", "link", "quality", "good", "retry", "scheduled", "shift" };
+    enum { NDEV = 2000 };
+    static double temp[NDEV], hum[NDEV], pres[NDEV], volt[NDEV];
+    for (int d = 0; d < NDEV; d++) {
+        temp[d] = 18 + 8 * rng_unit();
+        hum[d] = 30 + 40 * rng_unit();
+        pres[d] = 990 + 40 * rng_unit();
+        volt[d] = 3.0 + 0.6 * rng_unit();
+    }
+    g_tel_n = n;
+    g_tel = bc_alloc_prefaulted(n * 620);
+    g_tel_off = bc_alloc_prefaulted((n + 1) * sizeof *g_tel_off);
+    uint64_t ts = 1732406400000u, pos = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        unsigned d = (unsigned)(rng() % NDEV);
+        ts += 1 + rng() % 40;
+        temp[d] += (rng_unit() - 0.5) * 0.2;
+        hum[d] += (rng_unit() - 0.5) * 0.5;
+        pres[d] += (rng_unit() - 0.5) * 0.3;
+        volt[d] -= rng_unit() * 0.0005;
+        unsigned target = 300 + (unsigned)(rng() % 301);
+        char *p = g_tel + pos;
+        int len = snprintf(p, 620,
+                           "{\"device_id\":\"dev-%06u\",\"site\":\"%s\",\"ts\":%" PRIu64 ",\"received_ts\":%" PRIu64
+                           ",\"seq\":%" PRIu64 ",\"fw\":\"2.%u.%u\",\"readings\":{\"temp_c\":%.2f,\"humidity_pct\":%.1f,"
+                           "\"pressure_hpa\":%.2f,\"battery_v\":%.3f,\"rssi_dbm\":%d},\"status\":\"%s\",\"alarms\":[%s],"
+                           "\"note\":\"",
+                           d, sites[d % 6], ts, ts + 20 + rng() % 300, i, d % 4, d % 7, temp[d], hum[d], pres[d],
+                           volt[d], -40 - (int)(rng() % 60), status[rng() % 8],
+                           rng() % 10 ? "" : "\"temp_high\"");
+        while ((unsigned)len + 3 < target) {
+            const char *w = words[rng() % (sizeof words / sizeof words[0])];
+            len += snprintf(p + len, 620 - (size_t)len, "%s%s", p[len - 1] == '"' ? "" : " ", w);
+        }
+        len += snprintf(p + len, 620 - (size_t)len, "\"}");
+        g_tel_off[i] = (uint32_t)pos;
+        pos += (uint64_t)len;
+    }
+    g_tel_off[n] = (uint32_t)pos;
+}
+
+static void data_init(void)
+{
+    g_keys = bc_alloc_prefaulted((size_t)NKEYS * KEY_LEN + 1);
+    g_vals = bc_alloc_prefaulted(VAL_SPREAD + 1024 + 64);
+    for (unsigned i = 0; i < NKEYS; i++)
+        snprintf(g_keys + (size_t)i * KEY_LEN, KEY_LEN + 1, "key-%012u", i);
+    for (size_t i = 0; i < VAL_SPREAD + 1024 + 64; i++)
+        g_vals[i] = (char)('a' + (i * 7 + i / 26) % 26);
+}
+
+static void data_prefault(void)
+{
+    bu_prefault(g_keys, (size_t)NKEYS * KEY_LEN);
+    bu_prefault(g_vals, VAL_SPREAD + 1024);
+    if (g_tel)
+        bu_prefault(g_tel, g_tel_off[g_tel_n]);
+}
+
+/* A workload's records: fixed-size values from the pool, or telemetry. */
+typedef struct wl {
+    const char *name;
+    uint64_t records;
+    size_t vlen;        /* 0: telemetry values */
+    size_t batch;
+    bool durable;
+} wl;
+
+static void fill(const wl *w, bc_rec *r, uint64_t first, size_t n)
+{
+    for (size_t j = 0; j < n; j++) {
+        uint64_t i = first + j;
+        r[j].key = g_keys + (i % NKEYS) * KEY_LEN;
+        r[j].key_len = KEY_LEN;
+        if (w->vlen) {
+            r[j].val = g_vals + (i * 61) % VAL_SPREAD;
+            r[j].val_len = w->vlen;
+        } else {
+            uint64_t t = i % g_tel_n;
+            r[j].val = g_tel + g_tel_off[t];
+            r[j].val_len = g_tel_off[t + 1] - g_tel_off[t];
+        }
+    }
+}
+
+static uint64_t raw_bytes(const wl *w)
+{
+    if (w->vlen)
+        return w->records * (KEY_LEN + w->vlen);
+    uint64_t b = 0;
+    for (uint64_t i = 0; i < w->records; i++)
+        b += KEY_LEN + g_tel_off[i % g_tel_n + 1] - g_tel_off[i % g_tel_n];
+    return b;
+}
+
+static size_t max_batch_bytes(const wl *w)
+{
+    return w->batch * (KEY_LEN + (w->vlen ? w->vlen : 620));
+}
+
+/* ---- results ------------------------------------------------------------ */
+
+typedef struct cell {
+    char wl[24], be[24], metric[16];
+    double v[MAX_REPS];
+    int n;
+} cell;
+
+static cell g_cells[1024];
+static int g_ncells;
+
+static cell *cell_get(const char *w, const char *be, const char *metric, bool create)
+{
+    for (int i = 0; i < g_ncells; i++)
+        if (!strcmp(g_cells[i].wl, w) && !strcmp(g_cells[i].be, be) && !strcmp(g_cells[i].metric, metric))
+            return &g_cells[i];
+    if (!create || g_ncells == (int)(sizeof g_cells / sizeof g_cells[0]))
+        return NULL;
+    cell *c = &g_cells[g_ncells++];
+    snprintf(c->wl, sizeof c->wl, "%s", w);
+    snprintf(c->be, sizeof c->be, "%s", be);
+    snprintf(c->metric, sizeof c->metric, "%s", metric);
+    return c;
+}
+
+static void put(const char *w, const char *be, const char *metric, double v)
+{
+    cell *c = cell_get(w, be, metric, true);
+    if (c && c->n < MAX_REPS)
+        c->v[c->n++] = v;
+}
+
+/* median, min, max of a cell; false if there is none */
+static bool stat3(const char *w, const char *be, const char *metric, double *med, double *lo, double *hi)
+{
+    cell *c = cell_get(w, be, metric, false);
+    if (!c || c->n == 0)
+        return false;
+    double v[MAX_REPS];
+    memcpy(v, c->v, sizeof(double) * (size_t)c->n);
+    *med = bu_median(v, c->n);
+    *lo = v[0];
+    *hi = v[c->n - 1];
+    return true;
+}
+
+static double med_of(const char *w, const char *be, const char *metric)
+{
+    double m, lo, hi;
+    return stat3(w, be, metric, &m, &lo, &hi) ? m : NAN;
+}
+
+/* 3 significant digits with k/M suffix */
+static void fmt_num(char *buf, size_t cap, double v)
+{
+    const char *suf = "";
+    if (v >= 1e6) {
+        v /= 1e6;
+        suf = "M";
+    } else if (v >= 1e4) {
+        v /= 1e3;
+        suf = "k";
+    }
+    int dec = v >= 100 ? 0 : v >= 10 ? 1 : 2;
+    snprintf(buf, cap, "%.*f%s", dec, v, suf);
+}
+
+/* "median [min..max]" */
+static void fmt_cell(char *buf, size_t cap, const char *w, const char *be, const char *metric)
+{
+    double m, lo, hi;
+    if (!stat3(w, be, metric, &m, &lo, &hi)) {
+        snprintf(buf, cap, "-");
+        return;
+    }
+    char a[16], b[16], c[16];
+    fmt_num(a, sizeof a, m);
+    fmt_num(b, sizeof b, lo);
+    fmt_num(c, sizeof c, hi);
+    if (g_reps == 1)
+        snprintf(buf, cap, "%s", a);
+    else
+        snprintf(buf, cap, "%s [%s..%s]", a, b, c);
+}
+
+static const char *note_of(const char *be)
+{
+    for (int i = 0; i < g_nbe; i++)
+        if (!strncmp(be, g_be[i]->name, strlen(g_be[i]->name)))
+            return g_be[i]->durable_note;
+    return NULL;
+}
+
+/* The klog row an alternative is compared with: the same codec suffix. */
+static void klog_peer(char *buf, size_t cap, const char *be)
+{
+    const char *plus = strchr(be, '+');
+    snprintf(buf, cap, "klog%s", plus ? plus : "");
+}
+
+/*
+ * One table: a row per back end (variant), a "median [min..max]" column per
+ * metric, and the ratios of the first metric to klog's and to raw's.
+ */
+static void table(const char *w, const char *title, const char *const *metrics, const char *const *heads, int nm,
+                  bool lower_better, bool durable)
+{
+    printf("\n%s\n", title);
+    printf("  %-14s", "backend");
+    for (int m = 0; m < nm; m++)
+        printf(" %-26s", heads[m]);
+    printf(" %7s %7s\n", "vs klog", "vs raw");
+    char seen[64][24];
+    int ns = 0;
+    for (int i = 0; i < g_ncells; i++) {
+        if (strcmp(g_cells[i].wl, w))
+            continue;
+        bool dup = false;
+        for (int j = 0; j < ns; j++)
+            dup |= !strcmp(seen[j], g_cells[i].be);
+        if (!dup && ns < 64)
+            snprintf(seen[ns++], 24, "%s", g_cells[i].be);
+    }
+    for (int j = 0; j < ns; j++) {
+        const char *be = seen[j];
+        printf("  %-14s", be);
+        for (int m = 0; m < nm; m++) {
+            char c[80];
+            fmt_cell(c, sizeof c, w, be, metrics[m]);
+            printf(" %-26s", c);
+        }
+        char peer[32];
+        klog_peer(peer, sizeof peer, be);
+        double me = med_of(w, be, metrics[0]), k = med_of(w, peer, metrics[0]), r = med_of(w, "raw", metrics[0]);
+        if (isnan(k))
+            k = med_of(w, "klog", metrics[0]);
+        printf(" %7.2f %7.2f", me / k, me / r);
+        const char *note = durable ? note_of(be) : NULL;
+        printf("%s%s\n", note ? "  * " : "", note ? note : "");
+    }
+    printf("  (median [min..max] of %d run%s; vs klog / vs raw: this %s / klog's (same codec) or raw's; %s is better)\n",
+           g_reps, g_reps > 1 ? "s" : "", metrics[0], lower_better ? "lower" : "higher");
+    fflush(stdout);
+}
+
+/* ---- store lifecycle ---------------------------------------------------- */
+
+static void store_dir(char *buf, size_t cap, const bc_backend *be, unsigned seq)
+{
+    snprintf(buf, cap, "%s/%s-%u", g_dir, be->name, seq);
+    if (mkdir(buf, 0755) != 0) {
+        fprintf(stderr, "bench_compare: mkdir %s: %s\n", buf, strerror(errno));
+        exit(1);
+    }
+}
+
+typedef struct open_store {
+    const bc_backend *be;
+    bc_store *s;
+    char dir[4200];
+} open_store;
+
+static void store_open(open_store *os, const bc_backend *be, const wl *w, bool latency, bc_codec codec)
+{
+    os->be = be;
+    unsigned seq = ++g_seq;
+    store_dir(os->dir, sizeof os->dir, be, seq);
+    bc_opts o = { .dir = os->dir, .env = &g_env, .seq = seq, .durable = w->durable, .latency = latency,
+                  .codec = codec, .max_batch_bytes = max_batch_bytes(w) };
+    if (be->open(&os->s, &o))
+        die(be->name);
+}
+
+static void store_close(open_store *os)
+{
+    os->be->close(os->s);
+    os->s = NULL;
+    bu_rm_rf("bench_compare", os->dir);
+}
+
+static void settle(void)
+{
+    int fd = open(g_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        syncfs(fd);
+        close(fd);
+    }
+}
+
+static void warm_page_cache(uint64_t bytes)
+{
+    if (bu_warm_page_cache(g_dir, bytes) < 0)
+        fprintf(stderr, "bench_compare: page cache warm-up failed\n");
+}
+
+/* Produce the workload into an open store; returns seconds (timed). */
+static double produce_into(open_store *os, const wl *w)
+{
+    static bc_rec recs[MAX_BATCH];
+    warm_page_cache(raw_bytes(w) * 11 / 10);
+    if (w->durable)
+        settle();
+    data_prefault();
+    bu_prefault(recs, sizeof recs);
+    uint64_t t0 = bc_now_ns();
+    for (uint64_t i = 0; i < w->records; i += w->batch) {
+        size_t n = w->records - i < w->batch ? (size_t)(w->records - i) : w->batch;
+        fill(w, recs, i, n);
+        if (os->be->produce(os->s, recs, n))
+            die(os->be->name);
+    }
+    if (os->be->finish(os->s))
+        die(os->be->name);
+    return (double)(bc_now_ns() - t0) / 1e9;
+}
+
+typedef struct acc {
+    uint64_t n, bytes, x;
+} acc;
+
+static void on_msg(void *arg, const void *key, size_t kl, const void *val, size_t vl)
+{
+    acc *a = arg;
+    a->n++;
+    a->bytes += kl + vl;
+    a->x += vl ? ((const uint8_t *)val)[0] : 0;
+}
+
+/* Read everything back; checks count and bytes; returns seconds. */
+static double consume_from(open_store *os, const wl *w)
+{
+    acc a = { 0, 0, 0 };
+    uint64_t t0 = bc_now_ns();
+    int64_t n = os->be->consume_all(os->s, on_msg, &a);
+    double s = (double)(bc_now_ns() - t0) / 1e9;
+    if (n < 0)
+        die(os->be->name);
+    if ((uint64_t)n != w->records || a.n != w->records || a.bytes != raw_bytes(w)) {
+        fprintf(stderr, "bench_compare: %s read back %" PRIu64 " records, %" PRIu64 " bytes; wrote %" PRIu64 ", %" PRIu64 "\n",
+                os->be->name, a.n, a.bytes, w->records, raw_bytes(w));
+        exit(1);
+    }
+    bu_sink += a.x;
+    return s;
+}
+
+/* ---- workloads ---------------------------------------------------------- */
+
+static void w_produce(const char *name, uint64_t records, size_t vlen)
+{
+    wl w = { name, g_quick ? 2000 : records, vlen, MAX_BATCH, false };
+    uint64_t raw = raw_bytes(&w);
+    for (int r = 0; r < g_reps; r++)
+        for (int b = 0; b < g_nbe; b++) {
+            open_store os;
+            store_open(&os, g_be[b], &w, false, BC_CODEC_NONE);
+            double s = produce_into(&os, &w);
+            int64_t st = g_be[b]->stored_bytes(os.s);
+            if (st < 0)
+                die(g_be[b]->name);
+            store_close(&os);
+            put(name, g_be[b]->name, "rec/s", (double)w.records / s);
+            put(name, g_be[b]->name, "MB/s", (double)raw / s / 1e6);
+            put(name, g_be[b]->name, "stored/raw", (double)st / (double)raw);
+        }
+    char title[256];
+    snprintf(title, sizeof title,
+             "%s: %" PRIu64 " records, %d-byte keys, %zu-byte values, batches of %d, acknowledged in the page cache",
+             name, w.records, KEY_LEN, vlen, MAX_BATCH);
+    static const char *const m[] = { "rec/s", "MB/s", "stored/raw" };
+    static const char *const h[] = { "records/s", "MB/s (keys+values)", "stored bytes / raw" };
+    table(name, title, m, h, 3, false, false);
+}
+
+static void w_durable(void)
+{
+    static const size_t batch[] = { 1, 100, 1000 };
+    const uint64_t nb[] = { g_quick ? 5 : 1000, g_quick ? 3 : 300, g_quick ? 2 : 100 };
+    char names[3][24];
+    for (int i = 0; i < 3; i++)
+        snprintf(names[i], sizeof names[i], "durable-%zu", batch[i]);
+    for (int r = 0; r < g_reps; r++)
+        for (int i = 0; i < 3; i++)
+            for (int b = 0; b < g_nbe; b++) {
+                wl w = { names[i], nb[i] * batch[i], 100, batch[i], true };
+                open_store os;
+                store_open(&os, g_be[b], &w, false, BC_CODEC_NONE);
+                double s = produce_into(&os, &w);
+                store_close(&os);
+                put(names[i], g_be[b]->name, "rec/s", (double)w.records / s);
+                put(names[i], g_be[b]->name, "us/batch", s / (double)nb[i] * 1e6);
+            }
+    for (int i = 0; i < 3; i++) {
+        char title[256];
+        snprintf(title, sizeof title,
+                 "%s: %" PRIu64 " batches of %zu records (16-byte keys, 100-byte values), each acknowledged only once on disk",
+                 names[i], nb[i], batch[i]);
+        static const char *const m[] = { "rec/s", "us/batch" };
+        static const char *const h[] = { "records/s", "us per batch" };
+        table(names[i], title, m, h, 2, false, true);
+    }
+}
+
+static void w_consume(void)
+{
+    wl w = { "consume", g_quick ? 2000 : 1000000, 100, MAX_BATCH, false };
+    open_store os[NALL];
+    for (int b = 0; b < g_nbe; b++) {
+        store_open(&os[b], g_be[b], &w, false, BC_CODEC_NONE);
+        produce_into(&os[b], &w);
+        /* settled, as a log read from the start has been for a while:
+         * RocksDB's memtable flushed to SSTs, SQLite's WAL checkpointed */
+        if (g_be[b]->stored_bytes(os[b].s) < 0)
+            die(g_be[b]->name);
+        consume_from(&os[b], &w); /* untimed: the pages mapped once, as a tailing reader finds them */
+    }
+    for (int r = 0; r < g_reps; r++)
+        for (int b = 0; b < g_nbe; b++) {
+            double s = consume_from(&os[b], &w);
+            put("consume", g_be[b]->name, "rec/s", (double)w.records / s);
+            put("consume", g_be[b]->name, "MB/s", (double)raw_bytes(&w) / s / 1e6);
+        }
+    for (int b = 0; b < g_nbe; b++)
+        store_close(&os[b]);
+    char title[256];
+    snprintf(title, sizeof title, "consume: %" PRIu64 " records (16-byte keys, 100-byte values) read from the start",
+             w.records);
+    static const char *const m[] = { "rec/s", "MB/s" };
+    static const char *const h[] = { "records/s", "MB/s (keys+values)" };
+    table("consume", title, m, h, 2, false, false);
+}
+
+/* ---- latency ------------------------------------------------------------ */
+
+typedef struct latrun {
+    const bc_backend *be;
+    bc_reader *r;
+    uint64_t *lat;
+    size_t n, cap;
+    uint64_t measure_from;   /* records sent before this time are warm-up */
+    uint64_t got;
+    _Atomic uint64_t total;  /* records sent; UINT64_MAX until the sender is done */
+} latrun;
+
+static void on_lat(void *arg, const void *key, size_t kl, const void *val, size_t vl)
+{
+    (void)key;
+    (void)kl;
+    latrun *L = arg;
+    uint64_t now = bc_now_ns(), sent;
+    if (vl < sizeof sent)
+        return;
+    memcpy(&sent, val, sizeof sent);
+    if (sent >= L->measure_from && L->n < L->cap)
+        L->lat[L->n++] = now - sent;
+    L->got++;
+}
+
+static void *lat_reader(void *arg)
+{
+    latrun *L = arg;
+    while (L->got < atomic_load(&L->total))
+        if (L->be->reader_wait(L->r, 100, on_lat, L) < 0)
+            die(L->be->name);
+    return NULL;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double pct_us(const uint64_t *v, size_t n, double p)
+{
+    if (n == 0)
+        return NAN;
+    size_t i = (size_t)(p * (double)n + 0.999999);
+    i = i == 0 ? 0 : i - 1;
+    return (double)v[i < n ? i : n - 1] / 1e3;
+}
+
+/* Samples of one back end over a repetition (all its segments pooled). */
+typedef struct latpool {
+    uint64_t *lat;
+    size_t n, cap;
+    uint64_t late, sent;
+} latpool;
+
+/* One segment: a fresh store, warm seconds of warm-up, secs measured. */
+static void lat_segment(const bc_backend *be, double warm, double secs, latpool *P)
+{
+    wl w = { "latency", 0, 100, 1, false };
+    open_store os;
+    store_open(&os, be, &w, true, BC_CODEC_NONE);
+    latrun L = { .be = be, .lat = P->lat + P->n, .cap = P->cap - P->n };
+    uint64_t count = (uint64_t)((warm + secs) * LAT_RATE), interval = 1000000000u / LAT_RATE;
+    atomic_store(&L.total, UINT64_MAX);
+    if (be->reader_open(os.s, &L.r))
+        die(be->name);
+    settle();
+    data_prefault();
+    static char val[128];
+    memcpy(val, g_vals, sizeof val);
+    bc_rec rec = { g_keys, KEY_LEN, val, 100 };
+    uint64_t t0 = bc_now_ns() + 20000000u;   /* start after the reader is up */
+    L.measure_from = t0 + (uint64_t)(warm * 1e9);
+    pthread_t th;
+    if (pthread_create(&th, NULL, lat_reader, &L) != 0)
+        die("pthread_create");
+    for (uint64_t i = 0; i < count; i++) {
+        uint64_t due = t0 + i * interval;
+        struct timespec ts = { (time_t)(due / 1000000000u), (long)(due % 1000000000u) };
+        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+            ;
+        uint64_t now = bc_now_ns();
+        if (now > due + interval)
+            P->late++;
+        memcpy(val, &now, sizeof now);
+        rec.key = g_keys + (i % NKEYS) * KEY_LEN;
+        if (be->produce(os.s, &rec, 1))
+            die(be->name);
+    }
+    P->sent += count;
+    if (be->finish(os.s))
+        die(be->name);
+    atomic_store(&L.total, count);
+    pthread_join(th, NULL);
+    be->reader_close(L.r);
+    store_close(&os);
+    P->n += L.n;
+}
+
+/*
+ * A repetition is SEGS segments per back end, the back ends taking turns
+ * segment by segment, so that a burst of load from elsewhere on the machine
+ * (it is shared) lands on all of them rather than on one back end's whole
+ * repetition.  Percentiles pool the segments of a repetition.
+ */
+static void w_latency(void)
+{
+    enum { SEGS = 5 };
+    double warm = g_quick ? 0.02 : 0.1, secs = g_quick ? 0.05 : 0.4;
+    latpool P[NALL];
+    for (int r = 0; r < g_reps; r++) {
+        for (int b = 0; b < g_nbe; b++) {
+            P[b] = (latpool){ .cap = (size_t)(SEGS * (warm + secs) * LAT_RATE) + 16 };
+            P[b].lat = bc_alloc_prefaulted(P[b].cap * sizeof(uint64_t));
+        }
+        for (int seg = 0; seg < SEGS; seg++)
+            for (int b = 0; b < g_nbe; b++)
+                lat_segment(g_be[b], warm, secs, &P[b]);
+        for (int b = 0; b < g_nbe; b++) {
+            qsort(P[b].lat, P[b].n, sizeof *P[b].lat, cmp_u64);
+            put("latency", g_be[b]->name, "p50", pct_us(P[b].lat, P[b].n, 0.50));
+            put("latency", g_be[b]->name, "p99", pct_us(P[b].lat, P[b].n, 0.99));
+            put("latency", g_be[b]->name, "p99.9", pct_us(P[b].lat, P[b].n, 0.999));
+            put("latency", g_be[b]->name, "late%", 100.0 * (double)P[b].late / (double)P[b].sent);
+            free(P[b].lat);
+        }
+    }
+    char title[320];
+    snprintf(title, sizeof title,
+             "latency: one thread sends 100-byte records at %d/s, a reader thread tails the store; microseconds from "
+             "send to receipt; per run %d segments of %.2f s measured (after %.2f s warm-up) per back end, taking turns",
+             LAT_RATE, SEGS, secs, warm);
+    static const char *const m[] = { "p99", "p50", "p99.9", "late%" };
+    static const char *const h[] = { "p99 us", "p50 us", "p99.9 us", "sends >100us late, %" };
+    table("latency", title, m, h, 4, true, false);
+}
+
+/* ---- telemetry, compressed ---------------------------------------------- */
+
+static void w_telemetry(void)
+{
+    telemetry_init(g_quick ? 2000 : 200000);
+    wl w = { "telemetry", g_tel_n, 0, MAX_BATCH, false };
+    uint64_t raw = raw_bytes(&w);
+    static const char *const cname[] = { "", "+lz4", "+zstd" };
+    for (int r = 0; r < g_reps; r++)
+        for (int b = 0; b < g_nbe; b++)
+            for (int c = 0; c < (g_be[b]->compresses ? 3 : 1); c++) {
+                char label[32];
+                snprintf(label, sizeof label, "%s%s", g_be[b]->name, cname[c]);
+                open_store os;
+                store_open(&os, g_be[b], &w, false, (bc_codec)c);
+                double sp = produce_into(&os, &w);
+                /* settled: flushed / checkpointed, i.e. compressed on disk */
+                uint64_t t0 = bc_now_ns();
+                int64_t st = g_be[b]->stored_bytes(os.s);
+                double ss = sp + (double)(bc_now_ns() - t0) / 1e9;
+                if (st < 0)
+                    die(g_be[b]->name);
+                consume_from(&os, &w); /* untimed; settled first, as in the consume workload */
+                double sc = consume_from(&os, &w);
+                store_close(&os);
+                put("telemetry", label, "produce/s", (double)w.records / sp);
+                put("telemetry", label, "settled/s", (double)w.records / ss);
+                put("telemetry", label, "consume/s", (double)w.records / sc);
+                put("telemetry", label, "stored/raw", (double)st / (double)raw);
+            }
+    char title[256];
+    snprintf(title, sizeof title,
+             "telemetry: %" PRIu64 " JSON values (%.0f bytes on average, 16-byte keys), batches of %d, produced "
+             "then read back; +lz4/+zstd: the store compresses, the others store raw",
+             w.records, (double)raw / (double)w.records - KEY_LEN, MAX_BATCH);
+    static const char *const m[] = { "produce/s", "settled/s", "consume/s", "stored/raw" };
+    static const char *const h[] = { "produce records/s", "... incl. flush records/s", "consume records/s",
+                                     "stored bytes / raw" };
+    table("telemetry", title, m, h, 4, false, false);
+    printf("  (incl. flush: until the store has everything in its final, compressed form on disk - RocksDB's\n"
+           "   memtable flushed to SSTs, SQLite's WAL checkpointed; the others are there when produce returns)\n");
+}
+
+/* ---- verdict, files for the charts -------------------------------------- */
+
+static void verdict(void)
+{
+    static const char *const wls[] = { "produce-100", "produce-1k", "durable-1", "durable-100", "durable-1000",
+                                       "consume", "latency", "telemetry", "telemetry" };
+    static const char *const mets[] = { "rec/s", "rec/s", "rec/s", "rec/s", "rec/s", "rec/s", "p99", "produce/s",
+                                        "consume/s" };
+    printf("\nverdict (medians; klog against every alternative but raw; rows marked * are not durable in klog's sense "
+           "and are left out):\n");
+    for (size_t i = 0; i < sizeof wls / sizeof wls[0]; i++) {
+        bool lower = !strcmp(mets[i], "p99"), any = false;
+        char behind[512] = "";
+        for (int c = 0; c < g_ncells; c++) {
+            cell *ce = &g_cells[c];
+            if (strcmp(ce->wl, wls[i]) || strcmp(ce->metric, mets[i]) || !strncmp(ce->be, "klog", 4) ||
+                !strcmp(ce->be, "raw") || (!strncmp(wls[i], "durable", 7) && note_of(ce->be)))
+                continue;
+            char peer[32];
+            klog_peer(peer, sizeof peer, ce->be);
+            double k = med_of(wls[i], peer, mets[i]), o = med_of(wls[i], ce->be, mets[i]);
+            if (isnan(k))
+                continue;
+            any = true;
+            double adv = lower ? o / k : k / o;   /* > 1: klog ahead */
+            if (adv < 1) {
+                size_t l = strlen(behind);
+                snprintf(behind + l, sizeof behind - l, "%s%s (klog at %.2fx)", l ? ", " : "", ce->be, adv);
+            }
+        }
+        double kr = med_of(wls[i], "klog", mets[i]), rr = med_of(wls[i], "raw", mets[i]);
+        printf("  %-13s %-10s %s%s", wls[i], mets[i], !any ? "no alternative measured" : *behind ? "klog behind " : "klog ahead of all",
+               behind);
+        if (!isnan(kr) && !isnan(rr))
+            printf("; klog/raw %.2f", lower ? rr / kr : kr / rr);
+        printf("\n");
+    }
+}
+
+static FILE *out_file(const char *name)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", g_out, name);
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "bench_compare: %s: %s\n", path, strerror(errno));
+        exit(1);
+    }
+    return f;
+}
+
+/*
+ * A matrix for gnuplot's clustered histograms: one row per (workload,
+ * metric) labelled heads[r], one column per back end (variant) in cols that
+ * has any value, "?" where a cell is missing; values divided by div.  No
+ * file when the workload did not run.
+ */
+static void dat(const char *file, const char *const *wls, const char *const *mets, const char *const *heads, int nrows,
+                const char *const *cols, int ncols, double div)
+{
+    bool used[16] = { false }, any = false;
+    for (int c = 0; c < ncols && c < 16; c++)
+        for (int r = 0; r < nrows; r++)
+            any |= used[c] |= !isnan(med_of(wls[r], cols[c], mets[r]));
+    if (!any) {   /* workload not run: no chart */
+        char path[4200];
+        snprintf(path, sizeof path, "%s/%s", g_out, file);
+        unlink(path);
+        return;
+    }
+    FILE *f = out_file(file);
+    fprintf(f, "workload");
+    for (int c = 0; c < ncols && c < 16; c++)
+        if (used[c])
+            fprintf(f, "\t%s", cols[c]);
+    fprintf(f, "\n");
+    for (int r = 0; r < nrows; r++) {
+        fprintf(f, "%s", heads[r]);
+        for (int c = 0; c < ncols && c < 16; c++) {
+            if (!used[c])
+                continue;
+            double v = med_of(wls[r], cols[c], mets[r]);
+            if (isnan(v))
+                fprintf(f, "\t?");
+            else
+                fprintf(f, "\t%.6g", v / div);
+        }
+        fprintf(f, "\n");
+    }
+    fclose(f);
+}
+
+static void write_out(void)
+{
+    if (!g_out)
+        return;
+    FILE *f = out_file("results.tsv");
+    fprintf(f, "workload\tbackend\tmetric\tmedian\tmin\tmax\truns\n");
+    for (int i = 0; i < g_ncells; i++) {
+        double m, lo, hi;
+        stat3(g_cells[i].wl, g_cells[i].be, g_cells[i].metric, &m, &lo, &hi);
+        fprintf(f, "%s\t%s\t%s\t%.6g\t%.6g\t%.6g\t%d\n", g_cells[i].wl, g_cells[i].be, g_cells[i].metric, m, lo, hi,
+                g_cells[i].n);
+    }
+    fclose(f);
+    static const char *const be[] = { "klog", "raw", "sqlite", "lmdb", "rocksdb", "redis", "nats" };
+    {
+        static const char *const w[] = { "produce-100", "produce-1k", "consume", "telemetry", "telemetry" };
+        static const char *const m[] = { "rec/s", "rec/s", "rec/s", "produce/s", "consume/s" };
+        static const char *const h[] = { "produce 100 B", "produce 1 KiB", "consume 100 B", "produce JSON",
+                                         "consume JSON" };
+        dat("throughput.dat", w, m, h, 5, be, 7, 1e6);
+    }
+    {
+        static const char *const w[] = { "durable-1", "durable-100", "durable-1000" };
+        static const char *const m[] = { "rec/s", "rec/s", "rec/s" };
+        static const char *const h[] = { "batch 1", "batch 100", "batch 1000" };
+        dat("durable.dat", w, m, h, 3, be, 7, 1);
+    }
+    {
+        static const char *const w[] = { "latency", "latency", "latency" };
+        static const char *const m[] = { "p50", "p99", "p99.9" };
+        static const char *const h[] = { "p50", "p99", "p99.9" };
+        dat("latency.dat", w, m, h, 3, be, 7, 1);
+    }
+    {
+        static const char *const w[] = { "telemetry" };
+        static const char *const m[] = { "stored/raw" };
+        static const char *const h[] = { "stored / raw bytes" };
+        static const char *const cols[] = { "klog", "klog+lz4", "klog+zstd", "raw", "sqlite", "lmdb", "rocksdb",
+                                            "rocksdb+lz4", "rocksdb+zstd", "redis", "nats" };
+        dat("compression.dat", w, m, h, 1, cols, 11, 1);
+    }
+}
+
+/* ---- main --------------------------------------------------------------- */
+
+static int usage(void)
+{
+    fprintf(stderr, "usage: bench_compare [--reps N] [--quick] [--dir DIR] [--out DIR] [--redis HOST:PORT]\n"
+                    "                     [--nats URL] [--backends a,b,...] [--workloads a,b,...]\n"
+                    "workloads: produce-100 produce-1k durable consume latency telemetry\n");
+    return 2;
+}
+
+int main(int argc, char **argv)
+{
+    static char redis_host[256];
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--quick"))
+            g_quick = true;
+        else if (!strcmp(a, "--reps") && v)
+            g_reps = atoi(argv[++i]);
+        else if (!strcmp(a, "--dir") && v)
+            g_base = argv[++i];
+        else if (!strcmp(a, "--out") && v)
+            g_out = argv[++i];
+        else if (!strcmp(a, "--nats") && v)
+            g_env.nats_url = argv[++i];
+        else if (!strcmp(a, "--backends") && v)
+            g_only_be = argv[++i];
+        else if (!strcmp(a, "--workloads") && v)
+            g_only_wl = argv[++i];
+        else if (!strcmp(a, "--redis") && v) {
+            const char *colon = strrchr(argv[++i], ':');
+            if (!colon || colon == argv[i] || (size_t)(colon - argv[i]) >= sizeof redis_host)
+                return usage();
+            memcpy(redis_host, argv[i], (size_t)(colon - argv[i]));
+            g_env.redis_host = redis_host;
+            g_env.redis_port = atoi(colon + 1);
+        } else
+            return usage();
+    }
+    if (g_reps < 1 || g_reps > MAX_REPS)
+        return usage();
+    if (g_quick)
+        g_reps = 1;
+    for (int i = 0; i < NALL; i++) {
+        if (!in_list(g_only_be, k_all[i]->name))
+            continue;
+        const char *why = k_all[i]->check(&g_env);
+        if (why) {
+            printf("bench_compare: skipping %s: %s\n", k_all[i]->name, why);
+            continue;
+        }
+        g_be[g_nbe++] = k_all[i];
+    }
+    if (snprintf(g_dir, sizeof g_dir, "%s/bench_compare.%d", g_base, (int)getpid()) >= (int)sizeof g_dir)
+        return usage();
+    if (mkdir(g_dir, 0755) != 0) {
+        fprintf(stderr, "bench_compare: mkdir %s: %s\n", g_dir, strerror(errno));
+        return 1;
+    }
+    data_init();
+    const char *ver;
+    klog_version(&ver);
+    printf("bench_compare: klog %s; back ends:", ver);
+    for (int i = 0; i < g_nbe; i++)
+        printf(" %s", g_be[i]->name);
+    printf("; data in %s; median of %d run(s)%s\n", g_base, g_reps,
+           g_quick ? " (--quick: tiny sizes, checks only that everything runs)" : "");
+    fflush(stdout);
+    if (in_list(g_only_wl, "produce-100"))
+        w_produce("produce-100", 1000000, 100);
+    if (in_list(g_only_wl, "produce-1k"))
+        w_produce("produce-1k", 250000, 1024);
+    if (in_list(g_only_wl, "durable"))
+        w_durable();
+    if (in_list(g_only_wl, "consume"))
+        w_consume();
+    if (in_list(g_only_wl, "latency"))
+        w_latency();
+    if (in_list(g_only_wl, "telemetry"))
+        w_telemetry();
+    verdict();
+    write_out();
+    bu_rm_rf("bench_compare", g_dir);
+    return 0;
+}
