@@ -1,0 +1,278 @@
+"""The instance: one open data directory, and its administration."""
+
+import collections
+import ctypes
+import json
+import threading
+import weakref
+
+from ctypes import byref, c_char_p, c_int64, c_size_t, c_uint64, c_void_p
+
+from . import errors
+from ._conf import Conf
+from ._lib import lib, PartitionInfo
+from ._lib import (RESET_EARLIEST, RESET_LATEST, RESET_OFFSET, RESET_SHIFT, RESET_TIMESTAMP)
+
+__all__ = ["Instance", "open", "DiskUsage"]
+
+DiskUsage = collections.namedtuple("DiskUsage", "used budget")
+DiskUsage.__doc__ = "Bytes of segment and index files, and the disk budget (0 = none)."
+
+
+def _name(s):
+    if isinstance(s, bytes):
+        return s
+    if not isinstance(s, str):
+        raise TypeError("expected a str name, got %r" % (s,))
+    return s.encode()
+
+
+def _strings(array, count):
+    return [array[i].decode("utf-8", "replace") for i in range(count)]
+
+
+class Instance:
+    """An open klog data directory (klog_open).  Thread-safe.
+
+    Created by :func:`klog.open`.  Producers and consumers are made on it
+    (``klog.Producer(inst)``, ``klog.Consumer('t', instance=inst)``);
+    ``close()`` closes any of them still open first, then the instance.
+    A directory can be open in one Instance at a time (klog locks it):
+    a second open fails with LockedError.
+    """
+
+    def __init__(self, path, **conf):
+        self.path = str(path)
+        self._handle_ = c_void_p()
+        self._children = weakref.WeakSet()
+        self._lock = threading.Lock()
+        errbuf = ctypes.create_string_buffer(512)
+        with Conf(conf) as c:
+            rc = lib.klog_open(byref(self._handle_), self.path.encode(), c.handle, errbuf,
+                               ctypes.sizeof(errbuf))
+        errors.check(rc, "open %s" % self.path, errbuf)
+
+    # -- lifetime -------------------------------------------------------------------
+    def _handle(self):
+        h = self._handle_
+        if not h:
+            raise errors.closed("instance %s" % self.path)
+        return h
+
+    def _adopt(self, child):
+        with self._lock:
+            self._handle()
+            self._children.add(child)
+
+    def _forget(self, child):
+        with self._lock:
+            self._children.discard(child)
+
+    @property
+    def closed(self):
+        return not self._handle_
+
+    def close(self):
+        """Close every producer and consumer still open on the instance,
+        then the instance (sync, release the directory lock).  Idempotent."""
+        first = None
+        while True:  # one at a time: a child's close may close this instance again
+            with self._lock:
+                try:
+                    child = self._children.pop()
+                except KeyError:
+                    break
+            try:
+                child.close()
+            except Exception as e:  # close the rest regardless
+                first = first or e
+        h, self._handle_ = self._handle_, c_void_p()
+        if h:
+            errors.check(lib.klog_close(h), "close %s" % self.path)
+        if first is not None:
+            raise first
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            if self._handle_:
+                self.close()
+        except Exception:
+            pass
+
+    def __repr__(self):
+        return "<klog.Instance %s%s>" % (self.path, " closed" if self.closed else "")
+
+    @property
+    def io_backend(self):
+        """The I/O backend in use: "uring" or "posix"."""
+        return lib.klog_io_backend(self._handle()).decode()
+
+    # -- topics ---------------------------------------------------------------------
+    def create_topic(self, name, partitions=1, exist_ok=False, **conf):
+        """Create a topic with ``partitions`` partitions; ``conf`` holds topic
+        keys (``retention_ms=..., cleanup_policy='compact'``).  Raises
+        AlreadyExistsError unless ``exist_ok``, InvalidNameError, ConfigError."""
+        errbuf = ctypes.create_string_buffer(512)
+        with Conf(conf) as c:
+            rc = lib.klog_topic_create(self._handle(), _name(name), int(partitions), c.handle, errbuf,
+                                       ctypes.sizeof(errbuf))
+        if rc == -errors._errno.EEXIST and exist_ok:
+            return
+        errors.check(rc, "create topic %r" % (name,), errbuf)
+
+    def delete_topic(self, name):
+        """Delete a topic and its data.  Raises UnknownTopicError."""
+        errors.check(lib.klog_topic_delete(self._handle(), _name(name)), "delete topic %r" % (name,))
+
+    def add_partitions(self, name, total):
+        """Grow a topic to ``total`` partitions."""
+        errors.check(lib.klog_topic_add_partitions(self._handle(), _name(name), int(total)),
+                     "add partitions to %r" % (name,))
+
+    def list_topics(self, include_internal=False):
+        """Topic names, sorted.  Internal topics (``__consumer_offsets``) only
+        with ``include_internal``."""
+        arr = ctypes.POINTER(c_char_p)()
+        n = c_size_t()
+        errors.check(lib.klog_topic_list(self._handle(), byref(arr), byref(n)), "list topics")
+        try:
+            names = _strings(arr, n.value)
+        finally:
+            lib.klog_topic_list_free(arr, n.value)
+        return [t for t in names if include_internal or not t.startswith("__")]
+
+    def partition_count(self, name):
+        """The number of partitions of a topic.  Raises UnknownTopicError."""
+        return errors.check(lib.klog_topic_describe(self._handle(), _name(name), None, 0, None, 0),
+                            "describe topic %r" % (name,))
+
+    def _partition_infos(self, name):
+        h = self._handle()
+        n = self.partition_count(name)
+        while True:
+            parts = (PartitionInfo * max(n, 1))()
+            parts[0].struct_size = ctypes.sizeof(PartitionInfo)
+            size = 4096
+            while True:
+                config = ctypes.create_string_buffer(size)
+                m = errors.check(lib.klog_topic_describe(h, _name(name), parts, n, config, size),
+                                 "describe topic %r" % (name,))
+                if len(config.value) < size - 1:
+                    break
+                size *= 4
+            if m <= n:  # partitions may have been added meanwhile
+                return parts[:m], config.value.decode("utf-8", "replace")
+            n = m
+
+    def describe_topic(self, name):
+        """A dict: ``name``, ``partitions`` (a list of dicts with partition,
+        start_offset, end_offset, durable_offset, size_bytes, segments, error,
+        disk_bytes, clean_offset) and ``config`` (the topic's explicitly set
+        keys, as a dict of strings)."""
+        parts, config = self._partition_infos(name)
+        fields = [f for f, _ in PartitionInfo._fields_ if f != "struct_size"]
+        cfg = {}
+        for line in config.splitlines():
+            if "=" in line:
+                k, v = line.split("=", 1)
+                cfg[k] = v
+        return {
+            "name": name,
+            "partitions": [{f: getattr(p, f) for f in fields} for p in parts],
+            "config": cfg,
+        }
+
+    def offsets(self, name):
+        """{partition: (start_offset, end_offset)} of a topic."""
+        parts, _ = self._partition_infos(name)
+        return {p.partition: (p.start_offset, p.end_offset) for p in parts}
+
+    def delete_records(self, topic, partition, before_offset=-1):
+        """Kafka's DeleteRecords: make every record of the partition below
+        ``before_offset`` (-1: the end) unreadable.  Returns the new start
+        offset (low watermark)."""
+        low = c_int64()
+        errors.check(lib.klog_topic_delete_records(self._handle(), _name(topic), int(partition),
+                                                   int(before_offset), byref(low)),
+                     "delete records of %s-%d" % (topic, partition))
+        return low.value
+
+    def disk_usage(self):
+        """DiskUsage(used, budget): bytes of segment and index files, and
+        disk.budget.bytes (0 = none)."""
+        used, budget = c_uint64(), c_uint64()
+        errors.check(lib.klog_disk_usage(self._handle(), byref(used), byref(budget)), "disk usage")
+        return DiskUsage(used.value, budget.value)
+
+    # -- groups ---------------------------------------------------------------------
+    def list_groups(self):
+        """Consumer groups with members or committed offsets, sorted."""
+        arr = ctypes.POINTER(c_char_p)()
+        n = c_size_t()
+        errors.check(lib.klog_group_list(self._handle(), byref(arr), byref(n)), "list groups")
+        try:
+            return _strings(arr, n.value)
+        finally:
+            lib.klog_topic_list_free(arr, n.value)
+
+    def describe_group(self, group):
+        """The group as a dict (klog_group_describe's JSON, parsed): group,
+        state, generation, protocol, members, offsets.  Raises UnknownGroupError."""
+        p = c_void_p()
+        errors.check(lib.klog_group_describe(self._handle(), _name(group), byref(p)),
+                     "describe group %r" % (group,))
+        try:
+            text = ctypes.string_at(p).decode("utf-8", "replace")
+        finally:
+            lib.klog_free(p)
+        return json.loads(text)
+
+    def committed(self, group, topic, partition):
+        """The group's committed offset of a partition, or None."""
+        off = c_int64()
+        errors.check(lib.klog_group_committed(self._handle(), _name(group), _name(topic), int(partition),
+                                              byref(off)), "committed offset of %r" % (group,))
+        return None if off.value < 0 else off.value
+
+    def reset_offsets(self, group, topic, partition=-1, to=None, timestamp=None, offset=None, shift=None):
+        """Reset a group's committed offsets of one partition (or all, -1).
+        Give exactly one of: ``to='earliest'|'latest'``, ``timestamp=ms``,
+        ``offset=n`` (clamped to the log), ``shift=n`` (added to the committed
+        offset).  The group must have no active member (IllegalStateError).
+        Returns the number of partitions reset."""
+        given = [(k, v) for k, v in (("to", to), ("timestamp", timestamp), ("offset", offset),
+                                     ("shift", shift)) if v is not None]
+        if len(given) != 1:
+            raise TypeError("reset_offsets needs exactly one of to=, timestamp=, offset=, shift=")
+        what, value = given[0]
+        if what == "to":
+            kinds = {"earliest": RESET_EARLIEST, "beginning": RESET_EARLIEST, "latest": RESET_LATEST,
+                     "end": RESET_LATEST}
+            if value not in kinds:
+                raise ValueError("to= must be 'earliest' or 'latest', not %r" % (value,))
+            kind, value = kinds[value], 0
+        else:
+            kind = {"timestamp": RESET_TIMESTAMP, "offset": RESET_OFFSET, "shift": RESET_SHIFT}[what]
+        return errors.check(lib.klog_group_reset_offsets(self._handle(), _name(group), _name(topic),
+                                                         int(partition), kind, int(value)),
+                            "reset offsets of %r" % (group,))
+
+    def delete_group(self, group):
+        """Delete a group's committed offsets (no active member allowed)."""
+        errors.check(lib.klog_group_delete(self._handle(), _name(group)), "delete group %r" % (group,))
+
+
+def open(path, **conf):  # noqa: A001 - the module's verb, as klog_open
+    """Open (creating if needed) the data directory ``path`` and return an
+    :class:`Instance`.  ``conf`` holds instance keys in Python style,
+    underscores for dots: ``klog.open('data', disk_budget_bytes=1 << 30,
+    segment_bytes=8 << 20)``; topic keys given here are every topic's defaults.
+    Raises LockedError if the directory is already open, ConfigError for a
+    bad key (the message names it)."""
+    return Instance(path, **conf)
