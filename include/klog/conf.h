@@ -8,26 +8,57 @@
  * unknown key or a bad value is an error that names the key: nothing is
  * silently ignored.
  *
- * Keys (default in brackets):
- *   instance   io.backend [auto] auto|uring|posix
- *   topic      num.partitions [1]; segment.bytes [1073741824]; segment.ms [604800000];
- *              index.interval.bytes [4096]; max.message.bytes [1048576];
+ * Keys (default in brackets; ranges are inclusive; klog(7) and the pages of
+ * klog_open, klog_topic_create, klog_producer_new and klog_consumer_new
+ * describe each one).  Each object reads the keys of its scope: the
+ * instance from klog_open's conf, whose topic keys are also the defaults of
+ * every topic; a topic from klog_topic_create's; producers and consumers
+ * from their own.  klog_topic_create refuses keys of other scopes; the
+ * others pass over them.
+ *   instance   io.backend [auto] auto|uring|posix;
+ *              disk.budget.bytes [0 = no budget]; disk.budget.policy
+ *              [delete-oldest] delete-oldest|refuse;
+ *              log.retention.check.interval.ms [1000];
+ *              log.cleaner.enable [true]; log.cleaner.threads [1] 1..16;
+ *              log.cleaner.backoff.ms [1000];
+ *              log.cleaner.dedupe.buffer.size [33554432] 65536..2^36;
+ *              log.cleaner.io.max.bytes.per.second [0 = no limit];
+ *              offsets.topic.num.partitions [1] 1..100 (of __consumer_offsets,
+ *              when it is created); group.initial.rebalance.delay.ms [0]
+ *              0..600000
+ *   topic      num.partitions [1] 1..10000; segment.bytes [1073741824];
+ *              segment.ms [604800000]; index.interval.bytes [4096];
+ *              max.message.bytes [1048576];
+ *              cleanup.policy [delete] delete|compact|compact,delete
+ *              (delete,compact is accepted too);
  *              retention.ms [604800000, -1 = forever]; retention.bytes [-1];
- *              cleanup.policy [delete] delete|compact|compact,delete;
- *              flush.messages [0 = off]; flush.ms [0 = off]
+ *              delete.retention.ms [86400000] (tombstones, compacted topics);
+ *              min.cleanable.dirty.ratio [0.5] 0..1, a string ("0.25");
+ *              min.compaction.lag.ms [0];
+ *              flush.messages [0 = off]; flush.ms [0 = off];
+ *              compression.type [none] (recorded; the producer's decides)
  *   producer   acks [1] 0|1|all|-1; linger.ms [5]; batch.size [1000000];
  *              batch.num.messages [10000]; compression.type [none] none|lz4|zstd;
  *              compression.level [-1 = codec default]; buffer.memory [33554432];
  *              max.block.ms [60000, 0 = fail at once with KLOG_EQUEUEFULL];
  *              enable.idempotence [true]; partitioner [default]
- *              default|hash|sticky|round_robin; delivery.report.queue [false]
+ *              default|hash|sticky|round_robin; delivery.report.queue [false];
+ *              client.id [""] (kept, unused)
  *   consumer   auto.offset.reset [latest] earliest|latest|none;
  *              fetch.max.bytes [1048576]; max.poll.records [500];
- *              check.crcs [true]; group.id [""]; client.id [""];
+ *              check.crcs [true]; client.id [""] (starts its group member ids);
  *              poll.spin.us [0] (klog's own: how long a blocking poll spins
  *              on the partitions' end offsets before it sleeps; a spin sees
  *              a record within a microsecond of its append, a sleep needs a
- *              thread wakeup - Disruptor's "busy spin, then block")
+ *              thread wakeup - Disruptor's "busy spin, then block");
+ *              consumer groups (klog/group.h): group.id [""];
+ *              group.instance.id [""] (static membership);
+ *              session.timeout.ms [45000] 1..3600000;
+ *              heartbeat.interval.ms [3000] (accepted, unused: heartbeats
+ *              ride on klog_consumer_poll); max.poll.interval.ms [300000];
+ *              partition.assignment.strategy [range]
+ *              range|roundrobin|cooperative-sticky; enable.auto.commit [true];
+ *              auto.commit.interval.ms [5000, 0 = every poll]
  *
  * Threading: a klog_conf is not thread-safe; objects created from it copy
  * what they need, so it may be changed or freed right after.

@@ -23,8 +23,10 @@
  * Threading: one thread at a time uses a consumer (as Kafka's consumer),
  * except klog_consumer_wakeup and klog_consumer_fd, which any thread may
  * call.  Several consumers may read the same partitions independently.
- * Consumer groups (group.id) are a separate feature; this consumer is
- * assigned partitions explicitly.
+ * A consumer is either assigned partitions explicitly (below) or, with
+ * "group.id", subscribes and lets its group assign them (klog/group.h);
+ * group work (heartbeats, rebalances and their callbacks, auto-commits)
+ * then runs inside klog_consumer_poll on the calling thread.
  */
 #ifndef KLOG_CONSUMER_H
 #define KLOG_CONSUMER_H
@@ -64,8 +66,10 @@ typedef struct klog_message {
     size_t headers_raw_len;
 } klog_message;
 
-/* Create a consumer on instance k (consumer keys from conf, may be NULL).
- * Returns 0, KLOG_ECONF, -EINVAL, -ENOMEM, -EMFILE (no eventfd). */
+/* Create a consumer on instance k (consumer keys from conf, may be NULL;
+ * keys of other objects in it are ignored).  Returns 0, KLOG_EBADNAME
+ * (group.id is not a valid group name), -EINVAL, -ENOMEM, -EMFILE (no
+ * eventfd). */
 KLOG_API int klog_consumer_new(klog *k, const klog_conf *conf, klog_consumer **out,
                                char *errbuf, size_t errsize);
 
@@ -73,11 +77,13 @@ KLOG_API int klog_consumer_new(klog *k, const klog_conf *conf, klog_consumer **o
  * Start reading topic/partition at offset (see the position rules above).
  * Assigning a partition already assigned moves its position.  Returns 0,
  * KLOG_EUNKNOWN_TOPIC, KLOG_EUNKNOWN_PARTITION, KLOG_EOFFSET (an explicit
- * offset outside the log with auto.offset.reset=none), -EINVAL, -ENOMEM.
+ * offset outside the log with auto.offset.reset=none), KLOG_ESTATE (the
+ * consumer is subscribed to a group), -EINVAL, -ENOMEM.
  */
 KLOG_API int klog_consumer_assign(klog_consumer *c, const char *topic, int32_t partition, int64_t offset);
 
-/* Stop reading a partition.  Returns 0, -ENOENT (not assigned), -EINVAL. */
+/* Stop reading a partition.  Returns 0, -ENOENT (not assigned),
+ * KLOG_ESTATE (subscribed to a group), -EINVAL. */
 KLOG_API int klog_consumer_unassign(klog_consumer *c, const char *topic, int32_t partition);
 
 /*
@@ -90,7 +96,10 @@ KLOG_API int klog_consumer_unassign(klog_consumer *c, const char *topic, int32_t
  * is then skipped until seeked), KLOG_ECORRUPT (a batch failed its
  * checksum, check.crcs=true; the position stays on it), KLOG_EFORMAT (a
  * batch of an unknown format or codec), -ENOMEM, -EINVAL, or -errno from
- * poll(2).
+ * poll(2).  A subscribed consumer may also get, from its group work:
+ * KLOG_ECONF (its partition.assignment.strategy differs from the group's),
+ * KLOG_EBADNAME, and errors from setting up the group registry on first use
+ * (KLOG_ECORRUPT: the offsets topic is damaged, -EAGAIN, -errno).
  */
 KLOG_API int klog_consumer_poll(klog_consumer *c, int timeout_ms, const klog_message **msgs);
 

@@ -78,10 +78,13 @@ KLOG_API int klog_partition_list_get(const klog_partition_list *l, size_t i, con
  * members.  An entry starting with '^' is a POSIX extended regular
  * expression matched against topic names (librdkafka's convention); topics
  * created later that match it join the subscription.  Replaces any earlier
- * subscription.  Needs group.id.  The join happens in the next poll.
+ * subscription.  Needs group.id.  The first join happens in the next poll;
+ * a consumer that has joined already rejoins at once with the new
+ * subscription (a rebalance).
  * Returns 0, KLOG_ESTATE (no group.id, or partitions assigned explicitly
  * with klog_consumer_assign), KLOG_EBADNAME, KLOG_ECONF (a bad regex),
- * -EINVAL, -ENOMEM.
+ * -EINVAL (also n == 0), -ENOMEM, and first-use errors of the group
+ * registry (KLOG_ECORRUPT, -EAGAIN, -errno).
  */
 KLOG_API int klog_consumer_subscribe(klog_consumer *c, const char *const *topics, size_t n);
 
@@ -115,11 +118,16 @@ KLOG_API int klog_consumer_assignment(klog_consumer *c, klog_partition_list **ou
  * the next sync).  A commit from a member whose generation is stale (the
  * group rebalanced and this member has not rejoined yet) is refused: its
  * partitions may already be someone else's.  Per-entry results go to the
- * list's error fields.
+ * list's error fields (the list is updated although passed as const: its
+ * error fields are results; an entry may carry -ENOMEM when the commit is
+ * durable but the in-memory table could not be updated).  A consumer that
+ * is not subscribed (or has not joined yet) commits as a standalone
+ * consumer, which the group accepts only while it has no members.
  * Returns 0, KLOG_EFENCED (stale generation), KLOG_EUNKNOWN_MEMBER (removed
  * from the group), KLOG_EREBALANCE (a rebalance is completing: commit again
- * after the next poll), KLOG_ESTATE (no group.id), KLOG_EUNKNOWN_TOPIC,
- * -EINVAL, -ENOMEM, -errno from the offsets log.
+ * after the next poll), KLOG_ESTATE (no group.id, or a standalone commit
+ * while the group has members), KLOG_EUNKNOWN_TOPIC,
+ * KLOG_EUNKNOWN_PARTITION, -EINVAL, -ENOMEM, -errno from the offsets log.
  */
 KLOG_API int klog_consumer_commit(klog_consumer *c, const klog_partition_list *offsets, int async);
 
@@ -145,7 +153,10 @@ KLOG_API int klog_group_list(klog *k, char ***names, size_t *count);
  *                "assignment":[{"topic":"t","partition":0}]}],
  *    "offsets":[{"topic":"t","partition":0,"committed":120,"end":150,
  *                "lag":30,"metadata":""}]}
- * state is Empty, PreparingRebalance, CompletingRebalance, Stable or Dead.
+ * state is Empty, PreparingRebalance or Stable (the coordinator computes
+ * the assignment itself, so Kafka's CompletingRebalance never shows).
+ * Like every klog_group_* call, it may also fail setting up the group
+ * registry on first use (KLOG_ECORRUPT, -EAGAIN, -errno).
  * Returns 0, KLOG_EUNKNOWN_GROUP, KLOG_EBADNAME, -EINVAL, -ENOMEM.
  */
 KLOG_API int klog_group_describe(klog *k, const char *group, char **json);
