@@ -1,0 +1,286 @@
+/*
+ * tools/cmd_groups.c - `klog groups list|describe|reset|delete`,
+ * kafka-consumer-groups.sh for a klog data directory.  Public API only.
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char groups_help[] =
+    "Usage: klog [-d DIR] groups ACTION [OPTIONS]\n"
+    "\n"
+    "Actions:\n"
+    "  list\n"
+    "  describe GROUP [--format text|json]\n"
+    "  reset GROUP --topic T [--partition P] --to-earliest|--to-latest|\n"
+    "        --to-timestamp MS|--to-offset N|--shift-by N\n"
+    "  delete GROUP\n"
+    "\n"
+    "'klog groups ACTION --help' describes each action.  These commands open DIR\n"
+    "as its writer: they exit 3 while another process has it open.\n";
+
+static const char list_help[] =
+    "Usage: klog [-d DIR] groups list\n"
+    "\n"
+    "Print the consumer groups that have members or committed offsets, sorted.\n"
+    "\n"
+    "  -d, --dir DIR          data directory (default: $KLOG_DIR)\n"
+    "  -h, --help             this help\n";
+
+static const char describe_help[] =
+    "Usage: klog [-d DIR] groups describe GROUP [--format text|json]\n"
+    "\n"
+    "Print a group's state, generation and protocol; per partition its committed\n"
+    "offset, the log end offset, the lag and the member that owns it; and its\n"
+    "members with their assignments.  json prints klog_group_describe's document.\n"
+    "\n"
+    "  --format text|json     output format (default text)\n"
+    "  -d, --dir DIR          data directory (default: $KLOG_DIR)\n"
+    "  -h, --help             this help\n";
+
+static const char reset_help[] =
+    "Usage: klog [-d DIR] groups reset GROUP --topic T [--partition P] WHERE\n"
+    "\n"
+    "Reset a group's committed offsets for every partition of topic T (or only\n"
+    "partition P), then print the new offsets.  The group must have no active\n"
+    "member (stop its consumers first).  WHERE is exactly one of:\n"
+    "\n"
+    "  --to-earliest          the partition's start\n"
+    "  --to-latest            the partition's end\n"
+    "  --to-timestamp MS      the first record with timestamp >= MS\n"
+    "  --to-offset N          offset N (clamped to the partition's range)\n"
+    "  --shift-by N           the committed offset plus N (may be negative; clamped)\n"
+    "\n"
+    "  -d, --dir DIR          data directory (default: $KLOG_DIR)\n"
+    "  -h, --help             this help\n";
+
+static const char delete_help[] =
+    "Usage: klog [-d DIR] groups delete GROUP\n"
+    "\n"
+    "Delete a group's committed offsets.  The group must have no active member.\n"
+    "\n"
+    "  -d, --dir DIR          data directory (default: $KLOG_DIR)\n"
+    "  -h, --help             this help\n";
+
+enum { O_FORMAT = 256, O_TOPIC, O_PARTITION, O_EARLIEST, O_LATEST, O_TS, O_OFFSET, O_SHIFT, O_GROUP };
+
+static const struct option group_opts[] = {
+    { "dir", required_argument, NULL, 'd' },
+    { "help", no_argument, NULL, 'h' },
+    { "format", required_argument, NULL, O_FORMAT },
+    { "topic", required_argument, NULL, O_TOPIC },
+    { "partition", required_argument, NULL, O_PARTITION },
+    { "to-earliest", no_argument, NULL, O_EARLIEST },
+    { "to-latest", no_argument, NULL, O_LATEST },
+    { "to-timestamp", required_argument, NULL, O_TS },
+    { "to-offset", required_argument, NULL, O_OFFSET },
+    { "shift-by", required_argument, NULL, O_SHIFT },
+    { "group", required_argument, NULL, O_GROUP },
+    { NULL, 0, NULL, 0 },
+};
+
+/* The member owning topic/partition in a describe document, or NULL. */
+static const cj *owner(const cj *doc, const char *topic, int64_t partition)
+{
+    const cj *members = cj_get(doc, "members");
+    for (const cj *m = members ? members->child : NULL; m; m = m->next) {
+        const cj *as = cj_get(m, "assignment");
+        for (const cj *a = as ? as->child : NULL; a; a = a->next) {
+            const char *t = cj_str(a, "topic");
+            if (t && !strcmp(t, topic) && cj_int(a, "partition", -1) == partition)
+                return m;
+        }
+    }
+    return NULL;
+}
+
+static int describe(const char *ctx, klog *k, const char *group, bool json)
+{
+    char *doc = NULL;
+    int r = klog_group_describe(k, group, &doc);
+    if (r < 0)
+        return cli_fail(ctx, group, r, r == KLOG_EUNKNOWN_GROUP ? "no such group" : NULL);
+    if (json) {
+        printf("%s\n", doc);
+        klog_free(doc);
+        return CLI_OK;
+    }
+    cj *d = cj_parse(doc);
+    klog_free(doc);
+    if (!d)
+        return cli_err(ctx, "%s: could not parse the group description", group);
+    const cj *members = cj_get(d, "members"), *offsets = cj_get(d, "offsets");
+    int nm = 0;
+    for (const cj *m = members ? members->child : NULL; m; m = m->next)
+        nm++;
+    const char *state = cj_str(d, "state"), *proto = cj_str(d, "protocol");
+    printf("Group: %s\tState: %s\tGeneration: %" PRId64 "\tProtocol: %s\tMembers: %d\n", group,
+           state ? state : "?", cj_int(d, "generation", -1), proto && *proto ? proto : "-", nm);
+    printf("\n%-20s %-24s %9s %15s %15s %10s  %-36s %s\n", "GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET",
+           "LOG-END-OFFSET", "LAG", "CONSUMER-ID", "CLIENT-ID");
+    for (const cj *o = offsets ? offsets->child : NULL; o; o = o->next) {
+        const char *t = cj_str(o, "topic");
+        int64_t p = cj_int(o, "partition", -1), committed = cj_int(o, "committed", -1);
+        const cj *m = owner(d, t ? t : "", p);
+        const char *mid = m ? cj_str(m, "member_id") : NULL, *cid = m ? cj_str(m, "client_id") : NULL;
+        char cur[32], lag[32];
+        if (committed >= 0)
+            snprintf(cur, sizeof cur, "%" PRId64, committed);
+        else
+            snprintf(cur, sizeof cur, "-");
+        const cj *lv = cj_get(o, "lag");
+        if (lv && lv->type == CJ_NUM)
+            snprintf(lag, sizeof lag, "%" PRId64, (int64_t)lv->num);
+        else
+            snprintf(lag, sizeof lag, "-");
+        printf("%-20s %-24s %9" PRId64 " %15s %15" PRId64 " %10s  %-36s %s\n", group, t ? t : "?", p, cur,
+               cj_int(o, "end", -1), lag, mid && *mid ? mid : "-", cid && *cid ? cid : "-");
+    }
+    if (nm) {
+        printf("\n%-36s %-20s %-20s %s\n", "MEMBER-ID", "CLIENT-ID", "INSTANCE-ID", "ASSIGNMENT");
+        for (const cj *m = members->child; m; m = m->next) {
+            const char *mid = cj_str(m, "member_id"), *cid = cj_str(m, "client_id"),
+                       *iid = cj_str(m, "instance_id");
+            printf("%-36s %-20s %-20s ", mid ? mid : "-", cid && *cid ? cid : "-", iid && *iid ? iid : "-");
+            const cj *as = cj_get(m, "assignment");
+            int i = 0;
+            for (const cj *a = as ? as->child : NULL; a; a = a->next, i++) {
+                const char *t = cj_str(a, "topic");
+                printf("%s%s-%" PRId64, i ? "," : "", t ? t : "?", cj_int(a, "partition", -1));
+            }
+            printf("%s\n", i ? "" : "-");
+        }
+    }
+    cj_free(d);
+    return CLI_OK;
+}
+
+int cmd_groups(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        fputs(groups_help, argc < 2 ? stderr : stdout);
+        return argc < 2 ? CLI_USAGE : CLI_OK;
+    }
+    const char *action = argv[1], *help;
+    char ctx[64];
+    snprintf(ctx, sizeof ctx, "groups %s", action);
+    if (!strcmp(action, "list"))
+        help = list_help;
+    else if (!strcmp(action, "describe"))
+        help = describe_help;
+    else if (!strcmp(action, "reset"))
+        help = reset_help;
+    else if (!strcmp(action, "delete"))
+        help = delete_help;
+    else
+        return cli_usage("groups", "groups", "unknown action '%s'", action);
+    argc--, argv++;
+
+    const char *dir = NULL, *group = NULL, *topic = NULL;
+    bool json = false;
+    int32_t partition = -1;
+    int kind = 0, nkinds = 0, c;
+    int64_t value = 0;
+    optind = 0;
+    while ((c = cli_getopt(argc, argv, "d:h", group_opts, ctx, ctx)) != -1) {
+        switch (c) {
+        case 'd': dir = optarg; break;
+        case 'h': fputs(help, stdout); return CLI_OK;
+        case O_FORMAT:
+            if (strcmp(optarg, "text") && strcmp(optarg, "json"))
+                return cli_usage(ctx, ctx, "--format must be text or json, not '%s'", optarg);
+            json = !strcmp(optarg, "json");
+            break;
+        case O_TOPIC: topic = optarg; break;
+        case O_GROUP: group = optarg; break;
+        case O_PARTITION: {
+            int v;
+            if (!cli_int(optarg, 0, INT32_MAX, &v))
+                return cli_usage(ctx, ctx, "--partition: '%s' is not a partition number", optarg);
+            partition = v;
+            break;
+        }
+        case O_EARLIEST: kind = KLOG_RESET_EARLIEST, nkinds++; break;
+        case O_LATEST: kind = KLOG_RESET_LATEST, nkinds++; break;
+        case O_TS:
+        case O_OFFSET:
+        case O_SHIFT:
+            kind = c == O_TS ? KLOG_RESET_TIMESTAMP : c == O_OFFSET ? KLOG_RESET_OFFSET : KLOG_RESET_SHIFT;
+            nkinds++;
+            if (!cli_i64(optarg, &value) || (c == O_OFFSET && value < 0))
+                return cli_usage(ctx, ctx, "'%s' is not a valid %s", optarg,
+                                 c == O_TS ? "timestamp (ms)" : c == O_OFFSET ? "offset" : "shift");
+            break;
+        default: return CLI_USAGE;
+        }
+    }
+    bool list = !strcmp(action, "list"), desc = !strcmp(action, "describe"), reset = !strcmp(action, "reset");
+    if (optind < argc) {
+        if (list || group || optind + 1 < argc)
+            return cli_usage(ctx, ctx, "unexpected argument '%s'", argv[list || group ? optind : optind + 1]);
+        group = argv[optind];
+    }
+    if (!list && !group)
+        return cli_usage(ctx, ctx, "no group given");
+    if (reset) {
+        if (!topic)
+            return cli_usage(ctx, ctx, "no topic given: --topic T");
+        if (nkinds != 1)
+            return cli_usage(ctx, ctx, "give exactly one of --to-earliest, --to-latest, --to-timestamp, "
+                                       "--to-offset and --shift-by");
+    } else if (topic || nkinds || partition >= 0) {
+        return cli_usage(ctx, ctx, "--topic, --partition and --to-* apply to reset only");
+    }
+    if (json && !desc)
+        return cli_usage(ctx, ctx, "--format applies to describe only");
+    if ((dir = cli_dir(ctx, ctx, dir)) == NULL)
+        return CLI_USAGE;
+    klog *k = NULL;
+    int rc = cli_open(ctx, dir, false, NULL, &k);
+    if (rc != CLI_OK)
+        return rc;
+    int r;
+    if (list) {
+        char **names = NULL;
+        size_t n = 0;
+        if ((r = klog_group_list(k, &names, &n)) < 0) {
+            rc = cli_fail(ctx, NULL, r, NULL);
+        } else {
+            for (size_t i = 0; i < n; i++)
+                printf("%s\n", names[i]);
+            klog_topic_list_free(names, n);
+        }
+    } else if (desc) {
+        rc = describe(ctx, k, group, json);
+    } else if (reset) {
+        r = klog_group_reset_offsets(k, group, topic, partition, kind, value);
+        if (r < 0) {
+            rc = cli_fail(ctx, group, r,
+                          r == KLOG_ESTATE ? "the group has active members: stop its consumers first" :
+                          r == KLOG_EUNKNOWN_TOPIC ? "no such topic" :
+                          r == KLOG_EUNKNOWN_PARTITION ? "no such partition" : NULL);
+        } else {
+            int np = klog_topic_describe(k, topic, NULL, 0, NULL, 0);
+            printf("%-20s %-24s %9s %15s\n", "GROUP", "TOPIC", "PARTITION", "NEW-OFFSET");
+            for (int32_t p = partition >= 0 ? partition : 0; p < (partition >= 0 ? partition + 1 : np); p++) {
+                int64_t off = -1;
+                klog_group_committed(k, group, topic, p, &off);
+                printf("%-20s %-24s %9d %15" PRId64 "\n", group, topic, (int)p, off);
+            }
+        }
+    } else {
+        r = klog_group_delete(k, group);
+        if (r < 0)
+            rc = cli_fail(ctx, group, r,
+                          r == KLOG_ESTATE ? "the group has active members: stop its consumers first" :
+                          r == KLOG_EUNKNOWN_GROUP ? "no such group" : NULL);
+        else
+            printf("Deleted group %s.\n", group);
+    }
+    int cr = klog_close(k);
+    if (cr < 0 && rc == CLI_OK)
+        rc = cli_fail(ctx, dir, cr, NULL);
+    return rc;
+}

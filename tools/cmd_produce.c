@@ -1,0 +1,251 @@
+/*
+ * tools/cmd_produce.c - `klog produce TOPIC`: one record per line of stdin,
+ * kafka-console-producer.sh for a klog data directory.  Public API only.
+ */
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char produce_help[] =
+    "Usage: klog [-d DIR] produce TOPIC [OPTIONS] < lines\n"
+    "\n"
+    "Send each line of standard input (without its newline) as one record.\n"
+    "A summary goes to standard error; the exit status is 1 if any record was\n"
+    "not delivered.\n"
+    "\n"
+    "  --topic TOPIC          the topic (instead of the positional argument)\n"
+    "  --key-separator SEP    split each line at the first SEP into key and value;\n"
+    "                         a line without SEP is refused (counted as failed)\n"
+    "  --header KEY=VALUE     add this header to every record (repeatable)\n"
+    "  --acks 0|1|all         acknowledgement (default 1; all = after fdatasync)\n"
+    "  --compression none|lz4|zstd\n"
+    "                         batch compression (default none)\n"
+    "  --partition N          send every record to partition N (default: the\n"
+    "                         partitioner: key hash, or sticky for null keys)\n"
+    "  -X, --property KEY=VALUE\n"
+    "                         any producer key (linger.ms, batch.size, ...; repeatable)\n"
+    "  -q, --quiet            no summary\n"
+    "  -d, --dir DIR          data directory (default: $KLOG_DIR)\n"
+    "  -h, --help             this help\n"
+    "\n"
+    "Opens DIR as its writer: exits 3 while another process has it open.\n";
+
+enum { O_KEYSEP = 256, O_HEADER, O_ACKS, O_COMPRESSION, O_PARTITION, O_TOPIC };
+
+static const struct option produce_opts[] = {
+    { "dir", required_argument, NULL, 'd' },
+    { "help", no_argument, NULL, 'h' },
+    { "quiet", no_argument, NULL, 'q' },
+    { "property", required_argument, NULL, 'X' },
+    { "key-separator", required_argument, NULL, O_KEYSEP },
+    { "header", required_argument, NULL, O_HEADER },
+    { "acks", required_argument, NULL, O_ACKS },
+    { "compression", required_argument, NULL, O_COMPRESSION },
+    { "partition", required_argument, NULL, O_PARTITION },
+    { "topic", required_argument, NULL, O_TOPIC },
+    { NULL, 0, NULL, 0 },
+};
+
+typedef struct tally {
+    _Atomic int64_t delivered, failed;
+    _Atomic int first_err;
+} tally;
+
+static void on_delivery(void *arg, const klog_delivery *d)
+{
+    tally *t = arg;
+    if (d->err == 0) {
+        atomic_fetch_add_explicit(&t->delivered, 1, memory_order_relaxed);
+    } else {
+        atomic_fetch_add_explicit(&t->failed, 1, memory_order_relaxed);
+        int zero = 0;
+        atomic_compare_exchange_strong(&t->first_err, &zero, d->err);
+    }
+}
+
+#define MAX_HEADERS 64
+
+int cmd_produce(int argc, char **argv)
+{
+    const char *ctx = "produce";
+    const char *dir = NULL, *topic = NULL, *keysep = NULL;
+    int32_t partition = KLOG_PARTITION_ANY;
+    bool quiet = false;
+    klog_header headers[MAX_HEADERS];
+    size_t nheaders = 0;
+    int rc = CLI_OK, c;
+    klog_conf *conf = NULL;
+    klog *k = NULL;
+    klog_producer *p = NULL;
+    char *line = NULL;
+    if (klog_conf_new(&conf) < 0)
+        return cli_err(ctx, "out of memory");
+
+    optind = 0;
+    while ((c = cli_getopt(argc, argv, "d:hqX:", produce_opts, ctx, ctx)) != -1) {
+        switch (c) {
+        case 'd': dir = optarg; break;
+        case 'h':
+            fputs(produce_help, stdout);
+            goto out;
+        case 'q': quiet = true; break;
+        case 'X':
+            if ((rc = cli_conf_kv(ctx, conf, optarg)) != CLI_OK)
+                goto out;
+            break;
+        case O_KEYSEP:
+            if (!*optarg) {
+                rc = cli_usage(ctx, ctx, "--key-separator must not be empty");
+                goto out;
+            }
+            keysep = optarg;
+            break;
+        case O_HEADER: {
+            char *eq = strchr(optarg, '=');
+            if (!eq || eq == optarg) {
+                rc = cli_usage(ctx, ctx, "--header '%s': expected KEY=VALUE", optarg);
+                goto out;
+            }
+            if (nheaders == MAX_HEADERS) {
+                rc = cli_usage(ctx, ctx, "more than %d headers", MAX_HEADERS);
+                goto out;
+            }
+            headers[nheaders] = (klog_header){ optarg, (size_t)(eq - optarg), eq + 1, strlen(eq + 1) };
+            nheaders++;
+            break;
+        }
+        case O_ACKS:
+            if (strcmp(optarg, "0") && strcmp(optarg, "1") && strcmp(optarg, "all") && strcmp(optarg, "-1")) {
+                rc = cli_usage(ctx, ctx, "--acks must be 0, 1 or all, not '%s'", optarg);
+                goto out;
+            }
+            if ((rc = cli_conf_set(ctx, conf, "acks", optarg)) != CLI_OK)
+                goto out;
+            break;
+        case O_COMPRESSION:
+            if (strcmp(optarg, "none") && strcmp(optarg, "lz4") && strcmp(optarg, "zstd")) {
+                rc = cli_usage(ctx, ctx, "--compression must be none, lz4 or zstd, not '%s'", optarg);
+                goto out;
+            }
+            if ((rc = cli_conf_set(ctx, conf, "compression.type", optarg)) != CLI_OK)
+                goto out;
+            break;
+        case O_PARTITION: {
+            int v;
+            if (!cli_int(optarg, 0, INT32_MAX, &v)) {
+                rc = cli_usage(ctx, ctx, "--partition: '%s' is not a partition number", optarg);
+                goto out;
+            }
+            partition = v;
+            break;
+        }
+        case O_TOPIC: topic = optarg; break;
+        default:
+            rc = CLI_USAGE;
+            goto out;
+        }
+    }
+    if (optind < argc) {
+        if (topic || optind + 1 < argc) {
+            rc = cli_usage(ctx, ctx, "unexpected argument '%s'", argv[topic ? optind : optind + 1]);
+            goto out;
+        }
+        topic = argv[optind];
+    }
+    if (!topic) {
+        rc = cli_usage(ctx, ctx, "no topic given");
+        goto out;
+    }
+    if ((dir = cli_dir(ctx, ctx, dir)) == NULL) {
+        rc = CLI_USAGE;
+        goto out;
+    }
+    if ((rc = cli_open(ctx, dir, false, NULL, &k)) != CLI_OK)
+        goto out;
+    int np = klog_topic_describe(k, topic, NULL, 0, NULL, 0);
+    if (np < 0) {
+        rc = cli_fail(ctx, topic, np, np == KLOG_EUNKNOWN_TOPIC ? "no such topic" : NULL);
+        goto out;
+    }
+    if (partition >= np) {
+        rc = cli_err(ctx, "%s: no partition %d (the topic has %d)", topic, (int)partition, np);
+        goto out;
+    }
+    char err[512] = "";
+    int r = klog_producer_new(k, conf, &p, err, sizeof err);
+    if (r < 0) {
+        rc = cli_fail(ctx, topic, r, err);
+        goto out;
+    }
+    tally t = { 0 };
+    klog_producer_set_delivery_cb(p, on_delivery, &t);
+    cli_signals();
+
+    size_t cap = 0, seplen = keysep ? strlen(keysep) : 0;
+    ssize_t len;
+    int64_t lines = 0, refused = 0;
+    int first_send_err = 0;
+    while (!cli_stop && (len = getline(&line, &cap, stdin)) >= 0) {
+        lines++;
+        if (len > 0 && line[len - 1] == '\n')
+            line[--len] = '\0';
+        klog_record rec = KLOG_RECORD_INIT;
+        rec.partition = partition;
+        rec.headers = nheaders ? headers : NULL;
+        rec.header_count = nheaders;
+        rec.value = line;
+        rec.value_len = (size_t)len;
+        if (keysep) {
+            char *sep = memmem(line, (size_t)len, keysep, seplen);
+            if (!sep) {
+                if (refused++ == 0)
+                    fprintf(stderr, "klog: produce: line %" PRId64 ": no key separator '%s' (line not sent)\n",
+                            lines, keysep);
+                continue;
+            }
+            rec.key = line;
+            rec.key_len = (size_t)(sep - line);
+            rec.value = sep + seplen;
+            rec.value_len = (size_t)(line + len - (sep + seplen));
+        }
+        r = klog_producer_send(p, topic, &rec);
+        if (r < 0) {
+            refused++;
+            if (first_send_err == 0) {
+                first_send_err = r;
+                char what[64];
+                snprintf(what, sizeof what, "line %" PRId64, lines);
+                cli_fail(ctx, what, r, NULL);
+            }
+            if (r == KLOG_EUNKNOWN_TOPIC || r == KLOG_ECLOSED || r == KLOG_EREADONLY)
+                break; /* every later line would fail the same way */
+        }
+    }
+    if (ferror(stdin)) {
+        cli_err(ctx, "reading standard input failed");
+        rc = CLI_FAIL;
+    }
+    r = klog_producer_close(p);
+    p = NULL;
+    int64_t ok = atomic_load(&t.delivered), failed = atomic_load(&t.failed) + refused;
+    int ferr = atomic_load(&t.first_err);
+    if (!quiet || failed)
+        fprintf(stderr, "klog produce: %s: %" PRId64 " lines read, %" PRId64 " records delivered, %" PRId64
+                " failed%s%s%s\n", topic, lines, ok, failed, ferr ? " (first delivery error: " : "",
+                ferr ? klog_strerror(ferr) : "", ferr ? ")" : "");
+    if (failed || r < 0)
+        rc = CLI_FAIL;
+out:
+    free(line);
+    klog_producer_close(p);
+    if (k) {
+        int cr = klog_close(k);
+        if (cr < 0 && rc == CLI_OK)
+            rc = cli_fail(ctx, dir, cr, NULL);
+    }
+    klog_conf_free(conf);
+    return rc;
+}

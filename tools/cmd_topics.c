@@ -1,0 +1,330 @@
+/*
+ * tools/cmd_topics.c - `klog topics create|list|describe|delete|alter`,
+ * kafka-topics.sh for a klog data directory.  Public API only.
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char topics_help[] =
+    "Usage: klog [-d DIR] topics ACTION [OPTIONS]\n"
+    "\n"
+    "Actions:\n"
+    "  create TOPIC [--partitions N] [--config KEY=VALUE]... [--if-not-exists]\n"
+    "  list [--exclude-internal]\n"
+    "  describe [TOPIC...] [--exclude-internal]\n"
+    "  delete TOPIC... [--if-exists]\n"
+    "  alter TOPIC --partitions N\n"
+    "\n"
+    "The topic may also be given as --topic TOPIC.  'klog topics ACTION --help'\n"
+    "describes each action.  These commands open DIR as its writer: they exit 3\n"
+    "while another process has it open.\n";
+
+static const char create_help[] =
+    "Usage: klog [-d DIR] topics create TOPIC [OPTIONS]\n"
+    "\n"
+    "Create a topic (and the data directory if it does not exist yet).\n"
+    "\n"
+    "  --topic TOPIC          the topic (instead of the positional argument)\n"
+    "  --partitions N         number of partitions (default: num.partitions, 1)\n"
+    "  --config KEY=VALUE     a topic key (repeatable): cleanup.policy, retention.ms,\n"
+    "                         retention.bytes, segment.bytes, segment.ms,\n"
+    "                         max.message.bytes, compression.type, flush.messages,\n"
+    "                         flush.ms, delete.retention.ms, min.compaction.lag.ms,\n"
+    "                         min.cleanable.dirty.ratio, index.interval.bytes\n"
+    "  --if-not-exists        succeed when the topic already exists\n"
+    "  -d, --dir DIR          data directory (default: $KLOG_DIR)\n"
+    "  -h, --help             this help\n";
+
+static const char list_help[] =
+    "Usage: klog [-d DIR] topics list [--exclude-internal]\n"
+    "\n"
+    "Print the topic names, one per line, sorted.\n"
+    "\n"
+    "  --exclude-internal     leave out internal topics (__consumer_offsets)\n"
+    "  -d, --dir DIR          data directory (default: $KLOG_DIR)\n"
+    "  -h, --help             this help\n";
+
+static const char describe_help[] =
+    "Usage: klog [-d DIR] topics describe [TOPIC...] [OPTIONS]\n"
+    "\n"
+    "Describe the given topics (default: all): partition count, the keys set\n"
+    "at creation, and per partition its start, end and durable offsets, bytes\n"
+    "in segments, segment count, bytes on disk, clean offset and error.\n"
+    "\n"
+    "  --topic TOPIC          a topic (repeatable)\n"
+    "  --exclude-internal     leave out internal topics when describing all\n"
+    "  -d, --dir DIR          data directory (default: $KLOG_DIR)\n"
+    "  -h, --help             this help\n";
+
+static const char delete_help[] =
+    "Usage: klog [-d DIR] topics delete TOPIC... [--if-exists]\n"
+    "\n"
+    "Delete topics and all their data.\n"
+    "\n"
+    "  --topic TOPIC          a topic (repeatable)\n"
+    "  --if-exists            succeed when a topic does not exist\n"
+    "  -d, --dir DIR          data directory (default: $KLOG_DIR)\n"
+    "  -h, --help             this help\n";
+
+static const char alter_help[] =
+    "Usage: klog [-d DIR] topics alter TOPIC --partitions N\n"
+    "\n"
+    "Grow a topic to N partitions (a topic never shrinks).\n"
+    "\n"
+    "Changing a topic's configuration (--config, --delete-config) is NOT\n"
+    "supported: the klog API sets a topic's keys when it is created and has no\n"
+    "call to change them.  Such a request exits with status 2.\n"
+    "\n"
+    "  --topic TOPIC          the topic (instead of the positional argument)\n"
+    "  --partitions N         the new total number of partitions\n"
+    "  -d, --dir DIR          data directory (default: $KLOG_DIR)\n"
+    "  -h, --help             this help\n";
+
+enum { O_PARTS = 256, O_CONFIG, O_IFNX, O_IFX, O_EXCL, O_TOPIC, O_DELCONF };
+
+static const struct option topic_opts[] = {
+    { "dir", required_argument, NULL, 'd' },
+    { "help", no_argument, NULL, 'h' },
+    { "partitions", required_argument, NULL, O_PARTS },
+    { "config", required_argument, NULL, O_CONFIG },
+    { "delete-config", required_argument, NULL, O_DELCONF },
+    { "if-not-exists", no_argument, NULL, O_IFNX },
+    { "if-exists", no_argument, NULL, O_IFX },
+    { "exclude-internal", no_argument, NULL, O_EXCL },
+    { "topic", required_argument, NULL, O_TOPIC },
+    { NULL, 0, NULL, 0 },
+};
+
+static bool is_internal(const char *name)
+{
+    return strncmp(name, "__", 2) == 0;
+}
+
+/* Print one topic's description.  Returns 0 or a klog error. */
+static int describe_one(klog *k, const char *name)
+{
+    int n = klog_topic_describe(k, name, NULL, 0, NULL, 0);
+    if (n < 0)
+        return n;
+    klog_partition_info *parts = calloc((size_t)n ? (size_t)n : 1, sizeof *parts);
+    char config[4096] = "";
+    if (!parts)
+        return -ENOMEM;
+    parts[0].struct_size = sizeof *parts;
+    int m = klog_topic_describe(k, name, parts, (size_t)n, config, sizeof config);
+    if (m < 0) {
+        free(parts);
+        return m;
+    }
+    if (m < n)
+        n = m;
+    /* "k=v\n" lines to "k=v,k=v" */
+    size_t cl = strlen(config);
+    while (cl > 0 && config[cl - 1] == '\n')
+        config[--cl] = '\0';
+    for (char *p = config; *p; p++)
+        if (*p == '\n')
+            *p = ',';
+    printf("Topic: %s\tPartitionCount: %d\tConfigs: %s\n", name, n, config);
+    for (int i = 0; i < n; i++) {
+        const klog_partition_info *pi = &parts[i];
+        printf("\tTopic: %s\tPartition: %d\tStart: %" PRId64 "\tEnd: %" PRId64 "\tDurable: %" PRId64
+               "\tSize: %" PRIu64 "\tSegments: %u\tDiskBytes: %" PRIu64 "\tCleanOffset: %" PRId64
+               "\tError: %s\n",
+               name, pi->partition, pi->start_offset, pi->end_offset, pi->durable_offset, pi->size_bytes,
+               pi->segments, pi->disk_bytes, pi->clean_offset, pi->error ? klog_err_name(pi->error) : "none");
+    }
+    free(parts);
+    return 0;
+}
+
+int cmd_topics(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        fputs(topics_help, argc < 2 ? stderr : stdout);
+        return argc < 2 ? CLI_USAGE : CLI_OK;
+    }
+    const char *action = argv[1];
+    const char *help;
+    char ctx[64];
+    snprintf(ctx, sizeof ctx, "topics %s", action);
+    if (!strcmp(action, "create"))
+        help = create_help;
+    else if (!strcmp(action, "list"))
+        help = list_help;
+    else if (!strcmp(action, "describe"))
+        help = describe_help;
+    else if (!strcmp(action, "delete"))
+        help = delete_help;
+    else if (!strcmp(action, "alter"))
+        help = alter_help;
+    else
+        return cli_usage("topics", "topics", "unknown action '%s'", action);
+
+    argc--, argv++;
+    const char *dir = NULL;
+    int partitions = 0;
+    bool if_not_exists = false, if_exists = false, exclude_internal = false, want_config = false;
+    const char *topics[256];
+    int ntopics = 0, rc = CLI_OK;
+    klog_conf *conf = NULL;
+    if (klog_conf_new(&conf) < 0)
+        return cli_err(ctx, "out of memory");
+    optind = 0;
+    int c;
+    while ((c = cli_getopt(argc, argv, "d:h", topic_opts, ctx, ctx)) != -1) {
+        switch (c) {
+        case 'd': dir = optarg; break;
+        case 'h':
+            fputs(help, stdout);
+            klog_conf_free(conf);
+            return CLI_OK;
+        case O_PARTS:
+            if (!cli_int(optarg, 1, 1000000, &partitions)) {
+                rc = cli_usage(ctx, ctx, "--partitions: '%s' is not a positive number", optarg);
+                goto out;
+            }
+            break;
+        case O_CONFIG:
+            want_config = true;
+            if (!strcmp(action, "create") && (rc = cli_conf_kv(ctx, conf, optarg)) != CLI_OK)
+                goto out;
+            break;
+        case O_DELCONF: want_config = true; break;
+        case O_IFNX: if_not_exists = true; break;
+        case O_IFX: if_exists = true; break;
+        case O_EXCL: exclude_internal = true; break;
+        case O_TOPIC:
+            if (ntopics == 256) {
+                rc = cli_usage(ctx, ctx, "too many topics");
+                goto out;
+            }
+            topics[ntopics++] = optarg;
+            break;
+        default:
+            rc = CLI_USAGE;
+            goto out;
+        }
+    }
+    for (; optind < argc; optind++) {
+        if (ntopics == 256) {
+            rc = cli_usage(ctx, ctx, "too many topics");
+            goto out;
+        }
+        topics[ntopics++] = argv[optind];
+    }
+
+    bool create = !strcmp(action, "create"), list = !strcmp(action, "list"),
+         describe = !strcmp(action, "describe"), del = !strcmp(action, "delete"), alter = !strcmp(action, "alter");
+    /* Check the request before touching the directory. */
+    if (want_config && !create) {
+        rc = cli_usage(ctx, ctx,
+                       "changing a topic's configuration is not supported: the klog API sets "
+                       "topic keys only at creation (klog_topic_create)");
+        goto out;
+    }
+    if ((create || alter) && ntopics != 1) {
+        rc = cli_usage(ctx, ctx, ntopics ? "give exactly one topic" : "no topic given");
+        goto out;
+    }
+    if (del && ntopics == 0) {
+        rc = cli_usage(ctx, ctx, "no topic given");
+        goto out;
+    }
+    if (list && ntopics) {
+        rc = cli_usage(ctx, ctx, "unexpected argument '%s'", topics[0]);
+        goto out;
+    }
+    if (alter && partitions == 0) {
+        rc = cli_usage(ctx, ctx, "nothing to alter: give --partitions N");
+        goto out;
+    }
+    if (!create && partitions && !alter) {
+        rc = cli_usage(ctx, ctx, "--partitions applies to create and alter only");
+        goto out;
+    }
+    if ((dir = cli_dir(ctx, ctx, dir)) == NULL) {
+        rc = CLI_USAGE;
+        goto out;
+    }
+    klog *k = NULL;
+    if ((rc = cli_open(ctx, dir, create, NULL, &k)) != CLI_OK)
+        goto out;
+
+    char err[512] = "";
+    int r;
+    if (create) {
+        r = klog_topic_create(k, topics[0], partitions, conf, err, sizeof err);
+        if (r == -EEXIST && if_not_exists)
+            r = 0;
+        if (r < 0) {
+            rc = cli_fail(ctx, topics[0], r,
+                          r == KLOG_EBADNAME ? "invalid topic name: 1..249 characters of [a-zA-Z0-9._-], not '.' or '..'"
+                          : r == -EEXIST     ? "topic already exists"
+                                             : err);
+            if (r == KLOG_ECONF)
+                rc = CLI_USAGE; /* a key that is not a topic key: bad input */
+        } else
+            printf("Created topic %s.\n", topics[0]);
+    } else if (list) {
+        char **names = NULL;
+        size_t n = 0;
+        if ((r = klog_topic_list(k, &names, &n)) < 0) {
+            rc = cli_fail(ctx, NULL, r, NULL);
+        } else {
+            for (size_t i = 0; i < n; i++)
+                if (!exclude_internal || !is_internal(names[i]))
+                    printf("%s\n", names[i]);
+            klog_topic_list_free(names, n);
+        }
+    } else if (describe) {
+        if (ntopics) {
+            for (int i = 0; i < ntopics; i++)
+                if ((r = describe_one(k, topics[i])) < 0)
+                    rc = cli_fail(ctx, topics[i], r, r == KLOG_EUNKNOWN_TOPIC ? "no such topic" : NULL);
+        } else {
+            char **names = NULL;
+            size_t n = 0;
+            if ((r = klog_topic_list(k, &names, &n)) < 0) {
+                rc = cli_fail(ctx, NULL, r, NULL);
+            } else {
+                for (size_t i = 0; i < n; i++)
+                    if ((!exclude_internal || !is_internal(names[i])) && (r = describe_one(k, names[i])) < 0)
+                        rc = cli_fail(ctx, names[i], r, NULL);
+                klog_topic_list_free(names, n);
+            }
+        }
+    } else if (del) {
+        for (int i = 0; i < ntopics; i++) {
+            r = klog_topic_delete(k, topics[i]);
+            if (r == KLOG_EUNKNOWN_TOPIC && if_exists)
+                continue;
+            if (r < 0)
+                rc = cli_fail(ctx, topics[i], r, r == KLOG_EUNKNOWN_TOPIC ? "no such topic" :
+                              r == -EPERM ? "internal topic: it holds the consumer groups' offsets" : NULL);
+            else
+                printf("Deleted topic %s.\n", topics[i]);
+        }
+    } else if (alter) {
+        r = klog_topic_add_partitions(k, topics[0], partitions);
+        if (r == -EINVAL) {
+            int cur = klog_topic_describe(k, topics[0], NULL, 0, NULL, 0);
+            fprintf(stderr, "klog: %s: %s: the topic has %d partitions; --partitions must be more "
+                    "(a topic never shrinks)\n", ctx, topics[0], cur);
+            rc = CLI_FAIL;
+        } else if (r < 0) {
+            rc = cli_fail(ctx, topics[0], r, r == KLOG_EUNKNOWN_TOPIC ? "no such topic" : NULL);
+        } else {
+            printf("Topic %s now has %d partitions.\n", topics[0], partitions);
+        }
+    }
+    int cr = klog_close(k);
+    if (cr < 0 && rc == CLI_OK)
+        rc = cli_fail(ctx, dir, cr, NULL);
+out:
+    klog_conf_free(conf);
+    return rc;
+}

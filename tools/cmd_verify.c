@@ -1,0 +1,816 @@
+/*
+ * tools/cmd_verify.c - `klog verify DIR`: check every partition's segments
+ * and index files, read-only and without a lock, so that it works while an
+ * application has the directory open.
+ *
+ * What counts as damage (exit 1) mirrors what recovery in lib/storage would
+ * refuse or silently repair: a batch that fails framing or its checksum,
+ * offsets that do not increase (or, outside the compacted range recorded in
+ * cleaner.ckpt, are not dense), a segment that runs into the next or stops
+ * short of it, an index file whose header, checksum or entries disagree
+ * with its segment, a damaged checkpoint or topics.meta, a recovery point
+ * past the end of the log, a missing partition directory.  Warnings (exit
+ * 0) are states a live or crashed writer leaves and the next open tidies:
+ * an incomplete batch at the end of the active segment, a missing or stale
+ * index, leftover .tmp/.cleaned files, an interrupted cleaning pass.
+ *
+ * Live directories: the writer may append, roll, clean or delete segments
+ * while we read.  A partition whose pass finds damage, or sees a file
+ * vanish, is checked again (up to three passes, 200 ms apart); only what
+ * the last pass finds is reported.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <xxhash.h>
+
+#include "cli.h"
+#include "segfile.h"
+
+static const char verify_help[] =
+    "Usage: klog verify [OPTIONS] DIR\n"
+    "\n"
+    "Check a data directory (or a single partition directory): every batch of\n"
+    "every segment (framing, checksum, offsets increasing, and dense except\n"
+    "where cleaner.ckpt records compaction), segment boundaries, the .index and\n"
+    ".timeindex files (header, checksum, every entry within its segment and\n"
+    "naming a batch start and that batch's offset), recovery.ckpt,\n"
+    "cleaner.ckpt and topics.meta.  Read-only and lock-free: it works while an\n"
+    "application has DIR open.  Problems are printed one per line as\n"
+    "\"damage: PATH: ...\" or \"warning: PATH: ...\", then a summary.\n"
+    "\n"
+    "  --deep                 also decode every record (decompressing batches)\n"
+    "  -v, --verbose          also print one line per partition checked\n"
+    "  -q, --quiet            print problems only, no summary\n"
+    "  -h, --help             this help\n"
+    "\n"
+    "Exit status: 0 no damage (warnings allowed), 1 damage found or DIR\n"
+    "unreadable, 2 usage error.\n";
+
+enum { O_DEEP = 256 };
+
+static const struct option verify_opts[] = {
+    { "help", no_argument, NULL, 'h' },
+    { "verbose", no_argument, NULL, 'v' },
+    { "quiet", no_argument, NULL, 'q' },
+    { "deep", no_argument, NULL, O_DEEP },
+    { NULL, 0, NULL, 0 },
+};
+
+/* ---- findings --------------------------------------------------------------- */
+
+typedef struct report {
+    char **lines;
+    size_t n, cap;
+    int damage, warnings;
+    bool vanished;           /* a file went away while we read: retry */
+    uint64_t segments, batches, records, bytes;
+} report;
+
+#define MAX_LINES 50 /* per partition; the rest are counted */
+
+__attribute__((format(printf, 4, 5)))
+static void add(report *r, bool damage, const char *path, const char *fmt, ...)
+{
+    if (damage)
+        r->damage++;
+    else
+        r->warnings++;
+    if (r->n >= MAX_LINES + 1)
+        return;
+    char msg[1024], *line = NULL;
+    if (r->n == MAX_LINES) {
+        snprintf(msg, sizeof msg, "... (more problems not shown)");
+    } else {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+    }
+    if (asprintf(&line, "%s: %s: %s", r->n == MAX_LINES ? "note" : damage ? "damage" : "warning", path, msg) < 0)
+        return;
+    if (r->n == r->cap) {
+        size_t nc = r->cap ? r->cap * 2 : 16;
+        char **nl = realloc(r->lines, nc * sizeof *nl);
+        if (!nl) {
+            free(line);
+            return;
+        }
+        r->lines = nl;
+        r->cap = nc;
+    }
+    r->lines[r->n++] = line;
+}
+
+static void report_free(report *r)
+{
+    for (size_t i = 0; i < r->n; i++)
+        free(r->lines[i]);
+    free(r->lines);
+    memset(r, 0, sizeof *r);
+}
+
+/* ---- one segment -------------------------------------------------------------- */
+
+typedef struct segcheck {
+    const char *pdir;   /* partition directory */
+    const char *label;  /* its name for messages (relative to DIR) */
+    int64_t base;
+    bool is_last;
+    int64_t limit;      /* next segment's base, or INT64_MAX */
+    bool gaps;          /* offsets may have gaps (compacted range) */
+    bool deep;
+    kf_codec *codec;
+    int64_t next;       /* out: offset after the last valid batch */
+} segcheck;
+
+/* Check one index file's entries against the batch starts found by the
+ * scan, and its header against the segment. */
+typedef struct ixcheck {
+    ixfile ix;
+    bool loaded, usable;   /* usable: framing and checksum right */
+    size_t cur;            /* cursor: next entry to match */
+    const char *suffix;
+    char name[512];
+} ixcheck;
+
+static void ix_open(ixcheck *c, const segcheck *s, const char *suffix, bool time, report *r)
+{
+    memset(c, 0, sizeof *c);
+    c->suffix = suffix;
+    char path[4400];
+    snprintf(c->name, sizeof c->name, "%s/%020" PRId64 "%s", s->label, s->base, suffix);
+    snprintf(path, sizeof path, "%s/%020" PRId64 "%s", s->pdir, s->base, suffix);
+    int rc = ix_load(path, time, &c->ix);
+    if (rc == -ENOENT)
+        return;
+    c->loaded = true;
+    if (rc < 0) {
+        add(r, true, c->name, "cannot read: %s", strerror(-rc));
+        c->loaded = false;
+        return;
+    }
+    if (!c->ix.framing_ok) {
+        add(r, true, c->name, "damaged: %s", c->ix.problem);
+        return;
+    }
+    if (!c->ix.checksum_ok) {
+        add(r, true, c->name, "checksum mismatch");
+        return;
+    }
+    if (c->ix.base != s->base) {
+        add(r, true, c->name, "header names base offset %" PRId64 ", the segment's is %" PRId64, c->ix.base, s->base);
+        return;
+    }
+    c->usable = true;
+    for (size_t i = 1; i < c->ix.n; i++) {
+        const ix_entry *a = &c->ix.e[i - 1], *b = &c->ix.e[i];
+        if (b->pos <= a->pos || b->rel < a->rel || (!time && b->rel == a->rel) || (time && b->ts <= a->ts)) {
+            add(r, true, c->name, "entry %zu does not increase over entry %zu", i, i - 1);
+            c->usable = false;
+            return;
+        }
+    }
+}
+
+/* Match the entries at or before position pos (a batch start). */
+static void ix_step(ixcheck *c, uint64_t pos, const kf_batch_info *bi, int64_t running_max, bool time, report *r)
+{
+    if (!c->usable)
+        return;
+    while (c->cur < c->ix.n && c->ix.e[c->cur].pos < pos) {
+        add(r, true, c->name, "entry %zu (offset %" PRId64 ", position %u) does not point at a batch start", c->cur,
+            c->ix.base + c->ix.e[c->cur].rel, c->ix.e[c->cur].pos);
+        c->cur++;
+    }
+    if (c->cur < c->ix.n && c->ix.e[c->cur].pos == pos) {
+        const ix_entry *e = &c->ix.e[c->cur];
+        if (c->ix.base + e->rel != bi->base_offset)
+            add(r, true, c->name, "entry %zu names offset %" PRId64 ", the batch at position %u starts at %" PRId64,
+                c->cur, c->ix.base + e->rel, e->pos, bi->base_offset);
+        else if (time && e->ts != running_max)
+            add(r, true, c->name,
+                "entry %zu has timestamp %" PRId64 ", the largest timestamp up to its batch is %" PRId64, c->cur,
+                e->ts, running_max);
+        c->cur++;
+    }
+}
+
+static void verify_segment(segcheck *s, report *r)
+{
+    char path[4400], name[512];
+    snprintf(path, sizeof path, "%s/%020" PRId64 ".log", s->pdir, s->base);
+    snprintf(name, sizeof name, "%s/%020" PRId64 ".log", s->label, s->base);
+    s->next = s->base;
+    segrd rd;
+    int rc = segrd_open(&rd, path);
+    if (rc == -ENOENT) {
+        r->vanished = true;
+        add(r, false, name, "removed while being checked (retention or cleaning at work)");
+        return;
+    }
+    if (rc < 0) {
+        add(r, true, name, "cannot read: %s", strerror(-rc));
+        return;
+    }
+    r->segments++;
+    ixcheck oi, ti;
+    ix_open(&oi, s, ".index", false, r);
+    ix_open(&ti, s, ".timeindex", true, r);
+    if (oi.loaded != ti.loaded && !s->is_last)
+        add(r, false, oi.loaded ? ti.name : oi.name, "missing while its companion exists (rebuilt at next open)");
+    else if (!oi.loaded && !ti.loaded && !s->is_last)
+        add(r, false, name, "sealed segment without index files (rebuilt at next open)");
+
+    uint64_t pos = 0;
+    int64_t expected = s->base, running_max = -1, first_ts = -1;
+    bool complete = false;
+    for (;;) {
+        const uint8_t *b;
+        size_t len;
+        kf_batch_info bi;
+        int err;
+        enum seg_status st = segrd_batch(&rd, pos, &b, &len, &bi, &err);
+        if (st == SEG_END) {
+            complete = true;
+            break;
+        }
+        if (st == SEG_INCOMPLETE) {
+            if (s->is_last)
+                add(r, false, name,
+                    "incomplete batch at position %" PRIu64 " (%" PRIu64 " bytes to the end): a write in progress, "
+                    "or a torn write the next open truncates",
+                    pos, rd.size - pos);
+            else
+                add(r, true, name, "incomplete batch at position %" PRIu64 " (%" PRIu64 " bytes to the end)", pos,
+                    rd.size - pos);
+            break;
+        }
+        if (st == SEG_BADHDR) {
+            add(r, true, name, "position %" PRIu64 ": invalid batch header (%s); %" PRIu64 " bytes after it unchecked",
+                pos, klog_err_name(err), rd.size - pos);
+            break;
+        }
+        if (st == SEG_IOERR) {
+            add(r, true, name, "read at position %" PRIu64 " failed: %s", pos, strerror(-err));
+            break;
+        }
+        int64_t last = kf_batch_last_offset(&bi);
+        bool sum_ok = kf_batch_verify(b, len) == 0;
+        if (!sum_ok)
+            add(r, true, name, "position %" PRIu64 ": batch of offsets %" PRId64 "..%" PRId64 ": checksum mismatch", pos,
+                bi.base_offset, last);
+        if (bi.base_offset < expected)
+            add(r, true, name,
+                "position %" PRIu64 ": batch starts at offset %" PRId64 ", below the expected %" PRId64
+                " (offsets must increase)",
+                pos, bi.base_offset, expected);
+        else if (!s->gaps && bi.base_offset != expected)
+            add(r, true, name,
+                "position %" PRIu64 ": offsets %" PRId64 "..%" PRId64 " missing before this batch (no compaction "
+                "recorded below offset %" PRId64 ")",
+                pos, expected, bi.base_offset - 1, bi.base_offset);
+        if (last >= s->limit)
+            add(r, true, name,
+                "position %" PRIu64 ": batch of offsets %" PRId64 "..%" PRId64 " runs into the next segment (base %" PRId64
+                ")",
+                pos, bi.base_offset, last, s->limit);
+        if (s->deep && sum_ok) {
+            const uint8_t *recs;
+            size_t rlen;
+            int dr = kf_batch_records(b, len, s->codec, &recs, &rlen);
+            if (dr == 0) {
+                kf_iter it;
+                kf_record_view v;
+                kf_iter_init(&it, &bi, recs, rlen);
+                while ((dr = kf_iter_next(&it, &v)) == 1) {
+                    size_t hp = 0;
+                    kf_header h;
+                    int hr;
+                    while ((hr = kf_header_next(&v, &hp, &h)) == 1)
+                        ;
+                    if (hr < 0) {
+                        dr = hr;
+                        break;
+                    }
+                }
+            }
+            if (dr < 0)
+                add(r, true, name, "position %" PRIu64 ": batch of offsets %" PRId64 "..%" PRId64 ": records: %s", pos,
+                    bi.base_offset, last, klog_strerror(dr));
+        }
+        if (first_ts < 0)
+            first_ts = bi.max_timestamp;
+        if (bi.max_timestamp > running_max)
+            running_max = bi.max_timestamp;
+        ix_step(&oi, pos, &bi, running_max, false, r);
+        ix_step(&ti, pos, &bi, running_max, true, r);
+        if (last + 1 > expected)
+            expected = last + 1;
+        r->batches++;
+        r->records += (uint64_t)bi.record_count;
+        pos += len;
+    }
+    r->bytes += rd.size;
+    s->next = expected;
+
+    /* Entries past the last batch start, and the headers. */
+    ixcheck *both[2] = { &oi, &ti };
+    for (int k = 0; k < 2; k++) {
+        ixcheck *c = both[k];
+        if (!c->usable)
+            continue;
+        if (complete)
+            for (; c->cur < c->ix.n; c->cur++)
+                add(r, true, c->name, "entry %zu (offset %" PRId64 ", position %u) %s", c->cur,
+                    c->ix.base + c->ix.e[c->cur].rel, c->ix.e[c->cur].pos,
+                    c->ix.e[c->cur].pos >= rd.size ? "points past the end of the segment"
+                                                   : "does not point at a batch start");
+        if (c->ix.seg_size != rd.size) {
+            if (s->is_last && c->ix.seg_size < rd.size)
+                add(r, false, c->name,
+                    "written for %" PRIu64 " bytes of the segment, which has %" PRIu64 " (stale: rebuilt at open)",
+                    c->ix.seg_size, rd.size);
+            else
+                add(r, true, c->name, "written for %" PRIu64 " bytes of the segment, which has %" PRIu64,
+                    c->ix.seg_size, rd.size);
+        } else if (complete) {
+            if (c->ix.next_offset != expected)
+                add(r, true, c->name, "header says the next offset is %" PRId64 ", the segment's is %" PRId64,
+                    c->ix.next_offset, expected);
+            if (c->ix.first_ts != first_ts || c->ix.max_ts != running_max)
+                add(r, true, c->name,
+                    "header timestamps (first %" PRId64 ", max %" PRId64 ") differ from the segment's (%" PRId64
+                    ", %" PRId64 ")",
+                    c->ix.first_ts, c->ix.max_ts, first_ts, running_max);
+        }
+    }
+    if (oi.usable && ti.usable && memcmp(oi.ix.raw_hdr + 8, ti.ix.raw_hdr + 8, 40) != 0)
+        add(r, true, name, "its .index and .timeindex headers describe different states");
+    ix_free(&oi.ix);
+    ix_free(&ti.ix);
+    segrd_close(&rd);
+}
+
+/* ---- one partition ------------------------------------------------------------ */
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+typedef struct i64s {
+    int64_t *v;
+    size_t n, cap;
+} i64s;
+
+static int push(i64s *l, int64_t x)
+{
+    if (l->n == l->cap) {
+        size_t nc = l->cap ? l->cap * 2 : 16;
+        int64_t *nv = realloc(l->v, nc * sizeof *nv);
+        if (!nv)
+            return -ENOMEM;
+        l->v = nv;
+        l->cap = nc;
+    }
+    l->v[l->n++] = x;
+    return 0;
+}
+
+typedef struct strs {
+    char **v;
+    size_t n, cap;
+} strs;
+
+static void strs_push(strs *l, const char *s)
+{
+    if (l->n == l->cap) {
+        size_t nc = l->cap ? l->cap * 2 : 8;
+        char **nv = realloc(l->v, nc * sizeof *nv);
+        if (!nv)
+            return;
+        l->v = nv;
+        l->cap = nc;
+    }
+    if ((l->v[l->n] = strdup(s)) != NULL)
+        l->n++;
+}
+
+static bool has(const i64s *l, int64_t x)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (l->v[i] == x)
+            return true;
+    return false;
+}
+
+static void verify_partition_once(const char *pdir, const char *label, bool deep, kf_codec *codec, report *r)
+{
+    DIR *d = opendir(pdir);
+    if (!d) {
+        if (errno == ENOENT)
+            r->vanished = true;
+        add(r, true, label, "cannot open: %s", strerror(errno));
+        return;
+    }
+    i64s logs = { 0 }, ixs = { 0 }, tixs = { 0 }, swaps = { 0 };
+    strs tmps = { 0 };
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        const char *n = de->d_name;
+        int64_t b;
+        size_t l = strlen(n);
+        if (seg_name(n, ".log", &b))
+            push(&logs, b);
+        else if (seg_name(n, ".index", &b))
+            push(&ixs, b);
+        else if (seg_name(n, ".timeindex", &b))
+            push(&tixs, b);
+        else if (seg_name(n, ".log.swap", &b))
+            push(&swaps, b);
+        else if (seg_name(n, ".log.cleaned", &b) || (l > 4 && !strcmp(n + l - 4, ".tmp")))
+            strs_push(&tmps, n);
+    }
+    closedir(d);
+    if (logs.n > 1)
+        qsort(logs.v, logs.n, sizeof *logs.v, cmp_i64);
+
+    char path[4400], name[600];
+    int64_t rp = 0, start = 0, gap_limit = 0;
+    ckpt ck;
+    snprintf(path, sizeof path, "%s/recovery.ckpt", pdir);
+    snprintf(name, sizeof name, "%s/recovery.ckpt", label);
+    int rc = ckpt_load(path, CKPT_MAGIC_RECOVERY, &ck);
+    if (rc == -ENOENT)
+        add(r, false, name, "missing (the next open re-validates the whole log)");
+    else if (rc < 0)
+        add(r, true, name, "cannot read: %s", strerror(-rc));
+    else if (!ck.ok)
+        add(r, true, name, "damaged (size, magic, version or checksum wrong)");
+    else
+        rp = ck.a, start = ck.b;
+    snprintf(path, sizeof path, "%s/cleaner.ckpt", pdir);
+    snprintf(name, sizeof name, "%s/cleaner.ckpt", label);
+    rc = ckpt_load(path, CKPT_MAGIC_CLEANER, &ck);
+    if (rc == -ENOENT) {
+        gap_limit = 0;
+    } else if (rc < 0 || !ck.ok) {
+        add(r, true, name, rc < 0 ? "cannot read" : "damaged (size, magic, version or checksum wrong)");
+        gap_limit = INT64_MAX; /* as recovery does: gaps accepted anywhere */
+    } else {
+        gap_limit = ck.a;
+    }
+    bool loose = swaps.n > 0;
+    if (loose)
+        r->vanished = true; /* a cleaning pass between its steps: look again */
+    for (size_t i = 0; i < swaps.n; i++) {
+        snprintf(name, sizeof name, "%s/%020" PRId64 ".log.swap", label, swaps.v[i]);
+        add(r, false, name, "an interrupted cleaning pass (the next open finishes it); segment boundaries not checked");
+    }
+    for (size_t i = 0; i < ixs.n; i++)
+        if (!has(&logs, ixs.v[i])) {
+            snprintf(name, sizeof name, "%s/%020" PRId64 ".index", label, ixs.v[i]);
+            add(r, false, name, "no segment for this index");
+        }
+    for (size_t i = 0; i < tixs.n; i++)
+        if (!has(&logs, tixs.v[i])) {
+            snprintf(name, sizeof name, "%s/%020" PRId64 ".timeindex", label, tixs.v[i]);
+            add(r, false, name, "no segment for this index");
+        }
+
+    size_t skip = 0;
+    while (skip + 1 < logs.n && logs.v[skip + 1] <= start) {
+        snprintf(name, sizeof name, "%s/%020" PRId64 ".log", label, logs.v[skip]);
+        add(r, false, name, "wholly below the log start offset %" PRId64 " (removed at next open)", start);
+        skip++;
+    }
+    if (logs.n == 0) {
+        if (rp > 0)
+            add(r, true, label, "no segments, but recovery.ckpt vouches for offsets below %" PRId64, rp);
+    } else {
+        int64_t end = logs.v[skip];
+        if (logs.v[skip] > start && logs.v[skip] >= gap_limit && !loose)
+            add(r, true, label, "the log starts at offset %" PRId64 " but its first segment at %" PRId64
+                " (segments missing)", start, logs.v[skip]);
+        for (size_t i = skip; i < logs.n; i++) {
+            segcheck s = {
+                .pdir = pdir, .label = label, .base = logs.v[i], .is_last = i + 1 == logs.n,
+                .limit = i + 1 < logs.n ? logs.v[i + 1] : INT64_MAX,
+                .gaps = loose || logs.v[i] < gap_limit, .deep = deep, .codec = codec,
+            };
+            if (loose)
+                s.limit = INT64_MAX;
+            verify_segment(&s, r);
+            end = s.next;
+            if (!s.is_last && !s.gaps && s.next < s.limit) {
+                snprintf(name, sizeof name, "%s/%020" PRId64 ".log", label, s.base);
+                add(r, true, name, "ends at offset %" PRId64 ", but the next segment starts at %" PRId64
+                    " (offsets missing)", s.next, s.limit);
+            }
+        }
+        if (rp > end && !r->vanished)
+            add(r, true, label,
+                "recovery.ckpt vouches for offsets below %" PRId64 ", but the log ends at %" PRId64
+                " (acknowledged records missing)",
+                rp, end);
+    }
+    /* The swap files themselves: whole, checksummed batches. */
+    for (size_t i = 0; i < swaps.n; i++) {
+        snprintf(path, sizeof path, "%s/%020" PRId64 ".log.swap", pdir, swaps.v[i]);
+        snprintf(name, sizeof name, "%s/%020" PRId64 ".log.swap", label, swaps.v[i]);
+        segrd rd;
+        if (segrd_open(&rd, path) < 0)
+            continue;
+        uint64_t pos = 0;
+        for (;;) {
+            const uint8_t *b;
+            size_t len;
+            kf_batch_info bi;
+            int err;
+            enum seg_status st = segrd_batch(&rd, pos, &b, &len, &bi, &err);
+            if (st == SEG_END)
+                break;
+            if (st != SEG_OK || kf_batch_verify(b, len) != 0) {
+                add(r, true, name, "position %" PRIu64 ": invalid batch (the next open refuses the log)", pos);
+                break;
+            }
+            pos += len;
+        }
+        segrd_close(&rd);
+    }
+    /* Temporary files still there after the pass are leftovers (a live
+     * writer's atomic writes take milliseconds). */
+    for (size_t i = 0; i < tmps.n; i++) {
+        snprintf(path, sizeof path, "%s/%s", pdir, tmps.v[i]);
+        snprintf(name, sizeof name, "%s/%s", label, tmps.v[i]);
+        struct stat st;
+        if (stat(path, &st) == 0)
+            add(r, false, name, "leftover of an interrupted write, or a write in progress (removed at next open)");
+        free(tmps.v[i]);
+    }
+    free(tmps.v);
+    free(logs.v);
+    free(ixs.v);
+    free(tixs.v);
+    free(swaps.v);
+}
+
+static void verify_partition(const char *pdir, const char *label, bool deep, kf_codec *codec, report *out)
+{
+    for (int attempt = 0;; attempt++) {
+        report r = { 0 };
+        verify_partition_once(pdir, label, deep, codec, &r);
+        if ((r.damage == 0 && !r.vanished) || attempt == 2) {
+            *out = r;
+            return;
+        }
+        report_free(&r);
+        struct timespec ts = { 0, 200 * 1000000L };
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* ---- the data directory -------------------------------------------------------- */
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strverscmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* "name-N" with N digits: a partition directory's name. */
+static bool part_name(const char *n)
+{
+    if (n[0] == '.' || strstr(n, ".deleted-"))
+        return false;
+    const char *dash = strrchr(n, '-');
+    if (!dash || dash == n || !dash[1])
+        return false;
+    for (const char *p = dash + 1; *p; p++)
+        if (*p < '0' || *p > '9')
+            return false;
+    return true;
+}
+
+typedef struct meta_topic {
+    char name[256];
+    int parts;
+} meta_topic;
+
+/* Parse topics.meta.  Returns 1 (ok), 0 (absent), -1 (damaged: *why). */
+static int meta_read(const char *dir, meta_topic **out, size_t *n, char *why, size_t whysize)
+{
+    char path[4400];
+    snprintf(path, sizeof path, "%s/topics.meta", dir);
+    *out = NULL;
+    *n = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        if (errno == ENOENT)
+            return 0;
+        snprintf(why, whysize, "cannot read: %s", strerror(errno));
+        return -1;
+    }
+    size_t cap = 1 << 16, len = 0, got;
+    char *buf = malloc(cap + 1);
+    while (buf && (got = fread(buf + len, 1, cap - len, f)) > 0) {
+        len += got;
+        if (len == cap) {
+            char *nb = realloc(buf, 2 * cap + 1);
+            if (!nb)
+                break;
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    fclose(f);
+    if (!buf) {
+        snprintf(why, whysize, "out of memory");
+        return -1;
+    }
+    buf[len] = '\0';
+    char *end = strstr(buf, "\nend ");
+    uint64_t want = 0;
+    if (strncmp(buf, "klog-topics 1\n", 14) || !end || sscanf(end + 5, "%" SCNx64, &want) != 1 ||
+        XXH3_64bits(buf, (size_t)(end + 1 - buf)) != want) {
+        snprintf(why, whysize, "damaged (header or checksum wrong)");
+        free(buf);
+        return -1;
+    }
+    end[1] = '\0';
+    size_t mc = 0;
+    meta_topic *m = NULL;
+    char *save = NULL;
+    for (char *line = strtok_r(buf + 14, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (strncmp(line, "topic ", 6))
+            continue;
+        if (*n == mc) {
+            mc = mc ? mc * 2 : 16;
+            meta_topic *nm = realloc(m, mc * sizeof *nm);
+            if (!nm)
+                break;
+            m = nm;
+        }
+        if (sscanf(line + 6, "%255s %d", m[*n].name, &m[*n].parts) == 2)
+            (*n)++;
+    }
+    free(buf);
+    *out = m;
+    return 1;
+}
+
+int cmd_verify(int argc, char **argv)
+{
+    const char *ctx = "verify";
+    bool deep = false, verbose = false, quiet = false;
+    int c;
+    optind = 0;
+    while ((c = cli_getopt(argc, argv, "hvq", verify_opts, ctx, ctx)) != -1) {
+        switch (c) {
+        case 'h': fputs(verify_help, stdout); return CLI_OK;
+        case 'v': verbose = true; break;
+        case 'q': quiet = true; break;
+        case O_DEEP: deep = true; break;
+        default: return CLI_USAGE;
+        }
+    }
+    const char *dir = NULL;
+    if (optind < argc) {
+        if (optind + 1 < argc)
+            return cli_usage(ctx, ctx, "unexpected argument '%s' (one directory at a time)", argv[optind + 1]);
+        dir = argv[optind];
+    } else {
+        dir = cli_global_dir ? cli_global_dir : getenv("KLOG_DIR");
+        if (!dir || !*dir)
+            return cli_usage(ctx, ctx, "no directory given");
+    }
+    struct stat st;
+    if (stat(dir, &st) != 0)
+        return cli_err(ctx, "%s: %s", dir, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return cli_err(ctx, "%s: not a directory", dir);
+    kf_codec *codec = NULL;
+    if (deep && kf_codec_new(&codec) < 0)
+        return cli_err(ctx, "out of memory");
+
+    report total = { 0 };
+    int partitions = 0;
+    /* A single partition directory? */
+    bool single = false;
+    DIR *d = opendir(dir);
+    if (!d) {
+        kf_codec_free(codec);
+        return cli_err(ctx, "%s: %s", dir, strerror(errno));
+    }
+    char **subs = NULL;
+    size_t nsubs = 0, capsubs = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        int64_t b;
+        if (seg_name(de->d_name, ".log", &b) || !strcmp(de->d_name, "recovery.ckpt"))
+            single = true;
+        if (!part_name(de->d_name))
+            continue;
+        char p[4400];
+        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+        if (stat(p, &st) != 0 || !S_ISDIR(st.st_mode))
+            continue;
+        if (nsubs == capsubs) {
+            capsubs = capsubs ? capsubs * 2 : 32;
+            char **ns = realloc(subs, capsubs * sizeof *ns);
+            if (!ns)
+                break;
+            subs = ns;
+        }
+        subs[nsubs++] = strdup(de->d_name);
+    }
+    closedir(d);
+    if (nsubs > 1)
+        qsort(subs, nsubs, sizeof *subs, cmp_str);
+
+    if (single) {
+        report r;
+        verify_partition(dir, dir, deep, codec, &r);
+        partitions = 1;
+        for (size_t i = 0; i < r.n; i++)
+            printf("%s\n", r.lines[i]);
+        if (verbose)
+            printf("%s: %s (%" PRIu64 " segments, %" PRIu64 " batches)\n", r.damage ? "DAMAGED" : "ok", dir,
+                   r.segments, r.batches);
+        total = r;
+    } else {
+        meta_topic *mt = NULL;
+        size_t nmt = 0;
+        char why[256];
+        int mr = meta_read(dir, &mt, &nmt, why, sizeof why);
+        if (mr < 0) {
+            printf("damage: topics.meta: %s\n", why);
+            total.damage++;
+        } else if (mr == 0 && nsubs > 0) {
+            printf("warning: topics.meta: missing, but partition directories exist\n");
+            total.warnings++;
+        }
+        /* Every partition the metadata lists must have its directory. */
+        for (size_t t = 0; t < nmt; t++)
+            for (int p = 0; p < mt[t].parts; p++) {
+                char pn[300];
+                snprintf(pn, sizeof pn, "%s-%d", mt[t].name, p);
+                bool found = false;
+                for (size_t i = 0; i < nsubs && !found; i++)
+                    found = !strcmp(subs[i], pn);
+                if (!found) {
+                    printf("damage: %s: missing (topics.meta lists topic %s with %d partitions)\n", pn, mt[t].name,
+                           mt[t].parts);
+                    total.damage++;
+                }
+            }
+        for (size_t i = 0; i < nsubs; i++) {
+            char p[4400];
+            snprintf(p, sizeof p, "%s/%s", dir, subs[i]);
+            bool listed = mr <= 0;
+            for (size_t t = 0; t < nmt && !listed; t++) {
+                size_t tl = strlen(mt[t].name);
+                int pn;
+                listed = !strncmp(subs[i], mt[t].name, tl) && subs[i][tl] == '-' &&
+                         cli_int(subs[i] + tl + 1, 0, mt[t].parts - 1, &pn);
+            }
+            report r;
+            verify_partition(p, subs[i], deep, codec, &r);
+            if (!listed)
+                add(&r, false, subs[i], "not listed in topics.meta (a topic being created or deleted?)");
+            partitions++;
+            for (size_t j = 0; j < r.n; j++)
+                printf("%s\n", r.lines[j]);
+            if (verbose)
+                printf("%s: %s (%" PRIu64 " segments, %" PRIu64 " batches)\n", r.damage ? "DAMAGED" : "ok", subs[i],
+                       r.segments, r.batches);
+            total.damage += r.damage;
+            total.warnings += r.warnings;
+            total.segments += r.segments;
+            total.batches += r.batches;
+            total.records += r.records;
+            total.bytes += r.bytes;
+            report_free(&r);
+        }
+        free(mt);
+    }
+    if (!quiet)
+        printf("klog verify: %s: %d partitions, %" PRIu64 " segments, %" PRIu64 " batches, %" PRIu64
+               " records, %" PRIu64 " bytes checked: %s (%d problems, %d warnings)\n",
+               dir, partitions, total.segments, total.batches, total.records, total.bytes,
+               total.damage ? "DAMAGED" : "clean", total.damage, total.warnings);
+    int rc = total.damage ? CLI_FAIL : CLI_OK;
+    if (single)
+        report_free(&total);
+    for (size_t i = 0; i < nsubs; i++)
+        free(subs[i]);
+    free(subs);
+    kf_codec_free(codec);
+    return rc;
+}

@@ -1,0 +1,231 @@
+#!/bin/bash
+# tools/test_cli.sh - end-to-end test of the klog command-line tool.
+#
+# Usage: test_cli.sh PATH/TO/klog
+#
+# Creates a topic, produces keyed lines with headers, consumes them back in
+# every format, consumes as a group and resets and describes the group,
+# dumps a segment, verifies a clean directory (exit 0) and a damaged copy
+# (exit 1), runs small perf tests, asks every command for --help, and checks
+# the usage (2) and locked-directory (3) exit codes.  Run by meson test
+# (suite 'tools').
+set -u
+
+KLOG=${1:?usage: test_cli.sh PATH/TO/klog}
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/klog-cli.XXXXXX")
+export KLOG_DIR="$WORK/data"
+BG=""
+cleanup() {
+    if [ -n "$BG" ]; then kill "$BG" 2>/dev/null; wait "$BG" 2>/dev/null; fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+FAILS=0
+CHECKS=0
+fail() { echo "FAIL: $*" >&2; FAILS=$((FAILS + 1)); }
+ok() { CHECKS=$((CHECKS + 1)); }
+
+# expect RC CMD...: run CMD (stdout to $WORK/out, stderr to $WORK/err) and
+# check its exit status.
+expect() {
+    local want=$1; shift
+    "$@" >"$WORK/out" 2>"$WORK/err"
+    local rc=$?
+    if [ "$rc" -ne "$want" ]; then
+        fail "exit $rc, expected $want: $*"
+        sed 's/^/    stderr: /' "$WORK/err" | head -5 >&2
+    else
+        ok
+    fi
+}
+# contains FILE TEXT: FILE contains TEXT (fixed string)
+contains() {
+    if grep -qF -- "$2" "$1"; then ok; else fail "$1 lacks '$2'"; sed 's/^/    | /' "$1" | head -10 >&2; fi
+}
+lines() {
+    local n; n=$(wc -l <"$1")
+    if [ "$n" -eq "$2" ]; then ok; else fail "$1 has $n lines, expected $2"; sed 's/^/    | /' "$1" | head -10 >&2; fi
+}
+
+# ---- topics ----------------------------------------------------------------------
+expect 0 "$KLOG" topics create events --partitions 2 --config retention.ms=86400000
+contains "$WORK/out" "Created topic events."
+expect 1 "$KLOG" topics create events
+contains "$WORK/err" "klog: topics create: events: "
+expect 0 "$KLOG" topics create events --if-not-exists
+expect 1 "$KLOG" topics create 'bad/name'
+contains "$WORK/err" "invalid topic name"
+expect 0 "$KLOG" topics list
+contains "$WORK/out" "events"
+expect 0 "$KLOG" topics describe events
+contains "$WORK/out" "PartitionCount: 2"
+contains "$WORK/out" "retention.ms=86400000"
+expect 0 "$KLOG" topics create scratch
+expect 0 "$KLOG" topics alter scratch --partitions 3
+expect 0 "$KLOG" topics describe scratch
+contains "$WORK/out" "PartitionCount: 3"
+expect 2 "$KLOG" topics alter scratch --config retention.ms=1
+contains "$WORK/err" "not supported"
+expect 0 "$KLOG" topics delete scratch
+expect 1 "$KLOG" topics describe scratch
+
+# ---- produce and consume in every format --------------------------------------------
+printf 'alice:hello\nbob:world\ncarol:third line\ndave:4\n' >"$WORK/in"
+expect 0 "$KLOG" produce events --key-separator : --header src=cli --header n=1 --acks all <"$WORK/in"
+contains "$WORK/err" "4 records delivered, 0 failed"
+
+expect 0 "$KLOG" consume events --from-beginning --timeout-ms 300
+lines "$WORK/out" 4
+contains "$WORK/out" "third line"
+contains "$WORK/err" "Processed a total of 4 messages"
+expect 0 "$KLOG" consume events --from-beginning --timeout-ms 300 --format kv
+contains "$WORK/out" "$(printf 'carol\tthird line')"
+expect 0 "$KLOG" consume events --from-beginning --timeout-ms 300 --format json
+lines "$WORK/out" 4
+contains "$WORK/out" '"key":"bob","value":"world","headers":[{"key":"src","value":"cli"},{"key":"n","value":"1"}]'
+contains "$WORK/out" '"topic":"events"'
+expect 0 "$KLOG" consume events --from-beginning --max-messages 2
+lines "$WORK/out" 2
+# the default start is the end: nothing new within the timeout
+expect 0 "$KLOG" consume events --timeout-ms 200
+lines "$WORK/out" 0
+# positions: an offset on one partition, a timestamp
+P=$(grep -o '"partition":[0-9]*' <("$KLOG" consume events --from-beginning --timeout-ms 200 --format json -q) | head -1 | cut -d: -f2)
+expect 0 "$KLOG" consume events --partition "$P" --offset 1 --timeout-ms 200 --format json
+contains "$WORK/out" '"offset":1'
+expect 0 "$KLOG" consume events --timestamp 0 --timeout-ms 200
+lines "$WORK/out" 4
+# bytes that are not UTF-8 come back as base64 with a flag
+printf 'k\377:v\001\n' | "$KLOG" produce events --key-separator : --partition 0 -q
+expect 0 "$KLOG" consume events --partition 0 --from-beginning --timeout-ms 200 --format json
+contains "$WORK/out" '"key":"a/8=","key_base64":true,"value":"v\u0001"'
+# lz4 and zstd, a fixed partition
+seq 1 100 | "$KLOG" produce events --compression zstd --partition 1 -q || fail "zstd produce"
+seq 1 100 | "$KLOG" produce events --compression lz4 --partition 1 -q || fail "lz4 produce"
+expect 0 "$KLOG" consume events --partition 1 --offset earliest --timeout-ms 300
+contains "$WORK/err" "Processed a total of"
+
+# ---- consumer groups -----------------------------------------------------------------
+TOTAL=$("$KLOG" consume events --from-beginning --timeout-ms 300 2>/dev/null | wc -l)
+expect 0 "$KLOG" consume events --group g1 --from-beginning --max-messages 3
+lines "$WORK/out" 3
+expect 0 "$KLOG" consume events --group g1 --timeout-ms 500
+lines "$WORK/out" $((TOTAL - 3))
+expect 0 "$KLOG" groups list
+contains "$WORK/out" "g1"
+expect 0 "$KLOG" groups describe g1
+contains "$WORK/out" "State: Empty"
+if awk '$1 == "g1" && $2 == "events" && $6 != 0 { bad = 1 } END { exit bad }' "$WORK/out"; then ok; else fail "lag after consuming everything"; fi
+expect 0 "$KLOG" groups reset g1 --topic events --to-earliest
+contains "$WORK/out" "NEW-OFFSET"
+expect 0 "$KLOG" groups describe g1 --format json
+contains "$WORK/out" '"group":"g1"'
+contains "$WORK/out" '"committed":0'
+expect 0 "$KLOG" consume events --group g1 --timeout-ms 500
+lines "$WORK/out" "$TOTAL"
+expect 0 "$KLOG" groups reset g1 --topic events --partition 1 --shift-by -2
+expect 0 "$KLOG" consume events --group g1 --timeout-ms 300
+lines "$WORK/out" 2
+expect 2 "$KLOG" groups reset g1 --topic events
+expect 0 "$KLOG" groups delete g1
+expect 1 "$KLOG" groups describe g1
+contains "$WORK/err" "no such group"
+
+# ---- stats ---------------------------------------------------------------------------
+"$KLOG" consume events --group g2 --from-beginning --max-messages 1 -q >/dev/null || fail "consume as g2"
+expect 0 "$KLOG" stats
+contains "$WORK/out" "events"
+expect 0 "$KLOG" stats --format json
+contains "$WORK/out" '"topic":"events"'
+contains "$WORK/out" '"groups":['
+cp "$WORK/out" "$WORK/stats.json"
+expect 0 "$KLOG" stats --format prometheus
+contains "$WORK/out" 'klog_partition_end_offset{topic="events",partition="0"}'
+contains "$WORK/out" 'klog_group_lag{group="g2",topic="events",partition="0"}'
+
+# ---- dump and verify -----------------------------------------------------------------
+SEG="$KLOG_DIR/events-1/00000000000000000000.log"
+expect 0 "$KLOG" dump "$SEG"
+contains "$WORK/out" "baseOffset: 0"
+contains "$WORK/out" " OK"
+expect 0 "$KLOG" dump --records "$SEG"
+contains "$WORK/out" "| offset: 0"
+expect 0 "$KLOG" dump "$KLOG_DIR/events-1/00000000000000000000.index" "$KLOG_DIR/events-1/recovery.ckpt" \
+    "$KLOG_DIR/topics.meta"
+contains "$WORK/out" "checksum: OK"
+expect 0 "$KLOG" verify "$KLOG_DIR"
+contains "$WORK/out" "clean"
+expect 0 "$KLOG" verify --deep "$KLOG_DIR/events-1"
+
+# a damaged copy: flip one byte inside the first batch's records
+cp -a "$KLOG_DIR" "$WORK/damaged"
+DSEG="$WORK/damaged/events-1/00000000000000000000.log"
+BYTE=$(od -An -tu1 -j 70 -N 1 "$DSEG" | tr -d ' ')
+printf "$(printf '\\%03o' $((BYTE ^ 255)))" | dd of="$DSEG" bs=1 seek=70 conv=notrunc 2>/dev/null
+expect 1 "$KLOG" verify "$WORK/damaged"
+contains "$WORK/out" "checksum mismatch"
+expect 1 "$KLOG" dump "$DSEG"
+contains "$WORK/out" "BAD"
+
+# ---- perf ----------------------------------------------------------------------------
+expect 0 "$KLOG" topics create perf --partitions 2
+expect 0 "$KLOG" perf produce perf --records 5000 --record-size 64 --throughput -1 --acks 1
+contains "$WORK/out" "5000 records sent"
+contains "$WORK/out" "99.9th"
+expect 0 "$KLOG" perf produce perf --records 500 --record-size 16 --throughput 5000 --compression lz4
+expect 0 "$KLOG" perf consume perf --records 5500 --timeout-ms 2000
+contains "$WORK/out" "data.consumed.in.nMsg"
+contains "$WORK/out" ", 5500, "
+expect 1 "$KLOG" perf consume perf --records 6000 --timeout-ms 200
+
+# ---- help and usage errors -------------------------------------------------------------
+for cmd in "" "topics" "topics create" "topics list" "topics describe" "topics delete" "topics alter" \
+           "produce" "consume" "groups" "groups list" "groups describe" "groups reset" "groups delete" \
+           "dump" "verify" "perf" "perf produce" "perf consume" "stats"; do
+    # shellcheck disable=SC2086
+    expect 0 "$KLOG" $cmd --help
+    contains "$WORK/out" "Usage: klog"
+done
+expect 2 "$KLOG"
+expect 2 "$KLOG" nosuchcommand
+expect 2 "$KLOG" consume
+expect 2 "$KLOG" consume events --format xml
+contains "$WORK/err" "klog: consume: --format must be value, kv or json"
+expect 2 "$KLOG" produce events --no-such-option
+expect 2 "$KLOG" consume events --group g --partition 0
+expect 2 "$KLOG" dump
+KLOG_DIR= expect 2 "$KLOG" verify
+KLOG_DIR= expect 2 "$KLOG" topics list
+expect 1 "$KLOG" -d "$WORK/nonexistent" topics list
+
+# ---- a directory locked by another process ----------------------------------------------
+"$KLOG" consume events --from-beginning --timeout-ms 5000 >"$WORK/bg.out" 2>"$WORK/bg.err" &
+BG=$!
+for _ in $(seq 1 100); do [ -s "$WORK/bg.out" ] && break; sleep 0.05; done
+[ -s "$WORK/bg.out" ] || fail "background consumer did not start"
+expect 3 "$KLOG" topics list
+contains "$WORK/err" "locked by another process"
+expect 3 "$KLOG" produce events </dev/null
+expect 3 "$KLOG" consume events --timeout-ms 100
+expect 3 "$KLOG" groups list
+expect 3 "$KLOG" stats
+contains "$WORK/err" "statistics.interval.ms"
+# the stats file an application writes (statistics.interval.ms) is shown instead
+cp "$WORK/stats.json" "$KLOG_DIR/stats.json"
+expect 0 "$KLOG" stats
+contains "$WORK/out" "events"
+contains "$WORK/err" "open in another process"
+rm -f "$KLOG_DIR/stats.json"
+# dump and verify need no lock
+expect 0 "$KLOG" verify "$KLOG_DIR"
+expect 0 "$KLOG" dump "$SEG"
+kill "$BG"
+wait "$BG"
+BGRC=$?
+BG=""
+[ "$BGRC" -eq 0 ] && ok || fail "background consumer exited $BGRC after SIGTERM"
+expect 0 "$KLOG" topics list
+
+echo "test_cli: $CHECKS checks passed, $FAILS failed"
+[ "$FAILS" -eq 0 ]
