@@ -25,7 +25,7 @@
  *              log.cleaner.io.max.bytes.per.second [0 = no limit];
  *              offsets.topic.num.partitions [1] 1..100 (of __consumer_offsets,
  *              when it is created); group.initial.rebalance.delay.ms [0]
- *              0..600000
+ *              0..600000; statistics.interval.ms [0 = off] 0..86400000
  *   topic      num.partitions [1] 1..10000; segment.bytes [1073741824];
  *              segment.ms [604800000]; index.interval.bytes [4096];
  *              max.message.bytes [1048576];

@@ -38,14 +38,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <klog/consumer.h>
 #include <klog/topic.h>
 #include <klog/version.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-typedef struct klog_consumer klog_consumer;
 
 /* ---- topic-partition lists --------------------------------------------------- */
 

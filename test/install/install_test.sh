@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# test/install/install_test.sh - klog as its users get it (meson test, suite
+# 'install'; test/install/meson.build passes the arguments).
+#
+#   install_test.sh install BUILD_ROOT SOURCE_ROOT SANITIZE PREFIX LIBDIR INCLUDEDIR MANDIR
+#     `meson install --destdir` of BUILD_ROOT into a temporary directory, then:
+#     every header of include/klog/ installed, unchanged; klog.pc; the shared
+#     and static libraries; klog(7), klog-format(5) and every section 3 page
+#     of man/, and a section 3 page for every KLOG_API function of the
+#     installed headers; hello.c compiled with the flags of the installed
+#     klog.pc (relocated with --define-variable=prefix=DESTDIR/PREFIX) under
+#     -std=c11 -pedantic -Wall -Wextra -Werror, run against the installed
+#     libklog.so (LD_LIBRARY_PATH; ldd must resolve it there), and linked
+#     again against libklog.a with `pkg-config --static` (which checks the
+#     private requirements of klog.pc); the headers compile as C++ too.
+#
+#   install_test.sh subproject SOURCE_ROOT SANITIZE
+#     test/install/subproject/, a project that says dependency('klog'),
+#     configured with klog as its subproject (subprojects/klog a symlink to
+#     SOURCE_ROOT, --force-fallback-for=klog); builds and runs hello.
+#
+# Both skip (77) in a sanitizer build: its libraries need the sanitizer
+# runtime, which a plain user program does not link.
+set -eu
+
+mode=${1:?usage: install_test.sh install|subproject ...}
+shift
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+fails=0
+
+fail() {
+    echo "FAIL: $*"
+    fails=$((fails + 1))
+}
+
+# run LOG CMD...: run quietly; on failure show the log.
+run() {
+    local log=$1
+    shift
+    if ! "$@" >"$log" 2>&1; then
+        echo "command failed: $*"
+        tail -n 40 "$log"
+        return 1
+    fi
+}
+
+skip_sanitized() {
+    if [ "$1" != none ] && [ -n "$1" ]; then
+        echo "skipped: sanitizer build (b_sanitize=$1); an installed library is checked in plain builds"
+        exit 77
+    fi
+}
+
+# abs DIR: an install dir option made absolute under the prefix.
+abs() { case $1 in /*) echo "$1" ;; *) echo "$PREFIX/$1" ;; esac; }
+
+if [ "$mode" = install ]; then
+    BUILD=$1 SRC=$2 SANITIZE=$3 PREFIX=$4
+    skip_sanitized "$SANITIZE"
+    LIBDIR=$(abs "$5") INCDIR=$(abs "$6") MANDIR=$(abs "$7")
+    DEST=$T/dest
+    run "$T/install.log" meson install -C "$BUILD" --destdir "$DEST" --no-rebuild ||
+        { echo "FAIL: meson install"; exit 1; }
+    echo "installed into $DEST$PREFIX"
+
+    # Headers, unchanged.
+    for h in "$SRC"/include/klog/*.h; do
+        f=$DEST$INCDIR/klog/$(basename "$h")
+        if [ ! -f "$f" ]; then fail "header not installed: $f"
+        elif ! cmp -s "$h" "$f"; then fail "installed header differs from the source: $f"; fi
+    done
+
+    # Libraries and klog.pc.
+    PC=$DEST$LIBDIR/pkgconfig/klog.pc
+    [ -f "$PC" ] || fail "klog.pc not installed at $PC"
+    for l in libklog.so libklog.so.0 libklog.a; do
+        [ -e "$DEST$LIBDIR/$l" ] || fail "$l not installed in $DEST$LIBDIR"
+    done
+
+    # Man pages: the overview, the format, every page of man/, and one page
+    # for every function the installed headers export.
+    M=$DEST$MANDIR
+    [ -f "$M/man7/klog.7" ] || fail "man7/klog.7 not installed"
+    [ -f "$M/man5/klog-format.5" ] || fail "man5/klog-format.5 not installed"
+    for p in "$SRC"/man/*.3; do
+        [ -f "$M/man3/$(basename "$p")" ] || fail "man page in man/ not installed: $(basename "$p")"
+    done
+    for fn in $(sed -n 's/.*KLOG_API[^(]*[ *]\(klog_[a-z0-9_]*\)(.*/\1/p' "$DEST$INCDIR"/klog/*.h | sort -u); do
+        [ -f "$M/man3/$fn.3" ] || fail "no man page installed for the public function $fn (man3/$fn.3)"
+    done
+    echo "checked $(ls "$DEST$INCDIR"/klog/*.h | wc -l) headers, $(ls "$M"/man3/klog_*.3 | wc -l) man3 pages"
+
+    # A program built against the installed package.
+    if [ -f "$PC" ]; then
+        export PKG_CONFIG_PATH=$DEST$LIBDIR/pkgconfig
+        pc() { pkg-config --define-variable=prefix="$DEST$PREFIX" "$@" klog; }
+        cflags=$(pc --cflags) libs=$(pc --libs)
+        echo "pkg-config: $cflags $libs"
+        case " $cflags $libs " in
+            *" -I$DEST"*" -L$DEST"*) ;;
+            *) fail "pkg-config flags do not point into the install tree: $cflags $libs" ;;
+        esac
+        CC=${CC:-cc}
+        # shellcheck disable=SC2086  # flag lists
+        if run "$T/cc.log" $CC -std=c11 -pedantic -Wall -Wextra -Werror $cflags -o "$T/hello" "$SRC/test/install/hello.c" $libs; then
+            if ! LD_LIBRARY_PATH=$DEST$LIBDIR ldd "$T/hello" | grep -q "libklog.so.0 => $DEST"; then
+                fail "hello does not resolve libklog.so from the install tree: $(LD_LIBRARY_PATH=$DEST$LIBDIR ldd "$T/hello" | grep klog)"
+            fi
+            LD_LIBRARY_PATH=$DEST$LIBDIR "$T/hello" "$T/data" || fail "hello (shared) failed"
+        else
+            fail "hello.c does not build against the installed headers and klog.pc"
+        fi
+
+        # Static: libklog.a and what `pkg-config --static` says it needs.
+        sl=$(pc --static --libs-only-l | tr ' ' '\n' | grep -vx -- '-lklog' | tr '\n' ' ')
+        so=$(pc --static --libs-only-other) sL=$(pc --static --libs-only-L)
+        # shellcheck disable=SC2086
+        if run "$T/cc-static.log" $CC -std=c11 -Wall -Wextra -Werror $cflags -o "$T/hello-static" \
+                "$SRC/test/install/hello.c" "$DEST$LIBDIR/libklog.a" $sL $sl $so; then
+            ldd "$T/hello-static" | grep -q libklog && fail "hello-static still needs libklog.so"
+            "$T/hello-static" "$T/data-static" || fail "hello (static) failed"
+        else
+            fail "hello.c does not link against libklog.a with pkg-config --static (Requires.private/Libs.private)"
+        fi
+
+        # The headers from C++ (extern "C", no C-only constructs).
+        if command -v c++ >/dev/null; then
+            # shellcheck disable=SC2086
+            echo '#include <klog/klog.h>
+int main() { return klog_version(nullptr) > 0 ? 0 : 1; }' |
+                run "$T/cxx.log" c++ -std=c++11 -Wall -Wextra -Werror -fsyntax-only $cflags -x c++ - ||
+                fail "the installed headers do not compile as C++"
+        fi
+    fi
+elif [ "$mode" = subproject ]; then
+    SRC=$1 SANITIZE=$2
+    skip_sanitized "$SANITIZE"
+    P=$T/user
+    cp -r "$SRC/test/install/subproject" "$P"
+    cp "$SRC/test/install/hello.c" "$P/"
+    mkdir -p "$P/subprojects"
+    ln -s "$SRC" "$P/subprojects/klog"
+    start=$SECONDS
+    if run "$T/setup.log" meson setup --force-fallback-for=klog "$T/build" "$P" &&
+       run "$T/build.log" ninja -C "$T/build" hello; then
+        grep -q 'Dependency klog found: YES.*(overridden)' "$T/setup.log" ||
+            fail "dependency('klog') was not resolved from the subproject"
+        "$T/build/hello" "$T/data" || fail "hello (subproject) failed"
+        echo "configured and built as a subproject in $((SECONDS - start)) s"
+    else
+        fail "a project using klog as a meson subproject does not build"
+    fi
+else
+    echo "unknown mode $mode"
+    exit 2
+fi
+
+if [ $fails -gt 0 ]; then
+    echo "$fails check(s) failed"
+    exit 1
+fi
+echo PASS
