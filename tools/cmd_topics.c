@@ -1,6 +1,7 @@
 /*
  * tools/cmd_topics.c - `klog topics create|list|describe|delete|alter`,
- * kafka-topics.sh for a klog data directory.  Public API only.
+ * kafka-topics.sh (and kafka-configs.sh --alter for topics) for a klog data
+ * directory.  Public API only.
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -16,7 +17,7 @@ static const char topics_help[] =
     "  list [--exclude-internal]\n"
     "  describe [TOPIC...] [--exclude-internal]\n"
     "  delete TOPIC... [--if-exists]\n"
-    "  alter TOPIC --partitions N\n"
+    "  alter TOPIC [--partitions N] [--config KEY=VALUE]... [--delete-config KEY]...\n"
     "\n"
     "The topic may also be given as --topic TOPIC.  'klog topics ACTION --help'\n"
     "describes each action.  These commands open DIR as its writer: they exit 3\n"
@@ -51,8 +52,9 @@ static const char describe_help[] =
     "Usage: klog [-d DIR] topics describe [TOPIC...] [OPTIONS]\n"
     "\n"
     "Describe the given topics (default: all): partition count, the keys set\n"
-    "at creation, and per partition its start, end and durable offsets, bytes\n"
-    "in segments, segment count, bytes on disk, clean offset and error.\n"
+    "for the topic (at creation or by alter), and per partition its start,\n"
+    "end and durable offsets, bytes in segments, segment count, bytes on disk,\n"
+    "clean offset and error.\n"
     "\n"
     "  --topic TOPIC          a topic (repeatable)\n"
     "  --exclude-internal     leave out internal topics when describing all\n"
@@ -70,16 +72,28 @@ static const char delete_help[] =
     "  -h, --help             this help\n";
 
 static const char alter_help[] =
-    "Usage: klog [-d DIR] topics alter TOPIC --partitions N\n"
+    "Usage: klog [-d DIR] topics alter TOPIC [OPTIONS]\n"
     "\n"
-    "Grow a topic to N partitions (a topic never shrinks).\n"
-    "\n"
-    "Changing a topic's configuration (--config, --delete-config) is NOT\n"
-    "supported: the klog API sets a topic's keys when it is created and has no\n"
-    "call to change them.  Such a request exits with status 2.\n"
+    "Grow a topic to N partitions (a topic never shrinks), and/or change its\n"
+    "configuration, as kafka-configs.sh --alter --add-config/--delete-config:\n"
+    "--config sets a topic key for this topic, --delete-config makes it follow\n"
+    "the instance's value again; the other keys stay as they are.  The change\n"
+    "is recorded in the topic metadata before it takes effect.  Retention,\n"
+    "cleanup and compaction keys apply from the next retention check or\n"
+    "cleaning pass; segment.*, index.interval.bytes and flush.* at once (a\n"
+    "larger segment.bytes from the next segment); max.message.bytes to\n"
+    "producers that start sending to the topic afterwards.  A key that is not\n"
+    "a topic key, or a bad value, exits with status 1 and changes nothing.\n"
     "\n"
     "  --topic TOPIC          the topic (instead of the positional argument)\n"
     "  --partitions N         the new total number of partitions\n"
+    "  --config KEY=VALUE     set a topic key (repeatable): cleanup.policy,\n"
+    "                         retention.ms, retention.bytes, segment.bytes,\n"
+    "                         segment.ms, max.message.bytes, compression.type,\n"
+    "                         flush.messages, flush.ms, delete.retention.ms,\n"
+    "                         min.compaction.lag.ms, min.cleanable.dirty.ratio,\n"
+    "                         index.interval.bytes\n"
+    "  --delete-config KEY    remove the topic's own value of KEY (repeatable)\n"
     "  -d, --dir DIR          data directory (default: $KLOG_DIR)\n"
     "  -h, --help             this help\n";
 
@@ -141,6 +155,21 @@ static int describe_one(klog *k, const char *name)
     return 0;
 }
 
+/* A key or value `topics alter` cannot apply: one line, exit 1.  The
+ * library's "not a key that applies here" is said as what it means here. */
+static int conf_error(const char *ctx, const char *topic, int r, const char *err)
+{
+    static const char scope[] = ": not a key that applies here";
+    const char *why = err && *err ? err : klog_strerror(r);
+    size_t n = strlen(why), sn = sizeof scope - 1;
+    if (n > sn && !strcmp(why + n - sn, scope))
+        fprintf(stderr, "klog: %s: %s: %.*s: not a topic key (see 'klog %s --help')\n", ctx, topic,
+                (int)(n - sn), why, ctx);
+    else
+        fprintf(stderr, "klog: %s: %s: %s (see 'klog %s --help')\n", ctx, topic, why, ctx);
+    return CLI_FAIL;
+}
+
 int cmd_topics(int argc, char **argv)
 {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
@@ -167,9 +196,9 @@ int cmd_topics(int argc, char **argv)
     argc--, argv++;
     const char *dir = NULL;
     int partitions = 0;
-    bool if_not_exists = false, if_exists = false, exclude_internal = false, want_config = false;
-    const char *topics[256];
-    int ntopics = 0, rc = CLI_OK;
+    bool if_not_exists = false, if_exists = false, exclude_internal = false;
+    const char *topics[256], *sets[256], *unsets[256];
+    int ntopics = 0, nsets = 0, nunsets = 0, rc = CLI_OK;
     klog_conf *conf = NULL;
     if (klog_conf_new(&conf) < 0)
         return cli_err(ctx, "out of memory");
@@ -189,11 +218,19 @@ int cmd_topics(int argc, char **argv)
             }
             break;
         case O_CONFIG:
-            want_config = true;
-            if (!strcmp(action, "create") && (rc = cli_conf_kv(ctx, conf, optarg)) != CLI_OK)
+            if (nsets == 256) {
+                rc = cli_usage(ctx, ctx, "too many --config options");
                 goto out;
+            }
+            sets[nsets++] = optarg;
             break;
-        case O_DELCONF: want_config = true; break;
+        case O_DELCONF:
+            if (nunsets == 256) {
+                rc = cli_usage(ctx, ctx, "too many --delete-config options");
+                goto out;
+            }
+            unsets[nunsets++] = optarg;
+            break;
         case O_IFNX: if_not_exists = true; break;
         case O_IFX: if_exists = true; break;
         case O_EXCL: exclude_internal = true; break;
@@ -220,10 +257,12 @@ int cmd_topics(int argc, char **argv)
     bool create = !strcmp(action, "create"), list = !strcmp(action, "list"),
          describe = !strcmp(action, "describe"), del = !strcmp(action, "delete"), alter = !strcmp(action, "alter");
     /* Check the request before touching the directory. */
-    if (want_config && !create) {
-        rc = cli_usage(ctx, ctx,
-                       "changing a topic's configuration is not supported: the klog API sets "
-                       "topic keys only at creation (klog_topic_create)");
+    if (nsets && !create && !alter) {
+        rc = cli_usage(ctx, ctx, "--config applies to create and alter only");
+        goto out;
+    }
+    if (nunsets && !alter) {
+        rc = cli_usage(ctx, ctx, "--delete-config applies to alter only");
         goto out;
     }
     if ((create || alter) && ntopics != 1) {
@@ -238,9 +277,40 @@ int cmd_topics(int argc, char **argv)
         rc = cli_usage(ctx, ctx, "unexpected argument '%s'", topics[0]);
         goto out;
     }
-    if (alter && partitions == 0) {
-        rc = cli_usage(ctx, ctx, "nothing to alter: give --partitions N");
+    if (alter && partitions == 0 && nsets == 0 && nunsets == 0) {
+        rc = cli_usage(ctx, ctx,
+                       "nothing to alter: give --partitions N, --config KEY=VALUE or --delete-config KEY");
         goto out;
+    }
+    for (int i = 0; i < nsets; i++) {
+        const char *eq = strchr(sets[i], '=');
+        if (!eq || eq == sets[i]) {
+            rc = cli_usage(ctx, ctx, "--config '%s': expected KEY=VALUE", sets[i]);
+            goto out;
+        }
+        size_t kl = (size_t)(eq - sets[i]);
+        for (int j = 0; j < nunsets; j++)
+            if (strlen(unsets[j]) == kl && !strncmp(unsets[j], sets[i], kl)) {
+                rc = cli_usage(ctx, ctx, "%s: both set (--config) and deleted (--delete-config)", unsets[j]);
+                goto out;
+            }
+    }
+    for (int i = 0; i < nsets; i++) {
+        if (create) {
+            if ((rc = cli_conf_kv(ctx, conf, sets[i])) != CLI_OK)
+                goto out;
+            continue;
+        }
+        /* alter: a bad key or value is refused like the library refuses it
+         * (exit 1, as for a key that is not a topic key) */
+        char key[256], err[512] = "";
+        size_t n = strcspn(sets[i], "=");
+        snprintf(key, sizeof key, "%.*s", (int)n, sets[i]);
+        int r = klog_conf_set(conf, key, sets[i] + n + 1, err, sizeof err);
+        if (r < 0) {
+            rc = conf_error(ctx, topics[0], r, err);
+            goto out;
+        }
     }
     if (!create && partitions && !alter) {
         rc = cli_usage(ctx, ctx, "--partitions applies to create and alter only");
@@ -309,16 +379,32 @@ int cmd_topics(int argc, char **argv)
                 printf("Deleted topic %s.\n", topics[i]);
         }
     } else if (alter) {
-        r = klog_topic_add_partitions(k, topics[0], partitions);
-        if (r == -EINVAL) {
-            int cur = klog_topic_describe(k, topics[0], NULL, 0, NULL, 0);
+        /* Refuse a partition count that is not an increase before changing
+         * the configuration: nothing changes when the request is wrong. */
+        int cur = klog_topic_describe(k, topics[0], NULL, 0, NULL, 0);
+        if (cur < 0) {
+            rc = cli_fail(ctx, topics[0], cur, cur == KLOG_EUNKNOWN_TOPIC ? "no such topic" : NULL);
+        } else if (partitions && partitions <= cur) {
             fprintf(stderr, "klog: %s: %s: the topic has %d partitions; --partitions must be more "
                     "(a topic never shrinks)\n", ctx, topics[0], cur);
             rc = CLI_FAIL;
-        } else if (r < 0) {
-            rc = cli_fail(ctx, topics[0], r, r == KLOG_EUNKNOWN_TOPIC ? "no such topic" : NULL);
-        } else {
-            printf("Topic %s now has %d partitions.\n", topics[0], partitions);
+        }
+        if (rc == CLI_OK && (nsets || nunsets)) {
+            r = klog_topic_alter_config(k, topics[0], conf, unsets, (size_t)nunsets, err, sizeof err);
+            if (r == KLOG_ECONF) {
+                rc = conf_error(ctx, topics[0], r, err);
+            } else if (r < 0) {
+                rc = cli_fail(ctx, topics[0], r, r == KLOG_EUNKNOWN_TOPIC ? "no such topic" : err);
+            } else {
+                printf("Updated config for topic %s.\n", topics[0]);
+            }
+        }
+        if (rc == CLI_OK && partitions) {
+            r = klog_topic_add_partitions(k, topics[0], partitions);
+            if (r < 0)
+                rc = cli_fail(ctx, topics[0], r, r == KLOG_EUNKNOWN_TOPIC ? "no such topic" : NULL);
+            else
+                printf("Topic %s now has %d partitions.\n", topics[0], partitions);
         }
     }
     int cr = klog_close(k);

@@ -7,7 +7,8 @@
 # every format, consumes as a group and resets and describes the group,
 # dumps a segment, verifies a clean directory (exit 0) and a damaged copy
 # (exit 1), runs small perf tests, asks every command for --help, and checks
-# the usage (2) and locked-directory (3) exit codes.  Run by meson test
+# the usage (2) and locked-directory (3) exit codes.  Topics are also altered:
+# partitions added, configuration keys set and deleted.  Run by meson test
 # (suite 'tools').
 set -u
 
@@ -65,8 +66,30 @@ expect 0 "$KLOG" topics create scratch
 expect 0 "$KLOG" topics alter scratch --partitions 3
 expect 0 "$KLOG" topics describe scratch
 contains "$WORK/out" "PartitionCount: 3"
-expect 2 "$KLOG" topics alter scratch --config retention.ms=1
-contains "$WORK/err" "not supported"
+# topic configuration: set, shown by describe, deleted; a bad key changes nothing
+expect 0 "$KLOG" topics alter scratch --config retention.ms=1234 --config cleanup.policy=compact
+contains "$WORK/out" "Updated config for topic scratch."
+expect 0 "$KLOG" topics describe scratch
+contains "$WORK/out" "retention.ms=1234"
+contains "$WORK/out" "cleanup.policy=compact"
+expect 0 "$KLOG" topics alter scratch --delete-config retention.ms
+expect 0 "$KLOG" topics describe scratch
+if grep -qF "retention.ms=" "$WORK/out"; then fail "retention.ms still set after --delete-config"; else ok; fi
+contains "$WORK/out" "cleanup.policy=compact"
+expect 1 "$KLOG" topics alter scratch --config no.such.key=1
+lines "$WORK/err" 1
+contains "$WORK/err" "klog: topics alter: scratch: no.such.key: unknown configuration key"
+expect 1 "$KLOG" topics alter scratch --config linger.ms=5 --config retention.ms=99
+lines "$WORK/err" 1
+contains "$WORK/err" "klog: topics alter: scratch: linger.ms: not a topic key"
+expect 1 "$KLOG" topics alter scratch --delete-config no.such.key
+lines "$WORK/err" 1
+expect 0 "$KLOG" topics describe scratch
+if grep -qF "retention.ms=" "$WORK/out"; then fail "a refused alter changed the topic"; else ok; fi
+expect 1 "$KLOG" topics alter nosuchtopic --config retention.ms=1
+contains "$WORK/err" "no such topic"
+expect 2 "$KLOG" topics alter scratch --config retention.ms
+expect 2 "$KLOG" topics alter scratch
 expect 0 "$KLOG" topics delete scratch
 expect 1 "$KLOG" topics describe scratch
 

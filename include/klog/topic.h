@@ -84,6 +84,26 @@ KLOG_API int klog_topic_delete(klog *k, const char *name);
 KLOG_API int klog_topic_add_partitions(klog *k, const char *name, int total);
 
 /*
+ * Change a topic's configuration (Kafka's incremental alter-configs): the
+ * topic keys set in `set` (may be NULL) override the topic's, and the keys
+ * named in unset[0..nunset) go back to the instance's value.  Recorded in
+ * the topic metadata before it takes effect.  Retention, cleanup and
+ * compaction keys apply from the next retention check or cleaning pass;
+ * segment.bytes, segment.ms, index.interval.bytes, flush.* apply to the
+ * partitions at once (a larger segment.bytes from their next segment);
+ * max.message.bytes applies to the partitions at once and to producers
+ * that start sending to the topic afterwards (a producer keeps the limit
+ * it saw first); compression.type is recorded but klog producers compress
+ * with their own compression.type.  Returns 0, KLOG_EUNKNOWN_TOPIC,
+ * KLOG_EBADNAME, KLOG_ECONF (a key that is not a topic key, message in
+ * errbuf), -EINVAL, -ENOMEM, -errno (the metadata could not be written:
+ * nothing changed).
+ */
+KLOG_API int klog_topic_alter_config(klog *k, const char *name, const klog_conf *set,
+                                     const char *const *unset, size_t nunset, char *errbuf,
+                                     size_t errsize);
+
+/*
  * List topic names, sorted.  *names receives an array of *count strings,
  * freed with klog_topic_list_free.  Returns 0, -EINVAL or -ENOMEM.
  */

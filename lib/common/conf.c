@@ -297,6 +297,19 @@ int klog__conf_dump(const klog_conf *conf, unsigned scope_mask, char *buf, size_
     return (int)len;
 }
 
+int klog__conf_unset(klog_conf *conf, const char *key, unsigned scope_mask, char *errbuf, size_t errsize)
+{
+    int k = key ? find(key) : -1;
+    if (k < 0)
+        return err(errbuf, errsize, "%s: unknown configuration key", key ? key : "(null)");
+    if (!(defs[k].scope & scope_mask))
+        return err(errbuf, errsize, "%s: not a key that applies here", key);
+    conf->set[k] = false;
+    conf->ival[k] = 0;
+    conf->sval[k][0] = '\0';
+    return 0;
+}
+
 int klog__conf_check_scope(const klog_conf *conf, unsigned scope_mask, char *errbuf, size_t errsize)
 {
     for (int k = 0; conf && k < KC__COUNT; k++)

@@ -87,6 +87,10 @@ int klog__conf_merge(klog_conf *dst, const klog_conf *src);
  * or -ENOSPC.  Parsing is klog_conf_set line by line. */
 int klog__conf_dump(const klog_conf *conf, unsigned scope_mask, char *buf, size_t cap);
 
+/* Forget an explicitly set key (it reads as its default again).  Returns 0,
+ * or KLOG_ECONF when the key is unknown or outside scope_mask. */
+int klog__conf_unset(klog_conf *conf, const char *key, unsigned scope_mask, char *errbuf, size_t errsize);
+
 /* KLOG_ECONF naming the first explicitly set key outside scope_mask. */
 int klog__conf_check_scope(const klog_conf *conf, unsigned scope_mask, char *errbuf, size_t errsize);
 

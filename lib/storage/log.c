@@ -860,7 +860,10 @@ static bool need_roll(ks_log *log, ks_segment *s, uint64_t pending, size_t len, 
     uint64_t size = atomic_load_explicit(&s->size, memory_order_relaxed) + pending;
     if (size == 0)
         return false;
-    if (size + len > log->cfg.segment_bytes)
+    /* the segment's mapping bounds it too (segment.bytes may have grown
+     * since it was created: ks_log_reconfigure) */
+    uint64_t limit = KLOG_MIN(log->cfg.segment_bytes, (uint64_t)s->map_cap - log->cfg.max_batch_bytes);
+    if (size + len > limit)
         return true;
     return log->cfg.segment_ms > 0 && s->first_ts >= 0 && now - s->first_ts >= log->cfg.segment_ms;
 }
@@ -1572,6 +1575,50 @@ void ks_log_set_listener(ks_log *log, ks_listener_fn fn, void *arg)
     log->listener = fn;
     log->listener_arg = arg;
     pthread_mutex_unlock(&log->append_mu);
+}
+
+int ks_log_reconfigure(ks_log *log, const ks_log_config *c)
+{
+    if (!log || !c)
+        return -EINVAL;
+    if (log->closed)
+        return KLOG_ECLOSED;
+    if (c->segment_bytes < 1024 || c->segment_bytes > (1ull << 31) - 1 || c->index_interval_bytes == 0 ||
+        c->durability > KS_DURABILITY_ALWAYS || c->segment_ms < 0 || c->flush_ms < 0 ||
+        c->max_batch_bytes < KF_HDR_SIZE || c->max_batch_bytes > KF_BATCH_MAX)
+        return KLOG_ECONF;
+    pthread_mutex_lock(&log->append_mu);
+    int rc = 0;
+    if (c->max_batch_bytes > log->cfg.max_batch_bytes && !log->cfg.read_only) {
+        /* The active segment's mapping has room for one batch of the old
+         * maximum past segment_bytes: a larger batch needs a segment mapped
+         * for it.  A non-empty one is rolled; an empty one is mapped again. */
+        log->cfg.max_batch_bytes = c->max_batch_bytes;
+        ks_segment *a = ks__active(log);
+        if (atomic_load(&a->size) > 0) {
+            if (!atomic_load(&log->failed))
+                rc = ks__roll(log, atomic_load(&log->end));
+        } else if (a->h_users == 0) {
+            ks_segment *ns;
+            rc = ks__seg_new(&ns, log->io, log->dir, a->base, ks__map_cap(log), log->cfg.index_interval_bytes, false);
+            if (rc == 0) {
+                pthread_mutex_lock(&log->seg_mu);
+                log->segs[log->nsegs - 1] = ns;
+                pthread_mutex_unlock(&log->seg_mu);
+                ks__seg_unref(a); /* closes its handle once no view holds it */
+            }
+        }
+    } else {
+        log->cfg.max_batch_bytes = c->max_batch_bytes;
+    }
+    log->cfg.segment_bytes = c->segment_bytes;
+    log->cfg.segment_ms = c->segment_ms;
+    log->cfg.index_interval_bytes = c->index_interval_bytes;
+    log->cfg.durability = c->durability;
+    log->cfg.flush_records = c->flush_records;
+    log->cfg.flush_ms = c->flush_ms;
+    pthread_mutex_unlock(&log->append_mu);
+    return rc;
 }
 
 void ks_log_abandon(ks_log *log)

@@ -115,6 +115,17 @@ int ks_log_open(ks_log **out, kio *io, const char *dir, const ks_log_config *cfg
  * NULL-safe.  Views still held keep their segments mapped until released. */
 int ks_log_close(ks_log *log);
 
+/*
+ * Change a live log's segment_bytes, segment_ms, index_interval_bytes,
+ * max_batch_bytes, durability and flush settings (the other fields are
+ * ignored).  A larger segment_bytes applies from the next segment on (the
+ * active one's mapping was sized for the old value); a larger
+ * max_batch_bytes rolls a non-empty active segment (or maps an empty one
+ * again) so that the mapping has room for such a batch.  Returns 0,
+ * KLOG_ECONF (out of range), KLOG_ECLOSED, or the roll's error.
+ */
+int ks_log_reconfigure(ks_log *log, const ks_log_config *cfg);
+
 /* Release the log without writing anything to disk (no sync, no index, no
  * checkpoint): for a log whose directory was deleted or renamed away.
  * NULL-safe. */

@@ -136,6 +136,9 @@ static void topic_free(kt_topic *t)
     free(t->parts);
     klog_conf_free(t->conf);
     klog_conf_free(t->overrides);
+    for (unsigned i = 0; i < t->nretired; i++)
+        klog_conf_free(t->retired[i]);
+    free(t->retired);
     free(t);
 }
 
@@ -806,4 +809,63 @@ KLOG_API int klog_disk_usage(klog *k, uint64_t *used, uint64_t *budget)
     if (budget)
         *budget = k->space.limit;
     return 0;
+}
+
+KLOG_API int klog_topic_alter_config(klog *k, const char *name, const klog_conf *set, const char *const *unset,
+                                     size_t nunset, char *errbuf, size_t errsize)
+{
+    if (!k || (nunset && !unset))
+        return -EINVAL;
+    if (klog__topic_name_check(name) < 0)
+        return klog__errf(errbuf, errsize, KLOG_EBADNAME, "invalid topic name \"%s\"", name ? name : "(null)");
+    int rc = klog__conf_check_scope(set, KC_SCOPE_TOPIC, errbuf, errsize);
+    if (rc < 0)
+        return rc;
+    klog_conf *ov = NULL, *merged = NULL;
+    pthread_mutex_lock(&k->mu);
+    kt_topic *t = NULL;
+    for (size_t i = 0; i < k->ntopics; i++)
+        if (!strcmp(k->topics[i]->name, name))
+            t = k->topics[i];
+    if (!t) {
+        rc = klog__errf(errbuf, errsize, KLOG_EUNKNOWN_TOPIC, "unknown topic %s", name);
+        goto out;
+    }
+    klog_conf **nr = realloc(t->retired, (t->nretired + 2) * sizeof *nr);
+    if (!nr) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    t->retired = nr;
+    if ((rc = klog_conf_dup(t->overrides, &ov)) < 0 || (rc = klog__conf_merge(ov, set)) < 0)
+        goto out;
+    for (size_t i = 0; i < nunset && rc == 0; i++)
+        rc = klog__conf_unset(ov, unset[i], KC_SCOPE_TOPIC, errbuf, errsize);
+    if (rc < 0 || (rc = klog_conf_dup(k->conf, &merged)) < 0 || (rc = klog__conf_merge(merged, ov)) < 0)
+        goto out;
+    /* record it first: what is not in topics.meta must not take effect */
+    klog_conf *old_ov = t->overrides, *old_conf = t->conf;
+    t->overrides = ov;
+    if ((rc = meta_write(k)) < 0) {
+        t->overrides = old_ov;
+        klog__errf(errbuf, errsize, rc, "topic metadata: %s", klog_strerror(rc));
+        goto out;
+    }
+    t->conf = merged;
+    t->retired[t->nretired++] = old_ov;
+    t->retired[t->nretired++] = old_conf;
+    ov = merged = NULL;
+    ks_log_config lc;
+    log_config(k, t->conf, &lc);
+    int np = atomic_load(&t->nparts);
+    for (int p = 0; p < np; p++) {
+        int r = ks_log_reconfigure(t->parts[p], &lc);
+        if (r < 0 && rc == 0)
+            rc = r;
+    }
+out:
+    pthread_mutex_unlock(&k->mu);
+    klog_conf_free(ov);
+    klog_conf_free(merged);
+    return rc;
 }

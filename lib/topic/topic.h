@@ -59,6 +59,10 @@ typedef struct kt_topic {
     _Atomic int nparts;
     klog_conf *conf;          /* instance defaults merged with overrides */
     klog_conf *overrides;     /* what was set for this topic explicitly */
+    /* Confs replaced by klog_topic_alter_config: readers load t->conf
+     * without a lock, so the old ones live until the topic is freed. */
+    klog_conf **retired;
+    unsigned nretired;
     _Atomic int refs;
     _Atomic bool deleted;
     char tomb[64];            /* suffix of the renamed-aside dirs once deleted */

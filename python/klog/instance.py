@@ -6,10 +6,10 @@ import json
 import threading
 import weakref
 
-from ctypes import byref, c_char_p, c_int64, c_size_t, c_uint64, c_void_p
+from ctypes import POINTER, byref, c_char_p, c_int, c_int64, c_size_t, c_uint64, c_void_p
 
 from . import errors
-from ._conf import Conf
+from ._conf import Conf, key_name
 from ._lib import lib, PartitionInfo
 from ._lib import (RESET_EARLIEST, RESET_LATEST, RESET_OFFSET, RESET_SHIFT, RESET_TIMESTAMP)
 
@@ -29,6 +29,16 @@ def _name(s):
 
 def _strings(array, count):
     return [array[i].decode("utf-8", "replace") for i in range(count)]
+
+
+def _alter_config_fn():
+    """klog_topic_alter_config, declared on first use (a libklog.so older
+    than the call still serves everything else)."""
+    f = lib.klog_topic_alter_config
+    if f.argtypes is None:
+        f.restype = c_int
+        f.argtypes = [c_void_p, c_char_p, c_void_p, POINTER(c_char_p), c_size_t, c_char_p, c_size_t]
+    return f
 
 
 class Instance:
@@ -134,6 +144,25 @@ class Instance:
         """Grow a topic to ``total`` partitions."""
         errors.check(lib.klog_topic_add_partitions(self._handle(), _name(name), int(total)),
                      "add partitions to %r" % (name,))
+
+    def alter_topic_config(self, name, delete=(), **conf):
+        """Change a topic's configuration (Kafka's incremental alter-configs):
+        ``conf`` sets topic keys for the topic (``retention_ms=3600000``,
+        underscores for dots), ``delete`` names keys (``"retention.ms"`` or
+        ``"retention_ms"``) that go back to the instance's value; the other
+        keys keep theirs.  Recorded in the topic metadata before it takes
+        effect (see klog_topic_alter_config(3) for when each key applies).
+        Raises UnknownTopicError, InvalidNameError, ConfigError (a key that
+        is not a topic key, or a bad value); these change nothing."""
+        if isinstance(delete, (str, bytes)):
+            delete = (delete,)
+        names = [key_name(k.decode() if isinstance(k, bytes) else k) for k in delete]
+        unset = (c_char_p * max(len(names), 1))(*[k.encode() for k in names])
+        errbuf = ctypes.create_string_buffer(512)
+        with Conf(conf) as c:
+            rc = _alter_config_fn()(self._handle(), _name(name), c.handle, unset, len(names), errbuf,
+                                    ctypes.sizeof(errbuf))
+        errors.check(rc, "alter config of topic %r" % (name,), errbuf)
 
     def list_topics(self, include_internal=False):
         """Topic names, sorted.  Internal topics (``__consumer_offsets``) only

@@ -201,6 +201,39 @@ def test_admin(inst):
     assert klog.version() == klog.__version__
 
 
+def test_alter_topic_config(inst):
+    inst.create_topic("ac", partitions=2, retention_ms=3600000)
+    inst.alter_topic_config("ac", retention_ms=1234, cleanup_policy="compact", segment_bytes=1 << 20)
+    cfg = inst.describe_topic("ac")["config"]
+    assert cfg["retention.ms"] == "1234"
+    assert cfg["cleanup.policy"] == "compact" and cfg["segment.bytes"] == str(1 << 20)
+    inst.alter_topic_config("ac", delete=("retention_ms", "segment.bytes"))
+    assert inst.describe_topic("ac")["config"] == {"cleanup.policy": "compact"}
+    inst.alter_topic_config("ac", delete="cleanup.policy")
+    assert inst.describe_topic("ac")["config"] == {}
+    # a bad key changes nothing, the other keys of the call included
+    with pytest.raises(klog.ConfigError) as ei:
+        inst.alter_topic_config("ac", retention_ms=5, linger_ms=5)
+    assert "linger.ms" in str(ei.value)
+    with pytest.raises(klog.ConfigError) as ei:
+        inst.alter_topic_config("ac", delete=["no_such_key"])
+    assert "no.such.key" in str(ei.value)
+    with pytest.raises(klog.ConfigError):
+        inst.alter_topic_config("ac", retention_ms="soon")
+    assert inst.describe_topic("ac")["config"] == {}
+    with pytest.raises(klog.UnknownTopicError):
+        inst.alter_topic_config("nope", retention_ms=5)
+    with pytest.raises(klog.InvalidNameError):
+        inst.alter_topic_config("bad/name", retention_ms=5)
+    # recorded: the change survives a reopen
+    inst.alter_topic_config("ac", retention_bytes=4096)
+    path = inst.path
+    inst.close()
+    with klog.open(path) as k:
+        assert k.describe_topic("ac")["config"] == {"retention.bytes": "4096"}
+        produce(k, "ac", 10)
+
+
 def test_failing_deserializer_skips_nothing(inst):
     inst.create_topic("bad", partitions=1)
     produce(inst, "bad", 5)

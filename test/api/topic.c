@@ -220,3 +220,110 @@ Test(topic, damaged_metadata_is_reported_not_ignored)
     cr_assert(strstr(err, "topics.meta") != NULL, "%s", err);
     cr_assert_null(k);
 }
+
+/* klog_topic_alter_config: set and unset keys, recorded in the metadata,
+ * applied to live partitions (segment.bytes here: new segments are
+ * smaller), refused for bad keys without changing anything. */
+Test(topic, alter_config)
+{
+    klog *k = open_ok();
+    klog_conf *tc;
+    cr_assert_eq(klog_conf_new(&tc), 0);
+    cr_assert_eq(klog_conf_set(tc, "retention.ms", "86400000", NULL, 0), 0);
+    cr_assert_eq(klog_topic_create(k, "alt", 1, tc, NULL, 0), 0);
+    klog_conf_free(tc);
+
+    /* set segment.bytes small, unset retention.ms */
+    cr_assert_eq(klog_conf_new(&tc), 0);
+    cr_assert_eq(klog_conf_set(tc, "segment.bytes", "4096", NULL, 0), 0);
+    const char *unset[] = { "retention.ms" };
+    char err[256] = "";
+    cr_assert_eq(klog_topic_alter_config(k, "alt", tc, unset, 1, err, sizeof err), 0, "%s", err);
+    klog_conf_free(tc);
+    char cfg[512];
+    cr_assert_eq(klog_topic_describe(k, "alt", NULL, 0, cfg, sizeof cfg), 1);
+    cr_assert(strstr(cfg, "segment.bytes=4096\n") && !strstr(cfg, "retention.ms"), "%s", cfg);
+
+    /* the live partition rolls at the new size */
+    klog_producer *p = NULL;
+    cr_assert_eq(klog_producer_new(k, NULL, &p, NULL, 0), 0);
+    char v[200];
+    memset(v, 'v', sizeof v);
+    for (int i = 0; i < 200; i++) {
+        klog_record r = { .struct_size = sizeof r, .partition = 0, .value = v, .value_len = sizeof v };
+        cr_assert_eq(klog_producer_send(p, "alt", &r), 0);
+        cr_assert_eq(klog_producer_flush(p, -1), 0); /* one batch per record */
+    }
+    cr_assert_eq(klog_producer_close(p), 0);
+    klog_partition_info pi = { .struct_size = sizeof pi };
+    cr_assert_eq(klog_topic_describe(k, "alt", &pi, 1, NULL, 0), 1);
+    cr_assert_gt(pi.segments, 5, "segments: %u", pi.segments);
+
+    /* a bad key, a key of another object, an unknown topic: nothing changes */
+    cr_assert_eq(klog_conf_new(&tc), 0);
+    cr_assert_eq(klog_conf_set(tc, "linger.ms", "7", NULL, 0), 0);
+    err[0] = '\0';
+    cr_assert_eq(klog_topic_alter_config(k, "alt", tc, NULL, 0, err, sizeof err), KLOG_ECONF);
+    cr_assert(strstr(err, "linger.ms"), "%s", err);
+    klog_conf_free(tc);
+    const char *bad[] = { "no.such.key" };
+    cr_assert_eq(klog_topic_alter_config(k, "alt", NULL, bad, 1, err, sizeof err), KLOG_ECONF);
+    cr_assert(strstr(err, "no.such.key"), "%s", err);
+    cr_assert_eq(klog_topic_alter_config(k, "nope", NULL, NULL, 0, NULL, 0), KLOG_EUNKNOWN_TOPIC);
+    cr_assert_eq(klog_topic_alter_config(k, "bad name", NULL, NULL, 0, NULL, 0), KLOG_EBADNAME);
+    cr_assert_eq(klog_topic_alter_config(NULL, "alt", NULL, NULL, 0, NULL, 0), -EINVAL);
+    cr_assert_eq(klog_close(k), 0);
+
+    /* recorded: survives reopen */
+    k = open_ok();
+    cr_assert_eq(klog_topic_describe(k, "alt", NULL, 0, cfg, sizeof cfg), 1);
+    cr_assert(strstr(cfg, "segment.bytes=4096\n") && !strstr(cfg, "retention.ms"), "%s", cfg);
+    cr_assert_eq(klog_close(k), 0);
+}
+
+/* Raising max.message.bytes on a live topic: the partitions take the larger
+ * batches at once (their active segment is mapped for them). */
+Test(topic, alter_max_message_bytes_up)
+{
+    klog *k = open_ok();
+    klog_conf *tc;
+    cr_assert_eq(klog_conf_new(&tc), 0);
+    cr_assert_eq(klog_conf_set(tc, "max.message.bytes", "2000", NULL, 0), 0);
+    cr_assert_eq(klog_conf_set(tc, "segment.bytes", "65536", NULL, 0), 0);
+    cr_assert_eq(klog_topic_create(k, "big", 1, tc, NULL, 0), 0);
+    klog_conf_free(tc);
+    static char v[150000];
+    memset(v, 'x', sizeof v);
+    klog_producer *p = NULL;
+    cr_assert_eq(klog_producer_new(k, NULL, &p, NULL, 0), 0);
+    klog_record r = { .struct_size = sizeof r, .partition = 0, .value = v, .value_len = 1000 };
+    cr_assert_eq(klog_producer_send(p, "big", &r), 0); /* a small one: the segment is not empty */
+    r.value_len = sizeof v;
+    cr_assert_eq(klog_producer_send(p, "big", &r), KLOG_ETOOBIG);
+    cr_assert_eq(klog_producer_close(p), 0);
+
+    cr_assert_eq(klog_conf_new(&tc), 0);
+    cr_assert_eq(klog_conf_set(tc, "max.message.bytes", "200000", NULL, 0), 0);
+    cr_assert_eq(klog_topic_alter_config(k, "big", tc, NULL, 0, NULL, 0), 0);
+    klog_conf_free(tc);
+    cr_assert_eq(klog_producer_new(k, NULL, &p, NULL, 0), 0);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(klog_producer_send(p, "big", &r), 0);
+    cr_assert_eq(klog_producer_close(p), 0, "the partitions take the larger records");
+
+    klog_consumer *c = NULL;
+    cr_assert_eq(klog_consumer_new(k, NULL, &c, NULL, 0), 0);
+    cr_assert_eq(klog_consumer_assign(c, "big", 0, KLOG_OFFSET_BEGINNING), 0);
+    size_t got = 0, big = 0;
+    for (int i = 0; i < 200 && got < 4; i++) {
+        const klog_message *m;
+        int n = klog_consumer_poll(c, 50, &m);
+        cr_assert_geq(n, 0, "%s", klog_strerror(n));
+        for (int j = 0; j < n; j++, got++)
+            big += m[j].value_len == sizeof v && m[j].value && ((const char *)m[j].value)[sizeof v - 1] == 'x';
+    }
+    cr_assert_eq(got, 4);
+    cr_assert_eq(big, 3);
+    klog_consumer_close(c);
+    cr_assert_eq(klog_close(k), 0);
+}
