@@ -65,6 +65,7 @@ typedef struct kp_acc {
     kp_topic *t;
     int32_t partition;
     struct kp_acc *all_next; /* producer-wide list, for linger and flush */
+    _Atomic uint64_t st_records, st_bytes; /* sent through it (under mu; read by klog_stats) */
 } kp_acc;
 
 struct kp_topic {
@@ -83,7 +84,7 @@ struct klog_producer {
     /* statistics (klog_stats): registered with the instance while open */
     kt_handle sh;
     char client_id[256];
-    _Atomic uint64_t st_records, st_bytes, st_batches, st_raw, st_out, st_errors;
+    _Atomic uint64_t st_batches, st_raw, st_out, st_errors; /* records and bytes: per kp_acc */
     /* configuration, read once */
     int acks;
     uint64_t linger_ns;
@@ -578,8 +579,10 @@ static void producer_stats(void *h, kt_handle_stats *o)
 {
     klog_producer *p = h;
     snprintf(o->client_id, sizeof o->client_id, "%s", p->client_id);
-    o->records = atomic_load_explicit(&p->st_records, memory_order_relaxed);
-    o->bytes = atomic_load_explicit(&p->st_bytes, memory_order_relaxed);
+    for (kp_acc *a = atomic_load(&p->accs); a; a = a->all_next) {
+        o->records += atomic_load_explicit(&a->st_records, memory_order_relaxed);
+        o->bytes += atomic_load_explicit(&a->st_bytes, memory_order_relaxed);
+    }
     o->batches = atomic_load_explicit(&p->st_batches, memory_order_relaxed);
     o->raw_bytes = atomic_load_explicit(&p->st_raw, memory_order_relaxed);
     o->out_bytes = atomic_load_explicit(&p->st_out, memory_order_relaxed);
@@ -774,9 +777,6 @@ KLOG_API int klog_producer_send(klog_producer *p, const char *topic, const klog_
         goto out;
     bool sealed_full = false; /* a full batch was sealed to make room */
     atomic_fetch_add_explicit(&p->outstanding, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&p->st_records, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&p->st_bytes, (r->key ? r->key_len : 0) + (r->value ? r->value_len : 0),
-                              memory_order_relaxed);
     uint64_t deadline = 0; /* set when the buffer is first found full */
     pthread_mutex_lock(&a->mu);
     for (;;) {
@@ -823,8 +823,17 @@ KLOG_API int klog_producer_send(klog_producer *p, const char *topic, const klog_
             continue;
         }
         rc = kf_builder_add(&a->cur->b, &rec);
-        if (KLOG_LIKELY(rc == 0))
+        if (KLOG_LIKELY(rc == 0)) {
+            /* statistics: a->mu is held, so a plain add (no locked RMW on
+             * the send path); klog_stats reads them with relaxed loads */
+            atomic_store_explicit(&a->st_records, atomic_load_explicit(&a->st_records, memory_order_relaxed) + 1,
+                                  memory_order_relaxed);
+            atomic_store_explicit(&a->st_bytes,
+                                  atomic_load_explicit(&a->st_bytes, memory_order_relaxed) +
+                                      (r->key ? r->key_len : 0) + (r->value ? r->value_len : 0),
+                                  memory_order_relaxed);
             break;
+        }
         if (rc == -ENOBUFS && a->cur->b.count > 0) {
             seal_locked(p, a); /* full: start another */
             sealed_full = true;
@@ -878,9 +887,6 @@ undo:
         pthread_cond_broadcast(&p->q_cv);
         pthread_mutex_unlock(&p->q_mu);
     }
-    atomic_fetch_sub_explicit(&p->st_records, 1, memory_order_relaxed); /* not sent after all */
-    atomic_fetch_sub_explicit(&p->st_bytes, (r->key ? r->key_len : 0) + (r->value ? r->value_len : 0),
-                              memory_order_relaxed);
     if (atomic_fetch_sub(&p->outstanding, 1) == 1) {
         pthread_mutex_lock(&p->q_mu);
         pthread_cond_broadcast(&p->flush_cv);
