@@ -16,6 +16,7 @@
 
 #include "common/common.h"
 #include "common/conf.h"
+#include "common/sbuf.h"
 #include "group/internal.h"
 
 #define TIMER_MS 50
@@ -828,53 +829,7 @@ int kg_list(kg_registry *r, char ***names, size_t *count)
     return 0;
 }
 
-/* A growable string for JSON. */
-typedef struct sbuf { char *p; size_t n, cap; int err; } sbuf;
-
-__attribute__((format(printf, 2, 3))) static void sb_printf(sbuf *b, const char *fmt, ...)
-{
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int w = b->p ? vsnprintf(b->p + b->n, b->cap - b->n, fmt, ap) : -1;
-        va_end(ap);
-        if (w >= 0 && (size_t)w < b->cap - b->n) {
-            b->n += (size_t)w;
-            return;
-        }
-        size_t nc = b->cap ? b->cap * 2 : 1024;
-        while (w >= 0 && nc < b->n + (size_t)w + 1)
-            nc *= 2;
-        char *np = realloc(b->p, nc);
-        if (!np) {
-            b->err = -ENOMEM;
-            return;
-        }
-        b->p = np;
-        b->cap = nc;
-    }
-}
-
-static void sb_json_str(sbuf *b, const char *s)
-{
-    if (!s) {
-        sb_printf(b, "null");
-        return;
-    }
-    sb_printf(b, "\"");
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            sb_printf(b, "\\%c", c);
-        else if (c < 0x20)
-            sb_printf(b, "\\u%04x", c);
-        else
-            sb_printf(b, "%c", c);
-    }
-    sb_printf(b, "\"");
-}
-
-typedef struct desc_ctx { sbuf *b; kg_registry *r; bool first; } desc_ctx;
+typedef struct desc_ctx { klog_sbuf *b; kg_registry *r; bool first; } desc_ctx;
 
 static void desc_offset_cb(void *arg, kg_committed_t *c)
 {
@@ -886,12 +841,12 @@ static void desc_offset_cb(void *arg, kg_committed_t *c)
             end = ks_log_end_offset(t->parts[c->partition]);
         klog__topic_put(t);
     }
-    sb_printf(d->b, "%s{\"topic\":", d->first ? "" : ",");
-    sb_json_str(d->b, c->topic);
-    sb_printf(d->b, ",\"partition\":%d,\"committed\":%" PRId64 ",\"end\":%" PRId64 ",\"lag\":%" PRId64
+    klog__sbuf_printf(d->b, "%s{\"topic\":", d->first ? "" : ",");
+    klog__sbuf_quote(d->b, c->topic, true);
+    klog__sbuf_printf(d->b, ",\"partition\":%d,\"committed\":%" PRId64 ",\"end\":%" PRId64 ",\"lag\":%" PRId64
                     ",\"metadata\":", c->partition, c->offset, end, end >= 0 ? KLOG_MAX(end - c->offset, 0) : -1);
-    sb_json_str(d->b, c->meta);
-    sb_printf(d->b, "}");
+    klog__sbuf_quote(d->b, c->meta, true);
+    klog__sbuf_printf(d->b, "}");
     d->first = false;
 }
 
@@ -900,7 +855,7 @@ int kg_describe(kg_registry *r, const char *group, char **json)
     int rc = kg_name_check(group);
     if (rc < 0)
         return rc;
-    sbuf b = { 0 };
+    klog_sbuf b = { 0 };
     pthread_mutex_lock(&r->mu);
     pthread_mutex_lock(&r->omu);
     kg_group_s *g = group_find(r, group);
@@ -911,31 +866,31 @@ int kg_describe(kg_registry *r, const char *group, char **json)
     if ((!g || g->n == 0) && !has_offsets) {
         rc = KLOG_EUNKNOWN_GROUP;
     } else {
-        sb_printf(&b, "{\"group\":");
-        sb_json_str(&b, group);
-        sb_printf(&b, ",\"state\":\"%s\",\"generation\":%d,\"protocol\":\"%s\",\"members\":[",
+        klog__sbuf_printf(&b, "{\"group\":");
+        klog__sbuf_quote(&b, group, true);
+        klog__sbuf_printf(&b, ",\"state\":\"%s\",\"generation\":%d,\"protocol\":\"%s\",\"members\":[",
                   g && g->n ? state_name[g->state] : "Empty", g ? g->generation : 0,
                   g && g->n ? kg_strategy_name(g->strategy) : "");
         for (unsigned i = 0; g && i < g->n; i++) {
             kg_member_s *m = g->m[i];
-            sb_printf(&b, "%s{\"member_id\":", i ? "," : "");
-            sb_json_str(&b, m->id);
-            sb_printf(&b, ",\"instance_id\":");
-            sb_json_str(&b, m->instance);
-            sb_printf(&b, ",\"client_id\":");
-            sb_json_str(&b, m->client);
-            sb_printf(&b, ",\"assignment\":[");
+            klog__sbuf_printf(&b, "%s{\"member_id\":", i ? "," : "");
+            klog__sbuf_quote(&b, m->id, true);
+            klog__sbuf_printf(&b, ",\"instance_id\":");
+            klog__sbuf_quote(&b, m->instance, true);
+            klog__sbuf_printf(&b, ",\"client_id\":");
+            klog__sbuf_quote(&b, m->client, true);
+            klog__sbuf_printf(&b, ",\"assignment\":[");
             for (unsigned j = 0; j < m->nassign; j++) {
-                sb_printf(&b, "%s{\"topic\":", j ? "," : "");
-                sb_json_str(&b, m->assign[j].topic);
-                sb_printf(&b, ",\"partition\":%d}", m->assign[j].partition);
+                klog__sbuf_printf(&b, "%s{\"topic\":", j ? "," : "");
+                klog__sbuf_quote(&b, m->assign[j].topic, true);
+                klog__sbuf_printf(&b, ",\"partition\":%d}", m->assign[j].partition);
             }
-            sb_printf(&b, "]}");
+            klog__sbuf_printf(&b, "]}");
         }
-        sb_printf(&b, "],\"offsets\":[");
+        klog__sbuf_printf(&b, "],\"offsets\":[");
         desc_ctx d = { &b, r, true };
         kg__store_each(&r->st, group, desc_offset_cb, &d);
-        sb_printf(&b, "]}");
+        klog__sbuf_printf(&b, "]}");
         rc = b.err;
     }
     pthread_mutex_unlock(&r->omu);

@@ -15,6 +15,7 @@
 #include <klog/klog.h>
 
 #include "common/common.h"
+#include "common/sbuf.h"
 #include "topic/internal.h"
 
 void klog__handle_add(klog *k, kt_handle *e)
@@ -133,67 +134,22 @@ static int snap_take(klog *k, snap *s)
 
 /* ---- rendering --------------------------------------------------------------------- */
 
-typedef struct sbuf { char *p; size_t n, cap; int err; } sbuf;
-
-__attribute__((format(printf, 2, 3))) static void sb(sbuf *b, const char *fmt, ...)
-{
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int w = b->p ? vsnprintf(b->p + b->n, b->cap - b->n, fmt, ap) : -1;
-        va_end(ap);
-        if (w >= 0 && (size_t)w < b->cap - b->n) {
-            b->n += (size_t)w;
-            return;
-        }
-        size_t nc = b->cap ? b->cap * 2 : 4096;
-        while (w >= 0 && nc < b->n + (size_t)w + 1)
-            nc *= 2;
-        char *np = realloc(b->p, nc);
-        if (!np) {
-            b->err = -ENOMEM;
-            return;
-        }
-        b->p = np;
-        b->cap = nc;
-    }
-}
-
-/* A JSON string or a Prometheus label value (both escape \ " and
- * control characters). */
-static void sb_str(sbuf *b, const char *s, bool json)
-{
-    sb(b, "\"");
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            sb(b, "\\%c", c);
-        else if (c == '\n')
-            sb(b, "\\n");
-        else if (c < 0x20)
-            json ? sb(b, "\\u%04x", c) : sb(b, " ");
-        else
-            sb(b, "%c", c);
-    }
-    sb(b, "\"");
-}
-
 static double ratio(uint64_t a, uint64_t b) { return b ? (double)a / (double)b : 1.0; }
 
-static void render_json(sbuf *b, const snap *s)
+static void render_json(klog_sbuf *b, const snap *s)
 {
-    sb(b, "{\"instance\":{\"disk_used_bytes\":%" PRIu64 ",\"disk_budget_bytes\":%" PRIu64
+    klog__sbuf_printf(b, "{\"instance\":{\"disk_used_bytes\":%" PRIu64 ",\"disk_budget_bytes\":%" PRIu64
           ",\"cleaner_passes\":%" PRIu64 ",\"cleaner_read_bytes\":%" PRIu64 ",\"cleaner_written_bytes\":%" PRIu64
           ",\"time_ms\":%" PRId64 "},\"topics\":[",
        s->used, s->budget, s->passes, s->cread, s->cwritten, klog__wall_ms());
     for (size_t i = 0; i < s->nt; i++) {
         const tstat *t = &s->t[i];
-        sb(b, "%s{\"topic\":", i ? "," : "");
-        sb_str(b, t->name, true);
-        sb(b, ",\"partitions\":[");
+        klog__sbuf_printf(b, "%s{\"topic\":", i ? "," : "");
+        klog__sbuf_quote(b, t->name, true);
+        klog__sbuf_printf(b, ",\"partitions\":[");
         for (int j = 0; j < t->np; j++) {
             const pstat *p = &t->p[j];
-            sb(b, "%s{\"partition\":%d,\"start_offset\":%" PRId64 ",\"end_offset\":%" PRId64
+            klog__sbuf_printf(b, "%s{\"partition\":%d,\"start_offset\":%" PRId64 ",\"end_offset\":%" PRId64
                   ",\"durable_offset\":%" PRId64 ",\"clean_offset\":%" PRId64 ",\"size_bytes\":%" PRIu64
                   ",\"disk_bytes\":%" PRIu64 ",\"segments\":%u,\"error\":%d,\"appended_records\":%" PRIu64
                   ",\"appended_bytes\":%" PRIu64 ",\"appended_batches\":%" PRIu64 ",\"fsyncs\":%" PRIu64
@@ -203,47 +159,47 @@ static void render_json(sbuf *b, const snap *s)
                p->ls.syncs ? (double)p->ls.sync_ns / (double)p->ls.syncs / 1e3 : 0.0, (double)p->ls.sync_ns_max / 1e3,
                p->ls.rolls);
         }
-        sb(b, "]}");
+        klog__sbuf_printf(b, "]}");
     }
-    sb(b, "],\"producers\":[");
+    klog__sbuf_printf(b, "],\"producers\":[");
     bool first = true;
     for (size_t i = 0; i < s->nh; i++) {
         const hstat *h = &s->h[i];
         if (h->kind != KT_HANDLE_PRODUCER)
             continue;
-        sb(b, "%s{\"client_id\":", first ? "" : ",");
+        klog__sbuf_printf(b, "%s{\"client_id\":", first ? "" : ",");
         first = false;
-        sb_str(b, h->s.client_id, true);
-        sb(b, ",\"records\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"batches\":%" PRIu64 ",\"batch_bytes_raw\":%" PRIu64
+        klog__sbuf_quote(b, h->s.client_id, true);
+        klog__sbuf_printf(b, ",\"records\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"batches\":%" PRIu64 ",\"batch_bytes_raw\":%" PRIu64
               ",\"batch_bytes_written\":%" PRIu64 ",\"compression_ratio\":%.3f,\"delivery_errors\":%" PRIu64
               ",\"queue_records\":%" PRIu64 ",\"queue_bytes\":%" PRIu64 "}",
            h->s.records, h->s.bytes, h->s.batches, h->s.raw_bytes, h->s.out_bytes, ratio(h->s.raw_bytes, h->s.out_bytes),
            h->s.errors, h->s.queue_records, h->s.queue_bytes);
     }
-    sb(b, "],\"consumers\":[");
+    klog__sbuf_printf(b, "],\"consumers\":[");
     first = true;
     for (size_t i = 0; i < s->nh; i++) {
         const hstat *h = &s->h[i];
         if (h->kind != KT_HANDLE_CONSUMER)
             continue;
-        sb(b, "%s{\"client_id\":", first ? "" : ",");
+        klog__sbuf_printf(b, "%s{\"client_id\":", first ? "" : ",");
         first = false;
-        sb_str(b, h->s.client_id, true);
-        sb(b, ",\"group\":");
-        sb_str(b, h->s.group, true);
-        sb(b, ",\"member_id\":");
-        sb_str(b, h->s.member_id, true);
-        sb(b, ",\"records\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"polls\":%" PRIu64 ",\"partitions\":%" PRIu64
+        klog__sbuf_quote(b, h->s.client_id, true);
+        klog__sbuf_printf(b, ",\"group\":");
+        klog__sbuf_quote(b, h->s.group, true);
+        klog__sbuf_printf(b, ",\"member_id\":");
+        klog__sbuf_quote(b, h->s.member_id, true);
+        klog__sbuf_printf(b, ",\"records\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"polls\":%" PRIu64 ",\"partitions\":%" PRIu64
               ",\"lag\":%" PRIu64 "}",
            h->s.records, h->s.bytes, h->s.polls, h->s.assigned, h->s.lag);
     }
-    sb(b, "]}\n");
+    klog__sbuf_printf(b, "]}\n");
 }
 
 /* One Prometheus family: HELP, TYPE, then samples added by the caller. */
-static void fam(sbuf *b, const char *name, const char *type, const char *help)
+static void fam(klog_sbuf *b, const char *name, const char *type, const char *help)
 {
-    sb(b, "# HELP klog_%s %s\n# TYPE klog_%s %s\n", name, help, name, type);
+    klog__sbuf_printf(b, "# HELP klog_%s %s\n# TYPE klog_%s %s\n", name, help, name, type);
 }
 
 typedef struct pmetric {
@@ -295,35 +251,35 @@ static const hmetric hmetrics[] = {
     HM("consumer_lag", "gauge", "Records behind the partitions' ends at the last poll.", lag, KT_HANDLE_CONSUMER),
 };
 
-static void render_prom(sbuf *b, const snap *s)
+static void render_prom(klog_sbuf *b, const snap *s)
 {
     fam(b, "disk_used_bytes", "gauge", "Segment and index bytes of the instance.");
-    sb(b, "klog_disk_used_bytes %" PRIu64 "\n", s->used);
+    klog__sbuf_printf(b, "klog_disk_used_bytes %" PRIu64 "\n", s->used);
     fam(b, "disk_budget_bytes", "gauge", "disk.budget.bytes (0: none).");
-    sb(b, "klog_disk_budget_bytes %" PRIu64 "\n", s->budget);
+    klog__sbuf_printf(b, "klog_disk_budget_bytes %" PRIu64 "\n", s->budget);
     fam(b, "cleaner_passes_total", "counter", "Cleaning passes that compacted something.");
-    sb(b, "klog_cleaner_passes_total %" PRIu64 "\n", s->passes);
+    klog__sbuf_printf(b, "klog_cleaner_passes_total %" PRIu64 "\n", s->passes);
     fam(b, "cleaner_read_bytes_total", "counter", "Bytes the cleaner read.");
-    sb(b, "klog_cleaner_read_bytes_total %" PRIu64 "\n", s->cread);
+    klog__sbuf_printf(b, "klog_cleaner_read_bytes_total %" PRIu64 "\n", s->cread);
     fam(b, "cleaner_written_bytes_total", "counter", "Bytes the cleaner wrote.");
-    sb(b, "klog_cleaner_written_bytes_total %" PRIu64 "\n", s->cwritten);
+    klog__sbuf_printf(b, "klog_cleaner_written_bytes_total %" PRIu64 "\n", s->cwritten);
     for (size_t m = 0; m < KLOG_ARRAY_LEN(pmetrics); m++) {
         const pmetric *pm = &pmetrics[m];
         fam(b, pm->name, pm->type, pm->help);
         for (size_t i = 0; i < s->nt; i++)
             for (int j = 0; j < s->t[i].np; j++) {
                 const char *f = (const char *)&s->t[i].p[j] + pm->off;
-                sb(b, "klog_%s{topic=", pm->name);
-                sb_str(b, s->t[i].name, false);
-                sb(b, ",partition=\"%d\"} ", s->t[i].p[j].partition);
+                klog__sbuf_printf(b, "klog_%s{topic=", pm->name);
+                klog__sbuf_quote(b, s->t[i].name, false);
+                klog__sbuf_printf(b, ",partition=\"%d\"} ", s->t[i].p[j].partition);
                 if (pm->is_ns)
-                    sb(b, "%.9f\n", (double)*(const uint64_t *)f / 1e9);
+                    klog__sbuf_printf(b, "%.9f\n", (double)*(const uint64_t *)f / 1e9);
                 else if (pm->is_u32)
-                    sb(b, "%u\n", *(const uint32_t *)f);
+                    klog__sbuf_printf(b, "%u\n", *(const uint32_t *)f);
                 else if (pm->is_signed)
-                    sb(b, "%" PRId64 "\n", *(const int64_t *)f);
+                    klog__sbuf_printf(b, "%" PRId64 "\n", *(const int64_t *)f);
                 else
-                    sb(b, "%" PRIu64 "\n", *(const uint64_t *)f);
+                    klog__sbuf_printf(b, "%" PRIu64 "\n", *(const uint64_t *)f);
             }
     }
     for (size_t m = 0; m < KLOG_ARRAY_LEN(hmetrics); m++) {
@@ -333,13 +289,13 @@ static void render_prom(sbuf *b, const snap *s)
         for (size_t i = 0; i < s->nh; i++) {
             if (s->h[i].kind != hm->kind)
                 continue;
-            sb(b, "klog_%s{client_id=", hm->name);
-            sb_str(b, s->h[i].s.client_id, false);
+            klog__sbuf_printf(b, "klog_%s{client_id=", hm->name);
+            klog__sbuf_quote(b, s->h[i].s.client_id, false);
             if (hm->kind == KT_HANDLE_CONSUMER) {
-                sb(b, ",group=");
-                sb_str(b, s->h[i].s.group, false);
+                klog__sbuf_printf(b, ",group=");
+                klog__sbuf_quote(b, s->h[i].s.group, false);
             }
-            sb(b, ",handle=\"%u\"} %" PRIu64 "\n", idx++, *(const uint64_t *)((const char *)&s->h[i].s + hm->off));
+            klog__sbuf_printf(b, ",handle=\"%u\"} %" PRIu64 "\n", idx++, *(const uint64_t *)((const char *)&s->h[i].s + hm->off));
         }
     }
 }
@@ -353,7 +309,7 @@ KLOG_API int klog_stats(klog *k, int format, char **out)
     int rc = snap_take(k, &s);
     if (rc < 0)
         return rc;
-    sbuf b = { 0 };
+    klog_sbuf b = { 0 };
     if (format == KLOG_STATS_JSON)
         render_json(&b, &s);
     else

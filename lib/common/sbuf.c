@@ -1,0 +1,54 @@
+/* lib/common/sbuf.c - see sbuf.h. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "common/sbuf.h"
+
+void klog__sbuf_printf(klog_sbuf *b, const char *fmt, ...)
+{
+    while (!b->err) {
+        va_list ap;
+        va_start(ap, fmt);
+        int w = b->p ? vsnprintf(b->p + b->n, b->cap - b->n, fmt, ap) : -1;
+        va_end(ap);
+        if (w >= 0 && (size_t)w < b->cap - b->n) {
+            b->n += (size_t)w;
+            return;
+        }
+        size_t nc = b->cap ? b->cap * 2 : 4096;
+        while (w >= 0 && nc < b->n + (size_t)w + 1)
+            nc *= 2;
+        char *np = realloc(b->p, nc);
+        if (!np) {
+            b->err = -ENOMEM;
+            return;
+        }
+        b->p = np;
+        b->cap = nc;
+    }
+}
+
+void klog__sbuf_quote(klog_sbuf *b, const char *s, bool json)
+{
+    if (!s) {
+        klog__sbuf_printf(b, "null");
+        return;
+    }
+    klog__sbuf_printf(b, "\"");
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            klog__sbuf_printf(b, "\\%c", c);
+        else if (c == '\n')
+            klog__sbuf_printf(b, "\\n");
+        else if (c < 0x20 && json)
+            klog__sbuf_printf(b, "\\u%04x", c);
+        else if (c < 0x20)
+            klog__sbuf_printf(b, " ");
+        else
+            klog__sbuf_printf(b, "%c", c);
+    }
+    klog__sbuf_printf(b, "\"");
+}
