@@ -278,21 +278,9 @@ int cmd_consume(int argc, char **argv)
         snprintf(v, sizeof v, "%" PRId64, max_messages);
         klog_conf_set(conf, "max.poll.records", v, NULL, 0);
     }
-    if ((dir = cli_dir(ctx, ctx, dir)) == NULL) {
-        rc = CLI_USAGE;
+    int np = 0;
+    if ((rc = cli_open_topic(ctx, dir, topic, partition, &k, &np)) != CLI_OK)
         goto out;
-    }
-    if ((rc = cli_open(ctx, dir, false, NULL, &k)) != CLI_OK)
-        goto out;
-    int np = klog_topic_describe(k, topic, NULL, 0, NULL, 0);
-    if (np < 0) {
-        rc = cli_fail(ctx, topic, np, np == KLOG_EUNKNOWN_TOPIC ? "no such topic" : NULL);
-        goto out;
-    }
-    if (partition >= np) {
-        rc = cli_err(ctx, "%s: no partition %d (the topic has %d)", topic, (int)partition, np);
-        goto out;
-    }
     char err[512] = "";
     int r = klog_consumer_new(k, conf, &cons, err, sizeof err);
     if (r < 0) {
@@ -396,7 +384,7 @@ out:
     if (k) {
         int cr = klog_close(k);
         if (cr < 0 && rc == CLI_OK)
-            rc = cli_fail(ctx, dir, cr, NULL);
+            rc = cli_fail(ctx, "closing the data directory", cr, NULL);
     }
     klog_conf_free(conf);
     return rc;

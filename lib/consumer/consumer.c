@@ -505,8 +505,6 @@ static int empty_return(klog_consumer *c)
 
 /* ---- group membership ------------------------------------------------------------ */
 
-void klog__partition_list_set_error(klog_partition_list *l, size_t i, int err);
-
 #define KC_BEAT_MS 100 /* heartbeat at least this often while polling */
 
 /* The current assignment as kg_tp (topic strings borrowed from the parts). */
@@ -833,14 +831,20 @@ KLOG_API int klog_consumer_assignment(klog_consumer *c, klog_partition_list **ou
     return rc;
 }
 
+/* The group registry of a consumer with group.id (KLOG_ESTATE without). */
+static int group_registry(klog_consumer *c)
+{
+    if (!c->group[0])
+        return KLOG_ESTATE;
+    return c->reg ? 0 : kg_registry_get(c->k, true, &c->reg);
+}
+
 KLOG_API int klog_consumer_commit(klog_consumer *c, const klog_partition_list *offsets, int async)
 {
     if (!c)
         return -EINVAL;
-    if (!c->group[0])
-        return KLOG_ESTATE;
-    int rc;
-    if (!c->reg && (rc = kg_registry_get(c->k, true, &c->reg)) < 0)
+    int rc = group_registry(c);
+    if (rc < 0)
         return rc;
     if (!offsets)
         return commit_positions(c, NULL, 0, !async);
@@ -880,10 +884,8 @@ KLOG_API int klog_consumer_committed(klog_consumer *c, const char *topic, int32_
 {
     if (!c || !topic || !offset)
         return -EINVAL;
-    if (!c->group[0])
-        return KLOG_ESTATE;
-    int rc;
-    if (!c->reg && (rc = kg_registry_get(c->k, true, &c->reg)) < 0)
+    int rc = group_registry(c);
+    if (rc < 0)
         return rc;
     return kg_committed(c->reg, c->group, topic, partition, offset, metadata, metadata_size);
 }

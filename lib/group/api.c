@@ -91,8 +91,6 @@ KLOG_API int klog_partition_list_get(const klog_partition_list *l, size_t i, con
     return 0;
 }
 
-/* For lib/consumer: set an entry's error after a commit. */
-void klog__partition_list_set_error(klog_partition_list *l, size_t i, int err);
 void klog__partition_list_set_error(klog_partition_list *l, size_t i, int err)
 {
     if (l && i < l->n)
@@ -112,56 +110,39 @@ KLOG_API int klog_group_list(klog *k, char ***names, size_t *count)
     return kg_list(r, names, count);
 }
 
+/* A valid group name and the instance's registry, for the admin calls. */
+static int admin_registry(klog *k, const char *group, kg_registry **r)
+{
+    int rc = kg_name_check(group);
+    return rc < 0 ? rc : kg_registry_get(k, true, r);
+}
+
 KLOG_API int klog_group_describe(klog *k, const char *group, char **json)
 {
-    if (!k || !json)
-        return -EINVAL;
-    int rc = kg_name_check(group);
-    if (rc < 0)
-        return rc;
     kg_registry *r;
-    if ((rc = kg_registry_get(k, true, &r)) < 0)
-        return rc;
-    return kg_describe(r, group, json);
+    int rc = !k || !json ? -EINVAL : admin_registry(k, group, &r);
+    return rc < 0 ? rc : kg_describe(r, group, json);
 }
 
 KLOG_API int klog_group_committed(klog *k, const char *group, const char *topic, int32_t partition,
                                   int64_t *offset)
 {
-    if (!k || !topic || !offset)
-        return -EINVAL;
-    int rc = kg_name_check(group);
-    if (rc < 0)
-        return rc;
     kg_registry *r;
-    if ((rc = kg_registry_get(k, true, &r)) < 0)
-        return rc;
-    return kg_committed(r, group, topic, partition, offset, NULL, 0);
+    int rc = !k || !topic || !offset ? -EINVAL : admin_registry(k, group, &r);
+    return rc < 0 ? rc : kg_committed(r, group, topic, partition, offset, NULL, 0);
 }
 
 KLOG_API int klog_group_reset_offsets(klog *k, const char *group, const char *topic, int32_t partition, int kind,
                                       int64_t value)
 {
-    if (!k)
-        return -EINVAL;
-    int rc = kg_name_check(group);
-    if (rc < 0)
-        return rc;
     kg_registry *r;
-    if ((rc = kg_registry_get(k, true, &r)) < 0)
-        return rc;
-    return kg_reset(r, group, topic, partition, kind, value);
+    int rc = !k ? -EINVAL : admin_registry(k, group, &r);
+    return rc < 0 ? rc : kg_reset(r, group, topic, partition, kind, value);
 }
 
 KLOG_API int klog_group_delete(klog *k, const char *group)
 {
-    if (!k)
-        return -EINVAL;
-    int rc = kg_name_check(group);
-    if (rc < 0)
-        return rc;
     kg_registry *r;
-    if ((rc = kg_registry_get(k, true, &r)) < 0)
-        return rc;
-    return kg_delete(r, group);
+    int rc = !k ? -EINVAL : admin_registry(k, group, &r);
+    return rc < 0 ? rc : kg_delete(r, group);
 }

@@ -142,6 +142,10 @@ int kg_describe(kg_registry *r, const char *group, char **json);
 int kg_reset(kg_registry *r, const char *group, const char *topic, int32_t partition, int kind, int64_t value);
 int kg_delete(kg_registry *r, const char *group);
 
+/* api.c: set entry i's error field of a public partition list (commit
+ * results; the list is the caller's, passed as const). */
+void klog__partition_list_set_error(klog_partition_list *l, size_t i, int err);
+
 /* Group name rule (as Kafka's: non-empty, at most 255 bytes, printable). */
 int kg_name_check(const char *group);
 

@@ -53,73 +53,62 @@ ssize_t ks_read_small(kio *io, const char *path, void *buf, size_t cap)
     return rc;
 }
 
-/* recovery.ckpt: magic, version, recovery point, log start, XXH3 of the 24
- * bytes before it. */
-#define CKPT_MAGIC 0x504b434bu /* "KCKP" */
+/*
+ * A checkpoint file is 32 bytes: magic u32, version u32 (1), two
+ * non-negative i64 values, XXH3-64 of the 24 bytes before it.
+ *   recovery.ckpt  "KCKP": recovery point, log start
+ *   cleaner.ckpt   "KCCL": gap limit, clean point
+ */
 #define CKPT_VERSION 1u
 #define CKPT_SIZE 32
+#define CKPT_MAGIC 0x504b434bu  /* "KCKP" */
+#define CCKPT_MAGIC 0x4c43434bu /* "KCCL" */
+
+static int pair_write(kio *io, const char *dir, const char *name, uint32_t magic, int64_t a, int64_t b)
+{
+    uint8_t buf[CKPT_SIZE];
+    klog__st32(buf, magic);
+    klog__st32(buf + 4, CKPT_VERSION);
+    klog__st64(buf + 8, (uint64_t)a);
+    klog__st64(buf + 16, (uint64_t)b);
+    klog__st64(buf + 24, XXH3_64bits(buf, 24));
+    return ks_write_atomic(io, dir, name, buf, sizeof buf);
+}
+
+/* Returns 0, -ENOENT (no file), KLOG_ECORRUPT, -errno. */
+static int pair_read(kio *io, const char *dir, const char *name, uint32_t magic, int64_t *a, int64_t *b)
+{
+    char path[4096];
+    uint8_t buf[CKPT_SIZE];
+    if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path)
+        return -ENAMETOOLONG;
+    ssize_t n = ks_read_small(io, path, buf, sizeof buf);
+    if (n < 0)
+        return n == -EFBIG ? KLOG_ECORRUPT : (int)n;
+    if (n != CKPT_SIZE || klog__ld32(buf) != magic || klog__ld32(buf + 4) != CKPT_VERSION ||
+        klog__ld64(buf + 24) != XXH3_64bits(buf, 24))
+        return KLOG_ECORRUPT;
+    *a = (int64_t)klog__ld64(buf + 8);
+    *b = (int64_t)klog__ld64(buf + 16);
+    return *a < 0 || *b < 0 ? KLOG_ECORRUPT : 0;
+}
 
 int ks__ckpt_write(kio *io, const char *dir, int64_t recovery_point, int64_t log_start)
 {
-    uint8_t b[CKPT_SIZE];
-    klog__st32(b, CKPT_MAGIC);
-    klog__st32(b + 4, CKPT_VERSION);
-    klog__st64(b + 8, (uint64_t)recovery_point);
-    klog__st64(b + 16, (uint64_t)log_start);
-    klog__st64(b + 24, XXH3_64bits(b, 24));
-    return ks_write_atomic(io, dir, KS_CKPT_NAME, b, sizeof b);
+    return pair_write(io, dir, KS_CKPT_NAME, CKPT_MAGIC, recovery_point, log_start);
 }
 
 int ks__ckpt_read(kio *io, const char *dir, int64_t *recovery_point, int64_t *log_start)
 {
-    char path[4096];
-    uint8_t b[CKPT_SIZE];
-    if (snprintf(path, sizeof path, "%s/%s", dir, KS_CKPT_NAME) >= (int)sizeof path)
-        return -ENAMETOOLONG;
-    ssize_t n = ks_read_small(io, path, b, sizeof b);
-    if (n < 0)
-        return n == -EFBIG ? KLOG_ECORRUPT : (int)n;
-    if (n != CKPT_SIZE || klog__ld32(b) != CKPT_MAGIC || klog__ld32(b + 4) != CKPT_VERSION ||
-        klog__ld64(b + 24) != XXH3_64bits(b, 24))
-        return KLOG_ECORRUPT;
-    *recovery_point = (int64_t)klog__ld64(b + 8);
-    *log_start = (int64_t)klog__ld64(b + 16);
-    if (*recovery_point < 0 || *log_start < 0)
-        return KLOG_ECORRUPT;
-    return 0;
+    return pair_read(io, dir, KS_CKPT_NAME, CKPT_MAGIC, recovery_point, log_start);
 }
-
-/* cleaner.ckpt: magic, version, gap limit, clean point, XXH3 of the 24 bytes
- * before it. */
-#define CCKPT_MAGIC 0x4c43434bu /* "KCCL" */
-#define CCKPT_VERSION 1u
 
 int ks__cleaner_ckpt_write(kio *io, const char *dir, int64_t gap_limit, int64_t clean_point)
 {
-    uint8_t b[CKPT_SIZE];
-    klog__st32(b, CCKPT_MAGIC);
-    klog__st32(b + 4, CCKPT_VERSION);
-    klog__st64(b + 8, (uint64_t)gap_limit);
-    klog__st64(b + 16, (uint64_t)clean_point);
-    klog__st64(b + 24, XXH3_64bits(b, 24));
-    return ks_write_atomic(io, dir, KS_CLEANER_CKPT_NAME, b, sizeof b);
+    return pair_write(io, dir, KS_CLEANER_CKPT_NAME, CCKPT_MAGIC, gap_limit, clean_point);
 }
 
 int ks__cleaner_ckpt_read(kio *io, const char *dir, int64_t *gap_limit, int64_t *clean_point)
 {
-    char path[4096];
-    uint8_t b[CKPT_SIZE];
-    if (snprintf(path, sizeof path, "%s/%s", dir, KS_CLEANER_CKPT_NAME) >= (int)sizeof path)
-        return -ENAMETOOLONG;
-    ssize_t n = ks_read_small(io, path, b, sizeof b);
-    if (n < 0)
-        return n == -EFBIG ? KLOG_ECORRUPT : (int)n;
-    if (n != CKPT_SIZE || klog__ld32(b) != CCKPT_MAGIC || klog__ld32(b + 4) != CCKPT_VERSION ||
-        klog__ld64(b + 24) != XXH3_64bits(b, 24))
-        return KLOG_ECORRUPT;
-    *gap_limit = (int64_t)klog__ld64(b + 8);
-    *clean_point = (int64_t)klog__ld64(b + 16);
-    if (*gap_limit < 0 || *clean_point < 0)
-        return KLOG_ECORRUPT;
-    return 0;
+    return pair_read(io, dir, KS_CLEANER_CKPT_NAME, CCKPT_MAGIC, gap_limit, clean_point);
 }

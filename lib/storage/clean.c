@@ -520,12 +520,9 @@ int ks_log_clean(ks_log *log, const ks_clean_config *cfg, ks_clean_stats *st_out
     ks_clean_stats st_local;
     ks_clean_stats *st = st_out ? st_out : &st_local;
     memset(st, 0, sizeof *st);
-    if (!log)
-        return -EINVAL;
-    if (log->closed)
-        return KLOG_ECLOSED;
-    if (log->cfg.read_only || atomic_load(&log->failed))
-        return KLOG_EREADONLY;
+    int rc = ks__writable(log);
+    if (rc < 0)
+        return rc;
     ks_clean_config def;
     if (!cfg) {
         ks_clean_config_init(&def);
@@ -540,7 +537,7 @@ int ks_log_clean(ks_log *log, const ks_clean_config *cfg, ks_clean_stats *st_out
     x.now = ks__now(log);
     x.start = atomic_load(&log->start);
     kc_plan p;
-    int rc = plan_make(log, cfg, x.now, &p);
+    rc = plan_make(log, cfg, x.now, &p);
     if (rc < 0 || p.first_dirty >= p.n || p.total == 0 ||
         (double)p.dirty / (double)p.total < cfg->min_dirty_ratio)
         goto out; /* nothing to do */

@@ -128,6 +128,9 @@ int ks__unlink_segment_files(ks_log *log, int64_t base);
 int ks__fail_sync(ks_log *log, int err);
 int ks__roll(ks_log *log, int64_t base);           /* append_mu held */
 int64_t ks__now(const ks_log *log);                /* the log's clock, ms */
+/* May maintenance change the log?  0, -EINVAL (NULL), KLOG_ECLOSED,
+ * KLOG_EREADONLY (opened read-only, or a failed fsync). */
+int ks__writable(const ks_log *log);
 /* Write recovery.ckpt with this recovery point and the current start
  * (takes ckpt_mu). */
 int ks__ckpt_write_locked(ks_log *log, int64_t recovery_point);

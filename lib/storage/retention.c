@@ -61,7 +61,7 @@ static int drop_head(ks_log *log, unsigned n, int64_t new_start, uint64_t *freed
     return rc;
 }
 
-static int usable(ks_log *log)
+int ks__writable(const ks_log *log)
 {
     if (!log)
         return -EINVAL;
@@ -82,7 +82,7 @@ static int roll_if_nonempty(ks_log *log)
 
 int ks_log_roll(ks_log *log)
 {
-    int rc = usable(log);
+    int rc = ks__writable(log);
     if (rc < 0)
         return rc;
     pthread_mutex_lock(&log->append_mu);
@@ -93,7 +93,7 @@ int ks_log_roll(ks_log *log)
 
 int ks_log_delete_records(ks_log *log, int64_t offset, int64_t *new_start)
 {
-    int rc = usable(log);
+    int rc = ks__writable(log);
     if (rc < 0)
         return rc;
     pthread_mutex_lock(&log->maint_mu);
@@ -121,7 +121,7 @@ int ks_log_retain(ks_log *log, const ks_retention *r, uint64_t *freed)
 {
     if (freed)
         *freed = 0;
-    int rc = usable(log);
+    int rc = ks__writable(log);
     if (rc < 0 || !r)
         return rc == KLOG_EREADONLY ? 0 : rc < 0 ? rc : -EINVAL;
     pthread_mutex_lock(&log->maint_mu);
@@ -204,7 +204,7 @@ bool ks_log_active_age(ks_log *log, int64_t *max_ts)
 
 int64_t ks_log_drop_oldest(ks_log *log, bool roll, bool nowait)
 {
-    int rc = usable(log);
+    int rc = ks__writable(log);
     if (rc < 0)
         return rc;
     if (nowait) {
