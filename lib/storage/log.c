@@ -185,6 +185,10 @@ void ks__disk_add(ks_log *log, int64_t delta)
 
 uint64_t ks__seg_disk(ks_segment *s) { return atomic_load(&s->size) + s->ix_bytes; }
 
+/* Add to a statistics counter only ever written under append_mu. */
+#define ST_ADD(ctr, v) \
+    atomic_store_explicit(&(ctr), atomic_load_explicit(&(ctr), memory_order_relaxed) + (v), memory_order_relaxed)
+
 static void note_sync(ks_log *log, uint64_t ns)
 {
     atomic_fetch_add_explicit(&log->st.syncs, 1, memory_order_relaxed);
@@ -922,10 +926,13 @@ int ks_log_append(ks_log *log, ks_batch *batches, unsigned n, unsigned flags)
         return KLOG_EREADONLY;
     bool durable = log->cfg.durability == KS_DURABILITY_ALWAYS || (flags & KS_APPEND_SYNC);
     uint64_t reserved = 0, written = 0;
-    if (log->space) {
+    if (log->space && log->space->limit) {
+        /* Under a budget the bytes are reserved before they are written;
+         * without one they are only counted once written (below): one
+         * shared atomic add per call, no reservation round trip. */
         for (unsigned j = 0; j < n; j++)
             reserved += batches[j].batch ? batches[j].len : 0;
-        if (n > 1 && log->space->limit && reserved > log->space->limit / 4) {
+        if (n > 1 && reserved > log->space->limit / 4) {
             /* Under a tight budget, room is made (old segments deleted)
              * for a few batches at a time, not for the whole call. */
             unsigned h = n / 2;
@@ -1056,14 +1063,19 @@ int ks_log_append(ks_log *log, ks_batch *batches, unsigned n, unsigned flags)
         } else if (wr < 0) {
             rc = wr;
         }
-        atomic_fetch_add_explicit(&log->st.batches, k, memory_order_relaxed);
+        uint64_t recs = 0, written_before = written;
         for (unsigned j = 0; j < k; j++) {
-            atomic_fetch_add_explicit(&log->st.records, (uint64_t)bi[j].record_count, memory_order_relaxed);
+            recs += (uint64_t)bi[j].record_count;
             written += iov[j].iov_len;
             ks__seg_note_batch(s, &bi[j], req[j].off, iov[j].iov_len, log->cfg.index_interval_bytes);
             batches[i + j].result = 0;
             log->unsynced_records += (uint64_t)bi[j].record_count;
         }
+        /* statistics: append_mu is held, so plain adds (read with relaxed
+         * loads by ks_log_get_stats) */
+        ST_ADD(log->st.batches, k);
+        ST_ADD(log->st.records, recs);
+        ST_ADD(log->st.bytes, written - written_before);
         if (k > 0) {
             int64_t new_end = bi[k - 1].base_offset + bi[k - 1].last_offset_delta + 1;
             atomic_store_explicit(&s->next_offset, new_end, memory_order_relaxed);
@@ -1096,7 +1108,6 @@ int ks_log_append(ks_log *log, ks_batch *batches, unsigned n, unsigned flags)
     }
     pthread_mutex_unlock(&log->append_mu);
     atomic_fetch_sub(&log->inflight, 1);
-    atomic_fetch_add_explicit(&log->st.bytes, written, memory_order_relaxed);
     if (written != reserved)
         ks__disk_add(log, (int64_t)written - (int64_t)reserved);
 
