@@ -13,7 +13,6 @@
  * is done in a type where it cannot overflow (or unsigned, where wrapping is
  * the defined meaning, as for timestamp deltas).
  */
-#include <xxhash.h>
 
 #include "format/internal.h"
 
@@ -194,7 +193,7 @@ static void put_header(uint8_t *h, size_t total, uint16_t attributes, const kf_b
     klog__st32(h + KF_OFF_BASE_SEQUENCE, (uint32_t)m->base_sequence);
     klog__st32(h + KF_OFF_RECORD_COUNT, (uint32_t)b->count);
     klog__st64(h + KF_OFF_CHECKSUM,
-               XXH3_64bits_withSeed(h + KF_CHECKSUM_START, total - KF_CHECKSUM_START, blen));
+               kf__checksum(h + KF_CHECKSUM_START, total - KF_CHECKSUM_START, blen));
 }
 
 /*
@@ -254,6 +253,14 @@ void kf_batch_set_leader_epoch(void *batch, int32_t epoch)
     klog__st32((uint8_t *)batch + KF_OFF_LEADER_EPOCH, (uint32_t)epoch);
 }
 
+void kf_batch_set_sequence(void *batch, size_t len, int32_t base_sequence)
+{
+    uint8_t *h = batch;
+    klog__st32(h + KF_OFF_BASE_SEQUENCE, (uint32_t)base_sequence);
+    klog__st64(h + KF_OFF_CHECKSUM,
+               kf__checksum(h + KF_CHECKSUM_START, len - KF_CHECKSUM_START, klog__ld32(h + KF_OFF_LENGTH)));
+}
+
 /* ---- parsing and verifying ---------------------------------------------- */
 
 ssize_t kf_batch_parse(const void *buf, size_t avail, kf_batch_info *out)
@@ -310,7 +317,7 @@ int kf_batch_verify(const void *batch, size_t len)
     const uint32_t blen = klog__ld32(p + KF_OFF_LENGTH);
     if ((size_t)blen != len - KF_LOG_OVERHEAD)
         return KLOG_ECORRUPT;
-    uint64_t sum = XXH3_64bits_withSeed(p + KF_CHECKSUM_START, len - KF_CHECKSUM_START, blen);
+    uint64_t sum = kf__checksum(p + KF_CHECKSUM_START, len - KF_CHECKSUM_START, blen);
     return sum == klog__ld64(p + KF_OFF_CHECKSUM) ? 0 : KLOG_ECORRUPT;
 }
 

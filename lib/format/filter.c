@@ -8,7 +8,6 @@
  * exactly; the records are therefore copied as the bytes they were, length
  * varint included.  Only record_count, the length and the checksum change.
  */
-#include <xxhash.h>
 
 #include "format/internal.h"
 
@@ -23,7 +22,7 @@ static void refill_header(uint8_t *h, const uint8_t *src, size_t total, uint16_t
     klog__st16(h + KF_OFF_ATTRIBUTES, attributes);
     klog__st32(h + KF_OFF_RECORD_COUNT, (uint32_t)count);
     klog__st64(h + KF_OFF_CHECKSUM,
-               XXH3_64bits_withSeed(h + KF_CHECKSUM_START, total - KF_CHECKSUM_START, blen));
+               kf__checksum(h + KF_CHECKSUM_START, total - KF_CHECKSUM_START, blen));
 }
 
 int kf_batch_filter(const void *batch, size_t len, const uint8_t *keep, kf_codec *c,

@@ -185,6 +185,10 @@ int kf_builder_finish(kf_builder *b, const kf_batch_meta *meta, kf_codec *c,
 /* Rewrite base_offset / leader_epoch in place (outside the checksum). */
 void kf_batch_set_base_offset(void *batch, int64_t base_offset);
 void kf_batch_set_leader_epoch(void *batch, int32_t epoch);
+/* Rewrite base_sequence in a finished batch of len bytes and seal it again
+ * (the sequence is inside the checksum): a producer that stamped a batch
+ * ahead of a failed one gives it the sequence the log now expects. */
+void kf_batch_set_sequence(void *batch, size_t len, int32_t base_sequence);
 
 /* ---- decoding ---------------------------------------------------------- */
 

@@ -19,6 +19,17 @@
 
 #define KF_VARINT_MAX 10
 
+/* ---- checksum (checksum.c) ------------------------------------------------
+ * XXH3-64 with a seed, identical to libxxhash's XXH3_64bits_withSeed, on
+ * the fastest code path the CPU has. */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define KF_HAVE_XXH3_AVX2 1
+uint64_t kf__checksum_avx2(const void *p, size_t n, uint64_t seed);
+#else
+#define KF_HAVE_XXH3_AVX2 0
+#endif
+uint64_t kf__checksum(const void *p, size_t n, uint64_t seed);
+
 static inline uint64_t kf__zz(int64_t v)
 {
     return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);

@@ -6,6 +6,8 @@
  */
 #include "helpers.h"
 
+#include "format/internal.h"
+
 static kf_codec *codec;
 static uint8_t bbuf[8192];
 
@@ -203,4 +205,37 @@ Test(checksum, seeded_with_length)
     cr_assert_eq(kf_batch_verify(batch, KF_HDR_SIZE - 1), KLOG_ECORRUPT);
     free(longer);
     free(batch);
+}
+
+/* The batch checksum is libxxhash's XXH3_64bits_withSeed whichever code
+ * path computes it (lib/format/checksum.c picks an AVX2 build of the same
+ * function when the CPU has AVX2): every length up to 4 KiB (XXH3 has a
+ * separate path for each size class), at every alignment, long inputs past
+ * its block size, and random seeds.  A format written by one machine must
+ * verify on any other. */
+Test(checksum, same_function_on_every_code_path)
+{
+    const size_t big = (1u << 20) + 4099;
+    uint8_t *buf = malloc(big + 64);
+    cr_assert_not_null(buf);
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    for (size_t i = 0; i < big + 64; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        buf[i] = (uint8_t)x;
+    }
+    for (size_t len = 0; len <= 4096; len++)
+        for (size_t align = 0; align < 8; align += (len < 300 ? 1 : 7)) {
+            uint64_t seed = len * 0x100000001b3ull + align;
+            uint64_t want = XXH3_64bits_withSeed(buf + align, len, seed);
+            cr_assert_eq(kf__checksum(buf + align, len, seed), want, "len %zu align %zu", len, align);
+#if KF_HAVE_XXH3_AVX2
+            if (__builtin_cpu_supports("avx2"))
+                cr_assert_eq(kf__checksum_avx2(buf + align, len, seed), want, "avx2: len %zu align %zu", len,
+                             align);
+#endif
+        }
+    for (size_t len = 4097; len <= big; len = len * 3 + 1)
+        cr_assert_eq(kf__checksum(buf + 3, len, len), XXH3_64bits_withSeed(buf + 3, len, len), "len %zu", len);
+    cr_assert_eq(kf__checksum(buf, big, 0), XXH3_64bits_withSeed(buf, big, 0));
+    free(buf);
 }
