@@ -24,6 +24,16 @@
 
 /* Little-endian fixed-width loads and stores on unaligned memory.  The
  * on-disk format is little-endian; on x86-64 these compile to plain moves. */
+/* The pause a spin-wait loop makes between two looks. */
+static inline void klog__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 static inline void klog__st16(void *p, uint16_t v) { memcpy(p, &v, 2); }
 static inline void klog__st32(void *p, uint32_t v) { memcpy(p, &v, 4); }
 static inline void klog__st64(void *p, uint64_t v) { memcpy(p, &v, 8); }

@@ -991,7 +991,7 @@ KLOG_API int klog_consumer_poll(klog_consumer *c, int timeout_ms, const klog_mes
                     got = true;
                     break;
                 }
-                __builtin_ia32_pause();
+                klog__cpu_relax();
                 if ((i & 63) == 63 && klog__now_ns() >= until)
                     break;
             }

@@ -634,6 +634,7 @@ static void tick(kg_registry *r)
 static void *timer_main(void *arg)
 {
     kg_registry *r = arg;
+    pthread_setname_np(pthread_self(), "klog-groups");
     pthread_mutex_lock(&r->tmu);
     while (!r->stopping) {
         struct timespec ts;

@@ -73,6 +73,10 @@ struct ks_segment {
 struct ks_log {
     kio *io;
     ks_log_config cfg;
+    /* Read by every producer send (ks_log_error): kept among read-only
+     * fields, away from the atomics each append writes (inflight, end),
+     * which would otherwise pull its cache line over to the writer's core. */
+    _Atomic int failed;        /* sticky sync error: read-only */
     char dir[4096];
     int lock_fd;
 
@@ -86,7 +90,6 @@ struct ks_log {
     pthread_cond_t sync_cv;
     bool sync_running;
     _Atomic int64_t durable;   /* offsets below are durable */
-    _Atomic int failed;        /* sticky sync error: read-only */
     _Atomic int inflight;      /* appenders inside ks_log_append */
 
     _Atomic int64_t end;       /* next offset */

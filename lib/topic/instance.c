@@ -409,6 +409,7 @@ static void sweep_orphans(klog *k)
 static void *bg_main(void *arg)
 {
     klog *k = arg;
+    pthread_setname_np(pthread_self(), "klog-maint");
     pthread_mutex_lock(&k->bg_mu);
     while (!k->stopping) {
         struct timespec ts;

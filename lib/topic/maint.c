@@ -343,6 +343,7 @@ static void *cleaner_main(void *arg)
 {
     klog *k = ((cleaner_arg *)arg)->k;
     unsigned self = ((cleaner_arg *)arg)->self;
+    pthread_setname_np(pthread_self(), "klog-cleaner");
     free(arg);
     int64_t backoff = klog__conf_int(k->conf, KC_CLEANER_BACKOFF_MS);
     for (;;) {

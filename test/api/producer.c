@@ -1682,3 +1682,164 @@ Test(producer, reports_on_every_producer_config)
     }
     klog_close(k);
 }
+
+/* ---- batches finished by their sender, and a failure ahead of them ------------------------ */
+
+/*
+ * While the producer thread is busy writing (here every batch waits for an
+ * fdatasync), the sender that seals a full batch finishes it itself
+ * (header, compression, checksum), stamping the sequence number the log
+ * will expect if every batch before it is written.  When one before it is
+ * refused (the disk budget, policy refuse) and space comes back while it
+ * is still queued, it must be restamped: the log takes it (no
+ * KLOG_ESEQUENCE, a sequence gap), the written records keep consecutive
+ * offsets in send order, and no record is written twice or lost silently.
+ * A second thread frees space with DeleteRecords every 15 ms, so refusals
+ * and successes alternate while the sender never stops.
+ */
+typedef struct {
+    klog *k;
+    _Atomic bool stop;
+} freer_arg;
+
+static void *freer_main(void *arg)
+{
+    freer_arg *f = arg;
+    while (!atomic_load(&f->stop)) {
+        ut_sleep_ms(15);
+        int64_t lw;
+        int rc = klog_topic_delete_records(f->k, "t", 0, -1, &lw);
+        if (rc != 0)
+            return (void *)(intptr_t)rc;
+    }
+    return NULL;
+}
+
+static int cmp_by_opaque(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t)((const klog_delivery *)a)->opaque, y = (uintptr_t)((const klog_delivery *)b)->opaque;
+    return x < y ? -1 : x > y;
+}
+
+static void refused_then_written(const char *codec)
+{
+    klog_conf *ic = ut_conf("disk.budget.bytes", "262144", "disk.budget.policy", "refuse", NULL);
+    klog *k = NULL;
+    char err[256] = "";
+    cr_assert_eq(klog_open(&k, ut_dir, ic, err, sizeof err), 0, "%s", err);
+    klog_conf_free(ic);
+    ut_topic(k, "t", 1, "segment.bytes", "65536", NULL);
+    klog_producer *p = ut_producer(k, "acks", "all", "linger.ms", "1000", "batch.size", "4096",
+                                   "compression.type", codec, NULL);
+    ut_dr dr;
+    ut_dr_init(&dr);
+    cr_assert_eq(klog_producer_set_delivery_cb(p, ut_dr_cb, &dr), 0);
+    freer_arg f = { .k = k };
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, freer_main, &f), 0);
+
+    /* a value that compresses a little, different per record */
+    char v[600];
+    uintptr_t sent = 0;
+    bool recovered = false; /* a record written after one was refused */
+    while (!recovered && sent < 200000) {
+        for (int i = 0; i < 500; i++) {
+            sent++;
+            char key[32];
+            snprintf(key, sizeof key, "k%zu", (size_t)sent);
+            for (size_t j = 0; j < sizeof v; j++)
+                v[j] = (char)('a' + (j * 7 + sent) % 13);
+            klog_record r = KLOG_RECORD_INIT;
+            r.partition = 0;
+            r.key = key;
+            r.key_len = strlen(key);
+            r.value = v;
+            r.value_len = sizeof v;
+            r.opaque = (void *)sent;
+            cr_assert_eq(klog_producer_send(p, "t", &r), 0);
+        }
+        /* look at what is reported so far, in send order */
+        pthread_mutex_lock(&dr.mu);
+        bool refused = false;
+        klog_delivery *d = malloc(dr.n * sizeof *d + 1);
+        memcpy(d, dr.d, dr.n * sizeof *d);
+        size_t n = dr.n;
+        pthread_mutex_unlock(&dr.mu);
+        qsort(d, n, sizeof *d, cmp_by_opaque);
+        for (size_t i = 0; i < n && !recovered; i++) {
+            refused |= d[i].err != 0;
+            recovered = refused && d[i].err == 0;
+        }
+        free(d);
+    }
+    atomic_store(&f.stop, true);
+    void *frc;
+    pthread_join(th, &frc);
+    cr_assert_null(frc, "delete_records: %s", klog_err_name((int)(intptr_t)frc));
+    cr_assert_eq(klog_producer_flush(p, 60000), 0);
+    /* make room once more, and send a last 20: all written, after the rest */
+    int64_t lw;
+    cr_assert_eq(klog_topic_delete_records(k, "t", 0, -1, &lw), 0);
+    const uintptr_t tail = 20;
+    for (uintptr_t i = 0; i < tail; i++) {
+        sent++;
+        char key[32];
+        snprintf(key, sizeof key, "k%zu", (size_t)sent);
+        klog_record r = KLOG_RECORD_INIT;
+        r.partition = 0;
+        r.key = key;
+        r.key_len = strlen(key);
+        r.value = v;
+        r.value_len = sizeof v;
+        r.opaque = (void *)sent;
+        cr_assert_eq(klog_producer_send(p, "t", &r), 0);
+    }
+    cr_assert_eq(klog_producer_flush(p, 60000), 0);
+
+    cr_assert_eq(ut_dr_count(&dr), (size_t)sent, "one report per record");
+    qsort(dr.d, dr.n, sizeof *dr.d, cmp_by_opaque);
+    int64_t next = -1;
+    size_t ok = 0, refused = 0, written_after_refusal = 0;
+    for (size_t i = 0; i < dr.n; i++) {
+        const klog_delivery *d = &dr.d[i];
+        cr_assert_eq((uintptr_t)d->opaque, i + 1);
+        if (d->err) {
+            cr_assert_eq(d->err, KLOG_EDISKFULL, "record %zu: %s (a restamping bug shows as KLOG_ESEQUENCE)",
+                         i + 1, klog_err_name(d->err));
+            cr_assert_lt(i, dr.n - tail, "the last records were sent with room to spare");
+            refused++;
+            continue;
+        }
+        if (next >= 0)
+            cr_assert_eq(d->offset, next, "record %zu at %" PRId64 ", expected %" PRId64, i + 1, d->offset, next);
+        next = d->offset + 1;
+        ok++;
+        written_after_refusal += refused > 0;
+    }
+    cr_assert(recovered && refused > 0 && written_after_refusal > 0,
+              "%s: %zu sent, %zu refused, %zu written after a refusal", codec, (size_t)sent, refused,
+              written_after_refusal);
+    cr_assert_eq(ut_end_offset(k, "t", 0), next, "nothing written but what was acknowledged");
+    cr_assert_eq(dr.d[dr.n - tail].offset, lw, "the last 20 follow what was there");
+
+    /* the log holds the last 20 exactly, in order */
+    klog_consumer *c = ut_consumer(k, "auto.offset.reset", "earliest", NULL);
+    cr_assert_eq(klog_consumer_assign(c, "t", 0, KLOG_OFFSET_BEGINNING), 0);
+    size_t n;
+    ut_msg *got = ut_consume(c, tail, &n);
+    cr_assert_eq(n, tail);
+    for (size_t i = 0; i < n; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "k%zu", (size_t)(sent - tail + 1 + i));
+        cr_assert_eq(got[i].offset, lw + (int64_t)i);
+        cr_assert(got[i].key_len == strlen(key) && !memcmp(got[i].key, key, got[i].key_len));
+    }
+    ut_msgs_free(got, n);
+    klog_consumer_close(c);
+    cr_assert_eq(klog_producer_close(p), KLOG_EDISKFULL, "close reports the first failure");
+    ut_dr_fini(&dr);
+    cr_assert_eq(klog_close(k), 0);
+}
+
+Test(producer, sender_finished_batches_restamped_after_a_refused_one) { refused_then_written("none"); }
+Test(producer, sender_finished_batches_restamped_after_a_refused_one_lz4) { refused_then_written("lz4"); }
