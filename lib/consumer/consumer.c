@@ -1030,7 +1030,8 @@ KLOG_API int klog_consumer_poll(klog_consumer *c, int timeout_ms, const klog_mes
         arm(c, -1);
         if (pr < 0 && errno != EINTR)
             return -errno;
-        drain_efd(c);
+        /* The eventfd is drained by the next poll or sleep, not here: that
+         * read is a syscall on the way from the wakeup to the records. */
         if ((mrc = member_step(c, false)) < 0)
             return mrc;
     }
