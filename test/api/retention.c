@@ -71,6 +71,8 @@ static klog_partition_info info(klog *k, const char *topic, int part)
     return pi[part];
 }
 
+static size_t seg_bases(const char *topic, int part, int64_t *out, size_t cap);
+
 /* Wait until topic/part's start offset is at least `want`; returns it. */
 static int64_t wait_start(klog *k, const char *topic, int part, int64_t want)
 {
@@ -80,8 +82,18 @@ static int64_t wait_start(klog *k, const char *topic, int part, int64_t want)
         ut_sleep_ms(2);
         pi = info(k, topic, part);
     }
-    cr_assert_geq(pi.start_offset, want, "%s/%d: start offset %" PRId64 ", still below %" PRId64 " after %d ms",
-                  topic, part, pi.start_offset, want, WAIT_MS);
+    if (pi.start_offset < want) {
+        /* say what the partition looks like, for a failure seen only under load */
+        int64_t bases[64];
+        size_t nb = seg_bases(topic, part, bases, 64);
+        char list[512] = "";
+        for (size_t i = 0, o = 0; i < nb && i < 64 && o < sizeof list - 24; i++)
+            o += (size_t)snprintf(list + o, sizeof list - o, " %" PRId64, bases[i]);
+        cr_assert_geq(pi.start_offset, want,
+                      "%s/%d: start offset %" PRId64 ", still below %" PRId64 " after %d ms (segments at:%s; "
+                      "clean offset %" PRId64 ", end %" PRId64 ")",
+                      topic, part, pi.start_offset, want, WAIT_MS, list, pi.clean_offset, pi.end_offset);
+    }
     return pi.start_offset;
 }
 
