@@ -1730,6 +1730,21 @@ static int cmp_by_opaque(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* Record number `no` to partition 0 of "t": key "k<no>", opaque no. */
+static void send_numbered(klog_producer *p, uintptr_t no, const char *v, size_t vlen)
+{
+    char key[32];
+    snprintf(key, sizeof key, "k%zu", (size_t)no);
+    klog_record r = KLOG_RECORD_INIT;
+    r.partition = 0;
+    r.key = key;
+    r.key_len = strlen(key);
+    r.value = v;
+    r.value_len = vlen;
+    r.opaque = (void *)no;
+    cr_assert_eq(klog_producer_send(p, "t", &r), 0);
+}
+
 static void refused_then_written(const char *codec)
 {
     klog_conf *ic = ut_conf("disk.budget.bytes", "262144", "disk.budget.policy", "refuse", NULL);
@@ -1754,21 +1769,11 @@ static void refused_then_written(const char *codec)
     bool recovered = false; /* a record written after one was refused */
     while (!recovered && sent < 200000) {
         for (int i = 0; i < 500; i++) {
-            sent++;
-            char key[32];
-            snprintf(key, sizeof key, "k%zu", (size_t)sent);
             for (size_t j = 0; j < sizeof v; j++) {
                 x ^= x << 13, x ^= x >> 7, x ^= x << 17;
                 v[j] = (char)('a' + x % 26);
             }
-            klog_record r = KLOG_RECORD_INIT;
-            r.partition = 0;
-            r.key = key;
-            r.key_len = strlen(key);
-            r.value = v;
-            r.value_len = sizeof v;
-            r.opaque = (void *)sent;
-            cr_assert_eq(klog_producer_send(p, "t", &r), 0);
+            send_numbered(p, ++sent, v, sizeof v);
         }
         /* look at what is reported so far, in send order */
         pthread_mutex_lock(&dr.mu);
@@ -1795,19 +1800,8 @@ static void refused_then_written(const char *codec)
     int64_t lw;
     cr_assert_eq(klog_topic_delete_records(k, "t", 0, -1, &lw), 0);
     const uintptr_t tail = 20;
-    for (uintptr_t i = 0; i < tail; i++) {
-        sent++;
-        char key[32];
-        snprintf(key, sizeof key, "k%zu", (size_t)sent);
-        klog_record r = KLOG_RECORD_INIT;
-        r.partition = 0;
-        r.key = key;
-        r.key_len = strlen(key);
-        r.value = v;
-        r.value_len = sizeof v;
-        r.opaque = (void *)sent;
-        cr_assert_eq(klog_producer_send(p, "t", &r), 0);
-    }
+    for (uintptr_t i = 0; i < tail; i++)
+        send_numbered(p, ++sent, v, sizeof v);
     cr_assert_eq(klog_producer_flush(p, 60000), 0);
 
     cr_assert_eq(ut_dr_count(&dr), (size_t)sent, "one report per record");
