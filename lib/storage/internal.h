@@ -49,6 +49,9 @@ struct ks_segment {
     ks_index oidx, tidx;
     _Atomic int refs;             /* the log's list holds one; each view one */
     int h_users;                  /* group-commit leaders syncing h (append_mu) */
+    uint64_t file_end;            /* length of the file: past `size` when a zeroed
+                                   * tail was written ahead of durable appends
+                                   * (ks__prefill; append_mu) */
     bool sealed;                  /* no more appends; index files written */
     uint64_t ix_bytes;            /* bytes of its index files on disk (sealed) */
     bool gaps;                    /* compaction may have left offset gaps in it; otherwise
@@ -111,6 +114,7 @@ struct ks_log {
     } st;                      /* ks_log_get_stats */
     ks_space *space;
 
+    uint8_t *zeros;            /* KS_ZERO_BUF zero bytes, for prefills (lazily) */
     ks_listener_fn listener;
     void *listener_arg;
     bool closed;

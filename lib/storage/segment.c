@@ -66,6 +66,7 @@ int ks__seg_new(ks_segment **out, kio *io, const char *dir, int64_t base,
     /* The mapping covers the most the segment can ever hold.  Pages past the
      * end of the file are never touched: readers stop at `size`. */
     s->map_cap = KLOG_MAX(map_cap, (size_t)fsize);
+    s->file_end = fsize;
     int fd = open(s->path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         rc = -errno;

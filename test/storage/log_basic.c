@@ -9,6 +9,9 @@
 #include <sys/syscall.h>
 #include <time.h>
 
+#include <inttypes.h>
+#include <sys/stat.h>
+
 #include "util.h"
 
 TestSuite(log_basic, .init = tu_setup, .fini = tu_teardown, .timeout = 120);
@@ -1487,4 +1490,90 @@ Test(log_basic, view_outlives_log_and_engine)
     tu_content_free(&c);
     ks_view_release(&first);
     ks_view_release(&last);
+}
+
+/* ---- the zeroed tail ahead of durable appends ---------------------------------- */
+
+/* Length of the segment file of base offset `base` in tu_dir. */
+static uint64_t seg_file_len(int64_t base)
+{
+    char path[TU_PATH + 64];
+    snprintf(path, sizeof path, "%s/%020lld.log", tu_dir, (long long)base);
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0, "stat %s: %s", path, strerror(errno));
+    return (uint64_t)st.st_size;
+}
+
+/* Durable appends write a zeroed tail ahead of themselves (their fdatasync
+ * then has no metadata to commit); non-durable ones do not.  The tail is
+ * counted on disk while it exists, never read, cut by a roll (the sealed
+ * segment is exactly its batches) and by a clean close, and recovery cuts
+ * the one a crash leaves behind, keeping every batch. */
+Test(log_basic, durable_appends_keep_a_zeroed_tail_ahead)
+{
+    ks_log_config cfg;
+    ks_log_config_init(&cfg);
+    cfg.segment_bytes = 1 << 20; /* the tail stops at segment.bytes */
+    ks_log *log = tu_log_open(tu_io, tu_dir, &cfg);
+    tu_append_seq(log, 10, 0);
+    uint64_t data = ks_log_size_bytes(log);
+    cr_assert_eq(seg_file_len(0), data, "a non-durable append writes no tail");
+    tu_append_seq(log, 10, KS_APPEND_SYNC);
+    data = ks_log_size_bytes(log);
+    cr_assert_eq(seg_file_len(0), 1 << 20, "durable: zeros up to segment.bytes (%" PRIu64 " data bytes)", data);
+    cr_assert_eq(ks_log_disk_bytes(log), data, "the tail is not counted (at most 4 MiB a partition): %" PRIu64,
+                 ks_log_disk_bytes(log));
+    tu_expect_identity(log, 20);
+
+    /* a crash now: the copy of the directory is what the disk holds */
+    char copy[TU_PATH + 16], cmd[3 * TU_PATH];
+    snprintf(copy, sizeof copy, "%s.crash", tu_dir);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -a '%s' '%s'", copy, tu_dir, copy);
+    cr_assert_eq(system(cmd), 0);
+    tu_append_seq(log, 10, KS_APPEND_SYNC);
+    tu_log_close(log);
+    log = tu_log_open(tu_io, tu_dir, &cfg);
+    cr_assert_eq(seg_file_len(0), ks_log_size_bytes(log), "a clean close cuts the tail");
+    tu_expect_identity(log, 30);
+    tu_log_close(log);
+
+    ks_log *crashed = tu_log_open(tu_io, copy, &cfg);
+    cr_assert_eq(ks_log_end_offset(crashed), 20, "every batch before the crash is there");
+    tu_expect_identity(crashed, 20);
+    char path[TU_PATH + 64];
+    snprintf(path, sizeof path, "%s/%020lld.log", copy, 0ll);
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0);
+    cr_assert_eq((uint64_t)st.st_size, ks_log_size_bytes(crashed), "recovery cuts the zeros");
+    tu_append_seq(crashed, 5, KS_APPEND_SYNC); /* and appends go on after them */
+    tu_expect_identity(crashed, 25);
+    tu_log_close(crashed);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", copy);
+    cr_assert_eq(system(cmd), 0);
+
+    /* a roll cuts the sealed segment to its batches */
+    log = tu_log_open(tu_io, tu_dir, &cfg);
+    int64_t end = ks_log_end_offset(log);
+    while (ks_log_segment_count(log) < 2) {
+        tu_append_seq(log, 200, KS_APPEND_SYNC);
+        end += 200;
+    }
+    /* its batches, back to back, end exactly where the file ends */
+    uint64_t len = seg_file_len(0), pos = 0;
+    char path0[TU_PATH + 64];
+    snprintf(path0, sizeof path0, "%s/%020lld.log", tu_dir, 0ll);
+    uint8_t *buf = malloc(len + 1);
+    FILE *f = fopen(path0, "rb");
+    cr_assert(f && fread(buf, 1, len, f) == len);
+    fclose(f);
+    while (pos < len) {
+        kf_batch_info bi;
+        ssize_t n = kf_batch_parse(buf + pos, len - pos, &bi);
+        cr_assert_gt(n, 0, "no batch at %" PRIu64 " of %" PRIu64 ": a zeroed tail left in a sealed segment", pos,
+                     len);
+        pos += (uint64_t)n;
+    }
+    free(buf);
+    tu_expect_identity(log, end);
+    tu_log_close(log);
 }
