@@ -158,6 +158,11 @@ static int dump_log(const char *path, bool records, int64_t max_batches)
                    "(a write in progress, or a torn write)\n", pos, rd.size - pos);
             break;
         }
+        if (s == SEG_BADHDR && segrd_zero_tail(&rd, pos)) {
+            printf("position: %" PRIu64 " zeroed tail: %" PRIu64 " bytes of zeros to the end of the file "
+                   "(written ahead of durable appends; klog cuts it at the next open)\n", pos, rd.size - pos);
+            break;
+        }
         if (s == SEG_BADHDR) {
             printf("position: %" PRIu64 " invalid batch header: %s; cannot read further\n", pos, klog_strerror(err));
             bad++;

@@ -251,6 +251,14 @@ static void verify_segment(segcheck *s, report *r)
                     rd.size - pos);
             break;
         }
+        if (st == SEG_BADHDR && s->is_last && segrd_zero_tail(&rd, pos)) {
+            add(r, false, name,
+                "zeroed tail of %" PRIu64 " bytes from position %" PRIu64 ": written ahead of durable appends "
+                "and left by a crash; the next open cuts it",
+                rd.size - pos, pos);
+            complete = true;
+            break;
+        }
         if (st == SEG_BADHDR) {
             add(r, true, name, "position %" PRIu64 ": invalid batch header (%s); %" PRIu64 " bytes after it unchecked",
                 pos, klog_err_name(err), rd.size - pos);

@@ -43,6 +43,22 @@ static ssize_t pread_full(int fd, void *buf, size_t n, uint64_t off)
     return (ssize_t)got;
 }
 
+bool segrd_zero_tail(segrd *r, uint64_t pos)
+{
+    uint8_t buf[65536];
+    while (pos < r->size) {
+        size_t want = (size_t)(r->size - pos < sizeof buf ? r->size - pos : sizeof buf);
+        ssize_t n = pread(r->fd, buf, want, (off_t)pos);
+        if (n <= 0)
+            return false;
+        for (ssize_t i = 0; i < n; i++)
+            if (buf[i])
+                return false;
+        pos += (uint64_t)n;
+    }
+    return true;
+}
+
 int segrd_open(segrd *r, const char *path)
 {
     memset(r, 0, sizeof *r);

@@ -47,6 +47,10 @@ typedef struct segrd {
 
 /* Returns 0 or -errno. */
 int segrd_open(segrd *r, const char *path);
+/* True when every byte from pos to the end of the file is zero: the zeroed
+ * tail klog writes ahead of durable appends, which a crash can leave in the
+ * last segment (the next open cuts it). */
+bool segrd_zero_tail(segrd *r, uint64_t pos);
 void segrd_close(segrd *r);
 
 enum seg_status {
