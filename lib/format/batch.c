@@ -23,34 +23,6 @@
 #define KF_RECORD_MIN (1 + KF_RECORD_BODY_MIN)
 #define KF_HEADER_MIN 2
 
-static inline size_t pos_len(int32_t n) { return n > 0 ? (size_t)n : 0; }
-
-/* ---- sizes ------------------------------------------------------------- */
-
-size_t kf_record_payload(const kf_record *r)
-{
-    size_t n = pos_len(r->key_len) + pos_len(r->value_len);
-    for (uint32_t i = 0; r->headers && i < r->header_count; i++)
-        n += pos_len(r->headers[i].key_len) + pos_len(r->headers[i].value_len);
-    return n;
-}
-
-/* length (5) + attributes (1) + timestamp delta (10) + offset delta (5) +
- * key length (5) + value length (5) + header count (5); each header adds two
- * 5-byte lengths.  Exact sizes depend on the batch's base timestamp, which
- * the caller may not know yet, so this is a bound, not the size. */
-#define KF_RECORD_FIXED_BOUND 36
-#define KF_HEADER_FIXED_BOUND 10
-
-size_t kf_record_size_bound(const kf_record *r)
-{
-    size_t n = KF_RECORD_FIXED_BOUND + pos_len(r->key_len) + pos_len(r->value_len);
-    for (uint32_t i = 0; r->headers && i < r->header_count; i++)
-        n += KF_HEADER_FIXED_BOUND + pos_len(r->headers[i].key_len) +
-             pos_len(r->headers[i].value_len);
-    return n;
-}
-
 /* ---- building ----------------------------------------------------------- */
 
 void kf_builder_init(kf_builder *b, void *buf, size_t cap, size_t max_record)
@@ -88,7 +60,7 @@ static __attribute__((noinline)) int headers_measure(const kf_record *r, size_t 
         if (h->key_len < 0 || h->value_len < -1 || (h->key_len > 0 && !h->key) ||
             (h->value_len > 0 && !h->value))
             return -EINVAL;
-        size_t k = (size_t)h->key_len, v = pos_len(h->value_len);
+        size_t k = (size_t)h->key_len, v = kf__pos_len(h->value_len);
         pl += k + v;
         n += kf__usize(kf__zz(h->key_len)) + k + kf__usize(kf__zz(h->value_len)) + v;
     }
@@ -121,7 +93,7 @@ int kf_builder_add(kf_builder *b, const kf_record *r)
     const uint32_t hc = r->header_count;
     if (KLOG_UNLIKELY(kl < -1 || vl < -1 || (kl > 0 && !r->key) || (vl > 0 && !r->value)))
         return -EINVAL;
-    const size_t kn = pos_len(kl), vn = pos_len(vl);
+    const size_t kn = kf__pos_len(kl), vn = kf__pos_len(vl);
     size_t payload = kn + vn, hbytes = 0;
     if (KLOG_UNLIKELY(hc != 0)) {
         int rc = headers_measure(r, &payload, &hbytes);
@@ -339,7 +311,7 @@ static inline const uint8_t *header_get(const uint8_t *p, const uint8_t *end, kf
         return NULL;
     h->value = vl >= 0 ? p : NULL;
     h->value_len = vl;
-    return p + pos_len(vl);
+    return p + kf__pos_len(vl);
 }
 
 /* Walk n headers from p; they must end exactly at end. */
@@ -390,12 +362,12 @@ int kf_iter_next(kf_iter *it, kf_record_view *out)
     if (KLOG_UNLIKELY(!p || kl < -1 || kl > rend - p))
         return KLOG_ECORRUPT;
     const uint8_t *key = kl >= 0 ? p : NULL;
-    p += pos_len(kl);
+    p += kf__pos_len(kl);
     p = kf__get32(p, rend, &vl);
     if (KLOG_UNLIKELY(!p || vl < -1 || vl > rend - p))
         return KLOG_ECORRUPT;
     const uint8_t *value = vl >= 0 ? p : NULL;
-    p += pos_len(vl);
+    p += kf__pos_len(vl);
     p = kf__get32(p, rend, &hc);
     if (KLOG_UNLIKELY(!p || hc < 0))
         return KLOG_ECORRUPT;

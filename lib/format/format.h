@@ -130,10 +130,32 @@ void kf_codec_free(kf_codec *c); /* NULL-safe */
 
 /* ---- encoding ---------------------------------------------------------- */
 
-/* Bound on the encoded size of one record (its length varint included). */
-size_t kf_record_size_bound(const kf_record *r);
+/* Inline: the producer calls both on every send. */
+static inline size_t kf__pos_len(int32_t n) { return n > 0 ? (size_t)n : 0; }
+
 /* key + value + header keys and values: what max_record_bytes limits. */
-size_t kf_record_payload(const kf_record *r);
+static inline size_t kf_record_payload(const kf_record *r)
+{
+    size_t n = kf__pos_len(r->key_len) + kf__pos_len(r->value_len);
+    for (uint32_t i = 0; r->headers && i < r->header_count; i++)
+        n += kf__pos_len(r->headers[i].key_len) + kf__pos_len(r->headers[i].value_len);
+    return n;
+}
+
+/* Bound on the encoded size of one record (its length varint included):
+ * length (5) + attributes (1) + timestamp delta (10) + offset delta (5) +
+ * key length (5) + value length (5) + header count (5); each header adds two
+ * 5-byte lengths.  Exact sizes depend on the batch's base timestamp, which
+ * the caller may not know yet, so this is a bound, not the size. */
+#define KF_RECORD_FIXED_BOUND 36
+#define KF_HEADER_FIXED_BOUND 10
+static inline size_t kf_record_size_bound(const kf_record *r)
+{
+    size_t n = KF_RECORD_FIXED_BOUND + kf__pos_len(r->key_len) + kf__pos_len(r->value_len);
+    for (uint32_t i = 0; r->headers && i < r->header_count; i++)
+        n += KF_HEADER_FIXED_BOUND + kf__pos_len(r->headers[i].key_len) + kf__pos_len(r->headers[i].value_len);
+    return n;
+}
 
 /*
  * A builder encodes records, uncompressed, into a caller-owned buffer,
