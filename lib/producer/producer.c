@@ -60,7 +60,6 @@ typedef struct kp_batch {
     _Atomic int fin;   /* KP_FIN_* */
     int fin_rc;        /* 0, or why it could not be finished */
     size_t out_len;    /* finished bytes, at buf */
-    int32_t stamped;   /* base_sequence inside the finished batch */
 } kp_batch;
 
 enum { KP_FIN_NONE = 0, KP_FIN_CLAIMED, KP_FIN_DONE };
@@ -72,7 +71,6 @@ typedef struct kp_acc {
     bool draining;
     int32_t next_seq;           /* the log's next expected sequence (drainer only) */
     int32_t seal_seq;           /* sequence for the next sealed batch (under mu) */
-    bool seq_resync;            /* a batch failed: seal_seq is ahead (drainer only) */
     pthread_cond_t fin_cv;      /* a claimed batch got finished (under mu) */
     int fin_waiters;
     uint64_t sealed;            /* batches sealed so far (under mu) */
@@ -81,7 +79,6 @@ typedef struct kp_acc {
     int32_t partition;
     struct kp_acc *all_next; /* producer-wide list, for linger and flush */
     _Atomic uint64_t st_records, st_bytes; /* sent through it (under mu; read by klog_stats) */
-    _Atomic uint64_t st_sealed; /* of st_records, those in sealed batches (under mu) */
 } kp_acc;
 
 struct kp_topic {
@@ -359,6 +356,12 @@ static void batch_done(klog_producer *p, kp_acc *a, kp_batch *b, int64_t base, i
 
 /* ---- sealing and draining ------------------------------------------------------ */
 
+/* A producer sequence number n records on (31 bits, wrapping to 0). */
+static inline int32_t seq_after(int32_t seq, int32_t n)
+{
+    return (int32_t)(((uint32_t)seq + (uint32_t)n) & 0x7fffffffu);
+}
+
 static void kick(klog_producer *p);
 
 /* Move the open batch to the ready FIFO (acc->mu held). */
@@ -377,13 +380,10 @@ static void seal_locked(klog_producer *p, kp_acc *a)
         /* the sequence the log will expect if every batch before this one
          * is written; the drainer restamps it if one was not */
         b->base_seq = a->seal_seq;
-        a->seal_seq = (int32_t)(((uint32_t)a->seal_seq + (uint32_t)b->b.count) & 0x7fffffffu);
+        a->seal_seq = seq_after(a->seal_seq, b->b.count);
     }
-    /* Records count as outstanding from here (one locked add per batch,
-     * not per send); until now they were st_records - st_sealed. */
-    atomic_store_explicit(&a->st_sealed,
-                          atomic_load_explicit(&a->st_sealed, memory_order_relaxed) + (uint64_t)b->b.count,
-                          memory_order_relaxed);
+    /* Records count in p->outstanding from here (one locked add per batch,
+     * not per send); until now, in the open batch's count. */
     atomic_fetch_add_explicit(&p->outstanding, b->b.count, memory_order_relaxed);
     if (a->ready_tail)
         a->ready_tail->next = b;
@@ -395,14 +395,15 @@ static void seal_locked(klog_producer *p, kp_acc *a)
         atomic_store_explicit(&a->t->sticky, -1, memory_order_relaxed);
 }
 
-/* Header, compression and checksum of a sealed batch, with base_sequence
- * seq; the result (at b->buf) in b->out_len, or the error in b->fin_rc. */
-static void batch_finish(klog_producer *p, kp_batch *b, int32_t seq, kf_codec **codec)
+/* Header, compression and checksum of a sealed batch, with b->base_seq as
+ * its base_sequence; the result (at b->buf) in b->out_len, or the error in
+ * b->fin_rc. */
+static void batch_finish(klog_producer *p, kp_batch *b, kf_codec **codec)
 {
     kf_batch_meta meta = {
         .producer_id = p->idempotent ? p->producer_id : -1,
         .producer_epoch = p->idempotent ? p->epoch : -1,
-        .base_sequence = p->idempotent ? seq : -1,
+        .base_sequence = p->idempotent ? b->base_seq : -1,
         .attributes = 0,
         .codec = (enum kf_codec_id)p->codec,
         .level = p->level,
@@ -426,7 +427,6 @@ static void batch_finish(klog_producer *p, kp_batch *b, int32_t seq, kf_codec **
     }
     b->fin_rc = rc;
     b->out_len = rc == 0 ? len : 0;
-    b->stamped = seq;
 }
 
 /* Finish a batch claimed at its seal (by the sender that sealed it), then
@@ -434,7 +434,7 @@ static void batch_finish(klog_producer *p, kp_batch *b, int32_t seq, kf_codec **
 static void claimed_finish(klog_producer *p, kp_acc *a, kp_batch *b)
 {
     kf_codec *codec = NULL;
-    batch_finish(p, b, b->base_seq, &codec);
+    batch_finish(p, b, &codec);
     if (codec)
         codec_put(p, codec);
     atomic_store_explicit(&b->fin, KP_FIN_DONE, memory_order_release);
@@ -491,22 +491,20 @@ static void drain_locked(klog_producer *p, kp_acc *a)
             for (; list && n < KP_DRAIN_MAX; list = list->next, n++) {
                 kp_batch *b = bs[n] = list;
                 int fin = atomic_load_explicit(&b->fin, memory_order_acquire);
+                if (fin == KP_FIN_CLAIMED)
+                    wait_finished(a, b);
+                /* base_seq was set at the seal, assuming every batch before
+                 * this one would be written: if one was not, the log now
+                 * expects seq (restamp what is already finished) */
                 if (fin == KP_FIN_NONE) {
-                    batch_finish(p, b, seq, &codec);
-                } else {
-                    if (fin == KP_FIN_CLAIMED)
-                        wait_finished(a, b);
-                    /* stamped at the seal, assuming every batch before it
-                     * would be written: restamp if one was not */
-                    if (b->fin_rc == 0 && p->idempotent && b->stamped != seq) {
-                        kf_batch_set_sequence(b->buf, b->out_len, seq);
-                        b->stamped = seq;
-                    }
-                }
-                if (p->idempotent) {
                     b->base_seq = seq;
-                    seq = (int32_t)(((uint32_t)seq + (uint32_t)b->b.count) & 0x7fffffffu);
+                    batch_finish(p, b, &codec);
+                } else if (p->idempotent && b->base_seq != seq) {
+                    b->base_seq = seq;
+                    if (b->fin_rc == 0)
+                        kf_batch_set_sequence(b->buf, b->out_len, seq);
                 }
+                seq = seq_after(seq, b->b.count);
                 err[n] = b->fin_rc;
                 kb[n] = (ks_batch){ b->buf, b->out_len, -1, b->fin_rc };
             }
@@ -536,25 +534,17 @@ static void drain_locked(klog_producer *p, kp_acc *a)
             /* The sequence moves past the batches the log holds now; the
              * first failure ends that run (the log appends a prefix), and
              * the batches sealed after it carry sequences that are now
-             * ahead: they get restamped as they come, and the next seal
-             * starts from the right one once the FIFO is empty. */
-            for (unsigned i = 0; i < n && p->idempotent; i++) {
-                if (err[i] != 0) {
-                    a->seq_resync = true;
-                    break;
-                }
-                a->next_seq = (int32_t)(((uint32_t)bs[i]->base_seq + (uint32_t)bs[i]->b.count) & 0x7fffffffu);
-            }
+             * ahead: they get restamped as they come. */
+            for (unsigned i = 0; i < n && p->idempotent && err[i] == 0; i++)
+                a->next_seq = seq_after(bs[i]->base_seq, bs[i]->b.count);
             for (unsigned i = 0; i < n; i++)
                 batch_done(p, a, bs[i], kb[i].base_offset, err[i]);
         }
         pthread_mutex_lock(&a->mu);
     }
-    if (a->seq_resync) {
-        /* nothing sealed is left anywhere: seals continue from the log's */
-        a->seal_seq = a->next_seq;
-        a->seq_resync = false;
-    }
+    /* Nothing sealed is left anywhere: seals continue from the sequence the
+     * log expects (the same one, unless a batch failed). */
+    a->seal_seq = a->next_seq;
     a->draining = false;
     pthread_mutex_unlock(&a->mu);
     if (codec)
@@ -1180,10 +1170,8 @@ KLOG_API int64_t klog_producer_outstanding(klog_producer *p)
     for (kp_acc *a = atomic_load(&p->accs); a; a = a->all_next)
         pthread_mutex_lock(&a->mu);
     int64_t n = atomic_load(&p->outstanding);
-    for (kp_acc *a = atomic_load(&p->accs); a; a = a->all_next) {
-        n += (int64_t)(atomic_load_explicit(&a->st_records, memory_order_relaxed) -
-                       atomic_load_explicit(&a->st_sealed, memory_order_relaxed));
-    }
+    for (kp_acc *a = atomic_load(&p->accs); a; a = a->all_next)
+        n += a->cur ? a->cur->b.count : 0;
     for (kp_acc *a = atomic_load(&p->accs); a; a = a->all_next)
         pthread_mutex_unlock(&a->mu);
     return n;

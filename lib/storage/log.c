@@ -234,9 +234,8 @@ static void prefill(ks_log *log, ks_segment *s, uint64_t data_end)
 
 /* The segment's file is about to lose its zeroed tail (cut, truncated or
  * replaced). */
-static void zero_tail_gone(ks_log *log, ks_segment *s)
+static void zero_tail_gone(ks_segment *s)
 {
-    (void)log;
     uint64_t size = atomic_load(&s->size);
     if (s->file_end > size)
         s->file_end = size;
@@ -249,7 +248,7 @@ static int cut_zero_tail(ks_log *log, ks_segment *s)
     if (s->h < 0 || s->file_end <= atomic_load(&s->size))
         return 0;
     int rc = kio_truncate(log->io, s->h, atomic_load(&s->size));
-    zero_tail_gone(log, s);
+    zero_tail_gone(s);
     return rc;
 }
 
@@ -1120,7 +1119,7 @@ int ks_log_append(ks_log *log, ks_batch *batches, unsigned n, unsigned flags)
             uint64_t keep = req[done].off;
             for (unsigned j = k; j-- > done;)
                 pid_undo(log, &undo[j]);
-            zero_tail_gone(log, s);
+            zero_tail_gone(s);
             int tr = kio_truncate(log->io, s->h, keep);
             if (tr < 0)
                 ks__fail_sync(log, tr);
@@ -1584,7 +1583,7 @@ static int truncate_locked(ks_log *log, int64_t offset, int64_t *new_end)
          * keeps its mapping of the old inode until its last view goes. */
         ks_segment *ns = NULL;
         uint64_t before = atomic_load(&s->size);
-        zero_tail_gone(log, s); /* the new file has none; the old one goes */
+        zero_tail_gone(s); /* the new file has none; the old one goes */
         rc = replace_segment_prefix(log, s, cut, cut_offset, &ns);
         if (rc == 0) {
             s = ns;
@@ -1594,7 +1593,7 @@ static int truncate_locked(ks_log *log, int64_t offset, int64_t *new_end)
     if (rc == 0 && cut < atomic_load(&s->size)) {
         /* No view holds the segment: cut it in place.  Readers stop at the
          * new size first, then the bytes go. */
-        zero_tail_gone(log, s);
+        zero_tail_gone(s);
         ks__disk_add(log, (int64_t)cut - (int64_t)atomic_load(&s->size));
         atomic_store_explicit(&s->size, cut, memory_order_release);
         atomic_store(&s->next_offset, cut_offset);
