@@ -74,12 +74,8 @@
 #define RAW_CHUNK (1u << 20)  /* baseline write and read size */
 #define MAX_REPS 31
 
-static const char *g_base = "/tmp/klog-bench-api";
-static char g_dir[4096];      /* g_base/bench_api.<pid> */
-static int g_reps = 5;
-static bool g_quick;
-static const char *g_only;
-static bool g_each; /* --each: every repetition's figures on stderr */
+/* the command line (bench_util.h): --dir, --reps, --quick, --each, --only */
+static bu_args g_a = { .base = "/tmp/klog-bench-api" };
 static klog *g_k;
 static unsigned g_topic_seq;
 
@@ -109,7 +105,7 @@ static double secs_since(uint64_t t0)
 /* See bench_util.h. */
 static void warm_page_cache(uint64_t bytes)
 {
-    int rc = bu_warm_page_cache(g_dir, bytes);
+    int rc = bu_warm_page_cache(g_a.dir, bytes);
     if (rc < 0)
         die("warm page cache", rc);
 }
@@ -121,7 +117,7 @@ static void warm_page_cache(uint64_t bytes)
  */
 static void settle(void)
 {
-    int fd = open(g_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int fd = open(g_a.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd >= 0) {
         syncfs(fd);
         close(fd);
@@ -276,7 +272,7 @@ static inline void send_rec(klog_producer *p, const char *topic, klog_record *r,
 static double raw_write(uint64_t total, uint64_t nwrites, bool sync_each)
 {
     char path[4200];
-    snprintf(path, sizeof path, "%s/raw.dat", g_dir);
+    snprintf(path, sizeof path, "%s/raw.dat", g_a.dir);
     unlink(path);
     int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
@@ -336,7 +332,7 @@ static double produce_run(uint64_t records, size_t vlen, uint64_t *bytes)
 
 static void section_produce(const char *name, uint64_t records, size_t vlen, const char *targets)
 {
-    if (g_quick)
+    if (g_a.quick)
         records /= 20;
     double kl[MAX_REPS], raw[MAX_REPS];
     uint64_t bytes = 0;
@@ -345,14 +341,14 @@ static void section_produce(const char *name, uint64_t records, size_t vlen, con
      * than reused memory (the first repetition ran at 0.4-0.6 of the
      * others); a long-lived producer reuses its own. */
     (void)produce_run(records / 4, vlen, &bytes);
-    for (int r = 0; r < g_reps; r++) {
+    for (int r = 0; r < g_a.reps; r++) {
         kl[r] = produce_run(records, vlen, &bytes);
         raw[r] = raw_write(bytes, chunks_of(bytes), false);
-        if (g_each)
+        if (g_a.each)
             fprintf(stderr, "  rep %d: klog %.2f M/s, raw %.2f M/s, ratio %.2f\n", r, records / kl[r] / 1e6,
                     records / raw[r] / 1e6, raw[r] / kl[r]);
     }
-    double tk = bu_median(kl, g_reps), tr = bu_median(raw, g_reps);
+    double tk = bu_median(kl, g_a.reps), tr = bu_median(raw, g_a.reps);
     double mb = (double)bytes / 1e6;
     printf("%s: %" PRIu64 " records, %d-byte keys, %zu-byte values, acks=1 linger.ms=5 batch.size=1000000\n",
            name, records, KEY_LEN, vlen);
@@ -374,11 +370,11 @@ static void section_produce(const char *name, uint64_t records, size_t vlen, con
  */
 static void durable_batches(void)
 {
-    const uint64_t per = 1000, nb = g_quick ? 10 : 300;
+    const uint64_t per = 1000, nb = g_a.quick ? 10 : 300;
     const char *const kv[] = { "acks", "all", "linger.ms", "5", "batch.size", "1000000", NULL };
     double kl[MAX_REPS], raw[MAX_REPS];
     uint64_t bytes = 0;
-    for (int r = 0; r < g_reps; r++) {
+    for (int r = 0; r < g_a.reps; r++) {
         char topic[64], path[4200];
         topic_new(topic, sizeof topic, "durable", 1);
         klog_producer *p = producer_new(kv);
@@ -389,7 +385,7 @@ static void durable_batches(void)
         if (klog_producer_flush(p, -1))
             die("klog_producer_flush", -EIO);
         size_t bsz = (size_t)topic_bytes(topic, NULL);
-        snprintf(path, sizeof path, "%s/raw.dat", g_dir);
+        snprintf(path, sizeof path, "%s/raw.dat", g_a.dir);
         unlink(path);
         int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (fd < 0)
@@ -429,7 +425,7 @@ static void durable_batches(void)
             die("durable: records missing from the log", KLOG_ECORRUPT);
         topic_drop(topic);
     }
-    double tk = bu_median(kl, g_reps), tr = bu_median(raw, g_reps);
+    double tk = bu_median(kl, g_a.reps), tr = bu_median(raw, g_a.reps);
     printf("durable (a): acks=all, 1 thread, %" PRIu64 " x (send %" PRIu64 " records, flush), %.1f KB per batch,\n"
            "  each klog batch paired with a raw one of the same bytes, alternating order\n", nb, per,
            (double)bytes / 1e3);
@@ -439,8 +435,8 @@ static void durable_batches(void)
            (double)(nb * per) / tr, tr / (double)nb * 1e6);
     printf("  %-36s %7.0f batches/s %9.0f rec/s  %7.1f us/batch   ratio to raw %.2f\n", label, nb / tk,
            (double)(nb * per) / tk, tk / (double)nb * 1e6, tr / tk);
-    if (g_each)
-        for (int r = 0; r < g_reps; r++)
+    if (g_a.each)
+        for (int r = 0; r < g_a.reps; r++)
             fprintf(stderr, "  rep %d: ratio %.3f\n", r, raw[r] / kl[r]);
     printf("  (issue target: >= 0.9 of raw)\n\n");
 }
@@ -508,7 +504,7 @@ static double durable_threads_run(int nt, int nparts, bool shared, double secs)
 static double raw_sync_loop(size_t bytes, double secs)
 {
     char path[4200];
-    snprintf(path, sizeof path, "%s/raw.dat", g_dir);
+    snprintf(path, sizeof path, "%s/raw.dat", g_a.dir);
     unlink(path);
     int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
@@ -533,7 +529,7 @@ static double raw_sync_loop(size_t bytes, double secs)
 
 static void durable_threads(void)
 {
-    const double secs = g_quick ? 0.05 : 1.0;
+    const double secs = g_a.quick ? 0.05 : 1.0;
     static const int threads[] = { 1, 4, 16 };
     enum { NT = sizeof threads / sizeof threads[0], NCONF = 1 + 2 * 2 * NT };
     printf("durable (b): acks=all, linger.ms=0, each thread: send 1 record + flush, in a loop for %.2f s\n", secs);
@@ -542,18 +538,18 @@ static void durable_threads(void)
      * Configuration 0 is raw: pwrite + fdatasync of 180 bytes (about what a
      * 1-record batch of this workload takes on disk), one thread. */
     static double v[NCONF][MAX_REPS];
-    for (int r = 0; r < g_reps; r++) {
+    for (int r = 0; r < g_a.reps; r++) {
         v[0][r] = raw_sync_loop(180, secs);
         for (int c = 1; c < NCONF; c++) {
             int k = c - 1, t = k % NT, shared = !((k / NT) % 2), nparts = k / (2 * NT) ? 4 : 1;
             v[c][r] = durable_threads_run(threads[t], nparts, shared, secs);
         }
     }
-    printf("  raw pwrite(180 B)+fdatasync, 1 thread         %8.0f rec/s\n", bu_median(v[0], g_reps));
+    printf("  raw pwrite(180 B)+fdatasync, 1 thread         %8.0f rec/s\n", bu_median(v[0], g_a.reps));
     double base = 0;
     for (int c = 1; c < NCONF; c++) {
         int k = c - 1, t = k % NT, shared = !((k / NT) % 2), nparts = k / (2 * NT) ? 4 : 1;
-        double m = bu_median(v[c], g_reps);
+        double m = bu_median(v[c], g_a.reps);
         if (t == 0)
             base = m;
         printf("  %d partition%s, %-19s %2d thread%s %8.0f rec/s  %5.2fx of 1 thread\n", nparts,
@@ -658,7 +654,7 @@ static double consume_run(const char *topic, uint64_t records, const char *const
 
 static void section_consume(void)
 {
-    const uint64_t records = g_quick ? 50000 : 1000000;
+    const uint64_t records = g_a.quick ? 50000 : 1000000;
     char topic[64];
     topic_new(topic, sizeof topic, "consume", 1);
     klog_producer *p = producer_new(k_produce_conf);
@@ -670,7 +666,7 @@ static void section_consume(void)
     if (n != records)
         die("consume: records missing from the log", KLOG_ECORRUPT);
     char pdir[4200];
-    snprintf(pdir, sizeof pdir, "%s/klog/%s-0", g_dir, topic);
+    snprintf(pdir, sizeof pdir, "%s/klog/%s-0", g_a.dir, topic);
 
     static const char *const deflt[] = { NULL };
     static const char *const big[] = { "max.poll.records", "10000", "fetch.max.bytes", "4194304", NULL };
@@ -679,12 +675,12 @@ static void section_consume(void)
     consume_run(topic, records, deflt);
     raw_read(pdir, bytes);
     double kd[MAX_REPS], kb[MAX_REPS], raw[MAX_REPS];
-    for (int r = 0; r < g_reps; r++) {
+    for (int r = 0; r < g_a.reps; r++) {
         raw[r] = raw_read(pdir, bytes);
         kd[r] = consume_run(topic, records, deflt);
         kb[r] = consume_run(topic, records, big);
     }
-    double tr = bu_median(raw, g_reps), td = bu_median(kd, g_reps), tb = bu_median(kb, g_reps);
+    double tr = bu_median(raw, g_a.reps), td = bu_median(kd, g_a.reps), tb = bu_median(kb, g_a.reps);
     double mb = (double)bytes / 1e6;
     printf("consume: %" PRIu64 " records, %d-byte keys, 100-byte values, %.1f MB, from the start\n", records, KEY_LEN,
            mb);
@@ -874,7 +870,7 @@ static void latency_run(const char *label, unsigned rate, double warm, double se
 
 static void section_latency(void)
 {
-    const double warm = g_quick ? 0.02 : 0.2, secs = g_quick ? 0.1 : 2.0;
+    const double warm = g_a.quick ? 0.02 : 0.2, secs = g_a.quick ? 0.1 : 2.0;
     static const unsigned rates[] = { 10000, 100000 };
     printf("latency: end to end in one process, 16-byte keys, 100-byte values, acks=1 linger.ms=0, blocking poll;\n"
            "  %.2f s warm-up then %.2f s measured per rate, paced on absolute deadlines (spin above 20,000/s)\n",
@@ -903,10 +899,7 @@ static void section_produce_1k(void)
     section_produce("produce-1k", 500000, 1024, ">= 0.8 of raw");
 }
 
-static const struct {
-    const char *name;
-    void (*fn)(void);
-} k_sections[] = {
+static const bu_section k_sections[] = {
     { "produce-100", section_produce_100 },
     { "produce-1k", section_produce_1k },
     { "durable", section_durable },
@@ -915,51 +908,13 @@ static const struct {
 };
 #define NSECTIONS (sizeof k_sections / sizeof k_sections[0])
 
-static int usage(void)
-{
-    fprintf(stderr, "usage: bench_api [--dir DIR] [--reps N] [--quick] [--each] [--only NAME]\n  NAME:");
-    for (size_t i = 0; i < NSECTIONS; i++)
-        fprintf(stderr, " %s", k_sections[i].name);
-    fprintf(stderr, "\n");
-    return 2;
-}
-
 int main(int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--dir") && i + 1 < argc)
-            g_base = argv[++i];
-        else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
-            g_reps = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--quick"))
-            g_quick = true;
-        else if (!strcmp(argv[i], "--each"))
-            g_each = true;
-        else if (!strcmp(argv[i], "--only") && i + 1 < argc)
-            g_only = argv[++i];
-        else
-            return usage();
-    }
-    if (g_only) {
-        size_t i = 0;
-        while (i < NSECTIONS && strcmp(g_only, k_sections[i].name))
-            i++;
-        if (i == NSECTIONS)
-            return usage();
-    }
-    if (g_reps < 1 || g_reps > MAX_REPS)
-        g_reps = 5;
-    if (g_quick)
-        g_reps = 1;
-    bool made_base = mkdir(g_base, 0755) == 0;
-    if (!made_base && errno != EEXIST)
-        die(g_base, -errno);
-    if (snprintf(g_dir, sizeof g_dir, "%s/bench_api.%d", g_base, (int)getpid()) >= (int)sizeof g_dir)
-        die("--dir", -ENAMETOOLONG);
-    if (mkdir(g_dir, 0755) != 0)
-        die(g_dir, -errno);
+    int prc = bu_parse(argc, argv, "bench_api", k_sections, NSECTIONS, true, 5, MAX_REPS, &g_a);
+    if (prc)
+        return prc;
     char kdir[4200], err[256] = "";
-    snprintf(kdir, sizeof kdir, "%s/klog", g_dir);
+    snprintf(kdir, sizeof kdir, "%s/klog", g_a.dir);
     int rc = klog_open(&g_k, kdir, NULL, err, sizeof err);
     if (rc) {
         fprintf(stderr, "bench_api: klog_open %s: %s\n", kdir, err);
@@ -968,21 +923,14 @@ int main(int argc, char **argv)
     data_init();
     const char *ver;
     klog_version(&ver);
-    printf("bench_api: klog %s, I/O backend %s, dir %s, median of %d run(s)%s\n\n", ver, klog_io_backend(g_k), g_base,
-           g_reps, g_quick ? " (--quick: tiny sizes, checks only that it runs)" : "");
+    printf("bench_api: klog %s, I/O backend %s, dir %s, median of %d run(s)%s\n\n", ver, klog_io_backend(g_k), g_a.base,
+           g_a.reps, g_a.quick ? " (--quick: tiny sizes, checks only that it runs)" : "");
     fflush(stdout);
-    for (size_t i = 0; i < NSECTIONS; i++)
-        if (!g_only || !strcmp(g_only, k_sections[i].name)) {
-            printf("%zu. ", i + 1);
-            k_sections[i].fn();
-            fflush(stdout);
-        }
+    bu_run(k_sections, NSECTIONS, &g_a);
     rc = klog_close(g_k);
     if (rc)
         die("klog_close", rc);
-    bu_rm_rf("bench_api", g_dir);
-    if (made_base)
-        rmdir(g_base);
+    bu_cleanup("bench_api", &g_a);
     free(g_keys);
     free(g_vals);
     free(g_chunk);

@@ -84,11 +84,8 @@
 #define VAL_LEN 100
 #define SETTLE_POLL_MS 1      /* members' poll timeout while settling */
 
-static const char *g_base = "/tmp/klog-bench-group";
-static char g_dir[4096];      /* g_base/bench_group.<pid> */
-static int g_reps = 5;
-static bool g_quick;
-static const char *g_only;
+/* the command line (bench_util.h): --dir, --reps, --quick, --only */
+static bu_args g_a = { .base = "/tmp/klog-bench-group" };
 static klog *g_k;
 static unsigned g_seq;        /* topic and group names */
 static int g_unsettled;       /* generation bumps after a settle, no event */
@@ -423,7 +420,7 @@ static void wait_settled(slot *sl, int n, int nparts, int members, int32_t after
  * no event is counted (and said) as a group that had not really settled. */
 static void check_still(slot *sl, int n, int nparts, int members, int32_t gen, const char *group, const char *what)
 {
-    sleep_us(g_quick ? 20000 : 50000);
+    sleep_us(g_a.quick ? 20000 : 50000);
     int32_t g2;
     uint64_t t2;
     if (!settled(sl, n, nparts, members, gen - 1, &g2, &t2) || g2 != gen) {
@@ -546,11 +543,11 @@ static void print_cell(double *v, int n, const char *fmt)
 
 static void section_settle(void)
 {
-    const int session_ms = g_quick ? 300 : 1000;
+    const int session_ms = g_a.quick ? 300 : 1000;
     char topic[64];
     topic_new(topic, sizeof topic, "settle", SETTLE_PARTS);
     static double v[NSTRAT][2][5][MAX_REPS];
-    for (int rep = 0; rep < g_reps; rep++)
+    for (int rep = 0; rep < g_a.reps; rep++)
         for (int s = 0; s < NSTRAT; s++)
             for (int ac = 0; ac < 2; ac++) {
                 settle_res r;
@@ -564,7 +561,7 @@ static void section_settle(void)
     printf("settle: %d members, one topic of %d partitions, session.timeout.ms=%d, members poll with a %d ms timeout;\n"
            "  ms from the event until every live member reports the new generation and the assignments cover every\n"
            "  partition exactly once; median (min..max) of %d\n",
-           SETTLE_MEMBERS, SETTLE_PARTS, session_ms, SETTLE_POLL_MS, g_reps);
+           SETTLE_MEMBERS, SETTLE_PARTS, session_ms, SETTLE_POLL_MS, g_a.reps);
     printf("  %-26s %-22s %-22s %-22s %-22s %-22s\n", "strategy, auto-commit", "join 7+1", "close 8-1",
            "dies 8-1: total", " = expiry", " + rebalance");
     for (int s = 0; s < NSTRAT; s++)
@@ -572,11 +569,11 @@ static void section_settle(void)
             char label[64];
             snprintf(label, sizeof label, "%s, %s", k_strategies[s], ac == 0 ? "on" : "off");
             printf("  %-26s", label);
-            print_cell(v[s][ac][0], g_reps, "%.2f (%.2f..%.2f)");
-            print_cell(v[s][ac][1], g_reps, "%.2f (%.2f..%.2f)");
-            print_cell(v[s][ac][2], g_reps, "%.0f (%.0f..%.0f)");
-            print_cell(v[s][ac][3], g_reps, "%.0f (%.0f..%.0f)");
-            print_cell(v[s][ac][4], g_reps, "%.2f (%.2f..%.2f)");
+            print_cell(v[s][ac][0], g_a.reps, "%.2f (%.2f..%.2f)");
+            print_cell(v[s][ac][1], g_a.reps, "%.2f (%.2f..%.2f)");
+            print_cell(v[s][ac][2], g_a.reps, "%.0f (%.0f..%.0f)");
+            print_cell(v[s][ac][3], g_a.reps, "%.0f (%.0f..%.0f)");
+            print_cell(v[s][ac][4], g_a.reps, "%.2f (%.2f..%.2f)");
             printf("\n");
         }
     printf("  (dies: from the member's last poll; expiry: until klog_group_describe, polled every 0.5 ms,\n"
@@ -684,7 +681,7 @@ static double group_run(const char *topic, const int64_t *end, uint64_t records,
 
 static void section_throughput(void)
 {
-    const uint64_t records = g_quick ? 100000 : 4000000;
+    const uint64_t records = g_a.quick ? 100000 : 4000000;
     char topic[64];
     topic_new(topic, sizeof topic, "tput", TP_PARTS);
 
@@ -734,7 +731,7 @@ static void section_throughput(void)
     single_run(topic, records); /* untimed: the segments' pages get mapped once */
     double one[MAX_REPS], grp[NSTRAT][MAX_REPS], join[NSTRAT][MAX_REPS];
     uint64_t dups[NSTRAT] = { 0 };
-    for (int rep = 0; rep < g_reps; rep++) {
+    for (int rep = 0; rep < g_a.reps; rep++) {
         one[rep] = (double)records / single_run(topic, records) / 1e6;
         for (int s = 0; s < NSTRAT; s++) {
             uint64_t d;
@@ -746,16 +743,16 @@ static void section_throughput(void)
     printf("throughput: %" PRIu64 " records (%d-byte keys, %d-byte values, %.1f MB) over %d partitions, read from the\n"
            "  start; M records/s, median (min..max) of %d; this machine has %ld CPU(s) online, so %d member threads\n"
            "  share %ld core(s)\n",
-           records, KEY_LEN, VAL_LEN, (double)bytes / 1e6, TP_PARTS, g_reps, cpus, TP_MEMBERS, cpus);
+           records, KEY_LEN, VAL_LEN, (double)bytes / 1e6, TP_PARTS, g_a.reps, cpus, TP_MEMBERS, cpus);
     double m1, lo, hi;
-    stat_of(one, g_reps, &m1, &lo, &hi);
+    stat_of(one, g_a.reps, &m1, &lo, &hi);
     printf("  %-36s %7.2f (%.2f..%.2f)\n", "one consumer, assign all 16", m1, lo, hi);
     for (int s = 0; s < NSTRAT; s++) {
         char label[64];
         double mg, jm, jl, jh;
         snprintf(label, sizeof label, "group of %d, %s", TP_MEMBERS, k_strategies[s]);
-        stat_of(grp[s], g_reps, &mg, &lo, &hi);
-        stat_of(join[s], g_reps, &jm, &jl, &jh);
+        stat_of(grp[s], g_a.reps, &mg, &lo, &hi);
+        stat_of(join[s], g_a.reps, &jm, &jl, &jh);
         printf("  %-36s %7.2f (%.2f..%.2f)   ratio to one %.2f   join %.1f ms (%.1f..%.1f)   duplicates %" PRIu64 "\n",
                label, mg, lo, hi, mg / m1, jm, jl, jh, dups[s]);
     }
@@ -769,58 +766,19 @@ static void section_throughput(void)
 
 /* ---- main ---------------------------------------------------------------- */
 
-static const struct {
-    const char *name;
-    void (*fn)(void);
-} k_sections[] = {
+static const bu_section k_sections[] = {
     { "settle", section_settle },
     { "throughput", section_throughput },
 };
 #define NSECTIONS (sizeof k_sections / sizeof k_sections[0])
 
-static int usage(void)
-{
-    fprintf(stderr, "usage: bench_group [--dir DIR] [--reps N] [--quick] [--only NAME]\n  NAME:");
-    for (size_t i = 0; i < NSECTIONS; i++)
-        fprintf(stderr, " %s", k_sections[i].name);
-    fprintf(stderr, "\n");
-    return 2;
-}
-
 int main(int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--dir") && i + 1 < argc)
-            g_base = argv[++i];
-        else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
-            g_reps = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--quick"))
-            g_quick = true;
-        else if (!strcmp(argv[i], "--only") && i + 1 < argc)
-            g_only = argv[++i];
-        else
-            return usage();
-    }
-    if (g_only) {
-        size_t i = 0;
-        while (i < NSECTIONS && strcmp(g_only, k_sections[i].name))
-            i++;
-        if (i == NSECTIONS)
-            return usage();
-    }
-    if (g_reps < 1 || g_reps > MAX_REPS)
-        g_reps = 5;
-    if (g_quick)
-        g_reps = 1;
-    bool made_base = mkdir(g_base, 0755) == 0;
-    if (!made_base && errno != EEXIST)
-        die(g_base, -errno);
-    if (snprintf(g_dir, sizeof g_dir, "%s/bench_group.%d", g_base, (int)getpid()) >= (int)sizeof g_dir)
-        die("--dir", -ENAMETOOLONG);
-    if (mkdir(g_dir, 0755) != 0)
-        die(g_dir, -errno);
+    int prc = bu_parse(argc, argv, "bench_group", k_sections, NSECTIONS, false, 5, MAX_REPS, &g_a);
+    if (prc)
+        return prc;
     char kdir[4200], err[256] = "";
-    snprintf(kdir, sizeof kdir, "%s/klog", g_dir);
+    snprintf(kdir, sizeof kdir, "%s/klog", g_a.dir);
     int rc = klog_open(&g_k, kdir, NULL, err, sizeof err);
     if (rc) {
         fprintf(stderr, "bench_group: klog_open %s: %s\n", kdir, err);
@@ -829,19 +787,12 @@ int main(int argc, char **argv)
     const char *ver;
     klog_version(&ver);
     printf("bench_group: klog %s, I/O backend %s, dir %s, median of %d run(s)%s\n\n", ver, klog_io_backend(g_k),
-           g_base, g_reps, g_quick ? " (--quick: tiny sizes, checks only that it runs)" : "");
+           g_a.base, g_a.reps, g_a.quick ? " (--quick: tiny sizes, checks only that it runs)" : "");
     fflush(stdout);
-    for (size_t i = 0; i < NSECTIONS; i++)
-        if (!g_only || !strcmp(g_only, k_sections[i].name)) {
-            printf("%zu. ", i + 1);
-            k_sections[i].fn();
-            fflush(stdout);
-        }
+    bu_run(k_sections, NSECTIONS, &g_a);
     rc = klog_close(g_k);
     if (rc)
         die("klog_close", rc);
-    bu_rm_rf("bench_group", g_dir);
-    if (made_base)
-        rmdir(g_base);
+    bu_cleanup("bench_group", &g_a);
     return g_unsettled ? 1 : 0;
 }

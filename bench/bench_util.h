@@ -13,7 +13,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +72,99 @@ static inline void bu_rm_rf(const char *prog, const char *path)
     char cmd[4400];
     if (snprintf(cmd, sizeof cmd, "rm -rf '%s'", path) >= (int)sizeof cmd || system(cmd) != 0)
         fprintf(stderr, "%s: could not remove %s\n", prog, path);
+}
+
+/* ---- a benchmark of named sections ------------------------------------------
+ * The command line the section benchmarks share:
+ *   PROG [--dir DIR] [--reps N] [--quick] [--each] [--only NAME]
+ * (--each only where each_ok).  Their work directory is DIR/PROG.<pid>,
+ * removed at the end with DIR if the run created DIR. */
+typedef struct bu_section {
+    const char *name;
+    void (*fn)(void);
+} bu_section;
+
+typedef struct bu_args {
+    const char *base;   /* --dir */
+    int reps;           /* --reps, default_reps when absent or out of 1..max; 1 with --quick */
+    bool quick, each;
+    const char *only;   /* --only, or NULL */
+    char dir[4096];     /* base/PROG.<pid>, made by bu_parse */
+    bool made_base;
+} bu_args;
+
+static inline int bu_usage(const char *prog, const bu_section *sec, size_t n, bool each_ok)
+{
+    fprintf(stderr, "usage: %s [--dir DIR] [--reps N] [--quick]%s [--only NAME]\n  NAME:", prog,
+            each_ok ? " [--each]" : "");
+    for (size_t i = 0; i < n; i++)
+        fprintf(stderr, " %s", sec[i].name);
+    fprintf(stderr, "\n");
+    return 2;
+}
+
+/* Parse the command line into a (base preset by the caller) and make the
+ * work directory.  Returns 0, 2 after a usage message, or 1 after saying
+ * why the directory could not be made. */
+static inline int bu_parse(int argc, char **argv, const char *prog, const bu_section *sec, size_t n, bool each_ok,
+                           int default_reps, int max_reps, bu_args *a)
+{
+    a->reps = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--dir") && i + 1 < argc)
+            a->base = argv[++i];
+        else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
+            a->reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--quick"))
+            a->quick = true;
+        else if (each_ok && !strcmp(argv[i], "--each"))
+            a->each = true;
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc)
+            a->only = argv[++i];
+        else
+            return bu_usage(prog, sec, n, each_ok);
+    }
+    if (a->only) {
+        size_t i = 0;
+        while (i < n && strcmp(a->only, sec[i].name))
+            i++;
+        if (i == n)
+            return bu_usage(prog, sec, n, each_ok);
+    }
+    if (a->reps < 1 || a->reps > max_reps)
+        a->reps = default_reps;
+    if (a->quick)
+        a->reps = 1;
+    a->made_base = mkdir(a->base, 0755) == 0;
+    if (!a->made_base && errno != EEXIST) {
+        fprintf(stderr, "%s: %s: %s\n", prog, a->base, strerror(errno));
+        return 1;
+    }
+    if (snprintf(a->dir, sizeof a->dir, "%s/%s.%d", a->base, prog, (int)getpid()) >= (int)sizeof a->dir ||
+        mkdir(a->dir, 0755) != 0) {
+        fprintf(stderr, "%s: cannot make %s/%s.%d\n", prog, a->base, prog, (int)getpid());
+        return 1;
+    }
+    return 0;
+}
+
+/* Run the chosen sections, numbered. */
+static inline void bu_run(const bu_section *sec, size_t n, const bu_args *a)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!a->only || !strcmp(a->only, sec[i].name)) {
+            printf("%zu. ", i + 1);
+            sec[i].fn();
+            fflush(stdout);
+        }
+}
+
+/* Remove the work directory (and the base if this run made it). */
+static inline void bu_cleanup(const char *prog, const bu_args *a)
+{
+    bu_rm_rf(prog, a->dir);
+    if (a->made_base)
+        rmdir(a->base);
 }
 
 #endif

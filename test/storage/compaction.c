@@ -951,34 +951,6 @@ Test(compaction, throttle_cancels)
 
 /* ---- crash at every step ----------------------------------------------------------------- */
 
-typedef struct crash_ctx {
-    _Atomic uint64_t at;
-    kio_crash crash;
-    _Atomic uint64_t ops;
-    _Atomic bool crashed;
-} crash_ctx;
-
-static void crash_hook(void *ctx, void *st, unsigned op)
-{
-    (void)op;
-    crash_ctx *cc = ctx;
-    uint64_t n = atomic_fetch_add(&cc->ops, 1) + 1;
-    if (n != atomic_load(&cc->at))
-        return;
-    atomic_store(&cc->crashed, true);
-    tu_wrap_base_control(st, KIO_CTL_FAULT_CRASH, &cc->crash);
-}
-
-static kio *wrap_open(crash_ctx *cc)
-{
-    kio_fault_init fi = { 0 };
-    fi.base = tu_base_methods(&fi.base_arg);
-    tu_wrap_init wi = { .base = kio_fault_methods(), .base_arg = &fi, .hook = crash_hook, .ctx = cc };
-    kio *io = NULL;
-    cr_assert_eq(kio_open_methods(&io, tu_wrap_methods(kio_fault_methods()), &wi), 0);
-    return io;
-}
-
 Test(compaction, crash_at_every_step)
 {
     tmpl t;
@@ -991,9 +963,9 @@ Test(compaction, crash_at_every_step)
     ck k = { .D = cc.delete_retention_ms, .now = T0, .end = t.end };
 
     /* count the ops of a pass */
-    crash_ctx cnt = { .at = 0 };
+    tu_crash cnt = { .at = 0 };
     tu_copy_dir(t.dir, dir);
-    kio *io = wrap_open(&cnt);
+    kio *io = tu_crash_io(&cnt);
     ks_log *log = tu_log_open(io, dir, &t.cfg);
     uint64_t before = atomic_load(&cnt.ops);
     ks_clean_stats st = do_clean(log, &cc, "counting ops");
@@ -1020,8 +992,8 @@ Test(compaction, crash_at_every_step)
             snprintf(what, sizeof what, "crash at op %llu of %llu, mode %d flags %u", (unsigned long long)n,
                      (unsigned long long)nops, modes[m].mode, modes[m].flags);
             tu_copy_dir(t.dir, dir);
-            crash_ctx cx = { .at = 0, .crash = { modes[m].mode, modes[m].flags, n * 7 + m } };
-            io = wrap_open(&cx);
+            tu_crash cx = { .at = 0, .crash = { modes[m].mode, modes[m].flags, n * 7 + m } };
+            io = tu_crash_io(&cx);
             log = tu_log_open(io, dir, &t.cfg);
             atomic_store(&cx.at, atomic_load(&cx.ops) + n);
             int rc = ks_log_clean(log, &cc, NULL);

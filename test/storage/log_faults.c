@@ -311,24 +311,6 @@ Test(log_faults, read_only_after_failed_sync_still_reads)
 
 /* ---- crashes ---------------------------------------------------------------- */
 
-/* The hook may run on several threads at once (crash_concurrent_always). */
-typedef struct crash_ctx {
-    uint64_t at;              /* crash at this op (1-based) */
-    kio_crash crash;
-    _Atomic uint64_t ops;     /* ops seen */
-    _Atomic bool crashed;
-} crash_ctx;
-
-static void crash_hook(void *ctx, void *st, unsigned op)
-{
-    (void)op;
-    crash_ctx *c = ctx;
-    if (atomic_fetch_add(&c->ops, 1) + 1 != c->at)
-        return;
-    atomic_store(&c->crashed, true);
-    tu_wrap_base_control(st, KIO_CTL_FAULT_CRASH, &c->crash);
-}
-
 typedef struct crash_stats { unsigned runs, mid_op, at_end, open_failed; } crash_stats;
 
 static void crash_run(enum kio_crash_mode mode, unsigned cflags, uint64_t seed, crash_stats *st)
@@ -338,7 +320,7 @@ static void crash_run(enum kio_crash_mode mode, unsigned cflags, uint64_t seed, 
     tu_sub(dir, "crash");
     tu_rmrf(dir);
     tu_rng rng = { seed * 7919 + mode * 131 + cflags };
-    crash_ctx cc = { .crash = { .mode = mode, .flags = cflags, .seed = seed } };
+    tu_crash cc = { .crash = { .mode = mode, .flags = cflags, .seed = seed } };
     cc.at = tu_range(&rng, 1, 160);
     ks_log_config cfg = tu_small_cfg(tu_range(&rng, 0, 1) ? KS_DURABILITY_ALWAYS : KS_DURABILITY_NONE);
     cfg.segment_bytes = 2048;
@@ -354,11 +336,7 @@ static void crash_run(enum kio_crash_mode mode, unsigned cflags, uint64_t seed, 
         durable = ks_log_end_offset(pre);
         tu_log_close(pre);
     }
-    kio_fault_init fi = { 0 };
-    fi.base = tu_base_methods(&fi.base_arg);
-    tu_wrap_init wi = { .base = kio_fault_methods(), .base_arg = &fi, .hook = crash_hook, .ctx = &cc };
-    kio *io = NULL;
-    cr_assert_eq(kio_open_methods(&io, tu_wrap_methods(kio_fault_methods()), &wi), 0);
+    kio *io = tu_crash_io(&cc);
 
     ks_log *log = NULL;
     int rc = ks_log_open(&log, io, dir, &cfg);
@@ -476,14 +454,10 @@ Test(log_faults, crash_concurrent_always)
         unsigned cflags = seed % 2 ? KIO_CRASH_LOSE_DIRENTS : 0;
         snprintf(what, sizeof what, "concurrent crash mode %d flags %u seed %llu", mode, cflags,
                  (unsigned long long)seed);
-        crash_ctx cc = { .at = tu_range(&rng, 20, 200), .crash = { mode, cflags, seed } };
+        tu_crash cc = { .at = tu_range(&rng, 20, 200), .crash = { mode, cflags, seed } };
         atomic_init(&cc.ops, 0);
         atomic_init(&cc.crashed, false);
-        kio_fault_init fi = { 0 };
-        fi.base = tu_base_methods(&fi.base_arg);
-        tu_wrap_init wi = { .base = kio_fault_methods(), .base_arg = &fi, .hook = crash_hook, .ctx = &cc };
-        kio *io = NULL;
-        cr_assert_eq(kio_open_methods(&io, tu_wrap_methods(kio_fault_methods()), &wi), 0);
+        kio *io = tu_crash_io(&cc);
         ks_log_config cfg = tu_small_cfg(KS_DURABILITY_ALWAYS);
         cfg.segment_bytes = 2048;
         ks_log *log = NULL;

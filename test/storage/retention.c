@@ -712,36 +712,6 @@ static void crash_after(bool use_retain)
 Test(retention, crash_after_delete_records) { crash_after(false); }
 Test(retention, crash_after_retain) { crash_after(true); }
 
-/* The hook of the wrap backend: count ops, crash the fault backend under
- * it at op `at` (0 = never). */
-typedef struct crash_ctx {
-    _Atomic uint64_t at;
-    kio_crash crash;
-    _Atomic uint64_t ops;
-    _Atomic bool crashed;
-} crash_ctx;
-
-static void crash_hook(void *ctx, void *st, unsigned op)
-{
-    (void)op;
-    crash_ctx *c = ctx;
-    uint64_t n = atomic_fetch_add(&c->ops, 1) + 1;
-    if (n != atomic_load(&c->at))
-        return;
-    atomic_store(&c->crashed, true);
-    tu_wrap_base_control(st, KIO_CTL_FAULT_CRASH, &c->crash);
-}
-
-static kio *wrap_open(crash_ctx *cc)
-{
-    kio_fault_init fi = { 0 };
-    fi.base = tu_base_methods(&fi.base_arg);
-    tu_wrap_init wi = { .base = kio_fault_methods(), .base_arg = &fi, .hook = crash_hook, .ctx = cc };
-    kio *io = NULL;
-    cr_assert_eq(kio_open_methods(&io, tu_wrap_methods(kio_fault_methods()), &wi), 0);
-    return io;
-}
-
 enum crash_op { OP_DELETE_RECORDS, OP_RETAIN_TIME, OP_RETAIN_ACTIVE, OP_RETAIN_SIZE };
 
 /* Run the operation on an open log of the template (b); returns its result
@@ -785,9 +755,9 @@ static void crash_every_op(enum crash_op op)
     tu_log_close(log);
 
     /* count the ops */
-    crash_ctx cc = { .at = 0 };
+    tu_crash cc = { .at = 0 };
     tu_copy_dir(tmpl, dir);
-    kio *io = wrap_open(&cc);
+    kio *io = tu_crash_io(&cc);
     log = tu_log_open(io, dir, &cfg);
     uint64_t before = atomic_load(&cc.ops);
     int64_t target;
@@ -810,8 +780,8 @@ static void crash_every_op(enum crash_op op)
                          (unsigned long long)n, (unsigned long long)nops, modes[m], cflags);
                 tu_copy_dir(tmpl, dir);
                 atomic_store(&fake_now, T0);
-                crash_ctx c2 = { .at = 0, .crash = { modes[m], cflags, n * 10 + m } };
-                io = wrap_open(&c2);
+                tu_crash c2 = { .at = 0, .crash = { modes[m], cflags, n * 10 + m } };
+                io = tu_crash_io(&c2);
                 log = tu_log_open(io, dir, &cfg);
                 atomic_store(&c2.at, atomic_load(&c2.ops) + n);
                 int rc = run_op(op, log, &b, &target);

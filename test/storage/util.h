@@ -26,6 +26,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -409,6 +410,38 @@ static inline const struct kio_methods *tu_wrap_methods(const struct kio_methods
         .control = tu_w_control,
     };
     return &m;
+}
+
+/* ---- simulated crashes ---------------------------------------------------------
+ * An engine that crashes the fault backend (mode and flags in `crash`) at
+ * its `at`-th I/O op, 1-based (0: never), counting ops in `ops`: the wrap
+ * backend's hook over the fault backend over the suite's base backend.  The
+ * hook may run on several threads at once. */
+typedef struct tu_crash {
+    _Atomic uint64_t at;
+    kio_crash crash;
+    _Atomic uint64_t ops;
+    _Atomic bool crashed;
+} tu_crash;
+
+static inline void tu_crash_hook(void *ctx, void *st, unsigned op)
+{
+    (void)op;
+    tu_crash *c = ctx;
+    if (atomic_fetch_add(&c->ops, 1) + 1 != atomic_load(&c->at))
+        return;
+    atomic_store(&c->crashed, true);
+    tu_wrap_base_control(st, KIO_CTL_FAULT_CRASH, &c->crash);
+}
+
+static inline kio *tu_crash_io(tu_crash *c)
+{
+    kio_fault_init fi = { 0 };
+    fi.base = tu_base_methods(&fi.base_arg);
+    tu_wrap_init wi = { .base = kio_fault_methods(), .base_arg = &fi, .hook = tu_crash_hook, .ctx = c };
+    kio *io = NULL;
+    cr_assert_eq(kio_open_methods(&io, tu_wrap_methods(kio_fault_methods()), &wi), 0);
+    return io;
 }
 
 /* ---- record content --------------------------------------------------------- */
