@@ -29,7 +29,7 @@ struct kc_def {
 
 static const char *const v_backend[] = { "auto", "uring", "posix", NULL };
 static const char *const v_cleanup[] = { "delete", "compact", "compact,delete", NULL };
-static const char *const v_compress[] = { "none", "lz4", "zstd", NULL };
+static const char *const v_compress[] = { "none", "lz4", "zstd", "producer", NULL };
 static const char *const v_partitioner[] = { "default", "hash", "sticky", "round_robin", NULL };
 static const char *const v_reset[] = { "latest", "earliest", "none", NULL };
 static const char *const v_budget[] = { "delete-oldest", "refuse", NULL };
@@ -180,8 +180,14 @@ KLOG_API int klog_conf_set(klog_conf *conf, const char *key, const char *value, 
             conf->set[k] = true;
             return 0;
         }
+        if (k == KC_COMPRESSION_TYPE && !strcmp(value, "uncompressed")) {
+            conf->ival[k] = KC_COMPRESSION_NONE; /* Kafka's topic-level name for none */
+            conf->set[k] = true;
+            return 0;
+        }
         if (k == KC_COMPRESSION_TYPE && (!strcmp(value, "gzip") || !strcmp(value, "snappy")))
-            return err(errbuf, errsize, "%s: \"%s\" is not supported (none, lz4, zstd)", key, value);
+            return err(errbuf, errsize, "%s: \"%s\" is not supported (none, lz4, zstd; producer for a topic)",
+                       key, value);
         return err(errbuf, errsize, "%s: \"%s\" is not one of the accepted values", key, value);
     case KT_ACKS:
         if (!strcmp(value, "all") || !strcmp(value, "-1"))

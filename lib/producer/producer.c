@@ -47,6 +47,7 @@ typedef struct kp_batch {
     kf_builder b;
     uint64_t created_ns;
     int32_t base_seq;
+    int codec;         /* KF_CODEC_*: the topic's compression.type or the producer's */
     /* per-record opaque and timestamp, kept only when reports are wanted */
     void **opaque;
     int64_t *ts;
@@ -248,9 +249,25 @@ static void batch_put(klog_producer *p, kp_batch *b)
     batch_free(b);
 }
 
-static void batch_start(klog_producer *p, kp_batch *b, size_t max_record)
+/* The codec for a new batch of topic t: the topic's compression.type when
+ * it names one (set at creation, by klog_topic_alter_config, or as an
+ * instance default), as a Kafka broker recompresses to the topic's codec;
+ * else ("producer", or not set) the producer's own.  Read at every batch
+ * start, so an alter applies from the next batch on. */
+static int topic_codec(const klog_producer *p, const kp_topic *t)
 {
-    kf_builder_init(&b->b, b->buf, b->cap, max_record);
+    static const int codecs[] = { KF_CODEC_NONE, KF_CODEC_LZ4, KF_CODEC_ZSTD };
+    const klog_conf *c = __atomic_load_n(&t->kt->conf, __ATOMIC_ACQUIRE);
+    if (!klog__conf_isset(c, KC_COMPRESSION_TYPE))
+        return p->codec;
+    int64_t v = klog__conf_int(c, KC_COMPRESSION_TYPE);
+    return v >= 0 && v < (int64_t)KLOG_ARRAY_LEN(codecs) ? codecs[v] : p->codec;
+}
+
+static void batch_start(klog_producer *p, kp_batch *b, const kp_topic *t)
+{
+    kf_builder_init(&b->b, b->buf, b->cap, t->max_record);
+    b->codec = topic_codec(p, t);
     b->created_ns = klog__now_ns();
     b->next = NULL;
     b->base_seq = -1;
@@ -405,13 +422,13 @@ static void batch_finish(klog_producer *p, kp_batch *b, kf_codec **codec)
         .producer_epoch = p->idempotent ? p->epoch : -1,
         .base_sequence = p->idempotent ? b->base_seq : -1,
         .attributes = 0,
-        .codec = (enum kf_codec_id)p->codec,
+        .codec = (enum kf_codec_id)b->codec,
         .level = p->level,
     };
     const uint8_t *out = NULL;
     size_t len = 0;
     int rc = 0;
-    if (p->codec != KF_CODEC_NONE && !*codec && !(*codec = codec_get(p)))
+    if (b->codec != KF_CODEC_NONE && !*codec && !(*codec = codec_get(p)))
         rc = -ENOMEM;
     if (rc == 0)
         rc = kf_builder_finish(&b->b, &meta, *codec, &out, &len);
@@ -732,8 +749,9 @@ KLOG_API int klog_producer_new(klog *k, const klog_conf *conf, klog_producer **o
      * a batch is sealed once it reaches batch.size */
     p->batch_cap = p->batch_size + KF_HDR_SIZE;
     p->batch_records = (int32_t)klog__conf_int(conf, KC_BATCH_NUM_MESSAGES);
-    static const int codecs[] = { KF_CODEC_NONE, KF_CODEC_LZ4, KF_CODEC_ZSTD };
-    p->codec = codecs[klog__conf_int(conf, KC_COMPRESSION_TYPE)];
+    static const int codecs[] = { KF_CODEC_NONE, KF_CODEC_LZ4, KF_CODEC_ZSTD, KF_CODEC_NONE };
+    int ctype = (int)klog__conf_int(conf, KC_COMPRESSION_TYPE);
+    p->codec = codecs[ctype];
     p->level = (int)klog__conf_int(conf, KC_COMPRESSION_LEVEL);
     if (p->level < 0)
         p->level = 0;
@@ -742,6 +760,12 @@ KLOG_API int klog_producer_new(klog *k, const klog_conf *conf, klog_producer **o
     p->idempotent = klog__conf_int(conf, KC_ENABLE_IDEMPOTENCE) != 0;
     p->partitioner = (int)klog__conf_int(conf, KC_PARTITIONER);
     p->want_queue = klog__conf_int(conf, KC_DELIVERY_REPORT_QUEUE) != 0;
+    if (ctype == KC_COMPRESSION_PRODUCER) {
+        free(p);
+        return klog__errf(errbuf, errsize, KLOG_ECONF,
+                          "compression.type: \"producer\" is a topic's value (keep the producer's codec); "
+                          "a producer takes none, lz4 or zstd");
+    }
     if (p->codec == KF_CODEC_LZ4 && klog__conf_isset(conf, KC_COMPRESSION_LEVEL)) {
         free(p);
         return klog__errf(errbuf, errsize, KLOG_ECONF, "compression.level: lz4 takes no level");
@@ -925,7 +949,7 @@ KLOG_API int klog_producer_send(klog_producer *p, const char *topic, const klog_
                 pthread_mutex_lock(&a->mu);
                 continue;
             }
-            batch_start(p, b, t->max_record);
+            batch_start(p, b, t);
             a->cur = b;
         }
         if (reports && (uint32_t)a->cur->b.count >= a->cur->rcap) {
@@ -972,7 +996,7 @@ KLOG_API int klog_producer_send(klog_producer *p, const char *topic, const klog_
                 rc = KLOG_EQUEUEFULL;
                 goto undo;
             }
-            batch_start(p, big, t->max_record);
+            batch_start(p, big, t);
             a->cur = big;
             continue;
         }

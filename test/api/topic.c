@@ -1,6 +1,8 @@
 /* The instance and topic administration, through the public API only. */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +36,11 @@ static klog *open_ok(void)
     cr_assert_eq(rc, 0, "klog_open: %s (%s)", klog_strerror(rc), err);
     cr_assert_not_null(k);
     return k;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 static int count_topics(klog *k)
@@ -325,5 +332,142 @@ Test(topic, alter_max_message_bytes_up)
     cr_assert_eq(got, 4);
     cr_assert_eq(big, 3);
     klog_consumer_close(c);
+    cr_assert_eq(klog_close(k), 0);
+}
+
+/* ---- compression.type of a topic ------------------------------------------------ */
+
+/* The codec bits of every batch in topic-0's segment files, in file order
+ * (klog-format(5): a 65-byte header, little-endian; length at 8 counting
+ * from byte 12, attributes at 25, codec in bits 0-2); returns how many. */
+static size_t batch_codecs(const char *topic, int *codecs, size_t max)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s-0", dir, topic);
+    DIR *d = opendir(path);
+    cr_assert_not_null(d, "opendir %s: %s", path, strerror(errno));
+    char *names[64];
+    size_t nn = 0;
+    for (struct dirent *de; (de = readdir(d)) != NULL;) {
+        size_t l = strlen(de->d_name);
+        if (l > 4 && !strcmp(de->d_name + l - 4, ".log") && nn < 64)
+            names[nn++] = strdup(de->d_name);
+    }
+    closedir(d);
+    qsort(names, nn, sizeof *names, cmp_str);
+    size_t n = 0;
+    for (size_t i = 0; i < nn; i++) {
+        char f[1100];
+        snprintf(f, sizeof f, "%s/%s", path, names[i]);
+        free(names[i]);
+        FILE *fp = fopen(f, "rb");
+        cr_assert_not_null(fp, "%s: %s", f, strerror(errno));
+        uint8_t h[65];
+        for (long at = 0; fseek(fp, at, SEEK_SET) == 0 && fread(h, 1, sizeof h, fp) == sizeof h;) {
+            uint32_t len = (uint32_t)h[11] << 24 | (uint32_t)h[10] << 16 | (uint32_t)h[9] << 8 | h[8];
+            if (len == 0)
+                break; /* a zeroed tail, not a batch */
+            if (n < max)
+                codecs[n++] = h[25] & 7;
+            at += 12 + (long)len;
+        }
+        fclose(fp);
+    }
+    return n;
+}
+
+/* 50 records of a compressible 400-byte value, then flush: one batch. */
+static void send_batch(klog_producer *p, const char *topic)
+{
+    char v[400];
+    for (size_t i = 0; i < sizeof v; i++)
+        v[i] = "compressible "[i % 13];
+    for (int i = 0; i < 50; i++) {
+        klog_record r = { .struct_size = sizeof r, .partition = 0, .value = v, .value_len = sizeof v };
+        cr_assert_eq(klog_producer_send(p, topic, &r), 0);
+    }
+    cr_assert_eq(klog_producer_flush(p, -1), 0);
+}
+
+static klog_conf *conf_of(const char *key, const char *value)
+{
+    klog_conf *c = NULL;
+    char err[256] = "";
+    cr_assert_eq(klog_conf_new(&c), 0);
+    cr_assert_eq(klog_conf_set(c, key, value, err, sizeof err), 0, "%s=%s: %s", key, value, err);
+    return c;
+}
+
+/* As on a Kafka broker: a topic that names a codec gets its batches in that
+ * codec whatever the producer asked for; "producer" (or nothing) keeps the
+ * producer's; an alter applies from the next batch; a producer refuses
+ * "producer". */
+Test(topic, compression_type_of_the_topic_decides_over_the_producers)
+{
+    klog *k = open_ok();
+    static const struct {
+        const char *topic, *value; /* value NULL: not set */
+        int want;                  /* codec bits with an lz4 producer */
+    } cases[] = {
+        { "tz", "zstd", 4 }, { "tl", "lz4", 3 }, { "tn", "uncompressed", 0 }, { "tnone", "none", 0 },
+        { "tp", "producer", 3 }, { "tdefault", NULL, 3 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        klog_conf *tc = cases[i].value ? conf_of("compression.type", cases[i].value) : NULL;
+        char err[256] = "";
+        cr_assert_eq(klog_topic_create(k, cases[i].topic, 1, tc, err, sizeof err), 0, "%s", err);
+        klog_conf_free(tc);
+    }
+    klog_conf *pc = conf_of("compression.type", "lz4");
+    cr_assert_eq(klog_conf_set(pc, "linger.ms", "900000", NULL, 0), 0);
+    klog_producer *p = NULL;
+    cr_assert_eq(klog_producer_new(k, pc, &p, NULL, 0), 0);
+    klog_conf_free(pc);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        send_batch(p, cases[i].topic);
+
+    /* alter: zstd from the next batch on; unset: the producer's again */
+    klog_conf *ac = conf_of("compression.type", "zstd");
+    char err[256] = "";
+    cr_assert_eq(klog_topic_alter_config(k, "tdefault", ac, NULL, 0, err, sizeof err), 0, "%s", err);
+    klog_conf_free(ac);
+    send_batch(p, "tdefault");
+    const char *unset[] = { "compression.type" };
+    cr_assert_eq(klog_topic_alter_config(k, "tdefault", NULL, unset, 1, err, sizeof err), 0, "%s", err);
+    send_batch(p, "tdefault");
+    cr_assert_eq(klog_producer_close(p), 0);
+
+    int codecs[8];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t n = batch_codecs(cases[i].topic, codecs, 8);
+        cr_assert_geq(n, 1, "%s: no batch", cases[i].topic);
+        cr_assert_eq(codecs[0], cases[i].want, "%s (%s): codec %d, want %d", cases[i].topic,
+                     cases[i].value ? cases[i].value : "unset", codecs[0], cases[i].want);
+    }
+    cr_assert_eq(batch_codecs("tdefault", codecs, 8), 3);
+    cr_assert(codecs[0] == 3 && codecs[1] == 4 && codecs[2] == 3, "tdefault codecs %d %d %d", codecs[0], codecs[1],
+              codecs[2]);
+
+    /* every record reads back whole, whatever the codec */
+    klog_consumer *c = NULL;
+    cr_assert_eq(klog_consumer_new(k, NULL, &c, NULL, 0), 0);
+    cr_assert_eq(klog_consumer_assign(c, "tz", 0, KLOG_OFFSET_BEGINNING), 0);
+    size_t got = 0;
+    for (int tries = 0; got < 50 && tries < 100; tries++) {
+        const klog_message *m;
+        int n = klog_consumer_poll(c, 100, &m);
+        cr_assert_geq(n, 0);
+        for (int i = 0; i < n; i++, got++)
+            cr_assert(m[i].value_len == 400 && !memcmp(m[i].value, "compressible comp", 17));
+    }
+    cr_assert_eq(got, 50);
+    cr_assert_eq(klog_consumer_close(c), 0);
+
+    /* "producer" is a topic's value only */
+    klog_conf *bad = conf_of("compression.type", "producer");
+    err[0] = '\0';
+    cr_assert_eq(klog_producer_new(k, bad, &p, err, sizeof err), KLOG_ECONF);
+    cr_assert(strstr(err, "compression.type"), "%s", err);
+    klog_conf_free(bad);
     cr_assert_eq(klog_close(k), 0);
 }
