@@ -458,6 +458,25 @@ int kio_control(kio *io, int op, void *arg)
     return rc;
 }
 
+int kio__fd_control(int op, void *arg)
+{
+    if (op != KIO_CTL_WRITEBACK || !arg)
+        return -ENOTSUP;
+    const kio_range *r = arg;
+    int rc;
+    do
+        rc = sync_file_range(r->h, (off64_t)r->off, (off64_t)r->len,
+                             SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+    while (rc < 0 && errno == EINTR);
+    return rc < 0 ? -errno : 0;
+}
+
+int kio_writeback(kio *io, int h, uint64_t off, uint64_t len)
+{
+    kio_range r = { h, off, len };
+    return kio_control(io, KIO_CTL_WRITEBACK, &r);
+}
+
 /* ---- fault backend helpers --------------------------------------------- */
 
 int kio_fault_arm(kio *io, unsigned ops, uint64_t nth, int err, unsigned flags)

@@ -132,6 +132,8 @@ struct kio_methods {
 /* control() opcodes.  0..999 reserved for the core. */
 enum {
     KIO_CTL_BACKEND_NAME = 1, /* arg: const char ** */
+    KIO_CTL_WRITEBACK = 2,    /* arg: const kio_range *: write the range's dirty
+                               * pages back and wait (no sync: no durability) */
     KIO_CTL_FAULT_ARM = 100,  /* fault backend: arg: const kio_fault_rule * */
     KIO_CTL_FAULT_CLEAR = 101,
     KIO_CTL_FAULT_CRASH = 102, /* arg: const kio_crash * */
@@ -174,6 +176,16 @@ int kio_unlink(kio *io, const char *path);
 int kio_dirsync(kio *io, const char *dir);
 int kio_mkdir(kio *io, const char *path, unsigned mode);
 int kio_control(kio *io, int op, void *arg);
+
+typedef struct kio_range {
+    int h;
+    uint64_t off, len;
+} kio_range;
+/* Write back the dirty page-cache pages of [off, off+len) of h and wait
+ * (sync_file_range): a scheduling hint, not a durability point.  0, or
+ * -ENOTSUP where the backend has no such thing (the fault backend: it
+ * models only what a sync makes durable). */
+int kio_writeback(kio *io, int h, uint64_t off, uint64_t len);
 
 /* Counters kept by the core for every engine (monotonic, thread-safe reads). */
 typedef struct kio_stats {

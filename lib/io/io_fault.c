@@ -1086,6 +1086,9 @@ static int ff_control(void *st, int op, void *arg)
     case KIO_CTL_FAULT_CRASH:
         rc = s->crashed ? KLOG_ECRASHED : do_crash(s, arg);
         break;
+    case KIO_CTL_WRITEBACK:
+        rc = -ENOTSUP; /* handles are the engine's own; and it models only syncs */
+        break;
     case KIO_CTL_BACKEND_NAME:
         /* name what does the I/O underneath ("fault" is kio_name's) */
         rc = s->bm->control ? s->bm->control(s->bst, op, arg) : -ENOTSUP;

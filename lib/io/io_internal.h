@@ -46,5 +46,8 @@ int kio__iov_slice(struct iovec *out, const struct iovec *iov, int iovcnt,
 
 /* Map KIO_O_* to open(2) flags; -EINVAL for unknown bits. */
 int kio__open_flags(unsigned flags);
+/* control() for backends whose handles are file descriptors: answers
+ * KIO_CTL_WRITEBACK (sync_file_range), -ENOTSUP for the rest. */
+int kio__fd_control(int op, void *arg);
 
 #endif /* KLOG_IO_INTERNAL_H */

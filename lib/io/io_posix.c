@@ -116,6 +116,12 @@ static int px_mkdir(void *st, const char *path, unsigned mode)
     return mkdir(path, (mode_t)mode) < 0 ? -errno : 0;
 }
 
+static int px_control(void *st, int op, void *arg)
+{
+    (void)st;
+    return kio__fd_control(op, arg);
+}
+
 static const struct kio_methods posix_methods = {
     .version = KIO_METHODS_VERSION,
     .size = sizeof(struct kio_methods),
@@ -132,6 +138,7 @@ static const struct kio_methods posix_methods = {
     .unlink = px_unlink,
     .dirsync = px_dirsync,
     .mkdir = px_mkdir,
+    .control = px_control,
 };
 
 const struct kio_methods *kio_posix_methods(void)

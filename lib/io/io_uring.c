@@ -666,6 +666,12 @@ static void ur_fini(void *st)
     }
 }
 
+static int ur_control(void *st, int op, void *arg)
+{
+    (void)st;
+    return kio__fd_control(op, arg); /* a blocking hint: no ring needed */
+}
+
 static const struct kio_methods uring_methods = {
     .version = KIO_METHODS_VERSION,
     .size = sizeof(struct kio_methods),
@@ -684,6 +690,7 @@ static const struct kio_methods uring_methods = {
     .unlink = ur_unlink,
     .dirsync = ur_dirsync,
     .mkdir = ur_mkdir,
+    .control = ur_control,
 };
 
 const struct kio_methods *kio_uring_methods(void)

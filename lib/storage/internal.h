@@ -49,9 +49,10 @@ struct ks_segment {
     ks_index oidx, tidx;
     _Atomic int refs;             /* the log's list holds one; each view one */
     int h_users;                  /* group-commit leaders syncing h (append_mu) */
-    uint64_t file_end;            /* length of the file: past `size` when a zeroed
+    _Atomic uint64_t file_end;    /* length of the file: past `size` when a zeroed
                                    * tail was written ahead of durable appends
-                                   * (ks__prefill; append_mu) */
+                                   * (changed under append_mu, or by a background
+                                   * prefill under pf_mu while pf_busy) */
     bool sealed;                  /* no more appends; index files written */
     uint64_t ix_bytes;            /* bytes of its index files on disk (sealed) */
     bool gaps;                    /* compaction may have left offset gaps in it; otherwise
@@ -115,6 +116,17 @@ struct ks_log {
     ks_space *space;
 
     uint8_t *zeros;            /* KS_ZERO_BUF zero bytes, for prefills (lazily) */
+    /* Background prefill (ks_log_prefill): wanted and the hook's call are
+     * under append_mu; busy, the segment it fills and abort under pf_mu
+     * (taken after append_mu).  While busy, nothing but the prefill writes
+     * past that segment's file_end, truncates it or replaces it. */
+    void (*pf_hook)(void *);
+    void *pf_arg;
+    bool pf_wanted;
+    pthread_mutex_t pf_mu;
+    pthread_cond_t pf_cv;
+    _Atomic bool pf_busy;      /* set under append_mu and pf_mu; cleared under pf_mu */
+    bool pf_abort;
     ks_listener_fn listener;
     void *listener_arg;
     bool closed;

@@ -195,34 +195,73 @@ uint64_t ks__seg_disk(ks_segment *s) { return atomic_load(&s->size) + s->ix_byte
  * (wal_init_zero).  Measured here (ext4): 126 KB write+fdatasync 1.6x
  * faster into a zeroed region than appended, 200 B 1.3x.  The tail is
  * written in KS_PREFILL_CHUNK steps, without a sync of its own: the next
- * durable append's sync makes it and the new size durable in one commit.
+ * durable append's sync makes it and the new size durable in one commit
+ * (the background mode below keeps up to 1.5 chunks ahead).
  * Readers stop at `size` and never see it; a roll and a clean close cut it
  * before the segment's indexes are written; recovery cuts what a crash left
  * (zeros are no valid batch, and lie above every acknowledged offset).  The
- * tail (at most KS_PREFILL_CHUNK per partition written durably) is not
+ * tail (at most 1.5 x KS_PREFILL_CHUNK per partition written durably) is not
  * counted in the disk usage; so it is not written under a disk budget,
  * where every byte on disk has to be reserved first. */
 #define KS_PREFILL_CHUNK (4u << 20)
+#define KS_PREFILL_STEP (1u << 20)
 #define KS_ZERO_BUF (64u << 10)
+/*
+ * Zero-filling costs far more than the disk's bandwidth suggests (1-2 ms
+ * per MiB here: page allocation, then the writeback, which the next
+ * durable append's fdatasync waits for).  So with a prefill hook set (the
+ * instance's background thread), an append that finds less than a chunk
+ * ahead (half a chunk) only asks; ks_log_prefill then writes the next
+ * chunk in steps of KS_PREFILL_STEP outside the append lock, writes each step back (a ranged
+ * writeback, not a sync: the first durable append after it commits the
+ * new file size once per chunk) and publishes it by moving file_end.
+ * Appends go on meanwhile into what is published; one that would pass
+ * file_end while a step is in flight stops the prefill after that step and
+ * waits for it.  A roll, a truncation and close stop it the same way.
+ */
 
-/* Make sure the file reaches past data_end + a chunk's headroom: zero-fill
- * from the current file end (append_mu held).  Failures only cost speed. */
+static int zeros_ready(ks_log *log)
+{
+    if (!log->zeros && !(log->zeros = calloc(1, KS_ZERO_BUF)))
+        return -ENOMEM;
+    return 0;
+}
+
+/* Write zeros over [from, to) of s's file, in calls of up to a step. */
+static int write_zeros(ks_log *log, ks_segment *s, uint64_t from, uint64_t to)
+{
+    struct iovec iov[KS_PREFILL_STEP / KS_ZERO_BUF];
+    while (from < to) {
+        uint64_t end = KLOG_MIN(from + KS_PREFILL_STEP, to);
+        int n = 0;
+        for (uint64_t at = from; at < end; at += KS_ZERO_BUF, n++)
+            iov[n] = (struct iovec){ log->zeros, (size_t)KLOG_MIN((uint64_t)KS_ZERO_BUF, end - at) };
+        int rc = kio_pwritev(log->io, s->h, iov, n, from); /* 0: all of it written */
+        if (rc < 0)
+            return rc;
+        from = end;
+    }
+    return 0;
+}
+
+/* Where a prefill of s may go: up to the segment's size limit. */
+static uint64_t prefill_limit(const ks_log *log, const ks_segment *s)
+{
+    return KLOG_MIN(log->cfg.segment_bytes, (uint64_t)s->map_cap);
+}
+
+/* Inline mode (no hook): make sure the file reaches past data_end + a
+ * chunk's headroom: zero-fill from the current file end (append_mu held).
+ * Failures only cost speed. */
 static void prefill(ks_log *log, ks_segment *s, uint64_t data_end)
 {
     if (s->file_end >= data_end + KS_PREFILL_CHUNK / 4)
         return;
-    uint64_t limit = KLOG_MIN(log->cfg.segment_bytes, (uint64_t)s->map_cap);
     uint64_t from = KLOG_MAX(s->file_end, data_end);
-    uint64_t to = KLOG_MIN(from + KS_PREFILL_CHUNK, limit);
-    if (to <= from)
+    uint64_t to = KLOG_MIN(from + KS_PREFILL_CHUNK, prefill_limit(log, s));
+    if (to <= from || zeros_ready(log) < 0)
         return;
-    if (!log->zeros && !(log->zeros = calloc(1, KS_ZERO_BUF)))
-        return;
-    struct iovec iov[KS_PREFILL_CHUNK / KS_ZERO_BUF];
-    int n = 0;
-    for (uint64_t at = from; at < to; at += KS_ZERO_BUF, n++)
-        iov[n] = (struct iovec){ log->zeros, (size_t)KLOG_MIN((uint64_t)KS_ZERO_BUF, to - at) };
-    if (kio_pwritev(log->io, s->h, iov, n, from) == 0) { /* 0: all of it written */
+    if (write_zeros(log, s, from, to) == 0) {
         s->file_end = to;
         return;
     }
@@ -230,6 +269,107 @@ static void prefill(ks_log *log, ks_segment *s, uint64_t data_end)
      * (if even that fails, the zeros past the data are harmless: cut at the
      * roll, the close or the next open) */
     (void)kio_truncate(log->io, s->h, KLOG_MAX(s->file_end, atomic_load(&s->size)));
+}
+
+/* Background mode (append_mu held), before any append writes s up to
+ * data_end: wait out a prefill step in flight where the write goes; and
+ * for a durable one (more), ask for the next chunk when less than half of
+ * one is left ahead. */
+static void prefill_ask(ks_log *log, ks_segment *s, uint64_t data_end, bool more)
+{
+    /* pf_busy is set only under append_mu, which we hold: a false here
+     * stays false until we let go */
+    if (!more && !atomic_load(&log->pf_busy))
+        return;
+    pthread_mutex_lock(&log->pf_mu);
+    if (log->pf_busy && data_end > s->file_end) {
+        log->pf_abort = true; /* appends caught up: extend the file instead */
+        while (log->pf_busy && data_end > s->file_end)
+            pthread_cond_wait(&log->pf_cv, &log->pf_mu);
+    }
+    bool ask = more && !log->pf_busy && !log->pf_wanted && s->file_end < data_end + KS_PREFILL_CHUNK / 2 &&
+               data_end < prefill_limit(log, s);
+    pthread_mutex_unlock(&log->pf_mu);
+    if (ask) {
+        log->pf_wanted = true;
+        log->pf_hook(log->pf_arg);
+    }
+}
+
+/* Stop a background prefill and wait until it is out: before a roll, a
+ * truncation, a cut after a failed write, or close. */
+static void prefill_quiesce(ks_log *log)
+{
+    pthread_mutex_lock(&log->pf_mu);
+    if (log->pf_busy)
+        log->pf_abort = true;
+    while (log->pf_busy)
+        pthread_cond_wait(&log->pf_cv, &log->pf_mu);
+    pthread_mutex_unlock(&log->pf_mu);
+}
+
+void ks_log_set_prefill_hook(ks_log *log, void (*fn)(void *arg), void *arg)
+{
+    if (!log)
+        return;
+    log->pf_hook = fn;
+    log->pf_arg = arg;
+}
+
+int ks_log_prefill(ks_log *log)
+{
+    if (!log)
+        return -EINVAL;
+    pthread_mutex_lock(&log->append_mu);
+    bool wanted = log->pf_wanted;
+    log->pf_wanted = false;
+    ks_segment *s = log->nsegs ? ks__active(log) : NULL;
+    if (!wanted || !s || log->closed || log->cfg.read_only || atomic_load(&log->failed) || s->h < 0 ||
+        s->sealed || (log->space && log->space->limit) || zeros_ready(log) < 0) {
+        pthread_mutex_unlock(&log->append_mu);
+        return 0;
+    }
+    uint64_t from = KLOG_MAX(s->file_end, atomic_load(&s->size));
+    uint64_t to = KLOG_MIN(from + KS_PREFILL_CHUNK, prefill_limit(log, s));
+    if (to <= from) {
+        pthread_mutex_unlock(&log->append_mu);
+        return 0;
+    }
+    pthread_mutex_lock(&log->pf_mu);
+    log->pf_busy = true;
+    log->pf_abort = false;
+    pthread_mutex_unlock(&log->pf_mu);
+    pthread_mutex_unlock(&log->append_mu);
+
+    /* s stays the active segment and its handle open until pf_busy drops:
+     * roll, truncation and close wait for that. */
+    int rc = 0;
+    for (uint64_t at = from; at < to;) {
+        uint64_t step = KLOG_MIN(at + KS_PREFILL_STEP, to);
+        rc = write_zeros(log, s, at, step);
+        if (rc == 0)
+            (void)kio_writeback(log->io, s->h, at, step - at); /* a hint: failure costs speed only */
+        pthread_mutex_lock(&log->pf_mu);
+        bool stop = log->pf_abort;
+        if (rc == 0) {
+            s->file_end = step;
+            pthread_cond_broadcast(&log->pf_cv);
+        }
+        pthread_mutex_unlock(&log->pf_mu);
+        if (rc < 0 || stop)
+            break;
+        at = step;
+    }
+    if (rc < 0) {
+        /* A step failed part way: give the file the length it had before
+         * that step (no append went past file_end meanwhile). */
+        (void)kio_truncate(log->io, s->h, KLOG_MAX(s->file_end, atomic_load(&s->size)));
+    }
+    pthread_mutex_lock(&log->pf_mu);
+    log->pf_busy = false;
+    pthread_cond_broadcast(&log->pf_cv);
+    pthread_mutex_unlock(&log->pf_mu);
+    return rc;
 }
 
 /* The segment's file is about to lose its zeroed tail (cut, truncated or
@@ -761,6 +901,8 @@ int ks_log_open(ks_log **out, kio *io, const char *dir, const ks_log_config *cfg
     pthread_mutex_init(&log->seg_mu, NULL);
     pthread_mutex_init(&log->sync_mu, NULL);
     pthread_cond_init(&log->sync_cv, NULL);
+    pthread_mutex_init(&log->pf_mu, NULL);
+    pthread_cond_init(&log->pf_cv, NULL);
     int rc;
     if (snprintf(log->dir, sizeof log->dir, "%s", dir) >= (int)sizeof log->dir) {
         rc = -ENAMETOOLONG;
@@ -874,6 +1016,7 @@ int ks__roll(ks_log *log, int64_t base)
 {
     ks_segment *old = ks__active(log);
     int rc;
+    prefill_quiesce(log);
     if ((rc = cut_zero_tail(log, old)) < 0)
         return ks__fail_sync(log, rc);
     if (old->h >= 0) {
@@ -1098,7 +1241,10 @@ int ks_log_append(ks_log *log, ks_batch *batches, unsigned n, unsigned flags)
             }
             pthread_mutex_unlock(&log->sync_mu);
         }
-        if (durable && !(log->space && log->space->limit))
+        bool tail = durable && !(log->space && log->space->limit);
+        if (log->pf_hook)
+            prefill_ask(log, s, pos, tail); /* every append: none may write into a step in flight */
+        else if (tail)
             prefill(log, s, pos);
         unsigned done = 0;
         uint64_t t0 = link ? klog__now_ns() : 0;
@@ -1119,6 +1265,7 @@ int ks_log_append(ks_log *log, ks_batch *batches, unsigned n, unsigned flags)
             uint64_t keep = req[done].off;
             for (unsigned j = k; j-- > done;)
                 pid_undo(log, &undo[j]);
+            prefill_quiesce(log);
             zero_tail_gone(s);
             int tr = kio_truncate(log->io, s->h, keep);
             if (tr < 0)
@@ -1514,6 +1661,7 @@ static int truncate_locked(ks_log *log, int64_t offset, int64_t *new_end)
 {
     int rc = 0;
     pthread_mutex_lock(&log->append_mu);
+    prefill_quiesce(log);
     int64_t end = atomic_load(&log->end);
     if (offset < atomic_load(&log->start) || offset > end) {
         pthread_mutex_unlock(&log->append_mu);
@@ -1592,10 +1740,10 @@ static int truncate_locked(ks_log *log, int64_t offset, int64_t *new_end)
     }
     if (rc == 0 && cut < atomic_load(&s->size)) {
         /* No view holds the segment: cut it in place.  Readers stop at the
-         * new size first, then the bytes go. */
-        zero_tail_gone(s);
+         * new size first, then the bytes go (the zeroed tail with them). */
         ks__disk_add(log, (int64_t)cut - (int64_t)atomic_load(&s->size));
         atomic_store_explicit(&s->size, cut, memory_order_release);
+        zero_tail_gone(s);
         atomic_store(&s->next_offset, cut_offset);
         atomic_store(&log->end, cut_offset);
         ks__seg_truncate_indexes(s, cut);
@@ -1724,6 +1872,7 @@ int ks_log_close(ks_log *log)
         /* Clean shutdown: sync, write the active segment's indexes and a
          * checkpoint at the end, so the next open need not scan. */
         ks_segment *s = ks__active(log);
+        prefill_quiesce(log);
         if (atomic_load(&log->failed)) {
             rc = atomic_load(&log->failed);
         } else {
@@ -1756,6 +1905,8 @@ int ks_log_close(ks_log *log)
     pthread_mutex_destroy(&log->seg_mu);
     pthread_mutex_destroy(&log->sync_mu);
     pthread_cond_destroy(&log->sync_cv);
+    pthread_mutex_destroy(&log->pf_mu);
+    pthread_cond_destroy(&log->pf_cv);
     free(log);
     return rc;
 }

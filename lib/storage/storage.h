@@ -216,6 +216,20 @@ int ks_log_truncate_to(ks_log *log, int64_t offset, int64_t *new_end);
 typedef void (*ks_listener_fn)(void *arg, int64_t end_offset);
 void ks_log_set_listener(ks_log *log, ks_listener_fn fn, void *arg);
 
+/*
+ * Background zero-fill of the tail ahead of durable appends (see log.c).
+ * With a hook set, an append that finds less than a chunk of zeroed tail
+ * ahead of it calls fn(arg) (under the log's append lock: it must only
+ * signal) and goes on; the signalled thread then calls ks_log_prefill,
+ * which writes and writes back the next chunk outside the append lock.
+ * Without a hook the append zero-fills inline, as before.  Set the hook
+ * before the first append.
+ */
+void ks_log_set_prefill_hook(ks_log *log, void (*fn)(void *arg), void *arg);
+/* Run a prefill the log asked for (no-op otherwise).  Returns 0 or the
+ * I/O error (which only costs speed: the log stays as it was). */
+int ks_log_prefill(ks_log *log);
+
 /* Counters since open (relaxed reads: each is exact, the set is not a
  * snapshot). */
 typedef struct ks_log_stats {

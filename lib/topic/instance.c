@@ -165,6 +165,8 @@ void klog__topic_put(kt_topic *t)
 }
 
 /* Open partitions [from, to) of t. */
+static void bg_prefill_hook(void *arg);
+
 static int open_parts(klog *k, kt_topic *t, int from, int to)
 {
     ks_log_config lc;
@@ -181,8 +183,10 @@ static int open_parts(klog *k, kt_topic *t, int from, int to)
         }
         if (rc == 0)
             rc = ks_log_open(&t->parts[p], k->io, d, &lc);
-        if (rc == 0)
+        if (rc == 0) {
             ks_log_set_listener(t->parts[p], klog__waitq_notify, t->wq[p]);
+            ks_log_set_prefill_hook(t->parts[p], bg_prefill_hook, k);
+        }
         if (rc < 0) {
             for (int q = from; q < p; q++) {
                 ks_log_close(t->parts[q]);
@@ -406,27 +410,44 @@ static void sweep_orphans(klog *k)
 
 /* ---- background work ---------------------------------------------------------------- */
 
+/* A partition log asks for its tail to be zero-filled ahead of durable
+ * appends (ks_log_set_prefill_hook): wake the background thread for it. */
+static void bg_prefill_hook(void *arg)
+{
+    klog *k = arg;
+    pthread_mutex_lock(&k->bg_mu);
+    k->bg_prefill = true;
+    pthread_cond_signal(&k->bg_cv);
+    pthread_mutex_unlock(&k->bg_mu);
+}
+
+/* The background thread: every TICK_MS, interval syncs, rolls by age,
+ * retention and statistics; in between, as soon as a log asks, the
+ * prefills of zeroed tails (each a few milliseconds of writes that would
+ * otherwise fall on an appender). */
 static void *bg_main(void *arg)
 {
     klog *k = arg;
     pthread_setname_np(pthread_self(), "klog-maint");
     pthread_mutex_lock(&k->bg_mu);
+    uint64_t next_tick = klog__now_ns() + TICK_MS * 1000000ull;
     while (!k->stopping) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_nsec += TICK_MS * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
+        if (!k->bg_prefill) {
+            struct timespec ts = { (time_t)(next_tick / 1000000000ull), (long)(next_tick % 1000000000ull) };
+            pthread_cond_timedwait(&k->bg_cv, &k->bg_mu, &ts); /* bg_cv is on CLOCK_MONOTONIC */
         }
-        pthread_cond_timedwait(&k->bg_cv, &k->bg_mu, &ts);
         if (k->stopping)
             break;
+        bool prefill = k->bg_prefill;
+        k->bg_prefill = false;
+        uint64_t now = klog__now_ns();
+        bool tick = now >= next_tick;
+        if (tick)
+            next_tick = now + TICK_MS * 1000000ull;
         pthread_mutex_unlock(&k->bg_mu);
-        /* Tick every partition: interval syncs and roll by age. */
         pthread_mutex_lock(&k->mu);
         size_t n = k->ntopics;
-        kt_topic **snap = malloc(n * sizeof *snap);
+        kt_topic **snap = malloc((n ? n : 1) * sizeof *snap);
         for (size_t i = 0; snap && i < n; i++) {
             snap[i] = k->topics[i];
             atomic_fetch_add(&snap[i]->refs, 1);
@@ -434,13 +455,19 @@ static void *bg_main(void *arg)
         pthread_mutex_unlock(&k->mu);
         for (size_t i = 0; snap && i < n; i++) {
             int np = atomic_load_explicit(&snap[i]->nparts, memory_order_acquire);
-            for (int p = 0; p < np; p++)
-                (void)ks_log_tick(snap[i]->parts[p]); /* errors stick in the log */
+            for (int p = 0; p < np; p++) {
+                if (prefill)
+                    (void)ks_log_prefill(snap[i]->parts[p]); /* failures cost speed only */
+                if (tick)
+                    (void)ks_log_tick(snap[i]->parts[p]); /* errors stick in the log */
+            }
             klog__topic_put(snap[i]);
         }
         free(snap);
-        klog__maint_retention(k, false);
-        klog__stats_tick(k);
+        if (tick) {
+            klog__maint_retention(k, false);
+            klog__stats_tick(k);
+        }
         pthread_mutex_lock(&k->bg_mu);
     }
     pthread_mutex_unlock(&k->bg_mu);

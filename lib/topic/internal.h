@@ -20,7 +20,10 @@
  *              the stop flag's condvar
  *   bg_mu      the background thread's sleep
  * A log's own locks (lib/storage) are taken after any of these, and no
- * storage call is made with mu held except open/close of logs.
+ * storage call is made with mu held except open/close of logs.  One
+ * exception: a log's prefill hook takes bg_mu under the log's append lock
+ * (only to set bg_prefill and signal); nothing takes a log lock with bg_mu
+ * held.
  */
 struct klog {
     char dir[4096];
@@ -36,6 +39,7 @@ struct klog {
     pthread_t bg;
     bool bg_running;
     bool stopping;        /* under bg_mu */
+    bool bg_prefill;      /* a log asked for a background prefill (under bg_mu) */
     pthread_mutex_t bg_mu;
     pthread_cond_t bg_cv;
     int64_t next_retention_ms; /* bg thread only */

@@ -1577,3 +1577,171 @@ Test(log_basic, durable_appends_keep_a_zeroed_tail_ahead)
     tu_expect_identity(log, end);
     tu_log_close(log);
 }
+
+/* ---- background prefill --------------------------------------------------------- */
+
+static void count_asks(void *arg)
+{
+    atomic_fetch_add((_Atomic int *)arg, 1);
+}
+
+/* The bytes of segment `base`'s file from `from` to its end are all zero. */
+static bool zeros_from(int64_t base, uint64_t from)
+{
+    char path[TU_PATH + 64];
+    snprintf(path, sizeof path, "%s/%020lld.log", tu_dir, (long long)base);
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f);
+    bool zero = fseek(f, (long)from, SEEK_SET) == 0;
+    for (int c; zero && (c = fgetc(f)) != EOF;)
+        zero = c == 0;
+    fclose(f);
+    return zero;
+}
+
+/* With a hook, a durable append never zero-fills itself: it asks (once,
+ * until served, and again when less than half a chunk is left), and
+ * ks_log_prefill writes the chunk; appends then land inside it; the tail
+ * stops at segment.bytes, is cut by a roll and a close, and a crash copy
+ * with it recovers every batch. */
+Test(log_basic, background_prefill_is_asked_for_and_served_outside_the_append)
+{
+    ks_log_config cfg;
+    ks_log_config_init(&cfg);
+    cfg.segment_bytes = 6 << 20;
+    ks_log *log = tu_log_open(tu_io, tu_dir, &cfg);
+    _Atomic int asks = 0;
+    ks_log_set_prefill_hook(log, count_asks, &asks);
+    tu_append_seq(log, 10, 0);
+    cr_assert_eq(atomic_load(&asks), 0, "a non-durable append asks for nothing");
+    tu_append_seq(log, 10, KS_APPEND_SYNC);
+    tu_append_seq(log, 10, KS_APPEND_SYNC);
+    uint64_t data = ks_log_size_bytes(log);
+    cr_assert_eq(atomic_load(&asks), 1, "asked once until served: %d", atomic_load(&asks));
+    cr_assert_eq(seg_file_len(0), data, "the append wrote no zeros itself");
+
+    cr_assert_eq(ks_log_prefill(log), 0);
+    cr_assert_eq(seg_file_len(0), data + (4 << 20), "a chunk past the data: %" PRIu64, seg_file_len(0));
+    cr_assert(zeros_from(0, data));
+    cr_assert_eq(ks_log_prefill(log), 0, "nothing asked: nothing done");
+    cr_assert_eq(seg_file_len(0), data + (4 << 20));
+    cr_assert_eq(ks_log_disk_bytes(log), data, "the tail is not counted");
+
+    /* appends go into the tail; past half of it they ask again */
+    int64_t end = 30;
+    while (ks_log_size_bytes(log) < data + (2 << 20) - 65536) {
+        tu_append_seq(log, 200, KS_APPEND_SYNC);
+        end += 200;
+        cr_assert_eq(seg_file_len(0), data + (4 << 20), "appended inside the tail");
+    }
+    cr_assert_eq(atomic_load(&asks), 1);
+    while (atomic_load(&asks) == 1) {
+        tu_append_seq(log, 200, KS_APPEND_SYNC);
+        end += 200;
+    }
+    cr_assert_eq(ks_log_prefill(log), 0);
+    cr_assert_eq(seg_file_len(0), 6 << 20, "the second chunk stops at segment.bytes");
+    cr_assert(zeros_from(0, ks_log_size_bytes(log)));
+    tu_expect_identity(log, end);
+
+    /* a crash now: the copy of the directory is what the disk holds */
+    char copy[TU_PATH + 16], cmd[3 * TU_PATH];
+    snprintf(copy, sizeof copy, "%s.crash", tu_dir);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -a '%s' '%s'", copy, tu_dir, copy);
+    cr_assert_eq(system(cmd), 0);
+    ks_log *crashed = tu_log_open(tu_io, copy, &cfg);
+    tu_expect_identity(crashed, end);
+    tu_log_close(crashed);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", copy);
+    cr_assert_eq(system(cmd), 0);
+
+    /* a roll cuts the sealed segment to its batches */
+    while (ks_log_segment_count(log) < 2) {
+        tu_append_seq(log, 200, KS_APPEND_SYNC);
+        end += 200;
+        (void)ks_log_prefill(log);
+    }
+    uint64_t len = seg_file_len(0), pos = 0;
+    char path0[TU_PATH + 64];
+    snprintf(path0, sizeof path0, "%s/%020lld.log", tu_dir, 0ll);
+    uint8_t *buf = malloc(len + 1);
+    FILE *f = fopen(path0, "rb");
+    cr_assert(f && fread(buf, 1, len, f) == len);
+    fclose(f);
+    while (pos < len) {
+        kf_batch_info bi;
+        ssize_t n = kf_batch_parse(buf + pos, len - pos, &bi);
+        cr_assert_gt(n, 0, "no batch at %" PRIu64 " of %" PRIu64 ": a zeroed tail left in a sealed segment", pos, len);
+        pos += (uint64_t)n;
+    }
+    free(buf);
+    tu_log_close(log);
+    log = tu_log_open(tu_io, tu_dir, &cfg);
+    tu_expect_identity(log, end);
+    tu_log_close(log);
+}
+
+typedef struct {
+    ks_log *log;
+    _Atomic int asked, stop, served, failed;
+} pf_runner;
+
+static void flag_ask(void *arg)
+{
+    atomic_store(&((pf_runner *)arg)->asked, 1);
+}
+
+static void *pf_thread(void *arg)
+{
+    pf_runner *r = arg;
+    while (!atomic_load(&r->stop)) {
+        if (atomic_exchange(&r->asked, 0)) {
+            if (ks_log_prefill(r->log) < 0)
+                atomic_store(&r->failed, 1);
+            atomic_fetch_add(&r->served, 1);
+        } else {
+            sched_yield();
+        }
+    }
+    return NULL;
+}
+
+/* A prefill thread serving every ask while durable appends of varying
+ * sizes, rolls (small segments) and truncations into the active segment
+ * run: no batch is ever overwritten by zeros, every sealed segment is
+ * exactly its batches, and everything reads back after a reopen. */
+Test(log_basic, background_prefill_races_appends_rolls_and_truncations)
+{
+    ks_log_config cfg;
+    ks_log_config_init(&cfg);
+    cfg.segment_bytes = 3 << 20; /* a chunk and a half: prefills get cut at the limit */
+    ks_log *log = tu_log_open(tu_io, tu_dir, &cfg);
+    pf_runner r = { .log = log };
+    ks_log_set_prefill_hook(log, flag_ask, &r);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, pf_thread, &r), 0);
+    int64_t end = 0;
+    for (int i = 0; i < 6000; i++) {
+        int n = 1 + (i * 37) % 400;
+        tu_append_seq(log, n, (i % 5) ? KS_APPEND_SYNC : 0);
+        end += n;
+        if (i % 97 == 96) {
+            int64_t to = end - 1 - (i % 3);
+            int64_t got = -1;
+            int rc = ks_log_truncate_to(log, to, &got);
+            cr_assert_eq(rc, 0, "truncate: %s", klog_strerror(rc));
+            end = got;
+            cr_assert_eq(ks_log_end_offset(log), end);
+        }
+    }
+    atomic_store(&r.stop, 1);
+    pthread_join(th, NULL);
+    cr_assert_eq(atomic_load(&r.failed), 0);
+    cr_assert_gt(atomic_load(&r.served), 3, "prefills served: %d", atomic_load(&r.served));
+    cr_assert_gt(ks_log_segment_count(log), 3);
+    tu_expect_identity(log, end);
+    tu_log_close(log);
+    log = tu_log_open(tu_io, tu_dir, &cfg);
+    tu_expect_identity(log, end);
+    tu_log_close(log);
+}
