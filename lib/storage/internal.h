@@ -127,6 +127,7 @@ struct ks_log {
     pthread_cond_t pf_cv;
     _Atomic bool pf_busy;      /* set under append_mu and pf_mu; cleared under pf_mu */
     bool pf_abort;
+    _Atomic bool pf_off;       /* a prefill failed (a full disk?): none until the next roll */
     ks_listener_fn listener;
     void *listener_arg;
     bool closed;

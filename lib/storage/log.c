@@ -255,7 +255,7 @@ static uint64_t prefill_limit(const ks_log *log, const ks_segment *s)
  * Failures only cost speed. */
 static void prefill(ks_log *log, ks_segment *s, uint64_t data_end)
 {
-    if (s->file_end >= data_end + KS_PREFILL_CHUNK / 4)
+    if (s->file_end >= data_end + KS_PREFILL_CHUNK / 4 || atomic_load(&log->pf_off))
         return;
     uint64_t from = KLOG_MAX(s->file_end, data_end);
     uint64_t to = KLOG_MIN(from + KS_PREFILL_CHUNK, prefill_limit(log, s));
@@ -267,8 +267,10 @@ static void prefill(ks_log *log, ks_segment *s, uint64_t data_end)
     }
     /* nothing or part of it written: give the file its old length back
      * (if even that fails, the zeros past the data are harmless: cut at the
-     * roll, the close or the next open) */
+     * roll, the close or the next open), and stop trying in this segment:
+     * on a full disk every durable append would write zeros to no end */
     (void)kio_truncate(log->io, s->h, KLOG_MAX(s->file_end, atomic_load(&s->size)));
+    atomic_store(&log->pf_off, true);
 }
 
 /* Background mode (append_mu held), before any append writes s up to
@@ -287,7 +289,8 @@ static void prefill_ask(ks_log *log, ks_segment *s, uint64_t data_end, bool more
         while (log->pf_busy && data_end > s->file_end)
             pthread_cond_wait(&log->pf_cv, &log->pf_mu);
     }
-    bool ask = more && !log->pf_busy && !log->pf_wanted && s->file_end < data_end + KS_PREFILL_CHUNK / 2 &&
+    bool ask = more && !log->pf_busy && !log->pf_wanted && !atomic_load(&log->pf_off) &&
+               s->file_end < data_end + KS_PREFILL_CHUNK / 2 &&
                data_end < prefill_limit(log, s);
     pthread_mutex_unlock(&log->pf_mu);
     if (ask) {
@@ -362,8 +365,10 @@ int ks_log_prefill(ks_log *log)
     }
     if (rc < 0) {
         /* A step failed part way: give the file the length it had before
-         * that step (no append went past file_end meanwhile). */
+         * that step (no append went past file_end meanwhile); no more
+         * prefills in this segment (see prefill). */
         (void)kio_truncate(log->io, s->h, KLOG_MAX(s->file_end, atomic_load(&s->size)));
+        atomic_store(&log->pf_off, true);
     }
     pthread_mutex_lock(&log->pf_mu);
     log->pf_busy = false;
@@ -1017,6 +1022,7 @@ int ks__roll(ks_log *log, int64_t base)
     ks_segment *old = ks__active(log);
     int rc;
     prefill_quiesce(log);
+    atomic_store(&log->pf_off, false); /* the next segment may try again */
     if ((rc = cut_zero_tail(log, old)) < 0)
         return ks__fail_sync(log, rc);
     if (old->h >= 0) {

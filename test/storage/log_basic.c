@@ -1745,3 +1745,49 @@ Test(log_basic, background_prefill_races_appends_rolls_and_truncations)
     tu_expect_identity(log, end);
     tu_log_close(log);
 }
+
+/* A prefill that fails (a full disk) costs nothing but speed: the file
+ * gets its length back, appends go on, and no prefill is asked for again
+ * in that segment (on a full disk every durable append would otherwise
+ * write zeros to no end) - until the next roll. */
+Test(log_basic, failed_background_prefill_stops_until_the_next_roll)
+{
+    char dir[TU_PATH];
+    tu_sub(dir, "pf");
+    kio *io = tu_fault_open();
+    ks_log_config cfg;
+    ks_log_config_init(&cfg);
+    cfg.segment_bytes = 6 << 20;
+    ks_log *log = tu_log_open(io, dir, &cfg);
+    _Atomic int asks = 0;
+    ks_log_set_prefill_hook(log, count_asks, &asks);
+    tu_append_seq(log, 10, KS_APPEND_SYNC);
+    cr_assert_eq(atomic_load(&asks), 1);
+    uint64_t data = ks_log_size_bytes(log);
+    cr_assert_eq(kio_fault_arm(io, KIO_OP_WRITE, 2, -ENOSPC, 0), 0); /* the second step's write */
+    cr_assert_eq(ks_log_prefill(log), -ENOSPC);
+    cr_assert_eq(kio_fault_clear(io), 0);
+    char path[TU_PATH + 64];
+    snprintf(path, sizeof path, "%s/%020lld.log", dir, 0ll);
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0);
+    cr_assert_eq((uint64_t)st.st_size, data + (1 << 20), "the step written before the failure stays: %lld",
+                 (long long)st.st_size);
+    int64_t end = 10;
+    for (int i = 0; i < 100; i++, end += 200)
+        tu_append_seq(log, 200, KS_APPEND_SYNC);
+    cr_assert_eq(atomic_load(&asks), 1, "no more asks in this segment");
+    while (ks_log_segment_count(log) < 2) {
+        tu_append_seq(log, 200, KS_APPEND_SYNC);
+        end += 200;
+    }
+    tu_append_seq(log, 10, KS_APPEND_SYNC);
+    end += 10;
+    cr_assert_eq(atomic_load(&asks), 2, "the next segment asks again");
+    tu_expect_identity(log, end);
+    tu_log_close(log);
+    log = tu_log_open(io, dir, &cfg);
+    tu_expect_identity(log, end);
+    tu_log_close(log);
+    kio_close(io);
+}
