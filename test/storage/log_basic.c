@@ -1504,6 +1504,26 @@ static uint64_t seg_file_len(int64_t base)
     return (uint64_t)st.st_size;
 }
 
+/* Segment `base`'s file holds its batches back to back and ends exactly
+ * where the last one does (no zeroed tail left in a sealed segment). */
+static void expect_only_batches(int64_t base)
+{
+    uint64_t len = seg_file_len(base), pos = 0;
+    char path[TU_PATH + 64];
+    snprintf(path, sizeof path, "%s/%020lld.log", tu_dir, (long long)base);
+    uint8_t *buf = malloc(len + 1);
+    FILE *f = fopen(path, "rb");
+    cr_assert(f && fread(buf, 1, len, f) == len);
+    fclose(f);
+    while (pos < len) {
+        kf_batch_info bi;
+        ssize_t n = kf_batch_parse(buf + pos, len - pos, &bi);
+        cr_assert_gt(n, 0, "no batch at %" PRIu64 " of %" PRIu64 ": a zeroed tail left in a sealed segment", pos, len);
+        pos += (uint64_t)n;
+    }
+    free(buf);
+}
+
 /* Durable appends write a zeroed tail ahead of themselves (their fdatasync
  * then has no metadata to commit); non-durable ones do not.  The tail is
  * counted on disk while it exists, never read, cut by a roll (the sealed
@@ -1558,22 +1578,7 @@ Test(log_basic, durable_appends_keep_a_zeroed_tail_ahead)
         tu_append_seq(log, 200, KS_APPEND_SYNC);
         end += 200;
     }
-    /* its batches, back to back, end exactly where the file ends */
-    uint64_t len = seg_file_len(0), pos = 0;
-    char path0[TU_PATH + 64];
-    snprintf(path0, sizeof path0, "%s/%020lld.log", tu_dir, 0ll);
-    uint8_t *buf = malloc(len + 1);
-    FILE *f = fopen(path0, "rb");
-    cr_assert(f && fread(buf, 1, len, f) == len);
-    fclose(f);
-    while (pos < len) {
-        kf_batch_info bi;
-        ssize_t n = kf_batch_parse(buf + pos, len - pos, &bi);
-        cr_assert_gt(n, 0, "no batch at %" PRIu64 " of %" PRIu64 ": a zeroed tail left in a sealed segment", pos,
-                     len);
-        pos += (uint64_t)n;
-    }
-    free(buf);
+    expect_only_batches(0);
     tu_expect_identity(log, end);
     tu_log_close(log);
 }
@@ -1661,20 +1666,7 @@ Test(log_basic, background_prefill_is_asked_for_and_served_outside_the_append)
         end += 200;
         (void)ks_log_prefill(log);
     }
-    uint64_t len = seg_file_len(0), pos = 0;
-    char path0[TU_PATH + 64];
-    snprintf(path0, sizeof path0, "%s/%020lld.log", tu_dir, 0ll);
-    uint8_t *buf = malloc(len + 1);
-    FILE *f = fopen(path0, "rb");
-    cr_assert(f && fread(buf, 1, len, f) == len);
-    fclose(f);
-    while (pos < len) {
-        kf_batch_info bi;
-        ssize_t n = kf_batch_parse(buf + pos, len - pos, &bi);
-        cr_assert_gt(n, 0, "no batch at %" PRIu64 " of %" PRIu64 ": a zeroed tail left in a sealed segment", pos, len);
-        pos += (uint64_t)n;
-    }
-    free(buf);
+    expect_only_batches(0);
     tu_log_close(log);
     log = tu_log_open(tu_io, tu_dir, &cfg);
     tu_expect_identity(log, end);
