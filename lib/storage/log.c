@@ -218,6 +218,10 @@ uint64_t ks__seg_disk(ks_segment *s) { return atomic_load(&s->size) + s->ix_byte
  * Appends go on meanwhile into what is published; one that would pass
  * file_end while a step is in flight stops the prefill after that step and
  * waits for it.  A roll, a truncation and close stop it the same way.
+ * The first chunk of a segment (no tail at all yet: a new segment, or
+ * appends that outran the background) is still written inline: paid once,
+ * up front, it beats a background fill whose writeback meets the first
+ * appends' syncs (bench/compare durable rows, fresh logs).
  */
 
 static int zeros_ready(ks_log *log)
@@ -1248,10 +1252,13 @@ int ks_log_append(ks_log *log, ks_batch *batches, unsigned n, unsigned flags)
             pthread_mutex_unlock(&log->sync_mu);
         }
         bool tail = durable && !(log->space && log->space->limit);
-        if (log->pf_hook)
+        if (log->pf_hook) {
+            if (tail && s->file_end <= pos0 && !atomic_load(&log->pf_busy))
+                prefill(log, s, pos); /* no tail at all: the first chunk inline */
             prefill_ask(log, s, pos, tail); /* every append: none may write into a step in flight */
-        else if (tail)
+        } else if (tail) {
             prefill(log, s, pos);
+        }
         unsigned done = 0;
         uint64_t t0 = link ? klog__now_ns() : 0;
         int wr = kio_pwritev_many(log->io, req, k, link ? KIO_W_DSYNC : 0, &done);

@@ -1604,48 +1604,50 @@ static bool zeros_from(int64_t base, uint64_t from)
     return zero;
 }
 
-/* With a hook, a durable append never zero-fills itself: it asks (once,
- * until served, and again when less than half a chunk is left), and
- * ks_log_prefill writes the chunk; appends then land inside it; the tail
- * stops at segment.bytes, is cut by a roll and a close, and a crash copy
- * with it recovers every batch. */
+/* With a hook, the first durable append of a segment (no tail yet)
+ * zero-fills a chunk inline; later ones never zero-fill themselves: when
+ * less than half a chunk is left they ask (once, until served) and
+ * ks_log_prefill writes the next chunk past the last, up to segment.bytes;
+ * appends land inside; a crash copy with the tail recovers every batch; a
+ * roll cuts it. */
 Test(log_basic, background_prefill_is_asked_for_and_served_outside_the_append)
 {
     ks_log_config cfg;
     ks_log_config_init(&cfg);
-    cfg.segment_bytes = 6 << 20;
+    cfg.segment_bytes = 12 << 20;
     ks_log *log = tu_log_open(tu_io, tu_dir, &cfg);
     _Atomic int asks = 0;
     ks_log_set_prefill_hook(log, count_asks, &asks);
     tu_append_seq(log, 10, 0);
-    cr_assert_eq(atomic_load(&asks), 0, "a non-durable append asks for nothing");
+    cr_assert_eq(seg_file_len(0), ks_log_size_bytes(log), "a non-durable append writes no tail");
     tu_append_seq(log, 10, KS_APPEND_SYNC);
-    tu_append_seq(log, 10, KS_APPEND_SYNC);
-    uint64_t data = ks_log_size_bytes(log);
-    cr_assert_eq(atomic_load(&asks), 1, "asked once until served: %d", atomic_load(&asks));
-    cr_assert_eq(seg_file_len(0), data, "the append wrote no zeros itself");
-
-    cr_assert_eq(ks_log_prefill(log), 0);
-    cr_assert_eq(seg_file_len(0), data + (4 << 20), "a chunk past the data: %" PRIu64, seg_file_len(0));
-    cr_assert(zeros_from(0, data));
-    cr_assert_eq(ks_log_prefill(log), 0, "nothing asked: nothing done");
-    cr_assert_eq(seg_file_len(0), data + (4 << 20));
-    cr_assert_eq(ks_log_disk_bytes(log), data, "the tail is not counted");
-
-    /* appends go into the tail; past half of it they ask again */
-    int64_t end = 30;
-    while (ks_log_size_bytes(log) < data + (2 << 20) - 65536) {
+    uint64_t first = seg_file_len(0);
+    cr_assert_eq(first, ks_log_size_bytes(log) + (4 << 20), "the segment's first chunk, inline: %" PRIu64, first);
+    cr_assert(zeros_from(0, ks_log_size_bytes(log)));
+    int64_t end = 20;
+    while (atomic_load(&asks) == 0) {
+        cr_assert_eq(seg_file_len(0), first, "appends land inside the tail, writing no zeros themselves");
         tu_append_seq(log, 200, KS_APPEND_SYNC);
         end += 200;
-        cr_assert_eq(seg_file_len(0), data + (4 << 20), "appended inside the tail");
     }
-    cr_assert_eq(atomic_load(&asks), 1);
+    cr_assert_eq(seg_file_len(0), first);
+    cr_assert_lt(first - ks_log_size_bytes(log), 2 << 20, "asked with less than half a chunk left");
+    cr_assert_eq(ks_log_disk_bytes(log), ks_log_size_bytes(log), "the tail is not counted");
+    tu_append_seq(log, 200, KS_APPEND_SYNC);
+    end += 200;
+    cr_assert_eq(atomic_load(&asks), 1, "asked once until served");
+
+    cr_assert_eq(ks_log_prefill(log), 0);
+    cr_assert_eq(seg_file_len(0), first + (4 << 20), "the next chunk, past the last: %" PRIu64, seg_file_len(0));
+    cr_assert(zeros_from(0, ks_log_size_bytes(log)));
+    cr_assert_eq(ks_log_prefill(log), 0, "nothing asked: nothing done");
+    cr_assert_eq(seg_file_len(0), first + (4 << 20));
     while (atomic_load(&asks) == 1) {
         tu_append_seq(log, 200, KS_APPEND_SYNC);
         end += 200;
     }
     cr_assert_eq(ks_log_prefill(log), 0);
-    cr_assert_eq(seg_file_len(0), 6 << 20, "the second chunk stops at segment.bytes");
+    cr_assert_eq(seg_file_len(0), 12 << 20, "a chunk stops at segment.bytes");
     cr_assert(zeros_from(0, ks_log_size_bytes(log)));
     tu_expect_identity(log, end);
 
@@ -1662,8 +1664,8 @@ Test(log_basic, background_prefill_is_asked_for_and_served_outside_the_append)
 
     /* a roll cuts the sealed segment to its batches */
     while (ks_log_segment_count(log) < 2) {
-        tu_append_seq(log, 200, KS_APPEND_SYNC);
-        end += 200;
+        tu_append_seq(log, 400, KS_APPEND_SYNC);
+        end += 400;
         (void)ks_log_prefill(log);
     }
     expect_only_batches(0);
@@ -1739,9 +1741,10 @@ Test(log_basic, background_prefill_races_appends_rolls_and_truncations)
 }
 
 /* A prefill that fails (a full disk) costs nothing but speed: the file
- * gets its length back, appends go on, and no prefill is asked for again
- * in that segment (on a full disk every durable append would otherwise
- * write zeros to no end) - until the next roll. */
+ * keeps the steps written before the failure, appends go on, and nothing
+ * more is asked for or zero-filled inline in that segment (on a full disk
+ * every durable append would otherwise write zeros to no end) - until the
+ * next roll. */
 Test(log_basic, failed_background_prefill_stops_until_the_next_roll)
 {
     char dir[TU_PATH];
@@ -1749,33 +1752,53 @@ Test(log_basic, failed_background_prefill_stops_until_the_next_roll)
     kio *io = tu_fault_open();
     ks_log_config cfg;
     ks_log_config_init(&cfg);
-    cfg.segment_bytes = 6 << 20;
+    cfg.segment_bytes = 12 << 20;
     ks_log *log = tu_log_open(io, dir, &cfg);
     _Atomic int asks = 0;
     ks_log_set_prefill_hook(log, count_asks, &asks);
-    tu_append_seq(log, 10, KS_APPEND_SYNC);
-    cr_assert_eq(atomic_load(&asks), 1);
-    uint64_t data = ks_log_size_bytes(log);
-    cr_assert_eq(kio_fault_arm(io, KIO_OP_WRITE, 2, -ENOSPC, 0), 0); /* the second step's write */
-    cr_assert_eq(ks_log_prefill(log), -ENOSPC);
-    cr_assert_eq(kio_fault_clear(io), 0);
+    int64_t end = 0;
+    while (atomic_load(&asks) == 0) {
+        tu_append_seq(log, 200, KS_APPEND_SYNC);
+        end += 200;
+    }
     char path[TU_PATH + 64];
     snprintf(path, sizeof path, "%s/%020lld.log", dir, 0ll);
     struct stat st;
     cr_assert_eq(stat(path, &st), 0);
-    cr_assert_eq((uint64_t)st.st_size, data + (1 << 20), "the step written before the failure stays: %lld",
+    uint64_t len = (uint64_t)st.st_size;
+    cr_assert_eq(kio_fault_arm(io, KIO_OP_WRITE, 2, -ENOSPC, 0), 0); /* the second step's write */
+    cr_assert_eq(ks_log_prefill(log), -ENOSPC);
+    cr_assert_eq(kio_fault_clear(io), 0);
+    cr_assert_eq(stat(path, &st), 0);
+    cr_assert_eq((uint64_t)st.st_size, len + (1 << 20), "the step written before the failure stays: %lld",
                  (long long)st.st_size);
-    int64_t end = 10;
-    for (int i = 0; i < 100; i++, end += 200)
-        tu_append_seq(log, 200, KS_APPEND_SYNC);
+    while (ks_log_size_bytes(log) < len + (2 << 20)) { /* past every zero */
+        tu_append_seq(log, 400, KS_APPEND_SYNC);
+        end += 400;
+    }
     cr_assert_eq(atomic_load(&asks), 1, "no more asks in this segment");
+    cr_assert_eq(stat(path, &st), 0);
+    cr_assert_eq((uint64_t)st.st_size, ks_log_size_bytes(log), "and no inline chunk either");
     while (ks_log_segment_count(log) < 2) {
-        tu_append_seq(log, 200, KS_APPEND_SYNC);
-        end += 200;
+        tu_append_seq(log, 400, KS_APPEND_SYNC);
+        end += 400;
     }
     tu_append_seq(log, 10, KS_APPEND_SYNC);
     end += 10;
-    cr_assert_eq(atomic_load(&asks), 2, "the next segment asks again");
+    uint64_t file = 0; /* the new segment's file length */
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d);
+    for (struct dirent *de; (de = readdir(d)) != NULL;) {
+        size_t l = strlen(de->d_name);
+        if (l == 24 && !strcmp(de->d_name + 20, ".log") && strcmp(de->d_name, "00000000000000000000.log")) {
+            char p2[TU_PATH + 64];
+            snprintf(p2, sizeof p2, "%s/%s", dir, de->d_name);
+            cr_assert_eq(stat(p2, &st), 0);
+            file = (uint64_t)st.st_size;
+        }
+    }
+    closedir(d);
+    cr_assert_gt(file, 1 << 20, "the next segment has a zeroed tail again (%" PRIu64 " bytes)", file);
     tu_expect_identity(log, end);
     tu_log_close(log);
     log = tu_log_open(io, dir, &cfg);
