@@ -203,8 +203,8 @@ uint64_t ks__seg_disk(ks_segment *s) { return atomic_load(&s->size) + s->ix_byte
  * tail (at most 1.5 x KS_PREFILL_CHUNK per partition written durably) is not
  * counted in the disk usage; so it is not written under a disk budget,
  * where every byte on disk has to be reserved first. */
-#define KS_PREFILL_CHUNK (4u << 20)
-#define KS_PREFILL_STEP (1u << 20)
+#define KS_PREFILL_CHUNK (4u << 20) /* default; ks_log_config.prefill_chunk */
+#define KS_PREFILL_STEP (1u << 20)  /* most zeros per write call */
 #define KS_ZERO_BUF (64u << 10)
 /*
  * Zero-filling costs far more than the disk's bandwidth suggests (1-2 ms
@@ -212,7 +212,7 @@ uint64_t ks__seg_disk(ks_segment *s) { return atomic_load(&s->size) + s->ix_byte
  * durable append's fdatasync waits for).  So with a prefill hook set (the
  * instance's background thread), an append that finds less than a chunk
  * ahead (half a chunk) only asks; ks_log_prefill then writes the next
- * chunk in steps of KS_PREFILL_STEP outside the append lock, writes each step back (a ranged
+ * chunk in quarter-chunk steps outside the append lock, writes each step back (a ranged
  * writeback, not a sync: the first durable append after it commits the
  * new file size once per chunk) and publishes it by moving file_end.
  * Appends go on meanwhile into what is published; one that would pass
@@ -257,12 +257,18 @@ static uint64_t prefill_limit(const ks_log *log, const ks_segment *s)
 /* Inline mode (no hook): make sure the file reaches past data_end + a
  * chunk's headroom: zero-fill from the current file end (append_mu held).
  * Failures only cost speed. */
+/* The configured chunk (ks_log_config.prefill_chunk). */
+static uint64_t prefill_chunk(const ks_log *log)
+{
+    return log->cfg.prefill_chunk ? KLOG_MAX((uint64_t)log->cfg.prefill_chunk, (uint64_t)4096) : KS_PREFILL_CHUNK;
+}
+
 static void prefill(ks_log *log, ks_segment *s, uint64_t data_end)
 {
-    if (s->file_end >= data_end + KS_PREFILL_CHUNK / 4 || atomic_load(&log->pf_off))
+    if (s->file_end >= data_end + prefill_chunk(log) / 4 || atomic_load(&log->pf_off))
         return;
     uint64_t from = KLOG_MAX(s->file_end, data_end);
-    uint64_t to = KLOG_MIN(from + KS_PREFILL_CHUNK, prefill_limit(log, s));
+    uint64_t to = KLOG_MIN(from + prefill_chunk(log), prefill_limit(log, s));
     if (to <= from || zeros_ready(log) < 0)
         return;
     if (write_zeros(log, s, from, to) == 0) {
@@ -294,7 +300,7 @@ static void prefill_ask(ks_log *log, ks_segment *s, uint64_t data_end, bool more
             pthread_cond_wait(&log->pf_cv, &log->pf_mu);
     }
     bool ask = more && !log->pf_busy && !log->pf_wanted && !atomic_load(&log->pf_off) &&
-               s->file_end < data_end + KS_PREFILL_CHUNK / 2 &&
+               s->file_end < data_end + prefill_chunk(log) / 2 &&
                data_end < prefill_limit(log, s);
     pthread_mutex_unlock(&log->pf_mu);
     if (ask) {
@@ -337,7 +343,7 @@ int ks_log_prefill(ks_log *log)
         return 0;
     }
     uint64_t from = KLOG_MAX(s->file_end, atomic_load(&s->size));
-    uint64_t to = KLOG_MIN(from + KS_PREFILL_CHUNK, prefill_limit(log, s));
+    uint64_t to = KLOG_MIN(from + prefill_chunk(log), prefill_limit(log, s));
     if (to <= from) {
         pthread_mutex_unlock(&log->append_mu);
         return 0;
@@ -352,7 +358,7 @@ int ks_log_prefill(ks_log *log)
      * roll, truncation and close wait for that. */
     int rc = 0;
     for (uint64_t at = from; at < to;) {
-        uint64_t step = KLOG_MIN(at + KS_PREFILL_STEP, to);
+        uint64_t step = KLOG_MIN(at + prefill_chunk(log) / 4, to); /* 1 MiB by default */
         rc = write_zeros(log, s, at, step);
         if (rc == 0)
             (void)kio_writeback(log->io, s->h, at, step - at); /* a hint: failure costs speed only */

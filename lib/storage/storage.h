@@ -74,6 +74,10 @@ typedef struct ks_log_config {
     void *clock_arg;
     /* Disk accounting shared by every log of an instance; NULL = none. */
     struct ks_space *space;
+    /* Zeroed tail ahead of durable appends (log.c): bytes per prefill
+     * chunk, 0 = the default 4 MiB; at least 4 KiB.  Tests shrink it to
+     * reach the background path within a few dozen appends. */
+    uint32_t prefill_chunk;
 } ks_log_config;
 
 /*

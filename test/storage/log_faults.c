@@ -311,19 +311,30 @@ Test(log_faults, read_only_after_failed_sync_still_reads)
 
 /* ---- crashes ---------------------------------------------------------------- */
 
-typedef struct crash_stats { unsigned runs, mid_op, at_end, open_failed; } crash_stats;
+typedef struct crash_stats { unsigned runs, mid_op, at_end, open_failed, prefills; } crash_stats;
 
-static void crash_run(enum kio_crash_mode mode, unsigned cflags, uint64_t seed, crash_stats *st)
+static void flag_asked(void *arg)
+{
+    atomic_store((_Atomic bool *)arg, true);
+}
+
+/* One crash run.  With bg, the log has a prefill hook and 4 KiB prefill
+ * chunks in 32 KiB segments, and the test thread serves each ask at once
+ * (ks_log_prefill between appends, as the instance's background thread
+ * would): the crash may then fall on a background zero-fill step too. */
+static void crash_run(enum kio_crash_mode mode, unsigned cflags, uint64_t seed, bool bg, crash_stats *st)
 {
     char dir[TU_PATH], what[128];
-    snprintf(what, sizeof what, "crash mode %d flags %u seed %llu", mode, cflags, (unsigned long long)seed);
+    snprintf(what, sizeof what, "crash mode %d flags %u seed %llu%s", mode, cflags, (unsigned long long)seed,
+             bg ? " (background prefill)" : "");
     tu_sub(dir, "crash");
     tu_rmrf(dir);
     tu_rng rng = { seed * 7919 + mode * 131 + cflags };
     tu_crash cc = { .crash = { .mode = mode, .flags = cflags, .seed = seed } };
-    cc.at = tu_range(&rng, 1, 160);
+    cc.at = tu_range(&rng, 1, bg ? 60 : 160); /* bg runs take fewer ops: land inside them */
     ks_log_config cfg = tu_small_cfg(tu_range(&rng, 0, 1) ? KS_DURABILITY_ALWAYS : KS_DURABILITY_NONE);
-    cfg.segment_bytes = 2048;
+    cfg.segment_bytes = bg ? 32768 : 2048;
+    cfg.prefill_chunk = bg ? 4096 : 0;
     bool always = cfg.durability == KS_DURABILITY_ALWAYS;
     int64_t durable = 0; /* acknowledged as durable: [0, durable) */
     if (seed % 2 == 0) {
@@ -339,11 +350,14 @@ static void crash_run(enum kio_crash_mode mode, unsigned cflags, uint64_t seed, 
     kio *io = tu_crash_io(&cc);
 
     ks_log *log = NULL;
+    _Atomic bool asked = false;
     int rc = ks_log_open(&log, io, dir, &cfg);
     if (rc != 0) {
         cr_assert(cc.crashed, "%s: open failed without a crash: %s", what, klog_strerror(rc));
         st->open_failed++;
     } else {
+        if (bg)
+            ks_log_set_prefill_hook(log, flag_asked, &asked);
         int nb = (int)tu_range(&rng, 3, 40);
         for (int k = 0; k < nb; k++) {
             int n = (int)tu_range(&rng, 1, 6);
@@ -360,6 +374,14 @@ static void crash_run(enum kio_crash_mode mode, unsigned cflags, uint64_t seed, 
             cr_assert_eq(base, end);
             if (always || fl)
                 durable = end + n;
+            if (atomic_exchange(&asked, false)) {
+                st->prefills++;
+                rc = ks_log_prefill(log);
+                if (rc != 0) {
+                    cr_assert(cc.crashed, "%s: prefill failed without a crash: %s", what, klog_strerror(rc));
+                    break;
+                }
+            }
             if (!always && tu_range(&rng, 0, 9) < 2) {
                 int64_t e = ks_log_end_offset(log);
                 rc = ks_log_sync(log);
@@ -385,24 +407,31 @@ static void crash_run(enum kio_crash_mode mode, unsigned cflags, uint64_t seed, 
     kio_close(px);
 }
 
-static void crash_mode(enum kio_crash_mode mode)
+static void crash_mode_bg(enum kio_crash_mode mode, bool bg)
 {
     crash_stats st = { 0 };
     for (unsigned f = 0; f < 2; f++)
         for (uint64_t seed = 1; seed <= 100; seed++)
-            crash_run(mode, f ? KIO_CRASH_LOSE_DIRENTS : 0, seed, &st);
-    cr_log_info("mode %d: %u runs, %u crashed mid-operation, %u after the last append, %u during open",
-                mode, st.runs, st.mid_op, st.at_end, st.open_failed);
+            crash_run(mode, f ? KIO_CRASH_LOSE_DIRENTS : 0, seed, bg, &st);
+    cr_log_info("mode %d%s: %u runs, %u crashed mid-operation, %u after the last append, %u during open, "
+                "%u prefills",
+                mode, bg ? " (background prefill)" : "", st.runs, st.mid_op, st.at_end, st.open_failed, st.prefills);
     cr_assert_eq(st.runs, 200);
     cr_assert_gt(st.mid_op, 0);
     cr_assert_gt(st.at_end, 0);
+    if (bg)
+        cr_assert_gt(st.prefills, 50, "background prefills: %u", st.prefills);
 }
+
+static void crash_mode(enum kio_crash_mode mode) { crash_mode_bg(mode, false); }
 
 Test(log_faults, crash_drop) { crash_mode(KIO_CRASH_DROP); }
 Test(log_faults, crash_prefix) { crash_mode(KIO_CRASH_PREFIX); }
 Test(log_faults, crash_garbage) { crash_mode(KIO_CRASH_GARBAGE); }
 Test(log_faults, crash_zero) { crash_mode(KIO_CRASH_ZERO); }
 Test(log_faults, crash_random) { crash_mode(KIO_CRASH_RANDOM); }
+Test(log_faults, crash_prefix_with_background_prefill) { crash_mode_bg(KIO_CRASH_PREFIX, true); }
+Test(log_faults, crash_random_with_background_prefill) { crash_mode_bg(KIO_CRASH_RANDOM, true); }
 
 /* Group commit under a crash: several ALWAYS appenders, a crash at a random
  * op (on whichever thread runs it).  Every append that returned 0 is on
