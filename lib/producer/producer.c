@@ -249,6 +249,18 @@ static void batch_put(klog_producer *p, kp_batch *b)
     batch_free(b);
 }
 
+/* The batch codec (KF_CODEC_*) a compression.type value (KC_COMPRESSION_*)
+ * names; other (the topic value "producer"): other_codec. */
+static int codec_of(int64_t ctype, int other_codec)
+{
+    switch (ctype) {
+    case KC_COMPRESSION_NONE: return KF_CODEC_NONE;
+    case KC_COMPRESSION_LZ4: return KF_CODEC_LZ4;
+    case KC_COMPRESSION_ZSTD: return KF_CODEC_ZSTD;
+    default: return other_codec;
+    }
+}
+
 /* The codec for a new batch of topic t: the topic's compression.type when
  * it names one (set at creation, by klog_topic_alter_config, or as an
  * instance default), as a Kafka broker recompresses to the topic's codec;
@@ -256,12 +268,10 @@ static void batch_put(klog_producer *p, kp_batch *b)
  * start, so an alter applies from the next batch on. */
 static int topic_codec(const klog_producer *p, const kp_topic *t)
 {
-    static const int codecs[] = { KF_CODEC_NONE, KF_CODEC_LZ4, KF_CODEC_ZSTD };
     const klog_conf *c = __atomic_load_n(&t->kt->conf, __ATOMIC_ACQUIRE);
     if (!klog__conf_isset(c, KC_COMPRESSION_TYPE))
         return p->codec;
-    int64_t v = klog__conf_int(c, KC_COMPRESSION_TYPE);
-    return v >= 0 && v < (int64_t)KLOG_ARRAY_LEN(codecs) ? codecs[v] : p->codec;
+    return codec_of(klog__conf_int(c, KC_COMPRESSION_TYPE), p->codec);
 }
 
 static void batch_start(klog_producer *p, kp_batch *b, const kp_topic *t)
@@ -749,9 +759,8 @@ KLOG_API int klog_producer_new(klog *k, const klog_conf *conf, klog_producer **o
      * a batch is sealed once it reaches batch.size */
     p->batch_cap = p->batch_size + KF_HDR_SIZE;
     p->batch_records = (int32_t)klog__conf_int(conf, KC_BATCH_NUM_MESSAGES);
-    static const int codecs[] = { KF_CODEC_NONE, KF_CODEC_LZ4, KF_CODEC_ZSTD, KF_CODEC_NONE };
-    int ctype = (int)klog__conf_int(conf, KC_COMPRESSION_TYPE);
-    p->codec = codecs[ctype];
+    int64_t ctype = klog__conf_int(conf, KC_COMPRESSION_TYPE);
+    p->codec = codec_of(ctype, KF_CODEC_NONE); /* "producer" is refused below */
     p->level = (int)klog__conf_int(conf, KC_COMPRESSION_LEVEL);
     if (p->level < 0)
         p->level = 0;

@@ -210,11 +210,11 @@ uint64_t ks__seg_disk(ks_segment *s) { return atomic_load(&s->size) + s->ix_byte
  * Zero-filling costs far more than the disk's bandwidth suggests (1-2 ms
  * per MiB here: page allocation, then the writeback, which the next
  * durable append's fdatasync waits for).  So with a prefill hook set (the
- * instance's background thread), an append that finds less than a chunk
- * ahead (half a chunk) only asks; ks_log_prefill then writes the next
- * chunk in quarter-chunk steps outside the append lock, writes each step back (a ranged
- * writeback, not a sync: the first durable append after it commits the
- * new file size once per chunk) and publishes it by moving file_end.
+ * instance's background thread), an append that finds less than half a
+ * chunk ahead only asks; ks_log_prefill then writes the next chunk in
+ * quarter-chunk steps outside the append lock, writes each step back (a
+ * ranged writeback, not a sync: the first durable append after it commits
+ * the new file size once per chunk) and publishes it by moving file_end.
  * Appends go on meanwhile into what is published; one that would pass
  * file_end while a step is in flight stops the prefill after that step and
  * waits for it.  A roll, a truncation and close stop it the same way.
@@ -254,15 +254,26 @@ static uint64_t prefill_limit(const ks_log *log, const ks_segment *s)
     return KLOG_MIN(log->cfg.segment_bytes, (uint64_t)s->map_cap);
 }
 
-/* Inline mode (no hook): make sure the file reaches past data_end + a
- * chunk's headroom: zero-fill from the current file end (append_mu held).
- * Failures only cost speed. */
 /* The configured chunk (ks_log_config.prefill_chunk). */
 static uint64_t prefill_chunk(const ks_log *log)
 {
     return log->cfg.prefill_chunk ? KLOG_MAX((uint64_t)log->cfg.prefill_chunk, (uint64_t)4096) : KS_PREFILL_CHUNK;
 }
 
+/* A zero-fill of s failed (nothing or part of it written): give the file
+ * the length it had before (no append went past file_end meanwhile; if
+ * even that fails, the zeros past the data are harmless: cut at the roll,
+ * the close or the next open), and stop prefilling this segment: on a full
+ * disk every durable append would otherwise write zeros to no end. */
+static void prefill_failed(ks_log *log, ks_segment *s)
+{
+    (void)kio_truncate(log->io, s->h, KLOG_MAX(s->file_end, atomic_load(&s->size)));
+    atomic_store(&log->pf_off, true);
+}
+
+/* Make sure the file reaches past data_end + a chunk's headroom: zero-fill
+ * from the current file end, inline (append_mu held).  Failures only cost
+ * speed. */
 static void prefill(ks_log *log, ks_segment *s, uint64_t data_end)
 {
     if (s->file_end >= data_end + prefill_chunk(log) / 4 || atomic_load(&log->pf_off))
@@ -271,16 +282,10 @@ static void prefill(ks_log *log, ks_segment *s, uint64_t data_end)
     uint64_t to = KLOG_MIN(from + prefill_chunk(log), prefill_limit(log, s));
     if (to <= from || zeros_ready(log) < 0)
         return;
-    if (write_zeros(log, s, from, to) == 0) {
+    if (write_zeros(log, s, from, to) == 0)
         s->file_end = to;
-        return;
-    }
-    /* nothing or part of it written: give the file its old length back
-     * (if even that fails, the zeros past the data are harmless: cut at the
-     * roll, the close or the next open), and stop trying in this segment:
-     * on a full disk every durable append would write zeros to no end */
-    (void)kio_truncate(log->io, s->h, KLOG_MAX(s->file_end, atomic_load(&s->size)));
-    atomic_store(&log->pf_off, true);
+    else
+        prefill_failed(log, s);
 }
 
 /* Background mode (append_mu held), before any append writes s up to
@@ -373,13 +378,8 @@ int ks_log_prefill(ks_log *log)
             break;
         at = step;
     }
-    if (rc < 0) {
-        /* A step failed part way: give the file the length it had before
-         * that step (no append went past file_end meanwhile); no more
-         * prefills in this segment (see prefill). */
-        (void)kio_truncate(log->io, s->h, KLOG_MAX(s->file_end, atomic_load(&s->size)));
-        atomic_store(&log->pf_off, true);
-    }
+    if (rc < 0)
+        prefill_failed(log, s); /* before pf_busy drops: appends wait at file_end till then */
     pthread_mutex_lock(&log->pf_mu);
     log->pf_busy = false;
     pthread_cond_broadcast(&log->pf_cv);

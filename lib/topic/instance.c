@@ -164,9 +164,9 @@ void klog__topic_put(kt_topic *t)
         topic_free(t);
 }
 
-/* Open partitions [from, to) of t. */
 static void bg_prefill_hook(void *arg);
 
+/* Open partitions [from, to) of t. */
 static int open_parts(klog *k, kt_topic *t, int from, int to)
 {
     ks_log_config lc;
