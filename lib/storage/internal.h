@@ -116,13 +116,15 @@ struct ks_log {
     ks_space *space;
 
     uint8_t *zeros;            /* KS_ZERO_BUF zero bytes, for prefills (lazily) */
-    /* Background prefill (ks_log_prefill): wanted and the hook's call are
-     * under append_mu; busy, the segment it fills and abort under pf_mu
+    /* Background prefill (ks_log_prefill): wanted is set (with the hook's
+     * call) and cleared under append_mu, and read without it by
+     * ks_log_prefill to pass over logs that asked for nothing; busy, the
+     * segment it fills and abort under pf_mu
      * (taken after append_mu).  While busy, nothing but the prefill writes
      * past that segment's file_end, truncates it or replaces it. */
     void (*pf_hook)(void *);
     void *pf_arg;
-    bool pf_wanted;
+    _Atomic bool pf_wanted;
     pthread_mutex_t pf_mu;
     pthread_cond_t pf_cv;
     _Atomic bool pf_busy;      /* set under append_mu and pf_mu; cleared under pf_mu */

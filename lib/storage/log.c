@@ -338,6 +338,10 @@ int ks_log_prefill(ks_log *log)
 {
     if (!log)
         return -EINVAL;
+    /* The background thread calls this for every partition when any one
+     * asked: the others must not cost their appenders a lock round. */
+    if (!atomic_load(&log->pf_wanted))
+        return 0;
     pthread_mutex_lock(&log->append_mu);
     bool wanted = log->pf_wanted;
     log->pf_wanted = false;
