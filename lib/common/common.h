@@ -22,8 +22,6 @@
 #define KLOG_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define KLOG_MAX(a, b) ((a) > (b) ? (a) : (b))
 
-/* Little-endian fixed-width loads and stores on unaligned memory.  The
- * on-disk format is little-endian; on x86-64 these compile to plain moves. */
 /* The pause a spin-wait loop makes between two looks. */
 static inline void klog__cpu_relax(void)
 {
@@ -34,6 +32,8 @@ static inline void klog__cpu_relax(void)
 #endif
 }
 
+/* Little-endian fixed-width loads and stores on unaligned memory.  The
+ * on-disk format is little-endian; on x86-64 these compile to plain moves. */
 static inline void klog__st16(void *p, uint16_t v) { memcpy(p, &v, 2); }
 static inline void klog__st32(void *p, uint32_t v) { memcpy(p, &v, 4); }
 static inline void klog__st64(void *p, uint64_t v) { memcpy(p, &v, 8); }
