@@ -18,8 +18,9 @@
  *     every proper prefix of a valid file, non-numeric, out of range,
  *     negative, decreasing or equal epochs, decreasing offsets, extra
  *     lines, a file too big to be one) fail with KLOG_ECORRUPT or
- *     KLOG_EFORMAT; random mutations never crash and never load a cache
- *     that breaks the invariant;
+ *     KLOG_EFORMAT; the count and size caps are checked before memory is
+ *     set aside (under a data-segment limit); random mutations never crash
+ *     and never load a cache that breaks the invariant;
  *   - an I/O error at each op of a write leaves the cache as it was, the
  *     file old or new, and the next change repairs the file;
  *   - a crash injected at every I/O op of each step of a sequence of
@@ -393,7 +394,7 @@ Test(epoch, end_offset_for)
         { 3, 3, 15 },              /* the latest: the log end */
         { 4, -1, -1 },             /* above every known epoch */
         { INT32_MAX, -1, -1 },
-        { -7, -7, 0 },             /* below every known epoch (not UNDEFINED): see below */
+        { -7, -7, 0 },             /* below every known epoch, yet not UNDEFINED: (asked, first start) */
     };
     ks_epochs *c = cache_of("e1", e1, 3);
     expect_ends(c, 15, t1, sizeof t1 / sizeof t1[0], "0,1,3");
@@ -876,9 +877,13 @@ Test(epoch, caps_come_before_allocation)
 
     struct rlimit rl = { vm_data() + 4 * 1024 * 1024, RLIM_INFINITY };
     cr_assert_eq(setrlimit(RLIMIT_DATA, &rl), 0, "setrlimit: %s", strerror(errno));
-    /* The limit bites: 16 MiB cannot be had. */
+    /* The limit bites: 16 MiB cannot be had (RLIMIT_DATA covers mmap'd
+     * memory since Linux 4.7; before, there is nothing to test with). */
     void *probe = malloc(16 * 1024 * 1024);
-    cr_assert_null(probe, "RLIMIT_DATA does not limit malloc here");
+    if (probe) {
+        free(probe);
+        cr_skip_test("RLIMIT_DATA does not limit malloc on this kernel");
+    }
     ks_epochs *c = NULL;
     int rc = ks_epochs_open(&c, tu_io, huge);
     cr_assert_eq(rc, KLOG_ECORRUPT, "huge count: %d (%s)", rc, klog_strerror(rc));
