@@ -7,11 +7,11 @@
  * new one, never a mix; a leftover .tmp is removed at the next open.
  */
 #include <stdio.h>
-#include <xxhash.h>
 
 #include "common/common.h"
 #include "storage/storage.h"
 #include "storage/internal.h"
+#include "storage/layout.h"
 
 int ks_write_atomic(kio *io, const char *dir, const char *name, const void *data, size_t len)
 {
@@ -54,24 +54,14 @@ ssize_t ks_read_small(kio *io, const char *path, void *buf, size_t cap)
 }
 
 /*
- * A checkpoint file is 32 bytes: magic u32, version u32 (1), two
- * non-negative i64 values, XXH3-64 of the 24 bytes before it.
+ * The checkpoint files (layout.h has the layout):
  *   recovery.ckpt  "KCKP": recovery point, log start
  *   cleaner.ckpt   "KCCL": gap limit, clean point
  */
-#define CKPT_VERSION 1u
-#define CKPT_SIZE 32
-#define CKPT_MAGIC 0x504b434bu  /* "KCKP" */
-#define CCKPT_MAGIC 0x4c43434bu /* "KCCL" */
-
 static int pair_write(kio *io, const char *dir, const char *name, uint32_t magic, int64_t a, int64_t b)
 {
-    uint8_t buf[CKPT_SIZE];
-    klog__st32(buf, magic);
-    klog__st32(buf + 4, CKPT_VERSION);
-    klog__st64(buf + 8, (uint64_t)a);
-    klog__st64(buf + 16, (uint64_t)b);
-    klog__st64(buf + 24, XXH3_64bits(buf, 24));
+    uint8_t buf[KL_CKPT_SIZE];
+    kl_ckpt_encode(buf, magic, a, b);
     return ks_write_atomic(io, dir, name, buf, sizeof buf);
 }
 
@@ -79,36 +69,36 @@ static int pair_write(kio *io, const char *dir, const char *name, uint32_t magic
 static int pair_read(kio *io, const char *dir, const char *name, uint32_t magic, int64_t *a, int64_t *b)
 {
     char path[4096];
-    uint8_t buf[CKPT_SIZE];
+    uint8_t buf[KL_CKPT_SIZE];
     if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path)
         return -ENAMETOOLONG;
     ssize_t n = ks_read_small(io, path, buf, sizeof buf);
     if (n < 0)
         return n == -EFBIG ? KLOG_ECORRUPT : (int)n;
-    if (n != CKPT_SIZE || klog__ld32(buf) != magic || klog__ld32(buf + 4) != CKPT_VERSION ||
-        klog__ld64(buf + 24) != XXH3_64bits(buf, 24))
+    kl_ckpt c;
+    if (kl_ckpt_decode(buf, (size_t)n, magic, &c) < 0)
         return KLOG_ECORRUPT;
-    *a = (int64_t)klog__ld64(buf + 8);
-    *b = (int64_t)klog__ld64(buf + 16);
-    return *a < 0 || *b < 0 ? KLOG_ECORRUPT : 0;
+    *a = c.a;
+    *b = c.b;
+    return 0;
 }
 
 int ks__ckpt_write(kio *io, const char *dir, int64_t recovery_point, int64_t log_start)
 {
-    return pair_write(io, dir, KS_CKPT_NAME, CKPT_MAGIC, recovery_point, log_start);
+    return pair_write(io, dir, KS_CKPT_NAME, KL_CKPT_MAGIC_RECOVERY, recovery_point, log_start);
 }
 
 int ks__ckpt_read(kio *io, const char *dir, int64_t *recovery_point, int64_t *log_start)
 {
-    return pair_read(io, dir, KS_CKPT_NAME, CKPT_MAGIC, recovery_point, log_start);
+    return pair_read(io, dir, KS_CKPT_NAME, KL_CKPT_MAGIC_RECOVERY, recovery_point, log_start);
 }
 
 int ks__cleaner_ckpt_write(kio *io, const char *dir, int64_t gap_limit, int64_t clean_point)
 {
-    return pair_write(io, dir, KS_CLEANER_CKPT_NAME, CCKPT_MAGIC, gap_limit, clean_point);
+    return pair_write(io, dir, KS_CLEANER_CKPT_NAME, KL_CKPT_MAGIC_CLEANER, gap_limit, clean_point);
 }
 
 int ks__cleaner_ckpt_read(kio *io, const char *dir, int64_t *gap_limit, int64_t *clean_point)
 {
-    return pair_read(io, dir, KS_CLEANER_CKPT_NAME, CCKPT_MAGIC, gap_limit, clean_point);
+    return pair_read(io, dir, KS_CLEANER_CKPT_NAME, KL_CKPT_MAGIC_CLEANER, gap_limit, clean_point);
 }

@@ -16,10 +16,11 @@
 
 #include "common/common.h"
 #include "storage/internal.h"
+#include "storage/layout.h"
 
 void ks_segment_name(char *out, size_t cap, int64_t base, const char *suffix)
 {
-    snprintf(out, cap, "%020lld%s", (long long)base, suffix);
+    kl_segment_name(out, cap, base, suffix);
 }
 
 static int index_alloc(ks_index *ix, uint32_t cap, size_t esize)
@@ -224,44 +225,27 @@ int ks__seg_find_time(ks_segment *s, int64_t ts, uint64_t *pos_out)
 }
 
 /*
- * Index files.  Both kinds share one layout, little-endian:
- *   0 magic u32 ("KOIX" offset, "KTIX" time)  4 version u16  6 entry size u16
- *   8 base i64  16 segment size u64  24 next offset i64  32 first ts i64
- *  40 max ts i64  48 count u32  52 interval u32  56 XXH3-64 of bytes 0..55 and
- *  the entries  64 entries
- * The header records the segment's size and next offset, so a sealed segment
- * whose indexes load needs no scan at open.
+ * Index files (layout.h has the layout).  The header records the segment's
+ * size and next offset, so a sealed segment whose indexes load needs no scan
+ * at open.  The in-memory entries are the file's: they are copied whole.
  */
-#define XXH_STATIC_LINKING_ONLY
-#include <xxhash.h>
-#define IX_HDR 64
-#define IX_MAGIC_O 0x58494f4bu
-#define IX_MAGIC_T 0x5849544bu
-#define IX_VERSION 1
+_Static_assert(sizeof(ks_oentry) == sizeof(kl_oentry) && offsetof(ks_oentry, rel) == offsetof(kl_oentry, rel) &&
+               offsetof(ks_oentry, pos) == offsetof(kl_oentry, pos), "ks_oentry is the file's entry");
+_Static_assert(sizeof(ks_tentry) == sizeof(kl_tentry) && offsetof(ks_tentry, ts) == offsetof(kl_tentry, ts) &&
+               offsetof(ks_tentry, rel) == offsetof(kl_tentry, rel) &&
+               offsetof(ks_tentry, pos) == offsetof(kl_tentry, pos), "ks_tentry is the file's entry");
 
 static int write_index(ks_segment *s, const char *dir, const char *suffix, uint32_t magic,
                        const void *entries, uint32_t count, size_t esize)
 {
-    size_t len = IX_HDR + (size_t)count * esize;
+    size_t len = KL_IX_HDR_SIZE + (size_t)count * esize;
     uint8_t *b = malloc(len);
     if (!b)
         return -ENOMEM;
-    klog__st32(b, magic);
-    klog__st16(b + 4, IX_VERSION);
-    klog__st16(b + 6, (uint16_t)esize);
-    klog__st64(b + 8, (uint64_t)s->base);
-    klog__st64(b + 16, atomic_load(&s->size));
-    klog__st64(b + 24, (uint64_t)atomic_load(&s->next_offset));
-    klog__st64(b + 32, (uint64_t)s->first_ts);
-    klog__st64(b + 40, (uint64_t)s->max_ts);
-    klog__st32(b + 48, count);
-    klog__st32(b + 52, 0);
-    memcpy(b + IX_HDR, entries, (size_t)count * esize);
-    XXH3_state_t st;
-    XXH3_64bits_reset(&st);
-    XXH3_64bits_update(&st, b, 56);
-    XXH3_64bits_update(&st, b + IX_HDR, (size_t)count * esize);
-    klog__st64(b + 56, XXH3_64bits_digest(&st));
+    kl_ix_hdr h = { .magic = magic, .base = s->base, .seg_size = atomic_load(&s->size),
+                    .next_offset = atomic_load(&s->next_offset), .first_ts = s->first_ts,
+                    .max_ts = s->max_ts, .count = count };
+    kl_ix_encode(b, &h, entries);
     char name[KS_NAME_MAX];
     ks_segment_name(name, sizeof name, s->base, suffix);
     int rc = ks_write_atomic(s->io, dir, name, b, len);
@@ -271,16 +255,16 @@ static int write_index(ks_segment *s, const char *dir, const char *suffix, uint3
 
 static uint64_t index_bytes(const ks_segment *s)
 {
-    return 2 * IX_HDR + (uint64_t)atomic_load(&s->oidx.count) * sizeof(ks_oentry) +
+    return 2 * KL_IX_HDR_SIZE + (uint64_t)atomic_load(&s->oidx.count) * sizeof(ks_oentry) +
            (uint64_t)atomic_load(&s->tidx.count) * sizeof(ks_tentry);
 }
 
 int ks__seg_write_indexes(ks_segment *s, const char *dir)
 {
-    int rc = write_index(s, dir, ".index", IX_MAGIC_O, s->oidx.e, atomic_load(&s->oidx.count),
+    int rc = write_index(s, dir, ".index", KL_IX_MAGIC_OFFSET, s->oidx.e, atomic_load(&s->oidx.count),
                          sizeof(ks_oentry));
     if (rc == 0)
-        rc = write_index(s, dir, ".timeindex", IX_MAGIC_T, s->tidx.e, atomic_load(&s->tidx.count),
+        rc = write_index(s, dir, ".timeindex", KL_IX_MAGIC_TIME, s->tidx.e, atomic_load(&s->tidx.count),
                          sizeof(ks_tentry));
     if (rc == 0)
         s->ix_bytes = index_bytes(s);
@@ -307,13 +291,13 @@ int ks__seg_index_map(ks_segment *s, uint64_t size, uint32_t interval)
 
 /* Read one index file into ix (which already has cap entries of room). */
 static int load_index(ks_segment *s, const char *dir, const char *suffix, uint32_t magic,
-                      ks_index *ix, size_t esize, uint64_t seg_size, uint8_t hdr_out[IX_HDR])
+                      ks_index *ix, size_t esize, uint64_t seg_size, kl_ix_hdr *hdr_out)
 {
     char name[KS_NAME_MAX], path[4096];
     ks_segment_name(name, sizeof name, s->base, suffix);
     if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path)
         return -ENAMETOOLONG;
-    size_t cap = IX_HDR + (size_t)ix->cap * esize;
+    size_t cap = KL_IX_HDR_SIZE + (size_t)ix->cap * esize;
     uint8_t *b = malloc(cap);
     if (!b)
         return -ENOMEM;
@@ -323,28 +307,13 @@ static int load_index(ks_segment *s, const char *dir, const char *suffix, uint32
         rc = n == -EFBIG ? KLOG_ECORRUPT : (int)n;
         goto out;
     }
-    if (n < IX_HDR || klog__ld32(b) != magic || klog__ld16(b + 4) != IX_VERSION ||
-        klog__ld16(b + 6) != esize || (int64_t)klog__ld64(b + 8) != s->base ||
-        klog__ld64(b + 16) != seg_size) {
+    if (kl_ix_decode(b, (size_t)n, magic, hdr_out) != KL_IX_OK || hdr_out->base != s->base ||
+        hdr_out->seg_size != seg_size || hdr_out->count > ix->cap) {
         rc = KLOG_ECORRUPT;
         goto out;
     }
-    uint32_t count = klog__ld32(b + 48);
-    if ((size_t)n != IX_HDR + (size_t)count * esize || count > ix->cap) {
-        rc = KLOG_ECORRUPT;
-        goto out;
-    }
-    XXH3_state_t st;
-    XXH3_64bits_reset(&st);
-    XXH3_64bits_update(&st, b, 56);
-    XXH3_64bits_update(&st, b + IX_HDR, (size_t)count * esize);
-    if (XXH3_64bits_digest(&st) != klog__ld64(b + 56)) {
-        rc = KLOG_ECORRUPT;
-        goto out;
-    }
-    memcpy(ix->e, b + IX_HDR, (size_t)count * esize);
-    atomic_store(&ix->count, count);
-    memcpy(hdr_out, b, IX_HDR);
+    memcpy(ix->e, b + KL_IX_HDR_SIZE, (size_t)hdr_out->count * esize);
+    atomic_store(&ix->count, hdr_out->count);
 out:
     free(b);
     return rc;
@@ -352,15 +321,15 @@ out:
 
 int ks__seg_load_indexes(ks_segment *s, const char *dir, uint64_t seg_size)
 {
-    uint8_t ho[IX_HDR], ht[IX_HDR];
-    int rc = load_index(s, dir, ".index", IX_MAGIC_O, &s->oidx, sizeof(ks_oentry), seg_size, ho);
+    kl_ix_hdr ho, ht;
+    int rc = load_index(s, dir, ".index", KL_IX_MAGIC_OFFSET, &s->oidx, sizeof(ks_oentry), seg_size, &ho);
     if (rc == 0)
-        rc = load_index(s, dir, ".timeindex", IX_MAGIC_T, &s->tidx, sizeof(ks_tentry), seg_size, ht);
-    if (rc == 0 && memcmp(ho + 8, ht + 8, 40) != 0)
-        rc = KLOG_ECORRUPT; /* the two files describe different states */
+        rc = load_index(s, dir, ".timeindex", KL_IX_MAGIC_TIME, &s->tidx, sizeof(ks_tentry), seg_size, &ht);
+    if (rc == 0 && (ho.next_offset != ht.next_offset || ho.first_ts != ht.first_ts || ho.max_ts != ht.max_ts))
+        rc = KLOG_ECORRUPT; /* the two files describe different states (base, size: checked) */
     /* Entries must be in range and strictly increasing. */
     const ks_oentry *oe = s->oidx.e;
-    int64_t next = rc == 0 ? (int64_t)klog__ld64(ho + 24) : 0;
+    int64_t next = rc == 0 ? ho.next_offset : 0;
     for (uint32_t i = 0; rc == 0 && i < atomic_load(&s->oidx.count); i++)
         if (oe[i].pos >= seg_size || s->base + oe[i].rel >= next ||
             (i > 0 && (oe[i].pos <= oe[i - 1].pos || oe[i].rel <= oe[i - 1].rel)))
@@ -377,8 +346,8 @@ int ks__seg_load_indexes(ks_segment *s, const char *dir, uint64_t seg_size)
     }
     atomic_store(&s->size, seg_size);
     atomic_store(&s->next_offset, next);
-    s->first_ts = (int64_t)klog__ld64(ho + 32);
-    s->max_ts = (int64_t)klog__ld64(ho + 40);
+    s->first_ts = ho.first_ts;
+    s->max_ts = ho.max_ts;
     /* The counters that decide the next entries are not stored; a segment
      * whose indexes load is sealed or about to be rescanned, so start them
      * where a rebuild would leave them only approximately: force an entry

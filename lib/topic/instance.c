@@ -15,14 +15,14 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <xxhash.h>
 
 #include <klog/klog.h>
 
 #include "common/common.h"
+#include "storage/layout.h"
 #include "topic/internal.h"
 
-#define META_NAME "topics.meta"
+#define META_NAME KL_META_NAME
 #define META_MAX (4u << 20)
 #define TICK_MS 100
 
@@ -251,7 +251,7 @@ static int meta_write(klog *k)
     char *buf = malloc(cap);
     if (!buf)
         return -ENOMEM;
-    size_t len = (size_t)snprintf(buf, cap, "klog-topics 1\n");
+    size_t len = (size_t)snprintf(buf, cap, "%s", KL_META_HEAD);
     for (size_t i = 0; i < k->ntopics; i++) {
         kt_topic *t = k->topics[i];
         len += (size_t)snprintf(buf + len, cap - len, "topic %s %d\n", t->name, atomic_load(&t->nparts));
@@ -263,7 +263,7 @@ static int meta_write(klog *k)
             len += (size_t)snprintf(buf + len, cap - len, "  %s\n", line);
         }
     }
-    len += (size_t)snprintf(buf + len, cap - len, "end %016" PRIx64 "\n", (uint64_t)XXH3_64bits(buf, len));
+    len = kl_meta_seal(buf, len, cap);
     int rc = len < cap ? ks_write_atomic(k->io, k->dir, META_NAME, buf, len) : -ENOSPC;
     free(buf);
     return rc;
@@ -286,69 +286,38 @@ static int meta_load(klog *k, char *errbuf, size_t errsize)
         free(buf);
         return klog__errf(errbuf, errsize, (int)n, "%s: %s", path, klog_strerror((int)n));
     }
-    buf[n] = '\0';
-    int rc = 0;
-    char *end = strstr(buf, "\nend ");
-    uint64_t want;
-    if (strncmp(buf, "klog-topics 1\n", 14) != 0 || !end || sscanf(end + 5, "%" SCNx64, &want) != 1 ||
-        XXH3_64bits(buf, (size_t)(end + 1 - buf)) != want) {
-        free(buf);
-        return klog__errf(errbuf, errsize, KLOG_ECORRUPT, "%s: damaged topic metadata", path);
-    }
-    end[1] = '\0';
-    kt_topic *cur = NULL;
-    klog_conf *ov = NULL;
-    int parts = 0;
-    char *save = NULL;
-    for (char *line = strtok_r(buf + 14, "\n", &save);; line = strtok_r(NULL, "\n", &save)) {
-        if (!line || !strncmp(line, "topic ", 6)) {
-            if (ov) {
-                /* finish the previous topic */
-                kt_topic *t = NULL;
-                if (rc == 0)
-                    rc = topic_new(k, cur ? cur->name : "", ov, &t);
-                if (rc == 0 && (rc = open_parts(k, t, 0, parts)) < 0)
-                    klog__errf(errbuf, errsize, rc, "topic %s: %s", t->name, klog_strerror(rc));
-                if (rc == 0 && (rc = table_insert(k, t)) == 0)
-                    t = NULL;
-                if (t)
-                    topic_free(t);
-                klog_conf_free(ov);
-                ov = NULL;
-                free(cur);
-                cur = NULL;
-            }
-            if (!line || rc < 0)
-                break;
-            char name[KLOG_TOPIC_NAME_MAX + 2];
-            if (sscanf(line + 6, "%250s %d", name, &parts) != 2 || klog__topic_name_check(name) < 0 || parts < 1 ||
-                parts > KT_MAX_PARTITIONS) {
-                rc = klog__errf(errbuf, errsize, KLOG_ECORRUPT, "%s: bad line \"%s\"", path, line);
-                break;
-            }
-            cur = calloc(1, sizeof *cur);
-            if (!cur || klog_conf_new(&ov) < 0) {
-                rc = -ENOMEM;
-                break;
-            }
-            memcpy(cur->name, name, strlen(name) + 1); /* checked: <= 249 */
-        } else if (line[0] == ' ' && ov) {
-            char *kv = line + 2, *eq = strchr(kv, '=');
-            if (!eq) {
-                rc = klog__errf(errbuf, errsize, KLOG_ECORRUPT, "%s: bad line \"%s\"", path, line);
-                break;
-            }
-            *eq = '\0';
-            if ((rc = klog_conf_set(ov, kv, eq + 1, errbuf, errsize)) < 0)
-                break;
-        } else {
-            rc = klog__errf(errbuf, errsize, KLOG_ECORRUPT, "%s: bad line \"%s\"", path, line);
+    kl_meta m;
+    char why[300];
+    int rc = kl_meta_parse(buf, (size_t)n, &m, why, sizeof why);
+    free(buf);
+    if (rc == KLOG_ECORRUPT)
+        return klog__errf(errbuf, errsize, rc, "%s: %s", path, why);
+    for (size_t i = 0; rc == 0 && i < m.ntopics; i++) {
+        const kl_meta_topic *mt = &m.topics[i];
+        if (klog__topic_name_check(mt->name) < 0 || mt->partitions > KT_MAX_PARTITIONS) {
+            rc = klog__errf(errbuf, errsize, KLOG_ECORRUPT, "%s: bad topic \"%s\" with %d partitions", path,
+                            mt->name, mt->partitions);
             break;
         }
+        klog_conf *ov = NULL;
+        if (klog_conf_new(&ov) < 0) {
+            rc = -ENOMEM;
+            break;
+        }
+        for (size_t j = 0; rc == 0 && j < mt->nkv; j++)
+            rc = klog_conf_set(ov, mt->kv[j].key, mt->kv[j].value, errbuf, errsize);
+        kt_topic *t = NULL;
+        if (rc == 0)
+            rc = topic_new(k, mt->name, ov, &t);
+        if (rc == 0 && (rc = open_parts(k, t, 0, mt->partitions)) < 0)
+            klog__errf(errbuf, errsize, rc, "topic %s: %s", t->name, klog_strerror(rc));
+        if (rc == 0 && (rc = table_insert(k, t)) == 0)
+            t = NULL;
+        if (t)
+            topic_free(t);
+        klog_conf_free(ov);
     }
-    klog_conf_free(ov);
-    free(cur);
-    free(buf);
+    kl_meta_free(&m);
     return rc;
 }
 
