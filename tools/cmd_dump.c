@@ -8,7 +8,6 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <xxhash.h>
 
 #include "cli.h"
 #include "segfile.h"
@@ -132,8 +131,8 @@ static int dump_log(const char *path, bool records, int64_t max_batches)
         return cli_err("dump", "out of memory");
     }
     int64_t base = -1;
-    if (!seg_name(base_name(path), ".log", &base) && !seg_name(base_name(path), ".log.swap", &base) &&
-        !seg_name(base_name(path), ".log.cleaned", &base))
+    if (!kl_segment_name_parse(base_name(path), ".log", &base) && !kl_segment_name_parse(base_name(path), ".log.swap", &base) &&
+        !kl_segment_name_parse(base_name(path), ".log.cleaned", &base))
         base = -1;
     printf("Dumping %s\n", path);
     if (base >= 0)
@@ -220,8 +219,8 @@ static int dump_index(const char *path, bool time)
     printf("magic: 0x%08x version: %u entrySize: %u baseOffset: %" PRId64 " segmentSize: %" PRIu64
            " nextOffset: %" PRId64 " firstTimestamp: %" PRId64 " maxTimestamp: %" PRId64 " count: %u"
            " checksum: 0x%016" PRIx64 " %s\n",
-           ix.magic, ix.version, ix.esize, ix.base, ix.seg_size, ix.next_offset, ix.first_ts, ix.max_ts, ix.count,
-           ix.checksum, ix.checksum_ok ? "OK" : "BAD");
+           ix.h.magic, ix.h.version, ix.h.esize, ix.h.base, ix.h.seg_size, ix.h.next_offset, ix.h.first_ts,
+           ix.h.max_ts, ix.h.count, ix.h.checksum, ix.checksum_ok ? "OK" : "BAD");
     if (ix.framing_ok && !ix.checksum_ok)
         bad++;
     /* The segment beside it, to check the entries against. */
@@ -230,13 +229,13 @@ static int dump_index(const char *path, bool time)
     snprintf(logpath, sizeof logpath, "%.*s.log", (int)pl, path);
     segrd rd;
     bool have_log = segrd_open(&rd, logpath) == 0;
-    if (have_log && rd.size != ix.seg_size)
+    if (have_log && rd.size != ix.h.seg_size)
         printf("note: %s has %" PRIu64 " bytes, the index was written for %" PRIu64
                " (stale: the index is rebuilt when the log is opened)\n",
-               logpath, rd.size, ix.seg_size);
+               logpath, rd.size, ix.h.seg_size);
     for (size_t i = 0; i < ix.n; i++) {
-        const ix_entry *e = &ix.e[i];
-        int64_t off = ix.base + e->rel;
+        const kl_tentry *e = &ix.e[i];
+        int64_t off = ix.h.base + e->rel;
         if (time)
             printf("timestamp: %" PRId64 " offset: %" PRId64 " position: %u", e->ts, off, e->pos);
         else
@@ -264,49 +263,28 @@ static int dump_index(const char *path, bool time)
 static int dump_ckpt(const char *path, bool cleaner)
 {
     ckpt c;
-    int r = ckpt_load(path, cleaner ? CKPT_MAGIC_CLEANER : CKPT_MAGIC_RECOVERY, &c);
+    int r = ckpt_load(path, cleaner ? KL_CKPT_MAGIC_CLEANER : KL_CKPT_MAGIC_RECOVERY, &c);
     if (r < 0)
         return cli_err("dump", "%s: %s", path, strerror(-r));
     printf("Dumping %s\n", path);
     if (cleaner)
-        printf("magic: 0x%08x version: %u gapLimit: %" PRId64 " cleanPoint: %" PRId64 " %s\n", c.magic, c.version,
-               c.a, c.b, c.ok ? "OK" : "BAD");
+        printf("magic: 0x%08x version: %u gapLimit: %" PRId64 " cleanPoint: %" PRId64 " %s\n", c.v.magic,
+               c.v.version, c.v.a, c.v.b, c.ok ? "OK" : "BAD");
     else
-        printf("magic: 0x%08x version: %u recoveryPoint: %" PRId64 " logStartOffset: %" PRId64 " %s\n", c.magic,
-               c.version, c.a, c.b, c.ok ? "OK" : "BAD");
+        printf("magic: 0x%08x version: %u recoveryPoint: %" PRId64 " logStartOffset: %" PRId64 " %s\n", c.v.magic,
+               c.v.version, c.v.a, c.v.b, c.ok ? "OK" : "BAD");
     return c.ok ? CLI_OK : CLI_FAIL;
 }
 
 /* topics.meta: print it with its checksum checked. */
 static int dump_meta(const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return cli_err("dump", "%s: %s", path, strerror(errno));
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap + 1);
-    size_t got;
-    while (buf && (got = fread(buf + n, 1, cap - n, f)) > 0) {
-        n += got;
-        if (n == cap) {
-            char *nb = realloc(buf, cap * 2 + 1);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-    }
-    fclose(f);
-    if (!buf)
-        return cli_err("dump", "out of memory");
-    buf[n] = '\0';
-    char *end = strstr(buf, "\nend ");
-    uint64_t want = 0;
-    bool ok = !strncmp(buf, "klog-topics 1\n", 14) && end && sscanf(end + 5, "%" SCNx64, &want) == 1 &&
-              XXH3_64bits(buf, (size_t)(end + 1 - buf)) == want;
+    char *buf;
+    size_t n, body;
+    int r = file_load(path, &buf, &n);
+    if (r < 0)
+        return cli_err("dump", "%s: %s", path, strerror(-r));
+    bool ok = kl_meta_check(buf, n, &body) == 0;
     printf("Dumping %s\n", path);
     fwrite(buf, 1, n, stdout);
     if (n && buf[n - 1] != '\n')
@@ -348,11 +326,11 @@ int cmd_dump(int argc, char **argv)
             r = dump_index(p, true);
         else if (ends_with(p, ".index"))
             r = dump_index(p, false);
-        else if (!strcmp(b, "recovery.ckpt"))
+        else if (!strcmp(b, KL_CKPT_RECOVERY_NAME))
             r = dump_ckpt(p, false);
-        else if (!strcmp(b, "cleaner.ckpt"))
+        else if (!strcmp(b, KL_CKPT_CLEANER_NAME))
             r = dump_ckpt(p, true);
-        else if (!strcmp(b, "topics.meta"))
+        else if (!strcmp(b, KL_META_NAME))
             r = dump_meta(p);
         else
             r = cli_usage(ctx, ctx, "%s: not a klog file (.log, .index, .timeindex, recovery.ckpt, "

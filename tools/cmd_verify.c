@@ -27,7 +27,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <xxhash.h>
 
 #include "cli.h"
 #include "segfile.h"
@@ -163,13 +162,14 @@ static void ix_open(ixcheck *c, const segcheck *s, const char *suffix, bool time
         add(r, true, c->name, "checksum mismatch");
         return;
     }
-    if (c->ix.base != s->base) {
-        add(r, true, c->name, "header names base offset %" PRId64 ", the segment's is %" PRId64, c->ix.base, s->base);
+    if (c->ix.h.base != s->base) {
+        add(r, true, c->name, "header names base offset %" PRId64 ", the segment's is %" PRId64, c->ix.h.base,
+            s->base);
         return;
     }
     c->usable = true;
     for (size_t i = 1; i < c->ix.n; i++) {
-        const ix_entry *a = &c->ix.e[i - 1], *b = &c->ix.e[i];
+        const kl_tentry *a = &c->ix.e[i - 1], *b = &c->ix.e[i];
         if (b->pos <= a->pos || b->rel < a->rel || (!time && b->rel == a->rel) || (time && b->ts <= a->ts)) {
             add(r, true, c->name, "entry %zu does not increase over entry %zu", i, i - 1);
             c->usable = false;
@@ -185,14 +185,14 @@ static void ix_step(ixcheck *c, uint64_t pos, const kf_batch_info *bi, int64_t r
         return;
     while (c->cur < c->ix.n && c->ix.e[c->cur].pos < pos) {
         add(r, true, c->name, "entry %zu (offset %" PRId64 ", position %u) does not point at a batch start", c->cur,
-            c->ix.base + c->ix.e[c->cur].rel, c->ix.e[c->cur].pos);
+            c->ix.h.base + c->ix.e[c->cur].rel, c->ix.e[c->cur].pos);
         c->cur++;
     }
     if (c->cur < c->ix.n && c->ix.e[c->cur].pos == pos) {
-        const ix_entry *e = &c->ix.e[c->cur];
-        if (c->ix.base + e->rel != bi->base_offset)
+        const kl_tentry *e = &c->ix.e[c->cur];
+        if (c->ix.h.base + e->rel != bi->base_offset)
             add(r, true, c->name, "entry %zu names offset %" PRId64 ", the batch at position %u starts at %" PRId64,
-                c->cur, c->ix.base + e->rel, e->pos, bi->base_offset);
+                c->cur, c->ix.h.base + e->rel, e->pos, bi->base_offset);
         else if (time && e->ts != running_max)
             add(r, true, c->name,
                 "entry %zu has timestamp %" PRId64 ", the largest timestamp up to its batch is %" PRId64, c->cur,
@@ -336,29 +336,29 @@ static void verify_segment(segcheck *s, report *r)
         if (complete)
             for (; c->cur < c->ix.n; c->cur++)
                 add(r, true, c->name, "entry %zu (offset %" PRId64 ", position %u) %s", c->cur,
-                    c->ix.base + c->ix.e[c->cur].rel, c->ix.e[c->cur].pos,
+                    c->ix.h.base + c->ix.e[c->cur].rel, c->ix.e[c->cur].pos,
                     c->ix.e[c->cur].pos >= rd.size ? "points past the end of the segment"
                                                    : "does not point at a batch start");
-        if (c->ix.seg_size != rd.size) {
-            if (s->is_last && c->ix.seg_size < rd.size)
+        if (c->ix.h.seg_size != rd.size) {
+            if (s->is_last && c->ix.h.seg_size < rd.size)
                 add(r, false, c->name,
                     "written for %" PRIu64 " bytes of the segment, which has %" PRIu64 " (stale: rebuilt at open)",
-                    c->ix.seg_size, rd.size);
+                    c->ix.h.seg_size, rd.size);
             else
                 add(r, true, c->name, "written for %" PRIu64 " bytes of the segment, which has %" PRIu64,
-                    c->ix.seg_size, rd.size);
+                    c->ix.h.seg_size, rd.size);
         } else if (complete) {
-            if (c->ix.next_offset != expected)
+            if (c->ix.h.next_offset != expected)
                 add(r, true, c->name, "header says the next offset is %" PRId64 ", the segment's is %" PRId64,
-                    c->ix.next_offset, expected);
-            if (c->ix.first_ts != first_ts || c->ix.max_ts != running_max)
+                    c->ix.h.next_offset, expected);
+            if (c->ix.h.first_ts != first_ts || c->ix.h.max_ts != running_max)
                 add(r, true, c->name,
                     "header timestamps (first %" PRId64 ", max %" PRId64 ") differ from the segment's (%" PRId64
                     ", %" PRId64 ")",
-                    c->ix.first_ts, c->ix.max_ts, first_ts, running_max);
+                    c->ix.h.first_ts, c->ix.h.max_ts, first_ts, running_max);
         }
     }
-    if (oi.usable && ti.usable && memcmp(oi.ix.raw_hdr + 8, ti.ix.raw_hdr + 8, 40) != 0)
+    if (oi.usable && ti.usable && !kl_ix_same_state(&oi.ix.h, &ti.ix.h))
         add(r, true, name, "its .index and .timeindex headers describe different states");
     ix_free(&oi.ix);
     ix_free(&ti.ix);
@@ -435,15 +435,15 @@ static void verify_partition_once(const char *pdir, const char *label, bool deep
         const char *n = de->d_name;
         int64_t b;
         size_t l = strlen(n);
-        if (seg_name(n, ".log", &b))
+        if (kl_segment_name_parse(n, ".log", &b))
             push(&logs, b);
-        else if (seg_name(n, ".index", &b))
+        else if (kl_segment_name_parse(n, ".index", &b))
             push(&ixs, b);
-        else if (seg_name(n, ".timeindex", &b))
+        else if (kl_segment_name_parse(n, ".timeindex", &b))
             push(&tixs, b);
-        else if (seg_name(n, ".log.swap", &b))
+        else if (kl_segment_name_parse(n, ".log.swap", &b))
             push(&swaps, b);
-        else if (seg_name(n, ".log.cleaned", &b) || (l > 4 && !strcmp(n + l - 4, ".tmp")))
+        else if (kl_segment_name_parse(n, ".log.cleaned", &b) || (l > 4 && !strcmp(n + l - 4, ".tmp")))
             strs_push(&tmps, n);
     }
     closedir(d);
@@ -453,9 +453,9 @@ static void verify_partition_once(const char *pdir, const char *label, bool deep
     char path[4400], name[600];
     int64_t rp = 0, start = 0, gap_limit = 0;
     ckpt ck;
-    snprintf(path, sizeof path, "%s/recovery.ckpt", pdir);
-    snprintf(name, sizeof name, "%s/recovery.ckpt", label);
-    int rc = ckpt_load(path, CKPT_MAGIC_RECOVERY, &ck);
+    snprintf(path, sizeof path, "%s/" KL_CKPT_RECOVERY_NAME, pdir);
+    snprintf(name, sizeof name, "%s/" KL_CKPT_RECOVERY_NAME, label);
+    int rc = ckpt_load(path, KL_CKPT_MAGIC_RECOVERY, &ck);
     if (rc == -ENOENT)
         add(r, false, name, "missing (the next open re-validates the whole log)");
     else if (rc < 0)
@@ -463,17 +463,17 @@ static void verify_partition_once(const char *pdir, const char *label, bool deep
     else if (!ck.ok)
         add(r, true, name, "damaged (size, magic, version or checksum wrong)");
     else
-        rp = ck.a, start = ck.b;
-    snprintf(path, sizeof path, "%s/cleaner.ckpt", pdir);
-    snprintf(name, sizeof name, "%s/cleaner.ckpt", label);
-    rc = ckpt_load(path, CKPT_MAGIC_CLEANER, &ck);
+        rp = ck.v.a, start = ck.v.b;
+    snprintf(path, sizeof path, "%s/" KL_CKPT_CLEANER_NAME, pdir);
+    snprintf(name, sizeof name, "%s/" KL_CKPT_CLEANER_NAME, label);
+    rc = ckpt_load(path, KL_CKPT_MAGIC_CLEANER, &ck);
     if (rc == -ENOENT) {
         gap_limit = 0;
     } else if (rc < 0 || !ck.ok) {
         add(r, true, name, rc < 0 ? "cannot read" : "damaged (size, magic, version or checksum wrong)");
         gap_limit = INT64_MAX; /* as recovery does: gaps accepted anywhere */
     } else {
-        gap_limit = ck.a;
+        gap_limit = ck.v.a;
     }
     bool loose = swaps.n > 0;
     if (loose)
@@ -606,71 +606,27 @@ static bool part_name(const char *n)
     return true;
 }
 
-typedef struct meta_topic {
-    char name[256];
-    int parts;
-} meta_topic;
-
-/* Parse topics.meta.  Returns 1 (ok), 0 (absent), -1 (damaged: *why). */
-static int meta_read(const char *dir, meta_topic **out, size_t *n, char *why, size_t whysize)
+/* Parse topics.meta with the library's parser.  Returns 1 (ok: *m
+ * filled), 0 (absent), -1 (damaged or unreadable: *why). */
+static int meta_read(const char *dir, kl_meta *m, char *why, size_t whysize)
 {
     char path[4400];
-    snprintf(path, sizeof path, "%s/topics.meta", dir);
-    *out = NULL;
-    *n = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        if (errno == ENOENT)
-            return 0;
-        snprintf(why, whysize, "cannot read: %s", strerror(errno));
+    snprintf(path, sizeof path, "%s/" KL_META_NAME, dir);
+    memset(m, 0, sizeof *m);
+    char *buf;
+    size_t len;
+    int rc = file_load(path, &buf, &len);
+    if (rc == -ENOENT)
+        return 0;
+    if (rc < 0) {
+        snprintf(why, whysize, "cannot read: %s", strerror(-rc));
         return -1;
     }
-    size_t cap = 1 << 16, len = 0, got;
-    char *buf = malloc(cap + 1);
-    while (buf && (got = fread(buf + len, 1, cap - len, f)) > 0) {
-        len += got;
-        if (len == cap) {
-            char *nb = realloc(buf, 2 * cap + 1);
-            if (!nb)
-                break;
-            buf = nb;
-            cap *= 2;
-        }
-    }
-    fclose(f);
-    if (!buf) {
-        snprintf(why, whysize, "out of memory");
-        return -1;
-    }
-    buf[len] = '\0';
-    char *end = strstr(buf, "\nend ");
-    uint64_t want = 0;
-    if (strncmp(buf, "klog-topics 1\n", 14) || !end || sscanf(end + 5, "%" SCNx64, &want) != 1 ||
-        XXH3_64bits(buf, (size_t)(end + 1 - buf)) != want) {
-        snprintf(why, whysize, "damaged (header or checksum wrong)");
-        free(buf);
-        return -1;
-    }
-    end[1] = '\0';
-    size_t mc = 0;
-    meta_topic *m = NULL;
-    char *save = NULL;
-    for (char *line = strtok_r(buf + 14, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        if (strncmp(line, "topic ", 6))
-            continue;
-        if (*n == mc) {
-            mc = mc ? mc * 2 : 16;
-            meta_topic *nm = realloc(m, mc * sizeof *nm);
-            if (!nm)
-                break;
-            m = nm;
-        }
-        if (sscanf(line + 6, "%255s %d", m[*n].name, &m[*n].parts) == 2)
-            (*n)++;
-    }
+    rc = kl_meta_parse(buf, len, m, why, whysize);
     free(buf);
-    *out = m;
-    return 1;
+    if (rc == -ENOMEM)
+        snprintf(why, whysize, "out of memory");
+    return rc < 0 ? -1 : 1;
 }
 
 int cmd_verify(int argc, char **argv)
@@ -721,7 +677,7 @@ int cmd_verify(int argc, char **argv)
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
         int64_t b;
-        if (seg_name(de->d_name, ".log", &b) || !strcmp(de->d_name, "recovery.ckpt"))
+        if (kl_segment_name_parse(de->d_name, ".log", &b) || !strcmp(de->d_name, KL_CKPT_RECOVERY_NAME))
             single = true;
         if (!part_name(de->d_name))
             continue;
@@ -753,10 +709,11 @@ int cmd_verify(int argc, char **argv)
                    r.segments, r.batches);
         total = r;
     } else {
-        meta_topic *mt = NULL;
-        size_t nmt = 0;
-        char why[256];
-        int mr = meta_read(dir, &mt, &nmt, why, sizeof why);
+        kl_meta meta;
+        char why[300];
+        int mr = meta_read(dir, &meta, why, sizeof why);
+        const kl_meta_topic *mt = meta.topics;
+        size_t nmt = meta.ntopics;
         if (mr < 0) {
             printf("damage: topics.meta: %s\n", why);
             total.damage++;
@@ -766,7 +723,7 @@ int cmd_verify(int argc, char **argv)
         }
         /* Every partition the metadata lists must have its directory. */
         for (size_t t = 0; t < nmt; t++)
-            for (int p = 0; p < mt[t].parts; p++) {
+            for (int p = 0; p < mt[t].partitions; p++) {
                 char pn[300];
                 snprintf(pn, sizeof pn, "%s-%d", mt[t].name, p);
                 bool found = false;
@@ -774,7 +731,7 @@ int cmd_verify(int argc, char **argv)
                     found = !strcmp(subs[i], pn);
                 if (!found) {
                     printf("damage: %s: missing (topics.meta lists topic %s with %d partitions)\n", pn, mt[t].name,
-                           mt[t].parts);
+                           mt[t].partitions);
                     total.damage++;
                 }
             }
@@ -786,7 +743,7 @@ int cmd_verify(int argc, char **argv)
                 size_t tl = strlen(mt[t].name);
                 int pn;
                 listed = !strncmp(subs[i], mt[t].name, tl) && subs[i][tl] == '-' &&
-                         cli_int(subs[i] + tl + 1, 0, mt[t].parts - 1, &pn);
+                         cli_int(subs[i] + tl + 1, 0, mt[t].partitions - 1, &pn);
             }
             report r;
             verify_partition(p, subs[i], deep, codec, &r);
@@ -806,7 +763,7 @@ int cmd_verify(int argc, char **argv)
             total.bytes += r.bytes;
             report_free(&r);
         }
-        free(mt);
+        kl_meta_free(&meta);
     }
     if (!quiet)
         printf("klog verify: %s: %d partitions, %" PRIu64 " segments, %" PRIu64 " batches, %" PRIu64

@@ -1,6 +1,6 @@
 /*
  * tools/segfile.c - read-only readers of segment, index and checkpoint
- * files (see segfile.h for the layouts and the rules).
+ * files (see segfile.h for the rules, lib/storage/layout.h for the layouts).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -9,16 +9,11 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#define XXH_STATIC_LINKING_ONLY
-#include <xxhash.h>
-
 #include <klog/error.h>
 
 #include "segfile.h"
 
-static uint16_t ld16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
 static uint32_t ld32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
-static uint64_t ld64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
 
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "the klog file readers assume a little-endian host"
@@ -160,82 +155,51 @@ enum seg_status segrd_batch(segrd *r, uint64_t pos, const uint8_t **batch, size_
 int ix_load(const char *path, bool time, ixfile *ix)
 {
     memset(ix, 0, sizeof *ix);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    struct stat st;
-    if (fstat(fd, &st) < 0) {
-        int e = -errno;
-        close(fd);
-        return e;
-    }
-    size_t fsize = (size_t)st.st_size;
-    uint8_t *b = malloc(fsize ? fsize : 1);
-    if (!b) {
-        close(fd);
-        return -ENOMEM;
-    }
-    ssize_t got = pread_full(fd, b, fsize, 0);
-    close(fd);
-    if (got < 0) {
-        free(b);
-        return (int)got;
-    }
-    fsize = (size_t)got;
-    size_t esize = time ? 16 : 8;
-    if (fsize < IX_HDR) {
-        snprintf(ix->problem, sizeof ix->problem, "%zu bytes: shorter than the %d-byte header", fsize, IX_HDR);
-        free(b);
-        return 0;
-    }
-    memcpy(ix->raw_hdr, b, IX_HDR);
-    ix->magic = ld32(b);
-    ix->version = ld16(b + 4);
-    ix->esize = ld16(b + 6);
-    ix->base = (int64_t)ld64(b + 8);
-    ix->seg_size = ld64(b + 16);
-    ix->next_offset = (int64_t)ld64(b + 24);
-    ix->first_ts = (int64_t)ld64(b + 32);
-    ix->max_ts = (int64_t)ld64(b + 40);
-    ix->count = ld32(b + 48);
-    ix->interval = ld32(b + 52);
-    ix->checksum = ld64(b + 56);
-    uint32_t want_magic = time ? IX_MAGIC_T : IX_MAGIC_O;
-    if (ix->magic != want_magic)
-        snprintf(ix->problem, sizeof ix->problem, "bad magic 0x%08x (want 0x%08x)", ix->magic, want_magic);
-    else if (ix->version != 1)
-        snprintf(ix->problem, sizeof ix->problem, "unknown version %u", ix->version);
-    else if (ix->esize != esize)
-        snprintf(ix->problem, sizeof ix->problem, "entry size %u (want %zu)", ix->esize, esize);
-    else if (fsize != IX_HDR + (size_t)ix->count * esize)
+    char *b;
+    size_t fsize;
+    int rc = file_load(path, &b, &fsize);
+    if (rc < 0)
+        return rc;
+    uint32_t magic = time ? KL_IX_MAGIC_TIME : KL_IX_MAGIC_OFFSET;
+    size_t esize = kl_ix_esize(magic);
+    const uint8_t *u = (const uint8_t *)b;
+    ix->status = kl_ix_decode(u, fsize, magic, &ix->h);
+    const kl_ix_hdr *h = &ix->h;
+    switch (ix->status) {
+    case KL_IX_SHORT:
+        snprintf(ix->problem, sizeof ix->problem, "%zu bytes: shorter than the %d-byte header", fsize,
+                 KL_IX_HDR_SIZE);
+        break;
+    case KL_IX_BAD_MAGIC:
+        snprintf(ix->problem, sizeof ix->problem, "bad magic 0x%08x (want 0x%08x)", h->magic, magic);
+        break;
+    case KL_IX_BAD_VERSION:
+        snprintf(ix->problem, sizeof ix->problem, "unknown version %u", h->version);
+        break;
+    case KL_IX_BAD_ESIZE:
+        snprintf(ix->problem, sizeof ix->problem, "entry size %u (want %zu)", h->esize, esize);
+        break;
+    case KL_IX_BAD_LENGTH:
         snprintf(ix->problem, sizeof ix->problem, "%zu bytes, but the header says %u entries (%zu bytes)", fsize,
-                 ix->count, IX_HDR + (size_t)ix->count * esize);
-    else
+                 h->count, KL_IX_HDR_SIZE + (size_t)h->count * esize);
+        break;
+    case KL_IX_BAD_CHECKSUM:
+    case KL_IX_OK:
         ix->framing_ok = true;
-    size_t avail = (fsize - IX_HDR) / esize;
-    XXH3_state_t st3;
-    XXH3_64bits_reset(&st3);
-    XXH3_64bits_update(&st3, b, 56);
-    XXH3_64bits_update(&st3, b + IX_HDR, fsize - IX_HDR);
-    ix->checksum_ok = ix->framing_ok && XXH3_64bits_digest(&st3) == ix->checksum;
-    if (ix->magic == want_magic && ix->esize == esize) {
+        break;
+    }
+    ix->checksum_ok = ix->status == KL_IX_OK;
+    /* Entries are worth showing whenever their size is known, even when
+     * the header is damaged otherwise. */
+    if (ix->status != KL_IX_SHORT && h->magic == magic && h->esize == esize) {
+        size_t avail = (fsize - KL_IX_HDR_SIZE) / esize;
         ix->e = calloc(avail ? avail : 1, sizeof *ix->e);
         if (!ix->e) {
             free(b);
             return -ENOMEM;
         }
-        for (size_t i = 0; i < avail; i++) {
-            const uint8_t *p = b + IX_HDR + i * esize;
-            if (time) {
-                ix->e[i].ts = (int64_t)ld64(p);
-                ix->e[i].rel = ld32(p + 8);
-                ix->e[i].pos = ld32(p + 12);
-            } else {
-                ix->e[i].ts = 0;
-                ix->e[i].rel = ld32(p);
-                ix->e[i].pos = ld32(p + 4);
-            }
-        }
+        for (size_t i = 0; i < avail; i++)
+            kl_ix_entry(u, magic, i, &ix->e[i]);
         ix->n = avail;
     }
     free(b);
@@ -257,33 +221,49 @@ int ckpt_load(const char *path, uint32_t magic, ckpt *c)
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -errno;
-    uint8_t b[33];
+    uint8_t b[KL_CKPT_SIZE + 1]; /* one more: a longer file is damaged */
     ssize_t n = pread_full(fd, b, sizeof b, 0);
     close(fd);
     if (n < 0)
         return (int)n;
-    if (n >= 24) {
-        c->magic = ld32(b);
-        c->version = ld32(b + 4);
-        c->a = (int64_t)ld64(b + 8);
-        c->b = (int64_t)ld64(b + 16);
-    }
-    c->ok = n == 32 && c->magic == magic && c->version == 1 && ld64(b + 24) == XXH3_64bits(b, 24) && c->a >= 0 &&
-            c->b >= 0;
+    c->ok = kl_ckpt_decode(b, (size_t)n, magic, &c->v) == 0;
     return 0;
 }
 
-bool seg_name(const char *name, const char *suffix, int64_t *base)
+/* ---- whole small files ---------------------------------------------------------- */
+
+int file_load(const char *path, char **buf, size_t *len)
 {
-    size_t n = strlen(name), sl = strlen(suffix);
-    if (n != 20 + sl || strcmp(name + 20, suffix) != 0)
-        return false;
-    int64_t v = 0;
-    for (int i = 0; i < 20; i++) {
-        if (name[i] < '0' || name[i] > '9' || v > (INT64_MAX - 9) / 10)
-            return false;
-        v = v * 10 + (name[i] - '0');
+    *buf = NULL;
+    *len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    size_t cap = 1 << 16, n = 0;
+    char *b = malloc(cap + 1);
+    for (;;) {
+        if (!b) {
+            close(fd);
+            return -ENOMEM;
+        }
+        ssize_t got = pread_full(fd, b + n, cap - n, n);
+        if (got < 0) {
+            free(b);
+            close(fd);
+            return (int)got;
+        }
+        n += (size_t)got;
+        if (n < cap)
+            break;
+        cap *= 2;
+        char *nb = realloc(b, cap + 1);
+        if (!nb)
+            free(b);
+        b = nb;
     }
-    *base = v;
-    return true;
+    close(fd);
+    b[n] = '\0';
+    *buf = b;
+    *len = n;
+    return 0;
 }

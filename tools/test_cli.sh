@@ -6,8 +6,9 @@
 # Creates a topic, produces keyed lines with headers, consumes them back in
 # every format, consumes as a group and resets and describes the group,
 # dumps a segment, verifies a clean directory (exit 0) and a damaged copy
-# (exit 1), runs small perf tests, asks every command for --help, and checks
-# the usage (2) and locked-directory (3) exit codes.  Topics are also altered:
+# (exit 1), damaged small files, runs small perf tests, asks every command
+# for --help, checks the usage (2) and locked-directory (3) exit codes, and
+# that the tool links libklog.so without private symbols of the core.  Topics are also altered:
 # partitions added, configuration keys set and deleted.  Run by meson test
 # (suite 'tools').
 set -u
@@ -207,6 +208,34 @@ contains "$WORK/out" "zeroed tail: 1048576 bytes"
 KLOG_DIR="$WORK/crashed" expect 0 "$KLOG" topics describe events
 if [ "$(stat -c %s "$CSEG")" -eq "$CSIZE" ]; then ok; else fail "the open did not cut the zeroed tail of $CSEG"; fi
 
+# damaged small files: dump and verify judge them with the library's own
+# reader (lib/storage/layout.h), so what they call damage the library does
+cp -a "$KLOG_DIR" "$WORK/small"
+printf Z | dd of="$WORK/small/topics.meta" bs=1 seek=20 conv=notrunc 2>/dev/null
+expect 1 "$KLOG" verify "$WORK/small"
+contains "$WORK/out" "damage: topics.meta: damaged topic metadata"
+expect 1 "$KLOG" dump "$WORK/small/topics.meta"
+contains "$WORK/out" "checksum: BAD"
+KLOG_DIR="$WORK/small" expect 1 "$KLOG" topics list
+contains "$WORK/err" "topics.meta: damaged topic metadata"
+cp "$KLOG_DIR/topics.meta" "$WORK/small/topics.meta"
+SIX="$WORK/small/events-1/00000000000000000000.index"
+truncate -s 30 "$SIX"
+expect 1 "$KLOG" dump "$SIX"
+contains "$WORK/out" "Damaged: 30 bytes: shorter than the 64-byte header"
+expect 1 "$KLOG" verify "$WORK/small/events-1"
+contains "$WORK/out" "00000000000000000000.index: damaged: 30 bytes"
+rm -f "$SIX"
+truncate -s 31 "$WORK/small/events-1/recovery.ckpt"
+expect 1 "$KLOG" dump "$WORK/small/events-1/recovery.ckpt"
+contains "$WORK/out" " BAD"
+expect 1 "$KLOG" verify "$WORK/small"
+contains "$WORK/out" "recovery.ckpt: damaged (size, magic, version or checksum wrong)"
+# the library repairs what it can: the index is rebuilt, the checkpoint rewritten
+KLOG_DIR="$WORK/small" expect 0 "$KLOG" topics describe events
+expect 0 "$KLOG" verify "$WORK/small"
+contains "$WORK/out" "clean"
+
 # ---- perf ----------------------------------------------------------------------------
 expect 0 "$KLOG" topics create perf --partitions 2
 expect 0 "$KLOG" perf produce perf --records 5000 --record-size 64 --throughput -1 --acks 1
@@ -265,6 +294,21 @@ BGRC=$?
 BG=""
 [ "$BGRC" -eq 0 ] && ok || fail "background consumer exited $BGRC after SIGTERM"
 expect 0 "$KLOG" topics list
+
+# ---- the tool is built on libklog.so ---------------------------------------------------
+# It links the shared library and carries none of the core's private code:
+# only lib/format (kf_) and lib/storage/layout.h (kl_), through klog_layout.
+if command -v nm >/dev/null && command -v readelf >/dev/null; then
+    readelf -d "$KLOG" | grep -q 'NEEDED.*libklog\.so' && ok || fail "klog does not link libklog.so"
+    nm --defined-only "$KLOG" >"$WORK/syms" 2>&1
+    contains "$WORK/syms" " kl_meta_parse" # a symbol table to look in (not stripped)
+    PRIV=$(awk '{print $NF}' "$WORK/syms" | grep -E '^(ks|kg|kio|kt|kp|kc)_|^klog__' | head -5 | tr '\n' ' ')
+    [ -z "$PRIV" ] && ok || fail "klog carries private symbols of the core: $PRIV"
+    nm -D --defined-only "$KLOG" | awk '{print $NF}' | grep -E '^(ks|kg|kio|kt|kp|kc|kf|kl)_|^klog' >"$WORK/dsyms"
+    [ -s "$WORK/dsyms" ] && fail "klog exports symbols of the core: $(head -3 "$WORK/dsyms" | tr '\n' ' ')" || ok
+else
+    echo "test_cli: nm or readelf not found: symbol checks skipped" >&2
+fi
 
 echo "test_cli: $CHECKS checks passed, $FAILS failed"
 [ "$FAILS" -eq 0 ]

@@ -81,6 +81,12 @@ enum kl_ix_status kl_ix_decode(const uint8_t *file, size_t len, uint32_t magic, 
     return KL_IX_OK;
 }
 
+bool kl_ix_same_state(const kl_ix_hdr *a, const kl_ix_hdr *b)
+{
+    return a->base == b->base && a->seg_size == b->seg_size && a->next_offset == b->next_offset &&
+           a->first_ts == b->first_ts && a->max_ts == b->max_ts;
+}
+
 void kl_ix_entry(const uint8_t *file, uint32_t magic, size_t i, kl_tentry *e)
 {
     const uint8_t *p = file + KL_IX_HDR_SIZE + i * kl_ix_esize(magic);

@@ -95,6 +95,11 @@ enum kl_ix_status {
  * stored fields whatever the status, for a tool to print. */
 enum kl_ix_status kl_ix_decode(const uint8_t *file, size_t len, uint32_t magic, kl_ix_hdr *h);
 
+/* True when the headers of a segment's .index and .timeindex describe the
+ * same state of it (base, segment size, next offset, timestamps): written
+ * together, they must, or one of them is stale or damaged. */
+bool kl_ix_same_state(const kl_ix_hdr *a, const kl_ix_hdr *b);
+
 /* Entry i of an index file, decoded into *e (ts 0 for the offset index).
  * The caller checks that KL_IX_HDR_SIZE + (i + 1) * esize <= the file's
  * length. */

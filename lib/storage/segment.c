@@ -325,8 +325,8 @@ int ks__seg_load_indexes(ks_segment *s, const char *dir, uint64_t seg_size)
     int rc = load_index(s, dir, ".index", KL_IX_MAGIC_OFFSET, &s->oidx, sizeof(ks_oentry), seg_size, &ho);
     if (rc == 0)
         rc = load_index(s, dir, ".timeindex", KL_IX_MAGIC_TIME, &s->tidx, sizeof(ks_tentry), seg_size, &ht);
-    if (rc == 0 && (ho.next_offset != ht.next_offset || ho.first_ts != ht.first_ts || ho.max_ts != ht.max_ts))
-        rc = KLOG_ECORRUPT; /* the two files describe different states (base, size: checked) */
+    if (rc == 0 && !kl_ix_same_state(&ho, &ht))
+        rc = KLOG_ECORRUPT; /* the two files describe different states */
     /* Entries must be in range and strictly increasing. */
     const ks_oentry *oe = s->oidx.e;
     int64_t next = rc == 0 ? ho.next_offset : 0;
