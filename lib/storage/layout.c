@@ -310,9 +310,10 @@ bool kl_segment_name_parse(const char *name, const char *suffix, int64_t *base)
         return false;
     int64_t v = 0;
     for (int i = 0; i < 20; i++) {
-        if (name[i] < '0' || name[i] > '9' || v > (INT64_MAX - 9) / 10)
+        int d = name[i] - '0';
+        if (d < 0 || d > 9 || v > (INT64_MAX - d) / 10)
             return false;
-        v = v * 10 + (name[i] - '0');
+        v = v * 10 + d;
     }
     *base = v;
     return true;
