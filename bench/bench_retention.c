@@ -309,7 +309,7 @@ static size_t list_segments(const char *dir, char ***out)
         size_t l = strlen(de->d_name);
         if (l < 5 || strcmp(de->d_name + l - 4, ".log"))
             continue;
-        char p[4400];
+        char p[4200 + 256 + 2]; /* dir (path_in's 4200) / name (<= 255) */
         struct stat st;
         snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
         if (stat(p, &st) || st.st_size == 0)
