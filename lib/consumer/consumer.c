@@ -3,7 +3,7 @@
  * blocking waits with wakeup and an eventfd.
  *
  * Per partition the consumer keeps a view into the segment mapping
- * (ks_view) and, while a batch is half consumed, an iterator into it.
+ * (ks_view, read through lib/partition below the high watermark) and, while a batch is half consumed, an iterator into it.
  * Messages returned by a poll point into those views (uncompressed
  * batches) or into the partition's decompression buffer (compressed
  * batches).  Lifetime rule: everything a poll returned stays valid until
@@ -34,7 +34,7 @@
 typedef struct kc_part {
     kt_topic *t;
     int32_t partition;
-    ks_log *log;
+    kpart *part;
     int64_t pos;             /* next offset to return */
     int err;                 /* sticky KLOG_EOFFSET until a seek */
     bool err_reported;       /* err returned by a poll already */
@@ -74,7 +74,7 @@ struct klog_consumer {
     struct kc_retired { uint8_t *dbuf; kt_topic *t; } *retired;
     size_t nretired, rcap;
 
-    kt_waiter waiter;
+    kpart_waiter waiter;
     _Atomic bool wakeup;
     bool fd_armed;           /* armed at the end of an empty poll, for the fd */
 
@@ -205,20 +205,23 @@ static void part_reset_view(klog_consumer *c, kc_part *p)
     p->in_batch = false;
 }
 
-/* Resolve a requested position against the log and the reset policy. */
+/* Resolve a requested position against the partition and the reset
+ * policy.  "End" is the high watermark (what a consumer can see); an offset
+ * up to the log end is in range (it waits there for the HW). */
 static int resolve(klog_consumer *c, kc_part *p, int64_t offset)
 {
-    int64_t start = ks_log_start_offset(p->log), end = ks_log_end_offset(p->log);
+    int64_t start = kpart_start_offset(p->part), hw = kpart_high_watermark(p->part);
+    int64_t end = kpart_end_offset(p->part);
     if (offset == KLOG_OFFSET_BEGINNING)
         offset = start;
     else if (offset == KLOG_OFFSET_END)
-        offset = end;
+        offset = hw;
     else if (offset == KLOG_OFFSET_DEFAULT || offset < start || offset > end) {
         if (offset < 0 && offset != KLOG_OFFSET_DEFAULT)
             return -EINVAL;
         if (c->reset == KC_RESET_NONE)
             return KLOG_EOFFSET;
-        offset = c->reset == KC_RESET_EARLIEST ? start : end;
+        offset = c->reset == KC_RESET_EARLIEST ? start : hw;
     }
     p->pos = offset;
     p->err = 0;
@@ -268,12 +271,12 @@ static int assign_part(klog_consumer *c, const char *topic, int32_t partition, i
     memset(p, 0, sizeof *p);
     p->t = t;
     p->partition = partition;
-    p->log = t->parts[partition];
+    p->part = t->parts[partition];
     int rc = resolve(c, p, offset);
-    if (rc == 0 && (rc = klog__waitq_add(t, partition, &c->waiter)) == 0) {
+    if (rc == 0 && (rc = kpart_waiter_add(p->part, &c->waiter)) == 0) {
         p->registered = true;
         if (c->fd_armed) /* the new partition joins the armed set */
-            klog__waitq_arm(t, partition, 1);
+            kpart_waiter_arm(p->part, 1);
     }
     if (rc < 0) {
         klog__topic_put(t);
@@ -315,9 +318,9 @@ static void part_free(klog_consumer *c, kc_part *p, bool keep_views)
     }
     part_reset_view(c, p);
     if (c->fd_armed)
-        klog__waitq_arm(p->t, p->partition, -1);
+        kpart_waiter_arm(p->part, -1);
     if (p->registered)
-        klog__waitq_remove(p->t, p->partition, &c->waiter);
+        kpart_waiter_remove(p->part, &c->waiter);
     free(p->dbuf);
     if (!retired)
         klog__topic_put(p->t);
@@ -438,7 +441,7 @@ static int fill(klog_consumer *c, kc_part *p, size_t *n)
             if (p->used_view && held_reserve(c) < 0)
                 return 0; /* cannot keep the old view alive: next poll */
             part_reset_view(c, p);
-            int rc = ks_log_read(p->log, p->pos, c->fetch_max, &p->view);
+            int rc = kpart_read(p->part, p->pos, c->fetch_max, &p->view);
             if (rc == KLOG_EOFFSET) {
                 /* fell off the head (retention) or past the end (truncation) */
                 if (resolve(c, p, p->pos) < 0) {
@@ -468,7 +471,7 @@ static bool any_available(klog_consumer *c)
     for (size_t i = 0; i < c->nparts; i++) {
         kc_part *p = &c->parts[i];
         if (!p->err && (p->in_batch || (p->view.seg && p->off < p->view.len) ||
-                        ks_log_end_offset(p->log) > p->pos))
+                        kpart_high_watermark(p->part) > p->pos))
             return true;
     }
     return false;
@@ -478,7 +481,7 @@ static void arm(klog_consumer *c, int delta)
 {
     atomic_store(&c->waiter.armed, delta > 0);
     for (size_t i = 0; i < c->nparts; i++)
-        klog__waitq_arm(c->parts[i].t, c->parts[i].partition, delta);
+        kpart_waiter_arm(c->parts[i].part, delta);
 }
 
 static void drain_efd(klog_consumer *c)
@@ -908,7 +911,7 @@ static void note_poll(klog_consumer *c, size_t n)
     for (size_t i = 0; i < n; i++)
         bytes += c->msgs[i].key_len + c->msgs[i].value_len;
     for (size_t i = 0; i < c->nparts; i++) {
-        int64_t l = ks_log_end_offset(c->parts[i].log) - c->parts[i].pos;
+        int64_t l = kpart_high_watermark(c->parts[i].part) - c->parts[i].pos;
         lag += l > 0 ? (uint64_t)l : 0;
     }
     atomic_fetch_add_explicit(&c->st_records, n, memory_order_relaxed);
@@ -1084,7 +1087,7 @@ KLOG_API int klog_consumer_seek_time(klog_consumer *c, const char *topic, int32_
     if (!p)
         return -ENOENT;
     int64_t off;
-    int rc = ks_log_offset_for_time(p->log, ts_ms, &off);
+    int rc = kpart_offset_for_time(p->part, ts_ms, &off);
     if (rc < 0)
         return rc;
     part_reset_view(c, p);
@@ -1109,7 +1112,7 @@ KLOG_API int klog_consumer_lag(klog_consumer *c, const char *topic, int32_t part
     kc_part *p = find_part(c, topic, partition);
     if (!p)
         return -ENOENT;
-    int64_t end = ks_log_end_offset(p->log), start = ks_log_start_offset(p->log);
+    int64_t end = kpart_high_watermark(p->part), start = kpart_start_offset(p->part);
     *lag = end - (p->pos < start ? start : p->pos);
     if (*lag < 0)
         *lag = 0;

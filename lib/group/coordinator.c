@@ -839,7 +839,7 @@ static void desc_offset_cb(void *arg, kg_committed_t *c)
     kt_topic *t = klog__topic_get(d->r->k, c->topic);
     if (t) {
         if (c->partition >= 0 && c->partition < atomic_load(&t->nparts))
-            end = ks_log_end_offset(t->parts[c->partition]);
+            end = kpart_high_watermark(t->parts[c->partition]);
         klog__topic_put(t);
     }
     klog__sbuf_printf(d->b, "%s{\"topic\":", d->first ? "" : ",");
@@ -936,13 +936,13 @@ int kg_reset(kg_registry *r, const char *group, const char *topic, int32_t parti
     if (group_active(r, group))
         rc = KLOG_ESTATE;
     for (int p = from; rc == 0 && p < to; p++) {
-        ks_log *log = t->parts[p];
-        int64_t start = ks_log_start_offset(log), end = ks_log_end_offset(log), off = start;
+        kpart *part = t->parts[p];
+        int64_t start = kpart_start_offset(part), end = kpart_high_watermark(part), off = start;
         kg_committed_t *c = kg__store_find(&r->st, group, topic, p);
         switch (kind) {
         case KLOG_RESET_EARLIEST: off = start; break;
         case KLOG_RESET_LATEST: off = end; break;
-        case KLOG_RESET_TIMESTAMP: rc = ks_log_offset_for_time(log, value, &off); break;
+        case KLOG_RESET_TIMESTAMP: rc = kpart_offset_for_time(part, value, &off); break;
         case KLOG_RESET_OFFSET: off = value; break;
         case KLOG_RESET_SHIFT: off = (c ? c->offset : start) + value; break;
         }

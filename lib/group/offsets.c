@@ -23,7 +23,7 @@
 #include "common/common.h"
 #include "common/conf.h"
 #include "group/internal.h"
-#include "storage/storage.h"
+#include "partition/partition.h"
 
 #define KEY_MAX (1 + 2 + 255 + 2 + KLOG_TOPIC_NAME_MAX + 4)
 #define VAL_MAX (1 + 8 + 8 + 2 + KG_META_MAX)
@@ -187,12 +187,15 @@ static void load_record(kg_store *st, const kf_record_view *r)
     table_set(st, g, t, part, (int64_t)klog__ld64(v + 1), (int64_t)klog__ld64(v + 9), (const char *)v + 19, ml);
 }
 
-static int load_partition(kg_store *st, ks_log *log)
+/* Rebuild the table from one partition, up to its log end (as Kafka's
+ * coordinator loads its partitions: the offsets it wrote itself count,
+ * acknowledged or not). */
+static int load_partition(kg_store *st, kpart *part)
 {
-    int64_t off = ks_log_start_offset(log);
+    int64_t off = kpart_start_offset(part);
     for (;;) {
         ks_view v;
-        int rc = ks_log_read(log, off, 1u << 20, &v);
+        int rc = kpart_read_log(part, off, 1u << 20, &v);
         if (rc < 0)
             return rc;
         if (v.len == 0) {
@@ -319,9 +322,9 @@ int kg__store_put(kg_registry *r, const char *group, kg_offset *o, unsigned n, b
     if ((rc = kf_builder_finish(&b, NULL, NULL, &batch, &blen)) < 0)
         return rc;
     int np = atomic_load_explicit(&st->t->nparts, memory_order_acquire);
-    ks_log *log = st->t->parts[XXH3_64bits(group, strlen(group)) % (uint64_t)np];
+    kpart *part = st->t->parts[XXH3_64bits(group, strlen(group)) % (uint64_t)np];
     ks_batch kb = { (void *)batch, blen, 0, 0 };
-    rc = ks_log_append(log, &kb, 1, sync ? KS_APPEND_SYNC : 0);
+    rc = kpart_append(part, &kb, 1, sync ? KS_APPEND_SYNC : 0);
     if (rc < 0)
         return rc;
     for (unsigned i = 0; i < n; i++) {

@@ -7,9 +7,15 @@
  * is full, when linger.ms has passed (the producer's thread), on flush, or
  * at once with linger.ms=0.  Sealed batches wait in the accumulator's FIFO;
  * one thread at a time (the drainer) takes them all, compresses them,
- * appends them to the partition log in one call (one fdatasync for all of
- * them with acks=all) and reports every record.  One drainer per partition
- * keeps the partition's order; sequence numbers are assigned by the drainer,
+ * appends them to the partition (lib/partition) in one call (one fdatasync
+ * for all of them with acks=all) and submits each batch's acknowledgement
+ * to the partition.  The partition completes it - and the batch's records
+ * are reported - when it says they are acknowledged: at once while it is
+ * not replicated (inline, on the drainer), or later, in order, on the
+ * thread that moves its high watermark (acks=all on a replicated leader).
+ * Until then the batch keeps its buffer (charged to buffer.memory) and
+ * counts as outstanding.  One drainer per partition keeps the partition's
+ * order; sequence numbers are assigned by the drainer,
  * in that same order, and advance only past batches the log accepted, so a
  * batch that fails leaves no gap behind it.
  *
@@ -23,6 +29,7 @@
  */
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +68,11 @@ typedef struct kp_batch {
     _Atomic int fin;   /* KP_FIN_* */
     int fin_rc;        /* 0, or why it could not be finished */
     size_t out_len;    /* finished bytes, at buf */
+    /* After the append: the partition completes ack (batch_acked) when
+     * the records are acknowledged. */
+    kpart_ack ack;
+    struct kp_acc *acc;
+    int64_t base_offset; /* where the log put it (-1: unknown or failed) */
 } kp_batch;
 
 enum { KP_FIN_NONE = 0, KP_FIN_CLAIMED, KP_FIN_DONE };
@@ -78,6 +90,7 @@ typedef struct kp_acc {
     _Atomic uint64_t done;      /* batches reported so far (drainer, in order) */
     kp_topic *t;
     int32_t partition;
+    klog_producer *p;
     struct kp_acc *all_next; /* producer-wide list, for linger and flush */
     _Atomic uint64_t st_records, st_bytes; /* sent through it (under mu; read by klog_stats) */
 } kp_acc;
@@ -371,7 +384,8 @@ static void batch_done(klog_producer *p, kp_acc *a, kp_batch *b, int64_t base, i
     }
     batch_put(p, b);
     /* outstanding first: a flush that sees `done` move must also see the
-     * records gone from outstanding */
+     * records gone from outstanding.  Completions come in the partition's
+     * order, so `done` counts this accumulator's batches in seal order. */
     int64_t left = atomic_fetch_sub(&p->outstanding, n) - n;
     atomic_fetch_add_explicit(&a->done, 1, memory_order_release);
     if (left == 0 || atomic_load(&p->flushers) > 0) {
@@ -379,6 +393,16 @@ static void batch_done(klog_producer *p, kp_acc *a, kp_batch *b, int64_t base, i
         pthread_cond_broadcast(&p->flush_cv);
         pthread_mutex_unlock(&p->q_mu);
     }
+}
+
+/* The partition acknowledged a batch (or failed it): report its records.
+ * Runs on the drainer (inline) or on the thread that moved the partition's
+ * high watermark, with no lock held. */
+static void batch_acked(kpart_ack *ack, int err)
+{
+    kp_batch *b = (kp_batch *)((char *)ack - offsetof(kp_batch, ack));
+    kp_acc *a = b->acc;
+    batch_done(a->p, a, b, b->base_offset, err);
 }
 
 /* ---- sealing and draining ------------------------------------------------------ */
@@ -508,7 +532,7 @@ static void drain_locked(klog_producer *p, kp_acc *a)
         pthread_mutex_unlock(&a->mu);
 
         kt_topic *kt = a->t->kt;
-        ks_log *log = kt->parts[a->partition];
+        kpart *part = kt->parts[a->partition];
         while (list) {
             kp_batch *bs[KP_DRAIN_MAX];
             ks_batch kb[KP_DRAIN_MAX];
@@ -545,7 +569,7 @@ static void drain_locked(klog_producer *p, kp_acc *a)
                 }
             if (m > 0) {
                 int rc = atomic_load(&kt->deleted) ? KLOG_EUNKNOWN_TOPIC
-                         : ks_log_append(log, ok, m, p->acks < 0 ? KS_APPEND_SYNC : 0);
+                         : kpart_append(part, ok, m, p->acks < 0 ? KS_APPEND_SYNC : 0);
                 for (unsigned j = 0; j < m; j++) {
                     int r = ok[j].result;
                     if (r == KLOG_EDUPLICATE)
@@ -564,8 +588,18 @@ static void drain_locked(klog_producer *p, kp_acc *a)
              * ahead: they get restamped as they come. */
             for (unsigned i = 0; i < n && p->idempotent && err[i] == 0; i++)
                 a->next_seq = seq_after(bs[i]->base_seq, bs[i]->b.count);
-            for (unsigned i = 0; i < n; i++)
-                batch_done(p, a, bs[i], kb[i].base_offset, err[i]);
+            /* Each batch is reported when the partition acknowledges it:
+             * with one replica at once, here; errors in their turn. */
+            int level = p->acks < 0 ? KPART_ACK_ALL : KPART_ACK_LEADER;
+            for (unsigned i = 0; i < n; i++) {
+                kp_batch *b = bs[i];
+                b->acc = a;
+                b->base_offset = kb[i].base_offset;
+                b->ack.done = batch_acked;
+                /* a duplicate too old to place (-1) lies long below the HW */
+                int64_t end = b->base_offset >= 0 ? b->base_offset + b->b.count : 0;
+                kpart_ack_submit(part, &b->ack, end, level, err[i]);
+            }
         }
         pthread_mutex_lock(&a->mu);
     }
@@ -688,6 +722,7 @@ static kp_acc *acc_get(klog_producer *p, kp_topic *t, int32_t part)
         pthread_cond_init(&a->fin_cv, NULL);
         a->t = t;
         a->partition = part;
+        a->p = p;
         a->all_next = atomic_load(&p->accs);
         atomic_store(&p->accs, a);
         atomic_store_explicit(&t->acc[part], a, memory_order_release);
@@ -890,8 +925,7 @@ KLOG_API int klog_producer_send(klog_producer *p, const char *topic, const klog_
         part = choose_partition(p, t, r, n);
     if (part < 0 || part >= n)
         return KLOG_EUNKNOWN_PARTITION;
-    ks_log *log = t->kt->parts[part];
-    if (KLOG_UNLIKELY(ks_log_error(log) != 0))
+    if (KLOG_UNLIKELY(kpart_error(t->kt->parts[part]) != 0))
         return KLOG_EREADONLY;
 
     kf_header hstack[KP_HDR_STACK], *hs = hstack;

@@ -118,21 +118,15 @@ static void topic_free(kt_topic *t)
     int n = atomic_load(&t->nparts);
     for (int p = 0; p < n; p++) {
         if (!atomic_load(&t->deleted)) {
-            ks_log_close(t->parts[p]);
+            kpart_close(t->parts[p]);
             continue;
         }
         /* Deleted: its directories were renamed aside; drop them unwritten. */
-        ks_log_abandon(t->parts[p]);
+        kpart_abandon(t->parts[p]);
         char d[4400];
         if (part_dir(d, sizeof d, t->k, t->name, p, t->tomb) == 0)
             remove_part_dir(t->k, d);
     }
-    for (int p = 0; p < KT_MAX_PARTITIONS && t->wq && t->wq[p]; p++) {
-        pthread_mutex_destroy(&t->wq[p]->mu);
-        free(t->wq[p]->w);
-        free(t->wq[p]);
-    }
-    free(t->wq);
     free(t->parts);
     klog_conf_free(t->conf);
     klog_conf_free(t->overrides);
@@ -174,22 +168,13 @@ static int open_parts(klog *k, kt_topic *t, int from, int to)
     for (int p = from; p < to; p++) {
         char d[4400];
         int rc = part_dir(d, sizeof d, k, t->name, p, NULL);
-        if (rc == 0 && !t->wq[p]) {
-            t->wq[p] = calloc(1, sizeof *t->wq[p]);
-            if (t->wq[p])
-                pthread_mutex_init(&t->wq[p]->mu, NULL);
-            else
-                rc = -ENOMEM;
-        }
         if (rc == 0)
-            rc = ks_log_open(&t->parts[p], k->io, d, &lc);
-        if (rc == 0) {
-            ks_log_set_listener(t->parts[p], klog__waitq_notify, t->wq[p]);
-            ks_log_set_prefill_hook(t->parts[p], bg_prefill_hook, k);
-        }
+            rc = kpart_open(&t->parts[p], k->io, d, &lc);
+        if (rc == 0)
+            ks_log_set_prefill_hook(kpart_log(t->parts[p]), bg_prefill_hook, k);
         if (rc < 0) {
             for (int q = from; q < p; q++) {
-                ks_log_close(t->parts[q]);
+                kpart_close(t->parts[q]);
                 t->parts[q] = NULL;
             }
             return rc;
@@ -208,8 +193,7 @@ static int topic_new(klog *k, const char *name, const klog_conf *overrides, kt_t
     t->k = k;
     atomic_store(&t->refs, 1); /* the table's */
     int rc = -ENOMEM;
-    if (!(t->parts = calloc(KT_MAX_PARTITIONS, sizeof *t->parts)) ||
-        !(t->wq = calloc(KT_MAX_PARTITIONS, sizeof *t->wq)) || klog_conf_dup(k->conf, &t->conf) < 0 ||
+    if (!(t->parts = calloc(KT_MAX_PARTITIONS, sizeof *t->parts)) || klog_conf_dup(k->conf, &t->conf) < 0 ||
         klog_conf_new(&t->overrides) < 0)
         goto fail;
     klog__conf_merge(t->overrides, overrides);
@@ -426,9 +410,9 @@ static void *bg_main(void *arg)
             int np = atomic_load_explicit(&snap[i]->nparts, memory_order_acquire);
             for (int p = 0; p < np; p++) {
                 if (prefill)
-                    (void)ks_log_prefill(snap[i]->parts[p]); /* failures cost speed only */
+                    (void)ks_log_prefill(kpart_log(snap[i]->parts[p])); /* failures cost speed only */
                 if (tick)
-                    (void)ks_log_tick(snap[i]->parts[p]); /* errors stick in the log */
+                    (void)ks_log_tick(kpart_log(snap[i]->parts[p])); /* errors stick in the log */
             }
             klog__topic_put(snap[i]);
         }
@@ -538,7 +522,7 @@ KLOG_API int klog_close(klog *k)
         /* close the logs now (the table's reference), reporting errors */
         int np = atomic_load(&t->nparts);
         for (int p = 0; p < np; p++) {
-            int r = ks_log_close(t->parts[p]);
+            int r = kpart_close(t->parts[p]);
             t->parts[p] = NULL;
             if (r < 0 && rc == 0)
                 rc = r;
@@ -667,6 +651,11 @@ KLOG_API int klog_topic_delete(klog *k, const char *name)
     }
     atomic_store(&t->deleted, true);
     pthread_mutex_unlock(&k->mu);
+    /* Acknowledgements waiting for the high watermark will not get it:
+     * report them now (a producer's flush would wait for ever).  Outside
+     * mu: the completions run delivery callbacks. */
+    for (int p = 0; p < np; p++)
+        kpart_ack_fail(t->parts[p], KLOG_EUNKNOWN_TOPIC);
     klog__topic_put(t);
     return 0;
 }
@@ -696,7 +685,7 @@ KLOG_API int klog_topic_add_partitions(klog *k, const char *name, int total)
              * so they must not take records now.  Undo them. */
             atomic_store_explicit(&t->nparts, cur, memory_order_release);
             for (int p = cur; p < total; p++) {
-                ks_log_abandon(t->parts[p]);
+                kpart_abandon(t->parts[p]);
                 t->parts[p] = NULL;
                 char d[4400];
                 if (part_dir(d, sizeof d, k, t->name, p, NULL) == 0)
@@ -752,7 +741,7 @@ KLOG_API int klog_topic_describe(klog *k, const char *name, klog_partition_info 
         return klog__topic_name_check(name) < 0 ? KLOG_EBADNAME : KLOG_EUNKNOWN_TOPIC;
     int np = atomic_load_explicit(&t->nparts, memory_order_acquire);
     for (int p = 0; p < np && (size_t)p < max; p++) {
-        ks_log *l = t->parts[p];
+        ks_log *l = kpart_log(t->parts[p]);
         klog_partition_info pi = {
             .struct_size = (uint32_t)KLOG_MIN(stride, sizeof(klog_partition_info)),
             .partition = p,
@@ -792,7 +781,7 @@ KLOG_API int klog_topic_delete_records(klog *k, const char *name, int32_t partit
     if (partition < 0 || partition >= atomic_load_explicit(&t->nparts, memory_order_acquire))
         rc = KLOG_EUNKNOWN_PARTITION;
     else
-        rc = ks_log_delete_records(t->parts[partition], before_offset, low_watermark);
+        rc = kpart_delete_records(t->parts[partition], before_offset, low_watermark);
     klog__topic_put(t);
     return rc;
 }
@@ -856,7 +845,7 @@ KLOG_API int klog_topic_alter_config(klog *k, const char *name, const klog_conf 
     log_config(k, t->conf, &lc);
     int np = atomic_load(&t->nparts);
     for (int p = 0; p < np; p++) {
-        int r = ks_log_reconfigure(t->parts[p], &lc);
+        int r = ks_log_reconfigure(kpart_log(t->parts[p]), &lc);
         if (r < 0 && rc == 0)
             rc = r;
     }

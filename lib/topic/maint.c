@@ -116,10 +116,10 @@ void klog__maint_retention(klog *k, bool force)
              * interval syncs (a pass that starts meanwhile only delays
              * them by its length) */
             pthread_mutex_lock(&k->maint_mu);
-            bool busy = being_cleaned(k, t->parts[p]);
+            bool busy = being_cleaned(k, kpart_log(t->parts[p]));
             pthread_mutex_unlock(&k->maint_mu);
             if (!busy)
-                (void)ks_log_retain(t->parts[p], &r, NULL); /* a failed log reports it itself */
+                (void)ks_log_retain(kpart_log(t->parts[p]), &r, NULL); /* a failed log reports it itself */
             skipped |= busy;
         }
     }
@@ -157,7 +157,7 @@ static int64_t drop_oldest_anywhere(klog *k)
         for (int p = 0; p < np; p++) {
             int64_t ts;
             uint64_t bytes;
-            ks_log *l = t->parts[p];
+            ks_log *l = kpart_log(t->parts[p]);
             if (ks_log_oldest(l, &ts, &bytes)) {
                 if (nc == cc) {
                     size_t ncap = cc ? cc * 2 : 64;
@@ -293,7 +293,7 @@ static bool clean_one(klog *k, unsigned self)
         clean_config(k, t, &cc);
         int np = atomic_load_explicit(&t->nparts, memory_order_acquire);
         for (int p = 0; p < np; p++) {
-            ks_log *l = t->parts[p];
+            ks_log *l = kpart_log(t->parts[p]);
             pthread_mutex_lock(&k->maint_mu);
             bool busy = being_cleaned(k, l);
             pthread_mutex_unlock(&k->maint_mu);

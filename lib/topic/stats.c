@@ -100,7 +100,7 @@ static int snap_take(klog *k, snap *s)
             break;
         }
         for (int p = 0; p < np; p++) {
-            ks_log *l = t->parts[p];
+            ks_log *l = kpart_log(t->parts[p]);
             pstat *ps = &ts->p[ts->np++];
             ps->partition = p;
             ps->start = ks_log_start_offset(l);

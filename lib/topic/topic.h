@@ -27,35 +27,17 @@
 #include <klog/topic.h>
 #include "common/conf.h"
 #include "io/io.h"
-#include "storage/storage.h"
+#include "partition/partition.h"
 
 #define KT_MAX_PARTITIONS 10000
-
-/*
- * Append notification.  A consumer owns one kt_waiter (an eventfd and an
- * "armed" flag) and registers it with the wait queue of every partition it
- * reads.  Before sleeping it arms itself and re-checks for data; an append
- * to any of those partitions then writes the eventfd once.  Appends with no
- * armed waiter pay one atomic load.
- */
-typedef struct kt_waiter {
-    int efd;
-    _Atomic int armed;
-} kt_waiter;
-
-typedef struct kt_waitq {
-    pthread_mutex_t mu;
-    kt_waiter **w;
-    unsigned n, cap;
-    _Atomic unsigned armed;   /* armed waiters registered here (a hint) */
-} kt_waitq;
 
 typedef struct kt_topic {
     char name[KLOG_TOPIC_NAME_MAX + 1];
     /* parts has room for KT_MAX_PARTITIONS pointers and never moves, so
-     * readers may load nparts (acquire) and index below it without a lock. */
-    ks_log **parts;
-    kt_waitq **wq;            /* [KT_MAX_PARTITIONS], one per open partition */
+     * readers may load nparts (acquire) and index below it without a lock.
+     * Each partition object (lib/partition) owns its log, waiters and
+     * listeners; the layers above reach storage only through it. */
+    kpart **parts;
     _Atomic int nparts;
     klog_conf *conf;          /* instance defaults merged with overrides */
     klog_conf *overrides;     /* what was set for this topic explicitly */
@@ -74,13 +56,6 @@ kt_topic *klog__topic_get(struct klog *k, const char *name);
 void klog__topic_put(kt_topic *t);
 /* Kafka's naming rule; 0 or KLOG_EBADNAME. */
 int klog__topic_name_check(const char *name);
-/* Register / unregister a waiter on a partition (returns 0 or -ENOMEM). */
-int klog__waitq_add(kt_topic *t, int part, kt_waiter *w);
-void klog__waitq_remove(kt_topic *t, int part, kt_waiter *w);
-/* Count an armed waiter in (delta 1) or out (-1) of a partition's queue. */
-void klog__waitq_arm(kt_topic *t, int part, int delta);
-/* The storage listener: wakes armed waiters of the partition. */
-void klog__waitq_notify(void *wq, int64_t end_offset);
 
 /*
  * Per-instance state of the subsystems above this one (consumer groups),
