@@ -16,6 +16,7 @@
  * finished and may complete inline without breaking the order.
  */
 #include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -23,7 +24,7 @@
 #include "partition/partition.h"
 
 struct kpart {
-    /* read on every append and read */
+    /* read on every append and read; first, as kpart_head says */
     ks_log *log;
     _Atomic bool replicated;     /* HW set by kpart_advance_hw, not derived */
     _Atomic int32_t epoch;
@@ -45,6 +46,8 @@ struct kpart {
     bool running;                /* a thread is completing from the queue */
     bool closed;
 };
+
+_Static_assert(offsetof(struct kpart, log) == offsetof(kpart_head, log), "kpart_head mirrors struct kpart");
 
 /* ---- notifications --------------------------------------------------------- */
 
@@ -202,14 +205,11 @@ void kpart_abandon(kpart *p)
         ks_log_abandon(part_free(p));
 }
 
-ks_log *kpart_log(kpart *p) { return p->log; }
-
 /* ---- offsets and state ------------------------------------------------------- */
 
 int64_t kpart_start_offset(kpart *p) { return ks_log_start_offset(p->log); }
 int64_t kpart_end_offset(kpart *p) { return ks_log_end_offset(p->log); }
 int64_t kpart_durable_offset(kpart *p) { return ks_log_durable_offset(p->log); }
-int kpart_error(kpart *p) { return ks_log_error(p->log); }
 
 int64_t kpart_high_watermark(kpart *p)
 {

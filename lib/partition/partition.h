@@ -47,6 +47,12 @@
 
 typedef struct kpart kpart;
 
+/* The first member of every kpart, for the accessors the hot paths call
+ * inline (the rest of the object is private to partition.c). */
+typedef struct kpart_head {
+    ks_log *log;
+} kpart_head;
+
 enum kpart_role {
     KPART_LEADER = 0,   /* takes appends from producers; the only role today */
     KPART_FOLLOWER = 1, /* copies a leader (replication; not used yet) */
@@ -77,7 +83,7 @@ void kpart_abandon(kpart *p);
 /* The partition's log, for lib/topic's maintenance (retention, cleaning,
  * prefill, tick, reconfigure, statistics).  The layers above lib/topic use
  * the calls below instead. */
-ks_log *kpart_log(kpart *p);
+static inline ks_log *kpart_log(kpart *p) { return ((kpart_head *)p)->log; }
 
 /* ---- offsets and state (each a single atomic read, lock-free) ------------- */
 
@@ -87,7 +93,8 @@ int64_t kpart_durable_offset(kpart *p);  /* offsets below are on disk */
 /* The high watermark: the LEO while not replicated, else the value the
  * replicator last set.  start <= HW <= LEO. */
 int64_t kpart_high_watermark(kpart *p);
-int kpart_error(kpart *p);               /* 0, or the error that made the log read-only */
+/* 0, or the error that made the log read-only (checked on every send) */
+static inline int kpart_error(kpart *p) { return ks_log_error(kpart_log(p)); }
 
 int32_t kpart_leader_epoch(kpart *p);
 /* Set the epoch stamped into every batch appended from now on (0 = leave
