@@ -19,6 +19,10 @@
  *   - the acknowledgement queue: a producer's report completes when the
  *     partition says its records are acknowledged, in submission order.
  *
+ * Layers: io -> format -> storage -> partition -> topic -> group ->
+ * producer/consumer.  This one knows logs, not topics, producers or
+ * consumers: it hears of them only through the callbacks it is given.
+ *
  * The layers above reach storage only through this header: no file of
  * lib/producer, lib/consumer or lib/group calls ks_log_*.  lib/topic opens
  * and closes partitions and runs the log maintenance (retention, cleaning,
