@@ -90,9 +90,9 @@ typedef struct kp_acc {
     _Atomic uint64_t done;      /* batches reported so far (drainer, in order) */
     kp_topic *t;
     int32_t partition;
-    klog_producer *p;
     struct kp_acc *all_next; /* producer-wide list, for linger and flush */
     _Atomic uint64_t st_records, st_bytes; /* sent through it (under mu; read by klog_stats) */
+    klog_producer *p;   /* last: the fields above keep their cache lines */
 } kp_acc;
 
 struct kp_topic {
