@@ -3,7 +3,8 @@
  * blocking waits with wakeup and an eventfd.
  *
  * Per partition the consumer keeps a view into the segment mapping
- * (ks_view, read through lib/partition below the high watermark) and, while a batch is half consumed, an iterator into it.
+ * (ks_view, read through lib/partition, below the high watermark) and,
+ * while a batch is half consumed, an iterator into it.
  * Messages returned by a poll point into those views (uncompressed
  * batches) or into the partition's decompression buffer (compressed
  * batches).  Lifetime rule: everything a poll returned stays valid until
