@@ -1,6 +1,11 @@
 /*
  * lib/common/conf.c - klog_conf: Kafka-style keys, parsed and range-checked
- * when set, read by id inside the library.
+ * when set, read by id inside the library.  The keys themselves are in the
+ * subsystems' tables (conf.h); this file knows none of them.
+ *
+ * A klog_conf is one allocation: a slot per possible key id (every table
+ * gets KC_TABLE_KEYS slots, used or not), each holding the set flag, the
+ * integer value and, for string keys, a heap copy of the string.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -17,198 +22,173 @@
 #include "common/common.h"
 #include "common/conf.h"
 
-enum kc_type { KT_INT, KT_BOOL, KT_ENUM, KT_STR, KT_ACKS, KT_RATIO };
-
-struct kc_def {
-    const char *name;
-    enum kc_type type;
-    unsigned scope;
-    int64_t def, min, max;
-    const char *const *values; /* KT_ENUM: NULL-terminated */
-};
-
-static const char *const v_backend[] = { "auto", "uring", "posix", NULL };
-static const char *const v_cleanup[] = { "delete", "compact", "compact,delete", NULL };
-static const char *const v_compress[] = { "none", "lz4", "zstd", "producer", NULL };
-static const char *const v_partitioner[] = { "default", "hash", "sticky", "round_robin", NULL };
-static const char *const v_reset[] = { "latest", "earliest", "none", NULL };
-static const char *const v_budget[] = { "delete-oldest", "refuse", NULL };
-static const char *const v_assign[] = { "range", "roundrobin", "cooperative-sticky", NULL };
-
-#define I(n, sc, d, lo, hi) { n, KT_INT, sc, d, lo, hi, NULL }
-#define B(n, sc, d) { n, KT_BOOL, sc, d, 0, 1, NULL }
-#define E(n, sc, d, v) { n, KT_ENUM, sc, d, 0, 0, v }
-#define S(n, sc) { n, KT_STR, sc, 0, 0, 0, NULL }
-enum { SI = KC_SCOPE_INSTANCE, ST = KC_SCOPE_TOPIC, SP = KC_SCOPE_PRODUCER, SC = KC_SCOPE_CONSUMER };
-
-static const struct kc_def defs[KC__COUNT] = {
-    [KC_IO_BACKEND] = E("io.backend", SI, KC_BACKEND_AUTO, v_backend),
-    [KC_NUM_PARTITIONS] = I("num.partitions", ST, 1, 1, 10000),
-    [KC_SEGMENT_BYTES] = I("segment.bytes", ST, 1073741824, 1024, 2147483647),
-    [KC_SEGMENT_MS] = I("segment.ms", ST, 604800000, 1, INT64_MAX / 2),
-    [KC_INDEX_INTERVAL_BYTES] = I("index.interval.bytes", ST, 4096, 1, 2147483647),
-    [KC_MAX_MESSAGE_BYTES] = I("max.message.bytes", ST, 1048576, 1, 64 * 1024 * 1024 - 65536),
-    [KC_RETENTION_MS] = I("retention.ms", ST, 604800000, -1, INT64_MAX / 2),
-    [KC_RETENTION_BYTES] = I("retention.bytes", ST, -1, -1, INT64_MAX / 2),
-    [KC_CLEANUP_POLICY] = E("cleanup.policy", ST, KC_CLEANUP_DELETE, v_cleanup),
-    [KC_FLUSH_MESSAGES] = I("flush.messages", ST, 0, 0, INT64_MAX / 2),
-    [KC_FLUSH_MS] = I("flush.ms", ST, 0, 0, INT64_MAX / 2),
-    [KC_ACKS] = { "acks", KT_ACKS, SP, 1, -1, 1, NULL },
-    [KC_LINGER_MS] = I("linger.ms", SP, 5, 0, 900000),
-    [KC_BATCH_SIZE] = I("batch.size", SP, 1000000, 128, 64 * 1024 * 1024 - 65536),
-    [KC_BATCH_NUM_MESSAGES] = I("batch.num.messages", SP, 10000, 1, 1000000),
-    [KC_COMPRESSION_TYPE] = E("compression.type", SP | ST, KC_COMPRESSION_NONE, v_compress),
-    [KC_COMPRESSION_LEVEL] = I("compression.level", SP, -1, -1, 22),
-    [KC_BUFFER_MEMORY] = I("buffer.memory", SP, 33554432, 65536, INT64_MAX / 2),
-    [KC_MAX_BLOCK_MS] = I("max.block.ms", SP, 60000, 0, INT64_MAX / 2),
-    [KC_ENABLE_IDEMPOTENCE] = B("enable.idempotence", SP, 1),
-    [KC_PARTITIONER] = E("partitioner", SP, KC_PARTITIONER_DEFAULT, v_partitioner),
-    [KC_DELIVERY_REPORT_QUEUE] = B("delivery.report.queue", SP, 0),
-    [KC_AUTO_OFFSET_RESET] = E("auto.offset.reset", SC, KC_RESET_LATEST, v_reset),
-    [KC_FETCH_MAX_BYTES] = I("fetch.max.bytes", SC, 1048576, 1024, 64 * 1024 * 1024),
-    [KC_MAX_POLL_RECORDS] = I("max.poll.records", SC, 500, 1, 1000000),
-    [KC_CHECK_CRCS] = B("check.crcs", SC, 1),
-    [KC_POLL_SPIN_US] = I("poll.spin.us", SC, 0, 0, 1000000),
-    [KC_GROUP_ID] = S("group.id", SC),
-    [KC_CLIENT_ID] = S("client.id", SP | SC),
-    [KC_DELETE_RETENTION_MS] = I("delete.retention.ms", ST, 86400000, 0, INT64_MAX / 2),
-    [KC_MIN_CLEANABLE_DIRTY_RATIO] = { "min.cleanable.dirty.ratio", KT_RATIO, ST, KC_RATIO_ONE / 2, 0,
-                                       KC_RATIO_ONE, NULL },
-    [KC_MIN_COMPACTION_LAG_MS] = I("min.compaction.lag.ms", ST, 0, 0, INT64_MAX / 2),
-    [KC_DISK_BUDGET_BYTES] = I("disk.budget.bytes", SI, 0, 0, INT64_MAX / 2),
-    [KC_DISK_BUDGET_POLICY] = E("disk.budget.policy", SI, KC_BUDGET_DELETE_OLDEST, v_budget),
-    [KC_RETENTION_CHECK_MS] = I("log.retention.check.interval.ms", SI, 1000, 1, INT64_MAX / 2),
-    [KC_CLEANER_ENABLE] = B("log.cleaner.enable", SI, 1),
-    [KC_CLEANER_THREADS] = I("log.cleaner.threads", SI, 1, 1, 16),
-    [KC_CLEANER_BACKOFF_MS] = I("log.cleaner.backoff.ms", SI, 1000, 1, INT64_MAX / 2),
-    [KC_CLEANER_DEDUPE_BYTES] = I("log.cleaner.dedupe.buffer.size", SI, 32 << 20, 65536, 1ll << 36),
-    [KC_CLEANER_IO_RATE] = I("log.cleaner.io.max.bytes.per.second", SI, 0, 0, INT64_MAX / 2),
-    [KC_GROUP_INSTANCE_ID] = S("group.instance.id", SC),
-    [KC_SESSION_TIMEOUT_MS] = I("session.timeout.ms", SC, 45000, 1, 3600000),
-    [KC_HEARTBEAT_INTERVAL_MS] = I("heartbeat.interval.ms", SC, 3000, 1, 3600000),
-    [KC_MAX_POLL_INTERVAL_MS] = I("max.poll.interval.ms", SC, 300000, 1, INT32_MAX),
-    [KC_ASSIGNMENT_STRATEGY] = E("partition.assignment.strategy", SC, KC_ASSIGN_RANGE, v_assign),
-    [KC_ENABLE_AUTO_COMMIT] = B("enable.auto.commit", SC, 1),
-    [KC_AUTO_COMMIT_INTERVAL_MS] = I("auto.commit.interval.ms", SC, 5000, 0, INT32_MAX),
-    [KC_OFFSETS_PARTITIONS] = I("offsets.topic.num.partitions", SI, 1, 1, 100),
-    [KC_INITIAL_REBALANCE_DELAY_MS] = I("group.initial.rebalance.delay.ms", SI, 0, 0, 600000),
-    [KC_STATISTICS_INTERVAL_MS] = I("statistics.interval.ms", SI, 0, 0, 86400000),
-};
-
-#define KC_STR_MAX 256
+typedef struct kc_slot {
+    int64_t v;
+    char *s;      /* KC_TYPE_STR: the value, NULL while unset */
+    bool set;
+} kc_slot;
 
 struct klog_conf {
-    bool set[KC__COUNT];
-    int64_t ival[KC__COUNT];
-    char sval[KC__COUNT][KC_STR_MAX]; /* string keys only; bounded */
+    unsigned n;   /* klog__conf_ntables * KC_TABLE_KEYS */
+    kc_slot slot[];
 };
+
+#define err(errbuf, errsize, ...) klog__errf(errbuf, errsize, KLOG_ECONF, __VA_ARGS__)
+
+const kc_def *klog__conf_def(kc_key key)
+{
+    unsigned t = key / KC_TABLE_KEYS, i = key % KC_TABLE_KEYS;
+    if (t >= klog__conf_ntables || i >= klog__conf_tables[t]->n)
+        return NULL;
+    const kc_def *d = &klog__conf_tables[t]->defs[i];
+    return d->name ? d : NULL;
+}
+
+/* The definition at table t, index i, or NULL for a hole. */
+static const kc_def *def_at(unsigned t, unsigned i)
+{
+    const kc_def *d = &klog__conf_tables[t]->defs[i];
+    return d->name ? d : NULL;
+}
+
+static unsigned nslots(void) { return klog__conf_ntables * KC_TABLE_KEYS; }
 
 KLOG_API int klog_conf_new(klog_conf **out)
 {
     if (!out)
         return -EINVAL;
-    *out = calloc(1, sizeof **out);
-    return *out ? 0 : -ENOMEM;
+    unsigned n = nslots();
+    *out = calloc(1, sizeof **out + n * sizeof(kc_slot));
+    if (!*out)
+        return -ENOMEM;
+    (*out)->n = n;
+    return 0;
 }
 
-KLOG_API void klog_conf_free(klog_conf *conf) { free(conf); }
+KLOG_API void klog_conf_free(klog_conf *conf)
+{
+    if (!conf)
+        return;
+    for (unsigned i = 0; i < conf->n; i++)
+        free(conf->slot[i].s);
+    free(conf);
+}
 
 KLOG_API int klog_conf_dup(const klog_conf *conf, klog_conf **out)
 {
     if (!conf || !out)
         return -EINVAL;
-    *out = malloc(sizeof **out);
-    if (!*out)
+    size_t size = sizeof *conf + conf->n * sizeof(kc_slot);
+    klog_conf *c = malloc(size);
+    if (!c)
         return -ENOMEM;
-    memcpy(*out, conf, sizeof **out);
+    memcpy(c, conf, size);
+    for (unsigned i = 0; i < c->n; i++)
+        c->slot[i].s = NULL;
+    for (unsigned i = 0; i < c->n; i++)
+        if (conf->slot[i].s && !(c->slot[i].s = strdup(conf->slot[i].s))) {
+            klog_conf_free(c);
+            return -ENOMEM;
+        }
+    *out = c;
     return 0;
 }
 
-static int find(const char *key)
+static int find(const char *key, const kc_def **def)
 {
-    for (int i = 0; i < KC__COUNT; i++)
-        if (strcmp(defs[i].name, key) == 0)
-            return i;
+    for (unsigned t = 0; t < klog__conf_ntables; t++)
+        for (unsigned i = 0; i < klog__conf_tables[t]->n; i++) {
+            const kc_def *d = def_at(t, i);
+            if (d && strcmp(d->name, key) == 0) {
+                *def = d;
+                return (int)(KC_KEY_BASE(t) + i);
+            }
+        }
     return -1;
 }
 
-#define err(errbuf, errsize, ...) klog__errf(errbuf, errsize, KLOG_ECONF, __VA_ARGS__)
-
-static int set_int_checked(klog_conf *c, int k, int64_t v, char *errbuf, size_t errsize)
+static int set_int_checked(klog_conf *c, kc_key k, const kc_def *d, int64_t v, char *errbuf, size_t errsize)
 {
-    const struct kc_def *d = &defs[k];
     if (v < d->min || v > d->max)
         return err(errbuf, errsize, "%s: %" PRId64 " is out of range [%" PRId64 ", %" PRId64 "]", d->name, v,
                    d->min, d->max);
-    c->ival[k] = v;
-    c->set[k] = true;
+    c->slot[k].v = v;
+    c->slot[k].set = true;
     return 0;
+}
+
+static bool in_list(const char *const *list, const char *s)
+{
+    for (size_t i = 0; list && list[i]; i++)
+        if (!strcmp(list[i], s))
+            return true;
+    return false;
 }
 
 KLOG_API int klog_conf_set(klog_conf *conf, const char *key, const char *value, char *errbuf, size_t errsize)
 {
     if (!conf || !key || !value)
         return -EINVAL;
-    int k = find(key);
-    if (k < 0)
+    const kc_def *d;
+    int ki = find(key, &d);
+    if (ki < 0)
         return err(errbuf, errsize, "%s: unknown configuration key", key);
-    const struct kc_def *d = &defs[k];
+    kc_key k = (kc_key)ki;
     switch (d->type) {
-    case KT_INT: {
+    case KC_TYPE_INT: {
         char *end;
         errno = 0;
         long long v = strtoll(value, &end, 10);
         if (errno || end == value || *end != '\0')
             return err(errbuf, errsize, "%s: \"%s\" is not an integer", key, value);
-        return set_int_checked(conf, k, v, errbuf, errsize);
+        return set_int_checked(conf, k, d, v, errbuf, errsize);
     }
-    case KT_BOOL:
+    case KC_TYPE_BOOL:
         if (!strcasecmp(value, "true") || !strcmp(value, "1"))
-            return set_int_checked(conf, k, 1, errbuf, errsize);
+            return set_int_checked(conf, k, d, 1, errbuf, errsize);
         if (!strcasecmp(value, "false") || !strcmp(value, "0"))
-            return set_int_checked(conf, k, 0, errbuf, errsize);
+            return set_int_checked(conf, k, d, 0, errbuf, errsize);
         return err(errbuf, errsize, "%s: \"%s\" is not true or false", key, value);
-    case KT_ENUM:
+    case KC_TYPE_ENUM:
         for (int i = 0; d->values[i]; i++)
             if (!strcmp(value, d->values[i])) {
-                conf->ival[k] = i;
-                conf->set[k] = true;
+                conf->slot[k].v = i;
+                conf->slot[k].set = true;
                 return 0;
             }
-        if (k == KC_CLEANUP_POLICY && !strcmp(value, "delete,compact")) {
-            conf->ival[k] = KC_CLEANUP_COMPACT_DELETE; /* Kafka takes either order */
-            conf->set[k] = true;
-            return 0;
-        }
-        if (k == KC_COMPRESSION_TYPE && !strcmp(value, "uncompressed")) {
-            conf->ival[k] = KC_COMPRESSION_NONE; /* Kafka's topic-level name for none */
-            conf->set[k] = true;
-            return 0;
-        }
-        if (k == KC_COMPRESSION_TYPE && (!strcmp(value, "gzip") || !strcmp(value, "snappy")))
-            return err(errbuf, errsize, "%s: \"%s\" is not supported (none, lz4, zstd; producer for a topic)",
-                       key, value);
+        for (const kc_sym *s = d->syms; s && s->name; s++)
+            if (!strcmp(value, s->name)) {
+                conf->slot[k].v = s->value;
+                conf->slot[k].set = true;
+                return 0;
+            }
+        if (in_list(d->refused, value))
+            return err(errbuf, errsize, "%s: \"%s\" is not supported (%s)", key, value, d->accepts);
         return err(errbuf, errsize, "%s: \"%s\" is not one of the accepted values", key, value);
-    case KT_ACKS:
-        if (!strcmp(value, "all") || !strcmp(value, "-1"))
-            return set_int_checked(conf, k, -1, errbuf, errsize);
-        if (!strcmp(value, "0") || !strcmp(value, "1"))
-            return set_int_checked(conf, k, value[0] - '0', errbuf, errsize);
-        return err(errbuf, errsize, "%s: \"%s\" is not 0, 1, all or -1", key, value);
-    case KT_RATIO: {
+    case KC_TYPE_SYM:
+        for (const kc_sym *s = d->syms; s->name; s++)
+            if (!strcmp(value, s->name))
+                return set_int_checked(conf, k, d, s->value, errbuf, errsize);
+        return err(errbuf, errsize, "%s: \"%s\" is not %s", key, value, d->accepts);
+    case KC_TYPE_RATIO: {
         char *end;
         errno = 0;
         double v = strtod(value, &end);
         if (errno || end == value || *end != '\0' || !(v >= 0.0 && v <= 1.0))
             return err(errbuf, errsize, "%s: \"%s\" is not a number from 0 to 1", key, value);
-        return set_int_checked(conf, k, (int64_t)(v * KC_RATIO_ONE + 0.5), errbuf, errsize);
+        return set_int_checked(conf, k, d, (int64_t)(v * KC_RATIO_ONE + 0.5), errbuf, errsize);
     }
-    case KT_STR:
+    case KC_TYPE_STR: {
         if (strlen(value) >= KC_STR_MAX)
             return err(errbuf, errsize, "%s: value longer than %d bytes", key, KC_STR_MAX - 1);
-        strcpy(conf->sval[k], value);
-        conf->set[k] = true;
+        char *s = strdup(value);
+        if (!s)
+            return -ENOMEM;
+        free(conf->slot[k].s);
+        conf->slot[k].s = s;
+        conf->slot[k].set = true;
         return 0;
+    }
     }
     return -EINVAL;
 }
@@ -217,32 +197,41 @@ KLOG_API int klog_conf_set_int(klog_conf *conf, const char *key, int64_t value, 
 {
     if (!conf || !key)
         return -EINVAL;
-    int k = find(key);
+    const kc_def *d;
+    int k = find(key, &d);
     if (k < 0)
         return err(errbuf, errsize, "%s: unknown configuration key", key);
-    if (defs[k].type == KT_ENUM || defs[k].type == KT_STR || defs[k].type == KT_RATIO)
+    if (d->type == KC_TYPE_ENUM || d->type == KC_TYPE_STR || d->type == KC_TYPE_RATIO)
         return err(errbuf, errsize, "%s: takes a string value, not an integer", key);
-    if (defs[k].type == KT_ACKS && value != 0 && value != 1 && value != -1)
-        return err(errbuf, errsize, "%s: %" PRId64 " is not 0, 1 or -1", key, value);
-    return set_int_checked(conf, k, value, errbuf, errsize);
+    if (d->type == KC_TYPE_SYM) {
+        const kc_sym *s = d->syms;
+        while (s->name && s->value != value)
+            s++;
+        if (!s->name)
+            return err(errbuf, errsize, "%s: %" PRId64 " is not %s", key, value, d->accepts_int);
+    }
+    return set_int_checked(conf, (kc_key)k, d, value, errbuf, errsize);
 }
 
-static int format_value(const klog_conf *conf, int k, char *buf, size_t bufsize)
+static int format_value(const klog_conf *conf, kc_key k, const kc_def *d, char *buf, size_t bufsize)
 {
-    const struct kc_def *d = &defs[k];
-    int64_t v = conf && conf->set[k] ? conf->ival[k] : d->def;
+    bool set = conf && conf->slot[k].set;
+    int64_t v = set ? conf->slot[k].v : d->def;
     switch (d->type) {
-    case KT_INT:
+    case KC_TYPE_INT:
         return snprintf(buf, bufsize, "%" PRId64, v);
-    case KT_BOOL:
+    case KC_TYPE_BOOL:
         return snprintf(buf, bufsize, "%s", v ? "true" : "false");
-    case KT_ENUM:
+    case KC_TYPE_ENUM:
         return snprintf(buf, bufsize, "%s", d->values[v]);
-    case KT_ACKS:
-        return snprintf(buf, bufsize, "%s", v < 0 ? "all" : v ? "1" : "0");
-    case KT_STR:
-        return snprintf(buf, bufsize, "%s", conf && conf->set[k] ? conf->sval[k] : "");
-    case KT_RATIO:
+    case KC_TYPE_SYM:
+        for (const kc_sym *s = d->syms; s->name; s++)
+            if (s->value == v)
+                return snprintf(buf, bufsize, "%s", s->name);
+        return snprintf(buf, bufsize, "%" PRId64, v);
+    case KC_TYPE_STR:
+        return snprintf(buf, bufsize, "%s", set && conf->slot[k].s ? conf->slot[k].s : "");
+    case KC_TYPE_RATIO:
         return snprintf(buf, bufsize, "%g", (double)v / KC_RATIO_ONE);
     }
     return -EINVAL;
@@ -252,74 +241,206 @@ KLOG_API int klog_conf_get(const klog_conf *conf, const char *key, char *buf, si
 {
     if (!conf || !key || (!buf && bufsize))
         return -EINVAL;
-    int k = find(key);
+    const kc_def *d;
+    int k = find(key, &d);
     if (k < 0)
         return KLOG_ECONF;
-    return format_value(conf, k, buf, bufsize);
+    return format_value(conf, (kc_key)k, d, buf, bufsize);
 }
 
-int64_t klog__conf_int(const klog_conf *conf, enum kc_key key)
+/* The reads pair with klog__conf_publish: the set flag is loaded with
+ * acquire, so a value stored before the flag's release store is seen. */
+int64_t klog__conf_int(const klog_conf *conf, kc_key key)
 {
-    return conf && conf->set[key] ? conf->ival[key] : defs[key].def;
+    if (conf && __atomic_load_n(&conf->slot[key].set, __ATOMIC_ACQUIRE))
+        return __atomic_load_n(&conf->slot[key].v, __ATOMIC_RELAXED);
+    return klog__conf_tables[key / KC_TABLE_KEYS]->defs[key % KC_TABLE_KEYS].def;
 }
 
-const char *klog__conf_str(const klog_conf *conf, enum kc_key key)
+const char *klog__conf_str(const klog_conf *conf, kc_key key)
 {
-    return conf && conf->set[key] ? conf->sval[key] : "";
+    return conf && conf->slot[key].set && conf->slot[key].s ? conf->slot[key].s : "";
 }
 
-int klog__conf_isset(const klog_conf *conf, enum kc_key key)
+int klog__conf_isset(const klog_conf *conf, kc_key key)
 {
-    return conf && conf->set[key];
+    return conf && __atomic_load_n(&conf->slot[key].set, __ATOMIC_ACQUIRE);
+}
+
+int klog__conf_int_isset(const klog_conf *conf, kc_key key, int64_t *value)
+{
+    if (conf && __atomic_load_n(&conf->slot[key].set, __ATOMIC_ACQUIRE)) {
+        *value = __atomic_load_n(&conf->slot[key].v, __ATOMIC_RELAXED);
+        return 1;
+    }
+    *value = klog__conf_tables[key / KC_TABLE_KEYS]->defs[key % KC_TABLE_KEYS].def;
+    return 0;
 }
 
 int klog__conf_merge(klog_conf *dst, const klog_conf *src)
 {
     if (!dst)
         return -EINVAL;
-    for (int k = 0; src && k < KC__COUNT; k++) {
-        if (!src->set[k])
+    for (unsigned k = 0; src && k < src->n && k < dst->n; k++) {
+        if (!src->slot[k].set)
             continue;
-        dst->set[k] = true;
-        dst->ival[k] = src->ival[k];
-        memcpy(dst->sval[k], src->sval[k], KC_STR_MAX);
+        if (src->slot[k].s) {
+            char *s = strdup(src->slot[k].s);
+            if (!s)
+                return -ENOMEM;
+            free(dst->slot[k].s);
+            dst->slot[k].s = s;
+        }
+        dst->slot[k].set = true;
+        dst->slot[k].v = src->slot[k].v;
     }
     return 0;
+}
+
+void klog__conf_publish(klog_conf *live, const klog_conf *next)
+{
+    for (unsigned k = 0; k < live->n && k < next->n; k++) {
+        kc_slot *l = &live->slot[k];
+        const kc_slot *n = &next->slot[k];
+        if (l->s || n->s)
+            continue; /* strings are not published (see conf.h) */
+        if (n->set) {
+            if (!l->set || l->v != n->v) {
+                __atomic_store_n(&l->v, n->v, __ATOMIC_RELAXED);
+                __atomic_store_n(&l->set, true, __ATOMIC_RELEASE);
+            }
+        } else if (l->set) {
+            /* The value stays: a reader that saw set still reads a value
+             * this key really had. */
+            __atomic_store_n(&l->set, false, __ATOMIC_RELEASE);
+        }
+    }
 }
 
 int klog__conf_dump(const klog_conf *conf, unsigned scope_mask, char *buf, size_t cap)
 {
     size_t len = 0;
-    for (int k = 0; conf && k < KC__COUNT; k++) {
-        if (!conf->set[k] || !(defs[k].scope & scope_mask))
-            continue;
-        char v[KC_STR_MAX + 32];
-        format_value(conf, k, v, sizeof v);
-        int n = snprintf(buf + len, cap - len, "%s=%s\n", defs[k].name, v);
-        if (n < 0 || (size_t)n >= cap - len)
-            return -ENOSPC;
-        len += (size_t)n;
-    }
+    if (!conf)
+        return 0;
+    for (unsigned t = 0; t < klog__conf_ntables; t++)
+        for (unsigned i = 0; i < klog__conf_tables[t]->n; i++) {
+            const kc_def *d = def_at(t, i);
+            kc_key k = KC_KEY_BASE(t) + i;
+            if (!d || !conf->slot[k].set || !(d->scope & scope_mask))
+                continue;
+            char v[KC_STR_MAX + 32];
+            format_value(conf, k, d, v, sizeof v);
+            int n = snprintf(buf + len, cap - len, "%s=%s\n", d->name, v);
+            if (n < 0 || (size_t)n >= cap - len)
+                return -ENOSPC;
+            len += (size_t)n;
+        }
     return (int)len;
 }
 
 int klog__conf_unset(klog_conf *conf, const char *key, unsigned scope_mask, char *errbuf, size_t errsize)
 {
-    int k = key ? find(key) : -1;
+    const kc_def *d = NULL;
+    int k = key ? find(key, &d) : -1;
     if (k < 0)
         return err(errbuf, errsize, "%s: unknown configuration key", key ? key : "(null)");
-    if (!(defs[k].scope & scope_mask))
+    if (!(d->scope & scope_mask))
         return err(errbuf, errsize, "%s: not a key that applies here", key);
-    conf->set[k] = false;
-    conf->ival[k] = 0;
-    conf->sval[k][0] = '\0';
+    conf->slot[k].set = false;
+    conf->slot[k].v = 0;
+    free(conf->slot[k].s);
+    conf->slot[k].s = NULL;
     return 0;
 }
 
 int klog__conf_check_scope(const klog_conf *conf, unsigned scope_mask, char *errbuf, size_t errsize)
 {
-    for (int k = 0; conf && k < KC__COUNT; k++)
-        if (conf->set[k] && !(defs[k].scope & scope_mask))
-            return err(errbuf, errsize, "%s: not a key that applies here", defs[k].name);
+    if (!conf)
+        return 0;
+    for (unsigned t = 0; t < klog__conf_ntables; t++)
+        for (unsigned i = 0; i < klog__conf_tables[t]->n; i++) {
+            const kc_def *d = def_at(t, i);
+            if (d && conf->slot[KC_KEY_BASE(t) + i].set && !(d->scope & scope_mask))
+                return err(errbuf, errsize, "%s: not a key that applies here", d->name);
+        }
+    return 0;
+}
+
+/* ---- checking the tables ---------------------------------------------------- */
+
+static int check_def(const kc_table *t, unsigned i, char *errbuf, size_t errsize)
+{
+    const kc_def *d = &t->defs[i];
+    if (!d->name || !d->name[0])
+        return err(errbuf, errsize, "table %s: key %u has no name (a hole in the table)", t->owner, i);
+    if (!d->doc || !d->doc[0])
+        return err(errbuf, errsize, "%s (table %s): no doc line", d->name, t->owner);
+    if (!d->scope || (d->scope & ~KC_SCOPE_ALL))
+        return err(errbuf, errsize, "%s (table %s): bad scope %#x", d->name, t->owner, d->scope);
+    switch (d->type) {
+    case KC_TYPE_ENUM: {
+        int64_t nv = 0;
+        while (d->values && d->values[nv])
+            nv++;
+        if (nv == 0 || d->def < 0 || d->def >= nv)
+            return err(errbuf, errsize, "%s (table %s): no values, or default outside them", d->name, t->owner);
+        for (const kc_sym *s = d->syms; s && s->name; s++)
+            if (s->value < 0 || s->value >= nv)
+                return err(errbuf, errsize, "%s (table %s): spelling %s names no value", d->name, t->owner,
+                           s->name);
+        if (d->refused && !d->accepts)
+            return err(errbuf, errsize, "%s (table %s): refused values need an accepts text", d->name, t->owner);
+        return 0;
+    }
+    case KC_TYPE_SYM: {
+        if (!d->syms || !d->accepts || !d->accepts_int)
+            return err(errbuf, errsize, "%s (table %s): symbols and accepts texts missing", d->name, t->owner);
+        bool has_def = false;
+        for (const kc_sym *s = d->syms; s->name; s++) {
+            if (s->value < d->min || s->value > d->max)
+                return err(errbuf, errsize, "%s (table %s): %s is out of range", d->name, t->owner, s->name);
+            has_def |= s->value == d->def;
+        }
+        if (!has_def)
+            return err(errbuf, errsize, "%s (table %s): no symbol for the default", d->name, t->owner);
+        return 0;
+    }
+    case KC_TYPE_INT:
+    case KC_TYPE_BOOL:
+    case KC_TYPE_RATIO:
+        if (d->min > d->max || d->def < d->min || d->def > d->max)
+            return err(errbuf, errsize, "%s (table %s): default %" PRId64 " outside [%" PRId64 ", %" PRId64 "]",
+                       d->name, t->owner, d->def, d->min, d->max);
+        if (d->type == KC_TYPE_BOOL && (d->min != 0 || d->max != 1))
+            return err(errbuf, errsize, "%s (table %s): a boolean ranges over 0..1", d->name, t->owner);
+        return 0;
+    case KC_TYPE_STR:
+        return 0;
+    }
+    return err(errbuf, errsize, "%s (table %s): unknown type %d", d->name, t->owner, (int)d->type);
+}
+
+int klog__conf_tables_check(const kc_table *const *tables, unsigned n, char *errbuf, size_t errsize)
+{
+    for (unsigned ti = 0; ti < n; ti++) {
+        const kc_table *t = tables[ti];
+        if (!t || !t->owner || !t->defs)
+            return err(errbuf, errsize, "table %u is missing", ti);
+        if (t->id != ti)
+            return err(errbuf, errsize, "table %s has id %u but is listed at %u", t->owner, t->id, ti);
+        if (t->n == 0 || t->n > KC_TABLE_KEYS)
+            return err(errbuf, errsize, "table %s: %u keys (1 to %d)", t->owner, t->n, KC_TABLE_KEYS);
+        for (unsigned i = 0; i < t->n; i++) {
+            int rc = check_def(t, i, errbuf, errsize);
+            if (rc < 0)
+                return rc;
+            /* unique across every table seen so far, this one included */
+            for (unsigned tj = 0; tj <= ti; tj++)
+                for (unsigned j = 0; j < (tj == ti ? i : tables[tj]->n); j++)
+                    if (!strcmp(tables[tj]->defs[j].name, t->defs[i].name))
+                        return err(errbuf, errsize, "%s: defined twice (tables %s and %s)", t->defs[i].name,
+                                   tables[tj]->owner, t->owner);
+        }
+    }
     return 0;
 }

@@ -1,91 +1,140 @@
 /*
- * lib/common/conf.h - internal view of klog_conf: typed reads by key id.
- * The key table in conf.c is the single source of truth for names, types,
- * defaults and ranges.
+ * lib/common/conf.h - the machinery behind klog_conf: key tables, typed
+ * reads by key id.
+ *
+ * conf.c knows no key.  Each subsystem declares the keys it owns in a
+ * table of its own (lib/<subsystem>/conf_keys.{h,c}: name, type, scope,
+ * default, range, accepted values, a one-line doc), and the library's
+ * composition (lib/compose.c) lists the tables in klog__conf_tables.  A key
+ * id is the table's id (KC_TABLE_* in lib/compose.h) times KC_TABLE_KEYS
+ * plus the key's index in its table, so a read by id is two array loads.
+ *
+ * Adding keys to a subsystem: append them to its enum and table.  Adding a
+ * subsystem with keys: write its conf_keys.{h,c}, give it a KC_TABLE_* id in
+ * lib/compose.h and list its table in lib/compose.c.  test/common/conf_registry.c
+ * walks every table and rejects a duplicate name, a hole, a default out of
+ * its range or a key without a doc (klog__conf_tables_check).
+ *
+ * Order: names are looked up in table order, and klog__conf_dump and
+ * klog__conf_check_scope walk keys in table order, then key order.
  */
 #ifndef KLOG_COMMON_CONF_H
 #define KLOG_COMMON_CONF_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <klog/conf.h>
 
-enum kc_key {
-    KC_IO_BACKEND,
-    KC_NUM_PARTITIONS,
-    KC_SEGMENT_BYTES,
-    KC_SEGMENT_MS,
-    KC_INDEX_INTERVAL_BYTES,
-    KC_MAX_MESSAGE_BYTES,
-    KC_RETENTION_MS,
-    KC_RETENTION_BYTES,
-    KC_CLEANUP_POLICY,
-    KC_FLUSH_MESSAGES,
-    KC_FLUSH_MS,
-    KC_ACKS,
-    KC_LINGER_MS,
-    KC_BATCH_SIZE,
-    KC_BATCH_NUM_MESSAGES,
-    KC_COMPRESSION_TYPE,
-    KC_COMPRESSION_LEVEL,
-    KC_BUFFER_MEMORY,
-    KC_MAX_BLOCK_MS,
-    KC_ENABLE_IDEMPOTENCE,
-    KC_PARTITIONER,
-    KC_DELIVERY_REPORT_QUEUE,
-    KC_AUTO_OFFSET_RESET,
-    KC_FETCH_MAX_BYTES,
-    KC_MAX_POLL_RECORDS,
-    KC_CHECK_CRCS,
-    KC_POLL_SPIN_US,
-    KC_GROUP_ID,
-    KC_CLIENT_ID,
-    KC_DELETE_RETENTION_MS,
-    KC_MIN_CLEANABLE_DIRTY_RATIO,
-    KC_MIN_COMPACTION_LAG_MS,
-    KC_DISK_BUDGET_BYTES,
-    KC_DISK_BUDGET_POLICY,
-    KC_RETENTION_CHECK_MS,
-    KC_CLEANER_ENABLE,
-    KC_CLEANER_THREADS,
-    KC_CLEANER_BACKOFF_MS,
-    KC_CLEANER_DEDUPE_BYTES,
-    KC_CLEANER_IO_RATE,
-    KC_GROUP_INSTANCE_ID,
-    KC_SESSION_TIMEOUT_MS,
-    KC_HEARTBEAT_INTERVAL_MS,
-    KC_MAX_POLL_INTERVAL_MS,
-    KC_ASSIGNMENT_STRATEGY,
-    KC_ENABLE_AUTO_COMMIT,
-    KC_AUTO_COMMIT_INTERVAL_MS,
-    KC_OFFSETS_PARTITIONS,
-    KC_INITIAL_REBALANCE_DELAY_MS,
-    KC_STATISTICS_INTERVAL_MS,
-    KC__COUNT
+/* Room for keys in one table: a key id is table * KC_TABLE_KEYS + index. */
+#define KC_TABLE_KEYS 32
+#define KC_KEY_BASE(table) ((table) * KC_TABLE_KEYS)
+
+typedef unsigned kc_key;
+
+/* Scopes: which objects read a key (klog/conf.h). */
+enum { KC_SCOPE_INSTANCE = 1, KC_SCOPE_TOPIC = 2, KC_SCOPE_PRODUCER = 4, KC_SCOPE_CONSUMER = 8 };
+#define KC_SCOPE_ALL 15u
+
+enum kc_type {
+    KC_TYPE_INT = 1, /* decimal integer in [min, max] */
+    KC_TYPE_BOOL,    /* true|false|1|0, stored 1 or 0 */
+    KC_TYPE_ENUM,    /* one of values[], stored as its index */
+    KC_TYPE_STR,     /* up to KC_STR_MAX - 1 bytes */
+    KC_TYPE_SYM,     /* an integer named by one of syms[] ("all" = -1) */
+    KC_TYPE_RATIO,   /* a decimal number 0..1, stored in millionths */
 };
 
-/* Enumerated values, as stored (the index in the key's value list). */
-enum { KC_BACKEND_AUTO, KC_BACKEND_URING, KC_BACKEND_POSIX };
-enum { KC_CLEANUP_DELETE, KC_CLEANUP_COMPACT, KC_CLEANUP_COMPACT_DELETE };
-/* PRODUCER: a topic's "keep the producer's codec" (Kafka's topic value). */
-enum { KC_COMPRESSION_NONE, KC_COMPRESSION_LZ4, KC_COMPRESSION_ZSTD, KC_COMPRESSION_PRODUCER };
-enum { KC_PARTITIONER_DEFAULT, KC_PARTITIONER_HASH, KC_PARTITIONER_STICKY, KC_PARTITIONER_ROUND_ROBIN };
-enum { KC_RESET_LATEST, KC_RESET_EARLIEST, KC_RESET_NONE };
-enum { KC_BUDGET_DELETE_OLDEST, KC_BUDGET_REFUSE };
-enum { KC_ASSIGN_RANGE, KC_ASSIGN_ROUNDROBIN, KC_ASSIGN_COOPERATIVE_STICKY };
-/* Ratio keys (min.cleanable.dirty.ratio) are stored in millionths. */
+/* Ratio keys are stored in millionths. */
 #define KC_RATIO_ONE 1000000
-/* acks is stored as its number: 0, 1, or -1 for "all". */
+/* Longest string value, NUL included. */
+#define KC_STR_MAX 256
 
-/* Integer, boolean and enumerated keys; conf NULL gives the default. */
-int64_t klog__conf_int(const klog_conf *conf, enum kc_key key);
-/* String keys; never NULL ("" when unset). */
-const char *klog__conf_str(const klog_conf *conf, enum kc_key key);
+typedef struct kc_sym {
+    const char *name;
+    int64_t value;
+} kc_sym;
+
+typedef struct kc_def {
+    const char *name;           /* Kafka's name where Kafka has the key */
+    enum kc_type type;
+    unsigned scope;             /* KC_SCOPE_* mask */
+    int64_t def, min, max;      /* default and inclusive range (ENUM: default index) */
+    const char *const *values;  /* ENUM: canonical names by stored value, NULL-terminated */
+    /* ENUM: further spellings accepted ("delete,compact"); SYM: every
+     * spelling accepted, the first of a value being how it is shown.
+     * Terminated by a NULL name. */
+    const kc_sym *syms;
+    /* ENUM: values that are known (Kafka has them) but refused, with
+     * "NAME: \"VALUE\" is not supported (ACCEPTS)"; NULL-terminated. */
+    const char *const *refused;
+    const char *accepts;        /* ENUM with refused; SYM: what the string setter takes */
+    const char *accepts_int;    /* SYM: what the integer setter takes */
+    const char *doc;            /* one line: what the key does */
+} kc_def;
+
+/* Table entries (a key's index in its table is its enum value minus the
+ * table's KC_KEY_BASE: use designated initialisers). */
+#define KC_INT(n_, sc_, def_, lo_, hi_, doc_) \
+    { .name = n_, .type = KC_TYPE_INT, .scope = sc_, .def = def_, .min = lo_, .max = hi_, .doc = doc_ }
+#define KC_BOOL(n_, sc_, def_, doc_) \
+    { .name = n_, .type = KC_TYPE_BOOL, .scope = sc_, .def = def_, .min = 0, .max = 1, .doc = doc_ }
+#define KC_ENUM(n_, sc_, def_, values_, doc_) \
+    { .name = n_, .type = KC_TYPE_ENUM, .scope = sc_, .def = def_, .values = values_, .doc = doc_ }
+#define KC_STR(n_, sc_, doc_) { .name = n_, .type = KC_TYPE_STR, .scope = sc_, .doc = doc_ }
+
+typedef struct kc_table {
+    const char *owner;          /* the subsystem, for messages ("producer") */
+    unsigned id;                /* KC_TABLE_*: its index in klog__conf_tables */
+    const kc_def *defs;         /* by key index (key id % KC_TABLE_KEYS) */
+    unsigned n;                 /* <= KC_TABLE_KEYS */
+} kc_table;
+
+/* The tables of the library, indexed by id (defined by lib/compose.c). */
+extern const kc_table *const klog__conf_tables[];
+extern const unsigned klog__conf_ntables;
+
+/* Check a set of tables: ids match positions, no hole, no name twice
+ * (across all of them), defaults inside their ranges, enum and symbol lists
+ * present, a doc line for every key.  Returns 0 or KLOG_ECONF with the first
+ * problem in errbuf. */
+int klog__conf_tables_check(const kc_table *const *tables, unsigned n, char *errbuf, size_t errsize);
+
+/* The definition of a key id, or NULL if no table has it. */
+const kc_def *klog__conf_def(kc_key key);
+
+/*
+ * Typed reads (conf NULL gives the default).  Integer, boolean, enumerated,
+ * symbolic and ratio keys read as integers; string keys as strings (never
+ * NULL, "" when unset).  A read is one atomic load of the set flag and one
+ * of the value: see klog__conf_publish.
+ */
+int64_t klog__conf_int(const klog_conf *conf, kc_key key);
+const char *klog__conf_str(const klog_conf *conf, kc_key key);
 /* Was the key set explicitly? */
-int klog__conf_isset(const klog_conf *conf, enum kc_key key);
-/* Copy every explicitly set key of src into dst (topic overrides). */
+int klog__conf_isset(const klog_conf *conf, kc_key key);
+/* Both at once: 1 with the set value, or 0 with the default.  On a conf
+ * that klog__conf_publish may change meanwhile, use this rather than isset
+ * then int: each of those reads the set flag, and the two reads may see
+ * different publishes. */
+int klog__conf_int_isset(const klog_conf *conf, kc_key key, int64_t *value);
+
+/* Copy every explicitly set key of src into dst (topic overrides).  Returns
+ * 0, -EINVAL (dst NULL), -ENOMEM (a string copy). */
 int klog__conf_merge(klog_conf *dst, const klog_conf *src);
-/* Serialise the explicitly set keys as "key=value\n" lines; returns length
- * or -ENOSPC.  Parsing is klog_conf_set line by line. */
+
+/*
+ * Make live read as next, in place, while other threads may read live
+ * (klog__conf_int/isset) without a lock: each key changes with one release
+ * store of its set flag, after its value, so a reader sees each key's old
+ * value or its new one, never a mix of the two.  Keys may change
+ * independently of each other.  String keys are not touched: live and next
+ * must hold the same strings (a topic's confs differ only in topic-scope
+ * keys, none of which is a string).  One writer at a time.
+ */
+void klog__conf_publish(klog_conf *live, const klog_conf *next);
+
+/* Serialise the explicitly set keys of scope_mask as "key=value\n" lines;
+ * returns length or -ENOSPC.  Parsing is klog_conf_set line by line. */
 int klog__conf_dump(const klog_conf *conf, unsigned scope_mask, char *buf, size_t cap);
 
 /* Forget an explicitly set key (it reads as its default again).  Returns 0,
@@ -94,8 +143,5 @@ int klog__conf_unset(klog_conf *conf, const char *key, unsigned scope_mask, char
 
 /* KLOG_ECONF naming the first explicitly set key outside scope_mask. */
 int klog__conf_check_scope(const klog_conf *conf, unsigned scope_mask, char *errbuf, size_t errsize);
-
-/* Scopes, for dump. */
-enum { KC_SCOPE_INSTANCE = 1, KC_SCOPE_TOPIC = 2, KC_SCOPE_PRODUCER = 4, KC_SCOPE_CONSUMER = 8 };
 
 #endif

@@ -12,5 +12,6 @@
 #include <klog/consumer.h>
 #include "format/format.h"
 #include "storage/storage.h"
+#include "consumer/conf_keys.h"
 
 #endif

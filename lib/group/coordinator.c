@@ -655,20 +655,55 @@ static void *timer_main(void *arg)
     return NULL;
 }
 
-/* ---- registry ------------------------------------------------------------------------- */
+/* ---- registry: the groups module ------------------------------------------------------- */
 
-static void registry_free(void *p)
+/*
+ * The registry is the groups module's state: created at klog_open (init:
+ * memory and locks only), freed at klog_close after the logs closed (fini).
+ * Its first use (kg_registry_get with create) reads the committed offsets
+ * back and starts the timer thread, as the API documents (the first group
+ * call may fail with KLOG_ECORRUPT or -EAGAIN; a later call tries again):
+ * an instance that never uses groups neither reads __consumer_offsets nor
+ * runs the timer.  stop joins the timer before the logs close.
+ */
+static int groups_init(struct klog *k, void **state, char *errbuf, size_t errsize)
 {
-    kg_registry *r = p;
+    (void)errbuf;
+    (void)errsize;
+    kg_registry *r = calloc(1, sizeof *r);
     if (!r)
+        return -ENOMEM;
+    r->k = k;
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_mutex_init(&r->omu, NULL);
+    pthread_mutex_init(&r->tmu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&r->tcv, &ca);
+    pthread_condattr_destroy(&ca);
+    *state = r;
+    return 0;
+}
+
+static void groups_stop(struct klog *k, void *state)
+{
+    (void)k;
+    kg_registry *r = state;
+    if (!r->timer_running)
         return;
-    if (r->timer_running) {
-        pthread_mutex_lock(&r->tmu);
-        r->stopping = true;
-        pthread_cond_broadcast(&r->tcv);
-        pthread_mutex_unlock(&r->tmu);
-        pthread_join(r->timer, NULL);
-    }
+    pthread_mutex_lock(&r->tmu);
+    r->stopping = true;
+    pthread_cond_broadcast(&r->tcv);
+    pthread_mutex_unlock(&r->tmu);
+    pthread_join(r->timer, NULL);
+    r->timer_running = false;
+}
+
+static int groups_fini(struct klog *k, void *state)
+{
+    (void)k;
+    kg_registry *r = state;
     for (size_t i = 0; i < r->ngroups; i++) {
         kg_group_s *g = r->groups[i];
         for (unsigned j = 0; j < g->n; j++)
@@ -688,45 +723,45 @@ static void registry_free(void *p)
     pthread_mutex_destroy(&r->tmu);
     pthread_cond_destroy(&r->tcv);
     free(r);
+    return 0;
 }
 
-static void *registry_new(struct klog *k, int *err)
-{
-    kg_registry *r = calloc(1, sizeof *r);
-    if (!r) {
-        *err = -ENOMEM;
-        return NULL;
-    }
-    r->k = k;
-    pthread_mutex_init(&r->mu, NULL);
-    pthread_mutex_init(&r->omu, NULL);
-    pthread_mutex_init(&r->tmu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&r->tcv, &ca);
-    pthread_condattr_destroy(&ca);
-    /* committed offsets of an earlier run, if the topic exists */
-    int rc = kg__store_open(r, false);
-    if (rc == 0 && pthread_create(&r->timer, NULL, timer_main, r) != 0)
-        rc = -EAGAIN;
-    else if (rc == 0)
-        r->timer_running = true;
-    if (rc < 0) {
-        registry_free(r);
-        *err = rc;
-        return NULL;
-    }
-    return r;
-}
+const kt_module kg_groups_module = { .name = "groups", .init = groups_init, .stop = groups_stop, .fini = groups_fini };
 
 uint64_t kg_seq(kg_registry *r) { return atomic_load_explicit(&r->seq, memory_order_acquire); }
 
 int kg_registry_get(struct klog *k, bool create, kg_registry **out)
 {
-    int err = 0;
-    *out = klog__ext(k, KT_EXT_GROUPS, create ? registry_new : NULL, registry_free, &err);
-    return err;
+    *out = NULL;
+    kg_registry *r = klog__module_state(k, &kg_groups_module);
+    if (!r)
+        return -ENOTSUP; /* an instance composed without groups (tests) */
+    if (atomic_load_explicit(&r->active, memory_order_acquire)) {
+        *out = r;
+        return 0;
+    }
+    if (!create)
+        return 0;
+    pthread_mutex_lock(&r->omu);
+    int rc = 0;
+    if (!atomic_load_explicit(&r->active, memory_order_relaxed)) {
+        /* committed offsets of an earlier run, if the topic exists */
+        rc = kg__store_open(r, false);
+        if (rc == 0 && !r->timer_running) {
+            if (pthread_create(&r->timer, NULL, timer_main, r) != 0)
+                rc = -EAGAIN;
+            else
+                r->timer_running = true;
+        }
+        if (rc < 0)
+            kg__store_close(&r->st); /* the next call starts over */
+        else
+            atomic_store_explicit(&r->active, true, memory_order_release);
+    }
+    pthread_mutex_unlock(&r->omu);
+    if (rc == 0)
+        *out = r;
+    return rc;
 }
 
 /* ---- commits ------------------------------------------------------------------------------- */

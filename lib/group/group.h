@@ -2,9 +2,11 @@
  * lib/group/group.h - consumer group coordinators and the committed-offsets
  * store (contract for lib/consumer and the admin calls).
  *
- * One registry per instance (created on first use, freed by klog_close
- * before the topics close) holds every group's coordinator and the
- * committed offsets.  The coordinator speaks in requests and replies -
+ * One registry per instance holds every group's coordinator and the
+ * committed offsets.  It is the state of the groups module (kg_groups_module,
+ * topic.h: created at klog_open, its timer stopped before the partition
+ * logs close, freed after); its first use reads the committed offsets and
+ * starts the timer (kg_registry_get).  The coordinator speaks in requests and replies -
  * join, heartbeat, leave, commit, fetch - that carry only names, ids,
  * generations and partition lists, so that a member in another process can
  * later reach it through a transport; members in this process call it
@@ -53,6 +55,7 @@
 
 #include <klog/group.h>
 #include "group/assign.h"
+#include "group/conf_keys.h"
 
 struct klog;
 typedef struct kg_registry kg_registry;
@@ -61,8 +64,15 @@ typedef struct kg_registry kg_registry;
 #define KG_OFFSETS_TOPIC "__consumer_offsets"
 #define KG_META_MAX 4096                    /* commit metadata */
 
-/* The instance's registry, created on first use.  create=false: NULL
- * (and 0) if none exists yet.  Returns 0 or an error. */
+/* The groups module (lib/compose.c lists it). */
+struct kt_module;
+extern const struct kt_module kg_groups_module;
+
+/* The instance's registry.  create: make its first use if not made yet
+ * (read __consumer_offsets back, start the timer thread), which may fail
+ * with KLOG_ECORRUPT, -EAGAIN, -ENOMEM or -errno and is tried again by the
+ * next call.  create=false: NULL (and 0) until the first use.  -ENOTSUP
+ * when the instance does not run the groups module. */
 int kg_registry_get(struct klog *k, bool create, kg_registry **out);
 
 /* A counter bumped on every change of any group (join, rebalance start or

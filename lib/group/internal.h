@@ -50,6 +50,7 @@ struct kg_registry {
     pthread_mutex_t omu;         /* the offsets store; after mu */
     kg_store st;
 
+    _Atomic bool active;         /* first use done: offsets read, timer running (kg_registry_get) */
     pthread_t timer;
     bool timer_running;
     pthread_mutex_t tmu;

@@ -281,10 +281,10 @@ static int codec_of(int64_t ctype, int other_codec)
  * start, so an alter applies from the next batch on. */
 static int topic_codec(const klog_producer *p, const kp_topic *t)
 {
-    const klog_conf *c = __atomic_load_n(&t->kt->conf, __ATOMIC_ACQUIRE);
-    if (!klog__conf_isset(c, KC_COMPRESSION_TYPE))
+    int64_t ctype; /* one read: the topic's conf may change meanwhile (klog__conf_publish) */
+    if (!klog__conf_int_isset(t->kt->conf, KC_COMPRESSION_TYPE, &ctype))
         return p->codec;
-    return codec_of(klog__conf_int(c, KC_COMPRESSION_TYPE), p->codec);
+    return codec_of(ctype, p->codec);
 }
 
 static void batch_start(klog_producer *p, kp_batch *b, const kp_topic *t)

@@ -12,5 +12,6 @@
 #include <klog/producer.h>
 #include "format/format.h"
 #include "storage/storage.h"
+#include "producer/conf_keys.h"
 
 #endif

@@ -4,7 +4,8 @@
  *
  * Locks: k->mu guards the topic table and the metadata file (every change
  * rewrites it under mu).  It is never held while a partition log appends;
- * producers and consumers hold topic references instead.
+ * producers and consumers hold topic references instead.  internal.h has
+ * the whole order and the threads.
  */
 #include <dirent.h>
 #include <inttypes.h>
@@ -28,19 +29,12 @@
 
 kio *klog__io(struct klog *k) { return k->io; }
 
-void *klog__ext(klog *k, int slot, void *(*create)(klog *k, int *err), void (*destroy)(void *), int *err)
+void *klog__module_state(klog *k, const kt_module *m)
 {
-    *err = 0;
-    if (slot < 0 || slot >= KT_EXT__COUNT)
-        return NULL;
-    pthread_mutex_lock(&k->ext_mu);
-    if (!k->ext[slot] && create) {
-        k->ext[slot] = create(k, err);
-        k->ext_free[slot] = destroy;
-    }
-    void *p = k->ext[slot];
-    pthread_mutex_unlock(&k->ext_mu);
-    return p;
+    for (unsigned i = 0; k && i < k->ninit; i++)
+        if (k->mods[i] == m)
+            return k->mod_state[i];
+    return NULL;
 }
 const klog_conf *klog__conf(struct klog *k) { return k->conf; }
 
@@ -130,9 +124,6 @@ static void topic_free(kt_topic *t)
     free(t->parts);
     klog_conf_free(t->conf);
     klog_conf_free(t->overrides);
-    for (unsigned i = 0; i < t->nretired; i++)
-        klog_conf_free(t->retired[i]);
-    free(t->retired);
     free(t);
 }
 
@@ -152,10 +143,94 @@ kt_topic *klog__topic_get(klog *k, const char *name)
     return t;
 }
 
+void klog__topic_ref(kt_topic *t) { atomic_fetch_add(&t->refs, 1); }
+
 void klog__topic_put(kt_topic *t)
 {
     if (t && atomic_fetch_sub(&t->refs, 1) == 1)
         topic_free(t);
+}
+
+ssize_t klog__topics_snapshot(klog *k, kt_topic ***out)
+{
+    pthread_mutex_lock(&k->mu);
+    size_t n = k->ntopics;
+    kt_topic **snap = malloc((n ? n : 1) * sizeof *snap);
+    for (size_t i = 0; snap && i < n; i++) {
+        snap[i] = k->topics[i];
+        atomic_fetch_add(&snap[i]->refs, 1);
+    }
+    pthread_mutex_unlock(&k->mu);
+    if (!snap)
+        return -ENOMEM;
+    *out = snap;
+    return (ssize_t)n;
+}
+
+void klog__topics_release(kt_topic **snap, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        klog__topic_put(snap[i]);
+    free(snap);
+}
+
+/* ---- topic events (topic.h: modules) ---------------------------------------- */
+
+typedef struct kt_evnode {
+    struct kt_evnode *next;
+    kt_event ev;
+} kt_evnode;
+
+/* Queue an event (mu held; node allocated beforehand, so that a change
+ * never fails for want of its event). */
+static void event_queue(klog *k, kt_evnode *e, enum kt_event_kind kind, kt_topic *t, int from, int to)
+{
+    e->next = NULL;
+    e->ev = (kt_event){ .kind = kind, .topic = t, .from = from, .to = to };
+    klog__topic_ref(t);
+    if (k->evq_tail)
+        k->evq_tail->next = e;
+    else
+        k->evq_head = e;
+    k->evq_tail = e;
+}
+
+static kt_evnode *event_pop(klog *k)
+{
+    pthread_mutex_lock(&k->mu);
+    kt_evnode *e = k->evq_head;
+    if (e && !(k->evq_head = e->next))
+        k->evq_tail = NULL;
+    pthread_mutex_unlock(&k->mu);
+    return e;
+}
+
+/*
+ * Deliver queued events, in order, to the started modules.  One thread at
+ * a time delivers (ev_mu); a thread that finds another one at it returns
+ * at once, and that one sees the new event: it looks at the queue again
+ * after letting ev_mu go.  So no caller ever waits for ev_mu, and a
+ * handler that makes a change itself (a commit creating
+ * __consumer_offsets) only queues the event.
+ */
+static void events_deliver(klog *k)
+{
+    for (;;) {
+        pthread_mutex_lock(&k->mu);
+        bool empty = k->evq_head == NULL;
+        pthread_mutex_unlock(&k->mu);
+        if (empty || pthread_mutex_trylock(&k->ev_mu) != 0)
+            return;
+        kt_evnode *e;
+        while ((e = event_pop(k)) != NULL) {
+            for (unsigned i = 0; i < k->nstarted; i++)
+                if (k->mods[i]->event)
+                    k->mods[i]->event(k, k->mod_state[i], &e->ev);
+            klog__topic_put(e->ev.topic);
+            free(e);
+        }
+        pthread_mutex_unlock(&k->ev_mu);
+    }
 }
 
 static void bg_prefill_hook(void *arg);
@@ -398,15 +473,9 @@ static void *bg_main(void *arg)
         if (tick)
             next_tick = now + TICK_MS * 1000000ull;
         pthread_mutex_unlock(&k->bg_mu);
-        pthread_mutex_lock(&k->mu);
-        size_t n = k->ntopics;
-        kt_topic **snap = malloc((n ? n : 1) * sizeof *snap);
-        for (size_t i = 0; snap && i < n; i++) {
-            snap[i] = k->topics[i];
-            atomic_fetch_add(&snap[i]->refs, 1);
-        }
-        pthread_mutex_unlock(&k->mu);
-        for (size_t i = 0; snap && i < n; i++) {
+        kt_topic **snap;
+        ssize_t n = klog__topics_snapshot(k, &snap);
+        for (ssize_t i = 0; i < n; i++) {
             int np = atomic_load_explicit(&snap[i]->nparts, memory_order_acquire);
             for (int p = 0; p < np; p++) {
                 if (prefill)
@@ -414,9 +483,9 @@ static void *bg_main(void *arg)
                 if (tick)
                     (void)ks_log_tick(kpart_log(snap[i]->parts[p])); /* errors stick in the log */
             }
-            klog__topic_put(snap[i]);
         }
-        free(snap);
+        if (n >= 0)
+            klog__topics_release(snap, (size_t)n);
         if (tick) {
             klog__maint_retention(k, false);
             klog__stats_tick(k);
@@ -427,11 +496,38 @@ static void *bg_main(void *arg)
     return NULL;
 }
 
+/* The background module: the thread above, started once the topics are
+ * open and joined before they close. */
+static int bg_start(klog *k, void *state, char *errbuf, size_t errsize)
+{
+    (void)state;
+    if (pthread_create(&k->bg, NULL, bg_main, k) != 0)
+        return klog__errf(errbuf, errsize, -EAGAIN, "background thread: %s", klog_strerror(-EAGAIN));
+    k->bg_running = true;
+    return 0;
+}
+
+static void bg_stop(klog *k, void *state)
+{
+    (void)state;
+    if (!k->bg_running)
+        return;
+    pthread_mutex_lock(&k->bg_mu);
+    k->stopping = true;
+    pthread_cond_broadcast(&k->bg_cv);
+    pthread_mutex_unlock(&k->bg_mu);
+    pthread_join(k->bg, NULL);
+    k->bg_running = false;
+}
+
+const kt_module klog__background_module = { .name = "background", .start = bg_start, .stop = bg_stop };
+
 /* ---- public: instance ------------------------------------------------------------------- */
 
-KLOG_API int klog_open(klog **out, const char *dir, const klog_conf *conf, char *errbuf, size_t errsize)
+int klog__open(klog **out, const char *dir, const klog_conf *conf, const kt_module *const *mods, unsigned nmods,
+               char *errbuf, size_t errsize)
 {
-    if (!out)
+    if (!out || nmods > KT_MODULES_MAX || (nmods && !mods))
         return -EINVAL;
     *out = NULL;
     if (!dir || !*dir)
@@ -440,8 +536,10 @@ KLOG_API int klog_open(klog **out, const char *dir, const klog_conf *conf, char 
     if (!k)
         return -ENOMEM;
     k->lock_fd = -1;
+    k->mods = mods;
+    k->nmods = nmods;
     pthread_mutex_init(&k->mu, NULL);
-    pthread_mutex_init(&k->ext_mu, NULL);
+    pthread_mutex_init(&k->ev_mu, NULL);
     pthread_mutex_init(&k->stats_mu, NULL);
     pthread_mutex_init(&k->bg_mu, NULL);
     pthread_condattr_t ca;
@@ -456,8 +554,6 @@ KLOG_API int klog_open(klog **out, const char *dir, const klog_conf *conf, char 
     }
     if ((rc = conf ? klog_conf_dup(conf, &k->conf) : klog_conf_new(&k->conf)) < 0)
         goto fail;
-    klog__maint_init(k);
-    k->maint_ready = true;
     static const enum kio_backend backends[] = { KIO_BACKEND_AUTO, KIO_BACKEND_URING, KIO_BACKEND_POSIX };
     kio_options opt = { .backend = backends[klog__conf_int(k->conf, KC_IO_BACKEND)] };
     if ((rc = kio_open(&k->io, &opt)) < 0) {
@@ -479,18 +575,19 @@ KLOG_API int klog_open(klog **out, const char *dir, const klog_conf *conf, char 
         goto fail;
     }
     k->lock_fd = rc;
+    for (; k->ninit < nmods; k->ninit++) {
+        const kt_module *m = mods[k->ninit];
+        if (m->init && (rc = m->init(k, &k->mod_state[k->ninit], errbuf, errsize)) < 0)
+            goto fail;
+    }
     if ((rc = meta_load(k, errbuf, errsize)) < 0)
         goto fail;
     sweep_orphans(k);
-    if ((rc = klog__maint_start(k)) < 0) {
-        klog__errf(errbuf, errsize, rc, "cleaner threads: %s", klog_strerror(rc));
-        goto fail;
+    for (; k->nstarted < nmods; k->nstarted++) {
+        const kt_module *m = mods[k->nstarted];
+        if (m->start && (rc = m->start(k, k->mod_state[k->nstarted], errbuf, errsize)) < 0)
+            goto fail;
     }
-    if (pthread_create(&k->bg, NULL, bg_main, k) != 0) {
-        rc = -EAGAIN;
-        goto fail;
-    }
-    k->bg_running = true;
     *out = k;
     return 0;
 fail:
@@ -502,20 +599,18 @@ KLOG_API int klog_close(klog *k)
 {
     if (!k)
         return 0;
-    if (k->maint_ready)
-        klog__maint_stop(k); /* a pass in progress stops at its next chunk */
-    if (k->bg_running) {
-        pthread_mutex_lock(&k->bg_mu);
-        k->stopping = true;
-        pthread_cond_broadcast(&k->bg_cv);
-        pthread_mutex_unlock(&k->bg_mu);
-        pthread_join(k->bg, NULL);
+    /* Modules stop last first; a stopped module hears no more events. */
+    while (k->nstarted > 0) {
+        const kt_module *m = k->mods[--k->nstarted];
+        if (m->stop)
+            m->stop(k, k->mod_state[k->nstarted]);
     }
-    for (int i = 0; i < KT_EXT__COUNT; i++) {
-        if (k->ext[i] && k->ext_free[i])
-            k->ext_free[i](k->ext[i]); /* before the topics it writes to close */
-        k->ext[i] = NULL;
+    for (kt_evnode *e = k->evq_head, *nx; e; e = nx) {
+        nx = e->next;
+        klog__topic_put(e->ev.topic);
+        free(e);
     }
+    k->evq_head = k->evq_tail = NULL;
     int rc = 0;
     for (size_t i = 0; i < k->ntopics; i++) {
         kt_topic *t = k->topics[i];
@@ -531,16 +626,21 @@ KLOG_API int klog_close(klog *k)
         klog__topic_put(t);
     }
     free(k->topics);
+    while (k->ninit > 0) {
+        const kt_module *m = k->mods[--k->ninit];
+        int r = m->fini ? m->fini(k, k->mod_state[k->ninit]) : 0;
+        if (r < 0 && rc == 0)
+            rc = r;
+        k->mod_state[k->ninit] = NULL;
+    }
     ks_dirlock_release(k->lock_fd);
     kio_close(k->io);
     klog_conf_free(k->conf);
     pthread_mutex_destroy(&k->mu);
     pthread_mutex_destroy(&k->bg_mu);
-    pthread_mutex_destroy(&k->ext_mu);
+    pthread_mutex_destroy(&k->ev_mu);
     pthread_mutex_destroy(&k->stats_mu);
     pthread_cond_destroy(&k->bg_cv);
-    if (k->maint_ready)
-        klog__maint_fini(k);
     free(k);
     return rc;
 }
@@ -569,6 +669,11 @@ KLOG_API int klog_topic_create(klog *k, const char *name, int partitions, const 
     rc = topic_new(k, name, topic_conf, &t);
     if (rc < 0)
         return rc;
+    kt_evnode *ev = malloc(sizeof *ev);
+    if (!ev) {
+        topic_free(t);
+        return -ENOMEM;
+    }
     if (partitions == 0)
         partitions = (int)klog__conf_int(t->conf, KC_NUM_PARTITIONS);
     pthread_mutex_lock(&k->mu);
@@ -576,6 +681,7 @@ KLOG_API int klog_topic_create(klog *k, const char *name, int partitions, const 
         if (!strcmp(k->topics[i]->name, name)) {
             pthread_mutex_unlock(&k->mu);
             topic_free(t);
+            free(ev);
             return klog__errf(errbuf, errsize, -EEXIST, "topic %s already exists", name);
         }
     if ((rc = open_parts(k, t, 0, partitions)) < 0) {
@@ -592,9 +698,16 @@ KLOG_API int klog_topic_create(klog *k, const char *name, int partitions, const 
             klog__errf(errbuf, errsize, rc, "topic metadata: %s", klog_strerror(rc));
         }
     }
+    if (rc == 0) {
+        event_queue(k, ev, KT_EV_TOPIC_CREATED, t, 0, partitions);
+        ev = NULL;
+    }
     pthread_mutex_unlock(&k->mu);
+    free(ev);
     if (rc < 0)
         topic_free(t); /* its empty partition dirs are swept at the next open */
+    else
+        events_deliver(k);
     return rc;
 }
 
@@ -606,6 +719,9 @@ KLOG_API int klog_topic_delete(klog *k, const char *name)
         return KLOG_EBADNAME;
     if (!strcmp(name, "__consumer_offsets"))
         return -EPERM; /* the consumer groups' committed offsets live there */
+    kt_evnode *ev = malloc(sizeof *ev);
+    if (!ev)
+        return -ENOMEM;
     pthread_mutex_lock(&k->mu);
     size_t i;
     for (i = 0; i < k->ntopics; i++)
@@ -613,6 +729,7 @@ KLOG_API int klog_topic_delete(klog *k, const char *name)
             break;
     if (i == k->ntopics) {
         pthread_mutex_unlock(&k->mu);
+        free(ev);
         return KLOG_EUNKNOWN_TOPIC;
     }
     kt_topic *t = k->topics[i];
@@ -647,9 +764,11 @@ KLOG_API int klog_topic_delete(klog *k, const char *name)
         }
         t->tomb[0] = '\0';
         pthread_mutex_unlock(&k->mu);
+        free(ev);
         return rc;
     }
     atomic_store(&t->deleted, true);
+    event_queue(k, ev, KT_EV_TOPIC_DELETED, t, 0, np);
     pthread_mutex_unlock(&k->mu);
     /* Acknowledgements waiting for the high watermark will not get it:
      * report them now (a producer's flush would wait for ever).  Outside
@@ -657,6 +776,7 @@ KLOG_API int klog_topic_delete(klog *k, const char *name)
     for (int p = 0; p < np; p++)
         kpart_ack_fail(t->parts[p], KLOG_EUNKNOWN_TOPIC);
     klog__topic_put(t);
+    events_deliver(k);
     return 0;
 }
 
@@ -666,6 +786,9 @@ KLOG_API int klog_topic_add_partitions(klog *k, const char *name, int total)
         return -EINVAL;
     if (klog__topic_name_check(name) < 0)
         return KLOG_EBADNAME;
+    kt_evnode *ev = malloc(sizeof *ev);
+    if (!ev)
+        return -ENOMEM;
     /* Look up under mu, so that a concurrent delete cannot slip between
      * the lookup and the new partition directories. */
     pthread_mutex_lock(&k->mu);
@@ -692,8 +815,15 @@ KLOG_API int klog_topic_add_partitions(klog *k, const char *name, int total)
                     remove_part_dir(k, d);
             }
         }
+        if (rc == 0) {
+            event_queue(k, ev, KT_EV_PARTITIONS_ADDED, t, cur, total);
+            ev = NULL;
+        }
     }
     pthread_mutex_unlock(&k->mu);
+    free(ev);
+    if (rc == 0)
+        events_deliver(k);
     return rc;
 }
 
@@ -762,7 +892,9 @@ KLOG_API int klog_topic_describe(klog *k, const char *name, klog_partition_info 
     }
     if (config && config_size) {
         char tmp[4096];
+        pthread_mutex_lock(&k->mu); /* overrides is replaced under mu */
         int n = klog__conf_dump(t->overrides, KC_SCOPE_TOPIC, tmp, sizeof tmp);
+        pthread_mutex_unlock(&k->mu);
         snprintf(config, config_size, "%s", n > 0 ? tmp : "");
     }
     klog__topic_put(t);
@@ -817,12 +949,6 @@ KLOG_API int klog_topic_alter_config(klog *k, const char *name, const klog_conf 
         rc = klog__errf(errbuf, errsize, KLOG_EUNKNOWN_TOPIC, "unknown topic %s", name);
         goto out;
     }
-    klog_conf **nr = realloc(t->retired, (t->nretired + 2) * sizeof *nr);
-    if (!nr) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    t->retired = nr;
     if ((rc = klog_conf_dup(t->overrides, &ov)) < 0 || (rc = klog__conf_merge(ov, set)) < 0)
         goto out;
     for (size_t i = 0; i < nunset && rc == 0; i++)
@@ -830,17 +956,20 @@ KLOG_API int klog_topic_alter_config(klog *k, const char *name, const klog_conf 
     if (rc < 0 || (rc = klog_conf_dup(k->conf, &merged)) < 0 || (rc = klog__conf_merge(merged, ov)) < 0)
         goto out;
     /* record it first: what is not in topics.meta must not take effect */
-    klog_conf *old_ov = t->overrides, *old_conf = t->conf;
+    klog_conf *old_ov = t->overrides;
     t->overrides = ov;
     if ((rc = meta_write(k)) < 0) {
         t->overrides = old_ov;
         klog__errf(errbuf, errsize, rc, "topic metadata: %s", klog_strerror(rc));
         goto out;
     }
-    t->conf = merged;
-    t->retired[t->nretired++] = old_ov;
-    t->retired[t->nretired++] = old_conf;
-    ov = merged = NULL;
+    /* Readers load t->conf without a lock: change it in place, key by key
+     * (each reads old or new, never freed memory).  The old overrides are
+     * read only under mu, so they can go now. */
+    klog__conf_publish(t->conf, merged);
+    ov = old_ov;
+    klog_conf_free(merged);
+    merged = NULL;
     ks_log_config lc;
     log_config(k, t->conf, &lc);
     int np = atomic_load(&t->nparts);

@@ -1,8 +1,11 @@
 /*
  * lib/topic/internal.h - the instance object, shared by the files of
- * lib/topic only (instance.c: open/close, topic admin, the background
- * thread; maint.c: retention, the disk budget, the cleaner threads).
- * The layers above see topic.h.
+ * lib/topic only (instance.c: open/close, topic admin, the topic table and
+ * its snapshots, topic events, the background thread; maint.c: retention,
+ * the disk budget, the cleaner threads; stats.c: klog_stats).  The layers
+ * above see topic.h.  instance.c is the centre: maint.c and stats.c use
+ * its table (klog__topics_snapshot), it drives them from the background
+ * thread, and neither calls the other.
  */
 #ifndef KLOG_TOPIC_PRIVATE_H
 #define KLOG_TOPIC_PRIVATE_H
@@ -12,18 +15,90 @@
 #define KT_CLEANERS_MAX 16
 
 /*
- * Locks, in the order they may be taken:
- *   budget_mu  serialises make_room (the disk budget), across appenders
- *   mu         the topic table and the metadata file (held briefly: never
- *              across a log's append or a cleaning pass)
- *   maint_mu   the cleaner threads' shared state, the rate limiter, and
- *              the stop flag's condvar
- *   bg_mu      the background thread's sleep
- * A log's own locks (lib/storage) are taken after any of these, and no
- * storage call is made with mu held except open/close of logs.  One
- * exception: a log's prefill hook takes bg_mu under the log's append lock
- * (only to set bg_prefill and signal); nothing takes a log lock with bg_mu
- * held.
+ * THREADING MODEL (the whole library; checked against the code, keep it so)
+ *
+ * Threads.  klog runs these; none runs user code except where said.
+ *   application  any thread calling the API.  Producers: send encodes into
+ *                its partition's open batch and, when it fills one, seals it
+ *                and may drain (below).  Consumers: one thread at a time per
+ *                consumer; poll reads the logs lock-free and sleeps on an
+ *                eventfd; a subscribed consumer's poll is its group member's
+ *                heartbeat (no heartbeat thread).  Admin calls (klog_topic_*,
+ *                klog_group_*) and klog_stats run on the caller.
+ *   drainer      not a thread of its own: whichever thread finds a
+ *                partition's sealed batches waiting (a sender, flush, close,
+ *                or klog-producer) appends them, one drainer per partition
+ *                at a time, and runs the delivery callbacks, with no lock
+ *                of klog held.
+ *   klog-producer  one per producer: seals batches that lingered linger.ms
+ *                and drains them.
+ *   klog-maint   the instance's background thread (the background module):
+ *                interval syncs and rolls by age (ks_log_tick), prefills of
+ *                zeroed tails, retention, the stats files.
+ *   klog-cleaner log.cleaner.threads per instance (the maint module):
+ *                compaction passes.
+ *   klog-groups  the groups' timer (started by the first group call):
+ *                expires members, ends rebalances, notices topic changes.
+ *   io-wq        the kernel's io_uring workers, for requests a ring cannot
+ *                complete inline.  They run no klog code and take no lock;
+ *                each klog op waits on its own ring's completions.
+ *
+ * Locks, outermost first.  A thread may take a lock only if it holds none
+ * listed after it; the leaves at the end are taken last and held briefly.
+ *   group      r->mu (groups, members) -> r->omu (offsets store).  A commit
+ *              holds both across its append (and its fdatasync), and a
+ *              first commit creates __consumer_offsets under them (topic
+ *              admin: mu).  r->tmu is only the timer's sleep.
+ *   topic      budget_mu: make_room, called by an appender holding no log
+ *              lock; under it, mu (a snapshot) and other logs' maint locks.
+ *   topic      mu: the topic table, topics.meta, overrides, the event
+ *              queue.  Admin calls hold it across topics.meta writes and log
+ *              open, reconfigure, abandon and renames; lookups and
+ *              snapshots hold it for the copy only.  Never held across an
+ *              append or a cleaning pass.
+ *   storage    per log: maint_mu -> append_mu -> {ckpt_mu, pf_mu, seg_mu,
+ *              sync_mu} (storage/internal.h).  A thread holds the locks of
+ *              one log at a time.
+ *   leaves     topic maint_mu: cleaner state and rate limiter; taken alone,
+ *                or inside a log's maint_mu (the throttle callback of a
+ *                cleaning pass, which may sleep on maint_cv there).
+ *              topic bg_mu: the background thread's sleep; taken alone, or
+ *                inside a log's append_mu (the prefill hook).
+ *              waitq mu (notify.c): the listener runs after the log's
+ *                append_mu is released; consumers take it alone.
+ *              stats_mu -> a consumer's st_mu (its stats callback).
+ *              producer acc->mu -> {mem_mu, q_mu}; codec_mu; p->mu.  Never
+ *                held across a call into lib/topic or lib/storage: a drainer
+ *                drops acc->mu before ks_log_append, a lookup takes the
+ *                topic reference before p->mu.
+ *              io: the ring pool's mu (may wait for a free ring, which is
+ *                handed back without any other lock); io_fault's mu.
+ *   ev_mu      (topic events) is only ever try-locked, so it orders nothing:
+ *              the deliverer holds it while handlers run and takes mu
+ *              under it.
+ * No klog lock is held while a user callback runs (delivery reports, the
+ * partitioner, rebalance callbacks).  A
+ * topic reference can be dropped anywhere; the last one of a deleted topic
+ * closes its logs and removes its directories on that thread, under
+ * whatever it holds (all of which ranks above storage).
+ *
+ * Lock-free readers: a topic's nparts and parts (acquire), its conf
+ * (klog__conf_publish), the logs' offsets and segment sizes (acquire), the
+ * registry's seq.
+ *
+ * Where a network thread joins (a Kafka front end, replication fetchers):
+ * it is an application thread.  It calls the public API (producer,
+ * consumer, the coordinator) and the partition layer, holding no klog lock
+ * between calls; it never takes mu or a log lock itself, never keeps a
+ * topic-table lock across I/O (look up with klog__topic_get, keep the
+ * reference, release mu at once), and treats its own locks as ranking
+ * above every klog lock: what klog calls back (delivery reports, topic
+ * events, partition listeners) must not take a lock the network thread
+ * holds while it calls into klog.  Calls that block (acks=all appends,
+ * flush, poll with a timeout) belong on worker threads, not on an event
+ * loop.  A replicator's follower appends as an appender does (storage
+ * locks, then make_room's budget_mu -> mu) and its threads are a module's,
+ * started after the partitions open and stopped after the groups.
  */
 struct klog {
     char dir[4096];
@@ -44,7 +119,6 @@ struct klog {
     pthread_cond_t bg_cv;
     int64_t next_retention_ms; /* bg thread only */
 
-    bool maint_ready;     /* klog__maint_init done */
     /* disk budget (ks_space is shared by every partition log) */
     ks_space space;
     pthread_mutex_t budget_mu;
@@ -60,10 +134,15 @@ struct klog {
     int64_t tokens_at_ns;
     _Atomic uint64_t cleaner_passes, cleaner_bytes_read, cleaner_bytes_written;
 
-    /* subsystems above lib/topic (klog__ext) */
-    pthread_mutex_t ext_mu;
-    void *ext[KT_EXT__COUNT];
-    void (*ext_free[KT_EXT__COUNT])(void *);
+    /* modules (topic.h), fixed at open; nstarted and ninit move only on
+     * the opening and closing thread */
+    const kt_module *const *mods;
+    unsigned nmods, ninit, nstarted;
+    void *mod_state[KT_MODULES_MAX];
+    /* topic events: queued under mu, delivered under ev_mu (only ever
+     * try-locked, so it never blocks anyone; see events_deliver) */
+    struct kt_evnode *evq_head, *evq_tail;
+    pthread_mutex_t ev_mu;
 
     /* statistics: registered producers and consumers (stats.c) */
     pthread_mutex_t stats_mu;
@@ -75,17 +154,11 @@ struct klog {
     void *clock_arg;
 };
 
-/* maint.c */
-int klog__maint_init(klog *k);          /* budget and locks; before topics open */
-int klog__maint_start(klog *k);         /* cleaner threads; after topics open */
-void klog__maint_stop(klog *k);         /* stop and join the cleaners (close) */
-void klog__maint_fini(klog *k);
+/* maint.c (klog__maint_module: init sets up the disk budget and the
+ * cleaners' locks, before any log opens; start starts the cleaner threads;
+ * stop joins them; fini destroys the locks, after the logs closed). */
 /* Retention over every partition, when the interval has passed (bg thread). */
 void klog__maint_retention(klog *k, bool force);
-/* Snapshot the topic table with a reference on each (caller frees with
- * klog__topics_release).  Returns the count, or -ENOMEM. */
-ssize_t klog__topics_snapshot(klog *k, kt_topic ***out);
-void klog__topics_release(kt_topic **snap, size_t n);
 
 /* stats.c: write DIR/stats.json and DIR/stats.prom when
  * statistics.interval.ms has passed (bg thread). */

@@ -46,29 +46,6 @@ void klog__set_clock(klog *k, int64_t (*clock_ms)(void *), void *arg)
     k->clock_arg = arg;
 }
 
-ssize_t klog__topics_snapshot(klog *k, kt_topic ***out)
-{
-    pthread_mutex_lock(&k->mu);
-    size_t n = k->ntopics;
-    kt_topic **snap = malloc((n ? n : 1) * sizeof *snap);
-    for (size_t i = 0; snap && i < n; i++) {
-        snap[i] = k->topics[i];
-        atomic_fetch_add(&snap[i]->refs, 1);
-    }
-    pthread_mutex_unlock(&k->mu);
-    if (!snap)
-        return -ENOMEM;
-    *out = snap;
-    return (ssize_t)n;
-}
-
-void klog__topics_release(kt_topic **snap, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        klog__topic_put(snap[i]);
-    free(snap);
-}
-
 static bool policy_deletes(const kt_topic *t)
 {
     return klog__conf_int(t->conf, KC_CLEANUP_POLICY) != KC_CLEANUP_COMPACT;
@@ -375,8 +352,14 @@ static void *cleaner_main(void *arg)
     return NULL;
 }
 
-int klog__maint_init(klog *k)
+/* ---- the module ------------------------------------------------------------------ */
+
+/* Before any log opens: the logs take &k->space. */
+static int maint_init(klog *k, void **state, char *errbuf, size_t errsize)
 {
+    (void)state;
+    (void)errbuf;
+    (void)errsize;
     pthread_mutex_init(&k->budget_mu, NULL);
     pthread_mutex_init(&k->maint_mu, NULL);
     pthread_condattr_t ca;
@@ -392,28 +375,42 @@ int klog__maint_init(klog *k)
     return 0;
 }
 
+static void maint_stop(klog *k, void *state);
+
 /* Cleaner threads start once the topics are open. */
-int klog__maint_start(klog *k)
+static int maint_start(klog *k, void *state, char *errbuf, size_t errsize)
 {
+    (void)state;
     if (!klog__conf_int(k->conf, KC_CLEANER_ENABLE))
         return 0;
     unsigned n = (unsigned)klog__conf_int(k->conf, KC_CLEANER_THREADS);
-    for (unsigned i = 0; i < n && i < KT_CLEANERS_MAX; i++) {
+    int rc = 0;
+    for (unsigned i = 0; i < n && i < KT_CLEANERS_MAX && rc == 0; i++) {
         cleaner_arg *a = malloc(sizeof *a);
-        if (!a)
-            return -ENOMEM;
+        if (!a) {
+            rc = -ENOMEM;
+            break;
+        }
         *a = (cleaner_arg){ k, i };
         if (pthread_create(&k->cleaners[i], NULL, cleaner_main, a) != 0) {
             free(a);
-            return -EAGAIN;
+            rc = -EAGAIN;
+            break;
         }
         k->ncleaners++;
+    }
+    if (rc < 0) {
+        /* klog__open stops only the modules whose start succeeded */
+        maint_stop(k, state);
+        return klog__errf(errbuf, errsize, rc, "cleaner threads: %s", klog_strerror(rc));
     }
     return 0;
 }
 
-void klog__maint_stop(klog *k)
+/* A pass in progress stops at its next chunk. */
+static void maint_stop(klog *k, void *state)
 {
+    (void)state;
     pthread_mutex_lock(&k->maint_mu);
     k->maint_stop = true;
     pthread_cond_broadcast(&k->maint_cv);
@@ -423,9 +420,16 @@ void klog__maint_stop(klog *k)
     k->ncleaners = 0;
 }
 
-void klog__maint_fini(klog *k)
+/* After the logs closed: they used the budget until then. */
+static int maint_fini(klog *k, void *state)
 {
+    (void)state;
     pthread_mutex_destroy(&k->budget_mu);
     pthread_mutex_destroy(&k->maint_mu);
     pthread_cond_destroy(&k->maint_cv);
+    return 0;
 }
+
+const kt_module klog__maint_module = {
+    .name = "maint", .init = maint_init, .start = maint_start, .stop = maint_stop, .fini = maint_fini,
+};

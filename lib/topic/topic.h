@@ -23,9 +23,13 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
 
 #include <klog/topic.h>
 #include "common/conf.h"
+#include "topic/conf_keys.h"
+#include "storage/conf_keys.h"
 #include "io/io.h"
 #include "partition/partition.h"
 
@@ -39,12 +43,12 @@ typedef struct kt_topic {
      * listeners; the layers above reach storage only through it. */
     kpart **parts;
     _Atomic int nparts;
-    klog_conf *conf;          /* instance defaults merged with overrides */
-    klog_conf *overrides;     /* what was set for this topic explicitly */
-    /* Confs replaced by klog_topic_alter_config: readers load t->conf
-     * without a lock, so the old ones live until the topic is freed. */
-    klog_conf **retired;
-    unsigned nretired;
+    /* Instance defaults merged with overrides.  Read without a lock, with
+     * klog__conf_int/isset; klog_topic_alter_config changes it in place
+     * (klog__conf_publish, under the instance's mu), so the pointer never
+     * changes while the topic lives. */
+    klog_conf *conf;
+    klog_conf *overrides;     /* what was set for this topic explicitly; under mu */
     _Atomic int refs;
     _Atomic bool deleted;
     char tomb[64];            /* suffix of the renamed-aside dirs once deleted */
@@ -53,20 +57,87 @@ typedef struct kt_topic {
 
 /* Look a topic up by name and take a reference.  NULL if unknown. */
 kt_topic *klog__topic_get(struct klog *k, const char *name);
+/* Take another reference on a topic one already holds. */
+void klog__topic_ref(kt_topic *t);
 void klog__topic_put(kt_topic *t);
+/* Snapshot the topic table with a reference on each (caller frees with
+ * klog__topics_release).  Returns the count, or -ENOMEM.  Takes and drops
+ * the instance's mu. */
+ssize_t klog__topics_snapshot(struct klog *k, kt_topic ***out);
+void klog__topics_release(kt_topic **snap, size_t n);
 /* Kafka's naming rule; 0 or KLOG_EBADNAME. */
 int klog__topic_name_check(const char *name);
 
 /*
- * Per-instance state of the subsystems above this one (consumer groups),
- * which lib/topic must not know: created on first use by `create` (which
- * may call klog_topic_* but must not call klog__ext for the same slot),
- * freed by klog_close before any topic closes.  With create NULL, returns
- * what exists (or NULL).  *err receives create's error.
+ * Modules: the instance's subsystems (maintenance, the background thread,
+ * consumer groups; later replication, a network front end), started and
+ * stopped in a fixed order.  lib/topic knows none of them: the list is
+ * composed above every subsystem, in lib/compose.c, which passes it to
+ * klog__open.  A new subsystem defines a kt_module and adds it to that
+ * list, at the place its dependencies give it.
+ *
+ * klog__open, with the data directory locked and the I/O engine up:
+ *   1. init, in list order: set up state (*state is the module's, NULL by
+ *      default); no topic is loaded yet.  Logs opened later may use what it
+ *      sets up (the disk budget).
+ *   2. the topics are loaded and their partitions opened;
+ *   3. start, in list order: threads, and whatever needs the topics (a
+ *      module sees the loaded table through klog__topics_snapshot).
+ * klog_close (and a failed open, undoing what was done):
+ *   4. stop, in reverse order: threads joined; after it no topic event
+ *      reaches the module.  Partition logs are still open.
+ *   5. the partition logs are closed;
+ *   6. fini, in reverse order: free the state.  Its error (if any) is
+ *      klog_close's result when the logs closed cleanly.
+ * A failing init or start makes klog__open undo exactly the steps that
+ * succeeded before it (stop for every started module, fini for every
+ * initialised one, in reverse) and return its error; the failing op undoes
+ * its own partial work (its own stop or fini is not called).  Every op may
+ * be NULL.
+ *
+ * Topic events: a topic created, deleted, or given partitions, after the
+ * change is recorded in topics.meta.  They reach every started module with
+ * an event op, in list order, in the order the changes were made (changes
+ * are queued under the instance's mu and delivered by one thread at a
+ * time), on the thread of an API call that made a change - not
+ * necessarily its own: a call that finds another thread delivering leaves
+ * its event to that thread.  The handler may look topics up and take
+ * references; it must not call topic administration (klog_topic_*), must
+ * not block for long, and may run with a caller's locks held, even a
+ * higher layer's (the groups' mu and omu, when a commit creates
+ * __consumer_offsets): it must take no lock of its own that is ever held
+ * across a call into lib/topic.  Topics loaded at open send no event.
  */
-enum { KT_EXT_GROUPS = 0, KT_EXT__COUNT };
-void *klog__ext(struct klog *k, int slot, void *(*create)(struct klog *k, int *err), void (*destroy)(void *),
-                int *err);
+enum kt_event_kind { KT_EV_TOPIC_CREATED = 1, KT_EV_TOPIC_DELETED, KT_EV_PARTITIONS_ADDED };
+typedef struct kt_event {
+    enum kt_event_kind kind;
+    kt_topic *topic;  /* referenced for the call (klog__topic_ref to keep it) */
+    int from, to;     /* partitions [from, to): created/deleted: all of them; added: the new ones */
+} kt_event;
+
+typedef struct kt_module {
+    const char *name;
+    int (*init)(struct klog *k, void **state, char *errbuf, size_t errsize);
+    int (*start)(struct klog *k, void *state, char *errbuf, size_t errsize);
+    void (*stop)(struct klog *k, void *state);
+    int (*fini)(struct klog *k, void *state);
+    void (*event)(struct klog *k, void *state, const kt_event *ev);
+} kt_module;
+
+#define KT_MODULES_MAX 16
+
+/* klog_open with an explicit module list (at most KT_MODULES_MAX; the
+ * list must outlive the instance).  Same results and errors as klog_open,
+ * which calls it with the library's list (lib/compose.c). */
+int klog__open(struct klog **out, const char *dir, const klog_conf *conf, const kt_module *const *mods,
+               unsigned nmods, char *errbuf, size_t errsize);
+/* A module's state (what its init stored), or NULL when the instance does
+ * not run it.  Lock-free: fixed from the module's init to its fini. */
+void *klog__module_state(struct klog *k, const kt_module *m);
+
+/* The modules lib/topic provides (internal.h says what they do). */
+extern const kt_module klog__maint_module;      /* disk budget, retention, cleaner threads */
+extern const kt_module klog__background_module; /* the background thread */
 
 /*
  * Statistics of the handles above this layer: a producer or consumer
