@@ -21,10 +21,10 @@
 
 #include "common/common.h"
 #include "compose.h"
-#include "topic/topic.h"
+#include "consumer/conf_keys.h"
 #include "group/group.h"
-#include "producer/producer.h"
-#include "consumer/consumer.h"
+#include "producer/conf_keys.h"
+#include "topic/topic.h"
 
 static const kt_module *const modules[] = {
     &klog__maint_module,      /* disk budget (before any log opens), retention, cleaner threads */

@@ -19,4 +19,8 @@ static const kc_def defs[] = {
                                 "how long a blocking poll spins on the end offsets before it sleeps"),
 };
 
+/* An entry for every key of the enum (a hole is caught by klog__conf_tables_check). */
+_Static_assert(sizeof defs / sizeof defs[0] == KC_CONSUMER__END - KC_KEY_BASE(KC_TABLE_CONSUMER),
+               "a key without an entry");
+
 const kc_table klog__consumer_conf_table = { "consumer", KC_TABLE_CONSUMER, defs, sizeof defs / sizeof defs[0] };

@@ -28,4 +28,8 @@ static const kc_def defs[] = {
                                               "how long a new group waits for more members before assigning"),
 };
 
+/* An entry for every key of the enum (a hole is caught by klog__conf_tables_check). */
+_Static_assert(sizeof defs / sizeof defs[0] == KC_GROUP__END - KC_KEY_BASE(KC_TABLE_GROUP),
+               "a key without an entry");
+
 const kc_table klog__group_conf_table = { "group", KC_TABLE_GROUP, defs, sizeof defs / sizeof defs[0] };

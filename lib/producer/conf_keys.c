@@ -23,11 +23,16 @@ static const kc_def defs[] = {
                                  "bytes of batches a producer may hold"),
     B(KC_MAX_BLOCK_MS) = KC_INT("max.block.ms", SP, 60000, 0, INT64_MAX / 2,
                                 "how long a send waits for buffer memory; 0 = fail at once"),
-    B(KC_ENABLE_IDEMPOTENCE) = KC_BOOL("enable.idempotence", SP, 1, "sequence numbers: a retried batch is written once"),
+    B(KC_ENABLE_IDEMPOTENCE) = KC_BOOL("enable.idempotence", SP, 1,
+                                       "sequence numbers: a retried batch is written once"),
     B(KC_PARTITIONER) = KC_ENUM("partitioner", SP, KC_PARTITIONER_DEFAULT, v_partitioner,
                                 "how a record without a partition gets one"),
     B(KC_DELIVERY_REPORT_QUEUE) = KC_BOOL("delivery.report.queue", SP, 0,
                                           "queue delivery reports for klog_producer_poll_deliveries"),
 };
+
+/* An entry for every key of the enum (a hole is caught by klog__conf_tables_check). */
+_Static_assert(sizeof defs / sizeof defs[0] == KC_PRODUCER__END - KC_KEY_BASE(KC_TABLE_PRODUCER),
+               "a key without an entry");
 
 const kc_table klog__producer_conf_table = { "producer", KC_TABLE_PRODUCER, defs, sizeof defs / sizeof defs[0] };

@@ -7,9 +7,11 @@
 enum { ST = KC_SCOPE_TOPIC, SP = KC_SCOPE_PRODUCER };
 
 static const char *const v_cleanup[] = { "delete", "compact", "compact,delete", NULL };
-static const kc_sym s_cleanup[] = { { "delete,compact", KC_CLEANUP_COMPACT_DELETE }, { NULL, 0 } }; /* Kafka takes either order */
+/* Kafka takes either order */
+static const kc_sym s_cleanup[] = { { "delete,compact", KC_CLEANUP_COMPACT_DELETE }, { NULL, 0 } };
 static const char *const v_compress[] = { "none", "lz4", "zstd", "producer", NULL };
-static const kc_sym s_compress[] = { { "uncompressed", KC_COMPRESSION_NONE }, { NULL, 0 } }; /* Kafka's topic-level name */
+/* Kafka's topic-level name for none */
+static const kc_sym s_compress[] = { { "uncompressed", KC_COMPRESSION_NONE }, { NULL, 0 } };
 static const char *const r_compress[] = { "gzip", "snappy", NULL };
 
 static const kc_def defs[] = {
@@ -43,5 +45,9 @@ static const kc_def defs[] = {
     B(KC_MIN_COMPACTION_LAG_MS) = KC_INT("min.compaction.lag.ms", ST, 0, 0, INT64_MAX / 2,
                                          "records younger than this are not compacted"),
 };
+
+/* An entry for every key of the enum (a hole is caught by klog__conf_tables_check). */
+_Static_assert(sizeof defs / sizeof defs[0] == KC_LOG__END - KC_KEY_BASE(KC_TABLE_LOG),
+               "a key without an entry");
 
 const kc_table klog__log_conf_table = { "log", KC_TABLE_LOG, defs, sizeof defs / sizeof defs[0] };

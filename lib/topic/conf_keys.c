@@ -34,4 +34,8 @@ static const kc_def defs[] = {
                              "a producer's or consumer's name in statistics (and a member id's prefix)"),
 };
 
+/* An entry for every key of the enum (a hole is caught by klog__conf_tables_check). */
+_Static_assert(sizeof defs / sizeof defs[0] == KC_INSTANCE__END - KC_KEY_BASE(KC_TABLE_INSTANCE),
+               "a key without an entry");
+
 const kc_table klog__instance_conf_table = { "instance", KC_TABLE_INSTANCE, defs, sizeof defs / sizeof defs[0] };

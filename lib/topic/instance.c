@@ -269,10 +269,9 @@ static int topic_new(klog *k, const char *name, const klog_conf *overrides, kt_t
     atomic_store(&t->refs, 1); /* the table's */
     int rc = -ENOMEM;
     if (!(t->parts = calloc(KT_MAX_PARTITIONS, sizeof *t->parts)) || klog_conf_dup(k->conf, &t->conf) < 0 ||
-        klog_conf_new(&t->overrides) < 0)
+        klog_conf_new(&t->overrides) < 0 || klog__conf_merge(t->overrides, overrides) < 0 ||
+        klog__conf_merge(t->conf, overrides) < 0)
         goto fail;
-    klog__conf_merge(t->overrides, overrides);
-    klog__conf_merge(t->conf, overrides);
     *out = t;
     return 0;
 fail:

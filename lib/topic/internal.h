@@ -50,7 +50,8 @@
  *              first commit creates __consumer_offsets under them (topic
  *              admin: mu).  r->tmu is only the timer's sleep.
  *   topic      budget_mu: make_room, called by an appender holding no log
- *              lock; under it, mu (a snapshot) and other logs' maint locks.
+ *              lock; under it, mu (a snapshot), then one log at a time
+ *              (ks_log_drop_oldest: maint_mu -> append_mu).
  *   topic      mu: the topic table, topics.meta, overrides, the event
  *              queue.  Admin calls hold it across topics.meta writes and log
  *              open, reconfigure, abandon and renames; lookups and

@@ -44,9 +44,10 @@ typedef struct kt_topic {
     kpart **parts;
     _Atomic int nparts;
     /* Instance defaults merged with overrides.  Read without a lock, with
-     * klog__conf_int/isset; klog_topic_alter_config changes it in place
-     * (klog__conf_publish, under the instance's mu), so the pointer never
-     * changes while the topic lives. */
+     * klog__conf_int or klog__conf_int_isset (not isset then int: conf.h);
+     * klog_topic_alter_config changes it in place (klog__conf_publish,
+     * under the instance's mu), so the pointer never changes while the
+     * topic lives. */
     klog_conf *conf;
     klog_conf *overrides;     /* what was set for this topic explicitly; under mu */
     _Atomic int refs;
