@@ -311,7 +311,7 @@ Test(modules, topic_events_reach_started_modules_in_order)
  * each name's events alternate created/deleted, starting with created -
  * the order the changes were made in, whichever thread delivers. */
 #define EV_THREADS 4
-#define EV_ROUNDS 60
+#define EV_ROUNDS 20
 
 typedef struct ev_log {
     pthread_mutex_t mu;
