@@ -65,12 +65,17 @@
  *                cleaning pass, which may sleep on maint_cv there).
  *              topic bg_mu: the background thread's sleep; taken alone, or
  *                inside a log's append_mu (the prefill hook).
- *              waitq mu (notify.c): the listener runs after the log's
- *                append_mu is released; consumers take it alone.
+ *              partition lmu (waiters, listeners) and amu (the ack queue,
+ *                the HW mode) (lib/partition): never held together, never
+ *                across I/O or a completion; the log's listener runs after
+ *                its append_mu is released, and takes lmu.  Acknowledgement
+ *                completions (delivery reports) run with neither held: on
+ *                the appending thread while the HW is the LEO, on the
+ *                thread that advances the HW once a partition is replicated.
  *              stats_mu -> a consumer's st_mu (its stats callback).
  *              producer acc->mu -> {mem_mu, q_mu}; codec_mu; p->mu.  Never
- *                held across a call into lib/topic or lib/storage: a drainer
- *                drops acc->mu before ks_log_append, a lookup takes the
+ *                held across a call into lib/topic or lib/partition: a
+ *                drainer drops acc->mu before kpart_append, a lookup takes the
  *                topic reference before p->mu.
  *              io: the ring pool's mu (may wait for a free ring, which is
  *                handed back without any other lock); io_fault's mu.
