@@ -634,14 +634,14 @@ static double consume_run(const char *topic, uint64_t records, const char *const
     uint64_t got = 0, s = 0;
     uint64_t t0 = now_ns();
     while (got < records) {
-        const klog_message *m;
+        const klog_message *const *m;
         int n = klog_consumer_poll(c, 1000, &m);
         if (n < 0)
             die("klog_consumer_poll", n);
         if (n == 0)
             die("consume: poll timed out before the end", -ETIMEDOUT);
         for (int i = 0; i < n; i++)
-            s += m[i].value_len + ((const uint8_t *)m[i].value)[0];
+            s += m[i]->value_len + ((const uint8_t *)m[i]->value)[0];
         got += (uint64_t)n;
     }
     double secs = secs_since(t0);
@@ -716,14 +716,14 @@ static void *lat_klog_reader(void *arg)
 {
     latrun *L = arg;
     while (L->got < atomic_load(&L->total)) {
-        const klog_message *m;
+        const klog_message *const *m;
         int n = klog_consumer_poll(L->c, 1000, &m);
         if (n < 0)
             die("klog_consumer_poll", n);
         uint64_t now = now_ns();
         for (int i = 0; i < n; i++) {
             uint64_t sent;
-            memcpy(&sent, m[i].value, sizeof sent);
+            memcpy(&sent, m[i]->value, sizeof sent);
             lat_note(L, sent, now);
         }
     }

@@ -197,7 +197,7 @@ typedef struct slot {
 
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
 
-static void on_rebalance(klog_consumer *c, int event, const klog_partition_list *parts, void *opaque)
+static void on_rebalance(klog_consumer *c, int event, klog_partition_list *parts, void *opaque)
 {
     (void)c;
     (void)event;
@@ -236,7 +236,7 @@ static void observe(slot *s, uint64_t t)
 }
 
 /* Throughput: account for one poll's records; true once everything is read. */
-static bool consume(slot *s, const klog_message *m, int n)
+static bool consume(slot *s, const klog_message *const *m, int n)
 {
     tput *tp = s->tp;
     int64_t hi[TP_PARTS];
@@ -244,10 +244,10 @@ static bool consume(slot *s, const klog_message *m, int n)
         hi[p] = -1;
     uint64_t sum = 0;
     for (int i = 0; i < n; i++) {
-        sum += m[i].value_len + ((const uint8_t *)m[i].value)[0];
-        int32_t p = m[i].partition;
-        if (p >= 0 && p < TP_PARTS && m[i].offset + 1 > hi[p])
-            hi[p] = m[i].offset + 1;
+        sum += m[i]->value_len + ((const uint8_t *)m[i]->value)[0];
+        int32_t p = m[i]->partition;
+        if (p >= 0 && p < TP_PARTS && m[i]->offset + 1 > hi[p])
+            hi[p] = m[i]->offset + 1;
     }
     s->sum += sum;
     atomic_fetch_add(&tp->delivered, (uint64_t)n);
@@ -293,7 +293,7 @@ static void *member_main(void *arg)
                 sleep_us(2000); /* silent: no poll, no close */
             break;
         }
-        const klog_message *m;
+        const klog_message *const *m;
         int n = klog_consumer_poll(s->c, timeout, &m);
         uint64_t t = now_ns();
         s->t_last = t;
@@ -601,14 +601,14 @@ static double single_run(const char *topic, uint64_t records)
             die("klog_consumer_assign", rc);
     }
     while (got < records) {
-        const klog_message *m;
+        const klog_message *const *m;
         int n = klog_consumer_poll(c, 1000, &m);
         if (n < 0)
             die("klog_consumer_poll", n);
         if (n == 0)
             die("one consumer: poll timed out before the end", -ETIMEDOUT);
         for (int i = 0; i < n; i++)
-            s += m[i].value_len + ((const uint8_t *)m[i].value)[0];
+            s += m[i]->value_len + ((const uint8_t *)m[i]->value)[0];
         got += (uint64_t)n;
     }
     double secs = (double)(now_ns() - t0) / 1e9;

@@ -526,7 +526,7 @@ static bool check_record(consumer_ctx *cc, const klog_message *m, uint64_t now)
 /* Rebalance callback: runs on the member's own thread inside its poll.  A
  * partition that arrives is read from where this run's checking of it
  * stands (its start, or where its previous owner stopped). */
-static void on_rebalance(klog_consumer *c, int event, const klog_partition_list *parts, void *opaque)
+static void on_rebalance(klog_consumer *c, int event, klog_partition_list *parts, void *opaque)
 {
     consumer_ctx *cc = opaque;
     bus *b = cc->b;
@@ -558,7 +558,7 @@ static void *consumer_main(void *arg)
     consumer_ctx *cc = arg;
     bus *b = cc->b;
     while (!atomic_load(&b->stop)) {
-        const klog_message *msgs;
+        const klog_message *const *msgs;
         int n = klog_consumer_poll(cc->c, 250, &msgs); /* blocks until records or 250 ms */
         if (n < 0) {
             char what[64];
@@ -573,7 +573,7 @@ static void *consumer_main(void *arg)
         uint64_t now = now_ns();
         uint64_t fresh = 0;
         for (int i = 0; i < n; i++)
-            fresh += check_record(cc, &msgs[i], now);
+            fresh += check_record(cc, msgs[i], now);
         cc->read += (uint64_t)n;
         cc->last_ns = now;
         uint64_t total = atomic_fetch_add(&b->consumed, fresh) + fresh;

@@ -423,7 +423,7 @@ static int scan_log(klog *k, int nparts, int64_t *last, int nsensors)
         }
     uint64_t idle_since = now_ms();
     while (todo > 0 && now_ms() - idle_since < 10000) {
-        const klog_message *m;
+        const klog_message *const *m;
         int got = klog_consumer_poll(c, 200, &m);
         if (got < 0) {
             rc = got;
@@ -432,9 +432,9 @@ static int scan_log(klog *k, int nparts, int64_t *last, int nsensors)
         if (got > 0)
             idle_since = now_ms();
         for (int i = 0; i < got; i++) {
-            int s = sensor_of_key(m[i].key, m[i].key_len);
+            int s = sensor_of_key(m[i]->key, m[i]->key_len);
             uint64_t seq;
-            if (s >= 0 && s < nsensors && json_seq(m[i].value, m[i].value_len, &seq) && (int64_t)seq > last[s])
+            if (s >= 0 && s < nsensors && json_seq(m[i]->value, m[i]->value_len, &seq) && (int64_t)seq > last[s])
                 last[s] = (int64_t)seq;
         }
         todo = 0;
@@ -672,45 +672,45 @@ static void batch_clear(batch *b)
  * log's start (auto.offset.reset=earliest); check that the skipped offsets
  * are indeed below the start, count them as lost and tell the uplink.
  */
-static bool batch_fill(gateway *g, batch *b, const klog_message *m, int n)
+static bool batch_fill(gateway *g, batch *b, const klog_message *const *m, int n)
 {
     klog_partition_info parts[MAX_PARTS] = { [0].struct_size = sizeof(klog_partition_info) };
     bool described = false;
     for (int i = 0; i < n; i++) {
-        int32_t p = m[i].partition;
+        int32_t p = m[i]->partition;
         if (p < 0 || p >= MAX_PARTS)
             continue;
         int64_t exp = g->expected[p];
-        if (exp >= 0 && m[i].offset > exp) {
+        if (exp >= 0 && m[i]->offset > exp) {
             if (!described && klog_topic_describe(g->k, TOPIC, parts, MAX_PARTS, NULL, 0) > p)
                 described = true;
             int64_t start = described ? parts[p].start_offset : -1;
-            uint64_t skipped = (uint64_t)(m[i].offset - exp);
+            uint64_t skipped = (uint64_t)(m[i]->offset - exp);
             atomic_fetch_add(&g->lost, skipped);
             atomic_fetch_add(&g->gaps, 1);
-            if (start < m[i].offset) {
+            if (start < m[i]->offset) {
                 atomic_fetch_add(&g->bad_gaps, 1);
                 fprintf(stderr,
                         "%s: ERROR: partition %d: offsets %" PRId64 "..%" PRId64
                         " were skipped but the log starts at %" PRId64 "\n",
-                        prog, p, exp, m[i].offset - 1, start);
+                        prog, p, exp, m[i]->offset - 1, start);
             } else {
                 printf("%s: partition %d: %" PRIu64 " readings (offsets %" PRId64 "..%" PRId64
                        ") were deleted by the disk budget before they could be forwarded\n",
-                       prog, p, skipped, exp, m[i].offset - 1);
+                       prog, p, skipped, exp, m[i]->offset - 1);
             }
-            if (!batch_append(b, "G %d %" PRId64 " %" PRId64 " %" PRId64 "\n", p, exp, m[i].offset, start))
+            if (!batch_append(b, "G %d %" PRId64 " %" PRId64 " %" PRId64 "\n", p, exp, m[i]->offset, start))
                 return false;
         }
-        if (m[i].offset + 1 > g->expected[p])
-            g->expected[p] = m[i].offset + 1;
-        if (m[i].offset + 1 > b->next[p]) /* a record not forwarded is committed too */
-            b->next[p] = m[i].offset + 1;
-        if (!m[i].key || !m[i].value || memchr(m[i].value, '\n', m[i].value_len) ||
-            memchr(m[i].key, ' ', m[i].key_len))
+        if (m[i]->offset + 1 > g->expected[p])
+            g->expected[p] = m[i]->offset + 1;
+        if (m[i]->offset + 1 > b->next[p]) /* a record not forwarded is committed too */
+            b->next[p] = m[i]->offset + 1;
+        if (!m[i]->key || !m[i]->value || memchr(m[i]->value, '\n', m[i]->value_len) ||
+            memchr(m[i]->key, ' ', m[i]->key_len))
             continue; /* not a reading of ours: nothing to forward, but committed */
-        if (!batch_append(b, "R %d %" PRId64 " %.*s %.*s\n", p, m[i].offset, (int)m[i].key_len,
-                          (const char *)m[i].key, (int)m[i].value_len, (const char *)m[i].value))
+        if (!batch_append(b, "R %d %" PRId64 " %.*s %.*s\n", p, m[i]->offset, (int)m[i]->key_len,
+                          (const char *)m[i]->key, (int)m[i]->value_len, (const char *)m[i]->value))
             return false;
         b->records++;
     }
@@ -825,7 +825,7 @@ static int commit_batch(gateway *g, const batch *b)
 /* Rebalance callback, on the forwarder's thread inside its poll: a
  * partition assigned is read from the group's committed offset, which is
  * therefore where the forwarder expects to resume. */
-static void on_rebalance(klog_consumer *c, int event, const klog_partition_list *parts, void *opaque)
+static void on_rebalance(klog_consumer *c, int event, klog_partition_list *parts, void *opaque)
 {
     gateway *g = opaque;
     size_t n = klog_partition_list_count(parts);
@@ -862,7 +862,7 @@ static void *forwarder_main(void *arg)
     while (!atomic_load(&g->stop_forwarder)) {
         if (!pending) {
             atomic_store(&g->idle, true);
-            const klog_message *m;
+            const klog_message *const *m;
             int n = klog_consumer_poll(g->c, 200, &m);
             if (n < 0) {
                 report_err("klog_consumer_poll", n, NULL);

@@ -70,19 +70,20 @@ int main(int argc, char **argv)
     CHECK(klog_consumer_assign(c, "greetings", 1, before[1]));
     int seen = 0;
     while (seen < 3) {
-        const klog_message *m;
-        int n = klog_consumer_poll(c, 1000, &m);
+        const klog_message *const *msgs; /* pointers to views, valid until the next poll */
+        int n = klog_consumer_poll(c, 1000, &msgs);
         CHECK(n);
         if (n == 0)
             break;
         for (int i = 0; i < n; i++, seen++) {
+            const klog_message *m = msgs[i];
             const char *hk;
             const void *hv;
             size_t hkl, hvl;
-            CHECK(klog_message_header(&m[i], 0, &hk, &hkl, &hv, &hvl));
-            printf("%s[%d]@%lld  key=%.*s  value=%.*s  %.*s=%.*s\n", m[i].topic, m[i].partition,
-                   (long long)m[i].offset, (int)m[i].key_len, (const char *)m[i].key, (int)m[i].value_len,
-                   (const char *)m[i].value, (int)hkl, hk, (int)hvl, (const char *)hv);
+            CHECK(klog_message_header(m, 0, &hk, &hkl, &hv, &hvl));
+            printf("%s[%d]@%lld  key=%.*s  value=%.*s  %.*s=%.*s\n", m->topic, m->partition,
+                   (long long)m->offset, (int)m->key_len, (const char *)m->key, (int)m->value_len,
+                   (const char *)m->value, (int)hkl, hk, (int)hvl, (const char *)hv);
         }
     }
     CHECK(klog_consumer_close(c));

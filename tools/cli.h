@@ -107,7 +107,10 @@ void cli_base64(FILE *f, const void *p, size_t n);
 /* Bytes for a human: printable ASCII as is, the rest as \xNN, \n, \t... */
 void cli_escaped(FILE *f, const void *p, size_t n);
 
-/* A tiny JSON reader, enough for klog_group_describe's document. */
+/* A tiny JSON reader, enough for the stats.json that an application
+ * holding the data directory writes (statistics.interval.ms), which
+ * `klog stats` shows as text.  Nothing the library returns in memory is
+ * parsed: groups are read through klog_group_info_get. */
 typedef enum { CJ_NULL, CJ_BOOL, CJ_NUM, CJ_STR, CJ_ARR, CJ_OBJ } cj_type;
 typedef struct cj {
     cj_type type;

@@ -328,24 +328,24 @@ int cmd_consume(int argc, char **argv)
             if (left < wait)
                 wait = (int)left;
         }
-        const klog_message *msgs;
+        const klog_message *const *msgs;
         int n = klog_consumer_poll(cons, wait, &msgs);
         if (n < 0) {
             rc = cli_fail(ctx, topic, n, NULL);
             break;
         }
         for (int i = 0; i < n; i++) {
-            print_msg(stdout, &msgs[i], fmt, sep);
-            int32_t p = msgs[i].partition;
+            print_msg(stdout, msgs[i], fmt, sep);
+            int32_t p = msgs[i]->partition;
             if (p >= 0 && p < ntrack)
-                next[p] = msgs[i].offset + 1;
+                next[p] = msgs[i]->offset + 1;
             if (++count == max_messages) {
                 done = true;
                 /* the rest of this poll stays unread: commit up to it */
                 for (int j = i + 1; j < n; j++) {
-                    int32_t q = msgs[j].partition;
+                    int32_t q = msgs[j]->partition;
                     if (q >= 0 && q < ntrack && next[q] < 0)
-                        next[q] = msgs[j].offset;
+                        next[q] = msgs[j]->offset;
                 }
                 break;
             }
@@ -369,7 +369,7 @@ int cmd_consume(int argc, char **argv)
     if (group && (r = commit_printed(cons, topic, next, ntrack, 0)) < 0) {
         /* a rebalance completing: the next poll finishes it, then commit again */
         if (r == KLOG_EREBALANCE) {
-            const klog_message *msgs;
+            const klog_message *const *msgs;
             (void)klog_consumer_poll(cons, 0, &msgs);
             r = commit_printed(cons, topic, next, ntrack, 0);
         }

@@ -81,79 +81,74 @@ static const struct option group_opts[] = {
     { NULL, 0, NULL, 0 },
 };
 
-/* The member owning topic/partition in a describe document, or NULL. */
-static const cj *owner(const cj *doc, const char *topic, int64_t partition)
+/* The member owning topic/partition, or NULL. */
+static const klog_group_member *owner(const klog_group_info *gi, const char *topic, int32_t partition)
 {
-    const cj *members = cj_get(doc, "members");
-    for (const cj *m = members ? members->child : NULL; m; m = m->next) {
-        const cj *as = cj_get(m, "assignment");
-        for (const cj *a = as ? as->child : NULL; a; a = a->next) {
-            const char *t = cj_str(a, "topic");
-            if (t && !strcmp(t, topic) && cj_int(a, "partition", -1) == partition)
-                return m;
+    for (size_t i = 0; i < gi->member_count; i++) {
+        const klog_partition_list *as = gi->members[i]->assignment;
+        for (size_t j = 0; j < klog_partition_list_count(as); j++) {
+            const char *t;
+            int32_t p;
+            if (klog_partition_list_get(as, j, &t, &p, NULL, NULL, NULL) == 0 && !strcmp(t, topic) &&
+                p == partition)
+                return gi->members[i];
         }
     }
     return NULL;
 }
 
-static int describe(const char *ctx, klog *k, const char *group, bool json)
+static int describe_json(const char *ctx, klog *k, const char *group)
 {
     char *doc = NULL;
     int r = klog_group_describe(k, group, &doc);
     if (r < 0)
         return cli_fail(ctx, group, r, r == KLOG_EUNKNOWN_GROUP ? "no such group" : NULL);
-    if (json) {
-        printf("%s\n", doc);
-        klog_free(doc);
-        return CLI_OK;
-    }
-    cj *d = cj_parse(doc);
+    printf("%s\n", doc);
     klog_free(doc);
-    if (!d)
-        return cli_err(ctx, "%s: could not parse the group description", group);
-    const cj *members = cj_get(d, "members"), *offsets = cj_get(d, "offsets");
-    int nm = 0;
-    for (const cj *m = members ? members->child : NULL; m; m = m->next)
-        nm++;
-    const char *state = cj_str(d, "state"), *proto = cj_str(d, "protocol");
-    printf("Group: %s\tState: %s\tGeneration: %" PRId64 "\tProtocol: %s\tMembers: %d\n", group,
-           state ? state : "?", cj_int(d, "generation", -1), proto && *proto ? proto : "-", nm);
+    return CLI_OK;
+}
+
+static int describe(const char *ctx, klog *k, const char *group, bool json)
+{
+    if (json)
+        return describe_json(ctx, k, group);
+    klog_group_info *gi = NULL;
+    int r = klog_group_info_get(k, group, &gi);
+    if (r < 0)
+        return cli_fail(ctx, group, r, r == KLOG_EUNKNOWN_GROUP ? "no such group" : NULL);
+    printf("Group: %s\tState: %s\tGeneration: %d\tProtocol: %s\tMembers: %zu\n", group, gi->state,
+           (int)gi->generation, *gi->protocol ? gi->protocol : "-", gi->member_count);
     printf("\n%-20s %-24s %9s %15s %15s %10s  %-36s %s\n", "GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET",
            "LOG-END-OFFSET", "LAG", "CONSUMER-ID", "CLIENT-ID");
-    for (const cj *o = offsets ? offsets->child : NULL; o; o = o->next) {
-        const char *t = cj_str(o, "topic");
-        int64_t p = cj_int(o, "partition", -1), committed = cj_int(o, "committed", -1);
-        const cj *m = owner(d, t ? t : "", p);
-        const char *mid = m ? cj_str(m, "member_id") : NULL, *cid = m ? cj_str(m, "client_id") : NULL;
-        char cur[32], lag[32];
-        if (committed >= 0)
-            snprintf(cur, sizeof cur, "%" PRId64, committed);
+    for (size_t i = 0; i < gi->offset_count; i++) {
+        const klog_group_offset *o = gi->offsets[i];
+        const klog_group_member *m = owner(gi, o->topic, o->partition);
+        const char *mid = m ? m->member_id : NULL, *cid = m ? m->client_id : NULL;
+        char cur[32];
+        if (o->committed >= 0)
+            snprintf(cur, sizeof cur, "%" PRId64, o->committed);
         else
             snprintf(cur, sizeof cur, "-");
-        const cj *lv = cj_get(o, "lag");
-        if (lv && lv->type == CJ_NUM)
-            snprintf(lag, sizeof lag, "%" PRId64, (int64_t)lv->num);
-        else
-            snprintf(lag, sizeof lag, "-");
-        printf("%-20s %-24s %9" PRId64 " %15s %15" PRId64 " %10s  %-36s %s\n", group, t ? t : "?", p, cur,
-               cj_int(o, "end", -1), lag, mid && *mid ? mid : "-", cid && *cid ? cid : "-");
+        printf("%-20s %-24s %9d %15s %15" PRId64 " %10" PRId64 "  %-36s %s\n", group, o->topic, (int)o->partition, cur,
+               o->end, o->lag, mid && *mid ? mid : "-", cid && *cid ? cid : "-");
     }
-    if (nm) {
+    if (gi->member_count) {
         printf("\n%-36s %-20s %-20s %s\n", "MEMBER-ID", "CLIENT-ID", "INSTANCE-ID", "ASSIGNMENT");
-        for (const cj *m = members->child; m; m = m->next) {
-            const char *mid = cj_str(m, "member_id"), *cid = cj_str(m, "client_id"),
-                       *iid = cj_str(m, "instance_id");
-            printf("%-36s %-20s %-20s ", mid ? mid : "-", cid && *cid ? cid : "-", iid && *iid ? iid : "-");
-            const cj *as = cj_get(m, "assignment");
-            int i = 0;
-            for (const cj *a = as ? as->child : NULL; a; a = a->next, i++) {
-                const char *t = cj_str(a, "topic");
-                printf("%s%s-%" PRId64, i ? "," : "", t ? t : "?", cj_int(a, "partition", -1));
+        for (size_t i = 0; i < gi->member_count; i++) {
+            const klog_group_member *m = gi->members[i];
+            const char *cid = m->client_id, *iid = m->instance_id;
+            printf("%-36s %-20s %-20s ", m->member_id, cid && *cid ? cid : "-", iid && *iid ? iid : "-");
+            size_t n = klog_partition_list_count(m->assignment);
+            for (size_t j = 0; j < n; j++) {
+                const char *t;
+                int32_t p;
+                klog_partition_list_get(m->assignment, j, &t, &p, NULL, NULL, NULL);
+                printf("%s%s-%d", j ? "," : "", t, (int)p);
             }
-            printf("%s\n", i ? "" : "-");
+            printf("%s\n", n ? "" : "-");
         }
     }
-    cj_free(d);
+    klog_group_info_free(gi);
     return CLI_OK;
 }
 
@@ -250,7 +245,7 @@ int cmd_groups(int argc, char **argv)
         } else {
             for (size_t i = 0; i < n; i++)
                 printf("%s\n", names[i]);
-            klog_topic_list_free(names, n);
+            klog_group_list_free(names, n);
         }
     } else if (desc) {
         rc = describe(ctx, k, group, json);

@@ -316,7 +316,7 @@ static int perf_consume(const char *ctx, perf_args *a)
     uint64_t bytes = 0, w_bytes = 0;
     bool timed_out = false;
     while (n < want && !cli_stop) {
-        const klog_message *m;
+        const klog_message *const *m;
         int got = klog_consumer_poll(c, 100, &m);
         uint64_t now = cli_now_ns();
         if (got < 0) {
@@ -324,7 +324,7 @@ static int perf_consume(const char *ctx, perf_args *a)
             break;
         }
         for (int i = 0; i < got && n < want; i++) {
-            uint64_t b = m[i].key_len + m[i].value_len;
+            uint64_t b = m[i]->key_len + m[i]->value_len;
             bytes += b, w_bytes += b;
             n++, w_n++;
         }

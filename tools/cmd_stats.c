@@ -2,10 +2,10 @@
  * tools/cmd_stats.c - `klog stats`: the instance's statistics.
  *
  * json and prometheus are klog_stats()'s documents, with the consumer
- * groups' committed offsets and lag added (klog_group_describe): a
+ * groups' committed offsets and lag added (klog_group_info_get): a
  * "groups" member in the JSON object, klog_group_* families in the
  * Prometheus text.  text is a summary from klog_topic_describe,
- * klog_disk_usage and klog_group_describe.  While another process holds
+ * klog_disk_usage and klog_group_info_get.  While another process holds
  * the directory, the stats files it writes (statistics.interval.ms) are
  * shown instead.  Public API only.
  */
@@ -66,7 +66,7 @@ typedef struct tstat {
 
 typedef struct gstat {
     const char *name;
-    cj *doc;        /* klog_group_describe, parsed (NULL if unavailable) */
+    klog_group_info *gi;    /* NULL if unavailable (deleted meanwhile) */
 } gstat;
 
 static void prom_label(FILE *f, const char *s)
@@ -81,14 +81,9 @@ static void prom_label(FILE *f, const char *s)
     }
 }
 
-static int members_of(const cj *doc)
-{
-    const cj *members = cj_get(doc, "members");
-    int nm = 0;
-    for (const cj *m = members ? members->child : NULL; m; m = m->next)
-        nm++;
-    return nm;
-}
+static int members_of(const gstat *g) { return g->gi ? (int)g->gi->member_count : 0; }
+
+static size_t offsets_of(const gstat *g) { return g->gi ? g->gi->offset_count : 0; }
 
 static void print_text(const char *dir, const tstat *t, size_t nt, const gstat *g, size_t ng, uint64_t used,
                        uint64_t budget, bool have_disk)
@@ -116,16 +111,14 @@ static void print_text(const char *dir, const tstat *t, size_t nt, const gstat *
     printf("\n%-20s %-20s %8s %-24s %9s %12s %12s %10s\n", "GROUP", "STATE", "MEMBERS", "TOPIC", "PARTITION",
            "COMMITTED", "END", "LAG");
     for (size_t i = 0; i < ng; i++) {
-        const cj *offs = cj_get(g[i].doc, "offsets");
-        const char *state = cj_str(g[i].doc, "state");
-        int nm = members_of(g[i].doc);
-        if (!offs || !offs->child)
-            printf("%-20s %-20s %8d\n", g[i].name, state ? state : "?", nm);
-        for (const cj *o = offs ? offs->child : NULL; o; o = o->next) {
-            const char *tp = cj_str(o, "topic");
-            printf("%-20s %-20s %8d %-24s %9" PRId64 " %12" PRId64 " %12" PRId64 " %10" PRId64 "\n", g[i].name,
-                   state ? state : "?", nm, tp ? tp : "?", cj_int(o, "partition", -1), cj_int(o, "committed", -1),
-                   cj_int(o, "end", -1), cj_int(o, "lag", -1));
+        const char *state = g[i].gi ? g[i].gi->state : "?";
+        int nm = members_of(&g[i]);
+        if (!offsets_of(&g[i]))
+            printf("%-20s %-20s %8d\n", g[i].name, state, nm);
+        for (size_t j = 0; j < offsets_of(&g[i]); j++) {
+            const klog_group_offset *o = g[i].gi->offsets[j];
+            printf("%-20s %-20s %8d %-24s %9d %12" PRId64 " %12" PRId64 " %10" PRId64 "\n", g[i].name, state, nm,
+                   o->topic, (int)o->partition, o->committed, o->end, o->lag);
         }
     }
 }
@@ -134,22 +127,20 @@ static void print_groups_json(const gstat *g, size_t ng)
 {
     printf("\"groups\":[");
     for (size_t i = 0; i < ng; i++) {
-        const cj *offs = cj_get(g[i].doc, "offsets");
         int64_t lag = 0;
         printf("%s{\"group\":", i ? "," : "");
         cli_json_str(stdout, g[i].name);
         printf(",\"state\":");
-        cli_json_str(stdout, cj_str(g[i].doc, "state"));
-        printf(",\"members\":%d,\"offsets\":[", members_of(g[i].doc));
-        int j = 0;
-        for (const cj *o = offs ? offs->child : NULL; o; o = o->next, j++) {
-            int64_t l = cj_int(o, "lag", -1);
-            if (l > 0)
-                lag += l;
+        cli_json_str(stdout, g[i].gi ? g[i].gi->state : NULL);
+        printf(",\"members\":%d,\"offsets\":[", members_of(&g[i]));
+        for (size_t j = 0; j < offsets_of(&g[i]); j++) {
+            const klog_group_offset *o = g[i].gi->offsets[j];
+            if (o->lag > 0)
+                lag += o->lag;
             printf("%s{\"topic\":", j ? "," : "");
-            cli_json_str(stdout, cj_str(o, "topic"));
-            printf(",\"partition\":%" PRId64 ",\"committed\":%" PRId64 ",\"end\":%" PRId64 ",\"lag\":%" PRId64 "}",
-                   cj_int(o, "partition", -1), cj_int(o, "committed", -1), cj_int(o, "end", -1), l);
+            cli_json_str(stdout, o->topic);
+            printf(",\"partition\":%d,\"committed\":%" PRId64 ",\"end\":%" PRId64 ",\"lag\":%" PRId64 "}",
+                   (int)o->partition, o->committed, o->end, o->lag);
         }
         printf("],\"lag\":%" PRId64 "}", lag);
     }
@@ -162,7 +153,7 @@ static void print_groups_prom(const gstat *g, size_t ng)
     for (size_t i = 0; i < ng; i++) {
         fputs("klog_group_members{group=\"", stdout);
         prom_label(stdout, g[i].name);
-        printf("\"} %d\n", members_of(g[i].doc));
+        printf("\"} %d\n", members_of(&g[i]));
     }
     static const char *const gm[] = { "klog_group_committed_offset", "klog_group_lag" };
     static const char *const gh[] = { "The group's committed offset.",
@@ -170,15 +161,13 @@ static void print_groups_prom(const gstat *g, size_t ng)
     for (int w = 0; w < 2; w++) {
         printf("# HELP %s %s\n# TYPE %s gauge\n", gm[w], gh[w], gm[w]);
         for (size_t i = 0; i < ng; i++) {
-            const cj *offs = cj_get(g[i].doc, "offsets");
-            for (const cj *o = offs ? offs->child : NULL; o; o = o->next) {
-                const char *tp = cj_str(o, "topic");
+            for (size_t j = 0; j < offsets_of(&g[i]); j++) {
+                const klog_group_offset *o = g[i].gi->offsets[j];
                 printf("%s{group=\"", gm[w]);
                 prom_label(stdout, g[i].name);
                 fputs("\",topic=\"", stdout);
-                prom_label(stdout, tp ? tp : "");
-                printf("\",partition=\"%" PRId64 "\"} %" PRId64 "\n", cj_int(o, "partition", -1),
-                       cj_int(o, w ? "lag" : "committed", -1));
+                prom_label(stdout, o->topic);
+                printf("\",partition=\"%d\"} %" PRId64 "\n", (int)o->partition, w ? o->lag : o->committed);
             }
         }
     }
@@ -354,12 +343,9 @@ int cmd_stats(int argc, char **argv)
         nt++;
     }
     for (size_t i = 0; i < ngnames; i++) {
-        char *gd = NULL;
         g[i].name = gnames[i];
-        if (klog_group_describe(k, gnames[i], &gd) == 0) {
-            g[i].doc = cj_parse(gd);
-            klog_free(gd);
-        }
+        if (klog_group_info_get(k, gnames[i], &g[i].gi) < 0)
+            g[i].gi = NULL;
     }
     if (fmt == S_TEXT) {
         uint64_t used = 0, budget = 0;
@@ -388,12 +374,12 @@ out:
             free(t[i].p);
     if (g)
         for (size_t i = 0; i < ngnames; i++)
-            cj_free(g[i].doc);
+            klog_group_info_free(g[i].gi);
     free(t);
     free(g);
     klog_free(doc);
     klog_topic_list_free(names, nnames);
-    klog_topic_list_free(gnames, ngnames);
+    klog_group_list_free(gnames, ngnames);
     int cr = klog_close(k);
     if (cr < 0 && rc == CLI_OK)
         rc = cli_fail(ctx, dir, cr, NULL);

@@ -171,14 +171,14 @@ static int64_t k_consume_all(bc_store *s, bc_msg_fn fn, void *arg)
     if (consumer_new(s, &c))
         return -1;
     while (got < want) {
-        const klog_message *m;
+        const klog_message *const *m;
         int n = klog_consumer_poll(c, 1000, &m);
         if (n <= 0) {
             klog_consumer_close(c);
             return fail("klog_consumer_poll", n ? n : -ETIMEDOUT, NULL);
         }
         for (int i = 0; i < n; i++)
-            fn(arg, m[i].key, m[i].key_len, m[i].value, m[i].value_len);
+            fn(arg, m[i]->key, m[i]->key_len, m[i]->value, m[i]->value_len);
         got += n;
     }
     klog_consumer_close(c);
@@ -200,12 +200,12 @@ static int k_reader_open(bc_store *s, bc_reader **out)
 
 static int k_reader_wait(bc_reader *r, int timeout_ms, bc_msg_fn fn, void *arg)
 {
-    const klog_message *m;
+    const klog_message *const *m;
     int n = klog_consumer_poll(r->c, timeout_ms, &m);
     if (n < 0)
         return fail("klog_consumer_poll", n, NULL);
     for (int i = 0; i < n; i++)
-        fn(arg, m[i].key, m[i].key_len, m[i].value, m[i].value_len);
+        fn(arg, m[i]->key, m[i]->key_len, m[i]->value, m[i]->value_len);
     return n;
 }
 

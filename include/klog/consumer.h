@@ -44,17 +44,27 @@ extern "C" {
 
 typedef struct klog_consumer klog_consumer;
 
-#define KLOG_OFFSET_BEGINNING (-2)
-#define KLOG_OFFSET_END (-1)
-#define KLOG_OFFSET_DEFAULT (-1000)
+/* KLOG_OFFSET_BEGINNING, KLOG_OFFSET_END, KLOG_OFFSET_DEFAULT and
+ * KLOG_OFFSET_NONE: klog/topic.h. */
 
 /*
  * A record read back.  All pointers are views valid until the next poll.
  * key NULL = null key; value NULL = null value.  Headers: klog_message_header.
+ *
+ * Growth: a poll hands out an array of pointers to messages, not an array
+ * of messages (librdkafka's rule for rd_kafka_consume_batch), so that a
+ * field added at the end in a later version changes nothing for programs
+ * built against this header: msgs[i]->value is found the same way
+ * whatever sizeof(klog_message) the library has.  A stride-walked array
+ * (as klog_partition_info) would need an accessor call for every record
+ * and would let msgs[i] compile and silently read the wrong bytes; the
+ * pointers cost nothing per poll (the consumer sets them up once, when it
+ * is created).  struct_size is the library's sizeof(klog_message).
  */
 typedef struct klog_message {
-    const char *topic;
+    uint32_t struct_size;
     int32_t partition;
+    const char *topic;
     int64_t offset;
     int64_t timestamp;
     const void *key;
@@ -88,7 +98,11 @@ KLOG_API int klog_consumer_unassign(klog_consumer *c, const char *topic, int32_t
 
 /*
  * Return up to max.poll.records records across the assigned partitions.
- * *msgs receives an array owned by the consumer, valid until the next poll.
+ * *msgs receives an array of that many pointers to records, owned by the
+ * consumer and valid (array and records) until the next poll:
+ *     const klog_message *const *msgs;
+ *     int n = klog_consumer_poll(c, 100, &msgs);
+ *     for (int i = 0; i < n; i++) use(msgs[i]->value, msgs[i]->value_len);
  * Waits up to timeout_ms (0 = do not wait, < 0 = for ever) when nothing is
  * available.  Returns the number of records (0 on timeout or wakeup),
  * KLOG_EOFFSET (a position out of range with auto.offset.reset=none: the
@@ -101,7 +115,7 @@ KLOG_API int klog_consumer_unassign(klog_consumer *c, const char *topic, int32_t
  * KLOG_EBADNAME, and errors from setting up the group registry on first use
  * (KLOG_ECORRUPT: the offsets topic is damaged, -EAGAIN, -errno).
  */
-KLOG_API int klog_consumer_poll(klog_consumer *c, int timeout_ms, const klog_message **msgs);
+KLOG_API int klog_consumer_poll(klog_consumer *c, int timeout_ms, const klog_message *const **msgs);
 
 /* The i-th header of m.  Returns 0, -ENOENT (no such header),
  * KLOG_ECORRUPT.  value NULL = null value. */

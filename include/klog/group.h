@@ -58,7 +58,8 @@ KLOG_API int klog_partition_list_new(klog_partition_list **out);
 /* NULL-safe. */
 KLOG_API void klog_partition_list_free(klog_partition_list *l);
 /* Append an entry (topic and metadata are copied; metadata may be NULL).
- * offset may be -1 ("none").  Returns 0, -EINVAL, -ENOMEM. */
+ * offset may be KLOG_OFFSET_NONE (-1): an entry without an offset.
+ * Returns 0, -EINVAL, -ENOMEM. */
 KLOG_API int klog_partition_list_add(klog_partition_list *l, const char *topic, int32_t partition,
                                      int64_t offset, const char *metadata);
 /* Entries in the list (0 for NULL). */
@@ -96,8 +97,11 @@ enum klog_rebalance_event {
     KLOG_REBALANCE_REVOKED = 2,
     KLOG_REBALANCE_LOST = 3,
 };
-/* parts is valid during the call only. */
-typedef void (*klog_rebalance_fn)(klog_consumer *c, int event, const klog_partition_list *parts,
+/* parts (the partitions, with their positions as offsets) is valid during
+ * the call only.  It is the callback's to use: not const, so that a
+ * REVOKED callback can commit it as it is (klog_consumer_commit writes
+ * each entry's result into it); the consumer does not look at it again. */
+typedef void (*klog_rebalance_fn)(klog_consumer *c, int event, klog_partition_list *parts,
                                   void *opaque);
 
 /* Install (or with NULL remove) the rebalance callback.  Returns 0, -EINVAL. */
@@ -116,10 +120,11 @@ KLOG_API int klog_consumer_assignment(klog_consumer *c, klog_partition_list **ou
  * in the offsets log (it survives the process dying, not a power cut until
  * the next sync).  A commit from a member whose generation is stale (the
  * group rebalanced and this member has not rejoined yet) is refused: its
- * partitions may already be someone else's.  Per-entry results go to the
- * list's error fields (the list is updated although passed as const: its
- * error fields are results; an entry may carry -ENOMEM when the commit is
- * durable but the in-memory table could not be updated).  A consumer that
+ * partitions may already be someone else's.  The list is in and out: its
+ * entries are what to commit, and each entry's error field receives that
+ * entry's result (read with klog_partition_list_get; 0, the call's error,
+ * or -ENOMEM when the commit is durable but the in-memory table could not
+ * be updated).  Nothing else in the list changes.  A consumer that
  * is not subscribed (or has not joined yet) commits as a standalone
  * consumer, which the group accepts only while it has no members.
  * Returns 0, KLOG_EFENCED (stale generation), KLOG_EUNKNOWN_MEMBER (removed
@@ -128,10 +133,10 @@ KLOG_API int klog_consumer_assignment(klog_consumer *c, klog_partition_list **ou
  * while the group has members), KLOG_EUNKNOWN_TOPIC,
  * KLOG_EUNKNOWN_PARTITION, -EINVAL, -ENOMEM, -errno from the offsets log.
  */
-KLOG_API int klog_consumer_commit(klog_consumer *c, const klog_partition_list *offsets, int async);
+KLOG_API int klog_consumer_commit(klog_consumer *c, klog_partition_list *offsets, int async);
 
-/* The group's committed offset of a partition (-1 if none) and its
- * metadata (may be NULL; truncated to metadata_size).  Returns 0,
+/* The group's committed offset of a partition (KLOG_OFFSET_NONE if none)
+ * and its metadata (may be NULL; truncated to metadata_size).  Returns 0,
  * KLOG_ESTATE (no group.id), -EINVAL. */
 KLOG_API int klog_consumer_committed(klog_consumer *c, const char *topic, int32_t partition,
                                      int64_t *offset, char *metadata, size_t metadata_size);
@@ -141,12 +146,16 @@ KLOG_API int klog_consumer_member_id(klog_consumer *c, char *buf, size_t size, i
 
 /* ---- administration ------------------------------------------------------------ */
 
-/* Groups with members or committed offsets, sorted; free with
- * klog_topic_list_free.  Returns 0, -EINVAL, -ENOMEM. */
+/* Groups with members or committed offsets, sorted: *names receives an
+ * array of *count strings, freed with klog_group_list_free.  Returns 0,
+ * -EINVAL, -ENOMEM. */
 KLOG_API int klog_group_list(klog *k, char ***names, size_t *count);
+/* Free what klog_group_list returned.  NULL-safe. */
+KLOG_API void klog_group_list_free(char **names, size_t count);
 
 /*
- * Describe a group as a JSON document (*json, freed with klog_free):
+ * Describe a group as a JSON document (*json, freed with klog_free), the
+ * text form of klog_group_info_get (same fields, names and values):
  *   {"group":"g","state":"Stable","generation":3,"protocol":"range",
  *    "members":[{"member_id":"...","instance_id":null,"client_id":"...",
  *                "assignment":[{"topic":"t","partition":0}]}],
@@ -160,8 +169,67 @@ KLOG_API int klog_group_list(klog *k, char ***names, size_t *count);
  */
 KLOG_API int klog_group_describe(klog *k, const char *group, char **json);
 
-/* The committed offset of a group's partition (-1 if none).  Returns 0,
- * KLOG_EBADNAME, -EINVAL. */
+/* A member of a group, in klog_group_info. */
+typedef struct klog_group_member {
+    uint32_t struct_size;
+    const char *member_id;
+    const char *instance_id;    /* group.instance.id; NULL for a dynamic member */
+    const char *client_id;      /* its client.id */
+    /* The partitions of the current generation (read with
+     * klog_partition_list_get; offsets KLOG_OFFSET_NONE). */
+    const klog_partition_list *assignment;
+} klog_group_member;
+
+/* A committed offset of a group, in klog_group_info. */
+typedef struct klog_group_offset {
+    uint32_t struct_size;
+    int32_t partition;
+    const char *topic;
+    int64_t committed;          /* the next record the group reads */
+    int64_t end;                /* the partition's end offset; KLOG_OFFSET_NONE
+                                   when the topic or partition is gone */
+    int64_t lag;                /* end - committed, at least 0; KLOG_OFFSET_NONE
+                                   when end is */
+    const char *metadata;       /* the commit's metadata, "" if none */
+} klog_group_offset;
+
+/* A group as klog_group_info_get describes it.  Everything it points to
+ * belongs to it and goes with klog_group_info_free.  Its lists are
+ * arrays of pointers (members[i]->member_id), so that the structs can gain
+ * fields at their end (klog/klog.h); every struct_size is the library's
+ * sizeof. */
+typedef struct klog_group_info {
+    uint32_t struct_size;
+    int32_t generation;         /* bumped by every completed rebalance; 0 if no
+                                   member joined since the instance opened */
+    const char *group;
+    const char *state;          /* "Empty", "PreparingRebalance" or "Stable" */
+    const char *protocol;       /* the members' assignment strategy ("range",
+                                   "roundrobin", "cooperative-sticky"); "" when Empty */
+    size_t member_count;
+    const klog_group_member *const *members;
+    size_t offset_count;        /* one per partition the group committed for */
+    const klog_group_offset *const *offsets;
+} klog_group_info;
+
+/*
+ * Describe a group (its state, members, assignments, committed offsets and
+ * lag) as a struct: *out receives a klog_group_info, freed with
+ * klog_group_info_free.  A snapshot: it does not change as the group does.
+ * Members and offsets come in the order of klog_group_describe's
+ * document (members as the coordinator holds them, offsets unsorted).
+ * Like every klog_group_* call, it may also fail setting up the group
+ * registry on first use (KLOG_ECORRUPT, -EAGAIN, -errno).
+ * Returns 0, KLOG_EUNKNOWN_GROUP (no members and no committed offsets),
+ * KLOG_EBADNAME, -EINVAL, -ENOMEM.
+ */
+KLOG_API int klog_group_info_get(klog *k, const char *group, klog_group_info **out);
+
+/* Free a klog_group_info and everything it points to.  NULL-safe. */
+KLOG_API void klog_group_info_free(klog_group_info *info);
+
+/* The committed offset of a group's partition (KLOG_OFFSET_NONE if none).
+ * Returns 0, KLOG_EBADNAME, -EINVAL. */
 KLOG_API int klog_group_committed(klog *k, const char *group, const char *topic, int32_t partition,
                                   int64_t *offset);
 

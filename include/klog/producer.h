@@ -95,12 +95,24 @@ typedef struct klog_record {
 
 #define KLOG_RECORD_INIT { .struct_size = sizeof(klog_record), .partition = KLOG_PARTITION_ANY }
 
-/* A record's fate.  topic points into the producer and stays valid until
- * the producer is closed. */
+/*
+ * A record's fate.  topic points into the producer and stays valid until
+ * the producer is closed.
+ *
+ * Growth (klog/klog.h): the delivery callback gets a pointer to a report
+ * the producer owns, whose struct_size is the library's sizeof.
+ * klog_producer_poll_deliveries copies reports into the caller's array
+ * instead (they must outlive the call, and several threads may poll one
+ * producer): that array is walked with the stride the caller sets in
+ * out[0].struct_size, as klog_topic_describe walks klog_partition_info, so
+ * a library with a longer klog_delivery never writes past the caller's
+ * elements.
+ */
 typedef struct klog_delivery {
-    const char *topic;
+    uint32_t struct_size;
     int32_t partition;
-    int64_t offset;     /* -1 on error */
+    const char *topic;
+    int64_t offset;     /* KLOG_OFFSET_NONE (-1) on error */
     int64_t timestamp;
     int err;            /* 0, or why the record was not written */
     void *opaque;
@@ -161,8 +173,13 @@ KLOG_API int klog_producer_flush(klog_producer *p, int timeout_ms);
 /*
  * Move up to max queued delivery reports into out (delivery.report.queue
  * must be true), waiting up to timeout_ms (0 = do not wait, < 0 = for ever)
- * for the first.  Returns the number moved (0 on timeout), KLOG_ESTATE
- * (the queue is off), -EINVAL.
+ * for the first.  Set out[0].struct_size = sizeof(klog_delivery) first:
+ * the array is walked with that stride, and each report copied keeps it as
+ * its struct_size (so the array can be passed again as it is).
+ * Returns the number moved (0 on timeout), KLOG_ESTATE (the queue is off),
+ * -EINVAL (p NULL, out NULL with max > 0, or out[0].struct_size below
+ * the sizeof(klog_delivery) of klog 0.1 or not a multiple of its
+ * alignment).
  */
 KLOG_API int klog_producer_poll_deliveries(klog_producer *p, klog_delivery *out, size_t max,
                                            int timeout_ms);

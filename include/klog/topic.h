@@ -1,15 +1,12 @@
 /*
- * klog/topic.h - the instance and topic administration.
+ * klog/topic.h - topic administration.
  *
- * An instance (klog) owns one data directory: it locks it against a second
- * writer, recovers every partition log in it, and keeps the topics' metadata.
- * A topic is a named set of partitions; each partition is an ordered,
- * durable log of records numbered by offset.
+ * A topic is a named set of partitions of an instance (klog/instance.h);
+ * each partition is an ordered, durable log of records numbered by offset.
  *
- * Threading: a klog handle is thread-safe; every call below may be made from
- * any thread.  Topic administration calls block while they do file I/O
- * (creating or removing partition directories).  klog_close must be called
- * once, after every producer and consumer of the instance is closed.
+ * Threading: every call below may be made from any thread.  Topic
+ * administration calls block while they do file I/O (creating or removing
+ * partition directories).
  */
 #ifndef KLOG_TOPIC_H
 #define KLOG_TOPIC_H
@@ -18,41 +15,37 @@
 #include <stdint.h>
 
 #include <klog/conf.h>
+#include <klog/instance.h>
 #include <klog/version.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-typedef struct klog klog;
-
 /* Longest topic name, as Kafka allows. */
 #define KLOG_TOPIC_NAME_MAX 249
 
 /*
- * Open (creating if needed) the data directory dir.  conf may be NULL
- * (defaults); its topic keys become the defaults of topics created later;
- * "io.backend" picks the I/O backend; "disk.budget.bytes" and
- * "disk.budget.policy" bound the disk the instance uses, and the
- * "log.retention.*" and "log.cleaner.*" keys drive retention and
- * compaction (klog(7), "Retention, compaction and the disk budget").  On failure *out is NULL and, if
- * errbuf is not NULL, a one-line message is written there.
- * Returns 0, KLOG_ELOCKED (another writer has the directory), KLOG_ECORRUPT
- * (a partition or the topic metadata is damaged where data was durable),
- * KLOG_ECONF, -ENOENT, -EACCES, -ENOMEM, other -errno.
+ * Offsets.  A partition numbers its records from 0 up; negative values
+ * stand for positions that move, and for "no offset":
+ *   KLOG_OFFSET_BEGINNING  the first record still stored (assign, seek)
+ *   KLOG_OFFSET_END        the end: the offset the next record appended
+ *                          gets (assign, seek, klog_topic_delete_records)
+ *   KLOG_OFFSET_DEFAULT    where auto.offset.reset says (assign)
+ *   KLOG_OFFSET_NONE       no offset at all: a partition-list entry that
+ *                          carries none, a partition the group has no
+ *                          committed offset for, the delivery report of a
+ *                          record that was not written, an end or lag that
+ *                          could not be read.
+ * KLOG_OFFSET_NONE is a result, not a position: it has the value of
+ * KLOG_OFFSET_END (-1, as before it had a name), so test for it before an
+ * offset read from klog goes to klog_consumer_assign or klog_consumer_seek,
+ * which would take it for the end.
  */
-KLOG_API int klog_open(klog **out, const char *dir, const klog_conf *conf,
-                       char *errbuf, size_t errsize);
-
-/*
- * Sync and close every partition, stop background work, release the
- * directory lock.  NULL-safe.  Returns 0 or the first error met (the handle
- * is freed regardless).
- */
-KLOG_API int klog_close(klog *k);
-
-/* The I/O backend in use: "uring" or "posix".  Never NULL for a valid k. */
-KLOG_API const char *klog_io_backend(const klog *k);
+#define KLOG_OFFSET_BEGINNING (-2)
+#define KLOG_OFFSET_END (-1)
+#define KLOG_OFFSET_NONE (-1)
+#define KLOG_OFFSET_DEFAULT (-1000)
 
 /*
  * Create a topic with `partitions` partitions (>= 1; 0 takes
@@ -131,8 +124,9 @@ typedef struct klog_partition_info {
  * Kafka's DeleteRecords: make every record of partition `partition` below
  * before_offset unreadable and free the segments that hold only such
  * records (at once; the start offset is durable before this returns).
- * before_offset -1 means the partition's end.  Consumers positioned below
- * the new start get KLOG_EOFFSET or are reset by auto.offset.reset.
+ * before_offset KLOG_OFFSET_END (-1) means the partition's end.  Consumers
+ * positioned below the new start get KLOG_EOFFSET or are reset by
+ * auto.offset.reset.
  * *low_watermark (may be NULL) receives the partition's new start offset.
  * Returns 0, KLOG_EUNKNOWN_TOPIC, KLOG_EUNKNOWN_PARTITION, KLOG_EBADNAME,
  * KLOG_EOFFSET (before_offset above the end, or below -1), KLOG_EREADONLY,
@@ -140,38 +134,6 @@ typedef struct klog_partition_info {
  */
 KLOG_API int klog_topic_delete_records(klog *k, const char *name, int32_t partition,
                                        int64_t before_offset, int64_t *low_watermark);
-
-/*
- * Bytes the instance's partitions hold on disk (segment and index files)
- * and the disk budget ("disk.budget.bytes", 0 = none).  Either pointer may
- * be NULL.  Returns 0 or -EINVAL.
- */
-KLOG_API int klog_disk_usage(klog *k, uint64_t *used, uint64_t *budget);
-
-/* Free memory klog allocated for the caller (klog_stats,
- * klog_group_describe).  NULL-safe. */
-KLOG_API void klog_free(void *p);
-
-enum klog_stats_format {
-    KLOG_STATS_JSON = 0,       /* one JSON document */
-    KLOG_STATS_PROMETHEUS = 1, /* Prometheus text exposition format 0.0.4 */
-};
-
-/*
- * The instance's statistics (*out, NUL-terminated, freed with klog_free):
- * the instance (disk use and budget, cleaner passes and bytes), every
- * partition of every topic (start/end/durable offsets, bytes, segments,
- * disk bytes, clean offset, records/bytes/batches appended since open,
- * fdatasync count, total and longest time), every live producer (records,
- * bytes, batches, compression ratio, delivery errors, queue depth in
- * records and bytes) and consumer (records, bytes, polls, partitions,
- * lag).  Counters count since the instance (or handle) was opened.  With
- * "statistics.interval.ms" set, the instance also writes both formats to
- * DIR/stats.json and DIR/stats.prom at that interval (for `klog stats`
- * while an application holds the directory).  Any thread.
- * Returns 0, -EINVAL, -ENOMEM.
- */
-KLOG_API int klog_stats(klog *k, int format, char **out);
 
 /*
  * Describe a topic: fills up to max elements of parts (may be NULL when max

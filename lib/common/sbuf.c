@@ -1,10 +1,15 @@
-/* lib/common/sbuf.c - see sbuf.h. */
+/* lib/common/sbuf.c - see sbuf.h; and klog_free, which takes back the
+ * documents rendered here (klog/instance.h). */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 
+#include <klog/instance.h>
+
 #include "common/sbuf.h"
+
+KLOG_API void klog_free(void *p) { free(p); }
 
 void klog__sbuf_printf(klog_sbuf *b, const char *fmt, ...)
 {

@@ -65,6 +65,7 @@ struct klog_consumer {
     size_t rr;
 
     klog_message *msgs;
+    const klog_message **msgp; /* msgp[i] = &msgs[i], what a poll hands out */
     ks_view *held;
     size_t nheld, hcap;
     kf_codec *codec;
@@ -155,8 +156,14 @@ KLOG_API int klog_consumer_new(klog *k, const klog_conf *conf, klog_consumer **o
     c->spin_ns = (uint64_t)klog__conf_int(conf, KC_POLL_SPIN_US) * 1000u;
     c->waiter.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     int rc = c->waiter.efd < 0 ? -errno : 0;
-    if (rc == 0 && !(c->msgs = calloc(c->max_poll, sizeof *c->msgs)))
+    if (rc == 0 && (!(c->msgs = calloc(c->max_poll, sizeof *c->msgs)) ||
+                    !(c->msgp = calloc(c->max_poll, sizeof *c->msgp))))
         rc = -ENOMEM;
+    /* Set once: a poll only rewrites the other fields of msgs[0..n) */
+    for (size_t i = 0; rc == 0 && i < c->max_poll; i++) {
+        c->msgs[i].struct_size = sizeof c->msgs[i];
+        c->msgp[i] = &c->msgs[i];
+    }
     if (rc == 0)
         rc = kf_codec_new(&c->codec);
     if (rc < 0) {
@@ -843,7 +850,7 @@ static int group_registry(klog_consumer *c)
     return c->reg ? 0 : kg_registry_get(c->k, true, &c->reg);
 }
 
-KLOG_API int klog_consumer_commit(klog_consumer *c, const klog_partition_list *offsets, int async)
+KLOG_API int klog_consumer_commit(klog_consumer *c, klog_partition_list *offsets, int async)
 {
     if (!c)
         return -EINVAL;
@@ -878,7 +885,7 @@ KLOG_API int klog_consumer_commit(klog_consumer *c, const klog_partition_list *o
         rc = kg_commit(c->reg, c->group, c->subscribed ? c->member_id : NULL, c->subscribed ? c->generation : -1,
                        o, (unsigned)n, !async);
     for (size_t i = 0; i < n; i++)
-        klog__partition_list_set_error((klog_partition_list *)offsets, i, rc < 0 ? rc : o[i].err);
+        klog__partition_list_set_error(offsets, i, rc < 0 ? rc : o[i].err);
     free(o);
     return rc;
 }
@@ -921,12 +928,12 @@ static void note_poll(klog_consumer *c, size_t n)
     atomic_store_explicit(&c->st_lag, lag, memory_order_relaxed);
 }
 
-KLOG_API int klog_consumer_poll(klog_consumer *c, int timeout_ms, const klog_message **msgs)
+KLOG_API int klog_consumer_poll(klog_consumer *c, int timeout_ms, const klog_message *const **msgs)
 {
     if (!c || !msgs)
         return -EINVAL;
     atomic_fetch_add_explicit(&c->st_polls, 1, memory_order_relaxed);
-    *msgs = c->msgs;
+    *msgs = c->msgp;
     if (c->fd_armed) {
         arm(c, -1);
         c->fd_armed = false;
@@ -1156,6 +1163,7 @@ KLOG_API int klog_consumer_close(klog_consumer *c)
     free(c->parts);
     free(c->held);
     free(c->msgs);
+    free(c->msgp);
     kf_codec_free(c->codec);
     if (c->waiter.efd >= 0)
         close(c->waiter.efd);

@@ -16,7 +16,6 @@
 
 #include "common/common.h"
 #include "common/conf.h"
-#include "common/sbuf.h"
 #include "group/internal.h"
 
 #define TIMER_MS 50
@@ -865,33 +864,26 @@ int kg_list(kg_registry *r, char ***names, size_t *count)
     return 0;
 }
 
-typedef struct desc_ctx { klog_sbuf *b; kg_registry *r; bool first; } desc_ctx;
+typedef struct desc_ctx { kg_info *gi; kg_registry *r; } desc_ctx;
 
 static void desc_offset_cb(void *arg, kg_committed_t *c)
 {
     desc_ctx *d = arg;
-    int64_t end = -1;
+    int64_t end = KLOG_OFFSET_NONE;
     kt_topic *t = klog__topic_get(d->r->k, c->topic);
     if (t) {
         if (c->partition >= 0 && c->partition < atomic_load(&t->nparts))
             end = kpart_high_watermark(t->parts[c->partition]);
         klog__topic_put(t);
     }
-    klog__sbuf_printf(d->b, "%s{\"topic\":", d->first ? "" : ",");
-    klog__sbuf_quote(d->b, c->topic, true);
-    klog__sbuf_printf(d->b, ",\"partition\":%d,\"committed\":%" PRId64 ",\"end\":%" PRId64 ",\"lag\":%" PRId64
-                    ",\"metadata\":", c->partition, c->offset, end, end >= 0 ? KLOG_MAX(end - c->offset, 0) : -1);
-    klog__sbuf_quote(d->b, c->meta, true);
-    klog__sbuf_printf(d->b, "}");
-    d->first = false;
+    kg__info_offset(d->gi, c->topic, c->partition, c->offset, end, c->meta);
 }
 
-int kg_describe(kg_registry *r, const char *group, char **json)
+int kg_describe(kg_registry *r, const char *group, klog_group_info **out)
 {
     int rc = kg_name_check(group);
     if (rc < 0)
         return rc;
-    klog_sbuf b = { 0 };
     pthread_mutex_lock(&r->mu);
     pthread_mutex_lock(&r->omu);
     kg_group_s *g = group_find(r, group);
@@ -902,41 +894,17 @@ int kg_describe(kg_registry *r, const char *group, char **json)
     if ((!g || g->n == 0) && !has_offsets) {
         rc = KLOG_EUNKNOWN_GROUP;
     } else {
-        klog__sbuf_printf(&b, "{\"group\":");
-        klog__sbuf_quote(&b, group, true);
-        klog__sbuf_printf(&b, ",\"state\":\"%s\",\"generation\":%d,\"protocol\":\"%s\",\"members\":[",
-                  g && g->n ? state_name[g->state] : "Empty", g ? g->generation : 0,
-                  g && g->n ? kg_strategy_name(g->strategy) : "");
-        for (unsigned i = 0; g && i < g->n; i++) {
-            kg_member_s *m = g->m[i];
-            klog__sbuf_printf(&b, "%s{\"member_id\":", i ? "," : "");
-            klog__sbuf_quote(&b, m->id, true);
-            klog__sbuf_printf(&b, ",\"instance_id\":");
-            klog__sbuf_quote(&b, m->instance, true);
-            klog__sbuf_printf(&b, ",\"client_id\":");
-            klog__sbuf_quote(&b, m->client, true);
-            klog__sbuf_printf(&b, ",\"assignment\":[");
-            for (unsigned j = 0; j < m->nassign; j++) {
-                klog__sbuf_printf(&b, "%s{\"topic\":", j ? "," : "");
-                klog__sbuf_quote(&b, m->assign[j].topic, true);
-                klog__sbuf_printf(&b, ",\"partition\":%d}", m->assign[j].partition);
-            }
-            klog__sbuf_printf(&b, "]}");
-        }
-        klog__sbuf_printf(&b, "],\"offsets\":[");
-        desc_ctx d = { &b, r, true };
+        kg_info *gi = kg__info_new(group, g && g->n ? state_name[g->state] : "Empty", g ? g->generation : 0,
+                                   g && g->n ? kg_strategy_name(g->strategy) : "");
+        for (unsigned i = 0; g && i < g->n; i++)
+            kg__info_member(gi, g->m[i]->id, g->m[i]->instance, g->m[i]->client, g->m[i]->assign, g->m[i]->nassign);
+        desc_ctx d = { gi, r };
         kg__store_each(&r->st, group, desc_offset_cb, &d);
-        klog__sbuf_printf(&b, "]}");
-        rc = b.err;
+        rc = kg__info_end(gi, out);
     }
     pthread_mutex_unlock(&r->omu);
     pthread_mutex_unlock(&r->mu);
-    if (rc < 0) {
-        free(b.p);
-        return rc;
-    }
-    *json = b.p;
-    return 0;
+    return rc;
 }
 
 static bool group_active(kg_registry *r, const char *group)

@@ -148,13 +148,29 @@ int kg_committed(kg_registry *r, const char *group, const char *topic, int32_t p
 
 /* Admin (klog_group_*). */
 int kg_list(kg_registry *r, char ***names, size_t *count);
-int kg_describe(kg_registry *r, const char *group, char **json);
+/* A snapshot of a group (klog_group_info_get; klog_group_describe renders
+ * it as JSON).  Returns 0 with *out, KLOG_EUNKNOWN_GROUP, KLOG_EBADNAME,
+ * -ENOMEM. */
+int kg_describe(kg_registry *r, const char *group, klog_group_info **out);
 int kg_reset(kg_registry *r, const char *group, const char *topic, int32_t partition, int kind, int64_t value);
 int kg_delete(kg_registry *r, const char *group);
 
 /* api.c: set entry i's error field of a public partition list (commit
- * results; the list is the caller's, passed as const). */
+ * results, written into the caller's list). */
 void klog__partition_list_set_error(klog_partition_list *l, size_t i, int err);
+
+/* api.c: building the klog_group_info of kg_describe.  kg__info_new
+ * returns NULL when out of memory; the other calls accept that NULL, and
+ * the first failure sticks (later calls do nothing).  kg__info_end hands
+ * the info to *out, or frees it and returns the failure (-ENOMEM).  The
+ * strings are copied. */
+typedef struct kg_info kg_info;
+kg_info *kg__info_new(const char *group, const char *state, int32_t generation, const char *protocol);
+void kg__info_member(kg_info *gi, const char *id, const char *instance, const char *client, const kg_tp *assign,
+                     unsigned nassign);
+void kg__info_offset(kg_info *gi, const char *topic, int32_t partition, int64_t committed, int64_t end,
+                     const char *metadata);
+int kg__info_end(kg_info *gi, klog_group_info **out);
 
 /* Group name rule (as Kafka's: non-empty, at most 255 bytes, printable). */
 int kg_name_check(const char *group);

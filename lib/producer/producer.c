@@ -372,6 +372,7 @@ static void batch_done(klog_producer *p, kp_acc *a, kp_batch *b, int64_t base, i
     if (p->dr_fn || p->want_queue) {
         for (int32_t i = 0; i < n; i++) {
             klog_delivery d = {
+                .struct_size = sizeof d,
                 .topic = a->t->kt->name,
                 .partition = a->partition,
                 .offset = err || base < 0 ? -1 : base + i,
@@ -1200,6 +1201,12 @@ KLOG_API int klog_producer_poll_deliveries(klog_producer *p, klog_delivery *out,
 {
     if (!p || (!out && max))
         return -EINVAL;
+    /* The caller's klog_delivery may be older (smaller, down to the first
+     * one with struct_size: this one) or newer than ours: step through its
+     * array by its size and copy what both know. */
+    size_t stride = max ? out[0].struct_size : sizeof(klog_delivery);
+    if (stride < sizeof(klog_delivery) || stride % _Alignof(klog_delivery))
+        return -EINVAL;
     if (!p->want_queue)
         return KLOG_ESTATE;
     struct timespec dl;
@@ -1214,7 +1221,11 @@ KLOG_API int klog_producer_poll_deliveries(klog_producer *p, klog_delivery *out,
     }
     size_t n = KLOG_MIN(max, p->qlen);
     for (size_t i = 0; i < n; i++) {
-        out[i] = p->q[p->qhead];
+        klog_delivery *d = (klog_delivery *)((uint8_t *)out + i * stride);
+        *d = p->q[p->qhead];
+        if (stride > sizeof *d)
+            memset((uint8_t *)d + sizeof *d, 0, stride - sizeof *d);
+        d->struct_size = (uint32_t)stride;
         p->qhead = (p->qhead + 1) % p->qcap;
     }
     p->qlen -= n;

@@ -106,10 +106,12 @@ class Record(Structure):
 
 
 class Delivery(Structure):
-    """klog_delivery (producer.h)."""
+    """klog_delivery (producer.h).  An array passed to
+    klog_producer_poll_deliveries needs struct_size set (in element 0)."""
     _fields_ = [
-        ("topic", c_char_p),
+        ("struct_size", c_uint32),
         ("partition", c_int32),
+        ("topic", c_char_p),
         ("offset", c_int64),
         ("timestamp", c_int64),
         ("err", c_int),
@@ -118,10 +120,12 @@ class Delivery(Structure):
 
 
 class Message(Structure):
-    """klog_message (consumer.h).  Every pointer is a view valid until the next poll."""
+    """klog_message (consumer.h).  A poll hands out an array of pointers to
+    these; every pointer is a view valid until the next poll."""
     _fields_ = [
-        ("topic", c_char_p),
+        ("struct_size", c_uint32),
         ("partition", c_int32),
+        ("topic", c_char_p),
         ("offset", c_int64),
         ("timestamp", c_int64),
         ("key", c_void_p),
@@ -131,6 +135,45 @@ class Message(Structure):
         ("header_count", c_size_t),
         ("headers_raw", c_void_p),
         ("headers_raw_len", c_size_t),
+    ]
+
+
+class GroupMember(Structure):
+    """klog_group_member (group.h)."""
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("member_id", c_char_p),
+        ("instance_id", c_char_p),
+        ("client_id", c_char_p),
+        ("assignment", c_void_p),   # a klog_partition_list
+    ]
+
+
+class GroupOffset(Structure):
+    """klog_group_offset (group.h)."""
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("partition", c_int32),
+        ("topic", c_char_p),
+        ("committed", c_int64),
+        ("end", c_int64),
+        ("lag", c_int64),
+        ("metadata", c_char_p),
+    ]
+
+
+class GroupInfo(Structure):
+    """klog_group_info (group.h): its lists are arrays of pointers."""
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("generation", c_int32),
+        ("group", c_char_p),
+        ("state", c_char_p),
+        ("protocol", c_char_p),
+        ("member_count", c_size_t),
+        ("members", POINTER(POINTER(GroupMember))),
+        ("offset_count", c_size_t),
+        ("offsets", POINTER(POINTER(GroupOffset))),
     ]
 
 
@@ -167,17 +210,19 @@ _PROTOS = {
     "klog_conf_free": (None, [_vp]),
     "klog_conf_set": (c_int, [_vp, c_char_p, c_char_p, c_char_p, c_size_t]),
     "klog_conf_get": (c_int, [_vp, c_char_p, c_char_p, c_size_t]),
-    # topic.h
+    # instance.h
     "klog_open": (c_int, [_pp, c_char_p, _vp, c_char_p, c_size_t]),
     "klog_close": (c_int, [_vp]),
     "klog_io_backend": (c_char_p, [_vp]),
+    "klog_disk_usage": (c_int, [_vp, POINTER(c_uint64), POINTER(c_uint64)]),
+    "klog_free": (None, [_vp]),
+    # topic.h
     "klog_topic_create": (c_int, [_vp, c_char_p, c_int, _vp, c_char_p, c_size_t]),
     "klog_topic_delete": (c_int, [_vp, c_char_p]),
     "klog_topic_add_partitions": (c_int, [_vp, c_char_p, c_int]),
     "klog_topic_list": (c_int, [_vp, POINTER(POINTER(c_char_p)), POINTER(c_size_t)]),
     "klog_topic_list_free": (None, [POINTER(c_char_p), c_size_t]),
     "klog_topic_delete_records": (c_int, [_vp, c_char_p, c_int32, c_int64, POINTER(c_int64)]),
-    "klog_disk_usage": (c_int, [_vp, POINTER(c_uint64), POINTER(c_uint64)]),
     "klog_topic_describe": (c_int, [_vp, c_char_p, POINTER(PartitionInfo), c_size_t, c_char_p, c_size_t]),
     # producer.h
     "klog_producer_new": (c_int, [_vp, _vp, _pp, c_char_p, c_size_t]),
@@ -190,7 +235,7 @@ _PROTOS = {
     "klog_consumer_new": (c_int, [_vp, _vp, _pp, c_char_p, c_size_t]),
     "klog_consumer_assign": (c_int, [_vp, c_char_p, c_int32, c_int64]),
     "klog_consumer_unassign": (c_int, [_vp, c_char_p, c_int32]),
-    "klog_consumer_poll": (c_int, [_vp, c_int, POINTER(POINTER(Message))]),
+    "klog_consumer_poll": (c_int, [_vp, c_int, POINTER(POINTER(POINTER(Message)))]),
     "klog_message_header": (c_int, [POINTER(Message), c_size_t, POINTER(c_void_p), POINTER(c_size_t),
                                     POINTER(c_void_p), POINTER(c_size_t)]),
     "klog_consumer_seek": (c_int, [_vp, c_char_p, c_int32, c_int64]),
@@ -215,9 +260,11 @@ _PROTOS = {
     "klog_consumer_committed": (c_int, [_vp, c_char_p, c_int32, POINTER(c_int64), c_char_p, c_size_t]),
     "klog_consumer_member_id": (c_int, [_vp, c_char_p, c_size_t, POINTER(c_int32)]),
     "klog_group_list": (c_int, [_vp, POINTER(POINTER(c_char_p)), POINTER(c_size_t)]),
+    "klog_group_list_free": (None, [POINTER(c_char_p), c_size_t]),
     # json is returned as char * to be freed with klog_free: keep it a raw pointer
     "klog_group_describe": (c_int, [_vp, c_char_p, POINTER(c_void_p)]),
-    "klog_free": (None, [_vp]),
+    "klog_group_info_get": (c_int, [_vp, c_char_p, POINTER(POINTER(GroupInfo))]),
+    "klog_group_info_free": (None, [POINTER(GroupInfo)]),
     "klog_group_committed": (c_int, [_vp, c_char_p, c_char_p, c_int32, POINTER(c_int64)]),
     "klog_group_reset_offsets": (c_int, [_vp, c_char_p, c_char_p, c_int32, c_int, c_int64]),
     "klog_group_delete": (c_int, [_vp, c_char_p]),

@@ -108,7 +108,7 @@ class Consumer:
         self._listener_exc = None
         self._subscription = None
         self._rebalance_cb = REBALANCE_FN(self._on_rebalance)
-        self._msgs = ctypes.POINTER(Message)()
+        self._msgs = ctypes.POINTER(ctypes.POINTER(Message))()   # klog_consumer_poll's pointer array
         try:
             if auto_offset_reset is not None:
                 conf["auto.offset.reset"] = {"smallest": "earliest", "largest": "latest"}.get(
@@ -338,15 +338,15 @@ class Consumer:
                 n = 0
             errors.check(n, "poll")
             if n > 0:
-                msgs = self._msgs
+                msgs = [self._msgs[i].contents for i in range(n)]
                 try:
-                    recs = [self._copy(msgs[i]) for i in range(n)]
+                    recs = [self._copy(m) for m in msgs]
                 except BaseException:
                     # Ctrl-C or a deserializer failed half-way: give the whole
                     # batch back (the views are still valid) so nothing is skipped
                     first = {}
-                    for i in range(n):
-                        first.setdefault((msgs[i].topic, msgs[i].partition), msgs[i].offset)
+                    for m in msgs:
+                        first.setdefault((m.topic, m.partition), m.offset)
                     for (topic, partition), off in first.items():
                         lib.klog_consumer_seek(h, topic, partition, off)
                     raise

@@ -6,11 +6,11 @@ import json
 import threading
 import weakref
 
-from ctypes import POINTER, byref, c_char_p, c_int, c_int64, c_size_t, c_uint64, c_void_p
+from ctypes import POINTER, byref, c_char_p, c_int, c_int32, c_int64, c_size_t, c_uint64, c_void_p
 
 from . import errors
 from ._conf import Conf, key_name
-from ._lib import lib, PartitionInfo
+from ._lib import lib, GroupInfo, PartitionInfo
 from ._lib import (RESET_EARLIEST, RESET_LATEST, RESET_OFFSET, RESET_SHIFT, RESET_TIMESTAMP)
 
 __all__ = ["Instance", "open", "DiskUsage"]
@@ -25,6 +25,31 @@ def _name(s):
     if not isinstance(s, str):
         raise TypeError("expected a str name, got %r" % (s,))
     return s.encode()
+
+
+def _text(b):
+    return None if b is None else b.decode("utf-8", "replace")
+
+
+def _group_dict(gi):
+    """A klog_group_info as the dict klog_group_describe's JSON parses to."""
+    members = []
+    for i in range(gi.member_count):
+        m = gi.members[i].contents
+        assignment = []
+        topic, part = c_char_p(), c_int32()
+        for j in range(lib.klog_partition_list_count(m.assignment)):
+            lib.klog_partition_list_get(m.assignment, j, byref(topic), byref(part), None, None, None)
+            assignment.append({"topic": _text(topic.value), "partition": part.value})
+        members.append({"member_id": _text(m.member_id), "instance_id": _text(m.instance_id),
+                        "client_id": _text(m.client_id), "assignment": assignment})
+    offsets = []
+    for i in range(gi.offset_count):
+        o = gi.offsets[i].contents
+        offsets.append({"topic": _text(o.topic), "partition": o.partition, "committed": o.committed,
+                        "end": o.end, "lag": o.lag, "metadata": _text(o.metadata)})
+    return {"group": _text(gi.group), "state": _text(gi.state), "generation": gi.generation,
+            "protocol": _text(gi.protocol), "members": members, "offsets": offsets}
 
 
 def _strings(array, count):
@@ -248,11 +273,25 @@ class Instance:
         try:
             return _strings(arr, n.value)
         finally:
-            lib.klog_topic_list_free(arr, n.value)
+            lib.klog_group_list_free(arr, n.value)
 
     def describe_group(self, group):
-        """The group as a dict (klog_group_describe's JSON, parsed): group,
-        state, generation, protocol, members, offsets.  Raises UnknownGroupError."""
+        """The group as a dict (from klog_group_info_get; the same keys and
+        values as klog_group_describe's JSON): group, state, generation,
+        protocol, members (member_id, instance_id, client_id, assignment),
+        offsets (topic, partition, committed, end, lag, metadata).  Raises
+        UnknownGroupError."""
+        info = POINTER(GroupInfo)()
+        errors.check(lib.klog_group_info_get(self._handle(), _name(group), byref(info)),
+                     "describe group %r" % (group,))
+        try:
+            return _group_dict(info.contents)
+        finally:
+            lib.klog_group_info_free(info)
+
+    def _describe_group_json(self, group):
+        """klog_group_describe's JSON document, parsed (describe_group's
+        text twin; the tests hold one against the other)."""
         p = c_void_p()
         errors.check(lib.klog_group_describe(self._handle(), _name(group), byref(p)),
                      "describe group %r" % (group,))

@@ -143,6 +143,8 @@ class Producer:
         self._resolved = threading.Condition()     # notified after each batch of reports
         self._sends = 0
         self._reports = (Delivery * _REPORTS_PER_POLL)()
+        for r in self._reports:   # the array is walked with this stride
+            r.struct_size = ctypes.sizeof(Delivery)
         try:
             errbuf = ctypes.create_string_buffer(512)
             with Conf(conf) as c:

@@ -47,6 +47,9 @@ def test_two_members_split_partitions(inst):
         desc = inst.describe_group("grp")
         assert desc["group"] == "grp" and desc["state"] == "Stable"
         assert {m["member_id"] for m in desc["members"]} == {a.member_id, b.member_id}
+        # the struct (klog_group_info_get) and the JSON say the same, field for field
+        assert desc == inst._describe_group_json("grp")
+        assert {(t["topic"], t["partition"]) for m in desc["members"] for t in m["assignment"]} == pa | pb
         assert "grp" in inst.list_groups()
     finally:
         a.close()
@@ -134,8 +137,22 @@ def test_group_admin(inst):
     assert inst.committed("adm", "ad", 0) == 0
     with pytest.raises(TypeError):
         inst.reset_offsets("adm", "ad", to="earliest", offset=1)
-    offs = {o["partition"]: o["committed"] for o in inst.describe_group("adm")["offsets"]}
+    desc = inst.describe_group("adm")
+    offs = {o["partition"]: o["committed"] for o in desc["offsets"]}
     assert offs == {0: 0, 1: ends[1][1]}
+    assert {o["partition"]: (o["end"], o["lag"]) for o in desc["offsets"]} == {
+        0: (ends[0][1], ends[0][1]), 1: (ends[1][1], 0)}
+    assert desc == inst._describe_group_json("adm")
+    # the ctypes structures have the library's layout
+    import ctypes
+    from klog._lib import GroupInfo, GroupOffset, lib
+    info = ctypes.POINTER(GroupInfo)()
+    assert lib.klog_group_info_get(inst._handle(), b"adm", ctypes.byref(info)) == 0
+    try:
+        assert info.contents.struct_size == ctypes.sizeof(GroupInfo)
+        assert info.contents.offsets[0].contents.struct_size == ctypes.sizeof(GroupOffset)
+    finally:
+        lib.klog_group_info_free(info)
     inst.delete_group("adm")
     assert "adm" not in inst.list_groups()
     with pytest.raises(klog.UnknownGroupError):

@@ -8,6 +8,23 @@ import klog
 from conftest import drain, produce
 
 
+def test_structs_have_the_library_layout(inst):
+    """The ctypes Message is the library's klog_message: a poll hands out
+    pointers to records whose struct_size is ctypes' sizeof, and the
+    delivery reports came back through a Delivery array walked by its
+    struct_size (a mismatch would garble the metadata below)."""
+    import ctypes
+    from klog._lib import Message
+    inst.create_topic("s", partitions=1)
+    with klog.Producer(inst) as p:
+        md = [p.send("s", b"v%d" % i, key=b"k").get(10) for i in range(3)]
+    assert [(m.topic, m.partition, m.offset) for m in md] == [("s", 0, 0), ("s", 0, 1), ("s", 0, 2)]
+    with klog.Consumer("s", instance=inst) as c:
+        recs = drain(c, 3)
+        assert [(r.offset, r.key, r.value) for r in recs] == [(0, b"k", b"v0"), (1, b"k", b"v1"), (2, b"k", b"v2")]
+        assert c._msgs[0].contents.struct_size == ctypes.sizeof(Message)
+
+
 def test_bytes_str_keys_headers(inst):
     inst.create_topic("t", partitions=1)
     with klog.Producer(inst) as p:

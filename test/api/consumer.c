@@ -66,7 +66,7 @@ static bool is_record(const klog_message *m, int i, size_t vlen)
 
 /* A poll that tolerates one empty answer while records are known to be
  * there (no wait); returns the count. */
-static int poll_some(klog_consumer *c, const klog_message **m)
+static int poll_some(klog_consumer *c, const klog_message *const **m)
 {
     int n = 0;
     for (int tries = 0; tries < 1000 && n == 0; tries++) {
@@ -97,6 +97,45 @@ static int64_t lag(klog_consumer *c, const char *topic, int part)
 
 /* ---- zero-copy views --------------------------------------------------------------- */
 
+/* A poll hands out an array of pointers to records (klog/consumer.h), each
+ * record carrying the library's sizeof: a field added to klog_message later
+ * moves nothing a caller reads.  The array is the consumer's, set up when it
+ * is created: every poll hands out the same one, so none is allocated per
+ * poll, and with max.poll.records entries it holds every record a poll
+ * returns, each pointing to a record of its own. */
+Test(consumer, poll_hands_out_pointers_to_sized_records)
+{
+    klog *k = ut_open();
+    ut_topic(k, "t", 1, NULL);
+    produce(k, "t", 0, 0, 30, 40, 4, "lz4", 0);
+    klog_consumer *c = ut_consumer(k, "max.poll.records", "8", NULL);
+    cr_assert_eq(klog_consumer_assign(c, "t", 0, KLOG_OFFSET_BEGINNING), 0);
+    const klog_message *const *first = NULL;
+    int next = 0, polls = 0;
+    while (next < 30) {
+        const klog_message *const *m = NULL;
+        int n = poll_some(c, &m);
+        cr_assert(n > 0 && n <= 8, "poll returned %d", n);
+        if (!first)
+            first = m;
+        cr_assert_eq(m, first, "poll %d handed out another array", polls);
+        for (int i = 0; i < n; i++) {
+            cr_assert_eq(m[i]->struct_size, sizeof(klog_message), "record %d", next + i);
+            cr_assert_eq(m[i]->offset, next + i);
+            cr_assert_eq(m[i]->partition, 0);
+            cr_assert_str_eq(m[i]->topic, "t");
+            cr_assert(is_record(m[i], next + i, 40), "record %d", next + i);
+            for (int j = 0; j < i; j++)
+                cr_assert_neq(m[i], m[j], "records %d and %d share a struct", next + j, next + i);
+        }
+        next += n;
+        polls++;
+    }
+    cr_assert_geq(polls, 4, "30 records in polls of at most 8");
+    cr_assert_eq(klog_consumer_close(c), 0);
+    klog_close(k);
+}
+
 static void views_valid_until_next_poll(const char *compression)
 {
     klog *k = ut_open();
@@ -106,12 +145,12 @@ static void views_valid_until_next_poll(const char *compression)
     cr_assert_eq(klog_consumer_assign(c, "t", 0, KLOG_OFFSET_BEGINNING), 0);
     int next = 0;
     while (next < 40) {
-        const klog_message *m;
+        const klog_message *const *m;
         int n = poll_some(c, &m);
         cr_assert(n > 0 && n <= 7, "poll returned %d", n);
         for (int i = 0; i < n; i++) {
-            cr_assert_eq(m[i].offset, next + i);
-            cr_assert(is_record(&m[i], next + i, 300), "record %d", next + i);
+            cr_assert_eq(m[i]->offset, next + i);
+            cr_assert(is_record(m[i], next + i, 300), "record %d", next + i);
         }
         /* calls other than poll leave the views alone: position, lag, a
          * seek to where we are, assigning another partition, new appends */
@@ -123,10 +162,10 @@ static void views_valid_until_next_poll(const char *compression)
         cr_assert_eq(klog_consumer_unassign(c, "t", 1), 0);
         produce(k, "t", 1, next, 3, 300, 0, compression, 0);
         for (int i = 0; i < n; i++)
-            cr_assert(is_record(&m[i], next + i, 300), "record %d changed before the next poll", next + i);
+            cr_assert(is_record(m[i], next + i, 300), "record %d changed before the next poll", next + i);
         next += n;
     }
-    const klog_message *m;
+    const klog_message *const *m;
     cr_assert_eq(klog_consumer_poll(c, 0, &m), 0);
     cr_assert_eq(klog_consumer_close(c), 0);
     klog_close(k);
@@ -154,7 +193,7 @@ static void views_survive_unassign(const char *compression)
     produce(k, "t", 0, 0, 60, 100, 0, compression, 0); /* one batch */
     klog_consumer *c = ut_consumer(k, "max.poll.records", "10", NULL);
     cr_assert_eq(klog_consumer_assign(c, "t", 0, 0), 0);
-    const klog_message *m;
+    const klog_message *const *m;
     int n = poll_some(c, &m);
     cr_assert_eq(n, 10);
     /* the header's rule: valid until the next poll or close - unassign is
@@ -169,7 +208,7 @@ static void views_survive_unassign(const char *compression)
         memset(junk[i], '#', sz);
     }
     for (int i = 0; i < n; i++)
-        cr_assert(is_record(&m[i], i, 100), "record %d changed after unassign, before the next poll", i);
+        cr_assert(is_record(m[i], i, 100), "record %d changed after unassign, before the next poll", i);
     for (int i = 0; i < 64; i++)
         free(junk[i]);
     cr_assert_eq(klog_consumer_poll(c, 0, &m), 0);
@@ -205,13 +244,13 @@ Test(consumer, views_survive_unassign_of_deleted_topic)
     cr_assert_eq(klog_consumer_assign(c, "gone", 0, 0), 0);
     cr_assert_eq(klog_topic_delete(k, "gone"), 0);
     /* an assigned consumer still reads what was there */
-    const klog_message *m;
+    const klog_message *const *m;
     int n = poll_some(c, &m);
     cr_assert_eq(n, 5);
     cr_assert_eq(klog_consumer_unassign(c, "gone", 0), 0);
     for (int i = 0; i < n; i++) {
-        cr_assert_str_eq(m[i].topic, "gone", "message %d's topic changed after unassign, before the next poll", i);
-        cr_assert(is_record(&m[i], i, 40), "record %d", i);
+        cr_assert_str_eq(m[i]->topic, "gone", "message %d's topic changed after unassign, before the next poll", i);
+        cr_assert(is_record(m[i], i, 40), "record %d", i);
     }
     /* a new assign finds no such topic */
     cr_assert_eq(klog_consumer_assign(c, "gone", 0, 0), KLOG_EUNKNOWN_TOPIC);
@@ -237,11 +276,11 @@ Test(consumer, compressed_batches_at_poll_boundaries)
     klog_consumer *c = ut_consumer(k, "max.poll.records", "5", NULL);
     cr_assert_eq(klog_consumer_assign(c, "t", 0, 0), 0);
     for (int round = 0; round < 3; round++) {
-        const klog_message *m;
+        const klog_message *const *m;
         int n = klog_consumer_poll(c, 0, &m);
         cr_assert_eq(n, 5, "poll %d: %d records, with %d available", round, n, 15 - 5 * round);
         for (int i = 0; i < n; i++)
-            cr_assert(is_record(&m[i], 5 * round + i, 50));
+            cr_assert(is_record(m[i], 5 * round + i, 50));
     }
     klog_consumer_close(c);
     klog_close(k);
@@ -261,12 +300,12 @@ static void *bpoll_run(void *arg)
 {
     bpoll *b = arg;
     for (int r = 0; r < b->rounds; r++) {
-        const klog_message *m;
+        const klog_message *const *m;
         b->rc[r] = klog_consumer_poll(b->c, b->timeout, &m);
         if (b->rc[r] > 0) {
-            b->first_offset[r] = m[0].offset;
-            size_t l = m[0].value_len < 63 ? m[0].value_len : 63;
-            memcpy(b->first_value[r], m[0].value, l);
+            b->first_offset[r] = m[0]->offset;
+            size_t l = m[0]->value_len < 63 ? m[0]->value_len : 63;
+            memcpy(b->first_value[r], m[0]->value, l);
             b->first_value[r][l] = '\0';
         }
     }
@@ -302,12 +341,12 @@ Test(consumer, compressed_batches_at_poll_boundaries_blocking)
 /* The offset of the first record the next poll returns (-1: none). */
 static int64_t next_offset(klog_consumer *c)
 {
-    const klog_message *m;
+    const klog_message *const *m;
     int n = klog_consumer_poll(c, 0, &m);
     cr_assert_geq(n, 0, "poll: %s", klog_err_name(n));
     if (n == 0)
         n = poll_some(c, &m); /* tolerate one empty no-wait poll */
-    return n > 0 ? m[0].offset : -1;
+    return n > 0 ? m[0]->offset : -1;
 }
 
 static void seek_every_kind(int per_batch, const char *compression)
@@ -331,7 +370,7 @@ static void seek_every_kind(int per_batch, const char *compression)
     cr_assert_eq(next_offset(c), 3);
     cr_assert_eq(klog_consumer_seek(c, "t", 0, KLOG_OFFSET_END), 0);
     cr_assert_eq(position(c, "t", 0), 10);
-    const klog_message *m;
+    const klog_message *const *m;
     cr_assert_eq(klog_consumer_poll(c, 0, &m), 0);
 
     /* by time: the first record at or after the timestamp */
@@ -407,7 +446,7 @@ Test(consumer, assign_default_offset_follows_auto_offset_reset)
     klog *k = ut_open();
     ut_topic(k, "t", 1, NULL);
     produce(k, "t", 0, 0, 5, 20, 1, "none", 0);
-    const klog_message *m;
+    const klog_message *const *m;
 
     klog_consumer *c = ut_consumer(k, "auto.offset.reset", "earliest", NULL);
     cr_assert_eq(klog_consumer_assign(c, "t", 0, KLOG_OFFSET_DEFAULT), 0);
@@ -424,7 +463,7 @@ Test(consumer, assign_default_offset_follows_auto_offset_reset)
     cr_assert_eq(klog_consumer_poll(c, 0, &m), 0);
     produce(k, "t", 0, 5, 1, 20, 1, "none", 0);
     cr_assert_eq(poll_some(c, &m), 1);
-    cr_assert_eq(m[0].offset, 5);
+    cr_assert_eq(m[0]->offset, 5);
     klog_consumer_close(c);
 
     c = ut_consumer(k, NULL); /* latest is the default */
@@ -491,7 +530,7 @@ Test(consumer, position_and_lag)
     cr_assert_eq(lag(c, "t", 0), 12);
     cr_assert_eq(position(c, "t", 1), 0);
     cr_assert_eq(lag(c, "t", 1), 0, "empty partition");
-    const klog_message *m;
+    const klog_message *const *m;
     cr_assert_eq(poll_some(c, &m), 5);
     cr_assert_eq(position(c, "t", 0), 5);
     cr_assert_eq(lag(c, "t", 0), 7);
@@ -537,7 +576,7 @@ Test(consumer, unassign_stops_reading)
     ut_msgs_free(m, n);
     /* appends to an unassigned partition are not read */
     produce(k, "t", 0, 5, 2, 20, 1, "none", 0);
-    const klog_message *mm;
+    const klog_message *const *mm;
     cr_assert_eq(klog_consumer_poll(c, 0, &mm), 0);
     cr_assert_eq(klog_consumer_poll(c, 50, &mm), 0);
     /* unassign everything: polls return nothing, and a new assign works */
@@ -596,24 +635,24 @@ Test(consumer, two_consumers_read_one_partition_independently)
     klog_consumer *c2 = ut_consumer(k, "max.poll.records", "100", NULL);
     cr_assert_eq(klog_consumer_assign(c1, "t", 0, 0), 0);
     cr_assert_eq(klog_consumer_assign(c2, "t", 0, 6), 0);
-    const klog_message *m1, *m2;
+    const klog_message *const *m1, *const *m2;
     cr_assert_eq(poll_some(c1, &m1), 4);
     cr_assert_eq(poll_some(c2, &m2), 14);
     /* each poll invalidates only its own consumer's views */
     for (int i = 0; i < 4; i++)
-        cr_assert(is_record(&m1[i], i, 30));
+        cr_assert(is_record(m1[i], i, 30));
     for (int i = 0; i < 14; i++)
-        cr_assert(is_record(&m2[i], 6 + i, 30));
+        cr_assert(is_record(m2[i], 6 + i, 30));
     cr_assert_eq(position(c1, "t", 0), 4);
     cr_assert_eq(position(c2, "t", 0), 20);
     cr_assert_eq(klog_consumer_seek(c2, "t", 0, 0), 0);
     cr_assert_eq(position(c1, "t", 0), 4, "a seek of one moves only that one");
     cr_assert_eq(poll_some(c1, &m1), 4);
-    cr_assert_eq(m1[0].offset, 4);
+    cr_assert_eq(m1[0]->offset, 4);
     cr_assert_eq(poll_some(c2, &m2), 20);
-    cr_assert_eq(m2[0].offset, 0);
+    cr_assert_eq(m2[0]->offset, 0);
     klog_consumer_close(c2);
-    cr_assert(is_record(&m1[3], 7, 30), "closing one consumer leaves the other's views");
+    cr_assert(is_record(m1[3], 7, 30), "closing one consumer leaves the other's views");
     klog_consumer_close(c1);
     klog_close(k);
 }
@@ -632,7 +671,7 @@ Test(consumer, max_poll_records_is_respected)
             cr_assert_eq(klog_consumer_assign(c, "t", p, 0), 0);
         int total = 0, polls = 0;
         while (total < 150 && polls < 10000) {
-            const klog_message *m;
+            const klog_message *const *m;
             int n = poll_some(c, &m);
             cr_assert(n >= 1 && n <= max, "max.poll.records=%d: poll returned %d", max, n);
             total += n;
@@ -641,7 +680,7 @@ Test(consumer, max_poll_records_is_respected)
         cr_assert_eq(total, 150);
         if (max == 1)
             cr_assert_eq(polls, 150);
-        const klog_message *m;
+        const klog_message *const *m;
         cr_assert_eq(klog_consumer_poll(c, 0, &m), 0);
         klog_consumer_close(c);
     }
@@ -680,7 +719,7 @@ Test(consumer, poll_with_nothing_assigned_times_out)
 {
     klog *k = ut_open();
     klog_consumer *c = ut_consumer(k, NULL);
-    const klog_message *m = NULL;
+    const klog_message *const *m = NULL;
     cr_assert_eq(klog_consumer_poll(c, 0, &m), 0);
     int64_t t0 = ut_mono_ms();
     cr_assert_eq(klog_consumer_poll(c, 100, &m), 0);
@@ -738,7 +777,7 @@ Test(consumer, fd_turns_readable_when_records_arrive)
     int fd = klog_consumer_fd(c);
     cr_assert_geq(fd, 0);
     cr_assert_eq(klog_consumer_fd(c), fd, "the same fd every time");
-    const klog_message *m;
+    const klog_message *const *m;
     for (int round = 0; round < 3; round++) {
         cr_assert_eq(klog_consumer_poll(c, 0, &m), 0);
         cr_assert(!readable(fd, 0), "round %d: readable after a poll that returned nothing", round);
@@ -747,8 +786,8 @@ Test(consumer, fd_turns_readable_when_records_arrive)
         cr_assert_eq(ut_send(p, "t", 0, NULL, v), 0);
         cr_assert(readable(fd, 5000), "round %d: a record arrived, the fd did not turn readable", round);
         cr_assert_eq(klog_consumer_poll(c, 0, &m), 1);
-        cr_assert_eq(m[0].value_len, strlen(v));
-        cr_assert_eq(memcmp(m[0].value, v, strlen(v)), 0);
+        cr_assert_eq(m[0]->value_len, strlen(v));
+        cr_assert_eq(memcmp(m[0]->value, v, strlen(v)), 0);
     }
     /* a partition assigned after the empty poll is watched too */
     cr_assert_eq(klog_consumer_poll(c, 0, &m), 0);
@@ -757,7 +796,7 @@ Test(consumer, fd_turns_readable_when_records_arrive)
     cr_assert_eq(ut_send(p, "t", 1, NULL, "late"), 0);
     cr_assert(readable(fd, 5000), "a record on the newly assigned partition did not make the fd readable");
     cr_assert_eq(klog_consumer_poll(c, 0, &m), 1);
-    cr_assert_eq(m[0].partition, 1);
+    cr_assert_eq(m[0]->partition, 1);
     /* a wakeup makes it readable */
     cr_assert_eq(klog_consumer_poll(c, 0, &m), 0);
     cr_assert_eq(klog_consumer_wakeup(c), 0);
@@ -777,7 +816,7 @@ Test(consumer, fd_cleared_by_polls_that_take_the_records)
     klog_consumer *c = ut_consumer(k, "max.poll.records", "2", NULL);
     cr_assert_eq(klog_consumer_assign(c, "t", 0, 0), 0);
     int fd = klog_consumer_fd(c);
-    const klog_message *m;
+    const klog_message *const *m;
     cr_assert_eq(klog_consumer_poll(c, 0, &m), 0);
     produce(k, "t", 0, 0, 3, 20, 0, "none", 0);
     cr_assert(readable(fd, 5000));
@@ -889,14 +928,14 @@ Test(consumer, message_headers)
     cr_assert_eq(klog_producer_close(p), 0);
     klog_consumer *c = ut_consumer(k, NULL);
     cr_assert_eq(klog_consumer_assign(c, "t", 0, 0), 0);
-    const klog_message *m;
+    const klog_message *const *m;
     cr_assert_eq(poll_some(c, &m), 2);
-    cr_assert_eq(m[0].header_count, 3);
+    cr_assert_eq(m[0]->header_count, 3);
     for (size_t i = 0; i < 3; i++) {
         const char *key = NULL;
         const void *value = (void *)1;
         size_t kl = 99, vl = 99;
-        cr_assert_eq(klog_message_header(&m[0], i, &key, &kl, &value, &vl), 0);
+        cr_assert_eq(klog_message_header(m[0], i, &key, &kl, &value, &vl), 0);
         cr_assert_eq(kl, h[i].key_len);
         cr_assert_eq(memcmp(key, h[i].key, kl), 0);
         if (h[i].value) {
@@ -911,16 +950,16 @@ Test(consumer, message_headers)
     const char *key;
     const void *value;
     size_t kl, vl;
-    cr_assert_eq(klog_message_header(&m[0], 3, &key, &kl, &value, &vl), -ENOENT);
-    cr_assert_eq(klog_message_header(&m[0], 1000000, &key, &kl, &value, &vl), -ENOENT);
-    cr_assert_eq(klog_message_header(&m[0], SIZE_MAX, &key, &kl, &value, &vl), -ENOENT);
+    cr_assert_eq(klog_message_header(m[0], 3, &key, &kl, &value, &vl), -ENOENT);
+    cr_assert_eq(klog_message_header(m[0], 1000000, &key, &kl, &value, &vl), -ENOENT);
+    cr_assert_eq(klog_message_header(m[0], SIZE_MAX, &key, &kl, &value, &vl), -ENOENT);
     cr_assert_eq(klog_message_header(NULL, 0, &key, &kl, &value, &vl), -EINVAL);
-    cr_assert_eq(klog_message_header(&m[0], 0, NULL, &kl, &value, &vl), -EINVAL);
-    cr_assert_eq(klog_message_header(&m[0], 0, &key, NULL, &value, &vl), -EINVAL);
-    cr_assert_eq(klog_message_header(&m[0], 0, &key, &kl, NULL, &vl), -EINVAL);
-    cr_assert_eq(klog_message_header(&m[0], 0, &key, &kl, &value, NULL), -EINVAL);
-    cr_assert_eq(m[1].header_count, 0);
-    cr_assert_eq(klog_message_header(&m[1], 0, &key, &kl, &value, &vl), -ENOENT);
+    cr_assert_eq(klog_message_header(m[0], 0, NULL, &kl, &value, &vl), -EINVAL);
+    cr_assert_eq(klog_message_header(m[0], 0, &key, NULL, &value, &vl), -EINVAL);
+    cr_assert_eq(klog_message_header(m[0], 0, &key, &kl, NULL, &vl), -EINVAL);
+    cr_assert_eq(klog_message_header(m[0], 0, &key, &kl, &value, NULL), -EINVAL);
+    cr_assert_eq(m[1]->header_count, 0);
+    cr_assert_eq(klog_message_header(m[1], 0, &key, &kl, &value, &vl), -ENOENT);
     klog_consumer_close(c);
     klog_close(k);
 }
@@ -937,7 +976,7 @@ Test(consumer, null_arguments)
     cr_assert_null(c);
     cr_assert_eq(klog_consumer_new(k, NULL, NULL, NULL, 0), -EINVAL);
     cr_assert_eq(klog_consumer_new(k, NULL, &c, NULL, 0), 0, "conf NULL means defaults");
-    const klog_message *m;
+    const klog_message *const *m;
     int64_t v;
     cr_assert_eq(klog_consumer_assign(NULL, "t", 0, 0), -EINVAL);
     cr_assert_eq(klog_consumer_assign(c, NULL, 0, 0), -EINVAL);
@@ -977,7 +1016,7 @@ Test(consumer, unknown_topic_partition_and_bad_names)
     cr_assert_eq(klog_consumer_assign(c, "t", INT32_MAX, 0), KLOG_EUNKNOWN_PARTITION);
     cr_assert_eq(klog_consumer_assign(c, "t", 0, -3), -EINVAL);
     /* none of the failed assigns assigned anything */
-    const klog_message *m;
+    const klog_message *const *m;
     cr_assert_eq(klog_consumer_poll(c, 0, &m), 0);
     int64_t v;
     cr_assert_eq(klog_consumer_position(c, "t", 0, &v), -ENOENT);

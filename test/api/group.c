@@ -184,7 +184,7 @@ static const char *ev_name(int e)
                                                                                    : "?";
 }
 
-static void rb_cb(klog_consumer *c, int event, const klog_partition_list *parts, void *opaque)
+static void rb_cb(klog_consumer *c, int event, klog_partition_list *parts, void *opaque)
 {
     member *m = opaque;
     run *r = m->r;
@@ -200,9 +200,6 @@ static void rb_cb(klog_consumer *c, int event, const klog_partition_list *parts,
         run_fail(r, "member %d: %zu partitions in one callback", m->idx, n);
         n = EV_MAX;
     }
-    klog_partition_list *copy = NULL;
-    if (klog_partition_list_new(&copy) < 0)
-        abort();
     for (size_t i = 0; i < n; i++) {
         const char *topic;
         int32_t p;
@@ -215,8 +212,6 @@ static void rb_cb(klog_consumer *c, int event, const klog_partition_list *parts,
         snprintf(e->topic[i], sizeof e->topic[i], "%s", topic);
         e->part[i] = p;
         e->off[i] = off;
-        if (klog_partition_list_add(copy, topic, p, off, NULL) != 0)
-            abort();
         if (event != KLOG_REBALANCE_LOST) {
             /* the partitions are assigned during the call: a new one at
              * its starting position, a revoked one at where it stopped */
@@ -229,9 +224,18 @@ static void rb_cb(klog_consumer *c, int event, const klog_partition_list *parts,
     }
     e->n = (int)n;
     klog_consumer_member_id(c, NULL, 0, &e->gen);
-    if (event == KLOG_REBALANCE_REVOKED && r->commit_in_revoke)
-        e->commit_rc = klog_consumer_commit(c, copy, 0);
-    klog_partition_list_free(copy);
+    if (event == KLOG_REBALANCE_REVOKED && r->commit_in_revoke) {
+        /* the callback's own list, committed as it is (not const): each
+         * entry's error field receives the result */
+        e->commit_rc = klog_consumer_commit(c, parts, 0);
+        for (size_t i = 0; i < klog_partition_list_count(parts); i++) {
+            int err = 1;
+            klog_partition_list_get(parts, i, NULL, NULL, NULL, NULL, &err);
+            if (err != e->commit_rc)
+                run_fail(r, "member %d: commit in REVOKED returned %s, entry %zu says %s", m->idx,
+                         klog_err_name(e->commit_rc), i, klog_err_name(err));
+        }
+    }
     if (r->track) {
         pthread_mutex_lock(&r->mu);
         for (int i = 0; i < e->n; i++) {
@@ -347,7 +351,7 @@ static void publish(member *m)
 
 static int member_poll(member *m, int timeout_ms)
 {
-    const klog_message *msgs;
+    const klog_message *const *msgs;
     int n = klog_consumer_poll(m->c, timeout_ms, &msgs);
     if (n < 0) {
         int zero = 0;
@@ -355,7 +359,7 @@ static int member_poll(member *m, int timeout_ms)
         return n;
     }
     for (int i = 0; i < n; i++)
-        on_record(m, &msgs[i]);
+        on_record(m, msgs[i]);
     publish(m);
     atomic_fetch_add(&m->polls, 1);
     return n;
@@ -1388,7 +1392,7 @@ static bool listed(klog *k, const char *group)
         if (i)
             cr_assert_lt(strcmp(names[i - 1], names[i]), 0, "list not sorted");
     }
-    klog_topic_list_free(names, n);
+    klog_group_list_free(names, n);
     return found;
 }
 
@@ -1549,6 +1553,159 @@ Test(group, admin)
     cr_assert_eq(klog_close(k), 0);
 }
 
+/* ==== 8b. klog_group_info_get: the struct beside the JSON ======================================================= */
+
+static const klog_group_offset *info_offset(const klog_group_info *gi, const char *topic, int32_t p)
+{
+    for (size_t i = 0; i < gi->offset_count; i++)
+        if (!strcmp(gi->offsets[i]->topic, topic) && gi->offsets[i]->partition == p)
+            return gi->offsets[i];
+    return NULL;
+}
+
+/* klog_group_describe's document holds exactly what gi holds, field for
+ * field, in its order (the group does not change meanwhile). */
+static void assert_json_matches(klog *k, const klog_group_info *gi)
+{
+    char *json = describe(k, gi->group);
+    char want[4096];
+    int n = snprintf(want, sizeof want, "{\"group\":\"%s\",\"state\":\"%s\",\"generation\":%d,\"protocol\":\"%s\","
+                     "\"members\":[", gi->group, gi->state, (int)gi->generation, gi->protocol);
+    for (size_t i = 0; i < gi->member_count; i++) {
+        const klog_group_member *m = gi->members[i];
+        n += snprintf(want + n, sizeof want - (size_t)n, "%s{\"member_id\":\"%s\",\"instance_id\":%s%s%s,"
+                      "\"client_id\":\"%s\",\"assignment\":[", i ? "," : "", m->member_id,
+                      m->instance_id ? "\"" : "", m->instance_id ? m->instance_id : "null",
+                      m->instance_id ? "\"" : "", m->client_id);
+        for (size_t j = 0; j < klog_partition_list_count(m->assignment); j++) {
+            const char *t;
+            int32_t p;
+            cr_assert_eq(klog_partition_list_get(m->assignment, j, &t, &p, NULL, NULL, NULL), 0);
+            n += snprintf(want + n, sizeof want - (size_t)n, "%s{\"topic\":\"%s\",\"partition\":%d}", j ? "," : "",
+                          t, (int)p);
+        }
+        n += snprintf(want + n, sizeof want - (size_t)n, "]}");
+    }
+    n += snprintf(want + n, sizeof want - (size_t)n, "],\"offsets\":[");
+    for (size_t i = 0; i < gi->offset_count; i++) {
+        const klog_group_offset *o = gi->offsets[i];
+        n += snprintf(want + n, sizeof want - (size_t)n,
+                      "%s{\"topic\":\"%s\",\"partition\":%d,\"committed\":%" PRId64 ",\"end\":%" PRId64
+                      ",\"lag\":%" PRId64 ",\"metadata\":\"%s\"}", i ? "," : "", o->topic, (int)o->partition,
+                      o->committed, o->end, o->lag, o->metadata);
+    }
+    n += snprintf(want + n, sizeof want - (size_t)n, "]}");
+    cr_assert_lt((size_t)n, sizeof want);
+    cr_assert_str_eq(json, want);
+    klog_free(json);
+}
+
+Test(group, info_struct_matches_json)
+{
+    klog *k = ut_open();
+    ut_topic(k, "t", 2, NULL);
+    ut_topic(k, "gone", 1, NULL);
+    produce_ts(k, "t", 0, 10, TS0);
+    produce_ts(k, "t", 1, 6, TS0);
+    produce_ts(k, "gone", 0, 4, TS0);
+    klog_group_info *gi = NULL;
+    cr_assert_eq(klog_group_info_get(k, "gi", &gi), KLOG_EUNKNOWN_GROUP);
+    cr_assert_null(gi, "*out changed by a failed call");
+    cr_assert_eq(klog_group_info_get(k, "", &gi), KLOG_EBADNAME);
+    cr_assert_eq(klog_group_info_get(k, NULL, &gi), KLOG_EBADNAME);
+    cr_assert_eq(klog_group_info_get(NULL, "gi", &gi), -EINVAL);
+    cr_assert_eq(klog_group_info_get(k, "gi", NULL), -EINVAL);
+    klog_group_info_free(NULL);
+    klog_group_list_free(NULL, 0);
+
+    /* one member holding both partitions of t; offsets committed for t and
+     * for a topic deleted afterwards */
+    klog_consumer *c = gconsumer(k, "gi", "range", "enable.auto.commit", "false", "client.id", "billing-1", NULL);
+    subscribe1(c, "t");
+    run r;
+    run_init(&r, k, "t", 0, false, false);
+    member m0, *ms[1] = { &m0 };
+    member_start(&m0, &r, 0, c, false);
+    cr_assert(PUMP_FOR(ms, 1, atomic_load(&m0.nassigned) == 2));
+    klog_partition_list *l = NULL;
+    cr_assert_eq(klog_partition_list_new(&l), 0);
+    cr_assert_eq(klog_partition_list_add(l, "t", 0, 7, "m0"), 0);
+    cr_assert_eq(klog_partition_list_add(l, "t", 1, 6, NULL), 0);
+    cr_assert_eq(klog_partition_list_add(l, "gone", 0, 2, "g"), 0);
+    cr_assert_eq(klog_consumer_commit(c, l, 0), 0);
+    klog_partition_list_free(l);
+    cr_assert_eq(klog_topic_delete(k, "gone"), 0);
+
+    cr_assert_eq(klog_group_info_get(k, "gi", &gi), 0);
+    cr_assert_not_null(gi);
+    cr_assert_eq(gi->struct_size, sizeof(klog_group_info));
+    cr_assert_str_eq(gi->group, "gi");
+    cr_assert_str_eq(gi->state, "Stable");
+    cr_assert_str_eq(gi->protocol, "range");
+    cr_assert_eq(gi->generation, generation_of(c));
+    cr_assert_geq(gi->generation, 1);
+    cr_assert_eq(gi->member_count, 1);
+    const klog_group_member *mb = gi->members[0];
+    cr_assert_eq(mb->struct_size, sizeof(klog_group_member));
+    cr_assert_str_eq(mb->member_id, m0.id);
+    cr_assert_null(mb->instance_id, "a dynamic member has no instance id");
+    cr_assert_str_eq(mb->client_id, "billing-1");
+    cr_assert_eq(klog_partition_list_count(mb->assignment), 2);
+    unsigned seen = 0;
+    for (size_t j = 0; j < 2; j++) {
+        const char *t = NULL, *meta = "?";
+        int32_t p = -1;
+        int64_t off = 0;
+        int err = 1;
+        cr_assert_eq(klog_partition_list_get(mb->assignment, j, &t, &p, &off, &meta, &err), 0);
+        cr_assert_str_eq(t, "t");
+        cr_assert_eq(off, KLOG_OFFSET_NONE);
+        cr_assert_null(meta);
+        cr_assert_eq(err, 0);
+        seen |= 1u << p;
+    }
+    cr_assert_eq(seen, 3u, "the assignment is t/0 and t/1");
+    cr_assert_eq(gi->offset_count, 3);
+    const klog_group_offset *o = info_offset(gi, "t", 0);
+    cr_assert_not_null(o);
+    cr_assert_eq(o->struct_size, sizeof(klog_group_offset));
+    cr_assert_eq(o->committed, 7);
+    cr_assert_eq(o->end, 10);
+    cr_assert_eq(o->lag, 3);
+    cr_assert_str_eq(o->metadata, "m0");
+    cr_assert_not_null(o = info_offset(gi, "t", 1));
+    cr_assert_eq(o->committed, 6);
+    cr_assert_eq(o->end, 6);
+    cr_assert_eq(o->lag, 0);
+    cr_assert_str_eq(o->metadata, "", "no metadata reads as the empty string");
+    cr_assert_not_null(o = info_offset(gi, "gone", 0));
+    cr_assert_eq(o->committed, 2);
+    cr_assert_eq(o->end, KLOG_OFFSET_NONE, "the topic is gone: no end");
+    cr_assert_eq(o->lag, KLOG_OFFSET_NONE);
+    cr_assert_str_eq(o->metadata, "g");
+    assert_json_matches(k, gi);
+
+    /* a snapshot: the member leaves, the description does not change */
+    char id[sizeof m0.id];
+    snprintf(id, sizeof id, "%s", m0.id);
+    member_stop(&m0);
+    member_fini(&m0);
+    cr_assert_eq(gi->member_count, 1);
+    cr_assert_str_eq(gi->members[0]->member_id, id);
+    cr_assert_str_eq(gi->state, "Stable");
+    klog_group_info *now = NULL;
+    cr_assert_eq(klog_group_info_get(k, "gi", &now), 0);
+    cr_assert_str_eq(now->state, "Empty");
+    cr_assert_str_eq(now->protocol, "");
+    cr_assert_eq(now->member_count, 0);
+    cr_assert_eq(now->offset_count, 3);
+    assert_json_matches(k, now);
+    klog_group_info_free(now);
+    klog_group_info_free(gi);
+    run_fini(&r);
+    cr_assert_eq(klog_close(k), 0);
+}
+
 /* ==== 9. pattern subscriptions and growing topics ==================================================================== */
 
 static int count_assigned(klog_consumer *c, const char *prefix)
@@ -1573,15 +1730,15 @@ static bool read_values(klog_consumer *c, const char *const *values, int n)
     int left = n;
     int64_t dl = ut_mono_ms() + WAIT_MS;
     while (left > 0 && ut_mono_ms() < dl) {
-        const klog_message *msg;
+        const klog_message *const *msg;
         int cnt = klog_consumer_poll(c, 20, &msg);
         cr_assert_geq(cnt, 0, "poll: %s", klog_err_name(cnt));
         for (int i = 0; i < cnt; i++)
             for (int j = 0; j < n; j++) {
                 char want[64];
-                snprintf(want, sizeof want, "%s-%d", msg[i].topic, msg[i].partition);
-                if (!got[j] && msg[i].value && msg[i].value_len == strlen(values[j]) &&
-                    !memcmp(msg[i].value, values[j], msg[i].value_len)) {
+                snprintf(want, sizeof want, "%s-%d", msg[i]->topic, msg[i]->partition);
+                if (!got[j] && msg[i]->value && msg[i]->value_len == strlen(values[j]) &&
+                    !memcmp(msg[i]->value, values[j], msg[i]->value_len)) {
                     cr_assert_str_eq(values[j], want, "value %s came from %s", values[j], want);
                     got[j] = true;
                     left--;
@@ -1742,7 +1899,7 @@ Test(group, bad_input)
     for (int i = 0; i < 2; i++) {
         klog_consumer *b = gconsumer(k, "gm", others[i], NULL);
         subscribe1(b, "t");
-        const klog_message *msgs;
+        const klog_message *const *msgs;
         int rc = klog_consumer_poll(b, 0, &msgs);
         cr_assert_eq(rc, KLOG_ECONF, "%s into a range group: %s", others[i], klog_err_name(rc));
         klog_consumer_close(b);

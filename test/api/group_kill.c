@@ -120,7 +120,7 @@ static void child_commits(int wfd)
     int got = 0;
     int64_t give_up = ut_mono_ms() + 30000;
     while (got < 40 && ut_mono_ms() < give_up) {
-        const klog_message *m;
+        const klog_message *const *m;
         int n = klog_consumer_poll(c, 20, &m);
         rep.rc = n < 0 ? n : 0;
         CHILD_CHECK(n >= 0);
@@ -138,7 +138,7 @@ static void child_commits(int wfd)
     CHILD_CHECK(a != NULL);
     give_up = ut_mono_ms() + 30000;
     while (assigned_count(a) < NP && ut_mono_ms() < give_up) {
-        const klog_message *m;
+        const klog_message *const *m;
         rep.rc = klog_consumer_poll(a, 20, &m);
         CHILD_CHECK(rep.rc >= 0);
         rep.rc = 0;
@@ -172,7 +172,7 @@ static void child_commit_loop(int wfd)
     CHILD_CHECK(c != NULL);
     int64_t give_up = ut_mono_ms() + 30000;
     while (assigned_count(c) < NP && ut_mono_ms() < give_up) {
-        const klog_message *m;
+        const klog_message *const *m;
         rep.rc = klog_consumer_poll(c, 20, &m);
         CHILD_CHECK(rep.rc >= 0);
         rep.rc = 0;

@@ -169,7 +169,7 @@ static void concurrent_exactly_once(const char *compression, const char *acks)
     size_t got = 0;
     int64_t give_up = ut_mono_ms() + 60000;
     while (got < CT_TOTAL && ut_mono_ms() < give_up) {
-        const klog_message *m;
+        const klog_message *const *m;
         /* no-wait polls: this test is about the producer, and must not
          * depend on the consumer's blocking path (tested in consumer.c) */
         int n = klog_consumer_poll(c, 0, &m);
@@ -177,35 +177,35 @@ static void concurrent_exactly_once(const char *compression, const char *acks)
         if (n == 0)
             ut_sleep_ms(1);
         for (int i = 0; i < n; i++, got++) {
-            cr_assert_str_eq(m[i].topic, "ct");
-            int32_t p = m[i].partition;
+            cr_assert_str_eq(m[i]->topic, "ct");
+            int32_t p = m[i]->partition;
             cr_assert(p >= 0 && p < CT_PARTS);
-            cr_assert_eq(m[i].offset, next_off[p], "partition %d: offset %" PRId64 " after %" PRId64, p,
-                         m[i].offset, next_off[p] - 1);
+            cr_assert_eq(m[i]->offset, next_off[p], "partition %d: offset %" PRId64 " after %" PRId64, p,
+                         m[i]->offset, next_off[p] - 1);
             next_off[p]++;
-            cr_assert_eq(m[i].value_len, sizeof(ct_value));
+            cr_assert_eq(m[i]->value_len, sizeof(ct_value));
             ct_value v;
-            memcpy(&v, m[i].value, sizeof v);
+            memcpy(&v, m[i]->value, sizeof v);
             cr_assert_eq(v.magic, CT_MAGIC);
             cr_assert(v.thread < CT_THREADS && v.seq < CT_PER_THREAD && v.key < CT_KEYS);
             cr_assert_eq(memcmp(v.pad, "payload-payload-payload-payload", 32), 0);
             char kbuf[16];
             int kl = snprintf(kbuf, sizeof kbuf, "key-%02u", v.key);
-            cr_assert_eq(m[i].key_len, (size_t)kl);
-            cr_assert_eq(memcmp(m[i].key, kbuf, (size_t)kl), 0);
+            cr_assert_eq(m[i]->key_len, (size_t)kl);
+            cr_assert_eq(memcmp(m[i]->key, kbuf, (size_t)kl), 0);
             size_t id = (size_t)v.thread * CT_PER_THREAD + v.seq;
             cr_assert_eq(read[id], 0, "record %zu read twice", id);
             read[id] = 1;
-            cr_assert_eq(m[i].partition, s.part[id]);
-            cr_assert_eq(m[i].offset, s.off[id], "report said offset %" PRId64 ", read at %" PRId64, s.off[id],
-                         m[i].offset);
+            cr_assert_eq(m[i]->partition, s.part[id]);
+            cr_assert_eq(m[i]->offset, s.off[id], "report said offset %" PRId64 ", read at %" PRId64, s.off[id],
+                         m[i]->offset);
             int64_t *ls = &last_seq[v.thread * CT_KEYS + v.key];
             cr_assert_gt((int64_t)v.seq, *ls, "thread %u key %u: seq %u after %" PRId64, v.thread, v.key, v.seq, *ls);
             *ls = v.seq;
         }
     }
     cr_assert_eq(got, CT_TOTAL, "read %zu of %d records", got, CT_TOTAL);
-    const klog_message *m;
+    const klog_message *const *m;
     cr_assert_eq(klog_consumer_poll(c, 0, &m), 0, "records beyond those sent");
     for (int p = 0; p < CT_PARTS; p++)
         cr_assert_eq(next_off[p], end[p]);
@@ -310,6 +310,7 @@ Test(producer, delivery_queue_poll_and_timeouts)
     ut_topic(k, "q", 2, NULL);
     klog_producer *p = ut_producer(k, "delivery.report.queue", "true", "linger.ms", "10", NULL);
     klog_delivery out[16];
+    ut_dr_array(out, 16);
     /* nothing sent: no wait, then a bounded wait, both time out empty */
     cr_assert_eq(klog_producer_poll_deliveries(p, out, 16, 0), 0);
     int64_t t0 = ut_mono_ms();
@@ -349,6 +350,86 @@ Test(producer, delivery_queue_poll_and_timeouts)
     klog_close(k);
 }
 
+/* klog_delivery grows by struct_size (klog/producer.h).  The callback's
+ * report carries the library's sizeof.  klog_producer_poll_deliveries walks
+ * the caller's array with the caller's stride: a newer caller's longer
+ * elements get what both know and zeroes in the rest, and nothing past the
+ * elements it fills is written. */
+typedef struct newer_delivery {
+    klog_delivery d;
+    uint64_t added; /* a field a later version might add */
+} newer_delivery;
+
+static void note_report_size(void *arg, const klog_delivery *d)
+{
+    atomic_store((_Atomic uint32_t *)arg, d->struct_size);
+}
+
+static bool all_bytes(const void *p, int byte, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (((const unsigned char *)p)[i] != (unsigned char)byte)
+            return false;
+    return true;
+}
+
+Test(producer, delivery_reports_grow_by_struct_size)
+{
+    klog *k = ut_open();
+    ut_topic(k, "q", 1, NULL);
+    klog_producer *p = ut_producer(k, "delivery.report.queue", "true", "linger.ms", "0", NULL);
+    _Atomic uint32_t cb_size = 0;
+    cr_assert_eq(klog_producer_set_delivery_cb(p, note_report_size, &cb_size), 0);
+    for (int i = 0; i < 6; i++) {
+        klog_record r = KLOG_RECORD_INIT;
+        r.value = "v";
+        r.value_len = 1;
+        r.opaque = (void *)(uintptr_t)(i + 1);
+        cr_assert_eq(klog_producer_send(p, "q", &r), 0);
+    }
+    cr_assert_eq(klog_producer_flush(p, -1), 0);
+    cr_assert_eq(atomic_load(&cb_size), sizeof(klog_delivery), "the callback's report is the library's size");
+
+    /* a caller built against a longer klog_delivery */
+    newer_delivery nd[5];
+    memset(nd, 0xab, sizeof nd);
+    nd[0].d.struct_size = sizeof nd[0];
+    cr_assert_eq(klog_producer_poll_deliveries(p, &nd[0].d, 4, 0), 4);
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(nd[i].d.struct_size, sizeof nd[0], "report %d keeps the caller's stride", i);
+        cr_assert_eq(nd[i].d.err, 0);
+        cr_assert_eq(nd[i].d.partition, 0);
+        cr_assert_eq(nd[i].d.offset, i);
+        cr_assert_str_eq(nd[i].d.topic, "q");
+        cr_assert_eq((uintptr_t)nd[i].d.opaque, (uintptr_t)(i + 1));
+        cr_assert_eq(nd[i].added, 0, "report %d: a field the library does not know is zeroed", i);
+    }
+    cr_assert(all_bytes(&nd[4], 0xab, sizeof nd[4]), "written past the reports");
+
+    /* this version's size: the array passed again as it is */
+    klog_delivery d[4];
+    memset(d, 0xcd, sizeof d);
+    d[0].struct_size = sizeof d[0];
+    cr_assert_eq(klog_producer_poll_deliveries(p, d, 4, 0), 2);
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(d[i].struct_size, sizeof d[0]);
+        cr_assert_eq(d[i].offset, 4 + i);
+        cr_assert_eq((uintptr_t)d[i].opaque, (uintptr_t)(5 + i));
+    }
+    cr_assert(all_bytes(&d[2], 0xcd, 2 * sizeof d[2]), "elements with no report were written");
+    cr_assert_eq(klog_producer_poll_deliveries(p, d, 4, 0), 0, "the same array, again");
+
+    /* strides the library cannot walk */
+    uint32_t bad[] = { 0, 4, sizeof(klog_delivery) - 8, sizeof(klog_delivery) + 4 };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        d[0].struct_size = bad[i];
+        cr_assert_eq(klog_producer_poll_deliveries(p, d, 4, 0), -EINVAL, "struct_size %u", bad[i]);
+    }
+    cr_assert_eq(klog_producer_poll_deliveries(p, d, 0, 0), 0, "max 0 reads no element");
+    cr_assert_eq(klog_producer_close(p), 0);
+    klog_close(k);
+}
+
 typedef struct dq_waiter {
     klog_producer *p;
     int timeout;
@@ -373,6 +454,7 @@ Test(producer, delivery_queue_poll_wakes_on_report)
     int timeouts[2] = { -1, 5000 };
     for (int round = 0; round < 2; round++) {
         dq_waiter w = { .p = p, .timeout = timeouts[round], .rc = -1 };
+        ut_dr_array(w.d, 4);
         pthread_t th;
         cr_assert_eq(pthread_create(&th, NULL, dq_wait, &w), 0);
         ut_sleep_ms(50); /* let it block (it works either way) */
@@ -404,6 +486,7 @@ Test(producer, delivery_queue_wakes_poller_while_linger_thread_waits)
                                    "batch.num.messages", "1", NULL);
     for (int round = 0; round < 10; round++) {
         dq_waiter w = { .p = p, .timeout = -1, .rc = -1 };
+        ut_dr_array(w.d, 4);
         pthread_t th;
         cr_assert_eq(pthread_create(&th, NULL, dq_wait, &w), 0);
         ut_sleep_ms(5 + 7 * round); /* let it block, at varying phases of the linger thread */
@@ -754,6 +837,7 @@ Test(producer, linger_delivers_without_flush)
     cr_assert_eq(ut_send(p, "t", 0, "a", "1"), 0);
     cr_assert_eq(ut_send(p, "t", 1, "b", "2"), 0);
     klog_delivery d[4];
+    ut_dr_array(d, 4);
     int got = 0;
     int64_t give_up = ut_mono_ms() + 5000;
     while (got < 2 && ut_mono_ms() < give_up) {
@@ -930,6 +1014,7 @@ Test(producer, unpolled_delivery_queue_fills_then_recovers)
     /* still full: nothing was polled */
     cr_assert_eq(ut_send(p, "t", 0, NULL, "x"), KLOG_EQUEUEFULL);
     klog_delivery *d = calloc((size_t)ok + 1, sizeof *d);
+    d[0].struct_size = sizeof *d;
     int got = klog_producer_poll_deliveries(p, d, (size_t)ok + 1, 0);
     cr_assert_eq(got, ok, "%d reports for %d records", got, ok);
     for (int i = 0; i < ok; i++) {
@@ -963,6 +1048,7 @@ Test(producer, full_queue_blocks_for_max_block_ms_then_fails)
     /* a lower bound only: the failing send waited out max.block.ms */
     cr_assert_geq(waited, 190, "the full queue failed the send after %" PRId64 " ms, not 200", waited);
     klog_delivery *d = calloc((size_t)ok, sizeof *d);
+    d[0].struct_size = sizeof *d;
     cr_assert_eq(klog_producer_poll_deliveries(p, d, (size_t)ok, 0), ok);
     cr_assert_eq(ut_send(p, "t", 0, NULL, "x"), 0);
     free(d);
@@ -989,7 +1075,7 @@ Test(producer, blocked_send_proceeds_when_deliveries_are_polled)
     pthread_t th;
     cr_assert_eq(pthread_create(&th, NULL, fl_send, &s), 0);
     ut_sleep_ms(50); /* let it block (it works either way) */
-    klog_delivery d[8];
+    klog_delivery d[8] = { [0].struct_size = sizeof d[0] };
     cr_assert_eq(klog_producer_poll_deliveries(p, d, 8, 0), 8);
     pthread_join(th, NULL);
     cr_assert_eq(s.rc, 0, "blocked send: %s", klog_err_name(s.rc));
@@ -1047,7 +1133,7 @@ Test(producer, delivery_queue_never_overflows_under_blocked_senders)
     size_t got = 0;
     int64_t give_up = ut_mono_ms() + 30000;
     while (got < OV_THREADS * OV_PER_THREAD && ut_mono_ms() < give_up) {
-        klog_delivery d;
+        klog_delivery d = { .struct_size = sizeof d };
         int rc = klog_producer_poll_deliveries(p, &d, 1, 1000);
         cr_assert_geq(rc, 0);
         if (rc == 0)
@@ -1256,7 +1342,7 @@ Test(producer, timestamps_explicit_and_at_send)
     cr_assert_eq(ut_send(p, "t", 0, NULL, "now"), 0);
     int64_t after = ut_wall_ms();
     cr_assert_eq(klog_producer_flush(p, -1), 0);
-    klog_delivery d[5];
+    klog_delivery d[5] = { [0].struct_size = sizeof d[0] };
     cr_assert_eq(klog_producer_poll_deliveries(p, d, 5, 0), 5);
     for (int i = 0; i < 4; i++)
         cr_assert_eq(d[i].timestamp, explicit_ts[i]);

@@ -436,7 +436,7 @@ Test(retention, fallen_off_the_head_with_reset_none)
     klog_consumer *c = ut_consumer(k, "auto.offset.reset", "none", NULL);
     cr_assert_eq(klog_consumer_assign(c, "t", 0, 0), 0);
     int64_t start = expire_head(k);
-    const klog_message *m;
+    const klog_message *const *m;
     int rc = klog_consumer_poll(c, 0, &m);
     cr_assert_eq(rc, KLOG_EOFFSET, "poll: %s", klog_err_name(rc));
     const char *msg = klog_strerror(rc);
@@ -478,7 +478,7 @@ Test(retention, fallen_off_the_head_with_reset_latest)
     klog_consumer *c = ut_consumer(k, "auto.offset.reset", "latest", NULL);
     cr_assert_eq(klog_consumer_assign(c, "t", 0, 0), 0);
     expire_head(k);
-    const klog_message *m;
+    const klog_message *const *m;
     cr_assert_eq(klog_consumer_poll(c, 0, &m), 0, "reset to the end: nothing to read");
     int64_t pos = -1;
     cr_assert_eq(klog_consumer_position(c, "t", 0, &pos), 0);
@@ -502,7 +502,7 @@ Test(retention, views_outlive_the_segment_retention_deletes)
     klog *k = head_setup();
     klog_consumer *c = ut_consumer(k, "auto.offset.reset", "earliest", "max.poll.records", "10", NULL);
     cr_assert_eq(klog_consumer_assign(c, "t", 0, KLOG_OFFSET_BEGINNING), 0);
-    const klog_message *m = NULL;
+    const klog_message *const *m = NULL;
     int n = 0;
     for (int tries = 0; tries < 1000 && n == 0; tries++) {
         n = klog_consumer_poll(c, 0, &m);
@@ -512,7 +512,7 @@ Test(retention, views_outlive_the_segment_retention_deletes)
     }
     cr_assert_eq(n, 10);
     for (int i = 0; i < n; i++)
-        cr_assert(is_record(m[i].key, m[i].key_len, m[i].value, m[i].value_len, i, 200));
+        cr_assert(is_record(m[i]->key, m[i]->key_len, m[i]->value, m[i]->value_len, i, 200));
 
     int64_t start = expire_head(k);
     int64_t bases[256];
@@ -525,8 +525,8 @@ Test(retention, views_outlive_the_segment_retention_deletes)
     }
     cr_assert_eq(bases[0], start, "the segment the views point into is deleted");
     for (int i = 0; i < n; i++) {
-        cr_assert_eq(m[i].offset, i);
-        cr_assert(is_record(m[i].key, m[i].key_len, m[i].value, m[i].value_len, i, 200),
+        cr_assert_eq(m[i]->offset, i);
+        cr_assert(is_record(m[i]->key, m[i]->key_len, m[i]->value, m[i]->value_len, i, 200),
                   "view of record %d changed after its segment was deleted", i);
     }
 
@@ -537,9 +537,9 @@ Test(retention, views_outlive_the_segment_retention_deletes)
         n = klog_consumer_poll(c, 0, &m);
         cr_assert_geq(n, 0, "poll: %s", klog_err_name(n));
         for (int i = 0; i < n; i++) {
-            cr_assert_gt(m[i].offset, last);
-            cr_assert(is_record(m[i].key, m[i].key_len, m[i].value, m[i].value_len, m[i].offset, 200));
-            last = m[i].offset;
+            cr_assert_gt(m[i]->offset, last);
+            cr_assert(is_record(m[i]->key, m[i]->key_len, m[i]->value, m[i]->value_len, m[i]->offset, 200));
+            last = m[i]->offset;
         }
         if (n == 0)
             ut_sleep_ms(1);
@@ -894,7 +894,7 @@ static ut_msg *read_all(klog *k, const char *topic, int64_t end, size_t *n)
     cr_assert_not_null(out);
     int64_t last = -1, give_up = ut_mono_ms() + WAIT_MS;
     while (last < end - 1 && ut_mono_ms() < give_up) {
-        const klog_message *m;
+        const klog_message *const *m;
         int rc = klog_consumer_poll(c, 0, &m);
         cr_assert_geq(rc, 0, "poll: %s", klog_err_name(rc));
         for (int i = 0; i < rc; i++) {
@@ -903,8 +903,8 @@ static ut_msg *read_all(klog *k, const char *topic, int64_t end, size_t *n)
                 out = realloc(out, cap * sizeof *out);
                 cr_assert_not_null(out);
             }
-            ut_msg_copy(&out[got++], &m[i]);
-            last = m[i].offset;
+            ut_msg_copy(&out[got++], m[i]);
+            last = m[i]->offset;
         }
         if (rc == 0)
             ut_sleep_ms(1);

@@ -67,11 +67,11 @@ static void check(unsigned delay_us, const char *spin)
     klog_consumer *cs = consumer(spin);
     pthread_t th;
     pthread_create(&th, NULL, send_later, (void *)(uintptr_t)delay_us);
-    const klog_message *m;
+    const klog_message *const *m;
     int n = klog_consumer_poll(cs, 10000, &m);
     pthread_join(th, NULL);
     cr_assert_eq(n, 1, "poll returned %d", n);
-    cr_assert_eq(m[0].value_len, 1);
+    cr_assert_eq(m[0]->value_len, 1);
     klog_consumer_close(cs);
 }
 
@@ -81,7 +81,7 @@ Test(spin, record_arrives_after_the_spin_during_the_sleep) { check(100000, "1000
 Test(spin, a_spin_longer_than_the_timeout_still_times_out)
 {
     klog_consumer *cs = consumer("1000000");
-    const klog_message *m;
+    const klog_message *const *m;
     cr_assert_eq(klog_consumer_poll(cs, 50, &m), 0);
     klog_consumer_close(cs);
 }

@@ -51,6 +51,14 @@ static const struct { const char *name; fnptr fn; } public_fns[] = {
     { "klog_consumer_wakeup", (fnptr)klog_consumer_wakeup },
     { "klog_consumer_fd", (fnptr)klog_consumer_fd },
     { "klog_consumer_close", (fnptr)klog_consumer_close },
+    { "klog_disk_usage", (fnptr)klog_disk_usage },
+    { "klog_stats", (fnptr)klog_stats },
+    { "klog_free", (fnptr)klog_free },
+    { "klog_group_list", (fnptr)klog_group_list },
+    { "klog_group_list_free", (fnptr)klog_group_list_free },
+    { "klog_group_describe", (fnptr)klog_group_describe },
+    { "klog_group_info_get", (fnptr)klog_group_info_get },
+    { "klog_group_info_free", (fnptr)klog_group_info_free },
 };
 
 Test(symbols, every_public_function_links)
@@ -68,6 +76,17 @@ Test(version, runtime_matches_headers)
     snprintf(want, sizeof want, "%d.%d.%d", KLOG_VERSION_MAJOR, KLOG_VERSION_MINOR, KLOG_VERSION_PATCH);
     cr_assert_str_eq(v, want);
     cr_assert_eq(klog_version(NULL), KLOG_VERSION_NUM);
+}
+
+/* The named offsets (klog/topic.h): KLOG_OFFSET_NONE keeps the value the
+ * "no offset" results always had, -1, which is also KLOG_OFFSET_END's; the
+ * positions are distinct from each other and from every real offset. */
+Test(offsets, named_values)
+{
+    cr_assert_eq(KLOG_OFFSET_NONE, -1);
+    cr_assert_eq(KLOG_OFFSET_END, -1);
+    cr_assert_eq(KLOG_OFFSET_BEGINNING, -2);
+    cr_assert_eq(KLOG_OFFSET_DEFAULT, -1000);
 }
 
 Test(errors, own_band_has_distinct_names_and_messages)

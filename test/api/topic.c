@@ -323,11 +323,11 @@ Test(topic, alter_max_message_bytes_up)
     cr_assert_eq(klog_consumer_assign(c, "big", 0, KLOG_OFFSET_BEGINNING), 0);
     size_t got = 0, big = 0;
     for (int i = 0; i < 200 && got < 4; i++) {
-        const klog_message *m;
+        const klog_message *const *m;
         int n = klog_consumer_poll(c, 50, &m);
         cr_assert_geq(n, 0, "%s", klog_strerror(n));
         for (int j = 0; j < n; j++, got++)
-            big += m[j].value_len == sizeof v && m[j].value && ((const char *)m[j].value)[sizeof v - 1] == 'x';
+            big += m[j]->value_len == sizeof v && m[j]->value && ((const char *)m[j]->value)[sizeof v - 1] == 'x';
     }
     cr_assert_eq(got, 4);
     cr_assert_eq(big, 3);
@@ -454,11 +454,11 @@ Test(topic, compression_type_of_the_topic_decides_over_the_producers)
     cr_assert_eq(klog_consumer_assign(c, "tz", 0, KLOG_OFFSET_BEGINNING), 0);
     size_t got = 0;
     for (int tries = 0; got < 50 && tries < 100; tries++) {
-        const klog_message *m;
+        const klog_message *const *m;
         int n = klog_consumer_poll(c, 100, &m);
         cr_assert_geq(n, 0);
         for (int i = 0; i < n; i++, got++)
-            cr_assert(m[i].value_len == 400 && !memcmp(m[i].value, "compressible comp", 17));
+            cr_assert(m[i]->value_len == 400 && !memcmp(m[i]->value, "compressible comp", 17));
     }
     cr_assert_eq(got, 50);
     cr_assert_eq(klog_consumer_close(c), 0);

@@ -251,6 +251,15 @@ static inline void ut_dr_add(ut_dr *c, const klog_delivery *d)
     pthread_mutex_unlock(&c->mu);
 }
 
+/* Ready d[0..n) for klog_producer_poll_deliveries: struct_size set in
+ * every element, so that any suffix (d + i) may be passed as well. */
+static inline klog_delivery *ut_dr_array(klog_delivery *d, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        d[i] = (klog_delivery){ .struct_size = sizeof *d };
+    return d;
+}
+
 /* The klog_delivery_fn: arg is a ut_dr. */
 static inline void ut_dr_cb(void *arg, const klog_delivery *d) { ut_dr_add(arg, d); }
 
@@ -374,7 +383,7 @@ static inline ut_msg *ut_consume(klog_consumer *c, size_t want, size_t *n)
     for (;;) {
         if (got >= want)
             extra_check = true;
-        const klog_message *m = NULL;
+        const klog_message *const *m = NULL;
         int rc = klog_consumer_poll(c, 0, &m);
         cr_assert_geq(rc, 0, "poll: %s", klog_err_name(rc));
         if (rc == 0 && !extra_check)
@@ -385,7 +394,7 @@ static inline ut_msg *ut_consume(klog_consumer *c, size_t want, size_t *n)
                 out = realloc(out, cap * sizeof *out);
                 cr_assert_not_null(out);
             }
-            ut_msg_copy(&out[got++], &m[i]);
+            ut_msg_copy(&out[got++], m[i]);
         }
         if (extra_check && rc == 0)
             break;

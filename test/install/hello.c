@@ -24,7 +24,7 @@ int main(int argc, char **argv)
     klog_conf *conf = NULL;
     klog_producer *p = NULL;
     klog_consumer *c = NULL;
-    const klog_message *m = NULL;
+    const klog_message *const *m = NULL;
     static const char value[] = "hello, installed klog";
     int rc, status = 1;
 
@@ -75,7 +75,7 @@ int main(int argc, char **argv)
             fail("klog_consumer_poll", rc ? rc : -ETIMEDOUT, NULL);
             goto out;
         }
-        last = &m[rc - 1];
+        last = m[rc - 1];
         if ((rc = klog_consumer_lag(c, "hello", 0, &lag)) < 0) {
             fail("klog_consumer_lag", rc, NULL);
             goto out;
