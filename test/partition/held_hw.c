@@ -30,10 +30,10 @@ static kpart *part_of(klog *k, const char *topic, int part, kt_topic **t)
 
 static int poll_count(klog_consumer *c, int timeout_ms, int64_t *first_offset)
 {
-    const klog_message *m = NULL;
+    const klog_message *const *m = NULL;
     int n = klog_consumer_poll(c, timeout_ms, &m);
     if (n > 0 && first_offset)
-        *first_offset = m[0].offset;
+        *first_offset = m[0]->offset;
     return n;
 }
 

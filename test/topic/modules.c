@@ -232,7 +232,7 @@ Test(modules, the_group_registry_exists_from_open_and_is_set_up_at_first_use)
     char **names;
     size_t n;
     cr_assert_eq(klog_group_list(k, &names, &n), 0);
-    klog_free(names);
+    klog_group_list_free(names, n);
     cr_assert_eq(kg_registry_get(k, false, &got), 0);
     cr_assert_eq(got, r, "in use after it");
     cr_assert_eq(klog_close(k), 0);
