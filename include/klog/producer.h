@@ -35,8 +35,10 @@
  * Threading: a producer is thread-safe: any number of threads may call
  * klog_producer_send and klog_producer_flush on one handle.  A linger timer
  * runs on the producer's own thread.  Delivery callbacks run on whichever
- * thread completed the batch (a sending thread or the producer's thread),
- * with no klog lock held; they must be quick and must not call
+ * thread completed the batch's acknowledgement: today the thread that
+ * appended it (a sending thread or the producer's thread); for a
+ * partition whose high watermark waits on replicas, the thread that moves
+ * the watermark past it.  They run with no klog lock held; they must be quick and must not call
  * klog_producer_flush or klog_producer_close on the same producer.  The
  * delivery queue (delivery.report.queue=true) is for callers that cannot
  * take callbacks from foreign threads (Python): poll it with
