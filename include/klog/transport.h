@@ -37,7 +37,7 @@
  * frame, so every transport gets the same checks.
  *
  * Memory.  An idle connection costs one small object in the core (about
- * 700 bytes) plus the transport's conn_size; the core keeps no receive
+ * 600 bytes) plus the transport's conn_size; the core keeps no receive
  * buffer for it.  A frame's buffer grows with the bytes that actually
  * arrived (at most twice them, at least 64 KiB), so a peer that announces a
  * large frame and then stalls does not make the core allocate the frame.

@@ -67,11 +67,9 @@ static int resolve(const char *addr, bool passive, struct addrinfo **res)
     int rc = getaddrinfo(host[0] ? host : NULL, port, &hints, res);
     if (rc == 0)
         return 0;
-    if (rc == EAI_SYSTEM)
-        return errno ? -errno : -EHOSTUNREACH;
-    if (rc == EAI_MEMORY)
-        return -ENOMEM;
-    return rc == EAI_AGAIN ? -EAGAIN : -EHOSTUNREACH;
+    /* A name that does not resolve, now or for good, is a host we cannot
+     * reach. */
+    return rc == EAI_MEMORY ? -ENOMEM : -EHOSTUNREACH;
 }
 
 static void format_sa(const struct sockaddr_storage *ss, char *out, size_t outsz)
@@ -101,7 +99,7 @@ static int tcp_listen(void *tst, void *lst, const char *addr, char *bound, size_
     struct addrinfo *res;
     int rc = resolve(addr, true, &res);
     if (rc < 0)
-        return rc == -EAGAIN ? -EHOSTUNREACH : rc;
+        return rc;
     int fd = -1;
     rc = -EADDRNOTAVAIL;
     for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {

@@ -353,11 +353,6 @@ static klog_conn *conn_alloc(klog_transport_registry *reg, struct ktr_entry *tr)
     c->size = size;
     pthread_mutex_init(&c->tx, NULL);
     pthread_mutex_init(&c->rx, NULL);
-    atomic_init(&c->max_frame, atomic_load(&reg->max_frame));
-    pthread_mutex_lock(&reg->lock);
-    c->log_cb = reg->log_cb;
-    c->log_opaque = reg->log_opaque;
-    pthread_mutex_unlock(&reg->lock);
     reg_ref(reg);
     atomic_fetch_add(&reg->bytes, size);
     return c;
@@ -379,9 +374,17 @@ static void conn_free(klog_conn *c)
     reg_unref(reg);
 }
 
-/* The connection is up: ask the transport who the peer is, once. */
+/* The connection is up: take the registry's settings as they are now (the
+ * object may have waited as a listener's spare), and ask the transport who
+ * the peer is, once. */
 static void conn_established(klog_conn *c)
 {
+    klog_transport_registry *reg = c->reg;
+    atomic_store(&c->max_frame, atomic_load(&reg->max_frame));
+    pthread_mutex_lock(&reg->lock);
+    c->log_cb = reg->log_cb;
+    c->log_opaque = reg->log_opaque;
+    pthread_mutex_unlock(&reg->lock);
     char addr[KTR_PEER_ADDR_MAX] = "";
     const klog_transport_methods *m = c->tr->m;
     if (m->peer && m->peer(c->tr->st, c->cst, addr, sizeof addr, c->ident, sizeof c->ident) < 0) {

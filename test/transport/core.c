@@ -338,6 +338,27 @@ Test(framing, per_connection_cap)
     pair_close(&p);
 }
 
+/* Regression: an accept that timed out keeps a connection object for the
+ * next one; the cap and log callback set in between still apply to it. */
+Test(framing, settings_taken_when_the_connection_is_made)
+{
+    struct fx f;
+    fx_open(&f, TK_TCP);
+    klog_listener *l = fx_listen(&f);
+    klog_conn *c, *s = NULL;
+    cr_assert_eq(klog_listener_accept(l, 0, &s), -ETIMEDOUT);
+    struct t_log lg = { .mu = PTHREAD_MUTEX_INITIALIZER };
+    cr_assert_eq(klog_transport_set_max_frame(f.reg, 10), 0);
+    cr_assert_eq(klog_transport_set_log_cb(f.reg, t_log_cb, &lg), 0);
+    fx_pair(&f, l, &c, &s);
+    cr_assert_eq(t_send(c, "0123456789A", 11), 0);
+    const void *fr;
+    cr_assert_eq(klog_conn_recv(s, 5000, &fr), KLOG_ETOOBIG);
+    cr_assert_eq(lg.calls, 1);
+    klog_conn_close(c), klog_conn_close(s), klog_listener_close(l);
+    fx_close(&f);
+}
+
 Test(framing, default_cap_is_kafkas)
 {
     struct pair p;
