@@ -25,6 +25,12 @@
  *                           core from a URL ("tcp://127.0.0.1:9092",
  *                           "unix:///run/klog.sock", "unix://@abstract").
  *
+ * Built in: "tcp" and "unix" (klog_transport_registry_new).  klog's own
+ * tests and replication simulations also use "mem", an in-memory network
+ * with seeded fault injection and a virtual clock; it is internal
+ * (lib/transport/mem.h), not API.  examples/transport_pipe.c is a complete
+ * transport of one's own in about 200 lines.
+ *
  * Frames.  Everything sent over a connection is a frame in Kafka's framing:
  * a 4-byte big-endian length, then that many bytes.  The core does the
  * framing, not the transport: it writes the length in front of each frame
@@ -213,10 +219,11 @@ typedef struct klog_transport_methods {
      * possibly concurrently with send.  Required. */
     ssize_t (*recv)(void *tst, void *cst, void *buf, size_t len, int64_t deadline);
     /* Make blocked send/recv (and every later one) return -ECANCELED now,
-     * and tell the peer the connection is over (it reads end of stream).
-     * Thread-safe, idempotent, does not block; called by the core at most
-     * once per connection, possibly while other threads are inside send or
-     * recv.  Required. */
+     * and tell the peer the connection is over (it reads end of stream; a
+     * medium with no such signal may leave that to close).  Thread-safe,
+     * idempotent, does not block; called by the core at most once per
+     * connection, possibly while other threads are inside send or recv.
+     * Required. */
     void (*shutdown)(void *tst, void *cst);
     /* Release cst (close descriptors, free buffers).  No other op on cst is
      * in progress or will follow.  Required. */
