@@ -33,6 +33,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -651,196 +652,198 @@ static int set_conf(klog_conf *conf, const char *key, const char *value)
     return rc;
 }
 
-int main(int argc, char **argv)
-{
+/* Everything one run holds, so that each phase below is a function and one
+ * cleanup frees whatever was made. */
+typedef struct run {
     options o;
-    int rc = parse_options(argc, argv, &o);
-    if (rc)
-        return rc;
-    setvbuf(stdout, NULL, _IOLBF, 0);
+    klog *k;
+    klog_conf *pconf, *cconf;
+    klog_producer *producer;
+    bus *b;
+    producer_ctx pcs[MAX_THREADS];
+    consumer_ctx *ccs;
+    int pstarted, cstarted, cmade;   /* threads started, consumers made */
+    char backend[32];
+    topic_state ts, after;
+    char linger[32], batch[32];
+} run;
 
-    struct sigaction sa = { .sa_handler = on_signal };
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+/* What the producing and consuming phases measured, and the checks. */
+typedef struct tally {
+    uint64_t t0, t_acked, t_last;
+    uint64_t sent, bytes, delivered, consumed, read;
+    int send_failures, poll_failures, flush_rc;
+    bool stalled;
+    hist *lat;
+    uint64_t dups, order_errors, malformed, foreign;
+    uint64_t lost, first_lost, unacked_seen, not_acked;
+    uint64_t delivery_errors, where_mismatch, key_moved, double_reports;
+} tally;
 
-    int status = 1;
-    klog *k = NULL;
-    klog_conf *pconf = NULL, *cconf = NULL;
-    klog_producer *producer = NULL;
-    bus *b = NULL;
-    producer_ctx pcs[MAX_THREADS] = { 0 };
-    consumer_ctx *ccs = NULL;
-    int pstarted = 0, cstarted = 0, cmade = 0;
-    char backend[32] = "?";
-    topic_state ts = { 0 }, after = { 0 };
-    bool sync_ok = false;
-
+/* Open the instance and find the topic (or create it, or re-create it with
+ * --fresh); then read its end offsets into r->ts: the consumers start there. */
+static int open_topic(run *r)
+{
     const char *ver;
     klog_version(&ver);
     char err[512] = "";
     uint64_t t_open = now_ns();
-    rc = klog_open(&k, o.dir, NULL, err, sizeof err);
-    if (rc < 0) {
-        report_err("klog_open", rc, err);
-        return 1;
-    }
+    int rc = klog_open(&r->k, r->o.dir, NULL, err, sizeof err);
+    if (rc < 0)
+        return report_err("klog_open", rc, err);
     double open_ms = (double)(now_ns() - t_open) / 1e6;
-    snprintf(backend, sizeof backend, "%s", klog_io_backend(k));
-    printf("klog %s event bus: topic \"%s\" in %s (I/O backend: %s)\n", ver, TOPIC, o.dir, backend);
+    snprintf(r->backend, sizeof r->backend, "%s", klog_io_backend(r->k));
+    printf("klog %s event bus: topic \"%s\" in %s (I/O backend: %s)\n", ver, TOPIC, r->o.dir, r->backend);
 
-    /* The topic: found from an earlier run, or created. */
-    rc = describe(k, &ts);
+    topic_state *ts = &r->ts;
+    rc = describe(r->k, ts);
     if (rc == KLOG_EUNKNOWN_TOPIC) {
-        if ((rc = create_topic(k, o.partitions)) < 0)
-            goto out;
-        printf("  opened in %.1f ms; created topic \"%s\" with %d partition%s\n", open_ms, TOPIC, o.partitions,
-               plural((uint64_t)o.partitions));
+        if ((rc = create_topic(r->k, r->o.partitions)) < 0)
+            return rc;
+        printf("  opened in %.1f ms; created topic \"%s\" with %d partition%s\n", open_ms, TOPIC, r->o.partitions,
+               plural((uint64_t)r->o.partitions));
     } else if (rc < 0) {
-        report_err("klog_topic_describe(\"" TOPIC "\")", rc, NULL);
-        goto out;
-    } else if (o.fresh) {
-        if ((rc = klog_topic_delete(k, TOPIC)) < 0) {
-            report_err("klog_topic_delete(\"" TOPIC "\")", rc, NULL);
-            goto out;
-        }
-        int np = o.partitions_set ? o.partitions : ts.nparts;
-        if ((rc = create_topic(k, np)) < 0)
-            goto out;
+        return report_err("klog_topic_describe(\"" TOPIC "\")", rc, NULL);
+    } else if (r->o.fresh) {
+        if ((rc = klog_topic_delete(r->k, TOPIC)) < 0)
+            return report_err("klog_topic_delete(\"" TOPIC "\")", rc, NULL);
+        int np = r->o.partitions_set ? r->o.partitions : ts->nparts;
+        if ((rc = create_topic(r->k, np)) < 0)
+            return rc;
         printf("  opened in %.1f ms; --fresh: deleted topic \"%s\" (%" PRId64
                " records) and created it again with %d partition%s\n",
-               open_ms, TOPIC, ts.records, np, plural((uint64_t)np));
+               open_ms, TOPIC, ts->records, np, plural((uint64_t)np));
     } else {
         printf("  opened in %.1f ms; found %" PRId64 " records from earlier runs; they are still there after restart\n",
-               open_ms, ts.records);
-        printf("  (topic \"%s\": %d partition%s, %u segment%s, %.1f MB on disk)\n", TOPIC, ts.nparts,
-               plural((uint64_t)ts.nparts), ts.segments, plural(ts.segments), (double)ts.bytes / 1e6);
-        if (o.partitions_set && o.partitions != ts.nparts)
+               open_ms, ts->records);
+        printf("  (topic \"%s\": %d partition%s, %u segment%s, %.1f MB on disk)\n", TOPIC, ts->nparts,
+               plural((uint64_t)ts->nparts), ts->segments, plural(ts->segments), (double)ts->bytes / 1e6);
+        if (r->o.partitions_set && r->o.partitions != ts->nparts)
             printf("  note: the topic already exists with %d partitions; --partitions %d applies only when it is "
                    "created (use --fresh)\n",
-                   ts.nparts, o.partitions);
+                   ts->nparts, r->o.partitions);
     }
-    free(ts.parts);
-    /* End offsets now: the consumers start there, so they check only this run. */
-    if ((rc = describe(k, &ts)) < 0) {
-        report_err("klog_topic_describe(\"" TOPIC "\")", rc, NULL);
-        goto out;
-    }
+    free(ts->parts);
+    if ((rc = describe(r->k, ts)) < 0)
+        return report_err("klog_topic_describe(\"" TOPIC "\")", rc, NULL);
+    return 0;
+}
 
-    rc = -ENOMEM;
-    if (!(b = calloc(1, sizeof *b)))
-        goto oom;
+/* The shared state: bitmaps over every record of the run, per-partition
+ * start offsets, and each producer's range of global indexes. */
+static int bus_new(run *r)
+{
+    const options *o = &r->o;
+    const topic_state *ts = &r->ts;
+    bus *b = r->b = calloc(1, sizeof *b);
+    if (!b)
+        return -ENOMEM;
     pthread_mutex_init(&b->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&b->cv, &ca);
     pthread_condattr_destroy(&ca);
-    b->nparts = ts.nparts;
-    b->nproducers = o.producers;
-    b->nconsumers = o.consumers < ts.nparts ? o.consumers : ts.nparts;
-    if (b->nconsumers < o.consumers)
+    b->nparts = ts->nparts;
+    b->nproducers = o->producers;
+    b->nconsumers = o->consumers < ts->nparts ? o->consumers : ts->nparts;
+    if (b->nconsumers < o->consumers)
         printf("  note: %d consumer thread%s for %d partition%s (a partition is read by one thread only)\n",
-               b->nconsumers, plural((uint64_t)b->nconsumers), ts.nparts, plural((uint64_t)ts.nparts));
-    b->total = o.records;
+               b->nconsumers, plural((uint64_t)b->nconsumers), ts->nparts, plural((uint64_t)ts->nparts));
+    b->total = o->records;
     for (int i = 0; i < b->nproducers; i++)
-        b->base[i + 1] = b->base[i] + o.records / (uint64_t)b->nproducers +
-                         ((uint64_t)i < o.records % (uint64_t)b->nproducers);
+        b->base[i + 1] = b->base[i] + o->records / (uint64_t)b->nproducers +
+                         ((uint64_t)i < o->records % (uint64_t)b->nproducers);
     size_t words = (size_t)((b->total + 63) / 64);
     b->acked = calloc(words, sizeof *b->acked);
     b->seen = calloc(words, sizeof *b->seen);
     b->where = calloc((size_t)b->total, sizeof *b->where);
     b->start_off = calloc((size_t)b->nparts, sizeof *b->start_off);
     b->next_off = calloc((size_t)b->nparts, sizeof *b->next_off);
-    ccs = calloc((size_t)b->nconsumers, sizeof *ccs);
-    if (!b->acked || !b->seen || !b->where || !b->start_off || !b->next_off || !ccs)
-        goto oom;
+    r->ccs = calloc((size_t)b->nconsumers, sizeof *r->ccs);
+    if (!b->acked || !b->seen || !b->where || !b->start_off || !b->next_off || !r->ccs)
+        return -ENOMEM;
     for (int i = 0; i < b->nparts; i++) {
-        b->start_off[i] = ts.parts[i].end_offset;
-        atomic_init(&b->next_off[i], ts.parts[i].end_offset);
+        b->start_off[i] = ts->parts[i].end_offset;
+        atomic_init(&b->next_off[i], ts->parts[i].end_offset);
     }
     for (int i = 0; i < NKEYS; i++)
         atomic_init(&b->key_part[i], -1);
     atomic_init(&b->target, UINT64_MAX);
+    return 0;
+}
 
-    /* One producer, shared by every producer thread. */
-    if ((rc = klog_conf_new(&pconf)) < 0) {
-        report_err("klog_conf_new", rc, NULL);
-        goto out;
-    }
-    if ((rc = set_conf(pconf, "acks", o.acks)) < 0 || (rc = set_conf(pconf, "compression.type", o.compression)) < 0)
-        goto out;
-    if ((rc = klog_producer_new(k, pconf, &producer, err, sizeof err)) < 0) {
-        report_err("klog_producer_new", rc, err);
-        goto out;
-    }
-    if ((rc = klog_producer_set_delivery_cb(producer, on_delivery, b)) < 0) {
-        report_err("klog_producer_set_delivery_cb", rc, NULL);
-        goto out;
-    }
-    char linger[32] = "?", batch[32] = "?";
-    if ((rc = klog_conf_get(pconf, "linger.ms", linger, sizeof linger)) < 0 ||
-        (rc = klog_conf_get(pconf, "batch.size", batch, sizeof batch)) < 0) {
-        report_err("klog_conf_get", rc, NULL);
-        goto out;
-    }
+/* One producer, shared by every producer thread. */
+static int make_producer(run *r)
+{
+    char err[512] = "";
+    int rc;
+    if ((rc = klog_conf_new(&r->pconf)) < 0)
+        return report_err("klog_conf_new", rc, NULL);
+    if ((rc = set_conf(r->pconf, "acks", r->o.acks)) < 0 ||
+        (rc = set_conf(r->pconf, "compression.type", r->o.compression)) < 0)
+        return rc;
+    if ((rc = klog_producer_new(r->k, r->pconf, &r->producer, err, sizeof err)) < 0)
+        return report_err("klog_producer_new", rc, err);
+    if ((rc = klog_producer_set_delivery_cb(r->producer, on_delivery, r->b)) < 0)
+        return report_err("klog_producer_set_delivery_cb", rc, NULL);
+    if ((rc = klog_conf_get(r->pconf, "linger.ms", r->linger, sizeof r->linger)) < 0 ||
+        (rc = klog_conf_get(r->pconf, "batch.size", r->batch, sizeof r->batch)) < 0)
+        return report_err("klog_conf_get", rc, NULL);
+    return 0;
+}
 
-    /* Consumers: the members of one group; the group shares the partitions
-     * out (cooperative-sticky: a rebalance moves only what it must).  An
-     * offset out of range is an error here, not a silent reset. */
-    if ((rc = klog_conf_new(&cconf)) < 0) {
-        report_err("klog_conf_new", rc, NULL);
-        goto out;
-    }
-    if ((rc = set_conf(cconf, "auto.offset.reset", "none")) < 0 || (rc = set_conf(cconf, "group.id", GROUP)) < 0 ||
-        (rc = set_conf(cconf, "partition.assignment.strategy", "cooperative-sticky")) < 0)
-        goto out;
-    for (int i = 0; i < b->nconsumers; i++, cmade++) {
-        consumer_ctx *cc = &ccs[i];
+/* Consumers: the members of one group; the group shares the partitions out
+ * (cooperative-sticky: a rebalance moves only what it must).  An offset out
+ * of range is an error here, not a silent reset. */
+static int make_consumers(run *r)
+{
+    bus *b = r->b;
+    char err[512] = "";
+    int rc;
+    if ((rc = klog_conf_new(&r->cconf)) < 0)
+        return report_err("klog_conf_new", rc, NULL);
+    if ((rc = set_conf(r->cconf, "auto.offset.reset", "none")) < 0 || (rc = set_conf(r->cconf, "group.id", GROUP)) < 0 ||
+        (rc = set_conf(r->cconf, "partition.assignment.strategy", "cooperative-sticky")) < 0)
+        return rc;
+    for (int i = 0; i < b->nconsumers; i++, r->cmade++) {
+        consumer_ctx *cc = &r->ccs[i];
         cc->b = b;
         cc->id = i;
         cc->last_off = malloc((size_t)b->nparts * sizeof *cc->last_off);
         cc->owned = calloc((size_t)b->nparts, sizeof *cc->owned);
         cc->last_seq = malloc((size_t)NKEYS * (size_t)b->nproducers * sizeof *cc->last_seq);
         if (!cc->last_off || !cc->last_seq || !cc->owned)
-            goto oom;
+            return -ENOMEM;
         for (int p = 0; p < b->nparts; p++)
             cc->last_off[p] = b->start_off[p] - 1;
         for (size_t j = 0; j < (size_t)NKEYS * (size_t)b->nproducers; j++)
             cc->last_seq[j] = -1;
-        if ((rc = klog_consumer_new(k, cconf, &cc->c, err, sizeof err)) < 0) {
-            report_err("klog_consumer_new", rc, err);
-            goto out;
-        }
+        if ((rc = klog_consumer_new(r->k, r->cconf, &cc->c, err, sizeof err)) < 0)
+            return report_err("klog_consumer_new", rc, err);
         const char *topics[] = { TOPIC };
         if ((rc = klog_consumer_set_rebalance_cb(cc->c, on_rebalance, cc)) < 0 ||
-            (rc = klog_consumer_subscribe(cc->c, topics, 1)) < 0) {
-            report_err("klog_consumer_subscribe", rc, NULL);
-            goto out;
-        }
+            (rc = klog_consumer_subscribe(cc->c, topics, 1)) < 0)
+            return report_err("klog_consumer_subscribe", rc, NULL);
     }
+    return 0;
+}
 
-    printf("  %d producer thread%s sharing one producer (acks=%s, compression=%s, linger.ms=%s, batch.size=%s)\n",
-           b->nproducers, plural((uint64_t)b->nproducers), o.acks, o.compression, linger, batch);
-    printf("  %d consumer thread%s in group \"" GROUP "\" (cooperative-sticky), sharing the %d partition%s,\n"
-           "  reading from where this run starts\n",
-           b->nconsumers, plural((uint64_t)b->nconsumers), b->nparts, plural((uint64_t)b->nparts));
-    printf("  publishing %" PRIu64 " events: keys user-0..user-%d, ~100-byte JSON values ...\n", b->total,
-           NKEYS - 1);
-
-    for (; cstarted < b->nconsumers; cstarted++)
-        if ((rc = -pthread_create(&ccs[cstarted].thread, NULL, consumer_main, &ccs[cstarted])) < 0) {
-            report_err("pthread_create", rc, NULL);
-            goto out;
-        }
-    /* Producing starts once the group has settled: every partition has an
-     * owner and every member has a share (a member that joins later would
-     * only move partitions mid-run, which the checks also survive). */
+/* Start the consumer threads and wait until the group has settled: every
+ * partition has an owner and every member has a share (a member that joins
+ * later would only move partitions mid-run, which the checks also survive). */
+static int start_consumers(run *r)
+{
+    bus *b = r->b;
+    int rc;
+    for (; r->cstarted < b->nconsumers; r->cstarted++)
+        if ((rc = -pthread_create(&r->ccs[r->cstarted].thread, NULL, consumer_main, &r->ccs[r->cstarted])) < 0)
+            return report_err("pthread_create", rc, NULL);
     uint64_t settle0 = now_ns();
     for (;;) {
         bool all = atomic_load(&b->assigned) == b->nparts;
         for (int i = 0; all && i < b->nconsumers; i++)
-            all = atomic_load(&ccs[i].nowned) > 0;
+            all = atomic_load(&r->ccs[i].nowned) > 0;
         if (all || atomic_load(&b->consumer_failed) || interrupted ||
             now_ns() - settle0 >= (uint64_t)STALL_SECONDS * 1000000000u)
             break;
@@ -850,38 +853,46 @@ int main(int argc, char **argv)
     printf("  group settled in %.1f ms: %d of %d partitions assigned, %" PRIu64 " rebalance callback%s\n",
            (double)(now_ns() - settle0) / 1e6, atomic_load(&b->assigned), b->nparts,
            atomic_load(&b->rebalances), plural(atomic_load(&b->rebalances)));
-    uint64_t t0 = now_ns();
-    for (; pstarted < b->nproducers; pstarted++) {
-        pcs[pstarted] = (producer_ctx){ .b = b, .p = producer, .id = pstarted };
-        if ((rc = -pthread_create(&pcs[pstarted].thread, NULL, producer_main, &pcs[pstarted])) < 0) {
-            report_err("pthread_create", rc, NULL);
-            goto out;
-        }
-    }
+    return 0;
+}
 
-    /* Produce: wait for the threads, then for every delivery report. */
-    uint64_t sent = 0, bytes = 0;
-    int send_failures = 0;
-    for (int i = 0; i < pstarted; i++) {
-        pthread_join(pcs[i].thread, NULL);
-        sent += pcs[i].sent;
-        bytes += pcs[i].bytes;
-        send_failures += pcs[i].err != 0;
+/* Produce: start the producer threads, wait for them, then for every
+ * delivery report. */
+static int produce(run *r, tally *t)
+{
+    bus *b = r->b;
+    int rc;
+    t->t0 = now_ns();
+    for (; r->pstarted < b->nproducers; r->pstarted++) {
+        r->pcs[r->pstarted] = (producer_ctx){ .b = b, .p = r->producer, .id = r->pstarted };
+        if ((rc = -pthread_create(&r->pcs[r->pstarted].thread, NULL, producer_main, &r->pcs[r->pstarted])) < 0)
+            return report_err("pthread_create", rc, NULL);
     }
-    pstarted = 0;
-    int flush_rc = klog_producer_flush(producer, FLUSH_TIMEOUT_MS);
-    if (flush_rc < 0)
-        report_err("klog_producer_flush", flush_rc, NULL);
-    uint64_t t_acked = now_ns();
-    uint64_t delivered = atomic_load(&b->delivered);
+    for (int i = 0; i < r->pstarted; i++) {
+        pthread_join(r->pcs[i].thread, NULL);
+        t->sent += r->pcs[i].sent;
+        t->bytes += r->pcs[i].bytes;
+        t->send_failures += r->pcs[i].err != 0;
+    }
+    r->pstarted = 0;
+    t->flush_rc = klog_producer_flush(r->producer, FLUSH_TIMEOUT_MS);
+    if (t->flush_rc < 0)
+        report_err("klog_producer_flush", t->flush_rc, NULL);
+    t->t_acked = now_ns();
+    t->delivered = atomic_load(&b->delivered);
+    return 0;
+}
 
-    /* Consume: wait until every acknowledged record was read, a consumer
-     * failed, or nothing new arrived for STALL_SECONDS. */
-    atomic_store(&b->target, delivered);
+/* Consume: wait until every acknowledged record was read, a consumer
+ * failed, or nothing new arrived for STALL_SECONDS; then stop the
+ * consumer threads. */
+static void wait_consumed(run *r, tally *t)
+{
+    bus *b = r->b;
+    atomic_store(&b->target, t->delivered);
     pthread_mutex_lock(&b->mu);
     uint64_t progress = atomic_load(&b->consumed), stall_since = now_ns();
-    bool stalled = false;
-    while (atomic_load(&b->consumed) < delivered && !atomic_load(&b->consumer_failed) && !interrupted) {
+    while (atomic_load(&b->consumed) < t->delivered && !atomic_load(&b->consumer_failed) && !interrupted) {
         struct timespec dl;
         clock_gettime(CLOCK_MONOTONIC, &dl);
         dl.tv_nsec += 100 * 1000000L;
@@ -890,194 +901,210 @@ int main(int argc, char **argv)
             dl.tv_nsec -= 1000000000L;
         }
         pthread_cond_timedwait(&b->cv, &b->mu, &dl);
-        uint64_t c = atomic_load(&b->consumed), t = now_ns();
+        uint64_t c = atomic_load(&b->consumed), now = now_ns();
         if (c != progress) {
             progress = c;
-            stall_since = t;
-        } else if (t - stall_since > (uint64_t)STALL_SECONDS * 1000000000u) {
-            stalled = true;
+            stall_since = now;
+        } else if (now - stall_since > (uint64_t)STALL_SECONDS * 1000000000u) {
+            t->stalled = true;
             break;
         }
     }
     pthread_mutex_unlock(&b->mu);
     atomic_store(&b->stop, true);
-    for (int i = 0; i < cmade; i++)
-        if ((rc = klog_consumer_wakeup(ccs[i].c)) < 0)
+    int rc;
+    for (int i = 0; i < r->cmade; i++)
+        if ((rc = klog_consumer_wakeup(r->ccs[i].c)) < 0)
             report_err("klog_consumer_wakeup", rc, NULL);
-    for (int i = 0; i < cstarted; i++)
-        pthread_join(ccs[i].thread, NULL);
-    cstarted = 0;
+    for (int i = 0; i < r->cstarted; i++)
+        pthread_join(r->ccs[i].thread, NULL);
+    r->cstarted = 0;
+}
 
-    /* Tally. */
-    hist *lat = calloc(1, sizeof *lat);
-    if (!lat)
-        goto oom;
-    uint64_t read = 0, dups = 0, order_errors = 0, malformed = 0, foreign = 0, t_last = t0;
-    int poll_failures = 0;
+/* Add up what the consumers saw and hold it against the bitmaps. */
+static int count_up(run *r, tally *t)
+{
+    bus *b = r->b;
+    if (!(t->lat = calloc(1, sizeof *t->lat)))
+        return -ENOMEM;
+    t->t_last = t->t0;
     for (int i = 0; i < b->nconsumers; i++) {
-        consumer_ctx *cc = &ccs[i];
-        read += cc->read;
-        dups += cc->dups;
-        order_errors += cc->order_errors;
-        malformed += cc->malformed;
-        foreign += cc->foreign_part;
-        poll_failures += cc->err != 0;
-        if (cc->last_ns > t_last)
-            t_last = cc->last_ns;
+        consumer_ctx *cc = &r->ccs[i];
+        t->read += cc->read;
+        t->dups += cc->dups;
+        t->order_errors += cc->order_errors;
+        t->malformed += cc->malformed;
+        t->foreign += cc->foreign_part;
+        t->poll_failures += cc->err != 0;
+        if (cc->last_ns > t->t_last)
+            t->t_last = cc->last_ns;
         for (unsigned j = 0; j < H_N; j++)
-            lat->b[j] += cc->lat.b[j];
-        lat->count += cc->lat.count;
-        if (cc->lat.max > lat->max)
-            lat->max = cc->lat.max;
+            t->lat->b[j] += cc->lat.b[j];
+        t->lat->count += cc->lat.count;
+        if (cc->lat.max > t->lat->max)
+            t->lat->max = cc->lat.max;
     }
-    uint64_t consumed = atomic_load(&b->consumed), lost = 0, unacked_seen = 0, not_acked = 0;
-    uint64_t first_lost = UINT64_MAX;
+    t->consumed = atomic_load(&b->consumed);
+    t->first_lost = UINT64_MAX;
     for (uint64_t i = 0; i < b->total; i++) {
         bool a = bit_get(b->acked, i), s = bit_get(b->seen, i);
-        not_acked += !a;
+        t->not_acked += !a;
         if (a && !s) {
-            if (first_lost == UINT64_MAX)
-                first_lost = i;
-            lost++;
+            if (t->first_lost == UINT64_MAX)
+                t->first_lost = i;
+            t->lost++;
         }
-        unacked_seen += s && !a;
+        t->unacked_seen += s && !a;
     }
-    uint64_t delivery_errors = atomic_load(&b->delivery_errors);
-    uint64_t where_mismatch = atomic_load(&b->where_mismatch), key_moved = atomic_load(&b->key_moved);
-    uint64_t double_reports = atomic_load(&b->double_reports);
+    t->delivery_errors = atomic_load(&b->delivery_errors);
+    t->where_mismatch = atomic_load(&b->where_mismatch);
+    t->key_moved = atomic_load(&b->key_moved);
+    t->double_reports = atomic_load(&b->double_reports);
+    return 0;
+}
 
-    /* Close in order: consumers, the producer (flushes), then the instance. */
-    for (int i = 0; i < cmade; i++) {
-        if ((rc = klog_consumer_close(ccs[i].c)) < 0)
+/* Close in order: consumers, the producer (flushes), then the instance.
+ * Returns whether everything reached the disk cleanly. */
+static bool close_all(run *r, const tally *t)
+{
+    int rc;
+    for (int i = 0; i < r->cmade; i++) {
+        if ((rc = klog_consumer_close(r->ccs[i].c)) < 0)
             report_err("klog_consumer_close", rc, NULL);
-        ccs[i].c = NULL;
+        r->ccs[i].c = NULL;
     }
-    int close_rc = klog_producer_close(producer);
-    producer = NULL;
+    int close_rc = klog_producer_close(r->producer);
+    r->producer = NULL;
     if (close_rc < 0)
         report_err("klog_producer_close", close_rc, NULL);
-    if ((rc = describe(k, &after)) < 0)
+    if ((rc = describe(r->k, &r->after)) < 0)
         report_err("klog_topic_describe(\"" TOPIC "\")", rc, NULL);
-    int kclose_rc = klog_close(k);
-    k = NULL;
+    int kclose_rc = klog_close(r->k);
+    r->k = NULL;
     if (kclose_rc < 0)
         report_err("klog_close", kclose_rc, NULL);
-    sync_ok = flush_rc == 0 && close_rc == 0 && kclose_rc == 0 && after.nparts > 0;
+    return t->flush_rc == 0 && close_rc == 0 && kclose_rc == 0 && r->after.nparts > 0;
+}
 
-    /* Summary. */
+static void print_figures(const run *r, const tally *t)
+{
     char r1[32], r2[32], d1[32], d2[32], d3[32], d4[32];
-    double prod_s = (double)(t_acked - t0) / 1e9, cons_s = (double)(t_last - t0) / 1e9;
+    double prod_s = (double)(t->t_acked - t->t0) / 1e9, cons_s = (double)(t->t_last - t->t0) / 1e9;
     printf("\n");
-    printf("  produced  %" PRIu64 " records in %.2f s: %srecords/s, %.1f MB/s (keys + values)", sent, prod_s,
-           fmt_rate(r1, sizeof r1, prod_s > 0 ? (double)sent / prod_s : 0),
-           prod_s > 0 ? (double)bytes / prod_s / 1e6 : 0.0);
-    if (delivered == sent)
+    printf("  produced  %" PRIu64 " records in %.2f s: %srecords/s, %.1f MB/s (keys + values)", t->sent, prod_s,
+           fmt_rate(r1, sizeof r1, prod_s > 0 ? (double)t->sent / prod_s : 0),
+           prod_s > 0 ? (double)t->bytes / prod_s / 1e6 : 0.0);
+    if (t->delivered == t->sent)
         printf(", all acknowledged\n");
     else
-        printf(", %" PRIu64 " acknowledged\n", delivered);
+        printf(", %" PRIu64 " acknowledged\n", t->delivered);
     printf("  consumed  %" PRIu64 " records in %.2f s: %srecords/s, %.1f MB/s, by %d thread%s alongside the producers\n",
-           consumed, cons_s, fmt_rate(r2, sizeof r2, cons_s > 0 ? (double)consumed / cons_s : 0),
-           cons_s > 0 && sent ? (double)bytes * ((double)consumed / (double)sent) / cons_s / 1e6 : 0.0,
-           b->nconsumers, plural((uint64_t)b->nconsumers));
+           t->consumed, cons_s, fmt_rate(r2, sizeof r2, cons_s > 0 ? (double)t->consumed / cons_s : 0),
+           cons_s > 0 && t->sent ? (double)t->bytes * ((double)t->consumed / (double)t->sent) / cons_s / 1e6 : 0.0,
+           r->b->nconsumers, plural((uint64_t)r->b->nconsumers));
     printf("  latency   end to end (send -> returned by poll) of %" PRIu64 " records, measured under full load\n"
            "            (producers sending flat out, not at a fixed rate): p50 %s, p99 %s, p99.9 %s, max %s\n",
-           lat->count, fmt_ns(d1, sizeof d1, h_quantile(lat, 0.50)), fmt_ns(d2, sizeof d2, h_quantile(lat, 0.99)),
-           fmt_ns(d3, sizeof d3, h_quantile(lat, 0.999)), fmt_ns(d4, sizeof d4, lat->max));
-    printf("  delivery  %" PRIu64 " acknowledged, %" PRIu64 " delivery errors", delivered, delivery_errors);
-    if (delivery_errors)
-        printf(" (first: %s)", klog_strerror(atomic_load(&b->first_delivery_err)));
-    if (send_failures)
-        printf(", %d producer threads stopped by a send error", send_failures);
+           t->lat->count, fmt_ns(d1, sizeof d1, h_quantile(t->lat, 0.50)),
+           fmt_ns(d2, sizeof d2, h_quantile(t->lat, 0.99)), fmt_ns(d3, sizeof d3, h_quantile(t->lat, 0.999)),
+           fmt_ns(d4, sizeof d4, t->lat->max));
+    printf("  delivery  %" PRIu64 " acknowledged, %" PRIu64 " delivery errors", t->delivered, t->delivery_errors);
+    if (t->delivery_errors)
+        printf(" (first: %s)", klog_strerror(atomic_load(&r->b->first_delivery_err)));
+    if (t->send_failures)
+        printf(", %d producer threads stopped by a send error", t->send_failures);
     printf("\n");
+}
 
-    bool passed = !interrupted && !stalled && flush_rc == 0 && send_failures == 0 && poll_failures == 0 &&
-                  sent == b->total && delivered == b->total && not_acked == 0 && delivery_errors == 0 &&
-                  consumed == b->total && lost == 0 && dups == 0 && unacked_seen == 0 && order_errors == 0 &&
-                  where_mismatch == 0 && key_moved == 0 && malformed == 0 && foreign == 0 && double_reports == 0;
+/* Every check of the run; prints the verdict and returns whether it passed. */
+static bool print_verdict(const run *r, const tally *t)
+{
+    const bus *b = r->b;
+    bool passed = !interrupted && !t->stalled && t->flush_rc == 0 && t->send_failures == 0 &&
+                  t->poll_failures == 0 && t->sent == b->total && t->delivered == b->total && t->not_acked == 0 &&
+                  t->delivery_errors == 0 && t->consumed == b->total && t->lost == 0 && t->dups == 0 &&
+                  t->unacked_seen == 0 && t->order_errors == 0 && t->where_mismatch == 0 && t->key_moved == 0 &&
+                  t->malformed == 0 && t->foreign == 0 && t->double_reports == 0;
     if (passed) {
         printf("  verified  all %" PRIu64 " records delivered exactly once, per-key order kept\n", b->total);
         printf("            (each read back at the partition and offset its delivery report named)\n");
-    } else if (interrupted) {
+        return true;
+    }
+    if (interrupted) {
         /* Stopped early: records not sent or not yet read are expected;
          * anything else would still be a fault. */
-        printf("  stopped   interrupted after %" PRIu64 " of %" PRIu64 " records; not verified to the end", sent,
+        printf("  stopped   interrupted after %" PRIu64 " of %" PRIu64 " records; not verified to the end", t->sent,
                b->total);
-        if (dups || unacked_seen || order_errors || where_mismatch || key_moved || malformed || foreign)
+        if (t->dups || t->unacked_seen || t->order_errors || t->where_mismatch || t->key_moved || t->malformed ||
+            t->foreign)
             printf(" (but faults were seen: %" PRIu64 " duplicates, %" PRIu64 " out of order, %" PRIu64
                    " misplaced, %" PRIu64 " unexpected)",
-                   dups, order_errors, where_mismatch + key_moved, unacked_seen + malformed + foreign);
+                   t->dups, t->order_errors, t->where_mismatch + t->key_moved,
+                   t->unacked_seen + t->malformed + t->foreign);
         printf("\n");
-    } else {
-        printf("  FAILED    verification:");
-        if (stalled)
-            printf(" gave up after %d s without progress;", STALL_SECONDS);
-        if (lost) {
-            uint64_t p = 0;
-            while (b->base[p + 1] <= first_lost)
-                p++;
-            printf(" %" PRIu64 " acknowledged records never read (first: producer %" PRIu64 " seq %" PRIu64 ");",
-                   lost, p, first_lost - b->base[p]);
-        }
-        if (not_acked)
-            printf(" %" PRIu64 " records not acknowledged;", not_acked);
-        if (dups)
-            printf(" %" PRIu64 " duplicates;", dups);
-        if (unacked_seen)
-            printf(" %" PRIu64 " records read whose delivery failed;", unacked_seen);
-        if (order_errors)
-            printf(" %" PRIu64 " out of order;", order_errors);
-        if (where_mismatch)
-            printf(" %" PRIu64 " read at another partition/offset than reported;", where_mismatch);
-        if (key_moved)
-            printf(" %" PRIu64 " keys seen in two partitions;", key_moved);
-        if (malformed)
-            printf(" %" PRIu64 " records not of this run;", malformed);
-        if (foreign)
-            printf(" %" PRIu64 " records from partitions not assigned;", foreign);
-        if (double_reports)
-            printf(" %" PRIu64 " records reported twice;", double_reports);
-        if (poll_failures)
-            printf(" %d consumers stopped by a poll error;", poll_failures);
-        if (flush_rc)
-            printf(" flush: %s;", klog_strerror(flush_rc));
-        printf(" (%" PRIu64 " reads in all)\n", read);
+        return false;
     }
-    printf("  I/O backend %s; data directory %s", backend, o.dir);
-    if (after.nparts > 0)
-        printf(": topic \"%s\" holds %" PRId64 " records (%.1f MB on disk)", TOPIC, after.records, (double)after.bytes / 1e6);
-    printf("\n");
-    if (sync_ok)
-        printf("  run it again: these records will still be there, recovered from disk (--fresh starts over)\n");
-    status = passed && sync_ok ? 0 : 1;
-    free(lat);
-    goto out;
+    printf("  FAILED    verification:");
+    if (t->stalled)
+        printf(" gave up after %d s without progress;", STALL_SECONDS);
+    if (t->lost) {
+        uint64_t p = 0;
+        while (b->base[p + 1] <= t->first_lost)
+            p++;
+        printf(" %" PRIu64 " acknowledged records never read (first: producer %" PRIu64 " seq %" PRIu64 ");",
+               t->lost, p, t->first_lost - b->base[p]);
+    }
+    static const struct { size_t off; const char *what; } counts[] = {
+        { offsetof(tally, not_acked), "records not acknowledged" },
+        { offsetof(tally, dups), "duplicates" },
+        { offsetof(tally, unacked_seen), "records read whose delivery failed" },
+        { offsetof(tally, order_errors), "out of order" },
+        { offsetof(tally, where_mismatch), "read at another partition/offset than reported" },
+        { offsetof(tally, key_moved), "keys seen in two partitions" },
+        { offsetof(tally, malformed), "records not of this run" },
+        { offsetof(tally, foreign), "records from partitions not assigned" },
+        { offsetof(tally, double_reports), "records reported twice" },
+    };
+    for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) {
+        uint64_t v = *(const uint64_t *)((const char *)t + counts[i].off);
+        if (v)
+            printf(" %" PRIu64 " %s;", v, counts[i].what);
+    }
+    if (t->poll_failures)
+        printf(" %d consumers stopped by a poll error;", t->poll_failures);
+    if (t->flush_rc)
+        printf(" flush: %s;", klog_strerror(t->flush_rc));
+    printf(" (%" PRIu64 " reads in all)\n", t->read);
+    return false;
+}
 
-oom:
-    report_err("out of memory", -ENOMEM, NULL);
-out:
+/* Stop whatever still runs and free everything; NULL-safe throughout. */
+static void cleanup(run *r)
+{
+    int rc;
+    bus *b = r->b;
     if (b)
         atomic_store(&b->stop, true);
-    for (int i = 0; i < pstarted; i++)
-        pthread_join(pcs[i].thread, NULL);
-    for (int i = 0; i < cstarted; i++) {
-        klog_consumer_wakeup(ccs[i].c);
-        pthread_join(ccs[i].thread, NULL);
+    for (int i = 0; i < r->pstarted; i++)
+        pthread_join(r->pcs[i].thread, NULL);
+    for (int i = 0; i < r->cstarted; i++) {
+        klog_consumer_wakeup(r->ccs[i].c);
+        pthread_join(r->ccs[i].thread, NULL);
     }
-    for (int i = 0; ccs && i < b->nconsumers; i++) { /* closed ones are NULL */
-        klog_consumer_close(ccs[i].c);
-        free(ccs[i].last_off);
-        free(ccs[i].last_seq);
-        free(ccs[i].owned);
+    for (int i = 0; r->ccs && i < b->nconsumers; i++) { /* closed ones are NULL */
+        klog_consumer_close(r->ccs[i].c);
+        free(r->ccs[i].last_off);
+        free(r->ccs[i].last_seq);
+        free(r->ccs[i].owned);
     }
-    if (producer && (rc = klog_producer_close(producer)) < 0)
+    if (r->producer && (rc = klog_producer_close(r->producer)) < 0)
         report_err("klog_producer_close", rc, NULL);
-    if (k && (rc = klog_close(k)) < 0)
+    if (r->k && (rc = klog_close(r->k)) < 0)
         report_err("klog_close", rc, NULL);
-    klog_conf_free(pconf);
-    klog_conf_free(cconf);
-    free(ts.parts);
-    free(after.parts);
-    free(ccs);
+    klog_conf_free(r->pconf);
+    klog_conf_free(r->cconf);
+    free(r->ts.parts);
+    free(r->after.parts);
+    free(r->ccs);
     if (b) {
         free(b->acked);
         free(b->seen);
@@ -1088,5 +1115,63 @@ out:
         pthread_cond_destroy(&b->cv);
         free(b);
     }
+}
+
+/* Set up, produce and consume at once, check, report.  0 when verified. */
+static int run_bus(run *r)
+{
+    int rc;
+    if ((rc = open_topic(r)) < 0)
+        return 1;
+    if ((rc = bus_new(r)) < 0 || (rc = make_producer(r)) < 0 || (rc = make_consumers(r)) < 0) {
+        if (rc == -ENOMEM)
+            report_err("out of memory", rc, NULL);
+        return 1;
+    }
+    bus *b = r->b;
+    printf("  %d producer thread%s sharing one producer (acks=%s, compression=%s, linger.ms=%s, batch.size=%s)\n",
+           b->nproducers, plural((uint64_t)b->nproducers), r->o.acks, r->o.compression, r->linger, r->batch);
+    printf("  %d consumer thread%s in group \"" GROUP "\" (cooperative-sticky), sharing the %d partition%s,\n"
+           "  reading from where this run starts\n",
+           b->nconsumers, plural((uint64_t)b->nconsumers), b->nparts, plural((uint64_t)b->nparts));
+    printf("  publishing %" PRIu64 " events: keys user-0..user-%d, ~100-byte JSON values ...\n", b->total,
+           NKEYS - 1);
+
+    tally t = { 0 };
+    if (start_consumers(r) < 0 || produce(r, &t) < 0)
+        return 1;
+    wait_consumed(r, &t);
+    if (count_up(r, &t) < 0) {
+        report_err("out of memory", -ENOMEM, NULL);
+        return 1;
+    }
+    bool sync_ok = close_all(r, &t);
+    print_figures(r, &t);
+    bool passed = print_verdict(r, &t);
+    free(t.lat);
+    printf("  I/O backend %s; data directory %s", r->backend, r->o.dir);
+    if (r->after.nparts > 0)
+        printf(": topic \"%s\" holds %" PRId64 " records (%.1f MB on disk)", TOPIC, r->after.records,
+               (double)r->after.bytes / 1e6);
+    printf("\n");
+    if (sync_ok)
+        printf("  run it again: these records will still be there, recovered from disk (--fresh starts over)\n");
+    return passed && sync_ok ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    static run r; /* large (per-thread contexts): not on the stack */
+    int rc = parse_options(argc, argv, &r.o);
+    if (rc)
+        return rc;
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    struct sigaction sa = { .sa_handler = on_signal };
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    snprintf(r.backend, sizeof r.backend, "?");
+    int status = run_bus(&r);
+    cleanup(&r);
     return status;
 }
