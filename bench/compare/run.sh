@@ -14,6 +14,11 @@
 #   --charts    also copy the charts to bench/charts/ (small PNGs to commit)
 #   --bin PATH  the bench_compare executable (default: ./build.sh build, then
 #               build/bench/compare/bench_compare)
+#   --baseline PATH  another bench_compare (an older build) run in the same
+#               invocation, against the same servers, before and after --bin
+#               (baseline, new, baseline, new): a before/after table whose
+#               halves saw the same machine state; its tables go to
+#               results.txt with the others, each under a heading
 #   after --: passed to bench_compare (--backends klog,lmdb  --workloads consume)
 #
 # Starts redis-server and nats-server on free 127.0.0.1 ports with their data
@@ -24,7 +29,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 
-quick=0 reps=3 dir=${TMPDIR:-/tmp} out="$here/out" charts=0 bin=""
+quick=0 reps=3 dir=${TMPDIR:-/tmp} out="$here/out" charts=0 bin="" baseline=""
 extra=()
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -34,8 +39,9 @@ while [ $# -gt 0 ]; do
         --out) out=$2; shift ;;
         --charts) charts=1 ;;
         --bin) bin=$2; shift ;;
+        --baseline) baseline=$2; shift ;;
         --) shift; extra=("$@"); break ;;
-        *) echo "usage: $0 [--quick] [--reps N] [--dir DIR] [--out DIR] [--charts] [--bin PATH] [-- options]" >&2
+        *) echo "usage: $0 [--quick] [--reps N] [--dir DIR] [--out DIR] [--charts] [--bin PATH] [--baseline PATH] [-- options]" >&2
            exit 2 ;;
     esac
     shift
@@ -136,8 +142,21 @@ results="$out/results.txt"
     echo "servers: $("$redis_bin" --version | cut -d' ' -f1-3), $("$nats_bin" --version)"
     quickarg=()
     [ $quick = 1 ] && quickarg=(--quick)
-    "$bin" "${quickarg[@]}" --reps "$reps" --dir "$dir" --out "$out" \
-        --redis "127.0.0.1:$redis_port" --nats "nats://127.0.0.1:$nats_port" "${extra[@]}"
+    one_run() {   # BIN OUTDIR
+        "$1" "${quickarg[@]}" --reps "$reps" --dir "$dir" --out "$2" \
+            --redis "127.0.0.1:$redis_port" --nats "nats://127.0.0.1:$nats_port" "${extra[@]}"
+    }
+    if [ -n "$baseline" ]; then
+        mkdir -p "$out/baseline"
+        for round in 1 2; do
+            echo "=== round $round: baseline ($baseline)"
+            one_run "$baseline" "$out/baseline"
+            echo "=== round $round: this build ($bin)"
+            one_run "$bin" "$out"
+        done
+    else
+        one_run "$bin" "$out"
+    fi
     echo "load after the run: $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min)"
 } 2>&1 | tee "$results"   # pipefail: a failed run stops here
 
