@@ -80,31 +80,21 @@ struct klog_consumer {
     _Atomic bool wakeup;
     bool fd_armed;           /* armed at the end of an empty poll, for the fd */
 
-    /* Group membership (group.id): see include/klog/group.h. */
+    /* Group membership (group.id): see include/klog/group.h; the state
+     * machine is lib/group/member.c, this file is its host (the partitions). */
     char group[256];         /* "" = no group */
-    char instance_id[256];
     char client_id[256];
-    enum kg_strategy strategy;
-    int64_t session_ms, rebalance_ms;
+    kg_membership *mb;       /* NULL without group.id */
     bool auto_commit;
-    int64_t auto_commit_ms, last_commit_ms, last_beat_ms;
-    uint64_t seen_seq;       /* kg_seq at the last heartbeat */
+    int64_t auto_commit_ms, last_commit_ms;
     bool subscribed;         /* partitions come from the group */
     bool manual;             /* partitions were assigned explicitly */
-    bool joined;             /* a join is outstanding or done for this member id */
-    char **subs;
-    size_t nsubs;
-    char member_id[KG_ID_MAX];
-    int32_t generation;
-    kg_registry *reg;
     klog_rebalance_fn rb_fn;
     void *rb_opaque;
 
     /* statistics (klog_stats reads these from another thread) */
     kt_handle sh;
     _Atomic uint64_t st_records, st_bytes, st_polls, st_assigned, st_lag;
-    char st_member[KG_ID_MAX];  /* copy of member_id for stats, under st_mu */
-    pthread_mutex_t st_mu;
 };
 
 static void consumer_stats(void *h, kt_handle_stats *o)
@@ -112,15 +102,18 @@ static void consumer_stats(void *h, kt_handle_stats *o)
     klog_consumer *c = h;
     snprintf(o->client_id, sizeof o->client_id, "%s", c->client_id);
     snprintf(o->group, sizeof o->group, "%s", c->group);
-    pthread_mutex_lock(&c->st_mu);
-    snprintf(o->member_id, sizeof o->member_id, "%s", c->st_member);
-    pthread_mutex_unlock(&c->st_mu);
+    if (c->mb)
+        kg_membership_id_copy(c->mb, o->member_id, sizeof o->member_id);
+    else
+        o->member_id[0] = '\0';
     o->records = atomic_load_explicit(&c->st_records, memory_order_relaxed);
     o->bytes = atomic_load_explicit(&c->st_bytes, memory_order_relaxed);
     o->polls = atomic_load_explicit(&c->st_polls, memory_order_relaxed);
     o->assigned = atomic_load_explicit(&c->st_assigned, memory_order_relaxed);
     o->lag = atomic_load_explicit(&c->st_lag, memory_order_relaxed);
 }
+
+static int membership_new(klog_consumer *c, const klog_conf *conf);
 
 KLOG_API int klog_consumer_new(klog *k, const klog_conf *conf, klog_consumer **out, char *errbuf, size_t errsize)
 {
@@ -137,16 +130,14 @@ KLOG_API int klog_consumer_new(klog *k, const klog_conf *conf, klog_consumer **o
         return -ENOMEM;
     c->k = k;
     snprintf(c->group, sizeof c->group, "%s", gid);
-    snprintf(c->instance_id, sizeof c->instance_id, "%s", klog__conf_str(conf, KC_GROUP_INSTANCE_ID));
     snprintf(c->client_id, sizeof c->client_id, "%s", klog__conf_str(conf, KC_CLIENT_ID));
-    static const enum kg_strategy strat[] = { KG_RANGE, KG_ROUNDROBIN, KG_COOPERATIVE_STICKY };
-    c->strategy = strat[klog__conf_int(conf, KC_ASSIGNMENT_STRATEGY)];
-    c->session_ms = klog__conf_int(conf, KC_SESSION_TIMEOUT_MS);
-    c->rebalance_ms = klog__conf_int(conf, KC_MAX_POLL_INTERVAL_MS);
     c->auto_commit = klog__conf_int(conf, KC_ENABLE_AUTO_COMMIT) != 0;
     c->auto_commit_ms = klog__conf_int(conf, KC_AUTO_COMMIT_INTERVAL_MS);
-    c->generation = -1;
-    pthread_mutex_init(&c->st_mu, NULL);
+    int rc = gid[0] ? membership_new(c, conf) : 0;
+    if (rc < 0) {
+        free(c);
+        return rc;
+    }
     c->sh = (kt_handle){ .kind = KT_HANDLE_CONSUMER, .h = c, .fn = consumer_stats };
     klog__handle_add(k, &c->sh);
     c->reset = (int)klog__conf_int(conf, KC_AUTO_OFFSET_RESET);
@@ -155,7 +146,7 @@ KLOG_API int klog_consumer_new(klog *k, const klog_conf *conf, klog_consumer **o
     c->check_crcs = klog__conf_int(conf, KC_CHECK_CRCS) != 0;
     c->spin_ns = (uint64_t)klog__conf_int(conf, KC_POLL_SPIN_US) * 1000u;
     c->waiter.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    int rc = c->waiter.efd < 0 ? -errno : 0;
+    rc = c->waiter.efd < 0 ? -errno : 0;
     if (rc == 0 && (!(c->msgs = calloc(c->max_poll, sizeof *c->msgs)) ||
                     !(c->msgp = calloc(c->max_poll, sizeof *c->msgp))))
         rc = -ENOMEM;
@@ -516,7 +507,11 @@ static int empty_return(klog_consumer *c)
 
 /* ---- group membership ------------------------------------------------------------ */
 
-#define KC_BEAT_MS 100 /* heartbeat at least this often while polling */
+/* The member state machine (join, heartbeat, rebalance, leave) is
+ * lib/group/member.c; this is its host: it owns the partitions, commits
+ * positions and fires the rebalance callbacks. */
+
+#define KC_BEAT_MS KG_MEMBERSHIP_BEAT_MS /* heartbeat at least this often while polling */
 
 /* The current assignment as kg_tp (topic strings borrowed from the parts). */
 static kg_tp *current_tps(klog_consumer *c)
@@ -545,7 +540,7 @@ static void fire(klog_consumer *c, int event, const kg_tp *tp, size_t n)
 /* Commit the positions of the given assigned partitions (all when tp NULL). */
 static int commit_positions(klog_consumer *c, const kg_tp *tp, size_t n, bool sync)
 {
-    if (!c->reg || !c->group[0])
+    if (!c->mb)
         return KLOG_ESTATE;
     size_t cnt = tp ? n : c->nparts;
     if (cnt == 0)
@@ -559,9 +554,7 @@ static int commit_positions(klog_consumer *c, const kg_tp *tp, size_t n, bool sy
         if (p && !p->err)
             o[k++] = (kg_offset){ p->t->name, p->partition, p->pos, NULL, 0 };
     }
-    int rc = k ? kg_commit(c->reg, c->group, c->subscribed ? c->member_id : NULL,
-                           c->subscribed ? c->generation : -1, o, (unsigned)k, sync)
-               : 0;
+    int rc = k ? kg_membership_commit(c->mb, o, (unsigned)k, sync) : 0;
     free(o);
     if (rc == 0)
         c->last_commit_ms = klog__now_ns() / 1000000;
@@ -575,86 +568,58 @@ static void drop_all(klog_consumer *c)
         unassign_part(c, c->parts[c->nparts - 1].t->name, c->parts[c->nparts - 1].partition);
 }
 
-static int do_join(klog_consumer *c)
+/* host.wake: the coordinator has news (any thread, its lock held). */
+static void host_wake(void *arg)
 {
-    kg_tp *owned = c->strategy == KG_COOPERATIVE_STICKY ? current_tps(c) : NULL;
-    if (c->strategy == KG_COOPERATIVE_STICKY && !owned)
-        return -ENOMEM;
-    kg_join_req q = {
-        .group = c->group,
-        .member_id = c->member_id,
-        .instance_id = c->instance_id[0] ? c->instance_id : NULL,
-        .client_id = c->client_id,
-        .subs = (const char *const *)c->subs,
-        .nsubs = (unsigned)c->nsubs,
-        .strategy = c->strategy,
-        .owned = owned,
-        .nowned = owned ? (unsigned)c->nparts : 0,
-        .generation = c->generation,
-        .session_ms = c->session_ms,
-        .rebalance_ms = c->rebalance_ms,
-        .notify_fd = c->waiter.efd,
-    };
-    int rc = kg_join(c->reg, &q, c->member_id);
-    if (rc == KLOG_EUNKNOWN_MEMBER) {
-        c->member_id[0] = '\0';
-        c->generation = -1;
-        rc = kg_join(c->reg, &q, c->member_id);
-    }
-    free(owned);
-    if (rc == 0) {
-        c->joined = true;
-        c->seen_seq = 0; /* beat at the next step */
-        pthread_mutex_lock(&c->st_mu);
-        snprintf(c->st_member, sizeof c->st_member, "%s", c->member_id);
-        pthread_mutex_unlock(&c->st_mu);
-    }
-    return rc;
+    klog_consumer *c = arg;
+    uint64_t one = 1;
+    ssize_t w = write(c->waiter.efd, &one, sizeof one);
+    (void)w;
 }
 
-static bool tp_in(const kg_tp *tp, unsigned n, const char *topic, int32_t partition)
+static kg_tp *host_held(void *arg, unsigned *n)
 {
-    for (unsigned i = 0; i < n; i++)
-        if (tp[i].partition == partition && !strcmp(tp[i].topic, topic))
-            return true;
-    return false;
+    klog_consumer *c = arg;
+    *n = (unsigned)c->nparts;
+    return current_tps(c);
 }
 
-/* Take a new generation's assignment: revoke what left, add what came. */
-static int take_assignment(klog_consumer *c, const kg_beat *b)
+/* host.revoke: commit (REVOKED, auto-commit, in a generation), tell the
+ * application, let go. */
+static void host_revoke(void *arg, const kg_tp *tp, unsigned n, int event)
 {
-    size_t nrev = 0;
-    kg_tp *rev = malloc((c->nparts ? c->nparts : 1) * sizeof *rev);
-    kg_tp *add = malloc((b->nassign ? b->nassign : 1) * sizeof *add);
-    if (!rev || !add) {
-        free(rev);
-        free(add);
+    klog_consumer *c = arg;
+    if (event == KLOG_REBALANCE_REVOKED && c->auto_commit && kg_membership_generation(c->mb) >= 0)
+        (void)commit_positions(c, tp, n, true); /* redelivery otherwise */
+    if (!tp) {
+        kg_tp *all = current_tps(c);
+        if (all)
+            fire(c, event, all, c->nparts);
+        free(all);
+        drop_all(c);
+        return;
+    }
+    fire(c, event, tp, n);
+    /* the names in tp may point into the parts being dropped: copy first */
+    for (unsigned i = 0; i < n; i++) {
+        char name[KLOG_TOPIC_NAME_MAX + 1];
+        snprintf(name, sizeof name, "%s", tp[i].topic);
+        unassign_part(c, name, tp[i].partition);
+    }
+}
+
+/* host.assign: new partitions start at their committed offsets. */
+static int host_assign(void *arg, const kg_tp *tp, unsigned n)
+{
+    klog_consumer *c = arg;
+    kg_tp *add = malloc((n ? n : 1) * sizeof *add);
+    if (!add)
         return -ENOMEM;
-    }
-    for (size_t i = 0; i < c->nparts; i++)
-        if (!tp_in(b->assign, b->nassign, c->parts[i].t->name, c->parts[i].partition))
-            rev[nrev++] = (kg_tp){ c->parts[i].t->name, c->parts[i].partition };
-    /* The new generation first: the commit of what goes is made in it (the
-     * coordinator fences commits from any other generation). */
-    c->generation = b->generation;
-    if (nrev) {
-        if (c->auto_commit)
-            (void)commit_positions(c, rev, nrev, true); /* redelivery otherwise */
-        fire(c, KLOG_REBALANCE_REVOKED, rev, nrev);
-        /* the names in rev point into the parts being dropped: copy first */
-        for (size_t i = 0; i < nrev; i++) {
-            char name[KLOG_TOPIC_NAME_MAX + 1];
-            snprintf(name, sizeof name, "%s", rev[i].topic);
-            unassign_part(c, name, rev[i].partition);
-        }
-    }
     size_t nadd = 0;
-    for (unsigned i = 0; i < b->nassign; i++) {
-        const kg_tp *t = &b->assign[i];
-        if (find_part(c, t->topic, t->partition))
-            continue;
+    for (unsigned i = 0; i < n; i++) {
+        const kg_tp *t = &tp[i];
         int64_t off = -1;
-        (void)kg_committed(c->reg, c->group, t->topic, t->partition, &off, NULL, 0);
+        (void)kg_membership_committed(c->mb, t->topic, t->partition, &off, NULL, 0);
         int rc = assign_part(c, t->topic, t->partition, off >= 0 ? off : KLOG_OFFSET_DEFAULT);
         if (rc == KLOG_EOFFSET) {
             /* out of range with auto.offset.reset=none: hold it, report it */
@@ -667,104 +632,39 @@ static int take_assignment(klog_consumer *c, const kg_beat *b)
             add[nadd++] = *t;
     }
     fire(c, KLOG_REBALANCE_ASSIGNED, add, nadd);
-    free(rev);
     free(add);
     return 0;
 }
 
-/* One step of the member's state machine; runs inside poll. */
+static int membership_new(klog_consumer *c, const klog_conf *conf)
+{
+    static const enum kg_strategy strat[] = { KG_RANGE, KG_ROUNDROBIN, KG_COOPERATIVE_STICKY };
+    kg_membership_conf mc = {
+        .group = c->group,
+        .instance_id = klog__conf_str(conf, KC_GROUP_INSTANCE_ID),
+        .client_id = c->client_id,
+        .strategy = strat[klog__conf_int(conf, KC_ASSIGNMENT_STRATEGY)],
+        .session_ms = klog__conf_int(conf, KC_SESSION_TIMEOUT_MS),
+        .rebalance_ms = klog__conf_int(conf, KC_MAX_POLL_INTERVAL_MS),
+    };
+    kg_membership_host h = { c, host_wake, host_held, host_revoke, host_assign };
+    return kg_membership_new(c->k, &mc, &h, &c->mb);
+}
+
+/* One step of the member's state machine, then the auto-commit; runs
+ * inside poll. */
 static int member_step(klog_consumer *c, bool force)
 {
     if (!c->subscribed)
         return 0;
+    int rc = kg_membership_step(c->mb, force);
+    if (rc < 0)
+        return rc;
     int64_t now = klog__now_ns() / 1000000;
-    if (!c->joined) {
-        int rc = do_join(c);
-        if (rc < 0)
-            return rc;
-    }
-    uint64_t seq = kg_seq(c->reg);
-    if (!force && seq == c->seen_seq && now - c->last_beat_ms < KC_BEAT_MS)
-        goto autocommit;
-    for (int round = 0; round < 4; round++) {
-        c->seen_seq = kg_seq(c->reg);
-        c->last_beat_ms = now;
-        kg_beat b;
-        int rc = kg_heartbeat(c->reg, c->group, c->member_id, c->generation, &b);
-        if (rc == KLOG_EUNKNOWN_MEMBER) {
-            /* removed (session expired): the partitions are someone else's */
-            kg_tp *all = current_tps(c);
-            if (all)
-                fire(c, KLOG_REBALANCE_LOST, all, c->nparts);
-            free(all);
-            drop_all(c);
-            c->member_id[0] = '\0';
-            c->generation = -1;
-            if ((rc = do_join(c)) < 0)
-                return rc;
-            continue;
-        }
-        if (rc < 0)
-            return rc;
-        if (b.status == KG_REJOIN) {
-            if (c->strategy != KG_COOPERATIVE_STICKY && c->nparts) {
-                /* eager: everything goes back before rejoining */
-                kg_tp *all = current_tps(c);
-                if (c->auto_commit)
-                    (void)commit_positions(c, NULL, 0, true);
-                if (all)
-                    fire(c, KLOG_REBALANCE_REVOKED, all, c->nparts);
-                free(all);
-                drop_all(c);
-            }
-            if ((rc = do_join(c)) < 0)
-                return rc;
-            continue; /* the join may have completed the rebalance */
-        }
-        if (b.status == KG_STABLE && b.new_generation) {
-            rc = take_assignment(c, &b);
-            free(b.assign);
-            if (rc < 0)
-                return rc;
-            if (b.rejoin_after) {
-                if ((rc = do_join(c)) < 0)
-                    return rc;
-                continue;
-            }
-        }
-        break;
-    }
-autocommit:
-    if (c->auto_commit && c->generation >= 0 && c->nparts && now - c->last_commit_ms >= c->auto_commit_ms)
+    if (c->auto_commit && kg_membership_generation(c->mb) >= 0 && c->nparts &&
+        now - c->last_commit_ms >= c->auto_commit_ms)
         (void)commit_positions(c, NULL, 0, false); /* fenced meanwhile: the next owner re-reads */
     return 0;
-}
-
-/* Leave: auto-commit, revoke, leave (a static member keeps its place). */
-static void member_leave(klog_consumer *c)
-{
-    if (!c->subscribed || !c->joined)
-        return;
-    if (c->auto_commit && c->generation >= 0)
-        (void)commit_positions(c, NULL, 0, true);
-    kg_tp *all = current_tps(c);
-    if (all)
-        fire(c, KLOG_REBALANCE_REVOKED, all, c->nparts);
-    free(all);
-    drop_all(c);
-    (void)kg_leave(c->reg, c->group, c->member_id, c->instance_id[0] != '\0');
-    c->joined = false;
-    c->member_id[0] = '\0';
-    c->generation = -1;
-}
-
-static void subs_free(klog_consumer *c)
-{
-    for (size_t i = 0; i < c->nsubs; i++)
-        free(c->subs[i]);
-    free(c->subs);
-    c->subs = NULL;
-    c->nsubs = 0;
 }
 
 KLOG_API int klog_consumer_subscribe(klog_consumer *c, const char *const *topics, size_t n)
@@ -785,26 +685,9 @@ KLOG_API int klog_consumer_subscribe(klog_consumer *c, const char *const *topics
             regfree(&re);
         }
     }
-    int rc = kg_registry_get(c->k, true, &c->reg);
-    if (rc < 0)
-        return rc;
-    char **v = calloc(n, sizeof *v);
-    if (!v)
-        return -ENOMEM;
-    for (size_t i = 0; i < n; i++)
-        if (!(v[i] = strdup(topics[i]))) {
-            for (size_t j = 0; j < i; j++)
-                free(v[j]);
-            free(v);
-            return -ENOMEM;
-        }
-    subs_free(c);
-    c->subs = v;
-    c->nsubs = n;
-    c->subscribed = true;
-    if (c->joined)
-        return do_join(c); /* a changed subscription rebalances */
-    return 0;
+    int rc = kg_membership_subscribe(c->mb, topics, n); /* a joined member rejoins */
+    c->subscribed = kg_membership_subscribed(c->mb);
+    return rc;
 }
 
 KLOG_API int klog_consumer_unsubscribe(klog_consumer *c)
@@ -813,8 +696,7 @@ KLOG_API int klog_consumer_unsubscribe(klog_consumer *c)
         return -EINVAL;
     if (!c->subscribed)
         return KLOG_ESTATE;
-    member_leave(c);
-    subs_free(c);
+    kg_membership_unsubscribe(c->mb);
     c->subscribed = false;
     return 0;
 }
@@ -842,21 +724,12 @@ KLOG_API int klog_consumer_assignment(klog_consumer *c, klog_partition_list **ou
     return rc;
 }
 
-/* The group registry of a consumer with group.id (KLOG_ESTATE without). */
-static int group_registry(klog_consumer *c)
-{
-    if (!c->group[0])
-        return KLOG_ESTATE;
-    return c->reg ? 0 : kg_registry_get(c->k, true, &c->reg);
-}
-
 KLOG_API int klog_consumer_commit(klog_consumer *c, klog_partition_list *offsets, int async)
 {
     if (!c)
         return -EINVAL;
-    int rc = group_registry(c);
-    if (rc < 0)
-        return rc;
+    if (!c->mb)
+        return KLOG_ESTATE; /* no group.id */
     if (!offsets)
         return commit_positions(c, NULL, 0, !async);
     size_t n = klog_partition_list_count(offsets);
@@ -865,7 +738,7 @@ KLOG_API int klog_consumer_commit(klog_consumer *c, klog_partition_list *offsets
     kg_offset *o = calloc(n, sizeof *o);
     if (!o)
         return -ENOMEM;
-    rc = 0;
+    int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         const char *topic, *meta;
         int32_t part;
@@ -882,8 +755,7 @@ KLOG_API int klog_consumer_commit(klog_consumer *c, klog_partition_list *offsets
         o[i] = (kg_offset){ topic, part, off, meta, 0 };
     }
     if (rc == 0)
-        rc = kg_commit(c->reg, c->group, c->subscribed ? c->member_id : NULL, c->subscribed ? c->generation : -1,
-                       o, (unsigned)n, !async);
+        rc = kg_membership_commit(c->mb, o, (unsigned)n, !async);
     for (size_t i = 0; i < n; i++)
         klog__partition_list_set_error(offsets, i, rc < 0 ? rc : o[i].err);
     free(o);
@@ -895,10 +767,9 @@ KLOG_API int klog_consumer_committed(klog_consumer *c, const char *topic, int32_
 {
     if (!c || !topic || !offset)
         return -EINVAL;
-    int rc = group_registry(c);
-    if (rc < 0)
-        return rc;
-    return kg_committed(c->reg, c->group, topic, partition, offset, metadata, metadata_size);
+    if (!c->mb)
+        return KLOG_ESTATE; /* no group.id */
+    return kg_membership_committed(c->mb, topic, partition, offset, metadata, metadata_size);
 }
 
 KLOG_API int klog_consumer_member_id(klog_consumer *c, char *buf, size_t size, int32_t *generation)
@@ -906,9 +777,9 @@ KLOG_API int klog_consumer_member_id(klog_consumer *c, char *buf, size_t size, i
     if (!c)
         return -EINVAL;
     if (buf && size)
-        snprintf(buf, size, "%s", c->member_id);
+        snprintf(buf, size, "%s", c->mb ? kg_membership_id(c->mb) : "");
     if (generation)
-        *generation = c->generation;
+        *generation = c->mb ? kg_membership_generation(c->mb) : -1;
     return 0;
 }
 
@@ -1017,7 +888,7 @@ KLOG_API int klog_consumer_poll(klog_consumer *c, int timeout_ms, const klog_mes
             arm(c, -1);
             continue;
         }
-        if (c->subscribed && c->reg && kg_seq(c->reg) != c->seen_seq) {
+        if (c->subscribed && kg_membership_changed(c->mb)) {
             /* the group changed after the last step (its wakeup was just
              * drained): take it in now rather than after a sleep */
             arm(c, -1);
@@ -1151,8 +1022,7 @@ KLOG_API int klog_consumer_close(klog_consumer *c)
         return 0;
     if (c->sh.fn)
         klog__handle_remove(c->k, &c->sh);
-    member_leave(c);
-    subs_free(c);
+    kg_membership_free(c->mb); /* leaves the group first (revoking) */
     for (size_t i = 0; i < c->nheld; i++)
         ks_view_release(&c->held[i]);
     c->nheld = 0;
@@ -1167,8 +1037,6 @@ KLOG_API int klog_consumer_close(klog_consumer *c)
     kf_codec_free(c->codec);
     if (c->waiter.efd >= 0)
         close(c->waiter.efd);
-    if (c->sh.fn)
-        pthread_mutex_destroy(&c->st_mu);
     free(c);
     return 0;
 }

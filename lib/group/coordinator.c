@@ -1,7 +1,8 @@
 /*
- * lib/group/coordinator.c - the group coordinators of one instance: members,
- * rebalances, generations, fencing, expiry, and the admin calls.
- * The protocol is described in group.h.
+ * lib/group/coordinator.c - the group coordinators of one instance: members
+ * (native and classic), rebalances, generations, protocol selection, the
+ * leader's assignment relay, fencing, expiry, the admin calls, and the
+ * local kg_coordinator_ops.  The protocol is described in group.h.
  */
 #include <inttypes.h>
 #include <regex.h>
@@ -16,32 +17,60 @@
 
 #include "common/common.h"
 #include "common/conf.h"
+#include "group/cprotocol.h"
 #include "group/internal.h"
 
 #define TIMER_MS 50
 
-enum { GS_EMPTY, GS_PREPARING, GS_STABLE, GS_DEAD };
-static const char *const state_name[] = { "Empty", "PreparingRebalance", "Stable", "Dead" };
+enum { GS_EMPTY, GS_PREPARING, GS_STABLE, GS_DEAD, GS_COMPLETING };
+static const char *const state_name[] = { "Empty", "PreparingRebalance", "Stable", "Dead", "CompletingRebalance" };
+
+/* A classic member's protocol (copies). */
+typedef struct kg_proto_s {
+    char *name;
+    uint8_t *meta;
+    size_t len;
+} kg_proto_s;
 
 typedef struct kg_member_s {
     char id[KG_ID_MAX];
     char *instance;           /* NULL: dynamic */
     char *client;
+    bool classic;             /* joined through JoinGroup (a protocol type) */
+    /* native */
+    enum kg_strategy strategy;
     char **subs;
     unsigned nsubs;
     regex_t *re;              /* compiled "^..." entries (NULL where plain) */
     kg_tp *owned;             /* as reported at its last join (topics interned) */
     unsigned nowned;
     int32_t owned_gen;
-    kg_tp *assign;            /* for the current generation (topics interned) */
+    uint8_t *meta;            /* its Subscription as the last relayed rebalance showed it */
+    size_t meta_len;
+    /* classic */
+    kg_proto_s *protos;
+    unsigned nprotos;
+    bool join_pending;        /* a JoinGroup whose answer it has not taken */
+    uint8_t *abytes;          /* its assignment from the leader's SyncGroup */
+    size_t alen;
+    /* both */
+    kg_tp *assign;            /* for the current generation (topics interned); for a
+                                 classic "consumer" member as decoded, for describe */
     unsigned nassign;
     bool rejoin_after;
     int64_t last_seen_ms;
     int64_t session_ms, rebalance_ms;
     uint64_t joined_round;    /* the rebalance round it last joined */
     bool departed;            /* a static member that left: kept for session_ms */
-    int notify_fd;
+    void (*notify)(void *arg);
+    void *notify_arg;
 } kg_member_s;
+
+/* A member id handed out with KG_MEMBER_ID_REQUIRED, not used yet. */
+typedef struct kg_pending {
+    char id[KG_ID_MAX];
+    int64_t until_ms;
+} kg_pending;
 
 typedef struct kg_group_s {
     char name[256];
@@ -50,14 +79,30 @@ typedef struct kg_group_s {
     uint64_t round;           /* current rebalance round (PREPARING) */
     int64_t round_started_ms;
     int64_t not_before_ms;    /* group.initial.rebalance.delay.ms */
-    enum kg_strategy strategy;
+    int64_t sync_started_ms;  /* COMPLETING since */
+    char *ptype;              /* the members' protocol type; NULL while empty */
+    char protocol[KG_NAME_MAX + 1];   /* chosen when the last join phase completed */
+    char leader[KG_ID_MAX];   /* a classic leader; "" when the coordinator assigns */
     kg_member_s **m;
     unsigned n, cap;
-    kg_topic *topics;         /* what the current generation was computed over */
+    kg_topic *topics;         /* native subscriptions resolved at the last completion */
     unsigned ntopics;
+    kg_pending *pend;
+    unsigned npend, pcap;
 } kg_group_s;
 
-static int64_t now_ms(void) { return klog__now_ns() / 1000000; }
+static int64_t now_ms(kg_registry *r)
+{
+    return r->clock_ms ? r->clock_ms(r->clock_arg) : (int64_t)(klog__now_ns() / 1000000);
+}
+
+void kg__set_clock(kg_registry *r, int64_t (*clock_ms)(void *), void *arg)
+{
+    pthread_mutex_lock(&r->mu);
+    r->clock_ms = clock_ms;
+    r->clock_arg = arg;
+    pthread_mutex_unlock(&r->mu);
+}
 
 int kg_name_check(const char *g)
 {
@@ -87,20 +132,35 @@ const char *kg__intern(kg_registry *r, const char *s)
     return n->s;
 }
 
-static void notify(kg_member_s *m)
+/* Grow *arr (of elem-sized entries, capacity *cap) to hold need. */
+static int reserve(void **arr, unsigned *cap, unsigned need, size_t elem)
 {
-    if (m->notify_fd >= 0) {
-        uint64_t one = 1;
-        ssize_t w = write(m->notify_fd, &one, sizeof one);
-        (void)w;
-    }
+    if (need <= *cap)
+        return 0;
+    unsigned nc = *cap ? *cap : 8;
+    while (nc < need)
+        nc *= 2;
+    void *na = realloc(*arr, nc * elem);
+    if (!na)
+        return -ENOMEM;
+    *arr = na;
+    *cap = nc;
+    return 0;
 }
 
-static void notify_all(kg_registry *r, kg_group_s *g)
+static void *memdup(const void *p, size_t n)
 {
-    atomic_fetch_add(&r->seq, 1);
+    void *d = malloc(n ? n : 1);
+    if (d && n)
+        memcpy(d, p, n);
+    return d;
+}
+
+static void notify_all(kg_group_s *g)
+{
     for (unsigned i = 0; i < g->n; i++)
-        notify(g->m[i]);
+        if (g->m[i]->notify)
+            g->m[i]->notify(g->m[i]->notify_arg);
 }
 
 /* ---- members -------------------------------------------------------------------- */
@@ -119,15 +179,29 @@ static void subs_free(kg_member_s *m)
     m->nsubs = 0;
 }
 
+static void protos_free(kg_member_s *m)
+{
+    for (unsigned i = 0; i < m->nprotos; i++) {
+        free(m->protos[i].name);
+        free(m->protos[i].meta);
+    }
+    free(m->protos);
+    m->protos = NULL;
+    m->nprotos = 0;
+}
+
 static void member_free(kg_member_s *m)
 {
     if (!m)
         return;
     subs_free(m);
+    protos_free(m);
     free(m->instance);
     free(m->client);
     free(m->owned);
     free(m->assign);
+    free(m->meta);
+    free(m->abytes);
     free(m);
 }
 
@@ -168,6 +242,34 @@ static bool subs_equal(const kg_member_s *m, const char *const *subs, unsigned n
     return true;
 }
 
+static int protos_set(kg_member_s *m, const kg_protocol *p, unsigned n)
+{
+    protos_free(m);
+    if (!(m->protos = calloc(n, sizeof *m->protos)))
+        return -ENOMEM;
+    for (unsigned i = 0; i < n; i++, m->nprotos++) {
+        m->protos[i].name = strdup(p[i].name);
+        m->protos[i].meta = memdup(p[i].meta, p[i].meta_len);
+        m->protos[i].len = p[i].meta_len;
+        if (!m->protos[i].name || !m->protos[i].meta) {
+            m->nprotos++;
+            return -ENOMEM;
+        }
+    }
+    return 0;
+}
+
+static bool protos_equal(const kg_member_s *m, const kg_protocol *p, unsigned n)
+{
+    if (m->nprotos != n)
+        return false;
+    for (unsigned i = 0; i < n; i++)
+        if (strcmp(m->protos[i].name, p[i].name) || m->protos[i].len != p[i].meta_len ||
+            (p[i].meta_len && memcmp(m->protos[i].meta, p[i].meta, p[i].meta_len)))
+            return false;
+    return true;
+}
+
 static bool member_wants(const kg_member_s *m, const char *topic)
 {
     for (unsigned i = 0; i < m->nsubs; i++) {
@@ -178,6 +280,22 @@ static bool member_wants(const kg_member_s *m, const char *topic)
             return true; /* patterns never match internal topics */
         }
     }
+    return false;
+}
+
+/* A member's protocols: a classic member's list, a native member's strategy. */
+static unsigned member_nprotos(const kg_member_s *m) { return m->classic ? m->nprotos : 1; }
+
+static const char *member_proto(const kg_member_s *m, unsigned i)
+{
+    return m->classic ? m->protos[i].name : kg_strategy_name(m->strategy);
+}
+
+static bool member_supports(const kg_member_s *m, const char *name)
+{
+    for (unsigned i = 0; i < member_nprotos(m); i++)
+        if (!strcmp(member_proto(m, i), name))
+            return true;
     return false;
 }
 
@@ -211,6 +329,17 @@ static kg_group_s *group_get(kg_registry *r, const char *name)
     return g;
 }
 
+static void group_free(kg_group_s *g)
+{
+    for (unsigned j = 0; j < g->n; j++)
+        member_free(g->m[j]);
+    free(g->m);
+    free(g->topics);
+    free(g->ptype);
+    free(g->pend);
+    free(g);
+}
+
 static kg_member_s *member_find(kg_group_s *g, const char *id, unsigned *idx)
 {
     for (unsigned i = 0; id && *id && i < g->n; i++)
@@ -227,6 +356,28 @@ static void member_remove(kg_group_s *g, unsigned i)
     member_free(g->m[i]);
     memmove(&g->m[i], &g->m[i + 1], (g->n - i - 1) * sizeof *g->m);
     g->n--;
+    if (g->n == 0) {
+        free(g->ptype);
+        g->ptype = NULL;
+        g->leader[0] = '\0';
+    }
+}
+
+static bool is_leader(const kg_group_s *g, const kg_member_s *m) { return g->leader[0] && !strcmp(g->leader, m->id); }
+
+/* ---- member ids handed out with KG_MEMBER_ID_REQUIRED ------------------------------ */
+
+static int pending_find(const kg_group_s *g, const char *id)
+{
+    for (unsigned i = 0; i < g->npend; i++)
+        if (!strcmp(g->pend[i].id, id))
+            return (int)i;
+    return -1;
+}
+
+static void pending_remove(kg_group_s *g, unsigned i)
+{
+    g->pend[i] = g->pend[--g->npend];
 }
 
 /* ---- rebalancing ------------------------------------------------------------------ */
@@ -238,8 +389,8 @@ static void topics_free(kg_group_s *g)
     g->ntopics = 0;
 }
 
-/* The topics the members subscribe to that exist, with partition counts
- * (names interned).  Returns the count or an error; *out allocated. */
+/* The topics the native members subscribe to that exist, with partition
+ * counts (names interned).  Returns the count or an error; *out allocated. */
 static int resolve_topics(kg_registry *r, kg_group_s *g, kg_topic **out)
 {
     char **names;
@@ -280,7 +431,7 @@ static bool topics_same(const kg_topic *a, unsigned na, const kg_topic *b, unsig
     return true;
 }
 
-static void start_rebalance(kg_registry *r, kg_group_s *g, int64_t now)
+static void start_rebalance(kg_group_s *g, int64_t now)
 {
     if (g->n == 0) {
         g->state = GS_EMPTY;
@@ -290,8 +441,12 @@ static void start_rebalance(kg_registry *r, kg_group_s *g, int64_t now)
         g->state = GS_PREPARING;
         g->round++;
         g->round_started_ms = now;
+        /* a JoinGroup still waiting for its answer is a join of the new round */
+        for (unsigned i = 0; i < g->n; i++)
+            if (g->m[i]->join_pending)
+                g->m[i]->joined_round = g->round;
     }
-    notify_all(r, g);
+    notify_all(g);
 }
 
 /* Copy a kg_assign/adjust result into a member (topics interned already). */
@@ -308,23 +463,23 @@ static int set_assign(kg_member_s *m, const kg_assignment *a)
     return 0;
 }
 
-/* Everyone has rejoined (or the timeout passed): assign, next generation. */
-static int complete(kg_registry *r, kg_group_s *g, int64_t now)
+static bool any_classic(const kg_group_s *g)
 {
-    /* members that did not rejoin in time are out */
-    for (unsigned i = g->n; i-- > 0;)
-        if (g->m[i]->joined_round != g->round)
-            member_remove(g, i);
-    if (g->n == 0) {
-        g->state = GS_EMPTY;
-        topics_free(g);
-        return 0;
-    }
+    for (unsigned i = 0; i < g->n; i++)
+        if (g->m[i]->classic)
+            return true;
+    return false;
+}
+
+/* All members native: the coordinator assigns with their strategy. */
+static int complete_compute(kg_registry *r, kg_group_s *g, int64_t now)
+{
     kg_topic *topics;
     int nt = resolve_topics(r, g, &topics);
     if (nt < 0)
         return nt;
     unsigned n = g->n;
+    enum kg_strategy strategy = g->m[0]->strategy; /* every member's (join checks it) */
     kg_member *mem = calloc(n, sizeof *mem);
     kg_assignment *target = calloc(n, sizeof *target);
     kg_assignment *now_a = calloc(n, sizeof *now_a), *revoke = calloc(n, sizeof *revoke);
@@ -348,8 +503,8 @@ static int complete(kg_registry *r, kg_group_s *g, int64_t now)
         mem[i] = (kg_member){ m->id, m->instance, subs[i], k, m->owned, m->nowned, m->owned_gen };
     }
     if (rc == 0)
-        rc = kg_assign(g->strategy, mem, n, topics, (unsigned)nt, target);
-    bool coop = g->strategy == KG_COOPERATIVE_STICKY;
+        rc = kg_assign(strategy, mem, n, topics, (unsigned)nt, target);
+    bool coop = strategy == KG_COOPERATIVE_STICKY;
     if (rc == 0 && coop)
         rc = kg_cooperative_adjust(mem, n, target, now_a, revoke);
     for (unsigned i = 0; rc == 0 && i < n; i++) {
@@ -361,13 +516,15 @@ static int complete(kg_registry *r, kg_group_s *g, int64_t now)
     if (rc == 0) {
         g->generation++;
         g->state = GS_STABLE;
+        snprintf(g->protocol, sizeof g->protocol, "%s", kg_strategy_name(strategy));
+        g->leader[0] = '\0';
         free(g->topics);
         g->topics = topics;
         g->ntopics = (unsigned)nt;
         topics = NULL;
         for (unsigned i = 0; i < n; i++)
             g->m[i]->last_seen_ms = now; /* the wait for others is not their silence */
-        notify_all(r, g);
+        notify_all(g);
     }
     free(topics);
     kg_assignment_free(target, target ? n : 0);
@@ -383,6 +540,168 @@ static int complete(kg_registry *r, kg_group_s *g, int64_t now)
     return rc;
 }
 
+/* Supported by every member but skip (NULL: none)? */
+static bool all_support(const kg_group_s *g, const char *name, const kg_member_s *skip)
+{
+    for (unsigned i = 0; i < g->n; i++)
+        if (g->m[i] != skip && !member_supports(g->m[i], name))
+            return false;
+    return true;
+}
+
+/* The member's first protocol that every member supports. */
+static const char *first_common(const kg_group_s *g, const kg_member_s *m)
+{
+    for (unsigned i = 0; i < member_nprotos(m); i++)
+        if (all_support(g, member_proto(m, i), NULL))
+            return member_proto(m, i);
+    return NULL;
+}
+
+/* Kafka's selectProtocol: each member votes for its first protocol that all
+ * support; most votes wins, ties go to the earliest member's preference.
+ * NULL if the members share none (join keeps that from happening). */
+static const char *select_protocol(const kg_group_s *g)
+{
+    const kg_member_s *m0 = g->m[0];
+    const char *best = NULL;
+    unsigned best_votes = 0;
+    for (unsigned i = 0; i < member_nprotos(m0); i++) {
+        const char *p = member_proto(m0, i);
+        if (!all_support(g, p, NULL))
+            continue;
+        unsigned votes = 0;
+        for (unsigned j = 0; j < g->n; j++) {
+            const char *f = first_common(g, g->m[j]);
+            votes += f && !strcmp(f, p);
+        }
+        if (!best || votes > best_votes) {
+            best = p;
+            best_votes = votes;
+        }
+    }
+    return best;
+}
+
+/* A native member's subscription as a ConsumerProtocol Subscription v1:
+ * its plain topic names, then the existing topics its patterns match, and
+ * what it owns. */
+static int native_subscription(const kg_member_s *m, const kg_topic *topics, unsigned nt, uint8_t **out,
+                               size_t *len)
+{
+    const char **names = malloc((m->nsubs + nt + 1) * sizeof *names);
+    kg_cp_topic *owned = NULL;
+    int no = kg_cp_topics_from_tps(m->owned, m->nowned, &owned);
+    if (!names || no < 0) {
+        free(names);
+        free(owned);
+        return no < 0 ? no : -ENOMEM;
+    }
+    uint32_t n = 0;
+    for (unsigned i = 0; i < m->nsubs; i++)
+        if (m->subs[i][0] != '^')
+            names[n++] = m->subs[i];
+    for (unsigned t = 0; t < nt; t++) {
+        bool listed = false;
+        for (uint32_t k = 0; k < n && !listed; k++)
+            listed = !strcmp(names[k], topics[t].name);
+        if (!listed && member_wants(m, topics[t].name))
+            names[n++] = topics[t].name;
+    }
+    kg_cp_subscription s = { .version = 1, .topics = names, .ntopics = n, .user_data = NULL,
+                             .user_data_len = -1, .owned = owned, .nowned = (uint32_t)no, .generation = -1 };
+    int rc = kg_cp_subscription_encode(&s, out, len);
+    free(names);
+    free(owned);
+    return rc;
+}
+
+/* A member's assignment as a ConsumerProtocol Assignment v1. */
+static int encode_assignment(const kg_tp *tp, unsigned n, uint8_t **out, size_t *len)
+{
+    kg_cp_topic *t = NULL;
+    int nt = kg_cp_topics_from_tps(tp, n, &t);
+    if (nt < 0)
+        return nt;
+    kg_cp_assignment a = { .version = 1, .topics = t, .ntopics = (uint32_t)nt, .user_data_len = -1 };
+    int rc = kg_cp_assignment_encode(&a, out, len);
+    free(t);
+    return rc;
+}
+
+/* A classic member is present: pick the protocol and the leader, show the
+ * native members to it, and wait for its SyncGroup (CompletingRebalance). */
+static int complete_relay(kg_registry *r, kg_group_s *g, int64_t now)
+{
+    const char *proto = select_protocol(g);
+    if (!proto)
+        return KLOG_ECONF;
+    kg_topic *topics;
+    int nt = resolve_topics(r, g, &topics);
+    if (nt < 0)
+        return nt;
+    unsigned n = g->n;
+    uint8_t **meta = calloc(n, sizeof *meta);
+    size_t *mlen = calloc(n, sizeof *mlen);
+    int rc = meta && mlen ? 0 : -ENOMEM;
+    for (unsigned i = 0; rc == 0 && i < n; i++)
+        if (!g->m[i]->classic)
+            rc = native_subscription(g->m[i], topics, (unsigned)nt, &meta[i], &mlen[i]);
+    if (rc == 0) {
+        kg_member_s *leader = member_find(g, g->leader, NULL);
+        for (unsigned i = 0; i < n && !(leader && leader->classic); i++)
+            leader = g->m[i];
+        snprintf(g->leader, sizeof g->leader, "%s", leader->id);
+        snprintf(g->protocol, sizeof g->protocol, "%s", proto);
+        for (unsigned i = 0; i < n; i++) {
+            kg_member_s *m = g->m[i];
+            if (!m->classic) {
+                free(m->meta);
+                m->meta = meta[i];
+                m->meta_len = mlen[i];
+                meta[i] = NULL;
+            }
+            /* the last generation's assignment is over */
+            free(m->assign);
+            free(m->abytes);
+            m->assign = NULL;
+            m->abytes = NULL;
+            m->nassign = 0;
+            m->alen = 0;
+            m->rejoin_after = false;
+        }
+        g->generation++;
+        g->state = GS_COMPLETING;
+        g->sync_started_ms = now;
+        free(g->topics);
+        g->topics = topics;
+        g->ntopics = (unsigned)nt;
+        topics = NULL;
+        notify_all(g);
+    }
+    for (unsigned i = 0; meta && i < n; i++)
+        free(meta[i]);
+    free(meta);
+    free(mlen);
+    free(topics);
+    return rc;
+}
+
+/* Everyone has rejoined (or the timeout passed): next generation. */
+static int complete(kg_registry *r, kg_group_s *g, int64_t now)
+{
+    /* members that did not rejoin in time are out */
+    for (unsigned i = g->n; i-- > 0;)
+        if (g->m[i]->joined_round != g->round)
+            member_remove(g, i);
+    if (g->n == 0) {
+        g->state = GS_EMPTY;
+        topics_free(g);
+        return 0;
+    }
+    return any_classic(g) ? complete_relay(r, g, now) : complete_compute(r, g, now);
+}
+
 static int64_t rebalance_timeout(const kg_group_s *g)
 {
     int64_t t = 0;
@@ -392,7 +711,8 @@ static int64_t rebalance_timeout(const kg_group_s *g)
     return t;
 }
 
-/* Complete the rebalance if everyone is in (or the time is up). */
+/* Complete the rebalance if everyone is in (or the time is up).  May remove
+ * members: callers find theirs again afterwards. */
 static void try_complete(kg_registry *r, kg_group_s *g, int64_t now)
 {
     if (g->state != GS_PREPARING || now < g->not_before_ms)
@@ -426,158 +746,512 @@ static int intern_tps(kg_registry *r, const kg_tp *in, unsigned n, kg_tp **out)
     return 0;
 }
 
-int kg_join(kg_registry *r, const kg_join_req *q, char *id_out)
+static int name_check(const char *s, size_t min)
 {
-    if (!r || !q || !id_out)
-        return -EINVAL;
+    return s && strlen(s) >= min && strlen(s) <= KG_NAME_MAX ? 0 : -EINVAL;
+}
+
+static int join_check(const kg_join_req *q)
+{
     int rc = kg_name_check(q->group);
     if (rc < 0)
         return rc;
-    pthread_mutex_lock(&r->mu);
-    int64_t now = now_ms();
-    kg_group_s *g = group_get(r, q->group);
-    if (!g) {
-        pthread_mutex_unlock(&r->mu);
+    if ((q->instance_id && name_check(q->instance_id, 0) < 0) || (q->client_id && name_check(q->client_id, 0) < 0))
+        return -EINVAL;
+    if (!q->protocol_type)
+        return kg_strategy_name(q->strategy) && (q->subs || q->nsubs == 0) && (q->owned || q->nowned == 0)
+                   ? 0 : -EINVAL;
+    if (name_check(q->protocol_type, 1) < 0 || q->nprotocols == 0 || q->nprotocols > KG_PROTOCOLS_MAX ||
+        !q->protocols)
+        return -EINVAL;
+    for (unsigned i = 0; i < q->nprotocols; i++)
+        if (name_check(q->protocols[i].name, 1) < 0 || q->protocols[i].meta_len > KG_PROTO_META_MAX ||
+            (q->protocols[i].meta_len && !q->protocols[i].meta))
+            return -EINVAL;
+    return 0;
+}
+
+/* Can a member with these protocols be in the group beside the others
+ * (Kafka's INCONSISTENT_GROUP_PROTOCOL rule)?  self: the member rejoining. */
+static bool join_compatible(const kg_group_s *g, const kg_member_s *self, const char *ptype, const kg_join_req *q)
+{
+    if (g->n == 0 || (g->n == 1 && g->m[0] == self))
+        return true;
+    if (!g->ptype || strcmp(g->ptype, ptype) != 0)
+        return false;
+    if (!q->protocol_type)
+        return all_support(g, kg_strategy_name(q->strategy), self);
+    for (unsigned i = 0; i < q->nprotocols; i++)
+        if (all_support(g, q->protocols[i].name, self))
+            return true;
+    return false;
+}
+
+/* The answer to a classic member's join: the completed join phase. */
+static int join_answer(kg_group_s *g, kg_member_s *m, bool with_members, kg_join_resp *out)
+{
+    out->status = KG_STABLE;
+    out->generation = g->generation;
+    snprintf(out->protocol_type, sizeof out->protocol_type, "%s", g->ptype ? g->ptype : "");
+    snprintf(out->protocol, sizeof out->protocol, "%s", g->protocol);
+    snprintf(out->leader, sizeof out->leader, "%s", g->leader);
+    if (!with_members || !is_leader(g, m))
+        return 0;
+    if (!(out->members = calloc(g->n, sizeof *out->members)))
         return -ENOMEM;
+    for (unsigned i = 0; i < g->n; i++) {
+        kg_member_s *x = g->m[i];
+        kg_member_meta *e = &out->members[out->nmembers++];
+        const uint8_t *meta = x->meta;
+        size_t len = x->meta_len;
+        for (unsigned k = 0; x->classic && k < x->nprotos; k++)
+            if (!strcmp(x->protos[k].name, g->protocol)) {
+                meta = x->protos[k].meta;
+                len = x->protos[k].len;
+            }
+        e->member_id = strdup(x->id);
+        e->instance_id = x->instance ? strdup(x->instance) : NULL;
+        e->meta = memdup(meta, len);
+        e->meta_len = len;
+        if (!e->member_id || (x->instance && !e->instance_id) || !e->meta)
+            return -ENOMEM;
     }
-    if (g->n > 0 && g->strategy != q->strategy) {
-        pthread_mutex_unlock(&r->mu);
-        return KLOG_ECONF; /* Kafka: INCONSISTENT_GROUP_PROTOCOL */
-    }
-    kg_member_s *m = NULL;
-    bool is_new = false, changed = false;
-    /* id_out may be the caller's buffer holding q->member_id: decide now */
-    const bool by_id = q->member_id && *q->member_id;
-    if (by_id) {
-        if (!(m = member_find(g, q->member_id, NULL))) {
-            pthread_mutex_unlock(&r->mu);
-            return KLOG_EUNKNOWN_MEMBER;
+    return 0;
+}
+
+/* Set the member's fields from the request (the kind, the subscription or
+ * protocols, owned partitions, client id, timeouts, notify).  *changed: the
+ * subscription or protocols differ from what it had. */
+static int member_update(kg_registry *r, kg_member_s *m, const kg_join_req *q, bool is_new, bool *changed,
+                         int64_t now)
+{
+    const bool classic = q->protocol_type != NULL;
+    int rc = 0;
+    if (!is_new && m->classic != classic)
+        *changed = true;
+    if (classic) {
+        if (is_new || !protos_equal(m, q->protocols, q->nprotocols)) {
+            *changed = true;
+            rc = protos_set(m, q->protocols, q->nprotocols);
         }
-    } else if (q->instance_id && *q->instance_id) {
+        subs_free(m);
+        free(m->owned);
+        m->owned = NULL;
+        m->nowned = 0;
+    } else {
+        if (!subs_equal(m, q->subs, q->nsubs)) {
+            *changed = true;
+            rc = subs_set(m, q->subs, q->nsubs);
+        }
+        protos_free(m);
+        m->strategy = q->strategy;
+        kg_tp *owned;
+        if (rc == 0 && (rc = intern_tps(r, q->owned, q->nowned, &owned)) == 0) {
+            free(m->owned);
+            m->owned = owned;
+            m->nowned = q->nowned;
+            m->owned_gen = q->generation;
+        }
+    }
+    if (rc < 0)
+        return rc;
+    m->classic = classic;
+    char *client = strdup(q->client_id ? q->client_id : "");
+    if (!client)
+        return -ENOMEM;
+    free(m->client);
+    m->client = client;
+    m->session_ms = q->session_ms;
+    m->rebalance_ms = q->rebalance_ms > 0 ? q->rebalance_ms : q->session_ms;
+    m->notify = q->notify;
+    m->notify_arg = q->notify_arg;
+    m->last_seen_ms = now;
+    return 0;
+}
+
+/* A new member in g (id given, or made from the client id).  NULL: -ENOMEM. */
+static kg_member_s *member_add(kg_registry *r, kg_group_s *g, const kg_join_req *q, const char *id)
+{
+    if (reserve((void **)&g->m, &g->cap, g->n + 1, sizeof *g->m) < 0)
+        return NULL;
+    kg_member_s *m = calloc(1, sizeof *m);
+    if (!m)
+        return NULL;
+    if (id)
+        snprintf(m->id, sizeof m->id, "%s", id);
+    else
+        snprintf(m->id, sizeof m->id, "%s-%" PRIu64, q->client_id && *q->client_id ? q->client_id : "consumer",
+                 ++r->next_member);
+    if (q->instance_id && *q->instance_id && !(m->instance = strdup(q->instance_id))) {
+        free(m);
+        return NULL;
+    }
+    g->m[g->n++] = m;
+    return m;
+}
+
+/* kg_join with the registry's mutex held: the one place a join is decided. */
+static int join_locked(kg_registry *r, kg_group_s *g, const kg_join_req *q, kg_join_resp *out, int64_t now)
+{
+    const bool classic = q->protocol_type != NULL;
+    const char *ptype = classic ? q->protocol_type : KG_CP_PROTOCOL_TYPE;
+    const bool by_id = q->member_id && *q->member_id;
+    const bool has_instance = q->instance_id && *q->instance_id;
+    kg_member_s *m = NULL;
+    int pend = -1;
+    if (by_id) {
+        if (!(m = member_find(g, q->member_id, NULL)) && (pend = pending_find(g, q->member_id)) < 0)
+            return KLOG_EUNKNOWN_MEMBER;
+    } else if (has_instance) {
         /* static membership: a restart takes over the old member's place */
         for (unsigned i = 0; i < g->n && !m; i++)
             if (g->m[i]->instance && !strcmp(g->m[i]->instance, q->instance_id))
                 m = g->m[i];
-        if (m) {
-            snprintf(m->id, sizeof m->id, "%s-%" PRIu64, q->instance_id, ++r->next_member);
-            m->departed = false;
-        }
+    }
+    if (!join_compatible(g, m, ptype, q))
+        return KLOG_ECONF; /* Kafka: INCONSISTENT_GROUP_PROTOCOL */
+    if (!m && pend < 0 && classic && q->require_member_id && !has_instance) {
+        /* Kafka's JoinGroup v4+ handshake: the id first, the join with it */
+        if (reserve((void **)&g->pend, &g->pcap, g->npend + 1, sizeof *g->pend) < 0)
+            return -ENOMEM;
+        kg_pending *p = &g->pend[g->npend++];
+        snprintf(p->id, sizeof p->id, "%s-%" PRIu64, q->client_id && *q->client_id ? q->client_id : "consumer",
+                 ++r->next_member);
+        p->until_ms = now + q->session_ms;
+        out->status = KG_MEMBER_ID_REQUIRED;
+        snprintf(out->member_id, sizeof out->member_id, "%s", p->id);
+        return 0;
+    }
+    bool is_new = false, changed = false, takeover = false;
+    if (m && !by_id) {
+        takeover = true;
+        bool was_leader = is_leader(g, m);
+        snprintf(m->id, sizeof m->id, "%s-%" PRIu64, q->instance_id, ++r->next_member);
+        if (was_leader)
+            snprintf(g->leader, sizeof g->leader, "%s", m->id);
+        m->departed = false;
     }
     if (!m) {
-        if (g->n == g->cap) {
-            unsigned nc = g->cap ? g->cap * 2 : 8;
-            kg_member_s **nm = realloc(g->m, nc * sizeof *nm);
-            if (!nm) {
-                pthread_mutex_unlock(&r->mu);
-                return -ENOMEM;
-            }
-            g->m = nm;
-            g->cap = nc;
-        }
-        if (!(m = calloc(1, sizeof *m))) {
-            pthread_mutex_unlock(&r->mu);
+        if (!(m = member_add(r, g, q, pend >= 0 ? q->member_id : NULL)))
             return -ENOMEM;
-        }
-        snprintf(m->id, sizeof m->id, "%s-%" PRIu64, q->client_id && *q->client_id ? q->client_id : "consumer",
-                 ++r->next_member);
-        if (q->instance_id && *q->instance_id && !(m->instance = strdup(q->instance_id)))
-            rc = -ENOMEM;
-        m->notify_fd = -1;
-        if (rc < 0) {
-            member_free(m);
-            pthread_mutex_unlock(&r->mu);
-            return rc;
-        }
-        g->m[g->n++] = m;
+        if (pend >= 0)
+            pending_remove(g, (unsigned)pend);
         is_new = true;
-        if (g->n == 1) {
-            g->strategy = q->strategy;
+        if (g->n == 1)
             g->not_before_ms = now + klog__conf_int(klog__conf(r->k), KC_INITIAL_REBALANCE_DELAY_MS);
+    }
+    int rc = member_update(r, m, q, is_new, &changed, now);
+    if (rc == 0 && g->n == 1 && (!g->ptype || strcmp(g->ptype, ptype))) {
+        char *t = strdup(ptype);
+        if (!t)
+            rc = -ENOMEM;
+        else {
+            free(g->ptype);
+            g->ptype = t;
         }
     }
-    if (!subs_equal(m, q->subs, q->nsubs)) {
-        changed = true;
-        if ((rc = subs_set(m, q->subs, q->nsubs)) < 0) {
-            if (is_new)
-                member_remove(g, g->n - 1);
-            pthread_mutex_unlock(&r->mu);
-            return rc;
-        }
-    }
-    free(m->client);
-    m->client = strdup(q->client_id ? q->client_id : "");
-    kg_tp *owned;
-    if ((rc = intern_tps(r, q->owned, q->nowned, &owned)) < 0) {
-        pthread_mutex_unlock(&r->mu);
+    if (rc < 0) {
+        if (is_new)
+            member_remove(g, g->n - 1);
         return rc;
     }
-    free(m->owned);
-    m->owned = owned;
-    m->nowned = q->nowned;
-    m->owned_gen = q->generation;
-    m->session_ms = q->session_ms;
-    m->rebalance_ms = q->rebalance_ms;
-    m->notify_fd = q->notify_fd;
-    m->last_seen_ms = now;
-    snprintf(id_out, KG_ID_MAX, "%s", m->id);
-    /* A static member taking over a stable place with the same
-     * subscription gets its partitions back without a rebalance. */
-    bool static_takeover = !is_new && !by_id && !changed && g->state == GS_STABLE;
-    if (!static_takeover) {
+    snprintf(out->member_id, sizeof out->member_id, "%s", m->id);
+    out->status = KG_WAIT;
+    if (classic && !is_new && !changed && m->join_pending) {
+        try_complete(r, g, now); /* asking again for the answer to its join */
+    } else if (takeover && !changed && g->state == GS_STABLE) {
+        /* A static member taking over a stable place with the same
+         * subscription gets its partitions back without a rebalance. */
+        return classic ? join_answer(g, m, false, out) : 0;
+    } else if (classic && !is_new && !changed && by_id &&
+               (g->state == GS_COMPLETING || (g->state == GS_STABLE && !is_leader(g, m)))) {
+        /* Kafka: a known member's unchanged JoinGroup outside a rebalance
+         * gets the current generation (the leader its members while they
+         * wait for its SyncGroup); only a leader's starts a rebalance */
+        return join_answer(g, m, g->state == GS_COMPLETING, out);
+    } else {
         if (is_new || changed || g->state != GS_PREPARING)
-            start_rebalance(r, g, now);
+            start_rebalance(g, now);
         m->joined_round = g->round;
-        try_complete(r, g, now);
+        m->join_pending = classic;
+        try_complete(r, g, now); /* m joined this round: it stays */
     }
+    if (!m->join_pending || g->state == GS_PREPARING || m->joined_round != g->round)
+        return 0; /* native (heartbeat tells), or not done yet: KG_WAIT */
+    if ((rc = join_answer(g, m, true, out)) == 0)
+        m->join_pending = false; /* answered once */
+    return rc;
+}
+
+static int local_join(void *self, const kg_join_req *q, kg_join_resp *out)
+{
+    kg_registry *r = self;
+    if (!r || !q || !out)
+        return -EINVAL;
+    memset(out, 0, sizeof *out);
+    int rc = join_check(q);
+    if (rc < 0)
+        return rc;
+    pthread_mutex_lock(&r->mu);
+    kg_group_s *g = group_get(r, q->group);
+    rc = g ? join_locked(r, g, q, out, now_ms(r)) : -ENOMEM;
     pthread_mutex_unlock(&r->mu);
+    if (rc < 0)
+        kg_join_resp_free(out);
+    return rc;
+}
+
+void kg_join_resp_free(kg_join_resp *r)
+{
+    if (!r)
+        return;
+    for (unsigned i = 0; i < r->nmembers; i++) {
+        free(r->members[i].member_id);
+        free(r->members[i].instance_id);
+        free(r->members[i].meta);
+    }
+    free(r->members);
+    r->members = NULL;
+    r->nmembers = 0;
+}
+
+void kg_sync_resp_free(kg_sync_resp *r)
+{
+    if (!r)
+        return;
+    free(r->data);
+    r->data = NULL;
+    r->len = 0;
+}
+
+/* A native member's assignment from the leader: decoded, topics interned,
+ * entries of topics or partitions that do not exist here dropped. */
+static int decode_tps(kg_registry *r, const uint8_t *p, size_t len, kg_tp **out, unsigned *nout)
+{
+    *out = NULL;
+    *nout = 0;
+    kg_cp_assignment a;
+    int rc = kg_cp_assignment_decode(p, len, &a);
+    if (rc < 0)
+        return rc;
+    size_t total = 0;
+    for (uint32_t i = 0; i < a.ntopics; i++)
+        total += a.topics[i].npartitions;
+    kg_tp *t = malloc((total ? total : 1) * sizeof *t);
+    unsigned n = 0;
+    for (uint32_t i = 0; t && rc == 0 && i < a.ntopics; i++) {
+        kt_topic *kt = klog__topic_get(r->k, a.topics[i].topic);
+        if (!kt)
+            continue;
+        int32_t np = atomic_load_explicit(&kt->nparts, memory_order_acquire);
+        klog__topic_put(kt);
+        const char *name = kg__intern(r, a.topics[i].topic);
+        if (!name)
+            rc = -ENOMEM;
+        for (uint32_t j = 0; name && j < a.topics[i].npartitions; j++)
+            if (a.topics[i].partitions[j] < np)
+                t[n++] = (kg_tp){ name, a.topics[i].partitions[j] };
+    }
+    kg_cp_assignment_free(&a);
+    if (!t || rc < 0) {
+        free(t);
+        return rc < 0 ? rc : -ENOMEM;
+    }
+    *out = t;
+    *nout = n;
     return 0;
 }
 
-int kg_heartbeat(kg_registry *r, const char *group, const char *member_id, int32_t known, kg_beat *out)
+static bool tp_in(const kg_tp *tp, unsigned n, const kg_tp *x)
 {
-    memset(out, 0, sizeof *out);
-    if (!r || !group || !member_id)
-        return -EINVAL;
-    pthread_mutex_lock(&r->mu);
-    int64_t now = now_ms();
-    kg_group_s *g = group_find(r, group);
-    kg_member_s *m = g ? member_find(g, member_id, NULL) : NULL;
-    if (!m) {
-        pthread_mutex_unlock(&r->mu);
-        return KLOG_EUNKNOWN_MEMBER;
+    for (unsigned i = 0; i < n; i++)
+        if (tp[i].partition == x->partition && !strcmp(tp[i].topic, x->topic))
+            return true;
+    return false;
+}
+
+/* The leader's SyncGroup: every member's assignment, then Stable.  All or
+ * nothing: a native member's assignment that does not decode changes
+ * nothing (-EINVAL). */
+static int apply_sync(kg_registry *r, kg_group_s *g, const kg_sync_req *q, int64_t now)
+{
+    for (unsigned i = 0; i < q->nassign; i++)
+        if (!q->assign[i].member_id || q->assign[i].len > KG_ASSIGN_BYTES_MAX ||
+            (q->assign[i].len && !q->assign[i].data))
+            return -EINVAL;
+    unsigned n = g->n;
+    kg_tp **tps = calloc(n, sizeof *tps);
+    unsigned *ntps = calloc(n, sizeof *ntps);
+    uint8_t **bytes = calloc(n, sizeof *bytes);
+    size_t *blen = calloc(n, sizeof *blen);
+    int rc = tps && ntps && bytes && blen ? 0 : -ENOMEM;
+    const bool consumer = g->ptype && !strcmp(g->ptype, KG_CP_PROTOCOL_TYPE);
+    for (unsigned i = 0; rc == 0 && i < n; i++) {
+        kg_member_s *m = g->m[i];
+        const kg_member_bytes *b = NULL; /* the last entry for it wins */
+        for (unsigned k = 0; k < q->nassign; k++)
+            if (!strcmp(q->assign[k].member_id, m->id))
+                b = &q->assign[k];
+        const uint8_t *data = b ? b->data : NULL;
+        size_t len = b ? b->len : 0;
+        if (!m->classic) {
+            /* nothing for it: no partitions; else it must decode */
+            rc = len ? decode_tps(r, data, len, &tps[i], &ntps[i]) : 0;
+            if (rc == KLOG_ECORRUPT)
+                rc = -EINVAL;
+            continue;
+        }
+        if (len && !(bytes[i] = memdup(data, len)))
+            rc = -ENOMEM;
+        blen[i] = len;
+        /* a classic consumer's is shown decoded (describe) when it decodes;
+         * it is relayed as it is in any case */
+        if (rc == 0 && consumer && len && decode_tps(r, data, len, &tps[i], &ntps[i]) == -ENOMEM)
+            rc = -ENOMEM;
     }
+    for (unsigned i = 0; rc == 0 && i < n; i++) {
+        kg_member_s *m = g->m[i];
+        free(m->assign);
+        m->assign = tps[i];
+        m->nassign = ntps[i];
+        tps[i] = NULL;
+        free(m->abytes);
+        m->abytes = bytes[i];
+        m->alen = blen[i];
+        bytes[i] = NULL;
+        /* cooperative: what it owned and lost it revokes, then rejoins */
+        m->rejoin_after = false;
+        for (unsigned k = 0; !m->classic && m->strategy == KG_COOPERATIVE_STICKY && k < m->nowned; k++)
+            if (!tp_in(m->assign, m->nassign, &m->owned[k]))
+                m->rejoin_after = true;
+        m->last_seen_ms = now; /* the wait for the leader is not their silence */
+    }
+    if (rc == 0) {
+        g->state = GS_STABLE;
+        notify_all(g);
+    }
+    for (unsigned i = 0; i < n; i++) {
+        if (tps)
+            free(tps[i]);
+        if (bytes)
+            free(bytes[i]);
+    }
+    free(tps);
+    free(ntps);
+    free(bytes);
+    free(blen);
+    return rc;
+}
+
+static int sync_locked(kg_registry *r, kg_group_s *g, kg_member_s *m, const kg_sync_req *q, kg_sync_resp *out,
+                       int64_t now)
+{
+    if (!m->classic)
+        return -EINVAL; /* native members learn theirs through heartbeat */
+    if (q->generation != g->generation)
+        return KLOG_EFENCED; /* Kafka: ILLEGAL_GENERATION */
+    if ((q->protocol_type && (!g->ptype || strcmp(q->protocol_type, g->ptype))) ||
+        (q->protocol && strcmp(q->protocol, g->protocol)))
+        return KLOG_ECONF; /* Kafka: INCONSISTENT_GROUP_PROTOCOL */
     m->last_seen_ms = now;
-    int rc = 0;
+    if (g->state == GS_PREPARING)
+        return KLOG_EREBALANCE;
+    if (g->state == GS_COMPLETING) {
+        if (!is_leader(g, m)) {
+            out->status = KG_WAIT;
+            return 0;
+        }
+        int rc = apply_sync(r, g, q, now);
+        if (rc < 0)
+            return rc;
+    }
+    out->status = KG_STABLE;
+    if (m->alen && !(out->data = memdup(m->abytes, m->alen)))
+        return -ENOMEM;
+    out->len = m->alen;
+    return 0;
+}
+
+static int local_sync(void *self, const kg_sync_req *q, kg_sync_resp *out)
+{
+    kg_registry *r = self;
+    if (!r || !q || !out || !q->member_id)
+        return -EINVAL;
+    memset(out, 0, sizeof *out);
+    int rc = kg_name_check(q->group);
+    if (rc < 0)
+        return rc;
+    pthread_mutex_lock(&r->mu);
+    kg_group_s *g = group_find(r, q->group);
+    kg_member_s *m = g ? member_find(g, q->member_id, NULL) : NULL;
+    rc = m ? sync_locked(r, g, m, q, out, now_ms(r)) : KLOG_EUNKNOWN_MEMBER;
+    pthread_mutex_unlock(&r->mu);
+    if (rc < 0)
+        kg_sync_resp_free(out);
+    return rc;
+}
+
+static int heartbeat_locked(kg_registry *r, kg_group_s *g, const char *member_id, int32_t known, kg_beat *out,
+                            int64_t now)
+{
+    kg_member_s *m = member_find(g, member_id, NULL);
+    if (!m)
+        return KLOG_EUNKNOWN_MEMBER;
+    m->last_seen_ms = now;
     try_complete(r, g, now);
-    if (g->state == GS_PREPARING) {
+    if (!(m = member_find(g, member_id, NULL)))
+        return KLOG_EUNKNOWN_MEMBER; /* it had not rejoined the rebalance that just timed out */
+    out->generation = g->generation;
+    if (m->classic) {
+        if (known != g->generation)
+            return KLOG_EFENCED; /* Kafka: ILLEGAL_GENERATION */
+        if (g->state == GS_PREPARING)
+            return KLOG_EREBALANCE;
+        out->status = g->state == GS_STABLE ? KG_STABLE : KG_WAIT;
+        return 0;
+    }
+    if (g->state == GS_PREPARING || g->state == GS_COMPLETING) {
         out->status = m->joined_round == g->round ? KG_WAIT : KG_REJOIN;
     } else if (g->state == GS_STABLE) {
         out->status = KG_STABLE;
-        out->generation = g->generation;
         if (known != g->generation) {
             out->new_generation = true;
             out->rejoin_after = m->rejoin_after;
             m->rejoin_after = false;
-            if (m->nassign && !(out->assign = malloc(m->nassign * sizeof *out->assign))) {
-                rc = -ENOMEM;
-            } else {
-                if (m->nassign)
-                    memcpy(out->assign, m->assign, m->nassign * sizeof *out->assign);
-                out->nassign = m->nassign;
-            }
+            if (m->nassign && !(out->assign = malloc(m->nassign * sizeof *out->assign)))
+                return -ENOMEM;
+            if (m->nassign)
+                memcpy(out->assign, m->assign, m->nassign * sizeof *out->assign);
+            out->nassign = m->nassign;
         }
     } else {
         out->status = KG_REJOIN;
     }
+    return 0;
+}
+
+static int local_heartbeat(void *self, const char *group, const char *member_id, int32_t known, kg_beat *out)
+{
+    kg_registry *r = self;
+    if (!out)
+        return -EINVAL;
+    memset(out, 0, sizeof *out);
+    if (!r || !group || !member_id)
+        return -EINVAL;
+    pthread_mutex_lock(&r->mu);
+    kg_group_s *g = group_find(r, group);
+    int rc = g ? heartbeat_locked(r, g, member_id, known, out, now_ms(r)) : KLOG_EUNKNOWN_MEMBER;
     pthread_mutex_unlock(&r->mu);
     return rc;
 }
 
-int kg_leave(kg_registry *r, const char *group, const char *member_id, bool keep)
+static int local_leave(void *self, const char *group, const char *member_id, bool keep)
 {
+    kg_registry *r = self;
     if (!r || !group || !member_id)
         return -EINVAL;
     pthread_mutex_lock(&r->mu);
+    int64_t now = now_ms(r);
     kg_group_s *g = group_find(r, group);
     unsigned i;
     kg_member_s *m = g ? member_find(g, member_id, &i) : NULL;
@@ -586,11 +1260,11 @@ int kg_leave(kg_registry *r, const char *group, const char *member_id, bool keep
         rc = KLOG_EUNKNOWN_MEMBER;
     } else if (keep && m->instance) {
         m->departed = true; /* expires after its session timeout */
-        m->notify_fd = -1;
+        m->notify = NULL;
     } else {
         member_remove(g, i);
-        start_rebalance(r, g, now_ms());
-        try_complete(r, g, now_ms());
+        start_rebalance(g, now);
+        try_complete(r, g, now);
     }
     pthread_mutex_unlock(&r->mu);
     return rc;
@@ -598,30 +1272,45 @@ int kg_leave(kg_registry *r, const char *group, const char *member_id, bool keep
 
 /* ---- timer ------------------------------------------------------------------------------- */
 
-static void tick(kg_registry *r)
+void kg__tick(kg_registry *r)
 {
     pthread_mutex_lock(&r->mu);
-    int64_t now = now_ms();
+    int64_t now = now_ms(r);
     for (size_t gi = 0; gi < r->ngroups; gi++) {
         kg_group_s *g = r->groups[gi];
         bool lost = false;
         for (unsigned i = g->n; i-- > 0;) {
             kg_member_s *m = g->m[i];
-            int64_t limit = m->departed ? m->session_ms : KLOG_MIN(m->session_ms, m->rebalance_ms);
+            /* a classic member waiting for its join's answer or for the
+             * leader's SyncGroup is not silent (Kafka keeps it too) */
+            if (m->classic && !m->departed && (m->join_pending || g->state == GS_COMPLETING))
+                continue;
+            int64_t limit = m->departed || m->classic ? m->session_ms : KLOG_MIN(m->session_ms, m->rebalance_ms);
             if (now - m->last_seen_ms > limit) {
                 member_remove(g, i);
                 lost = true;
             }
         }
+        if (g->state == GS_COMPLETING && now - g->sync_started_ms >= rebalance_timeout(g)) {
+            /* the leader did not send its SyncGroup in time: out */
+            unsigned li;
+            if (member_find(g, g->leader, &li))
+                member_remove(g, li);
+            g->leader[0] = '\0';
+            lost = true;
+        }
+        for (unsigned i = g->npend; i-- > 0;)
+            if (now > g->pend[i].until_ms)
+                pending_remove(g, i);
         if (lost)
-            start_rebalance(r, g, now);
+            start_rebalance(g, now);
         if (g->state == GS_STABLE) {
             /* subscribed topics created, deleted or grown: rebalance */
             kg_topic *t;
             int nt = resolve_topics(r, g, &t);
             if (nt >= 0) {
                 if (!topics_same(t, (unsigned)nt, g->topics, g->ntopics))
-                    start_rebalance(r, g, now);
+                    start_rebalance(g, now);
                 free(t);
             }
         }
@@ -647,7 +1336,7 @@ static void *timer_main(void *arg)
         if (r->stopping)
             break;
         pthread_mutex_unlock(&r->tmu);
-        tick(r);
+        kg__tick(r);
         pthread_mutex_lock(&r->tmu);
     }
     pthread_mutex_unlock(&r->tmu);
@@ -703,14 +1392,8 @@ static int groups_fini(struct klog *k, void *state)
 {
     (void)k;
     kg_registry *r = state;
-    for (size_t i = 0; i < r->ngroups; i++) {
-        kg_group_s *g = r->groups[i];
-        for (unsigned j = 0; j < g->n; j++)
-            member_free(g->m[j]);
-        free(g->m);
-        free(g->topics);
-        free(g);
-    }
+    for (size_t i = 0; i < r->ngroups; i++)
+        group_free(r->groups[i]);
     free(r->groups);
     kg__store_close(&r->st);
     for (kg_name *n = r->names, *nx; n; n = nx) {
@@ -726,8 +1409,6 @@ static int groups_fini(struct klog *k, void *state)
 }
 
 const kt_module kg_groups_module = { .name = "groups", .init = groups_init, .stop = groups_stop, .fini = groups_fini };
-
-uint64_t kg_seq(kg_registry *r) { return atomic_load_explicit(&r->seq, memory_order_acquire); }
 
 int kg_registry_get(struct klog *k, bool create, kg_registry **out)
 {
@@ -779,6 +1460,8 @@ int kg_commit(kg_registry *r, const char *group, const char *member_id, int32_t 
         kg_member_s *m = g ? member_find(g, member_id, NULL) : NULL;
         if (!m)
             rc = KLOG_EUNKNOWN_MEMBER;
+        else if (g->state == GS_COMPLETING)
+            rc = KLOG_EREBALANCE; /* Kafka: the assignment is not out yet */
         else if (generation != g->generation)
             rc = KLOG_EFENCED; /* Kafka: ILLEGAL_GENERATION */
         else if (g->state == GS_PREPARING && m->joined_round == g->round)
@@ -864,6 +1547,18 @@ int kg_list(kg_registry *r, char ***names, size_t *count)
     return 0;
 }
 
+/* The group's protocol: the one chosen last, else (before the first
+ * generation) its native members' strategy. */
+static const char *group_protocol(const kg_group_s *g)
+{
+    if (g->protocol[0])
+        return g->protocol;
+    for (unsigned i = 0; i < g->n; i++)
+        if (!g->m[i]->classic)
+            return kg_strategy_name(g->m[i]->strategy);
+    return "";
+}
+
 typedef struct desc_ctx { kg_info *gi; kg_registry *r; } desc_ctx;
 
 static void desc_offset_cb(void *arg, kg_committed_t *c)
@@ -895,7 +1590,7 @@ int kg_describe(kg_registry *r, const char *group, klog_group_info **out)
         rc = KLOG_EUNKNOWN_GROUP;
     } else {
         kg_info *gi = kg__info_new(group, g && g->n ? state_name[g->state] : "Empty", g ? g->generation : 0,
-                                   g && g->n ? kg_strategy_name(g->strategy) : "");
+                                   g && g->n ? group_protocol(g) : "");
         for (unsigned i = 0; g && i < g->n; i++)
             kg__info_member(gi, g->m[i]->id, g->m[i]->instance, g->m[i]->client, g->m[i]->assign, g->m[i]->nassign);
         desc_ctx d = { gi, r };
@@ -1012,9 +1707,7 @@ int kg_delete(kg_registry *r, const char *group)
     if (rc == 0 && g) {
         for (size_t i = 0; i < r->ngroups; i++)
             if (r->groups[i] == g) {
-                free(g->m);
-                free(g->topics);
-                free(g);
+                group_free(g);
                 memmove(&r->groups[i], &r->groups[i + 1], (r->ngroups - i - 1) * sizeof *r->groups);
                 r->ngroups--;
                 break;
@@ -1024,4 +1717,131 @@ int kg_delete(kg_registry *r, const char *group)
     pthread_mutex_unlock(&r->mu);
     free(d.o);
     return rc;
+}
+
+/* ---- describe (DescribeGroups) --------------------------------------------------------------- */
+
+void kg_group_info_free(kg_group_info *gi)
+{
+    if (!gi)
+        return;
+    for (unsigned i = 0; i < gi->nmembers; i++) {
+        kg_member_info *m = &gi->members[i];
+        free(m->member_id);
+        free(m->instance_id);
+        free(m->client_id);
+        free(m->meta);
+        free(m->assign);
+    }
+    free(gi->members);
+    gi->members = NULL;
+    gi->nmembers = 0;
+}
+
+static int member_info(kg_registry *r, const kg_group_s *g, const kg_member_s *m, kg_member_info *e)
+{
+    e->classic = m->classic;
+    e->member_id = strdup(m->id);
+    e->client_id = strdup(m->client ? m->client : "");
+    if (!e->member_id || !e->client_id || (m->instance && !(e->instance_id = strdup(m->instance))))
+        return -ENOMEM;
+    if (!m->classic) {
+        kg_topic *t;
+        int nt = resolve_topics(r, (kg_group_s *)g, &t);
+        if (nt < 0)
+            return nt;
+        int rc = native_subscription(m, t, (unsigned)nt, &e->meta, &e->meta_len);
+        free(t);
+        return rc < 0 ? rc : encode_assignment(m->assign, m->nassign, &e->assign, &e->assign_len);
+    }
+    const char *proto = g->protocol[0] ? g->protocol : m->protos[0].name;
+    for (unsigned k = 0; k < m->nprotos; k++)
+        if (!strcmp(m->protos[k].name, proto)) {
+            e->meta_len = m->protos[k].len;
+            if (!(e->meta = memdup(m->protos[k].meta, e->meta_len)))
+                return -ENOMEM;
+        }
+    e->assign_len = m->alen;
+    return m->alen && !(e->assign = memdup(m->abytes, m->alen)) ? -ENOMEM : 0;
+}
+
+static int local_describe(void *self, const char *group, kg_group_info *out)
+{
+    kg_registry *r = self;
+    if (!r || !out)
+        return -EINVAL;
+    memset(out, 0, sizeof *out);
+    int rc = kg_name_check(group);
+    if (rc < 0)
+        return rc;
+    pthread_mutex_lock(&r->mu);
+    kg_group_s *g = group_find(r, group);
+    if (!g || g->n == 0) {
+        rc = KLOG_EUNKNOWN_GROUP;
+    } else {
+        out->state = state_name[g->state];
+        snprintf(out->protocol_type, sizeof out->protocol_type, "%s", g->ptype ? g->ptype : "");
+        snprintf(out->protocol, sizeof out->protocol, "%s", group_protocol(g));
+        out->generation = g->generation;
+        snprintf(out->leader, sizeof out->leader, "%s", g->leader);
+        if (!(out->members = calloc(g->n, sizeof *out->members)))
+            rc = -ENOMEM;
+        /* counted before it is filled: one that fails half-way is freed too */
+        for (unsigned i = 0; rc == 0 && i < g->n; i++)
+            rc = member_info(r, g, g->m[i], &out->members[out->nmembers++]);
+    }
+    pthread_mutex_unlock(&r->mu);
+    if (rc < 0)
+        kg_group_info_free(out);
+    return rc;
+}
+
+/* ---- the local coordinator -------------------------------------------------------------------- */
+
+static int local_commit(void *self, const char *group, const char *member_id, int32_t generation, kg_offset *o,
+                        unsigned n, bool sync)
+{
+    return kg_commit(self, group, member_id, generation, o, n, sync);
+}
+
+static int local_committed(void *self, const char *group, const char *topic, int32_t partition, int64_t *offset,
+                           char *meta, size_t msize)
+{
+    return kg_committed(self, group, topic, partition, offset, meta, msize);
+}
+
+static int local_list(void *self, char ***names, size_t *count) { return kg_list(self, names, count); }
+
+static const kg_coordinator_ops local_ops = {
+    .version = KG_COORDINATOR_V1,
+    .size = sizeof(kg_coordinator_ops),
+    .join = local_join,
+    .sync = local_sync,
+    .heartbeat = local_heartbeat,
+    .leave = local_leave,
+    .commit = local_commit,
+    .committed = local_committed,
+    .list = local_list,
+    .describe = local_describe,
+};
+
+int kg_coordinator_local(struct klog *k, kg_coordinator *out)
+{
+    if (!k || !out)
+        return -EINVAL;
+    kg_registry *r;
+    int rc = kg_registry_get(k, true, &r);
+    if (rc < 0)
+        return rc;
+    *out = (kg_coordinator){ &local_ops, r };
+    return 0;
+}
+
+int kg_coordinator_check(const kg_coordinator_ops *o)
+{
+    if (!o || (o->version & 0xffff0000u) != KG_COORDINATOR_MAGIC || (o->version & 0xffffu) < 1 ||
+        o->size < sizeof(kg_coordinator_ops))
+        return -EINVAL;
+    return o->join && o->sync && o->heartbeat && o->leave && o->commit && o->committed && o->list && o->describe
+               ? 0 : -EINVAL;
 }

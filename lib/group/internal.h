@@ -1,5 +1,6 @@
 /*
- * lib/group/internal.h - shared by coordinator.c and offsets.c only.
+ * lib/group/internal.h - shared by coordinator.c and offsets.c (and the
+ * coordinator's tests) only.
  */
 #ifndef KLOG_GROUP_PRIVATE_H
 #define KLOG_GROUP_PRIVATE_H
@@ -41,11 +42,12 @@ struct kg_group_s;
 struct kg_registry {
     struct klog *k;
     pthread_mutex_t mu;          /* groups and members */
-    _Atomic uint64_t seq;        /* bumped on every group change (kg_seq) */
     struct kg_group_s **groups;
     size_t ngroups, gcap;
     kg_name *names;              /* interned topic names */
     uint64_t next_member;        /* member id counter */
+    int64_t (*clock_ms)(void *arg);  /* tests: the coordinator's clock; NULL = monotonic */
+    void *clock_arg;
 
     pthread_mutex_t omu;         /* the offsets store; after mu */
     kg_store st;
@@ -68,5 +70,11 @@ int kg__store_put(kg_registry *r, const char *group, kg_offset *o, unsigned n, b
 /* Calls fn for each committed entry of group (or all when group NULL). */
 void kg__store_each(kg_store *st, const char *group, void (*fn)(void *arg, kg_committed_t *c), void *arg);
 const char *kg__intern(kg_registry *r, const char *s);  /* mu held */
+
+/* coordinator.c, for tests (not API): the clock the coordinator reads
+ * (milliseconds, any origin; NULL = the monotonic clock), and one run of
+ * the timer's work (expiry, timed-out rebalances) now. */
+void kg__set_clock(kg_registry *r, int64_t (*clock_ms)(void *), void *arg);
+void kg__tick(kg_registry *r);
 
 #endif
