@@ -648,9 +648,10 @@ static int complete_relay(kg_registry *r, kg_group_s *g, int64_t now)
         if (!g->m[i]->classic)
             rc = native_subscription(g->m[i], topics, (unsigned)nt, &meta[i], &mlen[i]);
     if (rc == 0) {
+        /* the leader stays while it is there; else the earliest classic member */
         kg_member_s *leader = member_find(g, g->leader, NULL);
         for (unsigned i = 0; i < n && !(leader && leader->classic); i++)
-            leader = g->m[i];
+            leader = g->m[i]->classic ? g->m[i] : NULL;
         snprintf(g->leader, sizeof g->leader, "%s", leader->id);
         snprintf(g->protocol, sizeof g->protocol, "%s", proto);
         for (unsigned i = 0; i < n; i++) {
