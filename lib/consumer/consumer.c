@@ -657,10 +657,10 @@ static int member_step(klog_consumer *c, bool force)
 {
     if (!c->subscribed)
         return 0;
-    int rc = kg_membership_step(c->mb, force);
+    int64_t now = klog__now_ns() / 1000000;
+    int rc = kg_membership_step(c->mb, now, force);
     if (rc < 0)
         return rc;
-    int64_t now = klog__now_ns() / 1000000;
     if (c->auto_commit && kg_membership_generation(c->mb) >= 0 && c->nparts &&
         now - c->last_commit_ms >= c->auto_commit_ms)
         (void)commit_positions(c, NULL, 0, false); /* fenced meanwhile: the next owner re-reads */

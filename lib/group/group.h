@@ -418,10 +418,12 @@ void kg_membership_unsubscribe(kg_membership *m);
 bool kg_membership_subscribed(const kg_membership *m);
 
 /* One step of the state machine (inside a poll): join if needed, heartbeat
- * when the group changed or KG_MEMBERSHIP_BEAT_MS passed, act on the
- * answer.  Returns 0 or an error of join/heartbeat. */
+ * when the group changed or KG_MEMBERSHIP_BEAT_MS passed since the last
+ * one, act on the answer.  now: the monotonic clock in ms (the caller's
+ * reading, so that a poll reads the clock once).  Returns 0 or an error of
+ * join/heartbeat. */
 #define KG_MEMBERSHIP_BEAT_MS 100
-int kg_membership_step(kg_membership *m, bool force);
+int kg_membership_step(kg_membership *m, int64_t now, bool force);
 /* The coordinator notified since the last step (lock-free). */
 bool kg_membership_changed(const kg_membership *m);
 

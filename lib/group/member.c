@@ -13,7 +13,6 @@
 
 #include <klog/klog.h>
 
-#include "common/common.h"
 #include "group/group.h"
 
 struct kg_membership {
@@ -40,8 +39,6 @@ struct kg_membership {
     pthread_mutex_t id_mu;      /* id_copy, for other threads */
     char id_copy[KG_ID_MAX];
 };
-
-static int64_t mono_ms(void) { return (int64_t)(klog__now_ns() / 1000000); }
 
 /* The coordinator's notify: any thread, its lock held (group.h). */
 static void on_notify(void *arg)
@@ -178,11 +175,10 @@ static int take_assignment(kg_membership *m, const kg_beat *b)
     return rc;
 }
 
-int kg_membership_step(kg_membership *m, bool force)
+int kg_membership_step(kg_membership *m, int64_t now, bool force)
 {
     if (!m->subscribed)
         return 0;
-    int64_t now = mono_ms();
     if (!m->joined) {
         int rc = do_join(m);
         if (rc < 0)
