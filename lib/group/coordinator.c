@@ -205,30 +205,31 @@ static void member_free(kg_member_s *m)
     free(m);
 }
 
-/* Copy and compile a subscription.  Plain names mark re[i].re_nsub = -1. */
+/* Copy and compile a subscription: all or nothing (on failure the member
+ * keeps what it had).  Plain names mark re[i].re_nsub = -1. */
 static int subs_set(kg_member_s *m, const char *const *subs, unsigned n)
 {
-    subs_free(m);
-    if (n == 0)
-        return 0;
-    m->subs = calloc(n, sizeof *m->subs);
-    m->re = calloc(n, sizeof *m->re);
-    if (!m->subs || !m->re)
-        return -ENOMEM;
-    for (unsigned i = 0; i < n; i++) {
-        m->re[i].re_nsub = (size_t)-1;
-        if (!(m->subs[i] = strdup(subs[i]))) {
-            m->nsubs = i + 1;
-            return -ENOMEM;
-        }
-        m->nsubs = i + 1;
-        if (subs[i][0] == '^') {
-            if (regcomp(&m->re[i], subs[i], REG_EXTENDED | REG_NOSUB) != 0) {
-                m->re[i].re_nsub = (size_t)-1;
-                return KLOG_ECONF;
-            }
+    kg_member_s t = { .nsubs = 0 };
+    int rc = 0;
+    if (n && (!(t.subs = calloc(n, sizeof *t.subs)) || !(t.re = calloc(n, sizeof *t.re))))
+        rc = -ENOMEM;
+    for (unsigned i = 0; rc == 0 && i < n; i++, t.nsubs++) {
+        t.re[i].re_nsub = (size_t)-1;
+        if (!(t.subs[i] = strdup(subs[i])))
+            rc = -ENOMEM;
+        else if (subs[i][0] == '^' && regcomp(&t.re[i], subs[i], REG_EXTENDED | REG_NOSUB) != 0) {
+            t.re[i].re_nsub = (size_t)-1;
+            rc = KLOG_ECONF;
         }
     }
+    if (rc < 0) {
+        subs_free(&t); /* counts the entry that failed too */
+        return rc;
+    }
+    subs_free(m);
+    m->subs = t.subs;
+    m->re = t.re;
+    m->nsubs = t.nsubs;
     return 0;
 }
 
@@ -242,20 +243,25 @@ static bool subs_equal(const kg_member_s *m, const char *const *subs, unsigned n
     return true;
 }
 
+/* Copy a classic member's protocols: all or nothing. */
 static int protos_set(kg_member_s *m, const kg_protocol *p, unsigned n)
 {
-    protos_free(m);
-    if (!(m->protos = calloc(n, sizeof *m->protos)))
-        return -ENOMEM;
-    for (unsigned i = 0; i < n; i++, m->nprotos++) {
-        m->protos[i].name = strdup(p[i].name);
-        m->protos[i].meta = memdup(p[i].meta, p[i].meta_len);
-        m->protos[i].len = p[i].meta_len;
-        if (!m->protos[i].name || !m->protos[i].meta) {
-            m->nprotos++;
-            return -ENOMEM;
-        }
+    kg_member_s t = { .nprotos = 0 };
+    int rc = (t.protos = calloc(n ? n : 1, sizeof *t.protos)) ? 0 : -ENOMEM;
+    for (unsigned i = 0; rc == 0 && i < n; i++, t.nprotos++) {
+        t.protos[i].name = strdup(p[i].name);
+        t.protos[i].meta = memdup(p[i].meta, p[i].meta_len);
+        t.protos[i].len = p[i].meta_len;
+        if (!t.protos[i].name || !t.protos[i].meta)
+            rc = -ENOMEM;
     }
+    if (rc < 0) {
+        protos_free(&t);
+        return rc;
+    }
+    protos_free(m);
+    m->protos = t.protos;
+    m->nprotos = t.nprotos;
     return 0;
 }
 

@@ -950,3 +950,33 @@ Test(coord, ops_check)
     cr_assert_eq(CO.ops->list(CO.self, &names, &n), 0);
     klog_topic_list_free(names, n);
 }
+
+/* A rejoin whose subscription cannot be taken (a pattern that does not
+ * compile) is refused and leaves the member's subscription as it was. */
+Test(coord, refused_subscription_leaves_the_old_one)
+{
+    nm n = { .subs = { "t1" }, .nsubs = 1, .st = KG_RANGE };
+    cr_assert_eq(njoin(&n), 0);
+    cr_assert_eq(nbeat(&n, NULL), 0);
+    int32_t gen = n.gen;
+    n.subs[0] = "^(";
+    cr_assert_eq(njoin(&n), KLOG_ECONF);
+    enum kg_status st;
+    cr_assert_eq(nbeat(&n, &st), 0);
+    cr_assert_eq(st, KG_STABLE, "no rebalance");
+    cr_assert_eq(n.gen, gen);
+    kg_group_info gi = describe("g");
+    cr_assert_eq(gi.nmembers, 1);
+    kg_cp_subscription s;
+    cr_assert_eq(kg_cp_subscription_decode(gi.members[0].meta, gi.members[0].meta_len, &s), 0);
+    cr_assert_eq(s.ntopics, 1);
+    cr_assert_str_eq(s.topics[0], "t1");
+    kg_cp_subscription_free(&s);
+    kg_group_info_free(&gi);
+    nm bad = { .subs = { "^(" }, .nsubs = 1, .st = KG_RANGE };
+    cr_assert_eq(njoin(&bad), KLOG_ECONF);
+    gi = describe("g");
+    cr_assert_eq(gi.nmembers, 1, "the new member that could not join is not kept");
+    kg_group_info_free(&gi);
+    nfree(&n);
+}
