@@ -161,8 +161,10 @@ KLOG_API void klog_group_list_free(char **names, size_t count);
  *                "assignment":[{"topic":"t","partition":0}]}],
  *    "offsets":[{"topic":"t","partition":0,"committed":120,"end":150,
  *                "lag":30,"metadata":""}]}
- * state is Empty, PreparingRebalance or Stable (the coordinator computes
- * the assignment itself, so Kafka's CompletingRebalance never shows).
+ * state is Empty, PreparingRebalance or Stable; CompletingRebalance only
+ * while a Kafka client (a classic JoinGroup member) leads the group and it
+ * waits for that leader's assignment: with klog consumers alone the
+ * coordinator computes the assignment itself and never waits there.
  * Like every klog_group_* call, it may also fail setting up the group
  * registry on first use (KLOG_ECORRUPT, -EAGAIN, -errno).
  * Returns 0, KLOG_EUNKNOWN_GROUP, KLOG_EBADNAME, -EINVAL, -ENOMEM.
@@ -203,7 +205,8 @@ typedef struct klog_group_info {
     int32_t generation;         /* bumped by every completed rebalance; 0 if no
                                    member joined since the instance opened */
     const char *group;
-    const char *state;          /* "Empty", "PreparingRebalance" or "Stable" */
+    const char *state;          /* "Empty", "PreparingRebalance" or "Stable"
+                                   ("CompletingRebalance": klog_group_describe) */
     const char *protocol;       /* the members' assignment strategy ("range",
                                    "roundrobin", "cooperative-sticky"); "" when Empty */
     size_t member_count;

@@ -341,7 +341,8 @@ typedef struct kg_coordinator_ops {
     int (*committed)(void *self, const char *group, const char *topic, int32_t partition,
                      int64_t *offset, char *metadata, size_t metadata_size);
 
-    /* Groups with members or committed offsets (klog_group_list's rules). */
+    /* Groups with members or committed offsets (klog_group_list's rules;
+     * free with klog_group_list_free). */
     int (*list)(void *self, char ***names, size_t *count);
 
     /* A group's members with their metadata and assignments (DescribeGroups).

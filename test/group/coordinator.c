@@ -948,7 +948,7 @@ Test(coord, ops_check)
     char **names;
     size_t n;
     cr_assert_eq(CO.ops->list(CO.self, &names, &n), 0);
-    klog_topic_list_free(names, n);
+    klog_group_list_free(names, n);
 }
 
 /* A rejoin whose subscription cannot be taken (a pattern that does not
