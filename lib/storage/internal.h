@@ -8,9 +8,8 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "common/common.h"
 #include "storage/storage.h"
-
-struct ks_pidstate;
 
 #define KS_CKPT_NAME "recovery.ckpt"
 
@@ -60,6 +59,30 @@ struct ks_segment {
                                    * checksum, that jumps is damage) */
     char path[4096];              /* the .log file */
 };
+
+/* Idempotent producers (pidstate.c): the last few batches of each producer
+ * id that wrote to the log. */
+#define KS_PID_BATCHES 5   /* batches remembered per producer (Kafka keeps 5) */
+
+typedef struct ks_pid_batch {
+    int32_t first_seq, last_seq;
+    int64_t base;
+} ks_pid_batch;
+
+typedef struct ks_pidstate {
+    int64_t pid;
+    int16_t epoch;
+    uint8_t n, head;       /* ring of recent batches; head = newest */
+    ks_pid_batch b[KS_PID_BATCHES];
+    uint64_t tick;
+} ks_pidstate;
+
+/* What a ks__pid_check changed, so that a failed write can undo it. */
+typedef struct ks_pidundo {
+    int slot;              /* -1: nothing changed */
+    unsigned npids;
+    ks_pidstate old;
+} ks_pidundo;
 
 /*
  * The partition log.  Locks, always taken in this order:
@@ -136,33 +159,83 @@ struct ks_log {
 
     /* Idempotent producers (under append_mu): the last few batches of each
      * producer id, to refuse a batch the log already holds. */
-    struct ks_pidstate *pids;
+    ks_pidstate *pids;
     unsigned npids;
     uint64_t pid_tick;
 };
 
 static inline ks_segment *ks__active(ks_log *log) { return log->segs[log->nsegs - 1]; }
 
-/* log.c, shared with retention.c and clean.c */
+/* log.c, shared with the other storage files */
 size_t ks__map_cap(const ks_log *log);
+/* Append a segment to the list (caller holds append_mu if the log is live). */
+int ks__list_push(ks_log *log, ks_segment *s);
 int ks__unlink_in(ks_log *log, const char *name);
 int ks__unlink_segment_files(ks_log *log, int64_t base);
 int ks__fail_sync(ks_log *log, int err);
-int ks__roll(ks_log *log, int64_t base);           /* append_mu held */
-int64_t ks__now(const ks_log *log);                /* the log's clock, ms */
+/* The log's clock, ms (inline: every append reads it). */
+static inline int64_t ks__now(const ks_log *log)
+{
+    return log->cfg.clock_ms ? log->cfg.clock_ms(log->cfg.clock_arg) : klog__wall_ms();
+}
 /* May maintenance change the log?  0, -EINVAL (NULL), KLOG_ECLOSED,
  * KLOG_EREADONLY (opened read-only, or a failed fsync). */
 int ks__writable(const ks_log *log);
 /* Write recovery.ckpt with this recovery point and the current start
  * (takes ckpt_mu). */
 int ks__ckpt_write_locked(ks_log *log, int64_t recovery_point);
-/* Account delta bytes (may be negative) to the log and its space. */
-void ks__disk_add(ks_log *log, int64_t delta);
+/* Account delta bytes (may be negative) to the log and its space (inline:
+ * every append counts what it wrote). */
+static inline void ks__disk_add(ks_log *log, int64_t delta)
+{
+    atomic_fetch_add(&log->disk, (uint64_t)delta);
+    if (log->space)
+        atomic_fetch_add(&log->space->used, (uint64_t)delta);
+}
 /* Bytes a segment holds on disk (log file + index files). */
 uint64_t ks__seg_disk(ks_segment *s);
 /* Rebuild a sealed segment's in-memory indexes from its mapping (headers
  * only; the bytes were verified when written).  Returns 0 or KLOG_ECORRUPT. */
 int ks__seg_index_map(ks_segment *s, uint64_t size, uint32_t interval);
+
+/* append.c: seal the active segment and start a new one at base (append_mu
+ * held). */
+int ks__roll(ks_log *log, int64_t base);
+
+/* recover.c: validate what is on disk, cut a torn tail, build the segment
+ * list and the offsets (at open, before anyone else sees the log). */
+int ks__recover(ks_log *log);
+
+/* pidstate.c, under append_mu (contracts there). */
+int ks__pid_check(ks_log *log, const kf_batch_info *bi, int64_t base, int64_t *dup_base, ks_pidundo *u);
+void ks__pid_undo(ks_log *log, const ks_pidundo *u);
+
+/* prefill.c: the zeroed tail ahead of durable appends (see the comment at
+ * its top).  All of these run with append_mu held. */
+void ks__prefill(ks_log *log, ks_segment *s, uint64_t data_end);
+void ks__prefill_ask_slow(ks_log *log, ks_segment *s, uint64_t data_end, bool more);
+/* Background mode, before any append writes s up to data_end: wait out a
+ * prefill step in flight where the write goes; and for a durable one
+ * (more), ask for the next chunk when less than half of one is left ahead.
+ * Inline: every append with a prefill hook passes here. */
+static inline void ks__prefill_ask(ks_log *log, ks_segment *s, uint64_t data_end, bool more)
+{
+    /* pf_busy is set only under append_mu, which we hold: a false here
+     * stays false until we let go */
+    if (!more && !atomic_load(&log->pf_busy))
+        return;
+    ks__prefill_ask_slow(log, s, data_end, more);
+}
+void ks__prefill_quiesce(ks_log *log);
+/* The segment's file is about to lose its zeroed tail (cut, truncated or
+ * replaced). */
+static inline void ks__zero_tail_gone(ks_segment *s)
+{
+    uint64_t size = atomic_load(&s->size);
+    if (s->file_end > size)
+        s->file_end = size;
+}
+int ks__cut_zero_tail(ks_log *log, ks_segment *s);
 
 /* checkpoint.c: cleaner.ckpt holds gap_limit and clean_point. */
 #define KS_CLEANER_CKPT_NAME "cleaner.ckpt"

@@ -1,0 +1,429 @@
+/*
+ * lib/storage/recover.c - recovery at open: checkpoints, leftovers of
+ * interrupted writes and cleaning passes, segment validation, truncation of
+ * a torn tail, the recovery checkpoint.
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/common.h"
+#include "storage/internal.h"
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Parse "%020lld.log" etc.  Returns true and *base when name is base+suffix. */
+static bool parse_name(const char *name, const char *suffix, int64_t *base)
+{
+    size_t n = strlen(name), sl = strlen(suffix);
+    if (n != 20 + sl || strcmp(name + 20, suffix) != 0)
+        return false;
+    int64_t v = 0;
+    for (int i = 0; i < 20; i++) {
+        if (name[i] < '0' || name[i] > '9')
+            return false;
+        if (v > (INT64_MAX - 9) / 10)
+            return false;
+        v = v * 10 + (name[i] - '0');
+    }
+    *base = v;
+    return true;
+}
+
+/*
+ * Scan and validate a segment from position 0 through kio reads, rebuilding
+ * its indexes.  *valid_end receives the position after the last valid batch;
+ * *first_bad_offset the offset the first invalid batch would have started
+ * at.  Validation: framing, checksum, base offset == the expected next
+ * offset (>= where compaction may have left gaps) and last offset < limit
+ * (the next segment's base).
+ */
+static int scan_segment(ks_log *log, ks_segment *s, uint64_t fsize, int64_t limit, bool gaps,
+                        uint64_t *valid_end, int64_t *expected_out)
+{
+    size_t bufcap = 1u << 20;
+    uint8_t *buf = malloc(bufcap);
+    if (!buf)
+        return -ENOMEM;
+    ks__seg_reset_indexes(s);
+    uint64_t pos = 0;        /* file position of buf[0] */
+    size_t have = 0, at = 0; /* bytes in buf, parse cursor */
+    int64_t expected = s->base;
+    int rc = 0;
+    for (;;) {
+        kf_batch_info bi;
+        ssize_t len = kf_batch_parse(buf + at, have - at, &bi);
+        if (len == 0 && pos + have < fsize) {
+            /* need more bytes: slide and refill (grow for a large batch) */
+            memmove(buf, buf + at, have - at);
+            pos += at;
+            have -= at;
+            at = 0;
+            if (have >= KF_LOG_OVERHEAD) {
+                size_t need = KF_LOG_OVERHEAD + (size_t)klog__ld32(buf + KF_OFF_LENGTH);
+                if (need > bufcap && need <= (size_t)KF_BATCH_MAX) {
+                    uint8_t *nb = realloc(buf, need);
+                    if (!nb) {
+                        rc = -ENOMEM;
+                        break;
+                    }
+                    buf = nb;
+                    bufcap = need;
+                }
+            }
+            size_t want = KLOG_MIN(bufcap - have, (size_t)(fsize - pos - have));
+            if (want == 0)
+                break; /* batch claims more than the maximum: invalid */
+            ssize_t n = kio_pread(log->io, s->h, buf + have, want, pos + have);
+            if (n < 0) {
+                rc = (int)n;
+                break;
+            }
+            if (n == 0)
+                break;
+            have += (size_t)n;
+            continue;
+        }
+        if (len <= 0)
+            break; /* incomplete at end of file, or insane header */
+        if (kf_batch_verify(buf + at, (size_t)len) != 0 || bi.base_offset < expected ||
+            (!gaps && bi.base_offset != expected) || kf_batch_last_offset(&bi) >= limit)
+            break;
+        ks_pidundo u;
+        int64_t dup;
+        (void)ks__pid_check(log, &bi, bi.base_offset, &dup, &u); /* rebuild producer state */
+        atomic_store(&s->size, pos + at); /* note_batch needs positions only */
+        ks__seg_note_batch(s, &bi, pos + at, (uint64_t)len, log->cfg.index_interval_bytes);
+        expected = kf_batch_last_offset(&bi) + 1;
+        at += (size_t)len;
+    }
+    free(buf);
+    if (rc < 0)
+        return rc;
+    *valid_end = pos + at;
+    *expected_out = expected;
+    atomic_store(&s->size, pos + at);
+    atomic_store(&s->next_offset, expected);
+    return 0;
+}
+
+/* Growable array of base offsets. */
+typedef struct base_list { int64_t *v; size_t n, cap; } base_list;
+
+static int base_push(base_list *l, int64_t b)
+{
+    if (l->n == l->cap) {
+        size_t nc = l->cap ? l->cap * 2 : 16;
+        int64_t *nv = realloc(l->v, nc * sizeof *nv);
+        if (!nv)
+            return -ENOMEM;
+        l->v = nv;
+        l->cap = nc;
+    }
+    l->v[l->n++] = b;
+    return 0;
+}
+
+/* The offset after the last batch of a finished swap file (its base if it
+ * is empty), checking every batch: the file was made durable before it was
+ * renamed to .swap, so anything invalid in it is damage, not a torn write. */
+static int swap_next_offset(ks_log *log, const char *path, int64_t base, int64_t *next)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    *next = base;
+    if (st.st_size == 0) {
+        close(fd);
+        return 0;
+    }
+    uint8_t *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+    close(fd);
+    if (m == MAP_FAILED)
+        return -errno;
+    int rc = 0;
+    int64_t expected = base;
+    for (uint64_t p = 0; p < (uint64_t)st.st_size;) {
+        kf_batch_info bi;
+        ssize_t len = kf_batch_parse(m + p, (size_t)st.st_size - p, &bi);
+        if (len <= 0 || kf_batch_verify(m + p, (size_t)len) != 0 || bi.base_offset < expected) {
+            rc = KLOG_ECORRUPT;
+            break;
+        }
+        expected = kf_batch_last_offset(&bi) + 1;
+        p += (uint64_t)len;
+    }
+    munmap(m, (size_t)st.st_size);
+    (void)log;
+    *next = expected;
+    return rc;
+}
+
+/*
+ * Finish a cleaning pass that committed (B.log.swap exists) but did not
+ * complete: delete the group's other segments (bases in (B, swap end)) and
+ * B's index files, then rename the swap over B.log.  bases is updated.
+ */
+static int finish_swap(ks_log *log, int64_t b, base_list *bases)
+{
+    char name[KS_NAME_MAX], from[4200], to[4200];
+    ks_segment_name(name, sizeof name, b, ".log.swap");
+    snprintf(from, sizeof from, "%s/%s", log->dir, name);
+    ks_segment_name(name, sizeof name, b, ".log");
+    snprintf(to, sizeof to, "%s/%s", log->dir, name);
+    int64_t next = b;
+    int rc = swap_next_offset(log, from, b, &next);
+    if (rc < 0)
+        return rc;
+    size_t w = 0;
+    bool have_b = false;
+    for (size_t i = 0; i < bases->n; i++) {
+        int64_t x = bases->v[i];
+        if (x > b && x < next) {
+            if ((rc = ks__unlink_segment_files(log, x)) < 0)
+                return rc;
+            continue;
+        }
+        have_b = have_b || x == b;
+        bases->v[w++] = x;
+    }
+    bases->n = w;
+    ks_segment_name(name, sizeof name, b, ".index");
+    if ((rc = ks__unlink_in(log, name)) < 0)
+        return rc;
+    ks_segment_name(name, sizeof name, b, ".timeindex");
+    if ((rc = ks__unlink_in(log, name)) < 0)
+        return rc;
+    if ((rc = kio_rename(log->io, from, to)) < 0 || (rc = kio_dirsync(log->io, log->dir)) < 0)
+        return rc;
+    if (!have_b && (rc = base_push(bases, b)) < 0)
+        return rc;
+    return 0;
+}
+
+int ks__recover(ks_log *log)
+{
+    kio *io = log->io;
+    int rc;
+    int64_t rp = 0, start = 0;
+    rc = ks__ckpt_read(io, log->dir, &rp, &start);
+    if (rc == -ENOENT || rc == KLOG_ECORRUPT) {
+        /* No trustworthy checkpoint: re-validate everything (safe, slower). */
+        rp = 0;
+        start = 0;
+    } else if (rc < 0) {
+        return rc;
+    }
+    int64_t cpt = 0;
+    rc = ks__cleaner_ckpt_read(io, log->dir, &log->gap_limit, &cpt);
+    atomic_store(&log->clean_point, cpt);
+    if (rc == -ENOENT) {
+        log->gap_limit = 0;
+        atomic_store(&log->clean_point, 0);
+    } else if (rc == KLOG_ECORRUPT) {
+        /* Compaction may have left gaps anywhere: accept them rather than
+         * refuse a log that is fine; clean everything again. */
+        log->gap_limit = INT64_MAX;
+        atomic_store(&log->clean_point, 0);
+    } else if (rc < 0) {
+        return rc;
+    }
+
+    /* List segment files; remove leftovers of interrupted atomic writes and
+     * of cleaning passes that did not commit; note committed swaps. */
+    DIR *d = opendir(log->dir);
+    if (!d)
+        return -errno;
+    base_list bases = { 0 }, swaps = { 0 };
+    struct dirent *de;
+    rc = 0;
+    while ((de = readdir(d)) != NULL && rc == 0) {
+        int64_t b;
+        size_t l = strlen(de->d_name);
+        if ((l > 4 && strcmp(de->d_name + l - 4, ".tmp") == 0) ||
+            parse_name(de->d_name, ".log.cleaned", &b)) {
+            if (!log->cfg.read_only)
+                ks__unlink_in(log, de->d_name);
+            continue;
+        }
+        if (parse_name(de->d_name, ".log.swap", &b)) {
+            rc = base_push(&swaps, b);
+            continue;
+        }
+        if (parse_name(de->d_name, ".log", &b))
+            rc = base_push(&bases, b);
+    }
+    closedir(d);
+    if (rc < 0)
+        goto out;
+    if (swaps.n > 0 && log->cfg.read_only) {
+        rc = KLOG_ESTATE; /* an interrupted cleaning pass: a writer must finish it */
+        goto out;
+    }
+    if (swaps.n > 1)
+        qsort(swaps.v, swaps.n, sizeof *swaps.v, cmp_i64);
+    for (size_t i = 0; i < swaps.n; i++)
+        if ((rc = finish_swap(log, swaps.v[i], &bases)) < 0)
+            goto out;
+    if (bases.n > 1)
+        qsort(bases.v, bases.n, sizeof *bases.v, cmp_i64);
+    /* Segments wholly below the log start (retention or DeleteRecords
+     * checkpointed the start, then stopped before unlinking them). */
+    size_t skip = 0;
+    while (skip + 1 < bases.n && bases.v[skip + 1] <= start) {
+        if (!log->cfg.read_only && (rc = ks__unlink_segment_files(log, bases.v[skip])) < 0)
+            goto out;
+        skip++;
+    }
+    int64_t *bv = bases.v + skip;
+    size_t nb = bases.n - skip;
+
+    bool changed = false;  /* truncated or removed something: sync + checkpoint */
+    bool scanned_tail = false;
+    for (size_t i = 0; i < nb; i++) {
+        ks_segment *s;
+        rc = ks__seg_new(&s, io, log->dir, bv[i], ks__map_cap(log), log->cfg.index_interval_bytes, false);
+        if (rc < 0)
+            goto out;
+        uint64_t fsize = 0;
+        if ((rc = kio_size(io, s->h, &fsize)) < 0 || (rc = ks__list_push(log, s)) < 0) {
+            ks__seg_unref(s);
+            goto out;
+        }
+        int64_t limit = i + 1 < nb ? bv[i + 1] : INT64_MAX;
+        bool below_rp = limit <= rp; /* wholly below the recovery point */
+        bool is_last = i + 1 == nb;
+        bool gaps = bv[i] < log->gap_limit; /* compaction may have thinned it */
+        s->gaps = gaps;
+        /* Trusted segments (and a cleanly closed last one) load their
+         * indexes; a missing or corrupt index is rebuilt by a scan. */
+        if (below_rp || is_last) {
+            int lr = ks__seg_load_indexes(s, log->dir, fsize);
+            if (lr == 0 && (below_rp || atomic_load(&s->next_offset) <= rp)) {
+                int64_t nx = atomic_load(&s->next_offset);
+                if (!is_last && (nx > limit || (!gaps && nx != limit))) {
+                    rc = KLOG_ECORRUPT;
+                    goto out;
+                }
+                s->sealed = true; /* indexes on disk are good */
+                if (is_last && !log->cfg.read_only) {
+                    /* The active segment's indexes live in memory from now
+                     * on; stale files must not outlive later appends. */
+                    char name[KS_NAME_MAX];
+                    ks_segment_name(name, sizeof name, s->base, ".index");
+                    ks__unlink_in(log, name);
+                    ks_segment_name(name, sizeof name, s->base, ".timeindex");
+                    ks__unlink_in(log, name);
+                    s->sealed = false;
+                    s->ix_bytes = 0;
+                }
+                continue;
+            }
+        }
+        uint64_t valid_end;
+        int64_t expected;
+        rc = scan_segment(log, s, fsize, limit, gaps, &valid_end, &expected);
+        if (rc < 0)
+            goto out;
+        scanned_tail = true;
+        bool short_of_next = !is_last && !gaps && expected != limit;
+        if (valid_end == fsize && short_of_next && expected < rp) {
+            rc = KLOG_ECORRUPT; /* whole batches missing at the end of a trusted segment */
+            goto out;
+        }
+        if (valid_end < fsize || short_of_next) {
+            /* Invalid bytes at valid_end.  Below the recovery point that is
+             * acknowledged, synced data gone bad: refuse to drop it. */
+            if (expected < rp) {
+                rc = KLOG_ECORRUPT;
+                goto out;
+            }
+            if (!log->cfg.read_only && (rc = kio_truncate(io, s->h, valid_end)) < 0)
+                goto out;
+            s->file_end = valid_end;
+            changed = true;
+            /* Everything after the first invalid byte goes. */
+            for (size_t j = i + 1; j < nb; j++) {
+                if (bv[j] < rp) {
+                    rc = KLOG_ECORRUPT;
+                    goto out;
+                }
+                if (!log->cfg.read_only && (rc = ks__unlink_segment_files(log, bv[j])) < 0)
+                    goto out;
+            }
+            nb = i + 1;
+            break;
+        }
+    }
+
+    if (log->nsegs == 0) {
+        if (log->cfg.read_only) {
+            rc = -ENOENT;
+            goto out;
+        }
+        ks_segment *s;
+        int64_t base = start > rp ? start : rp;
+        rc = ks__seg_new(&s, io, log->dir, base, ks__map_cap(log), log->cfg.index_interval_bytes, true);
+        if (rc < 0)
+            goto out;
+        if ((rc = ks__list_push(log, s)) < 0) {
+            ks__seg_unref(s);
+            goto out;
+        }
+        if ((rc = kio_dirsync(io, log->dir)) < 0)
+            goto out;
+        changed = true;
+    }
+    /* Indexes of sealed segments that were rebuilt are rewritten so the next
+     * open does not scan them again. */
+    for (unsigned i = 0; i + 1 < log->nsegs; i++) {
+        ks_segment *s = log->segs[i];
+        if (!s->sealed && !log->cfg.read_only && (rc = ks__seg_write_indexes(s, log->dir)) < 0)
+            goto out;
+        s->sealed = true;
+        kio_file_close(io, s->h);
+        s->h = -1;
+    }
+    int64_t end = atomic_load(&ks__active(log)->next_offset);
+    if (start < log->segs[0]->base)
+        start = log->segs[0]->base;
+    if (start > end)
+        start = end;
+    atomic_store(&log->end, end);
+    atomic_store(&log->start, start);
+    if (!log->cfg.read_only && (changed || scanned_tail || rp != end || skip > 0)) {
+        /* What survived may sit only in the page cache (a process crash):
+         * make it durable before the checkpoint vouches for it. */
+        if ((rc = kio_datasync(io, ks__active(log)->h)) < 0)
+            goto out;
+        if ((changed || skip > 0) && (rc = kio_dirsync(io, log->dir)) < 0)
+            goto out;
+        if ((rc = ks__ckpt_write(io, log->dir, end, start)) < 0)
+            goto out;
+    }
+    log->recovery_point = end;
+    atomic_store(&log->durable, end);
+    uint64_t disk = 0;
+    for (unsigned i = 0; i < log->nsegs; i++)
+        disk += ks__seg_disk(log->segs[i]);
+    ks__disk_add(log, (int64_t)disk);
+    rc = 0;
+out:
+    free(bases.v);
+    free(swaps.v);
+    return rc;
+}
