@@ -37,10 +37,72 @@ static void advance_durable(ks_log *log, int64_t to)
 /* ---- sync ------------------------------------------------------------------ */
 
 /*
- * Group commit: make offsets below `target` durable.  One thread at a time
- * runs the fdatasync (the leader); threads arriving meanwhile wait, and the
- * next leader's sync covers all of them at once.
+ * Group commit.  One thread at a time holds the sync slot (sync_running,
+ * under sync_mu) and runs the fdatasync: a group_sync leader, or a lone
+ * durable appender that links the sync to its write.  Threads arriving
+ * meanwhile wait in group_sync, and the next leader's sync covers all of
+ * them at once.
  */
+
+/* Take the sync slot if it is free (never waits).  True: the caller runs
+ * the sync and must sync_release. */
+static bool sync_claim(ks_log *log)
+{
+    pthread_mutex_lock(&log->sync_mu);
+    bool got = !log->sync_running;
+    log->sync_running = true;
+    pthread_mutex_unlock(&log->sync_mu);
+    return got;
+}
+
+/*
+ * The slot holder's sync is over: record what it did and free the slot.
+ * rc < 0: the sync failed, and the log turns read-only (the first error
+ * sticks).  Otherwise offsets below durable_to are durable (0: the sync
+ * never ran).  Wakes every thread waiting in group_sync.  Takes sync_mu.
+ */
+static void sync_release(ks_log *log, int rc, int64_t durable_to)
+{
+    pthread_mutex_lock(&log->sync_mu);
+    log->sync_running = false;
+    if (rc < 0) {
+        int zero = 0;
+        atomic_compare_exchange_strong(&log->failed, &zero, rc);
+    } else {
+        advance_durable(log, durable_to);
+    }
+    pthread_cond_broadcast(&log->sync_cv);
+    pthread_mutex_unlock(&log->sync_mu);
+}
+
+/* The leader's sync (slot held, no lock): fdatasync the active segment.
+ * Returns its result; *covers receives the end offset it makes durable. */
+static int leader_sync(ks_log *log, int64_t *covers)
+{
+    /* Snapshot what this sync will cover: the active segment and the
+     * end offset, consistently (a roll syncs the segment it leaves). */
+    pthread_mutex_lock(&log->append_mu);
+    ks_segment *s = ks__active(log);
+    ks__seg_ref(s);
+    s->h_users++; /* keeps s->h open across a roll */
+    *covers = atomic_load(&log->end);
+    int h = s->h;
+    pthread_mutex_unlock(&log->append_mu);
+    uint64_t t0 = klog__now_ns();
+    int rc = h >= 0 ? kio_datasync(log->io, h) : 0;
+    note_sync(log, klog__now_ns() - t0);
+    pthread_mutex_lock(&log->append_mu);
+    if (--s->h_users == 0 && s->sealed && s->h >= 0 && s != ks__active(log)) {
+        kio_file_close(log->io, s->h);
+        s->h = -1;
+    }
+    pthread_mutex_unlock(&log->append_mu);
+    ks__seg_unref(s);
+    return rc;
+}
+
+/* Make offsets below target durable: wait for the slot holder's sync, or
+ * become the leader.  Returns 0 or the log's sticky sync error. */
 static int group_sync(ks_log *log, int64_t target)
 {
     pthread_mutex_lock(&log->sync_mu);
@@ -60,36 +122,10 @@ static int group_sync(ks_log *log, int64_t target)
         }
         log->sync_running = true;
         pthread_mutex_unlock(&log->sync_mu);
-
-        /* Snapshot what this sync will cover: the active segment and the
-         * end offset, consistently (a roll syncs the segment it leaves). */
-        pthread_mutex_lock(&log->append_mu);
-        ks_segment *s = ks__active(log);
-        ks__seg_ref(s);
-        s->h_users++; /* keeps s->h open across a roll */
-        int64_t covers = atomic_load(&log->end);
-        int h = s->h;
-        pthread_mutex_unlock(&log->append_mu);
-        uint64_t t0 = klog__now_ns();
-        int rc = h >= 0 ? kio_datasync(log->io, h) : 0;
-        note_sync(log, klog__now_ns() - t0);
-        pthread_mutex_lock(&log->append_mu);
-        if (--s->h_users == 0 && s->sealed && s->h >= 0 && s != ks__active(log)) {
-            kio_file_close(log->io, s->h);
-            s->h = -1;
-        }
-        pthread_mutex_unlock(&log->append_mu);
-        ks__seg_unref(s);
-
+        int64_t covers;
+        int rc = leader_sync(log, &covers);
+        sync_release(log, rc, covers);
         pthread_mutex_lock(&log->sync_mu);
-        log->sync_running = false;
-        if (rc < 0) {
-            int zero = 0;
-            atomic_compare_exchange_strong(&log->failed, &zero, rc);
-        } else {
-            advance_durable(log, covers);
-        }
-        pthread_cond_broadcast(&log->sync_cv);
     }
 }
 
@@ -102,7 +138,7 @@ int ks_log_sync(ks_log *log)
     return group_sync(log, atomic_load(&log->end));
 }
 
-/* ---- append ---------------------------------------------------------------- */
+/* ---- roll ------------------------------------------------------------------ */
 
 /* Seal the active segment and start a new one at `base`.  append_mu held. */
 int ks__roll(ks_log *log, int64_t base)
@@ -179,24 +215,34 @@ static bool need_roll(ks_log *log, ks_segment *s, uint64_t pending, size_t len, 
     return log->cfg.segment_ms > 0 && s->first_ts >= 0 && now - s->first_ts >= log->cfg.segment_ms;
 }
 
-/* Offsets the batch uses; a batch's records are numbered densely. */
-static int check_batch(ks_log *log, ks_batch *b, unsigned flags, kf_batch_info *bi)
-{
-    if (!b->batch || b->len < KF_HDR_SIZE)
-        return KLOG_ECORRUPT;
-    if (b->len > log->cfg.max_batch_bytes)
-        return KLOG_ETOOBIG;
-    ssize_t n = kf_batch_parse(b->batch, b->len, bi);
-    if (n < 0)
-        return (int)n;
-    if ((size_t)n != b->len)
-        return KLOG_ECORRUPT;
-    if ((flags & KS_APPEND_VERIFY) && kf_batch_verify(b->batch, b->len) != 0)
-        return KLOG_ECORRUPT;
-    return 0;
-}
+/* ---- append: reserve / gather / write / publish / finish --------------------- */
 
 #define KS_WRITE_MAX 64 /* batches queued in one submission */
+
+/* A call to ks_log_append in progress. */
+typedef struct ks_call {
+    ks_batch *b;          /* the caller's batches */
+    unsigned n;           /* how many */
+    unsigned i;           /* the first not yet taken */
+    unsigned flags;       /* KS_APPEND_* */
+    bool durable;         /* acknowledged only once synced */
+    bool synced;          /* a sync linked to the last write made them durable */
+    int64_t now;          /* the log's clock, read under append_mu */
+    uint64_t written;     /* bytes written */
+} ks_call;
+
+/* One submission: the batches gather takes, write_run writes and publish
+ * makes visible, all under one hold of append_mu. */
+typedef struct ks_run {
+    ks_segment *s;        /* the active segment they go to */
+    uint64_t pos0;        /* its published size when the run began */
+    uint64_t pos;         /* where the next batch would go */
+    unsigned k;           /* batches taken */
+    kio_wreq req[KS_WRITE_MAX];
+    struct iovec iov[KS_WRITE_MAX];
+    kf_batch_info bi[KS_WRITE_MAX];
+    ks_pidundo undo[KS_WRITE_MAX];
+} ks_run;
 
 /* Reserve need bytes of the shared space before writing them, making room
  * (make_room, no lock held) when the limit would be passed. */
@@ -219,6 +265,279 @@ static int space_reserve(ks_log *log, uint64_t need)
     }
 }
 
+/* Offsets the batch uses; a batch's records are numbered densely. */
+static int check_batch(ks_log *log, ks_batch *b, unsigned flags, kf_batch_info *bi)
+{
+    if (!b->batch || b->len < KF_HDR_SIZE)
+        return KLOG_ECORRUPT;
+    if (b->len > log->cfg.max_batch_bytes)
+        return KLOG_ETOOBIG;
+    ssize_t n = kf_batch_parse(b->batch, b->len, bi);
+    if (n < 0)
+        return (int)n;
+    if ((size_t)n != b->len)
+        return KLOG_ECORRUPT;
+    if ((flags & KS_APPEND_VERIFY) && kf_batch_verify(b->batch, b->len) != 0)
+        return KLOG_ECORRUPT;
+    return 0;
+}
+
+/*
+ * Gather phase: take the caller's batches from c->i on, as many as fit in
+ * the active segment and one submission; check them and give them their
+ * offsets.  Rolls first when the run's first batch does not fit.  An
+ * idempotent producer's duplicate at the head of a run is answered (its
+ * result KLOG_EDUPLICATE, its base offset where it already is) and passed
+ * over; one later ends the run.  Returns 0, or the error of the batch that
+ * ended the run (its result set; those before it are still written).
+ * r->k == 0: nothing to write.
+ */
+static int gather(ks_log *log, ks_call *c, ks_run *r)
+{
+    r->k = 0;
+    r->s = ks__active(log);
+    r->pos0 = r->pos = atomic_load_explicit(&r->s->size, memory_order_relaxed);
+    int64_t next = atomic_load(&log->end);
+    while (c->i + r->k < c->n && r->k < KS_WRITE_MAX) {
+        unsigned k = r->k;
+        ks_batch *b = &c->b[c->i + k];
+        int cr = check_batch(log, b, c->flags, &r->bi[k]);
+        if (cr == 0 && need_roll(log, r->s, r->pos - r->pos0, b->len, c->now)) {
+            if (k > 0)
+                break; /* write what we have, roll on the next round */
+            if ((cr = ks__roll(log, next)) == 0) {
+                r->s = ks__active(log);
+                r->pos0 = r->pos = 0;
+            }
+        }
+        int64_t dup_base = -1;
+        if (cr == 0)
+            cr = ks__pid_check(log, &r->bi[k], next, &dup_base, &r->undo[k]);
+        if (cr == KLOG_EDUPLICATE) {
+            if (k > 0)
+                break; /* write the run first; the duplicate next round */
+            /* Already in the log (a retried batch): not written again. */
+            b->result = KLOG_EDUPLICATE;
+            b->base_offset = dup_base;
+            c->i++;
+            continue;
+        }
+        if (cr < 0) {
+            b->result = cr;
+            return cr;
+        }
+        kf_batch_set_base_offset(b->batch, next);
+        r->bi[k].base_offset = next;
+        b->base_offset = next;
+        next += r->bi[k].last_offset_delta + 1;
+        r->iov[k] = (struct iovec){ b->batch, b->len };
+        r->req[k] = (kio_wreq){ r->s->h, &r->iov[k], 1, r->pos };
+        r->pos += b->len;
+        r->k++;
+    }
+    return 0;
+}
+
+/* A write fell short after `done` batches: keep those, cut away the
+ * partial one so that the next append starts on a clean boundary, and
+ * forget the producer state of the batches not kept. */
+static void cut_partial(ks_log *log, ks_call *c, ks_run *r, unsigned done, int err)
+{
+    uint64_t keep = r->req[done].off;
+    for (unsigned j = r->k; j-- > done;)
+        ks__pid_undo(log, &r->undo[j]);
+    ks__prefill_quiesce(log);
+    ks__zero_tail_gone(r->s);
+    int tr = kio_truncate(log->io, r->s->h, keep);
+    if (tr < 0)
+        ks__fail_sync(log, tr);
+    c->b[c->i + done].result = err;
+    r->k = done;
+}
+
+/*
+ * Write phase: keep the zeroed tail ahead, then write the run in one
+ * submission, with the fdatasync linked to it if *link (the caller holds
+ * the sync slot).  A short write leaves r->k at the batches kept
+ * (cut_partial).  When the linked sync did not make them durable, the slot
+ * is released here and *link cleared.  Returns 0 or the first error.
+ */
+static int write_run(ks_log *log, ks_call *c, ks_run *r, bool *link)
+{
+    bool tail = c->durable && !(log->space && log->space->limit);
+    if (log->pf_hook) {
+        if (tail && r->s->file_end <= r->pos0 && !atomic_load(&log->pf_busy))
+            ks__prefill(log, r->s, r->pos); /* no tail at all: the first chunk inline */
+        ks__prefill_ask(log, r->s, r->pos, tail); /* every append: none may write into a step in flight */
+    } else if (tail) {
+        ks__prefill(log, r->s, r->pos);
+    }
+    unsigned done = 0;
+    uint64_t t0 = *link ? klog__now_ns() : 0;
+    int wr = kio_pwritev_many(log->io, r->req, r->k, *link ? KIO_W_DSYNC : 0, &done);
+    if (KLOG_LIKELY(wr == 0)) {
+        if (*link)
+            note_sync(log, klog__now_ns() - t0); /* write and sync: counts as the sync's time */
+        return 0;
+    }
+    bool all_written = done == r->k;
+    if (!all_written)
+        cut_partial(log, c, r, done, wr);
+    if (*link) {
+        /* Every write landed and the linked sync failed: read-only.  Or a
+         * write fell short, and the sync never ran. */
+        sync_release(log, all_written ? wr : 0, 0);
+        *link = false;
+    }
+    return wr;
+}
+
+/* Publish phase: index and count the run's batches, then make them
+ * visible: the segment's size (release), then the log's end. */
+static void publish(ks_log *log, ks_call *c, ks_run *r)
+{
+    uint64_t recs = 0, bytes = 0;
+    for (unsigned j = 0; j < r->k; j++) {
+        recs += (uint64_t)r->bi[j].record_count;
+        bytes += r->iov[j].iov_len;
+        ks__seg_note_batch(r->s, &r->bi[j], r->req[j].off, r->iov[j].iov_len, log->cfg.index_interval_bytes);
+        c->b[c->i + j].result = 0;
+    }
+    c->written += bytes;
+    log->unsynced_records += recs;
+    /* statistics: append_mu is held, so plain adds (read with relaxed
+     * loads by ks_log_get_stats) */
+    ST_ADD(log->st.batches, r->k);
+    ST_ADD(log->st.records, recs);
+    ST_ADD(log->st.bytes, bytes);
+    if (r->k == 0)
+        return;
+    const kf_batch_info *last = &r->bi[r->k - 1];
+    int64_t new_end = last->base_offset + last->last_offset_delta + 1;
+    atomic_store_explicit(&r->s->next_offset, new_end, memory_order_relaxed);
+    atomic_store_explicit(&r->s->size, r->req[r->k - 1].off + r->iov[r->k - 1].iov_len, memory_order_release);
+    atomic_store_explicit(&log->end, new_end, memory_order_release);
+    if (log->unsynced_since_ms < 0)
+        log->unsynced_since_ms = c->now;
+}
+
+/* Gather, write and publish run after run until every batch is taken or
+ * one fails (append_mu held).  Returns 0 or the first error. */
+static int append_runs(ks_log *log, ks_call *c)
+{
+    int rc = 0;
+    while (c->i < c->n && rc == 0) {
+        if (atomic_load(&log->failed))
+            return KLOG_EREADONLY;
+        ks_run r;
+        rc = gather(log, c, &r);
+        if (r.k == 0)
+            break;
+        /* A lone durable appender links its fdatasync to the write: one
+         * submission, and the sync cannot run ahead of the data.  With
+         * company, the write goes alone and the group shares one sync. */
+        bool link = c->durable && c->i + r.k == c->n && atomic_load(&log->inflight) == 1 && sync_claim(log);
+        int wr = write_run(log, c, &r, &link);
+        if (wr < 0)
+            rc = wr;
+        publish(log, c, &r);
+        if (link) {
+            sync_release(log, 0, atomic_load(&log->end));
+            c->synced = true;
+        }
+        c->i += r.k;
+    }
+    return rc;
+}
+
+/* INTERVAL durability (append_mu held): is the log's flush due?  If so the
+ * count starts again, and the caller syncs. */
+static bool interval_flush_due(ks_log *log, int64_t now)
+{
+    if (log->cfg.durability != KS_DURABILITY_INTERVAL)
+        return false;
+    bool due = (log->cfg.flush_records && log->unsynced_records >= log->cfg.flush_records) ||
+               (log->cfg.flush_ms && log->unsynced_since_ms >= 0 && now - log->unsynced_since_ms >= log->cfg.flush_ms);
+    if (due) {
+        log->unsynced_records = 0;
+        log->unsynced_since_ms = -1;
+    }
+    return due;
+}
+
+/*
+ * Finish phase (no lock held): settle the disk count against what was
+ * reserved, wait for the sync the batches need (durable: before they are
+ * acknowledged; an interval flush: the log's), tell the listener.
+ */
+static int finish(ks_log *log, ks_call *c, int rc, uint64_t reserved, int64_t end, bool flush)
+{
+    if (c->written != reserved)
+        ks__disk_add(log, (int64_t)c->written - (int64_t)reserved);
+    /* anything written (a duplicate may come first)?  Every batch is at
+     * least a header long, so bytes written means a batch appended. */
+    bool appended = c->written > 0;
+    if (appended && (c->durable || flush) && !c->synced) {
+        int sr = group_sync(log, end);
+        if (sr < 0 && c->durable) {
+            /* Not durable: these batches are not acknowledged. */
+            for (unsigned j = 0; j < c->n; j++)
+                if (c->b[j].result == 0)
+                    c->b[j].result = sr;
+            rc = sr;
+        }
+    }
+    if (appended && log->listener)
+        log->listener(log->listener_arg, end);
+    return rc;
+}
+
+/* ks_log_append once its bytes are reserved (reserved: 0 without a disk
+ * budget, where they are counted once written). */
+static int append_reserved(ks_log *log, ks_batch *batches, unsigned n, unsigned flags, uint64_t reserved)
+{
+    ks_call c = { .b = batches, .n = n, .flags = flags,
+                  .durable = log->cfg.durability == KS_DURABILITY_ALWAYS || (flags & KS_APPEND_SYNC) };
+    atomic_fetch_add(&log->inflight, 1);
+    pthread_mutex_lock(&log->append_mu);
+    c.now = ks__now(log);
+    int rc = append_runs(log, &c);
+    int64_t end = atomic_load(&log->end);
+    bool flush = interval_flush_due(log, c.now);
+    pthread_mutex_unlock(&log->append_mu);
+    atomic_fetch_sub(&log->inflight, 1);
+    return finish(log, &c, rc, reserved, end, flush);
+}
+
+/*
+ * Reserve phase, under a disk budget: the bytes are reserved before they
+ * are written.  (Without one they are only counted once written: one
+ * shared atomic add per call, no reservation round trip.)  Under a tight
+ * budget, room is made (old segments deleted) for a few batches at a time,
+ * not for the whole call.
+ */
+static int append_budgeted(ks_log *log, ks_batch *batches, unsigned n, unsigned flags)
+{
+    uint64_t need = 0;
+    for (unsigned j = 0; j < n; j++)
+        need += batches[j].batch ? batches[j].len : 0;
+    if (n > 1 && need > log->space->limit / 4) {
+        unsigned h = n / 2;
+        int rc = ks_log_append(log, batches, h, flags);
+        for (unsigned j = 0; j < h; j++)
+            if (batches[j].result != 0 && batches[j].result != KLOG_EDUPLICATE)
+                return rc;
+        return ks_log_append(log, batches + h, n - h, flags);
+    }
+    int sr = space_reserve(log, need);
+    if (sr < 0) {
+        for (unsigned j = 0; j < n; j++)
+            batches[j].result = sr;
+        return sr;
+    }
+    return append_reserved(log, batches, n, flags, need);
+}
+
 int ks_log_append(ks_log *log, ks_batch *batches, unsigned n, unsigned flags)
 {
     if (!log || (!batches && n))
@@ -231,219 +550,9 @@ int ks_log_append(ks_log *log, ks_batch *batches, unsigned n, unsigned flags)
         return KLOG_ECLOSED;
     if (log->cfg.read_only)
         return KLOG_EREADONLY;
-    bool durable = log->cfg.durability == KS_DURABILITY_ALWAYS || (flags & KS_APPEND_SYNC);
-    uint64_t reserved = 0, written = 0;
-    if (log->space && log->space->limit) {
-        /* Under a budget the bytes are reserved before they are written;
-         * without one they are only counted once written (below): one
-         * shared atomic add per call, no reservation round trip. */
-        for (unsigned j = 0; j < n; j++)
-            reserved += batches[j].batch ? batches[j].len : 0;
-        if (n > 1 && reserved > log->space->limit / 4) {
-            /* Under a tight budget, room is made (old segments deleted)
-             * for a few batches at a time, not for the whole call. */
-            unsigned h = n / 2;
-            int rc = ks_log_append(log, batches, h, flags);
-            for (unsigned j = 0; j < h; j++)
-                if (batches[j].result != 0 && batches[j].result != KLOG_EDUPLICATE)
-                    return rc;
-            return ks_log_append(log, batches + h, n - h, flags);
-        }
-        int sr = space_reserve(log, reserved);
-        if (sr < 0) {
-            for (unsigned j = 0; j < n; j++)
-                batches[j].result = sr;
-            return sr;
-        }
-    }
-    atomic_fetch_add(&log->inflight, 1);
-    pthread_mutex_lock(&log->append_mu);
-    int rc = 0;
-    bool linked_done = false;
-    unsigned i = 0;
-    int64_t now = ks__now(log);
-    while (i < n && rc == 0) {
-        if ((rc = atomic_load(&log->failed)) != 0) {
-            rc = KLOG_EREADONLY;
-            break;
-        }
-        /* Group consecutive batches that fit in the active segment. */
-        kio_wreq req[KS_WRITE_MAX];
-        struct iovec iov[KS_WRITE_MAX];
-        kf_batch_info bi[KS_WRITE_MAX];
-        ks_pidundo undo[KS_WRITE_MAX];
-        unsigned k = 0;
-        ks_segment *s = ks__active(log);
-        uint64_t pos0 = atomic_load_explicit(&s->size, memory_order_relaxed);
-        uint64_t pos = pos0;
-        int64_t next = atomic_load(&log->end);
-        while (i + k < n && k < KS_WRITE_MAX) {
-            ks_batch *b = &batches[i + k];
-            int cr = check_batch(log, b, flags, &bi[k]);
-            if (cr < 0) {
-                b->result = cr;
-                rc = cr;
-                break;
-            }
-            if (need_roll(log, s, pos - pos0, b->len, now)) {
-                if (k > 0)
-                    break; /* write what we have, roll on the next round */
-                if ((cr = ks__roll(log, next)) < 0) {
-                    b->result = cr;
-                    rc = cr;
-                    break;
-                }
-                s = ks__active(log);
-                pos0 = pos = 0;
-            }
-            int64_t dup_base = -1;
-            cr = ks__pid_check(log, &bi[k], next, &dup_base, &undo[k]);
-            if (cr == KLOG_EDUPLICATE) {
-                if (k > 0)
-                    break; /* write the group first; the duplicate next round */
-                /* Already in the log (a retried batch): not written again. */
-                b->result = KLOG_EDUPLICATE;
-                b->base_offset = dup_base;
-                i++;
-                continue;
-            }
-            if (cr < 0) {
-                b->result = cr;
-                rc = cr;
-                break;
-            }
-            kf_batch_set_base_offset(b->batch, next);
-            bi[k].base_offset = next;
-            b->base_offset = next;
-            next += bi[k].last_offset_delta + 1;
-            iov[k] = (struct iovec){ b->batch, b->len };
-            req[k] = (kio_wreq){ s->h, &iov[k], 1, pos };
-            pos += b->len;
-            k++;
-        }
-        if (k == 0)
-            break;
-        /* A lone durable appender links its fdatasync to the write: one
-         * submission, and the sync cannot run ahead of the data.  With
-         * company, the write goes alone and the group shares one sync. */
-        bool link = false;
-        if (durable && i + k == n && atomic_load(&log->inflight) == 1) {
-            pthread_mutex_lock(&log->sync_mu);
-            if (!log->sync_running) {
-                log->sync_running = true;
-                link = true;
-            }
-            pthread_mutex_unlock(&log->sync_mu);
-        }
-        bool tail = durable && !(log->space && log->space->limit);
-        if (log->pf_hook) {
-            if (tail && s->file_end <= pos0 && !atomic_load(&log->pf_busy))
-                ks__prefill(log, s, pos); /* no tail at all: the first chunk inline */
-            ks__prefill_ask(log, s, pos, tail); /* every append: none may write into a step in flight */
-        } else if (tail) {
-            ks__prefill(log, s, pos);
-        }
-        unsigned done = 0;
-        uint64_t t0 = link ? klog__now_ns() : 0;
-        int wr = kio_pwritev_many(log->io, req, k, link ? KIO_W_DSYNC : 0, &done);
-        if (link && wr == 0)
-            note_sync(log, klog__now_ns() - t0); /* write and sync: counts as the sync's time */
-        if (link && wr < 0 && done == k) {
-            /* every write landed; the linked sync failed: read-only */
-            pthread_mutex_lock(&log->sync_mu);
-            log->sync_running = false;
-            pthread_mutex_unlock(&log->sync_mu);
-            ks__fail_sync(log, wr);
-            link = false;
-        }
-        if (wr < 0 && done < k) {
-            /* Keep the batches written in full; cut away the partial one so
-             * the next append starts on a clean boundary. */
-            uint64_t keep = req[done].off;
-            for (unsigned j = k; j-- > done;)
-                ks__pid_undo(log, &undo[j]);
-            ks__prefill_quiesce(log);
-            ks__zero_tail_gone(s);
-            int tr = kio_truncate(log->io, s->h, keep);
-            if (tr < 0)
-                ks__fail_sync(log, tr);
-            batches[i + done].result = wr;
-            rc = wr;
-            k = done;
-            if (link) {
-                pthread_mutex_lock(&log->sync_mu);
-                log->sync_running = false;
-                pthread_cond_broadcast(&log->sync_cv);
-                pthread_mutex_unlock(&log->sync_mu);
-                link = false;
-            }
-        } else if (wr < 0) {
-            rc = wr;
-        }
-        uint64_t recs = 0, written_before = written;
-        for (unsigned j = 0; j < k; j++) {
-            recs += (uint64_t)bi[j].record_count;
-            written += iov[j].iov_len;
-            ks__seg_note_batch(s, &bi[j], req[j].off, iov[j].iov_len, log->cfg.index_interval_bytes);
-            batches[i + j].result = 0;
-            log->unsynced_records += (uint64_t)bi[j].record_count;
-        }
-        /* statistics: append_mu is held, so plain adds (read with relaxed
-         * loads by ks_log_get_stats) */
-        ST_ADD(log->st.batches, k);
-        ST_ADD(log->st.records, recs);
-        ST_ADD(log->st.bytes, written - written_before);
-        if (k > 0) {
-            int64_t new_end = bi[k - 1].base_offset + bi[k - 1].last_offset_delta + 1;
-            atomic_store_explicit(&s->next_offset, new_end, memory_order_relaxed);
-            atomic_store_explicit(&s->size, req[k - 1].off + iov[k - 1].iov_len, memory_order_release);
-            atomic_store_explicit(&log->end, new_end, memory_order_release);
-            if (log->unsynced_since_ms < 0)
-                log->unsynced_since_ms = now;
-        }
-        if (link) {
-            pthread_mutex_lock(&log->sync_mu);
-            log->sync_running = false;
-            if (wr == 0)
-                advance_durable(log, atomic_load(&log->end));
-            pthread_cond_broadcast(&log->sync_cv);
-            pthread_mutex_unlock(&log->sync_mu);
-            linked_done = wr == 0;
-        }
-        i += k;
-    }
-    int64_t my_end = atomic_load(&log->end);
-    bool interval_due = false;
-    if (log->cfg.durability == KS_DURABILITY_INTERVAL) {
-        interval_due = (log->cfg.flush_records && log->unsynced_records >= log->cfg.flush_records) ||
-                       (log->cfg.flush_ms && log->unsynced_since_ms >= 0 &&
-                        now - log->unsynced_since_ms >= log->cfg.flush_ms);
-        if (interval_due) {
-            log->unsynced_records = 0;
-            log->unsynced_since_ms = -1;
-        }
-    }
-    pthread_mutex_unlock(&log->append_mu);
-    atomic_fetch_sub(&log->inflight, 1);
-    if (written != reserved)
-        ks__disk_add(log, (int64_t)written - (int64_t)reserved);
-
-    bool appended = false; /* anything written (a duplicate may come first) */
-    for (unsigned j = 0; j < n; j++)
-        appended = appended || batches[j].result == 0;
-    if (appended && (durable || interval_due) && !linked_done) {
-        int sr = group_sync(log, my_end);
-        if (sr < 0 && durable) {
-            /* Not durable: these batches are not acknowledged. */
-            for (unsigned j = 0; j < n; j++)
-                if (batches[j].result == 0)
-                    batches[j].result = sr;
-            rc = sr;
-        }
-    }
-    if (appended && log->listener)
-        log->listener(log->listener_arg, my_end);
-    return rc;
+    if (log->space && log->space->limit)
+        return append_budgeted(log, batches, n, flags);
+    return append_reserved(log, batches, n, flags, 0);
 }
 
 int ks_log_tick(ks_log *log)
