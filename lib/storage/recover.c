@@ -1,7 +1,10 @@
 /*
- * lib/storage/recover.c - recovery at open: checkpoints, leftovers of
- * interrupted writes and cleaning passes, segment validation, truncation of
- * a torn tail, the recovery checkpoint.
+ * lib/storage/recover.c - recovery at open, one function per phase:
+ * read_checkpoints, list_files (removing leftovers of interrupted writes),
+ * finish_swaps (cleaning passes that committed), drop_below_start,
+ * load_segments (trust the indexes, or scan and cut a torn tail),
+ * create_first_segment, seal_older, settle (offsets and the checkpoint).
+ * Runs in ks_log_open, before the log is shared: no lock is taken.
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -41,8 +44,7 @@ static bool parse_name(const char *name, const char *suffix, int64_t *base)
 /*
  * Scan and validate a segment from position 0 through kio reads, rebuilding
  * its indexes.  *valid_end receives the position after the last valid batch;
- * *first_bad_offset the offset the first invalid batch would have started
- * at.  Validation: framing, checksum, base offset == the expected next
+ * *expected_out the offset the first invalid batch would have started at.  Validation: framing, checksum, base offset == the expected next
  * offset (>= where compaction may have left gaps) and last offset < limit
  * (the next segment's base).
  */
@@ -215,21 +217,34 @@ static int finish_swap(ks_log *log, int64_t b, base_list *bases)
     return 0;
 }
 
-int ks__recover(ks_log *log)
+/* What recovery learns as it goes, phase to phase. */
+typedef struct ks_recovery {
+    ks_log *log;
+    int64_t rp;          /* recovery point (recovery.ckpt): offsets below are synced */
+    int64_t start;       /* log start offset (recovery.ckpt) */
+    base_list bases;     /* segment base offsets, sorted once swaps are finished */
+    base_list swaps;     /* bases of committed cleaning swaps */
+    size_t skip;         /* bases wholly below the start, removed */
+    bool changed;        /* truncated, removed or created something: sync + checkpoint */
+    bool scanned;        /* scanned a segment: its bytes may sit in the page cache only */
+} ks_recovery;
+
+/* Phase 1: the checkpoints.  A missing or corrupt recovery.ckpt means
+ * re-validating everything; a corrupt cleaner.ckpt, accepting gaps
+ * anywhere. */
+static int read_checkpoints(ks_recovery *r)
 {
-    kio *io = log->io;
-    int rc;
-    int64_t rp = 0, start = 0;
-    rc = ks__ckpt_read(io, log->dir, &rp, &start);
+    ks_log *log = r->log;
+    int rc = ks__ckpt_read(log->io, log->dir, &r->rp, &r->start);
     if (rc == -ENOENT || rc == KLOG_ECORRUPT) {
         /* No trustworthy checkpoint: re-validate everything (safe, slower). */
-        rp = 0;
-        start = 0;
+        r->rp = 0;
+        r->start = 0;
     } else if (rc < 0) {
         return rc;
     }
     int64_t cpt = 0;
-    rc = ks__cleaner_ckpt_read(io, log->dir, &log->gap_limit, &cpt);
+    rc = ks__cleaner_ckpt_read(log->io, log->dir, &log->gap_limit, &cpt);
     atomic_store(&log->clean_point, cpt);
     if (rc == -ENOENT) {
         log->gap_limit = 0;
@@ -242,15 +257,20 @@ int ks__recover(ks_log *log)
     } else if (rc < 0) {
         return rc;
     }
+    return 0;
+}
 
-    /* List segment files; remove leftovers of interrupted atomic writes and
-     * of cleaning passes that did not commit; note committed swaps. */
+/* Phase 2: list segment files; remove leftovers of interrupted atomic
+ * writes and of cleaning passes that did not commit; note committed
+ * swaps. */
+static int list_files(ks_recovery *r)
+{
+    ks_log *log = r->log;
     DIR *d = opendir(log->dir);
     if (!d)
         return -errno;
-    base_list bases = { 0 }, swaps = { 0 };
     struct dirent *de;
-    rc = 0;
+    int rc = 0;
     while ((de = readdir(d)) != NULL && rc == 0) {
         int64_t b;
         size_t l = strlen(de->d_name);
@@ -261,143 +281,194 @@ int ks__recover(ks_log *log)
             continue;
         }
         if (parse_name(de->d_name, ".log.swap", &b)) {
-            rc = base_push(&swaps, b);
+            rc = base_push(&r->swaps, b);
             continue;
         }
         if (parse_name(de->d_name, ".log", &b))
-            rc = base_push(&bases, b);
+            rc = base_push(&r->bases, b);
     }
     closedir(d);
-    if (rc < 0)
-        goto out;
-    if (swaps.n > 0 && log->cfg.read_only) {
-        rc = KLOG_ESTATE; /* an interrupted cleaning pass: a writer must finish it */
-        goto out;
-    }
-    if (swaps.n > 1)
-        qsort(swaps.v, swaps.n, sizeof *swaps.v, cmp_i64);
-    for (size_t i = 0; i < swaps.n; i++)
-        if ((rc = finish_swap(log, swaps.v[i], &bases)) < 0)
-            goto out;
-    if (bases.n > 1)
-        qsort(bases.v, bases.n, sizeof *bases.v, cmp_i64);
-    /* Segments wholly below the log start (retention or DeleteRecords
-     * checkpointed the start, then stopped before unlinking them). */
-    size_t skip = 0;
-    while (skip + 1 < bases.n && bases.v[skip + 1] <= start) {
-        if (!log->cfg.read_only && (rc = ks__unlink_segment_files(log, bases.v[skip])) < 0)
-            goto out;
-        skip++;
-    }
-    int64_t *bv = bases.v + skip;
-    size_t nb = bases.n - skip;
+    return rc;
+}
 
-    bool changed = false;  /* truncated or removed something: sync + checkpoint */
-    bool scanned_tail = false;
+/* Phase 3: finish the cleaning passes that committed, in offset order;
+ * then sort the segment bases. */
+static int finish_swaps(ks_recovery *r)
+{
+    if (r->swaps.n > 0 && r->log->cfg.read_only)
+        return KLOG_ESTATE; /* an interrupted cleaning pass: a writer must finish it */
+    if (r->swaps.n > 1)
+        qsort(r->swaps.v, r->swaps.n, sizeof *r->swaps.v, cmp_i64);
+    for (size_t i = 0; i < r->swaps.n; i++) {
+        int rc = finish_swap(r->log, r->swaps.v[i], &r->bases);
+        if (rc < 0)
+            return rc;
+    }
+    if (r->bases.n > 1)
+        qsort(r->bases.v, r->bases.n, sizeof *r->bases.v, cmp_i64);
+    return 0;
+}
+
+/* Phase 4: segments wholly below the log start (retention or
+ * DeleteRecords checkpointed the start, then stopped before unlinking
+ * them) go. */
+static int drop_below_start(ks_recovery *r)
+{
+    while (r->skip + 1 < r->bases.n && r->bases.v[r->skip + 1] <= r->start) {
+        int rc;
+        if (!r->log->cfg.read_only && (rc = ks__unlink_segment_files(r->log, r->bases.v[r->skip])) < 0)
+            return rc;
+        r->skip++;
+    }
+    return 0;
+}
+
+/* Phase 5a: a segment that may be trusted (wholly below the recovery
+ * point, or a cleanly closed last one) loads its indexes.  Returns 1 when
+ * they are good (no scan needed), 0 when it must be scanned (a missing or
+ * corrupt index is rebuilt by the scan), KLOG_ECORRUPT when the segment
+ * does not end where the next one starts. */
+static int load_trusted(ks_recovery *r, ks_segment *s, uint64_t fsize, int64_t limit, bool is_last)
+{
+    ks_log *log = r->log;
+    bool below_rp = limit <= r->rp; /* wholly below the recovery point */
+    if (!below_rp && !is_last)
+        return 0;
+    int lr = ks__seg_load_indexes(s, log->dir, fsize);
+    if (lr != 0 || (!below_rp && atomic_load(&s->next_offset) > r->rp))
+        return 0;
+    int64_t nx = atomic_load(&s->next_offset);
+    if (!is_last && (nx > limit || (!s->gaps && nx != limit)))
+        return KLOG_ECORRUPT;
+    s->sealed = true; /* indexes on disk are good */
+    if (is_last && !log->cfg.read_only) {
+        /* The active segment's indexes live in memory from now on; stale
+         * files must not outlive later appends. */
+        char name[KS_NAME_MAX];
+        ks_segment_name(name, sizeof name, s->base, ".index");
+        ks__unlink_in(log, name);
+        ks_segment_name(name, sizeof name, s->base, ".timeindex");
+        ks__unlink_in(log, name);
+        s->sealed = false;
+        s->ix_bytes = 0;
+    }
+    return 1;
+}
+
+/* Phase 5b: scan segment i of bv[0..nb) and cut what follows its first
+ * invalid byte: the rest of it, and every later segment.  Returns 1 when it
+ * cut (the caller stops there), 0 when the segment is whole, or
+ * KLOG_ECORRUPT when the cut would drop acknowledged, synced data (below
+ * the recovery point). */
+static int scan_and_cut(ks_recovery *r, ks_segment *s, uint64_t fsize, const int64_t *bv, size_t i, size_t nb)
+{
+    ks_log *log = r->log;
+    bool is_last = i + 1 == nb;
+    int64_t limit = is_last ? INT64_MAX : bv[i + 1];
+    uint64_t valid_end;
+    int64_t expected;
+    int rc = scan_segment(log, s, fsize, limit, s->gaps, &valid_end, &expected);
+    if (rc < 0)
+        return rc;
+    r->scanned = true;
+    bool short_of_next = !is_last && !s->gaps && expected != limit;
+    if (valid_end == fsize && short_of_next && expected < r->rp)
+        return KLOG_ECORRUPT; /* whole batches missing at the end of a trusted segment */
+    if (valid_end == fsize && !short_of_next)
+        return 0;
+    /* Invalid bytes at valid_end.  Below the recovery point that is
+     * acknowledged, synced data gone bad: refuse to drop it. */
+    if (expected < r->rp)
+        return KLOG_ECORRUPT;
+    if (!log->cfg.read_only && (rc = kio_truncate(log->io, s->h, valid_end)) < 0)
+        return rc;
+    s->file_end = valid_end;
+    r->changed = true;
+    /* Everything after the first invalid byte goes. */
+    for (size_t j = i + 1; j < nb; j++) {
+        if (bv[j] < r->rp)
+            return KLOG_ECORRUPT;
+        if (!log->cfg.read_only && (rc = ks__unlink_segment_files(log, bv[j])) < 0)
+            return rc;
+    }
+    return 1;
+}
+
+/* Phase 5: open the segments above the start in offset order, into the
+ * log's list; trust or scan each, up to the first invalid byte. */
+static int load_segments(ks_recovery *r)
+{
+    ks_log *log = r->log;
+    const int64_t *bv = r->bases.v + r->skip;
+    size_t nb = r->bases.n - r->skip;
     for (size_t i = 0; i < nb; i++) {
         ks_segment *s;
-        rc = ks__seg_new(&s, io, log->dir, bv[i], ks__map_cap(log), log->cfg.index_interval_bytes, false);
+        int rc = ks__seg_new(&s, log->io, log->dir, bv[i], ks__map_cap(log), log->cfg.index_interval_bytes, false);
         if (rc < 0)
-            goto out;
+            return rc;
         uint64_t fsize = 0;
-        if ((rc = kio_size(io, s->h, &fsize)) < 0 || (rc = ks__list_push(log, s)) < 0) {
+        if ((rc = kio_size(log->io, s->h, &fsize)) < 0 || (rc = ks__list_push(log, s)) < 0) {
             ks__seg_unref(s);
-            goto out;
+            return rc;
         }
-        int64_t limit = i + 1 < nb ? bv[i + 1] : INT64_MAX;
-        bool below_rp = limit <= rp; /* wholly below the recovery point */
+        s->gaps = bv[i] < log->gap_limit; /* compaction may have thinned it */
         bool is_last = i + 1 == nb;
-        bool gaps = bv[i] < log->gap_limit; /* compaction may have thinned it */
-        s->gaps = gaps;
-        /* Trusted segments (and a cleanly closed last one) load their
-         * indexes; a missing or corrupt index is rebuilt by a scan. */
-        if (below_rp || is_last) {
-            int lr = ks__seg_load_indexes(s, log->dir, fsize);
-            if (lr == 0 && (below_rp || atomic_load(&s->next_offset) <= rp)) {
-                int64_t nx = atomic_load(&s->next_offset);
-                if (!is_last && (nx > limit || (!gaps && nx != limit))) {
-                    rc = KLOG_ECORRUPT;
-                    goto out;
-                }
-                s->sealed = true; /* indexes on disk are good */
-                if (is_last && !log->cfg.read_only) {
-                    /* The active segment's indexes live in memory from now
-                     * on; stale files must not outlive later appends. */
-                    char name[KS_NAME_MAX];
-                    ks_segment_name(name, sizeof name, s->base, ".index");
-                    ks__unlink_in(log, name);
-                    ks_segment_name(name, sizeof name, s->base, ".timeindex");
-                    ks__unlink_in(log, name);
-                    s->sealed = false;
-                    s->ix_bytes = 0;
-                }
-                continue;
-            }
-        }
-        uint64_t valid_end;
-        int64_t expected;
-        rc = scan_segment(log, s, fsize, limit, gaps, &valid_end, &expected);
-        if (rc < 0)
-            goto out;
-        scanned_tail = true;
-        bool short_of_next = !is_last && !gaps && expected != limit;
-        if (valid_end == fsize && short_of_next && expected < rp) {
-            rc = KLOG_ECORRUPT; /* whole batches missing at the end of a trusted segment */
-            goto out;
-        }
-        if (valid_end < fsize || short_of_next) {
-            /* Invalid bytes at valid_end.  Below the recovery point that is
-             * acknowledged, synced data gone bad: refuse to drop it. */
-            if (expected < rp) {
-                rc = KLOG_ECORRUPT;
-                goto out;
-            }
-            if (!log->cfg.read_only && (rc = kio_truncate(io, s->h, valid_end)) < 0)
-                goto out;
-            s->file_end = valid_end;
-            changed = true;
-            /* Everything after the first invalid byte goes. */
-            for (size_t j = i + 1; j < nb; j++) {
-                if (bv[j] < rp) {
-                    rc = KLOG_ECORRUPT;
-                    goto out;
-                }
-                if (!log->cfg.read_only && (rc = ks__unlink_segment_files(log, bv[j])) < 0)
-                    goto out;
-            }
-            nb = i + 1;
-            break;
-        }
+        rc = load_trusted(r, s, fsize, is_last ? INT64_MAX : bv[i + 1], is_last);
+        if (rc == 1)
+            continue;
+        if (rc == 0)
+            rc = scan_and_cut(r, s, fsize, bv, i, nb);
+        if (rc != 0)
+            return rc < 0 ? rc : 0; /* 1: cut here, nothing follows */
     }
+    return 0;
+}
 
-    if (log->nsegs == 0) {
-        if (log->cfg.read_only) {
-            rc = -ENOENT;
-            goto out;
-        }
-        ks_segment *s;
-        int64_t base = start > rp ? start : rp;
-        rc = ks__seg_new(&s, io, log->dir, base, ks__map_cap(log), log->cfg.index_interval_bytes, true);
-        if (rc < 0)
-            goto out;
-        if ((rc = ks__list_push(log, s)) < 0) {
-            ks__seg_unref(s);
-            goto out;
-        }
-        if ((rc = kio_dirsync(io, log->dir)) < 0)
-            goto out;
-        changed = true;
+/* Phase 6: an empty directory (or nothing left above the start) gets its
+ * first segment, at the start or the recovery point. */
+static int create_first_segment(ks_recovery *r)
+{
+    ks_log *log = r->log;
+    if (log->cfg.read_only)
+        return -ENOENT;
+    ks_segment *s;
+    int64_t base = r->start > r->rp ? r->start : r->rp;
+    int rc = ks__seg_new(&s, log->io, log->dir, base, ks__map_cap(log), log->cfg.index_interval_bytes, true);
+    if (rc < 0)
+        return rc;
+    if ((rc = ks__list_push(log, s)) < 0) {
+        ks__seg_unref(s);
+        return rc;
     }
-    /* Indexes of sealed segments that were rebuilt are rewritten so the next
-     * open does not scan them again. */
+    if ((rc = kio_dirsync(log->io, log->dir)) < 0)
+        return rc;
+    r->changed = true;
+    return 0;
+}
+
+/* Phase 7: every segment but the last is sealed.  Indexes that were
+ * rebuilt are rewritten so the next open does not scan them again. */
+static int seal_older(ks_recovery *r)
+{
+    ks_log *log = r->log;
     for (unsigned i = 0; i + 1 < log->nsegs; i++) {
         ks_segment *s = log->segs[i];
+        int rc;
         if (!s->sealed && !log->cfg.read_only && (rc = ks__seg_write_indexes(s, log->dir)) < 0)
-            goto out;
+            return rc;
         s->sealed = true;
-        kio_file_close(io, s->h);
+        kio_file_close(log->io, s->h);
         s->h = -1;
     }
+    return 0;
+}
+
+/* Phase 8: set the offsets; if recovery changed or scanned anything, make
+ * it durable and checkpoint the end; count the disk usage. */
+static int settle(ks_recovery *r)
+{
+    ks_log *log = r->log;
+    int64_t start = r->start;
     int64_t end = atomic_load(&ks__active(log)->next_offset);
     if (start < log->segs[0]->base)
         start = log->segs[0]->base;
@@ -405,15 +476,16 @@ int ks__recover(ks_log *log)
         start = end;
     atomic_store(&log->end, end);
     atomic_store(&log->start, start);
-    if (!log->cfg.read_only && (changed || scanned_tail || rp != end || skip > 0)) {
+    if (!log->cfg.read_only && (r->changed || r->scanned || r->rp != end || r->skip > 0)) {
         /* What survived may sit only in the page cache (a process crash):
          * make it durable before the checkpoint vouches for it. */
-        if ((rc = kio_datasync(io, ks__active(log)->h)) < 0)
-            goto out;
-        if ((changed || skip > 0) && (rc = kio_dirsync(io, log->dir)) < 0)
-            goto out;
-        if ((rc = ks__ckpt_write(io, log->dir, end, start)) < 0)
-            goto out;
+        int rc;
+        if ((rc = kio_datasync(log->io, ks__active(log)->h)) < 0)
+            return rc;
+        if ((r->changed || r->skip > 0) && (rc = kio_dirsync(log->io, log->dir)) < 0)
+            return rc;
+        if ((rc = ks__ckpt_write(log->io, log->dir, end, start)) < 0)
+            return rc;
     }
     log->recovery_point = end;
     atomic_store(&log->durable, end);
@@ -421,9 +493,20 @@ int ks__recover(ks_log *log)
     for (unsigned i = 0; i < log->nsegs; i++)
         disk += ks__seg_disk(log->segs[i]);
     ks__disk_add(log, (int64_t)disk);
-    rc = 0;
-out:
-    free(bases.v);
-    free(swaps.v);
+    return 0;
+}
+
+int ks__recover(ks_log *log)
+{
+    ks_recovery r = { .log = log };
+    int rc;
+    if ((rc = read_checkpoints(&r)) < 0)
+        return rc;
+    if ((rc = list_files(&r)) == 0 && (rc = finish_swaps(&r)) == 0 && (rc = drop_below_start(&r)) == 0 &&
+        (rc = load_segments(&r)) == 0 && (log->nsegs > 0 || (rc = create_first_segment(&r)) == 0) &&
+        (rc = seal_older(&r)) == 0)
+        rc = settle(&r);
+    free(r.bases.v);
+    free(r.swaps.v);
     return rc;
 }
