@@ -90,12 +90,24 @@ typedef struct ks_pidundo {
  *              passes, truncation.  May be held across I/O; appends never
  *              take it.
  *   append_mu  serialises writers: offset assignment, file position, roll,
- *              truncation, index appends.  Held across the write I/O.
- *   ckpt_mu    recovery.ckpt writes (taken inside append_mu or alone).
+ *              truncation, index appends, the inline prefill.  Held across
+ *              the write I/O and a roll's syncs.  The prefill hook is
+ *              called with it held (the instance's takes its bg_mu).
+ *   pf_mu      the background prefill's handshake: pf_busy, pf_abort,
+ *              pf_cv, and the active segment's file_end while pf_busy.
+ *              Taken inside append_mu (appends, roll, truncation), or alone
+ *              (ks_log_prefill between its steps, close).  Never held
+ *              across I/O.
+ *   ckpt_mu    recovery.ckpt writes and recovery_point (taken inside
+ *              append_mu or maint_mu, or alone).  Held across that write.
  *   seg_mu     guards the segment list (array, count).  Held only to look up
  *              or change the list, never across I/O.
- *   sync_mu    guards the group-commit state (durable, sync_running) and
- *              its condvar.  Never held across I/O.
+ *   sync_mu    guards the group-commit slot (sync_running) and sync_cv.
+ *              Never held across I/O.  `durable` is atomic: it moves
+ *              forward under sync_mu (the end of a sync) or append_mu (a
+ *              roll), and back only in a truncation (append_mu).
+ * pf_mu, ckpt_mu, seg_mu and sync_mu are leaves: none of them is held
+ * while another of the four is taken.
  */
 struct ks_log {
     kio *io;
@@ -121,7 +133,7 @@ struct ks_log {
 
     _Atomic int64_t end;       /* next offset */
     _Atomic int64_t start;     /* log start offset */
-    pthread_mutex_t ckpt_mu;   /* recovery.ckpt writes and recovery_point; after append_mu */
+    pthread_mutex_t ckpt_mu;   /* recovery.ckpt writes and recovery_point */
     int64_t recovery_point;    /* last checkpointed */
     uint64_t unsynced_records; /* INTERVAL policy (under append_mu) */
     int64_t unsynced_since_ms; /* wall time of the first unsynced append, -1 if none */

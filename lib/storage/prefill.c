@@ -1,38 +1,38 @@
 /*
  * lib/storage/prefill.c - the zeroed tail ahead of durable appends.
  *
- * A durable append that extends its file makes fdatasync commit metadata
- * too (the new size, the allocated blocks: an ext4 journal commit); one that
+ * A durable append that extends its file makes fdatasync commit metadata too
+ * (the new size, the allocated blocks: an ext4 journal commit); one that
  * lands on blocks already written, inside the file's size, needs only its
  * data written.  So durable appends keep a zeroed tail written ahead of them
  * in the active segment, as PostgreSQL zero-fills its WAL segments
- * (wal_init_zero).  Measured here (ext4): 126 KB write+fdatasync 1.6x
- * faster into a zeroed region than appended, 200 B 1.3x.  The tail is
- * written in KS_PREFILL_CHUNK steps, without a sync of its own: the next
- * durable append's sync makes it and the new size durable in one commit
- * (the background mode below keeps up to 1.5 chunks ahead).
- * Readers stop at `size` and never see it; a roll and a clean close cut it
- * before the segment's indexes are written; recovery cuts what a crash left
- * (zeros are no valid batch, and lie above every acknowledged offset).  The
- * tail (at most 1.5 x KS_PREFILL_CHUNK per partition written durably) is not
- * counted in the disk usage; so it is not written under a disk budget,
- * where every byte on disk has to be reserved first.
+ * (wal_init_zero).  On ext4, 126 KB write+fdatasync ran 1.6x faster into a
+ * zeroed region than appended, 200 B 1.3x (bench/RESULTS.md, 2026-11-24, the
+ * `pz` probe).  The tail is written in KS_PREFILL_CHUNK steps, without a
+ * sync of its own: the next durable append's sync makes it and the new size
+ * durable in one commit (the background mode below keeps up to 1.5 chunks
+ * ahead).  Readers stop at `size` and never see it; a roll and a clean close
+ * cut it before the segment's indexes are written; recovery cuts what a
+ * crash left (zeros are no valid batch, and lie above every acknowledged
+ * offset).  The tail (at most 1.5 x KS_PREFILL_CHUNK per partition written
+ * durably) is not counted in the disk usage; so it is not written under a
+ * disk budget, where every byte on disk has to be reserved first.
  *
- * Zero-filling costs far more than the disk's bandwidth suggests (1-2 ms
- * per MiB here: page allocation, then the writeback, which the next
- * durable append's fdatasync waits for).  So with a prefill hook set (the
- * instance's background thread), an append that finds less than half a
- * chunk ahead only asks; ks_log_prefill then writes the next chunk in
- * quarter-chunk steps outside the append lock, writes each step back (a
- * ranged writeback, not a sync: the first durable append after it commits
- * the new file size once per chunk) and publishes it by moving file_end.
- * Appends go on meanwhile into what is published; one that would pass
- * file_end while a step is in flight stops the prefill after that step and
- * waits for it.  A roll, a truncation and close stop it the same way.
+ * Zero-filling costs far more than the disk's bandwidth suggests (4-8 ms per
+ * 4 MiB chunk in bench/RESULTS.md, 2026-11-25: page allocation, then the
+ * writeback, which the next durable append's fdatasync waits for).  So with
+ * a prefill hook set (the instance's background thread), an append that
+ * finds less than half a chunk ahead only asks; ks_log_prefill then writes
+ * the next chunk in quarter-chunk steps outside the append lock, writes each
+ * step back (a ranged writeback, not a sync: the first durable append after
+ * it commits the new file size once per chunk) and publishes it by moving
+ * file_end.  Appends go on meanwhile into what is published; one that would
+ * pass file_end while a step is in flight stops the prefill after that step
+ * and waits for it.  A roll, a truncation and close stop it the same way.
  * The first chunk of a segment (no tail at all yet: a new segment, or
- * appends that outran the background) is still written inline: paid once,
- * up front, it beats a background fill whose writeback meets the first
- * appends' syncs (bench/compare durable rows, fresh logs).
+ * appends that outran the background) is still written inline: paid once, up
+ * front, it beats a background fill whose writeback meets the first appends'
+ * syncs (bench/compare durable rows, fresh logs).
  */
 #include <stdlib.h>
 #include <sys/uio.h>

@@ -74,7 +74,7 @@ typedef struct ks_log_config {
     void *clock_arg;
     /* Disk accounting shared by every log of an instance; NULL = none. */
     struct ks_space *space;
-    /* Zeroed tail ahead of durable appends (log.c): bytes per prefill
+    /* Zeroed tail ahead of durable appends (prefill.c): bytes per prefill
      * chunk, 0 = the default 4 MiB; at least 4 KiB.  Tests shrink it to
      * reach the background path within a few dozen appends. */
     uint32_t prefill_chunk;
@@ -221,7 +221,7 @@ typedef void (*ks_listener_fn)(void *arg, int64_t end_offset);
 void ks_log_set_listener(ks_log *log, ks_listener_fn fn, void *arg);
 
 /*
- * Background zero-fill of the tail ahead of durable appends (see log.c).
+ * Background zero-fill of the tail ahead of durable appends (see prefill.c).
  * With a hook set, an append that finds less than a chunk of zeroed tail
  * ahead of it calls fn(arg) (under the log's append lock: it must only
  * signal) and goes on; the signalled thread then calls ks_log_prefill,
