@@ -2,8 +2,9 @@
  * lib/common/common.h - internal helpers shared by every subsystem.
  *
  * Contract: header-only helpers (byte order, clocks, branch hints) plus the
- * error table in error.c.  No state, no allocation.  Everything here is
- * internal; nothing is exported from the shared library.
+ * error table in error.c and the growable-array helper in vec.c (the one
+ * helper here that allocates).  No state.  Everything here is internal;
+ * nothing is exported from the shared library.
  */
 #ifndef KLOG_COMMON_H
 #define KLOG_COMMON_H
@@ -48,6 +49,24 @@ static inline uint64_t klog__ld64(const void *p) { uint64_t v; memcpy(&v, p, 8);
 /* Write a one-line message into a caller's error buffer (if any) and
  * return rc: the errbuf convention of klog_open, klog_conf_set, ... */
 __attribute__((format(printf, 4, 5))) int klog__errf(char *errbuf, size_t errsize, int rc, const char *fmt, ...);
+
+/*
+ * Growable arrays: make room for at least `need` elements of `elem` bytes in
+ * the array whose pointer is at arrp (a T ** for an array of T, passed as
+ * &arr) and whose capacity, in elements, is *cap.  The capacity doubles
+ * (from 8 when the array is empty) until it holds need; it never shrinks.
+ * Use it as:
+ *     if (n == cap && (rc = klog__vec_reserve(&arr, &cap, n + 1, sizeof *arr)) < 0)
+ *         return rc;
+ *     arr[n++] = x;
+ * Returns 0 (nothing done when *cap >= need), -ENOMEM when the allocation
+ * fails or need * elem would not fit an object (overflow), -EINVAL when elem
+ * is 0.  On failure *arrp and *cap are untouched: the array is still valid
+ * and still the caller's.  On success the array may have moved: pointers into
+ * it are stale.  New elements are uninitialised.  Not thread-safe: the
+ * caller serialises access to the array.
+ */
+int klog__vec_reserve(void *arrp, size_t *cap, size_t need, size_t elem);
 
 /* Monotonic clock in nanoseconds (for timeouts and latency figures). */
 static inline uint64_t klog__now_ns(void)
