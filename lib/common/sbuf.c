@@ -7,6 +7,7 @@
 
 #include <klog/instance.h>
 
+#include "common/common.h"
 #include "common/sbuf.h"
 
 KLOG_API void klog_free(void *p) { free(p); }
@@ -22,16 +23,13 @@ void klog__sbuf_printf(klog_sbuf *b, const char *fmt, ...)
             b->n += (size_t)w;
             return;
         }
-        size_t nc = b->cap ? b->cap * 2 : 4096;
-        while (w >= 0 && nc < b->n + (size_t)w + 1)
-            nc *= 2;
-        char *np = realloc(b->p, nc);
-        if (!np) {
-            b->err = -ENOMEM;
+        /* w < 0: no buffer yet (or an encoding error): grow anyway */
+        size_t need = w >= 0 ? b->n + (size_t)w + 1 : b->cap + 1;
+        int rc = klog__vec_reserve(&b->p, &b->cap, need > 4096 ? need : 4096, 1);
+        if (rc < 0) {
+            b->err = rc;
             return;
         }
-        b->p = np;
-        b->cap = nc;
     }
 }
 

@@ -306,15 +306,10 @@ static void file_set_id(ff_file *f, const char *cp)
  * ownership of data. */
 static int undo_push(ff_file *f, uint64_t off, uint8_t *data, size_t len)
 {
-    if (f->nundo == f->cundo) {
-        size_t c = f->cundo ? f->cundo * 2 : 4;
-        ff_undo *u = realloc(f->undo, c * sizeof *u);
-        if (!u) {
-            free(data);
-            return -ENOMEM;
-        }
-        f->undo = u;
-        f->cundo = c;
+    int rc = klog__vec_reserve(&f->undo, &f->cundo, f->nundo + 1, sizeof *f->undo);
+    if (rc < 0) {
+        free(data);
+        return rc;
     }
     f->undo[f->nundo++] = (ff_undo){ off, len, data };
     return 0;
@@ -388,15 +383,12 @@ static void drop_names(ff_state *s, const char *p)
 static int handle_set(ff_state *s, int h, ff_file *f)
 {
     if (h >= s->hcap) {
-        int c = s->hcap ? s->hcap : 64;
-        while (c <= h)
-            c *= 2;
-        ff_handle *n = realloc(s->h, (size_t)c * sizeof *n);
-        if (!n)
-            return -ENOMEM;
-        memset(n + s->hcap, 0, (size_t)(c - s->hcap) * sizeof *n);
-        s->h = n;
-        s->hcap = c;
+        size_t c = (size_t)s->hcap;
+        int rc = klog__vec_reserve(&s->h, &c, KLOG_MAX((size_t)h + 1, (size_t)64), sizeof *s->h);
+        if (rc < 0)
+            return rc;
+        memset(s->h + s->hcap, 0, (c - (size_t)s->hcap) * sizeof *s->h);
+        s->hcap = (int)c;
     }
     s->h[h] = (ff_handle){ true, f };
     return 0;
@@ -421,15 +413,10 @@ static void de_free(ff_dirent *d)
  * failure. */
 static int de_push(ff_state *s, ff_dirent d)
 {
-    if (s->nde == s->cde) {
-        size_t c = s->cde ? s->cde * 2 : 16;
-        ff_dirent *n = realloc(s->de, c * sizeof *n);
-        if (!n) {
-            de_free(&d);
-            return -ENOMEM;
-        }
-        s->de = n;
-        s->cde = c;
+    int rc = klog__vec_reserve(&s->de, &s->cde, s->nde + 1, sizeof *s->de);
+    if (rc < 0) {
+        de_free(&d);
+        return rc;
     }
     s->de[s->nde++] = d;
     return 0;

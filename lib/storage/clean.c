@@ -235,13 +235,9 @@ typedef struct kc_rec {
 static int stage_batch(kc_pass *x, const kf_batch_info *bi, const uint8_t *recs, size_t rlen)
 {
     size_t want = (size_t)(bi->record_count > 0 ? bi->record_count : 0) + 1;
-    if (want > x->recs_cap) {
-        kc_rec *n = realloc(x->recs, want * sizeof *n);
-        if (!n)
-            return -ENOMEM;
-        x->recs = n;
-        x->recs_cap = want;
-    }
+    int grc = klog__vec_reserve(&x->recs, &x->recs_cap, want, sizeof *x->recs);
+    if (grc < 0)
+        return grc;
     kf_iter it;
     kf_record_view r;
     kf_iter_init(&it, bi, recs, rlen);
@@ -332,19 +328,11 @@ static int out_put(kc_pass *x, const uint8_t *b, size_t len)
     return 0;
 }
 
+/* A byte buffer holding at least need bytes (a page at least, once it
+ * grows). */
 static int grow(uint8_t **buf, size_t *cap, size_t need)
 {
-    if (need <= *cap)
-        return 0;
-    size_t n = *cap ? *cap : 4096;
-    while (n < need)
-        n *= 2;
-    uint8_t *nb = realloc(*buf, n);
-    if (!nb)
-        return -ENOMEM;
-    *buf = nb;
-    *cap = n;
-    return 0;
+    return need <= *cap ? 0 : klog__vec_reserve(buf, cap, KLOG_MAX(need, (size_t)4096), 1);
 }
 
 /* Filter one segment's batches into the output. */

@@ -16,6 +16,7 @@
 
 #include <klog/error.h>
 
+#include "common/common.h"
 #include "storage/epoch.h"
 #include "storage/storage.h"
 
@@ -289,14 +290,9 @@ int ks_epochs_assign(ks_epochs *c, int32_t epoch, int64_t start_offset)
     size_t k = c->n;
     while (k > 0 && (c->v[k - 1].epoch >= epoch || c->v[k - 1].start_offset >= start_offset))
         k--;
-    if (k + 1 > c->cap) {
-        size_t ncap = c->cap ? c->cap * 2 : 8;
-        ks_epoch_entry *nv = realloc(c->v, ncap * sizeof *nv);
-        if (!nv)
-            return -ENOMEM;
-        c->v = nv;
-        c->cap = ncap;
-    }
+    int rc = klog__vec_reserve(&c->v, &c->cap, k + 1, sizeof *c->v);
+    if (rc < 0)
+        return rc;
     plan pl = { .lo = 0, .hi = k, .tail = true, .t = { epoch, start_offset } };
     return commit(c, &pl);
 }

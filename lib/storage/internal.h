@@ -123,7 +123,8 @@ struct ks_log {
     pthread_mutex_t append_mu;
     pthread_mutex_t seg_mu;
     ks_segment **segs;         /* sorted by base offset; last is active */
-    unsigned nsegs, segcap;
+    unsigned nsegs;
+    size_t segcap;
 
     pthread_mutex_t sync_mu;
     pthread_cond_t sync_cv;

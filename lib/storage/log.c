@@ -34,19 +34,11 @@ size_t ks__map_cap(const ks_log *log)
 int ks__list_push(ks_log *log, ks_segment *s)
 {
     pthread_mutex_lock(&log->seg_mu);
-    if (log->nsegs == log->segcap) {
-        unsigned ncap = log->segcap ? log->segcap * 2 : 8;
-        ks_segment **n = realloc(log->segs, ncap * sizeof *n);
-        if (!n) {
-            pthread_mutex_unlock(&log->seg_mu);
-            return -ENOMEM;
-        }
-        log->segs = n;
-        log->segcap = ncap;
-    }
-    log->segs[log->nsegs++] = s;
+    int rc = klog__vec_reserve(&log->segs, &log->segcap, (size_t)log->nsegs + 1, sizeof *log->segs);
+    if (rc == 0)
+        log->segs[log->nsegs++] = s;
     pthread_mutex_unlock(&log->seg_mu);
-    return 0;
+    return rc;
 }
 
 int ks__ckpt_write_locked(ks_log *log, int64_t recovery_point)

@@ -71,15 +71,8 @@ static int scan_segment(ks_log *log, ks_segment *s, uint64_t fsize, int64_t limi
             at = 0;
             if (have >= KF_LOG_OVERHEAD) {
                 size_t need = KF_LOG_OVERHEAD + (size_t)klog__ld32(buf + KF_OFF_LENGTH);
-                if (need > bufcap && need <= (size_t)KF_BATCH_MAX) {
-                    uint8_t *nb = realloc(buf, need);
-                    if (!nb) {
-                        rc = -ENOMEM;
-                        break;
-                    }
-                    buf = nb;
-                    bufcap = need;
-                }
+                if (need <= (size_t)KF_BATCH_MAX && (rc = klog__vec_reserve(&buf, &bufcap, need, 1)) < 0)
+                    break;
             }
             size_t want = KLOG_MIN(bufcap - have, (size_t)(fsize - pos - have));
             if (want == 0)
@@ -122,16 +115,10 @@ typedef struct base_list { int64_t *v; size_t n, cap; } base_list;
 
 static int base_push(base_list *l, int64_t b)
 {
-    if (l->n == l->cap) {
-        size_t nc = l->cap ? l->cap * 2 : 16;
-        int64_t *nv = realloc(l->v, nc * sizeof *nv);
-        if (!nv)
-            return -ENOMEM;
-        l->v = nv;
-        l->cap = nc;
-    }
-    l->v[l->n++] = b;
-    return 0;
+    int rc = klog__vec_reserve(&l->v, &l->cap, l->n + 1, sizeof *l->v);
+    if (rc == 0)
+        l->v[l->n++] = b;
+    return rc;
 }
 
 /* The offset after the last batch of a finished swap file (its base if it
