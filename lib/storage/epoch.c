@@ -24,11 +24,6 @@
 
 /* Longest line we write: "-2147483648 -9223372036854775808\n" is 33. */
 #define EP_LINE_MAX 34
-/* Largest file accepted: version and count lines, then each entry with
- * room for generous blanks.  Beyond it the file is not one of ours. */
-#define EP_FILE_MAX (64 + (size_t)KS_EPOCH_MAX_ENTRIES * 64)
-/* Shortest entry line: "0 0\n". */
-#define EP_ENTRY_MIN 4
 
 struct ks_epochs {
     kio *io;
@@ -43,125 +38,6 @@ typedef struct plan {
     ks_epoch_entry h, t;
     size_t lo, hi;
 } plan;
-
-/* ---- parsing -------------------------------------------------------------- */
-
-typedef struct cursor {
-    const char *p, *end;
-} cursor;
-
-/* Blanks inside a line: Java's \s minus the line terminators ("\r" only
- * ever ends a line, as readLine takes it). */
-static bool is_blank(char ch)
-{
-    return ch == ' ' || ch == '\t' || ch == '\v' || ch == '\f';
-}
-
-/* A decimal integer with an optional sign (Java's parseInt / parseLong
- * accept "+" and "-"), within [lo, hi].  Advances the cursor past it. */
-static bool parse_int(cursor *c, int64_t lo, int64_t hi, int64_t *out)
-{
-    const char *p = c->p;
-    bool neg = false;
-    if (p < c->end && (*p == '+' || *p == '-'))
-        neg = *p++ == '-';
-    if (p == c->end || *p < '0' || *p > '9')
-        return false;
-    /* Accumulate as a negative number, whose range is the larger one. */
-    int64_t v = 0;
-    while (p < c->end && *p >= '0' && *p <= '9') {
-        int d = *p++ - '0';
-        if (v < (INT64_MIN + d) / 10)
-            return false;
-        v = v * 10 - d;
-    }
-    if (!neg) {
-        if (v == INT64_MIN)
-            return false;
-        v = -v;
-    }
-    if (v < lo || v > hi)
-        return false;
-    c->p = p;
-    *out = v;
-    return true;
-}
-
-/* End of the current line: consume an optional "\r" and the "\n". */
-static bool parse_eol(cursor *c)
-{
-    if (c->p < c->end && *c->p == '\r')
-        c->p++;
-    if (c->p == c->end || *c->p != '\n')
-        return false;
-    c->p++;
-    return true;
-}
-
-/* A line holding one integer and nothing else (version, count). */
-static bool parse_int_line(cursor *c, int64_t lo, int64_t hi, int64_t *out)
-{
-    return parse_int(c, lo, hi, out) && parse_eol(c);
-}
-
-/* "epoch<blanks>start[blanks]\n" */
-static bool parse_entry_line(cursor *c, int64_t *epoch, int64_t *start)
-{
-    if (!parse_int(c, INT32_MIN, INT32_MAX, epoch))
-        return false;
-    const char *b = c->p;
-    while (c->p < c->end && is_blank(*c->p))
-        c->p++;
-    if (c->p == b || !parse_int(c, INT64_MIN, INT64_MAX, start))
-        return false;
-    /* Trailing blanks (Java's split drops them), then the end of the line. */
-    while (c->p < c->end && is_blank(*c->p))
-        c->p++;
-    return parse_eol(c);
-}
-
-/* Parse a whole file into c->v (c->n entries).  c is empty on entry. */
-static int parse_file(ks_epochs *c, const char *buf, size_t len)
-{
-    if (len == 0)
-        return 0; /* Kafka creates the file empty before its first write */
-    cursor cur = { buf, buf + len };
-    int64_t version, count;
-    if (!parse_int_line(&cur, INT32_MIN, INT32_MAX, &version))
-        return KLOG_ECORRUPT;
-    if (version != KS_EPOCH_FILE_VERSION)
-        return KLOG_EFORMAT;
-    if (!parse_int_line(&cur, 0, KS_EPOCH_MAX_ENTRIES, &count))
-        return KLOG_ECORRUPT;
-    /* Before any allocation: the lines claimed must fit in what is left. */
-    if ((size_t)count > (size_t)(cur.end - cur.p) / EP_ENTRY_MIN)
-        return KLOG_ECORRUPT;
-    if (count > 0) {
-        c->v = malloc((size_t)count * sizeof *c->v);
-        if (!c->v)
-            return -ENOMEM;
-        c->cap = (size_t)count;
-    }
-    for (int64_t i = 0; i < count; i++) {
-        int64_t epoch, start;
-        if (!parse_entry_line(&cur, &epoch, &start) || epoch < 0 || start < 0)
-            return KLOG_ECORRUPT;
-        if (c->n > 0) {
-            ks_epoch_entry *last = &c->v[c->n - 1];
-            if (epoch <= last->epoch || start < last->start_offset)
-                return KLOG_ECORRUPT;
-            if (start == last->start_offset) {
-                /* The earlier epoch wrote nothing: Kafka's assign drops it. */
-                last->epoch = (int32_t)epoch;
-                continue;
-            }
-        }
-        c->v[c->n++] = (ks_epoch_entry){ (int32_t)epoch, start };
-    }
-    if (cur.p != cur.end)
-        return KLOG_ECORRUPT; /* more lines than the count */
-    return 0;
-}
 
 /* ---- writing ------------------------------------------------------------ */
 
@@ -247,7 +123,7 @@ int ks_epochs_open(ks_epochs **out, kio *io, const char *dir)
     }
     uint64_t size = 0;
     rc = kio_size(io, h, &size);
-    if (rc == 0 && size > EP_FILE_MAX)
+    if (rc == 0 && size > KL_EPOCH_FILE_MAX)
         rc = KLOG_ECORRUPT;
     if (rc == 0 && !(buf = malloc(size ? (size_t)size : 1)))
         rc = -ENOMEM;
@@ -255,8 +131,8 @@ int ks_epochs_open(ks_epochs **out, kio *io, const char *dir)
     if (rc == 0 && (got = kio_pread(io, h, buf, (size_t)size, 0)) < 0)
         rc = (int)got;
     kio_file_close(io, h);
-    if (rc == 0)
-        rc = parse_file(c, buf, (size_t)got);
+    if (rc == 0 && (rc = kl_epochs_parse(buf, (size_t)got, &c->v, &c->n, NULL, 0)) == 0)
+        c->cap = c->n;
     free(buf);
     if (rc < 0)
         goto fail;

@@ -55,13 +55,15 @@
 #include <stdint.h>
 
 #include "io/io.h"
+#include "storage/layout.h"
 
 typedef struct ks_epochs ks_epochs;
 
-/* The checkpoint file's name in the partition directory (Kafka's). */
-#define KS_EPOCH_FILE "leader-epoch-checkpoint"
-/* The only version of the format (Kafka's CURRENT_VERSION). */
-#define KS_EPOCH_FILE_VERSION 0
+/* The checkpoint file's name in the partition directory (Kafka's), and the
+ * only version of the format (Kafka's CURRENT_VERSION).  The format is
+ * parsed by lib/storage/layout.h's kl_epochs_parse, which the tools share. */
+#define KS_EPOCH_FILE KL_EPOCH_NAME
+#define KS_EPOCH_FILE_VERSION KL_EPOCH_VERSION
 /* No epoch / no offset: what end_offset_for answers when it knows nothing
  * (Kafka's UNDEFINED_EPOCH and UNDEFINED_EPOCH_OFFSET). */
 #define KS_EPOCH_UNDEFINED (-1)
@@ -69,12 +71,11 @@ typedef struct ks_epochs ks_epochs;
 /* Most entries a file may hold (a file claiming more is corrupt; no memory
  * is set aside for a count before it is checked against this and against
  * the file's size).  One entry per leader change that wrote data. */
-#define KS_EPOCH_MAX_ENTRIES (1u << 20)
+#define KS_EPOCH_MAX_ENTRIES KL_EPOCH_MAX_ENTRIES
 
-typedef struct ks_epoch_entry {
-    int32_t epoch;
-    int64_t start_offset; /* first offset written in this epoch */
-} ks_epoch_entry;
+/* { int32_t epoch; int64_t start_offset; }: the first offset written in
+ * the epoch (layout.h's definition). */
+typedef kl_epoch_entry ks_epoch_entry;
 
 /*
  * Load dir/leader-epoch-checkpoint into a new cache that keeps io and a copy
@@ -82,7 +83,8 @@ typedef struct ks_epoch_entry {
  * A missing file (or directory), or a zero-length file (Kafka creates it
  * empty before its first write), gives an empty cache.
  *
- * The file is checked whole before anything is kept: version line, count
+ * The file is checked whole before anything is kept (kl_epochs_parse, the
+ * parser `klog verify` uses too): version line, count
  * line, exactly count entry lines of two integers separated by blanks
  * (space, tab, vertical tab, form feed: Java's \s; trailing blanks are
  * allowed, leading ones are not), each line ending in "\n" (or "\r\n", as

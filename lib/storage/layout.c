@@ -1,6 +1,6 @@
 /*
  * lib/storage/layout.c - encoders, decoders and checks for the index,
- * checkpoint and topics.meta files and the segment file names (see
+ * checkpoint, leader-epoch-checkpoint and topics.meta files and the segment file names (see
  * layout.h for the layouts).  Pure: no I/O, no state.
  */
 #include <inttypes.h>
@@ -294,6 +294,139 @@ size_t kl_meta_seal(char *buf, size_t len, size_t cap)
         return len + 21; /* "end " + 16 digits + "\n" */
     int n = snprintf(buf + len, cap - len, "end %016" PRIx64 "\n", (uint64_t)XXH3_64bits(buf, len));
     return len + (size_t)n;
+}
+
+/* ---- leader-epoch-checkpoint ------------------------------------------------- */
+
+/* Shortest entry line: "0 0\n". */
+#define EP_ENTRY_MIN 4
+
+typedef struct ep_cursor {
+    const char *p, *end;
+    size_t line; /* 1-based, for messages */
+} ep_cursor;
+
+/* Blanks inside a line: Java's \s minus the line terminators ("\r" only
+ * ever ends a line, as readLine takes it). */
+static bool ep_blank(char ch)
+{
+    return ch == ' ' || ch == '\t' || ch == '\v' || ch == '\f';
+}
+
+/* A decimal integer with an optional sign (Java's parseInt / parseLong
+ * accept "+" and "-"), within [lo, hi].  Advances the cursor past it. */
+static bool ep_int(ep_cursor *c, int64_t lo, int64_t hi, int64_t *out)
+{
+    const char *p = c->p;
+    bool neg = false;
+    if (p < c->end && (*p == '+' || *p == '-'))
+        neg = *p++ == '-';
+    if (p == c->end || *p < '0' || *p > '9')
+        return false;
+    /* Accumulate as a negative number, whose range is the larger one. */
+    int64_t v = 0;
+    while (p < c->end && *p >= '0' && *p <= '9') {
+        int d = *p++ - '0';
+        if (v < (INT64_MIN + d) / 10)
+            return false;
+        v = v * 10 - d;
+    }
+    if (!neg) {
+        if (v == INT64_MIN)
+            return false;
+        v = -v;
+    }
+    if (v < lo || v > hi)
+        return false;
+    c->p = p;
+    *out = v;
+    return true;
+}
+
+/* End of the current line: an optional "\r", then the "\n". */
+static bool ep_eol(ep_cursor *c)
+{
+    if (c->p < c->end && *c->p == '\r')
+        c->p++;
+    if (c->p == c->end || *c->p != '\n')
+        return false;
+    c->p++;
+    c->line++;
+    return true;
+}
+
+/* "epoch<blanks>start[blanks]\n" */
+static bool ep_entry_line(ep_cursor *c, int64_t *epoch, int64_t *start)
+{
+    if (!ep_int(c, INT32_MIN, INT32_MAX, epoch))
+        return false;
+    const char *b = c->p;
+    while (c->p < c->end && ep_blank(*c->p))
+        c->p++;
+    if (c->p == b || !ep_int(c, INT64_MIN, INT64_MAX, start))
+        return false;
+    /* Trailing blanks (Java's split drops them), then the end of the line. */
+    while (c->p < c->end && ep_blank(*c->p))
+        c->p++;
+    return ep_eol(c);
+}
+
+int kl_epochs_parse(const char *buf, size_t len, kl_epoch_entry **out, size_t *n, char *errbuf, size_t errsize)
+{
+    *out = NULL;
+    *n = 0;
+    if (errbuf && errsize)
+        errbuf[0] = 0;
+    if (len == 0)
+        return 0; /* Kafka creates the file empty before its first write */
+    if (len > KL_EPOCH_FILE_MAX)
+        return meta_err(errbuf, errsize, "%zu bytes: too large for %u entries", len, KL_EPOCH_MAX_ENTRIES);
+    ep_cursor cur = { buf, buf + len, 1 };
+    int64_t version, count;
+    if (!ep_int(&cur, INT32_MIN, INT32_MAX, &version) || !ep_eol(&cur))
+        return meta_err(errbuf, errsize, "line 1: not a version number");
+    if (version != KL_EPOCH_VERSION) {
+        meta_err(errbuf, errsize, "line 1: version %" PRId64 " (only %d is known)", version, KL_EPOCH_VERSION);
+        return KLOG_EFORMAT;
+    }
+    if (!ep_int(&cur, 0, KL_EPOCH_MAX_ENTRIES, &count) || !ep_eol(&cur))
+        return meta_err(errbuf, errsize, "line 2: not an entry count from 0 to %u", KL_EPOCH_MAX_ENTRIES);
+    /* Before any allocation: the lines claimed must fit in what is left. */
+    if ((size_t)count > (size_t)(cur.end - cur.p) / EP_ENTRY_MIN)
+        return meta_err(errbuf, errsize, "line 2: %" PRId64 " entries claimed, %zu bytes left", count,
+                        (size_t)(cur.end - cur.p));
+    kl_epoch_entry *v = NULL;
+    if (count > 0 && !(v = malloc((size_t)count * sizeof *v)))
+        return -ENOMEM;
+    size_t k = 0;
+    int rc = 0;
+    for (int64_t i = 0; i < count && rc == 0; i++) {
+        int64_t epoch, start;
+        size_t line = cur.line;
+        if (!ep_entry_line(&cur, &epoch, &start)) {
+            rc = meta_err(errbuf, errsize, "line %zu: not \"epoch start_offset\"", line);
+        } else if (epoch < 0 || start < 0) {
+            rc = meta_err(errbuf, errsize, "line %zu: negative epoch or start offset", line);
+        } else if (k > 0 && (epoch <= v[k - 1].epoch || start < v[k - 1].start_offset)) {
+            rc = meta_err(errbuf, errsize,
+                          "line %zu: epoch %" PRId64 " at %" PRId64 " after epoch %d at %" PRId64
+                          " (epochs must increase, start offsets must not decrease)",
+                          line, epoch, start, (int)v[k - 1].epoch, v[k - 1].start_offset);
+        } else if (k > 0 && start == v[k - 1].start_offset) {
+            v[k - 1].epoch = (int32_t)epoch; /* the earlier epoch wrote nothing: Kafka's assign drops it */
+        } else {
+            v[k++] = (kl_epoch_entry){ (int32_t)epoch, start };
+        }
+    }
+    if (rc == 0 && cur.p != cur.end)
+        rc = meta_err(errbuf, errsize, "line %zu: more lines than the count (%" PRId64 ")", cur.line, count);
+    if (rc < 0) {
+        free(v);
+        return rc;
+    }
+    *out = v;
+    *n = k;
+    return 0;
 }
 
 /* ---- segment file names --------------------------------------------------- */

@@ -26,6 +26,8 @@
  *   recovery.ckpt / cleaner.ckpt   KL_CKPT_SIZE bytes: magic u32 ("KCKP" /
  *     "KCCL"), version u32 (1), two non-negative i64 (recovery point and log
  *     start / gap limit and clean point), XXH3-64 of the 24 bytes before it.
+ *   leader-epoch-checkpoint   Kafka's text file: "0\n" (version), the
+ *     entry count and "\n", then per entry "epoch start_offset\n".
  *   topics.meta   text: "klog-topics 1\n", then per topic "topic NAME N\n"
  *     followed by its overrides as "  key=value\n", then "end H\n" where H
  *     is the XXH3-64, 16 lower-case hex digits, of everything before "end".
@@ -127,6 +129,53 @@ void kl_ckpt_encode(uint8_t out[KL_CKPT_SIZE], uint32_t magic, int64_t a, int64_
  * KLOG_ECORRUPT.  Either way *c holds the stored fields when len >= 24
  * (zeros otherwise), for a tool to print. */
 int kl_ckpt_decode(const void *buf, size_t len, uint32_t magic, kl_ckpt *c);
+
+/* ---- leader-epoch-checkpoint --------------------------------------------------
+ * The partition's leader epochs, each with the first offset written in it,
+ * in Kafka's file and format (lib/storage/epoch.h keeps the cache; man
+ * klog-format(5), "LEADER EPOCH CHECKPOINT", is the byte-level text):
+ *
+ *     0            version (only 0 exists)
+ *     2            number of entries
+ *     0 0          "epoch start_offset", one entry a line
+ *     3 120
+ */
+
+#define KL_EPOCH_NAME "leader-epoch-checkpoint"
+#define KL_EPOCH_VERSION 0
+/* Most entries a file may hold (one per leader change that wrote data). */
+#define KL_EPOCH_MAX_ENTRIES (1u << 20)
+/* Largest file accepted: the two head lines, then each entry with room for
+ * generous blanks.  A larger file is not one of ours. */
+#define KL_EPOCH_FILE_MAX (64 + (size_t)KL_EPOCH_MAX_ENTRIES * 64)
+
+typedef struct kl_epoch_entry {
+    int32_t epoch;
+    int64_t start_offset; /* first offset written in this epoch */
+} kl_epoch_entry;
+
+/*
+ * Parse a leader-epoch-checkpoint, buf[0..len), whole: version line, count
+ * line, exactly count entry lines of two decimal integers (an optional
+ * sign, as Java's parseInt) separated by blanks (space, tab, vertical tab,
+ * form feed: Java's \s; trailing blanks are allowed, leading ones are
+ * not), each line ending in "\n" or "\r\n", nothing after the last.
+ * Epochs must strictly increase and start offsets must not decrease, all
+ * >= 0; two entries with the same start offset (older Kafka versions wrote
+ * them for an epoch that wrote no data) keep only the later epoch, as
+ * Kafka's load does.  An empty buffer (Kafka creates the file empty) is no
+ * entries.  The count is checked against KL_EPOCH_MAX_ENTRIES and against
+ * what len could hold before any memory is set aside.
+ *
+ * Returns 0 with *out (malloc'ed, NULL when none; free it) and *n, the
+ * entries in order, strictly increasing in both fields; or, with *out NULL
+ * and *n 0, and the problem in errbuf (may be NULL) as `line N: ...`:
+ *   KLOG_ECORRUPT  malformed (bad number, missing or extra lines, a bad
+ *                  count, negative values, order), or len > KL_EPOCH_FILE_MAX
+ *   KLOG_EFORMAT   a well-formed version other than 0
+ *   -ENOMEM
+ */
+int kl_epochs_parse(const char *buf, size_t len, kl_epoch_entry **out, size_t *n, char *errbuf, size_t errsize);
 
 /* ---- topics.meta ------------------------------------------------------------- */
 
