@@ -1,6 +1,13 @@
 /*
  * lib/partition/partition.c - the partition object: log, high watermark,
- * epoch and role, listeners and waiters, the acknowledgement queue.
+ * leader epochs and role, listeners and waiters, the acknowledgement queue.
+ *
+ * Leader epochs (partition.h, "leader epochs", says what and why): the
+ * cache is a ks_epochs under emu.  The epoch stamped into batches lives in
+ * the log (ks_log_set_epoch), which writes it where it assigns offsets;
+ * `epoch` here is a copy for kpart_leader_epoch.  Every view of the cache
+ * this file hands out is "the cache as truncated from the current log
+ * start, or (0, start) when empty" (the lazy rules), computed on the fly.
  *
  * The acknowledgement queue is a FIFO of caller-owned kpart_ack nodes
  * (no allocation) under amu.  One thread at a time completes from it (the
@@ -22,6 +29,7 @@
 
 #include "common/common.h"
 #include "partition/partition.h"
+#include "storage/epoch.h"
 
 struct kpart {
     /* read on every append and read; first, as kpart_head says */
@@ -45,6 +53,11 @@ struct kpart {
     kpart_ack *head, *tail;
     bool running;                /* a thread is completing from the queue */
     bool closed;
+
+    /* leader epochs (emu) */
+    pthread_mutex_t emu;
+    ks_epochs *epochs;
+    bool read_only;
 };
 
 _Static_assert(offsetof(struct kpart, log) == offsetof(kpart_head, log), "kpart_head mirrors struct kpart");
@@ -148,21 +161,56 @@ void kpart_unlisten(kpart *p, kpart_listener *l)
 
 /* ---- lifetime ---------------------------------------------------------------- */
 
+/* The latest epoch the partition is in: the cache's, 0 when it is empty
+ * (the lazy epoch 0).  emu held. */
+static int32_t latest_epoch(kpart *p)
+{
+    int32_t e = ks_epochs_latest(p->epochs);
+    return e == KS_EPOCH_UNDEFINED ? 0 : e;
+}
+
+/* Load the cache and repair what a crash or a moved log start left in it:
+ * entries below the log start are folded into one at the start, then every
+ * entry starting at or after the log end goes (Kafka's load does both; in
+ * this order a second open finds nothing to change, even in an empty log).
+ * Writes only when something changes. */
+static int epochs_load(kpart *p, kio *io, const char *dir)
+{
+    int rc = ks_epochs_open(&p->epochs, io, dir);
+    if (rc < 0 || p->read_only)
+        return rc;
+    rc = ks_epochs_truncate_from_start(p->epochs, ks_log_start_offset(p->log));
+    if (rc >= 0)
+        rc = ks_epochs_truncate_from_end(p->epochs, ks_log_end_offset(p->log));
+    return rc < 0 ? rc : 0;
+}
+
 int kpart_open(kpart **out, kio *io, const char *dir, const ks_log_config *cfg)
 {
     *out = NULL;
     kpart *p = calloc(1, sizeof *p);
     if (!p)
         return -ENOMEM;
+    p->read_only = cfg && cfg->read_only;
     int rc = ks_log_open(&p->log, io, dir, cfg);
     if (rc < 0) {
+        free(p);
+        return rc;
+    }
+    if ((rc = epochs_load(p, io, dir)) < 0) {
+        ks_epochs_close(p->epochs);
+        ks_log_close(p->log);
         free(p);
         return rc;
     }
     pthread_mutex_init(&p->lmu, NULL);
     pthread_mutex_init(&p->amu, NULL);
     pthread_cond_init(&p->acv, NULL);
+    pthread_mutex_init(&p->emu, NULL);
     atomic_store(&p->role, KPART_LEADER);
+    int32_t e = latest_epoch(p);
+    atomic_store(&p->epoch, e);
+    ks_log_set_epoch(p->log, e, NULL, NULL); /* no callback: cannot fail */
     ks_log_set_listener(p->log, on_append, p);
     *out = p;
     return 0;
@@ -186,9 +234,11 @@ static ks_log *part_free(kpart *p)
         pthread_cond_wait(&p->acv, &p->amu);
     pthread_mutex_unlock(&p->amu);
     ks_log *log = p->log;
+    ks_epochs_close(p->epochs); /* no I/O: every change is on disk */
     pthread_mutex_destroy(&p->lmu);
     pthread_mutex_destroy(&p->amu);
     pthread_cond_destroy(&p->acv);
+    pthread_mutex_destroy(&p->emu);
     free(p->w);
     free(p);
     return log;
@@ -219,7 +269,6 @@ int64_t kpart_high_watermark(kpart *p)
 }
 
 int32_t kpart_leader_epoch(kpart *p) { return atomic_load_explicit(&p->epoch, memory_order_relaxed); }
-void kpart_set_leader_epoch(kpart *p, int32_t epoch) { atomic_store(&p->epoch, epoch); }
 enum kpart_role kpart_role(kpart *p) { return (enum kpart_role)atomic_load(&p->role); }
 void kpart_set_role(kpart *p, enum kpart_role role) { atomic_store(&p->role, (int)role); }
 
@@ -227,12 +276,7 @@ void kpart_set_role(kpart *p, enum kpart_role role) { atomic_store(&p->role, (in
 
 int kpart_append(kpart *p, ks_batch *batches, unsigned n, unsigned flags)
 {
-    int32_t e = atomic_load_explicit(&p->epoch, memory_order_relaxed);
-    if (KLOG_UNLIKELY(e != 0))
-        for (unsigned i = 0; i < n; i++)
-            if (batches[i].len >= KF_HDR_SIZE) /* a shorter one fails in the log */
-                kf_batch_set_leader_epoch(batches[i].batch, e);
-    return ks_log_append(p->log, batches, n, flags);
+    return ks_log_append(p->log, batches, n, flags); /* the log stamps the epoch */
 }
 
 /* An empty view at offset (nothing visible there yet). */
@@ -434,4 +478,158 @@ int64_t kpart_advance_hw(kpart *p, int64_t hw)
             ack_run(p);
     }
     return atomic_load(&p->hw);
+}
+
+/* ---- leader epochs -------------------------------------------------------------------- */
+
+typedef struct epoch_change {
+    kpart *p;
+    int32_t epoch;
+} epoch_change;
+
+/*
+ * ks_log_set_epoch's callback: the log's append lock is held (nothing is
+ * appended meanwhile) and `end` is the first offset the new epoch writes.
+ * Write the pending start truncation, epoch 0 for the records a partition
+ * without a file holds, then (epoch, end).  emu held.
+ */
+static int record_epoch(void *arg, int64_t end)
+{
+    epoch_change *c = arg;
+    ks_epochs *ep = c->p->epochs;
+    int64_t start = ks_log_start_offset(c->p->log);
+    int rc = ks_epochs_truncate_from_start(ep, start);
+    if (rc >= 0 && ks_epochs_count(ep) == 0) {
+        if (c->epoch == 0)
+            return 0; /* the lazy (0, start) already says it */
+        if (end > start)
+            rc = ks_epochs_assign(ep, 0, start);
+    }
+    if (rc >= 0)
+        rc = ks_epochs_assign(ep, c->epoch, end);
+    return rc < 0 ? rc : 0;
+}
+
+int kpart_become_leader(kpart *p, int32_t epoch)
+{
+    if (epoch < 0)
+        return -EINVAL;
+    pthread_mutex_lock(&p->emu);
+    int rc = KLOG_EFENCED;
+    if (epoch >= latest_epoch(p)) {
+        epoch_change c = { p, epoch };
+        rc = ks_log_set_epoch(p->log, epoch, record_epoch, &c);
+    }
+    if (rc == 0) {
+        atomic_store(&p->epoch, epoch);
+        atomic_store(&p->role, KPART_LEADER);
+    }
+    pthread_mutex_unlock(&p->emu);
+    return rc;
+}
+
+int kpart_truncate_to(kpart *p, int64_t offset, int64_t *new_end)
+{
+    pthread_mutex_lock(&p->emu);
+    int64_t ne = -1;
+    int rc = ks_log_truncate_to(p->log, offset, &ne);
+    if (new_end)
+        *new_end = ne;
+    if (rc == KLOG_EOFFSET || p->read_only) {
+        pthread_mutex_unlock(&p->emu); /* nothing was done */
+        return rc;
+    }
+    /* Even after a failure part of the log may be gone: fit the cache to
+     * the end the log has now.  If that cannot be written, entries past the
+     * end would describe the next appends wrongly: the log turns read-only
+     * (as Kafka takes the directory offline); the next open repairs the
+     * file. */
+    int r = ks_epochs_truncate_from_end(p->epochs, ks_log_end_offset(p->log));
+    if (r < 0) {
+        ks_log_fail(p->log, r);
+        if (rc == 0)
+            rc = r;
+    }
+    /* If the stamped epoch lost its entry, the partition is now in the
+     * epoch of its last batch, as after an open. */
+    int32_t l = latest_epoch(p);
+    if (atomic_load(&p->epoch) > l) {
+        ks_log_set_epoch(p->log, l, NULL, NULL);
+        atomic_store(&p->epoch, l);
+    }
+    pthread_mutex_unlock(&p->emu);
+    return rc;
+}
+
+/* Entry i of the cache as the partition sees it (module comment); n from
+ * view_count.  emu held. */
+static size_t view_count(kpart *p, int64_t start, size_t *skip)
+{
+    size_t n = ks_epochs_count(p->epochs);
+    /* entries wholly below the start: those followed by one starting at or
+     * below it */
+    size_t k = 0;
+    ks_epoch_entry e;
+    while (k + 1 < n && ks_epochs_entry(p->epochs, k + 1, &e) == 0 && e.start_offset <= start)
+        k++;
+    *skip = k;
+    return n == 0 ? 1 : n - k;
+}
+
+static ks_epoch_entry view_at(kpart *p, int64_t start, size_t skip, size_t i)
+{
+    ks_epoch_entry e = { 0, start };
+    if (ks_epochs_count(p->epochs) == 0)
+        return e;
+    ks_epochs_entry(p->epochs, skip + i, &e);
+    if (i == 0 && e.start_offset < start)
+        e.start_offset = start;
+    return e;
+}
+
+size_t kpart_epoch_entries(kpart *p, ks_epoch_entry *out, size_t cap)
+{
+    pthread_mutex_lock(&p->emu);
+    int64_t start = ks_log_start_offset(p->log);
+    size_t skip, n = view_count(p, start, &skip);
+    for (size_t i = 0; i < n && i < cap; i++)
+        out[i] = view_at(p, start, skip, i);
+    pthread_mutex_unlock(&p->emu);
+    return n;
+}
+
+void kpart_end_offset_for_epoch(kpart *p, int32_t epoch, int32_t *out_epoch, int64_t *out_end)
+{
+    pthread_mutex_lock(&p->emu);
+    int64_t start = ks_log_start_offset(p->log), end = ks_log_end_offset(p->log);
+    int32_t latest = latest_epoch(p);
+    if (ks_epochs_count(p->epochs) == 0) {
+        /* the one entry (0, start) */
+        *out_epoch = KS_EPOCH_UNDEFINED;
+        *out_end = KS_EPOCH_OFFSET_UNDEFINED;
+        if (epoch == 0)
+            *out_epoch = 0, *out_end = end;
+        else if (epoch < 0 && epoch != KS_EPOCH_UNDEFINED)
+            *out_epoch = epoch, *out_end = start;
+    } else {
+        ks_epochs_end_offset_for(p->epochs, epoch, end, out_epoch, out_end);
+        /* The first epoch above the one asked for starts at or below the
+         * log start: truncated from the start, the cache would hold it as
+         * its first entry, at the start, and nothing below it. */
+        if (epoch != latest && *out_end != KS_EPOCH_OFFSET_UNDEFINED && *out_end <= start) {
+            *out_epoch = epoch;
+            *out_end = start;
+        }
+    }
+    pthread_mutex_unlock(&p->emu);
+}
+
+int32_t kpart_epoch_for_offset(kpart *p, int64_t offset)
+{
+    pthread_mutex_lock(&p->emu);
+    int32_t e = KS_EPOCH_UNDEFINED;
+    if (offset >= ks_log_start_offset(p->log))
+        e = ks_epochs_count(p->epochs) == 0 ? 0 : ks_epochs_epoch_for_offset(p->epochs, offset);
+    pthread_mutex_unlock(&p->emu);
+    return e;
 }

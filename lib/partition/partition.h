@@ -12,8 +12,8 @@
  *     nothing to keep in step); a replicated leader sets it explicitly
  *     (kpart_set_replicated, kpart_advance_hw) to the offset every in-sync
  *     replica holds.  It never decreases;
- *   - the leader epoch (int32, 0 until leadership is assigned) and the role
- *     (leader; follower once replication lands);
+ *   - the leader epoch and its history, the leader-epoch cache (below, "leader
+ *     epochs"), and the role (leader; follower once replication lands);
  *   - listeners: consumers' waiters and any number of callbacks that hear
  *     of appends and HW moves;
  *   - the acknowledgement queue: a producer's report completes when the
@@ -33,12 +33,17 @@
  * own: kpart_append adds one relaxed load to ks_log_append (and a lock only
  * when a listener or an armed waiter exists); kpart_read adds one load;
  * kpart_ack_submit completes inline, without touching the queue, when the
- * condition already holds and nothing waits before it.  Two internal locks,
- * never held together and never across I/O or a completion callback:
+ * condition already holds and nothing waits before it.  Three internal
+ * locks:
  *   lmu  the waiter array and the listener list (notifications run under
  *        it: listeners must be short and must not call back into this
  *        partition's listener or waiter calls);
- *   amu  the acknowledgement queue and the HW mode.
+ *   amu  the acknowledgement queue and the HW mode;
+ *   emu  the leader-epoch cache: taken by the epoch calls below, never by
+ *        append or read.  It is held across the cache's file writes, and
+ *        is taken before the log's locks (emu -> storage's append_mu).
+ * lmu and amu are never held together, nor across I/O or a completion
+ * callback; emu is never held with either.
  */
 #ifndef KLOG_PARTITION_H
 #define KLOG_PARTITION_H
@@ -47,6 +52,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "storage/epoch.h"
 #include "storage/storage.h"
 
 typedef struct kpart kpart;
@@ -66,9 +72,14 @@ enum kpart_role {
 
 /*
  * Open the partition whose log lives in dir (ks_log_open: io is borrowed
- * and must outlive it; cfg as there).  The partition registers itself as
- * the log's one storage listener; do not call ks_log_set_listener on
- * kpart_log(*out).  Returns 0, -ENOMEM, or ks_log_open's errors.
+ * and must outlive it; cfg as there), then load its leader-epoch cache
+ * (dir/leader-epoch-checkpoint, see "leader epochs" below).  The partition
+ * registers itself as the log's one storage listener; do not call
+ * ks_log_set_listener or ks_log_set_epoch on kpart_log(*out).  Returns 0,
+ * -ENOMEM, ks_log_open's errors, or ks_epochs_open's (KLOG_ECORRUPT or
+ * KLOG_EFORMAT for a damaged checkpoint: the partition does not open, as
+ * Kafka takes such a log offline), or the error of the cache's repair
+ * write.
  */
 int kpart_open(kpart **out, kio *io, const char *dir, const ks_log_config *cfg);
 
@@ -100,12 +111,9 @@ int64_t kpart_high_watermark(kpart *p);
 /* 0, or the error that made the log read-only (checked on every send) */
 static inline int kpart_error(kpart *p) { return ks_log_error(kpart_log(p)); }
 
+/* The leader epoch stamped into every batch appended (see "leader
+ * epochs"). */
 int32_t kpart_leader_epoch(kpart *p);
-/* Set the epoch stamped into every batch appended from now on (0 = leave
- * the batch's own, which is 0 from lib/format).  Replication sets it on
- * becoming leader; the leader-epoch checkpoint is kept beside the log by
- * lib/storage, not here. */
-void kpart_set_leader_epoch(kpart *p, int32_t epoch);
 enum kpart_role kpart_role(kpart *p);
 void kpart_set_role(kpart *p, enum kpart_role role);
 
@@ -113,7 +121,9 @@ void kpart_set_role(kpart *p, enum kpart_role role);
 
 /*
  * Append n batches (ks_log_append: same batches, flags, prefix rule and
- * errors), stamping the leader epoch into each first when it is not 0.
+ * errors).  The log writes the partition's leader epoch into each batch's
+ * header as it assigns the offsets (ks_log_set_epoch), under its own
+ * append lock: this call adds nothing to ks_log_append.
  * Appending acknowledges nothing by itself: submit each batch's
  * acknowledgement with kpart_ack_submit once its result is known.
  */
@@ -140,8 +150,132 @@ int kpart_offset_for_time(kpart *p, int64_t ts, int64_t *offset);
 
 /* Kafka's DeleteRecords (ks_log_delete_records) bounded by the high
  * watermark, as Kafka bounds it: offset -1 means the HW, an offset above
- * the HW is KLOG_EOFFSET (records not yet acknowledged stay). */
+ * the HW is KLOG_EOFFSET (records not yet acknowledged stay).  The
+ * leader-epoch cache follows the new start lazily (see "leader epochs"). */
 int kpart_delete_records(kpart *p, int64_t offset, int64_t *new_start);
+
+/* ---- leader epochs ---------------------------------------------------------
+ *
+ * A leader epoch numbers a leadership term (KIP-101).  Every batch a leader
+ * appends carries its epoch in its header, and the partition keeps, in
+ * dir/leader-epoch-checkpoint (lib/storage/epoch.h: Kafka's file and
+ * format), each epoch with the first offset written in it.  Replication
+ * uses it to find where a follower's log parts from the leader's
+ * (OffsetsForLeaderEpoch), then truncates the follower there.
+ *
+ * Invariant, true whenever emu is free and after every open: every batch
+ * at or above the log start carries the epoch kpart_epoch_for_offset gives
+ * for its base offset, and each entry starts where its epoch's first batch
+ * does (the first entry: at the log start).  How each change keeps it:
+ *
+ *   Epoch 0, lazily.  Kafka records (0, 0) when a partition first gets a
+ *   leader.  Here a partition without the file (a new one, or one written
+ *   by a release before this file existed, whose batches all carry epoch
+ *   0) is in epoch 0 from its log start: it answers as if the file held the
+ *   one entry (0, log start), and writes nothing.  The file is written at
+ *   the first change that needs it, the first kpart_become_leader with an
+ *   epoch above 0; so creating or opening a partition writes no file.
+ *
+ *   Becoming leader.  kpart_become_leader(E) records (E, LEO) durably
+ *   before any batch of epoch E can be appended: the record is written
+ *   under the log's append lock (ks_log_set_epoch), which then switches the
+ *   stamp, so every batch before it carries the old epoch and every batch
+ *   after it E.  Appends wait the two syncs of that write; an append that
+ *   does not coincide with a change takes no lock for any of this.
+ *
+ *   Truncation (a follower cutting a diverged tail): the log first, then
+ *   the cache (Kafka's order), under emu; no append may run meanwhile.  A crash in between leaves entries starting
+ *   at or past the new log end; opening removes every entry that starts at
+ *   or after the log end (Kafka's load rule), so the reopened cache is the
+ *   truncated one.  The other order would leave, after a crash, batches of
+ *   an epoch the cache no longer holds, which nothing could detect.
+ *
+ *   The log start moving (retention deleting segments, DeleteRecords,
+ *   the disk budget): the cache is truncated from the start lazily, by the
+ *   next cache write (kpart_become_leader, kpart_truncate_to) and by the
+ *   next open, not by the retention pass: nothing is added to retention,
+ *   append or read.  Meanwhile the queries answer as the truncated cache
+ *   would, from the log start they read; the file may still hold entries
+ *   below the start, which describe records already gone and which Kafka's
+ *   load drops the same way.  Compaction does not move the start.
+ *
+ *   An epoch that holds no record when the partition is opened is
+ *   forgotten (it cannot be told from the tail of a truncation a crash
+ *   interrupted: Kafka's load drops it too).  So after kpart_open the
+ *   partition's epoch is the epoch of its last batch (0 without a file, or
+ *   when the log is empty), and it stamps that epoch; a leader that
+ *   restarts is given its epoch again by kpart_become_leader, as a Kafka
+ *   broker is by the controller.
+ *
+ * Thread safety: the calls below serialise on emu; the queries never block
+ * on I/O and never allocate; kpart_become_leader and kpart_truncate_to
+ * block on disk syncs.  A read-only log (cfg->read_only) loads the cache
+ * without repairing it and refuses both changes with KLOG_EREADONLY.
+ */
+
+/*
+ * Become leader at epoch `epoch` (>= 0): record (epoch, LEO) in the cache,
+ * durably, then stamp `epoch` into every batch appended from now on, and
+ * set the role to KPART_LEADER.  The same epoch again changes nothing on
+ * disk (Kafka's assign: already implied).  Any pending truncation from the
+ * start is written first (see above); an epoch above 0 in a partition
+ * without a file first records (0, log start) for the records already
+ * there (two writes, once in a partition's life).
+ * Returns 0, or (nothing changed: the old epoch still stamped):
+ *   -EINVAL        epoch < 0
+ *   KLOG_EFENCED   epoch below the latest epoch the cache holds (Kafka's
+ *                  FENCED_LEADER_EPOCH)
+ *   KLOG_EREADONLY the log is read-only or failed;  KLOG_ECLOSED
+ *   -errno, KLOG_ECRASHED  a write of the cache failed (the file and the
+ *                  cache then hold the old list, possibly with the pending
+ *                  start truncation or (0, start) written: each a
+ *                  consistent state)
+ */
+int kpart_become_leader(kpart *p, int32_t epoch);
+
+/*
+ * Follower truncation: remove every batch holding an offset >= offset
+ * (ks_log_truncate_to: whole batches, so *new_end may be below offset;
+ * new_end may be NULL), then every cache entry starting at or after the
+ * new end (Kafka's truncateFromEnd).  If that removed the entry of the
+ * epoch the partition stamps, the partition is then in the epoch of its
+ * last batch, as after kpart_open (a leader that cut its own tail calls
+ * kpart_become_leader again).  No append may run concurrently (a
+ * follower's replicator is its only appender; a leader holds its
+ * producers off first).
+ * Returns 0, or ks_log_truncate_to's errors (KLOG_EOFFSET: offset outside
+ * [start, LEO], nothing done; KLOG_EREADONLY, KLOG_ECLOSED, -errno; the
+ * cache is fitted to whatever end the log has after a failure), or the
+ * cache write's (-errno, KLOG_ECRASHED): the log is truncated but the cache
+ * is not, so the log turns read-only (ks_log_fail; Kafka takes the
+ * directory offline) and the next open repairs the cache.
+ */
+int kpart_truncate_to(kpart *p, int64_t offset, int64_t *new_end);
+
+/*
+ * OffsetsForLeaderEpoch: where epoch `epoch` ends in this log, as the
+ * leader answers a follower (ks_epochs_end_offset_for, KIP-101/279, over
+ * the cache as truncated from the current log start):
+ *   epoch is the latest:                   (epoch, LEO)
+ *   epoch is -1 or above every known one:  (-1, -1)
+ *   otherwise, with S the start of the first epoch above `epoch`:
+ *     S above the log start:               (E', S), E' the largest known
+ *                                          epoch <= `epoch`, or `epoch`
+ *                                          when it is below every known one
+ *     S at or below the log start:         (epoch, log start)
+ * Never fails; *out_epoch and *out_end are always set.
+ */
+void kpart_end_offset_for_epoch(kpart *p, int32_t epoch, int32_t *out_epoch, int64_t *out_end);
+
+/* The epoch that wrote `offset` (Kafka's epochForOffset): -1 below the log
+ * start; the latest epoch at or past the LEO. */
+int32_t kpart_epoch_for_offset(kpart *p, int64_t offset);
+
+/* The cache as the calls above see it (truncated from the log start, the
+ * one entry (0, log start) when there is no file), oldest first: copies up
+ * to cap entries into out (may be NULL when cap is 0) and returns how many
+ * there are. */
+size_t kpart_epoch_entries(kpart *p, ks_epoch_entry *out, size_t cap);
 
 /* ---- waiters: consumers sleeping on an eventfd --------------------------- */
 

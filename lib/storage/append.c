@@ -327,6 +327,8 @@ static int gather(ks_log *log, ks_call *c, ks_run *r)
             return cr;
         }
         kf_batch_set_base_offset(b->batch, next);
+        if (log->stamp)
+            kf_batch_set_leader_epoch(b->batch, log->stamp_epoch);
         r->bi[k].base_offset = next;
         b->base_offset = next;
         next += r->bi[k].last_offset_delta + 1;

@@ -168,6 +168,8 @@ struct ks_log {
     _Atomic bool pf_off;       /* a prefill failed (a full disk?): none until the next roll */
     ks_listener_fn listener;
     void *listener_arg;
+    bool stamp;                /* stamp_epoch into appended batches (append_mu) */
+    int32_t stamp_epoch;       /* ks_log_set_epoch */
     bool closed;
 
     /* Idempotent producers (under append_mu): the last few batches of each

@@ -457,7 +457,9 @@ static int truncate_locked(ks_log *log, int64_t offset, int64_t *new_end)
         return KLOG_EREADONLY;
     }
     /* Drop whole segments that start at or above offset (keep at least one). */
+    bool dropped = false;
     while (log->nsegs > 1 && ks__active(log)->base >= offset) {
+        dropped = true;
         pthread_mutex_lock(&log->seg_mu);
         ks_segment *s = log->segs[--log->nsegs];
         pthread_mutex_unlock(&log->seg_mu);
@@ -468,6 +470,11 @@ static int truncate_locked(ks_log *log, int64_t offset, int64_t *new_end)
         if (r < 0 && rc == 0)
             rc = r;
     }
+    /* The unlinks are durable before the kept segment is cut: a crash
+     * that undid them after the cut would bring back segments that do not
+     * follow it, which recovery refuses as missing offsets. */
+    if (dropped && rc == 0)
+        rc = kio_dirsync(log->io, log->dir);
     ks_segment *s = ks__active(log);
     if (s->sealed) {
         /* The segment becomes writable again: reopen it, drop its index
@@ -594,6 +601,34 @@ void ks_log_set_listener(ks_log *log, ks_listener_fn fn, void *arg)
     log->listener = fn;
     log->listener_arg = arg;
     pthread_mutex_unlock(&log->append_mu);
+}
+
+int ks_log_set_epoch(ks_log *log, int32_t epoch, int (*fn)(void *arg, int64_t end), void *arg)
+{
+    if (!log)
+        return -EINVAL;
+    if (log->closed)
+        return KLOG_ECLOSED;
+    int rc = 0;
+    pthread_mutex_lock(&log->append_mu);
+    if (fn) {
+        if (log->cfg.read_only || atomic_load(&log->failed))
+            rc = KLOG_EREADONLY;
+        else
+            rc = fn(arg, atomic_load(&log->end)); /* appends wait: nothing lands meanwhile */
+    }
+    if (rc >= 0) {
+        log->stamp = epoch >= 0;
+        log->stamp_epoch = epoch;
+        rc = 0;
+    }
+    pthread_mutex_unlock(&log->append_mu);
+    return rc;
+}
+
+int ks_log_fail(ks_log *log, int err)
+{
+    return ks__fail_sync(log, err);
 }
 
 int ks_log_reconfigure(ks_log *log, const ks_log_config *c)

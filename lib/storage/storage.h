@@ -215,6 +215,29 @@ int ks_log_offset_for_time(ks_log *log, int64_t ts, int64_t *offset);
  * with *new_end filled (may be NULL), KLOG_EOFFSET, or an error. */
 int ks_log_truncate_to(ks_log *log, int64_t offset, int64_t *new_end);
 
+/*
+ * The leader epoch written into the header (partitionLeaderEpoch) of every
+ * batch appended from now on; epoch < 0 stops it (batches keep their own:
+ * the default).  Stamped under the append lock, where offsets are
+ * assigned, so no batch appended after this returns carries the old value
+ * and none appended before it the new one.  When fn is not NULL it runs
+ * first, under that lock (appends wait, nothing lands meanwhile), with
+ * `end` the log end offset: the first offset the new epoch will write.  The
+ * partition layer records the epoch's start there, durably, before any
+ * batch of it is written.  fn may do I/O; it must not call into this log.
+ * If fn returns < 0 nothing changes and that is returned.  Returns 0, fn's
+ * error, -EINVAL, KLOG_ECLOSED, or KLOG_EREADONLY (fn given, and the log
+ * read-only or failed).
+ */
+int ks_log_set_epoch(ks_log *log, int32_t epoch, int (*fn)(void *arg, int64_t end), void *arg);
+
+/* Turn the log read-only with err (< 0), as a failed fsync does: a file
+ * the log's records depend on (the partition's leader-epoch checkpoint)
+ * could not be written.  Appends fail with KLOG_EREADONLY from now on,
+ * ks_log_error returns err (the first error set stays); reads go on.
+ * Returns err. */
+int ks_log_fail(ks_log *log, int err);
+
 /* Called after every successful append with the new end offset, on the
  * appending thread, no lock held.  One listener; NULL removes it. */
 typedef void (*ks_listener_fn)(void *arg, int64_t end_offset);

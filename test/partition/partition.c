@@ -197,7 +197,7 @@ Test(partition, leader_epoch_is_stamped_into_appended_batches)
     cr_assert_eq(kpart_leader_epoch(P), 0);
     cr_assert_eq(kpart_role(P), KPART_LEADER);
     append(3);
-    kpart_set_leader_epoch(P, 7);
+    cr_assert_eq(kpart_become_leader(P, 7), 0);
     cr_assert_eq(kpart_leader_epoch(P), 7);
     append(3);
     ks_view v;
