@@ -8,11 +8,13 @@
  * offsets that do not increase (or, outside the compacted range recorded in
  * cleaner.ckpt, are not dense), a segment that runs into the next or stops
  * short of it, an index file whose header, checksum or entries disagree
- * with its segment, a damaged checkpoint or topics.meta, a recovery point
+ * with its segment, a damaged checkpoint, leader-epoch-checkpoint or
+ * topics.meta (judged by the library's own parsers), a recovery point
  * past the end of the log, a missing partition directory.  Warnings (exit
  * 0) are states a live or crashed writer leaves and the next open tidies:
  * an incomplete batch at the end of the active segment, a missing or stale
- * index, leftover .tmp/.cleaned files, an interrupted cleaning pass.
+ * index, leftover .tmp/.cleaned files, an interrupted cleaning pass,
+ * leader epochs starting past the log end (a truncation a crash cut short).
  *
  * Live directories: the writer may append, roll, clean or delete segments
  * while we read.  A partition whose pass finds damage, or sees a file
@@ -39,9 +41,10 @@ static const char verify_help[] =
     "where cleaner.ckpt records compaction), segment boundaries, the .index and\n"
     ".timeindex files (header, checksum, every entry within its segment and\n"
     "naming a batch start and that batch's offset), recovery.ckpt,\n"
-    "cleaner.ckpt and topics.meta.  Read-only and lock-free: it works while an\n"
-    "application has DIR open.  Problems are printed one per line as\n"
-    "\"damage: PATH: ...\" or \"warning: PATH: ...\", then a summary.\n"
+    "cleaner.ckpt, leader-epoch-checkpoint and topics.meta.  Read-only and\n"
+    "lock-free: it works while an application has DIR open.  Problems are\n"
+    "printed one per line as \"damage: PATH: ...\" or \"warning: PATH: ...\",\n"
+    "then a summary.\n"
     "\n"
     "  --deep                 also decode every record (decompressing batches)\n"
     "  -v, --verbose          also print one line per partition checked\n"
@@ -475,6 +478,28 @@ static void verify_partition_once(const char *pdir, const char *label, bool deep
     } else {
         gap_limit = ck.v.a;
     }
+    /* leader-epoch-checkpoint: malformed is damage (the partition does not
+     * open); entries are checked against the log end below. */
+    kl_epoch_entry *ep = NULL;
+    size_t nep = 0;
+    snprintf(path, sizeof path, "%s/" KL_EPOCH_NAME, pdir);
+    snprintf(name, sizeof name, "%s/" KL_EPOCH_NAME, label);
+    {
+        char *buf;
+        size_t len;
+        char why[256];
+        rc = file_load(path, &buf, &len);
+        if (rc < 0 && rc != -ENOENT) {
+            add(r, true, name, "cannot read: %s", strerror(-rc));
+        } else if (rc == 0) {
+            rc = kl_epochs_parse(buf, len, &ep, &nep, why, sizeof why);
+            if (rc == -ENOMEM)
+                add(r, true, name, "cannot check: out of memory");
+            else if (rc < 0)
+                add(r, true, name, "damaged: %s (the partition does not open)", why);
+            free(buf);
+        }
+    }
     bool loose = swaps.n > 0;
     if (loose)
         r->vanished = true; /* a cleaning pass between its steps: look again */
@@ -528,7 +553,16 @@ static void verify_partition_once(const char *pdir, const char *label, bool deep
                 "recovery.ckpt vouches for offsets below %" PRId64 ", but the log ends at %" PRId64
                 " (acknowledged records missing)",
                 rp, end);
+        /* An entry may start at the end (a leader that has not written
+         * yet), not past it. */
+        if (nep > 0 && ep[nep - 1].start_offset > end && !loose) {
+            snprintf(name, sizeof name, "%s/" KL_EPOCH_NAME, label);
+            add(r, false, name, "epoch %d starts at %" PRId64 ", past the log end %" PRId64
+                " (a truncation cut short; the next open drops it)", (int)ep[nep - 1].epoch,
+                ep[nep - 1].start_offset, end);
+        }
     }
+    free(ep);
     /* The swap files themselves: whole, checksummed batches. */
     for (size_t i = 0; i < swaps.n; i++) {
         snprintf(path, sizeof path, "%s/%020" PRId64 ".log.swap", pdir, swaps.v[i]);

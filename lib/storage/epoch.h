@@ -27,8 +27,9 @@
  * cache in memory only once the file is written.  A crash at any point
  * leaves either the file as it was or the file as it became, never a mix.
  * Kafka flushes truncations in the background; here every change is
- * synchronous (they are rare: one per leader change, truncation or
- * retention pass that moved the log start past an epoch boundary).  A
+ * synchronous (they are rare: one per leader change or truncation; the
+ * partition folds log start moves in lazily, with the next of those or at
+ * open: lib/partition/partition.h, "leader epochs").  A
  * leftover leader-epoch-checkpoint.tmp is removed by the next ks_log_open of
  * the same directory (it removes every *.tmp), and overwritten by the next
  * write otherwise.
@@ -44,7 +45,7 @@
  * (assign, truncate_from_end, truncate_from_start, close) need exclusive
  * access; the read-only calls (latest, end_offset_for, epoch_for_offset,
  * count, entry) may run concurrently with each other but not with a
- * change.  The partition object calls everything under its own lock.  Calls
+ * change.  The partition object calls everything under its lock emu.  Calls
  * that change the cache block on disk I/O (two syncs); the read-only ones
  * never block and never allocate.  Nothing calls back.
  */

@@ -1,6 +1,6 @@
 /*
- * test/storage/layout.c - lib/storage/layout.h: the index, checkpoint and
- * topics.meta layouts and segment names, as pure functions (good files
+ * test/storage/layout.c - lib/storage/layout.h: the index, checkpoint,
+ * leader-epoch-checkpoint and topics.meta layouts and segment names, as pure functions (good files
  * round-trip, every kind of damage is named) and against what the library
  * itself writes and reads (a log's index files and checkpoint, an
  * instance's topics.meta), so that the tools, which read these files only
@@ -328,6 +328,52 @@ Test(layout, meta_checksum_and_framing)
 }
 
 /* ---- segment names ---------------------------------------------------------------- */
+
+/* ---- leader-epoch-checkpoint ------------------------------------------------ */
+
+Test(layout, epochs_parse_good_and_damaged)
+{
+    kl_epoch_entry *e = NULL;
+    size_t n = 99;
+    char why[256];
+    /* Kafka's text, CRLF, blanks, a duplicated start (the later epoch stays) */
+    const char *good = "0\r\n4\n0 0\n2\t\t10  \n3 10\n7 25\n";
+    cr_assert_eq(kl_epochs_parse(good, strlen(good), &e, &n, why, sizeof why), 0, "%s", why);
+    cr_assert_eq(n, 3);
+    cr_assert(e[0].epoch == 0 && e[0].start_offset == 0);
+    cr_assert(e[1].epoch == 3 && e[1].start_offset == 10);
+    cr_assert(e[2].epoch == 7 && e[2].start_offset == 25);
+    free(e);
+    cr_assert_eq(kl_epochs_parse("", 0, &e, &n, why, sizeof why), 0, "an empty file is no entries");
+    cr_assert_eq(n, 0);
+    cr_assert_null(e);
+    cr_assert_eq(kl_epochs_parse("0\n0\n", 4, &e, &n, NULL, 0), 0);
+    cr_assert_eq(n, 0);
+
+    static const struct { const char *text; int rc; const char *why; } bad[] = {
+        { "x\n", KLOG_ECORRUPT, "line 1: not a version number" },
+        { "1\n0\n", KLOG_EFORMAT, "line 1: version 1 (only 0 is known)" },
+        { "0\n-1\n", KLOG_ECORRUPT, "line 2: not an entry count" },
+        { "0\n9\n0 0\n", KLOG_ECORRUPT, "line 2: 9 entries claimed" },
+        { "0\n2\n0 0\n", KLOG_ECORRUPT, "line 2: 2 entries claimed" },
+        { "0\n2\n0 0\n10 5", KLOG_ECORRUPT, "line 4: not \"epoch start_offset\"" },
+        { "0\n2\n0 0\n 1 5\n", KLOG_ECORRUPT, "line 4: not" },
+        { "0\n1\n-1 0\n", KLOG_ECORRUPT, "line 3: negative" },
+        { "0\n2\n3 0\n1 1\n", KLOG_ECORRUPT, "line 4: epoch 1 at 1 after epoch 3 at 0" },
+        { "0\n2\n1 8\n3 7\n", KLOG_ECORRUPT, "line 4: epoch 3 at 7 after epoch 1 at 8" },
+        { "0\n1\n0 0\n1 1\n", KLOG_ECORRUPT, "line 4: more lines than the count (1)" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        e = (kl_epoch_entry *)1;
+        n = 99;
+        int rc = kl_epochs_parse(bad[i].text, strlen(bad[i].text), &e, &n, why, sizeof why);
+        cr_assert_eq(rc, bad[i].rc, "case %zu: %d", i, rc);
+        cr_assert_null(e, "case %zu", i);
+        cr_assert_eq(n, 0, "case %zu", i);
+        cr_assert(strncmp(why, bad[i].why, strlen(bad[i].why)) == 0, "case %zu: \"%s\", expected \"%s...\"", i,
+                  why, bad[i].why);
+    }
+}
 
 Test(layout, segment_names)
 {
