@@ -247,11 +247,15 @@ contains "$WORK/out" "version: 0 entries: 2"
 contains "$WORK/out" "epoch: 3 startOffset: 1"
 expect 0 "$KLOG" verify "$WORK/epochs"
 contains "$WORK/out" "clean"
+printf '0\n2\n0 0\n3 1000000\n' >"$EPF"
+expect 0 "$KLOG" verify "$WORK/epochs"
+contains "$WORK/out" "warning: events-1/leader-epoch-checkpoint: epoch 3 starts at 1000000, past the log end"
 printf '0\n2\n3 0\n1 1\n' >"$EPF"
 expect 1 "$KLOG" dump "$EPF"
 contains "$WORK/out" "Damaged: line 4: epoch 1 at 1 after epoch 3 at 0"
 expect 1 "$KLOG" verify "$WORK/epochs"
 contains "$WORK/out" "damage: events-1/leader-epoch-checkpoint: damaged: line 4"
+KLOG_DIR="$WORK/epochs" expect 1 "$KLOG" topics describe events
 
 # ---- perf ----------------------------------------------------------------------------
 expect 0 "$KLOG" topics create perf --partitions 2
