@@ -531,12 +531,15 @@ int kpart_become_leader(kpart *p, int32_t epoch)
 int kpart_truncate_to(kpart *p, int64_t offset, int64_t *new_end)
 {
     pthread_mutex_lock(&p->emu);
-    int64_t ne = -1;
+    int64_t ne = -1, end0 = ks_log_end_offset(p->log);
     int rc = ks_log_truncate_to(p->log, offset, &ne);
     if (new_end)
         *new_end = ne;
-    if (rc == KLOG_EOFFSET || p->read_only) {
-        pthread_mutex_unlock(&p->emu); /* nothing was done */
+    if (p->read_only || ks_log_end_offset(p->log) >= end0) {
+        /* Nothing was removed (offset at the end, out of range, or a
+         * failure before the cut): an epoch that starts at the end and has
+         * not written yet stays, as in Kafka. */
+        pthread_mutex_unlock(&p->emu);
         return rc;
     }
     /* Even after a failure part of the log may be gone: fit the cache to
@@ -561,13 +564,12 @@ int kpart_truncate_to(kpart *p, int64_t offset, int64_t *new_end)
     return rc;
 }
 
-/* Entry i of the cache as the partition sees it (module comment); n from
- * view_count.  emu held. */
+/* The cache as the partition sees it (the module comment): how many
+ * entries, and in *skip how many of the cache's lie wholly below the log
+ * start (those followed by one starting at or below it).  emu held. */
 static size_t view_count(kpart *p, int64_t start, size_t *skip)
 {
     size_t n = ks_epochs_count(p->epochs);
-    /* entries wholly below the start: those followed by one starting at or
-     * below it */
     size_t k = 0;
     ks_epoch_entry e;
     while (k + 1 < n && ks_epochs_entry(p->epochs, k + 1, &e) == 0 && e.start_offset <= start)
@@ -576,6 +578,7 @@ static size_t view_count(kpart *p, int64_t start, size_t *skip)
     return n == 0 ? 1 : n - k;
 }
 
+/* Entry i of that view (i < view_count's answer).  emu held. */
 static ks_epoch_entry view_at(kpart *p, int64_t start, size_t skip, size_t i)
 {
     ks_epoch_entry e = { 0, start };

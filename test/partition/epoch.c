@@ -633,11 +633,17 @@ Test(pepoch, truncate_to_cuts_the_log_and_the_cache)
     cr_assert_eq(kpart_truncate_to(p, 30, &ne), 0, "at the end: nothing to do");
     cr_assert_eq(ne, 30);
     expect_disk(pdir, L(EL(0, 0), EL(2, 10), EL(5, 20)), "no-op");
+    /* a leader that has not written yet keeps its epoch through a no-op */
+    lead(p, 6);
+    cr_assert_eq(kpart_truncate_to(p, 30, &ne), 0);
+    cr_assert_eq(kpart_leader_epoch(p), 6);
+    expect_disk(pdir, L(EL(0, 0), EL(2, 10), EL(5, 20), EL(6, 30)), "no-op, epoch 6");
 
-    /* inside epoch 5: its entry stays */
+    /* inside epoch 5: its entry stays, epoch 6 goes (it wrote nothing) */
     cr_assert_eq(kpart_truncate_to(p, 25, &ne), 0);
     cr_assert_eq(ne, 25);
     expect_disk(pdir, L(EL(0, 0), EL(2, 10), EL(5, 20)), "inside 5");
+    cr_assert_eq(kpart_leader_epoch(p), 5);
     expect_consistent(p, "inside 5");
 
     /* mid-batch (batch 10..14): whole batches go, so the end is 10 and
