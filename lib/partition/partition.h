@@ -207,6 +207,13 @@ int kpart_delete_records(kpart *p, int64_t offset, int64_t *new_start);
  *   restarts is given its epoch again by kpart_become_leader, as a Kafka
  *   broker is by the controller.
  *
+ *   Followers (replication, to come): a follower must keep the leader's
+ *   epochs in the batches it copies, so becoming follower will switch the
+ *   stamp off (ks_log_set_epoch(log, -1, ...)) and a follower append will
+ *   assign each new epoch it meets, at the base offset of its first batch,
+ *   before appending that batch (Kafka's maybeAssignEpochStartOffset).
+ *   Today every partition leads: kpart_set_role changes the role only.
+ *
  * Thread safety: the calls below serialise on emu; the queries never block
  * on I/O and never allocate; kpart_become_leader and kpart_truncate_to
  * block on disk syncs.  A read-only log (cfg->read_only) loads the cache

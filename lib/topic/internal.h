@@ -57,6 +57,11 @@
  *              open, reconfigure, abandon and renames; lookups and
  *              snapshots hold it for the copy only.  Never held across an
  *              append or a cleaning pass.
+ *   partition  emu (lib/partition: the leader-epoch cache) -> that log's
+ *              maint_mu, append_mu: held across the cache's file writes
+ *              (kpart_become_leader writes under the log's append_mu,
+ *              kpart_truncate_to after its truncation).  Appends and reads
+ *              never take it.
  *   storage    per log: maint_mu -> append_mu -> {ckpt_mu, pf_mu, seg_mu,
  *              sync_mu} (storage/internal.h).  A thread holds the locks of
  *              one log at a time.
