@@ -40,7 +40,8 @@ extern "C" {
 #define KLOG_EFENCED       (-30910) /* stale generation or producer epoch */
 #define KLOG_EDUPLICATE    (-30911) /* idempotent producer: batch already written */
 #define KLOG_ESEQUENCE     (-30912) /* idempotent producer: sequence gap */
-#define KLOG_ECRASHED      (-30913) /* I/O engine stopped by a simulated crash (tests) */
+/*      (-30913)  retired: was KLOG_ECRASHED, test-only; now KLOG_TESTING_ECRASHED in
+ *                klog/testing.h, outside this band.  Never reused. */
 #define KLOG_EUNKNOWN_TOPIC (-30914) /* no such topic */
 #define KLOG_EUNKNOWN_PARTITION (-30915) /* no such partition */
 #define KLOG_ESTATE        (-30916) /* call not valid in the handle's current state */

@@ -18,6 +18,7 @@
 
 #include <klog/conf.h>
 #include <klog/error.h>
+#include <klog/testing.h> /* klog_conf_set_io_methods */
 
 #include "common/common.h"
 #include "common/conf.h"
@@ -30,6 +31,7 @@ typedef struct kc_slot {
 
 struct klog_conf {
     unsigned n;   /* klog__conf_ntables * KC_TABLE_KEYS */
+    const void *io_methods, *io_arg;  /* klog_conf_set_io_methods (testing) */
     kc_slot slot[];
 };
 
@@ -260,6 +262,24 @@ int64_t klog__conf_int(const klog_conf *conf, kc_key key)
 const char *klog__conf_str(const klog_conf *conf, kc_key key)
 {
     return conf && conf->slot[key].set && conf->slot[key].s ? conf->slot[key].s : "";
+}
+
+/* The hook libklog-testing hands its fault backend through: stored, not
+ * checked here (lib/common sits below lib/io); klog_open checks the vtable's
+ * magic, version and size and fails with -EINVAL on a bad one. */
+KLOG_API int klog_conf_set_io_methods(klog_conf *conf, const void *methods, const void *init_arg)
+{
+    if (!conf)
+        return -EINVAL;
+    conf->io_methods = methods;
+    conf->io_arg = methods ? init_arg : NULL;
+    return 0;
+}
+
+const void *klog__conf_io_methods(const klog_conf *conf, const void **init_arg)
+{
+    *init_arg = conf ? conf->io_arg : NULL;
+    return conf ? conf->io_methods : NULL;
 }
 
 int klog__conf_isset(const klog_conf *conf, kc_key key)

@@ -110,6 +110,9 @@ const kc_def *klog__conf_def(kc_key key);
  */
 int64_t klog__conf_int(const klog_conf *conf, kc_key key);
 const char *klog__conf_str(const klog_conf *conf, kc_key key);
+/* The I/O backend vtable klog_conf_set_io_methods put on conf (NULL: the
+ * shipped backends, chosen by io.backend) and its init argument. */
+const void *klog__conf_io_methods(const klog_conf *conf, const void **init_arg);
 /* Was the key set explicitly? */
 int klog__conf_isset(const klog_conf *conf, kc_key key);
 /* Both at once: 1 with the set value, or 0 with the default.  On a conf

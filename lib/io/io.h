@@ -10,8 +10,10 @@
  *            fdatasync, directory fsync and reads go through rings.
  *   posix  - pwritev / preadv / fdatasync / fsync; used where io_uring cannot
  *            be set up (ENOSYS, EPERM from seccomp, ...) or is switched off.
- *   fault  - wraps another engine and injects failures (EIO, ENOSPC, short
- *            writes) and simulated crashes.  For tests.
+ *
+ * A backend from outside libklog comes in through kio_open_methods: the
+ * fault-injecting backend of libklog-testing (lib/testing/io_fault.h), which
+ * klog_open takes from klog_conf_set_io_methods, and tests' own wrappers.
  *
  * Threading: every kio_* call is thread-safe and blocking; an engine can be
  * shared by any number of threads.  Calls never call back into klog.
@@ -23,8 +25,9 @@
  * any buffer after it returns.
  *
  * Errors: negative errno values from the system and from io_uring
- * completions are passed through unchanged; KLOG_ECRASHED from the fault
- * backend after a simulated crash.
+ * completions are passed through unchanged; a backend from outside may add
+ * its own (the fault backend: KLOG_TESTING_ECRASHED after a simulated
+ * power cut).
  */
 #ifndef KLOG_IO_H
 #define KLOG_IO_H
@@ -134,10 +137,7 @@ enum {
     KIO_CTL_BACKEND_NAME = 1, /* arg: const char ** */
     KIO_CTL_WRITEBACK = 2,    /* arg: const kio_range *: write the range's dirty
                                * pages back and wait (no sync: no durability) */
-    KIO_CTL_FAULT_ARM = 100,  /* fault backend: arg: const kio_fault_rule * */
-    KIO_CTL_FAULT_CLEAR = 101,
-    KIO_CTL_FAULT_CRASH = 102, /* arg: const kio_crash * */
-    KIO_CTL_FAULT_COUNT = 103, /* arg: kio_fault_count * */
+    /* 100..199: the fault backend's (lib/testing/io_fault.h) */
 };
 
 /* ---- engine lifetime -------------------------------------------------- */
@@ -153,7 +153,6 @@ const char *kio_name(const kio *io);
 
 const struct kio_methods *kio_uring_methods(void); /* NULL if built without liburing */
 const struct kio_methods *kio_posix_methods(void);
-const struct kio_methods *kio_fault_methods(void);
 
 /* ---- file operations (thin wrappers: dispatch, retry short I/O, count) -- */
 
@@ -193,70 +192,5 @@ typedef struct kio_stats {
     uint64_t syncs, sync_ns_total, sync_ns_max; /* datasync + linked syncs */
 } kio_stats;
 void kio_get_stats(const kio *io, kio_stats *out);
-
-/* ---- the fault-injecting backend ------------------------------------- */
-
-/* Operation classes, for rules and counters. */
-enum {
-    KIO_OP_OPEN = 1 << 0,
-    KIO_OP_WRITE = 1 << 1,   /* each request of writev_many counts once */
-    KIO_OP_READ = 1 << 2,
-    KIO_OP_SYNC = 1 << 3,    /* datasync and the linked sync of KIO_W_DSYNC */
-    KIO_OP_TRUNCATE = 1 << 4,
-    KIO_OP_RENAME = 1 << 5,
-    KIO_OP_UNLINK = 1 << 6,
-    KIO_OP_DIRSYNC = 1 << 7,
-    KIO_OP_MKDIR = 1 << 8,
-    KIO_OP_ALL = 0x1ff,
-};
-
-typedef struct kio_fault_init {
-    const struct kio_methods *base; /* backend underneath; NULL = posix */
-    const void *base_arg;
-} kio_fault_init;
-
-/* Fail the nth (1-based) operation whose class is in ops, counting from when
- * the rule is armed.  err is a negative errno (-EIO, -ENOSPC).  With
- * KIO_FAULT_SHORT on a write, half the bytes are written and the short count
- * returned instead of an error (err ignored).  KIO_FAULT_STICKY keeps failing
- * every matching op after the nth until cleared. */
-enum { KIO_FAULT_SHORT = 1 << 0, KIO_FAULT_STICKY = 1 << 1 };
-typedef struct kio_fault_rule {
-    unsigned ops;
-    uint64_t nth;
-    int err;
-    unsigned flags;
-} kio_fault_rule;
-
-/* Simulated crash: what happens to data and directory entries not yet made
- * durable.  After the crash every further op on the engine fails with
- * KLOG_ECRASHED (except close, which succeeds and does nothing to disk);
- * the files on disk are left in the post-crash state for a fresh engine to
- * open.  Data is durable once a datasync of its file returned 0; a directory
- * entry (create, rename, unlink) once a dirsync of its directory did. */
-enum kio_crash_mode {
-    KIO_CRASH_DROP = 1,    /* unsynced writes vanish (files cut back / restored) */
-    KIO_CRASH_PREFIX = 2,  /* per file, a random prefix of the unsynced bytes survives */
-    KIO_CRASH_GARBAGE = 3, /* unsynced bytes replaced by random bytes */
-    KIO_CRASH_ZERO = 4,    /* unsynced bytes replaced by zeros */
-    KIO_CRASH_RANDOM = 5,  /* each file picks one of the four above */
-};
-enum { KIO_CRASH_LOSE_DIRENTS = 1 << 0 }; /* also undo un-dirsynced creates/renames/unlinks */
-typedef struct kio_crash {
-    enum kio_crash_mode mode;
-    unsigned flags;
-    uint64_t seed;
-} kio_crash;
-
-typedef struct kio_fault_count {
-    unsigned ops;     /* in: classes to count */
-    uint64_t count;   /* out: matching ops since the engine opened */
-} kio_fault_count;
-
-/* Typed helpers over kio_control for the fault backend. */
-int kio_fault_arm(kio *io, unsigned ops, uint64_t nth, int err, unsigned flags);
-int kio_fault_clear(kio *io);
-int kio_fault_crash(kio *io, enum kio_crash_mode mode, unsigned flags, uint64_t seed);
-uint64_t kio_fault_ops(kio *io, unsigned ops);
 
 #endif /* KLOG_IO_H */

@@ -555,7 +555,8 @@ int klog__open(klog **out, const char *dir, const klog_conf *conf, const kt_modu
         goto fail;
     static const enum kio_backend backends[] = { KIO_BACKEND_AUTO, KIO_BACKEND_URING, KIO_BACKEND_POSIX };
     kio_options opt = { .backend = backends[klog__conf_int(k->conf, KC_IO_BACKEND)] };
-    if ((rc = kio_open(&k->io, &opt)) < 0) {
+    const void *io_arg, *io_methods = klog__conf_io_methods(k->conf, &io_arg); /* testing */
+    if ((rc = io_methods ? kio_open_methods(&k->io, io_methods, io_arg) : kio_open(&k->io, &opt)) < 0) {
         klog__errf(errbuf, errsize, rc, "I/O engine: %s", klog_strerror(rc));
         goto fail;
     }

@@ -1,18 +1,27 @@
 #!/bin/sh
-# The shared library exports the public API and nothing else: every dynamic
-# symbol it defines is a klog_ function declared in include/klog/, and every
-# function declared there is exported.
+# The shared libraries export the public API and nothing else.  libklog:
+# every dynamic symbol it defines is a klog_ function declared in
+# include/klog/, and every such function is exported, except the
+# klog_testing_ ones, which are libklog-testing's (klog/testing.h), and
+# only its: that library exports exactly those.
+#   exports.sh LIBKLOG INCLUDE_DIR LIBKLOG_TESTING
 set -eu
-lib=$1; incdir=$2
-exported=$(nm -D --defined-only "$lib" | awk '$2 ~ /^[TDBR]$/ {print $3}' | sed 's/@.*//' | sort -u)
-declared=$(grep -h -o -E '\bklog_[a-z0-9_]+[[:space:]]*\(' "$incdir"/*.h | sed -E 's/[[:space:]]*\($//' | sort -u)
+lib=$1; incdir=$2; tlib=$3
+declared_all=$(grep -h -o -E '\bklog_[a-z0-9_]+[[:space:]]*\(' "$incdir"/*.h | sed -E 's/[[:space:]]*\($//' | sort -u)
 bad=0
-for s in $exported; do
-    case " $(echo $declared) " in *" $s "*) ;; *) echo "exported but not declared public: $s"; bad=1;; esac
-done
-for s in $declared; do
-    case " $(echo $exported) " in *" $s "*) ;; *) echo "declared but not exported: $s"; bad=1;; esac
-done
-n=$(echo "$exported" | wc -w)
-[ $bad -eq 0 ] && echo "exports: $n symbols, all public" && echo "1 passed, 0 failed"
+# check NAME LIB DECLARED: LIB's defined dynamic symbols are exactly DECLARED.
+check() {
+    name=$1 exported=$(nm -D --defined-only "$2" | awk '$2 ~ /^[TDBR]$/ {print $3}' | sed 's/@.*//' | sort -u)
+    declared=$3
+    for s in $exported; do
+        case " $(echo $declared) " in *" $s "*) ;; *) echo "$name: exported but not declared public: $s"; bad=1;; esac
+    done
+    for s in $declared; do
+        case " $(echo $exported) " in *" $s "*) ;; *) echo "$name: declared but not exported: $s"; bad=1;; esac
+    done
+    echo "$name: $(echo "$exported" | wc -w) symbols"
+}
+check libklog "$lib" "$(echo "$declared_all" | grep -v '^klog_testing_')"
+check libklog-testing "$tlib" "$(echo "$declared_all" | grep '^klog_testing_')"
+[ $bad -eq 0 ] && echo "exports: all public" && echo "1 passed, 0 failed"
 exit $bad

@@ -420,13 +420,13 @@ Test(core, fault_rejects_bad_base)
 {
     struct kio_methods bad = mock_methods;
     bad.version = 0;
-    kio_fault_init fi = { &bad, NULL };
+    kio_fault_init fi = { .base = &bad };
     kio *io = NULL;
     cr_assert_eq(kio_open_methods(&io, kio_fault_methods(), &fi), -EINVAL);
     cr_assert_null(io);
     /* and a good one passes the base's init argument through */
     mock_cfg cfg = { .init_rc = -EPERM, .fail_req = -1 };
-    kio_fault_init fi2 = { &mock_methods, &cfg };
+    kio_fault_init fi2 = { .base = &mock_methods, .base_arg = &cfg };
     cr_assert_eq(kio_open_methods(&io, kio_fault_methods(), &fi2), -EPERM);
     cr_assert_eq(g_fini_calls, 1);
 }

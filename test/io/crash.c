@@ -432,23 +432,23 @@ Test(crash, ops_after_crash_fail)
     kio_wreq r = { h, &v, 1, 0 };
     uint64_t sz;
     cr_assert_eq(kio_fault_crash(io, KIO_CRASH_DROP, 0, 0), 0);
-    cr_assert_eq(kio_file_open(io, t_path(g_dir, "b"), KIO_O_RDWR | KIO_O_CREAT, 0644), KLOG_ECRASHED);
+    cr_assert_eq(kio_file_open(io, t_path(g_dir, "b"), KIO_O_RDWR | KIO_O_CREAT, 0644), KLOG_TESTING_ECRASHED);
     cr_assert(!t_exists(t_path(g_dir, "b")));
-    cr_assert_eq(kio_pwritev(io, h, &v, 1, 0), KLOG_ECRASHED);
-    cr_assert_eq(kio_pwritev_many(io, &r, 1, KIO_W_DSYNC, NULL), KLOG_ECRASHED);
-    cr_assert_eq(kio_pread(io, h, b, sizeof b, 0), KLOG_ECRASHED);
-    cr_assert_eq(kio_datasync(io, h), KLOG_ECRASHED);
-    cr_assert_eq(kio_truncate(io, h, 0), KLOG_ECRASHED);
-    cr_assert_eq(kio_size(io, h, &sz), KLOG_ECRASHED);
-    cr_assert_eq(kio_rename(io, t_path(g_dir, "a"), t_path(g_dir, "c")), KLOG_ECRASHED);
-    cr_assert_eq(kio_unlink(io, t_path(g_dir, "a")), KLOG_ECRASHED);
-    cr_assert_eq(kio_dirsync(io, g_dir), KLOG_ECRASHED);
-    cr_assert_eq(kio_mkdir(io, t_path(g_dir, "d"), 0755), KLOG_ECRASHED);
-    cr_assert_eq(kio_fault_crash(io, KIO_CRASH_DROP, 0, 0), KLOG_ECRASHED);
+    cr_assert_eq(kio_pwritev(io, h, &v, 1, 0), KLOG_TESTING_ECRASHED);
+    cr_assert_eq(kio_pwritev_many(io, &r, 1, KIO_W_DSYNC, NULL), KLOG_TESTING_ECRASHED);
+    cr_assert_eq(kio_pread(io, h, b, sizeof b, 0), KLOG_TESTING_ECRASHED);
+    cr_assert_eq(kio_datasync(io, h), KLOG_TESTING_ECRASHED);
+    cr_assert_eq(kio_truncate(io, h, 0), KLOG_TESTING_ECRASHED);
+    cr_assert_eq(kio_size(io, h, &sz), KLOG_TESTING_ECRASHED);
+    cr_assert_eq(kio_rename(io, t_path(g_dir, "a"), t_path(g_dir, "c")), KLOG_TESTING_ECRASHED);
+    cr_assert_eq(kio_unlink(io, t_path(g_dir, "a")), KLOG_TESTING_ECRASHED);
+    cr_assert_eq(kio_dirsync(io, g_dir), KLOG_TESTING_ECRASHED);
+    cr_assert_eq(kio_mkdir(io, t_path(g_dir, "d"), 0755), KLOG_TESTING_ECRASHED);
+    cr_assert_eq(kio_fault_crash(io, KIO_CRASH_DROP, 0, 0), KLOG_TESTING_ECRASHED);
     cr_assert(t_exists(t_path(g_dir, "a")));
     cr_assert_eq(kio_file_close(io, h), 0);
     cr_assert(t_exists(t_path(g_dir, "a")), "close after crash touched the disk");
-    cr_assert_eq(kio_fault_crash(io, 99, 0, 0), KLOG_ECRASHED);
+    cr_assert_eq(kio_fault_crash(io, 99, 0, 0), KLOG_TESTING_ECRASHED);
     kio_close(io);
 
     /* a bad mode is refused before anything happens */

@@ -145,7 +145,7 @@ static int child(int err, const char *dir)
     if (setenv("KLOG_IO_BACKEND", "uring", 1) != 0 || kio_open(&io, NULL) != -err)
         return 32;
     /* the fault backend over uring cannot come up either */
-    kio_fault_init fi = { kio_uring_methods(), NULL };
+    kio_fault_init fi = { .base = kio_uring_methods() };
     if (kio_open_methods(&io, kio_fault_methods(), &fi) != -err)
         return 33;
     return 0;

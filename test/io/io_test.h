@@ -21,6 +21,7 @@
 
 #include "klog_config.h"
 #include "io/io.h"
+#include "testing/io_fault.h" /* the fault backend: lib/testing, linked beside the core */
 #include <klog/error.h>
 
 /* ---- temp dirs -------------------------------------------------------- */
@@ -179,7 +180,7 @@ static inline kio *t_open(enum t_backend b)
         break;
     case TB_FAULT_URING: {
         static const kio_options uo = { .backend = KIO_BACKEND_URING };
-        kio_fault_init fi = { kio_uring_methods(), &uo };
+        kio_fault_init fi = { .base = kio_uring_methods(), .base_arg = &uo };
         rc = kio_open_methods(&io, kio_fault_methods(), &fi);
         break;
     }

@@ -39,6 +39,7 @@
 
 #include "format/format.h"
 #include "io/io.h"
+#include "testing/io_fault.h" /* the fault backend: lib/testing, linked beside the core */
 #include "storage/storage.h"
 
 #define TU_PATH 4096

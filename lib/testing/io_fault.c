@@ -1,7 +1,9 @@
 /*
- * lib/io/io_fault.c - the fault-injecting backend, for tests.
+ * lib/testing/io_fault.c - the fault-injecting backend, for tests.
  *
- * Wraps a base backend (posix unless told otherwise) and adds two things:
+ * Built into libklog-testing (klog/testing.h is its public face), not into
+ * libklog.  Wraps a base backend (posix unless told otherwise) and adds two
+ * things:
  *
  * 1. Injected failures (SQLite's test VFS): rules armed through
  *    KIO_CTL_FAULT_ARM fail the nth op of some classes with an errno, or
@@ -40,8 +42,24 @@
  *      engine: nothing is ever left in the directories.
  *
  *    A file that existed before the engine first saw it counts as durable
- *    at its size then.  After the crash every op fails with KLOG_ECRASHED,
- *    except close, which releases the handle and touches nothing on disk.
+ *    at its size then.  After the crash every op fails with
+ *    KLOG_TESTING_ECRASHED, except close, which releases the handle and
+ *    touches nothing on disk.
+ *
+ *    A crash is either called for (KIO_CTL_FAULT_CRASH) or armed to fall on
+ *    the nth op of some classes (KIO_CTL_FAULT_CRASH_AT): that op does not
+ *    happen (in a batch of writes, those before it do; the sync does not).
+ *
+ * The disk and its engines.  Everything above is the state of a disk
+ * (struct kio_fault_disk), not of an engine.  An engine opened without a
+ * disk makes one of its own and rewrites the files the moment it crashes,
+ * after the op it crashed in is done.  An engine opened on a shared disk
+ * (kio_fault_init.disk; the testing library's klog_testing_fault) only
+ * stops; the rewrite waits for kio_fault_disk_reboot, which refuses while
+ * an engine is attached: a live instance keeps segments mmap'd, and cutting
+ * a mapped file short under a reader would be a SIGBUS, not a crash test.
+ * A shared disk outlives its engines, one attached at a time, so what is
+ * not durable survives klog_close and klog_open as on a real machine.
  *
  * Names are compared after lexical canonicalisation (absolute, "." and
  * ".." folded, no symlinks resolved); directories by device and inode.
@@ -67,6 +85,7 @@
 
 #include "common/common.h"
 #include "io/io_internal.h"
+#include "testing/io_fault.h"
 
 #define FF_MAX_RULES 16
 #define FF_NCLASS 9 /* KIO_OP_OPEN .. KIO_OP_MKDIR */
@@ -117,17 +136,27 @@ typedef struct ff_handle {
     ff_file *f;        /* NULL for directories */
 } ff_handle;
 
-typedef struct ff_state {
+/* The disk.  Lives as long as a reference does: its creator's and that of
+ * the engine attached to it (an engine's own disk has only the latter). */
+typedef struct kio_fault_disk {
     pthread_mutex_t mu;
-    bool lock_ok;
+    unsigned refs;
+    bool shared;       /* made by kio_fault_disk_new: the rewrite waits for reboot */
+    bool attached;     /* an engine is on it (bst and h are that engine's) */
     const struct kio_methods *bm;
-    void *bst;
+    const void *barg;
+    void *bst;         /* the attached engine's base state */
     bool binited;
 
     ff_rule rules[FF_MAX_RULES];
     unsigned nrules;
     uint64_t counts[FF_NCLASS];
-    bool crashed;
+    bool crash_armed;
+    kio_crash_rule crash_at;
+    uint64_t crash_seen;
+    bool crashed;      /* the power is off */
+    bool rewritten;    /* the files are in their post-crash state */
+    kio_crash crash;   /* of the power cut, for the rewrite */
 
     ff_file *files, *files_tail;    /* in order of first sight */
     ff_dirent *de;
@@ -135,6 +164,11 @@ typedef struct ff_state {
     ff_handle *h;
     int hcap;
 } ff_state;
+
+/* An engine's state block: which disk it is on. */
+typedef struct ff_engine {
+    ff_state *s;
+} ff_engine;
 
 /* ---- small helpers ---------------------------------------------------- */
 
@@ -458,6 +492,16 @@ static void sweep_files(ff_state *s)
 static int hit(ff_state *s, unsigned cls, bool *shorten)
 {
     s->counts[__builtin_ctz(cls)]++;
+    if (shorten)
+        *shorten = false;
+    if (s->crash_armed && (s->crash_at.ops & cls) && ++s->crash_seen == s->crash_at.nth) {
+        /* the power goes before this op runs; the rewrite (for an engine's
+         * own disk) comes in leave(), once the op has stopped touching files */
+        s->crash_armed = false;
+        s->crashed = true;
+        s->crash = s->crash_at.crash;
+        return KLOG_TESTING_ECRASHED;
+    }
     int out = 0;
     bool sh = false;
     unsigned k = 0;
@@ -496,13 +540,24 @@ static int hit(ff_state *s, unsigned cls, bool *shorten)
         pthread_mutex_lock(&(s)->mu);                                          \
         if ((s)->crashed) {                                                    \
             pthread_mutex_unlock(&(s)->mu);                                    \
-            return KLOG_ECRASHED;                                              \
+            return KLOG_TESTING_ECRASHED;                                      \
         }                                                                      \
     } while (0)
 
+static int rewrite(ff_state *s);
+
+/* End of an op: if the power went during it and the disk is the engine's
+ * own, put the files into their post-crash state now; then unlock. */
+static void leave(ff_state *s)
+{
+    if (s->crashed && !s->shared && !s->rewritten)
+        (void)rewrite(s);
+    pthread_mutex_unlock(&s->mu);
+}
+
 static int ff_open(void *st, const char *path, unsigned flags, unsigned mode)
 {
-    ff_state *s = st;
+    ff_state *s = ((ff_engine *)st)->s;
     ENTER(s);
     int rc = hit(s, KIO_OP_OPEN, NULL);
     char *cp = NULL;
@@ -572,13 +627,13 @@ static int ff_open(void *st, const char *path, unsigned flags, unsigned mode)
 out:
     free(tbuf);
     free(cp);
-    pthread_mutex_unlock(&s->mu);
+    leave(s);
     return rc;
 }
 
 static int ff_close(void *st, int h)
 {
-    ff_state *s = st;
+    ff_state *s = ((ff_engine *)st)->s;
     pthread_mutex_lock(&s->mu);
     int rc = s->bm->close(s->bst, h);
     if (h >= 0 && h < s->hcap)
@@ -591,7 +646,7 @@ static int ff_close(void *st, int h)
 
 static ssize_t ff_readv(void *st, int h, const struct iovec *iov, int iovcnt, uint64_t off)
 {
-    ff_state *s = st;
+    ff_state *s = ((ff_engine *)st)->s;
     ENTER(s);
     bool sh = false;
     ssize_t rc = hit(s, KIO_OP_READ, &sh);
@@ -609,7 +664,7 @@ static ssize_t ff_readv(void *st, int h, const struct iovec *iov, int iovcnt, ui
     } else if (rc == 0) {
         rc = s->bm->readv(s->bst, h, iov, iovcnt, off);
     }
-    pthread_mutex_unlock(&s->mu);
+    leave(s);
     return rc;
 }
 
@@ -619,17 +674,18 @@ static ssize_t ff_readv(void *st, int h, const struct iovec *iov, int iovcnt, ui
  * bytes.  The linked sync counts as a SYNC op only if every write is
  * clean (otherwise it would be cancelled and never run).  If the sync is
  * the op to fail, the writes still go (without the link) and the sync's
- * error is returned.
+ * error is returned.  A power cut at request i lets the requests before
+ * it through and no other.
  */
 static int ff_writev_many(void *st, const kio_wreq *reqs, unsigned n, ssize_t *res, unsigned flags)
 {
-    ff_state *s = st;
+    ff_state *s = ((ff_engine *)st)->s;
     pthread_mutex_lock(&s->mu);
     if (s->crashed) {
         for (unsigned i = 0; i < n; i++)
-            res[i] = KLOG_ECRASHED;
+            res[i] = KLOG_TESTING_ECRASHED;
         pthread_mutex_unlock(&s->mu);
-        return KLOG_ECRASHED;
+        return KLOG_TESTING_ECRASHED;
     }
     bool dsync = flags & KIO_W_DSYNC;
     int rc = 0;
@@ -654,6 +710,13 @@ static int ff_writev_many(void *st, const kio_wreq *reqs, unsigned n, ssize_t *r
         int e = hit(s, KIO_OP_WRITE, &sh);
         fault[i] = e ? e : sh ? 1 : 0;
         clean = clean && fault[i] == 0;
+        if (s->crashed) {
+            /* the power went at request i: those before it were issued
+             * (unsynced, so the crash mode decides), the rest never are */
+            for (unsigned j = i; j < n; j++)
+                fault[j] = KLOG_TESTING_ECRASHED;
+            break;
+        }
     }
     int sync_fault = dsync && clean && n > 0 ? hit(s, KIO_OP_SYNC, NULL) : 0;
 
@@ -716,24 +779,24 @@ out:
     free(fwd);
     free(fres);
     free(pool);
-    pthread_mutex_unlock(&s->mu);
+    leave(s);
     return rc;
 }
 
 static int ff_datasync(void *st, int h)
 {
-    ff_state *s = st;
+    ff_state *s = ((ff_engine *)st)->s;
     ENTER(s);
     int rc = hit(s, KIO_OP_SYNC, NULL);
     if (rc == 0 && (rc = s->bm->datasync(s->bst, h)) == 0)
         mark_synced(s, handle_file(s, h), h);
-    pthread_mutex_unlock(&s->mu);
+    leave(s);
     return rc;
 }
 
 static int ff_truncate(void *st, int h, uint64_t len)
 {
-    ff_state *s = st;
+    ff_state *s = ((ff_engine *)st)->s;
     ENTER(s);
     int rc = hit(s, KIO_OP_TRUNCATE, NULL);
     ff_file *f = handle_file(s, h);
@@ -741,22 +804,22 @@ static int ff_truncate(void *st, int h, uint64_t len)
         rc = capture(s, f, h, len, f->synced - len);
     if (rc == 0)
         rc = s->bm->truncate(s->bst, h, len);
-    pthread_mutex_unlock(&s->mu);
+    leave(s);
     return rc;
 }
 
 static int ff_filesize(void *st, int h, uint64_t *len)
 {
-    ff_state *s = st;
+    ff_state *s = ((ff_engine *)st)->s;
     ENTER(s);
     int rc = s->bm->filesize(s->bst, h, len);
-    pthread_mutex_unlock(&s->mu);
+    leave(s);
     return rc;
 }
 
 static int ff_rename(void *st, const char *from, const char *to)
 {
-    ff_state *s = st;
+    ff_state *s = ((ff_engine *)st)->s;
     ENTER(s);
     int rc = hit(s, KIO_OP_RENAME, NULL);
     char *cf = NULL, *ct = NULL;
@@ -795,13 +858,13 @@ out:
         close(backup);
     free(cf);
     free(ct);
-    pthread_mutex_unlock(&s->mu);
+    leave(s);
     return rc;
 }
 
 static int ff_unlink(void *st, const char *path)
 {
-    ff_state *s = st;
+    ff_state *s = ((ff_engine *)st)->s;
     ENTER(s);
     int rc = hit(s, KIO_OP_UNLINK, NULL);
     char *cp = NULL;
@@ -832,13 +895,13 @@ out:
     if (backup >= 0)
         close(backup);
     free(cp);
-    pthread_mutex_unlock(&s->mu);
+    leave(s);
     return rc;
 }
 
 static int ff_dirsync(void *st, const char *dir)
 {
-    ff_state *s = st;
+    ff_state *s = ((ff_engine *)st)->s;
     ENTER(s);
     int rc = hit(s, KIO_OP_DIRSYNC, NULL);
     if (rc == 0)
@@ -860,13 +923,13 @@ static int ff_dirsync(void *st, const char *dir)
         s->nde = k;
         sweep_files(s);
     }
-    pthread_mutex_unlock(&s->mu);
+    leave(s);
     return rc;
 }
 
 static int ff_mkdir(void *st, const char *path, unsigned mode)
 {
-    ff_state *s = st;
+    ff_state *s = ((ff_engine *)st)->s;
     ENTER(s);
     int rc = hit(s, KIO_OP_MKDIR, NULL);
     if (rc == 0 && (rc = s->bm->mkdir(s->bst, path, mode)) == 0) {
@@ -876,7 +939,7 @@ static int ff_mkdir(void *st, const char *path, unsigned mode)
         else
             free(d.path);
     }
-    pthread_mutex_unlock(&s->mu);
+    leave(s);
     return rc;
 }
 
@@ -1010,12 +1073,18 @@ static int crash_file(ff_file *f, enum kio_crash_mode mode, uint64_t *rng)
     return rc;
 }
 
-static int do_crash(ff_state *s, const kio_crash *c)
+static bool crash_ok(const kio_crash *c)
 {
-    if (!c || c->mode < KIO_CRASH_DROP || c->mode > KIO_CRASH_RANDOM ||
-        (c->flags & ~(unsigned)KIO_CRASH_LOSE_DIRENTS))
-        return -EINVAL;
-    s->crashed = true;
+    return c && c->mode >= KIO_CRASH_DROP && c->mode <= KIO_CRASH_RANDOM &&
+           !(c->flags & ~(unsigned)KIO_CRASH_LOSE_DIRENTS);
+}
+
+/* Put the files into their post-crash state, as s->crash says.  Once per
+ * power cut; lock held. */
+static int rewrite(ff_state *s)
+{
+    const kio_crash *c = &s->crash;
+    s->rewritten = true;
     uint64_t rng = c->seed;
     if (c->flags & KIO_CRASH_LOSE_DIRENTS)
         for (size_t i = s->nde; i-- > 0;)
@@ -1035,43 +1104,83 @@ static int do_crash(ff_state *s, const kio_crash *c)
     return rc;
 }
 
-/* ---- control, lifetime ------------------------------------------------- */
+/* The power goes now, between two ops (lock held).  An engine's own disk is
+ * rewritten at once; a shared one at reboot. */
+static int power_cut(ff_state *s, const kio_crash *c)
+{
+    if (s->crashed)
+        return KLOG_TESTING_ECRASHED;
+    if (!crash_ok(c))
+        return -EINVAL;
+    s->crashed = true;
+    s->crash_armed = false;
+    s->crash = *c;
+    return s->shared ? 0 : rewrite(s);
+}
+
+/* ---- rules, counters (lock held) ---------------------------------------- */
+
+static int arm_locked(ff_state *s, const kio_fault_rule *r)
+{
+    const unsigned fl = KIO_FAULT_SHORT | KIO_FAULT_STICKY;
+    if (!r || !r->ops || (r->ops & ~(unsigned)KIO_OP_ALL) || r->nth == 0 || (r->flags & ~fl) ||
+        r->err > 0)
+        return -EINVAL;
+    if (s->nrules == FF_MAX_RULES)
+        return -ENOSPC;
+    s->rules[s->nrules++] = (ff_rule){ *r, 0 };
+    return 0;
+}
+
+static int crash_at_locked(ff_state *s, const kio_crash_rule *r)
+{
+    if (!r || !r->ops || (r->ops & ~(unsigned)KIO_OP_ALL) || r->nth == 0 || !crash_ok(&r->crash))
+        return -EINVAL;
+    if (s->crashed)
+        return KLOG_TESTING_ECRASHED;
+    s->crash_armed = true;
+    s->crash_at = *r;
+    s->crash_seen = 0;
+    return 0;
+}
+
+static uint64_t count_locked(const ff_state *s, unsigned ops)
+{
+    uint64_t n = 0;
+    for (unsigned i = 0; i < FF_NCLASS; i++)
+        if (ops & (1u << i))
+            n += s->counts[i];
+    return n;
+}
+
+/* ---- control ------------------------------------------------------------ */
 
 static int ff_control(void *st, int op, void *arg)
 {
-    ff_state *s = st;
+    ff_state *s = ((ff_engine *)st)->s;
     pthread_mutex_lock(&s->mu);
     int rc = 0;
     switch (op) {
-    case KIO_CTL_FAULT_ARM: {
-        const kio_fault_rule *r = arg;
-        const unsigned fl = KIO_FAULT_SHORT | KIO_FAULT_STICKY;
-        if (!r || !r->ops || (r->ops & ~(unsigned)KIO_OP_ALL) || r->nth == 0 ||
-            (r->flags & ~fl) || r->err > 0)
-            rc = -EINVAL;
-        else if (s->nrules == FF_MAX_RULES)
-            rc = -ENOSPC;
-        else
-            s->rules[s->nrules++] = (ff_rule){ *r, 0 };
+    case KIO_CTL_FAULT_ARM:
+        rc = arm_locked(s, arg);
         break;
-    }
     case KIO_CTL_FAULT_CLEAR:
         s->nrules = 0;
+        s->crash_armed = false;
         break;
     case KIO_CTL_FAULT_COUNT: {
         kio_fault_count *c = arg;
-        if (!c) {
+        if (c)
+            c->count = count_locked(s, c->ops);
+        else
             rc = -EINVAL;
-            break;
-        }
-        c->count = 0;
-        for (unsigned i = 0; i < FF_NCLASS; i++)
-            if (c->ops & (1u << i))
-                c->count += s->counts[i];
         break;
     }
     case KIO_CTL_FAULT_CRASH:
-        rc = s->crashed ? KLOG_ECRASHED : do_crash(s, arg);
+        rc = power_cut(s, arg);
+        break;
+    case KIO_CTL_FAULT_CRASH_AT:
+        rc = crash_at_locked(s, arg);
         break;
     case KIO_CTL_WRITEBACK:
         rc = -ENOTSUP; /* handles are the engine's own; and it models only syncs */
@@ -1086,7 +1195,7 @@ static int ff_control(void *st, int op, void *arg)
         break;
     default:
         if (s->crashed)
-            rc = KLOG_ECRASHED;
+            rc = KLOG_TESTING_ECRASHED;
         else
             rc = s->bm->control ? s->bm->control(s->bst, op, arg) : -ENOTSUP;
         break;
@@ -1095,55 +1204,125 @@ static int ff_control(void *st, int op, void *arg)
     return rc;
 }
 
-static int ff_init(void *st, const void *arg)
+/* ---- the disk, and engines on it ---------------------------------------- */
+
+static ff_state *disk_alloc(const struct kio_methods *base, const void *barg, int *rc)
 {
-    ff_state *s = st;
-    const kio_fault_init *fi = arg;
-    s->bm = fi && fi->base ? fi->base : kio_posix_methods();
-    int rc = kio__check_methods(s->bm);
-    if (rc < 0) {
-        s->bm = NULL;
-        return rc;
+    base = base ? base : kio_posix_methods();
+    if ((*rc = kio__check_methods(base)) < 0)
+        return NULL;
+    ff_state *s = calloc(1, sizeof *s);
+    if (!s || pthread_mutex_init(&s->mu, NULL) != 0) {
+        free(s);
+        *rc = -ENOMEM;
+        return NULL;
     }
-    if (!(s->bst = calloc(1, s->bm->state_size ? s->bm->state_size : 1)))
-        return -ENOMEM;
-    if (pthread_mutex_init(&s->mu, NULL) != 0)
-        return -ENOMEM;
-    s->lock_ok = true;
-    s->binited = true; /* the base's fini is due from here on, as in the core */
-    return s->bm->init ? s->bm->init(s->bst, fi ? fi->base_arg : NULL) : 0;
+    s->bm = base;
+    s->barg = barg;
+    s->refs = 1;
+    return s;
 }
 
-/* Safe after a failed init.  Handles still open are closed (the caller
- * forgot them, or a crash test dropped the engine). */
+/* Forget the past: what is not durable, the rules, an armed crash (lock
+ * held, no engine attached). */
+static void forget(ff_state *s)
+{
+    for (size_t i = 0; i < s->nde; i++)
+        de_free(&s->de[i]);
+    s->nde = 0;
+    for (ff_file *f = s->files, *n; f; f = n) {
+        n = f->next;
+        file_free(f);
+    }
+    s->files = s->files_tail = NULL;
+    s->nrules = 0;
+    s->crash_armed = false;
+}
+
+static void disk_unref(ff_state *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->mu);
+    bool last = --s->refs == 0;
+    pthread_mutex_unlock(&s->mu);
+    if (!last)
+        return;
+    forget(s);
+    free(s->de);
+    free(s->h);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
+/*
+ * Attach the engine to a disk: its own (made here, over fi->base), or
+ * fi->disk (-EBUSY if another engine is on it, KLOG_TESTING_ECRASHED if its
+ * power is off).  Leaves st so that fini is safe whatever happened.
+ */
+static int ff_init(void *st, const void *arg)
+{
+    ff_engine *e = st;
+    const kio_fault_init *fi = arg;
+    ff_state *s = fi ? fi->disk : NULL;
+    int rc = 0;
+    if (!s && !(s = disk_alloc(fi ? fi->base : NULL, fi ? fi->base_arg : NULL, &rc)))
+        return rc;
+    pthread_mutex_lock(&s->mu);
+    if (s->shared) {
+        rc = s->attached ? -EBUSY : s->crashed ? KLOG_TESTING_ECRASHED : 0;
+        if (rc < 0) {
+            pthread_mutex_unlock(&s->mu);
+            return rc; /* e->s stays NULL: fini does nothing */
+        }
+        s->refs++;
+    }
+    e->s = s;
+    s->attached = true;
+    if (!(s->bst = calloc(1, s->bm->state_size ? s->bm->state_size : 1))) {
+        rc = -ENOMEM;
+    } else {
+        s->binited = true; /* the base's fini is due from here on, as in the core */
+        rc = s->bm->init ? s->bm->init(s->bst, s->barg) : 0;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+/* Detach (safe after a failed init).  Handles still open are closed (the
+ * caller forgot them, or a crash test dropped the engine).  The disk stays
+ * if someone else holds it. */
 static void ff_fini(void *st)
 {
-    ff_state *s = st;
-    if (s->bm && s->binited) {
+    ff_engine *e = st;
+    ff_state *s = e->s;
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->mu);
+    if (s->binited) {
         for (int h = 0; h < s->hcap; h++)
             if (s->h[h].open)
                 s->bm->close(s->bst, h);
         if (s->bm->fini)
             s->bm->fini(s->bst);
     }
+    s->binited = false;
     free(s->bst);
-    free(s->h);
-    for (size_t i = 0; i < s->nde; i++)
-        de_free(&s->de[i]);
-    free(s->de);
-    for (ff_file *f = s->files, *n; f; f = n) {
-        n = f->next;
-        file_free(f);
-    }
-    if (s->lock_ok)
-        pthread_mutex_destroy(&s->mu);
+    s->bst = NULL;
+    if (s->h)
+        memset(s->h, 0, (size_t)s->hcap * sizeof *s->h);
+    sweep_files(s);
+    s->attached = false;
+    pthread_mutex_unlock(&s->mu);
+    e->s = NULL;
+    disk_unref(s);
 }
 
 static const struct kio_methods fault_methods = {
     .version = KIO_METHODS_VERSION,
     .size = sizeof(struct kio_methods),
     .name = "fault",
-    .state_size = sizeof(ff_state),
+    .state_size = sizeof(ff_engine),
     .init = ff_init,
     .fini = ff_fini,
     .open = ff_open,
@@ -1163,4 +1342,84 @@ static const struct kio_methods fault_methods = {
 const struct kio_methods *kio_fault_methods(void)
 {
     return &fault_methods;
+}
+
+int kio_fault_disk_new(kio_fault_disk **out, const struct kio_methods *base, const void *base_arg)
+{
+    if (!out)
+        return -EINVAL;
+    int rc;
+    ff_state *s = *out = disk_alloc(base, base_arg, &rc);
+    if (!s)
+        return rc;
+    s->shared = true;
+    return 0;
+}
+
+void kio_fault_disk_unref(kio_fault_disk *d)
+{
+    disk_unref(d);
+}
+
+/* expr, evaluated under the disk's lock. */
+#define LOCKED(d, expr)                                                        \
+    ({                                                                         \
+        pthread_mutex_lock(&(d)->mu);                                          \
+        __typeof__(expr) r_ = (expr);                                          \
+        pthread_mutex_unlock(&(d)->mu);                                        \
+        r_;                                                                    \
+    })
+
+int kio_fault_disk_arm(kio_fault_disk *d, const kio_fault_rule *r)
+{
+    return d ? LOCKED(d, arm_locked(d, r)) : -EINVAL;
+}
+
+int kio_fault_disk_clear(kio_fault_disk *d)
+{
+    if (!d)
+        return -EINVAL;
+    pthread_mutex_lock(&d->mu);
+    d->nrules = 0;
+    d->crash_armed = false;
+    pthread_mutex_unlock(&d->mu);
+    return 0;
+}
+
+int kio_fault_disk_crash(kio_fault_disk *d, const kio_crash *c)
+{
+    return d ? LOCKED(d, power_cut(d, c)) : -EINVAL;
+}
+
+int kio_fault_disk_crash_at(kio_fault_disk *d, const kio_crash_rule *r)
+{
+    return d ? LOCKED(d, crash_at_locked(d, r)) : -EINVAL;
+}
+
+bool kio_fault_disk_crashed(kio_fault_disk *d)
+{
+    return d && LOCKED(d, d->crashed);
+}
+
+uint64_t kio_fault_disk_ops(kio_fault_disk *d, unsigned ops)
+{
+    return d ? LOCKED(d, count_locked(d, ops)) : 0;
+}
+
+int kio_fault_disk_reboot(kio_fault_disk *d)
+{
+    if (!d)
+        return -EINVAL;
+    pthread_mutex_lock(&d->mu);
+    int rc = 0;
+    if (d->attached) {
+        rc = -EBUSY;
+    } else {
+        if (d->crashed && !d->rewritten)
+            rc = rewrite(d);
+        forget(d);
+        d->crashed = d->rewritten = false;
+    }
+    pthread_mutex_unlock(&d->mu);
+    return rc;
 }
