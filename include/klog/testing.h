@@ -167,9 +167,9 @@ KLOG_API int klog_testing_fault_crashed(klog_testing_fault *f);
 /*
  * Reboot the disk: after a power cut, rewrite the files into their
  * post-crash state; with the power on, a clean shutdown (everything
- * written counts as durable).  Either way the fault then knows nothing of
- * the past (as a new one), no rule is armed and the power is on.  The
- * instance must be closed first.
+ * written counts as durable).  Either way the fault then forgets what it
+ * knew about unsynced data, no rule or power cut is armed and the power is
+ * on (its operation count goes on).  The instance must be closed first.
  * Returns 0, -EINVAL, -EBUSY (an instance is open on f), or a negative
  * errno from rewriting a file (the disk is then as far as it got).
  */

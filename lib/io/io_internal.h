@@ -14,8 +14,11 @@
  *   value is the sync's result.
  *
  *   init arguments: uring takes a `const kio_options *` (NULL = defaults),
- *   posix takes nothing, fault takes a `const kio_fault_init *` (NULL =
- *   over posix).
+ *   posix takes nothing; the fault backend of lib/testing a `const
+ *   kio_fault_init *` (NULL = over posix).
+ *
+ * lib/testing (libklog-testing) includes this header too: its fault
+ * backend links io_util.c and io_posix.c, not the engine core.
  */
 #ifndef KLOG_IO_INTERNAL_H
 #define KLOG_IO_INTERNAL_H
@@ -28,7 +31,7 @@
 
 /* 0 if m is a usable vtable (magic, size, required ops), else -EINVAL.
  * Shared by the core and by the fault backend, which drives its base
- * backend's vtable directly. */
+ * backend's vtable directly.  (io_util.c, as the helpers below.) */
 int kio__check_methods(const struct kio_methods *m);
 
 /* Total bytes of an iovec array (no overflow check: the kernel rejects

@@ -5,7 +5,8 @@
 #   install_test.sh install BUILD_ROOT SOURCE_ROOT SANITIZE PREFIX LIBDIR INCLUDEDIR MANDIR
 #     `meson install --destdir` of BUILD_ROOT into a temporary directory, then:
 #     every header of include/klog/ installed, unchanged; klog.pc; the shared
-#     and static libraries; klog(7), klog-format(5) and every section 3 page
+#     and static libraries; libklog-testing and klog-testing.pc, and a program
+#     built with them; klog(7), klog-format(5) and every section 3 page
 #     of man/, and a section 3 page for every KLOG_API function of the
 #     installed headers; hello.c compiled with the flags of the installed
 #     klog.pc (relocated with --define-variable=prefix=DESTDIR/PREFIX) under
@@ -74,7 +75,8 @@ if [ "$mode" = install ]; then
     # Libraries and klog.pc.
     PC=$DEST$LIBDIR/pkgconfig/klog.pc
     [ -f "$PC" ] || fail "klog.pc not installed at $PC"
-    for l in libklog.so libklog.so.0 libklog.a; do
+    [ -f "$DEST$LIBDIR/pkgconfig/klog-testing.pc" ] || fail "klog-testing.pc not installed"
+    for l in libklog.so libklog.so.0 libklog.a libklog-testing.so libklog-testing.so.0; do
         [ -e "$DEST$LIBDIR/$l" ] || fail "$l not installed in $DEST$LIBDIR"
     done
 
@@ -124,10 +126,30 @@ if [ "$mode" = install ]; then
             fail "hello.c does not link against libklog.a with pkg-config --static (Requires.private/Libs.private)"
         fi
 
+        # A test built against the installed testing library (klog/testing.h,
+        # pkg-config klog-testing): an instance on its simulated disk.
+        tflags=$(pkg-config --define-variable=prefix="$DEST$PREFIX" --cflags --libs klog-testing)
+        # shellcheck disable=SC2086
+        if printf '%s\n' '#include <string.h>' '#include <klog/klog.h>' '#include <klog/testing.h>' \
+                'int main(int argc, char **argv) {' \
+                '    klog_testing_fault *f; klog_conf *c; klog *k; (void)argc;' \
+                '    if (klog_testing_fault_new(&f) || klog_conf_new(&c) || klog_testing_conf_set_fault(c, f)) return 1;' \
+                '    if (klog_open(&k, argv[1], c, NULL, 0)) return 1;' \
+                '    int ok = strcmp(klog_io_backend(k), "fault") == 0 && klog_testing_fault_ops(f, KLOG_TESTING_OP_ALL) > 0;' \
+                '    klog_close(k); klog_conf_free(c); klog_testing_fault_free(f);' \
+                '    return ok ? 0 : 1; }' >"$T/fault.c" &&
+           run "$T/cc-fault.log" $CC -std=c11 -pedantic -Wall -Wextra -Werror -o "$T/fault" "$T/fault.c" $tflags; then
+            if LD_LIBRARY_PATH=$DEST$LIBDIR "$T/fault" "$T/data-fault"; then echo "a test on the installed libklog-testing ran"
+            else fail "a program on the installed libklog-testing failed"; fi
+        else
+            fail "a test does not build against the installed klog/testing.h and klog-testing.pc"
+        fi
+
         # The headers from C++ (extern "C", no C-only constructs).
         if command -v c++ >/dev/null; then
             # shellcheck disable=SC2086
             echo '#include <klog/klog.h>
+#include <klog/testing.h>
 int main() { return klog_version(nullptr) > 0 ? 0 : 1; }' |
                 run "$T/cxx.log" c++ -std=c++11 -Wall -Wextra -Werror -fsyntax-only $cflags -x c++ - ||
                 fail "the installed headers do not compile as C++"
