@@ -12,8 +12,8 @@
  *    Several rules (up to 16) may be armed at once; each counts from when
  *    it was armed, and a non-sticky rule is spent once it fired.
  *    KIO_CTL_FAULT_CLEAR disarms all.  A failed op never reaches the base.
- *    KIO_CTL_FAULT_COUNT counts every op of a class since the engine
- *    opened, failed ones included.
+ *    KIO_CTL_FAULT_COUNT counts every op of a class since the disk (below)
+ *    was made, failed ones included.
  *
  * 2. Simulated crashes (SQLite's crash test, with ALICE's rules about what
  *    a file system may lose).  The backend remembers what is not durable
@@ -38,8 +38,8 @@
  *      needs is kept alive without a visible file: an unlinked file, or a
  *      file a rename replaced, is held open by a backup descriptor and
  *      copied back to its name on crash.  The descriptors are closed once
- *      a dirsync makes the change durable, or at crash, or at close of the
- *      engine: nothing is ever left in the directories.
+ *      a dirsync makes the change durable, or at crash, or when the disk
+ *      forgets (reboot) or goes: nothing is ever left in the directories.
  *
  *    A file that existed before the engine first saw it counts as durable
  *    at its size then.  After the crash every op fails with
@@ -96,8 +96,8 @@ typedef struct ff_undo {
     uint8_t *data;
 } ff_undo;
 
-/* What the backend knows about one file.  Lives until the engine closes
- * (or a dirsync sweep finds it nameless and unreferenced). */
+/* What the backend knows about one file.  Lives until the disk forgets
+ * (reboot) or goes, or a sweep finds it nameless and unreferenced. */
 typedef struct ff_file {
     char *path;        /* canonical absolute name; meaningless while gone */
     bool gone;         /* has no name now (unlinked, replaced, undone) */
