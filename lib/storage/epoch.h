@@ -35,7 +35,7 @@
  * write otherwise.
  *
  * Errors: 0 or a count on success; KLOG_ECORRUPT / KLOG_EFORMAT for a bad
- * file; -errno (and KLOG_ECRASHED from the fault engine) passed through from
+ * file; -errno (and KLOG_TESTING_ECRASHED, lib/testing) passed through from
  * kio.  When a change fails, the cache in memory is unchanged and the file
  * holds either the old or the new list (the next successful change rewrites
  * it whole); the caller decides whether the partition can go on (Kafka takes

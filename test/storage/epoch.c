@@ -1062,7 +1062,7 @@ Test(epoch, crash_every_op)
                         cr_assert_eq(rc, st->ret, "%s: %d (%s) without a crash", what, rc, klog_strerror(rc));
                         cr_assert_eq(kio_fault_crash(io, modes[m], cflags, n), 0);
                     } else {
-                        cr_assert_eq(rc, KLOG_ECRASHED, "%s: %d (%s)", what, rc, klog_strerror(rc));
+                        cr_assert_eq(rc, KLOG_TESTING_ECRASHED, "%s: %d (%s)", what, rc, klog_strerror(rc));
                         state now;
                         snap(c, &now);
                         cr_assert(state_eq(&now, &pre), "%s: failed change altered the cache", what);
