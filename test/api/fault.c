@@ -219,7 +219,7 @@ static void pf_reports(pf_run *r, const klog_delivery **by)
  * fault on the nth write or sync meets one known record. */
 static void pf_send(klog_producer *p, pf_run *r, int i)
 {
-    char v[16];
+    char v[32];
     snprintf(v, sizeof v, "r%02d", i);
     klog_record rec = KLOG_RECORD_INIT;
     rec.partition = 0;
@@ -256,7 +256,7 @@ static int64_t pf_check(klog *k, pf_run *r, const char *what)
         int64_t off = by[i]->offset;
         cr_assert(off >= 0 && (size_t)off < n, "%s: acknowledged record %d (offset %lld) lost", what, i,
                   (long long)off);
-        char v[16];
+        char v[32];
         snprintf(v, sizeof v, "r%02d", i);
         cr_assert_str_eq(m[off].value, v, "%s: offset %lld", what, (long long)off);
     }
@@ -367,7 +367,7 @@ static klog_consumer *cf_setup(klog *k)
     ut_topic(k, "t", 1, NULL);
     klog_producer *p = ut_producer(k, "acks", "all", NULL);
     for (int i = 0; i < 20; i++) {
-        char v[16];
+        char v[32];
         snprintf(v, sizeof v, "r%02d", i);
         cr_assert_eq(ut_send(p, "t", 0, NULL, v), 0);
     }
@@ -409,7 +409,7 @@ static void cf_case(unsigned ops, int err)
     ut_msg *m = ut_consume(c, 15, &n);
     cr_assert_eq(n, 15, "%s: the consumer reads on a failing disk", what);
     for (size_t i = 0; i < n; i++) {
-        char v[16];
+        char v[32];
         snprintf(v, sizeof v, "r%02zu", i + 5);
         cr_assert_eq(m[i].offset, (int64_t)i + 5);
         cr_assert_str_eq(m[i].value, v);
