@@ -508,6 +508,10 @@ static void t_fds(enum tk k)
     klog_listener *l = fx_listen(&f);
     int lfd = klog_listener_fd(l);
     cr_assert_geq(lfd, 0, "listener fd: %s", klog_strerror(lfd));
+    cr_assert_eq(klog_listener_control(l, KLOG_TRANSPORT_CTL_LISTENER_FD, NULL), lfd,
+                 "klog_listener_fd is the LISTENER_FD control");
+    cr_assert_eq(klog_listener_control(l, 99999, NULL), -ENOTSUP);
+    cr_assert_eq(klog_listener_control(NULL, KLOG_TRANSPORT_CTL_LISTENER_FD, NULL), -EINVAL);
     cr_assert_not(readable(lfd, 0));
     klog_conn *c = NULL, *s = NULL;
     cr_assert_eq(klog_transport_connect(f.reg, klog_listener_url(l), 5000, &c), 0);
