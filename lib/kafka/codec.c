@@ -98,7 +98,6 @@ size_t kk__elem_min(const kk_field *f, int v, bool flex)
 {
     switch (f->type) {
     case KK_T_I32S: return 4;
-    case KK_T_I64S: return 8;
     case KK_T_STRS: return flex ? 1 : 2;
     default: break;
     }
@@ -172,7 +171,6 @@ static void dec_array(kk_dec *d, const kk_field *f, bool nullable, kk_array_any 
     size_t esz, align;
     switch (f->type) {
     case KK_T_I32S: esz = 4; align = 4; break;
-    case KK_T_I64S: esz = 8; align = 8; break;
     case KK_T_STRS: esz = sizeof(kk_str); align = 8; break;
     default: esz = f->sub->size; align = 8; break;
     }
@@ -188,12 +186,6 @@ static void dec_array(kk_dec *d, const kk_field *f, bool nullable, kk_array_any 
             int32_t x = kk_rd_i32(&d->r);
             if (e)
                 memcpy(e, &x, 4);
-            break;
-        }
-        case KK_T_I64S: {
-            int64_t x = kk_rd_i64(&d->r);
-            if (e)
-                memcpy(e, &x, 8);
             break;
         }
         case KK_T_STRS:
@@ -381,7 +373,6 @@ static void enc_array(kk_wbuf *w, const kk_field *f, int v, bool flex, bool null
     for (int32_t i = 0; i < n && !w->err; i++) {
         switch (f->type) {
         case KK_T_I32S: kk_w_i32(w, ((const int32_t *)arr->v)[i]); break;
-        case KK_T_I64S: kk_w_i64(w, ((const int64_t *)arr->v)[i]); break;
         case KK_T_STRS: {
             const kk_str *x = &((const kk_str *)arr->v)[i];
             kk_w_string(w, flex, false, x->p, x->len);

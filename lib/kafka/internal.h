@@ -29,7 +29,6 @@ enum kk_ftype {
     KK_T_RECORDS,    /* kk_records */
     KK_T_STRUCTS,    /* KK_ARRAY(struct of sub) */
     KK_T_I32S,       /* kk_i32_array */
-    KK_T_I64S,       /* kk_i64_array */
     KK_T_STRS,       /* kk_str_array */
 };
 

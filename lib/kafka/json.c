@@ -78,7 +78,6 @@ static void array_json(klog_sbuf *b, const kk_field *f, int v, const kk_array_an
             klog__sbuf_printf(b, ",");
         switch (f->type) {
         case KK_T_I32S: klog__sbuf_printf(b, "%" PRId32, ((const int32_t *)a->v)[i]); break;
-        case KK_T_I64S: klog__sbuf_printf(b, "%" PRId64, ((const int64_t *)a->v)[i]); break;
         case KK_T_STRS: str_json(b, &((const kk_str *)a->v)[i]); break;
         default:
             struct_json(b, f->sub, v, (const uint8_t *)a->v + (size_t)i * f->sub->size, max_hex);

@@ -58,7 +58,6 @@ typedef struct kk_records {
  * array type below has this layout, which the codec relies on. */
 #define KK_ARRAY(T) struct { T *v; int32_t n; }
 typedef KK_ARRAY(int32_t) kk_i32_array;
-typedef KK_ARRAY(int64_t) kk_i64_array;
 typedef KK_ARRAY(kk_str) kk_str_array;
 
 /* ---- Produce (0), versions 3-7 ---------------------------------------------- */

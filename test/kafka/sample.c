@@ -112,17 +112,14 @@ static void fill(kks_pool *p, const kk_schema *sc, int v, uint64_t *s, uint8_t *
                 break;
             }
             int32_t n = (int32_t)(rnd(s) % 4);
-            size_t esz = f->type == KK_T_I32S ? 4 : f->type == KK_T_I64S ? 8
-                       : f->type == KK_T_STRS ? sizeof(kk_str) : kk_schema_size(f->sub);
+            size_t esz = f->type == KK_T_I32S ? 4 : f->type == KK_T_STRS ? sizeof(kk_str)
+                       : kk_schema_size(f->sub);
             uint8_t *e = n ? kks_alloc(p, (size_t)n * esz) : NULL;
             for (int32_t j = 0; j < n; j++) {
                 uint8_t *x = e + (size_t)j * esz;
                 if (f->type == KK_T_I32S) {
                     int32_t y = (int32_t)rint64(s);
                     memcpy(x, &y, 4);
-                } else if (f->type == KK_T_I64S) {
-                    int64_t y = rint64(s);
-                    memcpy(x, &y, 8);
                 } else if (f->type == KK_T_STRS) {
                     *(kk_str *)(void *)x = rstr(p, s, false);
                 } else {
