@@ -11,6 +11,7 @@
  * max into a flexible version needs nothing here but the number: the codec
  * handles compact encodings and tagged fields generically.
  */
+#include <errno.h>
 #include <stdint.h>
 
 #include "common/common.h"
@@ -73,6 +74,22 @@ bool kk_api_flexible(int16_t key, int16_t version)
 {
     const kk_api *a = kk_api_find(key);
     return a && version >= a->flex_from;
+}
+
+int kk_api_versions_answer(kk_wbuf *w, const kk_req_header *h, int32_t throttle_time_ms)
+{
+    if (h->api_key != KK_API_API_VERSIONS)
+        return -EINVAL;
+    kk_api_versions_resp_key keys[KLOG_ARRAY_LEN(apis)];
+    kk_api_versions_resp r = { .error_code = KK_ERR_NONE, .throttle_time_ms = throttle_time_ms };
+    r.api_keys.v = keys;
+    r.api_keys.n = kk_api_versions_list(keys, (int)KLOG_ARRAY_LEN(keys));
+    int16_t v = h->api_version;
+    if (kk_api_check(KK_API_API_VERSIONS, v) < 0) {
+        r.error_code = KK_ERR_UNSUPPORTED_VERSION;
+        v = 0;
+    }
+    return kk_response_encode(w, KK_API_API_VERSIONS, v, h->correlation_id, &r);
 }
 
 int kk_api_versions_list(kk_api_versions_resp_key *out, int max)

@@ -9,7 +9,8 @@
  * correlation_id, client_id, tagged fields) and a body; a response frame is
  * a response header (v0: correlation_id; v1 adds tagged fields, for
  * flexible versions except ApiVersions, whose response header is always v0)
- * and a body.
+ * and a body.  (Request header v0, without client_id, is only
+ * ControlledShutdown v0's, which klog does not implement.)
  *
  * The pieces:
  *   kk_rd      a reader of Kafka's primitive types over one frame, with a
@@ -347,6 +348,16 @@ int kk_request_decode(const void *frame, size_t len, const kk_limits *lim, kk_ar
 int kk_response_encode(kk_wbuf *w, int16_t api_key, int16_t version, int32_t correlation_id,
                        const void *body);
 
+/*
+ * Append klog's answer to an ApiVersions request with header h (decoded,
+ * or returned with KLOG_EFORMAT by kk_request_decode): the whole table at
+ * h->api_version with error NONE if klog implements that version; else,
+ * as Kafka does, version 0 with UNSUPPORTED_VERSION (35) and the table, so
+ * that the client retries with a version both know.  Returns what
+ * kk_response_encode returns; -EINVAL if h is not an ApiVersions request.
+ */
+int kk_api_versions_answer(kk_wbuf *w, const kk_req_header *h, int32_t throttle_time_ms);
+
 /* The client side: append a request frame for h (api_key, api_version,
  * correlation_id, client_id) with body (a kk_<api>_req).  Same returns. */
 int kk_request_encode(kk_wbuf *w, const kk_req_header *h, const void *body);
@@ -404,8 +415,8 @@ int kk_body_encode(kk_wbuf *w, const kk_schema *s, int16_t version, bool flexibl
  * null as null. */
 void kk_json_body(klog_sbuf *b, const kk_schema *s, int16_t version, const void *body,
                   size_t max_hex);
-/* A decoded request: {"api_key":..,"api_version":..,"correlation_id":..,
- * "client_id":..,"body":{...}}. */
+/* A request kk_request_decode returned 0 for: {"api_key":..,
+ * "api_version":..,"correlation_id":..,"client_id":..,"body":{...}}. */
 void kk_json_request(klog_sbuf *b, const kk_request *r, size_t max_hex);
 
 /* ======================================================================

@@ -413,7 +413,8 @@ void kk_wbuf_copy_out(const kk_wbuf *w, void *dst)
     size_t pos = 0;
     for (int i = 0; i < w->nrefs; i++) {
         const kk_wref *r = &w->refs[i];
-        memcpy(o, w->b + pos, r->at - pos);
+        if (r->at > pos)
+            memcpy(o, w->b + pos, r->at - pos);
         o += r->at - pos;
         memcpy(o, r->p, r->n);
         o += r->n;

@@ -152,11 +152,7 @@ Test(kafka_api, api_versions_unknown_version_fallback)
     cr_assert_eq(r.hdr.correlation_id, 42);
     cr_assert_not_null(r.api);
 
-    kk_api_versions_resp_key keys[64];
-    kk_api_versions_resp resp = { .error_code = KK_ERR_UNSUPPORTED_VERSION };
-    resp.api_keys.v = keys;
-    resp.api_keys.n = kk_api_versions_list(keys, 64);
-    cr_assert_eq(kk_response_encode(&w, KK_API_API_VERSIONS, 0, r.hdr.correlation_id, &resp), 0);
+    cr_assert_eq(kk_api_versions_answer(&w, &r.hdr, 0), 0);
 
     kk_response out;
     cr_assert_eq(kk_response_decode(w.b, w.n, KK_API_API_VERSIONS, 0, NULL, &arena, &out), 0);
@@ -169,6 +165,24 @@ Test(kafka_api, api_versions_unknown_version_fallback)
             av = &out.body.api_versions.api_keys.v[i];
     cr_assert_not_null(av);
     cr_assert_eq(av->max_version, 3, "the client retries with min(its max - 1, 3)");
+}
+
+/* Every implemented ApiVersions version is answered in that version. */
+Test(kafka_api, api_versions_answer)
+{
+    for (int16_t v = 0; v <= 3; v++) {
+        kk_wbuf_reset(&w);
+        kk_req_header h = { KK_API_API_VERSIONS, v, 100 + v, KK_STR("c") };
+        cr_assert_eq(kk_api_versions_answer(&w, &h, 5), 0);
+        kk_response out;
+        cr_assert_eq(kk_response_decode(w.b, w.n, KK_API_API_VERSIONS, v, NULL, &arena, &out), 0);
+        cr_assert_eq(out.correlation_id, 100 + v);
+        cr_assert_eq(out.body.api_versions.error_code, 0);
+        cr_assert_eq(out.body.api_versions.api_keys.n, kk_api_count());
+        cr_assert_eq(out.body.api_versions.throttle_time_ms, v >= 1 ? 5 : 0);
+    }
+    kk_req_header h = { KK_API_METADATA, 0, 1, KK_STR("c") };
+    cr_assert_eq(kk_api_versions_answer(&w, &h, 0), -EINVAL);
 }
 
 Test(kafka_api, encoders_refuse_unimplemented_versions)
