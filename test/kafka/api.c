@@ -320,7 +320,7 @@ Test(kafka_api, klog_errors_to_kafka)
         { KLOG_EBADNAME, KK_CTX_TOPIC_ADMIN, 17 },
         { KLOG_EBADNAME, KK_CTX_GROUP, 24 },
         { -ETIMEDOUT, KK_CTX_PARTITION, 7 },
-        { KLOG_ECRASHED, KK_CTX_PARTITION, -1 },
+        { KLOG_ELOCKED, KK_CTX_PARTITION, -1 },
         { -ENOMEM, KK_CTX_GROUP, -1 },
     };
     for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
