@@ -155,7 +155,7 @@ static void put_header(uint8_t *h, size_t total, uint16_t attributes, const kf_b
     klog__st64(h + KF_OFF_BASE_OFFSET, 0);
     klog__st32(h + KF_OFF_LENGTH, blen);
     klog__st32(h + KF_OFF_LEADER_EPOCH, 0);
-    h[KF_OFF_MAGIC] = KF_MAGIC;
+    h[KF_OFF_MAGIC] = kf__magic_for(attributes & KF_ATTR_CODEC_MASK);
     klog__st16(h + KF_OFF_ATTRIBUTES, attributes);
     klog__st32(h + KF_OFF_LAST_OFFSET_DELTA, (uint32_t)(b->count - 1));
     klog__st64(h + KF_OFF_BASE_TIMESTAMP, (uint64_t)b->base_timestamp);
@@ -164,8 +164,7 @@ static void put_header(uint8_t *h, size_t total, uint16_t attributes, const kf_b
     klog__st16(h + KF_OFF_PRODUCER_EPOCH, (uint16_t)m->producer_epoch);
     klog__st32(h + KF_OFF_BASE_SEQUENCE, (uint32_t)m->base_sequence);
     klog__st32(h + KF_OFF_RECORD_COUNT, (uint32_t)b->count);
-    klog__st64(h + KF_OFF_CHECKSUM,
-               kf__checksum(h + KF_CHECKSUM_START, total - KF_CHECKSUM_START, blen));
+    klog__st64(h + KF_OFF_CHECKSUM, kf__batch_sum(h, total));
 }
 
 /*
@@ -188,6 +187,8 @@ int kf_builder_finish(kf_builder *b, const kf_batch_meta *meta, kf_codec *c,
     switch (m->codec) {
     case KF_CODEC_NONE:
         break;
+    case KF_CODEC_GZIP:
+    case KF_CODEC_SNAPPY:
     case KF_CODEC_LZ4:
     case KF_CODEC_ZSTD: {
         if (!c)
@@ -199,15 +200,14 @@ int kf_builder_finish(kf_builder *b, const kf_batch_meta *meta, kf_codec *c,
             return rc;
         if (clen == 0)
             break; /* did not shrink: store uncompressed, codec bits 0 */
-        size_t total = KF_HDR_SIZE + 4 + clen;
-        klog__st32(batch + KF_HDR_SIZE, (uint32_t)slen);
+        size_t total = KF_HDR_SIZE + clen;
         put_header(batch, total, (uint16_t)(attributes | m->codec), b, m);
         *out = batch;
         *out_len = total;
         return 0;
     }
     default:
-        return KLOG_EFORMAT; /* gzip, snappy, or not a codec at all */
+        return KLOG_EFORMAT; /* not a codec */
     }
     put_header(b->buf, b->len, attributes, b, m);
     *out = b->buf;
@@ -229,8 +229,7 @@ void kf_batch_set_sequence(void *batch, size_t len, int32_t base_sequence)
 {
     uint8_t *h = batch;
     klog__st32(h + KF_OFF_BASE_SEQUENCE, (uint32_t)base_sequence);
-    klog__st64(h + KF_OFF_CHECKSUM,
-               kf__checksum(h + KF_CHECKSUM_START, len - KF_CHECKSUM_START, klog__ld32(h + KF_OFF_LENGTH)));
+    klog__st64(h + KF_OFF_CHECKSUM, kf__batch_sum(h, len));
 }
 
 /* ---- parsing and verifying ---------------------------------------------- */
@@ -248,7 +247,7 @@ ssize_t kf_batch_parse(const void *buf, size_t avail, kf_batch_info *out)
     const size_t total = KF_LOG_OVERHEAD + (size_t)blen;
     if (avail < total)
         return 0;
-    if (p[KF_OFF_MAGIC] != KF_MAGIC)
+    if (p[KF_OFF_MAGIC] != KF_MAGIC && p[KF_OFF_MAGIC] != KF_MAGIC_V3)
         return KLOG_EFORMAT;
 
     kf_batch_info bi;
@@ -289,8 +288,7 @@ int kf_batch_verify(const void *batch, size_t len)
     const uint32_t blen = klog__ld32(p + KF_OFF_LENGTH);
     if ((size_t)blen != len - KF_LOG_OVERHEAD)
         return KLOG_ECORRUPT;
-    uint64_t sum = kf__checksum(p + KF_CHECKSUM_START, len - KF_CHECKSUM_START, blen);
-    return sum == klog__ld64(p + KF_OFF_CHECKSUM) ? 0 : KLOG_ECORRUPT;
+    return kf__batch_sum(p, len) == klog__ld64(p + KF_OFF_CHECKSUM) ? 0 : KLOG_ECORRUPT;
 }
 
 /* ---- iterating ------------------------------------------------------------ */

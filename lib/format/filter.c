@@ -19,10 +19,10 @@ static void refill_header(uint8_t *h, const uint8_t *src, size_t total, uint16_t
     const uint32_t blen = (uint32_t)(total - KF_LOG_OVERHEAD);
     memcpy(h, src, KF_HDR_SIZE);
     klog__st32(h + KF_OFF_LENGTH, blen);
+    h[KF_OFF_MAGIC] = kf__magic_for(attributes & KF_ATTR_CODEC_MASK); /* a v2 input comes out v3 */
     klog__st16(h + KF_OFF_ATTRIBUTES, attributes);
     klog__st32(h + KF_OFF_RECORD_COUNT, (uint32_t)count);
-    klog__st64(h + KF_OFF_CHECKSUM,
-               kf__checksum(h + KF_CHECKSUM_START, total - KF_CHECKSUM_START, blen));
+    klog__st64(h + KF_OFF_CHECKSUM, kf__batch_sum(h, total));
 }
 
 int kf_batch_filter(const void *batch, size_t len, const uint8_t *keep, kf_codec *c,
@@ -77,8 +77,7 @@ int kf_batch_filter(const void *batch, size_t len, const uint8_t *keep, kf_codec
         if ((rc = kf__codec_compress(c, codec, 0, dst, used, &cb, &clen)) < 0)
             return rc;
         if (clen > 0) {
-            size_t total = KF_HDR_SIZE + 4 + clen;
-            klog__st32(cb + KF_HDR_SIZE, (uint32_t)used);
+            size_t total = KF_HDR_SIZE + clen;
             refill_header(cb, batch, total, (uint16_t)(attributes | codec), kept);
             *out = cb;
             *out_len = total;

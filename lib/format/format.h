@@ -20,8 +20,19 @@
  *   55  2   producer_epoch
  *   57  4   base_sequence
  *   61  4   record_count
- *   65  ... records section; when compressed: u32 uncompressed length, then
- *           the compressed bytes (lz4 block or zstd frame)
+ *   65  ... records section: the records, or when the codec bits say so,
+ *           the compressed records (below)
+ *
+ * The magic says how a compressed records section is framed:
+ *   3 (KF_MAGIC_V3): exactly the bytes Kafka carries for that codec - a
+ *     gzip stream, snappy (snappy-java's framing or raw), an LZ4 frame
+ *     (Kafka's: independent blocks) or zstd frames - so that a batch taken
+ *     from a Kafka client is stored as sent and served back as stored.
+ *     Every compressed batch klog writes is v3.
+ *   2 (KF_MAGIC, klog 0.1): u32 uncompressed length, then an lz4 block or
+ *     a zstd frame.  Still read; no longer written for compressed batches.
+ * An uncompressed section is the same in both; klog writes it with magic 2,
+ * so that a log that never used compression stays readable by klog 0.1.
  *
  * Base offset and leader epoch are outside the checksum (they are assigned
  * at append, as in Kafka); the storage layer checks offset continuity.
@@ -46,7 +57,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define KF_MAGIC 2
+#define KF_MAGIC 2      /* uncompressed, or compressed in klog 0.1's framing */
+#define KF_MAGIC_V3 3   /* compressed section exactly as Kafka carries it */
 #define KF_HDR_SIZE 65
 #define KF_LOG_OVERHEAD 12          /* base_offset + batch_length */
 #define KF_OFF_BASE_OFFSET 0
@@ -71,10 +83,10 @@
 
 enum kf_codec_id {
     KF_CODEC_NONE = 0,
-    KF_CODEC_GZIP = 1,   /* Kafka's number; not supported: KLOG_EFORMAT */
-    KF_CODEC_SNAPPY = 2, /* Kafka's number; not supported: KLOG_EFORMAT */
-    KF_CODEC_LZ4 = 3,
-    KF_CODEC_ZSTD = 4,
+    KF_CODEC_GZIP = 1,   /* a gzip stream (zlib) */
+    KF_CODEC_SNAPPY = 2, /* snappy-java framing on write; that or raw snappy on read */
+    KF_CODEC_LZ4 = 3,    /* v3: an LZ4 frame, independent blocks (KIP-57); v2: u32 + lz4 block */
+    KF_CODEC_ZSTD = 4,   /* v3: zstd frame(s); v2: u32 + one zstd frame */
 };
 
 #define KF_ATTR_CODEC_MASK 0x07
@@ -188,18 +200,21 @@ typedef struct kf_batch_meta {
     int32_t base_sequence;   /* -1 if none */
     uint16_t attributes;     /* flags other than the codec (e.g. KF_ATTR_CONTROL) */
     enum kf_codec_id codec;
-    int level;               /* zstd level (0 = default 3); ignored otherwise */
+    int level;               /* zstd: its level (0 = default 3); gzip: 1..9 (0 =
+                              * zlib's default, 6); ignored by lz4 and snappy */
 } kf_batch_meta;
 
 /*
  * Seal the batch: compress the records section if meta->codec asks (the
- * result goes to the codec's scratch buffer; if compression does not make it
- * smaller, the batch is stored uncompressed), fill the header (base_offset 0,
- * leader_epoch 0) and the checksum.  *out and *out_len receive the finished
- * batch, which is either b->buf or inside c's scratch (valid until the next
- * call on c).  c may be NULL when meta->codec is KF_CODEC_NONE.
- * Returns 0, -EINVAL (empty builder), KLOG_EFORMAT (unsupported codec),
- * -ENOMEM.
+ * result goes to the codec's scratch buffer, in Kafka's framing for the
+ * codec, magic KF_MAGIC_V3; if compression does not make the section
+ * smaller, the batch is stored uncompressed, magic KF_MAGIC), fill the
+ * header (base_offset 0, leader_epoch 0) and the checksum.  *out and
+ * *out_len receive the finished batch, which is either b->buf or inside c's
+ * scratch (valid until the next call on c), and never longer than b->len.
+ * c may be NULL when meta->codec is KF_CODEC_NONE.
+ * Returns 0, -EINVAL (empty builder, bad level), KLOG_EFORMAT (codec bits
+ * 5-7: not a codec), -ENOMEM.
  */
 int kf_builder_finish(kf_builder *b, const kf_batch_meta *meta, kf_codec *c,
                       const uint8_t **out, size_t *out_len);
@@ -221,8 +236,9 @@ void kf_batch_set_sequence(void *batch, size_t len, int32_t base_sequence);
  * or fewer than the total the length field claims (incomplete: a torn tail or
  * a short read); KLOG_ECORRUPT when the header is insane (length below
  * KF_HDR_SIZE - KF_LOG_OVERHEAD or above KF_BATCH_MAX, negative counts,
- * last_offset_delta < record_count - 1, ...); KLOG_EFORMAT for an unknown
- * magic.  Does NOT verify the checksum.  out may be NULL.
+ * last_offset_delta < record_count - 1, ...); KLOG_EFORMAT for a magic
+ * other than KF_MAGIC and KF_MAGIC_V3.  Does NOT verify the checksum.  out
+ * may be NULL.
  */
 ssize_t kf_batch_parse(const void *buf, size_t avail, kf_batch_info *out);
 
@@ -234,9 +250,17 @@ int kf_batch_verify(const void *batch, size_t len);
  * The uncompressed records section of a verified batch.  For an uncompressed
  * batch *recs points into batch (zero-copy); otherwise it is decompressed
  * into c's scratch (valid until the next call on c), capped at KF_BATCH_MAX
- * and at the length the batch declares.  Returns 0, KLOG_ECORRUPT
- * (decompression failed or sizes disagree), KLOG_EFORMAT (unsupported codec),
- * -ENOMEM.
+ * - KF_HDR_SIZE bytes and at any length the section declares (v2's u32, a
+ * zstd or LZ4 frame's content size, snappy's lengths): the scratch grows
+ * with the output actually produced, never to a size merely claimed.
+ * v3 sections are checked as a Kafka broker would check them, so that what
+ * passes here is what Kafka's own consumers read: an LZ4 frame must have
+ * independent blocks and a correct header checksum, and must end exactly at
+ * the end of the section (as must a gzip stream, of one or more members,
+ * and zstd frames).  Returns 0, KLOG_ECORRUPT (decompression failed, sizes
+ * disagree, too large), KLOG_EFORMAT (codec bits 5-7, or gzip or snappy
+ * under magic 2, which klog 0.1 never wrote), -EINVAL (c NULL for a
+ * compressed batch), -ENOMEM.
  */
 int kf_batch_records(const void *batch, size_t len, kf_codec *c,
                      const uint8_t **recs, size_t *recs_len);
@@ -274,8 +298,9 @@ int kf_iter_next(kf_iter *it, kf_record_view *out);
  * base sequence, attributes) except record_count, the length and the
  * checksum; kept records are copied byte for byte, so their offsets and
  * timestamps are unchanged and dropped records leave gaps in the offsets.
- * A compressed batch is compressed again with the same codec (default level)
- * unless that no longer shrinks it, when it is stored uncompressed.
+ * A compressed batch is compressed again with the same codec (default level),
+ * in v3's framing whatever the input's (magic 3 out), unless that no longer
+ * shrinks it, when it is stored uncompressed (magic 2).
  * The kept records are assembled in buf (cap bytes); *out is buf, or for a
  * compressed result c's compression scratch (valid until the next call on
  * c).  Returns 0; -ENOBUFS when cap is below KF_HDR_SIZE plus the records
@@ -289,6 +314,88 @@ int kf_batch_filter(const void *batch, size_t len, const uint8_t *keep, kf_codec
 /* Walk the encoded headers of a record: *pos starts at 0.  Returns 1 with
  * *h filled, 0 at the end, KLOG_ECORRUPT on malformed input. */
 int kf_header_next(const kf_record_view *r, size_t *pos, kf_header *h);
+
+/* ---- Kafka's wire form ----------------------------------------------------
+ *
+ * On the wire (Kafka's record batch v2, big-endian):
+ *   0 base_offset i64 | 8 batch_length i32 | 12 partition_leader_epoch i32 |
+ *   16 magic i8 (2) | 17 crc u32 | 21 attributes i16 | 23 last_offset_delta |
+ *   27 base_timestamp | 35 max_timestamp | 43 producer_id | 51 producer_epoch |
+ *   53 base_sequence | 57 record_count | 61 records
+ * crc is CRC-32C (Castagnoli) over bytes 21 to the end.  The records
+ * section is the same bytes in both forms (klog stores a v3 compressed
+ * section as Kafka sent it), so converting is a header rewrite: 61 bytes in,
+ * 65 out, and the other way.  Pure functions over caller-owned memory. */
+
+#define KF_WIRE_HDR_SIZE 61
+#define KF_WIRE_MAGIC 2
+#define KF_WIRE_OFF_CRC 17
+#define KF_WIRE_CRC_START 21
+
+/* CRC-32C as Kafka computes it: kf_crc32c(0, p, n) is the CRC of p[0..n);
+ * pass a previous result to go on, kf_crc32c(kf_crc32c(0, a, na), b, nb)
+ * being the CRC of a followed by b.  Runs on the SSE4.2 crc32 instruction
+ * (three streams, merged with a carry-less multiply) when the CPU has it,
+ * else on slicing-by-8 tables; both give the same result. */
+uint32_t kf_crc32c(uint32_t crc, const void *p, size_t n);
+
+/*
+ * Parse the header of the Kafka wire batch at buf (avail bytes readable):
+ * as kf_batch_parse, with Kafka's layout.  Returns the batch's total size,
+ * 0 when incomplete, KLOG_ECORRUPT (insane length or counts), KLOG_ETOOBIG
+ * (longer than KF_BATCH_MAX - 4: too long to store), KLOG_EFORMAT (magic
+ * other than 2: a v0/v1 message set; checked first, from 17 bytes on).  out->checksum is the crc
+ * field; the CRC itself is not checked.  out may be NULL.
+ */
+ssize_t kf_wire_parse(const void *buf, size_t avail, kf_batch_info *out);
+
+/* What a converter accepts from the wire. */
+typedef struct kf_wire_caps {
+    /* Largest wire batch taken, in bytes (a topic's max.message.bytes, say);
+     * 0 = the largest that fits KF_BATCH_MAX once converted. */
+    size_t max_batch;
+    /* Nonzero for a producer's batch (Produce): at least one record and
+     * last_offset_delta == record_count - 1, as a Kafka broker requires. */
+    int producer;
+} kf_wire_caps;
+
+/*
+ * Kafka wire batch (exactly len bytes: one batch) -> klog stored batch in
+ * buf (cap bytes; len + 4 are needed): the CRC-32C is verified first, then
+ * the 65-byte header is written, little-endian, magic 3 for a compressed
+ * batch (its section is Kafka's framing) and 2 for an uncompressed one, with
+ * its XXH3 checksum; the records section is moved over unchanged.  buf may
+ * overlap wire; buf == wire - 4 leaves the records where they are (a
+ * request buffer converted in place, over the 4 bytes before the batch).
+ * caps may be NULL (no limit but KF_BATCH_MAX, not a producer's batch).
+ * The section is not decompressed: kf_batch_records on the result checks
+ * it (as a Kafka broker decompresses a produced batch to validate it).
+ * Returns 0 with *out_len; KLOG_ECORRUPT (bad CRC, insane header, record
+ * count and offsets disagree, len is not one batch); KLOG_EFORMAT (magic
+ * other than 2, codec bits 5-7); KLOG_ETOOBIG (over caps->max_batch);
+ * -ENOBUFS (cap too small; *out_len says how much is needed); -EINVAL.
+ */
+int kf_wire_to_batch(const void *wire, size_t len, const kf_wire_caps *caps, void *buf, size_t cap,
+                     size_t *out_len);
+
+/* kf_batch_to_wire flags */
+#define KF_WIRE_VERIFY 0x1 /* check the stored XXH3 first: a CRC computed over
+                            * damaged bytes would pass them off as good */
+
+/*
+ * klog stored batch (len bytes, as kf_batch_parse framed it) -> Kafka wire
+ * batch, without copying its records: hdr receives the 61-byte big-endian
+ * header (magic 2, CRC-32C over hdr[21..61) and the records), and *recs,
+ * *recs_len the records section to send after it (writev(hdr, recs)).  For
+ * an uncompressed or v3 batch, and a v2 zstd batch (the frame after its
+ * u32), *recs points into batch.  A v2 lz4 batch is re-framed as an LZ4
+ * frame in c's scratch (its block wrapped as is up to 4 MiB decompressed,
+ * recompressed above), *recs valid until the next call on c; c may be NULL
+ * otherwise.  Returns 0; KLOG_ECORRUPT (framing, or with KF_WIRE_VERIFY the
+ * checksum); KLOG_EFORMAT; -EINVAL (c NULL for a v2 lz4 batch); -ENOMEM.
+ */
+int kf_batch_to_wire(const void *batch, size_t len, unsigned flags, kf_codec *c,
+                     uint8_t hdr[KF_WIRE_HDR_SIZE], const uint8_t **recs, size_t *recs_len);
 
 /* ---- varints (exposed for tests and for the index files) ---------------- */
 size_t kf_varint_put(uint8_t *p, int64_t v);   /* zigzag; returns bytes (<= 10) */

@@ -90,6 +90,41 @@ TestSuite(checksum, .init = setup, .fini = teardown);
 Test(checksum, every_single_bit_flip_uncompressed) { every_bit_flip(KF_CODEC_NONE); }
 Test(checksum, every_single_bit_flip_lz4) { every_bit_flip(KF_CODEC_LZ4); }
 Test(checksum, every_single_bit_flip_zstd) { every_bit_flip(KF_CODEC_ZSTD); }
+Test(checksum, every_single_bit_flip_gzip) { every_bit_flip(KF_CODEC_GZIP); }
+Test(checksum, every_single_bit_flip_snappy) { every_bit_flip(KF_CODEC_SNAPPY); }
+
+/* The magic lies before the checksummed bytes, and two magics are read (2:
+ * klog 0.1's framing of a compressed section, 3: Kafka's).  The checksum's
+ * seed carries the magic for v3, so a batch of one form never verifies as
+ * the other, whatever bits changed: every value of the magic byte. */
+Test(checksum, magic_is_covered_by_the_seed)
+{
+    enum kf_codec_id ids[] = { KF_CODEC_NONE, KF_CODEC_LZ4, KF_CODEC_ZSTD, KF_CODEC_GZIP, KF_CODEC_SNAPPY };
+    for (size_t k = 0; k < KLOG_ARRAY_LEN(ids); k++) {
+        size_t len;
+        uint8_t *batch = small_batch(ids[k], &len);
+        const uint8_t orig = batch[KF_OFF_MAGIC];
+        cr_assert_eq(orig, ids[k] == KF_CODEC_NONE ? KF_MAGIC : KF_MAGIC_V3);
+        cr_assert_eq(klog__ld64(batch + KF_OFF_CHECKSUM),
+                     XXH3_64bits_withSeed(batch + 25, len - 25, (len - 12) | (ids[k] ? 3ull << 32 : 0)));
+        for (int v = 0; v < 256; v++) {
+            if (v == orig)
+                continue;
+            batch[KF_OFF_MAGIC] = (uint8_t)v;
+            ssize_t n = kf_batch_parse(batch, len, NULL);
+            if (v == KF_MAGIC || v == KF_MAGIC_V3) {
+                cr_assert_eq(n, (ssize_t)len);
+                cr_assert_eq(kf_batch_verify(batch, len), KLOG_ECORRUPT, "codec %d: magic %u -> %d verified", ids[k],
+                             orig, v);
+            } else {
+                cr_assert_eq(n, KLOG_EFORMAT, "magic %d", v);
+            }
+        }
+        batch[KF_OFF_MAGIC] = orig;
+        cr_assert_eq(kf_batch_verify(batch, len), 0);
+        free(batch);
+    }
+}
 
 /* base_offset and leader_epoch are assigned at append, after the checksum
  * was computed: by design, flipping them does not fail verification.  The
@@ -137,6 +172,8 @@ static void every_truncation(enum kf_codec_id id)
 Test(checksum, every_truncation_uncompressed) { every_truncation(KF_CODEC_NONE); }
 Test(checksum, every_truncation_lz4) { every_truncation(KF_CODEC_LZ4); }
 Test(checksum, every_truncation_zstd) { every_truncation(KF_CODEC_ZSTD); }
+Test(checksum, every_truncation_gzip) { every_truncation(KF_CODEC_GZIP); }
+Test(checksum, every_truncation_snappy) { every_truncation(KF_CODEC_SNAPPY); }
 
 /* Two batches back to back, the second torn at every length: the first
  * parses, the second is incomplete. */
@@ -163,7 +200,7 @@ Test(checksum, torn_second_batch_in_a_stream)
  * reused file reads back zeroes): every zeroed tail fails verification. */
 Test(checksum, zeroed_tail_fails)
 {
-    enum kf_codec_id ids[] = { KF_CODEC_NONE, KF_CODEC_LZ4, KF_CODEC_ZSTD };
+    enum kf_codec_id ids[] = { KF_CODEC_NONE, KF_CODEC_LZ4, KF_CODEC_ZSTD, KF_CODEC_GZIP, KF_CODEC_SNAPPY };
     for (size_t k = 0; k < KLOG_ARRAY_LEN(ids); k++) {
         size_t len;
         uint8_t *batch = small_batch(ids[k], &len);
@@ -188,8 +225,9 @@ Test(checksum, zeroed_tail_fails)
     }
 }
 
-/* The seed is batch_length: the same bytes under another length are not
- * valid, so extending or shortening a batch cannot keep its checksum. */
+/* The seed is batch_length (and for magic 3, the magic): the same bytes
+ * under another length are not valid, so extending or shortening a batch
+ * cannot keep its checksum. */
 Test(checksum, seeded_with_length)
 {
     size_t len;

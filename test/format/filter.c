@@ -20,7 +20,7 @@
 
 #include <klog/error.h>
 
-#include "helpers.h"
+#include "legacy.h"
 
 #define NREC 8
 #define BASE_OFFSET 1000000007ll
@@ -83,14 +83,15 @@ static void teardown(void)
 
 TestSuite(filter, .init = setup, .fini = teardown);
 
-static const enum kf_codec_id codecs[] = { KF_CODEC_NONE, KF_CODEC_LZ4, KF_CODEC_ZSTD };
+static const enum kf_codec_id codecs[] = { KF_CODEC_NONE, KF_CODEC_LZ4, KF_CODEC_ZSTD, KF_CODEC_GZIP,
+                                            KF_CODEC_SNAPPY };
 static const char *const codec_names[8] = { "none", "gzip", "snappy", "lz4", "zstd", "5", "6", "7" };
-static const char *cname(enum kf_codec_id c) { return c == KF_CODEC_NONE ? "none" : c == KF_CODEC_LZ4 ? "lz4" : "zstd"; }
+static const char *cname(enum kf_codec_id c) { return codec_names[c & 7]; }
 
 /* The 8-record batch sealed with the codec and a producer id, with base
  * offset and leader epoch set as the log would set them.  Exactly sized,
  * owned copy (the codec's scratch is reused by the filter). */
-static uint8_t *make_batch(enum kf_codec_id cid, uint16_t attrs, size_t *len)
+static uint8_t *make_batch_v(enum kf_codec_id cid, uint16_t attrs, bool v2, size_t *len)
 {
     uint8_t *buf = malloc(OUT_CAP);
     kf_builder b;
@@ -100,9 +101,20 @@ static uint8_t *make_batch(enum kf_codec_id cid, uint16_t attrs, size_t *len)
     kf_batch_meta m = { .producer_id = 4242, .producer_epoch = 7, .base_sequence = 1234,
                         .attributes = attrs, .codec = cid };
     const uint8_t *out;
-    cr_assert_eq(kf_builder_finish(&b, &m, codec, &out, len), 0);
-    uint8_t *batch = malloc(*len);
-    memcpy(batch, out, *len);
+    uint8_t *batch;
+    if (v2) { /* as klog 0.1 wrote it */
+        uint8_t *tmp = malloc(OUT_CAP);
+        *len = t_legacy_finish(&b, &m, tmp, OUT_CAP);
+        out = tmp;
+        batch = malloc(*len);
+        memcpy(batch, out, *len);
+        free(tmp);
+        cr_assert_eq(batch[KF_OFF_MAGIC], KF_MAGIC);
+    } else {
+        cr_assert_eq(kf_builder_finish(&b, &m, codec, &out, len), 0);
+        batch = malloc(*len);
+        memcpy(batch, out, *len);
+    }
     free(buf);
     kf_batch_set_base_offset(batch, BASE_OFFSET);
     kf_batch_set_leader_epoch(batch, LEADER_EPOCH);
@@ -110,6 +122,11 @@ static uint8_t *make_batch(enum kf_codec_id cid, uint16_t attrs, size_t *len)
         cr_assert_eq(klog__ld16(batch + KF_OFF_ATTRIBUTES) & KF_ATTR_CODEC_MASK, (unsigned)cid,
                      "%s: the test batch must be compressed", cname(cid));
     return batch;
+}
+
+static uint8_t *make_batch(enum kf_codec_id cid, uint16_t attrs, size_t *len)
+{
+    return make_batch_v(cid, attrs, false, len);
 }
 
 static void expect_bytes(const uint8_t *got, int32_t got_len, const void *want, int32_t want_len,
@@ -140,7 +157,8 @@ static void check_result(const uint8_t *orig, size_t olen, const uint8_t *res, s
     cr_assert_eq(fb.batch_length, rlen - KF_LOG_OVERHEAD);
     cr_assert_eq(fb.base_offset, ob.base_offset, "mask %02x: base offset changed", mask);
     cr_assert_eq(fb.leader_epoch, ob.leader_epoch, "mask %02x: leader epoch changed", mask);
-    cr_assert_eq(fb.magic, ob.magic);
+    /* compressed results are always in Kafka's framing, whatever the input's */
+    t_expect_kafka_framing(res, rlen);
     cr_assert_eq(fb.last_offset_delta, ob.last_offset_delta, "mask %02x: last_offset_delta %d, was %d", mask,
                  fb.last_offset_delta, ob.last_offset_delta);
     cr_assert_eq(fb.base_timestamp, ob.base_timestamp, "mask %02x: base timestamp changed", mask);
@@ -216,10 +234,10 @@ static uint8_t *do_filter(const uint8_t *orig, size_t olen, unsigned mask, size_
 
 /* ---- every subset ---------------------------------------------------------- */
 
-static void every_subset(enum kf_codec_id cid, uint16_t attrs)
+static void every_subset_v(enum kf_codec_id cid, uint16_t attrs, bool v2)
 {
     size_t olen;
-    uint8_t *orig = make_batch(cid, attrs, &olen);
+    uint8_t *orig = make_batch_v(cid, attrs, v2, &olen);
     uint8_t *copy = malloc(olen);
     memcpy(copy, orig, olen);
     unsigned recompressed = 0;
@@ -248,7 +266,18 @@ static void every_subset(enum kf_codec_id cid, uint16_t attrs)
     free(orig);
 }
 
+static void every_subset(enum kf_codec_id cid, uint16_t attrs)
+{
+    every_subset_v(cid, attrs, false);
+}
+
 Test(filter, every_subset_none) { every_subset(KF_CODEC_NONE, 0); }
+Test(filter, every_subset_gzip) { every_subset(KF_CODEC_GZIP, 0); }
+Test(filter, every_subset_snappy) { every_subset(KF_CODEC_SNAPPY, 0); }
+/* A batch written by klog 0.1 (magic 2, u32 + lz4 block or zstd frame) is
+ * compacted into Kafka's framing (magic 3: check_result). */
+Test(filter, every_subset_v2_lz4) { every_subset_v(KF_CODEC_LZ4, 0, true); }
+Test(filter, every_subset_v2_zstd) { every_subset_v(KF_CODEC_ZSTD, 0, true); }
 Test(filter, every_subset_lz4) { every_subset(KF_CODEC_LZ4, 0); }
 Test(filter, every_subset_zstd) { every_subset(KF_CODEC_ZSTD, 0); }
 /* Attributes other than the codec survive (transactional, log-append time:
@@ -463,7 +492,8 @@ Test(filter, insane_header)
     uint8_t *orig = make_batch(KF_CODEC_NONE, 0, &olen);
     struct { int off, size; int64_t v; int want; } cases[] = {
         { KF_OFF_MAGIC, 1, 1, KLOG_EFORMAT },
-        { KF_OFF_MAGIC, 1, 3, KLOG_EFORMAT },
+        { KF_OFF_MAGIC, 1, 4, KLOG_EFORMAT },
+        { KF_OFF_MAGIC, 1, 0xff, KLOG_EFORMAT },
         { KF_OFF_RECORD_COUNT, 4, -1, KLOG_ECORRUPT },
         { KF_OFF_LAST_OFFSET_DELTA, 4, 3, KLOG_ECORRUPT }, /* below record_count - 1 */
         { KF_OFF_LAST_OFFSET_DELTA, 4, -1, KLOG_ECORRUPT },
@@ -533,17 +563,30 @@ Test(filter, broken_compressed_section)
         size_t olen;
         uint8_t *orig = make_batch(codecs[k], 0, &olen);
         uint64_t s = 7 + k;
-        /* lying uncompressed lengths */
-        uint32_t ulen = klog__ld32(orig + KF_HDR_SIZE);
-        uint32_t lies[] = { 0, 1, ulen - 1, ulen + 1, ulen * 2, 0x7fffffff, 0xffffffff };
-        for (size_t i = 0; i < sizeof lies / sizeof lies[0]; i++) {
-            uint8_t *d = dup_exact(orig, olen);
-            klog__st32(d + KF_HDR_SIZE, lies[i]);
-            t_reseal(d, olen);
-            int rc = filt(d, olen, 0x3c, codec);
-            cr_assert_lt(rc, 0, "%s: uncompressed length %u instead of %u accepted", cname(codecs[k]), lies[i],
-                         ulen);
-            free(d);
+        /* lying uncompressed lengths, in klog 0.1's framing (lz4, zstd) */
+        if (codecs[k] == KF_CODEC_LZ4 || codecs[k] == KF_CODEC_ZSTD) {
+            uint8_t *buf = malloc(OUT_CAP), *v2 = malloc(OUT_CAP);
+            kf_builder b;
+            kf_builder_init(&b, buf, OUT_CAP, KF_RECORD_MAX_DEFAULT);
+            for (int i = 0; i < NREC; i++)
+                cr_assert_eq(kf_builder_add(&b, &recs[i]), 0);
+            kf_batch_meta m = { .producer_id = 1, .producer_epoch = 1, .base_sequence = 1, .codec = codecs[k] };
+            size_t vlen = t_legacy_finish(&b, &m, v2, OUT_CAP);
+            cr_assert_eq(v2[KF_OFF_MAGIC], KF_MAGIC);
+            cr_assert_eq(filt(v2, vlen, 0x3c, codec), 0, "%s: the v2 batch itself filters", cname(codecs[k]));
+            uint32_t ulen = klog__ld32(v2 + KF_HDR_SIZE);
+            uint32_t lies[] = { 0, 1, ulen - 1, ulen + 1, ulen * 2, 0x7fffffff, 0xffffffff };
+            for (size_t i = 0; i < sizeof lies / sizeof lies[0]; i++) {
+                uint8_t *d = dup_exact(v2, vlen);
+                klog__st32(d + KF_HDR_SIZE, lies[i]);
+                t_reseal(d, vlen);
+                int rc = filt(d, vlen, 0x3c, codec);
+                cr_assert_lt(rc, 0, "%s: uncompressed length %u instead of %u accepted", cname(codecs[k]),
+                             lies[i], ulen);
+                free(d);
+            }
+            free(buf);
+            free(v2);
         }
         /* garbage in the compressed bytes */
         for (int run = 0; run < 300; run++) {
@@ -557,7 +600,8 @@ Test(filter, broken_compressed_section)
             free(d);
         }
         /* the codec bits changed to an unsupported or other codec */
-        unsigned bits[] = { KF_CODEC_GZIP, KF_CODEC_SNAPPY, 5, 6, 7, codecs[k] == KF_CODEC_LZ4 ? KF_CODEC_ZSTD : KF_CODEC_LZ4 };
+        unsigned bits[] = { 5, 6, 7, codecs[k] == KF_CODEC_LZ4 ? KF_CODEC_ZSTD : KF_CODEC_LZ4,
+                            codecs[k] == KF_CODEC_GZIP ? KF_CODEC_SNAPPY : KF_CODEC_GZIP };
         for (size_t i = 0; i < sizeof bits / sizeof bits[0]; i++) {
             uint8_t *d = dup_exact(orig, olen);
             uint16_t a = klog__ld16(d + KF_OFF_ATTRIBUTES);

@@ -30,13 +30,42 @@ static inline void t_fill_random(uint8_t *p, size_t n, uint64_t *s)
         p[i] = (uint8_t)t_rand(s);
 }
 
+/* The checksum's seed (klog-format(5)): batch_length, and for magic 3 the
+ * magic in bits 32-39 as well. */
+static inline uint64_t t_seed(const uint8_t *b)
+{
+    uint64_t blen = klog__ld32(b + KF_OFF_LENGTH);
+    return b[KF_OFF_MAGIC] == KF_MAGIC ? blen : blen | (uint64_t)b[KF_OFF_MAGIC] << 32;
+}
+
 /* Rewrite batch_length for len bytes and recompute the checksum. */
 static inline void t_reseal(uint8_t *b, size_t len)
 {
     uint32_t blen = (uint32_t)(len - KF_LOG_OVERHEAD);
     klog__st32(b + KF_OFF_LENGTH, blen);
     klog__st64(b + KF_OFF_CHECKSUM,
-               XXH3_64bits_withSeed(b + KF_CHECKSUM_START, len - KF_CHECKSUM_START, blen));
+               XXH3_64bits_withSeed(b + KF_CHECKSUM_START, len - KF_CHECKSUM_START, t_seed(b)));
+}
+
+/* A compressed batch as klog writes it: magic 3 and a records section in
+ * Kafka's framing for its codec (the stream's own magic number first:
+ * gzip's, snappy-java's, the LZ4 frame's, zstd's); an uncompressed one has
+ * magic 2. */
+static inline void t_expect_kafka_framing(const uint8_t *b, size_t len)
+{
+    static const uint8_t gz[] = { 0x1f, 0x8b, 8 }, sn[] = { 0x82, 'S', 'N', 'A', 'P', 'P', 'Y', 0, 0, 0, 0, 1, 0, 0, 0, 1 },
+                         l4[] = { 0x04, 0x22, 0x4d, 0x18 }, zs[] = { 0x28, 0xb5, 0x2f, 0xfd };
+    static const struct { const uint8_t *m; size_t n; } magic[] = {
+        { NULL, 0 }, { gz, sizeof gz }, { sn, sizeof sn }, { l4, sizeof l4 }, { zs, sizeof zs },
+    };
+    unsigned codec = klog__ld16(b + KF_OFF_ATTRIBUTES) & KF_ATTR_CODEC_MASK;
+    cr_assert_leq(codec, KF_CODEC_ZSTD);
+    cr_assert_eq(b[KF_OFF_MAGIC], codec == KF_CODEC_NONE ? KF_MAGIC : KF_MAGIC_V3, "codec %u: magic %u", codec,
+                 b[KF_OFF_MAGIC]);
+    if (codec == KF_CODEC_NONE)
+        return;
+    cr_assert_gt(len, KF_HDR_SIZE + magic[codec].n);
+    cr_assert(memcmp(b + KF_HDR_SIZE, magic[codec].m, magic[codec].n) == 0, "codec %u: not Kafka's framing", codec);
 }
 
 static inline int t_in(const uint8_t *p, size_t n, const uint8_t *lo, size_t len)
