@@ -32,7 +32,7 @@ static const char produce_help[] =
     "  --record-size B        value bytes per record (default 100)\n"
     "  --throughput R         records/s to aim at; -1 = as fast as possible (default)\n"
     "  --acks 0|1|all         acknowledgement (default 1)\n"
-    "  --compression none|lz4|zstd\n"
+    "  --compression none|gzip|snappy|lz4|zstd\n"
     "                         batch compression (default none)\n"
     "  --partition N          send every record to partition N (default: the\n"
     "                         partitioner; records have no key)\n"
@@ -451,8 +451,9 @@ int cmd_perf(int argc, char **argv)
                 goto out;
             break;
         case O_COMPRESSION:
-            if (strcmp(optarg, "none") && strcmp(optarg, "lz4") && strcmp(optarg, "zstd")) {
-                rc = cli_usage(ctx, ctx, "--compression must be none, lz4 or zstd, not '%s'", optarg);
+            if (strcmp(optarg, "none") && strcmp(optarg, "gzip") && strcmp(optarg, "snappy") &&
+                strcmp(optarg, "lz4") && strcmp(optarg, "zstd")) {
+                rc = cli_usage(ctx, ctx, "--compression must be none, gzip, snappy, lz4 or zstd, not '%s'", optarg);
                 goto out;
             }
             if ((rc = cli_conf_set(ctx, a.conf, "compression.type", optarg)) != CLI_OK)

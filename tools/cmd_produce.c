@@ -21,7 +21,7 @@ static const char produce_help[] =
     "                         a line without SEP is refused (counted as failed)\n"
     "  --header KEY=VALUE     add this header to every record (repeatable)\n"
     "  --acks 0|1|all         acknowledgement (default 1; all = after fdatasync)\n"
-    "  --compression none|lz4|zstd\n"
+    "  --compression none|gzip|snappy|lz4|zstd\n"
     "                         batch compression (default none)\n"
     "  --partition N          send every record to partition N (default: the\n"
     "                         partitioner: key hash, or sticky for null keys)\n"
@@ -126,8 +126,9 @@ int cmd_produce(int argc, char **argv)
                 goto out;
             break;
         case O_COMPRESSION:
-            if (strcmp(optarg, "none") && strcmp(optarg, "lz4") && strcmp(optarg, "zstd")) {
-                rc = cli_usage(ctx, ctx, "--compression must be none, lz4 or zstd, not '%s'", optarg);
+            if (strcmp(optarg, "none") && strcmp(optarg, "gzip") && strcmp(optarg, "snappy") &&
+                strcmp(optarg, "lz4") && strcmp(optarg, "zstd")) {
+                rc = cli_usage(ctx, ctx, "--compression must be none, gzip, snappy, lz4 or zstd, not '%s'", optarg);
                 goto out;
             }
             if ((rc = cli_conf_set(ctx, conf, "compression.type", optarg)) != CLI_OK)

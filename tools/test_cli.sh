@@ -124,9 +124,11 @@ lines "$WORK/out" 4
 printf 'k\377:v\001\n' | "$KLOG" produce events --key-separator : --partition 0 -q
 expect 0 "$KLOG" consume events --partition 0 --from-beginning --timeout-ms 200 --format json
 contains "$WORK/out" '"key":"a/8=","key_base64":true,"value":"v\u0001"'
-# lz4 and zstd, a fixed partition
+# every codec, a fixed partition
 seq 1 100 | "$KLOG" produce events --compression zstd --partition 1 -q || fail "zstd produce"
 seq 1 100 | "$KLOG" produce events --compression lz4 --partition 1 -q || fail "lz4 produce"
+seq 1 100 | "$KLOG" produce events --compression gzip --partition 1 -q || fail "gzip produce"
+seq 1 100 | "$KLOG" produce events --compression snappy --partition 1 -q || fail "snappy produce"
 expect 0 "$KLOG" consume events --partition 1 --offset earliest --timeout-ms 300
 contains "$WORK/err" "Processed a total of"
 

@@ -270,6 +270,8 @@ static int codec_of(int64_t ctype, int other_codec)
     case KC_COMPRESSION_NONE: return KF_CODEC_NONE;
     case KC_COMPRESSION_LZ4: return KF_CODEC_LZ4;
     case KC_COMPRESSION_ZSTD: return KF_CODEC_ZSTD;
+    case KC_COMPRESSION_GZIP: return KF_CODEC_GZIP;
+    case KC_COMPRESSION_SNAPPY: return KF_CODEC_SNAPPY;
     default: return other_codec;
     }
 }
@@ -458,7 +460,9 @@ static void batch_finish(klog_producer *p, kp_batch *b, kf_codec **codec)
         .base_sequence = p->idempotent ? b->base_seq : -1,
         .attributes = 0,
         .codec = (enum kf_codec_id)b->codec,
-        .level = p->level,
+        /* the producer's level is for its own codec; a topic's codec
+         * (another one) compresses at its default */
+        .level = b->codec == p->codec ? p->level : 0,
     };
     const uint8_t *out = NULL;
     size_t len = 0;
@@ -809,11 +813,17 @@ KLOG_API int klog_producer_new(klog *k, const klog_conf *conf, klog_producer **o
         free(p);
         return klog__errf(errbuf, errsize, KLOG_ECONF,
                           "compression.type: \"producer\" is a topic's value (keep the producer's codec); "
-                          "a producer takes none, lz4 or zstd");
+                          "a producer takes none, gzip, snappy, lz4 or zstd");
     }
-    if (p->codec == KF_CODEC_LZ4 && klog__conf_isset(conf, KC_COMPRESSION_LEVEL)) {
+    if ((p->codec == KF_CODEC_LZ4 || p->codec == KF_CODEC_SNAPPY) && klog__conf_isset(conf, KC_COMPRESSION_LEVEL)) {
+        const char *name = p->codec == KF_CODEC_LZ4 ? "lz4" : "snappy";
         free(p);
-        return klog__errf(errbuf, errsize, KLOG_ECONF, "compression.level: lz4 takes no level");
+        return klog__errf(errbuf, errsize, KLOG_ECONF, "compression.level: %s takes no level", name);
+    }
+    if (p->codec == KF_CODEC_GZIP && p->level > 9) {
+        int level = p->level;
+        free(p);
+        return klog__errf(errbuf, errsize, KLOG_ECONF, "compression.level: gzip takes 1 to 9, not %d", level);
     }
     if ((int64_t)p->batch_cap > p->buffer_memory) {
         size_t bs = p->batch_size;

@@ -9,10 +9,9 @@ enum { ST = KC_SCOPE_TOPIC, SP = KC_SCOPE_PRODUCER };
 static const char *const v_cleanup[] = { "delete", "compact", "compact,delete", NULL };
 /* Kafka takes either order */
 static const kc_sym s_cleanup[] = { { "delete,compact", KC_CLEANUP_COMPACT_DELETE }, { NULL, 0 } };
-static const char *const v_compress[] = { "none", "lz4", "zstd", "producer", NULL };
+static const char *const v_compress[] = { "none", "lz4", "zstd", "producer", "gzip", "snappy", NULL };
 /* Kafka's topic-level name for none */
 static const kc_sym s_compress[] = { { "uncompressed", KC_COMPRESSION_NONE }, { NULL, 0 } };
-static const char *const r_compress[] = { "gzip", "snappy", NULL };
 
 static const kc_def defs[] = {
     B(KC_SEGMENT_BYTES) = KC_INT("segment.bytes", ST, 1073741824, 1024, 2147483647, "roll a segment at this size"),
@@ -35,7 +34,6 @@ static const kc_def defs[] = {
                             "fdatasync when unsynced data is this old; 0 = off"),
     B(KC_COMPRESSION_TYPE) = { .name = "compression.type", .type = KC_TYPE_ENUM, .scope = SP | ST,
                                .def = KC_COMPRESSION_NONE, .values = v_compress, .syms = s_compress,
-                               .refused = r_compress, .accepts = "none, lz4, zstd; producer for a topic",
                                .doc = "batch codec: a producer's, or a topic's (producer = keep the producer's)" },
     B(KC_DELETE_RETENTION_MS) = KC_INT("delete.retention.ms", ST, 86400000, 0, INT64_MAX / 2,
                                        "how long a compacted topic keeps tombstones"),

@@ -33,7 +33,8 @@ _Static_assert(KC_LOG__END - KC_KEY_BASE(KC_TABLE_LOG) <= KC_TABLE_KEYS, "log ke
 /* Enumerated values, as stored. */
 enum { KC_CLEANUP_DELETE, KC_CLEANUP_COMPACT, KC_CLEANUP_COMPACT_DELETE };
 /* PRODUCER: a topic's "keep the producer's codec" (Kafka's topic value). */
-enum { KC_COMPRESSION_NONE, KC_COMPRESSION_LZ4, KC_COMPRESSION_ZSTD, KC_COMPRESSION_PRODUCER };
+enum { KC_COMPRESSION_NONE, KC_COMPRESSION_LZ4, KC_COMPRESSION_ZSTD, KC_COMPRESSION_PRODUCER,
+       KC_COMPRESSION_GZIP, KC_COMPRESSION_SNAPPY };
 
 extern const kc_table klog__log_conf_table;
 

@@ -216,6 +216,16 @@ static void views_survive_unassign(const char *compression)
     klog_close(k);
 }
 
+Test(consumer, views_valid_until_next_poll_gzip)
+{
+    views_valid_until_next_poll("gzip");
+}
+
+Test(consumer, views_valid_until_next_poll_snappy)
+{
+    views_valid_until_next_poll("snappy");
+}
+
 Test(consumer, views_survive_unassign)
 {
     views_survive_unassign("none");

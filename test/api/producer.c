@@ -233,6 +233,16 @@ Test(producer, threads_deliver_exactly_once_zstd)
     concurrent_exactly_once("zstd", "1");
 }
 
+Test(producer, threads_deliver_exactly_once_gzip)
+{
+    concurrent_exactly_once("gzip", "1");
+}
+
+Test(producer, threads_deliver_exactly_once_snappy)
+{
+    concurrent_exactly_once("snappy", "1");
+}
+
 Test(producer, threads_deliver_exactly_once_acks_all)
 {
     concurrent_exactly_once("none", "all");
@@ -1688,7 +1698,7 @@ Test(producer, bad_configuration)
         { "linger.ms", "5ms" },
         { "batch.size", "0" },
         { "batch.num.messages", "0" },
-        { "compression.type", "gzip" },
+        { "compression.type", "lzo" },
         { "compression.type", "LZ4" },
         { "compression.level", "23" },
         { "buffer.memory", "1000" },
@@ -1721,12 +1731,46 @@ Test(producer, bad_configuration)
     cr_assert_null(p);
     cr_assert(strstr(err, "batch.size") != NULL, "%s", err);
     klog_conf_free(c);
+    /* snappy takes no level either; gzip takes 1 to 9 */
+    c = ut_conf("compression.type", "snappy", "compression.level", "1", NULL);
+    cr_assert_eq(klog_producer_new(k, c, &p, err, sizeof err), KLOG_ECONF);
+    cr_assert(strstr(err, "compression.level") != NULL, "%s", err);
+    klog_conf_free(c);
+    c = ut_conf("compression.type", "gzip", "compression.level", "10", NULL);
+    cr_assert_eq(klog_producer_new(k, c, &p, err, sizeof err), KLOG_ECONF);
+    cr_assert(strstr(err, "compression.level") != NULL, "%s", err);
+    klog_conf_free(c);
+    c = ut_conf("compression.type", "gzip", "compression.level", "9", NULL);
+    cr_assert_eq(klog_producer_new(k, c, &p, err, sizeof err), 0, "%s", err);
+    klog_conf_free(c);
+    klog_producer_close(p);
     /* a topic key in a producer conf is ignored; zstd takes a level */
     c = ut_conf("retention.ms", "1000", "compression.type", "zstd", "compression.level", "19", NULL);
     cr_assert_eq(klog_producer_new(k, c, &p, err, sizeof err), 0, "%s", err);
     klog_conf_free(c);
     klog_producer_close(p);
     klog_close(k);
+}
+
+/* A producer's compression.level belongs to its own codec: a topic that
+ * names another codec (gzip, whose levels stop at 9) gets its batches at
+ * that codec's default, not at the producer's zstd level 19 (which gzip
+ * would refuse, failing every batch). */
+Test(producer, level_stays_with_the_producers_codec)
+{
+    klog *k = ut_open();
+    ut_topic(k, "g", 1, "compression.type", "gzip", NULL);
+    klog_producer *p = ut_producer(k, "compression.type", "zstd", "compression.level", "19", NULL);
+    ut_dr dr;
+    ut_dr_init(&dr);
+    cr_assert_eq(klog_producer_set_delivery_cb(p, ut_dr_cb, &dr), 0);
+    for (int i = 0; i < 200; i++)
+        cr_assert_eq(ut_send(p, "g", 0, NULL, "a compressible value, a compressible value"), 0);
+    cr_assert_eq(klog_producer_close(p), 0);
+    cr_assert_eq(dr.n, 200);
+    cr_assert_eq(dr.errors, 0, "batches to a gzip topic failed");
+    cr_assert_eq(ut_end_offset(k, "g", 0), 200);
+    cr_assert_eq(klog_close(k), 0);
 }
 
 Test(producer, reports_on_every_producer_config)

@@ -410,7 +410,7 @@ Test(topic, compression_type_of_the_topic_decides_over_the_producers)
         int want;                  /* codec bits with an lz4 producer */
     } cases[] = {
         { "tz", "zstd", 4 }, { "tl", "lz4", 3 }, { "tn", "uncompressed", 0 }, { "tnone", "none", 0 },
-        { "tp", "producer", 3 }, { "tdefault", NULL, 3 },
+        { "tp", "producer", 3 }, { "tdefault", NULL, 3 }, { "tg", "gzip", 1 }, { "ts", "snappy", 2 },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         klog_conf *tc = cases[i].value ? conf_of("compression.type", cases[i].value) : NULL;
@@ -452,15 +452,17 @@ Test(topic, compression_type_of_the_topic_decides_over_the_producers)
     klog_consumer *c = NULL;
     cr_assert_eq(klog_consumer_new(k, NULL, &c, NULL, 0), 0);
     cr_assert_eq(klog_consumer_assign(c, "tz", 0, KLOG_OFFSET_BEGINNING), 0);
+    cr_assert_eq(klog_consumer_assign(c, "tg", 0, KLOG_OFFSET_BEGINNING), 0);
+    cr_assert_eq(klog_consumer_assign(c, "ts", 0, KLOG_OFFSET_BEGINNING), 0);
     size_t got = 0;
-    for (int tries = 0; got < 50 && tries < 100; tries++) {
+    for (int tries = 0; got < 150 && tries < 100; tries++) {
         const klog_message *const *m;
         int n = klog_consumer_poll(c, 100, &m);
         cr_assert_geq(n, 0);
         for (int i = 0; i < n; i++, got++)
             cr_assert(m[i]->value_len == 400 && !memcmp(m[i]->value, "compressible comp", 17));
     }
-    cr_assert_eq(got, 50);
+    cr_assert_eq(got, 150);
     cr_assert_eq(klog_consumer_close(c), 0);
 
     /* "producer" is a topic's value only */
