@@ -98,12 +98,14 @@ int kf_wire_to_batch(const void *wire, size_t len, const kf_wire_caps *caps, voi
         return KLOG_ECORRUPT; /* not exactly one batch */
     if (caps && caps->max_batch && len > caps->max_batch)
         return KLOG_ETOOBIG;
+    /* The CRC before any field it covers is believed: damage is damage,
+     * not an unknown codec. */
+    if (kf_crc32c(0, w + KF_WIRE_CRC_START, len - KF_WIRE_CRC_START) != (uint32_t)bi.checksum)
+        return KLOG_ECORRUPT;
     const unsigned codec = bi.attributes & KF_ATTR_CODEC_MASK;
     if (codec > KF_CODEC_ZSTD)
         return KLOG_EFORMAT;
     if (caps && caps->producer && (bi.record_count < 1 || bi.last_offset_delta != bi.record_count - 1))
-        return KLOG_ECORRUPT;
-    if (kf_crc32c(0, w + KF_WIRE_CRC_START, len - KF_WIRE_CRC_START) != (uint32_t)bi.checksum)
         return KLOG_ECORRUPT;
     const size_t total = len + (KF_HDR_SIZE - KF_WIRE_HDR_SIZE);
     *out_len = total;
