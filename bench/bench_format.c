@@ -8,7 +8,7 @@
  *      kf_batch_records + kf_iter_next over every record (touching each
  *      value), and kf_iter_next alone;
  *   3. compression: JSON-like telemetry values in 1 MiB batches, sealed with
- *      lz4, zstd -1, zstd 1 and zstd 3 (MB/s of uncompressed records section
+ *      lz4, zstd -1, zstd 1, zstd 3, gzip 1, gzip 6 and snappy (MB/s of uncompressed records section
  *      through kf_builder_finish, ratio) and decompressed with
  *      kf_batch_records (MB/s of output).
  * Every figure is the median of --reps runs (default 5).  Buffers are
@@ -317,6 +317,9 @@ int main(int argc, char **argv)
         { "zstd -1", KF_CODEC_ZSTD, -1 },
         { "zstd 1 ", KF_CODEC_ZSTD, 1 },
         { "zstd 3 ", KF_CODEC_ZSTD, 3 },
+        { "gzip 1 ", KF_CODEC_GZIP, 1 },
+        { "gzip 6 ", KF_CODEC_GZIP, 6 },
+        { "snappy ", KF_CODEC_SNAPPY, 0 },
     };
     printf("telemetry JSON values, %zu records, avg value %.0f bytes\n", g_records,
            (double)(rs.voff[g_records - 1] + rs.vlen[g_records - 1]) / (double)g_records);

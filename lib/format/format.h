@@ -11,7 +11,8 @@
  *    8  4   batch_length       bytes that follow this field (total - 12)
  *   12  4   leader_epoch       (set at append)
  *   16  1   magic              KF_MAGIC
- *   17  8   checksum           XXH3-64, seed = batch_length, over bytes 25..end
+ *   17  8   checksum           XXH3-64 over bytes 25..end, seed = batch_length
+ *                              (magic 3: + magic << 32, so the magic is covered)
  *   25  2   attributes         bits 0-2 codec, 3 timestamp type, 4 transactional, 5 control
  *   27  4   last_offset_delta
  *   31  8   base_timestamp     ms

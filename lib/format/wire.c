@@ -112,10 +112,12 @@ int kf_wire_to_batch(const void *wire, size_t len, const kf_wire_caps *caps, voi
     if (cap < total)
         return -ENOBUFS;
 
-    /* Records first (memmove: buf may overlap wire), then the header, from
-     * the fields read above. */
+    /* Records first (memmove: buf may overlap wire; not at all in place,
+     * where a memmove onto itself can cost more than a copy), then the
+     * header, from the fields read above. */
     uint8_t *h = buf;
-    memmove(h + KF_HDR_SIZE, w + KF_WIRE_HDR_SIZE, len - KF_WIRE_HDR_SIZE);
+    if (h + KF_HDR_SIZE != w + KF_WIRE_HDR_SIZE)
+        memmove(h + KF_HDR_SIZE, w + KF_WIRE_HDR_SIZE, len - KF_WIRE_HDR_SIZE);
     const uint32_t blen = (uint32_t)(total - KF_LOG_OVERHEAD);
     klog__st64(h + KF_OFF_BASE_OFFSET, (uint64_t)bi.base_offset);
     klog__st32(h + KF_OFF_LENGTH, blen);

@@ -114,7 +114,7 @@ Test(crc32c, both_paths_every_length_and_alignment)
     free(buf);
 }
 
-/* Lengths around each block size of the three-way loop (3 x 256, 3 x 4096)
+/* Lengths around the three-way loop's step (3 x 256) and its multiples,
  * and long inputs: a wrong shift constant shows here. */
 Test(crc32c, long_inputs_and_block_edges)
 {
