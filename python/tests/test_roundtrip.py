@@ -66,7 +66,11 @@ def test_compression(inst, codec):
 
 
 def test_explicit_partition_and_timestamp(inst):
-    inst.create_topic("p", partitions=3)
+    # Timestamps from 1970 are past any time retention: without
+    # retention_ms=-1 a retention pass (every second) could roll and delete
+    # the partition's head between two sends, and the consumer, starting at
+    # the log start, would see only the last record.
+    inst.create_topic("p", partitions=3, retention_ms=-1)
     with klog.Producer(inst) as p:
         md = [p.send("p", b"x%d" % i, partition=i % 3, timestamp_ms=1000 + i).get(10) for i in range(9)]
     assert [m.partition for m in md] == [0, 1, 2] * 3
