@@ -237,6 +237,26 @@ static size_t seg_bases(const char *topic, int part, int64_t *out, size_t max)
     return n;
 }
 
+/* A deletion publishes the new start before its segments leave the list
+ * and their files go (lib/storage/retention.c): so a start seen to move says
+ * the pass has begun, not that it has ended.  Wait (bounded) until no
+ * segment file below `start` is left on disk - the pass that moved the start
+ * has then taken its segments off the list too - and return the bases of
+ * the files there are, as seg_bases. */
+static size_t wait_unlinked(const char *topic, int part, int64_t start, int64_t *bases, size_t max)
+{
+    int64_t give_up = ut_mono_ms() + WAIT_MS;
+    size_t n = seg_bases(topic, part, bases, max);
+    while (n > 0 && bases[0] < start && ut_mono_ms() < give_up) {
+        ut_sleep_ms(2);
+        n = seg_bases(topic, part, bases, max);
+    }
+    cr_assert(n == 0 || bases[0] >= start,
+              "%s/%d: segment %" PRId64 " below the start %" PRId64 " still on disk after %d ms", topic, part,
+              bases[0], start, WAIT_MS);
+    return n;
+}
+
 /* The start offset retention must reach when every record below `first_new`
  * has expired and none from it on: the base of the segment holding
  * first_new (the segments wholly below it go, that one stays). */
@@ -313,11 +333,12 @@ Test(retention, retention_ms_deletes_exactly_the_expired_segments)
     int64_t start = wait_start(k, "t", 0, want);
     cr_assert_eq(start, want, "start %" PRId64 ": only the segments wholly below offset 100 may go (%" PRId64 ")",
                  start, want);
+    int64_t bases[256];
+    wait_unlinked("t", 0, start, bases, 256); /* the pass that moved the start has ended */
     ut_sleep_ms(50); /* several more checks: nothing else has expired */
     klog_partition_info pi = info(k, "t", 0);
     cr_assert_eq(pi.start_offset, want);
     cr_assert_eq(pi.end_offset, 150);
-    int64_t bases[256];
     cr_assert_eq(seg_bases("t", 0, bases, 256), pi.segments, "describe and the directory agree on the segments");
     cr_assert_eq(bases[0], want, "the first segment on disk starts at the start offset");
     check_range(k, "t", 0, want, 150, 200);
@@ -356,6 +377,8 @@ Test(retention, retention_ms_follows_the_injected_clock)
     /* 4 h later everything expired: the active segment is rolled and goes */
     atomic_store(&fake_now, t0 + 4 * HOUR_MS);
     cr_assert_eq(wait_start(k, "t", 0, 150), 150);
+    int64_t bases[256];
+    wait_unlinked("t", 0, 150, bases, 256); /* the pass that moved the start has ended */
     klog_partition_info pi = info(k, "t", 0);
     cr_assert_eq(pi.end_offset, 150);
     cr_assert_eq(pi.segments, 1);
@@ -516,13 +539,7 @@ Test(retention, views_outlive_the_segment_retention_deletes)
 
     int64_t start = expire_head(k);
     int64_t bases[256];
-    /* the start is published before the files go: wait for the unlink */
-    for (int tries = 0; tries < 5000; tries++) {
-        cr_assert_geq(seg_bases("t", 0, bases, 256), 1);
-        if (bases[0] == start)
-            break;
-        ut_sleep_ms(2);
-    }
+    cr_assert_geq(wait_unlinked("t", 0, start, bases, 256), 1);
     cr_assert_eq(bases[0], start, "the segment the views point into is deleted");
     for (int i = 0; i < n; i++) {
         cr_assert_eq(m[i]->offset, i);
