@@ -43,7 +43,7 @@ struct kpart {
     _Atomic unsigned active;     /* listeners + armed waiters: the notify fast path */
     pthread_mutex_t lmu;
     kpart_waiter **w;
-    unsigned nw, wcap;
+    size_t nw, wcap;
     kpart_listener *listeners;
 
     /* acknowledgements (amu) */
@@ -73,7 +73,7 @@ static void notify(kpart *p, unsigned ev, int64_t offset)
         return;
     pthread_mutex_lock(&p->lmu);
     if (ev & KPART_EV_HW)
-        for (unsigned i = 0; i < p->nw; i++) {
+        for (size_t i = 0; i < p->nw; i++) {
             kpart_waiter *w = p->w[i];
             if (atomic_exchange(&w->armed, 0)) {
                 uint64_t one = 1;
@@ -103,25 +103,17 @@ static void on_append(void *arg, int64_t end)
 int kpart_waiter_add(kpart *p, kpart_waiter *w)
 {
     pthread_mutex_lock(&p->lmu);
-    if (p->nw == p->wcap) {
-        unsigned nc = p->wcap ? p->wcap * 2 : 4;
-        kpart_waiter **n = realloc(p->w, nc * sizeof *n);
-        if (!n) {
-            pthread_mutex_unlock(&p->lmu);
-            return -ENOMEM;
-        }
-        p->w = n;
-        p->wcap = nc;
-    }
-    p->w[p->nw++] = w;
+    int rc = klog__vec_reserve(&p->w, &p->wcap, p->nw + 1, sizeof *p->w);
+    if (rc == 0)
+        p->w[p->nw++] = w;
     pthread_mutex_unlock(&p->lmu);
-    return 0;
+    return rc;
 }
 
 void kpart_waiter_remove(kpart *p, kpart_waiter *w)
 {
     pthread_mutex_lock(&p->lmu);
-    for (unsigned i = 0; i < p->nw; i++)
+    for (size_t i = 0; i < p->nw; i++)
         if (p->w[i] == w) {
             p->w[i] = p->w[--p->nw];
             break;

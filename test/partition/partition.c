@@ -401,6 +401,45 @@ Test(partition, an_armed_waiter_wakes_when_the_hw_moves)
     close(w.efd);
 }
 
+/* The waiter array grows past its first allocation (8) and twice more:
+ * every waiter added before and after a growth is still woken, and one
+ * removed from the middle is not. */
+Test(partition, many_waiters_grow_and_all_wake)
+{
+    enum { NW = 40 };
+    kpart_waiter w[NW];
+    for (int i = 0; i < NW; i++) {
+        w[i] = (kpart_waiter){ .efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC) };
+        cr_assert_geq(w[i].efd, 0);
+        cr_assert_eq(kpart_waiter_add(P, &w[i]), 0);
+        atomic_store(&w[i].armed, 1);
+    }
+    kpart_waiter_arm(P, 1); /* the fast path's count: anything above 0 */
+    append(1);
+    for (int i = 0; i < NW; i++) {
+        cr_assert(readable(w[i].efd), "waiter %d woken", i);
+        drain(w[i].efd);
+    }
+    kpart_waiter_arm(P, -1);
+
+    kpart_waiter_remove(P, &w[0]);
+    kpart_waiter_remove(P, &w[NW / 2]);
+    for (int i = 0; i < NW; i++)
+        atomic_store(&w[i].armed, 1);
+    kpart_waiter_arm(P, 1);
+    append(1);
+    for (int i = 0; i < NW; i++) {
+        bool removed = i == 0 || i == NW / 2;
+        cr_assert_eq(readable(w[i].efd), !removed, "waiter %d %s", i, removed ? "removed" : "still there");
+    }
+    kpart_waiter_arm(P, -1);
+    for (int i = 0; i < NW; i++) {
+        if (i != 0 && i != NW / 2)
+            kpart_waiter_remove(P, &w[i]);
+        close(w[i].efd);
+    }
+}
+
 /* ---- acknowledgements ---------------------------------------------------------------------- */
 
 #define NREC 256
