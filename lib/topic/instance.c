@@ -282,14 +282,9 @@ fail:
 /* Insert into the sorted table (mu held). */
 static int table_insert(klog *k, kt_topic *t)
 {
-    if (k->ntopics == k->cap) {
-        size_t nc = k->cap ? k->cap * 2 : 16;
-        kt_topic **n = realloc(k->topics, nc * sizeof *n);
-        if (!n)
-            return -ENOMEM;
-        k->topics = n;
-        k->cap = nc;
-    }
+    int rc = klog__vec_reserve(&k->topics, &k->cap, k->ntopics + 1, sizeof *k->topics);
+    if (rc < 0)
+        return rc;
     size_t i = k->ntopics;
     while (i > 0 && strcmp(k->topics[i - 1]->name, t->name) > 0) {
         k->topics[i] = k->topics[i - 1];

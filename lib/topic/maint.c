@@ -136,14 +136,9 @@ static int64_t drop_oldest_anywhere(klog *k)
             uint64_t bytes;
             ks_log *l = kpart_log(t->parts[p]);
             if (ks_log_oldest(l, &ts, &bytes)) {
-                if (nc == cc) {
-                    size_t ncap = cc ? cc * 2 : 64;
-                    cand *nb = realloc(c, ncap * sizeof *nb);
-                    if (!nb)
-                        break;
-                    c = nb;
-                    cc = ncap;
-                }
+                /* out of memory: this topic's other partitions are skipped */
+                if (klog__vec_reserve(&c, &cc, KLOG_MAX(nc + 1, (size_t)64), sizeof *c) < 0)
+                    break;
                 c[nc++] = (cand){ l, ts };
             } else if (ks_log_active_age(l, &ts) && (ts < oldest_active_ts || !oldest_active)) {
                 /* only a (non-empty) active segment */

@@ -89,6 +89,36 @@ Test(topic, create_list_describe_delete)
     cr_assert_eq(klog_close(k), 0);
 }
 
+/* The instance's topic table grows past its first allocation (8) and twice
+ * more, and stays sorted by name, when topics are created out of order and
+ * when they are read back at open. */
+Test(topic, many_topics_grow_the_table_and_stay_sorted)
+{
+    enum { NT = 40 };
+    klog *k = open_ok();
+    for (int i = 0; i < NT; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "t%02d", (i * 17) % NT); /* a permutation of 0..NT-1 */
+        cr_assert_eq(klog_topic_create(k, name, 1, NULL, NULL, 0), 0, "%s", name);
+    }
+    for (int round = 0; round < 2; round++) {
+        char **names;
+        size_t n;
+        cr_assert_eq(klog_topic_list(k, &names, &n), 0);
+        cr_assert_eq(n, NT, "round %d", round);
+        for (int i = 0; i < NT; i++) {
+            char want[16];
+            snprintf(want, sizeof want, "t%02d", i);
+            cr_assert_str_eq(names[i], want, "round %d", round);
+            cr_assert_eq(klog_topic_describe(k, want, NULL, 0, NULL, 0), 1, "%s", want);
+        }
+        klog_topic_list_free(names, n);
+        cr_assert_eq(klog_close(k), 0);
+        if (round == 0)
+            k = open_ok();
+    }
+}
+
 Test(topic, metadata_and_config_survive_reopen)
 {
     klog *k = open_ok();
