@@ -58,7 +58,7 @@ typedef struct kp_batch {
     /* per-record opaque and timestamp, kept only when reports are wanted */
     void **opaque;
     int64_t *ts;
-    uint32_t rcap;
+    size_t rcap;       /* capacity of opaque and of ts */
     bool standard;     /* cap == the standard size: goes back to the pool */
     /* Finishing (header, compression, checksum; batch_finish) is done by
      * the drainer, or by the sender that sealed the batch while the drainer
@@ -304,16 +304,15 @@ static int batch_note(kp_batch *b, void *opaque, int64_t ts)
 {
     uint32_t i = (uint32_t)b->b.count - 1;
     if (i >= b->rcap) {
-        uint32_t nc = b->rcap ? b->rcap * 2 : 256;
-        void **o = realloc(b->opaque, nc * sizeof *o);
-        if (!o)
-            return -ENOMEM;
-        b->opaque = o;
-        int64_t *t = realloc(b->ts, nc * sizeof *t);
-        if (!t)
-            return -ENOMEM;
-        b->ts = t;
-        b->rcap = nc;
+        /* Both arrays grow from rcap to the same capacity; when the second
+         * fails, the first is merely larger than rcap says. */
+        size_t need = KLOG_MAX((size_t)i + 1, (size_t)256), oc = b->rcap, tc = b->rcap;
+        int rc = klog__vec_reserve(&b->opaque, &oc, need, sizeof *b->opaque);
+        if (rc == 0)
+            rc = klog__vec_reserve(&b->ts, &tc, need, sizeof *b->ts);
+        if (rc < 0)
+            return rc;
+        b->rcap = tc;
     }
     b->opaque[i] = opaque;
     b->ts[i] = ts;
