@@ -177,14 +177,8 @@ static kc_part *find_part(klog_consumer *c, const char *topic, int32_t partition
 static int held_reserve(klog_consumer *c)
 {
     if (c->nheld < c->hcap)
-        return 0;
-    size_t nc = c->hcap ? c->hcap * 2 : 8;
-    ks_view *nh = realloc(c->held, nc * sizeof *nh);
-    if (!nh)
-        return -ENOMEM;
-    c->held = nh;
-    c->hcap = nc;
-    return 0;
+        return 0; /* the poll path: no call when there is room */
+    return klog__vec_reserve(&c->held, &c->hcap, c->nheld + 1, sizeof *c->held);
 }
 
 /* Drop the partition's read state (views, iterator).  A view that messages
@@ -256,22 +250,17 @@ static int assign_part(klog_consumer *c, const char *topic, int32_t partition, i
         klog__topic_put(t);
         return KLOG_EUNKNOWN_PARTITION;
     }
-    if (c->nparts == c->pcap) {
-        size_t nc = c->pcap ? c->pcap * 2 : 8;
-        kc_part *np = realloc(c->parts, nc * sizeof *np);
-        if (!np) {
-            klog__topic_put(t);
-            return -ENOMEM;
-        }
-        c->parts = np;
-        c->pcap = nc;
+    int rc = klog__vec_reserve(&c->parts, &c->pcap, c->nparts + 1, sizeof *c->parts);
+    if (rc < 0) {
+        klog__topic_put(t);
+        return rc;
     }
     p = &c->parts[c->nparts];
     memset(p, 0, sizeof *p);
     p->t = t;
     p->partition = partition;
     p->part = t->parts[partition];
-    int rc = resolve(c, p, offset);
+    rc = resolve(c, p, offset);
     if (rc == 0 && (rc = kpart_waiter_add(p->part, &c->waiter)) == 0) {
         p->registered = true;
         if (c->fd_armed) /* the new partition joins the armed set */
@@ -299,14 +288,8 @@ static void release_retired(klog_consumer *c)
  * poll; at close nothing is kept. */
 static void part_free(klog_consumer *c, kc_part *p, bool keep_views)
 {
-    if (keep_views && c->nretired == c->rcap) {
-        size_t nc = c->rcap ? c->rcap * 2 : 8;
-        struct kc_retired *nr = realloc(c->retired, nc * sizeof *nr);
-        if (nr) {
-            c->retired = nr;
-            c->rcap = nc;
-        }
-    }
+    if (keep_views) /* without room, nothing is retired (below) */
+        (void)klog__vec_reserve(&c->retired, &c->rcap, c->nretired + 1, sizeof *c->retired);
     bool retired = keep_views && c->nretired < c->rcap;
     if (retired) {
         p->used_view = p->view.seg != NULL; /* part_reset_view moves it to held */
