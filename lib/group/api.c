@@ -52,14 +52,9 @@ KLOG_API int klog_partition_list_add(klog_partition_list *l, const char *topic, 
 {
     if (!l || !topic || partition < 0 || offset < -1)
         return -EINVAL;
-    if (l->n == l->cap) {
-        size_t nc = l->cap ? l->cap * 2 : 8;
-        kpl_entry *ne = realloc(l->e, nc * sizeof *ne);
-        if (!ne)
-            return -ENOMEM;
-        l->e = ne;
-        l->cap = nc;
-    }
+    int rc = klog__vec_reserve(&l->e, &l->cap, l->n + 1, sizeof *l->e);
+    if (rc < 0)
+        return rc;
     kpl_entry *e = &l->e[l->n];
     memset(e, 0, sizeof *e);
     if (!(e->topic = strdup(topic)) || (metadata && !(e->metadata = strdup(metadata)))) {
@@ -149,20 +144,6 @@ static const char *str_put(char **tail, const char *s)
     return d;
 }
 
-/* Room for one more pointer in *v (of *cap). */
-static int grow(void *v, size_t n, size_t *cap)
-{
-    if (n < *cap)
-        return 0;
-    size_t nc = *cap ? *cap * 2 : 8;
-    void *nv = realloc(*(void **)v, nc * sizeof(void *));
-    if (!nv)
-        return -ENOMEM;
-    *(void **)v = nv;
-    *cap = nc;
-    return 0;
-}
-
 kg_info *kg__info_new(const char *group, const char *state, int32_t generation, const char *protocol)
 {
     kg_info *gi = calloc(1, sizeof *gi + str_room(group) + str_room(state) + str_room(protocol));
@@ -180,7 +161,7 @@ kg_info *kg__info_new(const char *group, const char *state, int32_t generation, 
 void kg__info_member(kg_info *gi, const char *id, const char *instance, const char *client, const kg_tp *assign,
                      unsigned nassign)
 {
-    if (!gi || gi->err || (gi->err = grow(&gi->m, gi->pub.member_count, &gi->mcap)) < 0)
+    if (!gi || gi->err || (gi->err = klog__vec_reserve(&gi->m, &gi->mcap, gi->pub.member_count + 1, sizeof *gi->m)) < 0)
         return;
     klog_group_member *m = calloc(1, sizeof *m + str_room(id) + str_room(instance) + str_room(client));
     klog_partition_list *l = NULL;
@@ -206,7 +187,7 @@ void kg__info_member(kg_info *gi, const char *id, const char *instance, const ch
 void kg__info_offset(kg_info *gi, const char *topic, int32_t partition, int64_t committed, int64_t end,
                      const char *metadata)
 {
-    if (!gi || gi->err || (gi->err = grow(&gi->o, gi->pub.offset_count, &gi->ocap)) < 0)
+    if (!gi || gi->err || (gi->err = klog__vec_reserve(&gi->o, &gi->ocap, gi->pub.offset_count + 1, sizeof *gi->o)) < 0)
         return;
     if (!metadata)
         metadata = "";

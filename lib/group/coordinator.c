@@ -84,11 +84,13 @@ typedef struct kg_group_s {
     char protocol[KG_NAME_MAX + 1];   /* chosen when the last join phase completed */
     char leader[KG_ID_MAX];   /* a classic leader; "" when the coordinator assigns */
     kg_member_s **m;
-    unsigned n, cap;
+    unsigned n;
+    size_t cap;
     kg_topic *topics;         /* native subscriptions resolved at the last completion */
     unsigned ntopics;
     kg_pending *pend;
-    unsigned npend, pcap;
+    unsigned npend;
+    size_t pcap;
 } kg_group_s;
 
 static int64_t now_ms(kg_registry *r)
@@ -130,22 +132,6 @@ const char *kg__intern(kg_registry *r, const char *s)
     n->next = r->names;
     r->names = n;
     return n->s;
-}
-
-/* Grow *arr (of elem-sized entries, capacity *cap) to hold need. */
-static int reserve(void **arr, unsigned *cap, unsigned need, size_t elem)
-{
-    if (need <= *cap)
-        return 0;
-    unsigned nc = *cap ? *cap : 8;
-    while (nc < need)
-        nc *= 2;
-    void *na = realloc(*arr, nc * elem);
-    if (!na)
-        return -ENOMEM;
-    *arr = na;
-    *cap = nc;
-    return 0;
 }
 
 static void *memdup(const void *p, size_t n)
@@ -318,14 +304,8 @@ static kg_group_s *group_get(kg_registry *r, const char *name)
     kg_group_s *g = group_find(r, name);
     if (g)
         return g;
-    if (r->ngroups == r->gcap) {
-        size_t nc = r->gcap ? r->gcap * 2 : 8;
-        kg_group_s **ng = realloc(r->groups, nc * sizeof *ng);
-        if (!ng)
-            return NULL;
-        r->groups = ng;
-        r->gcap = nc;
-    }
+    if (klog__vec_reserve(&r->groups, &r->gcap, r->ngroups + 1, sizeof *r->groups) < 0)
+        return NULL;
     if (!(g = calloc(1, sizeof *g)))
         return NULL;
     snprintf(g->name, sizeof g->name, "%s", name);
@@ -879,7 +859,7 @@ static int member_update(kg_registry *r, kg_member_s *m, const kg_join_req *q, b
 /* A new member in g (id given, or made from the client id).  NULL: -ENOMEM. */
 static kg_member_s *member_add(kg_registry *r, kg_group_s *g, const kg_join_req *q, const char *id)
 {
-    if (reserve((void **)&g->m, &g->cap, g->n + 1, sizeof *g->m) < 0)
+    if (klog__vec_reserve(&g->m, &g->cap, (size_t)g->n + 1, sizeof *g->m) < 0)
         return NULL;
     kg_member_s *m = calloc(1, sizeof *m);
     if (!m)
@@ -919,7 +899,7 @@ static int join_locked(kg_registry *r, kg_group_s *g, const kg_join_req *q, kg_j
         return KLOG_ECONF; /* Kafka: INCONSISTENT_GROUP_PROTOCOL */
     if (!m && pend < 0 && classic && q->require_member_id && !has_instance) {
         /* Kafka's JoinGroup v4+ handshake: the id first, the join with it */
-        if (reserve((void **)&g->pend, &g->pcap, g->npend + 1, sizeof *g->pend) < 0)
+        if (klog__vec_reserve(&g->pend, &g->pcap, (size_t)g->npend + 1, sizeof *g->pend) < 0)
             return -ENOMEM;
         kg_pending *p = &g->pend[g->npend++];
         snprintf(p->id, sizeof p->id, "%s-%" PRIu64, q->client_id && *q->client_id ? q->client_id : "consumer",
@@ -1510,15 +1490,10 @@ static void strset_add(strset *s, const char *x)
     for (size_t i = 0; i < s->n; i++)
         if (!strcmp(s->v[i], x))
             return;
-    if (s->n == s->cap) {
-        size_t nc = s->cap ? s->cap * 2 : 16;
-        char **nv = realloc(s->v, nc * sizeof *nv);
-        if (!nv) {
-            s->err = -ENOMEM;
-            return;
-        }
-        s->v = nv;
-        s->cap = nc;
+    int rc = klog__vec_reserve(&s->v, &s->cap, s->n + 1, sizeof *s->v);
+    if (rc < 0) {
+        s->err = rc;
+        return;
     }
     if (!(s->v[s->n] = strdup(x)))
         s->err = -ENOMEM;
@@ -1663,20 +1638,15 @@ int kg_reset(kg_registry *r, const char *group, const char *topic, int32_t parti
     return rc < 0 ? rc : to - from;
 }
 
-typedef struct del_ctx { kg_offset *o; unsigned n, cap; int err; } del_ctx;
+typedef struct del_ctx { kg_offset *o; unsigned n; size_t cap; int err; } del_ctx;
 
 static void del_cb(void *arg, kg_committed_t *c)
 {
     del_ctx *d = arg;
-    if (d->n == d->cap) {
-        unsigned nc = d->cap ? d->cap * 2 : 16;
-        kg_offset *no = realloc(d->o, nc * sizeof *no);
-        if (!no) {
-            d->err = -ENOMEM;
-            return;
-        }
-        d->o = no;
-        d->cap = nc;
+    int rc = klog__vec_reserve(&d->o, &d->cap, (size_t)d->n + 1, sizeof *d->o);
+    if (rc < 0) {
+        d->err = rc;
+        return;
     }
     d->o[d->n++] = (kg_offset){ c->topic, c->partition, -1, NULL, 0 };
 }

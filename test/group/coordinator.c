@@ -602,6 +602,98 @@ Test(coord, static_member_takes_over_without_rebalance)
     kg_sync_resp_free(&s);
 }
 
+/* ---- many members, groups and offsets -------------------------------------------- */
+
+/* The coordinator's arrays grow past their first allocation (8) and more:
+ * 20 MEMBER_ID_REQUIRED ids pending at once, 20 members in one group
+ * (each seen, in both descriptions), 20 groups (all listed), and one group's
+ * 20 committed offsets (described, then deleted). */
+Test(coord, many_members_groups_and_offsets)
+{
+    enum { N = 20 };
+    static cm m[N];
+    kg_join_resp r;
+    for (int i = 0; i < N; i++) {
+        m[i] = (cm){ .protos = { "range" }, .nprotos = 1, .topics = { "t1", "t2" }, .ntopics = 2,
+                     .require_id = true };
+        cr_assert_eq(cjoin(&m[i], &r), 0);
+        cr_assert_eq(r.status, KG_MEMBER_ID_REQUIRED, "member %d", i);
+        for (int j = 0; j < i; j++)
+            cr_assert_str_neq(m[i].id, m[j].id);
+    }
+    cjoin_answer(&m[0], &r); /* the first in an empty group leads at once */
+    kg_join_resp_free(&r);
+    for (int i = 1; i < N; i++)
+        cjoin_expect(&m[i], KG_WAIT, NULL, 0); /* every pending id is still known */
+    cjoin_answer(&m[0], &r);
+    cr_assert_eq(r.nmembers, N);
+    for (int i = 0; i < N; i++) {
+        bool seen = false;
+        for (unsigned j = 0; j < r.nmembers; j++)
+            seen |= !strcmp(r.members[j].member_id, m[i].id);
+        cr_assert(seen, "member %d is in the leader's list", i);
+    }
+    kg_sync_resp s;
+    cr_assert_eq(leader_sync(&m[0], &r, &s), 0);
+    kg_sync_resp_free(&s);
+    kg_join_resp_free(&r);
+    for (int i = 1; i < N; i++)
+        cjoin_expect(&m[i], KG_STABLE, &m[0], 0);
+    kg_group_info gi = describe("g");
+    cr_assert_eq(gi.nmembers, N);
+    kg_group_info_free(&gi);
+    klog_group_info *info;
+    cr_assert_eq(klog_group_info_get(K, "g", &info), 0);
+    cr_assert_eq(info->member_count, N);
+    for (int i = 0; i < N; i++) {
+        bool seen = false;
+        for (size_t j = 0; j < info->member_count; j++)
+            seen |= !strcmp(info->members[j]->member_id, m[i].id);
+        cr_assert(seen, "member %d is in klog_group_info", i);
+    }
+    klog_group_info_free(info);
+
+    /* N groups of one member each, beside "g" */
+    static cm one[N];
+    char names[N][8];
+    for (int i = 0; i < N; i++) {
+        snprintf(names[i], sizeof names[i], "h%02d", i);
+        one[i] = (cm){ .group = names[i], .protos = { "range" }, .nprotos = 1, .topics = { "t1" }, .ntopics = 1 };
+        cjoin_answer(&one[i], &r);
+        kg_join_resp_free(&r);
+    }
+    char **list;
+    size_t n;
+    cr_assert_eq(kg_list(R, &list, &n), 0);
+    cr_assert_eq(n, N + 1);
+    cr_assert_str_eq(list[0], "g");
+    for (int i = 0; i < N; i++)
+        cr_assert_str_eq(list[i + 1], names[i]);
+    klog_group_list_free(list, n);
+
+    /* N committed offsets of a group with no members */
+    ut_topic(K, "wide", N, NULL);
+    cr_assert_eq(klog_group_reset_offsets(K, "off", "wide", -1, KLOG_RESET_EARLIEST, 0), N);
+    cr_assert_eq(klog_group_info_get(K, "off", &info), 0);
+    cr_assert_eq(info->offset_count, N);
+    bool seen[N] = { false };
+    for (size_t j = 0; j < info->offset_count; j++) {
+        cr_assert_str_eq(info->offsets[j]->topic, "wide");
+        cr_assert_eq(info->offsets[j]->committed, 0);
+        seen[info->offsets[j]->partition] = true;
+    }
+    for (int p = 0; p < N; p++)
+        cr_assert(seen[p], "partition %d described", p);
+    klog_group_info_free(info);
+    cr_assert_eq(klog_group_delete(K, "off"), 0);
+    for (int p = 0; p < N; p++) {
+        int64_t off = 0;
+        cr_assert_eq(klog_group_committed(K, "off", "wide", p, &off), 0);
+        cr_assert_eq(off, KLOG_OFFSET_NONE, "partition %d deleted", p);
+    }
+    cr_assert_eq(klog_group_info_get(K, "off", &info), KLOG_EUNKNOWN_GROUP);
+}
+
 Test(coord, request_caps)
 {
     cm a = { .protos = { "range" }, .nprotos = 1, .topics = { "t1" }, .ntopics = 1 };
