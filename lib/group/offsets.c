@@ -292,13 +292,8 @@ int kg__store_put(kg_registry *r, const char *group, kg_offset *o, unsigned n, b
             return -EINVAL;
         need += 64 + KEY_MAX + VAL_MAX;
     }
-    if (need > st->cap) {
-        uint8_t *nb = realloc(st->buf, need);
-        if (!nb)
-            return -ENOMEM;
-        st->buf = nb;
-        st->cap = need;
-    }
+    if ((rc = klog__vec_reserve(&st->buf, &st->cap, need, 1)) < 0)
+        return rc;
     kf_builder b;
     kf_builder_init(&b, st->buf, st->cap, KEY_MAX + VAL_MAX);
     int64_t now = klog__wall_ms();
