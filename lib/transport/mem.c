@@ -90,7 +90,8 @@ struct ktr_memnet {
     uint64_t rng;
     ktr_mem_faults f;
     struct mem_node *nodes;
-    uint32_t nnodes, capnodes, next_group;
+    uint32_t nnodes, next_group;
+    size_t capnodes;
     uint32_t (*cuts)[2];
     size_t ncuts, capcuts;
     struct mem_listener *listeners;
@@ -166,14 +167,9 @@ static int64_t node_get(struct ktr_memnet *net, const char *name)
     for (uint32_t i = 0; i < net->nnodes; i++)
         if (strcmp(net->nodes[i].name, name) == 0)
             return i;
-    if (net->nnodes == net->capnodes) {
-        uint32_t nc = net->capnodes ? net->capnodes * 2 : 8;
-        struct mem_node *n = realloc(net->nodes, nc * sizeof *n);
-        if (!n)
-            return -ENOMEM;
-        net->nodes = n;
-        net->capnodes = nc;
-    }
+    int rc = klog__vec_reserve(&net->nodes, &net->capnodes, (size_t)net->nnodes + 1, sizeof *net->nodes);
+    if (rc < 0)
+        return rc;
     struct mem_node *n = &net->nodes[net->nnodes];
     snprintf(n->name, sizeof n->name, "%s", name);
     n->group = 0;
@@ -384,14 +380,7 @@ int ktr_memnet_cut(ktr_memnet *net, const char *a, const char *b)
     if (rc == 0 && na == nb)
         rc = -EINVAL;
     if (rc == 0 && !cut_between(net, (uint32_t)na, (uint32_t)nb)) {
-        if (net->ncuts == net->capcuts) {
-            size_t nc = net->capcuts ? net->capcuts * 2 : 8;
-            uint32_t(*c)[2] = realloc(net->cuts, nc * sizeof *c);
-            if (!c)
-                rc = -ENOMEM;
-            else
-                net->cuts = c, net->capcuts = nc;
-        }
+        rc = klog__vec_reserve(&net->cuts, &net->capcuts, net->ncuts + 1, sizeof *net->cuts);
         if (rc == 0) {
             net->cuts[net->ncuts][0] = (uint32_t)na;
             net->cuts[net->ncuts][1] = (uint32_t)nb;

@@ -278,13 +278,8 @@ KLOG_API int klog_transport_register(klog_transport_registry *reg, const klog_tr
     rc = 0;
     if (find_locked(reg, m->scheme)) {
         rc = -EEXIST; /* a concurrent registration of the same scheme won */
-    } else if (reg->ntr == reg->cap) {
-        size_t ncap = reg->cap ? reg->cap * 2 : 4;
-        struct ktr_entry **t = realloc(reg->tr, ncap * sizeof *t);
-        if (!t)
-            rc = -ENOMEM;
-        else
-            reg->tr = t, reg->cap = ncap;
+    } else {
+        rc = klog__vec_reserve(&reg->tr, &reg->cap, reg->ntr + 1, sizeof *reg->tr);
     }
     if (rc == 0)
         reg->tr[reg->ntr++] = e;

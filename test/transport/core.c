@@ -164,6 +164,46 @@ Test(registry, init_failure_and_fini_after_last_close)
     cr_assert_eq(atomic_load(&n_fini), 2);
 }
 
+/* The registry's table grows past its first allocation (8) and again:
+ * every transport registered before and after a growth is found, the
+ * built-in ones too, and one of the first still carries a connection. */
+Test(registry, many_transports_grow_the_table)
+{
+    enum { N = 20 };
+    static klog_transport_methods ms[N];
+    static char schemes[N][8];
+    klog_transport_registry *reg;
+    cr_assert_eq(klog_transport_registry_new(&reg, 0), 0); /* tcp and unix */
+    atomic_store(&n_init, 0), atomic_store(&n_fini, 0);
+    init_rc = 0;
+    for (int i = 0; i < N; i++) {
+        snprintf(schemes[i], sizeof schemes[i], "t%02d", i);
+        ms[i] = counting(schemes[i]);
+        cr_assert_eq(klog_transport_register(reg, &ms[i], NULL), 0, "%s", schemes[i]);
+    }
+    cr_assert_eq(atomic_load(&n_init), N);
+    cr_assert_eq(klog_transport_register(reg, &ms[0], NULL), -EEXIST);
+    for (int i = 0; i < N; i++) {
+        char url[200];
+        snprintf(url, sizeof url, "%s://127.0.0.1:1", schemes[i]);
+        cr_assert_eq(klog_transport_find(reg, url), &ms[i], "%s", url);
+    }
+    cr_assert_str_eq(klog_transport_find(reg, "tcp://h:1")->scheme, "tcp");
+    cr_assert_str_eq(klog_transport_find(reg, "unix:///x")->scheme, "unix");
+    klog_listener *l;
+    cr_assert_eq(klog_transport_listen(reg, "t00://127.0.0.1:0", &l), 0);
+    klog_conn *c, *s;
+    cr_assert_eq(klog_transport_connect(reg, klog_listener_url(l), 5000, &c), 0);
+    cr_assert_eq(klog_listener_accept(l, 5000, &s), 0);
+    cr_assert_eq(t_send(c, "grown", 5), 0);
+    t_expect(s, "grown", 5);
+    klog_conn_close(c);
+    klog_conn_close(s);
+    klog_listener_close(l);
+    klog_transport_registry_free(reg);
+    cr_assert_eq(atomic_load(&n_fini), N, "every entry finalised");
+}
+
 Test(registry, urls)
 {
     klog_transport_registry *reg;

@@ -263,6 +263,34 @@ Test(mem, cut_resets_the_link_and_refuses_until_heal)
     sim_close(&s);
 }
 
+/* The net's node and cut arrays grow past their first allocation (8) and
+ * again: a cut made before the growths and one made after both hold, the
+ * link between them stays up, and heal clears all. */
+Test(mem, many_nodes_and_cuts_grow_the_net)
+{
+    struct sim s;
+    sim_open(&s, 9, 0);
+    cr_assert_eq(ktr_memnet_cut(s.net, "n1", "n2"), 0);
+    for (int i = 0; i < 20; i++) {
+        char other[8];
+        snprintf(other, sizeof other, "x%02d", i);
+        cr_assert_eq(ktr_memnet_cut(s.net, "n1", other), 0, "%s", other); /* a new node each */
+    }
+    cr_assert_eq(ktr_memnet_cut(s.net, "n2", "n3"), 0);
+    klog_conn *x = NULL;
+    cr_assert_eq(klog_transport_connect(s.n[0], "mem://n2", 100, &x), -EHOSTUNREACH, "the first cut");
+    cr_assert_eq(klog_transport_connect(s.n[1], "mem://n3", 100, &x), -EHOSTUNREACH, "the last cut");
+    cr_assert_eq(send_u32(s.a3, 7), 0, "n1 -> n3 was never cut");
+    uint32_t v = 7;
+    t_expect(s.b3, &v, 4);
+    ktr_memnet_heal(s.net);
+    cr_assert_eq(klog_transport_connect(s.n[0], "mem://n2", 100, &x), 0);
+    klog_conn_close(x);
+    cr_assert_eq(klog_transport_connect(s.n[1], "mem://n3", 100, &x), 0);
+    klog_conn_close(x);
+    sim_close(&s);
+}
+
 Test(mem, partition_and_heal)
 {
     struct sim s;
