@@ -5,6 +5,7 @@
  */
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #define XXH_STATIC_LINKING_ONLY
@@ -208,12 +209,23 @@ static bool parse_parts(const char *s, int *out)
     return true;
 }
 
-/* Grow *v (of *cap elements of size elem) to hold need. */
+/* Grow *v (of *cap elements of size elem) to hold need, doubling from 16.
+ * klog__vec_reserve's rules (common.h), in a copy of its own: this file is
+ * linked into the klog tool, which carries no klog__ symbols.  -ENOMEM when
+ * the allocation fails or need elements would pass PTRDIFF_MAX bytes (the
+ * largest object); *v and *cap are then untouched. */
 static int grow(void **v, size_t *cap, size_t need, size_t elem)
 {
     if (need <= *cap)
         return 0;
-    size_t nc = *cap ? *cap * 2 : 16;
+    const size_t max = (size_t)PTRDIFF_MAX / elem; /* elem > 0: a sizeof */
+    if (need > max)
+        return -ENOMEM;
+    size_t nc = *cap ? *cap : 16;
+    while (nc < need)
+        nc = nc > max / 2 ? need : nc * 2;
+    if (nc > max)
+        nc = need; /* only a first 16 can pass max, and need does not */
     void *n = realloc(*v, nc * elem);
     if (!n)
         return -ENOMEM;
