@@ -193,7 +193,8 @@ typedef struct kk_wbuf {
     uint8_t *b;           /* the bytes written (owned) */
     size_t n, cap;
     kk_wref *refs;        /* referenced, not copied (owned array) */
-    int nrefs, refcap;
+    int nrefs;
+    size_t refcap;
     size_t ref_bytes;     /* sum of refs[i].n */
     size_t max;           /* frame size allowed (b plus refs) */
     size_t ref_min;       /* records pieces of at least this size are referenced; 0: always copy */

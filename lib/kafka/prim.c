@@ -240,17 +240,12 @@ static bool grow(kk_wbuf *w, size_t k)
         return false;
     }
     if (w->n + k <= w->cap)
-        return true;
-    size_t cap = w->cap ? w->cap * 2 : 256;
-    if (cap < w->n + k)
-        cap = w->n + k;
-    uint8_t *b = realloc(w->b, cap);
-    if (!b) {
-        w->err = -ENOMEM;
+        return true; /* every write: no call when there is room */
+    int rc = klog__vec_reserve(&w->b, &w->cap, KLOG_MAX(w->n + k, (size_t)256), 1);
+    if (rc < 0) {
+        w->err = rc;
         return false;
     }
-    w->b = b;
-    w->cap = cap;
     return true;
 }
 
@@ -274,15 +269,11 @@ void kk_w_ref(kk_wbuf *w, const void *p, size_t n)
         w->err = KLOG_ETOOBIG;
         return;
     }
-    if (w->nrefs == w->refcap) {
-        int cap = w->refcap ? w->refcap * 2 : 8;
-        kk_wref *refs = realloc(w->refs, (size_t)cap * sizeof(*refs));
-        if (!refs) {
-            w->err = -ENOMEM;
-            return;
-        }
-        w->refs = refs;
-        w->refcap = cap;
+    int rc;
+    if ((size_t)w->nrefs == w->refcap &&
+        (rc = klog__vec_reserve(&w->refs, &w->refcap, (size_t)w->nrefs + 1, sizeof *w->refs)) < 0) {
+        w->err = rc;
+        return;
     }
     w->refs[w->nrefs++] = (kk_wref){ .at = w->n, .p = p, .n = n };
     w->ref_bytes += n;

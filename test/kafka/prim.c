@@ -270,6 +270,34 @@ Test(kafka_prim, wbuf_references)
     cr_assert_eq(memcmp(flat, "\x01" "AAAAAAAABBBB" "\x02" "c", 15), 0);
 }
 
+/* The reference list grows past its first allocation (8) and more: 40
+ * pieces, each behind a copied byte, all come out in place and in order. */
+Test(kafka_prim, wbuf_many_references)
+{
+    enum { N = 40 };
+    static char piece[N][4];
+    uint8_t want[N * 5];
+    w.ref_min = 4;
+    for (int i = 0; i < N; i++) {
+        memset(piece[i], 'A' + i % 26, sizeof piece[i]);
+        kk_w_i8(&w, (int8_t)i);
+        kk_w_ref(&w, piece[i], sizeof piece[i]);
+        want[i * 5] = (uint8_t)i;
+        memcpy(&want[i * 5 + 1], piece[i], 4);
+    }
+    cr_assert_eq(w.err, 0);
+    cr_assert_eq(kk_wbuf_len(&w), sizeof want);
+    struct iovec iov[2 * N];
+    cr_assert_eq(kk_wbuf_iov(&w, iov, 2 * N), 2 * N);
+    for (int i = 0; i < N; i++) {
+        cr_assert_eq(iov[2 * i].iov_len, 1);
+        cr_assert_eq(iov[2 * i + 1].iov_base, (void *)piece[i], "piece %d referenced, not copied", i);
+    }
+    uint8_t flat[sizeof want];
+    kk_wbuf_copy_out(&w, flat);
+    cr_assert_arr_eq(flat, want, sizeof want);
+}
+
 Test(kafka_prim, patch)
 {
     kk_w_i32(&w, 0);
