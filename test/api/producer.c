@@ -1770,6 +1770,7 @@ Test(producer, level_stays_with_the_producers_codec)
     cr_assert_eq(dr.n, 200);
     cr_assert_eq(dr.errors, 0, "batches to a gzip topic failed");
     cr_assert_eq(ut_end_offset(k, "g", 0), 200);
+    ut_dr_fini(&dr);
     cr_assert_eq(klog_close(k), 0);
 }
 
