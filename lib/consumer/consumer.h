@@ -1,10 +1,13 @@
 /*
  * lib/consumer/consumer.h - the consumer subsystem (contract).
  *
- * The consumer sits on lib/topic (topic references, append notification)
- * and lib/storage (zero-copy reads of whole batches) and decodes with
- * lib/format.  Its public face is include/klog/consumer.h.  Consumer groups
- * (lib/group) will build on it through the same assign/seek/position calls.
+ * The consumer sits on lib/topic (topic references), lib/partition
+ * (zero-copy reads of whole batches below the high watermark, waiters that
+ * wake it) and lib/group (a subscribed consumer is a group member: the
+ * member state machine in lib/group/member.c, reached through the
+ * coordinator ops of lib/group/group.h), and decodes with lib/format.  Its
+ * public face is include/klog/consumer.h; it exports nothing else to the
+ * library.
  */
 #ifndef KLOG_CONSUMER_INTERNAL_H
 #define KLOG_CONSUMER_INTERNAL_H
