@@ -205,44 +205,50 @@ static int parse_assignment(const uint8_t *p, size_t len, arena *a, kg_cp_assign
     return rc;
 }
 
-int kg_cp_subscription_decode(const uint8_t *p, size_t len, kg_cp_subscription *out)
+/* Decode in two passes: the first checks everything and sizes the arena,
+ * the second fills it (and cannot fail), so one allocation holds all. */
+typedef int (*parse_fn)(const uint8_t *p, size_t len, arena *a, void *out);
+
+static int decode_twice(const uint8_t *p, size_t len, parse_fn parse, void *out, void *probe, size_t size,
+                        void **mem)
 {
     if (!out)
         return -EINVAL;
-    memset(out, 0, sizeof *out);
+    memset(out, 0, size);
     if (!p && len)
         return -EINVAL;
     arena a = { 0 };
-    kg_cp_subscription probe;
-    int rc = parse_subscription(p, len, &a, &probe);
+    int rc = parse(p, len, &a, probe);
     if (rc < 0)
         return rc;
     if (!(a.base = malloc(a.off ? a.off : 1)))
         return -ENOMEM;
     a.off = 0;
-    (void)parse_subscription(p, len, &a, out); /* checked above: cannot fail */
-    out->mem_ = a.base;
+    (void)parse(p, len, &a, out); /* checked above: cannot fail */
+    *mem = a.base;
     return 0;
+}
+
+static int parse_subscription_v(const uint8_t *p, size_t len, arena *a, void *out)
+{
+    return parse_subscription(p, len, a, out);
+}
+
+static int parse_assignment_v(const uint8_t *p, size_t len, arena *a, void *out)
+{
+    return parse_assignment(p, len, a, out);
+}
+
+int kg_cp_subscription_decode(const uint8_t *p, size_t len, kg_cp_subscription *out)
+{
+    kg_cp_subscription probe;
+    return decode_twice(p, len, parse_subscription_v, out, &probe, sizeof *out, out ? &out->mem_ : NULL);
 }
 
 int kg_cp_assignment_decode(const uint8_t *p, size_t len, kg_cp_assignment *out)
 {
-    if (!out)
-        return -EINVAL;
-    memset(out, 0, sizeof *out);
-    if (!p && len)
-        return -EINVAL;
-    arena a = { 0 };
     kg_cp_assignment probe;
-    int rc = parse_assignment(p, len, &a, &probe);
-    if (rc < 0)
-        return rc;
-    if (!(a.base = malloc(a.off ? a.off : 1)))
-        return -ENOMEM;
-    a.off = 0;
-    (void)parse_assignment(p, len, &a, out);
-    out->mem_ = a.base;
-    return 0;
+    return decode_twice(p, len, parse_assignment_v, out, &probe, sizeof *out, out ? &out->mem_ : NULL);
 }
 
 void kg_cp_subscription_free(kg_cp_subscription *s)
