@@ -16,11 +16,7 @@
 
 #include "format/internal.h"
 
-/* Smallest encoded record body (after its length varint): attributes,
- * timestamp delta, offset delta, key length, value length, header count, one
- * byte each.  Smallest encoded header: key length and value length. */
-#define KF_RECORD_BODY_MIN 6
-#define KF_RECORD_MIN (1 + KF_RECORD_BODY_MIN)
+/* Smallest encoded header: key length and value length. */
 #define KF_HEADER_MIN 2
 
 /* ---- building ----------------------------------------------------------- */
@@ -265,16 +261,9 @@ ssize_t kf_batch_parse(const void *buf, size_t avail, kf_batch_info *out)
     bi.base_sequence = (int32_t)klog__ld32(p + KF_OFF_BASE_SEQUENCE);
     bi.record_count = (int32_t)klog__ld32(p + KF_OFF_RECORD_COUNT);
 
-    if (bi.record_count < 0 || bi.last_offset_delta < 0 ||
-        bi.last_offset_delta < bi.record_count - 1)
-        return KLOG_ECORRUPT;
-    /* kf_batch_last_offset must not overflow. */
-    if (bi.base_offset < 0 || bi.base_offset > INT64_MAX - bi.last_offset_delta)
-        return KLOG_ECORRUPT;
-    /* Uncompressed, every record takes at least KF_RECORD_MIN bytes. */
-    if ((bi.attributes & KF_ATTR_CODEC_MASK) == KF_CODEC_NONE &&
-        (size_t)bi.record_count > (total - KF_HDR_SIZE) / KF_RECORD_MIN)
-        return KLOG_ECORRUPT;
+    int rc = kf__batch_info_check(&bi, total, KF_HDR_SIZE);
+    if (rc < 0)
+        return rc;
     if (out)
         *out = bi;
     return (ssize_t)total;

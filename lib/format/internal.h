@@ -62,6 +62,28 @@ uint32_t kf__crc32c_hw(uint32_t crc, const void *p, size_t n); /* SSE4.2 + PCLMU
 static inline uint16_t kf__ldbe16(const void *p) { return __builtin_bswap16(klog__ld16(p)); }
 static inline uint32_t kf__ldbe32(const void *p) { return __builtin_bswap32(klog__ld32(p)); }
 static inline uint64_t kf__ldbe64(const void *p) { return __builtin_bswap64(klog__ld64(p)); }
+
+/* Smallest encoded record body (after its length varint): attributes,
+ * timestamp delta, offset delta, key length, value length, header count, one
+ * byte each; the smallest record adds a one-byte length. */
+#define KF_RECORD_BODY_MIN 6
+#define KF_RECORD_MIN (1 + KF_RECORD_BODY_MIN)
+
+/* The header checks every batch passes, stored (hdr = KF_HDR_SIZE) or on the
+ * wire (KF_WIRE_HDR_SIZE), total its size with the length prefix: counts
+ * and deltas agree, kf_batch_last_offset cannot overflow, and uncompressed
+ * every record takes at least KF_RECORD_MIN bytes.  0 or KLOG_ECORRUPT. */
+static inline int kf__batch_info_check(const kf_batch_info *bi, size_t total, size_t hdr)
+{
+    if (bi->record_count < 0 || bi->last_offset_delta < 0 || bi->last_offset_delta < bi->record_count - 1)
+        return KLOG_ECORRUPT;
+    if (bi->base_offset < 0 || bi->base_offset > INT64_MAX - bi->last_offset_delta)
+        return KLOG_ECORRUPT;
+    if ((bi->attributes & KF_ATTR_CODEC_MASK) == KF_CODEC_NONE &&
+        (size_t)bi->record_count > (total - hdr) / KF_RECORD_MIN)
+        return KLOG_ECORRUPT;
+    return 0;
+}
 static inline void kf__stbe16(void *p, uint16_t v) { klog__st16(p, __builtin_bswap16(v)); }
 static inline void kf__stbe32(void *p, uint32_t v) { klog__st32(p, __builtin_bswap32(v)); }
 static inline void kf__stbe64(void *p, uint64_t v) { klog__st64(p, __builtin_bswap64(v)); }

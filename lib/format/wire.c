@@ -33,8 +33,6 @@
 
 _Static_assert(KF_WIRE_HDR_SIZE + 4 == KF_HDR_SIZE, "klog's header is Kafka's plus 4 checksum bytes");
 
-/* Smallest encoded record (length varint and a 6-byte body). */
-#define KF_RECORD_MIN 7
 /* Largest wire batch: it must fit KF_BATCH_MAX once 4 bytes longer. */
 #define KW_BATCH_MAX ((size_t)KF_BATCH_MAX - 4)
 
@@ -72,13 +70,9 @@ ssize_t kf_wire_parse(const void *buf, size_t avail, kf_batch_info *out)
     bi.record_count = (int32_t)kf__ldbe32(p + KW_OFF_RECORD_COUNT);
 
     /* The checks kf_batch_parse makes of a stored batch. */
-    if (bi.record_count < 0 || bi.last_offset_delta < 0 || bi.last_offset_delta < bi.record_count - 1)
-        return KLOG_ECORRUPT;
-    if (bi.base_offset < 0 || bi.base_offset > INT64_MAX - bi.last_offset_delta)
-        return KLOG_ECORRUPT;
-    if ((bi.attributes & KF_ATTR_CODEC_MASK) == KF_CODEC_NONE &&
-        (size_t)bi.record_count > (total - KF_WIRE_HDR_SIZE) / KF_RECORD_MIN)
-        return KLOG_ECORRUPT;
+    int rc = kf__batch_info_check(&bi, total, KF_WIRE_HDR_SIZE);
+    if (rc < 0)
+        return rc;
     if (out)
         *out = bi;
     return (ssize_t)total;
