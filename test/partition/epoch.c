@@ -47,21 +47,13 @@ static char pdir[TU_PATH];
 static void ep_setup(void)
 {
     tu_setup();
-    struct stat st;
-    snprintf(shm_root, sizeof shm_root, "/dev/shm/klog-pe-XXXXXX");
-    if (stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) && mkdtemp(shm_root)) {
-        snprintf(root, sizeof root, "%s", shm_root);
-    } else {
-        shm_root[0] = 0;
-        snprintf(root, sizeof root, "%s", tu_root);
-    }
+    tu_fast_root(shm_root, root, "pe");
     snprintf(pdir, sizeof pdir, "%s/p-0", root);
 }
 
 static void ep_teardown(void)
 {
-    if (shm_root[0] && !getenv("KLOG_TEST_KEEP"))
-        tu_rmrf(shm_root);
+    tu_fast_root_free(shm_root);
     tu_teardown();
 }
 

@@ -47,22 +47,14 @@ static char ep_dir[TU_PATH];
 static void ep_setup(void)
 {
     tu_setup();
-    struct stat st;
-    snprintf(shm_root, sizeof shm_root, "/dev/shm/klog-ep-XXXXXX");
-    if (stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) && mkdtemp(shm_root)) {
-        snprintf(ep_root, sizeof ep_root, "%s", shm_root);
-    } else {
-        shm_root[0] = 0;
-        snprintf(ep_root, sizeof ep_root, "%s", tu_root);
-    }
+    tu_fast_root(shm_root, ep_root, "ep");
     snprintf(ep_dir, sizeof ep_dir, "%s/p", ep_root);
     cr_assert_eq(mkdir(ep_dir, 0755), 0);
 }
 
 static void ep_teardown(void)
 {
-    if (shm_root[0] && !getenv("KLOG_TEST_KEEP"))
-        tu_rmrf(shm_root);
+    tu_fast_root_free(shm_root);
     tu_teardown();
 }
 
