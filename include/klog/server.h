@@ -1,0 +1,119 @@
+/*
+ * klog/server.h - serve an open instance to Kafka clients over the network.
+ *
+ * A klog_server speaks the Kafka wire protocol on one or more listeners
+ * (tcp://HOST:PORT, unix:///PATH, or any transport registered in its
+ * registry), so that kcat, librdkafka, kafka-python, confluent-kafka,
+ * kafkajs and the klog CLI can produce, consume, manage topics and share
+ * consumer groups with the application that opened the instance.  The
+ * application keeps using the instance in-process at the same time: a C
+ * consumer in group "g" and a Kafka client in group "g" are members of the
+ * same group, and committed offsets live in the same __consumer_offsets.
+ *
+ *     klog *k;            klog_open(&k, "data", NULL, NULL, 0);
+ *     klog_server *s;     klog_server_new(&s, k, NULL, NULL, 0);
+ *     klog_server_listen(s, "tcp://127.0.0.1:9092");
+ *     klog_server_start(s);
+ *     ...                 (serve until told to stop)
+ *     klog_server_free(s);
+ *     klog_close(k);
+ *
+ * Configuration (klog_conf keys of the instance scope, Kafka's broker names;
+ * taken from the conf given to klog_server_new, else the instance's):
+ *   socket.request.max.bytes   largest request frame [104857600]
+ *   num.network.threads        threads serving connections [2]
+ *   auto.create.topics.enable  Metadata and Produce create unknown topics
+ *                              with the instance's topic defaults [true]
+ *   connections.max.idle.ms    close connections idle this long [600000]
+ *   node.id                    the broker id clients see in Metadata [0]
+ *   advertised.host            host name put in Metadata ["": the address
+ *                              the client connected to]
+ *   max.connections            connections held at once; more are
+ *                              accepted and closed at once [10000]
+ *
+ * What is served: ApiVersions advertises exactly the API keys and versions
+ * implemented (klog-server(7) lists them); an unknown version of ApiVersions
+ * is answered with UNSUPPORTED_VERSION and the list, as Kafka does; a
+ * request of another API at a version not implemented, and a malformed or
+ * oversized frame, close that connection with a logged reason and nothing
+ * else.
+ *
+ * Threading: the server runs num.network.threads threads of its own, each
+ * holding a share of the connections with epoll, so a thousand idle
+ * connections cost no thread each.  A connection's requests are answered
+ * in order, one at a time (as a Kafka broker does); a request that waits
+ * (a long-poll Fetch, a JoinGroup waiting for the other members) parks
+ * without holding its thread, and a response the client does not read
+ * waits in that connection alone.  Every function here may be called from
+ * any thread, but not concurrently on the same server, and not from a
+ * callback of the server's own threads.
+ *
+ * Errors: 0 or a negative code (klog/error.h); klog_strerror names it.
+ */
+#ifndef KLOG_SERVER_H
+#define KLOG_SERVER_H
+
+#include <stddef.h>
+
+#include <klog/version.h>
+#include <klog/error.h>
+#include <klog/conf.h>
+#include <klog/instance.h>
+#include <klog/transport.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct klog_server klog_server;
+
+/*
+ * Create a server for the open instance k (which must outlive it).  conf:
+ * the keys above (NULL: the instance's configuration); keys of other scopes
+ * are refused.  Nothing listens until klog_server_listen.  Returns 0,
+ * -EINVAL (NULL k or out), KLOG_ECONF (a bad key or value; errbuf says
+ * which), KLOG_ECLOSED, -ENOMEM.
+ */
+KLOG_API int klog_server_new(klog_server **out, klog *k, const klog_conf *conf, char *errbuf,
+                             size_t errsize);
+
+/*
+ * The server's transport registry (tcp and unix built in), for registering
+ * a transport of one's own before klog_server_listen uses its scheme.
+ * Owned by the server.  NULL if s is NULL.
+ */
+KLOG_API klog_transport_registry *klog_server_transports(klog_server *s);
+
+/*
+ * Listen on url ("tcp://127.0.0.1:9092", "tcp://0.0.0.0:0" for a free port,
+ * "unix:///run/klog.sock").  May be called before or after
+ * klog_server_start, any number of times.  Returns 0, -EINVAL, -EADDRINUSE,
+ * -EPROTONOSUPPORT and the other errors of klog_transport_listen, -ENOMEM.
+ */
+KLOG_API int klog_server_listen(klog_server *s, const char *url);
+
+/* How many listeners s has, and the URL of listener i (bound: a port 0
+ * resolved), or NULL if i is out of range.  The string lives as long as s. */
+KLOG_API int klog_server_listener_count(const klog_server *s);
+KLOG_API const char *klog_server_listener_url(const klog_server *s, int i);
+
+/* Start the server's threads: from now on clients are served.  Returns 0,
+ * KLOG_ESTATE (already started or stopped), -EAGAIN, -ENOMEM. */
+KLOG_API int klog_server_start(klog_server *s);
+
+/*
+ * Stop serving: close the listeners, answer nothing more, close every
+ * connection, leave the consumer groups for the members this server's
+ * clients had joined, and join the threads.  Acknowledged records are in
+ * the instance already; a request in progress completes first (its
+ * response may not reach the client).  Idempotent.  Returns 0 or -EINVAL.
+ */
+KLOG_API int klog_server_stop(klog_server *s);
+
+/* Stop (if running) and free s.  NULL-safe. */
+KLOG_API void klog_server_free(klog_server *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* KLOG_SERVER_H */
