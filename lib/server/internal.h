@@ -7,8 +7,8 @@
  * dispatch.c   the handler table (one entry per API key of kk_api's table),
  *              ApiVersions, and what a request nobody handles gets.
  * data.c       Produce, Fetch, ListOffsets, DeleteRecords, InitProducerId.
- * admin.c      Metadata, CreateTopics, DeleteTopics, CreatePartitions,
- *              DescribeConfigs.
+ * metadata.c   Metadata, and topic look-up with auto-creation.
+ * admin.c      CreateTopics, DeleteTopics, CreatePartitions, DescribeConfigs.
  * groups.c     FindCoordinator, JoinGroup, SyncGroup, Heartbeat,
  *              LeaveGroup, OffsetCommit, OffsetFetch, DescribeGroups,
  *              ListGroups, DeleteGroups: Kafka's classic group protocol
@@ -155,7 +155,7 @@ void ksrv_groups_stop(ksrv_groups *g);
 void ksrv_groups_free(ksrv_groups *g);
 ksrv_groups *ksrv_groups_of(const struct klog_server *s);
 
-/* Topic auto-creation (admin.c): get topic `name` for a Metadata or
+/* Topic auto-creation (metadata.c): get topic `name` for a Metadata or
  * Produce request, creating it with the instance's defaults when
  * auto.create.topics.enable is on and create is true.  Returns the
  * topic (referenced: klog__topic_put) or NULL with *err a Kafka error
