@@ -97,6 +97,17 @@ KLOG_API int klog_server_listen(klog_server *s, const char *url);
 KLOG_API int klog_server_listener_count(const klog_server *s);
 KLOG_API const char *klog_server_listener_url(const klog_server *s, int i);
 
+/*
+ * Where the server's log lines go: a malformed frame or an unsupported
+ * request that closed a connection (with the peer and the reason), a
+ * connection refused over max.connections, an accept that failed.  cb runs
+ * on a server thread with no lock held and must not call back into the
+ * server.  NULL (the default): lines go to stderr, prefixed "klog serve: ".
+ * Set it before klog_server_start.  Returns 0 or -EINVAL.
+ */
+typedef void (*klog_server_log_cb)(void *opaque, const char *line);
+KLOG_API int klog_server_set_log_cb(klog_server *s, klog_server_log_cb cb, void *opaque);
+
 /* Start the server's threads: from now on clients are served.  Returns 0,
  * KLOG_ESTATE (already started or stopped), -EAGAIN, -ENOMEM. */
 KLOG_API int klog_server_start(klog_server *s);

@@ -254,6 +254,13 @@ enum {
     KLOG_TRANSPORT_CTL_CONN_FD = 1,
     /* lst: arg is int *: the same for accept. */
     KLOG_TRANSPORT_CTL_LISTENER_FD = 2,
+    /* cst: arg is int *: a descriptor that poll(2) reports writable
+     * (POLLOUT; POLLHUP or POLLERR also count) whenever send with a past
+     * deadline would take bytes or fail, level-triggered.  Optional: an
+     * event loop (the klog server) uses it to finish sending a response
+     * to a client that reads slowly without waiting for it; without it,
+     * the loop sends with a deadline instead.  Owned by the transport. */
+    KLOG_TRANSPORT_CTL_CONN_WRITE_FD = 3,
     KLOG_TRANSPORT_CTL_USER = 1000,
 };
 

@@ -72,6 +72,7 @@ typedef struct ksrv_call {
     _Atomic bool woken;       /* private to server.c */
     void *state;              /* the handler's, between runs */
     void (*state_free)(struct ksrv_call *c);
+    void *mem;                /* private to server.c: ksrv_alloc's blocks */
 } ksrv_call;
 
 typedef int (*ksrv_handler)(ksrv_call *c);
@@ -80,6 +81,16 @@ typedef int (*ksrv_handler)(ksrv_call *c);
  * into the connection's out buffer.  Returns KSRV_DONE, or a negative
  * code when it cannot be encoded (the connection is then closed). */
 int ksrv_respond(ksrv_call *c, const void *body);
+
+/* Zeroed memory that lives until the call ends (response arrays and
+ * strings); NULL when out of memory (answer with an error or close). */
+void *ksrv_alloc(ksrv_call *c, size_t n);
+
+/* The worker's codec context (decompression for validation, v2 LZ4
+ * re-framing for Fetch); NULL when it cannot be made.  One per worker:
+ * valid during the run. */
+struct kf_codec;
+struct kf_codec *ksrv_codec(ksrv_call *c);
 
 /* The out buffer itself, for handlers that reference memory in their
  * response (Fetch: records in mapped segments, kept alive by c->state

@@ -158,7 +158,7 @@ void ktr_sock_close(struct ktr_sock_conn *c)
 
 int ktr_sock_control(struct ktr_sock_listener *l, struct ktr_sock_conn *c, int op, void *arg)
 {
-    if (op == KLOG_TRANSPORT_CTL_CONN_FD && c && arg) {
+    if ((op == KLOG_TRANSPORT_CTL_CONN_FD || op == KLOG_TRANSPORT_CTL_CONN_WRITE_FD) && c && arg) {
         *(int *)arg = c->fd;
         return 0;
     }

@@ -634,6 +634,29 @@ KLOG_API int klog_conn_send(klog_conn *c, const struct iovec *iov, int iovcnt, i
     return rc;
 }
 
+ssize_t ktr__conn_send_nowait(klog_conn *c, const struct iovec *iov, int iovcnt)
+{
+    if (!c || iovcnt <= 0 || !iov)
+        return -EINVAL;
+    const klog_transport_methods *m = c->tr->m;
+    pthread_mutex_lock(&c->tx);
+    ssize_t rc = conn_state(c);
+    if (rc == 0) {
+        ssize_t k = m->send(c->tr->st, c->cst, iov, iovcnt, 0);
+        if (k == -EAGAIN || k == -ETIMEDOUT) {
+            rc = 0;
+        } else if (k <= 0) {
+            if (k < 0 && atomic_load(&c->shut))
+                k = -ECANCELED;
+            rc = conn_fail(c, k < 0 ? (int)k : -EIO, "send failed: %s", klog_strerror(k < 0 ? (int)k : -EIO));
+        } else {
+            rc = k;
+        }
+    }
+    pthread_mutex_unlock(&c->tx);
+    return rc;
+}
+
 int ktr__conn_send_raw(klog_conn *c, const void *buf, size_t len, int timeout_ms)
 {
     int64_t deadline = ktr__deadline(timeout_ms);

@@ -49,6 +49,17 @@ int64_t ktr__now(void);
 int64_t ktr__deadline(int timeout_ms);
 int ktr__poll_ms(int64_t deadline);
 
+/* ---- for event loops (the server) --------------------------------------- */
+
+/* Offer bytes of a stream the caller frames itself (iov starts with the
+ * 4-byte big-endian length the caller wrote) without waiting: returns the
+ * number of bytes the transport took (0 when it would have to wait; try
+ * again when KLOG_TRANSPORT_CTL_CONN_WRITE_FD turns writable), or a final
+ * error (the connection then fails as klog_conn_send would make it fail).
+ * The caller must not mix it with klog_conn_send on c, and keeps the rest
+ * of a frame for the next call before starting another. */
+ssize_t ktr__conn_send_nowait(klog_conn *c, const struct iovec *iov, int iovcnt);
+
 /* ---- test hooks (klog's tests link the core archive) ----------------- */
 
 /* Send len raw bytes through c's transport, bypassing the framer (no length

@@ -1,0 +1,28 @@
+/* lib/server/conf_keys.c - the server's configuration keys (conf_keys.h). */
+#include <stdint.h>
+
+#include "server/conf_keys.h"
+
+#define B(k) [(k) - KC_KEY_BASE(KC_TABLE_SERVER)]
+enum { SC = KC_SCOPE_INSTANCE };
+
+static const kc_def defs[] = {
+    B(KC_SOCKET_REQUEST_MAX_BYTES) = KC_INT("socket.request.max.bytes", SC, 104857600, 1024, 2147483647,
+                                            "largest request frame the server accepts"),
+    B(KC_NUM_NETWORK_THREADS) = KC_INT("num.network.threads", SC, 2, 1, 64,
+                                       "threads serving the server's connections"),
+    B(KC_AUTO_CREATE_TOPICS) = KC_BOOL("auto.create.topics.enable", SC, 1,
+                                       "Metadata and Produce requests create unknown topics"),
+    B(KC_CONNECTIONS_MAX_IDLE_MS) = KC_INT("connections.max.idle.ms", SC, 600000, 1000, INT64_C(1) << 40,
+                                           "close client connections idle this long"),
+    B(KC_NODE_ID) = KC_INT("node.id", SC, 0, 0, 2147483647, "the broker id clients see in Metadata"),
+    B(KC_ADVERTISED_HOST) = KC_STR("advertised.host", SC,
+                                   "host name in Metadata (empty: the address the client connected to)"),
+    B(KC_MAX_CONNECTIONS) = KC_INT("max.connections", SC, 10000, 1, 1000000,
+                                   "client connections held at once; more are closed on accept"),
+};
+
+_Static_assert(sizeof defs / sizeof defs[0] == KC_SERVER__END - KC_KEY_BASE(KC_TABLE_SERVER),
+               "a key without an entry");
+
+const kc_table klog__server_conf_table = { "server", KC_TABLE_SERVER, defs, sizeof defs / sizeof defs[0] };

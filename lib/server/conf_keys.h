@@ -1,0 +1,25 @@
+/*
+ * lib/server/conf_keys.h - configuration keys owned by the Kafka protocol
+ * server (instance scope, Kafka's broker names; klog/server.h lists them).
+ */
+#ifndef KLOG_SERVER_CONF_KEYS_H
+#define KLOG_SERVER_CONF_KEYS_H
+
+#include "common/conf.h"
+#include "compose.h"
+
+enum {
+    KC_SOCKET_REQUEST_MAX_BYTES = KC_KEY_BASE(KC_TABLE_SERVER),
+    KC_NUM_NETWORK_THREADS,
+    KC_AUTO_CREATE_TOPICS,
+    KC_CONNECTIONS_MAX_IDLE_MS,
+    KC_NODE_ID,
+    KC_ADVERTISED_HOST,
+    KC_MAX_CONNECTIONS,
+    KC_SERVER__END
+};
+_Static_assert(KC_SERVER__END - KC_KEY_BASE(KC_TABLE_SERVER) <= KC_TABLE_KEYS, "server key table full");
+
+extern const kc_table klog__server_conf_table;
+
+#endif

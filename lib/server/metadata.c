@@ -1,0 +1,145 @@
+/*
+ * lib/server/metadata.c - Metadata, and looking topics up for requests
+ * (creating them when auto.create.topics.enable says so, as a Kafka
+ * broker does for Metadata requests).
+ *
+ * One node: every partition's leader, replica and in-sync replica is this
+ * server's node.id, reached at the address the client connected to (or
+ * advertised.host).
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "common/common.h"
+#include "server/internal.h"
+#include "topic/topic.h"
+
+struct kt_topic *ksrv_topic_get(struct klog_server *s, const char *name, bool create, int16_t *err)
+{
+    struct klog *k = ksrv_klog(s);
+    if (klog__topic_name_check(name) < 0) {
+        *err = KK_ERR_INVALID_TOPIC_EXCEPTION;
+        return NULL;
+    }
+    kt_topic *t = klog__topic_get(k, name);
+    if (t || !create || !ksrv_config(s)->auto_create) {
+        *err = t ? KK_ERR_NONE : KK_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+        return t;
+    }
+    char eb[256];
+    int rc = klog_topic_create(k, name, 0, NULL, eb, sizeof eb);
+    if (rc < 0 && rc != -EEXIST) {
+        ksrv_log(s, "auto-creating topic %s: %s", name, eb[0] ? eb : klog_strerror(rc));
+        *err = kk_err_from_klog(rc, KK_CTX_TOPIC_ADMIN);
+        return NULL;
+    }
+    t = klog__topic_get(k, name);
+    /* Kafka answers the request that created a topic with
+     * LEADER_NOT_AVAILABLE and the client asks again; klog's topic is
+     * ready at once, so it is answered in full. */
+    *err = t ? KK_ERR_NONE : KK_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+    return t;
+}
+
+static int fill_topic(ksrv_call *c, kk_metadata_resp_topic *o, kt_topic *t, int32_t node)
+{
+    int n = atomic_load_explicit(&t->nparts, memory_order_acquire);
+    o->error_code = KK_ERR_NONE;
+    o->name = KK_STR(t->name);
+    o->is_internal = t->name[0] == '_' && t->name[1] == '_';
+    kk_metadata_resp_partition *ps = ksrv_alloc(c, (size_t)n * sizeof *ps);
+    int32_t *one = ksrv_alloc(c, sizeof *one);
+    if (!ps || !one)
+        return -ENOMEM;
+    *one = node;
+    for (int i = 0; i < n; i++) {
+        ps[i].error_code = KK_ERR_NONE;
+        ps[i].partition_index = i;
+        ps[i].leader_id = node;
+        ps[i].replica_nodes.v = one;
+        ps[i].replica_nodes.n = 1;
+        ps[i].isr_nodes.v = one;
+        ps[i].isr_nodes.n = 1;
+        ps[i].offline_replicas.v = NULL;
+        ps[i].offline_replicas.n = 0;
+    }
+    o->partitions.v = ps;
+    o->partitions.n = n;
+    return 0;
+}
+
+int ksrv_metadata(ksrv_call *c)
+{
+    const kk_metadata_req *q = &c->req.body.metadata;
+    const ksrv_conf *cf = ksrv_config(c->srv);
+    kk_metadata_resp r = { .controller_id = cf->node_id, .cluster_id = KK_STR("klog") };
+    kk_metadata_resp_broker b = { .node_id = cf->node_id, .rack = KK_STR_NULL };
+    const char *host;
+    ksrv_conn_local(c->conn, &host, &b.port);
+    b.host = KK_STR(host);
+    r.brokers.v = &b;
+    r.brokers.n = 1;
+
+    bool all = q->topics.n < 0 || (q->topics.n == 0 && c->req.hdr.api_version == 0);
+    kt_topic **snap = NULL;
+    size_t nsnap = 0;
+    int rc = 0;
+    if (all) {
+        ssize_t n = klog__topics_snapshot(ksrv_klog(c->srv), &snap);
+        if (n < 0)
+            return ksrv_respond(c, &r); /* no topics: an answer still */
+        nsnap = (size_t)n;
+        kk_metadata_resp_topic *ts = ksrv_alloc(c, (nsnap ? nsnap : 1) * sizeof *ts);
+        if (!ts) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        int m = 0;
+        for (size_t i = 0; i < nsnap; i++) {
+            if (atomic_load(&snap[i]->deleted))
+                continue;
+            if ((rc = fill_topic(c, &ts[m], snap[i], cf->node_id)) < 0)
+                goto out;
+            m++;
+        }
+        r.topics.v = ts;
+        r.topics.n = m;
+        rc = ksrv_respond(c, &r);
+        goto out;
+    }
+
+    int n = q->topics.n;
+    kk_metadata_resp_topic *ts = ksrv_alloc(c, ((size_t)n + 1) * sizeof *ts);
+    kt_topic **held = ksrv_alloc(c, ((size_t)n + 1) * sizeof *held);
+    if (!ts || !held)
+        return -ENOMEM;
+    bool create = c->req.hdr.api_version < 4 || q->allow_auto_topic_creation;
+    for (int i = 0; i < n; i++) {
+        const char *name = q->topics.v[i].name.p ? q->topics.v[i].name.p : "";
+        int16_t err;
+        bool bad = q->topics.v[i].name.p && (int32_t)strlen(name) != q->topics.v[i].name.len;
+        held[i] = bad ? NULL : ksrv_topic_get(c->srv, name, create, &err);
+        if (bad)
+            err = KK_ERR_INVALID_TOPIC_EXCEPTION;
+        if (held[i]) {
+            if ((rc = fill_topic(c, &ts[i], held[i], cf->node_id)) < 0)
+                break;
+        } else {
+            ts[i].error_code = err;
+            ts[i].name = q->topics.v[i].name;
+            ts[i].partitions.n = 0;
+        }
+    }
+    r.topics.v = ts;
+    r.topics.n = n;
+    if (rc == 0)
+        rc = ksrv_respond(c, &r);
+    for (int i = 0; i < n; i++)
+        if (held[i])
+            klog__topic_put(held[i]);
+    return rc;
+out:
+    if (snap)
+        klog__topics_release(snap, nsnap);
+    return rc;
+}
