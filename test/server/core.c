@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -578,6 +579,83 @@ Test(server, metadata_creates_topics_when_asked)
     cr_assert_eq(recv_resp(c, KK_API_METADATA, 5, &a, &r, 5000), 0);
     cr_assert_eq(r.body.metadata.topics.v[0].error_code, KK_ERR_UNKNOWN_TOPIC_OR_PARTITION);
     kk_arena_reset(&a);
+    klog_conn_close(c);
+    env_down(&e);
+}
+
+/* Threads of this process (/proc/self/task entries). */
+static int thread_count(void)
+{
+    int n = 0;
+    FILE *f = popen("ls /proc/self/task 2>/dev/null | wc -l", "r");
+    if (f) {
+        if (fscanf(f, "%d", &n) != 1)
+            n = -1;
+        pclose(f);
+    }
+    return n;
+}
+
+static long rss_kib(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long v = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld", &v) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return v;
+}
+
+Test(server, a_thousand_idle_connections)
+{
+    struct rlimit rl;
+    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    if (rl.rlim_max < 2200)
+        cr_skip_test("RLIMIT_NOFILE hard limit %lu < 2200", (unsigned long)rl.rlim_max);
+    if (rl.rlim_cur < 2200) {
+        rl.rlim_cur = 2200;
+        cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    }
+    env e;
+    env_up(&e, NULL);
+    /* Warm up: one request served, so the workers' lazily made state exists. */
+    klog_conn *c = dial(&e);
+    kk_api_versions_req av = { .client_software_name = KK_STR("t"), .client_software_version = KK_STR("1") };
+    kk_arena a;
+    kk_arena_init(&a, NULL, 0);
+    kk_response r;
+    cr_assert_eq(send_req(c, KK_API_API_VERSIONS, 3, 1, &av), 0);
+    cr_assert_eq(recv_resp(c, KK_API_API_VERSIONS, 3, &a, &r, 5000), 0);
+    kk_arena_reset(&a);
+    int threads = thread_count();
+    long rss0 = rss_kib();
+    enum { N = 1000 };
+    klog_conn **idle = calloc(N, sizeof *idle);
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(klog_transport_connect(e.reg, e.url, 5000, &idle[i]), 0, "connection %d", i);
+    /* Every one of them is served when it asks (spot checks), and so is
+     * the first client, with no thread added. */
+    for (int i = 0; i < N; i += 97) {
+        cr_assert_eq(send_req(idle[i], KK_API_API_VERSIONS, 3, i, &av), 0);
+        cr_assert_eq(recv_resp(idle[i], KK_API_API_VERSIONS, 3, &a, &r, 10000), 0, "connection %d", i);
+        cr_assert_eq(r.correlation_id, i);
+        kk_arena_reset(&a);
+    }
+    cr_assert_eq(send_req(c, KK_API_API_VERSIONS, 3, 2, &av), 0);
+    cr_assert_eq(recv_resp(c, KK_API_API_VERSIONS, 3, &a, &r, 10000), 0);
+    kk_arena_reset(&a);
+    cr_assert_eq(thread_count(), threads, "threads grew with idle connections");
+    /* Memory: both ends of 1,000 connections live in this process; the
+     * server's share is small (a klog_conn and a ksrv_conn each, no
+     * buffers while idle).  A generous bound, not a measurement. */
+    long grown = rss_kib() - rss0;
+    cr_assert_lt(grown, 16 * 1024, "RSS grew by %ld KiB for 1,000 idle connections", grown);
+    for (int i = 0; i < N; i++)
+        klog_conn_close(idle[i]);
+    free(idle);
     klog_conn_close(c);
     env_down(&e);
 }
