@@ -273,6 +273,10 @@ int ksrv_produce(ksrv_call *c)
                     rp->error_code = t ? KK_ERR_UNKNOWN_TOPIC_OR_PARTITION : terr;
                 } else if (q->transactional_id.p) {
                     rp->error_code = KK_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
+                } else if (t->name[0] == '_' && t->name[1] == '_') {
+                    /* As Kafka: "Cannot append to internal topic" (the
+                     * group coordinator's offsets are written by it alone). */
+                    rp->error_code = KK_ERR_INVALID_TOPIC_EXCEPTION;
                 } else {
                     klog__topic_ref(t);
                     pp->t = t;

@@ -679,6 +679,8 @@ static void *worker_main(void *arg)
                     }
                 } else if (!cn->busy) {
                     rc = conn_readable(cn);
+                } else if (evs[i].events & (EPOLLHUP | EPOLLERR)) {
+                    rc = -EPIPE; /* parked, and the client is gone: no one to answer */
                 } else {
                     continue; /* parked: not reading it */
                 }
