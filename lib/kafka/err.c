@@ -39,7 +39,9 @@ int16_t kk_err_from_klog(int rc, kk_errctx ctx)
     case KLOG_EREBALANCE: return KK_ERR_REBALANCE_IN_PROGRESS;
     case KLOG_EUNKNOWN_GROUP: return KK_ERR_GROUP_ID_NOT_FOUND;
     case KLOG_EBADNAME: return group ? KK_ERR_INVALID_GROUP_ID : KK_ERR_INVALID_TOPIC_EXCEPTION;
-    case KLOG_ECONF: return KK_ERR_INVALID_CONFIG;
+    case KLOG_ECONF:
+        /* In a group: no protocol in common with the group's (group.h) */
+        return group ? KK_ERR_INCONSISTENT_GROUP_PROTOCOL : KK_ERR_INVALID_CONFIG;
     case KLOG_EREADONLY:
     case KLOG_EDISKFULL: return KK_ERR_KAFKA_STORAGE_ERROR;
     case KLOG_ECLOSED:

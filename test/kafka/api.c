@@ -310,6 +310,8 @@ Test(kafka_api, klog_errors_to_kafka)
         { KLOG_EFORMAT, KK_CTX_TOPIC_ADMIN, 35 },
         { -EEXIST, KK_CTX_TOPIC_ADMIN, 36 },
         { KLOG_ECONF, KK_CTX_TOPIC_ADMIN, 40 },
+        { KLOG_ECONF, KK_CTX_GROUP, 23 },
+        { KLOG_ESTATE, KK_CTX_GROUP, 68 },
         { KLOG_ESEQUENCE, KK_CTX_PARTITION, 45 },
         { KLOG_EDUPLICATE, KK_CTX_PARTITION, 46 },
         { KLOG_EFENCED, KK_CTX_PARTITION, 47 },
