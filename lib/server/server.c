@@ -441,7 +441,8 @@ static void park(struct ksrv_conn *cn)
     if (cn->w->parked)
         cn->w->parked->pprev = cn;
     cn->w->parked = cn;
-    conn_set_mask(cn, 0);
+    /* Not read while parked, but a client that goes away is seen (below). */
+    conn_set_mask(cn, EPOLLRDHUP);
 }
 
 static void unpark(struct ksrv_conn *cn)
@@ -679,8 +680,12 @@ static void *worker_main(void *arg)
                     }
                 } else if (!cn->busy) {
                     rc = conn_readable(cn);
-                } else if (evs[i].events & (EPOLLHUP | EPOLLERR)) {
-                    rc = -EPIPE; /* parked, and the client is gone: no one to answer */
+                } else if (evs[i].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+                    /* parked, and the client is gone (closed: RDHUP, asked
+                     * for while parked; reset: HUP, reported anyway): no
+                     * one to answer, and a JoinGroup's member leaves now
+                     * rather than at the call's deadline */
+                    rc = -EPIPE;
                 } else {
                     continue; /* parked: not reading it */
                 }
