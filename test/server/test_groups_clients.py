@@ -1,0 +1,332 @@
+#!/usr/bin/python3
+"""Consumer groups and topic admin of klog_server through real clients.
+
+kafka-python 2.0 (python3-kafka) against srv_native, which serves a
+scratch directory on 127.0.0.1 (a port the kernel picks) and runs a native
+klog consumer in the same process on command:
+
+* KafkaAdminClient: create topics (configs, validate_only, replica
+  assignments, the errors), describe configs, create partitions, delete
+  topics; list, describe and delete groups, list a group's offsets;
+* two KafkaConsumers in one group split a topic's partitions, commit, and
+  read each other's commits; when one leaves the other takes everything;
+* a klog consumer (klog_consumer with group.id, in-process) and a
+  KafkaConsumer in one group split the partitions and see each other's
+  commits, which live in the one __consumer_offsets and survive a restart.
+
+Every wait is bounded; srv_native is stopped by its "quit" command, or
+killed by PID.  Run by ``meson test`` (suite server) with SRV_NATIVE set;
+exits 77 (skipped) without pytest or python3-kafka.
+"""
+import os
+import queue
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+try:
+    import pytest
+except ImportError:  # pragma: no cover
+    print("python3-pytest is not installed: skipped", file=sys.stderr)
+    sys.exit(77)
+try:
+    from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+    from kafka.admin import ConfigResource, ConfigResourceType, NewPartitions, NewTopic
+    from kafka.structs import OffsetAndMetadata
+    import kafka.errors as kerr
+except ImportError:  # pragma: no cover
+    if __name__ == "__main__":
+        print("python3-kafka is not installed: skipped", file=sys.stderr)
+        sys.exit(77)
+    raise
+
+SRV = os.environ.get("SRV_NATIVE", "")
+WAIT_S = 60
+
+
+def wait_until(fn, what, timeout=WAIT_S):
+    end = time.time() + timeout
+    while time.time() < end:
+        got = fn()
+        if got:
+            return got
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for " + what)
+
+
+class Server:
+    """srv_native on a directory: Kafka clients at .bootstrap, the klog
+    consumer through .cmd()."""
+
+    def __init__(self, path):
+        assert SRV, "SRV_NATIVE is not set"
+        self.p = subprocess.Popen([SRV, path], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                  bufsize=1)
+        self.lines = queue.Queue()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        first = self.lines.get(timeout=30)
+        assert first.startswith("url tcp://"), first
+        self.bootstrap = first.split("tcp://", 1)[1]
+
+    def _read(self):
+        for line in self.p.stdout:
+            self.lines.put(line.strip())
+
+    def cmd(self, line):
+        self.p.stdin.write(line + "\n")
+        self.p.stdin.flush()
+        return self.lines.get(timeout=30)
+
+    def assignment(self):
+        got = self.cmd("assignment").split()
+        assert got[0] == "assign", got
+        return set(int(p) for p in got[1:])
+
+    def stop(self):
+        if self.p.poll() is None:
+            try:
+                self.p.stdin.write("quit\n")
+                self.p.stdin.flush()
+                self.p.wait(timeout=30)
+            except (OSError, subprocess.TimeoutExpired):
+                self.p.kill()
+                self.p.wait(timeout=30)
+        assert self.p.returncode == 0, self.p.returncode
+
+
+@pytest.fixture
+def srv():
+    with tempfile.TemporaryDirectory(prefix="klog_srvg_") as d:
+        s = Server(d)
+        try:
+            yield s
+        finally:
+            if s.p.poll() is None:
+                s.stop()
+
+
+def admin(srv):
+    return KafkaAdminClient(bootstrap_servers=srv.bootstrap, client_id="admin", request_timeout_ms=20000)
+
+
+def produce(srv, topic, n, partitions):
+    p = KafkaProducer(bootstrap_servers=srv.bootstrap)
+    for i in range(n):
+        p.send(topic, value=b"v%d" % i, partition=i % partitions)
+    p.flush(timeout=30)
+    p.close(timeout=30)
+
+
+class Member(threading.Thread):
+    """A KafkaConsumer in its own thread (it is not thread-safe): polls in a
+    loop, publishes its assignment, runs what .do() sends it."""
+
+    def __init__(self, srv, group, topic, name):
+        super().__init__(daemon=True)
+        self.c = KafkaConsumer(topic, bootstrap_servers=srv.bootstrap, group_id=group, client_id=name,
+                               auto_offset_reset="earliest", enable_auto_commit=False,
+                               session_timeout_ms=10000, heartbeat_interval_ms=300,
+                               max_poll_interval_ms=30000, request_timeout_ms=40000)
+        self.todo = queue.Queue()
+        self.stop_flag = threading.Event()
+        self.assigned = set()
+        self.records = 0
+        self.error = None
+        self.start()
+
+    def run(self):
+        end = time.time() + 240
+        try:
+            while not self.stop_flag.is_set() and time.time() < end:
+                for recs in self.c.poll(100).values():
+                    self.records += len(recs)
+                self.assigned = set(tp.partition for tp in self.c.assignment())
+                while not self.todo.empty():
+                    fn, out = self.todo.get()
+                    try:
+                        out.put((fn(self.c), None))
+                    except Exception as e:  # handed to the test
+                        out.put((None, e))
+        except Exception as e:
+            self.error = e
+        finally:
+            self.c.close()
+
+    def do(self, fn):
+        out = queue.Queue()
+        self.todo.put((fn, out))
+        res, err = out.get(timeout=WAIT_S)
+        if err:
+            raise err
+        return res
+
+    def close(self):
+        self.stop_flag.set()
+        self.join(WAIT_S)
+        assert not self.is_alive()
+        assert self.error is None, self.error
+
+
+def split(a, b, n):
+    return a and b and not (a & b) and (a | b) == set(range(n))
+
+
+# ---- topic admin ---------------------------------------------------------------------------
+
+def test_topic_admin(srv):
+    a = admin(srv)
+    try:
+        r = a.create_topics([NewTopic("t1", 4, 1, topic_configs={"retention.ms": "3600000"}),
+                             NewTopic("t2", -1, -1, replica_assignments={0: [0], 1: [0]})])
+        assert [e[1] for e in r.topic_errors] == [0, 0]
+        # validate_only creates nothing
+        a.create_topics([NewTopic("t3", 1, 1)], validate_only=True)
+        assert "t3" not in a.list_topics()
+        assert {"t1", "t2"} <= set(a.list_topics())
+        with pytest.raises(kerr.TopicAlreadyExistsError):
+            a.create_topics([NewTopic("t1", 4, 1)])
+        with pytest.raises(kerr.InvalidReplicationFactorError):
+            a.create_topics([NewTopic("t4", 1, 3)])
+        with pytest.raises(kerr.InvalidConfigurationError):
+            a.create_topics([NewTopic("t4", 1, 1, topic_configs={"no.such.key": "1"})])
+        with pytest.raises(kerr.InvalidReplicationAssignmentError):
+            a.create_topics([NewTopic("t4", -1, -1, replica_assignments={0: [0, 1]})])
+        with pytest.raises(kerr.InvalidTopicError):
+            a.create_topics([NewTopic("bad name", 1, 1)])
+        assert "t4" not in a.list_topics()
+
+        [res] = a.describe_configs([ConfigResource(ConfigResourceType.TOPIC, "t1")])
+        entries = {e[0]: e for e in res.resources[0][4]}
+        assert entries["retention.ms"][1] == "3600000"
+        assert entries["retention.ms"][3] == 1       # DYNAMIC_TOPIC_CONFIG
+        assert entries["cleanup.policy"][1] == "delete"
+        assert entries["cleanup.policy"][3] == 5     # DEFAULT_CONFIG
+        [res] = a.describe_configs([ConfigResource(ConfigResourceType.BROKER, "0")])
+        assert res.resources[0][0] == 0
+        assert "node.id" in {e[0] for e in res.resources[0][4]}
+
+        a.create_partitions({"t2": NewPartitions(5)})
+        with pytest.raises(kerr.InvalidPartitionsError):
+            a.create_partitions({"t2": NewPartitions(3)})
+        meta = KafkaConsumer(bootstrap_servers=srv.bootstrap)
+        try:
+            assert wait_until(lambda: meta.partitions_for_topic("t2") == set(range(5)), "t2's 5 partitions")
+        finally:
+            meta.close()
+        a.delete_topics(["t2"])
+        assert "t2" not in a.list_topics()
+        with pytest.raises(kerr.UnknownTopicOrPartitionError):
+            a.delete_topics(["t2"])
+    finally:
+        a.close()
+
+
+# ---- groups of Kafka clients ------------------------------------------------------------------
+
+def test_two_kafka_consumers_split_and_commit(srv):
+    assert srv.cmd("topic t 4") == "ok"
+    produce(srv, "t", 40, 4)
+    c1 = Member(srv, "g", "t", "c1")
+    wait_until(lambda: c1.assigned == set(range(4)), "c1 to take every partition")
+    c2 = Member(srv, "g", "t", "c2")
+    wait_until(lambda: split(c1.assigned, c2.assigned, 4), "c1 and c2 to split t")
+    a1, a2 = set(c1.assigned), set(c2.assigned)
+
+    # each commits its own partitions; each sees the other's
+    c1.do(lambda c: c.commit({TopicPartition("t", p): OffsetAndMetadata(3 + p, "c1") for p in a1}))
+    c2.do(lambda c: c.commit({TopicPartition("t", p): OffsetAndMetadata(5 + p, None) for p in a2}))
+    for p in a2:
+        assert c1.do(lambda c: c.committed(TopicPartition("t", p))) == 5 + p
+    for p in a1:
+        assert c2.do(lambda c: c.committed(TopicPartition("t", p))) == 3 + p
+
+    a = admin(srv)
+    try:
+        assert ("g", "consumer") in a.list_consumer_groups()
+        [g] = a.describe_consumer_groups(["g"])
+        assert g.state == "Stable"
+        assert g.protocol_type == "consumer"
+        assert sorted(m.client_id for m in g.members) == ["c1", "c2"]
+        got = set()
+        for m in g.members:
+            assert m.client_host == "/127.0.0.1"
+            for topic, parts in m.member_assignment.assignment:
+                got |= set((topic, p) for p in parts)
+        assert got == set(("t", p) for p in range(4))
+        offs = a.list_consumer_group_offsets("g")
+        assert {tp.partition: om.offset for tp, om in offs.items()} == \
+            {p: (3 + p if p in a1 else 5 + p) for p in range(4)}
+        assert [e[1] for e in a.delete_consumer_groups(["g"])] == [kerr.NonEmptyGroupError]
+    finally:
+        a.close()
+
+    # c1 leaves: c2 takes everything
+    c1.close()
+    wait_until(lambda: c2.assigned == set(range(4)), "c2 to take every partition")
+    c2.close()
+    a = admin(srv)
+    try:
+        [g] = a.describe_consumer_groups(["g"])
+        assert g.state == "Empty"
+        assert [e[1] for e in a.delete_consumer_groups(["g", "nosuch"])] == \
+            [kerr.NoError, kerr.GroupIdNotFoundError]
+        assert a.list_consumer_group_offsets("g") == {}
+    finally:
+        a.close()
+
+
+def test_klog_consumer_and_kafka_consumer_share_a_group():
+    with tempfile.TemporaryDirectory(prefix="klog_srvg_") as d:
+        srv = Server(d)
+        try:
+            assert srv.cmd("topic t 4") == "ok"
+            produce(srv, "t", 40, 4)
+            # the klog consumer first: it takes every partition and reads them
+            assert srv.cmd("sub g t") == "ok"
+            wait_until(lambda: srv.assignment() == set(range(4)), "the klog consumer's assignment")
+            wait_until(lambda: srv.cmd("records") == "records 40", "the klog consumer's records")
+
+            kc = Member(srv, "g", "t", "kp")
+            wait_until(lambda: split(srv.assignment(), kc.assigned, 4), "the two to split t")
+            native, kp = srv.assignment(), set(kc.assigned)
+
+            a = admin(srv)
+            try:
+                [g] = a.describe_consumer_groups(["g"])
+                assert g.state == "Stable"
+                assert sorted(m.client_id for m in g.members) == ["kp", "native"]
+            finally:
+                a.close()
+
+            # commits from both sides, read from both sides
+            for p in native:
+                assert srv.cmd("commit t %d %d" % (p, 2 + p)) == "ok"
+            kc.do(lambda c: c.commit({TopicPartition("t", p): OffsetAndMetadata(7 + p, "kp") for p in kp}))
+            for p in kp:
+                assert srv.cmd("committed t %d" % p) == "offset %d" % (7 + p)
+            for p in native:
+                assert kc.do(lambda c: c.committed(TopicPartition("t", p))) == 2 + p
+
+            # the Kafka client leaves: the klog consumer takes everything back
+            kc.close()
+            wait_until(lambda: srv.assignment() == set(range(4)), "the klog consumer to take t back")
+            assert srv.cmd("close") == "ok"
+            srv.stop()
+
+            # the commits survive a restart, for both kinds of client
+            srv = Server(d)
+            c = KafkaConsumer(bootstrap_servers=srv.bootstrap, group_id="g", enable_auto_commit=False)
+            try:
+                got = {p: c.committed(TopicPartition("t", p)) for p in range(4)}
+            finally:
+                c.close()
+            assert got == {p: (2 + p if p in native else 7 + p) for p in range(4)}
+        finally:
+            srv.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", __file__] + sys.argv[1:]))
