@@ -12,12 +12,16 @@ klog consumer in the same process on command:
   read each other's commits; when one leaves the other takes everything;
 * a klog consumer (klog_consumer with group.id, in-process) and a
   KafkaConsumer in one group split the partitions and see each other's
-  commits, which live in the one __consumer_offsets and survive a restart.
+  commits, which live in the one __consumer_offsets and survive a restart;
+* librdkafka (confluent-kafka): three consumers in three processes share a
+  topic, every record exactly once in steady state, and their commits
+  survive a restart of the server.
 
 Every wait is bounded; srv_native is stopped by its "quit" command, or
 killed by PID.  Run by ``meson test`` (suite server) with SRV_NATIVE set;
 exits 77 (skipped) without pytest or python3-kafka.
 """
+import json
 import os
 import queue
 import subprocess
@@ -56,29 +60,50 @@ def wait_until(fn, what, timeout=WAIT_S):
     raise AssertionError("timed out waiting for " + what)
 
 
-class Server:
-    """srv_native on a directory: Kafka clients at .bootstrap, the klog
-    consumer through .cmd()."""
+class Child:
+    """A child process driven line by line: each command gets one line."""
 
-    def __init__(self, path):
-        assert SRV, "SRV_NATIVE is not set"
-        self.p = subprocess.Popen([SRV, path], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                  bufsize=1)
+    def __init__(self, argv):
+        self.p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
         self.lines = queue.Queue()
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
-        first = self.lines.get(timeout=30)
-        assert first.startswith("url tcp://"), first
-        self.bootstrap = first.split("tcp://", 1)[1]
 
     def _read(self):
         for line in self.p.stdout:
             self.lines.put(line.strip())
 
+    def line(self):
+        return self.lines.get(timeout=30)
+
     def cmd(self, line):
         self.p.stdin.write(line + "\n")
         self.p.stdin.flush()
-        return self.lines.get(timeout=30)
+        return self.line()
+
+    def end(self, last="quit"):
+        """Send last, wait for the exit (kill by PID after 30 s); the exit status."""
+        if self.p.poll() is None:
+            try:
+                self.p.stdin.write(last + "\n")
+                self.p.stdin.flush()
+                self.p.wait(timeout=30)
+            except (OSError, subprocess.TimeoutExpired):
+                self.p.kill()
+                self.p.wait(timeout=30)
+        return self.p.returncode
+
+
+class Server(Child):
+    """srv_native on a directory: Kafka clients at .bootstrap, the klog
+    consumer through .cmd()."""
+
+    def __init__(self, path):
+        assert SRV, "SRV_NATIVE is not set"
+        super().__init__([SRV, path])
+        first = self.line()
+        assert first.startswith("url tcp://"), first
+        self.bootstrap = first.split("tcp://", 1)[1]
 
     def assignment(self):
         got = self.cmd("assignment").split()
@@ -86,15 +111,7 @@ class Server:
         return set(int(p) for p in got[1:])
 
     def stop(self):
-        if self.p.poll() is None:
-            try:
-                self.p.stdin.write("quit\n")
-                self.p.stdin.flush()
-                self.p.wait(timeout=30)
-            except (OSError, subprocess.TimeoutExpired):
-                self.p.kill()
-                self.p.wait(timeout=30)
-        assert self.p.returncode == 0, self.p.returncode
+        assert self.end() == 0, self.p.returncode
 
 
 @pytest.fixture
@@ -325,6 +342,84 @@ def test_klog_consumer_and_kafka_consumer_share_a_group():
                 c.close()
             assert got == {p: (2 + p if p in native else 7 + p) for p in range(4)}
         finally:
+            srv.stop()
+
+
+# ---- librdkafka: three consumers in three processes ----------------------------------------
+
+RDK_MEMBER = r"""
+import json, select, sys, time
+from confluent_kafka import Consumer, KafkaException
+c = Consumer({"bootstrap.servers": sys.argv[1], "group.id": "g3", "client.id": sys.argv[2],
+              "auto.offset.reset": "earliest", "enable.auto.commit": False,
+              "session.timeout.ms": 10000, "heartbeat.interval.ms": 300})
+c.subscribe(["t"])
+got = []
+end = time.time() + 200
+while time.time() < end:
+    m = c.poll(0.05)
+    if m is not None and not m.error():
+        got.append([m.partition(), m.offset()])
+    if select.select([sys.stdin], [], [], 0)[0]:
+        line = sys.stdin.readline().strip()
+        if line == "count":
+            print(json.dumps([len(got), sorted(tp.partition for tp in c.assignment())]), flush=True)
+        else:
+            break
+try:
+    c.commit(asynchronous=False)
+except KafkaException:
+    pass  # nothing consumed: nothing to commit
+print(json.dumps(got), flush=True)
+c.close()
+"""
+
+
+def test_three_librdkafka_consumers_in_three_processes():
+    pytest.importorskip("confluent_kafka")
+    from confluent_kafka import Consumer, Producer, TopicPartition as RdkTP
+    with tempfile.TemporaryDirectory(prefix="klog_srvg_") as d:
+        srv = Server(d)
+        members = []
+        try:
+            assert srv.cmd("topic t 6") == "ok"
+            members = [Child([sys.executable, "-c", RDK_MEMBER, srv.bootstrap, "m%d" % i]) for i in range(3)]
+
+            def counts():
+                return [json.loads(m.cmd("count")) for m in members]
+
+            def steady():
+                a = [set(x[1]) for x in counts()]
+                return all(a) and sum(len(x) for x in a) == 6 and set().union(*a) == set(range(6))
+            wait_until(steady, "three members splitting six partitions")
+
+            p = Producer({"bootstrap.servers": srv.bootstrap})
+            for i in range(600):
+                p.produce("t", value=b"%d" % i, partition=i % 6)
+            assert p.flush(30) == 0
+            wait_until(lambda: sum(x[0] for x in counts()) >= 600, "600 records consumed")
+            got = []
+            for m in members:
+                m.p.stdin.write("stop\n")
+                m.p.stdin.flush()
+                got += [tuple(x) for x in json.loads(m.line())]
+                assert m.end() == 0
+            # every record exactly once in steady state
+            assert len(got) == 600
+            assert set(got) == set((q, o) for q in range(6) for o in range(100))
+            srv.stop()
+
+            # the commits survive a restart of the server
+            srv = Server(d)
+            c = Consumer({"bootstrap.servers": srv.bootstrap, "group.id": "g3"})
+            try:
+                offs = c.committed([RdkTP("t", q) for q in range(6)], timeout=30)
+            finally:
+                c.close()
+            assert [tp.offset for tp in offs] == [100] * 6
+        finally:
+            for m in members:
+                m.end("stop")
             srv.stop()
 
 
