@@ -1269,8 +1269,11 @@ void kg__tick(kg_registry *r)
         for (unsigned i = g->n; i-- > 0;) {
             kg_member_s *m = g->m[i];
             /* a classic member waiting for its join's answer or for the
-             * leader's SyncGroup is not silent (Kafka keeps it too) */
-            if (m->classic && !m->departed && (m->join_pending || g->state == GS_COMPLETING))
+             * leader's SyncGroup is not silent (Kafka keeps it too); once
+             * the rebalance is over, one that does not come for its answer
+             * within its session is gone (its client died waiting) */
+            if (m->classic && !m->departed &&
+                ((m->join_pending && g->state == GS_PREPARING) || g->state == GS_COMPLETING))
                 continue;
             int64_t limit = m->departed || m->classic ? m->session_ms : KLOG_MIN(m->session_ms, m->rebalance_ms);
             if (now - m->last_seen_ms > limit) {

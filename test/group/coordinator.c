@@ -541,6 +541,40 @@ Test(coord, leader_that_never_syncs_is_removed)
     kg_join_resp_free(&r);
 }
 
+/* A member whose client died while its JoinGroup waited never takes the
+ * answer: once the group is stable again it expires with its session, as
+ * any silent member (regression: it used to stay for ever). */
+Test(coord, member_that_never_takes_its_join_answer_expires)
+{
+    cm a = { .protos = { "range" }, .nprotos = 1, .topics = { "t1" }, .ntopics = 1 };
+    cm b = { .protos = { "range" }, .nprotos = 1, .topics = { "t1" }, .ntopics = 1 };
+    kg_join_resp r;
+    kg_sync_resp s;
+    cjoin_answer(&a, &r);
+    kg_join_resp_free(&r);
+    cjoin_expect(&b, KG_WAIT, NULL, 0);
+    cjoin_answer(&a, &r);
+    cr_assert_eq(r.nmembers, 2);
+    cr_assert_eq(leader_sync(&a, &r, &s), 0);
+    kg_join_resp_free(&r);
+    kg_sync_resp_free(&s);
+    cr_assert_eq(cbeat(&a), 0);
+    /* b never asks for its answer */
+    advance(SESSION / 2);
+    cr_assert_eq(cbeat(&a), 0);
+    kg__tick(R);
+    kg_group_info gi = describe("g");
+    cr_assert_eq(gi.nmembers, 2, "within its session");
+    kg_group_info_free(&gi);
+    advance(SESSION / 2 + 1);
+    cr_assert_eq(cbeat(&a), 0);
+    kg__tick(R);
+    cr_assert_eq(cbeat(&a), KLOG_EREBALANCE, "b is out: a rejoins");
+    cjoin_answer(&a, &r);
+    cr_assert_eq(r.nmembers, 1);
+    kg_join_resp_free(&r);
+}
+
 Test(coord, member_id_required)
 {
     cm a = { .protos = { "range" }, .nprotos = 1, .topics = { "t1" }, .ntopics = 1, .require_id = true };
