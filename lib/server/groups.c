@@ -192,29 +192,34 @@ static void track_drop(ksrv_groups *g, const char *group, const char *id)
         track_remove_at(g, (size_t)i);
 }
 
-/* Keep only the entries whose member the coordinator still has (mu held). */
+/* Keep only the entries whose member the coordinator still has (mu held):
+ * one describe per group. */
 static void track_prune(ksrv_groups *g, const kg_coordinator *co)
 {
+    bool *done = calloc(g->n ? g->n : 1, sizeof *done);
+    if (!done)
+        return; /* next time */
     for (size_t i = 0; i < g->n; i++) {
-        /* one describe per group: entries [i, n) of the same group */
+        if (done[i])
+            continue;
         kg_group_info gi;
         int rc = co->ops->describe(co->self, g->m[i].group, &gi);
-        if (rc < 0 && rc != KLOG_EUNKNOWN_GROUP)
-            continue; /* cannot tell: keep them */
-        char *group = g->m[i].group;
-        for (size_t j = g->n; j-- > i;) {
-            if (strcmp(g->m[j].group, group))
+        for (size_t j = i; j < g->n; j++) {
+            if (done[j] || strcmp(g->m[j].group, g->m[i].group))
                 continue;
+            done[j] = true;
+            if (rc < 0 && rc != KLOG_EUNKNOWN_GROUP)
+                continue; /* cannot tell: keep it */
             bool there = false;
             for (unsigned k = 0; rc == 0 && k < gi.nmembers && !there; k++)
                 there = !strcmp(gi.members[k].member_id, g->m[j].id);
-            /* marked, removed below: the loop still compares against group */
             if (!there)
-                g->m[j].id[0] = '\0';
+                g->m[j].id[0] = '\0'; /* removed below */
         }
         if (rc == 0)
             kg_group_info_free(&gi);
     }
+    free(done);
     for (size_t i = g->n; i-- > 0;)
         if (!g->m[i].id[0])
             track_remove_at(g, i);

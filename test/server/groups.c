@@ -11,6 +11,8 @@
 
 #include <klog/group.h>
 
+#include "group/group.h"
+
 /* ---- requests ------------------------------------------------------------------- */
 
 typedef struct member {
@@ -588,6 +590,49 @@ Test(server_groups, offsets)
     cr_assert_eq(describe(c, "g", &a, &r, &d), 0);
     cr_assert_str_eq(d->group_state.p, "Empty");
     kk_arena_reset(&a);
+    klog_conn_close(c);
+    su_down(&e);
+}
+
+/* Many members through one server, most of them removed behind its back
+ * (here: left through the coordinator directly): the server's table of
+ * its members is pruned against the coordinator as it grows, and stop
+ * still leaves every member that is left. */
+Test(server_groups, member_table_pruned_and_left_at_stop)
+{
+    su_env e;
+    su_up(&e, NULL);
+    klog_conn *c = su_dial(&e);
+    kg_coordinator co;
+    cr_assert_eq(kg_coordinator_local(e.k, &co), 0);
+    kk_arena a;
+    kk_arena_init(&a, NULL, 0);
+    kk_response r;
+    enum { N = 150 };
+    char ids[N][160];
+    for (int i = 0; i < N; i++) {
+        char group[16];
+        snprintf(group, sizeof group, "g%d", i);
+        join_send(c, 3, group, "", NULL, "test", "m", 10000);
+        kk_join_group_resp *j = join_recv(c, 3, &a, &r);
+        cr_assert_eq(j->error_code, 0);
+        snprintf(ids[i], sizeof ids[i], "%s", j->member_id.p);
+        kk_arena_reset(&a);
+        /* every member but one in ten leaves without the server knowing */
+        if (i % 10)
+            cr_assert_eq(co.ops->leave(co.self, group, ids[i], false), 0);
+    }
+    for (int i = 0; i < N; i += 10) {
+        char group[16];
+        snprintf(group, sizeof group, "g%d", i);
+        cr_assert_eq(members_in_process(e.k, group), 1);
+    }
+    cr_assert_eq(klog_server_stop(e.s), 0);
+    for (int i = 0; i < N; i += 10) {
+        char group[16];
+        snprintf(group, sizeof group, "g%d", i);
+        cr_assert_eq(members_in_process(e.k, group), 0, "%s", group);
+    }
     klog_conn_close(c);
     su_down(&e);
 }
