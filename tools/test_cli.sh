@@ -8,7 +8,8 @@
 # dumps a segment, verifies a clean directory (exit 0) and a damaged copy
 # (exit 1), damaged small files, a leader-epoch-checkpoint, runs small perf tests, asks every command
 # for --help, checks the usage (2) and locked-directory (3) exit codes, and
-# that the tool links libklog.so without private symbols of the core.  Topics are also altered:
+# that the tool links libklog.so without private symbols of the core; serves a directory to kcat
+# (klog serve: the listening line, the lock, the exit codes, SIGTERM).  Topics are also altered:
 # partitions added, configuration keys set and deleted.  Run by meson test
 # (suite 'tools').
 set -u
@@ -273,7 +274,7 @@ expect 1 "$KLOG" perf consume perf --records 6000 --timeout-ms 200
 # ---- help and usage errors -------------------------------------------------------------
 for cmd in "" "topics" "topics create" "topics list" "topics describe" "topics delete" "topics alter" \
            "produce" "consume" "groups" "groups list" "groups describe" "groups reset" "groups delete" \
-           "dump" "verify" "perf" "perf produce" "perf consume" "stats"; do
+           "dump" "verify" "perf" "perf produce" "perf consume" "stats" "serve"; do
     # shellcheck disable=SC2086
     expect 0 "$KLOG" $cmd --help
     contains "$WORK/out" "Usage: klog"
@@ -317,6 +318,44 @@ BGRC=$?
 BG=""
 [ "$BGRC" -eq 0 ] && ok || fail "background consumer exited $BGRC after SIGTERM"
 expect 0 "$KLOG" topics list
+
+# ---- serve: the listening line, the lock, SIGTERM ---------------------------------------
+SRV="$WORK/srv"
+expect 2 "$KLOG" -d "$SRV" serve -X nosuch.key=1
+contains "$WORK/err" "nosuch.key"
+expect 2 "$KLOG" -d "$SRV" serve -X num.network.threads=0
+expect 2 "$KLOG" -d "$SRV" serve extra-argument
+"$KLOG" -d "$SRV" serve --listen 127.0.0.1:0 -X num.partitions=2 >"$WORK/srv.out" 2>"$WORK/srv.err" &
+BG=$!
+for _ in $(seq 1 100); do grep -q 'listening on' "$WORK/srv.out" && break; sleep 0.05; done
+contains "$WORK/srv.out" "klog serve: listening on tcp://127.0.0.1:"
+ADDR=$(sed -n 's|^klog serve: listening on tcp://||p' "$WORK/srv.out")
+case $ADDR in 127.0.0.1:0 | "") fail "serve printed no bound port: '$ADDR'" ;; *) ok ;; esac
+expect 3 "$KLOG" -d "$SRV" topics list
+expect 3 "$KLOG" -d "$SRV" serve --listen 127.0.0.1:0
+expect 1 "$KLOG" -d "$WORK/srv2" serve --listen "$ADDR"
+contains "$WORK/err" "klog: serve: listening on tcp://$ADDR: "
+if command -v kcat >/dev/null; then
+    printf 'ada:hello\nbob:world\n' | timeout 60 kcat -b "$ADDR" -P -t served -K: 2>"$WORK/kcat.err" && ok ||
+        fail "kcat -P against klog serve: $(head -3 "$WORK/kcat.err")"
+    expect 0 timeout 60 kcat -b "$ADDR" -C -t served -e -q -f '%k %s\n'
+    contains "$WORK/out" "ada hello"
+    contains "$WORK/out" "bob world"
+    expect 0 timeout 60 kcat -b "$ADDR" -L -t served
+    contains "$WORK/out" 'topic "served" with 2 partitions'
+else
+    echo "test_cli: kcat not found: serve's client checks skipped" >&2
+fi
+kill -TERM "$BG"
+wait "$BG"
+BGRC=$?
+BG=""
+[ "$BGRC" -eq 0 ] && ok || fail "klog serve exited $BGRC after SIGTERM"
+contains "$WORK/srv.err" "klog serve: stopping"
+if command -v kcat >/dev/null; then
+    expect 0 "$KLOG" -d "$SRV" consume served --from-beginning --timeout-ms 200 --format kv
+    contains "$WORK/out" "hello"
+fi
 
 # ---- the tool is built on libklog.so ---------------------------------------------------
 # It links the shared library and carries none of the core's private code:
