@@ -25,7 +25,12 @@
  *              log.cleaner.io.max.bytes.per.second [0 = no limit];
  *              offsets.topic.num.partitions [1] 1..100 (of __consumer_offsets,
  *              when it is created); group.initial.rebalance.delay.ms [0]
- *              0..600000; statistics.interval.ms [0 = off] 0..86400000
+ *              0..600000; statistics.interval.ms [0 = off] 0..86400000;
+ *              the Kafka protocol server's (klog/server.h, read by
+ *              klog_server_new): socket.request.max.bytes [104857600];
+ *              num.network.threads [2] 1..64; auto.create.topics.enable
+ *              [true]; connections.max.idle.ms [600000]; node.id [0];
+ *              advertised.host [""]; max.connections [10000]
  *   topic      num.partitions [1] 1..10000; segment.bytes [1073741824];
  *              segment.ms [604800000]; index.interval.bytes [4096];
  *              max.message.bytes [1048576];
