@@ -32,11 +32,11 @@
  *                              accepted and closed at once [10000]
  *
  * What is served: ApiVersions advertises exactly the API keys and versions
- * implemented (klog-server(7) lists them); an unknown version of ApiVersions
- * is answered with UNSUPPORTED_VERSION and the list, as Kafka does; a
- * request of another API at a version not implemented, and a malformed or
- * oversized frame, close that connection with a logged reason and nothing
- * else.
+ * implemented (klog(7), SERVING KAFKA CLIENTS, lists them); an unknown
+ * version of ApiVersions is answered with UNSUPPORTED_VERSION and the
+ * list, as Kafka does; a request of another API at a version not
+ * implemented, and a malformed or oversized frame, close that connection
+ * with a logged reason and nothing else.
  *
  * Threading: the server runs num.network.threads threads of its own, each
  * holding a share of the connections with epoll, so a thousand idle
