@@ -22,7 +22,7 @@
  * taken from the conf given to klog_server_new, else the instance's):
  *   socket.request.max.bytes   largest request frame [104857600]
  *   num.network.threads        threads serving connections [2]
- *   auto.create.topics.enable  Metadata and Produce create unknown topics
+ *   auto.create.topics.enable  Metadata requests create unknown topics
  *                              with the instance's topic defaults [true]
  *   connections.max.idle.ms    close connections idle this long [600000]
  *   node.id                    the broker id clients see in Metadata [0]
@@ -72,7 +72,7 @@ typedef struct klog_server klog_server;
  * the keys above (NULL: the instance's configuration); keys of other scopes
  * are refused.  Nothing listens until klog_server_listen.  Returns 0,
  * -EINVAL (NULL k or out), KLOG_ECONF (a bad key or value; errbuf says
- * which), KLOG_ECLOSED, -ENOMEM.
+ * which), -ENOMEM.
  */
 KLOG_API int klog_server_new(klog_server **out, klog *k, const klog_conf *conf, char *errbuf,
                              size_t errsize);
@@ -88,12 +88,14 @@ KLOG_API klog_transport_registry *klog_server_transports(klog_server *s);
  * Listen on url ("tcp://127.0.0.1:9092", "tcp://0.0.0.0:0" for a free port,
  * "unix:///run/klog.sock").  May be called before or after
  * klog_server_start, any number of times.  Returns 0, -EINVAL, -EADDRINUSE,
- * -EPROTONOSUPPORT and the other errors of klog_transport_listen, -ENOMEM.
+ * -EPROTONOSUPPORT and the other errors of klog_transport_listen, -ENOSPC
+ * (64 listeners already), KLOG_ESTATE (after klog_server_stop), -ENOMEM.
  */
 KLOG_API int klog_server_listen(klog_server *s, const char *url);
 
 /* How many listeners s has, and the URL of listener i (bound: a port 0
- * resolved), or NULL if i is out of range.  The string lives as long as s. */
+ * resolved), or NULL if i is out of range.  The string is valid until
+ * klog_server_stop. */
 KLOG_API int klog_server_listener_count(const klog_server *s);
 KLOG_API const char *klog_server_listener_url(const klog_server *s, int i);
 

@@ -151,6 +151,8 @@ void ksrv_log(const struct klog_server *s, const char *fmt, ...)
 
 static void transport_log(void *opaque, const char *peer, int err, const char *msg)
 {
+    if (err == -ECONNRESET)
+        return; /* a client going away without a goodbye: common, and no fault of ours */
     ksrv_log(opaque, "%s: %s (%s)", peer, msg, klog_strerror(err));
 }
 
@@ -384,6 +386,7 @@ static int conn_push(struct ksrv_conn *cn)
             return (int)k;
         if (k == 0)
             return 0;
+        cn->last_active = now_ns();
         size_t skip = (size_t)k;
         while (cn->iovfirst < cn->iovn && skip >= cn->iov[cn->iovfirst].iov_len)
             skip -= cn->iov[cn->iovfirst++].iov_len;
@@ -642,6 +645,12 @@ static void sweep_idle(ksrv_worker *w, int64_t now)
         next = cn->next;
         if (!cn->busy && now - cn->last_active > idle) {
             ksrv_log(w->srv, "%s: idle for over %" PRId64 " ms: closed", ksrv_conn_peer(cn), w->srv->conf.idle_ms);
+            conn_close(cn);
+        } else if (cn->sending && now - cn->last_active > idle) {
+            /* A client that stopped reading its response: what it pins
+             * (buffers, the segments the response points into) goes. */
+            ksrv_log(w->srv, "%s: took no byte of its response for over %" PRId64 " ms: closed", ksrv_conn_peer(cn),
+                     w->srv->conf.idle_ms);
             conn_close(cn);
         }
     }
