@@ -53,6 +53,18 @@ static kpart *part_of(kt_topic *t, int32_t i)
     return t->parts[i];
 }
 
+/* The topic a request names (referenced; klog__topic_put), or NULL with
+ * *err its Kafka error: a name with a NUL in it is invalid. */
+static kt_topic *topic_for(ksrv_call *c, const kk_str *name, int16_t *err)
+{
+    *err = KK_ERR_NONE;
+    if (!name->p || (int32_t)strlen(name->p) != name->len) {
+        *err = KK_ERR_INVALID_TOPIC_EXCEPTION;
+        return NULL;
+    }
+    return ksrv_topic_get(c->srv, name->p, false, err);
+}
+
 /* ---- watching partitions (parked calls) ------------------------------------- */
 
 typedef struct watch {
@@ -255,12 +267,8 @@ int ksrv_produce(ksrv_call *c)
             kk_produce_resp_partition *ps = ksrv_alloc(c, ((size_t)np + 1) * sizeof *ps);
             if (!ps)
                 return -ENOMEM;
-            int16_t terr = KK_ERR_NONE;
-            kt_topic *t = NULL;
-            if (qt->name.p && (int32_t)strlen(qt->name.p) == qt->name.len)
-                t = ksrv_topic_get(c->srv, qt->name.p, false, &terr);
-            else
-                terr = KK_ERR_INVALID_TOPIC_EXCEPTION;
+            int16_t terr;
+            kt_topic *t = topic_for(c, &qt->name, &terr);
             for (int j = 0; j < np; j++) {
                 const kk_produce_req_partition *qp = &qt->partitions.v[j];
                 kk_produce_resp_partition *rp = &ps[j];
@@ -446,12 +454,8 @@ int ksrv_fetch(ksrv_call *c)
         c->state_free = fetch_free;
         for (int i = 0; i < q->topics.n; i++) {
             const kk_fetch_req_topic *qt = &q->topics.v[i];
-            int16_t terr = KK_ERR_NONE;
-            kt_topic *t = NULL;
-            if (qt->topic.p && (int32_t)strlen(qt->topic.p) == qt->topic.len)
-                t = ksrv_topic_get(c->srv, qt->topic.p, false, &terr);
-            else
-                terr = KK_ERR_INVALID_TOPIC_EXCEPTION;
+            int16_t terr;
+            kt_topic *t = topic_for(c, &qt->topic, &terr);
             for (int j = 0; j < qt->partitions.n; j++) {
                 fetch_part *fp = &st->fp[st->n++];
                 kpart *p = part_of(t, qt->partitions.v[j].partition);
@@ -623,12 +627,8 @@ int ksrv_list_offsets(ksrv_call *c)
         kk_list_offsets_resp_partition *ps = ksrv_alloc(c, ((size_t)np + 1) * sizeof *ps);
         if (!ps)
             return -ENOMEM;
-        int16_t terr = KK_ERR_NONE;
-        kt_topic *t = NULL;
-        if (qt->name.p && (int32_t)strlen(qt->name.p) == qt->name.len)
-            t = ksrv_topic_get(c->srv, qt->name.p, false, &terr);
-        else
-            terr = KK_ERR_INVALID_TOPIC_EXCEPTION;
+        int16_t terr;
+        kt_topic *t = topic_for(c, &qt->name, &terr);
         for (int j = 0; j < np; j++) {
             const kk_list_offsets_req_partition *qp = &qt->partitions.v[j];
             kk_list_offsets_resp_partition *rp = &ps[j];
@@ -692,12 +692,8 @@ int ksrv_delete_records(ksrv_call *c)
         kk_delete_records_resp_partition *ps = ksrv_alloc(c, ((size_t)np + 1) * sizeof *ps);
         if (!ps)
             return -ENOMEM;
-        int16_t terr = KK_ERR_NONE;
-        kt_topic *t = NULL;
-        if (qt->name.p && (int32_t)strlen(qt->name.p) == qt->name.len)
-            t = ksrv_topic_get(c->srv, qt->name.p, false, &terr);
-        else
-            terr = KK_ERR_INVALID_TOPIC_EXCEPTION;
+        int16_t terr;
+        kt_topic *t = topic_for(c, &qt->name, &terr);
         for (int j = 0; j < np; j++) {
             const kk_delete_records_req_partition *qp = &qt->partitions.v[j];
             kk_delete_records_resp_partition *rp = &ps[j];

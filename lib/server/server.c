@@ -267,6 +267,20 @@ static void conn_set_mask(struct ksrv_conn *cn, unsigned mask)
 
 /* ---- connections ------------------------------------------------------------- */
 
+static void unpark(struct ksrv_conn *cn)
+{
+    if (!cn->parked)
+        return;
+    if (cn->pprev)
+        cn->pprev->pnext = cn->pnext;
+    else
+        cn->w->parked = cn->pnext;
+    if (cn->pnext)
+        cn->pnext->pprev = cn->pprev;
+    cn->pprev = cn->pnext = NULL;
+    cn->parked = false;
+}
+
 static void call_end(struct ksrv_conn *cn)
 {
     ksrv_call *c = &cn->call;
@@ -274,16 +288,7 @@ static void call_end(struct ksrv_conn *cn)
         c->state_free(c);
     c->state_free = NULL;
     c->state = NULL;
-    if (cn->parked) {
-        if (cn->pprev)
-            cn->pprev->pnext = cn->pnext;
-        else
-            cn->w->parked = cn->pnext;
-        if (cn->pnext)
-            cn->pnext->pprev = cn->pprev;
-        cn->pprev = cn->pnext = NULL;
-        cn->parked = false;
-    }
+    unpark(cn);
     call_mem_free(c);
     kk_arena_reset(&cn->arena);
     if (cn->out.cap > OUT_KEEP) {
@@ -448,19 +453,6 @@ static void park(struct ksrv_conn *cn)
     conn_set_mask(cn, EPOLLRDHUP);
 }
 
-static void unpark(struct ksrv_conn *cn)
-{
-    if (!cn->parked)
-        return;
-    if (cn->pprev)
-        cn->pprev->pnext = cn->pnext;
-    else
-        cn->w->parked = cn->pnext;
-    if (cn->pnext)
-        cn->pnext->pprev = cn->pprev;
-    cn->pprev = cn->pnext = NULL;
-    cn->parked = false;
-}
 
 /* Run the call's handler and act on its answer.  Returns 1 when the call
  * is over (the connection may read again), 0 when it waits (parked or

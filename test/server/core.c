@@ -25,85 +25,7 @@
 #include "format/format.h"
 #include "kafka/kafka.h"
 #include "transport/transport_internal.h"
-
-typedef struct env {
-    char dir[64];
-    klog *k;
-    klog_server *s;
-    klog_transport_registry *reg;   /* the clients' */
-    char url[256];
-    char lines[4096];               /* the server's log */
-    pthread_mutex_t mu;
-} env;
-
-static void log_line(void *opaque, const char *line)
-{
-    env *e = opaque;
-    pthread_mutex_lock(&e->mu);
-    size_t n = strlen(e->lines);
-    snprintf(e->lines + n, sizeof e->lines - n, "%s\n", line);
-    pthread_mutex_unlock(&e->mu);
-}
-
-static void env_up(env *e, const klog_conf *conf)
-{
-    memset(e, 0, sizeof *e);
-    pthread_mutex_init(&e->mu, NULL);
-    snprintf(e->dir, sizeof e->dir, "/tmp/klog_srv_XXXXXX");
-    cr_assert(mkdtemp(e->dir));
-    char eb[256];
-    cr_assert_eq(klog_open(&e->k, e->dir, conf, eb, sizeof eb), 0, "%s", eb);
-    cr_assert_eq(klog_server_new(&e->s, e->k, NULL, eb, sizeof eb), 0, "%s", eb);
-    cr_assert_eq(klog_server_set_log_cb(e->s, log_line, e), 0);
-    cr_assert_eq(klog_server_listen(e->s, "tcp://127.0.0.1:0"), 0);
-    cr_assert_eq(klog_server_listener_count(e->s), 1);
-    snprintf(e->url, sizeof e->url, "%s", klog_server_listener_url(e->s, 0));
-    cr_assert_eq(klog_server_start(e->s), 0);
-    cr_assert_eq(klog_transport_registry_new(&e->reg, 0), 0);
-}
-
-static void env_down(env *e)
-{
-    klog_transport_registry_free(e->reg);
-    klog_server_free(e->s);
-    cr_assert_eq(klog_close(e->k), 0);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", e->dir);
-    cr_assert_eq(system(cmd), 0);
-}
-
-static klog_conn *dial(env *e)
-{
-    klog_conn *c;
-    cr_assert_eq(klog_transport_connect(e->reg, e->url, 5000, &c), 0);
-    return c;
-}
-
-/* Send a request; 0 or a negative code. */
-static int send_req(klog_conn *c, int16_t key, int16_t version, int32_t corr, const void *body)
-{
-    kk_wbuf w;
-    kk_wbuf_init(&w, 0);
-    kk_req_header h = { key, version, corr, KK_STR("test") };
-    int rc = kk_request_encode(&w, &h, body);
-    if (rc == 0) {
-        struct iovec iov[8];
-        int n = kk_wbuf_iov(&w, iov, 8);
-        rc = klog_conn_send(c, iov, n, 5000);
-    }
-    kk_wbuf_free(&w);
-    return rc;
-}
-
-/* Receive and decode the response to key/version (into a, out). */
-static int recv_resp(klog_conn *c, int16_t key, int16_t version, kk_arena *a, kk_response *out, int timeout_ms)
-{
-    const void *f;
-    int n = klog_conn_recv(c, timeout_ms, &f);
-    if (n < 0)
-        return n;
-    return kk_response_decode(f, (size_t)n, key, version, NULL, a, out);
-}
+#include "util.h"
 
 /* A Kafka wire batch of n records "v0".."v{n-1}" into buf; returns its length. */
 static size_t wire_batch(uint8_t *buf, size_t cap, int n, int64_t pid, int32_t seq)
@@ -148,13 +70,13 @@ static int16_t produce(klog_conn *c, const char *topic, int32_t part, const uint
     kk_produce_req q = { .transactional_id = KK_STR_NULL, .acks = acks, .timeout_ms = 5000 };
     q.topics.v = &pt;
     q.topics.n = 1;
-    cr_assert_eq(send_req(c, KK_API_PRODUCE, 7, 11, &q), 0);
+    cr_assert_eq(su_send(c, KK_API_PRODUCE, 7, 11, &q), 0);
     if (acks == 0)
         return 0;
     kk_arena a;
     kk_arena_init(&a, NULL, 0);
     kk_response r;
-    cr_assert_eq(recv_resp(c, KK_API_PRODUCE, 7, &a, &r, 10000), 0);
+    cr_assert_eq(su_recv(c, KK_API_PRODUCE, 7, &a, &r, 10000), 0);
     cr_assert_eq(r.correlation_id, 11);
     cr_assert_eq(r.body.produce.responses.n, 1);
     kk_produce_resp_partition *rp = &r.body.produce.responses.v[0].partitions.v[0];
@@ -176,7 +98,7 @@ static void send_fetch(klog_conn *c, const char *topic, int64_t offset, int32_t 
                        .session_id = 0, .session_epoch = -1, .rack_id = KK_STR("") };
     q.topics.v = &ft;
     q.topics.n = 1;
-    cr_assert_eq(send_req(c, KK_API_FETCH, 11, corr, &q), 0);
+    cr_assert_eq(su_send(c, KK_API_FETCH, 11, corr, &q), 0);
 }
 
 /* Records in a fetch response's partition (walks the wire batches). */
@@ -209,8 +131,8 @@ Test(server, bad_arguments)
     cr_assert_null(klog_server_transports(NULL));
     klog_server_free(NULL);
 
-    env e;
-    env_up(&e, NULL);
+    su_env e;
+    su_up(&e, NULL);
     cr_assert_eq(klog_server_listen(e.s, "nosuch://x"), -EPROTONOSUPPORT);
     cr_assert_eq(klog_server_listen(e.s, "tcp://not an address"), -EINVAL);
     cr_assert_null(klog_server_listener_url(e.s, 1));
@@ -221,11 +143,11 @@ Test(server, bad_arguments)
     klog_conn *c;
     cr_assert_eq(klog_transport_connect(e.reg, klog_server_listener_url(e.s, 1), 5000, &c), 0);
     kk_api_versions_req av = { .client_software_name = KK_STR("t"), .client_software_version = KK_STR("1") };
-    cr_assert_eq(send_req(c, KK_API_API_VERSIONS, 3, 1, &av), 0);
+    cr_assert_eq(su_send(c, KK_API_API_VERSIONS, 3, 1, &av), 0);
     kk_arena a;
     kk_arena_init(&a, NULL, 0);
     kk_response r;
-    cr_assert_eq(recv_resp(c, KK_API_API_VERSIONS, 3, &a, &r, 5000), 0);
+    cr_assert_eq(su_recv(c, KK_API_API_VERSIONS, 3, &a, &r, 5000), 0);
     cr_assert_eq(r.body.api_versions.error_code, 0);
     kk_arena_reset(&a);
     klog_conn_close(c);
@@ -244,20 +166,20 @@ Test(server, bad_arguments)
     cr_assert_null(s2);
     cr_assert(strstr(eb, "acks"), "%s", eb);
     klog_conf_free(conf);
-    env_down(&e);
+    su_down(&e);
 }
 
 Test(server, api_versions)
 {
-    env e;
-    env_up(&e, NULL);
-    klog_conn *c = dial(&e);
+    su_env e;
+    su_up(&e, NULL);
+    klog_conn *c = su_dial(&e);
     kk_arena a;
     kk_arena_init(&a, NULL, 0);
     kk_response r;
     kk_api_versions_req av = { .client_software_name = KK_STR("t"), .client_software_version = KK_STR("1") };
-    cr_assert_eq(send_req(c, KK_API_API_VERSIONS, 3, 5, &av), 0);
-    cr_assert_eq(recv_resp(c, KK_API_API_VERSIONS, 3, &a, &r, 5000), 0);
+    cr_assert_eq(su_send(c, KK_API_API_VERSIONS, 3, 5, &av), 0);
+    cr_assert_eq(su_recv(c, KK_API_API_VERSIONS, 3, &a, &r, 5000), 0);
     cr_assert_eq(r.correlation_id, 5);
     const kk_api_versions_resp *v = &r.body.api_versions;
     cr_assert_eq(v->error_code, 0);
@@ -288,13 +210,13 @@ Test(server, api_versions)
     struct iovec iov[2];
     cr_assert_eq(klog_conn_send(c, iov, kk_wbuf_iov(&w, iov, 2), 5000), 0);
     kk_wbuf_free(&w);
-    cr_assert_eq(recv_resp(c, KK_API_API_VERSIONS, 0, &a, &r, 5000), 0);
+    cr_assert_eq(su_recv(c, KK_API_API_VERSIONS, 0, &a, &r, 5000), 0);
     cr_assert_eq(r.correlation_id, 6);
     cr_assert_eq(r.body.api_versions.error_code, KK_ERR_UNSUPPORTED_VERSION);
     cr_assert_gt(r.body.api_versions.api_keys.n, 10);
     kk_arena_reset(&a);
-    cr_assert_eq(send_req(c, KK_API_API_VERSIONS, 3, 7, &av), 0);
-    cr_assert_eq(recv_resp(c, KK_API_API_VERSIONS, 3, &a, &r, 5000), 0);
+    cr_assert_eq(su_send(c, KK_API_API_VERSIONS, 3, 7, &av), 0);
+    cr_assert_eq(su_recv(c, KK_API_API_VERSIONS, 3, &a, &r, 5000), 0);
     kk_arena_reset(&a);
 
     /* A Produce at a version not served closes the connection, with a line. */
@@ -312,15 +234,15 @@ Test(server, api_versions)
     pthread_mutex_lock(&e.mu);
     cr_assert(strstr(e.lines, "unsupported version"), "%s", e.lines);
     pthread_mutex_unlock(&e.mu);
-    env_down(&e);
+    su_down(&e);
 }
 
 Test(server, produce_fetch_round_trip)
 {
-    env e;
-    env_up(&e, NULL);
+    su_env e;
+    su_up(&e, NULL);
     cr_assert_eq(klog_topic_create(e.k, "t", 1, NULL, NULL, 0), 0);
-    klog_conn *c = dial(&e);
+    klog_conn *c = su_dial(&e);
     uint8_t batch[4096];
     int64_t base = -2;
     for (int i = 0; i < 3; i++) {
@@ -344,7 +266,7 @@ Test(server, produce_fetch_round_trip)
     kk_arena_init(&a, NULL, 0);
     kk_response r;
     send_fetch(c, "t", 0, 0, 1 << 20, 21);
-    cr_assert_eq(recv_resp(c, KK_API_FETCH, 11, &a, &r, 5000), 0);
+    cr_assert_eq(su_recv(c, KK_API_FETCH, 11, &a, &r, 5000), 0);
     cr_assert_eq(r.correlation_id, 21);
     kk_fetch_resp_partition *fp = &r.body.fetch.responses.v[0].partitions.v[0];
     cr_assert_eq(fp->error_code, 0);
@@ -356,32 +278,32 @@ Test(server, produce_fetch_round_trip)
     kk_arena_reset(&a);
     /* From the middle of a batch: the batch that holds it. */
     send_fetch(c, "t", 15, 0, 1 << 20, 22);
-    cr_assert_eq(recv_resp(c, KK_API_FETCH, 11, &a, &r, 5000), 0);
+    cr_assert_eq(su_recv(c, KK_API_FETCH, 11, &a, &r, 5000), 0);
     fp = &r.body.fetch.responses.v[0].partitions.v[0];
     cr_assert_eq(count_records(fp, &first), 30);
     cr_assert_eq(first, 10);
     kk_arena_reset(&a);
     /* Out of range. */
     send_fetch(c, "t", 41, 0, 1 << 20, 23);
-    cr_assert_eq(recv_resp(c, KK_API_FETCH, 11, &a, &r, 5000), 0);
+    cr_assert_eq(su_recv(c, KK_API_FETCH, 11, &a, &r, 5000), 0);
     cr_assert_eq(r.body.fetch.responses.v[0].partitions.v[0].error_code, KK_ERR_OFFSET_OUT_OF_RANGE);
     kk_arena_reset(&a);
     klog_conn_close(c);
-    env_down(&e);
+    su_down(&e);
 }
 
 Test(server, idempotent_produce)
 {
-    env e;
-    env_up(&e, NULL);
+    su_env e;
+    su_up(&e, NULL);
     cr_assert_eq(klog_topic_create(e.k, "t", 1, NULL, NULL, 0), 0);
-    klog_conn *c = dial(&e);
+    klog_conn *c = su_dial(&e);
     kk_init_producer_id_req ip = { .transactional_id = KK_STR_NULL, .transaction_timeout_ms = -1 };
-    cr_assert_eq(send_req(c, KK_API_INIT_PRODUCER_ID, 1, 3, &ip), 0);
+    cr_assert_eq(su_send(c, KK_API_INIT_PRODUCER_ID, 1, 3, &ip), 0);
     kk_arena a;
     kk_arena_init(&a, NULL, 0);
     kk_response r;
-    cr_assert_eq(recv_resp(c, KK_API_INIT_PRODUCER_ID, 1, &a, &r, 5000), 0);
+    cr_assert_eq(su_recv(c, KK_API_INIT_PRODUCER_ID, 1, &a, &r, 5000), 0);
     cr_assert_eq(r.body.init_producer_id.error_code, 0);
     int64_t pid = r.body.init_producer_id.producer_id;
     cr_assert_geq(pid, 0);
@@ -401,11 +323,11 @@ Test(server, idempotent_produce)
     /* A gap in the sequence. */
     cr_assert_eq(produce(c, "t", 0, b3, l3, -1, NULL), KK_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER);
     send_fetch(c, "t", 0, 0, 1 << 20, 9);
-    cr_assert_eq(recv_resp(c, KK_API_FETCH, 11, &a, &r, 5000), 0);
+    cr_assert_eq(su_recv(c, KK_API_FETCH, 11, &a, &r, 5000), 0);
     cr_assert_eq(count_records(&r.body.fetch.responses.v[0].partitions.v[0], NULL), 10);
     kk_arena_reset(&a);
     klog_conn_close(c);
-    env_down(&e);
+    su_down(&e);
 }
 
 typedef struct late {
@@ -431,10 +353,10 @@ static void *produce_later(void *arg)
 
 Test(server, long_poll_woken_by_an_in_process_producer)
 {
-    env e;
-    env_up(&e, NULL);
+    su_env e;
+    su_up(&e, NULL);
     cr_assert_eq(klog_topic_create(e.k, "t", 1, NULL, NULL, 0), 0);
-    klog_conn *c = dial(&e);
+    klog_conn *c = su_dial(&e);
     late l = { e.k, 300 };
     pthread_t th;
     pthread_create(&th, NULL, produce_later, &l);
@@ -443,24 +365,24 @@ Test(server, long_poll_woken_by_an_in_process_producer)
     kk_arena a;
     kk_arena_init(&a, NULL, 0);
     kk_response r;
-    cr_assert_eq(recv_resp(c, KK_API_FETCH, 11, &a, &r, 30000), 0);
+    cr_assert_eq(su_recv(c, KK_API_FETCH, 11, &a, &r, 30000), 0);
     cr_assert_eq(count_records(&r.body.fetch.responses.v[0].partitions.v[0], NULL), 1);
     kk_arena_reset(&a);
     pthread_join(th, NULL);
     /* With nothing arriving, max_wait answers empty. */
     send_fetch(c, "t", 1, 200, 1 << 20, 32);
-    cr_assert_eq(recv_resp(c, KK_API_FETCH, 11, &a, &r, 30000), 0);
+    cr_assert_eq(su_recv(c, KK_API_FETCH, 11, &a, &r, 30000), 0);
     cr_assert_eq(r.body.fetch.responses.v[0].partitions.v[0].records.len, 0);
     cr_assert_eq(r.body.fetch.responses.v[0].partitions.v[0].error_code, 0);
     kk_arena_reset(&a);
     klog_conn_close(c);
-    env_down(&e);
+    su_down(&e);
 }
 
 Test(server, a_client_that_does_not_read_holds_up_nobody)
 {
-    env e;
-    env_up(&e, NULL);
+    su_env e;
+    su_up(&e, NULL);
     klog_conf *tc;
     cr_assert_eq(klog_conf_new(&tc), 0);
     cr_assert_eq(klog_topic_create(e.k, "big", 1, NULL, NULL, 0), 0);
@@ -482,19 +404,19 @@ Test(server, a_client_that_does_not_read_holds_up_nobody)
     /* Several clients ask for all of it and never read. */
     klog_conn *stuck[4];
     for (int i = 0; i < 4; i++) {
-        stuck[i] = dial(&e);
+        stuck[i] = su_dial(&e);
         send_fetch(stuck[i], "big", 0, 0, 64 << 20, 40 + i);
     }
     /* Another client is served, again and again. */
-    klog_conn *c = dial(&e);
+    klog_conn *c = su_dial(&e);
     kk_arena a;
     kk_arena_init(&a, NULL, 0);
     kk_response r;
     for (int i = 0; i < 50; i++) {
         kk_metadata_req mq = { .allow_auto_topic_creation = false };
         mq.topics.n = -1;
-        cr_assert_eq(send_req(c, KK_API_METADATA, 5, 100 + i, &mq), 0);
-        cr_assert_eq(recv_resp(c, KK_API_METADATA, 5, &a, &r, 10000), 0, "request %d not answered", i);
+        cr_assert_eq(su_send(c, KK_API_METADATA, 5, 100 + i, &mq), 0);
+        cr_assert_eq(su_recv(c, KK_API_METADATA, 5, &a, &r, 10000), 0, "request %d not answered", i);
         cr_assert_eq(r.correlation_id, 100 + i);
         kk_arena_reset(&a);
     }
@@ -505,14 +427,14 @@ Test(server, a_client_that_does_not_read_holds_up_nobody)
     cr_assert_gt(n, 16 << 20);
     for (int i = 0; i < 4; i++)
         klog_conn_close(stuck[i]);
-    env_down(&e);
+    su_down(&e);
 }
 
 Test(server, malformed_frames_close_only_their_connection)
 {
-    env e;
-    env_up(&e, NULL);
-    klog_conn *good = dial(&e);
+    su_env e;
+    su_up(&e, NULL);
+    klog_conn *good = su_dial(&e);
     kk_arena a;
     kk_arena_init(&a, NULL, 0);
     kk_response r;
@@ -526,14 +448,14 @@ Test(server, malformed_frames_close_only_their_connection)
     };
     static const size_t glen[] = { 7, 12, 8, 14, 16 };
     for (size_t i = 0; i < sizeof glen / sizeof glen[0]; i++) {
-        klog_conn *bad = dial(&e);
+        klog_conn *bad = su_dial(&e);
         cr_assert_eq(ktr__conn_send_raw(bad, garbage[i], glen[i], 5000), 0);
         const void *f;
         int n = klog_conn_recv(bad, 10000, &f);
         cr_assert(n == -EPIPE || n == -ECONNRESET, "case %zu: got %d", i, n);
         klog_conn_close(bad);
-        cr_assert_eq(send_req(good, KK_API_API_VERSIONS, 3, (int32_t)i, &av), 0);
-        cr_assert_eq(recv_resp(good, KK_API_API_VERSIONS, 3, &a, &r, 5000), 0);
+        cr_assert_eq(su_send(good, KK_API_API_VERSIONS, 3, (int32_t)i, &av), 0);
+        cr_assert_eq(su_recv(good, KK_API_API_VERSIONS, 3, &a, &r, 5000), 0);
         cr_assert_eq(r.correlation_id, (int32_t)i);
         kk_arena_reset(&a);
     }
@@ -542,7 +464,7 @@ Test(server, malformed_frames_close_only_their_connection)
     cr_assert(strstr(e.lines, "malformed request"), "%s", e.lines);
     cr_assert(strstr(e.lines, "unknown API"), "%s", e.lines);
     pthread_mutex_unlock(&e.mu);
-    env_down(&e);
+    su_down(&e);
 }
 
 Test(server, metadata_creates_topics_when_asked)
@@ -550,10 +472,10 @@ Test(server, metadata_creates_topics_when_asked)
     klog_conf *conf;
     cr_assert_eq(klog_conf_new(&conf), 0);
     cr_assert_eq(klog_conf_set(conf, "num.partitions", "3", NULL, 0), 0);
-    env e;
-    env_up(&e, conf);
+    su_env e;
+    su_up(&e, conf);
     klog_conf_free(conf);
-    klog_conn *c = dial(&e);
+    klog_conn *c = su_dial(&e);
     kk_arena a;
     kk_arena_init(&a, NULL, 0);
     kk_response r;
@@ -561,8 +483,8 @@ Test(server, metadata_creates_topics_when_asked)
     kk_metadata_req mq = { .allow_auto_topic_creation = true };
     mq.topics.v = mt;
     mq.topics.n = 2;
-    cr_assert_eq(send_req(c, KK_API_METADATA, 5, 1, &mq), 0);
-    cr_assert_eq(recv_resp(c, KK_API_METADATA, 5, &a, &r, 5000), 0);
+    cr_assert_eq(su_send(c, KK_API_METADATA, 5, 1, &mq), 0);
+    cr_assert_eq(su_recv(c, KK_API_METADATA, 5, &a, &r, 5000), 0);
     const kk_metadata_resp *m = &r.body.metadata;
     cr_assert_eq(m->brokers.n, 1);
     cr_assert_eq(m->brokers.v[0].host.len, 9);
@@ -575,12 +497,12 @@ Test(server, metadata_creates_topics_when_asked)
     mt[0] = (kk_metadata_req_topic){ KK_STR("other") };
     mq.topics.n = 1;
     mq.allow_auto_topic_creation = false;
-    cr_assert_eq(send_req(c, KK_API_METADATA, 5, 2, &mq), 0);
-    cr_assert_eq(recv_resp(c, KK_API_METADATA, 5, &a, &r, 5000), 0);
+    cr_assert_eq(su_send(c, KK_API_METADATA, 5, 2, &mq), 0);
+    cr_assert_eq(su_recv(c, KK_API_METADATA, 5, &a, &r, 5000), 0);
     cr_assert_eq(r.body.metadata.topics.v[0].error_code, KK_ERR_UNKNOWN_TOPIC_OR_PARTITION);
     kk_arena_reset(&a);
     klog_conn_close(c);
-    env_down(&e);
+    su_down(&e);
 }
 
 /* Threads of this process (/proc/self/task entries). */
@@ -619,16 +541,16 @@ Test(server, a_thousand_idle_connections)
         rl.rlim_cur = 2200;
         cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
     }
-    env e;
-    env_up(&e, NULL);
+    su_env e;
+    su_up(&e, NULL);
     /* Warm up: one request served, so the workers' lazily made state exists. */
-    klog_conn *c = dial(&e);
+    klog_conn *c = su_dial(&e);
     kk_api_versions_req av = { .client_software_name = KK_STR("t"), .client_software_version = KK_STR("1") };
     kk_arena a;
     kk_arena_init(&a, NULL, 0);
     kk_response r;
-    cr_assert_eq(send_req(c, KK_API_API_VERSIONS, 3, 1, &av), 0);
-    cr_assert_eq(recv_resp(c, KK_API_API_VERSIONS, 3, &a, &r, 5000), 0);
+    cr_assert_eq(su_send(c, KK_API_API_VERSIONS, 3, 1, &av), 0);
+    cr_assert_eq(su_recv(c, KK_API_API_VERSIONS, 3, &a, &r, 5000), 0);
     kk_arena_reset(&a);
     int threads = thread_count();
     long rss0 = rss_kib();
@@ -639,13 +561,13 @@ Test(server, a_thousand_idle_connections)
     /* Every one of them is served when it asks (spot checks), and so is
      * the first client, with no thread added. */
     for (int i = 0; i < N; i += 97) {
-        cr_assert_eq(send_req(idle[i], KK_API_API_VERSIONS, 3, i, &av), 0);
-        cr_assert_eq(recv_resp(idle[i], KK_API_API_VERSIONS, 3, &a, &r, 10000), 0, "connection %d", i);
+        cr_assert_eq(su_send(idle[i], KK_API_API_VERSIONS, 3, i, &av), 0);
+        cr_assert_eq(su_recv(idle[i], KK_API_API_VERSIONS, 3, &a, &r, 10000), 0, "connection %d", i);
         cr_assert_eq(r.correlation_id, i);
         kk_arena_reset(&a);
     }
-    cr_assert_eq(send_req(c, KK_API_API_VERSIONS, 3, 2, &av), 0);
-    cr_assert_eq(recv_resp(c, KK_API_API_VERSIONS, 3, &a, &r, 10000), 0);
+    cr_assert_eq(su_send(c, KK_API_API_VERSIONS, 3, 2, &av), 0);
+    cr_assert_eq(su_recv(c, KK_API_API_VERSIONS, 3, &a, &r, 10000), 0);
     kk_arena_reset(&a);
     cr_assert_eq(thread_count(), threads, "threads grew with idle connections");
     /* Memory: both ends of 1,000 connections live in this process; the
@@ -657,5 +579,5 @@ Test(server, a_thousand_idle_connections)
         klog_conn_close(idle[i]);
     free(idle);
     klog_conn_close(c);
-    env_down(&e);
+    su_down(&e);
 }
