@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include <klog/klog.h>
@@ -856,6 +857,17 @@ static int member_update(kg_registry *r, kg_member_s *m, const kg_join_req *q, b
     return 0;
 }
 
+/* A new member id: the client's (or instance's) name, then a number that
+ * does not repeat across restarts of the coordinator, as Kafka's
+ * "<client.id>-<UUID>": a random 64-bit base drawn at start, plus a
+ * counter.  (A counter from 0 gave a restarted server's new members the
+ * ids that still-running clients held from before, and all librdkafka
+ * consumers share the client.id "rdkafka".) */
+static void member_id_make(kg_registry *r, const char *prefix, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s-%016" PRIx64, prefix, r->id_base + ++r->next_member);
+}
+
 /* A new member in g (id given, or made from the client id).  NULL: -ENOMEM. */
 static kg_member_s *member_add(kg_registry *r, kg_group_s *g, const kg_join_req *q, const char *id)
 {
@@ -867,8 +879,7 @@ static kg_member_s *member_add(kg_registry *r, kg_group_s *g, const kg_join_req 
     if (id)
         snprintf(m->id, sizeof m->id, "%s", id);
     else
-        snprintf(m->id, sizeof m->id, "%s-%" PRIu64, q->client_id && *q->client_id ? q->client_id : "consumer",
-                 ++r->next_member);
+        member_id_make(r, q->client_id && *q->client_id ? q->client_id : "consumer", m->id, sizeof m->id);
     if (q->instance_id && *q->instance_id && !(m->instance = strdup(q->instance_id))) {
         free(m);
         return NULL;
@@ -902,8 +913,7 @@ static int join_locked(kg_registry *r, kg_group_s *g, const kg_join_req *q, kg_j
         if (klog__vec_reserve(&g->pend, &g->pcap, (size_t)g->npend + 1, sizeof *g->pend) < 0)
             return -ENOMEM;
         kg_pending *p = &g->pend[g->npend++];
-        snprintf(p->id, sizeof p->id, "%s-%" PRIu64, q->client_id && *q->client_id ? q->client_id : "consumer",
-                 ++r->next_member);
+        member_id_make(r, q->client_id && *q->client_id ? q->client_id : "consumer", p->id, sizeof p->id);
         p->until_ms = now + q->session_ms;
         out->status = KG_MEMBER_ID_REQUIRED;
         snprintf(out->member_id, sizeof out->member_id, "%s", p->id);
@@ -913,7 +923,7 @@ static int join_locked(kg_registry *r, kg_group_s *g, const kg_join_req *q, kg_j
     if (m && !by_id) {
         takeover = true;
         bool was_leader = is_leader(g, m);
-        snprintf(m->id, sizeof m->id, "%s-%" PRIu64, q->instance_id, ++r->next_member);
+        member_id_make(r, q->instance_id, m->id, sizeof m->id);
         if (was_leader)
             snprintf(g->leader, sizeof g->leader, "%s", m->id);
         m->departed = false;
@@ -1352,6 +1362,8 @@ static int groups_init(struct klog *k, void **state, char *errbuf, size_t errsiz
     if (!r)
         return -ENOMEM;
     r->k = k;
+    if (getrandom(&r->id_base, sizeof r->id_base, 0) != sizeof r->id_base)
+        r->id_base = klog__now_ns() ^ (uint64_t)(uintptr_t)r;
     pthread_mutex_init(&r->mu, NULL);
     pthread_mutex_init(&r->omu, NULL);
     pthread_mutex_init(&r->tmu, NULL);

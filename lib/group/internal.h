@@ -46,6 +46,7 @@ struct kg_registry {
     size_t ngroups, gcap;
     kg_name *names;              /* interned topic names */
     uint64_t next_member;        /* member id counter */
+    uint64_t id_base;            /* random, drawn at start: ids differ across restarts */
     int64_t (*clock_ms)(void *arg);  /* tests: the coordinator's clock; NULL = monotonic */
     void *clock_arg;
 

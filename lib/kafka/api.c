@@ -7,7 +7,12 @@
  * what kcat/librdkafka 2.0, kafka-python 2.0, confluent-kafka 1.7 and
  * kafkajs send, all non-flexible except ApiVersions v3.  kafka-python
  * infers the broker's version from this table (Fetch v11 => 2.3), so Fetch
- * must reach 11 and Metadata must keep v0 (its version probe).  Raising a
+ * must reach 11 and Metadata must keep v0 (its version probe).  Produce
+ * starts at v0 although every client klog serves sends v3+: librdkafka 2.0
+ * (rd_kafka_msgset_writer_select_MsgVersion) uses gzip, snappy and lz4
+ * only with a broker that has Produce v0, and sends those batches
+ * uncompressed otherwise; v0-v2 requests carrying a v0/v1 message set are
+ * answered UNSUPPORTED_FOR_MESSAGE_FORMAT per partition.  Raising a
  * max into a flexible version needs nothing here but the number: the codec
  * handles compact encodings and tagged fields generically.
  */
@@ -24,7 +29,7 @@
 
 /* In key order. */
 static const kk_api apis[] = {
-    API_(KK_API_PRODUCE, "Produce", 3, 7, 9, produce),
+    API_(KK_API_PRODUCE, "Produce", 0, 7, 9, produce),
     API_(KK_API_FETCH, "Fetch", 4, 11, 12, fetch),
     API_(KK_API_LIST_OFFSETS, "ListOffsets", 1, 5, 6, list_offsets),
     API_(KK_API_METADATA, "Metadata", 0, 5, 9, metadata),

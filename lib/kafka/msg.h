@@ -60,7 +60,7 @@ typedef struct kk_records {
 typedef KK_ARRAY(int32_t) kk_i32_array;
 typedef KK_ARRAY(kk_str) kk_str_array;
 
-/* ---- Produce (0), versions 3-7 ---------------------------------------------- */
+/* ---- Produce (0), versions 0-7 ---------------------------------------------- */
 typedef struct kk_produce_req_partition {
     int32_t index;
     kk_records records;                 /* nullable */

@@ -264,7 +264,6 @@ Test(kafka_malformed, unknown_api_key_and_version)
         { 24, 0, KK_R_UNKNOWN_API },    /* AddPartitionsToTxn: not implemented */
         { 99, 0, KK_R_UNKNOWN_API },
         { -1, 0, KK_R_UNKNOWN_API },
-        { KK_API_PRODUCE, 2, KK_R_UNSUPPORTED_VERSION }, /* magic < 2 */
         { KK_API_PRODUCE, 8, KK_R_UNSUPPORTED_VERSION },
         { KK_API_FETCH, 3, KK_R_UNSUPPORTED_VERSION },
         { KK_API_FETCH, 12, KK_R_UNSUPPORTED_VERSION },

@@ -222,7 +222,7 @@ Test(server, api_versions)
     /* A Produce at a version not served closes the connection, with a line. */
     kk_wbuf_init(&w, 0);
     kk_w_i16(&w, KK_API_PRODUCE);
-    kk_w_i16(&w, 2);
+    kk_w_i16(&w, 8);
     kk_w_i32(&w, 8);
     kk_w_string(&w, false, true, "t", 1);
     cr_assert_eq(klog_conn_send(c, iov, kk_wbuf_iov(&w, iov, 2), 5000), 0);
