@@ -26,6 +26,24 @@ install_deps() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
+# kafkajs (npm) for test/server/test_kafkajs.py: the version pinned in
+# test/server/node/package-lock.json, into test/server/node/node_modules
+# (ignored by git).  Without npm the kafkajs test is skipped and says so.
+install_node_deps() {
+    local dir=test/server/node
+    if ! command -v npm >/dev/null 2>&1; then
+        echo "build.sh: npm not found: kafkajs is not installed and the kafkajs test will be skipped"
+        return 0
+    fi
+    local want have=""
+    want=$(sed -n 's/^ *"kafkajs": *"\([^"]*\)".*/\1/p' "$dir/package.json" | head -1)
+    [ -f "$dir/node_modules/kafkajs/package.json" ] &&
+        have=$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$dir/node_modules/kafkajs/package.json" | head -1)
+    [ -n "$want" ] && [ "$have" = "$want" ] && return 0
+    echo "build.sh: installing kafkajs $want (npm ci in $dir)"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+}
+
 build() {   # build DIR [meson options...]
     local dir=$1; shift
     if [ ! -f "$dir/build.ninja" ]; then
@@ -51,6 +69,7 @@ cmd=${1:-build}
 case "$cmd" in
     build)
         install_deps
+        install_node_deps
         build build
         ;;
     demo)
@@ -60,6 +79,7 @@ case "$cmd" in
         ;;
     test)
         install_deps
+        install_node_deps
         build build
         rc=0
         run_tests build tests || rc=$?
