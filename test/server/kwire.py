@@ -235,3 +235,22 @@ def metadata_v0(topics):
     for t in topics:
         b += kstr(t)
     return b
+
+
+def batches_of(records):
+    """Split a Fetch response's records bytes into magic-2 batches:
+    [(base_offset, attributes, count, crc_ok)]."""
+    out, i = [], 0
+    while i + 12 <= len(records):
+        base, length = struct.unpack_from(">qi", records, i)
+        if i + 12 + length > len(records):
+            break  # a partial batch at the end of a fetch is allowed
+        magic = records[i + 16]
+        assert magic == 2, "batch at offset %d has magic %d" % (base, magic)
+        (crc,) = struct.unpack_from(">I", records, i + 17)
+        (attrs,) = struct.unpack_from(">h", records, i + 21)
+        (count,) = struct.unpack_from(">i", records, i + 57)
+        body = records[i + 21:i + 12 + length]
+        out.append((base, attrs, count, crc32c(body) == crc))
+        i += 12 + length
+    return out

@@ -18,7 +18,6 @@ import json
 import random
 import re
 import shutil
-import struct
 import subprocess
 
 import pytest
@@ -72,25 +71,6 @@ def parse_consumed(out):
     return recs
 
 
-def batches_of(records):
-    """Split a Fetch response's records bytes into magic-2 batches:
-    [(base_offset, attributes, count, crc_ok)]."""
-    out, i = [], 0
-    while i + 12 <= len(records):
-        base, length = struct.unpack_from(">qi", records, i)
-        if i + 12 + length > len(records):
-            break  # a partial batch at the end of a fetch is allowed
-        magic = records[i + 16]
-        assert magic == 2, "batch at offset %d has magic %d" % (base, magic)
-        (crc,) = struct.unpack_from(">I", records, i + 17)
-        (attrs,) = struct.unpack_from(">h", records, i + 21)
-        (count,) = struct.unpack_from(">i", records, i + 57)
-        body = records[i + 21:i + 12 + length]
-        out.append((base, attrs, count, kwire.crc32c(body) == crc))
-        i += 12 + length
-    return out
-
-
 @pytest.mark.parametrize("codec", list(CODECS))
 def test_kcat_produce_consume_metadata(serve, tmp_path, codec):
     topic = "kcat-" + codec
@@ -137,7 +117,7 @@ def test_kcat_produce_consume_metadata(serve, tmp_path, codec):
             (t, pp, err, hw, records), = kwire.parse_fetch_v4(body)
             assert (t, pp, err) == (topic, p, 0)
             assert hw == len([1 for q, _, _, _ in got if q == p])
-            bs = batches_of(records)
+            bs = kwire.batches_of(records)
             assert bs, "partition %d: no complete batch in an 8 MiB fetch" % p
             for base, attrs, count, crc_ok in bs:
                 assert crc_ok, "partition %d: batch at %d has a bad CRC-32C" % (p, base)
