@@ -10,7 +10,8 @@
  * short of it, an index file whose header, checksum or entries disagree
  * with its segment, a damaged checkpoint, leader-epoch-checkpoint or
  * topics.meta (judged by the library's own parsers), a recovery point
- * past the end of the log, a missing partition directory.  Warnings (exit
+ * past the end of the log, a missing partition directory, a missing
+ * topics.meta beside partitions that hold records.  Warnings (exit
  * 0) are states a live or crashed writer leaves and the next open tidies:
  * an incomplete batch at the end of the active segment, a missing or stale
  * index, leftover .tmp/.cleaned files, an interrupted cleaning pass,
@@ -71,6 +72,7 @@ typedef struct report {
     size_t n, cap;
     int damage, warnings;
     bool vanished;           /* a file went away while we read: retry */
+    bool data;               /* the partition holds records or offsets above 0 */
     uint64_t segments, batches, records, bytes;
 } report;
 
@@ -500,6 +502,7 @@ static void verify_partition_once(const char *pdir, const char *label, bool deep
             free(buf);
         }
     }
+    r->data = rp > 0 || start > 0 || logs.n > 1 || (logs.n == 1 && logs.v[0] > 0);
     bool loose = swaps.n > 0;
     if (loose)
         r->vanished = true; /* a cleaning pass between its steps: look again */
@@ -541,6 +544,7 @@ static void verify_partition_once(const char *pdir, const char *label, bool deep
             if (loose)
                 s.limit = INT64_MAX;
             verify_segment(&s, r);
+            r->data = r->data || r->batches > 0;
             end = s.next;
             if (!s.is_last && !s.gaps && s.next < s.limit) {
                 snprintf(name, sizeof name, "%s/%020" PRId64 ".log", label, s.base);
@@ -751,10 +755,8 @@ int cmd_verify(int argc, char **argv)
         if (mr < 0) {
             printf("damage: topics.meta: %s\n", why);
             total.damage++;
-        } else if (mr == 0 && nsubs > 0) {
-            printf("warning: topics.meta: missing, but partition directories exist\n");
-            total.warnings++;
         }
+        bool any_data = false;
         /* Every partition the metadata lists must have its directory. */
         for (size_t t = 0; t < nmt; t++)
             for (int p = 0; p < mt[t].partitions; p++) {
@@ -781,8 +783,11 @@ int cmd_verify(int argc, char **argv)
             }
             report r;
             verify_partition(p, subs[i], deep, codec, &r);
-            if (!listed)
-                add(&r, false, subs[i], "not listed in topics.meta (a topic being created or deleted?)");
+            if (!listed && mr > 0)
+                add(&r, false, subs[i], r.data ? "not listed in topics.meta: the next open adopts it (it holds records)"
+                                               : "not listed in topics.meta (a topic being created, or a creation that "
+                                                 "crashed: the next open removes it)");
+            any_data = any_data || r.data;
             partitions++;
             for (size_t j = 0; j < r.n; j++)
                 printf("%s\n", r.lines[j]);
@@ -796,6 +801,15 @@ int cmd_verify(int argc, char **argv)
             total.records += r.records;
             total.bytes += r.bytes;
             report_free(&r);
+        }
+        if (mr == 0 && any_data) {
+            printf("damage: topics.meta: missing, but partition directories hold records (the next open "
+                   "recovers their topics from them, with default configuration and retention.ms=-1)\n");
+            total.damage++;
+        } else if (mr == 0 && nsubs > 0) {
+            printf("warning: topics.meta: missing, and no partition directory holds a record (a first topic "
+                   "being created?)\n");
+            total.warnings++;
         }
         kl_meta_free(&meta);
     }

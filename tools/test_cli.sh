@@ -239,6 +239,22 @@ KLOG_DIR="$WORK/small" expect 0 "$KLOG" topics describe events
 expect 0 "$KLOG" verify "$WORK/small"
 contains "$WORK/out" "clean"
 
+# a missing topics.meta (issue 19: the next open deleted every partition
+# directory as an orphan): verify calls it damage; the next open recovers
+# the topics from their directories, every record kept, and writes
+# topics.meta again
+cp -a "$KLOG_DIR" "$WORK/nometa"
+rm "$WORK/nometa/topics.meta"
+expect 1 "$KLOG" verify "$WORK/nometa"
+contains "$WORK/out" "damage: topics.meta: missing, but partition directories hold records"
+KLOG_DIR="$WORK/nometa" expect 0 "$KLOG" topics describe events
+contains "$WORK/out" "PartitionCount: 2"
+contains "$WORK/out" "retention.ms=-1"
+KLOG_DIR="$WORK/nometa" expect 0 "$KLOG" consume events --from-beginning --timeout-ms 300
+lines "$WORK/out" "$TOTAL"
+expect 0 "$KLOG" verify "$WORK/nometa"
+contains "$WORK/out" "clean"
+
 # leader-epoch-checkpoint (Kafka's file; written once a partition leads at
 # an epoch above 0, so made by hand here): dump lists it, verify checks it
 # with the library's parser, and a malformed one is damage

@@ -8,6 +8,7 @@
  * the whole order and the threads.
  */
 #include <dirent.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -322,11 +323,15 @@ static int meta_write(klog *k)
     return rc;
 }
 
-/* Load the table from topics.meta and open every partition. */
-static int meta_load(klog *k, char *errbuf, size_t errsize)
+/* ---- opening the table: topics.meta and the partition directories -------------------- */
+
+/* Read and parse topics.meta.  Returns 1 (*m filled), 0 (no such file) or
+ * an error (message in errbuf). */
+static int meta_read(klog *k, kl_meta *m, char *errbuf, size_t errsize)
 {
     char path[4200];
     snprintf(path, sizeof path, "%s/%s", k->dir, META_NAME);
+    memset(m, 0, sizeof *m);
     char *buf = malloc(META_MAX + 1);
     if (!buf)
         return -ENOMEM;
@@ -339,19 +344,314 @@ static int meta_load(klog *k, char *errbuf, size_t errsize)
         free(buf);
         return klog__errf(errbuf, errsize, (int)n, "%s: %s", path, klog_strerror((int)n));
     }
-    kl_meta m;
     char why[300];
-    int rc = kl_meta_parse(buf, (size_t)n, &m, why, sizeof why);
+    int rc = kl_meta_parse(buf, (size_t)n, m, why, sizeof why);
     free(buf);
     if (rc == KLOG_ECORRUPT)
         return klog__errf(errbuf, errsize, rc, "%s: %s", path, why);
-    for (size_t i = 0; rc == 0 && i < m.ntopics; i++) {
-        const kl_meta_topic *mt = &m.topics[i];
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < m->ntopics; i++) {
+        const kl_meta_topic *mt = &m->topics[i];
         if (klog__topic_name_check(mt->name) < 0 || mt->partitions > KT_MAX_PARTITIONS) {
             rc = klog__errf(errbuf, errsize, KLOG_ECORRUPT, "%s: bad topic \"%s\" with %d partitions", path,
                             mt->name, mt->partitions);
-            break;
+            kl_meta_free(m);
+            return rc;
         }
+    }
+    return 1;
+}
+
+/* Create topic `name` with these overrides and open its partitions
+ * [0, nparts) into the table (at open: no events, no other thread). */
+static int topic_load(klog *k, const char *name, int nparts, klog_conf *ov, char *errbuf, size_t errsize)
+{
+    kt_topic *t = NULL;
+    int rc = topic_new(k, name, ov, &t);
+    if (rc == 0 && (rc = open_parts(k, t, 0, nparts)) < 0)
+        klog__errf(errbuf, errsize, rc, "topic %s: %s", t->name, klog_strerror(rc));
+    if (rc == 0 && (rc = table_insert(k, t)) == 0)
+        t = NULL;
+    if (t)
+        topic_free(t);
+    return rc;
+}
+
+/* The table's topic called name, or NULL (at open). */
+static kt_topic *table_find(klog *k, const char *name)
+{
+    for (size_t i = 0; i < k->ntopics; i++)
+        if (!strcmp(k->topics[i]->name, name))
+            return k->topics[i];
+    return NULL;
+}
+
+/*
+ * A subdirectory of DIR named like a partition log, "<topic>-<N>" (as
+ * Kafka's log directories are), or like one a topic deletion renamed
+ * aside, "<topic>-<N>.deleted-<M>" (a tomb).
+ */
+enum pd_state {
+    PD_FOREIGN, /* nothing of a partition log in it (no segment, checkpoint or lock): left alone */
+    PD_EMPTY,   /* a partition log never written: no record, its offsets at 0 */
+    PD_DATA,    /* records, offsets above 0, or files open cannot account for */
+};
+
+typedef struct pdir {
+    char name[256];                      /* its name in DIR */
+    char topic[KLOG_TOPIC_NAME_MAX + 1];
+    int part;
+    int64_t tomb;                        /* M of ".deleted-M"; -1: a live directory */
+    enum pd_state state;
+} pdir;
+
+/* Digits only, below lim; -1 otherwise (and for a leading zero, which
+ * part_dir never writes, unless the number is 0). */
+static int64_t parse_count(const char *s, int64_t lim)
+{
+    int64_t v = 0;
+    if (!*s || (s[0] == '0' && s[1]))
+        return -1;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9' || (v = v * 10 + (*s - '0')) >= lim)
+            return -1;
+    }
+    return v;
+}
+
+static bool pdir_parse(const char *nm, pdir *d)
+{
+    char base[256];
+    if (snprintf(base, sizeof base, "%s", nm) >= (int)sizeof base)
+        return false;
+    d->tomb = -1;
+    char *t = strstr(base, ".deleted-");
+    if (t) {
+        if ((d->tomb = parse_count(t + 9, INT64_MAX / 16)) < 0)
+            return false;
+        *t = '\0';
+    }
+    char *dash = strrchr(base, '-');
+    if (!dash || dash == base)
+        return false;
+    int64_t p = parse_count(dash + 1, KT_MAX_PARTITIONS);
+    *dash = '\0';
+    if (p < 0 || klog__topic_name_check(base) < 0)
+        return false;
+    snprintf(d->name, sizeof d->name, "%s", nm);
+    memcpy(d->topic, base, strlen(base) + 1); /* checked: at most KLOG_TOPIC_NAME_MAX */
+    d->part = (int)p;
+    return true;
+}
+
+/* What a partition directory holds.  Only a directory with a segment,
+ * recovery.ckpt or .lock is a partition log's; it is empty when it has no
+ * record (every segment file empty, at base 0) and recovery.ckpt says 0
+ * for both offsets; any file klog does not leave in an empty log (a swap,
+ * cleaner.ckpt, a file of someone else's) counts as data. */
+static enum pd_state pdir_state(klog *k, const char *path)
+{
+    DIR *dd = opendir(path);
+    if (!dd)
+        return PD_FOREIGN;
+    bool ours = false, data = false;
+    struct dirent *de;
+    while ((de = readdir(dd)) != NULL) {
+        const char *f = de->d_name;
+        size_t l = strlen(f);
+        int64_t b;
+        char fp[4700];
+        if (!strcmp(f, ".") || !strcmp(f, ".."))
+            continue;
+        if (kl_segment_name_parse(f, ".log", &b)) {
+            struct stat st;
+            ours = true;
+            if (b != 0 || fstatat(dirfd(dd), f, &st, 0) != 0 || st.st_size != 0)
+                data = true;
+        } else if (!strcmp(f, KL_CKPT_RECOVERY_NAME)) {
+            uint8_t buf[KL_CKPT_SIZE];
+            kl_ckpt c;
+            ssize_t n = pathf(fp, sizeof fp, "%s/%s", path, f) < 0 ? -1 : ks_read_small(k->io, fp, buf, sizeof buf);
+            ours = true;
+            if (n < 0 || kl_ckpt_decode(buf, (size_t)n, KL_CKPT_MAGIC_RECOVERY, &c) < 0 || c.a != 0 || c.b != 0)
+                data = true;
+        } else if (!strcmp(f, ".lock")) {
+            ours = true;
+        } else if (!kl_segment_name_parse(f, ".index", &b) && !kl_segment_name_parse(f, ".timeindex", &b) &&
+                   !(l > 4 && !strcmp(f + l - 4, ".tmp")) && strcmp(f, KL_EPOCH_NAME) != 0) {
+            data = true;
+        }
+    }
+    closedir(dd);
+    return !ours ? PD_FOREIGN : data ? PD_DATA : PD_EMPTY;
+}
+
+static int pdir_cmp(const void *a, const void *b)
+{
+    const pdir *x = a, *y = b;
+    int c = strcmp(x->topic, y->topic);
+    return c ? c : x->part != y->part ? (x->part < y->part ? -1 : 1) : (x->tomb > y->tomb) - (x->tomb < y->tomb);
+}
+
+/* The partition and tomb directories of DIR, sorted by topic, partition,
+ * tomb.  Returns the count (*out malloc'ed) or -errno. */
+static ssize_t pdirs_scan(klog *k, pdir **out)
+{
+    DIR *d = opendir(k->dir);
+    if (!d)
+        return -errno;
+    pdir *v = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        pdir pd;
+        char path[4400];
+        struct stat st;
+        if (de->d_name[0] == '.' || !pdir_parse(de->d_name, &pd) ||
+            pathf(path, sizeof path, "%s/%s", k->dir, de->d_name) < 0 || stat(path, &st) != 0 ||
+            !S_ISDIR(st.st_mode))
+            continue;
+        pd.state = pd.tomb < 0 ? pdir_state(k, path) : PD_DATA;
+        if ((rc = klog__vec_reserve(&v, &cap, n + 1, sizeof *v)) < 0)
+            break;
+        v[n++] = pd;
+    }
+    closedir(d);
+    if (rc < 0) {
+        free(v);
+        return rc;
+    }
+    if (n > 1)
+        qsort(v, n, sizeof *v, pdir_cmp);
+    *out = v;
+    return (ssize_t)n;
+}
+
+static bool pdir_live(const pdir *v, size_t n, const char *topic, int part)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v[i].tomb < 0 && v[i].part == part && !strcmp(v[i].topic, topic))
+            return true;
+    return false;
+}
+
+/* A deletion renames a topic's partition directories aside before it
+ * records itself in topics.meta.  A tomb whose live directory topics.meta
+ * still lists, and which is missing, is what a deletion that crashed
+ * left: the topic was never deleted, and gets its directory back (the
+ * latest tomb, should there be several). */
+static void tombs_restore(klog *k, const kl_meta *m, pdir *v, size_t n)
+{
+    for (size_t i = n; i-- > 0;) {
+        pdir *d = &v[i];
+        if (d->tomb < 0 || pdir_live(v, n, d->topic, d->part))
+            continue;
+        bool listed = false;
+        for (size_t j = 0; j < m->ntopics && !listed; j++)
+            listed = !strcmp(m->topics[j].name, d->topic) && d->part < m->topics[j].partitions;
+        char from[4400], to[4400];
+        if (!listed || pathf(from, sizeof from, "%s/%s", k->dir, d->name) < 0 ||
+            part_dir(to, sizeof to, k, d->topic, d->part, NULL) < 0 || kio_rename(k->io, from, to) < 0)
+            continue;
+        kio_dirsync(k->io, k->dir);
+        d->tomb = -1;
+        d->state = PD_DATA;
+        snprintf(d->name, sizeof d->name, "%s-%d", d->topic, d->part);
+    }
+}
+
+/* The overrides a topic recovered from its directories gets: nothing is
+ * deleted by age until someone sets retention.ms again, and the groups'
+ * offsets topic is compacted, as the groups create it. */
+static int recovered_overrides(const char *topic, klog_conf **out)
+{
+    int rc = klog_conf_new(out);
+    if (rc == 0)
+        rc = !strcmp(topic, "__consumer_offsets") ? klog_conf_set(*out, "cleanup.policy", "compact", NULL, 0)
+                                                   : klog_conf_set(*out, "retention.ms", "-1", NULL, 0);
+    return rc;
+}
+
+/*
+ * Partition directories topics.meta does not account for: with meta
+ * missing, every topic that has partition directories is recovered from
+ * them (its partition count: its highest directory's number + 1); with
+ * meta present, a directory holding data that meta does not list is
+ * adopted likewise (a topic, or partitions past a topic's count).  Sets
+ * *changed when the table grew.
+ */
+static int adopt_dirs(klog *k, bool meta_found, const pdir *v, size_t n, bool *changed, char *errbuf,
+                      size_t errsize)
+{
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0;) {
+        size_t j = i;
+        int want = 0; /* partitions the directories ask for */
+        for (; j < n && !strcmp(v[j].topic, v[i].topic); j++)
+            if (v[j].tomb < 0 && (v[j].state == PD_DATA || (!meta_found && v[j].state == PD_EMPTY)))
+                want = v[j].part + 1;
+        kt_topic *t = table_find(k, v[i].topic);
+        int have = t ? atomic_load(&t->nparts) : 0;
+        if (want > have) {
+            if (t) {
+                if ((rc = open_parts(k, t, have, want)) < 0)
+                    klog__errf(errbuf, errsize, rc, "topic %s: %s", t->name, klog_strerror(rc));
+            } else {
+                klog_conf *ov = NULL;
+                if ((rc = recovered_overrides(v[i].topic, &ov)) == 0)
+                    rc = topic_load(k, v[i].topic, want, ov, errbuf, errsize);
+                klog_conf_free(ov);
+            }
+            *changed = *changed || rc == 0;
+        }
+        i = j;
+    }
+    return rc;
+}
+
+/* Remove what belongs to no topic and holds nothing: tombs (a deletion
+ * that was recorded, then interrupted), and partition logs never written
+ * (a creation or partition addition that crashed before it was recorded).
+ * A directory with data is never removed: adopt_dirs took it. */
+static void sweep_orphans(klog *k, const pdir *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const pdir *d = &v[i];
+        kt_topic *t = table_find(k, d->topic);
+        bool owned = d->tomb < 0 && t && d->part < atomic_load(&t->nparts);
+        char sub[4400];
+        if (owned || (d->tomb < 0 && d->state != PD_EMPTY) || pathf(sub, sizeof sub, "%s/%s", k->dir, d->name) < 0)
+            continue;
+        remove_part_dir(k, sub);
+    }
+}
+
+/*
+ * Load the topic table and open every partition (klog_open).  topics.meta
+ * records the topics; the directories hold the data.  They are reconciled
+ * so that no directory holding records or offsets is ever removed
+ * (tombs_restore, adopt_dirs, sweep_orphans), and topics.meta is
+ * rewritten when the table had to grow.
+ */
+static int open_table(klog *k, char *errbuf, size_t errsize)
+{
+    kl_meta m;
+    int rc = meta_read(k, &m, errbuf, errsize);
+    if (rc < 0)
+        return rc;
+    bool meta_found = rc == 1, changed = false;
+    pdir *v = NULL;
+    ssize_t n = pdirs_scan(k, &v);
+    if (n < 0) {
+        kl_meta_free(&m);
+        return klog__errf(errbuf, errsize, (int)n, "%s: %s", k->dir, klog_strerror((int)n));
+    }
+    tombs_restore(k, &m, v, (size_t)n);
+    rc = 0;
+    for (size_t i = 0; rc == 0 && i < m.ntopics; i++) {
+        const kl_meta_topic *mt = &m.topics[i];
         klog_conf *ov = NULL;
         if (klog_conf_new(&ov) < 0) {
             rc = -ENOMEM;
@@ -359,75 +659,25 @@ static int meta_load(klog *k, char *errbuf, size_t errsize)
         }
         for (size_t j = 0; rc == 0 && j < mt->nkv; j++)
             rc = klog_conf_set(ov, mt->kv[j].key, mt->kv[j].value, errbuf, errsize);
-        kt_topic *t = NULL;
         if (rc == 0)
-            rc = topic_new(k, mt->name, ov, &t);
-        if (rc == 0 && (rc = open_parts(k, t, 0, mt->partitions)) < 0)
-            klog__errf(errbuf, errsize, rc, "topic %s: %s", t->name, klog_strerror(rc));
-        if (rc == 0 && (rc = table_insert(k, t)) == 0)
-            t = NULL;
-        if (t)
-            topic_free(t);
+            rc = topic_load(k, mt->name, mt->partitions, ov, errbuf, errsize);
         klog_conf_free(ov);
     }
     kl_meta_free(&m);
-    return rc;
-}
-
-/* Remove partition directories that belong to no topic: left by a delete
- * that crashed before it finished, or renamed aside (".deleted-N"). */
-static void sweep_orphans(klog *k)
-{
-    DIR *d = opendir(k->dir);
-    if (!d)
-        return;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        const char *nm = de->d_name;
-        if (nm[0] == '.' || de->d_type != DT_DIR)
-            continue;
-        bool owned = false;
-        for (size_t i = 0; i < k->ntopics && !owned; i++) {
-            kt_topic *t = k->topics[i];
-            size_t tl = strlen(t->name);
-            if (strncmp(nm, t->name, tl) || nm[tl] != '-')
-                continue;
-            char *e;
-            long p = strtol(nm + tl + 1, &e, 10);
-            owned = *e == '\0' && e != nm + tl + 1 && p >= 0 && p < atomic_load(&t->nparts);
-        }
-        bool looks_ours = strstr(nm, ".deleted-") != NULL;
-        const char *dash = strrchr(nm, '-');
-        if (!looks_ours && dash && dash[1]) {
-            char *e;
-            strtol(dash + 1, &e, 10);
-            looks_ours = *e == '\0';
-        }
-        if (owned || !looks_ours)
-            continue;
-        char sub[4400], f[4700];
-        /* Only a directory that looks like a partition log is removed. */
-        struct stat stt;
-        char f2[4700];
-        if (pathf(sub, sizeof sub, "%s/%s", k->dir, nm) < 0 || pathf(f, sizeof f, "%s/recovery.ckpt", sub) < 0 ||
-            pathf(f2, sizeof f2, "%s/.lock", sub) < 0)
-            continue;
-        if (stat(f, &stt) != 0 && stat(f2, &stt) != 0 && !strstr(nm, ".deleted-"))
-            continue;
-        DIR *dd = opendir(sub);
-        if (!dd)
-            continue;
-        struct dirent *fe;
-        while ((fe = readdir(dd)) != NULL) {
-            if (!strcmp(fe->d_name, ".") || !strcmp(fe->d_name, ".."))
-                continue;
-            if (pathf(f, sizeof f, "%s/%s", sub, fe->d_name) == 0)
-                kio_unlink(k->io, f);
-        }
-        closedir(dd);
-        rmdir(sub);
+    if (rc == 0)
+        rc = adopt_dirs(k, meta_found, v, (size_t)n, &changed, errbuf, errsize);
+    if (rc == 0)
+        sweep_orphans(k, v, (size_t)n);
+    free(v);
+    if (rc == 0 && changed) {
+        pthread_mutex_lock(&k->mu);
+        rc = meta_write(k);
+        pthread_mutex_unlock(&k->mu);
+        if (rc < 0)
+            klog__errf(errbuf, errsize, rc, "%s/%s: writing the recovered topics: %s", k->dir, META_NAME,
+                       klog_strerror(rc));
     }
-    closedir(d);
+    return rc;
 }
 
 /* ---- background work ---------------------------------------------------------------- */
@@ -575,9 +825,8 @@ int klog__open(klog **out, const char *dir, const klog_conf *conf, const kt_modu
         if (m->init && (rc = m->init(k, &k->mod_state[k->ninit], errbuf, errsize)) < 0)
             goto fail;
     }
-    if ((rc = meta_load(k, errbuf, errsize)) < 0)
+    if ((rc = open_table(k, errbuf, errsize)) < 0)
         goto fail;
-    sweep_orphans(k);
     for (; k->nstarted < nmods; k->nstarted++) {
         const kt_module *m = mods[k->nstarted];
         if (m->start && (rc = m->start(k, k->mod_state[k->nstarted], errbuf, errsize)) < 0)
