@@ -386,8 +386,10 @@ static int scan_and_cut(ks_recovery *r, ks_segment *s, uint64_t fsize, const int
 static int load_segments(ks_recovery *r)
 {
     ks_log *log = r->log;
-    const int64_t *bv = r->bases.v + r->skip;
     size_t nb = r->bases.n - r->skip;
+    if (nb == 0)
+        return 0; /* and bases.v may be NULL: NULL + 0 is undefined behaviour */
+    const int64_t *bv = r->bases.v + r->skip;
     for (size_t i = 0; i < nb; i++) {
         ks_segment *s;
         int rc = ks__seg_new(&s, log->io, log->dir, bv[i], ks__map_cap(log), log->cfg.index_interval_bytes, false);
