@@ -3,19 +3,24 @@
  * and index files, read-only and without a lock, so that it works while an
  * application has the directory open.
  *
- * What counts as damage (exit 1) mirrors what recovery in lib/storage would
- * refuse or silently repair: a batch that fails framing or its checksum,
- * offsets that do not increase (or, outside the compacted range recorded in
- * cleaner.ckpt, are not dense), a segment that runs into the next or stops
- * short of it, an index file whose header, checksum or entries disagree
- * with its segment, a damaged checkpoint, leader-epoch-checkpoint or
- * topics.meta (judged by the library's own parsers), a recovery point
- * past the end of the log, a missing partition directory, a missing
- * topics.meta beside partitions that hold records.  Warnings (exit
- * 0) are states a live or crashed writer leaves and the next open tidies:
- * an incomplete batch at the end of the active segment, a missing or stale
- * index, leftover .tmp/.cleaned files, an interrupted cleaning pass,
- * leader epochs starting past the log end (a truncation a crash cut short).
+ * What counts as damage (exit 1) is what recovery in lib/storage
+ * (recover.c) reports, opening the partition damaged, or repairs without
+ * losing a record; the two must agree (test/api/damage.c holds them to
+ * it): a batch that fails framing or its checksum in a sealed segment or
+ * below the recovery point, offsets that do not increase (or, outside the
+ * compacted range recorded in cleaner.ckpt, are not dense), a segment that
+ * runs into the next or stops short of it, an index file whose header,
+ * checksum or entries disagree with its segment, a damaged checkpoint,
+ * leader-epoch-checkpoint or topics.meta (judged by the library's own
+ * parsers), a recovery point past the end of the log, a first segment
+ * above the log start, a missing partition directory, a missing
+ * topics.meta beside partitions that hold records.  Warnings (exit 0) are
+ * states a live or crashed writer leaves and the next open tidies: an
+ * incomplete or invalid batch in the last segment at or past the recovery
+ * point (a write in progress or a torn one: the open cuts it), a missing
+ * or stale index, leftover .tmp/.cleaned files, an interrupted cleaning
+ * pass, leader epochs starting past the log end (a truncation a crash cut
+ * short).
  *
  * Live directories: the writer may append, roll, clean or delete segments
  * while we read.  A partition whose pass finds damage, or sees a file
@@ -128,6 +133,7 @@ typedef struct segcheck {
     bool is_last;
     int64_t limit;      /* next segment's base, or INT64_MAX */
     bool gaps;          /* offsets may have gaps (compacted range) */
+    int64_t rp;         /* the recovery point (recovery.ckpt; 0 when unknown) */
     bool deep;
     kf_codec *codec;
     int64_t next;       /* out: offset after the last valid batch */
@@ -245,28 +251,45 @@ static void verify_segment(segcheck *s, report *r)
             complete = true;
             break;
         }
+        /* In the last segment, from the recovery point on, recovery takes
+         * the first invalid batch for a torn write (or a write in
+         * progress) and cuts the log there (lib/storage/recover.c): a
+         * warning, as the open agrees.  Anywhere else it is damage. */
+        bool torn = s->is_last && expected >= s->rp;
         if (st == SEG_INCOMPLETE) {
-            if (s->is_last)
+            if (torn)
                 add(r, false, name,
                     "incomplete batch at position %" PRIu64 " (%" PRIu64 " bytes to the end): a write in progress, "
                     "or a torn write the next open truncates",
                     pos, rd.size - pos);
             else
-                add(r, true, name, "incomplete batch at position %" PRIu64 " (%" PRIu64 " bytes to the end)", pos,
-                    rd.size - pos);
+                add(r, true, name, "incomplete batch at position %" PRIu64 " (%" PRIu64 " bytes to the end)%s", pos,
+                    rd.size - pos, s->is_last ? ", below the recovery point" : "");
             break;
         }
         if (st == SEG_BADHDR && s->is_last && segrd_zero_tail(&rd, pos)) {
-            add(r, false, name,
-                "zeroed tail of %" PRIu64 " bytes from position %" PRIu64 ": written ahead of durable appends "
-                "and left by a crash; the next open cuts it",
-                rd.size - pos, pos);
+            if (torn)
+                add(r, false, name,
+                    "zeroed tail of %" PRIu64 " bytes from position %" PRIu64 ": written ahead of durable appends "
+                    "and left by a crash; the next open cuts it",
+                    rd.size - pos, pos);
+            else
+                add(r, true, name,
+                    "zeros from position %" PRIu64 " (offset %" PRId64 "), below the recovery point %" PRId64
+                    " (acknowledged records missing)",
+                    pos, expected, s->rp);
             complete = true;
             break;
         }
         if (st == SEG_BADHDR) {
-            add(r, true, name, "position %" PRIu64 ": invalid batch header (%s); %" PRIu64 " bytes after it unchecked",
-                pos, klog_err_name(err), rd.size - pos);
+            if (torn)
+                add(r, false, name,
+                    "position %" PRIu64 ": invalid batch header (%s) at offset %" PRId64 ", past the recovery point "
+                    "%" PRId64 ": a torn write; the next open cuts the log there (%" PRIu64 " bytes)",
+                    pos, klog_err_name(err), expected, s->rp, rd.size - pos);
+            else
+                add(r, true, name, "position %" PRIu64 ": invalid batch header (%s); %" PRIu64 " bytes after it unchecked",
+                    pos, klog_err_name(err), rd.size - pos);
             break;
         }
         if (st == SEG_IOERR) {
@@ -275,6 +298,13 @@ static void verify_segment(segcheck *s, report *r)
         }
         int64_t last = kf_batch_last_offset(&bi);
         bool sum_ok = kf_batch_verify(b, len) == 0;
+        if (torn && (!sum_ok || bi.base_offset < expected || (!s->gaps && bi.base_offset != expected))) {
+            add(r, false, name,
+                "position %" PRIu64 ": invalid batch (%s) at offset %" PRId64 ", past the recovery point %" PRId64
+                ": a torn write; the next open cuts the log there (%" PRIu64 " bytes)",
+                pos, !sum_ok ? "checksum mismatch" : "offsets out of order", expected, s->rp, rd.size - pos);
+            break;
+        }
         if (!sum_ok)
             add(r, true, name, "position %" PRIu64 ": batch of offsets %" PRId64 "..%" PRId64 ": checksum mismatch", pos,
                 bi.base_offset, last);
@@ -539,7 +569,7 @@ static void verify_partition_once(const char *pdir, const char *label, bool deep
             segcheck s = {
                 .pdir = pdir, .label = label, .base = logs.v[i], .is_last = i + 1 == logs.n,
                 .limit = i + 1 < logs.n ? logs.v[i + 1] : INT64_MAX,
-                .gaps = loose || logs.v[i] < gap_limit, .deep = deep, .codec = codec,
+                .gaps = loose || logs.v[i] < gap_limit, .deep = deep, .codec = codec, .rp = rp,
             };
             if (loose)
                 s.limit = INT64_MAX;
@@ -584,7 +614,7 @@ static void verify_partition_once(const char *pdir, const char *label, bool deep
             if (st == SEG_END)
                 break;
             if (st != SEG_OK || kf_batch_verify(b, len) != 0) {
-                add(r, true, name, "position %" PRIu64 ": invalid batch (the next open refuses the log)", pos);
+                add(r, true, name, "position %" PRIu64 ": invalid batch (the partition opens damaged)", pos);
                 break;
             }
             pos += len;

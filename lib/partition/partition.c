@@ -169,8 +169,8 @@ static int32_t latest_epoch(kpart *p)
 static int epochs_load(kpart *p, kio *io, const char *dir)
 {
     int rc = ks_epochs_open(&p->epochs, io, dir);
-    if (rc < 0 || p->read_only)
-        return rc;
+    if (rc < 0 || p->read_only || ks_log_damage(p->log))
+        return rc; /* a damaged log changes nothing on disk */
     rc = ks_epochs_truncate_from_start(p->epochs, ks_log_start_offset(p->log));
     if (rc >= 0)
         rc = ks_epochs_truncate_from_end(p->epochs, ks_log_end_offset(p->log));

@@ -935,8 +935,9 @@ KLOG_API int klog_producer_send(klog_producer *p, const char *topic, const klog_
         part = choose_partition(p, t, r, n);
     if (part < 0 || part >= n)
         return KLOG_EUNKNOWN_PARTITION;
-    if (KLOG_UNLIKELY(kpart_error(t->kt->parts[part]) != 0))
-        return KLOG_EREADONLY;
+    int perr = kpart_error(t->kt->parts[part]);
+    if (KLOG_UNLIKELY(perr != 0))
+        return perr == KLOG_ECORRUPT ? KLOG_ECORRUPT : KLOG_EREADONLY; /* damaged, or a failed sync */
 
     kf_header hstack[KP_HDR_STACK], *hs = hstack;
     if (r->header_count > KP_HDR_STACK && !(hs = malloc(r->header_count * sizeof *hs)))

@@ -550,8 +550,8 @@ int ks_log_append(ks_log *log, ks_batch *batches, unsigned n, unsigned flags)
     }
     if (log->closed)
         return KLOG_ECLOSED;
-    if (log->cfg.read_only)
-        return KLOG_EREADONLY;
+    if (log->cfg.read_only || log->damaged)
+        return ks__refusal(log);
     if (log->space && log->space->limit)
         return append_budgeted(log, batches, n, flags);
     return append_reserved(log, batches, n, flags, 0);

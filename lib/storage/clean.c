@@ -151,8 +151,8 @@ static int plan_make(ks_log *log, const ks_clean_config *cfg, int64_t now, kc_pl
 
 double ks_log_dirty_ratio(ks_log *log, const ks_clean_config *cfg)
 {
-    if (!log || log->closed)
-        return 0;
+    if (ks__writable(log) < 0)
+        return 0; /* nothing a pass could change */
     ks_clean_config def;
     if (!cfg) {
         ks_clean_config_init(&def);

@@ -115,7 +115,14 @@ struct ks_log {
     /* Read by every producer send (ks_log_error): kept among read-only
      * fields, away from the atomics each append writes (inflight, end),
      * which would otherwise pull its cache line over to the writer's core. */
-    _Atomic int failed;        /* sticky sync error: read-only */
+    _Atomic int failed;        /* sticky sync error, or KLOG_ECORRUPT (damaged): read-only */
+    /* Damaged (set at open, before the log is shared; cleared only by
+     * ks_log_repair, with every lock of the log held): recovery found
+     * damage it may not repair on its own, the log opened as a read-only
+     * view of what precedes the damage (cfg.open_damaged), and nothing
+     * in the directory was changed.  damage says what and where. */
+    _Atomic bool damaged;
+    char damage[512];
     char dir[4096];
     int lock_fd;
 
@@ -188,6 +195,15 @@ int ks__list_push(ks_log *log, ks_segment *s);
 int ks__unlink_in(ks_log *log, const char *name);
 int ks__unlink_segment_files(ks_log *log, int64_t base);
 int ks__fail_sync(ks_log *log, int err);
+/* Record why the log is damaged (the first reason wins); returns
+ * KLOG_ECORRUPT. */
+__attribute__((format(printf, 2, 3))) int ks__damage(ks_log *log, const char *fmt, ...);
+/* What a read-only or failed log refuses a change with: KLOG_ECORRUPT
+ * when damaged, KLOG_EREADONLY otherwise. */
+static inline int ks__refusal(const ks_log *log)
+{
+    return atomic_load(&log->damaged) ? KLOG_ECORRUPT : KLOG_EREADONLY;
+}
 /* The log's clock, ms (inline: every append reads it). */
 static inline int64_t ks__now(const ks_log *log)
 {
@@ -218,7 +234,9 @@ int ks__seg_index_map(ks_segment *s, uint64_t size, uint32_t interval);
 int ks__roll(ks_log *log, int64_t base);
 
 /* recover.c: validate what is on disk, cut a torn tail, build the segment
- * list and the offsets (at open, before anyone else sees the log). */
+ * list and the offsets (at open, before anyone else sees the log).  On
+ * damage: KLOG_ECORRUPT with the reason in log->damage, or, with
+ * cfg.open_damaged, 0 and the log a damaged view. */
 int ks__recover(ks_log *log);
 
 /* pidstate.c, under append_mu (contracts there). */
@@ -264,6 +282,9 @@ int ks__ckpt_read(kio *io, const char *dir, int64_t *recovery_point, int64_t *lo
 /* segment.c */
 int ks__seg_new(ks_segment **out, kio *io, const char *dir, int64_t base,
                 size_t map_cap, uint32_t interval, bool create);
+/* An empty segment at base with no file behind it: the active segment of a
+ * damaged log that has none (nothing maps, reads or writes it). */
+int ks__seg_phantom(ks_segment **out, kio *io, int64_t base);
 void ks__seg_ref(ks_segment *s);
 void ks__seg_unref(ks_segment *s);
 /* Record a batch of len bytes just written at position pos (appending side). */

@@ -9,7 +9,9 @@
  * size is published with release ordering after the bytes are in the page
  * cache and the indexes updated, and end_offset right after it.
  */
+#include <sys/stat.h>
 #include <sys/uio.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -75,6 +77,17 @@ int ks__fail_sync(ks_log *log, int err)
     return err;
 }
 
+int ks__damage(ks_log *log, const char *fmt, ...)
+{
+    if (!log->damage[0]) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(log->damage, sizeof log->damage, fmt, ap);
+        va_end(ap);
+    }
+    return KLOG_ECORRUPT;
+}
+
 int ks__unlink_in(ks_log *log, const char *name)
 {
     char p[4096];
@@ -131,6 +144,25 @@ int ks_log_open(ks_log **out, kio *io, const char *dir, const ks_log_config *cfg
     if (snprintf(log->dir, sizeof log->dir, "%s", dir) >= (int)sizeof log->dir) {
         rc = -ENAMETOOLONG;
         goto fail;
+    }
+    struct stat st;
+    if (c.must_exist && !c.read_only && stat(dir, &st) != 0 && errno == ENOENT) {
+        /* A partition on record without its directory: its offsets must
+         * not be handed out again from 0.  Nothing is created. */
+        rc = ks__damage(log, "the partition directory is missing (its records and offsets are gone)");
+        if (!c.open_damaged)
+            goto fail;
+        ks_segment *s;
+        if ((rc = ks__seg_phantom(&s, io, 0)) < 0)
+            goto fail;
+        if ((rc = ks__list_push(log, s)) < 0) {
+            ks__seg_unref(s);
+            goto fail;
+        }
+        log->damaged = true;
+        atomic_store(&log->failed, KLOG_ECORRUPT);
+        *out = log;
+        return 0;
     }
     if (!c.read_only) {
         rc = kio_mkdir(io, dir, 0755);
@@ -433,8 +465,8 @@ int ks_log_truncate_to(ks_log *log, int64_t offset, int64_t *new_end)
         return -EINVAL;
     if (log->closed)
         return KLOG_ECLOSED;
-    if (log->cfg.read_only)
-        return KLOG_EREADONLY;
+    if (log->cfg.read_only || log->damaged)
+        return ks__refusal(log);
     pthread_mutex_lock(&log->maint_mu);
     int rc = truncate_locked(log, offset, new_end);
     pthread_mutex_unlock(&log->maint_mu);
@@ -454,12 +486,30 @@ static int truncate_locked(ks_log *log, int64_t offset, int64_t *new_end)
     }
     if (atomic_load(&log->failed)) {
         pthread_mutex_unlock(&log->append_mu);
-        return KLOG_EREADONLY;
+        return ks__refusal(log);
     }
-    /* Drop whole segments that start at or above offset (keep at least one). */
-    bool dropped = false;
+    if (offset < end) {
+        /* The recovery point comes down first, to the base of the segment
+         * the cut falls in (every offset below it stays), as retention
+         * moves the start before it unlinks: after a crash in the middle
+         * of the truncation, recovery.ckpt must not vouch for offsets
+         * that are gone, which the next open would take for damage.  The
+         * list is still: we hold maint_mu and append_mu. */
+        int64_t floor = log->segs[0]->base;
+        for (unsigned i = 0; i < log->nsegs && log->segs[i]->base < offset; i++)
+            floor = log->segs[i]->base;
+        if (log->recovery_point > floor && (rc = ks__ckpt_write_locked(log, floor)) < 0) {
+            pthread_mutex_unlock(&log->append_mu);
+            return rc;
+        }
+    }
+    /* Drop whole segments that start at or above offset (keep at least one),
+     * last first, each unlink durable before the next: a crash in the
+     * middle leaves a prefix of the segments, never one that does not
+     * follow the one before it (which recovery takes for damage: a sealed
+     * segment short of the next).  So the kept segment, too, is cut only
+     * after the unlinks are durable. */
     while (log->nsegs > 1 && ks__active(log)->base >= offset) {
-        dropped = true;
         pthread_mutex_lock(&log->seg_mu);
         ks_segment *s = log->segs[--log->nsegs];
         pthread_mutex_unlock(&log->seg_mu);
@@ -467,14 +517,11 @@ static int truncate_locked(ks_log *log, int64_t offset, int64_t *new_end)
         ks__disk_add(log, -(int64_t)ks__seg_disk(s));
         int r = ks__unlink_segment_files(log, s->base);
         ks__seg_unref(s); /* readers holding views keep the mapping */
+        if (r == 0)
+            r = kio_dirsync(log->io, log->dir);
         if (r < 0 && rc == 0)
             rc = r;
     }
-    /* The unlinks are durable before the kept segment is cut: a crash
-     * that undid them after the cut would bring back segments that do not
-     * follow it, which recovery refuses as missing offsets. */
-    if (dropped && rc == 0)
-        rc = kio_dirsync(log->io, log->dir);
     ks_segment *s = ks__active(log);
     if (s->sealed) {
         /* The segment becomes writable again: reopen it, drop its index
@@ -574,6 +621,7 @@ int64_t ks_log_start_offset(ks_log *log) { return atomic_load(&log->start); }
 int64_t ks_log_end_offset(ks_log *log) { return atomic_load_explicit(&log->end, memory_order_acquire); }
 int64_t ks_log_durable_offset(ks_log *log) { return atomic_load(&log->durable); }
 int ks_log_error(ks_log *log) { return atomic_load(&log->failed); }
+const char *ks_log_damage(ks_log *log) { return log && log->damaged ? log->damage : NULL; }
 
 uint64_t ks_log_size_bytes(ks_log *log)
 {
@@ -613,7 +661,7 @@ int ks_log_set_epoch(ks_log *log, int32_t epoch, int (*fn)(void *arg, int64_t en
     pthread_mutex_lock(&log->append_mu);
     if (fn) {
         if (log->cfg.read_only || atomic_load(&log->failed))
-            rc = KLOG_EREADONLY;
+            rc = ks__refusal(log);
         else
             rc = fn(arg, atomic_load(&log->end)); /* appends wait: nothing lands meanwhile */
     }
@@ -643,7 +691,7 @@ int ks_log_reconfigure(ks_log *log, const ks_log_config *c)
         return KLOG_ECONF;
     pthread_mutex_lock(&log->append_mu);
     int rc = 0;
-    if (c->max_batch_bytes > log->cfg.max_batch_bytes && !log->cfg.read_only) {
+    if (c->max_batch_bytes > log->cfg.max_batch_bytes && !log->cfg.read_only && !log->damaged) {
         /* The active segment's mapping has room for one batch of the old
          * maximum past segment_bytes: a larger batch needs a segment mapped
          * for it.  A non-empty one is rolled; an empty one is mapped again. */
@@ -688,7 +736,7 @@ int ks_log_close(ks_log *log)
     if (!log)
         return 0;
     int rc = 0;
-    if (!log->closed && !log->cfg.read_only && log->nsegs > 0) {
+    if (!log->closed && !log->cfg.read_only && !log->damaged && log->nsegs > 0) {
         /* Clean shutdown: sync, write the active segment's indexes and a
          * checkpoint at the end, so the next open need not scan. */
         ks_segment *s = ks__active(log);

@@ -5,6 +5,14 @@
  * load_segments (trust the indexes, or scan and cut a torn tail),
  * create_first_segment, seal_older, settle (offsets and the checkpoint).
  * Runs in ks_log_open, before the log is shared: no lock is taken.
+ *
+ * Damage (storage.h, ks_log_open) stops recovery with KLOG_ECORRUPT and
+ * its reason in log->damage.  Every check comes before every write (tidy,
+ * seal_older and settle write), so a damaged log's directory is left as
+ * it was; only a cleaning pass that committed (a .swap file, checked
+ * whole first) is finished on the way, as it does not bear on damage.
+ * With cfg.open_damaged the phases then run again as a view: nothing
+ * written, every segment up to the damage loaded, nothing after.
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -150,14 +158,14 @@ static int swap_next_offset(ks_log *log, const char *path, int64_t base, int64_t
         kf_batch_info bi;
         ssize_t len = kf_batch_parse(m + p, (size_t)st.st_size - p, &bi);
         if (len <= 0 || kf_batch_verify(m + p, (size_t)len) != 0 || bi.base_offset < expected) {
-            rc = KLOG_ECORRUPT;
+            rc = ks__damage(log, "%020lld.log.swap (a finished cleaning pass): invalid batch at position %llu",
+                            (long long)base, (unsigned long long)p);
             break;
         }
         expected = kf_batch_last_offset(&bi) + 1;
         p += (uint64_t)len;
     }
     munmap(m, (size_t)st.st_size);
-    (void)log;
     *next = expected;
     return rc;
 }
@@ -211,10 +219,21 @@ typedef struct ks_recovery {
     int64_t start;       /* log start offset (recovery.ckpt) */
     base_list bases;     /* segment base offsets, sorted once swaps are finished */
     base_list swaps;     /* bases of committed cleaning swaps */
-    size_t skip;         /* bases wholly below the start, removed */
+    size_t skip;         /* bases wholly below the start, to remove */
     bool changed;        /* truncated, removed or created something: sync + checkpoint */
     bool scanned;        /* scanned a segment: its bytes may sit in the page cache only */
+    bool view;           /* a damaged log's view: write nothing, stop at the damage */
+    /* Writes decided on the way, made by tidy once every check passed: */
+    char (*left)[256];   /* leftovers of interrupted writes, to remove */
+    size_t nleft, capleft;
+    bool cleaner_bad;    /* cleaner.ckpt damaged: write it again */
+    ks_segment *ix_stale; /* the last segment, whose index files must go */
+    ks_segment *cut;     /* the last segment, to cut at cut_at (a torn tail) */
+    uint64_t cut_at;
 } ks_recovery;
+
+/* May recovery change files?  Not in a read-only open, nor in a view. */
+static bool writes(const ks_recovery *r) { return !r->log->cfg.read_only && !r->view; }
 
 /* Phase 1: the checkpoints.  A missing or corrupt recovery.ckpt means
  * re-validating everything; a corrupt cleaner.ckpt, accepting gaps
@@ -238,9 +257,12 @@ static int read_checkpoints(ks_recovery *r)
         atomic_store(&log->clean_point, 0);
     } else if (rc == KLOG_ECORRUPT) {
         /* Compaction may have left gaps anywhere: accept them rather than
-         * refuse a log that is fine; clean everything again. */
+         * refuse a log that is fine; clean everything again.  And say so
+         * on disk (nothing is lost by it), so that the file is whole
+         * again. */
         log->gap_limit = INT64_MAX;
         atomic_store(&log->clean_point, 0);
+        r->cleaner_bad = true;
     } else if (rc < 0) {
         return rc;
     }
@@ -263,8 +285,9 @@ static int list_files(ks_recovery *r)
         size_t l = strlen(de->d_name);
         if ((l > 4 && strcmp(de->d_name + l - 4, ".tmp") == 0) ||
             parse_name(de->d_name, ".log.cleaned", &b)) {
-            if (!log->cfg.read_only)
-                ks__unlink_in(log, de->d_name);
+            if (l < sizeof *r->left &&
+                (rc = klog__vec_reserve(&r->left, &r->capleft, r->nleft + 1, sizeof *r->left)) == 0)
+                memcpy(r->left[r->nleft++], de->d_name, l + 1);
             continue;
         }
         if (parse_name(de->d_name, ".log.swap", &b)) {
@@ -284,8 +307,21 @@ static int finish_swaps(ks_recovery *r)
 {
     if (r->swaps.n > 0 && r->log->cfg.read_only)
         return KLOG_ESTATE; /* an interrupted cleaning pass: a writer must finish it */
+    if (r->view)
+        r->swaps.n = 0; /* the view shows the segments as they are */
     if (r->swaps.n > 1)
         qsort(r->swaps.v, r->swaps.n, sizeof *r->swaps.v, cmp_i64);
+    /* Every swap file whole before any is finished: a damaged one leaves
+     * the directory as it was. */
+    for (size_t i = 0; i < r->swaps.n; i++) {
+        char name[KS_NAME_MAX], path[4200];
+        int64_t next;
+        ks_segment_name(name, sizeof name, r->swaps.v[i], ".log.swap");
+        snprintf(path, sizeof path, "%s/%s", r->log->dir, name);
+        int rc = swap_next_offset(r->log, path, r->swaps.v[i], &next);
+        if (rc < 0)
+            return rc;
+    }
     for (size_t i = 0; i < r->swaps.n; i++) {
         int rc = finish_swap(r->log, r->swaps.v[i], &r->bases);
         if (rc < 0)
@@ -298,15 +334,35 @@ static int finish_swaps(ks_recovery *r)
 
 /* Phase 4: segments wholly below the log start (retention or
  * DeleteRecords checkpointed the start, then stopped before unlinking
- * them) go. */
+ * them) go (tidy removes them). */
 static int drop_below_start(ks_recovery *r)
 {
-    while (r->skip + 1 < r->bases.n && r->bases.v[r->skip + 1] <= r->start) {
-        int rc;
-        if (!r->log->cfg.read_only && (rc = ks__unlink_segment_files(r->log, r->bases.v[r->skip])) < 0)
-            return rc;
+    while (r->skip + 1 < r->bases.n && r->bases.v[r->skip + 1] <= r->start)
         r->skip++;
-    }
+    return 0;
+}
+
+/* Phase 4b: segments missing where nothing may be missing.  No segment at
+ * all while recovery.ckpt vouches for offsets (a new one would hand them
+ * out again), or a first segment above the log start (outside the range
+ * compaction rewrote, where the first batches may be gone for good). */
+static int check_missing(ks_recovery *r)
+{
+    if (r->view)
+        return 0;
+    size_t nb = r->bases.n - r->skip;
+    if (nb == 0)
+        return r->rp > 0 ? ks__damage(r->log,
+                                      "no segment file, but recovery.ckpt vouches for offsets below %lld "
+                                      "(acknowledged records missing)",
+                                      (long long)r->rp)
+                         : 0;
+    int64_t first = r->bases.v[r->skip];
+    if (first > r->start && first >= r->log->gap_limit)
+        return ks__damage(r->log,
+                          "the log starts at offset %lld but its first segment at %lld (offsets %lld..%lld "
+                          "missing)",
+                          (long long)r->start, (long long)first, (long long)r->start, (long long)first - 1);
     return 0;
 }
 
@@ -326,27 +382,24 @@ static int load_trusted(ks_recovery *r, ks_segment *s, uint64_t fsize, int64_t l
         return 0;
     int64_t nx = atomic_load(&s->next_offset);
     if (!is_last && (nx > limit || (!s->gaps && nx != limit)))
-        return KLOG_ECORRUPT;
+        return ks__damage(log, "%020lld.log ends at offset %lld, but the next segment starts at %lld (offsets "
+                               "missing)", (long long)s->base, (long long)nx, (long long)limit);
     s->sealed = true; /* indexes on disk are good */
-    if (is_last && !log->cfg.read_only) {
+    if (is_last && writes(r)) {
         /* The active segment's indexes live in memory from now on; stale
-         * files must not outlive later appends. */
-        char name[KS_NAME_MAX];
-        ks_segment_name(name, sizeof name, s->base, ".index");
-        ks__unlink_in(log, name);
-        ks_segment_name(name, sizeof name, s->base, ".timeindex");
-        ks__unlink_in(log, name);
+         * files must not outlive later appends (tidy removes them). */
+        r->ix_stale = s;
         s->sealed = false;
         s->ix_bytes = 0;
     }
     return 1;
 }
 
-/* Phase 5b: scan segment i of bv[0..nb) and cut what follows its first
- * invalid byte: the rest of it, and every later segment.  Returns 1 when it
- * cut (the caller stops there), 0 when the segment is whole, or
- * KLOG_ECORRUPT when the cut would drop acknowledged, synced data (below
- * the recovery point). */
+/* Phase 5b: scan segment i of bv[0..nb) and, in the last segment, cut what
+ * follows its first invalid byte.  Returns 1 when it cut (or, in a view,
+ * stopped: the caller stops there), 0 when the segment is whole, or
+ * KLOG_ECORRUPT for damage (a sealed segment invalid or short, invalid
+ * bytes below the recovery point). */
 static int scan_and_cut(ks_recovery *r, ks_segment *s, uint64_t fsize, const int64_t *bv, size_t i, size_t nb)
 {
     ks_log *log = r->log;
@@ -359,25 +412,29 @@ static int scan_and_cut(ks_recovery *r, ks_segment *s, uint64_t fsize, const int
         return rc;
     r->scanned = true;
     bool short_of_next = !is_last && !s->gaps && expected != limit;
-    if (valid_end == fsize && short_of_next && expected < r->rp)
-        return KLOG_ECORRUPT; /* whole batches missing at the end of a trusted segment */
     if (valid_end == fsize && !short_of_next)
         return 0;
-    /* Invalid bytes at valid_end.  Below the recovery point that is
-     * acknowledged, synced data gone bad: refuse to drop it. */
+    if (r->view)
+        return 1; /* the view ends here: nothing cut, nothing after */
+    /* A sealed segment was synced whole when it rolled (cleaning and
+     * truncation sync what they write before it replaces anything), so
+     * anything invalid or missing in one is damage.  In the last segment,
+     * invalid bytes below the recovery point are acknowledged, synced data
+     * gone bad: damage too.  Above it they are a torn write, cut. */
+    if (!is_last)
+        return ks__damage(log, "%020lld.log: %s at position %llu (offset %lld) of a sealed segment%s",
+                          (long long)s->base,
+                          valid_end == fsize ? "ends short of the next segment" : "invalid batch",
+                          (unsigned long long)valid_end, (long long)expected,
+                          valid_end == fsize ? " (offsets missing)" : "");
     if (expected < r->rp)
-        return KLOG_ECORRUPT;
-    if (!log->cfg.read_only && (rc = kio_truncate(log->io, s->h, valid_end)) < 0)
-        return rc;
+        return ks__damage(log, "%020lld.log: invalid batch at position %llu (offset %lld), below the recovery "
+                               "point %lld (acknowledged records would be dropped)",
+                          (long long)s->base, (unsigned long long)valid_end, (long long)expected, (long long)r->rp);
+    r->cut = s; /* tidy cuts the file */
+    r->cut_at = valid_end;
     s->file_end = valid_end;
     r->changed = true;
-    /* Everything after the first invalid byte goes. */
-    for (size_t j = i + 1; j < nb; j++) {
-        if (bv[j] < r->rp)
-            return KLOG_ECORRUPT;
-        if (!log->cfg.read_only && (rc = ks__unlink_segment_files(log, bv[j])) < 0)
-            return rc;
-    }
     return 1;
 }
 
@@ -403,6 +460,8 @@ static int load_segments(ks_recovery *r)
         s->gaps = bv[i] < log->gap_limit; /* compaction may have thinned it */
         bool is_last = i + 1 == nb;
         rc = load_trusted(r, s, fsize, is_last ? INT64_MAX : bv[i + 1], is_last);
+        if (rc == KLOG_ECORRUPT && r->view)
+            return 0; /* the view ends with this segment */
         if (rc == 1)
             continue;
         if (rc == 0)
@@ -422,6 +481,12 @@ static int create_first_segment(ks_recovery *r)
         return -ENOENT;
     ks_segment *s;
     int64_t base = r->start > r->rp ? r->start : r->rp;
+    if (r->view) { /* nothing to show: an empty log where the offsets stop */
+        int rc = ks__seg_phantom(&s, log->io, base);
+        if (rc == 0 && (rc = ks__list_push(log, s)) < 0)
+            ks__seg_unref(s);
+        return rc;
+    }
     int rc = ks__seg_new(&s, log->io, log->dir, base, ks__map_cap(log), log->cfg.index_interval_bytes, true);
     if (rc < 0)
         return rc;
@@ -435,6 +500,44 @@ static int create_first_segment(ks_recovery *r)
     return 0;
 }
 
+/* Phase 6b: the last check: the log must reach the recovery point. */
+static int check_end(ks_recovery *r)
+{
+    int64_t end = atomic_load(&ks__active(r->log)->next_offset);
+    if (end < r->rp && !r->view)
+        return ks__damage(r->log,
+                          "recovery.ckpt vouches for offsets below %lld, but the log ends at %lld (acknowledged "
+                          "records missing)",
+                          (long long)r->rp, (long long)end);
+    return 0;
+}
+
+/* Phase 6c: every check passed: the writes decided on the way. */
+static int tidy(ks_recovery *r)
+{
+    ks_log *log = r->log;
+    int rc = 0;
+    if (!writes(r))
+        return 0;
+    for (size_t i = 0; i < r->nleft; i++)
+        ks__unlink_in(log, r->left[i]); /* a leftover that stays is removed next time */
+    for (size_t i = 0; i < r->skip && rc == 0; i++)
+        rc = ks__unlink_segment_files(log, r->bases.v[i]);
+    if (rc == 0 && r->ix_stale) {
+        char name[KS_NAME_MAX];
+        ks_segment_name(name, sizeof name, r->ix_stale->base, ".index");
+        rc = ks__unlink_in(log, name);
+        ks_segment_name(name, sizeof name, r->ix_stale->base, ".timeindex");
+        if (rc == 0)
+            rc = ks__unlink_in(log, name);
+    }
+    if (rc == 0 && r->cut)
+        rc = kio_truncate(log->io, r->cut->h, r->cut_at);
+    if (rc == 0 && r->cleaner_bad)
+        rc = ks__cleaner_ckpt_write(log->io, log->dir, INT64_MAX, 0);
+    return rc;
+}
+
 /* Phase 7: every segment but the last is sealed.  Indexes that were
  * rebuilt are rewritten so the next open does not scan them again. */
 static int seal_older(ks_recovery *r)
@@ -443,7 +546,7 @@ static int seal_older(ks_recovery *r)
     for (unsigned i = 0; i + 1 < log->nsegs; i++) {
         ks_segment *s = log->segs[i];
         int rc;
-        if (!s->sealed && !log->cfg.read_only && (rc = ks__seg_write_indexes(s, log->dir)) < 0)
+        if (!s->sealed && writes(r) && (rc = ks__seg_write_indexes(s, log->dir)) < 0)
             return rc;
         s->sealed = true;
         kio_file_close(log->io, s->h);
@@ -465,7 +568,7 @@ static int settle(ks_recovery *r)
         start = end;
     atomic_store(&log->end, end);
     atomic_store(&log->start, start);
-    if (!log->cfg.read_only && (r->changed || r->scanned || r->rp != end || r->skip > 0)) {
+    if (writes(r) && (r->changed || r->scanned || r->rp != end || r->skip > 0)) {
         /* What survived may sit only in the page cache (a process crash):
          * make it durable before the checkpoint vouches for it. */
         int rc;
@@ -485,17 +588,42 @@ static int settle(ks_recovery *r)
     return 0;
 }
 
-int ks__recover(ks_log *log)
+static int recover_pass(ks_log *log, bool view)
 {
-    ks_recovery r = { .log = log };
+    ks_recovery r = { .log = log, .view = view };
     int rc;
     if ((rc = read_checkpoints(&r)) < 0)
         return rc;
     if ((rc = list_files(&r)) == 0 && (rc = finish_swaps(&r)) == 0 && (rc = drop_below_start(&r)) == 0 &&
-        (rc = load_segments(&r)) == 0 && (log->nsegs > 0 || (rc = create_first_segment(&r)) == 0) &&
-        (rc = seal_older(&r)) == 0)
+        (rc = check_missing(&r)) == 0 && (rc = load_segments(&r)) == 0 &&
+        (log->nsegs > 0 || (rc = create_first_segment(&r)) == 0) && (rc = check_end(&r)) == 0 &&
+        (rc = tidy(&r)) == 0 && (rc = seal_older(&r)) == 0)
         rc = settle(&r);
     free(r.bases.v);
     free(r.swaps.v);
+    free(r.left);
     return rc;
+}
+
+/* Forget what a pass loaded (nothing was shared, nothing counted yet). */
+static void forget(ks_log *log)
+{
+    for (unsigned i = 0; i < log->nsegs; i++)
+        ks__seg_unref(log->segs[i]);
+    log->nsegs = 0;
+    log->npids = 0;
+}
+
+int ks__recover(ks_log *log)
+{
+    int rc = recover_pass(log, false);
+    if (rc != KLOG_ECORRUPT || !log->cfg.open_damaged || log->cfg.read_only)
+        return rc;
+    ks__damage(log, "invalid data"); /* every damage names itself; this is a backstop */
+    forget(log);
+    if ((rc = recover_pass(log, true)) < 0)
+        return rc;
+    log->damaged = true;
+    atomic_store(&log->failed, KLOG_ECORRUPT);
+    return 0;
 }

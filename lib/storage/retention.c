@@ -68,7 +68,7 @@ int ks__writable(const ks_log *log)
     if (log->closed)
         return KLOG_ECLOSED;
     if (log->cfg.read_only || atomic_load(&log->failed))
-        return KLOG_EREADONLY;
+        return ks__refusal(log);
     return 0;
 }
 
@@ -123,7 +123,7 @@ int ks_log_retain(ks_log *log, const ks_retention *r, uint64_t *freed)
         *freed = 0;
     int rc = ks__writable(log);
     if (rc < 0 || !r)
-        return rc == KLOG_EREADONLY ? 0 : rc < 0 ? rc : -EINVAL;
+        return rc == KLOG_EREADONLY || rc == KLOG_ECORRUPT ? 0 : rc < 0 ? rc : -EINVAL;
     pthread_mutex_lock(&log->maint_mu);
     unsigned n = 0;
     if (r->retention_ms >= 0) {

@@ -90,6 +90,24 @@ fail:
     return rc;
 }
 
+int ks__seg_phantom(ks_segment **out, kio *io, int64_t base)
+{
+    ks_segment *s = calloc(1, sizeof *s);
+    if (!s)
+        return -ENOMEM;
+    s->base = base;
+    s->io = io;
+    s->h = -1;
+    s->map = MAP_FAILED;
+    s->first_ts = -1;
+    s->max_ts = -1;
+    s->sealed = true; /* nothing is appended to it */
+    atomic_store(&s->refs, 1);
+    atomic_store(&s->next_offset, base);
+    *out = s;
+    return 0;
+}
+
 void ks__seg_ref(ks_segment *s)
 {
     atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);

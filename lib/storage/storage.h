@@ -68,6 +68,14 @@ typedef struct ks_log_config {
     uint64_t flush_records;       /* INTERVAL: sync after this many records (0 = off) */
     int64_t flush_ms;             /* INTERVAL: sync when unsynced data is this old (0 = off) */
     bool read_only;               /* open for reading only: no lock, no recovery writes */
+    /* The directory must exist already (a partition the instance has on
+     * record): a missing one is damage, not a new partition to create, so
+     * that its offsets are never handed out again. */
+    bool must_exist;
+    /* Damage does not fail the open: the log opens damaged (ks_log_damage),
+     * a read-only view of what precedes the damage, and nothing in the
+     * directory is changed. */
+    bool open_damaged;
     /* Clock for segment age (ms since the epoch); NULL = the wall clock.
      * Tests inject their own. */
     int64_t (*clock_ms)(void *arg);
@@ -111,6 +119,19 @@ void ks_log_config_init(ks_log_config *c);
  * must outlive the log.  Takes the directory lock unless read_only
  * (KLOG_ELOCKED if another writer holds it), then recovers.
  * Returns 0, KLOG_ELOCKED, KLOG_ECORRUPT, KLOG_ECONF (bad config), -errno.
+ *
+ * Damage is what recovery may not repair on its own, because acknowledged
+ * records would go or offsets be handed out again: invalid or missing
+ * bytes below the recovery point (recovery.ckpt), a log that ends below
+ * it, segments missing at its start or in its middle, no segment at all
+ * while recovery.ckpt vouches for offsets, the directory itself missing
+ * (must_exist), a finished cleaning pass's swap file that fails its
+ * checksums.  It fails the open with KLOG_ECORRUPT, or, with open_damaged,
+ * opens a damaged log: ks_log_error is KLOG_ECORRUPT, ks_log_damage says
+ * why, reads serve [start, end) of what precedes the damage, and every
+ * change (append, truncation, retention, cleaning, roll) is refused with
+ * KLOG_ECORRUPT.  A torn tail above the recovery point is not damage: it
+ * is cut.
  */
 int ks_log_open(ks_log **out, kio *io, const char *dir, const ks_log_config *cfg);
 
@@ -180,6 +201,8 @@ int64_t ks_log_start_offset(ks_log *log);   /* first offset readable */
 int64_t ks_log_end_offset(ks_log *log);     /* next offset to be assigned */
 int64_t ks_log_durable_offset(ks_log *log); /* offsets below this are on disk */
 int ks_log_error(ks_log *log);              /* 0, or the error that made it read-only */
+/* Why the log opened damaged (ks_log_open), or NULL when it is not. */
+const char *ks_log_damage(ks_log *log);
 uint64_t ks_log_size_bytes(ks_log *log);    /* sum of segment sizes */
 unsigned ks_log_segment_count(ks_log *log);
 

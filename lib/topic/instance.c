@@ -236,11 +236,16 @@ static void events_deliver(klog *k)
 
 static void bg_prefill_hook(void *arg);
 
-/* Open partitions [from, to) of t. */
-static int open_parts(klog *k, kt_topic *t, int from, int to)
+/* Open partitions [from, to) of t.  Partitions the instance has on record
+ * (on_record: listed in topics.meta, or recovered from their directories)
+ * must find their directory, and open damaged rather than fail: a damaged
+ * partition is reported and read-only, the others stay usable.  New ones
+ * are created. */
+static int open_parts(klog *k, kt_topic *t, int from, int to, bool on_record)
 {
     ks_log_config lc;
     log_config(k, t->conf, &lc);
+    lc.must_exist = lc.open_damaged = on_record;
     for (int p = from; p < to; p++) {
         char d[4400];
         int rc = part_dir(d, sizeof d, k, t->name, p, NULL);
@@ -369,7 +374,7 @@ static int topic_load(klog *k, const char *name, int nparts, klog_conf *ov, char
 {
     kt_topic *t = NULL;
     int rc = topic_new(k, name, ov, &t);
-    if (rc == 0 && (rc = open_parts(k, t, 0, nparts)) < 0)
+    if (rc == 0 && (rc = open_parts(k, t, 0, nparts, true)) < 0)
         klog__errf(errbuf, errsize, rc, "topic %s: %s", t->name, klog_strerror(rc));
     if (rc == 0 && (rc = table_insert(k, t)) == 0)
         t = NULL;
@@ -596,7 +601,7 @@ static int adopt_dirs(klog *k, bool meta_found, const pdir *v, size_t n, bool *c
         int have = t ? atomic_load(&t->nparts) : 0;
         if (want > have) {
             if (t) {
-                if ((rc = open_parts(k, t, have, want)) < 0)
+                if ((rc = open_parts(k, t, have, want, true)) < 0)
                     klog__errf(errbuf, errsize, rc, "topic %s: %s", t->name, klog_strerror(rc));
             } else {
                 klog_conf *ov = NULL;
@@ -928,7 +933,7 @@ KLOG_API int klog_topic_create(klog *k, const char *name, int partitions, const 
             free(ev);
             return klog__errf(errbuf, errsize, -EEXIST, "topic %s already exists", name);
         }
-    if ((rc = open_parts(k, t, 0, partitions)) < 0) {
+    if ((rc = open_parts(k, t, 0, partitions, false)) < 0) {
         klog__errf(errbuf, errsize, rc, "topic %s: %s", name, klog_strerror(rc));
     } else if ((rc = table_insert(k, t)) == 0) {
         if ((rc = meta_write(k)) < 0) {
@@ -987,7 +992,9 @@ KLOG_API int klog_topic_delete(klog *k, const char *name)
         rc = part_dir(from, sizeof from, k, name, p, NULL);
         if (rc == 0)
             rc = part_dir(to, sizeof to, k, name, p, t->tomb);
-        if (rc == 0 && (rc = kio_rename(k->io, from, to)) == 0)
+        if (rc == 0 && (rc = kio_rename(k->io, from, to)) == -ENOENT && ks_log_damage(kpart_log(t->parts[p])))
+            rc = 0; /* a damaged partition whose directory is gone: nothing to rename */
+        if (rc == 0)
             renamed++;
     }
     if (rc == 0) {
@@ -1047,7 +1054,7 @@ KLOG_API int klog_topic_add_partitions(klog *k, const char *name, int total)
         int cur = atomic_load(&t->nparts);
         if (total <= cur || total > KT_MAX_PARTITIONS)
             rc = -EINVAL;
-        else if ((rc = open_parts(k, t, cur, total)) == 0 && (rc = meta_write(k)) < 0) {
+        else if ((rc = open_parts(k, t, cur, total, false)) == 0 && (rc = meta_write(k)) < 0) {
             /* Not recorded: the next open would not know these partitions,
              * so they must not take records now.  Undo them. */
             atomic_store_explicit(&t->nparts, cur, memory_order_release);

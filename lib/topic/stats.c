@@ -45,7 +45,9 @@ typedef struct pstat {
     uint64_t size, disk;
     uint32_t segments;
     int error;
+    uint32_t damaged;           /* 1: opened damaged (ks_log_damage) */
     ks_log_stats ls;
+    char damage[512];           /* why, when damaged */
 } pstat;
 
 typedef struct tstat {
@@ -111,6 +113,11 @@ static int snap_take(klog *k, snap *s)
             ps->disk = ks_log_disk_bytes(l);
             ps->segments = ks_log_segment_count(l);
             ps->error = ks_log_error(l);
+            const char *why = ks_log_damage(l);
+            if (why) {
+                ps->damaged = 1;
+                snprintf(ps->damage, sizeof ps->damage, "%s", why);
+            }
             ks_log_get_stats(l, &ps->ls);
         }
     }
@@ -153,11 +160,16 @@ static void render_json(klog_sbuf *b, const snap *s)
                   ",\"durable_offset\":%" PRId64 ",\"clean_offset\":%" PRId64 ",\"size_bytes\":%" PRIu64
                   ",\"disk_bytes\":%" PRIu64 ",\"segments\":%u,\"error\":%d,\"appended_records\":%" PRIu64
                   ",\"appended_bytes\":%" PRIu64 ",\"appended_batches\":%" PRIu64 ",\"fsyncs\":%" PRIu64
-                  ",\"fsync_avg_us\":%.1f,\"fsync_max_us\":%.1f,\"rolls\":%" PRIu64 "}",
+                  ",\"fsync_avg_us\":%.1f,\"fsync_max_us\":%.1f,\"rolls\":%" PRIu64,
                j ? "," : "", p->partition, p->start, p->end, p->durable, p->clean, p->size, p->disk, p->segments,
                p->error, p->ls.records, p->ls.bytes, p->ls.batches, p->ls.syncs,
                p->ls.syncs ? (double)p->ls.sync_ns / (double)p->ls.syncs / 1e3 : 0.0, (double)p->ls.sync_ns_max / 1e3,
                p->ls.rolls);
+            if (p->damaged) {
+                klog__sbuf_printf(b, ",\"damage\":");
+                klog__sbuf_quote(b, p->damage, true);
+            }
+            klog__sbuf_printf(b, "}");
         }
         klog__sbuf_printf(b, "]}");
     }
@@ -218,6 +230,8 @@ static const pmetric pmetrics[] = {
     PM("partition_size_bytes", "gauge", "Bytes in segments.", size, false, false, false),
     PM("partition_disk_bytes", "gauge", "Segment and index file bytes.", disk, false, false, false),
     PM("partition_segments", "gauge", "Segments.", segments, false, true, false),
+    PM("partition_damaged", "gauge", "1: damaged at open, read-only (klog verify says where).", damaged, false, true,
+       false),
     PM("partition_appended_records_total", "counter", "Records appended since open.", ls.records, false, false, false),
     PM("partition_appended_bytes_total", "counter", "Bytes appended since open.", ls.bytes, false, false, false),
     PM("partition_appended_batches_total", "counter", "Batches appended since open.", ls.batches, false, false, false),

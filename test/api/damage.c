@@ -5,22 +5,30 @@
  */
 #include "util.h"
 
+#include <dirent.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 TestSuite(damage, .init = ut_mkdir, .fini = ut_rmdir);
 
 /* ---- helpers ------------------------------------------------------------------ */
 
+/* Record values: "topic/part/offset/" and some padding, so that a
+ * segment.bytes of 1 KiB holds a batch of ten or so. */
+#define PAD "0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz"
+
 /* Append n records "topic/part/i" to one partition with acks=all and wait
- * for them. */
+ * for them, ten at a time (batches of ten: small segments fill up). */
 static void fill(klog *k, const char *topic, int part, int n)
 {
     klog_producer *p = ut_producer(k, "acks", "all", NULL);
     char v[300];
     for (int i = 0; i < n; i++) {
-        snprintf(v, sizeof v, "%s/%d/%d", topic, part, i);
+        snprintf(v, sizeof v, "%s/%d/%d/" PAD, topic, part, i);
         int rc = ut_send(p, topic, part, NULL, v);
         cr_assert_eq(rc, 0, "send %s: %s", v, klog_err_name(rc));
+        if (i % 10 == 9)
+            cr_assert_eq(klog_producer_flush(p, 30000), 0);
     }
     cr_assert_eq(klog_producer_flush(p, 30000), 0);
     cr_assert_eq(klog_producer_close(p), 0);
@@ -38,12 +46,35 @@ static void expect_records(klog *k, const char *topic, int part, int64_t from, i
                  from, to - from);
     for (size_t i = 0; i < n; i++) {
         char v[300];
-        snprintf(v, sizeof v, "%s/%d/%" PRId64, topic, part, from + (int64_t)i);
+        snprintf(v, sizeof v, "%s/%d/%" PRId64 "/" PAD, topic, part, from + (int64_t)i);
         cr_assert_eq(m[i].offset, from + (int64_t)i);
         cr_assert(m[i].value && !strcmp(m[i].value, v), "offset %" PRId64 ": %s, expected %s", m[i].offset,
                   m[i].value ? m[i].value : "(null)", v);
     }
     ut_msgs_free(m, n);
+    cr_assert_eq(klog_consumer_close(c), 0);
+}
+
+/* Reading the partition from its start fails with KLOG_ECORRUPT before
+ * its end: damage is reported, not skipped. */
+static void expect_read_fails(klog *k, const char *topic, int part, const char *what)
+{
+    klog_consumer *c = ut_consumer(k, NULL);
+    cr_assert_eq(klog_consumer_assign(c, topic, part, KLOG_OFFSET_BEGINNING), 0);
+    int64_t give_up = ut_mono_ms() + 30000, last = -1;
+    int rc = 0;
+    while (ut_mono_ms() < give_up) {
+        const klog_message *const *m = NULL;
+        rc = klog_consumer_poll(c, 0, &m);
+        if (rc < 0)
+            break;
+        for (int i = 0; i < rc; i++)
+            last = m[i]->offset;
+        if (rc == 0)
+            ut_sleep_ms(1);
+    }
+    cr_assert_eq(rc, KLOG_ECORRUPT, "%s: reading %s-%d: %s after offset %" PRId64, what, topic, part,
+                 klog_err_name(rc), last);
     cr_assert_eq(klog_consumer_close(c), 0);
 }
 
@@ -188,4 +219,250 @@ Test(damage, interrupted_delete_gives_the_directory_back)
     cr_assert(!exists("a-0.deleted-1"));
     expect_records(k, "a", 0, 0, 4);
     cr_assert_eq(klog_close(k), 0);
+}
+
+/* ---- klog verify and klog_open agree ------------------------------------------- */
+
+/* Run `klog verify DIR` (the tool's path in KLOG_CLI); returns its exit
+ * status, its output in out. */
+static int verify(const char *dir, char *out, size_t size)
+{
+    const char *cli = getenv("KLOG_CLI");
+    cr_assert(cli && *cli, "KLOG_CLI (the klog tool) not set");
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "'%s' verify '%s' 2>&1", cli, dir);
+    FILE *f = popen(cmd, "r");
+    cr_assert_not_null(f);
+    size_t n = fread(out, 1, size - 1, f);
+    out[n] = '\0';
+    int st = pclose(f);
+    cr_assert(WIFEXITED(st), "%s", cmd);
+    return WEXITSTATUS(st);
+}
+
+static void sh(const char *fmt, ...)
+{
+    char cmd[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+}
+
+/* The n-th segment file of dir/t-0 in offset order (n < 0: from the end),
+ * as a path into path; returns how many there are. */
+static int segment(const char *dir, int n, char *path, size_t size)
+{
+    char pdir[600];
+    snprintf(pdir, sizeof pdir, "%s/t-0", dir);
+    DIR *d = opendir(pdir);
+    cr_assert_not_null(d);
+    char names[256][32];
+    int k = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL && k < 256) {
+        size_t l = strlen(de->d_name);
+        if (l == 24 && !strcmp(de->d_name + 20, ".log"))
+            snprintf(names[k++], sizeof names[0], "%s", de->d_name);
+    }
+    closedir(d);
+    qsort(names, (size_t)k, sizeof names[0], (int (*)(const void *, const void *))strcmp);
+    if (n < 0)
+        n += k;
+    cr_assert(n >= 0 && n < k, "segment %d of %d", n, k);
+    snprintf(path, size, "%s/%s", pdir, names[n]);
+    return k;
+}
+
+/* A digest of every file under dir/sub (names, sizes, bytes), but .lock. */
+static void digest(const char *dir, const char *sub, char *out, size_t size)
+{
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' 2>/dev/null && [ -d '%s' ] && find '%s' -type f ! -name .lock | sort | xargs -r md5sum",
+             dir, sub, sub);
+    FILE *f = popen(cmd, "r");
+    cr_assert_not_null(f);
+    size_t n = fread(out, 1, size - 1, f);
+    out[n] = '\0';
+    pclose(f);
+}
+
+enum outcome {
+    INTACT,    /* opens; t's partition whole and writable */
+    REPAIRED,  /* opens, repairs the damage without losing a record; verify is clean afterwards */
+    DAMAGED,   /* opens; t's partition damaged (KLOG_ECORRUPT, read-only), nothing changed on disk */
+    ON_READ,   /* opens, t's partition writable: the damage lies in a synced segment the open trusts
+                * (checksums are verify's and the reader's to check); a read reaches it and fails
+                * with KLOG_ECORRUPT, never skips it */
+    REFUSED,   /* klog_open fails with KLOG_ECORRUPT, nothing changed */
+};
+
+typedef struct dcase {
+    const char *name;
+    int verify;            /* exit status of klog verify before the open: 0 clean (or warnings), 1 damage */
+    const char *says;      /* in verify's output */
+    enum outcome open;
+} dcase;
+
+/* Damage the copy dir as case c says. */
+static void inflict(const char *dir, const char *c)
+{
+    char p[900];
+    if (!strcmp(c, "intact")) {
+    } else if (!strcmp(c, "garbage after the end (above the recovery point)")) {
+        segment(dir, -1, p, sizeof p);
+        sh("head -c 300 /dev/urandom >> '%s'", p);
+    } else if (!strcmp(c, "zeros after the end")) {
+        segment(dir, -1, p, sizeof p);
+        sh("truncate -s +4096 '%s'", p);
+    } else if (!strcmp(c, "first segment deleted")) {
+        segment(dir, 0, p, sizeof p);
+        sh("rm '%s'", p);
+    } else if (!strcmp(c, "all segments deleted, recovery.ckpt kept")) {
+        sh("rm %s/t-0/*.log %s/t-0/*.index %s/t-0/*.timeindex", dir, dir, dir);
+    } else if (!strcmp(c, "partition directory deleted")) {
+        sh("rm -r '%s/t-0'", dir);
+    } else if (!strcmp(c, "middle segment deleted")) {
+        segment(dir, 2, p, sizeof p);
+        sh("rm '%s'", p);
+    } else if (!strcmp(c, "last segment deleted")) {
+        segment(dir, -1, p, sizeof p);
+        sh("rm '%s'", p);
+    } else if (!strcmp(c, "sealed segment bit flip")) {
+        segment(dir, 1, p, sizeof p);
+        sh("printf '\\377' | dd of='%s' bs=1 seek=70 conv=notrunc 2>/dev/null", p);
+    } else if (!strcmp(c, "tail cut below the recovery point")) {
+        segment(dir, -1, p, sizeof p);
+        sh("truncate -s -5 '%s'", p);
+    } else if (!strcmp(c, "recovery.ckpt damaged")) {
+        sh("printf Z | dd of='%s/t-0/recovery.ckpt' bs=1 seek=9 conv=notrunc 2>/dev/null", dir);
+    } else if (!strcmp(c, "recovery.ckpt missing")) {
+        sh("rm '%s/t-0/recovery.ckpt'", dir);
+    } else if (!strcmp(c, "cleaner.ckpt damaged")) {
+        sh("printf 'not a checkpoint' > '%s/t-0/cleaner.ckpt'", dir);
+    } else if (!strcmp(c, "sealed index damaged")) {
+        segment(dir, 1, p, sizeof p);
+        sh("truncate -s 30 '%.*s.index'", (int)(strlen(p) - 4), p);
+    } else if (!strcmp(c, "cleaning swap file damaged")) {
+        segment(dir, 1, p, sizeof p);
+        sh("head -c 500 /dev/urandom > '%s.swap'", p);
+    } else if (!strcmp(c, "leftover .tmp file")) {
+        sh("echo x > '%s/t-0/recovery.ckpt.tmp'", dir);
+    } else if (!strcmp(c, "topics.meta missing")) {
+        sh("rm '%s/topics.meta'", dir);
+    } else if (!strcmp(c, "topics.meta damaged")) {
+        sh("printf Z | dd of='%s/topics.meta' bs=1 seek=20 conv=notrunc 2>/dev/null", dir);
+    } else {
+        cr_assert_fail("no such case: %s", c);
+    }
+}
+
+/* Issue 19: klog_open accepted vanished acknowledged segments in silence
+ * (the start offset moved; the log restarted empty at the checkpoint; a
+ * deleted partition directory came back empty at offset 0, reusing
+ * offsets), and klog verify then called the directory clean because the
+ * open had rewritten the checkpoint.  For every kind of damage: what
+ * verify says, what the open does about it, and what verify says after
+ * the open must agree.  Verify's damage is never opened in silence: the
+ * open either marks the partition damaged (read-only, KLOG_ECORRUPT,
+ * nothing on disk changed, verify still says so after), refuses the
+ * instance, or repairs it without losing a record (and verify is clean
+ * after).  Warnings are states a crash leaves, which the open tidies. */
+Test(damage, verify_and_open_agree_on_every_kind_of_damage, .timeout = 300)
+{
+    static const dcase cases[] = {
+        { "intact", 0, "clean", INTACT },
+        { "garbage after the end (above the recovery point)", 0, "a torn write", REPAIRED },
+        { "zeros after the end", 0, "zeroed tail", REPAIRED },
+        { "first segment deleted", 1, "(segments missing)", DAMAGED },
+        { "all segments deleted, recovery.ckpt kept", 1, "no segments, but recovery.ckpt vouches", DAMAGED },
+        { "partition directory deleted", 1, "t-0: missing", DAMAGED },
+        { "middle segment deleted", 1, "(offsets missing)", DAMAGED },
+        { "last segment deleted", 1, "acknowledged records missing", DAMAGED },
+        { "sealed segment bit flip", 1, "checksum mismatch", ON_READ },
+        { "tail cut below the recovery point", 1, "incomplete batch", DAMAGED },
+        { "recovery.ckpt damaged", 1, "recovery.ckpt: damaged", REPAIRED },
+        { "recovery.ckpt missing", 0, "recovery.ckpt: missing", REPAIRED },
+        { "cleaner.ckpt damaged", 1, "cleaner.ckpt: damaged", REPAIRED },
+        { "sealed index damaged", 1, ".index: damaged", REPAIRED },
+        { "cleaning swap file damaged", 1, ".log.swap: position 0: invalid batch", DAMAGED },
+        { "leftover .tmp file", 0, "leftover of an interrupted write", REPAIRED },
+        { "topics.meta missing", 1, "topics.meta: missing, but partition directories hold records", REPAIRED },
+        { "topics.meta damaged", 1, "topics.meta: damaged topic metadata", REFUSED },
+    };
+    /* the image: t-0 in many small segments, u-0 beside it */
+    char image[300], dir[300], out[16384], before[16384], after[16384];
+    snprintf(image, sizeof image, "%s/image", ut_dir);
+    klog *k = NULL;
+    char err[512] = "";
+    cr_assert_eq(klog_open(&k, image, NULL, err, sizeof err), 0, "%s", err);
+    klog_conf *tc = ut_conf("segment.bytes", "1024", NULL);
+    cr_assert_eq(klog_topic_create(k, "t", 1, tc, err, sizeof err), 0, "%s", err);
+    klog_conf_free(tc);
+    ut_topic(k, "u", 1, NULL);
+    fill(k, "t", 0, 120);
+    fill(k, "u", 0, 10);
+    cr_assert_eq(klog_close(k), 0);
+    char p[900];
+    cr_assert_geq(segment(image, 0, p, sizeof p), 5, "the image needs several segments");
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const dcase *c = &cases[i];
+        snprintf(dir, sizeof dir, "%s/case", ut_dir);
+        sh("rm -rf '%s' && cp -a '%s' '%s'", dir, image, dir);
+        inflict(dir, c->name);
+        int vr = verify(dir, out, sizeof out);
+        cr_assert_eq(vr, c->verify, "%s: klog verify exits %d, expected %d:\n%s", c->name, vr, c->verify, out);
+        cr_assert(strstr(out, c->says), "%s: klog verify does not say \"%s\":\n%s", c->name, c->says, out);
+        digest(dir, "t-0", before, sizeof before);
+
+        err[0] = '\0';
+        int rc = klog_open(&k, dir, NULL, err, sizeof err);
+        if (c->open == REFUSED) {
+            cr_assert_eq(rc, KLOG_ECORRUPT, "%s: klog_open: %s", c->name, klog_err_name(rc));
+            cr_assert(err[0], "%s: no reason given", c->name);
+        } else {
+            cr_assert_eq(rc, 0, "%s: klog_open: %s (%s)", c->name, klog_err_name(rc), err);
+            int64_t start[16], end[16];
+            int32_t perr[16];
+            cr_assert_eq(describe(k, "t", start, end, perr, NULL, 0), 1, "%s", c->name);
+            klog_producer *pr = ut_producer(k, NULL);
+            int sr = ut_send(pr, "t", 0, NULL, "t/0/120/" PAD);
+            if (c->open == DAMAGED) {
+                cr_assert_eq(perr[0], KLOG_ECORRUPT, "%s: partition error %s", c->name, klog_err_name(perr[0]));
+                cr_assert_eq(sr, KLOG_ECORRUPT, "%s: send to a damaged partition: %s", c->name, klog_err_name(sr));
+                cr_assert_eq(klog_topic_delete_records(k, "t", 0, KLOG_OFFSET_END, NULL), KLOG_ECORRUPT);
+            } else {
+                cr_assert_eq(perr[0], 0, "%s: partition error %s", c->name, klog_err_name(perr[0]));
+                cr_assert_eq(sr, 0, "%s: send: %s", c->name, klog_err_name(sr));
+                cr_assert_eq(end[0], 120, "%s: end offset %" PRId64, c->name, end[0]);
+            }
+            /* the intact partition beside it stays usable */
+            cr_assert_eq(ut_send(pr, "u", 0, NULL, "u/0/10/" PAD), 0, "%s", c->name);
+            cr_assert_eq(klog_producer_flush(pr, 30000), 0);
+            cr_assert_eq(klog_producer_close(pr), 0);
+            expect_records(k, "u", 0, 0, 11);
+            if (c->open == ON_READ)
+                expect_read_fails(k, "t", 0, c->name);
+            else if (c->open != DAMAGED)
+                expect_records(k, "t", 0, 0, 121);
+            cr_assert_eq(klog_close(k), 0, "%s", c->name);
+        }
+
+        vr = verify(dir, out, sizeof out);
+        if (c->open == DAMAGED || c->open == REFUSED || c->open == ON_READ) {
+            if (c->open == ON_READ)
+                digest(dir, "t-0", before, sizeof before); /* it took an append */
+            digest(dir, "t-0", after, sizeof after);
+            cr_assert_str_eq(after, before, "%s: the open changed the damaged partition", c->name);
+            cr_assert_eq(vr, 1, "%s: klog verify after the open exits %d:\n%s", c->name, vr, out);
+            cr_assert(strstr(out, c->says), "%s: klog verify after the open does not say \"%s\":\n%s", c->name,
+                      c->says, out);
+        } else {
+            cr_assert_eq(vr, 0, "%s: klog verify after the open exits %d:\n%s", c->name, vr, out);
+            cr_assert(!strstr(out, "warning:"), "%s: klog verify after the open warns:\n%s", c->name, out);
+        }
+    }
 }
