@@ -101,7 +101,8 @@ typedef struct ks_pidundo {
  *   ckpt_mu    recovery.ckpt writes and recovery_point (taken inside
  *              append_mu or maint_mu, or alone).  Held across that write.
  *   seg_mu     guards the segment list (array, count).  Held only to look up
- *              or change the list, never across I/O.
+ *              or change the list, never across I/O.  The active segment
+ *              (`active`) changes under append_mu and seg_mu both.
  *   sync_mu    guards the group-commit slot (sync_running) and sync_cv.
  *              Never held across I/O.  `durable` is atomic: it moves
  *              forward under sync_mu (the end of a sync) or append_mu (a
@@ -132,6 +133,12 @@ struct ks_log {
     ks_segment **segs;         /* sorted by base offset; last is active */
     unsigned nsegs;
     size_t segcap;
+    /* The active segment, segs[nsegs - 1], kept apart: it changes only
+     * under append_mu and seg_mu both (open, roll, truncation,
+     * reconfigure, repair), so a holder of either reads it without the
+     * other, while retention, the disk budget and cleaning move the rest
+     * of the list under seg_mu alone. */
+    ks_segment *active;
 
     pthread_mutex_t sync_mu;
     pthread_cond_t sync_cv;
@@ -186,7 +193,18 @@ struct ks_log {
     uint64_t pid_tick;
 };
 
-static inline ks_segment *ks__active(ks_log *log) { return log->segs[log->nsegs - 1]; }
+/* The active segment: append_mu or seg_mu held (or the log not shared yet).
+ * Never log->segs[log->nsegs - 1] under append_mu alone: retention and the
+ * disk budget (drop_head) move the list under seg_mu only. */
+static inline ks_segment *ks__active(ks_log *log) { return log->active; }
+/* Replace the active segment (append_mu held, or the log not shared). */
+static inline void ks__set_active(ks_log *log, ks_segment *s)
+{
+    pthread_mutex_lock(&log->seg_mu);
+    log->segs[log->nsegs - 1] = s;
+    log->active = s;
+    pthread_mutex_unlock(&log->seg_mu);
+}
 
 /* log.c, shared with the other storage files */
 size_t ks__map_cap(const ks_log *log);

@@ -37,8 +37,10 @@ int ks__list_push(ks_log *log, ks_segment *s)
 {
     pthread_mutex_lock(&log->seg_mu);
     int rc = klog__vec_reserve(&log->segs, &log->segcap, (size_t)log->nsegs + 1, sizeof *log->segs);
-    if (rc == 0)
+    if (rc == 0) {
         log->segs[log->nsegs++] = s;
+        log->active = s;
+    }
     pthread_mutex_unlock(&log->seg_mu);
     return rc;
 }
@@ -429,9 +431,7 @@ static int replace_segment_prefix(ks_log *log, ks_segment *s, uint64_t cut, int6
     atomic_store(&ns->size, cut);
     atomic_store(&ns->next_offset, cut_offset);
     seg_rescan_bounds(ns, cut);
-    pthread_mutex_lock(&log->seg_mu);
-    log->segs[log->nsegs - 1] = ns;
-    pthread_mutex_unlock(&log->seg_mu);
+    ks__set_active(log, ns);
     s->sealed = true;
     if (s->h_users == 0 && s->h >= 0) {
         kio_file_close(log->io, s->h);
@@ -512,6 +512,7 @@ static int truncate_locked(ks_log *log, int64_t offset, int64_t *new_end)
     while (log->nsegs > 1 && ks__active(log)->base >= offset) {
         pthread_mutex_lock(&log->seg_mu);
         ks_segment *s = log->segs[--log->nsegs];
+        log->active = log->segs[log->nsegs - 1];
         pthread_mutex_unlock(&log->seg_mu);
         atomic_store(&log->end, s->base);
         ks__disk_add(log, -(int64_t)ks__seg_disk(s));
@@ -704,9 +705,7 @@ int ks_log_reconfigure(ks_log *log, const ks_log_config *c)
             ks_segment *ns;
             rc = ks__seg_new(&ns, log->io, log->dir, a->base, ks__map_cap(log), log->cfg.index_interval_bytes, false);
             if (rc == 0) {
-                pthread_mutex_lock(&log->seg_mu);
-                log->segs[log->nsegs - 1] = ns;
-                pthread_mutex_unlock(&log->seg_mu);
+                ks__set_active(log, ns);
                 ks__seg_unref(a); /* closes its handle once no view holds it */
             }
         }

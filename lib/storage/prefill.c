@@ -158,7 +158,7 @@ int ks_log_prefill(ks_log *log)
     pthread_mutex_lock(&log->append_mu);
     bool wanted = log->pf_wanted;
     log->pf_wanted = false;
-    ks_segment *s = log->nsegs ? ks__active(log) : NULL;
+    ks_segment *s = ks__active(log);
     if (!wanted || !s || log->closed || log->cfg.read_only || atomic_load(&log->failed) || s->h < 0 ||
         s->sealed || (log->space && log->space->limit) || zeros_ready(log) < 0) {
         pthread_mutex_unlock(&log->append_mu);

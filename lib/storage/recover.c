@@ -611,6 +611,7 @@ static void forget(ks_log *log)
     for (unsigned i = 0; i < log->nsegs; i++)
         ks__seg_unref(log->segs[i]);
     log->nsegs = 0;
+    log->active = NULL;
     log->npids = 0;
 }
 

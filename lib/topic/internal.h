@@ -139,7 +139,8 @@ struct klog {
     pthread_cond_t maint_cv;
     bool maint_stop;                      /* under maint_mu */
     pthread_t cleaners[KT_CLEANERS_MAX];
-    unsigned ncleaners;
+    unsigned ncleaners;                   /* the opening/closing thread's only: no
+                                           * cleaner reads it (being_cleaned) */
     ks_log *cleaning[KT_CLEANERS_MAX];    /* logs being cleaned (under maint_mu) */
     double tokens;                        /* rate limiter: bytes allowed now */
     int64_t tokens_at_ns;

@@ -58,10 +58,12 @@ static bool policy_compacts(const kt_topic *t)
 
 /* ---- retention ----------------------------------------------------------------- */
 
-/* maint_mu held */
+/* maint_mu held.  Every slot, not the first ncleaners: ncleaners belongs
+ * to the thread that starts and stops the cleaners, and a cleaner may claim
+ * its slot before the count covers it (unused slots hold NULL). */
 static bool being_cleaned(klog *k, ks_log *l)
 {
-    for (unsigned i = 0; i < k->ncleaners; i++)
+    for (unsigned i = 0; i < KT_CLEANERS_MAX; i++)
         if (k->cleaning[i] == l)
             return true;
     return false;
