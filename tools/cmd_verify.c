@@ -22,6 +22,11 @@
  * pass, leader epochs starting past the log end (a truncation a crash cut
  * short).
  *
+ * --repair then salvages what is damaged through the library (it opens DIR):
+ * topics.meta moved aside, every partition the open finds damaged (with
+ * log.recovery.verify.all) repaired by klog_topic_repair, which says what
+ * it dropped; then DIR is checked again.
+ *
  * Live directories: the writer may append, roll, clean or delete segments
  * while we read.  A partition whose pass finds damage, or sees a file
  * vanish, is checked again (up to three passes, 200 ms apart); only what
@@ -53,20 +58,31 @@ static const char verify_help[] =
     "then a summary.\n"
     "\n"
     "  --deep                 also decode every record (decompressing batches)\n"
+    "  --repair               then salvage what is damaged, through the library\n"
+    "                         (it opens DIR, so no one else may have it open):\n"
+    "                         a damaged topics.meta is moved aside (the topics\n"
+    "                         come back from their directories), and every\n"
+    "                         partition the library finds damaged, checking\n"
+    "                         every batch, is cut at its last good batch\n"
+    "                         (klog_topic_repair); what goes is printed as\n"
+    "                         \"repair: PARTITION: ...\"; then DIR is checked\n"
+    "                         again.  What goes is gone: copy DIR first to keep it\n"
     "  -v, --verbose          also print one line per partition checked\n"
     "  -q, --quiet            print problems only, no summary\n"
     "  -h, --help             this help\n"
     "\n"
-    "Exit status: 0 no damage (warnings allowed), 1 damage found or DIR\n"
-    "unreadable, 2 usage error.\n";
+    "Exit status: 0 no damage (warnings allowed; with --repair: none left), 1\n"
+    "damage found or DIR unreadable, 2 usage error, 3 (--repair) DIR locked by\n"
+    "another process.\n";
 
-enum { O_DEEP = 256 };
+enum { O_DEEP = 256, O_REPAIR };
 
 static const struct option verify_opts[] = {
     { "help", no_argument, NULL, 'h' },
     { "verbose", no_argument, NULL, 'v' },
     { "quiet", no_argument, NULL, 'q' },
     { "deep", no_argument, NULL, O_DEEP },
+    { "repair", no_argument, NULL, O_REPAIR },
     { NULL, 0, NULL, 0 },
 };
 
@@ -528,7 +544,7 @@ static void verify_partition_once(const char *pdir, const char *label, bool deep
             if (rc == -ENOMEM)
                 add(r, true, name, "cannot check: out of memory");
             else if (rc < 0)
-                add(r, true, name, "damaged: %s (the partition does not open)", why);
+                add(r, true, name, "damaged: %s (the partition opens damaged)", why);
             free(buf);
         }
     }
@@ -543,12 +559,12 @@ static void verify_partition_once(const char *pdir, const char *label, bool deep
     for (size_t i = 0; i < ixs.n; i++)
         if (!has(&logs, ixs.v[i])) {
             snprintf(name, sizeof name, "%s/%020" PRId64 ".index", label, ixs.v[i]);
-            add(r, false, name, "no segment for this index");
+            add(r, false, name, "no segment for this index (removed at the next open)");
         }
     for (size_t i = 0; i < tixs.n; i++)
         if (!has(&logs, tixs.v[i])) {
             snprintf(name, sizeof name, "%s/%020" PRId64 ".timeindex", label, tixs.v[i]);
-            add(r, false, name, "no segment for this index");
+            add(r, false, name, "no segment for this index (removed at the next open)");
         }
 
     size_t skip = 0;
@@ -697,49 +713,104 @@ static int meta_read(const char *dir, kl_meta *m, char *why, size_t whysize)
     return rc < 0 ? -1 : 1;
 }
 
-int cmd_verify(int argc, char **argv)
-{
-    const char *ctx = "verify";
-    bool deep = false, verbose = false, quiet = false;
-    int c;
-    optind = 0;
-    while ((c = cli_getopt(argc, argv, "hvq", verify_opts, ctx, ctx)) != -1) {
-        switch (c) {
-        case 'h': fputs(verify_help, stdout); return CLI_OK;
-        case 'v': verbose = true; break;
-        case 'q': quiet = true; break;
-        case O_DEEP: deep = true; break;
-        default: return CLI_USAGE;
-        }
-    }
-    const char *dir = NULL;
-    if (optind < argc) {
-        if (optind + 1 < argc)
-            return cli_usage(ctx, ctx, "unexpected argument '%s' (one directory at a time)", argv[optind + 1]);
-        dir = argv[optind];
-    } else {
-        dir = cli_global_dir ? cli_global_dir : getenv("KLOG_DIR");
-        if (!dir || !*dir)
-            return cli_usage(ctx, ctx, "no directory given");
-    }
-    struct stat st;
-    if (stat(dir, &st) != 0)
-        return cli_err(ctx, "%s: %s", dir, strerror(errno));
-    if (!S_ISDIR(st.st_mode))
-        return cli_err(ctx, "%s: not a directory", dir);
-    kf_codec *codec = NULL;
-    if (deep && kf_codec_new(&codec) < 0)
-        return cli_err(ctx, "out of memory");
+/* ---- --repair ------------------------------------------------------------------ */
 
+/*
+ * What verify called damage, the library salvages: a damaged topics.meta
+ * is moved aside, so that the open recovers the topics from their
+ * directories; the instance is opened with log.recovery.verify.all, so
+ * that it finds every damaged batch (the open does not read the checksums
+ * below a recovery point otherwise), and every partition it opens damaged
+ * is repaired (klog_topic_repair), its report printed.
+ */
+static int repair_dir(const char *ctx, const char *dir, bool meta_damaged)
+{
+    if (meta_damaged) {
+        char from[4400], to[4500];
+        snprintf(from, sizeof from, "%s/" KL_META_NAME, dir);
+        struct stat st;
+        for (int i = 0; i < 1000; i++) {
+            if (i == 0)
+                snprintf(to, sizeof to, "%s.damaged", from);
+            else
+                snprintf(to, sizeof to, "%s.damaged.%d", from, i);
+            if (stat(to, &st) != 0)
+                break;
+        }
+        if (rename(from, to) != 0)
+            return cli_err(ctx, "%s: %s", from, strerror(errno));
+        printf("repair: " KL_META_NAME ": moved aside to %s; the topics come back from their partition "
+               "directories, with the default configuration and retention.ms=-1 (set their keys again)\n",
+               strrchr(to, '/') + 1);
+    }
+    klog_conf *conf = NULL;
+    if (klog_conf_new(&conf) < 0)
+        return cli_err(ctx, "out of memory");
+    int st = cli_conf_set(ctx, conf, "log.recovery.verify.all", "true");
+    klog *k = NULL;
+    if (st == CLI_OK)
+        st = cli_open(ctx, dir, false, conf, &k);
+    klog_conf_free(conf);
+    if (st != CLI_OK)
+        return st;
+    char **names = NULL;
+    size_t n = 0;
+    int rc = klog_topic_list(k, &names, &n);
+    if (rc < 0) {
+        klog_close(k);
+        return cli_fail(ctx, "topics", rc, NULL);
+    }
+    int repaired = 0, failed = 0;
+    for (size_t i = 0; i < n; i++) {
+        int np = klog_topic_describe(k, names[i], NULL, 0, NULL, 0);
+        klog_partition_info *pi = np > 0 ? calloc((size_t)np, sizeof *pi) : NULL;
+        if (np > 0 && !pi) {
+            failed++;
+            continue;
+        }
+        if (np > 0) {
+            pi[0].struct_size = sizeof *pi;
+            np = klog_topic_describe(k, names[i], pi, (size_t)np, NULL, 0);
+        }
+        for (int p = 0; p < np; p++) {
+            if (pi[p].error != KLOG_ECORRUPT)
+                continue;
+            char rep[4096];
+            rc = klog_topic_repair(k, names[i], p, rep, sizeof rep);
+            if (rc == 0) {
+                printf("repair: %s-%d: %s\n", names[i], p, rep[0] ? rep : "nothing dropped");
+                repaired++;
+            } else {
+                printf("repair: %s-%d: failed: %s\n", names[i], p, klog_strerror(rc));
+                failed++;
+            }
+        }
+        free(pi);
+    }
+    klog_topic_list_free(names, n);
+    rc = klog_close(k);
+    printf("klog verify: %s: %d partition%s repaired, %d failed\n", dir, repaired, repaired == 1 ? "" : "s",
+           failed);
+    if (rc < 0)
+        return cli_fail(ctx, "close", rc, NULL);
+    return failed ? CLI_FAIL : CLI_OK;
+}
+
+/* Verify dir (a data directory, or one partition's: *single), printing
+ * what is found; *meta_damaged when topics.meta is.  Returns CLI_OK (no
+ * damage) or CLI_FAIL. */
+static int verify_run(const char *ctx, const char *dir, bool deep, bool verbose, bool quiet, kf_codec *codec,
+                      bool *single_out, bool *meta_damaged)
+{
     report total = { 0 };
     int partitions = 0;
     /* A single partition directory? */
     bool single = false;
+    *meta_damaged = false;
     DIR *d = opendir(dir);
-    if (!d) {
-        kf_codec_free(codec);
+    if (!d)
         return cli_err(ctx, "%s: %s", dir, strerror(errno));
-    }
+    struct stat st;
     char **subs = NULL;
     size_t nsubs = 0, capsubs = 0;
     struct dirent *de;
@@ -785,6 +856,7 @@ int cmd_verify(int argc, char **argv)
         if (mr < 0) {
             printf("damage: topics.meta: %s\n", why);
             total.damage++;
+            *meta_damaged = true;
         }
         bool any_data = false;
         /* Every partition the metadata lists must have its directory. */
@@ -849,11 +921,65 @@ int cmd_verify(int argc, char **argv)
                dir, partitions, total.segments, total.batches, total.records, total.bytes,
                total.damage ? "DAMAGED" : "clean", total.damage, total.warnings);
     int rc = total.damage ? CLI_FAIL : CLI_OK;
+    *single_out = single;
     if (single)
         report_free(&total);
     for (size_t i = 0; i < nsubs; i++)
         free(subs[i]);
     free(subs);
+    return rc;
+}
+
+int cmd_verify(int argc, char **argv)
+{
+    const char *ctx = "verify";
+    bool deep = false, verbose = false, quiet = false, repair = false;
+    int c;
+    optind = 0;
+    while ((c = cli_getopt(argc, argv, "hvq", verify_opts, ctx, ctx)) != -1) {
+        switch (c) {
+        case 'h': fputs(verify_help, stdout); return CLI_OK;
+        case 'v': verbose = true; break;
+        case 'q': quiet = true; break;
+        case O_DEEP: deep = true; break;
+        case O_REPAIR: repair = true; break;
+        default: return CLI_USAGE;
+        }
+    }
+    const char *dir = NULL;
+    if (optind < argc) {
+        if (optind + 1 < argc)
+            return cli_usage(ctx, ctx, "unexpected argument '%s' (one directory at a time)", argv[optind + 1]);
+        dir = argv[optind];
+    } else {
+        dir = cli_global_dir ? cli_global_dir : getenv("KLOG_DIR");
+        if (!dir || !*dir)
+            return cli_usage(ctx, ctx, "no directory given");
+    }
+    struct stat st;
+    if (stat(dir, &st) != 0)
+        return cli_err(ctx, "%s: %s", dir, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return cli_err(ctx, "%s: not a directory", dir);
+    kf_codec *codec = NULL;
+    if (deep && kf_codec_new(&codec) < 0)
+        return cli_err(ctx, "out of memory");
+    bool single = false, meta_damaged = false;
+    int rc = verify_run(ctx, dir, deep, verbose, quiet, codec, &single, &meta_damaged);
+    if (repair && rc == CLI_FAIL && single) {
+        printf("klog verify: --repair works on a data directory (the instance repairs its partitions), not on "
+               "one partition's directory\n");
+    } else if (repair && rc == CLI_FAIL) {
+        int rr = repair_dir(ctx, dir, meta_damaged);
+        if (rr != CLI_OK) {
+            rc = rr;
+        } else {
+            printf("klog verify: after the repair:\n");
+            rc = verify_run(ctx, dir, deep, verbose, quiet, codec, &single, &meta_damaged);
+        }
+    } else if (repair && !quiet) {
+        printf("klog verify: no damage: nothing to repair\n");
+    }
     kf_codec_free(codec);
     return rc;
 }

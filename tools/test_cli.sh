@@ -274,7 +274,44 @@ expect 1 "$KLOG" dump "$EPF"
 contains "$WORK/out" "Damaged: line 4: epoch 1 at 1 after epoch 3 at 0"
 expect 1 "$KLOG" verify "$WORK/epochs"
 contains "$WORK/out" "damage: events-1/leader-epoch-checkpoint: damaged: line 4"
-KLOG_DIR="$WORK/epochs" expect 1 "$KLOG" topics describe events
+# the damaged partition opens damaged (read-only, KLOG_ECORRUPT); the
+# instance and its other partitions work (issue 19: it did not open at all)
+KLOG_DIR="$WORK/epochs" expect 0 "$KLOG" topics describe events
+contains "$WORK/out" "Partition: 1"
+contains "$WORK/out" "Error: KLOG_ECORRUPT"
+echo x | KLOG_DIR="$WORK/epochs" expect 0 "$KLOG" produce events --partition 0
+echo x | KLOG_DIR="$WORK/epochs" expect 1 "$KLOG" produce events --partition 1
+expect 0 "$KLOG" verify --repair "$WORK/epochs"
+contains "$WORK/out" "repair: events-1: leader-epoch-checkpoint removed: every batch is in epoch 0"
+contains "$WORK/out" "clean"
+expect 0 "$KLOG" verify "$WORK/epochs"
+
+# salvage (issue 19): a segment cut below its recovery point is damage; the
+# partition opens damaged, and verify --repair cuts it to its last good
+# batch, saying what went
+cp -a "$KLOG_DIR" "$WORK/salvage"
+truncate -s -5 "$(ls "$WORK/salvage/events-1/"*.log | tail -1)"
+expect 1 "$KLOG" verify "$WORK/salvage"
+contains "$WORK/out" "below the recovery point"
+KLOG_DIR="$WORK/salvage" expect 0 "$KLOG" topics describe events
+contains "$WORK/out" "Error: KLOG_ECORRUPT"
+expect 0 "$KLOG" verify --repair "$WORK/salvage"
+contains "$WORK/out" "repair: events-1: cut at offset"
+contains "$WORK/out" "bytes dropped"
+contains "$WORK/out" "1 partition repaired, 0 failed"
+expect 0 "$KLOG" verify "$WORK/salvage"
+contains "$WORK/out" "clean"
+expect 0 "$KLOG" verify --repair "$WORK/salvage"
+contains "$WORK/out" "nothing to repair"
+expect 2 "$KLOG" verify --repair --no-such-option "$WORK/salvage"
+# a damaged topics.meta: moved aside, the topics come back from their directories
+cp -a "$KLOG_DIR" "$WORK/salvage2"
+printf Z | dd of="$WORK/salvage2/topics.meta" bs=1 seek=20 conv=notrunc 2>/dev/null
+expect 0 "$KLOG" verify --repair "$WORK/salvage2"
+contains "$WORK/out" "repair: topics.meta: moved aside to topics.meta.damaged"
+[ -f "$WORK/salvage2/topics.meta.damaged" ] && ok || fail "topics.meta.damaged missing"
+KLOG_DIR="$WORK/salvage2" expect 0 "$KLOG" topics describe events
+contains "$WORK/out" "retention.ms=-1"
 
 # ---- perf ----------------------------------------------------------------------------
 expect 0 "$KLOG" topics create perf --partitions 2

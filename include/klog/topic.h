@@ -136,6 +136,22 @@ KLOG_API int klog_topic_delete_records(klog *k, const char *name, int32_t partit
                                        int64_t before_offset, int64_t *low_watermark);
 
 /*
+ * Repair a partition that klog_open found damaged (its error is
+ * KLOG_ECORRUPT): truncate its log to the last good batch, whatever its
+ * recovery point vouched for, accept segments missing at its start or end
+ * as they are, make a missing partition directory again (empty: its offsets
+ * start again at 0), rebuild a malformed leader-epoch-checkpoint from the
+ * batches.  What was dropped is written to report (NUL-terminated, cut to
+ * report_size; may be NULL).  The partition is then writable.  Records
+ * dropped are gone for good: copy the directory first to keep them.
+ * Returns 0, KLOG_ESTATE (the partition is not damaged: nothing done),
+ * KLOG_EUNKNOWN_TOPIC, KLOG_EUNKNOWN_PARTITION, KLOG_EBADNAME, -EINVAL,
+ * -errno (still damaged).
+ */
+KLOG_API int klog_topic_repair(klog *k, const char *name, int32_t partition, char *report,
+                               size_t report_size);
+
+/*
  * Describe a topic: fills up to max elements of parts (may be NULL when max
  * is 0) and, if config is not NULL, the topic's explicitly set keys as
  * "key=value\n" lines (truncated to config_size).  Returns the topic's

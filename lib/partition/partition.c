@@ -23,7 +23,9 @@
  * finished and may complete inline without breaking the order.
  */
 #include <pthread.h>
+#include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -58,6 +60,10 @@ struct kpart {
     pthread_mutex_t emu;
     ks_epochs *epochs;
     bool read_only;
+    bool epochs_bad;             /* leader-epoch-checkpoint malformed: the cache is empty, the
+                                  * partition damaged until kpart_repair rebuilds the file */
+    kio *io;                     /* for kpart_repair */
+    char *dir;
 };
 
 _Static_assert(offsetof(struct kpart, log) == offsetof(kpart_head, log), "kpart_head mirrors struct kpart");
@@ -161,17 +167,16 @@ static int32_t latest_epoch(kpart *p)
     return e == KS_EPOCH_UNDEFINED ? 0 : e;
 }
 
-/* Load the cache and repair what a crash or a moved log start left in it:
+/* Repair what a crash or a moved log start left in the cache just loaded:
  * entries below the log start are folded into one at the start, then every
  * entry starting at or after the log end goes (Kafka's load does both; in
  * this order a second open finds nothing to change, even in an empty log).
  * Writes only when something changes. */
-static int epochs_load(kpart *p, kio *io, const char *dir)
+static int epochs_fit(kpart *p)
 {
-    int rc = ks_epochs_open(&p->epochs, io, dir);
-    if (rc < 0 || p->read_only || ks_log_damage(p->log))
-        return rc; /* a damaged log changes nothing on disk */
-    rc = ks_epochs_truncate_from_start(p->epochs, ks_log_start_offset(p->log));
+    if (p->read_only || ks_log_damage(p->log))
+        return 0; /* a damaged log changes nothing on disk */
+    int rc = ks_epochs_truncate_from_start(p->epochs, ks_log_start_offset(p->log));
     if (rc >= 0)
         rc = ks_epochs_truncate_from_end(p->epochs, ks_log_end_offset(p->log));
     return rc < 0 ? rc : 0;
@@ -180,18 +185,39 @@ static int epochs_load(kpart *p, kio *io, const char *dir)
 int kpart_open(kpart **out, kio *io, const char *dir, const ks_log_config *cfg)
 {
     *out = NULL;
+    ks_log_config lc;
+    if (cfg)
+        lc = *cfg;
+    else
+        ks_log_config_init(&lc);
     kpart *p = calloc(1, sizeof *p);
     if (!p)
         return -ENOMEM;
-    p->read_only = cfg && cfg->read_only;
-    int rc = ks_log_open(&p->log, io, dir, cfg);
-    if (rc < 0) {
+    p->read_only = lc.read_only;
+    p->io = io;
+    if (!(p->dir = strdup(dir))) {
         free(p);
-        return rc;
+        return -ENOMEM;
     }
-    if ((rc = epochs_load(p, io, dir)) < 0) {
-        ks_epochs_close(p->epochs);
+    /* The epoch cache first: a malformed file makes the partition open
+     * damaged (with open_damaged), its log a view that changes nothing,
+     * the cache empty and the file as it is until kpart_repair rebuilds
+     * it. */
+    char why[256] = "", reason[300];
+    int rc = ks_epochs_open_why(&p->epochs, io, dir, why, sizeof why);
+    if ((rc == KLOG_ECORRUPT || rc == KLOG_EFORMAT) && lc.open_damaged) {
+        snprintf(reason, sizeof reason, KS_EPOCH_FILE ": %s", why[0] ? why : klog_strerror(rc));
+        lc.damage = reason;
+        p->epochs_bad = true;
+        rc = ks_epochs_new(&p->epochs, io, dir);
+    }
+    if (rc == 0)
+        rc = ks_log_open(&p->log, io, dir, &lc);
+    if (rc == 0 && (rc = epochs_fit(p)) < 0)
         ks_log_close(p->log);
+    if (rc < 0) {
+        ks_epochs_close(p->epochs);
+        free(p->dir);
         free(p);
         return rc;
     }
@@ -232,6 +258,7 @@ static ks_log *part_free(kpart *p)
     pthread_cond_destroy(&p->acv);
     pthread_mutex_destroy(&p->emu);
     free(p->w);
+    free(p->dir);
     free(p);
     return log;
 }
@@ -551,6 +578,114 @@ int kpart_truncate_to(kpart *p, int64_t offset, int64_t *new_end)
     if (atomic_load(&p->epoch) > l) {
         ks_log_set_epoch(p->log, l, NULL, NULL);
         atomic_store(&p->epoch, l);
+    }
+    pthread_mutex_unlock(&p->emu);
+    return rc;
+}
+
+/* ---- repair -------------------------------------------------------------------- */
+
+/* Append to a "; "-separated report. */
+__attribute__((format(printf, 3, 4))) static void report_add(char *report, size_t size, const char *fmt, ...)
+{
+    if (!report || !size)
+        return;
+    size_t len = strlen(report);
+    if (len && len + 2 < size) {
+        memcpy(report + len, "; ", 3);
+        len += 2;
+    }
+    if (len + 1 >= size)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(report + len, size - len, fmt, ap);
+    va_end(ap);
+}
+
+/* Rebuild the leader-epoch-checkpoint from the epochs the log's batches
+ * carry, each from its first batch's base offset (Kafka rebuilds the cache
+ * the same way when it recovers segments).  A log all in epoch 0 needs no
+ * file (the lazy epoch 0): it is removed.  emu held. */
+static int epochs_rebuild(kpart *p, char *report, size_t size)
+{
+    ks_epochs *c = NULL;
+    int rc = ks_epochs_new(&c, p->io, p->dir);
+    kl_epoch_entry *v = NULL;
+    size_t n = 0, cap = 0;
+    int64_t at = ks_log_start_offset(p->log), end = ks_log_end_offset(p->log);
+    while (rc == 0 && at < end) {
+        ks_view view;
+        if ((rc = ks_log_read(p->log, at, 1u << 20, &view)) < 0)
+            break;
+        for (size_t off = 0; off < view.len;) {
+            kf_batch_info bi;
+            ssize_t len = kf_batch_parse(view.data + off, view.len - off, &bi);
+            if (len <= 0)
+                break;
+            if (bi.leader_epoch >= 0 && (n == 0 || bi.leader_epoch > v[n - 1].epoch)) {
+                if ((rc = klog__vec_reserve(&v, &cap, n + 1, sizeof *v)) < 0)
+                    break;
+                v[n++] = (kl_epoch_entry){ bi.leader_epoch, bi.base_offset };
+            }
+            off += (size_t)len;
+        }
+        bool progress = view.next_offset > at;
+        at = view.next_offset;
+        ks_view_release(&view);
+        if (!progress)
+            break;
+    }
+    if (rc == 0 && (n == 0 || (n == 1 && v[0].epoch == 0))) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/%s", p->dir, KS_EPOCH_FILE);
+        if ((rc = kio_unlink(p->io, path)) == -ENOENT)
+            rc = 0;
+        if (rc == 0)
+            report_add(report, size, KS_EPOCH_FILE " removed: every batch is in epoch 0");
+    } else {
+        for (size_t i = 0; rc >= 0 && i < n; i++)
+            rc = ks_epochs_assign(c, v[i].epoch, v[i].start_offset);
+        if (rc >= 0)
+            rc = ks_epochs_truncate_from_start(c, ks_log_start_offset(p->log));
+        if (rc >= 0) {
+            rc = 0;
+            report_add(report, size, KS_EPOCH_FILE " rebuilt from the log's batches: %zu epoch%s, the latest %d "
+                       "from offset %lld", n, n == 1 ? "" : "s", (int)v[n - 1].epoch, (long long)v[n - 1].start_offset);
+        }
+    }
+    free(v);
+    if (rc == 0) {
+        ks_epochs *old = p->epochs;
+        p->epochs = c;
+        c = old;
+    }
+    ks_epochs_close(c);
+    return rc;
+}
+
+int kpart_repair(kpart *p, char *report, size_t size)
+{
+    if (report && size)
+        report[0] = '\0';
+    pthread_mutex_lock(&p->emu);
+    int rc = ks_log_repair(p->log, report, size);
+    if (rc == 0 && p->epochs_bad) {
+        if ((rc = epochs_rebuild(p, report, size)) == 0)
+            p->epochs_bad = false;
+    } else if (rc == 0) {
+        /* the log may have lost its start or its end: fit the cache */
+        int r = ks_epochs_truncate_from_start(p->epochs, ks_log_start_offset(p->log));
+        if (r >= 0)
+            r = ks_epochs_truncate_from_end(p->epochs, ks_log_end_offset(p->log));
+        rc = r < 0 ? r : 0;
+    }
+    if (rc < 0 && !ks_log_damage(p->log) && rc != KLOG_ESTATE)
+        ks_log_fail(p->log, rc); /* the log repaired, the cache not written: read-only */
+    if (rc == 0) {
+        int32_t e = latest_epoch(p);
+        atomic_store(&p->epoch, e);
+        ks_log_set_epoch(p->log, e, NULL, NULL);
     }
     pthread_mutex_unlock(&p->emu);
     return rc;

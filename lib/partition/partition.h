@@ -260,6 +260,18 @@ int kpart_become_leader(kpart *p, int32_t epoch);
 int kpart_truncate_to(kpart *p, int64_t offset, int64_t *new_end);
 
 /*
+ * Repair a partition that opened damaged (kpart_open with open_damaged:
+ * its log damaged, or its leader-epoch-checkpoint malformed): the log is
+ * salvaged (ks_log_repair: cut at its first invalid or missing byte), and
+ * the epoch cache rebuilt from the batches' epochs when its file was bad,
+ * fitted to the log's new start and end otherwise.  What went, and what was
+ * rebuilt, is written to report ("; "-separated; may be NULL).  The
+ * partition is then writable.  Returns 0, KLOG_ESTATE (not damaged),
+ * -errno.  Takes emu, then the log's locks; blocks on I/O.
+ */
+int kpart_repair(kpart *p, char *report, size_t size);
+
+/*
  * OffsetsForLeaderEpoch: where epoch `epoch` ends in this log, as the
  * leader answers a follower (ks_epochs_end_offset_for, KIP-101/279, over
  * the cache as truncated from the current log start):

@@ -92,7 +92,8 @@ static int commit(ks_epochs *c, const plan *pl)
 
 /* ---- the API -------------------------------------------------------------- */
 
-int ks_epochs_open(ks_epochs **out, kio *io, const char *dir)
+/* A new, empty cache for dir; path receives its file's path. */
+static int epochs_new(ks_epochs **out, kio *io, const char *dir, char path[EP_PATH])
 {
     if (!out)
         return -EINVAL;
@@ -103,14 +104,36 @@ int ks_epochs_open(ks_epochs **out, kio *io, const char *dir)
     if (!c)
         return -ENOMEM;
     c->io = io;
-    char path[EP_PATH];
     if (snprintf(c->dir, sizeof c->dir, "%s", dir) >= (int)sizeof c->dir ||
-        snprintf(path, sizeof path, "%s/%s", dir, KS_EPOCH_FILE) >= (int)sizeof path) {
+        snprintf(path, EP_PATH, "%s/%s", dir, KS_EPOCH_FILE) >= EP_PATH) {
         free(c);
         return -ENAMETOOLONG;
     }
+    *out = c;
+    return 0;
+}
 
-    int rc = 0;
+int ks_epochs_new(ks_epochs **out, kio *io, const char *dir)
+{
+    char path[EP_PATH];
+    return epochs_new(out, io, dir, path);
+}
+
+int ks_epochs_open(ks_epochs **out, kio *io, const char *dir)
+{
+    return ks_epochs_open_why(out, io, dir, NULL, 0);
+}
+
+int ks_epochs_open_why(ks_epochs **out, kio *io, const char *dir, char *why, size_t whysize)
+{
+    if (!out)
+        return -EINVAL;
+    *out = NULL;
+    char path[EP_PATH];
+    ks_epochs *c;
+    int rc = epochs_new(&c, io, dir, path);
+    if (rc < 0)
+        return rc;
     char *buf = NULL;
     int h = kio_file_open(io, path, KIO_O_RDONLY, 0);
     if (h == -ENOENT) {
@@ -123,15 +146,18 @@ int ks_epochs_open(ks_epochs **out, kio *io, const char *dir)
     }
     uint64_t size = 0;
     rc = kio_size(io, h, &size);
-    if (rc == 0 && size > KL_EPOCH_FILE_MAX)
+    if (rc == 0 && size > KL_EPOCH_FILE_MAX) {
         rc = KLOG_ECORRUPT;
+        if (why && whysize)
+            snprintf(why, whysize, "%llu bytes: too large", (unsigned long long)size);
+    }
     if (rc == 0 && !(buf = malloc(size ? (size_t)size : 1)))
         rc = -ENOMEM;
     ssize_t got = 0;
     if (rc == 0 && (got = kio_pread(io, h, buf, (size_t)size, 0)) < 0)
         rc = (int)got;
     kio_file_close(io, h);
-    if (rc == 0 && (rc = kl_epochs_parse(buf, (size_t)got, &c->v, &c->n, NULL, 0)) == 0)
+    if (rc == 0 && (rc = kl_epochs_parse(buf, (size_t)got, &c->v, &c->n, why, whysize)) == 0)
         c->cap = c->n;
     free(buf);
     if (rc < 0)

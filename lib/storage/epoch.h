@@ -107,6 +107,13 @@ typedef kl_epoch_entry ks_epoch_entry;
  *   -ENOMEM;  -errno from kio (reading)
  */
 int ks_epochs_open(ks_epochs **out, kio *io, const char *dir);
+/* The same, and for a bad file (KLOG_ECORRUPT, KLOG_EFORMAT) the problem in
+ * why (`line N: ...`; may be NULL). */
+int ks_epochs_open_why(ks_epochs **out, kio *io, const char *dir, char *why, size_t whysize);
+/* A new, empty cache for dir that has not read its file: its first change
+ * writes the file whole, over whatever is there (a damaged file being
+ * rebuilt).  Returns 0, -EINVAL, -ENAMETOOLONG, -ENOMEM. */
+int ks_epochs_new(ks_epochs **out, kio *io, const char *dir);
 
 /* Free the cache (no I/O: every change is already on disk).  NULL-safe. */
 void ks_epochs_close(ks_epochs *c);

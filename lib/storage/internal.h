@@ -256,6 +256,9 @@ int ks__roll(ks_log *log, int64_t base);
  * damage: KLOG_ECORRUPT with the reason in log->damage, or, with
  * cfg.open_damaged, 0 and the log a damaged view. */
 int ks__recover(ks_log *log);
+/* recover.c, for ks_log_repair: recover a fresh log object the salvage way
+ * (recover.c's comment), writing what went into report. */
+int ks__recover_salvage(ks_log *log, char *report, size_t report_size);
 
 /* pidstate.c, under append_mu (contracts there). */
 int ks__pid_check(ks_log *log, const kf_batch_info *bi, int64_t base, int64_t *dup_base, ks_pidundo *u);

@@ -113,7 +113,8 @@ int ks__unlink_segment_files(ks_log *log, int64_t base)
     return rc;
 }
 
-int ks_log_open(ks_log **out, kio *io, const char *dir, const ks_log_config *cfg)
+/* A log object for dir, nothing opened yet (*out NULL on failure). */
+static int log_new(ks_log **out, kio *io, const char *dir, const ks_log_config *cfg)
 {
     *out = NULL;
     ks_log_config c;
@@ -142,17 +143,60 @@ int ks_log_open(ks_log **out, kio *io, const char *dir, const ks_log_config *cfg
     pthread_cond_init(&log->sync_cv, NULL);
     pthread_mutex_init(&log->pf_mu, NULL);
     pthread_cond_init(&log->pf_cv, NULL);
-    int rc;
+    *out = log;
     if (snprintf(log->dir, sizeof log->dir, "%s", dir) >= (int)sizeof log->dir) {
-        rc = -ENAMETOOLONG;
-        goto fail;
+        log->closed = true;
+        ks_log_close(log);
+        *out = NULL;
+        return -ENAMETOOLONG;
+    }
+    return 0;
+}
+
+/* Make dir (if it is not there) durably, and take its lock into *lock_fd. */
+static int dir_make_lock(kio *io, const char *dir, int *lock_fd)
+{
+    int rc = kio_mkdir(io, dir, 0755);
+    if (rc == 0) {
+        /* make the new directory's own entry durable */
+        char parent[4096];
+        snprintf(parent, sizeof parent, "%s", dir);
+        char *slash = strrchr(parent, '/');
+        if (slash == parent)
+            slash[1] = '\0';
+        else if (slash)
+            *slash = '\0';
+        else
+            strcpy(parent, ".");
+        if ((rc = kio_dirsync(io, parent)) < 0)
+            return rc;
+    } else if (rc != -EEXIST) {
+        return rc;
+    }
+    if ((rc = ks_dirlock_acquire(dir)) < 0)
+        return rc;
+    *lock_fd = rc;
+    return 0;
+}
+
+int ks_log_open(ks_log **out, kio *io, const char *dir, const ks_log_config *cfg)
+{
+    *out = NULL;
+    ks_log *log;
+    int rc = log_new(&log, io, dir, cfg);
+    if (rc < 0)
+        return rc;
+    const ks_log_config *c = &log->cfg;
+    if (c->damage) {
+        ks__damage(log, "%s", c->damage);
+        log->cfg.damage = NULL; /* the caller's string: not kept */
     }
     struct stat st;
-    if (c.must_exist && !c.read_only && stat(dir, &st) != 0 && errno == ENOENT) {
+    if (c->must_exist && !c->read_only && stat(dir, &st) != 0 && errno == ENOENT) {
         /* A partition on record without its directory: its offsets must
          * not be handed out again from 0.  Nothing is created. */
         rc = ks__damage(log, "the partition directory is missing (its records and offsets are gone)");
-        if (!c.open_damaged)
+        if (!c->open_damaged)
             goto fail;
         ks_segment *s;
         if ((rc = ks__seg_phantom(&s, io, 0)) < 0)
@@ -161,34 +205,13 @@ int ks_log_open(ks_log **out, kio *io, const char *dir, const ks_log_config *cfg
             ks__seg_unref(s);
             goto fail;
         }
-        log->damaged = true;
+        atomic_store(&log->damaged, true);
         atomic_store(&log->failed, KLOG_ECORRUPT);
         *out = log;
         return 0;
     }
-    if (!c.read_only) {
-        rc = kio_mkdir(io, dir, 0755);
-        if (rc == 0) {
-            /* make the new directory's own entry durable */
-            char parent[4096];
-            snprintf(parent, sizeof parent, "%s", dir);
-            char *slash = strrchr(parent, '/');
-            if (slash == parent)
-                slash[1] = '\0';
-            else if (slash)
-                *slash = '\0';
-            else
-                strcpy(parent, ".");
-            if ((rc = kio_dirsync(io, parent)) < 0)
-                goto fail;
-        } else if (rc != -EEXIST) {
-            goto fail;
-        }
-        rc = ks_dirlock_acquire(dir);
-        if (rc < 0)
-            goto fail;
-        log->lock_fd = rc;
-    }
+    if (!c->read_only && (rc = dir_make_lock(io, dir, &log->lock_fd)) < 0)
+        goto fail;
     if ((rc = ks__recover(log)) < 0)
         goto fail;
     *out = log;
@@ -196,6 +219,98 @@ int ks_log_open(ks_log **out, kio *io, const char *dir, const ks_log_config *cfg
 fail:
     log->closed = true; /* no sync, no checkpoint: nothing was validated */
     ks_log_close(log);
+    return rc;
+}
+
+#define SWAP(a, b)                                                                                         \
+    do {                                                                                                   \
+        __typeof__(a) t_ = (a);                                                                            \
+        (a) = (b);                                                                                         \
+        (b) = t_;                                                                                          \
+    } while (0)
+
+int ks_log_repair(ks_log *log, char *report, size_t report_size)
+{
+    if (!log)
+        return -EINVAL;
+    if (report && report_size)
+        report[0] = '\0';
+    if (log->closed)
+        return KLOG_ECLOSED;
+    if (log->cfg.read_only)
+        return KLOG_EREADONLY;
+    pthread_mutex_lock(&log->maint_mu);
+    pthread_mutex_lock(&log->append_mu);
+    ks_log *tmp = NULL;
+    int rc = atomic_load(&log->damaged) ? 0 : KLOG_ESTATE;
+    /* Recover a fresh object the salvage way, then take its state.  It
+     * counts no disk space (the swap moves the count), and borrows the
+     * directory lock this log holds, or takes it for a directory it makes
+     * again. */
+    ks_log_config c = log->cfg;
+    c.must_exist = c.open_damaged = false;
+    c.damage = NULL;
+    c.space = NULL;
+    if (rc == 0)
+        rc = log_new(&tmp, log->io, log->dir, &c);
+    size_t pre = 0;
+    if (rc == 0 && log->lock_fd < 0) {
+        if ((rc = dir_make_lock(log->io, log->dir, &tmp->lock_fd)) == 0 && report && report_size) {
+            snprintf(report, report_size, "the partition directory was missing: made again, empty (offsets "
+                     "start again at 0)");
+            pre = strlen(report);
+        }
+    }
+    if (rc == 0) {
+        /* after what is already there, "; "-separated */
+        char *more = report;
+        size_t more_size = report_size;
+        if (pre) {
+            more = pre + 3 < report_size ? report + pre + 2 : NULL;
+            more_size = more ? report_size - pre - 2 : 0;
+        }
+        rc = ks__recover_salvage(tmp, more, more_size);
+        if (rc == 0 && more && pre) {
+            if (more[0])
+                memcpy(report + pre, "; ", 2);
+            else
+                report[pre] = '\0';
+        }
+    }
+    if (rc == 0) {
+        pthread_mutex_lock(&log->seg_mu);
+        SWAP(log->segs, tmp->segs);
+        SWAP(log->nsegs, tmp->nsegs);
+        SWAP(log->segcap, tmp->segcap);
+        SWAP(log->active, tmp->active);
+        pthread_mutex_unlock(&log->seg_mu);
+        SWAP(log->pids, tmp->pids);
+        SWAP(log->npids, tmp->npids);
+        if (tmp->lock_fd >= 0)
+            SWAP(log->lock_fd, tmp->lock_fd);
+        log->gap_limit = tmp->gap_limit;
+        atomic_store(&log->clean_point, atomic_load(&tmp->clean_point));
+        pthread_mutex_lock(&log->ckpt_mu);
+        log->recovery_point = tmp->recovery_point;
+        pthread_mutex_unlock(&log->ckpt_mu);
+        atomic_store(&log->durable, atomic_load(&tmp->durable));
+        atomic_store(&log->start, atomic_load(&tmp->start));
+        atomic_store_explicit(&log->end, atomic_load(&tmp->end), memory_order_release);
+        int64_t delta = (int64_t)atomic_load(&tmp->disk) - (int64_t)atomic_load(&log->disk);
+        ks__disk_add(log, delta);
+        atomic_store(&tmp->disk, 0);
+        log->unsynced_records = 0;
+        log->unsynced_since_ms = -1;
+        atomic_store(&log->pf_off, false);
+        atomic_store(&log->failed, 0);
+        atomic_store(&log->damaged, false);
+    }
+    pthread_mutex_unlock(&log->append_mu);
+    pthread_mutex_unlock(&log->maint_mu);
+    if (tmp) {
+        tmp->closed = true; /* no sync, no checkpoint: it holds the old segments now, or nothing */
+        ks_log_close(tmp);
+    }
     return rc;
 }
 

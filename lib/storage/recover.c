@@ -13,9 +13,15 @@
  * whole first) is finished on the way, as it does not bear on damage.
  * With cfg.open_damaged the phases then run again as a view: nothing
  * written, every segment up to the damage loaded, nothing after.
+ *
+ * Salvage (ks_log_repair) runs the phases with the damage checks turned
+ * into repairs, and says what each dropped: the log is cut at its first
+ * invalid or missing byte whatever the recovery point, a missing start or
+ * end is accepted, a damaged swap file removed.
  */
 #include <dirent.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -219,10 +225,14 @@ typedef struct ks_recovery {
     int64_t start;       /* log start offset (recovery.ckpt) */
     base_list bases;     /* segment base offsets, sorted once swaps are finished */
     base_list swaps;     /* bases of committed cleaning swaps */
+    base_list ixs;       /* bases of index files (.index, .timeindex) */
     size_t skip;         /* bases wholly below the start, to remove */
     bool changed;        /* truncated, removed or created something: sync + checkpoint */
     bool scanned;        /* scanned a segment: its bytes may sit in the page cache only */
     bool view;           /* a damaged log's view: write nothing, stop at the damage */
+    bool salvage;        /* repair: cut at the first damage, say what went */
+    char *report;        /* salvage: what went ("; "-separated), may be NULL */
+    size_t report_size;
     /* Writes decided on the way, made by tidy once every check passed: */
     char (*left)[256];   /* leftovers of interrupted writes, to remove */
     size_t nleft, capleft;
@@ -230,10 +240,69 @@ typedef struct ks_recovery {
     ks_segment *ix_stale; /* the last segment, whose index files must go */
     ks_segment *cut;     /* the last segment, to cut at cut_at (a torn tail) */
     uint64_t cut_at;
+    size_t drop_from;    /* salvage: bases.v[drop_from..] follow the cut, to remove */
 } ks_recovery;
 
 /* May recovery change files?  Not in a read-only open, nor in a view. */
 static bool writes(const ks_recovery *r) { return !r->log->cfg.read_only && !r->view; }
+
+/* Salvage: add to the report of what went. */
+__attribute__((format(printf, 2, 3))) static void report(ks_recovery *r, const char *fmt, ...)
+{
+    if (!r->report || !r->report_size)
+        return;
+    size_t len = strlen(r->report);
+    if (len && len + 2 < r->report_size) {
+        memcpy(r->report + len, "; ", 3);
+        len += 2;
+    }
+    if (len + 1 >= r->report_size)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->report + len, r->report_size - len, fmt, ap);
+    va_end(ap);
+}
+
+/* Bytes in dir/name, 0 when it cannot be told. */
+static uint64_t file_bytes(const ks_log *log, int64_t base, const char *sfx)
+{
+    char name[KS_NAME_MAX], path[4200];
+    struct stat st;
+    ks_segment_name(name, sizeof name, base, sfx);
+    snprintf(path, sizeof path, "%s/%s", log->dir, name);
+    return stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
+}
+
+/* Salvage: the log ends in segment i of the loaded ones (bv = bases.v +
+ * skip, nb of them), at position `at` of its fsize bytes, offset `offset`;
+ * everything after goes (tidy cuts and removes).  The segment becomes the
+ * active one: index files it had are stale from now on. */
+static void salvage_cut(ks_recovery *r, ks_segment *s, uint64_t fsize, uint64_t at, int64_t offset, size_t i,
+                        size_t nb)
+{
+    const int64_t *bv = r->bases.v + r->skip;
+    uint64_t bytes = fsize - at;
+    for (size_t j = i + 1; j < nb; j++)
+        bytes += file_bytes(r->log, bv[j], ".log");
+    char vouched[128] = "";
+    if (offset < r->rp)
+        snprintf(vouched, sizeof vouched, " (records below offset %lld among them, which recovery.ckpt vouched for)",
+                 (long long)r->rp);
+    report(r, "cut at offset %lld (%020lld.log, position %llu): %llu bytes dropped%s, %zu later segment file%s removed",
+           (long long)offset, (long long)s->base, (unsigned long long)at, (unsigned long long)bytes, vouched,
+           nb - i - 1, nb - i - 1 == 1 ? "" : "s");
+    r->cut = s;
+    r->cut_at = at;
+    r->drop_from = r->skip + i + 1;
+    s->file_end = at;
+    atomic_store(&s->size, at);
+    atomic_store(&s->next_offset, offset);
+    r->ix_stale = s; /* index files it has are stale (none: nothing to remove) */
+    s->sealed = false;
+    s->ix_bytes = 0;
+    r->changed = true;
+}
 
 /* Phase 1: the checkpoints.  A missing or corrupt recovery.ckpt means
  * re-validating everything; a corrupt cleaner.ckpt, accepting gaps
@@ -296,6 +365,8 @@ static int list_files(ks_recovery *r)
         }
         if (parse_name(de->d_name, ".log", &b))
             rc = base_push(&r->bases, b);
+        else if (parse_name(de->d_name, ".index", &b) || parse_name(de->d_name, ".timeindex", &b))
+            rc = base_push(&r->ixs, b);
     }
     closedir(d);
     return rc;
@@ -313,15 +384,26 @@ static int finish_swaps(ks_recovery *r)
         qsort(r->swaps.v, r->swaps.n, sizeof *r->swaps.v, cmp_i64);
     /* Every swap file whole before any is finished: a damaged one leaves
      * the directory as it was. */
+    size_t w = 0;
     for (size_t i = 0; i < r->swaps.n; i++) {
         char name[KS_NAME_MAX], path[4200];
         int64_t next;
         ks_segment_name(name, sizeof name, r->swaps.v[i], ".log.swap");
         snprintf(path, sizeof path, "%s/%s", r->log->dir, name);
         int rc = swap_next_offset(r->log, path, r->swaps.v[i], &next);
+        if (rc == KLOG_ECORRUPT && r->salvage) {
+            /* the segments it was to replace stay (a gap, if a crash had
+             * removed some, is cut below like any other) */
+            if ((rc = ks__unlink_in(r->log, name)) < 0)
+                return rc;
+            report(r, "%s removed (a cleaning pass's output that fails its checksums)", name);
+            continue;
+        }
         if (rc < 0)
             return rc;
+        r->swaps.v[w++] = r->swaps.v[i];
     }
+    r->swaps.n = w;
     for (size_t i = 0; i < r->swaps.n; i++) {
         int rc = finish_swap(r->log, r->swaps.v[i], &r->bases);
         if (rc < 0)
@@ -351,6 +433,12 @@ static int check_missing(ks_recovery *r)
     if (r->view)
         return 0;
     size_t nb = r->bases.n - r->skip;
+    int64_t go_on = r->start > r->rp ? r->start : r->rp;
+    if (nb == 0 && r->rp > 0 && r->salvage) {
+        report(r, "no segment file: offsets %lld..%lld are gone; the log goes on, empty, from offset %lld",
+               (long long)r->start, (long long)go_on - 1, (long long)go_on);
+        return 0; /* create_first_segment starts it there */
+    }
     if (nb == 0)
         return r->rp > 0 ? ks__damage(r->log,
                                       "no segment file, but recovery.ckpt vouches for offsets below %lld "
@@ -358,6 +446,12 @@ static int check_missing(ks_recovery *r)
                                       (long long)r->rp)
                          : 0;
     int64_t first = r->bases.v[r->skip];
+    if (first > r->start && first >= r->log->gap_limit && r->salvage) {
+        report(r, "offsets %lld..%lld are gone (their segments are missing); the log now starts at %lld",
+               (long long)r->start, (long long)first - 1, (long long)first);
+        r->changed = true; /* settle checkpoints the new start */
+        return 0;
+    }
     if (first > r->start && first >= r->log->gap_limit)
         return ks__damage(r->log,
                           "the log starts at offset %lld but its first segment at %lld (offsets %lld..%lld "
@@ -375,13 +469,15 @@ static int load_trusted(ks_recovery *r, ks_segment *s, uint64_t fsize, int64_t l
 {
     ks_log *log = r->log;
     bool below_rp = limit <= r->rp; /* wholly below the recovery point */
-    if (!below_rp && !is_last)
-        return 0;
+    if ((!below_rp && !is_last) || r->salvage || log->cfg.verify_all)
+        return 0; /* scan it (a salvage checks every batch) */
     int lr = ks__seg_load_indexes(s, log->dir, fsize);
     if (lr != 0 || (!below_rp && atomic_load(&s->next_offset) > r->rp))
         return 0;
     int64_t nx = atomic_load(&s->next_offset);
-    if (!is_last && (nx > limit || (!s->gaps && nx != limit)))
+    if (!is_last && nx > limit)
+        return 0; /* runs into the next one: the scan says where */
+    if (!is_last && !s->gaps && nx != limit)
         return ks__damage(log, "%020lld.log ends at offset %lld, but the next segment starts at %lld (offsets "
                                "missing)", (long long)s->base, (long long)nx, (long long)limit);
     s->sealed = true; /* indexes on disk are good */
@@ -421,6 +517,10 @@ static int scan_and_cut(ks_recovery *r, ks_segment *s, uint64_t fsize, const int
      * anything invalid or missing in one is damage.  In the last segment,
      * invalid bytes below the recovery point are acknowledged, synced data
      * gone bad: damage too.  Above it they are a torn write, cut. */
+    if ((!is_last || expected < r->rp) && r->salvage) {
+        salvage_cut(r, s, fsize, valid_end, expected, i, nb);
+        return 1;
+    }
     if (!is_last)
         return ks__damage(log, "%020lld.log: %s at position %llu (offset %lld) of a sealed segment%s",
                           (long long)s->base,
@@ -504,6 +604,12 @@ static int create_first_segment(ks_recovery *r)
 static int check_end(ks_recovery *r)
 {
     int64_t end = atomic_load(&ks__active(r->log)->next_offset);
+    if (end < r->rp && r->salvage) {
+        if (!r->cut) /* a cut says so itself */
+            report(r, "offsets %lld..%lld are gone (the log ends at %lld; recovery.ckpt vouched for them)",
+                   (long long)end, (long long)r->rp - 1, (long long)end);
+        return 0;
+    }
     if (end < r->rp && !r->view)
         return ks__damage(r->log,
                           "recovery.ckpt vouches for offsets below %lld, but the log ends at %lld (acknowledged "
@@ -521,6 +627,17 @@ static int tidy(ks_recovery *r)
         return 0;
     for (size_t i = 0; i < r->nleft; i++)
         ks__unlink_in(log, r->left[i]); /* a leftover that stays is removed next time */
+    for (size_t i = 0; i < r->ixs.n; i++) {
+        /* index files of no segment (a crash between a segment's unlink and
+         * its indexes', or a segment removed by hand) */
+        if (bsearch(&r->ixs.v[i], r->bases.v, r->bases.n, sizeof *r->bases.v, cmp_i64))
+            continue;
+        char name[KS_NAME_MAX];
+        ks_segment_name(name, sizeof name, r->ixs.v[i], ".index");
+        ks__unlink_in(log, name);
+        ks_segment_name(name, sizeof name, r->ixs.v[i], ".timeindex");
+        ks__unlink_in(log, name);
+    }
     for (size_t i = 0; i < r->skip && rc == 0; i++)
         rc = ks__unlink_segment_files(log, r->bases.v[i]);
     if (rc == 0 && r->ix_stale) {
@@ -533,6 +650,8 @@ static int tidy(ks_recovery *r)
     }
     if (rc == 0 && r->cut)
         rc = kio_truncate(log->io, r->cut->h, r->cut_at);
+    for (size_t i = r->drop_from; rc == 0 && r->drop_from && i < r->bases.n; i++)
+        rc = ks__unlink_segment_files(log, r->bases.v[i]);
     if (rc == 0 && r->cleaner_bad)
         rc = ks__cleaner_ckpt_write(log->io, log->dir, INT64_MAX, 0);
     return rc;
@@ -588,9 +707,9 @@ static int settle(ks_recovery *r)
     return 0;
 }
 
-static int recover_pass(ks_log *log, bool view)
+static int recover_pass(ks_log *log, bool view, char *rep, size_t rep_size)
 {
-    ks_recovery r = { .log = log, .view = view };
+    ks_recovery r = { .log = log, .view = view, .salvage = rep != NULL, .report = rep, .report_size = rep_size };
     int rc;
     if ((rc = read_checkpoints(&r)) < 0)
         return rc;
@@ -601,6 +720,7 @@ static int recover_pass(ks_log *log, bool view)
         rc = settle(&r);
     free(r.bases.v);
     free(r.swaps.v);
+    free(r.ixs.v);
     free(r.left);
     return rc;
 }
@@ -617,14 +737,26 @@ static void forget(ks_log *log)
 
 int ks__recover(ks_log *log)
 {
-    int rc = recover_pass(log, false);
+    /* damaged by the layer above (log->damage set at open): a view at once */
+    int rc = log->damage[0] && log->cfg.open_damaged ? KLOG_ECORRUPT : recover_pass(log, false, NULL, 0);
     if (rc != KLOG_ECORRUPT || !log->cfg.open_damaged || log->cfg.read_only)
         return rc;
     ks__damage(log, "invalid data"); /* every damage names itself; this is a backstop */
     forget(log);
-    if ((rc = recover_pass(log, true)) < 0)
+    if ((rc = recover_pass(log, true, NULL, 0)) < 0)
         return rc;
     log->damaged = true;
     atomic_store(&log->failed, KLOG_ECORRUPT);
     return 0;
+}
+
+int ks__recover_salvage(ks_log *log, char *report, size_t report_size)
+{
+    static char none[1];
+    if (!report || !report_size) {
+        report = none;
+        report_size = sizeof none;
+    }
+    report[0] = '\0';
+    return recover_pass(log, false, report, report_size);
 }

@@ -76,6 +76,14 @@ typedef struct ks_log_config {
      * a read-only view of what precedes the damage, and nothing in the
      * directory is changed. */
     bool open_damaged;
+    /* Open damaged for this reason of the layer above (a partition's
+     * malformed leader-epoch-checkpoint), as a view: nothing in the
+     * directory changes.  Read during ks_log_open only; NULL = none. */
+    const char *damage;
+    /* Recovery checks every batch of every segment (framing, checksum,
+     * offsets), not only those past the recovery point: bad bytes in a
+     * sealed segment are then found at open, as damage. */
+    bool verify_all;
     /* Clock for segment age (ms since the epoch); NULL = the wall clock.
      * Tests inject their own. */
     int64_t (*clock_ms)(void *arg);
@@ -203,6 +211,21 @@ int64_t ks_log_durable_offset(ks_log *log); /* offsets below this are on disk */
 int ks_log_error(ks_log *log);              /* 0, or the error that made it read-only */
 /* Why the log opened damaged (ks_log_open), or NULL when it is not. */
 const char *ks_log_damage(ks_log *log);
+/*
+ * Salvage a damaged log, in place and while it is shared (readers go on; a
+ * reader between the old and the new state may see KLOG_EOFFSET once): the
+ * directory is recovered again with the recovery point disregarded, so
+ * that everything from the first invalid or missing byte goes (Kafka's
+ * truncation to the last good batch), a start or end with segments missing
+ * is accepted as it is, a damaged swap file removed, a missing directory
+ * made again, empty (its offsets then start again at 0).  What went is
+ * written to report ("; "-separated, NUL-terminated, cut to report_size;
+ * may be NULL); "" when nothing did.  The log is then whole and writable.
+ * Returns 0, KLOG_ESTATE (not damaged), KLOG_ECLOSED, -errno (the log stays
+ * damaged; what the salvage had already changed on disk stays changed).
+ * Takes maint_mu and append_mu; blocks on I/O.
+ */
+int ks_log_repair(ks_log *log, char *report, size_t report_size);
 uint64_t ks_log_size_bytes(ks_log *log);    /* sum of segment sizes */
 unsigned ks_log_segment_count(ks_log *log);
 

@@ -32,6 +32,9 @@ static const kc_def defs[] = {
                                           "write DIR/stats.json and DIR/stats.prom this often; 0 = off"),
     B(KC_CLIENT_ID) = KC_STR("client.id", SP | SC,
                              "a producer's or consumer's name in statistics (and a member id's prefix)"),
+    B(KC_RECOVERY_VERIFY_ALL) = KC_BOOL("log.recovery.verify.all", SI, 0,
+                                        "at open, check every batch of every partition, not only those past "
+                                        "the recovery point (reads every log whole)"),
 };
 
 /* An entry for every key of the enum (a hole is caught by klog__conf_tables_check). */

@@ -23,6 +23,7 @@ enum {
     KC_CLEANER_IO_RATE,
     KC_STATISTICS_INTERVAL_MS,
     KC_CLIENT_ID,
+    KC_RECOVERY_VERIFY_ALL,
     KC_INSTANCE__END
 };
 _Static_assert(KC_INSTANCE__END - KC_KEY_BASE(KC_TABLE_INSTANCE) <= KC_TABLE_KEYS, "instance key table full");

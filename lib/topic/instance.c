@@ -86,6 +86,7 @@ static void log_config(klog *k, const klog_conf *c, ks_log_config *lc)
     lc->flush_records = (uint64_t)klog__conf_int(c, KC_FLUSH_MESSAGES);
     lc->flush_ms = klog__conf_int(c, KC_FLUSH_MS);
     lc->durability = (lc->flush_records || lc->flush_ms) ? KS_DURABILITY_INTERVAL : KS_DURABILITY_NONE;
+    lc->verify_all = klog__conf_int(k->conf, KC_RECOVERY_VERIFY_ALL) != 0;
 }
 
 /* ---- topics ---------------------------------------------------------------- */
@@ -1165,6 +1166,24 @@ KLOG_API int klog_topic_delete_records(klog *k, const char *name, int32_t partit
         rc = KLOG_EUNKNOWN_PARTITION;
     else
         rc = kpart_delete_records(t->parts[partition], before_offset, low_watermark);
+    klog__topic_put(t);
+    return rc;
+}
+
+KLOG_API int klog_topic_repair(klog *k, const char *name, int32_t partition, char *report, size_t report_size)
+{
+    if (report && report_size)
+        report[0] = '\0';
+    if (!k)
+        return -EINVAL;
+    kt_topic *t = klog__topic_get(k, name);
+    if (!t)
+        return klog__topic_name_check(name) < 0 ? KLOG_EBADNAME : KLOG_EUNKNOWN_TOPIC;
+    int rc;
+    if (partition < 0 || partition >= atomic_load_explicit(&t->nparts, memory_order_acquire))
+        rc = KLOG_EUNKNOWN_PARTITION;
+    else
+        rc = kpart_repair(t->parts[partition], report, report_size);
     klog__topic_put(t);
     return rc;
 }

@@ -348,6 +348,8 @@ static void inflict(const char *dir, const char *c)
     } else if (!strcmp(c, "cleaning swap file damaged")) {
         segment(dir, 1, p, sizeof p);
         sh("head -c 500 /dev/urandom > '%s.swap'", p);
+    } else if (!strcmp(c, "leader-epoch-checkpoint malformed")) {
+        sh("printf '0\\n2\\n3 0\\n1 1\\n' > '%s/t-0/leader-epoch-checkpoint'", dir);
     } else if (!strcmp(c, "leftover .tmp file")) {
         sh("echo x > '%s/t-0/recovery.ckpt.tmp'", dir);
     } else if (!strcmp(c, "topics.meta missing")) {
@@ -357,6 +359,48 @@ static void inflict(const char *dir, const char *c)
     } else {
         cr_assert_fail("no such case: %s", c);
     }
+}
+
+/* The salvage path (klog_topic_repair), on a partition that stays damaged
+ * across opens: an open that checks every batch (log.recovery.verify.all,
+ * as klog verify --repair opens) finds it damaged, the repair makes it
+ * writable, keeping every record before the damage at its offset, and
+ * afterwards klog verify finds the directory clean. */
+static void salvage(const char *dir, const char *what)
+{
+    klog_conf *conf = ut_conf("log.recovery.verify.all", "true", NULL);
+    klog *k = NULL;
+    char err[512] = "", report[2048];
+    int rc = klog_open(&k, dir, conf, err, sizeof err);
+    klog_conf_free(conf);
+    cr_assert_eq(rc, 0, "%s: salvage: klog_open: %s (%s)", what, klog_err_name(rc), err);
+    int64_t start[16], end[16];
+    int32_t perr[16];
+    cr_assert_eq(describe(k, "t", start, end, perr, NULL, 0), 1);
+    cr_assert_eq(perr[0], KLOG_ECORRUPT, "%s: with every batch checked, the partition is not damaged", what);
+    cr_assert_eq(klog_topic_repair(k, "u", 0, report, sizeof report), KLOG_ESTATE, "%s: repaired u", what);
+    rc = klog_topic_repair(k, "t", 0, report, sizeof report);
+    cr_assert_eq(rc, 0, "%s: klog_topic_repair: %s", what, klog_err_name(rc));
+    cr_assert_eq(klog_topic_repair(k, "t", 0, NULL, 0), KLOG_ESTATE, "%s: repaired twice", what);
+    cr_assert_eq(describe(k, "t", start, end, perr, NULL, 0), 1);
+    cr_assert_eq(perr[0], 0, "%s: after the repair: %s", what, klog_err_name(perr[0]));
+    cr_assert_leq(end[0], 120, "%s", what);
+    /* the records kept are the ones before the damage, at their offsets;
+     * the partition takes new ones after them */
+    if (end[0] > start[0])
+        expect_records(k, "t", 0, start[0], end[0]);
+    klog_producer *pr = ut_producer(k, NULL);
+    char v[300];
+    snprintf(v, sizeof v, "t/0/%" PRId64 "/" PAD, end[0]);
+    cr_assert_eq(ut_send(pr, "t", 0, NULL, v), 0, "%s: send after the repair", what);
+    cr_assert_eq(klog_producer_flush(pr, 30000), 0);
+    cr_assert_eq(klog_producer_close(pr), 0);
+    expect_records(k, "t", 0, end[0], end[0] + 1);
+    cr_assert_eq(klog_close(k), 0);
+    char out[16384];
+    int vr = verify(dir, out, sizeof out);
+    cr_assert_eq(vr, 0, "%s: klog verify after the repair (%s) exits %d:\n%s", what, report, vr, out);
+    cr_assert(!strstr(out, "warning:"), "%s: klog verify after the repair warns:\n%s", what, out);
 }
 
 /* Issue 19: klog_open accepted vanished acknowledged segments in silence
@@ -388,6 +432,7 @@ Test(damage, verify_and_open_agree_on_every_kind_of_damage, .timeout = 300)
         { "cleaner.ckpt damaged", 1, "cleaner.ckpt: damaged", REPAIRED },
         { "sealed index damaged", 1, ".index: damaged", REPAIRED },
         { "cleaning swap file damaged", 1, ".log.swap: position 0: invalid batch", DAMAGED },
+        { "leader-epoch-checkpoint malformed", 1, "leader-epoch-checkpoint: damaged: line 4", DAMAGED },
         { "leftover .tmp file", 0, "leftover of an interrupted write", REPAIRED },
         { "topics.meta missing", 1, "topics.meta: missing, but partition directories hold records", REPAIRED },
         { "topics.meta damaged", 1, "topics.meta: damaged topic metadata", REFUSED },
@@ -460,9 +505,85 @@ Test(damage, verify_and_open_agree_on_every_kind_of_damage, .timeout = 300)
             cr_assert_eq(vr, 1, "%s: klog verify after the open exits %d:\n%s", c->name, vr, out);
             cr_assert(strstr(out, c->says), "%s: klog verify after the open does not say \"%s\":\n%s", c->name,
                       c->says, out);
+            if (c->open != REFUSED)
+                salvage(dir, c->name);
         } else {
             cr_assert_eq(vr, 0, "%s: klog verify after the open exits %d:\n%s", c->name, vr, out);
             cr_assert(!strstr(out, "warning:"), "%s: klog verify after the open warns:\n%s", c->name, out);
         }
     }
+}
+
+/* One damaged partition (a tail cut below its checkpoint; a malformed
+ * leader-epoch-checkpoint) made klog_open fail for the whole instance.
+ * Now the instance opens: the intact partitions work, the damaged ones
+ * report KLOG_ECORRUPT on use and say why in klog_stats, serve what
+ * precedes the damage, and klog_topic_repair salvages them, saying what it
+ * dropped. */
+Test(damage, one_damaged_partition_made_the_instance_unopenable)
+{
+    klog *k = ut_open();
+    klog_conf *tc = ut_conf("segment.bytes", "1024", NULL);
+    char err[512] = "", seg[900], report[2048];
+    cr_assert_eq(klog_topic_create(k, "t", 2, tc, err, sizeof err), 0, "%s", err);
+    klog_conf_free(tc);
+    ut_topic(k, "u", 1, NULL);
+    fill(k, "t", 0, 60);
+    fill(k, "t", 1, 30);
+    fill(k, "u", 0, 10);
+    cr_assert_eq(klog_close(k), 0);
+    /* t-0: its last batch cut short; t-1: epochs out of order */
+    snprintf(seg, sizeof seg, "%s/t-0", ut_dir);
+    sh("f=$(ls '%s'/*.log | tail -1) && truncate -s -5 \"$f\"", seg);
+    sh("printf '0\\n2\\n3 0\\n1 1\\n' > '%s/t-1/leader-epoch-checkpoint'", ut_dir);
+
+    k = ut_open();
+    int64_t start[16], end[16];
+    int32_t perr[16];
+    cr_assert_eq(describe(k, "t", start, end, perr, NULL, 0), 2);
+    cr_assert_eq(perr[0], KLOG_ECORRUPT);
+    cr_assert_eq(perr[1], KLOG_ECORRUPT);
+    cr_assert_lt(end[0], 60, "the view of t-0 ends before its damaged batch");
+    cr_assert_eq(end[1], 30);
+    /* the others work; the damaged ones refuse sends, serve their records */
+    klog_producer *pr = ut_producer(k, NULL);
+    cr_assert_eq(ut_send(pr, "u", 0, NULL, "u/0/10/" PAD), 0);
+    cr_assert_eq(ut_send(pr, "t", 0, NULL, "x"), KLOG_ECORRUPT);
+    cr_assert_eq(ut_send(pr, "t", 1, NULL, "x"), KLOG_ECORRUPT);
+    cr_assert_eq(klog_producer_flush(pr, 30000), 0);
+    cr_assert_eq(klog_producer_close(pr), 0);
+    expect_records(k, "u", 0, 0, 11);
+    expect_records(k, "t", 0, 0, end[0]);
+    expect_records(k, "t", 1, 0, 30);
+    char *doc = NULL;
+    cr_assert_eq(klog_stats(k, KLOG_STATS_JSON, &doc), 0);
+    cr_assert(strstr(doc, "\"damage\":\"00000000000000000") && strstr(doc, "below the recovery point"), "%s", doc);
+    cr_assert(strstr(doc, "\"damage\":\"leader-epoch-checkpoint: line 4"), "%s", doc);
+    klog_free(doc);
+    cr_assert_eq(klog_stats(k, KLOG_STATS_PROMETHEUS, &doc), 0);
+    cr_assert(strstr(doc, "klog_partition_damaged{topic=\"t\",partition=\"0\"} 1"), "%s", doc);
+    cr_assert(strstr(doc, "klog_partition_damaged{topic=\"u\",partition=\"0\"} 0"), "%s", doc);
+    klog_free(doc);
+
+    /* the salvage */
+    cr_assert_eq(klog_topic_repair(k, "t", 0, report, sizeof report), 0);
+    cr_assert(strstr(report, "cut at offset") && strstr(report, "bytes dropped"), "%s", report);
+    cr_assert_eq(klog_topic_repair(k, "t", 1, report, sizeof report), 0);
+    cr_assert(strstr(report, "leader-epoch-checkpoint removed"), "%s", report);
+    cr_assert_eq(klog_topic_repair(k, "u", 0, report, sizeof report), KLOG_ESTATE);
+    cr_assert_eq(klog_topic_repair(k, "t", 2, report, sizeof report), KLOG_EUNKNOWN_PARTITION);
+    cr_assert_eq(klog_topic_repair(k, "nope", 0, report, sizeof report), KLOG_EUNKNOWN_TOPIC);
+    int64_t cut = end[0];
+    cr_assert_eq(describe(k, "t", start, end, perr, NULL, 0), 2);
+    cr_assert_eq(perr[0], 0);
+    cr_assert_eq(perr[1], 0);
+    cr_assert_eq(end[0], cut, "the salvage kept what the damaged view showed");
+    fill(k, "t", 1, 31); /* writable again: 31 more from offset 30 */
+    cr_assert_eq(klog_close(k), 0);
+    k = ut_open();
+    cr_assert_eq(describe(k, "t", start, end, perr, NULL, 0), 2);
+    cr_assert_eq(perr[0], 0);
+    cr_assert_eq(perr[1], 0);
+    cr_assert_eq(end[1], 61);
+    cr_assert_eq(klog_close(k), 0);
 }

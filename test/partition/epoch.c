@@ -524,6 +524,51 @@ Test(pepoch, a_damaged_checkpoint_fails_the_open)
     pclose_ok(p);
 }
 
+/* With open_damaged (what the instance opens its partitions with), a
+ * malformed checkpoint opens the partition damaged instead: read-only with
+ * KLOG_ECORRUPT, the file as it was, the log unchanged, the epoch 0; and
+ * kpart_repair rebuilds the file from the epochs the batches carry
+ * (issue 19: one such file made the whole instance unopenable). */
+Test(pepoch, a_damaged_checkpoint_opens_the_partition_damaged_and_repair_rebuilds_it)
+{
+    kpart *p = popen_dir(pdir);
+    append_ok(p, 4);
+    lead(p, 3);
+    append_ok(p, 4);
+    lead(p, 5);
+    append_ok(p, 4);
+    elist before = view(p);
+    pclose_ok(p);
+    char path[TU_PATH];
+    tu_path(path, pdir, KS_EPOCH_FILE);
+    tu_spit(path, "0\n3\n0 0\n5 8\n3 4\n", 17); /* out of order */
+    ks_log_config c = small_cfg();
+    c.open_damaged = true;
+    cr_assert_eq(kpart_open(&p, tu_io, pdir, &c), 0);
+    cr_assert_eq(kpart_error(p), KLOG_ECORRUPT);
+    const char *why = ks_log_damage(kpart_log(p));
+    cr_assert(why && strstr(why, KS_EPOCH_FILE ": line 5"), "%s", why ? why : "(none)");
+    cr_assert_eq(kpart_end_offset(p), 12, "the log is whole");
+    cr_assert_eq(kpart_become_leader(p, 7), KLOG_ECORRUPT);
+    int64_t base;
+    cr_assert_eq(append_n(p, 1, 0, &base), KLOG_ECORRUPT);
+    size_t len;
+    uint8_t *b = tu_slurp(path, &len);
+    cr_assert(len == 17 && !memcmp(b, "0\n3\n0 0\n5 8\n3 4\n", 17), "the open changed the file");
+    free(b);
+    char report[512];
+    cr_assert_eq(kpart_repair(p, report, sizeof report), 0);
+    cr_assert(strstr(report, "rebuilt from the log's batches: 3 epochs, the latest 5 from offset 8"), "%s", report);
+    cr_assert_eq(kpart_error(p), 0);
+    cr_assert_eq(kpart_leader_epoch(p), 5);
+    expect_view(p, before, "rebuilt");
+    expect_disk(pdir, before, "rebuilt");
+    append_ok(p, 2);
+    expect_consistent(p, "repaired, appended");
+    cr_assert_eq(kpart_repair(p, report, sizeof report), KLOG_ESTATE);
+    pclose_ok(p);
+}
+
 /* ---- OffsetsForLeaderEpoch -------------------------------------------------------- */
 
 /* Epochs 0 (offsets 0..9), 2 (10..19), 5 (20..29), in batches of 5. */
