@@ -153,16 +153,9 @@ int cli_open(const char *ctx, const char *dir, bool create, const klog_conf *con
     return CLI_OK;
 }
 
-int cli_open_topic(const char *ctx, const char *opt_dir, const char *topic, int32_t partition, klog **k,
-                   int *nparts)
+int cli_check_topic(const char *ctx, klog *k, const char *topic, int32_t partition, int *nparts)
 {
-    const char *dir = cli_dir(ctx, ctx, opt_dir);
-    if (!dir)
-        return CLI_USAGE;
-    int rc = cli_open(ctx, dir, false, NULL, k);
-    if (rc != CLI_OK)
-        return rc;
-    int np = klog_topic_describe(*k, topic, NULL, 0, NULL, 0);
+    int np = klog_topic_describe(k, topic, NULL, 0, NULL, 0);
     if (np < 0)
         return cli_fail(ctx, topic, np, np == KLOG_EUNKNOWN_TOPIC ? "no such topic" : NULL);
     if (partition >= np)

@@ -81,12 +81,10 @@ const char *cli_dir(const char *ctx, const char *help, const char *opt_dir);
  * status after printing the error. */
 int cli_open(const char *ctx, const char *dir, bool create, const klog_conf *conf, klog **k);
 
-/* Resolve the data directory (opt_dir, else KLOG_DIR), open it, and check
- * that topic exists and has `partition` (ignored when < 0).  Returns CLI_OK
- * with *k and *nparts set, or the exit status after printing the error
- * (*k may then be set: close it). */
-int cli_open_topic(const char *ctx, const char *opt_dir, const char *topic, int32_t partition, klog **k,
-                   int *nparts);
+/* Check that topic exists in k and has `partition` (ignored when < 0).
+ * Returns CLI_OK with *nparts set, or the exit status after printing the
+ * error. */
+int cli_check_topic(const char *ctx, klog *k, const char *topic, int32_t partition, int *nparts);
 
 /* Parse "key=value" into conf (ctx for errors).  Returns CLI_OK, CLI_USAGE
  * (no '='), or CLI_USAGE with the library's message for a bad key/value. */

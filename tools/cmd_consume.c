@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
+#include "remote.h"
 
 static const char consume_help[] =
     "Usage: klog [-d DIR] consume TOPIC [OPTIONS]\n"
@@ -43,13 +43,17 @@ static const char consume_help[] =
     "                         (\"value_base64\", and the same inside headers).\n"
     "  --separator SEP        the kv separator (default: a tab)\n"
     "  -X, --property KEY=VALUE\n"
-    "                         any consumer key (max.poll.records, ...; repeatable)\n"
+    "                         any consumer key (max.poll.records, ...; repeatable;\n"
+    "                         in remote mode librdkafka's consumer properties)\n"
     "  -q, --quiet            no \"Processed a total of N messages\" line\n"
     "  -d, --dir DIR          data directory (default: $KLOG_DIR)\n"
+    CLI_REMOTE_HELP
     "  -h, --help             this help\n"
     "\n"
-    "Opens DIR as its writer: exits 3 while another process has it open (and\n"
-    "holds it while running).\n";
+    "Opens DIR as its writer (and holds it while running).  While 'klog serve'\n"
+    "holds DIR, reads through it over the Kafka protocol (remote mode), so that\n"
+    "several consumers, in one group or not, can run at once; while another\n"
+    "process holds it, exits 3.\n";
 
 enum {
     O_FROM_BEGINNING = 256, O_OFFSET, O_TIMESTAMP, O_PARTITION, O_GROUP, O_MAX, O_TIMEOUT, O_FORMAT,
@@ -71,10 +75,9 @@ static const struct option consume_opts[] = {
     { "format", required_argument, NULL, O_FORMAT },
     { "separator", required_argument, NULL, O_SEP },
     { "topic", required_argument, NULL, O_TOPIC },
+    CLI_REMOTE_OPTIONS,
     { NULL, 0, NULL, 0 },
 };
-
-enum fmt { F_VALUE, F_KV, F_JSON };
 
 static void print_plain(FILE *f, const void *p, size_t n)
 {
@@ -84,14 +87,14 @@ static void print_plain(FILE *f, const void *p, size_t n)
         fputs("null", f);
 }
 
-static void print_msg(FILE *f, const klog_message *m, enum fmt fmt, const char *sep)
+void cli_print_record(FILE *f, const cli_record *m, enum cli_fmt fmt, const char *sep)
 {
-    if (fmt == F_VALUE) {
+    if (fmt == CLI_FMT_VALUE) {
         print_plain(f, m->value, m->value_len);
         fputc('\n', f);
         return;
     }
-    if (fmt == F_KV) {
+    if (fmt == CLI_FMT_KV) {
         print_plain(f, m->key, m->key_len);
         fputs(sep, f);
         print_plain(f, m->value, m->value_len);
@@ -112,7 +115,7 @@ static void print_msg(FILE *f, const klog_message *m, enum fmt fmt, const char *
         const char *hk;
         size_t hkl, hvl;
         const void *hv;
-        if (klog_message_header(m, i, &hk, &hkl, &hv, &hvl) < 0)
+        if (m->header(m->src, i, &hk, &hkl, &hv, &hvl) < 0)
             break;
         fputs(i ? ",{\"key\":" : "{\"key\":", f);
         if (cli_json_bytes(f, hk, hkl))
@@ -123,6 +126,21 @@ static void print_msg(FILE *f, const klog_message *m, enum fmt fmt, const char *
         fputc('}', f);
     }
     fputs("]}\n", f);
+}
+
+static int klog_header_at(const void *src, size_t i, const char **k, size_t *kl, const void **v, size_t *vl)
+{
+    return klog_message_header((const klog_message *)src, i, k, kl, v, vl);
+}
+
+static void print_msg(FILE *f, const klog_message *m, enum cli_fmt fmt, const char *sep)
+{
+    cli_record r = {
+        .topic = m->topic, .partition = m->partition, .offset = m->offset, .timestamp = m->timestamp,
+        .key = m->key, .key_len = m->key_len, .value = m->value, .value_len = m->value_len,
+        .header_count = m->header_count, .header = klog_header_at, .src = m,
+    };
+    cli_print_record(f, &r, fmt, sep);
 }
 
 /*
@@ -165,12 +183,14 @@ int cmd_consume(int argc, char **argv)
     bool from_beginning = false, quiet = false, have_offset = false, have_ts = false;
     int64_t offset = 0, ts = 0, max_messages = -1, timeout_ms = -1;
     int32_t partition = -1;
-    enum fmt fmt = F_VALUE;
+    enum cli_fmt fmt = CLI_FMT_VALUE;
     int rc = CLI_OK, c;
     klog_conf *conf = NULL;
     klog *k = NULL;
     klog_consumer *cons = NULL;
     int64_t *next = NULL; /* per partition: the offset to commit (-1: none yet) */
+    cli_props props = { .n = 0 };
+    cli_remote *rem = NULL;
     if (klog_conf_new(&conf) < 0)
         return cli_err(ctx, "out of memory");
 
@@ -183,9 +203,12 @@ int cmd_consume(int argc, char **argv)
             goto out;
         case 'q': quiet = true; break;
         case 'X':
-            if ((rc = cli_conf_kv(ctx, conf, optarg)) != CLI_OK)
+            /* applied once the mode is known: klog keys, or librdkafka's */
+            if ((rc = cli_props_add(ctx, &props, optarg)) != CLI_OK)
                 goto out;
             break;
+        case O_BOOTSTRAP:
+        case O_CMDCONFIG: cli_remote_option(c, optarg); break;
         case O_FROM_BEGINNING: from_beginning = true; break;
         case O_OFFSET:
             have_offset = true;
@@ -229,11 +252,11 @@ int cmd_consume(int argc, char **argv)
             break;
         case O_FORMAT:
             if (!strcmp(optarg, "value"))
-                fmt = F_VALUE;
+                fmt = CLI_FMT_VALUE;
             else if (!strcmp(optarg, "kv"))
-                fmt = F_KV;
+                fmt = CLI_FMT_KV;
             else if (!strcmp(optarg, "json"))
-                fmt = F_JSON;
+                fmt = CLI_FMT_JSON;
             else {
                 rc = cli_usage(ctx, ctx, "--format must be value, kv or json, not '%s'", optarg);
                 goto out;
@@ -266,6 +289,18 @@ int cmd_consume(int argc, char **argv)
                                  "not with --partition, --offset or --timestamp");
         goto out;
     }
+    if ((rc = cli_target(ctx, ctx, dir, false, NULL, &k, &rem)) != CLI_OK)
+        goto out;
+    if (rem) {
+        remote_consume_opts ro = {
+            .topic = topic, .group = group, .sep = sep, .partition = partition,
+            .from_beginning = from_beginning, .have_offset = have_offset, .have_ts = have_ts, .quiet = quiet,
+            .offset = offset, .ts = ts, .max_messages = max_messages, .timeout_ms = timeout_ms, .fmt = fmt,
+            .props = &props,
+        };
+        rc = remote_consume(rem, &ro);
+        goto out;
+    }
     if ((rc = cli_conf_set(ctx, conf, "auto.offset.reset", from_beginning ? "earliest" : "latest")) != CLI_OK)
         goto out;
     if (group && ((rc = cli_conf_set(ctx, conf, "group.id", group)) != CLI_OK ||
@@ -278,8 +313,11 @@ int cmd_consume(int argc, char **argv)
         snprintf(v, sizeof v, "%" PRId64, max_messages);
         klog_conf_set(conf, "max.poll.records", v, NULL, 0);
     }
+    for (int i = 0; i < props.n; i++)
+        if ((rc = cli_conf_kv(ctx, conf, props.kv[i])) != CLI_OK)
+            goto out;
     int np = 0;
-    if ((rc = cli_open_topic(ctx, dir, topic, partition, &k, &np)) != CLI_OK)
+    if ((rc = cli_check_topic(ctx, k, topic, partition, &np)) != CLI_OK)
         goto out;
     char err[512] = "";
     int r = klog_consumer_new(k, conf, &cons, err, sizeof err);
@@ -379,6 +417,7 @@ int cmd_consume(int argc, char **argv)
     if (!quiet)
         fprintf(stderr, "Processed a total of %" PRId64 " messages\n", count);
 out:
+    cli_remote_free(rem);
     klog_consumer_close(cons);
     free(next);
     if (k) {

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
+#include "remote.h"
 
 static const char groups_help[] =
     "Usage: klog [-d DIR] groups ACTION [OPTIONS]\n"
@@ -19,7 +19,9 @@ static const char groups_help[] =
     "  delete GROUP\n"
     "\n"
     "'klog groups ACTION --help' describes each action.  These commands open DIR\n"
-    "as its writer: they exit 3 while another process has it open.\n";
+    "as its writer.  While 'klog serve' holds DIR (or with --bootstrap-server\n"
+    "HOST:PORT), they ask the server over the Kafka protocol (remote mode); while\n"
+    "another process holds it, they exit 3.\n";
 
 static const char list_help[] =
     "Usage: klog [-d DIR] groups list\n"
@@ -27,6 +29,7 @@ static const char list_help[] =
     "Print the consumer groups that have members or committed offsets, sorted.\n"
     "\n"
     "  -d, --dir DIR          data directory (default: $KLOG_DIR)\n"
+    CLI_REMOTE_HELP
     "  -h, --help             this help\n";
 
 static const char describe_help[] =
@@ -38,6 +41,7 @@ static const char describe_help[] =
     "\n"
     "  --format text|json     output format (default text)\n"
     "  -d, --dir DIR          data directory (default: $KLOG_DIR)\n"
+    CLI_REMOTE_HELP
     "  -h, --help             this help\n";
 
 static const char reset_help[] =
@@ -54,6 +58,7 @@ static const char reset_help[] =
     "  --shift-by N           the committed offset plus N (may be negative; clamped)\n"
     "\n"
     "  -d, --dir DIR          data directory (default: $KLOG_DIR)\n"
+    CLI_REMOTE_HELP
     "  -h, --help             this help\n";
 
 static const char delete_help[] =
@@ -62,6 +67,7 @@ static const char delete_help[] =
     "Delete a group's committed offsets.  The group must have no active member.\n"
     "\n"
     "  -d, --dir DIR          data directory (default: $KLOG_DIR)\n"
+    CLI_REMOTE_HELP
     "  -h, --help             this help\n";
 
 enum { O_FORMAT = 256, O_TOPIC, O_PARTITION, O_EARLIEST, O_LATEST, O_TS, O_OFFSET, O_SHIFT, O_GROUP };
@@ -78,6 +84,7 @@ static const struct option group_opts[] = {
     { "to-offset", required_argument, NULL, O_OFFSET },
     { "shift-by", required_argument, NULL, O_SHIFT },
     { "group", required_argument, NULL, O_GROUP },
+    CLI_REMOTE_OPTIONS,
     { NULL, 0, NULL, 0 },
 };
 
@@ -95,6 +102,60 @@ static const klog_group_member *owner(const klog_group_info *gi, const char *top
         }
     }
     return NULL;
+}
+
+/* ---- text output, shared with remote mode (remote.h) ---------------------------------- */
+
+void groups_print_group(const char *group, const char *state, int32_t generation, const char *protocol,
+                        size_t members)
+{
+    char gen[16] = "-";
+    if (generation >= 0)
+        snprintf(gen, sizeof gen, "%d", (int)generation);
+    printf("Group: %s\tState: %s\tGeneration: %s\tProtocol: %s\tMembers: %zu\n", group, state, gen, protocol,
+           members);
+}
+
+void groups_print_offsets_header(void)
+{
+    printf("\n%-20s %-24s %9s %15s %15s %10s  %-36s %s\n", "GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET",
+           "LOG-END-OFFSET", "LAG", "CONSUMER-ID", "CLIENT-ID");
+}
+
+void groups_print_offset(const char *group, const char *topic, int32_t partition, int64_t committed,
+                         int64_t end, int64_t lag, const char *member_id, const char *client_id)
+{
+    char cur[32] = "-", e[32] = "-", l[32] = "-";
+    if (committed >= 0)
+        snprintf(cur, sizeof cur, "%" PRId64, committed);
+    if (end >= 0) {
+        snprintf(e, sizeof e, "%" PRId64, end);
+        snprintf(l, sizeof l, "%" PRId64, lag);
+    }
+    printf("%-20s %-24s %9d %15s %15s %10s  %-36s %s\n", group, topic, (int)partition, cur, e, l,
+           member_id && *member_id ? member_id : "-", client_id && *client_id ? client_id : "-");
+}
+
+void groups_print_members_header(void)
+{
+    printf("\n%-36s %-20s %-20s %s\n", "MEMBER-ID", "CLIENT-ID", "INSTANCE-ID", "ASSIGNMENT");
+}
+
+void groups_print_member(const char *member_id, const char *client_id, const char *instance_id,
+                         const char *assignment)
+{
+    printf("%-36s %-20s %-20s %s\n", member_id, client_id && *client_id ? client_id : "-",
+           instance_id && *instance_id ? instance_id : "-", assignment && *assignment ? assignment : "-");
+}
+
+void groups_print_reset_header(void)
+{
+    printf("%-20s %-24s %9s %15s\n", "GROUP", "TOPIC", "PARTITION", "NEW-OFFSET");
+}
+
+void groups_print_reset(const char *group, const char *topic, int32_t partition, int64_t offset)
+{
+    printf("%-20s %-24s %9d %15" PRId64 "\n", group, topic, (int)partition, offset);
 }
 
 static int describe_json(const char *ctx, klog *k, const char *group)
@@ -116,36 +177,29 @@ static int describe(const char *ctx, klog *k, const char *group, bool json)
     int r = klog_group_info_get(k, group, &gi);
     if (r < 0)
         return cli_fail(ctx, group, r, r == KLOG_EUNKNOWN_GROUP ? "no such group" : NULL);
-    printf("Group: %s\tState: %s\tGeneration: %d\tProtocol: %s\tMembers: %zu\n", group, gi->state,
-           (int)gi->generation, *gi->protocol ? gi->protocol : "-", gi->member_count);
-    printf("\n%-20s %-24s %9s %15s %15s %10s  %-36s %s\n", "GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET",
-           "LOG-END-OFFSET", "LAG", "CONSUMER-ID", "CLIENT-ID");
+    groups_print_group(group, gi->state, gi->generation, *gi->protocol ? gi->protocol : "-", gi->member_count);
+    groups_print_offsets_header();
     for (size_t i = 0; i < gi->offset_count; i++) {
         const klog_group_offset *o = gi->offsets[i];
         const klog_group_member *m = owner(gi, o->topic, o->partition);
-        const char *mid = m ? m->member_id : NULL, *cid = m ? m->client_id : NULL;
-        char cur[32];
-        if (o->committed >= 0)
-            snprintf(cur, sizeof cur, "%" PRId64, o->committed);
-        else
-            snprintf(cur, sizeof cur, "-");
-        printf("%-20s %-24s %9d %15s %15" PRId64 " %10" PRId64 "  %-36s %s\n", group, o->topic, (int)o->partition, cur,
-               o->end, o->lag, mid && *mid ? mid : "-", cid && *cid ? cid : "-");
+        groups_print_offset(group, o->topic, o->partition, o->committed, o->end, o->lag, m ? m->member_id : NULL,
+                            m ? m->client_id : NULL);
     }
     if (gi->member_count) {
-        printf("\n%-36s %-20s %-20s %s\n", "MEMBER-ID", "CLIENT-ID", "INSTANCE-ID", "ASSIGNMENT");
+        groups_print_members_header();
         for (size_t i = 0; i < gi->member_count; i++) {
             const klog_group_member *m = gi->members[i];
-            const char *cid = m->client_id, *iid = m->instance_id;
-            printf("%-36s %-20s %-20s ", m->member_id, cid && *cid ? cid : "-", iid && *iid ? iid : "-");
-            size_t n = klog_partition_list_count(m->assignment);
-            for (size_t j = 0; j < n; j++) {
+            char assignment[4096] = "";
+            size_t n = klog_partition_list_count(m->assignment), used = 0;
+            for (size_t j = 0; j < n && used < sizeof assignment; j++) {
                 const char *t;
                 int32_t p;
                 klog_partition_list_get(m->assignment, j, &t, &p, NULL, NULL, NULL);
-                printf("%s%s-%d", j ? "," : "", t, (int)p);
+                int w = snprintf(assignment + used, sizeof assignment - used, "%s%s-%d", j ? "," : "", t, (int)p);
+                if (w > 0)
+                    used += (size_t)w;
             }
-            printf("%s\n", n ? "" : "-");
+            groups_print_member(m->member_id, m->client_id, m->instance_id, assignment);
         }
     }
     klog_group_info_free(gi);
@@ -190,6 +244,8 @@ int cmd_groups(int argc, char **argv)
             break;
         case O_TOPIC: topic = optarg; break;
         case O_GROUP: group = optarg; break;
+        case O_BOOTSTRAP:
+        case O_CMDCONFIG: cli_remote_option(c, optarg); break;
         case O_PARTITION: {
             int v;
             if (!cli_int(optarg, 0, INT32_MAX, &v))
@@ -230,12 +286,18 @@ int cmd_groups(int argc, char **argv)
     }
     if (json && !desc)
         return cli_usage(ctx, ctx, "--format applies to describe only");
-    if ((dir = cli_dir(ctx, ctx, dir)) == NULL)
-        return CLI_USAGE;
     klog *k = NULL;
-    int rc = cli_open(ctx, dir, false, NULL, &k);
+    cli_remote *rem = NULL;
+    int rc = cli_target(ctx, ctx, dir, false, NULL, &k, &rem);
     if (rc != CLI_OK)
         return rc;
+    if (rem) {
+        remote_groups_opts ro = { .ctx = ctx, .action = action, .group = group, .topic = topic, .json = json,
+                                  .partition = partition, .kind = kind, .value = value };
+        rc = remote_groups(rem, &ro);
+        cli_remote_free(rem);
+        return rc;
+    }
     int r;
     if (list) {
         char **names = NULL;
@@ -258,11 +320,11 @@ int cmd_groups(int argc, char **argv)
                           r == KLOG_EUNKNOWN_PARTITION ? "no such partition" : NULL);
         } else {
             int np = klog_topic_describe(k, topic, NULL, 0, NULL, 0);
-            printf("%-20s %-24s %9s %15s\n", "GROUP", "TOPIC", "PARTITION", "NEW-OFFSET");
+            groups_print_reset_header();
             for (int32_t p = partition >= 0 ? partition : 0; p < (partition >= 0 ? partition + 1 : np); p++) {
                 int64_t off = -1;
                 klog_group_committed(k, group, topic, p, &off);
-                printf("%-20s %-24s %9d %15" PRId64 "\n", group, topic, (int)p, off);
+                groups_print_reset(group, topic, p, off);
             }
         }
     } else {
@@ -276,6 +338,6 @@ int cmd_groups(int argc, char **argv)
     }
     int cr = klog_close(k);
     if (cr < 0 && rc == CLI_OK)
-        rc = cli_fail(ctx, dir, cr, NULL);
+        rc = cli_fail(ctx, "closing the data directory", cr, NULL);
     return rc;
 }

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
+#include "remote.h"
 
 static const char produce_help[] =
     "Usage: klog [-d DIR] produce TOPIC [OPTIONS] < lines\n"
@@ -26,12 +26,16 @@ static const char produce_help[] =
     "  --partition N          send every record to partition N (default: the\n"
     "                         partitioner: key hash, or sticky for null keys)\n"
     "  -X, --property KEY=VALUE\n"
-    "                         any producer key (linger.ms, batch.size, ...; repeatable)\n"
+    "                         any producer key (linger.ms, batch.size, ...; repeatable;\n"
+    "                         in remote mode librdkafka's producer properties)\n"
     "  -q, --quiet            no summary\n"
     "  -d, --dir DIR          data directory (default: $KLOG_DIR)\n"
+    CLI_REMOTE_HELP
     "  -h, --help             this help\n"
     "\n"
-    "Opens DIR as its writer: exits 3 while another process has it open.\n";
+    "Opens DIR as its writer.  While 'klog serve' holds DIR, sends through it\n"
+    "over the Kafka protocol (remote mode); while another process holds it,\n"
+    "exits 3.\n";
 
 enum { O_KEYSEP = 256, O_HEADER, O_ACKS, O_COMPRESSION, O_PARTITION, O_TOPIC };
 
@@ -46,6 +50,7 @@ static const struct option produce_opts[] = {
     { "compression", required_argument, NULL, O_COMPRESSION },
     { "partition", required_argument, NULL, O_PARTITION },
     { "topic", required_argument, NULL, O_TOPIC },
+    CLI_REMOTE_OPTIONS,
     { NULL, 0, NULL, 0 },
 };
 
@@ -72,8 +77,11 @@ int cmd_produce(int argc, char **argv)
 {
     const char *ctx = "produce";
     const char *dir = NULL, *topic = NULL, *keysep = NULL;
+    const char *acks = NULL, *compression = NULL;
     int32_t partition = KLOG_PARTITION_ANY;
     bool quiet = false;
+    cli_props props = { .n = 0 };
+    cli_remote *rem = NULL;
     klog_header headers[MAX_HEADERS];
     size_t nheaders = 0;
     int rc = CLI_OK, c;
@@ -93,9 +101,12 @@ int cmd_produce(int argc, char **argv)
             goto out;
         case 'q': quiet = true; break;
         case 'X':
-            if ((rc = cli_conf_kv(ctx, conf, optarg)) != CLI_OK)
+            /* applied once the mode is known: klog keys, or librdkafka's */
+            if ((rc = cli_props_add(ctx, &props, optarg)) != CLI_OK)
                 goto out;
             break;
+        case O_BOOTSTRAP:
+        case O_CMDCONFIG: cli_remote_option(c, optarg); break;
         case O_KEYSEP:
             if (!*optarg) {
                 rc = cli_usage(ctx, ctx, "--key-separator must not be empty");
@@ -122,6 +133,7 @@ int cmd_produce(int argc, char **argv)
                 rc = cli_usage(ctx, ctx, "--acks must be 0, 1 or all, not '%s'", optarg);
                 goto out;
             }
+            acks = optarg;
             if ((rc = cli_conf_set(ctx, conf, "acks", optarg)) != CLI_OK)
                 goto out;
             break;
@@ -131,6 +143,7 @@ int cmd_produce(int argc, char **argv)
                 rc = cli_usage(ctx, ctx, "--compression must be none, gzip, snappy, lz4 or zstd, not '%s'", optarg);
                 goto out;
             }
+            compression = optarg;
             if ((rc = cli_conf_set(ctx, conf, "compression.type", optarg)) != CLI_OK)
                 goto out;
             break;
@@ -160,8 +173,20 @@ int cmd_produce(int argc, char **argv)
         rc = cli_usage(ctx, ctx, "no topic given");
         goto out;
     }
+    if ((rc = cli_target(ctx, ctx, dir, false, NULL, &k, &rem)) != CLI_OK)
+        goto out;
+    if (rem) {
+        remote_produce_opts ro = { .topic = topic, .keysep = keysep, .acks = acks, .compression = compression,
+                                   .headers = headers, .nheaders = nheaders, .partition = partition,
+                                   .quiet = quiet, .props = &props };
+        rc = remote_produce(rem, &ro);
+        goto out;
+    }
+    for (int i = 0; i < props.n; i++)
+        if ((rc = cli_conf_kv(ctx, conf, props.kv[i])) != CLI_OK)
+            goto out;
     int np = 0;
-    if ((rc = cli_open_topic(ctx, dir, topic, partition, &k, &np)) != CLI_OK)
+    if ((rc = cli_check_topic(ctx, k, topic, partition, &np)) != CLI_OK)
         goto out;
     char err[512] = "";
     int r = klog_producer_new(k, conf, &p, err, sizeof err);
@@ -229,6 +254,7 @@ int cmd_produce(int argc, char **argv)
         rc = CLI_FAIL;
 out:
     free(line);
+    cli_remote_free(rem);
     klog_producer_close(p);
     if (k) {
         int cr = klog_close(k);

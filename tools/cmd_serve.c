@@ -12,7 +12,7 @@
 
 #include <klog/server.h>
 
-#include "cli.h"
+#include "remote.h"
 
 static const char serve_help[] =
     "Usage: klog [-d DIR] serve --listen URL [--listen URL ...] [-X KEY=VALUE ...]\n"
@@ -25,6 +25,8 @@ static const char serve_help[] =
     "\n"
     "Prints one line per listener once it listens, with any port 0 resolved:\n"
     "  klog serve: listening on tcp://127.0.0.1:9092\n"
+    "and writes the same URLs into DIR/serve.listeners (removed when it stops), so\n"
+    "that klog produce, consume, topics and groups on DIR talk to it meanwhile.\n"
     "\n"
     "  -l, --listen URL       tcp://HOST:PORT (HOST:PORT alone means tcp), or\n"
     "                         unix:///PATH; repeatable (default tcp://127.0.0.1:9092)\n"
@@ -139,8 +141,17 @@ int cmd_serve(int argc, char **argv)
         klog_close(k);
         goto out;
     }
-    for (int i = 0; i < klog_server_listener_count(s); i++)
-        printf("klog serve: listening on %s\n", klog_server_listener_url(s, i));
+    /* DIR/serve.listeners, before the lines a script waits for: the
+     * klog commands run on DIR meanwhile find the server there */
+    const char *lurls[64];
+    int nl = 0;
+    for (int i = 0; i < klog_server_listener_count(s) && nl < 64; i++)
+        lurls[nl++] = klog_server_listener_url(s, i);
+    if ((rc = cli_listeners_write(dir, lurls, nl)) < 0)
+        fprintf(stderr, "klog serve: warning: writing %s/%s: %s (klog commands on the directory will not "
+                "find this server)\n", dir, CLI_LISTENERS_FILE, strerror(-rc));
+    for (int i = 0; i < nl; i++)
+        printf("klog serve: listening on %s\n", lurls[i]);
     fflush(stdout);
     while (!cli_stop) {
         struct timespec ts = { 0, 100 * 1000 * 1000 };
@@ -148,6 +159,7 @@ int cmd_serve(int argc, char **argv)
     }
     if (!quiet)
         fprintf(stderr, "klog serve: stopping\n");
+    cli_listeners_remove(dir); /* still holding DIR: nobody else wrote it */
     klog_server_free(s);
     if ((rc = klog_close(k)) < 0)
         st = cli_fail(ctx, "closing the data directory", rc, NULL);

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
+#include "remote.h"
 
 static const char topics_help[] =
     "Usage: klog [-d DIR] topics ACTION [OPTIONS]\n"
@@ -20,8 +20,10 @@ static const char topics_help[] =
     "  alter TOPIC [--partitions N] [--config KEY=VALUE]... [--delete-config KEY]...\n"
     "\n"
     "The topic may also be given as --topic TOPIC.  'klog topics ACTION --help'\n"
-    "describes each action.  These commands open DIR as its writer: they exit 3\n"
-    "while another process has it open.\n";
+    "describes each action.  These commands open DIR as its writer.  While\n"
+    "'klog serve' holds DIR (or with --bootstrap-server HOST:PORT), they ask the\n"
+    "server over the Kafka protocol (remote mode); while another process holds\n"
+    "it, they exit 3.\n";
 
 static const char create_help[] =
     "Usage: klog [-d DIR] topics create TOPIC [OPTIONS]\n"
@@ -37,6 +39,7 @@ static const char create_help[] =
     "                         min.cleanable.dirty.ratio, index.interval.bytes\n"
     "  --if-not-exists        succeed when the topic already exists\n"
     "  -d, --dir DIR          data directory (default: $KLOG_DIR)\n"
+    CLI_REMOTE_HELP
     "  -h, --help             this help\n";
 
 static const char list_help[] =
@@ -46,6 +49,7 @@ static const char list_help[] =
     "\n"
     "  --exclude-internal     leave out internal topics (__consumer_offsets)\n"
     "  -d, --dir DIR          data directory (default: $KLOG_DIR)\n"
+    CLI_REMOTE_HELP
     "  -h, --help             this help\n";
 
 static const char describe_help[] =
@@ -59,6 +63,7 @@ static const char describe_help[] =
     "  --topic TOPIC          a topic (repeatable)\n"
     "  --exclude-internal     leave out internal topics when describing all\n"
     "  -d, --dir DIR          data directory (default: $KLOG_DIR)\n"
+    CLI_REMOTE_HELP
     "  -h, --help             this help\n";
 
 static const char delete_help[] =
@@ -69,6 +74,7 @@ static const char delete_help[] =
     "  --topic TOPIC          a topic (repeatable)\n"
     "  --if-exists            succeed when a topic does not exist\n"
     "  -d, --dir DIR          data directory (default: $KLOG_DIR)\n"
+    CLI_REMOTE_HELP
     "  -h, --help             this help\n";
 
 static const char alter_help[] =
@@ -95,6 +101,7 @@ static const char alter_help[] =
     "                         index.interval.bytes\n"
     "  --delete-config KEY    remove the topic's own value of KEY (repeatable)\n"
     "  -d, --dir DIR          data directory (default: $KLOG_DIR)\n"
+    CLI_REMOTE_HELP
     "  -h, --help             this help\n";
 
 enum { O_PARTS = 256, O_CONFIG, O_IFNX, O_IFX, O_EXCL, O_TOPIC, O_DELCONF };
@@ -109,12 +116,18 @@ static const struct option topic_opts[] = {
     { "if-exists", no_argument, NULL, O_IFX },
     { "exclude-internal", no_argument, NULL, O_EXCL },
     { "topic", required_argument, NULL, O_TOPIC },
+    CLI_REMOTE_OPTIONS,
     { NULL, 0, NULL, 0 },
 };
 
 static bool is_internal(const char *name)
 {
     return strncmp(name, "__", 2) == 0;
+}
+
+void topics_print_topic(const char *name, int partitions, const char *configs)
+{
+    printf("Topic: %s\tPartitionCount: %d\tConfigs: %s\n", name, partitions, configs);
 }
 
 /* Print one topic's description.  Returns 0 or a klog error. */
@@ -142,7 +155,7 @@ static int describe_one(klog *k, const char *name)
     for (char *p = config; *p; p++)
         if (*p == '\n')
             *p = ',';
-    printf("Topic: %s\tPartitionCount: %d\tConfigs: %s\n", name, n, config);
+    topics_print_topic(name, n, config);
     for (int i = 0; i < n; i++) {
         const klog_partition_info *pi = &parts[i];
         printf("\tTopic: %s\tPartition: %d\tStart: %" PRId64 "\tEnd: %" PRId64 "\tDurable: %" PRId64
@@ -234,6 +247,8 @@ int cmd_topics(int argc, char **argv)
         case O_IFNX: if_not_exists = true; break;
         case O_IFX: if_exists = true; break;
         case O_EXCL: exclude_internal = true; break;
+        case O_BOOTSTRAP:
+        case O_CMDCONFIG: cli_remote_option(c, optarg); break;
         case O_TOPIC:
             if (ntopics == 256) {
                 rc = cli_usage(ctx, ctx, "too many topics");
@@ -316,13 +331,20 @@ int cmd_topics(int argc, char **argv)
         rc = cli_usage(ctx, ctx, "--partitions applies to create and alter only");
         goto out;
     }
-    if ((dir = cli_dir(ctx, ctx, dir)) == NULL) {
-        rc = CLI_USAGE;
+    klog *k = NULL;
+    cli_remote *rem = NULL;
+    if ((rc = cli_target(ctx, ctx, dir, create, NULL, &k, &rem)) != CLI_OK)
+        goto out;
+    if (rem) {
+        remote_topics_opts ro = {
+            .ctx = ctx, .action = action, .topics = topics, .ntopics = ntopics, .partitions = partitions,
+            .sets = sets, .nsets = nsets, .unsets = unsets, .nunsets = nunsets, .if_not_exists = if_not_exists,
+            .if_exists = if_exists, .exclude_internal = exclude_internal,
+        };
+        rc = remote_topics(rem, &ro);
+        cli_remote_free(rem);
         goto out;
     }
-    klog *k = NULL;
-    if ((rc = cli_open(ctx, dir, create, NULL, &k)) != CLI_OK)
-        goto out;
 
     char err[512] = "";
     int r;
@@ -409,7 +431,7 @@ int cmd_topics(int argc, char **argv)
     }
     int cr = klog_close(k);
     if (cr < 0 && rc == CLI_OK)
-        rc = cli_fail(ctx, dir, cr, NULL);
+        rc = cli_fail(ctx, "closing the data directory", cr, NULL);
 out:
     klog_conf_free(conf);
     return rc;

@@ -6,10 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
+#include "remote.h"
 
 static const char usage_text[] =
-    "Usage: klog [-d DIR] COMMAND [ARGS...]\n"
+    "Usage: klog [-d DIR | --bootstrap-server HOST:PORT] COMMAND [ARGS...]\n"
     "\n"
     "Administer and use a klog data directory from the shell.\n"
     "\n"
@@ -26,6 +26,12 @@ static const char usage_text[] =
     "\n"
     "Options:\n"
     "  -d, --dir DIR   data directory (default: $KLOG_DIR); also accepted after COMMAND\n"
+    "  --bootstrap-server HOST:PORT\n"
+    "                  produce, consume, topics, groups: talk to a Kafka server\n"
+    "                  (klog serve) instead of opening DIR; they also do while\n"
+    "                  klog serve holds DIR (remote mode)\n"
+    "  --command-config FILE\n"
+    "                  client properties for remote mode (TLS, SASL)\n"
     "  -h, --help      this help; 'klog COMMAND --help' for a command's own\n"
     "  -V, --version   print the library version\n"
     "\n"
@@ -56,6 +62,25 @@ int main(int argc, char **argv)
             }
             cli_global_dir = argv[i + 1];
             i += 2;
+            continue;
+        }
+        if (!strcmp(a, "--bootstrap-server") || !strcmp(a, "--command-config")) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "klog: option %s needs a value (see 'klog --help')\n", a);
+                return CLI_USAGE;
+            }
+            cli_remote_option(a[2] == 'b' ? O_BOOTSTRAP : O_CMDCONFIG, argv[i + 1]);
+            i += 2;
+            continue;
+        }
+        if (!strncmp(a, "--bootstrap-server=", 19)) {
+            cli_remote_option(O_BOOTSTRAP, a + 19);
+            i++;
+            continue;
+        }
+        if (!strncmp(a, "--command-config=", 17)) {
+            cli_remote_option(O_CMDCONFIG, a + 17);
+            i++;
             continue;
         }
         if (!strncmp(a, "--dir=", 6)) {

@@ -1,0 +1,189 @@
+/*
+ * tools/remote.h - the klog tool as a Kafka client ("remote mode").
+ *
+ * produce, consume, topics and groups work on a data directory through
+ * the public API while nothing else holds it.  While `klog serve` holds
+ * it (or whenever --bootstrap-server HOST:PORT is given) they talk to a
+ * server over the Kafka protocol instead, through librdkafka, and print
+ * what the local commands print.
+ *
+ * Discovery: `klog serve` writes its listener URLs into DIR/serve.listeners
+ * (cli_listeners_write: a temporary file renamed into place once every
+ * listener listens) and removes it when it stops cleanly.  A command reads
+ * it only when klog_open says DIR is locked, so a file left by a server
+ * that was killed is never used while nobody holds DIR (the command then
+ * opens DIR itself, and removes the stale file, holding the lock); and
+ * when DIR is locked and the address in the file does not answer, the
+ * command says so and exits 3 after a bounded connect (REMOTE_CONNECT_MS)
+ * rather than waiting on a server that is gone.
+ *
+ * The client half (remote_*.c) is built when librdkafka is found (meson
+ * option 'rdkafka', auto); without it remote_none.c says that remote mode
+ * is not built.  librdkafka is linked into this tool only, never into
+ * libklog.
+ */
+#ifndef KLOG_TOOLS_REMOTE_H
+#define KLOG_TOOLS_REMOTE_H
+
+#include "cli.h"
+
+/* Long options every remote-capable command takes (values below 256, above
+ * every short option, apart from the commands' own O_* values). */
+enum { O_BOOTSTRAP = 200, O_CMDCONFIG = 201 };
+#define CLI_REMOTE_OPTIONS                                                                     \
+    { "bootstrap-server", required_argument, NULL, O_BOOTSTRAP },                              \
+    { "command-config", required_argument, NULL, O_CMDCONFIG }
+
+/* The help lines for them. */
+#define CLI_REMOTE_HELP                                                                        \
+    "  --bootstrap-server HOST:PORT[,HOST:PORT...]\n"                                          \
+    "                         talk to a Kafka server (klog serve) instead of\n"              \
+    "                         opening DIR (also used when klog serve holds DIR)\n"            \
+    "  --command-config FILE  client properties for remote mode (key=value lines:\n"          \
+    "                         security.protocol, ssl.*, sasl.*, ...)\n"
+
+/* Set by --bootstrap-server / --command-config (before the command or
+ * among its options). */
+extern const char *cli_global_bootstrap;
+extern const char *cli_global_command_config;
+
+/* Handle O_BOOTSTRAP / O_CMDCONFIG in a command's option loop. */
+void cli_remote_option(int c, const char *arg);
+
+/* The name of the discovery file inside a data directory. */
+#define CLI_LISTENERS_FILE "serve.listeners"
+
+/* How long a command waits for a TCP connection to each address before
+ * it reports that nothing answers. */
+#define REMOTE_CONNECT_MS 5000
+/* How long an administrative request, or the first metadata request,
+ * may take. */
+#define REMOTE_REQUEST_MS 30000
+
+/* Where remote mode connects, and why. */
+typedef struct cli_remote {
+    char *bootstrap;      /* bootstrap.servers: "host:port,host:port" */
+    char *origin;         /* for messages: "klog serve at tcp://... (DIR/serve.listeners)" */
+    const char *command_config; /* FILE of --command-config, or NULL */
+    bool from_listeners;  /* found through DIR/serve.listeners */
+    bool tls;             /* a tls:// listener: security.protocol=ssl by default */
+} cli_remote;
+
+void cli_remote_free(cli_remote *r);
+
+/* Write the listener URLs (urls[0..n-1]) into DIR/serve.listeners,
+ * atomically (written beside it and renamed).  Returns 0 or -errno. */
+int cli_listeners_write(const char *dir, const char *const *urls, int n);
+/* Remove DIR/serve.listeners (no error when absent). */
+void cli_listeners_remove(const char *dir);
+
+/*
+ * Where a command runs.  With --bootstrap-server: remote (DIR is not
+ * needed).  Otherwise the data directory (opt_dir, -d, KLOG_DIR) is opened
+ * as cli_open does; when it is locked and DIR/serve.listeners names a
+ * server: remote.  Returns CLI_OK with exactly one of *k and *remote set,
+ * or the exit status after printing the error.  A --bootstrap-server, or a
+ * listeners file, whose addresses accept no TCP connection within
+ * REMOTE_CONNECT_MS is such an error (1, or 3 for a file in a locked DIR).
+ */
+int cli_target(const char *ctx, const char *help, const char *opt_dir, bool create, const klog_conf *conf,
+               klog **k, cli_remote **remote);
+
+/* A list of "key=value" strings (-X in remote mode), borrowed from argv. */
+typedef struct cli_props {
+    const char *kv[256];
+    int n;
+} cli_props;
+/* Append; returns CLI_OK or CLI_USAGE after printing the error. */
+int cli_props_add(const char *ctx, cli_props *p, const char *kv);
+
+/* Read a --command-config file: calls fn(arg, key, value) for every
+ * property line (Java properties: key=value, key: value or "key value";
+ * '#' and '!' comments; blank lines).  A sasl.jaas.config of Kafka's
+ * PlainLoginModule or ScramLoginModule is given as sasl.username and
+ * sasl.password.  Returns CLI_OK, or the exit status after printing the
+ * error (fn returns CLI_OK or an exit status). */
+int cli_props_file(const char *ctx, const char *path,
+                   int (*fn)(void *arg, const char *key, const char *value), void *arg);
+
+/* ---- what each command does remotely (remote_*.c, or remote_none.c) -------------- */
+
+/* Output formats of consume (cmd_consume.c), shared with remote consume. */
+enum cli_fmt { CLI_FMT_VALUE, CLI_FMT_KV, CLI_FMT_JSON };
+
+/* A record to print, from klog_message or from librdkafka. */
+typedef struct cli_record {
+    const char *topic;
+    int32_t partition;
+    int64_t offset, timestamp;
+    const void *key, *value; /* NULL: null */
+    size_t key_len, value_len;
+    size_t header_count;
+    /* header i: 0, or < 0 when it cannot be read */
+    int (*header)(const void *src, size_t i, const char **k, size_t *kl, const void **v, size_t *vl);
+    const void *src;
+} cli_record;
+void cli_print_record(FILE *f, const cli_record *r, enum cli_fmt fmt, const char *sep);
+
+typedef struct remote_produce_opts {
+    const char *topic, *keysep, *acks, *compression;
+    const klog_header *headers;
+    size_t nheaders;
+    int32_t partition;    /* KLOG_PARTITION_ANY: the partitioner */
+    bool quiet;
+    const cli_props *props;
+} remote_produce_opts;
+int remote_produce(const cli_remote *r, const remote_produce_opts *o);
+
+typedef struct remote_consume_opts {
+    const char *topic, *group, *sep;
+    int32_t partition;    /* -1: all */
+    bool from_beginning, have_offset, have_ts, quiet;
+    int64_t offset, ts, max_messages, timeout_ms;
+    enum cli_fmt fmt;
+    const cli_props *props;
+} remote_consume_opts;
+int remote_consume(const cli_remote *r, const remote_consume_opts *o);
+
+typedef struct remote_topics_opts {
+    const char *ctx, *action;
+    const char *const *topics;
+    int ntopics;
+    int partitions;       /* 0: not given */
+    const char *const *sets;   /* "key=value" */
+    int nsets;
+    const char *const *unsets;
+    int nunsets;
+    bool if_not_exists, if_exists, exclude_internal;
+} remote_topics_opts;
+int remote_topics(const cli_remote *r, const remote_topics_opts *o);
+
+typedef struct remote_groups_opts {
+    const char *ctx, *action, *group, *topic;
+    bool json;
+    int32_t partition;    /* -1: all (reset) */
+    int kind;             /* KLOG_RESET_* (reset) */
+    int64_t value;
+} remote_groups_opts;
+int remote_groups(const cli_remote *r, const remote_groups_opts *o);
+
+/* ---- output shared by the local and the remote commands ------------------------------ */
+
+/* topics describe: the first line of a topic ("k=v,k=v" configs). */
+void topics_print_topic(const char *name, int partitions, const char *configs);
+
+/* groups describe, text: the group line (generation < 0: "-"), the
+ * offsets table header and rows (committed < 0: "-"; end < 0: "-"), the
+ * members table header and rows (assignment "t-0,t-1" or "" for none). */
+void groups_print_group(const char *group, const char *state, int32_t generation, const char *protocol,
+                        size_t members);
+void groups_print_offsets_header(void);
+void groups_print_offset(const char *group, const char *topic, int32_t partition, int64_t committed,
+                         int64_t end, int64_t lag, const char *member_id, const char *client_id);
+void groups_print_members_header(void);
+void groups_print_member(const char *member_id, const char *client_id, const char *instance_id,
+                         const char *assignment);
+void groups_print_reset_header(void);
+void groups_print_reset(const char *group, const char *topic, int32_t partition, int64_t offset);
+
+#endif /* KLOG_TOOLS_REMOTE_H */

@@ -1,0 +1,35 @@
+/*
+ * tools/remote_none.c - remote mode when klog was built without
+ * librdkafka (meson -Drdkafka=disabled, or librdkafka not found): every
+ * command says so.  cli_target has already found a server to talk to.
+ */
+#include "remote.h"
+
+static int not_built(const char *ctx, const cli_remote *r)
+{
+    fprintf(stderr, "klog: %s: %s: remote mode is not built (this klog was built without librdkafka)\n", ctx,
+            r->origin);
+    return r->from_listeners ? CLI_LOCKED : CLI_USAGE;
+}
+
+int remote_produce(const cli_remote *r, const remote_produce_opts *o)
+{
+    (void)o;
+    return not_built("produce", r);
+}
+
+int remote_consume(const cli_remote *r, const remote_consume_opts *o)
+{
+    (void)o;
+    return not_built("consume", r);
+}
+
+int remote_topics(const cli_remote *r, const remote_topics_opts *o)
+{
+    return not_built(o->ctx, r);
+}
+
+int remote_groups(const cli_remote *r, const remote_groups_opts *o)
+{
+    return not_built(o->ctx, r);
+}
