@@ -33,7 +33,8 @@ static const char usage_text[] =
     "  --command-config FILE\n"
     "                  client properties for remote mode (TLS, SASL)\n"
     "  -h, --help      this help; 'klog COMMAND --help' for a command's own\n"
-    "  -V, --version   print the library version\n"
+    "  -V, --version   print the library version (and the Kafka client's, for\n"
+    "                  remote mode)\n"
     "\n"
     "Exit status: 0 success, 1 failure or damage found, 2 usage error,\n"
     "3 data directory locked by another process (dump and verify never need the lock).\n"
@@ -52,7 +53,8 @@ int main(int argc, char **argv)
         if (!strcmp(a, "-V") || !strcmp(a, "--version")) {
             const char *v;
             klog_version(&v);
-            printf("klog %s\n", v);
+            const char *rv = remote_client_version();
+            printf("klog %s (remote mode: %s)\n", v, rv ? rv : "not built");
             return CLI_OK;
         }
         if (!strcmp(a, "-d") || !strcmp(a, "--dir")) {

@@ -108,6 +108,9 @@ int cli_props_file(const char *ctx, const char *path,
 
 /* ---- what each command does remotely (remote_*.c, or remote_none.c) -------------- */
 
+/* "librdkafka 2.0.2", or NULL when remote mode is not built (klog -V). */
+const char *remote_client_version(void);
+
 /* Output formats of consume (cmd_consume.c), shared with remote consume. */
 enum cli_fmt { CLI_FMT_VALUE, CLI_FMT_KV, CLI_FMT_JSON };
 

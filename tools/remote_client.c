@@ -14,6 +14,13 @@
 static const char *log_ctx = "klog";
 static bool log_debug;
 
+const char *remote_client_version(void)
+{
+    static char v[64];
+    snprintf(v, sizeof v, "librdkafka %s", rd_kafka_version_str());
+    return v;
+}
+
 typedef struct set_arg {
     const char *ctx;
     rd_kafka_conf_t *conf;

@@ -12,6 +12,11 @@ static int not_built(const char *ctx, const cli_remote *r)
     return r->from_listeners ? CLI_LOCKED : CLI_USAGE;
 }
 
+const char *remote_client_version(void)
+{
+    return NULL;
+}
+
 int remote_produce(const cli_remote *r, const remote_produce_opts *o)
 {
     (void)o;

@@ -9,7 +9,7 @@
 # (exit 1), damaged small files, a leader-epoch-checkpoint, runs small perf tests, asks every command
 # for --help, checks the usage (2) and locked-directory (3) exit codes, and
 # that the tool links libklog.so without private symbols of the core; serves a directory to kcat
-# (klog serve: the listening line, the lock, the exit codes, SIGTERM).  Topics are also altered:
+# (klog serve: the listening line, the listeners file, the lock, the exit codes, SIGTERM).  Topics are also altered:
 # partitions added, configuration keys set and deleted.  Run by meson test
 # (suite 'tools').
 set -u
@@ -384,7 +384,16 @@ for _ in $(seq 1 100); do grep -q 'listening on' "$WORK/srv.out" && break; sleep
 contains "$WORK/srv.out" "klog serve: listening on tcp://127.0.0.1:"
 ADDR=$(sed -n 's|^klog serve: listening on tcp://||p' "$WORK/srv.out")
 case $ADDR in 127.0.0.1:0 | "") fail "serve printed no bound port: '$ADDR'" ;; *) ok ;; esac
-expect 3 "$KLOG" -d "$SRV" topics list
+# DIR/serve.listeners names the server while it runs; commands on DIR talk
+# to it (remote mode, when built with librdkafka; test/server/test_cli_client.py
+# tests it) instead of exiting 3
+contains "$SRV/serve.listeners" "tcp://$ADDR"
+if "$KLOG" --version | grep -q "remote mode: librdkafka"; then
+    expect 0 "$KLOG" -d "$SRV" topics list
+else
+    expect 3 "$KLOG" -d "$SRV" topics list
+    contains "$WORK/err" "remote mode is not built"
+fi
 expect 3 "$KLOG" -d "$SRV" serve --listen 127.0.0.1:0
 expect 1 "$KLOG" -d "$WORK/srv2" serve --listen "$ADDR"
 contains "$WORK/err" "klog: serve: listening on tcp://$ADDR: "
@@ -405,6 +414,7 @@ BGRC=$?
 BG=""
 [ "$BGRC" -eq 0 ] && ok || fail "klog serve exited $BGRC after SIGTERM"
 contains "$WORK/srv.err" "klog serve: stopping"
+[ -e "$SRV/serve.listeners" ] && fail "klog serve left serve.listeners behind after SIGTERM" || ok
 if command -v kcat >/dev/null; then
     expect 0 "$KLOG" -d "$SRV" consume served --from-beginning --timeout-ms 200 --format kv
     contains "$WORK/out" "hello"
