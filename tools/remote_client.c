@@ -84,11 +84,22 @@ static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char 
         fprintf(stderr, "klog: %s: librdkafka: %s: %s\n", log_ctx, fac, buf);
 }
 
+/* Errors librdkafka reports beside its log lines: a connection that
+ * failed is logged already (FAIL), the rest once here. */
+static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    (void)rk;
+    (void)opaque;
+    if (err != RD_KAFKA_RESP_ERR__TRANSPORT)
+        fprintf(stderr, "klog: %s: librdkafka: %s\n", log_ctx, reason);
+}
+
 int rk_create(const char *ctx, rd_kafka_type_t type, rd_kafka_conf_t *conf, rd_kafka_t **out)
 {
     char err[512] = "";
     log_ctx = ctx;
     rd_kafka_conf_set_log_cb(conf, on_log);
+    rd_kafka_conf_set_error_cb(conf, on_error);
     rd_kafka_t *rk = rd_kafka_new(type, conf, err, sizeof err);
     if (!rk) {
         rd_kafka_conf_destroy(conf);

@@ -22,7 +22,13 @@ typedef struct cstate {
     const char *ctx, *topic;
     int64_t *next;      /* per partition: the offset to commit, -1: nothing printed */
     int32_t nnext;
+    bool closing;       /* committed at exit already: revocations commit nothing */
 } cstate;
+
+/* How long the commit at exit may wait for the group coordinator (a
+ * server that went away must not hold the command until the session
+ * times out). */
+#define EXIT_COMMIT_MS 10000
 
 /* next[p], growing the array for partitions added while we run; NULL
  * when out of memory (that partition is then not committed). */
@@ -44,9 +50,11 @@ static int64_t *slot(cstate *s, int32_t p)
 }
 
 /* Commit next[p] for every partition of the topic in parts (NULL: the
- * current assignment) that has one.  Returns the error of the commit. */
+ * current assignment) that has one: asynchronously (async), or waiting
+ * for the answer at most wait_ms.  Returns the error of the commit
+ * (RD_KAFKA_RESP_ERR__TIMED_OUT: no answer in time). */
 static rd_kafka_resp_err_t commit_printed(rd_kafka_t *rk, cstate *s, const rd_kafka_topic_partition_list_t *parts,
-                                          bool async)
+                                          bool async, int wait_ms)
 {
     rd_kafka_topic_partition_list_t *assigned = NULL;
     if (!parts) {
@@ -64,8 +72,19 @@ static rd_kafka_resp_err_t commit_printed(rd_kafka_t *rk, cstate *s, const rd_ka
         rd_kafka_topic_partition_list_add(l, s->topic, p)->offset = s->next[p];
     }
     rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
-    if (l->cnt)
-        err = rd_kafka_commit(rk, l, async);
+    if (l->cnt && async) {
+        err = rd_kafka_commit(rk, l, 1);
+    } else if (l->cnt) {
+        rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+        err = rd_kafka_commit_queue(rk, l, q, NULL, NULL);
+        if (!err) {
+            rd_kafka_event_t *ev = rd_kafka_queue_poll(q, wait_ms);
+            err = ev ? rd_kafka_event_error(ev) : RD_KAFKA_RESP_ERR__TIMED_OUT;
+            if (ev)
+                rd_kafka_event_destroy(ev);
+        }
+        rd_kafka_queue_destroy(q);
+    }
     rd_kafka_topic_partition_list_destroy(l);
     if (assigned)
         rd_kafka_topic_partition_list_destroy(assigned);
@@ -90,8 +109,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
     /* revoked (or lost): commit what was printed from them, as Kafka's
      * consumers do before giving partitions up; then forget it, since the
      * next owner moves the group's offsets on */
-    if (!rd_kafka_assignment_lost(rk)) {
-        rd_kafka_resp_err_t ce = commit_printed(rk, s, parts, false);
+    if (!s->closing && !rd_kafka_assignment_lost(rk)) {
+        rd_kafka_resp_err_t ce = commit_printed(rk, s, parts, false, EXIT_COMMIT_MS);
         if (ce && ce != RD_KAFKA_RESP_ERR__NO_OFFSET)
             fprintf(stderr, "klog: %s: commit before a rebalance: %s\n", s->ctx, rd_kafka_err2str(ce));
     }
@@ -117,7 +136,8 @@ static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_pa
     cstate *s = opaque;
     /* a commit refused in a rebalance is made again after it */
     if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET && err != RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS &&
-        err != RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION)
+        err != RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION && err != RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID &&
+        err != RD_KAFKA_RESP_ERR__WAIT_COORD)
         fprintf(stderr, "klog: %s: commit: %s\n", s->ctx, rd_kafka_err2str(err));
 }
 
@@ -233,7 +253,7 @@ int remote_consume(const cli_remote *r, const remote_consume_opts *o)
     rd_kafka_t *rk = NULL;
     rd_kafka_topic_t *rkt = NULL;  /* without a group */
     rd_kafka_queue_t *q = NULL;
-    bool started = false;
+    bool started = false, coordinator_gone = false;
     int np = 0;
     int rc = rk_conf(ctx, r, defaults, o->props, &conf);
     if (rc != CLI_OK)
@@ -329,14 +349,20 @@ int remote_consume(const cli_remote *r, const remote_consume_opts *o)
         }
         if (o->group && cli_now_ns() - last_commit > 5000000000ull) {
             last_commit = cli_now_ns();
-            commit_printed(rk, &s, NULL, true); /* errors: on_commit */
+            commit_printed(rk, &s, NULL, true, 0); /* errors: on_commit */
         }
     }
     fflush(stdout);
     if (o->group) {
-        rd_kafka_resp_err_t err = commit_printed(rk, &s, NULL, false);
-        if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+        rd_kafka_resp_err_t err = commit_printed(rk, &s, NULL, false, EXIT_COMMIT_MS);
+        if (err == RD_KAFKA_RESP_ERR__TIMED_OUT || err == RD_KAFKA_RESP_ERR__WAIT_COORD) {
+            coordinator_gone = true;
+            rc = cli_err(ctx, "commit: no answer from the group coordinator within %d s: the offsets after "
+                              "the records printed are not committed", EXIT_COMMIT_MS / 1000);
+        } else if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
             rc = rk_fail(ctx, "commit", err, NULL);
+        }
+        s.closing = true;
     }
     if (!o->quiet)
         fprintf(stderr, "Processed a total of %" PRId64 " messages\n", count);
@@ -348,6 +374,13 @@ out:
         rd_kafka_topic_destroy(rkt);
     if (q)
         rd_kafka_queue_destroy(q);
+    if (coordinator_gone) {
+        /* Nobody to leave the group with, and rd_kafka_destroy would wait
+         * for the commits it holds back for a coordinator to time out (a
+         * minute): the process exits now, and its end frees the client. */
+        free(s.next);
+        return rc;
+    }
     if (o->group)
         rd_kafka_consumer_close(rk); /* leaves the group */
     rd_kafka_destroy(rk);

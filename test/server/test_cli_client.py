@@ -150,6 +150,19 @@ def wait_group(server, group, members):
     pytest.fail("group %s did not become Stable with %d assigned members in %d s: %r" % (group, members, WAIT, last))
 
 
+def wait_no_members(server, group):
+    """Until the group has no member (a stopped consumer's LeaveGroup is
+    processed by the server on its own connection)."""
+    last = None
+    for _ in deadline_loop(WAIT, 0.1):
+        out, _ = run_loose("-d", server.datadir, "groups", "describe", group, "--format", "json")
+        if out:
+            last = json.loads(out)
+            if not last["members"]:
+                return last
+    pytest.fail("group %s still has members after %d s: %r" % (group, WAIT, last))
+
+
 def run_loose(*args):
     """Run klog; (stdout, stderr) whatever its status (stdout "" unless 0)."""
     p = subprocess.run([KLOG] + [str(a) for a in args], stdin=subprocess.DEVNULL, capture_output=True,
@@ -183,14 +196,13 @@ def test_quick_start_three_processes(server, background):
     assert "Processed a total of 3 messages" in consumer.err()
 
     # committed past what it printed, at exit: nothing left to read
-    desc = json.loads(klog("-d", d, "groups", "describe", "quick", "--format", "json")[0])
-    assert desc["members"] == []
+    desc = wait_no_members(server, "quick")
     assert [(o["topic"], o["committed"], o["lag"]) for o in desc["offsets"]] == [("quickstart-events", 3, 0)]
     out, _ = klog("-d", d, "groups", "list")
     assert "quick" in out.split()
     # a new member of the group starts where the first stopped
     more = background("consumer2", "-d", d, "consume", "quickstart-events", "--group", "quick",
-                      "--from-beginning", "--timeout-ms", "3000")
+                      "--from-beginning")
     wait_group(server, "quick", 1)
     klog("-d", d, "produce", "quickstart-events", "-q", stdin="fourth\n")
     assert more.wait_lines(1, "the second consumer") == ["fourth"]
@@ -294,6 +306,7 @@ def test_topics_and_groups_through_the_server(server, background):
     _, err = klog("-d", d, "groups", "delete", "audit", want=1)
     assert "active members" in err
     live.stop()
+    wait_no_members(server, "audit")
     out, _ = klog("-d", d, "groups", "delete", "audit")
     assert out == "Deleted group audit.\n"
 
