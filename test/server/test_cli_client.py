@@ -24,6 +24,8 @@ stopped by PID) and every wait bounded:
     directory, and while someone else holds the directory it gives a clear
     error (exit 3), not a hang; --bootstrap-server at an address where
     nothing listens fails (exit 1) with the address;
+  * a group consumer whose server stopped under it exits when told to,
+    saying that its last offsets are not committed (exit 1);
   * --command-config: a Kafka-style properties file reaches the client
     (client.id shows in groups describe); a key librdkafka does not know is
     a usage error (exit 2).
@@ -99,8 +101,8 @@ class Background:
         pytest.fail("%s: %d of %d lines after %d s\nstdout:\n%s\nstderr:\n%s"
                     % (what, len(self.lines()), n, WAIT, self.out()[-2000:], self.err()[-3000:]))
 
-    def stop(self):
-        """SIGTERM by PID; the exit status must be 0."""
+    def stop(self, want=0):
+        """SIGTERM by PID; the exit status must be `want`."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         try:
@@ -109,7 +111,7 @@ class Background:
             self.proc.kill()
             self.proc.wait(10)
             pytest.fail("`%s` did not exit within %d s of SIGTERM\n%s" % (" ".join(self.argv), WAIT, self.err()))
-        assert rc == 0, "`%s` exited %d\n%s" % (" ".join(self.argv), rc, self.err()[-3000:])
+        assert rc == want, "`%s` exited %d\n%s" % (" ".join(self.argv), rc, self.err()[-3000:])
 
     def kill(self):
         if self.proc.poll() is None:
@@ -427,3 +429,19 @@ def test_stale_listeners_file_after_kill9(serve, background):
     _, err = klog("-d", d, "topics", "list", want=3)
     assert "locked by another process" in err
     holder.stop()
+
+
+def test_consumer_outlives_its_server(serve, background):
+    """The server stops under a group consumer: the consumer keeps waiting
+    (as Kafka's do), and when stopped it says what it could not commit."""
+    server = serve(prepare=[["topics", "create", "t"]])
+    d = server.datadir
+    c = background("c", "-d", d, "consume", "t", "--group", "g", "--from-beginning")
+    wait_group(server, "g", 1)
+    klog("-d", d, "produce", "t", "-q", stdin="one\ntwo\n")
+    assert c.wait_lines(2, "the consumer") == ["one", "two"]
+    server.stop()
+    assert c.proc.poll() is None, "the consumer exited with its server: %s" % c.err()
+    c.stop(want=1)
+    assert "commit: no answer from the group coordinator" in c.err()
+    assert "Processed a total of 2 messages" in c.err()
