@@ -298,8 +298,24 @@ int cli_target(const char *ctx, const char *help, const char *opt_dir, bool crea
     *k = NULL;
     *remote = NULL;
     if (cli_global_bootstrap) {
-        if (!*cli_global_bootstrap)
-            return cli_usage(ctx, help, "--bootstrap-server needs HOST:PORT");
+        /* HOST:PORT[,HOST:PORT...], each well formed */
+        const char *b = cli_global_bootstrap;
+        size_t bl = strlen(b);
+        bool well_formed = bl > 0 && b[bl - 1] != ',';
+        while (well_formed && *b) {
+            size_t n = strcspn(b, ",");
+            char hp[300], host[256], port[16];
+            well_formed = n > 0 && n < sizeof hp;
+            if (well_formed) {
+                memcpy(hp, b, n);
+                hp[n] = '\0';
+                well_formed = split_hostport(hp, host, sizeof host, port, sizeof port) && *host;
+            }
+            b += n + (b[n] == ',');
+        }
+        if (!well_formed)
+            return cli_usage(ctx, help, "--bootstrap-server '%s': expected HOST:PORT[,HOST:PORT...]",
+                             cli_global_bootstrap);
         cli_remote *r = calloc(1, sizeof *r);
         if (!r || !(r->bootstrap = strdup(cli_global_bootstrap)) ||
             !(r->origin = malloc(strlen(cli_global_bootstrap) + 32))) {
