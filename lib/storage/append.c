@@ -76,20 +76,31 @@ static void sync_release(ks_log *log, int rc, int64_t durable_to)
 }
 
 /* The leader's sync (slot held, no lock): fdatasync the active segment.
- * Returns its result; *covers receives the end offset it makes durable. */
-static int leader_sync(ks_log *log, int64_t *covers)
+ * Returns its result; *covers receives the end offset it makes durable.
+ * *sticky: a failure of the sync itself (the log turns read-only), not of
+ * what came before it (reopening the file, the directory's sync). */
+static int leader_sync(ks_log *log, int64_t *covers, bool *sticky)
 {
+    *sticky = false;
+    int rc = ks__dir_durable(log);
+    if (rc < 0)
+        return rc;
     /* Snapshot what this sync will cover: the active segment and the
      * end offset, consistently (a roll syncs the segment it leaves). */
     pthread_mutex_lock(&log->append_mu);
     ks_segment *s = ks__active(log);
+    int h = ks__seg_h(log, s);
+    if (h < 0) {
+        pthread_mutex_unlock(&log->append_mu);
+        return h;
+    }
     ks__seg_ref(s);
-    s->h_users++; /* keeps s->h open across a roll */
+    s->h_users++; /* keeps s->h open across a roll, and the cache off it */
     *covers = atomic_load(&log->end);
-    int h = s->h;
     pthread_mutex_unlock(&log->append_mu);
     uint64_t t0 = klog__now_ns();
-    int rc = h >= 0 ? kio_datasync(log->io, h) : 0;
+    rc = kio_datasync(log->io, h);
+    *sticky = true;
     note_sync(log, klog__now_ns() - t0);
     pthread_mutex_lock(&log->append_mu);
     if (--s->h_users == 0 && s->sealed && s->h >= 0 && s != ks__active(log)) {
@@ -122,8 +133,13 @@ static int group_sync(ks_log *log, int64_t target)
         }
         log->sync_running = true;
         pthread_mutex_unlock(&log->sync_mu);
-        int64_t covers;
-        int rc = leader_sync(log, &covers);
+        int64_t covers = 0;
+        bool sticky;
+        int rc = leader_sync(log, &covers, &sticky);
+        if (rc < 0 && !sticky) {
+            sync_release(log, 0, 0); /* nothing was synced, nothing failed for good */
+            return rc;
+        }
         sync_release(log, rc, covers);
         pthread_mutex_lock(&log->sync_mu);
     }
@@ -147,22 +163,27 @@ int ks__roll(ks_log *log, int64_t base)
     int rc;
     ks__prefill_quiesce(log);
     atomic_store(&log->pf_off, false); /* the next segment may try again */
+    int h = ks__seg_h(log, old);
+    if (h < 0)
+        return h; /* could not reopen it: nothing changed */
     if ((rc = ks__cut_zero_tail(log, old)) < 0)
         return ks__fail_sync(log, rc);
-    if (old->h >= 0) {
-        uint64_t t0 = klog__now_ns();
-        if ((rc = kio_datasync(log->io, old->h)) < 0)
-            return ks__fail_sync(log, rc);
-        note_sync(log, klog__now_ns() - t0);
-    }
+    uint64_t t0 = klog__now_ns();
+    if ((rc = kio_datasync(log->io, h)) < 0)
+        return ks__fail_sync(log, rc);
+    note_sync(log, klog__now_ns() - t0);
+    if ((rc = ks__dir_durable(log)) < 0)
+        return rc;
     atomic_fetch_add_explicit(&log->st.rolls, 1, memory_order_relaxed);
     advance_durable(log, atomic_load(&old->next_offset));
     pthread_mutex_lock(&log->sync_mu);
     pthread_cond_broadcast(&log->sync_cv);
     pthread_mutex_unlock(&log->sync_mu);
+    bool counted = old->ix_files; /* still the files it was opened with: counted since */
     if ((rc = ks__seg_write_indexes(old, log->dir)) < 0)
         return rc;
-    ks__disk_add(log, (int64_t)old->ix_bytes);
+    if (!counted)
+        ks__disk_add(log, (int64_t)old->ix_bytes);
     ks_segment *s;
     rc = ks__seg_new(&s, log->io, log->dir, base, ks__map_cap(log), log->cfg.index_interval_bytes, true);
     if (rc == -EEXIST) {
@@ -187,14 +208,16 @@ int ks__roll(ks_log *log, int64_t base)
      * closes it itself when done (a closed fd could be reused by another
      * file, and the sync would then "succeed" on the wrong one). */
     old->sealed = true;
-    if (old->h_users == 0 && old->h >= 0) {
-        kio_file_close(log->io, old->h);
-        old->h = -1;
-    }
+    ks__seg_h_drop(log, old);
+    ks__seg_ix_sealed(old);
+    ks__seg_h_adopt(log, s);
     pthread_mutex_lock(&log->ckpt_mu);
-    rc = ks__ckpt_write(log->io, log->dir, base, atomic_load(&log->start));
-    if (rc == 0)
+    int64_t start = atomic_load(&log->start);
+    rc = ks__ckpt_write(log->io, log->dir, base, start);
+    if (rc == 0) {
         log->recovery_point = base;
+        log->ckpt_start = start;
+    }
     pthread_mutex_unlock(&log->ckpt_mu);
     return rc;
 }
@@ -292,12 +315,31 @@ static int check_batch(ks_log *log, ks_batch *b, unsigned flags, kf_batch_info *
  * ended the run (its result set; those before it are still written).
  * r->k == 0: nothing to write.
  */
+/* The active segment ready to take batches (append_mu held): its indexes
+ * its own, in growable memory (after a reopen they are still in their
+ * files), and its file open (the cache may have closed it).  Returns the
+ * handle or an error. */
+static int active_ready(ks_log *log, ks_segment *s)
+{
+    if (KLOG_UNLIKELY(s->ix_files || s->ix_state != KS_IX_HEAP)) {
+        int rc = ks__seg_ix_own(log, s);
+        if (rc < 0)
+            return rc;
+    }
+    return ks__seg_h(log, s);
+}
+
 static int gather(ks_log *log, ks_call *c, ks_run *r)
 {
     r->k = 0;
     r->s = ks__active(log);
     r->pos0 = r->pos = atomic_load_explicit(&r->s->size, memory_order_relaxed);
     int64_t next = atomic_load(&log->end);
+    int h = active_ready(log, r->s);
+    if (h < 0) {
+        c->b[c->i].result = h;
+        return h;
+    }
     while (c->i + r->k < c->n && r->k < KS_WRITE_MAX) {
         unsigned k = r->k;
         ks_batch *b = &c->b[c->i + k];
@@ -308,6 +350,8 @@ static int gather(ks_log *log, ks_call *c, ks_run *r)
             if ((cr = ks__roll(log, next)) == 0) {
                 r->s = ks__active(log);
                 r->pos0 = r->pos = 0;
+                if ((h = active_ready(log, r->s)) < 0)
+                    cr = h;
             }
         }
         int64_t dup_base = -1;
@@ -333,7 +377,7 @@ static int gather(ks_log *log, ks_call *c, ks_run *r)
         b->base_offset = next;
         next += r->bi[k].last_offset_delta + 1;
         r->iov[k] = (struct iovec){ b->batch, b->len };
-        r->req[k] = (kio_wreq){ r->s->h, &r->iov[k], 1, r->pos };
+        r->req[k] = (kio_wreq){ h, &r->iov[k], 1, r->pos };
         r->pos += b->len;
         r->k++;
     }
@@ -438,7 +482,8 @@ static int append_runs(ks_log *log, ks_call *c)
         /* A lone durable appender links its fdatasync to the write: one
          * submission, and the sync cannot run ahead of the data.  With
          * company, the write goes alone and the group shares one sync. */
-        bool link = c->durable && c->i + r.k == c->n && atomic_load(&log->inflight) == 1 && sync_claim(log);
+        bool link = c->durable && c->i + r.k == c->n && atomic_load(&log->inflight) == 1 &&
+                    ks__dir_durable(log) == 0 && sync_claim(log);
         int wr = write_run(log, c, &r, &link);
         if (wr < 0)
             rc = wr;

@@ -38,6 +38,27 @@ int ks_write_atomic(kio *io, const char *dir, const char *name, const void *data
     return rc;
 }
 
+int ks_write_replace(kio *io, const char *dir, const char *name, const void *data, size_t len)
+{
+    char tmp[4096], dst[4096];
+    if (snprintf(tmp, sizeof tmp, "%s/%s.tmp", dir, name) >= (int)sizeof tmp ||
+        snprintf(dst, sizeof dst, "%s/%s", dir, name) >= (int)sizeof dst)
+        return -ENAMETOOLONG;
+    int h = kio_file_open(io, tmp, KIO_O_RDWR | KIO_O_CREAT | KIO_O_TRUNC, 0644);
+    if (h < 0)
+        return h;
+    struct iovec iov = { .iov_base = (void *)data, .iov_len = len };
+    int rc = kio_pwritev(io, h, &iov, 1, 0);
+    int crc = kio_file_close(io, h);
+    if (rc == 0)
+        rc = crc;
+    if (rc == 0)
+        rc = kio_rename(io, tmp, dst);
+    if (rc < 0)
+        (void)kio_unlink(io, tmp);
+    return rc;
+}
+
 ssize_t ks_read_small(kio *io, const char *path, void *buf, size_t cap)
 {
     int h = kio_file_open(io, path, KIO_O_RDONLY, 0);

@@ -468,6 +468,7 @@ static int clean_group(kc_pass *x, kc_plan *p, unsigned a, unsigned b, bool *gap
         ns->h = -1;
         ns->sealed = true;
         ns->gaps = true;
+        ks__seg_attach(log, ns);
         rc = ks__seg_index_map(ns, x->out_pos, log->cfg.index_interval_bytes);
     }
     if (rc < 0) {
@@ -475,7 +476,8 @@ static int clean_group(kc_pass *x, kc_plan *p, unsigned a, unsigned b, bool *gap
             ks__seg_unref(ns);
         return ks__fail_sync(log, rc);
     }
-    (void)ks__seg_write_indexes(ns, log->dir); /* rebuilt at open if this fails */
+    if (ks__seg_write_indexes(ns, log->dir) == 0) /* rebuilt at open if this fails */
+        ks__seg_ix_sealed(ns);                     /* loaded again on demand */
     /* 7. readers switch to the new segment; views keep the old mappings
      * (the old files are gone, their pages stay while mapped) */
     uint64_t old_bytes = 0;

@@ -13,6 +13,8 @@
 
 #define KS_CKPT_NAME "recovery.ckpt"
 
+enum { KS_DIR_PARENT = 1, KS_DIR_SELF = 2 }; /* ks_log.dir_unsynced */
+
 /* Offset index entry: the batch starting at `pos` has base offset
  * segment base + rel.  Time index entry: the largest batch max_timestamp seen
  * in the segment up to and including the batch with base offset base + rel. */
@@ -20,23 +22,53 @@ typedef struct ks_oentry { uint32_t rel; uint32_t pos; } ks_oentry;
 typedef struct ks_tentry { int64_t ts; uint32_t rel; uint32_t pos; } ks_tentry;
 
 /*
- * An index is an array that only grows, by one writer (under the log's
- * append lock).  Its storage is allocated once with room for every entry the
- * segment could ever need (cap), so it never moves: readers load `count`
- * with acquire ordering and may read entries below it without a lock.
- * Truncation lowers count (under the append lock) before the bytes it
- * covered are reused.
+ * A segment's two indexes live in one of three places (ix_state):
+ *   OUT     not in memory: its .index and .timeindex files (ix_files)
+ *           hold them; the first lookup loads them;
+ *   HEAP    heap arrays: the active segment's, which grow as it fills
+ *           (doubling, up to ix_max entries), or a rebuild from the data;
+ *   MAPPED  the index files mapped read-only: a sealed segment's, loaded
+ *           on demand and dropped again under the instance's cap
+ *           (ks_cache: log.index.cache.bytes), least recently used first.
+ * ix_mu guards the state, the arrays' pointers and capacities, and the
+ * mappings.  Lookups take it for their binary search only (the header scan
+ * that follows runs without it).  Entries are appended by one writer (under
+ * the log's append_mu, or recovery's): it writes entry `count` and then
+ * publishes count (release) without ix_mu, and takes ix_mu only to move
+ * the array when it grows, so readers never see the array move under
+ * them.  Truncation lowers count (under the append lock) before the bytes
+ * it covered are reused.
  */
 typedef struct ks_index {
-    void *e;              /* ks_oentry[] or ks_tentry[] */
+    void *e;              /* ks_oentry[] or ks_tentry[] (heap, or in the file's mapping) */
     _Atomic uint32_t count;
-    uint32_t cap;
+    uint32_t cap;         /* entries of room at e */
 } ks_index;
+
+enum { KS_IX_OUT = 0, KS_IX_HEAP, KS_IX_MAPPED };
+
+/* The instance's caps on what its partition logs hold (storage.h:
+ * ks_cache).  mu is a leaf below append_mu and ix_mu: it is taken inside
+ * them, and under it the others are only ever try-locked. */
+struct ks_cache {
+    pthread_mutex_t mu;
+    /* sealed segments' indexes in memory (MAPPED, or a HEAP rebuild) */
+    uint64_t ix_limit;          /* bytes; 0 = no cap */
+    uint64_t ix_bytes;
+    unsigned ix_count;
+    ks_segment *ix_head;        /* most recently loaded first */
+    /* active segments' open file handles */
+    unsigned fh_limit;          /* 0 = no cap */
+    unsigned fh_open;
+    ks_segment *fh_head;        /* most recently registered first */
+    uint64_t fh_reopens, ix_loads; /* statistics */
+};
 
 struct ks_segment {
     int64_t base;                 /* base offset (the file name) */
     kio *io;
-    int h;                        /* kio handle while writable, else -1 */
+    int h;                        /* kio handle while writable and open, else -1
+                                   * (ks__seg_h reopens an active segment's) */
     uint8_t *map;                 /* PROT_READ MAP_SHARED mapping of map_cap bytes */
     size_t map_cap;
     _Atomic uint64_t size;        /* bytes of whole, written batches (readers' limit) */
@@ -45,9 +77,17 @@ struct ks_segment {
     int64_t max_ts;               /* largest batch max_timestamp, -1 if empty */
     uint64_t since_oidx;          /* bytes appended since the last offset-index entry */
     uint64_t since_tidx;
+    uint32_t interval;            /* index.interval.bytes when created (for rebuilds) */
+    pthread_mutex_t ix_mu;        /* the indexes' state (above) */
+    uint8_t ix_state;             /* KS_IX_* */
+    bool ix_files;                /* the index files on disk describe this segment as it is */
+    uint32_t ix_max;              /* entries an index can need at most */
     ks_index oidx, tidx;
+    void *ix_map[2];              /* MAPPED: the .index and .timeindex files */
+    size_t ix_map_len[2];
     _Atomic int refs;             /* the log's list holds one; each view one */
-    int h_users;                  /* group-commit leaders syncing h (append_mu) */
+    int h_users;                  /* users of h outside append_mu (group-commit
+                                   * leaders): it is not closed under them */
     _Atomic uint64_t file_end;    /* length of the file: past `size` when a zeroed
                                    * tail was written ahead of durable appends
                                    * (changed under append_mu, or by a background
@@ -57,6 +97,19 @@ struct ks_segment {
     bool gaps;                    /* compaction may have left offset gaps in it; otherwise
                                    * offsets must be dense (a base offset, outside the
                                    * checksum, that jumps is damage) */
+    /* ks_cache membership (under cache->mu): the index list (a sealed
+     * segment whose indexes are in memory) and the handle list (an active
+     * segment whose file is open).  hot: used since the last eviction
+     * sweep passed it (second chance). */
+    ks_cache *cache;
+    ks_segment *ixc_prev, *ixc_next;
+    bool ixc_in;
+    uint64_t ixc_bytes;
+    _Atomic bool ixc_hot;
+    ks_segment *fhc_prev, *fhc_next;
+    bool fhc_in;
+    _Atomic bool fhc_hot;
+    struct ks_log *owner;         /* the log whose active segment this is (fh list) */
     char path[4096];              /* the .log file */
 };
 
@@ -150,6 +203,8 @@ struct ks_log {
     _Atomic int64_t start;     /* log start offset */
     pthread_mutex_t ckpt_mu;   /* recovery.ckpt writes and recovery_point */
     int64_t recovery_point;    /* last checkpointed */
+    int64_t ckpt_start;        /* the log start recovery.ckpt holds (under ckpt_mu) */
+    _Atomic int dir_unsynced;  /* KS_DIR_*: entries no dirsync covers yet (ks__dir_durable) */
     uint64_t unsynced_records; /* INTERVAL policy (under append_mu) */
     int64_t unsynced_since_ms; /* wall time of the first unsynced append, -1 if none */
 
@@ -233,6 +288,17 @@ int ks__writable(const ks_log *log);
 /* Write recovery.ckpt with this recovery point and the current start
  * (takes ckpt_mu). */
 int ks__ckpt_write_locked(ks_log *log, int64_t recovery_point);
+/* A log created in a directory made just now holds entries no directory
+ * sync covers yet (its own in the parent, its first segment's): make them
+ * durable before any sync vouches for data (leaders, linked writes, roll,
+ * close).  Returns 0 or the dirsync's error. */
+int ks__dir_durable_slow(ks_log *log, int which);
+static inline int ks__dir_durable(ks_log *log)
+{
+    return atomic_load_explicit(&log->dir_unsynced, memory_order_acquire)
+               ? ks__dir_durable_slow(log, KS_DIR_PARENT | KS_DIR_SELF)
+               : 0;
+}
 /* Account delta bytes (may be negative) to the log and its space (inline:
  * every append counts what it wrote). */
 static inline void ks__disk_add(ks_log *log, int64_t delta)
@@ -306,6 +372,45 @@ int ks__seg_new(ks_segment **out, kio *io, const char *dir, int64_t base,
 /* An empty segment at base with no file behind it: the active segment of a
  * damaged log that has none (nothing maps, reads or writes it). */
 int ks__seg_phantom(ks_segment **out, kio *io, int64_t base);
+/* A segment that goes into log's list: it uses the log's cache. */
+void ks__seg_attach(ks_log *log, ks_segment *s);
+/* Before the active segment takes its first append, or is truncated: its
+ * indexes in growable memory (loaded if they were OUT), its index files
+ * gone (later appends would make them stale).  append_mu held.  Returns 0
+ * or -ENOMEM. */
+int ks__seg_ix_own(ks_log *log, ks_segment *s);
+/* After a segment was sealed and its index files written: free its
+ * in-memory indexes (the next lookup loads the files, under the cache). */
+void ks__seg_ix_sealed(ks_segment *s);
+/* Give dst (new, unshared) src's index entries below cut (src the
+ * writer's: append_mu held).  Returns 0 or -ENOMEM. */
+int ks__seg_ix_copy(ks_segment *dst, ks_segment *src, uint64_t cut);
+/* ix_mu held: drop the in-memory indexes (the cache's sweep). */
+void ks__seg_ix_drop_locked(ks_segment *s);
+
+/* cache.c (the contract at the top of cache.c) */
+/* Put s (h open) on the cache's list of open files, closing others past
+ * the cap.  append_mu held, or the log not yet shared. */
+void ks__seg_h_adopt(ks_log *log, ks_segment *s);
+int ks__seg_h_slow(ks_log *log, ks_segment *s);
+/* The active segment's handle, reopened if the cache closed it
+ * (append_mu held; valid until it is released).  Returns it or -errno. */
+static inline int ks__seg_h(ks_log *log, ks_segment *s)
+{
+    if (KLOG_LIKELY(s->h >= 0)) {
+        if (!atomic_load_explicit(&s->fhc_hot, memory_order_relaxed))
+            atomic_store_explicit(&s->fhc_hot, true, memory_order_relaxed);
+        return s->h;
+    }
+    return ks__seg_h_slow(log, s);
+}
+/* s stops being the active segment, or the log closes (append_mu held):
+ * off the list, and its handle closed unless a user outside append_mu
+ * holds it (h_users: that one closes it). */
+void ks__seg_h_drop(ks_log *log, ks_segment *s);
+/* Sealed segments' in-memory indexes (ix_mu held). */
+void ks__ixc_add(ks_segment *s, uint64_t bytes);
+void ks__ixc_del(ks_segment *s);
 void ks__seg_ref(ks_segment *s);
 void ks__seg_unref(ks_segment *s);
 /* Record a batch of len bytes just written at position pos (appending side). */
@@ -317,8 +422,12 @@ void ks__seg_note_batch(ks_segment *s, const kf_batch_info *bi, uint64_t pos,
 int ks__seg_find(ks_segment *s, int64_t offset, uint64_t *pos);
 /* First batch position whose max_timestamp >= ts; *pos = size if none. */
 int ks__seg_find_time(ks_segment *s, int64_t ts, uint64_t *pos);
-/* Write .index and .timeindex for the segment (atomic), datasync them. */
+/* Write .index and .timeindex for the segment (atomic), datasync them.
+ * Nothing when the files on disk describe it already (ix_files). */
 int ks__seg_write_indexes(ks_segment *s, const char *dir);
+/* The same without syncs (close: the checkpoint's directory sync that
+ * follows makes the names durable; a torn file is rebuilt at open). */
+int ks__seg_write_indexes_nosync(ks_segment *s, const char *dir);
 /* Load both index files, checking them against the segment (size, base,
  * monotonic, in range, checksum).  Returns 0, or KLOG_ECORRUPT / -ENOENT when
  * they must be rebuilt. */

@@ -35,6 +35,7 @@ size_t ks__map_cap(const ks_log *log)
 
 int ks__list_push(ks_log *log, ks_segment *s)
 {
+    ks__seg_attach(log, s);
     pthread_mutex_lock(&log->seg_mu);
     int rc = klog__vec_reserve(&log->segs, &log->segcap, (size_t)log->nsegs + 1, sizeof *log->segs);
     if (rc == 0) {
@@ -48,11 +49,68 @@ int ks__list_push(ks_log *log, ks_segment *s)
 int ks__ckpt_write_locked(ks_log *log, int64_t recovery_point)
 {
     pthread_mutex_lock(&log->ckpt_mu);
-    int rc = ks__ckpt_write(log->io, log->dir, recovery_point, atomic_load(&log->start));
-    if (rc == 0)
+    int64_t start = atomic_load(&log->start);
+    int rc = ks__ckpt_write(log->io, log->dir, recovery_point, start);
+    if (rc == 0) {
         log->recovery_point = recovery_point;
+        log->ckpt_start = start;
+    }
     pthread_mutex_unlock(&log->ckpt_mu);
     return rc;
+}
+
+/* The parent of dir, into out. */
+static void parent_of(const char *dir, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s", dir);
+    char *slash = strrchr(out, '/');
+    if (slash == out)
+        slash[1] = '\0';
+    else if (slash)
+        *slash = '\0';
+    else
+        snprintf(out, cap, ".");
+}
+
+int ks__dir_durable_slow(ks_log *log, int which)
+{
+    int f = atomic_load(&log->dir_unsynced) & which, rc = 0;
+    if (f & KS_DIR_PARENT) {
+        char parent[4096];
+        parent_of(log->dir, parent, sizeof parent);
+        rc = kio_dirsync(log->io, parent);
+    }
+    if (rc == 0 && (f & KS_DIR_SELF))
+        rc = kio_dirsync(log->io, log->dir);
+    if (rc == 0)
+        atomic_fetch_and(&log->dir_unsynced, ~f);
+    return rc;
+}
+
+/*
+ * A log in a directory made just now (nothing in it, so nothing to
+ * recover): its first segment at offset 0, and no sync.  A crash before
+ * anything is synced leaves the directory empty or gone, which the next
+ * open turns into the same empty log; so the directory entries (the log's
+ * own, its segment's) are made durable only before the first sync that
+ * vouches for data (dir_unsynced, ks__dir_durable), and no checkpoint is
+ * written until there is something to record (none reads as offset 0).
+ * Creating thousands of partitions then costs no sync per partition.
+ */
+static int create_fresh(ks_log *log)
+{
+    ks_segment *s;
+    int rc = ks__seg_new(&s, log->io, log->dir, 0, ks__map_cap(log), log->cfg.index_interval_bytes, true);
+    if (rc < 0)
+        return rc;
+    if ((rc = ks__list_push(log, s)) < 0) {
+        ks__seg_unref(s);
+        return rc;
+    }
+    atomic_fetch_or(&log->dir_unsynced, KS_DIR_SELF);
+    log->recovery_point = 0;
+    log->ckpt_start = 0;
+    return 0;
 }
 
 uint64_t ks__seg_disk(ks_segment *s) { return atomic_load(&s->size) + s->ix_bytes; }
@@ -153,27 +211,30 @@ static int log_new(ks_log **out, kio *io, const char *dir, const ks_log_config *
     return 0;
 }
 
-/* Make dir (if it is not there) durably, and take its lock into *lock_fd. */
-static int dir_make_lock(kio *io, const char *dir, int *lock_fd)
+/* Make log's directory if it is not there (*made: it was not), and take
+ * its lock into *lock_fd unless the caller's covers it (dir_locked).  The
+ * new directory's own entry is made durable now, or, with defer, before
+ * anything in it is (dir_unsynced, ks__dir_durable). */
+static int dir_make_lock(ks_log *log, bool defer, int *lock_fd, bool *made)
 {
-    int rc = kio_mkdir(io, dir, 0755);
+    *made = false;
+    int rc = kio_mkdir(log->io, log->dir, 0755);
     if (rc == 0) {
-        /* make the new directory's own entry durable */
-        char parent[4096];
-        snprintf(parent, sizeof parent, "%s", dir);
-        char *slash = strrchr(parent, '/');
-        if (slash == parent)
-            slash[1] = '\0';
-        else if (slash)
-            *slash = '\0';
-        else
-            strcpy(parent, ".");
-        if ((rc = kio_dirsync(io, parent)) < 0)
-            return rc;
+        *made = true;
+        if (defer) {
+            atomic_fetch_or(&log->dir_unsynced, KS_DIR_PARENT);
+        } else {
+            char parent[4096];
+            parent_of(log->dir, parent, sizeof parent);
+            if ((rc = kio_dirsync(log->io, parent)) < 0)
+                return rc;
+        }
     } else if (rc != -EEXIST) {
         return rc;
     }
-    if ((rc = ks_dirlock_acquire(dir)) < 0)
+    if (log->cfg.dir_locked)
+        return 0;
+    if ((rc = ks_dirlock_acquire(log->dir)) < 0)
         return rc;
     *lock_fd = rc;
     return 0;
@@ -210,10 +271,22 @@ int ks_log_open(ks_log **out, kio *io, const char *dir, const ks_log_config *cfg
         *out = log;
         return 0;
     }
-    if (!c->read_only && (rc = dir_make_lock(io, dir, &log->lock_fd)) < 0)
+    bool fresh = false;
+    if (!c->read_only && (rc = dir_make_lock(log, true, &log->lock_fd, &fresh)) < 0)
         goto fail;
-    if ((rc = ks__recover(log)) < 0)
+    if ((rc = fresh ? create_fresh(log) : ks__recover(log)) < 0)
         goto fail;
+    /* The active segment's file stays open, under the cache's cap; a
+     * read-only log writes nothing and needs none. */
+    ks_segment *a = ks__active(log);
+    if (c->read_only || atomic_load(&log->damaged)) {
+        if (a->h >= 0) {
+            kio_file_close(io, a->h);
+            a->h = -1;
+        }
+    } else {
+        ks__seg_h_adopt(log, a);
+    }
     *out = log;
     return 0;
 fail:
@@ -254,8 +327,9 @@ int ks_log_repair(ks_log *log, char *report, size_t report_size)
     if (rc == 0)
         rc = log_new(&tmp, log->io, log->dir, &c);
     size_t pre = 0;
-    if (rc == 0 && log->lock_fd < 0) {
-        if ((rc = dir_make_lock(log->io, log->dir, &tmp->lock_fd)) == 0 && report && report_size) {
+    bool made = false;
+    if (rc == 0 && (log->lock_fd < 0 || c.dir_locked)) {
+        if ((rc = dir_make_lock(tmp, false, &tmp->lock_fd, &made)) == 0 && made && report && report_size) {
             snprintf(report, report_size, "the partition directory was missing: made again, empty (offsets "
                      "start again at 0)");
             pre = strlen(report);
@@ -284,6 +358,9 @@ int ks_log_repair(ks_log *log, char *report, size_t report_size)
         SWAP(log->segcap, tmp->segcap);
         SWAP(log->active, tmp->active);
         pthread_mutex_unlock(&log->seg_mu);
+        /* the damaged log's active segment held no file on the cache's
+         * list (ks_log_open); the salvaged one's goes there now */
+        ks__seg_h_adopt(log, log->active);
         SWAP(log->pids, tmp->pids);
         SWAP(log->npids, tmp->npids);
         if (tmp->lock_fd >= 0)
@@ -432,6 +509,10 @@ int ks_log_offset_for_time(ks_log *log, int64_t ts, int64_t *offset)
         ks_segment *s = seg_at(log, idx);
         if (!s)
             break;
+        if (s->sealed && s->max_ts < ts) {
+            ks__seg_unref(s); /* no record in it qualifies: its index need not load */
+            continue;
+        }
         uint64_t pos, size = atomic_load_explicit(&s->size, memory_order_acquire);
         if ((rc = ks__seg_find_time(s, ts, &pos)) < 0 || pos >= size) {
             ks__seg_unref(s);
@@ -532,26 +613,18 @@ static int replace_segment_prefix(ks_log *log, ks_segment *s, uint64_t cut, int6
     rc = ks__seg_new(&ns, log->io, log->dir, s->base, ks__map_cap(log), log->cfg.index_interval_bytes, false);
     if (rc < 0)
         return ks__fail_sync(log, rc); /* the file on disk changed: stop writing */
-    uint32_t no = atomic_load(&s->oidx.count), nt = atomic_load(&s->tidx.count);
-    const ks_oentry *oe = s->oidx.e;
-    const ks_tentry *te = s->tidx.e;
-    while (no > 0 && oe[no - 1].pos >= cut)
-        no--;
-    while (nt > 0 && te[nt - 1].pos >= cut)
-        nt--;
-    memcpy(ns->oidx.e, oe, (size_t)no * sizeof *oe);
-    memcpy(ns->tidx.e, te, (size_t)nt * sizeof *te);
-    atomic_store(&ns->oidx.count, no);
-    atomic_store(&ns->tidx.count, nt);
+    ks__seg_attach(log, ns);
+    if ((rc = ks__seg_ix_copy(ns, s, cut)) < 0) {
+        ks__seg_unref(ns);
+        return ks__fail_sync(log, rc);
+    }
     atomic_store(&ns->size, cut);
     atomic_store(&ns->next_offset, cut_offset);
     seg_rescan_bounds(ns, cut);
     ks__set_active(log, ns);
     s->sealed = true;
-    if (s->h_users == 0 && s->h >= 0) {
-        kio_file_close(log->io, s->h);
-        s->h = -1;
-    }
+    ks__seg_h_drop(log, s);
+    ks__seg_h_adopt(log, ns);
     ks__seg_unref(s); /* the list's reference */
     *out = ns;
     return 0;
@@ -631,6 +704,7 @@ static int truncate_locked(ks_log *log, int64_t offset, int64_t *new_end)
         pthread_mutex_unlock(&log->seg_mu);
         atomic_store(&log->end, s->base);
         ks__disk_add(log, -(int64_t)ks__seg_disk(s));
+        ks__seg_h_drop(log, s);
         int r = ks__unlink_segment_files(log, s->base);
         ks__seg_unref(s); /* readers holding views keep the mapping */
         if (r == 0)
@@ -639,23 +713,19 @@ static int truncate_locked(ks_log *log, int64_t offset, int64_t *new_end)
             rc = r;
     }
     ks_segment *s = ks__active(log);
-    if (s->sealed) {
-        /* The segment becomes writable again: reopen it, drop its index
-         * files (the in-memory ones stay authoritative). */
-        int h = s->h >= 0 ? s->h : kio_file_open(log->io, s->path, KIO_O_RDWR, 0);
-        if (h < 0) {
-            pthread_mutex_unlock(&log->append_mu);
-            return h;
-        }
-        s->h = h;
-        s->sealed = false;
-        ks__disk_add(log, -(int64_t)s->ix_bytes);
-        s->ix_bytes = 0;
-        char name[KS_NAME_MAX];
-        ks_segment_name(name, sizeof name, s->base, ".index");
-        ks__unlink_in(log, name);
-        ks_segment_name(name, sizeof name, s->base, ".timeindex");
-        ks__unlink_in(log, name);
+    bool was_sealed = s->sealed;
+    s->sealed = false; /* writable again, if it was sealed */
+    int h = ks__seg_h(log, s);
+    if (h < 0) {
+        s->sealed = was_sealed;
+        pthread_mutex_unlock(&log->append_mu);
+        return h;
+    }
+    /* Its indexes in memory, its index files gone and no longer counted
+     * (the in-memory ones are authoritative from here). */
+    if ((rc = ks__seg_ix_own(log, s)) < 0) {
+        pthread_mutex_unlock(&log->append_mu);
+        return rc;
     }
     uint64_t cut = atomic_load(&s->size);
     int64_t cut_offset = atomic_load(&s->next_offset);
@@ -703,7 +773,7 @@ static int truncate_locked(ks_log *log, int64_t offset, int64_t *new_end)
         atomic_store(&log->end, cut_offset);
         ks__seg_truncate_indexes(s, cut);
         seg_rescan_bounds(s, cut);
-        int tr = kio_truncate(log->io, s->h, cut);
+        int tr = kio_truncate(log->io, s->h, cut); /* open: ks__seg_h above, append_mu since */
         if (tr == 0)
             tr = kio_datasync(log->io, s->h);
         if (tr < 0)
@@ -820,8 +890,11 @@ int ks_log_reconfigure(ks_log *log, const ks_log_config *c)
             ks_segment *ns;
             rc = ks__seg_new(&ns, log->io, log->dir, a->base, ks__map_cap(log), log->cfg.index_interval_bytes, false);
             if (rc == 0) {
+                ks__seg_attach(log, ns);
                 ks__set_active(log, ns);
-                ks__seg_unref(a); /* closes its handle once no view holds it */
+                ks__seg_h_drop(log, a);
+                ks__seg_h_adopt(log, ns);
+                ks__seg_unref(a);
             }
         }
     } else {
@@ -852,20 +925,43 @@ int ks_log_close(ks_log *log)
     int rc = 0;
     if (!log->closed && !log->cfg.read_only && !log->damaged && log->nsegs > 0) {
         /* Clean shutdown: sync, write the active segment's indexes and a
-         * checkpoint at the end, so the next open need not scan. */
+         * checkpoint at the end, so the next open need not scan.  What is
+         * already so is not done again: a log that took no append since
+         * it opened writes nothing. */
         ks_segment *s = ks__active(log);
         ks__prefill_quiesce(log);
+        pthread_mutex_lock(&log->append_mu); /* the cache's sweep takes it to close the file */
+        int64_t end = atomic_load(&log->end), start = atomic_load(&log->start);
         if (atomic_load(&log->failed)) {
             rc = atomic_load(&log->failed);
         } else {
             rc = ks__cut_zero_tail(log, s);
-            if (rc == 0)
-                rc = s->h >= 0 ? kio_datasync(log->io, s->h) : 0;
-            if (rc == 0)
-                rc = ks__seg_write_indexes(s, log->dir);
-            if (rc == 0)
-                rc = ks__ckpt_write(log->io, log->dir, atomic_load(&log->end), atomic_load(&log->start));
+            if (rc == 0 && atomic_load(&log->durable) < end) {
+                int h = ks__seg_h(log, s);
+                rc = h < 0 ? h : kio_datasync(log->io, h);
+            }
+            /* An empty segment needs no index files: recovery takes it as
+             * it is.  Those written here need no sync of their own: a torn
+             * one is rebuilt at open, and the checkpoint's directory sync
+             * below makes their names durable with its own. */
+            if (rc == 0 && atomic_load(&s->size) > 0)
+                rc = ks__seg_write_indexes_nosync(s, log->dir);
+            if (rc == 0 && (log->recovery_point != end || log->ckpt_start != start)) {
+                /* the log's own directory entry first (a log made just
+                 * now); the checkpoint's sync covers its segment's */
+                rc = ks__dir_durable_slow(log, KS_DIR_PARENT);
+                if (rc == 0)
+                    rc = ks__ckpt_write(log->io, log->dir, end, start);
+                if (rc == 0)
+                    atomic_fetch_and(&log->dir_unsynced, ~KS_DIR_SELF);
+            }
         }
+        ks__seg_h_drop(log, s);
+        pthread_mutex_unlock(&log->append_mu);
+    } else if (log->nsegs > 0) {
+        pthread_mutex_lock(&log->append_mu);
+        ks__seg_h_drop(log, ks__active(log));
+        pthread_mutex_unlock(&log->append_mu);
     }
     log->closed = true;
     ks__disk_add(log, -(int64_t)atomic_load(&log->disk)); /* leaves the shared space */

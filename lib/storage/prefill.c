@@ -208,9 +208,12 @@ int ks_log_prefill(ks_log *log)
  * a segment whose indexes exist never has one). */
 int ks__cut_zero_tail(ks_log *log, ks_segment *s)
 {
-    if (s->h < 0 || s->file_end <= atomic_load(&s->size))
+    if (s->file_end <= atomic_load(&s->size))
         return 0;
-    int rc = kio_truncate(log->io, s->h, atomic_load(&s->size));
+    int h = ks__seg_h(log, s);
+    if (h < 0)
+        return h;
+    int rc = kio_truncate(log->io, h, atomic_load(&s->size));
     ks__zero_tail_gone(s);
     return rc;
 }

@@ -482,11 +482,11 @@ static int load_trusted(ks_recovery *r, ks_segment *s, uint64_t fsize, int64_t l
                                "missing)", (long long)s->base, (long long)nx, (long long)limit);
     s->sealed = true; /* indexes on disk are good */
     if (is_last && writes(r)) {
-        /* The active segment's indexes live in memory from now on; stale
-         * files must not outlive later appends (tidy removes them). */
-        r->ix_stale = s;
+        /* The active segment's indexes stay in their files until a lookup
+         * or the first append needs them (ks__seg_ix_own removes the files
+         * before that append: they must not outlive it); they count on
+         * disk until then. */
         s->sealed = false;
-        s->ix_bytes = 0;
     }
     return 1;
 }
@@ -500,6 +500,8 @@ static int scan_and_cut(ks_recovery *r, ks_segment *s, uint64_t fsize, const int
 {
     ks_log *log = r->log;
     bool is_last = i + 1 == nb;
+    if (is_last && fsize == 0)
+        return 0; /* nothing to validate, nothing to make durable */
     int64_t limit = is_last ? INT64_MAX : bv[i + 1];
     uint64_t valid_end;
     int64_t expected;
@@ -668,6 +670,7 @@ static int seal_older(ks_recovery *r)
         if (!s->sealed && writes(r) && (rc = ks__seg_write_indexes(s, log->dir)) < 0)
             return rc;
         s->sealed = true;
+        ks__seg_ix_sealed(s); /* loaded again when a lookup needs them */
         kio_file_close(log->io, s->h);
         s->h = -1;
     }
@@ -687,6 +690,7 @@ static int settle(ks_recovery *r)
         start = end;
     atomic_store(&log->end, end);
     atomic_store(&log->start, start);
+    log->ckpt_start = r->start; /* what recovery.ckpt holds (0 when there is none) */
     if (writes(r) && (r->changed || r->scanned || r->rp != end || r->skip > 0)) {
         /* What survived may sit only in the page cache (a process crash):
          * make it durable before the checkpoint vouches for it. */
@@ -697,6 +701,7 @@ static int settle(ks_recovery *r)
             return rc;
         if ((rc = ks__ckpt_write(log->io, log->dir, end, start)) < 0)
             return rc;
+        log->ckpt_start = start;
     }
     log->recovery_point = end;
     atomic_store(&log->durable, end);

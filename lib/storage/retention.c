@@ -31,8 +31,10 @@ static int drop_head(ks_log *log, unsigned n, int64_t new_start, uint64_t *freed
     if (new_start > atomic_load(&log->start)) {
         pthread_mutex_lock(&log->ckpt_mu);
         rc = ks__ckpt_write(log->io, log->dir, log->recovery_point, new_start);
-        if (rc == 0)
+        if (rc == 0) {
             atomic_store(&log->start, new_start);
+            log->ckpt_start = new_start;
+        }
         pthread_mutex_unlock(&log->ckpt_mu);
         if (rc < 0)
             return rc;

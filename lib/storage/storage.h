@@ -10,6 +10,8 @@
  *   00000000000000000000.timeindex  time index (sealed segments)
  *   recovery.ckpt                   recovery point and log start offset
  *   .lock                           flock(2)-held while a writer has the log open
+ *                                   (not made when the caller's lock covers the
+ *                                   directory: ks_log_config.dir_locked)
  *
  * Data flows one way: the caller hands in sealed batches built by lib/format;
  * the log assigns offsets, writes them through lib/io, keeps the indexes and
@@ -94,7 +96,41 @@ typedef struct ks_log_config {
      * chunk, 0 = the default 4 MiB; at least 4 KiB.  Tests shrink it to
      * reach the background path within a few dozen appends. */
     uint32_t prefill_chunk;
+    /* The instance's caps on open files and index memory, shared by every
+     * log of the instance; NULL = no caps (every active segment keeps its
+     * file open, loaded indexes stay). */
+    struct ks_cache *cache;
+    /* The caller holds a lock that covers dir (the instance's directory
+     * lock): take none of the log's own, and keep no descriptor for it. */
+    bool dir_locked;
 } ks_log_config;
+
+/*
+ * What the partition logs of one instance may hold, bounded (Kafka keeps
+ * every segment open and every index mapped; klog keeps a cap on both):
+ *   - open files: an active segment's file stays open between appends
+ *     until more than max_open_files are open; then the least recently
+ *     used one is closed, and reopened by its next append, sync, roll or
+ *     close.  Sealed segments hold no descriptor (they are read through
+ *     their mappings).  A file in use at that moment (an append or a sync
+ *     in progress) is not closed: the cap may be passed by as many files
+ *     as there are appends in flight.
+ *   - index memory: a sealed segment's indexes are loaded (mapped) by the
+ *     first lookup that needs them and dropped, least recently used first,
+ *     while those in memory pass index_bytes.  The active segments'
+ *     indexes are not counted: each grows with its segment.
+ * 0 = no cap.  Thread-safe.  Freed after every log that used it closed.
+ */
+typedef struct ks_cache ks_cache;
+int ks_cache_new(ks_cache **out, unsigned max_open_files, uint64_t index_bytes);
+void ks_cache_free(ks_cache *c); /* NULL-safe */
+typedef struct ks_cache_stats {
+    unsigned open_files;        /* active segments' files open now */
+    uint64_t index_bytes;       /* sealed segments' indexes in memory now */
+    uint64_t reopens;           /* files reopened after the cap closed them */
+    uint64_t index_loads;       /* sealed indexes loaded on demand */
+} ks_cache_stats;
+void ks_cache_get_stats(ks_cache *c, ks_cache_stats *out);
 
 /*
  * Disk space shared by several logs (the instance's disk budget).  `used`
@@ -441,6 +477,10 @@ int ks_log_clean(ks_log *log, const ks_clean_config *cfg, ks_clean_stats *st);
 /* Write a small file atomically: dir/name.tmp, datasync, rename over
  * dir/name, dirsync dir. */
 int ks_write_atomic(kio *io, const char *dir, const char *name, const void *data, size_t len);
+/* The same without the syncs: readers see the old file or the new one,
+ * never a mix, but after a crash it may be either, or empty, or torn.  For
+ * files that are checked when read and rebuilt when bad (indexes). */
+int ks_write_replace(kio *io, const char *dir, const char *name, const void *data, size_t len);
 /* Read a small file whole (at most cap bytes).  Returns bytes read or -errno
  * (-EFBIG when larger than cap). */
 ssize_t ks_read_small(kio *io, const char *path, void *buf, size_t cap);

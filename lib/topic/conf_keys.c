@@ -35,6 +35,11 @@ static const kc_def defs[] = {
     B(KC_RECOVERY_VERIFY_ALL) = KC_BOOL("log.recovery.verify.all", SI, 0,
                                         "at open, check every batch of every partition, not only those past "
                                         "the recovery point (reads every log whole)"),
+    B(KC_MAX_OPEN_FILES) = KC_INT("log.max.open.files", SI, 1024, 1, 1 << 20,
+                                  "segment files the partitions keep open at most; the least recently "
+                                  "used is closed past it"),
+    B(KC_INDEX_CACHE_BYTES) = KC_INT("log.index.cache.max.bytes", SI, 16 << 20, 0, INT64_MAX / 2,
+                                     "sealed segments' indexes in memory at most; 0 = no limit"),
 };
 
 /* An entry for every key of the enum (a hole is caught by klog__conf_tables_check). */

@@ -1,8 +1,9 @@
 /*
  * lib/topic/conf_keys.h - configuration keys owned by the instance
  * (lib/topic): the I/O engine, topic defaults, the disk budget, retention
- * checks, the log cleaner, statistics, and the client.id that producers
- * and consumers register their statistics under.
+ * checks, the log cleaner, statistics, the caps on open files and index
+ * memory, and the client.id that producers and consumers register their
+ * statistics under.
  */
 #ifndef KLOG_TOPIC_CONF_KEYS_H
 #define KLOG_TOPIC_CONF_KEYS_H
@@ -24,6 +25,8 @@ enum {
     KC_STATISTICS_INTERVAL_MS,
     KC_CLIENT_ID,
     KC_RECOVERY_VERIFY_ALL,
+    KC_MAX_OPEN_FILES,
+    KC_INDEX_CACHE_BYTES,
     KC_INSTANCE__END
 };
 _Static_assert(KC_INSTANCE__END - KC_KEY_BASE(KC_TABLE_INSTANCE) <= KC_TABLE_KEYS, "instance key table full");

@@ -75,6 +75,8 @@ static void log_config(klog *k, const klog_conf *c, ks_log_config *lc)
 {
     ks_log_config_init(lc);
     lc->space = &k->space;
+    lc->cache = k->cache;
+    lc->dir_locked = true; /* the instance's lock covers every partition */
     lc->clock_ms = k->clock_ms;
     lc->clock_arg = k->clock_arg;
     lc->segment_bytes = (uint64_t)klog__conf_int(c, KC_SEGMENT_BYTES);

@@ -132,6 +132,9 @@ struct klog {
 
     /* disk budget (ks_space is shared by every partition log) */
     ks_space space;
+    /* caps on open files and index memory, shared likewise (maint.c makes
+     * it before any log opens and frees it after they all closed) */
+    ks_cache *cache;
     pthread_mutex_t budget_mu;
 
     /* cleaner threads */

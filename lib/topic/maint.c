@@ -351,12 +351,14 @@ static void *cleaner_main(void *arg)
 
 /* ---- the module ------------------------------------------------------------------ */
 
-/* Before any log opens: the logs take &k->space. */
+/* Before any log opens: the logs take &k->space and k->cache. */
 static int maint_init(klog *k, void **state, char *errbuf, size_t errsize)
 {
     (void)state;
-    (void)errbuf;
-    (void)errsize;
+    int rc = ks_cache_new(&k->cache, (unsigned)klog__conf_int(k->conf, KC_MAX_OPEN_FILES),
+                          (uint64_t)klog__conf_int(k->conf, KC_INDEX_CACHE_BYTES));
+    if (rc < 0)
+        return klog__errf(errbuf, errsize, rc, "%s", klog_strerror(rc));
     pthread_mutex_init(&k->budget_mu, NULL);
     pthread_mutex_init(&k->maint_mu, NULL);
     pthread_condattr_t ca;
@@ -424,6 +426,8 @@ static int maint_fini(klog *k, void *state)
     pthread_mutex_destroy(&k->budget_mu);
     pthread_mutex_destroy(&k->maint_mu);
     pthread_cond_destroy(&k->maint_cv);
+    ks_cache_free(k->cache);
+    k->cache = NULL;
     return 0;
 }
 

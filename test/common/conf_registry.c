@@ -52,9 +52,10 @@ Test(registry, every_key_is_reachable_by_name_and_id)
                 cr_assert_eq(klog__conf_int(c, KC_KEY_BASE(t) + i), d->def, "%s: the default set again", d->name);
             keys++;
         }
-    /* 50 keys of klog 0.1, the server's 7 (lib/server/conf_keys.c), and
-     * log.recovery.verify.all (issue 19). */
-    cr_assert_eq(keys, 58, "the 58 keys: none lost, none added by accident");
+    /* 50 keys of klog 0.1, the server's 7 (lib/server/conf_keys.c),
+     * log.recovery.verify.all (issue 19), log.max.open.files and
+     * log.index.cache.max.bytes (issue 18). */
+    cr_assert_eq(keys, 60, "the 60 keys: none lost, none added by accident");
     klog_conf_free(c);
 }
 
@@ -69,6 +70,7 @@ Test(registry, key_ids_name_their_keys)
         { KC_CLEANER_DEDUPE_BYTES, "log.cleaner.dedupe.buffer.size" },
         { KC_CLEANER_IO_RATE, "log.cleaner.io.max.bytes.per.second" },
         { KC_STATISTICS_INTERVAL_MS, "statistics.interval.ms" }, { KC_CLIENT_ID, "client.id" },
+        { KC_MAX_OPEN_FILES, "log.max.open.files" }, { KC_INDEX_CACHE_BYTES, "log.index.cache.max.bytes" },
         { KC_SEGMENT_BYTES, "segment.bytes" }, { KC_SEGMENT_MS, "segment.ms" },
         { KC_INDEX_INTERVAL_BYTES, "index.interval.bytes" }, { KC_MAX_MESSAGE_BYTES, "max.message.bytes" },
         { KC_RETENTION_MS, "retention.ms" }, { KC_RETENTION_BYTES, "retention.bytes" },
