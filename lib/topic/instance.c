@@ -847,6 +847,70 @@ fail:
     return rc;
 }
 
+/* Partitions closed by close_parts' threads, taken in turn. */
+typedef struct close_job {
+    kpart **parts;
+    size_t n;
+    _Atomic size_t next;
+    _Atomic int err;
+} close_job;
+
+static void *close_worker(void *arg)
+{
+    close_job *j = arg;
+    for (size_t i; (i = atomic_fetch_add(&j->next, 1)) < j->n;) {
+        int r = kpart_close(j->parts[i]);
+        int zero = 0;
+        if (r < 0)
+            atomic_compare_exchange_strong(&j->err, &zero, r);
+    }
+    return NULL;
+}
+
+#define CLOSE_THREADS 8    /* most threads closing partitions at once */
+#define CLOSE_PER_THREAD 64 /* partitions that make another thread worth it */
+
+/*
+ * Close every partition of every topic.  A partition that took appends
+ * syncs its segment and its checkpoint at close: with thousands of them,
+ * one after the other, the disk would wait for each sync in turn, while
+ * syncs of different files overlap (the file system commits them
+ * together).  So they close on a few threads at once.  Returns the first
+ * error.
+ */
+static int close_parts(klog *k)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < k->ntopics; i++)
+        n += (size_t)atomic_load(&k->topics[i]->nparts);
+    kpart **parts = n ? malloc(n * sizeof *parts) : NULL;
+    close_job j = { .parts = parts, .n = 0 };
+    for (size_t i = 0; i < k->ntopics; i++) {
+        kt_topic *t = k->topics[i];
+        int np = atomic_load(&t->nparts);
+        for (int p = 0; p < np; p++) {
+            if (parts) {
+                parts[j.n++] = t->parts[p];
+            } else { /* no memory for the list: one at a time, here */
+                int r = kpart_close(t->parts[p]), zero = 0;
+                if (r < 0)
+                    atomic_compare_exchange_strong(&j.err, &zero, r);
+            }
+            t->parts[p] = NULL;
+        }
+    }
+    pthread_t th[CLOSE_THREADS];
+    unsigned nth = 0;
+    while (nth + 1 < CLOSE_THREADS && (nth + 1) * CLOSE_PER_THREAD < j.n &&
+           pthread_create(&th[nth], NULL, close_worker, &j) == 0)
+        nth++;
+    close_worker(&j); /* this thread too, and alone when no thread started */
+    for (unsigned i = 0; i < nth; i++)
+        pthread_join(th[i], NULL);
+    free(parts);
+    return atomic_load(&j.err);
+}
+
 KLOG_API int klog_close(klog *k)
 {
     if (!k)
@@ -863,19 +927,11 @@ KLOG_API int klog_close(klog *k)
         free(e);
     }
     k->evq_head = k->evq_tail = NULL;
-    int rc = 0;
+    /* close the logs now (the table's reference), reporting errors */
+    int rc = close_parts(k);
     for (size_t i = 0; i < k->ntopics; i++) {
-        kt_topic *t = k->topics[i];
-        /* close the logs now (the table's reference), reporting errors */
-        int np = atomic_load(&t->nparts);
-        for (int p = 0; p < np; p++) {
-            int r = kpart_close(t->parts[p]);
-            t->parts[p] = NULL;
-            if (r < 0 && rc == 0)
-                rc = r;
-        }
-        atomic_store(&t->nparts, 0);
-        klog__topic_put(t);
+        atomic_store(&k->topics[i]->nparts, 0);
+        klog__topic_put(k->topics[i]);
     }
     free(k->topics);
     while (k->ninit > 0) {
