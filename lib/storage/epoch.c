@@ -29,7 +29,7 @@ struct ks_epochs {
     kio *io;
     ks_epoch_entry *v; /* sorted; epochs and start offsets strictly increase */
     size_t n, cap;
-    char dir[EP_PATH];
+    char dir[]; /* as long as it is: thousands of partitions each have one */
 };
 
 /* The cache after a change: [head] v[lo..hi) [tail]. */
@@ -100,15 +100,14 @@ static int epochs_new(ks_epochs **out, kio *io, const char *dir, char path[EP_PA
     *out = NULL;
     if (!io || !dir)
         return -EINVAL;
-    ks_epochs *c = calloc(1, sizeof *c);
+    size_t dl = strlen(dir);
+    if (dl >= EP_PATH || snprintf(path, EP_PATH, "%s/%s", dir, KS_EPOCH_FILE) >= EP_PATH)
+        return -ENAMETOOLONG;
+    ks_epochs *c = calloc(1, sizeof *c + dl + 1);
     if (!c)
         return -ENOMEM;
     c->io = io;
-    if (snprintf(c->dir, sizeof c->dir, "%s", dir) >= (int)sizeof c->dir ||
-        snprintf(path, EP_PATH, "%s/%s", dir, KS_EPOCH_FILE) >= EP_PATH) {
-        free(c);
-        return -ENAMETOOLONG;
-    }
+    memcpy(c->dir, dir, dl + 1);
     *out = c;
     return 0;
 }

@@ -110,7 +110,7 @@ struct ks_segment {
     bool fhc_in;
     _Atomic bool fhc_hot;
     struct ks_log *owner;         /* the log whose active segment this is (fh list) */
-    char path[4096];              /* the .log file */
+    char path[];                  /* the .log file (shorter than 4096) */
 };
 
 /* Idempotent producers (pidstate.c): the last few batches of each producer
@@ -177,7 +177,6 @@ struct ks_log {
      * in the directory was changed.  damage says what and where. */
     _Atomic bool damaged;
     char damage[512];
-    char dir[4096];
     int lock_fd;
 
     pthread_mutex_t maint_mu;  /* retention, DeleteRecords, cleaning, truncation */
@@ -246,6 +245,7 @@ struct ks_log {
     ks_pidstate *pids;
     unsigned npids;
     uint64_t pid_tick;
+    char dir[]; /* shorter than 4096; as long as it is (thousands of logs) */
 };
 
 /* The active segment: append_mu or seg_mu held (or the log not shared yet).

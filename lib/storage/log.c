@@ -185,9 +185,13 @@ static int log_new(ks_log **out, kio *io, const char *dir, const ks_log_config *
         c.index_interval_bytes == 0 || c.durability > KS_DURABILITY_ALWAYS ||
         c.segment_ms < 0 || c.flush_ms < 0)
         return KLOG_ECONF;
-    ks_log *log = calloc(1, sizeof *log);
+    size_t dl = strlen(dir);
+    if (dl >= 4096)
+        return -ENAMETOOLONG;
+    ks_log *log = calloc(1, sizeof *log + dl + 1);
     if (!log)
         return -ENOMEM;
+    memcpy(log->dir, dir, dl + 1);
     log->io = io;
     log->cfg = c;
     log->lock_fd = -1;
@@ -202,12 +206,6 @@ static int log_new(ks_log **out, kio *io, const char *dir, const ks_log_config *
     pthread_mutex_init(&log->pf_mu, NULL);
     pthread_cond_init(&log->pf_cv, NULL);
     *out = log;
-    if (snprintf(log->dir, sizeof log->dir, "%s", dir) >= (int)sizeof log->dir) {
-        log->closed = true;
-        ks_log_close(log);
-        *out = NULL;
-        return -ENAMETOOLONG;
-    }
     return 0;
 }
 

@@ -27,7 +27,12 @@ void ks_segment_name(char *out, size_t cap, int64_t base, const char *suffix)
 int ks__seg_new(ks_segment **out, kio *io, const char *dir, int64_t base,
                 size_t map_cap, uint32_t interval, bool create)
 {
-    ks_segment *s = calloc(1, sizeof *s);
+    char name[KS_NAME_MAX];
+    ks_segment_name(name, sizeof name, base, ".log");
+    size_t plen = strlen(dir) + 1 + strlen(name);
+    if (plen >= 4096)
+        return -ENAMETOOLONG;
+    ks_segment *s = calloc(1, sizeof *s + plen + 1);
     if (!s)
         return -ENOMEM;
     s->base = base;
@@ -41,13 +46,8 @@ int ks__seg_new(ks_segment **out, kio *io, const char *dir, int64_t base,
     pthread_mutex_init(&s->ix_mu, NULL);
     atomic_store(&s->refs, 1);
     atomic_store(&s->next_offset, base);
-    char name[KS_NAME_MAX];
-    ks_segment_name(name, sizeof name, base, ".log");
     int rc;
-    if (snprintf(s->path, sizeof s->path, "%s/%s", dir, name) >= (int)sizeof s->path) {
-        rc = -ENAMETOOLONG;
-        goto fail;
-    }
+    snprintf(s->path, plen + 1, "%s/%s", dir, name);
     s->h = kio_file_open(io, s->path, KIO_O_RDWR | (create ? KIO_O_CREAT | KIO_O_EXCL : 0), 0644);
     if (s->h < 0) {
         rc = s->h;
