@@ -1,0 +1,409 @@
+/*
+ * bench/bench_footprint.c - memory, descriptors and time with many partitions
+ * (issue 18), measured as a user would: through the public API only, each
+ * figure in a fresh process so that no heap another phase left behind hides
+ * or adds to it.
+ *
+ *   bench_footprint [--dir DIR] [--quick] [--parts N] [--bytes B] [--scale N]
+ *                   [--open-files N]
+ *
+ * Phases (each one a child process running this program with --child):
+ *   1. create an instance with one topic of --parts partitions (100) and ten
+ *      100-byte records in each, close;
+ *   2. reopen it and sit idle: RSS over the process's own baseline (taken in
+ *      main, before klog_open), open descriptors;
+ *   3. produce --bytes (1 GiB) across the partitions, then idle: the same;
+ *   4. reopen that and sit idle: the same;
+ *   5. --scale partitions (10,000) in a fresh instance: create and close
+ *      times; reopen time and descriptors; one record written to and read
+ *      back from every partition through the file-handle cache
+ *      (log.max.open.files, --open-files), and the close after that;
+ *      reopen and idle close times again.
+ * Each figure is printed beside the issue's target.  --quick shrinks it all
+ * (for `meson test --suite bench`): the figures then say nothing.
+ * The machine this runs on may be loaded: times are for ratios.
+ */
+#include <dirent.h>
+#include <inttypes.h>
+#include <malloc.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <klog/klog.h>
+
+#include "bench_util.h"
+
+#define TOPIC "fp"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ---- the child's side ---------------------------------------------------- */
+
+typedef struct mem { long rss, anon, file; } mem; /* KiB, /proc/self/status */
+
+static mem mem_now(void)
+{
+    mem m = { 0, 0, 0 };
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    while (f && fgets(line, sizeof line, f)) {
+        sscanf(line, "VmRSS: %ld", &m.rss);
+        sscanf(line, "RssAnon: %ld", &m.anon);
+        sscanf(line, "RssFile: %ld", &m.file);
+    }
+    if (f)
+        fclose(f);
+    return m;
+}
+
+static int fds_now(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    int n = 0;
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL)
+        n += de->d_name[0] != '.';
+    if (d)
+        closedir(d);
+    return n - 1; /* the one opendir holds */
+}
+
+static mem base_mem;
+static int base_fds;
+static const char *open_files; /* --open-files, or NULL: the default */
+
+static void report_idle(const char *what)
+{
+    usleep(300 * 1000); /* let the background thread settle */
+    mem m = mem_now();
+    printf("%s_rss=%ld %s_anon=%ld %s_file=%ld %s_fds=%d\n", what, m.rss - base_mem.rss, what,
+           m.anon - base_mem.anon, what, m.file - base_mem.file, what, fds_now() - base_fds);
+}
+
+static int die(const char *what, int rc, const char *err)
+{
+    fprintf(stderr, "bench_footprint: %s: %s%s%s\n", what, klog_strerror(rc), err && *err ? ": " : "",
+            err ? err : "");
+    return 1;
+}
+
+static int open_instance(klog **k, const char *dir, char *err, size_t errsize)
+{
+    klog_conf *c;
+    int rc = klog_conf_new(&c);
+    if (rc == 0 && open_files)
+        rc = klog_conf_set(c, "log.max.open.files", open_files, err, errsize);
+    if (rc == 0)
+        rc = klog_open(k, dir, c, err, errsize);
+    klog_conf_free(c);
+    return rc;
+}
+
+/* Send `per` records of `len` bytes to each of n partitions, round robin. */
+static int produce(klog *k, int n, long per, size_t len)
+{
+    char err[256] = "";
+    klog_conf *c;
+    klog_producer *p;
+    int rc = klog_conf_new(&c);
+    if (rc == 0)
+        rc = klog_conf_set(c, "linger.ms", "20", err, sizeof err);
+    /* a batch per partition open at once: 100 of the default 1 MB would
+     * not fit the default buffer.memory, and the producer would send one
+     * record per batch */
+    if (rc == 0)
+        rc = klog_conf_set(c, "batch.size", "65536", err, sizeof err);
+    if (rc == 0)
+        rc = klog_producer_new(k, c, &p, err, sizeof err);
+    klog_conf_free(c);
+    if (rc < 0)
+        return die("producer", rc, err);
+    char *v = malloc(len);
+    memset(v, 'v', len);
+    for (long i = 0; i < per && rc >= 0; i++)
+        for (int q = 0; q < n && rc >= 0; q++) {
+            klog_record r = KLOG_RECORD_INIT;
+            r.partition = q;
+            r.value = v;
+            r.value_len = len;
+            rc = klog_producer_send(p, TOPIC, &r);
+        }
+    if (rc >= 0)
+        rc = klog_producer_flush(p, 600000);
+    int cr = klog_producer_close(p);
+    free(v);
+    if (rc >= 0)
+        rc = cr;
+    return rc < 0 ? die("produce", rc, NULL) : 0;
+}
+
+/* Read every partition from its start: `want` records each. */
+static int read_all(klog *k, int n, long want)
+{
+    char err[256] = "";
+    klog_consumer *c;
+    int rc = klog_consumer_new(k, NULL, &c, err, sizeof err);
+    if (rc < 0)
+        return die("consumer", rc, err);
+    long bad = 0;
+    for (int q = 0; q < n && rc >= 0; q++) {
+        if ((rc = klog_consumer_assign(c, TOPIC, q, KLOG_OFFSET_BEGINNING)) < 0)
+            break;
+        long got = 0;
+        for (int tries = 0; got < want && tries < 1000; tries++) {
+            const klog_message *const *m;
+            int r = klog_consumer_poll(c, 100, &m);
+            if (r < 0) {
+                rc = r;
+                break;
+            }
+            got += r;
+        }
+        bad += got != want;
+        if (rc >= 0)
+            rc = klog_consumer_unassign(c, TOPIC, q);
+    }
+    klog_consumer_close(c);
+    if (rc < 0)
+        return die("read", rc, NULL);
+    printf("unreadable=%ld\n", bad);
+    return 0;
+}
+
+/* --child MODE DIR N [BYTES] */
+static int child(int argc, char **argv)
+{
+    if (argc < 3)
+        return 2;
+    const char *mode = argv[0], *dir = argv[1];
+    int n = atoi(argv[2]);
+    long long bytes = argc > 3 ? atoll(argv[3]) : 0;
+    char err[256] = "";
+    klog *k;
+    base_mem = mem_now();
+    base_fds = fds_now();
+    double t0 = now_s();
+    int rc = open_instance(&k, dir, err, sizeof err);
+    if (rc < 0)
+        return die("klog_open", rc, err);
+    double t_open = now_s() - t0;
+    if (!strcmp(mode, "create")) {
+        /* a fresh instance: time the topic's creation, then ten 100-byte
+         * records per partition (the issue's measurement) */
+        t0 = now_s();
+        if ((rc = klog_topic_create(k, TOPIC, n, NULL, err, sizeof err)) < 0)
+            return die("klog_topic_create", rc, err);
+        printf("create_s=%.3f\n", now_s() - t0);
+        if (bytes > 0 && produce(k, n, 10, 100) != 0)
+            return 1;
+        report_idle("created");
+    } else if (!strcmp(mode, "reopen")) {
+        printf("open_s=%.3f\n", t_open);
+        report_idle("idle");
+    } else if (!strcmp(mode, "produce")) {
+        size_t len = 1000;
+        long per = (long)(bytes / (long long)len / n);
+        if (produce(k, n, per > 0 ? per : 1, len) != 0)
+            return 1;
+        malloc_trim(0); /* what the producer's buffers left in the heap is not the instance's */
+        report_idle("produced");
+    } else if (!strcmp(mode, "rw")) {
+        /* every partition written and read back through the handle cache */
+        printf("open_s=%.3f\n", t_open);
+        report_idle("idle");
+        if (produce(k, n, 1, 100) != 0 || read_all(k, n, 1 + (long)bytes) != 0)
+            return 1;
+        malloc_trim(0); /* the producer's and consumer's buffers are theirs */
+        report_idle("used");
+    } else {
+        return 2;
+    }
+    t0 = now_s();
+    rc = klog_close(k);
+    printf("close_s=%.3f\n", now_s() - t0);
+    return rc < 0 ? die("klog_close", rc, NULL) : 0;
+}
+
+/* ---- the parent's side ----------------------------------------------------- */
+
+typedef struct kv { char text[4096]; } kv;
+
+/* Run this program with --child ARGS; its output in out.  0 or -1. */
+static int run(kv *out, const char *mode, const char *dir, int n, long long bytes)
+{
+    char ns[32], bs[32];
+    snprintf(ns, sizeof ns, "%d", n);
+    snprintf(bs, sizeof bs, "%lld", bytes);
+    int fd[2];
+    if (pipe(fd) < 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fd[1], 1);
+        close(fd[0]);
+        close(fd[1]);
+        const char *av[12];
+        int a = 0;
+        av[a++] = "bench_footprint";
+        if (open_files) {
+            av[a++] = "--open-files";
+            av[a++] = open_files;
+        }
+        av[a++] = "--child";
+        av[a++] = mode;
+        av[a++] = dir;
+        av[a++] = ns;
+        av[a++] = bs;
+        av[a] = NULL;
+        execv("/proc/self/exe", (char *const *)av);
+        _exit(127);
+    }
+    close(fd[1]);
+    size_t have = 0;
+    ssize_t r;
+    while ((r = read(fd[0], out->text + have, sizeof out->text - 1 - have)) > 0)
+        have += (size_t)r;
+    out->text[have] = '\0';
+    close(fd[0]);
+    int st;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+static double get(const kv *o, const char *key)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "%s=", key);
+    for (const char *p = o->text; (p = strstr(p, pat)) != NULL; p++)
+        if (p == o->text || p[-1] == ' ' || p[-1] == '\n')
+            return atof(p + strlen(pat));
+    return -1;
+}
+
+static int fails;
+
+static void line(const char *what, double v, const char *unit, const char *target, bool ok)
+{
+    printf("  %-46s %10.3f %-4s target %-10s %s\n", what, v, unit, target, ok ? "ok" : "MISSED");
+    fails += !ok;
+}
+
+int main(int argc, char **argv)
+{
+    const char *base = "/tmp/klog-bench";
+    bool quick = false;
+    int parts = 100, scale = 10000;
+    long long bytes = 1ll << 30;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--child"))
+            return child(argc - i - 1, argv + i + 1);
+        if (!strcmp(argv[i], "--dir") && i + 1 < argc)
+            base = argv[++i];
+        else if (!strcmp(argv[i], "--quick"))
+            quick = true;
+        else if (!strcmp(argv[i], "--parts") && i + 1 < argc)
+            parts = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--bytes") && i + 1 < argc)
+            bytes = atoll(argv[++i]);
+        else if (!strcmp(argv[i], "--scale") && i + 1 < argc)
+            scale = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--open-files") && i + 1 < argc)
+            open_files = argv[++i];
+        else {
+            fprintf(stderr, "usage: %s [--dir DIR] [--quick] [--parts N] [--bytes B] [--scale N] "
+                            "[--open-files N]\n", argv[0]);
+            return 2;
+        }
+    }
+    if (quick) {
+        parts = 20;
+        scale = 200;
+        bytes = 8 << 20;
+        if (!open_files)
+            open_files = "16";
+    }
+    if (parts < 1 || scale < 1 || parts > 10000 || scale > 10000 || bytes < 0)
+        return 2;
+    bool made = mkdir(base, 0755) == 0;
+    char dir[4096], a[4200], b[4200];
+    snprintf(dir, sizeof dir, "%s/bench_footprint.%d", base, (int)getpid());
+    if (mkdir(dir, 0755) != 0) {
+        fprintf(stderr, "bench_footprint: cannot make %s\n", dir);
+        return 1;
+    }
+    snprintf(a, sizeof a, "%s/a", dir);
+    snprintf(b, sizeof b, "%s/b", dir);
+    kv o;
+    int bad = 0;
+    printf("bench_footprint: %d partitions, %.0f MiB produced; %d partitions for scale%s\n", parts,
+           (double)bytes / (1 << 20), scale, quick ? " (quick: figures mean nothing)" : "");
+
+    printf("1. %d partitions, ten 100-byte records each\n", parts);
+    bad |= run(&o, "create", a, parts, 1);
+    line("create", get(&o, "create_s"), "s", "-", true);
+    printf("2. reopened, idle\n");
+    bad |= run(&o, "reopen", a, parts, 0);
+    line("RSS over baseline (MiB)", get(&o, "idle_rss") / 1024, "MiB", "<= 4", get(&o, "idle_rss") <= 4096);
+    printf("  %-46s %10.3f MiB (file-backed %.3f MiB)\n", "  of which anonymous", get(&o, "idle_anon") / 1024,
+           get(&o, "idle_file") / 1024);
+    line("open descriptors", get(&o, "idle_fds"), "", "-", true);
+    line("reopen", get(&o, "open_s"), "s", "-", true);
+    printf("3. %.0f MiB produced across them (1000-byte records), producer closed, idle\n",
+           (double)bytes / (1 << 20));
+    bad |= run(&o, "produce", a, parts, bytes);
+    line("RSS over baseline (MiB)", get(&o, "produced_rss") / 1024, "MiB", "-", true);
+    printf("  %-46s %10.3f MiB (file-backed %.3f MiB)\n", "  of which anonymous",
+           get(&o, "produced_anon") / 1024, get(&o, "produced_file") / 1024);
+    line("close", get(&o, "close_s"), "s", "-", true);
+    printf("4. reopened after that, idle\n");
+    bad |= run(&o, "reopen", a, parts, 0);
+    line("RSS over baseline (MiB)", get(&o, "idle_rss") / 1024, "MiB", "<= 4", get(&o, "idle_rss") <= 4096);
+    printf("  %-46s %10.3f MiB (file-backed %.3f MiB)\n", "  of which anonymous", get(&o, "idle_anon") / 1024,
+           get(&o, "idle_file") / 1024);
+    line("open descriptors", get(&o, "idle_fds"), "", "-", true);
+    line("reopen", get(&o, "open_s"), "s", "-", true);
+    line("close", get(&o, "close_s"), "s", "-", true);
+    bu_rm_rf("bench_footprint", a);
+
+    int cap = open_files ? atoi(open_files) : 1024;
+    char capt[32];
+    snprintf(capt, sizeof capt, "<= %d+2", cap); /* the cap, the directory lock, a ring */
+    printf("5. %d partitions in one topic (log.max.open.files %d)\n", scale, cap);
+    bad |= run(&o, "create", b, scale, 0);
+    line("create", get(&o, "create_s"), "s", "< 2", get(&o, "create_s") < 2);
+    line("close (idle)", get(&o, "close_s"), "s", "< 1", get(&o, "close_s") < 1);
+    bad |= run(&o, "rw", b, scale, 0); /* each partition: the one record rw writes */
+    line("reopen", get(&o, "open_s"), "s", "< 1", get(&o, "open_s") < 1);
+    line("open descriptors, idle", get(&o, "idle_fds"), "", capt, get(&o, "idle_fds") <= cap + 2);
+    line("  after writing and reading every partition", get(&o, "used_fds"), "", capt,
+         get(&o, "used_fds") <= cap + 2);
+    line("partitions not read back whole", get(&o, "unreadable"), "", "0", get(&o, "unreadable") == 0);
+    line("RSS over baseline then (MiB, malloc arenas incl.)", get(&o, "used_rss") / 1024, "MiB", "-", true);
+    line("close after writing every partition", get(&o, "close_s"), "s", "-", true);
+    bad |= run(&o, "reopen", b, scale, 0);
+    line("reopen (each partition holding a record)", get(&o, "open_s"), "s", "< 1", get(&o, "open_s") < 1);
+    line("RSS over baseline, idle (MiB)", get(&o, "idle_rss") / 1024, "MiB", "-", true);
+    line("open descriptors, idle", get(&o, "idle_fds"), "", capt, get(&o, "idle_fds") <= cap + 2);
+    line("close (idle)", get(&o, "close_s"), "s", "< 1", get(&o, "close_s") < 1);
+    bu_rm_rf("bench_footprint", b);
+    rmdir(dir);
+    if (made)
+        rmdir(base);
+    if (bad) {
+        fprintf(stderr, "bench_footprint: a phase failed\n");
+        return 1;
+    }
+    printf("%d figure(s) missed their target\n", fails);
+    return 0; /* a missed target is a finding, not a failure */
+}
