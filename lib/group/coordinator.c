@@ -310,7 +310,11 @@ static kg_group_s *group_get(kg_registry *r, const char *name)
     if (!(g = calloc(1, sizeof *g)))
         return NULL;
     snprintf(g->name, sizeof g->name, "%s", name);
-    g->generation = 0;
+    /* on from the last stored generation (of an earlier run, or of the
+     * group before klog_group_delete): generations never repeat */
+    pthread_mutex_lock(&r->omu);
+    g->generation = kg__store_generation(&r->st, name);
+    pthread_mutex_unlock(&r->omu);
     g->state = GS_EMPTY;
     r->groups[r->ngroups++] = g;
     return g;
@@ -368,6 +372,17 @@ static void pending_remove(kg_group_s *g, unsigned i)
 }
 
 /* ---- rebalancing ------------------------------------------------------------------ */
+
+/* The join phase completed: the next generation, stored before any member
+ * learns it (offsets.c says why, and what a failed append costs: the
+ * rebalance goes on either way). */
+static void generation_next(kg_registry *r, kg_group_s *g)
+{
+    g->generation++;
+    pthread_mutex_lock(&r->omu);
+    (void)kg__store_put_generation(r, g->name, g->generation);
+    pthread_mutex_unlock(&r->omu);
+}
 
 static void topics_free(kg_group_s *g)
 {
@@ -501,7 +516,7 @@ static int complete_compute(kg_registry *r, kg_group_s *g, int64_t now)
         g->m[i]->rejoin_after = coop && revoke[i].n > 0;
     }
     if (rc == 0) {
-        g->generation++;
+        generation_next(r, g);
         g->state = GS_STABLE;
         snprintf(g->protocol, sizeof g->protocol, "%s", kg_strategy_name(strategy));
         g->leader[0] = '\0';
@@ -658,7 +673,7 @@ static int complete_relay(kg_registry *r, kg_group_s *g, int64_t now)
             m->alen = 0;
             m->rejoin_after = false;
         }
-        g->generation++;
+        generation_next(r, g);
         g->state = GS_COMPLETING;
         g->sync_started_ms = now;
         free(g->topics);
@@ -1586,7 +1601,8 @@ int kg_describe(kg_registry *r, const char *group, klog_group_info **out)
     if ((!g || g->n == 0) && !has_offsets) {
         rc = KLOG_EUNKNOWN_GROUP;
     } else {
-        kg_info *gi = kg__info_new(group, g && g->n ? state_name[g->state] : "Empty", g ? g->generation : 0,
+        kg_info *gi = kg__info_new(group, g && g->n ? state_name[g->state] : "Empty",
+                                   g ? g->generation : kg__store_generation(&r->st, group),
                                    g && g->n ? group_protocol(g) : "");
         for (unsigned i = 0; g && i < g->n; i++)
             kg__info_member(gi, g->m[i]->id, g->m[i]->instance, g->m[i]->client, g->m[i]->assign, g->m[i]->nassign);
@@ -1695,6 +1711,9 @@ int kg_delete(kg_registry *r, const char *group)
             free(names);
         }
     }
+    /* The group's generation record stays (offsets.c): one created again
+     * under this name goes on from its generation, so that a member of the
+     * deleted group that still holds one cannot commit into the new. */
     kg_group_s *g = group_find(r, group);
     if (rc == 0 && g) {
         for (size_t i = 0; i < r->ngroups; i++)

@@ -22,11 +22,21 @@ typedef struct kg_committed {
     char *meta;
 } kg_committed_t;
 
-/* The offsets store: a hash table over (group, topic, partition), mirrored
- * by records in __consumer_offsets.  Guarded by kg_registry.omu. */
+/* A group's latest generation as stored (offsets.c: why). */
+typedef struct kg_gen {
+    struct kg_gen *next;         /* hash chain */
+    int32_t generation;
+    char group[];
+} kg_gen_t;
+
+/* The offsets store: a hash table over (group, topic, partition), and one
+ * over group for the generations, mirrored by records in
+ * __consumer_offsets.  Guarded by kg_registry.omu. */
 typedef struct kg_store {
     kg_committed_t **tab;
     size_t mask, n;
+    kg_gen_t **gtab;
+    size_t gmask, gn;
     kt_topic *t;                 /* __consumer_offsets, referenced; NULL until created */
     kf_codec *codec;
     uint8_t *buf;                /* batch builder buffer */
@@ -68,6 +78,14 @@ kg_committed_t *kg__store_find(kg_store *st, const char *group, const char *topi
 /* Write records (tombstone when offset < 0) for the entries and update the
  * table.  omu held. */
 int kg__store_put(kg_registry *r, const char *group, kg_offset *o, unsigned n, bool sync);
+/* The group's stored generation: the latest one written (or read back
+ * from an earlier run), 0 if none.  omu held. */
+int32_t kg__store_generation(kg_store *st, const char *group);
+/* Record a group's new generation: in the table, then as a record in
+ * __consumer_offsets (appended, not synced; created if need be).  Returns
+ * 0 or the append's error (the table has the generation either way, unless
+ * -ENOMEM).  omu held. */
+int kg__store_put_generation(kg_registry *r, const char *group, int32_t generation);
 /* Calls fn for each committed entry of group (or all when group NULL). */
 void kg__store_each(kg_store *st, const char *group, void (*fn)(void *arg, kg_committed_t *c), void *arg);
 const char *kg__intern(kg_registry *r, const char *s);  /* mu held */

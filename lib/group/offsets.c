@@ -1,16 +1,51 @@
 /*
- * lib/group/offsets.c - committed offsets: an in-memory table mirrored by
- * records in the compacted topic __consumer_offsets.
+ * lib/group/offsets.c - committed offsets and group generations: in-memory
+ * tables mirrored by records in the compacted topic __consumer_offsets.
  *
- * Record key   u8 version (1) | u16 group length | group | u16 topic length |
- *              topic | i32 partition                      (little-endian)
- * Record value u8 version (1) | i64 offset | i64 commit time (ms) |
- *              u16 metadata length | metadata
- *              or null (a tombstone: the offset was deleted)
+ * Two kinds of record, told apart by the key's first byte (its version);
+ * all integers little-endian:
+ *
+ * Committed offset (key version 1)
+ *   key    u8 1 | u16 group length | group | u16 topic length | topic |
+ *          i32 partition
+ *   value  u8 version (1) | i64 offset | i64 commit time (ms) |
+ *          u16 metadata length | metadata
+ *          or null (a tombstone: the offset was deleted)
+ * Group generation (key version 2; Kafka's group metadata key is version 2)
+ *   key    u8 2 | u16 group length | group
+ *   value  u8 version (1) | i32 generation | i64 time written (ms)
+ *          or null (none: read as 0; klog does not write it today)
+ * Readers skip keys and values of versions they do not know, so an older
+ * klog reads a newer one's offsets (it skips the generations).
+ *
+ * Why generations are stored.  Commits are fenced by (member id,
+ * generation).  A coordinator that restarts every group from generation 0
+ * hands out the numbers of the run before again: a Kafka client that held
+ * generation N from before a restart, and had joined again under a new
+ * member id, could commit with N while the new run's generation was N as
+ * well, although its partitions had gone to another member - a record
+ * consumed twice, both commits accepted.  Kafka writes each group's
+ * metadata to __consumer_offsets at every generation change and reads it
+ * back, so its generations only grow; klog writes the generation (members
+ * are not kept: they join again) at every completed join phase, and a
+ * group created again - after a restart, or after klog_group_delete, which
+ * leaves the record in place - goes on from the stored number.  A group
+ * name's generations therefore never repeat for the life of the directory;
+ * the price is one small record per group name ever used (compaction keeps
+ * one per group).
+ * The record is appended without fdatasync: it survives a crash of the
+ * process, and a machine crash once anything later in its partition is
+ * synced (the group's synchronous commits go to the same partition, after
+ * it).  When its append fails (disk budget, a partition made read-only, an
+ * I/O error) the rebalance goes on and the table keeps the number for the
+ * rest of the run: only a restart before the group's next successful
+ * generation record can hand that number out again, and while that
+ * partition refuses appends the group's commits fail too.
+ *
  * A group's records all go to partition XXH3(group) % partitions, so its
- * commits stay in order.  Compaction keeps the latest record per key, which
- * is exactly the table; the table is rebuilt by reading the topic from its
- * start at the first use after open.
+ * commits and generations stay in order.  Compaction keeps the latest
+ * record per key, which is exactly the tables; they are rebuilt by reading
+ * the topic from its start at the first use after open.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +62,10 @@
 
 #define KEY_MAX (1 + 2 + 255 + 2 + KLOG_TOPIC_NAME_MAX + 4)
 #define VAL_MAX (1 + 8 + 8 + 2 + KG_META_MAX)
+#define KEY_V_OFFSET 1               /* key versions */
+#define KEY_V_GENERATION 2
+#define GEN_KEY_MAX (1 + 2 + 255)
+#define GEN_VAL_LEN (1 + 4 + 8)
 
 static uint64_t hkey(const char *group, const char *topic, int32_t partition)
 {
@@ -133,12 +172,94 @@ void kg__store_each(kg_store *st, const char *group, void (*fn)(void *arg, kg_co
                 fn(arg, c);
 }
 
+/* ---- generations ---------------------------------------------------------------- */
+
+static uint64_t hgroup(const char *group) { return XXH3_64bits(group, strlen(group)); }
+
+static kg_gen_t *gen_find(kg_store *st, const char *group)
+{
+    if (!st->gtab)
+        return NULL;
+    for (kg_gen_t *e = st->gtab[hgroup(group) & st->gmask]; e; e = e->next)
+        if (!strcmp(e->group, group))
+            return e;
+    return NULL;
+}
+
+int32_t kg__store_generation(kg_store *st, const char *group)
+{
+    kg_gen_t *e = gen_find(st, group);
+    return e ? e->generation : 0;
+}
+
+static int gen_grow(kg_store *st)
+{
+    size_t ncap = st->gtab ? (st->gmask + 1) * 2 : 64;
+    kg_gen_t **nt = calloc(ncap, sizeof *nt);
+    if (!nt)
+        return -ENOMEM;
+    for (size_t i = 0; st->gtab && i <= st->gmask; i++)
+        for (kg_gen_t *e = st->gtab[i], *nx; e; e = nx) {
+            nx = e->next;
+            size_t b = hgroup(e->group) & (ncap - 1);
+            e->next = nt[b];
+            nt[b] = e;
+        }
+    free(st->gtab);
+    st->gtab = nt;
+    st->gmask = ncap - 1;
+    return 0;
+}
+
+/* Set a group's generation (generation < 0: remove it). */
+static int gen_set(kg_store *st, const char *group, int32_t generation)
+{
+    if (generation < 0) {
+        if (!st->gtab)
+            return 0;
+        for (kg_gen_t **pp = &st->gtab[hgroup(group) & st->gmask]; *pp; pp = &(*pp)->next)
+            if (!strcmp((*pp)->group, group)) {
+                kg_gen_t *e = *pp;
+                *pp = e->next;
+                free(e);
+                st->gn--;
+                break;
+            }
+        return 0;
+    }
+    kg_gen_t *e = gen_find(st, group);
+    if (!e) {
+        if ((!st->gtab || st->gn >= st->gmask + 1) && gen_grow(st) < 0)
+            return -ENOMEM;
+        size_t gl = strlen(group);
+        if (!(e = malloc(sizeof *e + gl + 1)))
+            return -ENOMEM;
+        memcpy(e->group, group, gl + 1);
+        size_t b = hgroup(group) & st->gmask;
+        e->next = st->gtab[b];
+        st->gtab[b] = e;
+        st->gn++;
+    }
+    e->generation = generation;
+    return 0;
+}
+
+static void gen_free_all(kg_store *st)
+{
+    for (size_t i = 0; st->gtab && i <= st->gmask; i++)
+        for (kg_gen_t *e = st->gtab[i], *nx; e; e = nx) {
+            nx = e->next;
+            free(e);
+        }
+    free(st->gtab);
+}
+
 /* ---- records ------------------------------------------------------------------- */
 
 static size_t key_encode(uint8_t *k, const char *group, const char *topic, int32_t partition)
 {
     size_t gl = strlen(group), tl = strlen(topic), n = 0;
-    k[n++] = 1;
+    k[n++] = KEY_V_OFFSET;
     klog__st16(k + n, (uint16_t)gl);
     memcpy(k + n + 2, group, gl);
     n += 2 + gl;
@@ -152,7 +273,7 @@ static size_t key_encode(uint8_t *k, const char *group, const char *topic, int32
 /* Decode a key into NUL-terminated copies in g (256) and t (250). */
 static bool key_decode(const uint8_t *k, size_t len, char *g, char *t, int32_t *partition)
 {
-    if (len < 1 + 2 || k[0] != 1)
+    if (len < 1 + 2 || k[0] != KEY_V_OFFSET)
         return false;
     size_t gl = klog__ld16(k + 1);
     if (gl > 255 || 3 + gl + 2 > len)
@@ -168,10 +289,48 @@ static bool key_decode(const uint8_t *k, size_t len, char *g, char *t, int32_t *
     return true;
 }
 
+static size_t gen_key_encode(uint8_t *k, const char *group)
+{
+    size_t gl = strlen(group);
+    k[0] = KEY_V_GENERATION;
+    klog__st16(k + 1, (uint16_t)gl);
+    memcpy(k + 3, group, gl);
+    return 3 + gl;
+}
+
+/* A generation record (key version 2); anything malformed is skipped. */
+static void load_generation(kg_store *st, const kf_record_view *r)
+{
+    const uint8_t *k = r->key;
+    size_t len = (size_t)r->key_len;
+    char g[256];
+    if (len < 3)
+        return;
+    size_t gl = klog__ld16(k + 1);
+    if (gl > 255 || 3 + gl != len)
+        return;
+    memcpy(g, k + 3, gl);
+    g[gl] = '\0';
+    if (r->value_len < 0) {
+        gen_set(st, g, -1);
+        return;
+    }
+    const uint8_t *v = r->value;
+    if (r->value_len != GEN_VAL_LEN || v[0] != 1)
+        return;
+    int32_t gen = (int32_t)klog__ld32(v + 1);
+    if (gen >= 0)
+        gen_set(st, g, gen); /* -ENOMEM: the group starts lower (group.h) */
+}
+
 static void load_record(kg_store *st, const kf_record_view *r)
 {
     char g[256], t[KLOG_TOPIC_NAME_MAX + 1];
     int32_t part;
+    if (r->key_len >= 1 && r->key[0] == KEY_V_GENERATION) {
+        load_generation(st, r);
+        return;
+    }
     if (r->key_len < 0 || !key_decode(r->key, (size_t)r->key_len, g, t, &part))
         return; /* not ours: ignore */
     if (r->value_len < 0) {
@@ -273,10 +432,25 @@ void kg__store_close(kg_store *st)
             entry_free(c);
         }
     free(st->tab);
+    gen_free_all(st);
     klog__topic_put(st->t);
     kf_codec_free(st->codec);
     free(st->buf);
     memset(st, 0, sizeof *st);
+}
+
+/* Finish the batch in b and append it to the group's partition. */
+static int batch_append(kg_store *st, const char *group, kf_builder *b, bool sync)
+{
+    const uint8_t *batch;
+    size_t blen;
+    int rc = kf_builder_finish(b, NULL, NULL, &batch, &blen);
+    if (rc < 0)
+        return rc;
+    int np = atomic_load_explicit(&st->t->nparts, memory_order_acquire);
+    kpart *part = st->t->parts[hgroup(group) % (uint64_t)np];
+    ks_batch kb = { (void *)batch, blen, 0, 0 };
+    return kpart_append(part, &kb, 1, sync ? KS_APPEND_SYNC : 0);
 }
 
 int kg__store_put(kg_registry *r, const char *group, kg_offset *o, unsigned n, bool sync)
@@ -312,19 +486,37 @@ int kg__store_put(kg_registry *r, const char *group, kg_offset *o, unsigned n, b
         if ((rc = kf_builder_add(&b, &rec)) < 0)
             return rc;
     }
-    const uint8_t *batch;
-    size_t blen;
-    if ((rc = kf_builder_finish(&b, NULL, NULL, &batch, &blen)) < 0)
-        return rc;
-    int np = atomic_load_explicit(&st->t->nparts, memory_order_acquire);
-    kpart *part = st->t->parts[XXH3_64bits(group, strlen(group)) % (uint64_t)np];
-    ks_batch kb = { (void *)batch, blen, 0, 0 };
-    rc = kpart_append(part, &kb, 1, sync ? KS_APPEND_SYNC : 0);
-    if (rc < 0)
+    if ((rc = batch_append(st, group, &b, sync)) < 0)
         return rc;
     for (unsigned i = 0; i < n; i++) {
         const char *m = o[i].metadata ? o[i].metadata : "";
         o[i].err = table_set(st, group, o[i].topic, o[i].partition, o[i].offset, now, m, strlen(m));
     }
     return 0;
+}
+
+int kg__store_put_generation(kg_registry *r, const char *group, int32_t generation)
+{
+    kg_store *st = &r->st;
+    /* the table whatever happens to the record: a group created again in
+     * this run (klog_group_delete) goes on from it */
+    int orc = kg__store_open(r, true), rc = gen_set(st, group, generation);
+    if (orc < 0)
+        return orc;
+    if (rc < 0)
+        return rc;
+    if ((rc = klog__vec_reserve(&st->buf, &st->cap, KF_HDR_SIZE + 64 + GEN_KEY_MAX + GEN_VAL_LEN, 1)) < 0)
+        return rc;
+    kf_builder b;
+    kf_builder_init(&b, st->buf, st->cap, GEN_KEY_MAX + GEN_VAL_LEN);
+    uint8_t key[GEN_KEY_MAX], val[GEN_VAL_LEN];
+    int64_t now = klog__wall_ms();
+    size_t kl = gen_key_encode(key, group);
+    val[0] = 1;
+    klog__st32(val + 1, (uint32_t)generation);
+    klog__st64(val + 5, (uint64_t)now);
+    kf_record rec = { key, (int32_t)kl, val, GEN_VAL_LEN, now, NULL, 0 };
+    if ((rc = kf_builder_add(&b, &rec)) < 0)
+        return rc;
+    return batch_append(st, group, &b, false);
 }

@@ -18,8 +18,10 @@
 #include <stdatomic.h>
 #include <stddef.h>
 
+#include "common/common.h"
 #include "group/cprotocol.h"
 #include "group/internal.h"
+#include "partition/partition.h"
 
 static klog *K;
 static kg_coordinator CO;
@@ -1105,4 +1107,229 @@ Test(coord, refused_subscription_leaves_the_old_one)
     cr_assert_eq(gi.nmembers, 1, "the new member that could not join is not kept");
     kg_group_info_free(&gi);
     nfree(&n);
+}
+
+/* ---- generations across restarts ---------------------------------------------------- */
+
+/* Close the instance and open it again with conf c (NULL: defaults; freed),
+ * as a restarted process does: its coordinator starts over from what
+ * __consumer_offsets holds. */
+static void reopen(klog_conf *c)
+{
+    cr_assert_eq(klog_close(K), 0);
+    K = NULL;
+    char err[256] = "";
+    int rc = klog_open(&K, ut_dir, c, err, sizeof err);
+    klog_conf_free(c);
+    cr_assert_eq(rc, 0, "klog_open: %s (%s)", klog_err_name(rc), err);
+    cr_assert_eq(kg_coordinator_local(K, &CO), 0);
+    R = CO.self;
+    kg__set_clock(R, tclock, &CLK);
+}
+
+/* The generation klog_group_info_get shows (the group has offsets). */
+static int32_t info_generation(const char *group)
+{
+    klog_group_info *gi = NULL;
+    int rc = klog_group_info_get(K, group, &gi);
+    cr_assert_eq(rc, 0, "info %s: %s", group, klog_err_name(rc));
+    int32_t g = gi->generation;
+    klog_group_info_free(gi);
+    return g;
+}
+
+/* A classic member alone in its group: joined, leading, synced. */
+static void classic_alone(cm *a)
+{
+    kg_join_resp r;
+    kg_sync_resp s;
+    cjoin_answer(a, &r);
+    cr_assert_eq(leader_sync(a, &r, &s), 0);
+    kg_join_resp_free(&r);
+    kg_sync_resp_free(&s);
+}
+
+/* A native member alone in its group: joined, in a generation, committed
+ * offset off of t1-0, gone again (a fresh member next time). */
+static int32_t native_round(const char *group, int64_t off)
+{
+    nm n = { .group = group, .subs = { "t1" }, .nsubs = 1, .st = KG_RANGE, .gen = -1 };
+    cr_assert_eq(njoin(&n), 0);
+    enum kg_status st;
+    cr_assert_eq(nbeat(&n, &st), 0);
+    cr_assert_eq(st, KG_STABLE);
+    kg_offset o = { "t1", 0, off, NULL, 0 };
+    cr_assert_eq(CO.ops->commit(CO.self, group, n.id, n.gen, &o, 1, false), 0);
+    cr_assert_eq(CO.ops->leave(CO.self, group, n.id, false), 0);
+    nfree(&n);
+    return n.gen;
+}
+
+/* Regression (test_confluent_group ride_through_restart): a restarted
+ * coordinator counted every group's generations from 1 again, so a Kafka
+ * client that still held generation N from before the restart, and had
+ * joined again under a new member id, committed with N into the new run's
+ * generation N although its partitions were another member's.  The
+ * generations go on from the stored ones now, so its commit is fenced. */
+Test(coord, generations_continue_across_restart)
+{
+    /* before: "g" reaches generation 2 with two clients, "n" (native
+     * members only) generation 2, "d" generation 1 and is deleted */
+    cm a = { .protos = { "range" }, .nprotos = 1, .topics = { "t1", "t2" }, .ntopics = 2 };
+    cm b = { .protos = { "range" }, .nprotos = 1, .topics = { "t1", "t2" }, .ntopics = 2 };
+    kg_join_resp r;
+    kg_sync_resp s;
+    classic_alone(&a);
+    cr_assert_eq(a.gen, 1, "a fresh instance counts from 1");
+    cjoin_expect(&b, KG_WAIT, NULL, 0);
+    cjoin_answer(&a, &r);
+    cr_assert_eq(leader_sync(&a, &r, &s), 0);
+    kg_join_resp_free(&r);
+    kg_sync_resp_free(&s);
+    cjoin_expect(&b, KG_STABLE, &a, 0);
+    cr_assert_eq(b.gen, 2);
+    kg_offset o = { "t1", 0, 7, NULL, 0 };
+    cr_assert_eq(CO.ops->commit(CO.self, "g", b.id, b.gen, &o, 1, false), 0);
+    cr_assert_eq(native_round("n", 1), 1);
+    cr_assert_eq(native_round("n", 2), 2);
+    cr_assert_eq(native_round("d", 1), 1);
+    cr_assert_eq(klog_group_delete(K, "d"), 0);
+    cr_assert_eq(native_round("d", 2), 2, "a deleted group goes on from its generation");
+    cr_assert_eq(klog_group_delete(K, "d"), 0);
+
+    reopen(NULL);
+    cr_assert_eq(info_generation("g"), 2, "the stored generation, before anyone joins");
+    cr_assert_eq(CO.ops->commit(CO.self, "g", a.id, a.gen, &o, 1, false), KLOG_EUNKNOWN_MEMBER,
+                 "the old run's member ids are not members");
+    /* c joins first: the generation goes on above the old run's */
+    cm c = { .protos = { "range" }, .nprotos = 1, .topics = { "t1", "t2" }, .ntopics = 2 };
+    classic_alone(&c);
+    cr_assert_eq(c.gen, 3);
+    /* b comes back under a new member id, still holding generation 2 */
+    int32_t stale = b.gen;
+    b.id[0] = '\0';
+    cjoin_expect(&b, KG_WAIT, NULL, 0);
+    o.offset = 8;
+    cr_assert_eq(CO.ops->commit(CO.self, "g", b.id, stale, &o, 1, false), KLOG_EFENCED,
+                 "generation %d of the old run, in the rebalance of the new run's %d", stale, c.gen);
+    cjoin_answer(&c, &r);
+    cr_assert_eq(r.generation, 4);
+    cr_assert_eq(leader_sync(&c, &r, &s), 0);
+    kg_join_resp_free(&r);
+    kg_sync_resp_free(&s);
+    int32_t held = b.gen;
+    b.gen = stale;
+    cr_assert_eq(CO.ops->commit(CO.self, "g", b.id, stale, &o, 1, false), KLOG_EFENCED);
+    cr_assert_eq(o.err, KLOG_EFENCED);
+    cr_assert_eq(cbeat(&b), KLOG_EFENCED);
+    cr_assert_eq(csync(&b, NULL, 0, &s), KLOG_EFENCED);
+    b.gen = held;
+    int64_t off = -1;
+    cr_assert_eq(CO.ops->committed(CO.self, "g", "t1", 0, &off, NULL, 0), 0);
+    cr_assert_eq(off, 7, "only the old run's commit");
+    cjoin_expect(&b, KG_STABLE, &c, 0);
+    cr_assert_eq(b.gen, 4);
+    cr_assert_eq(CO.ops->commit(CO.self, "g", b.id, b.gen, &o, 1, false), 0);
+    cr_assert_eq(native_round("n", 3), 3, "native members' generations go on too");
+    cr_assert_eq(native_round("d", 3), 3, "and a deleted group's");
+    cr_assert_eq(native_round("fresh", 1), 1, "a new group starts from 1");
+
+    /* and again: the generations of the second run are the stored ones */
+    reopen(NULL);
+    cr_assert_eq(info_generation("g"), 4);
+    cr_assert_eq(native_round("n", 4), 4);
+    cr_assert_eq(native_round("g", 9), 5);
+}
+
+/* Walk __consumer_offsets partition 0: how many generation records (key
+ * version 2) it holds for group, the last one's generation (-1 if none),
+ * and the records in all. */
+static void gen_records(const char *group, int *ngen, int32_t *last, int *nrec)
+{
+    kt_topic *t = klog__topic_get(K, KG_OFFSETS_TOPIC);
+    cr_assert_not_null(t);
+    kpart *part = t->parts[0];
+    kf_codec *codec;
+    cr_assert_eq(kf_codec_new(&codec), 0);
+    *ngen = *nrec = 0;
+    *last = -1;
+    size_t gl = strlen(group);
+    for (int64_t off = kpart_start_offset(part);;) {
+        ks_view v;
+        cr_assert_eq(kpart_read_log(part, off, 1u << 20, &v), 0);
+        if (v.len == 0) {
+            ks_view_release(&v);
+            break;
+        }
+        for (size_t p = 0; p < v.len;) {
+            kf_batch_info bi;
+            ssize_t len = kf_batch_parse(v.data + p, v.len - p, &bi);
+            const uint8_t *recs;
+            size_t rlen;
+            cr_assert_gt(len, 0);
+            cr_assert_eq(kf_batch_records(v.data + p, (size_t)len, codec, &recs, &rlen), 0);
+            kf_iter it;
+            kf_record_view rv;
+            kf_iter_init(&it, &bi, recs, rlen);
+            int rc;
+            while ((rc = kf_iter_next(&it, &rv)) == 1) {
+                if (rv.offset < off)
+                    continue;
+                ++*nrec;
+                if (rv.key_len == (int32_t)(3 + gl) && rv.key[0] == 2 && !memcmp(rv.key + 3, group, gl)) {
+                    ++*ngen;
+                    cr_assert_eq(rv.value_len, 13);
+                    *last = (int32_t)klog__ld32(rv.value + 1);
+                }
+            }
+            cr_assert_eq(rc, 0);
+            p += (size_t)len;
+        }
+        off = v.next_offset;
+        ks_view_release(&v);
+    }
+    kf_codec_free(codec);
+    klog__topic_put(t);
+}
+
+/* __consumer_offsets is compacted: the cleaner keeps the latest generation
+ * record of each group (its key is the group's alone), beside the latest
+ * offsets, and a restart after cleaning goes on from it. */
+Test(coord, generation_records_survive_compaction)
+{
+    reopen(ut_conf("log.cleaner.backoff.ms", "10", NULL));
+    ut_topic(K, KG_OFFSETS_TOPIC, 1, "cleanup.policy", "compact", "segment.bytes", "4096",
+             "min.cleanable.dirty.ratio", "0.01", NULL);
+    cr_assert_eq(native_round("once", 1), 1); /* its only record, in the first segment */
+    const int rounds = 150;
+    for (int i = 1; i <= rounds; i++)
+        cr_assert_eq(native_round("g", i), i);
+    klog_partition_info pi = { .struct_size = sizeof pi };
+    cr_assert_eq(klog_topic_describe(K, KG_OFFSETS_TOPIC, &pi, 1, NULL, 0), 1);
+    cr_assert_eq(pi.end_offset, 2 * rounds + 2, "a generation record and a commit per round");
+
+    /* the cleaner (every 10 ms) passes over all but the active segment
+     * (some 20 rounds): wait until most generation records of g are gone */
+    int ngen, nrec;
+    int32_t last;
+    int64_t give_up = ut_mono_ms() + 60000;
+    for (;;) {
+        gen_records("g", &ngen, &last, &nrec);
+        if (ngen <= rounds / 4 || ut_mono_ms() > give_up)
+            break;
+        ut_sleep_ms(10);
+    }
+    cr_assert_leq(ngen, rounds / 4, "%d generation records of %d kept after 60 s: not compacted", ngen, rounds);
+    cr_assert_eq(last, rounds, "the latest is kept");
+    gen_records("once", &ngen, &last, &nrec);
+    cr_assert_eq(ngen, 1, "a group's only generation record stays");
+    cr_assert_eq(last, 1);
+
+    reopen(ut_conf("log.cleaner.enable", "false", NULL));
+    cr_assert_eq(info_generation("g"), rounds);
+    int64_t off = -1;
+    cr_assert_eq(CO.ops->committed(CO.self, "g", "t1", 0, &off, NULL, 0), 0);
+    cr_assert_eq(off, rounds);
+    cr_assert_eq(native_round("g", 0), rounds + 1);
+    cr_assert_eq(native_round("once", 0), 2);
 }
