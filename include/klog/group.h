@@ -202,8 +202,10 @@ typedef struct klog_group_offset {
  * sizeof. */
 typedef struct klog_group_info {
     uint32_t struct_size;
-    int32_t generation;         /* bumped by every completed rebalance; 0 if no
-                                   member joined since the instance opened */
+    int32_t generation;         /* bumped by every completed rebalance, and
+                                   never repeated for a group name: it goes on
+                                   across restarts and klog_group_delete; 0 if
+                                   the group never completed one */
     const char *group;
     const char *state;          /* "Empty", "PreparingRebalance" or "Stable"
                                    ("CompletingRebalance": klog_group_describe) */

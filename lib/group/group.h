@@ -97,6 +97,11 @@
  * has already rejoined a rebalance in progress.  Offsets are records in the
  * compacted topic __consumer_offsets (key: group, topic, partition; value:
  * offset, metadata, commit time), read back at the first use after open.
+ * So is each group's generation, written whenever a join phase completes:
+ * a group created again - after a restart, or after kg_delete - goes on
+ * from its stored generation, so a group name's generations never repeat
+ * and a member holding one from an earlier run cannot pass the fence
+ * (record formats and the cost of a failed write: offsets.c).
  *
  * Threading: every coordinator op is thread-safe.  One mutex guards the
  * groups, another the offsets store (taken in that order); a commit holds

@@ -1333,3 +1333,72 @@ Test(coord, generation_records_survive_compaction)
     cr_assert_eq(native_round("g", 0), rounds + 1);
     cr_assert_eq(native_round("once", 0), 2);
 }
+
+static int64_t offsets_end(void)
+{
+    klog_partition_info pi = { .struct_size = sizeof pi };
+    cr_assert_eq(klog_topic_describe(K, KG_OFFSETS_TOPIC, &pi, 1, NULL, 0), 1);
+    return pi.end_offset;
+}
+
+/* A generation record that cannot be written (the disk budget refuses the
+ * append) does not stop the rebalance: the group goes on, and the
+ * group's commits, which go to the same partition, are refused as well. */
+Test(coord, rebalance_goes_on_when_its_generation_cannot_be_stored)
+{
+    reopen(ut_conf("disk.budget.bytes", "65536", "disk.budget.policy", "refuse", NULL));
+    cr_assert_eq(native_round("g", 1), 1);
+    /* fill the budget: large commits, then small ones, then generation
+     * records of one-letter groups (the size of g's) until one is refused */
+    static char meta[KG_META_MAX + 1];
+    memset(meta, 'm', KG_META_MAX);
+    int rc = 0;
+    for (int i = 0; i < 100 && rc == 0; i++) {
+        kg_offset o = { "t1", 0, i, meta, 0 };
+        rc = CO.ops->commit(CO.self, "f", NULL, -1, &o, 1, false);
+    }
+    cr_assert_eq(rc, KLOG_EDISKFULL, "400 KiB of commits under a 64 KiB budget: %s", klog_err_name(rc));
+    rc = 0;
+    for (int i = 0; i < 100 && rc == 0; i++) {
+        kg_offset o = { "t1", 0, i, NULL, 0 };
+        rc = CO.ops->commit(CO.self, "f", NULL, -1, &o, 1, false);
+    }
+    cr_assert_eq(rc, KLOG_EDISKFULL);
+    int64_t end = offsets_end();
+    bool refused = false;
+    for (char c = 'a'; c <= 'z' && !refused; c++) {
+        nm x = { .group = (char[]){ c, '\0' }, .subs = { "t1" }, .nsubs = 1, .st = KG_RANGE, .gen = -1 };
+        cr_assert_eq(njoin(&x), 0);
+        cr_assert_eq(nbeat(&x, NULL), 0);
+        cr_assert_eq(x.gen, 1, "group %s: the rebalance completes", x.group);
+        cr_assert_eq(CO.ops->leave(CO.self, x.group, x.id, false), 0);
+        nfree(&x);
+        int64_t e = offsets_end();
+        refused = e == end;
+        end = e;
+    }
+    cr_assert(refused, "26 generation records fit in what a commit did not");
+
+    nm a = { .subs = { "t1" }, .nsubs = 1, .st = KG_RANGE, .gen = -1 };
+    nm b = { .subs = { "t1" }, .nsubs = 1, .st = KG_RANGE, .gen = -1 };
+    enum kg_status st;
+    cr_assert_eq(njoin(&a), 0);
+    cr_assert_eq(nbeat(&a, &st), 0);
+    cr_assert_eq(st, KG_STABLE);
+    cr_assert_eq(a.gen, 2);
+    cr_assert_eq(offsets_end(), end, "generation 2 was not stored");
+    kg_offset o = { "t1", 0, 5, NULL, 0 };
+    cr_assert_eq(CO.ops->commit(CO.self, "g", a.id, a.gen, &o, 1, false), KLOG_EDISKFULL);
+    cr_assert_eq(njoin(&b), 0);
+    cr_assert_eq(nbeat(&a, &st), 0);
+    cr_assert_eq(st, KG_REJOIN);
+    cr_assert_eq(njoin(&a), 0);
+    cr_assert_eq(nbeat(&a, &st), 0);
+    cr_assert_eq(nbeat(&b, NULL), 0);
+    cr_assert_eq(st, KG_STABLE);
+    cr_assert_eq(a.gen, 3);
+    cr_assert_eq(b.gen, 3);
+    cr_assert_eq(a.nheld + b.nheld, 4, "t1's partitions are shared out");
+    nfree(&a);
+    nfree(&b);
+}
