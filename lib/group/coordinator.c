@@ -1483,6 +1483,11 @@ int kg_commit(kg_registry *r, const char *group, const char *member_id, int32_t 
             rc = KLOG_EFENCED; /* Kafka: ILLEGAL_GENERATION */
         else if (g->state == GS_PREPARING && m->joined_round == g->round)
             rc = KLOG_EREBALANCE; /* rejoined: its partitions are being reassigned */
+    } else if (generation >= 0) {
+        /* Kafka takes a commit without member id only with generation -1:
+         * a client whose member id the coordinator forgot (a restart) and
+         * that commits with its old generation is not a standalone one */
+        rc = KLOG_EUNKNOWN_MEMBER;
     } else if (g && g->n > 0) {
         rc = KLOG_ESTATE; /* a standalone commit into an active group */
     }

@@ -92,7 +92,8 @@
  *
  * Commits are fenced: accepted from a member of the current generation (or,
  * with member id NULL and generation -1, from a standalone consumer or an
- * admin call while the group has no members); refused with KLOG_EREBALANCE
+ * admin call while the group has no members; no member id with a
+ * generation is KLOG_EUNKNOWN_MEMBER, as Kafka's); refused with KLOG_EREBALANCE
  * while the group waits for the leader's SyncGroup, and from a member that
  * has already rejoined a rebalance in progress.  Offsets are records in the
  * compacted topic __consumer_offsets (key: group, topic, partition; value:

@@ -1201,6 +1201,9 @@ Test(coord, generations_continue_across_restart)
     cr_assert_eq(info_generation("g"), 2, "the stored generation, before anyone joins");
     cr_assert_eq(CO.ops->commit(CO.self, "g", a.id, a.gen, &o, 1, false), KLOG_EUNKNOWN_MEMBER,
                  "the old run's member ids are not members");
+    cr_assert_eq(CO.ops->commit(CO.self, "g", NULL, a.gen, &o, 1, false), KLOG_EUNKNOWN_MEMBER,
+                 "no member id and an old generation: not a standalone commit (Kafka's rule)");
+    cr_assert_eq(CO.ops->commit(CO.self, "g", "", a.gen, &o, 1, false), KLOG_EUNKNOWN_MEMBER);
     /* c joins first: the generation goes on above the old run's */
     cm c = { .protos = { "range" }, .nprotos = 1, .topics = { "t1", "t2" }, .ntopics = 2 };
     classic_alone(&c);
