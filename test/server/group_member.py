@@ -8,6 +8,7 @@ reading it, and writes what happens to OUTFILE as JSON lines, flushed:
   {"ev": "assign", "parts": [...], "committed": {part: offset}}
   {"ev": "revoke", "parts": [...]}
   {"ev": "rec", "p": part, "o": offset, "v": value}
+  {"ev": "committed", "p": ..., "o": ...}      (the record's commit returned)
   {"ev": "commit-failed", "p": ..., "o": ..., "err": ...}
   {"ev": "error", "err": ...}      (consumer errors, e.g. while the server restarts)
   {"ev": "closed"}
@@ -82,6 +83,7 @@ while not stop and time.monotonic() < end:
     emit(ev="rec", p=m.partition(), o=m.offset(), v=m.value().decode())
     try:
         c.commit(message=m, asynchronous=False)
+        emit(ev="committed", p=m.partition(), o=m.offset())
     except KafkaException as e:
         emit(ev="commit-failed", p=m.partition(), o=m.offset(), err=str(e))
 c.close()
