@@ -34,9 +34,8 @@
  * the price is one small record per group name ever used (compaction keeps
  * one per group).
  * The record is appended without fdatasync: it survives a crash of the
- * process, and a machine crash once anything later in its partition is
- * synced (the group's synchronous commits go to the same partition, after
- * it).  When its append fails (disk budget, a partition made read-only, an
+ * process, and a machine crash once its partition is synced past it (the
+ * group's synchronous commits go to the same partition, after it).  When its append fails (disk budget, a partition made read-only, an
  * I/O error) the rebalance goes on and the table keeps the number for the
  * rest of the run: only a restart before the group's next successful
  * generation record can hand that number out again, and while that
@@ -320,7 +319,7 @@ static void load_generation(kg_store *st, const kf_record_view *r)
         return;
     int32_t gen = (int32_t)klog__ld32(v + 1);
     if (gen >= 0)
-        gen_set(st, g, gen); /* -ENOMEM: the group starts lower (group.h) */
+        gen_set(st, g, gen); /* -ENOMEM: the group would start lower */
 }
 
 static void load_record(kg_store *st, const kf_record_view *r)
