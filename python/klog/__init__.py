@@ -28,8 +28,8 @@ from .errors import (
     AlreadyExistsError, KlogTimeoutError, InvalidArgumentError)
 from .instance import Instance, DiskUsage, open  # noqa: A004 - klog.open, as klog_open
 from .producer import Producer, Future, RecordMetadata
-from .consumer import (Consumer, ConsumerRecord, TopicPartition, OffsetAndMetadata,
-                       ConsumerRebalanceListener)
+from .consumer import (Consumer, ConsumerRecord, TopicPartition, OffsetAndMetadata, OffsetAndTimestamp,
+                       ConsumerRebalanceListener, CommitFuture)
 
 OFFSET_BEGINNING = -2   # KLOG_OFFSET_BEGINNING: a partition's first record
 OFFSET_END = -1         # KLOG_OFFSET_END: a partition's end
@@ -38,7 +38,8 @@ __version__ = version()
 
 __all__ = [
     "open", "Instance", "DiskUsage", "Producer", "Future", "RecordMetadata", "Consumer",
-    "ConsumerRecord", "TopicPartition", "OffsetAndMetadata", "ConsumerRebalanceListener",
+    "ConsumerRecord", "TopicPartition", "OffsetAndMetadata", "OffsetAndTimestamp",
+    "ConsumerRebalanceListener", "CommitFuture",
     "OFFSET_BEGINNING", "OFFSET_END", "version", "library_path",
     "KlogError", "CorruptError", "FormatError", "RecordTooLargeError", "ReadOnlyError", "LockedError",
     "OffsetOutOfRangeError", "InvalidNameError", "ConfigError", "ClosedError", "QueueFullError",

@@ -196,6 +196,8 @@ RESET_TIMESTAMP = 3
 RESET_OFFSET = 4
 RESET_SHIFT = 5
 
+STATS_JSON = 0
+
 # ---- prototypes -------------------------------------------------------------------------
 
 _vp = c_void_p
@@ -216,6 +218,7 @@ _PROTOS = {
     "klog_io_backend": (c_char_p, [_vp]),
     "klog_disk_usage": (c_int, [_vp, POINTER(c_uint64), POINTER(c_uint64)]),
     "klog_free": (None, [_vp]),
+    "klog_stats": (c_int, [_vp, c_int, POINTER(c_void_p)]),
     # topic.h
     "klog_topic_create": (c_int, [_vp, c_char_p, c_int, _vp, c_char_p, c_size_t]),
     "klog_topic_delete": (c_int, [_vp, c_char_p]),

@@ -4,17 +4,21 @@ of klog's zero-copy records (the views die at the next C poll)."""
 import collections
 import ctypes
 import errno
+import itertools
+import logging
 import time
 
 from ctypes import byref, c_char_p, c_int, c_int32, c_int64, c_size_t, c_void_p, string_at
 
 from . import errors
-from ._conf import Conf
+from ._conf import Conf, key_name
 from ._lib import (lib, Message, REBALANCE_FN, OFFSET_BEGINNING, OFFSET_DEFAULT, OFFSET_END,
                    REBALANCE_ASSIGNED, REBALANCE_LOST, REBALANCE_REVOKED)
 
 __all__ = ["Consumer", "ConsumerRecord", "TopicPartition", "OffsetAndMetadata",
-           "ConsumerRebalanceListener"]
+           "OffsetAndTimestamp", "ConsumerRebalanceListener", "CommitFuture"]
+
+log = logging.getLogger("klog")
 
 TopicPartition = collections.namedtuple("TopicPartition", "topic partition")
 TopicPartition.__doc__ = "A topic's partition, as kafka-python's TopicPartition."
@@ -22,12 +26,74 @@ TopicPartition.__doc__ = "A topic's partition, as kafka-python's TopicPartition.
 OffsetAndMetadata = collections.namedtuple("OffsetAndMetadata", "offset metadata")
 OffsetAndMetadata.__doc__ = "An offset to commit (the next record to read) and its metadata string."
 
-ConsumerRecord = collections.namedtuple("ConsumerRecord",
-                                        "topic partition offset timestamp key value headers")
-ConsumerRecord.__doc__ = ("A record read back: key and value are bytes (or None, or what the "
-                          "deserializers make of them); headers a list of (str, bytes) pairs.")
+OffsetAndTimestamp = collections.namedtuple("OffsetAndTimestamp", "offset timestamp")
+OffsetAndTimestamp.__doc__ = "offsets_for_times' answer: the first record at or after a time."
+
+# kafka-python's fields, in its order (kafka.consumer.fetcher.ConsumerRecord)
+ConsumerRecord = collections.namedtuple(
+    "ConsumerRecord", "topic partition offset timestamp timestamp_type key value headers checksum "
+    "serialized_key_size serialized_value_size serialized_header_size")
+ConsumerRecord.__doc__ = (
+    "A record read back, with kafka-python's fields in its order.  key and value are bytes (or "
+    "None, or what the deserializers make of them); headers a list of (str, bytes) pairs; "
+    "timestamp_type 0 (CreateTime: klog keeps the producer's timestamp); checksum None (record "
+    "batches v2 carry a CRC per batch, not per record); serialized_*_size the stored sizes "
+    "(-1 for a null key or value, or no headers).")
+
+TIMESTAMP_CREATE_TIME = 0
 
 _SLICE_MS = 100   # longest single wait inside C: Ctrl-C gets through between slices
+_PAUSED_WAIT_S = 0.02   # see _fill: a poll that returned only paused partitions' records
+_client_ids = itertools.count(1)
+
+
+class CommitFuture:
+    """What commit_async returns: already done (a local commit finishes
+    inside the call), with kafka-python's Future surface: ``succeeded()``,
+    ``failed()``, ``is_done``, ``value``, ``exception``, ``get()``,
+    ``add_callback``, ``add_errback``, ``add_both``."""
+
+    def __init__(self, value=None, exception=None):
+        self.value = value
+        self.exception = exception
+        self.is_done = True
+
+    def succeeded(self):
+        return self.exception is None
+
+    def failed(self):
+        return self.exception is not None
+
+    def retriable(self):
+        return False
+
+    def get(self, timeout=None):
+        if self.exception is not None:
+            raise self.exception
+        return self.value
+
+    def add_callback(self, fn, *args, **kwargs):
+        if self.exception is None:
+            fn(*args, self.value, **kwargs)
+        return self
+
+    def add_errback(self, fn, *args, **kwargs):
+        if self.exception is not None:
+            fn(*args, self.exception, **kwargs)
+        return self
+
+    def add_both(self, fn, *args, **kwargs):
+        fn(*args, self.value if self.exception is None else self.exception, **kwargs)
+        return self
+
+
+def _conf_pop(conf, dotted, default):
+    """Take a key given in either spelling (max_poll_records or
+    "max.poll.records") out of conf."""
+    value = default
+    for k in [k for k in conf if key_name(k) == dotted]:
+        value = conf.pop(k)
+    return value
 
 
 class ConsumerRebalanceListener:
@@ -70,7 +136,7 @@ class Consumer:
     """Read records, as kafka-python's KafkaConsumer.
 
     ``Consumer(*topics, path=None, instance=None, group_id=None,
-    auto_offset_reset='earliest', enable_auto_commit=True, **conf)``
+    auto_offset_reset='latest', enable_auto_commit=True, **conf)``
 
     Exactly one of ``path`` (opens an instance the consumer owns) or
     ``instance`` (an :class:`Instance`, shared).  With ``group_id`` the
@@ -81,6 +147,14 @@ class Consumer:
     ``value_deserializer`` and ``consumer_timeout_ms`` (iteration stops after
     that long without a record; default: never), as kafka-python.
 
+    Where a partition starts without a committed offset: ``auto_offset_reset``
+    'latest' (the default, as kafka-python and klog's C API: only records
+    written from now on), 'earliest' (its first record) or 'none' (fail).
+
+    With a group, ``enable_auto_commit`` commits the positions handed out
+    every ``auto_commit_interval_ms`` (inside polls), before partitions are
+    revoked, and on ``close()`` (unless ``close(autocommit=False)``).
+
     Iterating yields :class:`ConsumerRecord` s; ``poll`` returns
     ``{TopicPartition: [ConsumerRecord, ...]}``.  Blocking waits call into C
     in slices of 100 ms, so Ctrl-C interrupts them promptly.
@@ -88,7 +162,7 @@ class Consumer:
     One thread at a time uses a consumer, except ``wakeup()``.
     """
 
-    def __init__(self, *topics, path=None, instance=None, group_id=None, auto_offset_reset="earliest",
+    def __init__(self, *topics, path=None, instance=None, group_id=None, auto_offset_reset="latest",
                  enable_auto_commit=True, **conf):
         from .instance import Instance
         if (path is None) == (instance is None):
@@ -109,13 +183,27 @@ class Consumer:
         self._subscription = None
         self._rebalance_cb = REBALANCE_FN(self._on_rebalance)
         self._msgs = ctypes.POINTER(ctypes.POINTER(Message))()   # klog_consumer_poll's pointer array
+        self._paused = set()                 # TopicPartition
+        self._paused_keys = set()            # (topic bytes, partition): what _fill compares
+        # Auto-commit is done here, not by the C consumer, so that
+        # close(autocommit=False) can skip the last one (C would commit
+        # when it leaves the group); the same three moments as C: every
+        # auto_commit_interval_ms inside polls, on revoke, on close.
+        self._auto_commit = bool(enable_auto_commit) and group_id is not None
+        self._commit_on_revoke = self._auto_commit
+        self._last_auto_commit = time.monotonic()
         try:
+            self._auto_commit_s = int(_conf_pop(conf, "auto.commit.interval.ms", 5000)) / 1000.0
             if auto_offset_reset is not None:
                 conf["auto.offset.reset"] = {"smallest": "earliest", "largest": "latest"}.get(
                     auto_offset_reset, auto_offset_reset)
-            conf["enable.auto.commit"] = bool(enable_auto_commit)
+            conf["auto.commit.interval.ms"] = int(self._auto_commit_s * 1000)  # C checks the range
+            conf["enable.auto.commit"] = False
             if group_id is not None:
                 conf["group.id"] = group_id
+            self.client_id = str(_conf_pop(conf, "client.id", None) or
+                                 "klog-python-consumer-%d" % next(_client_ids))
+            conf["client.id"] = self.client_id
             errbuf = ctypes.create_string_buffer(512)
             with Conf(conf) as c:
                 rc = lib.klog_consumer_new(self._instance._handle(), c.handle, byref(self._h), errbuf,
@@ -153,10 +241,11 @@ class Consumer:
         if self._owns:
             self._instance.close()
 
-    def close(self):
-        """Close the consumer: with a group, auto-commit (enable_auto_commit)
-        and leave it, revoking the partitions (the listener runs here); then
-        close the instance if this consumer opened it.  Idempotent."""
+    def close(self, autocommit=True):
+        """Close the consumer: with a group, auto-commit (enable_auto_commit,
+        and ``autocommit`` True) and leave it, revoking the partitions (the
+        listener runs here); then close the instance if this consumer
+        opened it.  Idempotent."""
         if not self._h:
             return
         try:
@@ -164,6 +253,7 @@ class Consumer:
         finally:
             h = self._h
             self._buffer.clear()
+            self._commit_on_revoke = self._auto_commit and bool(autocommit)
             try:
                 lib.klog_consumer_close(h)  # may call _on_rebalance: the handle is still set
             finally:
@@ -238,6 +328,7 @@ class Consumer:
         for tp in have - set(want):
             errors.check(lib.klog_consumer_unassign(h, tp.topic.encode(), tp.partition),
                          "unassign %s-%d" % tp)
+            self._set_paused(self._paused - {tp})
         for tp, start in want.items():
             if start is None:
                 if tp in have:
@@ -264,9 +355,14 @@ class Consumer:
         # Called by C on this thread, inside klog_consumer_poll/close.  An
         # exception cannot cross C: keep it and raise it when C returns.
         try:
+            tps = _parts_to_set(parts)
+            if event != REBALANCE_ASSIGNED:
+                self._paused -= tps   # a partition assigned again starts unpaused
+                self._paused_keys = {(tp.topic.encode(), tp.partition) for tp in self._paused}
+            if event == REBALANCE_REVOKED and self._commit_on_revoke:
+                self._commit_revoked(tps)
             if self._listener is None:
                 return
-            tps = _parts_to_set(parts)
             if event == REBALANCE_ASSIGNED:
                 self._listener.on_partitions_assigned(tps)
             elif event == REBALANCE_REVOKED:
@@ -277,6 +373,40 @@ class Consumer:
         except BaseException as e:  # noqa: B036 - re-raised after the C call
             if self._listener_exc is None:
                 self._listener_exc = e
+
+    def _commit_revoked(self, tps):
+        """The auto-commit of partitions about to be revoked (their
+        positions are still there): as C does it, errors are dropped (a
+        fenced member's next owner reads again from the last commit)."""
+        h = self._h
+        plist = c_void_p()
+        if not tps or lib.klog_partition_list_new(byref(plist)) < 0:
+            return
+        try:
+            off = c_int64()
+            for tp in tps:
+                if lib.klog_consumer_position(h, tp.topic.encode(), tp.partition, byref(off)) == 0:
+                    lib.klog_partition_list_add(plist, tp.topic.encode(), tp.partition, off.value, None)
+            if lib.klog_partition_list_count(plist):
+                rc = lib.klog_consumer_commit(h, plist, 0)
+                if rc < 0:
+                    log.debug("klog: auto-commit on revoke failed: %s", errors.strerror(rc))
+        finally:
+            lib.klog_partition_list_free(plist)
+
+    def _maybe_auto_commit(self, h):
+        """The periodic auto-commit (enable_auto_commit), from a poll with
+        nothing buffered: the positions are what was handed out."""
+        if not self._auto_commit or self._subscription is None:
+            return
+        now = time.monotonic()
+        if now - self._last_auto_commit < self._auto_commit_s:
+            return
+        self._last_auto_commit = now
+        rc = lib.klog_consumer_commit(h, None, 1)
+        self._raise_listener_exc()
+        if rc < 0 and rc != errors.KLOG_ESTATE:  # not joined yet: nothing to commit
+            log.debug("klog: auto-commit failed: %s", errors.strerror(rc))
 
     def _raise_listener_exc(self):
         e, self._listener_exc = self._listener_exc, None
@@ -308,7 +438,9 @@ class Consumer:
         key = string_at(m.key, m.key_len) if m.key else None
         value = string_at(m.value, m.value_len) if m.value else None
         headers = []
+        header_size = -1
         if m.header_count:
+            header_size = 0
             hk, hv = c_void_p(), c_void_p()
             hkl, hvl = c_size_t(), c_size_t()
             for i in range(m.header_count):
@@ -316,11 +448,15 @@ class Consumer:
                              "header of %s-%d@%d" % (topic, m.partition, m.offset))
                 headers.append((string_at(hk.value, hkl.value).decode("utf-8", "replace") if hk.value else "",
                                 string_at(hv.value, hvl.value) if hv.value else None))
+                header_size += hkl.value + (hvl.value if hv.value else 0)
+        key_size = m.key_len if m.key else -1
+        value_size = m.value_len if m.value else -1
         if self._key_de is not None:
             key = self._key_de(key)
         if self._value_de is not None:
             value = self._value_de(value)
-        return ConsumerRecord(topic, m.partition, m.offset, m.timestamp, key, value, headers)
+        return ConsumerRecord(topic, m.partition, m.offset, m.timestamp, TIMESTAMP_CREATE_TIME, key, value,
+                              headers, None, key_size, value_size, header_size)
 
     def _fill(self, timeout_ms):
         """Poll C (in slices) until records arrive, timeout_ms passes (None:
@@ -332,6 +468,7 @@ class Consumer:
                 slice_ms = _SLICE_MS
             else:
                 slice_ms = max(0, min(_SLICE_MS, int((deadline - time.monotonic()) * 1000 + 0.999)))
+            self._maybe_auto_commit(h)
             n = lib.klog_consumer_poll(h, slice_ms, byref(self._msgs))
             self._raise_listener_exc()
             if n == -errno.EINTR:  # a signal: let Python's handler run (Ctrl-C)
@@ -339,6 +476,19 @@ class Consumer:
             errors.check(n, "poll")
             if n > 0:
                 msgs = [self._msgs[i].contents for i in range(n)]
+                if self._paused_keys:
+                    msgs = self._drop_paused(h, msgs)
+                    if not msgs:
+                        # Only paused partitions had records: they were
+                        # given back, and the next poll would return them at
+                        # once.  Wait a little instead of spinning (records
+                        # of other partitions wait up to this long).
+                        left = None if deadline is None else deadline - time.monotonic()
+                        if left is not None and left <= 0:
+                            return 0
+                        time.sleep(_PAUSED_WAIT_S if left is None else min(_PAUSED_WAIT_S, left))
+                        continue
+                    n = len(msgs)
                 try:
                     recs = [self._copy(m) for m in msgs]
                 except BaseException:
@@ -355,6 +505,20 @@ class Consumer:
             if self._woken or slice_ms == 0 or (deadline is not None and time.monotonic() >= deadline):
                 self._woken = False
                 return 0
+
+    def _drop_paused(self, h, msgs):
+        """The records of msgs whose partition is not paused; the paused
+        partitions are seeked back to their first record here."""
+        keep, back = [], {}
+        for m in msgs:
+            k = (m.topic, m.partition)
+            if k in self._paused_keys:
+                back.setdefault(k, m.offset)
+            else:
+                keep.append(m)
+        for (topic, partition), off in back.items():
+            lib.klog_consumer_seek(h, topic, partition, off)
+        return keep
 
     def _rewind(self):
         """Give back records copied but not handed out: seek their partitions
@@ -471,8 +635,8 @@ class Consumer:
         try:
             for tp, v in offsets.items():
                 tp = _tp(tp)
-                if isinstance(v, OffsetAndMetadata):
-                    off, meta = v.offset, v.metadata
+                if hasattr(v, "offset"):   # OffsetAndMetadata, or kafka-python's
+                    off, meta = v.offset, getattr(v, "metadata", None)
                 else:
                     off, meta = v, None
                 errors.check(lib.klog_partition_list_add(plist, tp.topic.encode(), tp.partition, int(off),
@@ -494,10 +658,31 @@ class Consumer:
         IllegalStateError (no group_id), ..."""
         self._commit(offsets, 0)
 
-    def commit_async(self, offsets=None):
+    def commit_async(self, offsets=None, callback=None):
         """As commit, but returns once the commit is in the offsets log
-        (it survives the process, not a power cut until the next sync)."""
-        self._commit(offsets, 1)
+        (it survives the process, not a power cut until the next sync).
+        ``callback(offsets, exception_or_None)`` (kafka-python's shape) is
+        called before it returns, with the offsets committed
+        (``{TopicPartition: OffsetAndMetadata}``); with a callback a failed
+        commit is passed to it instead of raised.  Returns a done
+        :class:`CommitFuture`."""
+        if offsets is None:
+            self._handle()
+            self._rewind()
+            offsets = {tp: OffsetAndMetadata(self.position(tp), "") for tp in self.assignment()}
+        else:
+            offsets = {_tp(tp): v if isinstance(v, OffsetAndMetadata) else OffsetAndMetadata(int(v), "")
+                       for tp, v in offsets.items()}
+        try:
+            self._commit(offsets, 1)
+        except errors.KlogError as e:
+            if callback is None:
+                raise
+            callback(offsets, e)
+            return CommitFuture(None, e)
+        if callback is not None:
+            callback(offsets, None)
+        return CommitFuture(None, None)
 
     def committed(self, partition, metadata=False):
         """The group's committed offset of a partition, or None; with
@@ -541,3 +726,87 @@ class Consumer:
             except KeyError:
                 raise errors.error_for(errors.KLOG_EUNKNOWN_PARTITION, None, "%s-%d" % tp) from None
         return out
+
+    # -- flow control, watermarks, times, metrics (kafka-python's) --------------------------------
+    def _set_paused(self, paused):
+        self._paused = set(paused)
+        self._paused_keys = {(tp.topic.encode(), tp.partition) for tp in self._paused}
+
+    def pause(self, *partitions):
+        """Stop handing out records of these assigned partitions until
+        ``resume``; their positions stay where they are (and so do their
+        commits).  A partition revoked and assigned again starts unpaused.
+        Raises IllegalStateError for a partition not assigned."""
+        tps = [_tp(p) for p in partitions]
+        have = self.assignment()
+        for tp in tps:
+            if tp not in have:
+                raise errors.IllegalStateError(errors.KLOG_ESTATE, None,
+                                               "pause %s-%d: not assigned to this consumer" % tp)
+        self._rewind()   # buffered records of a paused partition go back
+        self._set_paused(self._paused | set(tps))
+
+    def resume(self, *partitions):
+        """Hand out records of these partitions again."""
+        self._handle()
+        self._set_paused(self._paused - {_tp(p) for p in partitions})
+
+    def paused(self):
+        """The partitions paused, as a set of TopicPartition."""
+        return set(self._paused)
+
+    def highwater(self, partition):
+        """The partition's end offset (the offset the next record written
+        will get), or None if the partition is not assigned here (as
+        kafka-python, which knows it only for assigned partitions)."""
+        tp = _tp(partition)
+        if tp not in self.assignment():
+            return None
+        return self._offsets([tp], 1)[tp]
+
+    def offsets_for_times(self, timestamps):
+        """``{TopicPartition: timestamp_ms}`` -> ``{TopicPartition:
+        OffsetAndTimestamp(offset, timestamp) or None}``: the first record
+        whose timestamp is >= the one asked (None if every record is
+        older).  Positions do not move.  Raises UnknownTopicError,
+        UnknownPartitionError; ValueError for a negative timestamp."""
+        out = {}
+        want = {}
+        for tp, ts in timestamps.items():
+            tp = _tp(tp)
+            if int(ts) < 0:
+                raise ValueError("offsets_for_times: the timestamp of %s-%d is %d; it cannot be negative"
+                                 % (tp.topic, tp.partition, ts))
+            want[tp] = int(ts)
+        if not want:
+            return out
+        ends = self._offsets(want, 1)
+        # A private consumer with no group does the seeking, so that this
+        # one's positions, assignment and group stay as they are.
+        with Consumer(instance=self._instance, auto_offset_reset="earliest", max_poll_records=1) as look:
+            for tp, ts in want.items():
+                look.assign({tp: OFFSET_BEGINNING})
+                look.seek_to_timestamp(tp, ts)
+                pos = look.position(tp)
+                out[tp] = None
+                deadline = time.monotonic() + 10.0
+                while pos < ends[tp] and time.monotonic() < deadline:
+                    recs = look.poll(timeout_ms=100).get(tp)
+                    if recs:
+                        out[tp] = OffsetAndTimestamp(recs[0].offset, recs[0].timestamp)
+                        break
+        return out
+
+    def metrics(self, raw=False):
+        """This consumer's counters from klog's statistics (klog_stats):
+        ``{"records", "bytes", "polls", "partitions", "lag"}`` since it was
+        created (consumers sharing its client_id are counted together).
+        ``raw`` is accepted for kafka-python's signature."""
+        self._handle()
+        entries = [e for e in self._instance._stats().get("consumers", [])
+                   if e.get("client_id") == self.client_id]
+        return _sum_entries(entries, ("records", "bytes", "polls", "partitions", "lag"))
+
+
+def _sum_entries(entries, names):
+    return {n: sum(int(e.get(n, 0)) for e in entries) for n in names}

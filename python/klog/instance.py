@@ -3,14 +3,15 @@
 import collections
 import ctypes
 import json
+import os
 import threading
 import weakref
 
 from ctypes import POINTER, byref, c_char_p, c_int, c_int32, c_int64, c_size_t, c_uint64, c_void_p
 
 from . import errors
-from ._conf import Conf, key_name
-from ._lib import lib, GroupInfo, PartitionInfo
+from ._conf import Conf, key_name, value_text
+from ._lib import lib, GroupInfo, PartitionInfo, STATS_JSON
 from ._lib import (RESET_EARLIEST, RESET_LATEST, RESET_OFFSET, RESET_SHIFT, RESET_TIMESTAMP)
 
 __all__ = ["Instance", "open", "DiskUsage"]
@@ -66,33 +67,103 @@ def _alter_config_fn():
     return f
 
 
+class _Shared:
+    """One klog_open of a directory, shared by every Instance of this
+    process on it (klog locks a directory to one open at a time, so two
+    opens in one process would otherwise fail with LockedError)."""
+
+    __slots__ = ("key", "handle", "refs", "conf", "pid")
+
+    def __init__(self, key, handle, conf):
+        self.key = key
+        self.handle = handle
+        self.refs = 1
+        self.conf = conf
+        self.pid = os.getpid()
+
+
+_shared_lock = threading.Lock()   # _shared, and every _Shared's refs
+_shared = {}                      # realpath of the directory -> _Shared
+
+
+def _conf_text(conf):
+    """Instance keys as klog reads them: {"disk.budget.bytes": "1024"}."""
+    return {key_name(k): value_text(v) for k, v in conf.items()}
+
+
+def _acquire(path, conf):
+    """The _Shared for path, opening the directory if this process has
+    not; conf must be empty or the same keys and values it was opened
+    with (a directory open in this process has one configuration)."""
+    key = os.path.realpath(path)
+    want = _conf_text(conf)
+    with _shared_lock:
+        sh = _shared.get(key)
+        if sh is not None and sh.pid == os.getpid():
+            if want and want != sh.conf:
+                raise errors.ConfigError(
+                    errors.KLOG_ECONF,
+                    "it is already open in this process with %s; a directory has one "
+                    "configuration per process: close it first, or open it with the same "
+                    "settings or none" % (
+                        ", ".join("%s=%s" % kv for kv in sorted(sh.conf.items())) or "no settings"),
+                    "open %s" % path)
+            sh.refs += 1
+            return sh
+        # Opened under the lock: a concurrent open of the same directory
+        # waits here and shares this one instead of failing on klog's lock.
+        handle = c_void_p()
+        errbuf = ctypes.create_string_buffer(512)
+        with Conf(conf) as c:
+            rc = lib.klog_open(byref(handle), path.encode(), c.handle, errbuf, ctypes.sizeof(errbuf))
+        errors.check(rc, "open %s" % path, errbuf)
+        sh = _shared[key] = _Shared(key, handle, want)
+        return sh
+
+
+def _release(sh):
+    """Drop one reference; the last closes the C instance."""
+    with _shared_lock:
+        sh.refs -= 1
+        if sh.refs > 0:
+            return
+        if _shared.get(sh.key) is sh:
+            del _shared[sh.key]
+        h, sh.handle = sh.handle, c_void_p()
+        if h and sh.pid == os.getpid():
+            errors.check(lib.klog_close(h), "close %s" % sh.key)
+
+
 class Instance:
     """An open klog data directory (klog_open).  Thread-safe.
 
-    Created by :func:`klog.open`.  Producers and consumers are made on it
+    Created by :func:`klog.open` (and by a Producer or Consumer given a
+    path).  Producers and consumers are made on it
     (``klog.Producer(inst)``, ``klog.Consumer('t', instance=inst)``);
-    ``close()`` closes any of them still open first, then the instance.
-    A directory can be open in one Instance at a time (klog locks it):
-    a second open fails with LockedError.
+    ``close()`` closes those still open on it first.
+
+    A directory is opened once per process: every Instance of one
+    directory (``klog.open`` twice, ``klog.Producer(path)`` beside
+    ``klog.Consumer('t', path=path)``) shares one klog instance, closed when
+    the last of them closes.  Another process holding the directory gives
+    LockedError.
     """
 
     def __init__(self, path, **conf):
-        self.path = str(path)
-        self._handle_ = c_void_p()
+        self.path = os.fspath(path)
+        if isinstance(self.path, bytes):
+            self.path = os.fsdecode(self.path)
+        self._shared = None
         self._children = weakref.WeakSet()
         self._lock = threading.Lock()
-        errbuf = ctypes.create_string_buffer(512)
-        with Conf(conf) as c:
-            rc = lib.klog_open(byref(self._handle_), self.path.encode(), c.handle, errbuf,
-                               ctypes.sizeof(errbuf))
-        errors.check(rc, "open %s" % self.path, errbuf)
+        self._shared = _acquire(self.path, conf)
 
     # -- lifetime -------------------------------------------------------------------
     def _handle(self):
-        h = self._handle_
-        if not h:
+        sh = self._shared
+        if sh is None or not sh.handle:
             raise errors.closed("instance %s" % self.path)
-        return h
+        return sh.handle
 
     def _adopt(self, child):
         with self._lock:
@@ -105,11 +176,12 @@ class Instance:
 
     @property
     def closed(self):
-        return not self._handle_
+        return self._shared is None
 
     def close(self):
-        """Close every producer and consumer still open on the instance,
-        then the instance (sync, release the directory lock).  Idempotent."""
+        """Close every producer and consumer still open on this Instance,
+        then let go of the directory (the last Instance of it in the
+        process syncs and releases klog's lock).  Idempotent."""
         first = None
         while True:  # one at a time: a child's close may close this instance again
             with self._lock:
@@ -121,9 +193,9 @@ class Instance:
                 child.close()
             except Exception as e:  # close the rest regardless
                 first = first or e
-        h, self._handle_ = self._handle_, c_void_p()
-        if h:
-            errors.check(lib.klog_close(h), "close %s" % self.path)
+        sh, self._shared = self._shared, None
+        if sh is not None:
+            _release(sh)
         if first is not None:
             raise first
 
@@ -135,7 +207,7 @@ class Instance:
 
     def __del__(self):
         try:
-            if self._handle_:
+            if getattr(self, "_shared", None) is not None:
                 self.close()
         except Exception:
             pass
@@ -264,6 +336,15 @@ class Instance:
         errors.check(lib.klog_disk_usage(self._handle(), byref(used), byref(budget)), "disk usage")
         return DiskUsage(used.value, budget.value)
 
+    def _stats(self):
+        """klog_stats as a dict (instance, topics, producers, consumers)."""
+        p = c_void_p()
+        errors.check(lib.klog_stats(self._handle(), STATS_JSON, byref(p)), "stats")
+        try:
+            return json.loads(ctypes.string_at(p).decode("utf-8", "replace"))
+        finally:
+            lib.klog_free(p)
+
     # -- groups ---------------------------------------------------------------------
     def list_groups(self):
         """Consumer groups with members or committed offsets, sorted."""
@@ -341,6 +422,8 @@ def open(path, **conf):  # noqa: A001 - the module's verb, as klog_open
     :class:`Instance`.  ``conf`` holds instance keys in Python style,
     underscores for dots: ``klog.open('data', disk_budget_bytes=1 << 30,
     segment_bytes=8 << 20)``; topic keys given here are every topic's defaults.
-    Raises LockedError if the directory is already open, ConfigError for a
-    bad key (the message names it)."""
+    A directory already open in this process is shared, not opened again
+    (``conf`` must then be empty or the same).  Raises LockedError if
+    another process holds the directory, ConfigError for a bad key (the
+    message names it)."""
     return Instance(path, **conf)

@@ -3,6 +3,7 @@ queue, polled on the calling thread (never a callback from a C thread)."""
 
 import collections
 import ctypes
+import itertools
 import logging
 import threading
 import time
@@ -10,7 +11,7 @@ import time
 from ctypes import byref, c_void_p
 
 from . import errors
-from ._conf import Conf
+from ._conf import Conf, key_name
 from ._lib import lib, Delivery, Header, Record, PARTITION_ANY
 
 __all__ = ["Producer", "Future", "RecordMetadata"]
@@ -23,6 +24,7 @@ log = logging.getLogger("klog")
 _SLICE_S = 0.1           # longest single wait inside C: Ctrl-C gets through between slices
 _REPORTS_PER_POLL = 256
 _POLL_EVERY = 8          # send() picks up ready reports every this many sends
+_client_ids = itertools.count(1)
 
 
 def _to_bytes(v, what):
@@ -131,8 +133,16 @@ class Producer:
         from .instance import Instance
         self._key_ser = conf.pop("key_serializer", None)
         self._value_ser = conf.pop("value_serializer", None)
-        max_block = conf.pop("max_block_ms", conf.pop("max.block.ms", 60000))
+        max_block = 60000
+        client_id = None
+        for k in list(conf):
+            if key_name(k) == "max.block.ms":
+                max_block = conf.pop(k)
+            elif key_name(k) == "client.id":
+                client_id = conf.pop(k)
         self._max_block_s = float(max_block) / 1000.0
+        self.client_id = str(client_id or "klog-python-producer-%d" % next(_client_ids))
+        conf["client.id"] = self.client_id
         self._owns = not isinstance(path_or_instance, Instance)
         self._instance = Instance(path_or_instance) if self._owns else path_or_instance
         self._h = c_void_p()
@@ -345,3 +355,23 @@ class Producer:
                 self.close()
         except Exception:
             pass
+
+    # -- metadata and metrics ----------------------------------------------------------------
+    def partitions_for(self, topic):
+        """The partition numbers of a topic, as a set.  Raises
+        UnknownTopicError (klog creates no topic on first use)."""
+        self._handle()
+        return set(range(self._instance.partition_count(topic)))
+
+    def metrics(self, raw=False):
+        """This producer's counters from klog's statistics (klog_stats):
+        records, bytes, batches, batch_bytes_raw, batch_bytes_written,
+        delivery_errors since it was created, and queue_records /
+        queue_bytes now (producers sharing its client_id are counted
+        together).  ``raw`` is accepted for kafka-python's signature."""
+        self._handle()
+        entries = [e for e in self._instance._stats().get("producers", [])
+                   if e.get("client_id") == self.client_id]
+        return {n: sum(int(e.get(n, 0)) for e in entries)
+                for n in ("records", "bytes", "batches", "batch_bytes_raw", "batch_bytes_written",
+                          "delivery_errors", "queue_records", "queue_bytes")}

@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PKG_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))   # python/: holds klog/
+sys.path.insert(0, PKG_ROOT)
 
 import klog  # noqa: E402
 

@@ -22,7 +22,7 @@ def test_quickstart_records(build_dir, data_dir):
                    stdout=subprocess.DEVNULL)
     with klog.open(data_dir) as k:
         assert "greetings" in k.list_topics()
-        with klog.Consumer("greetings", instance=k) as c:
+        with klog.Consumer("greetings", instance=k, auto_offset_reset="earliest") as c:
             recs = drain(c, 3)
     assert sorted((r.key, r.value) for r in recs) == [
         (b"ada", b"hello, ada"), (b"edsger", b"hello, edsger"), (b"grace", b"hello, grace")]
@@ -40,7 +40,7 @@ def test_event_bus_records(build_dir, data_dir):
         assert sum(p["end_offset"] for p in d["partitions"]) == n
         # the C consumers' group committed its offsets; a Python member resumes there
         assert k.describe_group("event-bus")["offsets"]
-        with klog.Consumer("events", instance=k) as c:
+        with klog.Consumer("events", instance=k, auto_offset_reset="earliest") as c:
             recs = drain(c, n, timeout=30)
     assert len(recs) == n
     assert all(r.key.startswith(b"user-") for r in recs)

@@ -1,11 +1,15 @@
 """Errors: codes and classes, messages that name the culprit, closed handles."""
 
+import os
 import pickle
+import subprocess
+import sys
 
 import pytest
 
 import klog
 from klog import errors
+from conftest import PKG_ROOT
 
 
 def test_error_classes_and_fields():
@@ -30,7 +34,7 @@ def test_unknown_topic(inst):
         assert ei.value.code == errors.KLOG_EUNKNOWN_TOPIC
         assert "nope" in str(ei.value)
     with pytest.raises(klog.UnknownTopicError):
-        klog.Consumer("nope", instance=inst)
+        klog.Consumer("nope", instance=inst, auto_offset_reset="earliest")
     with pytest.raises(klog.UnknownTopicError):
         inst.describe_topic("nope")
     with pytest.raises(klog.UnknownTopicError):
@@ -42,7 +46,7 @@ def test_unknown_partition(inst):
     with klog.Producer(inst) as p:
         with pytest.raises(klog.UnknownPartitionError):
             p.send("up", b"v", partition=5)
-    with klog.Consumer(instance=inst) as c:
+    with klog.Consumer(instance=inst, auto_offset_reset="earliest") as c:
         with pytest.raises(klog.UnknownPartitionError):
             c.assign([("up", 7)])
 
@@ -56,7 +60,7 @@ def test_bad_config_key_names_the_key(inst, data_dir, tmp_path):
         klog.Producer(inst, compression_type="snappyish")
     assert "compression.type" in str(ei.value)
     with pytest.raises(klog.ConfigError) as ei:
-        klog.Consumer("t", instance=inst, max_poll_recs=3)
+        klog.Consumer("t", instance=inst, auto_offset_reset="earliest", max_poll_recs=3)
     assert "max.poll.recs" in str(ei.value)
     with pytest.raises(klog.ConfigError) as ei:
         inst.create_topic("t2", retention_millis=5)
@@ -74,15 +78,23 @@ def test_bad_names(inst):
 
 
 def test_directory_locked(inst, data_dir):
-    with pytest.raises(klog.LockedError):
-        klog.open(data_dir)
+    """Another process cannot open a directory this one holds (within one
+    process the instance is shared: test_shared_instance.py)."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [PKG_ROOT] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    code = ("import klog, sys\n"
+            "try:\n    klog.open(sys.argv[1])\n"
+            "except klog.LockedError as e:\n    print('locked', e.code, e.name)\n")
+    out = subprocess.run([sys.executable, "-c", code, data_dir], env=env, check=True, timeout=60,
+                         stdout=subprocess.PIPE, text=True).stdout
+    assert out.split() == ["locked", str(errors.KLOG_ELOCKED), "KLOG_ELOCKED"]
 
 
 def test_closed_handles(data_dir):
     k = klog.open(data_dir)
     k.create_topic("c")
     p = klog.Producer(k)
-    c = klog.Consumer("c", instance=k)
+    c = klog.Consumer("c", instance=k, auto_offset_reset="earliest")
     p.close()
     p.close()  # idempotent
     with pytest.raises(klog.ClosedError) as ei:
@@ -107,12 +119,12 @@ def test_consumer_needs_one_source(inst):
     with pytest.raises(TypeError):
         klog.Consumer("t")
     with pytest.raises(TypeError):
-        klog.Consumer("t", path="x", instance=inst)
+        klog.Consumer("t", path="x", instance=inst, auto_offset_reset="earliest")
 
 
 def test_commit_without_group(inst):
     inst.create_topic("ng")
-    with klog.Consumer("ng", instance=inst) as c:
+    with klog.Consumer("ng", instance=inst, auto_offset_reset="earliest") as c:
         with pytest.raises(klog.IllegalStateError):
             c.commit()
 

@@ -25,8 +25,8 @@ def _until_split(a, b, timeout=10.0):
 
 def test_two_members_split_partitions(inst):
     inst.create_topic("g", partitions=4)
-    a = klog.Consumer("g", instance=inst, group_id="grp")
-    b = klog.Consumer("g", instance=inst, group_id="grp")
+    a = klog.Consumer("g", instance=inst, auto_offset_reset="earliest", group_id="grp")
+    b = klog.Consumer("g", instance=inst, auto_offset_reset="earliest", group_id="grp")
     try:
         _until_split(a, b)
         pa, pb = a.assignment(), b.assignment()
@@ -69,7 +69,7 @@ def test_rebalance_listener(inst):
         def on_partitions_revoked(self, revoked):
             events.append(("revoked", sorted(revoked)))
 
-    c = klog.Consumer(instance=inst, group_id="gl")
+    c = klog.Consumer(instance=inst, auto_offset_reset="earliest", group_id="gl")
     c.subscribe(["rl"], listener=L())
     c.poll(timeout_ms=500)
     c.close()
@@ -82,7 +82,7 @@ def test_commit_and_resume_after_reopen(data_dir):
     with klog.open(data_dir) as k:
         k.create_topic("r", partitions=2)
         produce(k, "r", 100)
-        with klog.Consumer("r", instance=k, group_id="resume", enable_auto_commit=False) as c:
+        with klog.Consumer("r", instance=k, auto_offset_reset="earliest", group_id="resume", enable_auto_commit=False) as c:
             first = []
             while len(first) < 30:
                 for recs in c.poll(timeout_ms=1000, max_records=30 - len(first)).values():
@@ -95,7 +95,7 @@ def test_commit_and_resume_after_reopen(data_dir):
     with klog.open(data_dir) as k:   # a new instance: offsets came back from disk
         for tp, off in committed.items():
             assert k.committed("resume", tp.topic, tp.partition) == off
-        with klog.Consumer("r", instance=k, group_id="resume") as c:
+        with klog.Consumer("r", instance=k, auto_offset_reset="earliest", group_id="resume") as c:
             rest = drain(c, 70)
     assert len(rest) == 70
     seen = {(r.partition, r.offset) for r in first} | {(r.partition, r.offset) for r in rest}
@@ -106,7 +106,7 @@ def test_explicit_commit_offsets_and_metadata(inst):
     inst.create_topic("e", partitions=1)
     produce(inst, "e", 10)
     tp = klog.TopicPartition("e", 0)
-    with klog.Consumer("e", instance=inst, group_id="ge", enable_auto_commit=False) as c:
+    with klog.Consumer("e", instance=inst, auto_offset_reset="earliest", group_id="ge", enable_auto_commit=False) as c:
         drain(c, 10)
         c.commit({tp: klog.OffsetAndMetadata(4, "half")})
         assert c.committed(tp) == 4
@@ -119,7 +119,7 @@ def test_explicit_commit_offsets_and_metadata(inst):
 def test_group_admin(inst):
     inst.create_topic("ad", partitions=2)
     produce(inst, "ad", 40)
-    with klog.Consumer("ad", instance=inst, group_id="adm") as c:
+    with klog.Consumer("ad", instance=inst, auto_offset_reset="earliest", group_id="adm") as c:
         drain(c, 40)
         with pytest.raises(klog.IllegalStateError):   # members active
             inst.reset_offsets("adm", "ad", to="earliest")
@@ -163,15 +163,15 @@ def test_manual_assign_with_group_starts_at_committed(inst):
     inst.create_topic("ma", partitions=1)
     produce(inst, "ma", 10)
     tp = klog.TopicPartition("ma", 0)
-    with klog.Consumer(instance=inst, group_id="gma") as c:
+    with klog.Consumer(instance=inst, auto_offset_reset="earliest", group_id="gma") as c:
         assert c.subscription() is None
         c.assign([tp])
         assert c.position(tp) == 0
         c.commit({tp: 7})
-    with klog.Consumer(instance=inst, group_id="gma") as c:
+    with klog.Consumer(instance=inst, auto_offset_reset="earliest", group_id="gma") as c:
         c.assign([tp])
         assert [r.offset for r in drain(c, 3)] == [7, 8, 9]
-    with klog.Consumer("ma", instance=inst, group_id="gsub") as c:
+    with klog.Consumer("ma", instance=inst, auto_offset_reset="earliest", group_id="gsub") as c:
         assert c.subscription() == {"ma"}
         c.unsubscribe()
         assert c.subscription() is None and c.assignment() == set()

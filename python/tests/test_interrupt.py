@@ -16,7 +16,7 @@ CHILD = textwrap.dedent("""
     import klog
     k = klog.open(sys.argv[1])
     k.create_topic("quiet", exist_ok=True)
-    c = klog.Consumer("quiet", instance=k, group_id=sys.argv[2] if len(sys.argv) > 2 else None)
+    c = klog.Consumer("quiet", instance=k, auto_offset_reset="earliest", group_id=sys.argv[2] if len(sys.argv) > 2 else None)
     print("ready", flush=True)
     try:
         if len(sys.argv) > 2:
@@ -65,7 +65,7 @@ def test_ctrl_c_interrupts_group_poll(data_dir):
 
 def test_wakeup_from_another_thread(inst):
     inst.create_topic("w")
-    with klog.Consumer("w", instance=inst) as c:
+    with klog.Consumer("w", instance=inst, auto_offset_reset="earliest") as c:
         threading.Timer(0.2, c.wakeup).start()
         t0 = time.monotonic()
         assert c.poll(timeout_ms=10000) == {}

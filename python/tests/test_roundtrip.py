@@ -19,7 +19,7 @@ def test_structs_have_the_library_layout(inst):
     with klog.Producer(inst) as p:
         md = [p.send("s", b"v%d" % i, key=b"k").get(10) for i in range(3)]
     assert [(m.topic, m.partition, m.offset) for m in md] == [("s", 0, 0), ("s", 0, 1), ("s", 0, 2)]
-    with klog.Consumer("s", instance=inst) as c:
+    with klog.Consumer("s", instance=inst, auto_offset_reset="earliest") as c:
         recs = drain(c, 3)
         assert [(r.offset, r.key, r.value) for r in recs] == [(0, b"k", b"v0"), (1, b"k", b"v1"), (2, b"k", b"v2")]
         assert c._msgs[0].contents.struct_size == ctypes.sizeof(Message)
@@ -35,7 +35,7 @@ def test_bytes_str_keys_headers(inst):
         md = [f.get(timeout=10) for f in (f1, f2, f3, f4)]
     assert [m.offset for m in md] == [0, 1, 2, 3]
     assert all(m.topic == "t" and m.partition == 0 and m.timestamp > 0 for m in md)
-    with klog.Consumer("t", instance=inst, consumer_timeout_ms=500) as c:
+    with klog.Consumer("t", instance=inst, auto_offset_reset="earliest", consumer_timeout_ms=500) as c:
         recs = list(c)
     assert [(r.key, r.value) for r in recs] == [
         (b"k1", b"\x00\x01binary\xff"), ("k\u00e9".encode(), "h\u00e9llo".encode()), (b"tomb", None), (None, b"")]
@@ -54,7 +54,7 @@ def test_compression(inst, codec):
         futs = [p.send("c", big + str(i).encode(), key=str(i % 7)) for i in range(300)]
         p.flush()
         assert all(f.succeeded() for f in futs)
-    with klog.Consumer("c", instance=inst) as c:
+    with klog.Consumer("c", instance=inst, auto_offset_reset="earliest") as c:
         recs = drain(c, 300)
     assert len(recs) == 300
     assert sorted(int(r.value[len(big):]) for r in recs) == list(range(300))
@@ -75,7 +75,7 @@ def test_explicit_partition_and_timestamp(inst):
         md = [p.send("p", b"x%d" % i, partition=i % 3, timestamp_ms=1000 + i).get(10) for i in range(9)]
     assert [m.partition for m in md] == [0, 1, 2] * 3
     assert [m.offset for m in md] == [0] * 3 + [1] * 3 + [2] * 3
-    with klog.Consumer(instance=inst) as c:
+    with klog.Consumer(instance=inst, auto_offset_reset="earliest") as c:
         c.assign([klog.TopicPartition("p", 2)])
         recs = drain(c, 3)
         assert [(r.partition, r.offset, r.timestamp, r.value) for r in recs] == [
@@ -87,7 +87,7 @@ def test_explicit_partition_and_timestamp(inst):
 def test_poll_shape_max_records_and_positions(inst):
     inst.create_topic("m", partitions=2)
     produce(inst, "m", 50)
-    with klog.Consumer("m", instance=inst, group_id="gm") as c:
+    with klog.Consumer("m", instance=inst, auto_offset_reset="earliest", group_id="gm") as c:
         got = c.poll(timeout_ms=2000, max_records=7)
         assert sum(len(v) for v in got.values()) == 7
         assert all(isinstance(tp, klog.TopicPartition) for tp in got)
@@ -110,7 +110,7 @@ def test_seek(inst):
     inst.create_topic("s", partitions=1)
     produce(inst, "s", 10)
     tp = klog.TopicPartition("s", 0)
-    with klog.Consumer("s", instance=inst) as c:
+    with klog.Consumer("s", instance=inst, auto_offset_reset="earliest") as c:
         assert c.assignment() == {tp}
         assert len(drain(c, 10)) == 10
         assert c.position(tp) == 10
@@ -128,11 +128,22 @@ def test_seek(inst):
         assert c.partitions_for_topic("nope") is None
 
 
-def test_auto_offset_reset_latest(inst):
+@pytest.mark.parametrize("kw", [{}, {"auto_offset_reset": "latest"}, {"group_id": "gl"}],
+                         ids=["default", "explicit", "group-default"])
+def test_auto_offset_reset_latest(inst, kw):
+    """'latest' is the default, as in kafka-python and klog's C API: a
+    consumer without a committed offset reads only what is written after
+    it starts, with or without a group."""
     inst.create_topic("l", partitions=1)
     produce(inst, "l", 5)
-    with klog.Consumer("l", instance=inst, auto_offset_reset="latest") as c:
-        assert c.poll(timeout_ms=200) == {}
+    with klog.Consumer("l", instance=inst, **kw) as c:
+        for _ in range(100):   # a group member starts at the end once it has joined
+            if c.assignment():
+                break
+            assert c.poll(timeout_ms=100) == {}
+        assert c.assignment() == {klog.TopicPartition("l", 0)}
+        assert c.poll(timeout_ms=300) == {}
+        assert c.position(("l", 0)) == 5
         produce(inst, "l", 1)
         assert [r.offset for r in drain(c, 1)] == [5]
 
@@ -143,7 +154,7 @@ def test_serializers(inst):
     with klog.Producer(inst, value_serializer=lambda v: json.dumps(v).encode(),
                        key_serializer=str.encode) as p:
         p.send("j", {"a": 1}, key="x").get(10)
-    with klog.Consumer("j", instance=inst, value_deserializer=json.loads,
+    with klog.Consumer("j", instance=inst, auto_offset_reset="earliest", value_deserializer=json.loads,
                        key_deserializer=bytes.decode, consumer_timeout_ms=300) as c:
         (r,) = list(c)
     assert r.key == "x" and r.value == {"a": 1}
@@ -171,7 +182,7 @@ def test_producer_owns_instance(data_dir):
         assert p.send("o", b"1").get(10).offset == 0
         assert p.instance.path == data_dir
     # closed with the producer: the directory can be opened again
-    with klog.Consumer("o", path=data_dir, consumer_timeout_ms=300) as c:
+    with klog.Consumer("o", path=data_dir, auto_offset_reset="earliest", consumer_timeout_ms=300) as c:
         assert [r.value for r in c] == [b"1"]
 
 
@@ -265,7 +276,7 @@ def test_failing_deserializer_skips_nothing(inst):
         if len(calls) == 3:
             raise ValueError("poison")
         return v
-    with klog.Consumer("bad", instance=inst, value_deserializer=de) as c:
+    with klog.Consumer("bad", instance=inst, auto_offset_reset="earliest", value_deserializer=de) as c:
         with pytest.raises(ValueError):
             c.poll(timeout_ms=1000)
         assert c.position(("bad", 0)) == 0      # the batch was given back
