@@ -59,10 +59,12 @@ def _load():
 lib, library_path = _load()
 
 
-# ---- structures (must match include/klog/*.h) ------------------------------------------
+# ---- structures (must match include/klog/*.h: tests/test_headers.py compares each, by its
+# _c_name_, with the layout a C program built from the headers prints) ----------------------
 
 class PartitionInfo(Structure):
     """klog_partition_info (topic.h)."""
+    _c_name_ = "klog_partition_info"
     _fields_ = [
         ("struct_size", c_uint32),
         ("partition", c_int32),
@@ -81,6 +83,7 @@ class Header(Structure):
     """klog_header (producer.h).  key/value are declared char * so that bytes
     assigned to them are pointed to in place (kept alive by the structure);
     lengths are explicit, so embedded NULs are fine."""
+    _c_name_ = "klog_header"
     _fields_ = [
         ("key", c_char_p),
         ("key_len", c_size_t),
@@ -91,6 +94,7 @@ class Header(Structure):
 
 class Record(Structure):
     """klog_record (producer.h); key/value as in Header."""
+    _c_name_ = "klog_record"
     _fields_ = [
         ("struct_size", c_uint32),
         ("partition", c_int32),
@@ -108,6 +112,7 @@ class Record(Structure):
 class Delivery(Structure):
     """klog_delivery (producer.h).  An array passed to
     klog_producer_poll_deliveries needs struct_size set (in element 0)."""
+    _c_name_ = "klog_delivery"
     _fields_ = [
         ("struct_size", c_uint32),
         ("partition", c_int32),
@@ -122,6 +127,7 @@ class Delivery(Structure):
 class Message(Structure):
     """klog_message (consumer.h).  A poll hands out an array of pointers to
     these; every pointer is a view valid until the next poll."""
+    _c_name_ = "klog_message"
     _fields_ = [
         ("struct_size", c_uint32),
         ("partition", c_int32),
@@ -140,6 +146,7 @@ class Message(Structure):
 
 class GroupMember(Structure):
     """klog_group_member (group.h)."""
+    _c_name_ = "klog_group_member"
     _fields_ = [
         ("struct_size", c_uint32),
         ("member_id", c_char_p),
@@ -151,6 +158,7 @@ class GroupMember(Structure):
 
 class GroupOffset(Structure):
     """klog_group_offset (group.h)."""
+    _c_name_ = "klog_group_offset"
     _fields_ = [
         ("struct_size", c_uint32),
         ("partition", c_int32),
@@ -164,6 +172,7 @@ class GroupOffset(Structure):
 
 class GroupInfo(Structure):
     """klog_group_info (group.h): its lists are arrays of pointers."""
+    _c_name_ = "klog_group_info"
     _fields_ = [
         ("struct_size", c_uint32),
         ("generation", c_int32),

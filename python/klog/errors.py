@@ -20,7 +20,8 @@ __all__ = [
     "InvalidArgumentError", "error_for", "check",
 ]
 
-# klog's own band (error.h); the values are pinned by the C library.
+# klog's own band (error.h); the values are pinned by the C library, and
+# tests/test_headers.py holds this list (and _CLASSES) against error.h.
 # -30913 is retired (it was the test-only KLOG_ECRASHED, now the testing
 # library's KLOG_TESTING_ECRASHED, outside the band).
 KLOG_ECORRUPT = -30900
