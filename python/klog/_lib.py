@@ -6,9 +6,11 @@ guessing (a guessed int return would truncate pointers on 64-bit systems).
 
 Search order for the library:
   1. the path in the environment variable KLOG_LIBRARY;
-  2. a libklog.so (or libklog.so.0) inside this package or next to it;
-  3. the libdir meson installed the library into (recorded in _buildinfo.py
-     when the package is installed by meson);
+  2. a libklog.so (or libklog.so.0) inside this package (bundled by
+     KLOG_BUNDLE_LIBRARY at pip install time) or next to it;
+  3. the libdir the library was installed into, recorded in _buildinfo.py:
+     by meson when it installs the package, by setup.py (KLOG_LIBDIR or
+     pkg-config) when pip does;
   4. ctypes.util.find_library('klog') (ldconfig's cache, LD_LIBRARY_PATH).
 """
 
@@ -32,9 +34,10 @@ def _candidates():
         for name in ("libklog.so", "libklog.so.0"):
             yield os.path.join(d, name)
     try:
-        from . import _buildinfo  # written by meson at install time
-        for name in ("libklog.so.0", "libklog.so"):
-            yield os.path.join(_buildinfo.LIBDIR, name)
+        from . import _buildinfo  # written by meson or setup.py at install time
+        if _buildinfo.LIBDIR:
+            for name in ("libklog.so.0", "libklog.so"):
+                yield os.path.join(_buildinfo.LIBDIR, name)
     except ImportError:
         pass
     found = ctypes.util.find_library("klog")

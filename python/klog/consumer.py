@@ -671,8 +671,8 @@ class Consumer:
             self._rewind()
             offsets = {tp: OffsetAndMetadata(self.position(tp), "") for tp in self.assignment()}
         else:
-            offsets = {_tp(tp): v if isinstance(v, OffsetAndMetadata) else OffsetAndMetadata(int(v), "")
-                       for tp, v in offsets.items()}
+            offsets = {_tp(tp): OffsetAndMetadata(int(v.offset), v.metadata or "") if hasattr(v, "offset")
+                       else OffsetAndMetadata(int(v), "") for tp, v in offsets.items()}
         try:
             self._commit(offsets, 1)
         except errors.KlogError as e:
