@@ -16,4 +16,4 @@ except ImportError:
     sys.exit(77)
 
 here = os.path.dirname(os.path.abspath(__file__))
-sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", os.path.join(here, "tests")] + sys.argv[1:]))
+sys.exit(pytest.main(["-q", "-rs", "-p", "no:cacheprovider", os.path.join(here, "tests")] + sys.argv[1:]))

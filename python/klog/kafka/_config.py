@@ -48,6 +48,8 @@ PRODUCER_HOLDS = {
                "fails for good",
     "retry_backoff_ms": "nothing is retried",
     "metadata_max_age_ms": "partitions are read from the directory at every use: no metadata to refresh",
+    "max_in_flight_requests_per_connection": "records are appended in the order they are sent: no request is "
+                                             "in flight to reorder them",
 }
 PRODUCER_REFUSED = {
     "transactional_id": "klog has no transactions",

@@ -135,7 +135,10 @@ class KafkaProducer:
     ``batch_size``, ``linger_ms``, ``buffer_memory``, ``max_block_ms``,
     ``client_id``, the serializers, ``partitioner`` (a callable
     ``(key_bytes, all_partitions, available)`` as kafka-python's, or one of
-    klog's names), ``max_request_size`` (a larger record fails with
+    klog's names; not given: klog's default, the one C producers of the
+    directory use, which hashes keys with xxh3 where kafka-python's
+    DefaultPartitioner uses murmur2: give ``partitioner=DefaultPartitioner()``
+    for kafka-python's placement), ``max_request_size`` (a larger record fails with
     MessageSizeTooLargeError), ``request_timeout_ms`` (how long
     ``future.get()`` waits by default) are used; ``retries``,
     ``retry_backoff_ms``, ``metadata_max_age_ms`` accepted (what they ask
@@ -178,8 +181,7 @@ class KafkaProducer:
         part = mine.get("partitioner")
         if isinstance(part, str):
             to_klog["partitioner"] = part        # klog's: default, hash, sticky, round_robin
-        elif part is not None and type(part).__name__ != "DefaultPartitioner" and \
-                getattr(part, "__name__", "") != "DefaultPartitioner":
+        elif part is not None:   # kafka-python's (DefaultPartitioner: murmur2, as Java) or the user's
             if not callable(part):
                 raise KafkaConfigurationError("KafkaProducer: partitioner must be callable(key_bytes, "
                                               "all_partitions, available_partitions) or one of %s"
