@@ -35,7 +35,7 @@ def main():
     with klog.open(a.dir) as k:
         with klog.Consumer("events", instance=k, group_id=a.group, auto_offset_reset="earliest",
                            enable_auto_commit=False, consumer_timeout_ms=a.idle_ms) as c:
-            for rec in c:    # ConsumerRecord(topic, partition, offset, timestamp, key, value, headers)
+            for rec in c:    # ConsumerRecord: topic, partition, offset, timestamp, key, value, headers, ...
                 ev = json.loads(rec.value)
                 key = rec.key.decode()
                 per_key[key] = per_key.get(key, 0) + 1
