@@ -8,7 +8,8 @@ Shaped like kafka-python::
         k.create_topic("greetings", partitions=2, exist_ok=True)
         with klog.Producer(k, acks="all", linger_ms=5) as p:
             md = p.send("greetings", b"hello", key="ada").get(timeout=10)
-        with klog.Consumer("greetings", instance=k, consumer_timeout_ms=1000) as c:
+        with klog.Consumer("greetings", instance=k, auto_offset_reset="earliest",
+                           consumer_timeout_ms=1000) as c:
             for rec in c:
                 print(rec.partition, rec.offset, rec.key, rec.value)
 
@@ -16,7 +17,11 @@ Pure ctypes over libklog.so (see klog._lib for how it is found; the
 environment variable KLOG_LIBRARY overrides).  Errors are KlogError
 subclasses carrying the C code.  No callback ever arrives from a C thread:
 delivery reports are queued in C and picked up by the thread that calls
-``send``, ``flush``, ``poll`` or ``Future.get``.
+``send``, ``flush``, ``poll`` or ``Future.get``.  A directory is opened
+once per process: producers, consumers and klog.open of one path share it.
+
+kafka-python's own API (KafkaProducer, KafkaConsumer, KafkaAdminClient)
+over a directory or a `klog serve`: :mod:`klog.kafka`.
 """
 
 from ._lib import library_path, version

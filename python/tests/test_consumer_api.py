@@ -42,7 +42,7 @@ def test_pause_resume(inst):
             prod.send("p", b"a%d" % i, partition=0)
             prod.send("p", b"b%d" % i, partition=1)
     with klog.Consumer("p", instance=inst, auto_offset_reset="earliest", max_poll_records=3) as c:
-        p0, p1 = klog.TopicPartition("p", 0), klog.TopicPartition("p", 1)
+        p0 = klog.TopicPartition("p", 0)
         c.pause(p0)
         assert c.paused() == {p0}
         recs = drain(c, 10)

@@ -70,7 +70,7 @@ def setup(tmp_path_factory):
     if not os.path.isfile(os.path.join(INCLUDE, "klog", "version.h")):
         pytest.skip("include/klog/version.h is not at %s" % INCLUDE)
     try:
-        import setuptools  # noqa: F401
+        import setuptools  # noqa: F401 - the offline build backend
         import wheel  # noqa: F401
     except ImportError:
         pytest.skip("python3-setuptools and python3-wheel are needed to build offline")

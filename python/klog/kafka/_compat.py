@@ -11,9 +11,9 @@ and works over local directories only.
 
 try:
     import kafka as kafka_python
-    import kafka.admin
-    import kafka.errors
-    import kafka.structs
+    import kafka.admin  # noqa: F401
+    import kafka.errors  # noqa: F401 - what klog.kafka needs of it, loaded here or not at all
+    import kafka.structs  # noqa: F401
     from kafka.consumer.fetcher import ConsumerRecord as KafkaConsumerRecord
     from kafka.producer.future import RecordMetadata as KafkaRecordMetadata
 except ImportError:

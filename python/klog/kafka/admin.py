@@ -4,7 +4,6 @@ request objects (NewTopic, NewPartitions, ConfigResource,
 ConfigResourceType), kafka-python's own when it is installed."""
 
 import enum
-import errno as _errno
 import re
 
 from .. import errors as _k

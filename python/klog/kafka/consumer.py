@@ -10,7 +10,7 @@ from ..consumer import Consumer
 from . import _config
 from ._compat import default_config, kafka_python, remote
 from .errors import IllegalStateError, KafkaConfigurationError, translate, translated
-from .structs import ConsumerRecord, OffsetAndTimestamp, TopicPartition, make, offset_and_metadata, tp as _tp
+from .structs import ConsumerRecord, OffsetAndTimestamp, make, offset_and_metadata, tp as _tp
 
 __all__ = ["KafkaConsumer", "ConsumerRebalanceListener"]
 

@@ -103,43 +103,47 @@ NoOffsetForPartitionError = _define("NoOffsetForPartitionError", KafkaError, Non
                                     "no committed offset and auto_offset_reset='none'")
 del _n, _b, _e, _r, _d
 
-# klog's code -> the kafka-python class meaning the same
-_MAP = {
-    _k.KLOG_ECORRUPT: CorruptRecordException,                  # noqa: F405
-    _k.KLOG_EFORMAT: UnsupportedForMessageFormatError,          # noqa: F405
-    _k.KLOG_ETOOBIG: MessageSizeTooLargeError,                  # noqa: F405
-    _k.KLOG_EREADONLY: KafkaStorageError,                       # noqa: F405
-    _k.KLOG_ELOCKED: KafkaError,
-    _k.KLOG_EOFFSET: OffsetOutOfRangeError,                     # noqa: F405
-    _k.KLOG_EBADNAME: InvalidTopicError,                        # noqa: F405
-    _k.KLOG_ECONF: KafkaConfigurationError,                     # noqa: F405
-    _k.KLOG_ECLOSED: IllegalStateError,                         # noqa: F405
-    _k.KLOG_EQUEUEFULL: KafkaTimeoutError,                      # noqa: F405
-    _k.KLOG_EFENCED: IllegalGenerationError,                    # noqa: F405
-    _k.KLOG_EDUPLICATE: DuplicateSequenceNumberError,           # noqa: F405
-    _k.KLOG_ESEQUENCE: OutOfOrderSequenceNumberError,           # noqa: F405
-    _k.KLOG_EUNKNOWN_TOPIC: UnknownTopicOrPartitionError,       # noqa: F405
-    _k.KLOG_EUNKNOWN_PARTITION: UnknownTopicOrPartitionError,   # noqa: F405
-    _k.KLOG_ESTATE: IllegalStateError,                          # noqa: F405
-    _k.KLOG_EDISKFULL: KafkaStorageError,                       # noqa: F405
-    _k.KLOG_EUNKNOWN_MEMBER: UnknownMemberIdError,              # noqa: F405
-    _k.KLOG_EREBALANCE: RebalanceInProgressError,               # noqa: F405
-    _k.KLOG_EUNKNOWN_GROUP: GroupIdNotFoundError,               # noqa: F405
-    -_errno.ENOSPC: KafkaStorageError,                          # noqa: F405
-    -_errno.EIO: KafkaStorageError,                             # noqa: F405
-    -_errno.EEXIST: TopicAlreadyExistsError,                    # noqa: F405
-    -_errno.ETIMEDOUT: KafkaTimeoutError,                       # noqa: F405
-    -_errno.EINVAL: IllegalArgumentError,                       # noqa: F405
-    -_errno.ENOENT: IllegalStateError,                          # noqa: F405 (a partition not assigned)
+# klog's code -> the name of the kafka-python class meaning the same
+_MAP_NAMES = {
+    _k.KLOG_ECORRUPT: "CorruptRecordException",
+    _k.KLOG_EFORMAT: "UnsupportedForMessageFormatError",
+    _k.KLOG_ETOOBIG: "MessageSizeTooLargeError",
+    _k.KLOG_EREADONLY: "KafkaStorageError",
+    _k.KLOG_ELOCKED: "KafkaError",
+    _k.KLOG_EOFFSET: "OffsetOutOfRangeError",
+    _k.KLOG_EBADNAME: "InvalidTopicError",
+    _k.KLOG_ECONF: "KafkaConfigurationError",
+    _k.KLOG_ECLOSED: "IllegalStateError",
+    _k.KLOG_EQUEUEFULL: "KafkaTimeoutError",
+    _k.KLOG_EFENCED: "IllegalGenerationError",
+    _k.KLOG_EDUPLICATE: "DuplicateSequenceNumberError",
+    _k.KLOG_ESEQUENCE: "OutOfOrderSequenceNumberError",
+    _k.KLOG_EUNKNOWN_TOPIC: "UnknownTopicOrPartitionError",
+    _k.KLOG_EUNKNOWN_PARTITION: "UnknownTopicOrPartitionError",
+    _k.KLOG_ESTATE: "IllegalStateError",
+    _k.KLOG_EDISKFULL: "KafkaStorageError",
+    _k.KLOG_EUNKNOWN_MEMBER: "UnknownMemberIdError",
+    _k.KLOG_EREBALANCE: "RebalanceInProgressError",
+    _k.KLOG_EUNKNOWN_GROUP: "GroupIdNotFoundError",
+    -_errno.ENOSPC: "KafkaStorageError",
+    -_errno.EIO: "KafkaStorageError",
+    -_errno.EEXIST: "TopicAlreadyExistsError",
+    -_errno.ETIMEDOUT: "KafkaTimeoutError",
+    -_errno.EINVAL: "IllegalArgumentError",
+    -_errno.ENOENT: "IllegalStateError",          # a partition not assigned
 }
 
 # where an error happened changes what kafka-python calls it
-_IN = {
-    "commit": {_k.KLOG_EFENCED: CommitFailedError, _k.KLOG_EREBALANCE: CommitFailedError,   # noqa: F405
-               _k.KLOG_EUNKNOWN_MEMBER: CommitFailedError},                                # noqa: F405
-    "group": {_k.KLOG_EBADNAME: InvalidGroupIdError, _k.KLOG_ESTATE: NonEmptyGroupError},  # noqa: F405
-    "admin": {_k.KLOG_ECONF: InvalidConfigurationError},                                   # noqa: F405
+_IN_NAMES = {
+    "commit": {_k.KLOG_EFENCED: "CommitFailedError", _k.KLOG_EREBALANCE: "CommitFailedError",
+               _k.KLOG_EUNKNOWN_MEMBER: "CommitFailedError"},
+    "group": {_k.KLOG_EBADNAME: "InvalidGroupIdError", _k.KLOG_ESTATE: "NonEmptyGroupError"},
+    "admin": {_k.KLOG_ECONF: "InvalidConfigurationError"},
 }
+
+_G = globals()
+_MAP = {code: _G[name] for code, name in _MAP_NAMES.items()}
+_IN = {where: {code: _G[name] for code, name in codes.items()} for where, codes in _IN_NAMES.items()}
 
 
 def translate(e, where=None):

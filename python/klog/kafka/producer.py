@@ -1,8 +1,6 @@
 """KafkaProducer: kafka-python's producer over a local klog directory, or
 kafka-python's own KafkaProducer when bootstrap_servers= is given."""
 
-import time
-
 from .. import errors as _k
 from ..producer import Producer
 from . import _config
