@@ -71,7 +71,7 @@ static int commit(klog_mirror *m, const bool *only)
         if (!t || !t->live || (only && !only[i]))
             continue;
         int64_t cp = mir_track_commit_point(t);
-        if (cp >= 0 && cp != t->committed)
+        if (cp >= 0 && cp > t->committed)
             rd_kafka_topic_partition_list_add(l, t->topic, t->partition)->offset = cp;
     }
     int rc = 0;

@@ -79,7 +79,8 @@ typedef struct mir_track {
     int32_t partition;
     mir_topic *mt;
     int64_t expected;           /* next source offset expected; -1 unknown */
-    int64_t committed;          /* last commit that succeeded (or found at assignment); -1 none */
+    int64_t committed;          /* last commit that succeeded, or found at assignment; when the
+                                   group had none: the first position (nothing to commit below it) */
     int64_t sent_max;           /* highest offset sent in this generation + 1; -1 none */
     /* ring of offsets in flight: entries [head, tail) by sequence number */
     int64_t *off;

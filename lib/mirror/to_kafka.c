@@ -365,8 +365,11 @@ static int commit(klog_mirror *m, const bool *only)
         mir_track *t = m->tr[i];
         if (!t || !t->live || (only && !only[i]))
             continue;
+        /* Only forward: a partition with nothing committed starts with
+         * `committed` at its first position, so that a mirror that
+         * forwarded nothing leaves the group's offsets as they were. */
         int64_t cp = mir_track_commit_point(t);
-        if (cp >= 0 && cp != t->committed && (rc = klog_partition_list_add(l, t->topic, t->partition, cp, NULL)) < 0)
+        if (cp > t->committed && (rc = klog_partition_list_add(l, t->topic, t->partition, cp, NULL)) < 0)
             break;
     }
     size_t n = klog_partition_list_count(l);
@@ -474,7 +477,7 @@ static void on_rebalance(klog_consumer *c, int event, klog_partition_list *parts
             klog_consumer_committed(c, topic, p, &committed, NULL, 0);
             if (klog_consumer_position(c, topic, p, &pos) < 0)
                 pos = -1;
-            t->committed = committed;
+            t->committed = committed >= 0 ? committed : pos;
             if (committed >= 0) {
                 t->expected = committed;
                 if (pos > committed)
@@ -624,8 +627,15 @@ static void update_lag(klog_mirror *m, uint64_t now)
     int64_t lag = 0;
     for (size_t i = 0; i < m->ntr; i++) {
         mir_track *t = m->tr[i];
-        int64_t l;
-        if (t && t->live && klog_consumer_lag(m->c, t->topic, t->partition, &l) == 0)
+        int64_t l, pos;
+        if (!t || !t->live)
+            continue;
+        /* A position past what was read: the consumer fell off the log's
+         * head and moved to its start with nothing to return yet. */
+        if (t->expected >= 0 && klog_consumer_position(m->c, t->topic, t->partition, &pos) == 0 &&
+            pos > t->expected)
+            note_jump(m, t, pos);
+        if (klog_consumer_lag(m->c, t->topic, t->partition, &l) == 0)
             lag += l + (int64_t)(t->tail - t->head);
     }
     m->st.lag = lag;

@@ -67,7 +67,7 @@ Test(mirror_mock, forwards_records_as_they_are)
             snprintf(want, sizeof want, "k%d", idx % 5);
             cr_assert_str_eq(r->key, want);
         }
-        cr_assert_eq(r->ts, 1700000000000 + idx, "record %d: timestamp", idx);
+        cr_assert_eq(r->ts, mu_ts0 + idx, "record %d: timestamp", idx);
         snprintf(want, sizeof want, "h%d", idx);
         cr_assert_not_null(r->seq);
         cr_assert_str_eq(r->seq, want);
@@ -117,5 +117,252 @@ Test(mirror_mock, fewer_partitions_hash_keys_and_rename)
                 prev[rs.r[i].src_part] = rs.r[i].src_off;
             }
     }
+    mu_recs_free(&rs);
+}
+
+/* pred: the link went down at least once. */
+static bool link_went_down(mu_env *e, void *arg)
+{
+    (void)arg;
+    return mu_stats(e).link_downs >= 1;
+}
+
+/* pred: everything stored is acknowledged. */
+static bool caught_up(mu_env *e, void *arg)
+{
+    (void)arg;
+    klog_mirror_stats s = mu_stats(e);
+    return s.lag == 0 && s.in_flight == 0 && s.link_up;
+}
+
+/* Every broker down while records keep coming, then up: nothing lost,
+ * order kept, nothing committed past what Kafka had acknowledged. */
+Test(mirror_mock, cluster_down_and_up)
+{
+    mu_open(&env, NULL);
+    mu_mock(&env, 3);
+    cr_assert_eq(rd_kafka_mock_topic_create(env.mc, "t", 2, 1), 0);
+    mu_topic(&env, "t", 2, NULL);
+    mu_produce(env.k, "t", 2, 0, 200, "a", false, 0);
+    mu_mirror(&env, "mirror.to", env.boot, "mirror.topics", "t", "mirror.source.header", "true",
+              "mirror.commit.interval.ms", "50", NULL);
+    mu_run_until_forwarded(&env, 200, 60000);
+    cr_assert_eq(rd_kafka_mock_broker_set_down(env.mc, -1), 0);
+    mu_produce(env.k, "t", 2, 200, 300, "b", false, 0);
+    char err[512] = "";
+    bool held;
+    int rc = mu_run(&env, link_went_down, NULL, 60000, &held, err, sizeof err);
+    cr_assert_geq(rc, 0, "%s", err);
+    cr_assert(held, "the link never went down\n%s", env.log);
+    cr_assert(mu_logged(&env, "link down"), "%s", env.log);
+    /* down: let it try a while (a bounded number of polls), then check the commits */
+    for (int i = 0; i < 20; i++)
+        cr_assert_geq(klog_mirror_poll(env.m, 50, err, sizeof err), 0, "%s", err);
+    klog_mirror_stats s = mu_stats(&env);
+    int64_t floor[2];
+    for (int p = 0; p < 2; p++) {
+        floor[p] = mu_committed(env.k, G, "t", p);
+        cr_assert_leq(floor[p], 100 + (int64_t)s.forwarded - 200,
+                      "partition %d committed %" PRId64 " with %" PRIu64 " forwarded", p, floor[p], s.forwarded);
+    }
+    cr_assert_eq(rd_kafka_mock_broker_set_up(env.mc, -1), 0);
+    rc = mu_run(&env, caught_up, NULL, 120000, &held, err, sizeof err);
+    cr_assert_geq(rc, 0, "%s", err);
+    cr_assert(held, "not caught up after the cluster came back\n%s", env.log);
+    cr_assert(mu_logged(&env, "link up again"), "%s", env.log);
+    cr_assert_eq(klog_mirror_stop(env.m), 0);
+    s = mu_stats(&env);
+    cr_assert_geq(s.link_downs, 1);
+    cr_assert_eq(s.gap_records, 0);
+    mu_recs rs;
+    mu_read_kafka(env.boot, "t", &rs);
+    uint64_t dups, missing;
+    mu_check_kafka(env.k, &rs, "t", 2, false, floor, &dups, &missing);
+    cr_assert_eq(missing, 0);
+    cr_log_info("cluster down and up: %zu records in Kafka, %" PRIu64 " duplicates", rs.n, dups);
+    for (int p = 0; p < 2; p++)
+        cr_assert_eq(mu_committed(env.k, G, "t", p), 250);
+    mu_recs_free(&rs);
+}
+
+/* The disk budget deletes records while the link is down: they are counted
+ * (gap_records, a log line), everything else arrives. */
+Test(mirror_mock, disk_budget_fills_while_down)
+{
+    mu_open(&env, "disk.budget.bytes", "262144", "disk.budget.policy", "delete-oldest", "segment.bytes", "16384",
+            NULL);
+    mu_mock(&env, 1);
+    cr_assert_eq(rd_kafka_mock_topic_create(env.mc, "r", 1, 1), 0);
+    mu_topic(&env, "r", 1, NULL);
+    mu_produce(env.k, "r", 1, 0, 100, "a", false, 200);
+    /* a small librdkafka queue, so that most of what comes while down stays on disk */
+    mu_mirror(&env, "mirror.to", env.boot, "mirror.topics", "r", "mirror.source.header", "true",
+              "kafka.queue.buffering.max.messages", "300", NULL);
+    mu_run_until_forwarded(&env, 100, 60000);
+    cr_assert_eq(rd_kafka_mock_broker_set_down(env.mc, -1), 0);
+    mu_produce(env.k, "r", 1, 100, 1000, "b", false, 200);
+    char err[512] = "";
+    for (int i = 0; i < 40; i++)
+        cr_assert_geq(klog_mirror_poll(env.m, 50, err, sizeof err), 0, "%s", err);
+    mu_produce(env.k, "r", 1, 1100, 3000, "c", false, 200);
+    for (int i = 0; i < 20; i++)
+        cr_assert_geq(klog_mirror_poll(env.m, 50, err, sizeof err), 0, "%s", err);
+    int64_t start, end;
+    mu_offsets(env.k, "r", 0, &start, &end);
+    int64_t committed = mu_committed(env.k, G, "r", 0);
+    cr_assert_gt(start, committed, "the budget deleted nothing unforwarded (start %" PRId64 ", committed %" PRId64 ")",
+                 start, committed);
+    cr_assert_eq(rd_kafka_mock_broker_set_up(env.mc, -1), 0);
+    bool held;
+    int rc = mu_run(&env, caught_up, NULL, 120000, &held, err, sizeof err);
+    cr_assert_geq(rc, 0, "%s", err);
+    cr_assert(held, "not caught up\n%s", env.log);
+    cr_assert_eq(klog_mirror_stop(env.m), 0);
+    klog_mirror_stats s = mu_stats(&env);
+    cr_assert_gt(s.gap_records, 0);
+    cr_assert_geq(s.gaps, 1);
+    cr_assert(mu_logged(&env, "gap: r[0]"), "%s", env.log);
+    mu_recs rs;
+    mu_read_kafka(env.boot, "r", &rs);
+    uint64_t dups, missing;
+    int64_t floor[1] = { committed };
+    mu_check_kafka(env.k, &rs, "r", 1, true, floor, &dups, &missing);
+    cr_assert_eq(missing, s.gap_records, "%" PRIu64 " offsets missing in Kafka, %" PRIu64 " counted as a gap", missing,
+                 s.gap_records);
+    mu_offsets(env.k, "r", 0, NULL, &end);
+    cr_assert_eq(mu_committed(env.k, G, "r", 0), end);
+    mu_recs_free(&rs);
+}
+
+/* Retriable errors on Produce: retried by the idempotent producer, written once. */
+Test(mirror_mock, retriable_produce_errors)
+{
+    mu_open(&env, NULL);
+    mu_mock(&env, 3);
+    cr_assert_eq(rd_kafka_mock_topic_create(env.mc, "t", 2, 1), 0);
+    mu_topic(&env, "t", 2, NULL);
+    rd_kafka_mock_push_request_errors(env.mc, 0 /* Produce */, 6, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
+                                      RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+                                      RD_KAFKA_RESP_ERR__TRANSPORT, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
+                                      RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND);
+    mu_produce(env.k, "t", 2, 0, 400, "a", false, 0);
+    mu_mirror(&env, "mirror.to", env.boot, "mirror.topics", "t", "mirror.source.header", "true", NULL);
+    mu_run_until_forwarded(&env, 400, 120000);
+    cr_assert_eq(klog_mirror_stop(env.m), 0);
+    mu_recs rs;
+    mu_read_kafka(env.boot, "t", &rs);
+    uint64_t dups, missing;
+    mu_check_kafka(env.k, &rs, "t", 2, false, NULL, &dups, &missing);
+    cr_assert_eq(missing, 0);
+    cr_assert_eq(dups, 0, "the idempotent producer wrote %" PRIu64 " duplicates", dups);
+    mu_recs_free(&rs);
+}
+
+/* The cluster refuses a batch as too large: the mirror stops with
+ * KLOG_ETOOBIG, and its commit stays below the refused records. */
+Test(mirror_mock, cluster_refuses_record_as_too_large)
+{
+    mu_open(&env, NULL);
+    mu_mock(&env, 1);
+    cr_assert_eq(rd_kafka_mock_topic_create(env.mc, "t", 1, 1), 0);
+    mu_topic(&env, "t", 1, NULL);
+    mu_produce(env.k, "t", 1, 0, 100, "a", false, 0);
+    mu_mirror(&env, "mirror.to", env.boot, "mirror.topics", "t", "mirror.commit.interval.ms", "10", NULL);
+    mu_run_until_forwarded(&env, 100, 60000);
+    for (int i = 0; i < 5; i++) /* let a commit of 100 happen */
+        cr_assert_geq(klog_mirror_poll(env.m, 20, NULL, 0), 0);
+    cr_assert_eq(mu_committed(env.k, G, "t", 0), 100);
+    rd_kafka_mock_push_request_errors(env.mc, 0, 1, RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
+    mu_produce(env.k, "t", 1, 100, 50, "b", false, 0);
+    char err[512] = "";
+    bool held;
+    int rc = mu_run(&env, NULL, NULL, 60000, &held, err, sizeof err);
+    cr_assert_eq(rc, KLOG_ETOOBIG, "poll returned %d (%s): %s", rc, klog_strerror(rc), err);
+    cr_assert(strstr(err, "refused") && strstr(err, "offset 100"), "%s", err);
+    cr_assert_eq(klog_mirror_poll(env.m, 0, NULL, 0), KLOG_ETOOBIG, "a failed mirror keeps failing");
+    cr_assert_eq(klog_mirror_stop(env.m), 0);
+    cr_assert_eq(mu_committed(env.k, G, "t", 0), 100, "the klog offset must stay below the refused record");
+    klog_mirror_stats s = mu_stats(&env);
+    cr_assert_eq(s.error, KLOG_ETOOBIG);
+}
+
+/* A record over librdkafka's message.max.bytes: refused before it is sent. */
+Test(mirror_mock, record_over_message_max_bytes)
+{
+    mu_open(&env, NULL);
+    mu_mock(&env, 1);
+    cr_assert_eq(rd_kafka_mock_topic_create(env.mc, "t", 1, 1), 0);
+    mu_topic(&env, "t", 1, NULL);
+    mu_produce(env.k, "t", 1, 0, 10, "a", false, 0);
+    mu_produce(env.k, "t", 1, 10, 1, "big", false, 5000);
+    mu_produce(env.k, "t", 1, 11, 10, "c", false, 0);
+    mu_mirror(&env, "mirror.to", env.boot, "mirror.topics", "t", "kafka.message.max.bytes", "2000", NULL);
+    char err[512] = "";
+    bool held;
+    int rc = mu_run(&env, NULL, NULL, 60000, &held, err, sizeof err);
+    cr_assert_eq(rc, KLOG_ETOOBIG, "poll returned %d (%s): %s", rc, klog_strerror(rc), err);
+    cr_assert(strstr(err, "offset 10") && strstr(err, "message.max.bytes"), "%s", err);
+    cr_assert_eq(klog_mirror_stop(env.m), 0);
+    cr_assert_eq(mu_committed(env.k, G, "t", 0), 10);
+    mu_recs rs;
+    mu_read_kafka(env.boot, "t", &rs);
+    cr_assert_eq(rs.n, 10);
+    mu_recs_free(&rs);
+}
+
+/* Nobody at the bootstrap address: -ETIMEDOUT after mirror.connect.timeout.ms. */
+Test(mirror_mock, unreachable_bootstrap)
+{
+    mu_open(&env, NULL);
+    mu_topic(&env, "t", 1, NULL);
+    mu_produce(env.k, "t", 1, 0, 5, "a", false, 0);
+    char boot[64];
+    snprintf(boot, sizeof boot, "127.0.0.1:%d", mu_closed_port());
+    mu_mirror(&env, "mirror.to", boot, "mirror.topics", "t", "mirror.connect.timeout.ms", "1000", NULL);
+    char err[512] = "";
+    bool held;
+    int rc = mu_run(&env, NULL, NULL, 60000, &held, err, sizeof err);
+    cr_assert_eq(rc, -ETIMEDOUT, "poll returned %d (%s): %s", rc, klog_strerror(rc), err);
+    cr_assert(strstr(err, "cannot reach the Kafka cluster") && strstr(err, boot), "%s", err);
+    cr_assert_eq(klog_mirror_stop(env.m), 0);
+    cr_assert_eq(mu_committed(env.k, G, "t", 0), KLOG_OFFSET_NONE);
+}
+
+/* The Kafka topic does not exist and the cluster does not create it. */
+Test(mirror_mock, missing_topic_without_auto_create)
+{
+    mu_open(&env, NULL);
+    mu_mock(&env, 1);
+    rd_kafka_mock_topic_set_error(env.mc, "t", RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART);
+    mu_topic(&env, "t", 2, NULL);
+    mu_produce(env.k, "t", 2, 0, 10, "a", false, 0);
+    mu_mirror(&env, "mirror.to", env.boot, "mirror.topics", "t", NULL);
+    char err[512] = "";
+    bool held;
+    int rc = mu_run(&env, NULL, NULL, 60000, &held, err, sizeof err);
+    cr_assert_eq(rc, KLOG_EUNKNOWN_TOPIC, "poll returned %d (%s): %s", rc, klog_strerror(rc), err);
+    cr_assert(strstr(err, "does not exist") && strstr(err, "--create-topics"), "%s", err);
+    cr_assert_eq(klog_mirror_stop(env.m), 0);
+    cr_assert_eq(mu_committed(env.k, G, "t", 0), KLOG_OFFSET_NONE);
+    cr_assert_eq(mu_committed(env.k, G, "t", 1), KLOG_OFFSET_NONE);
+}
+
+/* The cluster creates topics on first use (the mock's four partitions). */
+Test(mirror_mock, missing_topic_auto_created)
+{
+    mu_open(&env, NULL);
+    mu_mock(&env, 1);
+    mu_topic(&env, "t", 2, NULL);
+    mu_produce(env.k, "t", 2, 0, 40, "a", false, 0);
+    mu_mirror(&env, "mirror.to", env.boot, "mirror.topics", "t", "mirror.source.header", "true", NULL);
+    mu_run_until_forwarded(&env, 40, 60000);
+    cr_assert(mu_logged(&env, "same partition numbers"), "%s", env.log);
+    cr_assert_eq(klog_mirror_stop(env.m), 0);
+    mu_recs rs;
+    mu_read_kafka(env.boot, "t", &rs);
+    cr_assert_eq(rs.partitions, 4);
+    mu_check_kafka(env.k, &rs, "t", 2, false, NULL, NULL, NULL);
+    for (size_t i = 0; i < rs.n; i++)
+        cr_assert_eq(rs.r[i].partition, rs.r[i].src_part);
     mu_recs_free(&rs);
 }

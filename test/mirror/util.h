@@ -197,6 +197,15 @@ static inline void mu_run_until_forwarded(mu_env *e, uint64_t n, int max_ms)
 
 /* ---- klog side -------------------------------------------------------------- */
 
+/* Record timestamps: recent, or retention (7 days by default) deletes them. */
+static int64_t mu_ts0;
+static inline int64_t mu_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static inline void mu_topic(mu_env *e, const char *name, int partitions, ...)
 {
     klog_conf *c = NULL;
@@ -226,8 +235,12 @@ static inline void mu_produce(klog *k, const char *topic, int nparts, int first,
     klog_conf *c;
     cr_assert_eq(klog_conf_new(&c), 0);
     cr_assert_eq(klog_conf_set(c, "linger.ms", "1", err, sizeof err), 0);
+    /* small batches: a disk budget can delete below them (a segment holds whole batches) */
+    cr_assert_eq(klog_conf_set(c, "batch.size", "8192", err, sizeof err), 0);
     cr_assert_eq(klog_producer_new(k, c, &p, err, sizeof err), 0, "%s", err);
     klog_conf_free(c);
+    if (!mu_ts0)
+        mu_ts0 = mu_wall_ms() - 3600000;
     char *val = malloc(pad + 64);
     cr_assert_not_null(val);
     for (int j = 0; j < n; j++) {
@@ -248,7 +261,7 @@ static inline void mu_produce(klog *k, const char *topic, int nparts, int first,
         r.key_len = (size_t)kl;
         r.value = nulls && i % 11 == 10 ? NULL : val;
         r.value_len = (size_t)vl;
-        r.timestamp = 1700000000000 + i;
+        r.timestamp = mu_ts0 + i;
         r.headers = h;
         r.header_count = 2;
         int rc;
@@ -258,7 +271,8 @@ static inline void mu_produce(klog *k, const char *topic, int nparts, int first,
     }
     free(val);
     cr_assert_eq(klog_producer_flush(p, 60000), 0);
-    cr_assert_eq(klog_producer_close(p), 0);
+    int crc = klog_producer_close(p);
+    cr_assert_eq(crc, 0, "producer: %s", klog_strerror(crc));
 }
 
 static inline int64_t mu_committed(klog *k, const char *group, const char *topic, int32_t p)
