@@ -133,5 +133,6 @@ int cmd_verify(int argc, char **argv);
 int cmd_perf(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_mirror(int argc, char **argv);
 
 #endif /* KLOG_TOOLS_CLI_H */

@@ -215,7 +215,9 @@ typedef struct klog_mirror_stats {
     uint64_t forwarded_bytes;   /* their keys and values */
     uint64_t in_flight;         /* records sent, not acknowledged yet */
     int64_t lag;                /* records of the held source partitions not
-                                   acknowledged yet (in flight, or not read) */
+                                   acknowledged yet (in flight, or not read);
+                                   -1 while not known (from Kafka: until a
+                                   fetch answered for every partition) */
     uint64_t gap_records;       /* records deleted (retention, disk budget)
                                    before the mirror could read them */
     uint64_t gaps;              /* runs of such records */

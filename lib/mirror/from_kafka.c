@@ -385,14 +385,19 @@ static void update_lag(klog_mirror *m, uint64_t now)
     for (size_t i = 0; i < m->ntr; i++) {
         mir_track *t = m->tr[i];
         int64_t lo, hi;
-        if (!t || !t->live ||
-            rd_kafka_get_watermark_offsets(m->rk, t->topic, t->partition, &lo, &hi) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-            hi < 0)
+        if (!t || !t->live)
             continue;
+        /* Known once a fetch answered for the partition; until then unknown. */
+        if (rd_kafka_get_watermark_offsets(m->rk, t->topic, t->partition, &lo, &hi) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+            hi < 0 || lo < 0) {
+            lag = -1;
+            break;
+        }
         int64_t cp = mir_track_commit_point(t);
-        lag += hi - (cp >= 0 ? cp : lo >= 0 ? lo : 0);
+        int64_t l = hi - (cp >= 0 ? cp : lo);
+        lag += l > 0 ? l : 0;
     }
-    m->st.lag = lag < 0 ? 0 : lag;
+    m->st.lag = lag;
 }
 
 int mir_from_poll(klog_mirror *m, int timeout_ms)

@@ -79,8 +79,7 @@ int mir_fail(klog_mirror *m, int err, const char *fmt, ...)
     m->st.error = err;
     if (m->state == MST_RUNNING)
         m->state = MST_FAILED;
-    mir_log(m, "stopped: %s", m->errmsg);
-    return err;
+    return err; /* not logged: klog_mirror_poll hands the message to the caller */
 }
 
 void mir_errbuf(klog_mirror *m, char *errbuf, size_t errsize)
