@@ -103,6 +103,7 @@ struct klog_mirror {
     int64_t commit_interval_ms, connect_timeout_ms, close_timeout_ms;
     char **kafka_kv;            /* "key", "value" pairs, in the order set */
     size_t nkafka;
+    bool kafka_debug;           /* kafka.debug set: librdkafka's debug lines are logged too */
     klog_conf *lconf;           /* klog.* keys */
     bool lconf_set[8];          /* which of the mirror's own klog defaults the user overrode */
 

@@ -218,6 +218,8 @@ static int set_kafka(klog_mirror *m, const char *key, const char *value, char *e
         return -ENOMEM;
     }
     m->nkafka++;
+    if (!strcmp(key, "debug"))
+        m->kafka_debug = *value != '\0';
     return 0;
 }
 
@@ -616,8 +618,8 @@ static void on_kafka_error(rd_kafka_t *rk, int err, const char *reason, void *op
 static void on_kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
     klog_mirror *m = rd_kafka_opaque(rk);
-    if (!m || level > LOG_WARNING)
-        return;
+    if (!m || (level > LOG_WARNING && !m->kafka_debug))
+        return; /* with kafka.debug set, the user asked for everything */
     char line[700];
     snprintf(line, sizeof line, "kafka: %s: %s", fac, buf);
     kafka_line(m, line);

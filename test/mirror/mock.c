@@ -7,6 +7,7 @@
  * injected; bad input stops the mirror with a clear message and leaves the
  * klog offsets where they were.
  */
+#include "fake_sasl.h"
 #include "util.h"
 
 #define G "klog-mirror"
@@ -365,4 +366,190 @@ Test(mirror_mock, missing_topic_auto_created)
     for (size_t i = 0; i < rs.n; i++)
         cr_assert_eq(rs.r[i].partition, rs.r[i].src_part);
     mu_recs_free(&rs);
+}
+
+/* The cluster refuses the login: -EACCES with the broker's reason. */
+Test(mirror_mock, authentication_failure)
+{
+    fake_sasl fs;
+    cr_assert_eq(fake_sasl_start(&fs), 0);
+    mu_open(&env, NULL);
+    mu_topic(&env, "t", 1, NULL);
+    mu_produce(env.k, "t", 1, 0, 5, "a", false, 0);
+    char boot[64];
+    snprintf(boot, sizeof boot, "127.0.0.1:%d", fs.port);
+    mu_mirror(&env, "mirror.to", boot, "mirror.topics", "t", "kafka.security.protocol", "SASL_PLAINTEXT",
+              "kafka.sasl.mechanism", "PLAIN", "kafka.sasl.username", "gateway", "kafka.sasl.password", "wrong", NULL);
+    char err[512] = "";
+    bool held;
+    int rc = mu_run(&env, NULL, NULL, 60000, &held, err, sizeof err);
+    fake_sasl_stop(&fs);
+    cr_assert_eq(rc, -EACCES, "poll returned %d (%s): %s", rc, klog_strerror(rc), err);
+    cr_assert(strstr(err, "authentication") && strstr(err, "Invalid username or password"), "%s", err);
+    cr_assert_geq(atomic_load(&fs.refused), 1);
+    cr_assert_eq(klog_mirror_stop(env.m), 0);
+    cr_assert_eq(mu_committed(env.k, G, "t", 0), KLOG_OFFSET_NONE);
+}
+
+/* Kafka into klog: a topic of the cluster mirrored into a klog topic
+ * (created with its partition count, renamed), records as they were, the
+ * Kafka group's offsets committed; a second run takes only what is new. */
+static void kafka_produce(const char *boot, const char *topic, int nparts, int first, int n)
+{
+    char err[512];
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    rd_kafka_conf_set(c, "bootstrap.servers", boot, err, sizeof err);
+    rd_kafka_conf_set(c, "linger.ms", "1", err, sizeof err);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof err);
+    cr_assert_not_null(rk, "%s", err);
+    if (!mu_ts0)
+        mu_ts0 = mu_wall_ms() - 3600000;
+    for (int i = first; i < first + n; i++) {
+        char key[16], val[32], hv[16];
+        int kl = snprintf(key, sizeof key, "k%d", i % 5), vl = snprintf(val, sizeof val, "cmd-%d", i);
+        int hl = snprintf(hv, sizeof hv, "h%d", i);
+        rd_kafka_headers_t *h = rd_kafka_headers_new(2);
+        rd_kafka_header_add(h, "seq", 3, hv, hl);
+        rd_kafka_header_add(h, "none", 4, NULL, 0);
+        cr_assert_eq(rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(i % nparts),
+                                       RD_KAFKA_V_KEY(key, (size_t)kl), RD_KAFKA_V_VALUE(val, (size_t)vl),
+                                       RD_KAFKA_V_TIMESTAMP(mu_ts0 + i), RD_KAFKA_V_HEADERS(h),
+                                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+                     0);
+    }
+    cr_assert_eq(rd_kafka_flush(rk, 60000), 0);
+    rd_kafka_destroy(rk);
+}
+
+static int64_t kafka_committed(const char *boot, const char *group, const char *topic, int32_t p)
+{
+    char err[512];
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    rd_kafka_conf_set(c, "bootstrap.servers", boot, err, sizeof err);
+    rd_kafka_conf_set(c, "group.id", group, err, sizeof err);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, err, sizeof err);
+    cr_assert_not_null(rk);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, topic, p);
+    cr_assert_eq(rd_kafka_committed(rk, l, 10000), 0);
+    int64_t off = l->elems[0].offset;
+    rd_kafka_topic_partition_list_destroy(l);
+    rd_kafka_destroy(rk);
+    return off;
+}
+
+Test(mirror_mock, from_kafka_into_klog)
+{
+    mu_open(&env, NULL);
+    mu_mock(&env, 1);
+    cr_assert_eq(rd_kafka_mock_topic_create(env.mc, "cmd", 2, 1), 0);
+    kafka_produce(env.boot, "cmd", 2, 0, 100);
+    /* session.timeout.ms: the mock (2.0.2) holds a rebalance after a member
+     * left for as long as the session of the member that left */
+    mu_mirror(&env, "mirror.from", env.boot, "mirror.topics", "cmd", "mirror.rename", "cmd:commands",
+              "mirror.create.topics", "true", "kafka.session.timeout.ms", "6000", NULL);
+    mu_run_until_forwarded(&env, 100, 60000);
+    cr_assert_eq(klog_mirror_stop(env.m), 0);
+    klog_mirror_free(env.m);
+    env.m = NULL;
+    cr_assert_eq(klog_topic_describe(env.k, "commands", NULL, 0, NULL, 0), 2);
+    for (int p = 0; p < 2; p++)
+        cr_assert_eq(kafka_committed(env.boot, G, "cmd", p), 50, "Kafka partition %d committed", p);
+
+    kafka_produce(env.boot, "cmd", 2, 100, 20);
+    mu_mirror(&env, "mirror.from", env.boot, "mirror.topics", "cmd", "mirror.rename", "cmd:commands",
+              "kafka.session.timeout.ms", "6000", NULL);
+    mu_run_until_forwarded(&env, 20, 60000);
+    cr_assert_eq(klog_mirror_stop(env.m), 0);
+    cr_assert_eq(mu_stats(&env).forwarded, 20, "the second run must start from the commit");
+
+    klog_consumer *c;
+    char err[256];
+    klog_conf *cc;
+    cr_assert_eq(klog_conf_new(&cc), 0);
+    cr_assert_eq(klog_conf_set(cc, "auto.offset.reset", "earliest", err, sizeof err), 0);
+    cr_assert_eq(klog_consumer_new(env.k, cc, &c, err, sizeof err), 0);
+    klog_conf_free(cc);
+    for (int p = 0; p < 2; p++)
+        cr_assert_eq(klog_consumer_assign(c, "commands", p, KLOG_OFFSET_BEGINNING), 0);
+    int next[2] = { 0, 1 }, got = 0;
+    for (int tries = 0; tries < 200 && got < 120; tries++) {
+        const klog_message *const *msgs;
+        int n = klog_consumer_poll(c, 100, &msgs);
+        cr_assert_geq(n, 0);
+        for (int i = 0; i < n; i++, got++) {
+            const klog_message *mm = msgs[i];
+            int p = mm->partition, idx = next[p];
+            next[p] += 2;
+            char want[32];
+            snprintf(want, sizeof want, "cmd-%d", idx);
+            cr_assert_eq(mm->value_len, strlen(want));
+            cr_assert(!memcmp(mm->value, want, mm->value_len), "partition %d: %.*s where %s was due", p,
+                      (int)mm->value_len, (const char *)mm->value, want);
+            snprintf(want, sizeof want, "k%d", idx % 5);
+            cr_assert(mm->key_len == strlen(want) && !memcmp(mm->key, want, mm->key_len));
+            cr_assert_eq(mm->timestamp, mu_ts0 + idx);
+            cr_assert_eq(mm->header_count, 2);
+            const char *hk;
+            size_t hkl, hvl;
+            const void *hv;
+            cr_assert_eq(klog_message_header(mm, 0, &hk, &hkl, &hv, &hvl), 0);
+            snprintf(want, sizeof want, "h%d", idx);
+            cr_assert(hkl == 3 && !memcmp(hk, "seq", 3) && hvl == strlen(want) && !memcmp(hv, want, hvl));
+            cr_assert_eq(klog_message_header(mm, 1, &hk, &hkl, &hv, &hvl), 0);
+            cr_assert_null(hv, "a null header value stays null");
+        }
+    }
+    cr_assert_eq(got, 120);
+    klog_consumer_close(c);
+}
+
+/* Into klog without the klog topic and without --create-topics. */
+Test(mirror_mock, from_kafka_missing_klog_topic)
+{
+    mu_open(&env, NULL);
+    mu_mock(&env, 1);
+    cr_assert_eq(rd_kafka_mock_topic_create(env.mc, "cmd", 2, 1), 0);
+    kafka_produce(env.boot, "cmd", 2, 0, 10);
+    mu_mirror(&env, "mirror.from", env.boot, "mirror.topics", "cmd", NULL);
+    char err[512] = "";
+    bool held;
+    int rc = mu_run(&env, NULL, NULL, 60000, &held, err, sizeof err);
+    cr_assert_eq(rc, KLOG_EUNKNOWN_TOPIC, "poll returned %d (%s): %s", rc, klog_strerror(rc), err);
+    cr_assert(strstr(err, "klog topic \"cmd\"") && strstr(err, "does not exist"), "%s", err);
+    cr_assert_eq(klog_mirror_stop(env.m), 0);
+    cr_assert_lt(kafka_committed(env.boot, G, "cmd", 0), 0, "nothing may be committed on Kafka");
+}
+
+/* Keys and their values are checked when set; start wants a direction and topics. */
+Test(mirror_mock, keys_checked)
+{
+    mu_open(&env, NULL);
+    klog_mirror *m;
+    char err[512];
+    cr_assert_eq(klog_mirror_new(&m, env.k, err, sizeof err), 0);
+    cr_assert_eq(klog_mirror_start(m, err, sizeof err), KLOG_ECONF);
+    cr_assert(strstr(err, "mirror.to"), "%s", err);
+    cr_assert_eq(klog_mirror_set(m, "mirror.nope", "1", err, sizeof err), KLOG_ECONF);
+    cr_assert(strstr(err, "unknown key"), "%s", err);
+    cr_assert_eq(klog_mirror_set(m, "kafka.no.such.property", "1", err, sizeof err), KLOG_ECONF);
+    cr_assert_eq(klog_mirror_set(m, "kafka.bootstrap.servers", "x:1", err, sizeof err), KLOG_ECONF);
+    cr_assert_eq(klog_mirror_set(m, "klog.linger.ms", "-5", err, sizeof err), KLOG_ECONF);
+    cr_assert_eq(klog_mirror_set(m, "mirror.topics", "a,,b", err, sizeof err), KLOG_ECONF);
+    cr_assert_eq(klog_mirror_set(m, "mirror.topics", "^(", err, sizeof err), KLOG_ECONF);
+    cr_assert_eq(klog_mirror_set(m, "mirror.rename", "a-b", err, sizeof err), KLOG_ECONF);
+    cr_assert_eq(klog_mirror_set(m, "mirror.partitioning", "random", err, sizeof err), KLOG_ECONF);
+    cr_assert_eq(klog_mirror_set(m, "mirror.commit.interval.ms", "0", err, sizeof err), KLOG_ECONF);
+    cr_assert_eq(klog_mirror_set(m, "mirror.to", "127.0.0.1:1", err, sizeof err), 0);
+    cr_assert_eq(klog_mirror_set(m, "mirror.from", "127.0.0.1:1", err, sizeof err), KLOG_ECONF);
+    cr_assert_eq(klog_mirror_start(m, err, sizeof err), KLOG_ECONF);
+    cr_assert(strstr(err, "mirror.topics"), "%s", err);
+    cr_assert_eq(klog_mirror_poll(m, 0, err, sizeof err), KLOG_ESTATE);
+    cr_assert_eq(klog_mirror_stop(m), KLOG_ESTATE);
+    klog_mirror_stats s = { .struct_size = 4 };
+    cr_assert_eq(klog_mirror_stats_get(m, &s), -EINVAL);
+    cr_assert_eq(klog_mirror_set_log_cb(NULL, NULL, NULL), -EINVAL);
+    cr_assert_eq(klog_mirror_new(NULL, env.k, err, sizeof err), -EINVAL);
+    klog_mirror_free(m);
+    klog_mirror_free(NULL);
 }
