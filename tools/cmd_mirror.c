@@ -125,8 +125,8 @@ static void show(progress *pr, const klog_mirror_stats *s, double rate, bool to)
     char line[512];
     snprintf(line, sizeof line,
              "klog mirror: forwarded %" PRIu64 " (%.0f/s), in flight %" PRIu64 ", lag %" PRId64 ", gaps %" PRIu64
-             " (%" PRIu64 " records), resent %" PRIu64 ", %d partition%s, link %s",
-             s->forwarded, rate, s->in_flight, s->lag, s->gaps, s->gap_records, s->resent, s->partitions,
+             " (%" PRIu64 " records), resent %" PRIu64 ", commits %" PRIu64 ", %d partition%s, link %s",
+             s->forwarded, rate, s->in_flight, s->lag, s->gaps, s->gap_records, s->resent, s->commits, s->partitions,
              s->partitions == 1 ? "" : "s", s->link_up ? "up" : to ? "down (records wait on disk)" : "down");
     if (pr->tty) {
         fprintf(stderr, "\r\033[K%s", line);

@@ -70,6 +70,17 @@ typedef struct mir_topic {
     rd_kafka_topic_t *rkt;      /* to: librdkafka's handle (NULL after a rewind) */
 } mir_topic;
 
+/* Records the destination refused for good (to Kafka), for the message. */
+typedef struct mir_refused {
+    struct mir_track *t;
+    int err;                    /* rd_kafka_resp_err_t */
+    uint64_t count;
+    int64_t first, last, max_off;
+    size_t max_size;
+    char dst[256];
+    int32_t dst_partition;
+} mir_refused;
+
 /* A source partition held by the mirror. */
 typedef struct mir_track {
     bool live;
@@ -113,6 +124,7 @@ struct klog_mirror {
     /* failure */
     int err;
     char errmsg[1024];
+    mir_refused refused;
 
     /* runtime */
     rd_kafka_t *rk;

@@ -44,7 +44,19 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opa
 
 static int producer_new(klog_mirror *m, char *errbuf, size_t errsize)
 {
-    rd_kafka_conf_t *conf = mir_kafka_conf(m, to_defaults, errbuf, errsize);
+    /* With mirror.create.topics the mirror creates missing topics with the
+     * right partition count itself: metadata requests must not have the
+     * cluster create them first with its defaults. */
+    const char *defaults[sizeof to_defaults / sizeof to_defaults[0] + 2];
+    size_t n = 0;
+    for (; to_defaults[n]; n++)
+        defaults[n] = to_defaults[n];
+    if (m->create_topics) {
+        defaults[n++] = "allow.auto.create.topics";
+        defaults[n++] = "false";
+    }
+    defaults[n] = NULL;
+    rd_kafka_conf_t *conf = mir_kafka_conf(m, defaults, errbuf, errsize);
     if (!conf)
         return KLOG_ECONF;
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
@@ -156,6 +168,7 @@ static int create_topic(klog_mirror *m, mir_topic *mt, int nparts)
     case RD_KAFKA_RESP_ERR__TRANSPORT:
     case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT:
     case RD_KAFKA_RESP_ERR_NOT_CONTROLLER:
+        mir_log(m, "creating Kafka topic \"%s\": %s (%s); retrying", mt->dst, kerr, rd_kafka_err2name(e));
         return 0;
     case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
     case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
@@ -182,14 +195,6 @@ static bool resolve(klog_mirror *m, mir_topic *mt)
         retry_later(mt, now);
         return false;
     }
-    if (m->create_topics && !mt->create_tried) {
-        int rc = create_topic(m, mt, nparts);
-        if (rc <= 0) {
-            retry_later(mt, now);
-            return false;
-        }
-        mt->create_tried = true;
-    }
     if (!mt->rkt && !(mt->rkt = rd_kafka_topic_new(m->rk, mt->dst, NULL))) {
         mir_fail(m, KLOG_EBADNAME, "Kafka topic \"%s\": %s", mt->dst, rd_kafka_err2str(rd_kafka_last_error()));
         return false;
@@ -210,7 +215,14 @@ static bool resolve(klog_mirror *m, mir_topic *mt)
     if (te == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || (te == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE && !dst_parts) ||
         (!te && !dst_parts)) {
         /* Not there (yet: an auto-create or a create takes a moment to show). */
-        if (te == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART && ++mt->unknown_tries >= 3) {
+        if (te == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART && m->create_topics && !mt->create_tried) {
+            int rc = create_topic(m, mt, nparts);
+            if (rc > 0)
+                mt->create_tried = true;
+            mt->next_try_ms = mir_now_ms() + (rc > 0 ? 100 : mt->backoff_ms);
+            return false;
+        }
+        if (te == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART && ++mt->unknown_tries >= (m->create_topics ? 20 : 3)) {
             mir_fail(m, KLOG_EUNKNOWN_TOPIC,
                      "Kafka topic \"%s\" (for klog topic \"%s\") does not exist and the cluster does not create "
                      "topics on first use: create it with %d partition%s, or let the mirror create it "
@@ -317,6 +329,48 @@ static int send_one(klog_mirror *m, mir_track *t, const klog_message *msg)
     }
 }
 
+/* A record the cluster refused for good.  Kafka refuses whole batches, so
+ * the records of one come one after the other: the message names the
+ * partition's refused range and its largest record, which is the culprit
+ * when the reason is the size. */
+static void refused(klog_mirror *m, mir_track *t, int64_t off, const rd_kafka_message_t *rkm)
+{
+    size_t size = rkm->key_len + rkm->len;
+    mir_refused *r = &m->refused;
+    if (r->count && (r->t != t || r->err != rkm->err))
+        return; /* the first refusal is the story; the mirror stops anyway */
+    if (!r->count) {
+        r->t = t;
+        r->err = rkm->err;
+        r->first = off;
+        r->dst_partition = rkm->partition;
+        snprintf(r->dst, sizeof r->dst, "%s", rd_kafka_topic_name(rkm->rkt));
+    }
+    r->count++;
+    r->last = off > r->last ? off : r->last;
+    if (r->count == 1 || size > r->max_size) {
+        r->max_size = size;
+        r->max_off = off;
+    }
+    int code = mir_kafka_err_code(rkm->err);
+    if (m->state == MST_RUNNING)
+        mir_fail(m, code, "-");
+    if (m->err != code)
+        return;
+    if (r->count == 1)
+        snprintf(m->errmsg, sizeof m->errmsg,
+                 "%s[%d] offset %" PRId64 " (%zu bytes) -> Kafka topic \"%s\" partition %d: the cluster refused the "
+                 "record: %s; the committed offset stays below it",
+                 t->topic, t->partition, off, size, r->dst, r->dst_partition, rd_kafka_err2str(r->err));
+    else
+        snprintf(m->errmsg, sizeof m->errmsg,
+                 "%s[%d] offsets %" PRId64 "..%" PRId64 " (%" PRIu64 " records) -> Kafka topic \"%s\" partition %d: "
+                 "the cluster refused them: %s; the largest is offset %" PRId64 " (%zu bytes); the committed offset "
+                 "stays below them",
+                 t->topic, t->partition, r->first, r->last, r->count, r->dst, r->dst_partition,
+                 rd_kafka_err2str(r->err), r->max_off, r->max_size);
+}
+
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
 {
     (void)rk;
@@ -337,11 +391,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opa
     if (rkm->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || rkm->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)
         return; /* ours; the generation moves right after */
     if (mir_kafka_err_permanent(rkm->err)) {
-        mir_fail(m, mir_kafka_err_code(rkm->err),
-                 "%s[%d] offset %" PRId64 " (%zu bytes) -> Kafka topic \"%s\" partition %d: the cluster refused "
-                 "the record: %s; the committed offset stays below it",
-                 t->topic, t->partition, off, rkm->key_len + rkm->len, rd_kafka_topic_name(rkm->rkt),
-                 rkm->partition, rd_kafka_err2str(rkm->err));
+        refused(m, t, off, rkm);
         return;
     }
     if (!m->need_rewind) {
