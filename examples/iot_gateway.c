@@ -1,24 +1,29 @@
 /*
  * examples/iot_gateway.c - a store-and-forward IoT gateway on klog's public
- * API.
+ * API, forwarding to an Apache Kafka cluster through klog's mirror.
  *
  * Simulated sensors produce JSON readings, each with its own sequence
  * number, keyed by sensor id, into the topic "readings" of a klog instance
  * whose disk is bounded: disk.budget.bytes with policy delete-oldest, small
- * segments so that each deletion frees a small slice.  A forwarder thread,
- * a member of the consumer group "uplink-forwarder", sends the readings to
- * an uplink over TCP (a line protocol, see examples/uplink.c) and commits
- * the group's offsets, synchronously, only once the uplink has acknowledged
- * them: at least once.  While the uplink is unreachable the forwarder
- * retries with backoff and the readings pile up on disk; when the budget is
- * reached the oldest go first (a ring buffer).  When the link returns,
- * forwarding resumes from the last committed offset, or from the start of
- * the log if the budget deleted that far: the forwarder notices the jump,
- * checks with klog_topic_describe that the skipped offsets are below the
- * log's start, counts them as lost and tells the uplink (a "G" line).
+ * segments so that each deletion frees a small slice.  A forwarder thread
+ * drives a klog_mirror (klog/mirror.h, libklog-mirror): a member of the
+ * consumer group "uplink-forwarder" that hands every reading to librdkafka's
+ * idempotent producer and commits the group's offsets only once the Kafka
+ * cluster has acknowledged them: at least once, each reading with its key,
+ * headers and timestamp, to the partition of the same number.  While the
+ * cluster is unreachable the mirror retries for ever and the readings pile
+ * up on disk; when the budget is reached the oldest go first (a ring
+ * buffer).  When the link returns, forwarding resumes from the last
+ * committed offset, or from the start of the log if the budget deleted that
+ * far: the mirror counts the readings deleted before they were forwarded
+ * and logs their offsets ("gap: readings[P]: N records (offsets A..B) ...").
  *
- *   iot_gateway --dir DIR --uplink HOST:PORT [options]   run (until SIGTERM)
+ *   iot_gateway --dir DIR --kafka BOOTSTRAP [options]    run (until SIGTERM)
  *   iot_gateway --dir DIR --status                       print DIR's state
+ *
+ * Any Kafka cluster will do; `klog serve` on another directory is one:
+ *   klog -d kafka-data serve --listen tcp://127.0.0.1:9092 &
+ *   iot_gateway --dir gw-data --kafka 127.0.0.1:9092
  *
  * Sequence numbers survive restarts: at start the gateway reads the log (and
  * its last status file) for each sensor's highest sequence number and goes
@@ -30,45 +35,37 @@
  * --status prints that file when DIR is held by a running gateway, and
  * otherwise opens DIR and reports from the log itself.
  *
- * Exit status: 0; 1 on an error (or when a reading failed to be written, or
- * a gap was found that the budget does not explain); 2 for a usage error.
+ * Exit status: 0; 1 on an error (a reading failed to be written, or the
+ * mirror could not go on: a login refused, a record too large...); 2 for a
+ * usage error.
  *
- * Only the public API (<klog/klog.h>) is used, as an application would.
+ * Only the public API (<klog/klog.h>, <klog/mirror.h>) is used, as an
+ * application would.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <klog/klog.h>
+#include <klog/mirror.h>
 
 #define TOPIC "readings"
 #define GROUP "uplink-forwarder"
 #define STATUS_FILE "gateway.status"
 #define MAX_PARTS 64
 #define MAX_SENSORS 10000
-#define BATCH_RECORDS 256          /* readings per uplink round trip (max.poll.records) */
-#define CONNECT_TIMEOUT_MS 2000
-#define ACK_TIMEOUT_MS 15000       /* generous: the uplink may be slow under load */
-#define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 2000
+#define MAX_SETS 32
 
 static const char *prog = "iot_gateway";
 
@@ -135,7 +132,9 @@ static const char *fmt_bytes(char *buf, size_t cap, uint64_t b)
 /* ---- options ------------------------------------------------------------------------ */
 
 typedef struct options {
-    const char *dir, *uplink;
+    const char *dir, *kafka, *kafka_topic;
+    const char *sets[MAX_SETS];  /* --set KEY=VALUE: mirror keys */
+    int nsets;
     int sensors, partitions;
     double rate;              /* readings per second, per sensor */
     double duration;          /* seconds; 0 = until SIGTERM */
@@ -148,14 +147,18 @@ typedef struct options {
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: %s --dir DIR --uplink HOST:PORT [options]\n"
+            "usage: %s --dir DIR --kafka BOOTSTRAP [options]\n"
             "       %s --dir DIR --status\n"
             "A store-and-forward gateway: simulated sensors write readings to the topic\n"
-            "\"" TOPIC "\" on a bounded disk; a forwarder sends them to the uplink and commits\n"
-            "(consumer group \"" GROUP "\") once the uplink has acknowledged them.\n"
+            "\"" TOPIC "\" on a bounded disk; klog's mirror forwards them to a Kafka cluster\n"
+            "and commits (consumer group \"" GROUP "\") once Kafka has acknowledged them.\n"
             "\n"
             "  --dir DIR            data directory (created if missing)\n"
-            "  --uplink HOST:PORT   where to forward to (e.g. 127.0.0.1:9500)\n"
+            "  --kafka BOOTSTRAP    the Kafka cluster (host:port,...; e.g. 127.0.0.1:9092)\n"
+            "  --kafka-topic NAME   the Kafka topic (default \"" TOPIC "\"; created with the\n"
+            "                       partitions of \"" TOPIC "\" if missing)\n"
+            "  --set KEY=VALUE      a mirror key: kafka.security.protocol=SASL_SSL,\n"
+            "                       kafka.sasl.username=..., mirror.commit.interval.ms=...\n"
             "  --sensors N          simulated sensors (default 4)\n"
             "  --rate R             readings per second per sensor (default 10)\n"
             "  --duration S         stop after S seconds (default: run until SIGTERM/SIGINT)\n"
@@ -199,8 +202,12 @@ static int parse_options(int argc, char **argv, options *o)
             continue;
         } else if (!strcmp(a, "--dir") && val) {
             o->dir = val;
-        } else if (!strcmp(a, "--uplink") && val) {
-            o->uplink = val;
+        } else if (!strcmp(a, "--kafka") && val) {
+            o->kafka = val;
+        } else if (!strcmp(a, "--kafka-topic") && val) {
+            o->kafka_topic = val;
+        } else if (!strcmp(a, "--set") && val && strchr(val, '=') && o->nsets < MAX_SETS) {
+            o->sets[o->nsets++] = val;
         } else if (!strcmp(a, "--sensors") && parse_num(val, 1, MAX_SENSORS, &v)) {
             o->sensors = (int)v;
         } else if (!strcmp(a, "--partitions") && parse_num(val, 1, MAX_PARTS, &v)) {
@@ -225,8 +232,8 @@ static int parse_options(int argc, char **argv, options *o)
         }
         i++;
     }
-    if (!o->dir || (!o->status && !o->uplink)) {
-        fprintf(stderr, "%s: --dir%s is required\n", prog, o->status ? "" : " and --uplink");
+    if (!o->dir || (!o->status && !o->kafka)) {
+        fprintf(stderr, "%s: --dir%s is required\n", prog, o->status ? "" : " and --kafka");
         usage(stderr);
         return 2;
     }
@@ -246,9 +253,8 @@ typedef struct gateway {
     options o;
     klog *k;
     klog_producer *p;
-    klog_consumer *c;
+    klog_mirror *m;
     int nparts;
-    char host[256], port[16];
 
     /* sensors: the sensor thread owns next_seq; the delivery callback
      * raises acked_seq (the highest sequence number the log holds) */
@@ -257,10 +263,9 @@ typedef struct gateway {
     _Atomic uint64_t produced, produce_errors;
     _Atomic int first_produce_err;
 
-    /* forwarder */
-    int64_t expected[MAX_PARTS];      /* next offset the forwarder expects; -1 = unknown */
-    _Atomic uint64_t forwarded, lost, gaps, bad_gaps, commit_errors, link_failures;
-    _Atomic bool link_up, idle;       /* idle: nothing read but not yet acknowledged */
+    /* forwarder: the mirror's numbers come from klog_mirror_stats_get */
+    _Atomic int mirror_err;           /* what stopped the mirror, or 0 */
+    char mirror_msg[1024];            /* its message, set before mirror_err */
     _Atomic bool stop_sensors, stop_forwarder;
 } gateway;
 
@@ -514,10 +519,12 @@ static void format_status(FILE *f, const status *st, const char *state, const ga
                 st->end[p], st->committed[p]);
     fprintf(f, "lag %" PRId64 "\n", st->lag);
     if (g) {
+        klog_mirror_stats ms = { .struct_size = sizeof ms };
+        klog_mirror_stats_get(g->m, &ms);
         fprintf(f, "produced %" PRIu64 "\nforwarded %" PRIu64 "\nlost %" PRIu64 "\ngaps %" PRIu64
-                   "\nproduce_errors %" PRIu64 "\nuplink %s\n",
-                atomic_load(&g->produced), atomic_load(&g->forwarded), atomic_load(&g->lost),
-                atomic_load(&g->gaps), atomic_load(&g->produce_errors), atomic_load(&g->link_up) ? "up" : "down");
+                   "\nin_flight %" PRIu64 "\nproduce_errors %" PRIu64 "\nkafka %s\n",
+                atomic_load(&g->produced), ms.forwarded, ms.gap_records, ms.gaps, ms.in_flight,
+                atomic_load(&g->produce_errors), ms.link_up ? "up" : "down");
     }
     for (int s = 0; s < nsensors; s++)
         if (last[s] >= 0)
@@ -550,12 +557,13 @@ static void print_status_line(gateway *g, const status *st, uint64_t *prev_produ
 {
     char u[32], b[32];
     uint64_t produced = atomic_load(&g->produced);
+    klog_mirror_stats ms = { .struct_size = sizeof ms };
+    klog_mirror_stats_get(g->m, &ms);
     printf("%s: produced %" PRIu64 " (%.0f/s), forwarded %" PRIu64 ", lost to the budget %" PRIu64
-           ", disk %s of %s (%.0f%%), lag %" PRId64 ", uplink %s\n",
-           prog, produced, dt > 0 ? (double)(produced - *prev_produced) / dt : 0.0, atomic_load(&g->forwarded),
-           atomic_load(&g->lost), fmt_bytes(u, sizeof u, st->used), fmt_bytes(b, sizeof b, st->budget),
-           st->budget ? 100.0 * (double)st->used / (double)st->budget : 0.0, st->lag,
-           atomic_load(&g->link_up) ? "up" : "down");
+           ", disk %s of %s (%.0f%%), lag %" PRId64 ", kafka %s\n",
+           prog, produced, dt > 0 ? (double)(produced - *prev_produced) / dt : 0.0, ms.forwarded, ms.gap_records,
+           fmt_bytes(u, sizeof u, st->used), fmt_bytes(b, sizeof b, st->budget),
+           st->budget ? 100.0 * (double)st->used / (double)st->budget : 0.0, st->lag, ms.link_up ? "up" : "down");
     fflush(stdout);
     *prev_produced = produced;
 }
@@ -621,339 +629,84 @@ static int status_main(const options *o)
     return klog_close(k) < 0;
 }
 
-/* ---- the uplink link ------------------------------------------------------------------- */
+/* ---- the forwarder: klog's mirror ------------------------------------------------------ */
 
-/* A batch read from the log, copied, waiting for the uplink's acknowledgment. */
-typedef struct batch {
-    char *wire;                   /* the protocol lines, "S <token>" last */
-    size_t len, cap;
-    uint64_t records, token;
-    int64_t next[MAX_PARTS];      /* per partition: offset to commit; -1 = none */
-} batch;
-
-static bool batch_append(batch *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static bool batch_append(batch *b, const char *fmt, ...)
+/* The mirror's log lines (where it resumes, the link, gaps), on the
+ * forwarder's thread. */
+static void mirror_log(void *opaque, const char *line)
 {
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(b->wire + b->len, b->cap - b->len, fmt, ap);
-        va_end(ap);
-        if (n < 0)
-            return false;
-        if ((size_t)n < b->cap - b->len) {
-            b->len += (size_t)n;
-            return true;
-        }
-        size_t cap = b->cap ? b->cap * 2 : 65536;
-        while (cap - b->len <= (size_t)n)
-            cap *= 2;
-        char *w = realloc(b->wire, cap);
-        if (!w)
-            return false;
-        b->wire = w;
-        b->cap = cap;
-    }
+    (void)opaque;
+    printf("%s: mirror: %s\n", prog, line);
 }
 
-static void batch_clear(batch *b)
+static int mirror_set(klog_mirror *m, const char *key, const char *value)
 {
-    b->len = 0;
-    b->records = 0;
-    for (int p = 0; p < MAX_PARTS; p++)
-        b->next[p] = -1;
-}
-
-/*
- * Copy polled records into b (the views die at the next poll), noticing
- * jumps: a record past the offset expected means the records between were
- * deleted before they were forwarded.  klog moved the position to the
- * log's start (auto.offset.reset=earliest); check that the skipped offsets
- * are indeed below the start, count them as lost and tell the uplink.
- */
-static bool batch_fill(gateway *g, batch *b, const klog_message *const *m, int n)
-{
-    klog_partition_info parts[MAX_PARTS] = { [0].struct_size = sizeof(klog_partition_info) };
-    bool described = false;
-    for (int i = 0; i < n; i++) {
-        int32_t p = m[i]->partition;
-        if (p < 0 || p >= MAX_PARTS)
-            continue;
-        int64_t exp = g->expected[p];
-        if (exp >= 0 && m[i]->offset > exp) {
-            if (!described && klog_topic_describe(g->k, TOPIC, parts, MAX_PARTS, NULL, 0) > p)
-                described = true;
-            int64_t start = described ? parts[p].start_offset : -1;
-            uint64_t skipped = (uint64_t)(m[i]->offset - exp);
-            atomic_fetch_add(&g->lost, skipped);
-            atomic_fetch_add(&g->gaps, 1);
-            if (start < m[i]->offset) {
-                atomic_fetch_add(&g->bad_gaps, 1);
-                fprintf(stderr,
-                        "%s: ERROR: partition %d: offsets %" PRId64 "..%" PRId64
-                        " were skipped but the log starts at %" PRId64 "\n",
-                        prog, p, exp, m[i]->offset - 1, start);
-            } else {
-                printf("%s: partition %d: %" PRIu64 " readings (offsets %" PRId64 "..%" PRId64
-                       ") were deleted by the disk budget before they could be forwarded\n",
-                       prog, p, skipped, exp, m[i]->offset - 1);
-            }
-            if (!batch_append(b, "G %d %" PRId64 " %" PRId64 " %" PRId64 "\n", p, exp, m[i]->offset, start))
-                return false;
-        }
-        if (m[i]->offset + 1 > g->expected[p])
-            g->expected[p] = m[i]->offset + 1;
-        if (m[i]->offset + 1 > b->next[p]) /* a record not forwarded is committed too */
-            b->next[p] = m[i]->offset + 1;
-        if (!m[i]->key || !m[i]->value || memchr(m[i]->value, '\n', m[i]->value_len) ||
-            memchr(m[i]->key, ' ', m[i]->key_len))
-            continue; /* not a reading of ours: nothing to forward, but committed */
-        if (!batch_append(b, "R %d %" PRId64 " %.*s %.*s\n", p, m[i]->offset, (int)m[i]->key_len,
-                          (const char *)m[i]->key, (int)m[i]->value_len, (const char *)m[i]->value))
-            return false;
-        b->records++;
-    }
-    return batch_append(b, "S %" PRIu64 "\n", ++b->token);
-}
-
-/* Connect with a timeout.  Returns the socket or -errno. */
-static int link_connect(gateway *g)
-{
-    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *ai = NULL;
-    int grc = getaddrinfo(g->host, g->port, &hints, &ai);
-    if (grc != 0)
-        return grc == EAI_SYSTEM ? -errno : -EHOSTUNREACH;
-    int rc = -ECONNREFUSED;
-    for (struct addrinfo *a = ai; a; a = a->ai_next) {
-        int fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol);
-        if (fd < 0) {
-            rc = -errno;
-            continue;
-        }
-        if (connect(fd, a->ai_addr, a->ai_addrlen) < 0 && errno != EINPROGRESS) {
-            rc = -errno;
-            close(fd);
-            continue;
-        }
-        struct pollfd pfd = { .fd = fd, .events = POLLOUT };
-        int err = 0;
-        socklen_t elen = sizeof err;
-        int pr = poll(&pfd, 1, CONNECT_TIMEOUT_MS);
-        if (pr <= 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0 || err) {
-            rc = pr == 0 ? -ETIMEDOUT : err ? -err : -errno;
-            close(fd);
-            continue;
-        }
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        freeaddrinfo(ai);
-        return fd;
-    }
-    freeaddrinfo(ai);
+    char err[512] = "";
+    int rc = klog_mirror_set(m, key, value, err, sizeof err);
+    if (rc < 0)
+        report_err(key, rc, err);
     return rc;
 }
 
-/* Wait for fd to be ready, in slices, giving up at the deadline or when
- * the forwarder is told to stop.  Returns 0 or -errno. */
-static int wait_fd(gateway *g, int fd, short events, uint64_t deadline)
+/* Configure and start the mirror of "readings" to the Kafka cluster:
+ * retry for ever while the cluster is unreachable (a gateway boots
+ * without its link), create the Kafka topic with our partitions if it is
+ * missing, name each record's source (header klog.src) for downstream
+ * deduplication.  Returns 0 or a klog error. */
+static int mirror_start(gateway *g)
 {
-    for (;;) {
-        if (atomic_load(&g->stop_forwarder))
-            return -ECANCELED;
-        uint64_t t = now_ms();
-        if (t >= deadline)
-            return -ETIMEDOUT;
-        struct pollfd pfd = { .fd = fd, .events = events };
-        int r = poll(&pfd, 1, (int)(deadline - t < 100 ? deadline - t : 100));
-        if (r < 0 && errno != EINTR)
-            return -errno;
-        if (r > 0)
-            return 0;
-    }
-}
-
-/* Send the batch and wait for its acknowledgment.  Returns 0 or -errno. */
-static int link_exchange(gateway *g, int fd, const batch *b)
-{
-    uint64_t deadline = now_ms() + ACK_TIMEOUT_MS;
-    size_t off = 0;
-    int rc;
-    while (off < b->len) {
-        if ((rc = wait_fd(g, fd, POLLOUT, deadline)) < 0)
+    char err[512] = "", rename[512];
+    int rc = klog_mirror_new(&g->m, g->k, err, sizeof err);
+    if (rc < 0)
+        return report_err("klog_mirror_new", rc, err);
+    klog_mirror_set_log_cb(g->m, mirror_log, g);
+    snprintf(rename, sizeof rename, TOPIC ":%s", g->o.kafka_topic ? g->o.kafka_topic : TOPIC);
+    if ((rc = mirror_set(g->m, "mirror.to", g->o.kafka)) < 0 || (rc = mirror_set(g->m, "mirror.topics", TOPIC)) < 0 ||
+        (rc = mirror_set(g->m, "mirror.rename", rename)) < 0 || (rc = mirror_set(g->m, "mirror.group.id", GROUP)) < 0 ||
+        (rc = mirror_set(g->m, "mirror.create.topics", "true")) < 0 ||
+        (rc = mirror_set(g->m, "mirror.connect.timeout.ms", "-1")) < 0 ||
+        (rc = mirror_set(g->m, "mirror.source.header", "true")) < 0 ||
+        (rc = mirror_set(g->m, "klog.client.id", "iot-gateway")) < 0 ||
+        /* A small send queue: while the link is down readings wait on the
+         * bounded disk, not in memory (the budget then decides what goes). */
+        (rc = mirror_set(g->m, "kafka.queue.buffering.max.messages", "1000")) < 0 ||
+        (rc = mirror_set(g->m, "kafka.queue.buffering.max.kbytes", "512")) < 0 ||
+        /* Try the link again at least every 2 s once it is back. */
+        (rc = mirror_set(g->m, "kafka.reconnect.backoff.max.ms", "2000")) < 0)
+        return rc;
+    for (int i = 0; i < g->o.nsets; i++) {
+        char key[256];
+        const char *eq = strchr(g->o.sets[i], '=');
+        snprintf(key, sizeof key, "%.*s", (int)(eq - g->o.sets[i]), g->o.sets[i]);
+        if ((rc = mirror_set(g->m, key, eq + 1)) < 0)
             return rc;
-        ssize_t w = send(fd, b->wire + off, b->len - off, MSG_NOSIGNAL);
-        if (w < 0 && (errno == EINTR || errno == EAGAIN))
-            continue;
-        if (w < 0)
-            return -errno;
-        off += (size_t)w;
     }
-    char want[32], buf[64];
-    int wl = snprintf(want, sizeof want, "A %" PRIu64 "\n", b->token);
-    size_t got = 0;
-    for (;;) {
-        if ((rc = wait_fd(g, fd, POLLIN, deadline)) < 0)
-            return rc;
-        ssize_t r = recv(fd, buf + got, sizeof buf - 1 - got, 0);
-        if (r < 0 && (errno == EINTR || errno == EAGAIN))
-            continue;
-        if (r <= 0)
-            return r == 0 ? -ECONNRESET : -errno;
-        got += (size_t)r;
-        buf[got] = '\0';
-        /* Only one batch is ever in flight: the reply is exactly "A <token>". */
-        if (got >= (size_t)wl)
-            return memcmp(buf, want, (size_t)wl) == 0 ? 0 : -EPROTO;
-    }
+    if ((rc = klog_mirror_start(g->m, err, sizeof err)) < 0)
+        return report_err("klog_mirror_start", rc, err);
+    return 0;
 }
 
-/* Commit, synchronously, the offsets after what the uplink acknowledged. */
-static int commit_batch(gateway *g, const batch *b)
-{
-    klog_partition_list *l = NULL;
-    int rc = klog_partition_list_new(&l);
-    for (int p = 0; rc == 0 && p < MAX_PARTS; p++)
-        if (b->next[p] >= 0)
-            rc = klog_partition_list_add(l, TOPIC, p, b->next[p], NULL);
-    if (rc == 0 && klog_partition_list_count(l) > 0)
-        rc = klog_consumer_commit(g->c, l, 0);
-    klog_partition_list_free(l);
-    return rc;
-}
-
-/* Rebalance callback, on the forwarder's thread inside its poll: a
- * partition assigned is read from the group's committed offset, which is
- * therefore where the forwarder expects to resume. */
-static void on_rebalance(klog_consumer *c, int event, klog_partition_list *parts, void *opaque)
-{
-    gateway *g = opaque;
-    size_t n = klog_partition_list_count(parts);
-    for (size_t i = 0; i < n; i++) {
-        const char *topic;
-        int32_t p;
-        int64_t off = -1;
-        if (klog_partition_list_get(parts, i, &topic, &p, NULL, NULL, NULL) < 0 || strcmp(topic, TOPIC) || p < 0 ||
-            p >= MAX_PARTS)
-            continue;
-        if (event == KLOG_REBALANCE_ASSIGNED) {
-            if (klog_consumer_committed(c, TOPIC, p, &off, NULL, 0) < 0)
-                off = -1;
-            g->expected[p] = off >= 0 ? off : 0; /* nothing committed: from the first offset ever */
-            printf("%s: forwarding partition %d from offset %" PRId64 "%s\n", prog, p, g->expected[p],
-                   off >= 0 ? " (committed)" : " (nothing committed yet)");
-        } else {
-            g->expected[p] = -1;
-        }
-    }
-    fflush(stdout);
-}
-
+/* The forwarder thread drives the mirror (one thread per mirror); the main
+ * thread reads its statistics.  A mirror that cannot go on (a login
+ * refused, a record too large for the cluster) stops the gateway. */
 static void *forwarder_main(void *arg)
 {
     gateway *g = arg;
-    batch b = { 0 };
-    batch_clear(&b);
-    int fd = -1;
-    unsigned backoff = 0;
-    uint64_t next_try = 0, down_since = 0;
-    bool pending = false;
-    int last_err = 0;
     while (!atomic_load(&g->stop_forwarder)) {
-        if (!pending) {
-            atomic_store(&g->idle, true);
-            const klog_message *const *m;
-            int n = klog_consumer_poll(g->c, 200, &m);
-            if (n < 0) {
-                report_err("klog_consumer_poll", n, NULL);
-                sleep_ms(200);
-                continue;
-            }
-            if (n == 0)
-                continue;
-            atomic_store(&g->idle, false);
-            if (!batch_fill(g, &b, m, n)) {
-                report_err("forwarder", -ENOMEM, NULL);
-                break;
-            }
-            pending = true;
-        }
-        if (fd < 0) {
-            uint64_t t = now_ms();
-            if (t < next_try) {
-                sleep_ms((unsigned)(next_try - t < 50 ? next_try - t : 50));
-                continue;
-            }
-            fd = link_connect(g);
-            if (fd < 0) {
-                backoff = backoff ? (backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2) : BACKOFF_MIN_MS;
-                next_try = now_ms() + backoff;
-                if (atomic_exchange(&g->link_up, false) || fd != last_err) {
-                    if (!down_since)
-                        down_since = now_ms();
-                    printf("%s: uplink %s:%s unreachable (%s); buffering on disk, retrying with backoff\n", prog,
-                           g->host, g->port, strerror(-fd));
-                    fflush(stdout);
-                }
-                last_err = fd;
-                continue;
-            }
-            backoff = 0;
-            last_err = 0;
-            atomic_store(&g->link_up, true);
-            printf("%s: uplink %s:%s connected", prog, g->host, g->port);
-            if (down_since)
-                printf(" after %.1f s down", (double)(now_ms() - down_since) / 1000.0);
-            printf("\n");
-            fflush(stdout);
-            down_since = 0;
-        }
-        int rc = link_exchange(g, fd, &b);
+        char err[1024] = "";
+        int rc = klog_mirror_poll(g->m, 200, err, sizeof err);
         if (rc < 0) {
-            close(fd);
-            fd = -1;
-            if (rc == -ECANCELED)
-                break;
-            atomic_fetch_add(&g->link_failures, 1);
-            atomic_store(&g->link_up, false);
-            down_since = now_ms();
-            printf("%s: uplink lost (%s); the batch will be sent again\n", prog, strerror(-rc));
-            fflush(stdout);
-            backoff = BACKOFF_MIN_MS;
-            next_try = now_ms() + backoff;
-            continue;
+            snprintf(g->mirror_msg, sizeof g->mirror_msg, "%s", err);
+            atomic_store(&g->mirror_err, rc);
+            interrupted = 1;
+            break;
         }
-        /* Acknowledged: now, and only now, commit. */
-        if ((rc = commit_batch(g, &b)) < 0) {
-            /* Fenced or rebalancing: the records come again from the last
-             * commit after the next poll - duplicates, never a loss. */
-            atomic_fetch_add(&g->commit_errors, 1);
-            report_err("klog_consumer_commit", rc, NULL);
-        }
-        atomic_fetch_add(&g->forwarded, b.records);
-        batch_clear(&b);
-        pending = false;
     }
-    if (fd >= 0)
-        close(fd);
-    free(b.wire);
+    /* Wait for what is in flight, commit it, leave the group. */
+    int rc = klog_mirror_stop(g->m);
+    if (rc < 0)
+        report_err("klog_mirror_stop", rc, NULL);
     return NULL;
-}
-
-/* ---- main ------------------------------------------------------------------------------- */
-
-static int split_host_port(gateway *g)
-{
-    const char *colon = strrchr(g->o.uplink, ':');
-    if (!colon || colon == g->o.uplink || !colon[1] || (size_t)(colon - g->o.uplink) >= sizeof g->host ||
-        strlen(colon + 1) >= sizeof g->port) {
-        fprintf(stderr, "%s: --uplink wants HOST:PORT, not %s\n", prog, g->o.uplink);
-        return -1;
-    }
-    memcpy(g->host, g->o.uplink, (size_t)(colon - g->o.uplink));
-    g->host[colon - g->o.uplink] = '\0';
-    snprintf(g->port, sizeof g->port, "%s", colon + 1);
-    return 0;
 }
 
 int main(int argc, char **argv)
@@ -965,8 +718,6 @@ int main(int argc, char **argv)
         return rc;
     if (g->o.status)
         return status_main(&g->o);
-    if (split_host_port(g) < 0)
-        return 2;
     setvbuf(stdout, NULL, _IOLBF, 0); /* a log: one line at a time */
 
     struct sigaction sa = { .sa_handler = on_signal };
@@ -977,13 +728,11 @@ int main(int argc, char **argv)
 
     int status_code = 1;
     char err[256] = "";
-    klog_conf *ic = NULL, *tc = NULL, *pc = NULL, *cc = NULL;
+    klog_conf *ic = NULL, *tc = NULL, *pc = NULL;
     pthread_t sensor_thread, forwarder_thread;
     bool sensor_started = false, forwarder_started = false;
     int64_t *last = NULL;
     status st;
-    for (int p = 0; p < MAX_PARTS; p++)
-        g->expected[p] = -1;
 
     /* The instance: a disk budget that deletes the oldest data first, and
      * small segments (also for __consumer_offsets, which the budget counts
@@ -1040,10 +789,10 @@ int main(int argc, char **argv)
 
     char used[32], budget[32];
     printf("%s: %s: %d sensor%s at %g readings/s each -> \"" TOPIC "\" (%d partition%s), disk budget %s "
-           "(delete-oldest, %s segments); forwarding to %s:%s\n",
+           "(delete-oldest, %s segments); forwarding to the Kafka cluster at %s\n",
            prog, g->o.dir, g->o.sensors, g->o.sensors == 1 ? "" : "s", g->o.rate, g->nparts,
            g->nparts == 1 ? "" : "s", fmt_bytes(budget, sizeof budget, g->o.budget),
-           fmt_bytes(used, sizeof used, g->o.segment_bytes), g->host, g->port);
+           fmt_bytes(used, sizeof used, g->o.segment_bytes), g->o.kafka);
     int64_t stored = 0;
     for (int p = 0; p < st.nparts; p++)
         stored += st.end[p] - st.start[p];
@@ -1071,28 +820,10 @@ int main(int argc, char **argv)
         goto out;
     }
 
-    /* Forwarder: commits by hand after the uplink's acknowledgment; resumes
-     * at the log's start when its offset was deleted; a long session, since
-     * it stops polling while the uplink is down (it is the only member). */
-    if ((rc = klog_conf_new(&cc)) < 0 || (rc = set_conf(cc, "group.id", GROUP)) < 0 ||
-        (rc = set_conf(cc, "client.id", "iot-gateway")) < 0 ||
-        (rc = set_conf(cc, "enable.auto.commit", "false")) < 0 ||
-        (rc = set_conf(cc, "auto.offset.reset", "earliest")) < 0 ||
-        (rc = set_conf_int(cc, "max.poll.records", BATCH_RECORDS)) < 0 ||
-        (rc = set_conf(cc, "session.timeout.ms", "3600000")) < 0 ||
-        (rc = set_conf(cc, "max.poll.interval.ms", "3600000")) < 0)
+    /* Forwarder: klog's mirror, as a member of GROUP; it commits only what
+     * Kafka acknowledged and holds its place while the link is down. */
+    if ((rc = mirror_start(g)) < 0)
         goto out;
-    if ((rc = klog_consumer_new(g->k, cc, &g->c, err, sizeof err)) < 0) {
-        report_err("klog_consumer_new", rc, err);
-        goto out;
-    }
-    const char *topics[] = { TOPIC };
-    if ((rc = klog_consumer_set_rebalance_cb(g->c, on_rebalance, g)) < 0 ||
-        (rc = klog_consumer_subscribe(g->c, topics, 1)) < 0) {
-        report_err("klog_consumer_subscribe", rc, NULL);
-        goto out;
-    }
-
     if ((rc = -pthread_create(&forwarder_thread, NULL, forwarder_main, g)) < 0) {
         report_err("pthread_create", rc, NULL);
         goto out;
@@ -1122,24 +853,25 @@ int main(int argc, char **argv)
     }
 
     /* Stop: the sensors, then every reading into the log, then forward what
-     * is left while the uplink takes it (up to --drain seconds). */
-    printf("%s: stopping: %s\n", prog, interrupted ? "signal" : "--duration reached");
+     * is left while Kafka takes it (up to --drain seconds). */
+    printf("%s: stopping: %s\n", prog,
+           atomic_load(&g->mirror_err) ? "the mirror stopped" : interrupted ? "signal" : "--duration reached");
     atomic_store(&g->stop_sensors, true);
     pthread_join(sensor_thread, NULL);
     sensor_started = false;
     if ((rc = klog_producer_flush(g->p, 60000)) < 0)
         report_err("klog_producer_flush", rc, NULL);
     uint64_t drain_end = now_ms() + (uint64_t)(g->o.drain * 1000);
-    while (now_ms() < drain_end) {
-        if (collect(g->k, &st) == 0 && st.lag == 0 && atomic_load(&g->idle))
+    while (!atomic_load(&g->mirror_err) && now_ms() < drain_end) {
+        if (collect(g->k, &st) == 0 && st.lag == 0) /* committed up to the end: all acknowledged */
             break;
         sleep_ms(50);
     }
     atomic_store(&g->stop_forwarder, true);
-    klog_consumer_wakeup(g->c);
+    klog_mirror_wakeup(g->m);
     pthread_join(forwarder_thread, NULL);
     forwarder_started = false;
-    status_code = 0;
+    status_code = atomic_load(&g->mirror_err) ? 1 : 0;
 
 out:
     atomic_store(&g->stop_sensors, true);
@@ -1147,10 +879,17 @@ out:
     if (sensor_started)
         pthread_join(sensor_thread, NULL);
     if (forwarder_started) {
-        klog_consumer_wakeup(g->c);
+        klog_mirror_wakeup(g->m);
         pthread_join(forwarder_thread, NULL);
     }
-    klog_consumer_close(g->c);
+    klog_mirror_stats ms = { .struct_size = sizeof ms };
+    if (g->m)
+        klog_mirror_stats_get(g->m, &ms);
+    if (atomic_load(&g->mirror_err)) {
+        fprintf(stderr, "%s: the mirror could not go on: %s (%s)\n", prog, g->mirror_msg,
+                klog_err_name(atomic_load(&g->mirror_err)));
+        status_code = 1;
+    }
     if (g->p && (rc = klog_producer_close(g->p)) < 0) {
         report_err("klog_producer_close", rc, NULL);
         status_code = 1;
@@ -1158,19 +897,15 @@ out:
     if (g->k && status_code == 0 && collect(g->k, &st) == 0) {
         write_status_file(g, &st, "stopped");
         char u[32], b[32];
-        printf("%s: done: produced %" PRIu64 ", forwarded %" PRIu64 " (acknowledged by the uplink), lost to the "
+        printf("%s: done: produced %" PRIu64 ", forwarded %" PRIu64 " (acknowledged by Kafka), lost to the "
                "budget %" PRIu64 " in %" PRIu64 " gap%s, %" PRId64 " left to forward; disk %s of %s\n",
-               prog, atomic_load(&g->produced), atomic_load(&g->forwarded), atomic_load(&g->lost),
-               atomic_load(&g->gaps), atomic_load(&g->gaps) == 1 ? "" : "s", st.lag, fmt_bytes(u, sizeof u, st.used),
-               fmt_bytes(b, sizeof b, st.budget));
+               prog, atomic_load(&g->produced), ms.forwarded, ms.gap_records, ms.gaps, ms.gaps == 1 ? "" : "s", st.lag,
+               fmt_bytes(u, sizeof u, st.used), fmt_bytes(b, sizeof b, st.budget));
     }
+    klog_mirror_free(g->m); /* stopped by the forwarder already (or never started) */
     if (atomic_load(&g->produce_errors)) {
         fprintf(stderr, "%s: %" PRIu64 " readings failed to be written (first: %s)\n", prog,
                 atomic_load(&g->produce_errors), klog_strerror(atomic_load(&g->first_produce_err)));
-        status_code = 1;
-    }
-    if (atomic_load(&g->bad_gaps)) {
-        fprintf(stderr, "%s: %" PRIu64 " gaps not explained by the disk budget\n", prog, atomic_load(&g->bad_gaps));
         status_code = 1;
     }
     if (g->k && (rc = klog_close(g->k)) < 0) {
@@ -1180,7 +915,6 @@ out:
     klog_conf_free(ic);
     klog_conf_free(tc);
     klog_conf_free(pc);
-    klog_conf_free(cc);
     free(g->next_seq);
     free((void *)g->acked_seq);
     free(last);
