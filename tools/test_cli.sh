@@ -327,7 +327,7 @@ expect 1 "$KLOG" perf consume perf --records 6000 --timeout-ms 200
 # ---- help and usage errors -------------------------------------------------------------
 for cmd in "" "topics" "topics create" "topics list" "topics describe" "topics delete" "topics alter" \
            "produce" "consume" "groups" "groups list" "groups describe" "groups reset" "groups delete" \
-           "dump" "verify" "perf" "perf produce" "perf consume" "stats" "serve"; do
+           "dump" "verify" "perf" "perf produce" "perf consume" "stats" "serve" "mirror"; do
     # shellcheck disable=SC2086
     expect 0 "$KLOG" $cmd --help
     contains "$WORK/out" "Usage: klog"
@@ -418,6 +418,24 @@ contains "$WORK/srv.err" "klog serve: stopping"
 if command -v kcat >/dev/null; then
     expect 0 "$KLOG" -d "$SRV" consume served --from-beginning --timeout-ms 200 --format kv
     contains "$WORK/out" "hello"
+fi
+
+# ---- mirror: usage errors (its runs against Kafka sides: test/mirror) -----------------
+expect 2 "$KLOG" -d "$SRV" mirror --topics t
+contains "$WORK/err" "one of --to and --from"
+expect 2 "$KLOG" -d "$SRV" mirror --to 127.0.0.1:1 --from 127.0.0.1:1 --topics t
+if "$KLOG" mirror --to 127.0.0.1:1 --topics t 2>&1 | grep -q 'built without the mirror'; then
+    echo "test_cli: klog built without the mirror: its usage checks skipped" >&2
+else
+    expect 2 "$KLOG" -d "$SRV" mirror --to 127.0.0.1:1
+    contains "$WORK/err" "--topics is needed"
+    expect 2 "$KLOG" -d "$SRV" mirror --to 127.0.0.1:1 --topics t -X mirror.nosuch=1
+    contains "$WORK/err" "unknown key"
+    expect 2 "$KLOG" -d "$SRV" mirror --to 127.0.0.1:1 --topics t -X kafka.no.such.property=1
+    expect 2 "$KLOG" -d "$SRV" mirror --to 127.0.0.1:1 --topics 'a,,b'
+    expect 2 "$KLOG" -d "$SRV" mirror --to 127.0.0.1:1 --topics t --rename ab
+    expect 2 "$KLOG" -d "$SRV" mirror --to 127.0.0.1:1 --topics t --connect-timeout x
+    expect 1 "$KLOG" -d "$WORK/no-such-dir" mirror --to 127.0.0.1:1 --topics t
 fi
 
 # ---- the tool is built on libklog.so ---------------------------------------------------

@@ -239,10 +239,12 @@ KLOG_API int klog_mirror_stats_get(klog_mirror *m, klog_mirror_stats *out);
  * Stop: wait up to mirror.close.timeout.ms for the records in flight,
  * commit what the destination acknowledged, leave the group and close the
  * clients.  Records still unacknowledged are sent again by the next mirror
- * of the group (logged).  Afterwards only klog_mirror_stats_get and
- * klog_mirror_free may be called.  Returns 0, the code that had stopped
- * the mirror, or an error of the last commit.  KLOG_ESTATE: not started or
- * stopped already.
+ * of the group (logged).  A mirror that had failed is stopped the same way
+ * (its commits stay below what could not be forwarded).  Afterwards only
+ * klog_mirror_stats_get and klog_mirror_free may be called.  Returns 0, or
+ * the error of the last commit when it failed for another reason than a
+ * rebalance (-errno, KLOG_E...); KLOG_ESTATE: not started, or stopped
+ * already.
  */
 KLOG_API int klog_mirror_stop(klog_mirror *m);
 

@@ -3,10 +3,12 @@
 # every dynamic symbol it defines is a klog_ function declared in
 # include/klog/, and every such function is exported, except the
 # klog_testing_ ones, which are libklog-testing's (klog/testing.h), and
-# only its: that library exports exactly those.
-#   exports.sh LIBKLOG INCLUDE_DIR LIBKLOG_TESTING
+# the klog_mirror_ ones, which are libklog-mirror's (klog/mirror.h): each of
+# those libraries exports exactly its own.  libklog-mirror is checked when
+# it was built (LIBKLOG_MIRROR given); libklog never links librdkafka.
+#   exports.sh LIBKLOG INCLUDE_DIR LIBKLOG_TESTING [LIBKLOG_MIRROR]
 set -eu
-lib=$1; incdir=$2; tlib=$3
+lib=$1; incdir=$2; tlib=$3; mlib=${4:-}
 declared_all=$(grep -h -o -E '\bklog_[a-z0-9_]+[[:space:]]*\(' "$incdir"/*.h | sed -E 's/[[:space:]]*\($//' | sort -u)
 bad=0
 # check NAME LIB DECLARED: LIB's defined dynamic symbols are exactly DECLARED.
@@ -21,7 +23,13 @@ check() {
     done
     echo "$name: $(echo "$exported" | wc -w) symbols"
 }
-check libklog "$lib" "$(echo "$declared_all" | grep -v '^klog_testing_')"
+check libklog "$lib" "$(echo "$declared_all" | grep -v -e '^klog_testing_' -e '^klog_mirror_')"
 check libklog-testing "$tlib" "$(echo "$declared_all" | grep '^klog_testing_')"
+if [ -n "$mlib" ]; then
+    check libklog-mirror "$mlib" "$(echo "$declared_all" | grep '^klog_mirror_')"
+fi
+if ldd "$lib" | grep -q rdkafka; then
+    echo "libklog: links librdkafka"; bad=1
+fi
 [ $bad -eq 0 ] && echo "exports: all public" && echo "1 passed, 0 failed"
 exit $bad

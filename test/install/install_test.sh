@@ -65,8 +65,13 @@ if [ "$mode" = install ]; then
         { echo "FAIL: meson install"; exit 1; }
     echo "installed into $DEST$PREFIX"
 
+    # libklog-mirror (klog/mirror.h) is installed when it was built (librdkafka).
+    MIRROR=
+    [ -e "$DEST$LIBDIR/libklog-mirror.so" ] && MIRROR=1
+
     # Headers, unchanged.
     for h in "$SRC"/include/klog/*.h; do
+        [ "$(basename "$h")" = mirror.h ] && [ -z "$MIRROR" ] && continue
         f=$DEST$INCDIR/klog/$(basename "$h")
         if [ ! -f "$f" ]; then fail "header not installed: $f"
         elif ! cmp -s "$h" "$f"; then fail "installed header differs from the source: $f"; fi
@@ -143,6 +148,28 @@ if [ "$mode" = install ]; then
             else fail "a program on the installed libklog-testing failed"; fi
         else
             fail "a test does not build against the installed klog/testing.h and klog-testing.pc"
+        fi
+
+        # A program on the installed libklog-mirror (klog/mirror.h, klog-mirror.pc).
+        if [ -n "$MIRROR" ]; then
+            [ -f "$DEST$LIBDIR/pkgconfig/klog-mirror.pc" ] || fail "klog-mirror.pc not installed"
+            mflags=$(pkg-config --define-variable=prefix="$DEST$PREFIX" --cflags --libs klog-mirror)
+            # shellcheck disable=SC2086
+            if printf '%s\n' '#include <klog/klog.h>' '#include <klog/mirror.h>' \
+                    'int main(int argc, char **argv) {' \
+                    '    klog *k; klog_mirror *m; char err[256]; (void)argc;' \
+                    '    if (klog_open(&k, argv[1], NULL, err, sizeof err)) return 1;' \
+                    '    int rc = klog_mirror_new(&m, k, err, sizeof err) ||' \
+                    '             klog_mirror_set(m, "mirror.to", "127.0.0.1:1", err, sizeof err) ||' \
+                    '             klog_mirror_start(m, err, sizeof err) != KLOG_ECONF;' \
+                    '    klog_mirror_free(m); klog_close(k); return rc; }' >"$T/mirror.c" &&
+               run "$T/cc-mirror.log" $CC -std=c11 -pedantic -Wall -Wextra -Werror -o "$T/mirror" "$T/mirror.c" $mflags; then
+                if LD_LIBRARY_PATH=$DEST$LIBDIR "$T/mirror" "$T/data-mirror"; then echo "a program on the installed libklog-mirror ran"
+                else fail "a program on the installed libklog-mirror failed"; fi
+            else
+                fail "a program does not build against the installed klog/mirror.h and klog-mirror.pc"
+            fi
+            ldd "$DEST$LIBDIR/libklog.so" | grep -q rdkafka && fail "the installed libklog links librdkafka"
         fi
 
         # The headers from C++ (extern "C", no C-only constructs).
