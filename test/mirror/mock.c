@@ -553,3 +553,50 @@ Test(mirror_mock, keys_checked)
     klog_mirror_free(m);
     klog_mirror_free(NULL);
 }
+
+/* Kafka's retention deletes records the mirror had not read (the mock keeps
+ * 5 MB per partition): counted as a gap, against the low watermark. */
+Test(mirror_mock, from_kafka_gap_counted)
+{
+    mu_open(&env, NULL);
+    mu_mock(&env, 1);
+    cr_assert_eq(rd_kafka_mock_topic_create(env.mc, "cmd", 1, 1), 0);
+    kafka_produce(env.boot, "cmd", 1, 0, 50);
+    mu_mirror(&env, "mirror.from", env.boot, "mirror.topics", "cmd", "mirror.create.topics", "true",
+              "kafka.session.timeout.ms", "6000", NULL);
+    mu_run_until_forwarded(&env, 50, 60000);
+    cr_assert_eq(klog_mirror_stop(env.m), 0);
+    klog_mirror_free(env.m);
+    env.m = NULL;
+    cr_assert_eq(kafka_committed(env.boot, G, "cmd", 0), 50);
+
+    /* 8 MB more: the mock drops its oldest batches, offset 50 among them */
+    char err[512];
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    rd_kafka_conf_set(c, "bootstrap.servers", env.boot, err, sizeof err);
+    rd_kafka_conf_set(c, "batch.num.messages", "10", err, sizeof err);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof err);
+    cr_assert_not_null(rk);
+    static char big[10000];
+    memset(big, 'b', sizeof big);
+    for (int i = 0; i < 800; i++)
+        cr_assert_eq(rd_kafka_producev(rk, RD_KAFKA_V_TOPIC("cmd"), RD_KAFKA_V_PARTITION(0),
+                                       RD_KAFKA_V_VALUE(big, sizeof big), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                       RD_KAFKA_V_END),
+                     0);
+    cr_assert_eq(rd_kafka_flush(rk, 60000), 0);
+    int64_t lo = -1, hi = -1;
+    cr_assert_eq(rd_kafka_query_watermark_offsets(rk, "cmd", 0, &lo, &hi, 10000), 0);
+    rd_kafka_destroy(rk);
+    cr_assert_gt(lo, 50, "the mock kept everything (low watermark %" PRId64 ")", lo);
+
+    mu_mirror(&env, "mirror.from", env.boot, "mirror.topics", "cmd", "kafka.session.timeout.ms", "6000", NULL);
+    mu_run_until_forwarded(&env, (uint64_t)(hi - lo), 120000);
+    cr_assert_eq(klog_mirror_stop(env.m), 0);
+    klog_mirror_stats s = mu_stats(&env);
+    cr_assert_eq(s.gap_records, (uint64_t)(lo - 50), "gap %" PRIu64 ", the low watermark moved from 50 to %" PRId64,
+                 s.gap_records, lo);
+    cr_assert_eq(s.gaps, 1);
+    cr_assert(mu_logged(&env, "gap: cmd[0]") && mu_logged(&env, "Kafka's retention"), "%s", env.log);
+    cr_assert_eq(kafka_committed(env.boot, G, "cmd", 0), hi);
+}
