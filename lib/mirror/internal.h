@@ -146,6 +146,7 @@ struct klog_mirror {
     uint64_t down_since_ms, next_probe_ms, probe_backoff_ms;
     char kerr[512];             /* librdkafka's last error text */
     char last_klog_line[512];
+    uint64_t last_klog_ms;      /* when the last librdkafka line was logged */
     uint64_t next_commit_ms;
     bool backpressure;
     uint64_t bp_inflight;       /* records in flight when the queue was found full */

@@ -55,15 +55,21 @@ void mir_log(klog_mirror *m, const char *fmt, ...)
     emit(m, line);
 }
 
-/* A line from librdkafka: the same line twice in a row is said once, and
- * while the link is down (the "link down" line said it) not at all. */
+/* A line from librdkafka: the same line twice in a row is said once; while
+ * the link is down (the "link down" line said it) none; before the first
+ * connection (a gateway may boot without its link, and librdkafka says
+ * something at every reconnect) one every 30 s. */
 static void kafka_line(klog_mirror *m, const char *line)
 {
     if (m->ever_up && !m->link_up)
         return;
+    uint64_t now = mir_now_ms();
+    if (!m->ever_up && m->last_klog_ms && now - m->last_klog_ms < 30000)
+        return;
     if (!strcmp(line, m->last_klog_line))
         return;
     snprintf(m->last_klog_line, sizeof m->last_klog_line, "%s", line);
+    m->last_klog_ms = now;
     emit(m, line);
 }
 
@@ -622,7 +628,10 @@ static void on_kafka_log(const rd_kafka_t *rk, int level, const char *fac, const
         return; /* with kafka.debug set, the user asked for everything */
     char line[700];
     snprintf(line, sizeof line, "kafka: %s: %s", fac, buf);
-    kafka_line(m, line);
+    if (m->kafka_debug)
+        emit(m, line);
+    else
+        kafka_line(m, line);
 }
 
 rd_kafka_conf_t *mir_kafka_conf(klog_mirror *m, const char *const *defaults, char *errbuf, size_t errsize)
