@@ -113,6 +113,9 @@ class Mock:
         self.p.stdout.close()
 
 
+RUNNING = []  # mirrors started by the current test: killed at its end, whatever happened
+
+
 class Mirror:
     """`klog mirror` in the background; its stderr goes to a file."""
 
@@ -121,6 +124,14 @@ class Mirror:
         self.f = open(self.log, "w")
         self.p = subprocess.Popen([KLOG, "-d", d, "mirror", "--interval", "0.05"] + list(args),
                                   stdout=subprocess.DEVNULL, stderr=self.f)
+        RUNNING.append(self)
+
+    def reap(self):
+        if self.p.poll() is None:
+            self.p.kill()
+            self.p.wait()
+        if not self.f.closed:
+            self.f.close()
 
     def text(self):
         with open(self.log) as f:
@@ -150,7 +161,11 @@ class Mirror:
 @pytest.fixture
 def tmp():
     with tempfile.TemporaryDirectory(prefix="klog-mirror-cli-") as t:
-        yield t
+        try:
+            yield t
+        finally:
+            while RUNNING:
+                RUNNING.pop().reap()
 
 
 def fill(d, topic, parts, n, first=0, size=100):
@@ -216,9 +231,12 @@ def check(recs, src_topic, offs, floor=None, allow_below_start=False):
     return dups
 
 
-# Slow the producer down enough for a kill or an outage to land mid-stream.
-THROTTLE = ["-X", "mirror.source.header=true", "-X", "mirror.commit.interval.ms=100",
-            "-X", "kafka.linger.ms=20", "-X", "kafka.batch.num.messages=200"]
+# Slow the producer down enough for a kill or an outage to land mid-stream:
+# small batches, one request in flight per broker (klog serve answers
+# acks=all after an fdatasync), frequent commits.
+THROTTLE = ["-X", "mirror.source.header=true", "-X", "mirror.commit.interval.ms=20",
+            "-X", "kafka.linger.ms=20", "-X", "kafka.batch.num.messages=200",
+            "-X", "kafka.max.in.flight.requests.per.connection=1"]
 
 
 # The mock keeps at most 5 MB per partition (older data goes): fewer records there.
@@ -241,7 +259,7 @@ def test_kill9_and_restart(tmp, side):
     try:
         m = Mirror(d1, tmp, "--to", kafka.boot, "--topics", "t", "--create-topics", *THROTTLE)
         # mid-stream, after a commit or two
-        wait_until(lambda: m.commits() >= 2 or m.p.poll() is not None, "two commits", log=m)
+        wait_until(lambda: m.commits() >= 2 or m.p.poll() is not None, "two commits", log=m, step=0.02)
         assert m.p.poll() is None, "the mirror exited early:\n" + m.text()
         m.kill9()
         offs = offsets(d1, "t")
@@ -267,7 +285,7 @@ def test_cluster_down_and_up(tmp, side):
     kafka = Serve(d2) if side == "serve" else mock_slow()
     try:
         m = Mirror(d1, tmp, "--to", kafka.boot, "--topics", "t", "--create-topics", "--exit-idle", *THROTTLE)
-        wait_until(lambda: m.commits() >= 2 or m.p.poll() is not None, "two commits", log=m)
+        wait_until(lambda: m.commits() >= 2 or m.p.poll() is not None, "two commits", log=m, step=0.02)
         assert m.p.poll() is None, "the mirror exited early:\n" + m.text()
         if side == "serve":
             port = kafka.port
