@@ -49,6 +49,8 @@ extern "C" {
 #define KLOG_EUNKNOWN_MEMBER (-30918) /* not (or no longer) a member of the group */
 #define KLOG_EREBALANCE    (-30919) /* the group is rebalancing: rejoin first */
 #define KLOG_EUNKNOWN_GROUP (-30920) /* no such consumer group */
+#define KLOG_ENOTLEADER    (-30921) /* this node does not lead the partition (replication) */
+#define KLOG_ENOTENOUGH    (-30922) /* fewer in-sync replicas than min.insync.replicas */
 
 /*
  * klog_strerror - a human-readable message for any klog return code

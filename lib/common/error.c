@@ -30,6 +30,8 @@ static const struct errdesc klog_errs[] = {
     { KLOG_EUNKNOWN_MEMBER, "KLOG_EUNKNOWN_MEMBER", "not a member of the group (left, or its session expired)" },
     { KLOG_EREBALANCE, "KLOG_EREBALANCE", "the group is rebalancing" },
     { KLOG_EUNKNOWN_GROUP, "KLOG_EUNKNOWN_GROUP", "unknown consumer group" },
+    { KLOG_ENOTLEADER, "KLOG_ENOTLEADER", "this node is not the partition's leader" },
+    { KLOG_ENOTENOUGH, "KLOG_ENOTENOUGH", "fewer in-sync replicas than min.insync.replicas" },
     /* not in the public band: the testing library's (klog/testing.h), which
      * an instance on its fault backend returns through every call */
     { KLOG_TESTING_ECRASHED, "KLOG_TESTING_ECRASHED", "simulated power cut (klog-testing): the disk is off until reboot" },

@@ -38,6 +38,8 @@ int16_t kk_err_from_klog(int rc, kk_errctx ctx)
     case KLOG_EUNKNOWN_MEMBER: return KK_ERR_UNKNOWN_MEMBER_ID;
     case KLOG_EREBALANCE: return KK_ERR_REBALANCE_IN_PROGRESS;
     case KLOG_EUNKNOWN_GROUP: return KK_ERR_GROUP_ID_NOT_FOUND;
+    case KLOG_ENOTLEADER: return KK_ERR_NOT_LEADER_OR_FOLLOWER;
+    case KLOG_ENOTENOUGH: return KK_ERR_NOT_ENOUGH_REPLICAS;
     case KLOG_EBADNAME: return group ? KK_ERR_INVALID_GROUP_ID : KK_ERR_INVALID_TOPIC_EXCEPTION;
     case KLOG_ECONF:
         /* In a group: no protocol in common with the group's (group.h) */

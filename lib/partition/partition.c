@@ -40,6 +40,7 @@ struct kpart {
     _Atomic int32_t epoch;
     _Atomic int role;
     _Atomic int64_t hw;          /* the HW while replicated */
+    _Atomic int isr_size, min_isr; /* KPART_APPEND_ALL's check (kpart_set_isr) */
 
     /* listeners and waiters (lmu) */
     _Atomic unsigned active;     /* listeners + armed waiters: the notify fast path */
@@ -295,8 +296,89 @@ void kpart_set_role(kpart *p, enum kpart_role role) { atomic_store(&p->role, (in
 
 int kpart_append(kpart *p, ks_batch *batches, unsigned n, unsigned flags)
 {
-    return ks_log_append(p->log, batches, n, flags); /* the log stamps the epoch */
+    if (KLOG_UNLIKELY(flags & KPART_APPEND_ALL) &&
+        atomic_load_explicit(&p->isr_size, memory_order_relaxed) <
+            atomic_load_explicit(&p->min_isr, memory_order_relaxed) &&
+        atomic_load_explicit(&p->replicated, memory_order_acquire)) {
+        for (unsigned i = 0; i < n; i++) {
+            batches[i].result = KLOG_ENOTENOUGH;
+            batches[i].base_offset = -1;
+        }
+        return KLOG_ENOTENOUGH;
+    }
+    /* the log stamps the epoch, and refuses the batches of a follower */
+    return ks_log_append(p->log, batches, n, flags & ~KPART_APPEND_ALL);
 }
+
+/* Record that `epoch` starts at `base` in a follower's cache, as a leader's
+ * record_epoch does for its own term (the pending start truncation first,
+ * and (0, start) for records a partition without a file holds).  emu held,
+ * no append running (the follower's appender is the caller). */
+static int follower_assign(kpart *p, int32_t epoch, int64_t base)
+{
+    ks_epochs *ep = p->epochs;
+    int64_t start = ks_log_start_offset(p->log);
+    int rc = ks_epochs_truncate_from_start(ep, start);
+    if (rc >= 0 && ks_epochs_count(ep) == 0) {
+        if (epoch == 0)
+            return 0; /* the lazy (0, start) already says it */
+        if (base > start)
+            rc = ks_epochs_assign(ep, 0, start);
+    }
+    if (rc >= 0)
+        rc = ks_epochs_assign(ep, epoch, base);
+    return rc < 0 ? rc : 0;
+}
+
+int kpart_append_replica(kpart *p, ks_batch *batches, unsigned n, unsigned flags)
+{
+    for (unsigned i = 0; i < n; i++) {
+        batches[i].result = KLOG_ESTATE; /* not attempted */
+        batches[i].base_offset = -1;
+    }
+    pthread_mutex_lock(&p->emu);
+    int rc = 0;
+    if (atomic_load(&p->role) != KPART_FOLLOWER)
+        rc = KLOG_ESTATE;
+    unsigned i = 0;
+    while (rc == 0 && i < n) {
+        kf_batch_info bi;
+        if (!batches[i].batch || kf_batch_parse(batches[i].batch, batches[i].len, &bi) != (ssize_t)batches[i].len) {
+            rc = batches[i].result = KLOG_ECORRUPT;
+            break;
+        }
+        int32_t e = bi.leader_epoch, latest = latest_epoch(p);
+        if (e < latest || e < 0) {
+            rc = batches[i].result = KLOG_EFENCED; /* diverged: truncate first */
+            break;
+        }
+        if (e > latest) {
+            if (bi.base_offset != ks_log_end_offset(p->log)) {
+                rc = batches[i].result = KLOG_EOFFSET;
+                break;
+            }
+            if ((rc = follower_assign(p, e, bi.base_offset)) < 0) {
+                batches[i].result = rc;
+                break;
+            }
+        }
+        /* the run of batches of this epoch */
+        unsigned j = i + 1;
+        while (j < n) {
+            kf_batch_info bj;
+            if (!batches[j].batch || kf_batch_parse(batches[j].batch, batches[j].len, &bj) <= 0 ||
+                bj.leader_epoch != e)
+                break;
+            j++;
+        }
+        rc = ks_log_append(p->log, batches + i, j - i, (flags & (KS_APPEND_SYNC | KS_APPEND_VERIFY)) | KS_APPEND_REPLICA);
+        i = j;
+    }
+    pthread_mutex_unlock(&p->emu);
+    return rc;
+}
+
+int kpart_sync(kpart *p) { return ks_log_sync(p->log); }
 
 /* An empty view at offset (nothing visible there yet). */
 static int empty_view(ks_view *v, int64_t offset)
@@ -376,13 +458,20 @@ int kpart_delete_records(kpart *p, int64_t offset, int64_t *new_start)
 
 /* ---- acknowledgements -------------------------------------------------------------- */
 
-/* May a completes now?  (amu held, or the fast path's own node.) */
-static bool ack_ready(kpart *p, const kpart_ack *a)
+/* May a complete now?  (amu held, or the fast path's own node.)  An
+ * acks=all acknowledgement of a replicated partition whose term is over
+ * (no longer leader, or leader of a later epoch) completes now, with
+ * KLOG_ENOTLEADER: its records below the HW may have been replaced. */
+static bool ack_ready(kpart *p, kpart_ack *a)
 {
     if (a->err || a->level == KPART_ACK_LEADER)
         return true;
     if (!atomic_load_explicit(&p->replicated, memory_order_acquire))
         return true;
+    if (atomic_load(&p->role) != KPART_LEADER || atomic_load(&p->epoch) != a->epoch) {
+        a->err = KLOG_ENOTLEADER;
+        return true;
+    }
     return atomic_load_explicit(&p->hw, memory_order_acquire) >= a->end;
 }
 
@@ -415,12 +504,26 @@ static void ack_run(kpart *p)
 
 void kpart_ack_submit(kpart *p, kpart_ack *a, int64_t end, int level, int err)
 {
+    kpart_ack_submit_epoch(p, a, end, level, err, -1);
+}
+
+int32_t kpart_batch_epoch(const ks_batch *b)
+{
+    kf_batch_info bi;
+    if (b->result != 0 || !b->batch || kf_batch_parse(b->batch, b->len, &bi) <= 0)
+        return -1;
+    return bi.leader_epoch;
+}
+
+void kpart_ack_submit_epoch(kpart *p, kpart_ack *a, int64_t end, int level, int err, int32_t epoch)
+{
     a->end = end;
     a->level = level;
     a->err = err;
+    a->epoch = epoch >= 0 ? epoch : atomic_load_explicit(&p->epoch, memory_order_relaxed);
     a->next = NULL;
     if (KLOG_LIKELY(atomic_load(&p->pending) == 0) && ack_ready(p, a)) {
-        a->done(a, err); /* the identity with one replica: no queue */
+        a->done(a, a->err); /* the identity with one replica: no queue */
         return;
     }
     pthread_mutex_lock(&p->amu);
@@ -462,6 +565,23 @@ static bool hw_raise(kpart *p, int64_t v)
     return false;
 }
 
+void kpart_set_replicated_at(kpart *p, int64_t hw)
+{
+    pthread_mutex_lock(&p->amu);
+    if (!atomic_load(&p->replicated)) {
+        int64_t start = ks_log_start_offset(p->log), end = ks_log_end_offset(p->log);
+        atomic_store(&p->hw, hw < start ? start : hw > end ? end : hw);
+        atomic_store(&p->replicated, true);
+    }
+    pthread_mutex_unlock(&p->amu);
+}
+
+void kpart_set_isr(kpart *p, int isr_size, int min_isr)
+{
+    atomic_store(&p->isr_size, isr_size);
+    atomic_store(&p->min_isr, min_isr);
+}
+
 void kpart_set_replicated(kpart *p, bool on)
 {
     pthread_mutex_lock(&p->amu); /* serialises mode changes */
@@ -501,6 +621,15 @@ int64_t kpart_advance_hw(kpart *p, int64_t hw)
 
 /* ---- leader epochs -------------------------------------------------------------------- */
 
+/* The role or the epoch changed: acknowledgements of the old term fail
+ * (ack_ready), whoever waits on the HW re-checks. */
+static void role_changed(kpart *p)
+{
+    notify(p, KPART_EV_ROLE | KPART_EV_HW, kpart_high_watermark(p));
+    if (atomic_load(&p->pending) > 0)
+        ack_run(p);
+}
+
 typedef struct epoch_change {
     kpart *p;
     int32_t epoch;
@@ -539,11 +668,37 @@ int kpart_become_leader(kpart *p, int32_t epoch)
         epoch_change c = { p, epoch };
         rc = ks_log_set_epoch(p->log, epoch, record_epoch, &c);
     }
+    bool changed = false;
     if (rc == 0) {
-        atomic_store(&p->epoch, epoch);
-        atomic_store(&p->role, KPART_LEADER);
+        changed = atomic_exchange(&p->epoch, epoch) != epoch;
+        changed |= atomic_exchange(&p->role, KPART_LEADER) != KPART_LEADER;
+        /* stamped from here on: producers may append again */
+        ks_log_set_follower(p->log, false);
     }
     pthread_mutex_unlock(&p->emu);
+    if (changed)
+        role_changed(p);
+    return rc;
+}
+
+int kpart_become_follower(kpart *p, int32_t epoch)
+{
+    if (epoch < -1)
+        return -EINVAL;
+    pthread_mutex_lock(&p->emu);
+    /* No producer's batch lands from here on, then the stamp goes. */
+    int rc = ks_log_set_follower(p->log, true);
+    if (rc == 0)
+        rc = ks_log_set_epoch(p->log, -1, NULL, NULL);
+    if (rc == 0) {
+        atomic_store(&p->epoch, epoch);
+        atomic_store(&p->role, KPART_FOLLOWER);
+    }
+    pthread_mutex_unlock(&p->emu);
+    if (rc == 0) {
+        kpart_set_replicated_at(p, kpart_high_watermark(p));
+        role_changed(p);
+    }
     return rc;
 }
 
@@ -573,12 +728,17 @@ int kpart_truncate_to(kpart *p, int64_t offset, int64_t *new_end)
             rc = r;
     }
     /* If the stamped epoch lost its entry, the partition is now in the
-     * epoch of its last batch, as after an open. */
+     * epoch of its last batch, as after an open.  (A follower stamps
+     * nothing: its epoch is its leader's.) */
     int32_t l = latest_epoch(p);
-    if (atomic_load(&p->epoch) > l) {
+    if (atomic_load(&p->role) == KPART_LEADER && atomic_load(&p->epoch) > l) {
         ks_log_set_epoch(p->log, l, NULL, NULL);
         atomic_store(&p->epoch, l);
     }
+    /* Records below the HW went: only an unclean election asks for that. */
+    int64_t e = ks_log_end_offset(p->log);
+    if (atomic_load(&p->replicated) && atomic_load(&p->hw) > e)
+        atomic_store(&p->hw, e);
     pthread_mutex_unlock(&p->emu);
     return rc;
 }

@@ -64,8 +64,9 @@ typedef struct kpart_head {
 } kpart_head;
 
 enum kpart_role {
-    KPART_LEADER = 0,   /* takes appends from producers; the only role today */
-    KPART_FOLLOWER = 1, /* copies a leader (replication; not used yet) */
+    KPART_LEADER = 0,   /* takes appends from producers (every partition
+                         * that is not replicated) */
+    KPART_FOLLOWER = 1, /* copies a leader: kpart_become_follower */
 };
 
 /* ---- lifetime ------------------------------------------------------------- */
@@ -115,19 +116,50 @@ static inline int kpart_error(kpart *p) { return ks_log_error(kpart_log(p)); }
  * epochs"). */
 int32_t kpart_leader_epoch(kpart *p);
 enum kpart_role kpart_role(kpart *p);
+/* Tests only: change the role word and nothing else (kpart_become_leader
+ * and kpart_become_follower are the transitions). */
 void kpart_set_role(kpart *p, enum kpart_role role);
 
 /* ---- append and read ------------------------------------------------------ */
+
+/* kpart_append's own flag (beside ks_log_append's KS_APPEND_*): the
+ * batches are an acks=all write, refused with KLOG_ENOTENOUGH while the
+ * partition is replicated and its in-sync replicas are fewer than
+ * min.insync.replicas (kpart_set_isr), as a Kafka leader refuses them with
+ * NOT_ENOUGH_REPLICAS. */
+#define KPART_APPEND_ALL (1u << 16)
 
 /*
  * Append n batches (ks_log_append: same batches, flags, prefix rule and
  * errors).  The log writes the partition's leader epoch into each batch's
  * header as it assigns the offsets (ks_log_set_epoch), under its own
- * append lock: this call adds nothing to ks_log_append.
+ * append lock: this call adds nothing to ks_log_append but a load for
+ * KPART_APPEND_ALL.  A follower refuses every batch with KLOG_ENOTLEADER
+ * (decided under the log's append lock: no batch lands once
+ * kpart_become_follower has returned).
  * Appending acknowledges nothing by itself: submit each batch's
  * acknowledgement with kpart_ack_submit once its result is known.
  */
 int kpart_append(kpart *p, ks_batch *batches, unsigned n, unsigned flags);
+
+/*
+ * A follower's append of batches copied from its leader, in order: each
+ * keeps its base offset and leader epoch (KS_APPEND_REPLICA: the first
+ * must start at the LEO), and each new epoch met is recorded in the
+ * leader-epoch cache at the base offset of its first batch, durably,
+ * before that batch is written (Kafka's maybeAssignEpochStartOffset).
+ * flags: KS_APPEND_SYNC (durable before returning: what a follower that
+ * counts toward acks=all reports), KS_APPEND_VERIFY.
+ * Returns 0, KLOG_ESTATE (not a follower), KLOG_ECORRUPT (not batches),
+ * KLOG_EFENCED (a batch of an epoch older than the log's latest: the logs
+ * diverged, truncate first), KLOG_EOFFSET (not at the LEO), the cache
+ * write's errors, or ks_log_append's; batches before the failing one are
+ * appended.  Serialises with the epoch calls (emu).
+ */
+int kpart_append_replica(kpart *p, ks_batch *batches, unsigned n, unsigned flags);
+
+/* Make everything appended durable (ks_log_sync). */
+int kpart_sync(kpart *p);
 
 /*
  * Read whole batches from offset, as ks_log_read, but only batches wholly
@@ -207,12 +239,13 @@ int kpart_delete_records(kpart *p, int64_t offset, int64_t *new_start);
  *   restarts is given its epoch again by kpart_become_leader, as a Kafka
  *   broker is by the controller.
  *
- *   Followers (replication, to come): a follower must keep the leader's
- *   epochs in the batches it copies, so becoming follower will switch the
- *   stamp off (ks_log_set_epoch(log, -1, ...)) and a follower append will
- *   assign each new epoch it meets, at the base offset of its first batch,
- *   before appending that batch (Kafka's maybeAssignEpochStartOffset).
- *   Today every partition leads: kpart_set_role changes the role only.
+ *   Followers: a follower keeps the leader's epochs in the batches it
+ *   copies, so kpart_become_follower switches the stamp off
+ *   (ks_log_set_epoch(log, -1, ...)) and kpart_append_replica assigns each
+ *   new epoch it meets, at the base offset of its first batch, before
+ *   appending that batch (Kafka's maybeAssignEpochStartOffset).  A
+ *   follower's kpart_leader_epoch is the epoch of the leader it follows,
+ *   which its log holds only once that leader's first batch arrived.
  *
  * Thread safety: the calls below serialise on emu; the queries never block
  * on I/O and never allocate; kpart_become_leader and kpart_truncate_to
@@ -223,7 +256,9 @@ int kpart_delete_records(kpart *p, int64_t offset, int64_t *new_start);
 /*
  * Become leader at epoch `epoch` (>= 0): record (epoch, LEO) in the cache,
  * durably, then stamp `epoch` into every batch appended from now on, and
- * set the role to KPART_LEADER.  The same epoch again changes nothing on
+ * set the role to KPART_LEADER (a follower's log takes producers' appends
+ * again).  Acknowledgements waiting on a replicated partition from an
+ * earlier term fail with KLOG_ENOTLEADER (see kpart_ack_submit).  The same epoch again changes nothing on
  * disk (Kafka's assign: already implied).  Any pending truncation from the
  * start is written first (see above); an epoch above 0 in a partition
  * without a file first records (0, log start) for the records already
@@ -241,6 +276,19 @@ int kpart_delete_records(kpart *p, int64_t offset, int64_t *new_start);
 int kpart_become_leader(kpart *p, int32_t epoch);
 
 /*
+ * Become a follower of the leader of epoch `epoch` (-1: a replica that
+ * does not know its leader yet): producers' appends are refused from now
+ * on (KLOG_ENOTLEADER), the log stops stamping (a follower keeps its
+ * leader's epochs: kpart_append_replica), the partition turns replicated
+ * (its HW is what the follower learns from its leader: kpart_advance_hw)
+ * if it was not, and every acknowledgement waiting on it fails with
+ * KLOG_ENOTLEADER.  kpart_leader_epoch answers `epoch` from now on.
+ * Listeners of KPART_EV_ROLE (and of KPART_EV_HW: waiters re-check) hear
+ * of it.  Returns 0, -EINVAL (epoch < -1), KLOG_ECLOSED.
+ */
+int kpart_become_follower(kpart *p, int32_t epoch);
+
+/*
  * Follower truncation: remove every batch holding an offset >= offset
  * (ks_log_truncate_to: whole batches, so *new_end may be below offset;
  * new_end may be NULL), then every cache entry starting at or after the
@@ -256,6 +304,9 @@ int kpart_become_leader(kpart *p, int32_t epoch);
  * cache write's (-errno, KLOG_ECRASHED): the log is truncated but the cache
  * is not, so the log turns read-only (ks_log_fail; Kafka takes the
  * directory offline) and the next open repairs the cache.
+ * A cut below the high watermark (only an unclean election asks for one:
+ * those records were committed) lowers the HW to the new end, the one
+ * case where it goes back.
  */
 int kpart_truncate_to(kpart *p, int64_t offset, int64_t *new_end);
 
@@ -323,6 +374,9 @@ void kpart_waiter_arm(kpart *p, int delta);
 enum {
     KPART_EV_APPEND = 1u << 0, /* records were appended; offset = the new LEO */
     KPART_EV_HW = 1u << 1,     /* the HW moved; offset = the new HW */
+    KPART_EV_ROLE = 1u << 2,   /* leader or follower, or a new leader epoch;
+                                * offset = the HW.  Sent with KPART_EV_HW so
+                                * that whoever waits on the HW re-checks */
 };
 
 /*
@@ -372,6 +426,7 @@ typedef struct kpart_ack {
     int64_t end;
     int err;
     int level;
+    int32_t epoch;
     struct kpart_ack *next;
 } kpart_ack;
 
@@ -389,6 +444,22 @@ typedef struct kpart_ack {
  * different submitters may run concurrently.
  */
 void kpart_ack_submit(kpart *p, kpart_ack *a, int64_t end, int level, int err);
+
+/*
+ * As kpart_ack_submit, for records appended under leader epoch `epoch`
+ * (what the append stamped: kpart_batch_epoch; -1 = the current one).  On
+ * a replicated partition an acks=all acknowledgement completes only while
+ * this node still leads in that epoch: once it is a follower, or leads a
+ * later epoch, the records below the HW may be other ones (its log was
+ * truncated and refilled meanwhile), so the acknowledgement fails with
+ * KLOG_ENOTLEADER instead.  kpart_ack_submit takes the epoch current at
+ * the call.
+ */
+void kpart_ack_submit_epoch(kpart *p, kpart_ack *a, int64_t end, int level, int err, int32_t epoch);
+
+/* The leader epoch kpart_append wrote into b (b->result 0), or -1 (not
+ * appended, a duplicate, unreadable). */
+int32_t kpart_batch_epoch(const ks_batch *b);
 
 /* Complete every acknowledgement waiting now with err (<0): the partition
  * cannot acknowledge them (its log failed, it lost leadership, its topic
@@ -412,6 +483,17 @@ int64_t kpart_ack_pending(kpart *p);
  */
 void kpart_set_replicated(kpart *p, bool on);
 bool kpart_replicated(kpart *p);
+
+/* As kpart_set_replicated(p, true), with the HW starting at hw (clamped
+ * to [log start, LEO]) instead of the LEO: a replica opened after a
+ * restart exposes nothing it does not know to be committed.  A no-op when
+ * already replicated. */
+void kpart_set_replicated_at(kpart *p, int64_t hw);
+
+/* What KPART_APPEND_ALL compares: the size of the in-sync replica set and
+ * min.insync.replicas (replication sets both as the ISR changes; 0 and 0,
+ * the default, refuse nothing). */
+void kpart_set_isr(kpart *p, int isr_size, int min_isr);
 
 /*
  * Move the HW of a replicated partition up to hw (clamped to the LEO; a

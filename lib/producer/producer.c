@@ -541,6 +541,7 @@ static void drain_locked(klog_producer *p, kp_acc *a)
             kp_batch *bs[KP_DRAIN_MAX];
             ks_batch kb[KP_DRAIN_MAX];
             int err[KP_DRAIN_MAX];
+            int32_t epoch[KP_DRAIN_MAX]; /* the leader epoch each was appended in */
             unsigned n = 0;
             int32_t seq = a->next_seq; /* only the drainer touches it */
             for (; list && n < KP_DRAIN_MAX; list = list->next, n++) {
@@ -561,6 +562,7 @@ static void drain_locked(klog_producer *p, kp_acc *a)
                 }
                 seq = seq_after(seq, b->b.count);
                 err[n] = b->fin_rc;
+                epoch[n] = -1;
                 kb[n] = (ks_batch){ b->buf, b->out_len, -1, b->fin_rc };
             }
             /* Append the well-formed ones as one call (one sync with acks=all). */
@@ -573,7 +575,7 @@ static void drain_locked(klog_producer *p, kp_acc *a)
                 }
             if (m > 0) {
                 int rc = atomic_load(&kt->deleted) ? KLOG_EUNKNOWN_TOPIC
-                         : kpart_append(part, ok, m, p->acks < 0 ? KS_APPEND_SYNC : 0);
+                         : kpart_append(part, ok, m, p->acks < 0 ? KS_APPEND_SYNC | KPART_APPEND_ALL : 0);
                 for (unsigned j = 0; j < m; j++) {
                     int r = ok[j].result;
                     if (r == KLOG_EDUPLICATE)
@@ -583,6 +585,7 @@ static void drain_locked(klog_producer *p, kp_acc *a)
                     else if (r == KLOG_ESTATE)
                         r = rc ? rc : KLOG_ESTATE; /* not attempted after a failure */
                     err[map[j]] = r;
+                    epoch[map[j]] = kpart_batch_epoch(&ok[j]);
                     kb[map[j]].base_offset = ok[j].base_offset;
                 }
             }
@@ -602,7 +605,7 @@ static void drain_locked(klog_producer *p, kp_acc *a)
                 b->ack.done = batch_acked;
                 /* a duplicate too old to place (-1) lies long below the HW */
                 int64_t end = b->base_offset >= 0 ? b->base_offset + b->b.count : 0;
-                kpart_ack_submit(part, &b->ack, end, level, err[i]);
+                kpart_ack_submit_epoch(part, &b->ack, end, level, err[i], epoch[i]);
             }
         }
         pthread_mutex_lock(&a->mu);

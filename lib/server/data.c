@@ -101,6 +101,7 @@ typedef struct produce_part {
     kt_topic *t;
     kpart *p;
     int64_t end;          /* acks=all: wait for the HW to reach this */
+    int32_t epoch;        /* the leader epoch the records were appended in */
     watch w;
 } produce_part;
 
@@ -155,9 +156,10 @@ static int16_t produce_err(int rc)
 }
 
 /* Store one partition's records; fills rp and returns the end offset to
- * wait for (acks=all), or -1. */
+ * wait for (acks=all), or -1; *epoch gets the leader epoch they were
+ * appended in. */
 static int64_t produce_one(ksrv_call *c, kt_topic *t, kpart *p, const kk_records *rec, int acks,
-                           kk_produce_resp_partition *rp)
+                           kk_produce_resp_partition *rp, int32_t *epoch)
 {
     rp->base_offset = -1;
     rp->log_append_time_ms = -1;
@@ -205,7 +207,7 @@ static int64_t produce_one(ksrv_call *c, kt_topic *t, kpart *p, const kk_records
         off += sz;
         soff += out;
     }
-    int rc = kpart_append(p, bs, nb, acks < 0 ? KS_APPEND_SYNC : 0);
+    int rc = kpart_append(p, bs, nb, acks < 0 ? KS_APPEND_SYNC | KPART_APPEND_ALL : 0);
     if (rc < 0) {
         rp->error_code = produce_err(rc);
         return -1;
@@ -217,6 +219,9 @@ static int64_t produce_one(ksrv_call *c, kt_topic *t, kpart *p, const kk_records
     const ks_batch *last = &bs[nb - 1];
     kf_batch_info bi;
     int64_t end = -1;
+    *epoch = kpart_batch_epoch(last);
+    if (*epoch < 0)
+        *epoch = kpart_leader_epoch(p); /* a duplicate: it lies where it was */
     if (last->base_offset >= 0 && kf_batch_parse(last->batch, last->len, &bi) > 0)
         end = last->base_offset + bi.last_offset_delta + 1;
     return end;
@@ -289,7 +294,7 @@ int ksrv_produce(ksrv_call *c)
                     klog__topic_ref(t);
                     pp->t = t;
                     pp->p = p;
-                    pp->end = produce_one(c, t, p, &qp->records, q->acks, rp);
+                    pp->end = produce_one(c, t, p, &qp->records, q->acks, rp, &pp->epoch);
                 }
                 if (rp->error_code != KK_ERR_NONE)
                     failed = true;
@@ -319,6 +324,15 @@ int ksrv_produce(ksrv_call *c)
             produce_part *pp = &st->pp[k];
             if (q->acks != -1 || pp->end < 0 || !pp->p)
                 continue;
+            if (kpart_replicated(pp->p) &&
+                (kpart_role(pp->p) != KPART_LEADER || kpart_leader_epoch(pp->p) != pp->epoch)) {
+                /* Leadership moved since the append: the records below the
+                 * HW may be others now (Kafka fails such a wait the same). */
+                rt->partitions.v[j].error_code = KK_ERR_NOT_LEADER_OR_FOLLOWER;
+                pp->end = -1;
+                watch_stop(&pp->w);
+                continue;
+            }
             if (kpart_high_watermark(pp->p) >= pp->end) {
                 pp->end = -1;
                 watch_stop(&pp->w);

@@ -355,8 +355,13 @@ static int gather(ks_log *log, ks_call *c, ks_run *r)
             }
         }
         int64_t dup_base = -1;
+        bool replica = c->flags & KS_APPEND_REPLICA;
+        if (cr == 0 && log->follower && !replica)
+            cr = KLOG_ENOTLEADER; /* a follower's log takes its leader's batches only */
+        if (cr == 0 && replica && r->bi[k].base_offset != next)
+            cr = KLOG_EOFFSET; /* a follower's batch must start where the log ends */
         if (cr == 0)
-            cr = ks__pid_check(log, &r->bi[k], next, &dup_base, &r->undo[k]);
+            cr = ks__pid_check(log, &r->bi[k], next, replica, &dup_base, &r->undo[k]);
         if (cr == KLOG_EDUPLICATE) {
             if (k > 0)
                 break; /* write the run first; the duplicate next round */
@@ -370,9 +375,11 @@ static int gather(ks_log *log, ks_call *c, ks_run *r)
             b->result = cr;
             return cr;
         }
-        kf_batch_set_base_offset(b->batch, next);
-        if (log->stamp)
-            kf_batch_set_leader_epoch(b->batch, log->stamp_epoch);
+        if (!replica) {
+            kf_batch_set_base_offset(b->batch, next);
+            if (log->stamp)
+                kf_batch_set_leader_epoch(b->batch, log->stamp_epoch);
+        }
         r->bi[k].base_offset = next;
         b->base_offset = next;
         next += r->bi[k].last_offset_delta + 1;

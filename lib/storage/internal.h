@@ -238,6 +238,7 @@ struct ks_log {
     void *listener_arg;
     bool stamp;                /* stamp_epoch into appended batches (append_mu) */
     int32_t stamp_epoch;       /* ks_log_set_epoch */
+    bool follower;             /* only KS_APPEND_REPLICA appends (append_mu): ks_log_set_follower */
     bool closed;
 
     /* Idempotent producers (under append_mu): the last few batches of each
@@ -327,7 +328,8 @@ int ks__recover(ks_log *log);
 int ks__recover_salvage(ks_log *log, char *report, size_t report_size);
 
 /* pidstate.c, under append_mu (contracts there). */
-int ks__pid_check(ks_log *log, const kf_batch_info *bi, int64_t base, int64_t *dup_base, ks_pidundo *u);
+int ks__pid_check(ks_log *log, const kf_batch_info *bi, int64_t base, bool record_only, int64_t *dup_base,
+                  ks_pidundo *u);
 void ks__pid_undo(ks_log *log, const ks_pidundo *u);
 
 /* prefill.c: the zeroed tail ahead of durable appends (see the comment at

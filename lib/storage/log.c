@@ -858,6 +858,18 @@ int ks_log_set_epoch(ks_log *log, int32_t epoch, int (*fn)(void *arg, int64_t en
     return rc;
 }
 
+int ks_log_set_follower(ks_log *log, bool on)
+{
+    if (!log)
+        return -EINVAL;
+    if (log->closed)
+        return KLOG_ECLOSED;
+    pthread_mutex_lock(&log->append_mu);
+    log->follower = on;
+    pthread_mutex_unlock(&log->append_mu);
+    return 0;
+}
+
 int ks_log_fail(ks_log *log, int err)
 {
     return ks__fail_sync(log, err);

@@ -28,9 +28,12 @@ static void pid_push(ks_pidstate *st, const kf_batch_info *bi, int64_t base)
  * Check a batch of an idempotent producer against what the log holds, and
  * record it.  Returns 0 (new, in sequence), KLOG_EDUPLICATE (*dup_base =
  * where it already is, or -1 if older than what is remembered),
- * KLOG_ESEQUENCE (a gap), KLOG_EFENCED (an older epoch), -ENOMEM.
+ * KLOG_ESEQUENCE (a gap), KLOG_EFENCED (an older epoch), -ENOMEM.  With
+ * `record_only` (a follower's copy of its leader's batch) nothing is
+ * checked: the batch is recorded, and only -ENOMEM can fail.
  */
-int ks__pid_check(ks_log *log, const kf_batch_info *bi, int64_t base, int64_t *dup_base, ks_pidundo *u)
+int ks__pid_check(ks_log *log, const kf_batch_info *bi, int64_t base, bool record_only, int64_t *dup_base,
+                  ks_pidundo *u)
 {
     u->slot = -1;
     u->npids = log->npids;
@@ -42,7 +45,7 @@ int ks__pid_check(ks_log *log, const kf_batch_info *bi, int64_t base, int64_t *d
             st = &log->pids[i];
             break;
         }
-    if (st) {
+    if (st && !record_only) {
         if (bi->producer_epoch < st->epoch)
             return KLOG_EFENCED;
         if (bi->producer_epoch == st->epoch && st->n > 0) {
@@ -63,7 +66,7 @@ int ks__pid_check(ks_log *log, const kf_batch_info *bi, int64_t base, int64_t *d
                 return KLOG_ESEQUENCE;
             }
         }
-    } else {
+    } else if (!st) {
         if (log->npids == KS_PID_MAX) {
             unsigned lru = 0;
             for (unsigned i = 1; i < log->npids; i++)

@@ -108,7 +108,7 @@ static int scan_segment(ks_log *log, ks_segment *s, uint64_t fsize, int64_t limi
             break;
         ks_pidundo u;
         int64_t dup;
-        (void)ks__pid_check(log, &bi, bi.base_offset, &dup, &u); /* rebuild producer state */
+        (void)ks__pid_check(log, &bi, bi.base_offset, false, &dup, &u); /* rebuild producer state */
         atomic_store(&s->size, pos + at); /* note_batch needs positions only */
         ks__seg_note_batch(s, &bi, pos + at, (uint64_t)len, log->cfg.index_interval_bytes);
         expected = kf_batch_last_offset(&bi) + 1;

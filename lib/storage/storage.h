@@ -213,6 +213,14 @@ typedef struct ks_batch {
 enum {
     KS_APPEND_SYNC = 1 << 0,   /* wait until durable whatever the policy */
     KS_APPEND_VERIFY = 1 << 1, /* verify checksums (untrusted input) */
+    /* A follower copying its leader's batches: each batch keeps the base
+     * offset and leader epoch it carries (the log stamps neither), and its
+     * base offset must be the log's end offset when its turn comes
+     * (KLOG_EOFFSET otherwise: the follower's log is not where it thinks).
+     * An idempotent producer's batch is recorded in the producer state
+     * without being checked (the leader checked it): a follower that later
+     * leads refuses that producer's retries as the old leader would. */
+    KS_APPEND_REPLICA = 1 << 2,
 };
 
 /*
@@ -312,6 +320,14 @@ int ks_log_truncate_to(ks_log *log, int64_t offset, int64_t *new_end);
  * read-only or failed).
  */
 int ks_log_set_epoch(ks_log *log, int32_t epoch, int (*fn)(void *arg, int64_t end), void *arg);
+
+/*
+ * Follower mode: while on, every append without KS_APPEND_REPLICA fails
+ * with KLOG_ENOTLEADER.  Switched under the append lock, so no append that
+ * is not a follower's lands after this returns (on) and none is refused
+ * after it returns (off).  Returns 0, -EINVAL, KLOG_ECLOSED.
+ */
+int ks_log_set_follower(ks_log *log, bool on);
 
 /* Turn the log read-only with err (< 0), as a failed fsync does: a file
  * the log's records depend on (the partition's leader-epoch checkpoint)

@@ -30,7 +30,8 @@ from .errors import (
     OffsetOutOfRangeError, InvalidNameError, ConfigError, ClosedError, QueueFullError, FencedError,
     DuplicateError, SequenceError, UnknownTopicError, UnknownPartitionError, IllegalStateError,
     DiskFullError, UnknownMemberError, RebalanceInProgressError, UnknownGroupError,
-    AlreadyExistsError, KlogTimeoutError, InvalidArgumentError)
+    NotLeaderError, NotEnoughReplicasError, AlreadyExistsError, KlogTimeoutError,
+    InvalidArgumentError)
 from .instance import Instance, DiskUsage, open  # noqa: A004 - klog.open, as klog_open
 from .producer import Producer, Future, RecordMetadata
 from .consumer import (Consumer, ConsumerRecord, TopicPartition, OffsetAndMetadata, OffsetAndTimestamp,
@@ -50,5 +51,6 @@ __all__ = [
     "OffsetOutOfRangeError", "InvalidNameError", "ConfigError", "ClosedError", "QueueFullError",
     "FencedError", "DuplicateError", "SequenceError", "UnknownTopicError", "UnknownPartitionError",
     "IllegalStateError", "DiskFullError", "UnknownMemberError", "RebalanceInProgressError",
-    "UnknownGroupError", "AlreadyExistsError", "KlogTimeoutError", "InvalidArgumentError",
+    "UnknownGroupError", "NotLeaderError", "NotEnoughReplicasError", "AlreadyExistsError",
+    "KlogTimeoutError", "InvalidArgumentError",
 ]

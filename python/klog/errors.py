@@ -16,8 +16,8 @@ __all__ = [
     "LockedError", "OffsetOutOfRangeError", "InvalidNameError", "ConfigError", "ClosedError",
     "QueueFullError", "FencedError", "DuplicateError", "SequenceError", "UnknownTopicError",
     "UnknownPartitionError", "IllegalStateError", "DiskFullError", "UnknownMemberError",
-    "RebalanceInProgressError", "UnknownGroupError", "AlreadyExistsError", "KlogTimeoutError",
-    "InvalidArgumentError", "error_for", "check",
+    "RebalanceInProgressError", "UnknownGroupError", "NotLeaderError", "NotEnoughReplicasError",
+    "AlreadyExistsError", "KlogTimeoutError", "InvalidArgumentError", "error_for", "check",
 ]
 
 # klog's own band (error.h); the values are pinned by the C library, and
@@ -44,6 +44,8 @@ KLOG_EDISKFULL = -30917
 KLOG_EUNKNOWN_MEMBER = -30918
 KLOG_EREBALANCE = -30919
 KLOG_EUNKNOWN_GROUP = -30920
+KLOG_ENOTLEADER = -30921
+KLOG_ENOTENOUGH = -30922
 
 
 def strerror(code):
@@ -153,6 +155,14 @@ class UnknownGroupError(KlogError):
     """KLOG_EUNKNOWN_GROUP: no such consumer group."""
 
 
+class NotLeaderError(KlogError):
+    """KLOG_ENOTLEADER: this node does not lead the partition (replication)."""
+
+
+class NotEnoughReplicasError(KlogError):
+    """KLOG_ENOTENOUGH: fewer in-sync replicas than min.insync.replicas."""
+
+
 class AlreadyExistsError(KlogError):
     """-EEXIST: e.g. creating a topic that exists."""
 
@@ -186,6 +196,8 @@ _CLASSES = {
     KLOG_EUNKNOWN_MEMBER: UnknownMemberError,
     KLOG_EREBALANCE: RebalanceInProgressError,
     KLOG_EUNKNOWN_GROUP: UnknownGroupError,
+    KLOG_ENOTLEADER: NotLeaderError,
+    KLOG_ENOTENOUGH: NotEnoughReplicasError,
     -_errno.ENOSPC: DiskFullError,
     -_errno.EEXIST: AlreadyExistsError,
     -_errno.ETIMEDOUT: KlogTimeoutError,
