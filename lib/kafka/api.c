@@ -15,6 +15,14 @@
  * answered UNSUPPORTED_FOR_MESSAGE_FORMAT per partition.  Raising a
  * max into a flexible version needs nothing here but the number: the codec
  * handles compact encodings and tagged fields generically.
+ *
+ * Replication adds the three requests replicas exchange (lib/replication):
+ * LeaderAndIsr (a controller telling a replica its partitions' leader,
+ * epoch and in-sync replicas), OffsetForLeaderEpoch (where a leader's log
+ * parts from a follower's, KIP-101/279; clients use it too, KIP-320) and
+ * AlterPartition v0 (a leader asking the controller to change the ISR;
+ * flexible in every version, and peers-only: the server advertises it, and
+ * LeaderAndIsr, only on a replicated node).
  */
 #include <errno.h>
 #include <stdint.h>
@@ -33,6 +41,7 @@ static const kk_api apis[] = {
     API_(KK_API_FETCH, "Fetch", 4, 11, 12, fetch),
     API_(KK_API_LIST_OFFSETS, "ListOffsets", 1, 5, 6, list_offsets),
     API_(KK_API_METADATA, "Metadata", 0, 5, 9, metadata),
+    API_(KK_API_LEADER_AND_ISR, "LeaderAndIsr", 0, 2, 5, leader_and_isr),
     API_(KK_API_OFFSET_COMMIT, "OffsetCommit", 2, 7, 8, offset_commit),
     API_(KK_API_OFFSET_FETCH, "OffsetFetch", 1, 5, 6, offset_fetch),
     API_(KK_API_FIND_COORDINATOR, "FindCoordinator", 0, 2, 3, find_coordinator),
@@ -48,10 +57,12 @@ static const kk_api apis[] = {
     API_(KK_API_DELETE_TOPICS, "DeleteTopics", 0, 3, 4, delete_topics),
     API_(KK_API_DELETE_RECORDS, "DeleteRecords", 0, 1, 2, delete_records),
     API_(KK_API_INIT_PRODUCER_ID, "InitProducerId", 0, 1, 2, init_producer_id),
+    API_(KK_API_OFFSET_FOR_LEADER_EPOCH, "OffsetForLeaderEpoch", 0, 3, 4, offset_for_leader_epoch),
     API_(KK_API_DESCRIBE_CONFIGS, "DescribeConfigs", 0, 2, 4, describe_configs),
     API_(KK_API_SASL_AUTHENTICATE, "SaslAuthenticate", 0, 1, 2, sasl_authenticate),
     API_(KK_API_CREATE_PARTITIONS, "CreatePartitions", 0, 1, 2, create_partitions),
     API_(KK_API_DELETE_GROUPS, "DeleteGroups", 0, 1, 2, delete_groups),
+    API_(KK_API_ALTER_PARTITION, "AlterPartition", 0, 0, 0, alter_partition),
 };
 
 const kk_api *kk_api_find(int16_t key)

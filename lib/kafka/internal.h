@@ -85,6 +85,9 @@ KK_SCHEMA_DECL_(describe_configs)
 KK_SCHEMA_DECL_(sasl_authenticate)
 KK_SCHEMA_DECL_(create_partitions)
 KK_SCHEMA_DECL_(delete_groups)
+KK_SCHEMA_DECL_(leader_and_isr)
+KK_SCHEMA_DECL_(offset_for_leader_epoch)
+KK_SCHEMA_DECL_(alter_partition)
 #undef KK_SCHEMA_DECL_
 
 /* Smallest wire size of one element of array field f in version v (>= 1). */

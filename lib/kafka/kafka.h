@@ -276,6 +276,8 @@ enum {
     KK_API_DELETE_TOPICS = 20, KK_API_DELETE_RECORDS = 21, KK_API_INIT_PRODUCER_ID = 22,
     KK_API_DESCRIBE_CONFIGS = 32, KK_API_SASL_AUTHENTICATE = 36,
     KK_API_CREATE_PARTITIONS = 37, KK_API_DELETE_GROUPS = 42,
+    /* between replicas (lib/replication): */
+    KK_API_LEADER_AND_ISR = 4, KK_API_OFFSET_FOR_LEADER_EPOCH = 23, KK_API_ALTER_PARTITION = 56,
 };
 
 typedef struct kk_schema kk_schema;   /* a message's field table (opaque; msg.c) */

@@ -878,3 +878,162 @@ static const kk_field kk_consumer_assignment_schema_f[] = {
 };
 TOP(kk_consumer_assignment_schema, "ConsumerProtocolAssignment");
 #undef S_
+
+/* ---- LeaderAndIsr ------------------------------------------------------------- */
+#define S_ kk_leader_and_isr_partition
+static const kk_field leader_and_isr_part_f[] = {
+    F(topic_name, STR, 0, 1),
+    F(partition_index, I32, 0, V),
+    F(controller_epoch, I32, 0, V),
+    F(leader, I32, 0, V),
+    F(leader_epoch, I32, 0, V),
+    F(isr, I32S, 0, V),
+    F(partition_epoch, I32, 0, V),
+    F(replicas, I32S, 0, V),
+    F(is_new, BOOL, 1, V),
+};
+SUB(leader_and_isr_part, "LeaderAndIsrPartitionState");
+#undef S_
+#define S_ kk_leader_and_isr_topic
+static const kk_field leader_and_isr_topic_f[] = {
+    F(topic_name, STR, 2, V),
+    A(partition_states, 2, V, leader_and_isr_part),
+};
+SUB(leader_and_isr_topic, "LeaderAndIsrTopicState");
+#undef S_
+#define S_ kk_leader_and_isr_live_leader
+static const kk_field leader_and_isr_live_leader_f[] = {
+    F(broker_id, I32, 0, V),
+    F(host_name, STR, 0, V),
+    F(port, I32, 0, V),
+};
+SUB(leader_and_isr_live_leader, "LeaderAndIsrLiveLeader");
+#undef S_
+#define S_ kk_leader_and_isr_req
+static const kk_field kk_leader_and_isr_req_schema_f[] = {
+    F(controller_id, I32, 0, V),
+    F(controller_epoch, I32, 0, V),
+    FD(broker_epoch, I64, 2, 2, -1),
+    A(ungrouped_partition_states, 0, 1, leader_and_isr_part),
+    A(topic_states, 2, V, leader_and_isr_topic),
+    A(live_leaders, 0, V, leader_and_isr_live_leader),
+};
+TOP(kk_leader_and_isr_req_schema, "LeaderAndIsrRequest");
+#undef S_
+
+#define S_ kk_leader_and_isr_resp_partition
+static const kk_field leader_and_isr_resp_part_f[] = {
+    F(topic_name, STR, 0, V),
+    F(partition_index, I32, 0, V),
+    F(error_code, I16, 0, V),
+};
+SUB(leader_and_isr_resp_part, "LeaderAndIsrPartitionError");
+#undef S_
+#define S_ kk_leader_and_isr_resp
+static const kk_field kk_leader_and_isr_resp_schema_f[] = {
+    F(error_code, I16, 0, V),
+    A(partition_errors, 0, V, leader_and_isr_resp_part),
+};
+TOP(kk_leader_and_isr_resp_schema, "LeaderAndIsrResponse");
+#undef S_
+
+/* ---- OffsetForLeaderEpoch ----------------------------------------------------- */
+#define S_ kk_offset_for_leader_epoch_req_partition
+static const kk_field offset_for_leader_epoch_req_part_f[] = {
+    F(partition, I32, 0, V),
+    FD(current_leader_epoch, I32, 2, V, -1),
+    F(leader_epoch, I32, 0, V),
+};
+SUB(offset_for_leader_epoch_req_part, "OffsetForLeaderPartition");
+#undef S_
+#define S_ kk_offset_for_leader_epoch_req_topic
+static const kk_field offset_for_leader_epoch_req_topic_f[] = {
+    F(topic, STR, 0, V),
+    A(partitions, 0, V, offset_for_leader_epoch_req_part),
+};
+SUB(offset_for_leader_epoch_req_topic, "OffsetForLeaderTopic");
+#undef S_
+#define S_ kk_offset_for_leader_epoch_req
+static const kk_field kk_offset_for_leader_epoch_req_schema_f[] = {
+    FD(replica_id, I32, 3, V, -2),
+    A(topics, 0, V, offset_for_leader_epoch_req_topic),
+};
+TOP(kk_offset_for_leader_epoch_req_schema, "OffsetForLeaderEpochRequest");
+#undef S_
+
+#define S_ kk_offset_for_leader_epoch_resp_partition
+static const kk_field offset_for_leader_epoch_resp_part_f[] = {
+    F(error_code, I16, 0, V),
+    F(partition, I32, 0, V),
+    FD(leader_epoch, I32, 1, V, -1),
+    F(end_offset, I64, 0, V),
+};
+SUB(offset_for_leader_epoch_resp_part, "OffsetForLeaderPartitionResult");
+#undef S_
+#define S_ kk_offset_for_leader_epoch_resp_topic
+static const kk_field offset_for_leader_epoch_resp_topic_f[] = {
+    F(topic, STR, 0, V),
+    A(partitions, 0, V, offset_for_leader_epoch_resp_part),
+};
+SUB(offset_for_leader_epoch_resp_topic, "OffsetForLeaderTopicResult");
+#undef S_
+#define S_ kk_offset_for_leader_epoch_resp
+static const kk_field kk_offset_for_leader_epoch_resp_schema_f[] = {
+    F(throttle_time_ms, I32, 2, V),
+    A(topics, 0, V, offset_for_leader_epoch_resp_topic),
+};
+TOP(kk_offset_for_leader_epoch_resp_schema, "OffsetForLeaderEpochResponse");
+#undef S_
+
+/* ---- AlterPartition (v0: Kafka 2.7's AlterIsr, flexible) ------------------------ */
+#define S_ kk_alter_partition_req_partition
+static const kk_field alter_partition_req_part_f[] = {
+    F(partition_index, I32, 0, V),
+    F(leader_epoch, I32, 0, V),
+    F(new_isr, I32S, 0, 2),
+    F(partition_epoch, I32, 0, V),
+};
+SUB(alter_partition_req_part, "PartitionData");
+#undef S_
+#define S_ kk_alter_partition_req_topic
+static const kk_field alter_partition_req_topic_f[] = {
+    F(name, STR, 0, 1),
+    A(partitions, 0, V, alter_partition_req_part),
+};
+SUB(alter_partition_req_topic, "TopicData");
+#undef S_
+#define S_ kk_alter_partition_req
+static const kk_field kk_alter_partition_req_schema_f[] = {
+    F(broker_id, I32, 0, V),
+    FD(broker_epoch, I64, 0, V, -1),
+    A(topics, 0, V, alter_partition_req_topic),
+};
+TOP(kk_alter_partition_req_schema, "AlterPartitionRequest");
+#undef S_
+
+#define S_ kk_alter_partition_resp_partition
+static const kk_field alter_partition_resp_part_f[] = {
+    F(partition_index, I32, 0, V),
+    F(error_code, I16, 0, V),
+    F(leader_id, I32, 0, V),
+    F(leader_epoch, I32, 0, V),
+    F(isr, I32S, 0, V),
+    F(partition_epoch, I32, 0, V),
+};
+SUB(alter_partition_resp_part, "PartitionData");
+#undef S_
+#define S_ kk_alter_partition_resp_topic
+static const kk_field alter_partition_resp_topic_f[] = {
+    F(name, STR, 0, 1),
+    A(partitions, 0, V, alter_partition_resp_part),
+};
+SUB(alter_partition_resp_topic, "TopicData");
+#undef S_
+#define S_ kk_alter_partition_resp
+static const kk_field kk_alter_partition_resp_schema_f[] = {
+    F(throttle_time_ms, I32, 0, V),
+    F(error_code, I16, 0, V),
+    A(topics, 0, V, alter_partition_resp_topic),
+};
+TOP(kk_alter_partition_resp_schema, "AlterPartitionResponse");
+#undef S_

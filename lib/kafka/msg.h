@@ -599,6 +599,112 @@ typedef struct kk_delete_groups_resp {
     KK_ARRAY(kk_delete_groups_resp_result) results;
 } kk_delete_groups_resp;
 
+/* ---- LeaderAndIsr (4), versions 0-2: controller -> replica (peers only) ------ */
+typedef struct kk_leader_and_isr_partition {
+    kk_str topic_name;                  /* v0-1 (v2+: in the topic state) */
+    int32_t partition_index;
+    int32_t controller_epoch;
+    int32_t leader;
+    int32_t leader_epoch;
+    kk_i32_array isr;
+    int32_t partition_epoch;            /* Kafka's ZkVersion */
+    kk_i32_array replicas;
+    bool is_new;                        /* v1+ [false] */
+} kk_leader_and_isr_partition;
+typedef struct kk_leader_and_isr_topic {
+    kk_str topic_name;
+    KK_ARRAY(kk_leader_and_isr_partition) partition_states;
+} kk_leader_and_isr_topic;
+typedef struct kk_leader_and_isr_live_leader {
+    int32_t broker_id;
+    kk_str host_name;
+    int32_t port;
+} kk_leader_and_isr_live_leader;
+typedef struct kk_leader_and_isr_req {
+    int32_t controller_id;
+    int32_t controller_epoch;
+    int64_t broker_epoch;               /* v2 [-1]: the receiver's, as the controller knows it */
+    KK_ARRAY(kk_leader_and_isr_partition) ungrouped_partition_states; /* v0-1 */
+    KK_ARRAY(kk_leader_and_isr_topic) topic_states;                   /* v2+ */
+    KK_ARRAY(kk_leader_and_isr_live_leader) live_leaders;
+} kk_leader_and_isr_req;
+
+typedef struct kk_leader_and_isr_resp_partition {
+    kk_str topic_name;
+    int32_t partition_index;
+    int16_t error_code;
+} kk_leader_and_isr_resp_partition;
+typedef struct kk_leader_and_isr_resp {
+    int16_t error_code;
+    KK_ARRAY(kk_leader_and_isr_resp_partition) partition_errors;
+} kk_leader_and_isr_resp;
+
+/* ---- OffsetForLeaderEpoch (23), versions 0-3 --------------------------------- */
+typedef struct kk_offset_for_leader_epoch_req_partition {
+    int32_t partition;
+    int32_t current_leader_epoch;       /* v2+ [-1] */
+    int32_t leader_epoch;               /* the epoch to find the end of */
+} kk_offset_for_leader_epoch_req_partition;
+typedef struct kk_offset_for_leader_epoch_req_topic {
+    kk_str topic;
+    KK_ARRAY(kk_offset_for_leader_epoch_req_partition) partitions;
+} kk_offset_for_leader_epoch_req_topic;
+typedef struct kk_offset_for_leader_epoch_req {
+    int32_t replica_id;                 /* v3+ [-2]: a follower's id, -1 a consumer */
+    KK_ARRAY(kk_offset_for_leader_epoch_req_topic) topics;
+} kk_offset_for_leader_epoch_req;
+
+typedef struct kk_offset_for_leader_epoch_resp_partition {
+    int16_t error_code;
+    int32_t partition;
+    int32_t leader_epoch;               /* v1+ [-1] */
+    int64_t end_offset;
+} kk_offset_for_leader_epoch_resp_partition;
+typedef struct kk_offset_for_leader_epoch_resp_topic {
+    kk_str topic;
+    KK_ARRAY(kk_offset_for_leader_epoch_resp_partition) partitions;
+} kk_offset_for_leader_epoch_resp_topic;
+typedef struct kk_offset_for_leader_epoch_resp {
+    int32_t throttle_time_ms;           /* v2+ */
+    KK_ARRAY(kk_offset_for_leader_epoch_resp_topic) topics;
+} kk_offset_for_leader_epoch_resp;
+
+/* ---- AlterPartition (56), version 0 (flexible; Kafka 2.7's AlterIsr):
+ * a partition's leader -> the controller (peers only) ------------------------- */
+typedef struct kk_alter_partition_req_partition {
+    int32_t partition_index;
+    int32_t leader_epoch;
+    kk_i32_array new_isr;
+    int32_t partition_epoch;            /* the state the proposal is based on */
+} kk_alter_partition_req_partition;
+typedef struct kk_alter_partition_req_topic {
+    kk_str name;
+    KK_ARRAY(kk_alter_partition_req_partition) partitions;
+} kk_alter_partition_req_topic;
+typedef struct kk_alter_partition_req {
+    int32_t broker_id;
+    int64_t broker_epoch;               /* [-1] */
+    KK_ARRAY(kk_alter_partition_req_topic) topics;
+} kk_alter_partition_req;
+
+typedef struct kk_alter_partition_resp_partition {
+    int32_t partition_index;
+    int16_t error_code;
+    int32_t leader_id;
+    int32_t leader_epoch;
+    kk_i32_array isr;
+    int32_t partition_epoch;
+} kk_alter_partition_resp_partition;
+typedef struct kk_alter_partition_resp_topic {
+    kk_str name;
+    KK_ARRAY(kk_alter_partition_resp_partition) partitions;
+} kk_alter_partition_resp_topic;
+typedef struct kk_alter_partition_resp {
+    int32_t throttle_time_ms;
+    int16_t error_code;
+    KK_ARRAY(kk_alter_partition_resp_topic) topics;
+} kk_alter_partition_resp;
+
 /* ---- The consumer protocol (inside JoinGroup/SyncGroup bytes), versions 0-3 -- */
 /* Not requests: a leading int16 version, then the body (see
  * kk_consumer_protocol_decode in kafka.h). */
@@ -643,6 +749,9 @@ typedef union kk_req_body {
     kk_sasl_authenticate_req sasl_authenticate;
     kk_create_partitions_req create_partitions;
     kk_delete_groups_req delete_groups;
+    kk_leader_and_isr_req leader_and_isr;
+    kk_offset_for_leader_epoch_req offset_for_leader_epoch;
+    kk_alter_partition_req alter_partition;
 } kk_req_body;
 
 typedef union kk_resp_body {
@@ -669,6 +778,9 @@ typedef union kk_resp_body {
     kk_sasl_authenticate_resp sasl_authenticate;
     kk_create_partitions_resp create_partitions;
     kk_delete_groups_resp delete_groups;
+    kk_leader_and_isr_resp leader_and_isr;
+    kk_offset_for_leader_epoch_resp offset_for_leader_epoch;
+    kk_alter_partition_resp alter_partition;
 } kk_resp_body;
 
 #endif /* KLOG_KAFKA_MSG_H */
