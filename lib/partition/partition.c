@@ -621,11 +621,16 @@ int64_t kpart_advance_hw(kpart *p, int64_t hw)
 
 /* ---- leader epochs -------------------------------------------------------------------- */
 
-/* The role or the epoch changed: acknowledgements of the old term fail
- * (ack_ready), whoever waits on the HW re-checks. */
+/* The role or the epoch changed: whoever waits on the HW re-checks.  The
+ * acknowledgements of the old term fail at the next kpart_ack_flush (the
+ * caller's, with no lock held) or HW move (ack_ready). */
 static void role_changed(kpart *p)
 {
     notify(p, KPART_EV_ROLE | KPART_EV_HW, kpart_high_watermark(p));
+}
+
+void kpart_ack_flush(kpart *p)
+{
     if (atomic_load(&p->pending) > 0)
         ack_run(p);
 }
@@ -690,6 +695,15 @@ int kpart_become_follower(kpart *p, int32_t epoch)
     int rc = ks_log_set_follower(p->log, true);
     if (rc == 0)
         rc = ks_log_set_epoch(p->log, -1, NULL, NULL);
+    /* An epoch this node led without writing a record (its entry starts at
+     * the LEO) goes, as a reopen would drop it: the leader's batches that
+     * come next may be of an older epoch than it, and the follower's
+     * truncation asks about the epochs its records carry. */
+    if (rc == 0 && !p->read_only) {
+        int r = ks_epochs_truncate_from_end(p->epochs, ks_log_end_offset(p->log));
+        if (r < 0)
+            rc = ks_log_fail(p->log, r);
+    }
     if (rc == 0) {
         atomic_store(&p->epoch, epoch);
         atomic_store(&p->role, KPART_FOLLOWER);

@@ -258,7 +258,8 @@ int kpart_delete_records(kpart *p, int64_t offset, int64_t *new_start);
  * durably, then stamp `epoch` into every batch appended from now on, and
  * set the role to KPART_LEADER (a follower's log takes producers' appends
  * again).  Acknowledgements waiting on a replicated partition from an
- * earlier term fail with KLOG_ENOTLEADER (see kpart_ack_submit).  The same epoch again changes nothing on
+ * earlier term fail with KLOG_ENOTLEADER (see kpart_ack_submit_epoch) at
+ * the next kpart_ack_flush.  The same epoch again changes nothing on
  * disk (Kafka's assign: already implied).  Any pending truncation from the
  * start is written first (see above); an epoch above 0 in a partition
  * without a file first records (0, log start) for the records already
@@ -281,10 +282,17 @@ int kpart_become_leader(kpart *p, int32_t epoch);
  * on (KLOG_ENOTLEADER), the log stops stamping (a follower keeps its
  * leader's epochs: kpart_append_replica), the partition turns replicated
  * (its HW is what the follower learns from its leader: kpart_advance_hw)
- * if it was not, and every acknowledgement waiting on it fails with
- * KLOG_ENOTLEADER.  kpart_leader_epoch answers `epoch` from now on.
+ * if it was not, and every acks=all acknowledgement waiting on it fails
+ * with KLOG_ENOTLEADER at the next kpart_ack_flush (which the caller makes
+ * once it holds no lock: the completions run user callbacks) or HW move.
+ * kpart_leader_epoch answers `epoch` from now on.  An epoch entry that
+ * starts at the LEO (an epoch this node led without writing a record) is
+ * removed from the leader-epoch cache (a durable write; if it fails the
+ * log turns read-only and that error is returned), as a reopen would drop
+ * it: the leader's batches that come next may carry an older epoch.
  * Listeners of KPART_EV_ROLE (and of KPART_EV_HW: waiters re-check) hear
- * of it.  Returns 0, -EINVAL (epoch < -1), KLOG_ECLOSED.
+ * of it.  Returns 0, -EINVAL (epoch < -1), KLOG_ECLOSED, the cache
+ * write's error.
  */
 int kpart_become_follower(kpart *p, int32_t epoch);
 
@@ -465,6 +473,11 @@ int32_t kpart_batch_epoch(const ks_batch *b);
  * cannot acknowledge them (its log failed, it lost leadership, its topic
  * was deleted).  Later submissions are not affected. */
 void kpart_ack_fail(kpart *p, int err);
+
+/* Complete, on this thread, every acknowledgement whose condition holds
+ * now: those of a term that ended (kpart_become_follower, a new
+ * kpart_become_leader) fail.  No lock may be held (done callbacks run). */
+void kpart_ack_flush(kpart *p);
 
 /* Acknowledgements submitted and not yet completed (a hint). */
 int64_t kpart_ack_pending(kpart *p);

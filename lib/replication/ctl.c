@@ -1,0 +1,497 @@
+/*
+ * lib/replication/ctl.c - the controller: the authority over partition
+ * states (leader, leader epoch, ISR, partition epoch), the pushes that
+ * tell replicas (LeaderAndIsr v2), the ISR proposals it accepts or refuses
+ * (AlterPartition), the elections it is told to make (static: an
+ * operator's promote).  replication.h has the rules.
+ *
+ * Pushes.  For every (node, partition) the controller remembers the
+ * (leader epoch, partition epoch) the node acknowledged; a node's channel
+ * carries every partition whose state is newer than that, again after a
+ * lost request, until acknowledged.  A node that registers a new
+ * incarnation has lost what it was told: its acknowledgements are
+ * forgotten, and every partition it leads gets a new leader epoch (the
+ * node must not lead again in an epoch it led before it restarted).
+ * Nothing is pushed to a node before it registered: the push carries its
+ * incarnation.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/common.h"
+#include <klog/topic.h>
+
+#include "replication/internal.h"
+
+typedef struct ctl_part {
+    char topic[KLOG_TOPIC_NAME_MAX + 1];
+    int32_t index;
+    krep_pstate st;
+    int32_t acked_le[KREP_MAX_NODES], acked_pe[KREP_MAX_NODES]; /* per replica slot */
+} ctl_part;
+
+typedef struct ctl_node {
+    int32_t id;
+    int64_t inc;                  /* 0: not registered */
+    int64_t sent_inc;             /* the incarnation the request in flight is for */
+    bool busy;
+    int32_t corr;
+    int64_t backoff_until;
+    int nsent;
+    struct { ctl_part *p; int32_t le, pe; } *sent;
+    size_t sentcap;
+} ctl_node;
+
+struct krep_ctl {
+    int32_t id;
+    int32_t epoch;
+    pthread_mutex_t mu;
+    ctl_part **parts;
+    size_t nparts, cap;
+    ctl_node nodes[KREP_MAX_NODES];
+    int nnodes;
+    kk_arena arena;
+    krep_mem mem;
+};
+
+int krep_ctl_new(krep_ctl **out, int32_t controller_id)
+{
+    krep_ctl *c = calloc(1, sizeof *c);
+    if (!c)
+        return -ENOMEM;
+    c->id = controller_id;
+    c->epoch = 1;
+    pthread_mutex_init(&c->mu, NULL);
+    kk_arena_init(&c->arena, NULL, 0);
+    *out = c;
+    return 0;
+}
+
+void krep_ctl_free(krep_ctl *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->nparts; i++)
+        free(c->parts[i]);
+    free(c->parts);
+    for (int i = 0; i < c->nnodes; i++)
+        free(c->nodes[i].sent);
+    kk_arena_reset(&c->arena);
+    krep_mem_reset(&c->mem);
+    free(c->mem.blocks);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
+static ctl_part *find(krep_ctl *c, const char *topic, int32_t index)
+{
+    for (size_t i = 0; i < c->nparts; i++)
+        if (c->parts[i]->index == index && strcmp(c->parts[i]->topic, topic) == 0)
+            return c->parts[i];
+    return NULL;
+}
+
+static ctl_node *node_of(krep_ctl *c, int32_t id)
+{
+    for (int i = 0; i < c->nnodes; i++)
+        if (c->nodes[i].id == id)
+            return &c->nodes[i];
+    return NULL;
+}
+
+static int slot(const krep_pstate *st, int32_t id)
+{
+    for (int i = 0; i < st->nreplicas; i++)
+        if (st->replicas[i] == id)
+            return i;
+    return -1;
+}
+
+int krep_ctl_add_partition(krep_ctl *c, const char *topic, int32_t partition, const int32_t *replicas, int n,
+                           int32_t leader)
+{
+    if (!topic || strlen(topic) > KLOG_TOPIC_NAME_MAX || n < 1 || n > KREP_MAX_NODES || partition < 0 ||
+        !krep_in(replicas, n, leader))
+        return -EINVAL;
+    pthread_mutex_lock(&c->mu);
+    int rc = 0;
+    if (find(c, topic, partition))
+        rc = -EEXIST;
+    for (int i = 0; i < n && rc == 0; i++)
+        if (!node_of(c, replicas[i])) {
+            if (c->nnodes == KREP_MAX_NODES)
+                rc = -EINVAL;
+            else
+                c->nodes[c->nnodes++] = (ctl_node){ .id = replicas[i] };
+        }
+    ctl_part *p = NULL;
+    if (rc == 0 && (klog__vec_reserve(&c->parts, &c->cap, c->nparts + 1, sizeof *c->parts) < 0 ||
+                    !(p = calloc(1, sizeof *p))))
+        rc = -ENOMEM;
+    if (rc == 0) {
+        strcpy(p->topic, topic);
+        p->index = partition;
+        p->st.leader = leader;
+        p->st.leader_epoch = 0;
+        p->st.partition_epoch = 0;
+        p->st.nreplicas = p->st.nisr = n;
+        memcpy(p->st.replicas, replicas, (size_t)n * sizeof *replicas);
+        memcpy(p->st.isr, replicas, (size_t)n * sizeof *replicas);
+        for (int i = 0; i < KREP_MAX_NODES; i++)
+            p->acked_le[i] = p->acked_pe[i] = -1;
+        c->parts[c->nparts++] = p;
+    }
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+int krep_ctl_state(krep_ctl *c, const char *topic, int32_t partition, krep_pstate *out)
+{
+    pthread_mutex_lock(&c->mu);
+    ctl_part *p = find(c, topic, partition);
+    if (p)
+        *out = p->st;
+    pthread_mutex_unlock(&c->mu);
+    return p ? 0 : KLOG_EUNKNOWN_PARTITION;
+}
+
+int krep_ctl_elect(krep_ctl *c, const char *topic, int32_t partition, int32_t leader, unsigned flags)
+{
+    pthread_mutex_lock(&c->mu);
+    ctl_part *p = find(c, topic, partition);
+    int rc = 0;
+    if (!p)
+        rc = KLOG_EUNKNOWN_PARTITION;
+    else if (slot(&p->st, leader) < 0)
+        rc = -EINVAL;
+    else if (!krep_in(p->st.isr, p->st.nisr, leader) && !(flags & KREP_ELECT_UNCLEAN))
+        rc = KLOG_ENOTENOUGH;
+    if (rc == 0) {
+        krep_pstate *st = &p->st;
+        int32_t old = st->leader;
+        if (flags & KREP_ELECT_UNCLEAN && !krep_in(st->isr, st->nisr, leader)) {
+            st->nisr = 1;
+            st->isr[0] = leader;
+        } else if (old != leader) {
+            int k = 0;
+            for (int i = 0; i < st->nisr; i++)
+                if (st->isr[i] != old)
+                    st->isr[k++] = st->isr[i];
+            st->nisr = k;
+        }
+        st->leader = leader;
+        st->leader_epoch++;
+        st->partition_epoch++;
+    }
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+int krep_ctl_describe(krep_ctl *c, char *buf, size_t cap)
+{
+    pthread_mutex_lock(&c->mu);
+    size_t len = 0;
+    if (cap)
+        buf[0] = 0;
+    for (int i = 0; i < c->nnodes; i++) {
+        ctl_node *nd = &c->nodes[i];
+        int w = snprintf(len < cap ? buf + len : NULL, len < cap ? cap - len : 0,
+                         "controller: node %d incarnation %" PRId64 "%s backoff until %" PRId64 "\n", nd->id, nd->inc,
+                         nd->busy ? " busy" : "", nd->backoff_until);
+        len += w > 0 ? (size_t)w : 0;
+    }
+    for (size_t j = 0; j < c->nparts; j++) {
+        ctl_part *p = c->parts[j];
+        int w = snprintf(len < cap ? buf + len : NULL, len < cap ? cap - len : 0,
+                         "controller: %s-%d leader %d epoch %d pe %d, acked", p->topic, p->index, p->st.leader,
+                         p->st.leader_epoch, p->st.partition_epoch);
+        len += w > 0 ? (size_t)w : 0;
+        for (int i = 0; i < p->st.nreplicas; i++) {
+            w = snprintf(len < cap ? buf + len : NULL, len < cap ? cap - len : 0, " %d:%d/%d", p->st.replicas[i],
+                         p->acked_le[i], p->acked_pe[i]);
+            len += w > 0 ? (size_t)w : 0;
+        }
+        w = snprintf(len < cap ? buf + len : NULL, len < cap ? cap - len : 0, "\n");
+        len += w > 0 ? (size_t)w : 0;
+    }
+    pthread_mutex_unlock(&c->mu);
+    return (int)len;
+}
+
+/* ---- AlterPartition: registration and ISR proposals ---------------------------------------------- */
+
+static int fill_state(kk_alter_partition_resp_partition *r, const krep_pstate *st, krep_alloc_fn alloc, void *actx)
+{
+    r->leader_id = st->leader;
+    r->leader_epoch = st->leader_epoch;
+    r->partition_epoch = st->partition_epoch;
+    if (!(r->isr.v = alloc(actx, (size_t)st->nisr * sizeof *st->isr + 1)))
+        return -ENOMEM;
+    memcpy(r->isr.v, st->isr, (size_t)st->nisr * sizeof *st->isr);
+    r->isr.n = st->nisr;
+    return 0;
+}
+
+static int16_t alter_one(krep_ctl *c, ctl_node *nd, int64_t broker_epoch, ctl_part *p,
+                         const kk_alter_partition_req_partition *q)
+{
+    krep_pstate *st = &p->st;
+    if (!nd || nd->inc == 0 || broker_epoch != nd->inc)
+        return KK_ERR_STALE_BROKER_EPOCH;
+    if (st->leader != nd->id)
+        return KK_ERR_NOT_LEADER_OR_FOLLOWER;
+    if (q->leader_epoch != st->leader_epoch)
+        return q->leader_epoch < st->leader_epoch ? KK_ERR_FENCED_LEADER_EPOCH : KK_ERR_UNKNOWN_LEADER_EPOCH;
+    if (q->partition_epoch != st->partition_epoch)
+        return KK_ERR_INVALID_UPDATE_VERSION;
+    if (q->new_isr.n < 1 || q->new_isr.n > st->nreplicas || !krep_in(q->new_isr.v, q->new_isr.n, st->leader))
+        return KK_ERR_INVALID_REQUEST;
+    for (int i = 0; i < q->new_isr.n; i++) {
+        if (slot(st, q->new_isr.v[i]) < 0)
+            return KK_ERR_INVALID_REQUEST;
+        for (int j = 0; j < i; j++)
+            if (q->new_isr.v[j] == q->new_isr.v[i])
+                return KK_ERR_INVALID_REQUEST;
+    }
+    (void)c;
+    st->nisr = q->new_isr.n;
+    memcpy(st->isr, q->new_isr.v, (size_t)q->new_isr.n * sizeof *st->isr);
+    st->partition_epoch++;
+    return KK_ERR_NONE;
+}
+
+/* c->mu held. */
+static int alter_locked(krep_ctl *c, const kk_alter_partition_req *q, krep_alloc_fn alloc, void *actx,
+                        kk_alter_partition_resp *r)
+{
+    memset(r, 0, sizeof *r);
+    ctl_node *nd = node_of(c, q->broker_id);
+    if (q->topics.n <= 0) {
+        /* Registration: a new incarnation lost everything it was told,
+         * and must not lead again in an epoch it led. */
+        if (!nd || q->broker_epoch <= 0) {
+            r->error_code = KK_ERR_BROKER_ID_NOT_REGISTERED;
+            return 0;
+        }
+        if (nd->inc != q->broker_epoch) {
+            nd->inc = q->broker_epoch;
+            for (size_t i = 0; i < c->nparts; i++) {
+                ctl_part *p = c->parts[i];
+                int s = slot(&p->st, nd->id);
+                if (s < 0)
+                    continue;
+                p->acked_le[s] = p->acked_pe[s] = -1;
+                if (p->st.leader == nd->id) {
+                    p->st.leader_epoch++;
+                    p->st.partition_epoch++;
+                }
+            }
+        }
+        return 0;
+    }
+    kk_alter_partition_resp_topic *ts = alloc(actx, ((size_t)q->topics.n + 1) * sizeof *ts);
+    if (!ts)
+        return -ENOMEM;
+    for (int i = 0; i < q->topics.n; i++) {
+        const kk_alter_partition_req_topic *qt = &q->topics.v[i];
+        kk_alter_partition_resp_partition *ps = alloc(actx, ((size_t)qt->partitions.n + 1) * sizeof *ps);
+        if (!ps)
+            return -ENOMEM;
+        ts[i].name = qt->name;
+        ts[i].partitions.v = ps;
+        ts[i].partitions.n = qt->partitions.n;
+        for (int j = 0; j < qt->partitions.n; j++) {
+            const kk_alter_partition_req_partition *qp = &qt->partitions.v[j];
+            ps[j].partition_index = qp->partition_index;
+            ps[j].leader_id = -1;
+            ps[j].leader_epoch = -1;
+            ps[j].partition_epoch = -1;
+            ctl_part *p = qt->name.p ? find(c, qt->name.p, qp->partition_index) : NULL;
+            if (!p) {
+                ps[j].error_code = KK_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+                continue;
+            }
+            ps[j].error_code = alter_one(c, nd, q->broker_epoch, p, qp);
+            if (fill_state(&ps[j], &p->st, alloc, actx) < 0)
+                return -ENOMEM;
+        }
+    }
+    r->topics.v = ts;
+    r->topics.n = q->topics.n;
+    return 0;
+}
+
+int krep_ctl_handle_alter_partition(krep_ctl *c, const kk_alter_partition_req *q, krep_alloc_fn alloc, void *actx,
+                                    kk_alter_partition_resp *r)
+{
+    pthread_mutex_lock(&c->mu);
+    int rc = alter_locked(c, q, alloc, actx, r);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+int krep_ctl_serve(krep_ctl *c, const void *frame, size_t len, int64_t now_ms, kk_wbuf *w)
+{
+    (void)now_ms;
+    pthread_mutex_lock(&c->mu);
+    kk_request q;
+    int rc = kk_request_decode(frame, len, NULL, &c->arena, &q);
+    if (rc == 0 && q.hdr.api_key != KK_API_ALTER_PARTITION)
+        rc = KLOG_EFORMAT;
+    if (rc == 0) {
+        kk_alter_partition_resp r;
+        rc = alter_locked(c, &q.body.alter_partition, krep_mem_alloc, &c->mem, &r);
+        if (rc == 0) {
+            kk_wbuf_reset(w);
+            rc = kk_response_encode(w, q.hdr.api_key, q.hdr.api_version, q.hdr.correlation_id, &r);
+        }
+    }
+    krep_mem_reset(&c->mem);
+    kk_arena_reset(&c->arena);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+/* ---- pushes ---------------------------------------------------------------------------------------- */
+
+int krep_ctl_next(krep_ctl *c, int32_t node, int64_t now_ms, kk_wbuf *w, int64_t *wake_ms)
+{
+    *wake_ms = INT64_MAX;
+    pthread_mutex_lock(&c->mu);
+    ctl_node *nd = node_of(c, node);
+    int rc = 0;
+    if (!nd || nd->busy || nd->inc == 0)
+        goto out;
+    if (now_ms < nd->backoff_until) {
+        *wake_ms = nd->backoff_until;
+        goto out;
+    }
+    krep_mem_reset(&c->mem);
+    nd->nsent = 0;
+    kk_leader_and_isr_topic *ts = NULL;
+    int nt = 0;
+    for (size_t i = 0; i < c->nparts; i++) {
+        ctl_part *p = c->parts[i];
+        int s = slot(&p->st, node);
+        if (s < 0 || (p->acked_le[s] == p->st.leader_epoch && p->acked_pe[s] == p->st.partition_epoch))
+            continue;
+        if (!ts && !(ts = krep_mem_alloc(&c->mem, c->nparts * sizeof *ts))) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        if (klog__vec_reserve(&nd->sent, &nd->sentcap, (size_t)nd->nsent + 1, sizeof *nd->sent) < 0) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        kk_leader_and_isr_partition *ps = krep_mem_alloc(&c->mem, sizeof *ps);
+        if (!ps) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        ps->partition_index = p->index;
+        ps->controller_epoch = c->epoch;
+        ps->leader = p->st.leader;
+        ps->leader_epoch = p->st.leader_epoch;
+        ps->isr.v = p->st.isr;
+        ps->isr.n = p->st.nisr;
+        ps->partition_epoch = p->st.partition_epoch;
+        ps->replicas.v = p->st.replicas;
+        ps->replicas.n = p->st.nreplicas;
+        ts[nt].topic_name = KK_STR(p->topic);
+        ts[nt].partition_states.v = ps;
+        ts[nt].partition_states.n = 1;
+        nt++;
+        nd->sent[nd->nsent].p = p;
+        nd->sent[nd->nsent].le = p->st.leader_epoch;
+        nd->sent[nd->nsent].pe = p->st.partition_epoch;
+        nd->nsent++;
+    }
+    if (nt == 0)
+        goto out;
+    kk_leader_and_isr_req q = { .controller_id = c->id, .controller_epoch = c->epoch, .broker_epoch = nd->inc };
+    q.topic_states.v = ts;
+    q.topic_states.n = nt;
+    nd->corr++;
+    rc = krep_encode_request(w, KK_API_LEADER_AND_ISR, 2, nd->corr, &q);
+    if (rc == 0) {
+        nd->busy = true;
+        nd->sent_inc = nd->inc;
+        rc = 1;
+    }
+out:
+    krep_mem_reset(&c->mem);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+int krep_ctl_response(krep_ctl *c, int32_t node, const void *frame, size_t len, int64_t now_ms)
+{
+    pthread_mutex_lock(&c->mu);
+    ctl_node *nd = node_of(c, node);
+    if (!nd || !nd->busy || len < 4) {
+        pthread_mutex_unlock(&c->mu);
+        return 1;
+    }
+    const uint8_t *f = frame;
+    int32_t corr = (int32_t)((uint32_t)f[0] << 24 | (uint32_t)f[1] << 16 | (uint32_t)f[2] << 8 | f[3]);
+    if (corr != nd->corr) {
+        pthread_mutex_unlock(&c->mu);
+        return 1;
+    }
+    nd->busy = false;
+    kk_response resp;
+    int rc = kk_response_decode(frame, len, KK_API_LEADER_AND_ISR, 2, NULL, &c->arena, &resp);
+    if (rc < 0) {
+        nd->backoff_until = now_ms + 100;
+        kk_arena_reset(&c->arena);
+        pthread_mutex_unlock(&c->mu);
+        return KLOG_ECORRUPT;
+    }
+    const kk_leader_and_isr_resp *r = &resp.body.leader_and_isr;
+    /* An answer from a run of the node that has since restarted (it was on
+     * its way when the node re-registered) says nothing of this one. */
+    if (r->error_code == KK_ERR_NONE && nd->sent_inc == nd->inc) {
+        for (int k = 0; k < nd->nsent; k++) {
+            ctl_part *p = nd->sent[k].p;
+            int16_t e = KK_ERR_UNKNOWN_SERVER_ERROR;
+            for (int i = 0; i < r->partition_errors.n; i++) {
+                const kk_leader_and_isr_resp_partition *pe = &r->partition_errors.v[i];
+                if (pe->partition_index == p->index && pe->topic_name.p && strcmp(pe->topic_name.p, p->topic) == 0) {
+                    e = pe->error_code;
+                    break;
+                }
+            }
+            int s = slot(&p->st, node);
+            /* Taken (or the node holds newer: it cannot, but then there
+             * is nothing to tell it). */
+            if (s >= 0 && (e == KK_ERR_NONE || e == KK_ERR_FENCED_LEADER_EPOCH)) {
+                p->acked_le[s] = nd->sent[k].le;
+                p->acked_pe[s] = nd->sent[k].pe;
+            } else {
+                nd->backoff_until = now_ms + 100;
+            }
+        }
+    } else {
+        nd->backoff_until = now_ms + 100; /* STALE_BROKER_EPOCH: it registers again */
+    }
+    nd->nsent = 0;
+    kk_arena_reset(&c->arena);
+    pthread_mutex_unlock(&c->mu);
+    return 0;
+}
+
+void krep_ctl_failed(krep_ctl *c, int32_t node, int64_t now_ms)
+{
+    pthread_mutex_lock(&c->mu);
+    ctl_node *nd = node_of(c, node);
+    if (nd && nd->busy) {
+        nd->busy = false;
+        nd->nsent = 0;
+        nd->backoff_until = now_ms + 10;
+    }
+    pthread_mutex_unlock(&c->mu);
+}

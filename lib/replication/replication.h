@@ -1,0 +1,305 @@
+/*
+ * lib/replication/replication.h - replication of partitions to peer
+ * processes, Kafka's model (contract).
+ *
+ * Every replicated partition has a leader and followers among the nodes
+ * of a cluster.  Followers pull: each sends its leader Kafka's Fetch with
+ * its replica id and fetch offset = its log end offset (LEO), appends
+ * what comes back with the leader's offsets and leader epochs
+ * (kpart_append_replica), durably, and so reports through its next fetch
+ * offset what it holds on disk.  The leader keeps, per replica, that
+ * offset and when the replica was last caught up; the in-sync replicas
+ * (ISR) are those caught up within replica.lag.time.max.ms; the high
+ * watermark (HW) is the lowest of the leader's durable offset and the
+ * offsets of the ISR members, advanced with kpart_advance_hw, so that
+ * consumers read below it and acks=all producers are acknowledged once it
+ * passes their records.  An acks=all write is refused with
+ * NOT_ENOUGH_REPLICAS while the ISR is smaller than min.insync.replicas.
+ *
+ * Leader epochs (KIP-101/279).  Every leadership term has an epoch,
+ * stamped in every batch the leader appends and recorded in each
+ * replica's leader-epoch checkpoint (lib/partition).  A follower that
+ * starts following a leader epoch first asks the leader, with
+ * OffsetForLeaderEpoch, where its latest epoch ends in the leader's log,
+ * truncates to min(that, its own end of that epoch), and repeats until
+ * the answer agrees with its log; only then does it fetch.  So a
+ * follower's log below its fetch offset is always a prefix of the
+ * leader's.  Fetches carry current_leader_epoch: a leader answers
+ * FENCED_LEADER_EPOCH to an older one and UNKNOWN_LEADER_EPOCH to a newer
+ * one, and only fetches of its own epoch move its view of a replica.
+ *
+ * Controller.  Who leads, in which epoch, and the ISR are decided by a
+ * controller (ctl.c, krep_ctl) and told to the replicas with LeaderAndIsr
+ * (Kafka's request 4); only the controller changes the ISR: a leader
+ * proposes a change with AlterPartition (request 56) carrying the
+ * partition epoch it is based on, and the change takes effect when the
+ * controller accepts it.  Until then the leader computes the HW over the
+ * maximal ISR (the committed ISR plus the replicas it proposed to add), so
+ * that every replica the controller holds in the ISR has every record
+ * below the HW (KIP-497's rule).  A new leader is chosen only from the ISR
+ * (or, asked explicitly, any replica: an unclean election).
+ *
+ * Incarnations.  A node that restarts must never lead again in an epoch it
+ * led before: records of that epoch it lost in the crash (beyond its
+ * durable offset) may be on followers, and a second life in the same
+ * epoch would write other records at those offsets under the same epoch,
+ * which no truncation could tell apart.  So every node run has an
+ * incarnation (Kafka's broker epoch), registered with the controller
+ * (AlterPartition with no partitions); the controller gives a
+ * partition whose leader registers a new incarnation a new leader epoch,
+ * and a node ignores a LeaderAndIsr addressed to another incarnation
+ * (STALE_BROKER_EPOCH).
+ *
+ * Shape.  The engine is sans-IO: it never reads a clock, opens a
+ * connection or starts a thread.  Every call takes "now" in
+ * milliseconds; outgoing requests are asked for per destination channel
+ * (krep_chan_next: one request in flight per destination, as Kafka's
+ * fetcher has one per leader) and their responses or failures handed
+ * back; requests from peers are handed in (krep_serve, or the server's
+ * handlers calling the krep_handle_* functions).  A deterministic
+ * simulation drives nodes and a controller in one thread over the
+ * in-memory network; module.c drives them with threads over real
+ * transports.
+ *
+ * Layering: above lib/partition and lib/topic (it reaches partitions
+ * through topics), beside lib/server (which calls the handlers), on
+ * lib/kafka's codec.
+ *
+ * Threading: a krep_node is thread-safe.  One mutex (n->mu) covers its
+ * state and is held across a partition's own I/O (a follower's append and
+ * its sync, a truncation, becoming leader), never across an
+ * acknowledgement completion: HW advances and the completions they run
+ * happen after it is released.  A krep_ctl has a mutex of its own; the
+ * two are never held together.
+ */
+#ifndef KLOG_REPLICATION_H
+#define KLOG_REPLICATION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kafka/kafka.h"
+
+struct klog;
+struct kt_topic;
+struct kpart;
+
+#define KREP_MAX_NODES 16
+#define KREP_URL_MAX 256
+/* The destination of a node's channel to its controller. */
+#define KREP_DST_CTL (-1)
+
+typedef struct krep_node krep_node;
+typedef struct krep_ctl krep_ctl;
+
+/* Zeroed memory that lives until the response it is for has been encoded
+ * (the server's ksrv_alloc, or an arena); NULL when out of memory. */
+typedef void *(*krep_alloc_fn)(void *ctx, size_t n);
+
+typedef struct krep_peer {
+    int32_t id;
+    char url[KREP_URL_MAX];   /* where its listener serves peers */
+} krep_peer;
+
+typedef struct krep_config {
+    int32_t node_id;              /* >= 0 */
+    int64_t incarnation;          /* this run's: > 0, different every run */
+    int npeers;                   /* every node, this one included */
+    krep_peer peers[KREP_MAX_NODES];
+    int64_t lag_max_ms;           /* replica.lag.time.max.ms [30000] */
+    int32_t fetch_max_bytes;      /* replica.fetch.max.bytes [1 MiB] */
+    int32_t fetch_wait_max_ms;    /* replica.fetch.wait.max.ms: the long poll asked [500] */
+    int64_t fetch_backoff_ms;     /* after an error, or an empty answer without long poll [1000] */
+    int32_t min_isr;              /* min.insync.replicas; 0 = min(2, replicas) */
+} krep_config;
+
+/* Defaults (the brackets above), no peers. */
+void krep_config_init(krep_config *c);
+
+/* ---- a node ------------------------------------------------------------------ */
+
+/*
+ * A node of the cluster over the open instance k.  Every partition of
+ * every topic whose name does not start with "__" becomes a replica that
+ * knows no leader yet: replicated (its HW starts at its log start: a
+ * restarted replica exposes nothing it does not know to be committed), a
+ * follower of nobody (producers refused with KLOG_ENOTLEADER) until a
+ * LeaderAndIsr says otherwise.  Returns 0, -EINVAL, -ENOMEM.
+ */
+int krep_node_new(krep_node **out, struct klog *k, const krep_config *cfg);
+/* Release the node (its topic references); the partitions stay as they
+ * are.  NULL-safe. */
+void krep_node_free(krep_node *n);
+
+/* Start replicating a topic created after krep_node_new (a topic event). */
+void krep_node_track(krep_node *n, struct kt_topic *t);
+
+int32_t krep_node_id(const krep_node *n);
+
+/*
+ * Periodic work at now_ms: ISR shrink proposals for replicas that lagged
+ * past replica.lag.time.max.ms, the leader's own sync when followers hold
+ * more than it has on disk (the HW never passes the leader's durable
+ * offset), HW advances.  Returns the time by which it wants to run again.
+ */
+int64_t krep_node_tick(krep_node *n, int64_t now_ms);
+
+/* ---- channels: the requests a node sends ----------------------------------------
+ *
+ * A channel per destination (a peer's node id, or KREP_DST_CTL) with at
+ * most one request in flight.  Whoever carries the frames asks for the
+ * next request whenever the channel is idle, sends it, and hands back the
+ * response (krep_chan_response) or the loss of it (krep_chan_failed: the
+ * connection failed, or no answer within its timeout).  A node sends its
+ * leaders Fetch and OffsetForLeaderEpoch, and its controller AlterPartition
+ * (registration and ISR proposals).
+ */
+
+/* Write the next request for dst (a whole frame, header and body) into w
+ * (reset first) and return 1; or return 0 when there is nothing to send
+ * now, with *wake_ms the time to ask again (a backoff's end, or INT64_MAX:
+ * when something changes, i.e. after the next call into the node).
+ * Negative: an encoding error (w's cap). */
+int krep_chan_next(krep_node *n, int32_t dst, int64_t now_ms, kk_wbuf *w, int64_t *wake_ms);
+/* The response frame (after the length) that arrived on dst's channel.
+ * Returns 0 (it was the awaited one: the channel is idle again), 1 (not
+ * the one awaited: a duplicate or a late answer; ignored, the channel
+ * still waits), or KLOG_ECORRUPT (undecodable: treated as a failure, the
+ * channel is idle). */
+int krep_chan_response(krep_node *n, int32_t dst, const void *frame, size_t len, int64_t now_ms);
+/* The request in flight on dst's channel is lost; the channel is idle. */
+void krep_chan_failed(krep_node *n, int32_t dst, int64_t now_ms);
+/* Whether the channel waits for a response. */
+bool krep_chan_busy(krep_node *n, int32_t dst);
+/* The destinations this node may send to now: its controller and the
+ * leaders of the partitions it follows (each once).  Returns the count
+ * (at most cap written). */
+int krep_node_dests(krep_node *n, int32_t *out, int cap);
+/* A peer's URL (NULL if unknown). */
+const char *krep_node_peer_url(const krep_node *n, int32_t id);
+
+/* ---- requests a node serves ---------------------------------------------------------
+ *
+ * The klog server calls these from its handlers (lib/server); krep_serve
+ * does it all for a caller without a server (the simulation).
+ */
+
+/*
+ * LeaderAndIsr: apply each partition state that is newer than the one the
+ * node holds (by leader epoch, then partition epoch) and addressed to
+ * this incarnation (v2's broker_epoch; a mismatch answers
+ * STALE_BROKER_EPOCH for the whole request and changes nothing).  The
+ * node becomes leader (kpart_become_leader: durable) or follower of the
+ * named leader; a follower then truncates before it fetches.  Fills r
+ * (arrays from alloc).  Returns 0, or -ENOMEM.
+ */
+int krep_handle_leader_and_isr(krep_node *n, const kk_leader_and_isr_req *q, int16_t version, int64_t now_ms,
+                               krep_alloc_fn alloc, void *actx, kk_leader_and_isr_resp *r);
+
+/*
+ * OffsetForLeaderEpoch: for each partition, where the asked epoch ends in
+ * this node's log (kpart_end_offset_for_epoch), after the current leader
+ * epoch check.  A replica's request (replica_id >= 0) needs this node to
+ * lead; a consumer's too (Kafka answers NOT_LEADER_OR_FOLLOWER from a
+ * follower).  n may be NULL (a node that is not replicated: every
+ * partition leads).  Returns 0 or -ENOMEM.
+ */
+int krep_handle_offset_for_leader_epoch(krep_node *n, struct klog *k, const kk_offset_for_leader_epoch_req *q,
+                                        krep_alloc_fn alloc, void *actx, kk_offset_for_leader_epoch_resp *r);
+
+/*
+ * A replica's Fetch of one partition, before the server reads it: checks
+ * that this node leads it in the epoch asked (-1: any), that the replica
+ * is one of its replicas and the offset within [log start, LEO]; then
+ * takes the fetch offset as what the replica holds (its LEO in this
+ * epoch), updates when it was last caught up, may propose it back into
+ * the ISR, and advances the HW.  Returns a Kafka error code (NONE: read
+ * from fetch_offset with kpart_read_log and answer the HW); *p gets the
+ * partition when NONE (valid while the caller holds a reference on its
+ * topic, which it has).
+ */
+int16_t krep_replica_fetch(krep_node *n, const char *topic, int32_t partition, int32_t replica_id,
+                           int32_t current_leader_epoch, int64_t fetch_offset, int64_t now_ms, struct kpart **p);
+
+/*
+ * Serve one request frame from a peer (LeaderAndIsr, OffsetForLeaderEpoch,
+ * a replica's Fetch, answered at once with what there is; AlterPartition
+ * when ctl is not NULL: the controller this node hosts): the response
+ * frame goes into w (reset first).  Returns 0 (w holds the response),
+ * KLOG_EFORMAT (not a request served here: close the connection), or
+ * KLOG_ECORRUPT / KLOG_ETOOBIG / -ENOMEM.
+ */
+int krep_serve(krep_node *n, krep_ctl *ctl, const void *frame, size_t len, int64_t now_ms, kk_wbuf *w);
+
+/* ---- what a node holds (tests, Metadata, the CLI) ----------------------------------- */
+
+typedef struct krep_pstate {
+    int32_t leader;               /* node id, -1 none */
+    int32_t leader_epoch;
+    int32_t partition_epoch;      /* bumped on every change */
+    int nreplicas;
+    int32_t replicas[KREP_MAX_NODES];
+    int nisr;
+    int32_t isr[KREP_MAX_NODES];
+} krep_pstate;
+
+/* The state this node last applied for topic/partition: 0, or
+ * KLOG_EUNKNOWN_PARTITION (none known yet). */
+int krep_node_state(krep_node *n, const char *topic, int32_t partition, krep_pstate *out);
+
+/* A line per partition on what the node does with it (logs, debugging):
+ * writes at most cap bytes (NUL-terminated), returns the length wanted. */
+int krep_node_describe(krep_node *n, char *buf, size_t cap);
+
+/* ---- the controller ------------------------------------------------------------------ */
+
+/*
+ * A controller: the authority over its partitions' states.  Static: it
+ * changes leaders only when told (krep_ctl_elect: an operator's
+ * promote), and the ISR when a leader's proposal is based on the current
+ * state.  It pushes every change (LeaderAndIsr) to the partition's
+ * replicas through its channels, one per node, again until each
+ * acknowledges it.  Returns 0, -ENOMEM.
+ */
+int krep_ctl_new(krep_ctl **out, int32_t controller_id);
+void krep_ctl_free(krep_ctl *c);
+
+/* Add a partition: replicas[0..n) (node ids), led by `leader` (one of
+ * them), all in sync, leader epoch 0.  Returns 0, -EEXIST, -EINVAL,
+ * -ENOMEM. */
+int krep_ctl_add_partition(krep_ctl *c, const char *topic, int32_t partition, const int32_t *replicas, int n,
+                           int32_t leader);
+
+enum { KREP_ELECT_UNCLEAN = 1u << 0 };
+/*
+ * Make `leader` lead topic/partition in a new epoch.  It must be in the
+ * ISR unless KREP_ELECT_UNCLEAN (then any replica: records the others
+ * acknowledged may be lost).  The old leader leaves the ISR (it rejoins
+ * once caught up, as any follower); the new one is in it.  Returns 0,
+ * KLOG_EUNKNOWN_PARTITION, -EINVAL (not a replica), KLOG_ENOTENOUGH (not
+ * in the ISR, and not unclean).
+ */
+int krep_ctl_elect(krep_ctl *c, const char *topic, int32_t partition, int32_t leader, unsigned flags);
+
+/* The controller's state of topic/partition: 0 or KLOG_EUNKNOWN_PARTITION. */
+int krep_ctl_state(krep_ctl *c, const char *topic, int32_t partition, krep_pstate *out);
+
+/* A line per node and per partition on what the controller knows and
+ * still has to tell (logs, debugging); as krep_node_describe. */
+int krep_ctl_describe(krep_ctl *c, char *buf, size_t cap);
+
+/* The controller's channels to nodes (LeaderAndIsr), as a node's. */
+int krep_ctl_next(krep_ctl *c, int32_t node, int64_t now_ms, kk_wbuf *w, int64_t *wake_ms);
+int krep_ctl_response(krep_ctl *c, int32_t node, const void *frame, size_t len, int64_t now_ms);
+void krep_ctl_failed(krep_ctl *c, int32_t node, int64_t now_ms);
+
+/* AlterPartition from a node: registration (no partitions: the node's
+ * incarnation in broker_epoch), or ISR proposals.  Returns 0 or -ENOMEM. */
+int krep_ctl_handle_alter_partition(krep_ctl *c, const kk_alter_partition_req *q, krep_alloc_fn alloc, void *actx,
+                                    kk_alter_partition_resp *r);
+
+/* Serve a request frame to the controller (AlterPartition).  As krep_serve. */
+int krep_ctl_serve(krep_ctl *c, const void *frame, size_t len, int64_t now_ms, kk_wbuf *w);
+
+#endif /* KLOG_REPLICATION_H */

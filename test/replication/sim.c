@@ -1,0 +1,1107 @@
+/*
+ * test/replication/sim.c - deterministic simulation of replication
+ * (lib/replication): several nodes in one process, one thread, on the
+ * in-memory network in virtual time (lib/transport/mem.h) and each on a
+ * simulated disk (klog/testing.h), everything drawn from one seed.
+ *
+ *   test_repl_sim --seeds 1-300        run seeds 1..300 (the default suite)
+ *   test_repl_sim --seed 4711 -v       replay one seed, tracing what happens
+ *
+ * A run: N nodes (3, or 2 for the two-box pair) replicate topic "t" (1 or
+ * 2 partitions) under a controller ("ctl", a node of the network with no
+ * data; it stands for a healthy quorum: it never crashes but can be
+ * partitioned off).  Clients write values "c<client>-<seq>" one at a time,
+ * most with acks=all, some with acks=1, to the node the controller names
+ * leader.  Meanwhile the nemesis, from the seed: crashes nodes (a power cut
+ * now, or at their nth disk operation, with unsynced data dropped, cut to
+ * a random prefix, zeroed or turned to garbage, directory entries lost or
+ * not) and restarts them later; pauses nodes; partitions the network and
+ * cuts links, and heals them; turns message loss, duplication, delay and
+ * reordering on and off; moves leadership as an operator would (to an
+ * in-sync replica, often because the leader is down).  Then everything
+ * heals, every node restarts, and the cluster must converge.
+ *
+ * Checked during the run, at every step:
+ *   - a node's high watermark never goes back (within one run of the node);
+ *   - at most one value per offset below any high watermark, across all
+ *     replicas and all time (what one replica exposed as committed, no
+ *     replica ever holds otherwise);
+ * and at the end:
+ *   - every acks=all write that was acknowledged is in every replica's log,
+ *     at the offset it was acknowledged at;
+ *   - each client's acknowledged writes are at increasing offsets, in the
+ *     order it wrote them;
+ *   - every replica converged to the leader's log (same offsets, same
+ *     leader epochs, same values), with the HW at the end;
+ *   - the run committed something (a run that commits nothing proves
+ *     nothing).
+ * A failure prints the seed and what went wrong; --seed N replays it
+ * exactly (the network's digest is printed with -v to show it).
+ */
+
+#include <errno.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <klog/klog.h>
+#include <klog/testing.h>
+#include <klog/transport.h>
+
+#include "format/format.h"
+#include "partition/partition.h"
+#include "replication/replication.h"
+#include "topic/topic.h"
+#include "transport/mem.h"
+#include "transport/transport_internal.h"
+
+#define MAXN 4
+#define MAXP 2
+#define MAXCLIENTS 4
+#define MAXW 20000
+#define MS 1000000LL
+#define TOPIC "t"
+
+static int verbose;
+static char failure[1024];
+
+#define TRACE(...)                                    \
+    do {                                              \
+        if (verbose) {                                \
+            printf("%8.3f ", (double)sim.now / 1000); \
+            printf(__VA_ARGS__);                      \
+            printf("\n");                             \
+        }                                             \
+    } while (0)
+
+/* ---- random -------------------------------------------------------------------------- */
+
+static uint64_t splitmix(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+static uint64_t sim_rng;
+static uint64_t rnd(uint64_t n) { return n ? splitmix(&sim_rng) % n : 0; }
+static bool chance(unsigned pct) { return rnd(100) < pct; }
+
+/* ---- the world ------------------------------------------------------------------------ */
+
+typedef struct conn_in {
+    klog_conn *c;
+} conn_in;
+
+typedef struct chan_out {
+    int32_t dst;
+    klog_conn *c;
+    int64_t sent;               /* ms the request in flight went out */
+} chan_out;
+
+typedef struct snode {
+    int32_t id;
+    char name[8];
+    char dir[512];
+    klog_testing_fault *disk;
+    klog_transport_registry *reg;
+    klog *k;                    /* NULL while down */
+    krep_node *rn;
+    klog_listener *lst;
+    conn_in in[32];
+    int nin;
+    chan_out out[MAXN + 2];
+    int nout;
+    int64_t incarnation;
+    int runs;
+    int64_t down_until;         /* restart at */
+    int64_t paused_until;
+    int64_t next_tick;
+    bool crash_armed;
+    int64_t last_hw[MAXP];      /* this run's HW, never to go back */
+    int64_t verified[MAXP];     /* offsets below checked against the committed map */
+} snode;
+
+typedef struct write_rec {
+    kpart_ack ack;              /* first: done's argument */
+    int client;
+    int seq;
+    bool all;                   /* acks=all */
+    int part;
+    int node;
+    int64_t offset;
+    int state;                  /* 0 in flight, 1 acked, 2 failed */
+    int err;
+    uint8_t batch[256];
+    size_t len;
+} write_rec;
+
+typedef struct client {
+    int id;
+    int seq;
+    write_rec *cur;
+    int64_t deadline;
+    int64_t next;
+} client;
+
+static struct sim {
+    uint64_t seed;
+    int n;                      /* nodes */
+    int nparts;
+    int nclients;
+    int64_t now;                /* ms */
+    int64_t end;                /* nemesis and workload stop */
+    ktr_memnet *net;
+    snode nodes[MAXN];
+    krep_ctl *ctl;
+    klog_transport_registry *ctl_reg;
+    klog_listener *ctl_lst;
+    conn_in ctl_in[32];
+    int nctl_in;
+    chan_out ctl_out[MAXN];
+    client clients[MAXCLIENTS];
+    write_rec *w;
+    int nw;
+    /* committed values: offset -> value id (0 = unknown) */
+    int64_t *committed[MAXP];
+    int64_t ncommitted[MAXP];
+    int64_t max_hw[MAXP];
+    kk_wbuf wb;
+    char root[256];
+    /* nemesis state */
+    int64_t heal_at, net_calm_at, ctl_heal_at;
+    int crashes, restarts, pauses, partitions, elections, acked, failed_writes, crash_ats;
+    int healthy_phase;
+    char seg_bytes[16];
+} sim;
+
+static void fail(const char *fmt, ...)
+{
+    if (failure[0])
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(failure, sizeof failure, fmt, ap);
+    va_end(ap);
+    TRACE("VIOLATION: %s", failure);
+}
+
+/* value ids: client c seq s -> (c + 1) << 32 | s, acks=1 with bit 62 */
+static int64_t value_id(int c, int s, bool all) { return ((int64_t)(c + 1) << 32 | s) | (all ? 0 : (1LL << 62)); }
+
+static int64_t parse_value(const uint8_t *v, int32_t len)
+{
+    char b[32];
+    if (len <= 0 || len >= (int)sizeof b)
+        return -1;
+    memcpy(b, v, (size_t)len);
+    b[len] = 0;
+    int c, s;
+    char kind;
+    if (sscanf(b, "%c%d-%d", &kind, &c, &s) != 3)
+        return -1;
+    return value_id(c, s, kind == 'c');
+}
+
+/* ---- nodes ---------------------------------------------------------------------------- */
+
+static kpart *part_of(snode *nd, int p)
+{
+    kt_topic *t = klog__topic_get(nd->k, TOPIC);
+    if (!t)
+        return NULL;
+    kpart *kp = p < atomic_load(&t->nparts) ? t->parts[p] : NULL;
+    klog__topic_put(t);
+    return kp;
+}
+
+static void node_config(snode *nd, krep_config *cfg)
+{
+    krep_config_init(cfg);
+    cfg->node_id = nd->id;
+    cfg->incarnation = nd->incarnation;
+    cfg->npeers = sim.n;
+    for (int i = 0; i < sim.n; i++) {
+        cfg->peers[i].id = sim.nodes[i].id;
+        snprintf(cfg->peers[i].url, sizeof cfg->peers[i].url, "mem://%s", sim.nodes[i].name);
+    }
+    cfg->lag_max_ms = 400;
+    cfg->fetch_wait_max_ms = 0;
+    cfg->fetch_backoff_ms = 5;
+    cfg->fetch_max_bytes = 4096;
+}
+
+static int node_start(snode *nd)
+{
+    klog_conf *c;
+    if (klog_conf_new(&c) < 0)
+        return -ENOMEM;
+    klog_testing_conf_set_fault(c, nd->disk);
+    char err[256] = "";
+    int rc = klog__open(&nd->k, nd->dir, c, NULL, 0, err, sizeof err);
+    klog_conf_free(c);
+    if (rc < 0) {
+        fail("node %d: open after restart: %s (%s)", nd->id, klog_strerror(rc), err);
+        return rc;
+    }
+    if (nd->runs == 0) {
+        /* small segments: rolls happen, and the simulated disk copies little */
+        klog_conf *tc;
+        klog_conf_new(&tc);
+        klog_conf_set(tc, "segment.bytes", sim.seg_bytes, NULL, 0);
+        rc = klog_topic_create(nd->k, TOPIC, sim.nparts, tc, err, sizeof err);
+        klog_conf_free(tc);
+        if (rc < 0) {
+            fail("topic: %s", err);
+            return rc;
+        }
+    }
+    nd->runs++;
+    nd->incarnation = (int64_t)nd->runs * 1000 + nd->id;
+    krep_config cfg;
+    node_config(nd, &cfg);
+    rc = krep_node_new(&nd->rn, nd->k, &cfg);
+    if (rc < 0) {
+        fail("krep_node_new: %s", klog_strerror(rc));
+        return rc;
+    }
+    char url[64];
+    snprintf(url, sizeof url, "mem://%s", nd->name);
+    rc = klog_transport_listen(nd->reg, url, &nd->lst);
+    if (rc < 0) {
+        fail("listen %s: %s", url, klog_strerror(rc));
+        return rc;
+    }
+    for (int p = 0; p < MAXP; p++)
+        nd->last_hw[p] = -1, nd->verified[p] = 0;
+    nd->next_tick = sim.now;
+    nd->crash_armed = false;
+    TRACE("node %d up (incarnation %" PRId64 ")", nd->id, nd->incarnation);
+    return 0;
+}
+
+/* Power cut (already happened, or now) and close. */
+static void node_crash(snode *nd, bool now)
+{
+    if (!nd->k)
+        return;
+    if (now) {
+        int modes[] = { KLOG_TESTING_CRASH_DROP, KLOG_TESTING_CRASH_PREFIX, KLOG_TESTING_CRASH_GARBAGE,
+                        KLOG_TESTING_CRASH_ZERO, KLOG_TESTING_CRASH_RANDOM };
+        int mode = modes[rnd(5)];
+        unsigned flags = chance(30) ? KLOG_TESTING_CRASH_LOSE_DIRENTS : 0;
+        klog_testing_fault_crash(nd->disk, mode, flags, splitmix(&sim_rng));
+        TRACE("node %d: power cut (mode %d%s)", nd->id, mode, flags ? ", dirents" : "");
+    } else {
+        TRACE("node %d: power cut at its disk operation", nd->id);
+    }
+    for (int i = 0; i < nd->nin; i++)
+        klog_conn_close(nd->in[i].c);
+    nd->nin = 0;
+    for (int i = 0; i < nd->nout; i++)
+        klog_conn_close(nd->out[i].c);
+    nd->nout = 0;
+    klog_listener_close(nd->lst);
+    nd->lst = NULL;
+    krep_node_free(nd->rn);
+    nd->rn = NULL;
+    klog_close(nd->k); /* its errors are the crash's */
+    nd->k = NULL;
+    int rc = klog_testing_fault_reboot(nd->disk);
+    if (rc < 0)
+        fail("node %d: reboot: %s", nd->id, klog_strerror(rc));
+    /* often back at once: before anyone moved its leadership */
+    nd->down_until = sim.now + (chance(30) ? 1 + (int64_t)rnd(30) : 50 + (int64_t)rnd(1500));
+    sim.crashes++;
+}
+
+/* ---- carrying frames ---------------------------------------------------------------------- */
+
+#define REQ_TIMEOUT_MS 300
+
+static chan_out *out_of(chan_out *outs, int *nout, int32_t dst)
+{
+    for (int i = 0; i < *nout; i++)
+        if (outs[i].dst == dst)
+            return &outs[i];
+    outs[*nout] = (chan_out){ .dst = dst };
+    return &outs[(*nout)++];
+}
+
+/* Serve whatever arrived on inbound connections. */
+static void serve_in(conn_in *in, int *nin, klog_listener *lst, krep_node *rn, krep_ctl *ctl)
+{
+    klog_conn *c;
+    while (*nin < 32 && klog_listener_accept(lst, 0, &c) == 0)
+        in[(*nin)++].c = c;
+    for (int i = 0; i < *nin; i++) {
+        for (int k = 0; k < 64; k++) {
+            const void *f;
+            int len = klog_conn_recv(in[i].c, 0, &f);
+            if (len == -ETIMEDOUT)
+                break;
+            if (len < 0) {
+                klog_conn_close(in[i].c);
+                in[i] = in[--*nin];
+                i--;
+                break;
+            }
+            int rc = rn ? krep_serve(rn, ctl, f, (size_t)len, sim.now, &sim.wb)
+                        : krep_ctl_serve(ctl, f, (size_t)len, sim.now, &sim.wb);
+            if (rc < 0) {
+                fail("serving a peer's request: %s", klog_strerror(rc));
+                continue;
+            }
+            struct iovec iov[64];
+            int n = kk_wbuf_iov(&sim.wb, iov, 64);
+            klog_conn_send(in[i].c, iov, n, 0);
+        }
+    }
+}
+
+typedef int (*next_fn)(void *o, int32_t dst, int64_t now, kk_wbuf *w, int64_t *wake);
+typedef int (*resp_fn)(void *o, int32_t dst, const void *f, size_t len, int64_t now);
+typedef void (*failed_fn)(void *o, int32_t dst, int64_t now);
+typedef bool (*busy_fn)(void *o, int32_t dst);
+
+static bool ctl_busy(void *o, int32_t dst);
+
+/* One channel's turn: answers, timeouts, the next request. */
+static void drive_chan(klog_transport_registry *reg, chan_out *ch, const char *url, void *o, next_fn next,
+                       resp_fn resp, failed_fn failed, busy_fn busy)
+{
+    if (ch->c && busy(o, ch->dst)) {
+        for (int k = 0; k < 16; k++) {
+            const void *f;
+            int len = klog_conn_recv(ch->c, 0, &f);
+            if (len == -ETIMEDOUT)
+                break;
+            if (len < 0) {
+                klog_conn_close(ch->c);
+                ch->c = NULL;
+                failed(o, ch->dst, sim.now);
+                return;
+            }
+            resp(o, ch->dst, f, (size_t)len, sim.now);
+            if (!busy(o, ch->dst))
+                break;
+        }
+        if (busy(o, ch->dst) && sim.now - ch->sent > REQ_TIMEOUT_MS) {
+            klog_conn_close(ch->c);
+            ch->c = NULL;
+            failed(o, ch->dst, sim.now);
+        }
+        return;
+    }
+    if (busy(o, ch->dst)) { /* its connection went away */
+        failed(o, ch->dst, sim.now);
+        return;
+    }
+    if (ch->c) {
+        /* drain late answers */
+        const void *f;
+        int len;
+        while ((len = klog_conn_recv(ch->c, 0, &f)) >= 0)
+            ;
+        if (len != -ETIMEDOUT) {
+            klog_conn_close(ch->c);
+            ch->c = NULL;
+        }
+    }
+    int64_t wake;
+    int rc = next(o, ch->dst, sim.now, &sim.wb, &wake);
+    if (rc < 0) {
+        fail("building a request: %s", klog_strerror(rc));
+        return;
+    }
+    if (rc == 0)
+        return;
+    if (!ch->c && klog_transport_connect(reg, url, 0, &ch->c) < 0) {
+        ch->c = NULL;
+        failed(o, ch->dst, sim.now);
+        return;
+    }
+    struct iovec iov[64];
+    int n = kk_wbuf_iov(&sim.wb, iov, 64);
+    int sr = klog_conn_send(ch->c, iov, n, 0);
+    ch->sent = sim.now;
+    if (sr < 0) {
+        klog_conn_close(ch->c);
+        ch->c = NULL;
+        failed(o, ch->dst, sim.now);
+    }
+}
+
+static int node_next(void *o, int32_t d, int64_t now, kk_wbuf *w, int64_t *wake) { return krep_chan_next(o, d, now, w, wake); }
+static int node_resp(void *o, int32_t d, const void *f, size_t l, int64_t now) { return krep_chan_response(o, d, f, l, now); }
+static void node_failed(void *o, int32_t d, int64_t now) { krep_chan_failed(o, d, now); }
+static bool node_busy(void *o, int32_t d) { return krep_chan_busy(o, d); }
+static int ctl_next(void *o, int32_t d, int64_t now, kk_wbuf *w, int64_t *wake) { return krep_ctl_next(o, d, now, w, wake); }
+static int ctl_resp(void *o, int32_t d, const void *f, size_t l, int64_t now) { return krep_ctl_response(o, d, f, l, now); }
+static void ctl_failed(void *o, int32_t d, int64_t now) { krep_ctl_failed(o, d, now); }
+
+/* The controller's channels: krep_ctl keeps "busy" per node; mirror it. */
+static bool ctl_busy_flags[64];
+static int ctl_next_w(void *o, int32_t d, int64_t now, kk_wbuf *w, int64_t *wake)
+{
+    int rc = ctl_next(o, d, now, w, wake);
+    if (rc == 1)
+        ctl_busy_flags[d] = true;
+    return rc;
+}
+static int ctl_resp_w(void *o, int32_t d, const void *f, size_t l, int64_t now)
+{
+    int rc = ctl_resp(o, d, f, l, now);
+    if (rc != 1)
+        ctl_busy_flags[d] = false;
+    return rc;
+}
+static void ctl_failed_w(void *o, int32_t d, int64_t now)
+{
+    ctl_failed(o, d, now);
+    ctl_busy_flags[d] = false;
+}
+static bool ctl_busy(void *o, int32_t d)
+{
+    (void)o;
+    return ctl_busy_flags[d];
+}
+
+static void node_step(snode *nd)
+{
+    if (!nd->k || sim.now < nd->paused_until)
+        return;
+    serve_in(nd->in, &nd->nin, nd->lst, nd->rn, NULL);
+    int32_t dests[MAXN + 2];
+    int nd_ = krep_node_dests(nd->rn, dests, MAXN + 2);
+    for (int i = 0; i < nd_ && i < MAXN + 2; i++) {
+        chan_out *ch = out_of(nd->out, &nd->nout, dests[i]);
+        char url[64];
+        if (dests[i] == KREP_DST_CTL)
+            snprintf(url, sizeof url, "mem://ctl");
+        else
+            snprintf(url, sizeof url, "%s", krep_node_peer_url(nd->rn, dests[i]));
+        drive_chan(nd->reg, ch, url, nd->rn, node_next, node_resp, node_failed, node_busy);
+    }
+    /* channels to leaders it no longer follows: an answer in flight is moot */
+    for (int i = 0; i < nd->nout; i++) {
+        bool listed = false;
+        for (int j = 0; j < nd_ && !listed; j++)
+            listed = dests[j] == nd->out[i].dst;
+        if (!listed && krep_chan_busy(nd->rn, nd->out[i].dst))
+            drive_chan(nd->reg, &nd->out[i], krep_node_peer_url(nd->rn, nd->out[i].dst), nd->rn, node_next, node_resp,
+                       node_failed, node_busy);
+    }
+    if (sim.now >= nd->next_tick)
+        nd->next_tick = krep_node_tick(nd->rn, sim.now);
+    if (klog_testing_fault_crashed(nd->disk) == 1)
+        node_crash(nd, false);
+}
+
+static void ctl_step(void)
+{
+    serve_in(sim.ctl_in, &sim.nctl_in, sim.ctl_lst, NULL, sim.ctl);
+    for (int i = 0; i < sim.n; i++) {
+        snode *nd = &sim.nodes[i];
+        int nout = i;
+        chan_out *ch = &sim.ctl_out[i];
+        (void)nout;
+        ch->dst = nd->id;
+        char url[64];
+        snprintf(url, sizeof url, "mem://%s", nd->name);
+        drive_chan(sim.ctl_reg, ch, url, sim.ctl, ctl_next_w, ctl_resp_w, ctl_failed_w, ctl_busy);
+    }
+}
+
+/* ---- the workload ----------------------------------------------------------------------------- */
+
+static void write_done(kpart_ack *a, int err)
+{
+    write_rec *w = (write_rec *)a;
+    if (err == 0) {
+        w->state = 1;
+        if (w->all)
+            sim.acked++;
+        TRACE("write c%d-%d acked at %d/%" PRId64 " by node %d", w->client, w->seq, w->part, w->offset,
+              sim.nodes[w->node].id);
+    } else {
+        w->state = 2;
+        w->err = err;
+        sim.failed_writes++;
+    }
+}
+
+static void client_step(client *cl)
+{
+    if (cl->cur) {
+        if (cl->cur->state != 0 || sim.now >= cl->deadline)
+            cl->cur = NULL; /* done, or given up (it may still complete) */
+        else
+            return;
+    }
+    if (sim.now < cl->next || sim.now >= sim.end || sim.nw >= MAXW)
+        return;
+    cl->next = sim.now + (int64_t)rnd(20);
+    int p = (int)rnd((uint64_t)sim.nparts);
+    krep_pstate st;
+    if (krep_ctl_state(sim.ctl, TOPIC, p, &st) < 0)
+        return;
+    snode *nd = NULL;
+    for (int i = 0; i < sim.n; i++)
+        if (sim.nodes[i].id == st.leader)
+            nd = &sim.nodes[i];
+    if (!nd || !nd->k || sim.now < nd->paused_until)
+        return; /* the leader does not answer: try again later */
+    kpart *kp = part_of(nd, p);
+    if (!kp)
+        return;
+    write_rec *w = &sim.w[sim.nw++];
+    memset(w, 0, sizeof *w);
+    w->client = cl->id;
+    w->seq = cl->seq++;
+    w->all = !chance(15);
+    w->part = p;
+    w->node = (int)(nd - sim.nodes);
+    w->offset = -1;
+    char val[32];
+    int vl = snprintf(val, sizeof val, "%c%d-%d", w->all ? 'c' : 'a', w->client, w->seq);
+    kf_builder b;
+    uint8_t buf[256];
+    kf_builder_init(&b, buf, sizeof buf, 64);
+    kf_record r = { .key = NULL, .key_len = -1, .value = val, .value_len = vl, .timestamp = sim.now };
+    const uint8_t *out;
+    size_t olen;
+    kf_batch_meta meta = { .producer_id = -1, .producer_epoch = -1, .base_sequence = -1 };
+    if (kf_builder_add(&b, &r) < 0 || kf_builder_finish(&b, &meta, NULL, &out, &olen) < 0) {
+        fail("building a batch");
+        return;
+    }
+    memcpy(w->batch, out, olen);
+    w->len = olen;
+    ks_batch kb = { w->batch, w->len, -1, 0 };
+    int rc = kpart_append(kp, &kb, 1, w->all ? KS_APPEND_SYNC | KPART_APPEND_ALL : 0);
+    w->ack.done = write_done;
+    if (rc == 0)
+        w->offset = kb.base_offset;
+    TRACE("write c%d-%d (acks=%s) to node %d partition %d: %s%s", w->client, w->seq, w->all ? "all" : "1", nd->id, p,
+          rc ? klog_err_name(rc) : "appended at ", "");
+    cl->cur = w;
+    cl->deadline = sim.now + 1500;
+    kpart_ack_submit_epoch(kp, &w->ack, rc == 0 ? kb.base_offset + 1 : 0, w->all ? KPART_ACK_ALL : KPART_ACK_LEADER,
+                           rc, kpart_batch_epoch(&kb));
+    if (klog_testing_fault_crashed(nd->disk) == 1)
+        node_crash(nd, false);
+}
+
+/* ---- checks ----------------------------------------------------------------------------------------- */
+
+/* Record values of p's log in [from, to) into out[offset - 0]; returns the
+ * offset reached. */
+static int64_t read_values(kpart *p, int64_t from, int64_t to, int64_t *out, int64_t *epochs)
+{
+    int64_t off = from;
+    while (off < to) {
+        ks_view v;
+        if (kpart_read_log(p, off, 1 << 16, &v) < 0 || v.len == 0)
+            break;
+        size_t at = 0;
+        while (at < v.len) {
+            kf_batch_info bi;
+            ssize_t sz = kf_batch_parse(v.data + at, v.len - at, &bi);
+            if (sz <= 0)
+                break;
+            const uint8_t *recs;
+            size_t rl;
+            if (kf_batch_records(v.data + at, (size_t)sz, NULL, &recs, &rl) == 0) {
+                kf_iter it;
+                kf_record_view rv;
+                kf_iter_init(&it, &bi, recs, rl);
+                while (kf_iter_next(&it, &rv) == 1)
+                    if (rv.offset >= from && rv.offset < to) {
+                        out[rv.offset] = parse_value(rv.value, rv.value_len);
+                        if (epochs)
+                            epochs[rv.offset] = bi.leader_epoch;
+                    }
+            }
+            at += (size_t)sz;
+        }
+        off = v.next_offset;
+        ks_view_release(&v);
+    }
+    return off;
+}
+
+static int64_t scratch[MAXW + 16];
+
+static void check_step(void)
+{
+    for (int i = 0; i < sim.n; i++) {
+        snode *nd = &sim.nodes[i];
+        if (!nd->k)
+            continue;
+        for (int p = 0; p < sim.nparts; p++) {
+            kpart *kp = part_of(nd, p);
+            if (!kp)
+                continue;
+            int64_t hw = kpart_high_watermark(kp);
+            if (hw < nd->last_hw[p])
+                fail("node %d partition %d: HW went back from %" PRId64 " to %" PRId64, nd->id, p, nd->last_hw[p], hw);
+            nd->last_hw[p] = hw;
+            if (hw > MAXW) {
+                fail("HW %" PRId64 " beyond the writes made", hw);
+                continue;
+            }
+            if (hw > nd->verified[p]) {
+                int64_t from = nd->verified[p];
+                for (int64_t o = from; o < hw; o++)
+                    scratch[o] = 0;
+                read_values(kp, from, hw, scratch, NULL);
+                for (int64_t o = from; o < hw; o++) {
+                    int64_t *c = &sim.committed[p][o];
+                    if (scratch[o] == 0)
+                        continue; /* below the log start: nothing to compare */
+                    if (*c == 0)
+                        *c = scratch[o];
+                    else if (*c != scratch[o])
+                        fail("partition %d offset %" PRId64 ": node %d holds %" PRIx64 " below its HW %" PRId64
+                             ", another replica committed %" PRIx64,
+                             p, o, nd->id, scratch[o], hw, *c);
+                }
+                nd->verified[p] = hw;
+            }
+            if (hw > sim.max_hw[p])
+                sim.max_hw[p] = hw;
+        }
+    }
+}
+
+/* ---- the nemesis ------------------------------------------------------------------------------------- */
+
+static void elect(int p, bool need_up)
+{
+    krep_pstate st;
+    if (krep_ctl_state(sim.ctl, TOPIC, p, &st) < 0)
+        return;
+    int32_t cand[MAXN];
+    int nc = 0;
+    for (int i = 0; i < st.nisr; i++) {
+        snode *nd = NULL;
+        for (int j = 0; j < sim.n; j++)
+            if (sim.nodes[j].id == st.isr[i])
+                nd = &sim.nodes[j];
+        if (nd && (!need_up || (nd->k && sim.now >= nd->paused_until)))
+            cand[nc++] = st.isr[i];
+    }
+    if (nc == 0)
+        return;
+    int32_t to = cand[rnd((uint64_t)nc)];
+    if (krep_ctl_elect(sim.ctl, TOPIC, p, to, 0) == 0) {
+        sim.elections++;
+        TRACE("elect node %d for partition %d (epoch %d)", to, p, st.leader_epoch + 1);
+    }
+}
+
+static bool leader_unreachable(int p)
+{
+    krep_pstate st;
+    if (krep_ctl_state(sim.ctl, TOPIC, p, &st) < 0)
+        return false;
+    for (int j = 0; j < sim.n; j++)
+        if (sim.nodes[j].id == st.leader)
+            return !sim.nodes[j].k || sim.now < sim.nodes[j].paused_until;
+    return true;
+}
+
+static void nemesis(void)
+{
+    /* restarts */
+    for (int i = 0; i < sim.n; i++) {
+        snode *nd = &sim.nodes[i];
+        if (!nd->k && sim.now >= nd->down_until) {
+            if (node_start(nd) == 0)
+                sim.restarts++;
+        }
+    }
+    if (sim.now >= sim.end)
+        return;
+    if (sim.heal_at && sim.now >= sim.heal_at) {
+        ktr_memnet_heal(sim.net);
+        sim.heal_at = 0;
+        TRACE("network healed");
+    }
+    if (sim.net_calm_at && sim.now >= sim.net_calm_at) {
+        ktr_memnet_set_faults(sim.net, NULL);
+        sim.net_calm_at = 0;
+        TRACE("message faults off");
+    }
+    /* an operator moves leadership away from a leader that does not answer */
+    for (int p = 0; p < sim.nparts; p++)
+        if (leader_unreachable(p) && rnd(1000) < 3)
+            elect(p, true);
+    if (!chance(1)) /* about one event every 100 ms */
+        return;
+    snode *nd = &sim.nodes[rnd((uint64_t)sim.n)];
+    switch (rnd(10)) {
+    case 0:
+    case 1:
+        if (nd->k)
+            node_crash(nd, true);
+        break;
+    case 2:
+        if (nd->k && !nd->crash_armed) {
+            uint64_t nth = 1 + rnd(40);
+            unsigned ops = chance(50) ? KLOG_TESTING_OP_ALL : (KLOG_TESTING_OP_WRITE | KLOG_TESTING_OP_SYNC);
+            int modes[] = { KLOG_TESTING_CRASH_DROP, KLOG_TESTING_CRASH_PREFIX, KLOG_TESTING_CRASH_GARBAGE,
+                            KLOG_TESTING_CRASH_ZERO };
+            klog_testing_fault_crash_at(nd->disk, ops, nth, modes[rnd(4)],
+                                        chance(30) ? KLOG_TESTING_CRASH_LOSE_DIRENTS : 0, splitmix(&sim_rng));
+            nd->crash_armed = true;
+            sim.crash_ats++;
+            TRACE("node %d: power cut armed at its disk operation %" PRIu64 " from now", nd->id, nth);
+        }
+        break;
+    case 3:
+        if (nd->k && sim.now >= nd->paused_until) {
+            nd->paused_until = sim.now + 50 + (int64_t)rnd(1500);
+            sim.pauses++;
+            TRACE("node %d paused until %.3f", nd->id, (double)nd->paused_until / 1000);
+        }
+        break;
+    case 4: {
+        const char *set[MAXN + 1];
+        int k = 0;
+        for (int i = 0; i < sim.n; i++)
+            if (chance(50))
+                set[k++] = sim.nodes[i].name;
+        if (chance(30))
+            set[k++] = "ctl";
+        if (k > 0 && k < sim.n + 1) {
+            ktr_memnet_partition(sim.net, set, (size_t)k);
+            sim.heal_at = sim.now + 100 + (int64_t)rnd(2000);
+            sim.partitions++;
+            TRACE("partition: %d nodes split off (first %s) until %.3f", k, set[0], (double)sim.heal_at / 1000);
+        }
+        break;
+    }
+    case 5: {
+        snode *o = &sim.nodes[rnd((uint64_t)sim.n)];
+        if (o != nd) {
+            ktr_memnet_cut(sim.net, nd->name, o->name);
+            sim.heal_at = sim.now + 100 + (int64_t)rnd(1000);
+            TRACE("link %s-%s cut", nd->name, o->name);
+        }
+        break;
+    }
+    case 6: {
+        ktr_mem_faults f = { 0 };
+        f.drop_ppm = chance(50) ? (uint32_t)rnd(100000) : 0;
+        f.dup_ppm = chance(50) ? (uint32_t)rnd(100000) : 0;
+        f.delay_ppm = chance(50) ? (uint32_t)rnd(300000) : 0;
+        f.reorder_ppm = chance(50) ? (uint32_t)rnd(100000) : 0;
+        f.delay_min_ns = 1 * MS;
+        f.delay_max_ns = (1 + (int64_t)rnd(200)) * MS;
+        f.reorder_ns = (1 + (int64_t)rnd(50)) * MS;
+        ktr_memnet_set_faults(sim.net, &f);
+        sim.net_calm_at = sim.now + 200 + (int64_t)rnd(3000);
+        TRACE("message faults: drop %u dup %u delay %u reorder %u ppm", f.drop_ppm, f.dup_ppm, f.delay_ppm,
+              f.reorder_ppm);
+        break;
+    }
+    case 7:
+    case 8:
+        elect((int)rnd((uint64_t)sim.nparts), !chance(20));
+        break;
+    default:
+        break;
+    }
+}
+
+/* ---- a run -------------------------------------------------------------------------------------------- */
+
+static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *f)
+{
+    (void)sb;
+    (void)flag;
+    (void)f;
+    return remove(p);
+}
+
+static void setup(uint64_t seed)
+{
+    memset(&sim, 0, sizeof sim);
+    memset(ctl_busy_flags, 0, sizeof ctl_busy_flags);
+    failure[0] = 0;
+    sim.seed = seed;
+    sim_rng = seed * 0x2545f4914f6cdd1dull + 1;
+    sim.n = chance(25) ? 2 : 3;
+    sim.nparts = chance(30) ? 2 : 1;
+    sim.nclients = 1 + (int)rnd(MAXCLIENTS);
+    sim.end = 4000 + (int64_t)rnd(6000);
+    snprintf(sim.seg_bytes, sizeof sim.seg_bytes, "%d", chance(50) ? 4096 : 65536);
+    sim.w = calloc(MAXW, sizeof *sim.w);
+    for (int p = 0; p < MAXP; p++)
+        sim.committed[p] = calloc(MAXW + 16, sizeof **sim.committed);
+    kk_wbuf_init(&sim.wb, 0);
+    struct stat sb;
+    bool shm = stat("/dev/shm", &sb) == 0 && access("/dev/shm", W_OK) == 0;
+    snprintf(sim.root, sizeof sim.root, "%s/klog-sim-%d-%" PRIu64 "-XXXXXX", shm ? "/dev/shm" : "/tmp", (int)getpid(),
+             seed);
+    if (!mkdtemp(sim.root)) {
+        perror("mkdtemp");
+        exit(2);
+    }
+    ktr_memnet_new(&sim.net, splitmix(&sim_rng), KTR_MEMNET_VIRTUAL_TIME);
+    for (int i = 0; i < sim.n; i++) {
+        snode *nd = &sim.nodes[i];
+        nd->id = i + 1;
+        snprintf(nd->name, sizeof nd->name, "n%d", nd->id);
+        snprintf(nd->dir, sizeof nd->dir, "%s/%s", sim.root, nd->name);
+        klog_testing_fault_new(&nd->disk);
+        klog_transport_registry_new(&nd->reg, KLOG_TRANSPORT_REGISTRY_EMPTY);
+        ktr_mem_init in = { sim.net, nd->name };
+        klog_transport_register(nd->reg, ktr_mem_methods(), &in);
+    }
+    krep_ctl_new(&sim.ctl, 0);
+    klog_transport_registry_new(&sim.ctl_reg, KLOG_TRANSPORT_REGISTRY_EMPTY);
+    ktr_mem_init in = { sim.net, "ctl" };
+    klog_transport_register(sim.ctl_reg, ktr_mem_methods(), &in);
+    klog_transport_listen(sim.ctl_reg, "mem://ctl", &sim.ctl_lst);
+    int32_t reps[MAXN];
+    for (int i = 0; i < sim.n; i++)
+        reps[i] = sim.nodes[i].id;
+    for (int p = 0; p < sim.nparts; p++)
+        krep_ctl_add_partition(sim.ctl, TOPIC, p, reps, sim.n, reps[rnd((uint64_t)sim.n)]);
+    for (int i = 0; i < sim.n; i++)
+        node_start(&sim.nodes[i]);
+    for (int c = 0; c < sim.nclients; c++)
+        sim.clients[c] = (client){ .id = c };
+}
+
+static void teardown(void)
+{
+    for (int i = 0; i < sim.n; i++) {
+        snode *nd = &sim.nodes[i];
+        for (int j = 0; j < nd->nin; j++)
+            klog_conn_close(nd->in[j].c);
+        for (int j = 0; j < nd->nout; j++)
+            klog_conn_close(nd->out[j].c);
+        klog_listener_close(nd->lst);
+        krep_node_free(nd->rn);
+        if (nd->k)
+            klog_close(nd->k);
+        klog_testing_fault_free(nd->disk);
+        klog_transport_registry_free(nd->reg);
+    }
+    for (int j = 0; j < sim.nctl_in; j++)
+        klog_conn_close(sim.ctl_in[j].c);
+    for (int j = 0; j < sim.n; j++)
+        klog_conn_close(sim.ctl_out[j].c);
+    klog_listener_close(sim.ctl_lst);
+    klog_transport_registry_free(sim.ctl_reg);
+    krep_ctl_free(sim.ctl);
+    ktr_memnet_free(sim.net);
+    kk_wbuf_free(&sim.wb);
+    free(sim.w);
+    for (int p = 0; p < MAXP; p++)
+        free(sim.committed[p]);
+    nftw(sim.root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void step(void)
+{
+    nemesis();
+    for (int i = 0; i < sim.n; i++)
+        node_step(&sim.nodes[(i + sim.now) % sim.n]);
+    ctl_step();
+    for (int c = 0; c < sim.nclients; c++)
+        client_step(&sim.clients[c]);
+    check_step();
+    sim.now++;
+    ktr_memnet_set_time(sim.net, sim.now * MS);
+}
+
+/* Every replica holds the leader's log, with the HW at its end. */
+static bool converged(void)
+{
+    for (int p = 0; p < sim.nparts; p++) {
+        krep_pstate st;
+        krep_ctl_state(sim.ctl, TOPIC, p, &st);
+        if (st.nisr != sim.n)
+            return false;
+        int64_t leo = -1;
+        for (int i = 0; i < sim.n; i++) {
+            snode *nd = &sim.nodes[i];
+            if (!nd->k)
+                return false;
+            kpart *kp = part_of(nd, p);
+            if (!kp || kpart_high_watermark(kp) != kpart_end_offset(kp))
+                return false;
+            if (leo >= 0 && kpart_end_offset(kp) != leo)
+                return false;
+            leo = kpart_end_offset(kp);
+        }
+    }
+    return true;
+}
+
+static void final_checks(void)
+{
+    static int64_t vals[MAXN][MAXW + 16], eps[MAXN][MAXW + 16];
+    for (int p = 0; p < sim.nparts; p++) {
+        int64_t leo = kpart_end_offset(part_of(&sim.nodes[0], p));
+        if (leo > MAXW) {
+            fail("log end %" PRId64 " beyond the writes made", leo);
+            return;
+        }
+        for (int i = 0; i < sim.n; i++) {
+            kpart *kp = part_of(&sim.nodes[i], p);
+            for (int64_t o = 0; o < leo; o++)
+                vals[i][o] = eps[i][o] = 0;
+            read_values(kp, kpart_start_offset(kp), leo, vals[i], eps[i]);
+            if (i > 0)
+                for (int64_t o = 0; o < leo; o++)
+                    if (vals[i][o] != vals[0][o] || eps[i][o] != eps[0][o]) {
+                        fail("partition %d offset %" PRId64 ": node %d holds %" PRIx64 " (epoch %" PRId64
+                             "), node %d %" PRIx64 " (epoch %" PRId64 ")",
+                             p, o, sim.nodes[i].id, vals[i][o], eps[i][o], sim.nodes[0].id, vals[0][o], eps[0][o]);
+                        return;
+                    }
+        }
+        if (leo < sim.max_hw[p])
+            fail("partition %d: the log ends at %" PRId64 ", below a HW of %" PRId64 " exposed", p, leo, sim.max_hw[p]);
+        for (int64_t o = 0; o < sim.max_hw[p] && o < leo; o++)
+            if (sim.committed[p][o] && sim.committed[p][o] != vals[0][o])
+                fail("partition %d offset %" PRId64 ": committed %" PRIx64 ", the log holds %" PRIx64, p, o,
+                     sim.committed[p][o], vals[0][o]);
+    }
+    /* acknowledged writes, and each client's order */
+    int64_t last[MAXCLIENTS][MAXP];
+    for (int c = 0; c < MAXCLIENTS; c++)
+        for (int p = 0; p < MAXP; p++)
+            last[c][p] = -1;
+    for (int i = 0; i < sim.nw; i++) {
+        write_rec *w = &sim.w[i];
+        if (w->state != 1 || !w->all)
+            continue;
+        int64_t leo = kpart_end_offset(part_of(&sim.nodes[0], w->part));
+        if (w->offset < 0 || w->offset >= leo || vals[0][w->offset] != value_id(w->client, w->seq, true)) {
+            /* vals[] holds the last partition read: read this one */
+            int64_t v = 0;
+            if (w->offset >= 0 && w->offset < leo) {
+                static int64_t one[MAXW + 16];
+                read_values(part_of(&sim.nodes[0], w->part), w->offset, w->offset + 1, one, NULL);
+                v = one[w->offset];
+            }
+            if (v != value_id(w->client, w->seq, true)) {
+                fail("acknowledged write c%d-%d at partition %d offset %" PRId64 " lost (the log holds %" PRIx64 ")",
+                     w->client, w->seq, w->part, w->offset, v);
+                return;
+            }
+        }
+        if (w->offset <= last[w->client][w->part])
+            fail("client %d: acknowledged writes out of order at offset %" PRId64, w->client, w->offset);
+        last[w->client][w->part] = w->offset;
+    }
+}
+
+static void dump(void)
+{
+    char buf[4096];
+    krep_ctl_describe(sim.ctl, buf, sizeof buf);
+    printf("%s", buf);
+    for (int i = 0; i < sim.n; i++) {
+        snode *nd = &sim.nodes[i];
+        if (!nd->rn) {
+            printf("node %d down\n", nd->id);
+            continue;
+        }
+        krep_node_describe(nd->rn, buf, sizeof buf);
+        printf("%s", buf);
+    }
+}
+
+static int run(uint64_t seed)
+{
+    setup(seed);
+    TRACE("seed %" PRIu64 ": %d nodes, %d partitions, %d clients, %.1f s of faults", seed, sim.n, sim.nparts,
+          sim.nclients, (double)sim.end / 1000);
+    while (sim.now < sim.end && !failure[0])
+        step();
+    /* Heal everything, restart everyone, and let it converge. */
+    sim.healthy_phase = 1;
+    ktr_memnet_heal(sim.net);
+    ktr_memnet_set_faults(sim.net, NULL);
+    for (int i = 0; i < sim.n; i++) {
+        snode *nd = &sim.nodes[i];
+        nd->paused_until = 0;
+        if (nd->k)
+            klog_testing_fault_clear(nd->disk);
+        nd->down_until = sim.now;
+    }
+    TRACE("healing: all up, no faults");
+    int64_t deadline = sim.now + 20000;
+    while (!failure[0] && sim.now < deadline) {
+        step();
+        for (int p = 0; p < sim.nparts; p++)
+            if (leader_unreachable(p) && sim.now % 200 == 0)
+                elect(p, true);
+        if (sim.now % 50 == 0 && converged())
+            break;
+        /* writes still in flight settle (the clients have stopped) */
+    }
+    if (!failure[0] && !converged()) {
+        fail("no convergence 20 s after healing");
+        dump();
+    }
+    if (!failure[0])
+        final_checks();
+    bool committed_any = false;
+    for (int p = 0; p < sim.nparts; p++)
+        committed_any |= sim.max_hw[p] > 0;
+    if (!failure[0] && !committed_any)
+        fail("nothing was committed");
+    uint64_t events = 0, digest = ktr_memnet_digest(sim.net, &events);
+    if (verbose || failure[0])
+        printf("seed %" PRIu64 ": %d nodes %d partitions, %d writes (%d acks=all acknowledged, %d failed), HW %" PRId64
+               ", %d crashes (%d armed), %d restarts, %d pauses, %d partitions, %d elections, %.1f s virtual, "
+               "digest %016" PRIx64 " (%" PRIu64 " events)%s%s\n",
+               seed, sim.n, sim.nparts, sim.nw, sim.acked, sim.failed_writes, sim.max_hw[0], sim.crashes, sim.crash_ats,
+               sim.restarts, sim.pauses, sim.partitions, sim.elections, (double)sim.now / 1000, digest, events,
+               failure[0] ? ": FAILED: " : "", failure);
+    int bad = failure[0] != 0;
+    teardown();
+    return bad;
+}
+
+int main(int argc, char **argv)
+{
+    uint64_t a = 1, b = 20;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-v"))
+            verbose = 1;
+        else if (!strcmp(argv[i], "--seed") && i + 1 < argc)
+            a = b = strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--seeds") && i + 1 < argc) {
+            char *e;
+            a = strtoull(argv[++i], &e, 10);
+            b = *e == '-' ? strtoull(e + 1, NULL, 10) : a;
+        } else {
+            fprintf(stderr, "usage: %s [--seed N | --seeds A-B] [-v]\n", argv[0]);
+            return 2;
+        }
+    }
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    int failed = 0;
+    for (uint64_t s = a; s <= b; s++)
+        if (run(s)) {
+            failed++;
+            printf("FAILED: replay with: %s --seed %" PRIu64 " -v\n", argv[0], s);
+        }
+    printf("%" PRIu64 " seeds, %d failed\n", b - a + 1, failed);
+    return failed ? 1 : 0;
+}
