@@ -6,6 +6,9 @@
  *
  *   test_repl_sim --seeds 1-300        run seeds 1..300 (the default suite)
  *   test_repl_sim --seed 4711 -v       replay one seed, tracing what happens
+ *   test_repl_sim --unclean --expect-failure --seeds 1-40
+ *                                      the checker's own test: elections that
+ *                                      ignore the ISR must be caught losing data
  *
  * A run: N nodes (3, or 2 for the two-box pair) replicate topic "t" (1 or
  * 2 partitions) under a controller ("ctl", a node of the network with no
@@ -68,6 +71,7 @@
 #define TOPIC "t"
 
 static int verbose;
+static int unclean; /* --unclean: elections ignore the ISR (the checker must notice) */
 static char failure[1024];
 
 #define TRACE(...)                                    \
@@ -689,18 +693,19 @@ static void elect(int p, bool need_up)
         return;
     int32_t cand[MAXN];
     int nc = 0;
-    for (int i = 0; i < st.nisr; i++) {
+    const int32_t *from = unclean ? st.replicas : st.isr;
+    for (int i = 0; i < (unclean ? st.nreplicas : st.nisr); i++) {
         snode *nd = NULL;
         for (int j = 0; j < sim.n; j++)
-            if (sim.nodes[j].id == st.isr[i])
+            if (sim.nodes[j].id == from[i])
                 nd = &sim.nodes[j];
         if (nd && (!need_up || (nd->k && sim.now >= nd->paused_until)))
-            cand[nc++] = st.isr[i];
+            cand[nc++] = from[i];
     }
     if (nc == 0)
         return;
     int32_t to = cand[rnd((uint64_t)nc)];
-    if (krep_ctl_elect(sim.ctl, TOPIC, p, to, 0) == 0) {
+    if (krep_ctl_elect(sim.ctl, TOPIC, p, to, unclean ? KREP_ELECT_UNCLEAN : 0) == 0) {
         sim.elections++;
         TRACE("elect node %d for partition %d (epoch %d)", to, p, st.leader_epoch + 1);
     }
@@ -1080,10 +1085,15 @@ static int run(uint64_t seed)
 
 int main(int argc, char **argv)
 {
+    int expect_failure = 0;
     uint64_t a = 1, b = 20;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-v"))
             verbose = 1;
+        else if (!strcmp(argv[i], "--unclean"))
+            unclean = 1;
+        else if (!strcmp(argv[i], "--expect-failure"))
+            expect_failure = 1;
         else if (!strcmp(argv[i], "--seed") && i + 1 < argc)
             a = b = strtoull(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--seeds") && i + 1 < argc) {
@@ -1091,7 +1101,7 @@ int main(int argc, char **argv)
             a = strtoull(argv[++i], &e, 10);
             b = *e == '-' ? strtoull(e + 1, NULL, 10) : a;
         } else {
-            fprintf(stderr, "usage: %s [--seed N | --seeds A-B] [-v]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--seed N | --seeds A-B] [-v] [--unclean [--expect-failure]]\n", argv[0]);
             return 2;
         }
     }
@@ -1100,8 +1110,14 @@ int main(int argc, char **argv)
     for (uint64_t s = a; s <= b; s++)
         if (run(s)) {
             failed++;
-            printf("FAILED: replay with: %s --seed %" PRIu64 " -v\n", argv[0], s);
+            printf("FAILED: replay with: %s%s --seed %" PRIu64 " -v\n", argv[0], unclean ? " --unclean" : "", s);
         }
     printf("%" PRIu64 " seeds, %d failed\n", b - a + 1, failed);
+    if (expect_failure) {
+        /* the checker's own test: with unclean elections some seed must
+         * lose acknowledged data, and the checker must say so */
+        printf("%s\n", failed ? "the checker caught it, as it must" : "NO SEED FAILED: the checker missed it");
+        return failed ? 0 : 1;
+    }
     return failed ? 1 : 0;
 }
