@@ -24,6 +24,7 @@
 #include "consumer/conf_keys.h"
 #include "group/group.h"
 #include "producer/conf_keys.h"
+#include "replication/conf_keys.h"
 #include "server/conf_keys.h"
 #include "topic/topic.h"
 
@@ -45,5 +46,6 @@ const kc_table *const klog__conf_tables[KC_TABLE__COUNT] = {
     [KC_TABLE_CONSUMER] = &klog__consumer_conf_table,
     [KC_TABLE_GROUP] = &klog__group_conf_table,
     [KC_TABLE_SERVER] = &klog__server_conf_table,
+    [KC_TABLE_REPLICATION] = &klog__replication_conf_table,
 };
 const unsigned klog__conf_ntables = KC_TABLE__COUNT;

@@ -20,6 +20,7 @@ enum kc_table_id {
     KC_TABLE_CONSUMER,   /* lib/consumer/conf_keys.c */
     KC_TABLE_GROUP,      /* lib/group/conf_keys.c: coordinators and members */
     KC_TABLE_SERVER,     /* lib/server/conf_keys.c: the Kafka protocol server */
+    KC_TABLE_REPLICATION,/* lib/replication/conf_keys.c: replication to peer processes */
     KC_TABLE__COUNT
 };
 

@@ -58,13 +58,13 @@ struct krep_ctl {
     krep_mem mem;
 };
 
-int krep_ctl_new(krep_ctl **out, int32_t controller_id)
+int krep_ctl_new(krep_ctl **out, int32_t controller_id, int32_t controller_epoch)
 {
     krep_ctl *c = calloc(1, sizeof *c);
     if (!c)
         return -ENOMEM;
     c->id = controller_id;
-    c->epoch = 1;
+    c->epoch = controller_epoch;
     pthread_mutex_init(&c->mu, NULL);
     kk_arena_init(&c->arena, NULL, 0);
     *out = c;
@@ -114,8 +114,32 @@ static int slot(const krep_pstate *st, int32_t id)
 int krep_ctl_add_partition(krep_ctl *c, const char *topic, int32_t partition, const int32_t *replicas, int n,
                            int32_t leader)
 {
+    if (n < 1 || n > KREP_MAX_NODES || !krep_in(replicas, n, leader))
+        return -EINVAL;
+    krep_pstate st = { .leader = leader, .nreplicas = n, .nisr = n };
+    memcpy(st.replicas, replicas, (size_t)n * sizeof *replicas);
+    memcpy(st.isr, replicas, (size_t)n * sizeof *replicas);
+    return krep_ctl_add_state(c, topic, partition, &st);
+}
+
+int32_t krep_ctl_epoch(const krep_ctl *c) { return c->epoch; }
+
+int krep_ctl_list(krep_ctl *c, krep_ctl_entry *out, int cap)
+{
+    pthread_mutex_lock(&c->mu);
+    int n = (int)c->nparts;
+    for (int i = 0; i < n && i < cap; i++)
+        out[i] = (krep_ctl_entry){ c->parts[i]->topic, c->parts[i]->index, c->parts[i]->st };
+    pthread_mutex_unlock(&c->mu);
+    return n;
+}
+
+int krep_ctl_add_state(krep_ctl *c, const char *topic, int32_t partition, const krep_pstate *st)
+{
+    int n = st->nreplicas;
+    const int32_t *replicas = st->replicas;
     if (!topic || strlen(topic) > KLOG_TOPIC_NAME_MAX || n < 1 || n > KREP_MAX_NODES || partition < 0 ||
-        !krep_in(replicas, n, leader))
+        st->nisr < 0 || st->nisr > n || st->leader_epoch < 0 || st->partition_epoch < 0)
         return -EINVAL;
     pthread_mutex_lock(&c->mu);
     int rc = 0;
@@ -135,12 +159,7 @@ int krep_ctl_add_partition(krep_ctl *c, const char *topic, int32_t partition, co
     if (rc == 0) {
         strcpy(p->topic, topic);
         p->index = partition;
-        p->st.leader = leader;
-        p->st.leader_epoch = 0;
-        p->st.partition_epoch = 0;
-        p->st.nreplicas = p->st.nisr = n;
-        memcpy(p->st.replicas, replicas, (size_t)n * sizeof *replicas);
-        memcpy(p->st.isr, replicas, (size_t)n * sizeof *replicas);
+        p->st = *st;
         for (int i = 0; i < KREP_MAX_NODES; i++)
             p->acked_le[i] = p->acked_pe[i] = -1;
         c->parts[c->nparts++] = p;
@@ -364,7 +383,7 @@ int krep_ctl_next(krep_ctl *c, int32_t node, int64_t now_ms, kk_wbuf *w, int64_t
     pthread_mutex_lock(&c->mu);
     ctl_node *nd = node_of(c, node);
     int rc = 0;
-    if (!nd || nd->busy || nd->inc == 0)
+    if (!nd || nd->busy)
         goto out;
     if (now_ms < nd->backoff_until) {
         *wake_ms = nd->backoff_until;
@@ -379,6 +398,8 @@ int krep_ctl_next(krep_ctl *c, int32_t node, int64_t now_ms, kk_wbuf *w, int64_t
         int s = slot(&p->st, node);
         if (s < 0 || (p->acked_le[s] == p->st.leader_epoch && p->acked_pe[s] == p->st.partition_epoch))
             continue;
+        if (nd->inc == 0 && p->st.leader == node)
+            continue; /* leading needs this run's incarnation: after it registers */
         if (!ts && !(ts = krep_mem_alloc(&c->mem, c->nparts * sizeof *ts))) {
             rc = -ENOMEM;
             goto out;
@@ -412,7 +433,8 @@ int krep_ctl_next(krep_ctl *c, int32_t node, int64_t now_ms, kk_wbuf *w, int64_t
     }
     if (nt == 0)
         goto out;
-    kk_leader_and_isr_req q = { .controller_id = c->id, .controller_epoch = c->epoch, .broker_epoch = nd->inc };
+    kk_leader_and_isr_req q = { .controller_id = c->id, .controller_epoch = c->epoch,
+                                .broker_epoch = nd->inc ? nd->inc : -1 };
     q.topic_states.v = ts;
     q.topic_states.n = nt;
     nd->corr++;

@@ -41,6 +41,7 @@
 #include "common/common.h"
 #include "format/format.h"
 #include "partition/partition.h"
+#include "replication/conf_keys.h"
 #include "replication/internal.h"
 #include "topic/topic.h"
 
@@ -105,6 +106,8 @@ struct krep_node {
     size_t nparts, cap;
     krep_chan *chans;             /* cfg.npeers of them, then the controller's */
     bool registered;              /* the controller acknowledged this incarnation */
+    int64_t registered_ms;        /* when (heartbeats follow every cfg.heartbeat_ms) */
+    int32_t ctl_id, ctl_epoch;    /* the controller, from the newest LeaderAndIsr */
     int32_t corr;
     kk_arena arena;               /* responses decoded (under mu) */
     krep_mem mem;                 /* requests built (under mu) */
@@ -124,6 +127,16 @@ void krep_config_init(krep_config *c)
     c->fetch_max_bytes = 1 << 20;
     c->fetch_wait_max_ms = 500;
     c->fetch_backoff_ms = 1000;
+    c->heartbeat_ms = 2000;
+    c->controller_id = -1;
+}
+
+void krep_node_controller(krep_node *n, int32_t *id, int32_t *epoch)
+{
+    pthread_mutex_lock(&n->mu);
+    *id = n->ctl_id;
+    *epoch = n->ctl_epoch;
+    pthread_mutex_unlock(&n->mu);
 }
 
 int32_t krep_node_id(const krep_node *n) { return n->cfg.node_id; }
@@ -273,6 +286,9 @@ int krep_node_new(krep_node **out, struct klog *k, const krep_config *cfg)
         n->cfg.fetch_max_bytes = 1 << 20;
     if (n->cfg.lag_max_ms <= 0)
         n->cfg.lag_max_ms = 30000;
+    if (n->cfg.heartbeat_ms <= 0)
+        n->cfg.heartbeat_ms = 2000;
+    n->ctl_id = cfg->controller_id;
     pthread_mutex_init(&n->mu, NULL);
     for (int i = 0; i < cfg->npeers; i++)
         n->chans[i].dst = cfg->peers[i].id;
@@ -448,9 +464,12 @@ int64_t krep_node_tick(krep_node *n, int64_t now_ms)
 
 /* ---- the controller's orders ------------------------------------------------------------ */
 
-/* Apply one partition state (n->mu held).  Returns a Kafka error code. */
-static int16_t apply_state(krep_node *n, krep_part *rp, const krep_pstate *ps, int64_t now_ms)
+/* Apply one partition state (n->mu held); `addressed`: the push named
+ * this incarnation (not -1).  Returns a Kafka error code. */
+static int16_t apply_state(krep_node *n, krep_part *rp, const krep_pstate *ps, bool addressed, int64_t now_ms)
 {
+    if (ps->leader == n->cfg.node_id && !addressed)
+        return KK_ERR_STALE_BROKER_EPOCH; /* leading needs a controller that knows this run */
     if (rp->known) {
         if (ps->leader_epoch < rp->st.leader_epoch ||
             (ps->leader_epoch == rp->st.leader_epoch && ps->partition_epoch < rp->st.partition_epoch))
@@ -467,7 +486,10 @@ static int16_t apply_state(krep_node *n, krep_part *rp, const krep_pstate *ps, i
     bool was_known = rp->known;
     rp->st = *ps;
     rp->known = true;
-    rp->min_isr = n->cfg.min_isr > 0 ? n->cfg.min_isr : (ps->nreplicas < 2 ? ps->nreplicas : 2);
+    int64_t mi = klog__conf_int(rp->t->conf, KC_MIN_INSYNC_REPLICAS);
+    if (mi <= 0)
+        mi = n->cfg.min_isr;
+    rp->min_isr = mi > 0 ? (int)mi : (ps->nreplicas < 2 ? ps->nreplicas : 2);
     if (rp->proposing && ps->partition_epoch > rp->prop_based)
         rp->proposing = false; /* the controller decided: a newer state */
     if (ps->leader == n->cfg.node_id) {
@@ -540,13 +562,26 @@ int krep_handle_leader_and_isr(krep_node *n, const kk_leader_and_isr_req *q, int
 {
     memset(r, 0, sizeof *r);
     pthread_mutex_lock(&n->mu);
-    if (version >= 2 && q->broker_epoch != n->cfg.incarnation) {
+    if (q->controller_epoch < n->ctl_epoch) {
+        r->error_code = KK_ERR_STALE_CONTROLLER_EPOCH; /* a controller since replaced */
+        unlock_post(n);
+        return 0;
+    }
+    if (version >= 2 && q->broker_epoch != n->cfg.incarnation && q->broker_epoch != -1) {
         /* Meant for another run of this node: this one registers. */
         n->registered = false;
         r->error_code = KK_ERR_STALE_BROKER_EPOCH;
         unlock_post(n);
         return 0;
     }
+    if (q->controller_epoch > n->ctl_epoch || q->controller_id != n->ctl_id) {
+        /* A new controller (a promote): it learns this run by registering. */
+        if (q->controller_id != n->ctl_id)
+            n->registered = false;
+        n->ctl_epoch = q->controller_epoch;
+        n->ctl_id = q->controller_id;
+    }
+    bool addressed = version >= 2 && q->broker_epoch == n->cfg.incarnation;
     size_t total = (size_t)(q->ungrouped_partition_states.n > 0 ? q->ungrouped_partition_states.n : 0);
     for (int i = 0; i < q->topic_states.n; i++)
         total += (size_t)q->topic_states.v[i].partition_states.n;
@@ -572,7 +607,7 @@ int krep_handle_leader_and_isr(krep_node *n, const kk_leader_and_isr_req *q, int
             }
             krep_pstate st;
             to_pstate(&ps[j], &st);
-            e->error_code = apply_state(n, rp, &st, now_ms);
+            e->error_code = apply_state(n, rp, &st, addressed, now_ms);
         }
     }
     r->partition_errors.v = pe;
@@ -723,13 +758,14 @@ int krep_encode_request(kk_wbuf *w, int16_t key, int16_t version, int32_t corr, 
     return kk_request_encode(w, &h, body);
 }
 
-/* Registration, or the ISR proposals not yet sent (n->mu held). */
-static int ctl_request(krep_node *n, krep_chan *ch, kk_wbuf *w)
+/* Registration (and heartbeats: again every heartbeat_ms), or the ISR
+ * proposals not yet sent (n->mu held). */
+static int ctl_request(krep_node *n, krep_chan *ch, kk_wbuf *w, int64_t now_ms, int64_t *wake)
 {
     kk_alter_partition_req q = { .broker_id = n->cfg.node_id, .broker_epoch = n->cfg.incarnation };
     ch->nparts = 0;
-    ch->registering = !n->registered;
-    if (n->registered) {
+    ch->registering = !n->registered || now_ms - n->registered_ms >= n->cfg.heartbeat_ms;
+    if (!ch->registering) {
         /* one topic entry per proposal: the controller takes repeats */
         kk_alter_partition_req_topic *ts = NULL;
         int nt = 0;
@@ -754,8 +790,10 @@ static int ctl_request(krep_node *n, krep_chan *ch, kk_wbuf *w)
             rp->prop_sent = true;
             ch->parts[ch->nparts++] = rp;
         }
-        if (nt == 0)
+        if (nt == 0) {
+            *wake = n->registered_ms + n->cfg.heartbeat_ms;
             return 0;
+        }
         q.topics.v = ts;
         q.topics.n = nt;
     }
@@ -893,7 +931,7 @@ int krep_chan_next(krep_node *n, int32_t dst, int64_t now_ms, kk_wbuf *w, int64_
         return 0;
     }
     krep_mem_reset(&n->mem);
-    rc = dst == KREP_DST_CTL ? ctl_request(n, ch, w) : leader_request(n, ch, w, now_ms, wake_ms);
+    rc = dst == KREP_DST_CTL ? ctl_request(n, ch, w, now_ms, wake_ms) : leader_request(n, ch, w, now_ms, wake_ms);
     if (rc == 1)
         ch->busy = true;
     else if (rc < 0)
@@ -1095,10 +1133,13 @@ static void ofle_response(krep_node *n, krep_chan *ch, const kk_offset_for_leade
 static void alter_response(krep_node *n, krep_chan *ch, const kk_alter_partition_resp *r, int64_t now_ms)
 {
     if (ch->registering) {
-        if (r->error_code == KK_ERR_NONE)
+        if (r->error_code == KK_ERR_NONE) {
             n->registered = true;
-        else
+            n->registered_ms = now_ms;
+        } else {
+            n->registered = false;
             ch->backoff_until = now_ms + n->cfg.fetch_backoff_ms;
+        }
         return;
     }
     if (r->error_code == KK_ERR_STALE_BROKER_EPOCH)

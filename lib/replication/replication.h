@@ -111,7 +111,9 @@ typedef struct krep_config {
     int32_t fetch_max_bytes;      /* replica.fetch.max.bytes [1 MiB] */
     int32_t fetch_wait_max_ms;    /* replica.fetch.wait.max.ms: the long poll asked [500] */
     int64_t fetch_backoff_ms;     /* after an error, or an empty answer without long poll [1000] */
-    int32_t min_isr;              /* min.insync.replicas; 0 = min(2, replicas) */
+    int32_t min_isr;              /* min.insync.replicas when a topic sets none; 0 = min(2, replicas) */
+    int64_t heartbeat_ms;         /* replica.heartbeat.ms: registration again [2000] */
+    int32_t controller_id;        /* the controller until a LeaderAndIsr names another [-1] */
 } krep_config;
 
 /* Defaults (the brackets above), no peers. */
@@ -136,6 +138,10 @@ void krep_node_free(krep_node *n);
 void krep_node_track(krep_node *n, struct kt_topic *t);
 
 int32_t krep_node_id(const krep_node *n);
+
+/* The controller this node answers to, and its epoch (the latest seen;
+ * -1 and 0 before any). */
+void krep_node_controller(krep_node *n, int32_t *id, int32_t *epoch);
 
 /*
  * Periodic work at now_ms: ISR shrink proposals for replicas that lagged
@@ -189,10 +195,15 @@ const char *krep_node_peer_url(const krep_node *n, int32_t id);
  * LeaderAndIsr: apply each partition state that is newer than the one the
  * node holds (by leader epoch, then partition epoch) and addressed to
  * this incarnation (v2's broker_epoch; a mismatch answers
- * STALE_BROKER_EPOCH for the whole request and changes nothing).  The
- * node becomes leader (kpart_become_leader: durable) or follower of the
- * named leader; a follower then truncates before it fetches.  Fills r
- * (arrays from alloc).  Returns 0, or -ENOMEM.
+ * STALE_BROKER_EPOCH for the whole request and changes nothing; -1, from
+ * a controller that does not know this run yet, is taken for states that
+ * do not make this node leader, the others answer STALE_BROKER_EPOCH).
+ * A request from an older controller epoch than the latest seen answers
+ * STALE_CONTROLLER_EPOCH; a newer one makes its sender this node's
+ * controller (KREP_DST_CTL), which it registers with.  The node becomes
+ * leader (kpart_become_leader: durable) or follower of the named leader;
+ * a follower then truncates before it fetches.  Fills r (arrays from
+ * alloc).  Returns 0, or -ENOMEM.
  */
 int krep_handle_leader_and_isr(krep_node *n, const kk_leader_and_isr_req *q, int16_t version, int64_t now_ms,
                                krep_alloc_fn alloc, void *actx, kk_leader_and_isr_resp *r);
@@ -262,7 +273,7 @@ int krep_node_describe(krep_node *n, char *buf, size_t cap);
  * replicas through its channels, one per node, again until each
  * acknowledges it.  Returns 0, -ENOMEM.
  */
-int krep_ctl_new(krep_ctl **out, int32_t controller_id);
+int krep_ctl_new(krep_ctl **out, int32_t controller_id, int32_t controller_epoch);
 void krep_ctl_free(krep_ctl *c);
 
 /* Add a partition: replicas[0..n) (node ids), led by `leader` (one of
@@ -270,6 +281,18 @@ void krep_ctl_free(krep_ctl *c);
  * -ENOMEM. */
 int krep_ctl_add_partition(krep_ctl *c, const char *topic, int32_t partition, const int32_t *replicas, int n,
                            int32_t leader);
+/* Add a partition in a given state (a controller taking over from what a
+ * node last knew).  Same returns. */
+int krep_ctl_add_state(krep_ctl *c, const char *topic, int32_t partition, const krep_pstate *st);
+/* Every partition the controller holds, in the order added: fills up to
+ * cap (topic names valid while c lives), returns the count. */
+typedef struct krep_ctl_entry {
+    const char *topic;
+    int32_t partition;
+    krep_pstate st;
+} krep_ctl_entry;
+int krep_ctl_list(krep_ctl *c, krep_ctl_entry *out, int cap);
+int32_t krep_ctl_epoch(const krep_ctl *c);
 
 enum { KREP_ELECT_UNCLEAN = 1u << 0 };
 /*
@@ -289,7 +312,9 @@ int krep_ctl_state(krep_ctl *c, const char *topic, int32_t partition, krep_pstat
  * still has to tell (logs, debugging); as krep_node_describe. */
 int krep_ctl_describe(krep_ctl *c, char *buf, size_t cap);
 
-/* The controller's channels to nodes (LeaderAndIsr), as a node's. */
+/* The controller's channels to nodes (LeaderAndIsr), as a node's.  A
+ * node that has not registered yet is told only the states in which it
+ * does not lead (broker_epoch -1); registering brings the rest. */
 int krep_ctl_next(krep_ctl *c, int32_t node, int64_t now_ms, kk_wbuf *w, int64_t *wake_ms);
 int krep_ctl_response(krep_ctl *c, int32_t node, const void *frame, size_t len, int64_t now_ms);
 void krep_ctl_failed(krep_ctl *c, int32_t node, int64_t now_ms);

@@ -238,6 +238,8 @@ static void node_config(snode *nd, krep_config *cfg)
     cfg->fetch_wait_max_ms = 0;
     cfg->fetch_backoff_ms = 5;
     cfg->fetch_max_bytes = 4096;
+    cfg->heartbeat_ms = 200;
+    cfg->controller_id = 0;
 }
 
 static int node_start(snode *nd)
@@ -871,7 +873,7 @@ static void setup(uint64_t seed)
         ktr_mem_init in = { sim.net, nd->name };
         klog_transport_register(nd->reg, ktr_mem_methods(), &in);
     }
-    krep_ctl_new(&sim.ctl, 0);
+    krep_ctl_new(&sim.ctl, 0, 1);
     klog_transport_registry_new(&sim.ctl_reg, KLOG_TRANSPORT_REGISTRY_EMPTY);
     ktr_mem_init in = { sim.net, "ctl" };
     klog_transport_register(sim.ctl_reg, ktr_mem_methods(), &in);

@@ -1,0 +1,36 @@
+/* lib/replication/conf_keys.c - replication's configuration keys (conf_keys.h). */
+#include <stdint.h>
+
+#include "replication/conf_keys.h"
+
+#define B(k) [(k) - KC_KEY_BASE(KC_TABLE_REPLICATION)]
+enum { SI = KC_SCOPE_INSTANCE, ST = KC_SCOPE_TOPIC };
+
+static const kc_def defs[] = {
+    B(KC_REPLICATION_PEERS) = KC_STR("replication.peers", SI,
+                                     "the cluster's nodes, ID@URL,...: each node's first listener "
+                                     "(tcp://HOST:PORT, unix:///PATH; HOST:PORT means tcp); empty: a single node"),
+    B(KC_REPLICATION_LEADER) = KC_INT("replication.leader", SI, -1, -1, 2147483647,
+                                      "the node that leads a new cluster (-1: the lowest id); klog promote moves it"),
+    B(KC_REPLICA_LAG_TIME_MAX_MS) = KC_INT("replica.lag.time.max.ms", SI, 30000, 1, INT64_C(1) << 40,
+                                           "a follower not caught up for this long leaves the in-sync replicas"),
+    B(KC_REPLICA_FETCH_WAIT_MAX_MS) = KC_INT("replica.fetch.wait.max.ms", SI, 500, 0, 60000,
+                                             "how long a leader holds a follower's fetch that finds nothing new"),
+    B(KC_REPLICA_FETCH_MAX_BYTES) = KC_INT("replica.fetch.max.bytes", SI, 1048576, 1024, 64 * 1024 * 1024,
+                                           "bytes a follower asks for per partition and fetch"),
+    B(KC_REPLICA_FETCH_BACKOFF_MS) = KC_INT("replica.fetch.backoff.ms", SI, 1000, 0, 600000,
+                                            "a follower's pause after a failed fetch"),
+    B(KC_REPLICA_SOCKET_TIMEOUT_MS) = KC_INT("replica.socket.timeout.ms", SI, 30000, 100, 3600000,
+                                             "a peer request without an answer this long is given up"),
+    B(KC_REPLICA_HEARTBEAT_MS) = KC_INT("replica.heartbeat.ms", SI, 2000, 10, 600000,
+                                        "how often a node tells its controller it is alive (and which run it is)"),
+    B(KC_MIN_INSYNC_REPLICAS) = KC_INT("min.insync.replicas", ST, 0, 0, 16,
+                                       "acks=all writes need this many in-sync replicas "
+                                       "(0: min(2, replicas)); fewer: NOT_ENOUGH_REPLICAS"),
+};
+
+_Static_assert(sizeof defs / sizeof defs[0] == KC_REPLICATION__END - KC_KEY_BASE(KC_TABLE_REPLICATION),
+               "a key without an entry");
+
+const kc_table klog__replication_conf_table = { "replication", KC_TABLE_REPLICATION, defs,
+                                                sizeof defs / sizeof defs[0] };

@@ -1,0 +1,29 @@
+/*
+ * lib/replication/conf_keys.h - configuration keys owned by replication
+ * (Kafka's broker and topic names where Kafka has the key; klog(7),
+ * REPLICATION, lists them).  node.id is the server's key (the broker id
+ * clients see), which names a node of the cluster too.
+ */
+#ifndef KLOG_REPLICATION_CONF_KEYS_H
+#define KLOG_REPLICATION_CONF_KEYS_H
+
+#include "common/conf.h"
+#include "compose.h"
+
+enum {
+    KC_REPLICATION_PEERS = KC_KEY_BASE(KC_TABLE_REPLICATION),
+    KC_REPLICATION_LEADER,
+    KC_REPLICA_LAG_TIME_MAX_MS,
+    KC_REPLICA_FETCH_WAIT_MAX_MS,
+    KC_REPLICA_FETCH_MAX_BYTES,
+    KC_REPLICA_FETCH_BACKOFF_MS,
+    KC_REPLICA_SOCKET_TIMEOUT_MS,
+    KC_REPLICA_HEARTBEAT_MS,
+    KC_MIN_INSYNC_REPLICAS,
+    KC_REPLICATION__END
+};
+_Static_assert(KC_REPLICATION__END - KC_KEY_BASE(KC_TABLE_REPLICATION) <= KC_TABLE_KEYS, "replication key table full");
+
+extern const kc_table klog__replication_conf_table;
+
+#endif
