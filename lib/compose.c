@@ -25,12 +25,14 @@
 #include "group/group.h"
 #include "producer/conf_keys.h"
 #include "replication/conf_keys.h"
+#include "replication/module.h"
 #include "server/conf_keys.h"
 #include "topic/topic.h"
 
 static const kt_module *const modules[] = {
     &klog__maint_module,      /* disk budget (before any log opens), retention, cleaner threads */
     &klog__background_module, /* interval syncs, rolls by age, prefills, retention and stats ticks */
+    &krep_module,             /* replication to peer processes (replication.peers set) */
     &kg_groups_module,        /* consumer group coordinators, committed offsets */
 };
 

@@ -22,7 +22,8 @@
  * parts from a follower's, KIP-101/279; clients use it too, KIP-320) and
  * AlterPartition v0 (a leader asking the controller to change the ISR;
  * flexible in every version, and peers-only: the server advertises it, and
- * LeaderAndIsr, only on a replicated node).
+ * LeaderAndIsr, only on a replicated node); and ElectLeaders, which klog
+ * promote sends to the node that is to lead.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -62,6 +63,7 @@ static const kk_api apis[] = {
     API_(KK_API_SASL_AUTHENTICATE, "SaslAuthenticate", 0, 1, 2, sasl_authenticate),
     API_(KK_API_CREATE_PARTITIONS, "CreatePartitions", 0, 1, 2, create_partitions),
     API_(KK_API_DELETE_GROUPS, "DeleteGroups", 0, 1, 2, delete_groups),
+    API_(KK_API_ELECT_LEADERS, "ElectLeaders", 0, 1, 2, elect_leaders),
     API_(KK_API_ALTER_PARTITION, "AlterPartition", 0, 0, 0, alter_partition),
 };
 

@@ -88,6 +88,7 @@ KK_SCHEMA_DECL_(delete_groups)
 KK_SCHEMA_DECL_(leader_and_isr)
 KK_SCHEMA_DECL_(offset_for_leader_epoch)
 KK_SCHEMA_DECL_(alter_partition)
+KK_SCHEMA_DECL_(elect_leaders)
 #undef KK_SCHEMA_DECL_
 
 /* Smallest wire size of one element of array field f in version v (>= 1). */

@@ -278,6 +278,7 @@ enum {
     KK_API_CREATE_PARTITIONS = 37, KK_API_DELETE_GROUPS = 42,
     /* between replicas (lib/replication): */
     KK_API_LEADER_AND_ISR = 4, KK_API_OFFSET_FOR_LEADER_EPOCH = 23, KK_API_ALTER_PARTITION = 56,
+    KK_API_ELECT_LEADERS = 43,
 };
 
 typedef struct kk_schema kk_schema;   /* a message's field table (opaque; msg.c) */

@@ -1037,3 +1037,44 @@ static const kk_field kk_alter_partition_resp_schema_f[] = {
 };
 TOP(kk_alter_partition_resp_schema, "AlterPartitionResponse");
 #undef S_
+
+/* ---- ElectLeaders ----------------------------------------------------------------- */
+#define S_ kk_elect_leaders_req_topic
+static const kk_field elect_leaders_req_topic_f[] = {
+    F(topic, STR, 0, V),
+    F(partitions, I32S, 0, V),
+};
+SUB(elect_leaders_req_topic, "TopicPartitions");
+#undef S_
+#define S_ kk_elect_leaders_req
+static const kk_field kk_elect_leaders_req_schema_f[] = {
+    F(election_type, I8, 1, V),
+    AN(topic_partitions, 0, V, 0, V, elect_leaders_req_topic),
+    F(timeout_ms, I32, 0, V),
+};
+TOP(kk_elect_leaders_req_schema, "ElectLeadersRequest");
+#undef S_
+
+#define S_ kk_elect_leaders_resp_partition
+static const kk_field elect_leaders_resp_part_f[] = {
+    F(partition_id, I32, 0, V),
+    F(error_code, I16, 0, V),
+    FN(error_message, STR, 0, V, 0, V),
+};
+SUB(elect_leaders_resp_part, "PartitionResult");
+#undef S_
+#define S_ kk_elect_leaders_resp_topic
+static const kk_field elect_leaders_resp_topic_f[] = {
+    F(topic, STR, 0, V),
+    A(partition_result, 0, V, elect_leaders_resp_part),
+};
+SUB(elect_leaders_resp_topic, "ReplicaElectionResult");
+#undef S_
+#define S_ kk_elect_leaders_resp
+static const kk_field kk_elect_leaders_resp_schema_f[] = {
+    F(throttle_time_ms, I32, 0, V),
+    F(error_code, I16, 1, V),
+    A(replica_election_results, 0, V, elect_leaders_resp_topic),
+};
+TOP(kk_elect_leaders_resp_schema, "ElectLeadersResponse");
+#undef S_

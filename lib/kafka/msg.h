@@ -705,6 +705,32 @@ typedef struct kk_alter_partition_resp {
     KK_ARRAY(kk_alter_partition_resp_topic) topics;
 } kk_alter_partition_resp;
 
+/* ---- ElectLeaders (43), versions 0-1: `klog promote` asks a node to lead -------- */
+typedef struct kk_elect_leaders_req_topic {
+    kk_str topic;
+    kk_i32_array partitions;
+} kk_elect_leaders_req_topic;
+typedef struct kk_elect_leaders_req {
+    int8_t election_type;               /* v1+ [0]: 0 preferred (clean), 1 unclean */
+    KK_ARRAY(kk_elect_leaders_req_topic) topic_partitions; /* nullable: null = all */
+    int32_t timeout_ms;
+} kk_elect_leaders_req;
+
+typedef struct kk_elect_leaders_resp_partition {
+    int32_t partition_id;
+    int16_t error_code;
+    kk_str error_message;               /* nullable */
+} kk_elect_leaders_resp_partition;
+typedef struct kk_elect_leaders_resp_topic {
+    kk_str topic;
+    KK_ARRAY(kk_elect_leaders_resp_partition) partition_result;
+} kk_elect_leaders_resp_topic;
+typedef struct kk_elect_leaders_resp {
+    int32_t throttle_time_ms;
+    int16_t error_code;                 /* v1+ */
+    KK_ARRAY(kk_elect_leaders_resp_topic) replica_election_results;
+} kk_elect_leaders_resp;
+
 /* ---- The consumer protocol (inside JoinGroup/SyncGroup bytes), versions 0-3 -- */
 /* Not requests: a leading int16 version, then the body (see
  * kk_consumer_protocol_decode in kafka.h). */
@@ -752,6 +778,7 @@ typedef union kk_req_body {
     kk_leader_and_isr_req leader_and_isr;
     kk_offset_for_leader_epoch_req offset_for_leader_epoch;
     kk_alter_partition_req alter_partition;
+    kk_elect_leaders_req elect_leaders;
 } kk_req_body;
 
 typedef union kk_resp_body {
@@ -781,6 +808,7 @@ typedef union kk_resp_body {
     kk_leader_and_isr_resp leader_and_isr;
     kk_offset_for_leader_epoch_resp offset_for_leader_epoch;
     kk_alter_partition_resp alter_partition;
+    kk_elect_leaders_resp elect_leaders;
 } kk_resp_body;
 
 #endif /* KLOG_KAFKA_MSG_H */

@@ -50,6 +50,8 @@ struct krep_ctl {
     int32_t id;
     int32_t epoch;
     pthread_mutex_t mu;
+    krep_ctl_persist_fn persist;
+    void *persist_arg;
     ctl_part **parts;
     size_t nparts, cap;
     ctl_node nodes[KREP_MAX_NODES];
@@ -85,6 +87,44 @@ void krep_ctl_free(krep_ctl *c)
     free(c->mem.blocks);
     pthread_mutex_destroy(&c->mu);
     free(c);
+}
+
+void krep_ctl_set_persist(krep_ctl *c, krep_ctl_persist_fn fn, void *arg)
+{
+    pthread_mutex_lock(&c->mu);
+    c->persist = fn;
+    c->persist_arg = arg;
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* Hand every state to the persist callback (c->mu held).  On failure the
+ * states are put back as saved (old[], one per partition). */
+static int persist_locked(krep_ctl *c, const krep_pstate *old)
+{
+    if (!c->persist)
+        return 0;
+    krep_ctl_entry *e = calloc(c->nparts + 1, sizeof *e);
+    int rc = -ENOMEM;
+    if (e) {
+        for (size_t i = 0; i < c->nparts; i++)
+            e[i] = (krep_ctl_entry){ c->parts[i]->topic, c->parts[i]->index, c->parts[i]->st };
+        rc = c->persist(c->persist_arg, c->id, c->epoch, e, (int)c->nparts);
+        free(e);
+    }
+    if (rc < 0 && old)
+        for (size_t i = 0; i < c->nparts; i++)
+            c->parts[i]->st = old[i];
+    return rc;
+}
+
+/* The states now, to put back if persisting the change fails (NULL:
+ * out of memory: the change is then refused). */
+static krep_pstate *save(krep_ctl *c)
+{
+    krep_pstate *old = malloc((c->nparts + 1) * sizeof *old);
+    for (size_t i = 0; old && i < c->nparts; i++)
+        old[i] = c->parts[i]->st;
+    return old;
 }
 
 static ctl_part *find(krep_ctl *c, const char *topic, int32_t index)
@@ -123,6 +163,16 @@ int krep_ctl_add_partition(krep_ctl *c, const char *topic, int32_t partition, co
 }
 
 int32_t krep_ctl_epoch(const krep_ctl *c) { return c->epoch; }
+
+int krep_ctl_set_incarnation(krep_ctl *c, int32_t node, int64_t inc)
+{
+    pthread_mutex_lock(&c->mu);
+    ctl_node *nd = node_of(c, node);
+    if (nd)
+        nd->inc = inc;
+    pthread_mutex_unlock(&c->mu);
+    return nd ? 0 : -ENOENT;
+}
 
 int krep_ctl_list(krep_ctl *c, krep_ctl_entry *out, int cap)
 {
@@ -189,6 +239,9 @@ int krep_ctl_elect(krep_ctl *c, const char *topic, int32_t partition, int32_t le
         rc = -EINVAL;
     else if (!krep_in(p->st.isr, p->st.nisr, leader) && !(flags & KREP_ELECT_UNCLEAN))
         rc = KLOG_ENOTENOUGH;
+    krep_pstate *saved = rc == 0 ? save(c) : NULL;
+    if (rc == 0 && !saved)
+        rc = -ENOMEM;
     if (rc == 0) {
         krep_pstate *st = &p->st;
         int32_t old = st->leader;
@@ -205,7 +258,9 @@ int krep_ctl_elect(krep_ctl *c, const char *topic, int32_t partition, int32_t le
         st->leader = leader;
         st->leader_epoch++;
         st->partition_epoch++;
+        rc = persist_locked(c, saved);
     }
+    free(saved);
     pthread_mutex_unlock(&c->mu);
     return rc;
 }
@@ -276,11 +331,17 @@ static int16_t alter_one(krep_ctl *c, ctl_node *nd, int64_t broker_epoch, ctl_pa
             if (q->new_isr.v[j] == q->new_isr.v[i])
                 return KK_ERR_INVALID_REQUEST;
     }
-    (void)c;
+    krep_pstate *saved = save(c);
+    if (!saved)
+        return KK_ERR_KAFKA_STORAGE_ERROR;
     st->nisr = q->new_isr.n;
     memcpy(st->isr, q->new_isr.v, (size_t)q->new_isr.n * sizeof *st->isr);
     st->partition_epoch++;
-    return KK_ERR_NONE;
+    /* durable before the leader hears of it: a shrunk ISR must never come
+     * back after a restart of the controller */
+    int rc = persist_locked(c, saved);
+    free(saved);
+    return rc < 0 ? KK_ERR_KAFKA_STORAGE_ERROR : KK_ERR_NONE;
 }
 
 /* c->mu held. */
@@ -297,17 +358,34 @@ static int alter_locked(krep_ctl *c, const kk_alter_partition_req *q, krep_alloc
             return 0;
         }
         if (nd->inc != q->broker_epoch) {
-            nd->inc = q->broker_epoch;
+            krep_pstate *saved = save(c);
+            if (!saved) {
+                r->error_code = KK_ERR_KAFKA_STORAGE_ERROR;
+                return 0;
+            }
+            bool bumped = false;
             for (size_t i = 0; i < c->nparts; i++) {
                 ctl_part *p = c->parts[i];
-                int s = slot(&p->st, nd->id);
-                if (s < 0)
+                if (slot(&p->st, nd->id) < 0)
                     continue;
-                p->acked_le[s] = p->acked_pe[s] = -1;
                 if (p->st.leader == nd->id) {
                     p->st.leader_epoch++;
                     p->st.partition_epoch++;
+                    bumped = true;
                 }
+            }
+            /* the new epochs are durable before anyone leads in them */
+            if (bumped && persist_locked(c, saved) < 0) {
+                free(saved);
+                r->error_code = KK_ERR_KAFKA_STORAGE_ERROR;
+                return 0;
+            }
+            free(saved);
+            nd->inc = q->broker_epoch;
+            for (size_t i = 0; i < c->nparts; i++) {
+                int s = slot(&c->parts[i]->st, nd->id);
+                if (s >= 0)
+                    c->parts[i]->acked_le[s] = c->parts[i]->acked_pe[s] = -1;
             }
         }
         return 0;

@@ -289,6 +289,7 @@ int krep_node_new(krep_node **out, struct klog *k, const krep_config *cfg)
     if (n->cfg.heartbeat_ms <= 0)
         n->cfg.heartbeat_ms = 2000;
     n->ctl_id = cfg->controller_id;
+    n->ctl_epoch = cfg->controller_epoch;
     pthread_mutex_init(&n->mu, NULL);
     for (int i = 0; i < cfg->npeers; i++)
         n->chans[i].dst = cfg->peers[i].id;
@@ -335,6 +336,20 @@ int krep_node_state(krep_node *n, const char *topic, int32_t partition, krep_pst
         *out = rp->st;
     pthread_mutex_unlock(&n->mu);
     return rc;
+}
+
+int krep_node_list(krep_node *n, krep_ctl_entry *out, int cap)
+{
+    pthread_mutex_lock(&n->mu);
+    int k = 0;
+    for (size_t j = 0; j < n->nparts; j++)
+        if (n->parts[j]->known) {
+            if (k < cap)
+                out[k] = (krep_ctl_entry){ n->parts[j]->t->name, n->parts[j]->index, n->parts[j]->st };
+            k++;
+        }
+    pthread_mutex_unlock(&n->mu);
+    return k;
 }
 
 int krep_node_describe(krep_node *n, char *buf, size_t cap)

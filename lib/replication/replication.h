@@ -114,6 +114,7 @@ typedef struct krep_config {
     int32_t min_isr;              /* min.insync.replicas when a topic sets none; 0 = min(2, replicas) */
     int64_t heartbeat_ms;         /* replica.heartbeat.ms: registration again [2000] */
     int32_t controller_id;        /* the controller until a LeaderAndIsr names another [-1] */
+    int32_t controller_epoch;     /* its epoch: LeaderAndIsr of older ones are refused [0] */
 } krep_config;
 
 /* Defaults (the brackets above), no peers. */
@@ -259,6 +260,11 @@ typedef struct krep_pstate {
  * KLOG_EUNKNOWN_PARTITION (none known yet). */
 int krep_node_state(krep_node *n, const char *topic, int32_t partition, krep_pstate *out);
 
+/* The states this node knows (as krep_ctl_list; topic names valid while
+ * n lives): fills up to cap, returns the count. */
+struct krep_ctl_entry;
+int krep_node_list(krep_node *n, struct krep_ctl_entry *out, int cap);
+
 /* A line per partition on what the node does with it (logs, debugging):
  * writes at most cap bytes (NUL-terminated), returns the length wanted. */
 int krep_node_describe(krep_node *n, char *buf, size_t cap);
@@ -286,13 +292,30 @@ int krep_ctl_add_partition(krep_ctl *c, const char *topic, int32_t partition, co
 int krep_ctl_add_state(krep_ctl *c, const char *topic, int32_t partition, const krep_pstate *st);
 /* Every partition the controller holds, in the order added: fills up to
  * cap (topic names valid while c lives), returns the count. */
-typedef struct krep_ctl_entry {
+struct krep_ctl_entry {
     const char *topic;
     int32_t partition;
     krep_pstate st;
-} krep_ctl_entry;
+};
+typedef struct krep_ctl_entry krep_ctl_entry;
 int krep_ctl_list(krep_ctl *c, krep_ctl_entry *out, int cap);
 int32_t krep_ctl_epoch(const krep_ctl *c);
+
+/* Take `inc` as node's incarnation without the leader epochs a
+ * registration would give its partitions: for the node hosting the
+ * controller, whose states were just made for this run.  Returns 0 or
+ * -ENOENT (not a replica of any partition). */
+int krep_ctl_set_incarnation(krep_ctl *c, int32_t node, int64_t inc);
+
+/* Called, with the controller's lock held, after every change of a state
+ * and before anyone hears of it (an election, an ISR change, the new
+ * epochs of a registration): the whole list, to write down.  A negative
+ * return undoes the change (the proposal or registration is answered
+ * KAFKA_STORAGE_ERROR, krep_ctl_elect returns it).  It must not call the
+ * controller. */
+typedef int (*krep_ctl_persist_fn)(void *arg, int32_t controller_id, int32_t controller_epoch,
+                                   const krep_ctl_entry *e, int n);
+void krep_ctl_set_persist(krep_ctl *c, krep_ctl_persist_fn fn, void *arg);
 
 enum { KREP_ELECT_UNCLEAN = 1u << 0 };
 /*

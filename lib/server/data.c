@@ -79,14 +79,17 @@ static void on_hw(void *arg, unsigned events, int64_t offset)
     ksrv_call_wake(arg);
 }
 
-static void watch_start(watch *w, kpart *p, ksrv_call *c)
+/* A consumer's call waits for the HW; a replica's fetch for appends. */
+static void watch_start_ev(watch *w, kpart *p, ksrv_call *c, unsigned events)
 {
     if (w->p)
         return;
     w->p = p;
-    w->l = (kpart_listener){ .fn = on_hw, .arg = c, .events = KPART_EV_HW };
+    w->l = (kpart_listener){ .fn = on_hw, .arg = c, .events = events };
     kpart_listen(p, &w->l);
 }
+
+static void watch_start(watch *w, kpart *p, ksrv_call *c) { watch_start_ev(w, p, c, KPART_EV_HW); }
 
 static void watch_stop(watch *w)
 {
@@ -512,7 +515,13 @@ int ksrv_fetch(ksrv_call *c)
                     error = true;
                     continue;
                 }
-                fp->err = fetch_epoch_check(fp->p, qp->current_leader_epoch);
+                /* A replica's fetch, on a replicated node: the leader checks
+                 * its epoch and takes its offset as what it holds. */
+                kpart *lp;
+                fp->err = q->replica_id >= 0 && ksrv_replicated(c->srv)
+                              ? ksrv_replica_fetch(c, fp->t->name, qp->partition, q->replica_id,
+                                                   qp->current_leader_epoch, qp->fetch_offset, &lp)
+                              : fetch_epoch_check(fp->p, qp->current_leader_epoch);
                 if (fp->err) {
                     error = true;
                     continue;
@@ -548,7 +557,8 @@ int ksrv_fetch(ksrv_call *c)
         if (!st->watching) {
             for (int i = 0; i < st->n; i++)
                 if (st->fp[i].p)
-                    watch_start(&st->fp[i].w, st->fp[i].p, c);
+                    watch_start_ev(&st->fp[i].w, st->fp[i].p, c,
+                                   q->replica_id >= 0 ? KPART_EV_APPEND | KPART_EV_HW : KPART_EV_HW);
             st->watching = true;
             continue;
         }

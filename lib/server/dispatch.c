@@ -30,6 +30,10 @@ static const ksrv_handler handlers[] = {
     [KK_API_DESCRIBE_CONFIGS] = ksrv_describe_configs,
     [KK_API_CREATE_PARTITIONS] = ksrv_create_partitions,
     [KK_API_DELETE_GROUPS] = ksrv_delete_groups,
+    [KK_API_LEADER_AND_ISR] = ksrv_leader_and_isr,
+    [KK_API_OFFSET_FOR_LEADER_EPOCH] = ksrv_offset_for_leader_epoch,
+    [KK_API_ELECT_LEADERS] = ksrv_elect_leaders,
+    [KK_API_ALTER_PARTITION] = ksrv_alter_partition,
 };
 
 ksrv_handler ksrv_handler_for(int16_t key)
@@ -41,7 +45,11 @@ ksrv_handler ksrv_handler_for(int16_t key)
 
 bool ksrv_advertised(const struct klog_server *s, int16_t key)
 {
-    (void)s; /* SASL (SaslHandshake, SaslAuthenticate) comes with authentication */
+    /* SASL (SaslHandshake, SaslAuthenticate) comes with authentication;
+     * what only replicas send, with replication */
+    if ((key == KK_API_LEADER_AND_ISR || key == KK_API_ALTER_PARTITION || key == KK_API_ELECT_LEADERS) &&
+        !ksrv_replicated(s))
+        return false;
     return ksrv_handler_for(key) != NULL && kk_api_find(key) != NULL;
 }
 

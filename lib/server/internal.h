@@ -9,6 +9,8 @@
  * data.c       Produce, Fetch, ListOffsets, DeleteRecords, InitProducerId.
  * metadata.c   Metadata, and topic look-up with auto-creation.
  * admin.c      CreateTopics, DeleteTopics, CreatePartitions, DescribeConfigs.
+ * replica.c    LeaderAndIsr, OffsetForLeaderEpoch, AlterPartition,
+ *              ElectLeaders: replication between nodes (lib/replication).
  * groups.c     FindCoordinator, JoinGroup, SyncGroup, Heartbeat,
  *              LeaveGroup, OffsetCommit, OffsetFetch, DescribeGroups,
  *              ListGroups, DeleteGroups: Kafka's classic group protocol
@@ -156,6 +158,19 @@ int ksrv_offset_fetch(ksrv_call *c);
 int ksrv_describe_groups(ksrv_call *c);
 int ksrv_list_groups(ksrv_call *c);
 int ksrv_delete_groups(ksrv_call *c);
+/* replica.c: what replicas ask of each other (lib/replication), and
+ * OffsetForLeaderEpoch, which clients ask too. */
+int ksrv_leader_and_isr(ksrv_call *c);
+int ksrv_offset_for_leader_epoch(ksrv_call *c);
+int ksrv_alter_partition(ksrv_call *c);
+int ksrv_elect_leaders(ksrv_call *c);
+/* Whether the server's instance is a replicated node. */
+bool ksrv_replicated(const struct klog_server *s);
+/* A replica's fetch of topic/partition on a replicated node
+ * (krep_replica_fetch): a Kafka error code; *p on NONE. */
+struct kpart;
+int16_t ksrv_replica_fetch(ksrv_call *c, const char *topic, int32_t partition, int32_t replica_id,
+                           int32_t current_leader_epoch, int64_t fetch_offset, struct kpart **p);
 
 /* groups.c: per-server group state (members joined through this server,
  * left at stop; the worker each member's notify kicks).  init at

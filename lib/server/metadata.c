@@ -5,12 +5,19 @@
  *
  * One node: every partition's leader, replica and in-sync replica is this
  * server's node.id, reached at the address the client connected to (or
- * advertised.host).
+ * advertised.host).  A replicated node (lib/replication) lists every node
+ * of the cluster as a broker, at the host and port of its URL in
+ * replication.peers (this one as above), and each partition's leader,
+ * replicas and ISR as this node last heard them from the controller
+ * (leader -1 and LEADER_NOT_AVAILABLE while it knows none), so that
+ * clients send their writes to the leader.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/common.h"
+#include "replication/module.h"
 #include "server/internal.h"
 #include "topic/topic.h"
 
@@ -41,8 +48,38 @@ struct kt_topic *ksrv_topic_get(struct klog_server *s, const char *name, bool cr
     return t;
 }
 
+/* A replicated node's partition i of t, as this node knows it. */
+static int fill_replicated(ksrv_call *c, kk_metadata_resp_partition *ps, kt_topic *t, int i, krep_node *n)
+{
+    krep_pstate st;
+    ps->partition_index = i;
+    ps->offline_replicas.v = NULL;
+    ps->offline_replicas.n = 0;
+    if (t->name[0] == '_' && t->name[1] == '_')
+        return 1; /* internal topics stay this node's own */
+    if (krep_node_state(n, t->name, i, &st) < 0) {
+        ps->error_code = KK_ERR_LEADER_NOT_AVAILABLE;
+        ps->leader_id = -1;
+        ps->replica_nodes.n = ps->isr_nodes.n = 0;
+        return 0;
+    }
+    int32_t *r = ksrv_alloc(c, (size_t)(st.nreplicas + st.nisr + 1) * sizeof *r);
+    if (!r)
+        return -ENOMEM;
+    memcpy(r, st.replicas, (size_t)st.nreplicas * sizeof *r);
+    memcpy(r + st.nreplicas, st.isr, (size_t)st.nisr * sizeof *r);
+    ps->error_code = st.leader >= 0 ? KK_ERR_NONE : KK_ERR_LEADER_NOT_AVAILABLE;
+    ps->leader_id = st.leader;
+    ps->replica_nodes.v = r;
+    ps->replica_nodes.n = st.nreplicas;
+    ps->isr_nodes.v = r + st.nreplicas;
+    ps->isr_nodes.n = st.nisr;
+    return 0;
+}
+
 static int fill_topic(ksrv_call *c, kk_metadata_resp_topic *o, kt_topic *t, int32_t node)
 {
+    krep_mod *m = krep_mod_of(ksrv_klog(c->srv));
     int n = atomic_load_explicit(&t->nparts, memory_order_acquire);
     o->error_code = KK_ERR_NONE;
     o->name = KK_STR(t->name);
@@ -53,6 +90,13 @@ static int fill_topic(ksrv_call *c, kk_metadata_resp_topic *o, kt_topic *t, int3
         return -ENOMEM;
     *one = node;
     for (int i = 0; i < n; i++) {
+        if (m) {
+            int rc = fill_replicated(c, &ps[i], t, i, krep_mod_node(m));
+            if (rc < 0)
+                return rc;
+            if (rc == 0)
+                continue;
+        }
         ps[i].error_code = KK_ERR_NONE;
         ps[i].partition_index = i;
         ps[i].leader_id = node;
@@ -79,6 +123,44 @@ int ksrv_metadata(ksrv_call *c)
     b.host = KK_STR(host);
     r.brokers.v = &b;
     r.brokers.n = 1;
+    krep_mod *rm = krep_mod_of(ksrv_klog(c->srv));
+    if (rm) {
+        /* every node, at its URL's host and port (a unix:// one has none
+         * a Kafka client could use: left out) */
+        int np;
+        const krep_peer *peers = krep_mod_peers(rm, &np);
+        kk_metadata_resp_broker *bs = ksrv_alloc(c, ((size_t)np + 1) * sizeof *bs);
+        if (!bs)
+            return -ENOMEM;
+        int k = 0;
+        for (int i = 0; i < np; i++) {
+            if (peers[i].id == cf->node_id) {
+                bs[k++] = b;
+                continue;
+            }
+            const char *u = peers[i].url;
+            if (strncmp(u, "tcp://", 6) != 0)
+                continue;
+            u += 6;
+            const char *colon = strrchr(u, ':');
+            if (!colon)
+                continue;
+            size_t hl = (size_t)(colon - u);
+            if (hl >= 2 && u[0] == '[' && u[hl - 1] == ']')
+                u++, hl -= 2; /* [IPv6] */
+            char *h = ksrv_alloc(c, hl + 1);
+            if (!h)
+                return -ENOMEM;
+            memcpy(h, u, hl);
+            bs[k++] = (kk_metadata_resp_broker){ .node_id = peers[i].id, .host = KK_STR(h),
+                                                 .port = (int32_t)atoi(colon + 1), .rack = KK_STR_NULL };
+        }
+        r.brokers.v = bs;
+        r.brokers.n = k;
+        int32_t cid, cep;
+        krep_node_controller(krep_mod_node(rm), &cid, &cep);
+        r.controller_id = cid;
+    }
 
     bool all = q->topics.n < 0 || (q->topics.n == 0 && c->req.hdr.api_version == 0);
     kt_topic **snap = NULL;

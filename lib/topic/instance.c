@@ -29,6 +29,7 @@
 #define TICK_MS 100
 
 kio *klog__io(struct klog *k) { return k->io; }
+const char *klog__dir(struct klog *k) { return k->dir; }
 
 void *klog__module_state(klog *k, const kt_module *m)
 {
@@ -254,8 +255,12 @@ static int open_parts(klog *k, kt_topic *t, int from, int to, bool on_record)
         int rc = part_dir(d, sizeof d, k, t->name, p, NULL);
         if (rc == 0)
             rc = kpart_open(&t->parts[p], k->io, d, &lc);
-        if (rc == 0)
+        if (rc == 0) {
             ks_log_set_prefill_hook(kpart_log(t->parts[p]), bg_prefill_hook, k);
+            for (unsigned i = 0; i < k->ninit; i++)
+                if (k->mods[i]->part_open)
+                    k->mods[i]->part_open(k, k->mod_state[i], t->name, p, t->parts[p]);
+        }
         if (rc < 0) {
             for (int q = from; q < p; q++) {
                 kpart_close(t->parts[q]);

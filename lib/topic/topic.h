@@ -123,6 +123,13 @@ typedef struct kt_module {
     void (*stop)(struct klog *k, void *state);
     int (*fini)(struct klog *k, void *state);
     void (*event)(struct klog *k, void *state, const kt_event *ev);
+    /* A partition was opened (at open, by a topic's creation, by added
+     * partitions), before anyone can look it up: a module that must set it
+     * up before its first append (replication fences it) does it here.
+     * Runs after init, on the opening thread, with the instance's mu held
+     * (topic admin) or during klog__open: only the partition may be
+     * touched. */
+    void (*part_open)(struct klog *k, void *state, const char *topic, int index, struct kpart *p);
 } kt_module;
 
 #define KT_MODULES_MAX 16
@@ -173,5 +180,7 @@ void klog__handle_remove(struct klog *k, kt_handle *e);
 /* The instance's I/O engine and defaults. */
 kio *klog__io(struct klog *k);
 const klog_conf *klog__conf(struct klog *k);
+/* The data directory (for a module's own files beside topics.meta). */
+const char *klog__dir(struct klog *k);
 
 #endif

@@ -121,9 +121,9 @@ REC_INIT(0)
 REC_INIT(1)
 REC_INIT(2)
 
-static const kt_module mod_a = { "A", r_init0, r_start, r_stop, r_fini, r_event };
-static const kt_module mod_b = { "B", r_init1, r_start, r_stop, r_fini, r_event };
-static const kt_module mod_c = { "C", r_init2, r_start, r_stop, r_fini, NULL }; /* hears no events */
+static const kt_module mod_a = { "A", r_init0, r_start, r_stop, r_fini, r_event, NULL };
+static const kt_module mod_b = { "B", r_init1, r_start, r_stop, r_fini, r_event, NULL };
+static const kt_module mod_c = { "C", r_init2, r_start, r_stop, r_fini, NULL, NULL }; /* hears no events */
 static const kt_module *const abc[] = { &mod_a, &mod_b, &mod_c };
 
 static void reset(void)

@@ -1,0 +1,71 @@
+/*
+ * klog/replication.h - replication to peer processes: a standby that takes
+ * over without losing an acknowledged record (klog(7), REPLICATION).
+ *
+ * A replicated node is an instance opened with replication.peers (every
+ * node of the cluster, ID@URL,...) and node.id (this one), served by a
+ * klog_server listening at its URL in that list: the same listener serves
+ * Kafka clients and the other nodes.  Every topic replicates to every
+ * node; one node leads (replication.leader for a new cluster), the others
+ * copy it, and an acks=all write is acknowledged once every in-sync
+ * replica holds it on disk.  The leader is also the cluster's controller
+ * (static): it changes only when an operator promotes another node.
+ *
+ *     klog_conf_set(conf, "node.id", "2", ...);
+ *     klog_conf_set(conf, "replication.peers",
+ *                   "1@tcp://10.0.0.1:9092,2@tcp://10.0.0.2:9092", ...);
+ *     klog_open(&k, "data", conf, ...);          (a follower of node 1)
+ *     klog_server_new(&s, k, ...); klog_server_listen(s, "tcp://10.0.0.2:9092");
+ *     klog_server_start(s);
+ *     ...                                        (node 1 is gone)
+ *     klog_replication_promote(k, 0, err, sizeof err);   (node 2 leads)
+ *
+ * Errors: 0 or a negative code (klog/error.h).
+ */
+#ifndef KLOG_REPLICATION_PUBLIC_H
+#define KLOG_REPLICATION_PUBLIC_H
+
+#include <stddef.h>
+
+#include <klog/version.h>
+#include <klog/error.h>
+#include <klog/instance.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Flag of the promote calls: make the node lead even if it is not an
+ * in-sync replica (it may lack records the old leader acknowledged, which
+ * are then lost). */
+#define KLOG_PROMOTE_UNCLEAN 1u
+
+/*
+ * Make this node (the replicated instance k) the controller and the leader
+ * of every partition, in new epochs: the other nodes follow it as soon as
+ * it reaches them, and an old leader that comes back becomes a follower
+ * and truncates what it wrote that this node does not have.  Safe (no
+ * acknowledged record lost) when this node is an in-sync replica of every
+ * partition and the old leader is down or cut off from every other node;
+ * KLOG_ENOTENOUGH otherwise, unless KLOG_PROMOTE_UNCLEAN.  Returns once the
+ * new state is on disk (the takeover itself follows within a heartbeat).
+ * Returns 0, -EINVAL, KLOG_ESTATE (not replicated, or no state known yet),
+ * KLOG_ENOTENOUGH, -errno (writing the state file); errbuf says why.
+ */
+KLOG_API int klog_replication_promote(klog *k, unsigned flags, char *errbuf, size_t errsize);
+
+/*
+ * The same, asked of the node listening at url (tcp://HOST:PORT, HOST:PORT,
+ * unix:///PATH) over the Kafka protocol (ElectLeaders): what klog promote
+ * does.  Waits up to timeout_ms for the connection and for the answer.
+ * Returns what the node's klog_replication_promote returned (KLOG_ESTATE,
+ * KLOG_ENOTENOUGH, -EIO for another failure), or the transport's error;
+ * errbuf says why.
+ */
+KLOG_API int klog_replication_promote_node(const char *url, unsigned flags, int timeout_ms, char *errbuf,
+                                           size_t errsize);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,40 @@
+/*
+ * lib/replication/module.h - replication as an instance's module (the
+ * contract lib/server uses).  module.c says how the module runs.
+ */
+#ifndef KLOG_REPLICATION_MODULE_H
+#define KLOG_REPLICATION_MODULE_H
+
+#include <stdbool.h>
+
+#include "replication/replication.h"
+#include "topic/topic.h"
+
+typedef struct krep_mod krep_mod;
+
+/* The module (lib/compose.c lists it after "background", before "groups"). */
+extern const kt_module krep_module;
+
+/* The instance's replication, or NULL when it has none (no
+ * replication.peers: a single node). */
+krep_mod *krep_mod_of(struct klog *k);
+krep_node *krep_mod_node(krep_mod *m);
+/* Every node of the cluster (this one included): *n entries. */
+const krep_peer *krep_mod_peers(krep_mod *m, int *n);
+
+/* The server's handlers: LeaderAndIsr (creates the topics it names that
+ * this node lacks, applies, writes the state file), AlterPartition (the
+ * controller this node hosts, else NOT_CONTROLLER), a replica's Fetch of
+ * one partition (krep_replica_fetch at the module's clock). */
+int krep_mod_leader_and_isr(krep_mod *m, const kk_leader_and_isr_req *q, int16_t version, krep_alloc_fn alloc,
+                            void *actx, kk_leader_and_isr_resp *r);
+int krep_mod_alter_partition(krep_mod *m, const kk_alter_partition_req *q, krep_alloc_fn alloc, void *actx,
+                             kk_alter_partition_resp *r);
+int16_t krep_mod_replica_fetch(krep_mod *m, const char *topic, int32_t partition, int32_t replica_id,
+                               int32_t current_leader_epoch, int64_t fetch_offset, struct kpart **p);
+
+/* klog promote: this node becomes the controller and the leader of every
+ * partition it knows, in new epochs (klog_replication_promote). */
+int krep_mod_promote(krep_mod *m, bool unclean, char *errbuf, size_t errsize);
+
+#endif

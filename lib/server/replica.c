@@ -1,0 +1,109 @@
+/*
+ * lib/server/replica.c - the requests replicas send each other
+ * (LeaderAndIsr from the controller, AlterPartition to it, ElectLeaders
+ * from klog promote) and OffsetForLeaderEpoch (a follower finding where
+ * its log parts from its leader's; clients ask it too, KIP-320), answered
+ * by lib/replication.  On a node without replication the first three are
+ * not advertised and are answered with an error; OffsetForLeaderEpoch is
+ * answered from the partitions' leader-epoch caches.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/common.h"
+#include "partition/partition.h"
+#include "replication/module.h"
+#include "server/internal.h"
+
+static void *alloc(void *ctx, size_t n) { return ksrv_alloc(ctx, n); }
+
+static krep_mod *mod(ksrv_call *c) { return krep_mod_of(ksrv_klog(c->srv)); }
+
+bool ksrv_replicated(const struct klog_server *s) { return krep_mod_of(ksrv_klog(s)) != NULL; }
+
+int16_t ksrv_replica_fetch(ksrv_call *c, const char *topic, int32_t partition, int32_t replica_id,
+                           int32_t current_leader_epoch, int64_t fetch_offset, struct kpart **p)
+{
+    krep_mod *m = mod(c);
+    if (!m)
+        return KK_ERR_NOT_LEADER_OR_FOLLOWER;
+    return krep_mod_replica_fetch(m, topic, partition, replica_id, current_leader_epoch, fetch_offset, p);
+}
+
+int ksrv_leader_and_isr(ksrv_call *c)
+{
+    kk_leader_and_isr_resp r = { 0 };
+    krep_mod *m = mod(c);
+    if (!m) {
+        r.error_code = KK_ERR_INVALID_REQUEST; /* not a replicated node */
+        return ksrv_respond(c, &r);
+    }
+    int rc = krep_mod_leader_and_isr(m, &c->req.body.leader_and_isr, c->req.hdr.api_version, alloc, c, &r);
+    return rc < 0 ? rc : ksrv_respond(c, &r);
+}
+
+int ksrv_alter_partition(ksrv_call *c)
+{
+    kk_alter_partition_resp r = { 0 };
+    krep_mod *m = mod(c);
+    if (!m) {
+        r.error_code = KK_ERR_NOT_CONTROLLER;
+        return ksrv_respond(c, &r);
+    }
+    int rc = krep_mod_alter_partition(m, &c->req.body.alter_partition, alloc, c, &r);
+    return rc < 0 ? rc : ksrv_respond(c, &r);
+}
+
+int ksrv_offset_for_leader_epoch(ksrv_call *c)
+{
+    kk_offset_for_leader_epoch_resp r;
+    krep_mod *m = mod(c);
+    int rc = krep_handle_offset_for_leader_epoch(m ? krep_mod_node(m) : NULL, ksrv_klog(c->srv),
+                                                 &c->req.body.offset_for_leader_epoch, alloc, c, &r);
+    return rc < 0 ? rc : ksrv_respond(c, &r);
+}
+
+/* klog promote: this node takes over (the request's partitions are not
+ * looked at: a static controller moves every partition at once). */
+int ksrv_elect_leaders(ksrv_call *c)
+{
+    const kk_elect_leaders_req *q = &c->req.body.elect_leaders;
+    kk_elect_leaders_resp r = { 0 };
+    krep_mod *m = mod(c);
+    char eb[256] = "";
+    int16_t e = KK_ERR_NONE;
+    if (!m) {
+        e = KK_ERR_INVALID_REQUEST;
+        snprintf(eb, sizeof eb, "this node is not replicated");
+    } else if (q->election_type != 0 && q->election_type != 1) {
+        e = KK_ERR_INVALID_REQUEST;
+        snprintf(eb, sizeof eb, "election type %d", q->election_type);
+    } else {
+        int rc = krep_mod_promote(m, q->election_type == 1, eb, sizeof eb);
+        if (rc == KLOG_ENOTENOUGH)
+            e = KK_ERR_ELIGIBLE_LEADERS_NOT_AVAILABLE;
+        else if (rc == KLOG_ESTATE)
+            e = KK_ERR_INVALID_REQUEST;
+        else if (rc < 0)
+            e = KK_ERR_KAFKA_STORAGE_ERROR;
+        if (rc < 0)
+            ksrv_log(c->srv, "%s: promote: %s", ksrv_conn_peer(c->conn), eb);
+    }
+    char *msg = eb[0] ? ksrv_alloc(c, strlen(eb) + 1) : NULL;
+    if (msg)
+        strcpy(msg, eb);
+    kk_elect_leaders_resp_topic *t = ksrv_alloc(c, sizeof *t);
+    kk_elect_leaders_resp_partition *p = ksrv_alloc(c, sizeof *p);
+    if (!t || !p)
+        return -ENOMEM;
+    /* one result, for the cluster's every partition */
+    *p = (kk_elect_leaders_resp_partition){ -1, e, msg ? KK_STR(msg) : KK_STR_NULL };
+    t->topic = KK_STR("*");
+    t->partition_result.v = p;
+    t->partition_result.n = 1;
+    r.error_code = e;
+    r.replica_election_results.v = t;
+    r.replica_election_results.n = 1;
+    return ksrv_respond(c, &r);
+}
