@@ -134,5 +134,6 @@ int cmd_perf(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_mirror(int argc, char **argv);
+int cmd_promote(int argc, char **argv);
 
 #endif /* KLOG_TOOLS_CLI_H */

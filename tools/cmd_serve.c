@@ -16,6 +16,7 @@
 
 static const char serve_help[] =
     "Usage: klog [-d DIR] serve --listen URL [--listen URL ...] [-X KEY=VALUE ...]\n"
+    "                         [--node-id N --peers ID@HOST:PORT,ID@HOST:PORT,...]\n"
     "\n"
     "Hold DIR and serve it to Kafka clients over the Kafka wire protocol: point\n"
     "kcat -b, librdkafka's bootstrap.servers or kafka-python's bootstrap_servers\n"
@@ -30,6 +31,13 @@ static const char serve_help[] =
     "\n"
     "  -l, --listen URL       tcp://HOST:PORT (HOST:PORT alone means tcp), or\n"
     "                         unix:///PATH; repeatable (default tcp://127.0.0.1:9092)\n"
+    "  --node-id N            this node's id (the server key node.id)\n"
+    "  --peers LIST           replicate to peer processes: every node of the\n"
+    "                         cluster as ID@HOST:PORT (or ID@URL), this one\n"
+    "                         included, each at its first --listen address; the\n"
+    "                         lowest id leads a new cluster (-X replication.leader=N\n"
+    "                         names another), 'klog promote' moves leadership\n"
+    "                         (the key replication.peers; see klog(7), REPLICATION)\n"
     "  -X, --set KEY=VALUE    configuration: server keys (socket.request.max.bytes,\n"
     "                         num.network.threads, auto.create.topics.enable,\n"
     "                         connections.max.idle.ms, node.id, advertised.host,\n"
@@ -38,12 +46,16 @@ static const char serve_help[] =
     "  -d, --dir DIR          data directory (default: $KLOG_DIR)\n"
     "  -h, --help             this help\n";
 
+enum { O_NODE_ID = 300, O_PEERS = 301 }; /* long only */
+
 static const struct option serve_opts[] = {
     { "dir", required_argument, NULL, 'd' },
     { "help", no_argument, NULL, 'h' },
     { "listen", required_argument, NULL, 'l' },
     { "set", required_argument, NULL, 'X' },
     { "quiet", no_argument, NULL, 'q' },
+    { "node-id", required_argument, NULL, O_NODE_ID },
+    { "peers", required_argument, NULL, O_PEERS },
     { NULL, 0, NULL, 0 },
 };
 
@@ -95,6 +107,14 @@ int cmd_serve(int argc, char **argv)
             if ((st = cli_conf_kv(ctx, conf, optarg)) != CLI_OK)
                 goto out;
             break;
+        case O_NODE_ID:
+        case O_PEERS: {
+            char kv[600];
+            snprintf(kv, sizeof kv, "%s=%s", c == O_NODE_ID ? "node.id" : "replication.peers", optarg);
+            if ((st = cli_conf_kv(ctx, conf, kv)) != CLI_OK)
+                goto out;
+            break;
+        }
         default:
             st = CLI_USAGE;
             goto out;

@@ -24,6 +24,7 @@ static const char usage_text[] =
     "  stats                    sizes, disk use and group lag\n"
     "  serve                    serve DIR to Kafka clients (the Kafka protocol)\n"
     "  mirror --to|--from BOOTSTRAP   store and forward to or from a Kafka cluster\n"
+    "  promote                  make a replicated node (serve --peers) the leader\n"
     "\n"
     "Options:\n"
     "  -d, --dir DIR   data directory (default: $KLOG_DIR); also accepted after COMMAND\n"
@@ -111,6 +112,7 @@ int main(int argc, char **argv)
         { "groups", cmd_groups }, { "dump", cmd_dump },       { "verify", cmd_verify },
         { "perf", cmd_perf },     { "stats", cmd_stats },       { "serve", cmd_serve },
         { "mirror", cmd_mirror },
+        { "promote", cmd_promote },
     };
     for (size_t c = 0; c < sizeof cmds / sizeof cmds[0]; c++)
         if (!strcmp(argv[i], cmds[c].name))

@@ -130,9 +130,17 @@ static int describe_topic(admin *a, const rd_kafka_metadata_topic_t *t)
             snprintf(slo, sizeof slo, "%" PRId64, lo);
             snprintf(shi, sizeof shi, "%" PRId64, hi);
         }
+        /* Leader, Replicas, Isr: as kafka-topics --describe shows them (a
+         * replicated klog serve's; one node's own id otherwise) */
+        char reps[256] = "-", isr[256] = "-";
+        for (int i = 0, o = 0; mp && i < mp->replica_cnt && o < (int)sizeof reps - 12; i++)
+            o += snprintf(reps + o, sizeof reps - (size_t)o, "%s%d", i ? "," : "", (int)mp->replicas[i]);
+        for (int i = 0, o = 0; mp && i < mp->isr_cnt && o < (int)sizeof isr - 12; i++)
+            o += snprintf(isr + o, sizeof isr - (size_t)o, "%s%d", i ? "," : "", (int)mp->isrs[i]);
         printf("\tTopic: %s\tPartition: %d\tStart: %s\tEnd: %s\tDurable: -\tSize: -\tSegments: -\tDiskBytes: -"
-               "\tCleanOffset: -\tError: %s\n",
-               t->topic, (int)p, slo, shi, err ? rd_kafka_err2name(err) : "none");
+               "\tCleanOffset: -\tError: %s\tLeader: %d\tReplicas: %s\tIsr: %s\n",
+               t->topic, (int)p, slo, shi, err ? rd_kafka_err2name(err) : "none", mp ? (int)mp->leader : -1, reps,
+               isr);
     }
     return CLI_OK;
 }

@@ -157,9 +157,14 @@ int ksrv_metadata(ksrv_call *c)
         }
         r.brokers.v = bs;
         r.brokers.n = k;
+        /* admin requests go to the controller (topics are created where
+         * the leader can name them in its pushes), if clients can reach
+         * it; else here */
         int32_t cid, cep;
         krep_node_controller(krep_mod_node(rm), &cid, &cep);
-        r.controller_id = cid;
+        for (int i = 0; i < k; i++)
+            if (bs[i].node_id == cid)
+                r.controller_id = cid;
     }
 
     bool all = q->topics.n < 0 || (q->topics.n == 0 && c->req.hdr.api_version == 0);

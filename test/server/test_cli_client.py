@@ -264,7 +264,7 @@ def test_topics_and_groups_through_the_server(server, background):
     head, *parts = out.splitlines()
     assert head == "Topic: orders\tPartitionCount: 3\tConfigs: retention.ms=3600000"
     assert [p.split("\t")[2] for p in parts] == ["Partition: 0", "Partition: 1", "Partition: 2"]
-    assert all("\tStart: 0\tEnd: 0\t" in p and p.endswith("Error: none") for p in parts)
+    assert all("\tStart: 0\tEnd: 0\t" in p and "\tError: none\tLeader: " in p for p in parts)
 
     klog("-d", d, "produce", "orders", "--partition", "2", "-q", stdin="a\nb\n")
     out, _ = klog("-d", d, "topics", "describe", "orders")
