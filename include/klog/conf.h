@@ -30,7 +30,14 @@
  *              klog_server_new): socket.request.max.bytes [104857600];
  *              num.network.threads [2] 1..64; auto.create.topics.enable
  *              [true]; connections.max.idle.ms [600000]; node.id [0];
- *              advertised.host [""]; max.connections [10000]
+ *              advertised.host [""]; max.connections [10000];
+ *              replication to peer processes (klog/replication.h, klog(7)
+ *              REPLICATION): replication.peers ["" = one node]
+ *              ID@URL,...; replication.leader [-1 = lowest id];
+ *              replica.lag.time.max.ms [30000];
+ *              replica.fetch.wait.max.ms [500]; replica.fetch.max.bytes
+ *              [1048576]; replica.fetch.backoff.ms [1000];
+ *              replica.socket.timeout.ms [30000]; replica.heartbeat.ms [2000]
  *   topic      num.partitions [1] 1..10000; segment.bytes [1073741824];
  *              segment.ms [604800000]; index.interval.bytes [4096];
  *              max.message.bytes [1048576];
@@ -41,7 +48,8 @@
  *              min.cleanable.dirty.ratio [0.5] 0..1, a string ("0.25");
  *              min.compaction.lag.ms [0];
  *              flush.messages [0 = off]; flush.ms [0 = off];
- *              compression.type [none] (recorded; the producer's decides)
+ *              compression.type [none] (recorded; the producer's decides);
+ *              min.insync.replicas [0 = min(2, replicas)] (replication)
  *   producer   acks [1] 0|1|all|-1; linger.ms [5]; batch.size [1000000];
  *              batch.num.messages [10000]; compression.type [none] none|lz4|zstd;
  *              compression.level [-1 = codec default]; buffer.memory [33554432];

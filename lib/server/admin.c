@@ -26,6 +26,7 @@
 
 #include "common/common.h"
 #include "common/conf.h"
+#include "replication/module.h"
 #include "server/internal.h"
 #include "topic/topic.h"
 
@@ -121,13 +122,22 @@ static int16_t create_check(ksrv_call *c, const kk_create_topics_req_topic *t, k
             snprintf(msg, msize, "num_partitions must be 1 to %d, or -1 for the default", KT_MAX_PARTITIONS);
             return KK_ERR_INVALID_PARTITIONS;
         }
+        /* one replica, or, replicated to peer processes, one per node */
+        int nodes = 1;
+        krep_mod *rm = krep_mod_of(ksrv_klog(c->srv));
+        if (rm)
+            krep_mod_peers(rm, &nodes);
         if (t->replication_factor == 0 || t->replication_factor < -1) {
-            snprintf(msg, msize, "replication_factor must be 1, or -1 for the default");
+            snprintf(msg, msize, "replication_factor must be %d, or -1 for the default", nodes);
             return KK_ERR_INVALID_REPLICATION_FACTOR;
         }
-        if (t->replication_factor > 1) {
-            snprintf(msg, msize, "replication factor %d: klog keeps one replica of each partition",
-                     t->replication_factor);
+        if (t->replication_factor > 1 && t->replication_factor != nodes) {
+            snprintf(msg, msize, "replication factor %d: klog keeps %s", t->replication_factor,
+                     nodes > 1 ? "a replica on every node of the cluster" : "one replica of each partition");
+            return KK_ERR_INVALID_REPLICATION_FACTOR;
+        }
+        if (t->replication_factor == 1 && nodes > 1) {
+            snprintf(msg, msize, "replication factor 1: every node of the cluster holds every topic (%d)", nodes);
             return KK_ERR_INVALID_REPLICATION_FACTOR;
         }
         *partitions = t->num_partitions > 0 ? t->num_partitions : 0;
