@@ -181,7 +181,8 @@ static void unlock_post(krep_node *n)
         pa = local;
         np = 16;
     }
-    memcpy(pa, n->post, np * sizeof *pa);
+    if (np)
+        memcpy(pa, n->post, np * sizeof *pa);
     n->npost = 0;
     pthread_mutex_unlock(&n->mu);
     for (size_t i = 0; i < np; i++) {

@@ -39,6 +39,13 @@
  *                compaction passes.
  *   klog-groups  the groups' timer (started by the first group call):
  *                expires members, ends rebalances, notices topic changes.
+ *   klog-repl-*  a replicated instance's (the replication module,
+ *                lib/replication/module.c): a fetcher per peer, the channel
+ *                to the controller, a pusher per node while this node is
+ *                the controller, a tick.  Network threads in the sense
+ *                below; a follower's append (and its sync) runs on its
+ *                fetcher, HW advances and their acknowledgement
+ *                completions on a fetcher or a server thread.
  *   io-wq        the kernel's io_uring workers, for requests a ring cannot
  *                complete inline.  They run no klog code and take no lock;
  *                each klog op waits on its own ring's completions.

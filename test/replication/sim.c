@@ -867,7 +867,9 @@ static void setup(uint64_t seed)
         snode *nd = &sim.nodes[i];
         nd->id = i + 1;
         snprintf(nd->name, sizeof nd->name, "n%d", nd->id);
-        snprintf(nd->dir, sizeof nd->dir, "%s/%s", sim.root, nd->name);
+        char d[sizeof nd->dir]; /* (not straight into sim: -Wrestrict sees one object) */
+        snprintf(d, sizeof d, "%s/n%d", sim.root, nd->id);
+        memcpy(nd->dir, d, sizeof d);
         klog_testing_fault_new(&nd->disk);
         klog_transport_registry_new(&nd->reg, KLOG_TRANSPORT_REGISTRY_EMPTY);
         ktr_mem_init in = { sim.net, nd->name };
