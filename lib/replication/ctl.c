@@ -256,7 +256,7 @@ int krep_ctl_elect(krep_ctl *c, const char *topic, int32_t partition, int32_t le
             st->nisr = k;
         }
         st->leader = leader;
-        st->leader_epoch++;
+        st->leader_epoch = krep_next_epoch(st->leader_epoch, c->epoch);
         st->partition_epoch++;
         rc = persist_locked(c, saved);
     }
@@ -369,7 +369,7 @@ static int alter_locked(krep_ctl *c, const kk_alter_partition_req *q, krep_alloc
                 if (slot(&p->st, nd->id) < 0)
                     continue;
                 if (p->st.leader == nd->id) {
-                    p->st.leader_epoch++;
+                    p->st.leader_epoch = krep_next_epoch(p->st.leader_epoch, c->epoch);
                     p->st.partition_epoch++;
                     bumped = true;
                 }

@@ -17,11 +17,8 @@
  * last told into DIR/replication.state too, so that a restarted node knows
  * its controller, and a promoted one the state to start from.
  *
- * The file (text, written atomically: ks_write_atomic):
- *   klog-replication 1
- *   controller ID EPOCH
- *   partition TOPIC INDEX LEADER LEADER_EPOCH PARTITION_EPOCH R r1 .. rR I i1 .. iI
- *   end
+ * The file's format and the hosting itself are static.c's (shared with the
+ * simulation, which hosts the same way).
  *
  * Threads (started with the module, joined at its stop):
  *   klog-repl-fetch  one per peer: the node's channel to that peer (Fetch,
@@ -59,8 +56,6 @@
 #include "storage/storage.h"
 #include "topic/topic.h"
 
-#define STATE_FILE "replication.state"
-#define STATE_MAX (1u << 20)
 #define MAX_RUNNERS (2 * KREP_MAX_NODES + 1)
 #define CONNECT_MS 1000
 #define IDLE_MS 50
@@ -91,7 +86,6 @@ struct krep_mod {
     krep_ctl *ctl;                /* hosted, or NULL */
     krep_ctl *retired[64];        /* replaced ones: threads may still hold them */
     int nretired;
-    pthread_mutex_t pmu;          /* the state file */
     _Atomic bool rescan;
     klog_transport_registry *reg;
     runner runners[MAX_RUNNERS];
@@ -100,9 +94,7 @@ struct krep_mod {
     bool tick_started;
     /* what the state file held at start: a promote before any push
      * arrived starts from it */
-    krep_ctl_entry *known;
-    char (*known_names)[KLOG_TOPIC_NAME_MAX + 1];
-    int nknown;
+    krep_state known;
 };
 
 static int64_t now_ms(void) { return (int64_t)(klog__now_ns() / 1000000); }
@@ -139,223 +131,19 @@ static int parse_peers(const char *s, krep_config *cfg, char *errbuf, size_t err
     return 0;
 }
 
-/* ---- the state file -------------------------------------------------------------------- */
+/* ---- the hosted controller (static.c does the work) ------------------------------------- */
 
-static int write_state(void *arg, int32_t ctl_id, int32_t ctl_epoch, const krep_ctl_entry *e, int n)
+/* Install ctl as the hosted controller (m->mu held): the one it replaces
+ * is kept until stop (threads may still hold it). */
+static void install(krep_mod *m, krep_ctl *ctl)
 {
-    krep_mod *m = arg;
-    klog_sbuf b = { 0 };
-    klog__sbuf_printf(&b, "klog-replication 1\ncontroller %d %d\n", ctl_id, ctl_epoch);
-    for (int i = 0; i < n; i++) {
-        const krep_pstate *st = &e[i].st;
-        klog__sbuf_printf(&b, "partition %s %d %d %d %d %d", e[i].topic, e[i].partition, st->leader, st->leader_epoch,
-                          st->partition_epoch, st->nreplicas);
-        for (int j = 0; j < st->nreplicas; j++)
-            klog__sbuf_printf(&b, " %d", st->replicas[j]);
-        klog__sbuf_printf(&b, " %d", st->nisr);
-        for (int j = 0; j < st->nisr; j++)
-            klog__sbuf_printf(&b, " %d", st->isr[j]);
-        klog__sbuf_printf(&b, "\n");
+    if (m->ctl) {
+        if (m->nretired < (int)KLOG_ARRAY_LEN(m->retired))
+            m->retired[m->nretired++] = m->ctl;
+        else
+            krep_ctl_free(m->ctl); /* (64 promotes in one run: the oldest goes) */
     }
-    klog__sbuf_printf(&b, "end\n");
-    int rc = b.err;
-    if (rc == 0) {
-        pthread_mutex_lock(&m->pmu);
-        rc = ks_write_atomic(klog__io(m->k), klog__dir(m->k), STATE_FILE, b.p, b.n);
-        pthread_mutex_unlock(&m->pmu);
-    }
-    free(b.p);
-    return rc;
-}
-
-typedef struct loaded {
-    int32_t ctl_id, ctl_epoch;
-    int n;
-    krep_ctl_entry *e;
-    char (*names)[KLOG_TOPIC_NAME_MAX + 1];
-} loaded;
-
-static void loaded_free(loaded *l)
-{
-    free(l->e);
-    free(l->names);
-}
-
-/* Read DIR/replication.state.  Returns 1 (loaded), 0 (no file), or
- * KLOG_ECORRUPT / -errno. */
-static int read_state(krep_mod *m, loaded *l)
-{
-    memset(l, 0, sizeof *l);
-    char path[4200];
-    snprintf(path, sizeof path, "%s/%s", klog__dir(m->k), STATE_FILE);
-    char *buf = malloc(STATE_MAX + 1);
-    if (!buf)
-        return -ENOMEM;
-    ssize_t len = ks_read_small(klog__io(m->k), path, buf, STATE_MAX);
-    if (len == -ENOENT) {
-        free(buf);
-        return 0;
-    }
-    if (len < 0) {
-        free(buf);
-        return (int)len;
-    }
-    buf[len] = 0;
-    int rc = KLOG_ECORRUPT;
-    size_t lines = 0;
-    for (ssize_t i = 0; i < len; i++)
-        lines += buf[i] == '\n';
-    l->e = calloc(lines + 1, sizeof *l->e);
-    l->names = calloc(lines + 1, sizeof *l->names);
-    if (!l->e || !l->names) {
-        free(buf);
-        return -ENOMEM;
-    }
-    char *save = NULL, *line = strtok_r(buf, "\n", &save);
-    if (!line || strcmp(line, "klog-replication 1") != 0)
-        goto out;
-    line = strtok_r(NULL, "\n", &save);
-    if (!line || sscanf(line, "controller %d %d", &l->ctl_id, &l->ctl_epoch) != 2)
-        goto out;
-    while ((line = strtok_r(NULL, "\n", &save)) != NULL) {
-        if (strcmp(line, "end") == 0) {
-            rc = 1;
-            break;
-        }
-        krep_ctl_entry *e = &l->e[l->n];
-        krep_pstate *st = &e->st;
-        int off = 0;
-        if (sscanf(line, "partition %249s %d %d %d %d %d%n", l->names[l->n], &e->partition, &st->leader,
-                   &st->leader_epoch, &st->partition_epoch, &st->nreplicas, &off) != 6 ||
-            st->nreplicas < 1 || st->nreplicas > KREP_MAX_NODES)
-            goto out;
-        char *p = line + off;
-        for (int j = 0; j < st->nreplicas; j++) {
-            char *end;
-            st->replicas[j] = (int32_t)strtol(p, &end, 10);
-            if (end == p)
-                goto out;
-            p = end;
-        }
-        char *end;
-        st->nisr = (int)strtol(p, &end, 10);
-        if (end == p || st->nisr < 0 || st->nisr > st->nreplicas)
-            goto out;
-        p = end;
-        for (int j = 0; j < st->nisr; j++) {
-            st->isr[j] = (int32_t)strtol(p, &end, 10);
-            if (end == p)
-                goto out;
-            p = end;
-        }
-        e->topic = l->names[l->n];
-        l->n++;
-    }
-out:
-    free(buf);
-    return rc;
-}
-
-/* What this node knows, written down (when it is not the controller:
- * the controller writes its own states, through its persist hook). */
-static void persist_node(krep_mod *m)
-{
-    pthread_mutex_lock(&m->mu);
-    bool hosting = m->ctl != NULL;
-    pthread_mutex_unlock(&m->mu);
-    if (hosting)
-        return;
-    int n = krep_node_list(m->node, NULL, 0);
-    krep_ctl_entry *e = calloc((size_t)n + 1, sizeof *e);
-    if (!e)
-        return;
-    n = krep_node_list(m->node, e, n);
-    int32_t id, ep;
-    krep_node_controller(m->node, &id, &ep);
-    write_state(m, id, ep, e, n);
-    free(e);
-}
-
-/* ---- the hosted controller -------------------------------------------------------------- */
-
-/* Every non-internal topic's partitions the controller does not hold yet:
- * all nodes replicate them, this one leads (m->mu held). */
-static void ctl_add_topics(krep_mod *m, krep_ctl *ctl)
-{
-    kt_topic **snap;
-    ssize_t nt = klog__topics_snapshot(m->k, &snap);
-    if (nt < 0)
-        return;
-    int32_t reps[KREP_MAX_NODES];
-    for (int i = 0; i < m->cfg.npeers; i++)
-        reps[i] = m->cfg.peers[i].id;
-    for (ssize_t i = 0; i < nt; i++) {
-        kt_topic *t = snap[i];
-        if ((t->name[0] == '_' && t->name[1] == '_') || atomic_load(&t->deleted))
-            continue;
-        int np = atomic_load_explicit(&t->nparts, memory_order_acquire);
-        for (int p = 0; p < np; p++) {
-            krep_pstate st;
-            if (krep_ctl_state(ctl, t->name, p, &st) == 0)
-                continue;
-            krep_ctl_add_partition(ctl, t->name, p, reps, m->cfg.npeers, m->cfg.node_id);
-        }
-    }
-    klog__topics_release(snap, (size_t)nt);
-}
-
-/* Host a controller with these states (m->mu held).  A leader epoch is
- * raised past any the partition's log already knows: a state file that
- * missed the last change must not give an epoch out twice. */
-static int host(krep_mod *m, int32_t epoch, const krep_ctl_entry *e, int n)
-{
-    krep_ctl *ctl;
-    int rc = krep_ctl_new(&ctl, m->cfg.node_id, epoch);
-    if (rc < 0)
-        return rc;
-    for (int i = 0; i < n; i++) {
-        krep_pstate st = e[i].st;
-        kt_topic *t = klog__topic_get(m->k, e[i].topic);
-        if (t && e[i].partition < atomic_load_explicit(&t->nparts, memory_order_acquire)) {
-            ks_epoch_entry last;
-            kpart *p = t->parts[e[i].partition];
-            size_t ne = kpart_epoch_entries(p, NULL, 0);
-            ks_epoch_entry *all = calloc(ne + 1, sizeof *all);
-            if (all) {
-                ne = kpart_epoch_entries(p, all, ne);
-                last = all[ne ? ne - 1 : 0];
-                if (ne && last.epoch >= st.leader_epoch)
-                    st.leader_epoch = last.epoch + 1;
-                free(all);
-            }
-        }
-        if (t)
-            klog__topic_put(t);
-        krep_ctl_add_state(ctl, e[i].topic, e[i].partition, &st);
-    }
-    ctl_add_topics(m, ctl);
-    /* this run leads in the epochs just made: no registration bump */
-    krep_ctl_set_incarnation(ctl, m->cfg.node_id, m->cfg.incarnation);
-    krep_ctl_set_persist(ctl, write_state, m);
-    int len = krep_ctl_list(ctl, NULL, 0);
-    krep_ctl_entry *all = calloc((size_t)len + 1, sizeof *all);
-    if (!all) {
-        krep_ctl_free(ctl);
-        return -ENOMEM;
-    }
-    len = krep_ctl_list(ctl, all, len);
-    rc = write_state(m, m->cfg.node_id, epoch, all, len);
-    free(all);
-    if (rc < 0) {
-        krep_ctl_free(ctl);
-        return rc;
-    }
-    if (m->ctl && m->nretired < (int)KLOG_ARRAY_LEN(m->retired))
-        m->retired[m->nretired++] = m->ctl;
-    else
-        krep_ctl_free(m->ctl); /* (64 promotes in one run: the oldest goes; no thread holds it any more) */
     m->ctl = ctl;
-    return 0;
 }
 
 /* A newer controller took over: stop hosting (m->mu held). */
@@ -368,63 +156,27 @@ static void unhost(krep_mod *m)
     m->ctl = NULL;
 }
 
+/* What this node knows, written down (when it is not the controller:
+ * the controller writes its own states, through its persist hook). */
+static void persist_node(krep_mod *m)
+{
+    pthread_mutex_lock(&m->mu);
+    bool hosting = m->ctl != NULL;
+    pthread_mutex_unlock(&m->mu);
+    if (!hosting)
+        krep_node_persist(m->node);
+}
+
 int krep_mod_promote(krep_mod *m, bool unclean, char *errbuf, size_t errsize)
 {
-    int n = krep_node_list(m->node, NULL, 0);
-    krep_ctl_entry *e = calloc((size_t)(n + m->nknown) + 1, sizeof *e);
-    if (!e)
-        return -ENOMEM;
-    n = krep_node_list(m->node, e, n);
-    /* what the node was told in this run, else what it knew at start */
-    for (int i = 0; i < m->nknown; i++) {
-        bool have = false;
-        for (int j = 0; j < n && !have; j++)
-            have = e[j].partition == m->known[i].partition && strcmp(e[j].topic, m->known[i].topic) == 0;
-        if (!have)
-            e[n++] = m->known[i];
-    }
-    if (n <= 0) {
-        free(e);
-        return klog__errf(errbuf, errsize, KLOG_ESTATE, "this node has not been told any partition's state yet");
-    }
-    int rc = 0;
-    for (int i = 0; i < n && rc == 0; i++) {
-        krep_pstate *st = &e[i].st;
-        if (st->leader == m->cfg.node_id)
-            continue;
-        if (!krep_in(st->isr, st->nisr, m->cfg.node_id) && !unclean) {
-            rc = klog__errf(errbuf, errsize, KLOG_ENOTENOUGH,
-                            "%s-%d: node %d is not an in-sync replica (an unclean promote could lose acknowledged "
-                            "records)", e[i].topic, e[i].partition, m->cfg.node_id);
-            break;
-        }
-        int32_t old = st->leader;
-        if (!krep_in(st->isr, st->nisr, m->cfg.node_id)) {
-            st->nisr = 1;
-            st->isr[0] = m->cfg.node_id;
-        } else if (old >= 0) {
-            int k = 0;
-            for (int j = 0; j < st->nisr; j++)
-                if (st->isr[j] != old)
-                    st->isr[k++] = st->isr[j];
-            st->nisr = k;
-        }
-        st->leader = m->cfg.node_id;
-        st->leader_epoch++;
-        st->partition_epoch++;
-    }
-    if (rc == 0) {
-        int32_t id, ep;
-        krep_node_controller(m->node, &id, &ep);
-        pthread_mutex_lock(&m->mu);
-        int32_t mine = m->ctl ? krep_ctl_epoch(m->ctl) : 0;
-        rc = host(m, (ep > mine ? ep : mine) + 1, e, n);
-        pthread_cond_broadcast(&m->cv);
-        pthread_mutex_unlock(&m->mu);
-        if (rc < 0)
-            klog__errf(errbuf, errsize, rc, "writing %s: %s", STATE_FILE, klog_strerror(rc));
-    }
-    free(e);
+    pthread_mutex_lock(&m->mu);
+    krep_ctl *ctl = NULL;
+    int32_t floor = m->ctl ? krep_ctl_epoch(m->ctl) : 0;
+    int rc = krep_static_promote(m->node, &m->known, floor, unclean, &ctl, errbuf, errsize);
+    if (rc == 0)
+        install(m, ctl);
+    pthread_cond_broadcast(&m->cv);
+    pthread_mutex_unlock(&m->mu);
     return rc;
 }
 
@@ -737,19 +489,8 @@ static void *tick_main(void *arg)
                 klog__topics_release(snap, (size_t)nt);
             }
             pthread_mutex_lock(&m->mu);
-            if (m->ctl) {
-                int before = krep_ctl_list(m->ctl, NULL, 0);
-                ctl_add_topics(m, m->ctl);
-                if (krep_ctl_list(m->ctl, NULL, 0) != before) {
-                    int n = krep_ctl_list(m->ctl, NULL, 0);
-                    krep_ctl_entry *e = calloc((size_t)n + 1, sizeof *e);
-                    if (e) {
-                        n = krep_ctl_list(m->ctl, e, n);
-                        write_state(m, m->cfg.node_id, krep_ctl_epoch(m->ctl), e, n);
-                        free(e);
-                    }
-                }
-            }
+            if (m->ctl)
+                krep_static_track(m->node, m->ctl);
             pthread_mutex_unlock(&m->mu);
         }
         int64_t until = now_ms() + 20;
@@ -812,7 +553,6 @@ static int mod_init(struct klog *k, void **state, char *errbuf, size_t errsize)
     clock_gettime(CLOCK_REALTIME, &ts);
     m->cfg.incarnation = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
     pthread_mutex_init(&m->mu, NULL);
-    pthread_mutex_init(&m->pmu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -829,33 +569,34 @@ static int mod_start(struct klog *k, void *state, char *errbuf, size_t errsize)
     krep_mod *m = state;
     if (!m)
         return 0;
-    loaded l;
-    int rc = read_state(m, &l);
-    if (rc < 0) {
-        loaded_free(&l);
-        return klog__errf(errbuf, errsize, rc, "%s/%s: %s", klog__dir(k), STATE_FILE,
+    int rc = krep_state_read(k, &m->known);
+    if (rc < 0)
+        return klog__errf(errbuf, errsize, rc, "%s/%s: %s", klog__dir(k), KREP_STATE_FILE,
                           rc == KLOG_ECORRUPT ? "not a replication state file" : klog_strerror(rc));
-    }
-    m->cfg.controller_id = rc == 1 ? l.ctl_id : m->leader0;
-    m->cfg.controller_epoch = rc == 1 ? l.ctl_epoch : 0;
-    if ((rc = krep_node_new(&m->node, k, &m->cfg)) < 0) {
-        loaded_free(&l);
+    bool file = rc == 1;
+    m->cfg.controller_id = file ? m->known.ctl_id : m->leader0;
+    m->cfg.controller_epoch = file ? m->known.ctl_epoch : 0;
+    if ((rc = krep_node_new(&m->node, k, &m->cfg)) < 0)
         return klog__errf(errbuf, errsize, rc, "replication: %s", klog_strerror(rc));
-    }
     if (m->cfg.controller_id == m->cfg.node_id) {
-        pthread_mutex_lock(&m->mu);
-        rc = host(m, m->cfg.controller_epoch > 0 ? m->cfg.controller_epoch : 1, l.e, l.n);
-        pthread_mutex_unlock(&m->mu);
-        if (rc < 0) {
-            loaded_free(&l);
+        krep_ctl *ctl = NULL;
+        rc = krep_static_host(m->node, m->cfg.controller_epoch > 0 ? m->cfg.controller_epoch : 1, m->known.e,
+                              m->known.n, &ctl);
+        if (rc == KLOG_EFENCED) {
+            /* a newer controller led while this node was away: it waits
+             * to be told (that controller's pushes reach it) */
+            rc = 0;
+        } else if (rc < 0) {
             krep_node_free(m->node);
             m->node = NULL;
-            return klog__errf(errbuf, errsize, rc, "writing %s/%s: %s", klog__dir(k), STATE_FILE, klog_strerror(rc));
+            return klog__errf(errbuf, errsize, rc, "writing %s/%s: %s", klog__dir(k), KREP_STATE_FILE,
+                              klog_strerror(rc));
+        } else {
+            pthread_mutex_lock(&m->mu);
+            install(m, ctl);
+            pthread_mutex_unlock(&m->mu);
         }
     }
-    m->known = l.e;
-    m->known_names = l.names;
-    m->nknown = l.n;
     if ((rc = klog_transport_registry_new(&m->reg, 0)) < 0) {
         mod_stop(k, m);
         return rc;
@@ -931,11 +672,7 @@ static void mod_stop(struct klog *k, void *state)
     m->nretired = 0;
     krep_node_free(m->node);
     m->node = NULL;
-    free(m->known);
-    free(m->known_names);
-    m->known = NULL;
-    m->known_names = NULL;
-    m->nknown = 0;
+    krep_state_free(&m->known);
 }
 
 static int mod_fini(struct klog *k, void *state)
@@ -945,7 +682,6 @@ static int mod_fini(struct klog *k, void *state)
     if (!m)
         return 0;
     pthread_mutex_destroy(&m->mu);
-    pthread_mutex_destroy(&m->pmu);
     pthread_cond_destroy(&m->cv);
     free(m);
     return 0;

@@ -39,10 +39,12 @@
 #include <string.h>
 
 #include "common/common.h"
+#include "common/sbuf.h"
 #include "format/format.h"
 #include "partition/partition.h"
 #include "replication/conf_keys.h"
 #include "replication/internal.h"
+#include "storage/storage.h"
 #include "topic/topic.h"
 
 enum { F_IDLE = 0, F_TRUNCATE, F_FETCH };
@@ -108,6 +110,8 @@ struct krep_node {
     bool registered;              /* the controller acknowledged this incarnation */
     int64_t registered_ms;        /* when (heartbeats follow every cfg.heartbeat_ms) */
     int32_t ctl_id, ctl_epoch;    /* the controller, from the newest LeaderAndIsr */
+    _Atomic uint64_t version;     /* bumped by every state or controller applied */
+    pthread_mutex_t smu;          /* the state file (krep_node_write_state) */
     int32_t corr;
     kk_arena arena;               /* responses decoded (under mu) */
     krep_mem mem;                 /* requests built (under mu) */
@@ -292,6 +296,7 @@ int krep_node_new(krep_node **out, struct klog *k, const krep_config *cfg)
     n->ctl_id = cfg->controller_id;
     n->ctl_epoch = cfg->controller_epoch;
     pthread_mutex_init(&n->mu, NULL);
+    pthread_mutex_init(&n->smu, NULL);
     for (int i = 0; i < cfg->npeers; i++)
         n->chans[i].dst = cfg->peers[i].id;
     n->chans[cfg->npeers].dst = KREP_DST_CTL;
@@ -325,8 +330,39 @@ void krep_node_free(krep_node *n)
     free(n->buf);
     free(n->post);
     pthread_mutex_destroy(&n->mu);
+    pthread_mutex_destroy(&n->smu);
     free(n);
 }
+
+int krep_node_write_state(krep_node *n, int32_t ctl_id, int32_t ctl_epoch, const krep_ctl_entry *e, int ne)
+{
+    klog_sbuf b = { 0 };
+    klog__sbuf_printf(&b, "klog-replication 1\ncontroller %d %d\n", ctl_id, ctl_epoch);
+    for (int i = 0; i < ne; i++) {
+        const krep_pstate *st = &e[i].st;
+        klog__sbuf_printf(&b, "partition %s %d %d %d %d %d", e[i].topic, e[i].partition, st->leader, st->leader_epoch,
+                          st->partition_epoch, st->nreplicas);
+        for (int j = 0; j < st->nreplicas; j++)
+            klog__sbuf_printf(&b, " %d", st->replicas[j]);
+        klog__sbuf_printf(&b, " %d", st->nisr);
+        for (int j = 0; j < st->nisr; j++)
+            klog__sbuf_printf(&b, " %d", st->isr[j]);
+        klog__sbuf_printf(&b, "\n");
+    }
+    klog__sbuf_printf(&b, "end\n");
+    int rc = b.err;
+    if (rc == 0) {
+        pthread_mutex_lock(&n->smu);
+        rc = ks_write_atomic(klog__io(n->k), klog__dir(n->k), KREP_STATE_FILE, b.p, b.n);
+        pthread_mutex_unlock(&n->smu);
+    }
+    free(b.p);
+    return rc;
+}
+
+struct klog *krep_node_klog(krep_node *n) { return n->k; }
+const krep_config *krep_node_config(const krep_node *n) { return &n->cfg; }
+uint64_t krep_node_version(krep_node *n) { return atomic_load(&n->version); }
 
 int krep_node_state(krep_node *n, const char *topic, int32_t partition, krep_pstate *out)
 {
@@ -596,6 +632,7 @@ int krep_handle_leader_and_isr(krep_node *n, const kk_leader_and_isr_req *q, int
             n->registered = false;
         n->ctl_epoch = q->controller_epoch;
         n->ctl_id = q->controller_id;
+        atomic_fetch_add(&n->version, 1);
     }
     bool addressed = version >= 2 && q->broker_epoch == n->cfg.incarnation;
     size_t total = (size_t)(q->ungrouped_partition_states.n > 0 ? q->ungrouped_partition_states.n : 0);
@@ -623,7 +660,11 @@ int krep_handle_leader_and_isr(krep_node *n, const kk_leader_and_isr_req *q, int
             }
             krep_pstate st;
             to_pstate(&ps[j], &st);
+            krep_pstate before = rp->st;
+            bool known = rp->known;
             e->error_code = apply_state(n, rp, &st, addressed, now_ms);
+            if (!known || memcmp(&before, &rp->st, sizeof before) != 0)
+                atomic_fetch_add(&n->version, 1);
         }
     }
     r->partition_errors.v = pe;
@@ -1191,6 +1232,7 @@ static void alter_response(krep_node *n, krep_chan *ch, const kk_alter_partition
         memcpy(rp->st.isr, pr->isr.v, (size_t)pr->isr.n * sizeof *pr->isr.v);
         rp->st.partition_epoch = pr->partition_epoch;
         rp->proposing = false;
+        atomic_fetch_add(&n->version, 1);
         kpart_set_isr(rp->p, rp->st.nisr, rp->min_isr);
         post_add(n, rp->p, hw_target(n, rp));
     }

@@ -139,6 +139,11 @@ void krep_node_free(krep_node *n);
 void krep_node_track(krep_node *n, struct kt_topic *t);
 
 int32_t krep_node_id(const krep_node *n);
+struct klog *krep_node_klog(krep_node *n);
+const krep_config *krep_node_config(const krep_node *n);
+/* A counter that moves whenever the node applies a new state or hears of
+ * a new controller (what to write down has changed). */
+uint64_t krep_node_version(krep_node *n);
 
 /* The controller this node answers to, and its epoch (the latest seen;
  * -1 and 0 before any). */
@@ -269,7 +274,80 @@ int krep_node_list(krep_node *n, struct krep_ctl_entry *out, int cap);
  * writes at most cap bytes (NUL-terminated), returns the length wanted. */
 int krep_node_describe(krep_node *n, char *buf, size_t cap);
 
+/* ---- the static controller's state file (static.c) --------------------------------------
+ *
+ * DIR/replication.state, text, written atomically (ks_write_atomic):
+ *   klog-replication 1
+ *   controller ID EPOCH
+ *   partition TOPIC INDEX LEADER LEADER_EPOCH PARTITION_EPOCH R r1 .. rR I i1 .. iI
+ *   end
+ * The controller a node hosts writes it (its persist hook) before anyone
+ * hears of a change; a node that hosts none writes what it was last told.
+ */
+#define KREP_STATE_FILE "replication.state"
+
+typedef struct krep_state {
+    int32_t ctl_id, ctl_epoch;
+    int n;
+    struct krep_ctl_entry *e;     /* topic names point into names */
+    char (*names)[250];
+} krep_state;
+
+/* Read the file of k's directory: 1 (read), 0 (none), KLOG_ECORRUPT (not
+ * one), -errno.  krep_state_free after, whatever the result. */
+int krep_state_read(struct klog *k, krep_state *s);
+void krep_state_free(krep_state *s);
+/* Write it (serialised per node). */
+int krep_node_write_state(krep_node *n, int32_t ctl_id, int32_t ctl_epoch, const struct krep_ctl_entry *e, int ne);
+/* Write what the node was last told. */
+int krep_node_persist(krep_node *n);
+
+/*
+ * Host the static controller of epoch `epoch` on node n, from states e (a
+ * state file's, or a promote's): leader epochs are raised past any the
+ * partitions' logs hold (a state file that missed a change must not give
+ * an epoch out twice), every topic not in e is added (all nodes its
+ * replicas, n its leader), n's incarnation is taken as registered, the
+ * result written to the state file, and every later change too (its
+ * persist hook).  Refuses with KLOG_EFENCED when a log holds an epoch of a
+ * newer controller (this one was replaced: it must not lead).  *out: the
+ * controller.  Returns 0, KLOG_EFENCED, -ENOMEM, the write's error.
+ */
+int krep_static_host(krep_node *n, int32_t epoch, const struct krep_ctl_entry *e, int ne, krep_ctl **out);
+
+/* Topics created since: added to the hosted controller (all nodes their
+ * replicas, n their leader) and written down.  Returns 1 (added), 0,
+ * or the write's error. */
+int krep_static_track(krep_node *n, krep_ctl *ctl);
+
+/*
+ * klog promote on node n: the states n knows (else those of `known`, what
+ * its state file held), each led by n in a new leader epoch of controller
+ * epoch max(what n heard, floor) + 1, the old leader out of the ISR; then
+ * krep_static_host.  Refuses a partition whose ISR lacks n unless unclean
+ * (KLOG_ENOTENOUGH), and a node that knows nothing (KLOG_ESTATE); errbuf
+ * says why.
+ */
+int krep_static_promote(krep_node *n, const krep_state *known, int32_t floor, bool unclean, krep_ctl **out,
+                        char *errbuf, size_t errsize);
+
 /* ---- the controller ------------------------------------------------------------------ */
+
+/*
+ * Leader epochs are unique across controllers: a controller of epoch C
+ * gives out leader epochs from C << 16 on, above any an older controller
+ * gave (at most 65536 per controller epoch).  So two controllers that both
+ * think they lead the cluster (a static controller restarted after another
+ * was promoted) never make two leaders of one epoch, which truncation
+ * could not tell apart; the older one's are the lower.
+ */
+#define KREP_EPOCH_SHIFT 16
+static inline int32_t krep_next_epoch(int32_t prev, int32_t controller_epoch)
+{
+    int64_t floor = (int64_t)controller_epoch << KREP_EPOCH_SHIFT;
+    int64_t e = (int64_t)prev + 1 > floor ? (int64_t)prev + 1 : floor;
+    return e > INT32_MAX ? INT32_MAX : (int32_t)e;
+}
 
 /*
  * A controller: the authority over its partitions' states.  Static: it

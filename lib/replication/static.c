@@ -1,0 +1,294 @@
+/*
+ * lib/replication/static.c - the static controller's hosting: its state
+ * file, a node taking the controller up (at start, or by a promote).
+ * replication.h says what; module.c and the simulation both host through
+ * these, so the simulation checks what klog serve runs.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <klog/topic.h>
+
+#include "common/common.h"
+#include "common/sbuf.h"
+#include "partition/partition.h"
+#include "replication/internal.h"
+#include "storage/storage.h"
+#include "topic/topic.h"
+
+#define STATE_MAX (1u << 20)
+
+/* ---- the file ------------------------------------------------------------------------------ */
+
+void krep_state_free(krep_state *s)
+{
+    free(s->e);
+    free(s->names);
+    memset(s, 0, sizeof *s);
+}
+
+int krep_state_read(struct klog *k, krep_state *l)
+{
+    memset(l, 0, sizeof *l);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", klog__dir(k), KREP_STATE_FILE);
+    char *buf = malloc(STATE_MAX + 1);
+    if (!buf)
+        return -ENOMEM;
+    ssize_t len = ks_read_small(klog__io(k), path, buf, STATE_MAX);
+    if (len == -ENOENT) {
+        free(buf);
+        return 0;
+    }
+    if (len < 0) {
+        free(buf);
+        return (int)len;
+    }
+    buf[len] = 0;
+    int rc = KLOG_ECORRUPT;
+    size_t lines = 0;
+    for (ssize_t i = 0; i < len; i++)
+        lines += buf[i] == '\n';
+    l->e = calloc(lines + 1, sizeof *l->e);
+    l->names = calloc(lines + 1, sizeof *l->names);
+    if (!l->e || !l->names) {
+        free(buf);
+        return -ENOMEM;
+    }
+    char *save = NULL, *line = strtok_r(buf, "\n", &save);
+    if (!line || strcmp(line, "klog-replication 1") != 0)
+        goto out;
+    line = strtok_r(NULL, "\n", &save);
+    if (!line || sscanf(line, "controller %d %d", &l->ctl_id, &l->ctl_epoch) != 2)
+        goto out;
+    while ((line = strtok_r(NULL, "\n", &save)) != NULL) {
+        if (strcmp(line, "end") == 0) {
+            rc = 1;
+            break;
+        }
+        krep_ctl_entry *e = &l->e[l->n];
+        krep_pstate *st = &e->st;
+        int off = 0;
+        if (sscanf(line, "partition %249s %d %d %d %d %d%n", l->names[l->n], &e->partition, &st->leader,
+                   &st->leader_epoch, &st->partition_epoch, &st->nreplicas, &off) != 6 ||
+            st->nreplicas < 1 || st->nreplicas > KREP_MAX_NODES || e->partition < 0 || st->leader_epoch < 0 ||
+            st->partition_epoch < 0)
+            goto out;
+        char *p = line + off;
+        for (int j = 0; j < st->nreplicas; j++) {
+            char *end;
+            st->replicas[j] = (int32_t)strtol(p, &end, 10);
+            if (end == p)
+                goto out;
+            p = end;
+        }
+        char *end;
+        st->nisr = (int)strtol(p, &end, 10);
+        if (end == p || st->nisr < 0 || st->nisr > st->nreplicas)
+            goto out;
+        p = end;
+        for (int j = 0; j < st->nisr; j++) {
+            st->isr[j] = (int32_t)strtol(p, &end, 10);
+            if (end == p)
+                goto out;
+            p = end;
+        }
+        e->topic = l->names[l->n];
+        l->n++;
+    }
+out:
+    free(buf);
+    return rc;
+}
+
+/* The persist hook of a hosted controller: arg is the node. */
+static int persist_ctl(void *arg, int32_t ctl_id, int32_t ctl_epoch, const krep_ctl_entry *e, int n)
+{
+    return krep_node_write_state(arg, ctl_id, ctl_epoch, e, n);
+}
+
+int krep_node_persist(krep_node *n)
+{
+    int ne = krep_node_list(n, NULL, 0);
+    krep_ctl_entry *e = calloc((size_t)ne + 1, sizeof *e);
+    if (!e)
+        return -ENOMEM;
+    ne = krep_node_list(n, e, ne);
+    int32_t id, ep;
+    krep_node_controller(n, &id, &ep);
+    int rc = krep_node_write_state(n, id, ep, e, ne);
+    free(e);
+    return rc;
+}
+
+/* ---- hosting ---------------------------------------------------------------------------------- */
+
+/* The latest epoch partition topic/index's log holds (-1: none known). */
+static int32_t log_latest_epoch(struct klog *k, const char *topic, int32_t index)
+{
+    int32_t latest = -1;
+    kt_topic *t = klog__topic_get(k, topic);
+    if (t && index >= 0 && index < atomic_load_explicit(&t->nparts, memory_order_acquire)) {
+        kpart *p = t->parts[index];
+        size_t ne = kpart_epoch_entries(p, NULL, 0);
+        ks_epoch_entry *all = calloc(ne + 1, sizeof *all);
+        if (all && (ne = kpart_epoch_entries(p, all, ne)) > 0)
+            latest = all[ne - 1].epoch;
+        free(all);
+    }
+    if (t)
+        klog__topic_put(t);
+    return latest;
+}
+
+/* Every non-internal topic's partitions ctl does not hold yet: all nodes
+ * replicate them, self leads. */
+static void add_topics(struct klog *k, krep_ctl *ctl, const krep_config *cfg)
+{
+    kt_topic **snap;
+    ssize_t nt = klog__topics_snapshot(k, &snap);
+    if (nt < 0)
+        return;
+    int32_t reps[KREP_MAX_NODES];
+    for (int i = 0; i < cfg->npeers; i++)
+        reps[i] = cfg->peers[i].id;
+    for (ssize_t i = 0; i < nt; i++) {
+        kt_topic *t = snap[i];
+        if ((t->name[0] == '_' && t->name[1] == '_') || atomic_load(&t->deleted))
+            continue;
+        int np = atomic_load_explicit(&t->nparts, memory_order_acquire);
+        for (int p = 0; p < np; p++) {
+            krep_pstate st;
+            if (krep_ctl_state(ctl, t->name, p, &st) < 0)
+                krep_ctl_add_partition(ctl, t->name, p, reps, cfg->npeers, cfg->node_id);
+        }
+    }
+    klog__topics_release(snap, (size_t)nt);
+}
+
+int krep_static_host(krep_node *n, int32_t epoch, const krep_ctl_entry *e, int ne, krep_ctl **out)
+{
+    *out = NULL;
+    struct klog *k = krep_node_klog(n);
+    const krep_config *cfg = krep_node_config(n);
+    /* A log that holds an epoch of a newer controller: this one was
+     * replaced while it was away, and must not take the cluster back. */
+    for (int i = 0; i < ne; i++) {
+        int32_t latest = log_latest_epoch(k, e[i].topic, e[i].partition);
+        if (latest >= 0 && (latest >> KREP_EPOCH_SHIFT) > epoch)
+            return KLOG_EFENCED;
+    }
+    krep_ctl *ctl;
+    int rc = krep_ctl_new(&ctl, cfg->node_id, epoch);
+    if (rc < 0)
+        return rc;
+    for (int i = 0; i < ne && rc == 0; i++) {
+        krep_pstate st = e[i].st;
+        int32_t latest = log_latest_epoch(k, e[i].topic, e[i].partition);
+        if (st.leader == cfg->node_id && latest >= st.leader_epoch)
+            st.leader_epoch = krep_next_epoch(latest, epoch); /* a new run leads in a new epoch */
+        rc = krep_ctl_add_state(ctl, e[i].topic, e[i].partition, &st);
+        if (rc == -EEXIST)
+            rc = 0;
+    }
+    if (rc == 0) {
+        add_topics(k, ctl, cfg);
+        /* this run leads in the epochs just made: no registration bump */
+        krep_ctl_set_incarnation(ctl, cfg->node_id, cfg->incarnation);
+        krep_ctl_set_persist(ctl, persist_ctl, n);
+        int len = krep_ctl_list(ctl, NULL, 0);
+        krep_ctl_entry *all = calloc((size_t)len + 1, sizeof *all);
+        if (!all)
+            rc = -ENOMEM;
+        else {
+            len = krep_ctl_list(ctl, all, len);
+            rc = krep_node_write_state(n, cfg->node_id, epoch, all, len);
+            free(all);
+        }
+    }
+    if (rc < 0) {
+        krep_ctl_free(ctl);
+        return rc;
+    }
+    *out = ctl;
+    return 0;
+}
+
+int krep_static_promote(krep_node *n, const krep_state *known, int32_t floor, bool unclean, krep_ctl **out,
+                        char *errbuf, size_t errsize)
+{
+    *out = NULL;
+    const krep_config *cfg = krep_node_config(n);
+    int nk = known ? known->n : 0;
+    int ne = krep_node_list(n, NULL, 0);
+    krep_ctl_entry *e = calloc((size_t)(ne + nk) + 1, sizeof *e);
+    if (!e)
+        return -ENOMEM;
+    ne = krep_node_list(n, e, ne);
+    /* what the node was told in this run, else what it knew at start */
+    for (int i = 0; i < nk; i++) {
+        bool have = false;
+        for (int j = 0; j < ne && !have; j++)
+            have = e[j].partition == known->e[i].partition && strcmp(e[j].topic, known->e[i].topic) == 0;
+        if (!have)
+            e[ne++] = known->e[i];
+    }
+    if (ne <= 0) {
+        free(e);
+        return klog__errf(errbuf, errsize, KLOG_ESTATE, "this node has not been told any partition's state yet");
+    }
+    int32_t id, ep;
+    krep_node_controller(n, &id, &ep);
+    int32_t epoch = (ep > floor ? ep : floor) + 1;
+    int rc = 0;
+    for (int i = 0; i < ne && rc == 0; i++) {
+        krep_pstate *st = &e[i].st;
+        if (!krep_in(st->isr, st->nisr, cfg->node_id) && !unclean) {
+            rc = klog__errf(errbuf, errsize, KLOG_ENOTENOUGH,
+                            "%s-%d: node %d is not an in-sync replica (an unclean promote could lose acknowledged "
+                            "records)", e[i].topic, e[i].partition, cfg->node_id);
+            break;
+        }
+        int32_t old = st->leader;
+        if (!krep_in(st->isr, st->nisr, cfg->node_id)) {
+            st->nisr = 1;
+            st->isr[0] = cfg->node_id;
+        } else if (old >= 0 && old != cfg->node_id) {
+            int k = 0;
+            for (int j = 0; j < st->nisr; j++)
+                if (st->isr[j] != old)
+                    st->isr[k++] = st->isr[j];
+            st->nisr = k;
+        }
+        st->leader = cfg->node_id;
+        st->leader_epoch = krep_next_epoch(st->leader_epoch, epoch);
+        st->partition_epoch++;
+    }
+    if (rc == 0) {
+        rc = krep_static_host(n, epoch, e, ne, out);
+        if (rc < 0)
+            klog__errf(errbuf, errsize, rc, "%s",
+                       rc == KLOG_EFENCED ? "a newer controller has led this node's partitions"
+                                          : klog_strerror(rc));
+    }
+    free(e);
+    return rc;
+}
+
+int krep_static_track(krep_node *n, krep_ctl *ctl)
+{
+    int before = krep_ctl_list(ctl, NULL, 0);
+    add_topics(krep_node_klog(n), ctl, krep_node_config(n));
+    int len = krep_ctl_list(ctl, NULL, 0);
+    if (len == before)
+        return 0;
+    krep_ctl_entry *all = calloc((size_t)len + 1, sizeof *all);
+    if (!all)
+        return -ENOMEM;
+    len = krep_ctl_list(ctl, all, len);
+    int rc = krep_node_write_state(n, krep_node_config(n)->node_id, krep_ctl_epoch(ctl), all, len);
+    free(all);
+    return rc < 0 ? rc : 1;
+}
