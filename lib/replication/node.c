@@ -98,6 +98,7 @@ typedef struct krep_chan {
 typedef struct post_action {
     kpart *p;
     int64_t hw;                   /* >= 0: advance to it */
+    int fail;                     /* < 0: fail the acknowledgements waiting with it */
 } post_action;
 
 struct krep_node {
@@ -133,6 +134,19 @@ void krep_config_init(krep_config *c)
     c->fetch_backoff_ms = 1000;
     c->heartbeat_ms = 2000;
     c->controller_id = -1;
+}
+
+void krep_node_set_controller(krep_node *n, int32_t id, int32_t epoch)
+{
+    pthread_mutex_lock(&n->mu);
+    if (epoch > n->ctl_epoch || (epoch == n->ctl_epoch && id == n->ctl_id)) {
+        if (id != n->ctl_id)
+            n->registered = false;
+        n->ctl_id = id;
+        n->ctl_epoch = epoch;
+        atomic_fetch_add(&n->version, 1);
+    }
+    pthread_mutex_unlock(&n->mu);
 }
 
 void krep_node_controller(krep_node *n, int32_t *id, int32_t *epoch)
@@ -173,7 +187,21 @@ static void post_add(krep_node *n, kpart *p, int64_t hw)
         }
     if (klog__vec_reserve(&n->post, &n->postcap, n->npost + 1, sizeof *n->post) < 0)
         return; /* the next advance catches up: the HW is recomputed each time */
-    n->post[n->npost++] = (post_action){ p, hw };
+    n->post[n->npost++] = (post_action){ p, hw, 0 };
+}
+
+/* The ISR of a partition this node leads is below min.insync.replicas:
+ * the acks=all writes waiting fail (Kafka's
+ * NOT_ENOUGH_REPLICAS_AFTER_APPEND), as its HW will not pass them until
+ * enough replicas are back.  Their records stay in the log. */
+static void post_fail_if_short(krep_node *n, krep_part *rp)
+{
+    if (!rp->leading || rp->st.nisr >= rp->min_isr)
+        return;
+    post_add(n, rp->p, -1);
+    for (size_t i = 0; i < n->npost; i++)
+        if (n->post[i].p == rp->p)
+            n->post[i].fail = KLOG_ENOTENOUGH;
 }
 
 /* Unlock, then advance HWs and flush acknowledgements. */
@@ -192,6 +220,8 @@ static void unlock_post(krep_node *n)
     for (size_t i = 0; i < np; i++) {
         if (pa[i].hw >= 0 && kpart_replicated(pa[i].p))
             kpart_advance_hw(pa[i].p, pa[i].hw);
+        if (pa[i].fail < 0)
+            kpart_ack_fail(pa[i].p, pa[i].fail);
         kpart_ack_flush(pa[i].p);
     }
     if (pa != local)
@@ -428,12 +458,18 @@ static bool in_max_isr(const krep_part *rp, int32_t id)
 
 /* The HW the leader may advance to: its own durable offset, and no
  * further than any replica of the maximal ISR holds; -1 while one of them
- * has not fetched in this epoch. */
+ * has not fetched in this epoch, or while the maximal ISR has fewer than
+ * min.insync.replicas members: a record is committed (shown, counted as
+ * acknowledged) only once that many replicas hold it.  Kafka lets a lone
+ * leader advance its HW; here a leader cut off from its followers, and one
+ * an operator promoted meanwhile, cannot both commit (the simulation's
+ * static mode found the split brain). */
 static int64_t hw_target(krep_node *n, krep_part *rp)
 {
     if (!rp->leading || rp->failed)
         return -1;
     int64_t hw = kpart_durable_offset(rp->p);
+    int members = 1; /* this one */
     for (int i = 0; i < rp->st.nreplicas; i++) {
         int32_t id = rp->st.replicas[i];
         if (id == n->cfg.node_id || !in_max_isr(rp, id))
@@ -442,8 +478,9 @@ static int64_t hw_target(krep_node *n, krep_part *rp)
             return -1;
         if (rp->rs[i].leo < hw)
             hw = rp->rs[i].leo;
+        members++;
     }
-    return hw;
+    return members < rp->min_isr ? -1 : hw;
 }
 
 static void propose(krep_part *rp, const int32_t *isr, int n)
@@ -577,6 +614,7 @@ static int16_t apply_state(krep_node *n, krep_part *rp, const krep_pstate *ps, b
         rp->fstate = F_IDLE;
         kpart_set_isr(rp->p, rp->st.nisr, rp->min_isr);
         post_add(n, rp->p, hw_target(n, rp));
+        post_fail_if_short(n, rp);
     } else {
         if (rp->leading || !was_known || old.leader != ps->leader || old.leader_epoch != ps->leader_epoch) {
             int rc = kpart_become_follower(rp->p, ps->leader_epoch);
@@ -1235,6 +1273,7 @@ static void alter_response(krep_node *n, krep_chan *ch, const kk_alter_partition
         atomic_fetch_add(&n->version, 1);
         kpart_set_isr(rp->p, rp->st.nisr, rp->min_isr);
         post_add(n, rp->p, hw_target(n, rp));
+        post_fail_if_short(n, rp);
     }
 }
 

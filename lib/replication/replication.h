@@ -148,6 +148,10 @@ uint64_t krep_node_version(krep_node *n);
 /* The controller this node answers to, and its epoch (the latest seen;
  * -1 and 0 before any). */
 void krep_node_controller(krep_node *n, int32_t *id, int32_t *epoch);
+/* This node now answers to controller id of epoch `epoch` (the one it
+ * hosts): from then on a controller of an older epoch is refused.  Only
+ * moves forward. */
+void krep_node_set_controller(krep_node *n, int32_t id, int32_t epoch);
 
 /*
  * Periodic work at now_ms: ISR shrink proposals for replicas that lagged
@@ -322,8 +326,11 @@ int krep_static_track(krep_node *n, krep_ctl *ctl);
 
 /*
  * klog promote on node n: the states n knows (else those of `known`, what
- * its state file held), each led by n in a new leader epoch of controller
- * epoch max(what n heard, floor) + 1, the old leader out of the ISR; then
+ * its state file held), each led by n in a new leader epoch of a new
+ * controller epoch: the next multiple of KREP_MAX_NODES above max(what n
+ * heard, floor), plus n's place in the peers (so that two nodes promoted
+ * from the same knowledge, on either side of a partition, never share
+ * one: at most 2047 promotes), the old leader out of the ISR; then
  * krep_static_host.  Refuses a partition whose ISR lacks n unless unclean
  * (KLOG_ENOTENOUGH), and a node that knows nothing (KLOG_ESTATE); errbuf
  * says why.

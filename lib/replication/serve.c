@@ -171,9 +171,18 @@ int krep_serve(krep_node *n, krep_ctl *ctl, const void *frame, size_t len, int64
         kk_arena_reset(&arena);
         return rc;
     }
-    if (q.hdr.api_key == KK_API_ALTER_PARTITION && ctl) {
+    if (q.hdr.api_key == KK_API_ALTER_PARTITION) {
+        if (ctl) {
+            kk_arena_reset(&arena);
+            return krep_ctl_serve(ctl, frame, len, now_ms, w);
+        }
+        /* not the controller (any more): the node asks again where its
+         * next LeaderAndIsr says */
+        kk_alter_partition_resp r = { .error_code = KK_ERR_NOT_CONTROLLER };
+        kk_wbuf_reset(w);
+        rc = kk_response_encode(w, q.hdr.api_key, q.hdr.api_version, q.hdr.correlation_id, &r);
         kk_arena_reset(&arena);
-        return krep_ctl_serve(ctl, frame, len, now_ms, w);
+        return rc;
     }
     fetch_ctx fc = { 0 };
     union {

@@ -212,6 +212,9 @@ int krep_static_host(krep_node *n, int32_t epoch, const krep_ctl_entry *e, int n
         krep_ctl_free(ctl);
         return rc;
     }
+    /* the node answers to it from now on: an older controller's pushes
+     * are refused even before this one's first reaches the node */
+    krep_node_set_controller(n, cfg->node_id, epoch);
     *out = ctl;
     return 0;
 }
@@ -239,9 +242,21 @@ int krep_static_promote(krep_node *n, const krep_state *known, int32_t floor, bo
         free(e);
         return klog__errf(errbuf, errsize, KLOG_ESTATE, "this node has not been told any partition's state yet");
     }
+    /* A controller epoch of this node's own: two nodes promoted from the
+     * same knowledge (an operator on each side of a partition) must not
+     * both get one number, or their leader epochs would collide.  The low
+     * bits are the node's place in replication.peers. */
     int32_t id, ep;
     krep_node_controller(n, &id, &ep);
-    int32_t epoch = (ep > floor ? ep : floor) + 1;
+    int32_t base = ep > floor ? ep : floor, slot = 0;
+    for (int i = 0; i < cfg->npeers; i++)
+        if (cfg->peers[i].id == cfg->node_id)
+            slot = i;
+    if (base >= (INT32_MAX >> KREP_EPOCH_SHIFT) - KREP_MAX_NODES) {
+        free(e);
+        return klog__errf(errbuf, errsize, KLOG_ESTATE, "controller epochs exhausted");
+    }
+    int32_t epoch = ((base / KREP_MAX_NODES) + 1) * KREP_MAX_NODES + slot;
     int rc = 0;
     for (int i = 0; i < ne && rc == 0; i++) {
         krep_pstate *st = &e[i].st;

@@ -105,8 +105,17 @@ typedef struct conn_in {
 typedef struct chan_out {
     int32_t dst;
     klog_conn *c;
+    char url[64];               /* where c goes */
     int64_t sent;               /* ms the request in flight went out */
 } chan_out;
+
+/* A controller and its channels to every node: the central one, or the
+ * one a node hosts (static mode); busy mirrors krep_ctl's per node. */
+typedef struct host {
+    krep_ctl *ctl;
+    chan_out out[MAXN];
+    bool busy[MAXN + 2];
+} host;
 
 typedef struct snode {
     int32_t id;
@@ -127,6 +136,9 @@ typedef struct snode {
     int64_t paused_until;
     int64_t next_tick;
     bool crash_armed;
+    host h;                     /* static mode: the controller it hosts (h.ctl) */
+    krep_state known;           /* static mode: its state file at start */
+    uint64_t persisted;         /* static mode: the node version last written */
     int64_t last_hw[MAXP];      /* this run's HW, never to go back */
     int64_t verified[MAXP];     /* offsets below checked against the committed map */
 } snode;
@@ -162,12 +174,13 @@ static struct sim {
     int64_t end;                /* nemesis and workload stop */
     ktr_memnet *net;
     snode nodes[MAXN];
-    krep_ctl *ctl;
+    bool static_mode;           /* the leader hosts the controller, as klog serve runs */
+    host central;               /* otherwise: a controller of its own, node "ctl" */
+    krep_ctl *ctl;              /* central.ctl */
     klog_transport_registry *ctl_reg;
     klog_listener *ctl_lst;
     conn_in ctl_in[32];
     int nctl_in;
-    chan_out ctl_out[MAXN];
     client clients[MAXCLIENTS];
     write_rec *w;
     int nw;
@@ -184,6 +197,10 @@ static struct sim {
     char seg_bytes[16];
 } sim;
 
+static void host_drop(host *h);
+static void host_install(snode *nd, krep_ctl *ctl);
+static void dump(void);
+
 static void fail(const char *fmt, ...)
 {
     if (failure[0])
@@ -193,6 +210,8 @@ static void fail(const char *fmt, ...)
     vsnprintf(failure, sizeof failure, fmt, ap);
     va_end(ap);
     TRACE("VIOLATION: %s", failure);
+    if (verbose)
+        dump();
 }
 
 /* value ids: client c seq s -> (c + 1) << 32 | s, acks=1 with bit 62 */
@@ -240,6 +259,11 @@ static void node_config(snode *nd, krep_config *cfg)
     cfg->fetch_max_bytes = 4096;
     cfg->heartbeat_ms = 200;
     cfg->controller_id = 0;
+    if (sim.static_mode) {
+        /* node 1 leads a new cluster; after that, the state file says */
+        cfg->controller_id = nd->known.ctl_id > 0 ? nd->known.ctl_id : 1;
+        cfg->controller_epoch = nd->known.ctl_epoch;
+    }
 }
 
 static int node_start(snode *nd)
@@ -269,12 +293,33 @@ static int node_start(snode *nd)
     }
     nd->runs++;
     nd->incarnation = (int64_t)nd->runs * 1000 + nd->id;
+    if (sim.static_mode) {
+        krep_state_free(&nd->known);
+        rc = krep_state_read(nd->k, &nd->known);
+        if (rc < 0) {
+            fail("node %d: reading its state file: %s", nd->id, klog_strerror(rc));
+            return rc;
+        }
+    }
     krep_config cfg;
     node_config(nd, &cfg);
     rc = krep_node_new(&nd->rn, nd->k, &cfg);
     if (rc < 0) {
         fail("krep_node_new: %s", klog_strerror(rc));
         return rc;
+    }
+    nd->persisted = krep_node_version(nd->rn);
+    if (sim.static_mode && cfg.controller_id == nd->id) {
+        /* module.c's start: the controller of the state file, again */
+        krep_ctl *ctl = NULL;
+        rc = krep_static_host(nd->rn, cfg.controller_epoch > 0 ? cfg.controller_epoch : 1, nd->known.e, nd->known.n,
+                              &ctl);
+        if (rc == 0)
+            host_install(nd, ctl);
+        else if (rc != KLOG_EFENCED && !klog_testing_fault_crashed(nd->disk))
+            fail("node %d: hosting the controller: %s", nd->id, klog_strerror(rc));
+        TRACE("node %d hosts the controller (epoch %d): %s", nd->id, cfg.controller_epoch,
+              rc ? klog_err_name(rc) : "yes");
     }
     char url[64];
     snprintf(url, sizeof url, "mem://%s", nd->name);
@@ -314,6 +359,7 @@ static void node_crash(snode *nd, bool now)
     nd->nout = 0;
     klog_listener_close(nd->lst);
     nd->lst = NULL;
+    host_drop(&nd->h);
     krep_node_free(nd->rn);
     nd->rn = NULL;
     klog_close(nd->k); /* its errors are the crash's */
@@ -381,6 +427,11 @@ static bool ctl_busy(void *o, int32_t dst);
 static void drive_chan(klog_transport_registry *reg, chan_out *ch, const char *url, void *o, next_fn next,
                        resp_fn resp, failed_fn failed, busy_fn busy)
 {
+    if (ch->c && strcmp(ch->url, url) != 0) {
+        /* the destination moved (a new controller): its answer is moot */
+        klog_conn_close(ch->c);
+        ch->c = NULL;
+    }
     if (ch->c && busy(o, ch->dst)) {
         for (int k = 0; k < 16; k++) {
             const void *f;
@@ -427,10 +478,13 @@ static void drive_chan(klog_transport_registry *reg, chan_out *ch, const char *u
     }
     if (rc == 0)
         return;
-    if (!ch->c && klog_transport_connect(reg, url, 0, &ch->c) < 0) {
-        ch->c = NULL;
-        failed(o, ch->dst, sim.now);
-        return;
+    if (!ch->c) {
+        if (klog_transport_connect(reg, url, 0, &ch->c) < 0) {
+            ch->c = NULL;
+            failed(o, ch->dst, sim.now);
+            return;
+        }
+        snprintf(ch->url, sizeof ch->url, "%s", url);
     }
     struct iovec iov[64];
     int n = kk_wbuf_iov(&sim.wb, iov, 64);
@@ -451,47 +505,105 @@ static int ctl_next(void *o, int32_t d, int64_t now, kk_wbuf *w, int64_t *wake) 
 static int ctl_resp(void *o, int32_t d, const void *f, size_t l, int64_t now) { return krep_ctl_response(o, d, f, l, now); }
 static void ctl_failed(void *o, int32_t d, int64_t now) { krep_ctl_failed(o, d, now); }
 
-/* The controller's channels: krep_ctl keeps "busy" per node; mirror it. */
-static bool ctl_busy_flags[64];
+/* A host's channels: o is the host. */
 static int ctl_next_w(void *o, int32_t d, int64_t now, kk_wbuf *w, int64_t *wake)
 {
-    int rc = ctl_next(o, d, now, w, wake);
+    host *h = o;
+    int rc = ctl_next(h->ctl, d, now, w, wake);
     if (rc == 1)
-        ctl_busy_flags[d] = true;
+        h->busy[d] = true;
     return rc;
 }
 static int ctl_resp_w(void *o, int32_t d, const void *f, size_t l, int64_t now)
 {
-    int rc = ctl_resp(o, d, f, l, now);
+    host *h = o;
+    int rc = ctl_resp(h->ctl, d, f, l, now);
     if (rc != 1)
-        ctl_busy_flags[d] = false;
+        h->busy[d] = false;
     return rc;
 }
 static void ctl_failed_w(void *o, int32_t d, int64_t now)
 {
-    ctl_failed(o, d, now);
-    ctl_busy_flags[d] = false;
+    host *h = o;
+    ctl_failed(h->ctl, d, now);
+    h->busy[d] = false;
 }
 static bool ctl_busy(void *o, int32_t d)
 {
-    (void)o;
-    return ctl_busy_flags[d];
+    host *h = o;
+    return h->busy[d];
+}
+
+/* A host's pushes to every node. */
+static void host_step(host *h, klog_transport_registry *reg)
+{
+    for (int i = 0; i < sim.n; i++) {
+        snode *nd = &sim.nodes[i];
+        chan_out *ch = &h->out[i];
+        ch->dst = nd->id;
+        char url[64];
+        snprintf(url, sizeof url, "mem://%s", nd->name);
+        drive_chan(reg, ch, url, h, ctl_next_w, ctl_resp_w, ctl_failed_w, ctl_busy);
+    }
+}
+
+static void host_drop(host *h)
+{
+    for (int i = 0; i < MAXN; i++) {
+        klog_conn_close(h->out[i].c);
+        h->out[i].c = NULL;
+        h->out[i].url[0] = 0;
+    }
+    memset(h->busy, 0, sizeof h->busy);
+    krep_ctl_free(h->ctl);
+    h->ctl = NULL;
+}
+
+/* Static mode: node nd hosts ctl from now on (a promote, or at start). */
+static void host_install(snode *nd, krep_ctl *ctl)
+{
+    host_drop(&nd->h);
+    nd->h.ctl = ctl;
 }
 
 static void node_step(snode *nd)
 {
     if (!nd->k || sim.now < nd->paused_until)
         return;
-    serve_in(nd->in, &nd->nin, nd->lst, nd->rn, NULL);
+    serve_in(nd->in, &nd->nin, nd->lst, nd->rn, nd->h.ctl);
+    if (sim.static_mode) {
+        /* a newer controller took over: stop hosting (module.c's unhost) */
+        int32_t cid, cep;
+        krep_node_controller(nd->rn, &cid, &cep);
+        if (nd->h.ctl && (cid != nd->id || cep > krep_ctl_epoch(nd->h.ctl))) {
+            TRACE("node %d: controller %d epoch %d took over: no longer hosting", nd->id, cid, cep);
+            host_drop(&nd->h);
+        }
+        /* what it was told, written down (module.c's persist_node) */
+        if (!nd->h.ctl && krep_node_version(nd->rn) != nd->persisted) {
+            nd->persisted = krep_node_version(nd->rn);
+            krep_node_persist(nd->rn);
+        }
+        if (nd->h.ctl)
+            host_step(&nd->h, nd->reg);
+    }
     int32_t dests[MAXN + 2];
     int nd_ = krep_node_dests(nd->rn, dests, MAXN + 2);
     for (int i = 0; i < nd_ && i < MAXN + 2; i++) {
         chan_out *ch = out_of(nd->out, &nd->nout, dests[i]);
         char url[64];
-        if (dests[i] == KREP_DST_CTL)
-            snprintf(url, sizeof url, "mem://ctl");
-        else
+        if (dests[i] == KREP_DST_CTL) {
+            int32_t cid, cep;
+            krep_node_controller(nd->rn, &cid, &cep);
+            if (sim.static_mode && cid <= 0)
+                continue; /* knows no controller yet: its pushes will say */
+            if (sim.static_mode)
+                snprintf(url, sizeof url, "mem://n%d", cid);
+            else
+                snprintf(url, sizeof url, "mem://ctl");
+        } else {
             snprintf(url, sizeof url, "%s", krep_node_peer_url(nd->rn, dests[i]));
+        }
         drive_chan(nd->reg, ch, url, nd->rn, node_next, node_resp, node_failed, node_busy);
     }
     /* channels to leaders it no longer follows: an answer in flight is moot */
@@ -500,8 +612,7 @@ static void node_step(snode *nd)
         for (int j = 0; j < nd_ && !listed; j++)
             listed = dests[j] == nd->out[i].dst;
         if (!listed && krep_chan_busy(nd->rn, nd->out[i].dst))
-            drive_chan(nd->reg, &nd->out[i], krep_node_peer_url(nd->rn, nd->out[i].dst), nd->rn, node_next, node_resp,
-                       node_failed, node_busy);
+            drive_chan(nd->reg, &nd->out[i], nd->out[i].url, nd->rn, node_next, node_resp, node_failed, node_busy);
     }
     if (sim.now >= nd->next_tick)
         nd->next_tick = krep_node_tick(nd->rn, sim.now);
@@ -511,18 +622,44 @@ static void node_step(snode *nd)
 
 static void ctl_step(void)
 {
+    if (sim.static_mode)
+        return;
     serve_in(sim.ctl_in, &sim.nctl_in, sim.ctl_lst, NULL, sim.ctl);
-    for (int i = 0; i < sim.n; i++) {
-        snode *nd = &sim.nodes[i];
-        int nout = i;
-        chan_out *ch = &sim.ctl_out[i];
-        (void)nout;
-        ch->dst = nd->id;
-        char url[64];
-        snprintf(url, sizeof url, "mem://%s", nd->name);
-        drive_chan(sim.ctl_reg, ch, url, sim.ctl, ctl_next_w, ctl_resp_w, ctl_failed_w, ctl_busy);
-    }
+    host_step(&sim.central, sim.ctl_reg);
 }
+
+/* ---- who decides ------------------------------------------------------------------------------ */
+
+/* The controller that decides now: the central one, or (static mode) the
+ * hosted one of the newest controller epoch among the running nodes. */
+static krep_ctl *authority(void)
+{
+    if (!sim.static_mode)
+        return sim.ctl;
+    krep_ctl *best = NULL;
+    for (int i = 0; i < sim.n; i++) {
+        krep_ctl *c = sim.nodes[i].k ? sim.nodes[i].h.ctl : NULL;
+        if (c && (!best || krep_ctl_epoch(c) > krep_ctl_epoch(best)))
+            best = c;
+    }
+    return best;
+}
+
+static bool current_state(int p, krep_pstate *st)
+{
+    krep_ctl *c = authority();
+    return c && krep_ctl_state(c, TOPIC, p, st) == 0;
+}
+
+static snode *node_by_id(int32_t id)
+{
+    for (int i = 0; i < sim.n; i++)
+        if (sim.nodes[i].id == id)
+            return &sim.nodes[i];
+    return NULL;
+}
+
+static bool answers(const snode *nd) { return nd && nd->k && sim.now >= nd->paused_until; }
 
 /* ---- the workload ----------------------------------------------------------------------------- */
 
@@ -554,14 +691,26 @@ static void client_step(client *cl)
         return;
     cl->next = sim.now + (int64_t)rnd(20);
     int p = (int)rnd((uint64_t)sim.nparts);
-    krep_pstate st;
-    if (krep_ctl_state(sim.ctl, TOPIC, p, &st) < 0)
-        return;
     snode *nd = NULL;
-    for (int i = 0; i < sim.n; i++)
-        if (sim.nodes[i].id == st.leader)
-            nd = &sim.nodes[i];
-    if (!nd || !nd->k || sim.now < nd->paused_until)
+    if (sim.static_mode) {
+        /* whoever thinks it leads (there may be two: an old leader cut
+         * off, and the one promoted meanwhile) */
+        snode *cand[MAXN];
+        int nc = 0;
+        for (int i = 0; i < sim.n; i++) {
+            kpart *q = answers(&sim.nodes[i]) ? part_of(&sim.nodes[i], p) : NULL;
+            if (q && kpart_role(q) == KPART_LEADER)
+                cand[nc++] = &sim.nodes[i];
+        }
+        if (nc > 0)
+            nd = cand[rnd((uint64_t)nc)];
+    } else {
+        krep_pstate st;
+        if (krep_ctl_state(sim.ctl, TOPIC, p, &st) < 0)
+            return;
+        nd = node_by_id(st.leader);
+    }
+    if (!answers(nd))
         return; /* the leader does not answer: try again later */
     kpart *kp = part_of(nd, p);
     if (!kp)
@@ -688,8 +837,39 @@ static void check_step(void)
 
 /* ---- the nemesis ------------------------------------------------------------------------------------- */
 
+/* Static mode: an operator promotes a running node (klog promote); it
+ * refuses when it is not in sync, unless unclean. */
+static void promote(void)
+{
+    snode *cand[MAXN];
+    int nc = 0;
+    for (int i = 0; i < sim.n; i++)
+        if (answers(&sim.nodes[i]))
+            cand[nc++] = &sim.nodes[i];
+    if (nc == 0)
+        return;
+    snode *nd = cand[rnd((uint64_t)nc)];
+    krep_ctl *ctl = NULL;
+    char eb[256] = "";
+    int32_t floor = nd->h.ctl ? krep_ctl_epoch(nd->h.ctl) : 0;
+    int rc = krep_static_promote(nd->rn, &nd->known, floor, unclean, &ctl, eb, sizeof eb);
+    TRACE("promote node %d: %s%s%s", nd->id, rc ? klog_err_name(rc) : "leads", rc ? " " : "", rc ? eb : "");
+    if (rc == 0) {
+        host_install(nd, ctl);
+        sim.elections++;
+    } else if (rc != KLOG_ENOTENOUGH && rc != KLOG_ESTATE && !klog_testing_fault_crashed(nd->disk)) {
+        fail("node %d: promote: %s (%s)", nd->id, klog_strerror(rc), eb);
+    }
+    if (klog_testing_fault_crashed(nd->disk) == 1)
+        node_crash(nd, false);
+}
+
 static void elect(int p, bool need_up)
 {
+    if (sim.static_mode) {
+        promote();
+        return;
+    }
     krep_pstate st;
     if (krep_ctl_state(sim.ctl, TOPIC, p, &st) < 0)
         return;
@@ -716,12 +896,9 @@ static void elect(int p, bool need_up)
 static bool leader_unreachable(int p)
 {
     krep_pstate st;
-    if (krep_ctl_state(sim.ctl, TOPIC, p, &st) < 0)
-        return false;
-    for (int j = 0; j < sim.n; j++)
-        if (sim.nodes[j].id == st.leader)
-            return !sim.nodes[j].k || sim.now < sim.nodes[j].paused_until;
-    return true;
+    if (!current_state(p, &st))
+        return true; /* no controller runs (static mode): someone must take over */
+    return !answers(node_by_id(st.leader));
 }
 
 static void nemesis(void)
@@ -841,11 +1018,14 @@ static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *f)
 static void setup(uint64_t seed)
 {
     memset(&sim, 0, sizeof sim);
-    memset(ctl_busy_flags, 0, sizeof ctl_busy_flags);
     failure[0] = 0;
     sim.seed = seed;
     sim_rng = seed * 0x2545f4914f6cdd1dull + 1;
-    sim.n = chance(25) ? 2 : 3;
+    /* static mode: the two-box pair as klog serve runs it (the leader hosts
+     * the controller, promotes move it); else a controller of its own, as
+     * a quorum would be */
+    sim.static_mode = chance(40);
+    sim.n = sim.static_mode || chance(25) ? 2 : 3;
     sim.nparts = chance(30) ? 2 : 1;
     sim.nclients = 1 + (int)rnd(MAXCLIENTS);
     sim.end = 4000 + (int64_t)rnd(6000);
@@ -875,16 +1055,19 @@ static void setup(uint64_t seed)
         ktr_mem_init in = { sim.net, nd->name };
         klog_transport_register(nd->reg, ktr_mem_methods(), &in);
     }
-    krep_ctl_new(&sim.ctl, 0, 1);
-    klog_transport_registry_new(&sim.ctl_reg, KLOG_TRANSPORT_REGISTRY_EMPTY);
-    ktr_mem_init in = { sim.net, "ctl" };
-    klog_transport_register(sim.ctl_reg, ktr_mem_methods(), &in);
-    klog_transport_listen(sim.ctl_reg, "mem://ctl", &sim.ctl_lst);
-    int32_t reps[MAXN];
-    for (int i = 0; i < sim.n; i++)
-        reps[i] = sim.nodes[i].id;
-    for (int p = 0; p < sim.nparts; p++)
-        krep_ctl_add_partition(sim.ctl, TOPIC, p, reps, sim.n, reps[rnd((uint64_t)sim.n)]);
+    if (!sim.static_mode) {
+        krep_ctl_new(&sim.ctl, 0, 1);
+        sim.central.ctl = sim.ctl;
+        klog_transport_registry_new(&sim.ctl_reg, KLOG_TRANSPORT_REGISTRY_EMPTY);
+        ktr_mem_init in = { sim.net, "ctl" };
+        klog_transport_register(sim.ctl_reg, ktr_mem_methods(), &in);
+        klog_transport_listen(sim.ctl_reg, "mem://ctl", &sim.ctl_lst);
+        int32_t reps[MAXN];
+        for (int i = 0; i < sim.n; i++)
+            reps[i] = sim.nodes[i].id;
+        for (int p = 0; p < sim.nparts; p++)
+            krep_ctl_add_partition(sim.ctl, TOPIC, p, reps, sim.n, reps[rnd((uint64_t)sim.n)]);
+    }
     for (int i = 0; i < sim.n; i++)
         node_start(&sim.nodes[i]);
     for (int c = 0; c < sim.nclients; c++)
@@ -900,6 +1083,8 @@ static void teardown(void)
         for (int j = 0; j < nd->nout; j++)
             klog_conn_close(nd->out[j].c);
         klog_listener_close(nd->lst);
+        host_drop(&nd->h);
+        krep_state_free(&nd->known);
         krep_node_free(nd->rn);
         if (nd->k)
             klog_close(nd->k);
@@ -908,11 +1093,9 @@ static void teardown(void)
     }
     for (int j = 0; j < sim.nctl_in; j++)
         klog_conn_close(sim.ctl_in[j].c);
-    for (int j = 0; j < sim.n; j++)
-        klog_conn_close(sim.ctl_out[j].c);
+    host_drop(&sim.central); /* frees sim.ctl */
     klog_listener_close(sim.ctl_lst);
     klog_transport_registry_free(sim.ctl_reg);
-    krep_ctl_free(sim.ctl);
     ktr_memnet_free(sim.net);
     kk_wbuf_free(&sim.wb);
     free(sim.w);
@@ -939,8 +1122,7 @@ static bool converged(void)
 {
     for (int p = 0; p < sim.nparts; p++) {
         krep_pstate st;
-        krep_ctl_state(sim.ctl, TOPIC, p, &st);
-        if (st.nisr != sim.n)
+        if (!current_state(p, &st) || st.nisr != sim.n)
             return false;
         int64_t leo = -1;
         for (int i = 0; i < sim.n; i++) {
@@ -1021,13 +1203,19 @@ static void final_checks(void)
 static void dump(void)
 {
     char buf[4096];
-    krep_ctl_describe(sim.ctl, buf, sizeof buf);
-    printf("%s", buf);
+    if (sim.ctl) {
+        krep_ctl_describe(sim.ctl, buf, sizeof buf);
+        printf("%s", buf);
+    }
     for (int i = 0; i < sim.n; i++) {
         snode *nd = &sim.nodes[i];
         if (!nd->rn) {
             printf("node %d down\n", nd->id);
             continue;
+        }
+        if (nd->h.ctl) {
+            krep_ctl_describe(nd->h.ctl, buf, sizeof buf);
+            printf("node %d hosts the controller (epoch %d):\n%s", nd->id, krep_ctl_epoch(nd->h.ctl), buf);
         }
         krep_node_describe(nd->rn, buf, sizeof buf);
         printf("%s", buf);
@@ -1037,8 +1225,8 @@ static void dump(void)
 static int run(uint64_t seed)
 {
     setup(seed);
-    TRACE("seed %" PRIu64 ": %d nodes, %d partitions, %d clients, %.1f s of faults", seed, sim.n, sim.nparts,
-          sim.nclients, (double)sim.end / 1000);
+    TRACE("seed %" PRIu64 ": %d nodes, %d partitions, %d clients, %.1f s of faults, %s controller", seed, sim.n,
+          sim.nparts, sim.nclients, (double)sim.end / 1000, sim.static_mode ? "static" : "central");
     while (sim.now < sim.end && !failure[0])
         step();
     /* Heal everything, restart everyone, and let it converge. */
@@ -1076,10 +1264,10 @@ static int run(uint64_t seed)
         fail("nothing was committed");
     uint64_t events = 0, digest = ktr_memnet_digest(sim.net, &events);
     if (verbose || failure[0])
-        printf("seed %" PRIu64 ": %d nodes %d partitions, %d writes (%d acks=all acknowledged, %d failed), HW %" PRId64
+        printf("seed %" PRIu64 ": %s, %d nodes %d partitions, %d writes (%d acks=all acknowledged, %d failed), HW %" PRId64
                ", %d crashes (%d armed), %d restarts, %d pauses, %d partitions, %d elections, %.1f s virtual, "
                "digest %016" PRIx64 " (%" PRIu64 " events)%s%s\n",
-               seed, sim.n, sim.nparts, sim.nw, sim.acked, sim.failed_writes, sim.max_hw[0], sim.crashes, sim.crash_ats,
+               seed, sim.static_mode ? "static" : "central", sim.n, sim.nparts, sim.nw, sim.acked, sim.failed_writes, sim.max_hw[0], sim.crashes, sim.crash_ats,
                sim.restarts, sim.pauses, sim.partitions, sim.elections, (double)sim.now / 1000, digest, events,
                failure[0] ? ": FAILED: " : "", failure);
     int bad = failure[0] != 0;
