@@ -11,9 +11,13 @@
  *                                      ignore the ISR must be caught losing data
  *
  * A run: N nodes (3, or 2 for the two-box pair) replicate topic "t" (1 or
- * 2 partitions) under a controller ("ctl", a node of the network with no
- * data; it stands for a healthy quorum: it never crashes but can be
- * partitioned off).  Clients write values "c<client>-<seq>" one at a time,
+ * 2 partitions) under a controller: either one of its own ("ctl", a node
+ * of the network with no data; it stands for a healthy quorum: it never
+ * crashes but can be partitioned off), or (static mode, two nodes) the
+ * static controller as klog serve runs it (lib/replication/static.c): the
+ * leader hosts it and writes its state file on the simulated disk, and
+ * the operator's promotes move it, also while the old leader lives behind
+ * a partition.  Clients write values "c<client>-<seq>" one at a time,
  * most with acks=all, some with acks=1, to the node the controller names
  * leader.  Meanwhile the nemesis, from the seed: crashes nodes (a power cut
  * now, or at their nth disk operation, with unsynced data dropped, cut to
