@@ -6,6 +6,7 @@
  *
  *   test_repl_sim --seeds 1-300        run seeds 1..300 (the default suite)
  *   test_repl_sim --seed 4711 -v       replay one seed, tracing what happens
+ *   test_repl_sim --twice --seeds 1-10   each seed twice: the same run, exactly
  *   test_repl_sim --unclean --expect-failure --seeds 1-40
  *                                      the checker's own test: elections that
  *                                      ignore the ISR must be caught losing data
@@ -1226,6 +1227,9 @@ static void dump(void)
     }
 }
 
+static uint64_t last_digest;  /* of the last run: --twice compares two */
+static char last_failure[1024];
+
 static int run(uint64_t seed)
 {
     setup(seed);
@@ -1275,13 +1279,15 @@ static int run(uint64_t seed)
                sim.restarts, sim.pauses, sim.partitions, sim.elections, (double)sim.now / 1000, digest, events,
                failure[0] ? ": FAILED: " : "", failure);
     int bad = failure[0] != 0;
+    last_digest = digest;
+    snprintf(last_failure, sizeof last_failure, "%s", failure);
     teardown();
     return bad;
 }
 
 int main(int argc, char **argv)
 {
-    int expect_failure = 0;
+    int expect_failure = 0, twice = 0;
     uint64_t a = 1, b = 20;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-v"))
@@ -1290,6 +1296,8 @@ int main(int argc, char **argv)
             unclean = 1;
         else if (!strcmp(argv[i], "--expect-failure"))
             expect_failure = 1;
+        else if (!strcmp(argv[i], "--twice"))
+            twice = 1;
         else if (!strcmp(argv[i], "--seed") && i + 1 < argc)
             a = b = strtoull(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--seeds") && i + 1 < argc) {
@@ -1297,17 +1305,35 @@ int main(int argc, char **argv)
             a = strtoull(argv[++i], &e, 10);
             b = *e == '-' ? strtoull(e + 1, NULL, 10) : a;
         } else {
-            fprintf(stderr, "usage: %s [--seed N | --seeds A-B] [-v] [--unclean [--expect-failure]]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--seed N | --seeds A-B] [-v] [--unclean [--expect-failure]] [--twice]\n",
+                    argv[0]);
             return 2;
         }
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
     int failed = 0;
-    for (uint64_t s = a; s <= b; s++)
+    for (uint64_t s = a; s <= b; s++) {
+        if (twice) {
+            /* a seed replays exactly: the same network events in the same
+             * order (the digest covers each frame's fate and time), the
+             * same verdict */
+            int r1 = run(s);
+            uint64_t d1 = last_digest;
+            char f1[1024];
+            snprintf(f1, sizeof f1, "%s", last_failure);
+            int r2 = run(s);
+            if (r1 != r2 || d1 != last_digest || strcmp(f1, last_failure) != 0) {
+                printf("seed %" PRIu64 ": NOT REPRODUCIBLE: digests %016" PRIx64 " and %016" PRIx64 "\n", s, d1,
+                       last_digest);
+                failed++;
+            }
+            continue;
+        }
         if (run(s)) {
             failed++;
             printf("FAILED: replay with: %s%s --seed %" PRIu64 " -v\n", argv[0], unclean ? " --unclean" : "", s);
         }
+    }
     printf("%" PRIu64 " seeds, %d failed\n", b - a + 1, failed);
     if (expect_failure) {
         /* the checker's own test: with unclean elections some seed must
