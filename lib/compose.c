@@ -28,6 +28,7 @@
 #include "replication/module.h"
 #include "server/conf_keys.h"
 #include "topic/topic.h"
+#include "transport/conf_keys.h"
 
 static const kt_module *const modules[] = {
     &klog__maint_module,      /* disk budget (before any log opens), retention, cleaner threads */
@@ -49,5 +50,6 @@ const kc_table *const klog__conf_tables[KC_TABLE__COUNT] = {
     [KC_TABLE_GROUP] = &klog__group_conf_table,
     [KC_TABLE_SERVER] = &klog__server_conf_table,
     [KC_TABLE_REPLICATION] = &klog__replication_conf_table,
+    [KC_TABLE_TRANSPORT] = &klog__transport_conf_table,
 };
 const unsigned klog__conf_ntables = KC_TABLE__COUNT;

@@ -21,6 +21,7 @@ enum kc_table_id {
     KC_TABLE_GROUP,      /* lib/group/conf_keys.c: coordinators and members */
     KC_TABLE_SERVER,     /* lib/server/conf_keys.c: the Kafka protocol server */
     KC_TABLE_REPLICATION,/* lib/replication/conf_keys.c: replication to peer processes */
+    KC_TABLE_TRANSPORT,  /* lib/transport/conf_keys.c: the TLS transport */
     KC_TABLE__COUNT
 };
 

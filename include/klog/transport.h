@@ -11,8 +11,7 @@
  * The pieces:
  *
  *   klog_transport_methods  a vtable, one per kind of link, named by a URL
- *                           scheme ("tcp", "unix"; "tls" is reserved for the
- *                           TLS transport to come).  The shape is SQLite's
+ *                           scheme ("tcp", "unix", "tls").  The shape is SQLite's
  *                           sqlite3_vfs and nng's transport ops: a version
  *                           word with a magic in its upper half, the size of
  *                           the struct, the state sizes the core allocates,
@@ -25,7 +24,8 @@
  *                           core from a URL ("tcp://127.0.0.1:9092",
  *                           "unix:///run/klog.sock", "unix://@abstract").
  *
- * Built in: "tcp" and "unix" (klog_transport_registry_new).  klog's own
+ * Built in: "tcp" and "unix" (klog_transport_registry_new), and "tls"
+ * (klog_transport_tls(), registered with its certificates).  klog's own
  * tests and replication simulations also use "mem", an in-memory network
  * with seeded fault injection and a virtual clock; it is internal
  * (lib/transport/mem.h), not API.  examples/transport_pipe.c is a complete
@@ -243,8 +243,7 @@ typedef struct klog_transport_methods {
 } klog_transport_methods;
 
 /* control() opcodes.  0..999 are reserved for klog (100..199 for the TLS
- * transport to come: certificate reload, peer certificate); a transport's
- * own opcodes start at KLOG_TRANSPORT_CTL_USER. */
+ * transport); a transport's own opcodes start at KLOG_TRANSPORT_CTL_USER. */
 enum {
     /* cst: arg is int *: a descriptor that poll(2) reports readable
      * (POLLIN; POLLHUP or POLLERR also count) whenever recv with a past
@@ -261,8 +260,36 @@ enum {
      * to a client that reads slowly without waiting for it; without it,
      * the loop sends with a deadline instead.  Owned by the transport. */
     KLOG_TRANSPORT_CTL_CONN_WRITE_FD = 3,
+    /* cst: arg is int *: what the readiness descriptor cannot show, as
+     * flags.  KLOG_TRANSPORT_PENDING_READ: bytes already taken off the
+     * descriptor wait inside the transport (decrypted TLS records), so a
+     * recv would return them although the descriptor is not readable; an
+     * event loop must call recv again without waiting for it.
+     * KLOG_TRANSPORT_PENDING_WRITE: recv cannot progress until the
+     * descriptor turns writable (a TLS handshake whose next flight did not
+     * fit in the socket); wait for POLLOUT too.  Optional: a transport
+     * without it (-ENOTSUP) has neither. */
+    KLOG_TRANSPORT_CTL_CONN_PENDING = 4,
+    /* TLS (klog_transport_tls()).  (transport) arg is char[256] or NULL:
+     * read the certificate, key and CA files again and use them for
+     * connections made from now on (those already up keep theirs: nothing
+     * is dropped); on failure the old ones stay and arg gets the reason. */
+    KLOG_TRANSPORT_CTL_TLS_RELOAD = 100,
+    /* TLS, cst: arg is char[256]: who the peer proved to be, once the
+     * handshake is over: "CN=alice,O=Example" (its certificate's subject,
+     * RFC 2253, when the certificate was verified against ssl.ca.location),
+     * "psk:NAME" (it knew the pre-shared key NAME), or "" (nothing: no
+     * certificate asked for or given).  -EAGAIN while the handshake is
+     * still going on. */
+    KLOG_TRANSPORT_CTL_TLS_PEER = 101,
+    /* TLS, cst: arg is char[128]: the protocol version and cipher agreed,
+     * "TLSv1.3 TLS_AES_256_GCM_SHA384"; -EAGAIN during the handshake. */
+    KLOG_TRANSPORT_CTL_TLS_INFO = 102,
     KLOG_TRANSPORT_CTL_USER = 1000,
 };
+
+/* Flags of KLOG_TRANSPORT_CTL_CONN_PENDING. */
+enum { KLOG_TRANSPORT_PENDING_READ = 1, KLOG_TRANSPORT_PENDING_WRITE = 2 };
 
 /* ======================================================================
  * Part 2: registries.
@@ -316,6 +343,49 @@ KLOG_API int klog_transport_register(klog_transport_registry *reg, const klog_tr
  */
 KLOG_API const klog_transport_methods *klog_transport_find(const klog_transport_registry *reg,
                                                            const char *url);
+
+/*
+ * The TLS transport, "tls": tls://HOST:PORT, TLS 1.2 and 1.3 over TCP
+ * through OpenSSL, HOST as for tcp.  Not in a registry by default:
+ *
+ *     klog_transport_register(reg, klog_transport_tls(), conf);
+ *
+ * where conf (a const klog_conf *, or NULL) holds the ssl.* keys (klog(7),
+ * TLS): ssl.certificate.location and ssl.key.location (PEM; this end's
+ * certificate, needed to listen unless a pre-shared key is set),
+ * ssl.key.password, ssl.ca.location (the CAs peers' certificates must
+ * chain to; connecting without it uses the system's), ssl.client.auth
+ * (none, requested, required: whether a listener asks clients for a
+ * certificate), ssl.enabled.protocols, ssl.cipher.suites,
+ * ssl.endpoint.identification.algorithm (https: a connection checks the
+ * server's certificate names the host it dialled), ssl.psk.identity and
+ * ssl.psk.key (a pre-shared key instead of certificates, both ends).  The
+ * files are read by register (its errors: -ENOENT, KLOG_ECONF for a file
+ * OpenSSL rejects or a key that does not match its certificate) and again
+ * on KLOG_TRANSPORT_CTL_TLS_RELOAD.  A listen without a certificate or a
+ * pre-shared key fails with -ENOKEY.
+ *
+ * Accept does not wait for the handshake: it runs inside later recv and
+ * send calls, so a server's event loop is never held by a slow or hostile
+ * client.  Use KLOG_TRANSPORT_CTL_CONN_PENDING in such a loop (decrypted
+ * bytes are invisible to the descriptor), and KLOG_TRANSPORT_CTL_TLS_PEER
+ * for the peer's identity (on the accepting side klog_conn_peer's identity
+ * is "": the handshake has not happened yet at accept).  Connect completes
+ * the handshake before it returns.  A failed handshake fails the
+ * connection with -EPROTO (not TLS, or no common protocol),
+ * -EKEYREJECTED (a certificate that does not verify) or -EACCES (a
+ * certificate or key that was required and not given).  Send and recv on
+ * one connection may run on two threads, as for every transport.
+ */
+KLOG_API const klog_transport_methods *klog_transport_tls(void);
+
+/*
+ * A transport-wide control() (both lst and cst NULL) on the transport
+ * registered under scheme: KLOG_TRANSPORT_CTL_TLS_RELOAD.  Returns what
+ * the transport returns, -EPROTONOSUPPORT (no such scheme), -ENOTSUP,
+ * -EINVAL.
+ */
+KLOG_API int klog_transport_control(klog_transport_registry *reg, const char *scheme, int op, void *arg);
 
 /*
  * The largest frame that connections made from reg afterwards accept

@@ -304,6 +304,20 @@ KLOG_API const klog_transport_methods *klog_transport_find(const klog_transport_
     return e ? e->m : NULL;
 }
 
+KLOG_API int klog_transport_control(klog_transport_registry *reg, const char *scheme, int op, void *arg)
+{
+    char sch[SCHEME_MAX + 1];
+    const char *rest;
+    if (!reg || parse_url(scheme, sch, &rest, true) < 0)
+        return -EINVAL;
+    struct ktr_entry *e = find_entry(reg, sch);
+    if (!e)
+        return -EPROTONOSUPPORT;
+    if (!e->m->control)
+        return -ENOTSUP;
+    return e->m->control(e->st, NULL, NULL, op, arg);
+}
+
 KLOG_API int klog_transport_set_max_frame(klog_transport_registry *reg, uint32_t max_bytes)
 {
     if (!reg || max_bytes == 0 || max_bytes > KLOG_TRANSPORT_MAX_FRAME_LIMIT)
@@ -744,9 +758,13 @@ KLOG_API int klog_conn_recv(klog_conn *c, int timeout_ms, const void **frame)
             uint32_t len = (uint32_t)c->hdr[0] << 24 | (uint32_t)c->hdr[1] << 16 | (uint32_t)c->hdr[2] << 8 | c->hdr[3];
             uint32_t max = atomic_load(&c->max_frame);
             if (len > max) {
+                /* 0x16 0x03: a TLS handshake record, i.e. a TLS client on a
+                 * plaintext listener (KAFKA-4090). */
+                bool tls = c->hdr[0] == 0x16 && c->hdr[1] == 0x03 && c->hdr[2] <= 0x04;
                 rc = conn_fail(c, KLOG_ETOOBIG,
-                               "frame of %u bytes is over socket.request.max.bytes (%u); closing the connection",
-                               len, max);
+                               "frame of %u bytes is over socket.request.max.bytes (%u)%s; closing the connection",
+                               len, max, tls ? " (it looks like a TLS handshake: is the client set to use TLS "
+                                               "on a plaintext listener?)" : "");
                 goto out;
             }
             c->len = len;

@@ -49,6 +49,17 @@ int64_t ktr__now(void);
 int64_t ktr__deadline(int timeout_ms);
 int ktr__poll_ms(int64_t deadline);
 
+/* ---- the TLS transport (tls.c) ------------------------------------------ */
+
+struct klog_conf;
+/* Build the TLS contexts conf describes and throw them away: what
+ * registering klog_transport_tls() with conf would return, with the reason
+ * in errbuf ("ssl.key.location: /x.pem: No such file or directory"). */
+int ktr__tls_check(const struct klog_conf *conf, char *errbuf, size_t errsize);
+/* Does conf give this end a certificate or a pre-shared key (can it
+ * listen)? */
+bool ktr__tls_configured(const struct klog_conf *conf);
+
 /* ---- for event loops (the server) --------------------------------------- */
 
 /* Offer bytes of a stream the caller frames itself (iov starts with the
