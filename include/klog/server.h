@@ -110,6 +110,20 @@ KLOG_API const char *klog_server_listener_url(const klog_server *s, int i);
 typedef void (*klog_server_log_cb)(void *opaque, const char *line);
 KLOG_API int klog_server_set_log_cb(klog_server *s, klog_server_log_cb cb, void *opaque);
 
+/*
+ * Read the server's certificates (ssl.certificate.location, ssl.key.location,
+ * ssl.ca.location), its SASL users (sasl.users.file) and its ACLs
+ * (acl.file) again, as klog serve does on SIGHUP.  Connections that are up
+ * stay up: they keep the certificate they were made with and who they
+ * authenticated as; new connections and every later authorisation use
+ * what was read.  Nothing changes unless every file reads well.  Any
+ * thread, while the server runs.  Returns 0, -EINVAL, -ENOENT or another
+ * -errno for a file, KLOG_ECONF (a file OpenSSL rejects, a key that does
+ * not match its certificate), -EINVAL (a malformed line); errbuf says
+ * which file and why.
+ */
+KLOG_API int klog_server_reload(klog_server *s, char *errbuf, size_t errsize);
+
 /* Start the server's threads: from now on clients are served.  Returns 0,
  * KLOG_ESTATE (already started or stopped), -EAGAIN, -ENOMEM. */
 KLOG_API int klog_server_start(klog_server *s);

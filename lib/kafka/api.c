@@ -24,6 +24,10 @@
  * flexible in every version, and peers-only: the server advertises it, and
  * LeaderAndIsr, only on a replicated node); and ElectLeaders, which klog
  * promote sends to the node that is to lead.
+ *
+ * The ACL APIs stop at v1, what librdkafka 2.0 and kafka-python 2.0's
+ * admin clients send: kafka-python takes DescribeAcls v2 for a 2.5 broker,
+ * and would then send Produce v8, which klog does not implement.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -59,6 +63,9 @@ static const kk_api apis[] = {
     API_(KK_API_DELETE_RECORDS, "DeleteRecords", 0, 1, 2, delete_records),
     API_(KK_API_INIT_PRODUCER_ID, "InitProducerId", 0, 1, 2, init_producer_id),
     API_(KK_API_OFFSET_FOR_LEADER_EPOCH, "OffsetForLeaderEpoch", 0, 3, 4, offset_for_leader_epoch),
+    API_(KK_API_DESCRIBE_ACLS, "DescribeAcls", 0, 1, 2, describe_acls),
+    API_(KK_API_CREATE_ACLS, "CreateAcls", 0, 1, 2, create_acls),
+    API_(KK_API_DELETE_ACLS, "DeleteAcls", 0, 1, 2, delete_acls),
     API_(KK_API_DESCRIBE_CONFIGS, "DescribeConfigs", 0, 2, 4, describe_configs),
     API_(KK_API_SASL_AUTHENTICATE, "SaslAuthenticate", 0, 1, 2, sasl_authenticate),
     API_(KK_API_CREATE_PARTITIONS, "CreatePartitions", 0, 1, 2, create_partitions),

@@ -774,6 +774,130 @@ static const kk_field kk_describe_configs_resp_schema_f[] = {
 TOP(kk_describe_configs_resp_schema, "DescribeConfigsResponse");
 #undef S_
 
+/* ---- DescribeAcls ---------------------------------------------------------------- */
+#define S_ kk_describe_acls_req
+static const kk_field kk_describe_acls_req_schema_f[] = {
+    F(resource_type_filter, I8, 0, V),
+    FN(resource_name_filter, STR, 0, V, 0, V),
+    FD(pattern_type_filter, I8, 1, V, 3),
+    FN(principal_filter, STR, 0, V, 0, V),
+    FN(host_filter, STR, 0, V, 0, V),
+    F(operation, I8, 0, V),
+    F(permission_type, I8, 0, V),
+};
+TOP(kk_describe_acls_req_schema, "DescribeAclsRequest");
+#undef S_
+#define S_ kk_acl_description
+static const kk_field acl_description_f[] = {
+    F(principal, STR, 0, V),
+    F(host, STR, 0, V),
+    F(operation, I8, 0, V),
+    F(permission_type, I8, 0, V),
+};
+SUB(acl_description, "AclDescription");
+#undef S_
+#define S_ kk_describe_acls_resp_resource
+static const kk_field describe_acls_resp_resource_f[] = {
+    F(resource_type, I8, 0, V),
+    F(resource_name, STR, 0, V),
+    FD(pattern_type, I8, 1, V, 3),
+    A(acls, 0, V, acl_description),
+};
+SUB(describe_acls_resp_resource, "DescribeAclsResource");
+#undef S_
+#define S_ kk_describe_acls_resp
+static const kk_field kk_describe_acls_resp_schema_f[] = {
+    F(throttle_time_ms, I32, 0, V),
+    F(error_code, I16, 0, V),
+    FN(error_message, STR, 0, V, 0, V),
+    A(resources, 0, V, describe_acls_resp_resource),
+};
+TOP(kk_describe_acls_resp_schema, "DescribeAclsResponse");
+#undef S_
+
+/* ---- CreateAcls ------------------------------------------------------------------ */
+#define S_ kk_create_acls_req_creation
+static const kk_field create_acls_req_creation_f[] = {
+    F(resource_type, I8, 0, V),
+    F(resource_name, STR, 0, V),
+    FD(resource_pattern_type, I8, 1, V, 3),
+    F(principal, STR, 0, V),
+    F(host, STR, 0, V),
+    F(operation, I8, 0, V),
+    F(permission_type, I8, 0, V),
+};
+SUB(create_acls_req_creation, "AclCreation");
+#undef S_
+#define S_ kk_create_acls_req
+static const kk_field kk_create_acls_req_schema_f[] = {
+    A(creations, 0, V, create_acls_req_creation),
+};
+TOP(kk_create_acls_req_schema, "CreateAclsRequest");
+#undef S_
+#define S_ kk_create_acls_resp_result
+static const kk_field create_acls_resp_result_f[] = {
+    F(error_code, I16, 0, V),
+    FN(error_message, STR, 0, V, 0, V),
+};
+SUB(create_acls_resp_result, "AclCreationResult");
+#undef S_
+#define S_ kk_create_acls_resp
+static const kk_field kk_create_acls_resp_schema_f[] = {
+    F(throttle_time_ms, I32, 0, V),
+    A(results, 0, V, create_acls_resp_result),
+};
+TOP(kk_create_acls_resp_schema, "CreateAclsResponse");
+#undef S_
+
+/* ---- DeleteAcls ------------------------------------------------------------------ */
+#define S_ kk_delete_acls_req_filter
+static const kk_field delete_acls_req_filter_f[] = {
+    F(resource_type_filter, I8, 0, V),
+    FN(resource_name_filter, STR, 0, V, 0, V),
+    FD(pattern_type_filter, I8, 1, V, 3),
+    FN(principal_filter, STR, 0, V, 0, V),
+    FN(host_filter, STR, 0, V, 0, V),
+    F(operation, I8, 0, V),
+    F(permission_type, I8, 0, V),
+};
+SUB(delete_acls_req_filter, "DeleteAclsFilter");
+#undef S_
+#define S_ kk_delete_acls_req
+static const kk_field kk_delete_acls_req_schema_f[] = {
+    A(filters, 0, V, delete_acls_req_filter),
+};
+TOP(kk_delete_acls_req_schema, "DeleteAclsRequest");
+#undef S_
+#define S_ kk_delete_acls_resp_match
+static const kk_field delete_acls_resp_match_f[] = {
+    F(error_code, I16, 0, V),
+    FN(error_message, STR, 0, V, 0, V),
+    F(resource_type, I8, 0, V),
+    F(resource_name, STR, 0, V),
+    FD(pattern_type, I8, 1, V, 3),
+    F(principal, STR, 0, V),
+    F(host, STR, 0, V),
+    F(operation, I8, 0, V),
+    F(permission_type, I8, 0, V),
+};
+SUB(delete_acls_resp_match, "DeleteAclsMatchingAcl");
+#undef S_
+#define S_ kk_delete_acls_resp_result
+static const kk_field delete_acls_resp_result_f[] = {
+    F(error_code, I16, 0, V),
+    FN(error_message, STR, 0, V, 0, V),
+    A(matching_acls, 0, V, delete_acls_resp_match),
+};
+SUB(delete_acls_resp_result, "DeleteAclsFilterResult");
+#undef S_
+#define S_ kk_delete_acls_resp
+static const kk_field kk_delete_acls_resp_schema_f[] = {
+    F(throttle_time_ms, I32, 0, V),
+    A(filter_results, 0, V, delete_acls_resp_result),
+};
+TOP(kk_delete_acls_resp_schema, "DeleteAclsResponse");
+#undef S_
+
 /* ---- SaslAuthenticate --------------------------------------------------------- */
 #define S_ kk_sasl_authenticate_req
 static const kk_field kk_sasl_authenticate_req_schema_f[] = {

@@ -513,6 +513,94 @@ typedef struct kk_init_producer_id_resp {
     int16_t producer_epoch;
 } kk_init_producer_id_resp;
 
+/* ---- DescribeAcls (29), versions 0-1 ----------------------------------------- */
+/* Codes: resource type 1 any, 2 topic, 3 group, 4 cluster; pattern type
+ * 1 any, 2 match, 3 literal, 4 prefixed; operation 1 any, 2 all, 3 read,
+ * ... 12 idempotent write; permission 1 any, 2 deny, 3 allow. */
+typedef struct kk_describe_acls_req {
+    int8_t resource_type_filter;
+    kk_str resource_name_filter;        /* nullable */
+    int8_t pattern_type_filter;         /* v1+ [3] */
+    kk_str principal_filter;            /* nullable */
+    kk_str host_filter;                 /* nullable */
+    int8_t operation;
+    int8_t permission_type;
+} kk_describe_acls_req;
+typedef struct kk_acl_description {
+    kk_str principal;
+    kk_str host;
+    int8_t operation;
+    int8_t permission_type;
+} kk_acl_description;
+typedef struct kk_describe_acls_resp_resource {
+    int8_t resource_type;
+    kk_str resource_name;
+    int8_t pattern_type;                /* v1+ [3] */
+    KK_ARRAY(kk_acl_description) acls;
+} kk_describe_acls_resp_resource;
+typedef struct kk_describe_acls_resp {
+    int32_t throttle_time_ms;
+    int16_t error_code;
+    kk_str error_message;               /* nullable */
+    KK_ARRAY(kk_describe_acls_resp_resource) resources;
+} kk_describe_acls_resp;
+
+/* ---- CreateAcls (30), versions 0-1 ------------------------------------------- */
+typedef struct kk_create_acls_req_creation {
+    int8_t resource_type;
+    kk_str resource_name;
+    int8_t resource_pattern_type;       /* v1+ [3] */
+    kk_str principal;
+    kk_str host;
+    int8_t operation;
+    int8_t permission_type;
+} kk_create_acls_req_creation;
+typedef struct kk_create_acls_req {
+    KK_ARRAY(kk_create_acls_req_creation) creations;
+} kk_create_acls_req;
+typedef struct kk_create_acls_resp_result {
+    int16_t error_code;
+    kk_str error_message;               /* nullable */
+} kk_create_acls_resp_result;
+typedef struct kk_create_acls_resp {
+    int32_t throttle_time_ms;
+    KK_ARRAY(kk_create_acls_resp_result) results;
+} kk_create_acls_resp;
+
+/* ---- DeleteAcls (31), versions 0-1 ------------------------------------------- */
+typedef struct kk_delete_acls_req_filter {
+    int8_t resource_type_filter;
+    kk_str resource_name_filter;        /* nullable */
+    int8_t pattern_type_filter;         /* v1+ [3] */
+    kk_str principal_filter;            /* nullable */
+    kk_str host_filter;                 /* nullable */
+    int8_t operation;
+    int8_t permission_type;
+} kk_delete_acls_req_filter;
+typedef struct kk_delete_acls_req {
+    KK_ARRAY(kk_delete_acls_req_filter) filters;
+} kk_delete_acls_req;
+typedef struct kk_delete_acls_resp_match {
+    int16_t error_code;
+    kk_str error_message;               /* nullable */
+    int8_t resource_type;
+    kk_str resource_name;
+    int8_t pattern_type;                /* v1+ [3] */
+    kk_str principal;
+    kk_str host;
+    int8_t operation;
+    int8_t permission_type;
+} kk_delete_acls_resp_match;
+typedef struct kk_delete_acls_resp_result {
+    int16_t error_code;
+    kk_str error_message;               /* nullable */
+    KK_ARRAY(kk_delete_acls_resp_match) matching_acls;
+} kk_delete_acls_resp_result;
+typedef struct kk_delete_acls_resp {
+    int32_t throttle_time_ms;
+    KK_ARRAY(kk_delete_acls_resp_result) filter_results;
+} kk_delete_acls_resp;
+
 /* ---- DescribeConfigs (32), versions 0-2 -------------------------------------- */
 typedef struct kk_describe_configs_req_resource {
     int8_t resource_type;               /* 2 topic, 4 broker */
@@ -771,6 +859,9 @@ typedef union kk_req_body {
     kk_delete_topics_req delete_topics;
     kk_delete_records_req delete_records;
     kk_init_producer_id_req init_producer_id;
+    kk_describe_acls_req describe_acls;
+    kk_create_acls_req create_acls;
+    kk_delete_acls_req delete_acls;
     kk_describe_configs_req describe_configs;
     kk_sasl_authenticate_req sasl_authenticate;
     kk_create_partitions_req create_partitions;
@@ -801,6 +892,9 @@ typedef union kk_resp_body {
     kk_delete_topics_resp delete_topics;
     kk_delete_records_resp delete_records;
     kk_init_producer_id_resp init_producer_id;
+    kk_describe_acls_resp describe_acls;
+    kk_create_acls_resp create_acls;
+    kk_delete_acls_resp delete_acls;
     kk_describe_configs_resp describe_configs;
     kk_sasl_authenticate_resp sasl_authenticate;
     kk_create_partitions_resp create_partitions;

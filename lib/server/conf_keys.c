@@ -20,6 +20,23 @@ static const kc_def defs[] = {
                                    "host name in Metadata (empty: the address the client connected to)"),
     B(KC_MAX_CONNECTIONS) = KC_INT("max.connections", SC, 10000, 1, 1000000,
                                    "client connections held at once; more are closed on accept"),
+    B(KC_MAX_CONNECTIONS_PER_IP) = KC_INT("max.connections.per.ip", SC, 2147483647, 1, 2147483647,
+                                          "client connections from one address held at once"),
+    B(KC_SASL_ENABLED_MECHANISMS) = KC_STR("sasl.enabled.mechanisms", SC,
+                                           "SASL mechanisms clients must authenticate with (PLAIN, SCRAM-SHA-256, "
+                                           "SCRAM-SHA-512, comma-separated; empty: no SASL)"),
+    B(KC_SASL_USERS_FILE) = KC_STR("sasl.users.file", SC,
+                                   "SASL users and their SCRAM credentials (empty: DIR/users; klog users add)"),
+    B(KC_SASL_SERVER_MAX_RECEIVE_SIZE) = KC_INT("sasl.server.max.receive.size", SC, 65536, 512, 2147483647,
+                                                "largest frame a connection may send before it has authenticated"),
+    B(KC_AUTH_FAILED_DELAY_MS) = KC_INT("connection.failed.authentication.delay.ms", SC, 100, 0, 10000,
+                                        "wait before answering a failed authentication (doubling per failure "
+                                        "from one address, at most 10 s)"),
+    B(KC_ACL_FILE) = KC_STR("acl.file", SC, "where ACLs are kept (empty: DIR/acls; klog acls, CreateAcls)"),
+    B(KC_SUPER_USERS) = KC_STR("super.users", SC,
+                               "principals ACLs do not apply to, separated by ';' (User:admin;User:ops)"),
+    B(KC_ALLOW_EVERYONE_IF_NO_ACL) = KC_BOOL("allow.everyone.if.no.acl.found", SC, 0,
+                                             "with authentication on, allow what no ACL mentions"),
 };
 
 _Static_assert(sizeof defs / sizeof defs[0] == KC_SERVER__END - KC_KEY_BASE(KC_TABLE_SERVER),

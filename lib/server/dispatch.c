@@ -27,7 +27,12 @@ static const ksrv_handler handlers[] = {
     [KK_API_DELETE_TOPICS] = ksrv_delete_topics,
     [KK_API_DELETE_RECORDS] = ksrv_delete_records,
     [KK_API_INIT_PRODUCER_ID] = ksrv_init_producer_id,
+    [KK_API_DESCRIBE_ACLS] = ksrv_describe_acls,
+    [KK_API_CREATE_ACLS] = ksrv_create_acls,
+    [KK_API_DELETE_ACLS] = ksrv_delete_acls,
     [KK_API_DESCRIBE_CONFIGS] = ksrv_describe_configs,
+    [KK_API_SASL_HANDSHAKE] = ksrv_sasl_handshake,
+    [KK_API_SASL_AUTHENTICATE] = ksrv_sasl_authenticate,
     [KK_API_CREATE_PARTITIONS] = ksrv_create_partitions,
     [KK_API_DELETE_GROUPS] = ksrv_delete_groups,
     [KK_API_LEADER_AND_ISR] = ksrv_leader_and_isr,
@@ -45,10 +50,13 @@ ksrv_handler ksrv_handler_for(int16_t key)
 
 bool ksrv_advertised(const struct klog_server *s, int16_t key)
 {
-    /* SASL (SaslHandshake, SaslAuthenticate) comes with authentication;
-     * what only replicas send, with replication */
+    /* SASL (SaslHandshake, SaslAuthenticate) only with SASL on (a client
+     * that sees them may think it has to authenticate); what only
+     * replicas send, with replication */
     if ((key == KK_API_LEADER_AND_ISR || key == KK_API_ALTER_PARTITION || key == KK_API_ELECT_LEADERS) &&
         !ksrv_replicated(s))
+        return false;
+    if ((key == KK_API_SASL_HANDSHAKE || key == KK_API_SASL_AUTHENTICATE) && !ksrv_sec_sasl(ksrv_sec_of(s)))
         return false;
     return ksrv_handler_for(key) != NULL && kk_api_find(key) != NULL;
 }

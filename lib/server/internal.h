@@ -11,6 +11,9 @@
  * admin.c      CreateTopics, DeleteTopics, CreatePartitions, DescribeConfigs.
  * replica.c    LeaderAndIsr, OffsetForLeaderEpoch, AlterPartition,
  *              ElectLeaders: replication between nodes (lib/replication).
+ * security.c   SaslHandshake, SaslAuthenticate (PLAIN, SCRAM over
+ *              scram.c), who each connection is, ACLs (acl.c) and
+ *              CreateAcls, DescribeAcls, DeleteAcls, ksrv_allowed.
  * groups.c     FindCoordinator, JoinGroup, SyncGroup, Heartbeat,
  *              LeaveGroup, OffsetCommit, OffsetFetch, DescribeGroups,
  *              ListGroups, DeleteGroups: Kafka's classic group protocol
@@ -54,6 +57,7 @@
 #include <stdint.h>
 
 #include <klog/server.h>
+#include <klog/conf.h>
 #include "kafka/kafka.h"
 
 struct klog;
@@ -75,9 +79,27 @@ typedef struct ksrv_call {
     void *state;              /* the handler's, between runs */
     void (*state_free)(struct ksrv_call *c);
     void *mem;                /* private to server.c: ksrv_alloc's blocks */
+    bool close_after;         /* close the connection once the response is out */
 } ksrv_call;
 
 typedef int (*ksrv_handler)(ksrv_call *c);
+
+/* ---- who a connection is (security.c) ------------------------------------------ */
+
+#define KSRV_PRINCIPAL_MAX 320
+
+/* A connection's authentication, kept by server.c in the connection and
+ * changed by security.c on its worker. */
+typedef struct ksrv_auth {
+    char principal[KSRV_PRINCIPAL_MAX]; /* "User:alice", "User:CN=alice,O=x", "User:ANONYMOUS" */
+    char host[64];             /* the peer's address, for ACLs ("" for a Unix socket) */
+    bool authed;               /* may send more than ApiVersions and SASL */
+    bool identified;           /* the transport was asked who the peer is */
+    int mech;                  /* chosen by SaslHandshake (scram.h KSEC_*), 0 before */
+    bool raw;                  /* SaslHandshake v0: tokens come as bare frames */
+    struct ksec_scram *scram;  /* a SCRAM exchange in progress */
+    int64_t fail_at;           /* a failed attempt: answer at this time, then close */
+} ksrv_auth;
 
 /* Encode the response body (a kk_<api>_resp) for c's API key and version
  * into the connection's out buffer.  Returns KSRV_DONE, or a negative
@@ -107,6 +129,11 @@ void ksrv_worker_kick(ksrv_worker *w);
 
 /* ---- what handlers read of the server --------------------------------------- */
 
+/* The connection's authentication state. */
+ksrv_auth *ksrv_conn_auth(ksrv_conn *c);
+/* Change the connection's frame cap (a small one until authenticated). */
+void ksrv_conn_set_max_frame(ksrv_conn *c, uint32_t max);
+
 struct klog *ksrv_klog(const struct klog_server *s);
 /* Configuration, read once at klog_server_new. */
 typedef struct ksrv_conf {
@@ -117,6 +144,7 @@ typedef struct ksrv_conf {
     int32_t node_id;          /* node.id */
     char advertised_host[256];/* advertised.host ("" = the connection's local address) */
     int max_conns;            /* max.connections */
+    int max_conns_per_ip;     /* max.connections.per.ip */
 } ksrv_conf;
 const ksrv_conf *ksrv_config(const struct klog_server *s);
 
@@ -180,6 +208,50 @@ int ksrv_groups_new(struct klog_server *s, ksrv_groups **out);
 void ksrv_groups_stop(ksrv_groups *g);
 void ksrv_groups_free(ksrv_groups *g);
 ksrv_groups *ksrv_groups_of(const struct klog_server *s);
+
+/* ---- security (security.c) ------------------------------------------------------ */
+
+/* Authentication and authorisation of a server: keys read at
+ * klog_server_new, the users file and the ACLs (guarded by a lock of its
+ * own: workers read them, CreateAcls/DeleteAcls and reloads change them),
+ * and the failed-attempt table that slows down password guessing. */
+typedef struct ksrv_sec ksrv_sec;
+int ksrv_sec_new(struct klog_server *s, const klog_conf *conf, ksrv_sec **out, char *errbuf, size_t errsize);
+void ksrv_sec_free(ksrv_sec *sec);
+ksrv_sec *ksrv_sec_of(const struct klog_server *s);
+/* Read the users and ACL files again.  0 or an error (errbuf). */
+int ksrv_sec_reload(ksrv_sec *sec, char *errbuf, size_t errsize);
+/* Must a connection authenticate before anything but ApiVersions and SASL
+ * (SASL on, or client certificates required)?  Are SASL's keys served? */
+bool ksrv_sec_required(const ksrv_sec *sec);
+bool ksrv_sec_sasl(const ksrv_sec *sec);
+/* sasl.server.max.receive.size */
+uint32_t ksrv_sec_preauth_max(const ksrv_sec *sec);
+/* A new connection: its principal (ANONYMOUS) and host; authed unless
+ * authentication is required. */
+void ksrv_auth_init(ksrv_sec *sec, ksrv_auth *a, const char *peer_url);
+/* The transport vouched for the peer (TLS: a verified certificate's
+ * subject, or a pre-shared key's name): that is its principal, and it is
+ * authenticated. */
+void ksrv_auth_identity(ksrv_sec *sec, ksrv_auth *a, const char *ident);
+void ksrv_auth_clear(ksrv_auth *a);
+/* A frame on a connection in SaslHandshake v0's raw mode: make the call a
+ * SaslAuthenticate of version -1 carrying the frame (ksrv_sasl_authenticate
+ * answers it raw). */
+void ksrv_sasl_raw_call(ksrv_call *c, const void *frame, size_t len);
+
+/* May the connection's principal do op (acl.h KACL_OP_*) on the resource
+ * (KACL_RES_*, name)?  Always, with authentication off. */
+bool ksrv_allowed(ksrv_call *c, int op, int res_type, const char *name);
+/* Does it have WRITE on some topic or IDEMPOTENT_WRITE on the cluster
+ * (InitProducerId)? */
+bool ksrv_allowed_idempotent(ksrv_call *c);
+
+int ksrv_sasl_handshake(ksrv_call *c);
+int ksrv_sasl_authenticate(ksrv_call *c);
+int ksrv_describe_acls(ksrv_call *c);
+int ksrv_create_acls(ksrv_call *c);
+int ksrv_delete_acls(ksrv_call *c);
 
 /* Topic auto-creation (metadata.c): get topic `name` for a Metadata or
  * Produce request, creating it with the instance's defaults when

@@ -59,7 +59,16 @@
 #define OUT_KEEP (256u * 1024u)   /* an out buffer up to this size is kept between requests */
 #define IDLE_SWEEP_NS 1000000000LL
 
+#define IP_BUCKETS 1024
+
 enum ev_kind { EV_WAKE = 1, EV_LISTENER, EV_CONN };
+
+/* Connections held per peer address (max.connections.per.ip). */
+struct ipcount {
+    struct ipcount *next;
+    int n;
+    char host[64];
+};
 
 struct ksrv_listener {
     int kind;                      /* EV_LISTENER */
@@ -90,6 +99,11 @@ struct ksrv_conn {
     ksrv_call call;
     char local_host[128];
     int32_t local_port;
+    struct ksrv_conn *aprev, *anext; /* the worker's connections to read again */
+    bool again;
+    bool pending_ctl;              /* the transport has KLOG_TRANSPORT_CTL_CONN_PENDING */
+    bool ident_done;               /* the transport's identity was asked for */
+    ksrv_auth auth;
 };
 
 struct ksrv_worker {
@@ -106,6 +120,7 @@ struct ksrv_worker {
     struct ksrv_conn *inbox;
     struct ksrv_conn *conns;
     struct ksrv_conn *parked;
+    struct ksrv_conn *again;       /* readable though epoll cannot tell (TLS) */
     int nconns;
     int64_t next_sweep;
     kf_codec *codec;
@@ -127,6 +142,10 @@ struct klog_server {
     klog_server_log_cb log_cb;
     void *log_opaque;
     kk_limits lim;
+    bool tls;                      /* "tls" has a certificate or a PSK: reload it */
+    ksrv_sec *sec;
+    pthread_mutex_t ipmu;          /* ips */
+    struct ipcount *ips[IP_BUCKETS];
 };
 
 /* ---- small things ------------------------------------------------------------- */
@@ -153,6 +172,13 @@ static void transport_log(void *opaque, const char *peer, int err, const char *m
 {
     if (err == -ECONNRESET)
         return; /* a client going away without a goodbye: common, and no fault of ours */
+    if (strncmp(peer, "tls:", 4) == 0 && (err == -EPROTO || err == -EKEYREJECTED || err == -EACCES)) {
+        ksrv_log(opaque, "%s: TLS handshake failed: %s", peer,
+                 err == -EPROTO ? "not TLS, or no protocol version or cipher in common"
+                 : err == -EKEYREJECTED ? "its certificate does not verify against ssl.ca.location"
+                                        : "no client certificate, and ssl.client.auth=required");
+        return;
+    }
     ksrv_log(opaque, "%s: %s (%s)", peer, msg, klog_strerror(err));
 }
 
@@ -169,6 +195,73 @@ const ksrv_conf *ksrv_config(const struct klog_server *s)
 ksrv_groups *ksrv_groups_of(const struct klog_server *s)
 {
     return s->groups;
+}
+
+ksrv_sec *ksrv_sec_of(const struct klog_server *s)
+{
+    return s->sec;
+}
+
+ksrv_auth *ksrv_conn_auth(ksrv_conn *c)
+{
+    return &c->auth;
+}
+
+void ksrv_conn_set_max_frame(ksrv_conn *c, uint32_t max)
+{
+    klog_conn_set_max_frame(c->c, max);
+}
+
+/* ---- connections per address -------------------------------------------------- */
+
+static unsigned ip_hash(const char *h)
+{
+    unsigned x = 2166136261u;
+    for (; *h; h++)
+        x = (x ^ (unsigned char)*h) * 16777619u;
+    return x % IP_BUCKETS;
+}
+
+/* Count a connection from host; false (nothing counted) over the cap. */
+static bool ip_take(struct klog_server *s, const char *host)
+{
+    if (s->conf.max_conns_per_ip >= INT32_MAX)
+        return true;
+    pthread_mutex_lock(&s->ipmu);
+    struct ipcount **pp = &s->ips[ip_hash(host)], *e = *pp;
+    while (e && strcmp(e->host, host))
+        e = e->next;
+    bool ok = true;
+    if (e && e->n >= s->conf.max_conns_per_ip) {
+        ok = false;
+    } else if (e) {
+        e->n++;
+    } else if ((e = calloc(1, sizeof *e))) {
+        snprintf(e->host, sizeof e->host, "%s", host);
+        e->n = 1;
+        e->next = *pp;
+        *pp = e;
+    }
+    pthread_mutex_unlock(&s->ipmu);
+    return ok;
+}
+
+static void ip_give(struct klog_server *s, const char *host)
+{
+    if (s->conf.max_conns_per_ip >= INT32_MAX)
+        return;
+    pthread_mutex_lock(&s->ipmu);
+    for (struct ipcount **pp = &s->ips[ip_hash(host)]; *pp; pp = &(*pp)->next) {
+        struct ipcount *e = *pp;
+        if (strcmp(e->host, host))
+            continue;
+        if (--e->n == 0) {
+            *pp = e->next;
+            free(e);
+        }
+        break;
+    }
+    pthread_mutex_unlock(&s->ipmu);
 }
 
 const char *ksrv_conn_peer(const ksrv_conn *c)
@@ -281,6 +374,32 @@ static void unpark(struct ksrv_conn *cn)
     cn->parked = false;
 }
 
+static void again_add(struct ksrv_conn *cn)
+{
+    if (cn->again)
+        return;
+    cn->again = true;
+    cn->aprev = NULL;
+    cn->anext = cn->w->again;
+    if (cn->w->again)
+        cn->w->again->aprev = cn;
+    cn->w->again = cn;
+}
+
+static void again_del(struct ksrv_conn *cn)
+{
+    if (!cn->again)
+        return;
+    if (cn->aprev)
+        cn->aprev->anext = cn->anext;
+    else
+        cn->w->again = cn->anext;
+    if (cn->anext)
+        cn->anext->aprev = cn->aprev;
+    cn->aprev = cn->anext = NULL;
+    cn->again = false;
+}
+
 static void call_end(struct ksrv_conn *cn)
 {
     ksrv_call *c = &cn->call;
@@ -314,6 +433,7 @@ static void conn_close(struct ksrv_conn *cn)
     ksrv_worker *w = cn->w;
     if (cn->busy)
         call_end(cn);
+    again_del(cn);
     epoll_ctl(w->epfd, EPOLL_CTL_DEL, cn->rfd, NULL);
     if (cn->prev)
         cn->prev->next = cn->next;
@@ -323,6 +443,8 @@ static void conn_close(struct ksrv_conn *cn)
         cn->next->prev = cn->prev;
     w->nconns--;
     atomic_fetch_sub(&cn->srv->nconns, 1);
+    ip_give(cn->srv, cn->auth.host);
+    ksrv_auth_clear(&cn->auth);
     klog_conn_shutdown(cn->c);
     klog_conn_close(cn->c);
     kk_arena_reset(&cn->arena);
@@ -361,6 +483,7 @@ static void worker_adopt(ksrv_worker *w, struct ksrv_conn *cn)
     if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, cn->rfd, &ev) != 0) {
         ksrv_log(cn->srv, "%s: epoll_ctl: %s", ksrv_conn_peer(cn), strerror(errno));
         atomic_fetch_sub(&cn->srv->nconns, 1);
+        ip_give(cn->srv, cn->auth.host);
         klog_conn_close(cn->c);
         kk_wbuf_free(&cn->out);
         free(cn);
@@ -469,15 +592,19 @@ static int call_run(struct ksrv_conn *cn)
         return 0;
     }
     unpark(cn);
+    bool close_after = c->close_after;
     if (rc == KSRV_NORESPONSE) {
         call_end(cn);
-        return 1;
+        return close_after ? -ECONNABORTED : 1;
     }
     if (rc < 0)
         return rc;
     rc = conn_send_response(cn);
-    if (rc == 1)
+    if (rc == 1) {
         call_end(cn);
+        if (close_after)
+            return -ECONNABORTED;
+    }
     return rc;
 }
 
@@ -493,8 +620,15 @@ static int serve_frame(struct ksrv_conn *cn, const void *frame, size_t len)
     c->expired = false;
     c->state = NULL;
     c->state_free = NULL;
+    c->close_after = false;
     atomic_store(&c->woken, false);
     cn->busy = true;
+    ksrv_auth *a = &cn->auth;
+    if (!a->authed && a->raw) {
+        /* After SaslHandshake v0 the SASL tokens come as bare frames. */
+        ksrv_sasl_raw_call(c, frame, len);
+        return call_run(cn);
+    }
     int rc = kk_request_decode(frame, len, &cn->srv->lim, &cn->arena, &c->req);
     if (rc == KLOG_EFORMAT && c->req.hdr.api_key == KK_API_API_VERSIONS) {
         rc = 0; /* answered with UNSUPPORTED_VERSION and the list */
@@ -513,15 +647,39 @@ static int serve_frame(struct ksrv_conn *cn, const void *frame, size_t len)
                  c->req.hdr.api_key);
         return KLOG_EFORMAT;
     }
+    int16_t key = c->req.hdr.api_key;
+    if (!a->authed && key != KK_API_API_VERSIONS && key != KK_API_SASL_HANDSHAKE && key != KK_API_SASL_AUTHENTICATE) {
+        /* As Kafka: nothing but ApiVersions and SASL before authenticating. */
+        ksrv_log(cn->srv, "%s: %s request before authenticating: closing the connection", ksrv_conn_peer(cn),
+                 c->req.api ? c->req.api->name : "?");
+        return -EACCES;
+    }
     return call_run(cn);
 }
 
 /* Read and serve requests while the connection has whole ones and is not
  * waiting on a call.  Returns < 0 when the connection must close. */
+/* Who the transport says the peer is (TLS: once its handshake is over). */
+static void conn_identify(struct ksrv_conn *cn)
+{
+    char id[KTR_IDENT_MAX];
+    int rc = klog_conn_control(cn->c, KLOG_TRANSPORT_CTL_TLS_PEER, id);
+    if (rc == -EAGAIN)
+        return;
+    cn->auth.identified = true;
+    if (rc == 0 && id[0]) {
+        ksrv_auth_identity(cn->srv->sec, &cn->auth, id);
+        klog_conn_set_max_frame(cn->c, cn->srv->conf.max_frame);
+    }
+}
+
 static int conn_readable(struct ksrv_conn *cn)
 {
+    again_del(cn);
     for (int i = 0; i < FRAMES_PER_TURN && !cn->busy; i++) {
         const void *frame;
+        if (!cn->auth.identified)
+            conn_identify(cn);
         int n = klog_conn_recv(cn->c, 0, &frame);
         if (n == -ETIMEDOUT)
             return 0;
@@ -532,7 +690,28 @@ static int conn_readable(struct ksrv_conn *cn)
         if (rc < 0)
             return rc;
     }
+    if (!cn->busy)
+        again_add(cn); /* a turn's worth: the rest on the next turn */
     return 0;
+}
+
+/* Back to waiting for a request.  A transport may hold bytes the
+ * descriptor does not show (TLS: plaintext decrypted with the last
+ * record), or wait for the socket to take a handshake flight: ask it,
+ * and read again on the worker's next turn, or wait for POLLOUT too. */
+static void conn_idle(struct ksrv_conn *cn)
+{
+    unsigned mask = EPOLLIN;
+    if (cn->pending_ctl) {
+        int f = 0;
+        if (klog_conn_control(cn->c, KLOG_TRANSPORT_CTL_CONN_PENDING, &f) < 0)
+            f = 0;
+        if (f & KLOG_TRANSPORT_PENDING_READ)
+            again_add(cn);
+        if (f & KLOG_TRANSPORT_PENDING_WRITE)
+            mask |= EPOLLOUT;
+    }
+    conn_set_mask(cn, mask);
 }
 
 static void conn_after(struct ksrv_conn *cn, int rc)
@@ -542,7 +721,7 @@ static void conn_after(struct ksrv_conn *cn, int rc)
         return;
     }
     if (!cn->busy)
-        conn_set_mask(cn, EPOLLIN);
+        conn_idle(cn);
 }
 
 /* ---- the worker --------------------------------------------------------------- */
@@ -580,6 +759,20 @@ static void accept_some(struct klog_server *s, struct ksrv_listener *sl)
         cn->srv = s;
         cn->c = c;
         cn->rfd = fd;
+        const char *peer = "";
+        klog_conn_peer(c, &peer, NULL);
+        ksrv_auth_init(s->sec, &cn->auth, peer);
+        if (!ip_take(s, cn->auth.host)) {
+            ksrv_log(s, "%s: over max.connections.per.ip (%d): closed", peer, s->conf.max_conns_per_ip);
+            free(cn);
+            atomic_fetch_sub(&s->nconns, 1);
+            klog_conn_close(c);
+            continue;
+        }
+        if (!cn->auth.authed)
+            klog_conn_set_max_frame(c, ksrv_sec_preauth_max(s->sec));
+        int pf = 0;
+        cn->pending_ctl = klog_conn_control(c, KLOG_TRANSPORT_CTL_CONN_PENDING, &pf) == 0;
         int wfd = -1;
         cn->wfd_same = klog_conn_control(c, KLOG_TRANSPORT_CTL_CONN_WRITE_FD, &wfd) == 0 && wfd == fd;
         kk_arena_init(&cn->arena, NULL, 0);
@@ -656,7 +849,7 @@ static void *worker_main(void *arg)
     w->next_sweep = now_ns() + IDLE_SWEEP_NS;
     while (!atomic_load(&w->stop)) {
         int64_t d = next_deadline(w), now = now_ns();
-        int ms = d <= now ? 0 : (int)((d - now + 999999) / 1000000);
+        int ms = d <= now || w->again ? 0 : (int)((d - now + 999999) / 1000000);
         int n = epoll_wait(w->epfd, evs, EVENTS_PER_WAIT, ms);
         if (n < 0 && errno != EINTR) {
             ksrv_log(s, "epoll_wait: %s", strerror(errno));
@@ -676,8 +869,9 @@ static void *worker_main(void *arg)
                 if (cn->sending) {
                     rc = conn_push(cn);
                     if (rc == 1) {
+                        bool close_after = cn->call.close_after;
                         call_end(cn);
-                        rc = conn_readable(cn);
+                        rc = close_after ? -ECONNABORTED : conn_readable(cn);
                     }
                 } else if (!cn->busy) {
                     rc = conn_readable(cn);
@@ -705,6 +899,16 @@ static void *worker_main(void *arg)
             worker_adopt(w, in);
             in = next;
         }
+        /* Connections with requests epoll cannot see (conn_idle). */
+        struct ksrv_conn *ag = w->again;
+        while (ag) {
+            struct ksrv_conn *next = ag->anext;
+            if (!ag->busy)
+                conn_after(ag, conn_readable(ag));
+            else
+                again_del(ag);
+            ag = next;
+        }
         if (w->parked)
             run_parked(w);
         else
@@ -729,6 +933,7 @@ static int read_conf(struct klog_server *s, const klog_conf *conf)
     c->idle_ms = klog__conf_int(conf, KC_CONNECTIONS_MAX_IDLE_MS);
     c->node_id = (int32_t)klog__conf_int(conf, KC_NODE_ID);
     c->max_conns = (int)klog__conf_int(conf, KC_MAX_CONNECTIONS);
+    c->max_conns_per_ip = (int)klog__conf_int(conf, KC_MAX_CONNECTIONS_PER_IP);
     const char *h = klog__conf_str(conf, KC_ADVERTISED_HOST);
     snprintf(c->advertised_host, sizeof c->advertised_host, "%s", h ? h : "");
     return 0;
@@ -757,6 +962,7 @@ KLOG_API int klog_server_new(klog_server **out, klog *k, const klog_conf *conf, 
         return -ENOMEM;
     s->k = k;
     pthread_mutex_init(&s->lmu, NULL);
+    pthread_mutex_init(&s->ipmu, NULL);
     read_conf(s, conf ? conf : klog__conf(k));
     kk_limits_default(&s->lim);
     s->lim.max_bytes = s->conf.max_frame;
@@ -791,6 +997,20 @@ KLOG_API int klog_server_new(klog_server **out, klog *k, const klog_conf *conf, 
     }
     if ((rc = ksrv_groups_new(s, &s->groups)) < 0)
         goto fail;
+    /* TLS: the "tls" scheme is always there; it can listen once a
+     * certificate or a pre-shared key is configured, checked here so that
+     * a bad file is reported now, with its reason. */
+    const klog_conf *cf = conf ? conf : klog__conf(k);
+    if ((s->tls = ktr__tls_configured(cf)) && (rc = ktr__tls_check(cf, errbuf, errsize)) < 0) {
+        klog_server_free(s);
+        return rc;
+    }
+    if ((rc = klog_transport_register(s->reg, klog_transport_tls(), cf)) < 0)
+        goto fail;
+    if ((rc = ksrv_sec_new(s, cf, &s->sec, errbuf, errsize)) < 0) {
+        klog_server_free(s);
+        return rc;
+    }
     *out = s;
     return 0;
 fail:
@@ -832,7 +1052,11 @@ KLOG_API int klog_server_listen(klog_server *s, const char *url)
     sl->kind = EV_LISTENER;
     if ((rc = klog_transport_listen(s->reg, url, &sl->l)) < 0)
         goto out;
-    sl->tcp = strncmp(klog_listener_url(sl->l), "tcp:", 4) == 0;
+    const char *lu = klog_listener_url(sl->l);
+    sl->tcp = strncmp(lu, "tcp:", 4) == 0 || strncmp(lu, "tls:", 4) == 0;
+    if (ksrv_sec_sasl(s->sec) && strncmp(lu, "tcp:", 4) == 0)
+        ksrv_log(s, "warning: SASL on a plaintext listener (%s): passwords (PLAIN) and everything after "
+                    "them cross the network unencrypted; use a tls:// listener", lu);
     if ((sl->fd = klog_listener_fd(sl->l)) < 0) {
         rc = sl->fd;
         goto out;
@@ -945,6 +1169,30 @@ KLOG_API void klog_server_free(klog_server *s)
         free(s->w);
     }
     klog_transport_registry_free(s->reg);
+    ksrv_sec_free(s->sec);
+    for (int i = 0; i < IP_BUCKETS; i++)
+        while (s->ips[i]) {
+            struct ipcount *e = s->ips[i];
+            s->ips[i] = e->next;
+            free(e);
+        }
+    pthread_mutex_destroy(&s->ipmu);
     pthread_mutex_destroy(&s->lmu);
     free(s);
+}
+
+KLOG_API int klog_server_reload(klog_server *s, char *errbuf, size_t errsize)
+{
+    if (!s)
+        return klog__errf(errbuf, errsize, -EINVAL, "klog_server_reload: NULL server");
+    if (s->tls) {
+        char eb[256] = "";
+        int rc = klog_transport_control(s->reg, "tls", KLOG_TRANSPORT_CTL_TLS_RELOAD, eb);
+        if (rc < 0)
+            return klog__errf(errbuf, errsize, rc, "%s", eb[0] ? eb : klog_strerror(rc));
+    }
+    int rc = ksrv_sec_reload(s->sec, errbuf, errsize);
+    if (rc == 0 && errbuf && errsize)
+        errbuf[0] = '\0';
+    return rc;
 }
