@@ -135,5 +135,7 @@ int cmd_stats(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_mirror(int argc, char **argv);
 int cmd_promote(int argc, char **argv);
+int cmd_users(int argc, char **argv);
+int cmd_acls(int argc, char **argv);
 
 #endif /* KLOG_TOOLS_CLI_H */

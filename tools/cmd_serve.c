@@ -5,6 +5,7 @@
  * (klog/server.h).
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -22,15 +23,18 @@ static const char serve_help[] =
     "kcat -b, librdkafka's bootstrap.servers or kafka-python's bootstrap_servers\n"
     "at a --listen address.  Runs until SIGINT (Ctrl-C) or SIGTERM, then closes\n"
     "every connection and the directory cleanly.  The directory is created if\n"
-    "it does not exist.\n"
+    "it does not exist.  SIGHUP reads the TLS certificates, the SASL users and\n"
+    "the ACLs again; connections stay up.\n"
     "\n"
     "Prints one line per listener once it listens, with any port 0 resolved:\n"
     "  klog serve: listening on tcp://127.0.0.1:9092\n"
     "and writes the same URLs into DIR/serve.listeners (removed when it stops), so\n"
     "that klog produce, consume, topics and groups on DIR talk to it meanwhile.\n"
     "\n"
-    "  -l, --listen URL       tcp://HOST:PORT (HOST:PORT alone means tcp), or\n"
-    "                         unix:///PATH; repeatable (default tcp://127.0.0.1:9092)\n"
+    "  -l, --listen URL       tcp://HOST:PORT (HOST:PORT alone means tcp),\n"
+    "                         tls://HOST:PORT (needs ssl.certificate.location and\n"
+    "                         ssl.key.location), or unix:///PATH; repeatable\n"
+    "                         (default tcp://127.0.0.1:9092)\n"
     "  --node-id N            this node's id (the server key node.id)\n"
     "  --peers LIST           replicate to peer processes: every node of the\n"
     "                         cluster as ID@HOST:PORT (or ID@URL), this one\n"
@@ -41,7 +45,10 @@ static const char serve_help[] =
     "  -X, --set KEY=VALUE    configuration: server keys (socket.request.max.bytes,\n"
     "                         num.network.threads, auto.create.topics.enable,\n"
     "                         connections.max.idle.ms, node.id, advertised.host,\n"
-    "                         max.connections), instance and topic defaults\n"
+    "                         max.connections, max.connections.per.ip), TLS keys\n"
+    "                         (ssl.*), SASL and ACL keys (sasl.enabled.mechanisms,\n"
+    "                         sasl.users.file, acl.file, super.users, ...),\n"
+    "                         instance and topic defaults; see klog(7)\n"
     "  -q, --quiet            no log lines on stderr\n"
     "  -d, --dir DIR          data directory (default: $KLOG_DIR)\n"
     "  -h, --help             this help\n";
@@ -60,6 +67,14 @@ static const struct option serve_opts[] = {
 };
 
 #define MAX_LISTEN 16
+
+static volatile sig_atomic_t reload_wanted;
+
+static void on_hup(int sig)
+{
+    (void)sig;
+    reload_wanted = 1;
+}
 
 static void quiet_log(void *opaque, const char *line)
 {
@@ -155,6 +170,11 @@ int cmd_serve(int argc, char **argv)
         }
     }
     cli_signals();
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_hup;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGHUP, &sa, NULL);
     if ((rc = klog_server_start(s)) < 0) {
         st = cli_fail(ctx, "starting the server", rc, NULL);
         klog_server_free(s);
@@ -176,6 +196,14 @@ int cmd_serve(int argc, char **argv)
     while (!cli_stop) {
         struct timespec ts = { 0, 100 * 1000 * 1000 };
         nanosleep(&ts, NULL);
+        if (reload_wanted) {
+            reload_wanted = 0;
+            if ((rc = klog_server_reload(s, eb, sizeof eb)) < 0)
+                fprintf(stderr, "klog serve: SIGHUP: reload failed, keeping what was loaded: %s\n",
+                        eb[0] ? eb : klog_strerror(rc));
+            else if (!quiet)
+                fprintf(stderr, "klog serve: SIGHUP: reloaded certificates, users and ACLs\n");
+        }
     }
     if (!quiet)
         fprintf(stderr, "klog serve: stopping\n");

@@ -25,6 +25,8 @@ static const char usage_text[] =
     "  serve                    serve DIR to Kafka clients (the Kafka protocol)\n"
     "  mirror --to|--from BOOTSTRAP   store and forward to or from a Kafka cluster\n"
     "  promote                  make a replicated node (serve --peers) the leader\n"
+    "  users add|delete|list    SASL users of klog serve (SCRAM credentials)\n"
+    "  acls add|list|remove     ACLs klog serve enforces\n"
     "\n"
     "Options:\n"
     "  -d, --dir DIR   data directory (default: $KLOG_DIR); also accepted after COMMAND\n"
@@ -113,6 +115,7 @@ int main(int argc, char **argv)
         { "perf", cmd_perf },     { "stats", cmd_stats },       { "serve", cmd_serve },
         { "mirror", cmd_mirror },
         { "promote", cmd_promote },
+        { "users", cmd_users },   { "acls", cmd_acls },
     };
     for (size_t c = 0; c < sizeof cmds / sizeof cmds[0]; c++)
         if (!strcmp(argv[i], cmds[c].name))

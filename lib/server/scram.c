@@ -470,7 +470,11 @@ int ksec_scram_final(ksec_scram *s, const char *msg, size_t n, char *out, size_t
         return -EINVAL;
     const char *rn = r + 3;
     const char *rend = memchr(rn, ',', (size_t)(end - rn));
-    if (!rend || rend != pp || (size_t)(rend - rn) != strlen(s->nonce) || memcmp(rn, s->nonce, strlen(s->nonce)))
+    /* The nonce must end with the server's (Kafka's ScramSaslServer checks
+     * endsWith: librdkafka sends its own nonce in front of the server's
+     * whole one, which already starts with it). */
+    size_t nn = strlen(s->nonce);
+    if (!rend || rend != pp || (size_t)(rend - rn) < nn || memcmp(rend - nn, s->nonce, nn))
         return -EINVAL;
     size_t h = hlen(s->mech);
     unsigned char proof[KSEC_HASH_MAX];
