@@ -27,6 +27,7 @@
 #include "common/common.h"
 #include "common/conf.h"
 #include "replication/module.h"
+#include "server/acl.h"
 #include "server/internal.h"
 #include "topic/topic.h"
 
@@ -213,6 +214,10 @@ int ksrv_create_topics(ksrv_call *c)
         if (named_twice(&q->topics.v[0].name, sizeof *q->topics.v, n, i)) {
             snprintf(msg[i], MSG_MAX, "topic named more than once in the request");
             rt[i].error_code = KK_ERR_INVALID_REQUEST;
+        } else if (!ksrv_allowed(c, KACL_OP_CREATE, KACL_RES_CLUSTER, KACL_CLUSTER_NAME) &&
+                   !ksrv_allowed(c, KACL_OP_CREATE, KACL_RES_TOPIC, str_ok(&t->name) ? t->name.p : "")) {
+            snprintf(msg[i], MSG_MAX, "not authorized to create topics");
+            rt[i].error_code = KK_ERR_TOPIC_AUTHORIZATION_FAILED;
         } else {
             klog_conf *conf;
             int parts;
@@ -252,6 +257,8 @@ int ksrv_delete_topics(ksrv_call *c)
             rt[i].error_code = KK_ERR_INVALID_REQUEST;
         } else if (!str_ok(name)) {
             rt[i].error_code = KK_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+        } else if (!ksrv_allowed(c, KACL_OP_DELETE, KACL_RES_TOPIC, name->p)) {
+            rt[i].error_code = KK_ERR_TOPIC_AUTHORIZATION_FAILED;
         } else {
             int rc = klog_topic_delete(ksrv_klog(c->srv), name->p);
             /* -EPERM: __consumer_offsets (groups are deleted with DeleteGroups) */
@@ -322,6 +329,9 @@ int ksrv_create_partitions(ksrv_call *c)
         if (named_twice(&q->topics.v[0].name, sizeof *q->topics.v, n, i)) {
             snprintf(msg[i], MSG_MAX, "topic named more than once in the request");
             rr[i].error_code = KK_ERR_INVALID_REQUEST;
+        } else if (!ksrv_allowed(c, KACL_OP_ALTER, KACL_RES_TOPIC, str_ok(&t->name) ? t->name.p : "")) {
+            snprintf(msg[i], MSG_MAX, "not authorized to alter the topic");
+            rr[i].error_code = KK_ERR_TOPIC_AUTHORIZATION_FAILED;
         } else {
             rr[i].error_code = grow_check(c, t, msg[i], MSG_MAX);
             if (rr[i].error_code == KK_ERR_NONE && !q->validate_only) {
@@ -401,7 +411,7 @@ static bool wanted(const kk_str_array *keys, const char *key)
 /* Keys that hold secrets are shown without their value. */
 static bool sensitive(const char *key)
 {
-    return strstr(key, "password") || strstr(key, "secret") || strstr(key, ".jaas.");
+    return strstr(key, "password") || strstr(key, "secret") || strstr(key, ".jaas.") || strstr(key, "psk.key");
 }
 
 typedef struct cfg_list {
@@ -550,7 +560,16 @@ int ksrv_describe_configs(ksrv_call *c)
     for (int32_t i = 0; rc == 0 && i < n; i++) {
         const kk_describe_configs_req_resource *res = &q->resources.v[i];
         int16_t err = KK_ERR_NONE;
-        if (res->resource_type == RES_TOPIC)
+        const char *rname = str_ok(&res->resource_name) ? res->resource_name.p : "";
+        if (res->resource_type == RES_TOPIC &&
+            !ksrv_allowed(c, KACL_OP_DESCRIBE_CONFIGS, KACL_RES_TOPIC, rname)) {
+            err = KK_ERR_TOPIC_AUTHORIZATION_FAILED;
+            snprintf(msg[i], MSG_MAX, "not authorized to describe the topic's configuration");
+        } else if (res->resource_type == RES_BROKER &&
+                   !ksrv_allowed(c, KACL_OP_DESCRIBE_CONFIGS, KACL_RES_CLUSTER, KACL_CLUSTER_NAME)) {
+            err = KK_ERR_CLUSTER_AUTHORIZATION_FAILED;
+            snprintf(msg[i], MSG_MAX, "not authorized to describe the broker's configuration");
+        } else if (res->resource_type == RES_TOPIC)
             rc = describe_topic(c, res, defaults, &lists[i], &pool, &err, msg[i], MSG_MAX);
         else if (res->resource_type == RES_BROKER)
             rc = describe_broker(c, res, defaults, &lists[i], &pool, &err, msg[i], MSG_MAX);

@@ -34,6 +34,7 @@
 #include "common/conf.h"
 #include "format/format.h"
 #include "partition/partition.h"
+#include "server/acl.h"
 #include "server/internal.h"
 #include "storage/conf_keys.h"
 #include "topic/topic.h"
@@ -54,12 +55,19 @@ static kpart *part_of(kt_topic *t, int32_t i)
 }
 
 /* The topic a request names (referenced; klog__topic_put), or NULL with
- * *err its Kafka error: a name with a NUL in it is invalid. */
-static kt_topic *topic_for(ksrv_call *c, const kk_str *name, int16_t *err)
+ * *err its Kafka error: a name with a NUL in it is invalid, and a
+ * principal without op on the topic gets TOPIC_AUTHORIZATION_FAILED
+ * whether it exists or not (as Kafka: nothing is learnt of topics one may
+ * not see). */
+static kt_topic *topic_for(ksrv_call *c, const kk_str *name, int op, int16_t *err)
 {
     *err = KK_ERR_NONE;
     if (!name->p || (int32_t)strlen(name->p) != name->len) {
         *err = KK_ERR_INVALID_TOPIC_EXCEPTION;
+        return NULL;
+    }
+    if (!ksrv_allowed(c, op, KACL_RES_TOPIC, name->p)) {
+        *err = KK_ERR_TOPIC_AUTHORIZATION_FAILED;
         return NULL;
     }
     return ksrv_topic_get(c->srv, name->p, false, err);
@@ -276,7 +284,7 @@ int ksrv_produce(ksrv_call *c)
             if (!ps)
                 return -ENOMEM;
             int16_t terr;
-            kt_topic *t = topic_for(c, &qt->name, &terr);
+            kt_topic *t = topic_for(c, &qt->name, KACL_OP_WRITE, &terr);
             for (int j = 0; j < np; j++) {
                 const kk_produce_req_partition *qp = &qt->partitions.v[j];
                 kk_produce_resp_partition *rp = &ps[j];
@@ -472,7 +480,7 @@ int ksrv_fetch(ksrv_call *c)
         for (int i = 0; i < q->topics.n; i++) {
             const kk_fetch_req_topic *qt = &q->topics.v[i];
             int16_t terr;
-            kt_topic *t = topic_for(c, &qt->topic, &terr);
+            kt_topic *t = topic_for(c, &qt->topic, KACL_OP_READ, &terr);
             for (int j = 0; j < qt->partitions.n; j++) {
                 fetch_part *fp = &st->fp[st->n++];
                 kpart *p = part_of(t, qt->partitions.v[j].partition);
@@ -652,7 +660,7 @@ int ksrv_list_offsets(ksrv_call *c)
         if (!ps)
             return -ENOMEM;
         int16_t terr;
-        kt_topic *t = topic_for(c, &qt->name, &terr);
+        kt_topic *t = topic_for(c, &qt->name, KACL_OP_DESCRIBE, &terr);
         for (int j = 0; j < np; j++) {
             const kk_list_offsets_req_partition *qp = &qt->partitions.v[j];
             kk_list_offsets_resp_partition *rp = &ps[j];
@@ -717,7 +725,7 @@ int ksrv_delete_records(ksrv_call *c)
         if (!ps)
             return -ENOMEM;
         int16_t terr;
-        kt_topic *t = topic_for(c, &qt->name, &terr);
+        kt_topic *t = topic_for(c, &qt->name, KACL_OP_DELETE, &terr);
         for (int j = 0; j < np; j++) {
             const kk_delete_records_req_partition *qp = &qt->partitions.v[j];
             kk_delete_records_resp_partition *rp = &ps[j];
@@ -756,6 +764,10 @@ int ksrv_init_producer_id(ksrv_call *c)
         ksrv_log(c->srv, "%s: InitProducerId for transactional id '%s': transactions are not supported",
                  ksrv_conn_peer(c->conn), q->transactional_id.p);
         r.error_code = KK_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
+        return ksrv_respond(c, &r);
+    }
+    if (!ksrv_allowed_idempotent(c)) {
+        r.error_code = KK_ERR_CLUSTER_AUTHORIZATION_FAILED;
         return ksrv_respond(c, &r);
     }
     /* An idempotent producer's id: random 63 bits, as klog's own producers

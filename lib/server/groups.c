@@ -48,6 +48,7 @@
 
 #include "common/common.h"
 #include "group/group.h"
+#include "server/acl.h"
 #include "server/internal.h"
 #include "topic/topic.h"
 
@@ -299,6 +300,12 @@ void ksrv_groups_free(ksrv_groups *g)
     free(g);
 }
 
+/* GROUP_AUTHORIZATION_FAILED unless the principal may do op on group. */
+static int16_t group_acl(ksrv_call *c, const char *group, int op)
+{
+    return ksrv_allowed(c, op, KACL_RES_GROUP, group) ? KK_ERR_NONE : KK_ERR_GROUP_AUTHORIZATION_FAILED;
+}
+
 /* ---- FindCoordinator ------------------------------------------------------------------- */
 
 int ksrv_find_coordinator(ksrv_call *c)
@@ -314,6 +321,8 @@ int ksrv_find_coordinator(ksrv_call *c)
         r.error_message = KK_STR("unknown key type");
     } else if (!group_name(&q->key)) {
         r.error_code = KK_ERR_INVALID_GROUP_ID;
+    } else if ((r.error_code = group_acl(c, q->key.p, KACL_OP_DESCRIBE))) {
+        ;
     } else if ((r.error_code = coordinator(c, &co)) == KK_ERR_NONE) {
         const char *host;
         ksrv_conn_local(c->conn, &host, &r.port);
@@ -406,6 +415,8 @@ int ksrv_join_group(ksrv_call *c)
     const char *group = group_name(&q->group_id);
     if (!group)
         return join_error(c, member, KK_ERR_INVALID_GROUP_ID);
+    if (group_acl(c, group, KACL_OP_READ))
+        return join_error(c, member, KK_ERR_GROUP_AUTHORIZATION_FAILED);
     if (q->session_timeout_ms < 1 || q->session_timeout_ms > SESSION_MAX_MS)
         return join_error(c, member, KK_ERR_INVALID_SESSION_TIMEOUT);
     if (!str_ok(&q->protocol_type) || !q->protocol_type.len || q->protocols.n <= 0)
@@ -508,6 +519,8 @@ int ksrv_sync_group(ksrv_call *c)
     const char *group = group_name(&q->group_id);
     if (!group)
         return sync_answer(c, KK_ERR_INVALID_GROUP_ID, NULL, 0);
+    if (group_acl(c, group, KACL_OP_READ))
+        return sync_answer(c, KK_ERR_GROUP_AUTHORIZATION_FAILED, NULL, 0);
     if (!str_ok(&q->member_id) || !q->member_id.len)
         return sync_answer(c, KK_ERR_UNKNOWN_MEMBER_ID, NULL, 0);
     kg_coordinator co;
@@ -571,6 +584,8 @@ int ksrv_heartbeat(ksrv_call *c)
     kg_coordinator co;
     if (!group) {
         r.error_code = KK_ERR_INVALID_GROUP_ID;
+    } else if ((r.error_code = group_acl(c, group, KACL_OP_READ))) {
+        ;
     } else if (!str_ok(&q->member_id) || !q->member_id.len) {
         r.error_code = KK_ERR_UNKNOWN_MEMBER_ID;
     } else if ((r.error_code = coordinator(c, &co)) == KK_ERR_NONE) {
@@ -597,6 +612,8 @@ int ksrv_leave_group(ksrv_call *c)
     kg_coordinator co;
     if (!group) {
         r.error_code = KK_ERR_INVALID_GROUP_ID;
+    } else if ((r.error_code = group_acl(c, group, KACL_OP_READ))) {
+        ;
     } else if (!str_ok(&q->member_id) || !q->member_id.len) {
         r.error_code = KK_ERR_UNKNOWN_MEMBER_ID;
     } else if ((r.error_code = coordinator(c, &co)) == KK_ERR_NONE) {
@@ -615,7 +632,9 @@ int ksrv_offset_commit(ksrv_call *c)
     struct klog *k = ksrv_klog(c->srv);
     const char *group = group_name(&q->group_id);
     kg_coordinator co;
-    int16_t err = !group ? KK_ERR_INVALID_GROUP_ID : coordinator(c, &co);
+    int16_t err = !group ? KK_ERR_INVALID_GROUP_ID : group_acl(c, group, KACL_OP_READ);
+    if (!err)
+        err = coordinator(c, &co);
 
     size_t total = 0;
     for (int32_t t = 0; t < q->topics.n; t++)
@@ -649,6 +668,8 @@ int ksrv_offset_commit(ksrv_call *c)
             const char *meta = qp->committed_metadata.p;
             if (err)
                 rp[ri].error_code = err;
+            else if (!str_ok(&qt->name) || !ksrv_allowed(c, KACL_OP_READ, KACL_RES_TOPIC, qt->name.p))
+                rp[ri].error_code = KK_ERR_TOPIC_AUTHORIZATION_FAILED;
             else if (!kt || qp->partition_index < 0 || qp->partition_index >= np)
                 rp[ri].error_code = KK_ERR_UNKNOWN_TOPIC_OR_PARTITION;
             else if (meta && strlen(meta) > KG_META_MAX)
@@ -722,8 +743,11 @@ static int fetch_all(ksrv_call *c, const char *group)
         klog_group_info_free(gi);
         return -ENOMEM;
     }
+    size_t m = 0;
     for (size_t i = 0; i < n; i++)
-        off[i] = gi->offsets[i];
+        if (ksrv_allowed(c, KACL_OP_DESCRIBE, KACL_RES_TOPIC, gi->offsets[i]->topic))
+            off[m++] = gi->offsets[i];
+    n = m; /* the topics it may see */
     if (n > 1)
         qsort(off, n, sizeof *off, cmp_offset);
     int32_t nt = 0;
@@ -753,7 +777,9 @@ int ksrv_offset_fetch(ksrv_call *c)
     const kk_offset_fetch_req *q = &c->req.body.offset_fetch;
     const char *group = group_name(&q->group_id);
     kg_coordinator co;
-    int16_t err = !group ? KK_ERR_INVALID_GROUP_ID : coordinator(c, &co);
+    int16_t err = !group ? KK_ERR_INVALID_GROUP_ID : group_acl(c, group, KACL_OP_DESCRIBE);
+    if (!err)
+        err = coordinator(c, &co);
     if (!err && q->topics.n < 0)
         return fetch_all(c, group);
 
@@ -777,6 +803,10 @@ int ksrv_offset_fetch(ksrv_call *c)
             *e = (kk_offset_fetch_resp_partition){ qt->partition_indexes.v[p], -1, -1, KK_STR(""), err };
             int64_t off = -1;
             /* a topic or partition without an offset (or unknown): -1, as Kafka */
+            if (!err && str_ok(&qt->name) && !ksrv_allowed(c, KACL_OP_DESCRIBE, KACL_RES_TOPIC, qt->name.p)) {
+                e->error_code = KK_ERR_TOPIC_AUTHORIZATION_FAILED;
+                continue;
+            }
             if (err || !str_ok(&qt->name) ||
                 co.ops->committed(co.self, group, qt->name.p, e->partition_index, &off, meta, KG_META_MAX + 1) < 0)
                 continue;
@@ -838,6 +868,10 @@ int ksrv_describe_groups(ksrv_call *c)
         };
         if (!group) {
             e->error_code = KK_ERR_INVALID_GROUP_ID;
+            e->group_state = KK_STR("");
+            continue;
+        }
+        if ((e->error_code = group_acl(c, group, KACL_OP_DESCRIBE))) {
             e->group_state = KK_STR("");
             continue;
         }
@@ -926,6 +960,16 @@ int ksrv_list_groups(ksrv_call *c)
     kk_list_groups_resp_group *rg = n ? calloc(n, sizeof *rg) : NULL;
     char (*ptype)[KG_NAME_MAX + 1] = n ? calloc(n, sizeof *ptype) : NULL;
     int rc = n && (!rg || !ptype) ? -ENOMEM : 0;
+    /* The groups the principal may describe (all, with DESCRIBE on the cluster). */
+    bool all = ksrv_allowed(c, KACL_OP_DESCRIBE, KACL_RES_CLUSTER, KACL_CLUSTER_NAME);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (all || ksrv_allowed(c, KACL_OP_DESCRIBE, KACL_RES_GROUP, names[i]))
+            names[m++] = names[i];
+        else
+            free(names[i]);
+    }
+    n = m;
     for (size_t i = 0; rc == 0 && i < n; i++) {
         /* the members' protocol type; "" for a group with offsets only */
         kg_group_info gi;
@@ -961,6 +1005,8 @@ int ksrv_delete_groups(ksrv_call *c)
         rr[i].group_id = q->groups_names.v[i];
         if (!group)
             rr[i].error_code = KK_ERR_INVALID_GROUP_ID;
+        else if ((rr[i].error_code = group_acl(c, group, KACL_OP_DELETE)))
+            ;
         else if (cerr)
             rr[i].error_code = cerr;
         else

@@ -18,6 +18,7 @@
 
 #include "common/common.h"
 #include "replication/module.h"
+#include "server/acl.h"
 #include "server/internal.h"
 #include "topic/topic.h"
 
@@ -185,6 +186,9 @@ int ksrv_metadata(ksrv_call *c)
         for (size_t i = 0; i < nsnap; i++) {
             if (atomic_load(&snap[i]->deleted))
                 continue;
+            /* A principal sees the topics it may describe, and no other. */
+            if (!ksrv_allowed(c, KACL_OP_DESCRIBE, KACL_RES_TOPIC, snap[i]->name))
+                continue;
             if ((rc = fill_topic(c, &ts[m], snap[i], cf->node_id)) < 0)
                 goto out;
             m++;
@@ -205,9 +209,16 @@ int ksrv_metadata(ksrv_call *c)
         const char *name = q->topics.v[i].name.p ? q->topics.v[i].name.p : "";
         int16_t err;
         bool bad = q->topics.v[i].name.p && (int32_t)strlen(name) != q->topics.v[i].name.len;
-        held[i] = bad ? NULL : ksrv_topic_get(c->srv, name, create, &err);
+        /* Auto-creation needs CREATE on the topic or the cluster, as
+         * Kafka's; without it an unknown topic stays unknown. */
+        bool may_create = create && (ksrv_allowed(c, KACL_OP_CREATE, KACL_RES_CLUSTER, KACL_CLUSTER_NAME) ||
+                                     ksrv_allowed(c, KACL_OP_CREATE, KACL_RES_TOPIC, name));
+        bool may_see = bad || ksrv_allowed(c, KACL_OP_DESCRIBE, KACL_RES_TOPIC, name);
+        held[i] = bad || !may_see ? NULL : ksrv_topic_get(c->srv, name, may_create, &err);
         if (bad)
             err = KK_ERR_INVALID_TOPIC_EXCEPTION;
+        else if (!may_see)
+            err = KK_ERR_TOPIC_AUTHORIZATION_FAILED;
         if (held[i]) {
             if ((rc = fill_topic(c, &ts[i], held[i], cf->node_id)) < 0)
                 break;
