@@ -59,6 +59,13 @@ class Server:
                 return u[len("tcp://"):]
         raise AssertionError("klog serve has no tcp listener: %r" % self.urls)
 
+    def addr(self, scheme):
+        """host:port of the first listener of scheme ("tls", "tcp")."""
+        for u in self.urls:
+            if u.startswith(scheme + "://"):
+                return u[len(scheme) + 3:]
+        raise AssertionError("klog serve has no %s listener: %r" % (scheme, self.urls))
+
     @property
     def host(self):
         return self.tcp.rsplit(":", 1)[0]
