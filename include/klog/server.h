@@ -30,6 +30,26 @@
  *                              the client connected to]
  *   max.connections            connections held at once; more are
  *                              accepted and closed at once [10000]
+ *   max.connections.per.ip     the same per client address [no cap]
+ *
+ * Security (klog(7), SERVING KAFKA CLIENTS, Security):
+ *   ssl.certificate.location, ssl.key.location, ssl.ca.location,
+ *   ssl.client.auth, ...       tls://HOST:PORT listeners (the "tls"
+ *                              transport is always registered; it listens
+ *                              once it has a certificate or a pre-shared
+ *                              key: klog_transport_tls(3))
+ *   sasl.enabled.mechanisms    PLAIN, SCRAM-SHA-256, SCRAM-SHA-512: every
+ *                              connection must authenticate [""]
+ *   sasl.users.file            the users and their SCRAM credentials
+ *                              [DIR/users; klog users add]
+ *   sasl.server.max.receive.size  largest frame before authenticating [65536]
+ *   connection.failed.authentication.delay.ms  [100, doubled per failure]
+ *   acl.file                   the ACLs [DIR/acls; klog acls, CreateAcls]
+ *   super.users                "User:a;User:b": ACLs do not apply to them
+ *   allow.everyone.if.no.acl.found  [false]
+ * With authentication on (SASL, or ssl.client.auth=required) a connection
+ * may send ApiVersions and SASL requests only until it has authenticated,
+ * and every request is then authorised against the ACLs.
  *
  * What is served: ApiVersions advertises exactly the API keys and versions
  * implemented (klog(7), SERVING KAFKA CLIENTS, lists them); an unknown
