@@ -410,3 +410,51 @@ def test_authenticated_client_that_reads_nothing(serve, certs):
     kcat(server.addr("tls"), *sasl_args(certs, "PLAIN", "admin"), "-P", "-t", "other", stdin=b"fine\n")
     assert time.monotonic() - t0 < TIMEOUT
     s.close()
+
+
+def test_ten_thousand_connections_at_once(serve):
+    """Opened as fast as possible, many more than max.connections: those
+    over the cap are closed at once, and the server goes on serving."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 10000
+    if hard != resource.RLIM_INFINITY and hard < want + 200:
+        want = hard - 200
+    if want < 1000:
+        pytest.skip("RLIMIT_NOFILE hard limit %d: too few descriptors" % hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, want + 200) if hard != resource.RLIM_INFINITY
+                                                else want + 200, hard))
+    cap = 500
+    server = serve(extra=["max.connections=%d" % cap])
+    host, port = server.bootstrap.rsplit(":", 1)
+    socks = []
+    try:
+        for _ in range(want):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setblocking(False)
+            try:
+                s.connect((host, int(port)))
+            except BlockingIOError:
+                pass
+            socks.append(s)
+        # the server keeps serving a client that comes now (the cap counts
+        # it too: wait for the refused ones to be closed, then close ours)
+        for s in socks[cap:]:
+            s.close()
+        socks = socks[:cap - 1]
+        for _ in deadline_loop(60):
+            c = kwire.connect(server.bootstrap)
+            try:
+                kwire.api_versions(c, timeout=10)
+                c.close()
+                break
+            except (kwire.Closed, OSError):
+                c.close()
+        else:
+            raise AssertionError("no client served after the burst")
+        assert "over max.connections (%d)" % cap in server.log()
+        assert server.alive()
+    finally:
+        for s in socks:
+            s.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
