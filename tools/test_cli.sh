@@ -327,13 +327,43 @@ expect 1 "$KLOG" perf consume perf --records 6000 --timeout-ms 200
 # ---- help and usage errors -------------------------------------------------------------
 for cmd in "" "topics" "topics create" "topics list" "topics describe" "topics delete" "topics alter" \
            "produce" "consume" "groups" "groups list" "groups describe" "groups reset" "groups delete" \
-           "dump" "verify" "perf" "perf produce" "perf consume" "stats" "serve" "mirror"; do
+           "dump" "verify" "perf" "perf produce" "perf consume" "stats" "serve" "mirror" "users" "acls"; do
     # shellcheck disable=SC2086
     expect 0 "$KLOG" $cmd --help
     contains "$WORK/out" "Usage: klog"
 done
 expect 2 "$KLOG"
 expect 2 "$KLOG" nosuchcommand
+
+# ---- users and acls (the files klog serve reads) ----------------------------------------
+SEC="$WORK/sec"
+mkdir -p "$SEC"
+expect 2 "$KLOG" -d "$SEC" users add
+expect 2 "$KLOG" -d "$SEC" users frob alice
+echo 'pw1' | expect 0 "$KLOG" -d "$SEC" users add alice
+echo 'pw2' | expect 0 "$KLOG" -d "$SEC" users add bob --iterations 5000
+echo 'pw3' | expect 2 "$KLOG" -d "$SEC" users add 'no spaces'
+expect 0 "$KLOG" -d "$SEC" users list
+contains "$WORK/out" "alice SCRAM-SHA-256 iterations=4096"
+contains "$WORK/out" "bob SCRAM-SHA-512 iterations=5000"
+grep -q 'pw1' "$SEC/users" && fail "a password is in the users file" || ok
+expect 0 "$KLOG" -d "$SEC" users delete bob
+expect 1 "$KLOG" -d "$SEC" users delete bob
+expect 2 "$KLOG" -d "$SEC" acls add --allow-principal User:alice --topic t
+expect 2 "$KLOG" -d "$SEC" acls add --allow-principal User:alice --operation Fly --topic t
+expect 2 "$KLOG" -d "$SEC" acls add --allow-principal alice --operation Read --topic t
+expect 2 "$KLOG" -d "$SEC" acls remove
+expect 0 "$KLOG" -d "$SEC" acls add --allow-principal User:alice --operation Read --operation Write --topic orders
+expect 0 "$KLOG" -d "$SEC" acls add --deny-principal 'User:*' --operation All --topic secret- --resource-pattern-type prefixed
+expect 0 "$KLOG" -d "$SEC" acls list --principal User:alice
+contains "$WORK/out" "allow User:alice * Read topic literal orders"
+contains "$WORK/out" "allow User:alice * Write topic literal orders"
+expect 0 "$KLOG" -d "$SEC" acls list --topic secret-x --resource-pattern-type match
+contains "$WORK/out" "deny User:* * All topic prefixed secret-"
+expect 0 "$KLOG" -d "$SEC" acls remove --principal User:alice --operation Write
+contains "$WORK/out" "Write topic literal orders"
+expect 0 "$KLOG" -d "$SEC" acls list
+[ "$(wc -l < "$WORK/out")" -eq 2 ] && ok || fail "acls list after remove: $(cat "$WORK/out")"
 expect 2 "$KLOG" consume
 expect 2 "$KLOG" consume events --format xml
 contains "$WORK/err" "klog: consume: --format must be value, kv or json"

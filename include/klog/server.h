@@ -31,6 +31,10 @@
  *   max.connections            connections held at once; more are
  *                              accepted and closed at once [10000]
  *   max.connections.per.ip     the same per client address [no cap]
+ *   quota.producer.default,    bytes per second a client (principal and
+ *   quota.consumer.default     client id) may produce / fetch; over it,
+ *                              throttle_time_ms in the answer and the
+ *                              connection unread that long [0: none]
  *
  * Security (klog(7), SERVING KAFKA CLIENTS, Security):
  *   ssl.certificate.location, ssl.key.location, ssl.ca.location,

@@ -37,6 +37,12 @@ static const kc_def defs[] = {
                                "principals ACLs do not apply to, separated by ';' (User:admin;User:ops)"),
     B(KC_ALLOW_EVERYONE_IF_NO_ACL) = KC_BOOL("allow.everyone.if.no.acl.found", SC, 0,
                                              "with authentication on, allow what no ACL mentions"),
+    B(KC_QUOTA_PRODUCER_DEFAULT) = KC_INT("quota.producer.default", SC, 0, 0, INT64_C(1) << 50,
+                                          "bytes per second a client (principal and client id) may produce "
+                                          "before it is throttled (0: no quota)"),
+    B(KC_QUOTA_CONSUMER_DEFAULT) = KC_INT("quota.consumer.default", SC, 0, 0, INT64_C(1) << 50,
+                                          "bytes per second a client (principal and client id) may fetch "
+                                          "before it is throttled (0: no quota)"),
 };
 
 _Static_assert(sizeof defs / sizeof defs[0] == KC_SERVER__END - KC_KEY_BASE(KC_TABLE_SERVER),

@@ -145,6 +145,8 @@ typedef struct ksrv_conf {
     char advertised_host[256];/* advertised.host ("" = the connection's local address) */
     int max_conns;            /* max.connections */
     int max_conns_per_ip;     /* max.connections.per.ip */
+    int64_t quota_produce;    /* quota.producer.default, bytes/s (0: none) */
+    int64_t quota_fetch;      /* quota.consumer.default */
 } ksrv_conf;
 const ksrv_conf *ksrv_config(const struct klog_server *s);
 

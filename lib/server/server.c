@@ -60,8 +60,21 @@
 #define IDLE_SWEEP_NS 1000000000LL
 
 #define IP_BUCKETS 1024
+#define QUOTA_BUCKETS 1024
+#define QUOTA_MAX_CLIENTS 4096     /* more share one bucket */
+#define QUOTA_THROTTLE_MAX_MS 30000
 
 enum ev_kind { EV_WAKE = 1, EV_LISTENER, EV_CONN };
+
+/* A client's byte rate against quota.producer.default or
+ * quota.consumer.default: a token bucket holding at most one second of
+ * its quota. */
+struct quota {
+    struct quota *next;
+    double tokens;
+    int64_t last;                  /* ns */
+    char key[KSRV_PRINCIPAL_MAX + 260]; /* "P" or "F", principal, client id */
+};
 
 /* Connections held per peer address (max.connections.per.ip). */
 struct ipcount {
@@ -104,6 +117,10 @@ struct ksrv_conn {
     bool pending_ctl;              /* the transport has KLOG_TRANSPORT_CTL_CONN_PENDING */
     bool ident_done;               /* the transport's identity was asked for */
     ksrv_auth auth;
+    int64_t mute_until;            /* throttled: not read before (ns) */
+    bool muted;
+    struct ksrv_conn *mprev, *mnext; /* the worker's muted connections */
+    size_t frame_len;              /* the request being served */
 };
 
 struct ksrv_worker {
@@ -121,6 +138,7 @@ struct ksrv_worker {
     struct ksrv_conn *conns;
     struct ksrv_conn *parked;
     struct ksrv_conn *again;       /* readable though epoll cannot tell (TLS) */
+    struct ksrv_conn *muted;       /* throttled by a quota */
     int nconns;
     int64_t next_sweep;
     kf_codec *codec;
@@ -146,6 +164,9 @@ struct klog_server {
     ksrv_sec *sec;
     pthread_mutex_t ipmu;          /* ips */
     struct ipcount *ips[IP_BUCKETS];
+    pthread_mutex_t qmu;           /* quotas */
+    struct quota *quotas[QUOTA_BUCKETS];
+    int nquotas;
 };
 
 /* ---- small things ------------------------------------------------------------- */
@@ -244,6 +265,82 @@ static bool ip_take(struct klog_server *s, const char *host)
     }
     pthread_mutex_unlock(&s->ipmu);
     return ok;
+}
+
+/* ---- quotas ------------------------------------------------------------------------ */
+
+/* Charge n bytes to the client's bucket for kind 'P' (produce) or 'F'
+ * (fetch) at rate bytes/s; the time it must wait, in ms (Kafka's
+ * throttle_time_ms), 0 within its quota. */
+static int32_t quota_charge(struct klog_server *s, char kind, int64_t rate, const char *principal,
+                            const kk_str *client_id, size_t n)
+{
+    char key[sizeof ((struct quota *)0)->key];
+    snprintf(key, sizeof key, "%c%s/%.*s", kind, principal, client_id->p ? (int)KLOG_MIN(client_id->len, 255) : 0,
+             client_id->p ? client_id->p : "");
+    int64_t now = now_ns();
+    pthread_mutex_lock(&s->qmu);
+    unsigned h = ip_hash(key) % QUOTA_BUCKETS;
+    struct quota *q = s->quotas[h];
+    while (q && strcmp(q->key, key))
+        q = q->next;
+    if (!q && s->nquotas >= QUOTA_MAX_CLIENTS) {
+        /* a client inventing ids gets no bucket of its own */
+        snprintf(key, sizeof key, "%c(others)", kind);
+        h = ip_hash(key) % QUOTA_BUCKETS;
+        for (q = s->quotas[h]; q && strcmp(q->key, key); q = q->next)
+            ;
+    }
+    if (!q && (q = calloc(1, sizeof *q))) {
+        snprintf(q->key, sizeof q->key, "%s", key);
+        q->tokens = (double)rate;
+        q->last = now;
+        q->next = s->quotas[h];
+        s->quotas[h] = q;
+        s->nquotas++;
+    }
+    int32_t ms = 0;
+    if (q) {
+        q->tokens += (double)rate * (double)(now - q->last) / 1e9;
+        if (q->tokens > (double)rate)
+            q->tokens = (double)rate;
+        q->last = now;
+        q->tokens -= (double)n;
+        if (q->tokens < 0) {
+            double d = -q->tokens * 1000.0 / (double)rate;
+            ms = d > QUOTA_THROTTLE_MAX_MS ? QUOTA_THROTTLE_MAX_MS : (int32_t)d + 1;
+        }
+    }
+    pthread_mutex_unlock(&s->qmu);
+    return ms;
+}
+
+/* After a Produce or Fetch is answered: charge its bytes, put the
+ * throttle time in the response (Produce v1+: its last field; Fetch v1+:
+ * the first after the correlation id), and keep the connection unread for
+ * that long (KIP-219: answer at once, then mute). */
+static void quota_apply(struct ksrv_conn *cn, size_t frame_len, bool responded)
+{
+    struct klog_server *s = cn->srv;
+    ksrv_call *c = &cn->call;
+    int16_t key = c->req.hdr.api_key, v = c->req.hdr.api_version;
+    int64_t rate = key == KK_API_PRODUCE ? s->conf.quota_produce : key == KK_API_FETCH ? s->conf.quota_fetch : 0;
+    if (rate <= 0 || v < 0)
+        return;
+    kk_wbuf *o = &cn->out;
+    size_t n = key == KK_API_PRODUCE ? frame_len : kk_wbuf_len(o);
+    int32_t ms = quota_charge(s, key == KK_API_PRODUCE ? 'P' : 'F', rate, cn->auth.principal, &c->req.hdr.client_id, n);
+    if (ms <= 0)
+        return;
+    if (responded && v >= 1 && !o->err) {
+        if (key == KK_API_PRODUCE && o->nrefs == 0 && o->n >= 8)
+            kk_w_patch_i32(o, o->n - 4, ms);
+        else if (key == KK_API_FETCH && o->n >= 8)
+            kk_w_patch_i32(o, 4, ms);
+    }
+    int64_t until = now_ns() + (int64_t)ms * 1000000;
+    if (until > cn->mute_until)
+        cn->mute_until = until;
 }
 
 static void ip_give(struct klog_server *s, const char *host)
@@ -400,6 +497,36 @@ static void again_del(struct ksrv_conn *cn)
     cn->again = false;
 }
 
+static void mute_del(struct ksrv_conn *cn)
+{
+    if (!cn->muted)
+        return;
+    if (cn->mprev)
+        cn->mprev->mnext = cn->mnext;
+    else
+        cn->w->muted = cn->mnext;
+    if (cn->mnext)
+        cn->mnext->mprev = cn->mprev;
+    cn->mprev = cn->mnext = NULL;
+    cn->muted = false;
+}
+
+/* Throttled: read nothing until mute_until (a client that goes away is
+ * still seen: RDHUP). */
+static void mute_add(struct ksrv_conn *cn)
+{
+    if (!cn->muted) {
+        cn->muted = true;
+        cn->mprev = NULL;
+        cn->mnext = cn->w->muted;
+        if (cn->w->muted)
+            cn->w->muted->mprev = cn;
+        cn->w->muted = cn;
+    }
+    again_del(cn);
+    conn_set_mask(cn, EPOLLRDHUP);
+}
+
 static void call_end(struct ksrv_conn *cn)
 {
     ksrv_call *c = &cn->call;
@@ -434,6 +561,7 @@ static void conn_close(struct ksrv_conn *cn)
     if (cn->busy)
         call_end(cn);
     again_del(cn);
+    mute_del(cn);
     epoll_ctl(w->epfd, EPOLL_CTL_DEL, cn->rfd, NULL);
     if (cn->prev)
         cn->prev->next = cn->next;
@@ -594,11 +722,13 @@ static int call_run(struct ksrv_conn *cn)
     unpark(cn);
     bool close_after = c->close_after;
     if (rc == KSRV_NORESPONSE) {
+        quota_apply(cn, cn->frame_len, false);
         call_end(cn);
         return close_after ? -ECONNABORTED : 1;
     }
     if (rc < 0)
         return rc;
+    quota_apply(cn, cn->frame_len, true);
     rc = conn_send_response(cn);
     if (rc == 1) {
         call_end(cn);
@@ -623,6 +753,7 @@ static int serve_frame(struct ksrv_conn *cn, const void *frame, size_t len)
     c->close_after = false;
     atomic_store(&c->woken, false);
     cn->busy = true;
+    cn->frame_len = len;
     ksrv_auth *a = &cn->auth;
     if (!a->authed && a->raw) {
         /* After SaslHandshake v0 the SASL tokens come as bare frames. */
@@ -676,6 +807,14 @@ static void conn_identify(struct ksrv_conn *cn)
 static int conn_readable(struct ksrv_conn *cn)
 {
     again_del(cn);
+    if (cn->mute_until) {
+        if (now_ns() < cn->mute_until) {
+            mute_add(cn);
+            return 0;
+        }
+        cn->mute_until = 0;
+        mute_del(cn);
+    }
     for (int i = 0; i < FRAMES_PER_TURN && !cn->busy; i++) {
         const void *frame;
         if (!cn->auth.identified)
@@ -689,6 +828,10 @@ static int conn_readable(struct ksrv_conn *cn)
         int rc = serve_frame(cn, frame, (size_t)n);
         if (rc < 0)
             return rc;
+        if (!cn->busy && cn->mute_until) {
+            mute_add(cn); /* throttled by its quota */
+            return 0;
+        }
     }
     if (!cn->busy)
         again_add(cn); /* a turn's worth: the rest on the next turn */
@@ -701,6 +844,8 @@ static int conn_readable(struct ksrv_conn *cn)
  * and read again on the worker's next turn, or wait for POLLOUT too. */
 static void conn_idle(struct ksrv_conn *cn)
 {
+    if (cn->muted)
+        return; /* mute_add set its mask */
     unsigned mask = EPOLLIN;
     if (cn->pending_ctl) {
         int f = 0;
@@ -799,6 +944,9 @@ static int64_t next_deadline(ksrv_worker *w)
     for (struct ksrv_conn *cn = w->parked; cn; cn = cn->pnext)
         if (cn->call.deadline < d)
             d = cn->call.deadline;
+    for (struct ksrv_conn *cn = w->muted; cn; cn = cn->mnext)
+        if (cn->mute_until < d)
+            d = cn->mute_until;
     return d;
 }
 
@@ -873,6 +1021,10 @@ static void *worker_main(void *arg)
                         call_end(cn);
                         rc = close_after ? -ECONNABORTED : conn_readable(cn);
                     }
+                } else if (cn->muted) {
+                    if (!(evs[i].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
+                        continue;
+                    rc = -EPIPE; /* gone while throttled */
                 } else if (!cn->busy) {
                     rc = conn_readable(cn);
                 } else if (evs[i].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
@@ -898,6 +1050,17 @@ static void *worker_main(void *arg)
             struct ksrv_conn *next = in->next;
             worker_adopt(w, in);
             in = next;
+        }
+        /* Throttled connections whose time is up. */
+        if (w->muted) {
+            int64_t t = now_ns();
+            struct ksrv_conn *m = w->muted;
+            while (m) {
+                struct ksrv_conn *next = m->mnext;
+                if (m->mute_until <= t)
+                    conn_after(m, conn_readable(m));
+                m = next;
+            }
         }
         /* Connections with requests epoll cannot see (conn_idle). */
         struct ksrv_conn *ag = w->again;
@@ -934,6 +1097,8 @@ static int read_conf(struct klog_server *s, const klog_conf *conf)
     c->node_id = (int32_t)klog__conf_int(conf, KC_NODE_ID);
     c->max_conns = (int)klog__conf_int(conf, KC_MAX_CONNECTIONS);
     c->max_conns_per_ip = (int)klog__conf_int(conf, KC_MAX_CONNECTIONS_PER_IP);
+    c->quota_produce = klog__conf_int(conf, KC_QUOTA_PRODUCER_DEFAULT);
+    c->quota_fetch = klog__conf_int(conf, KC_QUOTA_CONSUMER_DEFAULT);
     const char *h = klog__conf_str(conf, KC_ADVERTISED_HOST);
     snprintf(c->advertised_host, sizeof c->advertised_host, "%s", h ? h : "");
     return 0;
@@ -963,6 +1128,7 @@ KLOG_API int klog_server_new(klog_server **out, klog *k, const klog_conf *conf, 
     s->k = k;
     pthread_mutex_init(&s->lmu, NULL);
     pthread_mutex_init(&s->ipmu, NULL);
+    pthread_mutex_init(&s->qmu, NULL);
     read_conf(s, conf ? conf : klog__conf(k));
     kk_limits_default(&s->lim);
     s->lim.max_bytes = s->conf.max_frame;
@@ -1177,6 +1343,13 @@ KLOG_API void klog_server_free(klog_server *s)
             free(e);
         }
     pthread_mutex_destroy(&s->ipmu);
+    for (int i = 0; i < QUOTA_BUCKETS; i++)
+        while (s->quotas[i]) {
+            struct quota *q = s->quotas[i];
+            s->quotas[i] = q->next;
+            free(q);
+        }
+    pthread_mutex_destroy(&s->qmu);
     pthread_mutex_destroy(&s->lmu);
     free(s);
 }

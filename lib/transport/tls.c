@@ -132,7 +132,7 @@ static unsigned int psk_server_cb(SSL *ssl, const char *identity, unsigned char 
         return 0;
     memcpy(psk, st->cfg.psk, st->cfg.psk_len);
     c->psk_used = true;
-    snprintf(c->ident, sizeof c->ident, "psk:%s", identity);
+    snprintf(c->ident, sizeof c->ident, "psk:%.200s", identity);
     return (unsigned int)st->cfg.psk_len;
 }
 
@@ -146,7 +146,7 @@ static unsigned int psk_client_cb(SSL *ssl, const char *hint, char *identity, un
     memcpy(identity, st->cfg.psk_id, strlen(st->cfg.psk_id) + 1);
     memcpy(psk, st->cfg.psk, st->cfg.psk_len);
     c->psk_used = true;
-    snprintf(c->ident, sizeof c->ident, "psk:%s", st->cfg.psk_id);
+    snprintf(c->ident, sizeof c->ident, "psk:%.200s", st->cfg.psk_id);
     return (unsigned int)st->cfg.psk_len;
 }
 

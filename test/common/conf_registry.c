@@ -52,12 +52,12 @@ Test(registry, every_key_is_reachable_by_name_and_id)
                 cr_assert_eq(klog__conf_int(c, KC_KEY_BASE(t) + i), d->def, "%s: the default set again", d->name);
             keys++;
         }
-    /* 50 keys of klog 0.1, the server's 15 (lib/server/conf_keys.c: 7,
-     * then 8 for security), log.recovery.verify.all (issue 19),
-     * log.max.open.files and log.index.cache.max.bytes (issue 18),
-     * replication's 9 (lib/replication/conf_keys.c, issue 16) and the TLS
-     * transport's 10 (lib/transport/conf_keys.c). */
-    cr_assert_eq(keys, 87, "the 87 keys: none lost, none added by accident");
+    /* 50 keys of klog 0.1, the server's 17 (lib/server/conf_keys.c: 7,
+     * then 8 for security and 2 for quotas), log.recovery.verify.all
+     * (issue 19), log.max.open.files and log.index.cache.max.bytes (issue
+     * 18), replication's 9 (lib/replication/conf_keys.c, issue 16) and the
+     * TLS transport's 10 (lib/transport/conf_keys.c). */
+    cr_assert_eq(keys, 89, "the 89 keys: none lost, none added by accident");
     klog_conf_free(c);
 }
 
