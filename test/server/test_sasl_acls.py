@@ -458,3 +458,32 @@ def test_ten_thousand_connections_at_once(serve):
         for s in socks:
             s.close()
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_klog_cli_as_a_client_over_sasl_ssl(serve, certs, tmp_path):
+    """klog's own remote mode (--command-config, Kafka's properties) against
+    a server with TLS and SCRAM: the directory's serve.listeners names the
+    tls:// listener, and the properties carry the CA and the credentials."""
+    server = sasl_server(serve, certs, acls=[["--allow-principal", "User:alice", "--operation", "All", "--topic", "*"],
+                                             ["--allow-principal", "User:alice", "--operation", "All", "--group", "*"],
+                                             ["--allow-principal", "User:alice", "--operation", "Create",
+                                              "--cluster"]])
+    props = tmp_path / "client.properties"
+    props.write_text("security.protocol=SASL_SSL\nssl.ca.location=%s\nsasl.mechanism=SCRAM-SHA-256\n"
+                     "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required "
+                     "username=\"alice\" password=\"%s\";\n" % (certs / "ca.pem", PASSWORDS["alice"]))
+    base = ["--bootstrap-server", server.addr("tls"), "--command-config", str(props)]
+    klog_cli(server, *base, "topics", "create", "remote", "--partitions", "2")
+    klog_cli(server, *base, "produce", "remote", input=b"one\ntwo\nthree\n")
+    # through DIR/serve.listeners this time, as a group member
+    out = klog_cli(server, "--command-config", str(props), "consume", "remote", "--from-beginning",
+                   "--timeout-ms", "3000", "--group", "remote-g")
+    assert sorted(out.split()) == ["one", "three", "two"], out
+    # the wrong password: refused
+    bad = tmp_path / "bad.properties"
+    bad.write_text(props.read_text().replace(PASSWORDS["alice"], "wrong"))
+    klog = os.environ["KLOG_BIN"]
+    p = subprocess.run([klog, "--bootstrap-server", server.addr("tls"), "--command-config", str(bad), "topics",
+                        "list"], capture_output=True, timeout=120)
+    assert p.returncode != 0, p.stdout
+    assert 'authentication failed for user "alice"' in server.log()
