@@ -133,6 +133,10 @@ int cmd_verify(int argc, char **argv);
 int cmd_perf(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+/* The consumer groups in Prometheus text (cmd_stats.c): klog_group_members,
+ * klog_group_committed_offset, klog_group_lag, and with exporter_names
+ * kafka_exporter's kafka_consumergroup_* too.  0 or an error code. */
+int cli_prom_groups(FILE *f, klog *k, bool exporter_names);
 int cmd_mirror(int argc, char **argv);
 int cmd_promote(int argc, char **argv);
 int cmd_users(int argc, char **argv);

@@ -4,8 +4,15 @@
  * over the Kafka wire protocol, until SIGINT or SIGTERM.  Public API only
  * (klog/server.h).
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -49,6 +56,10 @@ static const char serve_help[] =
     "                         (ssl.*), SASL and ACL keys (sasl.enabled.mechanisms,\n"
     "                         sasl.users.file, acl.file, super.users, ...),\n"
     "                         instance and topic defaults; see klog(7)\n"
+    "  --metrics HOST:PORT    serve Prometheus metrics over HTTP at /metrics (the\n"
+    "                         instance's, the server's, the groups' with\n"
+    "                         kafka_exporter's names) and /healthz; prints\n"
+    "                         'klog serve: metrics on http://HOST:PORT/metrics'\n"
     "  -q, --quiet            no log lines on stderr\n"
     "  -d, --dir DIR          data directory (default: $KLOG_DIR)\n"
     "  -h, --help             this help\n";
@@ -63,12 +74,179 @@ static const struct option serve_opts[] = {
     { "quiet", no_argument, NULL, 'q' },
     { "node-id", required_argument, NULL, O_NODE_ID },
     { "peers", required_argument, NULL, O_PEERS },
+    { "metrics", required_argument, NULL, 'M' },
     { NULL, 0, NULL, 0 },
 };
 
 #define MAX_LISTEN 16
 
 static volatile sig_atomic_t reload_wanted;
+
+/* ---- --metrics: /metrics and /healthz over HTTP ---------------------------------
+ *
+ * One thread, one connection at a time (a scraper asks every few seconds):
+ * the request line and headers (at most 8 KiB, 5 s), then the answer, then
+ * close.  /metrics is klog_stats()'s Prometheus text, the server's
+ * (klog_server_stats) and the groups' (with kafka_exporter's names too);
+ * /healthz is "ok" while the server runs. */
+
+struct metrics_http {
+    int fd;
+    klog *k;
+    klog_server *s;
+    pthread_t th;
+    atomic_bool stop;
+    char url[300];
+};
+
+static void http_send(int c, int status, const char *reason, const char *type, const char *body, size_t n,
+                      bool head)
+{
+    char hdr[256];
+    int hn = snprintf(hdr, sizeof hdr,
+                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
+                      status, reason, type, n);
+    const char *parts[2] = { hdr, body };
+    size_t lens[2] = { (size_t)hn, head ? 0 : n };
+    for (int i = 0; i < 2; i++)
+        for (size_t off = 0; off < lens[i];) {
+            ssize_t w = send(c, parts[i] + off, lens[i] - off, MSG_NOSIGNAL);
+            if (w <= 0)
+                return;
+            off += (size_t)w;
+        }
+}
+
+static void metrics_serve(struct metrics_http *m, int c)
+{
+    struct timeval tv = { 5, 0 };
+    setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    char req[8192];
+    size_t got = 0;
+    req[0] = '\0';
+    while (got < sizeof req - 1) {
+        ssize_t r = recv(c, req + got, sizeof req - 1 - got, 0);
+        if (r <= 0)
+            return;
+        got += (size_t)r;
+        req[got] = '\0';
+        if (strstr(req, "\r\n\r\n") || strstr(req, "\n\n"))
+            break;
+    }
+    char method[8] = "", path[256] = "";
+    if (sscanf(req, "%7s %255s", method, path) != 2) {
+        http_send(c, 400, "Bad Request", "text/plain", "bad request\n", 12, false);
+        return;
+    }
+    bool head = !strcmp(method, "HEAD");
+    if (strcmp(method, "GET") && !head) {
+        http_send(c, 405, "Method Not Allowed", "text/plain", "GET only\n", 9, false);
+        return;
+    }
+    char *q = strchr(path, '?');
+    if (q)
+        *q = '\0';
+    if (!strcmp(path, "/healthz")) {
+        http_send(c, 200, "OK", "text/plain", "ok\n", 3, head);
+        return;
+    }
+    if (strcmp(path, "/metrics")) {
+        http_send(c, 404, "Not Found", "text/plain", "try /metrics or /healthz\n", 25, false);
+        return;
+    }
+    char *inst = NULL, *srv = NULL, *body = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&body, &n);
+    if (!f) {
+        http_send(c, 500, "Internal Server Error", "text/plain", "out of memory\n", 14, false);
+        return;
+    }
+    if (klog_stats(m->k, KLOG_STATS_PROMETHEUS, &inst) == 0)
+        fputs(inst, f);
+    if (klog_server_stats(m->s, KLOG_STATS_PROMETHEUS, &srv) == 0)
+        fputs(srv, f);
+    cli_prom_groups(f, m->k, true);
+    klog_free(inst);
+    klog_free(srv);
+    if (fclose(f) != 0 || !body) {
+        free(body);
+        http_send(c, 500, "Internal Server Error", "text/plain", "out of memory\n", 14, false);
+        return;
+    }
+    http_send(c, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", body, n, head);
+    free(body);
+}
+
+static void *metrics_main(void *arg)
+{
+    struct metrics_http *m = arg;
+    while (!atomic_load(&m->stop)) {
+        struct pollfd p = { .fd = m->fd, .events = POLLIN };
+        if (poll(&p, 1, 200) <= 0)
+            continue;
+        int c = accept4(m->fd, NULL, NULL, SOCK_CLOEXEC);
+        if (c < 0)
+            continue;
+        metrics_serve(m, c);
+        close(c);
+    }
+    return NULL;
+}
+
+/* Listen on HOST:PORT ([v6]:PORT; port 0: a free one) for --metrics. */
+static int metrics_listen(struct metrics_http *m, const char *addr, char *err, size_t errsize)
+{
+    char host[256];
+    const char *colon = strrchr(addr, ':');
+    if (!colon || (size_t)(colon - addr) >= sizeof host) {
+        snprintf(err, errsize, "--metrics %s: not HOST:PORT", addr);
+        return -EINVAL;
+    }
+    const char *h = addr;
+    size_t hn = (size_t)(colon - addr);
+    if (hn >= 2 && h[0] == '[' && h[hn - 1] == ']')
+        h++, hn -= 2;
+    memcpy(host, h, hn);
+    host[hn] = '\0';
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE }, *ai;
+    int rc = getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &ai);
+    if (rc != 0) {
+        snprintf(err, errsize, "--metrics %s: %s", addr, gai_strerror(rc));
+        return -EINVAL;
+    }
+    m->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (m->fd >= 0)
+        setsockopt(m->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (m->fd < 0 || bind(m->fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(m->fd, 64) != 0) {
+        rc = -errno;
+        snprintf(err, errsize, "--metrics %s", addr);
+        freeaddrinfo(ai);
+        if (m->fd >= 0)
+            close(m->fd);
+        m->fd = -1;
+        return rc;
+    }
+    freeaddrinfo(ai);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    char ip[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (getsockname(m->fd, (struct sockaddr *)&ss, &sl) == 0) {
+        if (ss.ss_family == AF_INET6) {
+            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, ip, sizeof ip);
+            port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        } else {
+            inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, ip, sizeof ip);
+            port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        }
+    }
+    snprintf(m->url, sizeof m->url, ss.ss_family == AF_INET6 ? "http://[%s]:%d/metrics" : "http://%s:%d/metrics",
+             ip, port);
+    return 0;
+}
+
 
 static void on_hup(int sig)
 {
@@ -88,6 +266,9 @@ int cmd_serve(int argc, char **argv)
     const char *urls[MAX_LISTEN];
     char *owned[MAX_LISTEN] = { 0 };
     int nurls = 0, st = CLI_OK, c;
+    const char *metrics_addr = NULL;
+    struct metrics_http mh = { .fd = -1 };
+    bool mh_started = false;
     bool quiet = false;
     klog_conf *conf = NULL;
     if (klog_conf_new(&conf) < 0)
@@ -100,6 +281,7 @@ int cmd_serve(int argc, char **argv)
             return CLI_OK;
         case 'd': dir_opt = optarg; break;
         case 'q': quiet = true; break;
+        case 'M': metrics_addr = optarg; break;
         case 'l':
             if (nurls == MAX_LISTEN) {
                 st = cli_usage(ctx, "serve", "at most %d --listen addresses", MAX_LISTEN);
@@ -169,6 +351,17 @@ int cmd_serve(int argc, char **argv)
             goto out;
         }
     }
+    if (metrics_addr) {
+        char merr[512];
+        mh.k = k;
+        mh.s = s;
+        if ((rc = metrics_listen(&mh, metrics_addr, merr, sizeof merr)) < 0) {
+            st = cli_fail(ctx, merr, rc, NULL);
+            klog_server_free(s);
+            klog_close(k);
+            goto out;
+        }
+    }
     cli_signals();
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -190,8 +383,16 @@ int cmd_serve(int argc, char **argv)
     if ((rc = cli_listeners_write(dir, lurls, nl)) < 0)
         fprintf(stderr, "klog serve: warning: writing %s/%s: %s (klog commands on the directory will not "
                 "find this server)\n", dir, CLI_LISTENERS_FILE, strerror(-rc));
+    if (mh.fd >= 0) {
+        if (pthread_create(&mh.th, NULL, metrics_main, &mh) == 0)
+            mh_started = true;
+        else
+            fprintf(stderr, "klog serve: --metrics: no thread for it\n");
+    }
     for (int i = 0; i < nl; i++)
         printf("klog serve: listening on %s\n", lurls[i]);
+    if (mh_started)
+        printf("klog serve: metrics on %s\n", mh.url);
     fflush(stdout);
     while (!cli_stop) {
         struct timespec ts = { 0, 100 * 1000 * 1000 };
@@ -208,6 +409,12 @@ int cmd_serve(int argc, char **argv)
     if (!quiet)
         fprintf(stderr, "klog serve: stopping\n");
     cli_listeners_remove(dir); /* still holding DIR: nobody else wrote it */
+    if (mh_started) {
+        atomic_store(&mh.stop, true);
+        pthread_join(mh.th, NULL);
+    }
+    if (mh.fd >= 0)
+        close(mh.fd);
     klog_server_free(s);
     if ((rc = klog_close(k)) < 0)
         st = cli_fail(ctx, "closing the data directory", rc, NULL);

@@ -147,30 +147,86 @@ static void print_groups_json(const gstat *g, size_t ng)
     printf("]");
 }
 
-static void print_groups_prom(const gstat *g, size_t ng)
+static void print_groups_prom(FILE *f, const gstat *g, size_t ng)
 {
-    printf("# HELP klog_group_members Active members of a consumer group.\n# TYPE klog_group_members gauge\n");
+    fprintf(f, "# HELP klog_group_members Active members of a consumer group.\n# TYPE klog_group_members gauge\n");
     for (size_t i = 0; i < ng; i++) {
-        fputs("klog_group_members{group=\"", stdout);
-        prom_label(stdout, g[i].name);
-        printf("\"} %d\n", members_of(&g[i]));
+        fputs("klog_group_members{group=\"", f);
+        prom_label(f, g[i].name);
+        fprintf(f, "\"} %d\n", members_of(&g[i]));
     }
     static const char *const gm[] = { "klog_group_committed_offset", "klog_group_lag" };
     static const char *const gh[] = { "The group's committed offset.",
                                       "Records between the group's committed offset and the partition's end." };
     for (int w = 0; w < 2; w++) {
-        printf("# HELP %s %s\n# TYPE %s gauge\n", gm[w], gh[w], gm[w]);
+        fprintf(f, "# HELP %s %s\n# TYPE %s gauge\n", gm[w], gh[w], gm[w]);
         for (size_t i = 0; i < ng; i++) {
             for (size_t j = 0; j < offsets_of(&g[i]); j++) {
                 const klog_group_offset *o = g[i].gi->offsets[j];
-                printf("%s{group=\"", gm[w]);
-                prom_label(stdout, g[i].name);
-                fputs("\",topic=\"", stdout);
-                prom_label(stdout, o->topic);
-                printf("\",partition=\"%d\"} %" PRId64 "\n", (int)o->partition, w ? o->lag : o->committed);
+                fprintf(f, "%s{group=\"", gm[w]);
+                prom_label(f, g[i].name);
+                fputs("\",topic=\"", f);
+                prom_label(f, o->topic);
+                fprintf(f, "\",partition=\"%d\"} %" PRId64 "\n", (int)o->partition, w ? o->lag : o->committed);
             }
         }
     }
+}
+
+/* The same under kafka_exporter's names (danielqsj/kafka_exporter), so
+ * that Kafka's Grafana dashboards read klog serve's /metrics. */
+static void print_exporter_prom(FILE *f, const gstat *g, size_t ng)
+{
+    fprintf(f, "# HELP kafka_consumergroup_members Amount of members in a consumer group\n"
+               "# TYPE kafka_consumergroup_members gauge\n");
+    for (size_t i = 0; i < ng; i++) {
+        fputs("kafka_consumergroup_members{consumergroup=\"", f);
+        prom_label(f, g[i].name);
+        fprintf(f, "\"} %d\n", members_of(&g[i]));
+    }
+    static const char *const gm[] = { "kafka_consumergroup_current_offset", "kafka_consumergroup_lag" };
+    static const char *const gh[] = { "Current Offset of a ConsumerGroup at Topic/Partition",
+                                      "Current Approximate Lag of a ConsumerGroup at Topic/Partition" };
+    for (int w = 0; w < 2; w++) {
+        fprintf(f, "# HELP %s %s\n# TYPE %s gauge\n", gm[w], gh[w], gm[w]);
+        for (size_t i = 0; i < ng; i++)
+            for (size_t j = 0; j < offsets_of(&g[i]); j++) {
+                const klog_group_offset *o = g[i].gi->offsets[j];
+                fprintf(f, "%s{consumergroup=\"", gm[w]);
+                prom_label(f, g[i].name);
+                fputs("\",partition=\"", f);
+                fprintf(f, "%d\",topic=\"", (int)o->partition);
+                prom_label(f, o->topic);
+                fprintf(f, "\"} %" PRId64 "\n", w ? o->lag : o->committed);
+            }
+    }
+}
+
+int cli_prom_groups(FILE *f, klog *k, bool exporter_names)
+{
+    char **names = NULL;
+    size_t n = 0;
+    int rc = klog_group_list(k, &names, &n);
+    if (rc < 0)
+        return rc;
+    gstat *g = calloc(n ? n : 1, sizeof *g);
+    if (!g) {
+        klog_group_list_free(names, n);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        g[i].name = names[i];
+        if (klog_group_info_get(k, names[i], &g[i].gi) < 0)
+            g[i].gi = NULL;
+    }
+    print_groups_prom(f, g, n);
+    if (exporter_names)
+        print_exporter_prom(f, g, n);
+    for (size_t i = 0; i < n; i++)
+        klog_group_info_free(g[i].gi);
+    free(g);
+    klog_group_list_free(names, n);
+    return 0;
 }
 
 static char *slurp(const char *path)
@@ -366,7 +422,7 @@ int cmd_stats(int argc, char **argv)
         }
     } else {
         fputs(doc, stdout);
-        print_groups_prom(g, ngnames);
+        print_groups_prom(stdout, g, ngnames);
     }
 out:
     if (t)

@@ -148,6 +148,20 @@ KLOG_API int klog_server_set_log_cb(klog_server *s, klog_server_log_cb cb, void 
  */
 KLOG_API int klog_server_reload(klog_server *s, char *errbuf, size_t errsize);
 
+/*
+ * The server's statistics (*out, NUL-terminated, freed with klog_free),
+ * counted since klog_server_new, as klog_stats does for the instance:
+ * format KLOG_STATS_PROMETHEUS (text exposition 0.0.4) or KLOG_STATS_JSON.
+ * Per listener the connections held, accepted and refused (over
+ * max.connections or max.connections.per.ip); per API key the requests
+ * answered and a histogram of the time from arrival to answer (a parked
+ * Fetch counts its wait); bytes received and sent; connections closed for
+ * a bad or unauthenticated request; SASL successes and failures; quota
+ * throttles.  Any thread, while the server runs or after it stopped (its
+ * listeners are then gone).  Returns 0, -EINVAL, -ENOMEM.
+ */
+KLOG_API int klog_server_stats(klog_server *s, int format, char **out);
+
 /* Start the server's threads: from now on clients are served.  Returns 0,
  * KLOG_ESTATE (already started or stopped), -EAGAIN, -ENOMEM. */
 KLOG_API int klog_server_start(klog_server *s);

@@ -242,6 +242,9 @@ void ksrv_auth_clear(ksrv_auth *a);
  * answers it raw). */
 void ksrv_sasl_raw_call(ksrv_call *c, const void *frame, size_t len);
 
+/* Count a SASL authentication that succeeded or failed (klog_server_stats). */
+void ksrv_metric_auth(struct klog_server *s, bool ok);
+
 /* May the connection's principal do op (acl.h KACL_OP_*) on the resource
  * (KACL_RES_*, name)?  Always, with authentication off. */
 bool ksrv_allowed(ksrv_call *c, int op, int res_type, const char *name);

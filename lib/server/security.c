@@ -308,6 +308,7 @@ static void authed(ksrv_call *c, ksrv_auth *a, const char *user)
     ksrv_auth_clear(a);
     ksrv_conn_set_max_frame(c->conn, ksrv_config(c->srv)->max_frame);
     fail_forget(ksrv_sec_of(c->srv), a->host);
+    ksrv_metric_auth(c->srv, true);
 }
 
 /* A failed attempt: park until its delay is over, then answer and close. */
@@ -316,6 +317,7 @@ static int failed(ksrv_call *c, ksrv_auth *a, const char *user, const char *why)
     ksrv_sec *sec = ksrv_sec_of(c->srv);
     int count;
     int64_t delay = fail_note(sec, a->host, &count);
+    ksrv_metric_auth(c->srv, false);
     if (count <= 5 || (count & (count - 1)) == 0)
         ksrv_log(c->srv, "%s: authentication failed for user \"%s\" with %s: %s (failure %d from this address "
                          "in the last minute; answered in %" PRId64 " ms)",

@@ -66,6 +66,22 @@
 
 enum ev_kind { EV_WAKE = 1, EV_LISTENER, EV_CONN };
 
+/* Request latency histogram bounds, ms (klog_server_stats). */
+static const int lat_bounds_ms[] = { 1, 5, 10, 50, 100, 500, 1000, 5000, 30000 };
+#define LAT_BUCKETS (int)(sizeof lat_bounds_ms / sizeof lat_bounds_ms[0])
+#define API_KEYS 64
+
+/* What klog_server_stats reports, counted since klog_server_new. */
+struct ksrv_metrics {
+    _Atomic uint64_t requests[API_KEYS];
+    _Atomic uint64_t latency[API_KEYS][LAT_BUCKETS + 1]; /* the last is +Inf */
+    _Atomic uint64_t latency_us[API_KEYS];
+    _Atomic uint64_t bytes_in, bytes_out;
+    _Atomic uint64_t closed_bad;         /* closed for a malformed, unsupported or unauthenticated request */
+    _Atomic uint64_t sasl_ok, sasl_failed;
+    _Atomic uint64_t throttled, throttle_ms;
+};
+
 /* A client's byte rate against quota.producer.default or
  * quota.consumer.default: a token bucket holding at most one second of
  * its quota. */
@@ -88,6 +104,8 @@ struct ksrv_listener {
     klog_listener *l;
     int fd;
     bool tcp;
+    _Atomic uint64_t accepted, refused;
+    _Atomic int64_t open;          /* connections from it held now */
 };
 
 struct ksrv_conn {
@@ -117,6 +135,7 @@ struct ksrv_conn {
     bool pending_ctl;              /* the transport has KLOG_TRANSPORT_CTL_CONN_PENDING */
     bool ident_done;               /* the transport's identity was asked for */
     ksrv_auth auth;
+    struct ksrv_listener *from;    /* the listener that accepted it */
     int64_t mute_until;            /* throttled: not read before (ns) */
     bool muted;
     struct ksrv_conn *mprev, *mnext; /* the worker's muted connections */
@@ -164,6 +183,7 @@ struct klog_server {
     ksrv_sec *sec;
     pthread_mutex_t ipmu;          /* ips */
     struct ipcount *ips[IP_BUCKETS];
+    struct ksrv_metrics m;
     pthread_mutex_t qmu;           /* quotas */
     struct quota *quotas[QUOTA_BUCKETS];
     int nquotas;
@@ -338,6 +358,8 @@ static void quota_apply(struct ksrv_conn *cn, size_t frame_len, bool responded)
         else if (key == KK_API_FETCH && o->n >= 8)
             kk_w_patch_i32(o, 4, ms);
     }
+    atomic_fetch_add_explicit(&s->m.throttled, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->m.throttle_ms, (uint64_t)ms, memory_order_relaxed);
     int64_t until = now_ns() + (int64_t)ms * 1000000;
     if (until > cn->mute_until)
         cn->mute_until = until;
@@ -573,6 +595,7 @@ static void conn_close(struct ksrv_conn *cn)
     atomic_fetch_sub(&cn->srv->nconns, 1);
     ip_give(cn->srv, cn->auth.host);
     ksrv_auth_clear(&cn->auth);
+    atomic_fetch_sub_explicit(&cn->from->open, 1, memory_order_relaxed);
     klog_conn_shutdown(cn->c);
     klog_conn_close(cn->c);
     kk_arena_reset(&cn->arena);
@@ -612,6 +635,7 @@ static void worker_adopt(ksrv_worker *w, struct ksrv_conn *cn)
         ksrv_log(cn->srv, "%s: epoll_ctl: %s", ksrv_conn_peer(cn), strerror(errno));
         atomic_fetch_sub(&cn->srv->nconns, 1);
         ip_give(cn->srv, cn->auth.host);
+        atomic_fetch_sub_explicit(&cn->from->open, 1, memory_order_relaxed);
         klog_conn_close(cn->c);
         kk_wbuf_free(&cn->out);
         free(cn);
@@ -690,6 +714,31 @@ static int conn_send_response(struct ksrv_conn *cn)
 
 /* ---- serving a request ------------------------------------------------------- */
 
+/* A call is over (answered, or failed): count it. */
+static void metrics_call(struct ksrv_conn *cn, int rc)
+{
+    struct ksrv_metrics *m = &cn->srv->m;
+    ksrv_call *c = &cn->call;
+    int16_t key = c->req.hdr.api_key;
+    if (key < 0 || key >= API_KEYS || c->req.hdr.api_version < 0)
+        return;
+    int64_t us = (now_ns() - c->started) / 1000;
+    int b = 0;
+    while (b < LAT_BUCKETS && us > (int64_t)lat_bounds_ms[b] * 1000)
+        b++;
+    atomic_fetch_add_explicit(&m->requests[key], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&m->latency[key][b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&m->latency_us[key], (uint64_t)(us > 0 ? us : 0), memory_order_relaxed);
+    atomic_fetch_add_explicit(&m->bytes_in, cn->frame_len + 4, memory_order_relaxed);
+    if (rc == KSRV_DONE)
+        atomic_fetch_add_explicit(&m->bytes_out, kk_wbuf_len(&cn->out) + 4, memory_order_relaxed);
+}
+
+void ksrv_metric_auth(struct klog_server *s, bool ok)
+{
+    atomic_fetch_add_explicit(ok ? &s->m.sasl_ok : &s->m.sasl_failed, 1, memory_order_relaxed);
+}
+
 static void park(struct ksrv_conn *cn)
 {
     if (cn->parked)
@@ -720,6 +769,7 @@ static int call_run(struct ksrv_conn *cn)
         return 0;
     }
     unpark(cn);
+    metrics_call(cn, rc);
     bool close_after = c->close_after;
     if (rc == KSRV_NORESPONSE) {
         quota_apply(cn, cn->frame_len, false);
@@ -826,8 +876,11 @@ static int conn_readable(struct ksrv_conn *cn)
             return n;
         cn->last_active = now_ns();
         int rc = serve_frame(cn, frame, (size_t)n);
-        if (rc < 0)
+        if (rc < 0) {
+            if (rc != -ECONNABORTED)
+                atomic_fetch_add_explicit(&cn->srv->m.closed_bad, 1, memory_order_relaxed);
             return rc;
+        }
         if (!cn->busy && cn->mute_until) {
             mute_add(cn); /* throttled by its quota */
             return 0;
@@ -884,7 +937,9 @@ static void accept_some(struct klog_server *s, struct ksrv_listener *sl)
             ksrv_log(s, "%s: accept: %s", klog_listener_url(sl->l), klog_strerror(rc));
             return;
         }
+        atomic_fetch_add_explicit(&sl->accepted, 1, memory_order_relaxed);
         if (atomic_fetch_add(&s->nconns, 1) >= s->conf.max_conns) {
+            atomic_fetch_add_explicit(&sl->refused, 1, memory_order_relaxed);
             atomic_fetch_sub(&s->nconns, 1);
             const char *peer = "";
             klog_conn_peer(c, &peer, NULL);
@@ -904,16 +959,19 @@ static void accept_some(struct klog_server *s, struct ksrv_listener *sl)
         cn->srv = s;
         cn->c = c;
         cn->rfd = fd;
+        cn->from = sl;
         const char *peer = "";
         klog_conn_peer(c, &peer, NULL);
         ksrv_auth_init(s->sec, &cn->auth, peer);
         if (!ip_take(s, cn->auth.host)) {
+            atomic_fetch_add_explicit(&sl->refused, 1, memory_order_relaxed);
             ksrv_log(s, "%s: over max.connections.per.ip (%d): closed", peer, s->conf.max_conns_per_ip);
             free(cn);
             atomic_fetch_sub(&s->nconns, 1);
             klog_conn_close(c);
             continue;
         }
+        atomic_fetch_add_explicit(&sl->open, 1, memory_order_relaxed);
         if (!cn->auth.authed)
             klog_conn_set_max_frame(c, ksrv_sec_preauth_max(s->sec));
         int pf = 0;
@@ -1294,13 +1352,7 @@ KLOG_API int klog_server_stop(klog_server *s)
             pthread_join(s->w[i].th, NULL);
             s->w[i].started = false;
         }
-    for (int i = 0; i < nls; i++) {
-        epoll_ctl(s->w[0].epfd, EPOLL_CTL_DEL, s->ls[i]->fd, NULL);
-        klog_listener_close(s->ls[i]->l);
-        free(s->ls[i]);
-        s->ls[i] = NULL;
-    }
-    atomic_store(&s->nls, 0);
+    /* Connections first: each points at the listener that accepted it. */
     for (int i = 0; i < s->nw; i++) {
         ksrv_worker *w = &s->w[i];
         while (w->conns)
@@ -1316,6 +1368,13 @@ KLOG_API int klog_server_stop(klog_server *s)
             in = next;
         }
     }
+    for (int i = 0; i < nls; i++) {
+        epoll_ctl(s->w[0].epfd, EPOLL_CTL_DEL, s->ls[i]->fd, NULL);
+        klog_listener_close(s->ls[i]->l);
+        free(s->ls[i]);
+        s->ls[i] = NULL;
+    }
+    atomic_store(&s->nls, 0);
     /* Members joined through this server: their notify functions point at
      * the workers, which go next. */
     if (s->groups)
@@ -1352,6 +1411,137 @@ KLOG_API void klog_server_free(klog_server *s)
     pthread_mutex_destroy(&s->qmu);
     pthread_mutex_destroy(&s->lmu);
     free(s);
+}
+
+/* ---- statistics --------------------------------------------------------------------- */
+
+static void prom_escape(FILE *f, const char *v)
+{
+    for (; *v; v++) {
+        if (*v == '\\' || *v == '"')
+            fputc('\\', f);
+        if (*v == '\n')
+            fputs("\\n", f);
+        else
+            fputc(*v, f);
+    }
+}
+
+static uint64_t ld(_Atomic uint64_t *a)
+{
+    return atomic_load_explicit(a, memory_order_relaxed);
+}
+
+KLOG_API int klog_server_stats(klog_server *s, int format, char **out)
+{
+    if (!s || !out || (format != KLOG_STATS_JSON && format != KLOG_STATS_PROMETHEUS))
+        return -EINVAL;
+    *out = NULL;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f)
+        return -ENOMEM;
+    struct ksrv_metrics *m = &s->m;
+    pthread_mutex_lock(&s->lmu);
+    int nls = atomic_load(&s->nls);
+    bool prom = format == KLOG_STATS_PROMETHEUS;
+    if (prom) {
+        fprintf(f, "# HELP klog_server_connections Client connections held now.\n"
+                   "# TYPE klog_server_connections gauge\n");
+        for (int i = 0; i < nls; i++) {
+            fputs("klog_server_connections{listener=\"", f);
+            prom_escape(f, klog_listener_url(s->ls[i]->l));
+            fprintf(f, "\"} %" PRId64 "\n", atomic_load(&s->ls[i]->open));
+        }
+        static const char *const cn[] = { "accepted", "refused" };
+        for (int k = 0; k < 2; k++) {
+            fprintf(f, "# HELP klog_server_connections_%s_total Connections %s (refused: over max.connections "
+                       "or max.connections.per.ip).\n# TYPE klog_server_connections_%s_total counter\n",
+                    cn[k], cn[k], cn[k]);
+            for (int i = 0; i < nls; i++) {
+                fprintf(f, "klog_server_connections_%s_total{listener=\"", cn[k]);
+                prom_escape(f, klog_listener_url(s->ls[i]->l));
+                fprintf(f, "\"} %" PRIu64 "\n", ld(k ? &s->ls[i]->refused : &s->ls[i]->accepted));
+            }
+        }
+        fprintf(f, "# HELP klog_server_requests_total Requests answered, by API.\n"
+                   "# TYPE klog_server_requests_total counter\n");
+        for (int k = 0; k < API_KEYS; k++)
+            if (ld(&m->requests[k]) && kk_api_find((int16_t)k))
+                fprintf(f, "klog_server_requests_total{api=\"%s\"} %" PRIu64 "\n", kk_api_find((int16_t)k)->name,
+                        ld(&m->requests[k]));
+        fprintf(f, "# HELP klog_server_request_seconds Time from a request's arrival to its answer, by API.\n"
+                   "# TYPE klog_server_request_seconds histogram\n");
+        for (int k = 0; k < API_KEYS; k++) {
+            if (!ld(&m->requests[k]) || !kk_api_find((int16_t)k))
+                continue;
+            const char *api = kk_api_find((int16_t)k)->name;
+            uint64_t cum = 0;
+            for (int b = 0; b <= LAT_BUCKETS; b++) {
+                cum += ld(&m->latency[k][b]);
+                if (b < LAT_BUCKETS)
+                    fprintf(f, "klog_server_request_seconds_bucket{api=\"%s\",le=\"%g\"} %" PRIu64 "\n", api,
+                            lat_bounds_ms[b] / 1000.0, cum);
+                else
+                    fprintf(f, "klog_server_request_seconds_bucket{api=\"%s\",le=\"+Inf\"} %" PRIu64 "\n", api, cum);
+            }
+            fprintf(f, "klog_server_request_seconds_sum{api=\"%s\"} %.6f\n", api, ld(&m->latency_us[k]) / 1e6);
+            fprintf(f, "klog_server_request_seconds_count{api=\"%s\"} %" PRIu64 "\n", api, cum);
+        }
+        static const struct { const char *name, *help; size_t off; } cs[] = {
+            { "klog_server_received_bytes_total", "Bytes of requests received.", offsetof(struct ksrv_metrics, bytes_in) },
+            { "klog_server_sent_bytes_total", "Bytes of responses sent.", offsetof(struct ksrv_metrics, bytes_out) },
+            { "klog_server_closed_bad_requests_total",
+              "Connections closed for a malformed, unsupported or unauthenticated request.",
+              offsetof(struct ksrv_metrics, closed_bad) },
+            { "klog_server_sasl_authentications_total", "SASL authentications that succeeded.",
+              offsetof(struct ksrv_metrics, sasl_ok) },
+            { "klog_server_sasl_authentication_failures_total", "SASL authentications that failed.",
+              offsetof(struct ksrv_metrics, sasl_failed) },
+            { "klog_server_throttled_total", "Produce and Fetch answers throttled by a quota.",
+              offsetof(struct ksrv_metrics, throttled) },
+            { "klog_server_throttle_seconds_total", "Throttle time given to clients.",
+              offsetof(struct ksrv_metrics, throttle_ms) },
+        };
+        for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
+            uint64_t v = ld((_Atomic uint64_t *)((char *)m + cs[i].off));
+            fprintf(f, "# HELP %s %s\n# TYPE %s counter\n", cs[i].name, cs[i].help, cs[i].name);
+            if (cs[i].off == offsetof(struct ksrv_metrics, throttle_ms))
+                fprintf(f, "%s %.3f\n", cs[i].name, v / 1000.0);
+            else
+                fprintf(f, "%s %" PRIu64 "\n", cs[i].name, v);
+        }
+    } else {
+        fprintf(f, "{\"listeners\":[");
+        for (int i = 0; i < nls; i++) {
+            fprintf(f, "%s{\"url\":\"", i ? "," : "");
+            prom_escape(f, klog_listener_url(s->ls[i]->l));
+            fprintf(f, "\",\"connections\":%" PRId64 ",\"accepted\":%" PRIu64 ",\"refused\":%" PRIu64 "}",
+                    atomic_load(&s->ls[i]->open), ld(&s->ls[i]->accepted), ld(&s->ls[i]->refused));
+        }
+        fprintf(f, "],\"requests\":{");
+        bool first = true;
+        for (int k = 0; k < API_KEYS; k++) {
+            if (!ld(&m->requests[k]) || !kk_api_find((int16_t)k))
+                continue;
+            fprintf(f, "%s\"%s\":{\"count\":%" PRIu64 ",\"seconds\":%.6f}", first ? "" : ",",
+                    kk_api_find((int16_t)k)->name, ld(&m->requests[k]), ld(&m->latency_us[k]) / 1e6);
+            first = false;
+        }
+        fprintf(f, "},\"received_bytes\":%" PRIu64 ",\"sent_bytes\":%" PRIu64 ",\"closed_bad_requests\":%" PRIu64
+                   ",\"sasl_authentications\":%" PRIu64 ",\"sasl_authentication_failures\":%" PRIu64
+                   ",\"throttled\":%" PRIu64 ",\"throttle_seconds\":%.3f}\n",
+                ld(&m->bytes_in), ld(&m->bytes_out), ld(&m->closed_bad), ld(&m->sasl_ok), ld(&m->sasl_failed),
+                ld(&m->throttled), ld(&m->throttle_ms) / 1000.0);
+    }
+    pthread_mutex_unlock(&s->lmu);
+    if (fclose(f) != 0 || !buf) {
+        free(buf);
+        return -ENOMEM;
+    }
+    *out = buf;
+    return 0;
 }
 
 KLOG_API int klog_server_reload(klog_server *s, char *errbuf, size_t errsize)

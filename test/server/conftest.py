@@ -41,11 +41,12 @@ def _raise_nofile():
 class Server:
     """One `klog serve` process on a data directory (kept across restarts)."""
 
-    def __init__(self, workdir, extra=(), listen=("tcp://127.0.0.1:0",)):
+    def __init__(self, workdir, extra=(), listen=("tcp://127.0.0.1:0",), options=()):
         self.workdir = str(workdir)
         self.datadir = os.path.join(self.workdir, "data")
         self.extra = list(extra)
         self.listen = list(listen)
+        self.options = list(options)   # more `klog serve` options (--metrics ADDR)
         self.proc = None
         self.urls = []
         self.runs = 0
@@ -58,6 +59,15 @@ class Server:
             if u.startswith("tcp://"):
                 return u[len("tcp://"):]
         raise AssertionError("klog serve has no tcp listener: %r" % self.urls)
+
+    def metrics_url(self, seconds=10):
+        """The URL of `klog serve --metrics` from its "metrics on" line."""
+        for _ in deadline_loop(seconds, 0.02):
+            with open(self.out, "r", errors="replace") as f:
+                for line in f:
+                    if line.startswith("klog serve: metrics on "):
+                        return line.split()[-1]
+        raise AssertionError("no 'klog serve: metrics on URL' line")
 
     def addr(self, scheme):
         """host:port of the first listener of scheme ("tls", "tcp")."""
@@ -92,6 +102,7 @@ class Server:
             self.listen = list(listen)
         self.runs += 1
         out = os.path.join(self.workdir, "serve.%d.out" % self.runs)
+        self.out = out
         err = os.path.join(self.workdir, "serve.%d.err" % self.runs)
         self.logs.append(err)
         argv = [KLOG, "-d", self.datadir, "serve"]
@@ -99,6 +110,7 @@ class Server:
             argv += ["--listen", u]
         for kv in self.extra:
             argv += ["-X", kv]
+        argv += self.options
         self.argv = argv
         with open(out, "wb") as fo, open(err, "wb") as fe:
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=fo, stderr=fe,
@@ -214,10 +226,10 @@ def serve(tmp_path, request):
     started = []
     request.node.klog_servers = started
 
-    def make(extra=(), listen=("tcp://127.0.0.1:0",), prepare=()):
+    def make(extra=(), listen=("tcp://127.0.0.1:0",), prepare=(), options=()):
         """prepare: klog CLI commands run on the data directory before the
         server starts, e.g. [["topics", "create", "t", "--partitions", "3"]]."""
-        s = Server(tmp_path / ("srv%d" % len(started)), extra, listen)
+        s = Server(tmp_path / ("srv%d" % len(started)), extra, listen, options)
         os.makedirs(s.workdir)
         for args in prepare:
             s.cli(*args)
