@@ -97,6 +97,7 @@ typedef struct ksrv_auth {
     bool identified;           /* the transport was asked who the peer is */
     int mech;                  /* chosen by SaslHandshake (scram.h KSEC_*), 0 before */
     bool raw;                  /* SaslHandshake v0: tokens come as bare frames */
+    bool sasl_done;            /* a SASL exchange succeeded (no second one) */
     struct ksec_scram *scram;  /* a SCRAM exchange in progress */
     int64_t fail_at;           /* a failed attempt: answer at this time, then close */
 } ksrv_auth;
@@ -227,6 +228,9 @@ int ksrv_sec_reload(ksrv_sec *sec, char *errbuf, size_t errsize);
  * (SASL on, or client certificates required)?  Are SASL's keys served? */
 bool ksrv_sec_required(const ksrv_sec *sec);
 bool ksrv_sec_sasl(const ksrv_sec *sec);
+/* With SASL on and nobody in the users file: the file's path (for a
+ * warning: no one can authenticate); else NULL. */
+const char *ksrv_sec_no_users(ksrv_sec *sec);
 /* sasl.server.max.receive.size */
 uint32_t ksrv_sec_preauth_max(const ksrv_sec *sec);
 /* A new connection: its principal (ANONYMOUS) and host; authed unless

@@ -156,6 +156,16 @@ int ksrv_sec_reload(ksrv_sec *sec, char *errbuf, size_t errsize)
 }
 
 bool ksrv_sec_required(const ksrv_sec *sec) { return sec->required; }
+
+const char *ksrv_sec_no_users(ksrv_sec *sec)
+{
+    if (!sec->sasl)
+        return NULL;
+    pthread_rwlock_rdlock(&sec->lock);
+    size_t n = sec->users.n;
+    pthread_rwlock_unlock(&sec->lock);
+    return n ? NULL : sec->users_path;
+}
 bool ksrv_sec_sasl(const ksrv_sec *sec) { return sec->sasl; }
 uint32_t ksrv_sec_preauth_max(const ksrv_sec *sec) { return sec->preauth_max; }
 
@@ -305,6 +315,7 @@ static void authed(ksrv_call *c, ksrv_auth *a, const char *user)
     snprintf(a->principal, sizeof a->principal, "User:%s", user);
     a->authed = true;
     a->raw = false;
+    a->sasl_done = true;
     ksrv_auth_clear(a);
     ksrv_conn_set_max_frame(c->conn, ksrv_config(c->srv)->max_frame);
     fail_forget(ksrv_sec_of(c->srv), a->host);
@@ -391,9 +402,12 @@ int ksrv_sasl_authenticate(ksrv_call *c)
         c->close_after = true;
         return sasl_answer(c, KK_ERR_SASL_AUTHENTICATION_FAILED, msg, NULL, 0);
     }
-    if (!a->mech) {
+    if (!a->mech || a->sasl_done) {
         c->close_after = true;
-        return sasl_answer(c, KK_ERR_ILLEGAL_SASL_STATE, "SaslAuthenticate before SaslHandshake", NULL, 0);
+        return sasl_answer(c, KK_ERR_ILLEGAL_SASL_STATE,
+                           a->sasl_done ? "already authenticated (no re-authentication)"
+                                        : "SaslAuthenticate before SaslHandshake",
+                           NULL, 0);
     }
     const kk_bytes *b = &c->req.body.sasl_authenticate.auth_bytes;
     const uint8_t *p = b->p ? b->p : (const uint8_t *)"";

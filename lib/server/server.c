@@ -805,8 +805,10 @@ static int serve_frame(struct ksrv_conn *cn, const void *frame, size_t len)
     cn->busy = true;
     cn->frame_len = len;
     ksrv_auth *a = &cn->auth;
-    if (!a->authed && a->raw) {
-        /* After SaslHandshake v0 the SASL tokens come as bare frames. */
+    if (a->raw) {
+        /* After SaslHandshake v0 the SASL tokens come as bare frames, until
+         * the exchange is over (also on a connection a TLS certificate had
+         * authenticated already). */
         ksrv_sasl_raw_call(c, frame, len);
         return call_run(cn);
     }
@@ -1278,6 +1280,10 @@ KLOG_API int klog_server_listen(klog_server *s, const char *url)
         goto out;
     const char *lu = klog_listener_url(sl->l);
     sl->tcp = strncmp(lu, "tcp:", 4) == 0 || strncmp(lu, "tls:", 4) == 0;
+    const char *nousers = n == 0 ? ksrv_sec_no_users(s->sec) : NULL;
+    if (nousers)
+        ksrv_log(s, "warning: SASL is on and %s holds no user: nobody can authenticate (klog users add, "
+                    "then SIGHUP)", nousers);
     if (ksrv_sec_sasl(s->sec) && strncmp(lu, "tcp:", 4) == 0)
         ksrv_log(s, "warning: SASL on a plaintext listener (%s): passwords (PLAIN) and everything after "
                     "them cross the network unencrypted; use a tls:// listener", lu);

@@ -333,10 +333,53 @@ def test_nothing_before_authentication(serve, certs):
     s.sendall(kwire.request(kwire.API_METADATA, 0, 5, kwire.metadata_v0(["x" * 5000])))
     corr, body = kwire.read_response(s)
     assert corr == 5
+    # a second SaslAuthenticate: no re-authentication, the connection goes
+    tok = b"\0admin\0" + PASSWORDS["admin"].encode()
+    s.sendall(kwire.request(36, 0, 6, struct.pack(">i", len(tok)) + tok))
+    corr, body = kwire.read_response(s)
+    assert corr == 6 and struct.unpack(">h", body[:2])[0] == 34  # ILLEGAL_SASL_STATE
+    kwire.expect_closed(s)
     s.close()
     log = server.log()
     assert "Metadata request before authenticating" in log
     assert "sasl.server.max.receive.size" in log or "over socket.request.max.bytes (4096)" in log, log
+
+
+def test_sasl_v0_on_a_certificate_authenticated_connection(serve, certs):
+    """kafka-python's SaslHandshake v0 (bare tokens after it) on a TLS
+    connection whose client certificate already authenticated it: the
+    tokens are still read as tokens, and the SASL user is the principal."""
+    server = sasl_server(serve, certs, "ssl.client.auth=requested", "ssl.ca.location=%s" % (certs / "ca.pem"),
+                         acls=[["--allow-principal", "User:bob", "--operation", "Describe", "--topic", "bobs"]])
+    ctx = ssl.create_default_context(cafile=str(certs / "ca.pem"))
+    ctx.load_cert_chain(str(certs / "alice.pem"), str(certs / "alice.key"))
+    host, port = server.addr("tls").rsplit(":", 1)
+    s = ctx.wrap_socket(socket.create_connection((host, int(port)), timeout=20), server_hostname="localhost")
+    s.sendall(kwire.request(17, 0, 1, kwire.kstr("PLAIN")))
+    corr, body = kwire.read_response(s)
+    assert corr == 1 and struct.unpack(">h", body[:2])[0] == 0
+    tok = b"\0bob\0" + PASSWORDS["bob"].encode()
+    s.sendall(struct.pack(">i", len(tok)) + tok)
+    assert kwire.recv_exact(s, 4, 20) == b"\0\0\0\0"  # PLAIN's empty answer, bare
+    # now bob (not CN=alice): he may describe "bobs", and sees nothing else
+    s.sendall(kwire.request(kwire.API_METADATA, 0, 2, kwire.metadata_v0(["bobs", "other"])))
+    corr, body = kwire.read_response(s)
+    assert corr == 2
+    r = kwire.Reader(body)
+    for _ in range(r.i32()):
+        r.i32(), r.string(), r.i32()
+    errs = {}
+    for _ in range(r.i32()):
+        err, name = r.i16(), r.string()
+        for _ in range(r.i32()):
+            r.i16(), r.i32(), r.i32()
+            for _ in range(2):
+                for _ in range(r.i32()):
+                    r.i32()
+        errs[name] = err
+    assert errs["other"] == 29, errs  # TOPIC_AUTHORIZATION_FAILED
+    assert errs["bobs"] in (0, 3), errs  # allowed: it exists, or not (3: unknown, no CREATE)
+    s.close()
 
 
 def test_connections_per_address(serve):
