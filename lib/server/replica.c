@@ -14,6 +14,7 @@
 #include "common/common.h"
 #include "partition/partition.h"
 #include "replication/module.h"
+#include "server/acl.h"
 #include "server/internal.h"
 
 static void *alloc(void *ctx, size_t n) { return ksrv_alloc(ctx, n); }
@@ -35,6 +36,10 @@ int ksrv_leader_and_isr(ksrv_call *c)
 {
     kk_leader_and_isr_resp r = { 0 };
     krep_mod *m = mod(c);
+    if (!ksrv_allowed(c, KACL_OP_CLUSTER_ACTION, KACL_RES_CLUSTER, KACL_CLUSTER_NAME)) {
+        r.error_code = KK_ERR_CLUSTER_AUTHORIZATION_FAILED; /* with authentication on: peers only */
+        return ksrv_respond(c, &r);
+    }
     if (!m) {
         r.error_code = KK_ERR_INVALID_REQUEST; /* not a replicated node */
         return ksrv_respond(c, &r);
@@ -47,6 +52,10 @@ int ksrv_alter_partition(ksrv_call *c)
 {
     kk_alter_partition_resp r = { 0 };
     krep_mod *m = mod(c);
+    if (!ksrv_allowed(c, KACL_OP_CLUSTER_ACTION, KACL_RES_CLUSTER, KACL_CLUSTER_NAME)) {
+        r.error_code = KK_ERR_CLUSTER_AUTHORIZATION_FAILED;
+        return ksrv_respond(c, &r);
+    }
     if (!m) {
         r.error_code = KK_ERR_NOT_CONTROLLER;
         return ksrv_respond(c, &r);
@@ -61,7 +70,22 @@ int ksrv_offset_for_leader_epoch(ksrv_call *c)
     krep_mod *m = mod(c);
     int rc = krep_handle_offset_for_leader_epoch(m ? krep_mod_node(m) : NULL, ksrv_klog(c->srv),
                                                  &c->req.body.offset_for_leader_epoch, alloc, c, &r);
-    return rc < 0 ? rc : ksrv_respond(c, &r);
+    if (rc < 0)
+        return rc;
+    /* A peer needs ClusterAction, a client Describe on the topic (Kafka's
+     * rule); nothing is told of a topic one may not describe. */
+    bool peer = ksrv_allowed(c, KACL_OP_CLUSTER_ACTION, KACL_RES_CLUSTER, KACL_CLUSTER_NAME);
+    for (int32_t i = 0; !peer && i < r.topics.n; i++) {
+        kk_offset_for_leader_epoch_resp_topic *t = &r.topics.v[i];
+        if (t->topic.p && ksrv_allowed(c, KACL_OP_DESCRIBE, KACL_RES_TOPIC, t->topic.p))
+            continue;
+        for (int32_t j = 0; j < t->partitions.n; j++) {
+            t->partitions.v[j].error_code = KK_ERR_TOPIC_AUTHORIZATION_FAILED;
+            t->partitions.v[j].leader_epoch = -1;
+            t->partitions.v[j].end_offset = -1;
+        }
+    }
+    return ksrv_respond(c, &r);
 }
 
 /* klog promote: this node takes over (the request's partitions are not
@@ -73,7 +97,10 @@ int ksrv_elect_leaders(ksrv_call *c)
     krep_mod *m = mod(c);
     char eb[256] = "";
     int16_t e = KK_ERR_NONE;
-    if (!m) {
+    if (!ksrv_allowed(c, KACL_OP_ALTER, KACL_RES_CLUSTER, KACL_CLUSTER_NAME)) {
+        e = KK_ERR_CLUSTER_AUTHORIZATION_FAILED;
+        snprintf(eb, sizeof eb, "not authorized to elect leaders (Alter on the cluster)");
+    } else if (!m) {
         e = KK_ERR_INVALID_REQUEST;
         snprintf(eb, sizeof eb, "this node is not replicated");
     } else if (q->election_type != 0 && q->election_type != 1) {
