@@ -124,7 +124,7 @@ typedef struct host {
 
 typedef struct snode {
     int32_t id;
-    char name[8];
+    char name[16];
     char dir[512];
     klog_testing_fault *disk;
     klog_transport_registry *reg;
