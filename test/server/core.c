@@ -129,6 +129,7 @@ Test(server, bad_arguments)
     cr_assert_null(klog_server_listener_url(NULL, 0));
     cr_assert_eq(klog_server_listener_count(NULL), 0);
     cr_assert_null(klog_server_transports(NULL));
+    cr_assert_eq(klog_server_reload(NULL, NULL, 0), -EINVAL);
     klog_server_free(NULL);
 
     su_env e;
