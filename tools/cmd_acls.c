@@ -13,6 +13,7 @@
 
 #include "cli.h"
 #include "server/acl.h"
+#include "server/secfile.h"
 
 static const char acls_help[] =
     "Usage: klog [-d DIR] acls add|list|remove [OPTIONS]\n"
@@ -130,7 +131,7 @@ int cmd_acls(int argc, char **argv)
     if (remove && !principal && !nops && !nres && !host && !pattern)
         return cli_usage(ctx, "acls", "remove needs at least one option (all ACLs would go)");
     int lk = -1;
-    if (!list && (lk = kacl_lock(file)) < 0)
+    if (!list && (lk = ksec_file_lock(file)) < 0)
         return cli_err(ctx, "%s.lock: %s", file, strerror(-lk));
     kacl_list l;
     int rc = kacl_load(file, &l, eb, sizeof eb);

@@ -3,26 +3,15 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/file.h>
 #include <unistd.h>
 
 #include "server/acl.h"
+#include "server/secfile.h"
 
-static int errf(char *errbuf, size_t errsize, int rc, const char *fmt, ...)
-{
-    if (errbuf && errsize) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(errbuf, errsize, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
 
 /* ---- names ----------------------------------------------------------------------- */
 
@@ -255,7 +244,7 @@ int kacl_load(const char *path, kacl_list *out, char *errbuf, size_t errsize)
         if (errno == ENOENT)
             return 0;
         int rc = -errno;
-        return errf(errbuf, errsize, rc, "%s: %s", path, strerror(-rc));
+        return ksec_errf(errbuf, errsize, rc, "%s: %s", path, strerror(-rc));
     }
     char line[4 * KACL_FIELD_MAX];
     int lineno = 0, rc = 0;
@@ -267,7 +256,7 @@ int kacl_load(const char *path, kacl_list *out, char *errbuf, size_t errsize)
             continue;
         kacl a;
         if (parse(p, &a) < 0) {
-            rc = errf(errbuf, errsize, -EINVAL,
+            rc = ksec_errf(errbuf, errsize, -EINVAL,
                       "%s:%d: not PERMISSION PRINCIPAL HOST OPERATION TYPE PATTERN NAME", path, lineno);
             break;
         }
@@ -284,53 +273,17 @@ int kacl_load(const char *path, kacl_list *out, char *errbuf, size_t errsize)
 int kacl_save(const char *path, const kacl_list *l, char *errbuf, size_t errsize)
 {
     char tmp[4200];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof tmp)
-        return errf(errbuf, errsize, -ENAMETOOLONG, "%s: path too long", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        int rc = -errno;
-        return errf(errbuf, errsize, rc, "%s: %s", tmp, strerror(-rc));
-    }
-    FILE *f = fdopen(fd, "w");
-    if (!f) {
-        close(fd);
-        unlink(tmp);
-        return -ENOMEM;
-    }
+    FILE *f;
+    int rc = ksec_file_create(path, tmp, sizeof tmp, &f, errbuf, errsize);
+    if (rc < 0)
+        return rc;
     fprintf(f, "# klog acls: PERMISSION PRINCIPAL HOST OPERATION TYPE PATTERN NAME\n");
     char line[4 * KACL_FIELD_MAX];
     for (size_t i = 0; i < l->n; i++) {
         kacl_format(&l->v[i], line, sizeof line);
         fprintf(f, "%s\n", line);
     }
-    int rc = 0;
-    if (fflush(f) != 0 || fsync(fileno(f)) != 0)
-        rc = -errno;
-    if (fclose(f) != 0 && rc == 0)
-        rc = -errno;
-    if (rc == 0 && rename(tmp, path) != 0)
-        rc = -errno;
-    if (rc < 0) {
-        unlink(tmp);
-        return errf(errbuf, errsize, rc, "%s: %s", path, strerror(-rc));
-    }
-    return 0;
-}
-
-int kacl_lock(const char *path)
-{
-    char lk[4200];
-    if (snprintf(lk, sizeof lk, "%s.lock", path) >= (int)sizeof lk)
-        return -ENAMETOOLONG;
-    int fd = open(lk, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return -errno;
-    if (flock(fd, LOCK_EX) != 0) {
-        int rc = -errno;
-        close(fd);
-        return rc;
-    }
-    return fd;
+    return ksec_file_commit(f, tmp, path, errbuf, errsize);
 }
 
 /* ---- deciding ------------------------------------------------------------------------------ */

@@ -98,9 +98,7 @@ bool kacl_matches(const kacl *a, const kacl_filter *f);
  * where). */
 int kacl_load(const char *path, kacl_list *out, char *errbuf, size_t errsize);
 int kacl_save(const char *path, const kacl_list *l, char *errbuf, size_t errsize);
-/* An exclusive lock on PATH.lock for a read-change-write of the file:
- * returns a descriptor to close, or -errno. */
-int kacl_lock(const char *path);
+/* A read-change-write of the file holds ksec_file_lock(path) (secfile.h). */
 
 /* One line of the file for a (no newline). */
 void kacl_format(const kacl *a, char *out, size_t outsz);

@@ -4,11 +4,9 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,19 +16,10 @@
 #include <openssl/rand.h>
 
 #include "server/scram.h"
+#include "server/secfile.h"
 
 #define LINE_MAX_ 1024
 
-static int errf(char *errbuf, size_t errsize, int rc, const char *fmt, ...)
-{
-    if (errbuf && errsize) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(errbuf, errsize, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
 
 int ksec_mech_of(const char *name)
 {
@@ -163,7 +152,7 @@ int ksec_users_load(const char *path, ksec_users *out, char *errbuf, size_t errs
         if (errno == ENOENT)
             return 0;
         int rc = -errno;
-        return errf(errbuf, errsize, rc, "%s: %s", path, strerror(-rc));
+        return ksec_errf(errbuf, errsize, rc, "%s: %s", path, strerror(-rc));
     }
     char line[LINE_MAX_];
     size_t cap = 0;
@@ -185,7 +174,7 @@ int ksec_users_load(const char *path, ksec_users *out, char *errbuf, size_t errs
             cap = nc;
         }
         if (parse_line(p, &out->v[out->n]) < 0) {
-            rc = errf(errbuf, errsize, -EINVAL, "%s:%d: not NAME MECHANISM ITERATIONS SALT STORED_KEY SERVER_KEY",
+            rc = ksec_errf(errbuf, errsize, -EINVAL, "%s:%d: not NAME MECHANISM ITERATIONS SALT STORED_KEY SERVER_KEY",
                       path, lineno);
             break;
         }
@@ -230,66 +219,30 @@ static int users_write(const char *path, const ksec_users *u, const char *drop, 
                        char *errbuf, size_t errsize)
 {
     char tmp[4200];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof tmp)
-        return errf(errbuf, errsize, -ENAMETOOLONG, "%s: path too long", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        int rc = -errno;
-        return errf(errbuf, errsize, rc, "%s: %s", tmp, strerror(-rc));
-    }
-    FILE *f = fdopen(fd, "w");
-    if (!f) {
-        close(fd);
-        unlink(tmp);
-        return -ENOMEM;
-    }
+    FILE *f;
+    int rc = ksec_file_create(path, tmp, sizeof tmp, &f, errbuf, errsize);
+    if (rc < 0)
+        return rc;
     fprintf(f, "# klog users (klog users add): NAME MECHANISM ITERATIONS SALT STORED_KEY SERVER_KEY\n");
     for (size_t i = 0; i < u->n; i++)
         if (!drop || strcmp(u->v[i].name, drop))
             cred_line(f, &u->v[i]);
     for (int i = 0; i < nadd; i++)
         cred_line(f, &add[i]);
-    int rc = 0;
-    if (fflush(f) != 0 || fsync(fileno(f)) != 0)
-        rc = -errno;
-    if (fclose(f) != 0 && rc == 0)
-        rc = -errno;
-    if (rc == 0 && rename(tmp, path) != 0)
-        rc = -errno;
-    if (rc < 0) {
-        unlink(tmp);
-        return errf(errbuf, errsize, rc, "%s: %s", path, strerror(-rc));
-    }
-    return 0;
+    return ksec_file_commit(f, tmp, path, errbuf, errsize);
 }
 
-/* Edits hold an exclusive lock on PATH.lock, so two never interleave. */
-static int edit_lock(const char *path)
-{
-    char lk[4200];
-    if (snprintf(lk, sizeof lk, "%s.lock", path) >= (int)sizeof lk)
-        return -ENAMETOOLONG;
-    int fd = open(lk, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return -errno;
-    if (flock(fd, LOCK_EX) != 0) {
-        int rc = -errno;
-        close(fd);
-        return rc;
-    }
-    return fd;
-}
 
 int ksec_users_set(const char *path, const char *name, const char *password, int iterations, char *errbuf,
                    size_t errsize)
 {
     if (!ksec_name_ok(name))
-        return errf(errbuf, errsize, -EINVAL, "user name '%s': 1 to %d of A-Z a-z 0-9 . _ @ + -", name,
+        return ksec_errf(errbuf, errsize, -EINVAL, "user name '%s': 1 to %d of A-Z a-z 0-9 . _ @ + -", name,
                     KSEC_NAME_MAX);
     if (iterations == 0)
         iterations = KSEC_ITERATIONS;
     if (iterations < KSEC_ITERATIONS || iterations > KSEC_ITERATIONS_MAX)
-        return errf(errbuf, errsize, -EINVAL, "iterations: %d to %d", KSEC_ITERATIONS, KSEC_ITERATIONS_MAX);
+        return ksec_errf(errbuf, errsize, -EINVAL, "iterations: %d to %d", KSEC_ITERATIONS, KSEC_ITERATIONS_MAX);
     ksec_cred add[2];
     memset(add, 0, sizeof add);
     for (int i = 0; i < 2; i++) {
@@ -301,11 +254,11 @@ int ksec_users_set(const char *path, const char *name, const char *password, int
         if (RAND_bytes(c->salt, (int)c->salt_len) != 1 ||
             derive(c->mech, password, strlen(password), c->salt, c->salt_len, iterations, c->stored_key,
                    c->server_key) < 0)
-            return errf(errbuf, errsize, -ENOMEM, "deriving the SCRAM credentials failed");
+            return ksec_errf(errbuf, errsize, -ENOMEM, "deriving the SCRAM credentials failed");
     }
-    int lk = edit_lock(path);
+    int lk = ksec_file_lock(path); /* edits never interleave */
     if (lk < 0)
-        return errf(errbuf, errsize, lk, "%s.lock: %s", path, strerror(-lk));
+        return ksec_errf(errbuf, errsize, lk, "%s.lock: %s", path, strerror(-lk));
     ksec_users u;
     int rc = ksec_users_load(path, &u, errbuf, errsize);
     if (rc == 0)
@@ -318,13 +271,13 @@ int ksec_users_set(const char *path, const char *name, const char *password, int
 
 int ksec_users_delete(const char *path, const char *name, char *errbuf, size_t errsize)
 {
-    int lk = edit_lock(path);
+    int lk = ksec_file_lock(path); /* edits never interleave */
     if (lk < 0)
-        return errf(errbuf, errsize, lk, "%s.lock: %s", path, strerror(-lk));
+        return ksec_errf(errbuf, errsize, lk, "%s.lock: %s", path, strerror(-lk));
     ksec_users u;
     int rc = ksec_users_load(path, &u, errbuf, errsize);
     if (rc == 0 && !ksec_users_find(&u, name, KSEC_SCRAM_SHA_256) && !ksec_users_find(&u, name, KSEC_SCRAM_SHA_512))
-        rc = errf(errbuf, errsize, -ENOENT, "no user '%s' in %s", name, path);
+        rc = ksec_errf(errbuf, errsize, -ENOENT, "no user '%s' in %s", name, path);
     if (rc == 0)
         rc = users_write(path, &u, name, NULL, 0, errbuf, errsize);
     ksec_users_free(&u);

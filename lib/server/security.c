@@ -38,6 +38,7 @@
 #include "common/common.h"
 #include "common/conf.h"
 #include "server/acl.h"
+#include "server/secfile.h"
 #include "server/conf_keys.h"
 #include "server/internal.h"
 #include "server/scram.h"
@@ -536,7 +537,7 @@ typedef int (*acl_change)(ksrv_call *c, kacl_list *l, void *arg);
 static int acl_edit(ksrv_call *c, acl_change fn, void *arg, char *err, size_t errsize)
 {
     ksrv_sec *sec = ksrv_sec_of(c->srv);
-    int lk = kacl_lock(sec->acl_path);
+    int lk = ksec_file_lock(sec->acl_path);
     if (lk < 0)
         return klog__errf(err, errsize, lk, "%s.lock: %s", sec->acl_path, klog_strerror(lk));
     kacl_list l;
