@@ -156,6 +156,10 @@ Test(mirror_mock, cluster_down_and_up)
     cr_assert_geq(rc, 0, "%s", err);
     cr_assert(held, "the link never went down\n%s", env.log);
     cr_assert(mu_logged(&env, "link down"), "%s", env.log);
+    /* a wake-up from any thread makes the next waiting poll return */
+    cr_assert_eq(klog_mirror_wakeup(NULL), -EINVAL);
+    cr_assert_eq(klog_mirror_wakeup(env.m), 0);
+    cr_assert_geq(klog_mirror_poll(env.m, 60000, err, sizeof err), 0, "%s", err);
     /* down: let it try a while (a bounded number of polls), then check the commits */
     for (int i = 0; i < 20; i++)
         cr_assert_geq(klog_mirror_poll(env.m, 50, err, sizeof err), 0, "%s", err);
