@@ -168,19 +168,10 @@ static void server_stop(void)
 {
     if (g_server <= 0)
         return;
-    kill(g_server, SIGTERM);
-    int st = 0;
-    uint64_t end = now_ns() + 30000000000ull;
-    pid_t r;
-    while ((r = waitpid(g_server, &st, WNOHANG)) == 0 && now_ns() < end)
-        usleep(10000);
-    if (r == 0) {
-        kill(g_server, SIGKILL);
-        waitpid(g_server, &st, 0);
-        g_server = -1;
-        die("klog serve", "did not exit within 30 s of SIGTERM");
-    }
+    int st = bu_child_stop(g_server);
     g_server = -1;
+    if (st < 0)
+        die("klog serve", "did not exit within 30 s of SIGTERM");
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
         fprintf(stderr, "bench_serve: klog serve ended with status %d\n", st);
         exit(1);

@@ -50,6 +50,8 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "bench_util.h"
+
 #define REPS_MAX 21
 
 static struct {
@@ -160,18 +162,9 @@ static void server_stop(void)
 {
     if (g_server <= 0)
         return;
-    kill(g_server, SIGTERM);
-    int st = 0;
-    uint64_t end = now_ns() + 30000000000ull;
-    pid_t r;
-    while ((r = waitpid(g_server, &st, WNOHANG)) == 0 && now_ns() < end)
-        usleep(10000);
-    if (r == 0) {
-        kill(g_server, SIGKILL);
-        waitpid(g_server, &st, 0);
-    }
+    int st = bu_child_stop(g_server);
     g_server = -1;
-    if (r == 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+    if (st < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
         die("klog serve", "did not stop cleanly");
 }
 

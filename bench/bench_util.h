@@ -19,6 +19,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static volatile uint64_t bu_sink;
@@ -67,6 +70,26 @@ static inline int bu_warm_page_cache(const char *dir, uint64_t bytes)
 }
 
 /* rm -rf path; complains (as prog) on failure. */
+/* Stop a child process (a klog serve a benchmark started) by its PID:
+ * SIGTERM, up to 30 s for it to exit, then SIGKILL.  Returns its wait
+ * status, or -1 when it had to be killed. */
+static inline int bu_child_stop(pid_t pid)
+{
+    kill(pid, SIGTERM);
+    int st = 0;
+    pid_t r = 0;
+    for (int i = 0; i < 3000 && (r = waitpid(pid, &st, WNOHANG)) == 0; i++) {
+        struct timespec ts = { 0, 10 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+    }
+    if (r == 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &st, 0);
+        return -1;
+    }
+    return st;
+}
+
 static inline void bu_rm_rf(const char *prog, const char *path)
 {
     char cmd[4400];
