@@ -27,6 +27,7 @@
 #include "replication/conf_keys.h"
 #include "replication/module.h"
 #include "server/conf_keys.h"
+#include "storage/conf_keys.h"
 #include "topic/topic.h"
 #include "transport/conf_keys.h"
 
@@ -53,3 +54,6 @@ const kc_table *const klog__conf_tables[KC_TABLE__COUNT] = {
     [KC_TABLE_TRANSPORT] = &klog__transport_conf_table,
 };
 const unsigned klog__conf_ntables = KC_TABLE__COUNT;
+
+/* Other spellings of keys (kc_alias), by subsystem; NULL-terminated. */
+const kc_alias *const klog__conf_aliases[] = { klog__log_conf_aliases, NULL };

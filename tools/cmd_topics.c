@@ -169,17 +169,12 @@ static int describe_one(klog *k, const char *name)
 }
 
 /* A key or value `topics alter` cannot apply: one line, exit 1.  The
- * library's "not a key that applies here" is said as what it means here. */
+ * library's message names the key and, for a key of another scope, the
+ * scope it belongs to. */
 static int conf_error(const char *ctx, const char *topic, int r, const char *err)
 {
-    static const char scope[] = ": not a key that applies here";
     const char *why = err && *err ? err : klog_strerror(r);
-    size_t n = strlen(why), sn = sizeof scope - 1;
-    if (n > sn && !strcmp(why + n - sn, scope))
-        fprintf(stderr, "klog: %s: %s: %.*s: not a topic key (see 'klog %s --help')\n", ctx, topic,
-                (int)(n - sn), why, ctx);
-    else
-        fprintf(stderr, "klog: %s: %s: %s (see 'klog %s --help')\n", ctx, topic, why, ctx);
+    fprintf(stderr, "klog: %s: %s: %s (see 'klog %s --help')\n", ctx, topic, why, ctx);
     return CLI_FAIL;
 }
 

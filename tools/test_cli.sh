@@ -83,7 +83,7 @@ lines "$WORK/err" 1
 contains "$WORK/err" "klog: topics alter: scratch: no.such.key: unknown configuration key"
 expect 1 "$KLOG" topics alter scratch --config linger.ms=5 --config retention.ms=99
 lines "$WORK/err" 1
-contains "$WORK/err" "klog: topics alter: scratch: linger.ms: not a topic key"
+contains "$WORK/err" "klog: topics alter: scratch: linger.ms: a producer key, not a topic key"
 expect 1 "$KLOG" topics alter scratch --delete-config no.such.key
 lines "$WORK/err" 1
 expect 0 "$KLOG" topics describe scratch

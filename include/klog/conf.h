@@ -13,8 +13,19 @@
  * describe each one).  Each object reads the keys of its scope: the
  * instance from klog_open's conf, whose topic keys are also the defaults of
  * every topic; a topic from klog_topic_create's; producers and consumers
- * from their own.  klog_topic_create refuses keys of other scopes; the
- * others pass over them.
+ * from their own.  klog_topic_create refuses keys of other scopes;
+ * klog_producer_new and klog_consumer_new take one client conf holding
+ * producer and consumer keys (each reads its own) and refuse instance and
+ * topic keys, naming the scope they belong to; klog_open takes every key.
+ * Kafka's other spellings of the topic keys are accepted for them:
+ * retention.hours and retention.minutes (retention.ms in that unit), and
+ * the broker's log.retention.{hours,minutes,ms,bytes}, log.segment.bytes,
+ * log.roll.{ms,hours} (segment.ms), log.index.interval.bytes,
+ * message.max.bytes, log.cleanup.policy, log.flush.interval.{messages,ms},
+ * log.cleaner.delete.retention.ms, log.cleaner.min.cleanable.ratio and
+ * log.cleaner.min.compaction.lag.ms (-1 is forever in every unit); reading
+ * one reads its key in its unit.  An unknown key close to a known one says
+ * "did you mean KEY?".
  *   instance   io.backend [auto] auto|uring|posix;
  *              disk.budget.bytes [0 = no budget]; disk.budget.policy
  *              [delete-oldest] delete-oldest|refuse;

@@ -96,23 +96,124 @@ KLOG_API int klog_conf_dup(const klog_conf *conf, klog_conf **out)
     return 0;
 }
 
-static int find(const char *key, const kc_def **def)
+/* The key id named key (a key's own name or an alias), with its
+ * definition and the alias's unit (1 for a key's own name); -1 if none. */
+static int find_unit(const char *key, const kc_def **def, int64_t *unit)
 {
     for (unsigned t = 0; t < klog__conf_ntables; t++)
         for (unsigned i = 0; i < klog__conf_tables[t]->n; i++) {
             const kc_def *d = def_at(t, i);
             if (d && strcmp(d->name, key) == 0) {
                 *def = d;
+                *unit = 1;
                 return (int)(KC_KEY_BASE(t) + i);
             }
         }
+    for (unsigned l = 0; klog__conf_aliases[l]; l++)
+        for (const kc_alias *a = klog__conf_aliases[l]; a->name; a++)
+            if (strcmp(a->name, key) == 0 && (*def = klog__conf_def(a->key))) {
+                *unit = a->unit > 1 ? a->unit : 1;
+                return (int)a->key;
+            }
     return -1;
 }
 
-static int set_int_checked(klog_conf *c, kc_key k, const kc_def *d, int64_t v, char *errbuf, size_t errsize)
+static int find(const char *key, const kc_def **def)
+{
+    int64_t unit;
+    return find_unit(key, def, &unit);
+}
+
+/* Levenshtein distance of a and b, or more than cap when it is (names are
+ * short: two rows on the stack, longer names are simply not compared). */
+static unsigned edit_distance(const char *a, const char *b, unsigned cap)
+{
+    size_t na = strlen(a), nb = strlen(b);
+    unsigned row[2][65];
+    if (na > 64 || nb > 64)
+        return cap + 1;
+    for (size_t j = 0; j <= nb; j++)
+        row[0][j] = (unsigned)j;
+    for (size_t i = 1; i <= na; i++) {
+        unsigned *prev = row[(i - 1) & 1], *cur = row[i & 1], best = cur[0] = (unsigned)i;
+        for (size_t j = 1; j <= nb; j++) {
+            unsigned v = prev[j - 1] + (a[i - 1] != b[j - 1]);
+            if (prev[j] + 1 < v)
+                v = prev[j] + 1;
+            if (cur[j - 1] + 1 < v)
+                v = cur[j - 1] + 1;
+            cur[j] = v;
+            if (v < best)
+                best = v;
+        }
+        if (best > cap)
+            return cap + 1; /* every later row is at least this far */
+    }
+    return row[na & 1][nb];
+}
+
+static void consider(const char *key, const char *name, unsigned *best, const char **out)
+{
+    size_t len = strlen(name);
+    unsigned cap = len < 9 ? 1 : 2; /* fewer than a third of a short name */
+    if (cap >= *best)
+        cap = *best - 1;
+    unsigned d = edit_distance(key, name, cap);
+    if (d <= cap && d < *best) {
+        *best = d;
+        *out = name;
+    }
+}
+
+const char *klog__conf_suggest(const char *key)
+{
+    const char *out = NULL;
+    unsigned best = 3;
+    if (!key || !*key)
+        return NULL;
+    for (unsigned t = 0; t < klog__conf_ntables; t++)
+        for (unsigned i = 0; i < klog__conf_tables[t]->n; i++) {
+            const kc_def *d = def_at(t, i);
+            if (d)
+                consider(key, d->name, &best, &out);
+        }
+    for (unsigned l = 0; klog__conf_aliases[l]; l++)
+        for (const kc_alias *a = klog__conf_aliases[l]; a->name; a++)
+            consider(key, a->name, &best, &out);
+    return out;
+}
+
+/* KLOG_ECONF for an unknown key, with a "did you mean" when one is close. */
+static int unknown_key(const char *key, char *errbuf, size_t errsize)
+{
+    const char *near = klog__conf_suggest(key);
+    if (near)
+        return err(errbuf, errsize, "%s: unknown configuration key (did you mean %s?)", key, near);
+    return err(errbuf, errsize, "%s: unknown configuration key", key);
+}
+
+/* An alias's value in its key's unit: v * unit, a negative v as it is
+ * (Kafka's -1 hours is -1 ms: forever); out of range past what fits. */
+static int scale(const kc_def *d, const char *key, int64_t v, int64_t unit, int64_t *out, char *errbuf,
+                 size_t errsize)
+{
+    if (unit <= 1 || v < 0) {
+        *out = v;
+        return 0;
+    }
+    if (v > d->max / unit)
+        return err(errbuf, errsize, "%s: %" PRId64 " is out of range [%" PRId64 ", %" PRId64 "] (%s %" PRId64
+                   " at most)", key, v, d->min < 0 ? d->min : d->min / unit, d->max / unit, d->name, d->max);
+    *out = v * unit;
+    return 0;
+}
+
+/* name: the spelling the caller used (the key's, or an alias). */
+static int set_int_checked(klog_conf *c, kc_key k, const kc_def *d, const char *name, int64_t v, char *errbuf,
+                           size_t errsize)
 {
     if (v < d->min || v > d->max)
-        return err(errbuf, errsize, "%s: %" PRId64 " is out of range [%" PRId64 ", %" PRId64 "]", d->name, v,
+        return err(errbuf, errsize, "%s: %" PRId64 " is out of range [%" PRId64 ", %" PRId64 "]", name, v,
                    d->min, d->max);
     c->slot[k].v = v;
     c->slot[k].set = true;
@@ -132,9 +233,10 @@ KLOG_API int klog_conf_set(klog_conf *conf, const char *key, const char *value, 
     if (!conf || !key || !value)
         return -EINVAL;
     const kc_def *d;
-    int ki = find(key, &d);
+    int64_t unit;
+    int ki = find_unit(key, &d, &unit);
     if (ki < 0)
-        return err(errbuf, errsize, "%s: unknown configuration key", key);
+        return unknown_key(key, errbuf, errsize);
     kc_key k = (kc_key)ki;
     switch (d->type) {
     case KC_TYPE_INT: {
@@ -143,13 +245,15 @@ KLOG_API int klog_conf_set(klog_conf *conf, const char *key, const char *value, 
         long long v = strtoll(value, &end, 10);
         if (errno || end == value || *end != '\0')
             return err(errbuf, errsize, "%s: \"%s\" is not an integer", key, value);
-        return set_int_checked(conf, k, d, v, errbuf, errsize);
+        int64_t sv;
+        int rc = scale(d, key, v, unit, &sv, errbuf, errsize);
+        return rc < 0 ? rc : set_int_checked(conf, k, d, key, sv, errbuf, errsize);
     }
     case KC_TYPE_BOOL:
         if (!strcasecmp(value, "true") || !strcmp(value, "1"))
-            return set_int_checked(conf, k, d, 1, errbuf, errsize);
+            return set_int_checked(conf, k, d, key, 1, errbuf, errsize);
         if (!strcasecmp(value, "false") || !strcmp(value, "0"))
-            return set_int_checked(conf, k, d, 0, errbuf, errsize);
+            return set_int_checked(conf, k, d, key, 0, errbuf, errsize);
         return err(errbuf, errsize, "%s: \"%s\" is not true or false", key, value);
     case KC_TYPE_ENUM:
         for (int i = 0; d->values[i]; i++)
@@ -170,7 +274,7 @@ KLOG_API int klog_conf_set(klog_conf *conf, const char *key, const char *value, 
     case KC_TYPE_SYM:
         for (const kc_sym *s = d->syms; s->name; s++)
             if (!strcmp(value, s->name))
-                return set_int_checked(conf, k, d, s->value, errbuf, errsize);
+                return set_int_checked(conf, k, d, key, s->value, errbuf, errsize);
         return err(errbuf, errsize, "%s: \"%s\" is not %s", key, value, d->accepts);
     case KC_TYPE_RATIO: {
         char *end;
@@ -178,7 +282,7 @@ KLOG_API int klog_conf_set(klog_conf *conf, const char *key, const char *value, 
         double v = strtod(value, &end);
         if (errno || end == value || *end != '\0' || !(v >= 0.0 && v <= 1.0))
             return err(errbuf, errsize, "%s: \"%s\" is not a number from 0 to 1", key, value);
-        return set_int_checked(conf, k, d, (int64_t)(v * KC_RATIO_ONE + 0.5), errbuf, errsize);
+        return set_int_checked(conf, k, d, key, (int64_t)(v * KC_RATIO_ONE + 0.5), errbuf, errsize);
     }
     case KC_TYPE_STR: {
         if (strlen(value) >= KC_STR_MAX)
@@ -200,9 +304,15 @@ KLOG_API int klog_conf_set_int(klog_conf *conf, const char *key, int64_t value, 
     if (!conf || !key)
         return -EINVAL;
     const kc_def *d;
-    int k = find(key, &d);
+    int64_t unit;
+    int k = find_unit(key, &d, &unit);
     if (k < 0)
-        return err(errbuf, errsize, "%s: unknown configuration key", key);
+        return unknown_key(key, errbuf, errsize);
+    if (d->type == KC_TYPE_INT && unit > 1) {
+        int rc = scale(d, key, value, unit, &value, errbuf, errsize);
+        if (rc < 0)
+            return rc;
+    }
     if (d->type == KC_TYPE_ENUM || d->type == KC_TYPE_STR || d->type == KC_TYPE_RATIO)
         return err(errbuf, errsize, "%s: takes a string value, not an integer", key);
     if (d->type == KC_TYPE_SYM) {
@@ -212,16 +322,16 @@ KLOG_API int klog_conf_set_int(klog_conf *conf, const char *key, int64_t value, 
         if (!s->name)
             return err(errbuf, errsize, "%s: %" PRId64 " is not %s", key, value, d->accepts_int);
     }
-    return set_int_checked(conf, (kc_key)k, d, value, errbuf, errsize);
+    return set_int_checked(conf, (kc_key)k, d, key, value, errbuf, errsize);
 }
 
-static int format_value(const klog_conf *conf, kc_key k, const kc_def *d, char *buf, size_t bufsize)
+static int format_value(const klog_conf *conf, kc_key k, const kc_def *d, char *buf, size_t bufsize, int64_t unit)
 {
     bool set = conf && conf->slot[k].set;
     int64_t v = set ? conf->slot[k].v : d->def;
     switch (d->type) {
     case KC_TYPE_INT:
-        return snprintf(buf, bufsize, "%" PRId64, v);
+        return snprintf(buf, bufsize, "%" PRId64, unit > 1 && v > 0 ? v / unit : v);
     case KC_TYPE_BOOL:
         return snprintf(buf, bufsize, "%s", v ? "true" : "false");
     case KC_TYPE_ENUM:
@@ -244,10 +354,11 @@ KLOG_API int klog_conf_get(const klog_conf *conf, const char *key, char *buf, si
     if (!conf || !key || (!buf && bufsize))
         return -EINVAL;
     const kc_def *d;
-    int k = find(key, &d);
+    int64_t unit;
+    int k = find_unit(key, &d, &unit);
     if (k < 0)
         return KLOG_ECONF;
-    return format_value(conf, (kc_key)k, d, buf, bufsize);
+    return format_value(conf, (kc_key)k, d, buf, bufsize, unit);
 }
 
 /* The reads pair with klog__conf_publish: the set flag is loaded with
@@ -349,7 +460,7 @@ int klog__conf_dump(const klog_conf *conf, unsigned scope_mask, char *buf, size_
             if (!d || !conf->slot[k].set || !(d->scope & scope_mask))
                 continue;
             char v[KC_STR_MAX + 32];
-            format_value(conf, k, d, v, sizeof v);
+            format_value(conf, k, d, v, sizeof v, 1);
             int n = snprintf(buf + len, cap - len, "%s=%s\n", d->name, v);
             if (n < 0 || (size_t)n >= cap - len)
                 return -ENOSPC;
@@ -358,14 +469,43 @@ int klog__conf_dump(const klog_conf *conf, unsigned scope_mask, char *buf, size_
     return (int)len;
 }
 
+/* "instance", "topic", "producer or consumer", ... for a scope mask. */
+static const char *scope_names(unsigned scope, char *buf, size_t size)
+{
+    static const char *const names[] = { "instance", "topic", "producer", "consumer" };
+    size_t used = 0;
+    unsigned n = 0, total = (unsigned)__builtin_popcount(scope & KC_SCOPE_ALL);
+    buf[0] = '\0';
+    for (unsigned i = 0; i < 4; i++) {
+        if (!(scope & (1u << i)))
+            continue;
+        n++;
+        int w = snprintf(buf + used, size - used, "%s%s", n == 1 ? "" : n == total ? " or " : ", ", names[i]);
+        if (w < 0 || (size_t)w >= size - used)
+            break;
+        used += (size_t)w;
+    }
+    return buf;
+}
+
+/* KLOG_ECONF: key is of scope `scope`, not of any in `allowed`. */
+static int wrong_scope(const char *key, unsigned scope, unsigned allowed, char *errbuf, size_t errsize)
+{
+    char is[64], want[64];
+    scope_names(scope, is, sizeof is);
+    scope_names(allowed, want, sizeof want);
+    return err(errbuf, errsize, "%s: a%s %s key, not a%s %s key", key, is[0] == 'i' ? "n" : "", is,
+               want[0] == 'i' ? "n" : "", want);
+}
+
 int klog__conf_unset(klog_conf *conf, const char *key, unsigned scope_mask, char *errbuf, size_t errsize)
 {
     const kc_def *d = NULL;
     int k = key ? find(key, &d) : -1;
     if (k < 0)
-        return err(errbuf, errsize, "%s: unknown configuration key", key ? key : "(null)");
+        return key ? unknown_key(key, errbuf, errsize) : err(errbuf, errsize, "(null): unknown configuration key");
     if (!(d->scope & scope_mask))
-        return err(errbuf, errsize, "%s: not a key that applies here", key);
+        return wrong_scope(key, d->scope, scope_mask, errbuf, errsize);
     conf->slot[k].set = false;
     conf->slot[k].v = 0;
     free(conf->slot[k].s);
@@ -381,7 +521,7 @@ int klog__conf_check_scope(const klog_conf *conf, unsigned scope_mask, char *err
         for (unsigned i = 0; i < klog__conf_tables[t]->n; i++) {
             const kc_def *d = def_at(t, i);
             if (d && conf->slot[KC_KEY_BASE(t) + i].set && !(d->scope & scope_mask))
-                return err(errbuf, errsize, "%s: not a key that applies here", d->name);
+                return wrong_scope(d->name, d->scope, scope_mask, errbuf, errsize);
         }
     return 0;
 }
@@ -462,5 +602,28 @@ int klog__conf_tables_check(const kc_table *const *tables, unsigned n, char *err
                                    tables[tj]->owner, t->owner);
         }
     }
+    return 0;
+}
+
+int klog__conf_aliases_check(const kc_alias *const *lists, char *errbuf, size_t errsize)
+{
+    for (unsigned l = 0; lists && lists[l]; l++)
+        for (const kc_alias *a = lists[l]; a->name; a++) {
+            const kc_def *d = klog__conf_def(a->key), *same;
+            if (!d)
+                return err(errbuf, errsize, "alias %s: names no key", a->name);
+            if (a->unit > 1 && d->type != KC_TYPE_INT)
+                return err(errbuf, errsize, "alias %s: a unit on %s, which is not an integer key", a->name, d->name);
+            if (a->unit < 0)
+                return err(errbuf, errsize, "alias %s: a negative unit", a->name);
+            for (unsigned t = 0; t < klog__conf_ntables; t++)
+                for (unsigned i = 0; i < klog__conf_tables[t]->n; i++)
+                    if ((same = def_at(t, i)) && !strcmp(same->name, a->name))
+                        return err(errbuf, errsize, "%s: both a key and an alias", a->name);
+            for (unsigned m = 0; lists[m]; m++)
+                for (const kc_alias *b = lists[m]; b->name; b++)
+                    if (b != a && !strcmp(b->name, a->name))
+                        return err(errbuf, errsize, "%s: an alias twice", a->name);
+        }
     return 0;
 }

@@ -82,6 +82,22 @@ typedef struct kc_def {
     { .name = n_, .type = KC_TYPE_ENUM, .scope = sc_, .def = def_, .values = values_, .doc = doc_ }
 #define KC_STR(n_, sc_, doc_) { .name = n_, .type = KC_TYPE_STR, .scope = sc_, .doc = doc_ }
 
+/*
+ * Another spelling of a key of the same table: Kafka's topic-level
+ * retention.hours, or the broker-level log.retention.ms that Kafka takes as
+ * every topic's default.  A subsystem lists its aliases beside its table
+ * (terminated by a NULL name) and lib/compose.c lists those lists in
+ * klog__conf_aliases.  An alias is not a key of its own: setting it sets
+ * `key` (an integer alias's value times `unit`, a negative value as it is:
+ * -1 stays "forever" as in Kafka), reading it reads `key` (divided by
+ * `unit`), unsetting it unsets `key`; klog__conf_dump shows `key`.
+ */
+typedef struct kc_alias {
+    const char *name;
+    kc_key key;                 /* the key's id */
+    int64_t unit;               /* 0 or 1: the same unit; INT keys only otherwise */
+} kc_alias;
+
 typedef struct kc_table {
     const char *owner;          /* the subsystem, for messages ("producer") */
     unsigned id;                /* KC_TABLE_*: its index in klog__conf_tables */
@@ -93,11 +109,24 @@ typedef struct kc_table {
 extern const kc_table *const klog__conf_tables[];
 extern const unsigned klog__conf_ntables;
 
+/* The alias lists of the library, NULL-terminated (lib/compose.c). */
+extern const kc_alias *const klog__conf_aliases[];
+
+/* Check alias lists (NULL-terminated) against the library's tables: every
+ * alias names a key (with a unit only for an integer key), and no alias is
+ * spelled as a key or as another alias.  0 or KLOG_ECONF with the problem. */
+int klog__conf_aliases_check(const kc_alias *const *lists, char *errbuf, size_t errsize);
+
 /* Check a set of tables: ids match positions, no hole, no name twice
  * (across all of them), defaults inside their ranges, enum and symbol lists
  * present, a doc line for every key.  Returns 0 or KLOG_ECONF with the first
  * problem in errbuf. */
 int klog__conf_tables_check(const kc_table *const *tables, unsigned n, char *errbuf, size_t errsize);
+
+/* The name of the key or alias closest to `key` by edit distance, if it is
+ * close enough to be a typo of it (at most 2 edits, and fewer than a third
+ * of the name); NULL otherwise.  The "did you mean" of unknown keys. */
+const char *klog__conf_suggest(const char *key);
 
 /* The definition of a key id, or NULL if no table has it. */
 const kc_def *klog__conf_def(kc_key key);
@@ -144,7 +173,9 @@ int klog__conf_dump(const klog_conf *conf, unsigned scope_mask, char *buf, size_
  * or KLOG_ECONF when the key is unknown or outside scope_mask. */
 int klog__conf_unset(klog_conf *conf, const char *key, unsigned scope_mask, char *errbuf, size_t errsize);
 
-/* KLOG_ECONF naming the first explicitly set key outside scope_mask. */
+/* KLOG_ECONF naming the first explicitly set key outside scope_mask and
+ * the scope it belongs to ("retention.ms: a topic key, not a producer or
+ * consumer key"). */
 int klog__conf_check_scope(const klog_conf *conf, unsigned scope_mask, char *errbuf, size_t errsize);
 
 #endif

@@ -122,6 +122,12 @@ KLOG_API int klog_consumer_new(klog *k, const klog_conf *conf, klog_consumer **o
     *out = NULL;
     if (!k)
         return klog__errf(errbuf, errsize, -EINVAL, "no klog instance");
+    /* A client conf may be shared by producers and consumers (as
+     * librdkafka's is), but an instance or topic key in it would be
+     * silently ignored here: refused, naming the scope it belongs to. */
+    int src = klog__conf_check_scope(conf, KC_SCOPE_PRODUCER | KC_SCOPE_CONSUMER, errbuf, errsize);
+    if (src < 0)
+        return src;
     const char *gid = klog__conf_str(conf, KC_GROUP_ID);
     if (gid[0] && kg_name_check(gid) < 0)
         return klog__errf(errbuf, errsize, KLOG_EBADNAME, "group.id: \"%s\" is not a valid group name", gid);

@@ -790,6 +790,12 @@ KLOG_API int klog_producer_new(klog *k, const klog_conf *conf, klog_producer **o
     *out = NULL;
     if (!k)
         return klog__errf(errbuf, errsize, -EINVAL, "no klog instance");
+    /* A client conf may be shared by producers and consumers (as
+     * librdkafka's is), but an instance or topic key in it would be
+     * silently ignored here: refused, naming the scope it belongs to. */
+    int src = klog__conf_check_scope(conf, KC_SCOPE_PRODUCER | KC_SCOPE_CONSUMER, errbuf, errsize);
+    if (src < 0)
+        return src;
     klog_producer *p = calloc(1, sizeof *p);
     if (!p)
         return -ENOMEM;

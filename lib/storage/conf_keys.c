@@ -44,6 +44,35 @@ static const kc_def defs[] = {
                                          "records younger than this are not compacted"),
 };
 
+/*
+ * Kafka's other spellings (kc_alias): the topic-level retention in hours or
+ * minutes, and the broker-level names under which Kafka takes the same keys
+ * as every topic's default (what klog_open's conf is: its topic keys are the
+ * defaults of every topic).  Each sets the topic key it names.
+ */
+#define HOUR_MS 3600000
+#define MINUTE_MS 60000
+const kc_alias klog__log_conf_aliases[] = {
+    { "retention.hours", KC_RETENTION_MS, HOUR_MS },
+    { "retention.minutes", KC_RETENTION_MS, MINUTE_MS },
+    { "log.retention.hours", KC_RETENTION_MS, HOUR_MS },
+    { "log.retention.minutes", KC_RETENTION_MS, MINUTE_MS },
+    { "log.retention.ms", KC_RETENTION_MS, 1 },
+    { "log.retention.bytes", KC_RETENTION_BYTES, 1 },
+    { "log.segment.bytes", KC_SEGMENT_BYTES, 1 },
+    { "log.roll.ms", KC_SEGMENT_MS, 1 },
+    { "log.roll.hours", KC_SEGMENT_MS, HOUR_MS },
+    { "log.index.interval.bytes", KC_INDEX_INTERVAL_BYTES, 1 },
+    { "message.max.bytes", KC_MAX_MESSAGE_BYTES, 1 },
+    { "log.cleanup.policy", KC_CLEANUP_POLICY, 1 },
+    { "log.flush.interval.messages", KC_FLUSH_MESSAGES, 1 },
+    { "log.flush.interval.ms", KC_FLUSH_MS, 1 },
+    { "log.cleaner.delete.retention.ms", KC_DELETE_RETENTION_MS, 1 },
+    { "log.cleaner.min.cleanable.ratio", KC_MIN_CLEANABLE_DIRTY_RATIO, 1 },
+    { "log.cleaner.min.compaction.lag.ms", KC_MIN_COMPACTION_LAG_MS, 1 },
+    { NULL, 0, 0 },
+};
+
 /* An entry for every key of the enum (a hole is caught by klog__conf_tables_check). */
 _Static_assert(sizeof defs / sizeof defs[0] == KC_LOG__END - KC_KEY_BASE(KC_TABLE_LOG),
                "a key without an entry");

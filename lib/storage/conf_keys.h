@@ -37,5 +37,7 @@ enum { KC_COMPRESSION_NONE, KC_COMPRESSION_LZ4, KC_COMPRESSION_ZSTD, KC_COMPRESS
        KC_COMPRESSION_GZIP, KC_COMPRESSION_SNAPPY };
 
 extern const kc_table klog__log_conf_table;
+/* Kafka's other spellings of these keys (retention.hours, log.retention.ms, ...). */
+extern const kc_alias klog__log_conf_aliases[];
 
 #endif

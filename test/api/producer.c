@@ -1982,3 +1982,42 @@ static void refused_then_written(const char *codec)
 
 Test(producer, sender_finished_batches_restamped_after_a_refused_one) { refused_then_written("none"); }
 Test(producer, sender_finished_batches_restamped_after_a_refused_one_lz4) { refused_then_written("lz4"); }
+
+/* Issue 20: `produce -X retention.ms=1000` used to be accepted and ignored.
+ * A producer or consumer conf holding a topic or instance key is refused
+ * with the scope the key belongs to; producer and consumer keys may share
+ * one client conf (as librdkafka's); Kafka's spellings are topic keys too. */
+Test(producer, keys_of_another_scope_are_refused_naming_it)
+{
+    klog *k = ut_open();
+    static const char *const bad[][3] = {
+        { "retention.ms", "1000", "retention.ms: a topic key, not a producer or consumer key" },
+        { "retention.hours", "1", "retention.ms: a topic key, not a producer or consumer key" },
+        { "io.backend", "posix", "io.backend: an instance key, not a producer or consumer key" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        klog_conf *c = ut_conf(bad[i][0], bad[i][1], NULL);
+        klog_producer *p = NULL;
+        klog_consumer *cons = NULL;
+        char e[256] = "";
+        cr_assert_eq(klog_producer_new(k, c, &p, e, sizeof e), KLOG_ECONF, "%s", bad[i][0]);
+        cr_assert_null(p);
+        cr_assert_str_eq(e, bad[i][2]);
+        e[0] = '\0';
+        cr_assert_eq(klog_consumer_new(k, c, &cons, e, sizeof e), KLOG_ECONF, "%s", bad[i][0]);
+        cr_assert_null(cons);
+        cr_assert_str_eq(e, bad[i][2]);
+        klog_conf_free(c);
+    }
+    /* a shared client conf still works for both */
+    klog_conf *c = ut_conf("acks", "all", "auto.offset.reset", "earliest", "client.id", "me", NULL);
+    klog_producer *p = NULL;
+    klog_consumer *cons = NULL;
+    char e[256] = "";
+    cr_assert_eq(klog_producer_new(k, c, &p, e, sizeof e), 0, "%s", e);
+    cr_assert_eq(klog_consumer_new(k, c, &cons, e, sizeof e), 0, "%s", e);
+    cr_assert_eq(klog_producer_close(p), 0);
+    cr_assert_eq(klog_consumer_close(cons), 0);
+    klog_conf_free(c);
+    cr_assert_eq(klog_close(k), 0);
+}

@@ -58,6 +58,18 @@ Test(registry, every_key_is_reachable_by_name_and_id)
      * 18), replication's 9 (lib/replication/conf_keys.c, issue 16) and the
      * TLS transport's 10 (lib/transport/conf_keys.c). */
     cr_assert_eq(keys, 89, "the 89 keys: none lost, none added by accident");
+    /* and Kafka's other spellings of the log keys (issue 20), which are
+     * not keys of their own: each reads and sets its key */
+    unsigned aliases = 0;
+    for (unsigned l = 0; klog__conf_aliases[l]; l++)
+        for (const kc_alias *a = klog__conf_aliases[l]; a->name; a++) {
+            char v[300];
+            cr_assert_geq(klog_conf_get(c, a->name, v, sizeof v), 0, "%s", a->name);
+            char e[256] = "";
+            cr_assert_eq(klog_conf_set(c, a->name, v, e, sizeof e), 0, "%s=%s: %s", a->name, v, e);
+            aliases++;
+        }
+    cr_assert_eq(aliases, 17, "the 17 aliases: none lost, none added by accident");
     klog_conf_free(c);
 }
 
@@ -162,8 +174,6 @@ Test(registry, holes_bad_defaults_missing_docs_and_wrong_ids_are_rejected)
     cr_assert_str_eq(e, "table beta has id 1 but is listed at 0");
 }
 
-/* ---- messages that were special cases --------------------------------------------------- */
-
 static void expect_err(klog_conf *c, const char *key, const char *value, const char *msg)
 {
     char e[256] = "";
@@ -171,14 +181,135 @@ static void expect_err(klog_conf *c, const char *key, const char *value, const c
     cr_assert_str_eq(e, msg);
 }
 
+/* ---- Kafka's other spellings (issue 20) ------------------------------------------------ */
+
+Test(aliases, the_library_aliases_pass_the_check)
+{
+    char e[256] = "";
+    cr_assert_eq(klog__conf_aliases_check(klog__conf_aliases, e, sizeof e), 0, "%s", e);
+}
+
+Test(aliases, bad_alias_lists_are_rejected)
+{
+    char e[256] = "";
+    static const kc_alias to_nothing[] = { { "no.key", KC_KEY_BASE(KC_TABLE_LOG) + 31, 1 }, { NULL, 0, 0 } };
+    static const kc_alias unit_on_enum[] = { { "x.policy", KC_CLEANUP_POLICY, 60 }, { NULL, 0, 0 } };
+    static const kc_alias is_a_key[] = { { "linger.ms", KC_LINGER_MS, 1 }, { NULL, 0, 0 } };
+    static const kc_alias twice[] = { { "retention.hours", KC_RETENTION_MS, 3600000 }, { NULL, 0, 0 } };
+    const kc_alias *const l1[] = { to_nothing, NULL }, *const l2[] = { unit_on_enum, NULL },
+                          *const l3[] = { is_a_key, NULL }, *const l4[] = { klog__log_conf_aliases, twice, NULL };
+    cr_assert_eq(klog__conf_aliases_check(l1, e, sizeof e), KLOG_ECONF);
+    cr_assert_str_eq(e, "alias no.key: names no key");
+    cr_assert_eq(klog__conf_aliases_check(l2, e, sizeof e), KLOG_ECONF);
+    cr_assert_str_eq(e, "alias x.policy: a unit on cleanup.policy, which is not an integer key");
+    cr_assert_eq(klog__conf_aliases_check(l3, e, sizeof e), KLOG_ECONF);
+    cr_assert_str_eq(e, "linger.ms: both a key and an alias");
+    cr_assert_eq(klog__conf_aliases_check(l4, e, sizeof e), KLOG_ECONF);
+    cr_assert_str_eq(e, "retention.hours: an alias twice");
+}
+
+Test(aliases, set_the_key_in_its_unit)
+{
+    klog_conf *c;
+    char e[256] = "", v[64];
+    cr_assert_eq(klog_conf_new(&c), 0);
+    cr_assert_eq(klog_conf_set(c, "retention.hours", "2", e, sizeof e), 0, "%s", e);
+    cr_assert_eq(klog__conf_int(c, KC_RETENTION_MS), 7200000);
+    cr_assert_eq(klog_conf_get(c, "retention.ms", v, sizeof v), 7);
+    cr_assert_str_eq(v, "7200000");
+    cr_assert_eq(klog_conf_get(c, "retention.hours", v, sizeof v), 1);
+    cr_assert_str_eq(v, "2");
+    cr_assert_eq(klog_conf_set(c, "retention.minutes", "90", e, sizeof e), 0, "%s", e);
+    cr_assert_eq(klog__conf_int(c, KC_RETENTION_MS), 5400000);
+    cr_assert_eq(klog_conf_set_int(c, "log.retention.hours", 1, e, sizeof e), 0, "%s", e);
+    cr_assert_eq(klog__conf_int(c, KC_RETENTION_MS), 3600000);
+    /* -1 is forever in every unit, as in Kafka */
+    cr_assert_eq(klog_conf_set(c, "log.retention.hours", "-1", e, sizeof e), 0, "%s", e);
+    cr_assert_eq(klog__conf_int(c, KC_RETENTION_MS), -1);
+    cr_assert_eq(klog_conf_get(c, "retention.hours", v, sizeof v), 2);
+    cr_assert_str_eq(v, "-1");
+    cr_assert_eq(klog_conf_set(c, "retention.hours", "-2", e, sizeof e), KLOG_ECONF);
+    cr_assert_eq(klog_conf_set(c, "retention.hours", "9223372036854775807", e, sizeof e), KLOG_ECONF);
+    cr_assert(strstr(e, "retention.hours: 9223372036854775807 is out of range"), "%s", e);
+    cr_assert_eq(klog__conf_int(c, KC_RETENTION_MS), -1, "a refused value changes nothing");
+    /* same-unit broker spellings, of every type */
+    cr_assert_eq(klog_conf_set(c, "log.segment.bytes", "1048576", e, sizeof e), 0, "%s", e);
+    cr_assert_eq(klog__conf_int(c, KC_SEGMENT_BYTES), 1048576);
+    cr_assert_eq(klog_conf_set(c, "log.cleanup.policy", "compact", e, sizeof e), 0, "%s", e);
+    cr_assert_eq(klog__conf_int(c, KC_CLEANUP_POLICY), KC_CLEANUP_COMPACT);
+    cr_assert_eq(klog_conf_set(c, "log.cleaner.min.cleanable.ratio", "0.25", e, sizeof e), 0, "%s", e);
+    cr_assert_eq(klog__conf_int(c, KC_MIN_CLEANABLE_DIRTY_RATIO), KC_RATIO_ONE / 4);
+    cr_assert_eq(klog_conf_set(c, "log.roll.hours", "1", e, sizeof e), 0, "%s", e);
+    cr_assert_eq(klog__conf_int(c, KC_SEGMENT_MS), 3600000);
+    /* errors name the spelling used */
+    expect_err(c, "log.segment.bytes", "12", "log.segment.bytes: 12 is out of range [1024, 2147483647]");
+    /* dumped (topic metadata, describe) under the key's own name */
+    char dump[512];
+    cr_assert_gt(klog__conf_dump(c, KC_SCOPE_TOPIC, dump, sizeof dump), 0);
+    cr_assert(strstr(dump, "retention.ms=-1\n"), "%s", dump);
+    cr_assert(strstr(dump, "segment.bytes=1048576\n"), "%s", dump);
+    cr_assert_null(strstr(dump, "log."), "%s", dump);
+    /* unset through an alias (topics alter --delete-config) */
+    cr_assert_eq(klog__conf_unset(c, "log.retention.minutes", KC_SCOPE_TOPIC, e, sizeof e), 0, "%s", e);
+    cr_assert_not(klog__conf_isset(c, KC_RETENTION_MS));
+    klog_conf_free(c);
+}
+
+Test(aliases, did_you_mean)
+{
+    static const struct { const char *typo, *near; } cases[] = {
+        { "retention.msx", "retention.ms" }, { "log.retension.hours", "log.retention.hours" },
+        { "lnger.ms", "linger.ms" }, { "auto.offset.rest", "auto.offset.reset" },
+        { "Acks", "acks" }, { "segment.byte", "segment.bytes" },
+        { "zzz", NULL }, { "completely.unrelated.key", NULL }, { "", NULL },
+        { "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz", NULL },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *got = klog__conf_suggest(cases[i].typo);
+        if (cases[i].near)
+            cr_assert(got && !strcmp(got, cases[i].near), "%s: %s, not %s", cases[i].typo, got ? got : "none",
+                      cases[i].near);
+        else
+            cr_assert_null(got, "%s: %s", cases[i].typo, got);
+    }
+    klog_conf *c;
+    char e[256] = "";
+    cr_assert_eq(klog_conf_new(&c), 0);
+    cr_assert_eq(klog_conf_set_int(c, "retention.msx", 5, e, sizeof e), KLOG_ECONF);
+    cr_assert_str_eq(e, "retention.msx: unknown configuration key (did you mean retention.ms?)");
+    cr_assert_eq(klog__conf_unset(c, "log.segment.byte", KC_SCOPE_TOPIC, e, sizeof e), KLOG_ECONF);
+    cr_assert_str_eq(e, "log.segment.byte: unknown configuration key (did you mean log.segment.bytes?)");
+    klog_conf_free(c);
+}
+
+/* A key of another scope is named with the scope it belongs to (issue 20). */
+Test(aliases, a_key_of_another_scope_names_its_scope)
+{
+    klog_conf *c;
+    char e[256] = "";
+    cr_assert_eq(klog_conf_new(&c), 0);
+    cr_assert_eq(klog_conf_set(c, "retention.ms", "1000", e, sizeof e), 0);
+    cr_assert_eq(klog__conf_check_scope(c, KC_SCOPE_PRODUCER | KC_SCOPE_CONSUMER, e, sizeof e), KLOG_ECONF);
+    cr_assert_str_eq(e, "retention.ms: a topic key, not a producer or consumer key");
+    cr_assert_eq(klog__conf_unset(c, "io.backend", KC_SCOPE_TOPIC, e, sizeof e), KLOG_ECONF);
+    cr_assert_str_eq(e, "io.backend: an instance key, not a topic key");
+    cr_assert_eq(klog__conf_unset(c, "compression.level", KC_SCOPE_TOPIC, e, sizeof e), KLOG_ECONF);
+    cr_assert_str_eq(e, "compression.level: a producer key, not a topic key");
+    klog_conf_free(c);
+}
+
+/* ---- messages that were special cases --------------------------------------------------- */
+
 Test(registry, messages_are_unchanged)
 {
     klog_conf *c;
     cr_assert_eq(klog_conf_new(&c), 0);
     char e[256] = "";
-    expect_err(c, "linger.msec", "5", "linger.msec: unknown configuration key");
-    cr_assert_eq(klog_conf_set_int(c, "linger.msec", 5, e, sizeof e), KLOG_ECONF);
-    cr_assert_str_eq(e, "linger.msec: unknown configuration key");
+    expect_err(c, "frobnicate.level", "5", "frobnicate.level: unknown configuration key");
+    cr_assert_eq(klog_conf_set_int(c, "frobnicate.level", 5, e, sizeof e), KLOG_ECONF);
+    cr_assert_str_eq(e, "frobnicate.level: unknown configuration key");
+    /* close to a key: the "did you mean" of issue 20 */
+    expect_err(c, "linger.msec", "5", "linger.msec: unknown configuration key (did you mean linger.ms?)");
     expect_err(c, "acks", "2", "acks: \"2\" is not 0, 1, all or -1");
     cr_assert_eq(klog_conf_set_int(c, "acks", 2, e, sizeof e), KLOG_ECONF);
     cr_assert_str_eq(e, "acks: 2 is not 0, 1 or -1");
