@@ -193,6 +193,74 @@ int cli_conf_kv(const char *ctx, klog_conf *conf, const char *kv)
     return cli_conf_set(ctx, conf, key, eq + 1);
 }
 
+/* Exactly n digits at *p, moved past. */
+static bool digits(const char **p, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if ((*p)[i] < '0' || (*p)[i] > '9')
+            return false;
+        v = v * 10 + ((*p)[i] - '0');
+    }
+    *p += n;
+    *out = v;
+    return true;
+}
+
+bool cli_datetime_ms(const char *s, int64_t *ms)
+{
+    int Y, M, D, h, m, sec, frac = 0;
+    const char *p = s;
+    if (!s || !digits(&p, 4, &Y) || *p++ != '-' || !digits(&p, 2, &M) || *p++ != '-' || !digits(&p, 2, &D) ||
+        *p++ != 'T' || !digits(&p, 2, &h) || *p++ != ':' || !digits(&p, 2, &m) || *p++ != ':' ||
+        !digits(&p, 2, &sec))
+        return false;
+    if (*p == '.') {
+        p++;
+        int n = 0, scale = 100;
+        while (*p >= '0' && *p <= '9' && n < 9) {
+            frac += (*p - '0') * scale;
+            scale /= 10;
+            p++, n++;
+        }
+        if (n == 0)
+            return false;
+    }
+    if (M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 60)
+        return false;
+    struct tm tm = { .tm_year = Y - 1900, .tm_mon = M - 1, .tm_mday = D, .tm_hour = h, .tm_min = m,
+                     .tm_sec = sec, .tm_isdst = -1 };
+    time_t t;
+    if (*p == '\0') {
+        t = mktime(&tm); /* local time */
+        if (t == (time_t)-1 && !(Y == 1969 && M == 12 && D == 31))
+            return false;
+    } else {
+        int zone = 0;
+        if (*p == 'Z') {
+            p++;
+        } else if (*p == '+' || *p == '-') {
+            int sign = *p++ == '-' ? -1 : 1, zh, zm;
+            if (!digits(&p, 2, &zh))
+                return false;
+            if (*p == ':')
+                p++;
+            if (!digits(&p, 2, &zm) || zh > 23 || zm > 59)
+                return false;
+            zone = sign * (zh * 3600 + zm * 60);
+        } else {
+            return false;
+        }
+        if (*p)
+            return false;
+        t = timegm(&tm) - zone;
+    }
+    if (tm.tm_mday != D || tm.tm_mon != M - 1)
+        return false; /* 2026-02-31 normalised into March */
+    *ms = (int64_t)t * 1000 + frac;
+    return true;
+}
+
 int64_t cli_wall_ms(void)
 {
     struct timespec ts;

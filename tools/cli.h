@@ -91,6 +91,11 @@ int cli_check_topic(const char *ctx, klog *k, const char *topic, int32_t partiti
 int cli_conf_kv(const char *ctx, klog_conf *conf, const char *kv);
 int cli_conf_set(const char *ctx, klog_conf *conf, const char *key, const char *value);
 
+/* Kafka's --to-datetime: YYYY-MM-DDTHH:mm:SS[.sss] then Z, +HH:MM, -HH:MM
+ * (or +HHMM) or nothing (local time, as Kafka's tool takes it).  False when
+ * the text is not such a time. */
+bool cli_datetime_ms(const char *s, int64_t *ms);
+
 /* Wall clock in ms; monotonic clock in ns. */
 int64_t cli_wall_ms(void);
 uint64_t cli_now_ns(void);
@@ -128,6 +133,7 @@ int cmd_topics(int argc, char **argv);
 int cmd_produce(int argc, char **argv);
 int cmd_consume(int argc, char **argv);
 int cmd_groups(int argc, char **argv);
+int cmd_delete_records(int argc, char **argv);
 int cmd_dump(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_perf(int argc, char **argv);

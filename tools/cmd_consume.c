@@ -13,7 +13,8 @@ static const char consume_help[] =
     "Usage: klog [-d DIR] consume TOPIC [OPTIONS]\n"
     "\n"
     "Print the records of a topic, one per line, until interrupted, until\n"
-    "--max-messages, or until --timeout-ms passes without a record.\n"
+    "--max-messages, until --timeout-ms passes without a record, or with\n"
+    "--exit-at-end once every partition read is at its end.\n"
     "\n"
     "Where to start (default: the end, i.e. only new records):\n"
     "  --from-beginning       from the start of each partition (with --group:\n"
@@ -34,17 +35,28 @@ static const char consume_help[] =
     "When to stop:\n"
     "  --max-messages N       after N records\n"
     "  --timeout-ms T         after T ms without a record (default: never)\n"
+    "  -e, --exit-at-end      once every partition read is at its end (kcat -e;\n"
+    "                         with --group, every partition assigned)\n"
     "Output:\n"
-    "  --format value|kv|json value: the value (default); kv: key, separator, value;\n"
+    "  --format value|kv|json|TEMPLATE\n"
+    "                         value: the value (default); kv: key, separator, value;\n"
     "                         json: one object per line with topic, partition,\n"
     "                         offset, timestamp, key, value, headers.  Null keys and\n"
     "                         values print as null.  In json, a key or value that is\n"
     "                         not valid UTF-8 is base64 with \"key_base64\":true\n"
     "                         (\"value_base64\", and the same inside headers).\n"
+    "                         TEMPLATE (kcat -f): text with %t topic, %p partition,\n"
+    "                         %o offset, %k key, %s value, %T timestamp, %h headers\n"
+    "                         (k=v,...), %S value size, %K key size, %% and the\n"
+    "                         escapes \\n \\t \\r \\\\ (no newline is added).\n"
     "  --separator SEP        the kv separator (default: a tab)\n"
     "  -X, --property KEY=VALUE\n"
     "                         any consumer key (max.poll.records, ...; repeatable;\n"
-    "                         in remote mode librdkafka's consumer properties)\n"
+    "                         in remote mode librdkafka's consumer properties), or\n"
+    "                         Kafka's console consumer properties: print.key,\n"
+    "                         print.timestamp, print.offset, print.partition,\n"
+    "                         print.headers, print.value=true|false and\n"
+    "                         key.separator=SEP (default a tab)\n"
     "  -q, --quiet            no \"Processed a total of N messages\" line\n"
     "  -d, --dir DIR          data directory (default: $KLOG_DIR)\n"
     CLI_REMOTE_HELP
@@ -57,7 +69,7 @@ static const char consume_help[] =
 
 enum {
     O_FROM_BEGINNING = 256, O_OFFSET, O_TIMESTAMP, O_PARTITION, O_GROUP, O_MAX, O_TIMEOUT, O_FORMAT,
-    O_SEP, O_TOPIC,
+    O_SEP, O_TOPIC, O_EXIT_AT_END,
 };
 
 static const struct option consume_opts[] = {
@@ -75,6 +87,7 @@ static const struct option consume_opts[] = {
     { "format", required_argument, NULL, O_FORMAT },
     { "separator", required_argument, NULL, O_SEP },
     { "topic", required_argument, NULL, O_TOPIC },
+    { "exit-at-end", no_argument, NULL, 'e' },
     CLI_REMOTE_OPTIONS,
     { NULL, 0, NULL, 0 },
 };
@@ -87,19 +100,127 @@ static void print_plain(FILE *f, const void *p, size_t n)
         fputs("null", f);
 }
 
-void cli_print_record(FILE *f, const cli_record *m, enum cli_fmt fmt, const char *sep)
+/* The headers as kcat's %h and Kafka's print.headers show them:
+ * "k1=v1,k2=v2" (kcat) or "k1:v1,k2:v2" (Kafka); Kafka's NO_HEADERS when
+ * there are none. */
+static void print_headers(FILE *f, const cli_record *m, char kv, const char *none)
 {
-    if (fmt == CLI_FMT_VALUE) {
-        print_plain(f, m->value, m->value_len);
-        fputc('\n', f);
-        return;
+    if (m->header_count == 0 && none)
+        fputs(none, f);
+    for (size_t i = 0; i < m->header_count; i++) {
+        const char *hk;
+        size_t hkl, hvl;
+        const void *hv;
+        if (m->header(m->src, i, &hk, &hkl, &hv, &hvl) < 0)
+            break;
+        if (i)
+            fputc(',', f);
+        fwrite(hk, 1, hkl, f);
+        fputc(kv, f);
+        print_plain(f, hv, hvl);
     }
-    if (fmt == CLI_FMT_KV) {
+}
+
+const char *cli_template_check(const char *t)
+{
+    for (; *t; t++) {
+        if (*t == '%') {
+            if (!t[1] || !strchr("tpokshTSK%", t[1]))
+                return "unknown %-field (known: %t %p %o %k %s %T %h %S %K %%)";
+            t++;
+        } else if (*t == '\\') {
+            if (!t[1] || !strchr("ntr\\", t[1]))
+                return "unknown \\-escape (known: \\n \\t \\r \\\\)";
+            t++;
+        }
+    }
+    return NULL;
+}
+
+/* A --format template, checked by cli_template_check: null keys and values
+ * print as nothing, their sizes (%K, %S) as -1 (kcat's). */
+static void print_template(FILE *f, const cli_record *m, const char *t)
+{
+    for (; *t; t++) {
+        if (*t == '\\') {
+            t++;
+            fputc(*t == 'n' ? '\n' : *t == 't' ? '\t' : *t == 'r' ? '\r' : '\\', f);
+            continue;
+        }
+        if (*t != '%') {
+            fputc(*t, f);
+            continue;
+        }
+        switch (*++t) {
+        case 't': fputs(m->topic, f); break;
+        case 'p': fprintf(f, "%d", (int)m->partition); break;
+        case 'o': fprintf(f, "%" PRId64, m->offset); break;
+        case 'T': fprintf(f, "%" PRId64, m->timestamp); break;
+        case 'k': if (m->key) fwrite(m->key, 1, m->key_len, f); break;
+        case 's': if (m->value) fwrite(m->value, 1, m->value_len, f); break;
+        case 'K': fprintf(f, "%zd", m->key ? (ssize_t)m->key_len : (ssize_t)-1); break;
+        case 'S': fprintf(f, "%zd", m->value ? (ssize_t)m->value_len : (ssize_t)-1); break;
+        case 'h': print_headers(f, m, '=', NULL); break;
+        default: fputc('%', f); break;
+        }
+    }
+}
+
+/* Kafka's DefaultMessageFormatter: CreateTime:T, Partition:P, Offset:O,
+ * headers, key, value, in that order, as print.* asks, sep between. */
+static void print_kafka(FILE *f, const cli_record *m, unsigned what, const char *sep)
+{
+    bool first = true;
+#define FIELD() (first ? (void)(first = false) : (void)fputs(sep, f))
+    if (what & CLI_PRINT_TIMESTAMP) {
+        FIELD();
+        fprintf(f, "CreateTime:%" PRId64, m->timestamp);
+    }
+    if (what & CLI_PRINT_PARTITION) {
+        FIELD();
+        fprintf(f, "Partition:%d", (int)m->partition);
+    }
+    if (what & CLI_PRINT_OFFSET) {
+        FIELD();
+        fprintf(f, "Offset:%" PRId64, m->offset);
+    }
+    if (what & CLI_PRINT_HEADERS) {
+        FIELD();
+        print_headers(f, m, ':', "NO_HEADERS");
+    }
+    if (what & CLI_PRINT_KEY) {
+        FIELD();
         print_plain(f, m->key, m->key_len);
-        fputs(sep, f);
+    }
+    if (what & CLI_PRINT_VALUE) {
+        FIELD();
+        print_plain(f, m->value, m->value_len);
+    }
+#undef FIELD
+    fputc('\n', f);
+}
+
+void cli_print_record(FILE *f, const cli_record *m, const cli_out *out)
+{
+    switch (out->fmt) {
+    case CLI_FMT_VALUE:
         print_plain(f, m->value, m->value_len);
         fputc('\n', f);
         return;
+    case CLI_FMT_KV:
+        print_plain(f, m->key, m->key_len);
+        fputs(out->sep, f);
+        print_plain(f, m->value, m->value_len);
+        fputc('\n', f);
+        return;
+    case CLI_FMT_TEMPLATE:
+        print_template(f, m, out->tmpl);
+        return;
+    case CLI_FMT_KAFKA:
+        print_kafka(f, m, out->print, out->sep);
+        return;
+    case CLI_FMT_JSON:
+        break;
     }
     fputs("{\"topic\":", f);
     cli_json_str(f, m->topic);
@@ -133,14 +254,14 @@ static int klog_header_at(const void *src, size_t i, const char **k, size_t *kl,
     return klog_message_header((const klog_message *)src, i, k, kl, v, vl);
 }
 
-static void print_msg(FILE *f, const klog_message *m, enum cli_fmt fmt, const char *sep)
+static void print_msg(FILE *f, const klog_message *m, const cli_out *out)
 {
     cli_record r = {
         .topic = m->topic, .partition = m->partition, .offset = m->offset, .timestamp = m->timestamp,
         .key = m->key, .key_len = m->key_len, .value = m->value, .value_len = m->value_len,
         .header_count = m->header_count, .header = klog_header_at, .src = m,
     };
-    cli_print_record(f, &r, fmt, sep);
+    cli_print_record(f, &r, out);
 }
 
 /*
@@ -176,11 +297,33 @@ static int commit_printed(klog_consumer *c, const char *topic, const int64_t *ne
     return rc;
 }
 
+/* --exit-at-end: every partition assigned (at least one) has nothing left
+ * to read past the records already returned. */
+static bool at_end(klog_consumer *c)
+{
+    klog_partition_list *l = NULL;
+    if (klog_consumer_assignment(c, &l) < 0)
+        return false;
+    size_t n = klog_partition_list_count(l);
+    bool end = n > 0;
+    for (size_t i = 0; end && i < n; i++) {
+        const char *t;
+        int32_t p;
+        int64_t lag = 1;
+        end = klog_partition_list_get(l, i, &t, &p, NULL, NULL, NULL) == 0 &&
+              klog_consumer_lag(c, t, p, &lag) == 0 && lag == 0;
+    }
+    klog_partition_list_free(l);
+    return end;
+}
+
 int cmd_consume(int argc, char **argv)
 {
     const char *ctx = "consume";
     const char *dir = NULL, *topic = NULL, *group = NULL, *sep = "\t";
-    bool from_beginning = false, quiet = false, have_offset = false, have_ts = false;
+    bool from_beginning = false, quiet = false, have_offset = false, have_ts = false, exit_at_end = false;
+    unsigned print = CLI_PRINT_VALUE, print_set = 0;
+    const char *tmpl = NULL;
     int64_t offset = 0, ts = 0, max_messages = -1, timeout_ms = -1;
     int32_t partition = -1;
     enum cli_fmt fmt = CLI_FMT_VALUE;
@@ -195,18 +338,47 @@ int cmd_consume(int argc, char **argv)
         return cli_err(ctx, "out of memory");
 
     optind = 0;
-    while ((c = cli_getopt(argc, argv, "d:hqX:", consume_opts, ctx, ctx)) != -1) {
+    while ((c = cli_getopt(argc, argv, "d:hqX:e", consume_opts, ctx, ctx)) != -1) {
         switch (c) {
         case 'd': dir = optarg; break;
         case 'h':
             fputs(consume_help, stdout);
             goto out;
         case 'q': quiet = true; break;
-        case 'X':
-            /* applied once the mode is known: klog keys, or librdkafka's */
-            if ((rc = cli_props_add(ctx, &props, optarg)) != CLI_OK)
+        case 'e': exit_at_end = true; break;
+        case 'X': {
+            /* Kafka's console consumer properties are the printer's */
+            static const struct { const char *name; unsigned bit; } pp[] = {
+                { "print.timestamp=", CLI_PRINT_TIMESTAMP }, { "print.partition=", CLI_PRINT_PARTITION },
+                { "print.offset=", CLI_PRINT_OFFSET }, { "print.headers=", CLI_PRINT_HEADERS },
+                { "print.key=", CLI_PRINT_KEY }, { "print.value=", CLI_PRINT_VALUE },
+            };
+            bool mine = false;
+            for (size_t i = 0; i < sizeof pp / sizeof pp[0] && !mine; i++) {
+                size_t n = strlen(pp[i].name);
+                if (strncmp(optarg, pp[i].name, n))
+                    continue;
+                mine = true;
+                if (!strcmp(optarg + n, "true"))
+                    print |= pp[i].bit;
+                else if (!strcmp(optarg + n, "false"))
+                    print &= ~pp[i].bit;
+                else {
+                    rc = cli_usage(ctx, ctx, "--property %.*s: '%s' is not true or false", (int)n - 1, optarg,
+                                   optarg + n);
+                    goto out;
+                }
+                print_set |= pp[i].bit;
+            }
+            if (!mine && !strncmp(optarg, "key.separator=", 14)) {
+                mine = true;
+                sep = optarg + 14;
+            }
+            /* the rest: applied once the mode is known, klog keys or librdkafka's */
+            if (!mine && (rc = cli_props_add(ctx, &props, optarg)) != CLI_OK)
                 goto out;
             break;
+        }
         case O_BOOTSTRAP:
         case O_CMDCONFIG: cli_remote_option(c, optarg); break;
         case O_FROM_BEGINNING: from_beginning = true; break;
@@ -257,8 +429,17 @@ int cmd_consume(int argc, char **argv)
                 fmt = CLI_FMT_KV;
             else if (!strcmp(optarg, "json"))
                 fmt = CLI_FMT_JSON;
-            else {
-                rc = cli_usage(ctx, ctx, "--format must be value, kv or json, not '%s'", optarg);
+            else if (strchr(optarg, '%') || strchr(optarg, '\\')) {
+                const char *why = cli_template_check(optarg);
+                if (why) {
+                    rc = cli_usage(ctx, ctx, "--format '%s': %s", optarg, why);
+                    goto out;
+                }
+                fmt = CLI_FMT_TEMPLATE;
+                tmpl = optarg;
+            } else {
+                rc = cli_usage(ctx, ctx, "--format must be value, kv, json or a template with %%-fields, not '%s'",
+                               optarg);
                 goto out;
             }
             break;
@@ -280,6 +461,18 @@ int cmd_consume(int argc, char **argv)
         rc = cli_usage(ctx, ctx, "no topic given");
         goto out;
     }
+    if (print_set) {
+        /* Kafka's console consumer's output: from value or kv */
+        if (fmt != CLI_FMT_VALUE && fmt != CLI_FMT_KV) {
+            rc = cli_usage(ctx, ctx, "print.* properties shape the text output: not with --format json or a "
+                                     "template");
+            goto out;
+        }
+        if (fmt == CLI_FMT_KV && !(print_set & CLI_PRINT_KEY))
+            print |= CLI_PRINT_KEY;
+        fmt = CLI_FMT_KAFKA;
+    }
+    cli_out outf = { .fmt = fmt, .sep = sep, .tmpl = tmpl, .print = print };
     if ((int)from_beginning + (int)have_offset + (int)have_ts > 1) {
         rc = cli_usage(ctx, ctx, "give only one of --from-beginning, --offset and --timestamp");
         goto out;
@@ -293,9 +486,9 @@ int cmd_consume(int argc, char **argv)
         goto out;
     if (rem) {
         remote_consume_opts ro = {
-            .topic = topic, .group = group, .sep = sep, .partition = partition,
+            .topic = topic, .group = group, .partition = partition, .exit_at_end = exit_at_end,
             .from_beginning = from_beginning, .have_offset = have_offset, .have_ts = have_ts, .quiet = quiet,
-            .offset = offset, .ts = ts, .max_messages = max_messages, .timeout_ms = timeout_ms, .fmt = fmt,
+            .offset = offset, .ts = ts, .max_messages = max_messages, .timeout_ms = timeout_ms, .out = &outf,
             .props = &props,
         };
         rc = remote_consume(rem, &ro);
@@ -323,6 +516,8 @@ int cmd_consume(int argc, char **argv)
     int r = klog_consumer_new(k, conf, &cons, err, sizeof err);
     if (r < 0) {
         rc = cli_fail(ctx, topic, r, err);
+        if (r == KLOG_ECONF)
+            rc = CLI_USAGE; /* a key of another scope: bad input */
         goto out;
     }
     int32_t ntrack = np + 64; /* partitions may be added while we run */
@@ -373,7 +568,7 @@ int cmd_consume(int argc, char **argv)
             break;
         }
         for (int i = 0; i < n; i++) {
-            print_msg(stdout, msgs[i], fmt, sep);
+            print_msg(stdout, msgs[i], &outf);
             int32_t p = msgs[i]->partition;
             if (p >= 0 && p < ntrack)
                 next[p] = msgs[i]->offset + 1;
@@ -402,6 +597,8 @@ int cmd_consume(int argc, char **argv)
             if ((r = commit_printed(cons, topic, next, ntrack, 1)) < 0 && r != KLOG_EREBALANCE)
                 cli_fail(ctx, "commit", r, NULL);
         }
+        if (exit_at_end && !done && at_end(cons))
+            break;
     }
     fflush(stdout);
     if (group && (r = commit_printed(cons, topic, next, ntrack, 0)) < 0) {

@@ -14,8 +14,9 @@ static const char groups_help[] =
     "Actions:\n"
     "  list\n"
     "  describe GROUP [--format text|json]\n"
-    "  reset GROUP --topic T [--partition P] --to-earliest|--to-latest|\n"
-    "        --to-timestamp MS|--to-offset N|--shift-by N\n"
+    "  reset GROUP --topic T|--all-topics [--partition P] --to-earliest|\n"
+    "        --to-latest|--to-datetime ISO8601|--to-timestamp MS|--to-offset N|\n"
+    "        --shift-by N [--dry-run|--execute]\n"
     "  delete GROUP\n"
     "\n"
     "'klog groups ACTION --help' describes each action.  These commands open DIR\n"
@@ -45,18 +46,28 @@ static const char describe_help[] =
     "  -h, --help             this help\n";
 
 static const char reset_help[] =
-    "Usage: klog [-d DIR] groups reset GROUP --topic T [--partition P] WHERE\n"
+    "Usage: klog [-d DIR] groups reset GROUP --topic T|--all-topics [--partition P]\n"
+    "                                  WHERE [--dry-run|--execute]\n"
     "\n"
-    "Reset a group's committed offsets for every partition of topic T (or only\n"
-    "partition P), then print the new offsets.  The group must have no active\n"
-    "member (stop its consumers first).  WHERE is exactly one of:\n"
+    "Plan, or make, a reset of a group's committed offsets for every partition of\n"
+    "topic T (or only partition P), or of every topic the group has committed\n"
+    "offsets for (--all-topics), and print the new offsets: GROUP, TOPIC,\n"
+    "PARTITION, NEW-OFFSET.  As Kafka's kafka-consumer-groups, the default is a\n"
+    "dry run that changes nothing; --execute makes the reset.  The group must\n"
+    "have no active member (stop its consumers first).  WHERE is exactly one of:\n"
     "\n"
     "  --to-earliest          the partition's start\n"
     "  --to-latest            the partition's end\n"
-    "  --to-timestamp MS      the first record with timestamp >= MS\n"
+    "  --to-datetime TIME     the first record with timestamp >= TIME, Kafka's\n"
+    "                         YYYY-MM-DDTHH:mm:SS[.sss][Z|+HH:MM|-HH:MM] (local\n"
+    "                         time without a zone)\n"
+    "  --to-timestamp MS      the first record with timestamp >= MS (ms since the\n"
+    "                         epoch)\n"
     "  --to-offset N          offset N (clamped to the partition's range)\n"
     "  --shift-by N           the committed offset plus N (may be negative; clamped)\n"
     "\n"
+    "  --dry-run              print the plan only (the default)\n"
+    "  --execute              reset the offsets, then print them\n"
     "  -d, --dir DIR          data directory (default: $KLOG_DIR)\n"
     CLI_REMOTE_HELP
     "  -h, --help             this help\n";
@@ -70,7 +81,10 @@ static const char delete_help[] =
     CLI_REMOTE_HELP
     "  -h, --help             this help\n";
 
-enum { O_FORMAT = 256, O_TOPIC, O_PARTITION, O_EARLIEST, O_LATEST, O_TS, O_OFFSET, O_SHIFT, O_GROUP };
+enum {
+    O_FORMAT = 256, O_TOPIC, O_PARTITION, O_EARLIEST, O_LATEST, O_TS, O_OFFSET, O_SHIFT, O_GROUP, O_DATETIME,
+    O_DRY_RUN, O_EXECUTE, O_ALL_TOPICS,
+};
 
 static const struct option group_opts[] = {
     { "dir", required_argument, NULL, 'd' },
@@ -84,9 +98,25 @@ static const struct option group_opts[] = {
     { "to-offset", required_argument, NULL, O_OFFSET },
     { "shift-by", required_argument, NULL, O_SHIFT },
     { "group", required_argument, NULL, O_GROUP },
+    { "to-datetime", required_argument, NULL, O_DATETIME },
+    { "dry-run", no_argument, NULL, O_DRY_RUN },
+    { "execute", no_argument, NULL, O_EXECUTE },
+    { "all-topics", no_argument, NULL, O_ALL_TOPICS },
     CLI_REMOTE_OPTIONS,
     { NULL, 0, NULL, 0 },
 };
+
+static void free_strs(char **v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+static int cmp_str(const void *x, const void *y)
+{
+    return strcmp(*(const char *const *)x, *(const char *const *)y);
+}
 
 /* The member owning topic/partition, or NULL. */
 static const klog_group_member *owner(const klog_group_info *gi, const char *topic, int32_t partition)
@@ -169,6 +199,13 @@ static int describe_json(const char *ctx, klog *k, const char *group)
     return CLI_OK;
 }
 
+static int cmp_offset(const void *x, const void *y)
+{
+    const klog_group_offset *a = *(const klog_group_offset *const *)x, *b = *(const klog_group_offset *const *)y;
+    int c = strcmp(a->topic, b->topic);
+    return c ? c : (a->partition > b->partition) - (a->partition < b->partition);
+}
+
 static int describe(const char *ctx, klog *k, const char *group, bool json)
 {
     if (json)
@@ -179,12 +216,22 @@ static int describe(const char *ctx, klog *k, const char *group, bool json)
         return cli_fail(ctx, group, r, r == KLOG_EUNKNOWN_GROUP ? "no such group" : NULL);
     groups_print_group(group, gi->state, gi->generation, *gi->protocol ? gi->protocol : "-", gi->member_count);
     groups_print_offsets_header();
+    /* rows by topic, then partition (as remote mode and Kafka's tool) */
+    const klog_group_offset **sorted = calloc(gi->offset_count + 1, sizeof *sorted);
+    if (!sorted) {
+        klog_group_info_free(gi);
+        return cli_err(ctx, "out of memory");
+    }
+    for (size_t i = 0; i < gi->offset_count; i++)
+        sorted[i] = gi->offsets[i];
+    qsort(sorted, gi->offset_count, sizeof *sorted, cmp_offset);
     for (size_t i = 0; i < gi->offset_count; i++) {
-        const klog_group_offset *o = gi->offsets[i];
+        const klog_group_offset *o = sorted[i];
         const klog_group_member *m = owner(gi, o->topic, o->partition);
         groups_print_offset(group, o->topic, o->partition, o->committed, o->end, o->lag, m ? m->member_id : NULL,
                             m ? m->client_id : NULL);
     }
+    free(sorted);
     if (gi->member_count) {
         groups_print_members_header();
         for (size_t i = 0; i < gi->member_count; i++) {
@@ -204,6 +251,156 @@ static int describe(const char *ctx, klog *k, const char *group, bool json)
     }
     klog_group_info_free(gi);
     return CLI_OK;
+}
+
+/* The topics a group has committed offsets for, sorted and distinct
+ * (--all-topics, as Kafka's).  *n 0 for a group that has none. */
+static int group_topics(const char *ctx, klog *k, const char *group, char ***out, size_t *n)
+{
+    klog_group_info *gi = NULL;
+    *out = NULL;
+    *n = 0;
+    int r = klog_group_info_get(k, group, &gi);
+    if (r == KLOG_EUNKNOWN_GROUP)
+        return CLI_OK;
+    if (r < 0)
+        return cli_fail(ctx, group, r, NULL);
+    char **t = calloc(gi->offset_count + 1, sizeof *t);
+    size_t nt = 0;
+    for (size_t i = 0; t && i < gi->offset_count; i++) {
+        bool seen = false;
+        for (size_t j = 0; j < nt && !seen; j++)
+            seen = !strcmp(t[j], gi->offsets[i]->topic);
+        if (!seen && !(t[nt++] = strdup(gi->offsets[i]->topic))) {
+            free_strs(t, nt - 1);
+            t = NULL;
+        }
+    }
+    klog_group_info_free(gi);
+    if (!t)
+        return cli_err(ctx, "out of memory");
+    qsort(t, nt, sizeof *t, cmp_str);
+    *out = t;
+    *n = nt;
+    return CLI_OK;
+}
+
+/*
+ * The new offset of each partition from..to-1 of topic, computed as
+ * klog_group_reset_offsets computes it (clamped to start..end), changing
+ * nothing: the dry run.  offs[p - from].
+ */
+static int reset_plan(const char *ctx, klog *k, const char *group, const char *topic, int32_t from, int32_t to,
+                      int kind, int64_t value, int64_t *offs)
+{
+    int np = to;
+    klog_partition_info *pi = calloc((size_t)np, sizeof *pi);
+    if (!pi)
+        return cli_err(ctx, "out of memory");
+    pi[0].struct_size = sizeof *pi;
+    int r = klog_topic_describe(k, topic, pi, (size_t)np, NULL, 0);
+    klog_consumer *c = NULL;
+    char err[256] = "";
+    if (r >= 0 && kind == KLOG_RESET_TIMESTAMP)
+        r = klog_consumer_new(k, NULL, &c, err, sizeof err);
+    for (int32_t p = from; r >= 0 && p < to; p++) {
+        int64_t start = pi[p].start_offset, end = pi[p].end_offset, off = start, committed = KLOG_OFFSET_NONE;
+        switch (kind) {
+        case KLOG_RESET_EARLIEST: off = start; break;
+        case KLOG_RESET_LATEST: off = end; break;
+        case KLOG_RESET_TIMESTAMP:
+            if ((r = klog_consumer_assign(c, topic, p, KLOG_OFFSET_BEGINNING)) >= 0 &&
+                (r = klog_consumer_seek_time(c, topic, p, value)) >= 0)
+                r = klog_consumer_position(c, topic, p, &off);
+            break;
+        case KLOG_RESET_OFFSET: off = value; break;
+        default:
+            r = klog_group_committed(k, group, topic, p, &committed);
+            off = (committed >= 0 ? committed : start) + value;
+            break;
+        }
+        offs[p - from] = off < start ? start : off > end ? end : off;
+    }
+    klog_consumer_close(c);
+    free(pi);
+    if (r < 0)
+        return cli_fail(ctx, topic, r, *err ? err : NULL);
+    return CLI_OK;
+}
+
+/* groups reset: the plan (dry run) or the reset, for topic or (topic NULL)
+ * every topic the group has committed offsets for. */
+static int reset_offsets(const char *ctx, klog *k, const char *group, const char *topic, int32_t partition,
+                         int kind, int64_t value, bool execute)
+{
+    char **topics = NULL;
+    size_t ntopics = 1;
+    int rc = CLI_OK;
+    if (!topic && (rc = group_topics(ctx, k, group, &topics, &ntopics)) != CLI_OK)
+        return rc;
+    if (!topic && ntopics == 0) {
+        free(topics);
+        return cli_err(ctx, "%s: the group has no committed offsets (--all-topics resets those)", group);
+    }
+    /* the group must be inactive, for a plan too (Kafka's rule) */
+    klog_group_info *gi = NULL;
+    int r = klog_group_info_get(k, group, &gi);
+    if (r == 0 && gi->member_count > 0)
+        rc = cli_err(ctx, "%s: the group has active members: stop its consumers first", group);
+    else if (r < 0 && r != KLOG_EUNKNOWN_GROUP)
+        rc = cli_fail(ctx, group, r, r == KLOG_EBADNAME ? "invalid group name" : NULL);
+    klog_group_info_free(gi);
+    /* every topic and partition exists before anything is printed or reset */
+    for (size_t i = 0; rc == CLI_OK && i < ntopics; i++) {
+        const char *t = topic ? topic : topics[i];
+        int np = klog_topic_describe(k, t, NULL, 0, NULL, 0);
+        if (np < 0)
+            rc = cli_fail(ctx, t, np, np == KLOG_EUNKNOWN_TOPIC ? "no such topic" :
+                                      np == KLOG_EBADNAME ? "invalid topic name" : NULL);
+        else if (partition >= np)
+            rc = cli_err(ctx, "%s: no partition %d (the topic has %d)", t, (int)partition, np);
+    }
+    if (rc == CLI_OK && !execute)
+        fprintf(stderr, "klog: %s: dry run: nothing changed (add --execute to reset the offsets)\n", ctx);
+    bool header = false;
+    for (size_t i = 0; rc == CLI_OK && i < ntopics; i++) {
+        const char *t = topic ? topic : topics[i];
+        int np = klog_topic_describe(k, t, NULL, 0, NULL, 0);
+        if (np < 0) {
+            rc = cli_fail(ctx, t, np, np == KLOG_EUNKNOWN_TOPIC ? "no such topic" : NULL);
+            break;
+        }
+        int32_t from = partition >= 0 ? partition : 0, to = partition >= 0 ? partition + 1 : np;
+        int64_t *offs = calloc((size_t)(to - from) + 1, sizeof *offs);
+        if (!offs) {
+            rc = cli_err(ctx, "out of memory");
+            break;
+        }
+        if (execute) {
+            r = klog_group_reset_offsets(k, group, t, partition, kind, value);
+            if (r < 0)
+                rc = cli_fail(ctx, r == KLOG_ESTATE || r == KLOG_EBADNAME ? group : t, r,
+                              r == KLOG_ESTATE ? "the group has active members: stop its consumers first" :
+                              r == KLOG_EUNKNOWN_TOPIC ? "no such topic" :
+                              r == KLOG_EUNKNOWN_PARTITION ? "no such partition" : NULL);
+            for (int32_t p = from; rc == CLI_OK && p < to; p++) {
+                offs[p - from] = -1;
+                klog_group_committed(k, group, t, p, &offs[p - from]);
+            }
+        } else {
+            rc = reset_plan(ctx, k, group, t, from, to, kind, value, offs);
+        }
+        if (rc == CLI_OK) {
+            if (!header)
+                groups_print_reset_header();
+            header = true;
+            for (int32_t p = from; p < to; p++)
+                groups_print_reset(group, t, p, offs[p - from]);
+        }
+        free(offs);
+    }
+    free_strs(topics, topic ? 0 : ntopics);
+    return rc;
 }
 
 int cmd_groups(int argc, char **argv)
@@ -228,7 +425,7 @@ int cmd_groups(int argc, char **argv)
     argc--, argv++;
 
     const char *dir = NULL, *group = NULL, *topic = NULL;
-    bool json = false;
+    bool json = false, dry_run = false, execute = false, all_topics = false;
     int32_t partition = -1;
     int kind = 0, nkinds = 0, c;
     int64_t value = 0;
@@ -253,6 +450,15 @@ int cmd_groups(int argc, char **argv)
             partition = v;
             break;
         }
+        case O_DRY_RUN: dry_run = true; break;
+        case O_EXECUTE: execute = true; break;
+        case O_ALL_TOPICS: all_topics = true; break;
+        case O_DATETIME:
+            kind = KLOG_RESET_TIMESTAMP, nkinds++;
+            if (!cli_datetime_ms(optarg, &value))
+                return cli_usage(ctx, ctx, "--to-datetime: '%s' is not a time as YYYY-MM-DDTHH:mm:SS.sss "
+                                           "(optionally followed by Z or +HH:MM)", optarg);
+            break;
         case O_EARLIEST: kind = KLOG_RESET_EARLIEST, nkinds++; break;
         case O_LATEST: kind = KLOG_RESET_LATEST, nkinds++; break;
         case O_TS:
@@ -276,13 +482,20 @@ int cmd_groups(int argc, char **argv)
     if (!list && !group)
         return cli_usage(ctx, ctx, "no group given");
     if (reset) {
-        if (!topic)
-            return cli_usage(ctx, ctx, "no topic given: --topic T");
+        if (!topic && !all_topics)
+            return cli_usage(ctx, ctx, "no topic given: --topic T or --all-topics");
+        if (topic && all_topics)
+            return cli_usage(ctx, ctx, "give --topic T or --all-topics, not both");
+        if (all_topics && partition >= 0)
+            return cli_usage(ctx, ctx, "--partition needs --topic, not --all-topics");
         if (nkinds != 1)
-            return cli_usage(ctx, ctx, "give exactly one of --to-earliest, --to-latest, --to-timestamp, "
-                                       "--to-offset and --shift-by");
-    } else if (topic || nkinds || partition >= 0) {
-        return cli_usage(ctx, ctx, "--topic, --partition and --to-* apply to reset only");
+            return cli_usage(ctx, ctx, "give exactly one of --to-earliest, --to-latest, --to-datetime, "
+                                       "--to-timestamp, --to-offset and --shift-by");
+        if (dry_run && execute)
+            return cli_usage(ctx, ctx, "give --dry-run or --execute, not both");
+    } else if (topic || nkinds || partition >= 0 || dry_run || execute || all_topics) {
+        return cli_usage(ctx, ctx, "--topic, --all-topics, --partition, --to-*, --dry-run and --execute "
+                                   "apply to reset only");
     }
     if (json && !desc)
         return cli_usage(ctx, ctx, "--format applies to describe only");
@@ -293,7 +506,8 @@ int cmd_groups(int argc, char **argv)
         return rc;
     if (rem) {
         remote_groups_opts ro = { .ctx = ctx, .action = action, .group = group, .topic = topic, .json = json,
-                                  .partition = partition, .kind = kind, .value = value };
+                                  .partition = partition, .kind = kind, .value = value, .execute = execute,
+                                  .all_topics = all_topics };
         rc = remote_groups(rem, &ro);
         cli_remote_free(rem);
         return rc;
@@ -312,21 +526,7 @@ int cmd_groups(int argc, char **argv)
     } else if (desc) {
         rc = describe(ctx, k, group, json);
     } else if (reset) {
-        r = klog_group_reset_offsets(k, group, topic, partition, kind, value);
-        if (r < 0) {
-            rc = cli_fail(ctx, group, r,
-                          r == KLOG_ESTATE ? "the group has active members: stop its consumers first" :
-                          r == KLOG_EUNKNOWN_TOPIC ? "no such topic" :
-                          r == KLOG_EUNKNOWN_PARTITION ? "no such partition" : NULL);
-        } else {
-            int np = klog_topic_describe(k, topic, NULL, 0, NULL, 0);
-            groups_print_reset_header();
-            for (int32_t p = partition >= 0 ? partition : 0; p < (partition >= 0 ? partition + 1 : np); p++) {
-                int64_t off = -1;
-                klog_group_committed(k, group, topic, p, &off);
-                groups_print_reset(group, topic, p, off);
-            }
-        }
+        rc = reset_offsets(ctx, k, group, topic, partition, kind, value, execute);
     } else {
         r = klog_group_delete(k, group);
         if (r < 0)

@@ -2,6 +2,7 @@
  * tools/cmd_produce.c - `klog produce TOPIC`: one record per line of stdin,
  * kafka-console-producer.sh for a klog data directory.  Public API only.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -25,9 +26,19 @@ static const char produce_help[] =
     "                         batch compression (default none)\n"
     "  --partition N          send every record to partition N (default: the\n"
     "                         partitioner: key hash, or sticky for null keys)\n"
+    "  --json                 each line is a JSON object: {\"key\":K,\"value\":V,\n"
+    "                         \"headers\":{\"h\":\"v\",...},\"partition\":N,\"timestamp\":MS}\n"
+    "                         (every member optional; key and value strings or\n"
+    "                         null; consume --format json's output is taken too).\n"
+    "                         The input is read whole (1 GiB at most) and checked\n"
+    "                         before anything is sent: a bad line is reported with\n"
+    "                         its number and nothing is sent\n"
     "  -X, --property KEY=VALUE\n"
     "                         any producer key (linger.ms, batch.size, ...; repeatable;\n"
-    "                         in remote mode librdkafka's producer properties)\n"
+    "                         in remote mode librdkafka's producer properties), or\n"
+    "                         Kafka's console producer properties parse.key=true\n"
+    "                         (split lines at key.separator) and key.separator=SEP\n"
+    "                         (default a tab)\n"
     "  -q, --quiet            no summary\n"
     "  -d, --dir DIR          data directory (default: $KLOG_DIR)\n"
     CLI_REMOTE_HELP
@@ -37,7 +48,7 @@ static const char produce_help[] =
     "over the Kafka protocol (remote mode); while another process holds it,\n"
     "exits 3.\n";
 
-enum { O_KEYSEP = 256, O_HEADER, O_ACKS, O_COMPRESSION, O_PARTITION, O_TOPIC };
+enum { O_KEYSEP = 256, O_HEADER, O_ACKS, O_COMPRESSION, O_PARTITION, O_TOPIC, O_JSON };
 
 static const struct option produce_opts[] = {
     { "dir", required_argument, NULL, 'd' },
@@ -50,6 +61,7 @@ static const struct option produce_opts[] = {
     { "compression", required_argument, NULL, O_COMPRESSION },
     { "partition", required_argument, NULL, O_PARTITION },
     { "topic", required_argument, NULL, O_TOPIC },
+    { "json", no_argument, NULL, O_JSON },
     CLI_REMOTE_OPTIONS,
     { NULL, 0, NULL, 0 },
 };
@@ -73,13 +85,47 @@ static void on_delivery(void *arg, const klog_delivery *d)
 
 #define MAX_HEADERS 64
 
+/* produce --json: send each record of cli_jsonl_each. */
+typedef struct json_send {
+    const char *ctx, *topic;
+    klog_producer *p;
+    int32_t partition;    /* --partition, or KLOG_PARTITION_ANY */
+    int64_t lines, refused;
+} json_send;
+
+static int json_one(void *arg, int64_t lineno, const cli_jrec *j)
+{
+    json_send *s = arg;
+    klog_record rec = KLOG_RECORD_INIT;
+    rec.partition = j->partition != KLOG_PARTITION_ANY ? j->partition : s->partition;
+    rec.key = j->key;
+    rec.key_len = j->key_len;
+    rec.value = j->value;
+    rec.value_len = j->value_len;
+    rec.timestamp = j->timestamp;
+    rec.headers = j->nheaders ? j->headers : NULL;
+    rec.header_count = j->nheaders;
+    s->lines++;
+    int r = klog_producer_send(s->p, s->topic, &rec);
+    if (r < 0) {
+        char what[64];
+        snprintf(what, sizeof what, "line %" PRId64, lineno);
+        if (s->refused++ == 0)
+            cli_fail(s->ctx, what, r, NULL);
+        if (r == KLOG_EUNKNOWN_TOPIC || r == KLOG_ECLOSED || r == KLOG_EREADONLY)
+            return CLI_FAIL;
+    }
+    return cli_stop ? CLI_FAIL : CLI_OK;
+}
+
 int cmd_produce(int argc, char **argv)
 {
     const char *ctx = "produce";
     const char *dir = NULL, *topic = NULL, *keysep = NULL;
     const char *acks = NULL, *compression = NULL;
     int32_t partition = KLOG_PARTITION_ANY;
-    bool quiet = false;
+    bool quiet = false, json = false, parse_key = false;
+    const char *prop_sep = NULL;
     cli_props props = { .n = 0 };
     cli_remote *rem = NULL;
     klog_header headers[MAX_HEADERS];
@@ -101,10 +147,28 @@ int cmd_produce(int argc, char **argv)
             goto out;
         case 'q': quiet = true; break;
         case 'X':
-            /* applied once the mode is known: klog keys, or librdkafka's */
+            /* Kafka's console producer properties are this command's */
+            if (!strncmp(optarg, "parse.key=", 10)) {
+                if (strcmp(optarg + 10, "true") && strcmp(optarg + 10, "false")) {
+                    rc = cli_usage(ctx, ctx, "--property parse.key: '%s' is not true or false", optarg + 10);
+                    goto out;
+                }
+                parse_key = !strcmp(optarg + 10, "true");
+                break;
+            }
+            if (!strncmp(optarg, "key.separator=", 14)) {
+                if (!optarg[14]) {
+                    rc = cli_usage(ctx, ctx, "--property key.separator must not be empty");
+                    goto out;
+                }
+                prop_sep = optarg + 14;
+                break;
+            }
+            /* the rest: applied once the mode is known, klog keys or librdkafka's */
             if ((rc = cli_props_add(ctx, &props, optarg)) != CLI_OK)
                 goto out;
             break;
+        case O_JSON: json = true; break;
         case O_BOOTSTRAP:
         case O_CMDCONFIG: cli_remote_option(c, optarg); break;
         case O_KEYSEP:
@@ -173,12 +237,19 @@ int cmd_produce(int argc, char **argv)
         rc = cli_usage(ctx, ctx, "no topic given");
         goto out;
     }
+    if (parse_key && !keysep)
+        keysep = prop_sep ? prop_sep : "\t";
+    if (json && (keysep || nheaders)) {
+        rc = cli_usage(ctx, ctx, "--json takes keys and headers from each line: not with --key-separator, "
+                                 "parse.key or --header");
+        goto out;
+    }
     if ((rc = cli_target(ctx, ctx, dir, false, NULL, &k, &rem)) != CLI_OK)
         goto out;
     if (rem) {
         remote_produce_opts ro = { .topic = topic, .keysep = keysep, .acks = acks, .compression = compression,
                                    .headers = headers, .nheaders = nheaders, .partition = partition,
-                                   .quiet = quiet, .props = &props };
+                                   .quiet = quiet, .json = json, .props = &props };
         rc = remote_produce(rem, &ro);
         goto out;
     }
@@ -192,6 +263,8 @@ int cmd_produce(int argc, char **argv)
     int r = klog_producer_new(k, conf, &p, err, sizeof err);
     if (r < 0) {
         rc = cli_fail(ctx, topic, r, err);
+        if (r == KLOG_ECONF)
+            rc = CLI_USAGE; /* a key of another scope: bad input */
         goto out;
     }
     tally t = { 0 };
@@ -202,7 +275,22 @@ int cmd_produce(int argc, char **argv)
     ssize_t len;
     int64_t lines = 0, refused = 0;
     int first_send_err = 0;
-    while (!cli_stop && (len = getline(&line, &cap, stdin)) >= 0) {
+    if (json) {
+        size_t n = 0;
+        int e = cli_read_all(stdin, CLI_JSON_INPUT_MAX, &line, &n);
+        if (e < 0) {
+            rc = e == -EFBIG ? cli_err(ctx, "--json: standard input is over %zu bytes", CLI_JSON_INPUT_MAX)
+                             : cli_fail(ctx, "reading standard input", e, NULL);
+        } else {
+            json_send js = { .ctx = ctx, .p = p, .topic = topic, .partition = partition };
+            rc = cli_jsonl_each(ctx, line, n, np, json_one, &js);
+            lines = js.lines;
+            refused = js.refused;
+        }
+        if (rc != CLI_OK && lines == 0)
+            goto out; /* nothing sent */
+    }
+    while (!json && !cli_stop && (len = getline(&line, &cap, stdin)) >= 0) {
         lines++;
         if (len > 0 && line[len - 1] == '\n')
             line[--len] = '\0';

@@ -3,6 +3,7 @@
  * kafka-topics.sh (and kafka-configs.sh --alter for topics) for a klog data
  * directory.  Public API only.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@ static const char topics_help[] =
     "  create TOPIC [--partitions N] [--config KEY=VALUE]... [--if-not-exists]\n"
     "  list [--exclude-internal]\n"
     "  describe [TOPIC...] [--exclude-internal]\n"
+    "  describe-configs [TOPIC...] [--exclude-internal]\n"
     "  delete TOPIC... [--if-exists]\n"
     "  alter TOPIC [--partitions N] [--config KEY=VALUE]... [--delete-config KEY]...\n"
     "\n"
@@ -59,6 +61,20 @@ static const char describe_help[] =
     "for the topic (at creation or by alter), and per partition its start,\n"
     "end and durable offsets, bytes in segments, segment count, bytes on disk,\n"
     "clean offset and error.\n"
+    "\n"
+    "  --topic TOPIC          a topic (repeatable)\n"
+    "  --exclude-internal     leave out internal topics when describing all\n"
+    "  -d, --dir DIR          data directory (default: $KLOG_DIR)\n"
+    CLI_REMOTE_HELP
+    "  -h, --help             this help\n";
+
+static const char describe_configs_help[] =
+    "Usage: klog [-d DIR] topics describe-configs [TOPIC...] [OPTIONS]\n"
+    "\n"
+    "Print every topic key of the given topics (default: all) with its value and\n"
+    "where the value comes from, as Kafka's kafka-configs --describe --all:\n"
+    "source=DYNAMIC_TOPIC_CONFIG for a key set for the topic (at creation or by\n"
+    "alter), source=DEFAULT_CONFIG for a key at its default.\n"
     "\n"
     "  --topic TOPIC          a topic (repeatable)\n"
     "  --exclude-internal     leave out internal topics when describing all\n"
@@ -130,6 +146,55 @@ void topics_print_topic(const char *name, int partitions, const char *configs)
     printf("Topic: %s\tPartitionCount: %d\tConfigs: %s\n", name, partitions, configs);
 }
 
+void topics_print_configs_header(const char *name)
+{
+    printf("All configs for topic %s are:\n", name);
+}
+
+void topics_print_config(const char *key, const char *value, const char *source)
+{
+    printf("  %s=%s\tsource=%s\n", key, value, source);
+}
+
+/* The topic keys, as klog/conf.h lists them (sorted). */
+static const char *const topic_keys[] = {
+    "cleanup.policy", "compression.type", "delete.retention.ms", "flush.messages", "flush.ms",
+    "index.interval.bytes", "max.message.bytes", "min.cleanable.dirty.ratio", "min.compaction.lag.ms",
+    "min.insync.replicas", "retention.bytes", "retention.ms", "segment.bytes", "segment.ms", NULL,
+};
+
+/* topics describe-configs: every topic key, set or default.  0 or a klog
+ * error. */
+static int describe_configs_one(klog *k, const char *name)
+{
+    char config[8192] = "";
+    int n = klog_topic_describe(k, name, NULL, 0, config, sizeof config);
+    if (n < 0)
+        return n;
+    klog_conf *defaults = NULL;
+    if (klog_conf_new(&defaults) < 0)
+        return -ENOMEM;
+    topics_print_configs_header(name);
+    for (int i = 0; topic_keys[i]; i++) {
+        size_t kl = strlen(topic_keys[i]);
+        const char *set = NULL;
+        for (const char *l = config; *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : l + strlen(l))
+            if (!strncmp(l, topic_keys[i], kl) && l[kl] == '=') {
+                set = l + kl + 1;
+                break;
+            }
+        char v[300];
+        if (set) {
+            snprintf(v, sizeof v, "%.*s", (int)strcspn(set, "\n"), set);
+            topics_print_config(topic_keys[i], v, "DYNAMIC_TOPIC_CONFIG");
+        } else if (klog_conf_get(defaults, topic_keys[i], v, sizeof v) >= 0) {
+            topics_print_config(topic_keys[i], v, "DEFAULT_CONFIG");
+        }
+    }
+    klog_conf_free(defaults);
+    return 0;
+}
+
 /* Print one topic's description.  Returns 0 or a klog error. */
 static int describe_one(klog *k, const char *name)
 {
@@ -194,6 +259,8 @@ int cmd_topics(int argc, char **argv)
         help = list_help;
     else if (!strcmp(action, "describe"))
         help = describe_help;
+    else if (!strcmp(action, "describe-configs"))
+        help = describe_configs_help;
     else if (!strcmp(action, "delete"))
         help = delete_help;
     else if (!strcmp(action, "alter"))
@@ -265,7 +332,8 @@ int cmd_topics(int argc, char **argv)
     }
 
     bool create = !strcmp(action, "create"), list = !strcmp(action, "list"),
-         describe = !strcmp(action, "describe"), del = !strcmp(action, "delete"), alter = !strcmp(action, "alter");
+         describe = !strcmp(action, "describe") || !strcmp(action, "describe-configs"),
+         configs = !strcmp(action, "describe-configs"), del = !strcmp(action, "delete"), alter = !strcmp(action, "alter");
     /* Check the request before touching the directory. */
     if (nsets && !create && !alter) {
         rc = cli_usage(ctx, ctx, "--config applies to create and alter only");
@@ -368,9 +436,10 @@ int cmd_topics(int argc, char **argv)
             klog_topic_list_free(names, n);
         }
     } else if (describe) {
+        int (*one)(klog *, const char *) = configs ? describe_configs_one : describe_one;
         if (ntopics) {
             for (int i = 0; i < ntopics; i++)
-                if ((r = describe_one(k, topics[i])) < 0)
+                if ((r = one(k, topics[i])) < 0)
                     rc = cli_fail(ctx, topics[i], r, r == KLOG_EUNKNOWN_TOPIC ? "no such topic" : NULL);
         } else {
             char **names = NULL;
@@ -379,7 +448,7 @@ int cmd_topics(int argc, char **argv)
                 rc = cli_fail(ctx, NULL, r, NULL);
             } else {
                 for (size_t i = 0; i < n; i++)
-                    if ((!exclude_internal || !is_internal(names[i])) && (r = describe_one(k, names[i])) < 0)
+                    if ((!exclude_internal || !is_internal(names[i])) && (r = one(k, names[i])) < 0)
                         rc = cli_fail(ctx, names[i], r, NULL);
                 klog_topic_list_free(names, n);
             }

@@ -18,6 +18,7 @@ static const char usage_text[] =
     "  produce TOPIC            send lines of stdin as records\n"
     "  consume TOPIC            print records (optionally as a consumer group member)\n"
     "  groups list|describe|reset|delete          consumer group administration\n"
+    "  delete-records TOPIC     delete the records below an offset (DeleteRecords)\n"
     "  dump FILE...             print segment, index and checkpoint files (read-only)\n"
     "  verify DIR               check every segment and index (read-only)\n"
     "  perf produce|consume     throughput and latency tests\n"
@@ -111,7 +112,8 @@ int main(int argc, char **argv)
         int (*fn)(int, char **);
     } cmds[] = {
         { "topics", cmd_topics }, { "produce", cmd_produce }, { "consume", cmd_consume },
-        { "groups", cmd_groups }, { "dump", cmd_dump },       { "verify", cmd_verify },
+        { "groups", cmd_groups }, { "dump", cmd_dump },
+        { "delete-records", cmd_delete_records },       { "verify", cmd_verify },
         { "perf", cmd_perf },     { "stats", cmd_stats },       { "serve", cmd_serve },
         { "mirror", cmd_mirror },
         { "promote", cmd_promote },

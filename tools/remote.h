@@ -111,8 +111,29 @@ int cli_props_file(const char *ctx, const char *path,
 /* "librdkafka 2.0.2", or NULL when remote mode is not built (klog -V). */
 const char *remote_client_version(void);
 
-/* Output formats of consume (cmd_consume.c), shared with remote consume. */
-enum cli_fmt { CLI_FMT_VALUE, CLI_FMT_KV, CLI_FMT_JSON };
+/* Output formats of consume (cmd_consume.c), shared with remote consume:
+ * value, kv, json, a kcat -f template, or Kafka's console consumer with
+ * its print.* properties. */
+enum cli_fmt { CLI_FMT_VALUE, CLI_FMT_KV, CLI_FMT_JSON, CLI_FMT_TEMPLATE, CLI_FMT_KAFKA };
+
+/* Kafka's print.* properties (CLI_FMT_KAFKA): what each line shows, in
+ * Kafka's order, separated by the key separator. */
+enum {
+    CLI_PRINT_TIMESTAMP = 1, CLI_PRINT_PARTITION = 2, CLI_PRINT_OFFSET = 4, CLI_PRINT_HEADERS = 8,
+    CLI_PRINT_KEY = 16, CLI_PRINT_VALUE = 32,
+};
+
+/* How consume prints a record. */
+typedef struct cli_out {
+    enum cli_fmt fmt;
+    const char *sep;      /* kv and print.*: between fields */
+    const char *tmpl;     /* CLI_FMT_TEMPLATE */
+    unsigned print;       /* CLI_FMT_KAFKA: CLI_PRINT_* */
+} cli_out;
+
+/* Check a --format template (kcat -f: %t %p %o %k %s %T %h %S %K %%, and
+ * \n \t \r \\ escapes).  NULL, or what is wrong with it. */
+const char *cli_template_check(const char *tmpl);
 
 /* A record to print, from klog_message or from librdkafka. */
 typedef struct cli_record {
@@ -126,7 +147,42 @@ typedef struct cli_record {
     int (*header)(const void *src, size_t i, const char **k, size_t *kl, const void **v, size_t *vl);
     const void *src;
 } cli_record;
-void cli_print_record(FILE *f, const cli_record *r, enum cli_fmt fmt, const char *sep);
+void cli_print_record(FILE *f, const cli_record *r, const cli_out *out);
+
+/* ---- produce --json (tools/jsonl.c) ------------------------------------------------------ */
+
+/* Read f whole into *out (NUL-terminated, malloc'ed).  0, -EFBIG (more
+ * than cap bytes), -ENOMEM, -EIO. */
+int cli_read_all(FILE *f, size_t cap, char **out, size_t *len);
+
+/* A record of a JSON line: {"key":..,"value":..,"headers":{..},
+ * "partition":N,"timestamp":MS}; key and value strings or null (base64
+ * with "key_base64"/"value_base64":true); headers an object of strings or
+ * consume --format json's array; "topic" and "offset" (consume's output)
+ * ignored.  Everything owned, freed by cli_jrec_free. */
+typedef struct cli_jrec {
+    char *key, *value;       /* NULL: null */
+    size_t key_len, value_len;
+    bool has_key;
+    int32_t partition;       /* KLOG_PARTITION_ANY when absent */
+    int64_t timestamp;       /* 0 when absent */
+    klog_header *headers;
+    size_t nheaders;
+} cli_jrec;
+/* Parse one line for a topic of nparts partitions: true, or false with
+ * why it is refused in why. */
+bool cli_jrec_parse(const char *line, int32_t nparts, cli_jrec *r, char *why, size_t whysize);
+void cli_jrec_free(cli_jrec *r);
+
+/* Every non-blank line of buf (len bytes) as a cli_jrec: all checked
+ * first (a bad one: its line number and why, printed, and nothing sent),
+ * then fn(arg, line, record) for each until one returns other than CLI_OK.
+ * Returns CLI_OK or the failing status. */
+int cli_jsonl_each(const char *ctx, char *buf, size_t len, int32_t nparts,
+                   int (*fn)(void *arg, int64_t line, const cli_jrec *r), void *arg);
+
+/* Cap on what produce --json reads. */
+#define CLI_JSON_INPUT_MAX ((size_t)1 << 30)
 
 typedef struct remote_produce_opts {
     const char *topic, *keysep, *acks, *compression;
@@ -134,16 +190,18 @@ typedef struct remote_produce_opts {
     size_t nheaders;
     int32_t partition;    /* KLOG_PARTITION_ANY: the partitioner */
     bool quiet;
+    bool json;            /* --json: JSON lines (cli_jrec) */
     const cli_props *props;
 } remote_produce_opts;
 int remote_produce(const cli_remote *r, const remote_produce_opts *o);
 
 typedef struct remote_consume_opts {
-    const char *topic, *group, *sep;
+    const char *topic, *group;
     int32_t partition;    /* -1: all */
     bool from_beginning, have_offset, have_ts, quiet;
+    bool exit_at_end;     /* stop once every partition read is at its end (kcat -e) */
     int64_t offset, ts, max_messages, timeout_ms;
-    enum cli_fmt fmt;
+    const cli_out *out;
     const cli_props *props;
 } remote_consume_opts;
 int remote_consume(const cli_remote *r, const remote_consume_opts *o);
@@ -167,10 +225,21 @@ typedef struct remote_groups_opts {
     int32_t partition;    /* -1: all (reset) */
     int kind;             /* KLOG_RESET_* (reset) */
     int64_t value;
+    bool execute;         /* reset: make it (else the plan only: a dry run) */
+    bool all_topics;      /* reset: every topic the group has offsets for (topic NULL) */
 } remote_groups_opts;
 int remote_groups(const cli_remote *r, const remote_groups_opts *o);
 
+/* delete-records: partition -1 for every partition; offset -1: the end. */
+int remote_delete_records(const cli_remote *r, const char *topic, int32_t partition, int64_t offset);
+
 /* ---- output shared by the local and the remote commands ------------------------------ */
+
+/* topics describe-configs: the header line of a topic, then one line per
+ * key with its value and Kafka's name of its source (DEFAULT_CONFIG,
+ * DYNAMIC_TOPIC_CONFIG, ...). */
+void topics_print_configs_header(const char *name);
+void topics_print_config(const char *key, const char *value, const char *source);
 
 /* topics describe: the first line of a topic ("k=v,k=v" configs). */
 void topics_print_topic(const char *name, int partitions, const char *configs);
@@ -186,6 +255,8 @@ void groups_print_offset(const char *group, const char *topic, int32_t partition
 void groups_print_members_header(void);
 void groups_print_member(const char *member_id, const char *client_id, const char *instance_id,
                          const char *assignment);
+/* delete-records: one partition's new low watermark (Kafka's line). */
+void delete_records_print(const char *topic, int32_t partition, int64_t low_watermark);
 void groups_print_reset_header(void);
 void groups_print_reset(const char *group, const char *topic, int32_t partition, int64_t offset);
 

@@ -108,6 +108,44 @@ static int topic_configs(admin *a, const char *topic, char *buf, size_t size, ch
     return rc;
 }
 
+/* topics describe-configs: every entry DescribeConfigs returns, with its
+ * source. */
+static int describe_configs(admin *a, const char *topic)
+{
+    rd_kafka_ConfigResource_t *res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
+    rd_kafka_AdminOptions_t *opt = rk_admin_options(a->rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
+    rd_kafka_DescribeConfigs(a->rk, &res, 1, opt, a->q);
+    rd_kafka_AdminOptions_destroy(opt);
+    rd_kafka_ConfigResource_destroy(res);
+    char what[300];
+    snprintf(what, sizeof what, "%s: describing its configuration", topic);
+    rd_kafka_event_t *ev = rk_admin_wait(a->ctx, a->q, what);
+    if (!ev)
+        return CLI_FAIL;
+    int rc = CLI_OK;
+    size_t nres = 0;
+    const rd_kafka_ConfigResource_t **rs =
+        rd_kafka_DescribeConfigs_result_resources(rd_kafka_event_DescribeConfigs_result(ev), &nres);
+    if (nres < 1) {
+        rc = cli_err(a->ctx, "%s: no configuration in the answer", topic);
+    } else if (rd_kafka_ConfigResource_error(rs[0])) {
+        rd_kafka_resp_err_t e = rd_kafka_ConfigResource_error(rs[0]);
+        rc = e == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ? cli_err(a->ctx, "%s: no such topic", topic)
+                                                           : rk_fail(a->ctx, what, e, rd_kafka_ConfigResource_error_string(rs[0]));
+    } else {
+        size_t ne = 0;
+        const rd_kafka_ConfigEntry_t **es = rd_kafka_ConfigResource_configs(rs[0], &ne);
+        topics_print_configs_header(topic);
+        for (size_t i = 0; i < ne; i++) {
+            const char *v = rd_kafka_ConfigEntry_value(es[i]);
+            topics_print_config(rd_kafka_ConfigEntry_name(es[i]), v ? v : "",
+                                rd_kafka_ConfigSource_name(rd_kafka_ConfigEntry_source(es[i])));
+        }
+    }
+    rd_kafka_event_destroy(ev);
+    return rc;
+}
+
 static int describe_topic(admin *a, const rd_kafka_metadata_topic_t *t)
 {
     char config[4096];
@@ -354,7 +392,8 @@ int remote_topics(const cli_remote *r, const remote_topics_opts *o)
         rc = topics_delete(&a, o);
     } else if (!strcmp(act, "alter")) {
         rc = topics_alter(&a, o);
-    } else { /* list, describe */
+    } else { /* list, describe, describe-configs */
+        bool configs = !strcmp(act, "describe-configs");
         const struct rd_kafka_metadata *md = NULL;
         if ((rc = rk_metadata(a.ctx, r, a.rk, &md)) == CLI_OK) {
             int n = 0;
@@ -367,13 +406,15 @@ int remote_topics(const cli_remote *r, const remote_topics_opts *o)
             } else if (o->ntopics) {
                 for (int i = 0; i < o->ntopics; i++) {
                     const rd_kafka_metadata_topic_t *t = rk_find_topic(md, o->topics[i]);
-                    int r1 = !t || t->err ? cli_err(a.ctx, "%s: no such topic", o->topics[i]) : describe_topic(&a, t);
+                    int r1 = !t || t->err ? cli_err(a.ctx, "%s: no such topic", o->topics[i])
+                             : configs    ? describe_configs(&a, t->topic)
+                                          : describe_topic(&a, t);
                     if (r1 != CLI_OK)
                         rc = r1;
                 }
             } else {
                 for (int i = 0; i < n; i++) {
-                    int r1 = describe_topic(&a, rk_find_topic(md, names[i]));
+                    int r1 = configs ? describe_configs(&a, names[i]) : describe_topic(&a, rk_find_topic(md, names[i]));
                     if (r1 != CLI_OK)
                         rc = r1;
                 }
@@ -620,25 +661,27 @@ static int group_inactive(admin *a, const char *group)
     return rc;
 }
 
-static int groups_reset(admin *a, const remote_groups_opts *o)
+/* The partitions of topic in the metadata md: -1 (and the error printed)
+ * when it has no such topic, or not o->partition. */
+static int topic_partitions(admin *a, const struct rd_kafka_metadata *md, const char *topic, int32_t partition)
 {
-    int rc = group_inactive(a, o->group);
-    if (rc != CLI_OK)
-        return rc;
-    const struct rd_kafka_metadata *md = NULL;
-    if ((rc = rk_metadata(a->ctx, a->r, a->rk, &md)) != CLI_OK)
-        return rc;
-    const rd_kafka_metadata_topic_t *t = rk_find_topic(md, o->topic);
+    const rd_kafka_metadata_topic_t *t = rk_find_topic(md, topic);
     int np = t && !t->err ? t->partition_cnt : -1;
-    rd_kafka_metadata_destroy(md);
     if (np < 0)
-        return cli_err(a->ctx, "%s: no such topic", o->group);
-    if (o->partition >= np)
-        return cli_err(a->ctx, "%s: no such partition", o->group);
+        cli_err(a->ctx, "%s: no such topic", topic);
+    else if (partition >= np)
+        cli_err(a->ctx, "%s: no partition %d (the topic has %d)", topic, (int)partition, np);
+    return np < 0 || partition >= np ? -1 : np;
+}
+
+/* Reset (o->execute) or plan the reset of one topic's np partitions. */
+static int reset_topic(admin *a, const remote_groups_opts *o, const char *topic, int np, bool *header)
+{
+    int rc = CLI_OK;
     int32_t from = o->partition >= 0 ? o->partition : 0, to = o->partition >= 0 ? o->partition + 1 : np;
     rd_kafka_topic_partition_list_t *want = rd_kafka_topic_partition_list_new(to - from), *cur = NULL;
     for (int32_t p = from; p < to; p++)
-        rd_kafka_topic_partition_list_add(want, o->topic, p);
+        rd_kafka_topic_partition_list_add(want, topic, p);
     if ((rc = group_offsets(a, o->group, want, &cur)) != CLI_OK) {
         rd_kafka_topic_partition_list_destroy(want);
         return rc;
@@ -657,21 +700,21 @@ static int groups_reset(admin *a, const remote_groups_opts *o)
     for (int i = 0; rc == CLI_OK && i < want->cnt; i++) {
         rd_kafka_topic_partition_t *tp = &want->elems[i];
         int64_t lo, hi, off;
-        rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(a->rk, o->topic, tp->partition, &lo, &hi,
+        rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(a->rk, topic, tp->partition, &lo, &hi,
                                                                  REMOTE_REQUEST_MS);
         if (e) {
             char what[300];
-            snprintf(what, sizeof what, "%s/%d", o->topic, (int)tp->partition);
+            snprintf(what, sizeof what, "%s/%d", topic, (int)tp->partition);
             rc = rk_fail(a->ctx, what, e, NULL);
             break;
         }
-        rd_kafka_topic_partition_t *c = rd_kafka_topic_partition_list_find(cur, o->topic, tp->partition);
+        rd_kafka_topic_partition_t *c = rd_kafka_topic_partition_list_find(cur, topic, tp->partition);
         int64_t committed = c && !c->err && c->offset >= 0 ? c->offset : -1;
         switch (o->kind) {
         case KLOG_RESET_EARLIEST: off = lo; break;
         case KLOG_RESET_LATEST: off = hi; break;
         case KLOG_RESET_TIMESTAMP: {
-            rd_kafka_topic_partition_t *x = rd_kafka_topic_partition_list_find(times, o->topic, tp->partition);
+            rd_kafka_topic_partition_t *x = rd_kafka_topic_partition_list_find(times, topic, tp->partition);
             off = x && !x->err && x->offset >= 0 ? x->offset : hi;
             break;
         }
@@ -686,6 +729,15 @@ static int groups_reset(admin *a, const remote_groups_opts *o)
     if (rc != CLI_OK) {
         rd_kafka_topic_partition_list_destroy(want);
         return rc;
+    }
+    if (!o->execute) {
+        if (!*header)
+            groups_print_reset_header();
+        *header = true;
+        for (int i = 0; i < want->cnt; i++)
+            groups_print_reset(o->group, topic, want->elems[i].partition, want->elems[i].offset);
+        rd_kafka_topic_partition_list_destroy(want);
+        return CLI_OK;
     }
     rd_kafka_AlterConsumerGroupOffsets_t *al = rd_kafka_AlterConsumerGroupOffsets_new(o->group, want);
     rd_kafka_AdminOptions_t *opt = rk_admin_options(a->rk, RD_KAFKA_ADMIN_OP_ALTERCONSUMERGROUPOFFSETS);
@@ -717,12 +769,55 @@ static int groups_reset(admin *a, const remote_groups_opts *o)
             }
     }
     if (rc == CLI_OK) {
-        groups_print_reset_header();
+        if (!*header)
+            groups_print_reset_header();
+        *header = true;
         for (int i = 0; i < want->cnt; i++)
-            groups_print_reset(o->group, o->topic, want->elems[i].partition, want->elems[i].offset);
+            groups_print_reset(o->group, topic, want->elems[i].partition, want->elems[i].offset);
     }
     rd_kafka_event_destroy(ev);
     rd_kafka_topic_partition_list_destroy(want);
+    return rc;
+}
+
+static int groups_reset(admin *a, const remote_groups_opts *o)
+{
+    int rc = group_inactive(a, o->group);
+    if (rc != CLI_OK)
+        return rc;
+    const struct rd_kafka_metadata *md = NULL;
+    if ((rc = rk_metadata(a->ctx, a->r, a->rk, &md)) != CLI_OK)
+        return rc;
+    /* the topics: o->topic, or those with a committed offset (sorted) */
+    rd_kafka_topic_partition_list_t *offs = NULL;
+    const char **topics = NULL;
+    int *nps = NULL, nt = 0;
+    if (!o->topic && (rc = group_offsets(a, o->group, NULL, &offs)) == CLI_OK)
+        rd_kafka_topic_partition_list_sort(offs, cmp_tp, NULL);
+    int cap = offs ? offs->cnt + 1 : 1;
+    if (rc == CLI_OK && (!(topics = calloc((size_t)cap, sizeof *topics)) || !(nps = calloc((size_t)cap, sizeof *nps))))
+        rc = cli_err(a->ctx, "out of memory");
+    if (rc == CLI_OK && o->topic)
+        topics[nt++] = o->topic;
+    for (int i = 0; rc == CLI_OK && offs && i < offs->cnt; i++)
+        if (!offs->elems[i].err && offs->elems[i].offset >= 0 && (nt == 0 || strcmp(topics[nt - 1], offs->elems[i].topic)))
+            topics[nt++] = offs->elems[i].topic;
+    if (rc == CLI_OK && nt == 0)
+        rc = cli_err(a->ctx, "%s: the group has no committed offsets (--all-topics resets those)", o->group);
+    /* every topic and partition exists before anything is printed or reset */
+    for (int i = 0; rc == CLI_OK && i < nt; i++)
+        if ((nps[i] = topic_partitions(a, md, topics[i], o->partition)) < 0)
+            rc = CLI_FAIL;
+    if (rc == CLI_OK && !o->execute)
+        fprintf(stderr, "klog: %s: dry run: nothing changed (add --execute to reset the offsets)\n", a->ctx);
+    bool header = false;
+    for (int i = 0; rc == CLI_OK && i < nt; i++)
+        rc = reset_topic(a, o, topics[i], nps[i], &header);
+    free(topics);
+    free(nps);
+    if (offs)
+        rd_kafka_topic_partition_list_destroy(offs);
+    rd_kafka_metadata_destroy(md);
     return rc;
 }
 
@@ -797,6 +892,61 @@ int remote_groups(const cli_remote *r, const remote_groups_opts *o)
     } else {
         rc = groups_delete(&a, o);
     }
+    admin_close(&a);
+    return rc;
+}
+
+/* ---- delete-records ----------------------------------------------------------------- */
+
+int remote_delete_records(const cli_remote *r, const char *topic, int32_t partition, int64_t offset)
+{
+    admin a;
+    const char *ctx = "delete-records";
+    int rc = admin_open(&a, ctx, r);
+    const struct rd_kafka_metadata *md = NULL;
+    int np = -1;
+    if (rc == CLI_OK && (rc = rk_metadata(ctx, r, a.rk, &md)) == CLI_OK) {
+        np = topic_partitions(&a, md, topic, partition);
+        rd_kafka_metadata_destroy(md);
+        if (np < 0)
+            rc = CLI_FAIL;
+    }
+    if (rc != CLI_OK) {
+        admin_close(&a);
+        return rc;
+    }
+    int32_t from = partition >= 0 ? partition : 0, to = partition >= 0 ? partition + 1 : np;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(to - from);
+    for (int32_t p = from; p < to; p++)
+        rd_kafka_topic_partition_list_add(l, topic, p)->offset = offset < 0 ? RD_KAFKA_OFFSET_END : offset;
+    rd_kafka_DeleteRecords_t *dr = rd_kafka_DeleteRecords_new(l);
+    rd_kafka_topic_partition_list_destroy(l);
+    rd_kafka_AdminOptions_t *opt = rk_admin_options(a.rk, RD_KAFKA_ADMIN_OP_DELETERECORDS);
+    rd_kafka_DeleteRecords(a.rk, &dr, 1, opt, a.q);
+    rd_kafka_AdminOptions_destroy(opt);
+    rd_kafka_DeleteRecords_destroy(dr);
+    rd_kafka_event_t *ev = rk_admin_wait(ctx, a.q, topic);
+    if (!ev) {
+        admin_close(&a);
+        return CLI_FAIL;
+    }
+    const rd_kafka_topic_partition_list_t *res =
+        rd_kafka_DeleteRecords_result_offsets(rd_kafka_event_DeleteRecords_result(ev));
+    for (int i = 0; res && i < res->cnt && rc == CLI_OK; i++) {
+        const rd_kafka_topic_partition_t *tp = &res->elems[i];
+        if (tp->err) {
+            char what[300];
+            snprintf(what, sizeof what, "%s/%d", tp->topic, (int)tp->partition);
+            rc = rk_fail(ctx, what, tp->err,
+                         tp->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE ? "the offset is past the partition's end"
+                                                                          : NULL);
+        } else {
+            delete_records_print(tp->topic, tp->partition, tp->offset);
+        }
+    }
+    if (!res)
+        rc = cli_err(ctx, "%s: no answer", topic);
+    rd_kafka_event_destroy(ev);
     admin_close(&a);
     return rc;
 }

@@ -173,7 +173,7 @@ static void print_rk(const rd_kafka_message_t *m, const remote_consume_opts *o)
         r.header_count = rd_kafka_header_cnt(h);
         r.src = h;
     }
-    cli_print_record(stdout, &r, o->fmt, o->sep);
+    cli_print_record(stdout, &r, o->out);
 }
 
 /* Errors a consumer cannot get past: the topic or partition is gone. */
@@ -238,6 +238,28 @@ static int start_partitions(const char *ctx, rd_kafka_t *rk, rd_kafka_topic_t *r
     return rc;
 }
 
+/* --exit-at-end: every partition read (without a group: those started;
+ * with one: those assigned, at least one) has reported its end since its
+ * last record. */
+static bool all_at_end(rd_kafka_t *rk, const remote_consume_opts *o, const bool *eof, int np)
+{
+    if (!o->group) {
+        for (int32_t p = o->partition >= 0 ? o->partition : 0; p < (o->partition >= 0 ? o->partition + 1 : np); p++)
+            if (!eof[p])
+                return false;
+        return true;
+    }
+    rd_kafka_topic_partition_list_t *as = NULL;
+    if (rd_kafka_assignment(rk, &as))
+        return false;
+    bool end = as->cnt > 0;
+    for (int i = 0; end && i < as->cnt; i++)
+        end = !strcmp(as->elems[i].topic, o->topic) && as->elems[i].partition >= 0 &&
+              as->elems[i].partition < np && eof[as->elems[i].partition];
+    rd_kafka_topic_partition_list_destroy(as);
+    return end;
+}
+
 int remote_consume(const cli_remote *r, const remote_consume_opts *o)
 {
     const char *ctx = "consume";
@@ -245,10 +267,17 @@ int remote_consume(const cli_remote *r, const remote_consume_opts *o)
     const char *defaults[16] = { "client.id", "klog-consume", "enable.auto.commit", "false",
                                  "enable.auto.offset.store", "false", "auto.offset.reset",
                                  o->from_beginning ? "earliest" : "latest", NULL, NULL, NULL };
+    int nd = 8;
     if (o->group) {
-        defaults[8] = "group.id";
-        defaults[9] = o->group;
+        defaults[nd++] = "group.id";
+        defaults[nd++] = o->group;
     }
+    if (o->exit_at_end) {
+        /* kcat -e: an end-of-partition event tells where each partition ends */
+        defaults[nd++] = "enable.partition.eof";
+        defaults[nd++] = "true";
+    }
+    bool *eof = NULL; /* per partition (--exit-at-end): at its end since its last record */
     rd_kafka_conf_t *conf = NULL;
     rd_kafka_t *rk = NULL;
     rd_kafka_topic_t *rkt = NULL;  /* without a group */
@@ -270,7 +299,7 @@ int remote_consume(const cli_remote *r, const remote_consume_opts *o)
         rd_kafka_poll_set_consumer(rk);
     if ((rc = rk_check_topic(ctx, r, rk, o->topic, o->partition, &np)) != CLI_OK)
         goto out;
-    if (!slot(&s, np)) {
+    if (!slot(&s, np) || !(eof = calloc((size_t)np + 1, sizeof *eof))) {
         rc = cli_err(ctx, "out of memory");
         goto out;
     }
@@ -311,6 +340,12 @@ int remote_consume(const cli_remote *r, const remote_consume_opts *o)
         rd_kafka_message_t *m;
         while (!done && got < 1000 &&
                (m = o->group ? rd_kafka_consumer_poll(rk, got ? 0 : wait) : rd_kafka_consume_queue(q, got ? 0 : wait))) {
+            if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF && o->exit_at_end && m->partition >= 0 &&
+                m->partition < np) {
+                eof[m->partition] = true;
+                if (all_at_end(rk, o, eof, np))
+                    done = true;
+            }
             if (m->err) {
                 if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
                     char what[300];
@@ -328,6 +363,8 @@ int remote_consume(const cli_remote *r, const remote_consume_opts *o)
                 continue;
             }
             got++;
+            if (m->partition >= 0 && m->partition < np)
+                eof[m->partition] = false;
             print_rk(m, o);
             int64_t *n = slot(&s, m->partition);
             if (n)
@@ -379,11 +416,13 @@ out:
          * for the commits it holds back for a coordinator to time out (a
          * minute): the process exits now, and its end frees the client. */
         free(s.next);
+        free(eof);
         return rc;
     }
     if (o->group)
         rd_kafka_consumer_close(rk); /* leaves the group */
     rd_kafka_destroy(rk);
     free(s.next);
+    free(eof);
     return rc;
 }

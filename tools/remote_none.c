@@ -38,3 +38,9 @@ int remote_groups(const cli_remote *r, const remote_groups_opts *o)
 {
     return not_built(o->ctx, r);
 }
+
+int remote_delete_records(const cli_remote *r, const char *topic, int32_t partition, int64_t offset)
+{
+    (void)topic, (void)partition, (void)offset;
+    return not_built("delete-records", r);
+}

@@ -8,6 +8,7 @@
  * partition whether klog serve holds the directory or not, unless -X
  * partitioner=... names one of librdkafka's.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +57,54 @@ static bool props_has(const cli_props *p, const char *key)
     return false;
 }
 
+/* produce --json: each record of cli_jsonl_each, through librdkafka. */
+typedef struct json_send {
+    const char *ctx, *topic;
+    rd_kafka_t *rk;
+    int32_t partition;    /* --partition, or RD_KAFKA_PARTITION_UA */
+    int64_t lines, refused;
+} json_send;
+
+static int json_one(void *arg, int64_t lineno, const cli_jrec *j)
+{
+    json_send *s = arg;
+    s->lines++;
+    for (;;) {
+        rd_kafka_headers_t *h = NULL;
+        if (j->nheaders) {
+            h = rd_kafka_headers_new(j->nheaders);
+            for (size_t i = 0; i < j->nheaders; i++)
+                rd_kafka_header_add(h, j->headers[i].key, (ssize_t)j->headers[i].key_len, j->headers[i].value,
+                                    j->headers[i].value ? (ssize_t)j->headers[i].value_len : 0);
+        }
+        rd_kafka_resp_err_t err = rd_kafka_producev(
+            s->rk, RD_KAFKA_V_TOPIC(s->topic),
+            RD_KAFKA_V_PARTITION(j->partition != KLOG_PARTITION_ANY ? j->partition : s->partition),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(j->key, j->key_len),
+            RD_KAFKA_V_VALUE(j->value, j->value_len), RD_KAFKA_V_TIMESTAMP(j->timestamp), RD_KAFKA_V_HEADERS(h),
+            RD_KAFKA_V_END);
+        if (!err)
+            break;
+        if (h)
+            rd_kafka_headers_destroy(h);
+        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && !cli_stop) {
+            rd_kafka_poll(s->rk, 100);
+            continue;
+        }
+        if (s->refused++ == 0) {
+            char what[64];
+            snprintf(what, sizeof what, "line %" PRId64, lineno);
+            rk_fail(s->ctx, what, err, NULL);
+        }
+        if (err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC || err == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION ||
+            err == RD_KAFKA_RESP_ERR__FATAL)
+            return CLI_FAIL;
+        break;
+    }
+    rd_kafka_poll(s->rk, 0);
+    return cli_stop ? CLI_FAIL : CLI_OK;
+}
+
 int remote_produce(const cli_remote *r, const remote_produce_opts *o)
 {
     const char *ctx = "produce";
@@ -100,6 +149,22 @@ int remote_produce(const cli_remote *r, const remote_produce_opts *o)
     ssize_t len;
     int64_t lines = 0, refused = 0;
     bool stop_sending = false;
+    if (o->json) {
+        size_t n = 0;
+        int e = cli_read_all(stdin, CLI_JSON_INPUT_MAX, &line, &n);
+        if (e < 0) {
+            rc = e == -EFBIG ? cli_err(ctx, "--json: standard input is over %zu bytes", CLI_JSON_INPUT_MAX)
+                             : cli_err(ctx, "reading standard input: %s", strerror(-e));
+            goto out;
+        }
+        json_send js = { .ctx = ctx, .topic = o->topic, .rk = rk, .partition = partition };
+        rc = cli_jsonl_each(ctx, line, n, np, json_one, &js);
+        lines = js.lines;
+        refused = js.refused;
+        if (rc != CLI_OK && lines == 0)
+            goto out; /* nothing sent */
+        stop_sending = true;
+    }
     while (!cli_stop && !stop_sending && (len = getline(&line, &cap, stdin)) >= 0) {
         lines++;
         if (len > 0 && line[len - 1] == '\n')
