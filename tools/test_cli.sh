@@ -144,20 +144,157 @@ contains "$WORK/out" "g1"
 expect 0 "$KLOG" groups describe g1
 contains "$WORK/out" "State: Empty"
 if awk '$1 == "g1" && $2 == "events" && $6 != 0 { bad = 1 } END { exit bad }' "$WORK/out"; then ok; else fail "lag after consuming everything"; fi
+# reset: a dry run by default (Kafka's), which prints the plan and changes nothing
 expect 0 "$KLOG" groups reset g1 --topic events --to-earliest
 contains "$WORK/out" "NEW-OFFSET"
+contains "$WORK/err" "dry run: nothing changed"
+if awk '$1 == "g1" && $2 == "events" && $4 != 0 { bad = 1 } END { exit bad }' "$WORK/out"; then ok; else fail "plan to earliest is not 0"; fi
+expect 0 "$KLOG" groups describe g1 --format json
+if grep -qF '"committed":0' "$WORK/out"; then fail "a dry run reset the offsets"; else ok; fi
+expect 0 "$KLOG" groups reset g1 --topic events --to-earliest --dry-run
+expect 2 "$KLOG" groups reset g1 --topic events --to-earliest --dry-run --execute
+expect 0 "$KLOG" groups reset g1 --topic events --to-earliest --execute
+contains "$WORK/out" "NEW-OFFSET"
+if grep -qF "dry run" "$WORK/err"; then fail "--execute said dry run"; else ok; fi
+# an unknown topic is blamed, not the group (issue 20)
+expect 1 "$KLOG" groups reset g1 --topic nosuch --to-earliest
+contains "$WORK/err" "klog: groups reset: nosuch: no such topic"
+expect 1 "$KLOG" groups reset g1 --topic events --partition 9 --to-earliest
+contains "$WORK/err" "events: no partition 9"
+expect 2 "$KLOG" groups reset g1 --topic events --all-topics --to-earliest
+expect 2 "$KLOG" groups reset g1 --to-earliest
+contains "$WORK/err" "--all-topics"
+# --to-datetime, Kafka's format: before every record = earliest, far ahead = latest
+expect 0 "$KLOG" groups reset g1 --all-topics --to-datetime 2000-01-01T00:00:00.000Z
+if awk '$1 == "g1" && $2 == "events" && $4 != 0 { bad = 1 } END { exit bad }' "$WORK/out"; then ok; else fail "datetime before every record is not 0"; fi
+expect 0 "$KLOG" groups reset g1 --all-topics --to-datetime 2999-01-01T00:00:00+01:00
+if awk '$1 == "g1" && $2 == "events" && $4 == 0 { bad = 1 } END { exit bad }' "$WORK/out"; then ok; else fail "datetime after every record is not the end"; fi
+expect 0 "$KLOG" groups reset g1 --topic events --to-datetime 2000-01-01T00:00:00
+expect 2 "$KLOG" groups reset g1 --topic events --to-datetime 2026-02-31T00:00:00
+expect 2 "$KLOG" groups reset g1 --topic events --to-datetime 1700000000000
 expect 0 "$KLOG" groups describe g1 --format json
 contains "$WORK/out" '"group":"g1"'
 contains "$WORK/out" '"committed":0'
 expect 0 "$KLOG" consume events --group g1 --timeout-ms 500
 lines "$WORK/out" "$TOTAL"
-expect 0 "$KLOG" groups reset g1 --topic events --partition 1 --shift-by -2
+expect 0 "$KLOG" groups reset g1 --topic events --partition 1 --shift-by -2 --execute
 expect 0 "$KLOG" consume events --group g1 --timeout-ms 300
 lines "$WORK/out" 2
 expect 2 "$KLOG" groups reset g1 --topic events
+# describe: rows by topic, then partition
+"$KLOG" topics create zz --partitions 3 >/dev/null && "$KLOG" topics create aa --partitions 2 >/dev/null
+printf 'a\nb\nc\nd\ne\nf\n' | "$KLOG" produce zz -q && printf 'a\nb\nc\n' | "$KLOG" produce aa -q
+"$KLOG" consume zz --group sorted --from-beginning --timeout-ms 300 -q >/dev/null
+"$KLOG" consume aa --group sorted --from-beginning --timeout-ms 300 -q >/dev/null
+expect 0 "$KLOG" groups describe sorted
+awk '$1 == "sorted" { print $2, $3 }' "$WORK/out" >"$WORK/rows"
+if sort -k1,1 -k2,2n "$WORK/rows" | cmp -s - "$WORK/rows" && [ "$(wc -l <"$WORK/rows")" -ge 2 ]; then ok; else fail "groups describe rows unsorted: $(tr '\n' ' ' <"$WORK/rows")"; fi
+expect 0 "$KLOG" groups reset sorted --all-topics --to-latest
+awk '$1 == "sorted" { print $2 }' "$WORK/out" | sort -u | tr '\n' ' ' >"$WORK/rt"
+contains "$WORK/rt" "aa zz"
 expect 0 "$KLOG" groups delete g1
 expect 1 "$KLOG" groups describe g1
 contains "$WORK/err" "no such group"
+
+# ---- issue 20: Kafka's habits ----------------------------------------------------------
+# Kafka's spellings of the topic keys, and "did you mean"
+expect 0 "$KLOG" topics create kspell --config retention.hours=2 --config log.segment.bytes=1048576
+expect 0 "$KLOG" topics describe kspell
+contains "$WORK/out" "retention.ms=7200000"
+contains "$WORK/out" "segment.bytes=1048576"
+expect 0 "$KLOG" topics alter kspell --config retention.minutes=3 --config log.cleanup.policy=compact
+expect 0 "$KLOG" topics describe kspell
+contains "$WORK/out" "retention.ms=180000"
+contains "$WORK/out" "cleanup.policy=compact"
+expect 2 "$KLOG" topics create kspell2 --config retention.msx=1
+contains "$WORK/err" "retention.msx: unknown configuration key (did you mean retention.ms?)"
+expect 1 "$KLOG" topics alter kspell --config log.retension.hours=1
+contains "$WORK/err" "did you mean log.retention.hours?"
+# describe-configs: every topic key, set or default
+expect 0 "$KLOG" topics describe-configs kspell
+contains "$WORK/out" "All configs for topic kspell are:"
+contains "$WORK/out" "$(printf 'retention.ms=180000\tsource=DYNAMIC_TOPIC_CONFIG')"
+contains "$WORK/out" "$(printf 'segment.ms=604800000\tsource=DEFAULT_CONFIG')"
+contains "$WORK/out" "$(printf 'cleanup.policy=compact\tsource=DYNAMIC_TOPIC_CONFIG')"
+lines "$WORK/out" 15
+expect 1 "$KLOG" topics describe-configs nosuch
+contains "$WORK/err" "no such topic"
+# a key of another scope is an error naming its scope, not ignored
+expect 2 "$KLOG" produce kspell -X retention.ms=1000 <<<x
+contains "$WORK/err" "retention.ms: a topic key, not a producer or consumer key"
+expect 2 "$KLOG" consume kspell -X io.backend=posix --timeout-ms 10
+contains "$WORK/err" "io.backend: an instance key, not a producer or consumer key"
+expect 2 "$KLOG" produce kspell -X linger.msec=5 <<<x
+contains "$WORK/err" "did you mean linger.ms?"
+
+"$KLOG" topics create k20 --partitions 2 >/dev/null || fail "create k20"
+# produce --property parse.key / key.separator (Kafka's console producer)
+printf 'a\tone\nb\ttwo\n' | "$KLOG" produce k20 --property parse.key=true --partition 0 -q || fail "parse.key"
+printf 'c=three\n' | "$KLOG" produce k20 --property parse.key=true --property key.separator== --partition 0 -q ||
+    fail "key.separator"
+# consume --exit-at-end (kcat -e) and Kafka's print.* properties
+expect 0 "$KLOG" consume k20 --from-beginning --exit-at-end --property print.key=true --property print.offset=true
+lines "$WORK/out" 3
+contains "$WORK/out" "$(printf 'Offset:0\ta\tone')"
+contains "$WORK/out" "$(printf 'Offset:2\tc\tthree')"
+expect 0 "$KLOG" consume k20 --from-beginning -e --property print.partition=true --property print.value=false \
+    --property print.key=true --property key.separator=,
+contains "$WORK/out" "Partition:0,b"
+expect 2 "$KLOG" consume k20 -e --property print.key=yes
+expect 2 "$KLOG" consume k20 -e --property print.key=true --format json
+# --exit-at-end on an empty partition and with a group
+expect 0 "$KLOG" consume k20 --partition 1 --from-beginning -e
+lines "$WORK/out" 0
+expect 0 "$KLOG" consume k20 --group g20 --from-beginning -e
+lines "$WORK/out" 3
+# --format TEMPLATE (kcat -f)
+expect 0 "$KLOG" consume k20 --from-beginning -e -q --format '%t/%p@%o %k=%s (%S,%K)\n'
+contains "$WORK/out" "k20/0@1 b=two (3,1)"
+lines "$WORK/out" 3
+expect 2 "$KLOG" consume k20 -e --format '%q'
+contains "$WORK/err" "unknown %-field"
+expect 2 "$KLOG" consume k20 -e --format 'yaml'
+# produce --json: JSON lines; a bad line sends nothing and names its line
+cat >"$WORK/j" <<'JSON'
+{"key":"j1","value":"v1","headers":{"h":"x"},"partition":1,"timestamp":1234}
+
+{"key":null,"value":"v2","partition":1}
+JSON
+expect 0 "$KLOG" produce k20 --json <"$WORK/j"
+contains "$WORK/err" "2 records delivered, 0 failed"
+expect 0 "$KLOG" consume k20 --partition 1 --from-beginning -e --format json
+contains "$WORK/out" '"partition":1,"offset":0,"timestamp":1234,"key":"j1","value":"v1","headers":[{"key":"h","value":"x"}]'
+contains "$WORK/out" '"key":null,"value":"v2"'
+# consume's json output goes back in as it is
+cp "$WORK/out" "$WORK/j2"
+expect 0 "$KLOG" produce k20 --json <"$WORK/j2"
+contains "$WORK/err" "2 records delivered"
+printf '{"value":"ok"}\n{"value":"ok"}\n{"value":5}\n' >"$WORK/jbad"
+expect 1 "$KLOG" produce k20 --json <"$WORK/jbad"
+contains "$WORK/err" 'line 3: "value" is not a string or null (nothing sent)'
+printf '{"value":"ok"}\nnot json\n' >"$WORK/jbad"
+expect 1 "$KLOG" produce k20 --json <"$WORK/jbad"
+contains "$WORK/err" "line 2: not JSON"
+expect 1 "$KLOG" produce k20 --json <<<'{"value":"ok","partition":7}'
+contains "$WORK/err" "line 1: partition 7: the topic has 2"
+expect 1 "$KLOG" produce k20 --json <<<'{"valeu":"ok"}'
+contains "$WORK/err" 'unknown member "valeu"'
+expect 0 "$KLOG" consume k20 --partition 1 --from-beginning -e -q
+lines "$WORK/out" 4
+expect 2 "$KLOG" produce k20 --json --key-separator : <<<'{}'
+# delete-records (DeleteRecords)
+expect 0 "$KLOG" delete-records k20 --partition 0 --offset 2
+contains "$WORK/out" "$(printf 'partition: k20-0\tlow_watermark: 2')"
+expect 0 "$KLOG" consume k20 --partition 0 --from-beginning -e -q
+lines "$WORK/out" 1
+expect 0 "$KLOG" delete-records k20 --offset latest
+contains "$WORK/out" "$(printf 'partition: k20-1\tlow_watermark: 4')"
+expect 1 "$KLOG" delete-records k20 --partition 0 --offset 99
+contains "$WORK/err" "past the partition's end"
+expect 1 "$KLOG" delete-records nosuch --offset 1
+contains "$WORK/err" "nosuch: no such topic"
+expect 2 "$KLOG" delete-records k20
+expect 2 "$KLOG" delete-records k20 --offset soon
 
 # ---- stats ---------------------------------------------------------------------------
 "$KLOG" consume events --group g2 --from-beginning --max-messages 1 -q >/dev/null || fail "consume as g2"
@@ -327,6 +464,7 @@ expect 1 "$KLOG" perf consume perf --records 6000 --timeout-ms 200
 # ---- help and usage errors -------------------------------------------------------------
 for cmd in "" "topics" "topics create" "topics list" "topics describe" "topics delete" "topics alter" \
            "produce" "consume" "groups" "groups list" "groups describe" "groups reset" "groups delete" \
+           "delete-records" "topics describe-configs" \
            "dump" "verify" "perf" "perf produce" "perf consume" "stats" "serve" "mirror" "users" "acls"; do
     # shellcheck disable=SC2086
     expect 0 "$KLOG" $cmd --help

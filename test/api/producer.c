@@ -1744,8 +1744,13 @@ Test(producer, bad_configuration)
     cr_assert_eq(klog_producer_new(k, c, &p, err, sizeof err), 0, "%s", err);
     klog_conf_free(c);
     klog_producer_close(p);
-    /* a topic key in a producer conf is ignored; zstd takes a level */
+    /* a topic key in a producer conf is refused (issue 20: it used to be
+     * ignored); zstd takes a level */
     c = ut_conf("retention.ms", "1000", "compression.type", "zstd", "compression.level", "19", NULL);
+    cr_assert_eq(klog_producer_new(k, c, &p, err, sizeof err), KLOG_ECONF);
+    cr_assert(strstr(err, "retention.ms: a topic key") != NULL, "%s", err);
+    klog_conf_free(c);
+    c = ut_conf("compression.type", "zstd", "compression.level", "19", NULL);
     cr_assert_eq(klog_producer_new(k, c, &p, err, sizeof err), 0, "%s", err);
     klog_conf_free(c);
     klog_producer_close(p);

@@ -293,8 +293,20 @@ def test_topics_and_groups_through_the_server(server, background):
     assert out.startswith("Group: audit\tState: Empty\tGeneration: -\t")
     row = [l.split() for l in out.splitlines() if l.startswith("audit ")]
     assert row == [["audit", "orders", "2", "2", "2", "0", "-", "-"]]
-    out, _ = klog("-d", d, "groups", "reset", "audit", "--topic", "orders", "--partition", "2", "--to-earliest")
+    # a dry run by default (Kafka's): the plan, nothing changed
+    out, err = klog("-d", d, "groups", "reset", "audit", "--topic", "orders", "--partition", "2", "--to-earliest")
     assert out.splitlines()[1].split() == ["audit", "orders", "2", "0"]
+    assert "dry run: nothing changed" in err
+    desc = json.loads(klog("-d", d, "groups", "describe", "audit", "--format", "json")[0])
+    assert [(o["partition"], o["committed"]) for o in desc["offsets"]] == [(2, 2)]
+    _, err = klog("-d", d, "groups", "reset", "audit", "--topic", "nosuch", "--to-earliest", want=1)
+    assert "nosuch: no such topic" in err
+    out, _ = klog("-d", d, "groups", "reset", "audit", "--all-topics", "--to-datetime", "2000-01-01T00:00:00Z")
+    assert [l.split() for l in out.splitlines()[1:]] == [["audit", "orders", "2", "0"]]
+    out, err = klog("-d", d, "groups", "reset", "audit", "--topic", "orders", "--partition", "2", "--to-earliest",
+                    "--execute")
+    assert out.splitlines()[1].split() == ["audit", "orders", "2", "0"]
+    assert "dry run" not in err
     desc = json.loads(klog("-d", d, "groups", "describe", "audit", "--format", "json")[0])
     assert [(o["partition"], o["committed"], o["lag"]) for o in desc["offsets"]] == [(2, 0, 2)]
     _, err = klog("-d", d, "groups", "describe", "nosuch", want=1)
@@ -446,3 +458,31 @@ def test_consumer_outlives_its_server(serve, background):
     c.stop(want=1)
     assert "commit: no answer from the group coordinator" in c.err()
     assert "Processed a total of 2 messages" in c.err()
+
+
+def test_issue20_options_through_the_server(server):
+    """consume --exit-at-end, --format TEMPLATE and print.*, produce --json
+    and parse.key, delete-records and topics describe-configs work in
+    remote mode as directly (issue 20)."""
+    d = server.datadir
+    klog("-d", d, "topics", "create", "i20", "--partitions", "2", "--config", "retention.hours=1")
+    klog("-d", d, "produce", "i20", "--partition", "0", "--property", "parse.key=true", "-q", stdin="a\tone\nb\ttwo\n")
+    out, _ = klog("-d", d, "consume", "i20", "--from-beginning", "-e", "-q", "--property", "print.key=true",
+                  "--property", "print.offset=true")
+    assert out == "Offset:0\ta\tone\nOffset:1\tb\ttwo\n"
+    out, _ = klog("-d", d, "consume", "i20", "--from-beginning", "--exit-at-end", "-q", "--format", "%p@%o %k=%s\\n")
+    assert out == "0@0 a=one\n0@1 b=two\n"
+    klog("-d", d, "produce", "i20", "--json", "-q",
+         stdin='{"key":"j","value":"v","headers":{"h":"x"},"partition":1,"timestamp":1234}\n')
+    out, _ = klog("-d", d, "consume", "i20", "--partition", "1", "--from-beginning", "-e", "-q", "--format", "json")
+    rec = json.loads(out)
+    assert (rec["key"], rec["value"], rec["timestamp"], rec["headers"]) == ("j", "v", 1234, [{"key": "h", "value": "x"}])
+    _, err = klog("-d", d, "produce", "i20", "--json", stdin='{"value":"ok"}\n{"value":1}\n', want=1)
+    assert 'line 2: "value" is not a string or null (nothing sent)' in err
+    out, _ = klog("-d", d, "delete-records", "i20", "--partition", "0", "--offset", "1")
+    assert out == "partition: i20-0\tlow_watermark: 1\n"
+    out, _ = klog("-d", d, "consume", "i20", "--partition", "0", "--from-beginning", "-e", "-q")
+    assert out == "two\n"
+    out, _ = klog("-d", d, "topics", "describe-configs", "i20")
+    assert out.startswith("All configs for topic i20 are:\n")
+    assert "  retention.ms=3600000\tsource=DYNAMIC_TOPIC_CONFIG\n" in out
