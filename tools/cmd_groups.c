@@ -106,18 +106,6 @@ static const struct option group_opts[] = {
     { NULL, 0, NULL, 0 },
 };
 
-static void free_strs(char **v, size_t n)
-{
-    for (size_t i = 0; v && i < n; i++)
-        free(v[i]);
-    free(v);
-}
-
-static int cmp_str(const void *x, const void *y)
-{
-    return strcmp(*(const char *const *)x, *(const char *const *)y);
-}
-
 /* The member owning topic/partition, or NULL. */
 static const klog_group_member *owner(const klog_group_info *gi, const char *topic, int32_t partition)
 {
@@ -253,9 +241,30 @@ static int describe(const char *ctx, klog *k, const char *group, bool json)
     return CLI_OK;
 }
 
-/* The topics a group has committed offsets for, sorted and distinct
- * (--all-topics, as Kafka's).  *n 0 for a group that has none. */
-static int group_topics(const char *ctx, klog *k, const char *group, char ***out, size_t *n)
+/* A partition to reset. */
+typedef struct target {
+    char *topic;
+    int32_t partition;
+} target;
+
+static int cmp_target(const void *x, const void *y)
+{
+    const target *a = x, *b = y;
+    int c = strcmp(a->topic, b->topic);
+    return c ? c : (a->partition > b->partition) - (a->partition < b->partition);
+}
+
+static void free_targets(target *t, size_t n)
+{
+    for (size_t i = 0; t && i < n; i++)
+        free(t[i].topic);
+    free(t);
+}
+
+/* --all-topics: the partitions the group has committed offsets for, by
+ * topic then partition (Kafka's: what the group committed).  *n 0 for a
+ * group that has none. */
+static int group_targets(const char *ctx, klog *k, const char *group, target **out, size_t *n)
 {
     klog_group_info *gi = NULL;
     *out = NULL;
@@ -265,21 +274,19 @@ static int group_topics(const char *ctx, klog *k, const char *group, char ***out
         return CLI_OK;
     if (r < 0)
         return cli_fail(ctx, group, r, NULL);
-    char **t = calloc(gi->offset_count + 1, sizeof *t);
+    target *t = calloc(gi->offset_count + 1, sizeof *t);
     size_t nt = 0;
     for (size_t i = 0; t && i < gi->offset_count; i++) {
-        bool seen = false;
-        for (size_t j = 0; j < nt && !seen; j++)
-            seen = !strcmp(t[j], gi->offsets[i]->topic);
-        if (!seen && !(t[nt++] = strdup(gi->offsets[i]->topic))) {
-            free_strs(t, nt - 1);
+        t[nt].partition = gi->offsets[i]->partition;
+        if (!(t[nt++].topic = strdup(gi->offsets[i]->topic))) {
+            free_targets(t, nt - 1);
             t = NULL;
         }
     }
     klog_group_info_free(gi);
     if (!t)
         return cli_err(ctx, "out of memory");
-    qsort(t, nt, sizeof *t, cmp_str);
+    qsort(t, nt, sizeof *t, cmp_target);
     *out = t;
     *n = nt;
     return CLI_OK;
@@ -328,19 +335,34 @@ static int reset_plan(const char *ctx, klog *k, const char *group, const char *t
     return CLI_OK;
 }
 
-/* groups reset: the plan (dry run) or the reset, for topic or (topic NULL)
- * every topic the group has committed offsets for. */
+/* groups reset: the plan (dry run) or the reset, for every partition of
+ * topic (or only `partition`), or (topic NULL) every partition the group
+ * has committed offsets for. */
 static int reset_offsets(const char *ctx, klog *k, const char *group, const char *topic, int32_t partition,
                          int kind, int64_t value, bool execute)
 {
-    char **topics = NULL;
-    size_t ntopics = 1;
+    target *tg = NULL;
+    size_t ntg = 0;
     int rc = CLI_OK;
-    if (!topic && (rc = group_topics(ctx, k, group, &topics, &ntopics)) != CLI_OK)
-        return rc;
-    if (!topic && ntopics == 0) {
-        free(topics);
-        return cli_err(ctx, "%s: the group has no committed offsets (--all-topics resets those)", group);
+    if (topic) {
+        int np = klog_topic_describe(k, topic, NULL, 0, NULL, 0);
+        if (np < 0)
+            return cli_fail(ctx, topic, np, np == KLOG_EUNKNOWN_TOPIC ? "no such topic" :
+                                            np == KLOG_EBADNAME ? "invalid topic name" : NULL);
+        if (partition >= np)
+            return cli_err(ctx, "%s: no partition %d (the topic has %d)", topic, (int)partition, np);
+        int32_t from = partition >= 0 ? partition : 0, to = partition >= 0 ? partition + 1 : np;
+        if (!(tg = calloc((size_t)(to - from), sizeof *tg)))
+            return cli_err(ctx, "out of memory");
+        for (int32_t p = from; p < to; p++, ntg++)
+            tg[ntg] = (target){ (char *)topic, p };
+    } else {
+        if ((rc = group_targets(ctx, k, group, &tg, &ntg)) != CLI_OK)
+            return rc;
+        if (ntg == 0) {
+            free(tg);
+            return cli_err(ctx, "%s: the group has no committed offsets (--all-topics resets those)", group);
+        }
     }
     /* the group must be inactive, for a plan too (Kafka's rule) */
     klog_group_info *gi = NULL;
@@ -350,56 +372,50 @@ static int reset_offsets(const char *ctx, klog *k, const char *group, const char
     else if (r < 0 && r != KLOG_EUNKNOWN_GROUP)
         rc = cli_fail(ctx, group, r, r == KLOG_EBADNAME ? "invalid group name" : NULL);
     klog_group_info_free(gi);
-    /* every topic and partition exists before anything is printed or reset */
-    for (size_t i = 0; rc == CLI_OK && i < ntopics; i++) {
-        const char *t = topic ? topic : topics[i];
-        int np = klog_topic_describe(k, t, NULL, 0, NULL, 0);
+    /* the topics of --all-topics still exist */
+    for (size_t i = 0; rc == CLI_OK && !topic && i < ntg; i++) {
+        int np = klog_topic_describe(k, tg[i].topic, NULL, 0, NULL, 0);
         if (np < 0)
-            rc = cli_fail(ctx, t, np, np == KLOG_EUNKNOWN_TOPIC ? "no such topic" :
-                                      np == KLOG_EBADNAME ? "invalid topic name" : NULL);
-        else if (partition >= np)
-            rc = cli_err(ctx, "%s: no partition %d (the topic has %d)", t, (int)partition, np);
+            rc = cli_fail(ctx, tg[i].topic, np, np == KLOG_EUNKNOWN_TOPIC ? "no such topic" : NULL);
+        else if (tg[i].partition >= np)
+            rc = cli_err(ctx, "%s: no partition %d (the topic has %d)", tg[i].topic, (int)tg[i].partition, np);
     }
-    if (rc == CLI_OK && !execute)
-        fprintf(stderr, "klog: %s: dry run: nothing changed (add --execute to reset the offsets)\n", ctx);
-    bool header = false;
-    for (size_t i = 0; rc == CLI_OK && i < ntopics; i++) {
-        const char *t = topic ? topic : topics[i];
-        int np = klog_topic_describe(k, t, NULL, 0, NULL, 0);
-        if (np < 0) {
-            rc = cli_fail(ctx, t, np, np == KLOG_EUNKNOWN_TOPIC ? "no such topic" : NULL);
-            break;
-        }
-        int32_t from = partition >= 0 ? partition : 0, to = partition >= 0 ? partition + 1 : np;
-        int64_t *offs = calloc((size_t)(to - from) + 1, sizeof *offs);
-        if (!offs) {
-            rc = cli_err(ctx, "out of memory");
-            break;
-        }
-        if (execute) {
-            r = klog_group_reset_offsets(k, group, t, partition, kind, value);
+    int64_t *offs = rc == CLI_OK ? calloc(ntg, sizeof *offs) : NULL;
+    if (rc == CLI_OK && !offs)
+        rc = cli_err(ctx, "out of memory");
+    if (rc == CLI_OK && !execute) {
+        /* the whole plan first: an error prints no half of it */
+        for (size_t i = 0; rc == CLI_OK && i < ntg; i++)
+            rc = reset_plan(ctx, k, group, tg[i].topic, tg[i].partition, tg[i].partition + 1, kind, value, &offs[i]);
+        if (rc == CLI_OK)
+            fprintf(stderr, "klog: %s: dry run: nothing changed (add --execute to reset the offsets)\n", ctx);
+    } else if (rc == CLI_OK) {
+        /* one call for a whole topic (--topic), else one per partition */
+        for (size_t i = 0; rc == CLI_OK && i < ntg; i++) {
+            if (topic && i > 0)
+                break;
+            r = klog_group_reset_offsets(k, group, tg[i].topic, topic ? partition : tg[i].partition, kind, value);
             if (r < 0)
-                rc = cli_fail(ctx, r == KLOG_ESTATE || r == KLOG_EBADNAME ? group : t, r,
+                rc = cli_fail(ctx, r == KLOG_ESTATE || r == KLOG_EBADNAME ? group : tg[i].topic, r,
                               r == KLOG_ESTATE ? "the group has active members: stop its consumers first" :
                               r == KLOG_EUNKNOWN_TOPIC ? "no such topic" :
                               r == KLOG_EUNKNOWN_PARTITION ? "no such partition" : NULL);
-            for (int32_t p = from; rc == CLI_OK && p < to; p++) {
-                offs[p - from] = -1;
-                klog_group_committed(k, group, t, p, &offs[p - from]);
-            }
-        } else {
-            rc = reset_plan(ctx, k, group, t, from, to, kind, value, offs);
         }
-        if (rc == CLI_OK) {
-            if (!header)
-                groups_print_reset_header();
-            header = true;
-            for (int32_t p = from; p < to; p++)
-                groups_print_reset(group, t, p, offs[p - from]);
+        for (size_t i = 0; rc == CLI_OK && i < ntg; i++) {
+            offs[i] = -1;
+            klog_group_committed(k, group, tg[i].topic, tg[i].partition, &offs[i]);
         }
-        free(offs);
     }
-    free_strs(topics, topic ? 0 : ntopics);
+    if (rc == CLI_OK) {
+        groups_print_reset_header();
+        for (size_t i = 0; i < ntg; i++)
+            groups_print_reset(group, tg[i].topic, tg[i].partition, offs[i]);
+    }
+    free(offs);
+    if (topic)
+        free(tg);
+    else
+        free_targets(tg, ntg);
     return rc;
 }
 

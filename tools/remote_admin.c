@@ -674,14 +674,15 @@ static int topic_partitions(admin *a, const struct rd_kafka_metadata *md, const 
     return np < 0 || partition >= np ? -1 : np;
 }
 
-/* Reset (o->execute) or plan the reset of one topic's np partitions. */
-static int reset_topic(admin *a, const remote_groups_opts *o, const char *topic, int np, bool *header)
+/* Reset (o->execute) or plan the reset of partitions parts[0..nparts) of
+ * one topic. */
+static int reset_topic(admin *a, const remote_groups_opts *o, const char *topic, const int32_t *parts, int nparts,
+                       bool *header)
 {
     int rc = CLI_OK;
-    int32_t from = o->partition >= 0 ? o->partition : 0, to = o->partition >= 0 ? o->partition + 1 : np;
-    rd_kafka_topic_partition_list_t *want = rd_kafka_topic_partition_list_new(to - from), *cur = NULL;
-    for (int32_t p = from; p < to; p++)
-        rd_kafka_topic_partition_list_add(want, topic, p);
+    rd_kafka_topic_partition_list_t *want = rd_kafka_topic_partition_list_new(nparts), *cur = NULL;
+    for (int i = 0; i < nparts; i++)
+        rd_kafka_topic_partition_list_add(want, topic, parts[i]);
     if ((rc = group_offsets(a, o->group, want, &cur)) != CLI_OK) {
         rd_kafka_topic_partition_list_destroy(want);
         return rc;
@@ -788,35 +789,52 @@ static int groups_reset(admin *a, const remote_groups_opts *o)
     const struct rd_kafka_metadata *md = NULL;
     if ((rc = rk_metadata(a->ctx, a->r, a->rk, &md)) != CLI_OK)
         return rc;
-    /* the topics: o->topic, or those with a committed offset (sorted) */
-    rd_kafka_topic_partition_list_t *offs = NULL;
-    const char **topics = NULL;
-    int *nps = NULL, nt = 0;
-    if (!o->topic && (rc = group_offsets(a, o->group, NULL, &offs)) == CLI_OK)
-        rd_kafka_topic_partition_list_sort(offs, cmp_tp, NULL);
-    int cap = offs ? offs->cnt + 1 : 1;
-    if (rc == CLI_OK && (!(topics = calloc((size_t)cap, sizeof *topics)) || !(nps = calloc((size_t)cap, sizeof *nps))))
-        rc = cli_err(a->ctx, "out of memory");
-    if (rc == CLI_OK && o->topic)
-        topics[nt++] = o->topic;
-    for (int i = 0; rc == CLI_OK && offs && i < offs->cnt; i++)
-        if (!offs->elems[i].err && offs->elems[i].offset >= 0 && (nt == 0 || strcmp(topics[nt - 1], offs->elems[i].topic)))
-            topics[nt++] = offs->elems[i].topic;
-    if (rc == CLI_OK && nt == 0)
-        rc = cli_err(a->ctx, "%s: the group has no committed offsets (--all-topics resets those)", o->group);
-    /* every topic and partition exists before anything is printed or reset */
-    for (int i = 0; rc == CLI_OK && i < nt; i++)
-        if ((nps[i] = topic_partitions(a, md, topics[i], o->partition)) < 0)
+    /* the partitions: those of o->topic (or o->partition), or (--all-topics)
+     * those with a committed offset, by topic then partition */
+    rd_kafka_topic_partition_list_t *all = NULL, *offs = NULL;
+    int32_t *parts = NULL;
+    int n = 0;
+    if (o->topic) {
+        int np = topic_partitions(a, md, o->topic, o->partition);
+        if (np < 0)
             rc = CLI_FAIL;
+        else if (!(parts = calloc((size_t)np + 1, sizeof *parts)))
+            rc = cli_err(a->ctx, "out of memory");
+        for (int32_t p = o->partition >= 0 ? o->partition : 0; rc == CLI_OK && p < (o->partition >= 0 ? o->partition + 1 : np); p++)
+            parts[n++] = p;
+    } else if ((rc = group_offsets(a, o->group, NULL, &all)) == CLI_OK) {
+        offs = rd_kafka_topic_partition_list_new(all->cnt > 0 ? all->cnt : 1);
+        for (int i = 0; i < all->cnt; i++)
+            if (!all->elems[i].err && all->elems[i].offset >= 0)
+                rd_kafka_topic_partition_list_add(offs, all->elems[i].topic, all->elems[i].partition);
+        rd_kafka_topic_partition_list_sort(offs, cmp_tp, NULL);
+        n = offs->cnt;
+        if (n == 0)
+            rc = cli_err(a->ctx, "%s: the group has no committed offsets (--all-topics resets those)", o->group);
+    }
     if (rc == CLI_OK && !o->execute)
         fprintf(stderr, "klog: %s: dry run: nothing changed (add --execute to reset the offsets)\n", a->ctx);
     bool header = false;
-    for (int i = 0; rc == CLI_OK && i < nt; i++)
-        rc = reset_topic(a, o, topics[i], nps[i], &header);
-    free(topics);
-    free(nps);
+    if (rc == CLI_OK && o->topic) {
+        rc = reset_topic(a, o, o->topic, parts, n, &header);
+    } else if (rc == CLI_OK) {
+        int32_t *ps = calloc((size_t)n, sizeof *ps);
+        if (!ps)
+            rc = cli_err(a->ctx, "out of memory");
+        for (int i = 0; rc == CLI_OK && i < n;) {
+            const char *t = offs->elems[i].topic;
+            int m = 0;
+            for (; i < n && !strcmp(offs->elems[i].topic, t); i++)
+                ps[m++] = offs->elems[i].partition;
+            rc = reset_topic(a, o, t, ps, m, &header);
+        }
+        free(ps);
+    }
     if (offs)
         rd_kafka_topic_partition_list_destroy(offs);
+    if (all)
+        rd_kafka_topic_partition_list_destroy(all);
+    free(parts);
     rd_kafka_metadata_destroy(md);
     return rc;
 }

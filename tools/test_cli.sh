@@ -504,7 +504,7 @@ expect 0 "$KLOG" -d "$SEC" acls list
 [ "$(wc -l < "$WORK/out")" -eq 2 ] && ok || fail "acls list after remove: $(cat "$WORK/out")"
 expect 2 "$KLOG" consume
 expect 2 "$KLOG" consume events --format xml
-contains "$WORK/err" "klog: consume: --format must be value, kv or json"
+contains "$WORK/err" "klog: consume: --format must be value, kv, json or a template"
 expect 2 "$KLOG" produce events --no-such-option
 expect 2 "$KLOG" consume events --group g --partition 0
 expect 2 "$KLOG" dump
