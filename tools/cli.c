@@ -465,6 +465,34 @@ static char *cj_string(cj_in *in)
                     }
                     cp = cp << 4 | (uint32_t)h;
                 }
+                /* a surrogate pair (what Python's json.dumps writes for
+                 * characters past U+FFFF) is one character; a lone
+                 * surrogate is malformed */
+                if (cp >= 0xdc00 && cp <= 0xdfff) {
+                    free(s);
+                    return NULL;
+                }
+                if (cp >= 0xd800 && cp <= 0xdbff) {
+                    uint32_t lo = 0;
+                    if (in->p[0] != '\\' || in->p[1] != 'u') {
+                        free(s);
+                        return NULL;
+                    }
+                    in->p += 2;
+                    for (int i = 0; i < 4; i++) {
+                        int h = hexval(*in->p++);
+                        if (h < 0) {
+                            free(s);
+                            return NULL;
+                        }
+                        lo = lo << 4 | (uint32_t)h;
+                    }
+                    if (lo < 0xdc00 || lo > 0xdfff) {
+                        free(s);
+                        return NULL;
+                    }
+                    cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+                }
                 break;
             }
             default:
@@ -485,8 +513,13 @@ static char *cj_string(cj_in *in)
         } else if (cp < 0x800) {
             s[n++] = (char)(0xc0 | cp >> 6);
             s[n++] = (char)(0x80 | (cp & 0x3f));
-        } else {
+        } else if (cp < 0x10000) {
             s[n++] = (char)(0xe0 | cp >> 12);
+            s[n++] = (char)(0x80 | ((cp >> 6) & 0x3f));
+            s[n++] = (char)(0x80 | (cp & 0x3f));
+        } else {
+            s[n++] = (char)(0xf0 | cp >> 18);
+            s[n++] = (char)(0x80 | ((cp >> 12) & 0x3f));
             s[n++] = (char)(0x80 | ((cp >> 6) & 0x3f));
             s[n++] = (char)(0x80 | (cp & 0x3f));
         }

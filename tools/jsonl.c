@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -136,6 +137,17 @@ bool cli_jrec_parse(const char *line, int32_t nparts, cli_jrec *r, char *why, si
 {
     memset(r, 0, sizeof *r);
     r->partition = KLOG_PARTITION_ANY;
+    /* cj strings end at their first NUL: a \u0000 escape would cut a key
+     * or value short without a word, so it is refused */
+    for (const char *u = strstr(line, "\\u0000"); u; u = strstr(u + 1, "\\u0000")) {
+        size_t bs = 0;
+        while (u - bs > line && u[-(ptrdiff_t)bs - 1] == '\\')
+            bs++;
+        if (bs % 2 == 0) {
+            cj *root = NULL;
+            return BAD("\\u0000 in a string: send such bytes in base64 (\"key_base64\"/\"value_base64\":true)");
+        }
+    }
     cj *root = cj_parse(line);
     if (!root)
         return BAD("not JSON (one object per line)");

@@ -282,13 +282,21 @@ contains "$WORK/err" 'unknown member "valeu"'
 expect 0 "$KLOG" consume k20 --partition 1 --from-beginning -e -q
 lines "$WORK/out" 4
 expect 2 "$KLOG" produce k20 --json --key-separator : <<<'{}'
+# escapes as Python's json.dumps writes them: a surrogate pair is one character
+expect 1 "$KLOG" produce k20 --json <<<'{"value":"a\u0000b"}'
+contains "$WORK/err" "line 1: \u0000 in a string"
+expect 1 "$KLOG" produce k20 --json <<<'{"value":"\ud83d"}'
+contains "$WORK/err" "line 1: not JSON"
+expect 0 "$KLOG" produce k20 --json --partition 1 <<<'{"key":"emoji","value":"caf\u00e9 \ud83d\ude00","headers":[{"key":"b","value":"aGk=","value_base64":true}]}'
+expect 0 "$KLOG" consume k20 --partition 1 --offset 4 -e -q --format '%k=%s|%h\n'
+contains "$WORK/out" "$(printf 'emoji=caf\xc3\xa9 \xf0\x9f\x98\x80|b=hi')"
 # delete-records (DeleteRecords)
 expect 0 "$KLOG" delete-records k20 --partition 0 --offset 2
 contains "$WORK/out" "$(printf 'partition: k20-0\tlow_watermark: 2')"
 expect 0 "$KLOG" consume k20 --partition 0 --from-beginning -e -q
 lines "$WORK/out" 1
 expect 0 "$KLOG" delete-records k20 --offset latest
-contains "$WORK/out" "$(printf 'partition: k20-1\tlow_watermark: 4')"
+contains "$WORK/out" "$(printf 'partition: k20-1\tlow_watermark: 5')"
 expect 1 "$KLOG" delete-records k20 --partition 0 --offset 99
 contains "$WORK/err" "past the partition's end"
 expect 1 "$KLOG" delete-records nosuch --offset 1
