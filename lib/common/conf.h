@@ -124,8 +124,9 @@ int klog__conf_aliases_check(const kc_alias *const *lists, char *errbuf, size_t 
 int klog__conf_tables_check(const kc_table *const *tables, unsigned n, char *errbuf, size_t errsize);
 
 /* The name of the key or alias closest to `key` by edit distance, if it is
- * close enough to be a typo of it (at most 2 edits, and fewer than a third
- * of the name); NULL otherwise.  The "did you mean" of unknown keys. */
+ * close enough to be a typo of it (one edit for a name under 9 characters,
+ * two for a longer one); NULL otherwise.  The "did you mean" of unknown
+ * keys. */
 const char *klog__conf_suggest(const char *key);
 
 /* The definition of a key id, or NULL if no table has it. */
