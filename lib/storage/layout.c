@@ -240,6 +240,10 @@ int kl_meta_parse(const char *buf, size_t len, kl_meta *m, char *errbuf, size_t 
     size_t body;
     if (kl_meta_check(buf, len, &body) < 0)
         return meta_err(errbuf, errsize, "damaged topic metadata (head line or checksum wrong)");
+    /* The lines are walked as C strings: a NUL inside (with a checksum that
+     * matches: a file made so) would end one before its newline. */
+    if (memchr(buf, '\0', body))
+        return meta_err(errbuf, errsize, "bad topic metadata (a NUL byte in it)");
     if (!(m->text = malloc(body + 1)))
         return -ENOMEM;
     memcpy(m->text, buf, body);

@@ -210,7 +210,7 @@ int kl_meta_check(const char *buf, size_t len, size_t *body_len);
  * line are ignored).  Empty lines are skipped; every other line must be a
  * topic line or, after one, an override line with a non-empty key.  Returns
  * 0 with *m filled (free it with kl_meta_free), KLOG_ECORRUPT with the
- * problem in errbuf (the checksum, or `bad line "..."`), or -ENOMEM.  On
+ * problem in errbuf (the checksum, a NUL byte, or `bad line "..."`), or -ENOMEM.  On
  * failure *m is empty and kl_meta_free on it is a no-op. */
 int kl_meta_parse(const char *buf, size_t len, kl_meta *m, char *errbuf, size_t errsize);
 
