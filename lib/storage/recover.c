@@ -632,7 +632,8 @@ static int tidy(ks_recovery *r)
     for (size_t i = 0; i < r->ixs.n; i++) {
         /* index files of no segment (a crash between a segment's unlink and
          * its indexes', or a segment removed by hand) */
-        if (bsearch(&r->ixs.v[i], r->bases.v, r->bases.n, sizeof *r->bases.v, cmp_i64))
+        if (r->bases.n > 0 && /* no segment at all: bases.v is NULL, which bsearch must not get */
+            bsearch(&r->ixs.v[i], r->bases.v, r->bases.n, sizeof *r->bases.v, cmp_i64))
             continue;
         char name[KS_NAME_MAX];
         ks_segment_name(name, sizeof name, r->ixs.v[i], ".index");
