@@ -39,9 +39,20 @@
  *   KLOG_TESTING_CRASH_PREFIX   per file, a random prefix of them survives
  *   KLOG_TESTING_CRASH_GARBAGE  they are replaced by random bytes
  *   KLOG_TESTING_CRASH_ZERO     they are replaced by zeros
- *   KLOG_TESTING_CRASH_RANDOM   each file draws one of the four
- * and the flag KLOG_TESTING_CRASH_LOSE_DIRENTS also undoes directory entry
- * changes not yet made durable.  The draws come from the seed you pass: the
+ *   KLOG_TESTING_CRASH_HOLES    each 4 KiB page of them survives or not, in
+ *                               any order (a lost page before a kept one
+ *                               reads as zeros: a hole, then data)
+ *   KLOG_TESTING_CRASH_RANDOM   each file draws one of the others
+ * Overwritten durable bytes come back whole, unless the flag
+ * KLOG_TESTING_CRASH_TORN tears the overwrite: each 512-byte sector keeps
+ * the new bytes or gets the old ones back.  KLOG_TESTING_CRASH_INFLIGHT
+ * lets a power cut inside a batch of writes (io_uring submits them
+ * together) keep any subset of the batch, not only those before the cut.
+ * KLOG_TESTING_CRASH_LOSE_DIRENTS also undoes directory entry changes not
+ * yet made durable.  An fdatasync that fails (klog_testing_fault_fail)
+ * behaves as Linux's: the dirty pages are dropped, and what was not
+ * durable before it is lost at a power cut even after a later fdatasync
+ * succeeds, unless written again first.  The draws come from the seed you pass: the
  * same run and seed give the same disk.  The data directory itself and its
  * lock file are made outside the simulated disk and always survive.
  *
@@ -105,9 +116,14 @@ enum klog_testing_crash_mode {
     KLOG_TESTING_CRASH_GARBAGE = 3,
     KLOG_TESTING_CRASH_ZERO = 4,
     KLOG_TESTING_CRASH_RANDOM = 5,
+    KLOG_TESTING_CRASH_HOLES = 6,
 };
-/* Flag of klog_testing_fault_crash and _crash_at. */
-enum { KLOG_TESTING_CRASH_LOSE_DIRENTS = 1 << 0 };
+/* Flags of klog_testing_fault_crash and _crash_at. */
+enum {
+    KLOG_TESTING_CRASH_LOSE_DIRENTS = 1 << 0,
+    KLOG_TESTING_CRASH_TORN = 1 << 1,
+    KLOG_TESTING_CRASH_INFLIGHT = 1 << 2,
+};
 
 /*
  * A new simulated disk: no rule armed, power on, nothing known yet (a file

@@ -212,6 +212,7 @@ struct ks_log {
      * offsets below clean_point have been cleaned at least once. */
     int64_t gap_limit;
     _Atomic int64_t clean_point; /* read without maint_mu (describe) */
+    enum ks_tail recovered_tail; /* how the last open's scan of the last segment ended */
 
     _Atomic uint64_t disk;     /* bytes on disk: what this log counts in space */
     struct {

@@ -802,6 +802,7 @@ static int truncate_locked(ks_log *log, int64_t offset, int64_t *new_end)
 /* ---- accessors and close ---------------------------------------------------- */
 
 int64_t ks_log_start_offset(ks_log *log) { return atomic_load(&log->start); }
+enum ks_tail ks_log_recovered_tail(ks_log *log) { return log->recovered_tail; }
 int64_t ks_log_end_offset(ks_log *log) { return atomic_load_explicit(&log->end, memory_order_acquire); }
 int64_t ks_log_durable_offset(ks_log *log) { return atomic_load(&log->durable); }
 int ks_log_error(ks_log *log) { return atomic_load(&log->failed); }

@@ -63,8 +63,10 @@ static bool parse_name(const char *name, const char *suffix, int64_t *base)
  * (the next segment's base).
  */
 static int scan_segment(ks_log *log, ks_segment *s, uint64_t fsize, int64_t limit, bool gaps,
-                        uint64_t *valid_end, int64_t *expected_out)
+                        uint64_t *valid_end, int64_t *expected_out, enum ks_tail *tail)
 {
+    static const uint8_t zero_hdr[KF_LOG_OVERHEAD];
+    *tail = KS_TAIL_END;
     size_t bufcap = 1u << 20;
     uint8_t *buf = malloc(bufcap);
     if (!buf)
@@ -101,11 +103,23 @@ static int scan_segment(ks_log *log, ks_segment *s, uint64_t fsize, int64_t limi
             have += (size_t)n;
             continue;
         }
-        if (len <= 0)
-            break; /* incomplete at end of file, or insane header */
-        if (kf_batch_verify(buf + at, (size_t)len) != 0 || bi.base_offset < expected ||
-            (!gaps && bi.base_offset != expected) || kf_batch_last_offset(&bi) >= limit)
+        if (len <= 0) { /* incomplete at end of file, or insane header */
+            if (pos + at < fsize)
+                *tail = len == 0 ? KS_TAIL_SHORT
+                        : have - at >= KF_LOG_OVERHEAD && !memcmp(buf + at, zero_hdr, KF_LOG_OVERHEAD)
+                            ? KS_TAIL_ZEROS
+                            : KS_TAIL_HEADER;
             break;
+        }
+        if (kf_batch_verify(buf + at, (size_t)len) != 0) {
+            *tail = KS_TAIL_CHECKSUM;
+            break;
+        }
+        if (bi.base_offset < expected || (!gaps && bi.base_offset != expected) ||
+            kf_batch_last_offset(&bi) >= limit) {
+            *tail = KS_TAIL_OFFSET;
+            break;
+        }
         ks_pidundo u;
         int64_t dup;
         (void)ks__pid_check(log, &bi, bi.base_offset, false, &dup, &u); /* rebuild producer state */
@@ -505,9 +519,12 @@ static int scan_and_cut(ks_recovery *r, ks_segment *s, uint64_t fsize, const int
     int64_t limit = is_last ? INT64_MAX : bv[i + 1];
     uint64_t valid_end;
     int64_t expected;
-    int rc = scan_segment(log, s, fsize, limit, s->gaps, &valid_end, &expected);
+    enum ks_tail tail;
+    int rc = scan_segment(log, s, fsize, limit, s->gaps, &valid_end, &expected, &tail);
     if (rc < 0)
         return rc;
+    if (is_last)
+        log->recovered_tail = tail;
     r->scanned = true;
     bool short_of_next = !is_last && !s->gaps && expected != limit;
     if (valid_end == fsize && !short_of_next)

@@ -250,6 +250,20 @@ int ks_log_sync(ks_log *log);
 int ks_log_tick(ks_log *log);
 
 int64_t ks_log_start_offset(ks_log *log);   /* first offset readable */
+
+/* How recovery at the last ks_log_open found the end of the last segment
+ * (for the crash tests, which count that every kind of torn tail occurs). */
+enum ks_tail {
+    KS_TAIL_TRUSTED = 0, /* not scanned: its indexes were trusted, or it was empty */
+    KS_TAIL_END,         /* every byte a valid batch, up to the end of the file */
+    KS_TAIL_ZEROS,       /* valid batches, then zeros: the zeroed tail ahead of appends */
+    KS_TAIL_SHORT,       /* a batch cut short by the end of the file */
+    KS_TAIL_HEADER,      /* a batch header that is neither zeros nor sane */
+    KS_TAIL_CHECKSUM,    /* a whole batch whose checksum fails (a torn write) */
+    KS_TAIL_OFFSET,      /* a valid batch at an offset that does not follow */
+    KS_TAIL_N
+};
+enum ks_tail ks_log_recovered_tail(ks_log *log);
 int64_t ks_log_end_offset(ks_log *log);     /* next offset to be assigned */
 int64_t ks_log_durable_offset(ks_log *log); /* offsets below this are on disk */
 int ks_log_error(ks_log *log);              /* 0, or the error that made it read-only */

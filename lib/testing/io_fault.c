@@ -27,10 +27,23 @@
  *      always put back (an overwrite may not have reached the disk).
  *      The modes: DROP cuts the file back to `synced`; PREFIX keeps a
  *      random prefix of the bytes beyond; GARBAGE and ZERO keep the length
- *      and overwrite the bytes beyond with random bytes or zeros; RANDOM
- *      draws one of these per file.  Files go in order of first sight,
- *      all draws come from one splitmix64 stream seeded by the caller:
- *      the same history and seed give the same disk.
+ *      and overwrite the bytes beyond with random bytes or zeros; HOLES
+ *      keeps each 4 KiB page beyond or not, independently (pages reach the
+ *      disk in any order: a lost page before a kept one is a hole of
+ *      zeros, and the file ends with the last page kept); RANDOM draws
+ *      one of these per file.  Files go in order of first sight, all
+ *      draws come from one splitmix64 stream seeded by the caller: the
+ *      same history and seed give the same disk.
+ *      KIO_CRASH_TORN: an overwrite of durable bytes that no sync covered
+ *      is torn, not undone whole: each 512-byte sector of it keeps the
+ *      new bytes or gets the old ones back, drawn per sector (a disk
+ *      writes sectors, not writes).  Without it undo copies go back whole.
+ *    - fsyncgate: a datasync that fails (an injected error, or the base's)
+ *      leaves the file's dirty pages clean but unwritten, as Linux does:
+ *      what was not durable before it is lost at a crash even if a later
+ *      datasync succeeds (the bytes beyond `synced` then read as zeros,
+ *      overwritten durable bytes come back), unless a write dirtied their
+ *      4 KiB page again before that later sync.
  *    - per directory entry change (create, mkdir, rename, unlink) not yet
  *      covered by a dirsync of its directory: a record, in order, so that
  *      KIO_CRASH_LOSE_DIRENTS can undo them newest first (a rename between
@@ -49,6 +62,10 @@
  *    A crash is either called for (KIO_CTL_FAULT_CRASH) or armed to fall on
  *    the nth op of some classes (KIO_CTL_FAULT_CRASH_AT): that op does not
  *    happen (in a batch of writes, those before it do; the sync does not).
+ *    With KIO_CRASH_INFLIGHT a batch of writes is what io_uring makes of
+ *    it, requests in flight together that complete in any order: at a
+ *    crash inside it every other request of the batch, before or after
+ *    the one the power cut falls on, is issued or not, drawn per request.
  *
  * The disk and its engines.  Everything above is the state of a disk
  * (struct kio_fault_disk), not of an engine.  An engine opened without a
@@ -106,6 +123,9 @@ typedef struct ff_file {
     uint64_t synced;   /* durable length */
     ff_undo *undo;     /* oldest first; restored newest first */
     size_t nundo, cundo;
+    ff_undo *lost;     /* fsyncgate: what a failed sync dropped (data NULL:
+                        * zeros); oldest first, restored after undo */
+    size_t nlost, clost;
     struct ff_file *next;
 } ff_file;
 
@@ -303,6 +323,13 @@ static void undo_clear(ff_file *f)
     f->nundo = 0;
 }
 
+static void lost_clear(ff_file *f)
+{
+    for (size_t i = 0; i < f->nlost; i++)
+        free(f->lost[i].data);
+    f->nlost = 0;
+}
+
 static ff_file *file_new(ff_state *s, const char *cp, uint64_t synced)
 {
     ff_file *f = calloc(1, sizeof *f);
@@ -322,6 +349,8 @@ static ff_file *file_new(ff_state *s, const char *cp, uint64_t synced)
 static void file_free(ff_file *f)
 {
     undo_clear(f);
+    lost_clear(f);
+    free(f->lost);
     free(f->undo);
     free(f->path);
     free(f);
@@ -387,6 +416,66 @@ static void mark_synced(ff_state *s, ff_file *f, int h)
         return;
     f->synced = len;
     undo_clear(f);
+}
+
+#define FF_PAGE 4096u
+#define FF_SECTOR 512u
+
+static int lost_push(ff_file *f, uint64_t off, uint8_t *data, size_t len)
+{
+    int rc = klog__vec_reserve(&f->lost, &f->clost, f->nlost + 1, sizeof *f->lost);
+    if (rc < 0) {
+        free(data);
+        return rc;
+    }
+    f->lost[f->nlost++] = (ff_undo){ off, len, data };
+    return 0;
+}
+
+/* fsyncgate: a datasync of h failed.  The kernel has marked the dirty
+ * pages clean without writing them: what was not durable is lost for good
+ * (a later sync that succeeds will not write it), though reads still see
+ * it.  The undo copies (durable bytes overwritten since the last good
+ * sync) move to the lost list; the bytes beyond `synced`, if any, are
+ * lost as zeros. */
+static void sync_failed(ff_state *s, ff_file *f, int h)
+{
+    uint64_t cur;
+    if (!f || s->bm->filesize(s->bst, h, &cur) < 0)
+        return;
+    for (size_t i = 0; i < f->nundo; i++)
+        (void)lost_push(f, f->undo[i].off, f->undo[i].data, f->undo[i].len);
+    f->nundo = 0;
+    if (cur > f->synced)
+        (void)lost_push(f, f->synced, NULL, (size_t)(cur - f->synced));
+}
+
+/* A write to [off, off+len) dirties its pages again: the next sync writes
+ * them whole, so what a failed sync lost in them is no longer lost (once
+ * that sync succeeds; until then they are unsynced as any write).  Cuts
+ * those pages out of the lost list. */
+static void lost_trim(ff_file *f, uint64_t off, uint64_t len)
+{
+    if (!f || f->nlost == 0 || len == 0)
+        return;
+    const uint64_t lo = off / FF_PAGE * FF_PAGE, hi = (off + len + FF_PAGE - 1) / FF_PAGE * FF_PAGE;
+    size_t n = f->nlost;
+    for (size_t i = 0; i < n; i++) {
+        ff_undo *u = &f->lost[i];
+        uint64_t a = u->off, b = u->off + u->len;
+        if (b <= lo || a >= hi || u->len == 0)
+            continue;
+        if (b > hi) { /* the part after the pages stays, as a new record */
+            uint8_t *d = NULL;
+            if (u->data && (d = malloc((size_t)(b - hi))) != NULL)
+                memcpy(d, u->data + (hi - a), (size_t)(b - hi));
+            if (!u->data || d) {
+                (void)lost_push(f, hi, d, (size_t)(b - hi));
+                u = &f->lost[i]; /* the push may have moved the array */
+            }
+        }
+        u->len = a < lo ? (size_t)(lo - a) : 0; /* the part before stays in place */
+    }
 }
 
 /* A rename moved `from` (and all below it) to `to`: follow it. */
@@ -712,9 +801,17 @@ static int ff_writev_many(void *st, const kio_wreq *reqs, unsigned n, ssize_t *r
         clean = clean && fault[i] == 0;
         if (s->crashed) {
             /* the power went at request i: those before it were issued
-             * (unsynced, so the crash mode decides), the rest never are */
+             * (unsynced, so the crash mode decides), the rest never are;
+             * or, in flight together (KIO_CRASH_INFLIGHT), each of the
+             * others was issued or not */
             for (unsigned j = i; j < n; j++)
                 fault[j] = KLOG_TESTING_ECRASHED;
+            if (s->crash.flags & KIO_CRASH_INFLIGHT) {
+                uint64_t rng = s->crash.seed ^ 0x1f1f1f1f1f1f1f1full;
+                for (unsigned j = 0; j < n; j++)
+                    if (j != i)
+                        fault[j] = rng_next(&rng) & 1 ? 0 : KLOG_TESTING_ECRASHED;
+            }
             break;
         }
     }
@@ -746,6 +843,7 @@ static int ff_writev_many(void *st, const kio_wreq *reqs, unsigned n, ssize_t *r
             fault[i] = cr;
             continue;
         }
+        lost_trim(handle_file(s, q->h), q->off, kio__iov_len(w.iov, w.iovcnt));
         map[m] = i;
         fwd[m++] = w;
     }
@@ -767,10 +865,14 @@ static int ff_writev_many(void *st, const kio_wreq *reqs, unsigned n, ssize_t *r
     if (rc == 0 && dsync && clean && all_full) {
         if (sync_fault) {
             rc = sync_fault;
+            if (!s->crashed)
+                sync_failed(s, handle_file(s, reqs[n - 1].h), reqs[n - 1].h);
         } else {
             rc = brc;
             if (brc == 0)
                 mark_synced(s, handle_file(s, reqs[n - 1].h), reqs[n - 1].h);
+            else
+                sync_failed(s, handle_file(s, reqs[n - 1].h), reqs[n - 1].h);
         }
     }
 out:
@@ -790,6 +892,8 @@ static int ff_datasync(void *st, int h)
     int rc = hit(s, KIO_OP_SYNC, NULL);
     if (rc == 0 && (rc = s->bm->datasync(s->bst, h)) == 0)
         mark_synced(s, handle_file(s, h), h);
+    else if (rc < 0 && !s->crashed)
+        sync_failed(s, handle_file(s, h), h);
     leave(s);
     return rc;
 }
@@ -1033,7 +1137,51 @@ static int fill_random(int fd, uint64_t from, uint64_t to, uint64_t *rng, bool z
 
 /* Put one file into its post-crash state: durable bytes as they were at
  * the last datasync, the bytes beyond as the mode says. */
-static int crash_file(ff_file *f, enum kio_crash_mode mode, uint64_t *rng)
+/* Put back [u->off, u->off+u->len) from u (zeros when u->data is NULL);
+ * torn: each 512-byte sector of it only with a coin's chance. */
+static int put_back(int fd, const ff_undo *u, bool torn, uint64_t *rng)
+{
+    static const uint8_t zeros[FF_SECTOR];
+    uint64_t a = u->off, b = u->off + u->len;
+    while (a < b) {
+        uint64_t e = KLOG_MIN(b, (a / FF_SECTOR + 1) * FF_SECTOR);
+        if (!torn || (rng_next(rng) & 1)) {
+            const uint8_t *src = u->data ? u->data + (a - u->off) : NULL;
+            int rc = src ? pwrite_full(fd, src, (size_t)(e - a), a) : 0;
+            for (uint64_t z = a; !src && rc == 0 && z < e;) {
+                size_t k = (size_t)KLOG_MIN((uint64_t)sizeof zeros, e - z);
+                rc = pwrite_full(fd, zeros, k, z);
+                z += k;
+            }
+            if (rc < 0)
+                return rc;
+        }
+        a = e;
+    }
+    return 0;
+}
+
+/* HOLES: each whole or partial 4 KiB page of [from, to) kept or lost
+ * (zeroed), drawn per page; returns the end of the last page kept (from
+ * if none), the file's new length. */
+static int holes(int fd, uint64_t from, uint64_t to, uint64_t *rng, uint64_t *end)
+{
+    *end = from;
+    for (uint64_t a = from; a < to;) {
+        uint64_t e = KLOG_MIN(to, (a / FF_PAGE + 1) * FF_PAGE);
+        if (rng_next(rng) & 1) {
+            *end = e;
+        } else {
+            int rc = fill_random(fd, a, e, rng, true);
+            if (rc < 0)
+                return rc;
+        }
+        a = e;
+    }
+    return 0;
+}
+
+static int crash_file(ff_file *f, enum kio_crash_mode mode, unsigned flags, uint64_t *rng)
 {
     int fd = open(f->path, O_RDWR | O_CLOEXEC);
     if (fd < 0)
@@ -1041,11 +1189,18 @@ static int crash_file(ff_file *f, enum kio_crash_mode mode, uint64_t *rng)
     struct stat sb;
     int rc = fstat(fd, &sb) < 0 ? -errno : 0;
     uint64_t cur = rc == 0 ? (uint64_t)sb.st_size : 0;
+    const bool torn = flags & KIO_CRASH_TORN;
     for (size_t i = f->nundo; rc == 0 && i-- > 0;)
-        rc = pwrite_full(fd, f->undo[i].data, f->undo[i].len, f->undo[i].off);
+        rc = put_back(fd, &f->undo[i], torn, rng);
+    /* What a failed sync dropped is older than any undo copy, and gone
+     * whole: it never went anywhere to be torn. */
+    for (size_t i = f->nlost; rc == 0 && i-- > 0;)
+        rc = put_back(fd, &f->lost[i], false, rng);
     uint64_t extra = cur > f->synced ? cur - f->synced : 0;
-    if (mode == KIO_CRASH_RANDOM)
-        mode = (enum kio_crash_mode)(KIO_CRASH_DROP + rng_next(rng) % 4);
+    if (mode == KIO_CRASH_RANDOM) {
+        unsigned m = (unsigned)(rng_next(rng) % 5);
+        mode = m == 4 ? KIO_CRASH_HOLES : (enum kio_crash_mode)(KIO_CRASH_DROP + m);
+    }
     uint64_t end = cur;
     if (rc == 0) {
         switch (mode) {
@@ -1058,6 +1213,9 @@ static int crash_file(ff_file *f, enum kio_crash_mode mode, uint64_t *rng)
         case KIO_CRASH_GARBAGE:
         case KIO_CRASH_ZERO:
             rc = fill_random(fd, f->synced, cur, rng, mode == KIO_CRASH_ZERO);
+            break;
+        case KIO_CRASH_HOLES:
+            rc = holes(fd, f->synced, cur, rng, &end);
             break;
         default:
             break;
@@ -1075,8 +1233,8 @@ static int crash_file(ff_file *f, enum kio_crash_mode mode, uint64_t *rng)
 
 static bool crash_ok(const kio_crash *c)
 {
-    return c && c->mode >= KIO_CRASH_DROP && c->mode <= KIO_CRASH_RANDOM &&
-           !(c->flags & ~(unsigned)KIO_CRASH_LOSE_DIRENTS);
+    return c && c->mode >= KIO_CRASH_DROP && c->mode <= KIO_CRASH_HOLES &&
+           !(c->flags & ~(unsigned)(KIO_CRASH_LOSE_DIRENTS | KIO_CRASH_TORN | KIO_CRASH_INFLIGHT));
 }
 
 /* Put the files into their post-crash state, as s->crash says.  Once per
@@ -1096,10 +1254,11 @@ static int rewrite(ff_state *s)
     for (ff_file *f = s->files; f; f = f->next) {
         if (f->gone)
             continue;
-        int r = crash_file(f, c->mode, &rng);
+        int r = crash_file(f, c->mode, c->flags, &rng);
         if (r < 0 && rc == 0)
             rc = r;
         undo_clear(f);
+        lost_clear(f);
     }
     return rc;
 }

@@ -72,9 +72,14 @@ enum kio_crash_mode {
     KIO_CRASH_PREFIX = 2,  /* per file, a random prefix of the unsynced bytes survives */
     KIO_CRASH_GARBAGE = 3, /* unsynced bytes replaced by random bytes */
     KIO_CRASH_ZERO = 4,    /* unsynced bytes replaced by zeros */
-    KIO_CRASH_RANDOM = 5,  /* each file picks one of the four above */
+    KIO_CRASH_RANDOM = 5,  /* each file picks one of the others */
+    KIO_CRASH_HOLES = 6,   /* each 4 KiB page of them kept or lost (zeros), out of order */
 };
-enum { KIO_CRASH_LOSE_DIRENTS = 1 << 0 }; /* also undo un-dirsynced creates/renames/unlinks */
+enum {
+    KIO_CRASH_LOSE_DIRENTS = 1 << 0, /* also undo un-dirsynced creates/renames/unlinks */
+    KIO_CRASH_TORN = 1 << 1,         /* unsynced overwrites of durable bytes torn per sector */
+    KIO_CRASH_INFLIGHT = 1 << 2,     /* a batch of writes cut mid-way: any subset issued */
+};
 typedef struct kio_crash {
     enum kio_crash_mode mode;
     unsigned flags;

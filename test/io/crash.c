@@ -494,3 +494,227 @@ Test(crash, backups_released)
     kio_close(io);
     cr_assert_eq(count_fds(), fds0, "kio_close left backups open");
 }
+
+/* ---- the finer crash model (issue 19) ------------------------------------------
+ * Each mode shows that it fires (the outcomes it may produce are all seen
+ * over a run of seeds) and that durable bytes survive it. */
+
+/* Torn overwrites: 8 KiB synced (old), overwritten whole (new), crash.
+ * Without KIO_CRASH_TORN the old bytes come back whole; with it each
+ * 512-byte sector is all old or all new, and over the seeds both kinds and
+ * mixed files occur. */
+static void torn_one(bool uring, unsigned flags, uint64_t seed, unsigned *olds, unsigned *news)
+{
+    enum { N = 8192, SECT = 512 };
+    kio *io = open_fault(uring);
+    const char *p = t_path(g_dir, "torn");
+    uint8_t oldb[N], newb[N];
+    t_fill(oldb, N, 41, 0);
+    t_fill(newb, N, 42, 0);
+    t_write_file(p, oldb, N); /* existed before: durable */
+    int h = kio_file_open(io, p, KIO_O_RDWR, 0);
+    cr_assert_geq(h, 0);
+    t_put(io, h, newb, N, 0);
+    cr_assert_eq(kio_fault_crash(io, KIO_CRASH_DROP, flags, seed), 0);
+    kio_close(io);
+    size_t n;
+    uint8_t *b = reread(p, &n);
+    cr_assert_eq(n, N);
+    *olds = *news = 0;
+    for (size_t s = 0; s < N; s += SECT) {
+        bool o = memcmp(b + s, oldb + s, SECT) == 0, w = memcmp(b + s, newb + s, SECT) == 0;
+        cr_assert(o || w, "seed %llu: sector at %zu is neither old nor new", (unsigned long long)seed, s);
+        *olds += o;
+        *news += w;
+    }
+    free(b);
+    remove(p);
+}
+
+static void torn_overwrites(bool uring)
+{
+    unsigned mixed = 0, all_old = 0, all_new = 0;
+    for (uint64_t seed = 1; seed <= 40; seed++) {
+        unsigned o, w;
+        torn_one(uring, 0, seed, &o, &w);
+        cr_assert_eq(w, 0, "without KIO_CRASH_TORN the overwrite is undone whole");
+        torn_one(uring, KIO_CRASH_TORN, seed, &o, &w);
+        mixed += o > 0 && w > 0;
+        all_old += w == 0;
+        all_new += o == 0;
+    }
+    cr_log_info("torn overwrites: %u of 40 files mixed, %u all old, %u all new", mixed, all_old, all_new);
+    cr_assert_gt(mixed, 30, "torn overwrites mix old and new sectors: %u", mixed);
+}
+
+Test(crash, torn_overwrites_posix) { torn_overwrites(false); }
+Test(crash, torn_overwrites_uring) { torn_overwrites(true); }
+
+/* Holes: 4 KiB synced, 8 pages more unsynced, crash in HOLES mode.  Each
+ * page after the synced ones is its data or zeros; the file ends at the
+ * last page kept; over the seeds a zero page is seen before a kept one
+ * (a hole, then data) and the synced page is always there. */
+Test(crash, holes_out_of_order)
+{
+    enum { PG = 4096, NP = 8 };
+    unsigned holes = 0, dropped_all = 0, kept_all = 0;
+    for (uint64_t seed = 1; seed <= 40; seed++) {
+        kio *io = open_fault(false);
+        const char *p = t_path(g_dir, "holes");
+        static uint8_t w[PG * (NP + 1)];
+        t_fill(w, sizeof w, 51, 0);
+        int h = kio_file_open(io, p, KIO_O_RDWR | KIO_O_CREAT, 0644);
+        cr_assert_geq(h, 0);
+        cr_assert_eq(kio_dirsync(io, g_dir), 0);
+        t_put(io, h, w, PG, 0);
+        cr_assert_eq(kio_datasync(io, h), 0);
+        t_put(io, h, w + PG, PG * NP, PG);
+        cr_assert_eq(kio_fault_crash(io, KIO_CRASH_HOLES, 0, seed), 0);
+        kio_close(io);
+        size_t n;
+        uint8_t *b = reread(p, &n);
+        cr_assert_not_null(b);
+        cr_assert(n >= PG && n % PG == 0 && n <= sizeof w, "seed %llu: size %zu", (unsigned long long)seed, n);
+        cr_assert_arr_eq(b, w, PG, "the synced page survives");
+        static const uint8_t zero[PG];
+        bool seen_zero = false, hole = false;
+        for (size_t off = PG; off < n; off += PG) {
+            bool data = memcmp(b + off, w + off, PG) == 0, z = memcmp(b + off, zero, PG) == 0;
+            cr_assert(data || z, "seed %llu: page at %zu is neither its data nor zeros", (unsigned long long)seed, off);
+            if (z)
+                seen_zero = true;
+            else if (seen_zero)
+                hole = true;
+        }
+        cr_assert(n == PG || memcmp(b + n - PG, w + n - PG, PG) == 0, "the file ends with a page kept");
+        holes += hole;
+        dropped_all += n == PG;
+        kept_all += n == sizeof w && !seen_zero;
+        free(b);
+        remove(p);
+    }
+    cr_log_info("holes: %u of 40 files with a hole then data, %u lost all, %u kept all", holes, dropped_all, kept_all);
+    cr_assert_gt(holes, 10, "pages out of order: %u", holes);
+}
+
+/* fsyncgate: after a failed datasync the pages it dropped stay lost at a
+ * crash although the next datasync succeeds; bytes written again after
+ * the failure (their page dirtied again) are durable after that sync; the
+ * bytes synced before the failure survive. */
+Test(crash, fsyncgate_failed_sync_loses_pages)
+{
+    enum { PG = 4096 };
+    kio *io = open_fault(false);
+    const char *p = t_path(g_dir, "gate");
+    static uint8_t w[PG * 4];
+    t_fill(w, sizeof w, 61, 0);
+    int h = kio_file_open(io, p, KIO_O_RDWR | KIO_O_CREAT, 0644);
+    cr_assert_geq(h, 0);
+    cr_assert_eq(kio_dirsync(io, g_dir), 0);
+    t_put(io, h, w, PG, 0);
+    cr_assert_eq(kio_datasync(io, h), 0);           /* page 0: durable */
+    t_put(io, h, w + PG, 2 * PG, PG);                /* pages 1-2 dirty */
+    cr_assert_eq(kio_fault_arm(io, KIO_OP_SYNC, 1, -EIO, 0), 0);
+    cr_assert_eq(kio_datasync(io, h), -EIO);         /* dropped, marked clean */
+    t_put(io, h, w + 2 * PG, PG, 2 * PG);            /* page 2 dirtied again */
+    t_put(io, h, w + 3 * PG, PG, 3 * PG);            /* page 3 new */
+    cr_assert_eq(kio_datasync(io, h), 0);            /* "succeeds" */
+    uint8_t r[PG];
+    cr_assert_eq(kio_pread(io, h, r, PG, PG), PG);   /* the page cache still has page 1 */
+    cr_assert_arr_eq(r, w + PG, PG);
+    cr_assert_eq(kio_fault_crash(io, KIO_CRASH_DROP, 0, 1), 0);
+    kio_close(io);
+    size_t n;
+    uint8_t *b = reread(p, &n);
+    cr_assert_eq(n, 4 * PG);
+    static const uint8_t zero[PG];
+    cr_assert_arr_eq(b, w, PG, "page 0, synced before the failure, survives");
+    cr_assert_arr_eq(b + PG, zero, PG, "page 1, dropped by the failed sync, is lost");
+    cr_assert_arr_eq(b + 2 * PG, w + 2 * PG, PG, "page 2, written again, is durable");
+    cr_assert_arr_eq(b + 3 * PG, w + 3 * PG, PG, "page 3 is durable");
+    free(b);
+}
+
+/* An overwrite of durable bytes dropped by a failed sync comes back old. */
+Test(crash, fsyncgate_overwrite_comes_back)
+{
+    enum { N = 4096 };
+    kio *io = open_fault(false);
+    const char *p = t_path(g_dir, "gate2");
+    uint8_t oldb[N], newb[N];
+    t_fill(oldb, N, 71, 0);
+    t_fill(newb, N, 72, 0);
+    t_write_file(p, oldb, N);
+    int h = kio_file_open(io, p, KIO_O_RDWR, 0);
+    cr_assert_geq(h, 0);
+    t_put(io, h, newb, N, 0);
+    cr_assert_eq(kio_fault_arm(io, KIO_OP_SYNC, 1, -EIO, 0), 0);
+    cr_assert_eq(kio_datasync(io, h), -EIO);
+    cr_assert_eq(kio_datasync(io, h), 0);
+    cr_assert_eq(kio_fault_crash(io, KIO_CRASH_DROP, 0, 1), 0);
+    kio_close(io);
+    size_t n;
+    uint8_t *b = reread(p, &n);
+    cr_assert_eq(n, N);
+    cr_assert_arr_eq(b, oldb, N, "the dropped overwrite never reached the disk");
+    free(b);
+}
+
+/* Writes in flight together: a batch of 6 appends, a page each, the power
+ * cut on the 3rd; HOLES keeps each issued page or not.  Without
+ * KIO_CRASH_INFLIGHT nothing after the cut was issued; with it any request
+ * but the 3rd may have been, and over the seeds a page after the cut is
+ * seen on disk. */
+static unsigned inflight_one(bool uring, unsigned flags, uint64_t seed)
+{
+    enum { PG = 4096, NR = 6, CUT = 3 };
+    kio *io = open_fault(uring);
+    const char *p = t_path(g_dir, "inflight");
+    static uint8_t w[PG * NR];
+    t_fill(w, sizeof w, 81, 0);
+    int h = kio_file_open(io, p, KIO_O_RDWR | KIO_O_CREAT, 0644);
+    cr_assert_geq(h, 0);
+    cr_assert_eq(kio_dirsync(io, g_dir), 0);
+    struct iovec v[NR];
+    kio_wreq r[NR];
+    for (int i = 0; i < NR; i++) {
+        v[i] = (struct iovec){ w + i * PG, PG };
+        r[i] = (kio_wreq){ h, &v[i], 1, (uint64_t)i * PG };
+    }
+    cr_assert_eq(kio_fault_crash_at(io, KIO_OP_WRITE, CUT, KIO_CRASH_HOLES, flags, seed), 0);
+    cr_assert_lt(kio_pwritev_many(io, r, NR, 0, NULL), 0);
+    kio_close(io);
+    size_t n;
+    uint8_t *b = reread(p, &n);
+    cr_assert_not_null(b);
+    cr_assert(n % PG == 0 && n <= sizeof w, "size %zu", n);
+    static const uint8_t zero[PG];
+    unsigned kept = 0;
+    for (size_t i = 0; i < n / PG; i++) {
+        bool data = memcmp(b + i * PG, w + i * PG, PG) == 0, z = memcmp(b + i * PG, zero, PG) == 0;
+        cr_assert(data || z, "page %zu is neither its data nor zeros", i);
+        if (data)
+            kept |= 1u << i;
+    }
+    cr_assert_eq(kept & (1u << (CUT - 1)), 0, "the request the power cut fell on never happened");
+    free(b);
+    remove(p);
+    return kept;
+}
+
+static void inflight(bool uring)
+{
+    unsigned after = 0;
+    for (uint64_t seed = 1; seed <= 30; seed++) {
+        unsigned got = inflight_one(uring, 0, seed);
+        cr_assert_eq(got & ~3u, 0, "without INFLIGHT nothing after the cut is issued (seed %llu: %#x)",
+                     (unsigned long long)seed, got);
+        got = inflight_one(uring, KIO_CRASH_INFLIGHT, seed);
+        after += (got & 0x38u) != 0;
+    }
+    cr_log_info("in flight: %u of 30 batches kept a page after the cut", after);
+    cr_assert_gt(after, 10);
+}
+
+Test(crash, inflight_batch_posix) { inflight(false); }
+Test(crash, inflight_batch_uring) { inflight(true); }
