@@ -99,9 +99,11 @@ static size_t pc_pick(uint64_t total, uint64_t seed, bool all, uint64_t **out)
 
 static const char *pc_mode_name(enum klog_testing_crash_mode m, unsigned flags)
 {
-    static const char *const names[] = { "?", "drop", "prefix", "garbage", "zero", "random" };
-    static char buf[64];
-    snprintf(buf, sizeof buf, "%s%s", names[m <= 5 ? m : 0], (flags & KLOG_TESTING_CRASH_LOSE_DIRENTS) ? "+lost-dirents" : "");
+    static const char *const names[] = { "?", "drop", "prefix", "garbage", "zero", "random", "holes" };
+    static char buf[96];
+    snprintf(buf, sizeof buf, "%s%s%s%s", names[m <= 6 ? m : 0],
+             (flags & KLOG_TESTING_CRASH_LOSE_DIRENTS) ? "+lost-dirents" : "",
+             (flags & KLOG_TESTING_CRASH_TORN) ? "+torn" : "", (flags & KLOG_TESTING_CRASH_INFLIGHT) ? "+inflight" : "");
     return buf;
 }
 
@@ -395,3 +397,235 @@ static void commit_all_modes(bool first)
 
 Test(fault_crash, group_commit_every_op) { commit_all_modes(false); }
 Test(fault_crash, first_group_commit_every_op) { commit_all_modes(true); }
+
+/* ---- the cleaner and retention --------------------------------------------------------
+ *
+ * Background work under power cuts.  A topic is filled on a healthy disk
+ * (records acknowledged with acks=all; no cleaner, no retention check),
+ * then reopened with the cleaner (a compacted topic) or retention (a
+ * delete topic with retention.bytes) running, until its first pass shows
+ * (clean_offset or start_offset moves), and closed: a power cut falls on
+ * one of that run's operations (open's recovery, the pass, the close).
+ * Every record was acknowledged, so after the reboot:
+ *
+ *   compaction: the end offset is where it was; offsets increase and every
+ *     record read is the one written at its offset; every key's latest
+ *     value is there, at its offset (the cleaner drops only superseded
+ *     records);
+ *   retention: the end offset is where it was; the records from the start
+ *     offset on are dense and each the one written there; the start is no
+ *     later than a pass on a healthy disk leaves it;
+ *   both: the next record sent takes the end offset (offsets never reused).
+ *
+ * The op counts of two runs differ (background threads, timing): the
+ * points are drawn from the clean run's count as for the producer, and a
+ * run that ends before its power cut is checked as a clean one.
+ */
+#define BG_KEYS 8
+#define BG_VERS 12
+#define BG_N (BG_KEYS * BG_VERS)
+#define BG_WAIT_MS 5000
+
+static size_t bg_nread; /* records bg_check read */
+
+static void bg_value(char *buf, size_t size, int64_t off)
+{
+    snprintf(buf, size, "k%d=v%02d-%040d", (int)(off % BG_KEYS), (int)(off / BG_KEYS), 0);
+}
+
+/* Fill dir on f (healthy) with BG_N acknowledged records: offset o holds
+ * key k<o % BG_KEYS>, version o / BG_KEYS. */
+static void bg_fill(const char *dir, klog_testing_fault *f, bool compact)
+{
+    klog *k = NULL;
+    char err[256] = "";
+    int rc = fu_open(&k, dir, f, err, sizeof err, "log.cleaner.enable", "false", "log.retention.check.interval.ms",
+                     "1000000000", NULL);
+    cr_assert_eq(rc, 0, "open: %s (%s)", klog_err_name(rc), err);
+    if (compact)
+        ut_topic(k, "t", 1, "cleanup.policy", "compact", "segment.bytes", "1024", "min.cleanable.dirty.ratio",
+                 "0.01", NULL);
+    else
+        ut_topic(k, "t", 1, "segment.bytes", "1024", "retention.bytes", "2048", NULL);
+    klog_producer *p = ut_producer(k, "acks", "all", NULL);
+    for (int64_t o = 0; o < BG_N; o++) {
+        char key[16], v[96];
+        snprintf(key, sizeof key, "k%d", (int)(o % BG_KEYS));
+        bg_value(v, sizeof v, o);
+        cr_assert_eq(ut_send(p, "t", 0, key, v), 0);
+        if (o % 4 == 3) /* batches of 4: a few to a segment */
+            cr_assert_eq(klog_producer_flush(p, 30000), 0);
+    }
+    cr_assert_eq(klog_producer_flush(p, 30000), 0);
+    cr_assert_eq(klog_producer_close(p), 0);
+    cr_assert_eq(ut_end_offset(k, "t", 0), BG_N);
+    cr_assert_eq(klog_close(k), 0);
+    cr_assert_eq(klog_testing_fault_reboot(f), 0);
+}
+
+/* Open dir on f with the background work on, wait for its first pass (or
+ * the power cut), close.  Returns whether the pass was seen. */
+static bool bg_run(const char *dir, klog_testing_fault *f, bool compact)
+{
+    klog *k = NULL;
+    char err[256] = "";
+    int rc = fu_open(&k, dir, f, err, sizeof err, "log.cleaner.backoff.ms", "1", "log.retention.check.interval.ms",
+                     "1", NULL);
+    if (rc < 0) {
+        cr_assert(klog_testing_fault_crashed(f) == 1, "open failed without a power cut: %s (%s)", klog_err_name(rc),
+                  err);
+        return false;
+    }
+    bool seen = false;
+    for (int64_t t0 = ut_mono_ms(); !seen && ut_mono_ms() - t0 < BG_WAIT_MS;) {
+        if (klog_testing_fault_crashed(f) == 1)
+            break;
+        klog_partition_info pi = { .struct_size = sizeof pi };
+        if (klog_topic_describe(k, "t", &pi, 1, NULL, 0) == 1)
+            seen = compact ? pi.clean_offset > 0 : pi.start_offset > 0;
+        if (!seen)
+            ut_sleep_ms(2);
+    }
+    rc = klog_close(k);
+    if (klog_testing_fault_crashed(f) != 1) {
+        cr_assert_eq(rc, 0, "close without a power cut: %s", klog_err_name(rc));
+        cr_assert(seen, "no %s pass within %d ms on a healthy disk", compact ? "cleaner" : "retention", BG_WAIT_MS);
+    }
+    return seen;
+}
+
+/* After the reboot (see the top of this part).  Returns the start offset. */
+static int64_t bg_check(const char *dir, bool compact, int64_t max_start, const char *what)
+{
+    klog *k = NULL;
+    char err[256] = "";
+    int rc = fu_open(&k, dir, NULL, err, sizeof err, "log.cleaner.enable", "false", "log.retention.check.interval.ms",
+                     "1000000000", NULL);
+    cr_assert_eq(rc, 0, "%s: reopen: %s (%s)", what, klog_err_name(rc), err);
+    klog_partition_info pi = { .struct_size = sizeof pi };
+    cr_assert_eq(klog_topic_describe(k, "t", &pi, 1, NULL, 0), 1, "%s: topic lost", what);
+    cr_assert_eq(pi.end_offset, BG_N, "%s: end offset %lld, %d records were acknowledged", what,
+                 (long long)pi.end_offset, BG_N);
+    /* Read from the start up to the last record (a compacted log has
+     * gaps: read until the offset before the end, within a bound). */
+    klog_consumer *c = ut_consumer(k, NULL);
+    cr_assert_eq(klog_consumer_assign(c, "t", 0, KLOG_OFFSET_BEGINNING), 0);
+    size_t n = 0;
+    int64_t offs[BG_N], last = -1;
+    bool latest[BG_KEYS] = { false };
+    for (int64_t t0 = ut_mono_ms(); last < BG_N - 1 && ut_mono_ms() - t0 < BG_WAIT_MS;) {
+        const klog_message *const *msgs = NULL;
+        int got = klog_consumer_poll(c, 100, &msgs);
+        cr_assert_geq(got, 0, "%s: poll: %s", what, klog_err_name(got));
+        for (int j = 0; j < got; j++) {
+            const klog_message *m = msgs[j];
+            char v[96];
+            bg_value(v, sizeof v, m->offset);
+            cr_assert(m->offset > last && m->offset < BG_N, "%s: offset %lld after %lld", what, (long long)m->offset,
+                      (long long)last);
+            cr_assert(m->value && m->value_len == strlen(v) && memcmp(m->value, v, m->value_len) == 0,
+                      "%s: offset %lld does not hold what was written there", what, (long long)m->offset);
+            if (!compact)
+                cr_assert_eq(m->offset, pi.start_offset + (int64_t)n, "%s: offsets not dense from the start at %zu",
+                             what, n);
+            if (m->offset >= BG_N - BG_KEYS)
+                latest[m->offset % BG_KEYS] = true;
+            offs[n++] = last = m->offset;
+        }
+    }
+    (void)offs;
+    bg_nread = n;
+    cr_assert_eq(klog_consumer_close(c), 0);
+    cr_assert_eq(last, BG_N - 1, "%s: read up to %lld", what, (long long)last);
+    if (compact) {
+        cr_assert_eq(pi.start_offset, 0, "%s: compaction moved the start to %lld", what, (long long)pi.start_offset);
+        for (int key = 0; key < BG_KEYS; key++)
+            cr_assert(latest[key], "%s: the latest value of k%d is lost", what, key);
+    } else {
+        cr_assert_eq((int64_t)n, BG_N - pi.start_offset, "%s: %zu records from start %lld", what, n,
+                     (long long)pi.start_offset);
+        cr_assert(max_start < 0 || pi.start_offset <= max_start, "%s: start %lld past where retention stops (%lld)",
+                  what, (long long)pi.start_offset, (long long)max_start);
+    }
+    klog_producer *p = ut_producer(k, "acks", "all", NULL);
+    cr_assert_eq(ut_send(p, "t", 0, "k0", "after"), 0);
+    cr_assert_eq(klog_producer_close(p), 0, "%s: the partition refuses records after recovery", what);
+    cr_assert_eq(ut_end_offset(k, "t", 0), BG_N + 1, "%s: an offset reused", what);
+    int64_t start = pi.start_offset;
+    cr_assert_eq(klog_close(k), 0);
+    return start;
+}
+
+static void bg_power_cuts(bool compact, enum klog_testing_crash_mode mode, unsigned flags)
+{
+    char dir[256], what[200];
+    const char *mname = pc_mode_name(mode, flags);
+    const char *job = compact ? "cleaner" : "retention";
+    fu_sub(dir, sizeof dir, "clean");
+    klog_testing_fault *f = fu_fault();
+    bg_fill(dir, f, compact);
+    uint64_t ops0 = klog_testing_fault_ops(f, KLOG_TESTING_OP_ALL);
+    bg_run(dir, f, compact);
+    uint64_t total = klog_testing_fault_ops(f, KLOG_TESTING_OP_ALL) - ops0;
+    cr_assert_eq(klog_testing_fault_reboot(f), 0);
+    klog_testing_fault_free(f);
+    snprintf(what, sizeof what, "%s, %s: clean run", job, mname);
+    int64_t max_start = bg_check(dir, compact, -1, what);
+    if (!compact)
+        cr_assert_gt(max_start, 0, "%s: retention took nothing", what);
+    else
+        cr_assert_lt(bg_nread, BG_N, "%s: the cleaner dropped nothing", what);
+
+    uint64_t seed = pc_seed(), *at = NULL;
+    size_t n = pc_pick(total + 3, seed, pc_every_op(), &at);
+    fprintf(stderr, "fault_crash: %s, %s: %" PRIu64 " ops in a clean run; power cut at %zu of them (seed %" PRIu64
+                    ")\n",
+            job, mname, total, n, seed);
+    unsigned met = 0;
+    for (size_t i = 0; i < n; i++) {
+        snprintf(what, sizeof what, "%s, %s, power cut at op %" PRIu64 " of %" PRIu64 " (seed %" PRIu64 ")", job,
+                 mname, at[i], total, seed);
+        fu_sub(dir, sizeof dir, "run");
+        f = fu_fault();
+        bg_fill(dir, f, compact);
+        cr_assert_eq(klog_testing_fault_crash_at(f, KLOG_TESTING_OP_ALL, at[i], mode, flags, seed ^ at[i]), 0);
+        bg_run(dir, f, compact);
+        met += klog_testing_fault_crashed(f) == 1;
+        cr_assert_eq(klog_testing_fault_reboot(f), 0, "%s: reboot", what);
+        klog_testing_fault_free(f);
+        bg_check(dir, compact, max_start, what);
+    }
+    free(at);
+    cr_assert_geq(met + 6, (unsigned)n, "%s, %s: only %u of %zu runs met their power cut", job, mname, met, n);
+}
+
+static void bg_all_modes(bool compact)
+{
+    bg_power_cuts(compact, KLOG_TESTING_CRASH_DROP, 0);
+    bg_power_cuts(compact, KLOG_TESTING_CRASH_RANDOM, KLOG_TESTING_CRASH_LOSE_DIRENTS);
+    bg_power_cuts(compact, KLOG_TESTING_CRASH_HOLES, KLOG_TESTING_CRASH_TORN);
+    bg_power_cuts(compact, KLOG_TESTING_CRASH_RANDOM,
+                  KLOG_TESTING_CRASH_TORN | KLOG_TESTING_CRASH_INFLIGHT | KLOG_TESTING_CRASH_LOSE_DIRENTS);
+}
+
+Test(fault_crash, cleaner_power_cuts) { bg_all_modes(true); }
+Test(fault_crash, retention_power_cuts) { bg_all_modes(false); }
+
+/* The finer crash model under the producer and the commit: torn
+ * overwrites (the zeroed tail makes every append one), pages out of order
+ * and writes in flight together. */
+Test(fault_crash, producer_acks_all_holes_torn)
+{
+    producer_power_cuts(KLOG_TESTING_CRASH_HOLES, KLOG_TESTING_CRASH_TORN);
+}
+Test(fault_crash, producer_acks_all_random_torn_inflight)
+{
+    producer_power_cuts(KLOG_TESTING_CRASH_RANDOM, KLOG_TESTING_CRASH_TORN | KLOG_TESTING_CRASH_INFLIGHT |
+                                                       KLOG_TESTING_CRASH_LOSE_DIRENTS);
+}
+Test(fault_crash, group_commit_torn_holes_inflight)
+{
+    commit_power_cuts(false, KLOG_TESTING_CRASH_HOLES, KLOG_TESTING_CRASH_TORN | KLOG_TESTING_CRASH_INFLIGHT);
+    commit_power_cuts(true, KLOG_TESTING_CRASH_RANDOM,
+                      KLOG_TESTING_CRASH_TORN | KLOG_TESTING_CRASH_INFLIGHT | KLOG_TESTING_CRASH_LOSE_DIRENTS);
+}
