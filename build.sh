@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-PKGS=(gcc clang pkg-config meson ninja-build liburing-dev libxxhash-dev libzstd-dev liblz4-dev libcriterion-dev libsqlite3-dev liblmdb-dev librocksdb-dev libhiredis-dev libnats-dev redis-server nats-server gnuplot-nox python3-pytest kcat librdkafka-dev python3-kafka python3-confluent-kafka zlib1g-dev libsnappy-dev python3-snappy python3-lz4 python3-zstandard libssl-dev openssl python3-prometheus-client)
+PKGS=(gcc clang libclang-rt-dev pkg-config meson ninja-build liburing-dev libxxhash-dev libzstd-dev liblz4-dev libcriterion-dev libsqlite3-dev liblmdb-dev librocksdb-dev libhiredis-dev libnats-dev redis-server nats-server gnuplot-nox python3-pytest kcat librdkafka-dev python3-kafka python3-confluent-kafka zlib1g-dev libsnappy-dev python3-snappy python3-lz4 python3-zstandard libssl-dev openssl python3-prometheus-client)
 
 install_deps() {
     local missing=()
@@ -70,12 +70,40 @@ run_tests() {   # DIR LABEL [meson test options...]
 
 # clang must build klog too (the fuzz targets need it, and its warnings and
 # UBSan are not gcc's).  A build, not a second full run: only the tests that
-# catch what gcc's UBSan does not (NULL + 0, issue 19: log_recovery).
+# catch what gcc's UBSan does not (NULL + 0, issue 19: log_recovery, and the
+# fuzz corpora), then each libFuzzer target for a short run.
 clang_check() {
     CC=clang build build-clang -Db_sanitize=undefined -Db_lundef=false
     local rc=0
     meson test -C build-clang --no-rebuild --print-errorlogs log_recovery || rc=$?
-    echo "clang build (ubsan): log_recovery $([ $rc -eq 0 ] && echo passed || echo FAILED)"
+    meson test -C build-clang --no-rebuild --print-errorlogs --suite fuzz || rc=$?
+    echo "clang build (ubsan): log_recovery and fuzz corpora $([ $rc -eq 0 ] && echo passed || echo FAILED)"
+    fuzz_check || rc=$?
+    return $rc
+}
+
+# libFuzzer (test/fuzz/README): every target FUZZ_SECONDS (default 15) on a
+# scratch copy of its corpus, in build-clang configured with -Dfuzz=true.
+# A finding fails the step; its input is left in build-clang/fuzz-*.
+FUZZ_TARGETS=(batch layout conf open kafka_request)
+fuzz_check() {
+    local rc=0 r t work secs=${FUZZ_SECONDS:-15}
+    meson configure build-clang -Dfuzz=true >/dev/null
+    ninja -C build-clang "${FUZZ_TARGETS[@]/#/test/fuzz/fuzz_}" >/dev/null
+    for t in "${FUZZ_TARGETS[@]}"; do
+        work=$(mktemp -d)
+        r=0
+        if ! build-clang/test/fuzz/fuzz_$t -max_total_time="$secs" -rss_limit_mb=2048 -timeout=30 \
+                -print_final_stats=1 -artifact_prefix="build-clang/fuzz-$t-" "$work" "test/fuzz/corpus/$t" \
+                >"$work.log" 2>&1; then
+            r=1
+            rc=1
+            tail -40 "$work.log"
+        fi
+        echo "fuzz_$t: $(sed -n 's/^stat::number_of_executed_units: *//p' "$work.log") executions in ${secs}s" \
+             "$([ $r -eq 0 ] && echo ok || echo FAILED)"
+        rm -rf "$work" "$work.log"
+    done
     return $rc
 }
 

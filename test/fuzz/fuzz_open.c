@@ -19,8 +19,9 @@
  * they guard.  test/fuzz/fuzz_seeds writes seeds of this form from real
  * data directories that the library made.
  *
- * The scratch directory is KLOG_FUZZ_DIR if set, else a directory under
- * /tmp made once per process; it is emptied before every input.
+ * The scratch directory is KLOG_FUZZ_DIR if set (emptied, left in place),
+ * else a directory under /tmp made once per process and removed at exit;
+ * it is emptied before every input.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -62,6 +63,15 @@ static int rm_one(const char *path, const struct stat *st, int flag, struct FTW 
     return 0;
 }
 
+/* At exit: remove the scratch directory if this process made it. */
+static void fo_cleanup(void)
+{
+    if (fo_dir[0]) {
+        nftw(fo_dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+        rmdir(fo_dir);
+    }
+}
+
 static void fo_setup(void)
 {
     if (fo_dir[0]) {
@@ -76,6 +86,7 @@ static void fo_setup(void)
     } else {
         snprintf(fo_dir, sizeof fo_dir, "/tmp/klog-fuzz-open-XXXXXX");
         CHECK(mkdtemp(fo_dir));
+        atexit(fo_cleanup);
     }
 }
 
