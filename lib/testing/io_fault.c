@@ -111,6 +111,7 @@ typedef struct ff_undo {
     uint64_t off;
     size_t len;
     uint8_t *data;
+    bool whole;        /* a truncation's: metadata, never torn */
 } ff_undo;
 
 /* What the backend knows about one file.  Lives until the disk forgets
@@ -367,21 +368,22 @@ static void file_set_id(ff_file *f, const char *cp)
 
 /* Remember bytes [off, off+len) of the file, as they are now.  Takes
  * ownership of data. */
-static int undo_push(ff_file *f, uint64_t off, uint8_t *data, size_t len)
+static int undo_push(ff_file *f, uint64_t off, uint8_t *data, size_t len, bool whole)
 {
     int rc = klog__vec_reserve(&f->undo, &f->cundo, f->nundo + 1, sizeof *f->undo);
     if (rc < 0) {
         free(data);
         return rc;
     }
-    f->undo[f->nundo++] = (ff_undo){ off, len, data };
+    f->undo[f->nundo++] = (ff_undo){ off, len, data, whole };
     return 0;
 }
 
 /* Before bytes [off, off+len) of handle h change: keep a copy of those of
- * them that are durable (below `synced`) and exist.  Reads through the base
+ * them that are durable (below `synced`) and exist (whole: a truncation's,
+ * which a torn crash puts back whole too).  Reads through the base
  * so that any base works. */
-static int capture(ff_state *s, ff_file *f, int h, uint64_t off, uint64_t len)
+static int capture(ff_state *s, ff_file *f, int h, uint64_t off, uint64_t len, bool whole)
 {
     if (!f || off >= f->synced || len == 0)
         return 0;
@@ -406,7 +408,7 @@ static int capture(ff_state *s, ff_file *f, int h, uint64_t off, uint64_t len)
         }
         got += (size_t)r;
     }
-    return undo_push(f, off, buf, n);
+    return undo_push(f, off, buf, n, whole);
 }
 
 static void mark_synced(ff_state *s, ff_file *f, int h)
@@ -428,7 +430,7 @@ static int lost_push(ff_file *f, uint64_t off, uint8_t *data, size_t len)
         free(data);
         return rc;
     }
-    f->lost[f->nlost++] = (ff_undo){ off, len, data };
+    f->lost[f->nlost++] = (ff_undo){ off, len, data, true };
     return 0;
 }
 
@@ -699,7 +701,7 @@ static int ff_open(void *st, const char *path, unsigned flags, unsigned mode)
         }
         file_set_id(f, cp);
         if (tbuf) {
-            (void)undo_push(f, 0, tbuf, tlen);
+            (void)undo_push(f, 0, tbuf, tlen, true);
             tbuf = NULL;
         }
         if (created) {
@@ -837,7 +839,7 @@ static int ff_writev_many(void *st, const kio_wreq *reqs, unsigned n, ssize_t *r
                 continue;
             }
         }
-        int cr = capture(s, handle_file(s, q->h), q->h, q->off, kio__iov_len(w.iov, w.iovcnt));
+        int cr = capture(s, handle_file(s, q->h), q->h, q->off, kio__iov_len(w.iov, w.iovcnt), false);
         if (cr < 0) {
             res[i] = cr;
             fault[i] = cr;
@@ -905,7 +907,7 @@ static int ff_truncate(void *st, int h, uint64_t len)
     int rc = hit(s, KIO_OP_TRUNCATE, NULL);
     ff_file *f = handle_file(s, h);
     if (rc == 0 && f && len < f->synced)
-        rc = capture(s, f, h, len, f->synced - len);
+        rc = capture(s, f, h, len, f->synced - len, true);
     if (rc == 0)
         rc = s->bm->truncate(s->bst, h, len);
     leave(s);
@@ -1145,7 +1147,7 @@ static int put_back(int fd, const ff_undo *u, bool torn, uint64_t *rng)
     uint64_t a = u->off, b = u->off + u->len;
     while (a < b) {
         uint64_t e = KLOG_MIN(b, (a / FF_SECTOR + 1) * FF_SECTOR);
-        if (!torn || (rng_next(rng) & 1)) {
+        if (!torn || u->whole || (rng_next(rng) & 1)) {
             const uint8_t *src = u->data ? u->data + (a - u->off) : NULL;
             int rc = src ? pwrite_full(fd, src, (size_t)(e - a), a) : 0;
             for (uint64_t z = a; !src && rc == 0 && z < e;) {
