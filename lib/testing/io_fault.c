@@ -452,10 +452,28 @@ static void sync_failed(ff_state *s, ff_file *f, int h)
         (void)lost_push(f, f->synced, NULL, (size_t)(cur - f->synced));
 }
 
+/* Put [off, off+len) of old content (NULL: zeros) in front of the undo
+ * list: the oldest, so restored last. */
+static int undo_push_oldest(ff_file *f, uint64_t off, const uint8_t *old, size_t len)
+{
+    uint8_t *d = NULL;
+    if (old && (d = malloc(len)) == NULL)
+        return -ENOMEM;
+    if (old)
+        memcpy(d, old, len);
+    int rc = undo_push(f, off, d, len, true);
+    if (rc == 0 && f->nundo > 1) {
+        ff_undo u = f->undo[f->nundo - 1];
+        memmove(f->undo + 1, f->undo, (f->nundo - 1) * sizeof *f->undo);
+        f->undo[0] = u;
+    }
+    return rc;
+}
+
 /* A write to [off, off+len) dirties its pages again: the next sync writes
- * them whole, so what a failed sync lost in them is no longer lost (once
- * that sync succeeds; until then they are unsynced as any write).  Cuts
- * those pages out of the lost list. */
+ * them whole, so what a failed sync lost in them is lost no more once that
+ * sync succeeds; until then it is an unsynced overwrite like any other.
+ * Moves those pages from the lost list to the front of the undo list. */
 static void lost_trim(ff_file *f, uint64_t off, uint64_t len)
 {
     if (!f || f->nlost == 0 || len == 0)
@@ -476,6 +494,10 @@ static void lost_trim(ff_file *f, uint64_t off, uint64_t len)
                 u = &f->lost[i]; /* the push may have moved the array */
             }
         }
+        /* the pages themselves: undo, from now on */
+        uint64_t ma = KLOG_MAX(a, lo), mb = KLOG_MIN(b, hi);
+        (void)undo_push_oldest(f, ma, u->data ? u->data + (ma - a) : NULL, (size_t)(mb - ma));
+        u = &f->lost[i];
         u->len = a < lo ? (size_t)(lo - a) : 0; /* the part before stays in place */
     }
 }

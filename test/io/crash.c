@@ -718,3 +718,31 @@ static void inflight(bool uring)
 
 Test(crash, inflight_batch_posix) { inflight(false); }
 Test(crash, inflight_batch_uring) { inflight(true); }
+
+/* A page that a failed sync dropped and a write dirtied again, with no
+ * sync since: the crash leaves it as it was durable, the dropped bytes
+ * around the new ones included. */
+Test(crash, fsyncgate_rewritten_page_unsynced)
+{
+    enum { N = 4096 };
+    kio *io = open_fault(false);
+    const char *p = t_path(g_dir, "gate3");
+    uint8_t oldb[N], newb[N], x[100];
+    t_fill(oldb, N, 91, 0);
+    t_fill(newb, N, 92, 0);
+    memset(x, 0xab, sizeof x);
+    t_write_file(p, oldb, N);
+    int h = kio_file_open(io, p, KIO_O_RDWR, 0);
+    cr_assert_geq(h, 0);
+    t_put(io, h, newb, N, 0);
+    cr_assert_eq(kio_fault_arm(io, KIO_OP_SYNC, 1, -EIO, 0), 0);
+    cr_assert_eq(kio_datasync(io, h), -EIO);
+    t_put(io, h, x, sizeof x, 1000); /* dirties the page again; no sync */
+    cr_assert_eq(kio_fault_crash(io, KIO_CRASH_DROP, 0, 1), 0);
+    kio_close(io);
+    size_t n;
+    uint8_t *b = reread(p, &n);
+    cr_assert_eq(n, N);
+    cr_assert_arr_eq(b, oldb, N, "nothing of the page was durable but its old content");
+    free(b);
+}
