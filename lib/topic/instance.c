@@ -662,6 +662,13 @@ static int open_table(klog *k, char *errbuf, size_t errsize)
         return klog__errf(errbuf, errsize, (int)n, "%s: %s", k->dir, klog_strerror((int)n));
     }
     tombs_restore(k, &m, v, (size_t)n);
+    /* A new directory gets its (empty) topics.meta at once: "meta missing"
+     * then only ever means damage, and a first klog_topic_create killed
+     * between its partition directories and the metadata leaves empty
+     * directories that sweep_orphans removes, not a topic recovered with
+     * some of its partitions and none of its configuration (issue 19's
+     * torture harness, kill -9 inside klog_topic_create). */
+    changed = !meta_found && n == 0;
     rc = 0;
     for (size_t i = 0; rc == 0 && i < m.ntopics; i++) {
         const kl_meta_topic *mt = &m.topics[i];
