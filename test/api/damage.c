@@ -201,6 +201,36 @@ Test(damage, unlisted_partition_directories_kept_when_they_hold_records)
     cr_assert_eq(klog_close(k), 0);
 }
 
+/* The first klog_topic_create in a new directory, killed after its first
+ * partition directory and before topics.meta (the torture harness found
+ * it: test/torture, compact mode): no topics.meta then meant "recover the
+ * topics from their directories", and the topic came back with one of its
+ * three partitions and without its configuration (cleanup.policy=compact
+ * lost, retention.ms=-1), the retried create failing with -EEXIST.  A new
+ * directory gets an empty topics.meta at its first open, so the leftover
+ * empty directory is an unrecorded creation and goes. */
+Test(damage, first_topic_create_killed_left_a_partial_topic)
+{
+    klog *k = ut_open();
+    cr_assert_eq(klog_close(k), 0);
+    cr_assert(exists("topics.meta"), "a new directory has no topics.meta");
+    char path[256];
+    snprintf(path, sizeof path, "%s/c-0", ut_dir);
+    cr_assert_eq(mkdir(path, 0755), 0);
+    snprintf(path, sizeof path, "%s/c-0/00000000000000000000.log", ut_dir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fclose(f);
+    k = ut_open();
+    cr_assert_eq(describe(k, "c", NULL, NULL, NULL, NULL, 0), KLOG_EUNKNOWN_TOPIC);
+    cr_assert(!exists("c-0"));
+    ut_topic(k, "c", 3, "cleanup.policy", "compact", NULL);
+    char config[512];
+    cr_assert_eq(describe(k, "c", NULL, NULL, NULL, config, sizeof config), 3);
+    cr_assert(strstr(config, "cleanup.policy=compact"), "%s", config);
+    cr_assert_eq(klog_close(k), 0);
+}
+
 /* A deletion renames the directories aside before topics.meta records it:
  * one that crashed in between left the topic listed and its directory
  * renamed.  The directory comes back. */
