@@ -41,7 +41,11 @@
  * retention.bytes 16 KiB, checked every 20 ms), compact (4 KiB segments,
  * 16 keys per thread, cleaner backoff 20 ms, dirty ratio 0.01), group (a
  * subscribed consumer commits synchronously what it read), all (cycles
- * each mode in turn).  Exit 0 when nothing was lost, 1 otherwise, 2 on
+ * each of those in turn), and server (built with librdkafka; not in all):
+ * the process killed is `klog serve` on DIR/data, and the producer a
+ * librdkafka idempotent acks=all client in a second child, one thread of
+ * records, its delivery reports in DIR/acks; the topic is made in-process
+ * before the first server starts.  Exit 0 when nothing was lost, 1 otherwise, 2 on
  * usage or set-up errors.  --selftest falsifies one acknowledgement (the
  * first) so that the checker must report a loss: the suite runs it and
  * expects failure, so that a checker that demands nothing fails the suite.
@@ -72,6 +76,11 @@
 #include <unistd.h>
 
 #include <klog/klog.h>
+#ifdef TORTURE_RDKAFKA
+#include <poll.h>
+#include <sys/prctl.h>
+#include <librdkafka/rdkafka.h>
+#endif
 
 #define TOPIC "t"
 #define GROUP "g"
@@ -82,8 +91,9 @@
 #define VAL_MAGIC 0x4b54525655u /* truncated to 32 bits below */
 #define ACK_MAGIC 0x41434b31u
 
-enum mode { M_PLAIN, M_ROLL, M_RETENTION, M_COMPACT, M_GROUP, M_NMODES };
-static const char *const mode_names[] = {"plain", "roll", "retention", "compact", "group"};
+/* "all" runs the in-process modes, M_PLAIN..M_GROUP; M_SERVER only by name. */
+enum mode { M_PLAIN, M_ROLL, M_RETENTION, M_COMPACT, M_GROUP, M_SERVER, M_NMODES };
+static const char *const mode_names[] = {"plain", "roll", "retention", "compact", "group", "server"};
 
 /* ---- deterministic record contents ---------------------------------- */
 
@@ -398,6 +408,7 @@ static void __attribute__((noreturn)) writer_main(const char *dir, enum mode m, 
 
 static int selftest; /* --selftest: the checker must report a loss */
 static long kill_ms = 150; /* --kill-ms: the latest a kill comes */
+static long reset_every_g = 40; /* --reset-every */
 static uint64_t rng_state;
 static uint64_t rnd(void)
 {
@@ -747,8 +758,12 @@ static double now_s(void)
 
 /* One kill: fork the writer, kill it, reap it.  Returns 0, or -1 when the
  * writer died of something other than our SIGKILL or a clean finish. */
+static int server_cycle(struct driver *d, uint32_t cycle);
+
 static int one_cycle(struct driver *d, uint32_t cycle)
 {
+    if (d->mode == M_SERVER)
+        return server_cycle(d, cycle);
     /* A quarter of the kills in the first 0-5 ms (klog_open's recovery), the
      * rest spread over 0..kill_ms of producing. */
     uint64_t r = rnd();
@@ -779,6 +794,214 @@ static int one_cycle(struct driver *d, uint32_t cycle)
          WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
     return -1;
 }
+
+/* ---- server mode: `klog serve` killed under a librdkafka producer ----- */
+
+#ifdef TORTURE_RDKAFKA
+static void rk_set(rd_kafka_conf_t *c, const char *k, const char *v)
+{
+    char err[256];
+    if (rd_kafka_conf_set(c, k, v, err, sizeof err) != RD_KAFKA_CONF_OK) {
+        fprintf(stderr, "client: %s: %s\n", k, err);
+        _exit(8);
+    }
+}
+
+static void client_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    (void)rk;
+    if (m->err)
+        return; /* not acknowledged */
+    struct ack a = {.kind = ACK_RECORD, .cycle = (uint32_t)(uintptr_t)opaque, .thread = 0,
+                    .seq = (uint32_t)(uintptr_t)m->_private, .partition = m->partition,
+                    .offset = m->offset};
+    ack_write(&a);
+}
+
+/* The producer: librdkafka, idempotent, acks=all, one thread of records
+ * (thread 0); its delivery reports go to DIR/acks as the writer's do. */
+static void __attribute__((noreturn)) client_main(const char *dir, const char *bootstrap,
+                                                  uint32_t cycle)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/acks", dir);
+    ack_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (ack_fd < 0)
+        _exit(2);
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    rk_set(c, "bootstrap.servers", bootstrap);
+    rk_set(c, "enable.idempotence", "true");
+    rk_set(c, "acks", "all");
+    rk_set(c, "linger.ms", "1");
+    rk_set(c, "batch.num.messages", "32");
+    rk_set(c, "log_level", "0"); /* the refused connections after the kill are expected */
+    rd_kafka_conf_set_dr_msg_cb(c, client_dr);
+    rd_kafka_conf_set_opaque(c, (void *)(uintptr_t)cycle);
+    char err[256];
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof err);
+    if (!rk) {
+        fprintf(stderr, "client: rd_kafka_new: %s\n", err);
+        _exit(8);
+    }
+    unsigned char val[MAX_VAL];
+    char key[32];
+    for (uint32_t seq = 0; seq < PER_THREAD * NTHREADS; seq++) {
+        int kl = make_key(key, sizeof key, 0, seq);
+        size_t vl = make_value(val, M_SERVER, cycle, 0, seq);
+        for (;;) {
+            rd_kafka_resp_err_t e = rd_kafka_producev(
+                rk, RD_KAFKA_V_TOPIC(TOPIC), RD_KAFKA_V_KEY(key, (size_t)kl),
+                RD_KAFKA_V_VALUE(val, vl), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                RD_KAFKA_V_OPAQUE((void *)(uintptr_t)seq), RD_KAFKA_V_END);
+            if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
+                break;
+            if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+                fprintf(stderr, "client: producev: %s\n", rd_kafka_err2str(e));
+                _exit(8);
+            }
+            rd_kafka_poll(rk, 1);
+        }
+        rd_kafka_poll(rk, 0);
+        if (seq % 16 == 15)
+            rd_kafka_flush(rk, 1000); /* keep kills landing among acks */
+    }
+    rd_kafka_flush(rk, 30000);
+    rd_kafka_destroy(rk);
+    _exit(0);
+}
+
+/* Start `klog -d DIR/data serve` on a port the kernel picks. */
+static pid_t serve_start(struct driver *d, int *out_fd)
+{
+    char data[4096];
+    snprintf(data, sizeof data, "%s/data", d->dir);
+    int pfd[2];
+    if (pipe2(pfd, O_CLOEXEC) != 0)
+        return -1;
+    const char *bin = getenv("KLOG_BIN") ? getenv("KLOG_BIN") : KLOG_CLI;
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the driver */
+        dup2(pfd[1], 1);
+        execl(bin, bin, "-d", data, "serve", "--listen", "tcp://127.0.0.1:0", "-q", (char *)NULL);
+        _exit(127);
+    }
+    close(pfd[1]);
+    *out_fd = pfd[0];
+    return pid;
+}
+
+/* The listening address from klog serve's first line, within 30 s. */
+static int serve_address(int fd, char *addr, size_t size)
+{
+    char line[512];
+    size_t n = 0;
+    double end = now_s() + 30;
+    for (;;) {
+        struct pollfd p = {fd, POLLIN, 0};
+        int left = (int)((end - now_s()) * 1000);
+        if (left <= 0 || poll(&p, 1, left) <= 0)
+            return -1;
+        ssize_t r = read(fd, line + n, sizeof line - 1 - n);
+        if (r <= 0)
+            return -1;
+        n += (size_t)r;
+        line[n] = 0;
+        const char *at = strstr(line, "listening on tcp://");
+        if (at && strchr(at, '\n')) {
+            at += strlen("listening on tcp://");
+            size_t l = strcspn(at, " \r\n");
+            if (l >= size)
+                return -1;
+            memcpy(addr, at, l);
+            addr[l] = 0;
+            return 0;
+        }
+        if (n >= sizeof line - 1)
+            return -1;
+    }
+}
+
+static void reap(pid_t pid)
+{
+    if (pid <= 0)
+        return;
+    kill(pid, SIGKILL);
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+}
+
+/* One kill of the server: start it, start the client once it listens, kill
+ * the server at a random moment (a quarter of the time within 5 ms of its
+ * start, inside klog_open), then the client. */
+static int server_cycle(struct driver *d, uint32_t cycle)
+{
+    if (cycle % reset_every_g == 0) {
+        /* the topic exists before the server starts: made in-process */
+        char data[4096];
+        snprintf(data, sizeof data, "%s/data", d->dir);
+        klog *k = NULL;
+        klog_conf *tc = NULL;
+        int rc = open_dir(&k, data, M_SERVER, &tc);
+        if (rc == 0)
+            rc = klog_topic_create(k, TOPIC, NPART, tc, NULL, 0);
+        klog_conf_free(tc);
+        klog_close(k);
+        if (rc != 0 && rc != -EEXIST) {
+            fail(d, cycle, "creating the topic: %s", klog_strerror(rc));
+            return -1;
+        }
+    }
+    uint64_t r = rnd();
+    long window = kill_ms == 150 ? 800 : kill_ms;
+    useconds_t delay = (r & 3) == 0 ? (useconds_t)((r >> 8) % 5000)
+                                    : (useconds_t)((r >> 8) % ((uint64_t)window * 1000 + 1));
+    fflush(NULL);
+    int fd = -1;
+    pid_t srv = serve_start(d, &fd);
+    if (srv < 0) {
+        fail(d, cycle, "cannot start klog serve");
+        return -1;
+    }
+    pid_t cli = -1;
+    if ((r & 3) == 0) {
+        d->kills_early++;
+        usleep(delay);
+    } else {
+        char addr[256];
+        if (serve_address(fd, addr, sizeof addr) != 0) {
+            close(fd);
+            reap(srv);
+            fail(d, cycle, "klog serve did not listen within 30 s");
+            return -1;
+        }
+        fflush(NULL);
+        cli = fork();
+        if (cli == 0)
+            client_main(d->dir, addr, cycle);
+        usleep(delay);
+    }
+    close(fd);
+    kill(srv, SIGKILL);
+    int st = 0;
+    while (waitpid(srv, &st, 0) < 0 && errno == EINTR)
+        ;
+    /* the client outlives the server a moment: what it was told stays told */
+    usleep(20000);
+    reap(cli);
+    if (WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL)
+        return 0;
+    fail(d, cycle, "klog serve died: %s %d", WIFSIGNALED(st) ? "signal" : "exit",
+         WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+    return -1;
+}
+#else
+static int server_cycle(struct driver *d, uint32_t cycle)
+{
+    fail(d, cycle, "server mode needs librdkafka (built without it)");
+    return -1;
+}
+#endif
 
 /* ---- recovery time after kill -9 on a large log --------------------- */
 
@@ -977,6 +1200,7 @@ int main(int argc, char **argv)
             usage();
         i++;
     }
+    reset_every_g = reset_every;
     if (!dir || cycles < 0 || reset_every < 1 || gib <= 0 || kill_ms < 1 || kill_ms > 600000)
         usage();
     mkdir(dir, 0755);
@@ -985,7 +1209,7 @@ int main(int argc, char **argv)
     int first, last;
     if (!strcmp(mode, "all")) {
         first = 0;
-        last = M_NMODES - 1;
+        last = M_GROUP;
     } else {
         for (first = 0; first < M_NMODES && strcmp(mode_names[first], mode); first++)
             ;
