@@ -2,7 +2,10 @@
  * alloc_fail - fail the Nth allocation over the public API, as SQLite's
  * malloc tests do (issue 19).
  *
- *   alloc_fail --dir D [--from N] [--to N] [--step S] [-v]
+ *   alloc_fail --dir D [--from N] [--to N] [--step S] [-v] [-t]
+ *
+ * -v says where each run stopped; -t prints a backtrace of each failed
+ * allocation (link with -rdynamic for names, or use addr2line).
  *
  * Linked against the static klog_core with -Wl,--wrap for malloc, calloc,
  * realloc, strdup and strndup (meson.build): every allocation klog's own code makes
@@ -11,7 +14,8 @@
  * are not counted).
  * For N = from, from+step, ... the scenario runs on a fresh directory:
  * klog_open, create a topic, produce 40 keyed records with acks=all,
- * consume them, commit a group offset, close everything.  Each step must
+ * consume them, commit a group offset as a standalone consumer, then join
+ * the group as a member and commit its positions, close everything.  Each step must
  * succeed or fail cleanly with -ENOMEM (a delivery report with -ENOMEM
  * counts as clean: the record was not acknowledged); nothing may crash or
  * hang (a 60 s alarm per run).  Then, with allocations no longer failing,
@@ -27,6 +31,7 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <execinfo.h>
 #include <ftw.h>
 #include <signal.h>
 #include <inttypes.h>
@@ -56,6 +61,7 @@ char *__wrap_strndup(const char *s, size_t n);
 static atomic_long countdown = -1; /* < 0: not armed; hits 0: that call fails */
 static atomic_long calls;          /* allocations since arming */
 static atomic_int failed;          /* the armed failure happened */
+static int trace;                  /* -t: a backtrace of each failed allocation */
 
 static bool fail_now(void)
 {
@@ -65,6 +71,11 @@ static bool fail_now(void)
     atomic_fetch_add_explicit(&calls, 1, memory_order_relaxed);
     if (atomic_fetch_sub(&countdown, 1) == 1) {
         atomic_store(&failed, 1);
+        if (trace) {
+            void *bt[16];
+            int depth = backtrace(bt, 16); /* its own allocation happens once, first */
+            backtrace_symbols_fd(bt, depth, 2);
+        }
         errno = ENOMEM;
         return true;
     }
@@ -246,6 +257,40 @@ static int scenario(const char *dir, long n, struct acks *a, int64_t *committed)
     if (step("klog_consumer_commit", rc, n, &bad))
         goto out;
     *committed = 1;
+    /* A member of the group: join, read, commit its positions. */
+    klog_consumer_close(c);
+    c = NULL;
+    if (step("klog_consumer_new", klog_consumer_new(k, conf, &c, NULL, 0), n, &bad))
+        goto out;
+    const char *topics[] = {TOPIC};
+    if (step("klog_consumer_subscribe", klog_consumer_subscribe(c, topics, 1), n, &bad))
+        goto out;
+    int joined = 0;
+    for (int tries = 0; tries < 300 && joined < 2; tries++) {
+        const klog_message *const *msgs;
+        rc = klog_consumer_poll(c, 10, &msgs);
+        if (rc < 0) {
+            step("klog_consumer_poll (member)", rc, n, &bad);
+            goto out;
+        }
+        int32_t gen = -1;
+        klog_consumer_member_id(c, NULL, 0, &gen);
+        joined += gen >= 0 && rc == 0; /* joined, and caught up once */
+    }
+    if (!joined) {
+        fprintf(stderr, "alloc_fail N=%ld: the member never joined\n", n);
+        bad++;
+        goto out;
+    }
+    for (int tries = 0; tries < 5; tries++) {
+        rc = klog_consumer_commit(c, NULL, 0);
+        if (rc != KLOG_EREBALANCE)
+            break;
+        const klog_message *const *msgs;
+        klog_consumer_poll(c, 10, &msgs);
+    }
+    if (step("klog_consumer_commit (member)", rc, n, &bad))
+        goto out;
     cur_step = "the end (the failure was absorbed, or comes in a close)";
 out:
     stopped_at = cur_step;
@@ -348,6 +393,8 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-v"))
             verbose++;
+        else if (!strcmp(argv[i], "-t"))
+            trace = 1;
         else if (i + 1 < argc && !strcmp(argv[i], "--dir"))
             dir = argv[++i];
         else if (i + 1 < argc && !strcmp(argv[i], "--from"))
@@ -357,7 +404,7 @@ int main(int argc, char **argv)
         else if (i + 1 < argc && !strcmp(argv[i], "--step"))
             stride = strtol(argv[++i], NULL, 10);
         else {
-            fprintf(stderr, "usage: alloc_fail --dir D [--from N] [--to N] [--step S] [-v]\n");
+            fprintf(stderr, "usage: alloc_fail --dir D [--from N] [--to N] [--step S] [-v] [-t]\n");
             return 2;
         }
     }
