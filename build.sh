@@ -114,13 +114,14 @@ fuzz_check() {
 # "Could not initialize inheritable arena", Snaipe/Criterion#274; setarch -R
 # and --jobs 1 do not help), so this runs the plain programs that exercise
 # klog's threads: the race regressions, the examples, the benchmarks' quick
-# modes and a short torture pass.  Only their targets are built.  The posix
+# modes and a short torture pass (and klog serve under it, killed under a
+# librdkafka client).  Only their targets are built.  The posix
 # I/O backend: TSan does not see the kernel's writes to io_uring's shared
 # rings and would report them.  No suppressions.
 TSAN_TARGETS=(test/race/race_tick_drop_head test/race/race_cleaner_start
     test/torture/klog_torture examples/quickstart examples/event_bus examples/transport_pipe
     bench/bench_api bench/bench_group bench/bench_store bench/bench_footprint
-    bench/bench_wire bench/bench_retention)
+    bench/bench_wire bench/bench_retention tools/klog)
 TSAN_TESTS=(race_tick_drop_head race_cleaner_start quickstart event_bus_quick transport_pipe
     bench_api_quick bench_group_quick bench_store_quick bench_footprint_quick
     bench_wire_quick bench_retention_quick)
@@ -134,6 +135,12 @@ tsan_check() {
     # the writers start slowly under TSan: kills up to 600 ms in
     build-tsan/test/torture/klog_torture --mode all --cycles 40 --seed 19 --kill-ms 600 \
         --dir build-tsan/torture-tsan || rc=$?
+    # klog serve under TSan, killed under the plain tree's librdkafka client
+    # (librdkafka does not produce from a TSan process's forked child here)
+    if [ -x build/test/torture/klog_torture ] && [ -x build-tsan/tools/klog ]; then
+        KLOG_BIN=$PWD/build-tsan/tools/klog build/test/torture/klog_torture --mode server \
+            --cycles 10 --seed 19 --kill-ms 1500 --dir build-tsan/torture-tsan-server || rc=$?
+    fi
     unset KLOG_IO_BACKEND TSAN_OPTIONS
     echo "tsan build: ${#TSAN_TESTS[@]} programs and a torture pass $([ $rc -eq 0 ] && echo passed || echo FAILED)"
     return $rc
