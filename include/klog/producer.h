@@ -95,7 +95,11 @@ typedef struct klog_record {
     void *opaque;
 } klog_record;
 
-#define KLOG_RECORD_INIT { .struct_size = sizeof(klog_record), .partition = KLOG_PARTITION_ANY }
+/* Every field named, in order and without designators: the same macro
+ * compiles warning-free as C and as C++11..C++20 (-Wextra's
+ * missing-field-initializers; designated initializers are C++20 only). */
+#define KLOG_RECORD_INIT \
+    { (uint32_t)sizeof(klog_record), KLOG_PARTITION_ANY, NULL, 0, NULL, 0, 0, NULL, 0, NULL }
 
 /*
  * A record's fate.  topic points into the producer and stays valid until

@@ -13,7 +13,11 @@
 #     -std=c11 -pedantic -Wall -Wextra -Werror, run against the installed
 #     libklog.so (LD_LIBRARY_PATH; ldd must resolve it there), and linked
 #     again against libklog.a with `pkg-config --static` (which checks the
-#     private requirements of klog.pc); the headers compile as C++ too.
+#     private requirements of klog.pc); the headers compile as C++ too;
+#     the README's hello-world (its Install section) built with pkg-config
+#     and run; a CMake project with find_package(klog VERSION) and
+#     klog::klog (LIBDIR/cmake/klog) built and run, C and C++, and a
+#     version it cannot serve refused.
 #
 #   install_test.sh subproject SOURCE_ROOT SANITIZE
 #     test/install/subproject/, a project that says dependency('klog'),
@@ -170,6 +174,67 @@ if [ "$mode" = install ]; then
                 fail "a program does not build against the installed klog/mirror.h and klog-mirror.pc"
             fi
             ldd "$DEST$LIBDIR/libklog.so" | grep -q rdkafka && fail "the installed libklog links librdkafka"
+        fi
+
+        # The README's hello-world, pasted whole as a newcomer does (the ```c
+        # block after the "<!-- hello-world" marker of its Install section),
+        # built with the command the README gives and run twice (a second
+        # run finds the first one's topic).
+        awk '/^<!-- hello-world/ {f=1} f && /^```$/ && b {exit} b {print} f && /^```c$/ {b=1}' \
+            "$SRC/README.md" >"$T/readme_hello.c"
+        if [ ! -s "$T/readme_hello.c" ]; then
+            fail "README.md: no \`\`\`c block after the <!-- hello-world marker"
+        # shellcheck disable=SC2086
+        elif run "$T/cc-readme.log" $CC -std=c11 -Wall -Wextra -Werror -o "$T/readme_hello" "$T/readme_hello.c" $cflags $libs; then
+            mkdir "$T/readme-run"
+            for i in 1 2; do
+                if ! out=$(cd "$T/readme-run" && LD_LIBRARY_PATH=$DEST$LIBDIR "$T/readme_hello"); then
+                    fail "the README's hello-world failed (run $i): $out"
+                elif [ -z "$out" ]; then fail "the README's hello-world printed nothing (run $i)"
+                fi
+            done
+            echo "the README's hello-world ran: $out"
+        else
+            fail "the README's hello-world does not build with pkg-config klog"
+        fi
+
+        # CMake: find_package(klog) through LIBDIR/cmake/klog/klogConfig.cmake,
+        # the klog::klog imported target, a program built and run with the
+        # build tree's RPATH CMake derives from it; a version check.
+        CMD=$DEST$LIBDIR/cmake/klog
+        [ -f "$CMD/klogConfig.cmake" ] && [ -f "$CMD/klogConfigVersion.cmake" ] ||
+            fail "klogConfig.cmake and klogConfigVersion.cmake not installed in $CMD"
+        VER=$(sed -n "s/^ *version : '\([0-9.]*\)'.*/\1/p" "$SRC/meson.build" | head -1)
+        if ! command -v cmake >/dev/null; then
+            fail "cmake not installed (build.sh installs it): find_package(klog) not checked"
+        elif [ -f "$CMD/klogConfig.cmake" ]; then
+            mkdir -p "$T/cmake-user"
+            cp "$SRC/test/install/hello.c" "$T/cmake-user/"
+            printf '%s\n' 'cmake_minimum_required(VERSION 3.13)' 'project(klog_user C CXX)' \
+                "find_package(klog $VER REQUIRED)" \
+                'add_executable(hello hello.c)' 'target_link_libraries(hello PRIVATE klog::klog)' \
+                'file(WRITE ${CMAKE_BINARY_DIR}/cxx.cpp "#include <klog/klog.h>\nint main() { klog_record r = KLOG_RECORD_INIT; (void)r; return klog_version(nullptr) > 0 ? 0 : 1; }\n")' \
+                'add_executable(hellocxx ${CMAKE_BINARY_DIR}/cxx.cpp)' 'target_link_libraries(hellocxx PRIVATE klog::klog)' \
+                'if(NOT TARGET klog::testing)' '  message(FATAL_ERROR "no klog::testing target")' 'endif()' \
+                'message(STATUS "klog ${klog_VERSION} at ${klog_INCLUDE_DIRS}")' >"$T/cmake-user/CMakeLists.txt"
+            if run "$T/cmake.log" cmake -S "$T/cmake-user" -B "$T/cmake-build" -DCMAKE_PREFIX_PATH="$DEST$PREFIX" \
+                    -DCMAKE_C_FLAGS="-Wall -Wextra -Werror" -DCMAKE_CXX_FLAGS="-Wall -Wextra -Werror" &&
+               run "$T/cmake-build.log" cmake --build "$T/cmake-build"; then
+                grep -q "klog $VER at $DEST" "$T/cmake.log" || fail "find_package(klog) found another klog: $(grep 'klog ' "$T/cmake.log")"
+                if ! ldd "$T/cmake-build/hello" | grep -q "libklog.so.0 => $DEST"; then
+                    fail "the CMake-built hello does not resolve libklog.so from the install tree"
+                fi
+                "$T/cmake-build/hello" "$T/data-cmake" || fail "hello (CMake, find_package(klog)) failed"
+                "$T/cmake-build/hellocxx" || fail "hellocxx (CMake, C++) failed"
+                echo "a CMake project with find_package(klog $VER) built and ran"
+            else
+                fail "a CMake project with find_package(klog) and klog::klog does not build"
+            fi
+            # A version this klog cannot serve is refused.
+            sed -i "s/find_package(klog $VER REQUIRED)/find_package(klog 99.0 REQUIRED)/" "$T/cmake-user/CMakeLists.txt"
+            if cmake -S "$T/cmake-user" -B "$T/cmake-build99" -DCMAKE_PREFIX_PATH="$DEST$PREFIX" >"$T/cmake99.log" 2>&1; then
+                fail "find_package(klog 99.0) accepted klog $VER"
+            fi
         fi
 
         # The headers from C++ (extern "C", no C-only constructs).
