@@ -88,6 +88,38 @@ enum klog_stats_format {
  */
 KLOG_API int klog_stats(klog *k, int format, char **out);
 
+/* Severities of klog_log_cb, syslog's numbers (as librdkafka's log_cb). */
+enum klog_log_level {
+    KLOG_LOG_ERR = 3,     /* background work failed: data may not be durable or retained as configured */
+    KLOG_LOG_WARNING = 4, /* something the application should look at; work goes on */
+    KLOG_LOG_NOTICE = 5,  /* a normal but significant event (the disk budget deleted a segment) */
+};
+
+/*
+ * The instance's log: what its background threads meet as it happens,
+ * librdkafka's log_cb and error_cb in one.  level is a klog_log_level, err
+ * the error code (negative; 0 for a notice), facility one of "fsync" (a
+ * partition turned read-only after a failed fsync or checkpoint write),
+ * "retention" (a retention pass failed), "cleaner" (a compaction pass
+ * failed), "budget" (the disk budget deleted a segment, or could not make
+ * room), "stats" (the statistics files could not be written), and msg one
+ * line naming the partition or file.  Each failure is told once, when it
+ * starts, not at every retry (a read-only partition stays so; klog_stats
+ * shows its "error").
+ */
+typedef void (*klog_log_cb)(void *opaque, int level, int err, const char *facility, const char *msg);
+
+/*
+ * Send the instance's log to cb (NULL: nowhere, the default) with opaque.
+ * cb runs on klog's internal threads (the background thread, a cleaner, or
+ * an appender whose fsync failed), one call at a time, under a lock that
+ * this function also takes: once it returns, the previous callback is not
+ * running and will not be called again, so its opaque may be freed.  cb
+ * must return soon and must not call klog functions (not even this one).
+ * Any thread.  Returns 0 or -EINVAL (k NULL).
+ */
+KLOG_API int klog_set_log_cb(klog *k, klog_log_cb cb, void *opaque);
+
 #ifdef __cplusplus
 }
 #endif

@@ -65,14 +65,17 @@ static void sync_release(ks_log *log, int rc, int64_t durable_to)
 {
     pthread_mutex_lock(&log->sync_mu);
     log->sync_running = false;
+    bool first = false;
     if (rc < 0) {
         int zero = 0;
-        atomic_compare_exchange_strong(&log->failed, &zero, rc);
+        first = atomic_compare_exchange_strong(&log->failed, &zero, rc);
     } else {
         advance_durable(log, durable_to);
     }
     pthread_cond_broadcast(&log->sync_cv);
     pthread_mutex_unlock(&log->sync_mu);
+    if (first)
+        ks__failed_now(log, rc);
 }
 
 /* The leader's sync (slot held, no lock): fdatasync the active segment.

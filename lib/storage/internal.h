@@ -229,6 +229,10 @@ struct ks_log {
      * past that segment's file_end, truncates it or replaces it. */
     void (*pf_hook)(void *);
     void *pf_arg;
+    /* ks_log_set_fail_hook: called once, when failed goes from 0 to an
+     * error, on the thread that failed, no log lock held */
+    void (*fail_hook)(void *arg, const char *dir, int err);
+    void *fail_arg;
     _Atomic bool pf_wanted;
     pthread_mutex_t pf_mu;
     pthread_cond_t pf_cv;
@@ -362,6 +366,9 @@ int ks__cut_zero_tail(ks_log *log, ks_segment *s);
 
 /* checkpoint.c: cleaner.ckpt holds gap_limit and clean_point. */
 #define KS_CLEANER_CKPT_NAME "cleaner.ckpt"
+/* log.c: the failed word went from 0 to err: tell the fail hook. */
+void ks__failed_now(ks_log *log, int err);
+
 int ks__cleaner_ckpt_write(kio *io, const char *dir, int64_t gap_limit, int64_t clean_point);
 int ks__cleaner_ckpt_read(kio *io, const char *dir, int64_t *gap_limit, int64_t *clean_point);
 

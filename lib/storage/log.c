@@ -130,11 +130,27 @@ void ks_log_get_stats(ks_log *log, ks_log_stats *o)
 int ks__fail_sync(ks_log *log, int err)
 {
     int zero = 0;
-    atomic_compare_exchange_strong(&log->failed, &zero, err);
+    bool first = atomic_compare_exchange_strong(&log->failed, &zero, err);
     pthread_mutex_lock(&log->sync_mu);
     pthread_cond_broadcast(&log->sync_cv);
     pthread_mutex_unlock(&log->sync_mu);
+    if (first)
+        ks__failed_now(log, err);
     return err;
+}
+
+void ks__failed_now(ks_log *log, int err)
+{
+    if (log->fail_hook)
+        log->fail_hook(log->fail_arg, log->dir, err);
+}
+
+void ks_log_set_fail_hook(ks_log *log, void (*fn)(void *arg, const char *dir, int err), void *arg)
+{
+    if (!log)
+        return;
+    log->fail_hook = fn;
+    log->fail_arg = arg;
 }
 
 int ks__damage(ks_log *log, const char *fmt, ...)

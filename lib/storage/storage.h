@@ -365,6 +365,15 @@ void ks_log_set_listener(ks_log *log, ks_listener_fn fn, void *arg);
  * before the first append.
  */
 void ks_log_set_prefill_hook(ks_log *log, void (*fn)(void *arg), void *arg);
+
+/*
+ * Told when the log turns read-only after a failed sync (or ks_log_fail):
+ * fn(arg, the log's directory, err) once, the first time, on the thread
+ * whose sync failed (an appender, the background tick, a cleaner), with no
+ * lock of the log held; it must not call back into the log.  Set it before
+ * the first append.  A log opened damaged (KLOG_ECORRUPT) does not call it.
+ */
+void ks_log_set_fail_hook(ks_log *log, void (*fn)(void *arg, const char *dir, int err), void *arg);
 /* Run a prefill the log asked for (no-op otherwise).  Returns 0 or the
  * I/O error (which only costs speed: the log stays as it was). */
 int ks_log_prefill(ks_log *log);

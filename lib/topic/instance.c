@@ -239,6 +239,7 @@ static void events_deliver(klog *k)
 }
 
 static void bg_prefill_hook(void *arg);
+static void part_failed(void *arg, const char *dir, int err);
 
 /* Open partitions [from, to) of t.  Partitions the instance has on record
  * (on_record: listed in topics.meta, or recovered from their directories)
@@ -257,6 +258,7 @@ static int open_parts(klog *k, kt_topic *t, int from, int to, bool on_record)
             rc = kpart_open(&t->parts[p], k->io, d, &lc);
         if (rc == 0) {
             ks_log_set_prefill_hook(kpart_log(t->parts[p]), bg_prefill_hook, k);
+            ks_log_set_fail_hook(kpart_log(t->parts[p]), part_failed, k);
             for (unsigned i = 0; i < k->ninit; i++)
                 if (k->mods[i]->part_open)
                     k->mods[i]->part_open(k, k->mod_state[i], t->name, p, t->parts[p]);
@@ -782,6 +784,9 @@ static void bg_stop(klog *k, void *state)
     pthread_mutex_unlock(&k->bg_mu);
     pthread_join(k->bg, NULL);
     k->bg_running = false;
+    /* no one rewrites the statistics files from now on: a file left
+     * behind would look live to its readers */
+    klog__stats_remove(k);
 }
 
 const kt_module klog__background_module = { .name = "background", .start = bg_start, .stop = bg_stop };
@@ -805,6 +810,7 @@ int klog__open(klog **out, const char *dir, const klog_conf *conf, const kt_modu
     pthread_mutex_init(&k->mu, NULL);
     pthread_mutex_init(&k->ev_mu, NULL);
     pthread_mutex_init(&k->stats_mu, NULL);
+    pthread_mutex_init(&k->log_mu, NULL);
     pthread_mutex_init(&k->bg_mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -960,6 +966,7 @@ KLOG_API int klog_close(klog *k)
     pthread_mutex_destroy(&k->bg_mu);
     pthread_mutex_destroy(&k->ev_mu);
     pthread_mutex_destroy(&k->stats_mu);
+    pthread_mutex_destroy(&k->log_mu);
     pthread_cond_destroy(&k->bg_cv);
     free(k);
     return rc;
@@ -968,6 +975,43 @@ KLOG_API int klog_close(klog *k)
 KLOG_API const char *klog_io_backend(const klog *k)
 {
     return k ? kio_name(k->io) : "none";
+}
+
+/* ---- public: the log ---------------------------------------------------------------------- */
+
+KLOG_API int klog_set_log_cb(klog *k, klog_log_cb cb, void *opaque)
+{
+    if (!k)
+        return -EINVAL;
+    pthread_mutex_lock(&k->log_mu);
+    k->log_cb = cb;
+    k->log_opaque = opaque;
+    pthread_mutex_unlock(&k->log_mu);
+    return 0;
+}
+
+void klog__log(klog *k, int level, int err, const char *facility, const char *fmt, ...)
+{
+    pthread_mutex_lock(&k->log_mu);
+    if (k->log_cb) {
+        char msg[1024];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        k->log_cb(k->log_opaque, level, err, facility, msg);
+    }
+    pthread_mutex_unlock(&k->log_mu);
+}
+
+/* A partition log turned read-only (ks_log_set_fail_hook), on the thread
+ * whose fsync failed. */
+static void part_failed(void *arg, const char *dir, int err)
+{
+    klog *k = arg;
+    const char *base = strrchr(dir, '/');
+    klog__log(k, KLOG_LOG_ERR, err, "fsync", "%s: %s: the partition is read-only from now on (%s)",
+              base ? base + 1 : dir, klog_strerror(err), klog_err_name(err));
 }
 
 /* ---- public: topics ---------------------------------------------------------------------- */

@@ -171,6 +171,15 @@ struct klog {
     kt_handle *handles;
     int64_t next_stats_ms;   /* bg thread: statistics.interval.ms */
 
+    /* klog_set_log_cb: called under log_mu (klog__log) */
+    pthread_mutex_t log_mu;
+    klog_log_cb log_cb;
+    void *log_opaque;
+    /* the last failure each background job told (0 after a success), so
+     * that a failure repeating at every tick is told once */
+    _Atomic int retention_err, cleaner_err, budget_err, stats_err;
+    bool stats_written;   /* bg thread: klog_close removes the files */
+
     /* tests: a clock for retention (ms); NULL = wall clock */
     int64_t (*clock_ms)(void *arg);
     void *clock_arg;
@@ -183,8 +192,17 @@ struct klog {
 void klog__maint_retention(klog *k, bool force);
 
 /* stats.c: write DIR/stats.json and DIR/stats.prom when
- * statistics.interval.ms has passed (bg thread). */
+ * statistics.interval.ms has passed (bg thread), stamped with the writer's
+ * pid, the time and the interval; klog__stats_remove deletes them (at close,
+ * after the bg thread stopped). */
 void klog__stats_tick(klog *k);
+void klog__stats_remove(klog *k);
+
+/* instance.c: tell klog_set_log_cb's callback (if any) one line, printf
+ * style.  Any thread; takes log_mu (a leaf lock: the callback may not call
+ * klog). */
+void klog__log(klog *k, int level, int err, const char *facility, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 
 /* For tests (not API): set the clock retention uses for every log opened
  * afterwards and for the retention check itself. */

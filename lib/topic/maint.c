@@ -81,6 +81,7 @@ void klog__maint_retention(klog *k, bool force)
     if (n < 0)
         return;
     bool skipped = false;
+    int fail = 0;
     for (ssize_t i = 0; i < n; i++) {
         kt_topic *t = snap[i];
         if (!policy_deletes(t) || atomic_load(&t->deleted))
@@ -97,11 +98,20 @@ void klog__maint_retention(klog *k, bool force)
             pthread_mutex_lock(&k->maint_mu);
             bool busy = being_cleaned(k, kpart_log(t->parts[p]));
             pthread_mutex_unlock(&k->maint_mu);
-            if (!busy)
-                (void)ks_log_retain(kpart_log(t->parts[p]), &r, NULL); /* a failed log reports it itself */
+            ks_log *l = kpart_log(t->parts[p]);
+            int rc = busy ? 0 : ks_log_retain(l, &r, NULL);
+            /* a read-only log told its failure when it failed (part_failed) */
+            if (rc < 0 && !ks_log_error(l) && !fail) {
+                fail = rc;
+                if (rc != atomic_exchange(&k->retention_err, rc))
+                    klog__log(k, KLOG_LOG_ERR, rc, "retention", "%s-%d: retention pass failed: %s", t->name, p,
+                              klog_strerror(rc));
+            }
             skipped |= busy;
         }
     }
+    if (!fail)
+        atomic_store(&k->retention_err, 0);
     klog__topics_release(snap, (size_t)n);
     /* A partition passed over because a cleaning pass had it is looked at
      * again on the next tick, not a whole interval later (and not never,
@@ -123,10 +133,12 @@ static int64_t drop_oldest_anywhere(klog *k)
         return n;
     /* Candidates: each partition's oldest sealed segment, tried from the
      * oldest; a partition busy with a cleaning pass is skipped. */
-    typedef struct cand { ks_log *log; int64_t ts; } cand;
+    typedef struct cand { ks_log *log; int64_t ts; const char *topic; int part; } cand;
     size_t nc = 0, cc = 0;
     cand *c = NULL;
     ks_log *oldest_active = NULL;
+    const char *oldest_active_topic = NULL;
+    int oldest_active_part = 0;
     int64_t oldest_active_ts = INT64_MAX;
     for (ssize_t i = 0; i < n; i++) {
         kt_topic *t = snap[i];
@@ -141,11 +153,13 @@ static int64_t drop_oldest_anywhere(klog *k)
                 /* out of memory: this topic's other partitions are skipped */
                 if (klog__vec_reserve(&c, &cc, KLOG_MAX(nc + 1, (size_t)64), sizeof *c) < 0)
                     break;
-                c[nc++] = (cand){ l, ts };
+                c[nc++] = (cand){ l, ts, t->name, p };
             } else if (ks_log_active_age(l, &ts) && (ts < oldest_active_ts || !oldest_active)) {
                 /* only a (non-empty) active segment */
                 oldest_active_ts = ts;
                 oldest_active = l;
+                oldest_active_topic = t->name;
+                oldest_active_part = p;
             }
         }
     }
@@ -157,16 +171,23 @@ static int64_t drop_oldest_anywhere(klog *k)
             if (c[i].ts < c[best].ts)
                 best = i;
         int64_t r = ks_log_drop_oldest(c[best].log, false, true);
-        if (r > 0)
+        if (r > 0) {
             freed = r;
+            klog__log(k, KLOG_LOG_NOTICE, 0, "budget", "%s-%d: disk.budget.bytes: deleted the oldest segment (%lld bytes)",
+                      c[best].topic, c[best].part, (long long)r);
+        }
         else if (r == -EBUSY)
             busy = true;
         c[best] = c[--nc];
     }
     if (freed == 0 && !busy && oldest_active) {
         int64_t r = ks_log_drop_oldest(oldest_active, true, true);
-        if (r > 0)
+        if (r > 0) {
             freed = r;
+            klog__log(k, KLOG_LOG_NOTICE, 0, "budget",
+                      "%s-%d: disk.budget.bytes: deleted the active segment, the only one left (%lld bytes)",
+                      oldest_active_topic, oldest_active_part, (long long)r);
+        }
         else if (r == -EBUSY)
             busy = true;
     }
@@ -199,6 +220,12 @@ static int make_room(void *arg, ks_log *log, uint64_t need)
         break;
     }
     pthread_mutex_unlock(&k->budget_mu);
+    if (rc < 0 && rc != atomic_exchange(&k->budget_err, rc))
+        klog__log(k, KLOG_LOG_WARNING, rc, "budget",
+                  "disk.budget.bytes: no segment left to delete for %llu more bytes: appends fail (%s)",
+                  (unsigned long long)need, klog_strerror(rc));
+    else if (rc == 0)
+        atomic_store(&k->budget_err, 0);
     return rc;
 }
 
@@ -258,6 +285,7 @@ static bool clean_one(klog *k, unsigned self)
         return false;
     ks_log *best = NULL;
     kt_topic *best_t = NULL;
+    int best_p = 0;
     double best_ratio = -1;
     for (ssize_t i = 0; i < n; i++) {
         kt_topic *t = snap[i];
@@ -278,6 +306,7 @@ static bool clean_one(klog *k, unsigned self)
                 best_ratio = r;
                 best = l;
                 best_t = t;
+                best_p = p;
             }
         }
     }
@@ -304,6 +333,14 @@ static bool clean_one(klog *k, unsigned self)
             ks_clean_stats st;
             int rc = ks_log_clean(best, &cc, &st);
             ran = rc == 0 && st.cleaned;
+            /* told once while the failure repeats; a read-only log told its own */
+            if (rc < 0 && rc != -ECANCELED && !ks_log_error(best)) {
+                if (rc != atomic_exchange(&k->cleaner_err, rc))
+                    klog__log(k, KLOG_LOG_ERR, rc, "cleaner", "%s-%d: compaction pass failed: %s", best_t->name,
+                              best_p, klog_strerror(rc));
+            } else if (rc == 0) {
+                atomic_store(&k->cleaner_err, 0);
+            }
             if (ran) {
                 atomic_fetch_add(&k->cleaner_passes, 1);
                 atomic_fetch_add(&k->cleaner_bytes_read, st.bytes_read);

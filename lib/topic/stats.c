@@ -6,11 +6,13 @@
  * producers and consumers through their registered callbacks under
  * stats_mu), then rendered; the two renderers walk the same snapshot.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <klog/klog.h>
 
@@ -337,21 +339,81 @@ KLOG_API int klog_stats(klog *k, int format, char **out)
     return 0;
 }
 
-/* Plain write + rename: statistics are not data, no sync. */
-static void write_file(const char *dir, const char *name, const char *text)
+/* Plain write + rename: statistics are not data, no sync.  head goes
+ * before text.  Returns 0 or -errno. */
+static int write_file(const char *dir, const char *name, const char *head, const char *text)
 {
     char tmp[4200], dst[4200];
     snprintf(tmp, sizeof tmp, "%s/%s.tmp", dir, name);
     snprintf(dst, sizeof dst, "%s/%s", dir, name);
     FILE *f = fopen(tmp, "w");
     if (!f)
-        return;
-    bool ok = fputs(text, f) >= 0;
-    ok = fclose(f) == 0 && ok;
+        return -errno;
+    bool ok = fputs(head, f) >= 0 && fputs(text, f) >= 0;
+    int err = ok ? 0 : errno;
+    if (fclose(f) != 0 && ok) {
+        ok = false;
+        err = errno;
+    }
+    if (ok && rename(tmp, dst) == 0)
+        return 0;
     if (ok)
-        rename(tmp, dst);
+        err = errno;
+    remove(tmp);
+    return err ? -err : -EIO;
+}
+
+/* The files' stamp: who writes them, when, how often, so that a reader
+ * (`klog stats`, a Prometheus textfile collector) can tell a stale file
+ * from a live one.  JSON: a "file" member first in the document;
+ * Prometheus: three gauges ahead of the rest. */
+static void stamp(klog *k, int64_t iv, bool json, char *out, size_t size)
+{
+    long long pid = (long long)getpid(), now = (long long)klog__wall_ms();
+    if (json)
+        snprintf(out, size, "\"file\":{\"writer_pid\":%lld,\"written_ms\":%lld,\"interval_ms\":%lld},", pid, now,
+                 (long long)iv);
     else
-        remove(tmp);
+        snprintf(out, size,
+                 "# HELP klog_stats_file_writer_pid The process that writes this file (statistics.interval.ms); "
+                 "it removes the file when it closes the directory.\n"
+                 "# TYPE klog_stats_file_writer_pid gauge\nklog_stats_file_writer_pid %lld\n"
+                 "# HELP klog_stats_file_timestamp_seconds When this file was written.\n"
+                 "# TYPE klog_stats_file_timestamp_seconds gauge\nklog_stats_file_timestamp_seconds %lld.%03lld\n"
+                 "# HELP klog_stats_file_interval_seconds How often the writer rewrites this file.\n"
+                 "# TYPE klog_stats_file_interval_seconds gauge\nklog_stats_file_interval_seconds %lld.%03lld\n",
+                 pid, now / 1000, now % 1000, (long long)iv / 1000, (long long)iv % 1000);
+    (void)k;
+}
+
+static void write_stats(klog *k, int64_t iv, int format, const char *name, int *fail)
+{
+    char *t, head[1024];
+    int rc = klog_stats(k, format, &t);
+    if (rc == 0) {
+        bool json = format == KLOG_STATS_JSON;
+        stamp(k, iv, json, head, sizeof head);
+        if (json && t[0] == '{') {
+            /* "{" + the stamp + the rest ("{}": the stamp's comma dropped) */
+            size_t hl = strlen(head);
+            memmove(head + 1, head, hl + 1);
+            head[0] = '{';
+            if (t[1] == '}')
+                head[hl] = '\0';
+            rc = write_file(k->dir, name, head, t + 1);
+        } else {
+            rc = write_file(k->dir, name, head, t);
+        }
+        free(t);
+        if (rc == 0)
+            k->stats_written = true;
+    }
+    if (rc < 0 && !*fail) {
+        *fail = rc;
+        if (rc != atomic_exchange(&k->stats_err, rc))
+            klog__log(k, KLOG_LOG_WARNING, rc, "stats", "%s/%s: statistics file not written: %s", k->dir, name,
+                      klog_strerror(rc));
+    }
 }
 
 void klog__stats_tick(klog *k)
@@ -363,13 +425,21 @@ void klog__stats_tick(klog *k)
     if (now < k->next_stats_ms)
         return;
     k->next_stats_ms = now + iv;
-    char *t;
-    if (klog_stats(k, KLOG_STATS_JSON, &t) == 0) {
-        write_file(k->dir, "stats.json", t);
-        free(t);
-    }
-    if (klog_stats(k, KLOG_STATS_PROMETHEUS, &t) == 0) {
-        write_file(k->dir, "stats.prom", t);
-        free(t);
-    }
+    int fail = 0;
+    write_stats(k, iv, KLOG_STATS_JSON, "stats.json", &fail);
+    write_stats(k, iv, KLOG_STATS_PROMETHEUS, "stats.prom", &fail);
+    if (!fail)
+        atomic_store(&k->stats_err, 0);
+}
+
+void klog__stats_remove(klog *k)
+{
+    if (!k->stats_written)
+        return;
+    char p[4200];
+    snprintf(p, sizeof p, "%s/stats.json", k->dir);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/stats.prom", k->dir);
+    unlink(p);
+    k->stats_written = false;
 }
