@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -38,7 +39,10 @@ static const char stats_help[] =
     "not stored in it.  While an application holds DIR, 'klog stats' shows the\n"
     "DIR/stats.json or DIR/stats.prom that the application writes when its\n"
     "statistics.interval.ms is set (text from stats.json, without groups); if it\n"
-    "writes none, the exit status is 3.\n"
+    "writes none, the exit status is 3.  The files carry their writer's pid, the\n"
+    "time and the interval; a file whose writer is gone, or that is older than\n"
+    "three intervals, is shown with a warning that it is stale (klog_close\n"
+    "removes the files; klog_open removes those a dead writer left).\n"
     "\n"
     "  --format text|json|prometheus\n"
     "                         output format (default text)\n"
@@ -255,6 +259,45 @@ static char *slurp(const char *path)
     return buf;
 }
 
+/* The value of the Prometheus sample NAME (at the start of a line), or NULL. */
+static const char *prom_value(const char *text, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *l = text; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL)
+        if (!strncmp(l, name, n) && l[n] == ' ')
+            return l + n + 1;
+    return NULL;
+}
+
+/* The stamp klog writes into its statistics files (lib/topic/stats.c):
+ * stats.json's "file" member, stats.prom's klog_stats_file_* gauges.
+ * Returns false when the file has none (written by a klog before 0.2). */
+static bool file_stamp(const char *text, bool prom, long long *pid, long long *written_ms, long long *interval_ms)
+{
+    if (!prom) {
+        cj *doc = cj_parse(text);
+        const cj *f = doc ? cj_get(doc, "file") : NULL;
+        bool ok = f != NULL;
+        if (ok) {
+            *pid = cj_int(f, "writer_pid", 0);
+            *written_ms = cj_int(f, "written_ms", 0);
+            *interval_ms = cj_int(f, "interval_ms", 0);
+        }
+        cj_free(doc);
+        return ok && *pid > 0;
+    }
+    const char *p = prom_value(text, "klog_stats_file_writer_pid");
+    const char *t = prom_value(text, "klog_stats_file_timestamp_seconds");
+    const char *i = prom_value(text, "klog_stats_file_interval_seconds");
+    if (!p || !t || !i)
+        return false;
+    double ts = strtod(t, NULL), iv = strtod(i, NULL);
+    *pid = strtoll(p, NULL, 10);
+    *written_ms = (long long)(ts * 1000.0);
+    *interval_ms = (long long)(iv * 1000.0 + 0.5);
+    return *pid > 0;
+}
+
 /* The directory is held by another process: show the stats file it writes. */
 static int from_files(const char *ctx, const char *dir, enum sfmt fmt, bool exclude_internal)
 {
@@ -267,8 +310,23 @@ static int from_files(const char *ctx, const char *dir, enum sfmt fmt, bool excl
                 "(set statistics.interval.ms in its configuration)\n", ctx, dir, path);
         return CLI_LOCKED;
     }
-    fprintf(stderr, "klog stats: %s is open in another process: showing its %s of %lld s ago\n", dir, path,
-            (long long)(time(NULL) - st.st_mtime));
+    long long pid, written_ms, interval_ms;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    long long now_ms = (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    if (!file_stamp(text, fmt == S_PROM, &pid, &written_ms, &interval_ms)) {
+        fprintf(stderr, "klog stats: %s is open in another process: showing its %s of %lld s ago\n", dir, path,
+                (long long)(time(NULL) - st.st_mtime));
+    } else if (kill((pid_t)pid, 0) != 0 && errno == ESRCH) {
+        fprintf(stderr, "klog stats: warning: %s is stale: its writer, pid %lld, is gone (written %.1f s ago)\n",
+                path, pid, (double)(now_ms - written_ms) / 1000.0);
+    } else if (now_ms - written_ms > 3 * interval_ms + 1000) {
+        fprintf(stderr, "klog stats: warning: %s is stale: written %.1f s ago by pid %lld, which rewrites it "
+                "every %lld ms\n", path, (double)(now_ms - written_ms) / 1000.0, pid, interval_ms);
+    } else {
+        fprintf(stderr, "klog stats: %s is open in another process (pid %lld): showing its %s of %.1f s ago\n",
+                dir, pid, path, (double)(now_ms - written_ms) / 1000.0);
+    }
     if (fmt != S_TEXT) {
         fputs(text, stdout);
         free(text);

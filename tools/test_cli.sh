@@ -537,7 +537,28 @@ cp "$WORK/stats.json" "$KLOG_DIR/stats.json"
 expect 0 "$KLOG" stats
 contains "$WORK/out" "events"
 contains "$WORK/err" "open in another process"
-rm -f "$KLOG_DIR/stats.json"
+# stamped files (klog 0.2): a live writer, a dead one, one that stopped writing
+stamp() {   # PID WRITTEN_MS: $WORK/stats.json with klog's stamp
+    sed "s/^{/{\"file\":{\"writer_pid\":$1,\"written_ms\":$2,\"interval_ms\":1000},/" "$WORK/stats.json" >"$KLOG_DIR/stats.json"
+}
+sh -c 'exit 0' &
+DEAD=$!
+wait "$DEAD"
+stamp "$BG" "$(date +%s%3N)"
+expect 0 "$KLOG" stats --format json
+contains "$WORK/err" "open in another process (pid $BG)"
+contains "$WORK/out" '"writer_pid"'
+stamp "$DEAD" "$(date +%s%3N)"
+expect 0 "$KLOG" stats
+contains "$WORK/err" "stale: its writer, pid $DEAD, is gone"
+stamp "$BG" "$(( $(date +%s%3N) - 3600000 ))"
+expect 0 "$KLOG" stats
+contains "$WORK/err" "stale: written 3600"
+printf 'klog_stats_file_writer_pid %s\nklog_stats_file_timestamp_seconds %s\nklog_stats_file_interval_seconds 1.000\n' \
+    "$DEAD" "$(date +%s)" >"$KLOG_DIR/stats.prom"
+expect 0 "$KLOG" stats --format prometheus
+contains "$WORK/err" "stale: its writer, pid $DEAD, is gone"
+rm -f "$KLOG_DIR/stats.json" "$KLOG_DIR/stats.prom"
 # dump and verify need no lock
 expect 0 "$KLOG" verify "$KLOG_DIR"
 expect 0 "$KLOG" dump "$SEG"

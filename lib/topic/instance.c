@@ -846,6 +846,10 @@ int klog__open(klog **out, const char *dir, const klog_conf *conf, const kt_modu
         goto fail;
     }
     k->lock_fd = rc;
+    /* Statistics files found now were left by a writer that died holding
+     * the directory (a clean close removes its own): stale, whatever they say. */
+    k->stats_written = true;
+    klog__stats_remove(k);
     for (; k->ninit < nmods; k->ninit++) {
         const kt_module *m = mods[k->ninit];
         if (m->init && (rc = m->init(k, &k->mod_state[k->ninit], errbuf, errsize)) < 0)

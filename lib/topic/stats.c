@@ -436,6 +436,7 @@ void klog__stats_remove(klog *k)
 {
     if (!k->stats_written)
         return;
+    /* the instance's directory is at most 4095 bytes (klog_open) */
     char p[4200];
     snprintf(p, sizeof p, "%s/stats.json", k->dir);
     unlink(p);
