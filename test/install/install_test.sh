@@ -22,7 +22,12 @@
 #   install_test.sh subproject SOURCE_ROOT SANITIZE
 #     test/install/subproject/, a project that says dependency('klog'),
 #     configured with klog as its subproject (subprojects/klog a symlink to
-#     SOURCE_ROOT, --force-fallback-for=klog); builds and runs hello.
+#     SOURCE_ROOT, --force-fallback-for=klog) in the parent's default
+#     build type (debug) with klog's -Werror: builds everything (tool,
+#     examples, benchmarks), runs hello, installs into a DESTDIR (tool, man
+#     pages, Python, CMake files); then configured with -Dklog:tools=false
+#     examples, bench and python off: none of those targets defined or
+#     installed (meson introspect).
 #
 # Both skip (77) in a sanitizer build: its libraries need the sanitizer
 # runtime, which a plain user program does not link.
@@ -256,14 +261,54 @@ elif [ "$mode" = subproject ]; then
     mkdir -p "$P/subprojects"
     ln -s "$SRC" "$P/subprojects/klog"
     start=$SECONDS
+    # 1. The parent's defaults (meson's buildtype=debug, which klog's own
+    # debugoptimized default does not override in a subproject) and
+    # klog's werror=true: the whole subproject builds -O0 -Werror (tool,
+    # examples, benchmarks), hello runs, and `meson install` puts klog's
+    # parts into the parent's install tree.
     if run "$T/setup.log" meson setup --force-fallback-for=klog "$T/build" "$P" &&
-       run "$T/build.log" ninja -C "$T/build" hello; then
+       run "$T/build.log" ninja -C "$T/build"; then
         grep -q 'Dependency klog found: YES.*(overridden)' "$T/setup.log" ||
             fail "dependency('klog') was not resolved from the subproject"
+        bt=$(meson introspect --buildoptions "$T/build" | /usr/bin/python3 -c \
+            'import json, sys; print(next(o["value"] for o in json.load(sys.stdin) if o["name"] == "buildtype"))')
+        [ "$bt" = debug ] || fail "the parent's build type is $bt, not meson's default (debug)"
+        grep -q -- '-Werror' "$T/build/build.ninja" || fail "the subproject is not built with -Werror"
         "$T/build/hello" "$T/data" || fail "hello (subproject) failed"
-        echo "configured and built as a subproject in $((SECONDS - start)) s"
+        for t in klog event_bus quickstart bench_api; do
+            [ -n "$(find "$T/build/subprojects/klog" -name "$t" -type f -perm -u+x | head -1)" ] ||
+                fail "the subproject's $t was not built (all parts on by default)"
+        done
+        if run "$T/install.log" meson install -C "$T/build" --destdir "$T/dest" --no-rebuild; then
+            for f in bin/klog share/man/man1/klog.1 share/man/man3/klog_open.3 include/klog/klog.h; do
+                [ -e "$T/dest/usr/local/$f" ] || fail "meson install of the parent did not install klog's $f"
+            done
+            find "$T/dest" -path '*klog/__init__.py' | grep -q . ||
+                fail "meson install of the parent did not install the Python package"
+            find "$T/dest" -name klogConfig.cmake | grep -q . || fail "klogConfig.cmake not installed"
+        else
+            fail "meson install of a parent with klog as a subproject"
+        fi
+        echo "configured, built whole (debug, -Werror) and installed as a subproject in $((SECONDS - start)) s"
     else
-        fail "a project using klog as a meson subproject does not build"
+        fail "a project using klog as a meson subproject does not build (buildtype debug, -Werror)"
+    fi
+    # 2. The parts off: only the library (and hello) is built, nothing but
+    # the library, headers, pkg-config, CMake files and man pages installed.
+    # meson introspection answers without building.
+    if run "$T/setup2.log" meson setup --force-fallback-for=klog -Dklog:tools=false -Dklog:examples=false \
+            -Dklog:bench=false -Dklog:python=false "$T/build2" "$P"; then
+        meson introspect --targets "$T/build2" >"$T/targets.json"
+        meson introspect --installed "$T/build2" >"$T/installed.json"
+        exes=$(/usr/bin/python3 -c 'import json, sys
+print(" ".join(sorted(t["name"] for t in json.load(open(sys.argv[1])) if t["type"] == "executable")))' "$T/targets.json")
+        [ "$exes" = hello ] || fail "executables defined with tools, examples and bench off: $exes (only hello expected)"
+        grep -Eq '/bin/klog"|man1/klog\.1"|klog/__init__\.py"' "$T/installed.json" &&
+            fail "the tool, klog(1) or the Python package would still be installed: $(grep -Eo '[^"]*(bin/klog|klog\.1|__init__\.py)"' "$T/installed.json" | head -3)"
+        grep -q 'libklog.so' "$T/installed.json" || fail "libklog.so is not installed with the parts off"
+        echo "with tools, examples, bench and python off: executables: $exes"
+    else
+        fail "meson setup with -Dklog:tools=false -Dklog:examples=false -Dklog:bench=false -Dklog:python=false"
     fi
 else
     echo "unknown mode $mode"
