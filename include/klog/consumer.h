@@ -13,6 +13,13 @@
  * position that falls outside the log (below its start after retention, or
  * past its end) is reset per auto.offset.reset (earliest, latest) or, with
  * "none", reported by klog_consumer_poll as KLOG_EOFFSET.
+ * Falling off the head is seen when the consumer next reads from the log,
+ * not when retention (or DeleteRecords, or the disk budget) deletes the
+ * segment: records the consumer had already read into its current view of
+ * a partition (up to fetch.max.bytes, mapped before the deletion) are still
+ * returned, with their offsets below the new start, and the reset (or
+ * KLOG_EOFFSET) comes at the poll that needs more.  The mapping keeps them
+ * valid; no record is returned that the log did not hold when it was read.
  *
  * Waiting: klog_consumer_poll blocks up to timeout_ms and returns as soon as
  * a record is appended to an assigned partition; klog_consumer_wakeup makes

@@ -11,6 +11,14 @@
  * group is stable; across a member crash delivery is at least once (see
  * klog(7), "Consumer groups").
  *
+ * Group names (group.id, and the group argument of the klog_group_*
+ * functions): 1 to 255 bytes, any byte but the control characters (0x00 to
+ * 0x1f and 0x7f): spaces, dots, slashes and UTF-8 are fine, and names are
+ * compared byte for byte (case matters).  Kafka accepts the same names
+ * (it refuses only the empty one).  Any other name is KLOG_EBADNAME; ""
+ * as group.id means no group.  Topic names have stricter rules
+ * (klog/topic.h).
+ *
  * Membership: a member stays in the group while it polls.  Its heartbeat
  * rides on klog_consumer_poll: a member that does not poll for
  * session.timeout.ms (or max.poll.interval.ms, whichever is shorter) is

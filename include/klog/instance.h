@@ -30,7 +30,9 @@ extern "C" {
 typedef struct klog klog;
 
 /*
- * Open (creating if needed) the data directory dir.  conf may be NULL
+ * Open (creating if needed) the data directory dir.  Only dir itself is
+ * created (mode 0755 less the umask), not its missing parents: "a/b/data"
+ * needs "a/b" to exist (-ENOENT otherwise; mkdir -p it first).  conf may be NULL
  * (defaults); its topic keys become the defaults of topics created later;
  * "io.backend" picks the I/O backend; "disk.budget.bytes" and
  * "disk.budget.policy" bound the disk the instance uses, and the

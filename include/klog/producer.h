@@ -139,7 +139,10 @@ KLOG_API int klog_producer_new(klog *k, const klog_conf *conf, klog_producer **o
 
 /*
  * Set the delivery callback (NULL removes it).  Must be called before the
- * first send: KLOG_ESTATE after.  Returns 0, -EINVAL, KLOG_ESTATE.
+ * first klog_producer_send on p: once a send has been attempted, even one
+ * that failed and was never accepted (an unknown topic, a full queue), the
+ * callback is fixed and this returns KLOG_ESTATE; create another producer
+ * to change it.  Returns 0, -EINVAL, KLOG_ESTATE.
  */
 KLOG_API int klog_producer_set_delivery_cb(klog_producer *p, klog_delivery_fn fn, void *arg);
 
