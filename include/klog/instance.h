@@ -113,11 +113,14 @@ typedef void (*klog_log_cb)(void *opaque, int level, int err, const char *facili
 
 /*
  * Send the instance's log to cb (NULL: nowhere, the default) with opaque.
- * cb runs on klog's internal threads (the background thread, a cleaner, or
- * an appender whose fsync failed), one call at a time, under a lock that
- * this function also takes: once it returns, the previous callback is not
- * running and will not be called again, so its opaque may be freed.  cb
- * must return soon and must not call klog functions (not even this one).
+ * cb runs with no klog lock held but its own, one call at a time, on klog's
+ * threads: the background thread (which also delivers what other threads
+ * met under a lock, such as a failed fsync, within a tick), a cleaner
+ * thread, an appending thread the disk budget refused, or the thread of
+ * klog_close (what the last syncs met).  That own lock is one this function
+ * also takes: once it returns, the previous callback is not running and
+ * will not be called again, so its opaque may be freed.  cb must return
+ * soon and must not call klog functions (not even this one).
  * Any thread.  Returns 0 or -EINVAL (k NULL).
  */
 KLOG_API int klog_set_log_cb(klog *k, klog_log_cb cb, void *opaque);

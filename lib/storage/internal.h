@@ -230,7 +230,8 @@ struct ks_log {
     void (*pf_hook)(void *);
     void *pf_arg;
     /* ks_log_set_fail_hook: called once, when failed goes from 0 to an
-     * error, on the thread that failed, no log lock held */
+     * error, on the thread that failed (maybe under the append or clean
+     * lock; sync_mu is never held) */
     void (*fail_hook)(void *arg, const char *dir, int err);
     void *fail_arg;
     _Atomic bool pf_wanted;

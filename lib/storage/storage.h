@@ -369,8 +369,9 @@ void ks_log_set_prefill_hook(ks_log *log, void (*fn)(void *arg), void *arg);
 /*
  * Told when the log turns read-only after a failed sync (or ks_log_fail):
  * fn(arg, the log's directory, err) once, the first time, on the thread
- * whose sync failed (an appender, the background tick, a cleaner), with no
- * lock of the log held; it must not call back into the log.  Set it before
+ * whose sync failed (an appender, the background tick, a cleaner), maybe
+ * under the log's append or clean lock: it must only report, return soon
+ * and not call back into the log (or anything that takes its locks).  Set it before
  * the first append.  A log opened damaged (KLOG_ECORRUPT) does not call it.
  */
 void ks_log_set_fail_hook(ks_log *log, void (*fn)(void *arg, const char *dir, int err), void *arg);

@@ -726,7 +726,7 @@ static void *bg_main(void *arg)
     pthread_mutex_lock(&k->bg_mu);
     uint64_t next_tick = klog__now_ns() + TICK_MS * 1000000ull;
     while (!k->stopping) {
-        if (!k->bg_prefill) {
+        if (!k->bg_prefill && !k->bg_report) {
             struct timespec ts = { (time_t)(next_tick / 1000000000ull), (long)(next_tick % 1000000000ull) };
             pthread_cond_timedwait(&k->bg_cv, &k->bg_mu, &ts); /* bg_cv is on CLOCK_MONOTONIC */
         }
@@ -734,6 +734,7 @@ static void *bg_main(void *arg)
             break;
         bool prefill = k->bg_prefill;
         k->bg_prefill = false;
+        k->bg_report = false;
         uint64_t now = klog__now_ns();
         bool tick = now >= next_tick;
         if (tick)
@@ -756,6 +757,7 @@ static void *bg_main(void *arg)
             klog__maint_retention(k, false);
             klog__stats_tick(k);
         }
+        klog__log_flush(k); /* lines queued under locks (this pass's too) */
         pthread_mutex_lock(&k->bg_mu);
     }
     pthread_mutex_unlock(&k->bg_mu);
@@ -811,6 +813,7 @@ int klog__open(klog **out, const char *dir, const klog_conf *conf, const kt_modu
     pthread_mutex_init(&k->ev_mu, NULL);
     pthread_mutex_init(&k->stats_mu, NULL);
     pthread_mutex_init(&k->log_mu, NULL);
+    pthread_mutex_init(&k->logq_mu, NULL);
     pthread_mutex_init(&k->bg_mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -970,7 +973,9 @@ KLOG_API int klog_close(klog *k)
     pthread_mutex_destroy(&k->bg_mu);
     pthread_mutex_destroy(&k->ev_mu);
     pthread_mutex_destroy(&k->stats_mu);
+    klog__log_flush(k); /* lines the last syncs queued */
     pthread_mutex_destroy(&k->log_mu);
+    pthread_mutex_destroy(&k->logq_mu);
     pthread_cond_destroy(&k->bg_cv);
     free(k);
     return rc;
@@ -1008,14 +1013,63 @@ void klog__log(klog *k, int level, int err, const char *facility, const char *fm
     pthread_mutex_unlock(&k->log_mu);
 }
 
+typedef struct kt_logline {
+    struct kt_logline *next;
+    int level, err;
+    const char *facility; /* a string literal */
+    char msg[];
+} kt_logline;
+
+void klog__log_defer(klog *k, int level, int err, const char *facility, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    size_t n = strlen(msg) + 1;
+    kt_logline *l = malloc(sizeof *l + n);
+    if (!l)
+        return; /* out of memory: the line is lost, the failure itself is not (klog_stats) */
+    l->next = NULL;
+    l->level = level;
+    l->err = err;
+    l->facility = facility;
+    memcpy(l->msg, msg, n);
+    pthread_mutex_lock(&k->logq_mu);
+    if (k->logq_tail)
+        k->logq_tail->next = l;
+    else
+        k->logq_head = l;
+    k->logq_tail = l;
+    pthread_mutex_unlock(&k->logq_mu);
+    pthread_mutex_lock(&k->bg_mu);
+    k->bg_report = true;
+    pthread_cond_signal(&k->bg_cv);
+    pthread_mutex_unlock(&k->bg_mu);
+}
+
+void klog__log_flush(klog *k)
+{
+    pthread_mutex_lock(&k->logq_mu);
+    kt_logline *l = k->logq_head;
+    k->logq_head = k->logq_tail = NULL;
+    pthread_mutex_unlock(&k->logq_mu);
+    for (kt_logline *nx; l; l = nx) {
+        nx = l->next;
+        klog__log(k, l->level, l->err, l->facility, "%s", l->msg);
+        free(l);
+    }
+}
+
 /* A partition log turned read-only (ks_log_set_fail_hook), on the thread
- * whose fsync failed. */
+ * whose fsync failed, maybe under the log's locks: queued. */
 static void part_failed(void *arg, const char *dir, int err)
 {
     klog *k = arg;
     const char *base = strrchr(dir, '/');
-    klog__log(k, KLOG_LOG_ERR, err, "fsync", "%s: %s: the partition is read-only from now on (%s)",
-              base ? base + 1 : dir, klog_strerror(err), klog_err_name(err));
+    klog__log_defer(k, KLOG_LOG_ERR, err, "fsync", "%s: %s: the partition is read-only from now on (%s)",
+                    base ? base + 1 : dir, klog_strerror(err), klog_err_name(err));
 }
 
 /* ---- public: topics ---------------------------------------------------------------------- */

@@ -95,7 +95,11 @@
  *              the deliverer holds it while handlers run and takes mu
  *              under it.
  * No klog lock is held while a user callback runs (delivery reports, the
- * partitioner, rebalance callbacks).  A
+ * partitioner, rebalance callbacks), except log_mu around the log callback
+ * (klog_set_log_cb), which only klog_set_log_cb also takes.  Lines met
+ * under a lock (a failed fsync under a log's append_mu, the budget's
+ * deletions under budget_mu) are queued under logq_mu (a leaf) and
+ * delivered by the background thread.  A
  * topic reference can be dropped anywhere; the last one of a deleted topic
  * closes its logs and removes its directories on that thread, under
  * whatever it holds (all of which ranks above storage).
@@ -175,6 +179,11 @@ struct klog {
     pthread_mutex_t log_mu;
     klog_log_cb log_cb;
     void *log_opaque;
+    /* lines told under a lock (klog__log_defer), for the background thread
+     * (or klog_close) to deliver with none held; under logq_mu, a leaf */
+    pthread_mutex_t logq_mu;
+    struct kt_logline *logq_head, *logq_tail;
+    bool bg_report;       /* under bg_mu: the queue has lines */
     /* the last failure each background job told (0 after a success), so
      * that a failure repeating at every tick is told once */
     _Atomic int retention_err, cleaner_err, budget_err, stats_err;
@@ -199,10 +208,15 @@ void klog__stats_tick(klog *k);
 void klog__stats_remove(klog *k);
 
 /* instance.c: tell klog_set_log_cb's callback (if any) one line, printf
- * style.  Any thread; takes log_mu (a leaf lock: the callback may not call
- * klog). */
+ * style, now, on this thread: only where no klog lock is held (the
+ * callback runs under log_mu alone).  Under a lock, klog__log_defer queues
+ * the line (logq_mu, then bg_mu: leaves) and wakes the background thread,
+ * which delivers it with klog__log_flush (so does klog_close, last). */
 void klog__log(klog *k, int level, int err, const char *facility, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
+void klog__log_defer(klog *k, int level, int err, const char *facility, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+void klog__log_flush(klog *k);
 
 /* For tests (not API): set the clock retention uses for every log opened
  * afterwards and for the retention check itself. */

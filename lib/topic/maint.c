@@ -173,8 +173,10 @@ static int64_t drop_oldest_anywhere(klog *k)
         int64_t r = ks_log_drop_oldest(c[best].log, false, true);
         if (r > 0) {
             freed = r;
-            klog__log(k, KLOG_LOG_NOTICE, 0, "budget", "%s-%d: disk.budget.bytes: deleted the oldest segment (%lld bytes)",
-                      c[best].topic, c[best].part, (long long)r);
+            /* under budget_mu: queued */
+            klog__log_defer(k, KLOG_LOG_NOTICE, 0, "budget",
+                            "%s-%d: disk.budget.bytes: deleted the oldest segment (%lld bytes)", c[best].topic,
+                            c[best].part, (long long)r);
         }
         else if (r == -EBUSY)
             busy = true;
@@ -184,9 +186,9 @@ static int64_t drop_oldest_anywhere(klog *k)
         int64_t r = ks_log_drop_oldest(oldest_active, true, true);
         if (r > 0) {
             freed = r;
-            klog__log(k, KLOG_LOG_NOTICE, 0, "budget",
-                      "%s-%d: disk.budget.bytes: deleted the active segment, the only one left (%lld bytes)",
-                      oldest_active_topic, oldest_active_part, (long long)r);
+            klog__log_defer(k, KLOG_LOG_NOTICE, 0, "budget",
+                            "%s-%d: disk.budget.bytes: deleted the active segment, the only one left (%lld bytes)",
+                            oldest_active_topic, oldest_active_part, (long long)r);
         }
         else if (r == -EBUSY)
             busy = true;

@@ -88,6 +88,34 @@ Test(log_cb, background_fsync_failure_reaches_the_callback_once)
     klog_testing_fault_free(f);
 }
 
+/* acks=all: the appending thread's own fsync fails, under the log's append
+ * lock; the line is handed to the background thread, which tells it with
+ * no klog lock held.  The send's delivery report has the error too. */
+Test(log_cb, appender_fsync_failure_is_told_from_the_background_thread)
+{
+    char dir[256];
+    fu_sub(dir, sizeof dir, "appender");
+    klog_testing_fault *f = fu_fault();
+    klog *k = fu_open_ok(dir, f);
+    seen s = { .mu = PTHREAD_MUTEX_INITIALIZER };
+    cr_assert_eq(klog_set_log_cb(k, on_log, &s), 0);
+    ut_topic(k, "t", 1, NULL);
+    klog_producer *p = ut_producer(k, "acks", "all", NULL);
+    cr_assert_eq(klog_testing_fault_fail(f, KLOG_TESTING_OP_SYNC, 1, -EIO, KLOG_TESTING_FAIL_STICKY), 0);
+    cr_assert_eq(ut_send(p, "t", 0, "k", "v"), 0);
+    int rc = klog_producer_flush(p, 10000);
+    cr_assert_eq(rc, 0, "flush: %s", klog_err_name(rc));
+    cr_assert_eq(wait_calls(&s, 1), 1, "no callback after an appender's failed fsync");
+    cr_assert_str_eq(s.facility, "fsync");
+    cr_assert_eq(s.err, -EIO, "err %s", klog_err_name(s.err));
+    cr_assert(strstr(s.msg, "t-0"), "msg: %s", s.msg);
+    klog_producer_close(p);
+    klog_testing_fault_clear(f);
+    klog_close(k);
+    cr_assert_eq(calls(&s), 1, "told %d times", calls(&s));
+    klog_testing_fault_free(f);
+}
+
 /* stats.json cannot be written (its temporary name is a directory): the
  * callback hears it once; stats.prom is still written, stamped with this
  * process's pid, and klog_close removes it.  A callback set to NULL hears
