@@ -367,7 +367,7 @@ static int write_file(const char *dir, const char *name, const char *head, const
  * (`klog stats`, a Prometheus textfile collector) can tell a stale file
  * from a live one.  JSON: a "file" member first in the document;
  * Prometheus: three gauges ahead of the rest. */
-static void stamp(klog *k, int64_t iv, bool json, char *out, size_t size)
+static void stamp(int64_t iv, bool json, char *out, size_t size)
 {
     long long pid = (long long)getpid(), now = (long long)klog__wall_ms();
     if (json)
@@ -383,7 +383,6 @@ static void stamp(klog *k, int64_t iv, bool json, char *out, size_t size)
                  "# HELP klog_stats_file_interval_seconds How often the writer rewrites this file.\n"
                  "# TYPE klog_stats_file_interval_seconds gauge\nklog_stats_file_interval_seconds %lld.%03lld\n",
                  pid, now / 1000, now % 1000, (long long)iv / 1000, (long long)iv % 1000);
-    (void)k;
 }
 
 static void write_stats(klog *k, int64_t iv, int format, const char *name, int *fail)
@@ -392,7 +391,7 @@ static void write_stats(klog *k, int64_t iv, int format, const char *name, int *
     int rc = klog_stats(k, format, &t);
     if (rc == 0) {
         bool json = format == KLOG_STATS_JSON;
-        stamp(k, iv, json, head, sizeof head);
+        stamp(iv, json, head, sizeof head);
         if (json && t[0] == '{') {
             /* "{" + the stamp + the rest ("{}": the stamp's comma dropped) */
             size_t hl = strlen(head);
