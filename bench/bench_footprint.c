@@ -6,6 +6,7 @@
  *
  *   bench_footprint [--dir DIR] [--quick] [--parts N] [--bytes B] [--scale N]
  *                   [--open-files N]
+ *   bench_footprint [--dir DIR] --soak SECONDS
  *
  * Phases (each one a child process running this program with --child):
  *   1. create an instance with one topic of --parts partitions (100) and ten
@@ -19,12 +20,20 @@
  *      back from every partition through the file-handle cache
  *      (log.max.open.files, --open-files), and the close after that;
  *      reopen and idle close times again.
+ * --soak runs, instead, one instance under steady load for SECONDS: a
+ * producer at a bounded rate (4 MB/s) into 8 partitions with small segments
+ * and retention.bytes (so segments roll and are deleted all along), a
+ * subscribed group consumer committing every second, RSS sampled every
+ * second; it prints the series' start (after a 10 s warm-up), max and end
+ * (the target: flat).
  * Each figure is printed beside the issue's target.  --quick shrinks it all
  * (for `meson test --suite bench`): the figures then say nothing.
  * The machine this runs on may be loaded: times are for ratios.
  */
 #include <dirent.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <malloc.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -235,6 +244,158 @@ static int child(int argc, char **argv)
     return rc < 0 ? die("klog_close", rc, NULL) : 0;
 }
 
+
+/* ---- --soak: steady load, RSS sampled ---------------------------------------- */
+
+#define SOAK_PARTS 8
+#define SOAK_RATE (4 << 20) /* bytes per second produced */
+
+typedef struct soak {
+    klog *k;
+    _Atomic bool stop;
+    _Atomic long long produced, consumed;
+    _Atomic int err;
+} soak;
+
+static void soak_fail(soak *s, int rc)
+{
+    int zero = 0;
+    atomic_compare_exchange_strong(&s->err, &zero, rc);
+    atomic_store(&s->stop, true);
+}
+
+static void *soak_producer(void *arg)
+{
+    soak *s = arg;
+    char err[256] = "";
+    klog_conf *c;
+    klog_producer *p = NULL;
+    int rc = klog_conf_new(&c);
+    if (rc == 0)
+        rc = klog_conf_set(c, "linger.ms", "5", err, sizeof err);
+    if (rc == 0)
+        rc = klog_producer_new(s->k, c, &p, err, sizeof err);
+    klog_conf_free(c);
+    if (rc < 0) {
+        soak_fail(s, rc);
+        return NULL;
+    }
+    char v[1000];
+    memset(v, 'v', sizeof v);
+    double t0 = now_s();
+    long long sent = 0;
+    while (!atomic_load(&s->stop)) {
+        /* bounded rate: ahead of it, sleep */
+        if ((double)sent * sizeof v > (now_s() - t0) * SOAK_RATE) {
+            usleep(2000);
+            continue;
+        }
+        klog_record r = KLOG_RECORD_INIT;
+        r.partition = (int32_t)(sent % SOAK_PARTS);
+        r.value = v;
+        r.value_len = sizeof v;
+        if ((rc = klog_producer_send(p, TOPIC, &r)) < 0) {
+            soak_fail(s, rc);
+            break;
+        }
+        sent++;
+    }
+    klog_producer_flush(p, 10000);
+    klog_producer_close(p);
+    atomic_store(&s->produced, sent);
+    return NULL;
+}
+
+static void *soak_consumer(void *arg)
+{
+    soak *s = arg;
+    char err[256] = "";
+    klog_conf *c;
+    klog_consumer *cons = NULL;
+    int rc = klog_conf_new(&c);
+    if (rc == 0)
+        rc = klog_conf_set(c, "group.id", "soak", err, sizeof err);
+    if (rc == 0)
+        rc = klog_conf_set(c, "auto.commit.interval.ms", "1000", err, sizeof err);
+    if (rc == 0)
+        rc = klog_consumer_new(s->k, c, &cons, err, sizeof err);
+    klog_conf_free(c);
+    const char *topics[] = { TOPIC };
+    if (rc == 0)
+        rc = klog_consumer_subscribe(cons, topics, 1);
+    while (rc >= 0 && !atomic_load(&s->stop)) {
+        const klog_message *const *m;
+        int r = klog_consumer_poll(cons, 100, &m);
+        if (r < 0 && r != KLOG_EREBALANCE && r != KLOG_EOFFSET)
+            rc = r;
+        else if (r > 0)
+            atomic_fetch_add(&s->consumed, r);
+    }
+    if (rc < 0)
+        soak_fail(s, rc);
+    klog_consumer_close(cons);
+    return NULL;
+}
+
+static int soak_run(const char *dir, int seconds)
+{
+    char err[256] = "";
+    soak s = { 0 };
+    mem base = mem_now();
+    klog_conf *c, *tc;
+    int rc = klog_conf_new(&c);
+    if (rc == 0)
+        rc = klog_open(&s.k, dir, c, err, sizeof err);
+    klog_conf_free(c);
+    if (rc < 0)
+        return die("klog_open", rc, err);
+    /* small segments and a retention size: rolls and deletions all along */
+    if ((rc = klog_conf_new(&tc)) == 0 && (rc = klog_conf_set(tc, "segment.bytes", "4194304", err, sizeof err)) == 0)
+        rc = klog_conf_set(tc, "retention.bytes", "16777216", err, sizeof err);
+    if (rc == 0)
+        rc = klog_topic_create(s.k, TOPIC, SOAK_PARTS, tc, err, sizeof err);
+    klog_conf_free(tc);
+    if (rc < 0)
+        return die("klog_topic_create", rc, err);
+    pthread_t pt, ct;
+    pthread_create(&pt, NULL, soak_producer, &s);
+    pthread_create(&ct, NULL, soak_consumer, &s);
+    long start = -1, max = 0, end = 0, min = -1;
+    double t0 = now_s();
+    printf("soak: %d s, %d partitions, %d MB/s; RSS over baseline, KiB\n", seconds, SOAK_PARTS, SOAK_RATE >> 20);
+    for (int i = 1; i <= seconds && !atomic_load(&s.stop); i++) {
+        double wake = t0 + i;
+        while (now_s() < wake)
+            usleep(20000);
+        mem m = mem_now();
+        long rss = m.rss - base.rss;
+        if (i == 10 || (start < 0 && i == seconds))
+            start = rss;
+        if (i >= 10) {
+            max = rss > max ? rss : max;
+            min = min < 0 || rss < min ? rss : min;
+        }
+        end = rss;
+        if (i % 60 == 0 || i == 10 || i == seconds)
+            printf("  t=%4d s rss=%ld anon=%ld consumed=%lld\n", i, rss, m.anon - base.anon,
+                   (long long)atomic_load(&s.consumed));
+        fflush(stdout);
+    }
+    atomic_store(&s.stop, true);
+    pthread_join(pt, NULL);
+    pthread_join(ct, NULL);
+    uint64_t used = 0;
+    klog_disk_usage(s.k, &used, NULL);
+    printf("soak_rss_start=%ld soak_rss_min=%ld soak_rss_max=%ld soak_rss_end=%ld (KiB over baseline, "
+           "from t=10 s)\n", start, min, max, end);
+    printf("produced=%lld consumed=%lld disk_used=%" PRIu64 " bytes\n", (long long)atomic_load(&s.produced),
+           (long long)atomic_load(&s.consumed), used);
+    rc = klog_close(s.k);
+    if (atomic_load(&s.err) < 0)
+        return die("soak", atomic_load(&s.err), NULL);
+    return rc < 0 ? die("klog_close", rc, NULL) : 0;
+}
+
 /* ---- the parent's side ----------------------------------------------------- */
 
 typedef struct kv { char text[4096]; } kv;
@@ -305,6 +466,7 @@ int main(int argc, char **argv)
     bool quick = false;
     int parts = 100, scale = 10000;
     long long bytes = 1ll << 30;
+    int soak_s = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--child"))
             return child(argc - i - 1, argv + i + 1);
@@ -320,9 +482,11 @@ int main(int argc, char **argv)
             scale = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--open-files") && i + 1 < argc)
             open_files = argv[++i];
+        else if (!strcmp(argv[i], "--soak") && i + 1 < argc)
+            soak_s = atoi(argv[++i]);
         else {
             fprintf(stderr, "usage: %s [--dir DIR] [--quick] [--parts N] [--bytes B] [--scale N] "
-                            "[--open-files N]\n", argv[0]);
+                            "[--open-files N] [--soak SECONDS]\n", argv[0]);
             return 2;
         }
     }
@@ -341,6 +505,15 @@ int main(int argc, char **argv)
     if (mkdir(dir, 0755) != 0) {
         fprintf(stderr, "bench_footprint: cannot make %s\n", dir);
         return 1;
+    }
+    if (soak_s > 0) {
+        snprintf(a, sizeof a, "%s/soak", dir);
+        int rc = soak_run(a, soak_s);
+        bu_rm_rf("bench_footprint", a);
+        rmdir(dir);
+        if (made)
+            rmdir(base);
+        return rc;
     }
     snprintf(a, sizeof a, "%s/a", dir);
     snprintf(b, sizeof b, "%s/b", dir);

@@ -790,6 +790,8 @@ KLOG_API int klog_producer_new(klog *k, const klog_conf *conf, klog_producer **o
     *out = NULL;
     if (!k)
         return klog__errf(errbuf, errsize, -EINVAL, "no klog instance");
+    if (klog__read_only(k))
+        return klog__errf(errbuf, errsize, KLOG_EREADONLY, "the instance is read-only (read.only)");
     /* A client conf may be shared by producers and consumers (as
      * librdkafka's is), but an instance or topic key in it would be
      * silently ignored here: refused, naming the scope it belongs to. */

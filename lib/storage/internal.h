@@ -110,6 +110,8 @@ struct ks_segment {
     bool fhc_in;
     _Atomic bool fhc_hot;
     struct ks_log *owner;         /* the log whose active segment this is (fh list) */
+    uint64_t ino;                 /* the file's inode when opened (a follower tells a
+                                   * compaction's replacement by it) */
     char path[];                  /* the .log file (shorter than 4096) */
 };
 
@@ -332,6 +334,14 @@ int ks__recover(ks_log *log);
 /* recover.c, for ks_log_repair: recover a fresh log object the salvage way
  * (recover.c's comment), writing what went into report. */
 int ks__recover_salvage(ks_log *log, char *report, size_t report_size);
+/* recover.c: validate s's batches from position from (0, or where an
+ * earlier scan stopped: its size and next_offset) up to fsize through
+ * kio reads on s->h, noting each in the indexes; s->size and next_offset
+ * end after the last valid one (published as it goes, for a follower's
+ * readers).  Stops at the first incomplete or invalid batch; *tail (may
+ * be NULL) says how. */
+int ks__scan_segment(ks_log *log, ks_segment *s, uint64_t from, uint64_t fsize, int64_t limit, bool gaps,
+                     uint64_t *valid_end, int64_t *expected_out, enum ks_tail *tail);
 
 /* pidstate.c, under append_mu (contracts there). */
 int ks__pid_check(ks_log *log, const kf_batch_info *bi, int64_t base, bool record_only, int64_t *dup_base,

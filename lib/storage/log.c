@@ -291,14 +291,13 @@ int ks_log_open(ks_log **out, kio *io, const char *dir, const ks_log_config *cfg
     if ((rc = fresh ? create_fresh(log) : ks__recover(log)) < 0)
         goto fail;
     /* The active segment's file stays open, under the cache's cap; a
-     * read-only log writes nothing and needs none. */
+     * damaged log writes nothing and needs none; a read-only one keeps it,
+     * outside the cap, to follow a writer (ks_log_refresh). */
     ks_segment *a = ks__active(log);
-    if (c->read_only || atomic_load(&log->damaged)) {
-        if (a->h >= 0) {
-            kio_file_close(io, a->h);
-            a->h = -1;
-        }
-    } else {
+    if (atomic_load(&log->damaged) && a->h >= 0) {
+        kio_file_close(io, a->h);
+        a->h = -1;
+    } else if (!c->read_only && !atomic_load(&log->damaged)) {
         ks__seg_h_adopt(log, a);
     }
     *out = log;

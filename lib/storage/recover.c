@@ -56,25 +56,30 @@ static bool parse_name(const char *name, const char *suffix, int64_t *base)
 }
 
 /*
- * Scan and validate a segment from position 0 through kio reads, rebuilding
- * its indexes.  *valid_end receives the position after the last valid batch;
+ * Scan and validate a segment from position `from` (0, or the end of what
+ * was validated before: a follower, follow.c) through kio reads, rebuilding
+ * (from 0) or extending its indexes.  *valid_end receives the position after the last valid batch;
  * *expected_out the offset the first invalid batch would have started at.  Validation: framing, checksum, base offset == the expected next
  * offset (>= where compaction may have left gaps) and last offset < limit
  * (the next segment's base).
  */
-static int scan_segment(ks_log *log, ks_segment *s, uint64_t fsize, int64_t limit, bool gaps,
-                        uint64_t *valid_end, int64_t *expected_out, enum ks_tail *tail)
+int ks__scan_segment(ks_log *log, ks_segment *s, uint64_t from, uint64_t fsize, int64_t limit, bool gaps,
+                     uint64_t *valid_end, int64_t *expected_out, enum ks_tail *tail)
 {
     static const uint8_t zero_hdr[KF_LOG_OVERHEAD];
+    enum ks_tail tail_unused;
+    if (!tail)
+        tail = &tail_unused;
     *tail = KS_TAIL_END;
-    size_t bufcap = 1u << 20;
+    size_t bufcap = from ? 64u << 10 : 1u << 20; /* a follower's step is small */
     uint8_t *buf = malloc(bufcap);
     if (!buf)
         return -ENOMEM;
-    ks__seg_reset_indexes(s);
-    uint64_t pos = 0;        /* file position of buf[0] */
+    if (from == 0)
+        ks__seg_reset_indexes(s);
+    uint64_t pos = from;     /* file position of buf[0] */
     size_t have = 0, at = 0; /* bytes in buf, parse cursor */
-    int64_t expected = s->base;
+    int64_t expected = from ? atomic_load(&s->next_offset) : s->base;
     int rc = 0;
     for (;;) {
         kf_batch_info bi;
@@ -390,9 +395,10 @@ static int list_files(ks_recovery *r)
  * then sort the segment bases. */
 static int finish_swaps(ks_recovery *r)
 {
-    if (r->swaps.n > 0 && r->log->cfg.read_only)
-        return KLOG_ESTATE; /* an interrupted cleaning pass: a writer must finish it */
-    if (r->view)
+    /* A read-only log (a reader beside a writer, who finishes its
+     * cleaning passes itself) shows the segments as they are, as a view
+     * does. */
+    if (r->view || r->log->cfg.read_only)
         r->swaps.n = 0; /* the view shows the segments as they are */
     if (r->swaps.n > 1)
         qsort(r->swaps.v, r->swaps.n, sizeof *r->swaps.v, cmp_i64);
@@ -520,7 +526,7 @@ static int scan_and_cut(ks_recovery *r, ks_segment *s, uint64_t fsize, const int
     uint64_t valid_end;
     int64_t expected;
     enum ks_tail tail;
-    int rc = scan_segment(log, s, fsize, limit, s->gaps, &valid_end, &expected, &tail);
+    int rc = ks__scan_segment(log, s, 0, fsize, limit, s->gaps, &valid_end, &expected, &tail);
     if (rc < 0)
         return rc;
     if (is_last)

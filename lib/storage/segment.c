@@ -49,6 +49,8 @@ int ks__seg_new(ks_segment **out, kio *io, const char *dir, int64_t base,
     int rc;
     snprintf(s->path, plen + 1, "%s/%s", dir, name);
     s->h = kio_file_open(io, s->path, KIO_O_RDWR | (create ? KIO_O_CREAT | KIO_O_EXCL : 0), 0644);
+    if (!create && (s->h == -EACCES || s->h == -EROFS))
+        s->h = kio_file_open(io, s->path, KIO_O_RDONLY, 0); /* a reader without write permission */
     if (s->h < 0) {
         rc = s->h;
         goto fail;
@@ -65,6 +67,9 @@ int ks__seg_new(ks_segment **out, kio *io, const char *dir, int64_t base,
         rc = -errno;
         goto fail;
     }
+    struct stat st;
+    if (fstat(fd, &st) == 0)
+        s->ino = (uint64_t)st.st_ino;
     s->map = mmap(NULL, s->map_cap, PROT_READ, MAP_SHARED, fd, 0);
     rc = s->map == MAP_FAILED ? -errno : 0;
     close(fd);

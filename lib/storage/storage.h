@@ -195,6 +195,22 @@ int ks_log_close(ks_log *log);
  */
 int ks_log_reconfigure(ks_log *log, const ks_log_config *cfg);
 
+/*
+ * A read-only log (cfg.read_only) whose directory another process writes:
+ * catch up with it (follow.c).  Validates what was appended to the active
+ * segment since the last call (up to the first incomplete batch: one being
+ * written is not there yet, a torn one never is), and when the writer
+ * rolled (the next segment's file exists), or rescan_dir, lists the
+ * directory again: new segments join, segments deleted by retention leave,
+ * segments a cleaning pass replaced are opened anew.  The start moves with
+ * recovery.ckpt (rescan only).  When the end moved, the listener runs (on
+ * this thread, no lock held).  Nothing is written.  Calls are serialised
+ * (the append lock); reads go on meanwhile.  Returns 0, KLOG_ESTATE (not
+ * read-only), KLOG_ECLOSED, -ENOENT (the directory or its files are gone:
+ * what was read stays readable), -errno.
+ */
+int ks_log_refresh(ks_log *log, bool rescan_dir);
+
 /* Release the log without writing anything to disk (no sync, no index, no
  * checkpoint): for a log whose directory was deleted or renamed away.
  * NULL-safe. */

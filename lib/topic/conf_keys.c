@@ -40,6 +40,9 @@ static const kc_def defs[] = {
                                   "used is closed past it"),
     B(KC_INDEX_CACHE_BYTES) = KC_INT("log.index.cache.max.bytes", SI, 16 << 20, 0, INT64_MAX / 2,
                                      "sealed segments' indexes in memory at most; 0 = no limit"),
+    B(KC_READ_ONLY) = KC_BOOL("read.only", SI, 0,
+                              "open for reading only, beside a writer in another process: no lock, "
+                              "nothing written; the logs follow the writer's appends"),
 };
 
 /* An entry for every key of the enum (a hole is caught by klog__conf_tables_check). */

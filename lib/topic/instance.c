@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -29,6 +30,7 @@
 #define TICK_MS 100
 
 kio *klog__io(struct klog *k) { return k->io; }
+bool klog__read_only(const struct klog *k) { return k->read_only; }
 const char *klog__dir(struct klog *k) { return k->dir; }
 
 void *klog__module_state(klog *k, const kt_module *m)
@@ -90,6 +92,7 @@ static void log_config(klog *k, const klog_conf *c, ks_log_config *lc)
     lc->flush_ms = klog__conf_int(c, KC_FLUSH_MS);
     lc->durability = (lc->flush_records || lc->flush_ms) ? KS_DURABILITY_INTERVAL : KS_DURABILITY_NONE;
     lc->verify_all = klog__conf_int(k->conf, KC_RECOVERY_VERIFY_ALL) != 0;
+    lc->read_only = k->read_only;
 }
 
 /* ---- topics ---------------------------------------------------------------- */
@@ -663,14 +666,16 @@ static int open_table(klog *k, char *errbuf, size_t errsize)
         kl_meta_free(&m);
         return klog__errf(errbuf, errsize, (int)n, "%s: %s", k->dir, klog_strerror((int)n));
     }
-    tombs_restore(k, &m, v, (size_t)n);
+    if (!k->read_only)
+        tombs_restore(k, &m, v, (size_t)n);
     /* A new directory gets its (empty) topics.meta at once: "meta missing"
      * then only ever means damage, and a first klog_topic_create killed
      * between its partition directories and the metadata leaves empty
      * directories that sweep_orphans removes, not a topic recovered with
      * some of its partitions and none of its configuration (issue 19's
-     * torture harness, kill -9 inside klog_topic_create). */
-    changed = !meta_found && n == 0;
+     * torture harness, kill -9 inside klog_topic_create).  A read-only
+     * open writes nothing. */
+    changed = !meta_found && n == 0 && !k->read_only;
     rc = 0;
     for (size_t i = 0; rc == 0 && i < m.ntopics; i++) {
         const kl_meta_topic *mt = &m.topics[i];
@@ -688,10 +693,10 @@ static int open_table(klog *k, char *errbuf, size_t errsize)
     kl_meta_free(&m);
     if (rc == 0)
         rc = adopt_dirs(k, meta_found, v, (size_t)n, &changed, errbuf, errsize);
-    if (rc == 0)
+    if (rc == 0 && !k->read_only)
         sweep_orphans(k, v, (size_t)n);
     free(v);
-    if (rc == 0 && changed) {
+    if (rc == 0 && changed && !k->read_only) {
         pthread_mutex_lock(&k->mu);
         rc = meta_write(k);
         pthread_mutex_unlock(&k->mu);
@@ -769,7 +774,7 @@ static void *bg_main(void *arg)
 static int bg_start(klog *k, void *state, char *errbuf, size_t errsize)
 {
     (void)state;
-    if (pthread_create(&k->bg, NULL, bg_main, k) != 0)
+    if (pthread_create(&k->bg, NULL, k->read_only ? klog__follow_main : bg_main, k) != 0)
         return klog__errf(errbuf, errsize, -EAGAIN, "background thread: %s", klog_strerror(-EAGAIN));
     k->bg_running = true;
     return 0;
@@ -784,6 +789,8 @@ static void bg_stop(klog *k, void *state)
     k->stopping = true;
     pthread_cond_broadcast(&k->bg_cv);
     pthread_mutex_unlock(&k->bg_mu);
+    if (k->follow_efd >= 0)
+        (void)eventfd_write(k->follow_efd, 1); /* failing, the follow thread notices within its tick */
     pthread_join(k->bg, NULL);
     k->bg_running = false;
     /* no one rewrites the statistics files from now on: a file left
@@ -807,6 +814,7 @@ int klog__open(klog **out, const char *dir, const klog_conf *conf, const kt_modu
     if (!k)
         return -ENOMEM;
     k->lock_fd = -1;
+    k->follow_efd = -1;
     k->mods = mods;
     k->nmods = nmods;
     pthread_mutex_init(&k->mu, NULL);
@@ -834,7 +842,17 @@ int klog__open(klog **out, const char *dir, const klog_conf *conf, const kt_modu
         klog__errf(errbuf, errsize, rc, "I/O engine: %s", klog_strerror(rc));
         goto fail;
     }
-    if (mkdir(dir, 0755) == 0) {
+    k->read_only = klog__conf_int(k->conf, KC_READ_ONLY) != 0;
+    struct stat st;
+    int se = stat(dir, &st) != 0 ? -errno : S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+    if (k->read_only && se < 0) { /* nothing to read, and nothing may be made */
+        rc = klog__errf(errbuf, errsize, se, "%s: %s", dir, klog_strerror(se));
+        goto fail;
+    }
+    if (k->read_only) {
+        /* no directory lock: the writer of another process has it */
+        k->follow_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    } else if (mkdir(dir, 0755) == 0) {
         char parent[4200];
         snprintf(parent, sizeof parent, "%s/..", dir);
         kio_dirsync(k->io, parent);
@@ -842,17 +860,20 @@ int klog__open(klog **out, const char *dir, const klog_conf *conf, const kt_modu
         rc = klog__errf(errbuf, errsize, -errno, "%s: %s", dir, strerror(errno));
         goto fail;
     }
-    if ((rc = ks_dirlock_acquire(dir)) < 0) {
+    if (!k->read_only && (rc = ks_dirlock_acquire(dir)) < 0) {
         klog__errf(errbuf, errsize, rc, "%s: %s", dir,
              rc == KLOG_ELOCKED ? "locked by another writer (another process or instance has it open)"
                                 : klog_strerror(rc));
         goto fail;
     }
-    k->lock_fd = rc;
+    k->lock_fd = k->read_only ? -1 : rc;
     /* Statistics files found now were left by a writer that died holding
-     * the directory (a clean close removes its own): stale, whatever they say. */
-    k->stats_written = true;
-    klog__stats_remove(k);
+     * the directory (a clean close removes its own): stale, whatever they
+     * say.  A read-only open leaves the writer's alone. */
+    if (!k->read_only) {
+        k->stats_written = true;
+        klog__stats_remove(k);
+    }
     for (; k->ninit < nmods; k->ninit++) {
         const kt_module *m = mods[k->ninit];
         if (m->init && (rc = m->init(k, &k->mod_state[k->ninit], errbuf, errsize)) < 0)
@@ -967,6 +988,8 @@ KLOG_API int klog_close(klog *k)
         k->mod_state[k->ninit] = NULL;
     }
     ks_dirlock_release(k->lock_fd);
+    if (k->follow_efd >= 0)
+        close(k->follow_efd);
     kio_close(k->io);
     klog_conf_free(k->conf);
     pthread_mutex_destroy(&k->mu);
@@ -1079,6 +1102,8 @@ KLOG_API int klog_topic_create(klog *k, const char *name, int partitions, const 
 {
     if (!k)
         return -EINVAL;
+    if (k->read_only)
+        return klog__errf(errbuf, errsize, KLOG_EREADONLY, "%s: the instance is read-only", k->dir);
     if (klog__topic_name_check(name) < 0)
         return klog__errf(errbuf, errsize, KLOG_EBADNAME,
                     "invalid topic name \"%s\": 1 to 249 characters of a-z A-Z 0-9 . _ -", name ? name : "(null)");
@@ -1137,6 +1162,8 @@ KLOG_API int klog_topic_delete(klog *k, const char *name)
 {
     if (!k)
         return -EINVAL;
+    if (k->read_only)
+        return KLOG_EREADONLY;
     if (klog__topic_name_check(name) < 0)
         return KLOG_EBADNAME;
     if (!strcmp(name, "__consumer_offsets"))
@@ -1208,6 +1235,8 @@ KLOG_API int klog_topic_add_partitions(klog *k, const char *name, int total)
 {
     if (!k)
         return -EINVAL;
+    if (k->read_only)
+        return KLOG_EREADONLY;
     if (klog__topic_name_check(name) < 0)
         return KLOG_EBADNAME;
     kt_evnode *ev = malloc(sizeof *ev);
@@ -1376,6 +1405,8 @@ KLOG_API int klog_topic_alter_config(klog *k, const char *name, const klog_conf 
 {
     if (!k || (nunset && !unset))
         return -EINVAL;
+    if (k->read_only)
+        return klog__errf(errbuf, errsize, KLOG_EREADONLY, "%s: the instance is read-only", k->dir);
     if (klog__topic_name_check(name) < 0)
         return klog__errf(errbuf, errsize, KLOG_EBADNAME, "invalid topic name \"%s\"", name ? name : "(null)");
     int rc = klog__conf_check_scope(set, KC_SCOPE_TOPIC, errbuf, errsize);

@@ -125,6 +125,10 @@
 struct klog {
     char dir[4096];
     int lock_fd;
+    /* read.only: no lock, nothing written; the background thread follows
+     * the writer of another process instead (follow.c) */
+    bool read_only;
+    int follow_efd;       /* wakes the follow thread to stop (-1: none) */
     kio *io;
     klog_conf *conf;
 
@@ -193,6 +197,11 @@ struct klog {
     int64_t (*clock_ms)(void *arg);
     void *clock_arg;
 };
+
+/* follow.c: the background thread of a read-only instance: the logs
+ * follow their writer (inotify on the partition directories, and a
+ * periodic look). */
+void *klog__follow_main(void *arg);
 
 /* maint.c (klog__maint_module: init sets up the disk budget and the
  * cleaners' locks, before any log opens; start starts the cleaner threads;

@@ -419,7 +419,7 @@ static void maint_stop(klog *k, void *state);
 static int maint_start(klog *k, void *state, char *errbuf, size_t errsize)
 {
     (void)state;
-    if (!klog__conf_int(k->conf, KC_CLEANER_ENABLE))
+    if (!klog__conf_int(k->conf, KC_CLEANER_ENABLE) || k->read_only) /* a reader cleans nothing */
         return 0;
     unsigned n = (unsigned)klog__conf_int(k->conf, KC_CLEANER_THREADS);
     int rc = 0;

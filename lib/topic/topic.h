@@ -179,6 +179,8 @@ void klog__handle_remove(struct klog *k, kt_handle *e);
 
 /* The instance's I/O engine and defaults. */
 kio *klog__io(struct klog *k);
+/* Opened read.only (follow.c): every change is refused with KLOG_EREADONLY. */
+bool klog__read_only(const struct klog *k);
 const klog_conf *klog__conf(struct klog *k);
 /* The data directory (for a module's own files beside topics.meta). */
 const char *klog__dir(struct klog *k);
