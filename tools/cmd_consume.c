@@ -482,6 +482,7 @@ int cmd_consume(int argc, char **argv)
                                  "not with --partition, --offset or --timestamp");
         goto out;
     }
+    cli_target_read_only = group == NULL; /* a group commits: that needs the writer */
     if ((rc = cli_target(ctx, ctx, dir, false, NULL, &k, &rem)) != CLI_OK)
         goto out;
     if (rem) {

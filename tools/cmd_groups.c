@@ -517,6 +517,7 @@ int cmd_groups(int argc, char **argv)
         return cli_usage(ctx, ctx, "--format applies to describe only");
     klog *k = NULL;
     cli_remote *rem = NULL;
+    cli_target_read_only = list || desc;
     int rc = cli_target(ctx, ctx, dir, false, NULL, &k, &rem);
     if (rc != CLI_OK)
         return rc;

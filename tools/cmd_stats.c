@@ -412,8 +412,20 @@ int cmd_stats(int argc, char **argv)
     klog *k = NULL;
     char err[512] = "";
     int r = klog_open(&k, dir, NULL, err, sizeof err);
-    if (r == KLOG_ELOCKED)
-        return from_files(ctx, dir, fmt, exclude_internal);
+    char sf[4200];
+    snprintf(sf, sizeof sf, "%s/%s", dir, fmt == S_PROM ? "stats.prom" : "stats.json");
+    if (r == KLOG_ELOCKED && access(sf, F_OK) == 0)
+        return from_files(ctx, dir, fmt, exclude_internal); /* the holder's own, with its clients */
+    if (r == KLOG_ELOCKED) {
+        /* no statistics file: the logs' figures, read beside the holder */
+        klog_conf *ro = NULL;
+        if ((r = klog_conf_new(&ro)) == 0 && (r = klog_conf_set(ro, "read.only", "true", err, sizeof err)) == 0)
+            r = klog_open(&k, dir, ro, err, sizeof err);
+        klog_conf_free(ro);
+        if (r == 0)
+            fprintf(stderr, "klog: %s: %s is held by another process, which writes no %s: its logs read "
+                    "read-only\n", ctx, dir, sf);
+    }
     if (r < 0)
         return cli_fail(ctx, dir, r, err);
 

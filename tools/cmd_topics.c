@@ -396,6 +396,7 @@ int cmd_topics(int argc, char **argv)
     }
     klog *k = NULL;
     cli_remote *rem = NULL;
+    cli_target_read_only = list || describe;
     if ((rc = cli_target(ctx, ctx, dir, create, NULL, &k, &rem)) != CLI_OK)
         goto out;
     if (rem) {

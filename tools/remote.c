@@ -292,6 +292,8 @@ static int read_listeners(const char *ctx, const char *dir, cli_remote **out)
     return CLI_OK;
 }
 
+bool cli_target_read_only;
+
 int cli_target(const char *ctx, const char *help, const char *opt_dir, bool create, const klog_conf *conf,
                klog **k, cli_remote **remote)
 {
@@ -356,6 +358,22 @@ int cli_target(const char *ctx, const char *help, const char *opt_dir, bool crea
     int s = read_listeners(ctx, dir, &r);
     if (s != CLI_OK)
         return s;
+    if (!r && cli_target_read_only) {
+        /* held by an application, not by a server: read beside it */
+        klog_conf *ro = NULL;
+        int e = conf ? klog_conf_dup(conf, &ro) : klog_conf_new(&ro);
+        if (e == 0)
+            e = klog_conf_set(ro, "read.only", "true", err, sizeof err);
+        if (e == 0)
+            e = klog_open(k, dir, ro, err, sizeof err);
+        klog_conf_free(ro);
+        if (e < 0) {
+            *k = NULL;
+            return cli_fail(ctx, dir, e, err);
+        }
+        fprintf(stderr, "klog: %s: %s is held by another process: reading it read-only\n", ctx, dir);
+        return CLI_OK;
+    }
     if (!r)
         return cli_fail(ctx, dir, rc, NULL);
     r->command_config = cli_global_command_config;

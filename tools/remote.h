@@ -88,6 +88,11 @@ void cli_listeners_remove(const char *dir);
  */
 int cli_target(const char *ctx, const char *help, const char *opt_dir, bool create, const klog_conf *conf,
                klog **k, cli_remote **remote);
+/* Set by a command that only reads (consume without a group, topics
+ * list/describe, groups list/describe) before cli_target: a DIR locked by
+ * an application with no DIR/serve.listeners (not a server) is then opened
+ * read-only (read.only) instead of being an error. */
+extern bool cli_target_read_only;
 
 /* A list of "key=value" strings (-X in remote mode), borrowed from argv. */
 typedef struct cli_props {

@@ -437,10 +437,18 @@ def test_stale_listeners_file_after_kill9(serve, background):
                        (["topics", "list"], None), (["groups", "list"], None)):
         _, err = klog("-d", d, *cmd, stdin=stdin, want=3)
         assert "locked by another process" in err and "does not answer" in err and "serve.listeners" in err, err
-    # and without a file, as before: locked, exit 3
+    # and without a file: a command that writes is refused, locked, exit 3;
+    # one that only reads opens the directory read-only beside the holder
     os.unlink(path)
-    _, err = klog("-d", d, "topics", "list", want=3)
+    _, err = klog("-d", d, "produce", "t", stdin="x\n", want=3)
     assert "locked by another process" in err
+    out, err = klog("-d", d, "topics", "list")
+    assert out.split() == ["t"] and "read-only" in err, (out, err)
+    out, err = klog("-d", d, "consume", "t", "--from-beginning", "--timeout-ms", "200")
+    assert out.splitlines() == ["after the kill"] and "read-only" in err, (out, err)
+    _, err = klog("-d", d, "consume", "t", "--group", "g", "--timeout-ms", "100", want=3)
+    assert "locked by another process" in err
+    assert not os.path.exists(path), "a read-only open wrote into the directory"
     holder.stop()
 
 
