@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/common.h"
@@ -767,7 +768,19 @@ static void forget(ks_log *log)
 int ks__recover(ks_log *log)
 {
     /* damaged by the layer above (log->damage set at open): a view at once */
-    int rc = log->damage[0] && log->cfg.open_damaged ? KLOG_ECORRUPT : recover_pass(log, false, NULL, 0);
+    bool from_above = log->damage[0] != '\0';
+    int rc = from_above && log->cfg.open_damaged ? KLOG_ECORRUPT : recover_pass(log, false, NULL, 0);
+    /* A reader beside a live writer may list a file that retention or a
+     * cleaning pass removes before it is opened, or catch a swap half
+     * done: look again, a few times, before calling it missing or
+     * damage. */
+    for (int tries = 0; log->cfg.read_only && !from_above && (rc == -ENOENT || rc == KLOG_ECORRUPT) && tries < 5;
+         tries++) {
+        forget(log);
+        log->damage[0] = '\0';
+        nanosleep(&(struct timespec){ 0, 10 * 1000000L }, NULL);
+        rc = recover_pass(log, false, NULL, 0);
+    }
     if (rc != KLOG_ECORRUPT || !log->cfg.open_damaged || log->cfg.read_only)
         return rc;
     ks__damage(log, "invalid data"); /* every damage names itself; this is a backstop */
