@@ -612,6 +612,41 @@ int ks_log_append(ks_log *log, ks_batch *batches, unsigned n, unsigned flags)
     return append_reserved(log, batches, n, flags, 0);
 }
 
+/*
+ * The periodic checkpoint (cfg.ckpt_interval_ms): sync what the active
+ * segment holds, then record where it ends, recovery.pos first (no sync:
+ * used only beside a recovery.ckpt that agrees) and recovery.ckpt after
+ * it.  A roll in between checkpoints past it: this one then writes
+ * nothing.  Appends go on meanwhile (the sync is the group commit's).
+ */
+static int ckpt_periodic(ks_log *log)
+{
+    pthread_mutex_lock(&log->append_mu);
+    ks_segment *s = ks__active(log);
+    uint64_t pos = atomic_load(&s->size);
+    int64_t rp = atomic_load(&s->next_offset), base = s->base;
+    pthread_mutex_unlock(&log->append_mu);
+    pthread_mutex_lock(&log->ckpt_mu);
+    bool behind = rp > log->recovery_point;
+    pthread_mutex_unlock(&log->ckpt_mu);
+    if (!behind || rp <= base)
+        return 0;
+    int rc = group_sync(log, rp);
+    if (rc < 0)
+        return rc;
+    pthread_mutex_lock(&log->ckpt_mu);
+    if (rp > log->recovery_point && atomic_load(&log->durable) >= rp &&
+        (rc = ks__pos_write(log->io, log->dir, rp, (int64_t)pos)) == 0) {
+        int64_t start = atomic_load(&log->start);
+        if ((rc = ks__ckpt_write(log->io, log->dir, rp, start)) == 0) {
+            log->recovery_point = rp;
+            log->ckpt_start = start;
+        }
+    }
+    pthread_mutex_unlock(&log->ckpt_mu);
+    return rc;
+}
+
 int ks_log_tick(ks_log *log)
 {
     if (!log)
@@ -639,6 +674,11 @@ int ks_log_tick(ks_log *log)
         int sr = group_sync(log, end);
         if (rc == 0)
             rc = sr;
+    }
+    if (rc == 0 && log->cfg.ckpt_interval_ms > 0 && !atomic_load(&log->failed) &&
+        now - log->ckpt_at_ms >= log->cfg.ckpt_interval_ms) {
+        log->ckpt_at_ms = now;
+        rc = ckpt_periodic(log);
     }
     return rc;
 }

@@ -123,3 +123,17 @@ int ks__cleaner_ckpt_read(kio *io, const char *dir, int64_t *gap_limit, int64_t 
 {
     return pair_read(io, dir, KS_CLEANER_CKPT_NAME, KL_CKPT_MAGIC_CLEANER, gap_limit, clean_point);
 }
+
+int ks__pos_write(kio *io, const char *dir, int64_t recovery_point, int64_t pos)
+{
+    /* no sync: it is used only beside a recovery.ckpt with the same point,
+     * and checked against the segment's batch headers */
+    uint8_t buf[KL_CKPT_SIZE];
+    kl_ckpt_encode(buf, KL_CKPT_MAGIC_POSITION, recovery_point, pos);
+    return ks_write_replace(io, dir, KL_CKPT_POSITION_NAME, buf, sizeof buf);
+}
+
+int ks__pos_read(kio *io, const char *dir, int64_t *recovery_point, int64_t *pos)
+{
+    return pair_read(io, dir, KL_CKPT_POSITION_NAME, KL_CKPT_MAGIC_POSITION, recovery_point, pos);
+}

@@ -205,6 +205,7 @@ struct ks_log {
     pthread_mutex_t ckpt_mu;   /* recovery.ckpt writes and recovery_point */
     int64_t recovery_point;    /* last checkpointed */
     int64_t ckpt_start;        /* the log start recovery.ckpt holds (under ckpt_mu) */
+    int64_t ckpt_at_ms;        /* the last periodic checkpoint (ks_log_tick's thread) */
     _Atomic int dir_unsynced;  /* KS_DIR_*: entries no dirsync covers yet (ks__dir_durable) */
     uint64_t unsynced_records; /* INTERVAL policy (under append_mu) */
     int64_t unsynced_since_ms; /* wall time of the first unsynced append, -1 if none */
@@ -385,6 +386,10 @@ int ks__cleaner_ckpt_read(kio *io, const char *dir, int64_t *gap_limit, int64_t 
 
 /* checkpoint.c */
 int ks__ckpt_write(kio *io, const char *dir, int64_t recovery_point, int64_t log_start);
+/* recovery.pos (layout.h): where a periodic checkpoint's recovery point is
+ * in its segment. */
+int ks__pos_write(kio *io, const char *dir, int64_t recovery_point, int64_t pos);
+int ks__pos_read(kio *io, const char *dir, int64_t *recovery_point, int64_t *pos);
 int ks__ckpt_read(kio *io, const char *dir, int64_t *recovery_point, int64_t *log_start);
 
 /* segment.c */

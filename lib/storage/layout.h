@@ -26,6 +26,9 @@
  *   recovery.ckpt / cleaner.ckpt   KL_CKPT_SIZE bytes: magic u32 ("KCKP" /
  *     "KCCL"), version u32 (1), two non-negative i64 (recovery point and log
  *     start / gap limit and clean point), XXH3-64 of the 24 bytes before it.
+ *   recovery.pos   the same form, "KCPS": the recovery point of a periodic
+ *     checkpoint and its byte position in the segment holding it (used only
+ *     while recovery.ckpt holds that same recovery point).
  *   leader-epoch-checkpoint   Kafka's text file: "0\n" (version), the
  *     entry count and "\n", then per entry "epoch start_offset\n".
  *   topics.meta   text: "klog-topics 1\n", then per topic "topic NAME N\n"
@@ -113,7 +116,9 @@ void kl_ix_entry(const uint8_t *file, uint32_t magic, size_t i, kl_tentry *e);
 #define KL_CKPT_VERSION 1u
 #define KL_CKPT_MAGIC_RECOVERY 0x504b434bu /* "KCKP": recovery point, log start */
 #define KL_CKPT_MAGIC_CLEANER 0x4c43434bu  /* "KCCL": gap limit, clean point */
+#define KL_CKPT_MAGIC_POSITION 0x5350434bu /* "KCPS": recovery point, its byte position in its segment */
 #define KL_CKPT_RECOVERY_NAME "recovery.ckpt"
+#define KL_CKPT_POSITION_NAME "recovery.pos"
 #define KL_CKPT_CLEANER_NAME "cleaner.ckpt"
 
 typedef struct kl_ckpt {

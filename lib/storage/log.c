@@ -213,6 +213,7 @@ static int log_new(ks_log **out, kio *io, const char *dir, const ks_log_config *
     log->lock_fd = -1;
     log->unsynced_since_ms = -1;
     log->space = c.space;
+    log->ckpt_at_ms = ks__now(log); /* the first periodic checkpoint one interval on */
     pthread_mutex_init(&log->maint_mu, NULL);
     pthread_mutex_init(&log->ckpt_mu, NULL);
     pthread_mutex_init(&log->append_mu, NULL);

@@ -512,6 +512,49 @@ static int load_trusted(ks_recovery *r, ks_segment *s, uint64_t fsize, int64_t l
     return 1;
 }
 
+/*
+ * The last segment's prefix that a periodic checkpoint vouched for
+ * (recovery.pos, with the recovery point recovery.ckpt holds): its batch
+ * headers are walked through the mapping, rebuilding the indexes and the
+ * producer state, without reading or checking its bytes (as a segment
+ * wholly below the recovery point is trusted).  Returns the position to
+ * scan from: the prefix's end, or 0 when there is none or it does not
+ * match the segment (then everything is scanned, as before).
+ */
+static uint64_t trusted_prefix(ks_recovery *r, ks_segment *s, uint64_t fsize)
+{
+    ks_log *log = r->log;
+    int64_t rp, pos;
+    if (r->salvage || r->view || log->cfg.verify_all || ks__pos_read(log->io, log->dir, &rp, &pos) != 0 ||
+        rp != r->rp || rp <= s->base || pos <= 0 || (uint64_t)pos > fsize || s->map == MAP_FAILED)
+        return 0;
+    ks__seg_reset_indexes(s);
+    int64_t next = s->base;
+    uint64_t p = 0;
+    while (p < (uint64_t)pos) {
+        kf_batch_info bi;
+        ssize_t len = kf_batch_parse(s->map + p, (uint64_t)pos - p, &bi);
+        if (len <= 0 || bi.base_offset < next || (!s->gaps && bi.base_offset != next))
+            break;
+        ks_pidundo u;
+        int64_t dup;
+        (void)ks__pid_check(log, &bi, bi.base_offset, false, &dup, &u);
+        atomic_store(&s->size, p);
+        ks__seg_note_batch(s, &bi, p, (uint64_t)len, log->cfg.index_interval_bytes);
+        next = kf_batch_last_offset(&bi) + 1;
+        p += (uint64_t)len;
+    }
+    if (p != (uint64_t)pos || next != rp) {
+        ks__seg_reset_indexes(s);
+        atomic_store(&s->size, 0);
+        atomic_store(&s->next_offset, s->base);
+        return 0;
+    }
+    atomic_store(&s->size, p);
+    atomic_store(&s->next_offset, next);
+    return p;
+}
+
 /* Phase 5b: scan segment i of bv[0..nb) and, in the last segment, cut what
  * follows its first invalid byte.  Returns 1 when it cut (or, in a view,
  * stopped: the caller stops there), 0 when the segment is whole, or
@@ -527,7 +570,8 @@ static int scan_and_cut(ks_recovery *r, ks_segment *s, uint64_t fsize, const int
     uint64_t valid_end;
     int64_t expected;
     enum ks_tail tail;
-    int rc = ks__scan_segment(log, s, 0, fsize, limit, s->gaps, &valid_end, &expected, &tail);
+    uint64_t from = is_last ? trusted_prefix(r, s, fsize) : 0;
+    int rc = ks__scan_segment(log, s, from, fsize, limit, s->gaps, &valid_end, &expected, &tail);
     if (rc < 0)
         return rc;
     if (is_last)

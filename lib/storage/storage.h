@@ -103,6 +103,12 @@ typedef struct ks_log_config {
     /* The caller holds a lock that covers dir (the instance's directory
      * lock): take none of the log's own, and keep no descriptor for it. */
     bool dir_locked;
+    /* Checkpoint the recovery point this often (ks_log_tick), not only at
+     * roll and close: the active segment is synced and recovery.ckpt moves
+     * to its end, with recovery.pos saying where that is in the segment, so
+     * that recovery after a crash checks only what was written since
+     * (batch headers below it, every byte above).  0 = off. */
+    int64_t ckpt_interval_ms;
 } ks_log_config;
 
 /*
@@ -261,8 +267,10 @@ int ks_log_append(ks_log *log, ks_batch *batches, unsigned n, unsigned flags);
  * Returns 0, KLOG_EREADONLY (an earlier sync failed), or the sync error. */
 int ks_log_sync(ks_log *log);
 
-/* Periodic work: INTERVAL syncs by age, segment roll by age.  now_ms from
- * the log's clock.  Returns 0 or an error. */
+/* Periodic work: INTERVAL syncs by age, segment roll by age, the periodic
+ * checkpoint (ckpt_interval_ms: a sync of the active segment and two small
+ * file writes when records came since the last one).  now_ms from the
+ * log's clock.  Returns 0 or an error. */
 int ks_log_tick(ks_log *log);
 
 int64_t ks_log_start_offset(ks_log *log);   /* first offset readable */

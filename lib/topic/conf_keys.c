@@ -43,6 +43,10 @@ static const kc_def defs[] = {
     B(KC_READ_ONLY) = KC_BOOL("read.only", SI, 0,
                               "open for reading only, beside a writer in another process: no lock, "
                               "nothing written; the logs follow the writer's appends"),
+    B(KC_CKPT_INTERVAL_MS) = KC_INT("log.flush.offset.checkpoint.interval.ms", SI, 60000, 0, INT64_MAX / 2,
+                                    "sync each partition written to and checkpoint its recovery point this "
+                                    "often (recovery after a crash checks what came since); 0 = only at "
+                                    "segment roll and close"),
 };
 
 /* An entry for every key of the enum (a hole is caught by klog__conf_tables_check). */

@@ -724,3 +724,109 @@ Test(log_recovery, null_plus_zero_in_open_from_damaged_metadata)
     cr_assert_gt(opened, 0);
     (void)refused;
 }
+
+/* ---- the periodic checkpoint (ckpt_interval_ms, recovery.pos) ------------------------ */
+
+static int64_t ck_clock_ms;
+static int64_t ck_clock(void *arg)
+{
+    (void)arg;
+    return ck_clock_ms;
+}
+
+/* A log with one big active segment: `before` batches, a periodic
+ * checkpoint, `after` more batches, then dropped as a kill -9 leaves it
+ * (ks_log_abandon: nothing synced or written).  *pos_mid receives a
+ * position inside the third batch (its last byte: a record's payload). */
+static void periodic_image(const char *dir, int before, int after, int64_t *end, int64_t *rp, uint64_t *pos_mid,
+                           uint64_t *pos_after)
+{
+    ks_log_config cfg = tu_small_cfg(KS_DURABILITY_NONE);
+    cfg.segment_bytes = 1 << 20;
+    cfg.ckpt_interval_ms = 1000;
+    cfg.clock_ms = ck_clock;
+    ck_clock_ms = 1000000;
+    ks_log *log = tu_log_open(tu_io, dir, &cfg);
+    uint64_t pos = 0;
+    for (int i = 0; i < before + after; i++) {
+        if (i == before) {
+            ck_clock_ms += 999;
+            cr_assert_eq(ks_log_tick(log), 0);
+            char p[TU_PATH];
+            tu_path(p, dir, KL_CKPT_POSITION_NAME);
+            cr_assert(!tu_exists(p), "a checkpoint before the interval passed");
+            ck_clock_ms += 1;
+            cr_assert_eq(ks_log_tick(log), 0);
+            cr_assert(tu_exists(p), "no recovery.pos after the interval");
+            *rp = ks_log_end_offset(log);
+            *pos_after = pos;
+        }
+        tu_batch b;
+        int64_t base;
+        tu_build(&b, (uint64_t)ks_log_end_offset(log), 3);
+        cr_assert_eq(tu_append1(log, &b, 0, &base), 0);
+        pos += b.len;
+        if (i == 2)
+            *pos_mid = pos - 1;
+        tu_batch_free(&b);
+    }
+    cr_assert_eq(ks_log_segment_count(log), 1);
+    *end = ks_log_end_offset(log);
+    ks_log_abandon(log);
+}
+
+Test(log_recovery, periodic_checkpoint_trusts_its_prefix_and_checks_the_rest)
+{
+    char dir[TU_PATH], seg[TU_PATH], p[TU_PATH];
+    int64_t end, rp;
+    uint64_t mid, after;
+    tu_sub(dir, "pc");
+    periodic_image(dir, 40, 10, &end, &rp, &mid, &after);
+    cr_assert_gt(rp, 0);
+    seg_path(seg, dir, 0, ".log");
+    ks_log_config cfg = tu_small_cfg(KS_DURABILITY_NONE);
+    cfg.segment_bytes = 1 << 20;
+
+    /* whole: everything back, end where it was */
+    ks_log *log = tu_log_open(tu_io, dir, &cfg);
+    cr_assert_eq(ks_log_end_offset(log), end);
+    tu_expect_identity(log, end);
+    tu_log_close(log);
+
+    /* again, with a payload byte flipped below the recovery point: the
+     * prefix is trusted (its headers walked, its bytes not read), so the
+     * open succeeds... */
+    tu_rmrf(dir);
+    periodic_image(dir, 40, 10, &end, &rp, &mid, &after);
+    tu_flip_bit(seg, (off_t)mid, 0);
+    log = tu_log_open(tu_io, dir, &cfg);
+    cr_assert_eq(ks_log_end_offset(log), end, "the prefix was scanned after all");
+    ks_log_abandon(log);
+    /* ...which it would not without recovery.pos: every byte is checked
+     * and the flip is damage below the recovery point */
+    tu_path(p, dir, KL_CKPT_POSITION_NAME);
+    cr_assert_eq(unlink(p), 0);
+    ks_log *bad = NULL;
+    cr_assert_eq(ks_log_open(&bad, tu_io, dir, &cfg), KLOG_ECORRUPT);
+
+    /* a torn write above the recovery point is cut there, as before */
+    tu_rmrf(dir);
+    periodic_image(dir, 40, 10, &end, &rp, &mid, &after);
+    tu_truncate(seg, (off_t)tu_fsize(seg) - 5);
+    log = tu_log_open(tu_io, dir, &cfg);
+    cr_assert_lt(ks_log_end_offset(log), end);
+    cr_assert_geq(ks_log_end_offset(log), rp);
+    tu_log_close(log);
+
+    /* recovery.pos that disagrees with recovery.ckpt is not used */
+    tu_rmrf(dir);
+    periodic_image(dir, 40, 10, &end, &rp, &mid, &after);
+    write_ckpt(dir, KL_CKPT_POSITION_NAME, KL_CKPT_MAGIC_POSITION, rp + 3, (int64_t)after);
+    tu_flip_bit(seg, (off_t)mid, 0);
+    bad = NULL;
+    cr_assert_eq(ks_log_open(&bad, tu_io, dir, &cfg), KLOG_ECORRUPT);
+    /* nor one whose position is not a batch boundary */
+    write_ckpt(dir, KL_CKPT_POSITION_NAME, KL_CKPT_MAGIC_POSITION, rp, (int64_t)after - 1);
+    bad = NULL;
+    cr_assert_eq(ks_log_open(&bad, tu_io, dir, &cfg), KLOG_ECORRUPT);
+}
