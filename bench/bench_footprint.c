@@ -40,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -91,6 +92,7 @@ static int fds_now(void)
 static mem base_mem;
 static int base_fds;
 static const char *open_files; /* --open-files, or NULL: the default */
+static const char *ckpt_ms;    /* --checkpoint-ms, or NULL: the default */
 
 static void report_idle(const char *what)
 {
@@ -113,6 +115,8 @@ static int open_instance(klog **k, const char *dir, char *err, size_t errsize)
     int rc = klog_conf_new(&c);
     if (rc == 0 && open_files)
         rc = klog_conf_set(c, "log.max.open.files", open_files, err, errsize);
+    if (rc == 0 && ckpt_ms)
+        rc = klog_conf_set(c, "log.flush.offset.checkpoint.interval.ms", ckpt_ms, err, errsize);
     if (rc == 0)
         rc = klog_open(k, dir, c, err, errsize);
     klog_conf_free(c);
@@ -227,6 +231,21 @@ static int child(int argc, char **argv)
             return 1;
         malloc_trim(0); /* what the producer's buffers left in the heap is not the instance's */
         report_idle("produced");
+    } else if (!strcmp(mode, "crash")) {
+        /* a writer killed (SIGKILL) right after producing BYTES into one
+         * partition of 1 GiB segments, acks=1 */
+        klog_conf *tc;
+        if ((rc = klog_conf_new(&tc)) == 0)
+            rc = klog_topic_create(k, TOPIC, 1, tc, err, sizeof err);
+        klog_conf_free(tc);
+        if (rc < 0)
+            return die("klog_topic_create", rc, err);
+        long per = (long)(bytes / 1000);
+        if (produce(k, 1, per > 0 ? per : 1, 1000) != 0)
+            return 1;
+        printf("produced\n");
+        fflush(stdout);
+        raise(SIGKILL);
     } else if (!strcmp(mode, "rw")) {
         /* every partition written and read back through the handle cache */
         printf("open_s=%.3f\n", t_open);
@@ -414,12 +433,16 @@ static int run(kv *out, const char *mode, const char *dir, int n, long long byte
         dup2(fd[1], 1);
         close(fd[0]);
         close(fd[1]);
-        const char *av[12];
+        const char *av[14];
         int a = 0;
         av[a++] = "bench_footprint";
         if (open_files) {
             av[a++] = "--open-files";
             av[a++] = open_files;
+        }
+        if (ckpt_ms) {
+            av[a++] = "--checkpoint-ms";
+            av[a++] = ckpt_ms;
         }
         av[a++] = "--child";
         av[a++] = mode;
@@ -467,6 +490,7 @@ int main(int argc, char **argv)
     int parts = 100, scale = 10000;
     long long bytes = 1ll << 30;
     int soak_s = 0;
+    long long crash_bytes = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--child"))
             return child(argc - i - 1, argv + i + 1);
@@ -484,9 +508,13 @@ int main(int argc, char **argv)
             open_files = argv[++i];
         else if (!strcmp(argv[i], "--soak") && i + 1 < argc)
             soak_s = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--crash") && i + 1 < argc)
+            crash_bytes = atoll(argv[++i]);
+        else if (!strcmp(argv[i], "--checkpoint-ms") && i + 1 < argc)
+            ckpt_ms = argv[++i];
         else {
             fprintf(stderr, "usage: %s [--dir DIR] [--quick] [--parts N] [--bytes B] [--scale N] "
-                            "[--open-files N] [--soak SECONDS]\n", argv[0]);
+                            "[--open-files N] [--soak SECONDS] [--crash BYTES [--checkpoint-ms MS]]\n", argv[0]);
             return 2;
         }
     }
@@ -506,6 +534,25 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_footprint: cannot make %s\n", dir);
         return 1;
     }
+    kv o;
+    if (crash_bytes > 0) {
+        /* recovery after kill -9 of a writer: reopen time */
+        snprintf(a, sizeof a, "%s/crash", dir);
+        printf("recovery: %.2f GiB in 1 GiB segments, acks=1, writer killed; "
+               "log.flush.offset.checkpoint.interval.ms %s\n",
+               (double)crash_bytes / (1 << 30), ckpt_ms ? ckpt_ms : "(default)");
+        double t0 = now_s();
+        run(&o, "crash", a, 1, crash_bytes); /* killed: its status says so */
+        bool produced = strstr(o.text, "produced") != NULL;
+        printf("  written in %.1f s%s\n", now_s() - t0, produced ? "" : " (the writer FAILED)");
+        int rr = run(&o, "reopen", a, 1, 0);
+        line("reopen after kill -9", get(&o, "open_s"), "s", "< 0.5", get(&o, "open_s") < 0.5);
+        bu_rm_rf("bench_footprint", a);
+        rmdir(dir);
+        if (made)
+            rmdir(base);
+        return produced && rr == 0 ? 0 : 1;
+    }
     if (soak_s > 0) {
         snprintf(a, sizeof a, "%s/soak", dir);
         int rc = soak_run(a, soak_s);
@@ -517,7 +564,6 @@ int main(int argc, char **argv)
     }
     snprintf(a, sizeof a, "%s/a", dir);
     snprintf(b, sizeof b, "%s/b", dir);
-    kv o;
     int bad = 0;
     printf("bench_footprint: %d partitions, %.0f MiB produced; %d partitions for scale%s\n", parts,
            (double)bytes / (1 << 20), scale, quick ? " (quick: figures mean nothing)" : "");

@@ -222,6 +222,8 @@ int ks__roll(ks_log *log, int64_t base)
         log->ckpt_start = start;
     }
     pthread_mutex_unlock(&log->ckpt_mu);
+    if (rc == 0 && atomic_load(&log->small) == 0)
+        ks__small_files_count(log); /* the first checkpoint may have made the file */
     return rc;
 }
 
@@ -644,6 +646,8 @@ static int ckpt_periodic(ks_log *log)
         }
     }
     pthread_mutex_unlock(&log->ckpt_mu);
+    if (rc == 0 && atomic_load(&log->small) == 0)
+        ks__small_files_count(log);
     return rc;
 }
 

@@ -8,6 +8,8 @@
  */
 #include <stdio.h>
 
+#include <sys/stat.h>
+
 #include "common/common.h"
 #include "storage/storage.h"
 #include "storage/internal.h"
@@ -136,4 +138,22 @@ int ks__pos_write(kio *io, const char *dir, int64_t recovery_point, int64_t pos)
 int ks__pos_read(kio *io, const char *dir, int64_t *recovery_point, int64_t *pos)
 {
     return pair_read(io, dir, KL_CKPT_POSITION_NAME, KL_CKPT_MAGIC_POSITION, recovery_point, pos);
+}
+
+void ks__small_files_count(ks_log *log)
+{
+    static const char *const names[] = { KL_CKPT_RECOVERY_NAME, KL_CKPT_POSITION_NAME, KL_CKPT_CLEANER_NAME,
+                                         KL_EPOCH_NAME, ".lock" };
+    if (log->cfg.read_only)
+        return;
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < KLOG_ARRAY_LEN(names); i++) {
+        char p[4200];
+        struct stat st;
+        if (snprintf(p, sizeof p, "%s/%s", log->dir, names[i]) < (int)sizeof p && stat(p, &st) == 0)
+            bytes += (uint64_t)st.st_blocks * 512;
+    }
+    uint64_t old = atomic_exchange(&log->small, bytes);
+    if (bytes != old)
+        ks__disk_add(log, (int64_t)bytes - (int64_t)old);
 }

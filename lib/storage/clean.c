@@ -303,6 +303,7 @@ static int out_flush(kc_pass *x)
     int rc = kio_pwritev(x->log->io, x->h, &iov, 1, x->out_pos);
     if (rc < 0)
         return rc;
+    ks__disk_add(x->log, (int64_t)x->out_len); /* the temporary file counts while it is there */
     x->out_pos += x->out_len;
     x->st->bytes_written += x->out_len;
     rc = throttle(x, x->out_len, false);
@@ -319,6 +320,7 @@ static int out_put(kc_pass *x, const uint8_t *b, size_t len)
         struct iovec iov = { (void *)b, len };
         if ((rc = kio_pwritev(x->log->io, x->h, &iov, 1, x->out_pos)) < 0)
             return rc;
+        ks__disk_add(x->log, (int64_t)len);
         x->out_pos += len;
         x->st->bytes_written += len;
         return throttle(x, len, false);
@@ -424,6 +426,7 @@ static int clean_group(kc_pass *x, kc_plan *p, unsigned a, unsigned b, bool *gap
         rc = cr;
     if (rc < 0) {
         kio_unlink(io, cleaned);
+        ks__disk_add(log, -(int64_t)x->out_pos);
         return rc;
     }
     /* 2. offsets below the rewritten range may have gaps from now on */
@@ -431,14 +434,17 @@ static int clean_group(kc_pass *x, kc_plan *p, unsigned a, unsigned b, bool *gap
         int64_t gl = KLOG_MAX(log->gap_limit, p->after);
         if ((rc = ks__cleaner_ckpt_write(io, log->dir, gl, log->clean_point)) < 0) {
             kio_unlink(io, cleaned);
+            ks__disk_add(log, -(int64_t)x->out_pos);
             return rc;
         }
+        ks__small_files_count(log); /* cleaner.ckpt may be new */
         log->gap_limit = gl;
         *gaps_noted = true;
     }
     /* 3. commit */
     if ((rc = kio_rename(io, cleaned, swap)) < 0) {
         kio_unlink(io, cleaned);
+        ks__disk_add(log, -(int64_t)x->out_pos);
         return rc;
     }
     if ((rc = kio_dirsync(io, log->dir)) < 0)
@@ -499,7 +505,8 @@ static int clean_group(kc_pass *x, kc_plan *p, unsigned a, unsigned b, bool *gap
     memmove(log->segs + at + 1, log->segs + at + (b - a), (log->nsegs - at - (b - a)) * sizeof *log->segs);
     log->nsegs -= b - a - 1;
     pthread_mutex_unlock(&log->seg_mu);
-    ks__disk_add(log, (int64_t)ks__seg_disk(ns) - (int64_t)old_bytes);
+    /* the temporary file, counted as it was written, is the segment now */
+    ks__disk_add(log, (int64_t)ks__seg_disk(ns) - (int64_t)old_bytes - (int64_t)x->out_pos);
     x->st->segments_in += b - a;
     x->st->segments_out++;
     return 0;

@@ -218,6 +218,7 @@ struct ks_log {
     enum ks_tail recovered_tail; /* how the last open's scan of the last segment ended */
 
     _Atomic uint64_t disk;     /* bytes on disk: what this log counts in space */
+    _Atomic uint64_t small;    /* of which its small files (checkpoints, epochs, lock) */
     struct {
         _Atomic uint64_t records, bytes, batches, syncs, sync_ns, sync_ns_max, rolls;
     } st;                      /* ks_log_get_stats */
@@ -390,6 +391,11 @@ int ks__ckpt_write(kio *io, const char *dir, int64_t recovery_point, int64_t log
  * in its segment. */
 int ks__pos_write(kio *io, const char *dir, int64_t recovery_point, int64_t pos);
 int ks__pos_read(kio *io, const char *dir, int64_t *recovery_point, int64_t *pos);
+/* Count the log's small files (recovery.ckpt, recovery.pos, cleaner.ckpt,
+ * leader-epoch-checkpoint, .lock) in its disk usage, by the blocks each
+ * takes: after any of them may have been made.  Nothing for a read-only
+ * log. */
+void ks__small_files_count(ks_log *log);
 int ks__ckpt_read(kio *io, const char *dir, int64_t *recovery_point, int64_t *log_start);
 
 /* segment.c */

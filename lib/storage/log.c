@@ -56,6 +56,8 @@ int ks__ckpt_write_locked(ks_log *log, int64_t recovery_point)
         log->ckpt_start = start;
     }
     pthread_mutex_unlock(&log->ckpt_mu);
+    if (rc == 0)
+        ks__small_files_count(log);
     return rc;
 }
 
@@ -301,6 +303,8 @@ int ks_log_open(ks_log **out, kio *io, const char *dir, const ks_log_config *cfg
     } else if (!c->read_only && !atomic_load(&log->damaged)) {
         ks__seg_h_adopt(log, a);
     }
+    if (!atomic_load(&log->damaged))
+        ks__small_files_count(log);
     *out = log;
     return 0;
 fail:

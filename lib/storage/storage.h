@@ -140,17 +140,19 @@ void ks_cache_get_stats(ks_cache *c, ks_cache_stats *out);
 
 /*
  * Disk space shared by several logs (the instance's disk budget).  `used`
- * counts the bytes of every segment file plus the index files of sealed
- * segments (the small checkpoint files are not counted).  An appender
+ * counts the bytes of every segment file, the index files of sealed
+ * segments, each log's small files (checkpoints, leader epochs, its lock:
+ * by the blocks they take) and a cleaning pass's temporary file as it is
+ * written (the layer above adds its own metadata).  An appender
  * reserves the bytes of its batches before writing them; when that would
  * take `used` past `limit` (0 = no limit) it calls make_room, with no lock
  * of any log held, and retries after it returns 0.  make_room frees space
  * (ks_log_drop_oldest on some log, possibly the caller's) or refuses with
  * an error that fails the batches (KLOG_EDISKFULL).  It may run on several
  * appending threads at once: it serialises itself.  `used` can pass `limit`
- * only through segment rolls' index files (a few KiB).  The cleaner's
- * temporary file (at most one segment.bytes while a group is rewritten) is
- * not counted: the disk holds up to that much more than `used` meanwhile.
+ * only through segment rolls' index files and small files (a few
+ * KiB), and while a cleaning pass writes (it does not wait for room: the
+ * appenders that follow make it, or are refused).
  * An append of many batches reserves a few at a time when they add up to
  * more than a quarter of the limit.
  */

@@ -317,6 +317,19 @@ static int table_insert(klog *k, kt_topic *t)
 
 /* ---- metadata file -------------------------------------------------------------- */
 
+/* Count topics.meta in the disk budget, by the blocks it takes (after it
+ * was written, and at open). */
+static void meta_count(klog *k)
+{
+    char path[4200];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s", k->dir, META_NAME);
+    uint64_t bytes = stat(path, &st) == 0 ? (uint64_t)st.st_blocks * 512 : 0;
+    uint64_t old = k->meta_bytes; /* under mu, or at open */
+    k->meta_bytes = bytes;
+    atomic_fetch_add(&k->space.used, bytes - old);
+}
+
 /* Serialise the table (mu held) and write it atomically. */
 static int meta_write(klog *k)
 {
@@ -339,6 +352,8 @@ static int meta_write(klog *k)
     len = kl_meta_seal(buf, len, cap);
     int rc = len < cap ? ks_write_atomic(k->io, k->dir, META_NAME, buf, len) : -ENOSPC;
     free(buf);
+    if (rc == 0)
+        meta_count(k);
     return rc;
 }
 
@@ -697,6 +712,8 @@ static int open_table(klog *k, char *errbuf, size_t errsize)
     if (rc == 0 && !k->read_only)
         sweep_orphans(k, v, (size_t)n);
     free(v);
+    if (rc == 0 && !k->read_only)
+        meta_count(k);
     if (rc == 0 && changed && !k->read_only) {
         pthread_mutex_lock(&k->mu);
         rc = meta_write(k);

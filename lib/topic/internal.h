@@ -147,6 +147,7 @@ struct klog {
 
     /* disk budget (ks_space is shared by every partition log) */
     ks_space space;
+    uint64_t meta_bytes;  /* topics.meta's blocks, counted in space (under mu) */
     /* caps on open files and index memory, shared likewise (maint.c makes
      * it before any log opens and frees it after they all closed) */
     ks_cache *cache;

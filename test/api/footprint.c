@@ -121,3 +121,59 @@ Test(footprint, the_caps_are_checked_keys)
     cr_assert_str_eq(v, "1024");
     klog_conf_free(c);
 }
+
+/* What the disk budget counts in one partition directory: segments and
+ * index files by their length, the small files by the blocks they take. */
+static uint64_t dir_counted(const char *dir)
+{
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d, "%s", dir);
+    uint64_t sum = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        const char *f = de->d_name;
+        size_t l = strlen(f);
+        char p[600];
+        struct stat st;
+        if (f[0] == '.' && strcmp(f, ".lock") != 0)
+            continue;
+        snprintf(p, sizeof p, "%s/%s", dir, f);
+        cr_assert_eq(stat(p, &st), 0);
+        bool seg = (l > 4 && !strcmp(f + l - 4, ".log")) || (l > 6 && !strcmp(f + l - 6, ".index")) ||
+                   (l > 10 && !strcmp(f + l - 10, ".timeindex"));
+        sum += seg ? (uint64_t)st.st_size : (uint64_t)st.st_blocks * 512;
+    }
+    closedir(d);
+    return sum;
+}
+
+/* Issue 18: checkpoints, leader epochs and topics.meta count in the disk
+ * budget (the cleaner's temporary file: test/storage/compaction.c). */
+Test(footprint, the_disk_budget_counts_checkpoints_and_metadata)
+{
+    klog *k = ut_open();
+    ut_topic(k, "b", 2, "segment.bytes", "4096", NULL);
+    klog_producer *p = ut_producer(k, "linger.ms", "0", NULL);
+    char v[300];
+    memset(v, 'v', sizeof v - 1);
+    v[sizeof v - 1] = '\0';
+    for (int i = 0; i < 40; i++)
+        cr_assert_eq(ut_send(p, "b", i % 2, NULL, v), 0);
+    cr_assert_eq(klog_producer_flush(p, 10000), 0);
+    klog_producer_close(p);
+    cr_assert_eq(klog_close(k), 0);
+    k = ut_open();
+    uint64_t used = 0, budget = 0;
+    cr_assert_eq(klog_disk_usage(k, &used, &budget), 0);
+    char d0[200], d1[200], meta[200];
+    snprintf(d0, sizeof d0, "%s/b-0", ut_dir);
+    snprintf(d1, sizeof d1, "%s/b-1", ut_dir);
+    snprintf(meta, sizeof meta, "%s/topics.meta", ut_dir);
+    struct stat st;
+    cr_assert_eq(stat(meta, &st), 0);
+    uint64_t want = dir_counted(d0) + dir_counted(d1) + (uint64_t)st.st_blocks * 512;
+    cr_assert_eq(used, want, "klog_disk_usage says %" PRIu64 ", the files hold %" PRIu64, used, want);
+    /* the small files are in it: more than the segments and indexes alone */
+    cr_assert_gt((uint64_t)st.st_blocks, 0);
+    cr_assert_eq(klog_close(k), 0);
+}

@@ -42,6 +42,8 @@
 #include <stdatomic.h>
 #include <time.h>
 
+#include <dirent.h>
+
 #include "util.h"
 
 /* The scratch root goes on /dev/shm when there is one: the crash-at-every-
@@ -872,6 +874,90 @@ static int thr_cb(void *arg, uint64_t bytes)
     atomic_fetch_add(&t->bytes, bytes);
     unsigned n = atomic_fetch_add(&t->calls, 1) + 1;
     return t->cancel_at && n >= t->cancel_at ? 1 : 0;
+}
+
+/* Issue 18: the cleaner's temporary file counts in the disk budget while
+ * it is written, and stops counting once it is the segment: at every
+ * throttle call of a pass, what the space counts is what the directory
+ * holds (segments, index files and the temporary file by length, small
+ * files by blocks). */
+typedef struct thr_space {
+    ks_space *space;
+    const char *dir;
+    unsigned calls, with_tmp, mismatches;
+    uint64_t last_used, last_disk;
+} thr_space;
+
+static uint64_t disk_now(const char *dir, bool *tmp)
+{
+    DIR *d = opendir(dir);
+    uint64_t sum = 0;
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL) {
+        const char *f = de->d_name;
+        char p[TU_PATH];
+        struct stat st;
+        size_t l = strlen(f);
+        if (!strcmp(f, ".") || !strcmp(f, ".."))
+            continue;
+        tu_path(p, dir, f);
+        if (stat(p, &st) != 0)
+            continue;
+        bool cleaned = l > 12 && !strcmp(f + l - 12, ".log.cleaned");
+        bool bylen = cleaned || (l > 4 && !strcmp(f + l - 4, ".log")) || (l > 6 && !strcmp(f + l - 6, ".index")) ||
+                     (l > 10 && !strcmp(f + l - 10, ".timeindex"));
+        *tmp = *tmp || (cleaned && st.st_size > 0);
+        sum += bylen ? (uint64_t)st.st_size : (uint64_t)st.st_blocks * 512;
+    }
+    if (d)
+        closedir(d);
+    return sum;
+}
+
+static int thr_space_cb(void *arg, uint64_t bytes)
+{
+    (void)bytes;
+    thr_space *t = arg;
+    bool tmp = false;
+    uint64_t disk = disk_now(t->dir, &tmp), used = atomic_load(&t->space->used);
+    t->calls++;
+    t->with_tmp += tmp;
+    if (disk != used) {
+        t->mismatches++;
+        t->last_used = used;
+        t->last_disk = disk;
+    }
+    return 0;
+}
+
+Test(compaction, temporary_file_counts_in_the_disk_budget)
+{
+    tmpl t;
+    make_tmpl(&t, 91, 0, 800, 256 * 1024, 3000, 1000);
+    char dir[TU_PATH];
+    tu_sub(dir, "run");
+    tu_copy_dir(t.dir, dir);
+    ks_space space = { .used = 0 };
+    ks_log_config cfg = t.cfg;
+    cfg.space = &space;
+    ks_log *log = tu_log_open(tu_io, dir, &cfg);
+    bool tmp = false;
+    uint64_t before = atomic_load(&space.used);
+    cr_assert_eq(before, disk_now(dir, &tmp));
+    ks_clean_config cc = clean_cfg(1000000000000ll);
+    thr_space th = { .space = &space, .dir = dir };
+    cc.throttle = thr_space_cb;
+    cc.throttle_arg = &th;
+    ks_clean_stats st = do_clean(log, &cc, "counting the temporary file");
+    cr_assert(st.cleaned);
+    cr_assert_gt(th.with_tmp, 0, "no throttle call of %u saw the temporary file", th.calls);
+    cr_assert_eq(th.mismatches, 0, "%u of %u throttle calls: %llu counted, %llu on disk", th.mismatches, th.calls,
+                 (unsigned long long)th.last_used, (unsigned long long)th.last_disk);
+    uint64_t after = atomic_load(&space.used);
+    cr_assert_lt(after, before);
+    cr_assert_eq(after, disk_now(dir, &tmp));
+    tu_log_close(log);
+    cr_assert_eq(atomic_load(&space.used), 0, "a closed log leaves nothing counted");
 }
 
 Test(compaction, throttle_cancels)
