@@ -379,7 +379,7 @@ static int soak_run(const char *dir, int seconds)
     pthread_t pt, ct;
     pthread_create(&pt, NULL, soak_producer, &s);
     pthread_create(&ct, NULL, soak_consumer, &s);
-    long start = -1, max = 0, end = 0, min = -1;
+    long start = -1, max = 0, end = 0, min = -1, anon_start = -1, anon_max = 0, anon_end = 0;
     double t0 = now_s();
     printf("soak: %d s, %d partitions, %d MB/s; RSS over baseline, KiB\n", seconds, SOAK_PARTS, SOAK_RATE >> 20);
     for (int i = 1; i <= seconds && !atomic_load(&s.stop); i++) {
@@ -395,9 +395,16 @@ static int soak_run(const char *dir, int seconds)
             min = min < 0 || rss < min ? rss : min;
         }
         end = rss;
-        if (i % 60 == 0 || i == 10 || i == seconds)
-            printf("  t=%4d s rss=%ld anon=%ld consumed=%lld\n", i, rss, m.anon - base.anon,
+        long anon = m.anon - base.anon;
+        if (i >= 10) {
+            anon_start = anon_start < 0 ? anon : anon_start;
+            anon_max = anon > anon_max ? anon : anon_max;
+        }
+        if (i % 60 == 0 || i == 10 || i == seconds) {
+            struct mallinfo2 mi = mallinfo2();
+            printf("  t=%4d s rss=%ld anon=%ld heap_in_use=%zu consumed=%lld\n", i, rss, anon, mi.uordblks / 1024,
                    (long long)atomic_load(&s.consumed));
+        }
         fflush(stdout);
     }
     atomic_store(&s.stop, true);
@@ -407,6 +414,8 @@ static int soak_run(const char *dir, int seconds)
     klog_disk_usage(s.k, &used, NULL);
     printf("soak_rss_start=%ld soak_rss_min=%ld soak_rss_max=%ld soak_rss_end=%ld (KiB over baseline, "
            "from t=10 s)\n", start, min, max, end);
+    printf("soak_anon_start=%ld soak_anon_max=%ld soak_anon_end=%ld (KiB; the rest is file-backed: the "
+           "segments' mappings, bounded by retention.bytes)\n", anon_start, anon_max, anon_end);
     printf("produced=%lld consumed=%lld disk_used=%" PRIu64 " bytes\n", (long long)atomic_load(&s.produced),
            (long long)atomic_load(&s.consumed), used);
     rc = klog_close(s.k);

@@ -643,6 +643,8 @@ static int ckpt_periodic(ks_log *log)
         if ((rc = ks__ckpt_write(log->io, log->dir, rp, start)) == 0) {
             log->recovery_point = rp;
             log->ckpt_start = start;
+            log->ckpt_seg = base;
+            log->ckpt_pos = pos;
         }
     }
     pthread_mutex_unlock(&log->ckpt_mu);
@@ -673,6 +675,8 @@ int ks_log_tick(ks_log *log)
     if (!atomic_load(&log->failed) && log->cfg.segment_ms > 0 && need_roll(log, s, 0, 0, now))
         rc = ks__roll(log, atomic_load(&log->end));
     int64_t end = atomic_load(&log->end);
+    s = ks__active(log);
+    uint64_t grown = atomic_load(&s->size) - (s->base == log->ckpt_seg ? log->ckpt_pos : 0);
     pthread_mutex_unlock(&log->append_mu);
     if (due) {
         int sr = group_sync(log, end);
@@ -680,7 +684,7 @@ int ks_log_tick(ks_log *log)
             rc = sr;
     }
     if (rc == 0 && log->cfg.ckpt_interval_ms > 0 && !atomic_load(&log->failed) &&
-        now - log->ckpt_at_ms >= log->cfg.ckpt_interval_ms) {
+        (now - log->ckpt_at_ms >= log->cfg.ckpt_interval_ms || grown >= KS_CKPT_BYTES)) {
         log->ckpt_at_ms = now;
         rc = ckpt_periodic(log);
     }

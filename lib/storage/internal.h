@@ -12,6 +12,10 @@
 #include "storage/storage.h"
 
 #define KS_CKPT_NAME "recovery.ckpt"
+/* With periodic checkpoints on, one is also taken as soon as the active
+ * segment grew this much since the last: recovery after a crash then
+ * checks at most about this much, whatever the write rate. */
+#define KS_CKPT_BYTES (64u << 20)
 
 enum { KS_DIR_PARENT = 1, KS_DIR_SELF = 2 }; /* ks_log.dir_unsynced */
 
@@ -206,6 +210,8 @@ struct ks_log {
     int64_t recovery_point;    /* last checkpointed */
     int64_t ckpt_start;        /* the log start recovery.ckpt holds (under ckpt_mu) */
     int64_t ckpt_at_ms;        /* the last periodic checkpoint (ks_log_tick's thread) */
+    int64_t ckpt_seg;          /* ... the base of the segment it was in, */
+    uint64_t ckpt_pos;         /* ... and its position there */
     _Atomic int dir_unsynced;  /* KS_DIR_*: entries no dirsync covers yet (ks__dir_durable) */
     uint64_t unsynced_records; /* INTERVAL policy (under append_mu) */
     int64_t unsynced_since_ms; /* wall time of the first unsynced append, -1 if none */

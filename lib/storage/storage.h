@@ -107,7 +107,10 @@ typedef struct ks_log_config {
      * roll and close: the active segment is synced and recovery.ckpt moves
      * to its end, with recovery.pos saying where that is in the segment, so
      * that recovery after a crash checks only what was written since
-     * (batch headers below it, every byte above).  0 = off. */
+     * (batch headers below it, every byte above).  Also as soon as the
+     * active segment grew KS_CKPT_BYTES (64 MiB) since the last one, so
+     * that what recovery checks is bounded whatever the write rate.
+     * 0 = off (both). */
     int64_t ckpt_interval_ms;
 } ks_log_config;
 

@@ -45,8 +45,8 @@ static const kc_def defs[] = {
                               "nothing written; the logs follow the writer's appends"),
     B(KC_CKPT_INTERVAL_MS) = KC_INT("log.flush.offset.checkpoint.interval.ms", SI, 60000, 0, INT64_MAX / 2,
                                     "sync each partition written to and checkpoint its recovery point this "
-                                    "often (recovery after a crash checks what came since); 0 = only at "
-                                    "segment roll and close"),
+                                    "often, and whenever its segment grew 64 MiB (recovery after a crash "
+                                    "checks what came since); 0 = only at segment roll and close"),
 };
 
 /* An entry for every key of the enum (a hole is caught by klog__conf_tables_check). */
