@@ -30,7 +30,7 @@ extern "C" {
 #define KLOG_ECORRUPT      (-30900) /* data failed validation: checksum, framing, index */
 #define KLOG_EFORMAT       (-30901) /* unknown or unsupported format version or codec */
 #define KLOG_ETOOBIG       (-30902) /* record or batch larger than the configured maximum */
-#define KLOG_EREADONLY     (-30903) /* partition turned read-only after a failed fsync */
+#define KLOG_EREADONLY     (-30903) /* read.only instance, or partition read-only after a failed fsync */
 #define KLOG_ELOCKED       (-30904) /* data directory is locked by another writer */
 #define KLOG_EOFFSET       (-30905) /* offset out of range */
 #define KLOG_EBADNAME      (-30906) /* invalid topic or group name */

@@ -13,7 +13,7 @@ static const struct errdesc klog_errs[] = {
     { KLOG_ECORRUPT, "KLOG_ECORRUPT", "data failed validation (checksum, framing or index)" },
     { KLOG_EFORMAT, "KLOG_EFORMAT", "unknown or unsupported format version or codec" },
     { KLOG_ETOOBIG, "KLOG_ETOOBIG", "record or batch larger than the configured maximum" },
-    { KLOG_EREADONLY, "KLOG_EREADONLY", "partition is read-only after a failed fsync" },
+    { KLOG_EREADONLY, "KLOG_EREADONLY", "read-only: the instance was opened with read.only, or the partition failed an fsync" },
     { KLOG_ELOCKED, "KLOG_ELOCKED", "data directory is locked by another writer" },
     { KLOG_EOFFSET, "KLOG_EOFFSET", "offset out of range" },
     { KLOG_EBADNAME, "KLOG_EBADNAME", "invalid name" },
