@@ -7,6 +7,8 @@
  *   bench_footprint [--dir DIR] [--quick] [--parts N] [--bytes B] [--scale N]
  *                   [--open-files N]
  *   bench_footprint [--dir DIR] --soak SECONDS
+ *   bench_footprint [--dir DIR] --follow SECONDS
+ *   bench_footprint [--dir DIR] --crash BYTES [--checkpoint-ms MS]
  *
  * Phases (each one a child process running this program with --child):
  *   1. create an instance with one topic of --parts partitions (100) and ten
@@ -26,6 +28,13 @@
  * subscribed group consumer committing every second, RSS sampled every
  * second; it prints the series' start (after a 10 s warm-up), max and end
  * (the target: flat).
+ * --follow: a writer process appends a record every 5 ms (acks=1) and a
+ * read-only instance in this process tails it: the time from send to
+ * poll (wall clocks of one machine).
+ * --crash: a writer process produces BYTES into one partition of 1 GiB
+ * segments with acks=1 and is killed (SIGKILL) at once; then the time a
+ * reopen takes (the recovery), with --checkpoint-ms as
+ * log.flush.offset.checkpoint.interval.ms.
  * Each figure is printed beside the issue's target.  --quick shrinks it all
  * (for `meson test --suite bench`): the figures then say nothing.
  * The machine this runs on may be loaded: times are for ratios.
@@ -424,6 +433,118 @@ static int soak_run(const char *dir, int seconds)
     return rc < 0 ? die("klog_close", rc, NULL) : 0;
 }
 
+
+/* ---- --follow: a reader process beside a writer process ----------------------- */
+
+static int64_t wall_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The writer (a child process): one record every 5 ms, acks=1, its value
+ * the wall time of its send in microseconds; the last one "end". */
+static void follow_writer(const char *dir, int seconds, int ready_fd)
+{
+    char err[256] = "";
+    klog *k;
+    klog_conf *c;
+    klog_producer *p;
+    if (klog_open(&k, dir, NULL, err, sizeof err) < 0 || klog_topic_create(k, TOPIC, 1, NULL, err, sizeof err) < 0)
+        _exit(10);
+    if (write(ready_fd, "r", 1) != 1)
+        _exit(11);
+    if (klog_conf_new(&c) < 0 || klog_conf_set(c, "linger.ms", "0", err, sizeof err) < 0 ||
+        klog_producer_new(k, c, &p, err, sizeof err) < 0)
+        _exit(12);
+    klog_conf_free(c);
+    usleep(300 * 1000); /* the reader opens */
+    double end = now_s() + seconds;
+    for (bool last = false; !last;) {
+        last = now_s() >= end;
+        char v[32];
+        snprintf(v, sizeof v, last ? "end" : "%lld", (long long)wall_us());
+        klog_record r = KLOG_RECORD_INIT;
+        r.value = v;
+        r.value_len = strlen(v);
+        if (klog_producer_send(p, TOPIC, &r) < 0 || klog_producer_flush(p, 10000) < 0)
+            _exit(13);
+        usleep(5000);
+    }
+    klog_producer_close(p);
+    _exit(klog_close(k) < 0 ? 14 : 0);
+}
+
+static int follow_run(const char *dir, int seconds)
+{
+    int fds[2];
+    if (pipe(fds) < 0)
+        return 1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        follow_writer(dir, seconds, fds[1]);
+    }
+    close(fds[1]);
+    char ready;
+    if (read(fds[0], &ready, 1) != 1)
+        return die("the writer", -EIO, "did not start");
+    close(fds[0]);
+    char err[256] = "";
+    klog *k;
+    klog_conf *c;
+    klog_consumer *cons;
+    int rc = klog_conf_new(&c);
+    if (rc == 0)
+        rc = klog_conf_set(c, "read.only", "true", err, sizeof err);
+    if (rc == 0)
+        rc = klog_open(&k, dir, c, err, sizeof err);
+    klog_conf_free(c);
+    if (rc < 0)
+        return die("read-only klog_open", rc, err);
+    if ((rc = klog_consumer_new(k, NULL, &cons, err, sizeof err)) < 0 ||
+        (rc = klog_consumer_assign(cons, TOPIC, 0, KLOG_OFFSET_BEGINNING)) < 0)
+        return die("consumer", rc, err);
+    size_t cap = (size_t)seconds * 400 + 1000, n = 0;
+    int64_t *lat = malloc(cap * sizeof *lat);
+    bool done = false;
+    double deadline = now_s() + seconds + 60;
+    while (!done && now_s() < deadline) {
+        const klog_message *const *m;
+        int r = klog_consumer_poll(cons, 100, &m);
+        int64_t now = wall_us();
+        for (int i = 0; i < r; i++) {
+            char v[32];
+            size_t l = m[i]->value_len < sizeof v - 1 ? m[i]->value_len : sizeof v - 1;
+            memcpy(v, m[i]->value, l);
+            v[l] = '\0';
+            if (!strcmp(v, "end"))
+                done = true;
+            else if (n < cap)
+                lat[n++] = now - atoll(v);
+        }
+    }
+    klog_consumer_close(cons);
+    klog_close(k);
+    int st;
+    waitpid(pid, &st, 0);
+    if (!done || n == 0)
+        return die("follow", -EIO, "the reader did not see the writer's last record");
+    qsort(lat, n, sizeof *lat, cmp_i64);
+    printf("follow: %zu records, one every 5 ms from a writer process (acks=1) to a read-only reader\n", n);
+    printf("  append to poll, microseconds: p50 %lld  p90 %lld  p99 %lld  max %lld\n", (long long)lat[n / 2],
+           (long long)lat[n * 9 / 10], (long long)lat[n * 99 / 100], (long long)lat[n - 1]);
+    free(lat);
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : 1;
+}
+
 /* ---- the parent's side ----------------------------------------------------- */
 
 typedef struct kv { char text[4096]; } kv;
@@ -500,6 +621,7 @@ int main(int argc, char **argv)
     long long bytes = 1ll << 30;
     int soak_s = 0;
     long long crash_bytes = 0;
+    int follow_s = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--child"))
             return child(argc - i - 1, argv + i + 1);
@@ -517,13 +639,15 @@ int main(int argc, char **argv)
             open_files = argv[++i];
         else if (!strcmp(argv[i], "--soak") && i + 1 < argc)
             soak_s = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--follow") && i + 1 < argc)
+            follow_s = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--crash") && i + 1 < argc)
             crash_bytes = atoll(argv[++i]);
         else if (!strcmp(argv[i], "--checkpoint-ms") && i + 1 < argc)
             ckpt_ms = argv[++i];
         else {
             fprintf(stderr, "usage: %s [--dir DIR] [--quick] [--parts N] [--bytes B] [--scale N] "
-                            "[--open-files N] [--soak SECONDS] [--crash BYTES [--checkpoint-ms MS]]\n", argv[0]);
+                            "[--open-files N] [--soak SECONDS] [--follow SECONDS] [--crash BYTES [--checkpoint-ms MS]]\n", argv[0]);
             return 2;
         }
     }
@@ -561,6 +685,15 @@ int main(int argc, char **argv)
         if (made)
             rmdir(base);
         return produced && rr == 0 ? 0 : 1;
+    }
+    if (follow_s > 0) {
+        snprintf(a, sizeof a, "%s/follow", dir);
+        int rc = follow_run(a, follow_s);
+        bu_rm_rf("bench_footprint", a);
+        rmdir(dir);
+        if (made)
+            rmdir(base);
+        return rc;
     }
     if (soak_s > 0) {
         snprintf(a, sizeof a, "%s/soak", dir);
