@@ -39,6 +39,37 @@ static int active_h(ks_log *log, ks_segment *s)
     return s->h;
 }
 
+/*
+ * The writer's segments may be larger than this reader's mapping of the
+ * active one (segment.bytes is the writer's to set): map the file again,
+ * larger, as a new segment object in its place (append_mu held).  Views
+ * keep the old mapping.  Returns the new active segment, or NULL and *rc.
+ */
+static ks_segment *remap(ks_log *log, ks_segment *s, uint64_t fsize, int *rc)
+{
+    ks_segment *ns;
+    size_t cap = KLOG_MAX(ks__map_cap(log), (size_t)fsize * 2);
+    if ((*rc = ks__seg_new(&ns, log->io, log->dir, s->base, cap, log->cfg.index_interval_bytes, false)) < 0)
+        return NULL;
+    ks__seg_attach(log, ns);
+    ns->gaps = s->gaps;
+    uint64_t end;
+    int64_t next;
+    if ((*rc = ks__scan_segment(log, ns, 0, KLOG_MIN(fsize, (uint64_t)ns->map_cap), INT64_MAX, ns->gaps, &end,
+                                &next)) < 0) {
+        ks__seg_unref(ns);
+        return NULL;
+    }
+    pthread_mutex_lock(&log->seg_mu);
+    for (unsigned i = 0; i < log->nsegs; i++)
+        if (log->segs[i] == s)
+            log->segs[i] = ns;
+    log->active = ns;
+    pthread_mutex_unlock(&log->seg_mu);
+    ks__seg_unref(s);
+    return ns;
+}
+
 /* Validate what the writer appended to s since the last look.  Returns 0
  * or an error (-ENOENT: the file is gone). */
 static int extend(ks_log *log, ks_segment *s)
@@ -50,6 +81,8 @@ static int extend(ks_log *log, ks_segment *s)
     int rc = kio_size(log->io, h, &fsize);
     if (rc < 0 || fsize <= size)
         return rc;
+    if (fsize > s->map_cap)
+        return remap(log, s, fsize, &rc) ? 0 : rc; /* validated whole, as far as the file goes */
     if (s->ix_state != KS_IX_HEAP || s->sealed) {
         /* loaded from the files of a segment closed cleanly, and written
          * to again: growable indexes of its own (nothing is removed) */
@@ -239,8 +272,8 @@ int ks_log_refresh(ks_log *log, bool rescan_dir)
         return KLOG_ESTATE;
     pthread_mutex_lock(&log->append_mu);
     int64_t end0 = atomic_load(&log->end);
-    ks_segment *a = ks__active(log);
-    int rc = extend(log, a);
+    int rc = extend(log, ks__active(log));
+    ks_segment *a = ks__active(log); /* extend may have mapped it anew */
     /* a roll names the next segment after the end offset */
     if (rc == 0 && !rescan_dir)
         rescan_dir = ino_of(log, atomic_load(&a->next_offset)) != 0 && atomic_load(&a->next_offset) != a->base;

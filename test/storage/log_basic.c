@@ -495,6 +495,67 @@ Test(log_basic, second_writer_locked_read_only_works)
     kio_close(io2);
 }
 
+/* ---- following a writer (ks_log_refresh) ------------------------------------------ */
+
+static int64_t follow_heard;
+static void follow_listener(void *arg, int64_t end)
+{
+    (void)arg;
+    follow_heard = end;
+}
+
+/* A reader whose mapping is smaller than the writer's segments (its own
+ * segment.bytes), through a roll, retention and the directory's removal. */
+Test(log_basic, read_only_follows_a_writer)
+{
+    ks_log_config cfg = tu_small_cfg(KS_DURABILITY_NONE);
+    cfg.segment_bytes = 16 * 1024;
+    ks_log *w = tu_log_open(tu_io, tu_dir, &cfg);
+    tu_append_seq(w, 5, 0);
+    ks_log_config ro = tu_small_cfg(KS_DURABILITY_NONE);
+    ro.read_only = true;
+    ro.segment_bytes = 1024;
+    ro.max_batch_bytes = 4096; /* a mapping of 5 KiB: the writer's segment outgrows it */
+    ks_log *r = tu_log_open(tu_io, tu_dir, &ro);
+    ks_log_set_listener(r, follow_listener, NULL);
+    cr_assert_eq(ks_log_refresh(w, false), KLOG_ESTATE, "a writer's log follows no one");
+    cr_assert_eq(ks_log_end_offset(r), 5);
+    for (int round = 0; round < 40; round++) {
+        tu_append_seq(w, 20, 0);
+        follow_heard = -1;
+        cr_assert_eq(ks_log_refresh(r, false), 0);
+        cr_assert_eq(ks_log_end_offset(r), ks_log_end_offset(w), "round %d", round);
+        cr_assert_eq(follow_heard, ks_log_end_offset(w), "the listener was not told");
+    }
+    cr_assert_gt(ks_log_segment_count(w), 1, "the writer never rolled");
+    cr_assert_eq(ks_log_segment_count(r), ks_log_segment_count(w));
+    tu_expect_identity(r, ks_log_end_offset(w));
+    /* nothing new: nothing heard */
+    follow_heard = -1;
+    cr_assert_eq(ks_log_refresh(r, true), 0);
+    cr_assert_eq(follow_heard, -1);
+    /* retention at the writer: the reader's start follows at its next listing */
+    int64_t end = ks_log_end_offset(w);
+    cr_assert_gt(ks_log_drop_oldest(w, false, false), 0);
+    cr_assert_eq(ks_log_refresh(r, true), 0);
+    cr_assert_eq(ks_log_start_offset(r), ks_log_start_offset(w));
+    cr_assert_gt(ks_log_start_offset(r), 0);
+    cr_assert_eq(ks_log_segment_count(r), ks_log_segment_count(w));
+    /* a view held across the directory's removal stays readable */
+    ks_view v;
+    cr_assert_eq(ks_log_read(r, end - 1, 1 << 20, &v), 0);
+    cr_assert_gt(v.len, 0);
+    tu_log_close(w);
+    tu_rmrf(tu_dir);
+    cr_assert_eq(ks_log_refresh(r, true), -ENOENT);
+    cr_assert_eq(ks_log_end_offset(r), end);
+    tu_content c = { 0 };
+    cr_assert_eq(tu_decode_view(&v, &(int64_t){ v.first_offset }, &c), 0);
+    tu_content_free(&c);
+    ks_view_release(&v);
+    tu_log_close(r);
+}
+
 /* ---- argument checking -------------------------------------------------------- */
 
 Test(log_basic, bad_config)
