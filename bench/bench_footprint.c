@@ -405,6 +405,7 @@ static int soak_run(const char *dir, int seconds)
         }
         end = rss;
         long anon = m.anon - base.anon;
+        anon_end = anon;
         if (i >= 10) {
             anon_start = anon_start < 0 ? anon : anon_start;
             anon_max = anon > anon_max ? anon : anon_max;

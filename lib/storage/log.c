@@ -487,11 +487,21 @@ int ks_log_read(ks_log *log, int64_t offset, size_t max_bytes, ks_view *v)
                 return KLOG_ECORRUPT;
             }
             /* offset may fall in a gap compaction left: the view then
-             * starts at the first batch after it */
+             * starts at the first batch after it (unless that one is
+             * not published yet: nothing to read) */
+            if (bi.base_offset >= end) {
+                first = offset; /* an empty view, as at the end */
+                break;
+            }
             first = bi.base_offset;
         } else if (len <= 0 || p - pos + (uint64_t)len > max_bytes || bi.base_offset < next ||
-                   (!s->gaps && bi.base_offset != next)) {
-            break; /* whole batches within max_bytes; bad framing is the next read's to report */
+                   (!s->gaps && bi.base_offset != next) || bi.base_offset >= end) {
+            /* whole batches within max_bytes; bad framing is the next
+             * read's to report; and none at or past the end read above:
+             * size is published before the end (and a read-only log's
+             * catch-up publishes size batch by batch), so a reader that
+             * took batches past the end would stand past it */
+            break;
         }
         next = kf_batch_last_offset(&bi) + 1;
         p += (uint64_t)len;

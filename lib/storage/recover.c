@@ -72,7 +72,7 @@ int ks__scan_segment(ks_log *log, ks_segment *s, uint64_t from, uint64_t fsize, 
     if (!tail)
         tail = &tail_unused;
     *tail = KS_TAIL_END;
-    size_t bufcap = from ? 64u << 10 : 1u << 20; /* a follower's step is small */
+    size_t bufcap = fsize - from < (1u << 20) ? 64u << 10 : 1u << 20; /* a follower's steps are small */
     uint8_t *buf = malloc(bufcap);
     if (!buf)
         return -ENOMEM;

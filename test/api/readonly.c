@@ -274,7 +274,8 @@ Test(readonly, tails_a_writer_process_across_rolls_retention_and_compaction)
                              next_d, m[i]->offset);
                 next_d++;
             } else {
-                cr_assert_gt(v, last_c, "c: record %" PRId64 " after %" PRId64, v, last_c);
+                cr_assert_gt(v, last_c, "c: record %" PRId64 " (offset %" PRId64 ") after %" PRId64, v, m[i]->offset,
+                             last_c);
                 last_c = v;
                 c_read++;
             }
