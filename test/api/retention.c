@@ -295,7 +295,8 @@ static void check_segment_sizes(const char *topic, int part, uint64_t max)
 }
 
 /* What nftw finds under ut_dir. */
-static uint64_t walk_bytes;   /* sizes of *.log, *.index, *.timeindex */
+static uint64_t walk_bytes;   /* sizes of *.log, *.index, *.timeindex; the small files' blocks */
+static uint64_t walk_meta;    /* topics.meta's blocks (the instance's, in no partition's share) */
 static unsigned walk_leftovers; /* *.cleaned and *.swap files */
 
 static int walk_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -304,6 +305,14 @@ static int walk_one(const char *path, const struct stat *st, int flag, struct FT
     if (flag == FTW_F) {
         if (ends_with(name, ".log") || ends_with(name, ".index") || ends_with(name, ".timeindex"))
             walk_bytes += (uint64_t)st->st_size;
+        /* the small files count by their blocks (issue 18) */
+        if (!strcmp(name, "recovery.ckpt") || !strcmp(name, "recovery.pos") || !strcmp(name, "cleaner.ckpt") ||
+            !strcmp(name, "leader-epoch-checkpoint"))
+            walk_bytes += (uint64_t)st->st_blocks * 512;
+        if (!strcmp(name, "topics.meta")) {
+            walk_bytes += (uint64_t)st->st_blocks * 512;
+            walk_meta += (uint64_t)st->st_blocks * 512;
+        }
         if (ends_with(name, ".cleaned") || ends_with(name, ".swap"))
             walk_leftovers++;
     }
@@ -313,6 +322,7 @@ static int walk_one(const char *path, const struct stat *st, int flag, struct FT
 static void walk_dir(void)
 {
     walk_bytes = 0;
+    walk_meta = 0;
     walk_leftovers = 0;
     cr_assert_eq(nftw(ut_dir, walk_one, 16, FTW_PHYS), 0, "nftw %s: %s", ut_dir, strerror(errno));
 }
@@ -658,8 +668,9 @@ static uint64_t check_usage(klog *k, const char *const *topics, size_t ntopics, 
     for (size_t t = 0; t < ntopics; t++)
         for (int p = 0; p < parts; p++)
             sum += info(k, topics[t], p).disk_bytes;
-    cr_assert_eq(sum, used, "partitions' disk_bytes %" PRIu64 ", klog_disk_usage %" PRIu64, sum, used);
     walk_dir();
+    cr_assert_eq(sum + walk_meta, used, "partitions' disk_bytes %" PRIu64 " and topics.meta's %" PRIu64
+                 ", klog_disk_usage %" PRIu64, sum, walk_meta, used);
     cr_assert_eq(walk_bytes, used, "files on disk %" PRIu64 " bytes, klog_disk_usage %" PRIu64, walk_bytes, used);
     return used;
 }
