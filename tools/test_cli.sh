@@ -525,13 +525,21 @@ expect 1 "$KLOG" -d "$WORK/nonexistent" topics list
 BG=$!
 for _ in $(seq 1 100); do [ -s "$WORK/bg.out" ] && break; sleep 0.05; done
 [ -s "$WORK/bg.out" ] || fail "background consumer did not start"
-expect 3 "$KLOG" topics list
-contains "$WORK/err" "locked by another process"
+# writing commands exit 3; reading ones open it read-only (read.only) beside the holder
 expect 3 "$KLOG" produce events </dev/null
-expect 3 "$KLOG" consume events --timeout-ms 100
-expect 3 "$KLOG" groups list
-expect 3 "$KLOG" stats
-contains "$WORK/err" "statistics.interval.ms"
+contains "$WORK/err" "locked by another process"
+expect 3 "$KLOG" consume events --group g --timeout-ms 100
+contains "$WORK/err" "locked by another process"
+expect 0 "$KLOG" topics list
+contains "$WORK/out" "events"
+contains "$WORK/err" "reading it read-only"
+expect 0 "$KLOG" consume events --from-beginning --timeout-ms 300
+contains "$WORK/out" "$(head -n 1 "$WORK/bg.out")"
+contains "$WORK/err" "reading it read-only"
+expect 0 "$KLOG" groups list
+expect 0 "$KLOG" stats
+contains "$WORK/out" "events"
+contains "$WORK/err" "read-only"
 # the stats file an application writes (statistics.interval.ms) is shown instead
 cp "$WORK/stats.json" "$KLOG_DIR/stats.json"
 expect 0 "$KLOG" stats
