@@ -958,6 +958,7 @@ Test(compaction, temporary_file_counts_in_the_disk_budget)
     cr_assert_eq(after, disk_now(dir, &tmp));
     tu_log_close(log);
     cr_assert_eq(atomic_load(&space.used), 0, "a closed log leaves nothing counted");
+    stream_free(&t.s);
 }
 
 Test(compaction, throttle_cancels)
