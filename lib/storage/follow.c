@@ -56,7 +56,7 @@ static ks_segment *remap(ks_log *log, ks_segment *s, uint64_t fsize, int *rc)
     uint64_t end;
     int64_t next;
     if ((*rc = ks__scan_segment(log, ns, 0, KLOG_MIN(fsize, (uint64_t)ns->map_cap), INT64_MAX, ns->gaps, &end,
-                                &next)) < 0) {
+                                &next, NULL)) < 0) {
         ks__seg_unref(ns);
         return NULL;
     }
