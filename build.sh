@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-PKGS=(gcc clang libclang-rt-dev pkg-config meson ninja-build liburing-dev libxxhash-dev libzstd-dev liblz4-dev libcriterion-dev libsqlite3-dev liblmdb-dev librocksdb-dev libhiredis-dev libnats-dev redis-server nats-server gnuplot-nox python3-pytest kcat librdkafka-dev python3-kafka python3-confluent-kafka zlib1g-dev libsnappy-dev python3-snappy python3-lz4 python3-zstandard libssl-dev openssl python3-prometheus-client cmake g++)
+PKGS=(gcc clang libclang-rt-dev pkg-config meson ninja-build liburing-dev libxxhash-dev libzstd-dev liblz4-dev libcriterion-dev libsqlite3-dev liblmdb-dev librocksdb-dev libhiredis-dev libnats-dev redis-server nats-server gnuplot-nox python3-pytest kcat librdkafka-dev python3-kafka python3-confluent-kafka zlib1g-dev libsnappy-dev python3-snappy python3-lz4 python3-zstandard libssl-dev openssl python3-prometheus-client cmake g++ libraft-dev)
 
 install_deps() {
     local missing=()

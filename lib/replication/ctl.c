@@ -218,6 +218,38 @@ int krep_ctl_add_state(krep_ctl *c, const char *topic, int32_t partition, const 
     return rc;
 }
 
+int krep_ctl_put_state(krep_ctl *c, const char *topic, int32_t partition, const krep_pstate *st)
+{
+    pthread_mutex_lock(&c->mu);
+    ctl_part *p = find(c, topic, partition);
+    int rc = 0;
+    if (p) {
+        if (st->nreplicas != p->st.nreplicas ||
+            memcmp(st->replicas, p->st.replicas, (size_t)st->nreplicas * sizeof *st->replicas) != 0)
+            rc = -EINVAL; /* the acknowledgements are per replica slot: no reassignment */
+        else
+            p->st = *st;
+    }
+    pthread_mutex_unlock(&c->mu);
+    return p ? rc : krep_ctl_add_state(c, topic, partition, st);
+}
+
+int krep_ctl_register_node(krep_ctl *c, int32_t node, int64_t inc)
+{
+    pthread_mutex_lock(&c->mu);
+    ctl_node *nd = node_of(c, node);
+    if (nd && nd->inc != inc) {
+        nd->inc = inc;
+        for (size_t i = 0; i < c->nparts; i++) {
+            int s = slot(&c->parts[i]->st, node);
+            if (s >= 0)
+                c->parts[i]->acked_le[s] = c->parts[i]->acked_pe[s] = -1;
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    return nd ? 0 : -ENOENT;
+}
+
 int krep_ctl_state(krep_ctl *c, const char *topic, int32_t partition, krep_pstate *out)
 {
     pthread_mutex_lock(&c->mu);

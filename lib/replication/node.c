@@ -1254,6 +1254,15 @@ static void alter_response(krep_node *n, krep_chan *ch, const kk_alter_partition
         }
         if (!rp->proposing || !rp->prop_sent)
             continue;
+        int16_t e = r->error_code != KK_ERR_NONE ? r->error_code : pr ? pr->error_code : KK_ERR_NONE;
+        if (e == KK_ERR_REQUEST_TIMED_OUT || e == KK_ERR_NOT_CONTROLLER) {
+            /* The quorum controller: proposed, not applied yet (or not the
+             * controller any more): ask again, the answer or a newer state
+             * ends it. */
+            rp->prop_sent = false;
+            ch->backoff_until = now_ms + n->cfg.fetch_backoff_ms;
+            continue;
+        }
         if (!pr || r->error_code != KK_ERR_NONE || pr->error_code != KK_ERR_NONE) {
             /* Not applied, or applied by an earlier copy: the controller's
              * newer state (its LeaderAndIsr) ends the proposal either way;

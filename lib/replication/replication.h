@@ -392,6 +392,15 @@ int32_t krep_ctl_epoch(const krep_ctl *c);
  * -ENOENT (not a replica of any partition). */
 int krep_ctl_set_incarnation(krep_ctl *c, int32_t node, int64_t inc);
 
+/* The quorum backend (quorum.c): states change only through its
+ * committed log, and its controller mirrors them.  put_state sets
+ * topic/partition's state (adds it if unknown): the pushes follow.
+ * register_node takes `inc` as node's incarnation; a new one forgets what
+ * the node acknowledged (it lost it).  Returns 0, -EINVAL, -ENOMEM; -ENOENT
+ * (register: not a replica of any partition). */
+int krep_ctl_put_state(krep_ctl *c, const char *topic, int32_t partition, const krep_pstate *st);
+int krep_ctl_register_node(krep_ctl *c, int32_t node, int64_t inc);
+
 /* Called, with the controller's lock held, after every change of a state
  * and before anyone hears of it (an election, an ISR change, the new
  * epochs of a registration): the whole list, to write down.  A negative

@@ -67,6 +67,11 @@
 #include "topic/topic.h"
 #include "transport/mem.h"
 #include "transport/transport_internal.h"
+#include "klog_config.h"
+#if KLOG_HAVE_RAFT
+#include <raft.h>
+#include "replication/quorum.h"
+#endif
 
 #define MAXN 4
 #define MAXP 2
@@ -77,6 +82,7 @@
 
 static int verbose;
 static int unclean; /* --unclean: elections ignore the ISR (the checker must notice) */
+static int quorum_flag; /* --quorum: the quorum controller (raft) of lib/replication/quorum.c */
 static char failure[1024];
 
 #define TRACE(...)                                    \
@@ -146,6 +152,13 @@ typedef struct snode {
     uint64_t persisted;         /* static mode: the node version last written */
     int64_t last_hw[MAXP];      /* this run's HW, never to go back */
     int64_t verified[MAXP];     /* offsets below checked against the committed map */
+    bool witness;               /* quorum mode: a voter with no data (no rn) */
+#if KLOG_HAVE_RAFT
+    krep_quorum *q;             /* quorum mode: this voter's raft */
+    int32_t h_epoch;            /* the epoch of the controller h mirrors */
+    chan_out rout[MAXN];        /* raft channels, per voter */
+    uint64_t qseed;
+#endif
 } snode;
 
 typedef struct write_rec {
@@ -177,9 +190,17 @@ static struct sim {
     int nclients;
     int64_t now;                /* ms */
     int64_t end;                /* nemesis and workload stop */
+    int64_t write_end;          /* the workload stops (quorum mode: 3 s into the healing) */
     ktr_memnet *net;
     snode nodes[MAXN];
     bool static_mode;           /* the leader hosts the controller, as klog serve runs */
+    bool quorum;                /* the raft leader hosts the controller (quorum.c) */
+    int nwit;                   /* quorum mode: witnesses, after the n data nodes */
+    int32_t term_leader[4096];  /* quorum mode: who led each raft term */
+    uint64_t *applied_hash;     /* quorum mode: metadata hash per applied index */
+    bool *applied_seen;
+    krep_pstate last_seen[MAXP];
+    bool have_seen[MAXP];
     host central;               /* otherwise: a controller of its own, node "ctl" */
     krep_ctl *ctl;              /* central.ctl */
     klog_transport_registry *ctl_reg;
@@ -203,6 +224,8 @@ static struct sim {
 } sim;
 
 static void host_drop(host *h);
+static void host_forget(host *h);
+static int nall(void) { return sim.n + sim.nwit; }
 static void host_install(snode *nd, krep_ctl *ctl);
 static void dump(void);
 
@@ -263,7 +286,7 @@ static void node_config(snode *nd, krep_config *cfg)
     cfg->fetch_backoff_ms = 5;
     cfg->fetch_max_bytes = 4096;
     cfg->heartbeat_ms = 200;
-    cfg->controller_id = 0;
+    cfg->controller_id = sim.quorum ? -1 : 0;
     if (sim.static_mode) {
         /* node 1 leads a new cluster; after that, the state file says */
         cfg->controller_id = nd->known.ctl_id > 0 ? nd->known.ctl_id : 1;
@@ -284,7 +307,7 @@ static int node_start(snode *nd)
         fail("node %d: open after restart: %s (%s)", nd->id, klog_strerror(rc), err);
         return rc;
     }
-    if (nd->runs == 0) {
+    if (nd->runs == 0 && !nd->witness) {
         /* small segments: rolls happen, and the simulated disk copies little */
         klog_conf *tc;
         klog_conf_new(&tc);
@@ -308,12 +331,40 @@ static int node_start(snode *nd)
     }
     krep_config cfg;
     node_config(nd, &cfg);
-    rc = krep_node_new(&nd->rn, nd->k, &cfg);
-    if (rc < 0) {
-        fail("krep_node_new: %s", klog_strerror(rc));
-        return rc;
+    if (!nd->witness) {
+        rc = krep_node_new(&nd->rn, nd->k, &cfg);
+        if (rc < 0) {
+            fail("krep_node_new: %s", klog_strerror(rc));
+            return rc;
+        }
+        nd->persisted = krep_node_version(nd->rn);
     }
-    nd->persisted = krep_node_version(nd->rn);
+#if KLOG_HAVE_RAFT
+    if (sim.quorum) {
+        krep_quorum_config qc;
+        krep_quorum_config_init(&qc);
+        qc.node_id = nd->id;
+        qc.nvoters = nall();
+        for (int i = 0; i < nall(); i++)
+            qc.voters[i] = sim.nodes[i].id;
+        qc.ndata = sim.n;
+        for (int i = 0; i < sim.n; i++)
+            qc.data[i] = sim.nodes[i].id;
+        qc.seed = nd->qseed + (uint64_t)nd->runs;
+        qc.election_timeout_ms = 300;
+        qc.heartbeat_timeout_ms = 50;
+        qc.session_timeout_ms = 700;
+        qc.propose_retry_ms = 200;
+        char eb[256] = "";
+        rc = krep_quorum_open(&nd->q, klog__io(nd->k), nd->dir, nd->rn, &qc, sim.now, eb, sizeof eb);
+        if (rc < 0) {
+            if (!klog_testing_fault_crashed(nd->disk))
+                fail("node %d: opening its quorum: %s (%s)", nd->id, klog_strerror(rc), eb);
+            return rc;
+        }
+        nd->h_epoch = -1;
+    }
+#endif
     if (sim.static_mode && cfg.controller_id == nd->id) {
         /* module.c's start: the controller of the state file, again */
         krep_ctl *ctl = NULL;
@@ -364,6 +415,17 @@ static void node_crash(snode *nd, bool now)
     nd->nout = 0;
     klog_listener_close(nd->lst);
     nd->lst = NULL;
+#if KLOG_HAVE_RAFT
+    if (nd->q) {
+        host_forget(&nd->h);
+        for (int i = 0; i < MAXN; i++) {
+            klog_conn_close(nd->rout[i].c);
+            nd->rout[i] = (chan_out){ 0 };
+        }
+        krep_quorum_close(nd->q);
+        nd->q = NULL;
+    }
+#endif
     host_drop(&nd->h);
     krep_node_free(nd->rn);
     nd->rn = NULL;
@@ -391,7 +453,7 @@ static chan_out *out_of(chan_out *outs, int *nout, int32_t dst)
 }
 
 /* Serve whatever arrived on inbound connections. */
-static void serve_in(conn_in *in, int *nin, klog_listener *lst, krep_node *rn, krep_ctl *ctl)
+static void serve_in(conn_in *in, int *nin, klog_listener *lst, krep_node *rn, krep_ctl *ctl, void *quorum)
 {
     klog_conn *c;
     while (*nin < 32 && klog_listener_accept(lst, 0, &c) == 0)
@@ -408,7 +470,15 @@ static void serve_in(conn_in *in, int *nin, klog_listener *lst, krep_node *rn, k
                 i--;
                 break;
             }
-            int rc = rn ? krep_serve(rn, ctl, f, (size_t)len, sim.now, &sim.wb)
+            int rc = KLOG_EFORMAT;
+#if KLOG_HAVE_RAFT
+            if (quorum)
+                rc = krep_quorum_serve(quorum, f, (size_t)len, sim.now, &sim.wb);
+#else
+            (void)quorum;
+#endif
+            if (rc == KLOG_EFORMAT && (rn || !quorum))
+                rc = rn ? krep_serve(rn, ctl, f, (size_t)len, sim.now, &sim.wb)
                         : krep_ctl_serve(ctl, f, (size_t)len, sim.now, &sim.wb);
             if (rc < 0) {
                 fail("serving a peer's request: %s", klog_strerror(rc));
@@ -564,6 +634,59 @@ static void host_drop(host *h)
     h->ctl = NULL;
 }
 
+/* A controller the host does not own (the quorum's): its channels closed,
+ * the controller left alone. */
+static void host_forget(host *h)
+{
+    for (int i = 0; i < MAXN; i++) {
+        klog_conn_close(h->out[i].c);
+        h->out[i].c = NULL;
+        h->out[i].url[0] = 0;
+    }
+    memset(h->busy, 0, sizeof h->busy);
+    h->ctl = NULL;
+}
+
+#if KLOG_HAVE_RAFT
+static int q_next(void *o, int32_t d, int64_t now, kk_wbuf *w, int64_t *wake) { return krep_quorum_next(o, d, now, w, wake); }
+static int q_resp(void *o, int32_t d, const void *f, size_t l, int64_t now) { return krep_quorum_response(o, d, f, l, now); }
+static void q_failed(void *o, int32_t d, int64_t now) { krep_quorum_failed(o, d, now); }
+static bool q_busy(void *o, int32_t d) { return krep_quorum_busy(o, d); }
+
+/* Quorum mode: raft's timers and channels, the controller it hosts. */
+static void quorum_step(snode *nd)
+{
+    if (!nd->q)
+        return;
+    krep_quorum_tick(nd->q, sim.now);
+    for (int i = 0; i < nall(); i++) {
+        snode *o = &sim.nodes[i];
+        if (o == nd)
+            continue;
+        char url[64];
+        snprintf(url, sizeof url, "mem://%s", o->name);
+        nd->rout[i].dst = o->id;
+        drive_chan(nd->reg, &nd->rout[i], url, nd->q, q_next, q_resp, q_failed, q_busy);
+    }
+    krep_ctl *c = krep_quorum_ctl(nd->q);
+    int32_t ep = c ? krep_ctl_epoch(c) : -1;
+    if (c != nd->h.ctl || ep != nd->h_epoch) {
+        host_forget(&nd->h);
+        nd->h.ctl = c;
+        nd->h_epoch = ep;
+        if (c)
+            TRACE("node %d hosts the quorum controller (epoch %d)", nd->id, ep);
+    }
+    if (nd->h.ctl) {
+        host_step(&nd->h, nd->reg);
+        if (sim.now % 20 == 0)
+            krep_quorum_add_topic(nd->q, TOPIC, sim.nparts, sim.now);
+    }
+    if (klog_testing_fault_crashed(nd->disk) == 1)
+        node_crash(nd, false);
+}
+#endif
+
 /* Static mode: node nd hosts ctl from now on (a promote, or at start). */
 static void host_install(snode *nd, krep_ctl *ctl)
 {
@@ -575,7 +698,18 @@ static void node_step(snode *nd)
 {
     if (!nd->k || sim.now < nd->paused_until)
         return;
-    serve_in(nd->in, &nd->nin, nd->lst, nd->rn, nd->h.ctl);
+#if KLOG_HAVE_RAFT
+    serve_in(nd->in, &nd->nin, nd->lst, nd->rn, nd->h.ctl, nd->q);
+    if (sim.quorum)
+        quorum_step(nd);
+    if (!nd->rn || !nd->k) {
+        if (nd->k && klog_testing_fault_crashed(nd->disk) == 1)
+            node_crash(nd, false);
+        return;
+    }
+#else
+    serve_in(nd->in, &nd->nin, nd->lst, nd->rn, nd->h.ctl, NULL);
+#endif
     if (sim.static_mode) {
         /* a newer controller took over: stop hosting (module.c's unhost) */
         int32_t cid, cep;
@@ -600,9 +734,9 @@ static void node_step(snode *nd)
         if (dests[i] == KREP_DST_CTL) {
             int32_t cid, cep;
             krep_node_controller(nd->rn, &cid, &cep);
-            if (sim.static_mode && cid <= 0)
+            if ((sim.static_mode || sim.quorum) && cid <= 0)
                 continue; /* knows no controller yet: its pushes will say */
-            if (sim.static_mode)
+            if (sim.static_mode || sim.quorum)
                 snprintf(url, sizeof url, "mem://n%d", cid);
             else
                 snprintf(url, sizeof url, "mem://ctl");
@@ -627,9 +761,9 @@ static void node_step(snode *nd)
 
 static void ctl_step(void)
 {
-    if (sim.static_mode)
+    if (sim.static_mode || sim.quorum)
         return;
-    serve_in(sim.ctl_in, &sim.nctl_in, sim.ctl_lst, NULL, sim.ctl);
+    serve_in(sim.ctl_in, &sim.nctl_in, sim.ctl_lst, NULL, sim.ctl, NULL);
     host_step(&sim.central, sim.ctl_reg);
 }
 
@@ -652,6 +786,22 @@ static krep_ctl *authority(void)
 
 static bool current_state(int p, krep_pstate *st)
 {
+#if KLOG_HAVE_RAFT
+    if (sim.quorum) {
+        /* the committed state, as the most advanced running voter applied it */
+        krep_quorum *best = NULL;
+        uint64_t bi = 0, idx, h;
+        for (int i = 0; i < nall(); i++) {
+            snode *nd = &sim.nodes[i];
+            if (!nd->q)
+                continue;
+            krep_quorum_applied(nd->q, &idx, &h);
+            if (!best || idx > bi)
+                best = nd->q, bi = idx;
+        }
+        return best && krep_quorum_state(best, TOPIC, p, st) == 0;
+    }
+#endif
     krep_ctl *c = authority();
     return c && krep_ctl_state(c, TOPIC, p, st) == 0;
 }
@@ -692,12 +842,12 @@ static void client_step(client *cl)
         else
             return;
     }
-    if (sim.now < cl->next || sim.now >= sim.end || sim.nw >= MAXW)
+    if (sim.now < cl->next || sim.now >= sim.write_end || sim.nw >= MAXW)
         return;
     cl->next = sim.now + (int64_t)rnd(20);
     int p = (int)rnd((uint64_t)sim.nparts);
     snode *nd = NULL;
-    if (sim.static_mode) {
+    if (sim.static_mode || sim.quorum) {
         /* whoever thinks it leads (there may be two: an old leader cut
          * off, and the one promoted meanwhile) */
         snode *cand[MAXN];
@@ -798,8 +948,63 @@ static int64_t read_values(kpart *p, int64_t from, int64_t to, int64_t *out, int
 
 static int64_t scratch[MAXW + 16];
 
+static bool krep_in_isr(const krep_pstate *st, int32_t id)
+{
+    for (int i = 0; i < st->nisr; i++)
+        if (st->isr[i] == id)
+            return true;
+    return false;
+}
+
+static void check_quorum(void)
+{
+#if KLOG_HAVE_RAFT
+    if (!sim.quorum)
+        return;
+    for (int i = 0; i < nall(); i++) {
+        snode *nd = &sim.nodes[i];
+        if (!nd->q)
+            continue;
+        int rs;
+        uint64_t term, idx, h;
+        krep_quorum_raft(nd->q, &rs, &term, NULL);
+        /* at most one controller per term */
+        if (rs == RAFT_LEADER && term < 4096) {
+            if (sim.term_leader[term] == 0)
+                sim.term_leader[term] = nd->id;
+            else if (sim.term_leader[term] != nd->id)
+                fail("two raft leaders in term %" PRIu64 ": nodes %d and %d", term, sim.term_leader[term], nd->id);
+        }
+        /* the metadata logs agree: equal applied prefixes, equal hashes */
+        krep_quorum_applied(nd->q, &idx, &h);
+        if (idx < (1 << 16)) {
+            if (!sim.applied_seen[idx])
+                sim.applied_seen[idx] = true, sim.applied_hash[idx] = h;
+            else if (sim.applied_hash[idx] != h)
+                fail("node %d applied a different metadata log up to index %" PRIu64, nd->id, idx);
+        }
+    }
+    /* a new leader comes from the ISR of the state it replaces */
+    for (int p = 0; p < sim.nparts; p++) {
+        krep_pstate st;
+        if (!current_state(p, &st))
+            continue;
+        krep_pstate *o = &sim.last_seen[p];
+        if (sim.have_seen[p] && st.partition_epoch == o->partition_epoch + 1 && st.leader != o->leader &&
+            st.leader >= 0 && !krep_in_isr(o, st.leader))
+            fail("partition %d: node %d elected leader (epoch %d) outside the ISR it replaced", p, st.leader,
+                 st.leader_epoch);
+        if (!sim.have_seen[p] || st.partition_epoch > o->partition_epoch) {
+            *o = st;
+            sim.have_seen[p] = true;
+        }
+    }
+#endif
+}
+
 static void check_step(void)
 {
+    check_quorum();
     for (int i = 0; i < sim.n; i++) {
         snode *nd = &sim.nodes[i];
         if (!nd->k)
@@ -871,6 +1076,8 @@ static void promote(void)
 
 static void elect(int p, bool need_up)
 {
+    if (sim.quorum)
+        return; /* the quorum's controller elects */
     if (sim.static_mode) {
         promote();
         return;
@@ -909,7 +1116,7 @@ static bool leader_unreachable(int p)
 static void nemesis(void)
 {
     /* restarts */
-    for (int i = 0; i < sim.n; i++) {
+    for (int i = 0; i < nall(); i++) {
         snode *nd = &sim.nodes[i];
         if (!nd->k && sim.now >= nd->down_until) {
             if (node_start(nd) == 0)
@@ -934,7 +1141,7 @@ static void nemesis(void)
             elect(p, true);
     if (!chance(1)) /* about one event every 100 ms */
         return;
-    snode *nd = &sim.nodes[rnd((uint64_t)sim.n)];
+    snode *nd = &sim.nodes[rnd((uint64_t)nall())];
     switch (rnd(10)) {
     case 0:
     case 1:
@@ -964,12 +1171,12 @@ static void nemesis(void)
     case 4: {
         const char *set[MAXN + 1];
         int k = 0;
-        for (int i = 0; i < sim.n; i++)
+        for (int i = 0; i < nall(); i++)
             if (chance(50))
                 set[k++] = sim.nodes[i].name;
-        if (chance(30))
+        if (!sim.quorum && chance(30))
             set[k++] = "ctl";
-        if (k > 0 && k < sim.n + 1) {
+        if (k > 0 && k < nall() + (sim.quorum ? 0 : 1)) {
             ktr_memnet_partition(sim.net, set, (size_t)k);
             sim.heal_at = sim.now + 100 + (int64_t)rnd(2000);
             sim.partitions++;
@@ -978,7 +1185,7 @@ static void nemesis(void)
         break;
     }
     case 5: {
-        snode *o = &sim.nodes[rnd((uint64_t)sim.n)];
+        snode *o = &sim.nodes[rnd((uint64_t)nall())];
         if (o != nd) {
             ktr_memnet_cut(sim.net, nd->name, o->name);
             sim.heal_at = sim.now + 100 + (int64_t)rnd(1000);
@@ -1031,9 +1238,22 @@ static void setup(uint64_t seed)
      * a quorum would be */
     sim.static_mode = chance(40);
     sim.n = sim.static_mode || chance(25) ? 2 : 3;
+    if (quorum_flag) {
+        /* Three voters: three data nodes, or two and a witness (the
+         * two-box pair that fails over by itself) */
+        sim.quorum = true;
+        sim.static_mode = false;
+        sim.nwit = chance(35) ? 1 : 0;
+        sim.n = 3 - sim.nwit;
+        sim.applied_hash = calloc(1 << 16, sizeof *sim.applied_hash);
+        sim.applied_seen = calloc(1 << 16, sizeof *sim.applied_seen);
+    }
     sim.nparts = chance(30) ? 2 : 1;
     sim.nclients = 1 + (int)rnd(MAXCLIENTS);
     sim.end = 4000 + (int64_t)rnd(6000);
+    /* quorum mode: writes go on after the faults: a cluster that heals
+     * must elect and take acks=all writes again by itself */
+    sim.write_end = sim.end + (sim.quorum ? 3000 : 0);
     snprintf(sim.seg_bytes, sizeof sim.seg_bytes, "%d", chance(50) ? 4096 : 65536);
     sim.w = calloc(MAXW, sizeof *sim.w);
     for (int p = 0; p < MAXP; p++)
@@ -1048,8 +1268,12 @@ static void setup(uint64_t seed)
         exit(2);
     }
     ktr_memnet_new(&sim.net, splitmix(&sim_rng), KTR_MEMNET_VIRTUAL_TIME);
-    for (int i = 0; i < sim.n; i++) {
+    for (int i = 0; i < nall(); i++) {
         snode *nd = &sim.nodes[i];
+        nd->witness = i >= sim.n;
+#if KLOG_HAVE_RAFT
+        nd->qseed = splitmix(&sim_rng);
+#endif
         nd->id = i + 1;
         snprintf(nd->name, sizeof nd->name, "n%d", nd->id);
         char d[sizeof nd->dir]; /* (not straight into sim: -Wrestrict sees one object) */
@@ -1060,7 +1284,7 @@ static void setup(uint64_t seed)
         ktr_mem_init in = { sim.net, nd->name };
         klog_transport_register(nd->reg, ktr_mem_methods(), &in);
     }
-    if (!sim.static_mode) {
+    if (!sim.static_mode && !sim.quorum) {
         krep_ctl_new(&sim.ctl, 0, 1);
         sim.central.ctl = sim.ctl;
         klog_transport_registry_new(&sim.ctl_reg, KLOG_TRANSPORT_REGISTRY_EMPTY);
@@ -1073,7 +1297,7 @@ static void setup(uint64_t seed)
         for (int p = 0; p < sim.nparts; p++)
             krep_ctl_add_partition(sim.ctl, TOPIC, p, reps, sim.n, reps[rnd((uint64_t)sim.n)]);
     }
-    for (int i = 0; i < sim.n; i++)
+    for (int i = 0; i < nall(); i++)
         node_start(&sim.nodes[i]);
     for (int c = 0; c < sim.nclients; c++)
         sim.clients[c] = (client){ .id = c };
@@ -1081,8 +1305,17 @@ static void setup(uint64_t seed)
 
 static void teardown(void)
 {
-    for (int i = 0; i < sim.n; i++) {
+    for (int i = 0; i < nall(); i++) {
         snode *nd = &sim.nodes[i];
+#if KLOG_HAVE_RAFT
+        if (nd->q) {
+            host_forget(&nd->h);
+            for (int j = 0; j < MAXN; j++)
+                klog_conn_close(nd->rout[j].c);
+            krep_quorum_close(nd->q);
+            nd->q = NULL;
+        }
+#endif
         for (int j = 0; j < nd->nin; j++)
             klog_conn_close(nd->in[j].c);
         for (int j = 0; j < nd->nout; j++)
@@ -1104,6 +1337,8 @@ static void teardown(void)
     ktr_memnet_free(sim.net);
     kk_wbuf_free(&sim.wb);
     free(sim.w);
+    free(sim.applied_hash);
+    free(sim.applied_seen);
     for (int p = 0; p < MAXP; p++)
         free(sim.committed[p]);
     nftw(sim.root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
@@ -1111,9 +1346,11 @@ static void teardown(void)
 
 static void step(void)
 {
+    if (verbose > 1 && sim.now % 100 == 0)
+        dump();
     nemesis();
-    for (int i = 0; i < sim.n; i++)
-        node_step(&sim.nodes[(i + sim.now) % sim.n]);
+    for (int i = 0; i < nall(); i++)
+        node_step(&sim.nodes[(i + sim.now) % nall()]);
     ctl_step();
     for (int c = 0; c < sim.nclients; c++)
         client_step(&sim.clients[c]);
@@ -1136,6 +1373,10 @@ static bool converged(void)
                 return false;
             kpart *kp = part_of(nd, p);
             if (!kp || kpart_high_watermark(kp) != kpart_end_offset(kp))
+                return false;
+            krep_pstate ns;
+            if (sim.quorum && (krep_node_state(nd->rn, TOPIC, p, &ns) < 0 || ns.leader != st.leader ||
+                               ns.leader_epoch != st.leader_epoch))
                 return false;
             if (leo >= 0 && kpart_end_offset(kp) != leo)
                 return false;
@@ -1212,10 +1453,20 @@ static void dump(void)
         krep_ctl_describe(sim.ctl, buf, sizeof buf);
         printf("%s", buf);
     }
-    for (int i = 0; i < sim.n; i++) {
+    for (int i = 0; i < nall(); i++) {
         snode *nd = &sim.nodes[i];
+#if KLOG_HAVE_RAFT
+        if (nd->q) {
+            int rs;
+            uint64_t term, idx, h;
+            int32_t lid;
+            krep_quorum_raft(nd->q, &rs, &term, &lid);
+            krep_quorum_applied(nd->q, &idx, &h);
+            printf("node %d: raft state %d term %" PRIu64 " leader %d applied %" PRIu64 "\n", nd->id, rs, term, lid, idx);
+        }
+#endif
         if (!nd->rn) {
-            printf("node %d down\n", nd->id);
+            printf("node %d %s\n", nd->id, nd->k ? "(witness)" : "down");
             continue;
         }
         if (nd->h.ctl) {
@@ -1234,14 +1485,14 @@ static int run(uint64_t seed)
 {
     setup(seed);
     TRACE("seed %" PRIu64 ": %d nodes, %d partitions, %d clients, %.1f s of faults, %s controller", seed, sim.n,
-          sim.nparts, sim.nclients, (double)sim.end / 1000, sim.static_mode ? "static" : "central");
+          sim.nparts, sim.nclients, (double)sim.end / 1000, sim.quorum ? "quorum" : sim.static_mode ? "static" : "central");
     while (sim.now < sim.end && !failure[0])
         step();
     /* Heal everything, restart everyone, and let it converge. */
     sim.healthy_phase = 1;
     ktr_memnet_heal(sim.net);
     ktr_memnet_set_faults(sim.net, NULL);
-    for (int i = 0; i < sim.n; i++) {
+    for (int i = 0; i < nall(); i++) {
         snode *nd = &sim.nodes[i];
         nd->paused_until = 0;
         if (nd->k)
@@ -1255,7 +1506,7 @@ static int run(uint64_t seed)
         for (int p = 0; p < sim.nparts; p++)
             if (leader_unreachable(p) && sim.now % 200 == 0)
                 elect(p, true);
-        if (sim.now % 50 == 0 && converged())
+        if (sim.now % 50 == 0 && sim.now >= sim.write_end && converged())
             break;
         /* writes still in flight settle (the clients have stopped) */
     }
@@ -1275,7 +1526,7 @@ static int run(uint64_t seed)
         printf("seed %" PRIu64 ": %s, %d nodes %d partitions, %d writes (%d acks=all acknowledged, %d failed), HW %" PRId64
                ", %d crashes (%d armed), %d restarts, %d pauses, %d partitions, %d elections, %.1f s virtual, "
                "digest %016" PRIx64 " (%" PRIu64 " events)%s%s\n",
-               seed, sim.static_mode ? "static" : "central", sim.n, sim.nparts, sim.nw, sim.acked, sim.failed_writes, sim.max_hw[0], sim.crashes, sim.crash_ats,
+               seed, sim.quorum ? (sim.nwit ? "quorum+witness" : "quorum") : sim.static_mode ? "static" : "central", sim.n, sim.nparts, sim.nw, sim.acked, sim.failed_writes, sim.max_hw[0], sim.crashes, sim.crash_ats,
                sim.restarts, sim.pauses, sim.partitions, sim.elections, (double)sim.now / 1000, digest, events,
                failure[0] ? ": FAILED: " : "", failure);
     int bad = failure[0] != 0;
@@ -1292,8 +1543,18 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-v"))
             verbose = 1;
+        else if (!strcmp(argv[i], "-vv"))
+            verbose = 2;
         else if (!strcmp(argv[i], "--unclean"))
             unclean = 1;
+        else if (!strcmp(argv[i], "--quorum")) {
+#if KLOG_HAVE_RAFT
+            quorum_flag = 1;
+#else
+            printf("built without raft: no quorum controller to test\n");
+            return 77;
+#endif
+        }
         else if (!strcmp(argv[i], "--expect-failure"))
             expect_failure = 1;
         else if (!strcmp(argv[i], "--twice"))
@@ -1331,7 +1592,7 @@ int main(int argc, char **argv)
         }
         if (run(s)) {
             failed++;
-            printf("FAILED: replay with: %s%s --seed %" PRIu64 " -v\n", argv[0], unclean ? " --unclean" : "", s);
+            printf("FAILED: replay with: %s%s%s --seed %" PRIu64 " -v\n", argv[0], unclean ? " --unclean" : "", quorum_flag ? " --quorum" : "", s);
         }
     }
     printf("%" PRIu64 " seeds, %d failed\n", b - a + 1, failed);

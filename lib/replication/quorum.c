@@ -1,0 +1,1515 @@
+/*
+ * lib/replication/quorum.c - the quorum controller backend: libraft with
+ * a raft_io of klog's (its files through kio, its messages through the
+ * replication channels, its time and randomness from the caller), the
+ * metadata state machine, and the controller the raft leader hosts.
+ * quorum.h has the rules.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <raft.h>
+
+#include <klog/topic.h>
+
+#include "common/common.h"
+#include "format/format.h"
+#include "replication/internal.h"
+#include "replication/quorum.h"
+#include "storage/storage.h"
+
+#define LOG_MAX (64u << 20)          /* the metadata log read at start */
+#define OUTBOX_MAX (4u << 20)        /* raft messages queued per destination */
+#define FRAME_ENTRIES_MAX 65536u
+#define REC_HDR 8u                   /* [len u32][crc u32] */
+#define REC_FIXED 10u                /* [term u64][type u16] */
+
+enum { CMD_SET = 1, CMD_REG = 2 };
+enum { DONE_APPEND = 1, DONE_SEND, DONE_WORK };
+
+typedef struct qpart {
+    char topic[KLOG_TOPIC_NAME_MAX + 1];
+    int32_t index;
+    krep_pstate st;
+    /* the leader's proposal in flight for it */
+    bool pend;
+    int32_t pend_base;
+    int64_t pend_ms;
+    krep_pstate pend_st;
+} qpart;
+
+typedef struct qnode {
+    int32_t id;
+    int64_t inc;                  /* registered (committed) incarnation, 0 none */
+    int64_t heard_ms;             /* leader-local: last AlterPartition from it */
+    int64_t reg_inc, reg_ms;      /* leader-local: the registration proposed */
+} qnode;
+
+typedef struct qdest {
+    int32_t id;
+    uint8_t *buf;                 /* encoded messages */
+    size_t len, cap;
+    uint32_t nmsg;
+    bool busy;
+    int32_t corr;
+    int64_t backoff_until;
+} qdest;
+
+typedef struct qdone {
+    int kind;
+    void *req;
+    int status;
+} qdone;
+
+struct krep_quorum {
+    pthread_mutex_t mu;
+    krep_quorum_config cfg;
+    kio *io;
+    char dir[4096];
+    krep_node *node;
+    struct raft raft;
+    struct raft_io rio;
+    struct raft_fsm fsm;
+    bool raft_inited, closed;
+    int64_t now;
+    uint64_t rng;
+    /* raft_io state */
+    unsigned tick_ms;
+    int64_t next_tick;
+    raft_io_tick_cb tick_cb;
+    raft_io_recv_cb recv_cb;
+    int logh;
+    uint64_t logsize;
+    uint64_t *offs;               /* file offset of entry i + 1 */
+    size_t noffs, offcap;
+    uint8_t *loadbuf;             /* the log as read at open, until load */
+    raft_term term;
+    raft_id vote;
+    qdone *done;
+    size_t ndone, donecap;
+    qdest dests[KREP_MAX_NODES];
+    int ndests;
+    char addrs[KREP_MAX_NODES][24];
+    /* the state machine */
+    qpart **parts;
+    size_t nparts, pcap;
+    qnode nodes[KREP_MAX_NODES];
+    int nnodes;
+    uint64_t hash;
+    /* the controller */
+    krep_ctl *ctl;
+    raft_term ctl_term;
+    raft_term ready_term;         /* a barrier of this term applied: the FSM is current */
+    raft_term barrier_term;
+    kk_arena arena;
+    krep_mem mem;
+};
+
+/* ---- small helpers ------------------------------------------------------------------------- */
+
+static uint64_t splitmix(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)(v >> 8), p[1] = (uint8_t)v; }
+static void put32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (24 - 8 * i));
+}
+static void put64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+static uint32_t get32(const uint8_t *p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]; }
+static uint64_t get64(const uint8_t *p) { return (uint64_t)get32(p) << 32 | get32(p + 4); }
+
+/* A bounded reader. */
+typedef struct rd {
+    const uint8_t *p;
+    size_t n, at;
+    bool bad;
+} rd;
+static const uint8_t *rd_take(rd *r, size_t k)
+{
+    if (r->bad || r->n - r->at < k) {
+        r->bad = true;
+        return NULL;
+    }
+    const uint8_t *p = r->p + r->at;
+    r->at += k;
+    return p;
+}
+static uint8_t rd8(rd *r)
+{
+    const uint8_t *p = rd_take(r, 1);
+    return p ? p[0] : 0;
+}
+static uint16_t rd16(rd *r)
+{
+    const uint8_t *p = rd_take(r, 2);
+    return p ? get16(p) : 0;
+}
+static uint32_t rd32(rd *r)
+{
+    const uint8_t *p = rd_take(r, 4);
+    return p ? get32(p) : 0;
+}
+static uint64_t rd64(rd *r)
+{
+    const uint8_t *p = rd_take(r, 8);
+    return p ? get64(p) : 0;
+}
+
+/* A growable byte buffer (for commands: raft_malloc'd, raft frees them). */
+typedef struct wr {
+    uint8_t *p;
+    size_t n, cap;
+    bool bad;
+} wr;
+static uint8_t *wr_room(wr *w, size_t k)
+{
+    if (w->bad)
+        return NULL;
+    if (w->n + k > w->cap) {
+        size_t nc = w->cap ? w->cap * 2 : 128;
+        while (nc < w->n + k)
+            nc *= 2;
+        uint8_t *np = raft_realloc(w->p, nc);
+        if (!np) {
+            w->bad = true;
+            return NULL;
+        }
+        w->p = np;
+        w->cap = nc;
+    }
+    uint8_t *at = w->p + w->n;
+    w->n += k;
+    return at;
+}
+static void wr8(wr *w, uint8_t v)
+{
+    uint8_t *p = wr_room(w, 1);
+    if (p)
+        *p = v;
+}
+static void wr16(wr *w, uint16_t v)
+{
+    uint8_t *p = wr_room(w, 2);
+    if (p)
+        put16(p, v);
+}
+static void wr32(wr *w, uint32_t v)
+{
+    uint8_t *p = wr_room(w, 4);
+    if (p)
+        put32(p, v);
+}
+static void wr64(wr *w, uint64_t v)
+{
+    uint8_t *p = wr_room(w, 8);
+    if (p)
+        put64(p, v);
+}
+static void wrraw(wr *w, const void *s, size_t k)
+{
+    uint8_t *p = wr_room(w, k);
+    if (p && k)
+        memcpy(p, s, k);
+}
+
+static qnode *qnode_of(krep_quorum *q, int32_t id, bool add)
+{
+    for (int i = 0; i < q->nnodes; i++)
+        if (q->nodes[i].id == id)
+            return &q->nodes[i];
+    if (!add || q->nnodes == KREP_MAX_NODES)
+        return NULL;
+    q->nodes[q->nnodes] = (qnode){ .id = id, .heard_ms = q->now };
+    return &q->nodes[q->nnodes++];
+}
+
+static qpart *qpart_find(krep_quorum *q, const char *topic, int32_t index)
+{
+    for (size_t i = 0; i < q->nparts; i++)
+        if (q->parts[i]->index == index && strcmp(q->parts[i]->topic, topic) == 0)
+            return q->parts[i];
+    return NULL;
+}
+
+static bool is_leader(krep_quorum *q) { return raft_state(&q->raft) == RAFT_LEADER; }
+/* Leads, and its state machine holds everything committed before its term. */
+static bool ready(krep_quorum *q) { return is_leader(q) && q->ready_term == q->raft.current_term; }
+
+static bool live(krep_quorum *q, int32_t id)
+{
+    qnode *n = qnode_of(q, id, false);
+    return n && n->inc > 0 && q->now - n->heard_ms <= q->cfg.session_timeout_ms;
+}
+
+void krep_quorum_config_init(krep_quorum_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->seed = 1;
+    c->election_timeout_ms = 1000;
+    c->heartbeat_timeout_ms = 100;
+    c->session_timeout_ms = 6000;
+    c->propose_retry_ms = 500;
+}
+
+/* ---- the files ------------------------------------------------------------------------------- */
+
+static int meta_write(krep_quorum *q, raft_term term, raft_id vote)
+{
+    char b[96];
+    int n = snprintf(b, sizeof b, "klog-raft 1 %llu %llu\n", (unsigned long long)term, (unsigned long long)vote);
+    int rc = ks_write_atomic(q->io, q->dir, KREP_RAFT_META, b, (size_t)n);
+    if (rc < 0)
+        return RAFT_IOERR;
+    q->term = term;
+    q->vote = vote;
+    return 0;
+}
+
+static int meta_read(krep_quorum *q)
+{
+    char path[4200], b[128];
+    snprintf(path, sizeof path, "%s/%s", q->dir, KREP_RAFT_META);
+    ssize_t n = ks_read_small(q->io, path, b, sizeof b - 1);
+    if (n == -ENOENT)
+        return 0;
+    if (n < 0)
+        return (int)n;
+    b[n] = 0;
+    unsigned long long t, v;
+    if (sscanf(b, "klog-raft 1 %llu %llu", &t, &v) != 2)
+        return KLOG_ECORRUPT;
+    q->term = t;
+    q->vote = v;
+    return 0;
+}
+
+static int offs_push(krep_quorum *q, uint64_t off)
+{
+    if (klog__vec_reserve(&q->offs, &q->offcap, q->noffs + 1, sizeof *q->offs) < 0)
+        return -ENOMEM;
+    q->offs[q->noffs++] = off;
+    return 0;
+}
+
+/* Open raft.log, index its records, cut a torn tail. */
+static int log_open(krep_quorum *q, char *errbuf, size_t errsize)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", q->dir, KREP_RAFT_LOG);
+    int h = kio_file_open(q->io, path, KIO_O_RDWR | KIO_O_CREAT, 0644);
+    if (h < 0)
+        return klog__errf(errbuf, errsize, h, "%s: %s", path, klog_strerror(h));
+    q->logh = h;
+    int rc = kio_dirsync(q->io, q->dir); /* a new file's entry is durable */
+    uint64_t size = 0;
+    if (rc == 0)
+        rc = kio_size(q->io, h, &size);
+    if (rc < 0)
+        return klog__errf(errbuf, errsize, rc, "%s: %s", path, klog_strerror(rc));
+    if (size > LOG_MAX)
+        return klog__errf(errbuf, errsize, KLOG_ECORRUPT, "%s: larger than %u bytes", path, LOG_MAX);
+    q->loadbuf = malloc(size + 1);
+    if (!q->loadbuf)
+        return -ENOMEM;
+    for (uint64_t at = 0; at < size;) {
+        ssize_t r = kio_pread(q->io, h, q->loadbuf + at, (size_t)(size - at), at);
+        if (r <= 0)
+            return klog__errf(errbuf, errsize, r < 0 ? (int)r : KLOG_ECORRUPT, "%s: read failed", path);
+        at += (uint64_t)r;
+    }
+    uint64_t off = 0;
+    while (size - off >= REC_HDR + REC_FIXED) {
+        uint32_t len = get32(q->loadbuf + off), crc = get32(q->loadbuf + off + 4);
+        if (len < REC_FIXED || len > size - off - REC_HDR || kf_crc32c(0, q->loadbuf + off + REC_HDR, len) != crc)
+            break;
+        if (offs_push(q, off) < 0)
+            return -ENOMEM;
+        off += REC_HDR + len;
+    }
+    if (off != size) {
+        /* a record cut by a crash (never acknowledged: appends complete
+         * after their sync) */
+        rc = kio_truncate(q->io, h, off);
+        if (rc == 0)
+            rc = kio_datasync(q->io, h);
+        if (rc < 0)
+            return klog__errf(errbuf, errsize, rc, "%s: cutting a torn tail: %s", path, klog_strerror(rc));
+    }
+    q->logsize = off;
+    return 0;
+}
+
+static int log_append(krep_quorum *q, const struct raft_entry *e, unsigned n)
+{
+    size_t total = 0;
+    for (unsigned i = 0; i < n; i++)
+        total += REC_HDR + REC_FIXED + e[i].buf.len;
+    uint8_t *b = malloc(total + 1);
+    if (!b)
+        return RAFT_NOMEM;
+    size_t at = 0;
+    size_t first = q->noffs;
+    for (unsigned i = 0; i < n; i++) {
+        uint8_t *r = b + at;
+        uint32_t len = (uint32_t)(REC_FIXED + e[i].buf.len);
+        put64(r + REC_HDR, e[i].term);
+        put16(r + REC_HDR + 8, e[i].type);
+        if (e[i].buf.len)
+            memcpy(r + REC_HDR + REC_FIXED, e[i].buf.base, e[i].buf.len);
+        put32(r, len);
+        put32(r + 4, kf_crc32c(0, r + REC_HDR, len));
+        if (offs_push(q, q->logsize + at) < 0) {
+            q->noffs = first;
+            free(b);
+            return RAFT_NOMEM;
+        }
+        at += REC_HDR + len;
+    }
+    struct iovec iov = { b, total };
+    int rc = kio_pwritev(q->io, q->logh, &iov, 1, q->logsize);
+    if (rc == 0)
+        rc = kio_datasync(q->io, q->logh);
+    free(b);
+    if (rc < 0) {
+        q->noffs = first;
+        return RAFT_IOERR;
+    }
+    q->logsize += total;
+    return 0;
+}
+
+/* ---- raft_io ------------------------------------------------------------------------------- */
+
+static krep_quorum *Q(struct raft_io *io) { return io->impl; }
+
+static int io_init(struct raft_io *io, raft_id id, const char *address)
+{
+    (void)io, (void)id, (void)address;
+    return 0;
+}
+
+static void done_push(krep_quorum *q, int kind, void *req, int status)
+{
+    if (klog__vec_reserve(&q->done, &q->donecap, q->ndone + 1, sizeof *q->done) < 0) {
+        /* cannot queue: complete it now (raft copes; it is out of memory) */
+        if (kind == DONE_APPEND)
+            ((struct raft_io_append *)req)->cb(req, RAFT_NOMEM);
+        else if (kind == DONE_SEND)
+            ((struct raft_io_send *)req)->cb(req, RAFT_NOMEM);
+        return;
+    }
+    q->done[q->ndone++] = (qdone){ kind, req, status };
+}
+
+static void done_run(krep_quorum *q, int override)
+{
+    for (int round = 0; round < 8 && q->ndone > 0; round++) {
+        size_t n = q->ndone;
+        qdone *d = malloc(n * sizeof *d);
+        if (!d)
+            return;
+        memcpy(d, q->done, n * sizeof *d);
+        q->ndone = 0;
+        for (size_t i = 0; i < n; i++) {
+            int st = override ? override : d[i].status;
+            if (d[i].kind == DONE_APPEND) {
+                struct raft_io_append *r = d[i].req;
+                if (r->cb)
+                    r->cb(r, st);
+            } else if (d[i].kind == DONE_SEND) {
+                struct raft_io_send *r = d[i].req;
+                if (r->cb)
+                    r->cb(r, st);
+            } else {
+                struct raft_io_async_work *r = d[i].req;
+                if (r->cb)
+                    r->cb(r, st);
+            }
+        }
+        free(d);
+    }
+}
+
+static void io_close(struct raft_io *io, raft_io_close_cb cb)
+{
+    krep_quorum *q = Q(io);
+    q->closed = true;
+    done_run(q, RAFT_CANCELED);
+    if (cb)
+        cb(io);
+}
+
+static int io_load(struct raft_io *io, raft_term *term, raft_id *voted_for, struct raft_snapshot **snapshot,
+                   raft_index *start_index, struct raft_entry *entries[], size_t *n_entries)
+{
+    krep_quorum *q = Q(io);
+    *term = q->term;
+    *voted_for = q->vote;
+    *snapshot = NULL;
+    *start_index = 1;
+    *entries = NULL;
+    *n_entries = 0;
+    size_t n = q->noffs;
+    if (n == 0)
+        return 0;
+    /* bootstrap may have appended after the read at open: read it again */
+    uint8_t *b = raft_malloc(q->logsize + 1);
+    struct raft_entry *e = raft_calloc(n, sizeof *e);
+    if (!b || !e) {
+        raft_free(b);
+        raft_free(e);
+        return RAFT_NOMEM;
+    }
+    for (uint64_t at = 0; at < q->logsize;) {
+        ssize_t r = kio_pread(q->io, q->logh, b + at, (size_t)(q->logsize - at), at);
+        if (r <= 0) {
+            raft_free(b);
+            raft_free(e);
+            return RAFT_IOERR;
+        }
+        at += (uint64_t)r;
+    }
+    /* every entry's data points into the one batch b, as libraft expects
+     * of load (it frees the batch with the last entry) */
+    for (size_t i = 0; i < n; i++) {
+        uint8_t *r = b + q->offs[i];
+        uint32_t len = get32(r);
+        e[i].term = get64(r + REC_HDR);
+        e[i].type = get16(r + REC_HDR + 8);
+        e[i].buf.base = r + REC_HDR + REC_FIXED;
+        e[i].buf.len = len - REC_FIXED;
+        e[i].batch = b;
+    }
+    *entries = e;
+    *n_entries = n;
+    return 0;
+}
+
+static int io_start(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick, raft_io_recv_cb recv)
+{
+    krep_quorum *q = Q(io);
+    q->tick_ms = msecs ? msecs : 1;
+    q->tick_cb = tick;
+    q->recv_cb = recv;
+    q->next_tick = q->now + q->tick_ms;
+    return 0;
+}
+
+static int io_bootstrap(struct raft_io *io, const struct raft_configuration *conf)
+{
+    krep_quorum *q = Q(io);
+    if (q->term != 0 || q->noffs != 0)
+        return RAFT_CANTBOOTSTRAP;
+    struct raft_buffer buf;
+    int rc = raft_configuration_encode(conf, &buf);
+    if (rc != 0)
+        return rc;
+    struct raft_entry e = { .term = 1, .type = RAFT_CHANGE, .buf = buf };
+    rc = log_append(q, &e, 1);
+    raft_free(buf.base);
+    if (rc == 0)
+        rc = meta_write(q, 1, 0);
+    return rc;
+}
+
+static int io_recover(struct raft_io *io, const struct raft_configuration *conf)
+{
+    (void)conf;
+    snprintf(io->errmsg, sizeof io->errmsg, "recovery is not supported");
+    return RAFT_IOERR;
+}
+
+static int io_set_term(struct raft_io *io, raft_term term) { return meta_write(Q(io), term, 0); }
+static int io_set_vote(struct raft_io *io, raft_id id) { return meta_write(Q(io), Q(io)->term, id); }
+
+static qdest *dest_of(krep_quorum *q, int32_t id)
+{
+    for (int i = 0; i < q->ndests; i++)
+        if (q->dests[i].id == id)
+            return &q->dests[i];
+    return NULL;
+}
+
+/* One message, appended to its destination's queue. */
+static int encode_msg(wr *w, const struct raft_message *m)
+{
+    wr8(w, (uint8_t)m->type);
+    switch (m->type) {
+    case RAFT_IO_REQUEST_VOTE: {
+        const struct raft_request_vote *v = &m->request_vote;
+        wr64(w, v->term), wr64(w, v->candidate_id), wr64(w, v->last_log_index), wr64(w, v->last_log_term);
+        wr8(w, v->disrupt_leader), wr8(w, v->pre_vote);
+        break;
+    }
+    case RAFT_IO_REQUEST_VOTE_RESULT: {
+        const struct raft_request_vote_result *v = &m->request_vote_result;
+        wr64(w, v->term), wr8(w, v->vote_granted), wr8(w, (uint8_t)v->pre_vote);
+        break;
+    }
+    case RAFT_IO_APPEND_ENTRIES: {
+        const struct raft_append_entries *a = &m->append_entries;
+        wr64(w, a->term), wr64(w, a->prev_log_index), wr64(w, a->prev_log_term), wr64(w, a->leader_commit);
+        wr32(w, a->n_entries);
+        for (unsigned i = 0; i < a->n_entries; i++) {
+            wr64(w, a->entries[i].term), wr16(w, a->entries[i].type), wr32(w, (uint32_t)a->entries[i].buf.len);
+            wrraw(w, a->entries[i].buf.base, a->entries[i].buf.len);
+        }
+        break;
+    }
+    case RAFT_IO_APPEND_ENTRIES_RESULT: {
+        const struct raft_append_entries_result *a = &m->append_entries_result;
+        wr64(w, a->term), wr64(w, a->rejected), wr64(w, a->last_log_index);
+        break;
+    }
+    case RAFT_IO_TIMEOUT_NOW: {
+        const struct raft_timeout_now *t = &m->timeout_now;
+        wr64(w, t->term), wr64(w, t->last_log_index), wr64(w, t->last_log_term);
+        break;
+    }
+    default:
+        return RAFT_INVALID; /* snapshots: never taken, never sent */
+    }
+    return w->bad ? RAFT_NOMEM : 0;
+}
+
+static int io_send(struct raft_io *io, struct raft_io_send *req, const struct raft_message *m, raft_io_send_cb cb)
+{
+    krep_quorum *q = Q(io);
+    req->cb = cb;
+    qdest *d = dest_of(q, (int32_t)m->server_id);
+    int status = RAFT_NOCONNECTION;
+    if (d && d->len < OUTBOX_MAX) {
+        wr w = { 0 };
+        status = encode_msg(&w, m);
+        if (status == 0) {
+            if (klog__vec_reserve(&d->buf, &d->cap, d->len + w.n, 1) < 0) {
+                status = RAFT_NOMEM;
+            } else {
+                memcpy(d->buf + d->len, w.p, w.n);
+                d->len += w.n;
+                d->nmsg++;
+            }
+        }
+        raft_free(w.p);
+    }
+    /* raft tolerates lost messages: a full queue is a lost one */
+    done_push(q, DONE_SEND, req, status);
+    return 0;
+}
+
+static int io_append(struct raft_io *io, struct raft_io_append *req, const struct raft_entry entries[], unsigned n,
+                     raft_io_append_cb cb)
+{
+    krep_quorum *q = Q(io);
+    req->cb = cb;
+    int status = log_append(q, entries, n);
+    done_push(q, DONE_APPEND, req, status);
+    return 0;
+}
+
+static int io_truncate(struct raft_io *io, raft_index index)
+{
+    krep_quorum *q = Q(io);
+    if (index < 1 || index - 1 >= q->noffs)
+        return 0;
+    uint64_t size = q->offs[index - 1];
+    int rc = kio_truncate(q->io, q->logh, size);
+    if (rc == 0)
+        rc = kio_datasync(q->io, q->logh);
+    if (rc < 0)
+        return RAFT_IOERR;
+    q->noffs = (size_t)index - 1;
+    q->logsize = size;
+    return 0;
+}
+
+static int io_snapshot_put(struct raft_io *io, unsigned trailing, struct raft_io_snapshot_put *req,
+                           const struct raft_snapshot *snapshot, raft_io_snapshot_put_cb cb)
+{
+    (void)trailing, (void)req, (void)snapshot, (void)cb;
+    snprintf(io->errmsg, sizeof io->errmsg, "snapshots are not supported");
+    return RAFT_IOERR;
+}
+
+static int io_snapshot_get(struct raft_io *io, struct raft_io_snapshot_get *req, raft_io_snapshot_get_cb cb)
+{
+    (void)req, (void)cb;
+    snprintf(io->errmsg, sizeof io->errmsg, "snapshots are not supported");
+    return RAFT_NOTFOUND;
+}
+
+static raft_time io_time(struct raft_io *io) { return (raft_time)Q(io)->now; }
+
+static int io_random(struct raft_io *io, int min, int max)
+{
+    krep_quorum *q = Q(io);
+    if (max <= min)
+        return min;
+    return min + (int)(splitmix(&q->rng) % (uint64_t)(max - min));
+}
+
+static int io_async_work(struct raft_io *io, struct raft_io_async_work *req, raft_io_async_work_cb cb)
+{
+    req->cb = cb;
+    done_push(Q(io), DONE_WORK, req, req->work(req));
+    return 0;
+}
+
+/* ---- the state machine --------------------------------------------------------------------------- */
+
+static void wr_state(wr *w, const krep_pstate *st)
+{
+    wr32(w, (uint32_t)st->leader), wr32(w, (uint32_t)st->leader_epoch), wr32(w, (uint32_t)st->partition_epoch);
+    wr8(w, (uint8_t)st->nreplicas);
+    for (int i = 0; i < st->nreplicas; i++)
+        wr32(w, (uint32_t)st->replicas[i]);
+    wr8(w, (uint8_t)st->nisr);
+    for (int i = 0; i < st->nisr; i++)
+        wr32(w, (uint32_t)st->isr[i]);
+}
+
+static bool rd_state(rd *r, krep_pstate *st)
+{
+    memset(st, 0, sizeof *st);
+    st->leader = (int32_t)rd32(r), st->leader_epoch = (int32_t)rd32(r), st->partition_epoch = (int32_t)rd32(r);
+    st->nreplicas = rd8(r);
+    if (st->nreplicas < 1 || st->nreplicas > KREP_MAX_NODES)
+        return false;
+    for (int i = 0; i < st->nreplicas; i++)
+        st->replicas[i] = (int32_t)rd32(r);
+    st->nisr = rd8(r);
+    if (st->nisr > st->nreplicas)
+        return false;
+    for (int i = 0; i < st->nisr; i++)
+        st->isr[i] = (int32_t)rd32(r);
+    return !r->bad && st->leader_epoch >= 0 && st->partition_epoch >= 0;
+}
+
+static void mirror(krep_quorum *q, const qpart *p)
+{
+    if (!q->ctl)
+        return;
+    krep_ctl_put_state(q->ctl, p->topic, p->index, &p->st);
+    /* replicas registered before the partition existed */
+    for (int i = 0; i < p->st.nreplicas; i++) {
+        qnode *n = qnode_of(q, p->st.replicas[i], false);
+        if (n && n->inc > 0)
+            krep_ctl_register_node(q->ctl, n->id, n->inc);
+    }
+}
+
+static void apply_set(krep_quorum *q, rd *r)
+{
+    uint16_t tl = rd16(r);
+    const uint8_t *tp = rd_take(r, tl);
+    int32_t index = (int32_t)rd32(r), expect = (int32_t)rd32(r);
+    krep_pstate st;
+    if (!rd_state(r, &st) || !tp || tl == 0 || tl > KLOG_TOPIC_NAME_MAX || index < 0)
+        return;
+    char topic[KLOG_TOPIC_NAME_MAX + 1];
+    memcpy(topic, tp, tl);
+    topic[tl] = 0;
+    qpart *p = qpart_find(q, topic, index);
+    if (!p) {
+        if (expect != -1)
+            return;
+        if (klog__vec_reserve(&q->parts, &q->pcap, q->nparts + 1, sizeof *q->parts) < 0 ||
+            !(p = calloc(1, sizeof *p)))
+            return; /* out of memory: this voter's state machine can no longer be trusted */
+        memcpy(p->topic, topic, tl + 1);
+        p->index = index;
+        p->st = st;
+        q->parts[q->nparts++] = p;
+        for (int i = 0; i < st.nreplicas; i++)
+            qnode_of(q, st.replicas[i], true);
+    } else {
+        if (expect != p->st.partition_epoch || st.nreplicas != p->st.nreplicas ||
+            memcmp(st.replicas, p->st.replicas, (size_t)st.nreplicas * sizeof *st.replicas) != 0)
+            return; /* based on a state since changed: nothing */
+        p->st = st;
+    }
+    if (p->pend && p->st.partition_epoch > p->pend_base)
+        p->pend = false;
+    mirror(q, p);
+}
+
+static void apply_reg(krep_quorum *q, rd *r)
+{
+    int32_t id = (int32_t)rd32(r);
+    int64_t inc = (int64_t)rd64(r);
+    int32_t cepoch = (int32_t)rd32(r);
+    if (r->bad || inc <= 0)
+        return;
+    qnode *n = qnode_of(q, id, true);
+    if (!n || n->inc == inc)
+        return;
+    n->inc = inc;
+    /* the new run must not lead in an epoch the old one led */
+    for (size_t i = 0; i < q->nparts; i++) {
+        qpart *p = q->parts[i];
+        if (p->st.leader != id)
+            continue;
+        p->st.leader_epoch = krep_next_epoch(p->st.leader_epoch, cepoch);
+        p->st.partition_epoch++;
+        p->pend = false;
+    }
+    if (q->ctl)
+        krep_ctl_register_node(q->ctl, id, inc);
+    for (size_t i = 0; i < q->nparts; i++)
+        if (q->parts[i]->st.leader == id)
+            mirror(q, q->parts[i]);
+}
+
+static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
+{
+    krep_quorum *q = fsm->data;
+    *result = NULL;
+    const uint8_t *b = buf->base;
+    for (size_t i = 0; i < buf->len; i++)
+        q->hash = (q->hash ^ b[i]) * 0x100000001b3ull;
+    q->hash = splitmix(&q->hash);
+    rd r = { b, buf->len, 0, false };
+    switch (rd8(&r)) {
+    case CMD_SET: apply_set(q, &r); break;
+    case CMD_REG: apply_reg(q, &r); break;
+    default: break; /* unknown: a newer version's; ignored alike everywhere */
+    }
+    return 0;
+}
+
+static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+    (void)fsm, (void)bufs, (void)n_bufs;
+    return RAFT_IOERR; /* never asked: the threshold is never reached */
+}
+
+static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
+{
+    (void)fsm, (void)buf;
+    return RAFT_IOERR;
+}
+
+/* ---- proposals ---------------------------------------------------------------------------------- */
+
+static void apply_cb(struct raft_apply *req, int status, void *result)
+{
+    (void)status, (void)result;
+    free(req);
+}
+
+/* Hand a command to raft (it owns w->p after). */
+static int propose(krep_quorum *q, wr *w)
+{
+    if (w->bad) {
+        raft_free(w->p);
+        return -ENOMEM;
+    }
+    struct raft_apply *req = calloc(1, sizeof *req);
+    if (!req) {
+        raft_free(w->p);
+        return -ENOMEM;
+    }
+    struct raft_buffer b = { w->p, w->n };
+    int rc = raft_apply(&q->raft, req, &b, 1, apply_cb);
+    if (rc != 0) {
+        raft_free(w->p);
+        free(req);
+        return rc == RAFT_NOTLEADER || rc == RAFT_LEADERSHIPLOST ? KLOG_ENOTLEADER : -ENOMEM;
+    }
+    return 0;
+}
+
+static int propose_set(krep_quorum *q, qpart *p, const char *topic, int32_t index, int32_t expect,
+                       const krep_pstate *st)
+{
+    wr w = { 0 };
+    size_t tl = strlen(topic);
+    wr8(&w, CMD_SET);
+    wr16(&w, (uint16_t)tl);
+    wrraw(&w, topic, tl);
+    wr32(&w, (uint32_t)index), wr32(&w, (uint32_t)expect);
+    wr_state(&w, st);
+    int rc = propose(q, &w);
+    if (rc == 0 && p) {
+        p->pend = true;
+        p->pend_base = expect;
+        p->pend_ms = q->now;
+        p->pend_st = *st;
+    }
+    return rc;
+}
+
+static int propose_reg(krep_quorum *q, qnode *n, int64_t inc)
+{
+    wr w = { 0 };
+    wr8(&w, CMD_REG);
+    wr32(&w, (uint32_t)n->id), wr64(&w, (uint64_t)inc), wr32(&w, (uint32_t)q->raft.current_term);
+    int rc = propose(q, &w);
+    if (rc == 0) {
+        n->reg_inc = inc;
+        n->reg_ms = q->now;
+    }
+    return rc;
+}
+
+static void barrier_cb(struct raft_barrier *req, int status)
+{
+    krep_quorum *q = req->data;
+    if (status == 0 && !q->closed && is_leader(q) && q->barrier_term == q->raft.current_term)
+        q->ready_term = q->barrier_term;
+    free(req);
+}
+
+/* ---- the controller -------------------------------------------------------------------------------- */
+
+static void unhost(krep_quorum *q)
+{
+    krep_ctl_free(q->ctl);
+    q->ctl = NULL;
+    q->ctl_term = 0;
+}
+
+static void host(krep_quorum *q)
+{
+    unhost(q);
+    raft_term term = q->raft.current_term;
+    int32_t epoch = term > (raft_term)(INT32_MAX >> KREP_EPOCH_SHIFT) ? INT32_MAX >> KREP_EPOCH_SHIFT : (int32_t)term;
+    krep_ctl *c;
+    if (krep_ctl_new(&c, q->cfg.node_id, epoch) < 0)
+        return;
+    for (size_t i = 0; i < q->nparts; i++)
+        krep_ctl_add_state(c, q->parts[i]->topic, q->parts[i]->index, &q->parts[i]->st);
+    for (int i = 0; i < q->nnodes; i++) {
+        q->nodes[i].heard_ms = q->now; /* a grace of one session for everyone */
+        q->nodes[i].reg_inc = 0;
+        if (q->nodes[i].inc > 0)
+            krep_ctl_set_incarnation(c, q->nodes[i].id, q->nodes[i].inc);
+    }
+    for (size_t i = 0; i < q->nparts; i++)
+        q->parts[i]->pend = false;
+    q->ctl = c;
+    q->ctl_term = term;
+}
+
+/* Partitions whose leader is gone get a live in-sync one. */
+static void elect_lost(krep_quorum *q)
+{
+    int32_t epoch = krep_ctl_epoch(q->ctl);
+    for (size_t i = 0; i < q->nparts; i++) {
+        qpart *p = q->parts[i];
+        if (p->pend && q->now - p->pend_ms < q->cfg.propose_retry_ms)
+            continue;
+        if (p->st.leader >= 0 && live(q, p->st.leader))
+            continue;
+        int32_t cand = -1;
+        for (int j = 0; j < p->st.nisr && cand < 0; j++)
+            if (p->st.isr[j] != p->st.leader && live(q, p->st.isr[j]))
+                cand = p->st.isr[j];
+        if (cand < 0)
+            continue; /* no live in-sync replica: wait (no unclean election) */
+        krep_pstate st = p->st;
+        int k = 0;
+        for (int j = 0; j < st.nisr; j++)
+            if (st.isr[j] != p->st.leader)
+                st.isr[k++] = st.isr[j];
+        st.nisr = k;
+        st.leader = cand;
+        st.leader_epoch = krep_next_epoch(st.leader_epoch, epoch);
+        st.partition_epoch++;
+        propose_set(q, p, p->topic, p->index, p->st.partition_epoch, &st);
+    }
+}
+
+int64_t krep_quorum_tick(krep_quorum *q, int64_t now_ms)
+{
+    pthread_mutex_lock(&q->mu);
+    if (now_ms > q->now)
+        q->now = now_ms;
+    done_run(q, 0);
+    for (int k = 0; k < 4 && q->tick_cb && q->now >= q->next_tick; k++) {
+        q->next_tick += q->tick_ms;
+        if (q->next_tick <= q->now)
+            q->next_tick = q->now + q->tick_ms;
+        q->tick_cb(&q->rio);
+        done_run(q, 0);
+    }
+    raft_term term = q->raft.current_term;
+    if (is_leader(q)) {
+        if (q->ready_term != term && q->barrier_term != term) {
+            struct raft_barrier *b = calloc(1, sizeof *b);
+            if (b) {
+                b->data = q;
+                q->barrier_term = term;
+                if (raft_barrier(&q->raft, b, barrier_cb) != 0) {
+                    free(b);
+                    q->barrier_term = 0;
+                }
+            }
+        }
+        if (ready(q) && (!q->ctl || q->ctl_term != term))
+            host(q);
+        if (q->ctl)
+            elect_lost(q);
+    } else if (q->ctl) {
+        unhost(q);
+    }
+    /* this node answers to the controller raft knows */
+    if (q->node) {
+        raft_id lid = 0;
+        const char *addr = NULL;
+        raft_leader(&q->raft, &lid, &addr);
+        if (lid > 0 && (lid != (raft_id)q->cfg.node_id || q->ctl))
+            krep_node_set_controller(q->node, (int32_t)lid, (int32_t)term);
+    }
+    done_run(q, 0);
+    int64_t wake = q->tick_cb ? q->next_tick : q->now + 100;
+    if (q->ndone > 0)
+        wake = q->now;
+    pthread_mutex_unlock(&q->mu);
+    return wake;
+}
+
+int krep_quorum_add_topic(krep_quorum *q, const char *topic, int32_t nparts, int64_t now_ms)
+{
+    pthread_mutex_lock(&q->mu);
+    if (now_ms > q->now)
+        q->now = now_ms;
+    int rc = 0, added = 0;
+    if (!ready(q) || !q->ctl)
+        rc = KLOG_ENOTLEADER;
+    else if (!topic || strlen(topic) > KLOG_TOPIC_NAME_MAX || q->cfg.ndata < 1)
+        rc = -EINVAL;
+    for (int32_t i = 0; rc == 0 && i < nparts; i++) {
+        if (qpart_find(q, topic, i))
+            continue;
+        krep_pstate st = { .leader = -1, .nreplicas = q->cfg.ndata, .nisr = q->cfg.ndata };
+        memcpy(st.replicas, q->cfg.data, (size_t)q->cfg.ndata * sizeof *st.replicas);
+        memcpy(st.isr, q->cfg.data, (size_t)q->cfg.ndata * sizeof *st.isr);
+        /* a live replica leads, spread by partition; else the elections
+         * of krep_quorum_tick pick one once someone registers */
+        for (int j = 0; j < q->cfg.ndata && st.leader < 0; j++) {
+            int32_t id = q->cfg.data[(i + j) % q->cfg.ndata];
+            if (live(q, id))
+                st.leader = id;
+        }
+        st.leader_epoch = krep_next_epoch(-1, krep_ctl_epoch(q->ctl));
+        rc = propose_set(q, NULL, topic, i, -1, &st);
+        added += rc == 0;
+    }
+    pthread_mutex_unlock(&q->mu);
+    return rc < 0 ? rc : added;
+}
+
+krep_ctl *krep_quorum_ctl(krep_quorum *q)
+{
+    pthread_mutex_lock(&q->mu);
+    krep_ctl *c = q->ctl;
+    pthread_mutex_unlock(&q->mu);
+    return c;
+}
+
+void krep_quorum_raft(krep_quorum *q, int *state, uint64_t *term, int32_t *leader)
+{
+    pthread_mutex_lock(&q->mu);
+    raft_id lid = 0;
+    const char *addr;
+    raft_leader(&q->raft, &lid, &addr);
+    if (state)
+        *state = raft_state(&q->raft);
+    if (term)
+        *term = q->raft.current_term;
+    if (leader)
+        *leader = (int32_t)lid;
+    pthread_mutex_unlock(&q->mu);
+}
+
+void krep_quorum_applied(krep_quorum *q, uint64_t *index, uint64_t *hash)
+{
+    pthread_mutex_lock(&q->mu);
+    *index = raft_last_applied(&q->raft);
+    *hash = q->hash;
+    pthread_mutex_unlock(&q->mu);
+}
+
+int krep_quorum_state(krep_quorum *q, const char *topic, int32_t partition, krep_pstate *out)
+{
+    pthread_mutex_lock(&q->mu);
+    qpart *p = qpart_find(q, topic, partition);
+    if (p)
+        *out = p->st;
+    pthread_mutex_unlock(&q->mu);
+    return p ? 0 : KLOG_EUNKNOWN_PARTITION;
+}
+
+/* ---- AlterPartition ----------------------------------------------------------------------------------- */
+
+static int16_t alter_one(krep_quorum *q, qnode *nd, int64_t broker_epoch, qpart *p,
+                         const kk_alter_partition_req_partition *a)
+{
+    krep_pstate *st = &p->st;
+    if (!nd || nd->inc == 0 || broker_epoch != nd->inc)
+        return KK_ERR_STALE_BROKER_EPOCH;
+    if (st->leader != nd->id)
+        return KK_ERR_NOT_LEADER_OR_FOLLOWER;
+    if (a->leader_epoch != st->leader_epoch)
+        return a->leader_epoch < st->leader_epoch ? KK_ERR_FENCED_LEADER_EPOCH : KK_ERR_UNKNOWN_LEADER_EPOCH;
+    if (a->new_isr.n < 1 || a->new_isr.n > st->nreplicas || !krep_in(a->new_isr.v, a->new_isr.n, st->leader))
+        return KK_ERR_INVALID_REQUEST;
+    for (int i = 0; i < a->new_isr.n; i++) {
+        if (!krep_in(st->replicas, st->nreplicas, a->new_isr.v[i]))
+            return KK_ERR_INVALID_REQUEST;
+        for (int j = 0; j < i; j++)
+            if (a->new_isr.v[j] == a->new_isr.v[i])
+                return KK_ERR_INVALID_REQUEST;
+    }
+    bool same = a->new_isr.n == st->nisr && memcmp(a->new_isr.v, st->isr, (size_t)st->nisr * sizeof *st->isr) == 0;
+    if (a->partition_epoch + 1 == st->partition_epoch && same)
+        return KK_ERR_NONE; /* a repeat of the one applied */
+    if (a->partition_epoch != st->partition_epoch)
+        return KK_ERR_INVALID_UPDATE_VERSION;
+    if (p->pend && p->pend_base == a->partition_epoch && q->now - p->pend_ms < q->cfg.propose_retry_ms &&
+        p->pend_st.nisr == a->new_isr.n &&
+        memcmp(p->pend_st.isr, a->new_isr.v, (size_t)a->new_isr.n * sizeof *a->new_isr.v) == 0)
+        return KK_ERR_REQUEST_TIMED_OUT; /* proposed: not applied yet */
+    krep_pstate ns = *st;
+    ns.nisr = a->new_isr.n;
+    memcpy(ns.isr, a->new_isr.v, (size_t)a->new_isr.n * sizeof *ns.isr);
+    ns.partition_epoch++;
+    return propose_set(q, p, p->topic, p->index, st->partition_epoch, &ns) == 0 ? KK_ERR_REQUEST_TIMED_OUT
+                                                                               : KK_ERR_NOT_CONTROLLER;
+}
+
+static int alter(krep_quorum *q, const kk_alter_partition_req *a, kk_alter_partition_resp *r)
+{
+    memset(r, 0, sizeof *r);
+    if (!ready(q) || !q->ctl) {
+        r->error_code = KK_ERR_NOT_CONTROLLER;
+        return 0;
+    }
+    qnode *nd = qnode_of(q, a->broker_id, true);
+    if (nd && a->broker_epoch > 0)
+        nd->heard_ms = q->now;
+    if (a->topics.n <= 0) {
+        if (!nd || a->broker_epoch <= 0)
+            r->error_code = KK_ERR_BROKER_ID_NOT_REGISTERED;
+        else if (nd->inc == a->broker_epoch)
+            r->error_code = KK_ERR_NONE;
+        else {
+            if (nd->reg_inc != a->broker_epoch || q->now - nd->reg_ms >= q->cfg.propose_retry_ms)
+                propose_reg(q, nd, a->broker_epoch);
+            r->error_code = KK_ERR_REQUEST_TIMED_OUT; /* registered once applied: ask again */
+        }
+        return 0;
+    }
+    kk_alter_partition_resp_topic *ts = krep_mem_alloc(&q->mem, ((size_t)a->topics.n + 1) * sizeof *ts);
+    if (!ts)
+        return -ENOMEM;
+    for (int i = 0; i < a->topics.n; i++) {
+        const kk_alter_partition_req_topic *qt = &a->topics.v[i];
+        kk_alter_partition_resp_partition *ps = krep_mem_alloc(&q->mem, ((size_t)qt->partitions.n + 1) * sizeof *ps);
+        if (!ps)
+            return -ENOMEM;
+        ts[i].name = qt->name;
+        ts[i].partitions.v = ps;
+        ts[i].partitions.n = qt->partitions.n;
+        for (int j = 0; j < qt->partitions.n; j++) {
+            const kk_alter_partition_req_partition *qp = &qt->partitions.v[j];
+            ps[j].partition_index = qp->partition_index;
+            ps[j].leader_id = -1;
+            ps[j].leader_epoch = -1;
+            ps[j].partition_epoch = -1;
+            qpart *p = qt->name.p ? qpart_find(q, qt->name.p, qp->partition_index) : NULL;
+            if (!p) {
+                ps[j].error_code = KK_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+                continue;
+            }
+            ps[j].error_code = alter_one(q, nd, a->broker_epoch, p, qp);
+            ps[j].leader_id = p->st.leader;
+            ps[j].leader_epoch = p->st.leader_epoch;
+            ps[j].partition_epoch = p->st.partition_epoch;
+            if (!(ps[j].isr.v = krep_mem_alloc(&q->mem, (size_t)p->st.nisr * sizeof *p->st.isr + 1)))
+                return -ENOMEM;
+            memcpy(ps[j].isr.v, p->st.isr, (size_t)p->st.nisr * sizeof *p->st.isr);
+            ps[j].isr.n = p->st.nisr;
+        }
+    }
+    r->topics.v = ts;
+    r->topics.n = a->topics.n;
+    return 0;
+}
+
+/* ---- frames ------------------------------------------------------------------------------------------ */
+
+static const char *addr_of(krep_quorum *q, int32_t id)
+{
+    for (int i = 0; i < q->cfg.nvoters; i++)
+        if (q->cfg.voters[i] == id)
+            return q->addrs[i];
+    return NULL;
+}
+
+/* Decode one message and hand it to raft (which owns its entries then). */
+static int recv_one(krep_quorum *q, rd *r, int32_t from)
+{
+    struct raft_message m;
+    memset(&m, 0, sizeof m);
+    m.type = rd8(r);
+    m.server_id = (raft_id)from;
+    m.server_address = addr_of(q, from);
+    switch (m.type) {
+    case RAFT_IO_REQUEST_VOTE: {
+        struct raft_request_vote *v = &m.request_vote;
+        v->term = rd64(r), v->candidate_id = rd64(r), v->last_log_index = rd64(r), v->last_log_term = rd64(r);
+        v->disrupt_leader = rd8(r) != 0, v->pre_vote = rd8(r) != 0;
+        break;
+    }
+    case RAFT_IO_REQUEST_VOTE_RESULT: {
+        struct raft_request_vote_result *v = &m.request_vote_result;
+        v->term = rd64(r), v->vote_granted = rd8(r) != 0;
+        uint8_t pv = rd8(r);
+        v->pre_vote = pv == raft_tribool_true ? raft_tribool_true
+                      : pv == raft_tribool_false ? raft_tribool_false : raft_tribool_unknown;
+        break;
+    }
+    case RAFT_IO_APPEND_ENTRIES: {
+        struct raft_append_entries *a = &m.append_entries;
+        a->term = rd64(r), a->prev_log_index = rd64(r), a->prev_log_term = rd64(r), a->leader_commit = rd64(r);
+        uint32_t n = rd32(r);
+        if (r->bad || n > FRAME_ENTRIES_MAX || (size_t)n * 14 > r->n - r->at)
+            return KLOG_ECORRUPT;
+        if (n > 0) {
+            /* the data's total, checked before anything is allocated */
+            size_t at0 = r->at, total = 0;
+            for (uint32_t i = 0; i < n; i++) {
+                rd_take(r, 10);
+                uint32_t len = rd32(r);
+                if (!rd_take(r, len))
+                    return KLOG_ECORRUPT;
+                total += len;
+            }
+            r->at = at0;
+            struct raft_entry *e = raft_calloc(n, sizeof *e);
+            uint8_t *batch = raft_malloc(total + 1);
+            if (!e || !batch) {
+                raft_free(e);
+                raft_free(batch);
+                return -ENOMEM;
+            }
+            size_t off = 0;
+            for (uint32_t i = 0; i < n; i++) {
+                e[i].term = rd64(r);
+                e[i].type = rd16(r);
+                uint32_t len = rd32(r);
+                const uint8_t *d = rd_take(r, len);
+                if (len)
+                    memcpy(batch + off, d, len);
+                e[i].buf.base = batch + off;
+                e[i].buf.len = len;
+                e[i].batch = batch;
+                off += len;
+            }
+            a->entries = e;
+            a->n_entries = n;
+        }
+        break;
+    }
+    case RAFT_IO_APPEND_ENTRIES_RESULT: {
+        struct raft_append_entries_result *a = &m.append_entries_result;
+        a->term = rd64(r), a->rejected = rd64(r), a->last_log_index = rd64(r);
+        break;
+    }
+    case RAFT_IO_TIMEOUT_NOW: {
+        struct raft_timeout_now *t = &m.timeout_now;
+        t->term = rd64(r), t->last_log_index = rd64(r), t->last_log_term = rd64(r);
+        break;
+    }
+    default:
+        return KLOG_ECORRUPT;
+    }
+    if (r->bad || !m.server_address || !q->recv_cb || q->closed) {
+        if (m.type == RAFT_IO_APPEND_ENTRIES && m.append_entries.entries) {
+            raft_free(m.append_entries.entries[0].batch);
+            raft_free(m.append_entries.entries);
+        }
+        return r->bad ? KLOG_ECORRUPT : 0;
+    }
+    q->recv_cb(&q->rio, &m);
+    return 0;
+}
+
+int krep_quorum_serve(krep_quorum *q, const void *frame, size_t len, int64_t now_ms, kk_wbuf *w)
+{
+    const uint8_t *f = frame;
+    if (len < 10)
+        return KLOG_EFORMAT;
+    int16_t key = (int16_t)get16(f);
+    if (key != KREP_API_RAFT && key != KK_API_ALTER_PARTITION)
+        return KLOG_EFORMAT;
+    pthread_mutex_lock(&q->mu);
+    if (now_ms > q->now)
+        q->now = now_ms;
+    int rc = 0;
+    if (key == KREP_API_RAFT) {
+        int32_t corr = (int32_t)get32(f + 4);
+        rd r = { f, len, 8, false };
+        uint16_t cl = rd16(&r);
+        if (cl != 0xffff)
+            rd_take(&r, cl);
+        int32_t from = (int32_t)rd32(&r);
+        uint32_t n = rd32(&r);
+        if (r.bad)
+            rc = KLOG_ECORRUPT;
+        for (uint32_t i = 0; i < n && rc == 0; i++)
+            rc = recv_one(q, &r, from);
+        if (rc == 0) {
+            kk_wbuf_reset(w);
+            kk_w_i32(w, corr);
+            rc = w->err;
+        }
+        done_run(q, 0);
+    } else {
+        kk_request rq;
+        rc = kk_request_decode(frame, len, NULL, &q->arena, &rq);
+        if (rc == 0) {
+            kk_alter_partition_resp resp;
+            rc = alter(q, &rq.body.alter_partition, &resp);
+            if (rc == 0) {
+                kk_wbuf_reset(w);
+                rc = kk_response_encode(w, rq.hdr.api_key, rq.hdr.api_version, rq.hdr.correlation_id, &resp);
+            }
+        }
+        krep_mem_reset(&q->mem);
+        kk_arena_reset(&q->arena);
+    }
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+int krep_quorum_next(krep_quorum *q, int32_t dst, int64_t now_ms, kk_wbuf *w, int64_t *wake_ms)
+{
+    *wake_ms = INT64_MAX;
+    pthread_mutex_lock(&q->mu);
+    if (now_ms > q->now)
+        q->now = now_ms;
+    qdest *d = dest_of(q, dst);
+    int rc = 0;
+    if (!d || d->busy || d->nmsg == 0) {
+        pthread_mutex_unlock(&q->mu);
+        return 0;
+    }
+    if (q->now < d->backoff_until) {
+        *wake_ms = d->backoff_until;
+        pthread_mutex_unlock(&q->mu);
+        return 0;
+    }
+    kk_wbuf_reset(w);
+    kk_w_i16(w, KREP_API_RAFT);
+    kk_w_i16(w, 0);
+    kk_w_i32(w, ++d->corr);
+    kk_w_string(w, false, true, KREP_CLIENT_ID, -1);
+    kk_w_i32(w, q->cfg.node_id);
+    kk_w_i32(w, (int32_t)d->nmsg);
+    kk_w_raw(w, d->buf, d->len);
+    rc = w->err;
+    if (rc == 0) {
+        d->busy = true;
+        rc = 1;
+    }
+    d->len = 0;
+    d->nmsg = 0;
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+int krep_quorum_response(krep_quorum *q, int32_t dst, const void *frame, size_t len, int64_t now_ms)
+{
+    pthread_mutex_lock(&q->mu);
+    if (now_ms > q->now)
+        q->now = now_ms;
+    qdest *d = dest_of(q, dst);
+    int rc = 1;
+    if (d && d->busy && len >= 4 && (int32_t)get32(frame) == d->corr) {
+        d->busy = false;
+        rc = 0;
+    }
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+void krep_quorum_failed(krep_quorum *q, int32_t dst, int64_t now_ms)
+{
+    pthread_mutex_lock(&q->mu);
+    if (now_ms > q->now)
+        q->now = now_ms;
+    qdest *d = dest_of(q, dst);
+    if (d && d->busy) {
+        d->busy = false;
+        d->backoff_until = q->now + 20;
+    }
+    pthread_mutex_unlock(&q->mu);
+}
+
+bool krep_quorum_busy(krep_quorum *q, int32_t dst)
+{
+    pthread_mutex_lock(&q->mu);
+    qdest *d = dest_of(q, dst);
+    bool b = d && d->busy;
+    pthread_mutex_unlock(&q->mu);
+    return b;
+}
+
+/* ---- open and close ------------------------------------------------------------------------------------ */
+
+static void raft_closed(struct raft *r) { (void)r; }
+
+static void free_all(krep_quorum *q)
+{
+    unhost(q);
+    if (q->logh >= 0)
+        kio_file_close(q->io, q->logh);
+    free(q->offs);
+    free(q->loadbuf);
+    free(q->done);
+    for (int i = 0; i < q->ndests; i++)
+        free(q->dests[i].buf);
+    for (size_t i = 0; i < q->nparts; i++)
+        free(q->parts[i]);
+    free(q->parts);
+    kk_arena_reset(&q->arena);
+    krep_mem_reset(&q->mem);
+    free(q->mem.blocks);
+    pthread_mutex_destroy(&q->mu);
+    free(q);
+}
+
+int krep_quorum_open(krep_quorum **out, kio *io, const char *dir, krep_node *node, const krep_quorum_config *cfg,
+                     int64_t now_ms, char *errbuf, size_t errsize)
+{
+    *out = NULL;
+    if (cfg->node_id <= 0 || cfg->nvoters < 1 || cfg->nvoters > KREP_MAX_NODES || cfg->ndata < 0 ||
+        cfg->ndata > KREP_MAX_NODES || !krep_in(cfg->voters, cfg->nvoters, cfg->node_id) ||
+        strlen(dir) >= sizeof ((krep_quorum *)0)->dir)
+        return klog__errf(errbuf, errsize, -EINVAL, "quorum: this node must be one of 1..%d voters", KREP_MAX_NODES);
+    krep_quorum *q = calloc(1, sizeof *q);
+    if (!q)
+        return -ENOMEM;
+    pthread_mutex_init(&q->mu, NULL);
+    q->cfg = *cfg;
+    if (!q->cfg.election_timeout_ms)
+        q->cfg.election_timeout_ms = 1000;
+    if (!q->cfg.heartbeat_timeout_ms)
+        q->cfg.heartbeat_timeout_ms = 100;
+    if (q->cfg.session_timeout_ms <= 0)
+        q->cfg.session_timeout_ms = 6000;
+    if (q->cfg.propose_retry_ms <= 0)
+        q->cfg.propose_retry_ms = 500;
+    q->io = io;
+    snprintf(q->dir, sizeof q->dir, "%s", dir);
+    q->node = node;
+    q->now = now_ms;
+    q->rng = cfg->seed ^ ((uint64_t)cfg->node_id * 0x9e3779b97f4a7c15ull);
+    q->logh = -1;
+    kk_arena_init(&q->arena, NULL, 0);
+    for (int i = 0; i < cfg->nvoters; i++) {
+        snprintf(q->addrs[i], sizeof q->addrs[i], "%d", cfg->voters[i]);
+        if (cfg->voters[i] != cfg->node_id)
+            q->dests[q->ndests++] = (qdest){ .id = cfg->voters[i] };
+    }
+    int rc = meta_read(q);
+    if (rc < 0) {
+        klog__errf(errbuf, errsize, rc, "%s/%s: %s", dir, KREP_RAFT_META, klog_strerror(rc));
+        free_all(q);
+        return rc;
+    }
+    if ((rc = log_open(q, errbuf, errsize)) < 0) {
+        free_all(q);
+        return rc;
+    }
+    q->rio.version = 2;
+    q->rio.impl = q;
+    q->rio.init = io_init;
+    q->rio.close = io_close;
+    q->rio.load = io_load;
+    q->rio.start = io_start;
+    q->rio.bootstrap = io_bootstrap;
+    q->rio.recover = io_recover;
+    q->rio.set_term = io_set_term;
+    q->rio.set_vote = io_set_vote;
+    q->rio.send = io_send;
+    q->rio.append = io_append;
+    q->rio.truncate = io_truncate;
+    q->rio.snapshot_put = io_snapshot_put;
+    q->rio.snapshot_get = io_snapshot_get;
+    q->rio.time = io_time;
+    q->rio.random = io_random;
+    q->rio.async_work = io_async_work;
+    q->fsm.version = 1;
+    q->fsm.data = q;
+    q->fsm.apply = fsm_apply;
+    q->fsm.snapshot = fsm_snapshot;
+    q->fsm.restore = fsm_restore;
+    const char *self = addr_of(q, cfg->node_id);
+    rc = raft_init(&q->raft, &q->rio, &q->fsm, (raft_id)cfg->node_id, self);
+    if (rc != 0) {
+        klog__errf(errbuf, errsize, -ENOMEM, "raft_init: %s", raft_strerror(rc));
+        free_all(q);
+        return -ENOMEM;
+    }
+    q->raft_inited = true;
+    raft_set_election_timeout(&q->raft, q->cfg.election_timeout_ms);
+    raft_set_heartbeat_timeout(&q->raft, q->cfg.heartbeat_timeout_ms);
+    raft_set_snapshot_threshold(&q->raft, UINT_MAX);
+    raft_set_pre_vote(&q->raft, true);
+    struct raft_configuration conf;
+    raft_configuration_init(&conf);
+    for (int i = 0; i < cfg->nvoters && rc == 0; i++)
+        rc = raft_configuration_add(&conf, (raft_id)cfg->voters[i], q->addrs[i], RAFT_VOTER);
+    if (rc == 0) {
+        rc = raft_bootstrap(&q->raft, &conf);
+        if (rc == RAFT_CANTBOOTSTRAP)
+            rc = 0; /* not a first start */
+    }
+    raft_configuration_close(&conf);
+    if (rc == 0)
+        rc = raft_start(&q->raft);
+    free(q->loadbuf);
+    q->loadbuf = NULL;
+    if (rc != 0) {
+        klog__errf(errbuf, errsize, rc == RAFT_NOMEM ? -ENOMEM : -EIO, "raft: %s (%s)", raft_strerror(rc),
+                   raft_errmsg(&q->raft));
+        krep_quorum_close(q);
+        return rc == RAFT_NOMEM ? -ENOMEM : -EIO;
+    }
+    *out = q;
+    return 0;
+}
+
+void krep_quorum_close(krep_quorum *q)
+{
+    if (!q)
+        return;
+    pthread_mutex_lock(&q->mu);
+    unhost(q);
+    if (q->raft_inited)
+        raft_close(&q->raft, raft_closed);
+    done_run(q, RAFT_CANCELED);
+    pthread_mutex_unlock(&q->mu);
+    free_all(q);
+}
