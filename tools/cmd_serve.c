@@ -24,7 +24,8 @@
 
 static const char serve_help[] =
     "Usage: klog [-d DIR] serve --listen URL [--listen URL ...] [-X KEY=VALUE ...]\n"
-    "                         [--node-id N --peers ID@HOST:PORT,ID@HOST:PORT,...]\n"
+    "                         [--node-id N --peers ID@HOST:PORT,ID@HOST:PORT,...\n"
+    "                          [--witnesses ID,...]]\n"
     "\n"
     "Hold DIR and serve it to Kafka clients over the Kafka wire protocol: point\n"
     "kcat -b, librdkafka's bootstrap.servers or kafka-python's bootstrap_servers\n"
@@ -48,7 +49,13 @@ static const char serve_help[] =
     "                         included, each at its first --listen address; the\n"
     "                         lowest id leads a new cluster (-X replication.leader=N\n"
     "                         names another), 'klog promote' moves leadership\n"
-    "                         (the key replication.peers; see klog(7), REPLICATION)\n"
+    "                         (the key replication.peers; see klog(7), REPLICATION);\n"
+    "                         with 3 or more peers (and klog built with raft) a\n"
+    "                         quorum controller elects leaders by itself instead\n"
+    "                         (-X replication.controller=static|quorum chooses)\n"
+    "  --witnesses LIST       quorum: the peers (ID,...) that vote but hold no\n"
+    "                         data, the same list on every node: two data nodes\n"
+    "                         and a witness fail over by themselves\n"
     "  -X, --set KEY=VALUE    configuration: server keys (socket.request.max.bytes,\n"
     "                         num.network.threads, auto.create.topics.enable,\n"
     "                         connections.max.idle.ms, node.id, advertised.host,\n"
@@ -64,7 +71,7 @@ static const char serve_help[] =
     "  -d, --dir DIR          data directory (default: $KLOG_DIR)\n"
     "  -h, --help             this help\n";
 
-enum { O_NODE_ID = 300, O_PEERS = 301 }; /* long only */
+enum { O_NODE_ID = 300, O_PEERS = 301, O_WITNESSES = 302 }; /* long only */
 
 static const struct option serve_opts[] = {
     { "dir", required_argument, NULL, 'd' },
@@ -74,6 +81,7 @@ static const struct option serve_opts[] = {
     { "quiet", no_argument, NULL, 'q' },
     { "node-id", required_argument, NULL, O_NODE_ID },
     { "peers", required_argument, NULL, O_PEERS },
+    { "witnesses", required_argument, NULL, O_WITNESSES },
     { "metrics", required_argument, NULL, 'M' },
     { NULL, 0, NULL, 0 },
 };
@@ -305,9 +313,11 @@ int cmd_serve(int argc, char **argv)
                 goto out;
             break;
         case O_NODE_ID:
-        case O_PEERS: {
+        case O_PEERS:
+        case O_WITNESSES: {
             char kv[600];
-            snprintf(kv, sizeof kv, "%s=%s", c == O_NODE_ID ? "node.id" : "replication.peers", optarg);
+            snprintf(kv, sizeof kv, "%s=%s",
+                     c == O_NODE_ID ? "node.id" : c == O_PEERS ? "replication.peers" : "replication.witnesses", optarg);
             if ((st = cli_conf_kv(ctx, conf, kv)) != CLI_OK)
                 goto out;
             break;

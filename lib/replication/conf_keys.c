@@ -6,6 +6,8 @@
 #define B(k) [(k) - KC_KEY_BASE(KC_TABLE_REPLICATION)]
 enum { SI = KC_SCOPE_INSTANCE, ST = KC_SCOPE_TOPIC };
 
+static const char *const v_controller[] = { "auto", "static", "quorum", NULL };
+
 static const kc_def defs[] = {
     B(KC_REPLICATION_PEERS) = KC_STR("replication.peers", SI,
                                      "the cluster's nodes, ID@URL,...: each node's first listener "
@@ -27,6 +29,19 @@ static const kc_def defs[] = {
     B(KC_MIN_INSYNC_REPLICAS) = KC_INT("min.insync.replicas", ST, 0, 0, 16,
                                        "acks=all writes need this many in-sync replicas "
                                        "(0: min(2, replicas)); fewer: NOT_ENOUGH_REPLICAS"),
+    B(KC_REPLICATION_CONTROLLER) = KC_ENUM("replication.controller", SI, KC_CONTROLLER_AUTO, v_controller,
+                                           "who decides leaders: static (the operator: klog promote), quorum (raft "
+                                           "among the peers, needs 3 or more and klog built with raft), auto (quorum "
+                                           "with 3 or more peers when built with raft, else static)"),
+    B(KC_REPLICATION_WITNESSES) = KC_STR("replication.witnesses", SI,
+                                         "quorum: the peers (ID,...) that vote but hold no data; the same list on "
+                                         "every node"),
+    B(KC_REPLICA_SESSION_TIMEOUT_MS) = KC_INT("replica.session.timeout.ms", SI, 6000, 10, INT64_C(1) << 40,
+                                              "quorum: a node not heard from this long is taken for dead and "
+                                              "loses its leaderships to in-sync replicas"),
+    B(KC_QUORUM_ELECTION_TIMEOUT_MS) = KC_INT("controller.quorum.election.timeout.ms", SI, 1000, 10, 600000,
+                                              "quorum: raft's election timeout (the controller's heartbeat is a "
+                                              "tenth of it)"),
 };
 
 _Static_assert(sizeof defs / sizeof defs[0] == KC_REPLICATION__END - KC_KEY_BASE(KC_TABLE_REPLICATION),

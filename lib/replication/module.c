@@ -55,12 +55,16 @@
 #include "server/conf_keys.h"
 #include "storage/storage.h"
 #include "topic/topic.h"
+#include "klog_config.h"
+#if KLOG_HAVE_RAFT
+#include "replication/quorum.h"
+#endif
 
-#define MAX_RUNNERS (2 * KREP_MAX_NODES + 1)
+#define MAX_RUNNERS (3 * KREP_MAX_NODES + 1)
 #define CONNECT_MS 1000
 #define IDLE_MS 50
 
-enum { R_FETCH, R_CTL, R_PUSH };
+enum { R_FETCH, R_CTL, R_PUSH, R_RAFT };
 
 typedef struct runner {
     struct krep_mod *m;
@@ -95,6 +99,16 @@ struct krep_mod {
     /* what the state file held at start: a promote before any push
      * arrived starts from it */
     krep_state known;
+    /* the quorum controller (replication.controller): raft among the
+     * peers hosts it, instead of the static one */
+    bool quorum;
+    bool witness;                 /* a voter with no data: no node */
+    int nwitnesses;
+    int32_t witnesses[KREP_MAX_NODES];
+    int64_t session_ms, election_ms;
+#if KLOG_HAVE_RAFT
+    krep_quorum *q;
+#endif
 };
 
 static int64_t now_ms(void) { return (int64_t)(klog__now_ns() / 1000000); }
@@ -169,6 +183,9 @@ static void persist_node(krep_mod *m)
 
 int krep_mod_promote(krep_mod *m, bool unclean, char *errbuf, size_t errsize)
 {
+    if (m->quorum)
+        return klog__errf(errbuf, errsize, KLOG_ESTATE,
+                          "this cluster's quorum controller elects leaders by itself (no promote)");
     pthread_mutex_lock(&m->mu);
     krep_ctl *ctl = NULL;
     int32_t floor = m->ctl ? krep_ctl_epoch(m->ctl) : 0;
@@ -226,6 +243,11 @@ static void create_missing(krep_mod *m, const kk_leader_and_isr_req *q, int16_t 
 int krep_mod_leader_and_isr(krep_mod *m, const kk_leader_and_isr_req *q, int16_t version, krep_alloc_fn alloc,
                             void *actx, kk_leader_and_isr_resp *r)
 {
+    if (!m->node) {
+        memset(r, 0, sizeof *r);
+        r->error_code = KK_ERR_INVALID_REQUEST; /* a witness holds no replica */
+        return 0;
+    }
     create_missing(m, q, version);
     /* the new topics' partitions, before the states name them */
     kt_topic **snap;
@@ -243,13 +265,18 @@ int krep_mod_leader_and_isr(krep_mod *m, const kk_leader_and_isr_req *q, int16_t
     if (m->ctl && (id != m->cfg.node_id || ep > krep_ctl_epoch(m->ctl)))
         unhost(m);
     pthread_mutex_unlock(&m->mu);
-    persist_node(m);
+    if (!m->quorum)
+        persist_node(m);
     return rc;
 }
 
 int krep_mod_alter_partition(krep_mod *m, const kk_alter_partition_req *q, krep_alloc_fn alloc, void *actx,
                              kk_alter_partition_resp *r)
 {
+#if KLOG_HAVE_RAFT
+    if (m->q)
+        return krep_quorum_alter_partition(m->q, q, now_ms(), alloc, actx, r);
+#endif
     pthread_mutex_lock(&m->mu);
     krep_ctl *ctl = m->ctl;
     pthread_mutex_unlock(&m->mu);
@@ -264,7 +291,20 @@ int krep_mod_alter_partition(krep_mod *m, const kk_alter_partition_req *q, krep_
 int16_t krep_mod_replica_fetch(krep_mod *m, const char *topic, int32_t partition, int32_t replica_id,
                                int32_t current_leader_epoch, int64_t fetch_offset, struct kpart **p)
 {
+    if (!m->node)
+        return KK_ERR_NOT_LEADER_OR_FOLLOWER; /* a witness */
     return krep_replica_fetch(m->node, topic, partition, replica_id, current_leader_epoch, fetch_offset, now_ms(), p);
+}
+
+int krep_mod_raft_frame(krep_mod *m, const void *frame, size_t len, kk_wbuf *w)
+{
+#if KLOG_HAVE_RAFT
+    if (m && m->q)
+        return krep_quorum_serve(m->q, frame, len, now_ms(), w);
+#else
+    (void)m, (void)frame, (void)len, (void)w;
+#endif
+    return KLOG_EFORMAT;
 }
 
 /* ---- the threads ----------------------------------------------------------------------------- */
@@ -368,11 +408,22 @@ static int resp_node(runner *r, const void *f, size_t len)
 
 static krep_ctl *hosted(krep_mod *m)
 {
+#if KLOG_HAVE_RAFT
+    if (m->q)
+        return krep_quorum_ctl(m->q);
+#endif
     pthread_mutex_lock(&m->mu);
     krep_ctl *c = m->ctl;
     pthread_mutex_unlock(&m->mu);
     return c;
 }
+
+#if KLOG_HAVE_RAFT
+static int resp_raft(runner *r, const void *f, size_t len)
+{
+    return krep_quorum_response(r->m->q, r->peer, f, len, now_ms());
+}
+#endif
 
 static int resp_push(runner *r, const void *f, size_t len)
 {
@@ -392,7 +443,12 @@ static int local(runner *r, krep_ctl *ctl)
     kk_wbuf_copy_out(&r->w, frame);
     int rc;
     if (r->kind == R_CTL) {
-        rc = ctl ? krep_ctl_serve(ctl, frame, len, now_ms(), &r->rw) : KLOG_ESTATE;
+#if KLOG_HAVE_RAFT
+        if (m->q)
+            rc = krep_quorum_serve(m->q, frame, len, now_ms(), &r->rw);
+        else
+#endif
+            rc = ctl ? krep_ctl_serve(ctl, frame, len, now_ms(), &r->rw) : KLOG_ESTATE;
     } else {
         kk_arena a;
         kk_arena_init(&a, NULL, 0);
@@ -437,7 +493,18 @@ static void *runner_main(void *arg)
         int32_t to = r->peer;
         krep_ctl *ctl = NULL;
         int rc;
-        if (r->kind == R_FETCH) {
+        if (r->kind == R_RAFT) {
+#if KLOG_HAVE_RAFT
+            rc = krep_quorum_next(m->q, r->peer, now, &r->w, &wake);
+            if (rc > 0 && exchange(r, r->peer, resp_raft) < 0) {
+                krep_quorum_failed(m->q, r->peer, now_ms());
+                nap(m, now_ms() + 20);
+            } else if (rc <= 0) {
+                nap(m, wake < now + 5 ? wake : now + 5); /* raft's messages wait on no wake-up: poll */
+            }
+#endif
+            continue;
+        } else if (r->kind == R_FETCH) {
             rc = krep_chan_next(m->node, r->peer, now, &r->w, &wake);
         } else if (r->kind == R_CTL) {
             int32_t ep;
@@ -475,12 +542,48 @@ static void *runner_main(void *arg)
     return NULL;
 }
 
+/* Quorum: every topic this node holds, proposed to the metadata when this
+ * node leads raft (a topic created elsewhere reaches it by LeaderAndIsr). */
+static void quorum_topics(krep_mod *m)
+{
+#if KLOG_HAVE_RAFT
+    if (!m->q || !m->node || !krep_quorum_ctl(m->q))
+        return;
+    kt_topic **snap;
+    ssize_t nt = klog__topics_snapshot(m->k, &snap);
+    if (nt < 0)
+        return;
+    for (ssize_t i = 0; i < nt; i++) {
+        kt_topic *t = snap[i];
+        if ((t->name[0] == '_' && t->name[1] == '_') || atomic_load(&t->deleted))
+            continue;
+        krep_quorum_add_topic(m->q, t->name, atomic_load_explicit(&t->nparts, memory_order_acquire), now_ms());
+    }
+    klog__topics_release(snap, (size_t)nt);
+#else
+    (void)m;
+#endif
+}
+
 static void *tick_main(void *arg)
 {
     krep_mod *m = arg;
+    int64_t topics_at = 0;
     while (!stopping(m)) {
-        int64_t wake = krep_node_tick(m->node, now_ms());
-        if (atomic_exchange(&m->rescan, false)) {
+        int64_t wake = m->node ? krep_node_tick(m->node, now_ms()) : now_ms() + 20;
+#if KLOG_HAVE_RAFT
+        if (m->q) {
+            int64_t qw = krep_quorum_tick(m->q, now_ms());
+            if (qw < wake)
+                wake = qw;
+            if (now_ms() >= topics_at) {
+                quorum_topics(m);
+                topics_at = now_ms() + 200;
+            }
+        }
+#endif
+        (void)topics_at;
+        if (m->node && atomic_exchange(&m->rescan, false)) {
             kt_topic **snap;
             ssize_t nt = klog__topics_snapshot(m->k, &snap);
             if (nt >= 0) {
@@ -493,7 +596,7 @@ static void *tick_main(void *arg)
                 krep_static_track(m->node, m->ctl);
             pthread_mutex_unlock(&m->mu);
         }
-        int64_t until = now_ms() + 20;
+        int64_t until = now_ms() + (m->quorum ? 5 : 20);
         nap(m, wake < until ? wake : until);
     }
     return NULL;
@@ -539,6 +642,40 @@ static int mod_init(struct klog *k, void **state, char *errbuf, size_t errsize)
         return klog__errf(errbuf, errsize, KLOG_ECONF, "replication.leader %d is not one of replication.peers",
                           (int)bad);
     }
+    int64_t mode = klog__conf_int(c, KC_REPLICATION_CONTROLLER);
+    m->quorum = mode == KC_CONTROLLER_QUORUM || (mode == KC_CONTROLLER_AUTO && KLOG_HAVE_RAFT && m->cfg.npeers >= 3);
+    if (m->quorum && !KLOG_HAVE_RAFT) {
+        free(m);
+        return klog__errf(errbuf, errsize, KLOG_ECONF, "replication.controller=quorum: klog was built without raft");
+    }
+    if (m->quorum && m->cfg.npeers < 3) {
+        free(m);
+        return klog__errf(errbuf, errsize, KLOG_ECONF,
+                          "replication.controller=quorum needs 3 or more peers (a witness makes the third)");
+    }
+    const char *wit = klog__conf_str(c, KC_REPLICATION_WITNESSES);
+    while (wit && *wit) {
+        char *end;
+        long id = strtol(wit, &end, 10);
+        if (end == wit || (*end && *end != ',') || !url_of(m, (int32_t)id) || m->nwitnesses == KREP_MAX_NODES) {
+            free(m);
+            return klog__errf(errbuf, errsize, KLOG_ECONF, "replication.witnesses: expected IDs of peers at \"%s\"",
+                              wit);
+        }
+        m->witnesses[m->nwitnesses++] = (int32_t)id;
+        m->witness |= (int32_t)id == m->cfg.node_id;
+        wit = *end ? end + 1 : end;
+    }
+    if (m->nwitnesses > 0 && !m->quorum) {
+        free(m);
+        return klog__errf(errbuf, errsize, KLOG_ECONF, "replication.witnesses: only a quorum controller has witnesses");
+    }
+    if (m->nwitnesses >= m->cfg.npeers) {
+        free(m);
+        return klog__errf(errbuf, errsize, KLOG_ECONF, "replication.witnesses: no node would hold data");
+    }
+    m->session_ms = klog__conf_int(c, KC_REPLICA_SESSION_TIMEOUT_MS);
+    m->election_ms = klog__conf_int(c, KC_QUORUM_ELECTION_TIMEOUT_MS);
     m->cfg.lag_max_ms = klog__conf_int(c, KC_REPLICA_LAG_TIME_MAX_MS);
     m->cfg.fetch_wait_max_ms = (int32_t)klog__conf_int(c, KC_REPLICA_FETCH_WAIT_MAX_MS);
     m->cfg.fetch_max_bytes = (int32_t)klog__conf_int(c, KC_REPLICA_FETCH_MAX_BYTES);
@@ -564,12 +701,72 @@ static int mod_init(struct klog *k, void **state, char *errbuf, size_t errsize)
 
 static void mod_stop(struct klog *k, void *state);
 
+static bool is_witness(const krep_mod *m, int32_t id) { return krep_in(m->witnesses, m->nwitnesses, id); }
+
+#if KLOG_HAVE_RAFT
+/* The quorum's start: the node (unless a witness), raft's voter, and the
+ * threads: fetchers to the data peers, the channel to the controller,
+ * pushes to the data nodes (while raft makes this node the controller),
+ * raft's channels to the other voters. */
+static int quorum_start(struct klog *k, krep_mod *m, char *errbuf, size_t errsize)
+{
+    m->cfg.controller_id = -1; /* raft says who */
+    int rc;
+    if (!m->witness && (rc = krep_node_new(&m->node, k, &m->cfg)) < 0)
+        return klog__errf(errbuf, errsize, rc, "replication: %s", klog_strerror(rc));
+    krep_quorum_config qc;
+    krep_quorum_config_init(&qc);
+    qc.node_id = m->cfg.node_id;
+    for (int i = 0; i < m->cfg.npeers; i++) {
+        int32_t id = m->cfg.peers[i].id;
+        qc.voters[qc.nvoters] = id;
+        snprintf(qc.voter_urls[qc.nvoters], sizeof qc.voter_urls[0], "%s", m->cfg.peers[i].url);
+        qc.nvoters++;
+        if (!is_witness(m, id))
+            qc.data[qc.ndata++] = id;
+    }
+    qc.seed = (uint64_t)m->cfg.incarnation;
+    qc.election_timeout_ms = (unsigned)m->election_ms;
+    qc.heartbeat_timeout_ms = (unsigned)(m->election_ms / 10 > 0 ? m->election_ms / 10 : 1);
+    qc.session_timeout_ms = m->session_ms;
+    qc.propose_retry_ms = m->election_ms;
+    rc = krep_quorum_open(&m->q, klog__io(k), klog__dir(k), m->node, &qc, now_ms(), errbuf, errsize);
+    if (rc < 0)
+        return rc;
+    if ((rc = klog_transport_registry_new(&m->reg, 0)) < 0)
+        return rc;
+    for (int i = 0; i < m->cfg.npeers; i++) {
+        int32_t id = m->cfg.peers[i].id;
+        if (id != m->cfg.node_id) {
+            if (m->node && !is_witness(m, id))
+                m->runners[m->nrunners++] = (runner){ .m = m, .kind = R_FETCH, .peer = id };
+            m->runners[m->nrunners++] = (runner){ .m = m, .kind = R_RAFT, .peer = id };
+        }
+        if (!is_witness(m, id))
+            m->runners[m->nrunners++] = (runner){ .m = m, .kind = R_PUSH, .peer = id };
+    }
+    if (m->node)
+        m->runners[m->nrunners++] = (runner){ .m = m, .kind = R_CTL, .peer = -1 };
+    return 0;
+}
+#endif
+
 static int mod_start(struct klog *k, void *state, char *errbuf, size_t errsize)
 {
     krep_mod *m = state;
     if (!m)
         return 0;
-    int rc = krep_state_read(k, &m->known);
+    int rc;
+    if (m->quorum) {
+#if KLOG_HAVE_RAFT
+        if ((rc = quorum_start(k, m, errbuf, errsize)) < 0) {
+            mod_stop(k, m);
+            return rc;
+        }
+        goto threads;
+#endif
+    }
+    rc = krep_state_read(k, &m->known);
     if (rc < 0)
         return klog__errf(errbuf, errsize, rc, "%s/%s: %s", klog__dir(k), KREP_STATE_FILE,
                           rc == KLOG_ECORRUPT ? "not a replication state file" : klog_strerror(rc));
@@ -608,6 +805,9 @@ static int mod_start(struct klog *k, void *state, char *errbuf, size_t errsize)
         m->runners[m->nrunners++] = (runner){ .m = m, .kind = R_PUSH, .peer = id };
     }
     m->runners[m->nrunners++] = (runner){ .m = m, .kind = R_CTL, .peer = -1 };
+#if KLOG_HAVE_RAFT
+threads:
+#endif
     for (int i = 0; i < m->nrunners && rc == 0; i++) {
         runner *r = &m->runners[i];
         pthread_mutex_init(&r->cmu, NULL);
@@ -663,6 +863,10 @@ static void mod_stop(struct klog *k, void *state)
     if (m->tick_started)
         pthread_join(m->tick, NULL);
     m->tick_started = false;
+#if KLOG_HAVE_RAFT
+    krep_quorum_close(m->q); /* before the node it tells */
+    m->q = NULL;
+#endif
     klog_transport_registry_free(m->reg);
     m->reg = NULL;
     krep_ctl_free(m->ctl);

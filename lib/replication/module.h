@@ -33,6 +33,10 @@ int krep_mod_alter_partition(krep_mod *m, const kk_alter_partition_req *q, krep_
 int16_t krep_mod_replica_fetch(krep_mod *m, const char *topic, int32_t partition, int32_t replica_id,
                                int32_t current_leader_epoch, int64_t fetch_offset, struct kpart **p);
 
+/* A raft frame (quorum.h's KREP_API_RAFT) from a peer: the response into
+ * w.  Returns 0, KLOG_EFORMAT (no quorum here), KLOG_ECORRUPT, -ENOMEM. */
+int krep_mod_raft_frame(krep_mod *m, const void *frame, size_t len, kk_wbuf *w);
+
 /* klog promote: this node becomes the controller and the leader of every
  * partition it knows, in new epochs (klog_replication_promote). */
 int krep_mod_promote(krep_mod *m, bool unclean, char *errbuf, size_t errsize);

@@ -103,6 +103,8 @@ struct krep_quorum {
     uint64_t hash;
     /* the controller */
     krep_ctl *ctl;
+    krep_ctl *retired[256];       /* replaced: other threads may still hold them (freed at close) */
+    int nretired;
     raft_term ctl_term;
     raft_term ready_term;         /* a barrier of this term applied: the FSM is current */
     raft_term barrier_term;
@@ -881,7 +883,10 @@ static void barrier_cb(struct raft_barrier *req, int status)
 
 static void unhost(krep_quorum *q)
 {
-    krep_ctl_free(q->ctl);
+    if (q->ctl && q->nretired < (int)KLOG_ARRAY_LEN(q->retired))
+        q->retired[q->nretired++] = q->ctl;
+    else
+        krep_ctl_free(q->ctl); /* (256 terms led in one run: the oldest goes) */
     q->ctl = NULL;
     q->ctl_term = 0;
 }
@@ -1096,7 +1101,8 @@ static int16_t alter_one(krep_quorum *q, qnode *nd, int64_t broker_epoch, qpart 
                                                                                : KK_ERR_NOT_CONTROLLER;
 }
 
-static int alter(krep_quorum *q, const kk_alter_partition_req *a, kk_alter_partition_resp *r)
+static int alter(krep_quorum *q, const kk_alter_partition_req *a, krep_alloc_fn alloc, void *actx,
+                 kk_alter_partition_resp *r)
 {
     memset(r, 0, sizeof *r);
     if (!ready(q) || !q->ctl) {
@@ -1118,12 +1124,12 @@ static int alter(krep_quorum *q, const kk_alter_partition_req *a, kk_alter_parti
         }
         return 0;
     }
-    kk_alter_partition_resp_topic *ts = krep_mem_alloc(&q->mem, ((size_t)a->topics.n + 1) * sizeof *ts);
+    kk_alter_partition_resp_topic *ts = alloc(actx, ((size_t)a->topics.n + 1) * sizeof *ts);
     if (!ts)
         return -ENOMEM;
     for (int i = 0; i < a->topics.n; i++) {
         const kk_alter_partition_req_topic *qt = &a->topics.v[i];
-        kk_alter_partition_resp_partition *ps = krep_mem_alloc(&q->mem, ((size_t)qt->partitions.n + 1) * sizeof *ps);
+        kk_alter_partition_resp_partition *ps = alloc(actx, ((size_t)qt->partitions.n + 1) * sizeof *ps);
         if (!ps)
             return -ENOMEM;
         ts[i].name = qt->name;
@@ -1144,7 +1150,7 @@ static int alter(krep_quorum *q, const kk_alter_partition_req *a, kk_alter_parti
             ps[j].leader_id = p->st.leader;
             ps[j].leader_epoch = p->st.leader_epoch;
             ps[j].partition_epoch = p->st.partition_epoch;
-            if (!(ps[j].isr.v = krep_mem_alloc(&q->mem, (size_t)p->st.nisr * sizeof *p->st.isr + 1)))
+            if (!(ps[j].isr.v = alloc(actx, (size_t)p->st.nisr * sizeof *p->st.isr + 1)))
                 return -ENOMEM;
             memcpy(ps[j].isr.v, p->st.isr, (size_t)p->st.nisr * sizeof *p->st.isr);
             ps[j].isr.n = p->st.nisr;
@@ -1153,6 +1159,17 @@ static int alter(krep_quorum *q, const kk_alter_partition_req *a, kk_alter_parti
     r->topics.v = ts;
     r->topics.n = a->topics.n;
     return 0;
+}
+
+int krep_quorum_alter_partition(krep_quorum *q, const kk_alter_partition_req *a, int64_t now_ms, krep_alloc_fn alloc,
+                                void *actx, kk_alter_partition_resp *r)
+{
+    pthread_mutex_lock(&q->mu);
+    if (now_ms > q->now)
+        q->now = now_ms;
+    int rc = alter(q, a, alloc, actx, r);
+    pthread_mutex_unlock(&q->mu);
+    return rc;
 }
 
 /* ---- frames ------------------------------------------------------------------------------------------ */
@@ -1289,7 +1306,7 @@ int krep_quorum_serve(krep_quorum *q, const void *frame, size_t len, int64_t now
         rc = kk_request_decode(frame, len, NULL, &q->arena, &rq);
         if (rc == 0) {
             kk_alter_partition_resp resp;
-            rc = alter(q, &rq.body.alter_partition, &resp);
+            rc = alter(q, &rq.body.alter_partition, krep_mem_alloc, &q->mem, &resp);
             if (rc == 0) {
                 kk_wbuf_reset(w);
                 rc = kk_response_encode(w, rq.hdr.api_key, rq.hdr.api_version, rq.hdr.correlation_id, &resp);
@@ -1382,6 +1399,8 @@ static void raft_closed(struct raft *r) { (void)r; }
 static void free_all(krep_quorum *q)
 {
     unhost(q);
+    for (int i = 0; i < q->nretired; i++)
+        krep_ctl_free(q->retired[i]);
     if (q->logh >= 0)
         kio_file_close(q->io, q->logh);
     free(q->offs);

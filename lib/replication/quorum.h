@@ -62,10 +62,6 @@
 #include "io/io.h"
 #include "replication/replication.h"
 
-/* The private API key of raft's frames on the peer channel (outside
- * Kafka's range; the server answers it only on a quorum node). */
-#define KREP_API_RAFT 32000
-
 /* The files in the node's directory. */
 #define KREP_RAFT_META "raft.meta"
 #define KREP_RAFT_LOG "raft.log"
@@ -109,8 +105,9 @@ int64_t krep_quorum_tick(krep_quorum *q, int64_t now_ms);
  * number proposed, 0, KLOG_ENOTLEADER, -ENOMEM. */
 int krep_quorum_add_topic(krep_quorum *q, const char *topic, int32_t nparts, int64_t now_ms);
 
-/* The controller hosted now (the raft leader's), or NULL.  Valid until the
- * next call into the quorum. */
+/* The controller hosted now (the raft leader's), or NULL.  One replaced
+ * stays allocated until krep_quorum_close (threads may still hold it; it
+ * answers with a stale epoch). */
 krep_ctl *krep_quorum_ctl(krep_quorum *q);
 /* Raft's view: state (RAFT_LEADER ...), term, the leader it knows (0 none). */
 void krep_quorum_raft(krep_quorum *q, int *state, uint64_t *term, int32_t *leader);
@@ -131,5 +128,10 @@ bool krep_quorum_busy(krep_quorum *q, int32_t dst);
  * (not one of these: the caller serves it otherwise), KLOG_ECORRUPT,
  * -ENOMEM. */
 int krep_quorum_serve(krep_quorum *q, const void *frame, size_t len, int64_t now_ms, kk_wbuf *w);
+
+/* The server's AlterPartition handler on a quorum node (as krep_quorum_serve
+ * does it for a frame).  Returns 0 or -ENOMEM. */
+int krep_quorum_alter_partition(krep_quorum *q, const kk_alter_partition_req *a, int64_t now_ms, krep_alloc_fn alloc,
+                                void *actx, kk_alter_partition_resp *r);
 
 #endif

@@ -86,6 +86,10 @@ struct kt_topic;
 struct kpart;
 
 #define KREP_MAX_NODES 16
+/* The private API key of the quorum controller's raft frames on the peer
+ * channel (quorum.h; outside Kafka's range: the server answers it only on
+ * a quorum node, and closes other connections that send it). */
+#define KREP_API_RAFT 32000
 #define KREP_URL_MAX 256
 /* The destination of a node's channel to its controller. */
 #define KREP_DST_CTL (-1)

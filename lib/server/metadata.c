@@ -91,7 +91,7 @@ static int fill_topic(ksrv_call *c, kk_metadata_resp_topic *o, kt_topic *t, int3
         return -ENOMEM;
     *one = node;
     for (int i = 0; i < n; i++) {
-        if (m) {
+        if (m && krep_mod_node(m)) {
             int rc = fill_replicated(c, &ps[i], t, i, krep_mod_node(m));
             if (rc < 0)
                 return rc;

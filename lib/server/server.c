@@ -46,6 +46,8 @@
 #include "common/common.h"
 #include "common/conf.h"
 #include "format/format.h"
+#include "replication/module.h"
+#include "server/acl.h"
 #include "server/conf_keys.h"
 #include "server/internal.h"
 #include "topic/topic.h"
@@ -811,6 +813,24 @@ static int serve_frame(struct ksrv_conn *cn, const void *frame, size_t len)
          * authenticated already). */
         ksrv_sasl_raw_call(c, frame, len);
         return call_run(cn);
+    }
+    const uint8_t *fb = frame;
+    if (len >= 2 && (int16_t)(fb[0] << 8 | fb[1]) == KREP_API_RAFT) {
+        /* The quorum controller's raft messages between peers (a private
+         * key: lib/replication/quorum.h), ClusterAction like the other
+         * replication requests. */
+        int rr = !a->authed || !ksrv_allowed(c, KACL_OP_CLUSTER_ACTION, KACL_RES_CLUSTER, KACL_CLUSTER_NAME)
+                     ? -EACCES
+                     : krep_mod_raft_frame(krep_mod_of(ksrv_klog(cn->srv)), frame, len, &cn->out);
+        if (rr < 0) {
+            ksrv_log(cn->srv, "%s: raft frame refused (%s): closing the connection", ksrv_conn_peer(cn),
+                     klog_strerror(rr));
+            return rr;
+        }
+        rr = conn_send_response(cn);
+        if (rr == 1)
+            call_end(cn);
+        return rr;
     }
     int rc = kk_request_decode(frame, len, &cn->srv->lim, &cn->arena, &c->req);
     if (rc == KLOG_EFORMAT && c->req.hdr.api_key == KK_API_API_VERSIONS) {

@@ -43,6 +43,8 @@ static void node_start_with(node *nd, const char *leader)
     cr_assert_eq(klog_conf_set(c, "node.id", id, NULL, 0), 0);
     char err[256] = "";
     cr_assert_eq(klog_conf_set(c, "replication.peers", peers, err, sizeof err), 0, "%s", err);
+    /* the operator's controller (promote): three nodes would get the quorum one */
+    cr_assert_eq(klog_conf_set(c, "replication.controller", "static", err, sizeof err), 0, "%s", err);
     if (leader)
         cr_assert_eq(klog_conf_set(c, "replication.leader", leader, NULL, 0), 0);
     klog_conf_set(c, "replica.lag.time.max.ms", "1500", NULL, 0);
