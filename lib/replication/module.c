@@ -296,6 +296,27 @@ int16_t krep_mod_replica_fetch(krep_mod *m, const char *topic, int32_t partition
     return krep_replica_fetch(m->node, topic, partition, replica_id, current_leader_epoch, fetch_offset, now_ms(), p);
 }
 
+void krep_mod_controller(krep_mod *m, int32_t *id, int32_t *epoch)
+{
+    *id = -1;
+    *epoch = 0;
+    if (m->node) {
+        krep_node_controller(m->node, id, epoch);
+        return;
+    }
+#if KLOG_HAVE_RAFT
+    if (m->q) {
+        uint64_t term;
+        int32_t lid;
+        krep_quorum_raft(m->q, NULL, &term, &lid);
+        if (lid > 0) {
+            *id = lid;
+            *epoch = (int32_t)term;
+        }
+    }
+#endif
+}
+
 int krep_mod_raft_frame(krep_mod *m, const void *frame, size_t len, kk_wbuf *w)
 {
 #if KLOG_HAVE_RAFT
@@ -547,8 +568,8 @@ static void *runner_main(void *arg)
 static void quorum_topics(krep_mod *m)
 {
 #if KLOG_HAVE_RAFT
-    if (!m->q || !m->node || !krep_quorum_ctl(m->q))
-        return;
+    if (!m->q || !krep_quorum_ctl(m->q))
+        return; /* (a witness too: a topic a client created on it) */
     kt_topic **snap;
     ssize_t nt = klog__topics_snapshot(m->k, &snap);
     if (nt < 0)

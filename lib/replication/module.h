@@ -33,6 +33,10 @@ int krep_mod_alter_partition(krep_mod *m, const kk_alter_partition_req *q, krep_
 int16_t krep_mod_replica_fetch(krep_mod *m, const char *topic, int32_t partition, int32_t replica_id,
                                int32_t current_leader_epoch, int64_t fetch_offset, struct kpart **p);
 
+/* The controller this node answers to and its epoch (-1, 0: none known);
+ * on a witness, the raft leader it knows. */
+void krep_mod_controller(krep_mod *m, int32_t *id, int32_t *epoch);
+
 /* A raft frame (quorum.h's KREP_API_RAFT) from a peer: the response into
  * w.  Returns 0, KLOG_EFORMAT (no quorum here), KLOG_ECORRUPT, -ENOMEM. */
 int krep_mod_raft_frame(krep_mod *m, const void *frame, size_t len, kk_wbuf *w);

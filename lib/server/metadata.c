@@ -162,7 +162,7 @@ int ksrv_metadata(ksrv_call *c)
          * the leader can name them in its pushes), if clients can reach
          * it; else here */
         int32_t cid, cep;
-        krep_node_controller(krep_mod_node(rm), &cid, &cep);
+        krep_mod_controller(rm, &cid, &cep);
         for (int i = 0; i < k; i++)
             if (bs[i].node_id == cid)
                 r.controller_id = cid;
