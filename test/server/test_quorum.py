@@ -57,7 +57,7 @@ def start_cluster(serve, witnesses=(), extra=()):
     return nodes
 
 
-def leader_of(nodes, topic="t", timeout=30):
+def leader_of(nodes, topic="t", timeout=30, isr=2):
     """The node that leads partition 0, as a live node's Metadata says."""
     for _ in deadline_loop(timeout, 0.1):
         for n in nodes:
@@ -70,9 +70,10 @@ def leader_of(nodes, topic="t", timeout=30):
             t = md.topics.get(topic)
             if t and not t.error and 0 in t.partitions and t.partitions[0].leader > 0:
                 lid = t.partitions[0].leader
-                if len(t.partitions[0].isrs) >= 2 and nodes[lid - 1].alive():
-                    return nodes[lid - 1]
-    pytest.fail("no leader with an in-sync follower for %s-0 among %s" % (topic, [n.bootstrap for n in nodes]))
+                lead = [m for m in nodes if m.options[1] == str(lid)]   # --node-id N
+                if len(t.partitions[0].isrs) >= isr and lead and lead[0].alive():
+                    return lead[0]
+    pytest.fail("no leader with %d in-sync replicas for %s-0 among %s" % (isr, topic, [n.bootstrap for n in nodes]))
 
 
 class Writer:
@@ -135,7 +136,7 @@ def fail_over(nodes, label, capsys):
               % (label, nodes.index(old) + 1, took))
     for i in range(1, 20):
         assert w.write(b"after-%d" % i), "acks=all write %d after the failover" % i
-    new = leader_of([n for n in nodes if n is not old])
+    new = leader_of([n for n in nodes if n is not old], isr=1)
     assert new is not old
     want = set(w.acked)
     got = read_all(new, want)
