@@ -924,9 +924,13 @@ static void elect_lost(krep_quorum *q)
         if (p->st.leader >= 0 && live(q, p->st.leader))
             continue;
         int32_t cand = -1;
-        for (int j = 0; j < p->st.nisr && cand < 0; j++)
-            if (p->st.isr[j] != p->st.leader && live(q, p->st.isr[j]))
-                cand = p->st.isr[j];
+        const int32_t *from = q->cfg.unclean ? p->st.replicas : p->st.isr;
+        int nfrom = q->cfg.unclean ? p->st.nreplicas : p->st.nisr;
+        for (int pass = q->cfg.unclean ? 0 : 1; pass < 2 && cand < 0; pass++)
+            for (int j = 0; j < nfrom && cand < 0; j++)
+                if (from[j] != p->st.leader && live(q, from[j]) &&
+                    (pass == 1 || !krep_in(p->st.isr, p->st.nisr, from[j])))
+                    cand = from[j]; /* (unclean: an out-of-sync one first) */
         if (cand < 0)
             continue; /* no live in-sync replica: wait (no unclean election) */
         krep_pstate st = p->st;
@@ -935,6 +939,10 @@ static void elect_lost(krep_quorum *q)
             if (st.isr[j] != p->st.leader)
                 st.isr[k++] = st.isr[j];
         st.nisr = k;
+        if (!krep_in(st.isr, st.nisr, cand)) {
+            st.nisr = 1;
+            st.isr[0] = cand;
+        }
         st.leader = cand;
         st.leader_epoch = krep_next_epoch(st.leader_epoch, epoch);
         st.partition_epoch++;

@@ -80,6 +80,9 @@ typedef struct krep_quorum_config {
     unsigned heartbeat_timeout_ms;  /* raft's [100] */
     int64_t session_timeout_ms;     /* a node not heard from this long is dead [6000] */
     int64_t propose_retry_ms;       /* a proposal not applied this long is made again [500] */
+    bool unclean;                   /* tests: elections take a live out-of-sync replica first,
+                                     * the ISR reset to it: loses acknowledged records (the
+                                     * simulation's checker must catch it) */
 } krep_quorum_config;
 
 void krep_quorum_config_init(krep_quorum_config *c);

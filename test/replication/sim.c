@@ -355,6 +355,7 @@ static int node_start(snode *nd)
         qc.heartbeat_timeout_ms = 50;
         qc.session_timeout_ms = 700;
         qc.propose_retry_ms = 200;
+        qc.unclean = unclean != 0;
         char eb[256] = "";
         rc = krep_quorum_open(&nd->q, klog__io(nd->k), nd->dir, nd->rn, &qc, sim.now, eb, sizeof eb);
         if (rc < 0) {
