@@ -1534,6 +1534,11 @@ void krep_quorum_close(krep_quorum *q)
         return;
     pthread_mutex_lock(&q->mu);
     unhost(q);
+    /* Completions delivered while raft is whole: libraft's callbacks run
+     * after raft_close has torn down the leader's state do not expect
+     * to (one crashed when a send completed after it). */
+    for (int i = 0; i < 16 && q->ndone > 0; i++)
+        done_run(q, 0);
     if (q->raft_inited)
         raft_close(&q->raft, raft_closed);
     done_run(q, RAFT_CANCELED);
