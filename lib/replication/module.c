@@ -674,6 +674,11 @@ static int mod_init(struct klog *k, void **state, char *errbuf, size_t errsize)
         return klog__errf(errbuf, errsize, KLOG_ECONF,
                           "replication.controller=quorum needs 3 or more peers (a witness makes the third)");
     }
+    for (int i = 0; m->quorum && i < m->cfg.npeers; i++)
+        if (m->cfg.peers[i].id <= 0) {
+            free(m);
+            return klog__errf(errbuf, errsize, KLOG_ECONF, "replication.controller=quorum: node ids start at 1");
+        }
     const char *wit = klog__conf_str(c, KC_REPLICATION_WITNESSES);
     while (wit && *wit) {
         char *end;

@@ -517,7 +517,10 @@ static int io_start(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick, ra
 static int io_bootstrap(struct raft_io *io, const struct raft_configuration *conf)
 {
     krep_quorum *q = Q(io);
-    if (q->term != 0 || q->noffs != 0)
+    /* The entry first, then the term: a crash between the two leaves an
+     * entry and term 0, which the open takes for term 1; a log without
+     * its first entry has never been past this point. */
+    if (q->noffs != 0)
         return RAFT_CANTBOOTSTRAP;
     struct raft_buffer buf;
     int rc = raft_configuration_encode(conf, &buf);
@@ -527,7 +530,7 @@ static int io_bootstrap(struct raft_io *io, const struct raft_configuration *con
     rc = log_append(q, &e, 1);
     raft_free(buf.base);
     if (rc == 0)
-        rc = meta_write(q, 1, 0);
+        rc = meta_write(q, q->term > 1 ? q->term : 1, q->vote);
     return rc;
 }
 
@@ -1469,6 +1472,8 @@ int krep_quorum_open(krep_quorum **out, kio *io, const char *dir, krep_node *nod
         free_all(q);
         return rc;
     }
+    if (q->term == 0 && q->noffs > 0)
+        q->term = 1; /* bootstrapped, cut before its term was written */
     q->rio.version = 2;
     q->rio.impl = q;
     q->rio.init = io_init;
@@ -1506,8 +1511,19 @@ int krep_quorum_open(krep_quorum **out, kio *io, const char *dir, krep_node *nod
     raft_set_pre_vote(&q->raft, true);
     struct raft_configuration conf;
     raft_configuration_init(&conf);
-    for (int i = 0; i < cfg->nvoters && rc == 0; i++)
-        rc = raft_configuration_add(&conf, (raft_id)cfg->voters[i], q->addrs[i], RAFT_VOTER);
+    /* in id order: every voter bootstraps the same first entry, whatever
+     * order its peers list gives */
+    int32_t last = 0;
+    for (int n = 0; n < cfg->nvoters && rc == 0; n++) {
+        int best = -1;
+        for (int i = 0; i < cfg->nvoters; i++)
+            if (cfg->voters[i] > last && (best < 0 || cfg->voters[i] < cfg->voters[best]))
+                best = i;
+        if (best < 0)
+            break;
+        last = cfg->voters[best];
+        rc = raft_configuration_add(&conf, (raft_id)cfg->voters[best], q->addrs[best], RAFT_VOTER);
+    }
     if (rc == 0) {
         rc = raft_bootstrap(&q->raft, &conf);
         if (rc == RAFT_CANTBOOTSTRAP)
