@@ -1273,7 +1273,8 @@ static void setup(uint64_t seed)
         snode *nd = &sim.nodes[i];
         nd->witness = i >= sim.n;
 #if KLOG_HAVE_RAFT
-        nd->qseed = splitmix(&sim_rng);
+        if (sim.quorum) /* (other modes replay as before) */
+            nd->qseed = splitmix(&sim_rng);
 #endif
         nd->id = i + 1;
         snprintf(nd->name, sizeof nd->name, "n%d", nd->id);
