@@ -76,6 +76,7 @@ struct krep_quorum {
     struct raft_io rio;
     struct raft_fsm fsm;
     bool raft_inited, closed;
+    bool failed;                  /* a write of raft's files failed: this voter stopped */
     int64_t now;
     uint64_t rng;
     /* raft_io state */
@@ -277,8 +278,10 @@ static int meta_write(krep_quorum *q, raft_term term, raft_id vote)
     char b[96];
     int n = snprintf(b, sizeof b, "klog-raft 1 %llu %llu\n", (unsigned long long)term, (unsigned long long)vote);
     int rc = ks_write_atomic(q->io, q->dir, KREP_RAFT_META, b, (size_t)n);
-    if (rc < 0)
+    if (rc < 0) {
+        q->failed = true;
         return RAFT_IOERR;
+    }
     q->term = term;
     q->vote = vote;
     return 0;
@@ -391,6 +394,7 @@ static int log_append(krep_quorum *q, const struct raft_entry *e, unsigned n)
     free(b);
     if (rc < 0) {
         q->noffs = first;
+        q->failed = true;
         return RAFT_IOERR;
     }
     q->logsize += total;
@@ -420,8 +424,15 @@ static void done_push(krep_quorum *q, int kind, void *req, int status)
     q->done[q->ndone++] = (qdone){ kind, req, status };
 }
 
-static void done_run(krep_quorum *q, int override)
+/* Deliver the completions queued.  A voter whose files failed delivers
+ * nothing more until its close, where everything is delivered as done
+ * (raft, unavailable by then, only releases what it held): libraft 0.15
+ * crashes on a leader's second failed append, so its failure paths are
+ * never taken; a voter with a broken disk stops instead (fail-stop). */
+static void done_run(krep_quorum *q, bool closing)
 {
+    if (q->failed && !closing)
+        return;
     for (int round = 0; round < 8 && q->ndone > 0; round++) {
         size_t n = q->ndone;
         qdone *d = malloc(n * sizeof *d);
@@ -430,7 +441,7 @@ static void done_run(krep_quorum *q, int override)
         memcpy(d, q->done, n * sizeof *d);
         q->ndone = 0;
         for (size_t i = 0; i < n; i++) {
-            int st = override ? override : d[i].status;
+            int st = closing ? 0 : d[i].status;
             if (d[i].kind == DONE_APPEND) {
                 struct raft_io_append *r = d[i].req;
                 if (r->cb)
@@ -453,7 +464,7 @@ static void io_close(struct raft_io *io, raft_io_close_cb cb)
 {
     krep_quorum *q = Q(io);
     q->closed = true;
-    done_run(q, RAFT_CANCELED);
+    done_run(q, true);
     if (cb)
         cb(io);
 }
@@ -638,8 +649,10 @@ static int io_truncate(struct raft_io *io, raft_index index)
     int rc = kio_truncate(q->io, q->logh, size);
     if (rc == 0)
         rc = kio_datasync(q->io, q->logh);
-    if (rc < 0)
+    if (rc < 0) {
+        q->failed = true;
         return RAFT_IOERR;
+    }
     q->noffs = (size_t)index - 1;
     q->logsize = size;
     return 0;
@@ -822,7 +835,7 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
 /* Hand a command to raft (it owns w->p after). */
 static int propose(krep_quorum *q, wr *w)
 {
-    if (w->bad) {
+    if (w->bad || q->failed) {
         raft_free(w->p);
         return -ENOMEM;
     }
@@ -958,13 +971,18 @@ int64_t krep_quorum_tick(krep_quorum *q, int64_t now_ms)
     pthread_mutex_lock(&q->mu);
     if (now_ms > q->now)
         q->now = now_ms;
-    done_run(q, 0);
+    if (q->failed) {
+        unhost(q);
+        pthread_mutex_unlock(&q->mu);
+        return now_ms + 1000;
+    }
+    done_run(q, false);
     for (int k = 0; k < 4 && q->tick_cb && q->now >= q->next_tick; k++) {
         q->next_tick += q->tick_ms;
         if (q->next_tick <= q->now)
             q->next_tick = q->now + q->tick_ms;
         q->tick_cb(&q->rio);
-        done_run(q, 0);
+        done_run(q, false);
     }
     raft_term term = q->raft.current_term;
     if (is_leader(q)) {
@@ -994,7 +1012,7 @@ int64_t krep_quorum_tick(krep_quorum *q, int64_t now_ms)
         if (lid > 0 && (lid != (raft_id)q->cfg.node_id || q->ctl))
             krep_node_set_controller(q->node, (int32_t)lid, (int32_t)term);
     }
-    done_run(q, 0);
+    done_run(q, false);
     int64_t wake = q->tick_cb ? q->next_tick : q->now + 100;
     if (q->ndone > 0)
         wake = q->now;
@@ -1271,7 +1289,7 @@ static int recv_one(krep_quorum *q, rd *r, int32_t from)
     default:
         return KLOG_ECORRUPT;
     }
-    if (r->bad || !m.server_address || !q->recv_cb || q->closed) {
+    if (r->bad || !m.server_address || !q->recv_cb || q->closed || q->failed) {
         if (m.type == RAFT_IO_APPEND_ENTRIES && m.append_entries.entries) {
             raft_free(m.append_entries.entries[0].batch);
             raft_free(m.append_entries.entries);
@@ -1311,7 +1329,7 @@ int krep_quorum_serve(krep_quorum *q, const void *frame, size_t len, int64_t now
             kk_w_i32(w, corr);
             rc = w->err;
         }
-        done_run(q, 0);
+        done_run(q, false);
     } else {
         kk_request rq;
         rc = kk_request_decode(frame, len, NULL, &q->arena, &rq);
@@ -1554,10 +1572,10 @@ void krep_quorum_close(krep_quorum *q)
      * after raft_close has torn down the leader's state do not expect
      * to (one crashed when a send completed after it). */
     for (int i = 0; i < 16 && q->ndone > 0; i++)
-        done_run(q, 0);
+        done_run(q, false);
     if (q->raft_inited)
         raft_close(&q->raft, raft_closed);
-    done_run(q, RAFT_CANCELED);
+    done_run(q, true);
     pthread_mutex_unlock(&q->mu);
     free_all(q);
 }

@@ -44,7 +44,10 @@
  * klog's I/O layer (kio) in the node's directory: raft.meta (term and
  * vote, written atomically and synced before raft goes on) and raft.log
  * (the entries, each a record [length][crc32c][term][type][data], synced
- * before an append completes; a torn tail is cut at load).  Append and send
+ * before an append completes; a torn tail is cut at load).  A voter whose write of
+ * these files fails stops (fail-stop: it delivers nothing more to raft,
+ * answers no raft message, hosts no controller) until it is closed and
+ * opened again: libraft's paths for failed writes are never taken.  Append and send
  * completions are delivered at the next krep_quorum_tick, never inside the
  * call that started them.  No snapshots: the metadata log is small (its
  * compaction is left for later).

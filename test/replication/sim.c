@@ -1592,6 +1592,8 @@ int main(int argc, char **argv)
             }
             continue;
         }
+        if (getenv("SIM_PROGRESS"))
+            fprintf(stderr, "seed %" PRIu64 "\n", s);
         if (run(s)) {
             failed++;
             printf("FAILED: replay with: %s%s%s --seed %" PRIu64 " -v\n", argv[0], unclean ? " --unclean" : "", quorum_flag ? " --quorum" : "", s);
