@@ -132,6 +132,7 @@ static void node_start(cluster *cl, node *nd)
     snprintf(id, sizeof id, "%d", nd->id);
     conf_set(c, "node.id", id);
     conf_set(c, "replication.peers", cl->peers);
+    conf_set(c, "replication.controller", "static"); /* node 1 leads, as measured */
     conf_set(c, "replica.fetch.wait.max.ms", "100");
     conf_set(c, "replica.heartbeat.ms", "200");
     if (getenv("KLOG_BENCH_REPL_FETCH_BYTES"))

@@ -97,7 +97,9 @@ class Cluster:
         peers = ",".join("%d@tcp://%s" % (i + 1, a) for i, a in enumerate(self.addrs))
         common = ["replication.peers=" + peers, "replica.lag.time.max.ms=1000",
                   "replica.fetch.wait.max.ms=100", "replica.fetch.backoff.ms=100",
-                  "replica.heartbeat.ms=100", "replica.socket.timeout.ms=2000"]
+                  "replica.heartbeat.ms=100", "replica.socket.timeout.ms=2000",
+                  # the operator's controller: three peers get the quorum one by default
+                  "replication.controller=static"]
         self.nodes = [serve(extra=["node.id=%d" % (i + 1)] + common, listen=("tcp://" + a,))
                       for i, a in enumerate(self.addrs)]
         self.paused = set()
