@@ -64,6 +64,9 @@ typedef struct qdone {
     int kind;
     void *req;
     int status;
+    raft_id leader;               /* an append of a leader's entries: who, in which term, */
+    raft_term term;
+    raft_index cap;               /* and the last index they match the leader's log at (0: none) */
 } qdone;
 
 struct krep_quorum {
@@ -77,6 +80,21 @@ struct krep_quorum {
     struct raft_fsm fsm;
     bool raft_inited, closed;
     bool failed;                  /* a write of raft's files failed: this voter stopped */
+    /* What a follower may acknowledge to its leader.  libraft 0.15 answers
+     * a heartbeat with its last stored index, entries past the point where
+     * its log matches the leader's included (an old term's, not truncated
+     * yet); a leader counting them committed an entry only it held (the
+     * simulation's seed 230).  So a success answer is capped at the end of
+     * what the leader sent that this node accepted: ack_matched for
+     * ack_leader in ack_term; ae_* while an AppendEntries is handed to
+     * raft. */
+    raft_id ack_leader;
+    raft_term ack_term;
+    raft_index ack_matched;
+    bool in_ae;
+    raft_id ae_from;
+    raft_term ae_term;
+    raft_index ae_end;
     int64_t now;
     uint64_t rng;
     /* raft_io state */
@@ -411,6 +429,17 @@ static int io_init(struct raft_io *io, raft_id id, const char *address)
     return 0;
 }
 
+static void ack_note(krep_quorum *q, raft_id leader, raft_term term, raft_index end)
+{
+    if (q->ack_leader != leader || q->ack_term != term) {
+        q->ack_leader = leader;
+        q->ack_term = term;
+        q->ack_matched = 0;
+    }
+    if (end > q->ack_matched)
+        q->ack_matched = end;
+}
+
 static void done_push(krep_quorum *q, int kind, void *req, int status)
 {
     if (klog__vec_reserve(&q->done, &q->donecap, q->ndone + 1, sizeof *q->done) < 0) {
@@ -421,7 +450,13 @@ static void done_push(krep_quorum *q, int kind, void *req, int status)
             ((struct raft_io_send *)req)->cb(req, RAFT_NOMEM);
         return;
     }
-    q->done[q->ndone++] = (qdone){ kind, req, status };
+    q->done[q->ndone++] = (qdone){ kind, req, status, 0, 0, 0 };
+    if (kind == DONE_APPEND && q->in_ae) {
+        /* accepted: the log matched up to the entries appended */
+        q->done[q->ndone - 1].leader = q->ae_from;
+        q->done[q->ndone - 1].term = q->ae_term;
+        q->done[q->ndone - 1].cap = q->ae_end;
+    }
 }
 
 /* Deliver the completions queued.  A voter whose files failed delivers
@@ -444,6 +479,8 @@ static void done_run(krep_quorum *q, bool closing)
             int st = closing ? 0 : d[i].status;
             if (d[i].kind == DONE_APPEND) {
                 struct raft_io_append *r = d[i].req;
+                if (st == 0 && d[i].cap > 0)
+                    ack_note(q, d[i].leader, d[i].term, d[i].cap); /* before raft answers in its callback */
                 if (r->cb)
                     r->cb(r, st);
             } else if (d[i].kind == DONE_SEND) {
@@ -611,6 +648,19 @@ static int io_send(struct raft_io *io, struct raft_io_send *req, const struct ra
     req->cb = cb;
     qdest *d = dest_of(q, (int32_t)m->server_id);
     int status = RAFT_NOCONNECTION;
+    struct raft_message capped;
+    if (m->type == RAFT_IO_APPEND_ENTRIES_RESULT && m->append_entries_result.rejected == 0) {
+        /* an AppendEntries accepted as it arrived (nothing to append):
+         * its entries match */
+        if (q->in_ae && q->ae_from == m->server_id)
+            ack_note(q, q->ae_from, q->ae_term, q->ae_end);
+        raft_index cap = q->ack_leader == m->server_id && q->ack_term == m->append_entries_result.term ? q->ack_matched : 0;
+        if (m->append_entries_result.last_log_index > cap) {
+            capped = *m;
+            capped.append_entries_result.last_log_index = cap;
+            m = &capped;
+        }
+    }
     if (d && d->len < OUTBOX_MAX) {
         wr w = { 0 };
         status = encode_msg(&w, m);
@@ -1296,7 +1346,14 @@ static int recv_one(krep_quorum *q, rd *r, int32_t from)
         }
         return r->bad ? KLOG_ECORRUPT : 0;
     }
+    if (m.type == RAFT_IO_APPEND_ENTRIES) {
+        q->in_ae = true;
+        q->ae_from = m.server_id;
+        q->ae_term = m.append_entries.term;
+        q->ae_end = m.append_entries.prev_log_index + m.append_entries.n_entries;
+    }
     q->recv_cb(&q->rio, &m);
+    q->in_ae = false;
     return 0;
 }
 
