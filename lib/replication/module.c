@@ -565,9 +565,9 @@ static void *runner_main(void *arg)
 
 /* Quorum: every topic this node holds, proposed to the metadata when this
  * node leads raft (a topic created elsewhere reaches it by LeaderAndIsr). */
+#if KLOG_HAVE_RAFT
 static void quorum_topics(krep_mod *m)
 {
-#if KLOG_HAVE_RAFT
     if (!m->q || !krep_quorum_ctl(m->q))
         return; /* (a witness too: a topic a client created on it) */
     kt_topic **snap;
@@ -581,10 +581,8 @@ static void quorum_topics(krep_mod *m)
         krep_quorum_add_topic(m->q, t->name, atomic_load_explicit(&t->nparts, memory_order_acquire), now_ms());
     }
     klog__topics_release(snap, (size_t)nt);
-#else
-    (void)m;
-#endif
 }
+#endif
 
 static void *tick_main(void *arg)
 {
@@ -727,9 +725,9 @@ static int mod_init(struct klog *k, void **state, char *errbuf, size_t errsize)
 
 static void mod_stop(struct klog *k, void *state);
 
+#if KLOG_HAVE_RAFT
 static bool is_witness(const krep_mod *m, int32_t id) { return krep_in(m->witnesses, m->nwitnesses, id); }
 
-#if KLOG_HAVE_RAFT
 /* The quorum's start: the node (unless a witness), raft's voter, and the
  * threads: fetchers to the data peers, the channel to the controller,
  * pushes to the data nodes (while raft makes this node the controller),

@@ -224,7 +224,7 @@ static struct sim {
 } sim;
 
 static void host_drop(host *h);
-static void host_forget(host *h);
+static void host_forget(host *h) __attribute__((unused)); /* (quorum mode: raft builds) */
 static int nall(void) { return sim.n + sim.nwit; }
 static void host_install(snode *nd, krep_ctl *ctl);
 static void dump(void);
@@ -949,7 +949,7 @@ static int64_t read_values(kpart *p, int64_t from, int64_t to, int64_t *out, int
 
 static int64_t scratch[MAXW + 16];
 
-static bool krep_in_isr(const krep_pstate *st, int32_t id)
+__attribute__((unused)) static bool krep_in_isr(const krep_pstate *st, int32_t id)
 {
     for (int i = 0; i < st->nisr; i++)
         if (st->isr[i] == id)
