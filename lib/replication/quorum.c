@@ -127,7 +127,6 @@ struct krep_quorum {
     raft_term ctl_term;
     raft_term ready_term;         /* a barrier of this term applied: the FSM is current */
     raft_term barrier_term;
-    int64_t transfer_at;          /* a witness leading: when to hand leadership on again */
     kk_arena arena;
     krep_mem mem;
 };
@@ -946,27 +945,6 @@ static void barrier_cb(struct raft_barrier *req, int status)
     free(req);
 }
 
-static void transfer_cb(struct raft_transfer *req) { free(req); }
-
-/* A witness that leads hands leadership to a live data node: the
- * controller learns a data node's topics only where it runs (a topic
- * created on one reaches the metadata when that node leads). */
-static void witness_hand_over(krep_quorum *q)
-{
-    if (q->node || !q->ctl || q->raft.transfer || q->now < q->transfer_at)
-        return;
-    q->transfer_at = q->now + (int64_t)q->cfg.election_timeout_ms;
-    for (int i = 0; i < q->cfg.ndata; i++) {
-        if (q->cfg.data[i] == q->cfg.node_id || !live(q, q->cfg.data[i]) ||
-            !krep_in(q->cfg.voters, q->cfg.nvoters, q->cfg.data[i]))
-            continue;
-        struct raft_transfer *t = calloc(1, sizeof *t);
-        if (t && raft_transfer(&q->raft, t, (raft_id)q->cfg.data[i], transfer_cb) != 0)
-            free(t);
-        return;
-    }
-}
-
 /* ---- the controller -------------------------------------------------------------------------------- */
 
 static void unhost(krep_quorum *q)
@@ -1071,10 +1049,8 @@ int64_t krep_quorum_tick(krep_quorum *q, int64_t now_ms)
         }
         if (ready(q) && (!q->ctl || q->ctl_term != term))
             host(q);
-        if (q->ctl) {
+        if (q->ctl)
             elect_lost(q);
-            witness_hand_over(q);
-        }
     } else if (q->ctl) {
         unhost(q);
     }

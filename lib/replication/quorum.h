@@ -30,8 +30,7 @@
  * not heard from (registration heartbeats) within session_timeout_ms is
  * taken for dead, and a partition it leads gets a new leader, a live
  * member of the ISR, in a new leader epoch, the old leader out of the ISR
- * (Kafka's controller on a broker's lost session).  A witness (a voter
- * without a node) that leads hands raft leadership to a live data node.  No live ISR member: the
+ * (Kafka's controller on a broker's lost session).  No live ISR member: the
  * partition waits (no unclean election).  Leader epochs come from
  * krep_next_epoch(le, T): above any an older term gave out.
  *
