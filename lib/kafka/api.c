@@ -67,10 +67,12 @@ static const kk_api apis[] = {
     API_(KK_API_CREATE_ACLS, "CreateAcls", 0, 1, 2, create_acls),
     API_(KK_API_DELETE_ACLS, "DeleteAcls", 0, 1, 2, delete_acls),
     API_(KK_API_DESCRIBE_CONFIGS, "DescribeConfigs", 0, 2, 4, describe_configs),
+    API_(KK_API_ALTER_CONFIGS, "AlterConfigs", 0, 1, 2, alter_configs),
     API_(KK_API_SASL_AUTHENTICATE, "SaslAuthenticate", 0, 1, 2, sasl_authenticate),
     API_(KK_API_CREATE_PARTITIONS, "CreatePartitions", 0, 1, 2, create_partitions),
     API_(KK_API_DELETE_GROUPS, "DeleteGroups", 0, 1, 2, delete_groups),
     API_(KK_API_ELECT_LEADERS, "ElectLeaders", 0, 1, 2, elect_leaders),
+    API_(KK_API_INCREMENTAL_ALTER_CONFIGS, "IncrementalAlterConfigs", 0, 0, 1, incremental_alter_configs),
     API_(KK_API_ALTER_PARTITION, "AlterPartition", 0, 0, 0, alter_partition),
 };
 

@@ -774,6 +774,68 @@ static const kk_field kk_describe_configs_resp_schema_f[] = {
 TOP(kk_describe_configs_resp_schema, "DescribeConfigsResponse");
 #undef S_
 
+/* ---- AlterConfigs and IncrementalAlterConfigs -------------------------------------- */
+#define S_ kk_alter_configs_req_config
+static const kk_field alter_configs_req_config_f[] = {
+    F(name, STR, 0, V),
+    FN(value, STR, 0, V, 0, V),
+};
+SUB(alter_configs_req_config, "AlterableConfig");
+static const kk_field incremental_alter_configs_req_config_f[] = {
+    F(name, STR, 0, V),
+    F(config_operation, I8, 0, V),
+    FN(value, STR, 0, V, 0, V),
+};
+SUB(incremental_alter_configs_req_config, "AlterableConfig");
+#undef S_
+#define S_ kk_alter_configs_req_resource
+static const kk_field alter_configs_req_resource_f[] = {
+    F(resource_type, I8, 0, V),
+    F(resource_name, STR, 0, V),
+    A(configs, 0, V, alter_configs_req_config),
+};
+SUB(alter_configs_req_resource, "AlterConfigsResource");
+static const kk_field incremental_alter_configs_req_resource_f[] = {
+    F(resource_type, I8, 0, V),
+    F(resource_name, STR, 0, V),
+    A(configs, 0, V, incremental_alter_configs_req_config),
+};
+SUB(incremental_alter_configs_req_resource, "AlterConfigsResource");
+#undef S_
+#define S_ kk_alter_configs_req
+static const kk_field kk_alter_configs_req_schema_f[] = {
+    A(resources, 0, V, alter_configs_req_resource),
+    F(validate_only, BOOL, 0, V),
+};
+TOP(kk_alter_configs_req_schema, "AlterConfigsRequest");
+static const kk_field kk_incremental_alter_configs_req_schema_f[] = {
+    A(resources, 0, V, incremental_alter_configs_req_resource),
+    F(validate_only, BOOL, 0, V),
+};
+TOP(kk_incremental_alter_configs_req_schema, "IncrementalAlterConfigsRequest");
+#undef S_
+#define S_ kk_alter_configs_resp_result
+static const kk_field alter_configs_resp_result_f[] = {
+    F(error_code, I16, 0, V),
+    FN(error_message, STR, 0, V, 0, V),
+    F(resource_type, I8, 0, V),
+    F(resource_name, STR, 0, V),
+};
+SUB(alter_configs_resp_result, "AlterConfigsResourceResponse");
+#undef S_
+#define S_ kk_alter_configs_resp
+static const kk_field kk_alter_configs_resp_schema_f[] = {
+    F(throttle_time_ms, I32, 0, V),
+    A(responses, 0, V, alter_configs_resp_result),
+};
+TOP(kk_alter_configs_resp_schema, "AlterConfigsResponse");
+static const kk_field kk_incremental_alter_configs_resp_schema_f[] = {
+    F(throttle_time_ms, I32, 0, V),
+    A(responses, 0, V, alter_configs_resp_result),
+};
+TOP(kk_incremental_alter_configs_resp_schema, "IncrementalAlterConfigsResponse");
+#undef S_
+
 /* ---- DescribeAcls ---------------------------------------------------------------- */
 #define S_ kk_describe_acls_req
 static const kk_field kk_describe_acls_req_schema_f[] = {

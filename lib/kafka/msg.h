@@ -638,6 +638,37 @@ typedef struct kk_describe_configs_resp {
     KK_ARRAY(kk_describe_configs_resp_result) results;
 } kk_describe_configs_resp;
 
+/* ---- AlterConfigs (33), versions 0-1, and IncrementalAlterConfigs (44),
+ * version 0: the same request (config_operation in the incremental one
+ * only: 0 SET, 1 DELETE, 2 APPEND, 3 SUBTRACT) and the same response ---- */
+typedef struct kk_alter_configs_req_config {
+    kk_str name;
+    int8_t config_operation;            /* IncrementalAlterConfigs only */
+    kk_str value;                       /* nullable */
+} kk_alter_configs_req_config;
+typedef struct kk_alter_configs_req_resource {
+    int8_t resource_type;               /* 2 topic, 4 broker */
+    kk_str resource_name;
+    KK_ARRAY(kk_alter_configs_req_config) configs;
+} kk_alter_configs_req_resource;
+typedef struct kk_alter_configs_req {
+    KK_ARRAY(kk_alter_configs_req_resource) resources;
+    bool validate_only;
+} kk_alter_configs_req;
+typedef kk_alter_configs_req kk_incremental_alter_configs_req;
+
+typedef struct kk_alter_configs_resp_result {
+    int16_t error_code;
+    kk_str error_message;               /* nullable */
+    int8_t resource_type;
+    kk_str resource_name;
+} kk_alter_configs_resp_result;
+typedef struct kk_alter_configs_resp {
+    int32_t throttle_time_ms;
+    KK_ARRAY(kk_alter_configs_resp_result) responses;
+} kk_alter_configs_resp;
+typedef kk_alter_configs_resp kk_incremental_alter_configs_resp;
+
 /* ---- SaslAuthenticate (36), versions 0-1 ------------------------------------- */
 typedef struct kk_sasl_authenticate_req {
     kk_bytes auth_bytes;
@@ -863,6 +894,8 @@ typedef union kk_req_body {
     kk_create_acls_req create_acls;
     kk_delete_acls_req delete_acls;
     kk_describe_configs_req describe_configs;
+    kk_alter_configs_req alter_configs;
+    kk_incremental_alter_configs_req incremental_alter_configs;
     kk_sasl_authenticate_req sasl_authenticate;
     kk_create_partitions_req create_partitions;
     kk_delete_groups_req delete_groups;
@@ -896,6 +929,8 @@ typedef union kk_resp_body {
     kk_create_acls_resp create_acls;
     kk_delete_acls_resp delete_acls;
     kk_describe_configs_resp describe_configs;
+    kk_alter_configs_resp alter_configs;
+    kk_incremental_alter_configs_resp incremental_alter_configs;
     kk_sasl_authenticate_resp sasl_authenticate;
     kk_create_partitions_resp create_partitions;
     kk_delete_groups_resp delete_groups;

@@ -7,6 +7,7 @@
 enum { SI = KC_SCOPE_INSTANCE, ST = KC_SCOPE_TOPIC };
 
 static const char *const v_controller[] = { "auto", "static", "quorum", NULL };
+static const char *const v_peer_mech[] = { "none", "PLAIN", NULL };
 
 static const kc_def defs[] = {
     B(KC_REPLICATION_PEERS) = KC_STR("replication.peers", SI,
@@ -42,6 +43,14 @@ static const kc_def defs[] = {
     B(KC_QUORUM_ELECTION_TIMEOUT_MS) = KC_INT("controller.quorum.election.timeout.ms", SI, 1000, 10, 600000,
                                               "quorum: raft's election timeout (the controller's heartbeat is a "
                                               "tenth of it)"),
+    B(KC_REPLICATION_SASL_MECHANISM) = KC_ENUM("replication.sasl.mechanism", SI, 0, v_peer_mech,
+                                               "how a node authenticates to its peers when their servers "
+                                               "require SASL (Kafka's sasl.mechanism.inter.broker.protocol): "
+                                               "none or PLAIN (over tls:// peers)"),
+    B(KC_REPLICATION_SASL_USERNAME) = KC_STR("replication.sasl.username", SI,
+                                             "the user a node authenticates as to its peers (PLAIN)"),
+    B(KC_REPLICATION_SASL_PASSWORD) = KC_STR("replication.sasl.password", SI,
+                                             "replication.sasl.username's password"),
 };
 
 _Static_assert(sizeof defs / sizeof defs[0] == KC_REPLICATION__END - KC_KEY_BASE(KC_TABLE_REPLICATION),

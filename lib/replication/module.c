@@ -92,6 +92,8 @@ struct krep_mod {
     int nretired;
     _Atomic bool rescan;
     klog_transport_registry *reg;
+    int sasl_mech;                /* 0 none, 1 PLAIN (replication.sasl.*) */
+    char sasl_user[KC_STR_MAX], sasl_pass[KC_STR_MAX];
     runner runners[MAX_RUNNERS];
     int nrunners;
     pthread_t tick;
@@ -373,6 +375,60 @@ static void drop_conn(runner *r)
     klog_conn_close(c);
 }
 
+/* One request on a fresh connection and its answer, decoded into *resp
+ * (arena a).  Returns 0 or < 0. */
+static int peer_call(krep_mod *m, klog_conn *c, kk_wbuf *w, int16_t key, int16_t v, const void *body, kk_arena *a,
+                     kk_response *resp)
+{
+    kk_wbuf_reset(w);
+    int rc = krep_encode_request(w, key, v, 1, body);
+    if (rc < 0)
+        return rc;
+    struct iovec iov[8];
+    int n = kk_wbuf_iov(w, iov, 8);
+    if ((rc = klog_conn_send(c, iov, n, (int)m->timeout_ms)) < 0)
+        return rc;
+    const void *f;
+    int len = klog_conn_recv(c, (int)m->timeout_ms, &f);
+    if (len < 0)
+        return len;
+    return kk_response_decode(f, (size_t)len, key, v, NULL, a, resp);
+}
+
+/* SASL PLAIN on a fresh connection to a peer whose server requires
+ * authentication (replication.sasl.*: Kafka's inter-broker SASL).
+ * SaslHandshake v1 then SaslAuthenticate v1.  Returns 0, -EACCES (the
+ * peer refused: the runner backs off and retries as for any lost
+ * connection) or the connection's error. */
+static int peer_sasl(krep_mod *m, klog_conn *c, kk_wbuf *w)
+{
+    kk_arena a;
+    kk_arena_init(&a, NULL, 0);
+    kk_response resp;
+    kk_sasl_handshake_req hq = { .mechanism = KK_STR("PLAIN") };
+    int rc = peer_call(m, c, w, KK_API_SASL_HANDSHAKE, 1, &hq, &a, &resp);
+    if (rc == 0 && resp.body.sasl_handshake.error_code != KK_ERR_NONE)
+        rc = -EACCES;
+    if (rc == 0) {
+        /* authzid NUL authcid NUL password */
+        const char *u = m->sasl_user, *pw = m->sasl_pass;
+        size_t ul = strlen(u), pl = strlen(pw);
+        uint8_t buf[2 + 2 * KC_STR_MAX];
+        buf[0] = 0;
+        memcpy(buf + 1, u, ul);
+        buf[1 + ul] = 0;
+        memcpy(buf + 2 + ul, pw, pl);
+        kk_sasl_authenticate_req aq = { .auth_bytes = { buf, (int32_t)(2 + ul + pl) } };
+        rc = peer_call(m, c, w, KK_API_SASL_AUTHENTICATE, 1, &aq, &a, &resp);
+        explicit_bzero(buf, sizeof buf);
+        if (rc == 0 && resp.body.sasl_authenticate.error_code != KK_ERR_NONE)
+            rc = -EACCES;
+    }
+    kk_wbuf_reset(w);
+    kk_arena_reset(&a);
+    return rc;
+}
+
 /* Send r->w to `to` and wait for its answer, handing every frame to
  * resp (which returns 1 for a frame that is not the answer).  Returns 0
  * (answered) or < 0 (lost: the caller reports the failure). */
@@ -387,8 +443,12 @@ static int exchange(runner *r, int32_t to, int (*resp)(runner *r, const void *f,
         if (!url)
             return -EINVAL;
         int rc = klog_transport_connect(m->reg, url, CONNECT_MS, &c);
-        if (rc < 0)
+        if (rc == 0 && m->sasl_mech)
+            rc = peer_sasl(m, c, &r->w);
+        if (rc < 0) {
+            klog_conn_close(c);
             return rc;
+        }
         pthread_mutex_lock(&r->cmu);
         r->c = c;
         r->conn_to = to;
@@ -706,6 +766,17 @@ static int mod_init(struct klog *k, void **state, char *errbuf, size_t errsize)
     m->cfg.fetch_backoff_ms = klog__conf_int(c, KC_REPLICA_FETCH_BACKOFF_MS);
     m->cfg.heartbeat_ms = klog__conf_int(c, KC_REPLICA_HEARTBEAT_MS);
     m->timeout_ms = klog__conf_int(c, KC_REPLICA_SOCKET_TIMEOUT_MS);
+    m->sasl_mech = (int)klog__conf_int(c, KC_REPLICATION_SASL_MECHANISM);
+    if (m->sasl_mech) {
+        const char *u = klog__conf_str(c, KC_REPLICATION_SASL_USERNAME), *pw = klog__conf_str(c, KC_REPLICATION_SASL_PASSWORD);
+        if (!u || !*u || !pw) {
+            free(m);
+            return klog__errf(errbuf, errsize, KLOG_ECONF,
+                              "replication.sasl.mechanism=PLAIN needs replication.sasl.username and .password");
+        }
+        snprintf(m->sasl_user, sizeof m->sasl_user, "%s", u);
+        snprintf(m->sasl_pass, sizeof m->sasl_pass, "%s", pw);
+    }
     if (m->timeout_ms < m->cfg.fetch_wait_max_ms + 1000)
         m->timeout_ms = m->cfg.fetch_wait_max_ms + 1000;
     /* a run's incarnation: the wall clock in microseconds, as Kafka's
@@ -818,9 +889,13 @@ static int mod_start(struct klog *k, void *state, char *errbuf, size_t errsize)
             pthread_mutex_unlock(&m->mu);
         }
     }
-    if ((rc = klog_transport_registry_new(&m->reg, 0)) < 0) {
+    /* peers over tls:// dial with this node's own ssl.* keys: its
+     * certificate is the client certificate a peer's server verifies
+     * (ssl.client.auth), ssl.ca.location what the peer's must chain to */
+    if ((rc = klog_transport_registry_new(&m->reg, 0)) < 0 ||
+        (rc = klog_transport_register(m->reg, klog_transport_tls(), klog__conf(k))) < 0) {
         mod_stop(k, m);
-        return rc;
+        return klog__errf(errbuf, errsize, rc, "replication transports: %s", klog_strerror(rc));
     }
     for (int i = 0; i < m->cfg.npeers; i++) {
         int32_t id = m->cfg.peers[i].id;

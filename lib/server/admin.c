@@ -1,7 +1,9 @@
 /*
  * lib/server/admin.c - topic administration for Kafka clients:
- * CreateTopics, DeleteTopics, CreatePartitions, DescribeConfigs, through
- * the public topic API (klog/topic.h) of the served instance.
+ * CreateTopics, DeleteTopics, CreatePartitions, DescribeConfigs,
+ * AlterConfigs and IncrementalAlterConfigs (topics: ACL AlterConfigs on
+ * the topic; a bad key or value is INVALID_CONFIG with klog's message),
+ * through the public topic API (klog/topic.h) of the served instance.
  *
  * klog keeps one replica of each partition, on this node: a replication
  * factor of -1 (the default) or 1 is accepted, more is
@@ -603,4 +605,187 @@ int ksrv_describe_configs(ksrv_call *c)
     free(rr);
     free(msg);
     return rc;
+}
+
+/* ---- AlterConfigs and IncrementalAlterConfigs --------------------------------------- */
+
+enum { OP_SET = 0, OP_DELETE = 1, OP_APPEND = 2, OP_SUBTRACT = 3 };
+
+/* Check one topic resource and, unless validate_only, apply it through
+ * klog_topic_alter_config.  AlterConfigs (incremental false) replaces the
+ * topic's own keys with the request's (a null value, and every own key
+ * the request leaves out, goes back to the broker's value), as Kafka's
+ * does; IncrementalAlterConfigs sets (SET) and removes (DELETE) the keys
+ * named.  klog's topic keys hold one value each: APPEND and SUBTRACT,
+ * which Kafka keeps for list keys, are INVALID_CONFIG. */
+static int16_t alter_topic(ksrv_call *c, const kk_alter_configs_req_resource *res, bool incremental,
+                           bool validate_only, char *msg, size_t msize)
+{
+    struct klog *k = ksrv_klog(c->srv);
+    const char *name = topic_name(&res->resource_name);
+    if (!name) {
+        snprintf(msg, msize, "invalid topic name");
+        return KK_ERR_INVALID_TOPIC_EXCEPTION;
+    }
+    char lines[8192];
+    int rc = klog_topic_describe(k, name, NULL, 0, lines, sizeof lines);
+    if (rc < 0) {
+        snprintf(msg, msize, "topic '%s': %s", name, klog_strerror(rc));
+        return rc == KLOG_EUNKNOWN_TOPIC ? KK_ERR_UNKNOWN_TOPIC_OR_PARTITION : kk_err_from_klog(rc, KK_CTX_TOPIC_ADMIN);
+    }
+    int32_t n = res->configs.n > 0 ? res->configs.n : 0;
+    klog_conf *set = NULL, *scratch = NULL;
+    const char **unset = calloc((size_t)n + 1 + 64, sizeof *unset);
+    char(*own)[KC_STR_MAX] = NULL;
+    size_t nunset = 0;
+    int16_t err = KK_ERR_NONE;
+    if (!unset || klog_conf_new(&set) < 0 || klog_conf_new(&scratch) < 0) {
+        snprintf(msg, msize, "out of memory");
+        err = KK_ERR_UNKNOWN_SERVER_ERROR;
+    }
+    for (int32_t i = 0; err == KK_ERR_NONE && i < n; i++) {
+        const kk_alter_configs_req_config *e = &res->configs.v[i];
+        const char *key = str_ok(&e->name) ? e->name.p : NULL;
+        int8_t op = incremental ? e->config_operation : (e->value.p ? OP_SET : OP_DELETE);
+        if (!key) {
+            snprintf(msg, msize, "a config name that is null or holds a NUL byte");
+            err = KK_ERR_INVALID_REQUEST;
+        } else if (named_twice(&res->configs.v[0].name, sizeof *res->configs.v, n, i)) {
+            snprintf(msg, msize, "%s: named more than once in the request", key);
+            err = KK_ERR_INVALID_REQUEST;
+        } else if (!strcmp(key, "num.partitions")) {
+            snprintf(msg, msize, "num.partitions is not a topic config: use CreatePartitions");
+            err = KK_ERR_INVALID_CONFIG;
+        } else if (op == OP_APPEND || op == OP_SUBTRACT) {
+            snprintf(msg, msize, "%s: klog's topic keys hold one value: APPEND and SUBTRACT are for list keys, use SET",
+                     key);
+            err = KK_ERR_INVALID_CONFIG;
+        } else if (op == OP_DELETE) {
+            if (klog__conf_unset(scratch, key, KC_SCOPE_TOPIC, msg, msize) < 0)
+                err = KK_ERR_INVALID_CONFIG;
+            else
+                unset[nunset++] = key;
+        } else if (op != OP_SET) {
+            snprintf(msg, msize, "%s: unknown config operation %d", key, op);
+            err = KK_ERR_INVALID_REQUEST;
+        } else if (!e->value.p || !str_ok(&e->value)) {
+            snprintf(msg, msize, "%s: %s", key, e->value.p ? "the value holds a NUL byte" : "SET without a value");
+            err = KK_ERR_INVALID_CONFIG;
+        } else if (klog_conf_set(set, key, e->value.p, msg, msize) < 0 ||
+                   klog__conf_check_scope(set, KC_SCOPE_TOPIC, msg, msize) < 0) {
+            err = KK_ERR_INVALID_CONFIG;
+        }
+    }
+    /* AlterConfigs: the topic's own keys the request leaves out go */
+    if (err == KK_ERR_NONE && !incremental) {
+        size_t nown = 0;
+        for (const char *p = lines; *p && nown < 64;) {
+            const char *nl = strchr(p, '\n'), *eq = strchr(p, '=');
+            size_t len = nl ? (size_t)(nl - p) : strlen(p);
+            if (eq && (size_t)(eq - p) < len)
+                nown++;
+            p = nl ? nl + 1 : p + len;
+        }
+        if (nown && !(own = calloc(nown, sizeof *own))) {
+            snprintf(msg, msize, "out of memory");
+            err = KK_ERR_UNKNOWN_SERVER_ERROR;
+        }
+        size_t j = 0;
+        for (const char *p = lines; err == KK_ERR_NONE && *p && j < nown;) {
+            const char *nl = strchr(p, '\n'), *eq = strchr(p, '=');
+            size_t len = nl ? (size_t)(nl - p) : strlen(p);
+            if (eq && (size_t)(eq - p) < len && (size_t)(eq - p) < KC_STR_MAX) {
+                snprintf(own[j], KC_STR_MAX, "%.*s", (int)(eq - p), p);
+                bool named = false;
+                for (int32_t i = 0; i < n && !named; i++)
+                    named = res->configs.v[i].name.p && !strcmp(res->configs.v[i].name.p, own[j]);
+                if (!named)
+                    unset[nunset++] = own[j];
+                j++;
+            }
+            p = nl ? nl + 1 : p + len;
+        }
+    }
+    if (err == KK_ERR_NONE && !validate_only) {
+        rc = klog_topic_alter_config(k, name, set, unset, nunset, msg, msize);
+        if (rc == KLOG_ECONF)
+            err = KK_ERR_INVALID_CONFIG;
+        else if (rc < 0)
+            err = topic_admin_err(rc, "alter", msg, msize);
+        else
+            ksrv_log(c->srv, "%s: %s: topic %s reconfigured", ksrv_conn_peer(c->conn),
+                     incremental ? "IncrementalAlterConfigs" : "AlterConfigs", name);
+    }
+    klog_conf_free(set);
+    klog_conf_free(scratch);
+    free(unset);
+    free(own);
+    return err;
+}
+
+static int alter_configs(ksrv_call *c, const kk_alter_configs_req *q, bool incremental)
+{
+    int32_t n = q->resources.n > 0 ? q->resources.n : 0;
+    kk_alter_configs_resp r = { .throttle_time_ms = 0 };
+    kk_alter_configs_resp_result *rr = n ? calloc((size_t)n, sizeof *rr) : NULL;
+    char(*msg)[MSG_MAX] = n ? calloc((size_t)n, sizeof *msg) : NULL;
+    if (n && (!rr || !msg)) {
+        free(rr);
+        free(msg);
+        return -ENOMEM;
+    }
+    for (int32_t i = 0; i < n; i++) {
+        const kk_alter_configs_req_resource *res = &q->resources.v[i];
+        const char *rname = str_ok(&res->resource_name) ? res->resource_name.p : "";
+        int16_t err = KK_ERR_NONE;
+        bool twice = false;
+        for (int32_t j = 0; j < n && !twice; j++)
+            twice = j != i && q->resources.v[j].resource_type == res->resource_type &&
+                    q->resources.v[j].resource_name.p && !strcmp(q->resources.v[j].resource_name.p, rname);
+        if (twice) {
+            snprintf(msg[i], MSG_MAX, "resource named more than once in the request");
+            err = KK_ERR_INVALID_REQUEST;
+        } else if (res->resource_type == RES_TOPIC) {
+            if (!ksrv_allowed(c, KACL_OP_ALTER_CONFIGS, KACL_RES_TOPIC, rname)) {
+                snprintf(msg[i], MSG_MAX, "not authorized to alter the topic's configuration");
+                err = KK_ERR_TOPIC_AUTHORIZATION_FAILED;
+            } else {
+                err = alter_topic(c, res, incremental, q->validate_only, msg[i], MSG_MAX);
+            }
+        } else if (res->resource_type == RES_BROKER) {
+            if (!ksrv_allowed(c, KACL_OP_ALTER_CONFIGS, KACL_RES_CLUSTER, KACL_CLUSTER_NAME)) {
+                snprintf(msg[i], MSG_MAX, "not authorized to alter the broker's configuration");
+                err = KK_ERR_CLUSTER_AUTHORIZATION_FAILED;
+            } else {
+                snprintf(msg[i], MSG_MAX, "klog's broker keys are fixed while it runs: change the server's "
+                                          "configuration and restart it");
+                err = KK_ERR_INVALID_REQUEST;
+            }
+        } else {
+            snprintf(msg[i], MSG_MAX, "resource type %d: klog alters topics (2)", res->resource_type);
+            err = KK_ERR_INVALID_REQUEST;
+        }
+        rr[i] = (kk_alter_configs_resp_result){
+            .error_code = err,
+            .error_message = err ? msg_str(msg[i]) : KK_STR_NULL,
+            .resource_type = res->resource_type,
+            .resource_name = res->resource_name,
+        };
+    }
+    r.responses.v = rr;
+    r.responses.n = n;
+    int rc = ksrv_respond(c, &r);
+    free(rr);
+    free(msg);
+    return rc;
+}
+
+int ksrv_alter_configs(ksrv_call *c)
+{
+    return alter_configs(c, &c->req.body.alter_configs, false);
+}
+
+int ksrv_incremental_alter_configs(ksrv_call *c)
+{
+    return alter_configs(c, &c->req.body.incremental_alter_configs, true);
 }

@@ -179,6 +179,8 @@ int ksrv_create_topics(ksrv_call *c);
 int ksrv_delete_topics(ksrv_call *c);
 int ksrv_create_partitions(ksrv_call *c);
 int ksrv_describe_configs(ksrv_call *c);
+int ksrv_alter_configs(ksrv_call *c);
+int ksrv_incremental_alter_configs(ksrv_call *c);
 int ksrv_find_coordinator(ksrv_call *c);
 int ksrv_join_group(ksrv_call *c);
 int ksrv_sync_group(ksrv_call *c);

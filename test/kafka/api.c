@@ -30,13 +30,14 @@ TestSuite(kafka_api, .init = setup, .fini = teardown);
  * plus what replicas exchange: LeaderAndIsr (4), OffsetForLeaderEpoch (23),
  * AlterPartition (56), and ElectLeaders (43) for klog promote, and the ACL
  * APIs (29-31) at v0-1, what kafka-python's and librdkafka's admin clients
- * send (issue 15). */
+ * send (issue 15), and AlterConfigs (33) v0-1 and IncrementalAlterConfigs
+ * (44) v0, the non-flexible versions. */
 static const struct { int16_t key, min, max; } design_table[] = {
     { 0, 0, 7 }, { 1, 4, 11 }, { 2, 1, 5 }, { 3, 0, 5 }, { 4, 0, 2 }, { 8, 2, 7 }, { 9, 1, 5 },
     { 10, 0, 2 }, { 11, 0, 5 }, { 12, 0, 3 }, { 13, 0, 1 }, { 14, 0, 3 }, { 15, 0, 4 },
     { 16, 0, 2 }, { 17, 0, 1 }, { 18, 0, 3 }, { 19, 0, 4 }, { 20, 0, 3 }, { 21, 0, 1 },
-    { 22, 0, 1 }, { 23, 0, 3 }, { 29, 0, 1 }, { 30, 0, 1 }, { 31, 0, 1 }, { 32, 0, 2 }, { 36, 0, 1 },
-    { 37, 0, 1 }, { 42, 0, 1 }, { 43, 0, 1 }, { 56, 0, 0 },
+    { 22, 0, 1 }, { 23, 0, 3 }, { 29, 0, 1 }, { 30, 0, 1 }, { 31, 0, 1 }, { 32, 0, 2 }, { 33, 0, 1 },
+    { 36, 0, 1 }, { 37, 0, 1 }, { 42, 0, 1 }, { 43, 0, 1 }, { 44, 0, 0 }, { 56, 0, 0 },
 };
 
 Test(kafka_api, table_is_the_design_table)

@@ -67,6 +67,7 @@ KP = {
     30: (admin.CreateAclsRequest, admin.CreateAclsResponse),
     31: (admin.DeleteAclsRequest, admin.DeleteAclsResponse),
     32: (admin.DescribeConfigsRequest, admin.DescribeConfigsResponse),
+    33: (admin.AlterConfigsRequest, admin.AlterConfigsResponse),
     36: (admin.SaslAuthenticateRequest, admin.SaslAuthenticateResponse),
     37: (admin.CreatePartitionsRequest, admin.CreatePartitionsResponse),
     42: (admin.DeleteGroupsRequest, admin.DeleteGroupsResponse),
@@ -152,6 +153,11 @@ def _correct_kafka_python():
     if cls.API_VERSION != 2:
         KP_BUGS.append((cls, "API_VERSION is %d" % cls.API_VERSION))
         cls.API_VERSION = 2
+    # AlterConfigsResponse lists AlterConfigsRequest_v1 as version 1's
+    # response (a typo: kafka-python's admin client reads AlterConfigs v0).
+    if admin.AlterConfigsResponse[1] is admin.AlterConfigsRequest_v1:
+        KP_BUGS.append((admin.AlterConfigsResponse_v1, "AlterConfigsResponse[1] is AlterConfigsRequest_v1"))
+        admin.AlterConfigsResponse[1] = admin.AlterConfigsResponse_v1
     # FindCoordinatorResponse.json: ThrottleTimeMs comes first from v1.
     cls = commit.GroupCoordinatorResponse[1]
     if cls.SCHEMA.names[0] != "throttle_time_ms":
@@ -274,6 +280,7 @@ def test_kafka_python_bugs_still_there():
            ("DescribeGroupsResponse_v3", "no authorized_operations"),
            ("DescribeConfigsResponse_v1", "is_default where config_source belongs"),
            ("ListGroupsRequest_v2", "API_VERSION is 1"),
+           ("AlterConfigsResponse_v1", "AlterConfigsResponse[1] is AlterConfigsRequest_v1"),
            ("GroupCoordinatorResponse_v1", "no throttle_time_ms")])
 
 
