@@ -400,8 +400,10 @@ static int peer_call(krep_mod *m, klog_conn *c, kk_wbuf *w, int16_t key, int16_t
  * SaslHandshake v1 then SaslAuthenticate v1.  Returns 0, -EACCES (the
  * peer refused: the runner backs off and retries as for any lost
  * connection) or the connection's error. */
-static int peer_sasl(krep_mod *m, klog_conn *c, kk_wbuf *w)
+static int peer_sasl(krep_mod *m, klog_conn *c)
 {
+    kk_wbuf wb, *w = &wb;
+    kk_wbuf_init(w, 0);
     kk_arena a;
     kk_arena_init(&a, NULL, 0);
     kk_response resp;
@@ -424,7 +426,7 @@ static int peer_sasl(krep_mod *m, klog_conn *c, kk_wbuf *w)
         if (rc == 0 && resp.body.sasl_authenticate.error_code != KK_ERR_NONE)
             rc = -EACCES;
     }
-    kk_wbuf_reset(w);
+    kk_wbuf_free(w);
     kk_arena_reset(&a);
     return rc;
 }
@@ -444,7 +446,7 @@ static int exchange(runner *r, int32_t to, int (*resp)(runner *r, const void *f,
             return -EINVAL;
         int rc = klog_transport_connect(m->reg, url, CONNECT_MS, &c);
         if (rc == 0 && m->sasl_mech)
-            rc = peer_sasl(m, c, &r->w);
+            rc = peer_sasl(m, c);
         if (rc < 0) {
             klog_conn_close(c);
             return rc;

@@ -896,6 +896,10 @@ static int conn_readable(struct ksrv_conn *cn)
             return 0;
         if (n < 0)
             return n;
+        /* the recv that finished a TLS handshake may bring the first
+         * request with it (a peer sends no ApiVersions first) */
+        if (!cn->auth.identified)
+            conn_identify(cn);
         cn->last_active = now_ns();
         int rc = serve_frame(cn, frame, (size_t)n);
         if (rc < 0) {

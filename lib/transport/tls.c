@@ -44,6 +44,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,6 +84,7 @@ struct tls_state {
     bool mu_init;
     SSL_CTX *srv;              /* NULL: this end cannot listen (no certificate, no PSK) */
     SSL_CTX *cli;
+    BIO_METHOD *bio;           /* the socket BIO of every connection (sock_bio_*) */
 };
 
 struct tls_conn {
@@ -312,6 +314,80 @@ static int cfg_read(struct tls_cfg *cf, const klog_conf *conf, char *errbuf, siz
     return 0;
 }
 
+/* ---- the socket BIO ------------------------------------------------------------------ */
+
+/* OpenSSL's socket BIO write()s, and a write to a connection the peer has
+ * closed raises SIGPIPE, which kills a process that has not ignored it: a
+ * replication thread dialling a peer that refuses its certificate did
+ * (klog serve, before it set its signals).  A library must not need the
+ * application to ignore SIGPIPE, so connections go through this BIO:
+ * send(MSG_NOSIGNAL) and recv on the descriptor, the socket BIO's retry
+ * and end-of-file conventions (SSL_OP_IGNORE_UNEXPECTED_EOF reads
+ * BIO_eof).  It rules out kernel TLS offload (OpenSSL's kTLS needs its
+ * own socket BIO); the kernels klog is measured on have no "tls" ULP. */
+static int sock_bio_fd(BIO *b) { return (int)(intptr_t)BIO_get_data(b); }
+
+static bool sock_bio_retry(void) { return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR; }
+
+static int sock_bio_write(BIO *b, const char *buf, int len)
+{
+    ssize_t n = send(sock_bio_fd(b), buf, (size_t)len, MSG_NOSIGNAL);
+    BIO_clear_retry_flags(b);
+    if (n < 0 && sock_bio_retry())
+        BIO_set_retry_write(b);
+    return (int)n;
+}
+
+static int sock_bio_read(BIO *b, char *buf, int len)
+{
+    if (!buf)
+        return 0;
+    ssize_t n = recv(sock_bio_fd(b), buf, (size_t)len, 0);
+    BIO_clear_retry_flags(b);
+    if (n < 0 && sock_bio_retry())
+        BIO_set_retry_read(b);
+    else if (n == 0)
+        BIO_set_flags(b, BIO_FLAGS_IN_EOF);
+    return (int)n;
+}
+
+static int sock_bio_puts(BIO *b, const char *str) { return sock_bio_write(b, str, (int)strlen(str)); }
+
+static long sock_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    (void)num;
+    switch (cmd) {
+    case BIO_CTRL_FLUSH:
+        return 1;
+    case BIO_CTRL_EOF:
+        return BIO_test_flags(b, BIO_FLAGS_IN_EOF) != 0;
+    case BIO_C_GET_FD:
+        if (ptr)
+            *(int *)ptr = sock_bio_fd(b);
+        return sock_bio_fd(b);
+    default:
+        return 0;
+    }
+}
+
+static int sock_bio_create(BIO *b)
+{
+    BIO_set_init(b, 1);
+    return 1;
+}
+
+static BIO_METHOD *sock_bio_method(void)
+{
+    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR, "klog socket");
+    if (m && (!BIO_meth_set_write(m, sock_bio_write) || !BIO_meth_set_read(m, sock_bio_read) ||
+              !BIO_meth_set_puts(m, sock_bio_puts) || !BIO_meth_set_ctrl(m, sock_bio_ctrl) ||
+              !BIO_meth_set_create(m, sock_bio_create))) {
+        BIO_meth_free(m);
+        m = NULL;
+    }
+    return m;
+}
+
 int ktr__tls_check(const klog_conf *conf, char *errbuf, size_t errsize)
 {
     struct tls_state *st = calloc(1, sizeof *st);
@@ -342,6 +418,8 @@ static int tls_init(void *tst, const void *arg)
         return rc;
     if ((rc = ctx_pair(st, &st->srv, &st->cli, eb, sizeof eb)) < 0)
         return rc;
+    if (!(st->bio = sock_bio_method()))
+        return -ENOMEM;
     pthread_mutex_init(&st->mu, NULL);
     st->mu_init = true;
     return 0;
@@ -353,6 +431,8 @@ static void tls_fini(void *tst)
     SSL_CTX_free(st->srv);
     SSL_CTX_free(st->cli);
     st->srv = st->cli = NULL;
+    BIO_meth_free(st->bio);
+    st->bio = NULL;
     if (st->mu_init)
         pthread_mutex_destroy(&st->mu);
     OPENSSL_cleanse(&st->cfg, sizeof st->cfg);
@@ -499,11 +579,14 @@ static int conn_setup(struct tls_state *st, struct tls_conn *c, bool server)
 {
     if (!(c->ssl = ssl_new(st, server)))
         return -ENOMEM;
-    if (SSL_set_fd(c->ssl, c->sock.fd) != 1) {
+    BIO *b = BIO_new(st->bio);
+    if (!b) {
         SSL_free(c->ssl);
         c->ssl = NULL;
         return -ENOMEM;
     }
+    BIO_set_data(b, (void *)(intptr_t)c->sock.fd);
+    SSL_set_bio(c->ssl, b, b);
     SSL_set_app_data(c->ssl, c);
     pthread_mutex_init(&c->mu, NULL);
     if (server)
