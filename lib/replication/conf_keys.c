@@ -12,7 +12,8 @@ static const char *const v_peer_mech[] = { "none", "PLAIN", NULL };
 static const kc_def defs[] = {
     B(KC_REPLICATION_PEERS) = KC_STR("replication.peers", SI,
                                      "the cluster's nodes, ID@URL,...: each node's first listener "
-                                     "(tcp://HOST:PORT, unix:///PATH; HOST:PORT means tcp); empty: a single node"),
+                                     "(tcp://HOST:PORT, tls://HOST:PORT, unix:///PATH; HOST:PORT means tcp); "
+                                     "empty: a single node"),
     B(KC_REPLICATION_LEADER) = KC_INT("replication.leader", SI, -1, -1, 2147483647,
                                       "the node that leads a new cluster (-1: the lowest id); klog promote moves it"),
     B(KC_REPLICA_LAG_TIME_MAX_MS) = KC_INT("replica.lag.time.max.ms", SI, 30000, 1, INT64_C(1) << 40,
