@@ -37,7 +37,9 @@ static const char serve_help[] =
     "Prints one line per listener once it listens, with any port 0 resolved:\n"
     "  klog serve: listening on tcp://127.0.0.1:9092\n"
     "and writes the same URLs into DIR/serve.listeners (removed when it stops), so\n"
-    "that klog produce, consume, topics and groups on DIR talk to it meanwhile.\n"
+    "that klog produce, consume, topics, groups and perf on DIR talk to it\n"
+    "meanwhile.  It writes DIR/stats.json and DIR/stats.prom every 5 s\n"
+    "(statistics.interval.ms; 0 turns them off), which 'klog stats' on DIR shows.\n"
     "\n"
     "  -l, --listen URL       tcp://HOST:PORT (HOST:PORT alone means tcp),\n"
     "                         tls://HOST:PORT (needs ssl.certificate.location and\n"
@@ -277,7 +279,7 @@ int cmd_serve(int argc, char **argv)
     const char *metrics_addr = NULL;
     struct metrics_http mh = { .fd = -1 };
     bool mh_started = false;
-    bool quiet = false;
+    bool quiet = false, stats_set = false;
     klog_conf *conf = NULL;
     if (klog_conf_new(&conf) < 0)
         return cli_err(ctx, "out of memory");
@@ -311,6 +313,7 @@ int cmd_serve(int argc, char **argv)
         case 'X':
             if ((st = cli_conf_kv(ctx, conf, optarg)) != CLI_OK)
                 goto out;
+            stats_set |= !strncmp(optarg, "statistics.interval.ms=", 23);
             break;
         case O_NODE_ID:
         case O_PEERS:
@@ -338,6 +341,10 @@ int cmd_serve(int argc, char **argv)
         st = CLI_USAGE;
         goto out;
     }
+    /* DIR/stats.json and stats.prom every 5 s unless told otherwise:
+     * `klog stats` on DIR shows them while the server holds it */
+    if (!stats_set && (st = cli_conf_kv(ctx, conf, "statistics.interval.ms=5000")) != CLI_OK)
+        goto out;
     klog *k = NULL;
     if ((st = cli_open(ctx, dir, true, conf, &k)) != CLI_OK)
         goto out;

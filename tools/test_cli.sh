@@ -599,6 +599,13 @@ else
     expect 3 "$KLOG" -d "$SRV" topics list
     contains "$WORK/err" "remote mode is not built"
 fi
+# klog stats on a served DIR: the stats files klog serve writes (every 5 s, the
+# first at once)
+for _ in $(seq 1 100); do [ -e "$SRV/stats.prom" ] && break; sleep 0.05; done
+expect 0 "$KLOG" -d "$SRV" stats
+contains "$WORK/err" "is open in another process: showing its $SRV/stats.json"
+expect 0 "$KLOG" -d "$SRV" stats --format prometheus
+contains "$WORK/out" "klog_"
 expect 3 "$KLOG" -d "$SRV" serve --listen 127.0.0.1:0
 expect 1 "$KLOG" -d "$WORK/srv2" serve --listen "$ADDR"
 contains "$WORK/err" "klog: serve: listening on tcp://$ADDR: "
