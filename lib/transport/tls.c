@@ -20,12 +20,14 @@
  * returns -ETIMEDOUT nothing is held and the descriptor tells the truth.
  *
  * Sends.  OpenSSL insists that a write that could not finish (WANT_WRITE)
- * is retried with the same bytes.  A send stages up to one record (16 KiB)
- * of the frame's pieces in a buffer on the stack and writes it as one
- * record; when the socket cannot take it, the staged bytes are copied to
- * the heap, the call reports nothing taken, and the next send, which the
- * core makes with the same bytes (it must: nothing was taken), finishes
- * that record first.  A caller that gives up on a frame after such a
+ * is retried with the same bytes.  A send writes up to SEND_RECORDS full
+ * records (16 KiB each: the fewest records and seals): each straight from
+ * the caller's piece when one holds it (a Fetch response's batches, mapped
+ * from the segment), else gathered from the frame's pieces into a buffer
+ * on the stack.  When the socket cannot take a record, its bytes are
+ * copied to the heap, the call reports the records before it (or nothing
+ * taken), and the next send, which the core makes with the bytes from
+ * there on (it must), finishes that record first.  A caller that gives up on a frame after such a
  * timeout and sends another fails the connection (-EIO) instead of
  * corrupting the stream: the next call's bytes are compared with the
  * staged ones.
@@ -730,6 +732,40 @@ static bool iov_starts_with(const struct iovec *iov, int iovcnt, const unsigned 
     return n == 0;
 }
 
+/* Up to one record (RECORD_MAX bytes) of iov from byte off, for
+ * SSL_write: a pointer into the caller's piece when it holds the whole
+ * record (or is the last piece: a Fetch response's record batches, mapped
+ * from the segment, go to OpenSSL without a copy of ours), else the
+ * pieces gathered into stage.  Returns the length, 0 at the end. */
+static size_t iov_take(const struct iovec *iov, int iovcnt, size_t off, unsigned char *stage,
+                       const unsigned char **p)
+{
+    int i = 0;
+    while (i < iovcnt && off >= iov[i].iov_len)
+        off -= iov[i++].iov_len;
+    if (i == iovcnt)
+        return 0;
+    size_t first = iov[i].iov_len - off;
+    if (first >= RECORD_MAX || i == iovcnt - 1) {
+        *p = (const unsigned char *)iov[i].iov_base + off;
+        return KLOG_MIN(first, RECORD_MAX);
+    }
+    size_t n = 0;
+    for (; i < iovcnt && n < RECORD_MAX; i++, off = 0) {
+        size_t k = KLOG_MIN(iov[i].iov_len - off, RECORD_MAX - n);
+        memcpy(stage + n, (const unsigned char *)iov[i].iov_base + off, k);
+        n += k;
+    }
+    *p = stage;
+    return n;
+}
+
+/* Records one send writes before it returns (1 MiB of plaintext): the
+ * core's loop, the lock and the handshake check once per MiB, not per
+ * record.  One send(2) per record still (OpenSSL writes each record to
+ * the BIO as it seals it). */
+#define SEND_RECORDS 64
+
 static ssize_t tls_send(void *tst, void *cst, const struct iovec *iov, int iovcnt, int64_t deadline)
 {
     struct tls_conn *c = cst;
@@ -743,50 +779,55 @@ static ssize_t tls_send(void *tst, void *cst, const struct iovec *iov, int iovcn
         if (c->fail) {
             rc = c->fail;
         } else if ((rc = hs_step(c, &ev)) == 0) {
-            const unsigned char *p;
-            size_t n;
-            if (c->wpend) {
-                /* A record OpenSSL began: the same bytes, or the stream is lost. */
-                if (!iov_starts_with(iov, iovcnt, c->wsave, c->wpend)) {
-                    rc = -EIO;
-                    goto done;
-                }
-                p = c->wsave;
-                n = c->wpend;
-            } else {
-                n = 0;
-                for (int i = 0; i < iovcnt && n < sizeof stage; i++) {
-                    size_t k = KLOG_MIN(iov[i].iov_len, sizeof stage - n);
-                    memcpy(stage + n, iov[i].iov_base, k);
-                    n += k;
-                }
-                p = stage;
-            }
-            size_t put = 0;
-            PREP_();
-            int r = SSL_write_ex(c->ssl, p, n, &put);
-            if (r == 1) {
+            size_t sent = 0;
+            for (int rec = 0; rec < SEND_RECORDS; rec++) {
+                const unsigned char *p;
+                size_t n;
                 if (c->wpend) {
-                    free(c->wsave);
-                    c->wsave = NULL;
-                    c->wpend = 0;
+                    /* A record OpenSSL began: the same bytes, or the stream is lost
+                     * (only ever at the start of a call: a call that leaves one
+                     * returns there). */
+                    if (!iov_starts_with(iov, iovcnt, c->wsave, c->wpend)) {
+                        rc = -EIO;
+                        break;
+                    }
+                    p = c->wsave;
+                    n = c->wpend;
+                } else if ((n = iov_take(iov, iovcnt, sent, stage, &p)) == 0) {
+                    break;
                 }
-                rc = (ssize_t)put;
-            } else {
-                rc = ssl_fail(c, r, &ev);
-                if (rc == 0)
-                    rc = -EPIPE;
-                if (rc == -EAGAIN && !c->wpend) {
+                size_t put = 0;
+                PREP_();
+                int r = SSL_write_ex(c->ssl, p, n, &put);
+                if (r == 1) {
+                    if (c->wpend) {
+                        free(c->wsave);
+                        c->wsave = NULL;
+                        c->wpend = 0;
+                    }
+                    sent += put;
+                    continue;
+                }
+                ssize_t e = ssl_fail(c, r, &ev);
+                if (e == 0)
+                    e = -EPIPE;
+                if (e == -EAGAIN && !c->wpend) {
                     if (!(c->wsave = malloc(n))) {
-                        rc = -ENOMEM;
+                        e = -ENOMEM;
                     } else {
                         memcpy(c->wsave, p, n);
                         c->wpend = n;
                     }
                 }
+                if (sent == 0)
+                    rc = e;
+                else if (e != -EAGAIN)
+                    c->fail = (int)e; /* what went is reported; the next call fails */
+                break;
             }
+            if (rc == 0)
+                rc = (ssize_t)sent;
         }
-    done:
         if (rc < 0 && rc != -EAGAIN)
             c->fail = (int)rc;
         pthread_mutex_unlock(&c->mu);
