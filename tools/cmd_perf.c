@@ -1,7 +1,9 @@
 /*
  * tools/cmd_perf.c - `klog perf produce|consume`, after Kafka's
  * kafka-producer-perf-test.sh and kafka-consumer-perf-test.sh.  Public API
- * only.
+ * only.  While klog serve holds DIR (or with --bootstrap-server) the
+ * records go over the Kafka protocol through librdkafka (remote_perf.c), as
+ * Kafka's tools measure a broker; the reports are the same lines.
  */
 #include <inttypes.h>
 #include <stdatomic.h>
@@ -10,6 +12,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "remote.h"
 
 static const char perf_help[] =
     "Usage: klog [-d DIR] perf produce|consume TOPIC [OPTIONS]\n"
@@ -22,7 +25,10 @@ static const char perf_help[] =
     "\n"
     "A progress line is printed every 5 s on long runs.  'klog perf produce\n"
     "--help' and 'klog perf consume --help' list the options.  Both open DIR as\n"
-    "its writer: they exit 3 while another process has it open.\n";
+    "its writer; while klog serve holds it, or with --bootstrap-server, they\n"
+    "measure the server over the Kafka protocol (librdkafka, remote mode): -X\n"
+    "then takes librdkafka's properties.  They exit 3 while another process\n"
+    "that serves nothing has DIR open.\n";
 
 static const char produce_help[] =
     "Usage: klog [-d DIR] perf produce TOPIC --records N [OPTIONS]\n"
@@ -39,7 +45,9 @@ static const char produce_help[] =
     "  --reporting-interval MS\n"
     "                         progress line interval (default 5000)\n"
     "  -X, --property KEY=VALUE\n"
-    "                         any producer key (linger.ms, batch.size, ...)\n"
+    "                         any producer key (linger.ms, batch.size, ...; in\n"
+    "                         remote mode librdkafka's producer properties)\n"
+    CLI_REMOTE_HELP
     "  -d, --dir DIR          data directory (default: $KLOG_DIR)\n"
     "  -h, --help             this help\n"
     "\n"
@@ -56,7 +64,9 @@ static const char consume_help[] =
     "  --reporting-interval MS\n"
     "                         progress line interval (default 5000)\n"
     "  -X, --property KEY=VALUE\n"
-    "                         any consumer key (max.poll.records, fetch.max.bytes, ...)\n"
+    "                         any consumer key (max.poll.records, fetch.max.bytes, ...;\n"
+    "                         in remote mode librdkafka's consumer properties)\n"
+    CLI_REMOTE_HELP
     "  -d, --dir DIR          data directory (default: $KLOG_DIR)\n"
     "  -h, --help             this help\n"
     "\n"
@@ -80,6 +90,7 @@ static const struct option perf_opts[] = {
     { "timeout-ms", required_argument, NULL, O_TIMEOUT },
     { "timeout", required_argument, NULL, O_TIMEOUT },
     { "topic", required_argument, NULL, O_TOPIC },
+    CLI_REMOTE_OPTIONS,
     { NULL, 0, NULL, 0 },
 };
 
@@ -113,6 +124,7 @@ typedef struct pstats {
     _Atomic uint64_t count, failed, lat_sum, lat_max;
     _Atomic uint64_t w_count, w_lat_sum, w_lat_max; /* current window */
     _Atomic int first_err;
+    char first_errstr[128];          /* remote mode: librdkafka's text of the first failure */
 } pstats;
 
 static void atomic_max(_Atomic uint64_t *m, uint64_t v)
@@ -121,6 +133,8 @@ static void atomic_max(_Atomic uint64_t *m, uint64_t v)
     while (v > cur && !atomic_compare_exchange_weak_explicit(m, &cur, v, memory_order_relaxed, memory_order_relaxed))
         ;
 }
+
+static void lat_add(pstats *s, uint64_t us);
 
 static void on_delivery(void *arg, const klog_delivery *d)
 {
@@ -131,7 +145,11 @@ static void on_delivery(void *arg, const klog_delivery *d)
         atomic_compare_exchange_strong(&s->first_err, &zero, d->err);
         return;
     }
-    uint64_t us = (cli_now_ns() - (uint64_t)(uintptr_t)d->opaque) / 1000;
+    lat_add(s, (cli_now_ns() - (uint64_t)(uintptr_t)d->opaque) / 1000);
+}
+
+static void lat_add(pstats *s, uint64_t us)
+{
     atomic_fetch_add_explicit(&s->hist[h_index(us)], 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&s->count, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&s->lat_sum, us, memory_order_relaxed);
@@ -178,12 +196,74 @@ typedef struct perf_args {
     int64_t records, record_size, throughput, interval_ms, timeout_ms;
     int32_t partition;
     klog_conf *conf;
+    const char *acks, *compression;  /* as given, for remote mode */
+    cli_props props;                 /* -X */
+    cli_remote *remote;              /* remote mode, else k */
+    klog *k;
 } perf_args;
+
+/* ---- remote mode: remote_perf.c's callbacks ---------------------------------------- */
+
+typedef struct rstate {
+    const perf_args *a;
+    pstats *s;
+    uint64_t start, w_start, interval, last;
+    int64_t n, w_n;
+    uint64_t bytes, w_bytes;
+} rstate;
+
+static void r_begin(void *arg)
+{
+    rstate *st = arg;
+    st->start = st->w_start = st->last = cli_now_ns();
+}
+
+static void r_delivered(void *arg, uint64_t sent_ns, int err, const char *errstr)
+{
+    rstate *st = arg;
+    if (!err) {
+        lat_add(st->s, (cli_now_ns() - sent_ns) / 1000);
+        return;
+    }
+    if (atomic_fetch_add_explicit(&st->s->failed, 1, memory_order_relaxed) == 0)
+        snprintf(st->s->first_errstr, sizeof st->s->first_errstr, "%s", errstr ? errstr : "?");
+}
+
+static void r_produce_tick(void *arg)
+{
+    rstate *st = arg;
+    if (cli_now_ns() - st->w_start >= st->interval)
+        window_report(st->s, &st->w_start, (size_t)st->a->record_size);
+}
+
+static void r_consumed(void *arg, uint64_t bytes, uint64_t now)
+{
+    rstate *st = arg;
+    st->n++, st->w_n++;
+    st->bytes += bytes, st->w_bytes += bytes;
+    st->last = now;
+}
+
+static void consume_window(uint64_t now, uint64_t *w_start, int64_t *w_n, uint64_t *w_bytes)
+{
+    double secs = (double)(now - *w_start) / 1e9;
+    fprintf(stderr, "%" PRId64 " records read, %.1f records/sec (%.2f MB/sec)\n", *w_n, (double)*w_n / secs,
+            (double)*w_bytes / (1024.0 * 1024.0) / secs);
+    *w_start = now, *w_n = 0, *w_bytes = 0;
+}
+
+static void r_consume_tick(void *arg)
+{
+    rstate *st = arg;
+    uint64_t now = cli_now_ns();
+    if (now - st->w_start >= st->interval)
+        consume_window(now, &st->w_start, &st->w_n, &st->w_bytes);
+}
 
 static int perf_produce(const char *ctx, perf_args *a)
 {
     int rc = CLI_OK, r;
-    klog *k = NULL;
+    klog *k = a->k;
     klog_producer *p = NULL;
     pstats s;
     memset(&s, 0, sizeof s);
@@ -199,8 +279,22 @@ static int perf_produce(const char *ctx, perf_args *a)
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
         payload[i] = (char)('A' + x % 26);
     }
-    if ((rc = cli_open(ctx, a->dir, false, NULL, &k)) != CLI_OK)
-        goto out;
+    uint64_t start, end, w_start, interval = (uint64_t)a->interval_ms * 1000000ull;
+    int64_t sent = 0;
+    int send_err = 0;
+    if (a->remote) {
+        rstate st = { .a = a, .s = &s, .interval = interval };
+        remote_perf_opts ro = { .ctx = ctx, .topic = a->topic, .records = a->records,
+                                .record_size = a->record_size, .throughput = a->throughput,
+                                .timeout_ms = a->timeout_ms, .partition = a->partition, .acks = a->acks,
+                                .compression = a->compression, .props = &a->props, .payload = payload,
+                                .arg = &st, .begin = r_begin, .tick = r_produce_tick, .delivered = r_delivered };
+        if ((rc = remote_perf_produce(a->remote, &ro, &sent)) != CLI_OK && sent == 0)
+            goto out;
+        start = st.start;
+        end = cli_now_ns();
+        goto report;
+    }
     int np = klog_topic_describe(k, a->topic, NULL, 0, NULL, 0);
     if (np < 0) {
         rc = cli_fail(ctx, a->topic, np, np == KLOG_EUNKNOWN_TOPIC ? "no such topic" : NULL);
@@ -217,9 +311,7 @@ static int perf_produce(const char *ctx, perf_args *a)
     }
     klog_producer_set_delivery_cb(p, on_delivery, &s);
     cli_signals();
-    uint64_t start = cli_now_ns(), w_start = start, interval = (uint64_t)a->interval_ms * 1000000ull;
-    int64_t sent = 0;
-    int send_err = 0;
+    start = cli_now_ns(), w_start = start;
     for (; sent < a->records && !cli_stop; sent++) {
         if (a->throughput > 0) {
             uint64_t due = start + (uint64_t)((double)sent * 1e9 / (double)a->throughput);
@@ -248,9 +340,10 @@ static int perf_produce(const char *ctx, perf_args *a)
             window_report(&s, &w_start, (size_t)a->record_size);
     klog_producer_close(p);
     p = NULL;
-    uint64_t end = cli_now_ns();
+    end = cli_now_ns();
     if (send_err)
         cli_fail(ctx, a->topic, send_err, NULL);
+report:;
     uint64_t n = atomic_load(&s.count), failed = atomic_load(&s.failed);
     double secs = (double)(end - start) / 1e9;
     double rate = secs > 0 ? (double)n / secs : 0;
@@ -261,14 +354,13 @@ static int perf_produce(const char *ctx, perf_args *a)
            percentile(&s, n, 0.50), percentile(&s, n, 0.95), percentile(&s, n, 0.99), percentile(&s, n, 0.999));
     if (failed) {
         int fe = atomic_load(&s.first_err);
-        cli_err(ctx, "%s: %" PRIu64 " records not delivered (first error: %s)", a->topic, failed, klog_strerror(fe));
+        cli_err(ctx, "%s: %" PRIu64 " records not delivered (first error: %s)", a->topic, failed,
+                s.first_errstr[0] ? s.first_errstr : klog_strerror(fe));
     }
     if (failed || send_err || (int64_t)n < a->records)
         rc = CLI_FAIL;
 out:
     klog_producer_close(p);
-    if (k)
-        klog_close(k);
     free(payload);
     free((void *)s.hist);
     return rc;
@@ -277,11 +369,24 @@ out:
 static int perf_consume(const char *ctx, perf_args *a)
 {
     int rc = CLI_OK, r;
-    klog *k = NULL;
+    klog *k = a->k;
     klog_consumer *c = NULL;
     klog_partition_info *parts = NULL;
-    if ((rc = cli_open(ctx, a->dir, false, NULL, &k)) != CLI_OK)
-        goto out;
+    int64_t start_wall, n = 0, w_n = 0, want = 0;
+    uint64_t start, last, w_start, interval = (uint64_t)a->interval_ms * 1000000ull, bytes = 0, w_bytes = 0;
+    bool timed_out = false;
+    if (a->remote) {
+        rstate st = { .a = a, .interval = interval };
+        remote_perf_opts ro = { .ctx = ctx, .topic = a->topic, .records = a->records, .timeout_ms = a->timeout_ms,
+                                .partition = -1, .props = &a->props, .arg = &st, .begin = r_begin,
+                                .tick = r_consume_tick, .consumed = r_consumed };
+        if ((rc = remote_perf_consume(a->remote, &ro, &want)) != CLI_OK && st.n == 0)
+            goto out;
+        start_wall = cli_wall_ms() - (int64_t)((cli_now_ns() - st.start) / 1000000);
+        start = st.start, last = st.last, n = st.n, bytes = st.bytes;
+        timed_out = n < want && !cli_stop;
+        goto report;
+    }
     int np = klog_topic_describe(k, a->topic, NULL, 0, NULL, 0);
     if (np < 0) {
         rc = cli_fail(ctx, a->topic, np, np == KLOG_EUNKNOWN_TOPIC ? "no such topic" : NULL);
@@ -297,7 +402,7 @@ static int perf_consume(const char *ctx, perf_args *a)
     int64_t avail = 0;
     for (int i = 0; i < np; i++)
         avail += parts[i].end_offset - parts[i].start_offset;
-    int64_t want = a->records > 0 ? a->records : avail;
+    want = a->records > 0 ? a->records : avail;
     char err[512] = "";
     klog_conf_set(a->conf, "auto.offset.reset", "earliest", NULL, 0);
     if ((r = klog_consumer_new(k, a->conf, &c, err, sizeof err)) < 0) {
@@ -310,11 +415,8 @@ static int perf_consume(const char *ctx, perf_args *a)
             goto out;
         }
     cli_signals();
-    int64_t start_wall = cli_wall_ms();
-    uint64_t start = cli_now_ns(), last = start, w_start = start, interval = (uint64_t)a->interval_ms * 1000000ull;
-    int64_t n = 0, w_n = 0;
-    uint64_t bytes = 0, w_bytes = 0;
-    bool timed_out = false;
+    start_wall = cli_wall_ms();
+    start = cli_now_ns(), last = start, w_start = start;
     while (n < want && !cli_stop) {
         const klog_message *const *m;
         int got = klog_consumer_poll(c, 100, &m);
@@ -334,13 +436,10 @@ static int perf_consume(const char *ctx, perf_args *a)
             timed_out = true;
             break;
         }
-        if (now - w_start >= interval) {
-            double secs = (double)(now - w_start) / 1e9;
-            fprintf(stderr, "%" PRId64 " records read, %.1f records/sec (%.2f MB/sec)\n", w_n, (double)w_n / secs,
-                    (double)w_bytes / (1024.0 * 1024.0) / secs);
-            w_start = now, w_n = 0, w_bytes = 0;
-        }
+        if (now - w_start >= interval)
+            consume_window(now, &w_start, &w_n, &w_bytes);
     }
+report:;
     uint64_t end = timed_out ? last : cli_now_ns();
     int64_t end_wall = start_wall + (int64_t)((end - start) / 1000000);
     double secs = (double)(end - start) / 1e9, mb = (double)bytes / (1024.0 * 1024.0);
@@ -362,8 +461,6 @@ static int perf_consume(const char *ctx, perf_args *a)
 out:
     klog_consumer_close(c);
     free(parts);
-    if (k)
-        klog_close(k);
     return rc;
 }
 
@@ -386,7 +483,8 @@ int cmd_perf(int argc, char **argv)
     optind = 0;
     while ((c = cli_getopt(argc, argv, "d:hX:", perf_opts, ctx, ctx)) != -1) {
         int64_t v = 0;
-        bool num = c >= O_RECORDS && c != O_ACKS && c != O_COMPRESSION && c != O_TOPIC;
+        bool num = c >= O_RECORDS && c != O_ACKS && c != O_COMPRESSION && c != O_TOPIC && c != O_BOOTSTRAP &&
+                   c != O_CMDCONFIG;
         if (num && !cli_i64(optarg, &v)) {
             rc = cli_usage(ctx, ctx, "'%s' is not a number", optarg);
             goto out;
@@ -397,9 +495,11 @@ int cmd_perf(int argc, char **argv)
             fputs(produce ? produce_help : consume_help, stdout);
             goto out;
         case 'X':
-            if ((rc = cli_conf_kv(ctx, a.conf, optarg)) != CLI_OK)
+            if ((rc = cli_props_add(ctx, &a.props, optarg)) != CLI_OK)
                 goto out;
             break;
+        case O_BOOTSTRAP:
+        case O_CMDCONFIG: cli_remote_option(c, optarg); break;
         case O_RECORDS:
             if (v < 1) {
                 rc = cli_usage(ctx, ctx, "--records must be at least 1");
@@ -449,6 +549,7 @@ int cmd_perf(int argc, char **argv)
             }
             if ((rc = cli_conf_set(ctx, a.conf, "acks", optarg)) != CLI_OK)
                 goto out;
+            a.acks = optarg;
             break;
         case O_COMPRESSION:
             if (strcmp(optarg, "none") && strcmp(optarg, "gzip") && strcmp(optarg, "snappy") &&
@@ -458,6 +559,7 @@ int cmd_perf(int argc, char **argv)
             }
             if ((rc = cli_conf_set(ctx, a.conf, "compression.type", optarg)) != CLI_OK)
                 goto out;
+            a.compression = optarg;
             break;
         case O_TOPIC: a.topic = optarg; break;
         default:
@@ -484,12 +586,16 @@ int cmd_perf(int argc, char **argv)
         rc = cli_usage(ctx, ctx, "--throughput and --partition apply to perf produce only");
         goto out;
     }
-    if ((a.dir = cli_dir(ctx, ctx, a.dir)) == NULL) {
-        rc = CLI_USAGE;
+    if ((rc = cli_target(ctx, ctx, a.dir, false, NULL, &a.k, &a.remote)) != CLI_OK)
         goto out;
-    }
+    for (int i = 0; !a.remote && i < a.props.n; i++)
+        if ((rc = cli_conf_kv(ctx, a.conf, a.props.kv[i])) != CLI_OK)
+            goto out;
     rc = produce ? perf_produce(ctx, &a) : perf_consume(ctx, &a);
 out:
+    if (a.k)
+        klog_close(a.k);
+    cli_remote_free(a.remote);
     klog_conf_free(a.conf);
     return rc;
 }

@@ -238,6 +238,32 @@ int remote_groups(const cli_remote *r, const remote_groups_opts *o);
 /* delete-records: partition -1 for every partition; offset -1: the end. */
 int remote_delete_records(const cli_remote *r, const char *topic, int32_t partition, int64_t offset);
 
+/* klog perf in remote mode (remote_perf.c): the records go through
+ * librdkafka; cmd_perf.c keeps the statistics and prints the reports
+ * through the callbacks, which run on the calling thread. */
+typedef struct remote_perf_opts {
+    const char *ctx, *topic;
+    int64_t records;             /* produce: to send; consume: to read, <= 0 every one there at the start */
+    int64_t record_size, throughput, timeout_ms;
+    int32_t partition;           /* produce: < 0 the partitioner */
+    const char *acks, *compression; /* NULL: 1, none */
+    const cli_props *props;      /* -X: librdkafka properties */
+    const void *payload;         /* produce: record_size bytes */
+    void *arg;
+    void (*begin)(void *arg);    /* connected, the clock starts */
+    void (*tick)(void *arg);     /* often: progress lines */
+    /* produce: a delivery report for a record sent at sent_ns (cli_now_ns),
+     * err 0 or librdkafka's code with its text */
+    void (*delivered)(void *arg, uint64_t sent_ns, int err, const char *errstr);
+    /* consume: a record of bytes (key and value) read at now_ns */
+    void (*consumed)(void *arg, uint64_t bytes, uint64_t now_ns);
+} remote_perf_opts;
+/* *sent: records handed to the producer.  Returns CLI_OK or the exit status
+ * of an error it printed (deliveries that failed are the caller's count). */
+int remote_perf_produce(const cli_remote *r, const remote_perf_opts *o, int64_t *sent);
+/* *want: the records it set out to read. */
+int remote_perf_consume(const cli_remote *r, const remote_perf_opts *o, int64_t *want);
+
 /* ---- output shared by the local and the remote commands ------------------------------ */
 
 /* topics describe-configs: the header line of a topic, then one line per

@@ -44,3 +44,15 @@ int remote_delete_records(const cli_remote *r, const char *topic, int32_t partit
     (void)topic, (void)partition, (void)offset;
     return not_built("delete-records", r);
 }
+
+int remote_perf_produce(const cli_remote *r, const remote_perf_opts *o, int64_t *sent)
+{
+    *sent = 0;
+    return not_built(o->ctx, r);
+}
+
+int remote_perf_consume(const cli_remote *r, const remote_perf_opts *o, int64_t *want)
+{
+    *want = 0;
+    return not_built(o->ctx, r);
+}

@@ -595,6 +595,17 @@ case $ADDR in 127.0.0.1:0 | "") fail "serve printed no bound port: '$ADDR'" ;; *
 contains "$SRV/serve.listeners" "tcp://$ADDR"
 if "$KLOG" --version | grep -q "remote mode: librdkafka"; then
     expect 0 "$KLOG" -d "$SRV" topics list
+    # perf over the protocol (librdkafka), as Kafka's perf tools measure a broker
+    expect 0 "$KLOG" -d "$SRV" topics create perf
+    expect 0 "$KLOG" -d "$SRV" perf produce perf --records 2000 --record-size 10 --acks all
+    contains "$WORK/out" "2000 records sent, "
+    contains "$WORK/out" "99.9th."
+    expect 0 "$KLOG" -d "$SRV" perf consume perf
+    contains "$WORK/out" ", 2000, "
+    expect 1 "$KLOG" -d "$SRV" perf consume perf --records 2500 --timeout-ms 300
+    contains "$WORK/err" "2000 of 2500 records read before the timeout"
+    expect 1 "$KLOG" -d "$SRV" perf produce nosuch --records 1
+    contains "$WORK/err" "nosuch: no such topic"
 else
     expect 3 "$KLOG" -d "$SRV" topics list
     contains "$WORK/err" "remote mode is not built"
