@@ -146,7 +146,9 @@ int remote_perf_consume(const cli_remote *r, const remote_perf_opts *o, int64_t 
     int64_t n = 0;
     uint64_t last = cli_now_ns();
     while (n < want && !cli_stop) {
-        ssize_t got = rd_kafka_consume_batch_queue(q, 100, msgs, BATCH);
+        /* never more than are left: a batch it cannot fill waits out the timeout */
+        size_t ask = want - n < BATCH ? (size_t)(want - n) : BATCH;
+        ssize_t got = rd_kafka_consume_batch_queue(q, 100, msgs, ask);
         uint64_t now = cli_now_ns();
         for (ssize_t i = 0; i < got; i++) {
             const rd_kafka_message_t *m = msgs[i];
