@@ -32,6 +32,7 @@
  *   (KLOG_BIN in the environment overrides the klog tool it starts)
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -205,19 +206,30 @@ static void on_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
  * client: librdkafka's threads are ours), for what a leg cost each side. */
 static double server_cpu(void)
 {
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)g_server);
-    FILE *f = fopen(path, "r");
-    if (!f)
+    /* every thread's time on a CPU, in nanoseconds (schedstat), not the
+     * 10 ms ticks of /proc/PID/stat: a leg's server share is a few of them */
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)g_server);
+    DIR *d = opendir(path);
+    if (!d)
         return 0;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    const char *p = strrchr(buf, ')'); /* after the command name: state is field 3 */
-    unsigned long ut = 0, st = 0;
-    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
-        return 0;
-    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+    double sum = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char p[128];
+        snprintf(p, sizeof p, "/proc/%d/task/%.32s/schedstat", (int)g_server, e->d_name);
+        FILE *f = fopen(p, "r");
+        unsigned long long ns = 0;
+        if (f) {
+            if (fscanf(f, "%llu", &ns) == 1)
+                sum += (double)ns / 1e9;
+            fclose(f);
+        }
+    }
+    closedir(d);
+    return sum;
 }
 
 static double self_cpu(void)
