@@ -489,7 +489,7 @@ const char *kk_err_name(int code);
 typedef enum kk_errctx {
     KK_CTX_PARTITION,     /* Produce, Fetch, ListOffsets, DeleteRecords, InitProducerId */
     KK_CTX_GROUP,         /* FindCoordinator, Join/Sync/Heartbeat/Leave, offsets, groups admin */
-    KK_CTX_TOPIC_ADMIN,   /* CreateTopics, DeleteTopics, CreatePartitions, DescribeConfigs, Metadata */
+    KK_CTX_TOPIC_ADMIN,   /* CreateTopics, DeleteTopics, CreatePartitions, Describe/AlterConfigs, Metadata */
 } kk_errctx;
 
 /* The Kafka code for a klog return code (0 for rc >= 0); codes with no
