@@ -616,7 +616,7 @@ fi
 # first at once)
 for _ in $(seq 1 100); do [ -e "$SRV/stats.prom" ] && break; sleep 0.05; done
 expect 0 "$KLOG" -d "$SRV" stats
-contains "$WORK/err" "is open in another process: showing its $SRV/stats.json"
+contains "$WORK/err" "is open in another process (pid $BG): showing its $SRV/stats.json"
 expect 0 "$KLOG" -d "$SRV" stats --format prometheus
 contains "$WORK/out" "klog_"
 expect 3 "$KLOG" -d "$SRV" serve --listen 127.0.0.1:0
