@@ -24,6 +24,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# `echo x | expect ...` must count in this shell, not in a pipeline's
+# subshell (where a failure would be lost): the last command of a pipeline
+# runs here (bash, no job control in a script).
+shopt -s lastpipe
 FAILS=0
 CHECKS=0
 fail() { echo "FAIL: $*" >&2; FAILS=$((FAILS + 1)); }
