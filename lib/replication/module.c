@@ -298,6 +298,17 @@ int16_t krep_mod_replica_fetch(krep_mod *m, const char *topic, int32_t partition
     return krep_replica_fetch(m->node, topic, partition, replica_id, current_leader_epoch, fetch_offset, now_ms(), p);
 }
 
+int krep_mod_state(krep_mod *m, const char *topic, int32_t partition, krep_pstate *out)
+{
+    if (m->node)
+        return krep_node_state(m->node, topic, partition, out);
+#if KLOG_HAVE_RAFT
+    if (m->q)
+        return krep_quorum_state(m->q, topic, partition, out);
+#endif
+    return KLOG_ESTATE;
+}
+
 void krep_mod_controller(krep_mod *m, int32_t *id, int32_t *epoch)
 {
     *id = -1;

@@ -33,6 +33,13 @@ int krep_mod_alter_partition(krep_mod *m, const kk_alter_partition_req *q, krep_
 int16_t krep_mod_replica_fetch(krep_mod *m, const char *topic, int32_t partition, int32_t replica_id,
                                int32_t current_leader_epoch, int64_t fetch_offset, struct kpart **p);
 
+/* Partition `partition` of `topic` as this node knows it: its node's
+ * state (from LeaderAndIsr), or on a witness (no node) the quorum's
+ * committed one, so that a client asking a witness is sent to the data
+ * nodes.  Returns 0, KLOG_EUNKNOWN_PARTITION (not known yet),
+ * KLOG_ESTATE (neither: not started, or stopped). */
+int krep_mod_state(krep_mod *m, const char *topic, int32_t partition, krep_pstate *out);
+
 /* The controller this node answers to and its epoch (-1, 0: none known);
  * on a witness, the raft leader it knows. */
 void krep_mod_controller(krep_mod *m, int32_t *id, int32_t *epoch);

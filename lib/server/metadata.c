@@ -49,8 +49,10 @@ struct kt_topic *ksrv_topic_get(struct klog_server *s, const char *name, bool cr
     return t;
 }
 
-/* A replicated node's partition i of t, as this node knows it. */
-static int fill_replicated(ksrv_call *c, kk_metadata_resp_partition *ps, kt_topic *t, int i, krep_node *n)
+/* A replicated node's partition i of t, as this node knows it (a
+ * witness: as the quorum committed it; its own copy of the topic is no
+ * replica, and naming itself leader would send producers to it). */
+static int fill_replicated(ksrv_call *c, kk_metadata_resp_partition *ps, kt_topic *t, int i, krep_mod *m)
 {
     krep_pstate st;
     ps->partition_index = i;
@@ -58,7 +60,10 @@ static int fill_replicated(ksrv_call *c, kk_metadata_resp_partition *ps, kt_topi
     ps->offline_replicas.n = 0;
     if (t->name[0] == '_' && t->name[1] == '_')
         return 1; /* internal topics stay this node's own */
-    if (krep_node_state(n, t->name, i, &st) < 0) {
+    int rc = krep_mod_state(m, t->name, i, &st);
+    if (rc == KLOG_ESTATE)
+        return 1; /* no replication running here: this node's own */
+    if (rc < 0) {
         ps->error_code = KK_ERR_LEADER_NOT_AVAILABLE;
         ps->leader_id = -1;
         ps->replica_nodes.n = ps->isr_nodes.n = 0;
@@ -91,8 +96,8 @@ static int fill_topic(ksrv_call *c, kk_metadata_resp_topic *o, kt_topic *t, int3
         return -ENOMEM;
     *one = node;
     for (int i = 0; i < n; i++) {
-        if (m && krep_mod_node(m)) {
-            int rc = fill_replicated(c, &ps[i], t, i, krep_mod_node(m));
+        if (m) {
+            int rc = fill_replicated(c, &ps[i], t, i, m);
             if (rc < 0)
                 return rc;
             if (rc == 0)
