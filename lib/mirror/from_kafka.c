@@ -405,7 +405,6 @@ int mir_from_poll(klog_mirror *m, int timeout_ms)
     uint64_t deadline = mir_now_ms() + (uint64_t)timeout_ms;
     klog_header *hbuf = NULL;
     size_t hcap = 0;
-    atomic_store(&m->wake, false);
     for (;;) {
         if (m->state != MST_RUNNING)
             break;
@@ -449,7 +448,7 @@ int mir_from_poll(klog_mirror *m, int timeout_ms)
             drain_deliveries(m, 0);
         update_lag(m, mir_now_ms());
         mir_publish(m);
-        if (mir_now_ms() >= deadline || atomic_load(&m->wake))
+        if (mir_now_ms() >= deadline || atomic_exchange(&m->wake, false))
             break;
     }
     free(hbuf);

@@ -694,7 +694,6 @@ static void update_lag(klog_mirror *m, uint64_t now)
 int mir_to_poll(klog_mirror *m, int timeout_ms)
 {
     uint64_t deadline = mir_now_ms() + (uint64_t)timeout_ms;
-    atomic_store(&m->wake, false);
     for (;;) {
         rd_kafka_poll(m->rk, 0);
         if (m->state != MST_RUNNING)
@@ -742,7 +741,7 @@ int mir_to_poll(klog_mirror *m, int timeout_ms)
         }
         update_lag(m, mir_now_ms());
         now = mir_now_ms();
-        if (now >= deadline || atomic_load(&m->wake))
+        if (now >= deadline || atomic_exchange(&m->wake, false))
             break;
         if (!can_read || got == 0) {
             left = (int64_t)(deadline - now);

@@ -159,7 +159,14 @@ Test(mirror_mock, cluster_down_and_up)
     /* a wake-up from any thread makes the next waiting poll return */
     cr_assert_eq(klog_mirror_wakeup(NULL), -EINVAL);
     cr_assert_eq(klog_mirror_wakeup(env.m), 0);
+    /* (klog_mirror.h: "or the next one"): the wake-up came before this
+     * poll, which must return long before its 60 s; it waited them out
+     * once, the flag cleared at the poll's start */
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     cr_assert_geq(klog_mirror_poll(env.m, 60000, err, sizeof err), 0, "%s", err);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    cr_assert_lt(t1.tv_sec - t0.tv_sec, 30, "a poll after klog_mirror_wakeup waited %ld s", (long)(t1.tv_sec - t0.tv_sec));
     /* down: let it try a while (a bounded number of polls), then check the commits */
     for (int i = 0; i < 20; i++)
         cr_assert_geq(klog_mirror_poll(env.m, 50, err, sizeof err), 0, "%s", err);
