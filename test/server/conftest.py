@@ -16,6 +16,7 @@ A module whose every test was skipped exits 77, so that meson reports SKIP
 import os
 import re
 import resource
+import shutil
 import signal
 import subprocess
 import time
@@ -246,6 +247,17 @@ def serve(tmp_path, request):
             failed = failed or e
     if failed:
         raise failed
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    """A CA, a server certificate for localhost and a client certificate,
+    made once per module by test/tls/mkcerts.sh (MKCERTS, set by meson)."""
+    if not shutil.which("openssl"):
+        pytest.skip("the openssl command is not installed (build.sh installs it)")
+    d = tmp_path_factory.mktemp("certs")
+    subprocess.run(["sh", os.environ.get("MKCERTS", ""), str(d)], check=True, timeout=120)
+    return d
 
 
 @pytest.fixture

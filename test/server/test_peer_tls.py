@@ -23,7 +23,6 @@ before (a start that finds it taken is retried on new ports).
 Certificates from test/tls/mkcerts.sh; servers stopped by PID.
 """
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -32,7 +31,6 @@ import pytest
 
 from kwire import deadline_loop
 
-MKCERTS = os.environ.get("MKCERTS", "")
 PEER = "User:CN=localhost,O=klog"   # server.pem's subject, as the server names it
 
 try:
@@ -40,15 +38,6 @@ try:
     import confluent_kafka.admin
 except ImportError:  # pragma: no cover
     confluent_kafka = None
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory):
-    if not shutil.which("openssl"):
-        pytest.skip("the openssl command is not installed (build.sh installs it)")
-    d = tmp_path_factory.mktemp("certs")
-    subprocess.run(["sh", MKCERTS, str(d)], check=True, timeout=120)
-    return d
 
 
 def free_ports(n):

@@ -30,7 +30,6 @@ import kwire
 from kwire import deadline_loop
 
 KCAT = shutil.which("kcat")
-MKCERTS = os.environ.get("MKCERTS", "")
 TIMEOUT = 60
 MECHS = "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512"
 PASSWORDS = {"admin": "adm1n-pw", "alice": "alice-pw", "bob": "b0b-pw"}
@@ -45,15 +44,6 @@ try:
     import kafka.admin
 except ImportError:  # pragma: no cover
     kafka = None
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory):
-    if not shutil.which("openssl"):
-        pytest.skip("the openssl command is not installed (build.sh installs it)")
-    d = tmp_path_factory.mktemp("certs")
-    subprocess.run(["sh", MKCERTS, str(d)], check=True, timeout=120)
-    return d
 
 
 def add_user(workdir_server, name, password):

@@ -28,22 +28,12 @@ import kwire
 from kwire import deadline_loop
 
 KCAT = shutil.which("kcat")
-MKCERTS = os.environ.get("MKCERTS", "")
 TIMEOUT = 60
 
 try:
     import confluent_kafka
 except ImportError:  # pragma: no cover
     confluent_kafka = None
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory):
-    if not shutil.which("openssl"):
-        pytest.skip("the openssl command is not installed (build.sh installs it)")
-    d = tmp_path_factory.mktemp("certs")
-    subprocess.run(["sh", MKCERTS, str(d)], check=True, timeout=120)
-    return d
 
 
 def tls_server(serve, certs, *extra, prepare=()):
