@@ -13,6 +13,10 @@
  * whether -X debug=... asked for librdkafka's debug lines. */
 static const char *log_ctx = "klog";
 static bool log_debug;
+/* Set when librdkafka reports that the server refused our credentials or
+ * our TLS handshake: it would retry until each request timed out (30 s);
+ * a command-line client stops at once instead, as Kafka's tools do. */
+static volatile bool auth_failed;
 
 const char *remote_client_version(void)
 {
@@ -90,8 +94,15 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
     (void)rk;
     (void)opaque;
+    if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION || err == RD_KAFKA_RESP_ERR__SSL)
+        auth_failed = true;
     if (err != RD_KAFKA_RESP_ERR__TRANSPORT)
         fprintf(stderr, "klog: %s: librdkafka: %s\n", log_ctx, reason);
+}
+
+bool rk_auth_failed(void)
+{
+    return auth_failed;
 }
 
 int rk_create(const char *ctx, rd_kafka_type_t type, rd_kafka_conf_t *conf, rd_kafka_t **out)
@@ -122,7 +133,18 @@ int rk_fail(const char *ctx, const char *what, rd_kafka_resp_err_t err, const ch
 
 int rk_metadata(const char *ctx, const cli_remote *r, rd_kafka_t *rk, const struct rd_kafka_metadata **md)
 {
-    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 1, NULL, md, REMOTE_REQUEST_MS);
+    /* In slices, so that a refused login ends the wait at once. */
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR__TIMED_OUT;
+    uint64_t until = cli_now_ns() + (uint64_t)REMOTE_REQUEST_MS * 1000000u;
+    do {
+        err = rd_kafka_metadata(rk, 1, NULL, md, 250);
+        if (err == RD_KAFKA_RESP_ERR__TRANSPORT)
+            rd_kafka_poll(rk, 50); /* not a busy loop while nothing answers */
+        else if (err != RD_KAFKA_RESP_ERR__TIMED_OUT)
+            break;
+    } while (!auth_failed && !cli_stop && cli_now_ns() < until);
+    if (auth_failed && err)
+        err = RD_KAFKA_RESP_ERR__AUTHENTICATION;
     if (err) {
         char what[600];
         snprintf(what, sizeof what, "metadata from %s", r->origin);

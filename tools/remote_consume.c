@@ -327,6 +327,10 @@ int remote_consume(const cli_remote *r, const remote_consume_opts *o)
     uint64_t last = cli_now_ns(), last_commit = last;
     bool done = false;
     while (!done && !cli_stop) {
+        if (rk_auth_failed()) {
+            rc = CLI_FAIL;
+            break;
+        }
         int wait = 200;
         if (o->timeout_ms >= 0) {
             int64_t left = o->timeout_ms - (int64_t)((cli_now_ns() - last) / 1000000);

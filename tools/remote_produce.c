@@ -87,7 +87,7 @@ static int json_one(void *arg, int64_t lineno, const cli_jrec *j)
             break;
         if (h)
             rd_kafka_headers_destroy(h);
-        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && !cli_stop) {
+        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && !cli_stop && !rk_auth_failed()) {
             rd_kafka_poll(s->rk, 100);
             continue;
         }
@@ -194,7 +194,7 @@ int remote_produce(const cli_remote *r, const remote_produce_opts *o)
                 break; /* the headers now belong to the message */
             if (h)
                 rd_kafka_headers_destroy(h);
-            if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && !cli_stop) {
+            if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && !cli_stop && !rk_auth_failed()) {
                 rd_kafka_poll(rk, 100); /* deliveries make room */
                 continue;
             }
@@ -216,7 +216,7 @@ int remote_produce(const cli_remote *r, const remote_produce_opts *o)
     }
     /* Wait for every delivery (bounded by message.timeout.ms); an
      * interrupt gives up on what is still queued, which counts as failed. */
-    while (rd_kafka_outq_len(rk) > 0 && !cli_stop)
+    while (rd_kafka_outq_len(rk) > 0 && !cli_stop && !rk_auth_failed())
         rd_kafka_flush(rk, 200);
     if (rd_kafka_outq_len(rk) > 0) {
         rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);

@@ -524,3 +524,6 @@ def test_klog_cli_as_a_client_over_sasl_ssl(serve, certs, tmp_path):
                         "list"], capture_output=True, timeout=120)
     assert p.returncode != 0, p.stdout
     assert 'authentication failed for user "alice"' in server.log()
+    # and it says so: it stops at the refusal instead of retrying until
+    # its request timeout (30 s), as Kafka's own tools do
+    assert b"authentication" in p.stderr.lower(), p.stderr[-2000:]
