@@ -161,17 +161,25 @@ case "$cmd" in
     test)
         install_deps
         install_node_deps
+        t0=$SECONDS
+        step() { echo "build.sh: $1 done at $((SECONDS - t0)) s"; }
         build build
+        step "plain build"
         rc=0
         run_tests build tests || rc=$?
+        step "plain tests"
         build build-asan -Db_sanitize=address,undefined -Db_lundef=false
+        step "asan build"
         # ASan+UBSan runs the same tests two to four times slower: give
         # each its timeout three times over (a hang still fails).  The
         # benchmarks' quick modes and the examples run in the plain tree
         # and under TSan (tsan_check); here they would only add minutes.
         run_tests build-asan "tests (asan+ubsan)" --timeout-multiplier 3 --no-suite bench --no-suite examples || rc=$?
+        step "asan tests"
         clang_check || rc=$?
+        step "clang build, tests and fuzzing"
         tsan_check || rc=$?
+        step "tsan build and checks"
         exit $rc
         ;;
     *)
