@@ -55,10 +55,10 @@ static bool is_internal(const char *name)
 
 /* ---- topics ------------------------------------------------------------------------- */
 
-/* The configs the topic has of its own ("k=v,k=v" into buf), or NULL
- * after printing an error.  With pairs, also the key/value pairs
- * (strdup'ed, *n of them) for alter. */
-static int topic_configs(admin *a, const char *topic, char *buf, size_t size, char ***pairs, int *npairs)
+/* DescribeConfigs of one topic: its entries (*es, *ne) and the event that
+ * owns them (*ev, for the caller to destroy), or an error printed. */
+static int fetch_topic_configs(admin *a, const char *topic, rd_kafka_event_t **ev,
+                               const rd_kafka_ConfigEntry_t ***es, size_t *ne)
 {
     rd_kafka_ConfigResource_t *res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
     rd_kafka_AdminOptions_t *opt = rk_admin_options(a->rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
@@ -67,13 +67,13 @@ static int topic_configs(admin *a, const char *topic, char *buf, size_t size, ch
     rd_kafka_ConfigResource_destroy(res);
     char what[300];
     snprintf(what, sizeof what, "%s: describing its configuration", topic);
-    rd_kafka_event_t *ev = rk_admin_wait(a->ctx, a->q, what);
-    if (!ev)
+    *ev = rk_admin_wait(a->ctx, a->q, what);
+    if (!*ev)
         return CLI_FAIL;
     int rc = CLI_OK;
     size_t nres = 0;
     const rd_kafka_ConfigResource_t **rs =
-        rd_kafka_DescribeConfigs_result_resources(rd_kafka_event_DescribeConfigs_result(ev), &nres);
+        rd_kafka_DescribeConfigs_result_resources(rd_kafka_event_DescribeConfigs_result(*ev), &nres);
     if (nres < 1) {
         rc = cli_err(a->ctx, "%s: no configuration in the answer", topic);
     } else if (rd_kafka_ConfigResource_error(rs[0])) {
@@ -81,27 +81,44 @@ static int topic_configs(admin *a, const char *topic, char *buf, size_t size, ch
         rc = e == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ? cli_err(a->ctx, "%s: no such topic", topic)
                                                            : rk_fail(a->ctx, what, e, rd_kafka_ConfigResource_error_string(rs[0]));
     } else {
-        size_t ne = 0, used = 0;
-        const rd_kafka_ConfigEntry_t **es = rd_kafka_ConfigResource_configs(rs[0], &ne);
-        buf[0] = '\0';
-        for (size_t i = 0; i < ne; i++) {
-            if (rd_kafka_ConfigEntry_source(es[i]) != RD_KAFKA_CONFIG_SOURCE_DYNAMIC_TOPIC_CONFIG)
-                continue;
-            const char *k = rd_kafka_ConfigEntry_name(es[i]), *v = rd_kafka_ConfigEntry_value(es[i]);
-            int n = snprintf(buf + used, size - used, "%s%s=%s", used ? "," : "", k, v ? v : "");
-            if (n > 0 && (size_t)n < size - used)
-                used += (size_t)n;
-            if (pairs) {
-                char **np = realloc(*pairs, (size_t)(*npairs + 2) * sizeof *np);
-                if (!np) {
-                    rc = cli_err(a->ctx, "out of memory");
-                    break;
-                }
-                *pairs = np;
-                np[*npairs] = strdup(k);
-                np[*npairs + 1] = strdup(v ? v : "");
-                *npairs += 2;
+        *es = rd_kafka_ConfigResource_configs(rs[0], ne);
+    }
+    if (rc != CLI_OK) {
+        rd_kafka_event_destroy(*ev);
+        *ev = NULL;
+    }
+    return rc;
+}
+
+/* The configs the topic has of its own ("k=v,k=v" into buf), or NULL
+ * after printing an error.  With pairs, also the key/value pairs
+ * (strdup'ed, *n of them) for alter. */
+static int topic_configs(admin *a, const char *topic, char *buf, size_t size, char ***pairs, int *npairs)
+{
+    rd_kafka_event_t *ev;
+    const rd_kafka_ConfigEntry_t **es = NULL;
+    size_t ne = 0, used = 0;
+    int rc = fetch_topic_configs(a, topic, &ev, &es, &ne);
+    if (rc != CLI_OK)
+        return rc;
+    buf[0] = '\0';
+    for (size_t i = 0; i < ne; i++) {
+        if (rd_kafka_ConfigEntry_source(es[i]) != RD_KAFKA_CONFIG_SOURCE_DYNAMIC_TOPIC_CONFIG)
+            continue;
+        const char *k = rd_kafka_ConfigEntry_name(es[i]), *v = rd_kafka_ConfigEntry_value(es[i]);
+        int n = snprintf(buf + used, size - used, "%s%s=%s", used ? "," : "", k, v ? v : "");
+        if (n > 0 && (size_t)n < size - used)
+            used += (size_t)n;
+        if (pairs) {
+            char **np = realloc(*pairs, (size_t)(*npairs + 2) * sizeof *np);
+            if (!np) {
+                rc = cli_err(a->ctx, "out of memory");
+                break;
             }
+            *pairs = np;
+            np[*npairs] = strdup(k);
+            np[*npairs + 1] = strdup(v ? v : "");
+            *npairs += 2;
         }
     }
     rd_kafka_event_destroy(ev);
@@ -112,35 +129,17 @@ static int topic_configs(admin *a, const char *topic, char *buf, size_t size, ch
  * source. */
 static int describe_configs(admin *a, const char *topic)
 {
-    rd_kafka_ConfigResource_t *res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
-    rd_kafka_AdminOptions_t *opt = rk_admin_options(a->rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
-    rd_kafka_DescribeConfigs(a->rk, &res, 1, opt, a->q);
-    rd_kafka_AdminOptions_destroy(opt);
-    rd_kafka_ConfigResource_destroy(res);
-    char what[300];
-    snprintf(what, sizeof what, "%s: describing its configuration", topic);
-    rd_kafka_event_t *ev = rk_admin_wait(a->ctx, a->q, what);
-    if (!ev)
-        return CLI_FAIL;
-    int rc = CLI_OK;
-    size_t nres = 0;
-    const rd_kafka_ConfigResource_t **rs =
-        rd_kafka_DescribeConfigs_result_resources(rd_kafka_event_DescribeConfigs_result(ev), &nres);
-    if (nres < 1) {
-        rc = cli_err(a->ctx, "%s: no configuration in the answer", topic);
-    } else if (rd_kafka_ConfigResource_error(rs[0])) {
-        rd_kafka_resp_err_t e = rd_kafka_ConfigResource_error(rs[0]);
-        rc = e == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ? cli_err(a->ctx, "%s: no such topic", topic)
-                                                           : rk_fail(a->ctx, what, e, rd_kafka_ConfigResource_error_string(rs[0]));
-    } else {
-        size_t ne = 0;
-        const rd_kafka_ConfigEntry_t **es = rd_kafka_ConfigResource_configs(rs[0], &ne);
-        topics_print_configs_header(topic);
-        for (size_t i = 0; i < ne; i++) {
-            const char *v = rd_kafka_ConfigEntry_value(es[i]);
-            topics_print_config(rd_kafka_ConfigEntry_name(es[i]), v ? v : "",
-                                rd_kafka_ConfigSource_name(rd_kafka_ConfigEntry_source(es[i])));
-        }
+    rd_kafka_event_t *ev;
+    const rd_kafka_ConfigEntry_t **es = NULL;
+    size_t ne = 0;
+    int rc = fetch_topic_configs(a, topic, &ev, &es, &ne);
+    if (rc != CLI_OK)
+        return rc;
+    topics_print_configs_header(topic);
+    for (size_t i = 0; i < ne; i++) {
+        const char *v = rd_kafka_ConfigEntry_value(es[i]);
+        topics_print_config(rd_kafka_ConfigEntry_name(es[i]), v ? v : "",
+                            rd_kafka_ConfigSource_name(rd_kafka_ConfigEntry_source(es[i])));
     }
     rd_kafka_event_destroy(ev);
     return rc;
