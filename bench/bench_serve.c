@@ -119,49 +119,14 @@ static void server_start(void)
         bin = KLOG_CLI;
     char dir[4200];
     snprintf(dir, sizeof dir, "%s/serve", g_a.dir);
-    int pfd[2];
-    if (pipe2(pfd, O_CLOEXEC) != 0)
-        die("pipe", strerror(errno));
-    pid_t pid = fork();
-    if (pid < 0)
-        die("fork", strerror(errno));
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive the bench */
-        dup2(pfd[1], 1);
-        execl(bin, bin, "-d", dir, "serve", "--listen", "tcp://127.0.0.1:0", "-q", (char *)NULL);
-        fprintf(stderr, "bench_serve: exec %s: %s\n", bin, strerror(errno));
-        _exit(127);
-    }
-    close(pfd[1]);
-    g_server = pid;
-    /* the listening line, within 30 s */
-    char line[512];
-    size_t n = 0;
-    uint64_t end = now_ns() + 30000000000ull;
-    for (;;) {
-        struct pollfd p = { pfd[0], POLLIN, 0 };
-        int left = (int)((int64_t)(end - now_ns()) / 1000000);
-        if (left <= 0 || poll(&p, 1, left) <= 0)
-            die("klog serve", "no listening line within 30 s");
-        ssize_t r = read(pfd[0], line + n, sizeof line - 1 - n);
-        if (r <= 0)
-            die("klog serve", "exited before listening (is `klog serve` built? KLOG_BIN?)");
-        n += (size_t)r;
-        line[n] = 0;
-        const char *at = strstr(line, "listening on tcp://");
-        if (at && strchr(at, '\n')) {
-            at += strlen("listening on tcp://");
-            size_t l = strcspn(at, " \r\n");
-            if (l >= sizeof g_bootstrap)
-                die("klog serve", "listening address too long");
-            memcpy(g_bootstrap, at, l);
-            g_bootstrap[l] = 0;
-            break;
-        }
-        if (n >= sizeof line - 1)
-            die("klog serve", "unexpected output");
-    }
-    close(pfd[0]);
+    char *argv[] = { (char *)bin, "-d", dir, "serve", "--listen", "tcp://127.0.0.1:0", "-q", NULL };
+    static const char *const schemes[] = { "tcp" };
+    char addr[1][256];
+    const char *why;
+    g_server = bu_serve_start(argv, schemes, addr, 1, &why);
+    if (g_server < 0)
+        die("klog serve", why);
+    snprintf(g_bootstrap, sizeof g_bootstrap, "%s", addr[0]);
 }
 
 static void server_stop(void)

@@ -101,21 +101,6 @@ static double median(double *v, int n)
 
 /* ---- klog serve with a tcp:// and a tls:// listener ------------------------------ */
 
-static void grab(const char *buf, const char *scheme, char *out, size_t n)
-{
-    char key[64];
-    snprintf(key, sizeof key, "listening on %s://", scheme);
-    const char *at = strstr(buf, key);
-    if (!at || !strchr(at, '\n'))
-        return;
-    at += strlen(key);
-    size_t l = strcspn(at, " \r\n");
-    if (l < n) {
-        memcpy(out, at, l);
-        out[l] = 0;
-    }
-}
-
 static void server_start(void)
 {
     const char *bin = getenv("KLOG_BIN");
@@ -128,40 +113,16 @@ static void server_start(void)
     snprintf(dir, sizeof dir, "%s/serve", g.dir);
     snprintf(cert, sizeof cert, "ssl.certificate.location=%s/server.pem", g_certs);
     snprintf(key, sizeof key, "ssl.key.location=%s/server.key", g_certs);
-    int pfd[2];
-    if (pipe2(pfd, O_CLOEXEC) != 0)
-        die("pipe", strerror(errno));
-    pid_t pid = fork();
-    if (pid < 0)
-        die("fork", strerror(errno));
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
-        dup2(pfd[1], 1);
-        execl(bin, bin, "-d", dir, "serve", "--listen", "tcp://127.0.0.1:0", "--listen", "tls://127.0.0.1:0", "-X",
-              cert, "-X", key, "-q", (char *)NULL);
-        _exit(127);
-    }
-    close(pfd[1]);
-    g_server = pid;
-    char buf[1024];
-    size_t n = 0;
-    uint64_t end = now_ns() + 30000000000ull;
-    while (!g_tcp[0] || !g_tls[0]) {
-        struct pollfd p = { pfd[0], POLLIN, 0 };
-        int left = (int)((int64_t)(end - now_ns()) / 1000000);
-        if (left <= 0 || poll(&p, 1, left) <= 0)
-            die("klog serve", "no listening lines within 30 s");
-        ssize_t r = read(pfd[0], buf + n, sizeof buf - 1 - n);
-        if (r <= 0)
-            die("klog serve", "exited before listening (KLOG_BIN?)");
-        n += (size_t)r;
-        buf[n] = 0;
-        grab(buf, "tcp", g_tcp, sizeof g_tcp);
-        grab(buf, "tls", g_tls, sizeof g_tls);
-        if (n >= sizeof buf - 1)
-            die("klog serve", "unexpected output");
-    }
-    close(pfd[0]);
+    char *argv[] = { (char *)bin, "-d", dir, "serve", "--listen", "tcp://127.0.0.1:0", "--listen",
+                     "tls://127.0.0.1:0", "-X", cert, "-X", key, "-q", NULL };
+    static const char *const schemes[] = { "tcp", "tls" };
+    char addr[2][256];
+    const char *why;
+    g_server = bu_serve_start(argv, schemes, addr, 2, &why);
+    if (g_server < 0)
+        die("klog serve", why);
+    snprintf(g_tcp, sizeof g_tcp, "%s", addr[0]);
+    snprintf(g_tls, sizeof g_tls, "%s", addr[1]);
 }
 
 static void server_stop(void)

@@ -12,6 +12,7 @@
 #define KLOG_BENCH_UTIL_H
 
 #include <errno.h>
+#include <poll.h>
 #include <fcntl.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -20,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -88,6 +90,80 @@ static inline int bu_child_stop(pid_t pid)
         return -1;
     }
     return st;
+}
+
+/* Start `klog serve` (argv, argv[0] the program) as a child that dies with
+ * this process, and wait up to 30 s for its "listening on SCHEME://ADDR"
+ * line for each of the n schemes; addrs[i] gets scheme i's host:port.
+ * Returns the child's PID, or -1 with *why set (the child stopped). */
+static inline pid_t bu_serve_start(char *const argv[], const char *const schemes[], char (*addrs)[256], int n,
+                                   const char **why)
+{
+    int pfd[2];
+    *why = NULL;
+    if (pipe2(pfd, O_CLOEXEC) != 0) {
+        *why = "pipe failed";
+        return -1;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(pfd[0]);
+        close(pfd[1]);
+        *why = "fork failed";
+        return -1;
+    }
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive the bench */
+        dup2(pfd[1], 1);
+        execv(argv[0], argv);
+        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    close(pfd[1]);
+    for (int i = 0; i < n; i++)
+        addrs[i][0] = 0;
+    char buf[1024];
+    size_t len = 0;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int found = 0; found < n && !*why;) {
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        int left = 30000 - (int)((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000);
+        struct pollfd p = { pfd[0], POLLIN, 0 };
+        ssize_t r;
+        if (left <= 0 || poll(&p, 1, left) <= 0)
+            *why = "no listening line within 30 s";
+        else if ((r = read(pfd[0], buf + len, sizeof buf - 1 - len)) <= 0)
+            *why = "exited before listening (is `klog serve` built? KLOG_BIN?)";
+        else {
+            len += (size_t)r;
+            buf[len] = 0;
+            found = 0;
+            for (int i = 0; i < n; i++) {
+                char key[64];
+                snprintf(key, sizeof key, "listening on %s://", schemes[i]);
+                const char *at = strstr(buf, key);
+                if (at && strchr(at, '\n')) {
+                    at += strlen(key);
+                    size_t l = strcspn(at, " \r\n");
+                    if (l < 256) {
+                        memcpy(addrs[i], at, l);
+                        addrs[i][l] = 0;
+                        found++;
+                    }
+                }
+            }
+            if (found < n && len >= sizeof buf - 1)
+                *why = "unexpected output";
+        }
+    }
+    close(pfd[0]);
+    if (*why) {
+        bu_child_stop(pid);
+        return -1;
+    }
+    return pid;
 }
 
 static inline void bu_rm_rf(const char *prog, const char *path)
