@@ -691,23 +691,26 @@ static int tls_connect(void *tst, void *cst, const char *addr, int64_t deadline)
     return rc;
 }
 
-static ssize_t tls_recv(void *tst, void *cst, void *buf, size_t len, int64_t deadline)
+/*
+ * One read or write on a TLS connection: under the connection's lock,
+ * finish the handshake, then op (which sets *ev to what it waits for when
+ * it returns -EAGAIN); outside it, wait for that event until the deadline
+ * and try again.  A final error sticks to the connection.
+ */
+typedef ssize_t (*tls_op_fn)(struct tls_conn *c, void *arg, short *ev);
+
+static ssize_t tls_io(struct tls_conn *c, int64_t deadline, tls_op_fn op, void *arg)
 {
-    struct tls_conn *c = cst;
     for (;;) {
         if (atomic_load(&c->sock.shut))
             return -ECANCELED;
         short ev = 0;
         ssize_t rc;
         pthread_mutex_lock(&c->mu);
-        if (c->fail) {
+        if (c->fail)
             rc = c->fail;
-        } else if ((rc = hs_step(c, &ev)) == 0) {
-            size_t got = 0;
-            PREP_();
-            int r = SSL_read_ex(c->ssl, buf, len, &got);
-            rc = r == 1 ? (ssize_t)got : ssl_fail(c, r, &ev);
-        }
+        else if ((rc = hs_step(c, &ev)) == 0)
+            rc = op(c, arg, &ev);
         if (rc < 0 && rc != -EAGAIN)
             c->fail = (int)rc;
         pthread_mutex_unlock(&c->mu);
@@ -717,6 +720,27 @@ static ssize_t tls_recv(void *tst, void *cst, void *buf, size_t len, int64_t dea
         if (w < 0)
             return w;
     }
+}
+
+struct recv_arg {
+    void *buf;
+    size_t len;
+};
+
+static ssize_t recv_op(struct tls_conn *c, void *arg, short *ev)
+{
+    struct recv_arg *a = arg;
+    size_t got = 0;
+    PREP_();
+    int r = SSL_read_ex(c->ssl, a->buf, a->len, &got);
+    return r == 1 ? (ssize_t)got : ssl_fail(c, r, ev);
+}
+
+static ssize_t tls_recv(void *tst, void *cst, void *buf, size_t len, int64_t deadline)
+{
+    (void)tst;
+    struct recv_arg a = { buf, len };
+    return tls_io(cst, deadline, recv_op, &a);
 }
 
 /* Does iov begin with the n bytes at p? */
@@ -766,77 +790,68 @@ static size_t iov_take(const struct iovec *iov, int iovcnt, size_t off, unsigned
  * the BIO as it seals it). */
 #define SEND_RECORDS 64
 
+struct send_arg {
+    const struct iovec *iov;
+    int iovcnt;
+};
+
+/* Up to SEND_RECORDS records of iov: what went, or an error when nothing did. */
+static ssize_t send_op(struct tls_conn *c, void *arg, short *ev)
+{
+    const struct send_arg *a = arg;
+    unsigned char stage[RECORD_MAX];
+    size_t sent = 0;
+    for (int rec = 0; rec < SEND_RECORDS; rec++) {
+        const unsigned char *p;
+        size_t n;
+        if (c->wpend) {
+            /* A record OpenSSL began: the same bytes, or the stream is lost
+             * (only ever at the start of a call: a call that leaves one
+             * returns there). */
+            if (!iov_starts_with(a->iov, a->iovcnt, c->wsave, c->wpend))
+                return -EIO;
+            p = c->wsave;
+            n = c->wpend;
+        } else if ((n = iov_take(a->iov, a->iovcnt, sent, stage, &p)) == 0) {
+            break;
+        }
+        size_t put = 0;
+        PREP_();
+        int r = SSL_write_ex(c->ssl, p, n, &put);
+        if (r == 1) {
+            if (c->wpend) {
+                free(c->wsave);
+                c->wsave = NULL;
+                c->wpend = 0;
+            }
+            sent += put;
+            continue;
+        }
+        ssize_t e = ssl_fail(c, r, ev);
+        if (e == 0)
+            e = -EPIPE;
+        if (e == -EAGAIN && !c->wpend) {
+            if (!(c->wsave = malloc(n))) {
+                e = -ENOMEM;
+            } else {
+                memcpy(c->wsave, p, n);
+                c->wpend = n;
+            }
+        }
+        if (sent == 0)
+            return e;
+        if (e != -EAGAIN)
+            c->fail = (int)e; /* what went is reported; the next call fails */
+        break;
+    }
+    return (ssize_t)sent;
+}
+
 static ssize_t tls_send(void *tst, void *cst, const struct iovec *iov, int iovcnt, int64_t deadline)
 {
-    struct tls_conn *c = cst;
-    unsigned char stage[RECORD_MAX];
-    for (;;) {
-        if (atomic_load(&c->sock.shut))
-            return -ECANCELED;
-        short ev = 0;
-        ssize_t rc;
-        pthread_mutex_lock(&c->mu);
-        if (c->fail) {
-            rc = c->fail;
-        } else if ((rc = hs_step(c, &ev)) == 0) {
-            size_t sent = 0;
-            for (int rec = 0; rec < SEND_RECORDS; rec++) {
-                const unsigned char *p;
-                size_t n;
-                if (c->wpend) {
-                    /* A record OpenSSL began: the same bytes, or the stream is lost
-                     * (only ever at the start of a call: a call that leaves one
-                     * returns there). */
-                    if (!iov_starts_with(iov, iovcnt, c->wsave, c->wpend)) {
-                        rc = -EIO;
-                        break;
-                    }
-                    p = c->wsave;
-                    n = c->wpend;
-                } else if ((n = iov_take(iov, iovcnt, sent, stage, &p)) == 0) {
-                    break;
-                }
-                size_t put = 0;
-                PREP_();
-                int r = SSL_write_ex(c->ssl, p, n, &put);
-                if (r == 1) {
-                    if (c->wpend) {
-                        free(c->wsave);
-                        c->wsave = NULL;
-                        c->wpend = 0;
-                    }
-                    sent += put;
-                    continue;
-                }
-                ssize_t e = ssl_fail(c, r, &ev);
-                if (e == 0)
-                    e = -EPIPE;
-                if (e == -EAGAIN && !c->wpend) {
-                    if (!(c->wsave = malloc(n))) {
-                        e = -ENOMEM;
-                    } else {
-                        memcpy(c->wsave, p, n);
-                        c->wpend = n;
-                    }
-                }
-                if (sent == 0)
-                    rc = e;
-                else if (e != -EAGAIN)
-                    c->fail = (int)e; /* what went is reported; the next call fails */
-                break;
-            }
-            if (rc == 0)
-                rc = (ssize_t)sent;
-        }
-        if (rc < 0 && rc != -EAGAIN)
-            c->fail = (int)rc;
-        pthread_mutex_unlock(&c->mu);
-        if (rc != -EAGAIN)
-            return rc;
-        int w = wait_io(c, ev, deadline);
-        if (w < 0)
-            return w;
-    }
+    (void)tst;
+    struct send_arg a = { iov, iovcnt };
+    return tls_io(cst, deadline, send_op, &a);
 }
 
 static void tls_shutdown(void *tst, void *cst)
