@@ -199,7 +199,10 @@ void ksrv_auth_init(ksrv_sec *sec, ksrv_auth *a, const char *peer_url)
 void ksrv_auth_identity(ksrv_sec *sec, ksrv_auth *a, const char *ident)
 {
     snprintf(a->principal, sizeof a->principal, "User:%s", ident);
-    a->authed = true;
+    /* Kafka's SASL_SSL: the certificate is checked (ssl.client.auth), but
+     * with SASL on the connection must still authenticate, and the SASL
+     * user is the principal.  Without SASL the certificate is the login. */
+    a->authed = !sec->sasl;
 }
 
 void ksrv_auth_clear(ksrv_auth *a)

@@ -872,7 +872,8 @@ static void conn_identify(struct ksrv_conn *cn)
     cn->auth.identified = true;
     if (rc == 0 && id[0]) {
         ksrv_auth_identity(cn->srv->sec, &cn->auth, id);
-        klog_conn_set_max_frame(cn->c, cn->srv->conf.max_frame);
+        if (cn->auth.authed)
+            klog_conn_set_max_frame(cn->c, cn->srv->conf.max_frame);
     }
 }
 

@@ -376,6 +376,27 @@ def test_sasl_v0_on_a_certificate_authenticated_connection(serve, certs):
     s.close()
 
 
+def test_certificate_alone_is_not_a_sasl_login(serve, certs):
+    """Kafka's SASL_SSL: with SASL on, a client certificate that verified
+    (ssl.client.auth=required) does not stand for the SASL login; a client
+    that skips SASL may send ApiVersions and nothing else, however good its
+    certificate (before the fix it was let in as User:CN=alice)."""
+    server = sasl_server(serve, certs, "ssl.client.auth=required", "ssl.ca.location=%s" % (certs / "ca.pem"),
+                         acls=[["--allow-principal", "User:CN=alice", "--operation", "All", "--topic", "*"]])
+    ctx = ssl.create_default_context(cafile=str(certs / "ca.pem"))
+    ctx.load_cert_chain(str(certs / "alice.pem"), str(certs / "alice.key"))
+    host, port = server.addr("tls").rsplit(":", 1)
+    s = ctx.wrap_socket(socket.create_connection((host, int(port)), timeout=20), server_hostname="localhost")
+    s.sendall(kwire.request(kwire.API_METADATA, 0, 1, kwire.metadata_v0(["t"])))
+    try:
+        data = kwire.expect_closed(s)  # fails if the server keeps it open
+    except ssl.SSLError:  # closed without TLS's close_notify
+        data = b""
+    assert data == b"", data  # and no Metadata answer came first
+    s.close()
+    assert "Metadata request before authenticating" in server.log(), server.log()
+
+
 def test_connections_per_address(serve):
     server = serve(extra=["max.connections.per.ip=4"])
     socks = [kwire.connect(server.bootstrap) for _ in range(7)]
