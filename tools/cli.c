@@ -43,6 +43,18 @@ int cli_usage(const char *ctx, const char *help, const char *fmt, ...)
     return CLI_USAGE;
 }
 
+int cli_topic_operand(const char *ctx, int argc, char **argv, int optind_, const char **topic)
+{
+    if (optind_ < argc) {
+        if (*topic || optind_ + 1 < argc)
+            return cli_usage(ctx, ctx, "unexpected argument '%s'", argv[*topic ? optind_ : optind_ + 1]);
+        *topic = argv[optind_];
+    }
+    if (!*topic)
+        return cli_usage(ctx, ctx, "no topic given");
+    return CLI_OK;
+}
+
 int cli_err(const char *ctx, const char *fmt, ...)
 {
     char msg[1024];

@@ -47,6 +47,10 @@ void cli_signals(void);
  * run `klog <help> --help`. */
 __attribute__((format(printf, 3, 4)))
 int cli_usage(const char *ctx, const char *help, const char *fmt, ...);
+/* The topic of a one-topic command: *topic from --topic, or the one
+ * operand left after getopt (argv[optind]); CLI_USAGE printed when there is
+ * none, or more than one. */
+int cli_topic_operand(const char *ctx, int argc, char **argv, int optind_, const char **topic);
 /* "klog: <ctx>: <message>\n"; returns CLI_FAIL. */
 __attribute__((format(printf, 2, 3)))
 int cli_err(const char *ctx, const char *fmt, ...);

@@ -450,17 +450,8 @@ int cmd_consume(int argc, char **argv)
             goto out;
         }
     }
-    if (optind < argc) {
-        if (topic || optind + 1 < argc) {
-            rc = cli_usage(ctx, ctx, "unexpected argument '%s'", argv[topic ? optind : optind + 1]);
-            goto out;
-        }
-        topic = argv[optind];
-    }
-    if (!topic) {
-        rc = cli_usage(ctx, ctx, "no topic given");
+    if ((rc = cli_topic_operand(ctx, argc, argv, optind, &topic)) != CLI_OK)
         goto out;
-    }
     if (print_set) {
         /* Kafka's console consumer's output: from value or kv */
         if (fmt != CLI_FMT_VALUE && fmt != CLI_FMT_KV) {

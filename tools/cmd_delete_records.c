@@ -79,18 +79,14 @@ int cmd_delete_records(int argc, char **argv)
         default: return CLI_USAGE;
         }
     }
-    if (optind < argc) {
-        if (topic || optind + 1 < argc)
-            return cli_usage(ctx, ctx, "unexpected argument '%s'", argv[topic ? optind : optind + 1]);
-        topic = argv[optind];
-    }
-    if (!topic)
-        return cli_usage(ctx, ctx, "no topic given");
+    int rc = cli_topic_operand(ctx, argc, argv, optind, &topic);
+    if (rc != CLI_OK)
+        return rc;
     if (!have_offset)
         return cli_usage(ctx, ctx, "no offset given: --offset N or --offset latest");
     klog *k = NULL;
     cli_remote *rem = NULL;
-    int rc = cli_target(ctx, ctx, dir, false, NULL, &k, &rem);
+    rc = cli_target(ctx, ctx, dir, false, NULL, &k, &rem);
     if (rc != CLI_OK)
         return rc;
     if (rem) {

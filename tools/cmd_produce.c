@@ -226,17 +226,8 @@ int cmd_produce(int argc, char **argv)
             goto out;
         }
     }
-    if (optind < argc) {
-        if (topic || optind + 1 < argc) {
-            rc = cli_usage(ctx, ctx, "unexpected argument '%s'", argv[topic ? optind : optind + 1]);
-            goto out;
-        }
-        topic = argv[optind];
-    }
-    if (!topic) {
-        rc = cli_usage(ctx, ctx, "no topic given");
+    if ((rc = cli_topic_operand(ctx, argc, argv, optind, &topic)) != CLI_OK)
         goto out;
-    }
     if (parse_key && !keysep)
         keysep = prop_sep ? prop_sep : "\t";
     if (json && (keysep || nheaders)) {
