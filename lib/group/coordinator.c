@@ -378,8 +378,11 @@ static void pending_remove(kg_group_s *g, unsigned i)
  * rebalance goes on either way). */
 static void generation_next(kg_registry *r, kg_group_s *g)
 {
-    g->generation++;
     pthread_mutex_lock(&r->omu);
+    int32_t stored = kg__store_generation(&r->st, g->name);
+    if (stored > g->generation)
+        g->generation = stored; /* reloaded from a replica since (kg__store_refresh) */
+    g->generation++;
     (void)kg__store_put_generation(r, g->name, g->generation);
     pthread_mutex_unlock(&r->omu);
 }
@@ -1434,8 +1437,16 @@ int kg_registry_get(struct klog *k, bool create, kg_registry **out)
     if (!r)
         return -ENOTSUP; /* an instance composed without groups (tests) */
     if (atomic_load_explicit(&r->active, memory_order_acquire)) {
-        *out = r;
-        return 0;
+        int rc = 0;
+        if (kg__store_stale(&r->st)) {
+            /* this node leads a partition of __consumer_offsets in a new
+             * epoch (promoted): its tables are what it replicated */
+            pthread_mutex_lock(&r->omu);
+            rc = kg__store_refresh(r);
+            pthread_mutex_unlock(&r->omu);
+        }
+        *out = rc < 0 ? NULL : r;
+        return rc;
     }
     if (!create)
         return 0;
@@ -1840,6 +1851,29 @@ static const kg_coordinator_ops local_ops = {
     .list = local_list,
     .describe = local_describe,
 };
+
+int kg_offsets_partition(struct klog *k, const char *group, bool create, struct kt_topic **topic, int32_t *index)
+{
+    *topic = NULL;
+    *index = -1;
+    kg_registry *r;
+    int rc = kg_registry_get(k, true, &r);
+    if (rc < 0)
+        return rc;
+    pthread_mutex_lock(&r->omu);
+    rc = kg__store_open(r, create);
+    if (rc == 0)
+        rc = kg__store_refresh(r);
+    if (rc == 0 && !r->st.t)
+        rc = KLOG_EUNKNOWN_TOPIC;
+    if (rc == 0) {
+        klog__topic_ref(r->st.t);
+        *topic = r->st.t;
+        *index = kg__store_partition(&r->st, group);
+    }
+    pthread_mutex_unlock(&r->omu);
+    return rc;
+}
 
 int kg_coordinator_local(struct klog *k, kg_coordinator *out)
 {

@@ -370,6 +370,16 @@ int kg_coordinator_check(const kg_coordinator_ops *ops);
  * Returns 0 or the registry's creation error. */
 int kg_coordinator_local(struct klog *k, kg_coordinator *out);
 
+/* The partition of __consumer_offsets that holds a group's commits and
+ * generations (created first with create), as a referenced topic (put it
+ * with klog__topic_put) and an index.  Replicated, its leader is the
+ * group's coordinator (Kafka's rule): lib/server sends clients there and
+ * holds an OffsetCommit's answer until that partition's high watermark
+ * passes the commit.  Returns 0, KLOG_EUNKNOWN_TOPIC (not created yet),
+ * -ENOMEM, an I/O error of the first read. */
+struct kt_topic;
+int kg_offsets_partition(struct klog *k, const char *group, bool create, struct kt_topic **topic, int32_t *index);
+
 /* ---- the member state machine (lib/group/member.c) ------------------------------ */
 
 /*

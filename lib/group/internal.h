@@ -12,6 +12,8 @@
 #include "format/format.h"
 #include "topic/topic.h"
 
+#define KG_STORE_PARTS_MAX 128       /* offsets.topic.num.partitions is at most 100 */
+
 /* A committed offset in memory. */
 typedef struct kg_committed {
     struct kg_committed *next;   /* hash chain */
@@ -38,6 +40,13 @@ typedef struct kg_store {
     kg_gen_t **gtab;
     size_t gmask, gn;
     kt_topic *t;                 /* __consumer_offsets, referenced; NULL until created */
+    _Atomic(kt_topic *) at;      /* t, for the lock-free staleness check (kg__store_stale) */
+    /* Per partition: the leader epoch its tables were loaded or last
+     * reloaded at as the partition's replicated leader (INT32_MIN: not as
+     * leader).  A replicated partition's tables are current only while this
+     * node leads it in that epoch: a node promoted to lead it reloads them
+     * from the log it replicated (kg__store_refresh). */
+    _Atomic int32_t seen[KG_STORE_PARTS_MAX];
     kf_codec *codec;
     uint8_t *buf;                /* batch builder buffer */
     size_t cap;
@@ -74,6 +83,14 @@ struct kg_registry {
 /* offsets.c */
 int kg__store_open(kg_registry *r, bool create);    /* omu held */
 void kg__store_close(kg_store *st);
+/* Whether a partition of the store is led here in an epoch other than the
+ * one its tables were loaded at (lock-free; a hint: refresh under omu). */
+bool kg__store_stale(kg_store *st);
+/* Reload the tables of every stale partition; open the store if the topic
+ * appeared since (a replica of it created by replication).  omu held. */
+int kg__store_refresh(kg_registry *r);
+/* The partition of the store (st->t set) a group's records go to. */
+int32_t kg__store_partition(kg_store *st, const char *group);
 kg_committed_t *kg__store_find(kg_store *st, const char *group, const char *topic, int32_t partition);
 /* Write records (tombstone when offset < 0) for the entries and update the
  * table.  omu held. */

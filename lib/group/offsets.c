@@ -318,8 +318,10 @@ static void load_generation(kg_store *st, const kf_record_view *r)
     if (r->value_len != GEN_VAL_LEN || v[0] != 1)
         return;
     int32_t gen = (int32_t)klog__ld32(v + 1);
-    if (gen >= 0)
-        gen_set(st, g, gen); /* -ENOMEM: the group would start lower */
+    if (gen >= 0 && gen >= kg__store_generation(st, g))
+        gen_set(st, g, gen); /* -ENOMEM: the group would start lower.  The
+                              * larger one: a reload (kg__store_refresh)
+                              * never lowers what this node handed out */
 }
 
 static void load_record(kg_store *st, const kf_record_view *r)
@@ -387,6 +389,73 @@ static int load_partition(kg_store *st, kpart *part)
     }
 }
 
+/* The epoch a partition counts as loaded at: its leader epoch when it is
+ * replicated and led here, else INT32_MIN (a follower's tables are not
+ * served: the coordinator is the partition's leader). */
+static int32_t lead_epoch(kpart *part)
+{
+    if (!kpart_replicated(part) || kpart_role(part) != KPART_LEADER)
+        return INT32_MIN;
+    return kpart_leader_epoch(part);
+}
+
+static bool part_stale(kg_store *st, kt_topic *t, int p)
+{
+    kpart *part = t->parts[p];
+    if (!kpart_replicated(part) || kpart_role(part) != KPART_LEADER)
+        return false;
+    return p < KG_STORE_PARTS_MAX && atomic_load_explicit(&st->seen[p], memory_order_relaxed) != kpart_leader_epoch(part);
+}
+
+bool kg__store_stale(kg_store *st)
+{
+    kt_topic *t = atomic_load_explicit(&st->at, memory_order_acquire);
+    if (!t)
+        return false;
+    int np = atomic_load_explicit(&t->nparts, memory_order_acquire);
+    for (int p = 0; p < np; p++)
+        if (part_stale(st, t, p))
+            return true;
+    return false;
+}
+
+/* Drop the entries of the groups whose records live in partition p. */
+static void clear_partition(kg_store *st, int p, int np)
+{
+    for (size_t i = 0; st->tab && i <= st->mask; i++)
+        for (kg_committed_t **pp = &st->tab[i]; *pp;) {
+            kg_committed_t *c = *pp;
+            if (hgroup(c->group) % (uint64_t)np == (uint64_t)p) {
+                *pp = c->next;
+                entry_free(c);
+                st->n--;
+            } else {
+                pp = &c->next;
+            }
+        }
+}
+
+int kg__store_refresh(kg_registry *r)
+{
+    kg_store *st = &r->st;
+    if (!st->t)
+        return kg__store_open(r, false);
+    int np = atomic_load_explicit(&st->t->nparts, memory_order_acquire);
+    for (int p = 0; p < np && p < KG_STORE_PARTS_MAX; p++) {
+        if (!part_stale(st, st->t, p))
+            continue;
+        /* A promoted leader: what it replicated is the committed state
+         * (generations only grow: a stored one never lowers the table's) */
+        int32_t epoch = lead_epoch(st->t->parts[p]);
+        clear_partition(st, p, np);
+        int rc = load_partition(st, st->t->parts[p]);
+        if (rc < 0)
+            return rc;
+        atomic_store_explicit(&st->seen[p], epoch, memory_order_relaxed);
+    }
+    return 0;
+}
+
 int kg__store_open(kg_registry *r, bool create)
 {
     kg_store *st = &r->st;
@@ -414,12 +483,16 @@ int kg__store_open(kg_registry *r, bool create)
             return KLOG_EUNKNOWN_TOPIC;
     }
     int np = atomic_load_explicit(&t->nparts, memory_order_acquire);
-    for (int p = 0; p < np; p++)
+    for (int p = 0; p < np; p++) {
+        if (p < KG_STORE_PARTS_MAX)
+            atomic_store_explicit(&st->seen[p], lead_epoch(t->parts[p]), memory_order_relaxed);
         if ((rc = load_partition(st, t->parts[p])) < 0) {
             klog__topic_put(t);
             return rc;
         }
+    }
     st->t = t;
+    atomic_store_explicit(&st->at, t, memory_order_release);
     return 0;
 }
 
@@ -436,6 +509,12 @@ void kg__store_close(kg_store *st)
     kf_codec_free(st->codec);
     free(st->buf);
     memset(st, 0, sizeof *st);
+}
+
+int32_t kg__store_partition(kg_store *st, const char *group)
+{
+    int np = atomic_load_explicit(&st->t->nparts, memory_order_acquire);
+    return (int32_t)(hgroup(group) % (uint64_t)np);
 }
 
 /* Finish the batch in b and append it to the group's partition. */

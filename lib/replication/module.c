@@ -222,7 +222,7 @@ static void create_missing(krep_mod *m, const kk_leader_and_isr_req *q, int16_t 
     for (int i = 0; i < q->topic_states.n; i++) {
         const kk_leader_and_isr_topic *t = &q->topic_states.v[i];
         if (!t->topic_name.p || (int32_t)strlen(t->topic_name.p) != t->topic_name.len ||
-            klog__topic_name_check(t->topic_name.p) < 0 || (t->topic_name.p[0] == '_' && t->topic_name.p[1] == '_'))
+            klog__topic_name_check(t->topic_name.p) < 0 || !krep_topic_replicated(t->topic_name.p))
             continue;
         int32_t want = 0;
         for (int j = 0; j < t->partition_states.n; j++)
@@ -234,7 +234,16 @@ static void create_missing(krep_mod *m, const kk_leader_and_isr_req *q, int16_t 
         int have = kt ? atomic_load_explicit(&kt->nparts, memory_order_acquire) : 0;
         if (kt)
             klog__topic_put(kt);
-        if (!kt)
+        if (!kt && t->topic_name.p[0] == '_') {
+            /* __consumer_offsets: compacted, as lib/group creates it */
+            klog_conf *c;
+            if (klog_conf_new(&c) == 0) {
+                klog_conf_set(c, "cleanup.policy", "compact", NULL, 0);
+                klog_conf_set_int(c, "segment.bytes", 16 << 20, NULL, 0);
+                klog_topic_create(m->k, t->topic_name.p, want, c, NULL, 0);
+                klog_conf_free(c);
+            }
+        } else if (!kt)
             klog_topic_create(m->k, t->topic_name.p, want, NULL, NULL, 0);
         else if (have < want)
             klog_topic_add_partitions(m->k, t->topic_name.p, want);
@@ -649,7 +658,7 @@ static void quorum_topics(krep_mod *m)
         return;
     for (ssize_t i = 0; i < nt; i++) {
         kt_topic *t = snap[i];
-        if ((t->name[0] == '_' && t->name[1] == '_') || atomic_load(&t->deleted))
+        if (!krep_topic_replicated(t->name) || atomic_load(&t->deleted))
             continue;
         krep_quorum_add_topic(m->q, t->name, atomic_load_explicit(&t->nparts, memory_order_acquire), now_ms());
     }
@@ -1020,7 +1029,7 @@ static void mod_part_open(struct klog *k, void *state, const char *topic, int in
     (void)k;
     (void)index;
     krep_mod *m = state;
-    if (!m || (topic[0] == '_' && topic[1] == '_'))
+    if (!m || !krep_topic_replicated(topic))
         return;
     kpart_set_replicated_at(p, kpart_start_offset(p));
     kpart_become_follower(p, -1);

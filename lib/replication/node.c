@@ -236,7 +236,7 @@ static int idx_of(const krep_pstate *st, int32_t id)
     return -1;
 }
 
-static bool internal_topic(const char *name) { return name[0] == '_' && name[1] == '_'; }
+static bool internal_topic(const char *name) { return !krep_topic_replicated(name); }
 
 /* ---- partitions ------------------------------------------------------------------- */
 

@@ -352,6 +352,21 @@ int krep_static_promote(krep_node *n, const krep_state *known, int32_t floor, bo
  * was promoted) never make two leaders of one epoch, which truncation
  * could not tell apart; the older one's are the lower.
  */
+/* Whether a topic replicates: every topic but the internal ones (__*),
+ * and of those __consumer_offsets, so that a promoted node serves the
+ * groups' committed offsets (Kafka's way: the leader of a group's offsets
+ * partition is its coordinator; lib/server and lib/group/offsets.c). */
+static inline bool krep_topic_replicated(const char *name)
+{
+    static const char offsets[] = "__consumer_offsets";
+    if (name[0] != '_' || name[1] != '_')
+        return true;
+    for (size_t i = 0; i < sizeof offsets; i++)
+        if (name[i] != offsets[i])
+            return false;
+    return true;
+}
+
 #define KREP_EPOCH_SHIFT 16
 static inline int32_t krep_next_epoch(int32_t prev, int32_t controller_epoch)
 {

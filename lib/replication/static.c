@@ -143,7 +143,7 @@ static int32_t log_latest_epoch(struct klog *k, const char *topic, int32_t index
     return latest;
 }
 
-/* Every non-internal topic's partitions ctl does not hold yet: all nodes
+/* Every replicated topic's partitions ctl does not hold yet: all nodes
  * replicate them, self leads. */
 static void add_topics(struct klog *k, krep_ctl *ctl, const krep_config *cfg)
 {
@@ -156,7 +156,7 @@ static void add_topics(struct klog *k, krep_ctl *ctl, const krep_config *cfg)
         reps[i] = cfg->peers[i].id;
     for (ssize_t i = 0; i < nt; i++) {
         kt_topic *t = snap[i];
-        if ((t->name[0] == '_' && t->name[1] == '_') || atomic_load(&t->deleted))
+        if (!krep_topic_replicated(t->name) || atomic_load(&t->deleted))
             continue;
         int np = atomic_load_explicit(&t->nparts, memory_order_acquire);
         for (int p = 0; p < np; p++) {

@@ -48,6 +48,8 @@
 
 #include "common/common.h"
 #include "group/group.h"
+#include "partition/partition.h"
+#include "replication/module.h"
 #include "server/acl.h"
 #include "server/internal.h"
 #include "topic/topic.h"
@@ -95,17 +97,99 @@ static const char *group_name(const kk_str *s)
     return str_ok(s) && kg_name_check(s->p) == 0 ? s->p : NULL;
 }
 
-/* The coordinator.  Its first use reads __consumer_offsets back, which may
+/*
+ * Where a group lives.  Replicated (replication.peers), a group's
+ * coordinator is the leader of its partition of __consumer_offsets, as in
+ * Kafka: its commits and generations replicate with that partition, and a
+ * node promoted to lead it reloads them (lib/group/offsets.c), so a group
+ * resumes there from the offsets it committed.  Any other node answers
+ * NOT_COORDINATOR (clients ask FindCoordinator again).  Before the topic
+ * exists the controller creates it (COORDINATOR_NOT_AVAILABLE until it has
+ * named the partition's leader); other nodes send clients to it.  *leader
+ * gets the coordinator's node id (-1: unknown); with part, the partition,
+ * referenced in *t, when this node leads it.  Not replicated: this node.
+ */
+static int16_t group_home(ksrv_call *c, const char *group, int32_t *leader, kpart **part, kt_topic **t)
+{
+    struct klog *k = ksrv_klog(c->srv);
+    int32_t self = ksrv_config(c->srv)->node_id;
+    krep_mod *m = krep_mod_of(k);
+    *leader = self;
+    if (part)
+        *part = NULL, *t = NULL;
+    if (!m)
+        return KK_ERR_NONE;
+    int32_t cid, cepoch;
+    krep_mod_controller(m, &cid, &cepoch);
+    kt_topic *ot;
+    int32_t idx;
+    int rc = kg_offsets_partition(k, group, cid == self, &ot, &idx);
+    if (rc == KLOG_EUNKNOWN_TOPIC) {
+        *leader = cid;
+        return cid >= 0 && cid != self ? KK_ERR_NOT_COORDINATOR : KK_ERR_COORDINATOR_NOT_AVAILABLE;
+    }
+    if (rc < 0)
+        return KK_ERR_COORDINATOR_NOT_AVAILABLE;
+    krep_pstate st;
+    rc = krep_mod_state(m, KG_OFFSETS_TOPIC, idx, &st);
+    kpart *p = ot->parts[idx];
+    if (rc == KLOG_ESTATE) {
+        klog__topic_put(ot); /* no replication running: this node's own */
+        return KK_ERR_NONE;
+    }
+    *leader = rc == 0 ? st.leader : -1;
+    bool mine = rc == 0 && st.leader == self && kpart_role(p) == KPART_LEADER;
+    if (mine && part) {
+        *part = p;
+        *t = ot;
+    } else {
+        klog__topic_put(ot);
+    }
+    if (mine)
+        return KK_ERR_NONE;
+    return *leader >= 0 && *leader != self ? KK_ERR_NOT_COORDINATOR : KK_ERR_COORDINATOR_NOT_AVAILABLE;
+}
+
+/* The coordinator, for a group's call (group NULL: any group's, for the
+ * admin calls).  Its first use reads __consumer_offsets back, which may
  * fail (and is tried again by the next call): COORDINATOR_NOT_AVAILABLE,
- * which clients retry. */
-static int16_t coordinator(ksrv_call *c, kg_coordinator *co)
+ * which clients retry.  Replicated: NOT_COORDINATOR unless this node is
+ * the group's (group_home). */
+static int16_t coordinator(ksrv_call *c, const char *group, kg_coordinator *co)
 {
     int rc = kg_coordinator_local(ksrv_klog(c->srv), co);
     if (rc < 0) {
         ksrv_log(c->srv, "group coordinator: %s", klog_strerror(rc));
         return KK_ERR_COORDINATOR_NOT_AVAILABLE;
     }
-    return KK_ERR_NONE;
+    int32_t leader;
+    return group ? group_home(c, group, &leader, NULL, NULL) : KK_ERR_NONE;
+}
+
+/* A peer's host and port, from its URL in replication.peers (tcp only: a
+ * unix:// one has none a Kafka client could use).  false: none. */
+static bool peer_addr(ksrv_call *c, int32_t id, char *host, size_t hsize, int32_t *port)
+{
+    krep_mod *m = krep_mod_of(ksrv_klog(c->srv));
+    int np;
+    const krep_peer *peers = m ? krep_mod_peers(m, &np) : NULL;
+    for (int i = 0; peers && i < np; i++) {
+        if (peers[i].id != id || strncmp(peers[i].url, "tcp://", 6) != 0)
+            continue;
+        const char *u = peers[i].url + 6, *colon = strrchr(u, ':');
+        if (!colon)
+            return false;
+        size_t hl = (size_t)(colon - u);
+        if (hl >= 2 && u[0] == '[' && u[hl - 1] == ']')
+            u++, hl -= 2; /* [IPv6] */
+        if (hl >= hsize)
+            return false;
+        memcpy(host, u, hl);
+        host[hl] = '\0';
+        *port = (int32_t)atoi(colon + 1);
+        return true;
+    }
+    return false;
 }
 
 /* A coordinator error as Kafka's group APIs say it. */
@@ -114,7 +198,9 @@ static int16_t group_err(int rc)
     switch (rc) {
     case -EINVAL: return KK_ERR_INVALID_REQUEST;
     case -EAGAIN:
-    case -ENOTSUP: return KK_ERR_COORDINATOR_NOT_AVAILABLE;
+    case -ENOTSUP:
+    case KLOG_ENOTENOUGH: return KK_ERR_COORDINATOR_NOT_AVAILABLE;
+    case KLOG_ENOTLEADER: return KK_ERR_NOT_COORDINATOR; /* its offsets partition moved (Kafka's mapping) */
     default: return kk_err_from_klog(rc, KK_CTX_GROUP);
     }
 }
@@ -323,11 +409,21 @@ int ksrv_find_coordinator(ksrv_call *c)
         r.error_code = KK_ERR_INVALID_GROUP_ID;
     } else if ((r.error_code = group_acl(c, q->key.p, KACL_OP_DESCRIBE))) {
         ;
-    } else if ((r.error_code = coordinator(c, &co)) == KK_ERR_NONE) {
-        const char *host;
-        ksrv_conn_local(c->conn, &host, &r.port);
-        r.host = KK_STR(host);
-        r.node_id = ksrv_config(c->srv)->node_id;
+    } else if ((r.error_code = coordinator(c, NULL, &co)) == KK_ERR_NONE) {
+        int32_t lid;
+        int16_t home = group_home(c, q->key.p, &lid, NULL, NULL);
+        char *h = ksrv_alloc(c, 256);
+        if (home == KK_ERR_NONE) {
+            const char *host;
+            ksrv_conn_local(c->conn, &host, &r.port);
+            r.host = KK_STR(host);
+            r.node_id = ksrv_config(c->srv)->node_id;
+        } else if (home == KK_ERR_NOT_COORDINATOR && h && peer_addr(c, lid, h, 256, &r.port)) {
+            r.host = KK_STR(h); /* the node that leads the group's offsets partition */
+            r.node_id = lid;
+        } else {
+            r.error_code = KK_ERR_COORDINATOR_NOT_AVAILABLE;
+        }
     }
     if (r.error_code && !r.error_message.p)
         r.error_message = KK_STR(kk_err_name(r.error_code));
@@ -432,7 +528,7 @@ int ksrv_join_group(ksrv_call *c)
         protos[i] = (kg_protocol){ p->name.p, p->metadata.p, p->metadata.len > 0 ? (size_t)p->metadata.len : 0 };
     }
     kg_coordinator co;
-    int16_t err = coordinator(c, &co);
+    int16_t err = coordinator(c, group, &co);
     if (err)
         return join_error(c, member, err);
 
@@ -524,7 +620,7 @@ int ksrv_sync_group(ksrv_call *c)
     if (!str_ok(&q->member_id) || !q->member_id.len)
         return sync_answer(c, KK_ERR_UNKNOWN_MEMBER_ID, NULL, 0);
     kg_coordinator co;
-    int16_t err = coordinator(c, &co);
+    int16_t err = coordinator(c, group, &co);
     if (err)
         return sync_answer(c, err, NULL, 0);
     kg_member_bytes *as = NULL;
@@ -588,7 +684,7 @@ int ksrv_heartbeat(ksrv_call *c)
         ;
     } else if (!str_ok(&q->member_id) || !q->member_id.len) {
         r.error_code = KK_ERR_UNKNOWN_MEMBER_ID;
-    } else if ((r.error_code = coordinator(c, &co)) == KK_ERR_NONE) {
+    } else if ((r.error_code = coordinator(c, group, &co)) == KK_ERR_NONE) {
         kg_beat b;
         int rc = co.ops->heartbeat(co.self, group, q->member_id.p, q->generation_id, &b);
         free(b.assign); /* a native member's (a client using a klog consumer's id) */
@@ -616,7 +712,7 @@ int ksrv_leave_group(ksrv_call *c)
         ;
     } else if (!str_ok(&q->member_id) || !q->member_id.len) {
         r.error_code = KK_ERR_UNKNOWN_MEMBER_ID;
-    } else if ((r.error_code = coordinator(c, &co)) == KK_ERR_NONE) {
+    } else if ((r.error_code = coordinator(c, group, &co)) == KK_ERR_NONE) {
         int rc = co.ops->leave(co.self, group, q->member_id.p, false);
         untrack(c, group, q->member_id.p);
         r.error_code = group_err(rc);
@@ -626,15 +722,87 @@ int ksrv_leave_group(ksrv_call *c)
 
 /* ---- OffsetCommit -------------------------------------------------------------------------- */
 
+/* A commit on a replicated offsets partition, waiting for its high
+ * watermark: Kafka's offsets.commit.required.acks=-1, so that an
+ * acknowledged commit is on every in-sync replica and survives its
+ * leader's kill -9. */
+#define COMMIT_TIMEOUT_MS 5000       /* Kafka's offsets.commit.timeout.ms */
+
+typedef struct commit_state {
+    kk_offset_commit_resp r;
+    kt_topic *t;
+    kpart *p;
+    int64_t end;                  /* the HW to wait for */
+    int32_t epoch;                /* the leader epoch the commit was appended in */
+    kpart_listener l;
+    bool listening;
+} commit_state;
+
+static void commit_wake(void *arg, unsigned events, int64_t offset)
+{
+    (void)events, (void)offset;
+    ksrv_call_wake(arg);
+}
+
+static void commit_free(ksrv_call *c)
+{
+    commit_state *st = c->state;
+    if (st->listening)
+        kpart_unlisten(st->p, &st->l);
+    st->listening = false;
+    klog__topic_put(st->t);
+}
+
+/* Answer once the HW passes the commit; fail every entry that succeeded
+ * with NOT_COORDINATOR when leadership moved meanwhile, and with
+ * COORDINATOR_NOT_AVAILABLE at the timeout (Kafka's mappings of
+ * NOT_LEADER_OR_FOLLOWER and REQUEST_TIMED_OUT for commits). */
+static int commit_wait(ksrv_call *c, commit_state *st)
+{
+    int16_t err = KK_ERR_NONE;
+    bool done = false;
+    for (int pass = 0; pass < 2 && !done; pass++) {
+        if (kpart_role(st->p) != KPART_LEADER || kpart_leader_epoch(st->p) != st->epoch) {
+            err = KK_ERR_NOT_COORDINATOR;
+            done = true;
+        } else if (kpart_high_watermark(st->p) >= st->end) {
+            done = true;
+        } else if (c->expired) {
+            err = KK_ERR_COORDINATOR_NOT_AVAILABLE;
+            done = true;
+        } else if (!st->listening) {
+            st->l = (kpart_listener){ .fn = commit_wake, .arg = c, .events = KPART_EV_HW };
+            kpart_listen(st->p, &st->l);
+            st->listening = true; /* and look again: it may have moved before */
+        } else {
+            break;
+        }
+    }
+    if (!done)
+        return KSRV_PARK;
+    for (int32_t t = 0; err && t < st->r.topics.n; t++)
+        for (int32_t p = 0; p < st->r.topics.v[t].partitions.n; p++)
+            if (st->r.topics.v[t].partitions.v[p].error_code == KK_ERR_NONE)
+                st->r.topics.v[t].partitions.v[p].error_code = err;
+    return ksrv_respond(c, &st->r);
+}
+
 int ksrv_offset_commit(ksrv_call *c)
 {
     const kk_offset_commit_req *q = &c->req.body.offset_commit;
+    if (c->state)
+        return commit_wait(c, c->state);
     struct klog *k = ksrv_klog(c->srv);
     const char *group = group_name(&q->group_id);
     kg_coordinator co;
     int16_t err = !group ? KK_ERR_INVALID_GROUP_ID : group_acl(c, group, KACL_OP_READ);
     if (!err)
-        err = coordinator(c, &co);
+        err = coordinator(c, group, &co);
+    kpart *hp = NULL;
+    kt_topic *ht = NULL;
+    int32_t hlead, hepoch = -1;
+    if (!err && (err = group_home(c, group, &hlead, &hp, &ht)) == KK_ERR_NONE && hp)
+        hepoch = kpart_leader_epoch(hp);
 
     size_t total = 0;
     for (int32_t t = 0; t < q->topics.n; t++)
@@ -704,7 +872,42 @@ int ksrv_offset_commit(ksrv_call *c)
     }
     r.topics.v = rt;
     r.topics.n = q->topics.n > 0 ? q->topics.n : 0;
-    int rc = ksrv_respond(c, &r);
+    int rc;
+    commit_state *st = NULL;
+    if (hp && no && (st = ksrv_alloc(c, sizeof *st)) != NULL) {
+        /* the answer waits in the call's memory for the HW */
+        memset(st, 0, sizeof *st);
+        kk_offset_commit_resp_topic *crt = ksrv_alloc(c, ((size_t)r.topics.n + 1) * sizeof *crt);
+        kk_offset_commit_resp_partition *crp = ksrv_alloc(c, (total + 1) * sizeof *crp);
+        if (!crt || !crp) {
+            st = NULL;
+        } else {
+            if (total)
+                memcpy(crp, rp, total * sizeof *crp);
+            for (int32_t t = 0; t < r.topics.n; t++) {
+                crt[t] = rt[t];
+                crt[t].partitions.v = crp + (rt[t].partitions.v - rp);
+            }
+            st->r = r;
+            st->r.topics.v = crt;
+            st->t = ht;
+            st->p = hp;
+            st->epoch = hepoch;
+            st->end = kpart_end_offset(hp); /* everything appended so far: this commit included */
+            ht = NULL;
+            c->state = st;
+            c->state_free = commit_free;
+            c->deadline = c->started + (int64_t)COMMIT_TIMEOUT_MS * 1000000;
+        }
+    }
+    if (st)
+        rc = commit_wait(c, st);
+    else if (hp && no)
+        rc = -ENOMEM;
+    else
+        rc = ksrv_respond(c, &r);
+    if (ht)
+        klog__topic_put(ht);
     free(rt);
     free(rp);
     free(o);
@@ -779,7 +982,7 @@ int ksrv_offset_fetch(ksrv_call *c)
     kg_coordinator co;
     int16_t err = !group ? KK_ERR_INVALID_GROUP_ID : group_acl(c, group, KACL_OP_DESCRIBE);
     if (!err)
-        err = coordinator(c, &co);
+        err = coordinator(c, group, &co);
     if (!err && q->topics.n < 0)
         return fetch_all(c, group);
 
@@ -855,7 +1058,7 @@ int ksrv_describe_groups(ksrv_call *c)
         return -ENOMEM;
     }
     kg_coordinator co;
-    int16_t cerr = coordinator(c, &co);
+    int16_t cerr = coordinator(c, NULL, &co);
     ksrv_groups *g = ksrv_groups_of(c->srv);
     int rc = 0;
     for (int32_t i = 0; rc == 0 && i < n; i++) {
@@ -950,7 +1153,7 @@ int ksrv_list_groups(ksrv_call *c)
     kg_coordinator co;
     char **names = NULL;
     size_t n = 0;
-    if ((r.error_code = coordinator(c, &co)) == KK_ERR_NONE) {
+    if ((r.error_code = coordinator(c, NULL, &co)) == KK_ERR_NONE) {
         int rc = co.ops->list(co.self, &names, &n);
         if (rc < 0) {
             r.error_code = group_err(rc);
@@ -999,7 +1202,7 @@ int ksrv_delete_groups(ksrv_call *c)
     if (n && !rr)
         return -ENOMEM;
     kg_coordinator co;
-    int16_t cerr = coordinator(c, &co);
+    int16_t cerr = coordinator(c, NULL, &co);
     for (int32_t i = 0; i < n; i++) {
         const char *group = group_name(&q->groups_names.v[i]);
         rr[i].group_id = q->groups_names.v[i];

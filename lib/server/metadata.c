@@ -58,8 +58,8 @@ static int fill_replicated(ksrv_call *c, kk_metadata_resp_partition *ps, kt_topi
     ps->partition_index = i;
     ps->offline_replicas.v = NULL;
     ps->offline_replicas.n = 0;
-    if (t->name[0] == '_' && t->name[1] == '_')
-        return 1; /* internal topics stay this node's own */
+    if (!krep_topic_replicated(t->name))
+        return 1; /* internal topics stay this node's own (but __consumer_offsets) */
     int rc = krep_mod_state(m, t->name, i, &st);
     if (rc == KLOG_ESTATE)
         return 1; /* no replication running here: this node's own */

@@ -12,11 +12,22 @@ write succeeds on the new leader without any operator.  The failover time
 asserted (no timing thresholds in tests).  Every record acknowledged before
 and after is then read back from the survivors.  The second test runs two
 data nodes and a witness (--witnesses 3): the pair fails over by itself.
+Another commits a consumer group's offsets and kills -9 the leader of
+__consumer_offsets (the group's coordinator): a new consumer of the group
+resumes, on the node elected in its place, at the offsets committed.
+The third freezes the leader with SIGSTOP instead: a leader that is alive
+but cut off, the stand-in for a network partition of the leader (klog serve
+exposes no fault-transport control).  The others elect a new leader while it
+is frozen; after SIGCONT it must give up its term, take no write, and lose
+no acknowledged record.  KLOG_QUORUM_ROUNDS=N (long mode, not in the default
+run) repeats kill -9 and SIGSTOP of whichever node leads, N rounds of each.
 
 The ports are the kernel's (bound to port 0 and released just before the
 nodes start: the peers list needs them up front).  Servers are stopped by
 PID; every wait is bounded.
 """
+import os
+import signal
 import socket
 import time
 
@@ -185,3 +196,144 @@ def test_two_data_nodes_and_a_witness(serve, capsys):
         if witness_says(nodes[2])[0] == lid:
             break
     assert witness_says(nodes[2]) == (lid, [1, 2])
+
+
+def freeze_over(nodes, w, label, capsys, tag):
+    """SIGSTOP of the partition's leader while w writes; SIGCONT after the
+    others elected a new one.  Returns the new leader."""
+    old = leader_of(nodes)
+    others = [n for n in nodes if n is not old]
+    t0 = time.monotonic()
+    os.kill(old.pid, signal.SIGSTOP)      # alive, silent: cut off from everyone
+    try:
+        ok = False
+        for _ in deadline_loop(60, 0):
+            if w.write(b"%s-frozen-0" % tag):
+                ok = True
+                break
+        assert ok, "no acks=all write succeeded within 60 s of the leader's SIGSTOP"
+        took = time.monotonic() - t0
+        with capsys.disabled():
+            print("\n%s: leader (node %d) stopped -> first acks=all write acknowledged: %.3f s"
+                  % (label, nodes.index(old) + 1, took))
+        for i in range(1, 5):
+            assert w.write(b"%s-frozen-%d" % (tag, i)), "acks=all write %d while the old leader is stopped" % i
+        new = leader_of(others)
+        assert new is not old
+    finally:
+        os.kill(old.pid, signal.SIGCONT)
+    # the old leader wakes up believing it leads: what it takes now it
+    # cannot commit (its followers follow another), and it learns the new
+    # epoch, truncates and follows
+    for i in range(5):
+        assert w.write(b"%s-thawed-%d" % (tag, i)), "acks=all write %d after SIGCONT" % i
+    return new
+
+
+def check_acked(nodes, w):
+    """Every acknowledged record, read through each live node's bootstrap."""
+    want = set(w.acked)
+    for n in nodes:
+        if n.alive():
+            got = read_all(n, want)
+            assert want <= got, "acknowledged records lost (via node %s): %s" % (n.options[1], sorted(want - got)[:10])
+
+
+def test_leader_stopped_then_resumed(serve, capsys):
+    nodes = start_cluster(serve)
+    w = Writer(nodes)
+    for i in range(10):
+        assert w.write(b"before-%d" % i), "acks=all write %d before the SIGSTOP" % i
+    freeze_over(nodes, w, "3 voters, SIGSTOP", capsys, b"r0")
+    check_acked(nodes, w)
+
+
+@pytest.mark.skipif(not os.environ.get("KLOG_QUORUM_ROUNDS"), reason="long mode: set KLOG_QUORUM_ROUNDS=N")
+def test_rounds_of_kill_and_stop(serve, capsys):
+    rounds = int(os.environ["KLOG_QUORUM_ROUNDS"])
+    nodes = start_cluster(serve)
+    w = Writer(nodes)
+    for r in range(rounds):
+        assert w.write(b"round-%d" % r)
+        freeze_over(nodes, w, "round %d, SIGSTOP" % r, capsys, b"s%d" % r)
+        old = leader_of(nodes)
+        old.proc.kill()                   # kill -9 of the leader
+        old.proc.wait(10)
+        old.proc = None
+        ok = False
+        for _ in deadline_loop(60, 0):
+            if w.write(b"k%d-after" % r):
+                ok = True
+                break
+        assert ok, "round %d: no acks=all write within 60 s of the leader's kill -9" % r
+        old.start()
+        check_acked(nodes, w)
+
+
+def offsets_leader(nodes, timeout=30):
+    """The node that leads __consumer_offsets-0 (the coordinator of every
+    group: offsets.topic.num.partitions is 1), as a live node's Metadata says."""
+    for _ in deadline_loop(timeout, 0.1):
+        for n in nodes:
+            if not n.alive():
+                continue
+            try:
+                md = AdminClient({"bootstrap.servers": n.bootstrap}).list_topics("__consumer_offsets", timeout=2)
+            except ck.KafkaException:
+                continue
+            t = md.topics.get("__consumer_offsets")
+            if t and not t.error and 0 in t.partitions and t.partitions[0].leader > 0:
+                lead = [m for m in nodes if m.options[1] == str(t.partitions[0].leader)]
+                if lead and lead[0].alive() and len(t.partitions[0].isrs) >= 2:
+                    return lead[0]
+    pytest.fail("no leader with 2 in-sync replicas for __consumer_offsets-0")
+
+
+def group_consumer(nodes):
+    return ck.Consumer({"bootstrap.servers": ",".join(n.bootstrap for n in nodes if n.alive()),
+                        "group.id": "resume", "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                        "session.timeout.ms": 6000, "heartbeat.interval.ms": 500, "socket.timeout.ms": 2000,
+                        "topic.metadata.refresh.interval.ms": 250})
+
+
+def first_message(c, timeout=60):
+    for _ in deadline_loop(timeout, 0):
+        m = c.poll(0.2)
+        if m is not None and not m.error():
+            return m
+    pytest.fail("the group's consumer got no record within %d s" % timeout)
+
+
+def test_group_resumes_at_committed_offsets_after_leader_kill(serve, capsys):
+    nodes = start_cluster(serve)
+    w = Writer(nodes)
+    for i in range(30):
+        assert w.write(b"g-%d" % i)
+    c = group_consumer(nodes)
+    c.subscribe(["t"])
+    try:
+        m = first_message(c)
+        assert m.offset() == 0            # joined, assigned t-0
+        # a synchronous commit: acknowledged once every in-sync replica of
+        # __consumer_offsets holds it
+        got = c.commit(offsets=[ck.TopicPartition("t", 0, 12)], asynchronous=False)
+        assert got[0].error is None and got[0].offset == 12
+    finally:
+        c.close()
+    coord = offsets_leader(nodes)
+    coord.proc.kill()                     # kill -9 of the group's coordinator
+    coord.proc.wait(10)
+    coord.proc = None
+    t0 = time.monotonic()
+    c = group_consumer(nodes)
+    c.subscribe(["t"])
+    try:
+        m = first_message(c)
+        took = time.monotonic() - t0
+        with capsys.disabled():
+            print("\ncoordinator (node %s) killed -> the group's first record on the new one: %.3f s"
+                  % (coord.options[1], took))
+        assert m.offset() == 12, "the group resumed at %d, not at its committed 12" % m.offset()
+        assert m.value() == b"g-12"
+    finally:
+        c.close()
