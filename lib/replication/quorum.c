@@ -30,7 +30,9 @@
 #define REC_FIXED 10u                /* [term u64][type u16] */
 
 enum { CMD_SET = 1, CMD_REG = 2 };
-enum { DONE_APPEND = 1, DONE_SEND, DONE_WORK };
+enum { DONE_APPEND = 1, DONE_SEND, DONE_WORK, DONE_SNAP_PUT, DONE_SNAP_GET };
+#define SNAP_MAGIC "klogsnp1"
+#define SNAP_FIXED (8u + 8 + 8 + 8 + 4)  /* magic, index, term, conf index, conf length */
 
 typedef struct qpart {
     char topic[KLOG_TOPIC_NAME_MAX + 1];
@@ -67,6 +69,7 @@ typedef struct qdone {
     raft_id leader;               /* an append of a leader's entries: who, in which term, */
     raft_term term;
     raft_index cap;               /* and the last index they match the leader's log at (0: none) */
+    struct raft_snapshot *snap;   /* DONE_SNAP_GET: what was read */
 } qdone;
 
 struct krep_quorum {
@@ -104,7 +107,13 @@ struct krep_quorum {
     raft_io_recv_cb recv_cb;
     int logh;
     uint64_t logsize;
-    uint64_t *offs;               /* file offset of entry i + 1 */
+    uint64_t *offs;               /* file offset of entry start + i */
+    raft_index start;             /* the index of raft.log's first entry (1, or after a snapshot) */
+    raft_index snap_index;        /* raft.snap's last index and term (0: none) */
+    raft_term snap_term;
+    raft_id inst_from;            /* the InstallSnapshot handed to raft: from whom, */
+    raft_term inst_term;          /* in which term, */
+    raft_index inst_index;        /* up to which index (0: none) */
     size_t noffs, offcap;
     uint8_t *loadbuf;             /* the log as read at open, until load */
     raft_term term;
@@ -287,6 +296,8 @@ void krep_quorum_config_init(krep_quorum_config *c)
     c->heartbeat_timeout_ms = 100;
     c->session_timeout_ms = 6000;
     c->propose_retry_ms = 500;
+    c->snapshot_threshold = 1024;
+    c->snapshot_trailing = 128;
 }
 
 /* ---- the files ------------------------------------------------------------------------------- */
@@ -362,6 +373,14 @@ static int log_open(krep_quorum *q, char *errbuf, size_t errsize)
         uint32_t len = get32(q->loadbuf + off), crc = get32(q->loadbuf + off + 4);
         if (len < REC_FIXED || len > size - off - REC_HDR || kf_crc32c(0, q->loadbuf + off + REC_HDR, len) != crc)
             break;
+        if (off == 0 && get16(q->loadbuf + REC_HDR + 8) == KREP_RAFT_START) {
+            /* the log starts after a snapshot */
+            if (len != REC_FIXED + 8 || get64(q->loadbuf + REC_HDR + REC_FIXED) < 1)
+                return klog__errf(errbuf, errsize, KLOG_ECORRUPT, "%s: a bad start record", path);
+            q->start = get64(q->loadbuf + REC_HDR + REC_FIXED);
+            off += REC_HDR + len;
+            continue;
+        }
         if (offs_push(q, off) < 0)
             return -ENOMEM;
         off += REC_HDR + len;
@@ -376,6 +395,8 @@ static int log_open(krep_quorum *q, char *errbuf, size_t errsize)
             return klog__errf(errbuf, errsize, rc, "%s: cutting a torn tail: %s", path, klog_strerror(rc));
     }
     q->logsize = off;
+    if (q->noffs == 0 && off == 0)
+        q->start = 1;
     return 0;
 }
 
@@ -419,6 +440,218 @@ static int log_append(krep_quorum *q, const struct raft_entry *e, unsigned n)
     return 0;
 }
 
+/* ---- snapshots: raft.snap and cutting raft.log -------------------------------------------------- */
+
+/* A configuration as [n u32] then per server [id u64][role u8][address
+ * length u16][address] (libraft 0.15 exports no decoder of its own). */
+static void wr_conf(wr *w, const struct raft_configuration *c)
+{
+    wr32(w, c->n);
+    for (unsigned i = 0; i < c->n; i++) {
+        const char *a = c->servers[i].address ? c->servers[i].address : "";
+        size_t al = strlen(a);
+        wr64(w, c->servers[i].id), wr8(w, (uint8_t)c->servers[i].role), wr16(w, (uint16_t)al);
+        wrraw(w, a, al);
+    }
+}
+
+static bool rd_conf(rd *r, struct raft_configuration *c)
+{
+    raft_configuration_init(c);
+    uint32_t n = rd32(r);
+    if (n > KREP_MAX_NODES)
+        return false;
+    for (uint32_t i = 0; i < n && !r->bad; i++) {
+        raft_id id = rd64(r);
+        int role = rd8(r);
+        uint16_t al = rd16(r);
+        const uint8_t *a = rd_take(r, al);
+        char addr[256];
+        if (!a || al >= sizeof addr)
+            return false;
+        memcpy(addr, a, al);
+        addr[al] = 0;
+        if (raft_configuration_add(c, id, addr, role) != 0)
+            return false;
+    }
+    return !r->bad;
+}
+
+/* Read a whole file of dir (at most LOG_MAX bytes): 0, -ENOENT, -errno. */
+static int read_whole(krep_quorum *q, const char *name, uint8_t **out, size_t *len)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", q->dir, name);
+    *out = NULL;
+    *len = 0;
+    int h = kio_file_open(q->io, path, KIO_O_RDONLY, 0);
+    if (h < 0)
+        return h;
+    uint64_t size = 0;
+    int rc = kio_size(q->io, h, &size);
+    if (rc == 0 && size > LOG_MAX)
+        rc = KLOG_ECORRUPT;
+    uint8_t *b = rc == 0 ? malloc(size + 1) : NULL;
+    if (rc == 0 && !b)
+        rc = -ENOMEM;
+    for (uint64_t at = 0; rc == 0 && at < size;) {
+        ssize_t n = kio_pread(q->io, h, b + at, (size_t)(size - at), at);
+        if (n <= 0)
+            rc = n < 0 ? (int)n : KLOG_ECORRUPT;
+        else
+            at += (uint64_t)n;
+    }
+    kio_file_close(q->io, h);
+    if (rc < 0) {
+        free(b);
+        return rc;
+    }
+    *out = b;
+    *len = (size_t)size;
+    return 0;
+}
+
+/* raft.snap, read and checked: a snapshot raft owns after (raft_malloc'd,
+ * its configuration built), or NULL with 0 when there is none. */
+static int snap_read(krep_quorum *q, struct raft_snapshot **out)
+{
+    *out = NULL;
+    uint8_t *b;
+    size_t n;
+    int rc = read_whole(q, KREP_RAFT_SNAP, &b, &n);
+    if (rc == -ENOENT)
+        return 0;
+    if (rc < 0)
+        return rc;
+    rd r = { b, n, 0, false };
+    const uint8_t *magic = rd_take(&r, 8);
+    struct raft_snapshot *sn = raft_calloc(1, sizeof *sn);
+    if (!sn) {
+        free(b);
+        return -ENOMEM;
+    }
+    rc = KLOG_ECORRUPT;
+    if (magic && memcmp(magic, SNAP_MAGIC, 8) == 0 && n >= SNAP_FIXED + 8 &&
+        kf_crc32c(0, b, n - 4) == get32(b + n - 4)) {
+        r.n = n - 4;
+        sn->index = rd64(&r);
+        sn->term = rd64(&r);
+        sn->configuration_index = rd64(&r);
+        uint32_t cl = rd32(&r);
+        rd cr = { rd_take(&r, cl), cl, 0, false };
+        bool conf_ok = cr.p && rd_conf(&cr, &sn->configuration);
+        uint32_t dl = rd32(&r);
+        const uint8_t *d = rd_take(&r, dl);
+        sn->bufs = raft_malloc(sizeof *sn->bufs);
+        uint8_t *data = raft_malloc(dl + 1);
+        if (!sn->bufs || !data) {
+            rc = -ENOMEM;
+        } else if (conf_ok && d && r.at == r.n && sn->index > 0) {
+            memcpy(data, d, dl);
+            sn->bufs[0].base = data;
+            sn->bufs[0].len = dl;
+            sn->n_bufs = 1;
+            data = NULL;
+            rc = 0;
+        }
+        raft_free(data);
+    }
+    free(b);
+    if (rc < 0) {
+        raft_configuration_close(&sn->configuration);
+        raft_free(sn->bufs);
+        raft_free(sn);
+        return rc;
+    }
+    *out = sn;
+    return 0;
+}
+
+static void snap_free(struct raft_snapshot *sn)
+{
+    if (!sn)
+        return;
+    raft_configuration_close(&sn->configuration);
+    for (unsigned i = 0; i < sn->n_bufs; i++)
+        raft_free(sn->bufs[i].base);
+    raft_free(sn->bufs);
+    raft_free(sn);
+}
+
+static int snap_write(krep_quorum *q, const struct raft_snapshot *sn)
+{
+    wr w = { 0 };
+    wrraw(&w, SNAP_MAGIC, 8);
+    wr64(&w, sn->index), wr64(&w, sn->term), wr64(&w, sn->configuration_index);
+    wr c = { 0 };
+    wr_conf(&c, &sn->configuration);
+    wr32(&w, (uint32_t)c.n);
+    wrraw(&w, c.p, c.n);
+    raft_free(c.p);
+    size_t dl = 0;
+    for (unsigned i = 0; i < sn->n_bufs; i++)
+        dl += sn->bufs[i].len;
+    wr32(&w, (uint32_t)dl);
+    for (unsigned i = 0; i < sn->n_bufs; i++)
+        wrraw(&w, sn->bufs[i].base, sn->bufs[i].len);
+    int rc = c.bad || w.bad || dl > LOG_MAX ? -ENOMEM : 0;
+    if (rc == 0) {
+        wr32(&w, kf_crc32c(0, w.p, w.n));
+        rc = w.bad ? -ENOMEM : ks_write_atomic(q->io, q->dir, KREP_RAFT_SNAP, w.p, w.n);
+    }
+    raft_free(w.p);
+    if (rc == 0) {
+        q->snap_index = sn->index;
+        q->snap_term = sn->term;
+    }
+    return rc;
+}
+
+/* Rewrite raft.log to hold the entries from index `from` on (none when
+ * from is past its end), after a start record naming from; atomically. */
+static int log_cut(krep_quorum *q, raft_index from)
+{
+    raft_index end = q->start + q->noffs; /* one past the last entry */
+    uint64_t pos = from < end ? q->offs[from - q->start] : q->logsize;
+    size_t keep = (size_t)(q->logsize - pos);
+    size_t head = REC_HDR + REC_FIXED + 8;
+    uint8_t *b = malloc(head + keep + 1);
+    if (!b)
+        return -ENOMEM;
+    put32(b, REC_FIXED + 8);
+    put64(b + REC_HDR, 0);
+    put16(b + REC_HDR + 8, KREP_RAFT_START);
+    put64(b + REC_HDR + REC_FIXED, from);
+    put32(b + 4, kf_crc32c(0, b + REC_HDR, REC_FIXED + 8));
+    int rc = 0;
+    for (size_t at = 0; rc == 0 && at < keep;) {
+        ssize_t n = kio_pread(q->io, q->logh, b + head + at, keep - at, pos + at);
+        if (n <= 0)
+            rc = n < 0 ? (int)n : KLOG_ECORRUPT;
+        else
+            at += (size_t)n;
+    }
+    if (rc == 0)
+        rc = ks_write_atomic(q->io, q->dir, KREP_RAFT_LOG, b, head + keep);
+    free(b);
+    if (rc < 0)
+        return rc;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", q->dir, KREP_RAFT_LOG);
+    int h = kio_file_open(q->io, path, KIO_O_RDWR, 0644);
+    if (h < 0)
+        return h;
+    kio_file_close(q->io, q->logh);
+    q->logh = h;
+    size_t k = from < end ? (size_t)(from - q->start) : q->noffs;
+    for (size_t i = k; i < q->noffs; i++)
+        q->offs[i - k] = q->offs[i] - pos + head;
+    q->noffs -= k;
+    q->start = from;
+    q->logsize = head + keep;
+    return 0;
+}
+
 /* ---- raft_io ------------------------------------------------------------------------------- */
 
 static krep_quorum *Q(struct raft_io *io) { return io->impl; }
@@ -448,9 +681,13 @@ static void done_push(krep_quorum *q, int kind, void *req, int status)
             ((struct raft_io_append *)req)->cb(req, RAFT_NOMEM);
         else if (kind == DONE_SEND)
             ((struct raft_io_send *)req)->cb(req, RAFT_NOMEM);
+        else if (kind == DONE_SNAP_PUT)
+            ((struct raft_io_snapshot_put *)req)->cb(req, RAFT_NOMEM);
+        else if (kind == DONE_SNAP_GET)
+            ((struct raft_io_snapshot_get *)req)->cb(req, NULL, RAFT_NOMEM);
         return;
     }
-    q->done[q->ndone++] = (qdone){ kind, req, status, 0, 0, 0 };
+    q->done[q->ndone++] = (qdone){ kind, req, status, 0, 0, 0, NULL };
     if (kind == DONE_APPEND && q->in_ae) {
         /* accepted: the log matched up to the entries appended */
         q->done[q->ndone - 1].leader = q->ae_from;
@@ -487,6 +724,22 @@ static void done_run(krep_quorum *q, bool closing)
                 struct raft_io_send *r = d[i].req;
                 if (r->cb)
                     r->cb(r, st);
+            } else if (d[i].kind == DONE_SNAP_PUT) {
+                struct raft_io_snapshot_put *r = d[i].req;
+                if (st == 0 && d[i].cap > 0)
+                    ack_note(q, d[i].leader, d[i].term, d[i].cap); /* an installed snapshot matches */
+                if (r->cb)
+                    r->cb(r, st);
+            } else if (d[i].kind == DONE_SNAP_GET) {
+                struct raft_io_snapshot_get *r = d[i].req;
+                if (st != 0 || closing) {
+                    snap_free(d[i].snap);
+                    d[i].snap = NULL;
+                }
+                if (r->cb)
+                    r->cb(r, d[i].snap, d[i].snap ? 0 : (st ? st : RAFT_CANCELED));
+                else
+                    snap_free(d[i].snap);
             } else {
                 struct raft_io_async_work *r = d[i].req;
                 if (r->cb)
@@ -513,9 +766,16 @@ static int io_load(struct raft_io *io, raft_term *term, raft_id *voted_for, stru
     *term = q->term;
     *voted_for = q->vote;
     *snapshot = NULL;
-    *start_index = 1;
+    *start_index = q->start;
     *entries = NULL;
     *n_entries = 0;
+    if (q->snap_index > 0) {
+        int rc = snap_read(q, snapshot);
+        if (rc < 0 || !*snapshot) {
+            snprintf(io->errmsg, sizeof io->errmsg, "%s: %s", KREP_RAFT_SNAP, rc < 0 ? klog_strerror(rc) : "gone");
+            return rc == -ENOMEM ? RAFT_NOMEM : RAFT_CORRUPT;
+        }
+    }
     size_t n = q->noffs;
     if (n == 0)
         return 0;
@@ -525,6 +785,8 @@ static int io_load(struct raft_io *io, raft_term *term, raft_id *voted_for, stru
     if (!b || !e) {
         raft_free(b);
         raft_free(e);
+        snap_free(*snapshot);
+        *snapshot = NULL;
         return RAFT_NOMEM;
     }
     for (uint64_t at = 0; at < q->logsize;) {
@@ -532,6 +794,8 @@ static int io_load(struct raft_io *io, raft_term *term, raft_id *voted_for, stru
         if (r <= 0) {
             raft_free(b);
             raft_free(e);
+            snap_free(*snapshot);
+            *snapshot = NULL;
             return RAFT_IOERR;
         }
         at += (uint64_t)r;
@@ -568,7 +832,7 @@ static int io_bootstrap(struct raft_io *io, const struct raft_configuration *con
     /* The entry first, then the term: a crash between the two leaves an
      * entry and term 0, which the open takes for term 1; a log without
      * its first entry has never been past this point. */
-    if (q->noffs != 0)
+    if (q->noffs != 0 || q->snap_index > 0 || q->start > 1)
         return RAFT_CANTBOOTSTRAP;
     struct raft_buffer buf;
     int rc = raft_configuration_encode(conf, &buf);
@@ -636,8 +900,16 @@ static int encode_msg(wr *w, const struct raft_message *m)
         wr64(w, t->term), wr64(w, t->last_log_index), wr64(w, t->last_log_term);
         break;
     }
+    case RAFT_IO_INSTALL_SNAPSHOT: {
+        const struct raft_install_snapshot *s = &m->install_snapshot;
+        wr64(w, s->term), wr64(w, s->last_index), wr64(w, s->last_term), wr64(w, s->conf_index);
+        wr_conf(w, &s->conf);
+        wr32(w, (uint32_t)s->data.len);
+        wrraw(w, s->data.base, s->data.len);
+        break;
+    }
     default:
-        return RAFT_INVALID; /* snapshots: never taken, never sent */
+        return RAFT_INVALID;
     }
     return w->bad ? RAFT_NOMEM : 0;
 }
@@ -693,9 +965,9 @@ static int io_append(struct raft_io *io, struct raft_io_append *req, const struc
 static int io_truncate(struct raft_io *io, raft_index index)
 {
     krep_quorum *q = Q(io);
-    if (index < 1 || index - 1 >= q->noffs)
+    if (index < q->start || index - q->start >= q->noffs)
         return 0;
-    uint64_t size = q->offs[index - 1];
+    uint64_t size = q->offs[index - q->start];
     int rc = kio_truncate(q->io, q->logh, size);
     if (rc == 0)
         rc = kio_datasync(q->io, q->logh);
@@ -703,24 +975,49 @@ static int io_truncate(struct raft_io *io, raft_index index)
         q->failed = true;
         return RAFT_IOERR;
     }
-    q->noffs = (size_t)index - 1;
+    q->noffs = (size_t)(index - q->start);
     q->logsize = size;
     return 0;
 }
 
+/* Store a snapshot: raft.snap first, then raft.log cut to the entries
+ * after it but the last `trailing` (trailing 0: an installed snapshot
+ * replaces the whole log).  Synchronous; completes at the next tick. */
 static int io_snapshot_put(struct raft_io *io, unsigned trailing, struct raft_io_snapshot_put *req,
                            const struct raft_snapshot *snapshot, raft_io_snapshot_put_cb cb)
 {
-    (void)trailing, (void)req, (void)snapshot, (void)cb;
-    snprintf(io->errmsg, sizeof io->errmsg, "snapshots are not supported");
-    return RAFT_IOERR;
+    krep_quorum *q = Q(io);
+    req->cb = cb;
+    int rc = snap_write(q, snapshot);
+    if (rc == 0) {
+        raft_index from = trailing == 0 ? snapshot->index + 1
+                          : snapshot->index > trailing ? snapshot->index - trailing + 1 : 1;
+        if (from > q->start)
+            rc = log_cut(q, from);
+    }
+    if (rc < 0)
+        q->failed = true; /* fail-stop, as for the log */
+    done_push(q, DONE_SNAP_PUT, req, rc < 0 ? RAFT_IOERR : 0);
+    if (trailing == 0 && rc == 0 && q->ndone > 0 && q->inst_index == snapshot->index) {
+        q->done[q->ndone - 1].leader = q->inst_from;
+        q->done[q->ndone - 1].term = q->inst_term;
+        q->done[q->ndone - 1].cap = snapshot->index;
+    }
+    return 0;
 }
 
 static int io_snapshot_get(struct raft_io *io, struct raft_io_snapshot_get *req, raft_io_snapshot_get_cb cb)
 {
-    (void)req, (void)cb;
-    snprintf(io->errmsg, sizeof io->errmsg, "snapshots are not supported");
-    return RAFT_NOTFOUND;
+    krep_quorum *q = Q(io);
+    req->cb = cb;
+    struct raft_snapshot *sn = NULL;
+    int rc = snap_read(q, &sn);
+    done_push(q, DONE_SNAP_GET, req, rc < 0 ? RAFT_IOERR : sn ? 0 : RAFT_NOTFOUND);
+    if (q->ndone > 0 && q->done[q->ndone - 1].req == req)
+        q->done[q->ndone - 1].snap = sn;
+    else
+        snap_free(sn);
+    return 0;
 }
 
 static raft_time io_time(struct raft_io *io) { return (raft_time)Q(io)->now; }
@@ -862,16 +1159,107 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
     return 0;
 }
 
+/* The state machine as one buffer: [version u8 = 1][hash u64]
+ * [partitions u32] then each [topic length u16][topic][index u32][state],
+ * [nodes u8] then each [id u32][incarnation u64].  What a leader-local
+ * field holds (proposals in flight, heard_ms) is not state: a restored
+ * voter starts them afresh, as host() does. */
 static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
 {
-    (void)fsm, (void)bufs, (void)n_bufs;
-    return RAFT_IOERR; /* never asked: the threshold is never reached */
+    krep_quorum *q = fsm->data;
+    wr w = { 0 };
+    wr8(&w, 1);
+    wr64(&w, q->hash);
+    wr32(&w, (uint32_t)q->nparts);
+    for (size_t i = 0; i < q->nparts; i++) {
+        const qpart *p = q->parts[i];
+        size_t tl = strlen(p->topic);
+        wr16(&w, (uint16_t)tl);
+        wrraw(&w, p->topic, tl);
+        wr32(&w, (uint32_t)p->index);
+        wr_state(&w, &p->st);
+    }
+    wr8(&w, (uint8_t)q->nnodes);
+    for (int i = 0; i < q->nnodes; i++)
+        wr32(&w, (uint32_t)q->nodes[i].id), wr64(&w, (uint64_t)q->nodes[i].inc);
+    struct raft_buffer *b = raft_malloc(sizeof *b);
+    if (w.bad || !b) {
+        raft_free(w.p);
+        raft_free(b);
+        return RAFT_NOMEM;
+    }
+    b->base = w.p;
+    b->len = w.n;
+    *bufs = b;
+    *n_bufs = 1;
+    return 0;
 }
 
+/* Replace the state machine with a snapshot's (at open, or installed from
+ * the leader).  Takes buf->base on success, as libraft expects. */
 static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 {
-    (void)fsm, (void)buf;
-    return RAFT_IOERR;
+    krep_quorum *q = fsm->data;
+    rd r = { buf->base, buf->len, 0, false };
+    if (rd8(&r) != 1)
+        return RAFT_MALFORMED;
+    uint64_t hash = rd64(&r);
+    uint32_t np = rd32(&r);
+    if (r.bad || np > buf->len / 20)
+        return RAFT_MALFORMED;
+    qpart **parts = calloc((size_t)np + 1, sizeof *parts);
+    if (!parts)
+        return RAFT_NOMEM;
+    int rc = 0;
+    for (uint32_t i = 0; i < np && rc == 0; i++) {
+        uint16_t tl = rd16(&r);
+        const uint8_t *tp = rd_take(&r, tl);
+        qpart *p = calloc(1, sizeof *p);
+        if (!p) {
+            rc = RAFT_NOMEM;
+            break;
+        }
+        parts[i] = p;
+        p->index = (int32_t)rd32(&r);
+        if (!tp || tl == 0 || tl > KLOG_TOPIC_NAME_MAX || !rd_state(&r, &p->st) || p->index < 0) {
+            rc = RAFT_MALFORMED;
+            break;
+        }
+        memcpy(p->topic, tp, tl);
+        p->topic[tl] = 0;
+    }
+    qnode nodes[KREP_MAX_NODES];
+    int nn = rc == 0 ? rd8(&r) : 0;
+    if (rc == 0 && nn > KREP_MAX_NODES)
+        rc = RAFT_MALFORMED;
+    for (int i = 0; rc == 0 && i < nn; i++) {
+        nodes[i] = (qnode){ .heard_ms = q->now };
+        nodes[i].id = (int32_t)rd32(&r);
+        nodes[i].inc = (int64_t)rd64(&r);
+    }
+    if (rc == 0 && (r.bad || r.at != r.n))
+        rc = RAFT_MALFORMED;
+    if (rc != 0) {
+        for (uint32_t i = 0; i < np; i++)
+            free(parts[i]);
+        free(parts);
+        return rc;
+    }
+    for (size_t i = 0; i < q->nparts; i++)
+        free(q->parts[i]);
+    free(q->parts);
+    q->parts = parts;
+    q->nparts = q->pcap = np;
+    memcpy(q->nodes, nodes, (size_t)nn * sizeof *nodes);
+    q->nnodes = nn;
+    q->hash = hash;
+    if (q->ctl) {
+        /* (a leader is never sent a snapshot; kept right regardless) */
+        for (size_t i = 0; i < q->nparts; i++)
+            mirror(q, q->parts[i]);
+    }
+    raft_free(buf->base);
+    return 0;
 }
 
 /* ---- proposals ---------------------------------------------------------------------------------- */
@@ -1132,6 +1520,15 @@ void krep_quorum_applied(krep_quorum *q, uint64_t *index, uint64_t *hash)
     pthread_mutex_unlock(&q->mu);
 }
 
+void krep_quorum_log_span(krep_quorum *q, uint64_t *first, uint64_t *n, uint64_t *snapshot)
+{
+    pthread_mutex_lock(&q->mu);
+    *first = q->start;
+    *n = q->noffs;
+    *snapshot = q->snap_index;
+    pthread_mutex_unlock(&q->mu);
+}
+
 int krep_quorum_state(krep_quorum *q, const char *topic, int32_t partition, krep_pstate *out)
 {
     pthread_mutex_lock(&q->mu);
@@ -1336,6 +1733,21 @@ static int recv_one(krep_quorum *q, rd *r, int32_t from)
         t->term = rd64(r), t->last_log_index = rd64(r), t->last_log_term = rd64(r);
         break;
     }
+    case RAFT_IO_INSTALL_SNAPSHOT: {
+        struct raft_install_snapshot *s = &m.install_snapshot;
+        s->term = rd64(r), s->last_index = rd64(r), s->last_term = rd64(r), s->conf_index = rd64(r);
+        bool ok = rd_conf(r, &s->conf);
+        uint32_t dl = rd32(r);
+        const uint8_t *d = rd_take(r, dl);
+        s->data.base = ok && d ? raft_malloc(dl + 1) : NULL;
+        if (!s->data.base) {
+            raft_configuration_close(&s->conf);
+            return ok && d ? -ENOMEM : KLOG_ECORRUPT;
+        }
+        memcpy(s->data.base, d, dl);
+        s->data.len = dl;
+        break;
+    }
     default:
         return KLOG_ECORRUPT;
     }
@@ -1344,7 +1756,18 @@ static int recv_one(krep_quorum *q, rd *r, int32_t from)
             raft_free(m.append_entries.entries[0].batch);
             raft_free(m.append_entries.entries);
         }
+        if (m.type == RAFT_IO_INSTALL_SNAPSHOT) {
+            raft_free(m.install_snapshot.data.base);
+            raft_configuration_close(&m.install_snapshot.conf);
+        }
         return r->bad ? KLOG_ECORRUPT : 0;
+    }
+    if (m.type == RAFT_IO_INSTALL_SNAPSHOT) {
+        /* raft stores it (io_snapshot_put, trailing 0) and then answers
+         * with its index: that much of the leader's log is matched */
+        q->inst_from = m.server_id;
+        q->inst_term = m.install_snapshot.term;
+        q->inst_index = m.install_snapshot.last_index;
     }
     if (m.type == RAFT_IO_APPEND_ENTRIES) {
         q->in_ae = true;
@@ -1525,7 +1948,12 @@ int krep_quorum_open(krep_quorum **out, kio *io, const char *dir, krep_node *nod
         q->cfg.session_timeout_ms = 6000;
     if (q->cfg.propose_retry_ms <= 0)
         q->cfg.propose_retry_ms = 500;
+    if (!q->cfg.snapshot_threshold)
+        q->cfg.snapshot_threshold = 1024;
+    if (!q->cfg.snapshot_trailing)
+        q->cfg.snapshot_trailing = 128;
     q->io = io;
+    q->start = 1;
     snprintf(q->dir, sizeof q->dir, "%s", dir);
     q->node = node;
     q->now = now_ms;
@@ -1546,6 +1974,19 @@ int krep_quorum_open(krep_quorum **out, kio *io, const char *dir, krep_node *nod
     if ((rc = log_open(q, errbuf, errsize)) < 0) {
         free_all(q);
         return rc;
+    }
+    struct raft_snapshot *sn = NULL;
+    if ((rc = snap_read(q, &sn)) < 0) {
+        klog__errf(errbuf, errsize, rc, "%s/%s: %s", dir, KREP_RAFT_SNAP, klog_strerror(rc));
+        free_all(q);
+        return rc;
+    }
+    if (sn) {
+        q->snap_index = sn->index;
+        q->snap_term = sn->term;
+        if (q->noffs == 0 && q->start <= sn->index)
+            q->start = sn->index + 1; /* (a log emptied by an install) */
+        snap_free(sn);
     }
     if (q->term == 0 && q->noffs > 0)
         q->term = 1; /* bootstrapped, cut before its term was written */
@@ -1582,7 +2023,8 @@ int krep_quorum_open(krep_quorum **out, kio *io, const char *dir, krep_node *nod
     q->raft_inited = true;
     raft_set_election_timeout(&q->raft, q->cfg.election_timeout_ms);
     raft_set_heartbeat_timeout(&q->raft, q->cfg.heartbeat_timeout_ms);
-    raft_set_snapshot_threshold(&q->raft, UINT_MAX);
+    raft_set_snapshot_threshold(&q->raft, q->cfg.snapshot_threshold);
+    raft_set_snapshot_trailing(&q->raft, q->cfg.snapshot_trailing);
     raft_set_pre_vote(&q->raft, true);
     struct raft_configuration conf;
     raft_configuration_init(&conf);

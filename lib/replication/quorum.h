@@ -49,8 +49,21 @@
  * answers no raft message, hosts no controller) until it is closed and
  * opened again: libraft's paths for failed writes are never taken.  Append and send
  * completions are delivered at the next krep_quorum_tick, never inside the
- * call that started them.  No snapshots: the metadata log is small (its
- * compaction is left for later).
+ * call that started them.
+ *
+ * Snapshots.  Every snapshot_threshold applied entries raft takes a
+ * snapshot of the state machine (its partitions, the nodes' registered
+ * runs, the hash of what it applied), written atomically to raft.snap
+ * ([magic][index][term][configuration index][configuration][state]
+ * [crc32c]), and raft.log is rewritten atomically without the entries the
+ * snapshot covers but its last snapshot_trailing ones: a first record of
+ * type KREP_RAFT_START names the index of its first entry.  raft.snap is
+ * written before raft.log is cut, so a crash between the two leaves a
+ * snapshot and a longer log, which load takes as it is.  A follower that
+ * needs entries its leader no longer holds gets the snapshot
+ * (InstallSnapshot, one message) and replaces its log and state with it.
+ * So the metadata log stays bounded by the threshold plus the trailing
+ * entries (and LOG_MAX, 64 MiB, is never reached by a long-lived cluster).
  *
  * Threading: every function takes the quorum's mutex; raft and its
  * callbacks run under it.  The hosted krep_ctl has its own lock, taken
@@ -68,6 +81,8 @@
 /* The files in the node's directory. */
 #define KREP_RAFT_META "raft.meta"
 #define KREP_RAFT_LOG "raft.log"
+#define KREP_RAFT_SNAP "raft.snap"
+#define KREP_RAFT_START 0xffff      /* raft.log: the record naming its first index */
 
 typedef struct krep_quorum krep_quorum;
 
@@ -83,6 +98,8 @@ typedef struct krep_quorum_config {
     unsigned heartbeat_timeout_ms;  /* raft's [100] */
     int64_t session_timeout_ms;     /* a node not heard from this long is dead [6000] */
     int64_t propose_retry_ms;       /* a proposal not applied this long is made again [500] */
+    unsigned snapshot_threshold;    /* entries applied between snapshots [1024] */
+    unsigned snapshot_trailing;     /* entries a snapshot leaves in the log [128] */
     bool unclean;                   /* tests: elections take a live out-of-sync replica first,
                                      * the ISR reset to it: loses acknowledged records (the
                                      * simulation's checker must catch it) */
@@ -120,6 +137,9 @@ void krep_quorum_raft(krep_quorum *q, int *state, uint64_t *term, int32_t *leade
 /* The last applied index and a hash chained over every command applied
  * (equal on voters that applied equal logs up to that index). */
 void krep_quorum_applied(krep_quorum *q, uint64_t *index, uint64_t *hash);
+/* The index of raft.log's first entry, the entries it holds and the last
+ * snapshot's index (tests: the log is compacted). */
+void krep_quorum_log_span(krep_quorum *q, uint64_t *first, uint64_t *n, uint64_t *snapshot);
 /* The committed state of topic/partition: 0, KLOG_EUNKNOWN_PARTITION. */
 int krep_quorum_state(krep_quorum *q, const char *topic, int32_t partition, krep_pstate *out);
 

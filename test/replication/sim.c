@@ -356,6 +356,10 @@ static int node_start(snode *nd)
         qc.session_timeout_ms = 700;
         qc.propose_retry_ms = 200;
         qc.unclean = unclean != 0;
+        /* snapshots every few entries, few kept after: voters restart from
+         * snapshots and a voter that was away is sent one */
+        qc.snapshot_threshold = 8;
+        qc.snapshot_trailing = 2;
         char eb[256] = "";
         rc = krep_quorum_open(&nd->q, klog__io(nd->k), nd->dir, nd->rn, &qc, sim.now, eb, sizeof eb);
         if (rc < 0) {
@@ -1518,6 +1522,20 @@ static int run(uint64_t seed)
     }
     if (!failure[0])
         final_checks();
+#if KLOG_HAVE_RAFT
+    /* snapshots every 8 applied entries, 2 kept: a voter that applied many
+     * more holds a compacted log (it took or was sent a snapshot) */
+    for (int i = 0; sim.quorum && !failure[0] && i < nall(); i++) {
+        snode *nd = &sim.nodes[i];
+        uint64_t idx, h, first, n, snap;
+        if (!nd->q)
+            continue;
+        krep_quorum_applied(nd->q, &idx, &h);
+        krep_quorum_log_span(nd->q, &first, &n, &snap);
+        if (idx >= 16 && (first == 1 || snap == 0))
+            fail("node %d applied %" PRIu64 " metadata entries and its raft.log was never compacted", nd->id, idx);
+    }
+#endif
     bool committed_any = false;
     for (int p = 0; p < sim.nparts; p++)
         committed_any |= sim.max_hw[p] > 0;
