@@ -45,6 +45,14 @@
  * commits and generations stay in order.  Compaction keeps the latest
  * record per key, which is exactly the tables; they are rebuilt by reading
  * the topic from its start at the first use after open.
+ *
+ * Replicated (lib/replication replicates __consumer_offsets), a partition
+ * of the topic is written only by its leader, the coordinator of its
+ * groups (lib/server sends clients there).  A node that becomes its leader
+ * in a new leader epoch drops that partition's groups from the tables and
+ * reads them again from the log it replicated (kg__store_refresh, found by
+ * the lock-free kg__store_stale at every kg_registry_get): the offsets
+ * committed on the old leader, every acknowledged one among them.
  */
 #include <stdio.h>
 #include <stdlib.h>
