@@ -102,6 +102,7 @@ static mem base_mem;
 static int base_fds;
 static const char *open_files; /* --open-files, or NULL: the default */
 static const char *ckpt_ms;    /* --checkpoint-ms, or NULL: the default */
+static const char *soak_batch; /* --batch-size for the soak's producer, or NULL: the default */
 
 static void report_idle(const char *what)
 {
@@ -301,6 +302,8 @@ static void *soak_producer(void *arg)
     int rc = klog_conf_new(&c);
     if (rc == 0)
         rc = klog_conf_set(c, "linger.ms", "5", err, sizeof err);
+    if (rc == 0 && soak_batch)
+        rc = klog_conf_set(c, "batch.size", soak_batch, err, sizeof err);
     if (rc == 0)
         rc = klog_producer_new(s->k, c, &p, err, sizeof err);
     klog_conf_free(c);
@@ -365,11 +368,124 @@ static void *soak_consumer(void *arg)
     return NULL;
 }
 
+/* Where the anonymous memory is, from /proc/self/smaps, KiB: the main
+ * arena's brk heap, glibc's thread arenas (heaps aligned to their 64 MiB
+ * reservation), thread stacks (a mapping after a small PROT_NONE guard),
+ * anything else anonymous (malloc's mmapped chunks, klog's scratch maps),
+ * and copied-on-write pages of file mappings. */
+typedef struct anon_split {
+    long heap, arenas, stacks, other, filepriv;
+    int n_arenas, n_stacks, n_other;
+} anon_split;
+
+static anon_split anon_now(void)
+{
+    anon_split a = { 0 };
+    FILE *f = fopen("/proc/self/smaps", "r");
+    char line[512];
+    unsigned long lo = 0, hi = 0, prev_lo = 0, prev_hi = 0;
+    char perms[8] = "", prev_perms[8] = "";
+    int kind = 0; /* 0 file, 1 heap, 2 arena, 3 stack, 4 other, 5 stack of the main thread */
+    while (f && fgets(line, sizeof line, f)) {
+        unsigned long x, y;
+        char pm[8], path[256] = "";
+        long kb;
+        if (sscanf(line, "%lx-%lx %7s %*s %*s %*s %255s", &x, &y, pm, path) >= 3 && strchr(line, '-') < strchr(line, ' ')) {
+            prev_lo = lo, prev_hi = hi;
+            memcpy(prev_perms, perms, sizeof perms);
+            lo = x, hi = y;
+            memcpy(perms, pm, sizeof perms);
+            if (!strcmp(path, "[heap]"))
+                kind = 1;
+            else if (!strcmp(path, "[stack]"))
+                kind = 5;
+            else if (path[0] == '/' || path[0] == '[' || path[0] == 'a') /* files, [vdso], anon_inode: */
+                kind = 0;
+            else if (lo % (64ul << 20) == 0)
+                kind = 2;
+            else if (prev_hi == lo && !strcmp(prev_perms, "---p") && prev_hi - prev_lo <= (64ul << 10))
+                kind = 3;
+            else
+                kind = 4;
+            if (perms[0] == 'r' && kind >= 2 && kind <= 4)
+                (*(kind == 2 ? &a.n_arenas : kind == 3 ? &a.n_stacks : &a.n_other))++;
+        } else if (sscanf(line, "Anonymous: %ld", &kb) == 1) {
+            long *slot[] = { &a.filepriv, &a.heap, &a.arenas, &a.stacks, &a.other, &a.stacks };
+            *slot[kind] += kb;
+        }
+    }
+    if (f)
+        fclose(f);
+    return a;
+}
+
+/* malloc_info(3): the number of arenas, and the bytes they hold from the
+ * system and keep free (KiB, summed over the arenas; the main arena's, heap
+ * nr 0, apart too).  A thread arena's resident pages can never exceed what
+ * it holds from the system. */
+typedef struct arenas { int n; long system, free, main_system; long each[16]; } arenas;
+
+static arenas arenas_now(void)
+{
+    arenas r = { 0 };
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f)
+        return r;
+    malloc_info(0, f);
+    fclose(f);
+    bool in_heap = false;
+    for (char *l = buf; l && *l;) {
+        char *nl = strchr(l, '\n');
+        if (nl)
+            *nl = '\0';
+        long long v;
+        if (strstr(l, "<heap nr="))
+            in_heap = true, r.n++;
+        else if (strstr(l, "</heap>"))
+            in_heap = false;
+        else if (in_heap && sscanf(l, " <system type=\"current\" size=\"%lld\"", &v) == 1)
+        {
+            r.system += (long)(v >> 10), r.main_system += r.n == 1 ? (long)(v >> 10) : 0;
+            if (r.n <= 16)
+                r.each[r.n - 1] = (long)(v >> 10);
+        }
+        else if (in_heap && sscanf(l, " <total type=\"rest\" count=\"%*d\" size=\"%lld\"", &v) == 1)
+            r.free += (long)(v >> 10);
+        else if (in_heap && sscanf(l, " <total type=\"fast\" count=\"%*d\" size=\"%lld\"", &v) == 1)
+            r.free += (long)(v >> 10);
+        l = nl ? nl + 1 : NULL;
+    }
+    free(buf);
+    return r;
+}
+
+static void soak_sample(int t, long rss, long anon, long long consumed, const anon_split *a0, bool last)
+{
+    struct mallinfo2 mi = mallinfo2();
+    anon_split a = anon_now();
+    arenas ar = arenas_now();
+    printf("  t=%5d s rss=%ld anon=%ld | anon by mapping (over start): heap=%+ld arenas(%d)=%+ld "
+           "stacks(%d)=%+ld other(%d)=%+ld filepriv=%+ld | malloc: arenas=%d system=%ld (threads' %ld) free=%ld "
+           "in_use=%zu mmapped=%zu | consumed=%lld\n",
+           t, rss, anon, a.heap - a0->heap, a.n_arenas, a.arenas - a0->arenas, a.n_stacks, a.stacks - a0->stacks,
+           a.n_other, a.other - a0->other, a.filepriv - a0->filepriv, ar.n, ar.system, ar.system - ar.main_system, ar.free,
+           mi.uordblks / 1024, mi.hblkhd / 1024, consumed);
+    if (last) {
+        printf("  each arena's bytes from the system, KiB (nr 0 the main one):");
+        for (int i = 0; i < ar.n && i < 16; i++)
+            printf(" %ld", ar.each[i]);
+        printf("\n");
+    }
+}
+
 static int soak_run(const char *dir, int seconds)
 {
     char err[256] = "";
     soak s = { 0 };
     mem base = mem_now();
+    anon_split a0 = anon_now();
     klog_conf *c, *tc;
     int rc = klog_conf_new(&c);
     if (rc == 0)
@@ -410,11 +526,8 @@ static int soak_run(const char *dir, int seconds)
             anon_start = anon_start < 0 ? anon : anon_start;
             anon_max = anon > anon_max ? anon : anon_max;
         }
-        if (i % 60 == 0 || i == 10 || i == seconds) {
-            struct mallinfo2 mi = mallinfo2();
-            printf("  t=%4d s rss=%ld anon=%ld heap_in_use=%zu consumed=%lld\n", i, rss, anon, mi.uordblks / 1024,
-                   (long long)atomic_load(&s.consumed));
-        }
+        if (i % 60 == 0 || i == 10 || i == seconds)
+            soak_sample(i, rss, anon, (long long)atomic_load(&s.consumed), &a0, i == seconds);
         fflush(stdout);
     }
     atomic_store(&s.stop, true);
@@ -644,6 +757,8 @@ int main(int argc, char **argv)
             follow_s = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--crash") && i + 1 < argc)
             crash_bytes = atoll(argv[++i]);
+        else if (!strcmp(argv[i], "--batch-size") && i + 1 < argc)
+            soak_batch = argv[++i];
         else if (!strcmp(argv[i], "--checkpoint-ms") && i + 1 < argc)
             ckpt_ms = argv[++i];
         else {

@@ -10,9 +10,14 @@
  *     below where its dependencies put it.  init runs in this order before
  *     the topics load, start in this order after; stop and fini run in
  *     reverse.  So a module starts after those it uses and stops before
- *     them.  Replication goes after "background" and before "groups":
- *     started with the partitions open, stopped after the groups (whose
- *     commits it replicates).  Its state is klog__module_state(k, &module).
+ *     them.  Its state is klog__module_state(k, &module).
+ *   - Replication lives in libklog-server, above libklog: its place in the
+ *     order (after "background", before "groups": started with the
+ *     partitions open, stopped after the groups, whose commits it
+ *     replicates) holds the placeholder below, which fences the
+ *     partitions of an instance opened with replication.peers until
+ *     klog_server_new (or klog_replication_promote) binds the real module
+ *     there (klog__module_bind).  Nothing here refers to that library.
  *   - with configuration keys: lib/<subsystem>/conf_keys.{h,c} (an enum
  *     from KC_KEY_BASE(its id), a table), an id in lib/compose.h, and the
  *     table below at that id.  Nothing in lib/common changes.
@@ -24,17 +29,45 @@
 #include "consumer/conf_keys.h"
 #include "group/group.h"
 #include "producer/conf_keys.h"
+#include "common/conf.h"
+#include "partition/partition.h"
 #include "replication/conf_keys.h"
-#include "replication/module.h"
 #include "server/conf_keys.h"
 #include "storage/conf_keys.h"
 #include "topic/topic.h"
 #include "transport/conf_keys.h"
 
+/* The placeholder's state: non-NULL (any address) when the instance is
+ * replicated, so that klog__module_bind binds replication here. */
+static int replicated_mark;
+
+static int repl_place_init(struct klog *k, void **state, char *errbuf, size_t errsize)
+{
+    const char *peers = klog__conf_str(klog__conf(k), KC_REPLICATION_PEERS);
+    *state = peers && *peers ? &replicated_mark : NULL;
+    return 0;
+}
+
+/* Until replication is bound, a replicated node's partition takes no
+ * producer's write and shows nothing it does not know committed: fenced
+ * as replication's own part_open fences it (its controller names the
+ * leader once bound).  Internal topics (__consumer_offsets) are local. */
+static void repl_place_part_open(struct klog *k, void *state, const char *topic, int index, kpart *p)
+{
+    if (!state || (topic[0] == '_' && topic[1] == '_'))
+        return;
+    kpart_set_replicated_at(p, kpart_start_offset(p));
+    kpart_become_follower(p, -1);
+}
+
+static const kt_module repl_place = {
+    .name = "replication", .init = repl_place_init, .part_open = repl_place_part_open,
+};
+
 static const kt_module *const modules[] = {
     &klog__maint_module,      /* disk budget (before any log opens), retention, cleaner threads */
     &klog__background_module, /* interval syncs, rolls by age, prefills, retention and stats ticks */
-    &krep_module,             /* replication to peer processes (replication.peers set) */
+    &repl_place,              /* replication to peer processes (replication.peers set): libklog-server's */
     &kg_groups_module,        /* consumer group coordinators, committed offsets */
 };
 

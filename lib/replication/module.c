@@ -1047,6 +1047,9 @@ KLOG_API int klog_replication_promote(klog *k, unsigned flags, char *errbuf, siz
 {
     if (!k || (flags & ~KLOG_PROMOTE_UNCLEAN))
         return -EINVAL;
+    int rc = klog__module_bind(k, &krep_module, errbuf, errsize); /* without a server yet */
+    if (rc < 0)
+        return rc;
     krep_mod *m = krep_mod_of(k);
     if (!m)
         return klog__errf(errbuf, errsize, KLOG_ESTATE, "this instance is not replicated (no replication.peers)");

@@ -1207,6 +1207,10 @@ KLOG_API int klog_server_new(klog_server **out, klog *k, const klog_conf *conf, 
     int rc;
     if (conf && (rc = klog__conf_check_scope(conf, KC_SCOPE_INSTANCE, errbuf, errsize)) < 0)
         return rc;
+    /* a replicated instance (replication.peers) gets replication here:
+     * libklog holds its place, this library brings it */
+    if ((rc = klog__module_bind(k, &krep_module, errbuf, errsize)) < 0)
+        return rc;
     struct klog_server *s = calloc(1, sizeof *s);
     if (!s)
         return -ENOMEM;

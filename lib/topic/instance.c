@@ -33,12 +33,52 @@ kio *klog__io(struct klog *k) { return k->io; }
 bool klog__read_only(const struct klog *k) { return k->read_only; }
 const char *klog__dir(struct klog *k) { return k->dir; }
 
+/* The module bound in the place of mods[i], or NULL; *st its state. */
+static const kt_module *bound_at(klog *k, unsigned i, void **st)
+{
+    const kt_module *b = atomic_load_explicit(&k->bound[i], memory_order_acquire);
+    if (b)
+        *st = k->bound_state[i];
+    return b;
+}
+
 void *klog__module_state(klog *k, const kt_module *m)
 {
-    for (unsigned i = 0; k && i < k->ninit; i++)
+    void *st = NULL;
+    for (unsigned i = 0; k && i < k->ninit; i++) {
         if (k->mods[i] == m)
             return k->mod_state[i];
+        if (bound_at(k, i, &st) == m)
+            return st;
+    }
     return NULL;
+}
+
+int klog__module_bind(klog *k, const kt_module *m, char *errbuf, size_t errsize)
+{
+    if (!k || !m || !m->name)
+        return -EINVAL;
+    unsigned i = 0;
+    while (i < k->nstarted && strcmp(k->mods[i]->name, m->name))
+        i++;
+    if (i == k->nstarted || !k->mod_state[i])
+        return 0; /* no such place, or its placeholder says: not wanted here */
+    pthread_mutex_lock(&k->bind_mu);
+    void *st = NULL;
+    int rc = 0;
+    const kt_module *b = bound_at(k, i, &st);
+    if (b && b != m)
+        rc = klog__errf(errbuf, errsize, KLOG_ESTATE, "another module is bound in the place of %s", m->name);
+    else if (b && !k->bound_started[i])
+        rc = klog__errf(errbuf, errsize, KLOG_ESTATE, "%s failed to start on this instance", m->name);
+    if (!b && rc == 0 && (!m->init || (rc = m->init(k, &st, errbuf, errsize)) == 0)) {
+        k->bound_state[i] = st;
+        atomic_store_explicit(&k->bound[i], m, memory_order_release); /* events and part_open from here */
+        rc = m->start ? m->start(k, st, errbuf, errsize) : 0;
+        k->bound_started[i] = rc == 0;
+    }
+    pthread_mutex_unlock(&k->bind_mu);
+    return rc;
 }
 const klog_conf *klog__conf(struct klog *k) { return k->conf; }
 
@@ -232,9 +272,14 @@ static void events_deliver(klog *k)
             return;
         kt_evnode *e;
         while ((e = event_pop(k)) != NULL) {
-            for (unsigned i = 0; i < k->nstarted; i++)
+            for (unsigned i = 0; i < k->nstarted; i++) {
+                void *st;
+                const kt_module *b;
                 if (k->mods[i]->event)
                     k->mods[i]->event(k, k->mod_state[i], &e->ev);
+                if ((b = bound_at(k, i, &st)) != NULL && b->event)
+                    b->event(k, st, &e->ev);
+            }
             klog__topic_put(e->ev.topic);
             free(e);
         }
@@ -263,9 +308,14 @@ static int open_parts(klog *k, kt_topic *t, int from, int to, bool on_record)
         if (rc == 0) {
             ks_log_set_prefill_hook(kpart_log(t->parts[p]), bg_prefill_hook, k);
             ks_log_set_fail_hook(kpart_log(t->parts[p]), part_failed, k);
-            for (unsigned i = 0; i < k->ninit; i++)
+            for (unsigned i = 0; i < k->ninit; i++) {
+                void *st;
+                const kt_module *b;
                 if (k->mods[i]->part_open)
                     k->mods[i]->part_open(k, k->mod_state[i], t->name, p, t->parts[p]);
+                if ((b = bound_at(k, i, &st)) != NULL && b->part_open)
+                    b->part_open(k, st, t->name, p, t->parts[p]);
+            }
         }
         if (rc < 0) {
             for (int q = from; q < p; q++) {
@@ -837,6 +887,7 @@ int klog__open(klog **out, const char *dir, const klog_conf *conf, const kt_modu
     k->nmods = nmods;
     pthread_mutex_init(&k->mu, NULL);
     pthread_mutex_init(&k->ev_mu, NULL);
+    pthread_mutex_init(&k->bind_mu, NULL);
     pthread_mutex_init(&k->stats_mu, NULL);
     pthread_mutex_init(&k->log_mu, NULL);
     pthread_mutex_init(&k->logq_mu, NULL);
@@ -981,7 +1032,10 @@ KLOG_API int klog_close(klog *k)
         return 0;
     /* Modules stop last first; a stopped module hears no more events. */
     while (k->nstarted > 0) {
-        const kt_module *m = k->mods[--k->nstarted];
+        const kt_module *m = k->mods[--k->nstarted], *b;
+        void *st;
+        if ((b = bound_at(k, k->nstarted, &st)) != NULL && k->bound_started[k->nstarted] && b->stop)
+            b->stop(k, st);
         if (m->stop)
             m->stop(k, k->mod_state[k->nstarted]);
     }
@@ -999,8 +1053,12 @@ KLOG_API int klog_close(klog *k)
     }
     free(k->topics);
     while (k->ninit > 0) {
-        const kt_module *m = k->mods[--k->ninit];
-        int r = m->fini ? m->fini(k, k->mod_state[k->ninit]) : 0;
+        const kt_module *m = k->mods[--k->ninit], *b;
+        void *st;
+        int r = (b = bound_at(k, k->ninit, &st)) != NULL && b->fini ? b->fini(k, st) : 0;
+        if (r < 0 && rc == 0)
+            rc = r;
+        r = m->fini ? m->fini(k, k->mod_state[k->ninit]) : 0;
         if (r < 0 && rc == 0)
             rc = r;
         k->mod_state[k->ninit] = NULL;
@@ -1013,6 +1071,7 @@ KLOG_API int klog_close(klog *k)
     pthread_mutex_destroy(&k->mu);
     pthread_mutex_destroy(&k->bg_mu);
     pthread_mutex_destroy(&k->ev_mu);
+    pthread_mutex_destroy(&k->bind_mu);
     pthread_mutex_destroy(&k->stats_mu);
     klog__log_flush(k); /* lines the last syncs queued */
     pthread_mutex_destroy(&k->log_mu);

@@ -170,6 +170,13 @@ struct klog {
     const kt_module *const *mods;
     unsigned nmods, ninit, nstarted;
     void *mod_state[KT_MODULES_MAX];
+    /* modules bound after open in the place of mods[i] (klog__module_bind):
+     * bound[i] is published (release) once its state is set, and never
+     * changes after; bind_mu serialises the binders */
+    const kt_module *_Atomic bound[KT_MODULES_MAX];
+    void *bound_state[KT_MODULES_MAX];
+    bool bound_started[KT_MODULES_MAX];
+    pthread_mutex_t bind_mu;
     /* topic events: queued under mu, delivered under ev_mu (only ever
      * try-locked, so it never blocks anyone; see events_deliver) */
     struct kt_evnode *evq_head, *evq_tail;

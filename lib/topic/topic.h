@@ -142,6 +142,22 @@ int klog__open(struct klog **out, const char *dir, const klog_conf *conf, const 
 /* A module's state (what its init stored), or NULL when the instance does
  * not run it.  Lock-free: fixed from the module's init to its fini. */
 void *klog__module_state(struct klog *k, const kt_module *m);
+/*
+ * Bind module m, from a library above libklog (libklog-server's
+ * replication), in the place of the module of the same name in the
+ * instance's list: a placeholder whose init set a state when the
+ * instance wants it (its keys set) and whose part_open does what must
+ * happen before m is bound (replication: fence every partition).  Runs
+ * m's init and start on the open instance; from its init on, m also hears
+ * part_open and the topic events (the placeholder still does), and it is
+ * stopped and finished just before the placeholder at klog_close.  m must
+ * cope with topics loaded before it (klog__topics_snapshot in its start).
+ * Binding the same module again is a no-op; 0 too when the instance has
+ * no such place or does not want it.  Returns m's init or start error
+ * (a module that failed to start stays bound, unstarted, and every later
+ * bind says KLOG_ESTATE), KLOG_ESTATE, -EINVAL.  Not with klog_close.
+ */
+int klog__module_bind(struct klog *k, const kt_module *m, char *errbuf, size_t errsize);
 
 /* The modules lib/topic provides (internal.h says what they do). */
 extern const kt_module klog__maint_module;      /* disk budget, retention, cleaner threads */
