@@ -6,9 +6,9 @@
  *
  *   bench_footprint [--dir DIR] [--quick] [--parts N] [--bytes B] [--scale N]
  *                   [--open-files N]
- *   bench_footprint [--dir DIR] --soak SECONDS
+ *   bench_footprint [--dir DIR] --soak SECONDS [--batch-size B]
  *   bench_footprint [--dir DIR] --follow SECONDS
- *   bench_footprint [--dir DIR] --crash BYTES [--checkpoint-ms MS]
+ *   bench_footprint [--dir DIR] --crash BYTES [--checkpoint-ms MS] [--unchecked-max BYTES]
  *
  * Phases (each one a child process running this program with --child):
  *   1. create an instance with one topic of --parts partitions (100) and ten
@@ -27,14 +27,18 @@
  * and retention.bytes (so segments roll and are deleted all along), a
  * subscribed group consumer committing every second, RSS sampled every
  * second; it prints the series' start (after a 10 s warm-up), max and end
- * (the target: flat).
+ * (the target: flat), and every minute where the anonymous memory is
+ * (/proc/self/smaps by kind of mapping, malloc_info(3) by arena) beside
+ * the producer's buffer.memory in use (klog_stats: its pooled batches).
+ * --batch-size sets the soak producer's batch.size (default 1000000).
  * --follow: a writer process appends a record every 5 ms (acks=1) and a
  * read-only instance in this process tails it: the time from send to
  * poll (wall clocks of one machine).
  * --crash: a writer process produces BYTES into one partition of 1 GiB
  * segments with acks=1 and is killed (SIGKILL) at once; then the time a
  * reopen takes (the recovery), with --checkpoint-ms as
- * log.flush.offset.checkpoint.interval.ms.
+ * log.flush.offset.checkpoint.interval.ms and --unchecked-max as
+ * log.recovery.unchecked.max.bytes (the writer's).
  * Each figure is printed beside the issue's target.  --quick shrinks it all
  * (for `meson test --suite bench`): the figures then say nothing.
  * The machine this runs on may be loaded: times are for ratios.
@@ -103,6 +107,7 @@ static int base_fds;
 static const char *open_files; /* --open-files, or NULL: the default */
 static const char *ckpt_ms;    /* --checkpoint-ms, or NULL: the default */
 static const char *soak_batch; /* --batch-size for the soak's producer, or NULL: the default */
+static const char *unchecked_max; /* --unchecked-max, or NULL: the default */
 
 static void report_idle(const char *what)
 {
@@ -127,6 +132,8 @@ static int open_instance(klog **k, const char *dir, char *err, size_t errsize)
         rc = klog_conf_set(c, "log.max.open.files", open_files, err, errsize);
     if (rc == 0 && ckpt_ms)
         rc = klog_conf_set(c, "log.flush.offset.checkpoint.interval.ms", ckpt_ms, err, errsize);
+    if (rc == 0 && unchecked_max)
+        rc = klog_conf_set(c, "log.recovery.unchecked.max.bytes", unchecked_max, err, errsize);
     if (rc == 0)
         rc = klog_open(k, dir, c, err, errsize);
     klog_conf_free(c);
@@ -461,17 +468,32 @@ static arenas arenas_now(void)
     return r;
 }
 
-static void soak_sample(int t, long rss, long anon, long long consumed, const anon_split *a0, bool last)
+/* The soak producer's buffer.memory in use (its batches, pooled ones
+ * included), KiB, from klog_stats; -1 if not found. */
+static long producer_pool_kib(klog *k)
+{
+    char *js = NULL;
+    long v = -1;
+    if (klog_stats(k, KLOG_STATS_JSON, &js) == 0 && js) {
+        const char *q = strstr(js, "\"queue_bytes\":");
+        if (q)
+            v = atol(q + strlen("\"queue_bytes\":")) / 1024;
+    }
+    klog_free(js);
+    return v;
+}
+
+static void soak_sample(klog *k, int t, long rss, long anon, long long consumed, const anon_split *a0, bool last)
 {
     struct mallinfo2 mi = mallinfo2();
     anon_split a = anon_now();
     arenas ar = arenas_now();
     printf("  t=%5d s rss=%ld anon=%ld | anon by mapping (over start): heap=%+ld arenas(%d)=%+ld "
            "stacks(%d)=%+ld other(%d)=%+ld filepriv=%+ld | malloc: arenas=%d system=%ld (threads' %ld) free=%ld "
-           "in_use=%zu mmapped=%zu | consumed=%lld\n",
+           "in_use=%zu mmapped=%zu | producer buffer.memory in use=%ld | consumed=%lld\n",
            t, rss, anon, a.heap - a0->heap, a.n_arenas, a.arenas - a0->arenas, a.n_stacks, a.stacks - a0->stacks,
            a.n_other, a.other - a0->other, a.filepriv - a0->filepriv, ar.n, ar.system, ar.system - ar.main_system, ar.free,
-           mi.uordblks / 1024, mi.hblkhd / 1024, consumed);
+           mi.uordblks / 1024, mi.hblkhd / 1024, producer_pool_kib(k), consumed);
     if (last) {
         printf("  each arena's bytes from the system, KiB (nr 0 the main one):");
         for (int i = 0; i < ar.n && i < 16; i++)
@@ -527,7 +549,7 @@ static int soak_run(const char *dir, int seconds)
             anon_max = anon > anon_max ? anon : anon_max;
         }
         if (i % 60 == 0 || i == 10 || i == seconds)
-            soak_sample(i, rss, anon, (long long)atomic_load(&s.consumed), &a0, i == seconds);
+            soak_sample(s.k, i, rss, anon, (long long)atomic_load(&s.consumed), &a0, i == seconds);
         fflush(stdout);
     }
     atomic_store(&s.stop, true);
@@ -677,7 +699,7 @@ static int run(kv *out, const char *mode, const char *dir, int n, long long byte
         dup2(fd[1], 1);
         close(fd[0]);
         close(fd[1]);
-        const char *av[14];
+        const char *av[16];
         int a = 0;
         av[a++] = "bench_footprint";
         if (open_files) {
@@ -687,6 +709,10 @@ static int run(kv *out, const char *mode, const char *dir, int n, long long byte
         if (ckpt_ms) {
             av[a++] = "--checkpoint-ms";
             av[a++] = ckpt_ms;
+        }
+        if (unchecked_max) {
+            av[a++] = "--unchecked-max";
+            av[a++] = unchecked_max;
         }
         av[a++] = "--child";
         av[a++] = mode;
@@ -757,13 +783,16 @@ int main(int argc, char **argv)
             follow_s = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--crash") && i + 1 < argc)
             crash_bytes = atoll(argv[++i]);
+        else if (!strcmp(argv[i], "--unchecked-max") && i + 1 < argc)
+            unchecked_max = argv[++i];
         else if (!strcmp(argv[i], "--batch-size") && i + 1 < argc)
             soak_batch = argv[++i];
         else if (!strcmp(argv[i], "--checkpoint-ms") && i + 1 < argc)
             ckpt_ms = argv[++i];
         else {
             fprintf(stderr, "usage: %s [--dir DIR] [--quick] [--parts N] [--bytes B] [--scale N] "
-                            "[--open-files N] [--soak SECONDS] [--follow SECONDS] [--crash BYTES [--checkpoint-ms MS]]\n", argv[0]);
+                            "[--open-files N] [--soak SECONDS [--batch-size B]] [--follow SECONDS] "
+                            "[--crash BYTES [--checkpoint-ms MS] [--unchecked-max BYTES]]\n", argv[0]);
             return 2;
         }
     }
@@ -788,8 +817,9 @@ int main(int argc, char **argv)
         /* recovery after kill -9 of a writer: reopen time */
         snprintf(a, sizeof a, "%s/crash", dir);
         printf("recovery: %.2f GiB in 1 GiB segments, acks=1, writer killed; "
-               "log.flush.offset.checkpoint.interval.ms %s\n",
-               (double)crash_bytes / (1 << 30), ckpt_ms ? ckpt_ms : "(default)");
+               "log.flush.offset.checkpoint.interval.ms %s, log.recovery.unchecked.max.bytes %s\n",
+               (double)crash_bytes / (1 << 30), ckpt_ms ? ckpt_ms : "(default)",
+               unchecked_max ? unchecked_max : "(default)");
         double t0 = now_s();
         run(&o, "crash", a, 1, crash_bytes); /* killed: its status says so */
         bool produced = strstr(o.text, "produced") != NULL;

@@ -10,6 +10,9 @@
  * copy it, and an acks=all write is acknowledged once every in-sync
  * replica holds it on disk.  The leader is also the cluster's controller
  * (static): it changes only when an operator promotes another node.
+ * Replication is libklog-server's: it starts when the instance's first
+ * klog_server is made (or at klog_replication_promote); until then the
+ * instance's partitions take no producer's write.
  *
  *     klog_conf_set(conf, "node.id", "2", ...);
  *     klog_conf_set(conf, "replication.peers",

@@ -10,6 +10,11 @@
  * consumer in group "g" and a Kafka client in group "g" are members of the
  * same group, and committed offsets live in the same __consumer_offsets.
  *
+ * The server is in a library of its own beside libklog, libklog-server
+ * (pkg-config klog-server; in meson dependency('klog-server'); in CMake
+ * klog::server), with klog/transport.h and klog/replication.h: link
+ * -lklog-server -lklog.
+ *
  *     klog *k;            klog_open(&k, "data", NULL, NULL, 0);
  *     klog_server *s;     klog_server_new(&s, k, NULL, NULL, 0);
  *     klog_server_listen(s, "tcp://127.0.0.1:9092");
@@ -94,9 +99,11 @@ typedef struct klog_server klog_server;
 /*
  * Create a server for the open instance k (which must outlive it).  conf:
  * the keys above (NULL: the instance's configuration); keys of other scopes
- * are refused.  Nothing listens until klog_server_listen.  Returns 0,
- * -EINVAL (NULL k or out), KLOG_ECONF (a bad key or value; errbuf says
- * which), -ENOMEM.
+ * are refused.  Nothing listens until klog_server_listen.  On an instance
+ * opened with replication.peers, the first server made starts its
+ * replication (klog/replication.h), and a bad replication key is this
+ * call's KLOG_ECONF.  Returns 0, -EINVAL (NULL k or out), KLOG_ECONF (a bad
+ * key or value; errbuf says which), -ENOMEM.
  */
 KLOG_API int klog_server_new(klog_server **out, klog *k, const klog_conf *conf, char *errbuf,
                              size_t errsize);

@@ -551,8 +551,11 @@ static int finish(ks_log *log, ks_call *c, int rc, uint64_t reserved, int64_t en
     return rc;
 }
 
+static int ckpt_periodic(ks_log *log);
+
 /* ks_log_append once its bytes are reserved (reserved: 0 without a disk
- * budget, where they are counted once written). */
+ * budget, where they are counted once written).  Past ckpt_unchecked_max
+ * unchecked bytes, the appender checkpoints (waits for the sync). */
 static int append_reserved(ks_log *log, ks_batch *batches, unsigned n, unsigned flags, uint64_t reserved)
 {
     ks_call c = { .b = batches, .n = n, .flags = flags,
@@ -563,9 +566,18 @@ static int append_reserved(ks_log *log, ks_batch *batches, unsigned n, unsigned 
     int rc = append_runs(log, &c);
     int64_t end = atomic_load(&log->end);
     bool flush = interval_flush_due(log, c.now);
+    ks_segment *s = ks__active(log);
+    uint64_t size = atomic_load(&s->size);
+    int64_t base = s->base;
     pthread_mutex_unlock(&log->append_mu);
     atomic_fetch_sub(&log->inflight, 1);
-    return finish(log, &c, rc, reserved, end, flush);
+    rc = finish(log, &c, rc, reserved, end, flush);
+    uint64_t max = log->cfg.ckpt_unchecked_max;
+    if (max && c.written && log->cfg.ckpt_interval_ms > 0 && size > max &&
+        size - (base == atomic_load(&log->ckpt_seg_a) ? atomic_load(&log->ckpt_pos_a) : 0) > max &&
+        !atomic_load(&log->failed))
+        (void)ckpt_periodic(log); /* a failed sync fails the log: the next append says so */
+    return rc;
 }
 
 /*
@@ -645,6 +657,8 @@ static int ckpt_periodic(ks_log *log)
             log->ckpt_start = start;
             log->ckpt_seg = base;
             log->ckpt_pos = pos;
+            atomic_store(&log->ckpt_seg_a, base);
+            atomic_store(&log->ckpt_pos_a, pos);
         }
     }
     pthread_mutex_unlock(&log->ckpt_mu);

@@ -112,6 +112,12 @@ typedef struct ks_log_config {
      * that what recovery checks is bounded whatever the write rate.
      * 0 = off (both). */
     int64_t ckpt_interval_ms;
+    /* With checkpoints on: an append that leaves more than this many bytes
+     * of the active segment past the last checkpoint syncs and checkpoints
+     * before it returns (the appending thread waits for the disk), so that
+     * a writer faster than the disk does not leave recovery an unbounded
+     * amount to check.  0 = no bound. */
+    uint64_t ckpt_unchecked_max;
 } ks_log_config;
 
 /*

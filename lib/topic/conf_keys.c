@@ -47,6 +47,11 @@ static const kc_def defs[] = {
                                     "sync each partition written to and checkpoint its recovery point this "
                                     "often, and whenever its segment grew 64 MiB (recovery after a crash "
                                     "checks what came since); 0 = only at segment roll and close"),
+    B(KC_CKPT_UNCHECKED_MAX) = KC_INT("log.recovery.unchecked.max.bytes", SI, 256 << 20, 0, INT64_MAX / 2,
+                                      "with checkpoints on: an append that leaves more than this written "
+                                      "past the partition's checkpoint syncs and checkpoints it before it "
+                                      "returns, bounding what recovery after a crash checks when writes "
+                                      "outrun the disk; 0 = no bound"),
 };
 
 /* An entry for every key of the enum (a hole is caught by klog__conf_tables_check). */

@@ -29,6 +29,7 @@ enum {
     KC_INDEX_CACHE_BYTES,
     KC_READ_ONLY,
     KC_CKPT_INTERVAL_MS,
+    KC_CKPT_UNCHECKED_MAX,
     KC_INSTANCE__END
 };
 _Static_assert(KC_INSTANCE__END - KC_KEY_BASE(KC_TABLE_INSTANCE) <= KC_TABLE_KEYS, "instance key table full");

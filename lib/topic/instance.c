@@ -134,6 +134,7 @@ static void log_config(klog *k, const klog_conf *c, ks_log_config *lc)
     lc->verify_all = klog__conf_int(k->conf, KC_RECOVERY_VERIFY_ALL) != 0;
     lc->read_only = k->read_only;
     lc->ckpt_interval_ms = klog__conf_int(k->conf, KC_CKPT_INTERVAL_MS);
+    lc->ckpt_unchecked_max = (uint64_t)klog__conf_int(k->conf, KC_CKPT_UNCHECKED_MAX);
 }
 
 /* ---- topics ---------------------------------------------------------------- */

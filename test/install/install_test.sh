@@ -6,7 +6,9 @@
 #     `meson install --destdir` of BUILD_ROOT into a temporary directory, then:
 #     every header of include/klog/ installed, unchanged; klog.pc; the shared
 #     and static libraries; libklog-testing and klog-testing.pc, and a program
-#     built with them; klog(7), klog-format(5) and every section 3 page
+#     built with them; libklog-server and klog-server.pc, a program that
+#     serves an instance built with them (shared, and static with
+#     --static), and libklog.so without libssl; klog(7), klog-format(5) and every section 3 page
 #     of man/, and a section 3 page for every KLOG_API function of the
 #     installed headers; hello.c compiled with the flags of the installed
 #     klog.pc (relocated with --define-variable=prefix=DESTDIR/PREFIX) under
@@ -90,7 +92,9 @@ if [ "$mode" = install ]; then
     PC=$DEST$LIBDIR/pkgconfig/klog.pc
     [ -f "$PC" ] || fail "klog.pc not installed at $PC"
     [ -f "$DEST$LIBDIR/pkgconfig/klog-testing.pc" ] || fail "klog-testing.pc not installed"
-    for l in libklog.so libklog.so.0 libklog.a libklog-testing.so libklog-testing.so.0; do
+    [ -f "$DEST$LIBDIR/pkgconfig/klog-server.pc" ] || fail "klog-server.pc not installed"
+    for l in libklog.so libklog.so.0 libklog.a libklog-testing.so libklog-testing.so.0 libklog-server.so \
+             libklog-server.so.0 libklog-server.a; do
         [ -e "$DEST$LIBDIR/$l" ] || fail "$l not installed in $DEST$LIBDIR"
     done
 
@@ -159,6 +163,38 @@ if [ "$mode" = install ]; then
             fail "a test does not build against the installed klog/testing.h and klog-testing.pc"
         fi
 
+        # A program on the installed libklog-server (klog/server.h,
+        # klog-server.pc): serves an instance on a free port; again linked
+        # statically (pkg-config --static: libklog-server.a, libklog.a and
+        # their private requirements).
+        printf '%s\n' '#include <stdio.h>' '#include <klog/klog.h>' '#include <klog/server.h>' \
+            'int main(int argc, char **argv) {' \
+            '    klog *k; klog_server *s; char err[256]; (void)argc;' \
+            '    if (klog_open(&k, argv[1], NULL, err, sizeof err)) return 1;' \
+            '    int rc = klog_server_new(&s, k, NULL, err, sizeof err) || klog_server_listen(s, "tcp://127.0.0.1:0") ||' \
+            '             klog_server_start(s) || klog_server_listener_count(s) != 1;' \
+            '    if (!rc) printf("%s\n", klog_server_listener_url(s, 0));' \
+            '    klog_server_free(s); klog_close(k); return rc; }' >"$T/serve.c"
+        sflags=$(pkg-config --define-variable=prefix="$DEST$PREFIX" --cflags --libs klog-server)
+        # shellcheck disable=SC2086
+        if run "$T/cc-serve.log" $CC -std=c11 -pedantic -Wall -Wextra -Werror -o "$T/serve" "$T/serve.c" $sflags; then
+            if LD_LIBRARY_PATH=$DEST$LIBDIR "$T/serve" "$T/data-serve" >"$T/serve.out"; then
+                echo "a program on the installed libklog-server served $(cat "$T/serve.out")"
+            else fail "a program on the installed libklog-server failed"; fi
+        else
+            fail "a program does not build against the installed klog/server.h and klog-server.pc"
+        fi
+        sflags=$(pkg-config --define-variable=prefix="$DEST$PREFIX" --static --cflags --libs klog-server)
+        # shellcheck disable=SC2086
+        if run "$T/cc-serve-static.log" $CC -std=c11 -o "$T/serve-static" "$T/serve.c" \
+                $(echo " $sflags" | sed -e 's/ -lklog-server / -l:libklog-server.a /' -e 's/ -lklog / -l:libklog.a /'); then
+            if "$T/serve-static" "$T/data-serve-static" >/dev/null; then echo "libklog-server.a linked statically and served"
+            else fail "a program on the installed libklog-server.a failed"; fi
+        else
+            fail "a program does not link against libklog-server.a with pkg-config --static"
+        fi
+        ldd "$DEST$LIBDIR/libklog.so" | grep -q libssl && fail "the installed libklog links libssl (the server's)"
+
         # A program on the installed libklog-mirror (klog/mirror.h, klog-mirror.pc).
         if [ -n "$MIRROR" ]; then
             [ -f "$DEST$LIBDIR/pkgconfig/klog-mirror.pc" ] || fail "klog-mirror.pc not installed"
@@ -221,6 +257,7 @@ if [ "$mode" = install ]; then
                 'file(WRITE ${CMAKE_BINARY_DIR}/cxx.cpp "#include <klog/klog.h>\nint main() { klog_record r = KLOG_RECORD_INIT; (void)r; return klog_version(nullptr) > 0 ? 0 : 1; }\n")' \
                 'add_executable(hellocxx ${CMAKE_BINARY_DIR}/cxx.cpp)' 'target_link_libraries(hellocxx PRIVATE klog::klog)' \
                 'if(NOT TARGET klog::testing)' '  message(FATAL_ERROR "no klog::testing target")' 'endif()' \
+                'if(NOT TARGET klog::server)' '  message(FATAL_ERROR "no klog::server target")' 'endif()' \
                 'message(STATUS "klog ${klog_VERSION} at ${klog_INCLUDE_DIRS}")' >"$T/cmake-user/CMakeLists.txt"
             if run "$T/cmake.log" cmake -S "$T/cmake-user" -B "$T/cmake-build" -DCMAKE_PREFIX_PATH="$DEST$PREFIX" \
                     -DCMAKE_C_FLAGS="-Wall -Wextra -Werror" -DCMAKE_CXX_FLAGS="-Wall -Wextra -Werror" &&
