@@ -61,8 +61,8 @@ int klog__module_bind(klog *k, const kt_module *m, char *errbuf, size_t errsize)
     unsigned i = 0;
     while (i < k->nstarted && strcmp(k->mods[i]->name, m->name))
         i++;
-    if (i == k->nstarted || !k->mod_state[i])
-        return 0; /* no such place, or its placeholder says: not wanted here */
+    if (i == k->nstarted || k->mods[i] == m || !k->mod_state[i])
+        return 0; /* no such place, m itself there, or its placeholder says: not wanted here */
     pthread_mutex_lock(&k->bind_mu);
     void *st = NULL;
     int rc = 0;

@@ -175,6 +175,90 @@ Test(modules, init_and_start_in_order_stop_and_fini_in_reverse)
     }
 }
 
+/* ---- a module bound after open (klog__module_bind) ---------------------------------- */
+
+/* The placeholder "B": wants the bound module when recs[3].fail_init is 0
+ * (its state non-NULL), notes its part_open. */
+static int p_init(klog *k, void **state, char *errbuf, size_t errsize)
+{
+    (void)k, (void)errbuf, (void)errsize;
+    note("P.init");
+    *state = recs[3].fail_init ? NULL : &recs[3];
+    return 0;
+}
+static void p_part_open(klog *k, void *state, const char *topic, int index, kpart *p)
+{
+    (void)k, (void)p;
+    if (state)
+        note("P.part_open(%s,%d)", topic, index);
+}
+static void b_part_open(klog *k, void *state, const char *topic, int index, kpart *p)
+{
+    (void)k, (void)p;
+    note("%s.part_open(%s,%d)", ((rec *)state)->name, topic, index);
+}
+static const kt_module place_b = { .name = "B", .init = p_init, .part_open = p_part_open };
+static const kt_module bound_b = { "B", r_init1, r_start, r_stop, r_fini, r_event, b_part_open };
+static const kt_module other_b = { "B", r_init2, r_start, r_stop, r_fini, NULL, NULL };
+static const kt_module *const a_place_c[] = { &mod_a, &place_b, &mod_c };
+
+Test(modules, a_module_bound_after_open_runs_in_its_place)
+{
+    make_seen_topic();
+    reset();
+    recs[3].name = "P";
+    klog *k = NULL;
+    char err[256] = "";
+    cr_assert_eq(klog__open(&k, ut_dir, NULL, a_place_c, 3, err, sizeof err), 0, "%s", err);
+    cr_assert_str_eq(trail, "A.init P.init C.init P.part_open(seen,0) P.part_open(seen,1) A.start C.start");
+    cr_assert_null(klog__module_state(k, &bound_b), "nothing bound yet");
+    trail[0] = '\0';
+    cr_assert_eq(klog__module_bind(k, &bound_b, err, sizeof err), 0, "%s", err);
+    cr_assert_str_eq(trail, "B.init B.start");
+    cr_assert_eq(recs[1].topics_at_start, 1, "the bound module sees the loaded topics");
+    cr_assert_eq(klog__module_state(k, &bound_b), &recs[1], "its state is found by the module");
+    cr_assert_eq(klog__module_bind(k, &bound_b, err, sizeof err), 0, "binding it again: nothing");
+    cr_assert_eq(klog__module_bind(k, &other_b, err, sizeof err), KLOG_ESTATE, "another module in its place");
+    cr_assert_str_eq(trail, "B.init B.start");
+    trail[0] = '\0';
+    ut_topic(k, "late", 1, NULL);
+    cr_assert_str_eq(trail, "P.part_open(late,0) B.part_open(late,0) A.created(late,0,1) B.created(late,0,1)",
+                     "part_open after the placeholder's, events in the list's order");
+    trail[0] = '\0';
+    cr_assert_eq(klog_close(k), 0);
+    cr_assert_str_eq(trail, "C.stop B.stop A.stop C.fini B.fini A.fini", "stopped and finished in its place");
+
+    /* a placeholder that does not want it: nothing is bound, and no error */
+    reset();
+    recs[3].name = "P";
+    recs[3].fail_init = 1;
+    cr_assert_eq(klog__open(&k, ut_dir, NULL, a_place_c, 3, err, sizeof err), 0, "%s", err);
+    trail[0] = '\0';
+    cr_assert_eq(klog__module_bind(k, &bound_b, err, sizeof err), 0, "%s", err);
+    cr_assert_str_eq(trail, "", "not bound");
+    cr_assert_null(klog__module_state(k, &bound_b));
+    cr_assert_eq(klog__module_bind(k, &mod_a, err, sizeof err), 0, "A is in the list itself: nothing");
+    cr_assert_str_eq(trail, "");
+    cr_assert_eq(klog_close(k), 0);
+}
+
+Test(modules, a_bound_module_that_fails_to_start_is_finished_at_close)
+{
+    reset();
+    recs[3].name = "P";
+    recs[1].fail_start = -EAGAIN;
+    klog *k = NULL;
+    char err[256] = "";
+    cr_assert_eq(klog__open(&k, ut_dir, NULL, a_place_c, 3, err, sizeof err), 0, "%s", err);
+    trail[0] = '\0';
+    cr_assert_eq(klog__module_bind(k, &bound_b, err, sizeof err), -EAGAIN);
+    cr_assert_str_eq(err, "B will not start");
+    cr_assert_eq(klog__module_bind(k, &bound_b, err, sizeof err), KLOG_ESTATE, "and says so again");
+    trail[0] = '\0';
+    cr_assert_eq(klog_close(k), 0);
+    cr_assert_str_eq(trail, "C.stop A.stop C.fini B.fini A.fini", "never started: not stopped; finished");
+}
+
 Test(modules, a_failing_init_unwinds_the_modules_before_it)
 {
     reset();
