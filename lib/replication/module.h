@@ -12,11 +12,14 @@
 
 typedef struct krep_mod krep_mod;
 
-/* The module (lib/compose.c lists it after "background", before "groups"). */
+/* The module, bound by klog_server_new and klog_replication_promote
+ * (klog__module_bind) in the place lib/compose.c holds for it, after
+ * "background", before "groups". */
 extern const kt_module krep_module;
 
 /* The instance's replication, or NULL when it has none (no
- * replication.peers: a single node). */
+ * replication.peers: a single node) or none yet (not bound: no server
+ * made). */
 krep_mod *krep_mod_of(struct klog *k);
 krep_node *krep_mod_node(krep_mod *m);
 /* Every node of the cluster (this one included): *n entries. */
