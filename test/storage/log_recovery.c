@@ -11,6 +11,7 @@
  * image.
  */
 #include "util.h"
+#include "storage/internal.h"
 #include "storage/layout.h"
 
 TestSuite(log_recovery, .init = tu_setup, .fini = tu_teardown, .timeout = 120);
@@ -773,6 +774,57 @@ static void periodic_image(const char *dir, int before, int after, int64_t *end,
     cr_assert_eq(ks_log_segment_count(log), 1);
     *end = ks_log_end_offset(log);
     ks_log_abandon(log);
+}
+
+/* ckpt_unchecked_max: an append that leaves more than that past the last
+ * checkpoint checkpoints before it returns, no tick needed (a writer
+ * faster than the background thread's syncs); 0, or checkpoints off: it
+ * does not. */
+Test(log_recovery, an_append_past_the_unchecked_bound_checkpoints)
+{
+    for (int c = 0; c < 3; c++) {
+        char dir[TU_PATH], p[TU_PATH];
+        tu_sub(dir, c == 0 ? "ub" : c == 1 ? "ub0" : "uboff");
+        ks_log_config cfg = tu_small_cfg(KS_DURABILITY_NONE);
+        cfg.segment_bytes = 1 << 20;
+        cfg.ckpt_interval_ms = c == 2 ? 0 : 1000;
+        cfg.ckpt_unchecked_max = c == 1 ? 0 : 4096;
+        cfg.clock_ms = ck_clock; /* frozen: no checkpoint falls due by time */
+        ck_clock_ms = 1000000;
+        ks_log *log = tu_log_open(tu_io, dir, &cfg);
+        tu_path(p, dir, KL_CKPT_POSITION_NAME);
+        uint64_t pos = 0, maxlen = 0;
+        int64_t rp_seen = -1;
+        for (int i = 0; i < 200 && pos <= 3 * 4096; i++) {
+            tu_batch b;
+            int64_t base;
+            tu_build(&b, (uint64_t)ks_log_end_offset(log), 3);
+            cr_assert_eq(tu_append1(log, &b, 0, &base), 0);
+            pos += b.len;
+            maxlen = b.len > maxlen ? b.len : maxlen;
+            tu_batch_free(&b);
+            if (pos <= 4096)
+                cr_assert(!tu_exists(p), "case %d: a checkpoint below the bound", c);
+            else if (c == 0 && rp_seen < 0) {
+                cr_assert(tu_exists(p), "no recovery.pos once an append left %llu bytes unchecked",
+                          (unsigned long long)pos);
+                rp_seen = ks_log_end_offset(log);
+            }
+        }
+        cr_assert_gt(pos, 3 * 4096);
+        if (c == 0) {
+            /* the last checkpoint is at most a bound (plus a batch) behind */
+            int64_t rp, at;
+            cr_assert_eq(ks__pos_read(tu_io, dir, &rp, &at), 0);
+            cr_assert_geq(rp, rp_seen, "the checkpoint moved on with the appends");
+            cr_assert_leq(pos - (uint64_t)at, 4096 + maxlen, "%llu bytes past the checkpoint",
+                          (unsigned long long)(pos - (uint64_t)at));
+        } else {
+            cr_assert(!tu_exists(p), "case %d: no bound, no checkpoint before a tick", c);
+        }
+        ks_log_abandon(log);
+        tu_rmrf(dir);
+    }
 }
 
 Test(log_recovery, periodic_checkpoint_trusts_its_prefix_and_checks_the_rest)
