@@ -32,6 +32,7 @@
 #include "common/conf.h"
 #include "partition/partition.h"
 #include "replication/conf_keys.h"
+#include "replication/replication.h" /* krep_topic_replicated: inline, nothing linked */
 #include "server/conf_keys.h"
 #include "storage/conf_keys.h"
 #include "topic/topic.h"
@@ -51,10 +52,12 @@ static int repl_place_init(struct klog *k, void **state, char *errbuf, size_t er
 /* Until replication is bound, a replicated node's partition takes no
  * producer's write and shows nothing it does not know committed: fenced
  * as replication's own part_open fences it (its controller names the
- * leader once bound).  Internal topics (__consumer_offsets) are local. */
+ * leader once bound).  The topics replication leaves local
+ * (krep_topic_replicated: internal ones but __consumer_offsets) are not
+ * fenced. */
 static void repl_place_part_open(struct klog *k, void *state, const char *topic, int index, kpart *p)
 {
-    if (!state || (topic[0] == '_' && topic[1] == '_'))
+    if (!state || !krep_topic_replicated(topic))
         return;
     kpart_set_replicated_at(p, kpart_start_offset(p));
     kpart_become_follower(p, -1);
