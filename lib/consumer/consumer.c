@@ -29,6 +29,7 @@
 
 #include "common/common.h"
 #include "consumer/consumer.h"
+#include "format/iter.h"
 #include "group/group.h"
 #include "topic/topic.h"
 
@@ -353,7 +354,9 @@ static int load_batch(klog_consumer *c, kc_part *p)
         p->off += (size_t)len; /* wholly before the position */
         return 2;
     }
-    if (c->check_crcs && kf_batch_verify(b, (size_t)len) != 0)
+    /* verified once per process: what this instance wrote, or checked
+     * already, is not checked again (ks_view_verify) */
+    if (c->check_crcs && ks_view_verify(&p->view, p->off, (size_t)len) != 0)
         return KLOG_ECORRUPT;
     const uint8_t *recs;
     size_t rlen;
@@ -382,6 +385,68 @@ static int load_batch(klog_consumer *c, kc_part *p)
     return 1;
 }
 
+/* Records of the partition's current batch into c->msgs[*n...] until the
+ * poll is full (returns 1) or the batch ends (0) or fails (KLOG_ECORRUPT:
+ * the position stays on the bad record). */
+static __attribute__((noinline)) int take_batch(klog_consumer *c, kc_part *p, size_t *n)
+{
+    const kf_batch_info bi = p->bi; /* a copy: the stores below cannot touch it */
+    const uint8_t *ip = p->it.p, *const iend = p->it.end;
+    int32_t left = p->it.left;
+    klog_message *m = c->msgs;
+    size_t k = *n, lim = c->max_poll;
+    int64_t pos = p->pos;
+    const char *topic = p->t->name;
+    const int32_t partition = p->partition;
+    int r = 1;
+    while (k < lim) {
+        kf_record_view rv;
+        const uint8_t *next;
+        if (KLOG_LIKELY(left > 0 && kf__rec_fast(ip, iend, &bi, &rv, &next))) {
+            ip = next;
+            left--;
+        } else { /* the rare record, the end of the batch, or an error */
+            kf_record_view srv;
+            p->it.p = ip;
+            p->it.left = left;
+            r = kf__iter_step_slow(&p->it, &srv);
+            ip = p->it.p;
+            left = p->it.left;
+            if (r != 1)
+                break;
+            rv = srv;
+        }
+        if (KLOG_UNLIKELY(rv.offset < pos))
+            continue; /* before the position (a seek into the batch) */
+        klog_message *o = &m[k++];
+        o->topic = topic;
+        o->partition = partition;
+        o->offset = rv.offset;
+        o->timestamp = rv.timestamp;
+        o->key = rv.key; /* NULL for a null key, as value */
+        o->key_len = kf__pos_len(rv.key_len);
+        o->value = rv.value;
+        o->value_len = kf__pos_len(rv.value_len);
+        o->header_count = rv.header_count;
+        o->headers_raw = rv.headers;
+        o->headers_raw_len = rv.headers_len;
+        pos = rv.offset + 1;
+    }
+    if (k > *n) {
+        /* The messages point into dbuf (compressed batch) or the view:
+         * that buffer must now outlive this poll. */
+        if (bi.attributes & KF_ATTR_CODEC_MASK)
+            p->dbuf_used = true;
+        else
+            p->used_view = true;
+    }
+    p->it.p = ip;
+    p->it.left = left;
+    p->pos = pos;
+    *n = k;
+    return r;
+}
+
 /* Take records from one partition into c->msgs[*n...].  Returns 0 or an
  * error for this partition. */
 static int fill(klog_consumer *c, kc_part *p, size_t *n)
@@ -390,32 +455,11 @@ static int fill(klog_consumer *c, kc_part *p, size_t *n)
         return 0;
     while (*n < c->max_poll) {
         if (p->in_batch) {
-            kf_record_view rv;
-            int r = kf_iter_next(&p->it, &rv);
-            if (KLOG_LIKELY(r == 1)) {
-                if (rv.offset < p->pos)
-                    continue;
-                /* The message points into dbuf (compressed batch) or the
-                 * view: that buffer must now outlive this poll. */
-                if (p->bi.attributes & KF_ATTR_CODEC_MASK)
-                    p->dbuf_used = true;
-                else
-                    p->used_view = true;
-                klog_message *m = &c->msgs[(*n)++];
-                m->topic = p->t->name;
-                m->partition = p->partition;
-                m->offset = rv.offset;
-                m->timestamp = rv.timestamp;
-                m->key = rv.key_len >= 0 ? rv.key : NULL;
-                m->key_len = rv.key_len >= 0 ? (size_t)rv.key_len : 0;
-                m->value = rv.value_len >= 0 ? rv.value : NULL;
-                m->value_len = rv.value_len >= 0 ? (size_t)rv.value_len : 0;
-                m->header_count = rv.header_count;
-                m->headers_raw = rv.headers;
-                m->headers_raw_len = rv.headers_len;
-                p->pos = rv.offset + 1;
-                continue;
-            }
+            /* The batch's records straight into the messages, the
+             * iterator and the position in registers (take_batch). */
+            int r = take_batch(c, p, n);
+            if (r == 1)
+                return 0; /* this poll is full */
             p->in_batch = false;
             if (r < 0)
                 return KLOG_ECORRUPT; /* position stays on the bad batch */

@@ -16,9 +16,6 @@
 
 #include "format/internal.h"
 
-/* Smallest encoded header: key length and value length. */
-#define KF_HEADER_MIN 2
-
 /* ---- building ----------------------------------------------------------- */
 
 void kf_builder_init(kf_builder *b, void *buf, size_t cap, size_t max_record)
@@ -301,9 +298,7 @@ static inline const uint8_t *header_get(const uint8_t *p, const uint8_t *end, kf
     return p + kf__pos_len(vl);
 }
 
-/* Walk n headers from p; they must end exactly at end. */
-static __attribute__((noinline)) int headers_check(const uint8_t *p, const uint8_t *end,
-                                                   uint32_t n)
+int kf__headers_check(const uint8_t *p, const uint8_t *end, uint32_t n)
 {
     kf_header h;
     for (uint32_t i = 0; i < n; i++)
@@ -321,12 +316,13 @@ void kf_iter_init(kf_iter *it, const kf_batch_info *bi, const uint8_t *recs, siz
 }
 
 /*
- * On KLOG_ECORRUPT the iterator does not move: calling again fails again.
- * Offset deltas are checked to lie within 0..last_offset_delta, not to be
- * dense (Kafka leaves gaps after compaction); klog's builder writes them
- * densely.
+ * Every record, checked field by field (kf__iter_step in iter.h takes the
+ * common ones first).  On KLOG_ECORRUPT the iterator does not move: calling
+ * again fails again.  Offset deltas are checked to lie within
+ * 0..last_offset_delta, not to be dense (Kafka leaves gaps after
+ * compaction); klog's builder writes them densely.
  */
-int kf_iter_next(kf_iter *it, kf_record_view *out)
+int kf__iter_step_slow(kf_iter *it, kf_record_view *out)
 {
     const uint8_t *p = it->p, *end = it->end;
     if (KLOG_UNLIKELY(it->left <= 0))
@@ -361,7 +357,7 @@ int kf_iter_next(kf_iter *it, kf_record_view *out)
     if (KLOG_LIKELY(hc == 0)) {
         if (KLOG_UNLIKELY(p != rend))
             return KLOG_ECORRUPT;
-    } else if (hc > (rend - p) / KF_HEADER_MIN || headers_check(p, rend, (uint32_t)hc) < 0) {
+    } else if (hc > (rend - p) / KF_HEADER_MIN || kf__headers_check(p, rend, (uint32_t)hc) < 0) {
         return KLOG_ECORRUPT;
     }
 
@@ -379,6 +375,11 @@ int kf_iter_next(kf_iter *it, kf_record_view *out)
     it->p = rend;
     it->left--;
     return 1;
+}
+
+int kf_iter_next(kf_iter *it, kf_record_view *out)
+{
+    return kf__iter_step(it, out);
 }
 
 int kf_header_next(const kf_record_view *r, size_t *pos, kf_header *h)

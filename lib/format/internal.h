@@ -9,15 +9,7 @@
 
 #include "common/common.h"
 #include "format/format.h"
-
-/* ---- zigzag varints ------------------------------------------------------
- * Kafka's encoding: zigzag (0, -1, 1, -2, ... -> 0, 1, 2, 3, ...), then 7 bits
- * per byte, least significant group first, high bit = "more follows".  A
- * 64-bit value takes at most 10 bytes; the 10th byte may only carry bit 63,
- * so anything longer, or a 10th byte above 1, is malformed.  Non-minimal
- * encodings (0x80 0x00) are accepted, as Kafka accepts them. */
-
-#define KF_VARINT_MAX 10
+#include "format/iter.h" /* the varints and the record step, inline */
 
 /* ---- checksum (checksum.c) ------------------------------------------------
  * XXH3-64 with a seed, identical to libxxhash's XXH3_64bits_withSeed, on
@@ -63,12 +55,6 @@ static inline uint16_t kf__ldbe16(const void *p) { return __builtin_bswap16(klog
 static inline uint32_t kf__ldbe32(const void *p) { return __builtin_bswap32(klog__ld32(p)); }
 static inline uint64_t kf__ldbe64(const void *p) { return __builtin_bswap64(klog__ld64(p)); }
 
-/* Smallest encoded record body (after its length varint): attributes,
- * timestamp delta, offset delta, key length, value length, header count, one
- * byte each; the smallest record adds a one-byte length. */
-#define KF_RECORD_BODY_MIN 6
-#define KF_RECORD_MIN (1 + KF_RECORD_BODY_MIN)
-
 /* The header checks every batch passes, stored (hdr = KF_HDR_SIZE) or on the
  * wire (KF_WIRE_HDR_SIZE), total its size with the length prefix: counts
  * and deltas agree, kf_batch_last_offset cannot overflow, and uncompressed
@@ -87,74 +73,6 @@ static inline int kf__batch_info_check(const kf_batch_info *bi, size_t total, si
 static inline void kf__stbe16(void *p, uint16_t v) { klog__st16(p, __builtin_bswap16(v)); }
 static inline void kf__stbe32(void *p, uint32_t v) { klog__st32(p, __builtin_bswap32(v)); }
 static inline void kf__stbe64(void *p, uint64_t v) { klog__st64(p, __builtin_bswap64(v)); }
-
-static inline uint64_t kf__zz(int64_t v)
-{
-    return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
-}
-
-static inline int64_t kf__unzz(uint64_t u)
-{
-    return (int64_t)((u >> 1) ^ (~(u & 1) + 1));
-}
-
-/* Bytes needed for an unsigned (already zigzagged) value: 1..10. */
-static inline size_t kf__usize(uint64_t u)
-{
-    return (size_t)(((unsigned)(63 - __builtin_clzll(u | 1)) * 9 + 73) / 64);
-}
-
-/* Write u; p must have kf__usize(u) bytes.  Returns the byte after it. */
-static inline uint8_t *kf__uput(uint8_t *p, uint64_t u)
-{
-    while (u >= 0x80) {
-        *p++ = (uint8_t)(u | 0x80);
-        u >>= 7;
-    }
-    *p++ = (uint8_t)u;
-    return p;
-}
-
-/* Out of line: varints of three bytes or more, truncation, overlong forms. */
-const uint8_t *kf__uget_slow(const uint8_t *p, const uint8_t *end, uint64_t *out);
-
-/* Read an unsigned varint from [p, end).  Returns the byte after it, or NULL
- * when it is truncated or malformed (*out is then unspecified).  One- and
- * two-byte values, the common case for lengths and deltas, stay inline. */
-static inline const uint8_t *kf__uget(const uint8_t *p, const uint8_t *end, uint64_t *out)
-{
-    if (KLOG_LIKELY(p < end && p[0] < 0x80)) {
-        *out = p[0];
-        return p + 1;
-    }
-    if (KLOG_LIKELY(end - p >= 2 && p[1] < 0x80)) {
-        *out = (uint64_t)(p[0] & 0x7f) | (uint64_t)p[1] << 7;
-        return p + 2;
-    }
-    return kf__uget_slow(p, end, out);
-}
-
-/* A zigzag varint that must fit an int32 (Kafka "varint", as opposed to
- * "varlong").  Zigzag maps exactly the int32 range onto 0..UINT32_MAX. */
-static inline const uint8_t *kf__get32(const uint8_t *p, const uint8_t *end, int32_t *out)
-{
-    uint64_t u;
-    p = kf__uget(p, end, &u);
-    if (KLOG_UNLIKELY(!p || u > UINT32_MAX))
-        return NULL;
-    *out = (int32_t)kf__unzz(u);
-    return p;
-}
-
-static inline const uint8_t *kf__get64(const uint8_t *p, const uint8_t *end, int64_t *out)
-{
-    uint64_t u;
-    p = kf__uget(p, end, &u);
-    if (KLOG_UNLIKELY(!p))
-        return NULL;
-    *out = kf__unzz(u);
-    return p;
-}
 
 /* ---- codec (codec.c) ---------------------------------------------------- */
 

@@ -430,6 +430,10 @@ static int write_run(ks_log *log, ks_call *c, ks_run *r, bool *link)
     } else if (tail) {
         ks__prefill(log, r->s, r->pos);
     }
+    /* what this process writes needs no checking by its readers (a segment
+     * reopened from disk becomes trusted from its first append here on) */
+    if (KLOG_UNLIKELY(atomic_load_explicit(&r->s->trusted_from, memory_order_relaxed) > r->pos0))
+        ks__seg_proven_from(r->s, r->pos0);
     unsigned done = 0;
     uint64_t t0 = *link ? klog__now_ns() : 0;
     int wr = kio_pwritev_many(log->io, r->req, r->k, *link ? KIO_W_DSYNC : 0, &done);

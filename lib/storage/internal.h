@@ -116,6 +116,15 @@ struct ks_segment {
     struct ks_log *owner;         /* the log whose active segment this is (fh list) */
     uint64_t ino;                 /* the file's inode when opened (a follower tells a
                                    * compaction's replacement by it) */
+    /* What this process has proven of the bytes (ks_view_verify): a batch
+     * wholly inside [0, verified) had its checksum checked by a reader (the
+     * prefix grows as readers check batches in order); a batch at or past
+     * trusted_from was appended by this process (batches it built or checked
+     * as they came in) or checked by a scan (recovery, a follower's catch-up).
+     * Neither is ever raised past bytes this process has not seen whole; a
+     * truncation lowers both to the cut. */
+    _Atomic uint64_t verified;
+    _Atomic uint64_t trusted_from;
     char path[];                  /* the .log file (shorter than 4096) */
 };
 
@@ -478,5 +487,11 @@ int ks__seg_load_indexes(ks_segment *s, const char *dir, uint64_t seg_size);
 void ks__seg_reset_indexes(ks_segment *s);
 /* Truncate the in-memory indexes to entries below pos. */
 void ks__seg_truncate_indexes(ks_segment *s, uint64_t pos);
+/* The proof of the bytes (verified, trusted_from): a scan checked [from,
+ * valid_end) and stopped at the end of the data (what follows is appended
+ * here or scanned again); a cut at pos drops what lay past it. */
+void ks__seg_proven_scan(ks_segment *s, uint64_t from, uint64_t valid_end);
+void ks__seg_proven_cut(ks_segment *s, uint64_t pos);
+void ks__seg_proven_from(ks_segment *s, uint64_t pos); /* this process writes from pos on */
 
 #endif /* KLOG_STORAGE_INTERNAL_H */

@@ -524,6 +524,22 @@ void ks_view_release(ks_view *v)
     }
 }
 
+int ks_view_verify(const ks_view *v, size_t off, size_t len)
+{
+    ks_segment *s = v->seg;
+    uint64_t pos = (uint64_t)(v->data - s->map) + off, end = pos + len;
+    uint64_t ver = atomic_load_explicit(&s->verified, memory_order_relaxed);
+    if (KLOG_LIKELY(end <= ver || pos >= atomic_load_explicit(&s->trusted_from, memory_order_relaxed)))
+        return 0;
+    int rc = kf_batch_verify(v->data + off, len);
+    /* a batch that continues the verified prefix extends it */
+    while (rc == 0 && pos <= ver && ver < end &&
+           !atomic_compare_exchange_weak_explicit(&s->verified, &ver, end, memory_order_relaxed,
+                                                  memory_order_relaxed))
+        ;
+    return rc;
+}
+
 int ks_log_offset_for_time(ks_log *log, int64_t ts, int64_t *offset)
 {
     if (!log || !offset)
@@ -648,6 +664,9 @@ static int replace_segment_prefix(ks_log *log, ks_segment *s, uint64_t cut, int6
     }
     atomic_store(&ns->size, cut);
     atomic_store(&ns->next_offset, cut_offset);
+    /* the same bytes up to the cut (copied from s), appends after it ours */
+    atomic_store(&ns->verified, KLOG_MIN(atomic_load(&s->verified), cut));
+    atomic_store(&ns->trusted_from, KLOG_MIN(atomic_load(&s->trusted_from), cut));
     seg_rescan_bounds(ns, cut);
     ks__set_active(log, ns);
     s->sealed = true;
@@ -796,6 +815,7 @@ static int truncate_locked(ks_log *log, int64_t offset, int64_t *new_end)
          * new size first, then the bytes go (the zeroed tail with them). */
         ks__disk_add(log, (int64_t)cut - (int64_t)atomic_load(&s->size));
         atomic_store_explicit(&s->size, cut, memory_order_release);
+        ks__seg_proven_cut(s, cut);
         ks__zero_tail_gone(s);
         atomic_store(&s->next_offset, cut_offset);
         atomic_store(&log->end, cut_offset);

@@ -138,6 +138,7 @@ int ks__scan_segment(ks_log *log, ks_segment *s, uint64_t from, uint64_t fsize, 
     if (rc < 0)
         return rc;
     *valid_end = pos + at;
+    ks__seg_proven_scan(s, from, pos + at);
     *expected_out = expected;
     atomic_store(&s->size, pos + at);
     atomic_store(&s->next_offset, expected);

@@ -46,6 +46,9 @@ int ks__seg_new(ks_segment **out, kio *io, const char *dir, int64_t base,
     pthread_mutex_init(&s->ix_mu, NULL);
     atomic_store(&s->refs, 1);
     atomic_store(&s->next_offset, base);
+    /* A new file holds only what this process will append; an existing one
+     * nothing proven until a scan or a reader checks it. */
+    atomic_store(&s->trusted_from, create ? 0 : UINT64_MAX);
     int rc;
     snprintf(s->path, plen + 1, "%s/%s", dir, name);
     s->h = kio_file_open(io, s->path, KIO_O_RDWR | (create ? KIO_O_CREAT | KIO_O_EXCL : 0), 0644);
@@ -107,6 +110,35 @@ int ks__seg_phantom(ks_segment **out, kio *io, int64_t base)
 void ks__seg_attach(ks_log *log, ks_segment *s)
 {
     s->cache = log->cfg.cache;
+}
+
+static void store_min(_Atomic uint64_t *a, uint64_t v)
+{
+    uint64_t cur = atomic_load_explicit(a, memory_order_relaxed);
+    while (v < cur && !atomic_compare_exchange_weak_explicit(a, &cur, v, memory_order_relaxed, memory_order_relaxed))
+        ;
+}
+
+void ks__seg_proven_scan(ks_segment *s, uint64_t from, uint64_t valid_end)
+{
+    store_min(&s->trusted_from, from);
+    if (from == 0) {
+        uint64_t cur = atomic_load_explicit(&s->verified, memory_order_relaxed);
+        while (cur < valid_end && !atomic_compare_exchange_weak_explicit(&s->verified, &cur, valid_end,
+                                                                         memory_order_relaxed, memory_order_relaxed))
+            ;
+    }
+}
+
+void ks__seg_proven_from(ks_segment *s, uint64_t pos)
+{
+    store_min(&s->trusted_from, pos);
+}
+
+void ks__seg_proven_cut(ks_segment *s, uint64_t pos)
+{
+    store_min(&s->verified, pos);
+    store_min(&s->trusted_from, pos);
 }
 
 void ks__seg_ref(ks_segment *s)

@@ -344,6 +344,16 @@ typedef struct ks_view {
  */
 int ks_log_read(ks_log *log, int64_t offset, size_t max_bytes, ks_view *v);
 void ks_view_release(ks_view *v); /* NULL-safe, idempotent */
+/*
+ * Verify the checksum of the batch of len bytes at v->data + off (whole, as
+ * ks_log_read framed it), unless this process already holds the proof:
+ * it wrote the batch (or checked it as it came in: a replica's, a Kafka
+ * producer's), a scan checked it (recovery, a follower's catch-up), or a
+ * reader verified it before (a prefix of the segment, grown in order).  A
+ * batch another process wrote and nobody here has checked is verified
+ * every time until the prefix reaches it.  Returns 0 or KLOG_ECORRUPT.
+ */
+int ks_view_verify(const ks_view *v, size_t off, size_t len);
 
 /* First offset whose record timestamp is >= ts, or the end offset if none.
  * Returns 0 with *offset filled, or an error. */
