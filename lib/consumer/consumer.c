@@ -33,6 +33,9 @@
 #include "group/group.h"
 #include "topic/topic.h"
 
+/* How far past its view a reader has the segment read ahead (ks_view_prefetch). */
+#define KC_PREFETCH_AHEAD (4u << 20)
+
 typedef struct kc_part {
     kt_topic *t;
     int32_t partition;
@@ -488,6 +491,10 @@ static int fill(klog_consumer *c, kc_part *p, size_t *n)
                 ks_view_release(&p->view);
                 return 0; /* caught up */
             }
+            /* the file read ahead of the reader (a page cache that was
+             * dropped, or never held the segment, is read in large steps
+             * while the records are decoded) */
+            ks_view_prefetch(&p->view, KC_PREFETCH_AHEAD);
         }
         int lr = load_batch(c, p);
         if (lr == 0)

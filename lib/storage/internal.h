@@ -125,6 +125,8 @@ struct ks_segment {
      * truncation lowers both to the cut. */
     _Atomic uint64_t verified;
     _Atomic uint64_t trusted_from;
+    _Atomic uint64_t advised_to;  /* [0, advised_to) read ahead for this process's
+                                   * readers (ks_view_prefetch; a hint, forward only) */
     char path[];                  /* the .log file (shorter than 4096) */
 };
 

@@ -9,8 +9,10 @@
  * size is published with release ordering after the bytes are in the page
  * cache and the indexes updated, and end_offset right after it.
  */
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <unistd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -538,6 +540,25 @@ int ks_view_verify(const ks_view *v, size_t off, size_t len)
                                                   memory_order_relaxed))
         ;
     return rc;
+}
+
+void ks_view_prefetch(const ks_view *v, size_t ahead)
+{
+    ks_segment *s = v->seg;
+    if (!s || s->map == MAP_FAILED)
+        return;
+    const uint64_t pg = (uint64_t)sysconf(_SC_PAGESIZE);
+    uint64_t start = (uint64_t)(v->data - s->map), end = start + v->len + ahead;
+    uint64_t size = atomic_load_explicit(&s->size, memory_order_acquire);
+    uint64_t done = atomic_load_explicit(&s->advised_to, memory_order_relaxed);
+    end = KLOG_MIN(end, size) / pg * pg; /* whole pages of written bytes */
+    uint64_t from = KLOG_MAX(done, start) / pg * pg;
+    if (end < from + ((uint64_t)1 << 20))
+        return; /* in steps of 1 MiB at least: no call per poll for a reader at the tail */
+    if (!atomic_compare_exchange_strong_explicit(&s->advised_to, &done, end, memory_order_relaxed,
+                                                 memory_order_relaxed))
+        return; /* another reader of this process is at it */
+    (void)madvise(s->map + from, end - from, MADV_WILLNEED);
 }
 
 int ks_log_offset_for_time(ks_log *log, int64_t ts, int64_t *offset)

@@ -354,6 +354,17 @@ void ks_view_release(ks_view *v); /* NULL-safe, idempotent */
  * every time until the prefix reaches it.  Returns 0 or KLOG_ECORRUPT.
  */
 int ks_view_verify(const ks_view *v, size_t off, size_t len);
+/*
+ * Prefetch the mapping ahead of a reader: the pages of v's segment from
+ * v's start to `ahead` bytes past its end (within what is written) are
+ * read ahead from the file where they are not cached (MADV_WILLNEED), so
+ * that a reader of a cold file walks pages already read rather than
+ * waiting on each fault.  Each page advised once per process (a position
+ * per segment); a hint, errors ignored.  (MADV_POPULATE_READ, to fill the
+ * page tables too, was measured slower than the faults it saves: it maps
+ * page by page, a fault maps 16 at a time.)
+ */
+void ks_view_prefetch(const ks_view *v, size_t ahead);
 
 /* First offset whose record timestamp is >= ts, or the end offset if none.
  * Returns 0 with *offset filled, or an error. */
