@@ -55,6 +55,11 @@ typedef struct bc_opts {
     bool latency;            /* tuned for single records at a fixed rate */
     bc_codec codec;          /* honoured by back ends with .compresses */
     size_t max_batch_bytes;  /* sum of key_len + val_len of the largest batch */
+    unsigned partitions;     /* > 1: that many partitions (back ends with .partitioned),
+                              * batch i going to partition i % partitions; consume_all
+                              * reads them all, as one consumer over them does */
+    bool reopen;             /* dir holds a store another process wrote and closed:
+                              * open it as it is, for consume_all (.reopens) */
 } bc_opts;
 
 typedef struct bc_store bc_store;   /* defined by each back end */
@@ -67,6 +72,8 @@ typedef struct bc_backend {
     const char *name;
     bool compresses;          /* stores lz4/zstd-compressed when asked */
     bool server;              /* runs out of process (driver skips without address) */
+    bool partitioned;         /* honours bc_opts.partitions */
+    bool reopens;             /* honours bc_opts.reopen (the cold consume runs) */
     /* NULL when the back end can run with env, else why it cannot. */
     const char *(*check)(const bc_env *env);
     int (*open)(bc_store **out, const bc_opts *o);

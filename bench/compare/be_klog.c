@@ -10,7 +10,9 @@
  * record by record (the producer batches by itself); in durable mode the
  * batch ends with klog_producer_flush, which returns once it is on disk.
  * The consumer uses the defaults (max.poll.records=500) and a blocking
- * klog_consumer_poll (poll.spin.us=0).
+ * klog_consumer_poll (poll.spin.us=0).  With partitions > 1 the topic has
+ * that many and one consumer is assigned them all; a reopened store (the
+ * cold runs) is a klog_open of the directory another process wrote.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +27,8 @@ struct bc_store {
     klog_producer *p;
     bool durable;
     klog_record rec;
+    int parts;          /* partitions of topic t */
+    uint64_t batches;   /* produce calls so far: batch i to partition i % parts */
 };
 
 struct bc_reader {
@@ -74,7 +78,12 @@ static int k_open(bc_store **out, const bc_opts *o)
         free(s);
         return fail("klog_open", rc, err);
     }
-    if ((rc = klog_topic_create(s->k, "t", 1, NULL, err, sizeof err)) != 0) {
+    s->parts = o->partitions > 1 ? (int)o->partitions : 1;
+    if (o->reopen) { /* written by another process: only read */
+        *out = s;
+        return 0;
+    }
+    if ((rc = klog_topic_create(s->k, "t", s->parts, NULL, err, sizeof err)) != 0) {
         k_close(s);
         return fail("klog_topic_create", rc, err);
     }
@@ -106,6 +115,7 @@ static int k_open(bc_store **out, const bc_opts *o)
 
 static int k_produce(bc_store *s, const bc_rec *recs, size_t n)
 {
+    s->rec.partition = (int32_t)(s->batches++ % (uint64_t)s->parts);
     for (size_t i = 0; i < n; i++) {
         s->rec.key = recs[i].key;
         s->rec.key_len = recs[i].key_len;
@@ -129,16 +139,27 @@ static int k_finish(bc_store *s)
     return rc ? fail("klog_producer_flush", rc, NULL) : 0;
 }
 
-static int64_t k_stored_bytes(bc_store *s)
+/* Records (or bytes) in all partitions of t. */
+static int64_t k_sum(bc_store *s, bool bytes)
 {
-    klog_partition_info pi = { .struct_size = sizeof pi };
-    int n = klog_topic_describe(s->k, "t", &pi, 1, NULL, 0);
+    klog_partition_info pi[64];
+    for (int i = 0; i < 64; i++)
+        pi[i] = (klog_partition_info){ .struct_size = sizeof pi[i] };
+    int n = klog_topic_describe(s->k, "t", pi, 64, NULL, 0);
     if (n < 1)
         return fail("klog_topic_describe", n, NULL);
-    return (int64_t)pi.size_bytes;
+    int64_t sum = 0;
+    for (int i = 0; i < n && i < 64; i++)
+        sum += bytes ? (int64_t)pi[i].size_bytes : pi[i].end_offset - pi[i].start_offset;
+    return sum;
 }
 
-static int consumer_new(bc_store *s, klog_consumer **out)
+static int64_t k_stored_bytes(bc_store *s)
+{
+    return k_sum(s, true);
+}
+
+static int consumer_new(bc_store *s, int parts, klog_consumer **out)
 {
     klog_conf *c;
     int rc = klog_conf_new(&c);
@@ -153,22 +174,28 @@ static int consumer_new(bc_store *s, klog_consumer **out)
     klog_conf_free(c);
     if (rc)
         return fail("klog_consumer_new", rc, err);
-    if ((rc = klog_consumer_assign(*out, "t", 0, KLOG_OFFSET_BEGINNING)) != 0) {
-        klog_consumer_close(*out);
-        return fail("klog_consumer_assign", rc, NULL);
-    }
+    for (int i = 0; i < parts; i++)
+        if ((rc = klog_consumer_assign(*out, "t", i, KLOG_OFFSET_BEGINNING)) != 0) {
+            klog_consumer_close(*out);
+            return fail("klog_consumer_assign", rc, NULL);
+        }
     return 0;
 }
 
 static int64_t k_consume_all(bc_store *s, bc_msg_fn fn, void *arg)
 {
-    klog_partition_info pi = { .struct_size = sizeof pi };
-    int rc = klog_topic_describe(s->k, "t", &pi, 1, NULL, 0);
-    if (rc < 1)
-        return fail("klog_topic_describe", rc, NULL);
-    int64_t want = pi.end_offset - pi.start_offset, got = 0;
+    int64_t want = k_sum(s, false), got = 0;
+    if (want < 0)
+        return -1;
+    if (s->parts <= 1) { /* a reopened store: its topic says */
+        klog_partition_info pi = { .struct_size = sizeof pi };
+        int np = klog_topic_describe(s->k, "t", &pi, 1, NULL, 0);
+        if (np < 1)
+            return fail("klog_topic_describe", np, NULL);
+        s->parts = np;
+    }
     klog_consumer *c;
-    if (consumer_new(s, &c))
+    if (consumer_new(s, s->parts, &c))
         return -1;
     while (got < want) {
         const klog_message *const *m;
@@ -190,7 +217,7 @@ static int k_reader_open(bc_store *s, bc_reader **out)
     bc_reader *r = calloc(1, sizeof *r);
     if (!r)
         return -1;
-    if (consumer_new(s, &r->c)) {
+    if (consumer_new(s, 1, &r->c)) {
         free(r);
         return -1;
     }
@@ -220,6 +247,8 @@ static void k_reader_close(bc_reader *r)
 const bc_backend bc_klog = {
     .name = "klog",
     .compresses = true,
+    .partitioned = true,
+    .reopens = true,
     .check = k_check,
     .open = k_open,
     .produce = k_produce,

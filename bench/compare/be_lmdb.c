@@ -192,6 +192,7 @@ static void l_reader_close(bc_reader *r)
 
 const bc_backend bc_lmdb = {
     .name = "lmdb",
+    .reopens = true,
     .check = l_check,
     .open = l_open,
     .produce = l_produce,

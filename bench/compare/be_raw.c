@@ -4,7 +4,9 @@
  * one file, one pwrite per batch (plus one fdatasync when durable).  No
  * index, no checksum, no recovery, no offsets: what an append costs when it
  * does nothing but append.  Reading is 1 MiB preads parsed frame by frame;
- * the tail reader waits on an eventfd posted after every write.
+ * the tail reader waits on an eventfd posted after every write.  With
+ * partitions > 1, one file per partition (batch i to file i % partitions),
+ * read 1 MiB from each in turn, as one consumer over them reads.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,9 +19,14 @@
 #include "backend.h"
 
 #define READ_CHUNK (1u << 20)
+#define MAX_PARTS 64
 
 struct bc_store {
-    int fd;
+    int fd;                       /* fds[0] */
+    int fds[MAX_PARTS];
+    uint64_t ends[MAX_PARTS];     /* bytes written per file (end: ends[0]) */
+    unsigned parts;
+    uint64_t batches;
     bool durable;
     uint64_t end;                 /* bytes written */
     _Atomic uint64_t published;   /* end, as readers may see it */
@@ -50,8 +57,9 @@ static void r_close(bc_store *s)
 {
     if (!s)
         return;
-    if (s->fd >= 0)
-        close(s->fd);
+    for (unsigned i = 0; i < s->parts; i++)
+        if (s->fds[i] >= 0)
+            close(s->fds[i]);
     if (s->sig >= 0)
         close(s->sig);
     free(s->buf);
@@ -64,13 +72,39 @@ static int r_open(bc_store **out, const bc_opts *o)
     if (!s)
         return -1;
     s->sig = -1;
-    char path[4200];
-    snprintf(path, sizeof path, "%s/frames.log", o->dir);
-    s->fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (s->fd < 0) {
+    s->parts = o->partitions > 1 ? o->partitions : 1;
+    if (s->parts > MAX_PARTS) {
         free(s);
-        return fail("open");
+        errno = EINVAL;
+        return fail("partitions");
     }
+    for (unsigned i = 0; i < s->parts; i++)
+        s->fds[i] = -1;
+    for (unsigned i = 0; i < s->parts; i++) {
+        char path[4200];
+        if (i == 0)
+            snprintf(path, sizeof path, "%s/frames.log", o->dir);
+        else
+            snprintf(path, sizeof path, "%s/frames-%u.log", o->dir, i);
+        s->fds[i] = open(path, o->reopen ? O_RDONLY | O_CLOEXEC : O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        off_t sz = s->fds[i] >= 0 && o->reopen ? lseek(s->fds[i], 0, SEEK_END) : 0;
+        if (s->fds[i] < 0 || sz < 0) {
+            r_close(s);
+            return fail("open");
+        }
+        s->ends[i] = (uint64_t)sz;
+    }
+    if (o->reopen) /* how many partitions another process wrote: the files say */
+        for (char path[4200]; s->parts < MAX_PARTS; s->parts++) {
+            snprintf(path, sizeof path, "%s/frames-%u.log", o->dir, s->parts);
+            int fd = open(path, O_RDONLY | O_CLOEXEC);
+            if (fd < 0)
+                break;
+            s->fds[s->parts] = fd;
+            s->ends[s->parts] = (uint64_t)lseek(fd, 0, SEEK_END);
+        }
+    s->fd = s->fds[0];
+    s->end = s->ends[0];
     s->durable = o->durable;
     s->cap = o->max_batch_bytes + 8 * (o->max_batch_bytes / 16 + 1) + 4096;
     if (s->cap < READ_CHUNK)
@@ -95,12 +129,14 @@ static int r_produce(bc_store *s, const bc_rec *recs, size_t n)
         memcpy(s->buf + len + 8 + kl, recs[i].val, vl);
         len += 8 + kl + vl;
     }
-    ssize_t w = pwrite(s->fd, s->buf, len, (off_t)s->end);
+    unsigned f = (unsigned)(s->batches++ % s->parts);
+    ssize_t w = pwrite(s->fds[f], s->buf, len, (off_t)s->ends[f]);
     if (w != (ssize_t)len)
         return fail("pwrite");
-    if (s->durable && fdatasync(s->fd) != 0)
+    if (s->durable && fdatasync(s->fds[f]) != 0)
         return fail("fdatasync");
-    s->end += len;
+    s->ends[f] += len;
+    s->end = s->ends[0];
     atomic_store_explicit(&s->published, s->end, memory_order_release);
     bc_signal_post(s->sig);
     return 0;
@@ -114,7 +150,10 @@ static int r_finish(bc_store *s)
 
 static int64_t r_stored_bytes(bc_store *s)
 {
-    return (int64_t)s->end;
+    uint64_t b = 0;
+    for (unsigned i = 0; i < s->parts; i++)
+        b += s->ends[i];
+    return (int64_t)b;
 }
 
 /* Parse whole frames of buf[0..len); returns the bytes consumed. */
@@ -155,8 +194,27 @@ static int64_t read_range(int fd, uint8_t *buf, uint64_t *pos, uint64_t end, bc_
 
 static int64_t r_consume_all(bc_store *s, bc_msg_fn fn, void *arg)
 {
-    uint64_t pos = 0;
-    return read_range(s->fd, s->buf, &pos, s->end, fn, arg);
+    uint64_t pos[MAX_PARTS] = { 0 };
+    int64_t n = 0;
+    for (bool more = true; more;) { /* a chunk from each file in turn */
+        more = false;
+        for (unsigned i = 0; i < s->parts; i++) {
+            if (pos[i] >= s->ends[i])
+                continue;
+            size_t want = s->ends[i] - pos[i] > READ_CHUNK ? READ_CHUNK : (size_t)(s->ends[i] - pos[i]);
+            ssize_t r = pread(s->fds[i], s->buf, want, (off_t)pos[i]);
+            if (r <= 0)
+                return fail("pread");
+            size_t used = parse(s->buf, (size_t)r, fn, arg, &n);
+            if (used == 0) {
+                errno = EBADMSG;
+                return fail("frame larger than the read chunk");
+            }
+            pos[i] += used;
+            more = true;
+        }
+    }
+    return n;
 }
 
 static int r_reader_open(bc_store *s, bc_reader **out)
@@ -194,6 +252,8 @@ static void r_reader_close(bc_reader *r)
 
 const bc_backend bc_raw = {
     .name = "raw",
+    .partitioned = true,
+    .reopens = true,
     .check = r_check,
     .open = r_open,
     .produce = r_produce,

@@ -14,6 +14,8 @@
  *   consume       1,000,000 100-byte records read from the start (written
  *                 beforehand, the store settled - RocksDB flushed, SQLite
  *                 checkpointed - read once untimed, then timed)
+ *   consume-16p   the same, the records in 16 partitions read by one reader,
+ *                 beside one partition in the same run (klog and raw)
  *   latency       one thread sends 100-byte records at 10,000/s, a reader
  *                 thread tails the store; per record, send timestamp to
  *                 receipt: p50, p99, p99.9 over 5 segments of 0.4 s (after
@@ -34,7 +36,11 @@
  * file as large as the run's data is written and deleted (bench_util.h
  * says why); runs that sync or measure latency start after a syncfs.
  *
- *   bench_compare [--reps N] [--quick] [--dir DIR] [--out DIR]
+ * --cold: the consume workloads are also read by a fresh process (see
+ * consume_cold), as a user's first run reads, with the page cache warm
+ * and dropped.
+ *
+ *   bench_compare [--reps N] [--quick] [--cold] [--dir DIR] [--out DIR]
  *                 [--redis HOST:PORT] [--nats URL] [--backends a,b,...]
  *                 [--workloads a,b,...]
  *
@@ -43,6 +49,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
@@ -125,6 +132,7 @@ static char g_dir[4096];
 static bc_env g_env;
 static unsigned g_seq;
 static const char *g_only_be, *g_only_wl;
+static bool g_cold; /* --cold: the consume workloads also read in a fresh process */
 
 static const bc_backend *const k_all[] = { &bc_klog, &bc_raw, &bc_sqlite, &bc_lmdb, &bc_rocksdb, &bc_redis, &bc_nats };
 enum { NALL = sizeof k_all / sizeof k_all[0] };
@@ -534,6 +542,10 @@ static double consume_from(open_store *os, const wl *w)
 
 /* ---- workloads ---------------------------------------------------------- */
 
+static void consume_cold(const char *wname, open_store *os, int n, const char *const *labels, const wl *w,
+                         unsigned parts);
+static void cold_tables(const char *wname, const char *title);
+
 static void w_produce(const char *name, uint64_t records, size_t vlen)
 {
     wl w = { name, g_quick ? 2000 : records, vlen, MAX_BATCH, false };
@@ -608,6 +620,8 @@ static void w_consume(void)
             put("consume", g_be[b]->name, "rec/s", (double)w.records / s);
             put("consume", g_be[b]->name, "MB/s", (double)raw_bytes(&w) / s / 1e6);
         }
+    if (g_cold)
+        consume_cold("consume", os, g_nbe, NULL, &w, 1);
     for (int b = 0; b < g_nbe; b++)
         store_close(&os[b]);
     char title[256];
@@ -616,6 +630,190 @@ static void w_consume(void)
     static const char *const m[] = { "rec/s", "MB/s" };
     static const char *const h[] = { "records/s", "MB/s (keys+values)" };
     table("consume", title, m, h, 2, false, false);
+    if (g_cold)
+        cold_tables("consume", title);
+}
+
+/* ---- cold reads: a fresh process opens what another one wrote ----------- */
+
+/*
+ * --cold: every timed read of a consume workload is done once more by a
+ * fresh process (this program again: --child-consume), which opens the
+ * store another process wrote and closed, as a user's first run does:
+ *   -cold     the page cache as the writer left it (the files cached, but
+ *             nothing mapped, no proof of any checksum, allocator cold)
+ *   -dropped  the store's files dropped from the page cache first (syncfs,
+ *             then posix_fadvise DONTNEED on each file: read from the
+ *             disk; the other files of the machine are left alone)
+ * Only back ends with .reopens take part (the servers keep their data in
+ * their own process).
+ */
+static int drop_one(const char *path, const struct stat *st, int type, struct FTW *f)
+{
+    (void)st;
+    (void)f;
+    if (type == FTW_F) {
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            (void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+            close(fd);
+        }
+    }
+    return 0;
+}
+
+static double cold_read(const bc_backend *be, const char *dir, const wl *w, unsigned parts, bool drop)
+{
+    if (drop) {
+        settle();
+        nftw(dir, drop_one, 16, FTW_PHYS);
+    }
+    char self[4096], cmd[9000];
+    ssize_t l = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (l <= 0)
+        die("readlink /proc/self/exe");
+    self[l] = 0;
+    snprintf(cmd, sizeof cmd, "'%s' --child-consume %s '%s' %" PRIu64 " %u", self, be->name, dir, w->records, parts);
+    FILE *f = popen(cmd, "r");
+    double secs = -1;
+    if (!f || fscanf(f, "%lf", &secs) != 1 || pclose(f) != 0 || secs <= 0)
+        die(cmd);
+    return secs;
+}
+
+/* The stores os[0..n) (labels[i] or the back end's name) closed, each read
+ * g_reps times by a fresh process, cache warm and dropped; then removed by
+ * the caller's store_close (which closes nothing twice: s is NULL). */
+static void consume_cold(const char *wname, open_store *os, int n, const char *const *labels, const wl *w,
+                         unsigned parts)
+{
+    char wc[24], wd[24];
+    snprintf(wc, sizeof wc, "%s-cold", wname);
+    snprintf(wd, sizeof wd, "%s-dropped", wname);
+    for (int b = 0; b < n; b++)
+        if (os[b].be->reopens) {
+            os[b].be->close(os[b].s);
+            os[b].s = NULL;
+        }
+    for (int r = 0; r < g_reps; r++)
+        for (int b = 0; b < n; b++) {
+            if (!os[b].be->reopens)
+                continue;
+            const char *label = labels ? labels[b] : os[b].be->name;
+            unsigned p = labels && strstr(labels[b], "-1p") ? 1 : parts;
+            double s = cold_read(os[b].be, os[b].dir, w, p, false);
+            put(wc, label, "rec/s", (double)w->records / s);
+            put(wc, label, "MB/s", (double)raw_bytes(w) / s / 1e6);
+            s = cold_read(os[b].be, os[b].dir, w, p, true);
+            put(wd, label, "rec/s", (double)w->records / s);
+            put(wd, label, "MB/s", (double)raw_bytes(w) / s / 1e6);
+        }
+}
+
+static void cold_tables(const char *wname, const char *title)
+{
+    static const char *const m[] = { "rec/s", "MB/s" };
+    static const char *const h[] = { "records/s", "MB/s (keys+values)" };
+    char w[24], t[400];
+    snprintf(w, sizeof w, "%s-cold", wname);
+    snprintf(t, sizeof t, "%s -- cold: read by a fresh process, page cache as the writing process left it", title);
+    table(w, t, m, h, 2, false, false);
+    snprintf(w, sizeof w, "%s-dropped", wname);
+    snprintf(t, sizeof t, "%s -- cold, dropped: a fresh process, the store's files dropped from the page cache", title);
+    table(w, t, m, h, 2, false, false);
+}
+
+/* bench_compare --child-consume BACKEND DIR RECORDS PARTITIONS: open the
+ * store in DIR (written by another process), read it all once, timed;
+ * prints the seconds.  100-byte values, as the consume workloads write. */
+static int child_consume(char **argv)
+{
+    const bc_backend *be = NULL;
+    for (int i = 0; i < NALL; i++)
+        if (!strcmp(k_all[i]->name, argv[0]))
+            be = k_all[i];
+    wl w = { "consume", strtoull(argv[2], NULL, 10), 100, MAX_BATCH, false };
+    if (!be || !be->reopens || w.records == 0)
+        return 2;
+    bc_opts o = { .dir = argv[1], .env = &g_env, .reopen = true, .partitions = (unsigned)atoi(argv[3]),
+                  .max_batch_bytes = max_batch_bytes(&w) };
+    open_store os = { .be = be };
+    if (be->open(&os.s, &o))
+        die(be->name);
+    double s = consume_from(&os, &w); /* from the first poll: the open is not timed */
+    be->close(os.s);
+    printf("%.9f\n", s);
+    return 0;
+}
+
+/*
+ * consume-16p: one reader over 16 partitions (klog: one consumer assigned
+ * all 16; raw: 16 files read 1 MiB from each in turn) against one
+ * partition of the same records, in the same run (the -1p rows); back ends
+ * with .partitioned only.  With --cold, also in a fresh process.
+ */
+static void w_consume16(void)
+{
+    enum { PARTS = 16 };
+    wl w = { "consume-16p", g_quick ? 2000 : 1000000, 100, MAX_BATCH, false };
+    open_store os[2 * NALL];
+    const char *labels[2 * NALL];
+    static char names[2 * NALL][24];
+    int n = 0;
+    for (int b = 0; b < g_nbe; b++) {
+        if (!g_be[b]->partitioned)
+            continue;
+        for (int one = 0; one < 2; one++) {
+            snprintf(names[n], sizeof names[n], "%s%s", g_be[b]->name, one ? "-1p" : "");
+            labels[n] = names[n];
+            os[n].be = g_be[b];
+            unsigned seq = ++g_seq;
+            store_dir(os[n].dir, sizeof os[n].dir, g_be[b], seq);
+            bc_opts o = { .dir = os[n].dir, .env = &g_env, .seq = seq, .partitions = one ? 1 : PARTS,
+                          .max_batch_bytes = max_batch_bytes(&w) };
+            if (g_be[b]->open(&os[n].s, &o))
+                die(g_be[b]->name);
+            produce_into(&os[n], &w);
+            if (g_be[b]->stored_bytes(os[n].s) < 0)
+                die(g_be[b]->name);
+            consume_from(&os[n], &w); /* untimed, as in consume */
+            n++;
+        }
+    }
+    if (n == 0)
+        return;
+    for (int r = 0; r < g_reps; r++)
+        for (int i = 0; i < n; i++) {
+            double s = consume_from(&os[i], &w);
+            put("consume-16p", labels[i], "rec/s", (double)w.records / s);
+            put("consume-16p", labels[i], "MB/s", (double)raw_bytes(&w) / s / 1e6);
+        }
+    if (g_cold)
+        consume_cold("consume-16p", os, n, labels, &w, PARTS);
+    for (int i = 0; i < n; i++)
+        store_close(&os[i]);
+    char title[256];
+    snprintf(title, sizeof title,
+             "consume-16p: %" PRIu64 " records (100-byte values) in %d partitions, one reader over all of them; "
+             "-1p: the same records in one partition",
+             w.records, PARTS);
+    static const char *const m[] = { "rec/s", "MB/s" };
+    static const char *const h[] = { "records/s", "MB/s (keys+values)" };
+    table("consume-16p", title, m, h, 2, false, false);
+    if (g_cold)
+        cold_tables("consume-16p", title);
+    static const char *const sfx[] = { "", "-cold", "-dropped" };
+    for (int i = 0; i < (g_cold ? 3 : 1); i++)
+        for (int b = 0; b < g_nbe; b++) {
+            if (!g_be[b]->partitioned)
+                continue;
+            char wn[24], one[32];
+            snprintf(wn, sizeof wn, "consume-16p%s", sfx[i]);
+            snprintf(one, sizeof one, "%s-1p", g_be[b]->name);
+            printf("  %s%s: 16 partitions / 1 partition = %.2f (medians, same run)\n", g_be[b]->name, sfx[i],
+                   med_of(wn, g_be[b]->name, "rec/s") / med_of(wn, one, "rec/s"));
+        }
+    fflush(stdout);
 }
 
 /* ---- latency ------------------------------------------------------------ */
@@ -941,7 +1139,9 @@ static int usage(void)
 {
     fprintf(stderr, "usage: bench_compare [--reps N] [--quick] [--dir DIR] [--out DIR] [--redis HOST:PORT]\n"
                     "                     [--nats URL] [--backends a,b,...] [--workloads a,b,...]\n"
-                    "workloads: produce-100 produce-1k durable consume latency telemetry\n");
+                    "                     [--cold]\n"
+                    "workloads: produce-100 produce-1k durable consume consume-16p latency telemetry\n"
+                    "--cold: the consume workloads also read by a fresh process, page cache warm and dropped\n");
     return 2;
 }
 
@@ -950,7 +1150,12 @@ int main(int argc, char **argv)
     static char redis_host[256];
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--quick"))
+        if (!strcmp(a, "--child-consume") && i + 4 < argc) {
+            data_init();
+            return child_consume(argv + i + 1);
+        } else if (!strcmp(a, "--cold"))
+            g_cold = true;
+        else if (!strcmp(a, "--quick"))
             g_quick = true;
         else if (!strcmp(a, "--reps") && v)
             g_reps = atoi(argv[++i]);
@@ -1011,6 +1216,8 @@ int main(int argc, char **argv)
         w_durable();
     if (in_list(g_only_wl, "consume"))
         w_consume();
+    if (in_list(g_only_wl, "consume-16p"))
+        w_consume16();
     if (in_list(g_only_wl, "latency"))
         w_latency();
     if (in_list(g_only_wl, "telemetry"))

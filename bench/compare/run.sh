@@ -2,10 +2,18 @@
 # bench/compare/run.sh - klog side by side with SQLite, LMDB, RocksDB, Redis
 # Streams, NATS JetStream and a raw floor, in one run on this machine.
 #
-#   bench/compare/run.sh [--quick] [--reps N] [--dir DIR] [--out DIR] [--charts]
+#   bench/compare/run.sh [--quick] [--cold] [--reps N] [--dir DIR] [--out DIR] [--charts]
 #                        [--bin PATH] [-- bench_compare options...]
 #
 #   --quick     tiny sizes, one repetition: checks that everything runs
+#   --cold      also read each consume workload (consume, consume-16p) in a
+#               fresh process per read and back end, as a user's first run:
+#               bench_compare re-executes itself on the store the parent
+#               wrote and closed, once with the page cache as the writer left
+#               it and once with the store's files dropped from it
+#               (posix_fadvise DONTNEED per file: no root needed, no other
+#               file touched); the -cold and -dropped tables.  Back ends that
+#               can reopen a store only (klog, raw, lmdb)
 #   --reps N    repetitions per cell (default 3): median and min..max
 #   --dir DIR   where the stores and the servers' data go (default $TMPDIR
 #               or /tmp); point it at the disk you want measured
@@ -29,11 +37,12 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 
-quick=0 reps=3 dir=${TMPDIR:-/tmp} out="$here/out" charts=0 bin="" baseline=""
+quick=0 cold=0 reps=3 dir=${TMPDIR:-/tmp} out="$here/out" charts=0 bin="" baseline=""
 extra=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) quick=1 ;;
+        --cold) cold=1 ;;
         --reps) reps=$2; shift ;;
         --dir) dir=$2; shift ;;
         --out) out=$2; shift ;;
@@ -41,7 +50,7 @@ while [ $# -gt 0 ]; do
         --bin) bin=$2; shift ;;
         --baseline) baseline=$2; shift ;;
         --) shift; extra=("$@"); break ;;
-        *) echo "usage: $0 [--quick] [--reps N] [--dir DIR] [--out DIR] [--charts] [--bin PATH] [--baseline PATH] [-- options]" >&2
+        *) echo "usage: $0 [--quick] [--cold] [--reps N] [--dir DIR] [--out DIR] [--charts] [--bin PATH] [--baseline PATH] [-- options]" >&2
            exit 2 ;;
     esac
     shift
@@ -142,6 +151,7 @@ results="$out/results.txt"
     echo "servers: $("$redis_bin" --version | cut -d' ' -f1-3), $("$nats_bin" --version)"
     quickarg=()
     [ $quick = 1 ] && quickarg=(--quick)
+    [ $cold = 1 ] && quickarg+=(--cold)
     one_run() {   # BIN OUTDIR
         "$1" "${quickarg[@]}" --reps "$reps" --dir "$dir" --out "$2" \
             --redis "127.0.0.1:$redis_port" --nats "nats://127.0.0.1:$nats_port" "${extra[@]}"
