@@ -16,10 +16,13 @@
  *                 checkpointed - read once untimed, then timed)
  *   consume-16p   the same, the records in 16 partitions read by one reader,
  *                 beside one partition in the same run (klog and raw)
- *   latency       one thread sends 100-byte records at 10,000/s, a reader
+ *   latency       one thread sends 100-byte records at 10,000/s (and at
+ *                 each rate of --lat-rates: latency-100k ...), a reader
  *                 thread tails the store; per record, send timestamp to
- *                 receipt: p50, p99, p99.9 over 5 segments of 0.4 s (after
- *                 0.1 s of warm-up each) per back end and repetition
+ *                 receipt: p50, p99, p99.9, max over 5 segments of 0.4 s
+ *                 (after 0.1 s of warm-up each) per back end and
+ *                 repetition, and what the samples above p99 met (page
+ *                 faults, preemption, a sleeping reader: see lat_reader)
  *   telemetry     200,000 JSON telemetry values (300-600 bytes, generated
  *                 deterministically), produced then consumed, with no
  *                 compression and, where the store has it, lz4 and zstd;
@@ -42,7 +45,7 @@
  *
  *   bench_compare [--reps N] [--quick] [--cold] [--dir DIR] [--out DIR]
  *                 [--redis HOST:PORT] [--nats URL] [--backends a,b,...]
- *                 [--workloads a,b,...]
+ *                 [--workloads a,b,...] [--lat-rates 10000,100000]
  *
  * --out DIR receives results.tsv (every cell) and the .dat files that
  * bench/compare/charts.gp draws.
@@ -58,6 +61,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <poll.h>
@@ -74,7 +78,6 @@
 #define VAL_SPREAD 4096
 #define MAX_REPS 15
 #define MAX_BATCH 1000
-#define LAT_RATE 10000
 
 /* ---- helpers the back ends share ---------------------------------------- */
 
@@ -850,13 +853,40 @@ static void w_consume16(void)
 
 /* ---- latency ------------------------------------------------------------ */
 
+/*
+ * Why a sample was slow.  Per record, the sender notes what happened in
+ * its produce call: its thread's page faults and preemptions
+ * (getrusage(RUSAGE_THREAD) around the call) and how long the call took.
+ * Per poll, the reader notes the same of its reader_wait call, whether it
+ * slept in it (a voluntary context switch: the wakeup path), and, per
+ * record, whether the record was sent before the call began (the reader
+ * was busy with earlier records).  The getrusage calls come before a send's
+ * timestamp and after a poll's deliveries: off the measured path.
+ */
+enum {
+    LC_R_FAULT = 1,    /* the reader's poll took page faults */
+    LC_R_PREEMPT = 2,  /* the reader was preempted during it */
+    LC_R_SLEPT = 4,    /* it slept in it (waited for a wakeup) */
+    LC_R_BUSY = 8,     /* sent before that poll began */
+    LC_W_FAULT = 16,   /* the sender's produce call took page faults */
+    LC_W_PREEMPT = 32, /* the sender was preempted during it */
+};
+
+typedef struct latsample {
+    uint64_t ns;   /* send to receipt */
+    uint32_t wns;  /* send to the return of produce (capped); the record's index until the segment ends */
+    uint8_t flags; /* LC_* */
+} latsample;
+
 typedef struct latrun {
     const bc_backend *be;
     bc_reader *r;
-    uint64_t *lat;
+    latsample *s;
     size_t n, cap;
     uint64_t measure_from;   /* records sent before this time are warm-up */
     uint64_t got;
+    uint64_t poll_start;     /* when the current reader_wait began */
+    uint64_t rfaults;        /* the reader's page faults */
     _Atomic uint64_t total;  /* records sent; UINT64_MAX until the sender is done */
 } latrun;
 
@@ -865,54 +895,95 @@ static void on_lat(void *arg, const void *key, size_t kl, const void *val, size_
     (void)key;
     (void)kl;
     latrun *L = arg;
-    uint64_t now = bc_now_ns(), sent;
-    if (vl < sizeof sent)
+    uint64_t now = bc_now_ns(), sent, rec;
+    if (vl < sizeof sent + sizeof rec)
         return;
     memcpy(&sent, val, sizeof sent);
+    memcpy(&rec, (const char *)val + sizeof sent, sizeof rec);
     if (sent >= L->measure_from && L->n < L->cap)
-        L->lat[L->n++] = now - sent;
+        L->s[L->n++] = (latsample){ now - sent, (uint32_t)rec, sent < L->poll_start ? LC_R_BUSY : 0 };
     L->got++;
+}
+
+static uint8_t rusage_flags(const struct rusage *a, const struct rusage *b, uint8_t fault, uint8_t preempt,
+                            uint8_t slept)
+{
+    return (uint8_t)((b->ru_minflt + b->ru_majflt > a->ru_minflt + a->ru_majflt ? fault : 0) |
+                     (b->ru_nivcsw > a->ru_nivcsw ? preempt : 0) | (b->ru_nvcsw > a->ru_nvcsw ? slept : 0));
 }
 
 static void *lat_reader(void *arg)
 {
     latrun *L = arg;
-    while (L->got < atomic_load(&L->total))
+    while (L->got < atomic_load(&L->total)) {
+        struct rusage a, b;
+        getrusage(RUSAGE_THREAD, &a);
+        size_t n0 = L->n;
+        L->poll_start = bc_now_ns();
         if (L->be->reader_wait(L->r, 100, on_lat, L) < 0)
             die(L->be->name);
+        getrusage(RUSAGE_THREAD, &b);
+        uint8_t f = rusage_flags(&a, &b, LC_R_FAULT, LC_R_PREEMPT, LC_R_SLEPT);
+        L->rfaults += (uint64_t)(b.ru_minflt + b.ru_majflt - a.ru_minflt - a.ru_majflt);
+        for (size_t i = n0; i < L->n; i++)
+            L->s[i].flags |= f;
+    }
     return NULL;
 }
 
-static int cmp_u64(const void *a, const void *b)
+static int cmp_sample(const void *a, const void *b)
 {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    uint64_t x = ((const latsample *)a)->ns, y = ((const latsample *)b)->ns;
     return x < y ? -1 : x > y;
 }
 
-static double pct_us(const uint64_t *v, size_t n, double p)
+static double pct_us(const latsample *v, size_t n, double p)
 {
     if (n == 0)
         return NAN;
     size_t i = (size_t)(p * (double)n + 0.999999);
     i = i == 0 ? 0 : i - 1;
-    return (double)v[i < n ? i : n - 1] / 1e3;
+    return (double)v[i < n ? i : n - 1].ns / 1e3;
 }
 
-/* Samples of one back end over a repetition (all its segments pooled). */
+/* The causes a slow sample is put down to, first match wins: the send
+ * side when produce took at least half of the latency, else the reader. */
+enum { LK_W_FAULT, LK_W_PREEMPT, LK_W_OTHER, LK_R_FAULT, LK_R_PREEMPT, LK_R_BUSY, LK_R_WAKE, LK_OTHER, LK_N };
+static const char *const k_cause[LK_N] = { "send: faults", "send: preempted", "send: slow", "reader faults",
+                                           "reader preempted", "reader busy", "wakeup", "other" };
+
+static int cause_of(const latsample *s)
+{
+    if ((uint64_t)s->wns * 2 >= s->ns)
+        return s->flags & LC_W_FAULT ? LK_W_FAULT : s->flags & LC_W_PREEMPT ? LK_W_PREEMPT : LK_W_OTHER;
+    return s->flags & LC_R_FAULT     ? LK_R_FAULT
+           : s->flags & LC_R_PREEMPT ? LK_R_PREEMPT
+           : s->flags & LC_R_BUSY    ? LK_R_BUSY
+           : s->flags & LC_R_SLEPT   ? LK_R_WAKE
+                                     : LK_OTHER;
+}
+
+/* Samples of one back end over a repetition (all its segments pooled), and
+ * the causes of its slow samples over every repetition. */
 typedef struct latpool {
-    uint64_t *lat;
+    latsample *s;
     size_t n, cap;
-    uint64_t late, sent;
+    uint64_t late, sent, rfaults, wfaults;
+    uint64_t slow, cause[LK_N];  /* samples above each repetition's p99 */
+    uint64_t all, rfault_marked; /* every sample; those in a poll that faulted */
 } latpool;
 
-/* One segment: a fresh store, warm seconds of warm-up, secs measured. */
-static void lat_segment(const bc_backend *be, double warm, double secs, latpool *P)
+/* One segment: a fresh store, warm seconds of warm-up, secs measured, rate
+ * records a second. */
+static void lat_segment(const bc_backend *be, unsigned rate, double warm, double secs, latpool *P)
 {
     wl w = { "latency", 0, 100, 1, false };
     open_store os;
     store_open(&os, be, &w, true, BC_CODEC_NONE);
-    latrun L = { .be = be, .lat = P->lat + P->n, .cap = P->cap - P->n };
-    uint64_t count = (uint64_t)((warm + secs) * LAT_RATE), interval = 1000000000u / LAT_RATE;
+    latrun L = { .be = be, .s = P->s + P->n, .cap = P->cap - P->n };
+    uint64_t count = (uint64_t)((warm + secs) * rate), interval = 1000000000u / rate;
+    uint32_t *wns = bc_alloc_prefaulted(count * sizeof *wns);
+    uint8_t *wfl = bc_alloc_prefaulted(count);
     atomic_store(&L.total, UINT64_MAX);
     if (be->reader_open(os.s, &L.r))
         die(be->name);
@@ -931,13 +1002,21 @@ static void lat_segment(const bc_backend *be, double warm, double secs, latpool 
         struct timespec ts = { (time_t)(due / 1000000000u), (long)(due % 1000000000u) };
         while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
             ;
+        struct rusage a, b;
+        getrusage(RUSAGE_THREAD, &a);
         uint64_t now = bc_now_ns();
         if (now > due + interval)
             P->late++;
         memcpy(val, &now, sizeof now);
+        memcpy(val + sizeof now, &i, sizeof i);
         rec.key = g_keys + (i % NKEYS) * KEY_LEN;
         if (be->produce(os.s, &rec, 1))
             die(be->name);
+        uint64_t d = bc_now_ns() - now;
+        getrusage(RUSAGE_THREAD, &b);
+        wns[i] = d > UINT32_MAX ? UINT32_MAX : (uint32_t)d;
+        wfl[i] = rusage_flags(&a, &b, LC_W_FAULT, LC_W_PREEMPT, 0);
+        P->wfaults += (uint64_t)(b.ru_minflt + b.ru_majflt - a.ru_minflt - a.ru_majflt);
     }
     P->sent += count;
     if (be->finish(os.s))
@@ -946,7 +1025,31 @@ static void lat_segment(const bc_backend *be, double warm, double secs, latpool 
     pthread_join(th, NULL);
     be->reader_close(L.r);
     store_close(&os);
+    for (size_t i = 0; i < L.n; i++) {
+        uint32_t r = L.s[i].wns;
+        if (r < count) {
+            L.s[i].wns = wns[r];
+            L.s[i].flags |= wfl[r];
+        }
+    }
+    free(wns);
+    free(wfl);
+    P->rfaults += L.rfaults;
     P->n += L.n;
+}
+
+/* Rates of the latency workload (--lat-rates), records a second. */
+static unsigned g_rates[8] = { 10000, 100000 };
+static int g_nrates = 2;
+
+static void lat_name(char *buf, size_t cap, unsigned rate)
+{
+    if (rate == 10000)
+        snprintf(buf, cap, "latency"); /* the name the charts and the verdict use */
+    else if (rate % 1000 == 0)
+        snprintf(buf, cap, "latency-%uk", rate / 1000);
+    else
+        snprintf(buf, cap, "latency-%u", rate);
 }
 
 /*
@@ -955,36 +1058,91 @@ static void lat_segment(const bc_backend *be, double warm, double secs, latpool 
  * (it is shared) lands on all of them rather than on one back end's whole
  * repetition.  Percentiles pool the segments of a repetition.
  */
-static void w_latency(void)
+static void w_latency_at(unsigned rate)
 {
     enum { SEGS = 5 };
     double warm = g_quick ? 0.02 : 0.1, secs = g_quick ? 0.05 : 0.4;
+    char name[24];
+    lat_name(name, sizeof name, rate);
+    char load[64] = "?";
+    FILE *lf = fopen("/proc/loadavg", "r");
+    if (lf) {
+        if (!fgets(load, sizeof load, lf))
+            snprintf(load, sizeof load, "?");
+        load[strcspn(load, "\n")] = 0;
+        fclose(lf);
+    }
+    /* the sender sleeps to each record's due time: the default 50 us of
+     * timer slack would turn 100,000/s into bursts */
+    int slack = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
+    prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
     latpool P[NALL];
+    memset(P, 0, sizeof P);
     for (int r = 0; r < g_reps; r++) {
         for (int b = 0; b < g_nbe; b++) {
-            P[b] = (latpool){ .cap = (size_t)(SEGS * (warm + secs) * LAT_RATE) + 16 };
-            P[b].lat = bc_alloc_prefaulted(P[b].cap * sizeof(uint64_t));
+            P[b].n = P[b].late = P[b].sent = P[b].rfaults = P[b].wfaults = 0;
+            P[b].cap = (size_t)(SEGS * (warm + secs) * rate) + 16;
+            P[b].s = bc_alloc_prefaulted(P[b].cap * sizeof *P[b].s);
         }
         for (int seg = 0; seg < SEGS; seg++)
             for (int b = 0; b < g_nbe; b++)
-                lat_segment(g_be[b], warm, secs, &P[b]);
+                lat_segment(g_be[b], rate, warm, secs, &P[b]);
         for (int b = 0; b < g_nbe; b++) {
-            qsort(P[b].lat, P[b].n, sizeof *P[b].lat, cmp_u64);
-            put("latency", g_be[b]->name, "p50", pct_us(P[b].lat, P[b].n, 0.50));
-            put("latency", g_be[b]->name, "p99", pct_us(P[b].lat, P[b].n, 0.99));
-            put("latency", g_be[b]->name, "p99.9", pct_us(P[b].lat, P[b].n, 0.999));
-            put("latency", g_be[b]->name, "late%", 100.0 * (double)P[b].late / (double)P[b].sent);
-            free(P[b].lat);
+            latpool *p = &P[b];
+            qsort(p->s, p->n, sizeof *p->s, cmp_sample);
+            const char *be = g_be[b]->name;
+            double p99 = pct_us(p->s, p->n, 0.99);
+            put(name, be, "p50", pct_us(p->s, p->n, 0.50));
+            put(name, be, "p99", p99);
+            put(name, be, "p99.9", pct_us(p->s, p->n, 0.999));
+            put(name, be, "max", p->n ? (double)p->s[p->n - 1].ns / 1e3 : NAN);
+            put(name, be, "late%", 100.0 * (double)p->late / (double)p->sent);
+            put(name, be, "rfault/1k", 1000.0 * (double)p->rfaults / (double)p->sent);
+            put(name, be, "wfault/1k", 1000.0 * (double)p->wfaults / (double)p->sent);
+            for (size_t i = 0; i < p->n; i++) {
+                p->all++;
+                p->rfault_marked += (p->s[i].flags & LC_R_FAULT) != 0;
+                if ((double)p->s[i].ns / 1e3 > p99) {
+                    p->slow++;
+                    p->cause[cause_of(&p->s[i])]++;
+                }
+            }
+            free(p->s);
         }
     }
-    char title[320];
+    prctl(PR_SET_TIMERSLACK, (unsigned long)(slack > 0 ? slack : 50000), 0, 0, 0);
+    char title[400];
     snprintf(title, sizeof title,
-             "latency: one thread sends 100-byte records at %d/s, a reader thread tails the store; microseconds from "
-             "send to receipt; per run %d segments of %.2f s measured (after %.2f s warm-up) per back end, taking turns",
-             LAT_RATE, SEGS, secs, warm);
-    static const char *const m[] = { "p99", "p50", "p99.9", "late%" };
-    static const char *const h[] = { "p99 us", "p50 us", "p99.9 us", "sends >100us late, %" };
-    table("latency", title, m, h, 4, true, false);
+             "%s: one thread sends 100-byte records at %u/s, a reader thread tails the store; microseconds from "
+             "send to receipt; per run %d segments of %.2f s measured (after %.2f s warm-up) per back end, taking "
+             "turns; load average at the start: %s",
+             name, rate, SEGS, secs, warm, load);
+    static const char *const m[] = { "p99", "p50", "p99.9", "max", "late%", "rfault/1k" };
+    static const char *const h[] = { "p99 us", "p50 us", "p99.9 us", "max us", "sends >1 interval late, %",
+                                     "reader faults/1k rec" };
+    table(name, title, m, h, 6, true, false);
+    printf("  causes of the samples above p99 (first match: send side when produce took >= half the latency,\n"
+           "  with page faults / preempted / neither; else the reader's poll: page faults, preempted, the record\n"
+           "  sent while the reader was busy, it slept and woke (wakeup), other); %% of those samples, all runs:\n");
+    printf("  %-14s %7s", "backend", "samples");
+    for (int k = 0; k < LK_N; k++)
+        printf(" %16s", k_cause[k]);
+    printf(" %16s\n", "all: rdr faulted");
+    for (int b = 0; b < g_nbe; b++) {
+        latpool *p = &P[b];
+        printf("  %-14s %7" PRIu64, g_be[b]->name, p->slow);
+        for (int k = 0; k < LK_N; k++)
+            printf(" %15.1f%%", p->slow ? 100.0 * (double)p->cause[k] / (double)p->slow : 0.0);
+        printf(" %15.1f%%\n", p->all ? 100.0 * (double)p->rfault_marked / (double)p->all : 0.0);
+    }
+    printf("  (all: rdr faulted: the share of every sample delivered by a poll that took a page fault)\n");
+    fflush(stdout);
+}
+
+static void w_latency(void)
+{
+    for (int i = 0; i < g_nrates; i++)
+        w_latency_at(g_rates[i]);
 }
 
 /* ---- telemetry, compressed ---------------------------------------------- */
@@ -1171,7 +1329,7 @@ static int usage(void)
 {
     fprintf(stderr, "usage: bench_compare [--reps N] [--quick] [--dir DIR] [--out DIR] [--redis HOST:PORT]\n"
                     "                     [--nats URL] [--backends a,b,...] [--workloads a,b,...]\n"
-                    "                     [--cold]\n"
+                    "                     [--cold] [--lat-rates R1,R2,... (records/s; default 10000,100000)]\n"
                     "workloads: produce-100 produce-1k durable consume consume-16p latency telemetry\n"
                     "--cold: the consume workloads also read by a fresh process, page cache warm and dropped\n");
     return 2;
@@ -1201,6 +1359,17 @@ int main(int argc, char **argv)
             g_only_be = argv[++i];
         else if (!strcmp(a, "--workloads") && v)
             g_only_wl = argv[++i];
+        else if (!strcmp(a, "--lat-rates") && v) {
+            g_nrates = 0;
+            for (char *t = argv[++i], *e; *t && g_nrates < 8; t = *e ? e + 1 : e) {
+                unsigned long r = strtoul(t, &e, 10);
+                if (e == t || (*e && *e != ',') || r < 10 || r > 1000000)
+                    return usage();
+                g_rates[g_nrates++] = (unsigned)r;
+            }
+            if (g_nrates == 0)
+                return usage();
+        }
         else if (!strcmp(a, "--redis") && v) {
             const char *colon = strrchr(argv[++i], ':');
             if (!colon || colon == argv[i] || (size_t)(colon - argv[i]) >= sizeof redis_host)

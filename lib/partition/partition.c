@@ -420,6 +420,7 @@ int kpart_read(kpart *p, int64_t offset, size_t max_bytes, ks_view *v)
             memset(v, 0, sizeof *v);
             return KLOG_EOFFSET;
         }
+        ks_log_note_tail(p->log); /* a reader waits at the HW, near the end */
         return empty_view(v, offset);
     }
     int rc = ks_log_read(p->log, offset, max_bytes, v);

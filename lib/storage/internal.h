@@ -93,9 +93,13 @@ struct ks_segment {
     int h_users;                  /* users of h outside append_mu (group-commit
                                    * leaders): it is not closed under them */
     _Atomic uint64_t file_end;    /* length of the file: past `size` when a zeroed
-                                   * tail was written ahead of durable appends
+                                   * tail was written ahead of durable appends, or
+                                   * the file extended for a populated window
                                    * (changed under append_mu, or by a background
                                    * prefill under pf_mu while pf_busy) */
+    _Atomic uint64_t pop_end;     /* the mapping's page tables are filled below this
+                                   * (prefill.c: the populated window ahead of
+                                   * tailing readers); set by ks_log_prefill */
     bool sealed;                  /* no more appends; index files written */
     uint64_t ix_bytes;            /* bytes of its index files on disk (sealed) */
     bool gaps;                    /* compaction may have left offset gaps in it; otherwise
@@ -260,6 +264,11 @@ struct ks_log {
     void (*fail_hook)(void *arg, const char *dir, int err);
     void *fail_arg;
     _Atomic bool pf_wanted;
+    /* The populated window (prefill.c): a reader found nothing past the
+     * end since the last window step (set by reads, cleared by the step),
+     * and an append asked for the next step. */
+    _Atomic bool tailed;
+    _Atomic bool pop_wanted;
     pthread_mutex_t pf_mu;
     pthread_cond_t pf_cv;
     _Atomic bool pf_busy;      /* set under append_mu and pf_mu; cleared under pf_mu */
@@ -375,15 +384,29 @@ void ks__pid_undo(ks_log *log, const ks_pidundo *u);
  * its top).  All of these run with append_mu held. */
 void ks__prefill(ks_log *log, ks_segment *s, uint64_t data_end);
 void ks__prefill_ask_slow(ks_log *log, ks_segment *s, uint64_t data_end, bool more);
+#define KS_POPULATE_WINDOW (512u << 10) /* default; ks_log_config.populate_bytes */
+static inline uint64_t ks__pop_window(const ks_log *log)
+{
+    return log->cfg.populate_bytes ? KLOG_MAX((uint64_t)log->cfg.populate_bytes, (uint64_t)4096)
+                                   : KS_POPULATE_WINDOW;
+}
+/* Is the populated window ahead of a tailing reader less than half full? */
+static inline bool ks__pop_due(ks_log *log, ks_segment *s, uint64_t data_end)
+{
+    return atomic_load_explicit(&log->tailed, memory_order_relaxed) &&
+           atomic_load_explicit(&s->pop_end, memory_order_relaxed) < data_end + ks__pop_window(log) / 2;
+}
 /* Background mode, before any append writes s up to data_end: wait out a
- * prefill step in flight where the write goes; and for a durable one
- * (more), ask for the next chunk when less than half of one is left ahead.
- * Inline: every append with a prefill hook passes here. */
+ * prefill step in flight where the write goes; for a durable one (more),
+ * ask for the next chunk when less than half of one is left ahead; with a
+ * reader at the tail, ask for the next populated window when less than
+ * half of one is left.  Inline: every append with a prefill hook passes
+ * here. */
 static inline void ks__prefill_ask(ks_log *log, ks_segment *s, uint64_t data_end, bool more)
 {
     /* pf_busy is set only under append_mu, which we hold: a false here
      * stays false until we let go */
-    if (!more && !atomic_load(&log->pf_busy))
+    if (!more && !atomic_load(&log->pf_busy) && !ks__pop_due(log, s, data_end))
         return;
     ks__prefill_ask_slow(log, s, data_end, more);
 }
@@ -395,6 +418,8 @@ static inline void ks__zero_tail_gone(ks_segment *s)
     uint64_t size = atomic_load(&s->size);
     if (s->file_end > size)
         s->file_end = size;
+    if (atomic_load(&s->pop_end) > size) /* the kernel unmaps what a cut takes */
+        atomic_store(&s->pop_end, size);
 }
 int ks__cut_zero_tail(ks_log *log, ks_segment *s);
 

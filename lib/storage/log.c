@@ -458,8 +458,10 @@ int ks_log_read(ks_log *log, int64_t offset, size_t max_bytes, ks_view *v)
     if (offset < atomic_load(&log->start) || offset > end)
         return KLOG_EOFFSET;
     v->first_offset = v->next_offset = offset;
-    if (offset == end)
+    if (offset == end) {
+        ks_log_note_tail(log); /* a reader waits here: keep the mapping ahead of it populated */
         return 0;
+    }
     unsigned idx = 0;
     ks_segment *s = seg_for(log, offset, &idx);
     uint64_t pos = 0;

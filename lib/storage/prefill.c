@@ -33,9 +33,35 @@
  * appends that outran the background) is still written inline: paid once, up
  * front, it beats a background fill whose writeback meets the first appends'
  * syncs (bench/compare durable rows, fresh logs).
+ *
+ * The populated window.  Readers read the active segment through its
+ * mapping, and every page an append starts is a page fault for the first
+ * reader to touch it (fault-around maps only pages already in the page
+ * cache, and those past the data are not yet): one fault every 4 KiB,
+ * about 1 sample in 20 of 100-byte records, most of a tailing reader's
+ * slow samples (bench/RESULTS.md, issue 21).  So, while a reader is at the
+ * tail (a read found nothing past the end: `tailed`), appends keep a
+ * window of the mapping ahead of the data populated: when less than half
+ * of it (ks_log_config.populate_bytes, 512 KiB) is left, an append asks
+ * (the same hook and call as the zeroed tail), and ks_log_prefill extends
+ * the file to data + window where no zeroed tail reaches that far (a
+ * sparse extension: no data written, no block allocated; like the zeroed
+ * tail it is cut by a roll, a truncation and a clean close, and recovery
+ * cuts what a crash left, zeros being no valid batch), then fills the page
+ * tables over it (MADV_POPULATE_READ, Linux 5.14; reading a byte a page
+ * before that), outside the append lock.  The appends that follow write
+ * into page-cache pages that exist already (their allocation, too, is off
+ * the appender's path) and mapped into the readers' view.  Memory: at
+ * most a window of zero pages per partition that a reader tails, and none
+ * for the others; the step clears `tailed`, so a window is refilled only
+ * if a reader came back to the tail since the last step.  Durability is
+ * unchanged: nothing past `size` is data.  Not under a disk budget (as the
+ * zeroed tail) and not without a hook (never on the appender).
  */
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include "common/common.h"
 #include "storage/internal.h"
@@ -120,11 +146,15 @@ void ks__prefill_ask_slow(ks_log *log, ks_segment *s, uint64_t data_end, bool mo
     bool ask = more && !log->pf_busy && !log->pf_wanted && !atomic_load(&log->pf_off) &&
                s->file_end < data_end + prefill_chunk(log) / 2 &&
                data_end < prefill_limit(log, s);
+    bool pop = !log->pf_busy && !log->pop_wanted && !atomic_load(&log->pf_off) && ks__pop_due(log, s, data_end) &&
+               data_end < prefill_limit(log, s) && !(log->space && log->space->limit);
     pthread_mutex_unlock(&log->pf_mu);
-    if (ask) {
+    if (ask)
         log->pf_wanted = true;
+    if (pop)
+        log->pop_wanted = true;
+    if (ask || pop)
         log->pf_hook(log->pf_arg);
-    }
 }
 
 /* Stop a background prefill and wait until it is out: before a roll, a
@@ -147,14 +177,9 @@ void ks_log_set_prefill_hook(ks_log *log, void (*fn)(void *arg), void *arg)
     log->pf_arg = arg;
 }
 
-int ks_log_prefill(ks_log *log)
+/* The zeroed tail's next chunk, as asked (ks_log_prefill). */
+static int zero_fill(ks_log *log)
 {
-    if (!log)
-        return -EINVAL;
-    /* The background thread calls this for every partition when any one
-     * asked: the others must not cost their appenders a lock round. */
-    if (!atomic_load(&log->pf_wanted))
-        return 0;
     pthread_mutex_lock(&log->append_mu);
     bool wanted = log->pf_wanted;
     log->pf_wanted = false;
@@ -202,6 +227,114 @@ int ks_log_prefill(ks_log *log)
     pthread_cond_broadcast(&log->pf_cv);
     pthread_mutex_unlock(&log->pf_mu);
     return rc;
+}
+
+/* Fill the page tables of map[from, to) (page-aligned, inside the file). */
+static int populate_range(uint8_t *map, uint64_t from, uint64_t to)
+{
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22 /* Linux 5.14 */
+#endif
+    static _Atomic bool no_madvise;
+    if (!atomic_load_explicit(&no_madvise, memory_order_relaxed)) {
+        if (madvise(map + from, (size_t)(to - from), MADV_POPULATE_READ) == 0)
+            return 0;
+        if (errno != EINVAL)
+            return -errno;
+        atomic_store_explicit(&no_madvise, true, memory_order_relaxed); /* an older kernel */
+    }
+    const volatile uint8_t *p = map;
+    uint8_t sum = 0;
+    for (uint64_t at = from; at < to; at += 4096)
+        sum ^= p[at];
+    __asm__ volatile("" : : "r"(sum));
+    return 0;
+}
+
+/* The populated window's next step, as asked (ks_log_prefill): extend the
+ * file to data + window where it ends short of that, then fill the page
+ * tables from where the last step ended.  pf_busy keeps the segment active
+ * and its file uncut meanwhile (roll, truncation and close wait for it). */
+static int populate(ks_log *log)
+{
+    static uint64_t page;
+    if (!page) {
+        long ps = sysconf(_SC_PAGESIZE);
+        page = ps > 0 ? (uint64_t)ps : 4096;
+    }
+    pthread_mutex_lock(&log->append_mu);
+    bool wanted = log->pop_wanted;
+    log->pop_wanted = false;
+    atomic_store(&log->tailed, false); /* the next step only if a reader is back at the tail */
+    ks_segment *s = ks__active(log);
+    if (!wanted || !s || log->closed || log->cfg.read_only || atomic_load(&log->failed) || s->h < 0 ||
+        s->sealed || s->map == MAP_FAILED || log->pf_busy || atomic_load(&log->pf_off) ||
+        (log->space && log->space->limit)) {
+        pthread_mutex_unlock(&log->append_mu);
+        return 0;
+    }
+    uint64_t size = atomic_load(&s->size);
+    uint64_t from = KLOG_MAX(atomic_load(&s->pop_end), size & ~(page - 1));
+    uint64_t to = KLOG_MIN((size + ks__pop_window(log) + page - 1) & ~(page - 1), prefill_limit(log, s) & ~(page - 1));
+    uint64_t flen = KLOG_MAX((uint64_t)s->file_end, size);
+    int rc = 0;
+    if (to > flen && s->file_end > size)
+        to = KLOG_MAX(flen & ~(page - 1), from); /* a zeroed tail's chunk is on its way: up to it */
+    else if (to > flen && (rc = kio_truncate(log->io, s->h, to)) == 0)
+        s->file_end = to; /* sparse: reads as zeros, like the zeroed tail */
+    if (rc < 0 || to <= from) {
+        if (rc < 0)
+            prefill_failed(log, s);
+        pthread_mutex_unlock(&log->append_mu);
+        return rc;
+    }
+    pthread_mutex_lock(&log->pf_mu);
+    log->pf_busy = true;
+    log->pf_abort = false;
+    pthread_mutex_unlock(&log->pf_mu);
+    pthread_mutex_unlock(&log->append_mu);
+
+    for (uint64_t at = from; at < to;) {
+        uint64_t step = KLOG_MIN(at + (64u << 10), to);
+        if ((rc = populate_range(s->map, at, step)) < 0)
+            break; /* costs speed only */
+        atomic_store(&s->pop_end, step);
+        pthread_mutex_lock(&log->pf_mu);
+        bool stop = log->pf_abort;
+        pthread_mutex_unlock(&log->pf_mu);
+        if (stop)
+            break;
+        at = step;
+    }
+    pthread_mutex_lock(&log->pf_mu);
+    log->pf_busy = false;
+    pthread_cond_broadcast(&log->pf_cv);
+    pthread_mutex_unlock(&log->pf_mu);
+    return rc;
+}
+
+int ks_log_prefill(ks_log *log)
+{
+    if (!log)
+        return -EINVAL;
+    /* The background thread calls this for every partition when any one
+     * asked: the others must not cost their appenders a lock round. */
+    int rc = 0;
+    if (atomic_load(&log->pf_wanted))
+        rc = zero_fill(log);
+    if (atomic_load(&log->pop_wanted)) {
+        int pr = populate(log);
+        if (rc == 0)
+            rc = pr;
+    }
+    return rc;
+}
+
+void ks_log_note_tail(ks_log *log)
+{
+    /* read by every append: written only when it changes */
+    if (log && !atomic_load_explicit(&log->tailed, memory_order_relaxed))
+        atomic_store_explicit(&log->tailed, true, memory_order_relaxed);
 }
 
 /* Cut the zeroed tail off the file (before its indexes are written, so that

@@ -96,6 +96,9 @@ typedef struct ks_log_config {
      * chunk, 0 = the default 4 MiB; at least 4 KiB.  Tests shrink it to
      * reach the background path within a few dozen appends. */
     uint32_t prefill_chunk;
+    /* The populated window (prefill.c) ahead of readers at the tail, with
+     * a prefill hook: bytes, 0 = the default 512 KiB; at least 4 KiB. */
+    uint32_t populate_bytes;
     /* The instance's caps on open files and index memory, shared by every
      * log of the instance; NULL = no caps (every active segment keeps its
      * file open, loaded indexes stay). */
@@ -417,8 +420,10 @@ void ks_log_set_listener(ks_log *log, ks_listener_fn fn, void *arg);
  * ahead of it calls fn(arg) (under the log's append lock: it must only
  * signal) and goes on; the signalled thread then calls ks_log_prefill,
  * which writes and writes back the next chunk outside the append lock.
- * Without a hook the append zero-fills inline, as before.  Set the hook
- * before the first append.
+ * Without a hook the append zero-fills inline, as before.  The same hook
+ * and call keep the populated window ahead of readers at the tail (only
+ * with a hook: populating is never done inline).  Set the hook before the
+ * first append.
  */
 void ks_log_set_prefill_hook(ks_log *log, void (*fn)(void *arg), void *arg);
 
@@ -431,9 +436,15 @@ void ks_log_set_prefill_hook(ks_log *log, void (*fn)(void *arg), void *arg);
  * the first append.  A log opened damaged (KLOG_ECORRUPT) does not call it.
  */
 void ks_log_set_fail_hook(ks_log *log, void (*fn)(void *arg, const char *dir, int err), void *arg);
-/* Run a prefill the log asked for (no-op otherwise).  Returns 0 or the
+/* Run a prefill the log asked for (no-op otherwise): the zeroed tail's
+ * next chunk, the populated window's next step, or both.  Returns 0 or the
  * I/O error (which only costs speed: the log stays as it was). */
 int ks_log_prefill(ks_log *log);
+/* A reader is at the log's end (it found nothing more to read): the next
+ * appends keep the segment's mapping populated ahead of it (prefill.c).
+ * ks_log_read notes it itself; this is for a reader stopped short of the
+ * end by a high watermark. */
+void ks_log_note_tail(ks_log *log);
 
 /* Counters since open (relaxed reads: each is exact, the set is not a
  * snapshot). */
