@@ -278,9 +278,8 @@ static int populate(ks_log *log)
     uint64_t to = KLOG_MIN((size + ks__pop_window(log) + page - 1) & ~(page - 1), prefill_limit(log, s) & ~(page - 1));
     uint64_t flen = KLOG_MAX((uint64_t)s->file_end, size);
     int rc = 0;
-    if (to > flen && s->file_end > size)
-        to = KLOG_MAX(flen & ~(page - 1), from); /* a zeroed tail's chunk is on its way: up to it */
-    else if (to > flen && (rc = kio_truncate(log->io, s->h, to)) == 0)
+    /* (durable appends' zeroed tail reaches further: 2 MiB or more) */
+    if (to > flen && (rc = kio_truncate(log->io, s->h, to)) == 0)
         s->file_end = to; /* sparse: reads as zeros, like the zeroed tail */
     if (rc < 0 || to <= from) {
         if (rc < 0)

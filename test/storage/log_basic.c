@@ -1867,3 +1867,149 @@ Test(log_basic, failed_background_prefill_stops_until_the_next_roll)
     tu_log_close(log);
     kio_close(io);
 }
+
+/* ---- the populated window ahead of tailing readers ------------------------------ */
+
+/* Pages of [from, to) (page-aligned offsets into the mapping at map) that
+ * have a page table entry in this process (/proc/self/pagemap, bit 63). */
+static uint64_t pages_present(const uint8_t *map, uint64_t from, uint64_t to)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    cr_assert_geq(fd, 0, "/proc/self/pagemap: %s", strerror(errno));
+    uint64_t n = 0;
+    for (uint64_t at = from; at < to; at += (uint64_t)page) {
+        uint64_t e = 0;
+        off_t o = (off_t)(((uintptr_t)(map + at) / (uintptr_t)page) * sizeof e);
+        cr_assert_eq(pread(fd, &e, sizeof e, o), (ssize_t)sizeof e);
+        n += e >> 63;
+    }
+    close(fd);
+    return n;
+}
+
+/* Where the log's active segment (base 0 here) is mapped: a view of its
+ * first batch starts there. */
+static const uint8_t *seg0_map(ks_log *log)
+{
+    ks_view v;
+    cr_assert_eq(ks_log_read(log, 0, 1, &v), 0);
+    cr_assert_gt(v.len, 0);
+    const uint8_t *m = v.data;
+    ks_view_release(&v);
+    return m;
+}
+
+/* A read at the log's end: nothing there. */
+static void read_at_end(ks_log *log)
+{
+    ks_view v;
+    cr_assert_eq(ks_log_read(log, ks_log_end_offset(log), 1 << 20, &v), 0);
+    cr_assert_eq(v.len, 0);
+    ks_view_release(&v);
+}
+
+/* With a hook, while a reader is at the end (a read found nothing more),
+ * appends ask for the mapping ahead of them to be populated when less than
+ * half a window is left; ks_log_prefill extends the file (sparse: it reads
+ * as zeros, and is not counted on disk) to the data plus a window and
+ * fills the page tables over it, so that the reader's first touch of the
+ * next batches takes no page fault.  Without a reader at the end nothing
+ * is asked; a step clears the mark, so the window stays bounded.  A crash
+ * copy recovers every batch, a clean close and a roll cut the extension. */
+Test(log_basic, a_reader_at_the_end_gets_a_populated_window)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    ks_log_config cfg;
+    ks_log_config_init(&cfg);
+    cfg.segment_bytes = 1 << 20;
+    cfg.populate_bytes = 64 << 10;
+    ks_log *log = tu_log_open(tu_io, tu_dir, &cfg);
+    _Atomic int asks = 0;
+    ks_log_set_prefill_hook(log, count_asks, &asks);
+    tu_append_seq(log, 10, 0);
+    cr_assert_eq(atomic_load(&asks), 0, "no reader at the end: nothing asked");
+    cr_assert_eq(ks_log_prefill(log), 0);
+    cr_assert_eq(seg_file_len(0), ks_log_size_bytes(log), "nothing asked: the file is its data");
+    const uint8_t *map = seg0_map(log);
+
+    read_at_end(log);
+    tu_append_seq(log, 10, 0);
+    cr_assert_eq(atomic_load(&asks), 1, "a reader at the end: the next append asks");
+    tu_append_seq(log, 10, 0);
+    cr_assert_eq(atomic_load(&asks), 1, "asked once until served");
+    uint64_t size = ks_log_size_bytes(log), ahead = ((size + page - 1) / page) * page;
+    uint64_t want = ((size + (64 << 10) + page - 1) / page) * page;
+    cr_assert_eq(pages_present(map, ahead, want), 0, "past the data the mapping is empty before the step");
+    cr_assert_eq(ks_log_prefill(log), 0);
+    cr_assert_eq(seg_file_len(0), want, "the file reaches a window past the data: %" PRIu64 " for %" PRIu64,
+                 seg_file_len(0), size);
+    cr_assert(zeros_from(0, size));
+    cr_assert_eq(ks_log_disk_bytes(log), size, "the window is not counted on disk");
+    cr_assert_eq(pages_present(map, ahead, want), (want - ahead) / (uint64_t)page,
+                 "the page tables are filled over the window");
+    tu_expect_identity(log, 30);
+
+    /* appends go into the window; past half of it, the next step */
+    read_at_end(log);
+    int64_t end = 30;
+    while (atomic_load(&asks) == 1 && end < 100000) {
+        tu_append_seq(log, 20, 0);
+        end += 20;
+    }
+    cr_assert_geq(ks_log_size_bytes(log) + (32 << 10), want, "asked with less than half a window left");
+    cr_assert_eq(seg_file_len(0), want, "appends land inside the window");
+    cr_assert_eq(ks_log_prefill(log), 0);
+    size = ks_log_size_bytes(log);
+    uint64_t want2 = ((size + (64 << 10) + page - 1) / page) * page;
+    cr_assert_eq(seg_file_len(0), want2);
+    cr_assert_eq(pages_present(map, want, want2), (want2 - want) / (uint64_t)page);
+
+    /* no reader back at the end: the window is not refilled */
+    while (ks_log_size_bytes(log) < want2 + (64 << 10)) {
+        tu_append_seq(log, 20, 0);
+        end += 20;
+    }
+    cr_assert_eq(atomic_load(&asks), 2, "nothing asked without a reader at the end");
+    cr_assert_eq(ks_log_prefill(log), 0);
+    cr_assert_eq(seg_file_len(0), ks_log_size_bytes(log), "the file is its data again");
+    tu_expect_identity(log, end);
+    read_at_end(log);
+    tu_append_seq(log, 10, 0);
+    end += 10;
+    cr_assert_eq(atomic_load(&asks), 3, "a reader back at the end: asked again");
+    cr_assert_eq(ks_log_prefill(log), 0);
+    cr_assert_gt(seg_file_len(0), ks_log_size_bytes(log));
+
+    /* a crash now: the copy of the directory is what the disk holds */
+    char copy[TU_PATH + 16], cmd[3 * TU_PATH];
+    snprintf(copy, sizeof copy, "%s.crash", tu_dir);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -a '%s' '%s'", copy, tu_dir, copy);
+    cr_assert_eq(system(cmd), 0);
+    ks_log *crashed = tu_log_open(tu_io, copy, &cfg);
+    tu_expect_identity(crashed, end);
+    tu_log_close(crashed);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", copy);
+    cr_assert_eq(system(cmd), 0);
+
+    /* a roll cuts the sealed segment to its batches; a clean close too */
+    while (ks_log_segment_count(log) < 2 && end < 100000) {
+        tu_append_seq(log, 200, 0);
+        end += 200;
+        read_at_end(log);
+        (void)ks_log_prefill(log);
+    }
+    tu_append_seq(log, 10, 0); /* asks for the new segment's first window */
+    end += 10;
+    cr_assert_eq(ks_log_prefill(log), 0);
+    expect_only_batches(0);
+    tu_name names[8];
+    cr_assert_eq(tu_list(tu_dir, ".log", names, 8), 2);
+    int64_t base = strtoll(names[1], NULL, 10);
+    cr_assert_gt(seg_file_len(base), ks_log_size_bytes(log) - seg_file_len(0), "the new segment has a window");
+    tu_log_close(log);
+    expect_only_batches(base);
+    log = tu_log_open(tu_io, tu_dir, &cfg);
+    tu_expect_identity(log, end);
+    tu_log_close(log);
+}
