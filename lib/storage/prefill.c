@@ -58,6 +58,7 @@
  * unchanged: nothing past `size` is data.  Not under a disk budget (as the
  * zeroed tail) and not without a hook (never on the appender).
  */
+#include <sched.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/uio.h>
@@ -69,6 +70,7 @@
 #define KS_PREFILL_CHUNK (4u << 20) /* default; ks_log_config.prefill_chunk */
 #define KS_PREFILL_STEP (1u << 20)  /* most zeros per write call */
 #define KS_ZERO_BUF (64u << 10)
+#define KS_POPULATE_STEP (16u << 10) /* most of the window populated at a time */
 
 static int zeros_ready(ks_log *log)
 {
@@ -257,10 +259,12 @@ static int populate_range(uint8_t *map, uint64_t from, uint64_t to)
  * and its file uncut meanwhile (roll, truncation and close wait for it). */
 static int populate(ks_log *log)
 {
-    static uint64_t page;
+    static _Atomic uint64_t page_size; /* instances' threads may race to set it: same value */
+    uint64_t page = atomic_load_explicit(&page_size, memory_order_relaxed);
     if (!page) {
         long ps = sysconf(_SC_PAGESIZE);
         page = ps > 0 ? (uint64_t)ps : 4096;
+        atomic_store_explicit(&page_size, page, memory_order_relaxed);
     }
     pthread_mutex_lock(&log->append_mu);
     bool wanted = log->pop_wanted;
@@ -293,8 +297,11 @@ static int populate(ks_log *log)
     pthread_mutex_unlock(&log->pf_mu);
     pthread_mutex_unlock(&log->append_mu);
 
+    /* In small steps, letting others run between them: on a machine whose
+     * CPUs are busy (a fast sender, its reader) a burst of page
+     * allocations would hold up the very records it is meant to speed. */
     for (uint64_t at = from; at < to;) {
-        uint64_t step = KLOG_MIN(at + (64u << 10), to);
+        uint64_t step = KLOG_MIN(at + KS_POPULATE_STEP, to);
         if ((rc = populate_range(s->map, at, step)) < 0)
             break; /* costs speed only */
         atomic_store(&s->pop_end, step);
@@ -304,6 +311,8 @@ static int populate(ks_log *log)
         if (stop)
             break;
         at = step;
+        if (at < to)
+            sched_yield();
     }
     pthread_mutex_lock(&log->pf_mu);
     log->pf_busy = false;
