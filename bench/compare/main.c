@@ -858,9 +858,10 @@ static void w_consume16(void)
  * its produce call: its thread's page faults and preemptions
  * (getrusage(RUSAGE_THREAD) around the call) and how long the call took.
  * Per poll, the reader notes the same of its reader_wait call, whether it
- * slept in it (a voluntary context switch: the wakeup path), and, per
- * record, whether the record was sent before the call began (the reader
- * was busy with earlier records).  The getrusage calls come before a send's
+ * slept in it (a voluntary context switch: the wakeup path), whether it
+ * delivered a backlog (it came late), and, per record, whether the record
+ * was sent before the call began (the reader was busy with earlier
+ * records).  The getrusage calls come before a send's
  * timestamp and after a poll's deliveries: off the measured path.
  */
 enum {
@@ -870,7 +871,11 @@ enum {
     LC_R_BUSY = 8,     /* sent before that poll began */
     LC_W_FAULT = 16,   /* the sender's produce call took page faults */
     LC_W_PREEMPT = 32, /* the sender was preempted during it */
+    LC_R_BACKLOG = 64, /* that poll delivered LAT_BACKLOG records or more: the
+                        * reader came late (a backlog crosses pages, so its
+                        * faults are then a consequence, not the cause) */
 };
+#define LAT_BACKLOG 8
 
 typedef struct latsample {
     uint64_t ns;   /* send to receipt */
@@ -925,6 +930,8 @@ static void *lat_reader(void *arg)
         getrusage(RUSAGE_THREAD, &b);
         uint8_t f = rusage_flags(&a, &b, LC_R_FAULT, LC_R_PREEMPT, LC_R_SLEPT);
         L->rfaults += (uint64_t)(b.ru_minflt + b.ru_majflt - a.ru_minflt - a.ru_majflt);
+        if (L->n - n0 >= LAT_BACKLOG)
+            f = (uint8_t)(f | LC_R_BACKLOG);
         for (size_t i = n0; i < L->n; i++)
             L->s[i].flags |= f;
     }
@@ -948,17 +955,20 @@ static double pct_us(const latsample *v, size_t n, double p)
 
 /* The causes a slow sample is put down to, first match wins: the send
  * side when produce took at least half of the latency, else the reader. */
-enum { LK_W_FAULT, LK_W_PREEMPT, LK_W_OTHER, LK_R_FAULT, LK_R_PREEMPT, LK_R_BUSY, LK_R_WAKE, LK_OTHER, LK_N };
-static const char *const k_cause[LK_N] = { "send: faults", "send: preempted", "send: slow", "reader faults",
-                                           "reader preempted", "reader busy", "wakeup", "other" };
+enum { LK_W_FAULT, LK_W_PREEMPT, LK_W_OTHER, LK_R_PREEMPT, LK_R_BUSY, LK_R_BACKLOG, LK_R_FAULT, LK_R_WAKE, LK_OTHER,
+       LK_N };
+static const char *const k_cause[LK_N] = { "send: faults", "send: preempted", "send: slow",  "reader preempted",
+                                           "reader busy",  "woke late",       "reader faults", "wakeup",
+                                           "other" };
 
 static int cause_of(const latsample *s)
 {
     if ((uint64_t)s->wns * 2 >= s->ns)
         return s->flags & LC_W_FAULT ? LK_W_FAULT : s->flags & LC_W_PREEMPT ? LK_W_PREEMPT : LK_W_OTHER;
-    return s->flags & LC_R_FAULT     ? LK_R_FAULT
-           : s->flags & LC_R_PREEMPT ? LK_R_PREEMPT
+    return s->flags & LC_R_PREEMPT   ? LK_R_PREEMPT
            : s->flags & LC_R_BUSY    ? LK_R_BUSY
+           : s->flags & LC_R_BACKLOG ? LK_R_BACKLOG
+           : s->flags & LC_R_FAULT   ? LK_R_FAULT
            : s->flags & LC_R_SLEPT   ? LK_R_WAKE
                                      : LK_OTHER;
 }
@@ -1122,8 +1132,9 @@ static void w_latency_at(unsigned rate)
                                      "reader faults/1k rec" };
     table(name, title, m, h, 6, true, false);
     printf("  causes of the samples above p99 (first match: send side when produce took >= half the latency,\n"
-           "  with page faults / preempted / neither; else the reader's poll: page faults, preempted, the record\n"
-           "  sent while the reader was busy, it slept and woke (wakeup), other); %% of those samples, all runs:\n");
+           "  with page faults / preempted / neither; else the reader's poll: preempted, the record sent while\n"
+           "  the reader was busy, woke late (its poll delivered %d records or more), took page faults, slept\n"
+           "  and woke (wakeup), other); %% of those samples, all runs:\n", LAT_BACKLOG);
     printf("  %-14s %7s", "backend", "samples");
     for (int k = 0; k < LK_N; k++)
         printf(" %16s", k_cause[k]);
