@@ -34,7 +34,8 @@
  *                and drains them.
  *   klog-maint   the instance's background thread (the background module):
  *                interval syncs and rolls by age (ks_log_tick), prefills of
- *                zeroed tails, retention, the stats files.
+ *                zeroed tails and of the populated windows ahead of tailing
+ *                readers (ks_log_prefill), retention, the stats files.
  *   klog-cleaner log.cleaner.threads per instance (the maint module):
  *                compaction passes.
  *   klog-groups  the groups' timer (started by the first group call):
