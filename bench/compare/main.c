@@ -1199,6 +1199,218 @@ static void w_telemetry(void)
            "   memtable flushed to SSTs, SQLite's WAL checkpointed; the others are there when produce returns)\n");
 }
 
+/* ---- scale: many partitions (issue 21) ---------------------------------- */
+
+/*
+ * The same 100-byte records spread evenly (record i to partition i % P)
+ * over P partitions of one topic, P = 1, 16, 256, 4096: produce (acks=1, as
+ * produce-100) and read everything back (one consumer assigned every
+ * partition, a fresh one on the log just written).  klog through its public
+ * API as be_klog.c configures it; raw as be_raw.c frames records, one file
+ * per partition, each with a 16 KiB buffer (Kafka's batch.size) written by
+ * one pwrite when full and at the end.  Kept apart from the back end table:
+ * the other back ends have no partitions.
+ */
+#define SCALE_RAW_BUF (16u * 1024)
+
+static int scale_conf(klog_conf *c, const char *key, const char *val)
+{
+    char err[256] = "";
+    int rc = klog_conf_set(c, key, val, err, sizeof err);
+    if (rc)
+        fprintf(stderr, "bench_compare: scale: %s: %s %s\n", key, klog_strerror(rc), err);
+    return rc;
+}
+
+static void scale_rec(uint64_t i, bc_rec *r)
+{
+    r->key = g_keys + (i % NKEYS) * KEY_LEN;
+    r->key_len = KEY_LEN;
+    r->val = g_vals + (i * 61) % VAL_SPREAD;
+    r->val_len = 100;
+}
+
+/* klog: seconds to produce n records over P partitions, and to read them. */
+static void scale_klog(const char *dir, unsigned P, uint64_t n, double *sp, double *sc)
+{
+    klog *k;
+    klog_producer *pr;
+    klog_consumer *c;
+    klog_conf *pc, *cc;
+    char err[256] = "";
+    if (klog_open(&k, dir, NULL, err, sizeof err) || klog_topic_create(k, "t", (int)P, NULL, err, sizeof err)) {
+        fprintf(stderr, "bench_compare: scale: klog: %s\n", err);
+        die("klog");
+    }
+    if (klog_conf_new(&pc) || scale_conf(pc, "acks", "1") || scale_conf(pc, "linger.ms", "5") ||
+        scale_conf(pc, "batch.size", "1000000") || klog_producer_new(k, pc, &pr, err, sizeof err))
+        die("klog producer");
+    klog_conf_free(pc);
+    warm_page_cache(n * (KEY_LEN + 100) * 11 / 10);
+    data_prefault();
+    klog_record rec = KLOG_RECORD_INIT;
+    uint64_t t0 = bc_now_ns();
+    for (uint64_t i = 0; i < n; i++) {
+        bc_rec r;
+        scale_rec(i, &r);
+        rec.partition = (int32_t)(i % P);
+        rec.key = r.key;
+        rec.key_len = r.key_len;
+        rec.value = r.val;
+        rec.value_len = r.val_len;
+        if (klog_producer_send(pr, "t", &rec))
+            die("klog_producer_send");
+    }
+    if (klog_producer_flush(pr, -1))
+        die("klog_producer_flush");
+    *sp = (double)(bc_now_ns() - t0) / 1e9;
+    if (klog_producer_close(pr))
+        die("klog_producer_close");
+    if (klog_conf_new(&cc) || scale_conf(cc, "auto.offset.reset", "earliest") ||
+        klog_consumer_new(k, cc, &c, err, sizeof err))
+        die("klog consumer");
+    klog_conf_free(cc);
+    acc a = { 0, 0, 0 };
+    t0 = bc_now_ns();
+    for (unsigned p = 0; p < P; p++)
+        if (klog_consumer_assign(c, "t", (int32_t)p, KLOG_OFFSET_BEGINNING))
+            die("klog_consumer_assign");
+    while (a.n < n) {
+        const klog_message *const *m;
+        int got = klog_consumer_poll(c, 1000, &m);
+        if (got <= 0)
+            die("klog_consumer_poll");
+        for (int i = 0; i < got; i++)
+            on_msg(&a, m[i]->key, m[i]->key_len, m[i]->value, m[i]->value_len);
+    }
+    *sc = (double)(bc_now_ns() - t0) / 1e9;
+    if (a.n != n || a.bytes != n * (KEY_LEN + 100))
+        die("klog scale read-back");
+    bu_sink += a.x;
+    klog_consumer_close(c);
+    klog_close(k);
+}
+
+/* raw: one file per partition, a 16 KiB buffer each. */
+static void scale_raw(const char *dir, unsigned P, uint64_t n, double *sp, double *sc)
+{
+    int *fd = calloc(P, sizeof *fd);
+    uint64_t *end = calloc(P, sizeof *end);
+    size_t *used = calloc(P, sizeof *used);
+    uint8_t *buf = bc_alloc_prefaulted((size_t)P * SCALE_RAW_BUF);
+    if (!fd || !end || !used)
+        die("scale: out of memory");
+    for (unsigned p = 0; p < P; p++) {
+        char path[4300];
+        snprintf(path, sizeof path, "%s/%u.log", dir, p);
+        if ((fd[p] = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0)
+            die("scale: raw open");
+    }
+    warm_page_cache(n * (KEY_LEN + 100) * 11 / 10);
+    data_prefault();
+    uint64_t t0 = bc_now_ns();
+    for (uint64_t i = 0; i < n; i++) {
+        bc_rec r;
+        scale_rec(i, &r);
+        unsigned p = (unsigned)(i % P);
+        uint32_t kl = (uint32_t)r.key_len, vl = (uint32_t)r.val_len;
+        if (used[p] + 8 + kl + vl > SCALE_RAW_BUF) {
+            if (pwrite(fd[p], buf + (size_t)p * SCALE_RAW_BUF, used[p], (off_t)end[p]) != (ssize_t)used[p])
+                die("scale: raw pwrite");
+            end[p] += used[p];
+            used[p] = 0;
+        }
+        uint8_t *o = buf + (size_t)p * SCALE_RAW_BUF + used[p];
+        memcpy(o, &kl, 4);
+        memcpy(o + 4, &vl, 4);
+        memcpy(o + 8, r.key, kl);
+        memcpy(o + 8 + kl, r.val, vl);
+        used[p] += 8 + kl + vl;
+    }
+    for (unsigned p = 0; p < P; p++)
+        if (used[p]) {
+            if (pwrite(fd[p], buf + (size_t)p * SCALE_RAW_BUF, used[p], (off_t)end[p]) != (ssize_t)used[p])
+                die("scale: raw pwrite");
+            end[p] += used[p];
+        }
+    *sp = (double)(bc_now_ns() - t0) / 1e9;
+    acc a = { 0, 0, 0 };
+    uint8_t *rb = bc_alloc_prefaulted(1u << 20);
+    t0 = bc_now_ns();
+    for (unsigned p = 0; p < P; p++)
+        for (uint64_t pos = 0; pos < end[p];) {
+            size_t want = end[p] - pos < (1u << 20) ? (size_t)(end[p] - pos) : (1u << 20);
+            ssize_t got = pread(fd[p], rb, want, (off_t)pos);
+            if (got <= 0)
+                die("scale: raw pread");
+            size_t q = 0;
+            while ((size_t)got - q >= 8) {
+                uint32_t kl, vl;
+                memcpy(&kl, rb + q, 4);
+                memcpy(&vl, rb + q + 4, 4);
+                if ((size_t)got - q - 8 < (size_t)kl + vl)
+                    break;
+                on_msg(&a, rb + q + 8, kl, rb + q + 8 + kl, vl);
+                q += 8 + (size_t)kl + vl;
+            }
+            if (q == 0)
+                die("scale: raw frame");
+            pos += q;
+        }
+    *sc = (double)(bc_now_ns() - t0) / 1e9;
+    if (a.n != n || a.bytes != n * (KEY_LEN + 100))
+        die("raw scale read-back");
+    bu_sink += a.x;
+    for (unsigned p = 0; p < P; p++)
+        close(fd[p]);
+    free(rb);
+    free(buf);
+    free(used);
+    free(end);
+    free(fd);
+}
+
+static void w_scale(void)
+{
+    static const unsigned parts[] = { 1, 16, 256, 4096 };
+    const int np = g_quick ? 3 : 4;
+    const uint64_t n = g_quick ? 4096 : 1000000;
+    static const char *const names[] = { "scale-1", "scale-16", "scale-256", "scale-4096" };
+    for (int r = 0; r < g_reps; r++)
+        for (int i = 0; i < np; i++)
+            for (int b = 0; b < g_nbe; b++) {
+                bool is_klog = g_be[b] == &bc_klog;
+                if (!is_klog && g_be[b] != &bc_raw)
+                    continue;
+                char dir[4200];
+                store_dir(dir, sizeof dir, g_be[b], ++g_seq);
+                double sp, sc;
+                if (is_klog)
+                    scale_klog(dir, parts[i], n, &sp, &sc);
+                else
+                    scale_raw(dir, parts[i], n, &sp, &sc);
+                bu_rm_rf("bench_compare", dir);
+                put(names[i], g_be[b]->name, "produce/s", (double)n / sp);
+                put(names[i], g_be[b]->name, "consume/s", (double)n / sc);
+            }
+    for (int i = 0; i < np; i++) {
+        char title[256];
+        snprintf(title, sizeof title,
+                 "%s: %" PRIu64 " records (16-byte keys, 100-byte values) over %u partition%s, record i to "
+                 "partition i %% %u; produced (acks=1), then read by one consumer of every partition",
+                 names[i], n, parts[i], parts[i] > 1 ? "s" : "", parts[i]);
+        static const char *const m[] = { "produce/s", "consume/s" };
+        static const char *const h[] = { "produce records/s", "consume records/s" };
+        table(names[i], title, m, h, 2, false, false);
+    }
+    printf("  scale, klog's aggregate at %u partitions / at 16:", parts[np - 1]);
+    for (int m = 0; m < 2; m++) {
+        const char *met = m ? "consume/s" : "produce/s";
+        printf(" %s %.2f", met, med_of(names[np - 1], "klog", met) / med_of(names[1], "klog", met));
+    }
+    printf("\n");
+}
+
 /* ---- verdict, files for the charts -------------------------------------- */
 
 static void verdict(void)
@@ -1341,7 +1553,7 @@ static int usage(void)
     fprintf(stderr, "usage: bench_compare [--reps N] [--quick] [--dir DIR] [--out DIR] [--redis HOST:PORT]\n"
                     "                     [--nats URL] [--backends a,b,...] [--workloads a,b,...]\n"
                     "                     [--cold] [--lat-rates R1,R2,... (records/s; default 10000,100000)]\n"
-                    "workloads: produce-100 produce-1k durable consume consume-16p latency telemetry\n"
+                    "workloads: produce-100 produce-1k durable consume consume-16p latency telemetry scale\n"
                     "--cold: the consume workloads also read by a fresh process, page cache warm and dropped\n");
     return 2;
 }
@@ -1434,6 +1646,8 @@ int main(int argc, char **argv)
         w_latency();
     if (in_list(g_only_wl, "telemetry"))
         w_telemetry();
+    if (in_list(g_only_wl, "scale"))
+        w_scale();
     verdict();
     write_out();
     bu_rm_rf("bench_compare", g_dir);

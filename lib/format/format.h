@@ -201,7 +201,7 @@ typedef struct kf_batch_meta {
     int32_t base_sequence;   /* -1 if none */
     uint16_t attributes;     /* flags other than the codec (e.g. KF_ATTR_CONTROL) */
     enum kf_codec_id codec;
-    int level;               /* zstd: its level (0 = default 3); gzip: 1..9 (0 =
+    int level;               /* zstd: its level (0 = klog's default, 1); gzip: 1..9 (0 =
                               * zlib's default, 6); ignored by lz4 and snappy */
 } kf_batch_meta;
 
