@@ -24,7 +24,7 @@
  * only: readers walk them lock-free).
  *
  * Memory: every batch buffer is charged to buffer.memory while it exists;
- * released buffers go to a free list of standard-size buffers (bounded by
+ * released buffers go to a free list (any size up to batch.size; bounded by
  * the same budget), so a steady producer allocates nothing per batch.
  */
 #include <inttypes.h>
@@ -59,7 +59,8 @@ typedef struct kp_batch {
     void **opaque;
     int64_t *ts;
     size_t rcap;       /* capacity of opaque and of ts */
-    bool standard;     /* cap == the standard size: goes back to the pool */
+    bool standard;     /* cap <= batch_cap (not one oversized record's):
+                        * goes back to the pool */
     /* Finishing (header, compression, checksum; batch_finish) is done by
      * the drainer, or, for a compressed batch, by the sender that sealed it
      * while the drainer was busy with earlier ones (claimed at the seal,
@@ -149,7 +150,7 @@ struct klog_producer {
     pthread_mutex_t mem_mu;
     pthread_cond_t mem_cv;
     int64_t mem_used;
-    kp_batch *pool;           /* free standard-size batches */
+    kp_batch *pool;           /* free batches (standard: not oversized) */
 
     pthread_mutex_t codec_mu;
     kf_codec *codecs[8];
@@ -238,9 +239,12 @@ static bool mem_charge(klog_producer *p, size_t delta)
     return true;
 }
 
-/* Take a batch able to hold at least `need` bytes, of about `want` bytes
- * (a hint, within KP_BATCH_MIN..batch_cap).  Returns NULL when the budget
- * is used up (the caller waits or fails).  mem_mu not held. */
+/* Take a batch able to hold at least `need` bytes, its buffer of about
+ * `want` bytes (a hint, within KP_BATCH_MIN..batch_cap): a released one
+ * from the pool, its buffer resized to that (so that a pool of buffers
+ * once grown does not hold more than the partitions now need), or a new
+ * one.  Returns NULL when the budget is used up (the caller waits or
+ * fails).  mem_mu not held. */
 static kp_batch *batch_get(klog_producer *p, size_t need, size_t want)
 {
     size_t cap = p->batch_cap;
@@ -249,11 +253,38 @@ static kp_batch *batch_get(klog_producer *p, size_t need, size_t want)
     else if (want < cap)
         cap = KLOG_MAX(KLOG_MAX(want, (size_t)KP_BATCH_MIN), need);
     pthread_mutex_lock(&p->mem_mu);
-    if (cap == p->batch_cap && p->pool) {
+    if (cap <= p->batch_cap && p->pool) {
         kp_batch *b = p->pool;
         p->pool = b->next;
-        pthread_mutex_unlock(&p->mem_mu);
         b->next = NULL;
+        if (cap > b->cap && !mem_charge(p, cap - b->cap)) {
+            if (b->cap < need) { /* no room to grow it enough */
+                b->next = p->pool;
+                p->pool = b;
+                pthread_mutex_unlock(&p->mem_mu);
+                return NULL;
+            }
+            cap = b->cap; /* as it is: it grows later if there is room */
+        } else if (cap < b->cap) {
+            p->mem_used -= (int64_t)(b->cap - cap);
+        }
+        pthread_mutex_unlock(&p->mem_mu);
+        if (cap != b->cap) {
+            uint8_t *nb = realloc(b->buf, cap);
+            if (nb) {
+                b->buf = nb;
+                b->cap = cap;
+            } else { /* the old buffer stays: so does its charge */
+                pthread_mutex_lock(&p->mem_mu);
+                p->mem_used += (int64_t)b->cap - (int64_t)cap;
+                if (b->cap < need) {
+                    b->next = p->pool;
+                    p->pool = b;
+                    b = NULL;
+                }
+                pthread_mutex_unlock(&p->mem_mu);
+            }
+        }
         return b;
     }
     bool ok = mem_charge(p, cap);
@@ -272,7 +303,7 @@ static kp_batch *batch_get(klog_producer *p, size_t need, size_t want)
         return NULL;
     }
     b->cap = cap;
-    b->standard = cap == p->batch_cap;
+    b->standard = cap <= p->batch_cap;
     return b;
 }
 
@@ -301,7 +332,6 @@ static int batch_grow(klog_producer *p, kp_batch *b, size_t more)
     }
     b->buf = b->b.buf = nb;
     b->cap = b->b.cap = cap;
-    b->standard = cap == p->batch_cap;
     return 0;
 }
 
