@@ -56,6 +56,10 @@ struct kpart {
     kpart_ack *head, *tail;
     bool running;                /* a thread is completing from the queue */
     bool closed;
+    /* kpart_advance_hw_durable: the HW the replicas allow in leader epoch
+     * want_epoch, reached once this log's durable offset passes it */
+    int64_t hw_want;
+    int32_t want_epoch;
 
     /* leader epochs (emu) */
     pthread_mutex_t emu;
@@ -227,6 +231,8 @@ int kpart_open(kpart **out, kio *io, const char *dir, const ks_log_config *cfg)
     pthread_cond_init(&p->acv, NULL);
     pthread_mutex_init(&p->emu, NULL);
     atomic_store(&p->role, KPART_LEADER);
+    p->hw_want = -1;
+    p->want_epoch = -1;
     int32_t e = latest_epoch(p);
     atomic_store(&p->epoch, e);
     ks_log_set_epoch(p->log, e, NULL, NULL); /* no callback: cannot fail */
@@ -236,6 +242,7 @@ int kpart_open(kpart **out, kio *io, const char *dir, const ks_log_config *cfg)
 }
 
 static void ack_run(kpart *p);
+static void hw_catch_up(kpart *p);
 
 /* Fail every waiting acknowledgement with KLOG_ECLOSED, wait until the
  * last completion has returned, and free everything but the log. */
@@ -306,8 +313,17 @@ int kpart_append(kpart *p, ks_batch *batches, unsigned n, unsigned flags)
         }
         return KLOG_ENOTENOUGH;
     }
+    /* A replicated leader's followers copy the batches while it syncs
+     * them (KS_APPEND_EARLY); the HW they allow is reached once the sync
+     * is done. */
+    bool repl = atomic_load_explicit(&p->replicated, memory_order_acquire);
+    if (repl)
+        flags |= KS_APPEND_EARLY;
     /* the log stamps the epoch, and refuses the batches of a follower */
-    return ks_log_append(p->log, batches, n, flags & ~KPART_APPEND_ALL);
+    int rc = ks_log_append(p->log, batches, n, flags & ~KPART_APPEND_ALL);
+    if (repl)
+        hw_catch_up(p);
+    return rc;
 }
 
 /* Record that `epoch` starts at `base` in a follower's cache, as a leader's
@@ -378,7 +394,13 @@ int kpart_append_replica(kpart *p, ks_batch *batches, unsigned n, unsigned flags
     return rc;
 }
 
-int kpart_sync(kpart *p) { return ks_log_sync(p->log); }
+int kpart_sync(kpart *p)
+{
+    int rc = ks_log_sync(p->log);
+    if (rc == 0 && atomic_load_explicit(&p->replicated, memory_order_acquire))
+        hw_catch_up(p);
+    return rc;
+}
 
 /* An empty view at offset (nothing visible there yet). */
 static int empty_view(ks_view *v, int64_t offset)
@@ -605,6 +627,51 @@ void kpart_set_replicated(kpart *p, bool on)
 
 bool kpart_replicated(kpart *p) { return atomic_load(&p->replicated); }
 
+/* The HW moved to hw: waiters wake, listeners run, acknowledgements
+ * complete (no lock held). */
+static void hw_moved(kpart *p, int64_t hw)
+{
+    notify(p, KPART_EV_HW, hw);
+    if (atomic_load(&p->pending) > 0)
+        ack_run(p);
+}
+
+/* The durable offset may have passed what the replicas allowed
+ * (kpart_advance_hw_durable): raise the HW that far, in the epoch the
+ * allowance was given in, while this node leads it. */
+static void hw_catch_up(kpart *p)
+{
+    pthread_mutex_lock(&p->amu);
+    int64_t want = p->hw_want, hw = atomic_load(&p->hw);
+    bool same = p->want_epoch == atomic_load(&p->epoch) && atomic_load(&p->role) == KPART_LEADER;
+    pthread_mutex_unlock(&p->amu);
+    if (!same || want <= hw)
+        return;
+    int64_t d = ks_log_durable_offset(p->log), end = ks_log_end_offset(p->log);
+    int64_t to = want < d ? want : d;
+    if (to > end)
+        to = end;
+    if (to > hw && hw_raise(p, to))
+        hw_moved(p, to);
+}
+
+int64_t kpart_advance_hw_durable(kpart *p, int64_t hw)
+{
+    if (!atomic_load(&p->replicated))
+        return KLOG_ESTATE;
+    pthread_mutex_lock(&p->amu);
+    int32_t e = atomic_load(&p->epoch);
+    if (atomic_load(&p->role) == KPART_LEADER) {
+        if (p->want_epoch != e || hw > p->hw_want)
+            p->hw_want = hw;
+        p->want_epoch = e;
+    }
+    pthread_mutex_unlock(&p->amu);
+    /* after recording it: a sync finishing meanwhile catches up to it */
+    int64_t d = ks_log_durable_offset(p->log);
+    return kpart_advance_hw(p, hw < d ? hw : d);
+}
+
 int64_t kpart_advance_hw(kpart *p, int64_t hw)
 {
     if (!atomic_load(&p->replicated))
@@ -612,11 +679,8 @@ int64_t kpart_advance_hw(kpart *p, int64_t hw)
     int64_t end = ks_log_end_offset(p->log);
     if (hw > end)
         hw = end;
-    if (hw_raise(p, hw)) {
-        notify(p, KPART_EV_HW, hw);
-        if (atomic_load(&p->pending) > 0)
-            ack_run(p);
-    }
+    if (hw_raise(p, hw))
+        hw_moved(p, hw);
     return atomic_load(&p->hw);
 }
 
@@ -754,6 +818,9 @@ int kpart_truncate_to(kpart *p, int64_t offset, int64_t *new_end)
     int64_t e = ks_log_end_offset(p->log);
     if (atomic_load(&p->replicated) && atomic_load(&p->hw) > e)
         atomic_store(&p->hw, e);
+    pthread_mutex_lock(&p->amu);
+    p->hw_want = -1; /* what the replicas allowed was of the records cut */
+    pthread_mutex_unlock(&p->amu);
     pthread_mutex_unlock(&p->emu);
     return rc;
 }

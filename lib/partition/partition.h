@@ -139,6 +139,10 @@ void kpart_set_role(kpart *p, enum kpart_role role);
  * kpart_become_follower has returned).
  * Appending acknowledges nothing by itself: submit each batch's
  * acknowledgement with kpart_ack_submit once its result is known.
+ * While replicated, KPART_EV_APPEND listeners (the followers' fetches)
+ * hear of the batches once they are written, before the sync the append
+ * waits for (KS_APPEND_EARLY), and the HW catches up after it
+ * (kpart_advance_hw_durable).
  */
 int kpart_append(kpart *p, ks_batch *batches, unsigned n, unsigned flags);
 
@@ -158,7 +162,8 @@ int kpart_append(kpart *p, ks_batch *batches, unsigned n, unsigned flags);
  */
 int kpart_append_replica(kpart *p, ks_batch *batches, unsigned n, unsigned flags);
 
-/* Make everything appended durable (ks_log_sync). */
+/* Make everything appended durable (ks_log_sync); a replicated leader's
+ * HW then follows (kpart_advance_hw_durable). */
 int kpart_sync(kpart *p);
 
 /*
@@ -516,5 +521,17 @@ void kpart_set_isr(kpart *p, int isr_size, int min_isr);
  * call, or KLOG_ESTATE when the partition is not replicated.
  */
 int64_t kpart_advance_hw(kpart *p, int64_t hw);
+
+/*
+ * A leader's HW: hw is what its in-sync replicas hold (durably, each on
+ * its own disk); the HW moves to the lowest of hw and this log's durable
+ * offset, as kpart_advance_hw, and hw is remembered for this leader epoch,
+ * so that when a later sync (the append that waits for it, kpart_sync)
+ * moves the durable offset the HW follows it there on that thread.  So the
+ * leader's own sync and its followers' copies run side by side
+ * (KS_APPEND_EARLY), and the HW never passes what this node has on disk.
+ * Same returns as kpart_advance_hw.
+ */
+int64_t kpart_advance_hw_durable(kpart *p, int64_t hw);
 
 #endif /* KLOG_PARTITION_H */

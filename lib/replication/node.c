@@ -219,7 +219,7 @@ static void unlock_post(krep_node *n)
     pthread_mutex_unlock(&n->mu);
     for (size_t i = 0; i < np; i++) {
         if (pa[i].hw >= 0 && kpart_replicated(pa[i].p))
-            kpart_advance_hw(pa[i].p, pa[i].hw);
+            kpart_advance_hw_durable(pa[i].p, pa[i].hw); /* no further than this node's disk */
         if (pa[i].fail < 0)
             kpart_ack_fail(pa[i].p, pa[i].fail);
         kpart_ack_flush(pa[i].p);
@@ -456,8 +456,10 @@ static bool in_max_isr(const krep_part *rp, int32_t id)
     return krep_in(rp->st.isr, rp->st.nisr, id) || (rp->proposing && krep_in(rp->prop, rp->nprop, id));
 }
 
-/* The HW the leader may advance to: its own durable offset, and no
- * further than any replica of the maximal ISR holds; -1 while one of them
+/* The HW the leader may advance to: no further than any replica of the
+ * maximal ISR holds, nor than its own durable offset (which
+ * kpart_advance_hw_durable applies, and catches up with when the leader's
+ * own sync ends after its followers' reports); -1 while one of them
  * has not fetched in this epoch, or while the maximal ISR has fewer than
  * min.insync.replicas members: a record is committed (shown, counted as
  * acknowledged) only once that many replicas hold it.  Kafka lets a lone
@@ -468,7 +470,7 @@ static int64_t hw_target(krep_node *n, krep_part *rp)
 {
     if (!rp->leading || rp->failed)
         return -1;
-    int64_t hw = kpart_durable_offset(rp->p);
+    int64_t hw = kpart_end_offset(rp->p);
     int members = 1; /* this one */
     for (int i = 0; i < rp->st.nreplicas; i++) {
         int32_t id = rp->st.replicas[i];

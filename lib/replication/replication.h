@@ -11,7 +11,9 @@
  * offset and when the replica was last caught up; the in-sync replicas
  * (ISR) are those caught up within replica.lag.time.max.ms; the high
  * watermark (HW) is the lowest of the leader's durable offset and the
- * offsets of the ISR members, advanced with kpart_advance_hw, so that
+ * offsets of the ISR members, advanced with kpart_advance_hw_durable (the
+ * leader's followers copy its appends while it syncs them, and the HW
+ * follows the leader's sync when that ends last), so that
  * consumers read below it and acks=all producers are acknowledged once it
  * passes their records.  An acks=all write is refused with
  * NOT_ENOUGH_REPLICAS while the ISR is smaller than min.insync.replicas.
@@ -312,9 +314,11 @@ int krep_node_persist(krep_node *n);
 
 /*
  * Host the static controller of epoch `epoch` on node n, from states e (a
- * state file's, or a promote's): leader epochs are raised past any the
- * partitions' logs hold (a state file that missed a change must not give
- * an epoch out twice), every topic not in e is added (all nodes its
+ * state file's, or a promote's): the partitions n leads get new leader
+ * epochs, past any their logs hold (a state file that missed a change
+ * must not give an epoch out twice) and past the one e gives them (an
+ * epoch n led in before a crash took its records, which followers may
+ * hold, from n's log), every topic not in e is added (all nodes its
  * replicas, n its leader), n's incarnation is taken as registered, the
  * result written to the state file, and every later change too (its
  * persist hook).  Refuses with KLOG_EFENCED when a log holds an epoch of a

@@ -187,8 +187,16 @@ int krep_static_host(krep_node *n, int32_t epoch, const krep_ctl_entry *e, int n
     for (int i = 0; i < ne && rc == 0; i++) {
         krep_pstate st = e[i].st;
         int32_t latest = log_latest_epoch(k, e[i].topic, e[i].partition);
-        if (st.leader == cfg->node_id && latest >= st.leader_epoch)
-            st.leader_epoch = krep_next_epoch(latest, epoch); /* a new run leads in a new epoch */
+        /* A new run leads in a new epoch: above any its log holds, and
+         * above the one the state gave it, which it may have led in
+         * before a crash took that epoch's records (and its entry) from
+         * its log, while a follower that copied them before they were
+         * synced (acks=1, or the leader's sync running beside its
+         * followers' fetches) still holds them in that epoch: leading in
+         * it again would put other records at those offsets under the
+         * same epoch, which no truncation could tell apart. */
+        if (st.leader == cfg->node_id)
+            st.leader_epoch = krep_next_epoch(latest > st.leader_epoch ? latest : st.leader_epoch, epoch);
         rc = krep_ctl_add_state(ctl, e[i].topic, e[i].partition, &st);
         if (rc == -EEXIST)
             rc = 0;

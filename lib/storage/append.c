@@ -498,7 +498,8 @@ static int append_runs(ks_log *log, ks_call *c)
         /* A lone durable appender links its fdatasync to the write: one
          * submission, and the sync cannot run ahead of the data.  With
          * company, the write goes alone and the group shares one sync. */
-        bool link = c->durable && c->i + r.k == c->n && atomic_load(&log->inflight) == 1 &&
+        bool link = c->durable && !(c->flags & KS_APPEND_EARLY) && c->i + r.k == c->n &&
+                    atomic_load(&log->inflight) == 1 &&
                     ks__dir_durable(log) == 0 && sync_claim(log);
         int wr = write_run(log, c, &r, &link);
         if (wr < 0)
@@ -540,7 +541,13 @@ static int finish(ks_log *log, ks_call *c, int rc, uint64_t reserved, int64_t en
     /* anything written (a duplicate may come first)?  Every batch is at
      * least a header long, so bytes written means a batch appended. */
     bool appended = c->written > 0;
+    bool early = false;
     if (appended && (c->durable || flush) && !c->synced) {
+        /* A replicated leader: its followers fetch while it syncs. */
+        if ((c->flags & KS_APPEND_EARLY) && log->listener) {
+            log->listener(log->listener_arg, end);
+            early = true;
+        }
         int sr = group_sync(log, end);
         if (sr < 0 && c->durable) {
             /* Not durable: these batches are not acknowledged. */
@@ -550,7 +557,7 @@ static int finish(ks_log *log, ks_call *c, int rc, uint64_t reserved, int64_t en
             rc = sr;
         }
     }
-    if (appended && log->listener)
+    if (appended && log->listener && !early)
         log->listener(log->listener_arg, end);
     return rc;
 }

@@ -257,6 +257,14 @@ enum {
      * without being checked (the leader checked it): a follower that later
      * leads refuses that producer's retries as the old leader would. */
     KS_APPEND_REPLICA = 1 << 2,
+    /* A replicated leader's append: when the batches wait for a sync
+     * (KS_APPEND_SYNC, durability=always), the listener runs as soon as
+     * they are published, before that sync, instead of after it, and the
+     * write is not linked to the sync.  So its followers copy the batches
+     * while this node syncs them: the two syncs run side by side.  The
+     * call still returns once they are durable (or with the sync's
+     * error). */
+    KS_APPEND_EARLY = 1 << 3,
 };
 
 /*
@@ -410,7 +418,9 @@ int ks_log_set_follower(ks_log *log, bool on);
 int ks_log_fail(ks_log *log, int err);
 
 /* Called after every successful append with the new end offset, on the
- * appending thread, no lock held.  One listener; NULL removes it. */
+ * appending thread, no lock held: once the batches are durable when the
+ * append waits for a sync, else once they are published (KS_APPEND_EARLY:
+ * published, before the sync).  One listener; NULL removes it. */
 typedef void (*ks_listener_fn)(void *arg, int64_t end_offset);
 void ks_log_set_listener(ks_log *log, ks_listener_fn fn, void *arg);
 

@@ -679,3 +679,97 @@ Test(partition, concurrent_hw_advances_keep_the_order)
         cr_assert_eq(order[i], i, "completion %d was ack %d", i, order[i]);
     }
 }
+
+/* ---- a replicated leader's own sync (KS_APPEND_EARLY) ------------------------------------- */
+
+typedef struct durable_seen {
+    kpart_listener l;
+    int calls;
+    int64_t offset, durable; /* at the last call */
+} durable_seen;
+
+static void durable_fn(void *arg, unsigned ev, int64_t off)
+{
+    (void)ev;
+    durable_seen *d = arg;
+    d->calls++;
+    d->offset = off;
+    d->durable = kpart_durable_offset(P);
+}
+
+static void append_flags(int n, unsigned flags)
+{
+    batch b;
+    build(&b, n, TS0);
+    ks_batch kb = { b.buf, b.len, -1, 0 };
+    cr_assert_eq(kpart_append(P, &kb, 1, flags), 0);
+}
+
+Test(partition, a_replicated_leader_tells_its_followers_before_its_own_sync)
+{
+    durable_seen d = { .l = { .fn = durable_fn, .events = KPART_EV_APPEND } };
+    d.l.arg = &d;
+    kpart_listen(P, &d.l);
+    /* one replica: a durable append is heard once it is durable */
+    append_flags(5, KS_APPEND_SYNC);
+    cr_assert_eq(d.calls, 1);
+    cr_assert_eq(d.offset, 5);
+    cr_assert_eq(d.durable, 5, "heard before its sync without replication");
+    /* replicated: heard once written, before the sync the append waits for */
+    kpart_set_replicated(P, true);
+    append_flags(5, KS_APPEND_SYNC);
+    cr_assert_eq(d.calls, 2, "heard once, not again after the sync");
+    cr_assert_eq(d.offset, 10);
+    cr_assert_eq(d.durable, 5, "the followers' fetch waited for the leader's sync");
+    cr_assert_eq(kpart_durable_offset(P), 10, "the append returned before its sync");
+    kpart_unlisten(P, &d.l);
+}
+
+Test(partition, a_leaders_hw_waits_for_its_own_sync_then_catches_up)
+{
+    order_reset();
+    kpart_set_replicated(P, true);
+    append_flags(10, KS_APPEND_SYNC);
+    append_flags(10, 0); /* durability none: not on disk yet */
+    cr_assert_eq(kpart_durable_offset(P), 10);
+    rec_ack r;
+    ack_init(&r, 0);
+    kpart_ack_submit(P, &r.a, 20, KPART_ACK_ALL, 0);
+    /* the followers hold all 20: the HW stops at what this node holds */
+    cr_assert_eq(kpart_advance_hw_durable(P, 20), 10);
+    cr_assert_eq(kpart_high_watermark(P), 10);
+    cr_assert_eq(r.done, 0, "acknowledged above the leader's durable offset");
+    /* the leader's sync ends: the HW follows, on that thread */
+    cr_assert_eq(kpart_sync(P), 0);
+    cr_assert_eq(kpart_high_watermark(P), 20);
+    cr_assert_eq(r.done, 1);
+    cr_assert_eq(r.err, 0);
+    cr_assert(pthread_equal(r.thread, pthread_self()));
+    /* an append that syncs catches up to what the replicas allowed */
+    append_flags(10, 0);
+    cr_assert_eq(kpart_advance_hw_durable(P, 30), 20);
+    append_flags(1, KS_APPEND_SYNC);
+    cr_assert_eq(kpart_high_watermark(P), 30, "the append's own sync moved the HW");
+    /* no further than the replicas allowed */
+    cr_assert_eq(kpart_sync(P), 0);
+    cr_assert_eq(kpart_high_watermark(P), 30);
+}
+
+Test(partition, what_the_replicas_allowed_in_one_epoch_is_not_taken_in_the_next)
+{
+    kpart_set_replicated(P, true);
+    cr_assert_eq(kpart_become_leader(P, 1), 0);
+    append_flags(10, KS_APPEND_SYNC);
+    append_flags(10, 0);
+    cr_assert_eq(kpart_advance_hw_durable(P, 20), 10);
+    /* a new term before the sync: that allowance was for the old one */
+    cr_assert_eq(kpart_become_follower(P, 2), 0);
+    cr_assert_eq(kpart_become_leader(P, 3), 0);
+    cr_assert_eq(kpart_sync(P), 0);
+    cr_assert_eq(kpart_high_watermark(P), 10, "a stale allowance moved the HW");
+    /* a follower's HW is no further than its disk either */
+    cr_assert_eq(kpart_become_follower(P, 4), 0);
+    cr_assert_eq(kpart_advance_hw_durable(P, 15), 15);
+    cr_assert_eq(kpart_sync(P), 0);
+    cr_assert_eq(kpart_high_watermark(P), 15, "a follower's HW is what its leader says");
+}

@@ -30,7 +30,8 @@
  * heals, every node restarts, and the cluster must converge.
  *
  * Checked during the run, at every step:
- *   - a node's high watermark never goes back (within one run of the node);
+ *   - a node's high watermark never goes back (within one run of the node),
+ *     nor passes what it holds on its own disk (its durable offset);
  *   - at most one value per offset below any high watermark, across all
  *     replicas and all time (what one replica exposed as committed, no
  *     replica ever holds otherwise);
@@ -899,12 +900,19 @@ static void client_step(client *cl)
     memcpy(w->batch, out, olen);
     w->len = olen;
     ks_batch kb = { w->batch, w->len, -1, 0 };
-    int rc = kpart_append(kp, &kb, 1, w->all ? KS_APPEND_SYNC | KPART_APPEND_ALL : 0);
+    /* Half the acks=all writes leave their sync to the leader's tick: the
+     * followers copy and report them before the leader has them on disk,
+     * as when the leader's own sync runs beside its followers' copies
+     * (KS_APPEND_EARLY), only for longer.  Its HW must wait for that sync
+     * (kpart_advance_hw_durable), and a power cut meanwhile must lose no
+     * acknowledged write. */
+    bool late_sync = w->all && chance(50);
+    int rc = kpart_append(kp, &kb, 1, w->all ? (late_sync ? 0 : KS_APPEND_SYNC) | KPART_APPEND_ALL : 0);
     w->ack.done = write_done;
     if (rc == 0)
         w->offset = kb.base_offset;
-    TRACE("write c%d-%d (acks=%s) to node %d partition %d: %s%s", w->client, w->seq, w->all ? "all" : "1", nd->id, p,
-          rc ? klog_err_name(rc) : "appended at ", "");
+    TRACE("write c%d-%d (acks=%s%s) to node %d partition %d: %s%s", w->client, w->seq, w->all ? "all" : "1",
+          late_sync ? ", synced later" : "", nd->id, p, rc ? klog_err_name(rc) : "appended at ", "");
     cl->cur = w;
     cl->deadline = sim.now + 1500;
     kpart_ack_submit_epoch(kp, &w->ack, rc == 0 ? kb.base_offset + 1 : 0, w->all ? KPART_ACK_ALL : KPART_ACK_LEADER,
@@ -1022,6 +1030,11 @@ static void check_step(void)
             if (hw < nd->last_hw[p])
                 fail("node %d partition %d: HW went back from %" PRId64 " to %" PRId64, nd->id, p, nd->last_hw[p], hw);
             nd->last_hw[p] = hw;
+            /* a replica shows nothing it does not hold on its own disk
+             * (a leader's HW waits for its own sync: KS_APPEND_EARLY) */
+            if (hw > kpart_durable_offset(kp) && hw > kpart_start_offset(kp))
+                fail("node %d partition %d: HW %" PRId64 " above its durable offset %" PRId64, nd->id, p, hw,
+                     kpart_durable_offset(kp));
             if (hw > MAXW) {
                 fail("HW %" PRId64 " beyond the writes made", hw);
                 continue;
@@ -1481,6 +1494,27 @@ static void dump(void)
         }
         krep_node_describe(nd->rn, buf, sizeof buf);
         printf("%s", buf);
+        /* each partition's leader epochs, and its last records with theirs */
+        for (int p = 0; p < sim.nparts; p++) {
+            kpart *kp = part_of(nd, p);
+            if (!kp)
+                continue;
+            ks_epoch_entry ee[16];
+            size_t ne = kpart_epoch_entries(kp, ee, 16);
+            printf("  p%d epochs:", p);
+            for (size_t j = 0; j < ne && j < 16; j++)
+                printf(" %d@%" PRId64, ee[j].epoch, ee[j].start_offset);
+            int64_t end = kpart_end_offset(kp), from = end > 24 ? end - 24 : 0;
+            static int64_t vals[MAXW + 16], eps[MAXW + 16];
+            for (int64_t o = from; o < end; o++)
+                vals[o] = eps[o] = -1;
+            read_values(kp, from, end, vals, eps);
+            printf("\n  p%d records from %" PRId64 ":", p, from);
+            for (int64_t o = from; o < end; o++)
+                printf(" %c%d-%d/e%" PRId64, vals[o] >> 62 ? 'a' : 'c', (int)((vals[o] >> 32) & 0xffff) - 1,
+                       (int)(vals[o] & 0xffffffff), eps[o]);
+            printf("\n");
+        }
     }
 }
 
