@@ -38,6 +38,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <klog/instance.h>
+
 #include "common/common.h"
 #include "common/sbuf.h"
 #include "format/format.h"
@@ -1168,6 +1170,22 @@ static void fetch_response(krep_node *n, krep_chan *ch, const kk_fetch_resp *r, 
         ch->backoff_until = now_ms + n->cfg.fetch_backoff_ms;
 }
 
+/* Say what a follower's truncation dropped, [from, to): offsets and
+ * count (the log's callback, deferred: n->mu is held).  Records below the
+ * HW it had were committed: only an unclean election takes those. */
+static void truncated_log(krep_node *n, krep_part *rp, int64_t from, int64_t to, int64_t hw)
+{
+    if (from >= to)
+        return;
+    bool committed = from < hw;
+    klog__log_defer(n->k, committed ? KLOG_LOG_WARNING : KLOG_LOG_NOTICE, 0, "replication",
+                    "%s-%d: truncated offsets %" PRId64 "-%" PRId64 " (%" PRId64 " offset%s) to follow leader %d in "
+                    "epoch %d (its HW %" PRId64 "%s)",
+                    rp->t->name, rp->index, from, to - 1, to - from, to - from == 1 ? "" : "s", rp->st.leader,
+                    rp->st.leader_epoch, hw,
+                    committed ? ": records below it were committed, lost by an unclean election" : "");
+}
+
 static void ofle_response(krep_node *n, krep_chan *ch, const kk_offset_for_leader_epoch_resp *r, int64_t now_ms)
 {
     for (int k = 0; k < ch->nparts; k++) {
@@ -1215,12 +1233,14 @@ static void ofle_response(krep_node *n, krep_chan *ch, const kk_offset_for_leade
         if (target < kpart_start_offset(rp->p))
             target = kpart_start_offset(rp->p);
         if (target < leo) {
-            int rc = kpart_truncate_to(rp->p, target, NULL);
+            int64_t hw = kpart_high_watermark(rp->p), ne = -1;
+            int rc = kpart_truncate_to(rp->p, target, &ne);
             if (rc < 0) {
                 rp->failed = kpart_error(rp->p) != 0;
                 backoff(n, rp, now_ms);
                 continue;
             }
+            truncated_log(n, rp, ne >= 0 ? ne : kpart_end_offset(rp->p), leo, hw);
         }
         if (done || kpart_end_offset(rp->p) >= leo)
             rp->fstate = F_FETCH;

@@ -9,6 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <inttypes.h>
+
+#include <klog/instance.h>
 #include <klog/topic.h>
 
 #include "common/common.h"
@@ -227,6 +230,27 @@ int krep_static_host(krep_node *n, int32_t epoch, const krep_ctl_entry *e, int n
     return 0;
 }
 
+/* An unclean promote of node `self` for partition e: what it may lose,
+ * told to the log's callback (the followers that truncate when they
+ * rejoin say what they dropped). */
+static void unclean_log(krep_node *n, const krep_ctl_entry *e, int32_t self)
+{
+    struct klog *k = krep_node_klog(n);
+    int64_t end = -1, hw = -1;
+    kt_topic *t = klog__topic_get(k, e->topic);
+    if (t && e->partition >= 0 && e->partition < atomic_load_explicit(&t->nparts, memory_order_acquire)) {
+        end = kpart_end_offset(t->parts[e->partition]);
+        hw = kpart_high_watermark(t->parts[e->partition]);
+    }
+    if (t)
+        klog__topic_put(t);
+    klog__log_defer(k, KLOG_LOG_WARNING, KLOG_ENOTENOUGH, "replication",
+                    "%s-%d: unclean promote: node %d, not in the ISR, leads from its end offset %" PRId64
+                    " (its HW %" PRId64 "); the records leader %d held from offset %" PRId64
+                    " on are lost, and each replica logs what it truncates when it follows",
+                    e->topic, e->partition, self, end, hw, e->st.leader, end);
+}
+
 int krep_static_promote(krep_node *n, const krep_state *known, int32_t floor, bool unclean, krep_ctl **out,
                         char *errbuf, size_t errsize)
 {
@@ -276,6 +300,7 @@ int krep_static_promote(krep_node *n, const krep_state *known, int32_t floor, bo
         }
         int32_t old = st->leader;
         if (!krep_in(st->isr, st->nisr, cfg->node_id)) {
+            unclean_log(n, &e[i], cfg->node_id);
             st->nisr = 1;
             st->isr[0] = cfg->node_id;
         } else if (old >= 0 && old != cfg->node_id) {

@@ -200,5 +200,11 @@ bool klog__read_only(const struct klog *k);
 const klog_conf *klog__conf(struct klog *k);
 /* The data directory (for a module's own files beside topics.meta). */
 const char *klog__dir(struct klog *k);
+/* A line for klog_set_log_cb's callback, from a module (internal.h says
+ * how): klog__log where no klog lock is held, klog__log_defer under one. */
+void klog__log(struct klog *k, int level, int err, const char *facility, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+void klog__log_defer(struct klog *k, int level, int err, const char *facility, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 
 #endif

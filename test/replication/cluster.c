@@ -13,6 +13,7 @@
  * blocking; no assertion depends on how long anything took.
  */
 #include <criterion/criterion.h>
+#include <pthread.h>
 
 #include <klog/replication.h>
 #include <klog/server.h>
@@ -35,6 +36,39 @@ typedef struct node {
 static node nodes[N];
 static char peers[1024];
 
+/* The log lines of the nodes (klog_set_log_cb), set before their servers
+ * start: what a truncation or an unclean promote reports. */
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static char log_lines[N][8192];
+
+static void log_cb(void *opaque, int level, int err, const char *facility, const char *msg)
+{
+    (void)level, (void)err;
+    node *nd = opaque;
+    pthread_mutex_lock(&log_mu);
+    char *b = log_lines[nd->id - 1];
+    size_t len = strlen(b);
+    snprintf(b + len, sizeof log_lines[0] - len, "%s: %s\n", facility, msg);
+    pthread_mutex_unlock(&log_mu);
+}
+
+/* Wait (bounded) until node nd has logged a line holding `what`. */
+static bool logged(node *nd, const char *what)
+{
+    int64_t until = ut_mono_ms() + WAIT_MS;
+    for (;;) {
+        pthread_mutex_lock(&log_mu);
+        bool got = strstr(log_lines[nd->id - 1], what) != NULL;
+        pthread_mutex_unlock(&log_mu);
+        if (got || ut_mono_ms() > until) {
+            if (!got)
+                cr_log_error("node %d logged:\n%s", nd->id, log_lines[nd->id - 1]);
+            return got;
+        }
+        ut_sleep_ms(10);
+    }
+}
+
 static void node_start_with(node *nd, const char *leader)
 {
     klog_conf *c = ut_conf(NULL);
@@ -54,6 +88,10 @@ static void node_start_with(node *nd, const char *leader)
     klog_conf_set(c, "replica.socket.timeout.ms", "2000", NULL, 0);
     int rc = klog_open(&nd->k, nd->dir, c, err, sizeof err);
     cr_assert_eq(rc, 0, "node %d: klog_open: %s (%s)", nd->id, klog_err_name(rc), err);
+    pthread_mutex_lock(&log_mu);
+    log_lines[nd->id - 1][0] = 0;
+    pthread_mutex_unlock(&log_mu);
+    cr_assert_eq(klog_set_log_cb(nd->k, log_cb, nd), 0);
     rc = klog_server_new(&nd->s, nd->k, c, err, sizeof err);
     cr_assert_eq(rc, 0, "node %d: klog_server_new: %s (%s)", nd->id, klog_err_name(rc), err);
     klog_conf_free(c);
@@ -264,6 +302,8 @@ Test(cluster, the_old_leader_comes_back_as_a_follower_and_truncates)
     node_start(&nodes[0]);
     wait_replicated("t", 40);
     cr_assert_eq(kpart_role(part0(&nodes[0], "t")), KPART_FOLLOWER);
+    /* and says what it gave up */
+    cr_assert(logged(&nodes[0], "t-0: truncated offsets 30-34 (5 offsets) to follow leader 2"));
 }
 
 Test(cluster, acks_all_is_refused_below_min_insync_replicas)
