@@ -3,15 +3,20 @@
  * --peers) the leader of its cluster, in new epochs that fence the old
  * leader.  Public API only (klog/replication.h).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include <klog/conf.h>
 #include <klog/replication.h>
 
 #include "cli.h"
+#include "remote.h"
 
 static const char promote_help[] =
     "Usage: klog promote --bootstrap-server HOST:PORT [--unclean] [--timeout-ms MS]\n"
+    "                    [--command-config FILE] [-X KEY=VALUE]...\n"
     "\n"
     "Make the replicated node at HOST:PORT (klog serve --node-id N --peers ...)\n"
     "the leader of every partition and the cluster's controller, in new epochs:\n"
@@ -23,7 +28,14 @@ static const char promote_help[] =
     "other node; the node refuses otherwise (exit 1), unless --unclean.\n"
     "\n"
     "  --bootstrap-server HOST:PORT   the node to promote (tcp://HOST:PORT,\n"
-    "                                 unix:///PATH)\n"
+    "                                 tls://HOST:PORT, unix:///PATH)\n"
+    "  --command-config FILE  client properties (key=value lines), as the other\n"
+    "                         remote commands take: security.protocol=SSL (or\n"
+    "                         SASL_SSL) dials HOST:PORT over TLS with ssl.ca.location,\n"
+    "                         ssl.certificate.location, ssl.key.location,\n"
+    "                         ssl.endpoint.identification.algorithm; sasl.mechanism=PLAIN\n"
+    "                         with sasl.username, sasl.password; others are ignored\n"
+    "  -X KEY=VALUE           one such property (after the file's)\n"
     "  --unclean              promote even a node that is not in sync: records\n"
     "                         only the others held are lost\n"
     "  --timeout-ms MS        for the connection and the answer (default 10000)\n"
@@ -31,11 +43,51 @@ static const char promote_help[] =
 
 enum { O_BOOT = 300, O_UNCLEAN, O_TIMEOUT };
 
+/* Client properties into the library's conf: what promote uses of them. */
+typedef struct prop_arg {
+    const char *ctx;
+    klog_conf *conf;
+    bool tls;
+} prop_arg;
+
+static int prop_set(void *arg, const char *key, const char *value)
+{
+    prop_arg *a = arg;
+    const char *k = NULL;
+    if (!strcmp(key, "security.protocol")) {
+        if (!strcasecmp(value, "ssl") || !strcasecmp(value, "sasl_ssl"))
+            a->tls = true;
+        else if (strcasecmp(value, "plaintext") && strcasecmp(value, "sasl_plaintext"))
+            return cli_err(a->ctx, "security.protocol=%s: expected PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL", value);
+        return CLI_OK;
+    }
+    if (!strcmp(key, "sasl.mechanism") || !strcmp(key, "sasl.mechanisms")) {
+        if (strcasecmp(value, "PLAIN"))
+            return cli_err(a->ctx, "%s=%s: promote authenticates with PLAIN only", key, value);
+        k = "replication.sasl.mechanism";
+        value = "PLAIN";
+    } else if (!strcmp(key, "sasl.username")) {
+        k = "replication.sasl.username";
+    } else if (!strcmp(key, "sasl.password")) {
+        k = "replication.sasl.password";
+    } else if (!strncmp(key, "ssl.", 4)) {
+        k = key;
+    } else {
+        return CLI_OK; /* a client property promote has no use for */
+    }
+    char err[512] = "";
+    int rc = klog_conf_set(a->conf, k, value, err, sizeof err);
+    if (rc < 0)
+        return cli_err(a->ctx, "%s: %s", key, err[0] ? err : klog_strerror(rc));
+    return CLI_OK;
+}
+
 static const struct option promote_opts[] = {
     { "help", no_argument, NULL, 'h' },
     { "bootstrap-server", required_argument, NULL, O_BOOT },
     { "unclean", no_argument, NULL, O_UNCLEAN },
     { "timeout-ms", required_argument, NULL, O_TIMEOUT },
+    { "command-config", required_argument, NULL, O_CMDCONFIG },
     { NULL, 0, NULL, 0 },
 };
 
@@ -46,10 +98,16 @@ int cmd_promote(int argc, char **argv)
     const char *ctx = "promote", *url = cli_global_bootstrap;
     unsigned flags = 0;
     int64_t timeout = 10000;
-    int c;
-    while ((c = cli_getopt(argc, argv, "h", promote_opts, ctx, promote_help)) != -1) {
+    cli_props props = { .n = 0 };
+    int c, rc;
+    while ((c = cli_getopt(argc, argv, "hX:", promote_opts, ctx, promote_help)) != -1) {
         switch (c) {
         case 'h': fputs(promote_help, stdout); return CLI_OK;
+        case 'X':
+            if ((rc = cli_props_add(ctx, &props, optarg)) != CLI_OK)
+                return rc;
+            break;
+        case O_CMDCONFIG: cli_remote_option(c, optarg); break;
         case O_BOOT: url = optarg; break;
         case O_UNCLEAN: flags |= KLOG_PROMOTE_UNCLEAN; break;
         case O_TIMEOUT:
@@ -65,8 +123,29 @@ int cmd_promote(int argc, char **argv)
         return cli_usage(ctx, "promote", "--bootstrap-server HOST:PORT names the node to promote");
     if (strchr(url, ','))
         return cli_usage(ctx, "promote", "one node only: --bootstrap-server HOST:PORT");
+    klog_conf *conf = NULL;
+    if ((rc = klog_conf_new(&conf)) < 0)
+        return cli_fail(ctx, "promoting", rc, NULL);
+    prop_arg pa = { ctx, conf, !strncmp(url, "tls://", 6) };
+    rc = CLI_OK;
+    if (cli_global_command_config)
+        rc = cli_props_file(ctx, cli_global_command_config, prop_set, &pa);
+    for (int i = 0; rc == CLI_OK && i < props.n; i++) {
+        const char *kv = props.kv[i], *eq = strchr(kv, '=');
+        char key[256];
+        snprintf(key, sizeof key, "%.*s", (int)(eq - kv), kv);
+        rc = prop_set(&pa, key, eq + 1);
+    }
+    if (rc != CLI_OK) {
+        klog_conf_free(conf);
+        return rc;
+    }
+    /* security.protocol=SSL: HOST:PORT is a TLS listener */
+    char u[600];
+    snprintf(u, sizeof u, "%s%s", pa.tls && !strstr(url, "://") ? "tls://" : "", url);
     char eb[512] = "";
-    int rc = klog_replication_promote_node(url, flags, (int)timeout, eb, sizeof eb);
+    rc = klog_replication_promote_node_conf(u, conf, flags, (int)timeout, eb, sizeof eb);
+    klog_conf_free(conf);
     if (rc < 0)
         return cli_fail(ctx, "promoting", rc, eb);
     printf("klog promote: %s leads\n", url);

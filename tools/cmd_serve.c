@@ -270,6 +270,17 @@ static void quiet_log(void *opaque, const char *line)
     (void)line;
 }
 
+/* The instance's own log (klog_set_log_cb): retention, the cleaner,
+ * replication's truncations and unclean promotes; --quiet keeps the
+ * warnings and errors. */
+static void instance_log(void *opaque, int level, int err, const char *facility, const char *msg)
+{
+    (void)err;
+    if (opaque && level > KLOG_LOG_WARNING)
+        return;
+    fprintf(stderr, "klog serve: %s: %s\n", facility, msg);
+}
+
 int cmd_serve(int argc, char **argv)
 {
     const char *ctx = "serve", *dir_opt = NULL;
@@ -358,6 +369,7 @@ int cmd_serve(int argc, char **argv)
     }
     if (quiet)
         klog_server_set_log_cb(s, quiet_log, NULL);
+    klog_set_log_cb(k, instance_log, quiet ? (void *)1 : NULL);
     for (int i = 0; i < nurls; i++) {
         if ((rc = klog_server_listen(s, urls[i])) < 0) {
             char what[512];

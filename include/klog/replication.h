@@ -68,6 +68,21 @@ KLOG_API int klog_replication_promote(klog *k, unsigned flags, char *errbuf, siz
 KLOG_API int klog_replication_promote_node(const char *url, unsigned flags, int timeout_ms, char *errbuf,
                                            size_t errsize);
 
+/*
+ * klog_replication_promote_node with client settings in conf (may be
+ * NULL): tls:// urls dial with its ssl.* keys (ssl.ca.location the node's
+ * certificate must chain to, ssl.certificate.location and
+ * ssl.key.location the client certificate a server with
+ * ssl.client.auth=required verifies, ssl.endpoint.identification.algorithm),
+ * and replication.sasl.mechanism=PLAIN authenticates as
+ * replication.sasl.username with replication.sasl.password, as a node
+ * dials its peers.  The principal needs ClusterAction on the cluster.
+ * Same returns, and KLOG_ECONF (PLAIN without a user), -EACCES (SASL
+ * refused), the TLS transport's errors.  conf is only read.
+ */
+KLOG_API int klog_replication_promote_node_conf(const char *url, const klog_conf *conf, unsigned flags,
+                                                int timeout_ms, char *errbuf, size_t errsize);
+
 #ifdef __cplusplus
 }
 #endif

@@ -396,8 +396,8 @@ static void drop_conn(runner *r)
 }
 
 /* One request on a fresh connection and its answer, decoded into *resp
- * (arena a).  Returns 0 or < 0. */
-static int peer_call(krep_mod *m, klog_conn *c, kk_wbuf *w, int16_t key, int16_t v, const void *body, kk_arena *a,
+ * (arena a), each way within timeout_ms.  Returns 0 or < 0. */
+static int peer_call(klog_conn *c, int timeout_ms, kk_wbuf *w, int16_t key, int16_t v, const void *body, kk_arena *a,
                      kk_response *resp)
 {
     kk_wbuf_reset(w);
@@ -406,21 +406,20 @@ static int peer_call(krep_mod *m, klog_conn *c, kk_wbuf *w, int16_t key, int16_t
         return rc;
     struct iovec iov[8];
     int n = kk_wbuf_iov(w, iov, 8);
-    if ((rc = klog_conn_send(c, iov, n, (int)m->timeout_ms)) < 0)
+    if ((rc = klog_conn_send(c, iov, n, timeout_ms)) < 0)
         return rc;
     const void *f;
-    int len = klog_conn_recv(c, (int)m->timeout_ms, &f);
+    int len = klog_conn_recv(c, timeout_ms, &f);
     if (len < 0)
         return len;
     return kk_response_decode(f, (size_t)len, key, v, NULL, a, resp);
 }
 
-/* SASL PLAIN on a fresh connection to a peer whose server requires
- * authentication (replication.sasl.*: Kafka's inter-broker SASL).
- * SaslHandshake v1 then SaslAuthenticate v1.  Returns 0, -EACCES (the
- * peer refused: the runner backs off and retries as for any lost
- * connection) or the connection's error. */
-static int peer_sasl(krep_mod *m, klog_conn *c)
+/* SASL PLAIN as user u with password pw on a fresh connection to a
+ * server that requires authentication: SaslHandshake v1 then
+ * SaslAuthenticate v1.  Returns 0, -EACCES (refused) or the connection's
+ * error. */
+static int sasl_plain(klog_conn *c, int timeout_ms, const char *u, const char *pw)
 {
     kk_wbuf wb, *w = &wb;
     kk_wbuf_init(w, 0);
@@ -428,20 +427,21 @@ static int peer_sasl(krep_mod *m, klog_conn *c)
     kk_arena_init(&a, NULL, 0);
     kk_response resp;
     kk_sasl_handshake_req hq = { .mechanism = KK_STR("PLAIN") };
-    int rc = peer_call(m, c, w, KK_API_SASL_HANDSHAKE, 1, &hq, &a, &resp);
+    int rc = peer_call(c, timeout_ms, w, KK_API_SASL_HANDSHAKE, 1, &hq, &a, &resp);
     if (rc == 0 && resp.body.sasl_handshake.error_code != KK_ERR_NONE)
         rc = -EACCES;
+    size_t ul = strlen(u), pl = strlen(pw);
+    if (rc == 0 && (ul >= KC_STR_MAX || pl >= KC_STR_MAX))
+        rc = -EINVAL;
     if (rc == 0) {
         /* authzid NUL authcid NUL password */
-        const char *u = m->sasl_user, *pw = m->sasl_pass;
-        size_t ul = strlen(u), pl = strlen(pw);
         uint8_t buf[2 + 2 * KC_STR_MAX];
         buf[0] = 0;
         memcpy(buf + 1, u, ul);
         buf[1 + ul] = 0;
         memcpy(buf + 2 + ul, pw, pl);
         kk_sasl_authenticate_req aq = { .auth_bytes = { buf, (int32_t)(2 + ul + pl) } };
-        rc = peer_call(m, c, w, KK_API_SASL_AUTHENTICATE, 1, &aq, &a, &resp);
+        rc = peer_call(c, timeout_ms, w, KK_API_SASL_AUTHENTICATE, 1, &aq, &a, &resp);
         explicit_bzero(buf, sizeof buf);
         if (rc == 0 && resp.body.sasl_authenticate.error_code != KK_ERR_NONE)
             rc = -EACCES;
@@ -449,6 +449,14 @@ static int peer_sasl(krep_mod *m, klog_conn *c)
     kk_wbuf_free(w);
     kk_arena_reset(&a);
     return rc;
+}
+
+/* SASL PLAIN to a peer whose server requires authentication
+ * (replication.sasl.*: Kafka's inter-broker SASL).  -EACCES: the runner
+ * backs off and retries as for any lost connection. */
+static int peer_sasl(krep_mod *m, klog_conn *c)
+{
+    return sasl_plain(c, (int)m->timeout_ms, m->sasl_user, m->sasl_pass);
 }
 
 /* Send r->w to `to` and wait for its answer, handing every frame to
@@ -1059,10 +1067,24 @@ KLOG_API int klog_replication_promote(klog *k, unsigned flags, char *errbuf, siz
 KLOG_API int klog_replication_promote_node(const char *url, unsigned flags, int timeout_ms, char *errbuf,
                                            size_t errsize)
 {
+    return klog_replication_promote_node_conf(url, NULL, flags, timeout_ms, errbuf, errsize);
+}
+
+KLOG_API int klog_replication_promote_node_conf(const char *url, const klog_conf *conf, unsigned flags,
+                                                int timeout_ms, char *errbuf, size_t errsize)
+{
     if (!url || (flags & ~KLOG_PROMOTE_UNCLEAN) || timeout_ms <= 0)
         return -EINVAL;
     char u[KREP_URL_MAX];
     snprintf(u, sizeof u, "%s%s", strstr(url, "://") || !strncmp(url, "unix:", 5) ? "" : "tcp://", url);
+    const char *su = NULL, *sp = NULL;
+    if (conf && klog__conf_int(conf, KC_REPLICATION_SASL_MECHANISM)) {
+        su = klog__conf_str(conf, KC_REPLICATION_SASL_USERNAME);
+        sp = klog__conf_str(conf, KC_REPLICATION_SASL_PASSWORD);
+        if (!su || !*su || !sp)
+            return klog__errf(errbuf, errsize, KLOG_ECONF,
+                              "replication.sasl.mechanism=PLAIN needs replication.sasl.username and .password");
+    }
     klog_transport_registry *reg = NULL;
     klog_conn *c = NULL;
     kk_wbuf w;
@@ -1070,8 +1092,15 @@ KLOG_API int klog_replication_promote_node(const char *url, unsigned flags, int 
     kk_arena a;
     kk_arena_init(&a, NULL, 0);
     int rc = klog_transport_registry_new(&reg, 0);
+    /* tls:// with the caller's ssl.* keys (its certificate, the CA the
+     * node's must chain to), as a node dials its peers */
+    if (rc == 0 && conf && (rc = klog_transport_register(reg, klog_transport_tls(), conf)) < 0)
+        klog__errf(errbuf, errsize, rc, "TLS: %s", klog_strerror(rc));
     if (rc == 0 && (rc = klog_transport_connect(reg, u, timeout_ms, &c)) < 0)
         klog__errf(errbuf, errsize, rc, "connecting to %s: %s", u, klog_strerror(rc));
+    if (rc == 0 && su && (rc = sasl_plain(c, timeout_ms, su, sp)) < 0)
+        klog__errf(errbuf, errsize, rc, "%s: SASL PLAIN as %s: %s", u, su,
+                   rc == -EACCES ? "refused" : klog_strerror(rc));
     kk_elect_leaders_req q = { .election_type = (flags & KLOG_PROMOTE_UNCLEAN) ? 1 : 0, .timeout_ms = timeout_ms };
     q.topic_partitions.n = -1; /* every partition */
     if (rc == 0 && (rc = krep_encode_request(&w, KK_API_ELECT_LEADERS, 1, 1, &q)) == 0) {

@@ -226,3 +226,72 @@ def test_peers_authenticate_with_sasl_plain(serve, certs, password, replicates):
         wait_log(n1, 'authentication failed for user "peer"')
         n2.stop()
         assert follower_records(n2, "t") == 0
+
+
+def promote(args, timeout=60):
+    return subprocess.run([os.environ["KLOG_BIN"]] + args, stdin=subprocess.DEVNULL, capture_output=True,
+                          timeout=timeout)
+
+
+@needs_client
+def test_promote_over_tls_with_the_client_properties(serve, certs, tmp_path):
+    """klog promote dials a tls:// node with the ssl.* client properties
+    (--command-config, -X) and shows its certificate: refused without it."""
+    n1, n2 = pair(serve, certs, more=["min.insync.replicas=2"])
+    admin_create(n1, certs, "t")
+    done = []
+    for _ in deadline_loop(30, 0.2):   # node 2 in the ISR (a clean promote)
+        done, errs = produce(n1, certs, "t", 5)
+        if done:
+            break
+    assert done, errs
+    # no client certificate: the node's server (ssl.client.auth=required) refuses
+    p = promote(["promote", "--bootstrap-server", "tls://" + n2.addr("tls"), "--timeout-ms", "5000",
+                 "-X", "ssl.ca.location=%s" % (certs / "ca.pem")])
+    assert p.returncode == 1, p.stdout + p.stderr
+    # the client properties file of the other remote commands
+    cfg = tmp_path / "client.properties"
+    cfg.write_text("security.protocol=SSL\nclient.id=ops\nssl.ca.location=%s\nssl.certificate.location=%s\n"
+                   "ssl.key.location=%s\n" % (certs / "ca.pem", certs / "server.pem", certs / "server.key"))
+    p = promote(["--command-config", str(cfg), "promote", "--bootstrap-server", n2.addr("tls"),
+                 "--timeout-ms", "10000"])
+    assert p.returncode == 0, p.stderr
+    assert b"leads" in p.stdout
+    # node 2 leads: acks=all writes through it are acknowledged (node 1 follows)
+    for _ in deadline_loop(30, 0.2):
+        done, errs = produce(n2, certs, "t", 5)
+        if done:
+            break
+    assert len(done) == 5, errs
+
+
+@needs_client
+def test_promote_authenticates_with_sasl_plain(serve, certs, tmp_path):
+    """Over SASL_SSL: the right password promotes, a wrong one is refused."""
+    n1, n2 = sasl_pair(serve, certs, "peer-pw")
+    conf = sasl_client(n1, certs)
+    ok = None
+    for _ in deadline_loop(20, 0.2):   # until the users file is read
+        a = confluent_kafka.admin.AdminClient(conf)
+        try:
+            a.create_topics([confluent_kafka.admin.NewTopic("t", 1, 2)], request_timeout=10)["t"].result(15)
+            ok = True
+            break
+        except confluent_kafka.KafkaException as e:
+            ok = e
+    assert ok is True, ok
+    done = []
+    for _ in deadline_loop(30, 0.2):   # node 2 in the ISR
+        done, errs = produce(n1, certs, "t", 5, **{k: v for k, v in conf.items() if k.startswith("s")})
+        if done:
+            break
+    assert done, errs
+    tls = ["-X", "ssl.ca.location=%s" % (certs / "ca.pem"), "-X", "ssl.certificate.location=%s" % (certs / "server.pem"),
+           "-X", "ssl.key.location=%s" % (certs / "server.key")]
+    base = ["promote", "--bootstrap-server", n2.addr("tls"), "--timeout-ms", "10000", "-X", "security.protocol=SASL_SSL",
+            "-X", "sasl.mechanism=PLAIN", "-X", "sasl.username=peer"] + tls
+    p = promote(base + ["-X", "sasl.password=wrong"])
+    assert p.returncode == 1 and b"SASL PLAIN as peer: refused" in p.stderr, p.stdout + p.stderr
+    p = promote(base + ["-X", "sasl.password=peer-pw"])
+    assert p.returncode == 0, p.stderr
+    assert b"leads" in p.stdout
