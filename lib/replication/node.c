@@ -988,6 +988,15 @@ static int leader_request(krep_node *n, krep_chan *ch, kk_wbuf *w, int64_t now_m
             rp->failed = true; /* its log turned read-only: it can copy nothing */
             continue;
         }
+        /* The fetch offset says what this replica holds on disk: records
+         * it wrote unsynced while it led (acks=1, or an append whose sync
+         * its leadership ended during) are synced first, or a crash could
+         * lose records the leader counted it for. */
+        if (kpart_durable_offset(rp->p) < kpart_end_offset(rp->p) && kpart_sync(rp->p) < 0) {
+            rp->failed = kpart_error(rp->p) != 0;
+            rp->retry_ms = now_ms + n->cfg.fetch_backoff_ms;
+            continue;
+        }
         kk_fetch_req_partition *pp = krep_mem_alloc(&n->mem, sizeof *pp);
         if (!pp)
             return -ENOMEM;
