@@ -7,7 +7,8 @@
  * its replica id and fetch offset = its log end offset (LEO), appends
  * what comes back with the leader's offsets and leader epochs
  * (kpart_append_replica), durably, and so reports through its next fetch
- * offset what it holds on disk.  The leader keeps, per replica, that
+ * offset what it holds on disk (what it wrote unsynced while it led is
+ * synced before a fetch reports it).  The leader keeps, per replica, that
  * offset and when the replica was last caught up; the in-sync replicas
  * (ISR) are those caught up within replica.lag.time.max.ms; the high
  * watermark (HW) is the lowest of the leader's durable offset and the
