@@ -14,7 +14,8 @@ static const char topics_help[] =
     "Usage: klog [-d DIR] topics ACTION [OPTIONS]\n"
     "\n"
     "Actions:\n"
-    "  create TOPIC [--partitions N] [--config KEY=VALUE]... [--if-not-exists]\n"
+    "  create TOPIC [--partitions N] [--replication-factor R] [--config KEY=VALUE]...\n"
+    "         [--if-not-exists]\n"
     "  list [--exclude-internal]\n"
     "  describe [TOPIC...] [--exclude-internal]\n"
     "  describe-configs [TOPIC...] [--exclude-internal]\n"
@@ -34,6 +35,8 @@ static const char create_help[] =
     "\n"
     "  --topic TOPIC          the topic (instead of the positional argument)\n"
     "  --partitions N         number of partitions (default: num.partitions, 1)\n"
+    "  --replication-factor R replicas of each partition, through a replicated\n"
+    "                         server (default: the smaller of 3 and its nodes)\n"
     "  --config KEY=VALUE     a topic key (repeatable): cleanup.policy, retention.ms,\n"
     "                         retention.bytes, segment.bytes, segment.ms,\n"
     "                         max.message.bytes, compression.type, flush.messages,\n"
@@ -120,12 +123,13 @@ static const char alter_help[] =
     CLI_REMOTE_HELP
     "  -h, --help             this help\n";
 
-enum { O_PARTS = 256, O_CONFIG, O_IFNX, O_IFX, O_EXCL, O_TOPIC, O_DELCONF };
+enum { O_PARTS = 256, O_RF, O_CONFIG, O_IFNX, O_IFX, O_EXCL, O_TOPIC, O_DELCONF };
 
 static const struct option topic_opts[] = {
     { "dir", required_argument, NULL, 'd' },
     { "help", no_argument, NULL, 'h' },
     { "partitions", required_argument, NULL, O_PARTS },
+    { "replication-factor", required_argument, NULL, O_RF },
     { "config", required_argument, NULL, O_CONFIG },
     { "delete-config", required_argument, NULL, O_DELCONF },
     { "if-not-exists", no_argument, NULL, O_IFNX },
@@ -270,7 +274,7 @@ int cmd_topics(int argc, char **argv)
 
     argc--, argv++;
     const char *dir = NULL;
-    int partitions = 0;
+    int partitions = 0, rf = 0;
     bool if_not_exists = false, if_exists = false, exclude_internal = false;
     const char *topics[256], *sets[256], *unsets[256];
     int ntopics = 0, nsets = 0, nunsets = 0, rc = CLI_OK;
@@ -289,6 +293,12 @@ int cmd_topics(int argc, char **argv)
         case O_PARTS:
             if (!cli_int(optarg, 1, 1000000, &partitions)) {
                 rc = cli_usage(ctx, ctx, "--partitions: '%s' is not a positive number", optarg);
+                goto out;
+            }
+            break;
+        case O_RF:
+            if (!cli_int(optarg, 1, 16, &rf)) {
+                rc = cli_usage(ctx, ctx, "--replication-factor: '%s' is not a number from 1 to 16", optarg);
                 goto out;
             }
             break;
@@ -394,6 +404,10 @@ int cmd_topics(int argc, char **argv)
         rc = cli_usage(ctx, ctx, "--partitions applies to create and alter only");
         goto out;
     }
+    if (!create && rf) {
+        rc = cli_usage(ctx, ctx, "--replication-factor applies to create only");
+        goto out;
+    }
     klog *k = NULL;
     cli_remote *rem = NULL;
     cli_target_read_only = list || describe;
@@ -402,6 +416,7 @@ int cmd_topics(int argc, char **argv)
     if (rem) {
         remote_topics_opts ro = {
             .ctx = ctx, .action = action, .topics = topics, .ntopics = ntopics, .partitions = partitions,
+            .replication_factor = rf,
             .sets = sets, .nsets = nsets, .unsets = unsets, .nunsets = nunsets, .if_not_exists = if_not_exists,
             .if_exists = if_exists, .exclude_internal = exclude_internal,
         };
@@ -412,6 +427,12 @@ int cmd_topics(int argc, char **argv)
 
     char err[512] = "";
     int r;
+    if (create && rf > 1) {
+        rc = cli_usage(ctx, ctx, "--replication-factor %d: a data directory keeps one replica (ask a replicated "
+                       "server with --bootstrap-server)", rf);
+        klog_close(k);
+        goto out;
+    }
     if (create) {
         r = klog_topic_create(k, topics[0], partitions, conf, err, sizeof err);
         if (r == -EEXIST && if_not_exists)

@@ -216,6 +216,7 @@ typedef struct remote_topics_opts {
     const char *const *topics;
     int ntopics;
     int partitions;       /* 0: not given */
+    int replication_factor; /* create: 0 not given (the server's default) */
     const char *const *sets;   /* "key=value" */
     int nsets;
     const char *const *unsets;

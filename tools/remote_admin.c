@@ -199,7 +199,8 @@ static const char **topic_names(const struct rd_kafka_metadata *md, bool exclude
 static int topics_create(admin *a, const remote_topics_opts *o)
 {
     char err[512] = "";
-    rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(o->topics[0], o->partitions ? o->partitions : -1, -1, err,
+    rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(o->topics[0], o->partitions ? o->partitions : -1,
+                                                    o->replication_factor ? o->replication_factor : -1, err,
                                                     sizeof err);
     if (!nt)
         return cli_usage(a->ctx, a->ctx, "%s: %s", o->topics[0], err);

@@ -8,7 +8,11 @@
  * Pushes.  For every (node, partition) the controller remembers the
  * (leader epoch, partition epoch) the node acknowledged; a node's channel
  * carries every partition whose state is newer than that, again after a
- * lost request, until acknowledged.  A node that registers a new
+ * lost request, until acknowledged.  Every node the controller knows
+ * (krep_ctl_add_node, and every replica) hears of every partition, its
+ * replicas or not: a node that holds no replica of a partition keeps its
+ * state to answer Metadata with (Kafka's UpdateMetadata, carried here by
+ * the same LeaderAndIsr), so that a client may ask any node.  A node that registers a new
  * incarnation has lost what it was told: its acknowledgements are
  * forgotten, and every partition it leads gets a new leader epoch (the
  * node must not lead again in an epoch it led before it restarted).
@@ -31,7 +35,7 @@ typedef struct ctl_part {
     char topic[KLOG_TOPIC_NAME_MAX + 1];
     int32_t index;
     krep_pstate st;
-    int32_t acked_le[KREP_MAX_NODES], acked_pe[KREP_MAX_NODES]; /* per replica slot */
+    int32_t acked_le[KREP_MAX_NODES], acked_pe[KREP_MAX_NODES]; /* per node (krep_ctl.nodes' index) */
 } ctl_part;
 
 typedef struct ctl_node {
@@ -143,6 +147,15 @@ static ctl_node *node_of(krep_ctl *c, int32_t id)
     return NULL;
 }
 
+/* The node's index in c->nodes (its acknowledgements' row), -1 if none. */
+static int node_index(const krep_ctl *c, int32_t id)
+{
+    for (int i = 0; i < c->nnodes; i++)
+        if (c->nodes[i].id == id)
+            return i;
+    return -1;
+}
+
 static int slot(const krep_pstate *st, int32_t id)
 {
     for (int i = 0; i < st->nreplicas; i++)
@@ -163,6 +176,61 @@ int krep_ctl_add_partition(krep_ctl *c, const char *topic, int32_t partition, co
 }
 
 int32_t krep_ctl_epoch(const krep_ctl *c) { return c->epoch; }
+
+int krep_ctl_add_node(krep_ctl *c, int32_t node)
+{
+    pthread_mutex_lock(&c->mu);
+    int rc = 0;
+    if (!node_of(c, node)) {
+        if (c->nnodes == KREP_MAX_NODES || node < 0)
+            rc = -EINVAL;
+        else
+            c->nodes[c->nnodes++] = (ctl_node){ .id = node };
+    }
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+/*
+ * Kafka's placement (AdminUtils.assignReplicasToBrokers, without racks):
+ * the first replica of partition p is nodes[(start + p) % n], the others
+ * follow it at a shift that grows each time the partitions wrap around
+ * the nodes, so that leaders and followers both spread.  Kafka draws start
+ * and shift at random; here they come from the topic's name, so that a
+ * placement is the same wherever it is computed.  With lead >= 0 (the
+ * static controller, which leads every partition) lead is the first
+ * replica and the others go round the remaining nodes.
+ */
+int krep_assign(const int32_t *nodes, int n, const char *topic, int32_t partition, int rf, int32_t lead,
+                int32_t *out)
+{
+    if (n < 1 || n > KREP_MAX_NODES || rf < 1 || rf > n || partition < 0)
+        return -EINVAL;
+    uint32_t h = 2166136261u;
+    for (const char *s = topic; s && *s; s++)
+        h = (h ^ (uint8_t)*s) * 16777619u;
+    if (lead >= 0) {
+        int32_t others[KREP_MAX_NODES];
+        int m = 0;
+        for (int i = 0; i < n; i++)
+            if (nodes[i] != lead)
+                others[m++] = nodes[i];
+        if (m == n)
+            return -EINVAL; /* lead is not one of the nodes */
+        out[0] = lead;
+        for (int j = 1; j < rf; j++)
+            out[j] = others[((uint32_t)partition + h + (uint32_t)j - 1) % (uint32_t)m];
+        return rf;
+    }
+    uint32_t first = (h + (uint32_t)partition) % (uint32_t)n;
+    out[0] = nodes[first];
+    if (n > 1) {
+        uint32_t shift = ((h >> 16) + (uint32_t)partition / (uint32_t)n) % (uint32_t)(n - 1);
+        for (int j = 1; j < rf; j++)
+            out[j] = nodes[(first + 1 + (shift + (uint32_t)j - 1) % (uint32_t)(n - 1)) % (uint32_t)n];
+    }
+    return rf;
+}
 
 int krep_ctl_set_incarnation(krep_ctl *c, int32_t node, int64_t inc)
 {
@@ -226,7 +294,7 @@ int krep_ctl_put_state(krep_ctl *c, const char *topic, int32_t partition, const 
     if (p) {
         if (st->nreplicas != p->st.nreplicas ||
             memcmp(st->replicas, p->st.replicas, (size_t)st->nreplicas * sizeof *st->replicas) != 0)
-            rc = -EINVAL; /* the acknowledgements are per replica slot: no reassignment */
+            rc = -EINVAL; /* no reassignment: a node neither gains nor drops a replica */
         else
             p->st = *st;
     }
@@ -240,11 +308,9 @@ int krep_ctl_register_node(krep_ctl *c, int32_t node, int64_t inc)
     ctl_node *nd = node_of(c, node);
     if (nd && nd->inc != inc) {
         nd->inc = inc;
-        for (size_t i = 0; i < c->nparts; i++) {
-            int s = slot(&c->parts[i]->st, node);
-            if (s >= 0)
-                c->parts[i]->acked_le[s] = c->parts[i]->acked_pe[s] = -1;
-        }
+        int s = node_index(c, node);
+        for (size_t i = 0; i < c->nparts; i++)
+            c->parts[i]->acked_le[s] = c->parts[i]->acked_pe[s] = -1;
     }
     pthread_mutex_unlock(&c->mu);
     return nd ? 0 : -ENOENT;
@@ -316,9 +382,9 @@ int krep_ctl_describe(krep_ctl *c, char *buf, size_t cap)
                          "controller: %s-%d leader %d epoch %d pe %d, acked", p->topic, p->index, p->st.leader,
                          p->st.leader_epoch, p->st.partition_epoch);
         len += w > 0 ? (size_t)w : 0;
-        for (int i = 0; i < p->st.nreplicas; i++) {
-            w = snprintf(len < cap ? buf + len : NULL, len < cap ? cap - len : 0, " %d:%d/%d", p->st.replicas[i],
-                         p->acked_le[i], p->acked_pe[i]);
+        for (int i = 0; i < c->nnodes; i++) {
+            w = snprintf(len < cap ? buf + len : NULL, len < cap ? cap - len : 0, " %d%s:%d/%d", c->nodes[i].id,
+                         slot(&p->st, c->nodes[i].id) >= 0 ? "" : "(m)", p->acked_le[i], p->acked_pe[i]);
             len += w > 0 ? (size_t)w : 0;
         }
         w = snprintf(len < cap ? buf + len : NULL, len < cap ? cap - len : 0, "\n");
@@ -414,11 +480,9 @@ static int alter_locked(krep_ctl *c, const kk_alter_partition_req *q, krep_alloc
             }
             free(saved);
             nd->inc = q->broker_epoch;
-            for (size_t i = 0; i < c->nparts; i++) {
-                int s = slot(&c->parts[i]->st, nd->id);
-                if (s >= 0)
-                    c->parts[i]->acked_le[s] = c->parts[i]->acked_pe[s] = -1;
-            }
+            int s = node_index(c, nd->id);
+            for (size_t i = 0; i < c->nparts; i++)
+                c->parts[i]->acked_le[s] = c->parts[i]->acked_pe[s] = -1;
         }
         return 0;
     }
@@ -503,10 +567,10 @@ int krep_ctl_next(krep_ctl *c, int32_t node, int64_t now_ms, kk_wbuf *w, int64_t
     nd->nsent = 0;
     kk_leader_and_isr_topic *ts = NULL;
     int nt = 0;
+    int s = node_index(c, node);
     for (size_t i = 0; i < c->nparts; i++) {
         ctl_part *p = c->parts[i];
-        int s = slot(&p->st, node);
-        if (s < 0 || (p->acked_le[s] == p->st.leader_epoch && p->acked_pe[s] == p->st.partition_epoch))
+        if (p->acked_le[s] == p->st.leader_epoch && p->acked_pe[s] == p->st.partition_epoch)
             continue;
         if (nd->inc == 0 && p->st.leader == node)
             continue; /* leading needs this run's incarnation: after it registers */
@@ -597,10 +661,10 @@ int krep_ctl_response(krep_ctl *c, int32_t node, const void *frame, size_t len, 
                     break;
                 }
             }
-            int s = slot(&p->st, node);
+            int s = node_index(c, node);
             /* Taken (or the node holds newer: it cannot, but then there
              * is nothing to tell it). */
-            if (s >= 0 && (e == KK_ERR_NONE || e == KK_ERR_FENCED_LEADER_EPOCH)) {
+            if (e == KK_ERR_NONE || e == KK_ERR_FENCED_LEADER_EPOCH) {
                 p->acked_le[s] = nd->sent[k].le;
                 p->acked_pe[s] = nd->sent[k].pe;
             } else {

@@ -54,6 +54,7 @@
 #include "replication/module.h"
 #include "server/conf_keys.h"
 #include "storage/storage.h"
+#include "topic/conf_keys.h"
 #include "topic/topic.h"
 #include "klog_config.h"
 #if KLOG_HAVE_RAFT
@@ -85,6 +86,7 @@ struct krep_mod {
     int64_t timeout_ms;
     krep_node *node;
     pthread_mutex_t mu;           /* ctl, retired, stopping; the sleeps */
+    pthread_mutex_t create_mu;    /* quorum: a CreateTopics's proposal and its wait */
     pthread_cond_t cv;
     bool stopping;
     krep_ctl *ctl;                /* hosted, or NULL */
@@ -212,23 +214,36 @@ const krep_peer *krep_mod_peers(krep_mod *m, int *n)
     return m->cfg.peers;
 }
 
-/* Topics a LeaderAndIsr names that this node lacks: created with the
- * instance's defaults (a new topic on the leader reaches its followers so),
- * or given the partitions it names. */
+/* Topics a LeaderAndIsr names that this node lacks and holds a replica
+ * of: created with the instance's defaults (a new topic on the leader
+ * reaches its followers so), or given the partitions it names.  A topic
+ * of which this node holds no replica is not created here: its states
+ * are only kept for Metadata. */
 static void create_missing(krep_mod *m, const kk_leader_and_isr_req *q, int16_t version)
 {
     if (version < 2)
         return;
+    /* the topics come one partition each (krep_ctl_next): the count is
+     * the highest index named for the name, across entries */
     for (int i = 0; i < q->topic_states.n; i++) {
         const kk_leader_and_isr_topic *t = &q->topic_states.v[i];
         if (!t->topic_name.p || (int32_t)strlen(t->topic_name.p) != t->topic_name.len ||
             klog__topic_name_check(t->topic_name.p) < 0 || !krep_topic_replicated(t->topic_name.p))
             continue;
         int32_t want = 0;
-        for (int j = 0; j < t->partition_states.n; j++)
-            if (t->partition_states.v[j].partition_index >= want)
-                want = t->partition_states.v[j].partition_index + 1;
-        if (want <= 0 || want > 10000)
+        bool replica = false;
+        for (int u = 0; u < q->topic_states.n; u++) {
+            const kk_leader_and_isr_topic *o = &q->topic_states.v[u];
+            if (!o->topic_name.p || strcmp(o->topic_name.p, t->topic_name.p) != 0)
+                continue;
+            for (int j = 0; j < o->partition_states.n; j++) {
+                const kk_leader_and_isr_partition *ps = &o->partition_states.v[j];
+                if (ps->partition_index >= want)
+                    want = ps->partition_index + 1;
+                replica |= krep_in(ps->replicas.v, ps->replicas.n, m->cfg.node_id);
+            }
+        }
+        if (want <= 0 || want > 10000 || !replica)
             continue;
         kt_topic *kt = klog__topic_get(m->k, t->topic_name.p);
         int have = kt ? atomic_load_explicit(&kt->nparts, memory_order_acquire) : 0;
@@ -337,6 +352,153 @@ void krep_mod_controller(krep_mod *m, int32_t *id, int32_t *epoch)
         }
     }
 #endif
+}
+
+static bool stopping(krep_mod *m);
+static void nap(krep_mod *m, int64_t until_ms);
+
+int krep_mod_data_nodes(krep_mod *m, int32_t *out)
+{
+    int n = 0;
+    for (int i = 0; i < m->cfg.npeers; i++)
+        if (!krep_in(m->witnesses, m->nwitnesses, m->cfg.peers[i].id))
+            out[n++] = m->cfg.peers[i].id;
+    return n;
+}
+
+bool krep_mod_is_controller(krep_mod *m)
+{
+#if KLOG_HAVE_RAFT
+    if (m->q)
+        return krep_quorum_ctl(m->q) != NULL;
+#endif
+    pthread_mutex_lock(&m->mu);
+    bool c = m->ctl != NULL;
+    pthread_mutex_unlock(&m->mu);
+    return c;
+}
+
+int krep_mod_list(krep_mod *m, krep_ctl_entry **out)
+{
+    *out = NULL;
+    for (int tries = 0; tries < 4; tries++) {
+        int n = 0;
+        if (m->node)
+            n = krep_node_list(m->node, NULL, 0);
+#if KLOG_HAVE_RAFT
+        else if (m->q)
+            n = krep_quorum_list(m->q, NULL, 0);
+#endif
+        krep_ctl_entry *e = calloc((size_t)n + 8, sizeof *e);
+        if (!e)
+            return -ENOMEM;
+        int got = 0;
+        if (m->node)
+            got = krep_node_list(m->node, e, n + 8);
+#if KLOG_HAVE_RAFT
+        else if (m->q)
+            got = krep_quorum_list(m->q, e, n + 8);
+#endif
+        if (got <= n + 8) {
+            *out = e;
+            return got;
+        }
+        free(e); /* grew meanwhile */
+    }
+    return -EAGAIN;
+}
+
+int krep_mod_topic_parts(krep_mod *m, const char *topic)
+{
+    krep_ctl_entry *e;
+    int n = krep_mod_list(m, &e);
+    int parts = 0;
+    for (int i = 0; i < n; i++)
+        if (strcmp(e[i].topic, topic) == 0 && e[i].partition >= parts)
+            parts = e[i].partition + 1;
+    free(e);
+    return parts;
+}
+
+int krep_mod_create_topic(krep_mod *m, const char *name, int nparts, const klog_conf *conf, int rf,
+                          const int32_t *assign, int timeout_ms, char *errbuf, size_t errsize)
+{
+    int32_t data[KREP_MAX_NODES];
+    int nd = krep_mod_data_nodes(m, data);
+    if (nparts <= 0)
+        nparts = (int)klog__conf_int(klog__conf(m->k), KC_NUM_PARTITIONS);
+    if (rf <= 0 && !assign)
+        rf = krep_default_rf(nd);
+    if (rf < 1 || rf > nd || nparts < 1 || nparts > 10000)
+        return klog__errf(errbuf, errsize, -EINVAL, "replication factor %d of %d nodes, %d partitions", rf, nd,
+                          nparts);
+#if KLOG_HAVE_RAFT
+    if (m->q) {
+        /* the placement is made here, so that this node knows whether it
+         * holds a replica (and takes the topic's configuration) */
+        int32_t *a = malloc((size_t)nparts * (size_t)rf * sizeof *a + 1);
+        if (!a)
+            return -ENOMEM;
+        for (int p = 0; p < nparts; p++)
+            if (assign)
+                memcpy(a + (size_t)p * (size_t)rf, assign + (size_t)p * (size_t)rf, (size_t)rf * sizeof *a);
+            else
+                krep_assign(data, nd, name, p, rf, -1, a + (size_t)p * (size_t)rf);
+        bool replica = false;
+        for (int i = 0; i < nparts * rf; i++)
+            replica |= a[i] == m->cfg.node_id;
+        pthread_mutex_lock(&m->create_mu);
+        int rc = krep_quorum_add_topic(m->q, name, nparts, rf, a, now_ms());
+        free(a);
+        if (rc == 0)
+            rc = -EEXIST;
+        /* answered once committed: a raft majority holds the topic */
+        int64_t until = now_ms() + (timeout_ms > 0 ? timeout_ms : 30000);
+        krep_pstate st;
+        while (rc > 0 && krep_quorum_state(m->q, name, nparts - 1, &st) < 0) {
+            if (now_ms() >= until || stopping(m)) {
+                rc = -ETIMEDOUT;
+                break;
+            }
+            nap(m, now_ms() + 5);
+        }
+        pthread_mutex_unlock(&m->create_mu);
+        if (rc == -EEXIST)
+            return klog__errf(errbuf, errsize, rc, "topic '%s' already exists", name);
+        if (rc == KLOG_ENOTLEADER)
+            return klog__errf(errbuf, errsize, rc, "this node is no longer the controller");
+        if (rc < 0)
+            return klog__errf(errbuf, errsize, rc, "the controller: %s", klog_strerror(rc));
+        if (replica && conf) {
+            /* this node's copy takes the configuration asked (the push
+             * may have created it with the defaults already) */
+            rc = klog_topic_create(m->k, name, nparts, conf, errbuf, errsize);
+            if (rc == -EEXIST)
+                rc = klog_topic_alter_config(m->k, name, conf, NULL, 0, errbuf, errsize);
+            atomic_store(&m->rescan, true);
+        }
+        return rc < 0 ? rc : 0;
+    }
+#endif
+    pthread_mutex_lock(&m->mu);
+    int rc;
+    if (!m->ctl)
+        rc = klog__errf(errbuf, errsize, KLOG_ENOTLEADER, "this node is not the controller");
+    else if (assign && !krep_in(assign, nparts * rf, m->cfg.node_id))
+        rc = klog__errf(errbuf, errsize, -EINVAL, "the static controller (node %d) leads every partition: it must "
+                        "be a replica of each", m->cfg.node_id);
+    else if ((rc = klog_topic_create(m->k, name, nparts, conf, errbuf, errsize)) == 0) {
+        /* under m->mu: the tick thread's krep_static_track does not give
+         * it the default placement first */
+        rc = krep_static_add_topic(m->node, m->ctl, name, nparts, rf, assign);
+        if (rc < 0) {
+            klog_topic_delete(m->k, name);
+            klog__errf(errbuf, errsize, rc, "%s", rc == -EINVAL ? "the static controller (this node) leads every "
+                       "partition: it must be a replica of each" : klog_strerror(rc));
+        }
+    }
+    pthread_mutex_unlock(&m->mu);
+    return rc < 0 ? rc : 0;
 }
 
 int krep_mod_raft_frame(krep_mod *m, const void *frame, size_t len, kk_wbuf *w)
@@ -654,12 +816,17 @@ static void *runner_main(void *arg)
 }
 
 /* Quorum: every topic this node holds, proposed to the metadata when this
- * node leads raft (a topic created elsewhere reaches it by LeaderAndIsr). */
+ * node leads raft (a topic created elsewhere reaches it by LeaderAndIsr),
+ * with the default replication factor; CreateTopics proposes its own
+ * (krep_mod_create_topic, under create_mu: its topic is not proposed
+ * twice). */
 #if KLOG_HAVE_RAFT
 static void quorum_topics(krep_mod *m)
 {
     if (!m->q || !krep_quorum_ctl(m->q))
         return; /* (a witness too: a topic a client created on it) */
+    if (pthread_mutex_trylock(&m->create_mu) != 0)
+        return; /* a CreateTopics is under way: next time */
     kt_topic **snap;
     ssize_t nt = klog__topics_snapshot(m->k, &snap);
     if (nt < 0)
@@ -668,9 +835,11 @@ static void quorum_topics(krep_mod *m)
         kt_topic *t = snap[i];
         if (!krep_topic_replicated(t->name) || atomic_load(&t->deleted))
             continue;
-        krep_quorum_add_topic(m->q, t->name, atomic_load_explicit(&t->nparts, memory_order_acquire), now_ms());
+        krep_quorum_add_topic(m->q, t->name, atomic_load_explicit(&t->nparts, memory_order_acquire), 0, NULL,
+                              now_ms());
     }
     klog__topics_release(snap, (size_t)nt);
+    pthread_mutex_unlock(&m->create_mu);
 }
 #endif
 
@@ -815,6 +984,7 @@ static int mod_init(struct klog *k, void **state, char *errbuf, size_t errsize)
     clock_gettime(CLOCK_REALTIME, &ts);
     m->cfg.incarnation = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
     pthread_mutex_init(&m->mu, NULL);
+    pthread_mutex_init(&m->create_mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -1015,6 +1185,7 @@ static int mod_fini(struct klog *k, void *state)
     if (!m)
         return 0;
     pthread_mutex_destroy(&m->mu);
+    pthread_mutex_destroy(&m->create_mu);
     pthread_cond_destroy(&m->cv);
     free(m);
     return 0;

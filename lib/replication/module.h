@@ -47,6 +47,34 @@ int krep_mod_state(krep_mod *m, const char *topic, int32_t partition, krep_pstat
  * on a witness, the raft leader it knows. */
 void krep_mod_controller(krep_mod *m, int32_t *id, int32_t *epoch);
 
+/* The nodes that hold data (the peers but the witnesses): *out gets
+ * them (KREP_MAX_NODES room), returns the count. */
+int krep_mod_data_nodes(krep_mod *m, int32_t *out);
+/* Whether this node hosts the controller now (static: it leads; quorum:
+ * it leads raft).  Topics are created there (CreateTopics elsewhere is
+ * answered NOT_CONTROLLER, and Metadata names the controller). */
+bool krep_mod_is_controller(krep_mod *m);
+/* Every partition state this node knows (its replicas', the others', or
+ * on a witness the quorum's): *out allocated (free() it; topic names
+ * valid while the module runs), returns the count or -ENOMEM. */
+int krep_mod_list(krep_mod *m, krep_ctl_entry **out);
+/* The number of partitions of topic the states name (0: none). */
+int krep_mod_topic_parts(krep_mod *m, const char *topic);
+/*
+ * CreateTopics on the controller: nparts (<= 0: num.partitions) with rf
+ * replicas each (<= 0: krep_default_rf of the data nodes) placed by
+ * krep_assign, or as assign says (nparts rows of rf node ids).  Static:
+ * the topic is created here with conf, and this node leads every
+ * partition (it must be a replica of each); the followers create theirs
+ * when told (with the instance's defaults).  Quorum: a metadata record,
+ * answered once committed (within timeout_ms); the replicas create the
+ * topic when told, this node with conf if it is one.  Returns 0,
+ * KLOG_ENOTLEADER (not the controller), -EEXIST, -EINVAL, -ETIMEDOUT,
+ * -ENOMEM, a creation's error; errbuf says why.
+ */
+int krep_mod_create_topic(krep_mod *m, const char *name, int nparts, const klog_conf *conf, int rf,
+                          const int32_t *assign, int timeout_ms, char *errbuf, size_t errsize);
+
 /* A raft frame (quorum.h's KREP_API_RAFT) from a peer: the response into
  * w.  Returns 0, KLOG_EFORMAT (no quorum here), KLOG_ECORRUPT, -ENOMEM. */
 int krep_mod_raft_frame(krep_mod *m, const void *frame, size_t len, kk_wbuf *w);

@@ -25,6 +25,12 @@
  *                 repeat) then F_FETCH; retry_ms backs a partition off
  *                 after an error.
  *
+ * Partitions of which this node holds no replica (a topic's replication
+ * factor below the number of nodes): the controller tells every node of
+ * every partition, and a node keeps the states of the others' in `meta`
+ * (no log, no fetch: Metadata names their leader from it, as a Kafka
+ * broker answers from its metadata cache).
+ *
  * Post actions.  HW advances and acknowledgement flushes run user
  * callbacks (delivery reports), so they run after n->mu is released:
  * each locked section collects them in n->post and post_run executes
@@ -97,6 +103,13 @@ typedef struct krep_chan {
 
 #define KREP_CHAN_PARTS 1024
 
+/* A partition this node holds no replica of: its state, for Metadata. */
+typedef struct krep_meta {
+    char topic[KLOG_TOPIC_NAME_MAX + 1];
+    int32_t index;
+    krep_pstate st;
+} krep_meta;
+
 typedef struct post_action {
     kpart *p;
     int64_t hw;                   /* >= 0: advance to it */
@@ -109,6 +122,8 @@ struct krep_node {
     pthread_mutex_t mu;
     krep_part **parts;
     size_t nparts, cap;
+    krep_meta **meta;             /* others' partitions (allocated one by one: names stay put) */
+    size_t nmeta, metacap;
     krep_chan *chans;             /* cfg.npeers of them, then the controller's */
     bool registered;              /* the controller acknowledged this incarnation */
     int64_t registered_ms;        /* when (heartbeats follow every cfg.heartbeat_ms) */
@@ -355,6 +370,9 @@ void krep_node_free(krep_node *n)
         free(n->parts[i]);
     }
     free(n->parts);
+    for (size_t i = 0; i < n->nmeta; i++)
+        free(n->meta[i]);
+    free(n->meta);
     free(n->chans);
     kk_arena_reset(&n->arena);
     krep_mem_reset(&n->mem);
@@ -396,13 +414,48 @@ struct klog *krep_node_klog(krep_node *n) { return n->k; }
 const krep_config *krep_node_config(const krep_node *n) { return &n->cfg; }
 uint64_t krep_node_version(krep_node *n) { return atomic_load(&n->version); }
 
+static krep_meta *meta_find(krep_node *n, const char *topic, int32_t index)
+{
+    for (size_t i = 0; i < n->nmeta; i++)
+        if (n->meta[i]->index == index && strcmp(n->meta[i]->topic, topic) == 0)
+            return n->meta[i];
+    return NULL;
+}
+
+/* The state of a partition this node holds no replica of (n->mu held):
+ * kept when newer than the one known.  Returns a Kafka error code. */
+static int16_t meta_put(krep_node *n, const char *topic, int32_t index, const krep_pstate *st)
+{
+    if (strlen(topic) > KLOG_TOPIC_NAME_MAX || index < 0 || st->nisr > st->nreplicas || st->leader_epoch < 0)
+        return KK_ERR_INVALID_REQUEST;
+    krep_meta *m = meta_find(n, topic, index);
+    if (!m) {
+        if (klog__vec_reserve(&n->meta, &n->metacap, n->nmeta + 1, sizeof *n->meta) < 0 ||
+            !(m = calloc(1, sizeof *m)))
+            return KK_ERR_UNKNOWN_SERVER_ERROR;
+        strcpy(m->topic, topic);
+        m->index = index;
+        m->st = *st;
+        n->meta[n->nmeta++] = m;
+        atomic_fetch_add(&n->version, 1);
+        return KK_ERR_NONE;
+    }
+    if (st->leader_epoch > m->st.leader_epoch ||
+        (st->leader_epoch == m->st.leader_epoch && st->partition_epoch > m->st.partition_epoch)) {
+        m->st = *st;
+        atomic_fetch_add(&n->version, 1);
+    }
+    return KK_ERR_NONE;
+}
+
 int krep_node_state(krep_node *n, const char *topic, int32_t partition, krep_pstate *out)
 {
     pthread_mutex_lock(&n->mu);
     krep_part *rp = part_find(n, topic, partition);
-    int rc = rp && rp->known ? 0 : KLOG_EUNKNOWN_PARTITION;
+    krep_meta *m = rp && rp->known ? NULL : meta_find(n, topic, partition);
+    int rc = (rp && rp->known) || m ? 0 : KLOG_EUNKNOWN_PARTITION;
     if (rc == 0)
-        *out = rp->st;
+        *out = m ? m->st : rp->st;
     pthread_mutex_unlock(&n->mu);
     return rc;
 }
@@ -417,6 +470,11 @@ int krep_node_list(krep_node *n, krep_ctl_entry *out, int cap)
                 out[k] = (krep_ctl_entry){ n->parts[j]->t->name, n->parts[j]->index, n->parts[j]->st };
             k++;
         }
+    for (size_t j = 0; j < n->nmeta; j++) {
+        if (k < cap)
+            out[k] = (krep_ctl_entry){ n->meta[j]->topic, n->meta[j]->index, n->meta[j]->st };
+        k++;
+    }
     pthread_mutex_unlock(&n->mu);
     return k;
 }
@@ -695,6 +753,16 @@ int krep_handle_leader_and_isr(krep_node *n, const kk_leader_and_isr_req *q, int
             kk_leader_and_isr_resp_partition *e = &pe[k++];
             e->topic_name = name;
             e->partition_index = ps[j].partition_index;
+            if (name.p && (int32_t)strlen(name.p) == name.len && ps[j].replicas.n >= 1 &&
+                ps[j].replicas.n <= KREP_MAX_NODES) {
+                krep_pstate ms;
+                to_pstate(&ps[j], &ms);
+                if (idx_of(&ms, n->cfg.node_id) < 0) {
+                    /* not a replica here: what Metadata says of it */
+                    e->error_code = meta_put(n, name.p, ps[j].partition_index, &ms);
+                    continue;
+                }
+            }
             krep_part *rp = name.p && (int32_t)strlen(name.p) == name.len ? part_get(n, name.p, ps[j].partition_index) : NULL;
             if (!rp) {
                 e->error_code = KK_ERR_UNKNOWN_TOPIC_OR_PARTITION;

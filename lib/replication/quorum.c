@@ -1353,6 +1353,8 @@ static void host(krep_quorum *q)
     krep_ctl *c;
     if (krep_ctl_new(&c, q->cfg.node_id, epoch) < 0)
         return;
+    for (int i = 0; i < q->cfg.ndata; i++)
+        krep_ctl_add_node(c, q->cfg.data[i]); /* every data node hears of every partition */
     for (size_t i = 0; i < q->nparts; i++)
         krep_ctl_add_state(c, q->parts[i]->topic, q->parts[i]->index, &q->parts[i]->st);
     for (int i = 0; i < q->nnodes; i++) {
@@ -1458,29 +1460,40 @@ int64_t krep_quorum_tick(krep_quorum *q, int64_t now_ms)
     return wake;
 }
 
-int krep_quorum_add_topic(krep_quorum *q, const char *topic, int32_t nparts, int64_t now_ms)
+int krep_quorum_add_topic(krep_quorum *q, const char *topic, int32_t nparts, int rf, const int32_t *assign,
+                          int64_t now_ms)
 {
     pthread_mutex_lock(&q->mu);
     if (now_ms > q->now)
         q->now = now_ms;
     int rc = 0, added = 0;
+    if (rf <= 0 && !assign)
+        rf = krep_default_rf(q->cfg.ndata);
     if (!ready(q) || !q->ctl)
         rc = KLOG_ENOTLEADER;
-    else if (!topic || strlen(topic) > KLOG_TOPIC_NAME_MAX || q->cfg.ndata < 1)
+    else if (!topic || strlen(topic) > KLOG_TOPIC_NAME_MAX || q->cfg.ndata < 1 || rf < 1 || rf > q->cfg.ndata)
         rc = -EINVAL;
     for (int32_t i = 0; rc == 0 && i < nparts; i++) {
         if (qpart_find(q, topic, i))
             continue;
-        krep_pstate st = { .leader = -1, .nreplicas = q->cfg.ndata, .nisr = q->cfg.ndata };
-        memcpy(st.replicas, q->cfg.data, (size_t)q->cfg.ndata * sizeof *st.replicas);
-        memcpy(st.isr, q->cfg.data, (size_t)q->cfg.ndata * sizeof *st.isr);
-        /* a live replica leads, spread by partition; else the elections
-         * of krep_quorum_tick pick one once someone registers */
-        for (int j = 0; j < q->cfg.ndata && st.leader < 0; j++) {
-            int32_t id = q->cfg.data[(i + j) % q->cfg.ndata];
-            if (live(q, id))
-                st.leader = id;
+        krep_pstate st = { .leader = -1, .nreplicas = rf, .nisr = rf };
+        if (assign) {
+            memcpy(st.replicas, assign + (size_t)i * (size_t)rf, (size_t)rf * sizeof *st.replicas);
+            for (int j = 0; j < rf && rc == 0; j++)
+                if (!krep_in(q->cfg.data, q->cfg.ndata, st.replicas[j]) || krep_in(st.replicas, j, st.replicas[j]))
+                    rc = -EINVAL;
+            if (rc < 0)
+                break;
+        } else {
+            krep_assign(q->cfg.data, q->cfg.ndata, topic, i, rf, -1, st.replicas);
         }
+        memcpy(st.isr, st.replicas, (size_t)rf * sizeof *st.isr);
+        /* the first live replica leads (Kafka's preferred leader, spread
+         * over the nodes by the placement); else the elections of
+         * krep_quorum_tick pick one once someone registers */
+        for (int j = 0; j < rf && st.leader < 0; j++)
+            if (live(q, st.replicas[j]))
+                st.leader = st.replicas[j];
         st.leader_epoch = krep_next_epoch(-1, krep_ctl_epoch(q->ctl));
         rc = propose_set(q, NULL, topic, i, -1, &st);
         added += rc == 0;
@@ -1527,6 +1540,16 @@ void krep_quorum_log_span(krep_quorum *q, uint64_t *first, uint64_t *n, uint64_t
     *n = q->noffs;
     *snapshot = q->snap_index;
     pthread_mutex_unlock(&q->mu);
+}
+
+int krep_quorum_list(krep_quorum *q, krep_ctl_entry *out, int cap)
+{
+    pthread_mutex_lock(&q->mu);
+    int n = (int)q->nparts;
+    for (int i = 0; i < n && i < cap; i++)
+        out[i] = (krep_ctl_entry){ q->parts[i]->topic, q->parts[i]->index, q->parts[i]->st };
+    pthread_mutex_unlock(&q->mu);
+    return n;
 }
 
 int krep_quorum_state(krep_quorum *q, const char *topic, int32_t partition, krep_pstate *out)

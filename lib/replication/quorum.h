@@ -123,10 +123,14 @@ void krep_quorum_close(krep_quorum *q);
  * partition leaders.  Returns when it wants to run again. */
 int64_t krep_quorum_tick(krep_quorum *q, int64_t now_ms);
 
-/* Propose the partitions [0, nparts) of topic (replicas: the data nodes)
- * that the metadata does not hold yet: on the leader only.  Returns the
- * number proposed, 0, KLOG_ENOTLEADER, -ENOMEM. */
-int krep_quorum_add_topic(krep_quorum *q, const char *topic, int32_t nparts, int64_t now_ms);
+/* Propose the partitions [0, nparts) of topic that the metadata does not
+ * hold yet: on the leader only.  Each has rf replicas among the data
+ * nodes (<= 0: krep_default_rf), placed by krep_assign (Kafka's
+ * round-robin: leaders spread over the nodes), or as assign says (nparts
+ * rows of rf distinct data nodes); the first live one leads.  Returns the
+ * number proposed, 0, KLOG_ENOTLEADER, -EINVAL, -ENOMEM. */
+int krep_quorum_add_topic(krep_quorum *q, const char *topic, int32_t nparts, int rf, const int32_t *assign,
+                          int64_t now_ms);
 
 /* The controller hosted now (the raft leader's), or NULL.  One replaced
  * stays allocated until krep_quorum_close (threads may still hold it; it
@@ -140,6 +144,9 @@ void krep_quorum_applied(krep_quorum *q, uint64_t *index, uint64_t *hash);
 /* The index of raft.log's first entry, the entries it holds and the last
  * snapshot's index (tests: the log is compacted). */
 void krep_quorum_log_span(krep_quorum *q, uint64_t *first, uint64_t *n, uint64_t *snapshot);
+/* Every committed partition state (topic names valid while q lives):
+ * fills up to cap, returns the count. */
+int krep_quorum_list(krep_quorum *q, krep_ctl_entry *out, int cap);
 /* The committed state of topic/partition: 0, KLOG_EUNKNOWN_PARTITION. */
 int krep_quorum_state(krep_quorum *q, const char *topic, int32_t partition, krep_pstate *out);
 

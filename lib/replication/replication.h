@@ -272,12 +272,14 @@ typedef struct krep_pstate {
     int32_t isr[KREP_MAX_NODES];
 } krep_pstate;
 
-/* The state this node last applied for topic/partition: 0, or
+/* The state this node last applied for topic/partition (or, for a
+ * partition it holds no replica of, the last it was told): 0, or
  * KLOG_EUNKNOWN_PARTITION (none known yet). */
 int krep_node_state(krep_node *n, const char *topic, int32_t partition, krep_pstate *out);
 
-/* The states this node knows (as krep_ctl_list; topic names valid while
- * n lives): fills up to cap, returns the count. */
+/* The states this node knows, its replicas' then the others' (as
+ * krep_ctl_list; topic names valid while n lives): fills up to cap,
+ * returns the count. */
 struct krep_ctl_entry;
 int krep_node_list(krep_node *n, struct krep_ctl_entry *out, int cap);
 
@@ -319,8 +321,9 @@ int krep_node_persist(krep_node *n);
  * epochs, past any their logs hold (a state file that missed a change
  * must not give an epoch out twice) and past the one e gives them (an
  * epoch n led in before a crash took its records, which followers may
- * hold, from n's log), every topic not in e is added (all nodes its
- * replicas, n its leader), n's incarnation is taken as registered, the
+ * hold, from n's log), every topic not in e is added (the default
+ * replication factor, n its leader), every peer is told of every
+ * partition, n's incarnation is taken as registered, the
  * result written to the state file, and every later change too (its
  * persist hook).  Refuses with KLOG_EFENCED when a log holds an epoch of a
  * newer controller (this one was replaced: it must not lead).  *out: the
@@ -328,10 +331,20 @@ int krep_node_persist(krep_node *n);
  */
 int krep_static_host(krep_node *n, int32_t epoch, const struct krep_ctl_entry *e, int ne, krep_ctl **out);
 
-/* Topics created since: added to the hosted controller (all nodes their
- * replicas, n their leader) and written down.  Returns 1 (added), 0,
- * or the write's error. */
+/* Topics created since: added to the hosted controller (the default
+ * replication factor, krep_default_rf; n first among their replicas and
+ * their leader) and written down.  Returns 1 (added), 0, or the write's
+ * error. */
 int krep_static_track(krep_node *n, krep_ctl *ctl);
+
+/* A topic created through the controller (CreateTopics): partitions [0,
+ * nparts) with rf replicas each (<= 0: the default), placed by
+ * krep_assign with n first, or by assign (nparts rows of rf node ids,
+ * each naming n: the static controller leads every partition it
+ * creates); n leads them.  Written down.  Returns the number of
+ * partitions added, -EINVAL, -ENOMEM, the write's error. */
+int krep_static_add_topic(krep_node *n, krep_ctl *ctl, const char *topic, int32_t nparts, int rf,
+                          const int32_t *assign);
 
 /*
  * klog promote on node n: the states n knows (else those of `known`, what
@@ -339,7 +352,9 @@ int krep_static_track(krep_node *n, krep_ctl *ctl);
  * controller epoch: the next multiple of KREP_MAX_NODES above max(what n
  * heard, floor), plus n's place in the peers (so that two nodes promoted
  * from the same knowledge, on either side of a partition, never share
- * one: at most 2047 promotes), the old leader out of the ISR; then
+ * one: at most 2047 promotes), the old leader out of the ISR; a
+ * partition n holds no replica of goes to another in-sync replica (or,
+ * unclean, any other replica; else to none); then
  * krep_static_host.  Refuses a partition whose ISR lacks n unless unclean
  * (KLOG_ENOTENOUGH), and a node that knows nothing (KLOG_ESTATE); errbuf
  * says why.
@@ -390,6 +405,21 @@ static inline int32_t krep_next_epoch(int32_t prev, int32_t controller_epoch)
  */
 int krep_ctl_new(krep_ctl **out, int32_t controller_id, int32_t controller_epoch);
 void krep_ctl_free(krep_ctl *c);
+
+/* A node to push every partition's state to, a replica of it or not (a
+ * replica is added with its partition).  Returns 0, -EINVAL (16 known). */
+int krep_ctl_add_node(krep_ctl *c, int32_t node);
+
+/* The replicas of partition `partition` of topic (rf of nodes[0..n)),
+ * Kafka's round-robin placement, from a start drawn from the topic's name
+ * (the same wherever computed); lead >= 0: that node first (the static
+ * controller leads every partition).  The first is the preferred leader.
+ * Returns rf into out, or -EINVAL. */
+int krep_assign(const int32_t *nodes, int n, const char *topic, int32_t partition, int rf, int32_t lead,
+                int32_t *out);
+/* The replication factor of -1 (CreateTopics' default) and of topics
+ * made by other means (in-process, auto-created): min(3, data nodes). */
+static inline int krep_default_rf(int nodes) { return nodes < 3 ? nodes : 3; }
 
 /* Add a partition: replicas[0..n) (node ids), led by `leader` (one of
  * them), all in sync, leader epoch 0.  Returns 0, -EEXIST, -EINVAL,

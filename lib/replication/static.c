@@ -146,29 +146,68 @@ static int32_t log_latest_epoch(struct klog *k, const char *topic, int32_t index
     return latest;
 }
 
-/* Every replicated topic's partitions ctl does not hold yet: all nodes
- * replicate them, self leads. */
+/* Partitions [0, np) of topic that ctl does not hold yet: rf replicas
+ * each (0: the default), self first, leading (the static controller leads
+ * what it hosts), or as assign[p * rf ..] says (self among them).
+ * Returns how many were added, or -EINVAL / -ENOMEM. */
+static int add_parts(krep_ctl *ctl, const krep_config *cfg, const char *topic, int32_t np, int rf,
+                     const int32_t *assign)
+{
+    int32_t nodes[KREP_MAX_NODES];
+    for (int i = 0; i < cfg->npeers; i++)
+        nodes[i] = cfg->peers[i].id;
+    if (rf <= 0)
+        rf = krep_default_rf(cfg->npeers);
+    int added = 0;
+    for (int32_t p = 0; p < np; p++) {
+        krep_pstate st;
+        if (krep_ctl_state(ctl, topic, p, &st) == 0)
+            continue;
+        int32_t reps[KREP_MAX_NODES];
+        int rc = assign ? rf : krep_assign(nodes, cfg->npeers, topic, p, rf, cfg->node_id, reps);
+        if (assign)
+            memcpy(reps, assign + (size_t)p * (size_t)rf, (size_t)rf * sizeof *reps);
+        if (rc > 0)
+            rc = krep_ctl_add_partition(ctl, topic, p, reps, rf, cfg->node_id);
+        if (rc < 0 && rc != -EEXIST)
+            return rc;
+        added++;
+    }
+    return added;
+}
+
+/* Every node hears of every partition (Metadata on any node names its
+ * leader), and every non-internal topic's partitions ctl does not hold
+ * yet are added with the default replication factor. */
 static void add_topics(struct klog *k, krep_ctl *ctl, const krep_config *cfg)
 {
+    for (int i = 0; i < cfg->npeers; i++)
+        krep_ctl_add_node(ctl, cfg->peers[i].id);
     kt_topic **snap;
     ssize_t nt = klog__topics_snapshot(k, &snap);
     if (nt < 0)
         return;
-    int32_t reps[KREP_MAX_NODES];
-    for (int i = 0; i < cfg->npeers; i++)
-        reps[i] = cfg->peers[i].id;
     for (ssize_t i = 0; i < nt; i++) {
         kt_topic *t = snap[i];
         if (!krep_topic_replicated(t->name) || atomic_load(&t->deleted))
             continue;
-        int np = atomic_load_explicit(&t->nparts, memory_order_acquire);
-        for (int p = 0; p < np; p++) {
-            krep_pstate st;
-            if (krep_ctl_state(ctl, t->name, p, &st) < 0)
-                krep_ctl_add_partition(ctl, t->name, p, reps, cfg->npeers, cfg->node_id);
-        }
+        add_parts(ctl, cfg, t->name, atomic_load_explicit(&t->nparts, memory_order_acquire), 0, NULL);
     }
     klog__topics_release(snap, (size_t)nt);
+}
+
+/* The whole list, written down (the controller's own changes go through
+ * its persist hook; additions do not). */
+static int write_all(krep_node *n, krep_ctl *ctl)
+{
+    int len = krep_ctl_list(ctl, NULL, 0);
+    krep_ctl_entry *all = calloc((size_t)len + 1, sizeof *all);
+    if (!all)
+        return -ENOMEM;
+    len = krep_ctl_list(ctl, all, len);
+    int rc = krep_node_write_state(n, krep_node_config(n)->node_id, krep_ctl_epoch(ctl), all, len);
+    free(all);
+    return rc;
 }
 
 int krep_static_host(krep_node *n, int32_t epoch, const krep_ctl_entry *e, int ne, krep_ctl **out)
@@ -209,15 +248,7 @@ int krep_static_host(krep_node *n, int32_t epoch, const krep_ctl_entry *e, int n
         /* this run leads in the epochs just made: no registration bump */
         krep_ctl_set_incarnation(ctl, cfg->node_id, cfg->incarnation);
         krep_ctl_set_persist(ctl, persist_ctl, n);
-        int len = krep_ctl_list(ctl, NULL, 0);
-        krep_ctl_entry *all = calloc((size_t)len + 1, sizeof *all);
-        if (!all)
-            rc = -ENOMEM;
-        else {
-            len = krep_ctl_list(ctl, all, len);
-            rc = krep_node_write_state(n, cfg->node_id, epoch, all, len);
-            free(all);
-        }
+        rc = write_all(n, ctl);
     }
     if (rc < 0) {
         krep_ctl_free(ctl);
@@ -292,6 +323,32 @@ int krep_static_promote(krep_node *n, const krep_state *known, int32_t floor, bo
     int rc = 0;
     for (int i = 0; i < ne && rc == 0; i++) {
         krep_pstate *st = &e[i].st;
+        if (!krep_in(st->replicas, st->nreplicas, cfg->node_id)) {
+            /* Not a replica here: led by another in-sync replica than
+             * the old leader (unclean: any other replica), else by none
+             * until one is back and promoted. */
+            int32_t old = st->leader, lead = -1;
+            for (int j = 0; j < st->nisr && lead < 0; j++)
+                if (st->isr[j] != old)
+                    lead = st->isr[j];
+            for (int j = 0; unclean && j < st->nreplicas && lead < 0; j++)
+                if (st->replicas[j] != old)
+                    lead = st->replicas[j];
+            if (lead >= 0 && !krep_in(st->isr, st->nisr, lead)) {
+                st->nisr = 1;
+                st->isr[0] = lead;
+            } else if (lead >= 0 && old >= 0) {
+                int k = 0;
+                for (int j = 0; j < st->nisr; j++)
+                    if (st->isr[j] != old)
+                        st->isr[k++] = st->isr[j];
+                st->nisr = k;
+            }
+            st->leader = lead;
+            st->leader_epoch = krep_next_epoch(st->leader_epoch, epoch);
+            st->partition_epoch++;
+            continue;
+        }
         if (!krep_in(st->isr, st->nisr, cfg->node_id) && !unclean) {
             rc = klog__errf(errbuf, errsize, KLOG_ENOTENOUGH,
                             "%s-%d: node %d is not an in-sync replica (an unclean promote could lose acknowledged "
@@ -329,14 +386,25 @@ int krep_static_track(krep_node *n, krep_ctl *ctl)
 {
     int before = krep_ctl_list(ctl, NULL, 0);
     add_topics(krep_node_klog(n), ctl, krep_node_config(n));
-    int len = krep_ctl_list(ctl, NULL, 0);
-    if (len == before)
+    if (krep_ctl_list(ctl, NULL, 0) == before)
         return 0;
-    krep_ctl_entry *all = calloc((size_t)len + 1, sizeof *all);
-    if (!all)
-        return -ENOMEM;
-    len = krep_ctl_list(ctl, all, len);
-    int rc = krep_node_write_state(n, krep_node_config(n)->node_id, krep_ctl_epoch(ctl), all, len);
-    free(all);
+    int rc = write_all(n, ctl);
     return rc < 0 ? rc : 1;
+}
+
+int krep_static_add_topic(krep_node *n, krep_ctl *ctl, const char *topic, int32_t nparts, int rf,
+                          const int32_t *assign)
+{
+    const krep_config *cfg = krep_node_config(n);
+    if (assign) {
+        for (int32_t p = 0; p < nparts; p++)
+            if (!krep_in(assign + (size_t)p * (size_t)rf, rf, cfg->node_id))
+                return -EINVAL;
+    }
+    int rc = add_parts(ctl, cfg, topic, nparts, rf, assign);
+    if (rc > 0) {
+        int wrc = write_all(n, ctl);
+        rc = wrc < 0 ? wrc : rc;
+    }
+    return rc;
 }

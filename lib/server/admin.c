@@ -5,10 +5,15 @@
  * the topic; a bad key or value is INVALID_CONFIG with klog's message),
  * through the public topic API (klog/topic.h) of the served instance.
  *
- * klog keeps one replica of each partition, on this node: a replication
+ * A single node keeps one replica of each partition: a replication
  * factor of -1 (the default) or 1 is accepted, more is
  * INVALID_REPLICATION_FACTOR, and a replica assignment must name this node
- * alone for every partition.  Topic configuration entries are klog's topic
+ * alone for every partition.  A replicated node (lib/replication) takes
+ * Kafka's: a replication factor up to the number of data nodes (-1:
+ * min(3, nodes)) or a replica assignment of data nodes, and creates the
+ * topic through the controller it hosts (krep_mod_create_topic); a node
+ * that is not the controller answers NOT_CONTROLLER, and Metadata names
+ * the controller, which Kafka's admin clients then ask.  Topic configuration entries are klog's topic
  * keys, which carry Kafka's names (klog/conf.h); a key klog does not have
  * is INVALID_CONFIG, as klog refuses unknown keys everywhere.
  * "num.partitions" is a topic key in klog but not a topic config in Kafka:
@@ -75,6 +80,14 @@ static bool this_node_only(const kk_i32_array *ids, int32_t node)
     return ids->n == 1 && ids->v[0] == node;
 }
 
+static bool in_ids(const int32_t *ids, int n, int32_t id)
+{
+    for (int i = 0; i < n; i++)
+        if (ids[i] == id)
+            return true;
+    return false;
+}
+
 /* Error messages: msgs[i] is entry i's, "" for none (sent as null). */
 static kk_str msg_str(const char *m)
 {
@@ -87,11 +100,16 @@ static kk_str msg_str(const char *m)
  * (*conf, NULL when it has none).  Returns the Kafka error (msg says why)
  * and *partitions the count to create (0: the instance's num.partitions). */
 static int16_t create_check(ksrv_call *c, const kk_create_topics_req_topic *t, klog_conf **conf, int *partitions,
-                            char *msg, size_t msize)
+                            int *rf, int32_t **assign, char *msg, size_t msize)
 {
     int32_t node = ksrv_config(c->srv)->node_id;
     *conf = NULL;
     *partitions = 0;
+    *rf = -1;
+    *assign = NULL;
+    krep_mod *rm = krep_mod_of(ksrv_klog(c->srv));
+    int32_t data[KREP_MAX_NODES];
+    int nodes = rm ? krep_mod_data_nodes(rm, data) : 1;
     const char *name = topic_name(&t->name);
     if (!name) {
         snprintf(msg, msize, "topic names are 1 to %d characters of [a-zA-Z0-9._-], not \".\" or \"..\"",
@@ -113,37 +131,63 @@ static int16_t create_check(ksrv_call *c, const kk_create_topics_req_topic *t, k
             bool index_seen = false;
             for (int32_t j = 0; j < t->assignments.n && !index_seen; j++)
                 index_seen = t->assignments.v[j].partition_index == i;
-            if (!index_seen || !this_node_only(&a->broker_ids, node)) {
+            if (!index_seen) {
+                snprintf(msg, msize, "the assignment must name partitions 0..%d once each", t->assignments.n - 1);
+                return KK_ERR_INVALID_REPLICA_ASSIGNMENT;
+            }
+            if (!rm && !this_node_only(&a->broker_ids, node)) {
                 snprintf(msg, msize, "partitions 0..%d each on node %" PRId32 " alone (klog keeps one replica)",
                          t->assignments.n - 1, node);
                 return KK_ERR_INVALID_REPLICA_ASSIGNMENT;
             }
+            if (!rm)
+                continue;
+            /* every partition the same number of distinct data nodes (Kafka's rule) */
+            const kk_i32_array *b = &a->broker_ids;
+            if (b->n < 1 || b->n > nodes || (i > 0 && b->n != t->assignments.v[0].broker_ids.n)) {
+                snprintf(msg, msize, "each partition needs the same number of replicas, 1 to %d", nodes);
+                return KK_ERR_INVALID_REPLICA_ASSIGNMENT;
+            }
+            for (int32_t j = 0; j < b->n; j++)
+                if (!in_ids(data, nodes, b->v[j]) || in_ids(b->v, j, b->v[j])) {
+                    snprintf(msg, msize, "partition %d: node %" PRId32 " is not a data node, or named twice",
+                             a->partition_index, b->v[j]);
+                    return KK_ERR_INVALID_REPLICA_ASSIGNMENT;
+                }
         }
         *partitions = t->assignments.n;
+        if (rm) {
+            int r = t->assignments.v[0].broker_ids.n;
+            int32_t *as = ksrv_alloc(c, (size_t)t->assignments.n * (size_t)r * sizeof *as + 1);
+            if (!as) {
+                snprintf(msg, msize, "out of memory");
+                return KK_ERR_UNKNOWN_SERVER_ERROR;
+            }
+            for (int32_t i = 0; i < t->assignments.n; i++) {
+                const kk_create_topics_req_assignment *a = &t->assignments.v[i];
+                memcpy(as + (size_t)a->partition_index * (size_t)r, a->broker_ids.v, (size_t)r * sizeof *as);
+            }
+            *rf = r;
+            *assign = as;
+        }
     } else {
         if (t->num_partitions == 0 || t->num_partitions < -1 || t->num_partitions > KT_MAX_PARTITIONS) {
             snprintf(msg, msize, "num_partitions must be 1 to %d, or -1 for the default", KT_MAX_PARTITIONS);
             return KK_ERR_INVALID_PARTITIONS;
         }
-        /* one replica, or, replicated to peer processes, one per node */
-        int nodes = 1;
-        krep_mod *rm = krep_mod_of(ksrv_klog(c->srv));
-        if (rm)
-            krep_mod_peers(rm, &nodes);
+        /* one replica, or, replicated to peer processes, up to one per
+         * data node */
         if (t->replication_factor == 0 || t->replication_factor < -1) {
-            snprintf(msg, msize, "replication_factor must be %d, or -1 for the default", nodes);
+            snprintf(msg, msize, "replication_factor must be 1 to %d, or -1 for the default", nodes);
             return KK_ERR_INVALID_REPLICATION_FACTOR;
         }
-        if (t->replication_factor > 1 && t->replication_factor != nodes) {
-            snprintf(msg, msize, "replication factor %d: klog keeps %s", t->replication_factor,
-                     nodes > 1 ? "a replica on every node of the cluster" : "one replica of each partition");
-            return KK_ERR_INVALID_REPLICATION_FACTOR;
-        }
-        if (t->replication_factor == 1 && nodes > 1) {
-            snprintf(msg, msize, "replication factor 1: every node of the cluster holds every topic (%d)", nodes);
+        if (t->replication_factor > nodes) {
+            snprintf(msg, msize, "replication factor %d is more than the %d %s", t->replication_factor, nodes,
+                     rm ? "data nodes of the cluster" : "node (klog keeps one replica of each partition)");
             return KK_ERR_INVALID_REPLICATION_FACTOR;
         }
         *partitions = t->num_partitions > 0 ? t->num_partitions : 0;
+        *rf = t->replication_factor;
     }
     if (t->configs.n > 0) {
         if (klog_conf_new(conf) < 0) {
@@ -178,7 +222,7 @@ static int16_t create_check(ksrv_call *c, const kk_create_topics_req_topic *t, k
         }
     }
     kt_topic *kt = klog__topic_get(ksrv_klog(c->srv), name);
-    if (kt) {
+    if (kt || (rm && krep_mod_topic_parts(rm, name) > 0)) {
         klog__topic_put(kt);
         snprintf(msg, msize, "topic '%s' already exists", name);
         klog_conf_free(*conf);
@@ -222,11 +266,29 @@ int ksrv_create_topics(ksrv_call *c)
             rt[i].error_code = KK_ERR_TOPIC_AUTHORIZATION_FAILED;
         } else {
             klog_conf *conf;
-            int parts;
-            rt[i].error_code = create_check(c, t, &conf, &parts, msg[i], MSG_MAX);
-            if (rt[i].error_code == KK_ERR_NONE && !q->validate_only) {
-                int rc = klog_topic_create(ksrv_klog(c->srv), t->name.p, parts, conf, msg[i], MSG_MAX);
-                rt[i].error_code = topic_admin_err(rc, "create", msg[i], MSG_MAX);
+            int parts, rf;
+            int32_t *assign;
+            krep_mod *rm = krep_mod_of(ksrv_klog(c->srv));
+            rt[i].error_code = create_check(c, t, &conf, &parts, &rf, &assign, msg[i], MSG_MAX);
+            if (rt[i].error_code == KK_ERR_NONE && rm && !krep_mod_is_controller(rm)) {
+                /* Kafka's admin clients send CreateTopics to the
+                 * controller Metadata names, and ask again on this */
+                int32_t cid, cep;
+                krep_mod_controller(rm, &cid, &cep);
+                snprintf(msg[i], MSG_MAX, "topics are created by the controller (node %d)", (int)cid);
+                rt[i].error_code = KK_ERR_NOT_CONTROLLER;
+            } else if (rt[i].error_code == KK_ERR_NONE && !q->validate_only) {
+                int rc = rm ? krep_mod_create_topic(rm, t->name.p, parts, conf, rf, assign, q->timeout_ms, msg[i],
+                                                    MSG_MAX)
+                            : klog_topic_create(ksrv_klog(c->srv), t->name.p, parts, conf, msg[i], MSG_MAX);
+                if (rc == KLOG_ENOTLEADER)
+                    rt[i].error_code = KK_ERR_NOT_CONTROLLER;
+                else if (rc == -EINVAL && rm)
+                    rt[i].error_code = assign ? KK_ERR_INVALID_REPLICA_ASSIGNMENT : KK_ERR_INVALID_REPLICATION_FACTOR;
+                else if (rc == -ETIMEDOUT)
+                    rt[i].error_code = KK_ERR_REQUEST_TIMED_OUT;
+                else
+                    rt[i].error_code = topic_admin_err(rc, "create", msg[i], MSG_MAX);
             }
             klog_conf_free(conf);
         }

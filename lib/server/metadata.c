@@ -10,7 +10,11 @@
  * replication.peers (this one as above), and each partition's leader,
  * replicas and ISR as this node last heard them from the controller
  * (leader -1 and LEADER_NOT_AVAILABLE while it knows none), so that
- * clients send their writes to the leader.
+ * clients send their writes to the leader.  The controller tells every
+ * node of every partition, so a topic this node holds no replica of (a
+ * replication factor below the number of nodes) is listed too; a Produce
+ * or Fetch of it here is NOT_LEADER_OR_FOLLOWER, and the client asks
+ * Metadata again.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -30,6 +34,12 @@ struct kt_topic *ksrv_topic_get(struct klog_server *s, const char *name, bool cr
         return NULL;
     }
     kt_topic *t = klog__topic_get(k, name);
+    krep_mod *m = t ? NULL : krep_mod_of(k);
+    if (m && krep_mod_topic_parts(m, name) > 0) {
+        /* another node's: not created here, the client goes there */
+        *err = KK_ERR_NOT_LEADER_OR_FOLLOWER;
+        return NULL;
+    }
     if (t || !create || !ksrv_config(s)->auto_create) {
         *err = t ? KK_ERR_NONE : KK_ERR_UNKNOWN_TOPIC_OR_PARTITION;
         return t;
@@ -52,15 +62,15 @@ struct kt_topic *ksrv_topic_get(struct klog_server *s, const char *name, bool cr
 /* A replicated node's partition i of t, as this node knows it (a
  * witness: as the quorum committed it; its own copy of the topic is no
  * replica, and naming itself leader would send producers to it). */
-static int fill_replicated(ksrv_call *c, kk_metadata_resp_partition *ps, kt_topic *t, int i, krep_mod *m)
+static int fill_replicated(ksrv_call *c, kk_metadata_resp_partition *ps, const char *name, int i, krep_mod *m)
 {
     krep_pstate st;
     ps->partition_index = i;
     ps->offline_replicas.v = NULL;
     ps->offline_replicas.n = 0;
-    if (!krep_topic_replicated(t->name))
+    if (!krep_topic_replicated(name))
         return 1; /* internal topics stay this node's own (but __consumer_offsets) */
-    int rc = krep_mod_state(m, t->name, i, &st);
+    int rc = krep_mod_state(m, name, i, &st);
     if (rc == KLOG_ESTATE)
         return 1; /* no replication running here: this node's own */
     if (rc < 0) {
@@ -83,21 +93,32 @@ static int fill_replicated(ksrv_call *c, kk_metadata_resp_partition *ps, kt_topi
     return 0;
 }
 
-static int fill_topic(ksrv_call *c, kk_metadata_resp_topic *o, kt_topic *t, int32_t node)
+/* Topic `name` (t: this node's copy, or NULL: one it holds no replica
+ * of), its partitions as many as this node has or the states name. */
+static int fill_topic(ksrv_call *c, kk_metadata_resp_topic *o, kt_topic *t, const char *name, int32_t node)
 {
     krep_mod *m = krep_mod_of(ksrv_klog(c->srv));
-    int n = atomic_load_explicit(&t->nparts, memory_order_acquire);
+    int n = t ? atomic_load_explicit(&t->nparts, memory_order_acquire) : 0;
+    bool internal = name[0] == '_' && name[1] == '_';
+    if (m && krep_topic_replicated(name)) {
+        int known = krep_mod_topic_parts(m, name);
+        n = known > n ? known : n;
+    }
     o->error_code = KK_ERR_NONE;
-    o->name = KK_STR(t->name);
-    o->is_internal = t->name[0] == '_' && t->name[1] == '_';
-    kk_metadata_resp_partition *ps = ksrv_alloc(c, (size_t)n * sizeof *ps);
+    char *nm = ksrv_alloc(c, strlen(name) + 1);
+    if (!nm)
+        return -ENOMEM;
+    strcpy(nm, name); /* (a state's name lives as long as the module; the answer's, as the call) */
+    o->name = KK_STR(nm);
+    o->is_internal = internal;
+    kk_metadata_resp_partition *ps = ksrv_alloc(c, (size_t)n * sizeof *ps + 1);
     int32_t *one = ksrv_alloc(c, sizeof *one);
     if (!ps || !one)
         return -ENOMEM;
     *one = node;
     for (int i = 0; i < n; i++) {
         if (m) {
-            int rc = fill_replicated(c, &ps[i], t, i, m);
+            int rc = fill_replicated(c, &ps[i], name, i, m);
             if (rc < 0)
                 return rc;
             if (rc == 0)
@@ -116,6 +137,38 @@ static int fill_topic(ksrv_call *c, kk_metadata_resp_topic *o, kt_topic *t, int3
     o->partitions.v = ps;
     o->partitions.n = n;
     return 0;
+}
+
+/* The topics the replication states name that this node does not hold
+ * (the others' replicas), appended to r's topics. */
+static int add_others(ksrv_call *c, kk_metadata_resp *r, kt_topic **snap, size_t nsnap)
+{
+    krep_ctl_entry *e;
+    int n = krep_mod_list(krep_mod_of(ksrv_klog(c->srv)), &e);
+    if (n < 0)
+        return n;
+    kk_metadata_resp_topic *ts = ksrv_alloc(c, ((size_t)r->topics.n + (size_t)n + 1) * sizeof *ts);
+    int rc = ts ? 0 : -ENOMEM;
+    if (ts && r->topics.n > 0)
+        memcpy(ts, r->topics.v, (size_t)r->topics.n * sizeof *ts);
+    int k = r->topics.n;
+    for (int i = 0; i < n && rc == 0; i++) {
+        bool seen = !krep_topic_replicated(e[i].topic);
+        for (size_t j = 0; j < nsnap && !seen; j++)
+            seen = strcmp(snap[j]->name, e[i].topic) == 0;
+        for (int j = 0; j < i && !seen; j++)
+            seen = strcmp(e[j].topic, e[i].topic) == 0;
+        if (seen || !ksrv_allowed(c, KACL_OP_DESCRIBE, KACL_RES_TOPIC, e[i].topic))
+            continue;
+        if ((rc = fill_topic(c, &ts[k], NULL, e[i].topic, ksrv_config(c->srv)->node_id)) == 0)
+            k++;
+    }
+    if (rc == 0) {
+        r->topics.v = ts;
+        r->topics.n = k;
+    }
+    free(e);
+    return rc;
 }
 
 int ksrv_metadata(ksrv_call *c)
@@ -194,12 +247,14 @@ int ksrv_metadata(ksrv_call *c)
             /* A principal sees the topics it may describe, and no other. */
             if (!ksrv_allowed(c, KACL_OP_DESCRIBE, KACL_RES_TOPIC, snap[i]->name))
                 continue;
-            if ((rc = fill_topic(c, &ts[m], snap[i], cf->node_id)) < 0)
+            if ((rc = fill_topic(c, &ts[m], snap[i], snap[i]->name, cf->node_id)) < 0)
                 goto out;
             m++;
         }
         r.topics.v = ts;
         r.topics.n = m;
+        if (rm && (rc = add_others(c, &r, snap, nsnap)) < 0)
+            goto out;
         rc = ksrv_respond(c, &r);
         goto out;
     }
@@ -224,8 +279,9 @@ int ksrv_metadata(ksrv_call *c)
             err = KK_ERR_INVALID_TOPIC_EXCEPTION;
         else if (!may_see)
             err = KK_ERR_TOPIC_AUTHORIZATION_FAILED;
-        if (held[i]) {
-            if ((rc = fill_topic(c, &ts[i], held[i], cf->node_id)) < 0)
+        if (held[i] || err == KK_ERR_NOT_LEADER_OR_FOLLOWER) {
+            /* (NOT_LEADER_OR_FOLLOWER: a topic of other nodes) */
+            if ((rc = fill_topic(c, &ts[i], held[i], name, cf->node_id)) < 0)
                 break;
         } else {
             ts[i].error_code = err;

@@ -686,7 +686,7 @@ static void quorum_step(snode *nd)
     if (nd->h.ctl) {
         host_step(&nd->h, nd->reg);
         if (sim.now % 20 == 0)
-            krep_quorum_add_topic(nd->q, TOPIC, sim.nparts, sim.now);
+            krep_quorum_add_topic(nd->q, TOPIC, sim.nparts, sim.n, NULL, sim.now);
     }
     if (klog_testing_fault_crashed(nd->disk) == 1)
         node_crash(nd, false);
