@@ -1,0 +1,247 @@
+"""Replication factors per topic (issue 16): three `klog serve` nodes, topics
+with fewer replicas than nodes.
+
+    klog -d DIR serve --listen tcp://127.0.0.1:P1 --node-id 1 \
+         --peers 1@127.0.0.1:P1,2@127.0.0.1:P2,3@127.0.0.1:P3
+
+Static controller (node 1 leads what it creates): a Kafka admin client
+bootstrapped at node 3 creates a topic with replication factor 2; node 3
+answers NOT_CONTROLLER and the client asks the controller Metadata names.
+Every node's Metadata (and `klog topics describe`) shows the same two
+Replicas and the Isr, the node outside them holds no directory of the
+topic, a factor above the nodes is INVALID_REPLICATION_FACTOR, acks=all
+records written are on both replicas; then the leader is killed, the
+other replica promoted, and no acknowledged record is lost.
+
+Quorum controller (raft builds): kafka-python's admin client creates a
+topic of replication factor 3 over 3 partitions: the leaders are three
+different nodes (Kafka's placement); one of factor 2 fails over by
+itself when its leader is killed, without losing an acknowledged record.
+
+Ports are the kernel's (bound to port 0 and released just before the
+nodes start: the peers list needs them up front).  Servers are stopped by
+PID; every wait is bounded.
+"""
+import os
+import subprocess
+import time
+
+import pytest
+
+from conftest import KLOG
+from kwire import deadline_loop
+from test_quorum import free_ports
+
+ck = pytest.importorskip("confluent_kafka")
+from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+
+TUNED = ["replica.heartbeat.ms=100", "replica.lag.time.max.ms=2000", "replica.fetch.wait.max.ms=100",
+         "replica.socket.timeout.ms=2000", "replica.fetch.backoff.ms=50"]
+
+
+def cluster(serve, extra):
+    ports = free_ports(3)
+    peers = ",".join("%d@127.0.0.1:%d" % (i + 1, p) for i, p in enumerate(ports))
+    return [serve(extra=TUNED + list(extra), listen=("tcp://127.0.0.1:%d" % p,),
+                  options=["--node-id", str(i + 1), "--peers", peers]) for i, p in enumerate(ports)]
+
+
+def node_id(n):
+    return int(n.options[1])   # --node-id N
+
+
+def states(node, topic):
+    """{partition: (leader, replicas, isr)} in node's Metadata, or None."""
+    try:
+        md = AdminClient({"bootstrap.servers": node.bootstrap}).list_topics(topic, timeout=2)
+    except ck.KafkaException:
+        return None
+    t = md.topics.get(topic)
+    if not t or t.error:
+        return None
+    return {p: (pm.leader, sorted(pm.replicas), sorted(pm.isrs)) for p, pm in t.partitions.items()}
+
+
+def settled(nodes, topic, nparts, rf, timeout=30):
+    """The partition states once every live node names a leader and a full
+    ISR for each partition, and they all agree."""
+    last = None
+    for _ in deadline_loop(timeout, 0.1):
+        seen = [states(n, topic) for n in nodes if n.alive()]
+        last = seen
+        if all(s and len(s) == nparts and all(l > 0 and len(r) == rf and i == r for l, r, i in s.values())
+               for s in seen) and all(s == seen[0] for s in seen):
+            return seen[0]
+    pytest.fail("%s: the nodes never agreed on %d partitions of %d in-sync replicas: %r" % (topic, nparts, rf, last))
+
+
+def create(admin, topic, parts, rf):
+    """CreateTopics; the error code (0: created)."""
+    fut = admin.create_topics([NewTopic(topic, num_partitions=parts, replication_factor=rf)],
+                              request_timeout=20)[topic]
+    try:
+        fut.result(30)
+        return 0
+    except ck.KafkaException as e:
+        return e.args[0].code()
+
+
+def write(nodes, topic, values, partition=0, timeout=40):
+    """acks=all writes, one at a time (retried by librdkafka while leaders
+    move); the values acknowledged."""
+    p = ck.Producer({"bootstrap.servers": ",".join(n.bootstrap for n in nodes if n.alive()), "acks": "all",
+                     "enable.idempotence": False, "retry.backoff.ms": 50, "message.timeout.ms": 30000,
+                     "topic.metadata.refresh.interval.ms": 250, "socket.timeout.ms": 2000, "max.in.flight": 1})
+    acked = []
+    for v in values:
+        res = []
+        p.produce(topic, value=v, partition=partition, on_delivery=lambda err, msg: res.append(err))
+        for _ in deadline_loop(timeout, 0.01):
+            p.poll(0.05)
+            if res:
+                break
+        if res and res[0] is None:
+            acked.append(v)
+    return acked
+
+
+def read(nodes, topic, want, timeout=40):
+    c = ck.Consumer({"bootstrap.servers": ",".join(n.bootstrap for n in nodes if n.alive()),
+                     "group.id": "check-%d" % time.monotonic_ns(), "auto.offset.reset": "earliest",
+                     "enable.auto.commit": False, "topic.metadata.refresh.interval.ms": 250})
+    c.subscribe([topic])
+    got = set()
+    try:
+        for _ in deadline_loop(timeout, 0.01):
+            m = c.poll(0.2)
+            if m is not None and not m.error():
+                got.add(m.value())
+            if want <= got:
+                break
+    finally:
+        c.close()
+    return got
+
+
+def holds(node, topic):
+    """Whether node's data directory has a directory of the topic."""
+    return any(e == topic or e.startswith(topic + "-") for e in os.listdir(node.datadir))
+
+
+def klog(*args, timeout=60):
+    p = subprocess.run([KLOG] + list(args), capture_output=True, timeout=timeout)
+    assert p.returncode == 0, "klog %s: exit %d\n%s" % (" ".join(args), p.returncode, p.stderr.decode())
+    return p.stdout.decode()
+
+
+def test_static_replication_factor_two(serve):
+    nodes = cluster(serve, ["replication.controller=static", "min.insync.replicas=1"])
+    admin = AdminClient({"bootstrap.servers": nodes[2].bootstrap})   # node 3: not the controller
+    assert create(admin, "one", 1, 2) == 0
+    assert create(admin, "three", 3, 2) == 0
+    assert create(admin, "toomany", 1, 4) == ck.KafkaError.INVALID_REPLICATION_FACTOR
+    assert create(admin, "one", 1, 2) == ck.KafkaError.TOPIC_ALREADY_EXISTS
+
+    one = settled(nodes, "one", 1, 2)
+    leader, reps, isr = one[0]
+    assert leader == 1 and 1 in reps          # the static controller leads what it creates
+    three = settled(nodes, "three", 3, 2)
+    assert all(s[0] == 1 and 1 in s[1] for s in three.values())
+    # the others spread over nodes 2 and 3
+    assert {r for s in three.values() for r in s[1]} == {1, 2, 3}
+
+    # klog topics describe through any node: the real Replicas and Isr
+    for n in nodes:
+        out = klog("--bootstrap-server", n.bootstrap, "topics", "describe", "one")
+        line = [l for l in out.splitlines() if "\tPartition: 0\t" in l][0]
+        assert "\tReplicas: %s\t" % ",".join(map(str, reps)) in line + "\t", line
+        assert "Isr: " in line
+
+    # only the replicas hold it
+    for n in nodes:
+        assert holds(n, "one") == (node_id(n) in reps), (node_id(n), reps, os.listdir(n.datadir))
+
+    # a write to the node outside the replicas is refused (the client follows Metadata)
+    before = write(nodes, "one", [b"a%d" % i for i in range(30)])
+    assert len(before) == 30
+
+    # the leader dies; the other replica is promoted and leads
+    other = [n for n in nodes if node_id(n) in reps and node_id(n) != 1][0]
+    nodes[0].proc.kill()
+    nodes[0].proc.wait(10)
+    nodes[0].proc = None
+    out = klog("promote", "--bootstrap-server", other.bootstrap)
+    assert "leads" in out, out
+    for _ in deadline_loop(30, 0.1):
+        s = states(other, "one")
+        if s and s[0][0] == node_id(other):
+            break
+    assert states(other, "one")[0][0] == node_id(other)
+    # partitions of "three" it holds no replica of went to their other replica
+    for _ in deadline_loop(30, 0.1):
+        s = states(other, "three")
+        if s and all(v[0] in (2, 3) for v in s.values()):
+            break
+    assert all(v[0] in (2, 3) and v[0] in v[1] for v in states(other, "three").values()), states(other, "three")
+    after = write(nodes, "one", [b"b%d" % i for i in range(10)])
+    assert len(after) == 10
+    want = set(before + after)
+    got = read(nodes, "one", want)
+    assert want <= got, "acknowledged records lost: %s" % sorted(want - got)[:10]
+
+
+def raft_built():
+    return os.environ.get("KLOG_RAFT") == "1"   # meson sets it in raft builds
+
+
+def test_quorum_spreads_leaders_and_fails_over(serve):
+    if not raft_built():
+        pytest.skip("klog was built without raft (no quorum controller)")
+    kafka = pytest.importorskip("kafka")
+    from kafka.admin import KafkaAdminClient, NewTopic as KNewTopic
+    nodes = cluster(serve, ["replica.session.timeout.ms=600", "controller.quorum.election.timeout.ms=300"])
+    # kafka-python's admin client sends CreateTopics to the controller its
+    # Metadata names (the raft leader), whichever node it bootstrapped at
+    admin = None
+    for _ in deadline_loop(30, 0.2):
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=nodes[1].bootstrap, request_timeout_ms=10000)
+            admin.create_topics([KNewTopic("spread", 3, 3), KNewTopic("q", 1, 2)])
+            break
+        except kafka.errors.KafkaError:   # no raft leader yet, or not known yet
+            if admin:
+                admin.close()
+            admin = None
+    assert admin, "kafka-python could not create the topics"
+    admin.close()
+    spread = settled(nodes, "spread", 3, 3)
+    if len(set(s[0] for s in spread.values())) != 3:
+        # a node not registered yet when created: elections moved one
+        pytest.fail("leaders not spread: %r" % spread)
+    q = settled(nodes, "q", 1, 2)
+    leader, reps, _ = q[0]
+    for n in nodes:
+        assert holds(n, "q") == (node_id(n) in reps), (node_id(n), reps)
+
+    before = write(nodes, "q", [b"a%d" % i for i in range(20)])
+    assert len(before) == 20
+    old = [n for n in nodes if node_id(n) == leader][0]
+    old.proc.kill()
+    old.proc.wait(10)
+    old.proc = None
+    # the controller elects the other replica by itself
+    other = [n for n in nodes if node_id(n) in reps and n is not old][0]
+    s = None
+    for _ in deadline_loop(30, 0.1):
+        s = states(other, "q")
+        if s and s[0][0] == node_id(other):
+            break
+    assert s and s[0][0] == node_id(other), "the partition did not fail over: %r" % s
+    # alone, it refuses acks=all (min.insync.replicas: min(2, 2)) until
+    # the old leader is back, follows and catches up
+    old.start()
+    after = write(nodes, "q", [b"b%d" % i for i in range(10)])
+    assert len(after) == 10
+    want = set(before + after)
+    got = read(nodes, "q", want)
+    assert want <= got, "acknowledged records lost: %s" % sorted(want - got)[:10]
