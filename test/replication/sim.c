@@ -10,6 +10,10 @@
  *   test_repl_sim --unclean --expect-failure --seeds 1-40
  *                                      the checker's own test: elections that
  *                                      ignore the ISR must be caught losing data
+ *   test_repl_sim --rf --seeds 1-40    replication factors below the number of
+ *                                      nodes (3 or 4 nodes, 2 partitions of 2 or
+ *                                      3 replicas, Kafka's placement); with
+ *                                      --quorum too
  *
  * A run: N nodes (3, or 2 for the two-box pair) replicate topic "t" (1 or
  * 2 partitions) under a controller: either one of its own ("ctl", a node
@@ -36,6 +40,9 @@
  *     replicas and all time (what one replica exposed as committed, no
  *     replica ever holds otherwise);
  * and at the end:
+ *   - (--rf) a node outside a partition's replicas holds none of its
+ *     records, and knows its leader and leader epoch all the same (the
+ *     controller tells every node of every partition, for Metadata);
  *   - every acks=all write that was acknowledged is in every replica's log,
  *     at the offset it was acknowledged at;
  *   - each client's acknowledged writes are at increasing offsets, in the
@@ -84,6 +91,7 @@
 static int verbose;
 static int unclean; /* --unclean: elections ignore the ISR (the checker must notice) */
 static int quorum_flag; /* --quorum: the quorum controller (raft) of lib/replication/quorum.c */
+static int rf_flag; /* --rf: fewer replicas per partition than nodes */
 static char failure[1024];
 
 #define TRACE(...)                                    \
@@ -201,6 +209,8 @@ static struct sim {
     uint64_t *applied_hash;     /* quorum mode: metadata hash per applied index */
     bool *applied_seen;
     krep_pstate last_seen[MAXP];
+    int rf;                     /* --rf: replicas per partition (0: every node) */
+    int32_t reps[MAXP][MAXN];   /* --rf: partition p's replicas (krep_assign's) */
     bool have_seen[MAXP];
     host central;               /* otherwise: a controller of its own, node "ctl" */
     krep_ctl *ctl;              /* central.ctl */
@@ -223,6 +233,26 @@ static struct sim {
     int healthy_phase;
     char seg_bytes[16];
 } sim;
+
+/* Is node index i a replica of partition p? */
+static bool replica(int p, int i)
+{
+    if (!sim.rf)
+        return true;
+    for (int j = 0; j < sim.rf; j++)
+        if (sim.reps[p][j] == sim.nodes[i].id)
+            return true;
+    return false;
+}
+
+/* The first replica of p (the reference log at the end). */
+static int first_replica(int p)
+{
+    for (int i = 0; i < sim.n; i++)
+        if (replica(p, i))
+            return i;
+    return 0;
+}
 
 static void host_drop(host *h);
 static void host_forget(host *h) __attribute__((unused)); /* (quorum mode: raft builds) */
@@ -686,7 +716,7 @@ static void quorum_step(snode *nd)
     if (nd->h.ctl) {
         host_step(&nd->h, nd->reg);
         if (sim.now % 20 == 0)
-            krep_quorum_add_topic(nd->q, TOPIC, sim.nparts, sim.n, NULL, sim.now);
+            krep_quorum_add_topic(nd->q, TOPIC, sim.nparts, sim.rf ? sim.rf : sim.n, NULL, sim.now);
     }
     if (klog_testing_fault_crashed(nd->disk) == 1)
         node_crash(nd, false);
@@ -1267,6 +1297,20 @@ static void setup(uint64_t seed)
         sim.applied_seen = calloc(1 << 16, sizeof *sim.applied_seen);
     }
     sim.nparts = chance(30) ? 2 : 1;
+    if (rf_flag) {
+        /* fewer replicas than nodes: 3 or 4 data nodes (3 voters under
+         * the quorum), two partitions of 2 or 3 replicas each */
+        sim.static_mode = false;
+        sim.nwit = 0;
+        sim.n = sim.quorum ? 3 : 3 + (int)rnd(2);
+        sim.nparts = 2;
+        sim.rf = 2 + (int)rnd((uint64_t)(sim.n - 2));
+        int32_t ids[MAXN];
+        for (int i = 0; i < sim.n; i++)
+            ids[i] = i + 1;
+        for (int p = 0; p < sim.nparts; p++)
+            krep_assign(ids, sim.n, TOPIC, p, sim.rf, -1, sim.reps[p]);
+    }
     sim.nclients = 1 + (int)rnd(MAXCLIENTS);
     sim.end = 4000 + (int64_t)rnd(6000);
     /* quorum mode: writes go on after the faults: a cluster that heals
@@ -1313,8 +1357,13 @@ static void setup(uint64_t seed)
         int32_t reps[MAXN];
         for (int i = 0; i < sim.n; i++)
             reps[i] = sim.nodes[i].id;
-        for (int p = 0; p < sim.nparts; p++)
-            krep_ctl_add_partition(sim.ctl, TOPIC, p, reps, sim.n, reps[rnd((uint64_t)sim.n)]);
+        for (int i = 0; i < sim.n; i++)
+            krep_ctl_add_node(sim.ctl, sim.nodes[i].id); /* every node hears of every partition */
+        for (int p = 0; p < sim.nparts; p++) {
+            const int32_t *r = sim.rf ? sim.reps[p] : reps;
+            int nr = sim.rf ? sim.rf : sim.n;
+            krep_ctl_add_partition(sim.ctl, TOPIC, p, r, nr, r[rnd((uint64_t)nr)]);
+        }
     }
     for (int i = 0; i < nall(); i++)
         node_start(&sim.nodes[i]);
@@ -1383,13 +1432,21 @@ static bool converged(void)
 {
     for (int p = 0; p < sim.nparts; p++) {
         krep_pstate st;
-        if (!current_state(p, &st) || st.nisr != sim.n)
+        if (!current_state(p, &st) || st.nisr != (sim.rf ? sim.rf : sim.n))
             return false;
         int64_t leo = -1;
         for (int i = 0; i < sim.n; i++) {
             snode *nd = &sim.nodes[i];
             if (!nd->k)
                 return false;
+            krep_pstate ms;
+            if (!replica(p, i)) {
+                /* no replica here: told of the partition all the same */
+                if (krep_node_state(nd->rn, TOPIC, p, &ms) < 0 || ms.leader != st.leader ||
+                    ms.leader_epoch != st.leader_epoch)
+                    return false;
+                continue;
+            }
             kpart *kp = part_of(nd, p);
             if (!kp || kpart_high_watermark(kp) != kpart_end_offset(kp))
                 return false;
@@ -1409,31 +1466,38 @@ static void final_checks(void)
 {
     static int64_t vals[MAXN][MAXW + 16], eps[MAXN][MAXW + 16];
     for (int p = 0; p < sim.nparts; p++) {
-        int64_t leo = kpart_end_offset(part_of(&sim.nodes[0], p));
+        int r0 = first_replica(p);
+        int64_t leo = kpart_end_offset(part_of(&sim.nodes[r0], p));
         if (leo > MAXW) {
             fail("log end %" PRId64 " beyond the writes made", leo);
             return;
         }
         for (int i = 0; i < sim.n; i++) {
             kpart *kp = part_of(&sim.nodes[i], p);
+            if (!replica(p, i)) {
+                if (kpart_end_offset(kp) != 0)
+                    fail("partition %d: node %d, no replica of it, holds records up to %" PRId64, p,
+                         sim.nodes[i].id, kpart_end_offset(kp));
+                continue;
+            }
             for (int64_t o = 0; o < leo; o++)
                 vals[i][o] = eps[i][o] = 0;
             read_values(kp, kpart_start_offset(kp), leo, vals[i], eps[i]);
-            if (i > 0)
+            if (i > r0)
                 for (int64_t o = 0; o < leo; o++)
-                    if (vals[i][o] != vals[0][o] || eps[i][o] != eps[0][o]) {
+                    if (vals[i][o] != vals[r0][o] || eps[i][o] != eps[r0][o]) {
                         fail("partition %d offset %" PRId64 ": node %d holds %" PRIx64 " (epoch %" PRId64
                              "), node %d %" PRIx64 " (epoch %" PRId64 ")",
-                             p, o, sim.nodes[i].id, vals[i][o], eps[i][o], sim.nodes[0].id, vals[0][o], eps[0][o]);
+                             p, o, sim.nodes[i].id, vals[i][o], eps[i][o], sim.nodes[r0].id, vals[r0][o], eps[r0][o]);
                         return;
                     }
         }
         if (leo < sim.max_hw[p])
             fail("partition %d: the log ends at %" PRId64 ", below a HW of %" PRId64 " exposed", p, leo, sim.max_hw[p]);
         for (int64_t o = 0; o < sim.max_hw[p] && o < leo; o++)
-            if (sim.committed[p][o] && sim.committed[p][o] != vals[0][o])
+            if (sim.committed[p][o] && sim.committed[p][o] != vals[r0][o])
                 fail("partition %d offset %" PRId64 ": committed %" PRIx64 ", the log holds %" PRIx64, p, o,
-                     sim.committed[p][o], vals[0][o]);
+                     sim.committed[p][o], vals[r0][o]);
     }
     /* acknowledged writes, and each client's order */
     int64_t last[MAXCLIENTS][MAXP];
@@ -1444,13 +1508,14 @@ static void final_checks(void)
         write_rec *w = &sim.w[i];
         if (w->state != 1 || !w->all)
             continue;
-        int64_t leo = kpart_end_offset(part_of(&sim.nodes[0], w->part));
-        if (w->offset < 0 || w->offset >= leo || vals[0][w->offset] != value_id(w->client, w->seq, true)) {
+        int r0 = first_replica(w->part);
+        int64_t leo = kpart_end_offset(part_of(&sim.nodes[r0], w->part));
+        if (w->offset < 0 || w->offset >= leo || vals[r0][w->offset] != value_id(w->client, w->seq, true)) {
             /* vals[] holds the last partition read: read this one */
             int64_t v = 0;
             if (w->offset >= 0 && w->offset < leo) {
                 static int64_t one[MAXW + 16];
-                read_values(part_of(&sim.nodes[0], w->part), w->offset, w->offset + 1, one, NULL);
+                read_values(part_of(&sim.nodes[r0], w->part), w->offset, w->offset + 1, one, NULL);
                 v = one[w->offset];
             }
             if (v != value_id(w->client, w->seq, true)) {
@@ -1524,8 +1589,8 @@ static char last_failure[1024];
 static int run(uint64_t seed)
 {
     setup(seed);
-    TRACE("seed %" PRIu64 ": %d nodes, %d partitions, %d clients, %.1f s of faults, %s controller", seed, sim.n,
-          sim.nparts, sim.nclients, (double)sim.end / 1000, sim.quorum ? "quorum" : sim.static_mode ? "static" : "central");
+    TRACE("seed %" PRIu64 ": %d nodes, %d partitions of %d replicas, %d clients, %.1f s of faults, %s controller",
+          seed, sim.n, sim.nparts, sim.rf ? sim.rf : sim.n, sim.nclients, (double)sim.end / 1000, sim.quorum ? "quorum" : sim.static_mode ? "static" : "central");
     while (sim.now < sim.end && !failure[0])
         step();
     /* Heal everything, restart everyone, and let it converge. */
@@ -1609,6 +1674,8 @@ int main(int argc, char **argv)
             return 77;
 #endif
         }
+        else if (!strcmp(argv[i], "--rf"))
+            rf_flag = 1;
         else if (!strcmp(argv[i], "--expect-failure"))
             expect_failure = 1;
         else if (!strcmp(argv[i], "--twice"))
@@ -1648,7 +1715,8 @@ int main(int argc, char **argv)
             fprintf(stderr, "seed %" PRIu64 "\n", s);
         if (run(s)) {
             failed++;
-            printf("FAILED: replay with: %s%s%s --seed %" PRIu64 " -v\n", argv[0], unclean ? " --unclean" : "", quorum_flag ? " --quorum" : "", s);
+            printf("FAILED: replay with: %s%s%s%s --seed %" PRIu64 " -v\n", argv[0], unclean ? " --unclean" : "",
+                   quorum_flag ? " --quorum" : "", rf_flag ? " --rf" : "", s);
         }
     }
     printf("%" PRIu64 " seeds, %d failed\n", b - a + 1, failed);

@@ -174,7 +174,7 @@ def witness_says(witness, topic="t"):
             continue
         t = md.topics.get(topic)
         if t and not t.error and 0 in t.partitions and t.partitions[0].leader > 0:
-            return t.partitions[0].leader, t.partitions[0].replicas
+            return t.partitions[0].leader, sorted(t.partitions[0].replicas)  # (placement order)
     pytest.fail("the witness's Metadata names no leader for %s-0" % topic)
 
 
