@@ -1467,6 +1467,9 @@ int krep_quorum_add_topic(krep_quorum *q, const char *topic, int32_t nparts, int
     if (now_ms > q->now)
         q->now = now_ms;
     int rc = 0, added = 0;
+    qpart *p0 = rf <= 0 && !assign && topic ? qpart_find(q, topic, 0) : NULL;
+    if (p0)
+        rf = p0->st.nreplicas; /* new partitions of a topic: its factor */
     if (rf <= 0 && !assign)
         rf = krep_default_rf(q->cfg.ndata);
     if (!ready(q) || !q->ctl)

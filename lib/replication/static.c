@@ -156,6 +156,9 @@ static int add_parts(krep_ctl *ctl, const krep_config *cfg, const char *topic, i
     int32_t nodes[KREP_MAX_NODES];
     for (int i = 0; i < cfg->npeers; i++)
         nodes[i] = cfg->peers[i].id;
+    krep_pstate first;
+    if (rf <= 0 && !assign && krep_ctl_state(ctl, topic, 0, &first) == 0)
+        rf = first.nreplicas; /* new partitions of a topic: its factor */
     if (rf <= 0)
         rf = krep_default_rf(cfg->npeers);
     int added = 0;
