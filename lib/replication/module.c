@@ -5,7 +5,8 @@
  * and what the server and the public API call (klog_replication_*).
  *
  * Static controller.  The node that leads is also the controller of the
- * cluster (it hosts a krep_ctl): it tells the others who leads, decides
+ * cluster (it hosts a krep_ctl; it is a replica of every partition it
+ * creates, krep_static_add_topic): it tells the others who leads, decides
  * the ISR its own leader side proposes, and writes the states it decides
  * in DIR/replication.state before anyone hears of them.  A new cluster is
  * led by replication.leader (default: the lowest node id).  klog promote
