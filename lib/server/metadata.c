@@ -100,10 +100,9 @@ static int fill_topic(ksrv_call *c, kk_metadata_resp_topic *o, kt_topic *t, cons
     krep_mod *m = krep_mod_of(ksrv_klog(c->srv));
     int n = t ? atomic_load_explicit(&t->nparts, memory_order_acquire) : 0;
     bool internal = name[0] == '_' && name[1] == '_';
-    if (m && krep_topic_replicated(name)) {
-        int known = krep_mod_topic_parts(m, name);
-        n = known > n ? known : n;
-    }
+    krep_pstate st;
+    while (m && krep_topic_replicated(name) && n < KT_MAX_PARTITIONS && krep_mod_state(m, name, n, &st) == 0)
+        n++; /* partitions this node was told of beyond its own */
     o->error_code = KK_ERR_NONE;
     char *nm = ksrv_alloc(c, strlen(name) + 1);
     if (!nm)
