@@ -12,12 +12,12 @@
  * (krep_ctl_add_node, and every replica) hears of every partition, its
  * replicas or not: a node that holds no replica of a partition keeps its
  * state to answer Metadata with (Kafka's UpdateMetadata, carried here by
- * the same LeaderAndIsr), so that a client may ask any node.  A node that registers a new
- * incarnation has lost what it was told: its acknowledgements are
- * forgotten, and every partition it leads gets a new leader epoch (the
- * node must not lead again in an epoch it led before it restarted).
- * Nothing is pushed to a node before it registered: the push carries its
- * incarnation.
+ * the same LeaderAndIsr), so that a client may ask any node.  A node that
+ * registers a new incarnation has lost what it was told: its
+ * acknowledgements are forgotten, and every partition it leads gets a new
+ * leader epoch (the node must not lead again in an epoch it led before it
+ * restarted).  Nothing that makes a node lead is pushed to it before it
+ * registered: the push carries its incarnation.
  */
 #include <errno.h>
 #include <inttypes.h>
