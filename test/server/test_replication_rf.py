@@ -23,12 +23,14 @@ nodes start: the peers list needs them up front).  Servers are stopped by
 PID; every wait is bounded.
 """
 import os
+import struct
 import subprocess
 import time
 
 import pytest
 
 from conftest import KLOG
+import kwire
 from kwire import deadline_loop
 from test_quorum import free_ports
 
@@ -123,6 +125,22 @@ def read(nodes, topic, want, timeout=40):
     return got
 
 
+def create_raw(node, topic, parts, rf):
+    """CreateTopics v0 straight to node (no client's routing): its error code."""
+    body = (struct.pack(">i", 1) + kwire.kstr(topic) + struct.pack(">ihii", parts, rf, 0, 0)
+            + struct.pack(">i", 10000))
+    s = kwire.connect(node.bootstrap)
+    try:
+        s.sendall(kwire.request(19, 0, 7, body))
+        corr, b = kwire.read_response(s)
+    finally:
+        s.close()
+    assert corr == 7 and struct.unpack(">i", b[:4])[0] == 1
+    (nl,) = struct.unpack(">h", b[4:6])
+    assert b[6:6 + nl] == topic.encode()
+    return struct.unpack(">h", b[6 + nl:8 + nl])[0]
+
+
 def holds(node, topic):
     """Whether node's data directory has a directory of the topic."""
     return any(e == topic or e.startswith(topic + "-") for e in os.listdir(node.datadir))
@@ -136,7 +154,15 @@ def klog(*args, timeout=60):
 
 def test_static_replication_factor_two(serve):
     nodes = cluster(serve, ["replication.controller=static", "min.insync.replicas=1"])
-    admin = AdminClient({"bootstrap.servers": nodes[2].bootstrap})   # node 3: not the controller
+    # node 3 is not the controller: it refuses, and names it in Metadata
+    for _ in deadline_loop(20, 0.1):
+        md = AdminClient({"bootstrap.servers": nodes[2].bootstrap}).list_topics(timeout=5)
+        if md.controller_id == 1:
+            break
+    assert md.controller_id == 1
+    assert create_raw(nodes[2], "nope", 1, 2) == 41       # NOT_CONTROLLER
+    assert create_raw(nodes[0], "bad", 1, 0) == 38        # INVALID_REPLICATION_FACTOR
+    admin = AdminClient({"bootstrap.servers": nodes[2].bootstrap})   # librdkafka asks the controller
     assert create(admin, "one", 1, 2) == 0
     assert create(admin, "three", 3, 2) == 0
     assert create(admin, "toomany", 1, 4) == ck.KafkaError.INVALID_REPLICATION_FACTOR
