@@ -77,10 +77,11 @@ def settled(nodes, topic, nparts, rf, timeout=30):
     pytest.fail("%s: the nodes never agreed on %d partitions of %d in-sync replicas: %r" % (topic, nparts, rf, last))
 
 
-def create(admin, topic, parts, rf):
+def create(admin, topic, parts, rf, assignment=None):
     """CreateTopics; the error code (0: created)."""
-    fut = admin.create_topics([NewTopic(topic, num_partitions=parts, replication_factor=rf)],
-                              request_timeout=20)[topic]
+    nt = (NewTopic(topic, num_partitions=len(assignment), replica_assignment=assignment) if assignment
+          else NewTopic(topic, num_partitions=parts, replication_factor=rf))
+    fut = admin.create_topics([nt], request_timeout=20)[topic]
     try:
         fut.result(30)
         return 0
@@ -167,6 +168,13 @@ def test_static_replication_factor_two(serve):
     assert create(admin, "three", 3, 2) == 0
     assert create(admin, "toomany", 1, 4) == ck.KafkaError.INVALID_REPLICATION_FACTOR
     assert create(admin, "one", 1, 2) == ck.KafkaError.TOPIC_ALREADY_EXISTS
+
+    # an assignment of one's own (the static controller must be in each)
+    assert create(admin, "manual", 0, 0, [[1, 3], [2, 1]]) == 0
+    assert create(admin, "nolead", 0, 0, [[2, 3]]) == ck.KafkaError.INVALID_REPLICA_ASSIGNMENT
+    assert create(admin, "twice", 0, 0, [[1, 1]]) == ck.KafkaError.INVALID_REPLICA_ASSIGNMENT
+    manual = settled(nodes, "manual", 2, 2)
+    assert manual[0][1] == [1, 3] and manual[1][1] == [1, 2] and manual[0][0] == manual[1][0] == 1
 
     one = settled(nodes, "one", 1, 2)
     leader, reps, isr = one[0]
