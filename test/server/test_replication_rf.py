@@ -38,7 +38,7 @@ from test_quorum import free_ports
 ck = pytest.importorskip("confluent_kafka")
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
-TUNED = ["replica.heartbeat.ms=100", "replica.lag.time.max.ms=2000", "replica.fetch.wait.max.ms=100",
+TUNED = ["replica.heartbeat.ms=100", "replica.lag.time.max.ms=10000", "replica.fetch.wait.max.ms=100",
          "replica.socket.timeout.ms=2000", "replica.fetch.backoff.ms=50"]
 
 
