@@ -388,6 +388,9 @@ static int load_batch(klog_consumer *c, kc_part *p)
     return 1;
 }
 
+/* How far ahead of the record decoder take_batch asks for cache lines. */
+#define KC_CACHE_AHEAD 2048
+
 /* Records of the partition's current batch into c->msgs[*n...] until the
  * poll is full (returns 1) or the batch ends (0) or fails (KLOG_ECORRUPT:
  * the position stays on the bad record). */
@@ -401,10 +404,19 @@ static __attribute__((noinline)) int take_batch(klog_consumer *c, kc_part *p, si
     int64_t pos = p->pos;
     const char *topic = p->t->name;
     const int32_t partition = p->partition;
+    /* Prefetch frontier: the lines up to KC_CACHE_AHEAD bytes past the
+     * decoder are asked for ahead of it.  A batch this instance verified
+     * or wrote is not checksummed again, and that pass had streamed the
+     * batch into the cache; without it every record of a few hundred
+     * bytes waited for memory at its header count (telemetry consume
+     * 30 M -> 5 M records/s before this). */
+    const uint8_t *pf = (const uint8_t *)((uintptr_t)ip & ~(uintptr_t)63);
     int r = 1;
     while (k < lim) {
         kf_record_view rv;
         const uint8_t *next;
+        for (const uint8_t *want = ip + KC_CACHE_AHEAD; pf < want && pf < iend; pf += 64)
+            __builtin_prefetch(pf);
         if (KLOG_LIKELY(left > 0 && kf__rec_fast(ip, iend, &bi, &rv, &next))) {
             ip = next;
             left--;
