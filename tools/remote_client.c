@@ -13,8 +13,8 @@
  * whether -X debug=... asked for librdkafka's debug lines. */
 static const char *log_ctx = "klog";
 static bool log_debug;
-/* Set when librdkafka reports that the server refused our credentials or
- * our TLS handshake: it would retry until each request timed out (30 s);
+/* Set when librdkafka reports that the server refused our credentials:
+ * it would retry until each request timed out (30 s);
  * a command-line client stops at once instead, as Kafka's tools do. */
 static volatile bool auth_failed;
 
@@ -94,7 +94,9 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
     (void)rk;
     (void)opaque;
-    if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION || err == RD_KAFKA_RESP_ERR__SSL)
+    /* Only the server's refusal of the credentials: a TLS handshake cut
+     * short (__SSL) also comes on a connection that a retry gets through. */
+    if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION)
         auth_failed = true;
     if (err != RD_KAFKA_RESP_ERR__TRANSPORT)
         fprintf(stderr, "klog: %s: librdkafka: %s\n", log_ctx, reason);

@@ -47,8 +47,8 @@ rd_kafka_AdminOptions_t *rk_admin_options(rd_kafka_t *rk, rd_kafka_admin_op_t ap
 rd_kafka_event_t *rk_admin_wait(const char *ctx, rd_kafka_queue_t *q, const char *what);
 
 /* Exit status for a librdkafka error (1). */
-/* True once the server refused this process's credentials or TLS handshake
- * (from librdkafka's error callback): every wait gives up then. */
+/* True once the server refused this process's SASL credentials (from
+ * librdkafka's error callback): every wait gives up then. */
 bool rk_auth_failed(void);
 
 int rk_fail(const char *ctx, const char *what, rd_kafka_resp_err_t err, const char *errstr);
