@@ -443,6 +443,55 @@ static int16_t alter_one(krep_ctl *c, ctl_node *nd, int64_t broker_epoch, ctl_pa
 }
 
 /* c->mu held. */
+int krep_alter_answer(const kk_alter_partition_req *a, krep_alter_apply_fn apply, void *arg, krep_alloc_fn alloc,
+                      void *actx, kk_alter_partition_resp *r)
+{
+    kk_alter_partition_resp_topic *ts = alloc(actx, ((size_t)a->topics.n + 1) * sizeof *ts);
+    if (!ts)
+        return -ENOMEM;
+    for (int i = 0; i < a->topics.n; i++) {
+        const kk_alter_partition_req_topic *qt = &a->topics.v[i];
+        kk_alter_partition_resp_partition *ps = alloc(actx, ((size_t)qt->partitions.n + 1) * sizeof *ps);
+        if (!ps)
+            return -ENOMEM;
+        ts[i].name = qt->name;
+        ts[i].partitions.v = ps;
+        ts[i].partitions.n = qt->partitions.n;
+        for (int j = 0; j < qt->partitions.n; j++) {
+            const kk_alter_partition_req_partition *qp = &qt->partitions.v[j];
+            ps[j].partition_index = qp->partition_index;
+            ps[j].leader_id = -1;
+            ps[j].leader_epoch = -1;
+            ps[j].partition_epoch = -1;
+            int16_t err = KK_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+            const krep_pstate *st = qt->name.p ? apply(arg, qt->name.p, qp, &err) : NULL;
+            ps[j].error_code = err;
+            if (st && fill_state(&ps[j], st, alloc, actx) < 0)
+                return -ENOMEM;
+        }
+    }
+    r->topics.v = ts;
+    r->topics.n = a->topics.n;
+    return 0;
+}
+
+struct ctl_alter {
+    krep_ctl *c;
+    ctl_node *nd;
+    int64_t broker_epoch;
+};
+
+static const krep_pstate *ctl_alter_apply(void *arg, const char *topic, const kk_alter_partition_req_partition *qp,
+                                          int16_t *err)
+{
+    struct ctl_alter *x = arg;
+    ctl_part *p = find(x->c, topic, qp->partition_index);
+    if (!p)
+        return NULL;
+    *err = alter_one(x->c, x->nd, x->broker_epoch, p, qp);
+    return &p->st;
+}
+
 static int alter_locked(krep_ctl *c, const kk_alter_partition_req *q, krep_alloc_fn alloc, void *actx,
                         kk_alter_partition_resp *r)
 {
@@ -486,36 +535,8 @@ static int alter_locked(krep_ctl *c, const kk_alter_partition_req *q, krep_alloc
         }
         return 0;
     }
-    kk_alter_partition_resp_topic *ts = alloc(actx, ((size_t)q->topics.n + 1) * sizeof *ts);
-    if (!ts)
-        return -ENOMEM;
-    for (int i = 0; i < q->topics.n; i++) {
-        const kk_alter_partition_req_topic *qt = &q->topics.v[i];
-        kk_alter_partition_resp_partition *ps = alloc(actx, ((size_t)qt->partitions.n + 1) * sizeof *ps);
-        if (!ps)
-            return -ENOMEM;
-        ts[i].name = qt->name;
-        ts[i].partitions.v = ps;
-        ts[i].partitions.n = qt->partitions.n;
-        for (int j = 0; j < qt->partitions.n; j++) {
-            const kk_alter_partition_req_partition *qp = &qt->partitions.v[j];
-            ps[j].partition_index = qp->partition_index;
-            ps[j].leader_id = -1;
-            ps[j].leader_epoch = -1;
-            ps[j].partition_epoch = -1;
-            ctl_part *p = qt->name.p ? find(c, qt->name.p, qp->partition_index) : NULL;
-            if (!p) {
-                ps[j].error_code = KK_ERR_UNKNOWN_TOPIC_OR_PARTITION;
-                continue;
-            }
-            ps[j].error_code = alter_one(c, nd, q->broker_epoch, p, qp);
-            if (fill_state(&ps[j], &p->st, alloc, actx) < 0)
-                return -ENOMEM;
-        }
-    }
-    r->topics.v = ts;
-    r->topics.n = q->topics.n;
-    return 0;
+    struct ctl_alter x = { c, nd, q->broker_epoch };
+    return krep_alter_answer(q, ctl_alter_apply, &x, alloc, actx, r);
 }
 
 int krep_ctl_handle_alter_partition(krep_ctl *c, const kk_alter_partition_req *q, krep_alloc_fn alloc, void *actx,

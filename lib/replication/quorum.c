@@ -1603,6 +1603,23 @@ static int16_t alter_one(krep_quorum *q, qnode *nd, int64_t broker_epoch, qpart 
                                                                                : KK_ERR_NOT_CONTROLLER;
 }
 
+struct q_alter {
+    krep_quorum *q;
+    qnode *nd;
+    int64_t broker_epoch;
+};
+
+static const krep_pstate *q_alter_apply(void *arg, const char *topic, const kk_alter_partition_req_partition *qp,
+                                        int16_t *err)
+{
+    struct q_alter *x = arg;
+    qpart *p = qpart_find(x->q, topic, qp->partition_index);
+    if (!p)
+        return NULL;
+    *err = alter_one(x->q, x->nd, x->broker_epoch, p, qp);
+    return &p->st;
+}
+
 static int alter(krep_quorum *q, const kk_alter_partition_req *a, krep_alloc_fn alloc, void *actx,
                  kk_alter_partition_resp *r)
 {
@@ -1626,41 +1643,8 @@ static int alter(krep_quorum *q, const kk_alter_partition_req *a, krep_alloc_fn 
         }
         return 0;
     }
-    kk_alter_partition_resp_topic *ts = alloc(actx, ((size_t)a->topics.n + 1) * sizeof *ts);
-    if (!ts)
-        return -ENOMEM;
-    for (int i = 0; i < a->topics.n; i++) {
-        const kk_alter_partition_req_topic *qt = &a->topics.v[i];
-        kk_alter_partition_resp_partition *ps = alloc(actx, ((size_t)qt->partitions.n + 1) * sizeof *ps);
-        if (!ps)
-            return -ENOMEM;
-        ts[i].name = qt->name;
-        ts[i].partitions.v = ps;
-        ts[i].partitions.n = qt->partitions.n;
-        for (int j = 0; j < qt->partitions.n; j++) {
-            const kk_alter_partition_req_partition *qp = &qt->partitions.v[j];
-            ps[j].partition_index = qp->partition_index;
-            ps[j].leader_id = -1;
-            ps[j].leader_epoch = -1;
-            ps[j].partition_epoch = -1;
-            qpart *p = qt->name.p ? qpart_find(q, qt->name.p, qp->partition_index) : NULL;
-            if (!p) {
-                ps[j].error_code = KK_ERR_UNKNOWN_TOPIC_OR_PARTITION;
-                continue;
-            }
-            ps[j].error_code = alter_one(q, nd, a->broker_epoch, p, qp);
-            ps[j].leader_id = p->st.leader;
-            ps[j].leader_epoch = p->st.leader_epoch;
-            ps[j].partition_epoch = p->st.partition_epoch;
-            if (!(ps[j].isr.v = alloc(actx, (size_t)p->st.nisr * sizeof *p->st.isr + 1)))
-                return -ENOMEM;
-            memcpy(ps[j].isr.v, p->st.isr, (size_t)p->st.nisr * sizeof *p->st.isr);
-            ps[j].isr.n = p->st.nisr;
-        }
-    }
-    r->topics.v = ts;
-    r->topics.n = a->topics.n;
-    return 0;
+    struct q_alter x = { q, nd, a->broker_epoch };
+    return krep_alter_answer(a, q_alter_apply, &x, alloc, actx, r);
 }
 
 int krep_quorum_alter_partition(krep_quorum *q, const kk_alter_partition_req *a, int64_t now_ms, krep_alloc_fn alloc,

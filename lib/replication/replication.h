@@ -490,6 +490,15 @@ int krep_ctl_next(krep_ctl *c, int32_t node, int64_t now_ms, kk_wbuf *w, int64_t
 int krep_ctl_response(krep_ctl *c, int32_t node, const void *frame, size_t len, int64_t now_ms);
 void krep_ctl_failed(krep_ctl *c, int32_t node, int64_t now_ms);
 
+/* AlterPartition's answer to the partitions of a request, the same for
+ * both controllers: apply(arg, topic, qp, &err) finds the partition (NULL:
+ * UNKNOWN_TOPIC_OR_PARTITION), applies the proposal and sets err, and
+ * returns the state the answer carries.  Returns 0 or -ENOMEM. */
+typedef const krep_pstate *(*krep_alter_apply_fn)(void *arg, const char *topic,
+                                                  const kk_alter_partition_req_partition *qp, int16_t *err);
+int krep_alter_answer(const kk_alter_partition_req *a, krep_alter_apply_fn apply, void *arg, krep_alloc_fn alloc,
+                      void *actx, kk_alter_partition_resp *r);
+
 /* AlterPartition from a node: registration (no partitions: the node's
  * incarnation in broker_epoch), or ISR proposals.  Returns 0 or -ENOMEM. */
 int krep_ctl_handle_alter_partition(krep_ctl *c, const kk_alter_partition_req *q, krep_alloc_fn alloc, void *actx,
