@@ -254,3 +254,17 @@ def batches_of(records):
         out.append((base, attrs, count, crc32c(body) == crc))
         i += 12 + length
     return out
+
+
+def free_ports(n):
+    """n distinct 127.0.0.1 ports the kernel gives out now (a cluster's
+    peers list needs them before its servers start)."""
+    socks, ports = [], []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+        ports.append(s.getsockname()[1])
+    for s in socks:
+        s.close()
+    return ports

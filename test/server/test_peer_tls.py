@@ -24,12 +24,11 @@ Certificates from test/tls/mkcerts.sh; servers stopped by PID.
 """
 import os
 import signal
-import socket
 import subprocess
 
 import pytest
 
-from kwire import deadline_loop
+from kwire import deadline_loop, free_ports
 
 PEER = "User:CN=localhost,O=klog"   # server.pem's subject, as the server names it
 
@@ -40,16 +39,6 @@ except ImportError:  # pragma: no cover
     confluent_kafka = None
 
 
-def free_ports(n):
-    socks = []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 def tls_keys(certs, who="server", ca="ca", supers=PEER):

@@ -28,12 +28,11 @@ PID; every wait is bounded.
 """
 import os
 import signal
-import socket
 import time
 
 import pytest
 
-from kwire import deadline_loop
+from kwire import deadline_loop, free_ports
 
 ck = pytest.importorskip("confluent_kafka")
 from confluent_kafka.admin import AdminClient  # noqa: E402
@@ -43,16 +42,6 @@ TUNED = ["replica.heartbeat.ms=100", "replica.session.timeout.ms=600",
          "replica.fetch.wait.max.ms=100", "replica.socket.timeout.ms=2000", "replica.fetch.backoff.ms=50"]
 
 
-def free_ports(n):
-    socks, ports = [], []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
-    return ports
 
 
 def start_cluster(serve, witnesses=(), extra=()):

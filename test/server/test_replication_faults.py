@@ -33,14 +33,13 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import time
 
 import pytest
 
 from conftest import KLOG
-from kwire import deadline_loop
+from kwire import deadline_loop, free_ports
 
 ck = pytest.importorskip("confluent_kafka")
 
@@ -63,18 +62,6 @@ def klog(*args, want=0, timeout=60):
     return p.returncode, p.stdout.decode(errors="replace") + p.stderr.decode(errors="replace")
 
 
-def free_ports(n):
-    """n distinct ports the kernel gives out now (the peers list needs
-    them before the servers start)."""
-    socks, ports = [], []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
-    return ports
 
 
 def describe(addr):

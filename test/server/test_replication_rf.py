@@ -32,8 +32,7 @@ import pytest
 
 from conftest import KLOG
 import kwire
-from kwire import deadline_loop
-from test_quorum import free_ports
+from kwire import deadline_loop, free_ports
 
 ck = pytest.importorskip("confluent_kafka")
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
