@@ -31,6 +31,29 @@ STOP_TIMEOUT = 30.0      # seconds for it to exit after SIGTERM
 LISTEN_RE = re.compile(r"^klog serve: listening on (\S+)\s*$")
 
 
+def read_values(bootstrap, topic, want, timeout=40, **extra):
+    """The values a fresh confluent-kafka group reads from topic, from the
+    start, until it has every value of the set want or timeout seconds
+    pass; extra: more consumer properties."""
+    import confluent_kafka
+    conf = {"bootstrap.servers": bootstrap, "group.id": "check-%d" % time.monotonic_ns(),
+            "auto.offset.reset": "earliest", "enable.auto.commit": False}
+    conf.update(extra)
+    c = confluent_kafka.Consumer(conf)
+    c.subscribe([topic])
+    got = set()
+    try:
+        for _ in deadline_loop(timeout, 0.01):
+            m = c.poll(0.2)
+            if m is not None and not m.error():
+                got.add(m.value())
+            if want <= got:
+                break
+    finally:
+        c.close()
+    return got
+
+
 def _raise_nofile():
     """The server holds a thousand connections in one test: lift the soft
     limit on open files to the hard one (in the child, before exec)."""

@@ -184,6 +184,35 @@ def sasl_client(n, certs):
     return c
 
 
+def promote(args, timeout=60):
+    return subprocess.run([os.environ["KLOG_BIN"]] + args, stdin=subprocess.DEVNULL, capture_output=True,
+                          timeout=timeout)
+
+
+def produce_until(node, certs, topic, n, **conf):
+    """produce() until it is acknowledged (node 2 in the ISR, the users
+    file read), at most 30 s: (done, errors) of the last try."""
+    done, errs = [], None
+    for _ in deadline_loop(30, 0.2):
+        done, errs = produce(node, certs, topic, n, **conf)
+        if done:
+            break
+    return done, errs
+
+
+def sasl_create_topic(conf, topic):
+    """CreateTopics over SASL_SSL, retried until the users file is read."""
+    ok = None
+    for _ in deadline_loop(20, 0.2):
+        a = confluent_kafka.admin.AdminClient(conf)
+        try:
+            a.create_topics([confluent_kafka.admin.NewTopic(topic, 1, 2)], request_timeout=10)[topic].result(15)
+            return
+        except confluent_kafka.KafkaException as e:
+            ok = e
+    assert False, ok
+
+
 @needs_client
 @pytest.mark.parametrize("password,replicates", [("peer-pw", True), ("wrong", False)])
 def test_peers_authenticate_with_sasl_plain(serve, certs, password, replicates):
@@ -192,21 +221,8 @@ def test_peers_authenticate_with_sasl_plain(serve, certs, password, replicates):
     with min.insync.replicas=1 succeeds on node 1 alone, node 2 has none."""
     n1, n2 = sasl_pair(serve, certs, password)
     conf = sasl_client(n1, certs)
-    ok = None
-    for _ in deadline_loop(20, 0.2):   # until the users file is read
-        a = confluent_kafka.admin.AdminClient(conf)
-        try:
-            a.create_topics([confluent_kafka.admin.NewTopic("t", 1, 2)], request_timeout=10)["t"].result(15)
-            ok = True
-            break
-        except confluent_kafka.KafkaException as e:
-            ok = e
-    assert ok is True, ok
-    done = []
-    for _ in deadline_loop(30, 0.2):
-        done, errs = produce(n1, certs, "t", 10, **{k: v for k, v in conf.items() if k.startswith("s")})
-        if done:
-            break
+    sasl_create_topic(conf, "t")
+    done, errs = produce_until(n1, certs, "t", 10, **{k: v for k, v in conf.items() if k.startswith("s")})
     assert len(done) == 10, errs
     if replicates:
         n2.stop()
@@ -217,9 +233,6 @@ def test_peers_authenticate_with_sasl_plain(serve, certs, password, replicates):
         assert follower_records(n2, "t") == 0
 
 
-def promote(args, timeout=60):
-    return subprocess.run([os.environ["KLOG_BIN"]] + args, stdin=subprocess.DEVNULL, capture_output=True,
-                          timeout=timeout)
 
 
 @needs_client
@@ -228,11 +241,7 @@ def test_promote_over_tls_with_the_client_properties(serve, certs, tmp_path):
     (--command-config, -X) and shows its certificate: refused without it."""
     n1, n2 = pair(serve, certs, more=["min.insync.replicas=2"])
     admin_create(n1, certs, "t")
-    done = []
-    for _ in deadline_loop(30, 0.2):   # node 2 in the ISR (a clean promote)
-        done, errs = produce(n1, certs, "t", 5)
-        if done:
-            break
+    done, errs = produce_until(n1, certs, "t", 5)   # node 2 in the ISR (a clean promote)
     assert done, errs
     # no client certificate: the node's server (ssl.client.auth=required) refuses
     p = promote(["promote", "--bootstrap-server", "tls://" + n2.addr("tls"), "--timeout-ms", "5000",
@@ -247,10 +256,7 @@ def test_promote_over_tls_with_the_client_properties(serve, certs, tmp_path):
     assert p.returncode == 0, p.stderr
     assert b"leads" in p.stdout
     # node 2 leads: acks=all writes through it are acknowledged (node 1 follows)
-    for _ in deadline_loop(30, 0.2):
-        done, errs = produce(n2, certs, "t", 5)
-        if done:
-            break
+    done, errs = produce_until(n2, certs, "t", 5)
     assert len(done) == 5, errs
 
 
@@ -259,21 +265,8 @@ def test_promote_authenticates_with_sasl_plain(serve, certs, tmp_path):
     """Over SASL_SSL: the right password promotes, a wrong one is refused."""
     n1, n2 = sasl_pair(serve, certs, "peer-pw")
     conf = sasl_client(n1, certs)
-    ok = None
-    for _ in deadline_loop(20, 0.2):   # until the users file is read
-        a = confluent_kafka.admin.AdminClient(conf)
-        try:
-            a.create_topics([confluent_kafka.admin.NewTopic("t", 1, 2)], request_timeout=10)["t"].result(15)
-            ok = True
-            break
-        except confluent_kafka.KafkaException as e:
-            ok = e
-    assert ok is True, ok
-    done = []
-    for _ in deadline_loop(30, 0.2):   # node 2 in the ISR
-        done, errs = produce(n1, certs, "t", 5, **{k: v for k, v in conf.items() if k.startswith("s")})
-        if done:
-            break
+    sasl_create_topic(conf, "t")
+    done, errs = produce_until(n1, certs, "t", 5, **{k: v for k, v in conf.items() if k.startswith("s")})
     assert done, errs
     tls = ["-X", "ssl.ca.location=%s" % (certs / "ca.pem"), "-X", "ssl.certificate.location=%s" % (certs / "server.pem"),
            "-X", "ssl.key.location=%s" % (certs / "server.key")]

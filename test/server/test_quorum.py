@@ -32,6 +32,7 @@ import time
 
 import pytest
 
+from conftest import read_values
 from kwire import deadline_loop, free_ports
 
 ck = pytest.importorskip("confluent_kafka")
@@ -100,21 +101,6 @@ class Writer:
         return False
 
 
-def read_all(node, want, timeout=40):
-    c = ck.Consumer({"bootstrap.servers": node.bootstrap, "group.id": "check-%d" % time.monotonic_ns(),
-                     "auto.offset.reset": "earliest", "enable.auto.commit": False})
-    c.subscribe(["t"])
-    got = set()
-    try:
-        for _ in deadline_loop(timeout, 0.01):
-            m = c.poll(0.2)
-            if m is not None and not m.error():
-                got.add(m.value())
-            if want <= got:
-                break
-    finally:
-        c.close()
-    return got
 
 
 def fail_over(nodes, label, capsys, data=None):
@@ -142,7 +128,7 @@ def fail_over(nodes, label, capsys, data=None):
     new = leader_of([n for n in data if n is not old], isr=1)
     assert new is not old
     want = set(w.acked)
-    got = read_all(new, want)
+    got = read_values(new.bootstrap, "t", want)
     assert want <= got, "acknowledged records lost: %s" % sorted(want - got)[:10]
     # the old leader comes back as a follower and catches up
     old.start()
@@ -223,7 +209,7 @@ def check_acked(node, w):
     """Every acknowledged record, read from the partition's leader (the
     client is sent there from node's bootstrap)."""
     want = set(w.acked)
-    got = read_all(node, want)
+    got = read_values(node.bootstrap, "t", want)
     assert want <= got, "acknowledged records lost: %s" % sorted(want - got)[:10]
 
 

@@ -26,11 +26,10 @@ PID; every wait is bounded.
 import os
 import struct
 import subprocess
-import time
 
 import pytest
 
-from conftest import KLOG
+from conftest import KLOG, read_values
 import kwire
 from kwire import deadline_loop, free_ports
 
@@ -108,22 +107,11 @@ def write(nodes, topic, values, partition=0, timeout=40):
     return acked
 
 
-def read(nodes, topic, want, timeout=40):
-    c = ck.Consumer({"bootstrap.servers": ",".join(n.bootstrap for n in nodes if n.alive()),
-                     "group.id": "check-%d" % time.monotonic_ns(), "auto.offset.reset": "earliest",
-                     "enable.auto.commit": False, "topic.metadata.refresh.interval.ms": 250})
-    c.subscribe([topic])
-    got = set()
-    try:
-        for _ in deadline_loop(timeout, 0.01):
-            m = c.poll(0.2)
-            if m is not None and not m.error():
-                got.add(m.value())
-            if want <= got:
-                break
-    finally:
-        c.close()
-    return got
+
+
+def read_nodes(nodes, topic, want):
+    return read_values(",".join(n.bootstrap for n in nodes if n.alive()), topic, want,
+                       **{"topic.metadata.refresh.interval.ms": 250})
 
 
 def create_raw(node, topic, parts, rf):
@@ -220,7 +208,7 @@ def test_static_replication_factor_two(serve):
     after = write(nodes, "one", [b"b%d" % i for i in range(10)])
     assert len(after) == 10
     want = set(before + after)
-    got = read(nodes, "one", want)
+    got = read_nodes(nodes, "one", want)
     assert want <= got, "acknowledged records lost: %s" % sorted(want - got)[:10]
 
 
@@ -294,5 +282,5 @@ def test_quorum_spreads_leaders_and_fails_over(serve):
     after = write(nodes, "q", [b"b%d" % i for i in range(10)])
     assert len(after) == 10
     want = set(before + after)
-    got = read(nodes, "q", want)
+    got = read_nodes(nodes, "q", want)
     assert want <= got, "acknowledged records lost: %s" % sorted(want - got)[:10]
