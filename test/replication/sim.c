@@ -1697,7 +1697,13 @@ int main(int argc, char **argv)
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
     int failed = 0;
+    uint64_t ran = 0;
     for (uint64_t s = a; s <= b; s++) {
+        /* the checker's own test needs one caught seed: the rest would
+         * only add time */
+        if (expect_failure && failed)
+            break;
+        ran++;
         if (twice) {
             /* a seed replays exactly: the same network events in the same
              * order (the digest covers each frame's fate and time), the
@@ -1722,7 +1728,7 @@ int main(int argc, char **argv)
                    quorum_flag ? " --quorum" : "", rf_flag ? " --rf" : "", s);
         }
     }
-    printf("%" PRIu64 " seeds, %d failed\n", b - a + 1, failed);
+    printf("%" PRIu64 " seeds, %d failed\n", ran, failed);
     if (expect_failure) {
         /* the checker's own test: with unclean elections some seed must
          * lose acknowledged data, and the checker must say so */
