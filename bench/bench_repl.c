@@ -22,6 +22,11 @@
  *
  * KLOG_BENCH_REPL_FETCH_BYTES sets the nodes' replica.fetch.max.bytes (default
  * 1 MiB, Kafka's) to see what catch-up owes to the fetch size.
+ * KLOG_BENCH_REPL_FOLLOWER_DIR puts the followers' directories under another
+ * directory (e.g. /dev/shm, or a second disk): three replicas in one box
+ * share one disk, whose fsyncs queue behind each other, where replicas on
+ * separate boxes would not; this shows what acks=all costs without that.
+ * The leader and the single node stay on the --dir disk.
  *
  * Ports are picked by the kernel (bind to port 0, then released) because
  * the peers list must name them before the servers start.
@@ -116,7 +121,11 @@ static void cluster_init(cluster *cl, const char *name)
     for (int i = 0; i < NNODES; i++) {
         node *nd = &cl->n[i];
         nd->id = i + 1;
-        snprintf(nd->dir, sizeof nd->dir, "%s/%s-n%d", g_a.dir, name, nd->id);
+        const char *fd = getenv("KLOG_BENCH_REPL_FOLLOWER_DIR");
+        if (i > 0 && fd && *fd)
+            snprintf(nd->dir, sizeof nd->dir, "%s/klog-bench-repl-%d/%s-n%d", fd, (int)getpid(), name, nd->id);
+        else
+            snprintf(nd->dir, sizeof nd->dir, "%s/%s-n%d", g_a.dir, name, nd->id);
         snprintf(nd->url, sizeof nd->url, "tcp://127.0.0.1:%u", (unsigned)free_port());
         off += (size_t)snprintf(cl->peers + off, sizeof cl->peers - off, "%s%d@%s", i ? "," : "", nd->id, nd->url);
     }
@@ -537,7 +546,15 @@ int main(int argc, char **argv)
     for (int i = 0; i < VAL_LEN; i++)
         g_val[i] = (uint8_t)('a' + i % 26);
     printf("bench_repl: %d nodes in one process over loopback TCP, %d-byte records\n\n", NNODES, VAL_LEN);
+    const char *fd = getenv("KLOG_BENCH_REPL_FOLLOWER_DIR");
+    if (fd && *fd)
+        printf("followers' directories under %s (KLOG_BENCH_REPL_FOLLOWER_DIR), the leader's under %s\n\n", fd, g_a.dir);
     bu_run(k_sections, sizeof k_sections / sizeof *k_sections, &g_a);
     bu_cleanup("bench_repl", &g_a);
+    if (fd && *fd) {
+        char d[4200];
+        snprintf(d, sizeof d, "%s/klog-bench-repl-%d", fd, (int)getpid());
+        bu_rm_rf("bench_repl", d);
+    }
     return 0;
 }
