@@ -41,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -547,6 +548,12 @@ int main(int argc, char **argv)
         g_val[i] = (uint8_t)('a' + i % 26);
     printf("bench_repl: %d nodes in one process over loopback TCP, %d-byte records\n\n", NNODES, VAL_LEN);
     const char *fd = getenv("KLOG_BENCH_REPL_FOLLOWER_DIR");
+    if (fd && *fd) {
+        char d[4200];
+        snprintf(d, sizeof d, "%s/klog-bench-repl-%d", fd, (int)getpid());
+        if (mkdir(d, 0755) && errno != EEXIST)
+            die(d, strerror(errno));
+    }
     if (fd && *fd)
         printf("followers' directories under %s (KLOG_BENCH_REPL_FOLLOWER_DIR), the leader's under %s\n\n", fd, g_a.dir);
     bu_run(k_sections, sizeof k_sections / sizeof *k_sections, &g_a);
