@@ -200,6 +200,7 @@ int ks__roll(ks_log *log, int64_t base)
     }
     if (rc < 0)
         return rc;
+    s->active_since_ms = ks__now(log); /* segment.ms by the clock counts from here */
     /* The directory entry of the new segment is durable before any data
      * lands in it. */
     if ((rc = kio_dirsync(log->io, log->dir)) < 0 || (rc = ks__list_push(log, s)) < 0) {
@@ -230,7 +231,7 @@ int ks__roll(ks_log *log, int64_t base)
 /* Would a batch of len bytes, after `pending` bytes not yet published in
  * s, overflow the segment (or is the segment too old)?  An empty segment
  * takes any one batch. */
-static bool need_roll(ks_log *log, ks_segment *s, uint64_t pending, size_t len, int64_t now)
+static bool need_roll(ks_log *log, ks_segment *s, uint64_t pending, size_t len, int64_t now, int64_t ts)
 {
     uint64_t size = atomic_load_explicit(&s->size, memory_order_relaxed) + pending;
     if (size == 0)
@@ -240,7 +241,20 @@ static bool need_roll(ks_log *log, ks_segment *s, uint64_t pending, size_t len, 
     uint64_t limit = KLOG_MIN(log->cfg.segment_bytes, (uint64_t)s->map_cap - log->cfg.max_batch_bytes);
     if (size + len > limit)
         return true;
-    return log->cfg.segment_ms > 0 && s->first_ts >= 0 && now - s->first_ts >= log->cfg.segment_ms;
+    if (log->cfg.segment_ms <= 0)
+        return false;
+    if (s->active_since_ms == 0)
+        s->active_since_ms = now;
+    /* Kafka's segment.ms: an append rolls when its batch's timestamp is
+     * segment.ms past the segment's first, so that records stamped long
+     * ago (a replay, a mirror, readings forwarded after days offline) do
+     * not roll a segment per batch, as comparing them with the clock
+     * would.  The tick (ts < 0), and a batch without timestamps, go by
+     * the clock from the later of the first timestamp and the moment the
+     * segment became active: old records roll at most every segment.ms. */
+    int64_t waited = ts >= 0 && s->first_ts >= 0 ? ts - s->first_ts
+                                                 : now - KLOG_MAX(s->active_since_ms, s->first_ts);
+    return waited >= log->cfg.segment_ms;
 }
 
 /* ---- append: reserve / gather / write / publish / finish --------------------- */
@@ -349,7 +363,7 @@ static int gather(ks_log *log, ks_call *c, ks_run *r)
         unsigned k = r->k;
         ks_batch *b = &c->b[c->i + k];
         int cr = check_batch(log, b, c->flags, &r->bi[k]);
-        if (cr == 0 && need_roll(log, r->s, r->pos - r->pos0, b->len, c->now)) {
+        if (cr == 0 && need_roll(log, r->s, r->pos - r->pos0, b->len, c->now, r->bi[k].max_timestamp)) {
             if (k > 0)
                 break; /* write what we have, roll on the next round */
             if ((cr = ks__roll(log, next)) == 0) {
@@ -697,7 +711,7 @@ int ks_log_tick(ks_log *log)
         log->unsynced_since_ms = -1;
     }
     ks_segment *s = ks__active(log);
-    if (!atomic_load(&log->failed) && log->cfg.segment_ms > 0 && need_roll(log, s, 0, 0, now))
+    if (!atomic_load(&log->failed) && log->cfg.segment_ms > 0 && need_roll(log, s, 0, 0, now, -1))
         rc = ks__roll(log, atomic_load(&log->end));
     int64_t end = atomic_load(&log->end);
     s = ks__active(log);

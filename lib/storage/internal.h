@@ -79,6 +79,8 @@ struct ks_segment {
     _Atomic int64_t next_offset;  /* offset after the last batch in this segment */
     int64_t first_ts;             /* max_timestamp of the first batch, -1 if empty */
     int64_t max_ts;               /* largest batch max_timestamp, -1 if empty */
+    int64_t active_since_ms;      /* the log's clock when the append path first saw
+                                   * it active (0: not yet; under append_mu) */
     uint64_t since_oidx;          /* bytes appended since the last offset-index entry */
     uint64_t since_tidx;
     uint32_t interval;            /* index.interval.bytes when created (for rebuilds) */

@@ -30,8 +30,7 @@
 /* A Kafka wire batch of n records "v0".."v{n-1}" into buf; returns its length. */
 static size_t wire_batch(uint8_t *buf, size_t cap, int n, int64_t pid, int32_t seq)
 {
-    /* Timestamps of now: records of 1970 would roll a segment per batch
-     * (segment.ms counts from a segment's first timestamp, as Kafka's). */
+    /* Timestamps of now (the records' age matters to retention). */
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;

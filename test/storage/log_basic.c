@@ -163,10 +163,11 @@ static int64_t clock_fn(void *arg)
     return test_clock;
 }
 
-static void append_at(ks_log *log, int64_t now)
+/* Append 3 records stamped ts, with the clock at `now`. */
+static void append_stamped(ks_log *log, int64_t now, int64_t stamp)
 {
     test_clock = now;
-    int64_t ts[3] = { now, now, now };
+    int64_t ts[3] = { stamp, stamp, stamp };
     int64_t end = ks_log_end_offset(log), base;
     tu_batch b;
     tu_build_ts(&b, (uint64_t)end, 3, ts);
@@ -174,6 +175,39 @@ static void append_at(ks_log *log, int64_t now)
     cr_assert_eq(rc, 0, "append: %s", klog_strerror(rc));
     cr_assert_eq(base, end);
     tu_batch_free(&b);
+}
+
+static void append_at(ks_log *log, int64_t now) { append_stamped(log, now, now); }
+
+/* Records stamped long ago (a replay, a mirror of old data, readings
+ * forwarded after days offline) roll by their own timestamps, as Kafka's
+ * segment.ms does, not one segment per batch against the clock; the tick
+ * rolls such a segment once it has been active segment.ms. */
+Test(log_basic, old_timestamps_do_not_roll_every_batch)
+{
+    ks_log_config cfg;
+    ks_log_config_init(&cfg);
+    cfg.segment_ms = 1000;
+    cfg.clock_ms = clock_fn;
+    const int64_t t0 = 1700000000000ll, old = t0 - 30ll * 86400 * 1000;
+    test_clock = t0;
+    ks_log *log = tu_log_open(tu_io, tu_dir, &cfg);
+    for (int i = 0; i < 20; i++)
+        append_stamped(log, t0 + i * 10, old + i * 10);
+    cr_assert_eq(ks_log_segment_count(log), 1, "records of 30 days ago rolled %zu segments",
+                 (size_t)ks_log_segment_count(log));
+    /* their own timestamps 1000 ms apart: a roll */
+    append_stamped(log, t0 + 200, old + 1000);
+    cr_assert_eq(ks_log_segment_count(log), 2);
+    /* the tick: by the clock, from when the segment became active */
+    test_clock = t0 + 1199;
+    cr_assert_eq(ks_log_tick(log), 0);
+    cr_assert_eq(ks_log_segment_count(log), 2);
+    test_clock = t0 + 1200;
+    cr_assert_eq(ks_log_tick(log), 0);
+    cr_assert_eq(ks_log_segment_count(log), 3, "tick did not roll a segment active for 1000 ms");
+    tu_expect_identity(log, 63);
+    tu_log_close(log);
 }
 
 Test(log_basic, roll_by_age)
