@@ -29,6 +29,9 @@ static const kc_def defs[] = {
                                 "how a record without a partition gets one"),
     B(KC_DELIVERY_REPORT_QUEUE) = KC_BOOL("delivery.report.queue", SP, 0,
                                           "queue delivery reports for klog_producer_poll_deliveries"),
+    B(KC_COMPRESSION_THREADS) = KC_INT("compression.threads", SP, -1, -1, 64,
+                                       "threads compressing sealed batches; 0 = the sender and the writer, "
+                                       "-1 = min(2, CPUs - 1)"),
 };
 
 /* An entry for every key of the enum (a hole is caught by klog__conf_tables_check). */

@@ -6,8 +6,12 @@
  * batch of its partition's accumulator (kp_acc).  A batch is sealed when it
  * is full, when linger.ms has passed (the producer's thread), on flush, or
  * at once with linger.ms=0.  Sealed batches wait in the accumulator's FIFO;
- * one thread at a time (the drainer) takes them all, compresses them,
- * appends them to the partition (lib/partition) in one call (one fdatasync
+ * a batch to compress is handed at its seal to the producer's compression
+ * threads (compress_pool.c, compression.threads), which compress batches
+ * of any partition side by side.  One thread at a time (the drainer) takes
+ * the FIFO, waits in order for each batch's compression (or compresses it
+ * itself without those threads), appends them to the partition
+ * (lib/partition) in one call (one fdatasync
  * for all of them with acks=all) and submits each batch's acknowledgement
  * to the partition.  The partition completes it - and the batch's records
  * are reported - when it says they are acknowledged: at once while it is
@@ -21,7 +25,9 @@
  *
  * Locks, in order: acc->mu, then p->mem_mu or p->q_mu (never held across I/O
  * or a callback); p->mu guards the topic and accumulator tables (writers
- * only: readers walk them lock-free).
+ * only: readers walk them lock-free) and the start of the compression
+ * threads (under acc->mu, once); the compression queue's lock is taken
+ * under acc->mu and never holds another.
  *
  * Memory: every batch buffer is charged to buffer.memory while it exists;
  * released buffers go to a free list (any size up to batch.size; bounded by
@@ -39,6 +45,7 @@
 #include <klog/klog.h>
 
 #include "common/common.h"
+#include "producer/compress_pool.h"
 #include "producer/producer.h"
 #include "topic/topic.h"
 
@@ -62,11 +69,14 @@ typedef struct kp_batch {
     bool standard;     /* cap <= batch_cap (not one oversized record's):
                         * goes back to the pool */
     /* Finishing (header, compression, checksum; batch_finish) is done by
-     * the drainer, or, for a compressed batch, by the sender that sealed it
-     * while the drainer was busy with earlier ones (claimed at the seal,
-     * under acc->mu), so that the compression of one batch overlaps the
-     * compression and write of the one before. */
+     * the drainer, or, for a compressed batch, by a compression thread
+     * (compression.threads; submitted at the seal as `job`), or without
+     * those threads by the sender that sealed it while the drainer was
+     * busy with earlier ones.  Either way it is claimed at the seal, under
+     * acc->mu, and the drainer waits for it; the compression of one batch
+     * overlaps the compression and write of the ones before. */
     _Atomic int fin;   /* KP_FIN_* */
+    kp_job job;        /* on the compression threads' queue */
     int fin_rc;        /* 0, or why it could not be finished */
     size_t out_len;    /* finished bytes, at buf */
     /* After the append: the partition completes ack (batch_acked) when
@@ -155,6 +165,12 @@ struct klog_producer {
     pthread_mutex_t codec_mu;
     kf_codec *codecs[8];
     int ncodecs;
+
+    /* compression threads (compress_pool.c): started at the first
+     * compressed batch, so a producer that never compresses has none */
+    int cthreads;                 /* compression.threads, resolved: 0 = none */
+    _Atomic(kp_pool *) cpool;
+    _Atomic bool cpool_failed;    /* could not start them: compress as without */
 
     pthread_mutex_t q_mu;     /* delivery queue and flush waits */
     pthread_cond_t q_cv;      /* delivery queue: reports and free slots */
@@ -504,18 +520,44 @@ static inline int32_t seq_after(int32_t seq, int32_t n)
 }
 
 static void kick(klog_producer *p);
+static void batch_job(kp_job *j, kf_codec **codec);
 
-/* Move the open batch to the ready FIFO (acc->mu held). */
-static void seal_locked(klog_producer *p, kp_acc *a)
+/* The compression threads, started at the first batch that needs them;
+ * NULL when there are none (compression.threads 0, or they could not be
+ * started: batches are then compressed as without them).  Takes p->mu
+ * (after acc->mu: the only place the two nest) the first time. */
+static kp_pool *cpool_get(klog_producer *p)
+{
+    kp_pool *pool = atomic_load_explicit(&p->cpool, memory_order_acquire);
+    if (KLOG_LIKELY(pool != NULL) || p->cthreads == 0 || atomic_load_explicit(&p->cpool_failed, memory_order_relaxed))
+        return pool;
+    pthread_mutex_lock(&p->mu);
+    pool = atomic_load_explicit(&p->cpool, memory_order_relaxed);
+    if (!pool && !atomic_load_explicit(&p->cpool_failed, memory_order_relaxed)) {
+        if (kp_pool_new(&pool, p->cthreads, "klog-compress") == 0)
+            atomic_store_explicit(&p->cpool, pool, memory_order_release);
+        else
+            atomic_store_explicit(&p->cpool_failed, true, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return pool;
+}
+
+/* Move the open batch to the ready FIFO (acc->mu held).  A batch to
+ * compress is also handed to the compression threads, claimed, when
+ * another thread will write it (linger.ms > 0: the producer's thread or a
+ * flush): true then.  With linger.ms 0 the sender writes its batch at once
+ * itself, and a hand-off would only add two thread switches to its wait. */
+static bool seal_locked(klog_producer *p, kp_acc *a)
 {
     kp_batch *b = a->cur;
     if (!b)
-        return;
+        return false;
     a->cur = NULL;
     atomic_store_explicit(&a->open_ns, UINT64_MAX, memory_order_relaxed);
     if (b->b.count == 0) {
         batch_put(p, b);
-        return;
+        return false;
     }
     a->sealed++;
     /* The next batch starts at about the size this one needed (half as
@@ -543,6 +585,16 @@ static void seal_locked(klog_producer *p, kp_acc *a)
     /* KIP-480: a sealed batch moves the sticky partition on */
     if (atomic_load_explicit(&a->t->sticky, memory_order_relaxed) == a->partition)
         atomic_store_explicit(&a->t->sticky, -1, memory_order_relaxed);
+    kp_pool *pool;
+    if (b->codec == KF_CODEC_NONE || p->linger_ns == 0 || !(pool = cpool_get(p)))
+        return false;
+    /* base_seq is set: the drainer restamps the finished bytes if the log
+     * expects another sequence by then, as for a sender's claim */
+    atomic_store_explicit(&b->fin, KP_FIN_CLAIMED, memory_order_relaxed);
+    b->acc = a;
+    b->job.run = batch_job;
+    kp_pool_submit(pool, &b->job);
+    return true;
 }
 
 /* Header, compression and checksum of a sealed batch, with b->base_seq as
@@ -581,19 +633,38 @@ static void batch_finish(klog_producer *p, kp_batch *b, kf_codec **codec)
     b->out_len = rc == 0 ? len : 0;
 }
 
-/* Finish a batch claimed at its seal (by the sender that sealed it), then
- * let a drainer waiting for it go on. */
+/* A claimed batch is finished: let a drainer waiting for it go on.  b may
+ * be written, reported and reused as soon as fin says DONE: not touched
+ * after that (a lives until the producer is closed, which joins the
+ * compression threads first). */
+static void fin_done(kp_acc *a, kp_batch *b)
+{
+    atomic_store_explicit(&b->fin, KP_FIN_DONE, memory_order_release);
+    pthread_mutex_lock(&a->mu);
+    if (a->fin_waiters)
+        pthread_cond_broadcast(&a->fin_cv);
+    pthread_mutex_unlock(&a->mu);
+}
+
+/* Finish a batch claimed at its seal by the sender that sealed it. */
 static void claimed_finish(klog_producer *p, kp_acc *a, kp_batch *b)
 {
     kf_codec *codec = NULL;
     batch_finish(p, b, &codec);
     if (codec)
         codec_put(p, codec);
-    atomic_store_explicit(&b->fin, KP_FIN_DONE, memory_order_release);
-    pthread_mutex_lock(&a->mu);
-    if (a->fin_waiters)
-        pthread_cond_broadcast(&a->fin_cv);
-    pthread_mutex_unlock(&a->mu);
+    fin_done(a, b);
+}
+
+/* A compression thread's job: finish a batch handed over at its seal,
+ * with that thread's own codec (kept for its life: one zstd context per
+ * thread, made once). */
+static void batch_job(kp_job *j, kf_codec **codec)
+{
+    kp_batch *b = (kp_batch *)((char *)j - offsetof(kp_batch, job));
+    kp_acc *a = b->acc;
+    batch_finish(a->p, b, codec);
+    fin_done(a, b);
 }
 
 /* The drainer's side: wait until a claimed batch is finished (its finisher
@@ -719,11 +790,13 @@ static void drain_locked(klog_producer *p, kp_acc *a)
 
 /*
  * Seal the open batch because it is full (acc->mu held on entry and on
- * return).  If a drainer is busy writing earlier batches, this thread
- * finishes (compresses, checksums) the compressed batch it sealed, with the lock
- * dropped, before it goes on: that work then overlaps the write instead of
- * queueing behind it on the drainer.  The batch is claimed at the seal, so
- * the drainer waits for it rather than finishing it too.
+ * return).  A compressed batch goes to the compression threads
+ * (seal_locked).  Without them, if a drainer is busy writing earlier
+ * batches, this thread finishes (compresses, checksums) the compressed
+ * batch it sealed, with the lock dropped, before it goes on: that work then
+ * overlaps the write instead of queueing behind it on the drainer.  The
+ * batch is claimed at the seal, so the drainer waits for it rather than
+ * finishing it too.
  */
 static void seal_for_room(klog_producer *p, kp_acc *a)
 {
@@ -733,10 +806,11 @@ static void seal_for_room(klog_producer *p, kp_acc *a)
      * cost the sender 7% of its time (perf, produce-100), while the
      * drainer, which only writes, has room for them. */
     bool claim = b && b->b.count > 0 && a->draining && b->codec != KF_CODEC_NONE;
-    if (claim)
-        atomic_store_explicit(&b->fin, KP_FIN_CLAIMED, memory_order_relaxed);
-    seal_locked(p, a);
+    if (seal_locked(p, a))
+        claim = false; /* the compression threads have it */
     if (claim) {
+        /* still under acc->mu: no drainer has seen it unclaimed */
+        atomic_store_explicit(&b->fin, KP_FIN_CLAIMED, memory_order_relaxed);
         pthread_mutex_unlock(&a->mu);
         claimed_finish(p, a, b);
         pthread_mutex_lock(&a->mu);
@@ -922,6 +996,9 @@ KLOG_API int klog_producer_new(klog *k, const klog_conf *conf, klog_producer **o
     p->idempotent = klog__conf_int(conf, KC_ENABLE_IDEMPOTENCE) != 0;
     p->partitioner = (int)klog__conf_int(conf, KC_PARTITIONER);
     p->want_queue = klog__conf_int(conf, KC_DELIVERY_REPORT_QUEUE) != 0;
+    p->cthreads = (int)klog__conf_int(conf, KC_COMPRESSION_THREADS);
+    if (p->cthreads < 0)
+        p->cthreads = kp_pool_auto_size();
     if (ctype == KC_COMPRESSION_PRODUCER) {
         free(p);
         return klog__errf(errbuf, errsize, KLOG_ECONF,
@@ -1412,6 +1489,9 @@ KLOG_API int klog_producer_close(klog_producer *p)
         pthread_mutex_unlock(&p->q_mu);
         pthread_join(p->thread, NULL);
     }
+    /* after the flush nothing is queued; a compression thread may still be
+     * in fin_done on an accumulator: joined before those are freed */
+    kp_pool_free(atomic_load(&p->cpool));
     for (kp_acc *a = atomic_load(&p->accs), *next; a; a = next) {
         next = a->all_next;
         batch_free(a->cur);
