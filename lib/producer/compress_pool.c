@@ -31,7 +31,6 @@ struct kp_pool {
 static void *pool_main(void *arg)
 {
     kp_pool *pool = arg;
-    pthread_setname_np(pthread_self(), pool->name); /* for top -H, perf */
     kf_codec *codec = NULL;
     pthread_mutex_lock(&pool->mu);
     for (;;) {
@@ -74,6 +73,8 @@ int kp_pool_new(kp_pool **out, int n, const char *name)
             return -EAGAIN;
         }
         pool->n++;
+        /* named here, not by the thread: the name is there when this returns */
+        pthread_setname_np(pool->th[i], pool->name); /* for top -H, perf */
     }
     *out = pool;
     return 0;

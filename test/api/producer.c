@@ -2019,6 +2019,8 @@ static void refused_then_written(const char *codec)
 
 Test(producer, sender_finished_batches_restamped_after_a_refused_one) { refused_then_written("none"); }
 Test(producer, sender_finished_batches_restamped_after_a_refused_one_lz4) { refused_then_written("lz4"); }
+/* zstd: finished by the compression threads (compression.threads), restamped the same way */
+Test(producer, sender_finished_batches_restamped_after_a_refused_one_zstd) { refused_then_written("zstd"); }
 
 /* Issue 20: `produce -X retention.ms=1000` used to be accepted and ignored.
  * A producer or consumer conf holding a topic or instance key is refused
