@@ -114,5 +114,5 @@ int kp_pool_auto_size(void)
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     if (cpus <= 1)
         return 0;
-    return (int)KLOG_MIN(cpus - 1, 2L);
+    return (int)KLOG_MIN(cpus, 4L);
 }

@@ -42,8 +42,11 @@ void kp_pool_submit(kp_pool *pool, kp_job *job);
 void kp_pool_free(kp_pool *pool);
 
 /* The pool's size when the producer's compression.threads is -1 (auto):
- * min(2, online CPUs - 1), 0 on one CPU (where threads would only take
- * turns with the sender). */
+ * min(4, online CPUs), 0 on one CPU (where threads would only take turns
+ * with the sender).  Measured (bench_compress, bench/RESULTS.md): zstd at
+ * level 1 takes 4 threads to keep up with half the rate of an uncompressed
+ * producer; on 2 CPUs, 2 or more split the work as the sender and the
+ * writer did, 1 alone would serialise it. */
 int kp_pool_auto_size(void);
 
 #endif

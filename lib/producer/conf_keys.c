@@ -31,7 +31,7 @@ static const kc_def defs[] = {
                                           "queue delivery reports for klog_producer_poll_deliveries"),
     B(KC_COMPRESSION_THREADS) = KC_INT("compression.threads", SP, -1, -1, 64,
                                        "threads compressing sealed batches; 0 = the sender and the writer, "
-                                       "-1 = min(2, CPUs - 1)"),
+                                       "-1 = min(4, CPUs), 0 on one CPU"),
 };
 
 /* An entry for every key of the enum (a hole is caught by klog__conf_tables_check). */

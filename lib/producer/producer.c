@@ -543,11 +543,18 @@ static kp_pool *cpool_get(klog_producer *p)
     return pool;
 }
 
+/* A batch smaller than this is compressed by its drainer, not handed to the
+ * compression threads: zstd compresses 16 KiB of JSON in about 25 us
+ * (620 MB per CPU-second, bench/RESULTS.md), and a hand-off costs a wakeup
+ * on each side. */
+#define KP_POOL_MIN_BYTES 16384
+
 /* Move the open batch to the ready FIFO (acc->mu held).  A batch to
- * compress is also handed to the compression threads, claimed, when
- * another thread will write it (linger.ms > 0: the producer's thread or a
- * flush): true then.  With linger.ms 0 the sender writes its batch at once
- * itself, and a hand-off would only add two thread switches to its wait. */
+ * compress (KP_POOL_MIN_BYTES or more) is also handed to the compression
+ * threads, claimed, when another thread will write it (linger.ms > 0: the
+ * producer's thread or a flush): true then.  With linger.ms 0 the sender
+ * writes its batch at once itself, and a hand-off would only add two
+ * thread switches to its wait. */
 static bool seal_locked(klog_producer *p, kp_acc *a)
 {
     kp_batch *b = a->cur;
@@ -586,7 +593,7 @@ static bool seal_locked(klog_producer *p, kp_acc *a)
     if (atomic_load_explicit(&a->t->sticky, memory_order_relaxed) == a->partition)
         atomic_store_explicit(&a->t->sticky, -1, memory_order_relaxed);
     kp_pool *pool;
-    if (b->codec == KF_CODEC_NONE || p->linger_ns == 0 || !(pool = cpool_get(p)))
+    if (b->codec == KF_CODEC_NONE || p->linger_ns == 0 || b->b.len < KP_POOL_MIN_BYTES || !(pool = cpool_get(p)))
         return false;
     /* base_seq is set: the drainer restamps the finished bytes if the log
      * expects another sequence by then, as for a sender's claim */
@@ -1292,6 +1299,11 @@ out:
 static void seal_all(klog_producer *p, uint64_t min_age_ns)
 {
     uint64_t now = klog__now_ns();
+    /* With compression threads, seal everything due first and drain after:
+     * the batches of all partitions then compress side by side while the
+     * drain writes them in turn (sealing and draining one partition after
+     * the other would wait for each batch's compression in turn). */
+    bool seal_first = atomic_load_explicit(&p->cpool, memory_order_relaxed) != NULL;
     for (kp_acc *a = atomic_load(&p->accs); a; a = a->all_next) {
         /* Lock only where there is work: with thousands of partitions the
          * sweep (every linger.ms / 4) locking each one took 12% of a
@@ -1307,6 +1319,15 @@ static void seal_all(klog_producer *p, uint64_t min_age_ns)
         /* created_ns may be after now (a sender raced us): no underflow */
         if (a->cur && a->cur->b.count > 0 && a->cur->created_ns + min_age_ns <= now)
             seal_locked(p, a);
+        if (seal_first)
+            pthread_mutex_unlock(&a->mu);
+        else
+            drain_locked(p, a); /* unlocks */
+    }
+    for (kp_acc *a = atomic_load(&p->accs); a && seal_first; a = a->all_next) {
+        if (!atomic_load_explicit(&a->has_ready, memory_order_relaxed))
+            continue;
+        pthread_mutex_lock(&a->mu);
         drain_locked(p, a); /* unlocks */
     }
 }

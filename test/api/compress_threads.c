@@ -6,7 +6,8 @@
  * offset it is read back from; close with batches still being compressed
  * waits for them; the key starts that many threads and 0 starts none.
  *
- * Batches are small (batch.size 2048, about 30 records) so that dozens are
+ * Batches are small (batch.size 32768, about 200 records; the threads take
+ * batches of 16 KiB and more) so that dozens are
  * in flight at once, and there are more compression threads than CPUs, so
  * that a later batch often finishes before an earlier one.  No assertion
  * depends on speed.
@@ -123,7 +124,7 @@ static void order_kept(const char *codec, const char *threads, const char *acks,
     s.seen = calloc(PT_TOTAL, sizeof *s.seen);
     s.off = calloc(PT_TOTAL, sizeof *s.off);
     cr_assert(s.seen && s.off);
-    s.p = ut_producer(k, "compression.type", codec, "compression.threads", threads, "batch.size", "2048",
+    s.p = ut_producer(k, "compression.type", codec, "compression.threads", threads, "batch.size", "32768",
                       "linger.ms", "5", "acks", acks, NULL);
     cr_assert_eq(klog_producer_set_delivery_cb(s.p, pt_report, &s), 0);
     pthread_t th[PT_SENDERS];
@@ -209,18 +210,25 @@ Test(compress_threads, close_waits_for_batches_in_flight) { order_kept("zstd", "
 /* 0: no compression threads; the sender and the writer compress, as before */
 Test(compress_threads, none_with_zero) { order_kept("zstd", "0", "1", true); }
 
-/* A producer that never compresses starts no compression thread, and one
- * whose topic compresses (the topic's compression.type) does. */
+/* A producer that never compresses starts no compression thread, nor one
+ * whose batches to compress are small (under 16 KiB: its writer compresses
+ * them); a batch of 16 KiB or more to compress (here by the topic's
+ * compression.type) does. */
 Test(compress_threads, started_by_the_first_batch_to_compress)
 {
     klog *k = ut_open();
     ut_topic(k, "plain", 1, NULL);
     ut_topic(k, "packed", 1, "compression.type", "zstd", NULL);
     klog_producer *p = ut_producer(k, "compression.threads", "2", "linger.ms", "1", NULL);
-    cr_assert_eq(ut_send(p, "plain", 0, "k", "v"), 0);
+    static char big[20000];
+    memset(big, 'x', sizeof big - 1);
+    cr_assert_eq(ut_send(p, "plain", 0, "k", big), 0);
     cr_assert_eq(klog_producer_flush(p, -1), 0);
     cr_assert_eq(threads_named("klog-compress"), 0);
     cr_assert_eq(ut_send(p, "packed", 0, "k", "v"), 0);
+    cr_assert_eq(klog_producer_flush(p, -1), 0);
+    cr_assert_eq(threads_named("klog-compress"), 0, "a small batch is compressed by its writer");
+    cr_assert_eq(ut_send(p, "packed", 0, "k", big), 0);
     cr_assert_eq(klog_producer_flush(p, -1), 0);
     cr_assert_eq(threads_named("klog-compress"), 2);
     cr_assert_eq(klog_producer_close(p), 0);
