@@ -2,8 +2,11 @@
  * alloc_fail - fail the Nth allocation over the public API, as SQLite's
  * malloc tests do (issue 19).
  *
- *   alloc_fail --dir D [--from N] [--to N] [--step S] [-v] [-t]
+ *   alloc_fail --dir D [--from N] [--to N] [--step S] [--codec C] [-v] [-t]
  *
+ * --codec C: the producer compresses with C and 2 compression threads,
+ * and values are 4 KB, so that its batches go to those threads (the
+ * threads' start, their codecs and the batches they finish fail too).
  * -v says where each run stopped; -t prints a backtrace of each failed
  * allocation (link with -rdynamic for names, or use addr2line).
  *
@@ -145,9 +148,14 @@ static void on_delivery(void *arg, const klog_delivery *d)
     }
 }
 
+/* --codec: the producer compresses, and values are long enough (4 KB) that
+ * a flush's batch is handed to its compression threads (16 KiB and more). */
+static const char *codec;
+#define VAL_MAX 4200
+
 static void value_of(int i, char *buf, size_t n)
 {
-    snprintf(buf, n, "value-%d-%0*d", i, 20 + i % 50, i);
+    snprintf(buf, n, "value-%d-%0*d", i, codec ? 4000 + i % 50 : 20 + i % 50, i);
 }
 
 /* A step's result: 0 goes on, -ENOMEM stops the scenario cleanly,
@@ -188,12 +196,14 @@ static int scenario(const char *dir, long n, struct acks *a, int64_t *committed)
     if (step("klog_conf_new", klog_conf_new(&conf), n, &bad) ||
         step("klog_conf_set", klog_conf_set(conf, "acks", "all", NULL, 0), n, &bad) ||
         step("klog_conf_set", klog_conf_set(conf, "linger.ms", "1", NULL, 0), n, &bad) ||
+        (codec && step("klog_conf_set", klog_conf_set(conf, "compression.type", codec, NULL, 0), n, &bad)) ||
+        (codec && step("klog_conf_set", klog_conf_set(conf, "compression.threads", "2", NULL, 0), n, &bad)) ||
         step("klog_producer_new", klog_producer_new(k, conf, &p, NULL, 0), n, &bad) ||
         step("klog_producer_set_delivery_cb", klog_producer_set_delivery_cb(p, on_delivery, a), n,
              &bad))
         goto out;
     for (int i = 0; i < NREC; i++) {
-        char key[16], val[128];
+        char key[16], val[VAL_MAX];
         snprintf(key, sizeof key, "k%d", i);
         value_of(i, val, sizeof val);
         klog_record r = KLOG_RECORD_INIT;
@@ -228,7 +238,7 @@ static int scenario(const char *dir, long n, struct acks *a, int64_t *committed)
         }
         for (int i = 0; i < rc; i++) {
             int idx = -1;
-            char val[128], kb[8];
+            char val[VAL_MAX], kb[8];
             if (msgs[i]->key && msgs[i]->key_len < sizeof kb && msgs[i]->key_len > 1) {
                 memcpy(kb, msgs[i]->key, msgs[i]->key_len);
                 kb[msgs[i]->key_len] = '\0';
@@ -338,7 +348,7 @@ static int verify(const char *dir, long n, const struct acks *a, int64_t committ
             if (a->offset[i] < 0)
                 continue;
             const klog_message *const *msgs;
-            char val[128];
+            char val[VAL_MAX];
             value_of(i, val, sizeof val);
             rc = klog_consumer_assign(c, TOPIC, a->partition[i], a->offset[i]);
             int got = rc == 0 ? klog_consumer_poll(c, 1000, &msgs) : rc;
@@ -403,8 +413,10 @@ int main(int argc, char **argv)
             to = strtol(argv[++i], NULL, 10);
         else if (i + 1 < argc && !strcmp(argv[i], "--step"))
             stride = strtol(argv[++i], NULL, 10);
+        else if (i + 1 < argc && !strcmp(argv[i], "--codec"))
+            codec = argv[++i];
         else {
-            fprintf(stderr, "usage: alloc_fail --dir D [--from N] [--to N] [--step S] [-v] [-t]\n");
+            fprintf(stderr, "usage: alloc_fail --dir D [--from N] [--to N] [--step S] [--codec C] [-v] [-t]\n");
             return 2;
         }
     }
