@@ -63,7 +63,10 @@
  *              min.insync.replicas [0 = min(2, replicas)] (replication)
  *   producer   acks [1] 0|1|all|-1; linger.ms [5]; batch.size [1000000];
  *              batch.num.messages [10000]; compression.type [none] none|lz4|zstd;
- *              compression.level [-1 = codec default]; buffer.memory [33554432];
+ *              compression.level [-1 = codec default];
+ *              compression.threads [-1 = min(4, CPUs), 0 = none]
+ *              (threads compressing batches of 16 KiB and more);
+ *              buffer.memory [33554432];
  *              max.block.ms [60000, 0 = fail at once with KLOG_EQUEUEFULL];
  *              enable.idempotence [true]; partitioner [default]
  *              default|hash|sticky|round_robin; delivery.report.queue [false];

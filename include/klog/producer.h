@@ -39,7 +39,9 @@
  * appended it (a sending thread or the producer's thread); for a
  * partition whose high watermark waits on replicas, the thread that moves
  * the watermark past it.  They run with no klog lock held; they must be quick and must not call
- * klog_producer_flush or klog_producer_close on the same producer.  The
+ * klog_producer_flush or klog_producer_close on the same producer.
+ * Batches to compress are compressed on the producer's compression threads
+ * (compression.threads), which never run callbacks.  The
  * delivery queue (delivery.report.queue=true) is for callers that cannot
  * take callbacks from foreign threads (Python): poll it with
  * klog_producer_poll_deliveries.
