@@ -142,10 +142,10 @@ fuzz_check() {
 TSAN_TARGETS=(test/race/race_tick_drop_head test/race/race_cleaner_start
     test/torture/klog_torture examples/quickstart examples/event_bus examples/transport_pipe
     bench/bench_api bench/bench_group bench/bench_store bench/bench_footprint
-    bench/bench_wire bench/bench_retention tools/klog)
+    bench/bench_wire bench/bench_retention bench/bench_compress tools/klog)
 TSAN_TESTS=(race_tick_drop_head race_cleaner_start quickstart event_bus_quick transport_pipe
     bench_api_quick bench_group_quick bench_store_quick bench_footprint_quick
-    bench_wire_quick bench_retention_quick)
+    bench_wire_quick bench_retention_quick bench_compress_quick)
 tsan_check() {
     [ -f build-tsan/build.ninja ] ||
         meson setup build-tsan -Db_sanitize=thread -Db_lundef=false >/dev/null
