@@ -22,6 +22,10 @@
 #define KLOG_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define KLOG_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define KLOG_MAX(a, b) ((a) > (b) ? (a) : (b))
+/* A function that runs per administrative call (open, close, repair,
+ * truncation), never per record, in a file that is otherwise hot:
+ * optimized for size and kept apart from the hot code. */
+#define KLOG_COLD __attribute__((cold))
 
 /* The pause a spin-wait loop makes between two looks. */
 static inline void klog__cpu_relax(void)

@@ -119,7 +119,7 @@ static void consumer_stats(void *h, kt_handle_stats *o)
 
 static int membership_new(klog_consumer *c, const klog_conf *conf);
 
-KLOG_API int klog_consumer_new(klog *k, const klog_conf *conf, klog_consumer **out, char *errbuf, size_t errsize)
+KLOG_API KLOG_COLD int klog_consumer_new(klog *k, const klog_conf *conf, klog_consumer **out, char *errbuf, size_t errsize)
 {
     if (!out)
         return -EINVAL;
@@ -1075,7 +1075,7 @@ KLOG_API int klog_consumer_fd(klog_consumer *c)
     return c->waiter.efd;
 }
 
-KLOG_API int klog_consumer_close(klog_consumer *c)
+KLOG_API KLOG_COLD int klog_consumer_close(klog_consumer *c)
 {
     if (!c)
         return 0;

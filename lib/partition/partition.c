@@ -187,7 +187,7 @@ static int epochs_fit(kpart *p)
     return rc < 0 ? rc : 0;
 }
 
-int kpart_open(kpart **out, kio *io, const char *dir, const ks_log_config *cfg)
+KLOG_COLD int kpart_open(kpart **out, kio *io, const char *dir, const ks_log_config *cfg)
 {
     *out = NULL;
     ks_log_config lc;
@@ -271,7 +271,7 @@ static ks_log *part_free(kpart *p)
     return log;
 }
 
-int kpart_close(kpart *p)
+KLOG_COLD int kpart_close(kpart *p)
 {
     return p ? ks_log_close(part_free(p)) : 0;
 }
@@ -849,7 +849,7 @@ __attribute__((format(printf, 3, 4))) static void report_add(char *report, size_
  * carry, each from its first batch's base offset (Kafka rebuilds the cache
  * the same way when it recovers segments).  A log all in epoch 0 needs no
  * file (the lazy epoch 0): it is removed.  emu held. */
-static int epochs_rebuild(kpart *p, char *report, size_t size)
+KLOG_COLD static int epochs_rebuild(kpart *p, char *report, size_t size)
 {
     ks_epochs *c = NULL;
     int rc = ks_epochs_new(&c, p->io, p->dir);

@@ -967,7 +967,7 @@ static void producer_stats(void *h, kt_handle_stats *o)
     o->queue_bytes = m > 0 ? (uint64_t)m : 0;
 }
 
-KLOG_API int klog_producer_new(klog *k, const klog_conf *conf, klog_producer **out, char *errbuf, size_t errsize)
+KLOG_API KLOG_COLD int klog_producer_new(klog *k, const klog_conf *conf, klog_producer **out, char *errbuf, size_t errsize)
 {
     if (!out)
         return -EINVAL;
@@ -1491,7 +1491,7 @@ KLOG_API int64_t klog_producer_outstanding(klog_producer *p)
     return n;
 }
 
-KLOG_API int klog_producer_close(klog_producer *p)
+KLOG_API KLOG_COLD int klog_producer_close(klog_producer *p)
 {
     if (!p)
         return 0;

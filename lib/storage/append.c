@@ -160,7 +160,7 @@ int ks_log_sync(ks_log *log)
 /* ---- roll ------------------------------------------------------------------ */
 
 /* Seal the active segment and start a new one at `base`.  append_mu held. */
-int ks__roll(ks_log *log, int64_t base)
+KLOG_COLD int ks__roll(ks_log *log, int64_t base)
 {
     ks_segment *old = ks__active(log);
     int rc;

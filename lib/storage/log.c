@@ -192,7 +192,7 @@ int ks__unlink_segment_files(ks_log *log, int64_t base)
 }
 
 /* A log object for dir, nothing opened yet (*out NULL on failure). */
-static int log_new(ks_log **out, kio *io, const char *dir, const ks_log_config *cfg)
+KLOG_COLD static int log_new(ks_log **out, kio *io, const char *dir, const ks_log_config *cfg)
 {
     *out = NULL;
     ks_log_config c;
@@ -322,7 +322,7 @@ fail:
         (b) = t_;                                                                                          \
     } while (0)
 
-int ks_log_repair(ks_log *log, char *report, size_t report_size)
+KLOG_COLD int ks_log_repair(ks_log *log, char *report, size_t report_size)
 {
     if (!log)
         return -EINVAL;
@@ -649,7 +649,7 @@ static void seg_rescan_bounds(ks_segment *s, uint64_t cut)
     s->since_oidx = s->since_tidx = UINT32_MAX;
 }
 
-static int replace_segment_prefix(ks_log *log, ks_segment *s, uint64_t cut, int64_t cut_offset,
+KLOG_COLD static int replace_segment_prefix(ks_log *log, ks_segment *s, uint64_t cut, int64_t cut_offset,
                                   ks_segment **out)
 {
     char tmp[4200];
@@ -717,7 +717,7 @@ static int64_t seg_end_before(ks_segment *s, uint64_t pos)
     return end;
 }
 
-int ks_log_truncate_to(ks_log *log, int64_t offset, int64_t *new_end)
+KLOG_COLD int ks_log_truncate_to(ks_log *log, int64_t offset, int64_t *new_end)
 {
     if (!log)
         return -EINVAL;
@@ -1002,7 +1002,7 @@ void ks_log_abandon(ks_log *log)
     }
 }
 
-int ks_log_close(ks_log *log)
+KLOG_COLD int ks_log_close(ks_log *log)
 {
     if (!log)
         return 0;

@@ -24,7 +24,7 @@ void ks_segment_name(char *out, size_t cap, int64_t base, const char *suffix)
     kl_segment_name(out, cap, base, suffix);
 }
 
-int ks__seg_new(ks_segment **out, kio *io, const char *dir, int64_t base,
+KLOG_COLD int ks__seg_new(ks_segment **out, kio *io, const char *dir, int64_t base,
                 size_t map_cap, uint32_t interval, bool create)
 {
     char name[KS_NAME_MAX];
@@ -575,7 +575,7 @@ static int read_index(ks_segment *s, const char *dir, const char *suffix, uint8_
     return 0;
 }
 
-int ks__seg_load_indexes(ks_segment *s, const char *dir, uint64_t seg_size)
+KLOG_COLD int ks__seg_load_indexes(ks_segment *s, const char *dir, uint64_t seg_size)
 {
     uint8_t *bo = NULL, *bt = NULL;
     size_t lo = 0, lt = 0;
