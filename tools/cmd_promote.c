@@ -3,6 +3,7 @@
  * --peers) the leader of its cluster, in new epochs that fence the old
  * leader.  Public API only (klog/replication.h).
  */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,10 @@ static const char promote_help[] =
     "the leader of every partition and the cluster's controller, in new epochs:\n"
     "the other nodes follow it as soon as it reaches them, and an old leader that\n"
     "comes back becomes a follower and gives up what only it had written.\n"
+    "It prints, per partition, the offset the node leads from (its log's end)\n"
+    "and, after an unclean promote, what is lost: the old leader's records from\n"
+    "there on, of which those below the high watermark the node last knew were\n"
+    "committed (acknowledged acks=all writes among them).\n"
     "\n"
     "No acknowledged (acks=all) record is lost when the node is an in-sync\n"
     "replica of every partition and the old leader is down, or cut off from every\n"
@@ -93,6 +98,40 @@ static const struct option promote_opts[] = {
 
 extern const char *cli_global_bootstrap;
 
+typedef struct promote_out {
+    int n, unclean;
+    int64_t committed_lost;       /* offsets below an old HW the node lacks */
+} promote_out;
+
+/* One partition the node now leads: where from, and, unclean, what is lost. */
+static void promoted(void *opaque, const char *topic, int32_t partition, int32_t old_leader, int64_t end,
+                     int64_t old_hw, int unclean)
+{
+    promote_out *o = opaque;
+    o->n++;
+    char old[32] = "none", hw[32] = "unknown";
+    if (old_leader >= 0)
+        snprintf(old, sizeof old, "%" PRId32, old_leader);
+    if (old_hw >= 0)
+        snprintf(hw, sizeof hw, "%" PRId64, old_hw);
+    if (!unclean) {
+        printf("%s\tPartition: %" PRId32 "\tLeads from: %" PRId64 "\tOld leader: %s\tOld HW: %s\tLost: none\n",
+               topic, partition, end, old, hw);
+        return;
+    }
+    o->unclean++;
+    if (old_hw > end) {
+        o->committed_lost += old_hw - end;
+        printf("%s\tPartition: %" PRId32 "\tLeads from: %" PRId64 "\tOld leader: %s\tOld HW: %s\t"
+               "Lost: committed offsets %" PRId64 "-%" PRId64 " (%" PRId64 ") and whatever leader %s wrote after\n",
+               topic, partition, end, old, hw, end, old_hw - 1, old_hw - end, old);
+    } else {
+        printf("%s\tPartition: %" PRId32 "\tLeads from: %" PRId64 "\tOld leader: %s\tOld HW: %s\t"
+               "Lost: whatever leader %s held from offset %" PRId64 " on (no commit above it known here)\n",
+               topic, partition, end, old, hw, old, end);
+    }
+}
+
 int cmd_promote(int argc, char **argv)
 {
     const char *ctx = "promote", *url = cli_global_bootstrap;
@@ -144,10 +183,16 @@ int cmd_promote(int argc, char **argv)
     char u[600];
     snprintf(u, sizeof u, "%s%s", pa.tls && !strstr(url, "://") ? "tls://" : "", url);
     char eb[512] = "";
-    rc = klog_replication_promote_node_conf(u, conf, flags, (int)timeout, eb, sizeof eb);
+    promote_out o = { 0 };
+    rc = klog_replication_promote_node_report(u, conf, flags, (int)timeout, promoted, &o, eb, sizeof eb);
     klog_conf_free(conf);
     if (rc < 0)
         return cli_fail(ctx, "promoting", rc, eb);
-    printf("klog promote: %s leads\n", url);
+    printf("klog promote: %s leads", url);
+    if (o.unclean)
+        printf(" (unclean: in %d partition%s the old leader's records above the offset it leads from are lost,"
+               " %" PRId64 " of them known committed)",
+               o.unclean, o.unclean == 1 ? "" : "s", o.committed_lost);
+    printf("\n");
     return CLI_OK;
 }

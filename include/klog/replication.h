@@ -83,6 +83,34 @@ KLOG_API int klog_replication_promote_node(const char *url, unsigned flags, int 
 KLOG_API int klog_replication_promote_node_conf(const char *url, const klog_conf *conf, unsigned flags,
                                                 int timeout_ms, char *errbuf, size_t errsize);
 
+/*
+ * What a promote did to one partition the promoted node now leads, told to
+ * the callback of the _report calls once the promote succeeded, one call
+ * per partition: end_offset is the node's log end (it leads from there);
+ * old_leader the leader before (-1: none); old_hw the high watermark the
+ * node last knew (its own if it led, else what its leader last told it;
+ * -1 unknown); unclean is not 0 when the node was not an in-sync replica:
+ * the records the old leader held from end_offset on are then lost, and
+ * [end_offset, old_hw), when old_hw is above end_offset, were committed
+ * (acks=all writes acknowledged among them).  Runs on the calling thread
+ * before the call returns; topic is valid during the call only; it must
+ * not call back into klog.
+ */
+typedef void (*klog_promote_cb)(void *opaque, const char *topic, int32_t partition, int32_t old_leader,
+                                int64_t end_offset, int64_t old_hw, int unclean);
+
+/* klog_replication_promote, and cb (may be NULL) told what it did to each
+ * partition; cb never runs when the call fails.  Same returns, -ENOMEM. */
+KLOG_API int klog_replication_promote_report(klog *k, unsigned flags, klog_promote_cb cb, void *opaque,
+                                             char *errbuf, size_t errsize);
+
+/* klog_replication_promote_node_conf, and cb (may be NULL) told what the
+ * node did to each partition (what klog promote prints); cb never runs
+ * when the call fails.  Same returns. */
+KLOG_API int klog_replication_promote_node_report(const char *url, const klog_conf *conf, unsigned flags,
+                                                  int timeout_ms, klog_promote_cb cb, void *opaque, char *errbuf,
+                                                  size_t errsize);
+
 #ifdef __cplusplus
 }
 #endif

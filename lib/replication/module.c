@@ -186,7 +186,7 @@ static void persist_node(krep_mod *m)
         krep_node_persist(m->node);
 }
 
-int krep_mod_promote(krep_mod *m, bool unclean, char *errbuf, size_t errsize)
+int krep_mod_promote(krep_mod *m, bool unclean, krep_promoted **rep, int *nrep, char *errbuf, size_t errsize)
 {
     if (m->quorum)
         return klog__errf(errbuf, errsize, KLOG_ESTATE,
@@ -194,7 +194,7 @@ int krep_mod_promote(krep_mod *m, bool unclean, char *errbuf, size_t errsize)
     pthread_mutex_lock(&m->mu);
     krep_ctl *ctl = NULL;
     int32_t floor = m->ctl ? krep_ctl_epoch(m->ctl) : 0;
-    int rc = krep_static_promote(m->node, &m->known, floor, unclean, &ctl, errbuf, errsize);
+    int rc = krep_static_promote(m->node, &m->known, floor, unclean, &ctl, rep, nrep, errbuf, errsize);
     if (rc == 0)
         install(m, ctl);
     pthread_cond_broadcast(&m->cv);
@@ -1223,7 +1223,8 @@ const kt_module krep_module = {
 
 /* ---- the public API ------------------------------------------------------------------------------ */
 
-KLOG_API int klog_replication_promote(klog *k, unsigned flags, char *errbuf, size_t errsize)
+KLOG_API int klog_replication_promote_report(klog *k, unsigned flags, klog_promote_cb cb, void *opaque,
+                                             char *errbuf, size_t errsize)
 {
     if (!k || (flags & ~KLOG_PROMOTE_UNCLEAN))
         return -EINVAL;
@@ -1233,7 +1234,18 @@ KLOG_API int klog_replication_promote(klog *k, unsigned flags, char *errbuf, siz
     krep_mod *m = krep_mod_of(k);
     if (!m)
         return klog__errf(errbuf, errsize, KLOG_ESTATE, "this instance is not replicated (no replication.peers)");
-    return krep_mod_promote(m, flags & KLOG_PROMOTE_UNCLEAN, errbuf, errsize);
+    krep_promoted *rep = NULL;
+    int nrep = 0;
+    rc = krep_mod_promote(m, flags & KLOG_PROMOTE_UNCLEAN, cb ? &rep : NULL, &nrep, errbuf, errsize);
+    for (int i = 0; rc == 0 && cb && i < nrep; i++)
+        cb(opaque, rep[i].topic, rep[i].partition, rep[i].old_leader, rep[i].end, rep[i].old_hw, rep[i].unclean);
+    free(rep);
+    return rc;
+}
+
+KLOG_API int klog_replication_promote(klog *k, unsigned flags, char *errbuf, size_t errsize)
+{
+    return klog_replication_promote_report(k, flags, NULL, NULL, errbuf, errsize);
 }
 
 KLOG_API int klog_replication_promote_node(const char *url, unsigned flags, int timeout_ms, char *errbuf,
@@ -1244,6 +1256,34 @@ KLOG_API int klog_replication_promote_node(const char *url, unsigned flags, int 
 
 KLOG_API int klog_replication_promote_node_conf(const char *url, const klog_conf *conf, unsigned flags,
                                                 int timeout_ms, char *errbuf, size_t errsize)
+{
+    return klog_replication_promote_node_report(url, conf, flags, timeout_ms, NULL, NULL, errbuf, errsize);
+}
+
+/* One partition's result of a successful promote, as the node's
+ * ElectLeaders answer carries it (ksrv_elect_leaders): error 0 and the
+ * message "end=E old_leader=L old_hw=H unclean=U".  False when it is not
+ * one (an older node's single result for every partition). */
+static bool promoted_parse(const kk_elect_leaders_resp_partition *p, int64_t *end, int32_t *old, int64_t *hw,
+                           int *unclean)
+{
+    long long e, h;
+    int o, u, n = 0;
+    if (p->error_code != KK_ERR_NONE || !p->error_message.p || p->partition_id < 0)
+        return false;
+    if (sscanf(p->error_message.p, "end=%lld old_leader=%d old_hw=%lld unclean=%d%n", &e, &o, &h, &u, &n) != 4 ||
+        p->error_message.p[n] != '\0')
+        return false;
+    *end = e;
+    *old = o;
+    *hw = h;
+    *unclean = u != 0;
+    return true;
+}
+
+KLOG_API int klog_replication_promote_node_report(const char *url, const klog_conf *conf, unsigned flags,
+                                                  int timeout_ms, klog_promote_cb cb, void *opaque, char *errbuf,
+                                                  size_t errsize)
 {
     if (!url || (flags & ~KLOG_PROMOTE_UNCLEAN) || timeout_ms <= 0)
         return -EINVAL;
@@ -1306,6 +1346,18 @@ KLOG_API int klog_replication_promote_node_conf(const char *url, const klog_conf
                 rc = -EIO;
             if (rc < 0)
                 klog__errf(errbuf, errsize, rc, "%s: %s%s%s", u, kk_err_name(e), msg ? ": " : "", msg ? msg : "");
+            /* promoted: what it did to each partition (the strings live
+             * in the arena until the reset below) */
+            for (int i = 0; rc == 0 && cb && i < r->replica_election_results.n; i++) {
+                const kk_elect_leaders_resp_topic *t = &r->replica_election_results.v[i];
+                for (int j = 0; t->topic.p && j < t->partition_result.n; j++) {
+                    int64_t end, hw;
+                    int32_t old;
+                    int unclean;
+                    if (promoted_parse(&t->partition_result.v[j], &end, &old, &hw, &unclean))
+                        cb(opaque, t->topic.p, t->partition_result.v[j].partition_id, old, end, hw, unclean);
+                }
+            }
         }
     }
     kk_arena_reset(&a);

@@ -80,7 +80,8 @@ int krep_mod_create_topic(krep_mod *m, const char *name, int nparts, const klog_
 int krep_mod_raft_frame(krep_mod *m, const void *frame, size_t len, kk_wbuf *w);
 
 /* klog promote: this node becomes the controller and the leader of every
- * partition it knows, in new epochs (klog_replication_promote). */
-int krep_mod_promote(krep_mod *m, bool unclean, char *errbuf, size_t errsize);
+ * partition it knows, in new epochs (klog_replication_promote); *rep
+ * (rep may be NULL) what it leads each from, as krep_static_promote. */
+int krep_mod_promote(krep_mod *m, bool unclean, krep_promoted **rep, int *nrep, char *errbuf, size_t errsize);
 
 #endif

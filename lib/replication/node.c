@@ -83,6 +83,7 @@ typedef struct krep_part {
     /* follower */
     int fstate;
     int64_t retry_ms;
+    int64_t leader_hw;            /* the HW its leader last told it, unclipped; -1 none */
 } krep_part;
 
 /* One request in flight to a destination. */
@@ -283,6 +284,7 @@ static krep_part *part_add(krep_node *n, kt_topic *t, int32_t index)
     rp->st.leader = -1;
     rp->st.leader_epoch = -1;
     rp->st.partition_epoch = -1;
+    rp->leader_hw = -1;
     /* Fenced until told: nothing shown that is not known committed, no
      * producer's append taken. */
     kpart_set_replicated_at(rp->p, kpart_start_offset(rp->p));
@@ -458,6 +460,15 @@ int krep_node_state(krep_node *n, const char *topic, int32_t partition, krep_pst
         *out = m ? m->st : rp->st;
     pthread_mutex_unlock(&n->mu);
     return rc;
+}
+
+int64_t krep_node_leader_hw(krep_node *n, const char *topic, int32_t partition)
+{
+    pthread_mutex_lock(&n->mu);
+    krep_part *rp = part_find(n, topic, partition);
+    int64_t hw = !rp ? -1 : rp->leading ? kpart_high_watermark(rp->p) : rp->leader_hw;
+    pthread_mutex_unlock(&n->mu);
+    return hw;
 }
 
 int krep_node_list(krep_node *n, krep_ctl_entry *out, int cap)
@@ -1240,6 +1251,8 @@ static void fetch_response(krep_node *n, krep_chan *ch, const kk_fetch_resp *r, 
         /* A follower's HW: what its leader says is committed, as far as
          * it holds it. */
         int64_t hw = pr->high_watermark < leo ? pr->high_watermark : leo;
+        if (pr->high_watermark >= 0)
+            rp->leader_hw = pr->high_watermark;
         if (hw >= 0)
             post_add(n, rp->p, hw);
     }

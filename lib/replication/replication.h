@@ -277,6 +277,11 @@ typedef struct krep_pstate {
  * KLOG_EUNKNOWN_PARTITION (none known yet). */
 int krep_node_state(krep_node *n, const char *topic, int32_t partition, krep_pstate *out);
 
+/* The high watermark of topic/partition as this node last knew it: its
+ * own while it leads, else what its leader last told it in a Fetch answer
+ * (not clipped to its own log: above its end when it lags); -1 unknown. */
+int64_t krep_node_leader_hw(krep_node *n, const char *topic, int32_t partition);
+
 /* The states this node knows, its replicas' then the others' (as
  * krep_ctl_list; topic names valid while n lives): fills up to cap,
  * returns the count. */
@@ -357,10 +362,20 @@ int krep_static_add_topic(krep_node *n, krep_ctl *ctl, const char *topic, int32_
  * unclean, any other replica; else to none); then
  * krep_static_host.  Refuses a partition whose ISR lacks n unless unclean
  * (KLOG_ENOTENOUGH), and a node that knows nothing (KLOG_ESTATE); errbuf
- * says why.
+ * says why.  On success, *rep (may be NULL: not wanted) is a malloc'd
+ * array of *nrep krep_promoted, one per partition n now leads, for the
+ * caller to free (topic names valid while n lives).
  */
+typedef struct krep_promoted {
+    const char *topic;
+    int32_t partition;
+    int32_t old_leader;           /* -1 none */
+    int64_t end;                  /* n's end offset: it leads from there */
+    int64_t old_hw;               /* the HW n last knew (krep_node_leader_hw), -1 unknown */
+    bool unclean;                 /* n was not in the ISR: [end, old_hw) was committed, now lost */
+} krep_promoted;
 int krep_static_promote(krep_node *n, const krep_state *known, int32_t floor, bool unclean, krep_ctl **out,
-                        char *errbuf, size_t errsize);
+                        krep_promoted **rep, int *nrep, char *errbuf, size_t errsize);
 
 /* ---- the controller ------------------------------------------------------------------ */
 

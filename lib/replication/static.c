@@ -264,31 +264,37 @@ int krep_static_host(krep_node *n, int32_t epoch, const krep_ctl_entry *e, int n
     return 0;
 }
 
-/* An unclean promote of node `self` for partition e: what it may lose,
- * told to the log's callback (the followers that truncate when they
- * rejoin say what they dropped). */
-static void unclean_log(krep_node *n, const krep_ctl_entry *e, int32_t self)
+/* What promoting node `self` does to partition e, which it will lead: its
+ * end offset, the HW it last knew, and, unclean, what may be lost, told
+ * to the log's callback too (the followers that truncate when they rejoin
+ * say what they dropped). */
+static krep_promoted promoted(krep_node *n, const krep_ctl_entry *e, int32_t self, bool unclean)
 {
     struct klog *k = krep_node_klog(n);
-    int64_t end = -1, hw = -1;
+    krep_promoted r = { e->topic, e->partition, e->st.leader, -1,
+                        krep_node_leader_hw(n, e->topic, e->partition), unclean };
     kt_topic *t = klog__topic_get(k, e->topic);
-    if (t && e->partition >= 0 && e->partition < atomic_load_explicit(&t->nparts, memory_order_acquire)) {
-        end = kpart_end_offset(t->parts[e->partition]);
-        hw = kpart_high_watermark(t->parts[e->partition]);
-    }
+    if (t && e->partition >= 0 && e->partition < atomic_load_explicit(&t->nparts, memory_order_acquire))
+        r.end = kpart_end_offset(t->parts[e->partition]);
     if (t)
         klog__topic_put(t);
-    klog__log_defer(k, KLOG_LOG_WARNING, KLOG_ENOTENOUGH, "replication",
-                    "%s-%d: unclean promote: node %d, not in the ISR, leads from its end offset %" PRId64
-                    " (its HW %" PRId64 "); the records leader %d held from offset %" PRId64
-                    " on are lost, and each replica logs what it truncates when it follows",
-                    e->topic, e->partition, self, end, hw, e->st.leader, end);
+    if (unclean)
+        klog__log_defer(k, KLOG_LOG_WARNING, KLOG_ENOTENOUGH, "replication",
+                        "%s-%d: unclean promote: node %d, not in the ISR, leads from its end offset %" PRId64
+                        " (the HW it last knew %" PRId64 "); the records leader %d held from offset %" PRId64
+                        " on are lost, and each replica logs what it truncates when it follows",
+                        e->topic, e->partition, self, r.end, r.old_hw, e->st.leader, r.end);
+    return r;
 }
 
 int krep_static_promote(krep_node *n, const krep_state *known, int32_t floor, bool unclean, krep_ctl **out,
-                        char *errbuf, size_t errsize)
+                        krep_promoted **rep, int *nrep, char *errbuf, size_t errsize)
 {
     *out = NULL;
+    if (rep) {
+        *rep = NULL;
+        *nrep = 0;
+    }
     const krep_config *cfg = krep_node_config(n);
     int nk = known ? known->n : 0;
     int ne = krep_node_list(n, NULL, 0);
@@ -323,6 +329,12 @@ int krep_static_promote(krep_node *n, const krep_state *known, int32_t floor, bo
         return klog__errf(errbuf, errsize, KLOG_ESTATE, "controller epochs exhausted");
     }
     int32_t epoch = ((base / KREP_MAX_NODES) + 1) * KREP_MAX_NODES + slot;
+    krep_promoted *pr = rep ? calloc((size_t)ne + 1, sizeof *pr) : NULL;
+    int npr = 0;
+    if (rep && !pr) {
+        free(e);
+        return -ENOMEM;
+    }
     int rc = 0;
     for (int i = 0; i < ne && rc == 0; i++) {
         krep_pstate *st = &e[i].st;
@@ -359,8 +371,11 @@ int krep_static_promote(krep_node *n, const krep_state *known, int32_t floor, bo
             break;
         }
         int32_t old = st->leader;
-        if (!krep_in(st->isr, st->nisr, cfg->node_id)) {
-            unclean_log(n, &e[i], cfg->node_id);
+        bool in_isr = krep_in(st->isr, st->nisr, cfg->node_id);
+        krep_promoted r = promoted(n, &e[i], cfg->node_id, !in_isr);
+        if (pr)
+            pr[npr++] = r;
+        if (!in_isr) {
             st->nisr = 1;
             st->isr[0] = cfg->node_id;
         } else if (old >= 0 && old != cfg->node_id) {
@@ -382,6 +397,12 @@ int krep_static_promote(krep_node *n, const krep_state *known, int32_t floor, bo
                                           : klog_strerror(rc));
     }
     free(e);
+    if (rc == 0 && rep) {
+        *rep = pr;
+        *nrep = npr;
+    } else {
+        free(pr);
+    }
     return rc;
 }
 

@@ -8,7 +8,9 @@
  * answered from the partitions' leader-epoch caches.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/common.h"
@@ -89,7 +91,11 @@ int ksrv_offset_for_leader_epoch(ksrv_call *c)
 }
 
 /* klog promote: this node takes over (the request's partitions are not
- * looked at: a static controller moves every partition at once). */
+ * looked at: a static controller moves every partition at once).  A
+ * refusal is one result for every partition (topic "*", partition -1);
+ * a success one per partition this node now leads, its message what the
+ * promote did there ("end=E old_leader=L old_hw=H unclean=U", which
+ * klog_replication_promote_node_report reads back). */
 int ksrv_elect_leaders(ksrv_call *c)
 {
     const kk_elect_leaders_req *q = &c->req.body.elect_leaders;
@@ -97,6 +103,8 @@ int ksrv_elect_leaders(ksrv_call *c)
     krep_mod *m = mod(c);
     char eb[256] = "";
     int16_t e = KK_ERR_NONE;
+    krep_promoted *rep = NULL;
+    int nrep = 0;
     if (!ksrv_allowed(c, KACL_OP_ALTER, KACL_RES_CLUSTER, KACL_CLUSTER_NAME)) {
         e = KK_ERR_CLUSTER_AUTHORIZATION_FAILED;
         snprintf(eb, sizeof eb, "not authorized to elect leaders (Alter on the cluster)");
@@ -107,7 +115,7 @@ int ksrv_elect_leaders(ksrv_call *c)
         e = KK_ERR_INVALID_REQUEST;
         snprintf(eb, sizeof eb, "election type %d", q->election_type);
     } else {
-        int rc = krep_mod_promote(m, q->election_type == 1, eb, sizeof eb);
+        int rc = krep_mod_promote(m, q->election_type == 1, &rep, &nrep, eb, sizeof eb);
         if (rc == KLOG_ENOTENOUGH)
             e = KK_ERR_ELIGIBLE_LEADERS_NOT_AVAILABLE;
         else if (rc == KLOG_ESTATE)
@@ -117,6 +125,43 @@ int ksrv_elect_leaders(ksrv_call *c)
         if (rc < 0)
             ksrv_log(c->srv, "%s: promote: %s", ksrv_conn_peer(c->conn), eb);
     }
+    r.error_code = e;
+    if (e == KK_ERR_NONE && nrep > 0) {
+        /* consecutive partitions of one topic share its entry */
+        kk_elect_leaders_resp_topic *t = ksrv_alloc(c, (size_t)nrep * sizeof *t);
+        kk_elect_leaders_resp_partition *p = ksrv_alloc(c, (size_t)nrep * sizeof *p);
+        char *txt = ksrv_alloc(c, (size_t)nrep * 96);
+        if (!t || !p || !txt) {
+            free(rep);
+            return -ENOMEM;
+        }
+        int nt = -1;
+        for (int i = 0; i < nrep; i++) {
+            char *msg = txt + (size_t)i * 96;
+            snprintf(msg, 96, "end=%" PRId64 " old_leader=%" PRId32 " old_hw=%" PRId64 " unclean=%d", rep[i].end,
+                     rep[i].old_leader, rep[i].old_hw, rep[i].unclean ? 1 : 0);
+            if (nt < 0 || strcmp(t[nt].topic.p, rep[i].topic) != 0) {
+                size_t len = strlen(rep[i].topic);
+                char *name = ksrv_alloc(c, len + 1);
+                if (!name) {
+                    free(rep);
+                    return -ENOMEM;
+                }
+                memcpy(name, rep[i].topic, len + 1);
+                nt++;
+                t[nt].topic = KK_STR(name);
+                t[nt].partition_result.v = p + i;
+                t[nt].partition_result.n = 0;
+            }
+            p[i] = (kk_elect_leaders_resp_partition){ rep[i].partition, KK_ERR_NONE, KK_STR(msg) };
+            t[nt].partition_result.n++;
+        }
+        free(rep);
+        r.replica_election_results.v = t;
+        r.replica_election_results.n = nt + 1;
+        return ksrv_respond(c, &r);
+    }
+    free(rep);
     char *msg = eb[0] ? ksrv_alloc(c, strlen(eb) + 1) : NULL;
     if (msg)
         strcpy(msg, eb);
@@ -129,7 +174,6 @@ int ksrv_elect_leaders(ksrv_call *c)
     t->topic = KK_STR("*");
     t->partition_result.v = p;
     t->partition_result.n = 1;
-    r.error_code = e;
     r.replica_election_results.v = t;
     r.replica_election_results.n = 1;
     return ksrv_respond(c, &r);

@@ -244,6 +244,30 @@ Test(cluster, followers_hold_every_acknowledged_record)
     }
 }
 
+/* What a promote says it did (klog_promote_cb): the partitions, in order. */
+typedef struct promoted {
+    int n;
+    char topic[8][32];
+    int32_t partition[8], old_leader[8];
+    int64_t end[8], old_hw[8];
+    int unclean[8];
+} promoted;
+
+static void on_promoted(void *opaque, const char *topic, int32_t partition, int32_t old_leader, int64_t end,
+                        int64_t old_hw, int unclean)
+{
+    promoted *o = opaque;
+    if (o->n < 8) {
+        snprintf(o->topic[o->n], sizeof o->topic[o->n], "%s", topic);
+        o->partition[o->n] = partition;
+        o->old_leader[o->n] = old_leader;
+        o->end[o->n] = end;
+        o->old_hw[o->n] = old_hw;
+        o->unclean[o->n] = unclean;
+    }
+    o->n++;
+}
+
 Test(cluster, a_promoted_follower_leads_and_the_old_leader_follows_it)
 {
     for (int i = 0; i < N; i++)
@@ -254,8 +278,18 @@ Test(cluster, a_promoted_follower_leads_and_the_old_leader_follows_it)
     cr_assert_eq(write_all(&nodes[0], "t", "a", 50, &err), 50, "%s", klog_err_name(err));
     wait_replicated("t", 50);
     char eb[256] = "";
-    int rc = klog_replication_promote(nodes[1].k, 0, eb, sizeof eb);
+    promoted o = { 0 };
+    int rc = klog_replication_promote_report(nodes[1].k, 0, on_promoted, &o, eb, sizeof eb);
     cr_assert_eq(rc, 0, "promote: %s (%s)", klog_err_name(rc), eb);
+    /* it says where it leads from: all 50, clean; the HW node 1 last told
+     * it is at most that (the follower is told it a fetch later) */
+    cr_assert_eq(o.n, 1);
+    cr_assert_str_eq(o.topic[0], "t");
+    cr_assert_eq(o.partition[0], 0);
+    cr_assert_eq(o.old_leader[0], 1);
+    cr_assert_eq(o.end[0], 50);
+    cr_assert(o.old_hw[0] >= 0 && o.old_hw[0] <= 50, "old HW %" PRId64, o.old_hw[0]);
+    cr_assert_eq(o.unclean[0], 0);
     wait_leader(&nodes[1], "t");
     /* the old leader is fenced: it follows, and takes no write */
     int64_t until = ut_mono_ms() + WAIT_MS;
@@ -293,8 +327,17 @@ Test(cluster, the_old_leader_comes_back_as_a_follower_and_truncates)
     node_start(&nodes[1]);
     node_start(&nodes[2]);
     char eb[256] = "";
-    int rc = klog_replication_promote_node(nodes[1].url, 0, 5000, eb, sizeof eb);
+    promoted o = { 0 };
+    int rc = klog_replication_promote_node_report(nodes[1].url, NULL, 0, 5000, on_promoted, &o, eb, sizeof eb);
     cr_assert_eq(rc, 0, "promote: %s (%s)", klog_err_name(rc), eb);
+    /* through the ElectLeaders answer: it leads t-0 from its end, 30 */
+    cr_assert_eq(o.n, 1);
+    cr_assert_str_eq(o.topic[0], "t");
+    cr_assert_eq(o.partition[0], 0);
+    cr_assert_eq(o.old_leader[0], 1);
+    cr_assert_eq(o.end[0], 30);
+    cr_assert(o.old_hw[0] <= 30, "old HW %" PRId64, o.old_hw[0]);
+    cr_assert_eq(o.unclean[0], 0);
     wait_leader(&nodes[1], "t");
     cr_assert_eq(write_all(&nodes[1], "t", "b", 10, &err), 10, "%s", klog_err_name(err));
     /* The old leader returns: it follows, and its 5 unreplicated records

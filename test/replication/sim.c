@@ -1110,7 +1110,7 @@ static void promote(void)
     krep_ctl *ctl = NULL;
     char eb[256] = "";
     int32_t floor = nd->h.ctl ? krep_ctl_epoch(nd->h.ctl) : 0;
-    int rc = krep_static_promote(nd->rn, &nd->known, floor, unclean, &ctl, eb, sizeof eb);
+    int rc = krep_static_promote(nd->rn, &nd->known, floor, unclean, &ctl, NULL, NULL, eb, sizeof eb);
     TRACE("promote node %d: %s%s%s", nd->id, rc ? klog_err_name(rc) : "leads", rc ? " " : "", rc ? eb : "");
     if (rc == 0) {
         host_install(nd, ctl);

@@ -92,6 +92,13 @@ def test_two_nodes_replicate_and_fail_over(serve, sockdir):
     wait_for(n2, "node 2 follows node 1 again", lambda l: field(l, "Leader") == "1")
     out = klog("promote", "--bootstrap-server", socks[1])
     assert "leads" in out
+    # what it leads each partition from: its end, all 50, nothing lost
+    rows = [l for l in out.splitlines() if l.startswith("t\tPartition: ")]
+    assert len(rows) == 1, out
+    assert field(rows[0], "Partition") == "0" and field(rows[0], "Leads from") == "50", out
+    assert field(rows[0], "Old leader") == "1" and field(rows[0], "Lost") == "none", out
+    hw = field(rows[0], "Old HW")   # unknown: no Fetch answer since node 2 restarted
+    assert hw == "unknown" or 0 <= int(hw) <= 50, out
     wait_for(n2, "node 2 leads", lambda l: field(l, "Leader") == "2" and field(l, "End") == "50")
     out = klog("--bootstrap-server", n2.bootstrap, "produce", "t", "-X", "acks=all", stdin=b"w1\nw2\n")
     assert "2 records delivered, 0 failed" in out, out

@@ -387,7 +387,7 @@ def test_checker_sees_an_unclean_promote_lose_writes(serve):
         cl.resume(stale)
         rc, out = klog("promote", "--bootstrap-server", cl.addrs[stale], want=None)
         assert rc == 1, "a node out of the ISR was promoted without --unclean: %s" % out
-        klog("promote", "--unclean", "--bootstrap-server", cl.addrs[stale])
+        _, said = klog("promote", "--unclean", "--bootstrap-server", cl.addrs[stale])
         cl.start(ld)
         cl.start(other)
     finally:
@@ -398,3 +398,20 @@ def test_checker_sees_an_unclean_promote_lose_writes(serve):
     lost = [v for v, po in w.acked.items() if by_off[po[0]].get(po[1]) != v]
     print("unclean promote: acknowledged %d, lost %d" % (len(w.acked), len(lost)))
     assert lost, "the checker saw no loss after an unclean promote of a stale node"
+    # klog promote said, per partition, where the stale node leads from:
+    # every lost acknowledged record is at or above it, none below
+    print(said)
+    leads = {}
+    for line in said.splitlines():
+        f = dict(x.split(": ", 1) for x in line.split("\t") if ": " in x)
+        if line.startswith(TOPIC + "\t") and "Leads from" in f:
+            assert f["Lost"] != "none", line
+            leads[int(f["Partition"])] = int(f["Leads from"])
+    assert sorted(leads) == list(range(PARTS)), said
+    assert "unclean" in said, said
+    for v in lost:
+        p, off = w.acked[v]
+        assert off >= leads[p], "%s lost at %d-%d, below where klog promote said it leads from (%d)" % (
+            v, p, off, leads[p])
+    below = [v for v, (p, off) in w.acked.items() if off < leads[p]]
+    assert below and not set(below) & set(lost), "records below the promote's end lost"
