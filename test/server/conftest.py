@@ -65,8 +65,9 @@ def _raise_nofile():
 class Server:
     """One `klog serve` process on a data directory (kept across restarts)."""
 
-    def __init__(self, workdir, extra=(), listen=("tcp://127.0.0.1:0",), options=()):
+    def __init__(self, workdir, extra=(), listen=("tcp://127.0.0.1:0",), options=(), wrap=()):
         self.workdir = str(workdir)
+        self.wrap = list(wrap)         # argv before klog's (ip netns exec NS): exec's, same PID
         self.datadir = os.path.join(self.workdir, "data")
         self.extra = list(extra)
         self.listen = list(listen)
@@ -129,7 +130,7 @@ class Server:
         self.out = out
         err = os.path.join(self.workdir, "serve.%d.err" % self.runs)
         self.logs.append(err)
-        argv = [KLOG, "-d", self.datadir, "serve"]
+        argv = self.wrap + [KLOG, "-d", self.datadir, "serve"]
         for u in self.listen:
             argv += ["--listen", u]
         for kv in self.extra:
@@ -250,10 +251,11 @@ def serve(tmp_path, request):
     started = []
     request.node.klog_servers = started
 
-    def make(extra=(), listen=("tcp://127.0.0.1:0",), prepare=(), options=()):
+    def make(extra=(), listen=("tcp://127.0.0.1:0",), prepare=(), options=(), wrap=()):
         """prepare: klog CLI commands run on the data directory before the
-        server starts, e.g. [["topics", "create", "t", "--partitions", "3"]]."""
-        s = Server(tmp_path / ("srv%d" % len(started)), extra, listen, options)
+        server starts, e.g. [["topics", "create", "t", "--partitions", "3"]];
+        wrap: a command that execs klog serve (its PID stays the server's)."""
+        s = Server(tmp_path / ("srv%d" % len(started)), extra, listen, options, wrap)
         os.makedirs(s.workdir)
         for args in prepare:
             s.cli(*args)
