@@ -232,8 +232,11 @@ class Writer:
                      "topic.metadata.refresh.interval.ms": 500, "reconnect.backoff.ms": 50,
                      "reconnect.backoff.max.ms": 500, "socket.connection.setup.timeout.ms": 2000,
                      "socket.timeout.ms": 1000, "request.timeout.ms": 1000}
+        if os.environ.get("KLOG_PARTITION_DEBUG"):
+            self.conf["debug"] = os.environ["KLOG_PARTITION_DEBUG"]
         self.p = ck.Producer(self.conf)
         self.tag = tag
+        self.errs = []
         self.rate = rate
         self.seq = 0
         self.acked = {}        # value -> offset
@@ -244,6 +247,8 @@ class Writer:
     def _dr(self, err, msg, t0):
         if err is not None:
             self.failed += 1
+            if len(self.errs) < 5:
+                self.errs.append(err.str())
             if err.fatal():
                 self.fatals.append(err.str())
             return
@@ -315,7 +320,16 @@ def views(nodes):
     for n in nodes:
         rc, txt = klog("--bootstrap-server", n.bootstrap, "topics", "describe", TOPIC, want=None, timeout=20)
         rows = [l for l in txt.splitlines() if "Partition: 0" in l]
-        out.append("node %d: %s" % (node_id(n), rows[0].strip() if rows else txt.strip()[-200:]))
+        hw = "?"
+        c = ck.Consumer({"bootstrap.servers": n.bootstrap, "group.id": "views"})
+        try:
+            hw = c.get_watermark_offsets(ck.TopicPartition(TOPIC, 0), timeout=3)[1]
+        except ck.KafkaException as e:
+            hw = str(e)[:80]
+        finally:
+            c.close()
+        out.append("node %d: %s HW (its leader's, as it says): %s" % (
+            node_id(n), rows[0].strip() if rows else txt.strip()[-200:], hw))
     return "\n".join(out)
 
 
@@ -445,7 +459,7 @@ def test_partitioned_leader_loses_no_acknowledged_write(lab, serve, capsys):
                 if fail is not None:
                     break
             assert fail is not None, "%s: no acks=all write acknowledged within 60 s of the cut (%d acks, %d failed, " \
-                "fatal %r)\n%s" % (fault, len(w.acks), w.failed, w.fatals[-3:], views(nodes))
+                "fatal %r, errors %r)\n%s" % (fault, len(w.acks), w.failed, w.fatals[-3:], w.errs, views(nodes))
             # writes go on while it lasts (and the pinned producer's to the old leader)
             for _ in range(10):
                 w.write_for(0.2)

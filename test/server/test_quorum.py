@@ -16,8 +16,8 @@ Another commits a consumer group's offsets and kills -9 the leader of
 __consumer_offsets (the group's coordinator): a new consumer of the group
 resumes, on the node elected in its place, at the offsets committed.
 The third freezes the leader with SIGSTOP instead: a leader that is alive
-but cut off, the stand-in for a network partition of the leader (klog serve
-exposes no fault-transport control).  The others elect a new leader while it
+but cut off, the stand-in for a network partition of the leader (a real one,
+in network namespaces, is test_partition_netns.py's).  The others elect a new leader while it
 is frozen; after SIGCONT it must give up its term, take no write, and lose
 no acknowledged record.  KLOG_QUORUM_ROUNDS=N (long mode, not in the default
 run) repeats kill -9 and SIGSTOP of whichever node leads, N rounds of each.

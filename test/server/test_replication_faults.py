@@ -22,8 +22,9 @@ cluster serves once healed: every acknowledged record at its offset with
 its value (lost = 0), no value twice (the idempotent producer), values in
 order along the offsets of each partition, and every replica's log equal
 to the leader's.  A network partition proper is not done here (the
-deterministic simulation does them, test/replication/sim.c); a pause is
-what a partition looks like from the other nodes.
+deterministic simulation does them, test/replication/sim.c, and
+test_partition_netns.py in network namespaces); a pause is what a
+partition looks like from the other nodes.
 
 KLOG_FAULTS_ROUNDS=N (default 1) repeats the four faults N times in a
 seeded order (KLOG_FAULTS_SEED); the long run is in bench/RESULTS.md.
