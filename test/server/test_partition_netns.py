@@ -481,7 +481,7 @@ def test_partitioned_leader_loses_no_acknowledged_write(lab, serve, capsys):
             t_heal = time.monotonic()
             lab.heal()
             w.write_for(1)
-            healed = leader_of(nodes, isr=3)
+            leader_of(nodes, isr=3)          # healed: every replica in sync again
             if pw:
                 pw.flush(60)
             report.append((fault, node_id(old), node_id(new), fail, t_heal - t_cut, sent_cut, acked_cut,
