@@ -402,14 +402,16 @@ def test_checker_sees_an_unclean_promote_lose_writes(serve):
     # klog promote said, per partition, where the stale node leads from:
     # every lost acknowledged record is at or above it, none below
     print(said)
-    leads = {}
+    leads, unclean = {}, 0
     for line in said.splitlines():
         f = dict(x.split(": ", 1) for x in line.split("\t") if ": " in x)
         if line.startswith(TOPIC + "\t") and "Leads from" in f:
-            assert f["Lost"] != "none", line
             leads[int(f["Partition"])] = int(f["Leads from"])
+            # (a partition whose ISR the paused node last knew it in is
+            # reported clean: it never heard that it left)
+            unclean += f["Lost"] != "none"
     assert sorted(leads) == list(range(PARTS)), said
-    assert "unclean" in said, said
+    assert unclean >= 1 and "unclean" in said, said
     for v in lost:
         p, off = w.acked[v]
         assert off >= leads[p], "%s lost at %d-%d, below where klog promote said it leads from (%d)" % (
