@@ -221,9 +221,9 @@ static int dump_index(const char *path, bool time)
     }
     printf("magic: 0x%08x version: %u entrySize: %u baseOffset: %" PRId64 " segmentSize: %" PRIu64
            " nextOffset: %" PRId64 " firstTimestamp: %" PRId64 " maxTimestamp: %" PRId64 " count: %u"
-           " checksum: 0x%016" PRIx64 " %s\n",
+           " proven: %u checksum: 0x%016" PRIx64 " %s\n",
            ix.h.magic, ix.h.version, ix.h.esize, ix.h.base, ix.h.seg_size, ix.h.next_offset, ix.h.first_ts,
-           ix.h.max_ts, ix.h.count, ix.h.checksum, ix.checksum_ok ? "OK" : "BAD");
+           ix.h.max_ts, ix.h.count, ix.h.proven, ix.h.checksum, ix.checksum_ok ? "OK" : "BAD");
     if (ix.framing_ok && !ix.checksum_ok)
         bad++;
     /* The segment beside it, to check the entries against. */

@@ -73,7 +73,7 @@
  *              client.id [""] (kept, unused)
  *   consumer   auto.offset.reset [latest] earliest|latest|none;
  *              fetch.max.bytes [1048576]; max.poll.records [500];
- *              check.crcs [true]; client.id [""] (starts its group member ids);
+ *              check.crcs [false]; client.id [""] (starts its group member ids);
  *              poll.spin.us [0] (klog's own: how long a blocking poll spins
  *              on the partitions' end offsets before it sleeps; a spin sees
  *              a record within a microsecond of its append, a sleep needs a

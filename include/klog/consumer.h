@@ -115,7 +115,7 @@ KLOG_API int klog_consumer_unassign(klog_consumer *c, const char *topic, int32_t
  * KLOG_EOFFSET (a position out of range with auto.offset.reset=none: the
  * first poll after it happened returns it, before any record; the partition
  * is then skipped until seeked), KLOG_ECORRUPT (a batch failed its
- * checksum, check.crcs=true; the position stays on it), KLOG_EFORMAT (a
+ * checksum, check.crcs; the position stays on it), KLOG_EFORMAT (a
  * batch of an unknown format or codec), -ENOMEM, -EINVAL, or -errno from
  * poll(2).  A subscribed consumer may also get, from its group work:
  * KLOG_ECONF (its partition.assignment.strategy differs from the group's),

@@ -14,7 +14,8 @@ static const kc_def defs[] = {
     B(KC_FETCH_MAX_BYTES) = KC_INT("fetch.max.bytes", SC, 1048576, 1024, 64 * 1024 * 1024,
                                    "bytes of batches one poll reads"),
     B(KC_MAX_POLL_RECORDS) = KC_INT("max.poll.records", SC, 500, 1, 1000000, "records one poll returns"),
-    B(KC_CHECK_CRCS) = KC_BOOL("check.crcs", SC, 1, "verify every batch's checksum before decoding it"),
+    B(KC_CHECK_CRCS) = KC_BOOL("check.crcs", SC, 0,
+                               "verify every batch's checksum once per process, even where its writer left a proof"),
     B(KC_POLL_SPIN_US) = KC_INT("poll.spin.us", SC, 0, 0, 1000000,
                                 "how long a blocking poll spins on the end offsets before it sleeps"),
 };

@@ -109,7 +109,7 @@ static int open_sealed(ks_log *log, int64_t base, int64_t limit, ks_segment **ou
     ks__seg_attach(log, s);
     s->gaps = base < log->gap_limit;
     uint64_t fsize = 0;
-    if ((rc = kio_size(log->io, s->h, &fsize)) == 0 && ks__seg_load_indexes(s, log->dir, fsize) != 0) {
+    if ((rc = kio_size(log->io, s->h, &fsize)) == 0 && ks__seg_load_indexes(s, log->dir, fsize, NULL) != 0) {
         uint64_t end;
         int64_t next;
         rc = ks__scan_segment(log, s, 0, fsize, limit, s->gaps, &end, &next, NULL);

@@ -131,8 +131,14 @@ struct ks_segment {
      * truncation lowers both to the cut. */
     _Atomic uint64_t verified;
     _Atomic uint64_t trusted_from;
-    _Atomic uint64_t advised_to;  /* [0, advised_to) read ahead for this process's
-                                   * readers (ks_view_prefetch; a hint, forward only) */
+    /* The proof another process left (the `proven` field of the index
+     * files recovery trusted the segment by, wholly below the recovery
+     * point: synced): [0, disk_proven) had its batches proven by the
+     * writer of those files.  Trusted only by readers that ask for it
+     * (check.crcs=false); lowered by a truncation to the cut and by a
+     * batch that fails its checksum to that batch; carried into the index
+     * files this process writes. */
+    _Atomic uint64_t disk_proven;
     char path[];                  /* the .log file (shorter than 4096) */
 };
 
@@ -510,8 +516,10 @@ int ks__seg_write_indexes(ks_segment *s, const char *dir);
 int ks__seg_write_indexes_nosync(ks_segment *s, const char *dir);
 /* Load both index files, checking them against the segment (size, base,
  * monotonic, in range, checksum).  Returns 0, or KLOG_ECORRUPT / -ENOENT when
- * they must be rebuilt. */
-int ks__seg_load_indexes(ks_segment *s, const char *dir, uint64_t seg_size);
+ * they must be rebuilt.  *proven (when not NULL) receives the proof the
+ * files carry (layout.h: at most seg_size; 0 on failure); the caller
+ * decides whether it may be trusted (ks__seg_proven_disk). */
+int ks__seg_load_indexes(ks_segment *s, const char *dir, uint64_t seg_size, uint64_t *proven);
 /* Reset indexes and counters to an empty segment. */
 void ks__seg_reset_indexes(ks_segment *s);
 /* Truncate the in-memory indexes to entries below pos. */
@@ -522,5 +530,12 @@ void ks__seg_truncate_indexes(ks_segment *s, uint64_t pos);
 void ks__seg_proven_scan(ks_segment *s, uint64_t from, uint64_t valid_end);
 void ks__seg_proven_cut(ks_segment *s, uint64_t pos);
 void ks__seg_proven_from(ks_segment *s, uint64_t pos); /* this process writes from pos on */
+/* Recovery trusts the segment unscanned: the proof its index files carry
+ * becomes its disk_proven. */
+void ks__seg_proven_disk(ks_segment *s, uint64_t proven);
+/* The prefix of the segment's first size bytes whose batches this process
+ * can vouch for (its own proof, or the one it was left), for the index
+ * files it writes. */
+uint64_t ks__seg_proven_prefix(ks_segment *s, uint64_t size);
 
 #endif /* KLOG_STORAGE_INTERNAL_H */

@@ -43,7 +43,7 @@ size_t kl_ix_encode(uint8_t *out, const kl_ix_hdr *h, const void *entries)
     klog__st64(out + 32, (uint64_t)h->first_ts);
     klog__st64(out + 40, (uint64_t)h->max_ts);
     klog__st32(out + 48, h->count);
-    klog__st32(out + 52, h->interval);
+    klog__st32(out + 52, h->proven);
     if (elen)
         memcpy(out + KL_IX_HDR_SIZE, entries, elen);
     klog__st64(out + KL_IX_SUM_OFF, ix_sum(out, elen));
@@ -64,7 +64,7 @@ enum kl_ix_status kl_ix_decode(const uint8_t *file, size_t len, uint32_t magic, 
     h->first_ts = (int64_t)klog__ld64(file + 32);
     h->max_ts = (int64_t)klog__ld64(file + 40);
     h->count = klog__ld32(file + 48);
-    h->interval = klog__ld32(file + 52);
+    h->proven = klog__ld32(file + 52);
     h->checksum = klog__ld64(file + KL_IX_SUM_OFF);
     size_t esize = kl_ix_esize(magic);
     if (h->magic != magic || esize == 0)

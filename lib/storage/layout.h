@@ -18,8 +18,14 @@
  *       4 version u16 (1)            6 entry size u16 (8 or 16)
  *       8 base offset i64           16 segment size u64 (bytes it covers)
  *      24 next offset i64           32 first timestamp i64
- *      40 max timestamp i64         48 count u32        52 interval u32 (0)
+ *      40 max timestamp i64         48 count u32        52 proven u32
  *      56 XXH3-64 of bytes 0..55 followed by the entries
+ *     proven: the bytes of the segment, from its start, whose batches the
+ *     process that wrote the file had proven (built or checked them as
+ *     they were appended, scanned or verified them); 0 for none, and in
+ *     files of versions before it was defined (the field was written 0,
+ *     never read).  Read only where recovery trusts the segment unscanned
+ *     (wholly below the recovery point: synced).
  *     offset index entry {u32 rel, u32 pos}; time index entry
  *     {i64 ts, u32 rel, u32 pos}: the batch at file position pos has base
  *     offset base + rel (ts: the largest max_timestamp up to that batch).
@@ -67,7 +73,7 @@ typedef struct kl_ix_hdr {
     int64_t first_ts;      /* max_timestamp of its first batch, -1 if empty */
     int64_t max_ts;        /* largest batch max_timestamp, -1 if empty */
     uint32_t count;        /* entries */
-    uint32_t interval;     /* written 0; not checked */
+    uint32_t proven;       /* bytes [0, proven) proven by the writer (see above) */
     uint64_t checksum;     /* as stored */
 } kl_ix_hdr;
 

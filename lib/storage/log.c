@@ -528,39 +528,28 @@ void ks_view_release(ks_view *v)
     }
 }
 
-int ks_view_verify(const ks_view *v, size_t off, size_t len)
+int ks_view_verify(const ks_view *v, size_t off, size_t len, bool trust_disk)
 {
     ks_segment *s = v->seg;
     uint64_t pos = (uint64_t)(v->data - s->map) + off, end = pos + len;
     uint64_t ver = atomic_load_explicit(&s->verified, memory_order_relaxed);
     if (KLOG_LIKELY(end <= ver || pos >= atomic_load_explicit(&s->trusted_from, memory_order_relaxed)))
         return 0;
+    if (trust_disk && end <= atomic_load_explicit(&s->disk_proven, memory_order_relaxed))
+        return 0;
     int rc = kf_batch_verify(v->data + off, len);
+    if (rc != 0) { /* whatever the proof said, it holds no further */
+        uint64_t dp = atomic_load_explicit(&s->disk_proven, memory_order_relaxed);
+        while (pos < dp && !atomic_compare_exchange_weak_explicit(&s->disk_proven, &dp, pos, memory_order_relaxed,
+                                                                   memory_order_relaxed))
+            ;
+    }
     /* a batch that continues the verified prefix extends it */
     while (rc == 0 && pos <= ver && ver < end &&
            !atomic_compare_exchange_weak_explicit(&s->verified, &ver, end, memory_order_relaxed,
                                                   memory_order_relaxed))
         ;
     return rc;
-}
-
-void ks_view_prefetch(const ks_view *v, size_t ahead)
-{
-    ks_segment *s = v->seg;
-    if (!s || s->map == MAP_FAILED)
-        return;
-    const uint64_t pg = (uint64_t)sysconf(_SC_PAGESIZE);
-    uint64_t start = (uint64_t)(v->data - s->map), end = start + v->len + ahead;
-    uint64_t size = atomic_load_explicit(&s->size, memory_order_acquire);
-    uint64_t done = atomic_load_explicit(&s->advised_to, memory_order_relaxed);
-    end = KLOG_MIN(end, size) / pg * pg; /* whole pages of written bytes */
-    uint64_t from = KLOG_MAX(done, start) / pg * pg;
-    if (end < from + ((uint64_t)1 << 20))
-        return; /* in steps of 1 MiB at least: no call per poll for a reader at the tail */
-    if (!atomic_compare_exchange_strong_explicit(&s->advised_to, &done, end, memory_order_relaxed,
-                                                 memory_order_relaxed))
-        return; /* another reader of this process is at it */
-    (void)madvise(s->map + from, end - from, MADV_WILLNEED);
 }
 
 int ks_log_offset_for_time(ks_log *log, int64_t ts, int64_t *offset)
@@ -690,6 +679,7 @@ KLOG_COLD static int replace_segment_prefix(ks_log *log, ks_segment *s, uint64_t
     /* the same bytes up to the cut (copied from s), appends after it ours */
     atomic_store(&ns->verified, KLOG_MIN(atomic_load(&s->verified), cut));
     atomic_store(&ns->trusted_from, KLOG_MIN(atomic_load(&s->trusted_from), cut));
+    atomic_store(&ns->disk_proven, KLOG_MIN(atomic_load(&s->disk_proven), cut));
     seg_rescan_bounds(ns, cut);
     ks__set_active(log, ns);
     s->sealed = true;

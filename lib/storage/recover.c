@@ -493,7 +493,8 @@ static int load_trusted(ks_recovery *r, ks_segment *s, uint64_t fsize, int64_t l
     bool below_rp = limit <= r->rp; /* wholly below the recovery point */
     if ((!below_rp && !is_last) || r->salvage || log->cfg.verify_all)
         return 0; /* scan it (a salvage checks every batch) */
-    int lr = ks__seg_load_indexes(s, log->dir, fsize);
+    uint64_t proven;
+    int lr = ks__seg_load_indexes(s, log->dir, fsize, &proven);
     if (lr != 0 || (!below_rp && atomic_load(&s->next_offset) > r->rp))
         return 0;
     int64_t nx = atomic_load(&s->next_offset);
@@ -503,6 +504,9 @@ static int load_trusted(ks_recovery *r, ks_segment *s, uint64_t fsize, int64_t l
         return ks__damage(log, "%020lld.log ends at offset %lld, but the next segment starts at %lld (offsets "
                                "missing)", (long long)s->base, (long long)nx, (long long)limit);
     s->sealed = true; /* indexes on disk are good */
+    /* and so is the proof they carry: wholly below the recovery point,
+     * the bytes are the synced ones their writer had proven */
+    ks__seg_proven_disk(s, proven);
     if (is_last && writes(r)) {
         /* The active segment's indexes stay in their files until a lookup
          * or the first append needs them (ks__seg_ix_own removes the files

@@ -139,6 +139,21 @@ void ks__seg_proven_cut(ks_segment *s, uint64_t pos)
 {
     store_min(&s->verified, pos);
     store_min(&s->trusted_from, pos);
+    store_min(&s->disk_proven, pos);
+}
+
+void ks__seg_proven_disk(ks_segment *s, uint64_t proven)
+{
+    atomic_store_explicit(&s->disk_proven, proven, memory_order_relaxed);
+}
+
+uint64_t ks__seg_proven_prefix(ks_segment *s, uint64_t size)
+{
+    uint64_t p = KLOG_MAX(atomic_load_explicit(&s->verified, memory_order_relaxed),
+                          atomic_load_explicit(&s->disk_proven, memory_order_relaxed));
+    if (atomic_load_explicit(&s->trusted_from, memory_order_relaxed) <= p)
+        p = size; /* the rest appended or scanned here */
+    return KLOG_MIN(p, size);
 }
 
 void ks__seg_ref(ks_segment *s)
@@ -408,9 +423,11 @@ static int write_index(ks_segment *s, const char *dir, const char *suffix, uint3
     uint8_t *b = scratch_alloc(len);
     if (!b)
         return -ENOMEM;
-    kl_ix_hdr h = { .magic = magic, .base = s->base, .seg_size = atomic_load(&s->size),
+    uint64_t size = atomic_load(&s->size), proven = ks__seg_proven_prefix(s, size);
+    kl_ix_hdr h = { .magic = magic, .base = s->base, .seg_size = size,
                     .next_offset = atomic_load(&s->next_offset), .first_ts = s->first_ts,
-                    .max_ts = s->max_ts, .count = count };
+                    .max_ts = s->max_ts, .count = count,
+                    .proven = proven <= UINT32_MAX ? (uint32_t)proven : 0 };
     kl_ix_encode(b, &h, entries);
     char name[KS_NAME_MAX];
     ks_segment_name(name, sizeof name, s->base, suffix);
@@ -575,8 +592,10 @@ static int read_index(ks_segment *s, const char *dir, const char *suffix, uint8_
     return 0;
 }
 
-KLOG_COLD int ks__seg_load_indexes(ks_segment *s, const char *dir, uint64_t seg_size)
+KLOG_COLD int ks__seg_load_indexes(ks_segment *s, const char *dir, uint64_t seg_size, uint64_t *proven)
 {
+    if (proven)
+        *proven = 0;
     uint8_t *bo = NULL, *bt = NULL;
     size_t lo = 0, lt = 0;
     kl_ix_hdr ho, ht;
@@ -615,6 +634,8 @@ KLOG_COLD int ks__seg_load_indexes(ks_segment *s, const char *dir, uint64_t seg_
      * at the next append. */
     s->since_oidx = s->since_tidx = UINT32_MAX;
     s->ix_bytes = index_bytes(ho.count, ht.count);
+    if (proven) /* the two files were written together: the smaller claim */
+        *proven = KLOG_MIN(KLOG_MIN((uint64_t)ho.proven, (uint64_t)ht.proven), seg_size);
     return 0;
 }
 

@@ -362,20 +362,15 @@ void ks_view_release(ks_view *v); /* NULL-safe, idempotent */
  * producer's), a scan checked it (recovery, a follower's catch-up), or a
  * reader verified it before (a prefix of the segment, grown in order).  A
  * batch another process wrote and nobody here has checked is verified
- * every time until the prefix reaches it.  Returns 0 or KLOG_ECORRUPT.
+ * every time until the prefix reaches it.  With trust_disk, also not when
+ * the process that wrote the segment's index files had proven it (their
+ * `proven` field, layout.h: read only for a segment recovery trusted
+ * unscanned, wholly below the recovery point, so synced): corruption on
+ * disk after that is then not seen, as a Kafka consumer without check.crcs
+ * does not see it.  Returns 0 or KLOG_ECORRUPT (and the persisted proof
+ * then ends before the batch).
  */
-int ks_view_verify(const ks_view *v, size_t off, size_t len);
-/*
- * Prefetch the mapping ahead of a reader: the pages of v's segment from
- * v's start to `ahead` bytes past its end (within what is written) are
- * read ahead from the file where they are not cached (MADV_WILLNEED), so
- * that a reader of a cold file walks pages already read rather than
- * waiting on each fault.  Each page advised once per process (a position
- * per segment); a hint, errors ignored.  (MADV_POPULATE_READ, to fill the
- * page tables too, was measured slower than the faults it saves: it maps
- * page by page, a fault maps 16 at a time.)
- */
-void ks_view_prefetch(const ks_view *v, size_t ahead);
+int ks_view_verify(const ks_view *v, size_t off, size_t len, bool trust_disk);
 
 /* First offset whose record timestamp is >= ts, or the end offset if none.
  * Returns 0 with *offset filled, or an error. */

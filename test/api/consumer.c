@@ -1155,37 +1155,52 @@ static int crc_read(klog *k, const char *check, int *got, char *v15, size_t v15s
     return rc;
 }
 
-/* check.crcs is not weakened by the proof the reader keeps: a batch
- * corrupted on disk after the instance that wrote it closed is caught by
- * the next instance's first read, every time, and never marked verified. */
+/* check.crcs=true is not weakened by any proof: a batch corrupted on disk
+ * after the instance that wrote it closed is caught by the next
+ * instance's first read, every time, and never marked verified.  The
+ * default (false) trusts the proof the writer left in the segment's index
+ * files (synced, proven by it): it hands out the damaged value, as a Kafka
+ * consumer without check.crcs would - until a checking read has failed on
+ * the batch, after which nobody trusts the proof past it. */
 Test(consumer, check_crcs_catches_a_batch_corrupted_after_close)
 {
     klog *k = ut_open();
     ut_topic(k, "t", 1, NULL);
     crc_fill(k);
     int got;
-    cr_assert_eq(crc_read(k, NULL, &got, NULL, 0), 0);
+    cr_assert_eq(crc_read(k, "true", &got, NULL, 0), 0);
     cr_assert_eq(got, 30); /* the writer reads its own batches (without checking them again) */
     klog_close(k);
 
     crc_corrupt("crc-015"); /* the second batch */
     k = ut_open();
+    char v[128] = "";
+    cr_assert_eq(crc_read(k, NULL, &got, v, sizeof v), 0);
+    cr_assert_eq(got, 30);
+    cr_assert_str_eq(v, "crc-005" CRC_PAD, "the default trusts the writer's proof");
     for (int i = 0; i < 2; i++) {
-        int rc = crc_read(k, NULL, &got, NULL, 0);
+        int rc = crc_read(k, "true", &got, NULL, 0);
         cr_assert_eq(rc, KLOG_ECORRUPT, "read %d: %s after %d records", i, klog_err_name(rc), got);
         cr_assert_eq(got, 10, "read %d: the first batch, then the error", i);
     }
-    char v[128] = "";
-    cr_assert_eq(crc_read(k, "false", &got, v, sizeof v), 0);
-    cr_assert_eq(got, 30);
-    cr_assert_str_eq(v, "crc-005" CRC_PAD, "check.crcs=false hands out the damaged value");
+    int rc = crc_read(k, NULL, &got, NULL, 0);
+    cr_assert_eq(rc, KLOG_ECORRUPT, "after a failed check the proof no longer covers the batch: %s",
+                 klog_err_name(rc));
+    cr_assert_eq(got, 10);
+    klog_close(k);
+
+    k = ut_open(); /* the next instance: check.crcs=true checks again */
+    rc = crc_read(k, "true", &got, NULL, 0);
+    cr_assert_eq(rc, KLOG_ECORRUPT, "%s", klog_err_name(rc));
+    cr_assert_eq(got, 10);
     klog_close(k);
 }
 
-/* The proof is kept: a batch an instance verified is not verified again
- * by its later readers (bytes changed under a running instance go unseen:
- * the price of reading at memory speed, klog_consumer_new(3)); the next
- * instance starts without proof and checks again. */
+/* The proof is kept: a batch an instance verified (check.crcs=true) is
+ * not verified again by its later readers (bytes changed under a running
+ * instance go unseen: the price of reading at memory speed,
+ * klog_consumer_new(3)); the next instance starts without proof and
+ * checks again. */
 Test(consumer, a_batch_verified_once_is_not_verified_again)
 {
     klog *k = ut_open();
@@ -1193,18 +1208,18 @@ Test(consumer, a_batch_verified_once_is_not_verified_again)
     crc_fill(k);
     klog_close(k);
 
-    k = ut_open(); /* another instance: nothing proven */
+    k = ut_open(); /* another instance: nothing proven in it (check.crcs=true takes no proof from disk) */
     int got;
-    cr_assert_eq(crc_read(k, NULL, &got, NULL, 0), 0);
+    cr_assert_eq(crc_read(k, "true", &got, NULL, 0), 0);
     cr_assert_eq(got, 30);
     crc_corrupt("crc-025"); /* under the running instance */
     char v[128] = "";
-    cr_assert_eq(crc_read(k, NULL, &got, v, sizeof v), 0, "verified batches are not verified again");
+    cr_assert_eq(crc_read(k, "true", &got, v, sizeof v), 0, "verified batches are not verified again");
     cr_assert_eq(got, 30);
     klog_close(k);
 
     k = ut_open();
-    int rc = crc_read(k, NULL, &got, NULL, 0);
+    int rc = crc_read(k, "true", &got, NULL, 0);
     cr_assert_eq(rc, KLOG_ECORRUPT, "%s", klog_err_name(rc));
     cr_assert_eq(got, 20);
     klog_close(k);
