@@ -241,3 +241,37 @@ static void truncation_case(bool hold_view)
 
 Test(proof, truncation_in_place_drops_the_proof_past_the_cut) { truncation_case(false); }
 Test(proof, truncation_under_a_view_drops_the_proof_past_the_cut) { truncation_case(true); }
+
+/* Every segment rolled proves itself whole (its index files are written
+ * after its sync), and the next instance takes each proof. */
+Test(proof, rolled_segments_prove_themselves)
+{
+    char dir[TU_PATH];
+    tu_sub(dir, "log");
+    ks_log_config cfg = tu_small_cfg(KS_DURABILITY_NONE); /* 4 KiB segments */
+    ks_log *log = tu_log_open(tu_io, dir, &cfg);
+    for (int i = 0; i < 40; i++)
+        tu_append_seq(log, PER, 0);
+    unsigned nsegs = ks_log_segment_count(log);
+    cr_assert_geq(nsegs, 4);
+    tu_log_close(log);
+
+    tu_name names[64];
+    size_t n = tu_list(dir, ".index", names, 64);
+    cr_assert_eq(n, nsegs, "every segment has its index files");
+    for (size_t i = 0; i < n; i++) {
+        char p[TU_PATH];
+        tu_path(p, dir, names[i]);
+        size_t len;
+        uint8_t *b = tu_slurp(p, &len);
+        kl_ix_hdr h;
+        cr_assert_eq(kl_ix_decode(b, len, KL_IX_MAGIC_OFFSET, &h), KL_IX_OK, "%s", p);
+        cr_assert_eq(h.proven, h.seg_size, "%s: proven %u of %llu", names[i], h.proven,
+                     (unsigned long long)h.seg_size);
+        free(b);
+    }
+    log = tu_log_open(tu_io, dir, &cfg);
+    for (unsigned i = 0; i < log->nsegs; i++)
+        cr_assert_eq(atomic_load(&log->segs[i]->disk_proven), atomic_load(&log->segs[i]->size), "segment %u", i);
+    tu_log_close(log);
+}
