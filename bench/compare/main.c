@@ -662,8 +662,10 @@ static void w_consume(void)
  * --cold: every timed read of a consume workload is done once more by a
  * fresh process (this program again: --child-consume), which opens the
  * store another process wrote and closed, as a user's first run does:
- *   -cold     the page cache as the writer left it (the files cached, but
- *             nothing mapped, no proof of any checksum, allocator cold)
+ *   -cold     the page cache as the last process left it (the files cached,
+ *             nothing mapped, no checksum proof in memory - klog's index
+ *             files keep the writer's -, allocator cold): the writer's in
+ *             the first repetition, the previous -dropped read's after
  *   -dropped  the store's files dropped from the page cache first (syncfs,
  *             then posix_fadvise DONTNEED on each file: read from the
  *             disk; the other files of the machine are left alone)
