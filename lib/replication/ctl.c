@@ -38,6 +38,17 @@ typedef struct ctl_part {
     int32_t acked_le[KREP_MAX_NODES], acked_pe[KREP_MAX_NODES]; /* per node (krep_ctl.nodes' index) */
 } ctl_part;
 
+/* A topic's record (replication.h): never freed before the controller
+ * (a deletion stays as a tombstone), so that a push in flight may point
+ * at it. */
+typedef struct ctl_topic {
+    char name[KLOG_TOPIC_NAME_MAX + 1];
+    char *config;                 /* "key=value\n" lines ("" none) */
+    bool deleted;
+    int32_t version;              /* bumped by every change */
+    int32_t acked[KREP_MAX_NODES]; /* per node (krep_ctl.nodes' index): the version it took, -1 */
+} ctl_topic;
+
 typedef struct ctl_node {
     int32_t id;
     int64_t inc;                  /* 0: not registered */
@@ -46,8 +57,12 @@ typedef struct ctl_node {
     int32_t corr;
     int64_t backoff_until;
     int nsent;
-    struct { ctl_part *p; int32_t le, pe; } *sent;
+    struct { ctl_part *p; int32_t le, pe; } *sent; /* p NULL: its topic was deleted since */
     size_t sentcap;
+    bool topics_sent;             /* the request in flight is KREP_API_TOPICS */
+    int ntsent;
+    struct { ctl_topic *t; int32_t ver; } *tsent;
+    size_t tsentcap;
 } ctl_node;
 
 struct krep_ctl {
@@ -60,6 +75,8 @@ struct krep_ctl {
     size_t nparts, cap;
     ctl_node nodes[KREP_MAX_NODES];
     int nnodes;
+    ctl_topic **topics;
+    size_t ntopics, tcap;
     kk_arena arena;
     krep_mem mem;
 };
@@ -84,8 +101,15 @@ void krep_ctl_free(krep_ctl *c)
     for (size_t i = 0; i < c->nparts; i++)
         free(c->parts[i]);
     free(c->parts);
-    for (int i = 0; i < c->nnodes; i++)
+    for (int i = 0; i < c->nnodes; i++) {
         free(c->nodes[i].sent);
+        free(c->nodes[i].tsent);
+    }
+    for (size_t i = 0; i < c->ntopics; i++) {
+        free(c->topics[i]->config);
+        free(c->topics[i]);
+    }
+    free(c->topics);
     kk_arena_reset(&c->arena);
     krep_mem_reset(&c->mem);
     free(c->mem.blocks);
@@ -311,6 +335,8 @@ int krep_ctl_register_node(krep_ctl *c, int32_t node, int64_t inc)
         int s = node_index(c, node);
         for (size_t i = 0; i < c->nparts; i++)
             c->parts[i]->acked_le[s] = c->parts[i]->acked_pe[s] = -1;
+        for (size_t i = 0; i < c->ntopics; i++)
+            c->topics[i]->acked[s] = -1;
     }
     pthread_mutex_unlock(&c->mu);
     return nd ? 0 : -ENOENT;
@@ -532,6 +558,8 @@ static int alter_locked(krep_ctl *c, const kk_alter_partition_req *q, krep_alloc
             int s = node_index(c, nd->id);
             for (size_t i = 0; i < c->nparts; i++)
                 c->parts[i]->acked_le[s] = c->parts[i]->acked_pe[s] = -1;
+            for (size_t i = 0; i < c->ntopics; i++)
+                c->topics[i]->acked[s] = -1; /* (the configurations it kept for copies to come) */
         }
         return 0;
     }
@@ -570,6 +598,241 @@ int krep_ctl_serve(krep_ctl *c, const void *frame, size_t len, int64_t now_ms, k
     return rc;
 }
 
+/* ---- topic records ----------------------------------------------------------------------------------- */
+
+static ctl_topic *topic_find(krep_ctl *c, const char *name)
+{
+    for (size_t i = 0; i < c->ntopics; i++)
+        if (strcmp(c->topics[i]->name, name) == 0)
+            return c->topics[i];
+    return NULL;
+}
+
+int krep_ctl_put_topic(krep_ctl *c, const char *topic, const char *config, bool deleted)
+{
+    if (!topic || !*topic || strlen(topic) > KLOG_TOPIC_NAME_MAX ||
+        (config && strlen(config) > KREP_TOPIC_CONFIG_MAX))
+        return -EINVAL;
+    if (!config || deleted)
+        config = "";
+    pthread_mutex_lock(&c->mu);
+    int rc = 0;
+    ctl_topic *t = topic_find(c, topic);
+    if (t && t->deleted == deleted && strcmp(t->config, config) == 0)
+        goto out; /* unchanged */
+    char *cp = strdup(config);
+    if (!cp) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    if (!t) {
+        if (klog__vec_reserve(&c->topics, &c->tcap, c->ntopics + 1, sizeof *c->topics) < 0 ||
+            !(t = calloc(1, sizeof *t))) {
+            free(cp);
+            rc = -ENOMEM;
+            goto out;
+        }
+        strcpy(t->name, topic);
+        c->topics[c->ntopics++] = t;
+    }
+    free(t->config);
+    t->config = cp;
+    t->deleted = deleted;
+    t->version++;
+    for (int i = 0; i < KREP_MAX_NODES; i++)
+        t->acked[i] = -1;
+    if (deleted) {
+        /* its partitions go (a push in flight forgets them: sent[].p) */
+        size_t k = 0;
+        for (size_t i = 0; i < c->nparts; i++) {
+            ctl_part *p = c->parts[i];
+            if (strcmp(p->topic, topic) != 0) {
+                c->parts[k++] = p;
+                continue;
+            }
+            for (int j = 0; j < c->nnodes; j++)
+                for (int s = 0; s < c->nodes[j].nsent; s++)
+                    if (c->nodes[j].sent[s].p == p)
+                        c->nodes[j].sent[s].p = NULL;
+            free(p);
+        }
+        c->nparts = k;
+    }
+out:
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+int krep_ctl_topic(krep_ctl *c, const char *topic, char *config, size_t cap, bool *settled)
+{
+    pthread_mutex_lock(&c->mu);
+    ctl_topic *t = topic_find(c, topic);
+    int rc = !t ? KREP_TOPIC_NONE : t->deleted ? KREP_TOPIC_DELETED : KREP_TOPIC_LIVE;
+    if (t && config && cap)
+        snprintf(config, cap, "%s", t->config);
+    if (settled) {
+        *settled = true;
+        for (int i = 0; t && i < c->nnodes; i++)
+            *settled &= t->acked[i] == t->version;
+    }
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+/* The topic records nd has not taken yet, in one KREP_API_TOPICS request
+ * (c->mu held).  Returns 1 (w holds it), 0 (none), < 0. */
+static int topics_next(krep_ctl *c, ctl_node *nd, kk_wbuf *w)
+{
+    int s = node_index(c, nd->id);
+    int n = 0;
+    for (size_t i = 0; i < c->ntopics; i++)
+        n += c->topics[i]->acked[s] != c->topics[i]->version;
+    if (n == 0)
+        return 0;
+    if (klog__vec_reserve(&nd->tsent, &nd->tsentcap, (size_t)n, sizeof *nd->tsent) < 0)
+        return -ENOMEM;
+    kk_wbuf_reset(w);
+    kk_w_i16(w, KREP_API_TOPICS);
+    kk_w_i16(w, 0);
+    kk_w_i32(w, ++nd->corr);
+    kk_w_string(w, false, true, KREP_CLIENT_ID, -1);
+    kk_w_i32(w, c->id);
+    kk_w_i32(w, c->epoch);
+    kk_w_i32(w, n);
+    nd->ntsent = 0;
+    for (size_t i = 0; i < c->ntopics; i++) {
+        ctl_topic *t = c->topics[i];
+        if (t->acked[s] == t->version)
+            continue;
+        kk_w_string(w, false, false, t->name, -1);
+        kk_w_i8(w, t->deleted ? 1 : 0);
+        kk_w_bytes(w, false, false, t->config, (int32_t)strlen(t->config));
+        nd->tsent[nd->ntsent].t = t;
+        nd->tsent[nd->ntsent].ver = t->version;
+        nd->ntsent++;
+    }
+    if (w->err)
+        return w->err;
+    nd->busy = true;
+    nd->topics_sent = true;
+    nd->sent_inc = nd->inc;
+    return 1;
+}
+
+/* (c->mu held) */
+static void topics_response(krep_ctl *c, ctl_node *nd, const void *frame, size_t len, int64_t now_ms)
+{
+    const uint8_t *f = frame;
+    int16_t err = len >= 6 ? (int16_t)(f[4] << 8 | f[5]) : KK_ERR_UNKNOWN_SERVER_ERROR;
+    int s = node_index(c, nd->id);
+    if (err == KK_ERR_NONE && nd->sent_inc == nd->inc) {
+        for (int k = 0; k < nd->ntsent; k++)
+            nd->tsent[k].t->acked[s] = nd->tsent[k].ver;
+    } else {
+        nd->backoff_until = now_ms + 100;
+    }
+    nd->ntsent = 0;
+    nd->topics_sent = false;
+}
+
+/* A reader over a frame (the requests' strings are copied out). */
+typedef struct trd {
+    const uint8_t *p;
+    size_t n, at;
+    bool bad;
+} trd;
+
+static const uint8_t *trd_take(trd *r, size_t k)
+{
+    if (r->bad || r->n - r->at < k) {
+        r->bad = true;
+        return NULL;
+    }
+    const uint8_t *q = r->p + r->at;
+    r->at += k;
+    return q;
+}
+
+static int32_t trd_i(trd *r, size_t k)
+{
+    const uint8_t *q = trd_take(r, k);
+    uint32_t v = 0;
+    for (size_t i = 0; q && i < k; i++)
+        v = v << 8 | q[i];
+    return k == 2 ? (int16_t)v : k == 1 ? (int8_t)v : (int32_t)v;
+}
+
+/* A copy of len bytes (len < 0: null), NUL-terminated; NULL when bad. */
+static char *trd_str(trd *r, int32_t len, size_t max, bool *oom)
+{
+    if (len < 0 || (size_t)len > max) {
+        r->bad = true;
+        return NULL;
+    }
+    const uint8_t *q = trd_take(r, (size_t)len);
+    if (!q)
+        return NULL;
+    char *s = malloc((size_t)len + 1);
+    if (!s) {
+        *oom = true;
+        return NULL;
+    }
+    memcpy(s, q, (size_t)len);
+    s[len] = 0;
+    if (strlen(s) != (size_t)len)
+        r->bad = true; /* a NUL inside */
+    return s;
+}
+
+void krep_topics_req_free(krep_topics_req *r)
+{
+    for (int i = 0; r->v && i < r->n; i++) {
+        free(r->v[i].name);
+        free(r->v[i].config);
+    }
+    free(r->v);
+    memset(r, 0, sizeof *r);
+}
+
+int krep_topics_decode(const void *frame, size_t len, krep_topics_req *out)
+{
+    memset(out, 0, sizeof *out);
+    trd r = { frame, len, 0, false };
+    bool oom = false;
+    if (trd_i(&r, 2) != KREP_API_TOPICS)
+        return KLOG_ECORRUPT;
+    trd_i(&r, 2); /* version 0 */
+    out->corr = trd_i(&r, 4);
+    int32_t cl = trd_i(&r, 2);
+    if (cl > 0)
+        trd_take(&r, (size_t)cl);
+    out->controller_id = trd_i(&r, 4);
+    out->controller_epoch = trd_i(&r, 4);
+    int32_t n = trd_i(&r, 4);
+    /* each record takes 7 bytes at least: the count is capped by the frame */
+    if (r.bad || n < 0 || (size_t)n > (len - r.at) / 7)
+        return KLOG_ECORRUPT;
+    if (!(out->v = calloc((size_t)n + 1, sizeof *out->v)))
+        return -ENOMEM;
+    for (int32_t i = 0; i < n && !r.bad && !oom; i++) {
+        krep_topic_rec *t = &out->v[out->n++];
+        t->name = trd_str(&r, trd_i(&r, 2), KLOG_TOPIC_NAME_MAX, &oom);
+        t->deleted = trd_i(&r, 1) != 0;
+        t->config = trd_str(&r, trd_i(&r, 4), KREP_TOPIC_CONFIG_MAX, &oom);
+        if (t->name && !*t->name)
+            r.bad = true;
+    }
+    return oom ? -ENOMEM : r.bad || r.at != len ? KLOG_ECORRUPT : 0;
+}
+
+int krep_topics_answer(kk_wbuf *w, int32_t corr, int16_t err)
+{
+    kk_wbuf_reset(w);
+    kk_w_i32(w, corr);
+    kk_w_i16(w, err);
+    return w->err;
+}
+
 /* ---- pushes ---------------------------------------------------------------------------------------- */
 
 int krep_ctl_next(krep_ctl *c, int32_t node, int64_t now_ms, kk_wbuf *w, int64_t *wake_ms)
@@ -586,6 +849,9 @@ int krep_ctl_next(krep_ctl *c, int32_t node, int64_t now_ms, kk_wbuf *w, int64_t
     }
     krep_mem_reset(&c->mem);
     nd->nsent = 0;
+    nd->ntsent = 0;
+    if ((rc = topics_next(c, nd, w)) != 0)
+        goto out;
     kk_leader_and_isr_topic *ts = NULL;
     int nt = 0;
     int s = node_index(c, node);
@@ -636,6 +902,7 @@ int krep_ctl_next(krep_ctl *c, int32_t node, int64_t now_ms, kk_wbuf *w, int64_t
     rc = krep_encode_request(w, KK_API_LEADER_AND_ISR, 2, nd->corr, &q);
     if (rc == 0) {
         nd->busy = true;
+        nd->topics_sent = false;
         nd->sent_inc = nd->inc;
         rc = 1;
     }
@@ -660,6 +927,11 @@ int krep_ctl_response(krep_ctl *c, int32_t node, const void *frame, size_t len, 
         return 1;
     }
     nd->busy = false;
+    if (nd->topics_sent) {
+        topics_response(c, nd, frame, len, now_ms);
+        pthread_mutex_unlock(&c->mu);
+        return 0;
+    }
     kk_response resp;
     int rc = kk_response_decode(frame, len, KK_API_LEADER_AND_ISR, 2, NULL, &c->arena, &resp);
     if (rc < 0) {
@@ -674,6 +946,8 @@ int krep_ctl_response(krep_ctl *c, int32_t node, const void *frame, size_t len, 
     if (r->error_code == KK_ERR_NONE && nd->sent_inc == nd->inc) {
         for (int k = 0; k < nd->nsent; k++) {
             ctl_part *p = nd->sent[k].p;
+            if (!p)
+                continue; /* its topic was deleted meanwhile */
             int16_t e = KK_ERR_UNKNOWN_SERVER_ERROR;
             for (int i = 0; i < r->partition_errors.n; i++) {
                 const kk_leader_and_isr_resp_partition *pe = &r->partition_errors.v[i];
@@ -708,6 +982,7 @@ void krep_ctl_failed(krep_ctl *c, int32_t node, int64_t now_ms)
     if (nd && nd->busy) {
         nd->busy = false;
         nd->nsent = 0;
+        nd->ntsent = 0;
         nd->backoff_until = now_ms + 10;
     }
     pthread_mutex_unlock(&c->mu);

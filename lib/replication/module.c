@@ -114,6 +114,11 @@ struct krep_mod {
 #if KLOG_HAVE_RAFT
     krep_quorum *q;
 #endif
+    /* the topics' configurations the controller told (its topic
+     * records): a copy this node creates later takes them */
+    pthread_mutex_t tmu;
+    struct mtopic { char name[KLOG_TOPIC_NAME_MAX + 1]; char *config; } *told;
+    size_t ntold, toldcap;
 };
 
 static int64_t now_ms(void) { return (int64_t)(klog__now_ns() / 1000000); }
@@ -215,9 +220,197 @@ const krep_peer *krep_mod_peers(krep_mod *m, int *n)
     return m->cfg.peers;
 }
 
+/* ---- topic records (replication.h): the node's side ------------------------------------------ */
+
+/* A klog_conf of "key=value\n" lines (keys that are not topic keys, or
+ * values refused, are left out: a newer node's).  NULL when lines is
+ * empty or out of memory. */
+static klog_conf *conf_of_lines(const char *lines)
+{
+    klog_conf *c = NULL;
+    if (!lines || !*lines || klog_conf_new(&c) < 0)
+        return NULL;
+    for (const char *p = lines; *p;) {
+        const char *nl = strchr(p, '\n'), *eq = strchr(p, '=');
+        size_t len = nl ? (size_t)(nl - p) : strlen(p);
+        if (eq && (size_t)(eq - p) < len && len < 2 * KC_STR_MAX) {
+            char key[KC_STR_MAX], val[KC_STR_MAX];
+            snprintf(key, sizeof key, "%.*s", (int)(eq - p), p);
+            snprintf(val, sizeof val, "%.*s", (int)(len - (size_t)(eq - p) - 1), eq + 1);
+            klog_conf_set(c, key, val, NULL, 0);
+        }
+        p += len + (nl ? 1 : 0);
+    }
+    return c;
+}
+
+/* The configuration the controller told for topic, as a klog_conf (NULL:
+ * none told, or empty). */
+static klog_conf *told_conf(krep_mod *m, const char *topic)
+{
+    klog_conf *c = NULL;
+    pthread_mutex_lock(&m->tmu);
+    for (size_t i = 0; i < m->ntold; i++)
+        if (strcmp(m->told[i].name, topic) == 0)
+            c = conf_of_lines(m->told[i].config);
+    pthread_mutex_unlock(&m->tmu);
+    return c;
+}
+
+/* Whether the controller's last word on topic was its deletion. */
+static bool told_deleted(krep_mod *m, const char *topic)
+{
+    bool d = false;
+    pthread_mutex_lock(&m->tmu);
+    for (size_t i = 0; i < m->ntold; i++)
+        if (strcmp(m->told[i].name, topic) == 0)
+            d = m->told[i].config == NULL;
+    pthread_mutex_unlock(&m->tmu);
+    return d;
+}
+
+int krep_mod_told_config(krep_mod *m, const char *topic, char *config, size_t cap)
+{
+    int rc = KLOG_EUNKNOWN_TOPIC;
+    pthread_mutex_lock(&m->tmu);
+    for (size_t i = 0; i < m->ntold && rc < 0; i++)
+        if (strcmp(m->told[i].name, topic) == 0 && m->told[i].config) {
+            snprintf(config, cap, "%s", m->told[i].config);
+            rc = 0;
+        }
+    pthread_mutex_unlock(&m->tmu);
+    return rc;
+}
+
+/* Keep topic's told configuration, or (config NULL) its deletion. */
+static int told_put(krep_mod *m, const char *topic, const char *config)
+{
+    char *cp = config ? strdup(config) : NULL;
+    if (config && !cp)
+        return -ENOMEM;
+    pthread_mutex_lock(&m->tmu);
+    int rc = 0;
+    size_t i = 0;
+    while (i < m->ntold && strcmp(m->told[i].name, topic) != 0)
+        i++;
+    if (i == m->ntold && klog__vec_reserve(&m->told, &m->toldcap, m->ntold + 1, sizeof *m->told) < 0) {
+        free(cp);
+        rc = -ENOMEM;
+    } else {
+        if (i == m->ntold) {
+            snprintf(m->told[i].name, sizeof m->told[i].name, "%s", topic);
+            m->told[i].config = NULL;
+            m->ntold++;
+        }
+        free(m->told[i].config);
+        m->told[i].config = cp;
+    }
+    pthread_mutex_unlock(&m->tmu);
+    return rc;
+}
+
+/* Whether "key=..." is among the lines. */
+static bool lines_have(const char *lines, const char *key, size_t kl)
+{
+    for (const char *p = lines; p && *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p) : strlen(p);
+        if (len > kl && p[kl] == '=' && !memcmp(p, key, kl))
+            return true;
+        p += len + (nl ? 1 : 0);
+    }
+    return false;
+}
+
+/* Make this node's copy of topic carry exactly the configuration `lines`
+ * (its own keys that lines lack go back to the instance's).  Returns 0,
+ * or klog_topic_alter_config's error. */
+static int apply_config(krep_mod *m, const char *topic, const char *lines)
+{
+    char own[8192];
+    int rc = klog_topic_describe(m->k, topic, NULL, 0, own, sizeof own);
+    if (rc < 0)
+        return rc == KLOG_EUNKNOWN_TOPIC ? 0 : rc;
+    const char *unset[64];
+    char keys[64][KC_STR_MAX];
+    size_t nunset = 0;
+    for (const char *p = own; *p && nunset < 64;) {
+        const char *nl = strchr(p, '\n'), *eq = strchr(p, '=');
+        size_t len = nl ? (size_t)(nl - p) : strlen(p);
+        if (eq && (size_t)(eq - p) < len && (size_t)(eq - p) < KC_STR_MAX &&
+            !lines_have(lines, p, (size_t)(eq - p))) {
+            snprintf(keys[nunset], KC_STR_MAX, "%.*s", (int)(eq - p), p);
+            unset[nunset] = keys[nunset];
+            nunset++;
+        }
+        p += len + (nl ? 1 : 0);
+    }
+    klog_conf *set = conf_of_lines(lines);
+    if (!set && !nunset)
+        return 0;
+    char err[256];
+    rc = klog_topic_alter_config(m->k, topic, set, unset, nunset, err, sizeof err);
+    if (rc < 0)
+        klog__log_defer(m->k, KLOG_LOG_WARNING, rc, "replication", "%s: the controller's configuration: %s", topic,
+                        err);
+    klog_conf_free(set);
+    return rc;
+}
+
+/* One topic record: the topic's configuration, or its deletion. */
+static int16_t apply_topic_record(krep_mod *m, const krep_topic_rec *t)
+{
+    if (!t->name || klog__topic_name_check(t->name) < 0 || !krep_topic_replicated(t->name))
+        return KK_ERR_NONE; /* nothing this node does with it */
+    if (t->deleted) {
+        int rc = t->name[0] == '_' ? 0 : klog_topic_delete(m->k, t->name);
+        if (rc < 0 && rc != KLOG_EUNKNOWN_TOPIC)
+            return KK_ERR_KAFKA_STORAGE_ERROR; /* told again */
+        if (krep_node_forget(m->node, t->name) < 0)
+            return KK_ERR_KAFKA_STORAGE_ERROR;
+        told_put(m, t->name, NULL);
+        return KK_ERR_NONE;
+    }
+    if (told_put(m, t->name, t->config ? t->config : "") < 0)
+        return KK_ERR_KAFKA_STORAGE_ERROR;
+    /* a configuration klog refuses stays refused when told again: logged */
+    int rc = apply_config(m, t->name, t->config ? t->config : "");
+    return rc == KLOG_ECONF || rc >= 0 ? KK_ERR_NONE : KK_ERR_KAFKA_STORAGE_ERROR;
+}
+
+/* A KREP_API_TOPICS request from the controller: the response into w. */
+static int topics_frame(krep_mod *m, const void *frame, size_t len, kk_wbuf *w)
+{
+    krep_topics_req q;
+    int rc = krep_topics_decode(frame, len, &q);
+    if (rc < 0) {
+        krep_topics_req_free(&q);
+        return rc;
+    }
+    int16_t err = KK_ERR_NONE;
+    if (!m->node) {
+        err = KK_ERR_INVALID_REQUEST; /* a witness holds no topic */
+    } else {
+        int32_t id, ep;
+        krep_node_controller(m->node, &id, &ep);
+        if (q.controller_epoch < ep)
+            err = KK_ERR_STALE_CONTROLLER_EPOCH;
+    }
+    bool deleted = false;
+    for (int i = 0; i < q.n && err == KK_ERR_NONE; i++) {
+        err = apply_topic_record(m, &q.v[i]);
+        deleted |= q.v[i].deleted;
+    }
+    if (deleted && !m->quorum)
+        persist_node(m);
+    rc = krep_topics_answer(w, q.corr, err);
+    krep_topics_req_free(&q);
+    return rc;
+}
+
 /* Topics a LeaderAndIsr names that this node lacks and holds a replica
- * of: created with the instance's defaults (a new topic on the leader
- * reaches its followers so), or given the partitions it names.  A topic
+ * of: created with the configuration the controller told (its topic
+ * record, which comes first), or given the partitions it names.  A topic
  * of which this node holds no replica is not created here: its states
  * are only kept for Metadata. */
 static void create_missing(krep_mod *m, const kk_leader_and_isr_req *q, int16_t version)
@@ -244,8 +437,8 @@ static void create_missing(krep_mod *m, const kk_leader_and_isr_req *q, int16_t 
                 replica |= krep_in(ps->replicas.v, ps->replicas.n, m->cfg.node_id);
             }
         }
-        if (want <= 0 || want > 10000 || !replica)
-            continue;
+        if (want <= 0 || want > 10000 || !replica || told_deleted(m, t->topic_name.p))
+            continue; /* (a push of its states that the deletion overtook) */
         kt_topic *kt = klog__topic_get(m->k, t->topic_name.p);
         int have = kt ? atomic_load_explicit(&kt->nparts, memory_order_acquire) : 0;
         if (kt)
@@ -259,8 +452,11 @@ static void create_missing(krep_mod *m, const kk_leader_and_isr_req *q, int16_t 
                 klog_topic_create(m->k, t->topic_name.p, want, c, NULL, 0);
                 klog_conf_free(c);
             }
-        } else if (!kt)
-            klog_topic_create(m->k, t->topic_name.p, want, NULL, NULL, 0);
+        } else if (!kt) {
+            klog_conf *c = told_conf(m, t->topic_name.p);
+            klog_topic_create(m->k, t->topic_name.p, want, c, NULL, 0);
+            klog_conf_free(c);
+        }
         else if (have < want)
             klog_topic_add_partitions(m->k, t->topic_name.p, want);
         atomic_store(&m->rescan, true);
@@ -421,6 +617,73 @@ int krep_mod_topic_parts(krep_mod *m, const char *topic)
     return parts;
 }
 
+static krep_ctl *hosted(krep_mod *m);
+
+/* A topic's configuration as "key=value\n" lines: its topic keys set in
+ * conf, in table order (klog_topic_describe's form).  Returns 0 or
+ * -EINVAL (longer than cap). */
+static int conf_lines(const klog_conf *conf, char *buf, size_t cap)
+{
+    size_t len = 0;
+    buf[0] = 0;
+    for (unsigned t = 0; conf && t < klog__conf_ntables; t++) {
+        const kc_table *tab = klog__conf_tables[t];
+        for (unsigned i = 0; tab && i < tab->n; i++) {
+            const kc_def *d = &tab->defs[i];
+            char v[KC_STR_MAX];
+            if (!d->name || !(d->scope & KC_SCOPE_TOPIC) || !strcmp(d->name, "num.partitions") ||
+                !klog__conf_isset(conf, KC_KEY_BASE(tab->id) + i) || klog_conf_get(conf, d->name, v, sizeof v) < 0)
+                continue;
+            int w = snprintf(buf + len, cap - len, "%s=%s\n", d->name, v);
+            if (w < 0 || (size_t)w >= cap - len)
+                return -EINVAL;
+            len += (size_t)w;
+        }
+    }
+    return 0;
+}
+
+/* A name deleted whose deletion some node has not taken yet: created
+ * again once every node has (replication.h). */
+static bool being_deleted(krep_mod *m, const char *name)
+{
+    krep_ctl *c = hosted(m);
+    bool settled = true;
+    return c && krep_ctl_topic(c, name, NULL, 0, &settled) == KREP_TOPIC_DELETED && !settled;
+}
+
+/* Wait (at most ms) until every node took topic's record. */
+static void wait_settled(krep_mod *m, const char *name, int ms)
+{
+    int64_t until = now_ms() + ms;
+    for (;;) {
+        krep_ctl *c = hosted(m);
+        bool settled = false;
+        if (!c || krep_ctl_topic(c, name, NULL, 0, &settled) == KREP_TOPIC_NONE || settled || now_ms() >= until ||
+            stopping(m))
+            return;
+        nap(m, now_ms() + 5);
+    }
+}
+
+#if KLOG_HAVE_RAFT
+/* Wait (within timeout_ms) until the committed record of topic is `want`
+ * (and, live, its lines equal config).  Returns 0 or -ETIMEDOUT. */
+static int wait_record(krep_mod *m, const char *name, int want, const char *config, int timeout_ms)
+{
+    int64_t until = now_ms() + (timeout_ms > 0 ? timeout_ms : 30000);
+    char have[KREP_TOPIC_CONFIG_MAX + 1];
+    for (;;) {
+        int r = krep_quorum_topic(m->q, name, have, sizeof have);
+        if (r == want && (want != KREP_TOPIC_LIVE || !config || strcmp(have, config) == 0))
+            return 0;
+        if (now_ms() >= until || stopping(m))
+            return -ETIMEDOUT;
+        nap(m, now_ms() + 5);
+    }
+}
+#endif
+
 int krep_mod_create_topic(krep_mod *m, const char *name, int nparts, const klog_conf *conf, int rf,
                           const int32_t *assign, int timeout_ms, char *errbuf, size_t errsize)
 {
@@ -433,29 +696,41 @@ int krep_mod_create_topic(krep_mod *m, const char *name, int nparts, const klog_
     if (rf < 1 || rf > nd || nparts < 1 || nparts > 10000)
         return klog__errf(errbuf, errsize, -EINVAL, "replication factor %d of %d nodes, %d partitions", rf, nd,
                           nparts);
+    char *lines = malloc(KREP_TOPIC_CONFIG_MAX + 1);
+    if (!lines)
+        return -ENOMEM;
+    if (conf_lines(conf, lines, KREP_TOPIC_CONFIG_MAX + 1) < 0) {
+        free(lines);
+        return klog__errf(errbuf, errsize, -EINVAL, "the topic's configuration is too long");
+    }
+    if (being_deleted(m, name)) {
+        free(lines);
+        return klog__errf(errbuf, errsize, -EEXIST, "topic '%s' is still being deleted on some node", name);
+    }
 #if KLOG_HAVE_RAFT
     if (m->q) {
-        /* the placement is made here, so that this node knows whether it
-         * holds a replica (and takes the topic's configuration) */
         int32_t *a = malloc((size_t)nparts * (size_t)rf * sizeof *a + 1);
-        if (!a)
+        if (!a) {
+            free(lines);
             return -ENOMEM;
+        }
         for (int p = 0; p < nparts; p++)
             if (assign)
                 memcpy(a + (size_t)p * (size_t)rf, assign + (size_t)p * (size_t)rf, (size_t)rf * sizeof *a);
             else
                 krep_assign(data, nd, name, p, rf, -1, a + (size_t)p * (size_t)rf);
-        bool replica = false;
-        for (int i = 0; i < nparts * rf; i++)
-            replica |= a[i] == m->cfg.node_id;
         pthread_mutex_lock(&m->create_mu);
-        int rc = krep_quorum_add_topic(m->q, name, nparts, rf, a, now_ms());
+        krep_pstate st;
+        /* the record first: the replicas create the topic with its
+         * configuration (raft applies the commands in order) */
+        int rc = krep_quorum_state(m->q, name, 0, &st) == 0 ? -EEXIST : krep_quorum_put_topic(m->q, name, lines, now_ms());
+        if (rc == 0)
+            rc = krep_quorum_add_topic(m->q, name, nparts, rf, a, now_ms());
         free(a);
         if (rc == 0)
             rc = -EEXIST;
         /* answered once committed: a raft majority holds the topic */
         int64_t until = now_ms() + (timeout_ms > 0 ? timeout_ms : 30000);
-        krep_pstate st;
         while (rc > 0 && krep_quorum_state(m->q, name, nparts - 1, &st) < 0) {
             if (now_ms() >= until || stopping(m)) {
                 rc = -ETIMEDOUT;
@@ -464,21 +739,14 @@ int krep_mod_create_topic(krep_mod *m, const char *name, int nparts, const klog_
             nap(m, now_ms() + 5);
         }
         pthread_mutex_unlock(&m->create_mu);
+        free(lines);
         if (rc == -EEXIST)
             return klog__errf(errbuf, errsize, rc, "topic '%s' already exists", name);
         if (rc == KLOG_ENOTLEADER)
             return klog__errf(errbuf, errsize, rc, "this node is no longer the controller");
         if (rc < 0)
             return klog__errf(errbuf, errsize, rc, "the controller: %s", klog_strerror(rc));
-        if (replica && conf) {
-            /* this node's copy takes the configuration asked (the push
-             * may have created it with the defaults already) */
-            rc = klog_topic_create(m->k, name, nparts, conf, errbuf, errsize);
-            if (rc == -EEXIST)
-                rc = klog_topic_alter_config(m->k, name, conf, NULL, 0, errbuf, errsize);
-            atomic_store(&m->rescan, true);
-        }
-        return rc < 0 ? rc : 0;
+        return 0;
     }
 #endif
     pthread_mutex_lock(&m->mu);
@@ -490,20 +758,188 @@ int krep_mod_create_topic(krep_mod *m, const char *name, int nparts, const klog_
                         "be a replica of each", m->cfg.node_id);
     else if ((rc = klog_topic_create(m->k, name, nparts, conf, errbuf, errsize)) == 0) {
         /* under m->mu: the tick thread's krep_static_track does not give
-         * it the default placement first */
-        rc = krep_static_add_topic(m->node, m->ctl, name, nparts, rf, assign);
+         * it the default placement first; the record before the
+         * partitions, so that the followers create it configured */
+        rc = krep_ctl_put_topic(m->ctl, name, lines, false);
+        if (rc == 0)
+            rc = krep_static_add_topic(m->node, m->ctl, name, nparts, rf, assign);
         if (rc < 0) {
             klog_topic_delete(m->k, name);
+            krep_ctl_put_topic(m->ctl, name, NULL, true);
             klog__errf(errbuf, errsize, rc, "%s", rc == -EINVAL ? "the static controller (this node) leads every "
                        "partition: it must be a replica of each" : klog_strerror(rc));
         }
     }
+    pthread_mutex_unlock(&m->mu);
+    free(lines);
+    return rc < 0 ? rc : 0;
+}
+
+int krep_mod_topic_config(krep_mod *m, const char *name, char *config, size_t cap)
+{
+#if KLOG_HAVE_RAFT
+    if (m->q)
+        return krep_quorum_topic(m->q, name, config, cap);
+#endif
+    krep_ctl *c = hosted(m);
+    return c ? krep_ctl_topic(c, name, config, cap, NULL) : KREP_TOPIC_NONE;
+}
+
+int krep_mod_delete_topic(krep_mod *m, const char *name, int timeout_ms, char *errbuf, size_t errsize)
+{
+    if (!krep_topic_replicated(name) || name[0] == '_')
+        return klog__errf(errbuf, errsize, -EPERM, "%s is deleted with its groups (DeleteGroups)", name);
+    int rc;
+#if KLOG_HAVE_RAFT
+    if (m->q) {
+        pthread_mutex_lock(&m->create_mu);
+        krep_pstate st;
+        bool exists = krep_quorum_topic(m->q, name, NULL, 0) == KREP_TOPIC_LIVE ||
+                      krep_quorum_state(m->q, name, 0, &st) == 0;
+        rc = !exists ? KLOG_EUNKNOWN_TOPIC : krep_quorum_delete_topic(m->q, name, now_ms());
+        if (rc == 0)
+            rc = wait_record(m, name, KREP_TOPIC_DELETED, NULL, timeout_ms);
+        pthread_mutex_unlock(&m->create_mu);
+        if (rc == KLOG_ENOTLEADER)
+            return klog__errf(errbuf, errsize, rc, "this node is no longer the controller");
+        if (rc < 0)
+            return klog__errf(errbuf, errsize, rc, "topic '%s': %s", name, klog_strerror(rc));
+        wait_settled(m, name, timeout_ms > 0 && timeout_ms < 5000 ? timeout_ms : 5000);
+        return 0;
+    }
+#endif
+    pthread_mutex_lock(&m->mu);
+    if (!m->ctl) {
+        rc = klog__errf(errbuf, errsize, KLOG_ENOTLEADER, "this node is not the controller");
+    } else {
+        krep_pstate st;
+        kt_topic *t = klog__topic_get(m->k, name);
+        bool exists = t || krep_ctl_topic(m->ctl, name, NULL, 0, NULL) == KREP_TOPIC_LIVE ||
+                      krep_ctl_state(m->ctl, name, 0, &st) == 0;
+        klog__topic_put(t);
+        /* the deletion first: a push of its states under way does not
+         * make the copy again (create_missing) once it is gone */
+        rc = !exists ? KLOG_EUNKNOWN_TOPIC : krep_static_delete_topic(m->node, m->ctl, name);
+        if (rc == 0)
+            told_put(m, name, NULL);
+        if (rc == 0 && (rc = klog_topic_delete(m->k, name)) == KLOG_EUNKNOWN_TOPIC)
+            rc = 0;
+        if (rc < 0)
+            klog__errf(errbuf, errsize, rc, "topic '%s': %s", name, klog_strerror(rc));
+    }
+    pthread_mutex_unlock(&m->mu);
+    if (rc == 0)
+        wait_settled(m, name, timeout_ms > 0 && timeout_ms < 5000 ? timeout_ms : 5000);
+    return rc;
+}
+
+int krep_mod_alter_topic(krep_mod *m, const char *name, const klog_conf *set, const char *const *unset, size_t nunset,
+                         int timeout_ms, char *errbuf, size_t errsize)
+{
+    char *cur = malloc(2 * (KREP_TOPIC_CONFIG_MAX + 1));
+    if (!cur)
+        return -ENOMEM;
+    char *next = cur + KREP_TOPIC_CONFIG_MAX + 1;
+    klog_conf *c = NULL;
+    int rc = krep_mod_topic_config(m, name, cur, KREP_TOPIC_CONFIG_MAX + 1);
+    if (rc != KREP_TOPIC_LIVE) {
+        free(cur);
+        return klog__errf(errbuf, errsize, KLOG_EUNKNOWN_TOPIC, "topic '%s' does not exist", name);
+    }
+    /* the new configuration: the record's (or none), the keys set, less
+     * the keys unset */
+    if (!(c = conf_of_lines(cur)) && klog_conf_new(&c) < 0) {
+        free(cur);
+        return -ENOMEM;
+    }
+    rc = conf_lines(set, next, KREP_TOPIC_CONFIG_MAX + 1);
+    for (const char *p = next; rc == 0 && *p;) {
+        const char *nl = strchr(p, '\n'), *eq = strchr(p, '=');
+        size_t len = nl ? (size_t)(nl - p) : strlen(p);
+        if (eq && (size_t)(eq - p) < len && len < 2 * KC_STR_MAX) {
+            char key[KC_STR_MAX], val[KC_STR_MAX];
+            snprintf(key, sizeof key, "%.*s", (int)(eq - p), p);
+            snprintf(val, sizeof val, "%.*s", (int)(len - (size_t)(eq - p) - 1), eq + 1);
+            rc = klog_conf_set(c, key, val, errbuf, errsize);
+        }
+        p += len + (nl ? 1 : 0);
+    }
+    for (size_t i = 0; rc == 0 && i < nunset; i++)
+        rc = klog__conf_unset(c, unset[i], KC_SCOPE_TOPIC, errbuf, errsize);
+    if (rc == 0 && conf_lines(c, next, KREP_TOPIC_CONFIG_MAX + 1) < 0)
+        rc = klog__errf(errbuf, errsize, -EINVAL, "the topic's configuration is too long");
+    klog_conf_free(c);
+#if KLOG_HAVE_RAFT
+    if (rc == 0 && m->q) {
+        /* every replica applies it when told (this node too, if it is one) */
+        pthread_mutex_lock(&m->create_mu);
+        rc = krep_quorum_put_topic(m->q, name, next, now_ms());
+        if (rc == 0)
+            rc = wait_record(m, name, KREP_TOPIC_LIVE, next, timeout_ms);
+        pthread_mutex_unlock(&m->create_mu);
+        if (rc < 0 && !*errbuf)
+            klog__errf(errbuf, errsize, rc, "the controller: %s", klog_strerror(rc));
+        free(cur);
+        return rc;
+    }
+#else
+    (void)timeout_ms;
+#endif
+    if (rc == 0) {
+        /* static: this node (the controller) holds the topic, and checks
+         * the change by making it first */
+        pthread_mutex_lock(&m->mu);
+        if (!m->ctl)
+            rc = klog__errf(errbuf, errsize, KLOG_ENOTLEADER, "this node is not the controller");
+        else if ((rc = klog_topic_alter_config(m->k, name, set, unset, nunset, errbuf, errsize)) == 0)
+            rc = krep_ctl_put_topic(m->ctl, name, next, false);
+        pthread_mutex_unlock(&m->mu);
+    }
+    free(cur);
+    return rc;
+}
+
+int krep_mod_add_partitions(krep_mod *m, const char *name, int total, int timeout_ms, char *errbuf, size_t errsize)
+{
+    int rc;
+#if KLOG_HAVE_RAFT
+    if (m->q) {
+        pthread_mutex_lock(&m->create_mu);
+        rc = krep_quorum_add_topic(m->q, name, total, 0, NULL, now_ms());
+        int64_t until = now_ms() + (timeout_ms > 0 ? timeout_ms : 30000);
+        krep_pstate st;
+        while (rc > 0 && krep_quorum_state(m->q, name, total - 1, &st) < 0) {
+            if (now_ms() >= until || stopping(m)) {
+                rc = -ETIMEDOUT;
+                break;
+            }
+            nap(m, now_ms() + 5);
+        }
+        pthread_mutex_unlock(&m->create_mu);
+        if (rc < 0)
+            return klog__errf(errbuf, errsize, rc, "%s", rc == KLOG_ENOTLEADER ? "this node is no longer the controller"
+                                                                                : klog_strerror(rc));
+        return 0;
+    }
+#else
+    (void)timeout_ms;
+#endif
+    pthread_mutex_lock(&m->mu);
+    if (!m->ctl)
+        rc = klog__errf(errbuf, errsize, KLOG_ENOTLEADER, "this node is not the controller");
+    else if ((rc = klog_topic_add_partitions(m->k, name, total)) == 0)
+        rc = krep_static_add_topic(m->node, m->ctl, name, total, 0, NULL); /* the topic's factor */
+    if (rc < 0 && !*errbuf)
+        klog__errf(errbuf, errsize, rc, "%s", klog_strerror(rc));
     pthread_mutex_unlock(&m->mu);
     return rc < 0 ? rc : 0;
 }
 
 int krep_mod_raft_frame(krep_mod *m, const void *frame, size_t len, kk_wbuf *w)
 {
+    const uint8_t *f = frame;
+    if (m && len >= 2 && (int16_t)(f[0] << 8 | f[1]) == KREP_API_TOPICS)
+        return topics_frame(m, frame, len, w);
 #if KLOG_HAVE_RAFT
     if (m && m->q)
         return krep_quorum_serve(m->q, frame, len, now_ms(), w);
@@ -723,6 +1159,8 @@ static int local(runner *r, krep_ctl *ctl)
         else
 #endif
             rc = ctl ? krep_ctl_serve(ctl, frame, len, now_ms(), &r->rw) : KLOG_ESTATE;
+    } else if (len >= 2 && (int16_t)(frame[0] << 8 | frame[1]) == KREP_API_TOPICS) {
+        rc = topics_frame(m, frame, len, &r->rw);
     } else {
         kk_arena a;
         kk_arena_init(&a, NULL, 0);
@@ -836,6 +1274,16 @@ static void quorum_topics(krep_mod *m)
         kt_topic *t = snap[i];
         if (!krep_topic_replicated(t->name) || atomic_load(&t->deleted))
             continue;
+        int rec = krep_quorum_topic(m->q, t->name, NULL, 0);
+        if (rec == KREP_TOPIC_DELETED)
+            continue; /* a copy the deletion has not reached yet */
+        if (rec == KREP_TOPIC_NONE) {
+            /* its record first, with the configuration it has here */
+            char lines[8192];
+            if (klog_topic_describe(m->k, t->name, NULL, 0, lines, sizeof lines) < 0 ||
+                krep_quorum_put_topic(m->q, t->name, lines, now_ms()) < 0)
+                continue;
+        }
         krep_quorum_add_topic(m->q, t->name, atomic_load_explicit(&t->nparts, memory_order_acquire), 0, NULL,
                               now_ms());
     }
@@ -986,6 +1434,7 @@ static int mod_init(struct klog *k, void **state, char *errbuf, size_t errsize)
     m->cfg.incarnation = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
     pthread_mutex_init(&m->mu, NULL);
     pthread_mutex_init(&m->create_mu, NULL);
+    pthread_mutex_init(&m->tmu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -1187,6 +1636,10 @@ static int mod_fini(struct klog *k, void *state)
         return 0;
     pthread_mutex_destroy(&m->mu);
     pthread_mutex_destroy(&m->create_mu);
+    pthread_mutex_destroy(&m->tmu);
+    for (size_t i = 0; i < m->ntold; i++)
+        free(m->told[i].config);
+    free(m->told);
     pthread_cond_destroy(&m->cv);
     free(m);
     return 0;

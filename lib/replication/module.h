@@ -65,17 +65,59 @@ int krep_mod_topic_parts(krep_mod *m, const char *topic);
  * replicas each (<= 0: krep_default_rf of the data nodes) placed by
  * krep_assign, or as assign says (nparts rows of rf node ids).  Static:
  * the topic is created here with conf, and this node leads every
- * partition (it must be a replica of each); the followers create theirs
- * when told (with the instance's defaults).  Quorum: a metadata record,
- * answered once committed (within timeout_ms); the replicas create the
- * topic when told, this node with conf if it is one.  Returns 0,
+ * partition (it must be a replica of each).  Quorum: a metadata record,
+ * answered once committed (within timeout_ms).  The topic's record (its
+ * configuration: conf's topic keys) goes first: the replicas create the
+ * topic configured so when told.  A name deleted is created again once
+ * every node took the deletion (-EEXIST until then).  Returns 0,
  * KLOG_ENOTLEADER (not the controller), -EEXIST, -EINVAL, -ETIMEDOUT,
  * -ENOMEM, a creation's error; errbuf says why.
  */
 int krep_mod_create_topic(krep_mod *m, const char *name, int nparts, const klog_conf *conf, int rf,
                           const int32_t *assign, int timeout_ms, char *errbuf, size_t errsize);
 
-/* A raft frame (quorum.h's KREP_API_RAFT) from a peer: the response into
+/* The topic's record (replication.h) as the controller this node hosts,
+ * or the quorum, holds it: KREP_TOPIC_NONE, _LIVE (its configuration
+ * copied into config[0..cap)), _DELETED. */
+int krep_mod_topic_config(krep_mod *m, const char *name, char *config, size_t cap);
+
+/* The configuration the controller last told this node for topic (its
+ * record, whether this node holds a replica or not): 0, or
+ * KLOG_EUNKNOWN_TOPIC (none told). */
+int krep_mod_told_config(krep_mod *m, const char *name, char *config, size_t cap);
+
+/*
+ * DeleteTopics on the controller: the topic's record becomes a deletion
+ * (static: written down, after this node deleted its copy; quorum: a
+ * metadata record, answered once committed, within timeout_ms), which
+ * every node takes when told: it deletes its copy and forgets the
+ * partitions.  Waits (at most timeout_ms, 5 s) for every node to have
+ * taken it, so that the name can be created again at once.  Returns 0,
+ * KLOG_ENOTLEADER, KLOG_EUNKNOWN_TOPIC, -EPERM (an internal topic),
+ * -ETIMEDOUT, a deletion's error; errbuf says why.
+ */
+int krep_mod_delete_topic(krep_mod *m, const char *name, int timeout_ms, char *errbuf, size_t errsize);
+
+/*
+ * AlterConfigs on the controller: the topic's configuration in its record
+ * becomes the record's with the keys of set set and the keys unset[]
+ * removed (static: made on this node's copy first, which checks it;
+ * quorum: a metadata record, answered once committed), and every replica
+ * applies it when told.  Returns 0, KLOG_ENOTLEADER, KLOG_EUNKNOWN_TOPIC,
+ * KLOG_ECONF, -ETIMEDOUT, -ENOMEM; errbuf says why.
+ */
+int krep_mod_alter_topic(krep_mod *m, const char *name, const klog_conf *set, const char *const *unset, size_t nunset,
+                         int timeout_ms, char *errbuf, size_t errsize);
+
+/* CreatePartitions on the controller: the topic grows to total
+ * partitions, placed with its replication factor (static: this node
+ * leads them; quorum: answered once committed; the replicas create
+ * theirs when told, whether this node is one or not).  Returns 0,
+ * KLOG_ENOTLEADER, KLOG_EUNKNOWN_TOPIC, -EINVAL, -ETIMEDOUT. */
+int krep_mod_add_partitions(krep_mod *m, const char *name, int total, int timeout_ms, char *errbuf, size_t errsize);
+
+/* A raft frame (quorum.h's KREP_API_RAFT) or a topic-records frame
+ * (replication.h's KREP_API_TOPICS) from a peer: the response into
  * w.  Returns 0, KLOG_EFORMAT (no quorum here), KLOG_ECORRUPT, -ENOMEM. */
 int krep_mod_raft_frame(krep_mod *m, const void *frame, size_t len, kk_wbuf *w);
 

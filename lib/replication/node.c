@@ -138,6 +138,12 @@ struct krep_node {
     size_t bufcap;
     post_action *post;
     size_t npost, postcap;
+    /* forgotten (krep_node_forget): kept until no request in flight
+     * names them, metas until the node goes (krep_node_list's names) */
+    krep_part **gone;
+    size_t ngone, gonecap;
+    krep_meta **gone_meta;
+    size_t ngone_meta, gone_metacap;
 };
 
 /* ---- helpers ------------------------------------------------------------------ */
@@ -375,6 +381,14 @@ void krep_node_free(krep_node *n)
     for (size_t i = 0; i < n->nmeta; i++)
         free(n->meta[i]);
     free(n->meta);
+    for (size_t i = 0; i < n->ngone; i++) {
+        klog__topic_put(n->gone[i]->t);
+        free(n->gone[i]);
+    }
+    free(n->gone);
+    for (size_t i = 0; i < n->ngone_meta; i++)
+        free(n->gone_meta[i]);
+    free(n->gone_meta);
     free(n->chans);
     kk_arena_reset(&n->arena);
     krep_mem_reset(&n->mem);
@@ -591,9 +605,13 @@ static void follower_fetched(krep_node *n, krep_part *rp, int i, int64_t off, in
     post_add(n, rp->p, hw_target(n, rp));
 }
 
+static void gone_sweep(krep_node *n);
+
 int64_t krep_node_tick(krep_node *n, int64_t now_ms)
 {
     pthread_mutex_lock(&n->mu);
+    if (n->ngone)
+        gone_sweep(n);
     int64_t wake = now_ms + (n->cfg.lag_max_ms / 4 > 1 ? n->cfg.lag_max_ms / 4 : 1);
     for (size_t j = 0; j < n->nparts; j++) {
         krep_part *rp = n->parts[j];
@@ -1449,4 +1467,66 @@ void krep_chan_failed(krep_node *n, int32_t dst, int64_t now_ms)
         ch->backoff_until = now_ms + n->cfg.fetch_backoff_ms / 10;
     }
     pthread_mutex_unlock(&n->mu);
+}
+
+/* ---- topics deleted through the controller ------------------------------------------------ */
+
+/* Free the forgotten partitions no request in flight names (n->mu held). */
+static void gone_sweep(krep_node *n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n->ngone; i++) {
+        krep_part *rp = n->gone[i];
+        bool named = false;
+        for (int c = 0; c <= n->cfg.npeers && !named; c++)
+            for (int j = 0; n->chans[c].busy && j < n->chans[c].nparts && !named; j++)
+                named = n->chans[c].parts[j] == rp;
+        if (named) {
+            n->gone[k++] = rp;
+        } else {
+            klog__topic_put(rp->t);
+            free(rp);
+        }
+    }
+    n->ngone = k;
+}
+
+int krep_node_forget(krep_node *n, const char *topic)
+{
+    pthread_mutex_lock(&n->mu);
+    int rc = 0;
+    size_t k = 0;
+    for (size_t i = 0; i < n->nparts; i++) {
+        krep_part *rp = n->parts[i];
+        if (strcmp(rp->t->name, topic) != 0) {
+            n->parts[k++] = rp;
+            continue;
+        }
+        if (klog__vec_reserve(&n->gone, &n->gonecap, n->ngone + 1, sizeof *n->gone) < 0) {
+            n->parts[k++] = rp; /* kept: forgotten at the next try */
+            rc = -ENOMEM;
+            continue;
+        }
+        /* a request in flight that names it finds it stale (not known,
+         * failed) and leaves it */
+        rp->known = false;
+        rp->failed = true;
+        rp->leading = false;
+        n->gone[n->ngone++] = rp;
+    }
+    n->nparts = k;
+    k = 0;
+    for (size_t i = 0; i < n->nmeta; i++) {
+        krep_meta *m = n->meta[i];
+        if (strcmp(m->topic, topic) != 0 ||
+            klog__vec_reserve(&n->gone_meta, &n->gone_metacap, n->ngone_meta + 1, sizeof *n->gone_meta) < 0)
+            n->meta[k++] = m;
+        else
+            n->gone_meta[n->ngone_meta++] = m;
+    }
+    n->nmeta = k;
+    gone_sweep(n);
+    atomic_fetch_add(&n->version, 1);
+    pthread_mutex_unlock(&n->mu);
+    return rc;
 }

@@ -29,7 +29,7 @@
 #define REC_HDR 8u                   /* [len u32][crc u32] */
 #define REC_FIXED 10u                /* [term u64][type u16] */
 
-enum { CMD_SET = 1, CMD_REG = 2 };
+enum { CMD_SET = 1, CMD_REG = 2, CMD_TOPIC = 3, CMD_DEL = 4 };
 enum { DONE_APPEND = 1, DONE_SEND, DONE_WORK, DONE_SNAP_PUT, DONE_SNAP_GET };
 #define SNAP_MAGIC "klogsnp1"
 #define SNAP_FIXED (8u + 8 + 8 + 8 + 4)  /* magic, index, term, conf index, conf length */
@@ -44,6 +44,13 @@ typedef struct qpart {
     int64_t pend_ms;
     krep_pstate pend_st;
 } qpart;
+
+/* A topic's record (replication.h): its configuration, or a tombstone. */
+typedef struct qtopic {
+    char name[KLOG_TOPIC_NAME_MAX + 1];
+    char *config;                 /* "key=value\n" lines, "" none */
+    bool deleted;
+} qtopic;
 
 typedef struct qnode {
     int32_t id;
@@ -128,6 +135,8 @@ struct krep_quorum {
     size_t nparts, pcap;
     qnode nodes[KREP_MAX_NODES];
     int nnodes;
+    qtopic **topics;
+    size_t ntopics, tcap;
     uint64_t hash;
     /* the controller */
     krep_ctl *ctl;
@@ -276,6 +285,23 @@ static qpart *qpart_find(krep_quorum *q, const char *topic, int32_t index)
         if (q->parts[i]->index == index && strcmp(q->parts[i]->topic, topic) == 0)
             return q->parts[i];
     return NULL;
+}
+
+static qtopic *qtopic_find(krep_quorum *q, const char *name)
+{
+    for (size_t i = 0; i < q->ntopics; i++)
+        if (strcmp(q->topics[i]->name, name) == 0)
+            return q->topics[i];
+    return NULL;
+}
+
+static void topics_free(qtopic **t, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(t[i]->config);
+        free(t[i]);
+    }
+    free(t);
 }
 
 static bool is_leader(krep_quorum *q) { return raft_state(&q->raft) == RAFT_LEADER; }
@@ -1093,8 +1119,9 @@ static void apply_set(krep_quorum *q, rd *r)
     topic[tl] = 0;
     qpart *p = qpart_find(q, topic, index);
     if (!p) {
-        if (expect != -1)
-            return;
+        qtopic *t = qtopic_find(q, topic);
+        if (expect != -1 || (t && t->deleted))
+            return; /* (a deleted name is created again by its TOPIC first) */
         if (klog__vec_reserve(&q->parts, &q->pcap, q->nparts + 1, sizeof *q->parts) < 0 ||
             !(p = calloc(1, sizeof *p)))
             return; /* out of memory: this voter's state machine can no longer be trusted */
@@ -1142,6 +1169,84 @@ static void apply_reg(krep_quorum *q, rd *r)
             mirror(q, q->parts[i]);
 }
 
+/* TOPIC [name u16+bytes][config u32+bytes]: the topic's configuration
+ * (a tombstone of the name goes); DEL [name]: the topic's partitions and
+ * configuration go, a tombstone stays. */
+static qtopic *topic_record(krep_quorum *q, rd *r, bool with_config, char **config)
+{
+    uint16_t tl = rd16(r);
+    const uint8_t *tp = rd_take(r, tl);
+    *config = NULL;
+    if (with_config) {
+        uint32_t cl = rd32(r);
+        const uint8_t *cp = cl <= KREP_TOPIC_CONFIG_MAX ? rd_take(r, cl) : NULL;
+        if (cp && (*config = malloc((size_t)cl + 1))) {
+            memcpy(*config, cp, cl);
+            (*config)[cl] = 0;
+        }
+        if (!*config || strlen(*config) != cl) {
+            free(*config);
+            *config = NULL;
+            return NULL;
+        }
+    }
+    char name[KLOG_TOPIC_NAME_MAX + 1];
+    if (r->bad || !tp || tl == 0 || tl > KLOG_TOPIC_NAME_MAX || memchr(tp, 0, tl)) {
+        free(*config);
+        *config = NULL;
+        return NULL;
+    }
+    memcpy(name, tp, tl);
+    name[tl] = 0;
+    qtopic *t = qtopic_find(q, name);
+    if (!t && (klog__vec_reserve(&q->topics, &q->tcap, q->ntopics + 1, sizeof *q->topics) < 0 ||
+               !(t = calloc(1, sizeof *t)) || !(t->config = strdup("")))) {
+        if (t)
+            free(t);
+        free(*config);
+        *config = NULL;
+        return NULL; /* out of memory: this voter's state machine can no longer be trusted */
+    }
+    if (!t->name[0]) {
+        memcpy(t->name, name, tl + 1);
+        q->topics[q->ntopics++] = t;
+    }
+    return t;
+}
+
+static void apply_topic(krep_quorum *q, rd *r)
+{
+    char *config;
+    qtopic *t = topic_record(q, r, true, &config);
+    if (!t)
+        return;
+    free(t->config);
+    t->config = config;
+    t->deleted = false;
+    if (q->ctl)
+        krep_ctl_put_topic(q->ctl, t->name, t->config, false);
+}
+
+static void apply_del(krep_quorum *q, rd *r)
+{
+    char *none;
+    qtopic *t = topic_record(q, r, false, &none);
+    if (!t)
+        return;
+    size_t k = 0;
+    for (size_t i = 0; i < q->nparts; i++) {
+        if (strcmp(q->parts[i]->topic, t->name) == 0)
+            free(q->parts[i]);
+        else
+            q->parts[k++] = q->parts[i];
+    }
+    q->nparts = k;
+    t->config[0] = 0;
+    t->deleted = true;
+    if (q->ctl)
+        krep_ctl_put_topic(q->ctl, t->name, NULL, true);
+}
+
 static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
 {
     krep_quorum *q = fsm->data;
@@ -1154,21 +1259,25 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
     switch (rd8(&r)) {
     case CMD_SET: apply_set(q, &r); break;
     case CMD_REG: apply_reg(q, &r); break;
+    case CMD_TOPIC: apply_topic(q, &r); break;
+    case CMD_DEL: apply_del(q, &r); break;
     default: break; /* unknown: a newer version's; ignored alike everywhere */
     }
     return 0;
 }
 
-/* The state machine as one buffer: [version u8 = 1][hash u64]
+/* The state machine as one buffer: [version u8 = 2][hash u64]
  * [partitions u32] then each [topic length u16][topic][index u32][state],
- * [nodes u8] then each [id u32][incarnation u64].  What a leader-local
+ * [nodes u8] then each [id u32][incarnation u64], [topics u32] then each
+ * [name length u16][name][deleted u8][config length u32][config]
+ * (version 1, before topic records, ends after the nodes).  What a leader-local
  * field holds (proposals in flight, heard_ms) is not state: a restored
  * voter starts them afresh, as host() does. */
 static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
 {
     krep_quorum *q = fsm->data;
     wr w = { 0 };
-    wr8(&w, 1);
+    wr8(&w, 2);
     wr64(&w, q->hash);
     wr32(&w, (uint32_t)q->nparts);
     for (size_t i = 0; i < q->nparts; i++) {
@@ -1182,6 +1291,16 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsign
     wr8(&w, (uint8_t)q->nnodes);
     for (int i = 0; i < q->nnodes; i++)
         wr32(&w, (uint32_t)q->nodes[i].id), wr64(&w, (uint64_t)q->nodes[i].inc);
+    wr32(&w, (uint32_t)q->ntopics);
+    for (size_t i = 0; i < q->ntopics; i++) {
+        const qtopic *t = q->topics[i];
+        size_t tl = strlen(t->name), cl = strlen(t->config);
+        wr16(&w, (uint16_t)tl);
+        wrraw(&w, t->name, tl);
+        wr8(&w, t->deleted ? 1 : 0);
+        wr32(&w, (uint32_t)cl);
+        wrraw(&w, t->config, cl);
+    }
     struct raft_buffer *b = raft_malloc(sizeof *b);
     if (w.bad || !b) {
         raft_free(w.p);
@@ -1201,7 +1320,8 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 {
     krep_quorum *q = fsm->data;
     rd r = { buf->base, buf->len, 0, false };
-    if (rd8(&r) != 1)
+    uint8_t version = rd8(&r);
+    if (version != 1 && version != 2)
         return RAFT_MALFORMED;
     uint64_t hash = rd64(&r);
     uint32_t np = rd32(&r);
@@ -1237,14 +1357,50 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
         nodes[i].id = (int32_t)rd32(&r);
         nodes[i].inc = (int64_t)rd64(&r);
     }
+    uint32_t ntop = rc == 0 && version >= 2 ? rd32(&r) : 0;
+    if (ntop > buf->len / 7)
+        rc = RAFT_MALFORMED;
+    qtopic **topics = calloc((size_t)ntop + 1, sizeof *topics);
+    if (rc == 0 && !topics)
+        rc = RAFT_NOMEM;
+    for (uint32_t i = 0; rc == 0 && i < ntop; i++) {
+        uint16_t tl = rd16(&r);
+        const uint8_t *tp = rd_take(&r, tl);
+        uint8_t del = rd8(&r);
+        uint32_t cl = rd32(&r);
+        const uint8_t *cp = cl <= KREP_TOPIC_CONFIG_MAX ? rd_take(&r, cl) : NULL;
+        qtopic *t = calloc(1, sizeof *t);
+        if (!t || !(t->config = malloc((size_t)cl + 1))) {
+            free(t);
+            rc = RAFT_NOMEM;
+            break;
+        }
+        topics[i] = t;
+        if (!tp || !cp || tl == 0 || tl > KLOG_TOPIC_NAME_MAX) {
+            rc = RAFT_MALFORMED;
+            break;
+        }
+        memcpy(t->name, tp, tl);
+        t->name[tl] = 0;
+        memcpy(t->config, cp, cl);
+        t->config[cl] = 0;
+        t->deleted = del != 0;
+    }
     if (rc == 0 && (r.bad || r.at != r.n))
         rc = RAFT_MALFORMED;
     if (rc != 0) {
         for (uint32_t i = 0; i < np; i++)
             free(parts[i]);
         free(parts);
+        size_t nt = 0;
+        while (topics && nt < ntop && topics[nt])
+            nt++;
+        topics_free(topics, nt);
         return rc;
     }
+    topics_free(q->topics, q->ntopics);
+    q->topics = topics;
+    q->ntopics = q->tcap = ntop;
     for (size_t i = 0; i < q->nparts; i++)
         free(q->parts[i]);
     free(q->parts);
@@ -1255,6 +1411,8 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
     q->hash = hash;
     if (q->ctl) {
         /* (a leader is never sent a snapshot; kept right regardless) */
+        for (size_t i = 0; i < q->ntopics; i++)
+            krep_ctl_put_topic(q->ctl, q->topics[i]->name, q->topics[i]->config, q->topics[i]->deleted);
         for (size_t i = 0; i < q->nparts; i++)
             mirror(q, q->parts[i]);
     }
@@ -1355,6 +1513,8 @@ static void host(krep_quorum *q)
         return;
     for (int i = 0; i < q->cfg.ndata; i++)
         krep_ctl_add_node(c, q->cfg.data[i]); /* every data node hears of every partition */
+    for (size_t i = 0; i < q->ntopics; i++)
+        krep_ctl_put_topic(c, q->topics[i]->name, q->topics[i]->config, q->topics[i]->deleted);
     for (size_t i = 0; i < q->nparts; i++)
         krep_ctl_add_state(c, q->parts[i]->topic, q->parts[i]->index, &q->parts[i]->st);
     for (int i = 0; i < q->nnodes; i++) {
@@ -1503,6 +1663,54 @@ int krep_quorum_add_topic(krep_quorum *q, const char *topic, int32_t nparts, int
     }
     pthread_mutex_unlock(&q->mu);
     return rc < 0 ? rc : added;
+}
+
+/* A TOPIC or DEL command: on the leader only. */
+static int propose_topic(krep_quorum *q, const char *topic, const char *config, bool del, int64_t now_ms)
+{
+    pthread_mutex_lock(&q->mu);
+    if (now_ms > q->now)
+        q->now = now_ms;
+    int rc = 0;
+    size_t tl = topic ? strlen(topic) : 0, cl = config ? strlen(config) : 0;
+    if (!ready(q) || !q->ctl)
+        rc = KLOG_ENOTLEADER;
+    else if (tl == 0 || tl > KLOG_TOPIC_NAME_MAX || cl > KREP_TOPIC_CONFIG_MAX)
+        rc = -EINVAL;
+    if (rc == 0) {
+        wr w = { 0 };
+        wr8(&w, del ? CMD_DEL : CMD_TOPIC);
+        wr16(&w, (uint16_t)tl);
+        wrraw(&w, topic, tl);
+        if (!del) {
+            wr32(&w, (uint32_t)cl);
+            wrraw(&w, config ? config : "", cl);
+        }
+        rc = propose(q, &w);
+    }
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+int krep_quorum_put_topic(krep_quorum *q, const char *topic, const char *config, int64_t now_ms)
+{
+    return propose_topic(q, topic, config, false, now_ms);
+}
+
+int krep_quorum_delete_topic(krep_quorum *q, const char *topic, int64_t now_ms)
+{
+    return propose_topic(q, topic, NULL, true, now_ms);
+}
+
+int krep_quorum_topic(krep_quorum *q, const char *topic, char *config, size_t cap)
+{
+    pthread_mutex_lock(&q->mu);
+    qtopic *t = qtopic_find(q, topic);
+    int rc = !t ? KREP_TOPIC_NONE : t->deleted ? KREP_TOPIC_DELETED : KREP_TOPIC_LIVE;
+    if (t && config && cap)
+        snprintf(config, cap, "%s", t->config);
+    pthread_mutex_unlock(&q->mu);
+    return rc;
 }
 
 krep_ctl *krep_quorum_ctl(krep_quorum *q)
@@ -1930,6 +2138,7 @@ static void free_all(krep_quorum *q)
     for (size_t i = 0; i < q->nparts; i++)
         free(q->parts[i]);
     free(q->parts);
+    topics_free(q->topics, q->ntopics);
     kk_arena_reset(&q->arena);
     krep_mem_reset(&q->mem);
     free(q->mem.blocks);

@@ -15,7 +15,11 @@
  *        changed does nothing;
  *   REG  node incarnation controller_epoch  a node's new run: every
  *        partition it leads gets a new leader epoch (it must never lead
- *        again in an epoch it led before its restart, replication.h).
+ *        again in an epoch it led before its restart, replication.h);
+ *   TOPIC topic config                     the topic's configuration (its
+ *        record: replication.h's topic records);
+ *   DEL  topic                             the topic's partitions and
+ *        configuration go; a tombstone of the name stays.
  * The apply is deterministic: equal logs make equal states.
  *
  * The controller.  The raft leader of term T hosts a krep_ctl of
@@ -131,6 +135,16 @@ int64_t krep_quorum_tick(krep_quorum *q, int64_t now_ms);
  * number proposed, 0, KLOG_ENOTLEADER, -EINVAL, -ENOMEM. */
 int krep_quorum_add_topic(krep_quorum *q, const char *topic, int32_t nparts, int rf, const int32_t *assign,
                           int64_t now_ms);
+
+/* Topic records (replication.h): propose topic's configuration
+ * ("key=value\n" lines; its record, before its partitions when it is
+ * new) or its deletion (its partitions and configuration leave the
+ * metadata; a tombstone stays): on the leader only.  Returns 0,
+ * KLOG_ENOTLEADER, -EINVAL, -ENOMEM.  krep_quorum_topic: the committed
+ * record, as krep_ctl_topic (without *settled). */
+int krep_quorum_put_topic(krep_quorum *q, const char *topic, const char *config, int64_t now_ms);
+int krep_quorum_delete_topic(krep_quorum *q, const char *topic, int64_t now_ms);
+int krep_quorum_topic(krep_quorum *q, const char *topic, char *config, size_t cap);
 
 /* The controller hosted now (the raft leader's), or NULL.  One replaced
  * stays allocated until krep_quorum_close (threads may still hold it; it

@@ -144,6 +144,10 @@ void krep_node_free(krep_node *n);
 
 /* Start replicating a topic created after krep_node_new (a topic event). */
 void krep_node_track(krep_node *n, struct kt_topic *t);
+/* Forget every partition of topic (its replicas' and the others' states):
+ * the controller deleted it.  Returns 0 or -ENOMEM (some kept: call
+ * again). */
+int krep_node_forget(krep_node *n, const char *topic);
 
 int32_t krep_node_id(const krep_node *n);
 struct klog *krep_node_klog(krep_node *n);
@@ -351,6 +355,11 @@ int krep_static_track(krep_node *n, krep_ctl *ctl);
 int krep_static_add_topic(krep_node *n, krep_ctl *ctl, const char *topic, int32_t nparts, int rf,
                           const int32_t *assign);
 
+/* DeleteTopics through the static controller: topic's record becomes a
+ * deletion (its partitions leave ctl), written down.  Returns 0, -ENOMEM,
+ * the write's error. */
+int krep_static_delete_topic(krep_node *n, krep_ctl *ctl, const char *topic);
+
 /*
  * klog promote on node n: the states n knows (else those of `known`, what
  * its state file held), each led by n in a new leader epoch of a new
@@ -504,6 +513,62 @@ int krep_ctl_describe(krep_ctl *c, char *buf, size_t cap);
 int krep_ctl_next(krep_ctl *c, int32_t node, int64_t now_ms, kk_wbuf *w, int64_t *wake_ms);
 int krep_ctl_response(krep_ctl *c, int32_t node, const void *frame, size_t len, int64_t now_ms);
 void krep_ctl_failed(krep_ctl *c, int32_t node, int64_t now_ms);
+
+/* ---- topic records: configurations and deletions ------------------------------------
+ *
+ * Topics are part of the cluster's metadata as their partitions are
+ * (KRaft's TopicRecord, ConfigRecord and RemoveTopicRecord): the
+ * controller holds a record per topic, its configuration (the topic's own
+ * keys as "key=value\n" lines, what klog_topic_describe gives) or its
+ * deletion, and pushes every record a node has not acknowledged in its
+ * version to that node before the partition states (so that a replica
+ * creates a topic with its configuration), in a frame of a private API
+ * key on the same channel:
+ *   request  [i16 KREP_API_TOPICS][i16 0][i32 corr][string client id]
+ *            [i32 controller id][i32 controller epoch][i32 n] then n of
+ *            [string name][i8 deleted][i32 length][config bytes]
+ *   response [i32 corr][i16 error]
+ * A node answers STALE_CONTROLLER_EPOCH to an older controller; else it
+ * deletes a deleted topic and forgets its partitions' states, or applies
+ * the configuration to its copy of the topic (and keeps it for a copy it
+ * creates later).  A deleted topic's partitions leave the controller with
+ * its record; the record stays (a tombstone) so that a node that was away
+ * deletes its copy when it is back.  A name is created again only once
+ * every node acknowledged its deletion (Kafka before topic ids: a topic
+ * "marked for deletion" until every replica deleted it).
+ */
+#define KREP_API_TOPICS 32001
+#define KREP_TOPIC_CONFIG_MAX 65536
+
+typedef struct krep_topic_rec {
+    char *name;
+    char *config;                 /* "" when none; NULL in a deletion */
+    bool deleted;
+} krep_topic_rec;
+
+typedef struct krep_topics_req {
+    int32_t corr, controller_id, controller_epoch;
+    int n;
+    krep_topic_rec *v;
+} krep_topics_req;
+
+/* Decode a KREP_API_TOPICS request frame (copies: krep_topics_req_free
+ * after, whatever the result).  Returns 0, KLOG_ECORRUPT, -ENOMEM. */
+int krep_topics_decode(const void *frame, size_t len, krep_topics_req *out);
+void krep_topics_req_free(krep_topics_req *r);
+/* Its response into w (reset first).  Returns 0 or w's error. */
+int krep_topics_answer(kk_wbuf *w, int32_t corr, int16_t err);
+
+/* Set topic's record: its configuration (config: "key=value\n" lines, NULL
+ * as "") or its deletion, which also drops its partitions from the
+ * controller.  Unchanged records are left as they are; a changed one is
+ * pushed to every node again.  Returns 0, -EINVAL, -ENOMEM. */
+int krep_ctl_put_topic(krep_ctl *c, const char *topic, const char *config, bool deleted);
+enum { KREP_TOPIC_NONE = 0, KREP_TOPIC_LIVE = 1, KREP_TOPIC_DELETED = 2 };
+/* The record of topic: KREP_TOPIC_NONE, _LIVE (config copied into
+ * config[0..cap) when not NULL) or _DELETED; *settled (may be NULL):
+ * whether every node acknowledged it. */
+int krep_ctl_topic(krep_ctl *c, const char *topic, char *config, size_t cap, bool *settled);
 
 /* AlterPartition's answer to the partitions of a request, the same for
  * both controllers: apply(arg, topic, qp, &err) finds the partition (NULL:

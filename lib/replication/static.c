@@ -194,6 +194,12 @@ static void add_topics(struct klog *k, krep_ctl *ctl, const krep_config *cfg)
         kt_topic *t = snap[i];
         if (!krep_topic_replicated(t->name) || atomic_load(&t->deleted))
             continue;
+        /* its record (the configuration it has here) before its
+         * partitions: the replicas create it so configured */
+        char lines[8192];
+        if (krep_ctl_topic(ctl, t->name, NULL, 0, NULL) == KREP_TOPIC_NONE &&
+            klog_topic_describe(k, t->name, NULL, 0, lines, sizeof lines) >= 0)
+            krep_ctl_put_topic(ctl, t->name, lines, false);
         add_parts(ctl, cfg, t->name, atomic_load_explicit(&t->nparts, memory_order_acquire), 0, NULL);
     }
     klog__topics_release(snap, (size_t)nt);
@@ -431,4 +437,10 @@ int krep_static_add_topic(krep_node *n, krep_ctl *ctl, const char *topic, int32_
         rc = wrc < 0 ? wrc : rc;
     }
     return rc;
+}
+
+int krep_static_delete_topic(krep_node *n, krep_ctl *ctl, const char *topic)
+{
+    int rc = krep_ctl_put_topic(ctl, topic, NULL, true);
+    return rc < 0 ? rc : write_all(n, ctl);
 }

@@ -314,6 +314,8 @@ int ksrv_delete_topics(ksrv_call *c)
     kk_delete_topics_resp_topic *rt = n ? calloc((size_t)n, sizeof *rt) : NULL;
     if (n && !rt)
         return -ENOMEM;
+    /* replicated: through the controller, which every replica hears from */
+    krep_mod *rm = krep_mod_of(ksrv_klog(c->srv));
     for (int32_t i = 0; i < n; i++) {
         const kk_str *name = &q->topic_names.v[i];
         rt[i].name = *name;
@@ -323,12 +325,20 @@ int ksrv_delete_topics(ksrv_call *c)
             rt[i].error_code = KK_ERR_UNKNOWN_TOPIC_OR_PARTITION;
         } else if (!ksrv_allowed(c, KACL_OP_DELETE, KACL_RES_TOPIC, name->p)) {
             rt[i].error_code = KK_ERR_TOPIC_AUTHORIZATION_FAILED;
+        } else if (rm && krep_topic_replicated(name->p) && !krep_mod_is_controller(rm)) {
+            rt[i].error_code = KK_ERR_NOT_CONTROLLER; /* the admin client asks the one Metadata names */
         } else {
-            int rc = klog_topic_delete(ksrv_klog(c->srv), name->p);
+            char msg[MSG_MAX] = "";
+            int rc = rm && krep_topic_replicated(name->p)
+                         ? krep_mod_delete_topic(rm, name->p, q->timeout_ms, msg, sizeof msg)
+                         : klog_topic_delete(ksrv_klog(c->srv), name->p);
             /* -EPERM: __consumer_offsets (groups are deleted with DeleteGroups) */
-            rt[i].error_code = rc == KLOG_EUNKNOWN_TOPIC || rc == KLOG_EBADNAME
-                                   ? KK_ERR_UNKNOWN_TOPIC_OR_PARTITION
-                                   : kk_err_from_klog(rc, KK_CTX_TOPIC_ADMIN);
+            rt[i].error_code = rc == KLOG_EUNKNOWN_TOPIC || rc == KLOG_EBADNAME ? KK_ERR_UNKNOWN_TOPIC_OR_PARTITION
+                               : rc == KLOG_ENOTLEADER                       ? KK_ERR_NOT_CONTROLLER
+                               : rc == -ETIMEDOUT                            ? KK_ERR_REQUEST_TIMED_OUT
+                                                                             : kk_err_from_klog(rc, KK_CTX_TOPIC_ADMIN);
+            if (rc < 0 && rm)
+                ksrv_log(c->srv, "%s: DeleteTopics %s: %s", ksrv_conn_peer(c->conn), name->p, msg);
         }
     }
     r.responses.v = rt;
@@ -344,7 +354,15 @@ static int16_t grow_check(ksrv_call *c, const kk_create_partitions_req_topic *t,
 {
     int32_t node = ksrv_config(c->srv)->node_id;
     const char *name = topic_name(&t->name);
-    int now = name ? klog_topic_describe(ksrv_klog(c->srv), name, NULL, 0, NULL, 0) : KLOG_EUNKNOWN_TOPIC;
+    krep_mod *rm = krep_mod_of(ksrv_klog(c->srv));
+    bool replicated = rm && name && krep_topic_replicated(name);
+    /* replicated: the count the metadata holds (the controller may hold
+     * no replica of the topic) */
+    int now = !name ? KLOG_EUNKNOWN_TOPIC
+              : replicated ? krep_mod_topic_parts(rm, name)
+                           : klog_topic_describe(ksrv_klog(c->srv), name, NULL, 0, NULL, 0);
+    if (replicated && now <= 0)
+        now = KLOG_EUNKNOWN_TOPIC;
     if (now < 0) {
         snprintf(msg, msize, "topic '%s' does not exist", str_ok(&t->name) ? t->name.p : "");
         return KK_ERR_UNKNOWN_TOPIC_OR_PARTITION;
@@ -361,6 +379,16 @@ static int16_t grow_check(ksrv_call *c, const kk_create_partitions_req_topic *t,
     if (t->count > KT_MAX_PARTITIONS) {
         snprintf(msg, msize, "at most %d partitions", KT_MAX_PARTITIONS);
         return KK_ERR_INVALID_PARTITIONS;
+    }
+    if (replicated && t->assignments.n >= 0) {
+        snprintf(msg, msize, "new partitions of a replicated topic are placed by the controller (no assignment)");
+        return KK_ERR_INVALID_REPLICA_ASSIGNMENT;
+    }
+    if (replicated && !krep_mod_is_controller(rm)) {
+        int32_t cid, cep;
+        krep_mod_controller(rm, &cid, &cep);
+        snprintf(msg, msize, "partitions are created by the controller (node %d)", (int)cid);
+        return KK_ERR_NOT_CONTROLLER;
     }
     if (t->assignments.n >= 0) {
         bool ok = t->assignments.n == t->count - now;
@@ -399,8 +427,13 @@ int ksrv_create_partitions(ksrv_call *c)
         } else {
             rr[i].error_code = grow_check(c, t, msg[i], MSG_MAX);
             if (rr[i].error_code == KK_ERR_NONE && !q->validate_only) {
-                int rc = klog_topic_add_partitions(ksrv_klog(c->srv), t->name.p, t->count);
-                rr[i].error_code = topic_admin_err(rc, "create partitions", msg[i], MSG_MAX);
+                krep_mod *rm = krep_mod_of(ksrv_klog(c->srv));
+                int rc = rm && krep_topic_replicated(t->name.p)
+                             ? krep_mod_add_partitions(rm, t->name.p, t->count, q->timeout_ms, msg[i], MSG_MAX)
+                             : klog_topic_add_partitions(ksrv_klog(c->srv), t->name.p, t->count);
+                rr[i].error_code = rc == KLOG_ENOTLEADER ? KK_ERR_NOT_CONTROLLER
+                                   : rc == -ETIMEDOUT    ? KK_ERR_REQUEST_TIMED_OUT
+                                                         : topic_admin_err(rc, "create partitions", msg[i], MSG_MAX);
             }
         }
         if (rr[i].error_code == KK_ERR_NONE)
@@ -529,6 +562,9 @@ static int describe_topic(ksrv_call *c, const kk_describe_configs_req_resource *
     const char *name = topic_name(&res->resource_name);
     char lines[8192];
     int rc = name ? klog_topic_describe(k, name, NULL, 0, lines, sizeof lines) : KLOG_EBADNAME;
+    krep_mod *rm = krep_mod_of(k);
+    if (rc == KLOG_EUNKNOWN_TOPIC && rm && krep_topic_replicated(name))
+        rc = krep_mod_told_config(rm, name, lines, sizeof lines); /* a node with no replica of it */
     if (rc < 0) {
         *err = rc == KLOG_EBADNAME ? KK_ERR_INVALID_TOPIC_EXCEPTION : KK_ERR_UNKNOWN_TOPIC_OR_PARTITION;
         snprintf(msg, msize, "topic '%s': %s", str_ok(&res->resource_name) ? res->resource_name.p : "",
@@ -689,9 +725,28 @@ static int16_t alter_topic(ksrv_call *c, const kk_alter_configs_req_resource *re
         snprintf(msg, msize, "invalid topic name");
         return KK_ERR_INVALID_TOPIC_EXCEPTION;
     }
-    char lines[8192];
-    int rc = klog_topic_describe(k, name, NULL, 0, lines, sizeof lines);
+    /* Replicated: a topic's configuration is part of the cluster's
+     * metadata, changed by the controller (its record, which the admin
+     * client reaches through Metadata) and applied by every replica. */
+    krep_mod *rm = krep_mod_of(k);
+    bool replicated = rm && krep_topic_replicated(name);
+    if (replicated && !krep_mod_is_controller(rm)) {
+        int32_t cid, cep;
+        krep_mod_controller(rm, &cid, &cep);
+        snprintf(msg, msize, "topic configurations are changed by the controller (node %d)", (int)cid);
+        return KK_ERR_NOT_CONTROLLER;
+    }
+    char *lines = malloc(KREP_TOPIC_CONFIG_MAX + 1);
+    if (!lines) {
+        snprintf(msg, msize, "out of memory");
+        return KK_ERR_UNKNOWN_SERVER_ERROR;
+    }
+    int rc = replicated ? krep_mod_topic_config(rm, name, lines, KREP_TOPIC_CONFIG_MAX + 1)
+                        : klog_topic_describe(k, name, NULL, 0, lines, KREP_TOPIC_CONFIG_MAX + 1);
+    if (replicated)
+        rc = rc == KREP_TOPIC_LIVE ? 0 : KLOG_EUNKNOWN_TOPIC;
     if (rc < 0) {
+        free(lines);
         snprintf(msg, msize, "topic '%s': %s", name, klog_strerror(rc));
         return rc == KLOG_EUNKNOWN_TOPIC ? KK_ERR_UNKNOWN_TOPIC_OR_PARTITION : kk_err_from_klog(rc, KK_CTX_TOPIC_ADMIN);
     }
@@ -769,9 +824,14 @@ static int16_t alter_topic(ksrv_call *c, const kk_alter_configs_req_resource *re
         }
     }
     if (err == KK_ERR_NONE && !validate_only) {
-        rc = klog_topic_alter_config(k, name, set, unset, nunset, msg, msize);
+        rc = replicated ? krep_mod_alter_topic(rm, name, set, unset, nunset, 30000, msg, msize)
+                        : klog_topic_alter_config(k, name, set, unset, nunset, msg, msize);
         if (rc == KLOG_ECONF)
             err = KK_ERR_INVALID_CONFIG;
+        else if (rc == KLOG_ENOTLEADER)
+            err = KK_ERR_NOT_CONTROLLER;
+        else if (rc == -ETIMEDOUT)
+            err = KK_ERR_REQUEST_TIMED_OUT;
         else if (rc < 0)
             err = topic_admin_err(rc, "alter", msg, msize);
         else
@@ -782,6 +842,7 @@ static int16_t alter_topic(ksrv_call *c, const kk_alter_configs_req_resource *re
     klog_conf_free(scratch);
     free(unset);
     free(own);
+    free(lines);
     return err;
 }
 

@@ -815,10 +815,10 @@ static int serve_frame(struct ksrv_conn *cn, const void *frame, size_t len)
         return call_run(cn);
     }
     const uint8_t *fb = frame;
-    if (len >= 2 && (int16_t)(fb[0] << 8 | fb[1]) == KREP_API_RAFT) {
-        /* The quorum controller's raft messages between peers (a private
-         * key: lib/replication/quorum.h), ClusterAction like the other
-         * replication requests. */
+    if (len >= 2 && ((int16_t)(fb[0] << 8 | fb[1]) == KREP_API_RAFT || (int16_t)(fb[0] << 8 | fb[1]) == KREP_API_TOPICS)) {
+        /* The quorum controller's raft messages between peers and the
+         * controller's topic records (private keys: lib/replication),
+         * ClusterAction like the other replication requests. */
         int rr = !a->authed || !ksrv_allowed(c, KACL_OP_CLUSTER_ACTION, KACL_RES_CLUSTER, KACL_CLUSTER_NAME)
                      ? -EACCES
                      : krep_mod_raft_frame(krep_mod_of(ksrv_klog(cn->srv)), frame, len, &cn->out);

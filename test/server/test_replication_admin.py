@@ -1,0 +1,189 @@
+"""Topic administration through the controller (issue 16): three `klog serve`
+nodes; topics' configurations and deletions are part of the cluster's
+metadata, as in Kafka.
+
+- CreateTopics' configs travel with the topic: every replica creates it
+  with them (DescribeConfigs asked of each node, the node outside the
+  replicas included, shows them as the topic's own);
+- IncrementalAlterConfigs / AlterConfigs of a topic go through the
+  controller: another node answers NOT_CONTROLLER (41), the controller
+  applies the change and every replica follows;
+- DeleteTopics (confluent-kafka's admin client, which asks the controller
+  Metadata names): every replica deletes its copy, Metadata forgets the
+  topic, and the name is created again with other configs;
+- CreatePartitions on a quorum controller that holds no replica of the
+  topic (raft builds).
+
+Static controller (node 1) and, in raft builds, the quorum.  Ports are the
+kernel's; servers are stopped by PID; every wait is bounded.
+"""
+import struct
+
+import pytest
+
+import kwire
+from kwire import deadline_loop
+from test_replication_rf import TUNED, cluster, holds, node_id, raft_built, settled, states
+
+ck = pytest.importorskip("confluent_kafka")
+from confluent_kafka.admin import AdminClient, ConfigResource, NewPartitions, NewTopic  # noqa: E402
+
+# (librdkafka's Metadata of one topic would create a deleted one again)
+NO_AUTO = ["auto.create.topics.enable=false"]
+NOT_CONTROLLER = 41
+UNKNOWN_TOPIC = 3
+
+
+def call(node, key, version, body):
+    s = kwire.connect(node.bootstrap)
+    try:
+        s.sendall(kwire.request(key, version, 9, body))
+        corr, b = kwire.read_response(s)
+    finally:
+        s.close()
+    assert corr == 9
+    return b
+
+
+def describe(node, topic):
+    """DescribeConfigs v0 of topic asked of node: (error, {key: value} of
+    the topic's own keys, i.e. neither defaults nor the node's own
+    min.insync.replicas)."""
+    body = struct.pack(">i", 1) + struct.pack(">b", 2) + kwire.kstr(topic) + struct.pack(">i", -1)
+    r = kwire.Reader(call(node, 32, 0, body))
+    r.i32()
+    assert r.i32() == 1
+    err, _msg, _t, _n = r.i16(), r.string(), r.i8(), r.string()
+    own = {}
+    for _ in range(r.i32()):
+        k, v, _ro, is_default, _sens = r.string(), r.string(), r.i8(), r.i8(), r.i8()
+        if not is_default and k != "min.insync.replicas":
+            own[k] = v
+    return err, own
+
+
+def alter(node, topic, cfgs):
+    """IncrementalAlterConfigs v0 of topic asked of node: its error code.
+    cfgs: [(key, op, value)], op 0 SET, 1 DELETE."""
+    b = struct.pack(">i", 1) + struct.pack(">b", 2) + kwire.kstr(topic) + struct.pack(">i", len(cfgs))
+    for k, op, v in cfgs:
+        b += kwire.kstr(k) + struct.pack(">b", op) + (kwire.kstr(v) if v is not None else b"\xff\xff")
+    r = kwire.Reader(call(node, 44, 0, b + b"\x00"))
+    r.i32()
+    assert r.i32() == 1
+    return r.i16()
+
+
+def controller(nodes):
+    """The controller Metadata names (asked of every node until they agree)."""
+    for _ in deadline_loop(30, 0.1):
+        ids = set()
+        for n in nodes:
+            try:
+                ids.add(AdminClient({"bootstrap.servers": n.bootstrap}).list_topics(timeout=2).controller_id)
+            except ck.KafkaException:
+                ids.add(None)
+        if len(ids) == 1 and None not in ids and -1 not in ids:
+            cid = ids.pop()
+            return [n for n in nodes if node_id(n) == cid][0]
+    pytest.fail("the nodes never agreed on a controller")
+
+
+def retry(what, fn, timeout=30):
+    """fn() until it raises no KafkaException (a controller that moves, a
+    name still being deleted on a node)."""
+    last = None
+    for _ in deadline_loop(timeout, 0.1):
+        try:
+            return fn()
+        except ck.KafkaException as e:
+            last = e
+    pytest.fail("%s: %r" % (what, last))
+
+
+def own_on_all(nodes, topic, want, timeout=30):
+    """Every node describes topic with exactly the own keys want."""
+    seen = None
+    for _ in deadline_loop(timeout, 0.1):
+        seen = {node_id(n): describe(n, topic) for n in nodes}
+        if all(e == 0 and own == want for e, own in seen.values()):
+            return
+    pytest.fail("%s: the nodes' configs never became %r: %r" % (topic, want, seen))
+
+
+def configs_through_the_controller(nodes, rf):
+    boot = ",".join(n.bootstrap for n in nodes)
+    admin = AdminClient({"bootstrap.servers": boot})
+    cfg = {"retention.ms": "123456", "segment.bytes": "1048576"}
+    retry("create", lambda: admin.create_topics([NewTopic("cfg", 2, rf, config=cfg)], request_timeout=20)["cfg"]
+          .result(30))
+    st = settled(nodes, "cfg", 2, rf)
+    reps = set(r for _, r, _ in st.values() for r in r)
+    assert any(node_id(n) in reps for n in nodes)
+    # every replica created its copy with the configs (the followers
+    # too), and every node, replica or not, describes them
+    own_on_all(nodes, "cfg", cfg)
+    for n in nodes:
+        assert holds(n, "cfg") == (node_id(n) in reps), (node_id(n), reps)
+
+    # altered through the controller only; every replica follows
+    ctl = controller(nodes)
+    for n in nodes:
+        if n is not ctl:
+            assert alter(n, "cfg", [("retention.ms", 0, "999")]) == NOT_CONTROLLER
+    assert alter(ctl, "cfg", [("retention.ms", 0, "654321"), ("segment.bytes", 1, None)]) == 0
+    own_on_all(nodes, "cfg", {"retention.ms": "654321"})
+    # AlterConfigs (not incremental) through confluent-kafka's client,
+    # which sends it to any node: retried until it reaches the controller
+    res = ConfigResource("topic", "cfg", set_config={"cleanup.policy": "compact"})
+
+    def alter_all():
+        for n in nodes:
+            one = AdminClient({"bootstrap.servers": n.bootstrap})   # (kept while its future runs)
+            f = one.alter_configs([res], request_timeout=10)
+            try:
+                return list(f.values())[0].result(20)
+            except ck.KafkaException as e:
+                if e.args[0].code() != NOT_CONTROLLER:
+                    raise
+        raise ck.KafkaException(ck.KafkaError(NOT_CONTROLLER))
+    retry("alter_configs", alter_all)
+    own_on_all(nodes, "cfg", {"cleanup.policy": "compact"})
+
+    # deleted through the controller: every copy goes, Metadata forgets it
+    retry("delete", lambda: admin.delete_topics(["cfg"], request_timeout=20)["cfg"].result(30))
+    for _ in deadline_loop(30, 0.1):
+        if not any(holds(n, "cfg") for n in nodes) and all(states(n, "cfg") is None for n in nodes):
+            break
+    for n in nodes:
+        assert not holds(n, "cfg"), (node_id(n), sorted(__import__("os").listdir(n.datadir)))
+        assert states(n, "cfg") is None, (node_id(n), states(n, "cfg"))
+        assert describe(n, "cfg")[0] == UNKNOWN_TOPIC
+    # and the name is created again, with other configs
+    retry("create again", lambda: admin.create_topics([NewTopic("cfg", 1, rf, config={"retention.ms": "77777"})],
+                                                      request_timeout=20)["cfg"].result(30))
+    settled(nodes, "cfg", 1, rf)
+    own_on_all(nodes, "cfg", {"retention.ms": "77777"})
+    return admin
+
+
+def test_static_topic_admin_through_the_controller(serve):
+    nodes = cluster(serve, NO_AUTO + ["replication.controller=static", "min.insync.replicas=1"])
+    configs_through_the_controller(nodes, 3)
+
+
+def test_quorum_topic_admin_through_the_controller(serve):
+    if not raft_built():
+        pytest.skip("klog was built without raft (no quorum controller)")
+    nodes = cluster(serve, NO_AUTO + ["replica.session.timeout.ms=1500", "controller.quorum.election.timeout.ms=500"])
+    admin = configs_through_the_controller(nodes, 2)
+    # CreatePartitions on a controller that holds no replica of the topic
+    ctl = controller(nodes)
+    other = [node_id(n) for n in nodes if n is not ctl][0]
+    retry("create", lambda: admin.create_topics([NewTopic("grow", replica_assignment=[[other]])],
+                                                request_timeout=20)["grow"].result(30))
+    settled(nodes, "grow", 1, 1)
+    assert not holds(ctl, "grow")
+    retry("create partitions", lambda: admin.create_partitions([NewPartitions("grow", 3)], request_timeout=20)["grow"]
+          .result(30))
+    settled(nodes, "grow", 3, 1)
