@@ -677,6 +677,8 @@ static int wait_record(krep_mod *m, const char *name, int want, const char *conf
         int r = krep_quorum_topic(m->q, name, have, sizeof have);
         if (r == want && (want != KREP_TOPIC_LIVE || !config || strcmp(have, config) == 0))
             return 0;
+        if (!krep_quorum_ctl(m->q))
+            return KLOG_ENOTLEADER; /* (what was proposed may still commit) */
         if (now_ms() >= until || stopping(m))
             return -ETIMEDOUT;
         nap(m, now_ms() + 5);
@@ -732,6 +734,10 @@ int krep_mod_create_topic(krep_mod *m, const char *name, int nparts, const klog_
         /* answered once committed: a raft majority holds the topic */
         int64_t until = now_ms() + (timeout_ms > 0 ? timeout_ms : 30000);
         while (rc > 0 && krep_quorum_state(m->q, name, nparts - 1, &st) < 0) {
+            if (!krep_quorum_ctl(m->q)) {
+                rc = KLOG_ENOTLEADER; /* (what was proposed may still commit) */
+                break;
+            }
             if (now_ms() >= until || stopping(m)) {
                 rc = -ETIMEDOUT;
                 break;
@@ -909,6 +915,10 @@ int krep_mod_add_partitions(krep_mod *m, const char *name, int total, int timeou
         int64_t until = now_ms() + (timeout_ms > 0 ? timeout_ms : 30000);
         krep_pstate st;
         while (rc > 0 && krep_quorum_state(m->q, name, total - 1, &st) < 0) {
+            if (!krep_quorum_ctl(m->q)) {
+                rc = KLOG_ENOTLEADER; /* (what was proposed may still commit) */
+                break;
+            }
             if (now_ms() >= until || stopping(m)) {
                 rc = -ETIMEDOUT;
                 break;

@@ -31,6 +31,8 @@ from confluent_kafka.admin import AdminClient, ConfigResource, NewPartitions, Ne
 # (librdkafka's Metadata of one topic would create a deleted one again)
 NO_AUTO = ["auto.create.topics.enable=false"]
 NOT_CONTROLLER = 41
+TOPIC_EXISTS = 36
+BOOT = None
 UNKNOWN_TOPIC = 3
 
 
@@ -89,14 +91,17 @@ def controller(nodes):
     pytest.fail("the nodes never agreed on a controller")
 
 
-def retry(what, fn, timeout=30):
-    """fn() until it raises no KafkaException (a controller that moves, a
-    name still being deleted on a node)."""
+def retry(what, fn, timeout=30, done=()):
+    """fn(admin client) until it raises no KafkaException, or one of the
+    error codes done (a controller that moves: a new client, which asks
+    Metadata for it again; a name still being deleted on a node)."""
     last = None
     for _ in deadline_loop(timeout, 0.1):
         try:
-            return fn()
+            return fn(AdminClient({"bootstrap.servers": BOOT}))
         except ck.KafkaException as e:
+            if e.args[0].code() in done:
+                return None
             last = e
     pytest.fail("%s: %r" % (what, last))
 
@@ -112,11 +117,12 @@ def own_on_all(nodes, topic, want, timeout=30):
 
 
 def configs_through_the_controller(nodes, rf):
-    boot = ",".join(n.bootstrap for n in nodes)
-    admin = AdminClient({"bootstrap.servers": boot})
+    global BOOT
+    BOOT = ",".join(n.bootstrap for n in nodes)
+    controller(nodes)
     cfg = {"retention.ms": "123456", "segment.bytes": "1048576"}
-    retry("create", lambda: admin.create_topics([NewTopic("cfg", 2, rf, config=cfg)], request_timeout=20)["cfg"]
-          .result(30))
+    retry("create", lambda a: a.create_topics([NewTopic("cfg", 2, rf, config=cfg)], request_timeout=20)["cfg"]
+          .result(30), done=(TOPIC_EXISTS,))
     st = settled(nodes, "cfg", 2, rf)
     reps = set(r for _, r, _ in st.values() for r in r)
     assert any(node_id(n) in reps for n in nodes)
@@ -147,11 +153,13 @@ def configs_through_the_controller(nodes, rf):
                 if e.args[0].code() != NOT_CONTROLLER:
                     raise
         raise ck.KafkaException(ck.KafkaError(NOT_CONTROLLER))
-    retry("alter_configs", alter_all)
+    retry("alter_configs", lambda a: alter_all())
     own_on_all(nodes, "cfg", {"cleanup.policy": "compact"})
 
     # deleted through the controller: every copy goes, Metadata forgets it
-    retry("delete", lambda: admin.delete_topics(["cfg"], request_timeout=20)["cfg"].result(30))
+    # (UNKNOWN_TOPIC: an earlier try committed, answered by a controller
+    # that lost its place meanwhile)
+    retry("delete", lambda a: a.delete_topics(["cfg"], request_timeout=20)["cfg"].result(30), done=(UNKNOWN_TOPIC,))
     for _ in deadline_loop(30, 0.1):
         if not any(holds(n, "cfg") for n in nodes) and all(states(n, "cfg") is None for n in nodes):
             break
@@ -160,11 +168,11 @@ def configs_through_the_controller(nodes, rf):
         assert states(n, "cfg") is None, (node_id(n), states(n, "cfg"))
         assert describe(n, "cfg")[0] == UNKNOWN_TOPIC
     # and the name is created again, with other configs
-    retry("create again", lambda: admin.create_topics([NewTopic("cfg", 1, rf, config={"retention.ms": "77777"})],
-                                                      request_timeout=20)["cfg"].result(30))
+    # (TOPIC_ALREADY_EXISTS while a node has not taken the deletion yet)
+    retry("create again", lambda a: a.create_topics([NewTopic("cfg", 1, rf, config={"retention.ms": "77777"})],
+                                                    request_timeout=20)["cfg"].result(30))
     settled(nodes, "cfg", 1, rf)
     own_on_all(nodes, "cfg", {"retention.ms": "77777"})
-    return admin
 
 
 def test_static_topic_admin_through_the_controller(serve):
@@ -176,14 +184,14 @@ def test_quorum_topic_admin_through_the_controller(serve):
     if not raft_built():
         pytest.skip("klog was built without raft (no quorum controller)")
     nodes = cluster(serve, NO_AUTO + ["replica.session.timeout.ms=1500", "controller.quorum.election.timeout.ms=500"])
-    admin = configs_through_the_controller(nodes, 2)
+    configs_through_the_controller(nodes, 2)
     # CreatePartitions on a controller that holds no replica of the topic
     ctl = controller(nodes)
     other = [node_id(n) for n in nodes if n is not ctl][0]
-    retry("create", lambda: admin.create_topics([NewTopic("grow", replica_assignment=[[other]])],
-                                                request_timeout=20)["grow"].result(30))
+    retry("create", lambda a: a.create_topics([NewTopic("grow", num_partitions=1, replica_assignment=[[other]])],
+                                              request_timeout=20)["grow"].result(30), done=(TOPIC_EXISTS,))
     settled(nodes, "grow", 1, 1)
     assert not holds(ctl, "grow")
-    retry("create partitions", lambda: admin.create_partitions([NewPartitions("grow", 3)], request_timeout=20)["grow"]
+    retry("create partitions", lambda a: a.create_partitions([NewPartitions("grow", 3)], request_timeout=20)["grow"]
           .result(30))
     settled(nodes, "grow", 3, 1)
