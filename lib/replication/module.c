@@ -222,28 +222,6 @@ const krep_peer *krep_mod_peers(krep_mod *m, int *n)
 
 /* ---- topic records (replication.h): the node's side ------------------------------------------ */
 
-/* A klog_conf of "key=value\n" lines (keys that are not topic keys, or
- * values refused, are left out: a newer node's).  NULL when lines is
- * empty or out of memory. */
-static klog_conf *conf_of_lines(const char *lines)
-{
-    klog_conf *c = NULL;
-    if (!lines || !*lines || klog_conf_new(&c) < 0)
-        return NULL;
-    for (const char *p = lines; *p;) {
-        const char *nl = strchr(p, '\n'), *eq = strchr(p, '=');
-        size_t len = nl ? (size_t)(nl - p) : strlen(p);
-        if (eq && (size_t)(eq - p) < len && len < 2 * KC_STR_MAX) {
-            char key[KC_STR_MAX], val[KC_STR_MAX];
-            snprintf(key, sizeof key, "%.*s", (int)(eq - p), p);
-            snprintf(val, sizeof val, "%.*s", (int)(len - (size_t)(eq - p) - 1), eq + 1);
-            klog_conf_set(c, key, val, NULL, 0);
-        }
-        p += len + (nl ? 1 : 0);
-    }
-    return c;
-}
-
 /* The configuration the controller told for topic, as a klog_conf (NULL:
  * none told, or empty). */
 static klog_conf *told_conf(krep_mod *m, const char *topic)
@@ -252,7 +230,7 @@ static klog_conf *told_conf(krep_mod *m, const char *topic)
     pthread_mutex_lock(&m->tmu);
     for (size_t i = 0; i < m->ntold; i++)
         if (strcmp(m->told[i].name, topic) == 0)
-            c = conf_of_lines(m->told[i].config);
+            c = krep_conf_of_lines(m->told[i].config);
     pthread_mutex_unlock(&m->tmu);
     return c;
 }
@@ -309,76 +287,9 @@ static int told_put(krep_mod *m, const char *topic, const char *config)
     return rc;
 }
 
-/* Whether "key=..." is among the lines. */
-static bool lines_have(const char *lines, const char *key, size_t kl)
-{
-    for (const char *p = lines; p && *p;) {
-        const char *nl = strchr(p, '\n');
-        size_t len = nl ? (size_t)(nl - p) : strlen(p);
-        if (len > kl && p[kl] == '=' && !memcmp(p, key, kl))
-            return true;
-        p += len + (nl ? 1 : 0);
-    }
-    return false;
-}
-
-/* Make this node's copy of topic carry exactly the configuration `lines`
- * (its own keys that lines lack go back to the instance's).  Returns 0,
- * or klog_topic_alter_config's error. */
-static int apply_config(krep_mod *m, const char *topic, const char *lines)
-{
-    char own[8192];
-    int rc = klog_topic_describe(m->k, topic, NULL, 0, own, sizeof own);
-    if (rc < 0)
-        return rc == KLOG_EUNKNOWN_TOPIC ? 0 : rc;
-    const char *unset[64];
-    char keys[64][KC_STR_MAX];
-    size_t nunset = 0;
-    for (const char *p = own; *p && nunset < 64;) {
-        const char *nl = strchr(p, '\n'), *eq = strchr(p, '=');
-        size_t len = nl ? (size_t)(nl - p) : strlen(p);
-        if (eq && (size_t)(eq - p) < len && (size_t)(eq - p) < KC_STR_MAX &&
-            !lines_have(lines, p, (size_t)(eq - p))) {
-            snprintf(keys[nunset], KC_STR_MAX, "%.*s", (int)(eq - p), p);
-            unset[nunset] = keys[nunset];
-            nunset++;
-        }
-        p += len + (nl ? 1 : 0);
-    }
-    klog_conf *set = conf_of_lines(lines);
-    if (!set && !nunset)
-        return 0;
-    char err[256];
-    rc = klog_topic_alter_config(m->k, topic, set, unset, nunset, err, sizeof err);
-    if (rc < 0)
-        klog__log_defer(m->k, KLOG_LOG_WARNING, rc, "replication", "%s: the controller's configuration: %s", topic,
-                        err);
-    klog_conf_free(set);
-    return rc;
-}
-
-/* One topic record: the topic's configuration, or its deletion. */
-static int16_t apply_topic_record(krep_mod *m, const krep_topic_rec *t)
-{
-    if (!t->name || klog__topic_name_check(t->name) < 0 || !krep_topic_replicated(t->name))
-        return KK_ERR_NONE; /* nothing this node does with it */
-    if (t->deleted) {
-        int rc = t->name[0] == '_' ? 0 : klog_topic_delete(m->k, t->name);
-        if (rc < 0 && rc != KLOG_EUNKNOWN_TOPIC)
-            return KK_ERR_KAFKA_STORAGE_ERROR; /* told again */
-        if (krep_node_forget(m->node, t->name) < 0)
-            return KK_ERR_KAFKA_STORAGE_ERROR;
-        told_put(m, t->name, NULL);
-        return KK_ERR_NONE;
-    }
-    if (told_put(m, t->name, t->config ? t->config : "") < 0)
-        return KK_ERR_KAFKA_STORAGE_ERROR;
-    /* a configuration klog refuses stays refused when told again: logged */
-    int rc = apply_config(m, t->name, t->config ? t->config : "");
-    return rc == KLOG_ECONF || rc >= 0 ? KK_ERR_NONE : KK_ERR_KAFKA_STORAGE_ERROR;
-}
-
-/* A KREP_API_TOPICS request from the controller: the response into w. */
+/* A KREP_API_TOPICS request from the controller: the response into w.
+ * The configurations are kept for copies made later (create_missing),
+ * the node applies the records (krep_handle_topics). */
 static int topics_frame(krep_mod *m, const void *frame, size_t len, kk_wbuf *w)
 {
     krep_topics_req q;
@@ -387,20 +298,20 @@ static int topics_frame(krep_mod *m, const void *frame, size_t len, kk_wbuf *w)
         krep_topics_req_free(&q);
         return rc;
     }
-    int16_t err = KK_ERR_NONE;
-    if (!m->node) {
-        err = KK_ERR_INVALID_REQUEST; /* a witness holds no topic */
-    } else {
+    int16_t err = KK_ERR_INVALID_REQUEST; /* a witness holds no topic */
+    bool deleted = false;
+    if (m->node) {
         int32_t id, ep;
         krep_node_controller(m->node, &id, &ep);
-        if (q.controller_epoch < ep)
-            err = KK_ERR_STALE_CONTROLLER_EPOCH;
+        err = q.controller_epoch < ep ? KK_ERR_STALE_CONTROLLER_EPOCH : KK_ERR_NONE;
     }
-    bool deleted = false;
     for (int i = 0; i < q.n && err == KK_ERR_NONE; i++) {
-        err = apply_topic_record(m, &q.v[i]);
+        if (q.v[i].name && told_put(m, q.v[i].name, q.v[i].deleted ? NULL : q.v[i].config) < 0)
+            err = KK_ERR_KAFKA_STORAGE_ERROR;
         deleted |= q.v[i].deleted;
     }
+    if (err == KK_ERR_NONE)
+        err = krep_handle_topics(m->node, &q);
     if (deleted && !m->quorum)
         persist_node(m);
     rc = krep_topics_answer(w, q.corr, err);
@@ -854,7 +765,7 @@ int krep_mod_alter_topic(krep_mod *m, const char *name, const klog_conf *set, co
     }
     /* the new configuration: the record's (or none), the keys set, less
      * the keys unset */
-    if (!(c = conf_of_lines(cur)) && klog_conf_new(&c) < 0) {
+    if (!(c = krep_conf_of_lines(cur)) && klog_conf_new(&c) < 0) {
         free(cur);
         return -ENOMEM;
     }

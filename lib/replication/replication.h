@@ -559,6 +559,19 @@ void krep_topics_req_free(krep_topics_req *r);
 /* Its response into w (reset first).  Returns 0 or w's error. */
 int krep_topics_answer(kk_wbuf *w, int32_t corr, int16_t err);
 
+/* Apply the records of q on node n (the configurations to its copies of
+ * the topics, the deletions: its copy deleted, the partitions forgotten),
+ * after the controller epoch check.  Returns a Kafka error code. */
+int16_t krep_handle_topics(krep_node *n, const krep_topics_req *q);
+/* Make k's copy of topic carry exactly the configuration `lines` (its own
+ * keys that lines lack go back to the instance's).  Returns 0 (also: no
+ * such topic here), or klog_topic_alter_config's error. */
+int krep_apply_topic_config(struct klog *k, const char *topic, const char *lines);
+/* A klog_conf of "key=value\n" lines (keys or values klog refuses are
+ * left out); NULL when lines is empty, or out of memory. */
+struct klog_conf;
+struct klog_conf *krep_conf_of_lines(const char *lines);
+
 /* Set topic's record: its configuration (config: "key=value\n" lines, NULL
  * as "") or its deletion, which also drops its partitions from the
  * controller.  Unchanged records are left as they are; a changed one is

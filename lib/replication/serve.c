@@ -10,14 +10,20 @@
  * Also the scratch memory lib/replication builds messages in (krep_mem).
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <klog/instance.h>
+#include <klog/topic.h>
+
 #include "common/common.h"
+#include "common/conf.h"
 #include "format/format.h"
 #include "partition/partition.h"
 #include "replication/internal.h"
 #include "storage/storage.h"
+#include "topic/topic.h"
 
 /* ---- krep_mem ------------------------------------------------------------------------ */
 
@@ -161,8 +167,113 @@ static int serve_fetch(krep_node *n, const kk_fetch_req *q, int64_t now_ms, fetc
     return 0;
 }
 
+/* ---- topic records (replication.h) ------------------------------------------------------ */
+
+klog_conf *krep_conf_of_lines(const char *lines)
+{
+    klog_conf *c = NULL;
+    if (!lines || !*lines || klog_conf_new(&c) < 0)
+        return NULL;
+    for (const char *p = lines; *p;) {
+        const char *nl = strchr(p, '\n'), *eq = strchr(p, '=');
+        size_t len = nl ? (size_t)(nl - p) : strlen(p);
+        if (eq && (size_t)(eq - p) < len && len < 2 * KC_STR_MAX) {
+            char key[KC_STR_MAX], val[KC_STR_MAX];
+            snprintf(key, sizeof key, "%.*s", (int)(eq - p), p);
+            snprintf(val, sizeof val, "%.*s", (int)(len - (size_t)(eq - p) - 1), eq + 1);
+            klog_conf_set(c, key, val, NULL, 0);
+        }
+        p += len + (nl ? 1 : 0);
+    }
+    return c;
+}
+
+/* Whether "key=..." is among the lines. */
+static bool lines_have(const char *lines, const char *key, size_t kl)
+{
+    for (const char *p = lines; p && *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p) : strlen(p);
+        if (len > kl && p[kl] == '=' && !memcmp(p, key, kl))
+            return true;
+        p += len + (nl ? 1 : 0);
+    }
+    return false;
+}
+
+/* Make this node's copy of topic carry exactly the configuration `lines`
+ * (its own keys that lines lack go back to the instance's).  Returns 0,
+ * or klog_topic_alter_config's error. */
+int krep_apply_topic_config(struct klog *k, const char *topic, const char *lines)
+{
+    char own[8192];
+    int rc = klog_topic_describe(k, topic, NULL, 0, own, sizeof own);
+    if (rc < 0)
+        return rc == KLOG_EUNKNOWN_TOPIC ? 0 : rc;
+    const char *unset[64];
+    char keys[64][KC_STR_MAX];
+    size_t nunset = 0;
+    for (const char *p = own; *p && nunset < 64;) {
+        const char *nl = strchr(p, '\n'), *eq = strchr(p, '=');
+        size_t len = nl ? (size_t)(nl - p) : strlen(p);
+        if (eq && (size_t)(eq - p) < len && (size_t)(eq - p) < KC_STR_MAX &&
+            !lines_have(lines, p, (size_t)(eq - p))) {
+            snprintf(keys[nunset], KC_STR_MAX, "%.*s", (int)(eq - p), p);
+            unset[nunset] = keys[nunset];
+            nunset++;
+        }
+        p += len + (nl ? 1 : 0);
+    }
+    klog_conf *set = krep_conf_of_lines(lines);
+    if (!set && !nunset)
+        return 0;
+    char err[256];
+    rc = klog_topic_alter_config(k, topic, set, unset, nunset, err, sizeof err);
+    if (rc < 0)
+        klog__log_defer(k, KLOG_LOG_WARNING, rc, "replication", "%s: the controller's configuration: %s", topic,
+                        err);
+    klog_conf_free(set);
+    return rc;
+}
+
+int16_t krep_handle_topics(krep_node *n, const krep_topics_req *q)
+{
+    if (!n)
+        return KK_ERR_INVALID_REQUEST;
+    int32_t id, ep;
+    krep_node_controller(n, &id, &ep);
+    if (q->controller_epoch < ep)
+        return KK_ERR_STALE_CONTROLLER_EPOCH;
+    struct klog *k = krep_node_klog(n);
+    for (int i = 0; i < q->n; i++) {
+        const krep_topic_rec *t = &q->v[i];
+        if (!t->name || klog__topic_name_check(t->name) < 0 || !krep_topic_replicated(t->name))
+            continue; /* nothing this node does with it */
+        if (t->deleted) {
+            int rc = t->name[0] == '_' ? 0 : klog_topic_delete(k, t->name);
+            if ((rc < 0 && rc != KLOG_EUNKNOWN_TOPIC) || krep_node_forget(n, t->name) < 0)
+                return KK_ERR_KAFKA_STORAGE_ERROR; /* told again */
+            continue;
+        }
+        /* a configuration klog refuses stays refused when told again: logged */
+        int rc = krep_apply_topic_config(k, t->name, t->config ? t->config : "");
+        if (rc < 0 && rc != KLOG_ECONF)
+            return KK_ERR_KAFKA_STORAGE_ERROR;
+    }
+    return KK_ERR_NONE;
+}
+
 int krep_serve(krep_node *n, krep_ctl *ctl, const void *frame, size_t len, int64_t now_ms, kk_wbuf *w)
 {
+    const uint8_t *fb = frame;
+    if (len >= 2 && (int16_t)(fb[0] << 8 | fb[1]) == KREP_API_TOPICS) {
+        krep_topics_req tq;
+        int trc = krep_topics_decode(frame, len, &tq);
+        if (trc == 0)
+            trc = krep_topics_answer(w, tq.corr, krep_handle_topics(n, &tq));
+        krep_topics_req_free(&tq);
+        return trc;
+    }
     kk_arena arena;
     kk_arena_init(&arena, NULL, 0);
     kk_request q;
