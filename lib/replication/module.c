@@ -856,6 +856,30 @@ int krep_mod_add_partitions(krep_mod *m, const char *name, int total, int timeou
     return rc < 0 ? rc : 0;
 }
 
+bool krep_mod_is_quorum(krep_mod *m) { return m->quorum; }
+
+int krep_mod_elect_preferred(krep_mod *m, const char *topic, int32_t partition, int timeout_ms)
+{
+#if KLOG_HAVE_RAFT
+    if (!m->q)
+        return KLOG_ESTATE;
+    int64_t until = now_ms() + (timeout_ms > 0 ? timeout_ms : 30000);
+    for (bool proposed = false;; proposed = true) {
+        int rc = krep_quorum_elect_preferred(m->q, topic, partition, now_ms());
+        if (rc == 1)
+            return proposed ? 0 : 1; /* it leads now (committed), or did already */
+        if (rc < 0)
+            return rc;
+        if (now_ms() >= until || stopping(m))
+            return -ETIMEDOUT;
+        nap(m, now_ms() + 5);
+    }
+#else
+    (void)m, (void)topic, (void)partition, (void)timeout_ms;
+    return KLOG_ESTATE;
+#endif
+}
+
 int krep_mod_raft_frame(krep_mod *m, const void *frame, size_t len, kk_wbuf *w)
 {
     const uint8_t *f = frame;

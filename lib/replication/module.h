@@ -116,6 +116,15 @@ int krep_mod_alter_topic(krep_mod *m, const char *name, const klog_conf *set, co
  * KLOG_ENOTLEADER, KLOG_EUNKNOWN_TOPIC, -EINVAL, -ETIMEDOUT. */
 int krep_mod_add_partitions(krep_mod *m, const char *name, int total, int timeout_ms, char *errbuf, size_t errsize);
 
+/* Whether the quorum controller runs here (not the static one). */
+bool krep_mod_is_quorum(krep_mod *m);
+/* ElectLeaders of the preferred type on the quorum's controller:
+ * krep_quorum_elect_preferred, answered once committed (within
+ * timeout_ms).  Returns 0 (the first replica leads now), 1 (it led
+ * already), KLOG_ESTATE (no quorum), KLOG_ENOTLEADER,
+ * KLOG_EUNKNOWN_PARTITION, KLOG_ENOTENOUGH, -ETIMEDOUT. */
+int krep_mod_elect_preferred(krep_mod *m, const char *topic, int32_t partition, int timeout_ms);
+
 /* A raft frame (quorum.h's KREP_API_RAFT) or a topic-records frame
  * (replication.h's KREP_API_TOPICS) from a peer: the response into
  * w.  Returns 0, KLOG_EFORMAT (no quorum here), KLOG_ECORRUPT, -ENOMEM. */

@@ -1713,6 +1713,39 @@ int krep_quorum_topic(krep_quorum *q, const char *topic, char *config, size_t ca
     return rc;
 }
 
+int krep_quorum_elect_preferred(krep_quorum *q, const char *topic, int32_t partition, int64_t now_ms)
+{
+    pthread_mutex_lock(&q->mu);
+    if (now_ms > q->now)
+        q->now = now_ms;
+    qpart *p = topic ? qpart_find(q, topic, partition) : NULL;
+    int rc = 0;
+    if (!ready(q) || !q->ctl)
+        rc = KLOG_ENOTLEADER;
+    else if (!p)
+        rc = KLOG_EUNKNOWN_PARTITION;
+    else if (p->st.leader == p->st.replicas[0])
+        rc = 1; /* it leads already */
+    else if (!live(q, p->st.replicas[0]) || !krep_in(p->st.isr, p->st.nisr, p->st.replicas[0]))
+        rc = KLOG_ENOTENOUGH;
+    else if (!p->pend || q->now - p->pend_ms >= q->cfg.propose_retry_ms) {
+        /* as an election on a lost leader: the old one leaves the ISR
+         * and rejoins it once caught up (krep_ctl_elect's rule) */
+        krep_pstate st = p->st;
+        int k = 0;
+        for (int j = 0; j < st.nisr; j++)
+            if (st.isr[j] != p->st.leader)
+                st.isr[k++] = st.isr[j];
+        st.nisr = k;
+        st.leader = p->st.replicas[0];
+        st.leader_epoch = krep_next_epoch(st.leader_epoch, krep_ctl_epoch(q->ctl));
+        st.partition_epoch++;
+        rc = propose_set(q, p, p->topic, p->index, p->st.partition_epoch, &st);
+    }
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
 krep_ctl *krep_quorum_ctl(krep_quorum *q)
 {
     pthread_mutex_lock(&q->mu);

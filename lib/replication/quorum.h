@@ -146,6 +146,15 @@ int krep_quorum_put_topic(krep_quorum *q, const char *topic, const char *config,
 int krep_quorum_delete_topic(krep_quorum *q, const char *topic, int64_t now_ms);
 int krep_quorum_topic(krep_quorum *q, const char *topic, char *config, size_t cap);
 
+/* Kafka's preferred leader election (ElectLeaders, type 0) of
+ * topic/partition: its first replica leads, in a new leader epoch, the
+ * old leader out of the ISR (it rejoins once caught up), if it is alive
+ * and in sync: on the leader only.  Returns 0 (proposed, or a proposal
+ * under way), 1 (it leads already), KLOG_ENOTLEADER,
+ * KLOG_EUNKNOWN_PARTITION, KLOG_ENOTENOUGH (not alive or not in sync),
+ * -ENOMEM. */
+int krep_quorum_elect_preferred(krep_quorum *q, const char *topic, int32_t partition, int64_t now_ms);
+
 /* The controller hosted now (the raft leader's), or NULL.  One replaced
  * stays allocated until krep_quorum_close (threads may still hold it; it
  * answers with a stale epoch). */

@@ -90,17 +90,86 @@ int ksrv_offset_for_leader_epoch(ksrv_call *c)
     return ksrv_respond(c, &r);
 }
 
+/* Kafka's preferred leader election on a quorum node (the controller's):
+ * each partition asked (null: every one) led by its first replica, if it
+ * is alive and in sync.  One result per partition. */
+static int elect_preferred(ksrv_call *c, krep_mod *m)
+{
+    const kk_elect_leaders_req *q = &c->req.body.elect_leaders;
+    kk_elect_leaders_resp r = { 0 };
+    if (!krep_mod_is_controller(m)) {
+        r.error_code = KK_ERR_NOT_CONTROLLER; /* the client asks the one Metadata names */
+        return ksrv_respond(c, &r);
+    }
+    krep_ctl_entry *all = NULL;
+    int nall = 0;
+    int nt = q->topic_partitions.n;
+    if (nt < 0) {
+        /* every partition: a topic per entry of the list, as answered */
+        if ((nall = krep_mod_list(m, &all)) < 0)
+            return nall;
+        nt = nall;
+    }
+    kk_elect_leaders_resp_topic *ts = ksrv_alloc(c, ((size_t)nt + 1) * sizeof *ts);
+    if (!ts) {
+        free(all);
+        return -ENOMEM;
+    }
+    for (int i = 0; i < nt; i++) {
+        const kk_elect_leaders_req_topic *qt = all ? NULL : &q->topic_partitions.v[i];
+        int np = all ? 1 : qt->partitions.n > 0 ? qt->partitions.n : 0;
+        kk_elect_leaders_resp_partition *ps = ksrv_alloc(c, ((size_t)np + 1) * sizeof *ps);
+        const char *topic = all ? all[i].topic : qt->topic.p;
+        char *tn = topic ? ksrv_alloc(c, strlen(topic) + 1) : NULL;
+        if (!ps || (topic && !tn)) {
+            free(all);
+            return -ENOMEM;
+        }
+        if (tn)
+            strcpy(tn, topic);
+        for (int j = 0; j < np; j++) {
+            int32_t part = all ? all[i].partition : qt->partitions.v[j];
+            int16_t e;
+            if (!topic || !ksrv_allowed(c, KACL_OP_ALTER, KACL_RES_CLUSTER, KACL_CLUSTER_NAME)) {
+                e = topic ? KK_ERR_CLUSTER_AUTHORIZATION_FAILED : KK_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+            } else {
+                int rc = krep_mod_elect_preferred(m, topic, part, q->timeout_ms);
+                e = rc == 0                         ? KK_ERR_NONE
+                    : rc == 1                       ? KK_ERR_ELECTION_NOT_NEEDED
+                    : rc == KLOG_EUNKNOWN_PARTITION ? KK_ERR_UNKNOWN_TOPIC_OR_PARTITION
+                    : rc == KLOG_ENOTENOUGH         ? KK_ERR_PREFERRED_LEADER_NOT_AVAILABLE
+                    : rc == KLOG_ENOTLEADER         ? KK_ERR_NOT_CONTROLLER
+                    : rc == -ETIMEDOUT              ? KK_ERR_REQUEST_TIMED_OUT
+                                                    : KK_ERR_UNKNOWN_SERVER_ERROR;
+            }
+            ps[j] = (kk_elect_leaders_resp_partition){ part, e, KK_STR_NULL };
+        }
+        ts[i].topic = tn ? KK_STR(tn) : KK_STR_NULL;
+        ts[i].partition_result.v = ps;
+        ts[i].partition_result.n = np;
+    }
+    free(all);
+    r.replica_election_results.v = ts;
+    r.replica_election_results.n = nt;
+    return ksrv_respond(c, &r);
+}
+
 /* klog promote: this node takes over (the request's partitions are not
  * looked at: a static controller moves every partition at once).  A
  * refusal is one result for every partition (topic "*", partition -1);
  * a success one per partition this node now leads, its message what the
  * promote did there ("end=E old_leader=L old_hw=H unclean=U", which
- * klog_replication_promote_node_report reads back). */
+ * klog_replication_promote_node_report reads back).  On a quorum node,
+ * the preferred type is Kafka's preferred leader election
+ * (elect_preferred). */
 int ksrv_elect_leaders(ksrv_call *c)
 {
     const kk_elect_leaders_req *q = &c->req.body.elect_leaders;
     kk_elect_leaders_resp r = { 0 };
     krep_mod *m = mod(c);
+    if (m && krep_mod_is_quorum(m) && q->election_type == 0 &&
+        ksrv_allowed(c, KACL_OP_ALTER, KACL_RES_CLUSTER, KACL_CLUSTER_NAME))
+        return elect_preferred(c, m);
     char eb[256] = "";
     int16_t e = KK_ERR_NONE;
     krep_promoted *rep = NULL;

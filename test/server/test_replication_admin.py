@@ -12,7 +12,9 @@ metadata, as in Kafka.
   Metadata names): every replica deletes its copy, Metadata forgets the
   topic, and the name is created again with other configs;
 - CreatePartitions on a quorum controller that holds no replica of the
-  topic (raft builds).
+  topic (raft builds);
+- ElectLeaders (preferred) on the quorum's controller: leadership goes
+  back to a partition's first replica once it is back in sync.
 
 Static controller (node 1) and, in raft builds, the quorum.  Ports are the
 kernel's; servers are stopped by PID; every wait is bounded.
@@ -32,6 +34,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource, NewPartitions, Ne
 NO_AUTO = ["auto.create.topics.enable=false"]
 NOT_CONTROLLER = 41
 TOPIC_EXISTS = 36
+ELECTION_NOT_NEEDED = 84
 BOOT = None
 UNKNOWN_TOPIC = 3
 
@@ -195,3 +198,59 @@ def test_quorum_topic_admin_through_the_controller(serve):
     retry("create partitions", lambda a: a.create_partitions([NewPartitions("grow", 3)], request_timeout=20)["grow"]
           .result(30))
     settled(nodes, "grow", 3, 1)
+
+
+def elect_preferred(node, topic, partitions):
+    """ElectLeaders v1 (preferred) of topic's partitions asked of node:
+    (top-level error, {partition: error})."""
+    body = (struct.pack(">bi", 0, 1) + kwire.kstr(topic) + struct.pack(">i", len(partitions))
+            + b"".join(struct.pack(">i", p) for p in partitions) + struct.pack(">i", 10000))
+    r = kwire.Reader(call(node, 43, 1, body))
+    r.i32()
+    top = r.i16()
+    out = {}
+    for _ in range(r.i32()):
+        r.string()
+        for _ in range(r.i32()):
+            p, e, _m = r.i32(), r.i16(), r.string()
+            out[p] = e
+    return top, out
+
+
+def test_quorum_preferred_leader_election(serve):
+    """Kafka's ElectLeaders (preferred): after its first replica failed and
+    came back in sync, leadership goes back to it when asked."""
+    if not raft_built():
+        pytest.skip("klog was built without raft (no quorum controller)")
+    nodes = cluster(serve, NO_AUTO + ["replica.session.timeout.ms=1000", "controller.quorum.election.timeout.ms=500"])
+    global BOOT
+    BOOT = ",".join(n.bootstrap for n in nodes)
+    ctl = controller(nodes)
+    pref, other = [node_id(n) for n in nodes if n is not ctl][:2]
+    retry("create", lambda a: a.create_topics([NewTopic("pref", num_partitions=1, replica_assignment=[[pref, other]])],
+                                              request_timeout=20)["pref"].result(30), done=(TOPIC_EXISTS,))
+    assert settled(nodes, "pref", 1, 2)[0][0] == pref
+    assert elect_preferred(ctl, "pref", [0]) == (0, {0: ELECTION_NOT_NEEDED})
+    # the preferred leader dies: the other replica leads; it comes back
+    old = [n for n in nodes if node_id(n) == pref][0]
+    old.proc.kill()
+    old.proc.wait(10)
+    old.proc = None
+    for _ in deadline_loop(30, 0.1):
+        s = states(ctl, "pref")
+        if s and s[0][0] == other:
+            break
+    assert states(ctl, "pref")[0][0] == other
+    old.start()
+    ctl = controller(nodes)
+    st = settled(nodes, "pref", 1, 2)   # back in the ISR
+    assert st[0][0] == other, st        # (nothing moves it back by itself)
+    for n in nodes:
+        if n is not ctl:
+            assert elect_preferred(n, "pref", [0])[0] == NOT_CONTROLLER
+    assert elect_preferred(ctl, "pref", [0, 7]) == (0, {0: 0, 7: UNKNOWN_TOPIC})
+    for _ in deadline_loop(30, 0.1):
+        s = [states(n, "pref") for n in nodes]
+        if all(x and x[0][0] == pref for x in s):
+            break
+    assert all(x and x[0][0] == pref for x in s), s
