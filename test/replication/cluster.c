@@ -268,6 +268,26 @@ static void on_promoted(void *opaque, const char *topic, int32_t partition, int3
     o->n++;
 }
 
+/* A topic's configuration is part of the cluster's metadata: one made on
+ * the (static) controller reaches the followers' copies with its record,
+ * before the first LeaderAndIsr makes them create it. */
+Test(cluster, followers_create_a_topic_with_its_configuration)
+{
+    for (int i = 0; i < N; i++)
+        node_start(&nodes[i]);
+    ut_topic(nodes[0].k, "c", 1, "retention.ms", "4242000", "segment.bytes", "1048576", NULL);
+    wait_leader(&nodes[0], "c");
+    for (int i = 1; i < N; i++) {
+        char own[1024] = "";
+        int64_t until = ut_mono_ms() + 20000;
+        while (ut_mono_ms() < until &&
+               (klog_topic_describe(nodes[i].k, "c", NULL, 0, own, sizeof own) < 0 || !strstr(own, "segment.bytes")))
+            ut_sleep_ms(10);
+        cr_assert(strstr(own, "retention.ms=4242000\n") && strstr(own, "segment.bytes=1048576\n"),
+                  "node %d: \"%s\"", nodes[i].id, own);
+    }
+}
+
 Test(cluster, a_promoted_follower_leads_and_the_old_leader_follows_it)
 {
     for (int i = 0; i < N; i++)
