@@ -40,6 +40,13 @@ struct kt_topic *ksrv_topic_get(struct klog_server *s, const char *name, bool cr
         *err = KK_ERR_NOT_LEADER_OR_FOLLOWER;
         return NULL;
     }
+    char told[8];
+    if (m && krep_topic_replicated(name) && krep_mod_told_config(m, name, told, sizeof told) == 0) {
+        /* the controller told of it, its partitions come next: not made
+         * here meanwhile (the client asks again) */
+        *err = KK_ERR_LEADER_NOT_AVAILABLE;
+        return NULL;
+    }
     if (t || !create || !ksrv_config(s)->auto_create) {
         *err = t ? KK_ERR_NONE : KK_ERR_UNKNOWN_TOPIC_OR_PARTITION;
         return t;
