@@ -581,6 +581,17 @@ static int ckpt_periodic(ks_log *log);
 /* ks_log_append once its bytes are reserved (reserved: 0 without a disk
  * budget, where they are counted once written).  Past ckpt_unchecked_max
  * unchecked bytes, the appender checkpoints (waits for the sync). */
+/* Bytes of the active segment (base, size bytes long) past the last
+ * periodic checkpoint: all of them when that was in an earlier segment.
+ * Without ckpt_mu: a pair read while a checkpoint moves it may be stale
+ * (a checkpoint one append or tick late) or torn (a position past size:
+ * none, until the next look). */
+static uint64_t ckpt_unchecked(ks_log *log, int64_t base, uint64_t size)
+{
+    uint64_t pos = base == atomic_load(&log->ckpt_seg) ? atomic_load(&log->ckpt_pos) : 0;
+    return size > pos ? size - pos : 0;
+}
+
 static int append_reserved(ks_log *log, ks_batch *batches, unsigned n, unsigned flags, uint64_t reserved)
 {
     ks_call c = { .b = batches, .n = n, .flags = flags,
@@ -599,7 +610,7 @@ static int append_reserved(ks_log *log, ks_batch *batches, unsigned n, unsigned 
     rc = finish(log, &c, rc, reserved, end, flush);
     uint64_t max = log->cfg.ckpt_unchecked_max;
     if (max && c.written && log->cfg.ckpt_interval_ms > 0 && size > max &&
-        size - (base == atomic_load(&log->ckpt_seg_a) ? atomic_load(&log->ckpt_pos_a) : 0) > max &&
+        ckpt_unchecked(log, base, size) > max &&
         !atomic_load(&log->failed))
         (void)ckpt_periodic(log); /* a failed sync fails the log: the next append says so */
     return rc;
@@ -680,10 +691,8 @@ static int ckpt_periodic(ks_log *log)
         if ((rc = ks__ckpt_write(log->io, log->dir, rp, start)) == 0) {
             log->recovery_point = rp;
             log->ckpt_start = start;
-            log->ckpt_seg = base;
-            log->ckpt_pos = pos;
-            atomic_store(&log->ckpt_seg_a, base);
-            atomic_store(&log->ckpt_pos_a, pos);
+            atomic_store(&log->ckpt_pos, pos);
+            atomic_store(&log->ckpt_seg, base);
         }
     }
     pthread_mutex_unlock(&log->ckpt_mu);
@@ -715,7 +724,7 @@ int ks_log_tick(ks_log *log)
         rc = ks__roll(log, atomic_load(&log->end));
     int64_t end = atomic_load(&log->end);
     s = ks__active(log);
-    uint64_t grown = atomic_load(&s->size) - (s->base == log->ckpt_seg ? log->ckpt_pos : 0);
+    uint64_t grown = ckpt_unchecked(log, s->base, atomic_load(&s->size));
     pthread_mutex_unlock(&log->append_mu);
     if (due) {
         int sr = group_sync(log, end);

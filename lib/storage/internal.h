@@ -233,12 +233,12 @@ struct ks_log {
     int64_t recovery_point;    /* last checkpointed */
     int64_t ckpt_start;        /* the log start recovery.ckpt holds (under ckpt_mu) */
     int64_t ckpt_at_ms;        /* the last periodic checkpoint (ks_log_tick's thread) */
-    int64_t ckpt_seg;          /* ... the base of the segment it was in, */
-    uint64_t ckpt_pos;         /* ... and its position there */
-    /* the same two for appenders (ckpt_unchecked_max), read without
-     * ckpt_mu: a stale pair only moves a checkpoint by one append */
-    _Atomic int64_t ckpt_seg_a;
-    _Atomic uint64_t ckpt_pos_a;
+    /* ... the base of the segment it was in and its position there:
+     * written under ckpt_mu, read without it by appenders
+     * (ckpt_unchecked_max) and the tick (ckpt_unchecked), for which a
+     * stale or torn pair only moves a checkpoint by one append or tick */
+    _Atomic int64_t ckpt_seg;
+    _Atomic uint64_t ckpt_pos;
     _Atomic int dir_unsynced;  /* KS_DIR_*: entries no dirsync covers yet (ks__dir_durable) */
     uint64_t unsynced_records; /* INTERVAL policy (under append_mu) */
     int64_t unsynced_since_ms; /* wall time of the first unsynced append, -1 if none */
