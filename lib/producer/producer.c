@@ -31,7 +31,13 @@
  *
  * Memory: every batch buffer is charged to buffer.memory while it exists;
  * released buffers go to a free list (any size up to batch.size; bounded by
- * the same budget), so a steady producer allocates nothing per batch.
+ * the same budget), so a steady producer allocates nothing per batch.  The
+ * free list shrinks: buffers it did not need for a whole KP_POOL_DECAY_NS
+ * are given back (pool_decay).  Buffers above KP_BUF_MAP_MIN are mappings
+ * of their own, so that giving one back (or shrinking it) returns its
+ * pages to the system at once; a malloc'd one would stay resident in the
+ * allocator's free memory, as deep as the worst stall ever made a batch
+ * (issue 18's soak).
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -39,6 +45,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <xxhash.h>
 
@@ -160,7 +167,11 @@ struct klog_producer {
     pthread_mutex_t mem_mu;
     pthread_cond_t mem_cv;
     int64_t mem_used;
-    kp_batch *pool;           /* free batches (standard: not oversized) */
+    kp_batch *pool;           /* free batches (standard: not oversized), most
+                               * recently given back first */
+    size_t pool_len;          /* batches in pool */
+    size_t pool_low;          /* the fewest in pool since pool_tick */
+    uint64_t pool_tick;       /* when pool_decay last ran (klog__now_ns) */
 
     pthread_mutex_t codec_mu;
     kf_codec *codecs[8];
@@ -214,13 +225,125 @@ static void cond_init_mono(pthread_cond_t *cv)
 
 /* ---- memory budget and batch buffers ------------------------------------- */
 
+/* Batch buffers above this size are mappings of their own (buf_*): what
+ * a stall makes deeper than a steady linger.ms batch (a few KiB) goes back
+ * to the system when freed; below it, malloc (no system call, and no page
+ * of its own for a producer to thousands of partitions). */
+#define KP_BUF_MAP_MIN (16u << 10)
+
+static size_t buf_pages(size_t cap)
+{
+    return (cap + 4095u) & ~(size_t)4095u; /* mappings are whole pages (4 KiB or a multiple) */
+}
+
+/* A batch buffer of cap bytes: malloc'd up to KP_BUF_MAP_MIN, a private
+ * anonymous mapping above.  NULL when memory is short. */
+static uint8_t *buf_alloc(size_t cap)
+{
+    if (cap <= KP_BUF_MAP_MIN)
+        return malloc(cap);
+    void *m = mmap(NULL, buf_pages(cap), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return m == MAP_FAILED ? NULL : m;
+}
+
+static void buf_free(uint8_t *buf, size_t cap)
+{
+    if (!buf)
+        return;
+    if (cap <= KP_BUF_MAP_MIN)
+        free(buf);
+    else
+        munmap(buf, buf_pages(cap));
+}
+
+/* buf (of cap bytes) resized to ncap, its first `keep` bytes kept (keep
+ * <= both): the buffer, moved or not, or NULL with buf untouched when
+ * memory is short.  A shrinking mapping gives its tail pages back. */
+static uint8_t *buf_resize(uint8_t *buf, size_t cap, size_t ncap, size_t keep)
+{
+    bool mapped = cap > KP_BUF_MAP_MIN, nmapped = ncap > KP_BUF_MAP_MIN;
+    if (!mapped && !nmapped)
+        return realloc(buf, ncap);
+    if (mapped && nmapped) {
+        if (buf_pages(cap) == buf_pages(ncap))
+            return buf;
+        void *m = mremap(buf, buf_pages(cap), buf_pages(ncap), MREMAP_MAYMOVE);
+        return m == MAP_FAILED ? NULL : m;
+    }
+    uint8_t *nb = buf_alloc(ncap);
+    if (nb) {
+        memcpy(nb, buf, keep);
+        buf_free(buf, cap);
+    }
+    return nb;
+}
+
 static void batch_free(kp_batch *b)
 {
     if (b) {
-        free(b->buf);
+        buf_free(b->buf, b->cap);
         free(b->opaque);
         free(b->ts);
         free(b);
+    }
+}
+
+/* Pool bookkeeping (mem_mu held): a batch taken from the pool's head. */
+static kp_batch *pool_pop(klog_producer *p)
+{
+    kp_batch *b = p->pool;
+    p->pool = b->next;
+    b->next = NULL;
+    if (--p->pool_len < p->pool_low)
+        p->pool_low = p->pool_len;
+    return b;
+}
+
+static void pool_push(klog_producer *p, kp_batch *b)
+{
+    b->next = p->pool;
+    p->pool = b;
+    p->pool_len++;
+}
+
+/* How long a pooled batch may go unneeded before it is given back. */
+#define KP_POOL_DECAY_NS 1000000000ull
+
+/* Give back the pooled batches the producer did not need since the last
+ * time (the pool's low-water mark: that many sat there unused all along),
+ * once KP_POOL_DECAY_NS has passed; they are the ones at the pool's tail,
+ * the least recently given back.  A steady producer keeps the few it
+ * cycles through; what a stall or a burst added goes back within two
+ * periods.  Run by the producer thread (or, without one, on each
+ * release).  mem_mu held; returns the list to free (batch_free_list)
+ * once it is let go, the unmaps being system calls. */
+static kp_batch *pool_decay_locked(klog_producer *p, uint64_t now)
+{
+    if (now - p->pool_tick < KP_POOL_DECAY_NS)
+        return NULL;
+    kp_batch *drop = NULL;
+    size_t n = KLOG_MIN(p->pool_low, p->pool_len);
+    if (n > 0) {
+        kp_batch **link = &p->pool;
+        for (size_t i = p->pool_len - n; i > 0; i--)
+            link = &(*link)->next;
+        drop = *link;
+        *link = NULL;
+        p->pool_len -= n;
+        for (kp_batch *b = drop; b; b = b->next)
+            p->mem_used -= (int64_t)b->cap;
+        pthread_cond_broadcast(&p->mem_cv);
+    }
+    p->pool_low = p->pool_len;
+    p->pool_tick = now;
+    return drop;
+}
+
+static void batch_free_list(kp_batch *b)
+{
+    for (kp_batch *next; b; b = next) {
+        next = b->next;
+        batch_free(b);
     }
 }
 
@@ -244,8 +367,7 @@ static bool mem_charge(klog_producer *p, size_t delta)
      * no, so that a record bigger than a standard batch is not refused for
      * ever because the pool holds the budget. */
     while (p->mem_used + (int64_t)delta > p->buffer_memory && p->pool) {
-        kp_batch *idle = p->pool;
-        p->pool = idle->next;
+        kp_batch *idle = pool_pop(p);
         p->mem_used -= (int64_t)idle->cap;
         batch_free(idle);
     }
@@ -257,10 +379,11 @@ static bool mem_charge(klog_producer *p, size_t delta)
 
 /* Take a batch able to hold at least `need` bytes, its buffer of about
  * `want` bytes (a hint, within KP_BATCH_MIN..batch_cap): a released one
- * from the pool, its buffer resized to that (so that a pool of buffers
- * once grown does not hold more than the partitions now need), or a new
- * one.  Returns NULL when the budget is used up (the caller waits or
- * fails).  mem_mu not held. */
+ * from the pool, its buffer grown to that, or shrunk to it when more than
+ * twice as big (so that a pool of buffers once grown does not hold much
+ * more than the partitions now need, and a want that moves by one step
+ * does not resize every time), or a new one.  Returns NULL when the
+ * budget is used up (the caller waits or fails).  mem_mu not held. */
 static kp_batch *batch_get(klog_producer *p, size_t need, size_t want)
 {
     size_t cap = p->batch_cap;
@@ -270,32 +393,39 @@ static kp_batch *batch_get(klog_producer *p, size_t need, size_t want)
         cap = KLOG_MAX(KLOG_MAX(want, (size_t)KP_BATCH_MIN), need);
     pthread_mutex_lock(&p->mem_mu);
     if (cap <= p->batch_cap && p->pool) {
-        kp_batch *b = p->pool;
-        p->pool = b->next;
-        b->next = NULL;
+        kp_batch *b = pool_pop(p);
         if (cap > b->cap && !mem_charge(p, cap - b->cap)) {
             if (b->cap < need) { /* no room to grow it enough */
-                b->next = p->pool;
-                p->pool = b;
+                pool_push(p, b);
                 pthread_mutex_unlock(&p->mem_mu);
                 return NULL;
             }
             cap = b->cap; /* as it is: it grows later if there is room */
-        } else if (cap < b->cap) {
+        } else if (cap < b->cap && b->cap / 2 >= cap) {
             p->mem_used -= (int64_t)(b->cap - cap);
+        } else if (cap < b->cap) {
+            cap = b->cap; /* within twice what is wanted: as it is */
         }
         pthread_mutex_unlock(&p->mem_mu);
         if (cap != b->cap) {
-            uint8_t *nb = realloc(b->buf, cap);
+            uint8_t *nb = buf_resize(b->buf, b->cap, cap, 0);
             if (nb) {
                 b->buf = nb;
                 b->cap = cap;
+                /* report arrays bigger than the buffer they describe (a
+                 * record takes more than 16 bytes): from a deeper batch */
+                if (b->rcap > 256 && b->rcap * (sizeof *b->opaque + sizeof *b->ts) > cap) {
+                    free(b->opaque);
+                    free(b->ts);
+                    b->opaque = NULL;
+                    b->ts = NULL;
+                    b->rcap = 0;
+                }
             } else { /* the old buffer stays: so does its charge */
                 pthread_mutex_lock(&p->mem_mu);
                 p->mem_used += (int64_t)b->cap - (int64_t)cap;
                 if (b->cap < need) {
-                    b->next = p->pool;
-                    p->pool = b;
+                    pool_push(p, b);
                     b = NULL;
                 }
                 pthread_mutex_unlock(&p->mem_mu);
@@ -308,7 +438,7 @@ static kp_batch *batch_get(klog_producer *p, size_t need, size_t want)
     if (!ok)
         return NULL;
     kp_batch *b = calloc(1, sizeof *b);
-    if (b && !(b->buf = malloc(cap))) {
+    if (b && !(b->buf = buf_alloc(cap))) {
         free(b);
         b = NULL;
     }
@@ -338,7 +468,7 @@ static int batch_grow(klog_producer *p, kp_batch *b, size_t more)
     pthread_mutex_unlock(&p->mem_mu);
     if (!ok)
         return -ENOBUFS;
-    uint8_t *nb = realloc(b->buf, cap);
+    uint8_t *nb = buf_resize(b->buf, b->cap, cap, b->b.len);
     if (!nb) {
         pthread_mutex_lock(&p->mem_mu);
         p->mem_used -= (int64_t)delta;
@@ -353,17 +483,20 @@ static int batch_grow(klog_producer *p, kp_batch *b, size_t more)
 
 static void batch_put(klog_producer *p, kp_batch *b)
 {
+    kp_batch *drop = NULL;
     pthread_mutex_lock(&p->mem_mu);
     if (b->standard && !atomic_load(&p->closed)) {
-        b->next = p->pool;
-        p->pool = b;
+        pool_push(p, b);
         b = NULL;
     } else {
         p->mem_used -= (int64_t)b->cap;
     }
+    if (!p->thread_running) /* else the producer thread does it */
+        drop = pool_decay_locked(p, klog__now_ns());
     pthread_cond_broadcast(&p->mem_cv);
     pthread_mutex_unlock(&p->mem_mu);
     batch_free(b);
+    batch_free_list(drop);
 }
 
 /* The batch codec (KF_CODEC_*) a compression.type value (KC_COMPRESSION_*)
@@ -1034,6 +1167,7 @@ KLOG_API KLOG_COLD int klog_producer_new(klog *k, const klog_conf *conf, klog_pr
         id = klog__now_ns() ^ (uint64_t)(uintptr_t)p;
     p->producer_id = (int64_t)(id & 0x7fffffffffffffffull);
     p->epoch = 0;
+    p->pool_tick = klog__now_ns();
     pthread_mutex_init(&p->mu, NULL);
     pthread_mutex_init(&p->mem_mu, NULL);
     pthread_mutex_init(&p->codec_mu, NULL);
@@ -1349,6 +1483,7 @@ static void *producer_thread(void *arg)
      * 100 ms): a batch goes out between linger and 1.25 x linger. */
     int64_t step_ms = KLOG_MAX((int64_t)(p->linger_ns / 4000000u), 1);
     step_ms = KLOG_MIN(step_ms, 100);
+    uint64_t next_decay = klog__now_ns() + KP_POOL_DECAY_NS;
     pthread_mutex_lock(&p->q_mu);
     uint64_t seen = p->kicks;
     while (!p->stopping) {
@@ -1364,6 +1499,14 @@ static void *producer_thread(void *arg)
         pthread_mutex_unlock(&p->q_mu);
         /* Sealed batches go out on a kick; open ones once linger.ms old. */
         seal_all(p, p->linger_ns);
+        uint64_t now = klog__now_ns();
+        if (now >= next_decay) { /* here, so that an idle producer's pool shrinks too */
+            pthread_mutex_lock(&p->mem_mu);
+            kp_batch *drop = pool_decay_locked(p, now);
+            pthread_mutex_unlock(&p->mem_mu);
+            batch_free_list(drop);
+            next_decay = now + KP_POOL_DECAY_NS;
+        }
         pthread_mutex_lock(&p->q_mu);
     }
     pthread_mutex_unlock(&p->q_mu);
@@ -1527,10 +1670,7 @@ KLOG_API KLOG_COLD int klog_producer_close(klog_producer *p)
             free(t->acc);
             free(t);
         }
-    for (kp_batch *b = p->pool, *next; b; b = next) {
-        next = b->next;
-        batch_free(b);
-    }
+    batch_free_list(p->pool);
     for (int i = 0; i < p->ncodecs; i++)
         kf_codec_free(p->codecs[i]);
     free(p->q);

@@ -1265,6 +1265,89 @@ Test(producer, large_record_fits_after_small_batches_were_freed)
     klog_close(k);
 }
 
+
+/* ---- the pool of batch buffers gives back what it does not need ------------------- */
+
+/* buffer.memory in use (klog_stats' queue_bytes): the producer's batch
+ * buffers, open, outstanding and pooled; -1 if not found. */
+static long long pool_bytes(klog *k)
+{
+    char *doc = NULL;
+    long long v = -1;
+    cr_assert_eq(klog_stats(k, KLOG_STATS_JSON, &doc), 0);
+    const char *q = strstr(doc, "\"queue_bytes\":");
+    if (q)
+        v = atoll(q + strlen("\"queue_bytes\":"));
+    klog_free(doc);
+    return v;
+}
+
+/* A burst of 1 kB records into 8 partitions: batches grown to hundreds of
+ * kB each, all written by the flush. */
+static void pool_burst(klog_producer *p)
+{
+    static char kb[1001];
+    memset(kb, 'z', sizeof kb - 1);
+    for (int i = 0; i < 8 * 300; i++)
+        cr_assert_eq(ut_send(p, "t", i % 8, NULL, kb), 0, "record %d", i);
+    cr_assert_eq(klog_producer_flush(p, -1), 0);
+}
+
+/* Issue 18's soak: the buffers of a burst (or of batches a stall let grow
+ * deep) stayed in the producer's pool for ever, resident, after it was
+ * idle again.  With the producer thread (linger.ms > 0), an idle
+ * producer's pool empties within two seconds or so. */
+Test(producer, idle_producer_gives_pooled_buffers_back)
+{
+    klog *k = ut_open();
+    ut_topic(k, "t", 8, NULL);
+    /* a long linger: the burst stays in open batches until the flush */
+    klog_producer *p = ut_producer(k, "linger.ms", "1000", NULL);
+    pool_burst(p);
+    long long after = pool_bytes(k);
+    cr_assert_gt(after, 0, "the burst's buffers are pooled");
+    long long now = after;
+    for (int i = 0; i < 500 && now > 0; i++) { /* a guard against a hang, not a time limit */
+        usleep(20000);
+        now = pool_bytes(k);
+    }
+    cr_assert_eq(now, 0, "pooled buffers of an idle producer: %lld bytes (%lld after the burst)", now, after);
+    /* and the producer still works, from new buffers */
+    pool_burst(p);
+    cr_assert_eq(klog_producer_close(p), 0);
+    int64_t total = 0;
+    for (int i = 0; i < 8; i++)
+        total += ut_end_offset(k, "t", i);
+    cr_assert_eq(total, 2 * 8 * 300);
+    klog_close(k);
+}
+
+/* Without a producer thread (linger.ms=0) a pooled buffer shrinks when it
+ * is reused for less than half its size: one grown for a 300 kB record
+ * (a mapping of its own) goes back to a few KiB for small records. */
+Test(producer, pooled_buffer_shrinks_when_reused_for_small_records)
+{
+    klog *k = ut_open();
+    ut_topic(k, "t", 2, NULL);
+    klog_producer *p = ut_producer(k, "linger.ms", "0", NULL);
+    static char big[300001];
+    memset(big, 'b', sizeof big - 1);
+    cr_assert_eq(ut_send(p, "t", 0, NULL, big), 0);
+    long long after = pool_bytes(k);
+    cr_assert_geq(after, 300000, "the big batch's buffer is pooled: %lld bytes", after);
+    long long now = after;
+    int sent = 0;
+    for (; sent < 100 && now > 16384; sent++) {
+        cr_assert_eq(ut_send(p, "t", sent % 2, NULL, "small"), 0);
+        now = pool_bytes(k);
+    }
+    cr_assert_leq(now, 16384, "pooled buffers of a producer of small records: %lld bytes (%lld after the big one)",
+                  now, after);
+    cr_assert_eq(klog_producer_close(p), 0);
+    cr_assert_eq(ut_end_offset(k, "t", 0) + ut_end_offset(k, "t", 1), 1 + sent);
+    klog_close(k);
+}
+
 /* ---- records ----------------------------------------------------------------------------- */
 
 Test(producer, record_shapes_round_trip)
