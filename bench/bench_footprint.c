@@ -29,7 +29,10 @@
  * second; it prints the series' start (after a 10 s warm-up), max and end
  * (the target: flat), and every minute where the anonymous memory is
  * (/proc/self/smaps by kind of mapping, malloc_info(3) by arena) beside
- * the producer's buffer.memory in use (klog_stats: its pooled batches).
+ * the producer's buffer.memory in use (klog_stats: its pooled batches),
+ * and the least and most anonymous memory of the seconds since the last
+ * such line (the least is what stays; the most includes the batches a
+ * stall of the producer filled deeper, live until they are written).
  * --batch-size sets the soak producer's batch.size (default 1000000).
  * --follow: a writer process appends a record every 5 ms (acks=1) and a
  * read-only instance in this process tails it: the time from send to
@@ -483,15 +486,16 @@ static long producer_pool_kib(klog *k)
     return v;
 }
 
-static void soak_sample(klog *k, int t, long rss, long anon, long long consumed, const anon_split *a0, bool last)
+static void soak_sample(klog *k, int t, long rss, long anon, long amin, long amax, long long consumed,
+                        const anon_split *a0, bool last)
 {
     struct mallinfo2 mi = mallinfo2();
     anon_split a = anon_now();
     arenas ar = arenas_now();
-    printf("  t=%5d s rss=%ld anon=%ld | anon by mapping (over start): heap=%+ld arenas(%d)=%+ld "
+    printf("  t=%5d s rss=%ld anon=%ld (since the last line: %ld..%ld) | anon by mapping (over start): heap=%+ld arenas(%d)=%+ld "
            "stacks(%d)=%+ld other(%d)=%+ld filepriv=%+ld | malloc: arenas=%d system=%ld (threads' %ld) free=%ld "
            "in_use=%zu mmapped=%zu | producer buffer.memory in use=%ld | consumed=%lld\n",
-           t, rss, anon, a.heap - a0->heap, a.n_arenas, a.arenas - a0->arenas, a.n_stacks, a.stacks - a0->stacks,
+           t, rss, anon, amin, amax, a.heap - a0->heap, a.n_arenas, a.arenas - a0->arenas, a.n_stacks, a.stacks - a0->stacks,
            a.n_other, a.other - a0->other, a.filepriv - a0->filepriv, ar.n, ar.system, ar.system - ar.main_system, ar.free,
            mi.uordblks / 1024, mi.hblkhd / 1024, producer_pool_kib(k), consumed);
     if (last) {
@@ -527,6 +531,7 @@ static int soak_run(const char *dir, int seconds)
     pthread_create(&pt, NULL, soak_producer, &s);
     pthread_create(&ct, NULL, soak_consumer, &s);
     long start = -1, max = 0, end = 0, min = -1, anon_start = -1, anon_max = 0, anon_end = 0;
+    long amin = -1, amax = 0; /* anonymous, since the last sample printed: a floor under transients */
     double t0 = now_s();
     printf("soak: %d s, %d partitions, %d MB/s; RSS over baseline, KiB\n", seconds, SOAK_PARTS, SOAK_RATE >> 20);
     for (int i = 1; i <= seconds && !atomic_load(&s.stop); i++) {
@@ -548,8 +553,12 @@ static int soak_run(const char *dir, int seconds)
             anon_start = anon_start < 0 ? anon : anon_start;
             anon_max = anon > anon_max ? anon : anon_max;
         }
-        if (i % 60 == 0 || i == 10 || i == seconds)
-            soak_sample(s.k, i, rss, anon, (long long)atomic_load(&s.consumed), &a0, i == seconds);
+        amin = amin < 0 || anon < amin ? anon : amin;
+        amax = anon > amax ? anon : amax;
+        if (i % 60 == 0 || i == 10 || i == seconds) {
+            soak_sample(s.k, i, rss, anon, amin, amax, (long long)atomic_load(&s.consumed), &a0, i == seconds);
+            amin = -1, amax = 0;
+        }
         fflush(stdout);
     }
     atomic_store(&s.stop, true);

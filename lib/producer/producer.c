@@ -288,15 +288,37 @@ static void batch_free(kp_batch *b)
     }
 }
 
-/* Pool bookkeeping (mem_mu held): a batch taken from the pool's head. */
-static kp_batch *pool_pop(klog_producer *p)
+/* Pool bookkeeping (mem_mu held): the batch at *link taken out. */
+static kp_batch *pool_take(klog_producer *p, kp_batch **link)
 {
-    kp_batch *b = p->pool;
-    p->pool = b->next;
+    kp_batch *b = *link;
+    *link = b->next;
     b->next = NULL;
     if (--p->pool_len < p->pool_low)
         p->pool_low = p->pool_len;
     return b;
+}
+
+static kp_batch *pool_pop(klog_producer *p)
+{
+    return pool_take(p, &p->pool);
+}
+
+/* How many pooled batches batch_get looks at for one that fits. */
+#define KP_POOL_SCAN 8
+
+/* A pooled batch for a buffer of cap bytes (mem_mu held, pool not empty):
+ * among the first few, one that holds cap without being twice as big,
+ * else the most recent.  Partitions at different rates want different
+ * sizes; taking the head for each would resize a buffer at nearly every
+ * batch (and across KP_BUF_MAP_MIN, map and unmap one). */
+static kp_batch *pool_fit(klog_producer *p, size_t cap)
+{
+    kp_batch **link = &p->pool;
+    for (int i = 0; *link && i < KP_POOL_SCAN; i++, link = &(*link)->next)
+        if ((*link)->cap >= cap && (*link)->cap / 2 < cap)
+            return pool_take(p, link);
+    return pool_pop(p);
 }
 
 static void pool_push(klog_producer *p, kp_batch *b)
@@ -393,7 +415,7 @@ static kp_batch *batch_get(klog_producer *p, size_t need, size_t want)
         cap = KLOG_MAX(KLOG_MAX(want, (size_t)KP_BATCH_MIN), need);
     pthread_mutex_lock(&p->mem_mu);
     if (cap <= p->batch_cap && p->pool) {
-        kp_batch *b = pool_pop(p);
+        kp_batch *b = pool_fit(p, cap);
         if (cap > b->cap && !mem_charge(p, cap - b->cap)) {
             if (b->cap < need) { /* no room to grow it enough */
                 pool_push(p, b);
