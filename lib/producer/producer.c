@@ -166,7 +166,7 @@ struct klog_producer {
 
     pthread_mutex_t mem_mu;
     pthread_cond_t mem_cv;
-    int64_t mem_used;
+    int64_t mem_used;         /* written under mem_mu (mem_add), read by stats */
     kp_batch *pool;           /* free batches (standard: not oversized), most
                                * recently given back first */
     size_t pool_len;          /* batches in pool */
@@ -288,6 +288,13 @@ static void batch_free(kp_batch *b)
     }
 }
 
+/* mem_used += delta (mem_mu held): an atomic store, as producer_stats
+ * reads it without the lock. */
+static inline void mem_add(klog_producer *p, int64_t delta)
+{
+    __atomic_store_n(&p->mem_used, p->mem_used + delta, __ATOMIC_RELAXED);
+}
+
 /* Pool bookkeeping (mem_mu held): the batch at *link taken out. */
 static kp_batch *pool_take(klog_producer *p, kp_batch **link)
 {
@@ -353,7 +360,7 @@ static kp_batch *pool_decay_locked(klog_producer *p, uint64_t now)
         *link = NULL;
         p->pool_len -= n;
         for (kp_batch *b = drop; b; b = b->next)
-            p->mem_used -= (int64_t)b->cap;
+            mem_add(p, -(int64_t)b->cap);
         pthread_cond_broadcast(&p->mem_cv);
     }
     p->pool_low = p->pool_len;
@@ -390,12 +397,12 @@ static bool mem_charge(klog_producer *p, size_t delta)
      * ever because the pool holds the budget. */
     while (p->mem_used + (int64_t)delta > p->buffer_memory && p->pool) {
         kp_batch *idle = pool_pop(p);
-        p->mem_used -= (int64_t)idle->cap;
+        mem_add(p, -(int64_t)idle->cap);
         batch_free(idle);
     }
     if (p->mem_used + (int64_t)delta > p->buffer_memory && p->mem_used > 0)
         return false;
-    p->mem_used += (int64_t)delta;
+    mem_add(p, (int64_t)delta);
     return true;
 }
 
@@ -424,7 +431,7 @@ static kp_batch *batch_get(klog_producer *p, size_t need, size_t want)
             }
             cap = b->cap; /* as it is: it grows later if there is room */
         } else if (cap < b->cap && b->cap / 2 >= cap) {
-            p->mem_used -= (int64_t)(b->cap - cap);
+            mem_add(p, -(int64_t)(b->cap - cap));
         } else if (cap < b->cap) {
             cap = b->cap; /* within twice what is wanted: as it is */
         }
@@ -445,7 +452,7 @@ static kp_batch *batch_get(klog_producer *p, size_t need, size_t want)
                 }
             } else { /* the old buffer stays: so does its charge */
                 pthread_mutex_lock(&p->mem_mu);
-                p->mem_used += (int64_t)b->cap - (int64_t)cap;
+                mem_add(p, (int64_t)b->cap - (int64_t)cap);
                 if (b->cap < need) {
                     pool_push(p, b);
                     b = NULL;
@@ -466,7 +473,7 @@ static kp_batch *batch_get(klog_producer *p, size_t need, size_t want)
     }
     if (!b) {
         pthread_mutex_lock(&p->mem_mu);
-        p->mem_used -= (int64_t)cap;
+        mem_add(p, -(int64_t)cap);
         pthread_mutex_unlock(&p->mem_mu);
         return NULL;
     }
@@ -493,7 +500,7 @@ static int batch_grow(klog_producer *p, kp_batch *b, size_t more)
     uint8_t *nb = buf_resize(b->buf, b->cap, cap, b->b.len);
     if (!nb) {
         pthread_mutex_lock(&p->mem_mu);
-        p->mem_used -= (int64_t)delta;
+        mem_add(p, -(int64_t)delta);
         pthread_cond_broadcast(&p->mem_cv);
         pthread_mutex_unlock(&p->mem_mu);
         return -ENOBUFS;
@@ -511,7 +518,7 @@ static void batch_put(klog_producer *p, kp_batch *b)
         pool_push(p, b);
         b = NULL;
     } else {
-        p->mem_used -= (int64_t)b->cap;
+        mem_add(p, -(int64_t)b->cap);
     }
     if (!p->thread_running) /* else the producer thread does it */
         drop = pool_decay_locked(p, klog__now_ns());
