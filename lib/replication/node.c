@@ -748,20 +748,25 @@ int krep_handle_leader_and_isr(krep_node *n, const kk_leader_and_isr_req *q, int
         unlock_post(n);
         return 0;
     }
+    /* A new controller (a promote): it learns this run by registering.
+     * Learnt before the broker epoch is looked at: a push meant for an
+     * earlier run of this node still says who controls now, and this run
+     * must register there, not with the controller it knew (perhaps
+     * itself, from a state file older than the promote), or neither side
+     * ever learns of the other. */
+    if (q->controller_epoch > n->ctl_epoch || q->controller_id != n->ctl_id) {
+        if (q->controller_id != n->ctl_id)
+            n->registered = false;
+        n->ctl_epoch = q->controller_epoch;
+        n->ctl_id = q->controller_id;
+        atomic_fetch_add(&n->version, 1);
+    }
     if (version >= 2 && q->broker_epoch != n->cfg.incarnation && q->broker_epoch != -1) {
         /* Meant for another run of this node: this one registers. */
         n->registered = false;
         r->error_code = KK_ERR_STALE_BROKER_EPOCH;
         unlock_post(n);
         return 0;
-    }
-    if (q->controller_epoch > n->ctl_epoch || q->controller_id != n->ctl_id) {
-        /* A new controller (a promote): it learns this run by registering. */
-        if (q->controller_id != n->ctl_id)
-            n->registered = false;
-        n->ctl_epoch = q->controller_epoch;
-        n->ctl_id = q->controller_id;
-        atomic_fetch_add(&n->version, 1);
     }
     bool addressed = version >= 2 && q->broker_epoch == n->cfg.incarnation;
     size_t total = (size_t)(q->ungrouped_partition_states.n > 0 ? q->ungrouped_partition_states.n : 0);
