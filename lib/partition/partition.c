@@ -338,7 +338,7 @@ static int follower_assign(kpart *p, int32_t epoch, int64_t base)
     if (rc >= 0 && ks_epochs_count(ep) == 0) {
         if (epoch == 0)
             return 0; /* the lazy (0, start) already says it */
-        if (base > start)
+        if (ks_log_end_offset(p->log) > start) /* records of epoch 0 (not just a gap) */
             rc = ks_epochs_assign(ep, 0, start);
     }
     if (rc >= 0)
@@ -363,13 +363,28 @@ int kpart_append_replica(kpart *p, ks_batch *batches, unsigned n, unsigned flags
             rc = batches[i].result = KLOG_ECORRUPT;
             break;
         }
+        int64_t end = ks_log_end_offset(p->log);
+        if (i == 0 && bi.base_offset < end && kf_batch_last_offset(&bi) >= end &&
+            ks_log_start_offset(p->log) == end) {
+            /* An empty log (kpart_truncate_fully at its leader's log start)
+             * and a first batch across its end: the leader's start falls
+             * inside it.  The log starts again at the batch's base (Kafka's
+             * follower does the same); the HW stays, the batch covers it. */
+            if ((rc = ks_log_truncate_fully(p->log, bi.base_offset)) == 0)
+                rc = ks_epochs_truncate_from_end(p->epochs, bi.base_offset);
+            if (rc < 0) {
+                batches[i].result = rc;
+                break;
+            }
+            rc = 0;
+        }
         int32_t e = bi.leader_epoch, latest = latest_epoch(p);
         if (e < latest || e < 0) {
             rc = batches[i].result = KLOG_EFENCED; /* diverged: truncate first */
             break;
         }
         if (e > latest) {
-            if (bi.base_offset != ks_log_end_offset(p->log)) {
+            if (bi.base_offset < ks_log_end_offset(p->log)) { /* past it: a gap of the leader's */
                 rc = batches[i].result = KLOG_EOFFSET;
                 break;
             }
@@ -390,6 +405,9 @@ int kpart_append_replica(kpart *p, ks_batch *batches, unsigned n, unsigned flags
         rc = ks_log_append(p->log, batches + i, j - i, (flags & (KS_APPEND_SYNC | KS_APPEND_VERIFY)) | KS_APPEND_REPLICA);
         i = j;
     }
+    int64_t end = ks_log_end_offset(p->log);
+    if (atomic_load(&p->hw) > end) /* a start again whose batch did not land */
+        atomic_store(&p->hw, end);
     pthread_mutex_unlock(&p->emu);
     return rc;
 }
@@ -822,6 +840,44 @@ int kpart_truncate_to(kpart *p, int64_t offset, int64_t *new_end)
     p->hw_want = -1; /* what the replicas allowed was of the records cut */
     pthread_mutex_unlock(&p->amu);
     pthread_mutex_unlock(&p->emu);
+    return rc;
+}
+
+int kpart_truncate_fully(kpart *p, int64_t offset)
+{
+    pthread_mutex_lock(&p->emu);
+    int rc = atomic_load(&p->role) == KPART_FOLLOWER ? 0 : KLOG_ESTATE;
+    if (rc == 0 && p->read_only)
+        rc = KLOG_EREADONLY;
+    int64_t start0 = ks_log_start_offset(p->log), end0 = ks_log_end_offset(p->log);
+    if (rc == 0)
+        rc = ks_log_truncate_fully(p->log, offset);
+    if (!p->read_only && (ks_log_start_offset(p->log) != start0 || ks_log_end_offset(p->log) != end0)) {
+        /* Fit the cache to the log as it is now (even after a failure part
+         * of it may be done): nothing below the start, nothing at or past
+         * the end; with the log empty, no entry (Kafka clears the cache),
+         * and the next copied batch records its epoch. */
+        int r = ks_epochs_truncate_from_start(p->epochs, ks_log_start_offset(p->log));
+        if (r >= 0)
+            r = ks_epochs_truncate_from_end(p->epochs, ks_log_end_offset(p->log));
+        if (r < 0) {
+            ks_log_fail(p->log, r); /* the next open fits it */
+            if (rc == 0)
+                rc = r;
+        }
+    }
+    int64_t end = ks_log_end_offset(p->log);
+    bool moved = false;
+    if (rc == 0 && atomic_load(&p->replicated)) {
+        /* start <= HW <= LEO: everything held is what the leader holds */
+        moved = atomic_exchange(&p->hw, end) != end;
+    }
+    pthread_mutex_lock(&p->amu);
+    p->hw_want = -1;
+    pthread_mutex_unlock(&p->amu);
+    pthread_mutex_unlock(&p->emu);
+    if (moved)
+        hw_moved(p, end);
     return rc;
 }
 

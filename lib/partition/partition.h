@@ -149,14 +149,16 @@ int kpart_append(kpart *p, ks_batch *batches, unsigned n, unsigned flags);
 /*
  * A follower's append of batches copied from its leader, in order: each
  * keeps its base offset and leader epoch (KS_APPEND_REPLICA: the first
- * must start at the LEO), and each new epoch met is recorded in the
+ * must start at or past the LEO; past it, the leader's log has a gap there
+ * after compaction, and the follower's gets the same), and each new epoch
+ * met is recorded in the
  * leader-epoch cache at the base offset of its first batch, durably,
  * before that batch is written (Kafka's maybeAssignEpochStartOffset).
  * flags: KS_APPEND_SYNC (durable before returning: what a follower that
  * counts toward acks=all reports), KS_APPEND_VERIFY.
  * Returns 0, KLOG_ESTATE (not a follower), KLOG_ECORRUPT (not batches),
  * KLOG_EFENCED (a batch of an epoch older than the log's latest: the logs
- * diverged, truncate first), KLOG_EOFFSET (not at the LEO), the cache
+ * diverged, truncate first), KLOG_EOFFSET (below the LEO), the cache
  * write's errors, or ks_log_append's; batches before the failing one are
  * appended.  Serialises with the epoch calls (emu).
  */
@@ -322,6 +324,22 @@ int kpart_become_follower(kpart *p, int32_t epoch);
  * case where it goes back.
  */
 int kpart_truncate_to(kpart *p, int64_t offset, int64_t *new_end);
+
+/*
+ * Kafka's truncateFullyAndStartAt, for a follower whose log ends below its
+ * leader's log start (the leader answered its fetch OFFSET_OUT_OF_RANGE
+ * with a log start above it): every record goes and the log restarts,
+ * empty, at `offset` (ks_log_truncate_fully: >= the LEO), then the
+ * leader-epoch cache is fitted to the empty log (no entry: Kafka clears
+ * it; the next batch copied records its epoch at its base offset, as
+ * kpart_append_replica does), and the HW is `offset`.  A crash part way
+ * leaves a log that opens, with a cache that fits it (kpart_open's
+ * repair).  Returns 0, KLOG_ESTATE (not a follower), KLOG_EREADONLY, or
+ * ks_log_truncate_fully's and the cache write's errors (the log then
+ * turns read-only).  Serialises with the epoch calls (emu); no append may
+ * run concurrently.
+ */
+int kpart_truncate_fully(kpart *p, int64_t offset);
 
 /*
  * Repair a partition that opened damaged (kpart_open with open_damaged:

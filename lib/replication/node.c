@@ -115,6 +115,8 @@ typedef struct post_action {
     kpart *p;
     int64_t hw;                   /* >= 0: advance to it */
     int fail;                     /* < 0: fail the acknowledgements waiting with it */
+    int64_t start;                /* > 0: a follower's log start follows its leader's
+                                   * (to it, no further than the HW) */
 } post_action;
 
 struct krep_node {
@@ -211,7 +213,18 @@ static void post_add(krep_node *n, kpart *p, int64_t hw)
         }
     if (klog__vec_reserve(&n->post, &n->postcap, n->npost + 1, sizeof *n->post) < 0)
         return; /* the next advance catches up: the HW is recomputed each time */
-    n->post[n->npost++] = (post_action){ p, hw, 0 };
+    n->post[n->npost++] = (post_action){ p, hw, 0, -1 };
+}
+
+/* A follower heard its leader's log start (n->mu held): its own follows,
+ * after the HW advance, as far as its HW (Kafka's follower deletes below
+ * the leader's log start it learns from fetch responses). */
+static void post_start(krep_node *n, kpart *p, int64_t start)
+{
+    post_add(n, p, -1);
+    for (size_t i = 0; i < n->npost; i++)
+        if (n->post[i].p == p && start > n->post[i].start)
+            n->post[i].start = start;
 }
 
 /* The ISR of a partition this node leads is below min.insync.replicas:
@@ -247,6 +260,10 @@ static void unlock_post(krep_node *n)
         if (pa[i].fail < 0)
             kpart_ack_fail(pa[i].p, pa[i].fail);
         kpart_ack_flush(pa[i].p);
+        if (pa[i].start > kpart_start_offset(pa[i].p) && kpart_role(pa[i].p) == KPART_FOLLOWER) {
+            int64_t hw = kpart_high_watermark(pa[i].p);
+            kpart_delete_records(pa[i].p, pa[i].start < hw ? pa[i].start : hw, NULL); /* else the next fetch's */
+        }
     }
     if (pa != local)
         free(pa);
@@ -844,6 +861,8 @@ int16_t krep_replica_fetch(krep_node *n, const char *topic, int32_t partition, i
         err = KK_ERR_NOT_LEADER_OR_FOLLOWER; /* Kafka: "not a replica" */
     else if (fetch_offset < kpart_start_offset(rp->p) || fetch_offset > kpart_end_offset(rp->p))
         err = KK_ERR_OFFSET_OUT_OF_RANGE;
+    if (err == KK_ERR_OFFSET_OUT_OF_RANGE)
+        *p = rp->p; /* the answer carries its log start and HW: the follower acts on them */
     if (err == KK_ERR_NONE) {
         /* Only a fetch of this epoch says what the replica holds: it
          * truncated to where it parts from this log before asking. */
@@ -1209,8 +1228,14 @@ static int follower_append(krep_node *n, krep_part *rp, const kk_records *rec, i
         if (sz <= 0)
             break;
         if (kf_batch_last_offset(&bi) >= asked) {
-            if (first && bi.base_offset != asked)
-                return KLOG_EOFFSET; /* the answer does not start where this log ends */
+            /* The answer starts where this log ends, or past it: the
+             * leader's log has a gap there (compaction), copied as it is.
+             * A batch across the end: the logs parted, unless this log is
+             * empty (it started again at its leader's log start, which
+             * falls inside that batch). */
+            if (first && bi.base_offset < asked &&
+                !(kpart_start_offset(rp->p) == asked && kpart_end_offset(rp->p) == asked))
+                return KLOG_EOFFSET; /* (an empty log starts again at the batch: kpart_append_replica) */
             first = false;
             size_t out;
             rc = kf_wire_to_batch(w + off, (size_t)sz, NULL, n->buf + boff, (size_t)sz + 4, &out);
@@ -1229,6 +1254,25 @@ static int follower_append(krep_node *n, krep_part *rp, const kk_records *rec, i
     if (rc == 0 && k > 0)
         rc = kpart_append_replica(rp->p, bs, k, KS_APPEND_SYNC);
     return rc;
+}
+
+/* Kafka's truncateFullyAndStartAt (n->mu held): this log ends below its
+ * leader's log start, so everything it holds goes and it starts again,
+ * empty, at the leader's start; the next fetch asks from there. */
+static void start_at_leader(krep_node *n, krep_part *rp, int64_t start, int64_t now_ms)
+{
+    int64_t from = kpart_start_offset(rp->p), to = kpart_end_offset(rp->p);
+    int rc = kpart_truncate_fully(rp->p, start);
+    if (rc < 0) {
+        rp->failed = kpart_error(rp->p) != 0;
+        backoff(n, rp, now_ms);
+        return;
+    }
+    klog__log_defer(n->k, KLOG_LOG_NOTICE, 0, "replication",
+                    "%s-%d: log ends at %" PRId64 ", below the log start %" PRId64 " of leader %d (epoch %d): "
+                    "its offsets %" PRId64 "-%" PRId64 " removed, the log starts again at %" PRId64,
+                    rp->t->name, rp->index, to, start, rp->st.leader, rp->st.leader_epoch, from, to - 1, start);
+    post_add(n, rp->p, start);
 }
 
 static void fetch_response(krep_node *n, krep_chan *ch, const kk_fetch_resp *r, int64_t now_ms)
@@ -1250,8 +1294,14 @@ static void fetch_response(krep_node *n, krep_chan *ch, const kk_fetch_resp *r, 
         if (!pr || stale(ch, k, F_FETCH))
             continue;
         int16_t e = r->error_code ? r->error_code : pr->error_code;
+        if (e == KK_ERR_OFFSET_OUT_OF_RANGE && pr->log_start_offset > ch->asked[k]) {
+            /* Below the leader's log start (its retention or DeleteRecords
+             * removed what this log still needs): start again there. */
+            start_at_leader(n, rp, pr->log_start_offset, now_ms);
+            continue;
+        }
         if (e == KK_ERR_OFFSET_OUT_OF_RANGE) {
-            rp->fstate = F_TRUNCATE;
+            rp->fstate = F_TRUNCATE; /* past the leader's end: where do the logs part? */
             continue;
         }
         if (e != KK_ERR_NONE) {
@@ -1278,6 +1328,8 @@ static void fetch_response(krep_node *n, krep_chan *ch, const kk_fetch_resp *r, 
             rp->leader_hw = pr->high_watermark;
         if (hw >= 0)
             post_add(n, rp->p, hw);
+        if (pr->log_start_offset > kpart_start_offset(rp->p))
+            post_start(n, rp->p, pr->log_start_offset);
     }
     if (!got && n->cfg.fetch_wait_max_ms <= 0)
         ch->backoff_until = now_ms + n->cfg.fetch_backoff_ms;

@@ -248,8 +248,10 @@ int krep_handle_offset_for_leader_epoch(krep_node *n, struct klog *k, const kk_o
  * epoch), updates when it was last caught up, may propose it back into
  * the ISR, and advances the HW.  Returns a Kafka error code (NONE: read
  * from fetch_offset with kpart_read_log and answer the HW); *p gets the
- * partition when NONE (valid while the caller holds a reference on its
- * topic, which it has).
+ * partition when NONE, and with OFFSET_OUT_OF_RANGE (its log start and HW
+ * go in the answer: a follower below the start starts again there), NULL
+ * otherwise (valid while the caller holds a reference on its topic, which
+ * it has).
  */
 int16_t krep_replica_fetch(krep_node *n, const char *topic, int32_t partition, int32_t replica_id,
                            int32_t current_leader_epoch, int64_t fetch_offset, int64_t now_ms, struct kpart **p);

@@ -136,10 +136,12 @@ static int serve_fetch(krep_node *n, const kk_fetch_req *q, int64_t now_ms, fetc
             }
             rp->error_code = krep_replica_fetch(n, qt->topic.p, qp->partition, q->replica_id, qp->current_leader_epoch,
                                                 qp->fetch_offset, now_ms, &p);
+            if (p) { /* also with OFFSET_OUT_OF_RANGE: the follower needs the log start */
+                rp->high_watermark = rp->last_stable_offset = kpart_high_watermark(p);
+                rp->log_start_offset = kpart_start_offset(p);
+            }
             if (rp->error_code != KK_ERR_NONE)
                 continue;
-            rp->high_watermark = rp->last_stable_offset = kpart_high_watermark(p);
-            rp->log_start_offset = kpart_start_offset(p);
             if (fc->nviews == (int)KLOG_ARRAY_LEN(fc->views) || budget == 0)
                 continue;
             size_t pmax = qp->partition_max_bytes > 0 ? (size_t)qp->partition_max_bytes : 1;

@@ -200,7 +200,8 @@ int ksrv_elect_leaders(ksrv_call *c);
 /* Whether the server's instance is a replicated node. */
 bool ksrv_replicated(const struct klog_server *s);
 /* A replica's fetch of topic/partition on a replicated node
- * (krep_replica_fetch): a Kafka error code; *p on NONE. */
+ * (krep_replica_fetch): a Kafka error code; *p on NONE and
+ * OFFSET_OUT_OF_RANGE. */
 struct kpart;
 int16_t ksrv_replica_fetch(ksrv_call *c, const char *topic, int32_t partition, int32_t replica_id,
                            int32_t current_leader_epoch, int64_t fetch_offset, struct kpart **p);

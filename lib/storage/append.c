@@ -348,6 +348,32 @@ static int active_ready(ks_log *log, ks_segment *s)
     return ks__seg_h(log, s);
 }
 
+/*
+ * A follower's batch at `base`, above the log's end `next`: its leader's
+ * log has a gap there (compaction removed those offsets), and the
+ * leader's offsets stand, as a Kafka follower keeps them.  Before the
+ * batch is written, cleaner.ckpt says that offsets below its end may have
+ * gaps (recovery then accepts the jump, as after compaction), and the
+ * segment is marked for its readers.  append_mu held.  Returns 0 or the
+ * checkpoint write's error.
+ */
+static int replica_gap(ks_log *log, ks_segment *s, const kf_batch_info *bi)
+{
+    if (s->base >= atomic_load(&log->gap_limit)) {
+        int rc = ks__cleaner_state_set(log, kf_batch_last_offset(bi) + 1, -1);
+        if (rc < 0)
+            return rc;
+    }
+    if (!atomic_load(&s->gaps))
+        atomic_store(&s->gaps, true);
+    return 0;
+}
+
+/* Offsets relative to a segment's base are 32-bit in its index (Kafka
+ * rolls at the same bound): a follower's batch past a gap this large
+ * starts a segment of its own. */
+#define KS_REL_MAX INT32_MAX
+
 static int gather(ks_log *log, ks_call *c, ks_run *r)
 {
     r->k = 0;
@@ -375,10 +401,25 @@ static int gather(ks_log *log, ks_call *c, ks_run *r)
         }
         int64_t dup_base = -1;
         bool replica = c->flags & KS_APPEND_REPLICA;
+        if (cr == 0 && replica && kf_batch_last_offset(&r->bi[k]) - r->s->base > KS_REL_MAX &&
+            r->bi[k].base_offset > next) {
+            if (k > 0)
+                break; /* write what we have, roll on the next round */
+            if ((cr = ks__roll(log, r->bi[k].base_offset)) == 0) {
+                r->s = ks__active(log);
+                r->pos0 = r->pos = 0;
+                if ((h = active_ready(log, r->s)) < 0)
+                    cr = h;
+            }
+        }
         if (cr == 0 && log->follower && !replica)
             cr = KLOG_ENOTLEADER; /* a follower's log takes its leader's batches only */
-        if (cr == 0 && replica && r->bi[k].base_offset != next)
-            cr = KLOG_EOFFSET; /* a follower's batch must start where the log ends */
+        if (cr == 0 && replica && r->bi[k].base_offset < next)
+            cr = KLOG_EOFFSET; /* a follower's batch must start at or past where the log ends */
+        if (cr == 0 && replica && r->bi[k].base_offset > next) {
+            if ((cr = replica_gap(log, r->s, &r->bi[k])) == 0)
+                next = r->bi[k].base_offset;
+        }
         if (cr == 0)
             cr = ks__pid_check(log, &r->bi[k], next, replica, &dup_base, &r->undo[k]);
         if (cr == KLOG_EDUPLICATE) {

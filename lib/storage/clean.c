@@ -431,14 +431,11 @@ static int clean_group(kc_pass *x, kc_plan *p, unsigned a, unsigned b, bool *gap
     }
     /* 2. offsets below the rewritten range may have gaps from now on */
     if (!*gaps_noted) {
-        int64_t gl = KLOG_MAX(log->gap_limit, p->after);
-        if ((rc = ks__cleaner_ckpt_write(io, log->dir, gl, log->clean_point)) < 0) {
+        if ((rc = ks__cleaner_state_set(log, p->after, -1)) < 0) {
             kio_unlink(io, cleaned);
             ks__disk_add(log, -(int64_t)x->out_pos);
             return rc;
         }
-        ks__small_files_count(log); /* cleaner.ckpt may be new */
-        log->gap_limit = gl;
         *gaps_noted = true;
     }
     /* 3. commit */
@@ -563,9 +560,7 @@ int ks_log_clean(ks_log *log, const ks_clean_config *cfg, ks_clean_stats *st_out
     if (rc == 0)
         rc = throttle(&x, 0, true);
     if (rc == 0 && r > 0) {
-        int64_t cp = KLOG_MAX(log->clean_point, x.map_end);
-        if ((rc = ks__cleaner_ckpt_write(log->io, log->dir, log->gap_limit, cp)) == 0)
-            atomic_store(&log->clean_point, cp);
+        rc = ks__cleaner_state_set(log, 0, KLOG_MAX(atomic_load(&log->clean_point), x.map_end));
     }
     st->cleaned = rc == 0 && r > 0;
     st->clean_point = log->clean_point;

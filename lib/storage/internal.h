@@ -104,9 +104,11 @@ struct ks_segment {
                                    * tailing readers); set by ks_log_prefill */
     bool sealed;                  /* no more appends; index files written */
     uint64_t ix_bytes;            /* bytes of its index files on disk (sealed) */
-    bool gaps;                    /* compaction may have left offset gaps in it; otherwise
-                                   * offsets must be dense (a base offset, outside the
-                                   * checksum, that jumps is damage) */
+    _Atomic bool gaps;            /* compaction may have left offset gaps in it, or a
+                                   * follower copied its leader's gaps into it (set by
+                                   * the appender before it publishes the batch after
+                                   * the gap); otherwise offsets must be dense (a base
+                                   * offset, outside the checksum, that jumps is damage) */
     /* ks_cache membership (under cache->mu): the index list (a sealed
      * segment whose indexes are in memory) and the handle list (an active
      * segment whose file is open).  hot: used since the last eviction
@@ -243,10 +245,14 @@ struct ks_log {
     uint64_t unsynced_records; /* INTERVAL policy (under append_mu) */
     int64_t unsynced_since_ms; /* wall time of the first unsynced append, -1 if none */
 
-    /* Compaction state (cleaner.ckpt; under maint_mu): offsets below
-     * gap_limit may have gaps (recovery relaxes its density checks there);
-     * offsets below clean_point have been cleaned at least once. */
-    int64_t gap_limit;
+    /* Compaction state (cleaner.ckpt): offsets below gap_limit may have
+     * gaps (recovery relaxes its density checks there); offsets below
+     * clean_point have been cleaned at least once.  Both change only
+     * through ks__cleaner_state_set, under gap_mu (a leaf: taken under
+     * maint_mu by the cleaner and truncation, under append_mu by a
+     * follower's append that copies a gap of its leader's). */
+    pthread_mutex_t gap_mu;
+    _Atomic int64_t gap_limit;
     _Atomic int64_t clean_point; /* read without maint_mu (describe) */
     enum ks_tail recovered_tail; /* how the last open's scan of the last segment ended */
 
@@ -437,6 +443,11 @@ int ks__cut_zero_tail(ks_log *log, ks_segment *s);
 void ks__failed_now(ks_log *log, int err);
 
 int ks__cleaner_ckpt_write(kio *io, const char *dir, int64_t gap_limit, int64_t clean_point);
+/* log.c: raise gap_limit to at least gap_limit, and set clean_point to
+ * clean_point (< 0: keep it), writing cleaner.ckpt first when either
+ * changes (takes gap_mu).  Returns 0 or the write's error (nothing
+ * changed). */
+int ks__cleaner_state_set(ks_log *log, int64_t gap_limit, int64_t clean_point);
 int ks__cleaner_ckpt_read(kio *io, const char *dir, int64_t *gap_limit, int64_t *clean_point);
 
 /* checkpoint.c */

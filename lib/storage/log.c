@@ -219,6 +219,7 @@ KLOG_COLD static int log_new(ks_log **out, kio *io, const char *dir, const ks_lo
     log->space = c.space;
     log->ckpt_at_ms = ks__now(log); /* the first periodic checkpoint one interval on */
     pthread_mutex_init(&log->maint_mu, NULL);
+    pthread_mutex_init(&log->gap_mu, NULL);
     pthread_mutex_init(&log->ckpt_mu, NULL);
     pthread_mutex_init(&log->append_mu, NULL);
     pthread_mutex_init(&log->seg_mu, NULL);
@@ -848,13 +849,8 @@ static int truncate_locked(ks_log *log, int64_t offset, int64_t *new_end)
         if (rc == 0)
             rc = ks__ckpt_write_locked(log, atomic_load(&log->end));
     }
-    if (rc == 0 && log->clean_point > atomic_load(&log->end)) {
-        /* offsets appended again above the new end were never cleaned */
-        int64_t cp = atomic_load(&log->end);
-        rc = ks__cleaner_ckpt_write(log->io, log->dir, log->gap_limit, cp);
-        if (rc == 0)
-            atomic_store(&log->clean_point, cp);
-    }
+    if (rc == 0 && log->clean_point > atomic_load(&log->end)) /* offsets appended again above */
+        rc = ks__cleaner_state_set(log, 0, atomic_load(&log->end)); /* the new end were never cleaned */
     log->npids = 0; /* remembered batches may be gone: forget them */
     if (new_end)
         *new_end = atomic_load(&log->end);
@@ -1052,6 +1048,7 @@ KLOG_COLD int ks_log_close(ks_log *log)
     free(log->zeros);
     ks_dirlock_release(log->lock_fd);
     pthread_mutex_destroy(&log->maint_mu);
+    pthread_mutex_destroy(&log->gap_mu);
     pthread_mutex_destroy(&log->ckpt_mu);
     pthread_mutex_destroy(&log->append_mu);
     pthread_mutex_destroy(&log->seg_mu);
@@ -1060,5 +1057,22 @@ KLOG_COLD int ks_log_close(ks_log *log)
     pthread_mutex_destroy(&log->pf_mu);
     pthread_cond_destroy(&log->pf_cv);
     free(log);
+    return rc;
+}
+
+int ks__cleaner_state_set(ks_log *log, int64_t gap_limit, int64_t clean_point)
+{
+    pthread_mutex_lock(&log->gap_mu);
+    int64_t gl = KLOG_MAX(atomic_load(&log->gap_limit), gap_limit);
+    int64_t cp = clean_point < 0 ? atomic_load(&log->clean_point) : clean_point;
+    int rc = 0;
+    if (gl != atomic_load(&log->gap_limit) || cp != atomic_load(&log->clean_point)) {
+        if ((rc = ks__cleaner_ckpt_write(log->io, log->dir, gl, cp)) == 0) {
+            atomic_store(&log->gap_limit, gl);
+            atomic_store(&log->clean_point, cp);
+            ks__small_files_count(log); /* cleaner.ckpt may be new */
+        }
+    }
+    pthread_mutex_unlock(&log->gap_mu);
     return rc;
 }

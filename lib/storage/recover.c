@@ -339,8 +339,9 @@ static int read_checkpoints(ks_recovery *r)
     } else if (rc < 0) {
         return rc;
     }
-    int64_t cpt = 0;
-    rc = ks__cleaner_ckpt_read(log->io, log->dir, &log->gap_limit, &cpt);
+    int64_t cpt = 0, gl = 0;
+    rc = ks__cleaner_ckpt_read(log->io, log->dir, &gl, &cpt);
+    atomic_store(&log->gap_limit, gl);
     atomic_store(&log->clean_point, cpt);
     if (rc == -ENOENT) {
         log->gap_limit = 0;

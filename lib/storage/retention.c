@@ -12,6 +12,7 @@
  * removes them.  A crash before 1 changes nothing.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/common.h"
 #include "storage/internal.h"
@@ -115,6 +116,107 @@ int ks_log_delete_records(ks_log *log, int64_t offset, int64_t *new_start)
     }
     if (new_start)
         *new_start = atomic_load(&log->start);
+    pthread_mutex_unlock(&log->maint_mu);
+    return rc;
+}
+
+/*
+ * ks_log_truncate_fully below the end of a log that holds no record at or
+ * above its start (a
+ * follower that started again at its leader's log start, which falls
+ * inside a batch: Kafka starts such a log again at that batch's base).
+ * Each step leaves a log that opens: offsets below past the end may have
+ * gaps (cleaner.ckpt); recovery.ckpt says the log starts at offset and
+ * vouches for nothing; the segment files go; the new one at offset comes.
+ * maint_mu and append_mu held.
+ */
+static int restart_empty(ks_log *log, int64_t offset)
+{
+    int64_t end = atomic_load(&log->end);
+    int rc = ks__cleaner_state_set(log, end + 1, -1);
+    if (rc < 0)
+        return rc;
+    pthread_mutex_lock(&log->ckpt_mu);
+    rc = ks__ckpt_write(log->io, log->dir, 0, offset);
+    if (rc == 0) {
+        log->recovery_point = 0;
+        log->ckpt_start = offset;
+    }
+    pthread_mutex_unlock(&log->ckpt_mu);
+    if (rc < 0)
+        return rc;
+    /* From here on a failure leaves the disk ahead of the list: the log
+     * turns read-only and the next open reads the disk. */
+    ks__prefill_quiesce(log);
+    pthread_mutex_lock(&log->seg_mu);
+    unsigned n = log->nsegs;
+    ks_segment **gone = malloc(n * sizeof *gone);
+    if (gone)
+        memcpy(gone, log->segs, n * sizeof *gone);
+    pthread_mutex_unlock(&log->seg_mu);
+    if (!gone)
+        return ks__fail_sync(log, -ENOMEM);
+    for (unsigned i = 0; i < n && rc == 0; i++)
+        rc = ks__unlink_segment_files(log, gone[i]->base);
+    ks_segment *s = NULL;
+    if (rc == 0 && (rc = kio_dirsync(log->io, log->dir)) == 0)
+        rc = ks__seg_new(&s, log->io, log->dir, offset, ks__map_cap(log), log->cfg.index_interval_bytes, true);
+    if (rc == 0 && (rc = kio_dirsync(log->io, log->dir)) < 0) {
+        ks__seg_unref(s);
+        s = NULL;
+    }
+    if (rc < 0) {
+        free(gone);
+        return ks__fail_sync(log, rc);
+    }
+    ks__seg_attach(log, s);
+    pthread_mutex_lock(&log->seg_mu);
+    log->segs[0] = s;
+    log->nsegs = 1;
+    log->active = s;
+    atomic_store(&log->start, offset);
+    atomic_store(&log->durable, offset);
+    atomic_store_explicit(&log->end, offset, memory_order_release);
+    pthread_mutex_unlock(&log->seg_mu);
+    ks__seg_h_adopt(log, s);
+    for (unsigned i = 0; i < n; i++) {
+        ks__seg_h_drop(log, gone[i]);
+        ks__disk_add(log, -(int64_t)ks__seg_disk(gone[i]));
+        ks__seg_unref(gone[i]); /* the list's reference; views keep theirs */
+    }
+    free(gone);
+    log->npids = 0;
+    return ks__ckpt_write_locked(log, offset);
+}
+
+int ks_log_truncate_fully(ks_log *log, int64_t offset)
+{
+    int rc = ks__writable(log);
+    if (rc < 0)
+        return rc;
+    pthread_mutex_lock(&log->maint_mu);
+    pthread_mutex_lock(&log->append_mu);
+    int64_t end = atomic_load(&log->end);
+    if (offset < 0 || (offset < end && atomic_load(&log->start) != end)) {
+        rc = KLOG_EOFFSET;
+    } else if (offset < end) {
+        rc = restart_empty(log, offset);
+    } else if (offset > end) {
+        /* The gap [end, offset) first, so that a crash after the roll
+         * leaves a log recovery accepts: the old records, then the jump. */
+        if ((rc = ks__cleaner_state_set(log, offset + 1, -1)) == 0 && (rc = ks__roll(log, offset)) == 0) {
+            atomic_store(&log->durable, offset); /* nothing lies between */
+            atomic_store_explicit(&log->end, offset, memory_order_release);
+            log->npids = 0; /* their batches go */
+        }
+    }
+    pthread_mutex_unlock(&log->append_mu);
+    if (rc == 0) {
+        pthread_mutex_lock(&log->seg_mu);
+        unsigned n = log->nsegs - 1; /* all but the active one, empty at offset */
+        pthread_mutex_unlock(&log->seg_mu);
+        rc = drop_head(log, n, offset, NULL);
+    }
     pthread_mutex_unlock(&log->maint_mu);
     return rc;
 }

@@ -251,8 +251,12 @@ enum {
     KS_APPEND_VERIFY = 1 << 1, /* verify checksums (untrusted input) */
     /* A follower copying its leader's batches: each batch keeps the base
      * offset and leader epoch it carries (the log stamps neither), and its
-     * base offset must be the log's end offset when its turn comes
-     * (KLOG_EOFFSET otherwise: the follower's log is not where it thinks).
+     * base offset must be at or past the log's end offset when its turn
+     * comes (KLOG_EOFFSET below it: the follower's log is not where it
+     * thinks).  Past it, the leader's log has a gap there (compaction):
+     * the gap is copied, as a Kafka follower does, cleaner.ckpt first
+     * recording that offsets below the batch may have gaps (one write per
+     * segment that gets any); client appends stay dense.
      * An idempotent producer's batch is recorded in the producer state
      * without being checked (the leader checked it): a follower that later
      * leads refuses that producer's retries as the old leader would. */
@@ -475,6 +479,26 @@ void ks_log_get_stats(ks_log *log, ks_log_stats *out);
  * maintenance lock; none holds the append lock across I/O other than the
  * checkpoint write.
  */
+
+/*
+ * Kafka's truncateFullyAndStartAt, for a follower whose log ends below its
+ * leader's log start: every record goes and the log restarts, empty, at
+ * `offset` (>= the end: start = end = offset).  Crash-safe in steps, each
+ * leaving a log that opens: cleaner.ckpt records that offsets below
+ * `offset` may have gaps; the active segment rolls to a new one at
+ * `offset` (the end jumps there: a gap); the start moves to `offset` and
+ * the old segments go, as DeleteRecords does.  A log that holds no record
+ * (start == end) may also start again below its end (the leader's log start fell inside
+ * a batch: the follower restarts at that batch's base, as Kafka does):
+ * recovery.ckpt first says it starts there, then the segment files go and
+ * an empty one at `offset` comes.  Returns 0, KLOG_EOFFSET (offset below
+ * the end of a log holding records, or < 0), KLOG_EREADONLY, KLOG_ECLOSED,
+ * -errno (after the first change on disk, the log turns read-only: the
+ * next open finds one of the steps' states).  Takes
+ * maint_mu, then append_mu; blocks on I/O.  No append may run
+ * concurrently (a follower's replicator is its only appender).
+ */
+int ks_log_truncate_fully(ks_log *log, int64_t offset);
 
 /* Move the log start offset up to `offset` (Kafka's DeleteRecords):
  * offsets below it become unreadable at once and segments wholly below it
