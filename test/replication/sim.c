@@ -14,6 +14,15 @@
  *                                      nodes (3 or 4 nodes, 2 partitions of 2 or
  *                                      3 replicas, Kafka's placement); with
  *                                      --quorum too
+ *   test_repl_sim --behind start --seeds 1-20
+ *   test_repl_sim --behind compact --seeds 1-20
+ *                                      scripted runs, no nemesis: a follower is
+ *                                      stopped, the leader's log start moves past
+ *                                      its end (DeleteRecords or retention), or the
+ *                                      leader compacts what it has not copied
+ *                                      (offset gaps); it comes back and must hold
+ *                                      the leader's records at the leader's
+ *                                      offsets (scenario_run)
  *
  * A run: N nodes (3, or 2 for the two-box pair) replicate topic "t" (1 or
  * 2 partitions) under a controller: either one of its own ("ctl", a node
@@ -92,6 +101,8 @@ static int verbose;
 static int unclean; /* --unclean: elections ignore the ISR (the checker must notice) */
 static int quorum_flag; /* --quorum: the quorum controller (raft) of lib/replication/quorum.c */
 static int rf_flag; /* --rf: fewer replicas per partition than nodes */
+enum { BEHIND_START = 1, BEHIND_COMPACT = 2 };
+static int behind; /* --behind start|compact: scenario_run */
 static char failure[1024];
 
 #define TRACE(...)                                    \
@@ -331,6 +342,8 @@ static int node_start(snode *nd)
     if (klog_conf_new(&c) < 0)
         return -ENOMEM;
     klog_testing_conf_set_fault(c, nd->disk);
+    if (behind)
+        klog_conf_set(c, "log.cleaner.enable", "false", NULL, 0); /* the scenario compacts, at its moment */
     char err[256] = "";
     int rc = klog__open(&nd->k, nd->dir, c, NULL, 0, err, sizeof err);
     klog_conf_free(c);
@@ -343,6 +356,8 @@ static int node_start(snode *nd)
         klog_conf *tc;
         klog_conf_new(&tc);
         klog_conf_set(tc, "segment.bytes", sim.seg_bytes, NULL, 0);
+        if (behind == BEHIND_COMPACT)
+            klog_conf_set(tc, "cleanup.policy", "compact", NULL, 0);
         rc = klog_topic_create(nd->k, TOPIC, sim.nparts, tc, err, sizeof err);
         klog_conf_free(tc);
         if (rc < 0) {
@@ -1321,6 +1336,16 @@ static void setup(uint64_t seed)
      * whose faults left no moment to commit still commits something */
     sim.write_end = sim.end + 3000;
     snprintf(sim.seg_bytes, sizeof sim.seg_bytes, "%d", chance(50) ? 4096 : 65536);
+    if (behind) {
+        /* scripted: three nodes, one partition, the central controller,
+         * no clients, no nemesis (scenario_run writes and stops) */
+        sim.static_mode = false;
+        sim.n = 3;
+        sim.nparts = 1;
+        sim.nclients = 0;
+        sim.end = sim.write_end = 0;
+        snprintf(sim.seg_bytes, sizeof sim.seg_bytes, "%d", 4096);
+    }
     sim.w = calloc(MAXW, sizeof *sim.w);
     for (int p = 0; p < MAXP; p++)
         sim.committed[p] = calloc(MAXW + 16, sizeof **sim.committed);
@@ -1659,6 +1684,273 @@ static int run(uint64_t seed)
     return bad;
 }
 
+/* ---- scripted: a follower behind its leader's log start, or its compaction ------------------------ */
+
+/* A clean stop (no power cut): the node stays down until restarted. */
+static void node_stop(snode *nd)
+{
+    for (int i = 0; i < nd->nin; i++)
+        klog_conn_close(nd->in[i].c);
+    nd->nin = 0;
+    for (int i = 0; i < nd->nout; i++)
+        klog_conn_close(nd->out[i].c);
+    nd->nout = 0;
+    klog_listener_close(nd->lst);
+    nd->lst = NULL;
+    host_drop(&nd->h);
+    krep_node_free(nd->rn);
+    nd->rn = NULL;
+    int rc = klog_close(nd->k);
+    if (rc < 0)
+        fail("node %d: close: %s", nd->id, klog_strerror(rc));
+    nd->k = NULL;
+    nd->down_until = INT64_MAX;
+    TRACE("node %d stopped", nd->id);
+}
+
+static int scen_leader(void)
+{
+    krep_pstate st;
+    if (krep_ctl_state(sim.ctl, TOPIC, 0, &st) < 0)
+        return -1;
+    for (int i = 0; i < sim.n; i++)
+        if (sim.nodes[i].id == st.leader)
+            return i;
+    return -1;
+}
+
+static int scen_seq;
+
+/* One batch of 1..3 records, keys among nkeys, to the leader. */
+static void scen_write(int nkeys)
+{
+    int li = scen_leader();
+    kpart *kp = li >= 0 && sim.nodes[li].k ? part_of(&sim.nodes[li], 0) : NULL;
+    if (!kp)
+        return;
+    kf_builder b;
+    uint8_t buf[512];
+    kf_builder_init(&b, buf, sizeof buf, 64);
+    int nrec = 1 + (int)rnd(3);
+    char keys[3][16], vals[3][32];
+    for (int r = 0; r < nrec; r++) {
+        int kl = snprintf(keys[r], sizeof keys[r], "k%d", (int)rnd((uint64_t)nkeys));
+        int vl = snprintf(vals[r], sizeof vals[r], "c0-%d", scen_seq++);
+        kf_record rec = { .key = keys[r], .key_len = kl, .value = vals[r], .value_len = vl, .timestamp = sim.now };
+        if (kf_builder_add(&b, &rec) < 0) {
+            fail("building a batch");
+            return;
+        }
+    }
+    const uint8_t *out;
+    size_t olen;
+    kf_batch_meta meta = { .producer_id = -1, .producer_epoch = -1, .base_sequence = -1 };
+    if (kf_builder_finish(&b, &meta, NULL, &out, &olen) < 0) {
+        fail("building a batch");
+        return;
+    }
+    uint8_t copy[512];
+    memcpy(copy, out, olen);
+    ks_batch kb = { copy, olen, -1, 0 };
+    int rc = kpart_append(kp, &kb, 1, KS_APPEND_SYNC);
+    TRACE("scenario write of %d records to node %d: %s", nrec, sim.nodes[li].id, rc ? klog_err_name(rc) : "ok");
+}
+
+/* Step until cond holds (true) or ms pass (false). */
+static bool run_until(bool (*cond)(void), int64_t ms)
+{
+    int64_t until = sim.now + ms;
+    while (sim.now < until && !failure[0]) {
+        step();
+        if (cond && cond())
+            return true;
+    }
+    return cond == NULL;
+}
+
+/* The leader's HW is at its end (everything written is committed). */
+static bool leader_committed(void)
+{
+    int li = scen_leader();
+    kpart *kp = li >= 0 && sim.nodes[li].k ? part_of(&sim.nodes[li], 0) : NULL;
+    return kp && kpart_high_watermark(kp) == kpart_end_offset(kp);
+}
+
+static int64_t lvals[MAXW + 16], leps[MAXW + 16], fvals[MAXW + 16], feps[MAXW + 16];
+
+/* After convergence: every replica's log starts where the leader's does
+ * (BEHIND_START) and holds the leader's records at the leader's offsets:
+ * all of them from the leader's start on, and the follower that was
+ * stopped nothing else from `exact_from` on (below it, and on a replica
+ * that copied before the leader compacted, records the leader no longer
+ * has stay).  Also after a
+ * restart of every node: the copied gaps survive recovery. */
+static void scen_check(int stopped, int64_t exact_from, const char *when)
+{
+    int li = scen_leader();
+    kpart *lp = part_of(&sim.nodes[li], 0);
+    int64_t ls = kpart_start_offset(lp), le = kpart_end_offset(lp);
+    if (le > MAXW) {
+        fail("log end %" PRId64 " beyond the writes made", le);
+        return;
+    }
+    for (int64_t o = 0; o < le; o++)
+        lvals[o] = leps[o] = 0;
+    read_values(lp, ls, le, lvals, leps);
+    ks_epoch_entry le_e[64], fe_e[64];
+    size_t nle = kpart_epoch_entries(lp, le_e, 64);
+    for (int i = 0; i < sim.n; i++) {
+        if (i == li)
+            continue;
+        kpart *fp = part_of(&sim.nodes[i], 0);
+        int64_t fs = kpart_start_offset(fp), fe = kpart_end_offset(fp);
+        if (fe != le) {
+            fail("%s: node %d ends at %" PRId64 ", the leader at %" PRId64, when, sim.nodes[i].id, fe, le);
+            return;
+        }
+        if (behind == BEHIND_START && fs != ls) {
+            fail("%s: node %d starts at %" PRId64 ", the leader at %" PRId64, when, sim.nodes[i].id, fs, ls);
+            return;
+        }
+        for (int64_t o = 0; o < le; o++)
+            fvals[o] = feps[o] = 0;
+        read_values(fp, fs < ls ? ls : fs, le, fvals, feps);
+        for (int64_t o = ls; o < le; o++) {
+            bool must = lvals[o] != 0 || (i == stopped && o >= exact_from);
+            if (must && (fvals[o] != lvals[o] || feps[o] != leps[o])) {
+                fail("%s: offset %" PRId64 ": node %d holds %" PRIx64 " (epoch %" PRId64 "), leader %d %" PRIx64
+                     " (epoch %" PRId64 ")%s",
+                     when, o, sim.nodes[i].id, fvals[o], feps[o], sim.nodes[li].id, lvals[o], leps[o],
+                     i == stopped ? " (the follower that was behind)" : "");
+                return;
+            }
+        }
+        if (behind == BEHIND_START) {
+            /* the same epochs from the same offsets (but an epoch the
+             * leader began without writing yet: a follower learns it from
+             * its first batch) */
+            size_t nfe = kpart_epoch_entries(fp, fe_e, 64), nl = nle;
+            while (nl > 0 && le_e[nl - 1].start_offset >= le)
+                nl--;
+            bool same = nfe == nl;
+            for (size_t j = 0; same && j < nl && j < 64; j++)
+                same = fe_e[j].epoch == le_e[j].epoch && fe_e[j].start_offset == le_e[j].start_offset;
+            if (!same) {
+                fail("%s: node %d's leader epochs differ from the leader's (%zu and %zu entries, first %d@%" PRId64
+                     " and %d@%" PRId64 ")",
+                     when, sim.nodes[i].id, nfe, nle, nfe ? fe_e[0].epoch : -1, nfe ? fe_e[0].start_offset : -1,
+                     nle ? le_e[0].epoch : -1, nle ? le_e[0].start_offset : -1);
+                return;
+            }
+        }
+    }
+}
+
+static int scenario_run(uint64_t seed)
+{
+    setup(seed);
+    int nkeys = 3 + (int)rnd(20);
+    TRACE("seed %" PRIu64 ": behind %s, %d keys", seed, behind == BEHIND_START ? "the log start" : "compaction", nkeys);
+    /* 1. all three in sync */
+    int w1 = 20 + (int)rnd(100);
+    for (int i = 0; i < w1 && !failure[0]; i++) {
+        scen_write(nkeys);
+        run_until(NULL, 1 + (int64_t)rnd(3));
+    }
+    if (!run_until(converged, 5000))
+        fail("no convergence before the scenario");
+    /* 2. a follower stops; maybe the other one takes over (a new epoch) */
+    int li = scen_leader(), fi = -1;
+    for (int i = 0; i < sim.n && fi < 0; i++)
+        if (i != li && chance(50))
+            fi = i;
+    if (fi < 0)
+        fi = (li + 1) % sim.n;
+    int64_t f_end = kpart_end_offset(part_of(&sim.nodes[fi], 0));
+    node_stop(&sim.nodes[fi]);
+    if (chance(50)) {
+        int oi = 3 - li - fi;
+        run_until(NULL, 100);
+        if (krep_ctl_elect(sim.ctl, TOPIC, 0, sim.nodes[oi].id, 0) == 0)
+            sim.elections++;
+        TRACE("elect node %d", sim.nodes[oi].id);
+        run_until(NULL, 200);
+    }
+    int w2 = 150 + (int)rnd(300);
+    for (int i = 0; i < w2 && !failure[0]; i++) {
+        scen_write(nkeys);
+        run_until(NULL, 1 + (int64_t)rnd(2));
+    }
+    if (!run_until(leader_committed, 5000))
+        fail("the two left did not commit");
+    /* 3. the leader's log start moves past the stopped follower's end, or
+     * it compacts what that follower has not copied */
+    li = scen_leader();
+    kpart *lp = part_of(&sim.nodes[li], 0);
+    if (behind == BEHIND_START) {
+        int64_t ns = -1;
+        int rc;
+        if (chance(50)) {
+            int64_t to = kpart_high_watermark(lp) - (int64_t)rnd(5); /* often inside a batch */
+            rc = kpart_delete_records(lp, to, &ns);
+            TRACE("leader %d: DeleteRecords to %" PRId64 ": %s, start %" PRId64, sim.nodes[li].id, to, klog_err_name(rc), ns);
+        } else {
+            ks_retention r = { -1, 8192 };
+            rc = ks_log_retain(kpart_log(lp), &r, NULL);
+            ns = kpart_start_offset(lp);
+            TRACE("leader %d: retention to 8 KiB: %s, start %" PRId64, sim.nodes[li].id, klog_err_name(rc), ns);
+        }
+        if (rc < 0 || ns <= f_end)
+            fail("scenario: the leader's start %" PRId64 " is not past the follower's end %" PRId64 " (%s)", ns, f_end,
+                 klog_err_name(rc));
+    } else {
+        ks_clean_config cc;
+        ks_clean_config_init(&cc);
+        cc.min_dirty_ratio = 0;
+        ks_clean_stats cs = { 0 };
+        int rc = ks_log_roll(kpart_log(lp));
+        if (rc == 0)
+            rc = ks_log_clean(kpart_log(lp), &cc, &cs);
+        TRACE("leader %d: compacted: %s, %" PRIu64 " of %" PRIu64 " records kept", sim.nodes[li].id,
+              klog_err_name(rc), cs.records_kept, cs.records_read);
+        if (rc < 0 || !cs.cleaned || cs.records_kept >= cs.records_read)
+            fail("scenario: the leader's compaction: %s (cleaned %d)", klog_err_name(rc), cs.cleaned);
+    }
+    int w3 = (int)rnd(50);
+    for (int i = 0; i < w3 && !failure[0]; i++) {
+        scen_write(nkeys);
+        run_until(NULL, 1 + (int64_t)rnd(2));
+    }
+    /* 4. it comes back and must converge */
+    sim.nodes[fi].down_until = sim.now;
+    if (!failure[0] && !run_until(converged, 20000)) {
+        fail("no convergence 20 s after the follower came back");
+        dump();
+    }
+    int64_t exact_from = behind == BEHIND_START ? 0 : f_end;
+    if (!failure[0])
+        scen_check(fi, exact_from, "converged");
+    /* 5. every node restarts (recovery reads the copied gaps) and they agree again */
+    if (!failure[0]) {
+        for (int i = 0; i < sim.n; i++)
+            node_stop(&sim.nodes[i]);
+        for (int i = 0; i < sim.n; i++)
+            sim.nodes[i].down_until = sim.now;
+        if (!run_until(converged, 20000))
+            fail("no convergence after restarting every node");
+        else
+            scen_check(fi, exact_from, "after a restart");
+    }
+    if (verbose || failure[0])
+        printf("seed %" PRIu64 ": behind %s: follower %d stopped at %" PRId64 ", %d writes, %d elections%s%s\n", seed,
+               behind == BEHIND_START ? "start" : "compact", sim.nodes[fi].id, f_end, scen_seq, sim.elections,
+               failure[0] ? ": FAILED: " : "", failure);
+    int bad = failure[0] != 0;
+    scen_seq = 0;
+    teardown();
+    return bad;
+}
+
 int main(int argc, char **argv)
 {
     int expect_failure = 0, twice = 0;
@@ -1680,6 +1972,14 @@ int main(int argc, char **argv)
         }
         else if (!strcmp(argv[i], "--rf"))
             rf_flag = 1;
+        else if (!strcmp(argv[i], "--behind") && i + 1 < argc) {
+            i++;
+            behind = !strcmp(argv[i], "start") ? BEHIND_START : !strcmp(argv[i], "compact") ? BEHIND_COMPACT : -1;
+            if (behind < 0) {
+                fprintf(stderr, "--behind start|compact\n");
+                return 2;
+            }
+        }
         else if (!strcmp(argv[i], "--expect-failure"))
             expect_failure = 1;
         else if (!strcmp(argv[i], "--twice"))
@@ -1723,10 +2023,11 @@ int main(int argc, char **argv)
         }
         if (getenv("SIM_PROGRESS"))
             fprintf(stderr, "seed %" PRIu64 "\n", s);
-        if (run(s)) {
+        if (behind ? scenario_run(s) : run(s)) {
             failed++;
-            printf("FAILED: replay with: %s%s%s%s --seed %" PRIu64 " -v\n", argv[0], unclean ? " --unclean" : "",
-                   quorum_flag ? " --quorum" : "", rf_flag ? " --rf" : "", s);
+            printf("FAILED: replay with: %s%s%s%s%s --seed %" PRIu64 " -v\n", argv[0], unclean ? " --unclean" : "",
+                   quorum_flag ? " --quorum" : "", rf_flag ? " --rf" : "",
+                   behind == BEHIND_START ? " --behind start" : behind == BEHIND_COMPACT ? " --behind compact" : "", s);
         }
     }
     printf("%" PRIu64 " seeds, %d failed\n", ran, failed);
