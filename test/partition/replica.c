@@ -4,7 +4,8 @@
  * each new epoch), becoming leader again, acks=all acknowledgements tied
  * to the epoch they were appended in, min.insync.replicas
  * (KPART_APPEND_ALL), the HW a restarted replica starts at, truncation
- * below the HW.
+ * below the HW, a follower that copies its leader's compaction gaps and
+ * one that starts again at its leader's log start (kpart_truncate_fully).
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -120,8 +121,9 @@ Test(replica, a_follower_refuses_producers_and_keeps_its_leaders_offsets_and_epo
     cr_assert_eq(e[1].epoch, 3);
     cr_assert_eq(e[1].start_offset, 5);
 
-    /* out of place, or from an older epoch: refused */
-    cr_assert_eq(replica_append(1, 9, 3), KLOG_EOFFSET);
+    /* below the end, or from an older epoch: refused (past the end: the
+     * leader's compaction gap, copied_gaps_survive_a_reopen) */
+    cr_assert_eq(replica_append(1, 6, 3), KLOG_EOFFSET);
     cr_assert_eq(replica_append(1, 7, 2), KLOG_EFENCED);
     cr_assert_eq(kpart_end_offset(P), 7);
 
@@ -230,4 +232,156 @@ Test(replica, truncation_below_the_hw_lowers_it)
     cr_assert_eq(kpart_truncate_to(P, 3, &ne), 0);
     cr_assert_eq(ne, 3);
     cr_assert_eq(kpart_high_watermark(P), 3);
+}
+
+/* The records' values "v-<offset>" from `from` on: out[o] = 1 where the
+ * log holds offset o (as the leader wrote it); returns the next offset. */
+static int64_t held(int64_t from, int64_t to, char *out)
+{
+    memset(out, 0, (size_t)to);
+    int64_t off = from;
+    while (off < to) {
+        ks_view v;
+        cr_assert_eq(kpart_read_log(P, off, 1 << 20, &v), 0);
+        if (v.len == 0)
+            break;
+        for (size_t at = 0; at < v.len;) {
+            kf_batch_info bi;
+            ssize_t sz = kf_batch_parse(v.data + at, v.len - at, &bi);
+            cr_assert_gt(sz, 0);
+            const uint8_t *recs;
+            size_t rl;
+            cr_assert_eq(kf_batch_records(v.data + at, (size_t)sz, NULL, &recs, &rl), 0);
+            kf_iter it;
+            kf_record_view rv;
+            kf_iter_init(&it, &bi, recs, rl);
+            while (kf_iter_next(&it, &rv) == 1) {
+                char want[32];
+                int wl = snprintf(want, sizeof want, "v-%lld", (long long)rv.offset);
+                cr_assert(rv.value_len == wl && memcmp(rv.value, want, (size_t)wl) == 0, "offset %lld",
+                          (long long)rv.offset);
+                if (rv.offset < to)
+                    out[rv.offset] = 1;
+            }
+            at += (size_t)sz;
+        }
+        off = v.next_offset;
+        ks_view_release(&v);
+    }
+    return off;
+}
+
+static void reopen(size_t segment_bytes)
+{
+    cr_assert_eq(kpart_close(P), 0);
+    ks_log_config c;
+    ks_log_config_init(&c);
+    if (segment_bytes)
+        c.segment_bytes = segment_bytes;
+    int rc = kpart_open(&P, io, dir, &c);
+    cr_assert_eq(rc, 0, "kpart_open: %s", klog_strerror(rc));
+}
+
+/* A compacted leader's batches have offset gaps between them: a follower
+ * keeps the leader's offsets (Kafka's), in the active segment and across
+ * rolls, and recovery accepts the gaps when the log is opened again. */
+Test(replica, copied_gaps_survive_a_reopen)
+{
+    reopen(1024); /* small segments: the gaps fall in sealed ones too */
+    cr_assert_eq(kpart_become_follower(P, 2), 0);
+    char have[4096];
+    int64_t base = 0;
+    for (int i = 0; i < 60; i++) {
+        int32_t epoch = i < 30 ? 1 : 2;
+        int n = 1 + i % 3;
+        int rc = replica_append(n, base, epoch);
+        cr_assert_eq(rc, 0, "batch %d at %lld: %s", i, (long long)base, klog_strerror(rc));
+        base += n + (i % 4 == 0 ? 0 : 1 + i % 7); /* a gap after most batches */
+    }
+    int64_t end = kpart_end_offset(P);
+    cr_assert_gt(end, 60 * 3);
+    cr_assert_eq(replica_append(1, end - 1, 2), KLOG_EOFFSET, "below the end");
+    ks_epoch_entry e[8];
+    cr_assert_eq(entries(e, 8), 2);
+    int64_t e2 = e[1].start_offset;
+    /* a read at an offset inside a gap starts at the next batch */
+    int64_t n1 = held(0, end, have);
+    cr_assert_eq(n1, end);
+    int64_t gap = -1;
+    for (int64_t o = 0; o < end && gap < 0; o++)
+        if (!have[o])
+            gap = o;
+    cr_assert_geq(gap, 0);
+    ks_view v;
+    cr_assert_eq(kpart_read_log(P, gap, 1, &v), 0);
+    cr_assert_gt(v.first_offset, gap);
+    cr_assert(have[v.first_offset]);
+    ks_view_release(&v);
+    char before[4096];
+    memcpy(before, have, (size_t)end);
+
+    reopen(1024);
+    cr_assert_eq(kpart_end_offset(P), end);
+    cr_assert_eq(held(0, end, have), end);
+    cr_assert_eq(memcmp(before, have, (size_t)end), 0, "the same records at the same offsets");
+    cr_assert_eq(entries(e, 8), 2);
+    cr_assert_eq(e[1].epoch, 2);
+    cr_assert_eq(e[1].start_offset, e2);
+    /* and it goes on from there */
+    cr_assert_eq(kpart_become_follower(P, 2), 0);
+    cr_assert_eq(replica_append(2, end + 5, 2), 0);
+    cr_assert_eq(kpart_end_offset(P), end + 7);
+}
+
+/* A follower whose log ends below its leader's log start starts again
+ * there (Kafka's truncateFullyAndStartAt): its records and leader epochs
+ * go, its HW is the new start; the next batch records its epoch. */
+Test(replica, truncate_fully_starts_again_at_the_leaders_log_start)
+{
+    cr_assert_eq(kpart_become_leader(P, 1), 0);
+    cr_assert_eq(append(3, 0, NULL), 0);
+    kpart_set_replicated(P, true);
+    cr_assert_eq(kpart_truncate_fully(P, 100), KLOG_ESTATE, "a leader's log is its own");
+    cr_assert_eq(kpart_become_follower(P, 3), 0);
+    cr_assert_eq(replica_append(2, 3, 2), 0); /* 3..4, epoch 2 */
+    cr_assert_eq(kpart_truncate_fully(P, 4), KLOG_EOFFSET, "below the end of a log with records");
+    cr_assert_eq(kpart_truncate_fully(P, 100), 0);
+    cr_assert_eq(kpart_start_offset(P), 100);
+    cr_assert_eq(kpart_end_offset(P), 100);
+    cr_assert_eq(kpart_high_watermark(P), 100);
+    ks_epoch_entry e[8];
+    cr_assert_eq(entries(e, 8), 1, "no entry: the lazy one at the start");
+    cr_assert_eq(e[0].start_offset, 100);
+    ks_view v;
+    cr_assert_eq(kpart_read_log(P, 4, 1, &v), KLOG_EOFFSET, "below the start");
+
+    cr_assert_eq(replica_append(2, 100, 3), 0);
+    cr_assert_eq(entries(e, 8), 1);
+    cr_assert_eq(e[0].epoch, 3);
+    cr_assert_eq(e[0].start_offset, 100);
+    reopen(0);
+    cr_assert_eq(kpart_start_offset(P), 100);
+    cr_assert_eq(kpart_end_offset(P), 102);
+    char have[512];
+    cr_assert_eq(held(100, 102, have), 102);
+    cr_assert(have[100] && have[101]);
+
+    /* The leader's start inside a batch: the empty log starts again at
+     * that batch's base, and the HW stays where it was. */
+    cr_assert_eq(kpart_become_follower(P, 4), 0);
+    kpart_set_replicated_at(P, 102);
+    cr_assert_eq(kpart_truncate_fully(P, 205), 0);
+    cr_assert_eq(kpart_high_watermark(P), 205);
+    cr_assert_eq(replica_append(5, 203, 4), 0); /* 203..207 across 205 */
+    cr_assert_eq(kpart_start_offset(P), 203);
+    cr_assert_eq(kpart_end_offset(P), 208);
+    cr_assert_eq(kpart_high_watermark(P), 205, "the HW stays");
+    cr_assert_eq(entries(e, 8), 1);
+    cr_assert_eq(e[0].epoch, 4);
+    cr_assert_eq(e[0].start_offset, 203);
+    cr_assert_eq(replica_append(3, 206, 4), KLOG_EOFFSET, "across the end of a log with records");
+    reopen(0);
+    cr_assert_eq(kpart_start_offset(P), 203);
+    cr_assert_eq(kpart_end_offset(P), 208);
+    cr_assert_eq(held(203, 208, have), 208);
 }
