@@ -868,13 +868,8 @@ int kpart_truncate_fully(kpart *p, int64_t offset)
     }
     int64_t end = ks_log_end_offset(p->log);
     bool moved = false;
-    if (rc == 0 && atomic_load(&p->replicated)) {
-        /* start <= HW <= LEO: everything held is what the leader holds */
+    if (rc == 0 && atomic_load(&p->replicated)) /* start <= HW <= LEO, all of it the leader's */
         moved = atomic_exchange(&p->hw, end) != end;
-    }
-    pthread_mutex_lock(&p->amu);
-    p->hw_want = -1;
-    pthread_mutex_unlock(&p->amu);
     pthread_mutex_unlock(&p->emu);
     if (moved)
         hw_moved(p, end);

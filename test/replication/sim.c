@@ -1930,10 +1930,15 @@ static int scenario_run(uint64_t seed)
     int64_t exact_from = behind == BEHIND_START ? 0 : f_end;
     if (!failure[0])
         scen_check(fi, exact_from, "converged");
-    /* 5. every node restarts (recovery reads the copied gaps) and they agree again */
+    /* 5. every node restarts, cleanly or after a power cut (recovery reads
+     * the copied gaps), and they agree again */
     if (!failure[0]) {
-        for (int i = 0; i < sim.n; i++)
-            node_stop(&sim.nodes[i]);
+        for (int i = 0; i < sim.n; i++) {
+            if (chance(50))
+                node_crash(&sim.nodes[i], true);
+            else
+                node_stop(&sim.nodes[i]);
+        }
         for (int i = 0; i < sim.n; i++)
             sim.nodes[i].down_until = sim.now;
         if (!run_until(converged, 20000))
