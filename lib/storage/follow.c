@@ -92,7 +92,17 @@ static int extend(ks_log *log, ks_segment *s)
     }
     uint64_t valid_end;
     int64_t expected;
-    rc = ks__scan_segment(log, s, size, fsize, INT64_MAX, s->gaps, &valid_end, &expected, NULL);
+    enum ks_tail tail = KS_TAIL_END;
+    rc = ks__scan_segment(log, s, size, fsize, INT64_MAX, s->gaps, &valid_end, &expected, &tail);
+    int64_t gl, cp;
+    if (rc == 0 && tail == KS_TAIL_OFFSET && !s->gaps &&
+        ks__cleaner_ckpt_read(log->io, log->dir, &gl, &cp) == 0 && s->base < gl) {
+        /* a follower writer copied its leader's gap into this segment
+         * (cleaner.ckpt said so before the batch was written): go on */
+        atomic_store(&log->gap_limit, gl);
+        s->gaps = true;
+        rc = ks__scan_segment(log, s, atomic_load(&s->size), fsize, INT64_MAX, true, &valid_end, &expected, NULL);
+    }
     if (rc == 0 && valid_end > s->file_end)
         s->file_end = valid_end;
     return rc;

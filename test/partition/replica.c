@@ -333,6 +333,30 @@ Test(replica, copied_gaps_survive_a_reopen)
     cr_assert_eq(kpart_end_offset(P), end + 7);
 }
 
+/* A reader in another process (a read-only log following the directory)
+ * reads on past a gap the follower copied into the active segment. */
+Test(replica, a_reader_follows_a_copied_gap)
+{
+    cr_assert_eq(kpart_become_follower(P, 1), 0);
+    cr_assert_eq(replica_append(2, 0, 1), 0);
+    ks_log_config rc_;
+    ks_log_config_init(&rc_);
+    rc_.read_only = true;
+    ks_log *r;
+    int rc = ks_log_open(&r, io, dir, &rc_);
+    cr_assert_eq(rc, 0, "%s", klog_strerror(rc));
+    cr_assert_eq(ks_log_end_offset(r), 2);
+    cr_assert_eq(replica_append(3, 10, 1), 0); /* 10..12, after a gap */
+    cr_assert_eq(ks_log_refresh(r, false), 0);
+    cr_assert_eq(ks_log_end_offset(r), 13);
+    ks_view v;
+    cr_assert_eq(ks_log_read(r, 5, 1 << 20, &v), 0);
+    cr_assert_eq(v.first_offset, 10);
+    cr_assert_eq(v.next_offset, 13);
+    ks_view_release(&v);
+    ks_log_close(r);
+}
+
 /* A follower whose log ends below its leader's log start starts again
  * there (Kafka's truncateFullyAndStartAt): its records and leader epochs
  * go, its HW is the new start; the next batch records its epoch. */
