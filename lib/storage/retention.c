@@ -122,13 +122,12 @@ int ks_log_delete_records(ks_log *log, int64_t offset, int64_t *new_start)
 
 /*
  * ks_log_truncate_fully below the end of a log that holds no record at or
- * above its start (a
- * follower that started again at its leader's log start, which falls
- * inside a batch: Kafka starts such a log again at that batch's base).
- * Each step leaves a log that opens: offsets below past the end may have
- * gaps (cleaner.ckpt); recovery.ckpt says the log starts at offset and
- * vouches for nothing; the segment files go; the new one at offset comes.
- * maint_mu and append_mu held.
+ * above its start (a follower that started again at its leader's log
+ * start, which falls inside a batch: Kafka starts such a log again at that
+ * batch's base).  Each step leaves a log that opens: offsets up to past
+ * the end may have gaps (cleaner.ckpt); recovery.ckpt says the log starts
+ * at offset and vouches for nothing; the segment files go; the new one at
+ * offset comes.  maint_mu and append_mu held.
  */
 static int restart_empty(ks_log *log, int64_t offset)
 {
