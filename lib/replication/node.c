@@ -1256,9 +1256,9 @@ static int follower_append(krep_node *n, krep_part *rp, const kk_records *rec, i
     return rc;
 }
 
-/* Kafka's truncateFullyAndStartAt (n->mu held): this log ends below its
- * leader's log start, so everything it holds goes and it starts again,
- * empty, at the leader's start; the next fetch asks from there. */
+/* Kafka's truncateFullyAndStartAt (n->mu held): this log ends at or below
+ * its leader's log start, so everything it holds goes and it starts
+ * again, empty, at `start` (>= its end); the next fetch asks from there. */
 static void start_at_leader(krep_node *n, krep_part *rp, int64_t start, int64_t now_ms)
 {
     int64_t from = kpart_start_offset(rp->p), to = kpart_end_offset(rp->p);
@@ -1268,10 +1268,11 @@ static void start_at_leader(krep_node *n, krep_part *rp, int64_t start, int64_t 
         backoff(n, rp, now_ms);
         return;
     }
-    klog__log_defer(n->k, KLOG_LOG_NOTICE, 0, "replication",
-                    "%s-%d: log ends at %" PRId64 ", below the log start %" PRId64 " of leader %d (epoch %d): "
-                    "its offsets %" PRId64 "-%" PRId64 " removed, the log starts again at %" PRId64,
-                    rp->t->name, rp->index, to, start, rp->st.leader, rp->st.leader_epoch, from, to - 1, start);
+    if (from < to)
+        klog__log_defer(n->k, KLOG_LOG_NOTICE, 0, "replication",
+                        "%s-%d: offsets %" PRId64 "-%" PRId64 " lie below the log start %" PRId64 " of leader %d "
+                        "(epoch %d): removed, the log starts again at %" PRId64,
+                        rp->t->name, rp->index, from, to - 1, start, rp->st.leader, rp->st.leader_epoch, start);
     post_add(n, rp->p, start);
 }
 
@@ -1307,6 +1308,16 @@ static void fetch_response(krep_node *n, krep_chan *ch, const kk_fetch_resp *r, 
         if (e != KK_ERR_NONE) {
             backoff(n, rp, now_ms);
             continue;
+        }
+        if (pr->log_start_offset >= ch->asked[k] && kpart_start_offset(rp->p) < ch->asked[k]) {
+            /* Everything this log holds lies below its leader's log start
+             * (a power cut part way through starting again there left the
+             * old records, or the leader deleted up to its end): it goes
+             * now, HW or not, so that a first batch across the leader's
+             * start can start the log again at its base. */
+            start_at_leader(n, rp, ch->asked[k], now_ms);
+            if (kpart_start_offset(rp->p) < ch->asked[k])
+                continue;
         }
         int rc = follower_append(n, rp, &pr->records, ch->asked[k]);
         if (rc == KLOG_EFENCED || rc == KLOG_EOFFSET || rc == KLOG_ECORRUPT) {

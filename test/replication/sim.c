@@ -1921,13 +1921,26 @@ static int scenario_run(uint64_t seed)
         scen_write(nkeys);
         run_until(NULL, 1 + (int64_t)rnd(2));
     }
-    /* 4. it comes back and must converge */
+    /* 4. it comes back and must converge, also when a power cut falls
+     * among the disk operations of its catching up (starting its log
+     * again, copying gaps) */
     sim.nodes[fi].down_until = sim.now;
+    run_until(NULL, 1);
+    if (sim.nodes[fi].k && chance(50)) {
+        uint64_t nth = 1 + rnd(60);
+        int modes[] = { KLOG_TESTING_CRASH_DROP, KLOG_TESTING_CRASH_PREFIX, KLOG_TESTING_CRASH_GARBAGE,
+                        KLOG_TESTING_CRASH_ZERO };
+        klog_testing_fault_crash_at(sim.nodes[fi].disk, KLOG_TESTING_OP_ALL, nth, modes[rnd(4)],
+                                    chance(30) ? KLOG_TESTING_CRASH_LOSE_DIRENTS : 0, splitmix(&sim_rng));
+        TRACE("node %d: power cut armed at its disk operation %" PRIu64 " from now", sim.nodes[fi].id, nth);
+    }
     if (!failure[0] && !run_until(converged, 20000)) {
         fail("no convergence 20 s after the follower came back");
         dump();
     }
     int64_t exact_from = behind == BEHIND_START ? 0 : f_end;
+    if (sim.nodes[fi].k)
+        klog_testing_fault_clear(sim.nodes[fi].disk); /* a power cut not reached yet: off */
     if (!failure[0])
         scen_check(fi, exact_from, "converged");
     /* 5. every node restarts, cleanly or after a power cut (recovery reads
