@@ -150,8 +150,10 @@ int kpart_append(kpart *p, ks_batch *batches, unsigned n, unsigned flags);
  * A follower's append of batches copied from its leader, in order: each
  * keeps its base offset and leader epoch (KS_APPEND_REPLICA: the first
  * must start at or past the LEO; past it, the leader's log has a gap there
- * after compaction, and the follower's gets the same), and each new epoch
- * met is recorded in the
+ * after compaction, and the follower's gets the same; in an empty log
+ * (start == LEO) a first batch across the LEO starts the log again at its
+ * base: the leader's log start fell inside it, kpart_truncate_fully), and
+ * each new epoch met is recorded in the
  * leader-epoch cache at the base offset of its first batch, durably,
  * before that batch is written (Kafka's maybeAssignEpochStartOffset).
  * flags: KS_APPEND_SYNC (durable before returning: what a follower that
