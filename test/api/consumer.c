@@ -637,6 +637,67 @@ Test(consumer, several_partitions_and_topics)
     klog_close(k);
 }
 
+Test(consumer, partitions_take_turns_from_where_the_last_poll_stopped)
+{
+    /*
+     * Regression (issue 21, 4,096 partitions): each poll started one
+     * partition past where the previous one had started, so it walked
+     * again every partition the polls before it had emptied, and it
+     * cleared its per-poll flags on every assigned partition.  Now a poll
+     * starts after the partition the last one stopped at and clears the
+     * flags only where the last poll went: a flag left set would stop a
+     * partition's compressed batches for good (lz4 here).  An unassign
+     * and an assign between polls move the entries.
+     */
+    klog *k = ut_open();
+    ut_topic(k, "t", 8, NULL);
+    for (int q = 0; q < 8; q++)
+        produce(k, "t", q, 100 * q, 12, 40, 3, q % 2 ? "lz4" : "none", 0);
+    klog_consumer *c = ut_consumer(k, "max.poll.records", "5", NULL);
+    for (int q = 0; q < 8; q++)
+        cr_assert_eq(klog_consumer_assign(c, "t", q, 0), 0);
+    int64_t next[8] = { 0 };
+    int order[8] = { 0, 1, 2, 3, 4, 5, 6, 7 }; /* the consumer's table */
+    int total = 0, last = -1;
+    for (int round = 0; round < 200 && total < 96; round++) {
+        const klog_message *const *m;
+        int n = poll_some(c, &m);
+        cr_assert_gt(n, 0, "round %d: nothing, %d of 96 read", round, total);
+        /* a full poll that stopped at partition `last` is followed by one
+         * that starts past it (the next partition with records left) */
+        if (last >= 0) {
+            int at = 0;
+            while (order[at] != last)
+                at++;
+            int want = order[(at + 1) % 8];
+            for (int j = 2; next[want] == 12 && j <= 8; j++)
+                want = order[(at + j) % 8];
+            cr_assert_eq(m[0]->partition, want, "round %d starts at %d after a poll that stopped at %d", round,
+                         m[0]->partition, last);
+        }
+        for (int i = 0; i < n; i++) {
+            int q = m[i]->partition;
+            cr_assert_eq(m[i]->offset, next[q], "partition %d", q);
+            cr_assert(is_record(m[i], 100 * q + (int)next[q], 40));
+            next[q]++;
+        }
+        total += n;
+        last = n == 5 ? m[n - 1]->partition : -1;
+        if (round == 4) { /* partition 2 leaves and comes back at the end of the table */
+            cr_assert_eq(klog_consumer_unassign(c, "t", 2), 0);
+            cr_assert_eq(klog_consumer_assign(c, "t", 2, next[2]), 0);
+            memmove(&order[2], &order[3], 5 * sizeof *order);
+            order[7] = 2;
+            last = -1; /* the table changed: the next start is not said */
+        }
+    }
+    cr_assert_eq(total, 96);
+    for (int q = 0; q < 8; q++)
+        cr_assert_eq(next[q], 12, "partition %d", q);
+    klog_consumer_close(c);
+    klog_close(k);
+}
+
 Test(consumer, two_consumers_read_one_partition_independently)
 {
     klog *k = ut_open();
