@@ -419,11 +419,16 @@ static __attribute__((noinline)) int take_batch(klog_consumer *c, kc_part *p, si
      * bytes waited for memory at its header count (telemetry consume
      * 30 M -> 5 M records/s before this). */
     const uint8_t *pf = (const uint8_t *)((uintptr_t)ip & ~(uintptr_t)63);
+    /* Past the batch's end into the next ones of the view (not of a
+     * decompression buffer): their headers are read as soon as this one
+     * ends, and small batches (4,096 partitions: a few KiB each) waited
+     * for memory at every header (kf_batch_parse, 18% of consume). */
+    const uint8_t *const pend = bi.attributes & KF_ATTR_CODEC_MASK ? iend : p->view.data + p->view.len;
     int r = 1;
     while (k < lim) {
         kf_record_view rv;
         const uint8_t *next;
-        for (const uint8_t *want = ip + KC_CACHE_AHEAD; pf < want && pf < iend; pf += 64)
+        for (const uint8_t *want = ip + KC_CACHE_AHEAD; pf < want && pf < pend; pf += 64)
             __builtin_prefetch(pf);
         if (KLOG_LIKELY(left > 0 && kf__rec_fast(ip, iend, &bi, &rv, &next))) {
             ip = next;
