@@ -71,6 +71,13 @@ struct klog_consumer {
      * assign or unassign moves or adds entries: all are cleared then. */
     size_t seen_from, seen_n;
     bool seen_all;
+    /* find_part's index into parts: open addressing, index + 1 (0: free),
+     * pidx_cap a power of two at least twice nparts; stale after an
+     * unassign moves entries (rebuilt by the next lookup that needs it).
+     * Assigning 4,096 partitions one by one scanned the table each time. */
+    uint32_t *pidx;
+    size_t pidx_cap;
+    bool pidx_stale;
     bool err_maybe;          /* a partition may hold an unreported err */
 
     klog_message *msgs;
@@ -180,11 +187,66 @@ KLOG_API KLOG_COLD int klog_consumer_new(klog *k, const klog_conf *conf, klog_co
     return 0;
 }
 
+static size_t part_hash(const char *topic, int32_t partition)
+{
+    uint64_t h = 1469598103934665603u; /* FNV-1a */
+    for (const unsigned char *s = (const unsigned char *)topic; *s; s++)
+        h = (h ^ *s) * 1099511628211u;
+    h ^= (uint32_t)partition;
+    h *= 0x9e3779b97f4a7c15u;
+    return (size_t)(h >> 32);
+}
+
+static void pidx_put(klog_consumer *c, size_t i)
+{
+    size_t m = c->pidx_cap - 1, h = part_hash(c->parts[i].t->name, c->parts[i].partition) & m;
+    while (c->pidx[h])
+        h = (h + 1) & m;
+    c->pidx[h] = (uint32_t)i + 1;
+}
+
+/* Index every entry of parts (into a table of the right size); false when
+ * memory is short (lookups then scan). */
+static bool pidx_build(klog_consumer *c, size_t want)
+{
+    size_t cap = 64;
+    while (cap < 2 * want)
+        cap *= 2;
+    if (cap != c->pidx_cap || !c->pidx) {
+        uint32_t *n = malloc(cap * sizeof *n);
+        if (!n)
+            return false;
+        free(c->pidx);
+        c->pidx = n;
+        c->pidx_cap = cap;
+    }
+    memset(c->pidx, 0, c->pidx_cap * sizeof *c->pidx);
+    for (size_t i = 0; i < c->nparts; i++)
+        pidx_put(c, i);
+    c->pidx_stale = false;
+    return true;
+}
+
 static kc_part *find_part(klog_consumer *c, const char *topic, int32_t partition)
 {
-    for (size_t i = 0; i < c->nparts; i++)
-        if (c->parts[i].partition == partition && !strcmp(c->parts[i].t->name, topic))
-            return &c->parts[i];
+    if (c->nparts == 0)
+        return NULL;
+    /* the last one first: drop_all unassigns from the end */
+    kc_part *last = &c->parts[c->nparts - 1];
+    if (last->partition == partition && !strcmp(last->t->name, topic))
+        return last;
+    if ((c->pidx_stale || !c->pidx) && !pidx_build(c, c->nparts)) {
+        for (size_t i = 0; i < c->nparts; i++)
+            if (c->parts[i].partition == partition && !strcmp(c->parts[i].t->name, topic))
+                return &c->parts[i];
+        return NULL;
+    }
+    size_t m = c->pidx_cap - 1;
+    for (size_t h = part_hash(topic, partition) & m; c->pidx[h]; h = (h + 1) & m) {
+        kc_part *p = &c->parts[c->pidx[h] - 1];
+        if (p->partition == partition && !strcmp(p->t->name, topic))
+            return p;
+    }
     return NULL;
 }
 
@@ -287,6 +349,10 @@ static int assign_part(klog_consumer *c, const char *topic, int32_t partition, i
     }
     c->nparts++;
     c->seen_all = true;
+    if (!c->pidx_stale && c->pidx && 2 * c->nparts <= c->pidx_cap)
+        pidx_put(c, c->nparts - 1);
+    else
+        c->pidx_stale = true; /* grown by the next lookup */
     return 0;
 }
 
@@ -348,6 +414,7 @@ static int unassign_part(klog_consumer *c, const char *topic, int32_t partition)
     memmove(p, p + 1, (c->nparts - i - 1) * sizeof *p);
     c->nparts--;
     c->seen_all = true;
+    c->pidx_stale = true;
     return 0;
 }
 
@@ -1125,6 +1192,7 @@ KLOG_API KLOG_COLD int klog_consumer_close(klog_consumer *c)
     release_retired(c);
     free(c->retired);
     free(c->parts);
+    free(c->pidx);
     free(c->held);
     free(c->msgs);
     free(c->msgp);

@@ -698,6 +698,46 @@ Test(consumer, partitions_take_turns_from_where_the_last_poll_stopped)
     klog_close(k);
 }
 
+Test(consumer, many_assignments_found_by_name_and_partition)
+{
+    /*
+     * The consumer finds an assigned partition through an index (a scan
+     * per assign made 4,096 assigns quadratic, issue 21): assigning again
+     * finds the entry, unassigning from the middle and the end moves the
+     * others, and every lookup after that still finds each one, or none.
+     */
+    klog *k = ut_open();
+    ut_topic(k, "a", 70, NULL);
+    ut_topic(k, "b", 70, NULL);
+    klog_consumer *c = ut_consumer(k, NULL);
+    for (int q = 0; q < 70; q++)
+        for (int t = 0; t < 2; t++)
+            cr_assert_eq(klog_consumer_assign(c, t ? "b" : "a", q, 0), 0);
+    for (int q = 0; q < 70; q += 3) /* again: the same entries */
+        cr_assert_eq(klog_consumer_assign(c, "b", q, 0), 0);
+    klog_partition_list *l = NULL;
+    cr_assert_eq(klog_consumer_assignment(c, &l), 0);
+    cr_assert_eq(klog_partition_list_count(l), 140);
+    klog_partition_list_free(l);
+    for (int q = 0; q < 70; q += 2)
+        cr_assert_eq(klog_consumer_unassign(c, "a", q), 0, "a/%d", q);
+    cr_assert_eq(klog_consumer_unassign(c, "b", 69), 0);
+    cr_assert_eq(klog_consumer_unassign(c, "a", 0), -ENOENT);
+    for (int q = 0; q < 70; q++)
+        for (int t = 0; t < 2; t++) {
+            int64_t o = -1;
+            bool held = t ? q != 69 : q % 2 == 1;
+            int rc = klog_consumer_position(c, t ? "b" : "a", q, &o);
+            cr_assert_eq(rc == 0, held, "%s/%d: %s", t ? "b" : "a", q, klog_err_name(rc));
+        }
+    cr_assert_eq(klog_consumer_assign(c, "a", 0, 0), 0); /* back, at the end of the table */
+    cr_assert_eq(klog_consumer_assignment(c, &l), 0);
+    cr_assert_eq(klog_partition_list_count(l), 35 + 69 + 1);
+    klog_partition_list_free(l);
+    klog_consumer_close(c);
+    klog_close(k);
+}
+
 Test(consumer, two_consumers_read_one_partition_independently)
 {
     klog *k = ut_open();
