@@ -301,7 +301,7 @@ static int resolve(klog_consumer *c, kc_part *p, int64_t offset)
 
 static int assign_part(klog_consumer *c, const char *topic, int32_t partition, int64_t offset);
 
-KLOG_API int klog_consumer_assign(klog_consumer *c, const char *topic, int32_t partition, int64_t offset)
+KLOG_API KLOG_COLD int klog_consumer_assign(klog_consumer *c, const char *topic, int32_t partition, int64_t offset)
 {
     if (!c || !topic)
         return -EINVAL;
@@ -392,7 +392,7 @@ static void part_free(klog_consumer *c, kc_part *p, bool keep_views)
 
 static int unassign_part(klog_consumer *c, const char *topic, int32_t partition);
 
-KLOG_API int klog_consumer_unassign(klog_consumer *c, const char *topic, int32_t partition)
+KLOG_API KLOG_COLD int klog_consumer_unassign(klog_consumer *c, const char *topic, int32_t partition)
 {
     if (!c || !topic)
         return -EINVAL;
@@ -847,7 +847,7 @@ KLOG_API int klog_consumer_set_rebalance_cb(klog_consumer *c, klog_rebalance_fn 
     return 0;
 }
 
-KLOG_API int klog_consumer_assignment(klog_consumer *c, klog_partition_list **out)
+KLOG_API KLOG_COLD int klog_consumer_assignment(klog_consumer *c, klog_partition_list **out)
 {
     if (!c || !out)
         return -EINVAL;
@@ -861,7 +861,7 @@ KLOG_API int klog_consumer_assignment(klog_consumer *c, klog_partition_list **ou
     return rc;
 }
 
-KLOG_API int klog_consumer_commit(klog_consumer *c, klog_partition_list *offsets, int async)
+KLOG_API KLOG_COLD int klog_consumer_commit(klog_consumer *c, klog_partition_list *offsets, int async)
 {
     if (!c)
         return -EINVAL;
@@ -1108,7 +1108,7 @@ KLOG_API int klog_message_header(const klog_message *m, size_t i, const char **k
     return 0;
 }
 
-KLOG_API int klog_consumer_seek(klog_consumer *c, const char *topic, int32_t partition, int64_t offset)
+KLOG_API KLOG_COLD int klog_consumer_seek(klog_consumer *c, const char *topic, int32_t partition, int64_t offset)
 {
     if (!c || !topic)
         return -EINVAL;
@@ -1119,7 +1119,7 @@ KLOG_API int klog_consumer_seek(klog_consumer *c, const char *topic, int32_t par
     return resolve(c, p, offset);
 }
 
-KLOG_API int klog_consumer_seek_time(klog_consumer *c, const char *topic, int32_t partition, int64_t ts_ms)
+KLOG_API KLOG_COLD int klog_consumer_seek_time(klog_consumer *c, const char *topic, int32_t partition, int64_t ts_ms)
 {
     if (!c || !topic)
         return -EINVAL;

@@ -322,7 +322,7 @@ void kf_iter_init(kf_iter *it, const kf_batch_info *bi, const uint8_t *recs, siz
  * 0..last_offset_delta, not to be dense (Kafka leaves gaps after
  * compaction); klog's builder writes them densely.
  */
-int kf__iter_step_slow(kf_iter *it, kf_record_view *out)
+KLOG_COLD int kf__iter_step_slow(kf_iter *it, kf_record_view *out)
 {
     const uint8_t *p = it->p, *end = it->end;
     if (KLOG_UNLIKELY(it->left <= 0))

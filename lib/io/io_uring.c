@@ -599,7 +599,7 @@ static int ur_mkdir(void *st, const char *path, unsigned mode)
 
 /* ---- lifetime -------------------------------------------------------- */
 
-static int ur_init(void *st, const void *arg)
+KLOG_COLD static int ur_init(void *st, const void *arg)
 {
     ur_state *s = st;
     const kio_options *o = arg;

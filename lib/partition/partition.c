@@ -843,7 +843,7 @@ int kpart_truncate_to(kpart *p, int64_t offset, int64_t *new_end)
     return rc;
 }
 
-int kpart_truncate_fully(kpart *p, int64_t offset)
+KLOG_COLD int kpart_truncate_fully(kpart *p, int64_t offset)
 {
     pthread_mutex_lock(&p->emu);
     int rc = atomic_load(&p->role) == KPART_FOLLOWER ? 0 : KLOG_ESTATE;

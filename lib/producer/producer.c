@@ -1542,7 +1542,7 @@ static void *producer_thread(void *arg)
     return NULL;
 }
 
-KLOG_API int klog_producer_flush(klog_producer *p, int timeout_ms)
+KLOG_API KLOG_COLD int klog_producer_flush(klog_producer *p, int timeout_ms)
 {
     if (!p)
         return -EINVAL;

@@ -742,7 +742,7 @@ static int ckpt_periodic(ks_log *log)
     return rc;
 }
 
-int ks_log_tick(ks_log *log)
+KLOG_COLD int ks_log_tick(ks_log *log)
 {
     if (!log)
         return -EINVAL;

@@ -553,7 +553,7 @@ int ks_view_verify(const ks_view *v, size_t off, size_t len, bool trust_disk)
     return rc;
 }
 
-int ks_log_offset_for_time(ks_log *log, int64_t ts, int64_t *offset)
+KLOG_COLD int ks_log_offset_for_time(ks_log *log, int64_t ts, int64_t *offset)
 {
     if (!log || !offset)
         return -EINVAL;
@@ -935,7 +935,7 @@ int ks_log_fail(ks_log *log, int err)
     return ks__fail_sync(log, err);
 }
 
-int ks_log_reconfigure(ks_log *log, const ks_log_config *c)
+KLOG_COLD int ks_log_reconfigure(ks_log *log, const ks_log_config *c)
 {
     if (!log || !c)
         return -EINVAL;

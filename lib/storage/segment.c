@@ -416,7 +416,7 @@ static void scratch_free(void *p, size_t len)
         munmap(p, len);
 }
 
-static int write_index(ks_segment *s, const char *dir, const char *suffix, uint32_t magic,
+KLOG_COLD static int write_index(ks_segment *s, const char *dir, const char *suffix, uint32_t magic,
                        const void *entries, uint32_t count, size_t esize, bool durable)
 {
     size_t len = KL_IX_HDR_SIZE + (size_t)count * esize;
