@@ -465,6 +465,26 @@ void krep_mod_controller(krep_mod *m, int32_t *id, int32_t *epoch)
 static bool stopping(krep_mod *m);
 static void nap(krep_mod *m, int64_t until_ms);
 
+#if KLOG_HAVE_RAFT
+/* After a proposal (rc > 0; rc <= 0 is returned as it is): wait until the
+ * quorum's committed metadata holds partition `last` of the topic, this
+ * node stops being the controller (KLOG_ENOTLEADER: what was proposed may
+ * still commit), or timeout_ms (30 s if <= 0) passes (-ETIMEDOUT). */
+static int await_committed(krep_mod *m, const char *name, int32_t last, int timeout_ms, int rc)
+{
+    int64_t until = now_ms() + (timeout_ms > 0 ? timeout_ms : 30000);
+    krep_pstate st;
+    while (rc > 0 && krep_quorum_state(m->q, name, last, &st) < 0) {
+        if (!krep_quorum_ctl(m->q))
+            return KLOG_ENOTLEADER;
+        if (now_ms() >= until || stopping(m))
+            return -ETIMEDOUT;
+        nap(m, now_ms() + 5);
+    }
+    return rc;
+}
+#endif
+
 int krep_mod_data_nodes(krep_mod *m, int32_t *out)
 {
     int n = 0;
@@ -643,18 +663,7 @@ int krep_mod_create_topic(krep_mod *m, const char *name, int nparts, const klog_
         if (rc == 0)
             rc = -EEXIST;
         /* answered once committed: a raft majority holds the topic */
-        int64_t until = now_ms() + (timeout_ms > 0 ? timeout_ms : 30000);
-        while (rc > 0 && krep_quorum_state(m->q, name, nparts - 1, &st) < 0) {
-            if (!krep_quorum_ctl(m->q)) {
-                rc = KLOG_ENOTLEADER; /* (what was proposed may still commit) */
-                break;
-            }
-            if (now_ms() >= until || stopping(m)) {
-                rc = -ETIMEDOUT;
-                break;
-            }
-            nap(m, now_ms() + 5);
-        }
+        rc = await_committed(m, name, nparts - 1, timeout_ms, rc);
         pthread_mutex_unlock(&m->create_mu);
         free(lines);
         if (rc == -EEXIST)
@@ -770,17 +779,8 @@ int krep_mod_alter_topic(krep_mod *m, const char *name, const klog_conf *set, co
         return -ENOMEM;
     }
     rc = conf_lines(set, next, KREP_TOPIC_CONFIG_MAX + 1);
-    for (const char *p = next; rc == 0 && *p;) {
-        const char *nl = strchr(p, '\n'), *eq = strchr(p, '=');
-        size_t len = nl ? (size_t)(nl - p) : strlen(p);
-        if (eq && (size_t)(eq - p) < len && len < 2 * KC_STR_MAX) {
-            char key[KC_STR_MAX], val[KC_STR_MAX];
-            snprintf(key, sizeof key, "%.*s", (int)(eq - p), p);
-            snprintf(val, sizeof val, "%.*s", (int)(len - (size_t)(eq - p) - 1), eq + 1);
-            rc = klog_conf_set(c, key, val, errbuf, errsize);
-        }
-        p += len + (nl ? 1 : 0);
-    }
+    if (rc == 0)
+        rc = krep_conf_set_lines(c, next, false, errbuf, errsize);
     for (size_t i = 0; rc == 0 && i < nunset; i++)
         rc = klog__conf_unset(c, unset[i], KC_SCOPE_TOPIC, errbuf, errsize);
     if (rc == 0 && conf_lines(c, next, KREP_TOPIC_CONFIG_MAX + 1) < 0)
@@ -822,20 +822,8 @@ int krep_mod_add_partitions(krep_mod *m, const char *name, int total, int timeou
 #if KLOG_HAVE_RAFT
     if (m->q) {
         pthread_mutex_lock(&m->create_mu);
-        rc = krep_quorum_add_topic(m->q, name, total, 0, NULL, now_ms());
-        int64_t until = now_ms() + (timeout_ms > 0 ? timeout_ms : 30000);
-        krep_pstate st;
-        while (rc > 0 && krep_quorum_state(m->q, name, total - 1, &st) < 0) {
-            if (!krep_quorum_ctl(m->q)) {
-                rc = KLOG_ENOTLEADER; /* (what was proposed may still commit) */
-                break;
-            }
-            if (now_ms() >= until || stopping(m)) {
-                rc = -ETIMEDOUT;
-                break;
-            }
-            nap(m, now_ms() + 5);
-        }
+        rc = await_committed(m, name, total - 1, timeout_ms,
+                             krep_quorum_add_topic(m->q, name, total, 0, NULL, now_ms()));
         pthread_mutex_unlock(&m->create_mu);
         if (rc < 0)
             return klog__errf(errbuf, errsize, rc, "%s", rc == KLOG_ENOTLEADER ? "this node is no longer the controller"

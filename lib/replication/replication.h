@@ -573,6 +573,9 @@ int krep_apply_topic_config(struct klog *k, const char *topic, const char *lines
  * left out); NULL when lines is empty, or out of memory. */
 struct klog_conf;
 struct klog_conf *krep_conf_of_lines(const char *lines);
+/* Set each "key=value" line of lines on c (a line too long for a key and
+ * a value is skipped): the first error, after all of them if keep_going. */
+int krep_conf_set_lines(struct klog_conf *c, const char *lines, bool keep_going, char *errbuf, size_t errsize);
 
 /* Set topic's record: its configuration (config: "key=value\n" lines, NULL
  * as "") or its deletion, which also drops its partitions from the

@@ -171,22 +171,31 @@ static int serve_fetch(krep_node *n, const kk_fetch_req *q, int64_t now_ms, fetc
 
 /* ---- topic records (replication.h) ------------------------------------------------------ */
 
-klog_conf *krep_conf_of_lines(const char *lines)
+int krep_conf_set_lines(klog_conf *c, const char *lines, bool keep_going, char *errbuf, size_t errsize)
 {
-    klog_conf *c = NULL;
-    if (!lines || !*lines || klog_conf_new(&c) < 0)
-        return NULL;
-    for (const char *p = lines; *p;) {
+    int rc = 0;
+    for (const char *p = lines; *p && (rc == 0 || keep_going);) {
         const char *nl = strchr(p, '\n'), *eq = strchr(p, '=');
         size_t len = nl ? (size_t)(nl - p) : strlen(p);
         if (eq && (size_t)(eq - p) < len && len < 2 * KC_STR_MAX) {
             char key[KC_STR_MAX], val[KC_STR_MAX];
             snprintf(key, sizeof key, "%.*s", (int)(eq - p), p);
             snprintf(val, sizeof val, "%.*s", (int)(len - (size_t)(eq - p) - 1), eq + 1);
-            klog_conf_set(c, key, val, NULL, 0);
+            int r = klog_conf_set(c, key, val, errbuf, errsize);
+            if (rc == 0)
+                rc = r;
         }
         p += len + (nl ? 1 : 0);
     }
+    return rc;
+}
+
+klog_conf *krep_conf_of_lines(const char *lines)
+{
+    klog_conf *c = NULL;
+    if (!lines || !*lines || klog_conf_new(&c) < 0)
+        return NULL;
+    (void)krep_conf_set_lines(c, lines, true, NULL, 0);
     return c;
 }
 
