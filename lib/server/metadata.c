@@ -51,6 +51,15 @@ struct kt_topic *ksrv_topic_get(struct klog_server *s, const char *name, bool cr
         *err = t ? KK_ERR_NONE : KK_ERR_UNKNOWN_TOPIC_OR_PARTITION;
         return t;
     }
+    if (m && krep_topic_replicated(name) && !krep_mod_is_controller(m)) {
+        /* Not made here: a replicated topic is the controller's to create
+         * (on its node a topic made is taken into the metadata, klog(7));
+         * a copy made on another node would be a topic of that name
+         * outside the metadata, racing the controller's own create of it
+         * (a node outside the replicas held a directory of it). */
+        *err = KK_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+        return NULL;
+    }
     char eb[256];
     int rc = klog_topic_create(k, name, 0, NULL, eb, sizeof eb);
     if (rc < 0 && rc != -EEXIST) {
