@@ -51,12 +51,13 @@ struct kt_topic *ksrv_topic_get(struct klog_server *s, const char *name, bool cr
         *err = t ? KK_ERR_NONE : KK_ERR_UNKNOWN_TOPIC_OR_PARTITION;
         return t;
     }
-    if (m && krep_topic_replicated(name) && !krep_mod_is_controller(m)) {
-        /* Not made here: a replicated topic is the controller's to create
-         * (on its node a topic made is taken into the metadata, klog(7));
-         * a copy made on another node would be a topic of that name
-         * outside the metadata, racing the controller's own create of it
-         * (a node outside the replicas held a directory of it). */
+    if (m && krep_topic_replicated(name)) {
+        /* Not made here: a replicated topic is created through the
+         * controller (CreateTopics) with its replicas.  A copy made on the
+         * node asked, the controller's own included (its node learns the
+         * partitions it just committed a moment later), would be a topic
+         * of that name outside the metadata, racing the controller's
+         * create: a node outside the replicas held a directory of it. */
         *err = KK_ERR_UNKNOWN_TOPIC_OR_PARTITION;
         return NULL;
     }
