@@ -77,6 +77,9 @@ static int q_open(bc_store **out, const bc_opts *o)
         q_close(s);
         return -1;
     }
+    /* the tailing reader's connection shares the file: a lock it holds
+     * for a moment (WAL) is waited for, not an error */
+    sqlite3_busy_timeout(s->db, 10000);
     char sql[512];
     snprintf(sql, sizeof sql,
              "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s;"
@@ -173,6 +176,7 @@ static int q_reader_open(bc_store *s, bc_reader **out)
     r->s = s;
     r->last = -1;
     if (sqlite3_open_v2(s->path, &r->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) ||
+        sqlite3_busy_timeout(r->db, 10000) ||
         sqlite3_prepare_v2(r->db, "SELECT offset, key, value FROM log WHERE offset > ?1 ORDER BY offset", -1,
                            &r->sel, NULL)) {
         fail(r->db, "reader");
