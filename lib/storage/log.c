@@ -1035,14 +1035,22 @@ KLOG_COLD int ks_log_close(ks_log *log)
     }
     log->closed = true;
     ks__disk_add(log, -(int64_t)atomic_load(&log->disk)); /* leaves the shared space */
+    /* Every handle out of the instance's shared file-handle list first,
+     * under append_mu as the cache's sweep closes them: a segment freed
+     * while still on the list was touched by another log's next open
+     * (heap-use-after-free, ASan, test/storage/cache.c). */
+    pthread_mutex_lock(&log->append_mu);
     for (unsigned i = 0; i < log->nsegs; i++) {
         ks_segment *s = log->segs[i];
+        ks__seg_h_drop(log, s);
         if (s->h >= 0) {
             kio_file_close(log->io, s->h); /* views keep the mapping, not the handle */
             s->h = -1;
         }
-        ks__seg_unref(s);
     }
+    pthread_mutex_unlock(&log->append_mu);
+    for (unsigned i = 0; i < log->nsegs; i++)
+        ks__seg_unref(log->segs[i]);
     free(log->segs);
     free(log->pids);
     free(log->zeros);
