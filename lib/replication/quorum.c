@@ -1106,6 +1106,19 @@ static void mirror(krep_quorum *q, const qpart *p)
     }
 }
 
+/* A partition's state with its leader out of the ISR: an election on a
+ * lost leader, and the preferred election, start from it. */
+static krep_pstate state_without_leader(const krep_pstate *cur)
+{
+    krep_pstate st = *cur;
+    int k = 0;
+    for (int j = 0; j < st.nisr; j++)
+        if (st.isr[j] != cur->leader)
+            st.isr[k++] = st.isr[j];
+    st.nisr = k;
+    return st;
+}
+
 static void apply_set(krep_quorum *q, rd *r)
 {
     uint16_t tl = rd16(r);
@@ -1549,12 +1562,7 @@ static void elect_lost(krep_quorum *q)
                     cand = from[j]; /* (unclean: an out-of-sync one first) */
         if (cand < 0)
             continue; /* no live in-sync replica: wait (no unclean election) */
-        krep_pstate st = p->st;
-        int k = 0;
-        for (int j = 0; j < st.nisr; j++)
-            if (st.isr[j] != p->st.leader)
-                st.isr[k++] = st.isr[j];
-        st.nisr = k;
+        krep_pstate st = state_without_leader(&p->st);
         if (!krep_in(st.isr, st.nisr, cand)) {
             st.nisr = 1;
             st.isr[0] = cand;
@@ -1731,12 +1739,7 @@ int krep_quorum_elect_preferred(krep_quorum *q, const char *topic, int32_t parti
     else if (!p->pend || q->now - p->pend_ms >= q->cfg.propose_retry_ms) {
         /* as an election on a lost leader: the old one leaves the ISR
          * and rejoins it once caught up (krep_ctl_elect's rule) */
-        krep_pstate st = p->st;
-        int k = 0;
-        for (int j = 0; j < st.nisr; j++)
-            if (st.isr[j] != p->st.leader)
-                st.isr[k++] = st.isr[j];
-        st.nisr = k;
+        krep_pstate st = state_without_leader(&p->st);
         st.leader = p->st.replicas[0];
         st.leader_epoch = krep_next_epoch(st.leader_epoch, krep_ctl_epoch(q->ctl));
         st.partition_epoch++;
