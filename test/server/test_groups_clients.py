@@ -364,6 +364,9 @@ while time.time() < end:
         line = sys.stdin.readline().strip()
         if line == "count":
             print(json.dumps([len(got), sorted(tp.partition for tp in c.assignment())]), flush=True)
+        elif line == "commit":
+            c.commit(asynchronous=False)
+            print(json.dumps("ok"), flush=True)
         else:
             break
 try:
@@ -398,6 +401,10 @@ def test_three_librdkafka_consumers_in_three_processes():
                 p.produce("t", value=b"%d" % i, partition=i % 6)
             assert p.flush(30) == 0
             wait_until(lambda: sum(x[0] for x in counts()) >= 600, "600 records consumed")
+            # every member commits while the group is steady: the first to
+            # leave starts a rebalance, and the others' commits at exit may
+            # meet it (an eager revoke drops a manual consumer's positions)
+            assert [json.loads(m.cmd("commit")) for m in members] == ["ok"] * 3
             got = []
             for m in members:
                 m.p.stdin.write("stop\n")
