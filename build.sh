@@ -169,6 +169,29 @@ tsan_check() {
     return $rc
 }
 
+# A tree built in the background at nice 19 (bg_build DIR [meson options]),
+# or the clang and TSan trees (bg_build_later); bg_wait waits for it.  A
+# failure is only reported here: the foreground build that follows stops
+# the run with its errors.
+BG_PID=""
+bg_build() {
+    ( renice -n 19 -p $BASHPID >/dev/null; build "$@" ) >/dev/null 2>&1 &
+    BG_PID=$!
+}
+bg_build_later() {
+    ( renice -n 19 -p $BASHPID >/dev/null
+      CC=clang build build-clang -Db_sanitize=undefined -Db_lundef=false -Dfuzz=true
+      [ -f build-tsan/build.ninja ] ||
+          meson setup build-tsan -Db_sanitize=thread -Db_lundef=false >/dev/null
+      ninja -C build-tsan "${TSAN_TARGETS[@]}" >/dev/null ) >/dev/null 2>&1 &
+    BG_PID=$!
+}
+bg_wait() {
+    [ -n "$BG_PID" ] || return 0
+    wait "$BG_PID" || echo "build.sh: a background build failed; building it again in the foreground"
+    BG_PID=""
+}
+
 cmd=${1:-build}
 case "$cmd" in
     build)
@@ -189,16 +212,25 @@ case "$cmd" in
         build build
         step "plain build"
         rc=0
+        # The next trees build at the lowest priority while the tests
+        # before them run: those spend much of their time waiting on
+        # clients' timeouts and failovers, and a niced compiler only takes
+        # the cores they leave idle.  Each is then finished in the
+        # foreground (a no-op when done; its errors shown when not).
+        bg_build build-asan -Db_sanitize=address,undefined -Db_lundef=false
         run_tests build tests || rc=$?
         step "plain tests"
+        bg_wait
         build build-asan -Db_sanitize=address,undefined -Db_lundef=false
         step "asan build"
+        bg_build_later
         # ASan+UBSan runs the same tests two to four times slower: give
         # each its timeout three times over (a hang still fails).  The
         # benchmarks' quick modes and the examples run in the plain tree
         # and under TSan (tsan_check); here they would only add minutes.
         run_tests build-asan "tests (asan+ubsan)" --timeout-multiplier 3 --no-suite bench --no-suite examples || rc=$?
         step "asan tests"
+        bg_wait
         clang_check || rc=$?
         step "clang build, tests and fuzzing"
         tsan_check || rc=$?
