@@ -82,6 +82,7 @@ typedef struct runner {
 
 struct krep_mod {
     struct klog *k;
+    _Atomic uint64_t q_seen;          /* the quorum's applied index the runners were woken for */
     krep_config cfg;
     int32_t leader0;
     int64_t timeout_ms;
@@ -392,12 +393,14 @@ int krep_mod_leader_and_isr(krep_mod *m, const kk_leader_and_isr_req *q, int16_t
         klog__topics_release(snap, (size_t)nt);
     }
     int rc = krep_handle_leader_and_isr(m->node, q, version, now_ms(), alloc, actx, r);
+    fprintf(stderr, "TRACE %lld node %d leader_and_isr\n", (long long)now_ms(), m->cfg.node_id);
     /* a newer controller epoch than the one hosted here: it took over */
     int32_t id, ep;
     krep_node_controller(m->node, &id, &ep);
     pthread_mutex_lock(&m->mu);
     if (m->ctl && (id != m->cfg.node_id || ep > krep_ctl_epoch(m->ctl)))
         unhost(m);
+    pthread_cond_broadcast(&m->cv); /* the fetchers go to a new leader now, not after a nap */
     pthread_mutex_unlock(&m->mu);
     if (!m->quorum)
         persist_node(m);
@@ -427,7 +430,9 @@ int16_t krep_mod_replica_fetch(krep_mod *m, const char *topic, int32_t partition
 {
     if (!m->node)
         return KK_ERR_NOT_LEADER_OR_FOLLOWER; /* a witness */
-    return krep_replica_fetch(m->node, topic, partition, replica_id, current_leader_epoch, fetch_offset, now_ms(), p);
+    int16_t e = krep_replica_fetch(m->node, topic, partition, replica_id, current_leader_epoch, fetch_offset, now_ms(), p);
+    if (topic[0] == 't' && topic[1] == 0) fprintf(stderr, "TRACE %lld node %d fetch from %d off %lld err %d\n", (long long)now_ms(), m->cfg.node_id, replica_id, (long long)fetch_offset, e);
+    return e;
 }
 
 int krep_mod_state(krep_mod *m, const char *topic, int32_t partition, krep_pstate *out)
@@ -464,6 +469,9 @@ void krep_mod_controller(krep_mod *m, int32_t *id, int32_t *epoch)
 
 static bool stopping(krep_mod *m);
 static void nap(krep_mod *m, int64_t until_ms);
+#if KLOG_HAVE_RAFT
+static void quorum_kick(krep_mod *m);
+#endif
 
 #if KLOG_HAVE_RAFT
 /* After a proposal (rc > 0; rc <= 0 is returned as it is): wait until the
@@ -874,8 +882,11 @@ int krep_mod_raft_frame(krep_mod *m, const void *frame, size_t len, kk_wbuf *w)
     if (m && len >= 2 && (int16_t)(f[0] << 8 | f[1]) == KREP_API_TOPICS)
         return topics_frame(m, frame, len, w);
 #if KLOG_HAVE_RAFT
-    if (m && m->q)
-        return krep_quorum_serve(m->q, frame, len, now_ms(), w);
+    if (m && m->q) {
+        int rc = krep_quorum_serve(m->q, frame, len, now_ms(), w);
+        quorum_kick(m);
+        return rc;
+    }
 #else
     (void)m, (void)frame, (void)len, (void)w;
 #endif
@@ -1128,6 +1139,44 @@ static int local(runner *r, krep_ctl *ctl)
     return 0;
 }
 
+#if KLOG_HAVE_RAFT
+/* A raft peer's idle connection that its other end closed: when the
+ * peer's address then refuses a connection, the peer is gone
+ * (krep_quorum_refused).  A follower holds such a connection to the raft
+ * leader (its answers go on it) and so learns within milliseconds that
+ * the controller died, not after an election timeout. */
+static void probe_idle(runner *r)
+{
+    const void *f;
+    if (!r->c || klog_conn_recv(r->c, 0, &f) == -ETIMEDOUT)
+        return;
+    drop_conn(r);
+    const char *url = url_of(r->m, r->peer);
+    klog_conn *c = NULL;
+    int rc = url ? klog_transport_connect(r->m->reg, url, CONNECT_MS, &c) : -EINVAL;
+    if (c)
+        klog_conn_close(c);
+    if (rc == -ECONNREFUSED)
+        krep_quorum_refused(r->m->q, r->peer, now_ms());
+}
+#endif
+
+#if KLOG_HAVE_RAFT
+/* Metadata the quorum applied since the runners last looked (a new
+ * leader elected, a node registered): they wake now, not after a nap, so
+ * that the controller's pushes go out at once. */
+static void quorum_kick(krep_mod *m)
+{
+    uint64_t idx, h;
+    krep_quorum_applied(m->q, &idx, &h);
+    if (atomic_exchange(&m->q_seen, idx) != idx) {
+        pthread_mutex_lock(&m->mu);
+        pthread_cond_broadcast(&m->cv);
+        pthread_mutex_unlock(&m->mu);
+    }
+}
+#endif
+
 static void *runner_main(void *arg)
 {
     runner *r = arg;
@@ -1141,10 +1190,16 @@ static void *runner_main(void *arg)
         if (r->kind == R_RAFT) {
 #if KLOG_HAVE_RAFT
             rc = krep_quorum_next(m->q, r->peer, now, &r->w, &wake);
-            if (rc > 0 && exchange(r, r->peer, resp_raft) < 0) {
+            int xrc = rc > 0 ? exchange(r, r->peer, resp_raft) : 0;
+            if (rc > 0)
+                quorum_kick(m);
+            if (xrc < 0) {
                 krep_quorum_failed(m->q, r->peer, now_ms());
+                if (xrc == -ECONNREFUSED)
+                    krep_quorum_refused(m->q, r->peer, now_ms());
                 nap(m, now_ms() + 20);
             } else if (rc <= 0) {
+                probe_idle(r);
                 nap(m, wake < now + 5 ? wake : now + 5); /* raft's messages wait on no wake-up: poll */
             }
 #endif
@@ -1178,6 +1233,10 @@ static void *runner_main(void *arg)
             if (r->kind == R_PUSH) {
                 if (ctl)
                     krep_ctl_failed(ctl, r->peer, now_ms());
+#if KLOG_HAVE_RAFT
+                if (rc == -ECONNREFUSED && m->q)
+                    krep_quorum_refused(m->q, r->peer, now_ms());
+#endif
             } else {
                 krep_chan_failed(m->node, r->kind == R_CTL ? KREP_DST_CTL : r->peer, now_ms());
             }
@@ -1234,6 +1293,7 @@ static void *tick_main(void *arg)
 #if KLOG_HAVE_RAFT
         if (m->q) {
             int64_t qw = krep_quorum_tick(m->q, now_ms());
+            quorum_kick(m);
             if (qw < wake)
                 wake = qw;
             if (now_ms() >= topics_at) {

@@ -57,6 +57,7 @@ typedef struct qnode {
     int64_t inc;                  /* registered (committed) incarnation, 0 none */
     int64_t heard_ms;             /* leader-local: last AlterPartition from it */
     int64_t reg_inc, reg_ms;      /* leader-local: the registration proposed */
+    bool refused;                 /* leader-local: its address refused a connection since */
 } qnode;
 
 typedef struct qdest {
@@ -106,6 +107,9 @@ struct krep_quorum {
     raft_term ae_term;
     raft_index ae_end;
     int64_t now;
+    int64_t skew;                 /* raft's clock is now + skew (a lost leader: krep_quorum_refused) */
+    int32_t lost_leader;          /* the raft leader whose address refused (0 none) */
+    raft_time skewed_start;       /* the election timer start skew was last set for */
     uint64_t rng;
     /* raft_io state */
     unsigned tick_ms;
@@ -311,7 +315,7 @@ static bool ready(krep_quorum *q) { return is_leader(q) && q->ready_term == q->r
 static bool live(krep_quorum *q, int32_t id)
 {
     qnode *n = qnode_of(q, id, false);
-    return n && n->inc > 0 && q->now - n->heard_ms <= q->cfg.session_timeout_ms;
+    return n && n->inc > 0 && !n->refused && q->now - n->heard_ms <= q->cfg.session_timeout_ms;
 }
 
 void krep_quorum_config_init(krep_quorum_config *c)
@@ -1046,7 +1050,7 @@ static int io_snapshot_get(struct raft_io *io, struct raft_io_snapshot_get *req,
     return 0;
 }
 
-static raft_time io_time(struct raft_io *io) { return (raft_time)Q(io)->now; }
+static raft_time io_time(struct raft_io *io) { return (raft_time)(Q(io)->now + Q(io)->skew); }
 
 static int io_random(struct raft_io *io, int min, int max)
 {
@@ -1532,6 +1536,7 @@ static void host(krep_quorum *q)
         krep_ctl_add_state(c, q->parts[i]->topic, q->parts[i]->index, &q->parts[i]->st);
     for (int i = 0; i < q->nnodes; i++) {
         q->nodes[i].heard_ms = q->now; /* a grace of one session for everyone */
+        q->nodes[i].refused = false;
         q->nodes[i].reg_inc = 0;
         if (q->nodes[i].inc > 0)
             krep_ctl_set_incarnation(c, q->nodes[i].id, q->nodes[i].inc);
@@ -1873,8 +1878,10 @@ static int alter(krep_quorum *q, const kk_alter_partition_req *a, krep_alloc_fn 
         return 0;
     }
     qnode *nd = qnode_of(q, a->broker_id, true);
-    if (nd && a->broker_epoch > 0)
+    if (nd && a->broker_epoch > 0) {
         nd->heard_ms = q->now;
+        nd->refused = false;
+    }
     if (a->topics.n <= 0) {
         if (!nd || a->broker_epoch <= 0)
             r->error_code = KK_ERR_BROKER_ID_NOT_REGISTERED;
@@ -2142,6 +2149,52 @@ void krep_quorum_failed(krep_quorum *q, int32_t dst, int64_t now_ms)
     if (d && d->busy) {
         d->busy = false;
         d->backoff_until = q->now + 20;
+    }
+    pthread_mutex_unlock(&q->mu);
+}
+
+/* A node whose address refused a connection (its host answered and
+ * nothing listens there: the process is gone, or not yet back) is dead
+ * now rather than a session later, until it is heard from again.  On the
+ * controller its partitions get new leaders at once.  On a raft follower
+ * whose leader it is (the controller is gone) the election timer runs out
+ * within half the election timeout instead of after the whole of
+ * it, at a random point so that the survivors do not all stand at once (a
+ * split vote costs a timeout), and so does every round of the election
+ * while the lost leader's address keeps refusing (each round's vote
+ * requests reach it); the clock raft sees jumps ahead, never back.  A
+ * node that does not answer at all (a dead host, a cut link) still has
+ * its session timeout, and a lost leader its election timeout. */
+void krep_quorum_refused(krep_quorum *q, int32_t id, int64_t now_ms)
+{
+    pthread_mutex_lock(&q->mu);
+    if (now_ms > q->now)
+        q->now = now_ms;
+    qnode *n = q->ctl && id != q->cfg.node_id ? qnode_of(q, id, false) : NULL;
+    if (n && n->inc > 0 && !n->refused) {
+        n->refused = true;
+        elect_lost(q);
+    } else if (!q->ctl && q->raft_inited) {
+        int st = raft_state(&q->raft);
+        unsigned rto = 0;
+        if (st == RAFT_FOLLOWER && q->raft.follower_state.current_leader.id == (raft_id)id) {
+            q->lost_leader = id;
+            rto = q->raft.follower_state.randomized_election_timeout;
+        } else if (st == RAFT_CANDIDATE && q->lost_leader == id) {
+            /* still no leader: the next round too comes early (a survivor
+             * whose log was behind the other's was refused its vote) */
+            rto = q->raft.candidate_state.randomized_election_timeout;
+        }
+        if (rto && q->raft.election_timer_start != q->skewed_start) {
+            int64_t d = (int64_t)(splitmix(&q->rng) % (q->cfg.election_timeout_ms / 2 + 1));
+            int64_t due = (int64_t)q->raft.election_timer_start + rto;
+            int64_t skew = due - q->now - d;
+            if (skew > q->skew)
+                q->skew = skew;
+            q->skewed_start = q->raft.election_timer_start;
+            if (q->next_tick > q->now + d)
+                q->next_tick = q->now + d;
+        }
     }
     pthread_mutex_unlock(&q->mu);
 }

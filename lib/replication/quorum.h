@@ -177,6 +177,9 @@ int krep_quorum_state(krep_quorum *q, const char *topic, int32_t partition, krep
 int krep_quorum_next(krep_quorum *q, int32_t dst, int64_t now_ms, kk_wbuf *w, int64_t *wake_ms);
 int krep_quorum_response(krep_quorum *q, int32_t dst, const void *frame, size_t len, int64_t now_ms);
 void krep_quorum_failed(krep_quorum *q, int32_t dst, int64_t now_ms);
+/* dst's address refused a connection: on the controller, dst is dead until
+ * heard from again (its partitions get new leaders now). */
+void krep_quorum_refused(krep_quorum *q, int32_t dst, int64_t now_ms);
 bool krep_quorum_busy(krep_quorum *q, int32_t dst);
 
 /* Serve a frame from a peer: raft's (KREP_API_RAFT) and AlterPartition

@@ -41,11 +41,22 @@ from confluent_kafka.admin import AdminClient  # noqa: E402
 TUNED = ["replica.heartbeat.ms=100", "replica.session.timeout.ms=600",
          "controller.quorum.election.timeout.ms=300", "replica.lag.time.max.ms=2000",
          "replica.fetch.wait.max.ms=100", "replica.socket.timeout.ms=2000", "replica.fetch.backoff.ms=50"]
+# issue 16's "tuned timeouts" for the failover figure: the servers' and the
+# client's (librdkafka asks for metadata every 50 ms, and 20 ms after an
+# error: it otherwise learns the new leader at its next periodic refresh or
+# topic scan, up to a second later)
+FAST = ["replica.heartbeat.ms=50", "replica.session.timeout.ms=300",
+        "controller.quorum.election.timeout.ms=100", "replica.lag.time.max.ms=2000",
+        "replica.fetch.wait.max.ms=50", "replica.socket.timeout.ms=1000", "replica.fetch.backoff.ms=20"]
+FAST_CLIENT = {"retry.backoff.ms": 20, "topic.metadata.refresh.fast.interval.ms": 20, "topic.metadata.refresh.interval.ms": 50,
+               "reconnect.backoff.ms": 10, "reconnect.backoff.max.ms": 100}
+# librdkafka's own defaults, which Writer's settings would otherwise replace
+DEFAULT_CLIENT = {"retry.backoff.ms": 100, "topic.metadata.refresh.interval.ms": 300000, "socket.timeout.ms": 60000}
 
 
 
 
-def start_cluster(serve, witnesses=(), extra=()):
+def start_cluster(serve, witnesses=(), extra=(), base=TUNED):
     ports = free_ports(3)
     peers = ",".join("%d@127.0.0.1:%d" % (i + 1, p) for i, p in enumerate(ports))
     nodes = []
@@ -56,7 +67,7 @@ def start_cluster(serve, witnesses=(), extra=()):
         # the witness too: whichever node leads raft proposes the topics it
         # holds (a witness holds no replica of them)
         prepare = [["topics", "create", "t", "--partitions", "1"]]
-        nodes.append(serve(extra=TUNED + list(extra), listen=("tcp://127.0.0.1:%d" % p,), options=opts, prepare=prepare))
+        nodes.append(serve(extra=list(base) + list(extra), listen=("tcp://127.0.0.1:%d" % p,), options=opts, prepare=prepare))
     return nodes
 
 
@@ -80,11 +91,12 @@ def leader_of(nodes, topic="t", timeout=30, isr=2):
 
 
 class Writer:
-    def __init__(self, nodes):
-        self.p = ck.Producer({"bootstrap.servers": ",".join(n.bootstrap for n in nodes), "acks": "all",
-                              "enable.idempotence": False, "retry.backoff.ms": 50, "message.timeout.ms": 30000,
-                              "topic.metadata.refresh.interval.ms": 250, "socket.timeout.ms": 2000,
-                              "max.in.flight": 1})
+    def __init__(self, nodes, conf=None):
+        c = {"bootstrap.servers": ",".join(n.bootstrap for n in nodes), "acks": "all",
+             "enable.idempotence": False, "retry.backoff.ms": 50, "message.timeout.ms": 30000,
+             "topic.metadata.refresh.interval.ms": 250, "socket.timeout.ms": 2000, "max.in.flight": 1}
+        c.update(conf or {})
+        self.p = ck.Producer(c)
         self.acked = []
 
     def write(self, value, timeout=40):
@@ -103,12 +115,23 @@ class Writer:
 
 
 
-def fail_over(nodes, label, capsys, data=None):
+def controller_id(nodes):
+    for n in nodes:
+        if n.alive():
+            try:
+                return AdminClient({"bootstrap.servers": n.bootstrap}).list_topics("t", timeout=2).controller_id
+            except ck.KafkaException:
+                pass
+    return -1
+
+
+def fail_over(nodes, label, capsys, data=None, client=None):
     data = data or nodes                  # the clients' brokers: the data nodes
-    w = Writer(data)
+    w = Writer(data, client)
     for i in range(20):
         assert w.write(b"before-%d" % i), "acks=all write %d before the failover" % i
     old = leader_of(data)
+    ctl = controller_id(data)
     t0 = time.monotonic()
     old.proc.kill()                       # kill -9 of the partition's leader
     old.proc.wait(10)
@@ -121,8 +144,8 @@ def fail_over(nodes, label, capsys, data=None):
     assert ok, "no acks=all write succeeded within 60 s of the leader's death"
     took = time.monotonic() - t0
     with capsys.disabled():   # shown in the test log, pass or fail
-        print("\n%s: leader (node %d) killed -> first acks=all write acknowledged: %.3f s"
-              % (label, nodes.index(old) + 1, took))
+        print("\n%s: leader (node %d%s) killed -> first acks=all write acknowledged: %.3f s"
+              % (label, nodes.index(old) + 1, ", the controller" if ctl == nodes.index(old) + 1 else "", took))
     for i in range(1, 20):
         assert w.write(b"after-%d" % i), "acks=all write %d after the failover" % i
     new = leader_of([n for n in data if n is not old], isr=1)
@@ -138,6 +161,54 @@ def fail_over(nodes, label, capsys, data=None):
 def test_three_nodes_fail_over_by_themselves(serve, capsys):
     nodes = start_cluster(serve)
     fail_over(nodes, "3 voters", capsys)
+
+
+def test_fail_over_with_default_timeouts(serve, capsys):
+    # the servers' defaults and the client's: a dead process's port refuses
+    # connections, and the controller (or, when the controller died, the
+    # raft followers) act on that instead of waiting out a session
+    nodes = start_cluster(serve, base=[])
+    fail_over(nodes, "3 voters, default timeouts", capsys, client=DEFAULT_CLIENT)
+
+
+@pytest.mark.skipif(not os.environ.get("KLOG_QUORUM_FAILOVERS"), reason="long mode: set KLOG_QUORUM_FAILOVERS=N")
+@pytest.mark.parametrize("mode", ["fast", "default"])
+def test_failover_times(serve, capsys, mode):
+    """N kill -9 of whichever node leads t-0 (restarted each time, back in
+    the ISR before the next): the failover times, those where the leader was
+    also the controller apart."""
+    rounds = int(os.environ["KLOG_QUORUM_FAILOVERS"])
+    # (librdkafka waits up to reconnect.backoff.max.ms, 10 s by default,
+    # before it connects again to a broker it found down: here the new
+    # leader is often the node killed a round earlier)
+    base, client = (FAST, FAST_CLIENT) if mode == "fast" else ([], dict(DEFAULT_CLIENT, **{"reconnect.backoff.max.ms": 1000}))
+    nodes = start_cluster(serve, base=base)
+    w = Writer(nodes, client)
+    times = {False: [], True: []}
+    for r in range(rounds):
+        assert w.write(b"round-%d" % r)
+        old = leader_of(nodes, isr=3)
+        was_ctl = controller_id(nodes) == int(old.options[1])
+        t0 = time.monotonic()
+        old.proc.kill()
+        old.proc.wait(10)
+        old.proc = None
+        ok = False
+        for _ in deadline_loop(60, 0):
+            if w.write(b"k%d-after" % r):
+                ok = True
+                break
+        assert ok, "round %d: no acks=all write within 60 s of the leader's kill -9" % r
+        times[was_ctl].append(time.monotonic() - t0)
+        old.start()
+    check_acked(leader_of(nodes), w)
+    with capsys.disabled():
+        for k, v in times.items():
+            v.sort()
+            if v:
+                print("\n%s timeouts, leader %s the controller: %d failovers, min %.3f median %.3f max %.3f s"
+                      % (mode, "was" if k else "was not", len(v), v[0], v[len(v) // 2], v[-1]))
+                print("  " + " ".join("%.3f" % x for x in v))
 
 
 def witness_says(witness, topic="t"):
