@@ -393,7 +393,6 @@ int krep_mod_leader_and_isr(krep_mod *m, const kk_leader_and_isr_req *q, int16_t
         klog__topics_release(snap, (size_t)nt);
     }
     int rc = krep_handle_leader_and_isr(m->node, q, version, now_ms(), alloc, actx, r);
-    fprintf(stderr, "TRACE %lld node %d leader_and_isr\n", (long long)now_ms(), m->cfg.node_id);
     /* a newer controller epoch than the one hosted here: it took over */
     int32_t id, ep;
     krep_node_controller(m->node, &id, &ep);
@@ -430,9 +429,7 @@ int16_t krep_mod_replica_fetch(krep_mod *m, const char *topic, int32_t partition
 {
     if (!m->node)
         return KK_ERR_NOT_LEADER_OR_FOLLOWER; /* a witness */
-    int16_t e = krep_replica_fetch(m->node, topic, partition, replica_id, current_leader_epoch, fetch_offset, now_ms(), p);
-    if (topic[0] == 't' && topic[1] == 0) fprintf(stderr, "TRACE %lld node %d fetch from %d off %lld err %d\n", (long long)now_ms(), m->cfg.node_id, replica_id, (long long)fetch_offset, e);
-    return e;
+    return krep_replica_fetch(m->node, topic, partition, replica_id, current_leader_epoch, fetch_offset, now_ms(), p);
 }
 
 int krep_mod_state(krep_mod *m, const char *topic, int32_t partition, krep_pstate *out)
