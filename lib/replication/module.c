@@ -64,6 +64,8 @@
 
 #define MAX_RUNNERS (3 * KREP_MAX_NODES + 1)
 #define CONNECT_MS 1000
+#define AUTO_MAX 16          /* auto-creations queued at once */
+#define AUTO_AGAIN_MS 1000   /* a name asked again within this is being created */
 #define IDLE_MS 50
 
 enum { R_FETCH, R_CTL, R_PUSH, R_RAFT };
@@ -120,6 +122,14 @@ struct krep_mod {
     pthread_mutex_t tmu;
     struct mtopic { char name[KLOG_TOPIC_NAME_MAX + 1]; char *config; } *told;
     size_t ntold, toldcap;
+    /* topics a client's Metadata would auto-create, on their way to the
+     * controller (krep_mod_auto_create; under mu): the creator thread,
+     * started on the first, creates them there or sends CreateTopics to
+     * the controller (Kafka's forwarding, KIP-590) */
+    struct acreq { char name[KLOG_TOPIC_NAME_MAX + 1]; int64_t at_ms; } aq[AUTO_MAX], adone[AUTO_MAX];
+    int naq, nadone;
+    pthread_t creator;
+    bool creator_started;
 };
 
 static int64_t now_ms(void) { return (int64_t)(klog__now_ns() / 1000000); }
@@ -1158,6 +1168,108 @@ static void probe_idle(runner *r)
 }
 #endif
 
+/* ---- auto-creation through the controller ---------------------------------------------------------- */
+
+/* One auto-created topic, as a CreateTopics with the defaults: made here
+ * when this node is the controller, else sent to the controller (a fresh
+ * connection, as klog promote's).  The outcome is logged: the client that
+ * asked learns it from its next Metadata. */
+static void auto_create_one(krep_mod *m, const char *name)
+{
+    char eb[256] = "";
+    int rc;
+    if (krep_mod_is_controller(m)) {
+        rc = krep_mod_create_topic(m, name, 0, NULL, 0, NULL, (int)m->timeout_ms, eb, sizeof eb);
+    } else {
+        int32_t cid, cep;
+        krep_mod_controller(m, &cid, &cep);
+        const char *url = cid >= 0 ? url_of(m, cid) : NULL;
+        klog_conn *c = NULL;
+        rc = url ? klog_transport_connect(m->reg, url, CONNECT_MS, &c) : KLOG_ENOTLEADER;
+        if (rc == 0 && m->sasl_mech)
+            rc = peer_sasl(m, c);
+        if (rc == 0) {
+            kk_wbuf w;
+            kk_wbuf_init(&w, 0);
+            kk_arena a;
+            kk_arena_init(&a, NULL, 0);
+            kk_response resp;
+            kk_create_topics_req_topic t = { .name = KK_STR(name), .num_partitions = -1,
+                                             .replication_factor = -1 };
+            kk_create_topics_req q = { .topics = { &t, 1 }, .timeout_ms = (int32_t)m->timeout_ms };
+            rc = peer_call(c, (int)m->timeout_ms, &w, KK_API_CREATE_TOPICS, 4, &q, &a, &resp);
+            if (rc == 0 && resp.body.create_topics.topics.n == 1) {
+                int16_t e = resp.body.create_topics.topics.v[0].error_code;
+                if (e != KK_ERR_NONE && e != KK_ERR_TOPIC_ALREADY_EXISTS) {
+                    snprintf(eb, sizeof eb, "the controller (node %d) answered error %d", (int)cid, (int)e);
+                    rc = -EIO;
+                }
+            } else if (rc == 0) {
+                rc = -EPROTO;
+            }
+            kk_wbuf_free(&w);
+            kk_arena_reset(&a);
+        }
+        klog_conn_close(c);
+    }
+    if (rc < 0 && rc != -EEXIST)
+        klog__log_defer(m->k, KLOG_LOG_WARNING, rc, "replication", "auto-creating topic %s: %s", name,
+                        eb[0] ? eb : klog_strerror(rc));
+}
+
+static void *creator_main(void *arg)
+{
+    krep_mod *m = arg;
+    pthread_mutex_lock(&m->mu);
+    while (!m->stopping) {
+        if (m->naq == 0) {
+            pthread_cond_wait(&m->cv, &m->mu);
+            continue;
+        }
+        struct acreq r = m->aq[0];
+        memmove(m->aq, m->aq + 1, (size_t)--m->naq * sizeof *m->aq);
+        pthread_mutex_unlock(&m->mu);
+        auto_create_one(m, r.name);
+        pthread_mutex_lock(&m->mu);
+        if (m->nadone == AUTO_MAX)
+            memmove(m->adone, m->adone + 1, (size_t)--m->nadone * sizeof *m->adone);
+        r.at_ms = now_ms();
+        m->adone[m->nadone++] = r;
+    }
+    pthread_mutex_unlock(&m->mu);
+    return NULL;
+}
+
+int krep_mod_auto_create(krep_mod *m, const char *name)
+{
+    if (!m || strlen(name) > KLOG_TOPIC_NAME_MAX)
+        return -EINVAL;
+    int rc = 0;
+    int64_t now = now_ms();
+    pthread_mutex_lock(&m->mu);
+    bool seen = false;
+    for (int i = 0; i < m->naq && !seen; i++)
+        seen = !strcmp(m->aq[i].name, name);
+    for (int i = 0; i < m->nadone && !seen; i++)
+        seen = !strcmp(m->adone[i].name, name) && now - m->adone[i].at_ms < AUTO_AGAIN_MS;
+    if (m->stopping)
+        rc = KLOG_ECLOSED;
+    else if (seen)
+        rc = 0;
+    else if (m->naq == AUTO_MAX)
+        rc = -EAGAIN;
+    else if (!m->creator_started && pthread_create(&m->creator, NULL, creator_main, m) != 0)
+        rc = -EAGAIN;
+    else {
+        m->creator_started = true;
+        snprintf(m->aq[m->naq].name, sizeof m->aq[0].name, "%s", name);
+        m->aq[m->naq++].at_ms = now;
+        pthread_cond_broadcast(&m->cv);
+    }
+    pthread_mutex_unlock(&m->mu);
+    return rc;
+}
+
 #if KLOG_HAVE_RAFT
 /* Metadata the quorum applied since the runners last looked (a new
  * leader elected, a node registered): they wake now, not after a nap, so
@@ -1602,6 +1714,10 @@ static void mod_stop(struct klog *k, void *state)
     if (m->tick_started)
         pthread_join(m->tick, NULL);
     m->tick_started = false;
+    if (m->creator_started)
+        pthread_join(m->creator, NULL); /* (it finishes the creation it is in: bounded by timeout_ms) */
+    m->creator_started = false;
+    m->naq = m->nadone = 0;
 #if KLOG_HAVE_RAFT
     krep_quorum_close(m->q); /* before the node it tells */
     m->q = NULL;

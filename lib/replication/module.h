@@ -54,6 +54,13 @@ int krep_mod_data_nodes(krep_mod *m, int32_t *out);
  * it leads raft).  Topics are created there (CreateTopics elsewhere is
  * answered NOT_CONTROLLER, and Metadata names the controller). */
 bool krep_mod_is_controller(krep_mod *m);
+/* A client's Metadata asked for topic `name`, which does not exist, with
+ * auto-creation allowed: create it with the defaults through the
+ * controller, in the background (here if this node is the controller,
+ * else by a CreateTopics sent to it).  0: on its way (the client is
+ * answered LEADER_NOT_AVAILABLE and asks again); < 0: not (-EAGAIN, too
+ * many at once). */
+int krep_mod_auto_create(krep_mod *m, const char *name);
 /* Every partition state this node knows (its replicas', the others', or
  * on a witness the quorum's): *out allocated (free() it; topic names
  * valid while the module runs), returns the count or -ENOMEM. */

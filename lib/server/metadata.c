@@ -53,12 +53,14 @@ struct kt_topic *ksrv_topic_get(struct klog_server *s, const char *name, bool cr
     }
     if (m && krep_topic_replicated(name)) {
         /* Not made here: a replicated topic is created through the
-         * controller (CreateTopics) with its replicas.  A copy made on the
-         * node asked, the controller's own included (its node learns the
-         * partitions it just committed a moment later), would be a topic
-         * of that name outside the metadata, racing the controller's
-         * create: a node outside the replicas held a directory of it. */
-        *err = KK_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+         * controller with its replicas, as Kafka's brokers forward it
+         * (KIP-590).  A copy made on the node asked, the controller's own
+         * included (its node learns the partitions it just committed a
+         * moment later), would be a topic of that name outside the
+         * metadata, racing the controller's create: a node outside the
+         * replicas held a directory of it.  The client is answered as
+         * Kafka answers for a topic being created, and asks again. */
+        *err = krep_mod_auto_create(m, name) == 0 ? KK_ERR_LEADER_NOT_AVAILABLE : KK_ERR_UNKNOWN_TOPIC_OR_PARTITION;
         return NULL;
     }
     char eb[256];

@@ -284,3 +284,39 @@ def test_quorum_spreads_leaders_and_fails_over(serve):
     want = set(before + after)
     got = read_nodes(nodes, "q", want)
     assert want <= got, "acknowledged records lost: %s" % sorted(want - got)[:10]
+
+
+@pytest.mark.parametrize("controller", ["static", "quorum"])
+def test_auto_create_through_the_controller(serve, controller):
+    """A producer's Metadata for a topic nobody created, sent to a node that
+    is not the controller: the node has the controller create it with the
+    defaults (Kafka's forwarding, KIP-590), answers LEADER_NOT_AVAILABLE
+    meanwhile, and the producer's records land on every replica."""
+    if controller == "quorum" and not raft_built():
+        pytest.skip("klog was built without raft (no quorum controller)")
+    extra = ["replication.controller=static"] if controller == "static" else \
+        ["replica.session.timeout.ms=1500", "controller.quorum.election.timeout.ms=500"]
+    nodes = cluster(serve, extra + ["num.partitions=2"])
+    ctl = -1
+    for _ in deadline_loop(30, 0.1):
+        try:
+            ctl = AdminClient({"bootstrap.servers": nodes[0].bootstrap}).list_topics(timeout=2).controller_id
+        except ck.KafkaException:
+            continue
+        if ctl > 0:
+            break
+    assert ctl > 0, "no controller named"
+    other = [n for n in nodes if node_id(n) != ctl][0]
+    # the producer knows only a node that is not the controller
+    p = ck.Producer({"bootstrap.servers": other.bootstrap, "acks": "all", "enable.idempotence": False,
+                     "message.timeout.ms": 30000, "retry.backoff.ms": 50})
+    res = []
+    for i in range(4):
+        p.produce("made-on-demand", value=b"v%d" % i, partition=i % 2, on_delivery=lambda err, msg: res.append(err))
+    assert p.flush(40) == 0
+    assert res == [None] * 4, res
+    # created by the controller with the defaults: 2 partitions, 3 replicas
+    settled(nodes, "made-on-demand", 2, 3)
+    assert set(read_nodes(nodes, "made-on-demand", {b"v0", b"v1", b"v2", b"v3"})) >= {b"v0", b"v1", b"v2", b"v3"}
+    for n in nodes:
+        assert holds(n, "made-on-demand"), "node %d holds no replica" % node_id(n)
