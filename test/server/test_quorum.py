@@ -125,6 +125,19 @@ def controller_id(nodes):
     return -1
 
 
+def kill_until_written(old, w, value, what):
+    """kill -9 of old (a partition's leader), then acks=all writes of value
+    until one is acknowledged (60 s at most): the seconds from the kill."""
+    t0 = time.monotonic()
+    old.proc.kill()
+    old.proc.wait(10)
+    old.proc = None
+    for _ in deadline_loop(60, 0):
+        if w.write(value):
+            return time.monotonic() - t0
+    pytest.fail("%s: no acks=all write succeeded within 60 s of the leader's kill -9" % what)
+
+
 def fail_over(nodes, label, capsys, data=None, client=None):
     data = data or nodes                  # the clients' brokers: the data nodes
     w = Writer(data, client)
@@ -132,17 +145,7 @@ def fail_over(nodes, label, capsys, data=None, client=None):
         assert w.write(b"before-%d" % i), "acks=all write %d before the failover" % i
     old = leader_of(data)
     ctl = controller_id(data)
-    t0 = time.monotonic()
-    old.proc.kill()                       # kill -9 of the partition's leader
-    old.proc.wait(10)
-    old.proc = None
-    ok = False
-    for _ in deadline_loop(60, 0):
-        if w.write(b"after-0"):
-            ok = True
-            break
-    assert ok, "no acks=all write succeeded within 60 s of the leader's death"
-    took = time.monotonic() - t0
+    took = kill_until_written(old, w, b"after-0", label)
     with capsys.disabled():   # shown in the test log, pass or fail
         print("\n%s: leader (node %d%s) killed -> first acks=all write acknowledged: %.3f s"
               % (label, nodes.index(old) + 1, ", the controller" if ctl == nodes.index(old) + 1 else "", took))
@@ -189,17 +192,7 @@ def test_failover_times(serve, capsys, mode):
         assert w.write(b"round-%d" % r)
         old = leader_of(nodes, isr=3)
         was_ctl = controller_id(nodes) == int(old.options[1])
-        t0 = time.monotonic()
-        old.proc.kill()
-        old.proc.wait(10)
-        old.proc = None
-        ok = False
-        for _ in deadline_loop(60, 0):
-            if w.write(b"k%d-after" % r):
-                ok = True
-                break
-        assert ok, "round %d: no acks=all write within 60 s of the leader's kill -9" % r
-        times[was_ctl].append(time.monotonic() - t0)
+        times[was_ctl].append(kill_until_written(old, w, b"k%d-after" % r, "round %d" % r))
         old.start()
     check_acked(leader_of(nodes), w)
     with capsys.disabled():
@@ -302,15 +295,7 @@ def test_rounds_of_kill_and_stop(serve, capsys):
         assert w.write(b"round-%d" % r)
         freeze_over(nodes, w, "round %d, SIGSTOP" % r, capsys, b"s%d" % r)
         old = leader_of(nodes)
-        old.proc.kill()                   # kill -9 of the leader
-        old.proc.wait(10)
-        old.proc = None
-        ok = False
-        for _ in deadline_loop(60, 0):
-            if w.write(b"k%d-after" % r):
-                ok = True
-                break
-        assert ok, "round %d: no acks=all write within 60 s of the leader's kill -9" % r
+        kill_until_written(old, w, b"k%d-after" % r, "round %d" % r)
         old.start()
         check_acked(leader_of(nodes), w)
 
