@@ -86,6 +86,7 @@ struct tls_state {
     bool mu_init;
     SSL_CTX *srv;              /* NULL: this end cannot listen (no certificate, no PSK) */
     SSL_CTX *cli;
+    bool cli_paths;            /* the system's CAs loaded into cli (ssl_new) */
     BIO_METHOD *bio;           /* the socket BIO of every connection (sock_bio_*) */
 };
 
@@ -217,9 +218,10 @@ static SSL_CTX *ctx_make(struct tls_state *st, bool server, int *rcp, char *errb
             rc = ssl_errf(errbuf, errsize, KLOG_ECONF, "ssl.ca.location:", cf->ca);
             goto fail;
         }
-    } else if (!server) {
-        SSL_CTX_set_default_verify_paths(ctx);
     }
+    /* (without ssl.ca.location a client trusts the system's CAs: loaded at
+     * its first connection, ssl_new, not here; parsing the bundle cost every
+     * klog_server_new 1.3 MB of memory and its time, TLS or not) */
     if (server) {
         /* Sessions resumed across a reload or with client certificates
          * need an id context. */
@@ -450,6 +452,7 @@ static int tls_reload(struct tls_state *st, char *errbuf, size_t errsize)
     SSL_CTX *os = st->srv, *oc = st->cli;
     st->srv = srv;
     st->cli = cli;
+    st->cli_paths = false;
     pthread_mutex_unlock(&st->mu);
     SSL_CTX_free(os); /* connections made from them hold references */
     SSL_CTX_free(oc);
@@ -461,6 +464,11 @@ static SSL *ssl_new(struct tls_state *st, bool server)
 {
     pthread_mutex_lock(&st->mu);
     SSL_CTX *ctx = server ? st->srv : st->cli;
+    if (ctx && !server && !st->cfg.ca[0] && !st->cli_paths) {
+        SSL_CTX_set_default_verify_paths(ctx); /* before any SSL object of it */
+        ERR_clear_error();
+        st->cli_paths = true;
+    }
     SSL *ssl = ctx ? SSL_new(ctx) : NULL;
     pthread_mutex_unlock(&st->mu);
     return ssl;

@@ -180,6 +180,38 @@ Test(tls, server_certificate)
     klog_transport_registry_free(creg);
 }
 
+/* Without ssl.ca.location a client trusts the system's CAs, loaded at its
+ * first connection (not at registration): here the system's bundle is the
+ * test CA (SSL_CERT_FILE, read by OpenSSL when it loads them; each
+ * Criterion test is a process of its own), so the server is trusted; with
+ * a bundle that lacks it, refused. */
+Test(tls, system_cas_at_the_first_connection)
+{
+    char ca[512], other[512];
+    snprintf(ca, sizeof ca, "%s/ca.pem", certdir);
+    snprintf(other, sizeof other, "%s/other-ca.pem", certdir);
+    for (int trusted = 1; trusted >= 0; trusted--) {
+        klog_transport_registry *sreg = reg_of(SERVER, 0), *creg = reg_of(NULL, 0);
+        /* after the registration: the bundle is read at the connection */
+        cr_assert_eq(setenv("SSL_CERT_FILE", trusted ? ca : other, 1), 0);
+        cr_assert_eq(setenv("SSL_CERT_DIR", "/nonexistent", 1), 0);
+        klog_listener *l;
+        cr_assert_eq(klog_transport_listen(sreg, "tls://127.0.0.1:0", &l), 0);
+        struct acceptor a;
+        acceptor_start(&a, l);
+        int rc = round_trip(creg, klog_listener_url(l), NULL);
+        if (trusted)
+            cr_assert_eq(rc, 0, "%d %s", rc, klog_strerror(rc));
+        else
+            cr_assert_eq(rc, -EKEYREJECTED, "%d %s", rc, klog_strerror(rc));
+        acceptor_join(&a);
+        klog_conn_close(a.c);
+        klog_listener_close(l);
+        klog_transport_registry_free(sreg);
+        klog_transport_registry_free(creg);
+    }
+}
+
 Test(tls, untrusted_server_is_refused)
 {
     static const char *const OTHER[] = { "ssl.ca.location", "@other-ca.pem", NULL };
