@@ -443,6 +443,19 @@ static int node_start(snode *nd)
     return 0;
 }
 
+/* The node's connections and listener, gone (a crash or a stop). */
+static void net_down(snode *nd)
+{
+    for (int i = 0; i < nd->nin; i++)
+        klog_conn_close(nd->in[i].c);
+    nd->nin = 0;
+    for (int i = 0; i < nd->nout; i++)
+        klog_conn_close(nd->out[i].c);
+    nd->nout = 0;
+    klog_listener_close(nd->lst);
+    nd->lst = NULL;
+}
+
 /* Power cut (already happened, or now) and close. */
 static void node_crash(snode *nd, bool now)
 {
@@ -458,14 +471,7 @@ static void node_crash(snode *nd, bool now)
     } else {
         TRACE("node %d: power cut at its disk operation", nd->id);
     }
-    for (int i = 0; i < nd->nin; i++)
-        klog_conn_close(nd->in[i].c);
-    nd->nin = 0;
-    for (int i = 0; i < nd->nout; i++)
-        klog_conn_close(nd->out[i].c);
-    nd->nout = 0;
-    klog_listener_close(nd->lst);
-    nd->lst = NULL;
+    net_down(nd);
 #if KLOG_HAVE_RAFT
     if (nd->q) {
         host_forget(&nd->h);
@@ -1710,14 +1716,7 @@ static int run(uint64_t seed)
 /* A clean stop (no power cut): the node stays down until restarted. */
 static void node_stop(snode *nd)
 {
-    for (int i = 0; i < nd->nin; i++)
-        klog_conn_close(nd->in[i].c);
-    nd->nin = 0;
-    for (int i = 0; i < nd->nout; i++)
-        klog_conn_close(nd->out[i].c);
-    nd->nout = 0;
-    klog_listener_close(nd->lst);
-    nd->lst = NULL;
+    net_down(nd);
     host_drop(&nd->h);
     krep_node_free(nd->rn);
     nd->rn = NULL;
