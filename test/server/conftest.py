@@ -19,6 +19,7 @@ import resource
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -242,6 +243,15 @@ class Server:
         except (OSError, AttributeError):
             return None
         return None
+
+
+@pytest.fixture
+def sockdir():
+    """A short-named temporary directory for unix sockets (a socket path
+    has at most 107 bytes; tmp_path's are longer)."""
+    d = tempfile.mkdtemp(prefix="klsock")
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture

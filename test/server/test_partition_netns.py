@@ -68,11 +68,11 @@ import time
 
 import pytest
 
-from conftest import KLOG
 from kwire import deadline_loop
 
 ck = pytest.importorskip("confluent_kafka")
 from confluent_kafka.admin import AdminClient  # noqa: E402
+from test_replication_faults import klog  # noqa: E402  (the CLI, its exit status checked)
 
 ROUNDS = int(os.environ.get("KLOG_PARTITION_ROUNDS", "1"))
 QUORUM = bool(os.environ.get("KLOG_RAFT"))
@@ -246,13 +246,6 @@ def lab():
     finally:
         lb.destroy()
 
-
-def klog(*args, want=0, timeout=60):
-    p = subprocess.run([KLOG] + list(args), capture_output=True, timeout=timeout)
-    if want is not None:
-        assert p.returncode == want, "klog %s: exit %d (want %d)\n%s" % (
-            " ".join(args), p.returncode, want, p.stderr.decode(errors="replace"))
-    return p.returncode, p.stdout.decode(errors="replace") + p.stderr.decode(errors="replace")
 
 
 class Writer:

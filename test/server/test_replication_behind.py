@@ -7,30 +7,11 @@ the same start, the same end, the same records.  Before that, it asked
 below the leader's start again and again and never caught up.  Servers
 are stopped by PID; every wait is bounded.
 """
-import shutil
-import tempfile
-
-import pytest
-
-from test_replication_cli import field, klog, remote_built, wait_for
-
-
-@pytest.fixture
-def sockdir():
-    d = tempfile.mkdtemp(prefix="klbeh")   # short: a socket path has at most 107 bytes
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
+from test_replication_cli import field, klog, two_nodes, wait_for
 
 
 def test_follower_behind_the_leaders_log_start_starts_again_there(serve, sockdir):
-    if not remote_built():
-        pytest.skip("the klog tool was built without remote mode (librdkafka)")
-    socks = ["unix://%s/n%d.sock" % (sockdir, i) for i in (1, 2)]
-    peers = "1@%s,2@%s" % (socks[0], socks[1])
-    common = ["replication.peers=" + peers, "replica.lag.time.max.ms=1000", "replica.fetch.wait.max.ms=100",
-              "replica.heartbeat.ms=100", "replica.socket.timeout.ms=2000", "min.insync.replicas=1"]
-    n1 = serve(extra=["node.id=1"] + common, listen=(socks[0], "tcp://127.0.0.1:0"))
-    n2 = serve(extra=["node.id=2"] + common, listen=(socks[1], "tcp://127.0.0.1:0"))
+    n1, n2 = two_nodes(serve, sockdir)
 
     klog("--bootstrap-server", n1.bootstrap, "topics", "create", "t", "--partitions", "1")
     out = klog("--bootstrap-server", n1.bootstrap, "produce", "t", "-X", "acks=all",
