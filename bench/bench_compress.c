@@ -50,76 +50,21 @@ static uint32_t *g_off;
 static uint64_t g_n;
 static char (*g_keys)[KEY_LEN + 1];
 
-static uint64_t rng_state = 0x9e3779b97f4a7c15u;
-
-static uint64_t rng(void)
-{
-    uint64_t x = rng_state;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    rng_state = x;
-    return x * 0x2545f4914f6cdd1du;
-}
-
-static double rng_unit(void)
-{
-    return (double)(rng() >> 11) / 9007199254740992.0;
-}
-
-/* bench/compare/main.c's telemetry_init, the same values. */
+/* bench/compare/main.c's telemetry values (bench_util.h), the same bytes. */
 static void telemetry_init(uint64_t n)
 {
-    static const char *const sites[] = { "plant-berlin-03", "plant-lyon-01", "warehouse-oslo-2", "depot-madrid-07",
-                                         "plant-austin-11", "lab-kyoto-1" };
-    static const char *const status[] = { "ok", "ok", "ok", "ok", "degraded", "ok", "maintenance", "ok" };
-    static const char *const words[] = { "sensor", "reading", "within", "tolerance", "recalibrated", "after",
-                                         "firmware", "update", "door", "opened", "vibration", "nominal", "fan",
-                                         "speed", "increased", "threshold", "exceeded", "briefly", "battery",
-                                         "replaced", "link", "quality", "good", "retry", "scheduled", "shift" };
-    enum { NDEV = 2000 };
-    static double temp[NDEV], hum[NDEV], pres[NDEV], volt[NDEV];
-    for (int d = 0; d < NDEV; d++) {
-        temp[d] = 18 + 8 * rng_unit();
-        hum[d] = 30 + 40 * rng_unit();
-        pres[d] = 990 + 40 * rng_unit();
-        volt[d] = 3.0 + 0.6 * rng_unit();
-    }
+    uint64_t rng = BU_RNG_SEED;
     g_n = n;
-    g_tel = malloc(n * 620);
+    g_tel = malloc(n * BU_TEL_MAX);
     g_off = malloc((n + 1) * sizeof *g_off);
     g_keys = malloc(n * sizeof *g_keys);
     if (!g_tel || !g_off || !g_keys) {
         fprintf(stderr, "bench_compress: out of memory\n");
         exit(1);
     }
-    uint64_t ts = 1732406400000u, pos = 0;
-    for (uint64_t i = 0; i < n; i++) {
-        unsigned d = (unsigned)(rng() % NDEV);
-        ts += 1 + rng() % 40;
-        temp[d] += (rng_unit() - 0.5) * 0.2;
-        hum[d] += (rng_unit() - 0.5) * 0.5;
-        pres[d] += (rng_unit() - 0.5) * 0.3;
-        volt[d] -= rng_unit() * 0.0005;
-        unsigned target = 300 + (unsigned)(rng() % 301);
-        char *p = g_tel + pos;
-        int len = snprintf(p, 620,
-                           "{\"device_id\":\"dev-%06u\",\"site\":\"%s\",\"ts\":%" PRIu64 ",\"received_ts\":%" PRIu64
-                           ",\"seq\":%" PRIu64 ",\"fw\":\"2.%u.%u\",\"readings\":{\"temp_c\":%.2f,\"humidity_pct\":%.1f,"
-                           "\"pressure_hpa\":%.2f,\"battery_v\":%.3f,\"rssi_dbm\":%d},\"status\":\"%s\",\"alarms\":[%s],"
-                           "\"note\":\"",
-                           d, sites[d % 6], ts, ts + 20 + rng() % 300, i, d % 4, d % 7, temp[d], hum[d], pres[d],
-                           volt[d], -40 - (int)(rng() % 60), status[rng() % 8], rng() % 10 ? "" : "\"temp_high\"");
-        while ((unsigned)len + 3 < target) {
-            const char *w = words[rng() % (sizeof words / sizeof words[0])];
-            len += snprintf(p + len, 620 - (size_t)len, "%s%s", p[len - 1] == '"' ? "" : " ", w);
-        }
-        len += snprintf(p + len, 620 - (size_t)len, "\"}");
-        g_off[i] = (uint32_t)pos;
-        pos += (uint64_t)len;
+    bu_telemetry(n, g_tel, g_off, &rng);
+    for (uint64_t i = 0; i < n; i++)
         snprintf(g_keys[i], sizeof g_keys[i], "key-%012" PRIu64, i % 100000);
-    }
-    g_off[n] = (uint32_t)pos;
 }
 
 static double now_s(clockid_t c)

@@ -12,6 +12,7 @@
 #define KLOG_BENCH_UTIL_H
 
 #include <errno.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <fcntl.h>
 #include <stdbool.h>
@@ -27,6 +28,82 @@
 #include <unistd.h>
 
 static volatile uint64_t bu_sink;
+
+/* xorshift64*: the benchmarks' record generators, seeded alike so that
+ * the same workload gives the same bytes in every program. */
+#define BU_RNG_SEED 0x9e3779b97f4a7c15u
+static inline uint64_t bu_rng(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    return x * 0x2545f4914f6cdd1du;
+}
+
+static inline double bu_rng_unit(uint64_t *s)
+{
+    return (double)(bu_rng(s) >> 11) / 9007199254740992.0;
+}
+
+/*
+ * Telemetry-like JSON values, 300-600 bytes each (bench_compare's telemetry
+ * workload, bench_compress): a device id, a site, timestamps, a firmware
+ * version, a few float readings that drift per device (a random walk, as
+ * sensors do), a status string, alarms and a free-text note of words from
+ * a small vocabulary to reach the target length.  Value i is tel[off[i]]
+ * to tel[off[i + 1]]; tel holds n * BU_TEL_MAX bytes, off n + 1 entries.
+ */
+#define BU_TEL_MAX 620
+static inline void bu_telemetry(uint64_t n, char *tel, uint32_t *off, uint64_t *rng)
+{
+    static const char *const sites[] = { "plant-berlin-03", "plant-lyon-01", "warehouse-oslo-2", "depot-madrid-07",
+                                         "plant-austin-11", "lab-kyoto-1" };
+    static const char *const status[] = { "ok", "ok", "ok", "ok", "degraded", "ok", "maintenance", "ok" };
+    static const char *const words[] = { "sensor", "reading", "within", "tolerance", "recalibrated", "after",
+                                         "firmware", "update", "door", "opened", "vibration", "nominal", "fan",
+                                         "speed", "increased", "threshold", "exceeded", "briefly", "battery",
+                                         "replaced", "link", "quality", "good", "retry", "scheduled", "shift" };
+    enum { NDEV = 2000 };
+    static double temp[NDEV], hum[NDEV], pres[NDEV], volt[NDEV];
+    for (int d = 0; d < NDEV; d++) {
+        temp[d] = 18 + 8 * bu_rng_unit(rng);
+        hum[d] = 30 + 40 * bu_rng_unit(rng);
+        pres[d] = 990 + 40 * bu_rng_unit(rng);
+        volt[d] = 3.0 + 0.6 * bu_rng_unit(rng);
+    }
+    uint64_t ts = 1732406400000u, pos = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        unsigned d = (unsigned)(bu_rng(rng) % NDEV);
+        ts += 1 + bu_rng(rng) % 40;
+        temp[d] += (bu_rng_unit(rng) - 0.5) * 0.2;
+        hum[d] += (bu_rng_unit(rng) - 0.5) * 0.5;
+        pres[d] += (bu_rng_unit(rng) - 0.5) * 0.3;
+        volt[d] -= bu_rng_unit(rng) * 0.0005;
+        unsigned target = 300 + (unsigned)(bu_rng(rng) % 301);
+        char *p = tel + pos;
+        uint64_t rts = ts + 20 + bu_rng(rng) % 300;
+        int rssi = -40 - (int)(bu_rng(rng) % 60);
+        const char *st = status[bu_rng(rng) % 8];
+        const char *alarm = bu_rng(rng) % 10 ? "" : "\"temp_high\"";
+        int len = snprintf(p, BU_TEL_MAX,
+                           "{\"device_id\":\"dev-%06u\",\"site\":\"%s\",\"ts\":%" PRIu64 ",\"received_ts\":%" PRIu64
+                           ",\"seq\":%" PRIu64 ",\"fw\":\"2.%u.%u\",\"readings\":{\"temp_c\":%.2f,\"humidity_pct\":%.1f,"
+                           "\"pressure_hpa\":%.2f,\"battery_v\":%.3f,\"rssi_dbm\":%d},\"status\":\"%s\",\"alarms\":[%s],"
+                           "\"note\":\"",
+                           d, sites[d % 6], ts, rts, i, d % 4, d % 7, temp[d], hum[d], pres[d], volt[d], rssi, st,
+                           alarm);
+        while ((unsigned)len + 3 < target) {
+            const char *w = words[bu_rng(rng) % (sizeof words / sizeof words[0])];
+            len += snprintf(p + len, BU_TEL_MAX - (size_t)len, "%s%s", p[len - 1] == '"' ? "" : " ", w);
+        }
+        len += snprintf(p + len, BU_TEL_MAX - (size_t)len, "\"}");
+        off[i] = (uint32_t)pos;
+        pos += (uint64_t)len;
+    }
+    off[n] = (uint32_t)pos;
+}
 
 static inline int bu_cmp_d(const void *a, const void *b)
 {

@@ -167,76 +167,14 @@ static bool in_list(const char *list, const char *name)
 
 /* ---- workload data ------------------------------------------------------ */
 
-static uint64_t rng_state = 0x9e3779b97f4a7c15u;
-
-static uint64_t rng(void)
-{
-    uint64_t x = rng_state;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    rng_state = x;
-    return x * 0x2545f4914f6cdd1du;
-}
-
-static double rng_unit(void)
-{
-    return (double)(rng() >> 11) / 9007199254740992.0;
-}
-
-/*
- * Telemetry-like JSON values, 300-600 bytes each: a device id, a site,
- * timestamps, a firmware version, a few float readings that drift per device
- * (a random walk, as sensors do), a status string, alarms and a free-text
- * note of words from a small vocabulary to reach the target length.
- */
+/* The telemetry values (bench_util.h's bu_telemetry; bench_compress's too). */
 static void telemetry_init(uint64_t n)
 {
-    static const char *const sites[] = { "plant-berlin-03", "plant-lyon-01", "warehouse-oslo-2", "depot-madrid-07",
-                                         "plant-austin-11", "lab-kyoto-1" };
-    static const char *const status[] = { "ok", "ok", "ok", "ok", "degraded", "ok", "maintenance", "ok" };
-    static const char *const words[] = { "sensor", "reading", "within", "tolerance", "recalibrated", "after",
-                                         "firmware", "update", "door", "opened", "vibration", "nominal", "fan",
-                                         "speed", "increased", "threshold", "exceeded", "briefly", "battery",
-                                         "replaced", "link", "quality", "good", "retry", "scheduled", "shift" };
-    enum { NDEV = 2000 };
-    static double temp[NDEV], hum[NDEV], pres[NDEV], volt[NDEV];
-    for (int d = 0; d < NDEV; d++) {
-        temp[d] = 18 + 8 * rng_unit();
-        hum[d] = 30 + 40 * rng_unit();
-        pres[d] = 990 + 40 * rng_unit();
-        volt[d] = 3.0 + 0.6 * rng_unit();
-    }
+    uint64_t rng_state = BU_RNG_SEED;
     g_tel_n = n;
-    g_tel = bc_alloc_prefaulted(n * 620);
+    g_tel = bc_alloc_prefaulted(n * BU_TEL_MAX);
     g_tel_off = bc_alloc_prefaulted((n + 1) * sizeof *g_tel_off);
-    uint64_t ts = 1732406400000u, pos = 0;
-    for (uint64_t i = 0; i < n; i++) {
-        unsigned d = (unsigned)(rng() % NDEV);
-        ts += 1 + rng() % 40;
-        temp[d] += (rng_unit() - 0.5) * 0.2;
-        hum[d] += (rng_unit() - 0.5) * 0.5;
-        pres[d] += (rng_unit() - 0.5) * 0.3;
-        volt[d] -= rng_unit() * 0.0005;
-        unsigned target = 300 + (unsigned)(rng() % 301);
-        char *p = g_tel + pos;
-        int len = snprintf(p, 620,
-                           "{\"device_id\":\"dev-%06u\",\"site\":\"%s\",\"ts\":%" PRIu64 ",\"received_ts\":%" PRIu64
-                           ",\"seq\":%" PRIu64 ",\"fw\":\"2.%u.%u\",\"readings\":{\"temp_c\":%.2f,\"humidity_pct\":%.1f,"
-                           "\"pressure_hpa\":%.2f,\"battery_v\":%.3f,\"rssi_dbm\":%d},\"status\":\"%s\",\"alarms\":[%s],"
-                           "\"note\":\"",
-                           d, sites[d % 6], ts, ts + 20 + rng() % 300, i, d % 4, d % 7, temp[d], hum[d], pres[d],
-                           volt[d], -40 - (int)(rng() % 60), status[rng() % 8],
-                           rng() % 10 ? "" : "\"temp_high\"");
-        while ((unsigned)len + 3 < target) {
-            const char *w = words[rng() % (sizeof words / sizeof words[0])];
-            len += snprintf(p + len, 620 - (size_t)len, "%s%s", p[len - 1] == '"' ? "" : " ", w);
-        }
-        len += snprintf(p + len, 620 - (size_t)len, "\"}");
-        g_tel_off[i] = (uint32_t)pos;
-        pos += (uint64_t)len;
-    }
-    g_tel_off[n] = (uint32_t)pos;
+    bu_telemetry(n, g_tel, g_tel_off, &rng_state);
 }
 
 static void data_init(void)
