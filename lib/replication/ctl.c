@@ -735,41 +735,22 @@ static void topics_response(krep_ctl *c, ctl_node *nd, const void *frame, size_t
     nd->topics_sent = false;
 }
 
-/* A reader over a frame (the requests' strings are copied out). */
-typedef struct trd {
-    const uint8_t *p;
-    size_t n, at;
-    bool bad;
-} trd;
-
-static const uint8_t *trd_take(trd *r, size_t k)
+/* The next k (1, 2 or 4) bytes as a signed big-endian number (internal.h's
+ * reader; the requests' strings are copied out of the frame). */
+static int32_t trd_i(krep_rd *r, size_t k)
 {
-    if (r->bad || r->n - r->at < k) {
-        r->bad = true;
-        return NULL;
-    }
-    const uint8_t *q = r->p + r->at;
-    r->at += k;
-    return q;
-}
-
-static int32_t trd_i(trd *r, size_t k)
-{
-    const uint8_t *q = trd_take(r, k);
-    uint32_t v = 0;
-    for (size_t i = 0; q && i < k; i++)
-        v = v << 8 | q[i];
+    uint32_t v = (uint32_t)krep_rd_be(r, k);
     return k == 2 ? (int16_t)v : k == 1 ? (int8_t)v : (int32_t)v;
 }
 
 /* A copy of len bytes (len < 0: null), NUL-terminated; NULL when bad. */
-static char *trd_str(trd *r, int32_t len, size_t max, bool *oom)
+static char *trd_str(krep_rd *r, int32_t len, size_t max, bool *oom)
 {
     if (len < 0 || (size_t)len > max) {
         r->bad = true;
         return NULL;
     }
-    const uint8_t *q = trd_take(r, (size_t)len);
+    const uint8_t *q = krep_rd_take(r, (size_t)len);
     if (!q)
         return NULL;
     char *s = malloc((size_t)len + 1);
@@ -797,7 +778,7 @@ void krep_topics_req_free(krep_topics_req *r)
 int krep_topics_decode(const void *frame, size_t len, krep_topics_req *out)
 {
     memset(out, 0, sizeof *out);
-    trd r = { frame, len, 0, false };
+    krep_rd r = { frame, len, 0, false };
     bool oom = false;
     if (trd_i(&r, 2) != KREP_API_TOPICS)
         return KLOG_ECORRUPT;
@@ -805,7 +786,7 @@ int krep_topics_decode(const void *frame, size_t len, krep_topics_req *out)
     out->corr = trd_i(&r, 4);
     int32_t cl = trd_i(&r, 2);
     if (cl > 0)
-        trd_take(&r, (size_t)cl);
+        krep_rd_take(&r, (size_t)cl);
     out->controller_id = trd_i(&r, 4);
     out->controller_epoch = trd_i(&r, 4);
     int32_t n = trd_i(&r, 4);

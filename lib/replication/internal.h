@@ -33,4 +33,33 @@ static inline bool krep_in(const int32_t *ids, int n, int32_t id)
     return false;
 }
 
+/* A bounded reader over a frame: a read past its end marks it bad and
+ * yields NULL (krep_rd_take) or 0 (krep_rd_be). */
+typedef struct krep_rd {
+    const uint8_t *p;
+    size_t n, at;
+    bool bad;
+} krep_rd;
+
+static inline const uint8_t *krep_rd_take(krep_rd *r, size_t k)
+{
+    if (r->bad || r->n - r->at < k) {
+        r->bad = true;
+        return NULL;
+    }
+    const uint8_t *q = r->p + r->at;
+    r->at += k;
+    return q;
+}
+
+/* The next k bytes (at most 8) as a big-endian unsigned number. */
+static inline uint64_t krep_rd_be(krep_rd *r, size_t k)
+{
+    const uint8_t *q = krep_rd_take(r, k);
+    uint64_t v = 0;
+    for (size_t i = 0; q && i < k; i++)
+        v = v << 8 | q[i];
+    return v;
+}
+
 #endif /* KLOG_REPLICATION_INTERNAL_H */

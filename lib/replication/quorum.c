@@ -178,42 +178,12 @@ static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
 static uint32_t get32(const uint8_t *p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]; }
 static uint64_t get64(const uint8_t *p) { return (uint64_t)get32(p) << 32 | get32(p + 4); }
 
-/* A bounded reader. */
-typedef struct rd {
-    const uint8_t *p;
-    size_t n, at;
-    bool bad;
-} rd;
-static const uint8_t *rd_take(rd *r, size_t k)
-{
-    if (r->bad || r->n - r->at < k) {
-        r->bad = true;
-        return NULL;
-    }
-    const uint8_t *p = r->p + r->at;
-    r->at += k;
-    return p;
-}
-static uint8_t rd8(rd *r)
-{
-    const uint8_t *p = rd_take(r, 1);
-    return p ? p[0] : 0;
-}
-static uint16_t rd16(rd *r)
-{
-    const uint8_t *p = rd_take(r, 2);
-    return p ? get16(p) : 0;
-}
-static uint32_t rd32(rd *r)
-{
-    const uint8_t *p = rd_take(r, 4);
-    return p ? get32(p) : 0;
-}
-static uint64_t rd64(rd *r)
-{
-    const uint8_t *p = rd_take(r, 8);
-    return p ? get64(p) : 0;
-}
+/* The bounded reader (internal.h). */
+typedef krep_rd rd;
+static uint8_t rd8(rd *r) { return (uint8_t)krep_rd_be(r, 1); }
+static uint16_t rd16(rd *r) { return (uint16_t)krep_rd_be(r, 2); }
+static uint32_t rd32(rd *r) { return (uint32_t)krep_rd_be(r, 4); }
+static uint64_t rd64(rd *r) { return krep_rd_be(r, 8); }
 
 /* A growable byte buffer (for commands: raft_malloc'd, raft frees them). */
 typedef struct wr {
@@ -495,7 +465,7 @@ static bool rd_conf(rd *r, struct raft_configuration *c)
         raft_id id = rd64(r);
         int role = rd8(r);
         uint16_t al = rd16(r);
-        const uint8_t *a = rd_take(r, al);
+        const uint8_t *a = krep_rd_take(r, al);
         char addr[256];
         if (!a || al >= sizeof addr)
             return false;
@@ -554,7 +524,7 @@ static int snap_read(krep_quorum *q, struct raft_snapshot **out)
     if (rc < 0)
         return rc;
     rd r = { b, n, 0, false };
-    const uint8_t *magic = rd_take(&r, 8);
+    const uint8_t *magic = krep_rd_take(&r, 8);
     struct raft_snapshot *sn = raft_calloc(1, sizeof *sn);
     if (!sn) {
         free(b);
@@ -568,10 +538,10 @@ static int snap_read(krep_quorum *q, struct raft_snapshot **out)
         sn->term = rd64(&r);
         sn->configuration_index = rd64(&r);
         uint32_t cl = rd32(&r);
-        rd cr = { rd_take(&r, cl), cl, 0, false };
+        rd cr = { krep_rd_take(&r, cl), cl, 0, false };
         bool conf_ok = cr.p && rd_conf(&cr, &sn->configuration);
         uint32_t dl = rd32(&r);
-        const uint8_t *d = rd_take(&r, dl);
+        const uint8_t *d = krep_rd_take(&r, dl);
         sn->bufs = raft_malloc(sizeof *sn->bufs);
         uint8_t *data = raft_malloc(dl + 1);
         if (!sn->bufs || !data) {
@@ -1126,7 +1096,7 @@ static krep_pstate state_without_leader(const krep_pstate *cur)
 static void apply_set(krep_quorum *q, rd *r)
 {
     uint16_t tl = rd16(r);
-    const uint8_t *tp = rd_take(r, tl);
+    const uint8_t *tp = krep_rd_take(r, tl);
     int32_t index = (int32_t)rd32(r), expect = (int32_t)rd32(r);
     krep_pstate st;
     if (!rd_state(r, &st) || !tp || tl == 0 || tl > KLOG_TOPIC_NAME_MAX || index < 0)
@@ -1192,11 +1162,11 @@ static void apply_reg(krep_quorum *q, rd *r)
 static qtopic *topic_record(krep_quorum *q, rd *r, bool with_config, char **config)
 {
     uint16_t tl = rd16(r);
-    const uint8_t *tp = rd_take(r, tl);
+    const uint8_t *tp = krep_rd_take(r, tl);
     *config = NULL;
     if (with_config) {
         uint32_t cl = rd32(r);
-        const uint8_t *cp = cl <= KREP_TOPIC_CONFIG_MAX ? rd_take(r, cl) : NULL;
+        const uint8_t *cp = cl <= KREP_TOPIC_CONFIG_MAX ? krep_rd_take(r, cl) : NULL;
         if (cp && (*config = malloc((size_t)cl + 1))) {
             memcpy(*config, cp, cl);
             (*config)[cl] = 0;
@@ -1350,7 +1320,7 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
     int rc = 0;
     for (uint32_t i = 0; i < np && rc == 0; i++) {
         uint16_t tl = rd16(&r);
-        const uint8_t *tp = rd_take(&r, tl);
+        const uint8_t *tp = krep_rd_take(&r, tl);
         qpart *p = calloc(1, sizeof *p);
         if (!p) {
             rc = RAFT_NOMEM;
@@ -1382,10 +1352,10 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
         rc = RAFT_NOMEM;
     for (uint32_t i = 0; rc == 0 && i < ntop; i++) {
         uint16_t tl = rd16(&r);
-        const uint8_t *tp = rd_take(&r, tl);
+        const uint8_t *tp = krep_rd_take(&r, tl);
         uint8_t del = rd8(&r);
         uint32_t cl = rd32(&r);
-        const uint8_t *cp = cl <= KREP_TOPIC_CONFIG_MAX ? rd_take(&r, cl) : NULL;
+        const uint8_t *cp = cl <= KREP_TOPIC_CONFIG_MAX ? krep_rd_take(&r, cl) : NULL;
         qtopic *t = calloc(1, sizeof *t);
         if (!t || !(t->config = malloc((size_t)cl + 1))) {
             free(t);
@@ -1952,9 +1922,9 @@ static int recv_one(krep_quorum *q, rd *r, int32_t from)
             /* the data's total, checked before anything is allocated */
             size_t at0 = r->at, total = 0;
             for (uint32_t i = 0; i < n; i++) {
-                rd_take(r, 10);
+                krep_rd_take(r, 10);
                 uint32_t len = rd32(r);
-                if (!rd_take(r, len))
+                if (!krep_rd_take(r, len))
                     return KLOG_ECORRUPT;
                 total += len;
             }
@@ -1971,7 +1941,7 @@ static int recv_one(krep_quorum *q, rd *r, int32_t from)
                 e[i].term = rd64(r);
                 e[i].type = rd16(r);
                 uint32_t len = rd32(r);
-                const uint8_t *d = rd_take(r, len);
+                const uint8_t *d = krep_rd_take(r, len);
                 if (len)
                     memcpy(batch + off, d, len);
                 e[i].buf.base = batch + off;
@@ -1999,7 +1969,7 @@ static int recv_one(krep_quorum *q, rd *r, int32_t from)
         s->term = rd64(r), s->last_index = rd64(r), s->last_term = rd64(r), s->conf_index = rd64(r);
         bool ok = rd_conf(r, &s->conf);
         uint32_t dl = rd32(r);
-        const uint8_t *d = rd_take(r, dl);
+        const uint8_t *d = krep_rd_take(r, dl);
         s->data.base = ok && d ? raft_malloc(dl + 1) : NULL;
         if (!s->data.base) {
             raft_configuration_close(&s->conf);
@@ -2058,7 +2028,7 @@ int krep_quorum_serve(krep_quorum *q, const void *frame, size_t len, int64_t now
         rd r = { f, len, 8, false };
         uint16_t cl = rd16(&r);
         if (cl != 0xffff)
-            rd_take(&r, cl);
+            krep_rd_take(&r, cl);
         int32_t from = (int32_t)rd32(&r);
         uint32_t n = rd32(&r);
         if (r.bad)
