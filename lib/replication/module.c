@@ -128,6 +128,10 @@ struct krep_mod {
      * the controller (Kafka's forwarding, KIP-590) */
     struct acreq { char name[KLOG_TOPIC_NAME_MAX + 1]; int64_t at_ms; } aq[AUTO_MAX], adone[AUTO_MAX];
     int naq, nadone;
+    /* topic configuration changes on their way to the controller
+     * (krep_mod_forward_start; under mu), sent by the same thread */
+    krep_fwd *fq[AUTO_MAX];
+    int nfq;
     pthread_t creator;
     bool creator_started;
 };
@@ -774,26 +778,19 @@ int krep_mod_delete_topic(krep_mod *m, const char *name, int timeout_ms, char *e
     return rc;
 }
 
-int krep_mod_alter_topic(krep_mod *m, const char *name, const klog_conf *set, const char *const *unset, size_t nunset,
-                         int timeout_ms, char *errbuf, size_t errsize)
+/* The configuration topic `name` has after an alter: the record's (cur,
+ * its lines read here), the keys of set set, less the keys unset[], as
+ * lines in next (both KREP_TOPIC_CONFIG_MAX + 1 bytes).  0, or
+ * KLOG_EUNKNOWN_TOPIC, KLOG_ECONF, -EINVAL (too long), -ENOMEM. */
+static int altered_config(krep_mod *m, const char *name, const klog_conf *set, const char *const *unset,
+                          size_t nunset, char *cur, char *next, char *errbuf, size_t errsize)
 {
-    char *cur = malloc(2 * (KREP_TOPIC_CONFIG_MAX + 1));
-    if (!cur)
-        return -ENOMEM;
-    char *next = cur + KREP_TOPIC_CONFIG_MAX + 1;
-    klog_conf *c = NULL;
-    int rc = krep_mod_topic_config(m, name, cur, KREP_TOPIC_CONFIG_MAX + 1);
-    if (rc != KREP_TOPIC_LIVE) {
-        free(cur);
+    if (krep_mod_topic_config(m, name, cur, KREP_TOPIC_CONFIG_MAX + 1) != KREP_TOPIC_LIVE)
         return klog__errf(errbuf, errsize, KLOG_EUNKNOWN_TOPIC, "topic '%s' does not exist", name);
-    }
-    /* the new configuration: the record's (or none), the keys set, less
-     * the keys unset */
-    if (!(c = krep_conf_of_lines(cur)) && klog_conf_new(&c) < 0) {
-        free(cur);
+    klog_conf *c = NULL;
+    if (!(c = krep_conf_of_lines(cur)) && klog_conf_new(&c) < 0)
         return -ENOMEM;
-    }
-    rc = conf_lines(set, next, KREP_TOPIC_CONFIG_MAX + 1);
+    int rc = conf_lines(set, next, KREP_TOPIC_CONFIG_MAX + 1);
     if (rc == 0)
         rc = krep_conf_set_lines(c, next, false, errbuf, errsize);
     for (size_t i = 0; rc == 0 && i < nunset; i++)
@@ -801,8 +798,23 @@ int krep_mod_alter_topic(krep_mod *m, const char *name, const klog_conf *set, co
     if (rc == 0 && conf_lines(c, next, KREP_TOPIC_CONFIG_MAX + 1) < 0)
         rc = klog__errf(errbuf, errsize, -EINVAL, "the topic's configuration is too long");
     klog_conf_free(c);
+    return rc;
+}
+
+int krep_mod_alter_topic(krep_mod *m, const char *name, const klog_conf *set, const char *const *unset, size_t nunset,
+                         int timeout_ms, char *errbuf, size_t errsize)
+{
+    char *cur = malloc(2 * (KREP_TOPIC_CONFIG_MAX + 1));
+    if (!cur)
+        return -ENOMEM;
+    char *next = cur + KREP_TOPIC_CONFIG_MAX + 1;
+    int rc = altered_config(m, name, set, unset, nunset, cur, next, errbuf, errsize);
+    if (rc < 0) {
+        free(cur);
+        return rc;
+    }
 #if KLOG_HAVE_RAFT
-    if (rc == 0 && m->q) {
+    if (m->q) {
         /* every replica applies it when told (this node too, if it is one) */
         pthread_mutex_lock(&m->create_mu);
         rc = krep_quorum_put_topic(m->q, name, next, now_ms());
@@ -817,16 +829,14 @@ int krep_mod_alter_topic(krep_mod *m, const char *name, const klog_conf *set, co
 #else
     (void)timeout_ms;
 #endif
-    if (rc == 0) {
-        /* static: this node (the controller) holds the topic, and checks
-         * the change by making it first */
-        pthread_mutex_lock(&m->mu);
-        if (!m->ctl)
-            rc = klog__errf(errbuf, errsize, KLOG_ENOTLEADER, "this node is not the controller");
-        else if ((rc = klog_topic_alter_config(m->k, name, set, unset, nunset, errbuf, errsize)) == 0)
-            rc = krep_ctl_put_topic(m->ctl, name, next, false);
-        pthread_mutex_unlock(&m->mu);
-    }
+    /* static: this node (the controller) holds the topic, and checks the
+     * change by making it first */
+    pthread_mutex_lock(&m->mu);
+    if (!m->ctl)
+        rc = klog__errf(errbuf, errsize, KLOG_ENOTLEADER, "this node is not the controller");
+    else if ((rc = klog_topic_alter_config(m->k, name, set, unset, nunset, errbuf, errsize)) == 0)
+        rc = krep_ctl_put_topic(m->ctl, name, next, false);
+    pthread_mutex_unlock(&m->mu);
     free(cur);
     return rc;
 }
@@ -1217,11 +1227,229 @@ static void auto_create_one(krep_mod *m, const char *name)
                         eb[0] ? eb : klog_strerror(rc));
 }
 
+/* ---- topic configuration changes forwarded to the controller --------------------------------------- */
+
+static void *creator_main(void *arg);
+
+/* A forwarded change (module.h): shared by the caller, who polls it, and
+ * the creator thread, which sends it; freed by the last to let go. */
+struct krep_fwd {
+    krep_mod *m;
+    _Atomic int refs;
+    _Atomic bool done;            /* rc, kerr, msg final (release-stored) */
+    int rc;
+    int16_t kerr;
+    char msg[256];
+    int64_t applied_by;           /* done: until when this node's copy is awaited */
+    bool incremental, validate_only;
+    char name[KLOG_TOPIC_NAME_MAX + 1];
+    char *lines;                  /* the keys set, "key=value\n" each */
+    char **unset;
+    size_t nunset;
+};
+
+static void fwd_release(krep_fwd *f)
+{
+    if (!f || atomic_fetch_sub(&f->refs, 1) != 1)
+        return;
+    for (size_t i = 0; f->unset && i < f->nunset; i++)
+        free(f->unset[i]);
+    free(f->unset);
+    free(f->lines);
+    free(f);
+}
+
+void krep_mod_forward_release(krep_fwd *f) { fwd_release(f); }
+
+/* Whether this node's view of topic `name` (DescribeConfigs': its copy,
+ * else what it was told) has the keys of `lines` with their values and
+ * none of unset[]; also true when it has no view of it (gone meanwhile). */
+static bool config_applied(krep_mod *m, const char *name, const char *lines, char *const *unset, size_t nunset)
+{
+    char have[8192];
+    int rc = klog_topic_describe(m->k, name, NULL, 0, have, sizeof have);
+    if (rc == KLOG_EUNKNOWN_TOPIC)
+        rc = krep_mod_told_config(m, name, have, sizeof have);
+    if (rc < 0)
+        return true;
+    for (const char *p = lines; *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t len = (size_t)(nl - p); /* "key=value" */
+        bool found = false;
+        for (const char *h = have; *h && !found; h = strchr(h, '\n') ? strchr(h, '\n') + 1 : h + strlen(h))
+            found = !strncmp(h, p, len) && (h[len] == '\n' || h[len] == 0);
+        if (!found)
+            return false;
+        p = nl + 1;
+    }
+    for (size_t i = 0; i < nunset; i++) {
+        size_t kl = strlen(unset[i]);
+        for (const char *h = have; *h; h = strchr(h, '\n') ? strchr(h, '\n') + 1 : h + strlen(h))
+            if (!strncmp(h, unset[i], kl) && h[kl] == '=')
+                return false;
+    }
+    return true;
+}
+
+int krep_mod_forward_start(krep_mod *m, const char *name, bool incremental, const klog_conf *set,
+                           const char *const *unset, size_t nunset, bool validate_only, krep_fwd **out)
+{
+    *out = NULL;
+    if (!m || !name || strlen(name) > KLOG_TOPIC_NAME_MAX || nunset > 1024)
+        return -EINVAL;
+    krep_fwd *f = calloc(1, sizeof *f);
+    if (!f)
+        return -ENOMEM;
+    f->m = m;
+    atomic_init(&f->refs, 2);
+    f->incremental = incremental;
+    f->validate_only = validate_only;
+    snprintf(f->name, sizeof f->name, "%s", name);
+    int rc = (f->lines = malloc(KREP_TOPIC_CONFIG_MAX + 1)) ? 0 : -ENOMEM;
+    if (rc == 0 && (rc = conf_lines(set, f->lines, KREP_TOPIC_CONFIG_MAX + 1)) < 0)
+        rc = -EINVAL; /* (longer than a topic record can be) */
+    if (rc == 0 && nunset && !(f->unset = calloc(nunset, sizeof *f->unset)))
+        rc = -ENOMEM;
+    for (size_t i = 0; rc == 0 && i < nunset; i++, f->nunset++)
+        if (!(f->unset[i] = strdup(unset[i])))
+            rc = -ENOMEM;
+    pthread_mutex_lock(&m->mu);
+    if (rc == 0 && m->stopping)
+        rc = KLOG_ECLOSED;
+    else if (rc == 0 && m->nfq == AUTO_MAX)
+        rc = -EAGAIN;
+    else if (rc == 0 && !m->creator_started && pthread_create(&m->creator, NULL, creator_main, m) != 0)
+        rc = -EAGAIN;
+    if (rc == 0) {
+        m->creator_started = true;
+        m->fq[m->nfq++] = f;
+        pthread_cond_broadcast(&m->cv);
+    }
+    pthread_mutex_unlock(&m->mu);
+    if (rc < 0) {
+        atomic_store(&f->refs, 1);
+        fwd_release(f);
+        return rc;
+    }
+    *out = f;
+    return 0;
+}
+
+int krep_mod_forward_done(krep_fwd *f, int *rc, int16_t *kerr, char *msg, size_t msize)
+{
+    if (!atomic_load_explicit(&f->done, memory_order_acquire))
+        return 0;
+    /* committed: this node's copy next, so that the client reads its
+     * change back here (bounded: it is made whether or not this node
+     * hears of it in time) */
+    if (f->rc == 0 && f->kerr == KK_ERR_NONE && !f->validate_only && now_ms() < f->applied_by &&
+        !config_applied(f->m, f->name, f->lines, f->unset, f->nunset))
+        return 0;
+    *rc = f->rc;
+    *kerr = f->kerr;
+    snprintf(msg, msize, "%s", f->msg);
+    return 1;
+}
+
+/* Send f to the controller (the creator thread): f->rc, kerr, msg.  As
+ * Kafka's broker-to-controller channel, a controller that moved
+ * (NOT_CONTROLLER, or its connection failed) is asked again where the
+ * metadata now says it is, for up to 10 s. */
+static void forward_one(krep_mod *m, krep_fwd *f)
+{
+    char *errbuf = f->msg;
+    size_t errsize = sizeof f->msg;
+    int timeout_ms = (int)KLOG_MIN(m->timeout_ms, 30000);
+    /* a SET per key set, a DELETE per key unset (AlterConfigs: a null
+     * value; the controller drops the keys the request leaves out) */
+    size_t nset = 0;
+    for (const char *p = f->lines; *p; p = strchr(p, '\n') + 1)
+        nset++;
+    char *copy = strdup(f->lines);
+    kk_alter_configs_req_config *cs = calloc(nset + f->nunset + 1, sizeof *cs);
+    int rc = copy && cs ? 0 : -ENOMEM;
+    size_t n = 0;
+    for (char *p = copy; rc == 0 && *p;) {
+        char *nl = strchr(p, '\n'), *eq = strchr(p, '=');
+        *nl = 0;
+        *eq = 0;
+        cs[n++] = (kk_alter_configs_req_config){ .name = KK_STR(p), .config_operation = 0, .value = KK_STR(eq + 1) };
+        p = nl + 1;
+    }
+    for (size_t i = 0; rc == 0 && i < f->nunset; i++)
+        cs[n++] = (kk_alter_configs_req_config){ .name = KK_STR(f->unset[i]), .config_operation = 1,
+                                                 .value = KK_STR_NULL };
+    int32_t cid = -1, cep;
+    int64_t until = now_ms() + 10000;
+    for (int tries = 0; rc == 0 || tries > 0; tries++) {
+        if (tries > 0)
+            nap(m, now_ms() + 50);
+        f->kerr = KK_ERR_NONE;
+        errbuf[0] = 0;
+        krep_mod_controller(m, &cid, &cep);
+        const char *url = cid >= 0 && cid != m->cfg.node_id ? url_of(m, cid) : NULL;
+        rc = url ? 0 : klog__errf(errbuf, errsize, KLOG_ENOTLEADER, "no other node is known to be the controller");
+        klog_conn *c = NULL;
+        if (rc == 0 && (rc = klog_transport_connect(m->reg, url, CONNECT_MS, &c)) == 0 && m->sasl_mech)
+            rc = peer_sasl(m, c);
+        if (rc == 0) {
+            kk_wbuf w;
+            kk_wbuf_init(&w, 0);
+            kk_arena a;
+            kk_arena_init(&a, NULL, 0);
+            kk_response resp;
+            kk_alter_configs_req_resource res = { .resource_type = 2, .resource_name = KK_STR(f->name),
+                                                  .configs = { cs, (int32_t)n } };
+            kk_alter_configs_req q = { .resources = { &res, 1 }, .validate_only = f->validate_only };
+            int16_t api = f->incremental ? KK_API_INCREMENTAL_ALTER_CONFIGS : KK_API_ALTER_CONFIGS;
+            rc = peer_call(c, timeout_ms, &w, api, 0, &q, &a, &resp);
+            /* (the two responses are one type) */
+            const kk_alter_configs_resp *r = &resp.body.alter_configs;
+            if (rc == 0 && r->responses.n == 1) {
+                f->kerr = r->responses.v[0].error_code;
+                const kk_str *em = &r->responses.v[0].error_message;
+                if (f->kerr != KK_ERR_NONE)
+                    snprintf(errbuf, errsize, "the controller (node %d): %.*s", (int)cid,
+                             em->p ? (int)em->len : 0, em->p ? em->p : "");
+            } else if (rc == 0) {
+                rc = -EPROTO;
+            }
+            kk_wbuf_free(&w);
+            kk_arena_reset(&a);
+        }
+        klog_conn_close(c);
+        if (rc < 0 && !*errbuf)
+            klog__errf(errbuf, errsize, rc, "forwarding to the controller (node %d): %s", (int)cid,
+                       klog_strerror(rc));
+        /* (this node became the controller: the client asks again and is
+         * answered here) */
+        bool moved = (rc == KLOG_ENOTLEADER && cid != m->cfg.node_id) ||
+                     (rc == 0 && f->kerr == KK_ERR_NOT_CONTROLLER) || rc == -ECONNREFUSED || rc == -ECONNRESET ||
+                     rc == -EPIPE || rc == -ETIMEDOUT;
+        if (!moved || now_ms() >= until || stopping(m))
+            break;
+    }
+    free(cs);
+    free(copy);
+    f->rc = rc;
+    f->applied_by = now_ms() + 5000;
+}
+
 static void *creator_main(void *arg)
 {
     krep_mod *m = arg;
     pthread_mutex_lock(&m->mu);
     while (!m->stopping) {
+        if (m->nfq > 0) {
+            krep_fwd *f = m->fq[0];
+            memmove(m->fq, m->fq + 1, (size_t)--m->nfq * sizeof *m->fq);
+            pthread_mutex_unlock(&m->mu);
+            forward_one(m, f);
+            atomic_store_explicit(&f->done, true, memory_order_release);
+            fwd_release(f);
+            pthread_mutex_lock(&m->mu);
+            continue;
+        }
         if (m->naq == 0) {
             pthread_cond_wait(&m->cv, &m->mu);
             continue;
@@ -1717,6 +1945,14 @@ static void mod_stop(struct klog *k, void *state)
     if (m->creator_started)
         pthread_join(m->creator, NULL); /* (it finishes the creation it is in: bounded by timeout_ms) */
     m->creator_started = false;
+    for (int i = 0; i < m->nfq; i++) { /* never sent: their callers see them fail */
+        krep_fwd *f = m->fq[i];
+        f->rc = KLOG_ECLOSED;
+        snprintf(f->msg, sizeof f->msg, "the node is stopping");
+        atomic_store_explicit(&f->done, true, memory_order_release);
+        fwd_release(f);
+    }
+    m->nfq = 0;
     m->naq = m->nadone = 0;
 #if KLOG_HAVE_RAFT
     krep_quorum_close(m->q); /* before the node it tells */

@@ -105,6 +105,30 @@ int krep_mod_told_config(krep_mod *m, const char *name, char *config, size_t cap
  */
 int krep_mod_delete_topic(krep_mod *m, const char *name, int timeout_ms, char *errbuf, size_t errsize);
 
+/* AlterConfigs (incremental false) or IncrementalAlterConfigs of
+ * replicated topic `name`, checked on a node that is not the controller,
+ * forwarded to the controller as Kafka's brokers forward them (KIP-590;
+ * kafka-python's admin client sends AlterConfigs to any node).  Start
+ * copies the change (the keys of set SET, unset[] DELETE, or null values
+ * in AlterConfigs) into a job that the module's background thread sends
+ * to the controller on a fresh peer connection with the replication's
+ * SASL, again where the metadata then says the controller is while it
+ * answers NOT_CONTROLLER or cannot be reached (up to 10 s): a server
+ * worker never waits on the network for it.  0 and *out, or -EAGAIN (16
+ * in flight), -ENOMEM, KLOG_ECLOSED, -EINVAL (too long).
+ *
+ * Done polls it: 0 while under way; 1 once the controller answered and,
+ * after a success, this node's own copy shows the change (up to 5 s more),
+ * with *rc (0, or KLOG_ENOTLEADER: no controller known, or the
+ * connection's error) and the controller's answer in *kerr, msg saying
+ * why.  Release lets go of it, done or not (any thread).
+ */
+typedef struct krep_fwd krep_fwd;
+int krep_mod_forward_start(krep_mod *m, const char *name, bool incremental, const klog_conf *set,
+                           const char *const *unset, size_t nunset, bool validate_only, krep_fwd **out);
+int krep_mod_forward_done(krep_fwd *f, int *rc, int16_t *kerr, char *msg, size_t msize);
+void krep_mod_forward_release(krep_fwd *f);
+
 /*
  * AlterConfigs on the controller: the topic's configuration in its record
  * becomes the record's with the keys of set set and the keys unset[]

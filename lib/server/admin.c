@@ -13,7 +13,10 @@
  * min(3, nodes)) or a replica assignment of data nodes, and creates the
  * topic through the controller it hosts (krep_mod_create_topic); a node
  * that is not the controller answers NOT_CONTROLLER, and Metadata names
- * the controller, which Kafka's admin clients then ask.  Topic configuration entries are klog's topic
+ * the controller, which Kafka's admin clients then ask.  AlterConfigs and
+ * IncrementalAlterConfigs, which clients send to any node, are checked
+ * here and forwarded to the controller (krep_mod_forward_start: Kafka's
+ * KIP-590), the call parked until it answers.  Topic configuration entries are klog's topic
  * keys, which carry Kafka's names (klog/conf.h); a key klog does not have
  * is INVALID_CONFIG, as klog refuses unknown keys everywhere.
  * "num.partitions" is a topic key in klog but not a topic config in Kafka:
@@ -717,7 +720,7 @@ enum { OP_SET = 0, OP_DELETE = 1, OP_APPEND = 2, OP_SUBTRACT = 3 };
  * named.  klog's topic keys hold one value each: APPEND and SUBTRACT,
  * which Kafka keeps for list keys, are INVALID_CONFIG. */
 static int16_t alter_topic(ksrv_call *c, const kk_alter_configs_req_resource *res, bool incremental,
-                           bool validate_only, char *msg, size_t msize)
+                           bool validate_only, char *msg, size_t msize, krep_fwd **fwd)
 {
     struct klog *k = ksrv_klog(c->srv);
     const char *name = topic_name(&res->resource_name);
@@ -726,25 +729,27 @@ static int16_t alter_topic(ksrv_call *c, const kk_alter_configs_req_resource *re
         return KK_ERR_INVALID_TOPIC_EXCEPTION;
     }
     /* Replicated: a topic's configuration is part of the cluster's
-     * metadata, changed by the controller (its record, which the admin
-     * client reaches through Metadata) and applied by every replica. */
+     * metadata, changed by the controller and applied by every replica;
+     * another node checks the request and forwards the change to it
+     * (KIP-590: kafka-python sends AlterConfigs to any node). */
     krep_mod *rm = krep_mod_of(k);
     bool replicated = rm && krep_topic_replicated(name);
-    if (replicated && !krep_mod_is_controller(rm)) {
-        int32_t cid, cep;
-        krep_mod_controller(rm, &cid, &cep);
-        snprintf(msg, msize, "topic configurations are changed by the controller (node %d)", (int)cid);
-        return KK_ERR_NOT_CONTROLLER;
-    }
+    bool forward = replicated && !krep_mod_is_controller(rm);
     char *lines = malloc(KREP_TOPIC_CONFIG_MAX + 1);
     if (!lines) {
         snprintf(msg, msize, "out of memory");
         return KK_ERR_UNKNOWN_SERVER_ERROR;
     }
-    int rc = replicated ? krep_mod_topic_config(rm, name, lines, KREP_TOPIC_CONFIG_MAX + 1)
+    /* (forwarded: whether the topic exists, and its keys, are the
+     * controller's to say) */
+    int rc = 0;
+    lines[0] = 0;
+    if (!forward) {
+        rc = replicated ? krep_mod_topic_config(rm, name, lines, KREP_TOPIC_CONFIG_MAX + 1)
                         : klog_topic_describe(k, name, NULL, 0, lines, KREP_TOPIC_CONFIG_MAX + 1);
-    if (replicated)
-        rc = rc == KREP_TOPIC_LIVE ? 0 : KLOG_EUNKNOWN_TOPIC;
+        if (replicated)
+            rc = rc == KREP_TOPIC_LIVE ? 0 : KLOG_EUNKNOWN_TOPIC;
+    }
     if (rc < 0) {
         free(lines);
         snprintf(msg, msize, "topic '%s': %s", name, klog_strerror(rc));
@@ -793,8 +798,9 @@ static int16_t alter_topic(ksrv_call *c, const kk_alter_configs_req_resource *re
             err = KK_ERR_INVALID_CONFIG;
         }
     }
-    /* AlterConfigs: the topic's own keys the request leaves out go */
-    if (err == KK_ERR_NONE && !incremental) {
+    /* AlterConfigs: the topic's own keys the request leaves out go (the
+     * controller's to find when forwarded) */
+    if (err == KK_ERR_NONE && !incremental && !forward) {
         size_t nown = 0;
         for (const char *p = lines; *p && nown < 64;) {
             const char *nl = strchr(p, '\n'), *eq = strchr(p, '=');
@@ -823,7 +829,16 @@ static int16_t alter_topic(ksrv_call *c, const kk_alter_configs_req_resource *re
             p = nl ? nl + 1 : p + len;
         }
     }
-    if (err == KK_ERR_NONE && !validate_only) {
+    if (err == KK_ERR_NONE && forward) {
+        /* answered once the controller has (alter_configs parks) */
+        rc = krep_mod_forward_start(rm, name, incremental, set, unset, nunset, validate_only, fwd);
+        if (rc == -EAGAIN) {
+            snprintf(msg, msize, "too many configuration changes on their way to the controller: try again");
+            err = KK_ERR_REQUEST_TIMED_OUT;
+        } else if (rc < 0) {
+            err = topic_admin_err(rc, "alter", msg, msize);
+        }
+    } else if (err == KK_ERR_NONE && !validate_only) {
         rc = replicated ? krep_mod_alter_topic(rm, name, set, unset, nunset, 30000, msg, msize)
                         : klog_topic_alter_config(k, name, set, unset, nunset, msg, msize);
         if (rc == KLOG_ECONF)
@@ -846,61 +861,131 @@ static int16_t alter_topic(ksrv_call *c, const kk_alter_configs_req_resource *re
     return err;
 }
 
+/* An AlterConfigs whose forwarded changes are on their way: the answers,
+ * kept between runs. */
+typedef struct alter_state {
+    int32_t n;
+    kk_alter_configs_resp_result *rr;
+    char (*msg)[MSG_MAX];
+    krep_fwd **fwd;               /* per resource: forwarded, not answered yet */
+    int64_t until;                /* monotonic ns: answered REQUEST_TIMED_OUT then */
+} alter_state;
+
+static void alter_state_free(ksrv_call *c)
+{
+    alter_state *st = c->state;
+    for (int32_t i = 0; st && st->fwd && i < st->n; i++)
+        krep_mod_forward_release(st->fwd[i]);
+    if (st) {
+        free(st->fwd);
+        free(st->rr);
+        free(st->msg);
+        free(st);
+    }
+    c->state = NULL;
+}
+
+/* How often a parked AlterConfigs looks at its forwarded changes. */
+#define FWD_POLL_NS 5000000
+/* The longest it waits for them (the forwarding asks for 10 s, plus 5 s
+ * for this node's copy, plus a peer call's timeout). */
+#define FWD_WAIT_NS 50000000000LL
+
 static int alter_configs(ksrv_call *c, const kk_alter_configs_req *q, bool incremental)
 {
-    int32_t n = q->resources.n > 0 ? q->resources.n : 0;
-    kk_alter_configs_resp r = { .throttle_time_ms = 0 };
-    kk_alter_configs_resp_result *rr = n ? calloc((size_t)n, sizeof *rr) : NULL;
-    char(*msg)[MSG_MAX] = n ? calloc((size_t)n, sizeof *msg) : NULL;
-    if (n && (!rr || !msg)) {
-        free(rr);
-        free(msg);
-        return -ENOMEM;
-    }
-    for (int32_t i = 0; i < n; i++) {
-        const kk_alter_configs_req_resource *res = &q->resources.v[i];
-        const char *rname = str_ok(&res->resource_name) ? res->resource_name.p : "";
-        int16_t err = KK_ERR_NONE;
-        bool twice = false;
-        for (int32_t j = 0; j < n && !twice; j++)
-            twice = j != i && q->resources.v[j].resource_type == res->resource_type &&
-                    q->resources.v[j].resource_name.p && !strcmp(q->resources.v[j].resource_name.p, rname);
-        if (twice) {
-            snprintf(msg[i], MSG_MAX, "resource named more than once in the request");
-            err = KK_ERR_INVALID_REQUEST;
-        } else if (res->resource_type == RES_TOPIC) {
-            if (!ksrv_allowed(c, KACL_OP_ALTER_CONFIGS, KACL_RES_TOPIC, rname)) {
-                snprintf(msg[i], MSG_MAX, "not authorized to alter the topic's configuration");
-                err = KK_ERR_TOPIC_AUTHORIZATION_FAILED;
+    alter_state *st = c->state;
+    if (!st) {
+        int32_t n = q->resources.n > 0 ? q->resources.n : 0;
+        if (!(st = calloc(1, sizeof *st)))
+            return -ENOMEM;
+        st->n = n;
+        c->state = st;
+        c->state_free = alter_state_free;
+        if (n && (!(st->rr = calloc((size_t)n, sizeof *st->rr)) || !(st->msg = calloc((size_t)n, sizeof *st->msg)) ||
+                  !(st->fwd = calloc((size_t)n, sizeof *st->fwd))))
+            return -ENOMEM;
+        st->until = (int64_t)klog__now_ns() + FWD_WAIT_NS;
+        for (int32_t i = 0; i < n; i++) {
+            const kk_alter_configs_req_resource *res = &q->resources.v[i];
+            const char *rname = str_ok(&res->resource_name) ? res->resource_name.p : "";
+            char *msg = st->msg[i];
+            int16_t err = KK_ERR_NONE;
+            bool twice = false;
+            for (int32_t j = 0; j < n && !twice; j++)
+                twice = j != i && q->resources.v[j].resource_type == res->resource_type &&
+                        q->resources.v[j].resource_name.p && !strcmp(q->resources.v[j].resource_name.p, rname);
+            if (twice) {
+                snprintf(msg, MSG_MAX, "resource named more than once in the request");
+                err = KK_ERR_INVALID_REQUEST;
+            } else if (res->resource_type == RES_TOPIC) {
+                if (!ksrv_allowed(c, KACL_OP_ALTER_CONFIGS, KACL_RES_TOPIC, rname)) {
+                    snprintf(msg, MSG_MAX, "not authorized to alter the topic's configuration");
+                    err = KK_ERR_TOPIC_AUTHORIZATION_FAILED;
+                } else {
+                    err = alter_topic(c, res, incremental, q->validate_only, msg, MSG_MAX, &st->fwd[i]);
+                }
+            } else if (res->resource_type == RES_BROKER) {
+                if (!ksrv_allowed(c, KACL_OP_ALTER_CONFIGS, KACL_RES_CLUSTER, KACL_CLUSTER_NAME)) {
+                    snprintf(msg, MSG_MAX, "not authorized to alter the broker's configuration");
+                    err = KK_ERR_CLUSTER_AUTHORIZATION_FAILED;
+                } else {
+                    snprintf(msg, MSG_MAX, "klog's broker keys are fixed while it runs: change the server's "
+                                           "configuration and restart it");
+                    err = KK_ERR_INVALID_REQUEST;
+                }
             } else {
-                err = alter_topic(c, res, incremental, q->validate_only, msg[i], MSG_MAX);
-            }
-        } else if (res->resource_type == RES_BROKER) {
-            if (!ksrv_allowed(c, KACL_OP_ALTER_CONFIGS, KACL_RES_CLUSTER, KACL_CLUSTER_NAME)) {
-                snprintf(msg[i], MSG_MAX, "not authorized to alter the broker's configuration");
-                err = KK_ERR_CLUSTER_AUTHORIZATION_FAILED;
-            } else {
-                snprintf(msg[i], MSG_MAX, "klog's broker keys are fixed while it runs: change the server's "
-                                          "configuration and restart it");
+                snprintf(msg, MSG_MAX, "resource type %d: klog alters topics (2)", res->resource_type);
                 err = KK_ERR_INVALID_REQUEST;
             }
-        } else {
-            snprintf(msg[i], MSG_MAX, "resource type %d: klog alters topics (2)", res->resource_type);
-            err = KK_ERR_INVALID_REQUEST;
+            st->rr[i] = (kk_alter_configs_resp_result){
+                .error_code = err,
+                .resource_type = res->resource_type,
+                .resource_name = res->resource_name,
+            };
         }
-        rr[i] = (kk_alter_configs_resp_result){
-            .error_code = err,
-            .error_message = err ? msg_str(msg[i]) : KK_STR_NULL,
-            .resource_type = res->resource_type,
-            .resource_name = res->resource_name,
-        };
     }
-    r.responses.v = rr;
-    r.responses.n = n;
-    int rc = ksrv_respond(c, &r);
-    free(rr);
-    free(msg);
-    return rc;
+    /* the forwarded ones: answered by the controller yet? */
+    bool waiting = false;
+    int64_t now = (int64_t)klog__now_ns();
+    for (int32_t i = 0; i < st->n; i++) {
+        if (!st->fwd[i])
+            continue;
+        int rc = 0;
+        int16_t kerr = KK_ERR_NONE;
+        if (!krep_mod_forward_done(st->fwd[i], &rc, &kerr, st->msg[i], MSG_MAX)) {
+            if (now < st->until) {
+                waiting = true;
+                continue;
+            }
+            snprintf(st->msg[i], MSG_MAX, "the controller did not answer in time");
+            rc = -ETIMEDOUT;
+        }
+        krep_mod_forward_release(st->fwd[i]);
+        st->fwd[i] = NULL;
+        const char *name = st->rr[i].resource_name.p;
+        int16_t err = kerr;
+        if (rc == KLOG_ENOTLEADER || rc == -ECONNREFUSED || rc == -ECONNRESET || rc == -EPIPE ||
+            rc == -EHOSTUNREACH)
+            err = KK_ERR_NOT_CONTROLLER; /* none known, or it died: the client asks again */
+        else if (rc == -ETIMEDOUT)
+            err = KK_ERR_REQUEST_TIMED_OUT;
+        else if (rc < 0)
+            err = topic_admin_err(rc, "alter", st->msg[i], MSG_MAX);
+        else if (err == KK_ERR_NONE && !q->validate_only)
+            ksrv_log(c->srv, "%s: %s: topic %s reconfigured through the controller", ksrv_conn_peer(c->conn),
+                     incremental ? "IncrementalAlterConfigs" : "AlterConfigs", name);
+        st->rr[i].error_code = err;
+    }
+    if (waiting) {
+        c->deadline = now + FWD_POLL_NS;
+        return KSRV_PARK;
+    }
+    for (int32_t i = 0; i < st->n; i++)
+        st->rr[i].error_message = st->rr[i].error_code ? msg_str(st->msg[i]) : KK_STR_NULL;
+    kk_alter_configs_resp r = { .throttle_time_ms = 0 };
+    r.responses.v = st->rr;
+    r.responses.n = st->n;
+    return ksrv_respond(c, &r);
 }
 
 int ksrv_alter_configs(ksrv_call *c)

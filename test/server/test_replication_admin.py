@@ -6,8 +6,9 @@ metadata, as in Kafka.
   with them (DescribeConfigs asked of each node, the node outside the
   replicas included, shows them as the topic's own);
 - IncrementalAlterConfigs / AlterConfigs of a topic go through the
-  controller: another node answers NOT_CONTROLLER (41), the controller
-  applies the change and every replica follows;
+  controller: another node checks the change and forwards it to the
+  controller (Kafka's KIP-590), the controller applies it and every
+  replica follows;
 - DeleteTopics (confluent-kafka's admin client, which asks the controller
   Metadata names): every replica deletes its copy, Metadata forgets the
   topic, and the name is created again with other configs;
@@ -137,28 +138,26 @@ def configs_through_the_controller(nodes, rf):
     for n in nodes:
         assert holds(n, "cfg") == (node_id(n) in reps), (node_id(n), reps)
 
-    # altered through the controller only; every replica follows
+    # altered through any node: another forwards the change to the
+    # controller (KIP-590), which changes the record; every replica follows
     ctl = controller(nodes)
-    for n in nodes:
-        if n is not ctl:
-            assert alter(n, "cfg", [("retention.ms", 0, "999")]) == NOT_CONTROLLER
+    for i, n in enumerate(n for n in nodes if n is not ctl):
+        assert alter(n, "cfg", [("retention.ms", 0, str(999 + i))]) == 0
+        own_on_all(nodes, "cfg", {"retention.ms": str(999 + i), "segment.bytes": "1048576"})
     assert alter(ctl, "cfg", [("retention.ms", 0, "654321"), ("segment.bytes", 1, None)]) == 0
     own_on_all(nodes, "cfg", {"retention.ms": "654321"})
-    # AlterConfigs (not incremental) through confluent-kafka's client,
-    # which sends it to any node: retried until it reaches the controller
+    # AlterConfigs (not incremental: the keys left out go) through
+    # confluent-kafka's client, which sends it to any node; asked of a
+    # node that is not the controller (a new controller meanwhile is the
+    # only NOT_CONTROLLER: retried)
     res = ConfigResource("topic", "cfg", set_config={"cleanup.policy": "compact"})
+    other = [n for n in nodes if n is not controller(nodes)][0]
 
-    def alter_all():
-        for n in nodes:
-            one = AdminClient({"bootstrap.servers": n.bootstrap})   # (kept while its future runs)
-            f = one.alter_configs([res], request_timeout=10)
-            try:
-                return list(f.values())[0].result(20)
-            except ck.KafkaException as e:
-                if e.args[0].code() != NOT_CONTROLLER:
-                    raise
-        raise ck.KafkaException(ck.KafkaError(NOT_CONTROLLER))
-    retry("alter_configs", lambda a: alter_all())
+    def alter_other():
+        one = AdminClient({"bootstrap.servers": other.bootstrap})   # (kept while its future runs)
+        f = one.alter_configs([res], request_timeout=20)
+        return list(f.values())[0].result(30)
+    retry("alter_configs", lambda a: alter_other())
     own_on_all(nodes, "cfg", {"cleanup.policy": "compact"})
 
     # deleted through the controller: every copy goes, Metadata forgets it

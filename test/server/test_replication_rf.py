@@ -320,3 +320,105 @@ def test_auto_create_through_the_controller(serve, controller):
     assert set(read_nodes(nodes, "made-on-demand", {b"v0", b"v1", b"v2", b"v3"})) >= {b"v0", b"v1", b"v2", b"v3"}
     for n in nodes:
         assert holds(n, "made-on-demand"), "node %d holds no replica" % node_id(n)
+
+
+def alter_raw(node, topic, key, value):
+    """IncrementalAlterConfigs v0 (SET key=value) straight to node:
+    (error code, message)."""
+    body = (struct.pack(">ib", 1, 2) + kwire.kstr(topic) + struct.pack(">i", 1) + kwire.kstr(key)
+            + struct.pack(">b", 0) + kwire.kstr(value) + b"\x00")
+    s = kwire.connect(node.bootstrap)
+    try:
+        s.sendall(kwire.request(44, 0, 9, body))
+        corr, b = kwire.read_response(s, timeout=40)
+    finally:
+        s.close()
+    r = kwire.Reader(b)
+    r.i32()
+    assert corr == 9 and r.i32() == 1
+    return r.i16(), r.string()
+
+
+def describe_raw(node, topic, key):
+    """DescribeConfigs v0 of one key of topic, straight to node: its value."""
+    body = struct.pack(">ib", 1, 2) + kwire.kstr(topic) + struct.pack(">i", 1) + kwire.kstr(key)
+    s = kwire.connect(node.bootstrap)
+    try:
+        s.sendall(kwire.request(32, 0, 11, body))
+        corr, b = kwire.read_response(s)
+    finally:
+        s.close()
+    r = kwire.Reader(b)
+    r.i32()
+    assert corr == 11 and r.i32() == 1
+    err, msg = r.i16(), r.string()
+    assert err == 0, (err, msg)
+    r.i8()
+    r.string()
+    for _ in range(r.i32()):
+        name, value = r.string(), r.string()
+        r.take(3)
+        if name == key:
+            return value
+    return None
+
+
+@pytest.mark.parametrize("controller", ["static", "quorum"])
+def test_alter_configs_through_any_node(serve, controller):
+    """AlterConfigs of a replicated topic sent to a node that is not the
+    controller (kafka-python sends it to any node): the node checks it,
+    forwards it to the controller (KIP-590) and answers once it applied the
+    change itself; every node then shows it."""
+    if controller == "quorum" and not raft_built():
+        pytest.skip("klog was built without raft (no quorum controller)")
+    extra = ["replication.controller=static"] if controller == "static" else \
+        ["replica.session.timeout.ms=1500", "controller.quorum.election.timeout.ms=500"]
+    nodes = cluster(serve, extra)
+    ctl = -1
+    for _ in deadline_loop(30, 0.1):
+        try:
+            ctl = AdminClient({"bootstrap.servers": nodes[0].bootstrap}).list_topics(timeout=2).controller_id
+        except ck.KafkaException:
+            continue
+        if ctl > 0:
+            break
+    assert ctl > 0, "no controller named"
+    rc = None
+    for _ in deadline_loop(30, 0.2):   # (a quorum's new controller may not be known everywhere yet)
+        rc = create(AdminClient({"bootstrap.servers": nodes[0].bootstrap}), "cfg", 1, 3)
+        if rc not in (ck.KafkaError.NOT_CONTROLLER, ck.KafkaError.REQUEST_TIMED_OUT):
+            break
+    assert rc in (0, ck.KafkaError.TOPIC_ALREADY_EXISTS), rc
+    settled(nodes, "cfg", 1, 3)
+    others = [n for n in nodes if node_id(n) != ctl]
+    for i, n in enumerate(nodes):
+        value = str(3600000 + i)
+        assert alter_raw(n, "cfg", "retention.ms", value) == (0, None), "node %d" % node_id(n)
+        if node_id(n) != ctl:   # forwarded: answered once applied where it was asked
+            assert describe_raw(n, "cfg", "retention.ms") == value
+        for m in nodes:
+            for _ in deadline_loop(10, 0.05):
+                if describe_raw(m, "cfg", "retention.ms") == value:
+                    break
+            assert describe_raw(m, "cfg", "retention.ms") == value, "node %d" % node_id(m)
+    # checked on the node asked, with klog's message
+    err, msg = alter_raw(others[0], "cfg", "retention.ms", "soon")
+    assert err == 40 and "retention.ms" in msg, (err, msg)     # INVALID_CONFIG
+    err, msg = alter_raw(others[0], "nosuch", "retention.ms", "1000")
+    assert err == 3, (err, msg)                                  # UNKNOWN_TOPIC_OR_PARTITION
+
+    # kafka-python's admin client: AlterConfigs to its least loaded node
+    pytest.importorskip("kafka")
+    from kafka.admin import KafkaAdminClient, ConfigResource, ConfigResourceType
+    admin = KafkaAdminClient(bootstrap_servers=others[-1].bootstrap, request_timeout_ms=30000)
+    try:
+        for v in ("600000", "700000", "800000"):
+            resp = admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, "cfg", configs={"retention.ms": v})])
+            assert [r[0] for r in resp.resources] == [0], resp.resources
+            for m in nodes:
+                for _ in deadline_loop(10, 0.05):
+                    if describe_raw(m, "cfg", "retention.ms") == v:
+                        break
+                assert describe_raw(m, "cfg", "retention.ms") == v, "node %d" % node_id(m)
+    finally:
+        admin.close()
