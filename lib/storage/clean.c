@@ -37,6 +37,7 @@ void ks_clean_config_init(ks_clean_config *c)
     c->min_compaction_lag_ms = 0;
     c->min_dirty_ratio = 0.5;
     c->map_bytes = 32u << 20;
+    c->bound = INT64_MAX;
 }
 
 /* ---- the key map ------------------------------------------------------------
@@ -112,19 +113,19 @@ static void plan_release(kc_plan *p)
 }
 
 /* Cleanable = sealed segments before the active one, stopping at the first
- * that holds a record younger than the compaction lag. */
+ * that holds a record younger than the compaction lag or at or above
+ * cfg->bound. */
 static int plan_make(ks_log *log, const ks_clean_config *cfg, int64_t now, kc_plan *p)
 {
     memset(p, 0, sizeof *p);
     pthread_mutex_lock(&log->seg_mu);
     unsigned m = log->nsegs - 1;
-    if (cfg->min_compaction_lag_ms > 0) {
-        for (unsigned i = 0; i < m; i++)
-            if (log->segs[i]->max_ts > now - cfg->min_compaction_lag_ms) {
-                m = i;
-                break;
-            }
-    }
+    for (unsigned i = 0; i < m; i++)
+        if ((cfg->min_compaction_lag_ms > 0 && log->segs[i]->max_ts > now - cfg->min_compaction_lag_ms) ||
+            log->segs[i + 1]->base > cfg->bound) {
+            m = i;
+            break;
+        }
     p->segs = m ? malloc(m * sizeof *p->segs) : NULL;
     if (m && !p->segs) {
         pthread_mutex_unlock(&log->seg_mu);

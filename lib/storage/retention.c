@@ -229,10 +229,12 @@ int ks_log_retain(ks_log *log, const ks_retention *r, uint64_t *freed)
         return rc == KLOG_EREADONLY || rc == KLOG_ECORRUPT ? 0 : rc < 0 ? rc : -EINVAL;
     pthread_mutex_lock(&log->maint_mu);
     unsigned n = 0;
+    /* (segment i ends where segment i + 1 starts) */
+#define BELOW(i) (!r->bounded || log->segs[(i) + 1]->base <= r->bound)
     if (r->retention_ms >= 0) {
         int64_t horizon = ks__now(log) - r->retention_ms;
         pthread_mutex_lock(&log->seg_mu);
-        while (n + 1 < log->nsegs && log->segs[n]->max_ts < horizon)
+        while (n + 1 < log->nsegs && log->segs[n]->max_ts < horizon && BELOW(n))
             n++;
         bool all_sealed_expired = n + 1 == log->nsegs;
         pthread_mutex_unlock(&log->seg_mu);
@@ -240,7 +242,8 @@ int ks_log_retain(ks_log *log, const ks_retention *r, uint64_t *freed)
             /* Kafka rolls an expired active segment so that it can go too. */
             pthread_mutex_lock(&log->append_mu);
             ks_segment *a = ks__active(log);
-            if (atomic_load(&a->size) > 0 && a->max_ts < horizon && !atomic_load(&log->failed)) {
+            if (atomic_load(&a->size) > 0 && a->max_ts < horizon && !atomic_load(&log->failed) &&
+                (!r->bounded || atomic_load(&log->end) <= r->bound)) {
                 rc = ks__roll(log, atomic_load(&log->end));
                 if (rc == 0)
                     n++;
@@ -257,7 +260,7 @@ int ks_log_retain(ks_log *log, const ks_retention *r, uint64_t *freed)
             total += atomic_load(&log->segs[i]->size);
         for (unsigned i = 0; i < n; i++)
             total -= atomic_load(&log->segs[i]->size);
-        while (n + 1 < log->nsegs) {
+        while (n + 1 < log->nsegs && BELOW(n)) {
             uint64_t sz = atomic_load(&log->segs[n]->size);
             if (total - sz < (uint64_t)r->retention_bytes)
                 break;
@@ -266,6 +269,7 @@ int ks_log_retain(ks_log *log, const ks_retention *r, uint64_t *freed)
         }
         pthread_mutex_unlock(&log->seg_mu);
     }
+#undef BELOW
     if (rc == 0 && n > 0)
         rc = drop_head(log, n, 0, freed);
     pthread_mutex_unlock(&log->maint_mu);

@@ -511,6 +511,11 @@ int ks_log_delete_records(ks_log *log, int64_t offset, int64_t *new_start);
 typedef struct ks_retention {
     int64_t retention_ms;     /* < 0: no time limit */
     int64_t retention_bytes;  /* < 0: no size limit */
+    /* Bounded: only segments whose every offset is below `bound` go (a
+     * replicated partition's high watermark: as Kafka's replicas, none
+     * deletes a record that is not committed yet).  Zeroed: no bound. */
+    bool bounded;
+    int64_t bound;
 } ks_retention;
 
 /* Apply retention now (the log's clock gives "now").
@@ -585,6 +590,10 @@ typedef struct ks_clean_config {
      * it; close makes it return non-zero).  May be NULL. */
     int (*throttle)(void *arg, uint64_t bytes);
     void *throttle_arg;
+    /* Only segments whose every offset is below it are cleanable (a
+     * replicated partition's high watermark, as Kafka's cleaner stops at
+     * it); INT64_MAX (ks_clean_config_init): every sealed one. */
+    int64_t bound;
 } ks_clean_config;
 
 void ks_clean_config_init(ks_clean_config *c);

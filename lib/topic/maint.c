@@ -58,6 +58,21 @@ static bool policy_compacts(const kt_topic *t)
 
 /* ---- retention ----------------------------------------------------------------- */
 
+/* A replicated partition's retention and cleaning stop at its high
+ * watermark, as Kafka's replicas' do: a record not committed yet is never
+ * deleted or compacted away under the replicas still copying it (the
+ * disk budget, an emergency, is not bound). */
+static void hw_bound(kpart *p, ks_retention *r)
+{
+    r->bounded = kpart_replicated(p);
+    r->bound = r->bounded ? kpart_high_watermark(p) : 0;
+}
+
+static void hw_bound_clean(kpart *p, ks_clean_config *cc)
+{
+    cc->bound = kpart_replicated(p) ? kpart_high_watermark(p) : INT64_MAX;
+}
+
 /* maint_mu held.  Every slot, not the first ncleaners: ncleaners belongs
  * to the thread that starts and stops the cleaners, and a cleaner may claim
  * its slot before the count covers it (unused slots hold NULL). */
@@ -99,6 +114,7 @@ void klog__maint_retention(klog *k, bool force)
             bool busy = being_cleaned(k, kpart_log(t->parts[p]));
             pthread_mutex_unlock(&k->maint_mu);
             ks_log *l = kpart_log(t->parts[p]);
+            hw_bound(t->parts[p], &r);
             int rc = busy ? 0 : ks_log_retain(l, &r, NULL);
             /* a read-only log told its failure when it failed (part_failed) */
             if (rc < 0 && !ks_log_error(l) && !fail) {
@@ -303,6 +319,7 @@ static bool clean_one(klog *k, unsigned self)
             pthread_mutex_unlock(&k->maint_mu);
             if (busy)
                 continue;
+            hw_bound_clean(t->parts[p], &cc);
             double r = ks_log_dirty_ratio(l, &cc);
             if (r > 0 && r >= cc.min_dirty_ratio && r > best_ratio) {
                 best_ratio = r;
@@ -328,10 +345,12 @@ static bool clean_one(klog *k, unsigned self)
                     .retention_ms = klog__conf_int(best_t->conf, KC_RETENTION_MS),
                     .retention_bytes = klog__conf_int(best_t->conf, KC_RETENTION_BYTES),
                 };
+                hw_bound(best_t->parts[best_p], &rr);
                 (void)ks_log_retain(best, &rr, NULL);
             }
             ks_clean_config cc;
             clean_config(k, best_t, &cc);
+            hw_bound_clean(best_t->parts[best_p], &cc);
             ks_clean_stats st;
             int rc = ks_log_clean(best, &cc, &st);
             ran = rc == 0 && st.cleaned;

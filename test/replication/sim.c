@@ -1915,7 +1915,8 @@ static int scenario_run(uint64_t seed)
             rc = kpart_delete_records(lp, to, &ns);
             TRACE("leader %d: DeleteRecords to %" PRId64 ": %s, start %" PRId64, sim.nodes[li].id, to, klog_err_name(rc), ns);
         } else {
-            ks_retention r = { -1, 8192 };
+            ks_retention r = { .retention_ms = -1, .retention_bytes = 8192, .bounded = true,
+                               .bound = kpart_high_watermark(lp) }; /* (as the instance bounds it) */
             rc = ks_log_retain(kpart_log(lp), &r, NULL);
             ns = kpart_start_offset(lp);
             TRACE("leader %d: retention to 8 KiB: %s, start %" PRId64, sim.nodes[li].id, klog_err_name(rc), ns);

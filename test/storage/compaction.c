@@ -748,6 +748,49 @@ Test(compaction, min_compaction_lag)
     stream_free(&s);
 }
 
+/* A bound (a replicated partition's high watermark): segments holding a
+ * record at or above it are not cleaned, as Kafka's cleaner stops at the
+ * HW; once it moves past them, they are. */
+Test(compaction, bounded_by_the_high_watermark)
+{
+    atomic_store(&fake_now, T0);
+    tu_rng rng = { 81 };
+    stream s = { .nkeys = 20 };
+    kf_codec *c;
+    cr_assert_eq(kf_codec_new(&c), 0);
+    ks_log_config cfg = log_cfg(4096);
+    ks_log *log = tu_log_open(tu_io, tu_dir, &cfg);
+    ks_clean_config cc = clean_cfg(1000000000);
+    append_random(log, &s, &rng, 60, c); /* committed */
+    cr_assert_eq(ks_log_roll(log), 0);
+    int64_t hw = (int64_t)s.n;
+    append_random(log, &s, &rng, 60, c); /* above the HW */
+    cr_assert_eq(ks_log_roll(log), 0);
+    cc.bound = hw + 1; /* inside the first segment above it */
+    ks_clean_stats st = do_clean(log, &cc, "bounded");
+    cr_assert(st.cleaned);
+    int64_t cp = ks_log_clean_point(log);
+    cr_assert_leq(cp, hw, "clean point %lld past the bound's segment start %lld", (long long)cp, (long long)hw);
+    cr_assert_gt(cp, 0);
+    scan_out o;
+    cr_assert_eq(scan_log(log, &s, c, &o, true), 0);
+    size_t above = 0;
+    for (size_t i = 0; i < o.n; i++)
+        above += o.off[i] >= hw;
+    cr_assert_eq(above, s.n - (size_t)hw, "records above the high watermark were compacted away");
+    scan_free(&o);
+    /* the HW passes them: cleaned */
+    cc.bound = (int64_t)s.n;
+    st = do_clean(log, &cc, "bound passed");
+    cr_assert_eq(ks_log_clean_point(log), (int64_t)s.n);
+    ck k = { .D = cc.delete_retention_ms, .now = atomic_load(&fake_now), .end = (int64_t)s.n, .advanced = true };
+    scan_out o2 = check_model(log, &s, c, &k, "bound passed");
+    scan_free(&o2);
+    tu_log_close(log);
+    kf_codec_free(c);
+    stream_free(&s);
+}
+
 /* ---- a small key map --------------------------------------------------------------- */
 
 Test(compaction, small_map_converges)

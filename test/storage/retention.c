@@ -420,6 +420,49 @@ Test(retention, by_time_only_from_the_head)
     tu_log_close(log);
 }
 
+/* A bound (a replicated partition's high watermark): only segments wholly
+ * below it go, by time, by size and the expired active segment alike. */
+Test(retention, bounded_by_the_high_watermark)
+{
+    atomic_store(&fake_now, T0);
+    ks_log_config cfg = ret_cfg();
+    ks_log *log = tu_log_open(tu_io, tu_dir, &cfg);
+    built b = { 0 };
+    fill_timed(log, &b, 10, 3);
+    cr_assert(b.nseg >= 5, "%d segments", b.nseg);
+    uint64_t freed = 0;
+    /* everything expired, the bound inside segment 2: segments 0 and 1 go */
+    atomic_store(&fake_now, b.maxts[b.nseg - 1] + 100000);
+    ks_retention r = { .retention_ms = 1000, .retention_bytes = -1, .bounded = true, .bound = b.base[2] + 1 };
+    cr_assert_eq(ks_log_retain(log, &r, &freed), 0);
+    cr_assert_eq(ks_log_start_offset(log), b.base[2], "start %lld, expected %lld (the bound's segment stays)",
+                 (long long)ks_log_start_offset(log), (long long)b.base[2]);
+    cr_assert(freed > 0);
+    expect_span(log, b.base[2], b.end, "time, bounded");
+    /* exactly at a segment's end: that segment goes too */
+    r.bound = b.base[3];
+    cr_assert_eq(ks_log_retain(log, &r, NULL), 0);
+    cr_assert_eq(ks_log_start_offset(log), b.base[3]);
+    /* by size: nothing above the bound, however small retention.bytes */
+    ks_retention rs = { .retention_ms = -1, .retention_bytes = 1, .bounded = true, .bound = b.base[4] };
+    cr_assert_eq(ks_log_retain(log, &rs, NULL), 0);
+    cr_assert_eq(ks_log_start_offset(log), b.base[4]);
+    /* the expired active segment is neither rolled nor deleted while the
+     * bound is below the log's end */
+    unsigned segs = ks_log_segment_count(log);
+    r.bound = b.end - 1;
+    cr_assert_eq(ks_log_retain(log, &r, NULL), 0);
+    cr_assert_eq(ks_log_end_offset(log), b.end);
+    cr_assert(ks_log_start_offset(log) < b.end && ks_log_segment_count(log) >= 1);
+    expect_span(log, ks_log_start_offset(log), b.end, "bound below the end");
+    /* at the end: all of it goes, as unbounded */
+    r.bound = b.end;
+    cr_assert_eq(ks_log_retain(log, &r, NULL), 0);
+    cr_assert_eq(ks_log_start_offset(log), b.end, "start %lld, end %lld (%u segments before)",
+                 (long long)ks_log_start_offset(log), (long long)b.end, segs);
+    tu_log_close(log);
+}
+
 /* A log with nothing to delete, and negative limits: no-ops. */
 Test(retention, noops)
 {

@@ -13,6 +13,8 @@
 
 #include "../api/util.h"
 #include "group/group.h"
+#include "partition/partition.h"
+#include "topic/internal.h"
 #include "topic/topic.h"
 
 TestSuite(modules, .init = ut_mkdir, .fini = ut_rmdir);
@@ -488,6 +490,43 @@ Test(modules, alter_config_changes_the_topic_conf_in_place)
         /* set and unset in the same call: the unset wins, as before */
         cr_assert_eq(klog__conf_isset(t->conf, KC_COMPRESSION_TYPE), i % 2 ? 0 : 1);
     }
+    klog__topic_put(t);
+    cr_assert_eq(klog_close(k), 0);
+}
+
+/* The background thread's retention of a replicated partition stops at its
+ * high watermark (Kafka's replicas delete no segment above it): records
+ * not committed yet stay however small retention.bytes is, and go once
+ * the HW passes them. */
+Test(modules, retention_of_a_replicated_partition_stops_at_its_high_watermark)
+{
+    klog *k = ut_open();
+    ut_topic(k, "t", 1, "segment.bytes", "1024", "retention.bytes", "1", NULL);
+    kt_topic *t = klog__topic_get(k, "t");
+    cr_assert_not_null(t);
+    kpart *p = t->parts[0];
+    kpart_set_replicated(p, true); /* the HW holds where the log ends: 0 */
+    klog_producer *pr = ut_producer(k, "linger.ms", "0", NULL);
+    char v[200];
+    memset(v, 'v', sizeof v - 1);
+    v[sizeof v - 1] = 0;
+    for (int i = 0; i < 40; i++)
+        cr_assert_eq(ut_send(pr, "t", 0, NULL, v), 0);
+    cr_assert_eq(klog_producer_flush(pr, 10000), 0);
+    cr_assert_eq(kpart_end_offset(p), 40);
+    cr_assert_gt(ks_log_segment_count(kpart_log(p)), 4, "several segments");
+    klog__maint_retention(k, true);
+    cr_assert_eq(kpart_start_offset(p), 0, "retention deleted records above the high watermark (0)");
+    /* the HW moves to 20: the segments wholly below it go, no more */
+    cr_assert_eq(kpart_advance_hw(p, 20), 20);
+    klog__maint_retention(k, true);
+    int64_t start = kpart_start_offset(p);
+    cr_assert(start > 0 && start <= 20, "start %lld with the HW at 20", (long long)start);
+    /* one replica again: retention.bytes applies to all of it */
+    kpart_set_replicated(p, false);
+    klog__maint_retention(k, true);
+    cr_assert_gt(kpart_start_offset(p), 20, "start %lld unbounded", (long long)kpart_start_offset(p));
+    cr_assert_eq(klog_producer_close(pr), 0);
     klog__topic_put(t);
     cr_assert_eq(klog_close(k), 0);
 }
