@@ -212,8 +212,10 @@ class Writer:
         records it sent to a leader that then died timed out and the new
         leader never had them): as an application must, drop the producer
         and make a new one.  What the old one had not seen acknowledged is
-        not counted as acknowledged; nothing it did see may be lost."""
-        if not err.fatal():
+        not counted as acknowledged; nothing it did see may be lost.
+        produce() on a producer already failed raises _FATAL ("Local:
+        Fatal error"), whose own fatal flag is not set: the same case."""
+        if not (err.fatal() or err.code() == ck.KafkaError._FATAL):
             raise ck.KafkaException(err)
         self.fatals.append(err.str())
         self.fatal = None
