@@ -52,6 +52,16 @@ static const kc_def defs[] = {
                                              "the user a node authenticates as to its peers (PLAIN)"),
     B(KC_REPLICATION_SASL_PASSWORD) = KC_STR("replication.sasl.password", SI,
                                              "replication.sasl.username's password"),
+    B(KC_AUTO_LEADER_REBALANCE_ENABLE) = KC_BOOL("auto.leader.rebalance.enable", SI, 1,
+                                                 "quorum: the controller moves leadership back to each "
+                                                 "partition's preferred (first) replica once it is back in sync"),
+    B(KC_LEADER_IMBALANCE_CHECK_INTERVAL_SECONDS) = KC_INT("leader.imbalance.check.interval.seconds", SI, 300, 1,
+                                                           86400 * 365,
+                                                           "quorum: how often the controller looks for "
+                                                           "partitions not led by their preferred replica"),
+    B(KC_LEADER_IMBALANCE_PER_BROKER_PERCENTAGE) = KC_INT("leader.imbalance.per.broker.percentage", SI, 10, 0, 100,
+                                                          "quorum: a node's partitions go back to it once more "
+                                                          "than this share of those it prefers are led elsewhere"),
 };
 
 _Static_assert(sizeof defs / sizeof defs[0] == KC_REPLICATION__END - KC_KEY_BASE(KC_TABLE_REPLICATION),

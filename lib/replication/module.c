@@ -1805,6 +1805,9 @@ static int quorum_start(struct klog *k, krep_mod *m, char *errbuf, size_t errsiz
     qc.heartbeat_timeout_ms = (unsigned)(m->election_ms / 10 > 0 ? m->election_ms / 10 : 1);
     qc.session_timeout_ms = m->session_ms;
     qc.propose_retry_ms = m->election_ms;
+    if (klog__conf_int(klog__conf(k), KC_AUTO_LEADER_REBALANCE_ENABLE))
+        qc.rebalance_interval_ms = klog__conf_int(klog__conf(k), KC_LEADER_IMBALANCE_CHECK_INTERVAL_SECONDS) * 1000;
+    qc.rebalance_pct = (int)klog__conf_int(klog__conf(k), KC_LEADER_IMBALANCE_PER_BROKER_PERCENTAGE);
     rc = krep_quorum_open(&m->q, klog__io(k), klog__dir(k), m->node, &qc, now_ms(), errbuf, errsize);
     if (rc < 0)
         return rc;

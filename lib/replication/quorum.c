@@ -114,6 +114,7 @@ struct krep_quorum {
     /* raft_io state */
     unsigned tick_ms;
     int64_t next_tick;
+    int64_t next_rebalance;      /* the controller's next leader rebalance (0: not set yet) */
     raft_io_tick_cb tick_cb;
     raft_io_recv_cb recv_cb;
     int logh;
@@ -1517,6 +1518,53 @@ static void host(krep_quorum *q)
     q->ctl_term = term;
 }
 
+/* Propose partition p's preferred (first) replica as its leader (q->mu
+ * held; the caller checked it is live and in sync): as an election on a
+ * lost leader, the old one leaves the ISR and rejoins it once caught up
+ * (krep_ctl_elect's rule). */
+static int propose_preferred(krep_quorum *q, qpart *p)
+{
+    krep_pstate st = state_without_leader(&p->st);
+    st.leader = p->st.replicas[0];
+    st.leader_epoch = krep_next_epoch(st.leader_epoch, krep_ctl_epoch(q->ctl));
+    st.partition_epoch++;
+    return propose_set(q, p, p->topic, p->index, p->st.partition_epoch, &st);
+}
+
+/* auto.leader.rebalance.enable (Kafka's rule): a node whose share of
+ * partitions it is the preferred replica of but does not lead is above
+ * rebalance_pct gets back those of them it can lead (it is live and in
+ * sync), in one pass every rebalance_interval_ms. */
+static void rebalance(krep_quorum *q)
+{
+    if (q->cfg.rebalance_interval_ms <= 0)
+        return;
+    if (q->next_rebalance == 0)
+        q->next_rebalance = q->now + q->cfg.rebalance_interval_ms;
+    if (q->now < q->next_rebalance)
+        return;
+    q->next_rebalance = q->now + q->cfg.rebalance_interval_ms;
+    for (int v = 0; v < q->cfg.ndata; v++) {
+        int32_t id = q->cfg.data[v];
+        size_t preferred = 0, elsewhere = 0;
+        for (size_t i = 0; i < q->nparts; i++) {
+            const qpart *p = q->parts[i];
+            if (p->st.nreplicas > 0 && p->st.replicas[0] == id) {
+                preferred++;
+                elsewhere += p->st.leader != id;
+            }
+        }
+        if (elsewhere == 0 || elsewhere * 100 <= preferred * (size_t)q->cfg.rebalance_pct || !live(q, id))
+            continue;
+        for (size_t i = 0; i < q->nparts; i++) {
+            qpart *p = q->parts[i];
+            if (p->st.nreplicas > 0 && p->st.replicas[0] == id && p->st.leader != id &&
+                krep_in(p->st.isr, p->st.nisr, id) && (!p->pend || q->now - p->pend_ms >= q->cfg.propose_retry_ms))
+                propose_preferred(q, p);
+        }
+    }
+}
+
 /* Partitions whose leader is gone get a live in-sync one. */
 static void elect_lost(krep_quorum *q)
 {
@@ -1582,8 +1630,10 @@ int64_t krep_quorum_tick(krep_quorum *q, int64_t now_ms)
         }
         if (ready(q) && (!q->ctl || q->ctl_term != term))
             host(q);
-        if (q->ctl)
+        if (q->ctl) {
             elect_lost(q);
+            rebalance(q);
+        }
     } else if (q->ctl) {
         unhost(q);
     }
@@ -1711,15 +1761,8 @@ int krep_quorum_elect_preferred(krep_quorum *q, const char *topic, int32_t parti
         rc = 1; /* it leads already */
     else if (!live(q, p->st.replicas[0]) || !krep_in(p->st.isr, p->st.nisr, p->st.replicas[0]))
         rc = KLOG_ENOTENOUGH;
-    else if (!p->pend || q->now - p->pend_ms >= q->cfg.propose_retry_ms) {
-        /* as an election on a lost leader: the old one leaves the ISR
-         * and rejoins it once caught up (krep_ctl_elect's rule) */
-        krep_pstate st = state_without_leader(&p->st);
-        st.leader = p->st.replicas[0];
-        st.leader_epoch = krep_next_epoch(st.leader_epoch, krep_ctl_epoch(q->ctl));
-        st.partition_epoch++;
-        rc = propose_set(q, p, p->topic, p->index, p->st.partition_epoch, &st);
-    }
+    else if (!p->pend || q->now - p->pend_ms >= q->cfg.propose_retry_ms)
+        rc = propose_preferred(q, p);
     pthread_mutex_unlock(&q->mu);
     return rc;
 }

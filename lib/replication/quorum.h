@@ -104,6 +104,12 @@ typedef struct krep_quorum_config {
     int64_t propose_retry_ms;       /* a proposal not applied this long is made again [500] */
     unsigned snapshot_threshold;    /* entries applied between snapshots [1024] */
     unsigned snapshot_trailing;     /* entries a snapshot leaves in the log [128] */
+    /* auto.leader.rebalance.enable: every rebalance_interval_ms the
+     * controller gives back to each node the partitions it is the
+     * preferred (first) replica of, live and in sync, once more than
+     * rebalance_pct % of them are led elsewhere (Kafka's rule) [0: off] */
+    int64_t rebalance_interval_ms;
+    int rebalance_pct;
     bool unclean;                   /* tests: elections take a live out-of-sync replica first,
                                      * the ISR reset to it: loses acknowledged records (the
                                      * simulation's checker must catch it) */

@@ -401,6 +401,10 @@ static int node_start(snode *nd)
         qc.heartbeat_timeout_ms = 50;
         qc.session_timeout_ms = 700;
         qc.propose_retry_ms = 200;
+        /* auto.leader.rebalance.enable, often and at any imbalance: the
+         * preferred elections it makes run under the faults too */
+        qc.rebalance_interval_ms = 1000;
+        qc.rebalance_pct = 0;
         qc.unclean = unclean != 0;
         /* snapshots every few entries, few kept after: voters restart from
          * snapshots and a voter that was away is sent one */
