@@ -37,6 +37,7 @@ struct kpart {
     /* read on every append and read; first, as kpart_head says */
     ks_log *log;
     _Atomic bool replicated;     /* HW set by kpart_advance_hw, not derived */
+    _Atomic bool fenced;         /* kpart_set_fenced: appends refused (KLOG_ENOTLEADER) */
     _Atomic int32_t epoch;
     _Atomic int role;
     _Atomic int64_t hw;          /* the HW while replicated */
@@ -301,8 +302,18 @@ void kpart_set_role(kpart *p, enum kpart_role role) { atomic_store(&p->role, (in
 
 /* ---- append and read ----------------------------------------------------------- */
 
+void kpart_set_fenced(kpart *p, bool on) { atomic_store(&p->fenced, on); }
+bool kpart_fenced(kpart *p) { return atomic_load(&p->fenced); }
+
 int kpart_append(kpart *p, ks_batch *batches, unsigned n, unsigned flags)
 {
+    if (KLOG_UNLIKELY(atomic_load_explicit(&p->fenced, memory_order_relaxed))) {
+        for (unsigned i = 0; i < n; i++) {
+            batches[i].result = KLOG_ENOTLEADER;
+            batches[i].base_offset = -1;
+        }
+        return KLOG_ENOTLEADER;
+    }
     if (KLOG_UNLIKELY(flags & KPART_APPEND_ALL) &&
         atomic_load_explicit(&p->isr_size, memory_order_relaxed) <
             atomic_load_explicit(&p->min_isr, memory_order_relaxed) &&

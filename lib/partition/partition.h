@@ -522,6 +522,14 @@ int64_t kpart_ack_pending(kpart *p);
 void kpart_set_replicated(kpart *p, bool on);
 bool kpart_replicated(kpart *p);
 
+/* Fenced: kpart_append refuses every batch (KLOG_ENOTLEADER) whatever the
+ * role, until unfenced.  Replication fences the partitions of a leader
+ * that lost its controller long enough for another leader to have been
+ * elected (krep_config.fence_after_ms); it stays the leader it was told
+ * it is, and takes writes again once it hears from the controller. */
+void kpart_set_fenced(kpart *p, bool on);
+bool kpart_fenced(kpart *p);
+
 /* As kpart_set_replicated(p, true), with the HW starting at hw (clamped
  * to [log start, LEO]) instead of the LEO: a replica opened after a
  * restart exposes nothing it does not know to be committed.  A no-op when

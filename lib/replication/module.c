@@ -1786,6 +1786,10 @@ static bool is_witness(const krep_mod *m, int32_t id) { return krep_in(m->witnes
 static int quorum_start(struct klog *k, krep_mod *m, char *errbuf, size_t errsize)
 {
     m->cfg.controller_id = -1; /* raft says who */
+    /* a leader cut off from the controller as long as the controller
+     * takes to give its partitions to others (and a heartbeat more) takes
+     * no more writes for them */
+    m->cfg.fence_after_ms = m->session_ms + m->cfg.heartbeat_ms;
     int rc;
     if (!m->witness && (rc = krep_node_new(&m->node, k, &m->cfg)) < 0)
         return klog__errf(errbuf, errsize, rc, "replication: %s", klog_strerror(rc));

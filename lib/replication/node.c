@@ -130,6 +130,8 @@ struct krep_node {
     krep_chan *chans;             /* cfg.npeers of them, then the controller's */
     bool registered;              /* the controller acknowledged this incarnation */
     int64_t registered_ms;        /* when (heartbeats follow every cfg.heartbeat_ms) */
+    int64_t contact_ms;           /* the controller last answered or ordered (0: not yet looked) */
+    _Atomic bool fenced;          /* cfg.fence_after_ms without it: the leaderships fenced */
     int32_t ctl_id, ctl_epoch;    /* the controller, from the newest LeaderAndIsr */
     _Atomic uint64_t version;     /* bumped by every state or controller applied */
     pthread_mutex_t smu;          /* the state file (krep_node_write_state) */
@@ -624,12 +626,49 @@ static void follower_fetched(krep_node *n, krep_part *rp, int i, int64_t off, in
 
 static void gone_sweep(krep_node *n);
 
+/* cfg.fence_after_ms without a word from the controller: the partitions
+ * this node leads take no writes (their pending acks=all writes wait, as
+ * any that cannot commit) and Metadata names no leader for them, until it
+ * hears from it again (n->mu held).  Returns when to look again. */
+static int64_t fence_check(krep_node *n, int64_t now_ms)
+{
+    if (n->cfg.fence_after_ms <= 0)
+        return INT64_MAX;
+    if (n->contact_ms == 0)
+        n->contact_ms = now_ms;
+    bool fence = now_ms - n->contact_ms > n->cfg.fence_after_ms;
+    if (fence != atomic_load(&n->fenced)) {
+        atomic_store(&n->fenced, fence);
+        size_t led = 0;
+        for (size_t j = 0; j < n->nparts; j++) {
+            kpart_set_fenced(n->parts[j]->p, fence && n->parts[j]->leading);
+            led += n->parts[j]->leading;
+        }
+        if (fence)
+            klog__log_defer(n->k, KLOG_LOG_WARNING, KLOG_ENOTLEADER, "replication",
+                            "no word from the controller (node %d) for %lld ms: the %zu partition(s) this node "
+                            "leads take no writes until it is heard from again (another leader may have been "
+                            "elected)",
+                            (int)n->ctl_id, (long long)(now_ms - n->contact_ms), led);
+        else
+            klog__log_defer(n->k, KLOG_LOG_NOTICE, 0, "replication",
+                            "the controller (node %d) is heard from again: writes taken", (int)n->ctl_id);
+        atomic_fetch_add(&n->version, 1);
+    }
+    return fence ? now_ms + 10 : n->contact_ms + n->cfg.fence_after_ms + 1;
+}
+
+bool krep_node_fenced(krep_node *n) { return n && atomic_load(&n->fenced); }
+
 int64_t krep_node_tick(krep_node *n, int64_t now_ms)
 {
     pthread_mutex_lock(&n->mu);
     if (n->ngone)
         gone_sweep(n);
     int64_t wake = now_ms + (n->cfg.lag_max_ms / 4 > 1 ? n->cfg.lag_max_ms / 4 : 1);
+    int64_t fw = fence_check(n, now_ms);
+    if (fw < wake)
+        wake = fw;
     for (size_t j = 0; j < n->nparts; j++) {
         krep_part *rp = n->parts[j];
         if (!rp->leading || rp->failed)
@@ -786,6 +825,8 @@ int krep_handle_leader_and_isr(krep_node *n, const kk_leader_and_isr_req *q, int
         return 0;
     }
     bool addressed = version >= 2 && q->broker_epoch == n->cfg.incarnation;
+    n->contact_ms = now_ms; /* the controller's word */
+    (void)fence_check(n, now_ms);
     size_t total = (size_t)(q->ungrouped_partition_states.n > 0 ? q->ungrouped_partition_states.n : 0);
     for (int i = 0; i < q->topic_states.n; i++)
         total += (size_t)q->topic_states.v[i].partition_states.n;
@@ -1429,6 +1470,8 @@ static void alter_response(krep_node *n, krep_chan *ch, const kk_alter_partition
         if (r->error_code == KK_ERR_NONE) {
             n->registered = true;
             n->registered_ms = now_ms;
+            n->contact_ms = now_ms;
+            (void)fence_check(n, now_ms); /* lifted at once */
         } else {
             n->registered = false;
             ch->backoff_until = now_ms + n->cfg.fetch_backoff_ms;

@@ -122,6 +122,16 @@ typedef struct krep_config {
     int64_t heartbeat_ms;         /* replica.heartbeat.ms: registration again [2000] */
     int32_t controller_id;        /* the controller until a LeaderAndIsr names another [-1] */
     int32_t controller_epoch;     /* its epoch: LeaderAndIsr of older ones are refused [0] */
+    /* A node that has not heard from its controller (registration or
+     * LeaderAndIsr) for this long stops taking writes for the partitions
+     * it leads (kpart_set_fenced) and Metadata names no leader for them
+     * (krep_node_fenced): under the quorum controller, which by then has
+     * taken it for dead and elected others, a leader cut off from it and
+     * not from its clients sends them on instead of holding their writes
+     * (or, acks=1, acknowledging records the new leader's term will
+     * truncate).  Lifted once it hears from the controller again.
+     * [0: never; the quorum sets replica.session.timeout.ms] */
+    int64_t fence_after_ms;
 } krep_config;
 
 /* Defaults (the brackets above), no peers. */
@@ -155,6 +165,8 @@ const krep_config *krep_node_config(const krep_node *n);
 /* A counter that moves whenever the node applies a new state or hears of
  * a new controller (what to write down has changed). */
 uint64_t krep_node_version(krep_node *n);
+/* Whether the node is fenced (krep_config.fence_after_ms). */
+bool krep_node_fenced(krep_node *n);
 
 /* The controller this node answers to, and its epoch (the latest seen;
  * -1 and 0 before any). */

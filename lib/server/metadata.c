@@ -103,6 +103,11 @@ static int fill_replicated(ksrv_call *c, kk_metadata_resp_partition *ps, const c
         return -ENOMEM;
     memcpy(r, st.replicas, (size_t)st.nreplicas * sizeof *r);
     memcpy(r + st.nreplicas, st.isr, (size_t)st.nisr * sizeof *r);
+    /* a node fenced (cut off from its controller long enough for others
+     * to lead) names no leader where it was one: the client asks another */
+    krep_node *nd = krep_mod_node(m);
+    if (st.leader >= 0 && nd && st.leader == krep_node_id(nd) && krep_node_fenced(nd))
+        st.leader = -1;
     ps->error_code = st.leader >= 0 ? KK_ERR_NONE : KK_ERR_LEADER_NOT_AVAILABLE;
     ps->leader_id = st.leader;
     ps->replica_nodes.v = r;
@@ -201,6 +206,13 @@ int ksrv_metadata(ksrv_call *c)
     r.brokers.v = &b;
     r.brokers.n = 1;
     krep_mod *rm = krep_mod_of(ksrv_klog(c->srv));
+    /* Fenced (cut off from the controller long enough for others to lead
+     * its partitions): answered, then the connection closes, so that the
+     * client asks another node next.  librdkafka asks for metadata the
+     * node it last sent to, which a client retrying here is: it would
+     * hear "no leader" from this node alone for as long as the cut. */
+    if (rm && krep_node_fenced(krep_mod_node(rm)))
+        c->close_after = true;
     if (rm) {
         /* every node, at its URL's host and port (a unix:// one has none
          * a Kafka client could use: left out) */

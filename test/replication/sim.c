@@ -328,6 +328,8 @@ static void node_config(snode *nd, krep_config *cfg)
     cfg->fetch_backoff_ms = 5;
     cfg->fetch_max_bytes = 4096;
     cfg->heartbeat_ms = 200;
+    /* the quorum's fence: the session timeout (700 below) and a heartbeat */
+    cfg->fence_after_ms = sim.quorum ? 900 : 0;
     cfg->controller_id = sim.quorum ? -1 : 0;
     if (sim.static_mode) {
         /* node 1 leads a new cluster; after that, the state file says */
