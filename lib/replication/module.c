@@ -1180,6 +1180,30 @@ static void probe_idle(runner *r)
 
 /* ---- auto-creation through the controller ---------------------------------------------------------- */
 
+/* Send request (key, version v, body) to the controller on a fresh
+ * connection with the replication's SASL, as auto-creation and forwarded
+ * configuration changes do: *cid the controller asked (-1: none known, or
+ * only this node when others_only); the answer decoded into *resp (its
+ * arena a, its strings in the connection's buffer: *conn stays open for
+ * the caller to read it and close).  0, KLOG_ENOTLEADER, or the
+ * connection's error. */
+static int controller_call(krep_mod *m, bool others_only, int timeout_ms, int16_t key, int16_t v, const void *body,
+                           int32_t *cid, kk_wbuf *w, kk_arena *a, kk_response *resp, klog_conn **conn)
+{
+    int32_t cep;
+    *conn = NULL;
+    krep_mod_controller(m, cid, &cep);
+    const char *url = *cid >= 0 && !(others_only && *cid == m->cfg.node_id) ? url_of(m, *cid) : NULL;
+    if (!url)
+        return KLOG_ENOTLEADER;
+    int rc = klog_transport_connect(m->reg, url, CONNECT_MS, conn);
+    if (rc == 0 && m->sasl_mech)
+        rc = peer_sasl(m, *conn);
+    if (rc == 0)
+        rc = peer_call(*conn, timeout_ms, w, key, v, body, a, resp);
+    return rc;
+}
+
 /* One auto-created topic, as a CreateTopics with the defaults: made here
  * when this node is the controller, else sent to the controller (a fresh
  * connection, as klog promote's).  The outcome is logged: the client that
@@ -1191,36 +1215,28 @@ static void auto_create_one(krep_mod *m, const char *name)
     if (krep_mod_is_controller(m)) {
         rc = krep_mod_create_topic(m, name, 0, NULL, 0, NULL, (int)m->timeout_ms, eb, sizeof eb);
     } else {
-        int32_t cid, cep;
-        krep_mod_controller(m, &cid, &cep);
-        const char *url = cid >= 0 ? url_of(m, cid) : NULL;
-        klog_conn *c = NULL;
-        rc = url ? klog_transport_connect(m->reg, url, CONNECT_MS, &c) : KLOG_ENOTLEADER;
-        if (rc == 0 && m->sasl_mech)
-            rc = peer_sasl(m, c);
-        if (rc == 0) {
-            kk_wbuf w;
-            kk_wbuf_init(&w, 0);
-            kk_arena a;
-            kk_arena_init(&a, NULL, 0);
-            kk_response resp;
-            kk_create_topics_req_topic t = { .name = KK_STR(name), .num_partitions = -1,
-                                             .replication_factor = -1 };
-            kk_create_topics_req q = { .topics = { &t, 1 }, .timeout_ms = (int32_t)m->timeout_ms };
-            rc = peer_call(c, (int)m->timeout_ms, &w, KK_API_CREATE_TOPICS, 4, &q, &a, &resp);
-            if (rc == 0 && resp.body.create_topics.topics.n == 1) {
-                int16_t e = resp.body.create_topics.topics.v[0].error_code;
-                if (e != KK_ERR_NONE && e != KK_ERR_TOPIC_ALREADY_EXISTS) {
-                    snprintf(eb, sizeof eb, "the controller (node %d) answered error %d", (int)cid, (int)e);
-                    rc = -EIO;
-                }
-            } else if (rc == 0) {
-                rc = -EPROTO;
+        int32_t cid;
+        kk_wbuf w;
+        kk_wbuf_init(&w, 0);
+        kk_arena a;
+        kk_arena_init(&a, NULL, 0);
+        kk_response resp;
+        klog_conn *c;
+        kk_create_topics_req_topic t = { .name = KK_STR(name), .num_partitions = -1, .replication_factor = -1 };
+        kk_create_topics_req q = { .topics = { &t, 1 }, .timeout_ms = (int32_t)m->timeout_ms };
+        rc = controller_call(m, false, (int)m->timeout_ms, KK_API_CREATE_TOPICS, 4, &q, &cid, &w, &a, &resp, &c);
+        if (rc == 0 && resp.body.create_topics.topics.n == 1) {
+            int16_t e = resp.body.create_topics.topics.v[0].error_code;
+            if (e != KK_ERR_NONE && e != KK_ERR_TOPIC_ALREADY_EXISTS) {
+                snprintf(eb, sizeof eb, "the controller (node %d) answered error %d", (int)cid, (int)e);
+                rc = -EIO;
             }
-            kk_wbuf_free(&w);
-            kk_arena_reset(&a);
+        } else if (rc == 0) {
+            rc = -EPROTO;
         }
         klog_conn_close(c);
+        kk_wbuf_free(&w);
+        kk_arena_reset(&a);
     }
     if (rc < 0 && rc != -EEXIST)
         klog__log_defer(m->k, KLOG_LOG_WARNING, rc, "replication", "auto-creating topic %s: %s", name,
@@ -1379,45 +1395,40 @@ static void forward_one(krep_mod *m, krep_fwd *f)
     for (size_t i = 0; rc == 0 && i < f->nunset; i++)
         cs[n++] = (kk_alter_configs_req_config){ .name = KK_STR(f->unset[i]), .config_operation = 1,
                                                  .value = KK_STR_NULL };
-    int32_t cid = -1, cep;
+    int32_t cid = -1;
     int64_t until = now_ms() + 10000;
     for (int tries = 0; rc == 0 || tries > 0; tries++) {
         if (tries > 0)
             nap(m, now_ms() + 50);
         f->kerr = KK_ERR_NONE;
         errbuf[0] = 0;
-        krep_mod_controller(m, &cid, &cep);
-        const char *url = cid >= 0 && cid != m->cfg.node_id ? url_of(m, cid) : NULL;
-        rc = url ? 0 : klog__errf(errbuf, errsize, KLOG_ENOTLEADER, "no other node is known to be the controller");
-        klog_conn *c = NULL;
-        if (rc == 0 && (rc = klog_transport_connect(m->reg, url, CONNECT_MS, &c)) == 0 && m->sasl_mech)
-            rc = peer_sasl(m, c);
-        if (rc == 0) {
-            kk_wbuf w;
-            kk_wbuf_init(&w, 0);
-            kk_arena a;
-            kk_arena_init(&a, NULL, 0);
-            kk_response resp;
-            kk_alter_configs_req_resource res = { .resource_type = 2, .resource_name = KK_STR(f->name),
-                                                  .configs = { cs, (int32_t)n } };
-            kk_alter_configs_req q = { .resources = { &res, 1 }, .validate_only = f->validate_only };
-            int16_t api = f->incremental ? KK_API_INCREMENTAL_ALTER_CONFIGS : KK_API_ALTER_CONFIGS;
-            rc = peer_call(c, timeout_ms, &w, api, 0, &q, &a, &resp);
-            /* (the two responses are one type) */
-            const kk_alter_configs_resp *r = &resp.body.alter_configs;
-            if (rc == 0 && r->responses.n == 1) {
-                f->kerr = r->responses.v[0].error_code;
-                const kk_str *em = &r->responses.v[0].error_message;
-                if (f->kerr != KK_ERR_NONE)
-                    snprintf(errbuf, errsize, "the controller (node %d): %.*s", (int)cid,
-                             em->p ? (int)em->len : 0, em->p ? em->p : "");
-            } else if (rc == 0) {
-                rc = -EPROTO;
-            }
-            kk_wbuf_free(&w);
-            kk_arena_reset(&a);
+        kk_wbuf w;
+        kk_wbuf_init(&w, 0);
+        kk_arena a;
+        kk_arena_init(&a, NULL, 0);
+        kk_response resp;
+        klog_conn *c;
+        kk_alter_configs_req_resource res = { .resource_type = 2, .resource_name = KK_STR(f->name),
+                                              .configs = { cs, (int32_t)n } };
+        kk_alter_configs_req q = { .resources = { &res, 1 }, .validate_only = f->validate_only };
+        int16_t api = f->incremental ? KK_API_INCREMENTAL_ALTER_CONFIGS : KK_API_ALTER_CONFIGS;
+        rc = controller_call(m, true, timeout_ms, api, 0, &q, &cid, &w, &a, &resp, &c);
+        /* (the two responses are one type) */
+        const kk_alter_configs_resp *r = &resp.body.alter_configs;
+        if (rc == KLOG_ENOTLEADER) {
+            klog__errf(errbuf, errsize, rc, "no other node is known to be the controller");
+        } else if (rc == 0 && r->responses.n == 1) {
+            f->kerr = r->responses.v[0].error_code;
+            const kk_str *em = &r->responses.v[0].error_message;
+            if (f->kerr != KK_ERR_NONE)
+                snprintf(errbuf, errsize, "the controller (node %d): %.*s", (int)cid, em->p ? (int)em->len : 0,
+                         em->p ? em->p : "");
+        } else if (rc == 0) {
+            rc = -EPROTO;
         }
         klog_conn_close(c);
+        kk_wbuf_free(&w);
+        kk_arena_reset(&a);
         if (rc < 0 && !*errbuf)
             klog__errf(errbuf, errsize, rc, "forwarding to the controller (node %d): %s", (int)cid,
                        klog_strerror(rc));

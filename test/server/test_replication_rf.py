@@ -130,6 +130,20 @@ def create_raw(node, topic, parts, rf):
     return struct.unpack(">h", b[6 + nl:8 + nl])[0]
 
 
+def controller_id(node, timeout=30):
+    """The controller node's Metadata names (once it names one)."""
+    ctl = -1
+    for _ in deadline_loop(timeout, 0.1):
+        try:
+            ctl = AdminClient({"bootstrap.servers": node.bootstrap}).list_topics(timeout=2).controller_id
+        except ck.KafkaException:
+            continue
+        if ctl > 0:
+            break
+    assert ctl > 0, "no controller named"
+    return ctl
+
+
 def holds(node, topic):
     """Whether node's data directory has a directory of the topic."""
     return any(e == topic or e.startswith(topic + "-") for e in os.listdir(node.datadir))
@@ -297,15 +311,7 @@ def test_auto_create_through_the_controller(serve, controller):
     extra = ["replication.controller=static"] if controller == "static" else \
         ["replica.session.timeout.ms=1500", "controller.quorum.election.timeout.ms=500"]
     nodes = cluster(serve, extra + ["num.partitions=2"])
-    ctl = -1
-    for _ in deadline_loop(30, 0.1):
-        try:
-            ctl = AdminClient({"bootstrap.servers": nodes[0].bootstrap}).list_topics(timeout=2).controller_id
-        except ck.KafkaException:
-            continue
-        if ctl > 0:
-            break
-    assert ctl > 0, "no controller named"
+    ctl = controller_id(nodes[0])
     other = [n for n in nodes if node_id(n) != ctl][0]
     # the producer knows only a node that is not the controller
     p = ck.Producer({"bootstrap.servers": other.bootstrap, "acks": "all", "enable.idempotence": False,
@@ -374,15 +380,7 @@ def test_alter_configs_through_any_node(serve, controller):
     extra = ["replication.controller=static"] if controller == "static" else \
         ["replica.session.timeout.ms=1500", "controller.quorum.election.timeout.ms=500"]
     nodes = cluster(serve, extra)
-    ctl = -1
-    for _ in deadline_loop(30, 0.1):
-        try:
-            ctl = AdminClient({"bootstrap.servers": nodes[0].bootstrap}).list_topics(timeout=2).controller_id
-        except ck.KafkaException:
-            continue
-        if ctl > 0:
-            break
-    assert ctl > 0, "no controller named"
+    ctl = controller_id(nodes[0])
     rc = None
     for _ in deadline_loop(30, 0.2):   # (a quorum's new controller may not be known everywhere yet)
         rc = create(AdminClient({"bootstrap.servers": nodes[0].bootstrap}), "cfg", 1, 3)
