@@ -302,10 +302,26 @@ def test_quorum_rebalances_leaders_by_itself(serve, enabled):
     retry("create", lambda a: a.create_topics([NewTopic("reb", num_partitions=1, replica_assignment=[[pref, other]])],
                                               request_timeout=20)["reb"].result(30), done=(TOPIC_EXISTS,))
     old = [n for n in nodes if node_id(n) == pref][0]
+    s = None
     for attempt in range(3):
         st = settled(nodes, "reb", 1, 2)
-        if enabled and st[0][0] != pref:
-            continue   # (the first replica was not alive at the creation: the rebalance brings it back first)
+        if enabled:
+            # (the first replica was not alive at the creation, on a loaded
+            # machine: the rebalance gives it back its leadership first)
+            for _ in deadline_loop(15, 0.1):
+                st = states(controller(nodes), "reb")
+                if st and st[0][0] == pref:
+                    break
+            assert st and st[0][0] == pref, "leadership never went to the preferred replica: %r" % (st,)
+        elif st[0][0] != pref:
+            # (disabled, and the creation found the first replica dead: an
+            # operator's ElectLeaders makes it the leader first)
+            for _ in deadline_loop(15, 0.1):
+                elect_preferred(controller(nodes), "reb", [0])
+                st = states(controller(nodes), "reb")
+                if st and st[0][0] == pref:
+                    break
+            assert st and st[0][0] == pref, "ElectLeaders never made the preferred replica lead: %r" % (st,)
         old.proc.kill()
         old.proc.wait(10)
         old.proc = None
