@@ -1180,28 +1180,47 @@ static void probe_idle(runner *r)
 
 /* ---- auto-creation through the controller ---------------------------------------------------------- */
 
-/* Send request (key, version v, body) to the controller on a fresh
- * connection with the replication's SASL, as auto-creation and forwarded
- * configuration changes do: *cid the controller asked (-1: none known, or
- * only this node when others_only); the answer decoded into *resp (its
- * arena a, its strings in the connection's buffer: *conn stays open for
- * the caller to read it and close).  0, KLOG_ENOTLEADER, or the
- * connection's error. */
-static int controller_call(krep_mod *m, bool others_only, int timeout_ms, int16_t key, int16_t v, const void *body,
-                           int32_t *cid, kk_wbuf *w, kk_arena *a, kk_response *resp, klog_conn **conn)
+/* A request to the controller on a fresh connection with the
+ * replication's SASL, as auto-creation and forwarded configuration changes
+ * send it: cid is the controller asked (-1: none known, or only this node
+ * when others_only), resp its answer (its strings in the connection's
+ * buffer and the arena: valid until ctl_call_end). */
+typedef struct ctl_call {
+    int32_t cid;
+    kk_wbuf w;
+    kk_arena a;
+    kk_response resp;
+    klog_conn *c;
+} ctl_call;
+
+/* 0 (cc->resp holds the answer), KLOG_ENOTLEADER, or the connection's
+ * error; ctl_call_end in every case. */
+static int controller_call(krep_mod *m, ctl_call *cc, bool others_only, int timeout_ms, int16_t key, int16_t v,
+                           const void *body)
 {
     int32_t cep;
-    *conn = NULL;
-    krep_mod_controller(m, cid, &cep);
-    const char *url = *cid >= 0 && !(others_only && *cid == m->cfg.node_id) ? url_of(m, *cid) : NULL;
+    memset(cc, 0, sizeof *cc);
+    kk_wbuf_init(&cc->w, 0);
+    kk_arena_init(&cc->a, NULL, 0);
+    krep_mod_controller(m, &cc->cid, &cep);
+    const char *url =
+        cc->cid >= 0 && !(others_only && cc->cid == m->cfg.node_id) ? url_of(m, cc->cid) : NULL;
     if (!url)
         return KLOG_ENOTLEADER;
-    int rc = klog_transport_connect(m->reg, url, CONNECT_MS, conn);
+    int rc = klog_transport_connect(m->reg, url, CONNECT_MS, &cc->c);
     if (rc == 0 && m->sasl_mech)
-        rc = peer_sasl(m, *conn);
+        rc = peer_sasl(m, cc->c);
     if (rc == 0)
-        rc = peer_call(*conn, timeout_ms, w, key, v, body, a, resp);
+        rc = peer_call(cc->c, timeout_ms, &cc->w, key, v, body, &cc->a, &cc->resp);
     return rc;
+}
+
+static void ctl_call_end(ctl_call *cc)
+{
+    klog_conn_close(cc->c);
+    cc->c = NULL;
+    kk_wbuf_free(&cc->w);
+    kk_arena_reset(&cc->a);
 }
 
 /* One auto-created topic, as a CreateTopics with the defaults: made here
@@ -1215,28 +1234,20 @@ static void auto_create_one(krep_mod *m, const char *name)
     if (krep_mod_is_controller(m)) {
         rc = krep_mod_create_topic(m, name, 0, NULL, 0, NULL, (int)m->timeout_ms, eb, sizeof eb);
     } else {
-        int32_t cid;
-        kk_wbuf w;
-        kk_wbuf_init(&w, 0);
-        kk_arena a;
-        kk_arena_init(&a, NULL, 0);
-        kk_response resp;
-        klog_conn *c;
+        ctl_call cc;
         kk_create_topics_req_topic t = { .name = KK_STR(name), .num_partitions = -1, .replication_factor = -1 };
         kk_create_topics_req q = { .topics = { &t, 1 }, .timeout_ms = (int32_t)m->timeout_ms };
-        rc = controller_call(m, false, (int)m->timeout_ms, KK_API_CREATE_TOPICS, 4, &q, &cid, &w, &a, &resp, &c);
-        if (rc == 0 && resp.body.create_topics.topics.n == 1) {
-            int16_t e = resp.body.create_topics.topics.v[0].error_code;
+        rc = controller_call(m, &cc, false, (int)m->timeout_ms, KK_API_CREATE_TOPICS, 4, &q);
+        if (rc == 0 && cc.resp.body.create_topics.topics.n == 1) {
+            int16_t e = cc.resp.body.create_topics.topics.v[0].error_code;
             if (e != KK_ERR_NONE && e != KK_ERR_TOPIC_ALREADY_EXISTS) {
-                snprintf(eb, sizeof eb, "the controller (node %d) answered error %d", (int)cid, (int)e);
+                snprintf(eb, sizeof eb, "the controller (node %d) answered error %d", (int)cc.cid, (int)e);
                 rc = -EIO;
             }
         } else if (rc == 0) {
             rc = -EPROTO;
         }
-        klog_conn_close(c);
-        kk_wbuf_free(&w);
-        kk_arena_reset(&a);
+        ctl_call_end(&cc);
     }
     if (rc < 0 && rc != -EEXIST)
         klog__log_defer(m->k, KLOG_LOG_WARNING, rc, "replication", "auto-creating topic %s: %s", name,
@@ -1402,19 +1413,15 @@ static void forward_one(krep_mod *m, krep_fwd *f)
             nap(m, now_ms() + 50);
         f->kerr = KK_ERR_NONE;
         errbuf[0] = 0;
-        kk_wbuf w;
-        kk_wbuf_init(&w, 0);
-        kk_arena a;
-        kk_arena_init(&a, NULL, 0);
-        kk_response resp;
-        klog_conn *c;
+        ctl_call cc;
         kk_alter_configs_req_resource res = { .resource_type = 2, .resource_name = KK_STR(f->name),
                                               .configs = { cs, (int32_t)n } };
         kk_alter_configs_req q = { .resources = { &res, 1 }, .validate_only = f->validate_only };
         int16_t api = f->incremental ? KK_API_INCREMENTAL_ALTER_CONFIGS : KK_API_ALTER_CONFIGS;
-        rc = controller_call(m, true, timeout_ms, api, 0, &q, &cid, &w, &a, &resp, &c);
+        rc = controller_call(m, &cc, true, timeout_ms, api, 0, &q);
+        cid = cc.cid;
         /* (the two responses are one type) */
-        const kk_alter_configs_resp *r = &resp.body.alter_configs;
+        const kk_alter_configs_resp *r = &cc.resp.body.alter_configs;
         if (rc == KLOG_ENOTLEADER) {
             klog__errf(errbuf, errsize, rc, "no other node is known to be the controller");
         } else if (rc == 0 && r->responses.n == 1) {
@@ -1426,9 +1433,7 @@ static void forward_one(krep_mod *m, krep_fwd *f)
         } else if (rc == 0) {
             rc = -EPROTO;
         }
-        klog_conn_close(c);
-        kk_wbuf_free(&w);
-        kk_arena_reset(&a);
+        ctl_call_end(&cc);
         if (rc < 0 && !*errbuf)
             klog__errf(errbuf, errsize, rc, "forwarding to the controller (node %d): %s", (int)cid,
                        klog_strerror(rc));

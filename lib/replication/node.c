@@ -660,6 +660,13 @@ static int64_t fence_check(krep_node *n, int64_t now_ms)
 
 bool krep_node_fenced(krep_node *n) { return n && atomic_load(&n->fenced); }
 
+/* The controller answered or ordered (n->mu held): a fence lifts at once. */
+static void heard_from_controller(krep_node *n, int64_t now_ms)
+{
+    n->contact_ms = now_ms;
+    (void)fence_check(n, now_ms);
+}
+
 int64_t krep_node_tick(krep_node *n, int64_t now_ms)
 {
     pthread_mutex_lock(&n->mu);
@@ -825,8 +832,7 @@ int krep_handle_leader_and_isr(krep_node *n, const kk_leader_and_isr_req *q, int
         return 0;
     }
     bool addressed = version >= 2 && q->broker_epoch == n->cfg.incarnation;
-    n->contact_ms = now_ms; /* the controller's word */
-    (void)fence_check(n, now_ms);
+    heard_from_controller(n, now_ms);
     size_t total = (size_t)(q->ungrouped_partition_states.n > 0 ? q->ungrouped_partition_states.n : 0);
     for (int i = 0; i < q->topic_states.n; i++)
         total += (size_t)q->topic_states.v[i].partition_states.n;
@@ -1470,8 +1476,7 @@ static void alter_response(krep_node *n, krep_chan *ch, const kk_alter_partition
         if (r->error_code == KK_ERR_NONE) {
             n->registered = true;
             n->registered_ms = now_ms;
-            n->contact_ms = now_ms;
-            (void)fence_check(n, now_ms); /* lifted at once */
+            heard_from_controller(n, now_ms);
         } else {
             n->registered = false;
             ch->backoff_until = now_ms + n->cfg.fetch_backoff_ms;
