@@ -126,6 +126,19 @@ def read_response(sock, timeout=20.0, max_size=64 << 20):
     return struct.unpack(">i", body[:4])[0], body[4:]
 
 
+def call(bootstrap, api_key, version, body, corr=9, timeout=20.0):
+    """One request on a fresh connection to bootstrap: the response's bytes
+    after its correlation id (checked)."""
+    s = connect(bootstrap)
+    try:
+        s.sendall(request(api_key, version, corr, body))
+        got, b = read_response(s, timeout=timeout)
+    finally:
+        s.close()
+    assert got == corr, "correlation id %d, sent %d" % (got, corr)
+    return b
+
+
 def expect_closed(sock, seconds=20.0):
     """Read until the server closes sock; returns the bytes it sent before.
     Fails (AssertionError) if it is still open after `seconds`."""

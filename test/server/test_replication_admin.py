@@ -26,7 +26,7 @@ import pytest
 
 import kwire
 from kwire import deadline_loop
-from test_replication_rf import TUNED, cluster, holds, node_id, raft_built, settled, states
+from test_replication_rf import alter_raw, cluster, describe_raw, holds, node_id, raft_built, settled, states
 
 ck = pytest.importorskip("confluent_kafka")
 from confluent_kafka.admin import AdminClient, ConfigResource, NewPartitions, NewTopic  # noqa: E402
@@ -40,44 +40,9 @@ BOOT = None
 UNKNOWN_TOPIC = 3
 
 
-def call(node, key, version, body):
-    s = kwire.connect(node.bootstrap)
-    try:
-        s.sendall(kwire.request(key, version, 9, body))
-        corr, b = kwire.read_response(s)
-    finally:
-        s.close()
-    assert corr == 9
-    return b
-
-
-def describe(node, topic):
-    """DescribeConfigs v0 of topic asked of node: (error, {key: value} of
-    the topic's own keys, i.e. neither defaults nor the node's own
-    min.insync.replicas)."""
-    body = struct.pack(">i", 1) + struct.pack(">b", 2) + kwire.kstr(topic) + struct.pack(">i", -1)
-    r = kwire.Reader(call(node, 32, 0, body))
-    r.i32()
-    assert r.i32() == 1
-    err, _msg, _t, _n = r.i16(), r.string(), r.i8(), r.string()
-    own = {}
-    for _ in range(r.i32()):
-        k, v, _ro, is_default, _sens = r.string(), r.string(), r.i8(), r.i8(), r.i8()
-        if not is_default and k != "min.insync.replicas":
-            own[k] = v
-    return err, own
-
-
 def alter(node, topic, cfgs):
-    """IncrementalAlterConfigs v0 of topic asked of node: its error code.
-    cfgs: [(key, op, value)], op 0 SET, 1 DELETE."""
-    b = struct.pack(">i", 1) + struct.pack(">b", 2) + kwire.kstr(topic) + struct.pack(">i", len(cfgs))
-    for k, op, v in cfgs:
-        b += kwire.kstr(k) + struct.pack(">b", op) + (kwire.kstr(v) if v is not None else b"\xff\xff")
-    r = kwire.Reader(call(node, 44, 0, b + b"\x00"))
-    r.i32()
-    assert r.i32() == 1
-    return r.i16()
+    """IncrementalAlterConfigs v0 of topic asked of node: its error code."""
+    return alter_raw(node, topic, cfgs)[0]
 
 
 def controller(nodes):
@@ -116,7 +81,7 @@ def own_on_all(nodes, topic, want, timeout=30):
     """Every node describes topic with exactly the own keys want."""
     seen = None
     for _ in deadline_loop(timeout, 0.1):
-        seen = {node_id(n): describe(n, topic) for n in nodes}
+        seen = {node_id(n): describe_raw(n, topic) for n in nodes}
         if all(e == 0 and own == want for e, own in seen.values()):
             return
     pytest.fail("%s: the nodes' configs never became %r: %r" % (topic, want, seen))
@@ -170,7 +135,7 @@ def configs_through_the_controller(nodes, rf):
     for n in nodes:
         assert not holds(n, "cfg"), (node_id(n), sorted(__import__("os").listdir(n.datadir)))
         assert states(n, "cfg") is None, (node_id(n), states(n, "cfg"))
-        assert describe(n, "cfg")[0] == UNKNOWN_TOPIC
+        assert describe_raw(n, "cfg")[0] == UNKNOWN_TOPIC
     # and the name is created again, with other configs
     # (TOPIC_ALREADY_EXISTS while a node has not taken the deletion yet)
     retry("create again", lambda a: a.create_topics([NewTopic("cfg", 1, rf, config={"retention.ms": "77777"})],
@@ -206,7 +171,7 @@ def elect_preferred(node, topic, partitions):
     (top-level error, {partition: error})."""
     body = (struct.pack(">bi", 0, 1) + kwire.kstr(topic) + struct.pack(">i", len(partitions))
             + b"".join(struct.pack(">i", p) for p in partitions) + struct.pack(">i", 10000))
-    r = kwire.Reader(call(node, 43, 1, body))
+    r = kwire.Reader(kwire.call(node.bootstrap, 43, 1, body))
     r.i32()
     top = r.i16()
     out = {}
@@ -218,18 +183,42 @@ def elect_preferred(node, topic, partitions):
     return top, out
 
 
+def two_replica_topic(serve, name, extra=()):
+    """A quorum cluster and topic `name` of one partition on two nodes that
+    are not the controller, the first the preferred replica: (nodes,
+    preferred id, other id)."""
+    nodes = cluster(serve, NO_AUTO + ["replica.session.timeout.ms=1500", "controller.quorum.election.timeout.ms=500"]
+                    + list(extra))
+    global BOOT
+    BOOT = ",".join(n.bootstrap for n in nodes)
+    ctl = controller(nodes)
+    pref, other = [node_id(n) for n in nodes if n is not ctl][:2]
+    retry("create", lambda a: a.create_topics([NewTopic(name, num_partitions=1, replica_assignment=[[pref, other]])],
+                                              request_timeout=20)[name].result(30), done=(TOPIC_EXISTS,))
+    return nodes, pref, other
+
+
+def kill_and_take_over(nodes, old, topic, other):
+    """Kill -9 node `old`, wait (30 s at most) for `other` to lead the
+    topic's partition, start `old` again: the state last seen."""
+    old.proc.kill()
+    old.proc.wait(10)
+    old.proc = None
+    s = None
+    for _ in deadline_loop(30, 0.1):
+        s = states(controller([n for n in nodes if n is not old]), topic)
+        if s and s[0][0] == other:
+            break
+    old.start()
+    return s
+
+
 def test_quorum_preferred_leader_election(serve):
     """Kafka's ElectLeaders (preferred): after its first replica failed and
     came back in sync, leadership goes back to it when asked."""
     if not raft_built():
         pytest.skip("klog was built without raft (no quorum controller)")
-    nodes = cluster(serve, NO_AUTO + ["replica.session.timeout.ms=1500", "controller.quorum.election.timeout.ms=500"])
-    global BOOT
-    BOOT = ",".join(n.bootstrap for n in nodes)
-    ctl = controller(nodes)
-    pref, other = [node_id(n) for n in nodes if n is not ctl][:2]
-    retry("create", lambda a: a.create_topics([NewTopic("pref", num_partitions=1, replica_assignment=[[pref, other]])],
-                                              request_timeout=20)["pref"].result(30), done=(TOPIC_EXISTS,))
+    nodes, pref, other = two_replica_topic(serve, "pref")
     settled(nodes, "pref", 1, 2)
 
     def back_to_pref():
@@ -260,14 +249,7 @@ def test_quorum_preferred_leader_election(serve):
     rounds = []
     for _ in range(3):
         settled(nodes, "pref", 1, 2)   # both in the ISR: the other can take over (no unclean election)
-        old.proc.kill()
-        old.proc.wait(10)
-        old.proc = None
-        for _ in deadline_loop(30, 0.1):
-            s = states(controller([n for n in nodes if n is not old]), "pref")
-            if s and s[0][0] == other:
-                break
-        old.start()
+        s = kill_and_take_over(nodes, old, "pref", other)
         if not (s and s[0][0] == other):
             # the other replica had left the ISR just before the kill (a
             # missed session on a loaded machine): no clean election
@@ -292,15 +274,9 @@ def test_quorum_rebalances_leaders_by_itself(serve, enabled):
     leader stays where the failover put it."""
     if not raft_built():
         pytest.skip("klog was built without raft (no quorum controller)")
-    nodes = cluster(serve, NO_AUTO + ["replica.session.timeout.ms=1500", "controller.quorum.election.timeout.ms=500",
-                                      "leader.imbalance.check.interval.seconds=1",
-                                      "auto.leader.rebalance.enable=%s" % ("true" if enabled else "false")])
-    global BOOT
-    BOOT = ",".join(n.bootstrap for n in nodes)
-    ctl = controller(nodes)
-    pref, other = [node_id(n) for n in nodes if n is not ctl][:2]
-    retry("create", lambda a: a.create_topics([NewTopic("reb", num_partitions=1, replica_assignment=[[pref, other]])],
-                                              request_timeout=20)["reb"].result(30), done=(TOPIC_EXISTS,))
+    nodes, pref, other = two_replica_topic(serve, "reb", [
+        "leader.imbalance.check.interval.seconds=1",
+        "auto.leader.rebalance.enable=%s" % ("true" if enabled else "false")])
     old = [n for n in nodes if node_id(n) == pref][0]
     s = None
     for attempt in range(3):
@@ -322,15 +298,7 @@ def test_quorum_rebalances_leaders_by_itself(serve, enabled):
                 if st and st[0][0] == pref:
                     break
             assert st and st[0][0] == pref, "ElectLeaders never made the preferred replica lead: %r" % (st,)
-        old.proc.kill()
-        old.proc.wait(10)
-        old.proc = None
-        s = None
-        for _ in deadline_loop(30, 0.1):
-            s = states(controller([n for n in nodes if n is not old]), "reb")
-            if s and s[0][0] == other:
-                break
-        old.start()
+        s = kill_and_take_over(nodes, old, "reb", other)
         if s and s[0][0] == other:
             break
         # (the other replica had left the ISR just before the kill, on a

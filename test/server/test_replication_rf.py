@@ -118,16 +118,40 @@ def create_raw(node, topic, parts, rf):
     """CreateTopics v0 straight to node (no client's routing): its error code."""
     body = (struct.pack(">i", 1) + kwire.kstr(topic) + struct.pack(">ihii", parts, rf, 0, 0)
             + struct.pack(">i", 10000))
-    s = kwire.connect(node.bootstrap)
-    try:
-        s.sendall(kwire.request(19, 0, 7, body))
-        corr, b = kwire.read_response(s)
-    finally:
-        s.close()
-    assert corr == 7 and struct.unpack(">i", b[:4])[0] == 1
+    b = kwire.call(node.bootstrap, 19, 0, body, corr=7)
+    assert struct.unpack(">i", b[:4])[0] == 1
     (nl,) = struct.unpack(">h", b[4:6])
     assert b[6:6 + nl] == topic.encode()
     return struct.unpack(">h", b[6 + nl:8 + nl])[0]
+
+
+def alter_raw(node, topic, cfgs):
+    """IncrementalAlterConfigs v0 of topic straight to node: (error code,
+    message).  cfgs: [(key, op, value)], op 0 SET, 1 DELETE."""
+    b = struct.pack(">ib", 1, 2) + kwire.kstr(topic) + struct.pack(">i", len(cfgs))
+    for k, op, v in cfgs:
+        b += kwire.kstr(k) + struct.pack(">b", op) + (kwire.kstr(v) if v is not None else b"\xff\xff")
+    r = kwire.Reader(kwire.call(node.bootstrap, 44, 0, b + b"\x00", timeout=40))
+    r.i32()
+    assert r.i32() == 1
+    return r.i16(), r.string()
+
+
+def describe_raw(node, topic):
+    """DescribeConfigs v0 of topic straight to node: (error, {key: value} of
+    the topic's own keys, i.e. neither defaults nor the node's own
+    min.insync.replicas)."""
+    body = struct.pack(">i", 1) + struct.pack(">b", 2) + kwire.kstr(topic) + struct.pack(">i", -1)
+    r = kwire.Reader(kwire.call(node.bootstrap, 32, 0, body))
+    r.i32()
+    assert r.i32() == 1
+    err, _msg, _t, _n = r.i16(), r.string(), r.i8(), r.string()
+    own = {}
+    for _ in range(r.i32()):
+        k, v, _ro, is_default, _sens = r.string(), r.string(), r.i8(), r.i8(), r.i8()
+        if not is_default and k != "min.insync.replicas":
+            own[k] = v
+    return err, own
 
 
 def controller_id(node, timeout=30):
@@ -328,46 +352,6 @@ def test_auto_create_through_the_controller(serve, controller):
         assert holds(n, "made-on-demand"), "node %d holds no replica" % node_id(n)
 
 
-def alter_raw(node, topic, key, value):
-    """IncrementalAlterConfigs v0 (SET key=value) straight to node:
-    (error code, message)."""
-    body = (struct.pack(">ib", 1, 2) + kwire.kstr(topic) + struct.pack(">i", 1) + kwire.kstr(key)
-            + struct.pack(">b", 0) + kwire.kstr(value) + b"\x00")
-    s = kwire.connect(node.bootstrap)
-    try:
-        s.sendall(kwire.request(44, 0, 9, body))
-        corr, b = kwire.read_response(s, timeout=40)
-    finally:
-        s.close()
-    r = kwire.Reader(b)
-    r.i32()
-    assert corr == 9 and r.i32() == 1
-    return r.i16(), r.string()
-
-
-def describe_raw(node, topic, key):
-    """DescribeConfigs v0 of one key of topic, straight to node: its value."""
-    body = struct.pack(">ib", 1, 2) + kwire.kstr(topic) + struct.pack(">i", 1) + kwire.kstr(key)
-    s = kwire.connect(node.bootstrap)
-    try:
-        s.sendall(kwire.request(32, 0, 11, body))
-        corr, b = kwire.read_response(s)
-    finally:
-        s.close()
-    r = kwire.Reader(b)
-    r.i32()
-    assert corr == 11 and r.i32() == 1
-    err, msg = r.i16(), r.string()
-    assert err == 0, (err, msg)
-    r.i8()
-    r.string()
-    for _ in range(r.i32()):
-        name, value = r.string(), r.string()
-        r.take(3)
-        if name == key:
-            return value
-    return None
-
 
 @pytest.mark.parametrize("controller", ["static", "quorum"])
 def test_alter_configs_through_any_node(serve, controller):
@@ -389,20 +373,25 @@ def test_alter_configs_through_any_node(serve, controller):
     assert rc in (0, ck.KafkaError.TOPIC_ALREADY_EXISTS), rc
     settled(nodes, "cfg", 1, 3)
     others = [n for n in nodes if node_id(n) != ctl]
+
+    def retention(n):
+        err, own = describe_raw(n, "cfg")
+        assert err == 0, err
+        return own.get("retention.ms")
     for i, n in enumerate(nodes):
         value = str(3600000 + i)
-        assert alter_raw(n, "cfg", "retention.ms", value) == (0, None), "node %d" % node_id(n)
+        assert alter_raw(n, "cfg", [("retention.ms", 0, value)]) == (0, None), "node %d" % node_id(n)
         if node_id(n) != ctl:   # forwarded: answered once applied where it was asked
-            assert describe_raw(n, "cfg", "retention.ms") == value
+            assert retention(n) == value
         for m in nodes:
             for _ in deadline_loop(10, 0.05):
-                if describe_raw(m, "cfg", "retention.ms") == value:
+                if retention(m) == value:
                     break
-            assert describe_raw(m, "cfg", "retention.ms") == value, "node %d" % node_id(m)
+            assert retention(m) == value, "node %d" % node_id(m)
     # checked on the node asked, with klog's message
-    err, msg = alter_raw(others[0], "cfg", "retention.ms", "soon")
+    err, msg = alter_raw(others[0], "cfg", [("retention.ms", 0, "soon")])
     assert err == 40 and "retention.ms" in msg, (err, msg)     # INVALID_CONFIG
-    err, msg = alter_raw(others[0], "nosuch", "retention.ms", "1000")
+    err, msg = alter_raw(others[0], "nosuch", [("retention.ms", 0, "1000")])
     assert err == 3, (err, msg)                                  # UNKNOWN_TOPIC_OR_PARTITION
 
     # kafka-python's admin client: AlterConfigs to its least loaded node
@@ -415,8 +404,8 @@ def test_alter_configs_through_any_node(serve, controller):
             assert [r[0] for r in resp.resources] == [0], resp.resources
             for m in nodes:
                 for _ in deadline_loop(10, 0.05):
-                    if describe_raw(m, "cfg", "retention.ms") == v:
+                    if retention(m) == v:
                         break
-                assert describe_raw(m, "cfg", "retention.ms") == v, "node %d" % node_id(m)
+                assert retention(m) == v, "node %d" % node_id(m)
     finally:
         admin.close()
