@@ -58,6 +58,7 @@ struct klog_consumer {
     int reset;               /* KC_RESET_* */
     size_t fetch_max;
     size_t max_poll;
+    uint64_t poll_bytes; /* keys and values of this poll's messages (take_batch counts) */
     bool check_crcs;
     uint64_t spin_ns;        /* poll.spin.us */
 
@@ -463,13 +464,24 @@ static int load_batch(klog_consumer *c, kc_part *p)
     return 1;
 }
 
+/* GCC's straight-line vectoriser packs take_batch's offset and timestamp
+ * stores into one 16-byte store built through a stack slot: a
+ * store-forwarding wait on every record (4% of a read of cached records,
+ * bench/RESULTS.md, eighth session).  Clang does not, and has no such
+ * attribute. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define KC_NO_SLP __attribute__((optimize("no-tree-slp-vectorize")))
+#else
+#define KC_NO_SLP
+#endif
+
 /* How far ahead of the record decoder take_batch asks for cache lines. */
 #define KC_CACHE_AHEAD 2048
 
 /* Records of the partition's current batch into c->msgs[*n...] until the
  * poll is full (returns 1) or the batch ends (0) or fails (KLOG_ECORRUPT:
  * the position stays on the bad record). */
-static __attribute__((noinline)) int take_batch(klog_consumer *c, kc_part *p, size_t *n)
+static __attribute__((noinline)) KC_NO_SLP int take_batch(klog_consumer *c, kc_part *p, size_t *n)
 {
     const kf_batch_info bi = p->bi; /* a copy: the stores below cannot touch it */
     const uint8_t *ip = p->it.p, *const iend = p->it.end;
@@ -477,6 +489,7 @@ static __attribute__((noinline)) int take_batch(klog_consumer *c, kc_part *p, si
     klog_message *m = c->msgs;
     size_t k = *n, lim = c->max_poll;
     int64_t pos = p->pos;
+    uint64_t bytes = 0;
     const char *topic = p->t->name;
     const int32_t partition = p->partition;
     /* Prefetch frontier: the lines up to KC_CACHE_AHEAD bytes past the
@@ -522,6 +535,7 @@ static __attribute__((noinline)) int take_batch(klog_consumer *c, kc_part *p, si
         o->key_len = kf__pos_len(rv.key_len);
         o->value = rv.value;
         o->value_len = kf__pos_len(rv.value_len);
+        bytes += o->key_len + o->value_len;
         o->header_count = rv.header_count;
         o->headers_raw = rv.headers;
         o->headers_raw_len = rv.headers_len;
@@ -538,6 +552,7 @@ static __attribute__((noinline)) int take_batch(klog_consumer *c, kc_part *p, si
     p->it.p = ip;
     p->it.left = left;
     p->pos = pos;
+    c->poll_bytes += bytes;
     *n = k;
     return r;
 }
@@ -618,24 +633,17 @@ static void arm(klog_consumer *c, int delta)
         kpart_waiter_arm(c->parts[i].part, delta);
 }
 
-static void drain_efd(klog_consumer *c)
-{
-    uint64_t v;
-    ssize_t r = read(c->waiter.efd, &v, sizeof v);
-    (void)r;
-}
-
 /* A poll returns no record: stay armed so that the fd turns readable when
- * one arrives (and make it readable now if one slipped in). */
+ * one arrives (and make it readable now if one slipped in, or a wakeup or
+ * the group's news: the forced drain may have taken their signal, see
+ * kpart_waiter_drain). */
 static int empty_return(klog_consumer *c)
 {
+    kpart_waiter_drain(&c->waiter, true);
     arm(c, 1);
     c->fd_armed = true;
-    if (any_available(c)) {
-        uint64_t one = 1;
-        ssize_t r = write(c->waiter.efd, &one, sizeof one);
-        (void)r;
-    }
+    if (any_available(c) || atomic_load(&c->wakeup) || (c->subscribed && kg_membership_changed(c->mb)))
+        kpart_waiter_signal(&c->waiter);
     return 0;
 }
 
@@ -707,9 +715,7 @@ static void drop_all(klog_consumer *c)
 static void host_wake(void *arg)
 {
     klog_consumer *c = arg;
-    uint64_t one = 1;
-    ssize_t w = write(c->waiter.efd, &one, sizeof one);
-    (void)w;
+    kpart_waiter_signal(&c->waiter);
 }
 
 static kg_tp *host_held(void *arg, unsigned *n)
@@ -923,11 +929,10 @@ KLOG_API int klog_consumer_member_id(klog_consumer *c, char *buf, size_t size, i
 /* Statistics after a poll that returned n records. */
 static void note_poll(klog_consumer *c, size_t n)
 {
-    uint64_t bytes = 0, lag = 0;
-    for (size_t i = 0; i < n; i++)
-        bytes += c->msgs[i].key_len + c->msgs[i].value_len;
+    uint64_t lag = 0;
     atomic_fetch_add_explicit(&c->st_records, n, memory_order_relaxed);
-    atomic_fetch_add_explicit(&c->st_bytes, bytes, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->st_bytes, c->poll_bytes, memory_order_relaxed);
+    c->poll_bytes = 0;
     atomic_store_explicit(&c->st_assigned, c->nparts, memory_order_relaxed);
     /* The lag walks every assigned partition: with thousands of them, every
      * poll doing so took 11% of a consumer's time (perf, 4,096 partitions).
@@ -953,7 +958,9 @@ KLOG_API int klog_consumer_poll(klog_consumer *c, int timeout_ms, const klog_mes
         arm(c, -1);
         c->fd_armed = false;
     }
-    drain_efd(c); /* the fd tells of records since the last poll: this poll takes them */
+    /* the fd tells of records since the last poll: this poll takes them
+     * (no read(2) when nothing signalled it since the last drain) */
+    kpart_waiter_drain(&c->waiter, false);
     /* What the previous poll returned is no longer needed. */
     release_retired(c);
     for (size_t i = 0; i < c->nheld; i++)
@@ -1043,7 +1050,7 @@ KLOG_API int klog_consumer_poll(klog_consumer *c, int timeout_ms, const klog_mes
         }
         /* Nothing yet: arm, re-check (an append between the fill and the
          * arm would otherwise be missed), then sleep on the eventfd. */
-        drain_efd(c);
+        kpart_waiter_drain(&c->waiter, true);
         arm(c, 1);
         if (any_available(c) || atomic_load(&c->wakeup)) {
             arm(c, -1);
@@ -1164,9 +1171,7 @@ KLOG_API int klog_consumer_wakeup(klog_consumer *c)
     if (!c)
         return -EINVAL;
     atomic_store(&c->wakeup, true);
-    uint64_t one = 1;
-    ssize_t r = write(c->waiter.efd, &one, sizeof one);
-    (void)r;
+    kpart_waiter_signal(&c->waiter);
     return 0;
 }
 

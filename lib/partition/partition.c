@@ -76,6 +76,25 @@ _Static_assert(offsetof(struct kpart, log) == offsetof(kpart_head, log), "kpart_
 
 /* ---- notifications --------------------------------------------------------- */
 
+void kpart_waiter_signal(kpart_waiter *w)
+{
+    atomic_store(&w->pending, 1);
+    uint64_t one = 1;
+    ssize_t r = write(w->efd, &one, sizeof one);
+    (void)r; /* EAGAIN: the counter is already non-zero, it is readable */
+}
+
+void kpart_waiter_drain(kpart_waiter *w, bool force)
+{
+    if (force)
+        atomic_store(&w->pending, 0);
+    else if (!atomic_exchange(&w->pending, 0))
+        return;
+    uint64_t v;
+    ssize_t r = read(w->efd, &v, sizeof v);
+    (void)r; /* EAGAIN: it was empty */
+}
+
 /* Wake armed waiters (on a HW move) and call the listeners of ev. */
 static void notify(kpart *p, unsigned ev, int64_t offset)
 {
@@ -87,11 +106,8 @@ static void notify(kpart *p, unsigned ev, int64_t offset)
     if (ev & KPART_EV_HW)
         for (size_t i = 0; i < p->nw; i++) {
             kpart_waiter *w = p->w[i];
-            if (atomic_exchange(&w->armed, 0)) {
-                uint64_t one = 1;
-                ssize_t r = write(w->efd, &one, sizeof one);
-                (void)r; /* EAGAIN: the counter is already non-zero, it is readable */
-            }
+            if (atomic_exchange(&w->armed, 0))
+                kpart_waiter_signal(w);
         }
     for (kpart_listener *l = p->listeners; l; l = l->next)
         if (l->events & ev)

@@ -393,7 +393,18 @@ size_t kpart_epoch_entries(kpart *p, ks_epoch_entry *out, size_t cap);
 typedef struct kpart_waiter {
     int efd;
     _Atomic int armed;
+    _Atomic int pending; /* set before every write of efd (kpart_waiter_signal) */
 } kpart_waiter;
+
+/* Make the waiter's eventfd readable, from any thread. */
+void kpart_waiter_signal(kpart_waiter *w);
+/* Empty the eventfd.  Unless forced, only when a signal came since the
+ * last drain: a consumer's poll that finds records drains first, and the
+ * read(2) it saves was 3% of a poll loop's time (issue 21).  A signal
+ * whose write lands just after a drain that cleared its flag leaves the
+ * fd readable with the flag clear: the forced drains (before a sleep, and
+ * when a poll returns empty) end that, at the cost of one spurious wakeup. */
+void kpart_waiter_drain(kpart_waiter *w, bool force);
 
 /* Register / unregister (returns 0 or -ENOMEM).  A waiter may be in many
  * partitions; it must be removed before it is freed. */
