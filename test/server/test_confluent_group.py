@@ -238,10 +238,24 @@ def test_group_members_ride_through_restart(serve, tmp_path, members):
     server = serve(prepare=[["topics", "create", TOPIC, "--partitions", str(PARTS)]])
     trio = start_members(server, tmp_path, members, "c")
     cur = wait_steady(trio)
+    marks = [len(m.events()) for m in trio]
     first = ["one-%d" % i for i in range(300)]
     produce(server, first)
     wait_consumed(trio, first)
     check_exactly_once(trio, first, owners_of(trio, cur))
+    # Before the restart every one of those commits has returned and was
+    # accepted, and the coordinator holds them: what the restart must keep
+    # (without this a commit still in flight, or refused, made the check
+    # below fail for a reason of the test's own).
+    for _ in deadline_loop(60, 0.2):
+        outs = [(m.name, r) for m, n in zip(trio, marks) for r in commit_outcomes(m, n)]
+        if all(r[3] is not None for _, r in outs):
+            break
+    failed = [(name, r[:4]) for name, r in outs if r[3] != "ok"]
+    assert not failed, "commits before the restart that failed or did not return: %s\n%s" % (
+        failed[:5], [e for m in trio for e in m.events() if e["ev"] in ("commit-failed", "error")][:5])
+    offs, _ = committed(server)
+    assert offs == {p: 300 // PARTS for p in range(PARTS)}, "committed offsets before the restart: %s" % offs
     before = [len(m.events()) for m in trio]
 
     server.restart(same_port=True)
@@ -250,7 +264,9 @@ def test_group_members_ride_through_restart(serve, tmp_path, members):
     wait_consumed(trio, second, seconds=150)
     after = [(m.name, e["p"], e["o"], e["v"]) for m, n in zip(trio, before) for e in m.events()[n:] if e["ev"] == "rec"]
     again = [r for r in after if r[3].startswith("one-")]
-    assert not again, "records committed before the restart consumed again: %s" % again[:5]
+    assert not again, "records committed before the restart consumed again: %s\nassignments since: %s\n%s" % (
+        again[:5], [(m.name, e) for m, n in zip(trio, before) for e in m.events()[n:] if e["ev"] == "assign"],
+        server.log(4000))
     # commits refused during the rebalances (REBALANCE_IN_PROGRESS, ...) make
     # the group deliver those records again: wait until all is committed
     for _ in deadline_loop(90, 0.2):
