@@ -11,6 +11,8 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <unistd.h>
+#include <pthread.h>
 
 TestSuite(consumer, .init = ut_mkdir, .fini = ut_rmdir);
 
@@ -934,12 +936,86 @@ Test(consumer, fd_cleared_by_polls_that_take_the_records)
     cr_assert(readable(fd, 5000));
     /* two polls to take the three records, then an empty one */
     cr_assert_eq(klog_consumer_poll(c, 0, &m), 2);
+    /* the poll that takes the records clears what announced them: an
+     * event loop that waits again after it is not woken for nothing */
+    cr_assert(!readable(fd, 0), "readable after the poll that took the records it announced");
     cr_assert_eq(klog_consumer_poll(c, 0, &m), 1);
     cr_assert_eq(klog_consumer_poll(c, 0, &m), 0);
     cr_assert(!readable(fd, 0), "nothing left, yet the fd is readable");
     cr_assert_eq(klog_consumer_poll(c, 0, &m), 0);
     cr_assert(!readable(fd, 0));
     klog_consumer_close(c);
+    klog_close(k);
+}
+
+/* An event loop on the fd while another thread appends: every record is
+ * delivered (a wakeup lost between a poll's drain and the append would
+ * leave the loop asleep with records waiting) and the fd does not stay
+ * readable with nothing to take (the loop would spin on empty polls). */
+typedef struct fd_feed {
+    klog_producer *p;
+    int n;
+} fd_feed;
+
+static void *fd_feed_run(void *arg)
+{
+    fd_feed *f = arg;
+    for (int i = 0; i < f->n; i++) {
+        char v[16];
+        snprintf(v, sizeof v, "%d", i);
+        if (ut_send(f->p, "t", i % 2, NULL, v) != 0)
+            return (void *)1;
+        if (i % 7 == 0)
+            usleep(50 + (unsigned)(i % 5) * 40);
+    }
+    return NULL;
+}
+
+Test(consumer, fd_event_loop_takes_every_record_while_appends_run)
+{
+    enum { N = 3000 };
+    klog *k = ut_open();
+    ut_topic(k, "t", 2, NULL);
+    klog_producer *p = ut_producer(k, "linger.ms", "0", NULL);
+    klog_consumer *c = ut_consumer(k, "max.poll.records", "7", NULL);
+    cr_assert_eq(klog_consumer_assign(c, "t", 0, 0), 0);
+    cr_assert_eq(klog_consumer_assign(c, "t", 1, 0), 0);
+    int fd = klog_consumer_fd(c);
+    fd_feed f = { p, N };
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, fd_feed_run, &f), 0);
+    int got = 0, empty_wakeups = 0, sleeps = 0;
+    const klog_message *const *m;
+    while (got < N && sleeps < 20000) {
+        int n;
+        while ((n = klog_consumer_poll(c, 0, &m)) > 0)
+            got += n;
+        cr_assert_eq(n, 0);
+        if (got >= N)
+            break;
+        sleeps++;
+        if (!readable(fd, 2000)) {
+            /* asleep for 2 s: nothing may have been waiting */
+            n = klog_consumer_poll(c, 0, &m);
+            cr_assert_eq(n, 0, "the fd slept through %d records (%d of %d taken)", n, got, N);
+            continue;
+        }
+        if ((n = klog_consumer_poll(c, 0, &m)) > 0)
+            got += n;
+        else
+            empty_wakeups++;
+    }
+    void *ret;
+    pthread_join(th, &ret);
+    cr_assert_null(ret, "a send failed");
+    cr_assert_eq(got, N, "%d of %d records taken after %d sleeps", got, N, sleeps);
+    /* a wakeup that raced a drain costs an empty poll, no more: far fewer
+     * than the wakeups (a fd left readable would make one per turn) */
+    cr_assert_lt(empty_wakeups, sleeps / 2 + 10, "%d empty wakeups in %d sleeps", empty_wakeups, sleeps);
+    cr_assert_eq(klog_consumer_poll(c, 0, &m), 0);
+    cr_assert(!readable(fd, 0), "readable with nothing left");
+    klog_consumer_close(c);
+    klog_producer_close(p);
     klog_close(k);
 }
 
