@@ -142,15 +142,22 @@ static int k_finish(bc_store *s)
 /* Records (or bytes) in all partitions of t. */
 static int64_t k_sum(bc_store *s, bool bytes)
 {
-    klog_partition_info pi[64];
-    for (int i = 0; i < 64; i++)
+    /* as many as the topic has (the scale rows' cold reads: 4,096) */
+    int cap = s->parts > 64 ? s->parts : 64;
+    klog_partition_info *pi = calloc((size_t)cap, sizeof *pi);
+    if (!pi)
+        return fail("calloc", -12, NULL);
+    for (int i = 0; i < cap; i++)
         pi[i] = (klog_partition_info){ .struct_size = sizeof pi[i] };
-    int n = klog_topic_describe(s->k, "t", pi, 64, NULL, 0);
-    if (n < 1)
-        return fail("klog_topic_describe", n, NULL);
+    int n = klog_topic_describe(s->k, "t", pi, (size_t)cap, NULL, 0);
+    if (n < 1 || n > cap) {
+        free(pi);
+        return fail("klog_topic_describe", n < 1 ? n : -75, NULL);
+    }
     int64_t sum = 0;
-    for (int i = 0; i < n && i < 64; i++)
+    for (int i = 0; i < n; i++)
         sum += bytes ? (int64_t)pi[i].size_bytes : pi[i].end_offset - pi[i].start_offset;
+    free(pi);
     return sum;
 }
 

@@ -1329,6 +1329,14 @@ static void w_scale(void)
                     scale_klog(dir, parts[i], n, &sp, &sc);
                 else
                     scale_raw(dir, parts[i], n, &sp, &sc);
+                if (is_klog && g_cold) {
+                    /* a fresh process reads the closed store, as after a
+                     * restart (the target's ratio is klog's own) */
+                    wl w = { names[i], n, 100, MAX_BATCH, false };
+                    double cpu, s = cold_read(&bc_klog, dir, &w, parts[i], false, &cpu);
+                    put(names[i], "klog-cold", "consume/s", (double)n / s);
+                    put(names[i], "klog-cold", "cpu consume/s", (double)n / cpu);
+                }
                 bu_rm_rf("bench_compare", dir);
                 put(names[i], g_be[b]->name, "produce/s", (double)n / sp);
                 put(names[i], g_be[b]->name, "consume/s", (double)n / sc);
@@ -1349,6 +1357,11 @@ static void w_scale(void)
         printf(" %s %.2f", met, med_of(names[np - 1], "klog", met) / med_of(names[1], "klog", met));
     }
     printf("\n");
+    if (g_cold)
+        printf("  scale, a fresh process reading the closed store (klog-cold), at %u / at 16: consume/s %.2f, "
+               "per CPU second %.2f\n",
+               parts[np - 1], med_of(names[np - 1], "klog-cold", "consume/s") / med_of(names[1], "klog-cold", "consume/s"),
+               med_of(names[np - 1], "klog-cold", "cpu consume/s") / med_of(names[1], "klog-cold", "cpu consume/s"));
 }
 
 /* ---- verdict, files for the charts -------------------------------------- */
