@@ -653,7 +653,9 @@ fi
 expect 2 "$KLOG" -d "$SRV" mirror --topics t
 contains "$WORK/err" "one of --to and --from"
 expect 2 "$KLOG" -d "$SRV" mirror --to 127.0.0.1:1 --from 127.0.0.1:1 --topics t
-if "$KLOG" mirror --to 127.0.0.1:1 --topics t 2>&1 | grep -q 'built without the mirror'; then
+# (the probe has no --topics: a build with the mirror refuses it at once,
+# where a complete command would spend its 30 s connect timeout on port 1)
+if "$KLOG" mirror --to 127.0.0.1:1 2>&1 | grep -q 'built without the mirror'; then
     echo "test_cli: klog built without the mirror: its usage checks skipped" >&2
 else
     expect 2 "$KLOG" -d "$SRV" mirror --to 127.0.0.1:1
