@@ -63,8 +63,13 @@ def wait_until(fn, what, timeout=WAIT_S):
 class Child:
     """A child process driven line by line: each command gets one line."""
 
-    def __init__(self, argv):
-        self.p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+    def __init__(self, argv, errlog=None):
+        self.errlog = errlog
+        err = open(errlog, "wb") if errlog else None
+        self.p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True,
+                                  bufsize=1)
+        if err:
+            err.close()
         self.lines = queue.Queue()
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -92,6 +97,20 @@ class Child:
                 self.p.kill()
                 self.p.wait(timeout=30)
         return self.p.returncode
+
+    def stderr(self, tail=20):
+        """What it wrote to its errlog: librdkafka's debug lines that tell
+        the group's story (states, coordinator, rebalances, commits,
+        errors), then the last `tail` lines."""
+        try:
+            with open(self.errlog, errors="replace") as f:
+                lines = f.read().splitlines()
+        except (OSError, TypeError):
+            return ""
+        keys = ("CGRPSTATE", "CGRPJOINSTATE", "COORD", "FINDCOORD", "LEAVE", "REBALANCE", "COMMIT", "CLOSE",
+                "CGRPTERM", "HEARTBEAT", "ERROR", "FAIL", "Error", "error", "terminated")
+        story = [l for l in lines[:-tail] if any(k in l for k in keys)]
+        return "\n".join(story[-150:] + ["..."] + lines[-tail:])
 
 
 class Server(Child):
@@ -352,7 +371,10 @@ import json, select, sys, time
 from confluent_kafka import Consumer, KafkaException
 c = Consumer({"bootstrap.servers": sys.argv[1], "group.id": "g3", "client.id": sys.argv[2],
               "auto.offset.reset": "earliest", "enable.auto.commit": False,
-              "session.timeout.ms": 10000, "heartbeat.interval.ms": 300})
+              "session.timeout.ms": 10000, "heartbeat.interval.ms": 300,
+              # the consumer group's state machine to stderr (a file: the
+              # test reads it when a close hangs, and shows it on a failure)
+              "debug": "cgrp,broker,protocol"})
 c.subscribe(["t"])
 got = []
 end = time.time() + 200
@@ -374,7 +396,19 @@ try:
 except KafkaException:
     pass  # nothing consumed: nothing to commit
 print(json.dumps(got), flush=True)
-c.close()
+# librdkafka 2.0 (Debian 12's) sometimes never returns from close() after
+# its group sub-system has left the group and terminated: its handle's
+# destroy waits on a coordinator broker it has just cleared
+# (confluentinc/librdkafka#3470; a CI rehearsal and about 1 in 20 runs here
+# under load).  So close runs on a thread, bounded, and the member says
+# which way it went; the test accepts a hung close only when the log shows
+# the group left (LeaveGroup answered) and the sub-system terminated.
+import os, threading
+t = threading.Thread(target=c.close, daemon=True)
+t.start()
+t.join(20)
+print(json.dumps("closed" if not t.is_alive() else "close-hung"), flush=True)
+os._exit(0)
 """
 
 
@@ -386,7 +420,8 @@ def test_three_librdkafka_consumers_in_three_processes():
         members = []
         try:
             assert srv.cmd("topic t 6") == "ok"
-            members = [Child([sys.executable, "-c", RDK_MEMBER, srv.bootstrap, "m%d" % i]) for i in range(3)]
+            members = [Child([sys.executable, "-c", RDK_MEMBER, srv.bootstrap, "m%d" % i],
+                             errlog=os.path.join(d, "m%d.err" % i)) for i in range(3)]
 
             def counts():
                 return [json.loads(m.cmd("count")) for m in members]
@@ -410,7 +445,19 @@ def test_three_librdkafka_consumers_in_three_processes():
                 m.p.stdin.write("stop\n")
                 m.p.stdin.flush()
                 got += [tuple(x) for x in json.loads(m.line())]
-                assert m.end() == 0
+                try:
+                    closed = json.loads(m.line())
+                except queue.Empty:
+                    closed = None
+                rc = m.end()
+                with open(m.errlog, errors="replace") as f:
+                    whole = f.read()
+                left = "LeaveGroup response received" in whole and "Consumer group sub-system terminated" in whole
+                log = m.stderr()
+                assert rc == 0 and (closed == "closed" or (closed == "close-hung" and left)), \
+                    "member %d: close %s, exit status %s; its librdkafka log (the group's story, then its last " \
+                    "lines; the server's is the captured stderr):\n%s" % (
+                        members.index(m), closed, rc, log)
             # every record exactly once in steady state
             assert len(got) == 600
             assert set(got) == set((q, o) for q in range(6) for o in range(100))
