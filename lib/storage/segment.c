@@ -320,17 +320,20 @@ int ks__seg_find(ks_segment *s, int64_t offset, uint64_t *pos_out)
     uint64_t pos = 0;
     int64_t rel = offset - s->base;
     int64_t want = s->base;
-    /* The segment's first batch, or a segment small enough that a scan of
-     * its batch headers costs less than loading index files (two opens, a
-     * mapping each): a reader's first read of each of thousands of small
-     * partitions loaded both files of every one (4,096 partitions read from
-     * their start: 10 system calls and 25 us each, most of the read's
-     * first pass; bench/RESULTS.md, eighth session).  The scan below then
-     * starts at 0, as it does without an index. */
-    bool use_index = rel > 0 && size > (uint64_t)KS_FIND_SCAN_INTERVALS * s->interval;
-    if (use_index)
-        pthread_mutex_lock(&s->ix_mu);
-    if (use_index && ix_ensure(s) == 0) { /* without an index, the scan starts at 0 */
+    /* The segment's first batch needs no index; nor does a segment whose
+     * indexes are not in memory and which is small enough that a scan of
+     * its batch headers costs less than loading its index files (two
+     * opens, a mapping each): a fresh process's first read of each of
+     * thousands of small partitions loaded both files of every one (4,096
+     * partitions read from their start: 10 system calls and 25 us each,
+     * most of the read's first pass; bench/RESULTS.md, eighth session).
+     * Indexes in memory (an active segment's: a tailing reader's every
+     * read) are used whatever the size.  Without one the scan starts at 0. */
+    bool use_index = rel > 0;
+    pthread_mutex_lock(&s->ix_mu);
+    if (use_index && s->ix_state == KS_IX_OUT && size <= (uint64_t)KS_FIND_SCAN_INTERVALS * s->interval)
+        use_index = false;
+    if (use_index && ix_ensure(s) == 0) {
         uint32_t n = atomic_load_explicit(&s->oidx.count, memory_order_acquire);
         const ks_oentry *e = s->oidx.e;
         /* largest entry with e.rel <= rel */
@@ -347,8 +350,7 @@ int ks__seg_find(ks_segment *s, int64_t offset, uint64_t *pos_out)
             want = s->base + e[lo - 1].rel;
         }
     }
-    if (use_index)
-        pthread_mutex_unlock(&s->ix_mu);
+    pthread_mutex_unlock(&s->ix_mu);
     while (pos < size) {
         kf_batch_info bi;
         ssize_t len = kf_batch_parse(s->map + pos, size - pos, &bi);
