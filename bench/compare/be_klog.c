@@ -14,6 +14,7 @@
  * that many and one consumer is assigned them all; a reopened store (the
  * cold runs) is a klog_open of the directory another process wrote.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,13 +147,13 @@ static int64_t k_sum(bc_store *s, bool bytes)
     int cap = s->parts > 64 ? s->parts : 64;
     klog_partition_info *pi = calloc((size_t)cap, sizeof *pi);
     if (!pi)
-        return fail("calloc", -12, NULL);
+        return fail("calloc", -ENOMEM, NULL);
     for (int i = 0; i < cap; i++)
         pi[i] = (klog_partition_info){ .struct_size = sizeof pi[i] };
     int n = klog_topic_describe(s->k, "t", pi, (size_t)cap, NULL, 0);
     if (n < 1 || n > cap) {
         free(pi);
-        return fail("klog_topic_describe", n < 1 ? n : -75, NULL);
+        return fail("klog_topic_describe", n < 1 ? n : -EOVERFLOW, NULL);
     }
     int64_t sum = 0;
     for (int i = 0; i < n; i++)
