@@ -247,7 +247,7 @@ def test_quorum_preferred_leader_election(serve):
     # leader by itself is run again)
     old = [n for n in nodes if node_id(n) == pref][0]
     rounds = []
-    for _ in range(3):
+    for _ in range(5):
         settled(nodes, "pref", 1, 2)   # both in the ISR: the other can take over (no unclean election)
         s = kill_and_take_over(nodes, old, "pref", other)
         if not (s and s[0][0] == other):
@@ -259,7 +259,15 @@ def test_quorum_preferred_leader_election(serve):
         if st[0][0] != other:               # nothing moves it back by itself
             rounds.append(["led by %d unasked" % st[0][0]])
             continue
-        rounds.append(back_to_pref())
+        r = back_to_pref()
+        if r and r[0] == ELECTION_NOT_NEEDED:
+            # the first replica led again before the election was asked:
+            # the other one missed its session meanwhile (the restart of
+            # the first, under ASan on a loaded machine, starved it: three
+            # rounds in a row in a rehearsal)
+            rounds.append(["led by %d unasked before the election: %r" % (pref, r)])
+            continue
+        rounds.append(r)
         if 0 in rounds[-1]:
             break                           # moved by the election asked
     assert 0 in rounds[-1], rounds
